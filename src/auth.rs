@@ -1,0 +1,195 @@
+//! Bearer tokens: JWT validation into a [`Viewer`], and minting for development.
+
+use chrono::{DateTime, Utc};
+use entity::profile;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, encode};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{AgentId, Permissions};
+use crate::store::{Store, permissions_of};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Claims {
+    /// The agent's id.
+    pub sub: String,
+    /// The name of the agent's desk profile.
+    pub profile: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub exp: i64,
+    pub iat: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aud: Option<String>,
+}
+
+/// Who is asking: the agent named by a valid token, with its profile as stored now.
+#[derive(Debug, Clone)]
+pub struct Viewer {
+    pub agent_id: AgentId,
+    pub name: Option<String>,
+    pub profile: profile::Model,
+    pub expires_at: DateTime<Utc>,
+}
+
+impl Viewer {
+    pub fn is_admin(&self) -> bool {
+        self.profile.is_admin
+    }
+
+    pub fn permissions(&self) -> Permissions {
+        permissions_of(&self.profile)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("missing bearer token: send 'Authorization: Bearer <token>'")]
+    Missing,
+    #[error("invalid token: {0}")]
+    Invalid(String),
+    #[error("token names profile '{0}', which does not exist")]
+    UnknownProfile(String),
+    #[error("cannot check the token's profile right now")]
+    Unavailable,
+}
+
+/// The key a token is checked against.
+pub enum VerifyingKey {
+    Hs256(SecretString),
+    /// PEM-encoded RSA public key.
+    Rs256(Vec<u8>),
+}
+
+pub struct Authenticator {
+    key: DecodingKey,
+    validation: Validation,
+    signing: Option<(EncodingKey, Algorithm)>,
+    issuer: Option<String>,
+    audience: Option<String>,
+}
+
+impl Authenticator {
+    pub fn new(
+        key: VerifyingKey,
+        issuer: Option<String>,
+        audience: Option<String>,
+    ) -> Result<Self, AuthError> {
+        let (algorithm, key, signing) = match key {
+            VerifyingKey::Hs256(secret) => {
+                let bytes = secret.expose_secret().as_bytes();
+                if bytes.len() < 32 {
+                    return Err(AuthError::Invalid(
+                        "the HS256 secret must be at least 32 bytes".into(),
+                    ));
+                }
+                (
+                    Algorithm::HS256,
+                    DecodingKey::from_secret(bytes),
+                    Some((EncodingKey::from_secret(bytes), Algorithm::HS256)),
+                )
+            }
+            VerifyingKey::Rs256(pem) => (
+                Algorithm::RS256,
+                DecodingKey::from_rsa_pem(&pem)
+                    .map_err(|e| AuthError::Invalid(format!("RS256 public key: {e}")))?,
+                None,
+            ),
+        };
+        let mut validation = Validation::new(algorithm);
+        validation.algorithms = vec![algorithm];
+        validation.leeway = 30;
+        let mut required = vec!["exp", "sub"];
+        match &issuer {
+            Some(iss) => {
+                validation.set_issuer(&[iss]);
+                required.push("iss");
+            }
+            None => validation.iss = None,
+        }
+        match &audience {
+            Some(aud) => {
+                validation.set_audience(&[aud]);
+                required.push("aud");
+            }
+            None => validation.validate_aud = false,
+        }
+        validation.set_required_spec_claims(&required);
+        Ok(Self {
+            key,
+            validation,
+            signing,
+            issuer,
+            audience,
+        })
+    }
+
+    pub fn verify(&self, token: &str) -> Result<Claims, AuthError> {
+        decode::<Claims>(token, &self.key, &self.validation)
+            .map(|data| data.claims)
+            .map_err(|e| AuthError::Invalid(e.to_string()))
+    }
+
+    /// Verifies a token and loads the viewer's profile.
+    pub async fn viewer(&self, store: &Store, token: &str) -> Result<Viewer, AuthError> {
+        let claims = self.verify(token)?;
+        let agent_id = claims
+            .sub
+            .parse::<i64>()
+            .map(AgentId)
+            .map_err(|_| AuthError::Invalid("the token's subject is not an agent id".into()))?;
+        let profile = store
+            .profile_by_name(&claims.profile)
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "profile lookup failed during authentication");
+                AuthError::Unavailable
+            })?
+            .ok_or_else(|| AuthError::UnknownProfile(claims.profile.clone()))?;
+        Ok(Viewer {
+            agent_id,
+            name: claims.name,
+            profile,
+            expires_at: DateTime::from_timestamp(claims.exp, 0).unwrap_or_else(Utc::now),
+        })
+    }
+
+    /// Mints a token for development; only possible with an HS256 secret.
+    pub fn mint(
+        &self,
+        agent: AgentId,
+        profile: &str,
+        name: Option<&str>,
+        ttl: std::time::Duration,
+    ) -> Result<String, AuthError> {
+        let (key, algorithm) = self.signing.as_ref().ok_or_else(|| {
+            AuthError::Invalid(
+                "only an HS256 secret can mint tokens; an RS256 public key cannot sign".into(),
+            )
+        })?;
+        let now = Utc::now().timestamp();
+        let claims = Claims {
+            sub: agent.to_string(),
+            profile: profile.to_owned(),
+            name: name.map(str::to_owned),
+            iat: now,
+            exp: now + i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX / 2),
+            iss: self.issuer.clone(),
+            aud: self.audience.clone(),
+        };
+        encode(&Header::new(*algorithm), &claims, key)
+            .map_err(|e| AuthError::Invalid(e.to_string()))
+    }
+}
+
+/// Extracts the token from an `Authorization: Bearer …` header value.
+pub fn bearer(header: Option<&str>) -> Result<&str, AuthError> {
+    let value = header.ok_or(AuthError::Missing)?.trim();
+    let (scheme, token) = value.split_once(' ').ok_or(AuthError::Missing)?;
+    if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
+        return Err(AuthError::Missing);
+    }
+    Ok(token.trim())
+}

@@ -1,0 +1,205 @@
+//! The `tandem` command line.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use clap::{Parser, Subcommand};
+
+use crate::config::Settings;
+use crate::domain::AgentId;
+use crate::startup::{Application, authenticator};
+use crate::store::Store;
+
+#[derive(Parser)]
+#[command(
+    name = "tandem",
+    version,
+    about = "A GraphQL gateway that keeps a help desk and Salesforce CRM in step."
+)]
+pub struct Cli {
+    /// TOML settings file; TANDEM_* environment variables override it.
+    #[arg(long, global = true, value_name = "PATH")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the GraphQL API (applies pending migrations first).
+    Serve,
+    /// Serve on the embedded default (SQLite in the data dir) with sample desk data, and print
+    /// the GraphiQL URL and ready-to-paste tokens.
+    Demo {
+        /// Port to listen on (default: the configured port).
+        #[arg(long)]
+        port: Option<u16>,
+    },
+    /// Apply, revert or list database migrations.
+    Migrate {
+        #[command(subcommand)]
+        action: MigrateAction,
+    },
+    /// Print the GraphQL schema as SDL, or write it to a file.
+    ExportSchema {
+        /// Write here instead of standard output.
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// Mint a development token signed with the configured HS256 secret.
+    Token {
+        /// The agent's id (the token's subject).
+        #[arg(long)]
+        agent: i64,
+        /// The agent's profile name, e.g. "Administrator" or "Light Agent".
+        #[arg(long)]
+        profile: String,
+        /// A display name to carry in the token.
+        #[arg(long)]
+        name: Option<String>,
+        /// Lifetime such as 3600, 90m, 12h or 7d (default: auth.token_ttl_secs).
+        #[arg(long, value_parser = parse_ttl)]
+        ttl: Option<Duration>,
+    },
+}
+
+#[derive(Subcommand)]
+enum MigrateAction {
+    /// Apply every pending migration.
+    Up,
+    /// Revert the most recent migrations.
+    Down {
+        /// How many to revert.
+        #[arg(short, long, default_value_t = 1)]
+        steps: u32,
+    },
+    /// List applied and pending migrations.
+    Status,
+}
+
+fn parse_ttl(raw: &str) -> Result<Duration, String> {
+    let raw = raw.trim();
+    let (digits, unit) = raw.split_at(raw.find(|c: char| !c.is_ascii_digit()).unwrap_or(raw.len()));
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("'{raw}' is not a duration like 3600, 90m, 12h or 7d"))?;
+    let seconds = match unit {
+        "" | "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86_400,
+        _ => {
+            return Err(format!(
+                "unknown unit '{unit}' in '{raw}'; use s, m, h or d"
+            ));
+        }
+    };
+    if seconds == 0 {
+        return Err("the lifetime must be positive".into());
+    }
+    Ok(Duration::from_secs(seconds))
+}
+
+pub async fn run() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let (settings, unknown) = Settings::load(cli.config.as_deref())?;
+    crate::telemetry::init(&settings.log);
+    for var in unknown {
+        tracing::warn!(variable = %var, "environment variable names no Tandem setting; ignored");
+    }
+    match cli.command {
+        Command::Serve => serve(settings).await,
+        Command::Demo { port } => {
+            let mut settings = settings;
+            if let Some(port) = port {
+                settings.http.port = port;
+            }
+            crate::demo::run(settings).await
+        }
+        Command::Migrate { action } => migrate(&settings, action).await,
+        Command::ExportSchema { output } => {
+            let sdl = crate::graphql::sdl();
+            match output {
+                Some(path) => std::fs::write(&path, sdl)
+                    .with_context(|| format!("cannot write {}", path.display()))?,
+                None => print!("{sdl}"),
+            }
+            Ok(())
+        }
+        Command::Token {
+            agent,
+            profile,
+            name,
+            ttl,
+        } => {
+            let auth = authenticator(&settings)?;
+            let ttl = ttl.unwrap_or(Duration::from_secs(settings.auth.token_ttl_secs));
+            let token = auth
+                .mint(AgentId(agent), &profile, name.as_deref(), ttl)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("{token}");
+            Ok(())
+        }
+    }
+}
+
+async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let app = Application::build(&settings).await?;
+    tracing::info!(
+        url = %format!("http://{}:{}/graphql", settings.http.host, app.port()),
+        database = %settings.database_url().redacted(),
+        "serving"
+    );
+    app.run_until_stopped().await?;
+    Ok(())
+}
+
+async fn migrate(settings: &Settings, action: MigrateAction) -> anyhow::Result<()> {
+    use migration::{Migrator, MigratorTrait};
+    let url = settings.database_url();
+    if url.is_sqlite() {
+        std::fs::create_dir_all(&settings.data_dir)?;
+    }
+    let store = Store::connect(&url)
+        .await
+        .with_context(|| format!("cannot open {}", url.redacted()))?;
+    let db = store.connection();
+    match action {
+        MigrateAction::Up => {
+            Migrator::up(db, None).await?;
+            println!("all migrations applied");
+        }
+        MigrateAction::Down { steps } => {
+            if steps == 0 {
+                bail!("--steps must be at least 1");
+            }
+            Migrator::down(db, Some(steps)).await?;
+            println!("reverted {steps} migration(s)");
+        }
+        MigrateAction::Status => {
+            for m in Migrator::get_applied_migrations(db).await? {
+                println!("applied  {}", m.name());
+            }
+            for m in Migrator::get_pending_migrations(db).await? {
+                println!("pending  {}", m.name());
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_ttl;
+    use std::time::Duration;
+
+    #[test]
+    fn lifetimes_take_a_unit() {
+        assert_eq!(parse_ttl("90m").unwrap(), Duration::from_secs(5400));
+        assert_eq!(parse_ttl("3600").unwrap(), Duration::from_secs(3600));
+        assert_eq!(parse_ttl("7d").unwrap(), Duration::from_secs(604_800));
+        assert!(parse_ttl("12x").is_err());
+        assert!(parse_ttl("0").is_err());
+    }
+}

@@ -1,0 +1,284 @@
+//! Settings, loaded once: built-in defaults, then an optional TOML file, then `TANDEM_*`
+//! environment variables (`__` nests, e.g. `TANDEM_HTTP__PORT`; `DATABASE_URL` works too).
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use secrecy::SecretString;
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// Where generated secrets and the default SQLite database live.
+    pub data_dir: PathBuf,
+    /// `sqlite://…` or `postgres://…`; defaults to an SQLite file in `data_dir`.
+    pub database_url: Option<DatabaseUrl>,
+    pub http: HttpSettings,
+    pub auth: AuthSettings,
+    pub graphql: GraphqlSettings,
+    pub websocket: WebSocketSettings,
+    pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpSettings {
+    pub host: String,
+    pub port: u16,
+    /// Largest request body accepted, in bytes.
+    pub body_limit: usize,
+    /// Worker threads; one per core when absent.
+    pub workers: Option<usize>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthSettings {
+    /// HS256 secret. When neither this nor `public_key_file` is set, a random secret is
+    /// generated once and kept in `<data_dir>/jwt-secret`.
+    pub jwt_secret: Option<SecretString>,
+    /// PEM file with an RS256 public key; when set, only RS256 tokens are accepted.
+    pub public_key_file: Option<PathBuf>,
+    pub issuer: Option<String>,
+    pub audience: Option<String>,
+    /// Lifetime of tokens minted by `tandem token` and `tandem demo`, in seconds.
+    pub token_ttl_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GraphqlSettings {
+    pub max_depth: usize,
+    pub max_complexity: usize,
+    pub max_aliases: usize,
+    pub max_batch: usize,
+    /// Largest query document, in bytes.
+    pub max_query_bytes: usize,
+    pub default_page_size: usize,
+    pub max_page_size: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebSocketSettings {
+    /// Seconds a client has to send `connection_init` before the socket closes with 4408.
+    pub init_timeout_secs: u64,
+    /// Seconds between keep-alive messages on the legacy `graphql-ws` protocol.
+    pub keepalive_secs: u64,
+    pub max_subscriptions: usize,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    /// A `tracing` filter such as `info` or `tandem=debug,sqlx=warn`.
+    pub filter: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from(".tandem"),
+            database_url: None,
+            http: HttpSettings::default(),
+            auth: AuthSettings::default(),
+            graphql: GraphqlSettings::default(),
+            websocket: WebSocketSettings::default(),
+            log: LogSettings::default(),
+        }
+    }
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            host: "127.0.0.1".into(),
+            port: 8080,
+            body_limit: 1024 * 1024,
+            workers: None,
+        }
+    }
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self {
+            jwt_secret: None,
+            public_key_file: None,
+            issuer: None,
+            audience: None,
+            token_ttl_secs: 12 * 3600,
+        }
+    }
+}
+
+impl Default for GraphqlSettings {
+    fn default() -> Self {
+        Self {
+            max_depth: 12,
+            max_complexity: 5_000,
+            max_aliases: 30,
+            max_batch: 10,
+            max_query_bytes: 32 * 1024,
+            default_page_size: 20,
+            max_page_size: 100,
+        }
+    }
+}
+
+impl Default for WebSocketSettings {
+    fn default() -> Self {
+        Self {
+            init_timeout_secs: 10,
+            keepalive_secs: 15,
+            max_subscriptions: 100,
+        }
+    }
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Pretty,
+            filter: "info,sqlx=warn,sea_orm=warn".into(),
+        }
+    }
+}
+
+/// Top-level keys accepted from the environment; other `TANDEM_*` variables are reported.
+const ENV_SECTIONS: &[&str] = &[
+    "data_dir",
+    "database_url",
+    "http",
+    "auth",
+    "graphql",
+    "websocket",
+    "log",
+];
+
+#[derive(Debug, thiserror::Error)]
+#[error("configuration: {0}")]
+pub struct ConfigError(#[from] Box<figment::Error>);
+
+impl Settings {
+    /// Loads settings from defaults, the optional file, and the process environment.
+    /// Returns the `TANDEM_*` variables that name no setting, for the caller to report.
+    pub fn load(file: Option<&Path>) -> Result<(Self, Vec<String>), ConfigError> {
+        let mut figment = Figment::new();
+        if let Some(file) = file {
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        let unknown: Vec<String> = std::env::vars()
+            .filter_map(|(k, _)| {
+                let key = k.strip_prefix("TANDEM_")?.to_lowercase();
+                let section = key.split("__").next().unwrap_or_default().to_owned();
+                (!ENV_SECTIONS.contains(&section.as_str())).then_some(k)
+            })
+            .collect();
+        figment = figment.merge(Env::raw().only(&["DATABASE_URL"])).merge(
+            Env::prefixed("TANDEM_").split("__").filter(|k| {
+                ENV_SECTIONS.contains(&k.as_str().split('.').next().unwrap_or_default())
+            }),
+        );
+        let settings = figment.extract().map_err(Box::new)?;
+        Ok((settings, unknown))
+    }
+
+    pub fn database_url(&self) -> DatabaseUrl {
+        self.database_url.clone().unwrap_or_else(|| {
+            DatabaseUrl(format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("tandem.db").display()
+            ))
+        })
+    }
+}
+
+/// A database URL whose password never reaches a log.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    pub fn new(url: impl Into<String>) -> Self {
+        Self(url.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    pub fn is_sqlite(&self) -> bool {
+        self.0.starts_with("sqlite:")
+    }
+
+    /// The URL with any password replaced by `***`.
+    pub fn redacted(&self) -> String {
+        match (self.0.find("://"), self.0.rfind('@')) {
+            (Some(scheme), Some(at)) if at > scheme => {
+                let auth = &self.0[scheme + 3..at];
+                match auth.split_once(':') {
+                    Some((user, _)) => {
+                        format!("{}{}:***{}", &self.0[..scheme + 3], user, &self.0[at..])
+                    }
+                    None => self.0.clone(),
+                }
+            }
+            _ => self.0.clone(),
+        }
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DatabaseUrl({})", self.redacted())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_url_hides_its_password() {
+        let url = DatabaseUrl::new("postgres://tandem:hunter2@db:5432/tandem");
+        assert_eq!(
+            format!("{url:?}"),
+            "DatabaseUrl(postgres://tandem:***@db:5432/tandem)"
+        );
+        assert!(!url.is_sqlite());
+    }
+
+    #[test]
+    fn secrets_do_not_print_in_debug() {
+        let mut settings = Settings::default();
+        settings.auth.jwt_secret = Some(SecretString::from("very-secret-value"));
+        assert!(!format!("{settings:?}").contains("very-secret-value"));
+    }
+
+    #[test]
+    fn file_keys_override_defaults_and_unknown_keys_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = dir.path().join("good.toml");
+        std::fs::write(&good, "[http]\nport = 9999\n[graphql]\nmax_depth = 7\n").unwrap();
+        let (settings, _) = Settings::load(Some(&good)).unwrap();
+        assert_eq!(settings.http.port, 9999);
+        assert_eq!(settings.graphql.max_depth, 7);
+
+        let bad = dir.path().join("bad.toml");
+        std::fs::write(&bad, "[http]\nprot = 1\n").unwrap();
+        let err = Settings::load(Some(&bad)).unwrap_err().to_string();
+        assert!(err.contains("prot"), "{err}");
+    }
+}

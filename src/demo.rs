@@ -1,0 +1,202 @@
+//! `tandem demo`: the gateway on its embedded default, with sample desk data and tokens.
+
+use std::time::Duration;
+
+use anyhow::anyhow;
+
+use crate::config::Settings;
+use crate::domain::{AccountInput, ContactInput, TicketInput, TicketPriority, TicketStatus};
+use crate::startup::{Application, authenticator};
+use crate::store::{ContactFilter, PageRequest, Store};
+
+const ACCOUNTS: &[(&str, &str, &str, i32)] = &[
+    ("Zylker Corp", "https://zylker.example", "Technology", 1200),
+    (
+        "Acme Logistics",
+        "https://acme-logistics.example",
+        "Transportation",
+        430,
+    ),
+    (
+        "Northwind Traders",
+        "https://northwind.example",
+        "Retail",
+        85,
+    ),
+    (
+        "Globex Health",
+        "https://globex-health.example",
+        "Healthcare",
+        2600,
+    ),
+];
+
+/// First name, last name, email (some customers have none), account index.
+const CONTACTS: &[(&str, &str, Option<&str>, usize)] = &[
+    ("Ada", "Lovelace", Some("ada@zylker.example"), 0),
+    ("Charles", "Babbage", Some("charles@zylker.example"), 0),
+    ("Grace", "Hopper", Some("grace@acme-logistics.example"), 1),
+    ("Alan", "Turing", Some("alan@acme-logistics.example"), 1),
+    (
+        "Katherine",
+        "Johnson",
+        Some("katherine@northwind.example"),
+        2,
+    ),
+    ("Edsger", "Dijkstra", None, 2),
+    (
+        "Barbara",
+        "Liskov",
+        Some("barbara@globex-health.example"),
+        3,
+    ),
+    ("Donald", "Knuth", Some("don@globex-health.example"), 3),
+];
+
+const TICKETS: &[(&str, usize, TicketStatus, TicketPriority)] = &[
+    (
+        "Invoice shows the wrong billing address",
+        0,
+        TicketStatus::Open,
+        TicketPriority::High,
+    ),
+    (
+        "Cannot export shipment report",
+        2,
+        TicketStatus::Open,
+        TicketPriority::Medium,
+    ),
+    (
+        "Request to upgrade subscription",
+        4,
+        TicketStatus::OnHold,
+        TicketPriority::Low,
+    ),
+    (
+        "Login fails after password reset",
+        6,
+        TicketStatus::Escalated,
+        TicketPriority::Urgent,
+    ),
+    (
+        "Question about API rate limits",
+        3,
+        TicketStatus::Closed,
+        TicketPriority::Medium,
+    ),
+    (
+        "Data import stuck at 80%",
+        7,
+        TicketStatus::Open,
+        TicketPriority::High,
+    ),
+];
+
+/// The demo's agents: name, email, profile.
+const AGENTS: &[(&str, &str, &str)] = &[
+    ("Ada Admin", "admin@tandem.test", "Administrator"),
+    ("Alex Agent", "agent@tandem.test", "Agent"),
+    ("Lee Light", "light@tandem.test", "Light Agent"),
+];
+
+pub async fn run(settings: Settings) -> anyhow::Result<()> {
+    let app = Application::build(&settings).await?;
+    let store = app.store().clone();
+    seed(&store).await?;
+    let auth = authenticator(&settings)?;
+    let base = format!("http://{}:{}", settings.http.host, app.port());
+    println!(
+        "\nTandem demo is running on {}",
+        settings.database_url().redacted()
+    );
+    println!("GraphiQL: {base}/graphql\n");
+    let ttl = Duration::from_secs(settings.auth.token_ttl_secs);
+    for (name, email, profile) in AGENTS {
+        let agent = store
+            .ensure_agent(name, email, profile_id(&store, profile).await?)
+            .await
+            .map_err(|e| anyhow!("{e}"))?;
+        let token = auth
+            .mint(agent.id, profile, Some(name), ttl)
+            .map_err(|e| anyhow!("{e}"))?;
+        println!("{profile} ({name}):");
+        println!("  open   {base}/graphql#token={token}");
+        println!("  header Authorization: Bearer {token}\n");
+    }
+    app.run_until_stopped().await?;
+    Ok(())
+}
+
+async fn profile_id(store: &Store, name: &str) -> anyhow::Result<crate::domain::ProfileId> {
+    Ok(store
+        .profile_by_name(name)
+        .await
+        .map_err(|e| anyhow!("{e}"))?
+        .ok_or_else(|| anyhow!("profile '{name}' is missing"))?
+        .id)
+}
+
+/// Adds the sample records to an empty desk; leaves a desk with contacts alone.
+pub async fn seed(store: &Store) -> anyhow::Result<()> {
+    let existing = store
+        .contacts(
+            &ContactFilter::default(),
+            PageRequest {
+                after: None,
+                first: 1,
+            },
+        )
+        .await
+        .map_err(|e| anyhow!("{e}"))?;
+    if !existing.items.is_empty() {
+        return Ok(());
+    }
+    let mut accounts = Vec::new();
+    for (name, website, industry, employees) in ACCOUNTS {
+        let input = AccountInput {
+            name: Some((*name).into()),
+            website: Some((*website).into()),
+            industry: Some((*industry).into()),
+            employees: Some(*employees),
+            ..Default::default()
+        };
+        accounts.push(
+            store
+                .create_account(&input)
+                .await
+                .map_err(|e| anyhow!("{e}"))?
+                .id,
+        );
+    }
+    let mut contacts = Vec::new();
+    for (first, last, email, account) in CONTACTS {
+        let input = ContactInput {
+            first_name: Some((*first).into()),
+            last_name: Some((*last).into()),
+            email: email.map(Into::into),
+            account_id: Some(accounts[*account]),
+            ..Default::default()
+        };
+        contacts.push(
+            store
+                .create_contact(&input)
+                .await
+                .map_err(|e| anyhow!("{e}"))?
+                .id,
+        );
+    }
+    for (subject, contact, status, priority) in TICKETS {
+        let input = TicketInput {
+            subject: Some((*subject).into()),
+            status: Some(*status),
+            priority: Some(*priority),
+            contact_id: Some(contacts[*contact]),
+            ..Default::default()
+        };
+        store
+            .create_ticket(&input)
+            .await
+            .map_err(|e| anyhow!("{e}"))?;
+    }
+    Ok(())
+}

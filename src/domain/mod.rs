@@ -1,0 +1,42 @@
+//! Tandem's vocabulary: validated values parsed at the boundary, and the enums the layers share.
+
+mod desk;
+mod email;
+mod events;
+mod permission;
+mod text;
+mod ticket;
+
+pub use desk::{
+    AccountFields, AccountInput, AccountPatch, Change, ContactFields, ContactInput, ContactPatch,
+    TicketFields, TicketInput, TicketPatch,
+};
+pub use email::Email;
+pub use entity::{AccountId, AgentId, ContactId, ProfileId, TicketId};
+pub use events::{DeskAction, DeskEntity, DeskEvent};
+pub use permission::{PermissionItem, Permissions, SalesforcePanel};
+pub use text::{Name, OptionalText};
+pub use ticket::{TicketPriority, TicketStatus};
+
+/// Input that failed validation, naming the field a person must fix.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct Invalid {
+    pub field: String,
+    pub message: String,
+}
+
+impl Invalid {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    /// Prefixes the field with its position, e.g. `input.email` or `contacts[3].email`.
+    pub fn within(mut self, parent: &str) -> Self {
+        self.field = format!("{parent}.{}", self.field);
+        self
+    }
+}

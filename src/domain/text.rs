@@ -1,0 +1,69 @@
+use super::Invalid;
+
+/// A required name: trimmed, not empty, at most `max` characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Name(String);
+
+impl Name {
+    pub fn parse(field: &str, raw: &str, max: usize) -> Result<Self, Invalid> {
+        let value = raw.trim();
+        if value.is_empty() {
+            return Err(Invalid::new(field, "is required and must not be blank"));
+        }
+        check_len(field, value, max)?;
+        Ok(Self(value.to_owned()))
+    }
+
+    pub fn into_inner(self) -> String {
+        self.0
+    }
+}
+
+/// An optional free-text value: trimmed; blank becomes absent.
+pub struct OptionalText;
+
+impl OptionalText {
+    pub fn parse(field: &str, raw: Option<&str>, max: usize) -> Result<Option<String>, Invalid> {
+        match raw.map(str::trim) {
+            None | Some("") => Ok(None),
+            Some(value) => {
+                check_len(field, value, max)?;
+                Ok(Some(value.to_owned()))
+            }
+        }
+    }
+}
+
+fn check_len(field: &str, value: &str, max: usize) -> Result<(), Invalid> {
+    let len = value.chars().count();
+    if len > max {
+        return Err(Invalid::new(
+            field,
+            format!("must be at most {max} characters (got {len})"),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Name, OptionalText};
+
+    #[test]
+    fn names_are_trimmed_and_bounded() {
+        assert_eq!(Name::parse("n", "  Ada ", 10).unwrap().into_inner(), "Ada");
+        assert_eq!(Name::parse("n", "   ", 10).unwrap_err().field, "n");
+        assert!(Name::parse("n", "abcdefghijk", 10).is_err());
+        assert!(Name::parse("n", "äöüäöüäöüä", 10).is_ok());
+    }
+
+    #[test]
+    fn blank_optional_text_is_absent() {
+        assert_eq!(OptionalText::parse("t", Some("  "), 5).unwrap(), None);
+        assert_eq!(
+            OptionalText::parse("t", Some(" x "), 5).unwrap().as_deref(),
+            Some("x")
+        );
+        assert!(OptionalText::parse("t", Some("toolong"), 5).is_err());
+    }
+}

@@ -1,0 +1,826 @@
+//! Desk records: contacts, accounts and tickets, their queries and mutations.
+
+use async_graphql::connection::Connection;
+use async_graphql::{
+    ComplexObject, Context, Enum, ID, InputObject, MaybeUndefined, Object, SimpleObject,
+};
+use chrono::{DateTime, Utc};
+use entity::{account, agent, contact, ticket};
+
+use super::paging::{IdCursor, connection, connection_complexity, page_request, parse_id};
+use super::{ApiError, ApiResult, ContextExt};
+use crate::domain::{
+    AccountId, AccountInput, AccountPatch, AgentId, Change, ContactId, ContactInput, ContactPatch,
+    TicketId, TicketInput, TicketPatch,
+};
+use crate::store::{AccountFilter, ContactFilter, TicketFilter};
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "crate::domain::TicketStatus")]
+pub enum TicketStatus {
+    Open,
+    OnHold,
+    Escalated,
+    Closed,
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "crate::domain::TicketPriority")]
+pub enum TicketPriority {
+    Low,
+    Medium,
+    High,
+    Urgent,
+}
+
+/// A customer of the help desk.
+#[derive(SimpleObject)]
+#[graphql(complex)]
+pub struct Contact {
+    pub id: ID,
+    pub first_name: Option<String>,
+    pub last_name: String,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub mobile: Option<String>,
+    pub title: Option<String>,
+    pub mailing_street: Option<String>,
+    pub mailing_city: Option<String>,
+    pub mailing_state: Option<String>,
+    pub mailing_postal_code: Option<String>,
+    pub mailing_country: Option<String>,
+    pub description: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// Set while the contact is in the recycle bin.
+    pub deleted_at: Option<DateTime<Utc>>,
+    #[graphql(skip)]
+    pub account_id: Option<AccountId>,
+}
+
+#[ComplexObject]
+impl Contact {
+    /// The contact's full name, first name first.
+    async fn name(&self) -> String {
+        match &self.first_name {
+            Some(first) => format!("{first} {}", self.last_name),
+            None => self.last_name.clone(),
+        }
+    }
+
+    async fn account(&self, ctx: &Context<'_>) -> ApiResult<Option<Account>> {
+        load_account(ctx, self.account_id).await
+    }
+}
+
+impl From<contact::Model> for Contact {
+    fn from(m: contact::Model) -> Self {
+        Self {
+            id: ID(m.id.to_string()),
+            first_name: m.first_name,
+            last_name: m.last_name,
+            email: m.email,
+            phone: m.phone,
+            mobile: m.mobile,
+            title: m.title,
+            mailing_street: m.mailing_street,
+            mailing_city: m.mailing_city,
+            mailing_state: m.mailing_state,
+            mailing_postal_code: m.mailing_postal_code,
+            mailing_country: m.mailing_country,
+            description: m.description,
+            created_at: m.created_at,
+            updated_at: m.updated_at,
+            deleted_at: m.deleted_at,
+            account_id: m.account_id,
+        }
+    }
+}
+
+/// A company the help desk serves.
+#[derive(SimpleObject)]
+#[graphql(complex)]
+pub struct Account {
+    pub id: ID,
+    pub name: String,
+    pub website: Option<String>,
+    pub phone: Option<String>,
+    pub industry: Option<String>,
+    pub account_type: Option<String>,
+    pub employees: Option<i32>,
+    pub annual_revenue: Option<f64>,
+    pub billing_street: Option<String>,
+    pub billing_city: Option<String>,
+    pub billing_state: Option<String>,
+    pub billing_postal_code: Option<String>,
+    pub billing_country: Option<String>,
+    pub description: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// Set while the account is in the recycle bin.
+    pub deleted_at: Option<DateTime<Utc>>,
+    #[graphql(skip)]
+    pub raw_id: AccountId,
+}
+
+#[ComplexObject]
+impl Account {
+    /// The account's live contacts.
+    #[graphql(complexity = "connection_complexity(first, child_complexity)")]
+    async fn contacts(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> ApiResult<Connection<IdCursor, Contact>> {
+        let filter = ContactFilter {
+            account_id: Some(self.raw_id),
+            ..Default::default()
+        };
+        let page = ctx
+            .store()
+            .contacts(&filter, page_request(ctx.page_sizes(), first, after)?)
+            .await?;
+        Ok(connection(page, |m| m.id.0, Contact::from))
+    }
+}
+
+impl From<account::Model> for Account {
+    fn from(m: account::Model) -> Self {
+        Self {
+            id: ID(m.id.to_string()),
+            raw_id: m.id,
+            name: m.name,
+            website: m.website,
+            phone: m.phone,
+            industry: m.industry,
+            account_type: m.account_type,
+            employees: m.employees,
+            annual_revenue: m.annual_revenue,
+            billing_street: m.billing_street,
+            billing_city: m.billing_city,
+            billing_state: m.billing_state,
+            billing_postal_code: m.billing_postal_code,
+            billing_country: m.billing_country,
+            description: m.description,
+            created_at: m.created_at,
+            updated_at: m.updated_at,
+            deleted_at: m.deleted_at,
+        }
+    }
+}
+
+/// A support agent.
+#[derive(SimpleObject)]
+pub struct Agent {
+    pub id: ID,
+    pub name: String,
+    pub email: String,
+}
+
+impl From<agent::Model> for Agent {
+    fn from(m: agent::Model) -> Self {
+        Self {
+            id: ID(m.id.to_string()),
+            name: m.name,
+            email: m.email,
+        }
+    }
+}
+
+/// A customer's support request.
+#[derive(SimpleObject)]
+#[graphql(complex)]
+pub struct Ticket {
+    pub id: ID,
+    pub subject: String,
+    pub description: Option<String>,
+    pub status: TicketStatus,
+    pub priority: TicketPriority,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    #[graphql(skip)]
+    pub contact_id: Option<ContactId>,
+    #[graphql(skip)]
+    pub account_id: Option<AccountId>,
+    #[graphql(skip)]
+    pub assignee_id: Option<AgentId>,
+}
+
+#[ComplexObject]
+impl Ticket {
+    /// The requester; `null` once the contact is purged.
+    async fn contact(&self, ctx: &Context<'_>) -> ApiResult<Option<Contact>> {
+        let Some(id) = self.contact_id else {
+            return Ok(None);
+        };
+        let model = ctx
+            .loader()
+            .load_one(id)
+            .await
+            .map_err(|e| ApiError::internal(&e))?;
+        Ok(model.map(Contact::from))
+    }
+
+    async fn account(&self, ctx: &Context<'_>) -> ApiResult<Option<Account>> {
+        load_account(ctx, self.account_id).await
+    }
+
+    async fn assignee(&self, ctx: &Context<'_>) -> ApiResult<Option<Agent>> {
+        let Some(id) = self.assignee_id else {
+            return Ok(None);
+        };
+        let model = ctx
+            .loader()
+            .load_one(id)
+            .await
+            .map_err(|e| ApiError::internal(&e))?;
+        Ok(model.map(Agent::from))
+    }
+}
+
+impl TryFrom<ticket::Model> for Ticket {
+    type Error = ApiError;
+
+    fn try_from(m: ticket::Model) -> ApiResult<Self> {
+        let status: crate::domain::TicketStatus = m
+            .status
+            .parse()
+            .map_err(|e: String| ApiError::internal(&e))?;
+        let priority: crate::domain::TicketPriority = m
+            .priority
+            .parse()
+            .map_err(|e: String| ApiError::internal(&e))?;
+        Ok(Self {
+            id: ID(m.id.to_string()),
+            subject: m.subject,
+            description: m.description,
+            status: status.into(),
+            priority: priority.into(),
+            created_at: m.created_at,
+            updated_at: m.updated_at,
+            contact_id: m.contact_id,
+            account_id: m.account_id,
+            assignee_id: m.assignee_id,
+        })
+    }
+}
+
+async fn load_account(ctx: &Context<'_>, id: Option<AccountId>) -> ApiResult<Option<Account>> {
+    let Some(id) = id else { return Ok(None) };
+    let model = ctx
+        .loader()
+        .load_one(id)
+        .await
+        .map_err(|e| ApiError::internal(&e))?;
+    Ok(model.map(Account::from))
+}
+
+#[derive(InputObject, Default)]
+pub struct ContactsFilter {
+    /// Exact email, ignoring case.
+    pub email: Option<String>,
+    /// Part of the first or last name, ignoring case.
+    pub name: Option<String>,
+    pub account_id: Option<ID>,
+    pub updated_since: Option<DateTime<Utc>>,
+    /// List the recycle bin instead of live contacts.
+    #[graphql(default)]
+    pub deleted: bool,
+}
+
+#[derive(InputObject, Default)]
+pub struct AccountsFilter {
+    /// Part of the account name, ignoring case.
+    pub name: Option<String>,
+    pub updated_since: Option<DateTime<Utc>>,
+    /// List the recycle bin instead of live accounts.
+    #[graphql(default)]
+    pub deleted: bool,
+}
+
+#[derive(InputObject, Default)]
+pub struct TicketsFilter {
+    pub status: Option<TicketStatus>,
+    pub contact_id: Option<ID>,
+    pub account_id: Option<ID>,
+    pub assignee_id: Option<ID>,
+    pub updated_since: Option<DateTime<Utc>>,
+}
+
+fn account_id(field: &str, id: &ID) -> ApiResult<AccountId> {
+    parse_id(field, id, AccountId)
+}
+
+fn contact_id(field: &str, id: &ID) -> ApiResult<ContactId> {
+    parse_id(field, id, ContactId)
+}
+
+fn optional<T>(field: &str, id: Option<&ID>, make: fn(i64) -> T) -> ApiResult<Option<T>> {
+    id.map(|id| parse_id(field, id, make)).transpose()
+}
+
+fn change<T>(value: MaybeUndefined<T>) -> Change<T> {
+    match value {
+        MaybeUndefined::Undefined => None,
+        MaybeUndefined::Null => Some(None),
+        MaybeUndefined::Value(v) => Some(Some(v)),
+    }
+}
+
+fn change_id<T>(
+    field: &str,
+    value: MaybeUndefined<ID>,
+    make: fn(i64) -> T,
+) -> ApiResult<Change<T>> {
+    Ok(match value {
+        MaybeUndefined::Undefined => None,
+        MaybeUndefined::Null => Some(None),
+        MaybeUndefined::Value(id) => Some(Some(parse_id(field, &id, make)?)),
+    })
+}
+
+#[derive(InputObject)]
+pub struct CreateContactInput {
+    pub first_name: Option<String>,
+    pub last_name: String,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub mobile: Option<String>,
+    pub title: Option<String>,
+    pub account_id: Option<ID>,
+    pub mailing_street: Option<String>,
+    pub mailing_city: Option<String>,
+    pub mailing_state: Option<String>,
+    pub mailing_postal_code: Option<String>,
+    pub mailing_country: Option<String>,
+    pub description: Option<String>,
+}
+
+impl CreateContactInput {
+    fn into_domain(self) -> ApiResult<ContactInput> {
+        Ok(ContactInput {
+            account_id: optional("accountId", self.account_id.as_ref(), AccountId)?,
+            first_name: self.first_name,
+            last_name: Some(self.last_name),
+            email: self.email,
+            phone: self.phone,
+            mobile: self.mobile,
+            title: self.title,
+            mailing_street: self.mailing_street,
+            mailing_city: self.mailing_city,
+            mailing_state: self.mailing_state,
+            mailing_postal_code: self.mailing_postal_code,
+            mailing_country: self.mailing_country,
+            description: self.description,
+        })
+    }
+}
+
+/// Fields to change; a field left out keeps its value, `null` clears it.
+#[derive(InputObject)]
+pub struct ContactPatchInput {
+    pub first_name: MaybeUndefined<String>,
+    pub last_name: MaybeUndefined<String>,
+    pub email: MaybeUndefined<String>,
+    pub phone: MaybeUndefined<String>,
+    pub mobile: MaybeUndefined<String>,
+    pub title: MaybeUndefined<String>,
+    pub account_id: MaybeUndefined<ID>,
+    pub mailing_street: MaybeUndefined<String>,
+    pub mailing_city: MaybeUndefined<String>,
+    pub mailing_state: MaybeUndefined<String>,
+    pub mailing_postal_code: MaybeUndefined<String>,
+    pub mailing_country: MaybeUndefined<String>,
+    pub description: MaybeUndefined<String>,
+}
+
+impl ContactPatchInput {
+    fn into_domain(self) -> ApiResult<ContactPatch> {
+        Ok(ContactPatch {
+            account_id: change_id("accountId", self.account_id, AccountId)?,
+            first_name: change(self.first_name),
+            last_name: change(self.last_name),
+            email: change(self.email),
+            phone: change(self.phone),
+            mobile: change(self.mobile),
+            title: change(self.title),
+            mailing_street: change(self.mailing_street),
+            mailing_city: change(self.mailing_city),
+            mailing_state: change(self.mailing_state),
+            mailing_postal_code: change(self.mailing_postal_code),
+            mailing_country: change(self.mailing_country),
+            description: change(self.description),
+        })
+    }
+}
+
+#[derive(InputObject)]
+pub struct CreateAccountInput {
+    pub name: String,
+    pub website: Option<String>,
+    pub phone: Option<String>,
+    pub industry: Option<String>,
+    pub account_type: Option<String>,
+    pub employees: Option<i32>,
+    pub annual_revenue: Option<f64>,
+    pub billing_street: Option<String>,
+    pub billing_city: Option<String>,
+    pub billing_state: Option<String>,
+    pub billing_postal_code: Option<String>,
+    pub billing_country: Option<String>,
+    pub description: Option<String>,
+}
+
+impl From<CreateAccountInput> for AccountInput {
+    fn from(i: CreateAccountInput) -> Self {
+        AccountInput {
+            name: Some(i.name),
+            website: i.website,
+            phone: i.phone,
+            industry: i.industry,
+            account_type: i.account_type,
+            employees: i.employees,
+            annual_revenue: i.annual_revenue,
+            billing_street: i.billing_street,
+            billing_city: i.billing_city,
+            billing_state: i.billing_state,
+            billing_postal_code: i.billing_postal_code,
+            billing_country: i.billing_country,
+            description: i.description,
+        }
+    }
+}
+
+/// Fields to change; a field left out keeps its value, `null` clears it.
+#[derive(InputObject)]
+pub struct AccountPatchInput {
+    pub name: MaybeUndefined<String>,
+    pub website: MaybeUndefined<String>,
+    pub phone: MaybeUndefined<String>,
+    pub industry: MaybeUndefined<String>,
+    pub account_type: MaybeUndefined<String>,
+    pub employees: MaybeUndefined<i32>,
+    pub annual_revenue: MaybeUndefined<f64>,
+    pub billing_street: MaybeUndefined<String>,
+    pub billing_city: MaybeUndefined<String>,
+    pub billing_state: MaybeUndefined<String>,
+    pub billing_postal_code: MaybeUndefined<String>,
+    pub billing_country: MaybeUndefined<String>,
+    pub description: MaybeUndefined<String>,
+}
+
+impl From<AccountPatchInput> for AccountPatch {
+    fn from(i: AccountPatchInput) -> Self {
+        AccountPatch {
+            name: change(i.name),
+            website: change(i.website),
+            phone: change(i.phone),
+            industry: change(i.industry),
+            account_type: change(i.account_type),
+            employees: change(i.employees),
+            annual_revenue: change(i.annual_revenue),
+            billing_street: change(i.billing_street),
+            billing_city: change(i.billing_city),
+            billing_state: change(i.billing_state),
+            billing_postal_code: change(i.billing_postal_code),
+            billing_country: change(i.billing_country),
+            description: change(i.description),
+        }
+    }
+}
+
+#[derive(InputObject)]
+pub struct CreateTicketInput {
+    pub subject: String,
+    pub description: Option<String>,
+    /// Defaults to `OPEN`.
+    pub status: Option<TicketStatus>,
+    /// Defaults to `MEDIUM`.
+    pub priority: Option<TicketPriority>,
+    pub contact_id: Option<ID>,
+    /// Defaults to the contact's account.
+    pub account_id: Option<ID>,
+    pub assignee_id: Option<ID>,
+}
+
+impl CreateTicketInput {
+    fn into_domain(self) -> ApiResult<TicketInput> {
+        Ok(TicketInput {
+            subject: Some(self.subject),
+            description: self.description,
+            status: self.status.map(Into::into),
+            priority: self.priority.map(Into::into),
+            contact_id: optional("contactId", self.contact_id.as_ref(), ContactId)?,
+            account_id: optional("accountId", self.account_id.as_ref(), AccountId)?,
+            assignee_id: optional("assigneeId", self.assignee_id.as_ref(), AgentId)?,
+        })
+    }
+}
+
+/// Fields to change; a field left out keeps its value, `null` clears it.
+#[derive(InputObject)]
+pub struct TicketPatchInput {
+    pub subject: MaybeUndefined<String>,
+    pub description: MaybeUndefined<String>,
+    pub status: MaybeUndefined<TicketStatus>,
+    pub priority: MaybeUndefined<TicketPriority>,
+    pub contact_id: MaybeUndefined<ID>,
+    pub account_id: MaybeUndefined<ID>,
+    pub assignee_id: MaybeUndefined<ID>,
+}
+
+impl TicketPatchInput {
+    fn into_domain(self) -> ApiResult<TicketPatch> {
+        Ok(TicketPatch {
+            subject: change(self.subject),
+            description: change(self.description),
+            status: change(self.status.map_value(Into::into)),
+            priority: change(self.priority.map_value(Into::into)),
+            contact_id: change_id("contactId", self.contact_id, ContactId)?,
+            account_id: change_id("accountId", self.account_id, AccountId)?,
+            assignee_id: change_id("assigneeId", self.assignee_id, AgentId)?,
+        })
+    }
+}
+
+#[derive(Default)]
+pub struct DeskQuery;
+
+#[Object]
+impl DeskQuery {
+    /// A contact by id, including one in the recycle bin.
+    async fn contact(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Option<Contact>> {
+        ctx.viewer()?;
+        Ok(ctx
+            .store()
+            .contact(contact_id("id", &id)?)
+            .await?
+            .map(Contact::from))
+    }
+
+    #[graphql(complexity = "connection_complexity(first, child_complexity)")]
+    async fn contacts(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        filter: Option<ContactsFilter>,
+    ) -> ApiResult<Connection<IdCursor, Contact>> {
+        ctx.viewer()?;
+        let f = filter.unwrap_or_default();
+        let filter = ContactFilter {
+            account_id: optional("filter.accountId", f.account_id.as_ref(), AccountId)?,
+            email: f.email,
+            name: f.name,
+            updated_since: f.updated_since,
+            deleted: f.deleted,
+        };
+        let page = ctx
+            .store()
+            .contacts(&filter, page_request(ctx.page_sizes(), first, after)?)
+            .await?;
+        Ok(connection(page, |m| m.id.0, Contact::from))
+    }
+
+    /// An account by id, including one in the recycle bin.
+    async fn account(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Option<Account>> {
+        ctx.viewer()?;
+        Ok(ctx
+            .store()
+            .account(account_id("id", &id)?)
+            .await?
+            .map(Account::from))
+    }
+
+    #[graphql(complexity = "connection_complexity(first, child_complexity)")]
+    async fn accounts(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        filter: Option<AccountsFilter>,
+    ) -> ApiResult<Connection<IdCursor, Account>> {
+        ctx.viewer()?;
+        let f = filter.unwrap_or_default();
+        let filter = AccountFilter {
+            name: f.name,
+            updated_since: f.updated_since,
+            deleted: f.deleted,
+        };
+        let page = ctx
+            .store()
+            .accounts(&filter, page_request(ctx.page_sizes(), first, after)?)
+            .await?;
+        Ok(connection(page, |m| m.id.0, Account::from))
+    }
+
+    async fn ticket(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Option<Ticket>> {
+        ctx.viewer()?;
+        ctx.store()
+            .ticket(parse_id("id", &id, TicketId)?)
+            .await?
+            .map(Ticket::try_from)
+            .transpose()
+    }
+
+    #[graphql(complexity = "connection_complexity(first, child_complexity)")]
+    async fn tickets(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        filter: Option<TicketsFilter>,
+    ) -> ApiResult<Connection<IdCursor, Ticket>> {
+        ctx.viewer()?;
+        let f = filter.unwrap_or_default();
+        let filter = TicketFilter {
+            status: f.status.map(Into::into),
+            contact_id: optional("filter.contactId", f.contact_id.as_ref(), ContactId)?,
+            account_id: optional("filter.accountId", f.account_id.as_ref(), AccountId)?,
+            assignee_id: optional("filter.assigneeId", f.assignee_id.as_ref(), AgentId)?,
+            updated_since: f.updated_since,
+        };
+        let page = ctx
+            .store()
+            .tickets(&filter, page_request(ctx.page_sizes(), first, after)?)
+            .await?;
+        let mut conn = Connection::new(page.has_previous, page.has_next);
+        for model in page.items {
+            let id = model.id.0;
+            conn.edges.push(async_graphql::connection::Edge::new(
+                IdCursor(id),
+                Ticket::try_from(model)?,
+            ));
+        }
+        Ok(conn)
+    }
+}
+
+fn ids<T>(ids: &[ID], make: fn(i64) -> T) -> ApiResult<Vec<T>> {
+    ids.iter()
+        .enumerate()
+        .map(|(i, id)| parse_id(&format!("ids[{i}]"), id, make))
+        .collect()
+}
+
+#[derive(Default)]
+pub struct DeskMutation;
+
+#[Object]
+impl DeskMutation {
+    async fn create_contact(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateContactInput,
+    ) -> ApiResult<Contact> {
+        ctx.viewer()?;
+        let input = input.into_domain()?;
+        Ok(ctx.store().create_contact(&input).await?.into())
+    }
+
+    async fn update_contact(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        patch: ContactPatchInput,
+    ) -> ApiResult<Contact> {
+        ctx.viewer()?;
+        let id = contact_id("id", &id)?;
+        Ok(ctx
+            .store()
+            .update_contact(id, &patch.into_domain()?)
+            .await?
+            .into())
+    }
+
+    /// Applies the same change to many contacts; all of them change or none does.
+    async fn mass_update_contacts(
+        &self,
+        ctx: &Context<'_>,
+        ids: Vec<ID>,
+        patch: ContactPatchInput,
+    ) -> ApiResult<Vec<Contact>> {
+        ctx.viewer()?;
+        let ids = self::ids(&ids, ContactId)?;
+        let updated = ctx
+            .store()
+            .mass_update_contacts(&ids, &patch.into_domain()?)
+            .await?;
+        Ok(updated.into_iter().map(Contact::from).collect())
+    }
+
+    /// Moves a contact to the recycle bin.
+    async fn delete_contact(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Contact> {
+        ctx.viewer()?;
+        Ok(ctx
+            .store()
+            .delete_contact(contact_id("id", &id)?)
+            .await?
+            .into())
+    }
+
+    /// Brings a contact back from the recycle bin.
+    async fn restore_contact(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Contact> {
+        ctx.viewer()?;
+        Ok(ctx
+            .store()
+            .restore_contact(contact_id("id", &id)?)
+            .await?
+            .into())
+    }
+
+    /// Deletes a contact from the recycle bin for good. Returns its id.
+    async fn purge_contact(&self, ctx: &Context<'_>, id: ID) -> ApiResult<ID> {
+        ctx.viewer()?;
+        ctx.store().purge_contact(contact_id("id", &id)?).await?;
+        Ok(id)
+    }
+
+    async fn create_account(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateAccountInput,
+    ) -> ApiResult<Account> {
+        ctx.viewer()?;
+        Ok(ctx.store().create_account(&input.into()).await?.into())
+    }
+
+    async fn update_account(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        patch: AccountPatchInput,
+    ) -> ApiResult<Account> {
+        ctx.viewer()?;
+        let id = account_id("id", &id)?;
+        Ok(ctx.store().update_account(id, &patch.into()).await?.into())
+    }
+
+    /// Applies the same change to many accounts; all of them change or none does.
+    async fn mass_update_accounts(
+        &self,
+        ctx: &Context<'_>,
+        ids: Vec<ID>,
+        patch: AccountPatchInput,
+    ) -> ApiResult<Vec<Account>> {
+        ctx.viewer()?;
+        let ids = self::ids(&ids, AccountId)?;
+        let updated = ctx
+            .store()
+            .mass_update_accounts(&ids, &patch.into())
+            .await?;
+        Ok(updated.into_iter().map(Account::from).collect())
+    }
+
+    /// Moves an account to the recycle bin.
+    async fn delete_account(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Account> {
+        ctx.viewer()?;
+        Ok(ctx
+            .store()
+            .delete_account(account_id("id", &id)?)
+            .await?
+            .into())
+    }
+
+    /// Brings an account back from the recycle bin.
+    async fn restore_account(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Account> {
+        ctx.viewer()?;
+        Ok(ctx
+            .store()
+            .restore_account(account_id("id", &id)?)
+            .await?
+            .into())
+    }
+
+    /// Deletes an account from the recycle bin for good. Returns its id.
+    async fn purge_account(&self, ctx: &Context<'_>, id: ID) -> ApiResult<ID> {
+        ctx.viewer()?;
+        ctx.store().purge_account(account_id("id", &id)?).await?;
+        Ok(id)
+    }
+
+    async fn create_ticket(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateTicketInput,
+    ) -> ApiResult<Ticket> {
+        ctx.viewer()?;
+        let input = input.into_domain()?;
+        ctx.store().create_ticket(&input).await?.try_into()
+    }
+
+    async fn update_ticket(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        patch: TicketPatchInput,
+    ) -> ApiResult<Ticket> {
+        ctx.viewer()?;
+        let id = parse_id("id", &id, TicketId)?;
+        ctx.store()
+            .update_ticket(id, &patch.into_domain()?)
+            .await?
+            .try_into()
+    }
+}

@@ -1,0 +1,98 @@
+//! Every failure a resolver can return, mapped once to a GraphQL error with `extensions.code`.
+//! `ApiError` deliberately has no `Display`, so `?` cannot turn an internal error into a
+//! client message by accident.
+
+use async_graphql::ErrorExtensions;
+
+use crate::domain::Invalid;
+use crate::store::StoreError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Code {
+    Unauthenticated,
+    Forbidden,
+    BadUserInput,
+    NotFound,
+    Conflict,
+    UpstreamUnavailable,
+    Internal,
+}
+
+impl Code {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Code::Unauthenticated => "UNAUTHENTICATED",
+            Code::Forbidden => "FORBIDDEN",
+            Code::BadUserInput => "BAD_USER_INPUT",
+            Code::NotFound => "NOT_FOUND",
+            Code::Conflict => "CONFLICT",
+            Code::UpstreamUnavailable => "UPSTREAM_UNAVAILABLE",
+            Code::Internal => "INTERNAL",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub code: Code,
+    pub message: String,
+    pub field: Option<String>,
+}
+
+impl ApiError {
+    pub fn new(code: Code, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            field: None,
+        }
+    }
+
+    pub fn bad_input(field: &str, message: impl Into<String>) -> Self {
+        Invalid::new(field, message).into()
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(Code::Forbidden, message)
+    }
+
+    /// Logs the detail and returns an opaque error.
+    pub fn internal(detail: &dyn std::fmt::Display) -> Self {
+        tracing::error!(error = %detail, "internal error");
+        Self::new(Code::Internal, "internal error; the server log has details")
+    }
+}
+
+impl From<Invalid> for ApiError {
+    fn from(invalid: Invalid) -> Self {
+        Self {
+            code: Code::BadUserInput,
+            message: format!("{}: {}", invalid.field, invalid.message),
+            field: Some(invalid.field),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::NotFound(what) => Self::new(Code::NotFound, format!("{what} not found")),
+            StoreError::Conflict(message) => Self::new(Code::Conflict, message),
+            StoreError::Invalid(invalid) => invalid.into(),
+            StoreError::Db(db) => Self::internal(&db),
+        }
+    }
+}
+
+impl From<ApiError> for async_graphql::Error {
+    fn from(err: ApiError) -> Self {
+        async_graphql::Error::new(err.message).extend_with(|_, ext| {
+            ext.set("code", err.code.as_str());
+            if let Some(field) = &err.field {
+                ext.set("field", field.as_str());
+            }
+        })
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

@@ -1,0 +1,118 @@
+//! The GraphQL schema: desk records, profiles, and live desk events. No transport here.
+
+mod admin;
+mod codes;
+mod desk;
+mod error;
+mod events;
+mod limits;
+mod loaders;
+mod paging;
+
+use async_graphql::dataloader::DataLoader;
+use async_graphql::{Context, MergedObject, Request, Schema, SchemaBuilder};
+
+pub use codes::code_of;
+pub use error::{ApiError, ApiResult, Code};
+pub use limits::{Limits, limit_error};
+
+use crate::auth::Viewer;
+use crate::config::GraphqlSettings;
+use crate::store::Store;
+
+#[derive(MergedObject, Default)]
+pub struct Query(desk::DeskQuery, admin::AdminQuery);
+
+#[derive(MergedObject, Default)]
+pub struct Mutation(desk::DeskMutation, admin::AdminMutation);
+
+pub type Subscription = events::EventSubscription;
+
+pub type TandemSchema = Schema<Query, Mutation, Subscription>;
+
+/// Page sizes the connections accept.
+#[derive(Debug, Clone, Copy)]
+pub struct PageSizes {
+    pub default: usize,
+    pub max: usize,
+}
+
+fn builder(settings: &GraphqlSettings) -> SchemaBuilder<Query, Mutation, Subscription> {
+    Schema::build(
+        Query::default(),
+        Mutation::default(),
+        Subscription::default(),
+    )
+    .data(PageSizes {
+        default: settings.default_page_size,
+        max: settings.max_page_size,
+    })
+    .extension(Limits::from(settings))
+    .extension(codes::ErrorCodes)
+}
+
+pub fn build_schema(store: Store, settings: &GraphqlSettings) -> TandemSchema {
+    builder(settings).data(store).finish()
+}
+
+/// The schema as SDL, as `tandem export-schema` writes it.
+pub fn sdl() -> String {
+    builder(&GraphqlSettings::default()).finish().sdl()
+}
+
+/// Attaches what one request needs: who is asking, and loaders that live as long as it does.
+pub fn prepare(request: Request, viewer: Viewer, store: &Store) -> Request {
+    request.data(viewer).data(DataLoader::new(
+        loaders::DeskLoader::new(store.clone()),
+        tokio::spawn,
+    ))
+}
+
+/// A request error stopped the operation before execution: no data, and no error at a path.
+pub fn is_request_error(response: &async_graphql::Response) -> bool {
+    response.data == async_graphql::Value::Null
+        && !response.errors.is_empty()
+        && response.errors.iter().all(|e| e.path.is_empty())
+}
+
+/// Proof that the viewer is an administrator.
+pub struct Admin<'a>(#[allow(dead_code)] &'a Viewer);
+
+pub(crate) trait ContextExt {
+    fn store(&self) -> &Store;
+    fn viewer(&self) -> ApiResult<&Viewer>;
+    fn admin(&self) -> ApiResult<Admin<'_>>;
+    fn loader(&self) -> &DataLoader<loaders::DeskLoader>;
+    fn page_sizes(&self) -> PageSizes;
+}
+
+impl ContextExt for Context<'_> {
+    fn store(&self) -> &Store {
+        self.data_unchecked::<Store>()
+    }
+
+    fn viewer(&self) -> ApiResult<&Viewer> {
+        self.data_opt::<Viewer>()
+            .ok_or_else(|| ApiError::new(Code::Unauthenticated, "sign in with a bearer token"))
+    }
+
+    fn admin(&self) -> ApiResult<Admin<'_>> {
+        let viewer = self.viewer()?;
+        if viewer.is_admin() {
+            Ok(Admin(viewer))
+        } else {
+            Err(ApiError::forbidden(format!(
+                "only administrators may do this; your profile is '{}'",
+                viewer.profile.name
+            )))
+        }
+    }
+
+    fn loader(&self) -> &DataLoader<loaders::DeskLoader> {
+        self.data_unchecked::<DataLoader<loaders::DeskLoader>>()
+    }
+
+    fn page_sizes(&self) -> PageSizes {
+        *self.data_unchecked::<PageSizes>()
+    }
+}

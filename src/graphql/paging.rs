@@ -1,0 +1,76 @@
+//! Relay cursor connections over the store's keyset pages.
+
+use async_graphql::connection::{Connection, CursorType, Edge};
+use async_graphql::{ID, OutputType};
+
+use super::{ApiError, ApiResult, PageSizes};
+use crate::store::{Page, PageRequest};
+
+/// An opaque cursor: the record id behind a prefix, so clients do not treat it as an id.
+pub struct IdCursor(pub i64);
+
+impl CursorType for IdCursor {
+    type Error = String;
+
+    fn decode_cursor(s: &str) -> Result<Self, Self::Error> {
+        s.strip_prefix("c_")
+            .and_then(|hex| i64::from_str_radix(hex, 16).ok())
+            .map(IdCursor)
+            .ok_or_else(|| format!("'{s}' is not a cursor from this API"))
+    }
+
+    fn encode_cursor(&self) -> String {
+        format!("c_{:x}", self.0)
+    }
+}
+
+pub fn page_request(
+    sizes: PageSizes,
+    first: Option<i32>,
+    after: Option<String>,
+) -> ApiResult<PageRequest> {
+    let first = match first {
+        None => sizes.default,
+        Some(n) if n >= 0 && (n as usize) <= sizes.max => n as usize,
+        Some(n) => {
+            return Err(ApiError::bad_input(
+                "first",
+                format!("must be between 0 and {} (got {n})", sizes.max),
+            ));
+        }
+    };
+    let after = after
+        .map(|c| IdCursor::decode_cursor(&c).map_err(|e| ApiError::bad_input("after", e)))
+        .transpose()?
+        .map(|c| c.0);
+    Ok(PageRequest { after, first })
+}
+
+pub fn connection<M, N: OutputType>(
+    page: Page<M>,
+    id: fn(&M) -> i64,
+    node: fn(M) -> N,
+) -> Connection<IdCursor, N> {
+    let mut conn = Connection::new(page.has_previous, page.has_next);
+    conn.edges.extend(
+        page.items
+            .into_iter()
+            .map(|m| Edge::new(IdCursor(id(&m)), node(m))),
+    );
+    conn
+}
+
+/// Parses a GraphQL `ID` into a typed id, naming the argument on failure.
+pub fn parse_id<T>(field: &str, id: &ID, make: fn(i64) -> T) -> ApiResult<T> {
+    id.parse::<i64>()
+        .ok()
+        .filter(|n| *n > 0)
+        .map(make)
+        .ok_or_else(|| ApiError::bad_input(field, format!("'{}' is not a valid id", id.as_str())))
+}
+
+/// Complexity of a connection field: its page size times the cost of one node.
+pub fn connection_complexity(first: Option<i32>, child: usize) -> usize {
+    let first = first.map_or(20, |n| n.clamp(0, 1_000) as usize);
+    1 + first * child
+}

@@ -1,0 +1,50 @@
+use actix_web::HttpResponse;
+use actix_web::http::header;
+
+/// GraphiQL, with the token taken from the page's `#token=…` fragment so it never reaches a log.
+const PAGE: &str = r#"<!doctype html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <title>Tandem GraphiQL</title>
+  <link rel="stylesheet" href="https://unpkg.com/graphiql@3/graphiql.min.css">
+  <style>body { margin: 0; height: 100vh; } #graphiql { height: 100vh; }</style>
+</head>
+<body>
+  <div id="graphiql">Loading GraphiQL…</div>
+  <script crossorigin src="https://unpkg.com/react@18/umd/react.production.min.js"></script>
+  <script crossorigin src="https://unpkg.com/react-dom@18/umd/react-dom.production.min.js"></script>
+  <script crossorigin src="https://unpkg.com/graphiql@3/graphiql.min.js"></script>
+  <script>
+    const token = new URLSearchParams(location.hash.slice(1)).get("token");
+    const auth = token ? { Authorization: "Bearer " + token } : {};
+    const url = location.origin + "/graphql";
+    const fetcher = GraphiQL.createFetcher({
+      url,
+      subscriptionUrl: url.replace(/^http/, "ws"),
+      headers: auth,
+      wsConnectionParams: auth,
+    });
+    ReactDOM.createRoot(document.getElementById("graphiql")).render(
+      React.createElement(GraphiQL, {
+        fetcher,
+        defaultHeaders: JSON.stringify(auth, null, 2),
+        defaultQuery: "{\n  me { agentId profile { name } permissions { accessLevel } }\n  tickets(first: 5) { nodes { subject status contact { name email } } }\n}\n",
+      })
+    );
+  </script>
+</body>
+</html>
+"#;
+
+pub fn page() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(PAGE)
+}
+
+pub async fn redirect() -> HttpResponse {
+    HttpResponse::Found()
+        .insert_header((header::LOCATION, "/graphql"))
+        .finish()
+}

@@ -1,0 +1,258 @@
+//! GraphQL over HTTP (POST and GET), with our own negotiation of media type and status.
+
+use std::collections::HashMap;
+
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpRequest, HttpResponse, web};
+use async_graphql::parser::types::OperationType;
+use async_graphql::{BatchRequest, BatchResponse, Request, Response, Variables};
+use serde_json::{Map, Value, json};
+
+use super::negotiate::{ResponseType, is_json_body, response_type, wants_html};
+use super::{AppState, graphiql, ws};
+use crate::auth::{AuthError, Viewer, bearer};
+use crate::graphql::{code_of, is_request_error, prepare};
+
+fn header(req: &HttpRequest, name: header::HeaderName) -> Option<&str> {
+    req.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+/// A response that carries only errors, each with a code.
+fn errors(status: StatusCode, kind: ResponseType, code: &str, message: &str) -> HttpResponse {
+    HttpResponse::build(status)
+        .content_type(kind.content_type())
+        .json(json!({ "errors": [{ "message": message, "extensions": { "code": code } }] }))
+}
+
+fn bad_request(kind: ResponseType, message: &str) -> HttpResponse {
+    errors(StatusCode::BAD_REQUEST, kind, "BAD_USER_INPUT", message)
+}
+
+fn unauthenticated(kind: ResponseType, err: &AuthError) -> HttpResponse {
+    let (status, code) = match err {
+        AuthError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "INTERNAL"),
+        _ => (StatusCode::UNAUTHORIZED, "UNAUTHENTICATED"),
+    };
+    let mut response = errors(status, kind, code, &err.to_string());
+    if status == StatusCode::UNAUTHORIZED {
+        let challenge = match err {
+            AuthError::Missing => "Bearer".to_owned(),
+            _ => "Bearer error=\"invalid_token\"".to_owned(),
+        };
+        if let Ok(value) = header::HeaderValue::from_str(&challenge) {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, value);
+        }
+    }
+    response
+}
+
+/// Negotiates the response type and authenticates, in that order.
+async fn admit(
+    req: &HttpRequest,
+    state: &AppState,
+) -> Result<(ResponseType, Viewer), HttpResponse> {
+    let kind = response_type(header(req, header::ACCEPT)).ok_or_else(|| {
+        HttpResponse::NotAcceptable().content_type("application/json; charset=utf-8").json(json!({
+            "errors": [{ "message": "accept application/graphql-response+json or application/json",
+                         "extensions": { "code": "BAD_USER_INPUT" } }]
+        }))
+    })?;
+    let token =
+        bearer(header(req, header::AUTHORIZATION)).map_err(|e| unauthenticated(kind, &e))?;
+    let viewer = state
+        .viewer(token)
+        .await
+        .map_err(|e| unauthenticated(kind, &e))?;
+    Ok((kind, viewer))
+}
+
+/// Checks one request's parameters as the GraphQL-over-HTTP spec defines them.
+fn request_from_params(params: &Map<String, Value>) -> Result<Request, String> {
+    let query = match params.get("query") {
+        Some(Value::String(q)) => q.clone(),
+        Some(_) => return Err("'query' must be a string".into()),
+        None => return Err("'query' is required".into()),
+    };
+    let mut request = Request::new(query);
+    match params.get("operationName") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(name)) => request = request.operation_name(name.clone()),
+        Some(_) => return Err("'operationName' must be a string or null".into()),
+    }
+    match params.get("variables") {
+        None | Some(Value::Null) => {}
+        Some(v @ Value::Object(_)) => request = request.variables(Variables::from_json(v.clone())),
+        Some(_) => return Err("'variables' must be an object or null".into()),
+    }
+    match params.get("extensions") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(map)) => {
+            for (k, v) in map {
+                let value =
+                    async_graphql::Value::from_json(v.clone()).map_err(|e| e.to_string())?;
+                request.extensions.insert(k.clone(), value);
+            }
+        }
+        Some(_) => return Err("'extensions' must be an object or null".into()),
+    }
+    Ok(request)
+}
+
+pub async fn post(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>) -> HttpResponse {
+    let (kind, viewer) = match admit(&req, &state).await {
+        Ok(admitted) => admitted,
+        Err(response) => return response,
+    };
+    if !is_json_body(header(&req, header::CONTENT_TYPE)) {
+        return errors(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            kind,
+            "BAD_USER_INPUT",
+            "send the request body as application/json",
+        );
+    }
+    let batch = match serde_json::from_slice::<Value>(&body) {
+        Err(e) => return bad_request(kind, &format!("the body is not valid JSON: {e}")),
+        Ok(Value::Object(params)) => match request_from_params(&params) {
+            Ok(request) => BatchRequest::Single(request),
+            Err(message) => return bad_request(kind, &message),
+        },
+        Ok(Value::Array(items)) => {
+            if items.is_empty() || items.len() > state.graphql.max_batch {
+                return bad_request(
+                    kind,
+                    &format!(
+                        "a batch holds 1 to {} operations (got {})",
+                        state.graphql.max_batch,
+                        items.len()
+                    ),
+                );
+            }
+            let mut requests = Vec::with_capacity(items.len());
+            for (i, item) in items.iter().enumerate() {
+                let parsed = item
+                    .as_object()
+                    .ok_or_else(|| "must be an object".to_owned())
+                    .and_then(request_from_params);
+                match parsed {
+                    Ok(request) => requests.push(request),
+                    Err(message) => {
+                        return bad_request(kind, &format!("batch item {i}: {message}"));
+                    }
+                }
+            }
+            BatchRequest::Batch(requests)
+        }
+        Ok(_) => return bad_request(kind, "the body must be a JSON object (or an array of them)"),
+    };
+    execute(&state, kind, viewer, batch).await
+}
+
+pub async fn get(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    if req.headers().contains_key(header::UPGRADE) {
+        return ws::upgrade(req, payload, state).await;
+    }
+    let accept = header(&req, header::ACCEPT);
+    if req.query_string().is_empty() && wants_html(accept) {
+        return graphiql::page();
+    }
+    let (kind, viewer) = match admit(&req, &state).await {
+        Ok(admitted) => admitted,
+        Err(response) => return response,
+    };
+    let params = match web::Query::<HashMap<String, String>>::from_query(req.query_string()) {
+        Ok(q) => q.into_inner(),
+        Err(e) => return bad_request(kind, &format!("the query string is malformed: {e}")),
+    };
+    let mut map = Map::new();
+    for (key, raw) in params {
+        let value = match key.as_str() {
+            "variables" | "extensions" => match serde_json::from_str(&raw) {
+                Ok(v) => v,
+                Err(e) => return bad_request(kind, &format!("'{key}' is not valid JSON: {e}")),
+            },
+            _ => Value::String(raw),
+        };
+        map.insert(key, value);
+    }
+    let mut request = match request_from_params(&map) {
+        Ok(r) => r,
+        Err(message) => return bad_request(kind, &message),
+    };
+    let operation_name = request.operation_name.clone();
+    if let Ok(doc) = request.parsed_query() {
+        let operation = match &operation_name {
+            Some(name) => doc
+                .operations
+                .iter()
+                .find(|(n, _)| n.is_some_and(|n| n.as_str() == name))
+                .map(|(_, op)| op),
+            None => doc.operations.iter().next().map(|(_, op)| op),
+        };
+        if operation.is_some_and(|op| op.node.ty != OperationType::Query) {
+            return HttpResponse::MethodNotAllowed()
+                .insert_header((header::ALLOW, "POST"))
+                .content_type(kind.content_type())
+                .json(
+                    json!({ "errors": [{ "message": "only queries may be sent with GET; use POST",
+                                           "extensions": { "code": "BAD_USER_INPUT" } }] }),
+                );
+        }
+    }
+    execute(&state, kind, viewer, BatchRequest::Single(request)).await
+}
+
+async fn execute(
+    state: &AppState,
+    kind: ResponseType,
+    viewer: Viewer,
+    batch: BatchRequest,
+) -> HttpResponse {
+    let batch = match batch {
+        BatchRequest::Single(r) => BatchRequest::Single(prepare(r, viewer, &state.store)),
+        BatchRequest::Batch(rs) => BatchRequest::Batch(
+            rs.into_iter()
+                .map(|r| prepare(r, viewer.clone(), &state.store))
+                .collect(),
+        ),
+    };
+    let response = state.schema.execute_batch(batch).await;
+    let mut status = StatusCode::OK;
+    let body = match &response {
+        BatchResponse::Single(r) => {
+            if kind == ResponseType::GraphqlResponse && is_request_error(r) {
+                status = StatusCode::BAD_REQUEST;
+            }
+            body_of(state, r)
+        }
+        BatchResponse::Batch(rs) => Value::Array(rs.iter().map(|r| body_of(state, r)).collect()),
+    };
+    HttpResponse::build(status)
+        .content_type(kind.content_type())
+        .json(body)
+}
+
+/// Serializes one response, counting its errors; a request error carries no `data` entry.
+fn body_of(state: &AppState, response: &Response) -> Value {
+    for error in &response.errors {
+        state
+            .metrics
+            .graphql_error(code_of(error).as_deref().unwrap_or("INTERNAL"));
+    }
+    let mut body = serde_json::to_value(response).unwrap_or_else(|e| {
+        tracing::error!(error = %e, "cannot serialize a GraphQL response");
+        json!({ "errors": [{ "message": "internal error", "extensions": { "code": "INTERNAL" } }] })
+    });
+    if is_request_error(response)
+        && let Some(map) = body.as_object_mut()
+    {
+        map.remove("data");
+    }
+    body
+}

@@ -1,0 +1,46 @@
+//! HTTP transport: GraphQL over HTTP and WebSocket, health, readiness and metrics.
+
+mod graphiql;
+mod graphql;
+mod health;
+pub mod metrics;
+mod negotiate;
+mod observe;
+mod ws;
+
+use std::sync::Arc;
+
+use actix_web::web;
+
+use crate::auth::{AuthError, Authenticator, Viewer};
+use crate::config::{GraphqlSettings, WebSocketSettings};
+use crate::graphql::TandemSchema;
+use crate::store::Store;
+
+/// What every handler shares; built once and cloned into each worker.
+#[derive(Clone)]
+pub struct AppState {
+    pub schema: TandemSchema,
+    pub store: Store,
+    pub auth: Arc<Authenticator>,
+    pub metrics: Arc<metrics::Metrics>,
+    pub graphql: GraphqlSettings,
+    pub websocket: WebSocketSettings,
+}
+
+impl AppState {
+    pub async fn viewer(&self, token: &str) -> Result<Viewer, AuthError> {
+        self.auth.viewer(&self.store, token).await
+    }
+}
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/graphql", web::post().to(graphql::post))
+        .route("/graphql", web::get().to(graphql::get))
+        .route("/", web::get().to(graphiql::redirect))
+        .route("/healthz", web::get().to(health::healthz))
+        .route("/readyz", web::get().to(health::readyz))
+        .route("/metrics", web::get().to(metrics::render));
+}
+
+pub use observe::observe;

@@ -1,0 +1,383 @@
+//! GraphQL over WebSocket: `graphql-transport-ws` and the legacy `graphql-ws`, with the close
+//! codes the protocol defines (4400 bad message, 4401 subscribe before ack, 4403 refused or
+//! expired token, 4406 unknown subprotocol, 4408 init timeout, 4409 duplicate id, 4429 second init).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use actix_ws::{AggregatedMessage, CloseCode, CloseReason, Session};
+use async_graphql::{Request, Variables};
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::AppState;
+use crate::auth::{Viewer, bearer};
+use crate::graphql::{is_request_error, prepare};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Protocol {
+    /// `graphql-transport-ws`, the current protocol.
+    Transport,
+    /// `graphql-ws`, as spoken by subscriptions-transport-ws.
+    Legacy,
+}
+
+impl Protocol {
+    fn name(self) -> &'static str {
+        match self {
+            Protocol::Transport => "graphql-transport-ws",
+            Protocol::Legacy => "graphql-ws",
+        }
+    }
+
+    fn requested(req: &HttpRequest) -> Option<Self> {
+        let offered = req
+            .headers()
+            .get(header::SEC_WEBSOCKET_PROTOCOL)?
+            .to_str()
+            .ok()?;
+        offered.split(',').map(str::trim).find_map(|p| match p {
+            "graphql-transport-ws" => Some(Protocol::Transport),
+            "graphql-ws" => Some(Protocol::Legacy),
+            _ => None,
+        })
+    }
+}
+
+/// Why the server ends a connection.
+struct Close(u16, String);
+
+impl Close {
+    fn new(code: u16, reason: impl Into<String>) -> Self {
+        Self(code, reason.into())
+    }
+
+    fn bad_message(why: &str) -> Self {
+        Self::new(4400, why)
+    }
+}
+
+enum Outgoing {
+    Message(Value),
+    Finished { id: String, send_complete: bool },
+}
+
+pub async fn upgrade(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    let protocol = Protocol::requested(&req);
+    let (mut response, session, stream) = match actix_ws::handle(&req, payload) {
+        Ok(parts) => parts,
+        Err(e) => return e.error_response(),
+    };
+    if let Some(protocol) = protocol {
+        response.headers_mut().insert(
+            header::SEC_WEBSOCKET_PROTOCOL,
+            header::HeaderValue::from_static(protocol.name()),
+        );
+    }
+    let header_token = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| bearer(Some(v)).ok())
+        .map(str::to_owned);
+    let max_frame = state.graphql.max_query_bytes + 64 * 1024;
+    let stream = stream
+        .max_frame_size(max_frame)
+        .aggregate_continuations()
+        .max_continuation_size(max_frame);
+    let connection = Connection {
+        state: state.into_inner().as_ref().clone(),
+        session: session.clone(),
+        header_token,
+        viewer: None,
+        initialised: false,
+        subscriptions: HashMap::new(),
+        outgoing: mpsc::unbounded_channel(),
+    };
+    actix_web::rt::spawn(async move {
+        let close = match protocol {
+            Some(protocol) => connection.run(protocol, stream).await,
+            None => Some(Close::new(4406, "Subprotocol not acceptable")),
+        };
+        if let Some(Close(code, mut reason)) = close {
+            // A close frame's reason may hold at most 123 bytes.
+            while reason.len() > 123 {
+                reason.pop();
+            }
+            let _ = session
+                .close(Some(CloseReason {
+                    code: CloseCode::Other(code),
+                    description: Some(reason),
+                }))
+                .await;
+        }
+    });
+    response
+}
+
+struct Connection {
+    state: AppState,
+    session: Session,
+    header_token: Option<String>,
+    viewer: Option<Viewer>,
+    initialised: bool,
+    subscriptions: HashMap<String, JoinHandle<()>>,
+    outgoing: (
+        mpsc::UnboundedSender<Outgoing>,
+        mpsc::UnboundedReceiver<Outgoing>,
+    ),
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        for task in self.subscriptions.values() {
+            task.abort();
+        }
+    }
+}
+
+impl Connection {
+    /// Serves the connection until either side ends it; returns the close to send, if any.
+    async fn run(
+        mut self,
+        protocol: Protocol,
+        mut stream: actix_ws::AggregatedMessageStream,
+    ) -> Option<Close> {
+        let init_deadline =
+            tokio::time::sleep(Duration::from_secs(self.state.websocket.init_timeout_secs));
+        tokio::pin!(init_deadline);
+        let mut keepalive = tokio::time::interval(Duration::from_secs(
+            self.state.websocket.keepalive_secs.max(1),
+        ));
+        let expiry = tokio::time::sleep(Duration::MAX / 4);
+        tokio::pin!(expiry);
+        loop {
+            tokio::select! {
+                () = &mut init_deadline, if self.viewer.is_none() => {
+                    return Some(Close::new(4408, "Connection initialisation timeout"));
+                }
+                () = &mut expiry, if self.viewer.is_some() => {
+                    return Some(Close::new(4403, "Forbidden: the token has expired"));
+                }
+                _ = keepalive.tick(), if protocol == Protocol::Legacy && self.viewer.is_some() => {
+                    self.send(json!({ "type": "ka" })).await.ok()?;
+                }
+                Some(out) = self.outgoing.1.recv() => match out {
+                    Outgoing::Message(message) => self.send(message).await.ok()?,
+                    Outgoing::Finished { id, send_complete } => {
+                        if self.subscriptions.remove(&id).is_some() && send_complete {
+                            self.send(json!({ "type": "complete", "id": id })).await.ok()?;
+                        }
+                    }
+                },
+                message = stream.next() => match message {
+                    None => return None,
+                    Some(Err(e)) => return Some(Close::bad_message(&format!("Invalid frame: {e}"))),
+                    Some(Ok(AggregatedMessage::Ping(bytes))) => self.session.pong(&bytes).await.ok()?,
+                    Some(Ok(AggregatedMessage::Pong(_))) => {}
+                    Some(Ok(AggregatedMessage::Close(_))) => return Some(Close::new(1000, "Normal Closure")),
+                    Some(Ok(AggregatedMessage::Binary(_))) => {
+                        return Some(Close::bad_message("Binary messages are not supported"));
+                    }
+                    Some(Ok(AggregatedMessage::Text(text))) => {
+                        let was_authenticated = self.viewer.is_some();
+                        if let Err(close) = self.handle(protocol, &text).await {
+                            return Some(close);
+                        }
+                        if !was_authenticated && let Some(viewer) = &self.viewer {
+                            let left = (viewer.expires_at - chrono::Utc::now()).to_std().unwrap_or_default();
+                            expiry.as_mut().reset(tokio::time::Instant::now() + left);
+                        }
+                    }
+                },
+            }
+        }
+    }
+
+    async fn send(&mut self, message: Value) -> Result<(), actix_ws::Closed> {
+        self.session.text(message.to_string()).await
+    }
+
+    async fn handle(&mut self, protocol: Protocol, text: &str) -> Result<(), Close> {
+        let message: Value = serde_json::from_str(text)
+            .map_err(|_| Close::bad_message("Invalid message received"))?;
+        let kind = message
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let closed = |_| Close::new(1011, "send failed");
+        match (protocol, kind) {
+            (_, "connection_init") => self.init(protocol, message.get("payload")).await,
+            (Protocol::Transport, "ping") => {
+                self.send(json!({ "type": "pong" })).await.map_err(closed)
+            }
+            (Protocol::Transport, "pong") => Ok(()),
+            (Protocol::Transport, "subscribe") | (Protocol::Legacy, "start") => {
+                self.subscribe(protocol, &message)
+            }
+            (Protocol::Transport, "complete") | (Protocol::Legacy, "stop") => {
+                let id = message_id(&message)?;
+                if let Some(task) = self.subscriptions.remove(id) {
+                    task.abort();
+                    if protocol == Protocol::Legacy {
+                        self.send(json!({ "type": "complete", "id": id }))
+                            .await
+                            .map_err(closed)?;
+                    }
+                }
+                Ok(())
+            }
+            (Protocol::Legacy, "connection_terminate") => Err(Close::new(1000, "Normal Closure")),
+            _ => Err(Close::bad_message("Invalid message received")),
+        }
+    }
+
+    async fn init(&mut self, protocol: Protocol, payload: Option<&Value>) -> Result<(), Close> {
+        if self.initialised {
+            return Err(Close::new(4429, "Too many initialisation requests"));
+        }
+        self.initialised = true;
+        let token = payload.and_then(token_in).or(self.header_token.clone());
+        let result = match token {
+            Some(token) => self.state.viewer(&token).await.map_err(|e| e.to_string()),
+            None => Err("send a bearer token in the connection_init payload as {\"Authorization\": \"Bearer …\"}".into()),
+        };
+        match result {
+            Ok(viewer) => {
+                self.viewer = Some(viewer);
+                self.send(json!({ "type": "connection_ack" }))
+                    .await
+                    .map_err(|_| Close::new(1011, "send failed"))
+            }
+            Err(reason) => {
+                if protocol == Protocol::Legacy {
+                    let _ = self
+                        .send(
+                            json!({ "type": "connection_error", "payload": { "message": reason } }),
+                        )
+                        .await;
+                }
+                Err(Close::new(4403, format!("Forbidden: {reason}")))
+            }
+        }
+    }
+
+    fn subscribe(&mut self, protocol: Protocol, message: &Value) -> Result<(), Close> {
+        let Some(viewer) = self.viewer.clone() else {
+            return Err(Close::new(4401, "Unauthorized"));
+        };
+        let id = message_id(message)?.to_owned();
+        if self.subscriptions.contains_key(&id) {
+            return Err(Close::new(
+                4409,
+                format!("Subscriber for {id} already exists"),
+            ));
+        }
+        let request = message
+            .get("payload")
+            .and_then(request_from_payload)
+            .ok_or_else(|| {
+                Close::bad_message("Invalid message received: the payload needs a string 'query'")
+            })?;
+        if self.subscriptions.len() >= self.state.websocket.max_subscriptions {
+            let error = json!([{ "message": format!("at most {} subscriptions per connection", self.state.websocket.max_subscriptions),
+                                 "extensions": { "code": "BAD_USER_INPUT" } }]);
+            let _ = self
+                .outgoing
+                .0
+                .send(Outgoing::Message(error_message(protocol, &id, error)));
+            return Ok(());
+        }
+        let request = prepare(request, viewer, &self.state.store);
+        let schema = self.state.schema.clone();
+        let tx = self.outgoing.0.clone();
+        let task_id = id.clone();
+        let task = actix_web::rt::spawn(async move {
+            let mut responses = schema.execute_stream(request);
+            let mut first = true;
+            while let Some(response) = responses.next().await {
+                if first && is_request_error(&response) {
+                    let errors = serde_json::to_value(&response.errors).unwrap_or(Value::Null);
+                    let _ = tx.send(Outgoing::Message(error_message(protocol, &task_id, errors)));
+                    let _ = tx.send(Outgoing::Finished {
+                        id: task_id,
+                        send_complete: protocol == Protocol::Legacy,
+                    });
+                    return;
+                }
+                first = false;
+                let kind = if protocol == Protocol::Legacy {
+                    "data"
+                } else {
+                    "next"
+                };
+                let payload = serde_json::to_value(&response).unwrap_or(Value::Null);
+                if tx
+                    .send(Outgoing::Message(
+                        json!({ "type": kind, "id": task_id, "payload": payload }),
+                    ))
+                    .is_err()
+                {
+                    return;
+                }
+            }
+            let _ = tx.send(Outgoing::Finished {
+                id: task_id,
+                send_complete: true,
+            });
+        });
+        self.subscriptions.insert(id, task);
+        Ok(())
+    }
+}
+
+fn message_id(message: &Value) -> Result<&str, Close> {
+    message
+        .get("id")
+        .and_then(Value::as_str)
+        .filter(|id| !id.is_empty())
+        .ok_or_else(|| Close::bad_message("Invalid message received: a string 'id' is required"))
+}
+
+fn error_message(protocol: Protocol, id: &str, errors: Value) -> Value {
+    match protocol {
+        Protocol::Transport => json!({ "type": "error", "id": id, "payload": errors }),
+        Protocol::Legacy => json!({ "type": "data", "id": id, "payload": { "errors": errors } }),
+    }
+}
+
+/// Finds a bearer token in a `connection_init` payload: `Authorization`, `authorization`,
+/// `token`, or the same inside `headers`.
+fn token_in(payload: &Value) -> Option<String> {
+    let from = |map: &Value| -> Option<String> {
+        for key in ["Authorization", "authorization"] {
+            if let Some(value) = map.get(key).and_then(Value::as_str) {
+                return bearer(Some(value)).ok().map(str::to_owned);
+            }
+        }
+        ["token", "authToken"]
+            .iter()
+            .find_map(|k| map.get(*k).and_then(Value::as_str))
+            .map(str::to_owned)
+    };
+    from(payload).or_else(|| payload.get("headers").and_then(from))
+}
+
+fn request_from_payload(payload: &Value) -> Option<Request> {
+    let mut request = Request::new(payload.get("query")?.as_str()?);
+    if let Some(name) = payload.get("operationName").and_then(Value::as_str) {
+        request = request.operation_name(name);
+    }
+    if let Some(vars @ Value::Object(_)) = payload.get("variables") {
+        request = request.variables(Variables::from_json(vars.clone()));
+    }
+    Some(request)
+}

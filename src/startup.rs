@@ -1,0 +1,139 @@
+//! Wiring: one `Application::build` used by `main`, the CLI and the tests alike.
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::sync::Arc;
+
+use actix_web::dev::Server;
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpServer, web};
+use anyhow::Context as _;
+use secrecy::SecretString;
+
+use crate::auth::{Authenticator, VerifyingKey};
+use crate::config::Settings;
+use crate::graphql::build_schema;
+use crate::http::{AppState, metrics::Metrics, observe, routes};
+use crate::store::Store;
+
+pub struct Application {
+    port: u16,
+    store: Store,
+    server: Server,
+}
+
+impl Application {
+    pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
+        let store = open_store(settings).await?;
+        let auth = Arc::new(authenticator(settings)?);
+        let state = AppState {
+            schema: build_schema(store.clone(), &settings.graphql),
+            store: store.clone(),
+            auth,
+            metrics: Arc::new(Metrics::default()),
+            graphql: settings.graphql.clone(),
+            websocket: settings.websocket.clone(),
+        };
+        let listener = TcpListener::bind((settings.http.host.as_str(), settings.http.port))
+            .with_context(|| {
+                format!(
+                    "cannot listen on {}:{}",
+                    settings.http.host, settings.http.port
+                )
+            })?;
+        let port = listener.local_addr()?.port();
+        let data = web::Data::new(state);
+        let body_limit = settings.http.body_limit;
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .app_data(data.clone())
+                .app_data(web::PayloadConfig::new(body_limit))
+                .wrap(from_fn(observe))
+                .configure(routes)
+        })
+        .shutdown_timeout(5);
+        if let Some(workers) = settings.http.workers {
+            server = server.workers(workers);
+        }
+        let server = server.listen(listener)?.run();
+        Ok(Self {
+            port,
+            store,
+            server,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+/// Connects, migrates, and makes sure the default profiles exist.
+pub async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
+    let url = settings.database_url();
+    if url.is_sqlite() {
+        std::fs::create_dir_all(&settings.data_dir)
+            .with_context(|| format!("cannot create data dir {}", settings.data_dir.display()))?;
+    }
+    let store = Store::connect(&url)
+        .await
+        .with_context(|| format!("cannot open database {}", url.redacted()))?;
+    store.migrate_up().await.context("migrating the database")?;
+    store
+        .ensure_default_profiles()
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(store)
+}
+
+/// The token verifier the settings call for: an RS256 public key, an HS256 secret, or the
+/// secret generated once and kept in the data dir.
+pub fn authenticator(settings: &Settings) -> anyhow::Result<Authenticator> {
+    let auth = &settings.auth;
+    let key = if let Some(path) = &auth.public_key_file {
+        let pem = std::fs::read(path)
+            .with_context(|| format!("cannot read auth.public_key_file {}", path.display()))?;
+        VerifyingKey::Rs256(pem)
+    } else if let Some(secret) = &auth.jwt_secret {
+        VerifyingKey::Hs256(secret.clone())
+    } else {
+        VerifyingKey::Hs256(generated_secret(&settings.data_dir)?)
+    };
+    Authenticator::new(key, auth.issuer.clone(), auth.audience.clone())
+        .map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+fn generated_secret(data_dir: &Path) -> anyhow::Result<SecretString> {
+    let path = data_dir.join("jwt-secret");
+    if let Ok(existing) = std::fs::read_to_string(&path) {
+        return Ok(SecretString::from(existing.trim().to_owned()));
+    }
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
+    let bytes: [u8; 32] = rand::random();
+    let secret: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    write_private(&path, &secret)?;
+    tracing::info!(path = %path.display(), "generated a JWT signing secret");
+    Ok(SecretString::from(secret))
+}
+
+fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    file.write_all(contents.as_bytes())?;
+    Ok(())
+}

@@ -1,0 +1,213 @@
+use chrono::{DateTime, Utc};
+use entity::account::{self, Column, Entity as Accounts};
+use sea_orm::sea_query::{Expr, ExprTrait, Func};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
+};
+
+use super::contacts::{MASS_UPDATE_LIMIT, like_pattern};
+use super::page::{into_page, paginate};
+use super::{Page, PageRequest, Store, StoreError, StoreResult};
+use crate::domain::{
+    AccountFields, AccountId, AccountInput, AccountPatch, DeskAction, DeskEntity, Invalid,
+};
+
+#[derive(Debug, Clone, Default)]
+pub struct AccountFilter {
+    /// Substring of the account name, ignoring case.
+    pub name: Option<String>,
+    pub updated_since: Option<DateTime<Utc>>,
+    /// `true` lists the recycle bin instead of live records.
+    pub deleted: bool,
+}
+
+fn input_of(model: &account::Model) -> AccountInput {
+    AccountInput {
+        name: Some(model.name.clone()),
+        website: model.website.clone(),
+        phone: model.phone.clone(),
+        industry: model.industry.clone(),
+        account_type: model.account_type.clone(),
+        employees: model.employees,
+        annual_revenue: model.annual_revenue,
+        billing_street: model.billing_street.clone(),
+        billing_city: model.billing_city.clone(),
+        billing_state: model.billing_state.clone(),
+        billing_postal_code: model.billing_postal_code.clone(),
+        billing_country: model.billing_country.clone(),
+        description: model.description.clone(),
+    }
+}
+
+fn set_fields(active: &mut account::ActiveModel, f: AccountFields) {
+    active.name = Set(f.name);
+    active.website = Set(f.website);
+    active.phone = Set(f.phone);
+    active.industry = Set(f.industry);
+    active.account_type = Set(f.account_type);
+    active.employees = Set(f.employees);
+    active.annual_revenue = Set(f.annual_revenue);
+    active.billing_street = Set(f.billing_street);
+    active.billing_city = Set(f.billing_city);
+    active.billing_state = Set(f.billing_state);
+    active.billing_postal_code = Set(f.billing_postal_code);
+    active.billing_country = Set(f.billing_country);
+    active.description = Set(f.description);
+}
+
+impl Store {
+    pub async fn account(&self, id: AccountId) -> StoreResult<Option<account::Model>> {
+        Ok(Accounts::find_by_id(id).one(self.connection()).await?)
+    }
+
+    pub async fn accounts_by_ids(&self, ids: &[AccountId]) -> StoreResult<Vec<account::Model>> {
+        Ok(Accounts::find()
+            .filter(Column::Id.is_in(ids.iter().copied()))
+            .all(self.connection())
+            .await?)
+    }
+
+    pub async fn accounts(
+        &self,
+        filter: &AccountFilter,
+        page: PageRequest,
+    ) -> StoreResult<Page<account::Model>> {
+        let mut select = Accounts::find().filter(if filter.deleted {
+            Column::DeletedAt.is_not_null()
+        } else {
+            Column::DeletedAt.is_null()
+        });
+        if let Some(name) = &filter.name {
+            select = select
+                .filter(Expr::expr(Func::lower(Expr::col(Column::Name))).like(like_pattern(name)));
+        }
+        if let Some(since) = filter.updated_since {
+            select = select.filter(Column::UpdatedAt.gte(since));
+        }
+        let items = paginate(select, Column::Id, page)
+            .all(self.connection())
+            .await?;
+        Ok(into_page(items, page))
+    }
+
+    pub async fn create_account(&self, input: &AccountInput) -> StoreResult<account::Model> {
+        let fields = input.validate()?;
+        let txn = self.write().await?;
+        let now = Utc::now();
+        let mut active = account::ActiveModel {
+            created_at: Set(now),
+            updated_at: Set(now),
+            deleted_at: Set(None),
+            ..Default::default()
+        };
+        set_fields(&mut active, fields);
+        let model = active.insert(&*txn).await?;
+        txn.commit().await?;
+        self.publish(DeskEntity::Account, DeskAction::Created, model.id.0);
+        Ok(model)
+    }
+
+    pub async fn update_account(
+        &self,
+        id: AccountId,
+        patch: &AccountPatch,
+    ) -> StoreResult<account::Model> {
+        let mut updated = self.mass_update_accounts(&[id], patch).await?;
+        Ok(updated.remove(0))
+    }
+
+    /// Applies one patch to many accounts, all or nothing.
+    pub async fn mass_update_accounts(
+        &self,
+        ids: &[AccountId],
+        patch: &AccountPatch,
+    ) -> StoreResult<Vec<account::Model>> {
+        if ids.len() > MASS_UPDATE_LIMIT {
+            return Err(Invalid::new(
+                "ids",
+                format!(
+                    "at most {MASS_UPDATE_LIMIT} records per mass update (got {})",
+                    ids.len()
+                ),
+            )
+            .into());
+        }
+        let txn = self.write().await?;
+        let now = Utc::now();
+        let mut out = Vec::with_capacity(ids.len());
+        for &id in ids {
+            let current = live_account(&*txn, id).await?;
+            let fields = patch.apply(input_of(&current)).validate()?;
+            let mut active: account::ActiveModel = current.into();
+            set_fields(&mut active, fields);
+            active.updated_at = Set(now);
+            out.push(active.update(&*txn).await?);
+        }
+        txn.commit().await?;
+        for model in &out {
+            self.publish(DeskEntity::Account, DeskAction::Updated, model.id.0);
+        }
+        Ok(out)
+    }
+
+    /// Moves an account to the recycle bin. Its contacts stay, still linked to it.
+    pub async fn delete_account(&self, id: AccountId) -> StoreResult<account::Model> {
+        let txn = self.write().await?;
+        let current = live_account(&*txn, id).await?;
+        let mut active: account::ActiveModel = current.into();
+        active.deleted_at = Set(Some(Utc::now()));
+        let model = active.update(&*txn).await?;
+        txn.commit().await?;
+        self.publish(DeskEntity::Account, DeskAction::Deleted, id.0);
+        Ok(model)
+    }
+
+    pub async fn restore_account(&self, id: AccountId) -> StoreResult<account::Model> {
+        let txn = self.write().await?;
+        let current = binned_account(&*txn, id).await?;
+        let mut active: account::ActiveModel = current.into();
+        active.deleted_at = Set(None);
+        active.updated_at = Set(Utc::now());
+        let model = active.update(&*txn).await?;
+        txn.commit().await?;
+        self.publish(DeskEntity::Account, DeskAction::Restored, id.0);
+        Ok(model)
+    }
+
+    /// Removes an account from the recycle bin for good; its contacts and tickets are unlinked.
+    pub async fn purge_account(&self, id: AccountId) -> StoreResult<()> {
+        let txn = self.write().await?;
+        binned_account(&*txn, id).await?;
+        Accounts::delete_by_id(id).exec(&*txn).await?;
+        txn.commit().await?;
+        self.publish(DeskEntity::Account, DeskAction::Purged, id.0);
+        Ok(())
+    }
+}
+
+async fn find(db: &impl ConnectionTrait, id: AccountId) -> StoreResult<account::Model> {
+    Accounts::find_by_id(id)
+        .one(db)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("account {id}")))
+}
+
+async fn live_account(db: &impl ConnectionTrait, id: AccountId) -> StoreResult<account::Model> {
+    let model = find(db, id).await?;
+    if model.deleted_at.is_some() {
+        return Err(StoreError::Conflict(format!(
+            "account {id} is in the recycle bin; restore it first"
+        )));
+    }
+    Ok(model)
+}
+
+async fn binned_account(db: &impl ConnectionTrait, id: AccountId) -> StoreResult<account::Model> {
+    let model = find(db, id).await?;
+    if model.deleted_at.is_none() {
+        return Err(StoreError::Conflict(format!(
+            "account {id} is not in the recycle bin"
+        )));
+    }
+    Ok(model)
+}

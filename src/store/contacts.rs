@@ -1,0 +1,262 @@
+use chrono::{DateTime, Utc};
+use entity::contact::{self, Column, Entity as Contacts};
+use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
+};
+
+use super::page::{into_page, paginate};
+use super::{Page, PageRequest, Store, StoreError, StoreResult};
+use crate::domain::{
+    AccountId, ContactFields, ContactId, ContactInput, ContactPatch, DeskAction, DeskEntity,
+    Invalid,
+};
+
+#[derive(Debug, Clone, Default)]
+pub struct ContactFilter {
+    /// Exact match, ignoring case and surrounding spaces.
+    pub email: Option<String>,
+    /// Substring of the first or last name, ignoring case.
+    pub name: Option<String>,
+    pub account_id: Option<AccountId>,
+    pub updated_since: Option<DateTime<Utc>>,
+    /// `true` lists the recycle bin instead of live records.
+    pub deleted: bool,
+}
+
+/// The largest number of records one mass update may touch.
+pub const MASS_UPDATE_LIMIT: usize = 500;
+
+pub(crate) fn like_pattern(needle: &str) -> LikeExpr {
+    let escaped = needle
+        .trim()
+        .to_lowercase()
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
+    LikeExpr::new(format!("%{escaped}%")).escape('\\')
+}
+
+fn lower(col: Column) -> Expr {
+    Expr::expr(Func::lower(Expr::col(col)))
+}
+
+fn input_of(model: &contact::Model) -> ContactInput {
+    ContactInput {
+        first_name: model.first_name.clone(),
+        last_name: Some(model.last_name.clone()),
+        email: model.email.clone(),
+        phone: model.phone.clone(),
+        mobile: model.mobile.clone(),
+        title: model.title.clone(),
+        account_id: model.account_id,
+        mailing_street: model.mailing_street.clone(),
+        mailing_city: model.mailing_city.clone(),
+        mailing_state: model.mailing_state.clone(),
+        mailing_postal_code: model.mailing_postal_code.clone(),
+        mailing_country: model.mailing_country.clone(),
+        description: model.description.clone(),
+    }
+}
+
+fn set_fields(active: &mut contact::ActiveModel, f: ContactFields) {
+    active.first_name = Set(f.first_name);
+    active.last_name = Set(f.last_name);
+    active.email = Set(f.email.map(|e| e.into_inner()));
+    active.phone = Set(f.phone);
+    active.mobile = Set(f.mobile);
+    active.title = Set(f.title);
+    active.account_id = Set(f.account_id);
+    active.mailing_street = Set(f.mailing_street);
+    active.mailing_city = Set(f.mailing_city);
+    active.mailing_state = Set(f.mailing_state);
+    active.mailing_postal_code = Set(f.mailing_postal_code);
+    active.mailing_country = Set(f.mailing_country);
+    active.description = Set(f.description);
+}
+
+impl Store {
+    pub async fn contact(&self, id: ContactId) -> StoreResult<Option<contact::Model>> {
+        Ok(Contacts::find_by_id(id).one(self.connection()).await?)
+    }
+
+    pub async fn contacts_by_ids(&self, ids: &[ContactId]) -> StoreResult<Vec<contact::Model>> {
+        Ok(Contacts::find()
+            .filter(Column::Id.is_in(ids.iter().copied()))
+            .all(self.connection())
+            .await?)
+    }
+
+    pub async fn contacts(
+        &self,
+        filter: &ContactFilter,
+        page: PageRequest,
+    ) -> StoreResult<Page<contact::Model>> {
+        let mut select = Contacts::find().filter(if filter.deleted {
+            Column::DeletedAt.is_not_null()
+        } else {
+            Column::DeletedAt.is_null()
+        });
+        if let Some(email) = &filter.email {
+            select = select.filter(lower(Column::Email).eq(email.trim().to_lowercase()));
+        }
+        if let Some(name) = &filter.name {
+            let pattern = like_pattern(name);
+            select = select.filter(
+                lower(Column::FirstName)
+                    .like(pattern.clone())
+                    .or(lower(Column::LastName).like(pattern)),
+            );
+        }
+        if let Some(account) = filter.account_id {
+            select = select.filter(Column::AccountId.eq(account));
+        }
+        if let Some(since) = filter.updated_since {
+            select = select.filter(Column::UpdatedAt.gte(since));
+        }
+        let items = paginate(select, Column::Id, page)
+            .all(self.connection())
+            .await?;
+        Ok(into_page(items, page))
+    }
+
+    pub async fn create_contact(&self, input: &ContactInput) -> StoreResult<contact::Model> {
+        let fields = input.validate()?;
+        let txn = self.write().await?;
+        check_account(&*txn, fields.account_id).await?;
+        let now = Utc::now();
+        let mut active = contact::ActiveModel {
+            created_at: Set(now),
+            updated_at: Set(now),
+            deleted_at: Set(None),
+            ..Default::default()
+        };
+        set_fields(&mut active, fields);
+        let model = active.insert(&*txn).await?;
+        txn.commit().await?;
+        self.publish(DeskEntity::Contact, DeskAction::Created, model.id.0);
+        Ok(model)
+    }
+
+    pub async fn update_contact(
+        &self,
+        id: ContactId,
+        patch: &ContactPatch,
+    ) -> StoreResult<contact::Model> {
+        let mut updated = self.mass_update_contacts(&[id], patch).await?;
+        Ok(updated.remove(0))
+    }
+
+    /// Applies one patch to many contacts, all or nothing.
+    pub async fn mass_update_contacts(
+        &self,
+        ids: &[ContactId],
+        patch: &ContactPatch,
+    ) -> StoreResult<Vec<contact::Model>> {
+        if ids.len() > MASS_UPDATE_LIMIT {
+            return Err(Invalid::new(
+                "ids",
+                format!(
+                    "at most {MASS_UPDATE_LIMIT} records per mass update (got {})",
+                    ids.len()
+                ),
+            )
+            .into());
+        }
+        let txn = self.write().await?;
+        let now = Utc::now();
+        let mut out = Vec::with_capacity(ids.len());
+        for &id in ids {
+            let current = live_contact(&*txn, id).await?;
+            let fields = patch.apply(input_of(&current)).validate()?;
+            check_account(&*txn, fields.account_id).await?;
+            let mut active: contact::ActiveModel = current.into();
+            set_fields(&mut active, fields);
+            active.updated_at = Set(now);
+            out.push(active.update(&*txn).await?);
+        }
+        txn.commit().await?;
+        for model in &out {
+            self.publish(DeskEntity::Contact, DeskAction::Updated, model.id.0);
+        }
+        Ok(out)
+    }
+
+    /// Moves a contact to the recycle bin.
+    pub async fn delete_contact(&self, id: ContactId) -> StoreResult<contact::Model> {
+        let txn = self.write().await?;
+        let current = live_contact(&*txn, id).await?;
+        let mut active: contact::ActiveModel = current.into();
+        active.deleted_at = Set(Some(Utc::now()));
+        let model = active.update(&*txn).await?;
+        txn.commit().await?;
+        self.publish(DeskEntity::Contact, DeskAction::Deleted, id.0);
+        Ok(model)
+    }
+
+    pub async fn restore_contact(&self, id: ContactId) -> StoreResult<contact::Model> {
+        let txn = self.write().await?;
+        let current = binned_contact(&*txn, id).await?;
+        let mut active: contact::ActiveModel = current.into();
+        active.deleted_at = Set(None);
+        active.updated_at = Set(Utc::now());
+        let model = active.update(&*txn).await?;
+        txn.commit().await?;
+        self.publish(DeskEntity::Contact, DeskAction::Restored, id.0);
+        Ok(model)
+    }
+
+    /// Removes a contact from the recycle bin for good; its tickets keep their history.
+    pub async fn purge_contact(&self, id: ContactId) -> StoreResult<()> {
+        let txn = self.write().await?;
+        binned_contact(&*txn, id).await?;
+        Contacts::delete_by_id(id).exec(&*txn).await?;
+        txn.commit().await?;
+        self.publish(DeskEntity::Contact, DeskAction::Purged, id.0);
+        Ok(())
+    }
+}
+
+async fn find(db: &impl ConnectionTrait, id: ContactId) -> StoreResult<contact::Model> {
+    Contacts::find_by_id(id)
+        .one(db)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("contact {id}")))
+}
+
+pub(crate) async fn live_contact(
+    db: &impl ConnectionTrait,
+    id: ContactId,
+) -> StoreResult<contact::Model> {
+    let model = find(db, id).await?;
+    if model.deleted_at.is_some() {
+        return Err(StoreError::Conflict(format!(
+            "contact {id} is in the recycle bin; restore it first"
+        )));
+    }
+    Ok(model)
+}
+
+async fn binned_contact(db: &impl ConnectionTrait, id: ContactId) -> StoreResult<contact::Model> {
+    let model = find(db, id).await?;
+    if model.deleted_at.is_none() {
+        return Err(StoreError::Conflict(format!(
+            "contact {id} is not in the recycle bin"
+        )));
+    }
+    Ok(model)
+}
+
+pub(crate) async fn check_account(
+    db: &impl ConnectionTrait,
+    id: Option<AccountId>,
+) -> StoreResult<()> {
+    let Some(id) = id else { return Ok(()) };
+    match entity::account::Entity::find_by_id(id).one(db).await? {
+        Some(a) if a.deleted_at.is_none() => Ok(()),
+        Some(_) => {
+            Err(Invalid::new("accountId", format!("account {id} is in the recycle bin")).into())
+        }
+        None => Err(Invalid::new("accountId", format!("no account with id {id}")).into()),
+    }
+}

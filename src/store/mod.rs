@@ -1,0 +1,160 @@
+//! Storage: SeaORM queries behind typed methods. Each write runs in one transaction and
+//! publishes its [`DeskEvent`] only after the commit.
+
+mod accounts;
+mod agents;
+mod contacts;
+mod page;
+mod profiles;
+mod tickets;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use migration::{Migrator, MigratorTrait};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbErr,
+    TransactionTrait,
+};
+use tokio::sync::{Mutex, MutexGuard, broadcast};
+
+use crate::config::DatabaseUrl;
+use crate::domain::{DeskAction, DeskEntity, DeskEvent, Invalid};
+
+pub use accounts::AccountFilter;
+pub use contacts::ContactFilter;
+pub use page::{Page, PageRequest};
+pub use profiles::{NewProfile, default_profiles, permissions_of};
+pub use tickets::TicketFilter;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error(transparent)]
+    Invalid(#[from] Invalid),
+    #[error("database: {0}")]
+    Db(#[from] DbErr),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[derive(Clone)]
+pub struct Store {
+    db: DatabaseConnection,
+    /// SQLite allows one writer; taking this before `BEGIN` keeps a deferred transaction
+    /// from failing with SQLITE_BUSY when it upgrades to a write lock.
+    write_lock: Option<Arc<Mutex<()>>>,
+    events: broadcast::Sender<DeskEvent>,
+}
+
+/// A write transaction, holding the SQLite writer slot while it lives.
+pub(crate) struct WriteTxn<'a> {
+    txn: DatabaseTransaction,
+    _slot: Option<MutexGuard<'a, ()>>,
+}
+
+impl std::ops::Deref for WriteTxn<'_> {
+    type Target = DatabaseTransaction;
+    fn deref(&self) -> &Self::Target {
+        &self.txn
+    }
+}
+
+impl WriteTxn<'_> {
+    pub(crate) async fn commit(self) -> Result<(), DbErr> {
+        self.txn.commit().await
+    }
+}
+
+impl Store {
+    pub async fn connect(url: &DatabaseUrl) -> Result<Self, DbErr> {
+        let mut options = ConnectOptions::new(url.expose().to_owned());
+        options
+            .sqlx_logging(false)
+            .connect_timeout(Duration::from_secs(10))
+            .acquire_timeout(Duration::from_secs(10));
+        if url.is_sqlite() {
+            options.max_connections(8).min_connections(1);
+        } else {
+            options.max_connections(16);
+        }
+        let db = Database::connect(options).await?;
+        if url.is_sqlite() {
+            db.execute_unprepared("PRAGMA journal_mode=WAL;").await?;
+            db.execute_unprepared("PRAGMA synchronous=NORMAL;").await?;
+        }
+        Ok(Self::from_connection(db, url.is_sqlite()))
+    }
+
+    fn from_connection(db: DatabaseConnection, single_writer: bool) -> Self {
+        let (events, _) = broadcast::channel(1024);
+        Self {
+            db,
+            write_lock: single_writer.then(|| Arc::new(Mutex::new(()))),
+            events,
+        }
+    }
+
+    pub fn connection(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    pub async fn migrate_up(&self) -> Result<(), DbErr> {
+        Migrator::up(&self.db, None).await
+    }
+
+    /// Names of migrations not yet applied.
+    pub async fn pending_migrations(&self) -> Result<Vec<String>, DbErr> {
+        Ok(Migrator::get_pending_migrations(&self.db)
+            .await?
+            .iter()
+            .map(|m| m.name().to_owned())
+            .collect())
+    }
+
+    /// Ready means the database answers and every migration has been applied.
+    pub async fn readiness(&self) -> Result<(), String> {
+        self.db
+            .ping()
+            .await
+            .map_err(|e| format!("database unreachable: {e}"))?;
+        let pending = self
+            .pending_migrations()
+            .await
+            .map_err(|e| format!("cannot read migration state: {e}"))?;
+        if pending.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("pending migrations: {}", pending.join(", ")))
+        }
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<DeskEvent> {
+        self.events.subscribe()
+    }
+
+    pub(crate) async fn write(&self) -> Result<WriteTxn<'_>, DbErr> {
+        let slot = match &self.write_lock {
+            Some(lock) => Some(lock.lock().await),
+            None => None,
+        };
+        Ok(WriteTxn {
+            txn: self.db.begin().await?,
+            _slot: slot,
+        })
+    }
+
+    fn publish(&self, entity: DeskEntity, action: DeskAction, record_id: i64) {
+        // No subscriber is not an error.
+        let _ = self.events.send(DeskEvent {
+            entity,
+            action,
+            record_id,
+            at: Utc::now(),
+        });
+    }
+}

@@ -1,0 +1,37 @@
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Select};
+
+/// Keyset pagination over ascending ids: stable under concurrent inserts.
+#[derive(Debug, Clone, Copy)]
+pub struct PageRequest {
+    pub after: Option<i64>,
+    pub first: usize,
+}
+
+#[derive(Debug)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub has_next: bool,
+    pub has_previous: bool,
+}
+
+pub(crate) fn paginate<E, C>(select: Select<E>, id: C, page: PageRequest) -> Select<E>
+where
+    E: EntityTrait,
+    C: ColumnTrait,
+{
+    let select = match page.after {
+        Some(after) => select.filter(id.gt(after)),
+        None => select,
+    };
+    select.order_by_asc(id).limit(page.first as u64 + 1)
+}
+
+pub(crate) fn into_page<T>(mut items: Vec<T>, page: PageRequest) -> Page<T> {
+    let has_next = items.len() > page.first;
+    items.truncate(page.first);
+    Page {
+        items,
+        has_next,
+        has_previous: page.after.is_some(),
+    }
+}

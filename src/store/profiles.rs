@@ -1,0 +1,149 @@
+use chrono::Utc;
+use entity::profile::{self, Column, Entity as Profiles};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder,
+};
+
+use super::{Store, StoreError, StoreResult};
+use crate::domain::{Invalid, Name, Permissions, ProfileId, SalesforcePanel};
+
+#[derive(Debug, Clone)]
+pub struct NewProfile {
+    pub name: String,
+    pub is_admin: bool,
+    pub permissions: Permissions,
+}
+
+/// The profiles every install starts with; Light Agent cannot see opportunities.
+pub fn default_profiles() -> [NewProfile; 3] {
+    [
+        NewProfile {
+            name: "Administrator".into(),
+            is_admin: true,
+            permissions: Permissions::FULL,
+        },
+        NewProfile {
+            name: "Agent".into(),
+            is_admin: false,
+            permissions: Permissions::FULL,
+        },
+        NewProfile {
+            name: "Light Agent".into(),
+            is_admin: false,
+            permissions: Permissions {
+                opportunities: false,
+                ..Permissions::FULL
+            },
+        },
+    ]
+}
+
+pub fn permissions_of(model: &profile::Model) -> Permissions {
+    Permissions {
+        visible: model.salesforce_visible,
+        panel: SalesforcePanel::from_flags(model.show_contacts, model.show_accounts)
+            .unwrap_or(SalesforcePanel::Both),
+        information: model.grant_information,
+        opportunities: model.grant_opportunities,
+        notes: model.grant_notes,
+        events: model.grant_events,
+        tasks: model.grant_tasks,
+    }
+}
+
+fn set_permissions(active: &mut profile::ActiveModel, p: Permissions) {
+    active.salesforce_visible = Set(p.visible);
+    active.show_contacts = Set(p.panel.shows_contacts());
+    active.show_accounts = Set(p.panel.shows_accounts());
+    active.grant_information = Set(p.information);
+    active.grant_opportunities = Set(p.opportunities);
+    active.grant_notes = Set(p.notes);
+    active.grant_events = Set(p.events);
+    active.grant_tasks = Set(p.tasks);
+}
+
+impl Store {
+    pub async fn profiles(&self) -> StoreResult<Vec<profile::Model>> {
+        Ok(Profiles::find()
+            .order_by_asc(Column::Id)
+            .all(self.connection())
+            .await?)
+    }
+
+    pub async fn profile(&self, id: ProfileId) -> StoreResult<Option<profile::Model>> {
+        Ok(Profiles::find_by_id(id).one(self.connection()).await?)
+    }
+
+    pub async fn profile_by_name(&self, name: &str) -> StoreResult<Option<profile::Model>> {
+        Ok(Profiles::find()
+            .filter(Column::Name.eq(name))
+            .one(self.connection())
+            .await?)
+    }
+
+    /// Creates the default profiles on a fresh install; leaves an install with profiles alone.
+    pub async fn ensure_default_profiles(&self) -> StoreResult<()> {
+        let txn = self.write().await?;
+        if Profiles::find().count(&*txn).await? > 0 {
+            return Ok(());
+        }
+        for new in default_profiles() {
+            insert(&txn, new).await?;
+        }
+        txn.commit().await?;
+        Ok(())
+    }
+
+    pub async fn create_profile(&self, new: NewProfile) -> StoreResult<profile::Model> {
+        let name = Name::parse("name", &new.name, 80)?.into_inner();
+        let txn = self.write().await?;
+        if Profiles::find()
+            .filter(Column::Name.eq(name.as_str()))
+            .one(&*txn)
+            .await?
+            .is_some()
+        {
+            return Err(StoreError::Conflict(format!(
+                "a profile named '{name}' already exists"
+            )));
+        }
+        let model = insert(&txn, NewProfile { name, ..new }).await?;
+        txn.commit().await?;
+        Ok(model)
+    }
+
+    pub async fn update_profile_permissions(
+        &self,
+        id: ProfileId,
+        permissions: Permissions,
+    ) -> StoreResult<profile::Model> {
+        let txn = self.write().await?;
+        let current = Profiles::find_by_id(id)
+            .one(&*txn)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("profile {id}")))?;
+        let mut active: profile::ActiveModel = current.into();
+        set_permissions(&mut active, permissions);
+        active.updated_at = Set(Utc::now());
+        let model = active.update(&*txn).await?;
+        txn.commit().await?;
+        Ok(model)
+    }
+}
+
+async fn insert(txn: &super::WriteTxn<'_>, new: NewProfile) -> StoreResult<profile::Model> {
+    if new.name.trim().is_empty() {
+        return Err(Invalid::new("name", "is required").into());
+    }
+    let now = Utc::now();
+    let mut active = profile::ActiveModel {
+        name: Set(new.name),
+        is_admin: Set(new.is_admin),
+        created_at: Set(now),
+        updated_at: Set(now),
+        ..Default::default()
+    };
+    set_permissions(&mut active, new.permissions);
+    Ok(active.insert(&**txn).await?)
+}

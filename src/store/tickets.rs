@@ -1,0 +1,156 @@
+use chrono::{DateTime, Utc};
+use entity::ticket::{self, Column, Entity as Tickets};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
+};
+
+use super::contacts::check_account;
+use super::page::{into_page, paginate};
+use super::{Page, PageRequest, Store, StoreError, StoreResult};
+use crate::domain::{
+    AccountId, AgentId, ContactId, DeskAction, DeskEntity, Invalid, TicketFields, TicketId,
+    TicketInput, TicketPatch, TicketStatus,
+};
+
+#[derive(Debug, Clone, Default)]
+pub struct TicketFilter {
+    pub status: Option<TicketStatus>,
+    pub contact_id: Option<ContactId>,
+    pub account_id: Option<AccountId>,
+    pub assignee_id: Option<AgentId>,
+    pub updated_since: Option<DateTime<Utc>>,
+}
+
+fn input_of(model: &ticket::Model) -> StoreResult<TicketInput> {
+    let corrupt = |what: &str| {
+        StoreError::Conflict(format!(
+            "ticket {} has an unknown {what} in storage",
+            model.id
+        ))
+    };
+    Ok(TicketInput {
+        subject: Some(model.subject.clone()),
+        description: model.description.clone(),
+        status: Some(model.status.parse().map_err(|_| corrupt("status"))?),
+        priority: Some(model.priority.parse().map_err(|_| corrupt("priority"))?),
+        contact_id: model.contact_id,
+        account_id: model.account_id,
+        assignee_id: model.assignee_id,
+    })
+}
+
+/// Checks the ticket's references and, when no account is given, takes the contact's.
+async fn resolve_links(
+    db: &impl ConnectionTrait,
+    mut fields: TicketFields,
+) -> StoreResult<TicketFields> {
+    if let Some(contact_id) = fields.contact_id {
+        let contact = super::contacts::live_contact(db, contact_id)
+            .await
+            .map_err(|e| match e {
+                StoreError::NotFound(_) => {
+                    Invalid::new("contactId", format!("no contact with id {contact_id}")).into()
+                }
+                StoreError::Conflict(_) => Invalid::new(
+                    "contactId",
+                    format!("contact {contact_id} is in the recycle bin"),
+                )
+                .into(),
+                other => other,
+            })?;
+        if fields.account_id.is_none() {
+            fields.account_id = contact.account_id;
+        }
+    }
+    check_account(db, fields.account_id).await?;
+    if let Some(agent_id) = fields.assignee_id
+        && entity::agent::Entity::find_by_id(agent_id)
+            .one(db)
+            .await?
+            .is_none()
+    {
+        return Err(Invalid::new("assigneeId", format!("no agent with id {agent_id}")).into());
+    }
+    Ok(fields)
+}
+
+fn set_fields(active: &mut ticket::ActiveModel, f: TicketFields) {
+    active.subject = Set(f.subject);
+    active.description = Set(f.description);
+    active.status = Set(f.status.as_str().to_owned());
+    active.priority = Set(f.priority.as_str().to_owned());
+    active.contact_id = Set(f.contact_id);
+    active.account_id = Set(f.account_id);
+    active.assignee_id = Set(f.assignee_id);
+}
+
+impl Store {
+    pub async fn ticket(&self, id: TicketId) -> StoreResult<Option<ticket::Model>> {
+        Ok(Tickets::find_by_id(id).one(self.connection()).await?)
+    }
+
+    pub async fn tickets(
+        &self,
+        filter: &TicketFilter,
+        page: PageRequest,
+    ) -> StoreResult<Page<ticket::Model>> {
+        let mut select = Tickets::find();
+        if let Some(status) = filter.status {
+            select = select.filter(Column::Status.eq(status.as_str()));
+        }
+        if let Some(contact) = filter.contact_id {
+            select = select.filter(Column::ContactId.eq(contact));
+        }
+        if let Some(account) = filter.account_id {
+            select = select.filter(Column::AccountId.eq(account));
+        }
+        if let Some(agent) = filter.assignee_id {
+            select = select.filter(Column::AssigneeId.eq(agent));
+        }
+        if let Some(since) = filter.updated_since {
+            select = select.filter(Column::UpdatedAt.gte(since));
+        }
+        let items = paginate(select, Column::Id, page)
+            .all(self.connection())
+            .await?;
+        Ok(into_page(items, page))
+    }
+
+    pub async fn create_ticket(&self, input: &TicketInput) -> StoreResult<ticket::Model> {
+        let fields = input.validate()?;
+        let txn = self.write().await?;
+        let fields = resolve_links(&*txn, fields).await?;
+        let now = Utc::now();
+        let mut active = ticket::ActiveModel {
+            created_at: Set(now),
+            updated_at: Set(now),
+            ..Default::default()
+        };
+        set_fields(&mut active, fields);
+        let model = active.insert(&*txn).await?;
+        txn.commit().await?;
+        self.publish(DeskEntity::Ticket, DeskAction::Created, model.id.0);
+        Ok(model)
+    }
+
+    pub async fn update_ticket(
+        &self,
+        id: TicketId,
+        patch: &TicketPatch,
+    ) -> StoreResult<ticket::Model> {
+        let txn = self.write().await?;
+        let current = Tickets::find_by_id(id)
+            .one(&*txn)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("ticket {id}")))?;
+        let fields = patch.apply(input_of(&current)?).validate()?;
+        let fields = resolve_links(&*txn, fields).await?;
+        let mut active: ticket::ActiveModel = current.into();
+        set_fields(&mut active, fields);
+        active.updated_at = Set(Utc::now());
+        let model = active.update(&*txn).await?;
+        txn.commit().await?;
+        self.publish(DeskEntity::Ticket, DeskAction::Updated, model.id.0);
+        Ok(model)
+    }
+}

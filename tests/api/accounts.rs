@@ -1,0 +1,139 @@
+use serde_json::json;
+
+use crate::helpers::{codes, spawn_app};
+
+#[tokio::test]
+async fn accounts_are_created_updated_and_validated() {
+    let app = spawn_app().await;
+    let created = app
+        .gql_ok(
+            "mutation { createAccount(input: { name: \"Acme\", employees: 40, annualRevenue: 1.5e6, website: \"https://acme.example\" }) { id name employees annualRevenue } }",
+            json!({}),
+        )
+        .await;
+    let id = created["createAccount"]["id"].clone();
+    assert_eq!(created["createAccount"]["employees"], 40);
+
+    let updated = app
+        .gql_ok("mutation($id: ID!) { updateAccount(id: $id, patch: { industry: \"Retail\", employees: null }) { industry employees name } }", json!({ "id": id }))
+        .await;
+    assert_eq!(
+        updated["updateAccount"],
+        json!({ "industry": "Retail", "employees": null, "name": "Acme" })
+    );
+
+    let negative = app
+        .gql(
+            "mutation { createAccount(input: { name: \"Bad\", employees: -1 }) { id } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(codes(&negative), ["BAD_USER_INPUT"]);
+    assert_eq!(negative["errors"][0]["extensions"]["field"], "employees");
+
+    let long = app
+        .gql(
+            "mutation($n: String!) { createAccount(input: { name: $n }) { id } }",
+            json!({ "n": "x".repeat(256) }),
+        )
+        .await;
+    assert_eq!(long["errors"][0]["extensions"]["field"], "name");
+}
+
+#[tokio::test]
+async fn an_account_lists_its_contacts_and_survives_the_recycle_bin() {
+    let app = spawn_app().await;
+    let account = app.create_account("Globex").await;
+    for name in ["One", "Two"] {
+        app.create_contact(json!({ "lastName": name, "accountId": account["id"] }))
+            .await;
+    }
+    let data = app
+        .gql_ok(
+            "query($id: ID!) { account(id: $id) { contacts { nodes { lastName } } } }",
+            json!({ "id": account["id"] }),
+        )
+        .await;
+    assert_eq!(
+        data["account"]["contacts"]["nodes"],
+        json!([{ "lastName": "One" }, { "lastName": "Two" }])
+    );
+
+    app.gql_ok(
+        "mutation($id: ID!) { deleteAccount(id: $id) { id } }",
+        json!({ "id": account["id"] }),
+    )
+    .await;
+    let link = app
+        .gql("mutation($a: ID!) { createContact(input: { lastName: \"Three\", accountId: $a }) { id } }", json!({ "a": account["id"] }))
+        .await;
+    assert_eq!(
+        codes(&link),
+        ["BAD_USER_INPUT"],
+        "a binned account takes no new contacts"
+    );
+    let listed = app.gql_ok("{ accounts { nodes { id } } }", json!({})).await;
+    assert_eq!(listed["accounts"]["nodes"], json!([]));
+    app.gql_ok(
+        "mutation($id: ID!) { restoreAccount(id: $id) { id } }",
+        json!({ "id": account["id"] }),
+    )
+    .await;
+    let named = app
+        .gql_ok(
+            "{ accounts(filter: { name: \"glob\" }) { nodes { name } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(named["accounts"]["nodes"], json!([{ "name": "Globex" }]));
+}
+
+#[tokio::test]
+async fn purging_an_account_unlinks_its_contacts() {
+    let app = spawn_app().await;
+    let account = app.create_account("Initech").await;
+    let contact = app
+        .create_contact(json!({ "lastName": "Lumbergh", "accountId": account["id"] }))
+        .await;
+    app.gql_ok(
+        "mutation($id: ID!) { deleteAccount(id: $id) { id } }",
+        json!({ "id": account["id"] }),
+    )
+    .await;
+    app.gql_ok(
+        "mutation($id: ID!) { purgeAccount(id: $id) }",
+        json!({ "id": account["id"] }),
+    )
+    .await;
+    let data = app
+        .gql_ok(
+            "query($id: ID!) { contact(id: $id) { lastName account { id } } }",
+            json!({ "id": contact["id"] }),
+        )
+        .await;
+    assert_eq!(
+        data["contact"],
+        json!({ "lastName": "Lumbergh", "account": null })
+    );
+}
+
+#[tokio::test]
+async fn mass_updating_accounts_validates_every_record() {
+    let app = spawn_app().await;
+    let a = app.create_account("A").await;
+    let b = app.create_account("B").await;
+    let data = app
+        .gql_ok(
+            "mutation($ids: [ID!]!) { massUpdateAccounts(ids: $ids, patch: { accountType: \"Customer\" }) { accountType } }",
+            json!({ "ids": [a["id"], b["id"]] }),
+        )
+        .await;
+    assert_eq!(
+        data["massUpdateAccounts"],
+        json!([{ "accountType": "Customer" }, { "accountType": "Customer" }])
+    );
+    let bad = app
+        .gql("mutation($ids: [ID!]!) { massUpdateAccounts(ids: $ids, patch: { name: \"\" }) { id } }", json!({ "ids": [a["id"]] }))
+        .await;
+    assert_eq!(codes(&bad), ["BAD_USER_INPUT"]);
+}

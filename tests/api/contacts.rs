@@ -1,0 +1,311 @@
+use serde_json::json;
+
+use crate::helpers::{codes, spawn_app};
+
+const CONTACT_FIELDS: &str =
+    "id firstName lastName name email phone title deletedAt account { id name }";
+
+#[tokio::test]
+async fn a_created_contact_can_be_read_back() {
+    let app = spawn_app().await;
+    let account = app.create_account("Zylker").await;
+    let created = app
+        .create_contact(json!({
+            "firstName": " Ada ",
+            "lastName": "Lovelace",
+            "email": "Ada@Example.com",
+            "accountId": account["id"],
+        }))
+        .await;
+    assert_eq!(created["firstName"], "Ada", "names are trimmed");
+    assert_eq!(created["account"]["name"], "Zylker");
+
+    let data = app
+        .gql_ok(
+            &format!("query($id: ID!) {{ contact(id: $id) {{ {CONTACT_FIELDS} }} }}"),
+            json!({ "id": created["id"] }),
+        )
+        .await;
+    assert_eq!(data["contact"]["name"], "Ada Lovelace");
+    assert_eq!(data["contact"]["email"], "Ada@Example.com");
+    assert_eq!(data["contact"]["deletedAt"], json!(null));
+}
+
+#[tokio::test]
+async fn invalid_input_is_refused_naming_the_field() {
+    let app = spawn_app().await;
+    let cases = [
+        (json!({ "lastName": "X", "email": "not-an-email" }), "email"),
+        (json!({ "lastName": "   " }), "lastName"),
+        (
+            json!({ "lastName": "X", "firstName": "a".repeat(41) }),
+            "firstName",
+        ),
+        (json!({ "lastName": "X", "accountId": "999" }), "accountId"),
+        (json!({ "lastName": "X", "accountId": "abc" }), "accountId"),
+    ];
+    for (input, field) in cases {
+        let body = app
+            .gql(
+                "mutation($i: CreateContactInput!) { createContact(input: $i) { id } }",
+                json!({ "i": input }),
+            )
+            .await;
+        assert_eq!(codes(&body), ["BAD_USER_INPUT"], "{input}: {body}");
+        assert_eq!(body["errors"][0]["extensions"]["field"], field, "{body}");
+        assert!(
+            body["errors"][0]["message"]
+                .as_str()
+                .unwrap()
+                .starts_with(field),
+            "{body}"
+        );
+    }
+    let listed = app
+        .gql_ok("{ contacts { edges { node { id } } } }", json!({}))
+        .await;
+    assert_eq!(
+        listed["contacts"]["edges"].as_array().unwrap().len(),
+        0,
+        "nothing was written"
+    );
+}
+
+#[tokio::test]
+async fn an_update_changes_only_the_fields_it_names() {
+    let app = spawn_app().await;
+    let c = app
+        .create_contact(json!({ "firstName": "Grace", "lastName": "Hopper", "email": "grace@example.com", "title": "RADM" }))
+        .await;
+    let data = app
+        .gql_ok(
+            &format!("mutation($id: ID!) {{ updateContact(id: $id, patch: {{ phone: \"+1 555\", title: null }}) {{ {CONTACT_FIELDS} }} }}"),
+            json!({ "id": c["id"] }),
+        )
+        .await;
+    let updated = &data["updateContact"];
+    assert_eq!(updated["phone"], "+1 555");
+    assert_eq!(updated["title"], json!(null), "null clears a field");
+    assert_eq!(
+        updated["email"], "grace@example.com",
+        "absent fields keep their value"
+    );
+
+    let body = app
+        .gql(
+            "mutation($id: ID!) { updateContact(id: $id, patch: { lastName: null }) { id } }",
+            json!({ "id": c["id"] }),
+        )
+        .await;
+    assert_eq!(codes(&body), ["BAD_USER_INPUT"]);
+    assert_eq!(body["errors"][0]["extensions"]["field"], "lastName");
+}
+
+#[tokio::test]
+async fn unknown_ids_are_not_found() {
+    let app = spawn_app().await;
+    let body = app
+        .gql(
+            "mutation { updateContact(id: \"424242\", patch: { phone: \"1\" }) { id } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(codes(&body), ["NOT_FOUND"]);
+    let read = app
+        .gql_ok("{ contact(id: \"424242\") { id } }", json!({}))
+        .await;
+    assert_eq!(read["contact"], json!(null));
+}
+
+#[tokio::test]
+async fn deleted_contacts_wait_in_the_recycle_bin_until_restored_or_purged() {
+    let app = spawn_app().await;
+    let keep = app.create_contact(json!({ "lastName": "Keep" })).await;
+    let bin = app.create_contact(json!({ "lastName": "Bin" })).await;
+
+    let deleted = app
+        .gql_ok(
+            "mutation($id: ID!) { deleteContact(id: $id) { id deletedAt } }",
+            json!({ "id": bin["id"] }),
+        )
+        .await;
+    assert!(deleted["deleteContact"]["deletedAt"].is_string());
+
+    let live = app
+        .gql_ok("{ contacts { nodes { lastName } } }", json!({}))
+        .await;
+    assert_eq!(live["contacts"]["nodes"], json!([{ "lastName": "Keep" }]));
+    let binned = app
+        .gql_ok(
+            "{ contacts(filter: { deleted: true }) { nodes { lastName } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(binned["contacts"]["nodes"], json!([{ "lastName": "Bin" }]));
+
+    let edit = app
+        .gql(
+            "mutation($id: ID!) { updateContact(id: $id, patch: { phone: \"1\" }) { id } }",
+            json!({ "id": bin["id"] }),
+        )
+        .await;
+    assert_eq!(codes(&edit), ["CONFLICT"], "a binned record is not edited");
+
+    let restored = app
+        .gql_ok(
+            "mutation($id: ID!) { restoreContact(id: $id) { deletedAt } }",
+            json!({ "id": bin["id"] }),
+        )
+        .await;
+    assert_eq!(restored["restoreContact"]["deletedAt"], json!(null));
+    let again = app
+        .gql(
+            "mutation($id: ID!) { restoreContact(id: $id) { id } }",
+            json!({ "id": bin["id"] }),
+        )
+        .await;
+    assert_eq!(codes(&again), ["CONFLICT"]);
+
+    let purge_live = app
+        .gql(
+            "mutation($id: ID!) { purgeContact(id: $id) }",
+            json!({ "id": keep["id"] }),
+        )
+        .await;
+    assert_eq!(
+        codes(&purge_live),
+        ["CONFLICT"],
+        "only binned records can be purged"
+    );
+    app.gql_ok(
+        "mutation($id: ID!) { deleteContact(id: $id) { id } }",
+        json!({ "id": keep["id"] }),
+    )
+    .await;
+    app.gql_ok(
+        "mutation($id: ID!) { purgeContact(id: $id) }",
+        json!({ "id": keep["id"] }),
+    )
+    .await;
+    let gone = app
+        .gql_ok(
+            "query($id: ID!) { contact(id: $id) { id } }",
+            json!({ "id": keep["id"] }),
+        )
+        .await;
+    assert_eq!(gone["contact"], json!(null));
+}
+
+#[tokio::test]
+async fn a_mass_update_changes_all_records_or_none() {
+    let app = spawn_app().await;
+    let mut ids = Vec::new();
+    for n in 0..5 {
+        ids.push(
+            app.create_contact(json!({ "lastName": format!("C{n}") }))
+                .await["id"]
+                .clone(),
+        );
+    }
+    let updated = app
+        .gql_ok(
+            "mutation($ids: [ID!]!) { massUpdateContacts(ids: $ids, patch: { title: \"Customer\" }) { title } }",
+            json!({ "ids": ids }),
+        )
+        .await;
+    assert_eq!(updated["massUpdateContacts"].as_array().unwrap().len(), 5);
+
+    let mut with_missing = ids.clone();
+    with_missing.push(json!("999999"));
+    let body = app
+        .gql(
+            "mutation($ids: [ID!]!) { massUpdateContacts(ids: $ids, patch: { title: \"Lead\" }) { id } }",
+            json!({ "ids": with_missing }),
+        )
+        .await;
+    assert_eq!(codes(&body), ["NOT_FOUND"]);
+    let titles = app
+        .gql_ok("{ contacts { nodes { title } } }", json!({}))
+        .await;
+    for node in titles["contacts"]["nodes"].as_array().unwrap() {
+        assert_eq!(
+            node["title"], "Customer",
+            "the failed mass update changed nothing"
+        );
+    }
+}
+
+#[tokio::test]
+async fn contacts_page_by_cursor_and_filter_by_email_name_and_account() {
+    let app = spawn_app().await;
+    let acme = app.create_account("Acme").await;
+    for n in 0..7 {
+        app.create_contact(json!({
+            "firstName": if n % 2 == 0 { "Even" } else { "Odd" },
+            "lastName": format!("Person{n}"),
+            "email": format!("person{n}@example.com"),
+            "accountId": if n < 3 { acme["id"].clone() } else { json!(null) },
+        }))
+        .await;
+    }
+    let query = "query($after: String) { contacts(first: 3, after: $after) { edges { cursor node { lastName } } pageInfo { hasNextPage hasPreviousPage endCursor } } }";
+    let mut seen = Vec::new();
+    let mut after = json!(null);
+    loop {
+        let data = app.gql_ok(query, json!({ "after": after })).await;
+        let conn = &data["contacts"];
+        for edge in conn["edges"].as_array().unwrap() {
+            seen.push(edge["node"]["lastName"].as_str().unwrap().to_owned());
+        }
+        if !conn["pageInfo"]["hasNextPage"].as_bool().unwrap() {
+            break;
+        }
+        after = conn["pageInfo"]["endCursor"].clone();
+    }
+    assert_eq!(
+        seen,
+        (0..7).map(|n| format!("Person{n}")).collect::<Vec<_>>()
+    );
+
+    let by_email = app
+        .gql_ok(
+            "{ contacts(filter: { email: \"  PERSON3@example.COM \" }) { nodes { lastName } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        by_email["contacts"]["nodes"],
+        json!([{ "lastName": "Person3" }])
+    );
+    let by_name = app
+        .gql_ok(
+            "{ contacts(filter: { name: \"odd\" }) { nodes { lastName } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(by_name["contacts"]["nodes"].as_array().unwrap().len(), 3);
+    let by_account = app
+        .gql_ok(
+            "query($a: ID!) { contacts(filter: { accountId: $a }) { nodes { lastName } } }",
+            json!({ "a": acme["id"] }),
+        )
+        .await;
+    assert_eq!(by_account["contacts"]["nodes"].as_array().unwrap().len(), 3);
+
+    let wildcard = app
+        .gql_ok(
+            "{ contacts(filter: { name: \"%\" }) { nodes { id } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        wildcard["contacts"]["nodes"],
+        json!([]),
+        "LIKE wildcards in input match literally"
+    );
+
+    let bad_cursor = app
+        .gql("{ contacts(after: \"nope\") { nodes { id } } }", json!({}))
+        .await;
+    assert_eq!(codes(&bad_cursor), ["BAD_USER_INPUT"]);
+}

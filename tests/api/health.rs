@@ -1,0 +1,116 @@
+use serde_json::json;
+
+use crate::helpers::spawn_app;
+
+#[tokio::test]
+async fn health_and_readiness_answer() {
+    let app = spawn_app().await;
+    let health = app
+        .client
+        .get(format!("{}/healthz", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    let ready = app
+        .client
+        .get(format!("{}/readyz", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+    assert_eq!(
+        ready.json::<serde_json::Value>().await.unwrap(),
+        json!({ "status": "ready" })
+    );
+}
+
+#[tokio::test]
+async fn readiness_fails_while_a_migration_is_pending() {
+    let app = spawn_app().await;
+    {
+        use migration::{Migrator, MigratorTrait};
+        Migrator::down(app.store.connection(), Some(1))
+            .await
+            .unwrap();
+    }
+    let ready = app
+        .client
+        .get(format!("{}/readyz", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 503);
+    let body: serde_json::Value = ready.json().await.unwrap();
+    assert!(
+        body["reason"]
+            .as_str()
+            .unwrap()
+            .contains("pending migrations"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn metrics_count_requests_latency_and_error_codes() {
+    let app = spawn_app().await;
+    app.gql_ok("{ me { agentId } }", json!({})).await;
+    app.gql("{ contact(id: \"x\") { id } }", json!({})).await;
+    let _ = app
+        .client
+        .post(app.graphql_url())
+        .json(&json!({ "query": "{ me { agentId } }" }))
+        .send()
+        .await
+        .unwrap();
+
+    let text = app
+        .client
+        .get(format!("{}/metrics", app.address))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains(
+            "tandem_http_requests_total{method=\"POST\",route=\"/graphql\",status=\"200\"} 2"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "tandem_http_requests_total{method=\"POST\",route=\"/graphql\",status=\"401\"} 1"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("tandem_http_request_duration_seconds_count{route=\"/graphql\"} 3"),
+        "{text}"
+    );
+    assert!(
+        text.contains("tandem_graphql_errors_total{code=\"BAD_USER_INPUT\"} 1"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn every_response_carries_a_request_id() {
+    let app = spawn_app().await;
+    let given = app
+        .client
+        .get(format!("{}/healthz", app.address))
+        .header("x-request-id", "abc-123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(given.headers()["x-request-id"], "abc-123");
+    let made = app
+        .client
+        .get(format!("{}/healthz", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(made.headers()["x-request-id"].len(), 36);
+}

@@ -1,0 +1,218 @@
+use std::time::Duration;
+
+use sea_orm::{ConnectionTrait, Database};
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use tandem::auth::{Authenticator, VerifyingKey};
+use tandem::config::{DatabaseUrl, LogSettings, Settings};
+use tandem::domain::AgentId;
+use tandem::startup::Application;
+use tandem::store::Store;
+
+pub const SECRET: &str = "integration-test-secret-0123456789abcdef";
+
+pub struct TestApp {
+    pub address: String,
+    pub port: u16,
+    pub store: Store,
+    pub client: reqwest::Client,
+    minter: Authenticator,
+    _db: TestDatabase,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Starts the app with test settings, after `adjust` has changed them.
+pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
+    if std::env::var_os("TEST_LOG").is_some() {
+        tandem::telemetry::init(&LogSettings::default());
+    }
+    let db = TestDatabase::create().await;
+    let mut settings = Settings {
+        data_dir: db.dir.path().to_owned(),
+        database_url: Some(db.url.clone()),
+        ..Default::default()
+    };
+    settings.http.port = 0;
+    settings.http.workers = Some(1);
+    settings.auth.jwt_secret = Some(SecretString::from(SECRET));
+    adjust(&mut settings);
+    let app = Application::build(&settings)
+        .await
+        .expect("the application builds");
+    let port = app.port();
+    let store = app.store().clone();
+    tokio::spawn(app.run_until_stopped());
+    let minter = Authenticator::new(
+        VerifyingKey::Hs256(SecretString::from(SECRET)),
+        settings.auth.issuer.clone(),
+        settings.auth.audience.clone(),
+    )
+    .unwrap();
+    TestApp {
+        address: format!("http://127.0.0.1:{port}"),
+        port,
+        store,
+        client: reqwest::Client::new(),
+        minter,
+        _db: db,
+    }
+}
+
+impl TestApp {
+    /// A valid token for agent 1 with the named profile.
+    pub fn token(&self, profile: &str) -> String {
+        self.minter
+            .mint(
+                AgentId(1),
+                profile,
+                Some("Test Agent"),
+                Duration::from_secs(600),
+            )
+            .unwrap()
+    }
+
+    pub fn graphql_url(&self) -> String {
+        format!("{}/graphql", self.address)
+    }
+
+    pub fn ws_url(&self) -> String {
+        format!("ws://127.0.0.1:{}/graphql", self.port)
+    }
+
+    /// Posts a GraphQL operation as the given profile and returns the JSON body.
+    pub async fn gql_as(&self, profile: &str, query: &str, variables: Value) -> Value {
+        let response = self
+            .client
+            .post(self.graphql_url())
+            .bearer_auth(self.token(profile))
+            .json(&json!({ "query": query, "variables": variables }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            response.status(),
+            200,
+            "GraphQL over application/json answers 200"
+        );
+        response.json().await.unwrap()
+    }
+
+    /// Posts as an administrator.
+    pub async fn gql(&self, query: &str, variables: Value) -> Value {
+        self.gql_as("Administrator", query, variables).await
+    }
+
+    /// Posts as an administrator and fails the test on any error.
+    pub async fn gql_ok(&self, query: &str, variables: Value) -> Value {
+        let body = self.gql(query, variables).await;
+        assert!(body.get("errors").is_none(), "unexpected errors: {body}");
+        body["data"].clone()
+    }
+
+    pub async fn create_contact(&self, input: Value) -> Value {
+        let data = self
+            .gql_ok(
+                "mutation($input: CreateContactInput!) { createContact(input: $input) { id firstName lastName email account { id name } } }",
+                json!({ "input": input }),
+            )
+            .await;
+        data["createContact"].clone()
+    }
+
+    pub async fn create_account(&self, name: &str) -> Value {
+        let data = self
+            .gql_ok(
+                "mutation($input: CreateAccountInput!) { createAccount(input: $input) { id name } }",
+                json!({ "input": { "name": name } }),
+            )
+            .await;
+        data["createAccount"].clone()
+    }
+}
+
+/// The error codes in a GraphQL body, in order.
+pub fn codes(body: &Value) -> Vec<String> {
+    body["errors"]
+        .as_array()
+        .map(|errors| {
+            errors
+                .iter()
+                .map(|e| {
+                    e["extensions"]["code"]
+                        .as_str()
+                        .unwrap_or("<none>")
+                        .to_owned()
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A fresh database per test: an SQLite file in a temp dir, or a randomly named PostgreSQL
+/// database that is dropped afterwards.
+struct TestDatabase {
+    url: DatabaseUrl,
+    dir: tempfile::TempDir,
+    postgres: Option<(String, String)>,
+}
+
+impl TestDatabase {
+    async fn create() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        match std::env::var("TANDEM_TEST_DATABASE_URL") {
+            Ok(admin_url) if !admin_url.is_empty() => {
+                let name = format!("tandem_test_{}", uuid::Uuid::new_v4().simple());
+                let admin = Database::connect(&admin_url)
+                    .await
+                    .expect("the PostgreSQL test server answers");
+                admin
+                    .execute_unprepared(&format!("CREATE DATABASE {name}"))
+                    .await
+                    .unwrap();
+                admin.close().await.ok();
+                let (base, _) = admin_url
+                    .rsplit_once('/')
+                    .expect("a URL like postgres://host/db");
+                Self {
+                    url: DatabaseUrl::new(format!("{base}/{name}")),
+                    dir,
+                    postgres: Some((admin_url.clone(), name)),
+                }
+            }
+            _ => Self {
+                url: DatabaseUrl::new(format!(
+                    "sqlite://{}?mode=rwc",
+                    dir.path().join("test.db").display()
+                )),
+                dir,
+                postgres: None,
+            },
+        }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let Some((admin_url, name)) = self.postgres.take() else {
+            return;
+        };
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                if let Ok(admin) = Database::connect(&admin_url).await {
+                    let _ = admin
+                        .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .await;
+                    admin.close().await.ok();
+                }
+            });
+        })
+        .join();
+    }
+}

@@ -1,0 +1,224 @@
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, spawn_app, spawn_app_with};
+
+async fn post(
+    app: &TestApp,
+    accept: Option<&str>,
+    content_type: Option<&str>,
+    body: &str,
+) -> reqwest::Response {
+    let mut request = app
+        .client
+        .post(app.graphql_url())
+        .bearer_auth(app.token("Agent"))
+        .body(body.to_owned());
+    if let Some(accept) = accept {
+        request = request.header("accept", accept);
+    }
+    if let Some(ct) = content_type {
+        request = request.header("content-type", ct);
+    }
+    request.send().await.unwrap()
+}
+
+const GQL: &str = "application/graphql-response+json";
+const JSON: &str = "application/json";
+
+#[tokio::test]
+async fn the_response_media_type_follows_accept() {
+    let app = spawn_app().await;
+    let query = r#"{"query":"{ __typename }"}"#;
+    for (accept, expected) in [
+        (Some(GQL), GQL),
+        (Some(JSON), JSON),
+        (Some("*/*"), JSON),
+        (None, JSON),
+    ] {
+        let response = post(&app, accept, Some(JSON), query).await;
+        assert_eq!(response.status(), 200);
+        assert_eq!(
+            response.headers()["content-type"],
+            format!("{expected}; charset=utf-8"),
+            "{accept:?}"
+        );
+    }
+    let refused = post(&app, Some("text/plain"), Some(JSON), query).await;
+    assert_eq!(refused.status(), 406);
+}
+
+#[tokio::test]
+async fn request_errors_are_400_for_graphql_response_json_and_200_for_json() {
+    let app = spawn_app().await;
+    let invalid = r#"{"query":"{ notAField }"}"#;
+    let strict = post(&app, Some(GQL), Some(JSON), invalid).await;
+    assert_eq!(strict.status(), 400);
+    let body: Value = strict.json().await.unwrap();
+    assert!(
+        body.get("data").is_none(),
+        "a request error has no data entry"
+    );
+    assert_eq!(body["errors"][0]["extensions"]["code"], "BAD_USER_INPUT");
+
+    let legacy = post(&app, Some(JSON), Some(JSON), invalid).await;
+    assert_eq!(legacy.status(), 200);
+
+    let field_error = post(
+        &app,
+        Some(GQL),
+        Some(JSON),
+        r#"{"query":"{ me { agentId } contact(id: \"x\") { id } }"}"#,
+    )
+    .await;
+    assert_eq!(
+        field_error.status(),
+        200,
+        "an error during execution still has data"
+    );
+    let body: Value = field_error.json().await.unwrap();
+    assert_eq!(body["data"]["me"], json!({ "agentId": "1" }));
+    assert_eq!(body["errors"][0]["path"], json!(["contact"]));
+}
+
+#[tokio::test]
+async fn malformed_requests_are_refused_before_execution() {
+    let app = spawn_app().await;
+    let cases = [
+        ("{not json", 400),
+        (r#"{"variables":{}}"#, 400),
+        (r#"{"query":42}"#, 400),
+        (r#"{"query":"{ __typename }","variables":"x"}"#, 400),
+        (r#"{"query":"{ __typename }","operationName":7}"#, 400),
+        (r#"{"query":"{ __typename }","extensions":[]}"#, 400),
+        (r#""just a string""#, 400),
+        ("[]", 400),
+    ];
+    for (body, status) in cases {
+        assert_eq!(
+            post(&app, Some(GQL), Some(JSON), body).await.status(),
+            status,
+            "{body}"
+        );
+    }
+    assert_eq!(
+        post(
+            &app,
+            Some(GQL),
+            Some("text/plain"),
+            r#"{"query":"{ __typename }"}"#
+        )
+        .await
+        .status(),
+        415
+    );
+    assert_eq!(
+        post(&app, Some(GQL), None, r#"{"query":"{ __typename }"}"#)
+            .await
+            .status(),
+        415
+    );
+    let nulls =
+        r#"{"query":"{ __typename }","variables":null,"operationName":null,"extensions":null}"#;
+    assert_eq!(
+        post(
+            &app,
+            Some(GQL),
+            Some("application/json; charset=utf-8"),
+            nulls
+        )
+        .await
+        .status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn queries_run_over_get_but_mutations_do_not() {
+    let app = spawn_app().await;
+    let token = app.token("Agent");
+    let ok = app
+        .client
+        .get(app.graphql_url())
+        .query(&[
+            (
+                "query",
+                "query Q($n: Int) { contacts(first: $n) { nodes { id } } }",
+            ),
+            ("variables", r#"{"n":1}"#),
+            ("operationName", "Q"),
+        ])
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    assert_eq!(
+        ok.json::<Value>().await.unwrap(),
+        json!({ "data": { "contacts": { "nodes": [] } } })
+    );
+
+    let mutation = app
+        .client
+        .get(app.graphql_url())
+        .query(&[(
+            "query",
+            "mutation { createAccount(input: { name: \"x\" }) { id } }",
+        )])
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(mutation.status(), 405);
+    assert_eq!(mutation.headers()["allow"], "POST");
+    let none = app.gql_ok("{ accounts { nodes { id } } }", json!({})).await;
+    assert_eq!(
+        none["accounts"]["nodes"],
+        json!([]),
+        "the GET mutation wrote nothing"
+    );
+}
+
+#[tokio::test]
+async fn a_batch_runs_each_operation_and_is_bounded() {
+    let app = spawn_app_with(|s| s.graphql.max_batch = 3).await;
+    let batch =
+        r#"[{"query":"{ __typename }"},{"query":"{ me { agentId } }"},{"query":"{ nope }"}]"#;
+    let response = post(&app, Some(GQL), Some(JSON), batch).await;
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body[0]["data"]["__typename"], "Query");
+    assert_eq!(body[1]["data"]["me"]["agentId"], "1");
+    assert_eq!(body[2]["errors"][0]["extensions"]["code"], "BAD_USER_INPUT");
+
+    let too_many = format!("[{}]", [r#"{"query":"{ __typename }"}"#; 4].join(","));
+    let refused = post(&app, Some(GQL), Some(JSON), &too_many).await;
+    assert_eq!(refused.status(), 400);
+}
+
+#[tokio::test]
+async fn oversized_bodies_are_refused() {
+    let app = spawn_app_with(|s| s.http.body_limit = 4096).await;
+    let big =
+        json!({ "query": "{ __typename }", "variables": { "pad": "x".repeat(8192) } }).to_string();
+    assert_eq!(post(&app, Some(GQL), Some(JSON), &big).await.status(), 413);
+}
+
+#[tokio::test]
+async fn browsers_get_graphiql() {
+    let app = spawn_app().await;
+    let page = app
+        .client
+        .get(app.graphql_url())
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(
+        page.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    assert!(page.text().await.unwrap().contains("GraphiQL"));
+}

@@ -1,0 +1,107 @@
+use serde_json::json;
+
+use crate::helpers::{codes, spawn_app, spawn_app_with};
+
+const INTROSPECTION: &str = r#"
+query IntrospectionQuery {
+  __schema {
+    queryType { name } mutationType { name } subscriptionType { name }
+    types { ...FullType }
+    directives { name description locations args { ...InputValue } }
+  }
+}
+fragment FullType on __Type {
+  kind name description
+  fields(includeDeprecated: true) { name description args { ...InputValue } type { ...TypeRef } isDeprecated deprecationReason }
+  inputFields { ...InputValue }
+  interfaces { ...TypeRef }
+  enumValues(includeDeprecated: true) { name description isDeprecated deprecationReason }
+  possibleTypes { ...TypeRef }
+}
+fragment InputValue on __InputValue { name description type { ...TypeRef } defaultValue }
+fragment TypeRef on __Type {
+  kind name
+  ofType { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name } } } } } } }
+}
+"#;
+
+#[tokio::test]
+async fn the_standard_introspection_query_is_always_admitted() {
+    let app = spawn_app_with(|s| {
+        s.graphql.max_depth = 5;
+        s.graphql.max_complexity = 50;
+    })
+    .await;
+    let data = app.gql_ok(INTROSPECTION, json!({})).await;
+    assert_eq!(data["__schema"]["queryType"]["name"], "Query");
+}
+
+#[tokio::test]
+async fn deep_queries_are_refused_naming_the_limit() {
+    let app = spawn_app_with(|s| s.graphql.max_depth = 4).await;
+    let body = app
+        .gql(
+            "{ tickets { nodes { contact { account { contacts { nodes { id } } } } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(codes(&body), ["BAD_USER_INPUT"]);
+    assert_eq!(body["errors"][0]["extensions"]["limit"], "maxDepth");
+    assert_eq!(body["errors"][0]["extensions"]["max"], 4);
+}
+
+#[tokio::test]
+async fn complexity_weighs_list_fields_by_their_page_size() {
+    let app = spawn_app_with(|s| s.graphql.max_complexity = 500).await;
+    let small = app
+        .gql(
+            "{ accounts(first: 5) { nodes { contacts(first: 5) { nodes { id } } } } }",
+            json!({}),
+        )
+        .await;
+    assert!(small.get("errors").is_none(), "{small}");
+    let big = app
+        .gql(
+            "{ accounts(first: 100) { nodes { contacts(first: 100) { nodes { id } } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        big["errors"][0]["extensions"]["limit"], "maxComplexity",
+        "{big}"
+    );
+}
+
+#[tokio::test]
+async fn aliases_and_query_size_are_bounded() {
+    let app = spawn_app_with(|s| {
+        s.graphql.max_aliases = 3;
+        s.graphql.max_query_bytes = 200;
+    })
+    .await;
+    let aliases = app
+        .gql(
+            "{ a: __typename b: __typename c: __typename d: __typename }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(aliases["errors"][0]["extensions"]["limit"], "maxAliases");
+    let long = format!("{{ __typename {} }}", " ".repeat(300));
+    let size = app.gql(&long, json!({})).await;
+    assert_eq!(size["errors"][0]["extensions"]["limit"], "maxQueryBytes");
+}
+
+#[tokio::test]
+async fn page_sizes_are_bounded() {
+    let app = spawn_app().await;
+    for first in [-1, 101] {
+        let body = app
+            .gql(
+                "query($n: Int) { contacts(first: $n) { nodes { id } } }",
+                json!({ "n": first }),
+            )
+            .await;
+        assert_eq!(codes(&body), ["BAD_USER_INPUT"], "first: {first}");
+        assert_eq!(body["errors"][0]["extensions"]["field"], "first");
+    }
+}

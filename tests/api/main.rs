@@ -1,0 +1,16 @@
+//! Tandem's integration tests: each starts the real application on port 0 with its own database
+//! (SQLite by default; PostgreSQL when `TANDEM_TEST_DATABASE_URL` is set).
+#![allow(clippy::unwrap_used)]
+
+mod helpers;
+
+mod accounts;
+mod auth;
+mod contacts;
+mod health;
+mod http;
+mod limits;
+mod profiles;
+mod schema;
+mod tickets;
+mod ws;

@@ -1,0 +1,101 @@
+use serde_json::json;
+
+use crate::helpers::{codes, spawn_app};
+
+#[tokio::test]
+async fn a_fresh_install_has_the_three_default_profiles() {
+    let app = spawn_app().await;
+    let data = app
+        .gql_ok("{ profiles { name isAdmin permissions { visible panel opportunities notes accessLevel } } }", json!({}))
+        .await;
+    assert_eq!(
+        data["profiles"],
+        json!([
+            { "name": "Administrator", "isAdmin": true, "permissions": { "visible": true, "panel": "BOTH", "opportunities": true, "notes": true, "accessLevel": "FULL" } },
+            { "name": "Agent", "isAdmin": false, "permissions": { "visible": true, "panel": "BOTH", "opportunities": true, "notes": true, "accessLevel": "FULL" } },
+            { "name": "Light Agent", "isAdmin": false, "permissions": { "visible": true, "panel": "BOTH", "opportunities": false, "notes": true, "accessLevel": "RESTRICTED" } },
+        ])
+    );
+}
+
+#[tokio::test]
+async fn me_tells_the_ui_what_the_viewer_may_see() {
+    let app = spawn_app().await;
+    let body = app
+        .gql_as("Light Agent", "{ me { agentId name profile { name } permissions { opportunities tasks accessLevel } } }", json!({}))
+        .await;
+    assert_eq!(
+        body["data"]["me"],
+        json!({ "agentId": "1", "name": "Test Agent", "profile": { "name": "Light Agent" },
+                "permissions": { "opportunities": false, "tasks": true, "accessLevel": "RESTRICTED" } })
+    );
+}
+
+#[tokio::test]
+async fn administrators_create_profiles_and_change_permissions() {
+    let app = spawn_app().await;
+    let created = app
+        .gql_ok(
+            "mutation { createProfile(input: { name: \"Night Shift\", permissions: { panel: CONTACTS, notes: false } }) { id name isAdmin permissions { panel notes tasks accessLevel } } }",
+            json!({}),
+        )
+        .await;
+    let profile = &created["createProfile"];
+    assert_eq!(
+        profile["permissions"],
+        json!({ "panel": "CONTACTS", "notes": false, "tasks": true, "accessLevel": "RESTRICTED" })
+    );
+
+    let duplicate = app
+        .gql(
+            "mutation { createProfile(input: { name: \"Night Shift\", permissions: {} }) { id } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(codes(&duplicate), ["CONFLICT"]);
+
+    let updated = app
+        .gql_ok(
+            "mutation($id: ID!) { updateProfilePermissions(id: $id, permissions: { visible: false }) { permissions { visible notes accessLevel } } }",
+            json!({ "id": profile["id"] }),
+        )
+        .await;
+    assert_eq!(
+        updated["updateProfilePermissions"]["permissions"],
+        json!({ "visible": false, "notes": true, "accessLevel": "FULL" })
+    );
+
+    let token_body = app
+        .gql_as(
+            "Night Shift",
+            "{ me { permissions { visible } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        token_body["data"]["me"]["permissions"]["visible"], false,
+        "the token's profile is read as stored now"
+    );
+}
+
+#[tokio::test]
+async fn only_administrators_reach_admin_operations() {
+    let app = spawn_app().await;
+    let operations = [
+        "{ profiles { id } }",
+        "mutation { createProfile(input: { name: \"X\", permissions: {} }) { id } }",
+        "mutation { updateProfilePermissions(id: \"1\", permissions: {}) { id } }",
+    ];
+    for profile in ["Agent", "Light Agent"] {
+        for op in operations {
+            let body = app.gql_as(profile, op, json!({})).await;
+            assert_eq!(codes(&body), ["FORBIDDEN"], "{profile}: {op}: {body}");
+        }
+    }
+    let profiles = app.gql_ok("{ profiles { name } }", json!({})).await;
+    assert_eq!(
+        profiles["profiles"].as_array().unwrap().len(),
+        3,
+        "nothing was created"
+    );
+}

@@ -1,0 +1,121 @@
+use serde_json::json;
+
+use crate::helpers::{codes, spawn_app};
+
+#[tokio::test]
+async fn a_ticket_takes_its_contacts_account_and_shows_both() {
+    let app = spawn_app().await;
+    let account = app.create_account("Zylker").await;
+    let contact = app
+        .create_contact(json!({ "lastName": "Lovelace", "accountId": account["id"] }))
+        .await;
+    let data = app
+        .gql_ok(
+            "mutation($c: ID!) { createTicket(input: { subject: \"Refund\", contactId: $c }) { id status priority contact { lastName } account { name } } }",
+            json!({ "c": contact["id"] }),
+        )
+        .await;
+    let ticket = &data["createTicket"];
+    assert_eq!(ticket["status"], "OPEN");
+    assert_eq!(ticket["priority"], "MEDIUM");
+    assert_eq!(ticket["contact"]["lastName"], "Lovelace");
+    assert_eq!(ticket["account"]["name"], "Zylker");
+
+    let updated = app
+        .gql_ok("mutation($id: ID!) { updateTicket(id: $id, patch: { status: CLOSED, priority: URGENT }) { status priority } }", json!({ "id": ticket["id"] }))
+        .await;
+    assert_eq!(
+        updated["updateTicket"],
+        json!({ "status": "CLOSED", "priority": "URGENT" })
+    );
+
+    let closed = app
+        .gql_ok(
+            "{ tickets(filter: { status: CLOSED }) { nodes { subject } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(closed["tickets"]["nodes"], json!([{ "subject": "Refund" }]));
+    let open = app
+        .gql_ok(
+            "{ tickets(filter: { status: OPEN }) { nodes { subject } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(open["tickets"]["nodes"], json!([]));
+}
+
+#[tokio::test]
+async fn a_ticket_must_name_a_live_contact_and_a_subject() {
+    let app = spawn_app().await;
+    let missing = app
+        .gql(
+            "mutation { createTicket(input: { subject: \"Hi\", contactId: \"77\" }) { id } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(codes(&missing), ["BAD_USER_INPUT"]);
+    assert_eq!(missing["errors"][0]["extensions"]["field"], "contactId");
+
+    let contact = app.create_contact(json!({ "lastName": "Gone" })).await;
+    app.gql_ok(
+        "mutation($id: ID!) { deleteContact(id: $id) { id } }",
+        json!({ "id": contact["id"] }),
+    )
+    .await;
+    let binned = app
+        .gql(
+            "mutation($c: ID!) { createTicket(input: { subject: \"Hi\", contactId: $c }) { id } }",
+            json!({ "c": contact["id"] }),
+        )
+        .await;
+    assert_eq!(binned["errors"][0]["extensions"]["field"], "contactId");
+
+    let blank = app
+        .gql(
+            "mutation { createTicket(input: { subject: \"  \" }) { id } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(blank["errors"][0]["extensions"]["field"], "subject");
+
+    let unknown_agent = app
+        .gql(
+            "mutation { createTicket(input: { subject: \"x\", assigneeId: \"5\" }) { id } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        unknown_agent["errors"][0]["extensions"]["field"],
+        "assigneeId"
+    );
+}
+
+#[tokio::test]
+async fn listing_tickets_batches_the_records_they_point_to() {
+    let app = spawn_app().await;
+    let account = app.create_account("Acme").await;
+    let contact = app
+        .create_contact(json!({ "lastName": "Shared", "accountId": account["id"] }))
+        .await;
+    for n in 0..12 {
+        app.gql_ok(
+            "mutation($c: ID!, $s: String!) { createTicket(input: { subject: $s, contactId: $c }) { id } }",
+            json!({ "c": contact["id"], "s": format!("T{n}") }),
+        )
+        .await;
+    }
+    let data = app
+        .gql_ok(
+            "{ tickets(first: 50) { nodes { subject contact { lastName account { name } } } } }",
+            json!({}),
+        )
+        .await;
+    let nodes = data["tickets"]["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 12);
+    assert!(
+        nodes
+            .iter()
+            .all(|n| n["contact"]["account"]["name"] == "Acme")
+    );
+}

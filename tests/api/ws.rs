@@ -1,0 +1,282 @@
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use crate::helpers::{TestApp, spawn_app, spawn_app_with};
+
+struct Ws(WebSocketStream<MaybeTlsStream<TcpStream>>);
+
+const TRANSPORT: &str = "graphql-transport-ws";
+const LEGACY: &str = "graphql-ws";
+
+impl Ws {
+    async fn connect(app: &TestApp, protocol: Option<&str>) -> Self {
+        let mut request = app.ws_url().into_client_request().unwrap();
+        if let Some(protocol) = protocol {
+            request.headers_mut().insert(
+                "sec-websocket-protocol",
+                HeaderValue::from_str(protocol).unwrap(),
+            );
+        }
+        let (stream, response) = tokio_tungstenite::connect_async(request).await.unwrap();
+        if let Some(protocol) = protocol {
+            assert_eq!(response.headers()["sec-websocket-protocol"], protocol);
+        }
+        Self(stream)
+    }
+
+    async fn send(&mut self, message: Value) {
+        self.0
+            .send(Message::text(message.to_string()))
+            .await
+            .unwrap();
+    }
+
+    /// The next protocol message, skipping keep-alives.
+    async fn recv(&mut self) -> Value {
+        loop {
+            let frame = tokio::time::timeout(Duration::from_secs(5), self.0.next())
+                .await
+                .expect("a message within 5 s")
+                .expect("the socket is open")
+                .unwrap();
+            if let Message::Text(text) = frame {
+                let value: Value = serde_json::from_str(&text).unwrap();
+                if value["type"] != "ka" {
+                    return value;
+                }
+            } else if let Message::Close(frame) = frame {
+                panic!("closed unexpectedly: {frame:?}");
+            }
+        }
+    }
+
+    /// Waits for the server's close frame and returns its code and reason.
+    async fn closed(&mut self) -> (u16, String) {
+        loop {
+            let frame = tokio::time::timeout(Duration::from_secs(5), self.0.next())
+                .await
+                .expect("a close within 5 s");
+            match frame {
+                Some(Ok(Message::Close(Some(frame)))) => {
+                    return (u16::from(frame.code), frame.reason.to_string());
+                }
+                Some(Ok(Message::Close(None))) | None => panic!("closed without a code"),
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => panic!("socket error: {e}"),
+            }
+        }
+    }
+
+    async fn init(&mut self, app: &TestApp, profile: &str) {
+        self.send(json!({ "type": "connection_init", "payload": { "Authorization": format!("Bearer {}", app.token(profile)) } }))
+            .await;
+        assert_eq!(self.recv().await["type"], "connection_ack");
+    }
+}
+
+async fn create_contact_over_http(app: &TestApp, last_name: &str) -> String {
+    app.create_contact(json!({ "lastName": last_name })).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn a_subscriber_receives_desk_changes_over_graphql_transport_ws() {
+    let app = spawn_app().await;
+    let mut ws = Ws::connect(&app, Some(TRANSPORT)).await;
+    ws.init(&app, "Agent").await;
+    ws.send(json!({ "type": "ping" })).await;
+    assert_eq!(ws.recv().await["type"], "pong");
+    ws.send(json!({ "id": "1", "type": "subscribe", "payload": { "query": "subscription { deskChanges(entities: [CONTACT]) { entity action recordId } }" } }))
+        .await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    app.create_account("Not a contact").await;
+    let id = create_contact_over_http(&app, "Live").await;
+    let next = ws.recv().await;
+    assert_eq!(next["type"], "next");
+    assert_eq!(next["id"], "1");
+    assert_eq!(
+        next["payload"]["data"]["deskChanges"],
+        json!({ "entity": "CONTACT", "action": "CREATED", "recordId": id })
+    );
+
+    ws.send(json!({ "id": "1", "type": "complete" })).await;
+    ws.send(
+        json!({ "id": "2", "type": "subscribe", "payload": { "query": "{ me { agentId } }" } }),
+    )
+    .await;
+    let answer = ws.recv().await;
+    assert_eq!(
+        answer["payload"]["data"]["me"]["agentId"], "1",
+        "queries work over the socket too"
+    );
+    assert_eq!(ws.recv().await, json!({ "type": "complete", "id": "2" }));
+}
+
+#[tokio::test]
+async fn an_invalid_operation_gets_an_error_message_not_a_close() {
+    let app = spawn_app().await;
+    let mut ws = Ws::connect(&app, Some(TRANSPORT)).await;
+    ws.init(&app, "Agent").await;
+    ws.send(json!({ "id": "a", "type": "subscribe", "payload": { "query": "subscription { nothingHere }" } })).await;
+    let error = ws.recv().await;
+    assert_eq!(error["type"], "error");
+    assert_eq!(error["payload"][0]["extensions"]["code"], "BAD_USER_INPUT");
+}
+
+#[tokio::test]
+async fn a_missing_or_bad_token_closes_with_4403() {
+    let app = spawn_app().await;
+    let mut ws = Ws::connect(&app, Some(TRANSPORT)).await;
+    ws.send(json!({ "type": "connection_init", "payload": {} }))
+        .await;
+    assert_eq!(ws.closed().await.0, 4403);
+
+    let mut ws = Ws::connect(&app, Some(TRANSPORT)).await;
+    ws.send(
+        json!({ "type": "connection_init", "payload": { "Authorization": "Bearer nonsense" } }),
+    )
+    .await;
+    let (code, reason) = ws.closed().await;
+    assert_eq!(code, 4403);
+    assert!(reason.len() <= 123);
+}
+
+#[tokio::test]
+async fn subscribing_before_the_ack_closes_with_4401() {
+    let app = spawn_app().await;
+    let mut ws = Ws::connect(&app, Some(TRANSPORT)).await;
+    ws.send(json!({ "id": "1", "type": "subscribe", "payload": { "query": "{ __typename }" } }))
+        .await;
+    assert_eq!(ws.closed().await, (4401, "Unauthorized".into()));
+}
+
+#[tokio::test]
+async fn a_silent_client_is_closed_with_4408() {
+    let app = spawn_app_with(|s| s.websocket.init_timeout_secs = 1).await;
+    let mut ws = Ws::connect(&app, Some(TRANSPORT)).await;
+    assert_eq!(
+        ws.closed().await,
+        (4408, "Connection initialisation timeout".into())
+    );
+}
+
+#[tokio::test]
+async fn a_reused_subscription_id_closes_with_4409() {
+    let app = spawn_app().await;
+    let mut ws = Ws::connect(&app, Some(TRANSPORT)).await;
+    ws.init(&app, "Agent").await;
+    let subscribe = json!({ "id": "dup", "type": "subscribe", "payload": { "query": "subscription { deskChanges { action } }" } });
+    ws.send(subscribe.clone()).await;
+    ws.send(subscribe).await;
+    assert_eq!(
+        ws.closed().await,
+        (4409, "Subscriber for dup already exists".into())
+    );
+}
+
+#[tokio::test]
+async fn a_second_init_closes_with_4429() {
+    let app = spawn_app().await;
+    let mut ws = Ws::connect(&app, Some(TRANSPORT)).await;
+    ws.init(&app, "Agent").await;
+    ws.send(json!({ "type": "connection_init" })).await;
+    assert_eq!(
+        ws.closed().await,
+        (4429, "Too many initialisation requests".into())
+    );
+}
+
+#[tokio::test]
+async fn malformed_messages_close_with_4400() {
+    let app = spawn_app().await;
+    for bad in [
+        "not json",
+        r#"{"type":"what"}"#,
+        r#"{"type":"subscribe","id":"1"}"#,
+    ] {
+        let mut ws = Ws::connect(&app, Some(TRANSPORT)).await;
+        if bad.contains("subscribe") {
+            ws.init(&app, "Agent").await;
+        }
+        ws.0.send(Message::text(bad)).await.unwrap();
+        assert_eq!(ws.closed().await.0, 4400, "{bad}");
+    }
+}
+
+#[tokio::test]
+async fn a_socket_without_a_graphql_subprotocol_closes_with_4406() {
+    let app = spawn_app().await;
+    let mut ws = Ws::connect(&app, None).await;
+    assert_eq!(
+        ws.closed().await,
+        (4406, "Subprotocol not acceptable".into())
+    );
+}
+
+#[tokio::test]
+async fn the_socket_closes_with_4403_when_the_token_expires() {
+    let app = spawn_app().await;
+    let short = app_token_expiring_in(&app, 2);
+    let mut ws = Ws::connect(&app, Some(TRANSPORT)).await;
+    ws.send(json!({ "type": "connection_init", "payload": { "Authorization": format!("Bearer {short}") } })).await;
+    assert_eq!(ws.recv().await["type"], "connection_ack");
+    let (code, reason) = ws.closed().await;
+    assert_eq!(code, 4403);
+    assert!(reason.contains("expired"), "{reason}");
+}
+
+fn app_token_expiring_in(_app: &TestApp, seconds: i64) -> String {
+    use jsonwebtoken::{EncodingKey, Header, encode};
+    let now = chrono::Utc::now().timestamp();
+    // The server allows 30 s of clock skew, so the token is issued already 30 s old.
+    let claims = json!({ "sub": "1", "profile": "Agent", "iat": now, "exp": now + seconds - 30 });
+    encode(
+        &Header::default(),
+        &claims,
+        &EncodingKey::from_secret(crate::helpers::SECRET.as_bytes()),
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn the_legacy_graphql_ws_protocol_works_too() {
+    let app = spawn_app().await;
+    let mut ws = Ws::connect(&app, Some(LEGACY)).await;
+    ws.send(
+        json!({ "type": "connection_init", "payload": { "authToken": app.token("Light Agent") } }),
+    )
+    .await;
+    assert_eq!(ws.recv().await["type"], "connection_ack");
+    ws.send(json!({ "id": "7", "type": "start", "payload": { "query": "subscription { deskChanges { entity action } }" } })).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    app.create_account("Legacy").await;
+    let data = ws.recv().await;
+    assert_eq!(data["type"], "data");
+    assert_eq!(
+        data["payload"]["data"]["deskChanges"],
+        json!({ "entity": "ACCOUNT", "action": "CREATED" })
+    );
+    ws.send(json!({ "id": "7", "type": "stop" })).await;
+    assert_eq!(ws.recv().await, json!({ "type": "complete", "id": "7" }));
+    ws.send(json!({ "type": "connection_terminate" })).await;
+    assert_eq!(ws.closed().await.0, 1000);
+}
+
+#[tokio::test]
+async fn legacy_clients_with_a_bad_token_get_connection_error_then_4403() {
+    let app = spawn_app().await;
+    let mut ws = Ws::connect(&app, Some(LEGACY)).await;
+    ws.send(json!({ "type": "connection_init", "payload": { "authToken": "bad" } }))
+        .await;
+    assert_eq!(ws.recv().await["type"], "connection_error");
+    assert_eq!(ws.closed().await.0, 4403);
+}
