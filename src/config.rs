@@ -188,7 +188,10 @@ impl Settings {
             .collect();
         figment = figment.merge(Env::raw().only(&["DATABASE_URL"])).merge(
             Env::prefixed("TANDEM_").split("__").filter(|k| {
-                ENV_SECTIONS.contains(&k.as_str().split('.').next().unwrap_or_default())
+                let section = k.as_str().split('.').next().unwrap_or_default();
+                ENV_SECTIONS
+                    .iter()
+                    .any(|known| known.eq_ignore_ascii_case(section))
             }),
         );
         let settings = figment.extract().map_err(Box::new)?;
@@ -265,6 +268,29 @@ mod tests {
         let mut settings = Settings::default();
         settings.auth.jwt_secret = Some(SecretString::from("very-secret-value"));
         assert!(!format!("{settings:?}").contains("very-secret-value"));
+    }
+
+    #[test]
+    fn environment_variables_override_the_file() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("tandem.toml", "[http]\nport = 9000\nhost = \"0.0.0.0\"\n")?;
+            jail.set_env("TANDEM_HTTP__PORT", "9100");
+            jail.set_env("TANDEM_DATA_DIR", "/var/lib/tandem");
+            jail.set_env("DATABASE_URL", "postgres://u:p@db/tandem");
+            jail.set_env("TANDEM_NOT_A_SETTING", "x");
+            let (settings, unknown) = Settings::load(Some(Path::new("tandem.toml"))).unwrap();
+            assert_eq!(settings.http.port, 9100);
+            assert_eq!(settings.http.host, "0.0.0.0");
+            assert_eq!(settings.data_dir, PathBuf::from("/var/lib/tandem"));
+            assert_eq!(settings.database_url().expose(), "postgres://u:p@db/tandem");
+            assert!(unknown.contains(&"TANDEM_NOT_A_SETTING".to_owned()));
+            assert!(
+                !unknown
+                    .iter()
+                    .any(|k| k == "TANDEM_HTTP__PORT" || k == "TANDEM_DATA_DIR")
+            );
+            Ok(())
+        });
     }
 
     #[test]
