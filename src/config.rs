@@ -295,17 +295,24 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail API returns figment::Error
     fn file_keys_override_defaults_and_unknown_keys_are_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let good = dir.path().join("good.toml");
-        std::fs::write(&good, "[http]\nport = 9999\n[graphql]\nmax_depth = 7\n").unwrap();
-        let (settings, _) = Settings::load(Some(&good)).unwrap();
-        assert_eq!(settings.http.port, 9999);
-        assert_eq!(settings.graphql.max_depth, 7);
+        // Inside a Jail: the environment test beside this one sets TANDEM_* variables.
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "good.toml",
+                "[http]\nport = 9999\n[graphql]\nmax_depth = 7\n",
+            )?;
+            let (settings, _) = Settings::load(Some(Path::new("good.toml"))).unwrap();
+            assert_eq!(settings.http.port, 9999);
+            assert_eq!(settings.graphql.max_depth, 7);
 
-        let bad = dir.path().join("bad.toml");
-        std::fs::write(&bad, "[http]\nprot = 1\n").unwrap();
-        let err = Settings::load(Some(&bad)).unwrap_err().to_string();
-        assert!(err.contains("prot"), "{err}");
+            jail.create_file("bad.toml", "[http]\nprot = 1\n")?;
+            let err = Settings::load(Some(Path::new("bad.toml")))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("prot"), "{err}");
+            Ok(())
+        });
     }
 }
