@@ -7,6 +7,7 @@ pub mod demo;
 pub mod domain;
 pub mod graphql;
 pub mod http;
+pub mod salesforce;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

@@ -4,6 +4,7 @@ mod desk;
 mod email;
 mod events;
 mod permission;
+mod salesforce_id;
 mod text;
 mod ticket;
 
@@ -15,6 +16,7 @@ pub use email::Email;
 pub use entity::{AccountId, AgentId, ContactId, ProfileId, TicketId};
 pub use events::{DeskAction, DeskEntity, DeskEvent};
 pub use permission::{PermissionItem, Permissions, SalesforcePanel};
+pub use salesforce_id::SalesforceId;
 pub use text::{Name, OptionalText};
 pub use ticket::{TicketPriority, TicketStatus};
 

@@ -11,6 +11,7 @@ mod health;
 mod http;
 mod limits;
 mod profiles;
+mod salesforce;
 mod schema;
 mod tickets;
 mod ws;

@@ -1,0 +1,666 @@
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use futures_util::Stream;
+use reqwest::{Method, StatusCode};
+use secrecy::ExposeSecret;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::SalesforceError;
+use super::error::from_response;
+use super::session::{Credentials, SessionOwner};
+use super::types::{
+    ApiUsage, Deleted, DeletedRecord, Describe, Record, RecordResult, Updated, UpsertResult,
+    parse_datetime,
+};
+use crate::domain::SalesforceId;
+
+/// Where the org is and how to reach it.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// `https://login.salesforce.com`, `https://test.salesforce.com`, or a simulator's URL.
+    pub login_url: String,
+    /// Such as `62.0`.
+    pub api_version: String,
+    pub credentials: Credentials,
+    pub timeout: Duration,
+    /// Attempts for a call that is safe to repeat, the first included.
+    pub max_attempts: u32,
+    /// No retry starts once this much time has passed since the first attempt.
+    pub retry_budget: Duration,
+    pub backoff_base: Duration,
+}
+
+impl ClientConfig {
+    pub fn new(login_url: impl Into<String>, credentials: Credentials) -> Self {
+        Self {
+            login_url: login_url.into(),
+            api_version: "62.0".into(),
+            credentials,
+            timeout: Duration::from_secs(30),
+            max_attempts: 4,
+            retry_budget: Duration::from_secs(30),
+            backoff_base: Duration::from_millis(200),
+        }
+    }
+}
+
+/// Collections take at most this many records per call.
+pub const COLLECTION_LIMIT: usize = 200;
+
+pub struct SalesforceClient {
+    http: reqwest::Client,
+    config: ClientConfig,
+    session: SessionOwner,
+    describes: Mutex<HashMap<String, Arc<Describe>>>,
+    usage: (AtomicU64, AtomicU64),
+    calls: AtomicU64,
+}
+
+/// Whether a failed call may be sent again: only when repeating it cannot apply it twice.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Repeat {
+    Safe,
+    Unsafe,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct QueryPage {
+    #[serde(default)]
+    done: bool,
+    #[serde(default)]
+    next_records_url: Option<String>,
+    #[serde(default)]
+    records: Vec<Record>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SaveResult {
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    success: bool,
+    #[serde(default)]
+    created: Option<bool>,
+    #[serde(default)]
+    errors: Vec<SaveError>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SaveError {
+    #[serde(alias = "errorCode")]
+    status_code: String,
+    #[serde(default)]
+    message: String,
+    #[serde(default)]
+    fields: Vec<String>,
+}
+
+impl SalesforceClient {
+    pub fn new(config: ClientConfig) -> Result<Self, SalesforceError> {
+        let http = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .connect_timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|e| SalesforceError::Transport(e.to_string()))?;
+        let session = SessionOwner::new(
+            http.clone(),
+            config.login_url.clone(),
+            config.credentials.clone(),
+        );
+        Ok(Self {
+            http,
+            config,
+            session,
+            describes: Mutex::new(HashMap::new()),
+            usage: (AtomicU64::new(0), AtomicU64::new(0)),
+            calls: AtomicU64::new(0),
+        })
+    }
+
+    /// Signs in now, so bad credentials surface before anything is saved.
+    pub async fn verify(&self) -> Result<(), SalesforceError> {
+        self.session.current().await.map(|_| ())
+    }
+
+    /// The instance URL of the signed-in session, for links such as "view in Salesforce".
+    pub async fn instance_url(&self) -> Result<String, SalesforceError> {
+        Ok(self.session.current().await?.instance_url.clone())
+    }
+
+    /// The identity URL of the signed-in user, when the token response carried one.
+    pub async fn identity_url(&self) -> Result<Option<String>, SalesforceError> {
+        Ok(self.session.current().await?.identity.clone())
+    }
+
+    /// The daily API usage reported by the most recent response.
+    pub fn api_usage(&self) -> Option<ApiUsage> {
+        let max = self.usage.1.load(Ordering::Relaxed);
+        (max > 0).then(|| ApiUsage {
+            used: self.usage.0.load(Ordering::Relaxed),
+            max,
+        })
+    }
+
+    /// REST calls sent so far, retries and renewals included.
+    pub fn calls_made(&self) -> u64 {
+        self.calls.load(Ordering::Relaxed)
+    }
+
+    fn data_path(&self, rest: &str) -> String {
+        format!(
+            "/services/data/v{}/{}",
+            self.config.api_version,
+            rest.trim_start_matches('/')
+        )
+    }
+
+    /// Sends one REST call: renews the session once on 401, retries transient failures with
+    /// exponential backoff and jitter when `repeat` allows, and decodes error bodies.
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Option<&Value>,
+        repeat: Repeat,
+    ) -> Result<(StatusCode, bytes_body::Body), SalesforceError> {
+        let started = Instant::now();
+        let mut session = self.session.current().await?;
+        let mut renewed = false;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            self.calls.fetch_add(1, Ordering::Relaxed);
+            let mut request = self
+                .http
+                .request(method.clone(), format!("{}{path}", session.instance_url))
+                .bearer_auth(session.access_token.expose_secret())
+                .query(query);
+            if let Some(body) = body {
+                request = request.json(body);
+            }
+            let may_retry = repeat == Repeat::Safe
+                && attempt < self.config.max_attempts
+                && started.elapsed() < self.config.retry_budget;
+            let response = match request.send().await {
+                Ok(response) => response,
+                Err(e) if may_retry && (e.is_timeout() || e.is_connect() || e.is_request()) => {
+                    self.backoff(attempt).await;
+                    continue;
+                }
+                Err(e) => return Err(SalesforceError::Transport(e.to_string())),
+            };
+            if let Some(usage) = response
+                .headers()
+                .get("sforce-limit-info")
+                .and_then(|v| v.to_str().ok())
+                .and_then(ApiUsage::parse)
+            {
+                self.usage.0.store(usage.used, Ordering::Relaxed);
+                self.usage.1.store(usage.max, Ordering::Relaxed);
+            }
+            let status = response.status();
+            let bytes = match response.bytes().await {
+                Ok(bytes) => bytes,
+                Err(e) if may_retry => {
+                    tracing::debug!(error = %e, "Salesforce response cut off; retrying");
+                    self.backoff(attempt).await;
+                    continue;
+                }
+                Err(e) => return Err(SalesforceError::Transport(e.to_string())),
+            };
+            if status == StatusCode::UNAUTHORIZED && !renewed {
+                renewed = true;
+                session = self.session.renew(session.generation).await?;
+                continue;
+            }
+            if status.is_server_error() && may_retry {
+                self.backoff(attempt).await;
+                continue;
+            }
+            if status.is_client_error() || status.is_server_error() {
+                return Err(from_response(status.as_u16(), &bytes));
+            }
+            return Ok((status, bytes_body::Body(bytes)));
+        }
+    }
+
+    async fn backoff(&self, attempt: u32) {
+        let exp = self.config.backoff_base.saturating_mul(1 << attempt.min(8));
+        let capped = exp.min(Duration::from_secs(5));
+        let jitter = rand::random::<f64>() * 0.5 + 0.75;
+        tokio::time::sleep(capped.mul_f64(jitter)).await;
+    }
+
+    /// Describes an object, once per client.
+    pub async fn describe(&self, object: &str) -> Result<Arc<Describe>, SalesforceError> {
+        let key = object.to_ascii_lowercase();
+        if let Some(cached) = self.describes_lock().get(&key) {
+            return Ok(cached.clone());
+        }
+        let path = self.data_path(&format!("sobjects/{object}/describe"));
+        let (_, body) = self
+            .call(Method::GET, &path, &[], None, Repeat::Safe)
+            .await?;
+        let describe: Arc<Describe> = Arc::new(body.json()?);
+        self.describes_lock().insert(key, describe.clone());
+        Ok(describe)
+    }
+
+    fn describes_lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Describe>>> {
+        self.describes
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// One record, or `None` when it does not exist (or is in the recycle bin).
+    pub async fn get(
+        &self,
+        object: &str,
+        id: &SalesforceId,
+        fields: Option<&[&str]>,
+    ) -> Result<Option<Record>, SalesforceError> {
+        let path = self.data_path(&format!("sobjects/{object}/{id}"));
+        let joined = fields.map(|f| f.join(","));
+        let query: Vec<(&str, &str)> = joined.iter().map(|f| ("fields", f.as_str())).collect();
+        match self
+            .call(Method::GET, &path, &query, None, Repeat::Safe)
+            .await
+        {
+            Ok((_, body)) => Ok(Some(body.json()?)),
+            Err(SalesforceError::Api { status: 404, .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub async fn create(
+        &self,
+        object: &str,
+        fields: &Record,
+    ) -> Result<SalesforceId, SalesforceError> {
+        let path = self.data_path(&format!("sobjects/{object}"));
+        let (_, body) = self
+            .call(
+                Method::POST,
+                &path,
+                &[],
+                Some(&Value::Object(fields.clone())),
+                Repeat::Unsafe,
+            )
+            .await?;
+        let result: SaveResult = body.json()?;
+        parse_id(result.id.as_deref())
+    }
+
+    pub async fn update(
+        &self,
+        object: &str,
+        id: &SalesforceId,
+        fields: &Record,
+    ) -> Result<(), SalesforceError> {
+        let path = self.data_path(&format!("sobjects/{object}/{id}"));
+        self.call(
+            Method::PATCH,
+            &path,
+            &[],
+            Some(&Value::Object(fields.clone())),
+            Repeat::Safe,
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Creates or updates the record whose external id field holds `value`.
+    pub async fn upsert(
+        &self,
+        object: &str,
+        field: &str,
+        value: &str,
+        fields: &Record,
+    ) -> Result<UpsertResult, SalesforceError> {
+        let encoded: String = url_segment(value);
+        let path = self.data_path(&format!("sobjects/{object}/{field}/{encoded}"));
+        let (status, body) = self
+            .call(
+                Method::PATCH,
+                &path,
+                &[],
+                Some(&Value::Object(fields.clone())),
+                Repeat::Safe,
+            )
+            .await?;
+        if status == StatusCode::MULTIPLE_CHOICES {
+            return Err(SalesforceError::Api {
+                status: 300,
+                error_code: "MULTIPLE_CHOICES".into(),
+                message: format!("several {object} records have {field} = {value}"),
+                fields: vec![field.to_owned()],
+            });
+        }
+        let result: SaveResult = body.json()?;
+        Ok(UpsertResult {
+            id: parse_id(result.id.as_deref())?,
+            created: result.created.unwrap_or(status == StatusCode::CREATED),
+        })
+    }
+
+    pub async fn delete(&self, object: &str, id: &SalesforceId) -> Result<(), SalesforceError> {
+        let path = self.data_path(&format!("sobjects/{object}/{id}"));
+        self.call(Method::DELETE, &path, &[], None, Repeat::Safe)
+            .await?;
+        Ok(())
+    }
+
+    /// Runs a query and yields its records, fetching the next page as the stream is read.
+    pub fn query<'a>(
+        &'a self,
+        soql: &str,
+    ) -> impl Stream<Item = Result<Record, SalesforceError>> + 'a {
+        self.paged("query", soql)
+    }
+
+    /// Like [`Self::query`], but includes records in the recycle bin.
+    pub fn query_all<'a>(
+        &'a self,
+        soql: &str,
+    ) -> impl Stream<Item = Result<Record, SalesforceError>> + 'a {
+        self.paged("queryAll", soql)
+    }
+
+    fn paged<'a>(
+        &'a self,
+        resource: &str,
+        soql: &str,
+    ) -> impl Stream<Item = Result<Record, SalesforceError>> + 'a {
+        enum Next {
+            First(String, String),
+            Url(String),
+            Done,
+        }
+        let start = Next::First(self.data_path(resource), soql.to_owned());
+        futures_util::stream::try_unfold(
+            (VecDeque::<Record>::new(), start),
+            move |(mut buffer, mut next)| async move {
+                loop {
+                    if let Some(record) = buffer.pop_front() {
+                        return Ok(Some((record, (buffer, next))));
+                    }
+                    let (path, q) = match std::mem::replace(&mut next, Next::Done) {
+                        Next::Done => return Ok(None),
+                        Next::First(path, q) => (path, Some(q)),
+                        Next::Url(url) => (url, None),
+                    };
+                    let query: Vec<(&str, &str)> = q.iter().map(|q| ("q", q.as_str())).collect();
+                    let (_, body) = self
+                        .call(Method::GET, &path, &query, None, Repeat::Safe)
+                        .await?;
+                    let page: QueryPage = body.json()?;
+                    buffer.extend(page.records);
+                    if !page.done {
+                        let url = page.next_records_url.ok_or_else(|| {
+                            SalesforceError::Decode(
+                                "a query page is not done but has no nextRecordsUrl".into(),
+                            )
+                        })?;
+                        next = Next::Url(url);
+                    }
+                }
+            },
+        )
+    }
+
+    /// Creates records of one object in collections of up to 200, one result per record.
+    pub async fn create_many(
+        &self,
+        object: &str,
+        records: &[Record],
+        all_or_none: bool,
+    ) -> Result<Vec<RecordResult>, SalesforceError> {
+        let mut results = Vec::with_capacity(records.len());
+        for chunk in records.chunks(COLLECTION_LIMIT) {
+            let body = collection_body(object, chunk.iter().map(|r| (None, r)), all_or_none);
+            let path = self.data_path("composite/sobjects");
+            let (_, out) = self
+                .call(Method::POST, &path, &[], Some(&body), Repeat::Unsafe)
+                .await?;
+            results.extend(decode_results(out, chunk.len())?);
+        }
+        Ok(results)
+    }
+
+    /// Updates records of one object by id in collections of up to 200.
+    pub async fn update_many(
+        &self,
+        object: &str,
+        records: &[(SalesforceId, Record)],
+        all_or_none: bool,
+    ) -> Result<Vec<RecordResult>, SalesforceError> {
+        let mut results = Vec::with_capacity(records.len());
+        for chunk in records.chunks(COLLECTION_LIMIT) {
+            let body = collection_body(
+                object,
+                chunk.iter().map(|(id, r)| (Some(id), r)),
+                all_or_none,
+            );
+            let path = self.data_path("composite/sobjects");
+            let (_, out) = self
+                .call(Method::PATCH, &path, &[], Some(&body), Repeat::Safe)
+                .await?;
+            results.extend(decode_results(out, chunk.len())?);
+        }
+        Ok(results)
+    }
+
+    /// Deletes records in collections of up to 200.
+    pub async fn delete_many(
+        &self,
+        ids: &[SalesforceId],
+        all_or_none: bool,
+    ) -> Result<Vec<RecordResult>, SalesforceError> {
+        let mut results = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(COLLECTION_LIMIT) {
+            let joined: Vec<&str> = chunk.iter().map(SalesforceId::as_str).collect();
+            let joined = joined.join(",");
+            let flag = if all_or_none { "true" } else { "false" };
+            let path = self.data_path("composite/sobjects");
+            let (_, out) = self
+                .call(
+                    Method::DELETE,
+                    &path,
+                    &[("ids", &joined), ("allOrNone", flag)],
+                    None,
+                    Repeat::Safe,
+                )
+                .await?;
+            results.extend(decode_results(out, chunk.len())?);
+        }
+        Ok(results)
+    }
+
+    /// Ids of records changed between `start` and `end` (Salesforce truncates to the minute).
+    pub async fn updated(
+        &self,
+        object: &str,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    ) -> Result<Updated, SalesforceError> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Raw {
+            ids: Vec<String>,
+            latest_date_covered: String,
+        }
+        let raw: Raw = self.window(object, "updated", start, end).await?;
+        Ok(Updated {
+            ids: raw
+                .ids
+                .iter()
+                .map(|id| parse_id(Some(id)))
+                .collect::<Result<_, _>>()?,
+            latest_date_covered: datetime(&raw.latest_date_covered)?,
+        })
+    }
+
+    /// Records deleted between `start` and `end`.
+    pub async fn deleted(
+        &self,
+        object: &str,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    ) -> Result<Deleted, SalesforceError> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct RawRecord {
+            id: String,
+            deleted_date: String,
+        }
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Raw {
+            deleted_records: Vec<RawRecord>,
+            #[serde(default)]
+            earliest_date_available: Option<String>,
+            latest_date_covered: String,
+        }
+        let raw: Raw = self.window(object, "deleted", start, end).await?;
+        Ok(Deleted {
+            records: raw
+                .deleted_records
+                .iter()
+                .map(|r| {
+                    Ok(DeletedRecord {
+                        id: parse_id(Some(&r.id))?,
+                        deleted_date: datetime(&r.deleted_date)?,
+                    })
+                })
+                .collect::<Result<_, SalesforceError>>()?,
+            earliest_date_available: raw
+                .earliest_date_available
+                .as_deref()
+                .map(datetime)
+                .transpose()?,
+            latest_date_covered: datetime(&raw.latest_date_covered)?,
+        })
+    }
+
+    async fn window<T: for<'de> Deserialize<'de>>(
+        &self,
+        object: &str,
+        kind: &str,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    ) -> Result<T, SalesforceError> {
+        let path = self.data_path(&format!("sobjects/{object}/{kind}"));
+        let start = start.to_rfc3339_opts(SecondsFormat::Secs, true);
+        let end = end.to_rfc3339_opts(SecondsFormat::Secs, true);
+        let (_, body) = self
+            .call(
+                Method::GET,
+                &path,
+                &[("start", &start), ("end", &end)],
+                None,
+                Repeat::Safe,
+            )
+            .await?;
+        body.json()
+    }
+
+    /// The org's limits, as `/limits` reports them.
+    pub async fn limits(&self) -> Result<Value, SalesforceError> {
+        let path = self.data_path("limits");
+        let (_, body) = self
+            .call(Method::GET, &path, &[], None, Repeat::Safe)
+            .await?;
+        body.json()
+    }
+}
+
+fn collection_body<'a>(
+    object: &str,
+    records: impl Iterator<Item = (Option<&'a SalesforceId>, &'a Record)>,
+    all_or_none: bool,
+) -> Value {
+    let records: Vec<Value> = records
+        .map(|(id, fields)| {
+            let mut record = fields.clone();
+            record.insert("attributes".into(), json!({ "type": object }));
+            if let Some(id) = id {
+                record.insert("id".into(), Value::String(id.to_string()));
+            }
+            Value::Object(record)
+        })
+        .collect();
+    json!({ "allOrNone": all_or_none, "records": records })
+}
+
+fn decode_results(
+    body: bytes_body::Body,
+    expected: usize,
+) -> Result<Vec<RecordResult>, SalesforceError> {
+    let raw: Vec<SaveResult> = body.json()?;
+    if raw.len() != expected {
+        return Err(SalesforceError::Decode(format!(
+            "a collection of {expected} records returned {} results",
+            raw.len()
+        )));
+    }
+    raw.into_iter()
+        .map(|r| {
+            Ok(RecordResult {
+                id: r.id.as_deref().map(|id| parse_id(Some(id))).transpose()?,
+                success: r.success,
+                errors: r
+                    .errors
+                    .into_iter()
+                    .map(|e| (e.status_code, e.message, e.fields))
+                    .collect(),
+            })
+        })
+        .collect()
+}
+
+fn parse_id(raw: Option<&str>) -> Result<SalesforceId, SalesforceError> {
+    let raw = raw.ok_or_else(|| SalesforceError::Decode("a save result has no id".into()))?;
+    SalesforceId::parse(raw).map_err(|e| SalesforceError::Decode(e.message))
+}
+
+fn datetime(raw: &str) -> Result<DateTime<Utc>, SalesforceError> {
+    parse_datetime(raw)
+        .ok_or_else(|| SalesforceError::Decode(format!("'{raw}' is not a Salesforce datetime")))
+}
+
+/// Percent-encodes a value for one URL path segment.
+fn url_segment(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+mod bytes_body {
+    use serde::Deserialize;
+
+    use super::SalesforceError;
+
+    /// A response body, decoded on demand.
+    pub struct Body(pub bytes::Bytes);
+
+    impl Body {
+        pub fn json<T: for<'de> Deserialize<'de>>(&self) -> Result<T, SalesforceError> {
+            serde_json::from_slice(&self.0).map_err(|e| SalesforceError::Decode(e.to_string()))
+        }
+    }
+}

@@ -1,0 +1,16 @@
+//! The Salesforce REST client: OAuth sessions, CRUD, SOQL paging, collections, replication
+//! windows and limits, with retries only where a repeat cannot do harm.
+
+mod client;
+mod error;
+mod session;
+pub mod soql;
+mod types;
+
+pub use client::{ClientConfig, SalesforceClient};
+pub use error::SalesforceError;
+pub use session::Credentials;
+pub use types::{
+    ApiUsage, Deleted, DeletedRecord, Describe, FieldDescribe, Record, RecordResult, Updated,
+    UpsertResult,
+};

@@ -1,0 +1,323 @@
+//! The one owner of the access token: logs in, renews once for all concurrent callers.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use tokio::sync::Mutex;
+
+use super::SalesforceError;
+
+/// How Tandem signs in to the org.
+#[derive(Clone)]
+pub enum Credentials {
+    /// OAuth username-password grant (the password includes the security token if needed).
+    Password {
+        username: String,
+        password: SecretString,
+        client_id: String,
+        client_secret: SecretString,
+    },
+    /// OAuth refresh-token grant.
+    RefreshToken {
+        refresh_token: SecretString,
+        client_id: String,
+        client_secret: SecretString,
+    },
+    /// OAuth JWT-bearer grant: an assertion signed with the connected app's RSA key.
+    JwtBearer {
+        username: String,
+        client_id: String,
+        private_key_pem: SecretString,
+        /// `https://login.salesforce.com`, `https://test.salesforce.com`, or the login URL.
+        audience: String,
+    },
+    /// An access token obtained elsewhere; it cannot be renewed.
+    AccessToken {
+        access_token: SecretString,
+        instance_url: String,
+    },
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match self {
+            Credentials::Password { username, .. } => format!("Password({username})"),
+            Credentials::RefreshToken { client_id, .. } => format!("RefreshToken({client_id})"),
+            Credentials::JwtBearer { username, .. } => format!("JwtBearer({username})"),
+            Credentials::AccessToken { instance_url, .. } => format!("AccessToken({instance_url})"),
+        };
+        f.write_str(&kind)
+    }
+}
+
+pub(super) struct Session {
+    pub access_token: SecretString,
+    pub instance_url: String,
+    /// Identity URL; its last two segments are the org and user ids.
+    pub identity: Option<String>,
+    pub generation: u64,
+}
+
+#[derive(Deserialize)]
+struct TokenResponse {
+    access_token: String,
+    instance_url: String,
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    refresh_token: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct TokenError {
+    error: String,
+    #[serde(default)]
+    error_description: String,
+}
+
+struct State {
+    session: Option<Arc<Session>>,
+    refresh_token: Option<SecretString>,
+    generation: u64,
+}
+
+pub(super) struct SessionOwner {
+    http: reqwest::Client,
+    login_url: String,
+    credentials: Credentials,
+    state: Mutex<State>,
+}
+
+impl SessionOwner {
+    pub fn new(http: reqwest::Client, login_url: String, credentials: Credentials) -> Self {
+        let refresh_token = match &credentials {
+            Credentials::RefreshToken { refresh_token, .. } => Some(refresh_token.clone()),
+            _ => None,
+        };
+        Self {
+            http,
+            login_url: login_url.trim_end_matches('/').to_owned(),
+            credentials,
+            state: Mutex::new(State {
+                session: None,
+                refresh_token,
+                generation: 0,
+            }),
+        }
+    }
+
+    /// The current session, signing in first if there is none.
+    pub async fn current(&self) -> Result<Arc<Session>, SalesforceError> {
+        let mut state = self.state.lock().await;
+        if let Some(session) = &state.session {
+            return Ok(session.clone());
+        }
+        self.sign_in(&mut state).await
+    }
+
+    /// Replaces a session Salesforce refused. Callers that saw the same stale session share
+    /// one renewal: whoever comes second gets the fresh session without another login.
+    pub async fn renew(&self, stale: u64) -> Result<Arc<Session>, SalesforceError> {
+        let mut state = self.state.lock().await;
+        if let Some(session) = &state.session
+            && session.generation != stale
+        {
+            return Ok(session.clone());
+        }
+        state.session = None;
+        self.sign_in(&mut state).await
+    }
+
+    async fn sign_in(&self, state: &mut State) -> Result<Arc<Session>, SalesforceError> {
+        let token = match (&self.credentials, state.refresh_token.clone()) {
+            (
+                Credentials::AccessToken {
+                    access_token,
+                    instance_url,
+                },
+                _,
+            ) if state.generation == 0 => TokenResponse {
+                access_token: access_token.expose_secret().to_owned(),
+                instance_url: instance_url.clone(),
+                id: None,
+                refresh_token: None,
+            },
+            (Credentials::AccessToken { .. }, _) => {
+                return Err(SalesforceError::AuthFailed {
+                    error: "INVALID_SESSION_ID".into(),
+                    description:
+                        "the access token expired and there are no credentials to renew it".into(),
+                });
+            }
+            (_, Some(refresh)) => match self.refresh(&refresh).await {
+                Ok(token) => token,
+                Err(err @ SalesforceError::AuthFailed { .. })
+                    if matches!(self.credentials, Credentials::RefreshToken { .. }) =>
+                {
+                    return Err(err);
+                }
+                Err(SalesforceError::AuthFailed { .. }) => self.grant().await?,
+                Err(other) => return Err(other),
+            },
+            (_, None) => self.grant().await?,
+        };
+        if let Some(refresh) = &token.refresh_token {
+            state.refresh_token = Some(SecretString::from(refresh.clone()));
+        }
+        state.generation += 1;
+        let session = Arc::new(Session {
+            access_token: SecretString::from(token.access_token),
+            instance_url: token.instance_url.trim_end_matches('/').to_owned(),
+            identity: token.id,
+            generation: state.generation,
+        });
+        state.session = Some(session.clone());
+        Ok(session)
+    }
+
+    /// The grant the credentials name, from scratch.
+    async fn grant(&self) -> Result<TokenResponse, SalesforceError> {
+        match &self.credentials {
+            Credentials::Password {
+                username,
+                password,
+                client_id,
+                client_secret,
+            } => {
+                self.token(&[
+                    ("grant_type", "password"),
+                    ("client_id", client_id),
+                    ("client_secret", client_secret.expose_secret()),
+                    ("username", username),
+                    ("password", password.expose_secret()),
+                ])
+                .await
+            }
+            Credentials::RefreshToken {
+                refresh_token,
+                client_id,
+                client_secret,
+            } => {
+                self.token(&[
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", refresh_token.expose_secret()),
+                    ("client_id", client_id),
+                    ("client_secret", client_secret.expose_secret()),
+                ])
+                .await
+            }
+            Credentials::JwtBearer {
+                username,
+                client_id,
+                private_key_pem,
+                audience,
+            } => {
+                let assertion = jwt_assertion(username, client_id, private_key_pem, audience)?;
+                self.token(&[
+                    ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
+                    ("assertion", &assertion),
+                ])
+                .await
+            }
+            Credentials::AccessToken { .. } => Err(SalesforceError::AuthFailed {
+                error: "invalid_grant".into(),
+                description: "an access token cannot be renewed".into(),
+            }),
+        }
+    }
+
+    async fn refresh(
+        &self,
+        refresh_token: &SecretString,
+    ) -> Result<TokenResponse, SalesforceError> {
+        let (client_id, client_secret) = match &self.credentials {
+            Credentials::Password {
+                client_id,
+                client_secret,
+                ..
+            }
+            | Credentials::RefreshToken {
+                client_id,
+                client_secret,
+                ..
+            } => (client_id.as_str(), client_secret.expose_secret()),
+            _ => return self.grant().await,
+        };
+        self.token(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token.expose_secret()),
+            ("client_id", client_id),
+            ("client_secret", client_secret),
+        ])
+        .await
+    }
+
+    async fn token(&self, form: &[(&str, &str)]) -> Result<TokenResponse, SalesforceError> {
+        let response = self
+            .http
+            .post(format!("{}/services/oauth2/token", self.login_url))
+            .form(form)
+            .send()
+            .await
+            .map_err(|e| SalesforceError::Transport(e.to_string()))?;
+        let status = response.status();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| SalesforceError::Transport(e.to_string()))?;
+        if status.is_success() {
+            return serde_json::from_slice(&body)
+                .map_err(|e| SalesforceError::Decode(format!("token response: {e}")));
+        }
+        if status.is_server_error() {
+            return Err(SalesforceError::Api {
+                status: status.as_u16(),
+                error_code: format!("HTTP_{}", status.as_u16()),
+                message: "the token endpoint failed".into(),
+                fields: Vec::new(),
+            });
+        }
+        match serde_json::from_slice::<TokenError>(&body) {
+            Ok(e) => Err(SalesforceError::AuthFailed {
+                error: e.error,
+                description: e.error_description,
+            }),
+            Err(_) => Err(SalesforceError::AuthFailed {
+                error: format!("HTTP_{}", status.as_u16()),
+                description: String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned(),
+            }),
+        }
+    }
+}
+
+fn jwt_assertion(
+    username: &str,
+    client_id: &str,
+    pem: &SecretString,
+    audience: &str,
+) -> Result<String, SalesforceError> {
+    #[derive(serde::Serialize)]
+    struct Claims<'a> {
+        iss: &'a str,
+        sub: &'a str,
+        aud: &'a str,
+        exp: i64,
+    }
+    let key = EncodingKey::from_rsa_pem(pem.expose_secret().as_bytes()).map_err(|e| {
+        SalesforceError::AuthFailed {
+            error: "invalid_client".into(),
+            description: format!("the JWT-bearer private key cannot be read: {e}"),
+        }
+    })?;
+    let claims = Claims {
+        iss: client_id,
+        sub: username,
+        aud: audience,
+        exp: Utc::now().timestamp() + 180,
+    };
+    jsonwebtoken::encode(&Header::new(Algorithm::RS256), &claims, &key)
+        .map_err(|e| SalesforceError::Decode(format!("cannot sign the JWT assertion: {e}")))
+}

@@ -1,0 +1,440 @@
+//! The Salesforce client against the simulator: every call, and every fault it must survive.
+
+use std::time::Duration;
+
+use futures_util::TryStreamExt;
+use rand::{Rng, SeedableRng};
+use salesforce_sim::{SimConfig, SimHandle};
+use secrecy::SecretString;
+use serde_json::{Map, Value, json};
+use tandem::domain::SalesforceId;
+use tandem::salesforce::soql::{Condition, Ident, Select, quote};
+use tandem::salesforce::{ClientConfig, Credentials, SalesforceClient, SalesforceError};
+
+async fn org() -> SimHandle {
+    salesforce_sim::start(SimConfig::default()).await
+}
+
+fn password(sim: &SimHandle, password: &str) -> Credentials {
+    let config = sim.config();
+    Credentials::Password {
+        username: config.username.clone(),
+        password: SecretString::from(password.to_owned()),
+        client_id: config.client_id.clone(),
+        client_secret: SecretString::from(config.client_secret.clone()),
+    }
+}
+
+fn client_with(sim: &SimHandle, credentials: Credentials) -> SalesforceClient {
+    let mut config = ClientConfig::new(sim.base_url(), credentials);
+    config.backoff_base = Duration::from_millis(2);
+    SalesforceClient::new(config).unwrap()
+}
+
+fn client(sim: &SimHandle) -> SalesforceClient {
+    client_with(sim, password(sim, &sim.config().password.clone()))
+}
+
+fn fields(value: Value) -> Map<String, Value> {
+    value.as_object().unwrap().clone()
+}
+
+/// How many requests the simulator saw whose path contains `needle`.
+fn requests_to(sim: &SimHandle, needle: &str) -> usize {
+    sim.requests()
+        .iter()
+        .filter(|r| r.path.contains(needle))
+        .count()
+}
+
+#[tokio::test]
+async fn bad_credentials_are_refused_with_the_oauth_error() {
+    let sim = org().await;
+    let err = client_with(&sim, password(&sim, "wrong"))
+        .verify()
+        .await
+        .unwrap_err();
+    match err {
+        SalesforceError::AuthFailed { error, description } => {
+            assert_eq!(error, "invalid_grant");
+            assert_eq!(description, "authentication failure");
+        }
+        other => panic!("expected AuthFailed, got {other:?}"),
+    }
+    client(&sim).verify().await.unwrap();
+}
+
+#[tokio::test]
+async fn records_are_created_read_updated_and_deleted() {
+    let sim = org().await;
+    let sf = client(&sim);
+    let id = sf
+        .create(
+            "Contact",
+            &fields(
+                json!({ "FirstName": "Ada", "LastName": "Lovelace", "Email": "ada@example.com" }),
+            ),
+        )
+        .await
+        .unwrap();
+    assert_eq!(id.key_prefix(), "003");
+    let read = sf
+        .get("Contact", &id, Some(&["LastName", "Email"]))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(read["LastName"], "Lovelace");
+    assert!(
+        read.get("FirstName").is_none(),
+        "?fields= limits the answer"
+    );
+
+    sf.update("Contact", &id, &fields(json!({ "Title": "Countess" })))
+        .await
+        .unwrap();
+    assert_eq!(
+        sim.get("Contact", id.as_str()).unwrap()["Title"],
+        "Countess"
+    );
+
+    sf.delete("Contact", &id).await.unwrap();
+    assert!(sf.get("Contact", &id, None).await.unwrap().is_none());
+
+    let missing = sf
+        .create("Contact", &fields(json!({ "FirstName": "No last name" })))
+        .await
+        .unwrap_err();
+    assert_eq!(missing.code(), Some("REQUIRED_FIELD_MISSING"));
+}
+
+#[tokio::test]
+async fn an_upsert_by_external_id_creates_then_updates() {
+    let sim = org().await;
+    let sf = client(&sim);
+    let first = sf
+        .upsert(
+            "Contact",
+            "Helpdesk_Id__c",
+            "desk/42",
+            &fields(json!({ "LastName": "Hopper" })),
+        )
+        .await
+        .unwrap();
+    assert!(first.created);
+    let second = sf
+        .upsert(
+            "Contact",
+            "Helpdesk_Id__c",
+            "desk/42",
+            &fields(json!({ "LastName": "Hopper", "Title": "RADM" })),
+        )
+        .await
+        .unwrap();
+    assert!(!second.created);
+    assert_eq!(first.id, second.id);
+    assert_eq!(
+        sim.get("Contact", first.id.as_str()).unwrap()["Title"],
+        "RADM"
+    );
+}
+
+#[tokio::test]
+async fn a_query_streams_every_page_and_query_all_sees_the_recycle_bin() {
+    let sim = org().await;
+    for n in 0..4_100 {
+        sim.insert("Contact", json!({ "LastName": format!("Bulk{n:05}") }))
+            .unwrap();
+    }
+    let sf = client(&sim);
+    let before = requests_to(&sim, "/query");
+    let records: Vec<_> = sf
+        .query("SELECT Id, LastName FROM Contact ORDER BY LastName")
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(records.len(), 4_100);
+    assert_eq!(records[4_099]["LastName"], "Bulk04099");
+    assert_eq!(
+        requests_to(&sim, "/query") - before,
+        3,
+        "2,000-record pages"
+    );
+
+    let gone = SalesforceId::parse(records[0]["Id"].as_str().unwrap()).unwrap();
+    sf.delete("Contact", &gone).await.unwrap();
+    let soql = format!(
+        "SELECT Id, IsDeleted FROM Contact WHERE Id = {}",
+        quote(gone.as_str())
+    );
+    let live: Vec<_> = sf.query(&soql).try_collect().await.unwrap();
+    assert!(live.is_empty());
+    let all: Vec<_> = sf.query_all(&soql).try_collect().await.unwrap();
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0]["IsDeleted"], true);
+}
+
+#[tokio::test]
+async fn collections_chunk_at_200_and_honour_all_or_none() {
+    let sim = org().await;
+    let sf = client(&sim);
+    let records: Vec<_> = (0..450)
+        .map(|n| fields(json!({ "LastName": format!("C{n}") })))
+        .collect();
+    let before = requests_to(&sim, "composite/sobjects");
+    let results = sf.create_many("Contact", &records, false).await.unwrap();
+    assert_eq!(requests_to(&sim, "composite/sobjects") - before, 3);
+    assert!(results.iter().all(|r| r.success && r.id.is_some()));
+    assert_eq!(sim.count("Contact"), 450);
+
+    let mixed = vec![
+        fields(json!({ "LastName": "Fine" })),
+        fields(json!({ "FirstName": "NoLast" })),
+    ];
+    let rolled_back = sf.create_many("Contact", &mixed, true).await.unwrap();
+    assert!(rolled_back.iter().all(|r| !r.success));
+    assert_eq!(
+        rolled_back[0].errors[0].0,
+        "ALL_OR_NONE_OPERATION_ROLLED_BACK"
+    );
+    assert_eq!(rolled_back[1].errors[0].0, "REQUIRED_FIELD_MISSING");
+    assert_eq!(sim.count("Contact"), 450, "nothing committed");
+
+    let partial = sf.create_many("Contact", &mixed, false).await.unwrap();
+    assert!(partial[0].success && !partial[1].success);
+    assert_eq!(sim.count("Contact"), 451);
+
+    let ids: Vec<_> = results
+        .iter()
+        .take(3)
+        .map(|r| r.id.clone().unwrap())
+        .collect();
+    let updates: Vec<_> = ids
+        .iter()
+        .map(|id| (id.clone(), fields(json!({ "Title": "Bulk" }))))
+        .collect();
+    assert!(
+        sf.update_many("Contact", &updates, true)
+            .await
+            .unwrap()
+            .iter()
+            .all(|r| r.success)
+    );
+    assert_eq!(
+        sim.get("Contact", ids[0].as_str()).unwrap()["Title"],
+        "Bulk"
+    );
+    assert!(
+        sf.delete_many(&ids, false)
+            .await
+            .unwrap()
+            .iter()
+            .all(|r| r.success)
+    );
+    assert_eq!(sim.count("Contact"), 448);
+}
+
+#[tokio::test]
+async fn an_expired_session_is_renewed_once_for_concurrent_callers() {
+    let sim = org().await;
+    let sf = client(&sim);
+    let id = sf
+        .create("Account", &fields(json!({ "Name": "Acme" })))
+        .await
+        .unwrap();
+    let logins_before = requests_to(&sim, "/services/oauth2/token");
+    sim.expire_tokens();
+    let reads = (0..8).map(|_| sf.get("Account", &id, None));
+    for read in futures_util::future::join_all(reads).await {
+        assert_eq!(read.unwrap().unwrap()["Name"], "Acme");
+    }
+    assert_eq!(
+        requests_to(&sim, "/services/oauth2/token") - logins_before,
+        1,
+        "one renewal for all"
+    );
+}
+
+#[tokio::test]
+async fn a_direct_access_token_works_until_it_expires() {
+    let sim = org().await;
+    let sf = client_with(
+        &sim,
+        Credentials::AccessToken {
+            access_token: SecretString::from(sim.access_token()),
+            instance_url: sim.base_url().to_owned(),
+        },
+    );
+    sf.limits().await.unwrap();
+    sim.expire_tokens();
+    assert!(matches!(
+        sf.limits().await.unwrap_err(),
+        SalesforceError::AuthFailed { .. }
+    ));
+}
+
+#[tokio::test]
+async fn the_refresh_token_grant_signs_in() {
+    let sim = org().await;
+    let config = sim.config().clone();
+    let sf = client_with(
+        &sim,
+        Credentials::RefreshToken {
+            refresh_token: SecretString::from(sim.refresh_token()),
+            client_id: config.client_id,
+            client_secret: SecretString::from(config.client_secret),
+        },
+    );
+    sf.limits().await.unwrap();
+}
+
+#[tokio::test]
+async fn transient_failures_are_retried_only_where_repeating_is_safe() {
+    let sim = org().await;
+    let sf = client(&sim);
+    let id = sf
+        .create("Account", &fields(json!({ "Name": "Retry" })))
+        .await
+        .unwrap();
+    sim.fail_next(&[503, 500]);
+    assert_eq!(
+        sf.get("Account", &id, None).await.unwrap().unwrap()["Name"],
+        "Retry"
+    );
+
+    let before = requests_to(&sim, "sobjects/Account");
+    sim.fail_next(&[503]);
+    let err = sf
+        .create("Account", &fields(json!({ "Name": "Once" })))
+        .await
+        .unwrap_err();
+    assert!(err.is_transient());
+    assert_eq!(
+        requests_to(&sim, "sobjects/Account") - before,
+        1,
+        "a create is never repeated"
+    );
+
+    sim.fail_next(&[503, 503, 503, 503, 503]);
+    assert!(
+        sf.get("Account", &id, None)
+            .await
+            .unwrap_err()
+            .is_transient(),
+        "retries are bounded"
+    );
+}
+
+#[tokio::test]
+async fn an_exhausted_api_budget_is_reported_as_rate_limited() {
+    let sim = org().await;
+    let sf = client(&sim);
+    sf.limits().await.unwrap();
+    let usage = sf.api_usage().unwrap();
+    assert!(
+        usage.used >= 1 && usage.max == sim.config().daily_api_limit,
+        "{usage:?}"
+    );
+    sim.set_daily_api_limit(usage.used + 1);
+    sf.limits().await.unwrap();
+    let err = sf.limits().await.unwrap_err();
+    assert!(matches!(err, SalesforceError::RateLimited(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn describe_is_fetched_once_and_knows_required_fields() {
+    let sim = org().await;
+    let sf = client(&sim);
+    let contact = sf.describe("Contact").await.unwrap();
+    sf.describe("contact").await.unwrap();
+    assert_eq!(requests_to(&sim, "/describe"), 1);
+    assert!(contact.field("LastName").unwrap().required_on_create());
+    assert!(!contact.field("Email").unwrap().required_on_create());
+    assert!(contact.field("Helpdesk_Id__c").unwrap().external_id);
+}
+
+#[tokio::test]
+async fn updated_and_deleted_windows_list_changes() {
+    let sim = org().await;
+    let sf = client(&sim);
+    let start = chrono::Utc::now() - chrono::Duration::minutes(5);
+    let kept = sf
+        .create("Contact", &fields(json!({ "LastName": "Kept" })))
+        .await
+        .unwrap();
+    let dropped = sf
+        .create("Contact", &fields(json!({ "LastName": "Dropped" })))
+        .await
+        .unwrap();
+    sf.delete("Contact", &dropped).await.unwrap();
+    let end = chrono::Utc::now() + chrono::Duration::minutes(5);
+    let updated = sf.updated("Contact", start, end).await.unwrap();
+    assert!(updated.ids.contains(&kept));
+    let deleted = sf.deleted("Contact", start, end).await.unwrap();
+    assert_eq!(
+        deleted
+            .records
+            .iter()
+            .map(|r| r.id.clone())
+            .collect::<Vec<_>>(),
+        vec![dropped]
+    );
+}
+
+/// Strings a naive builder would break on: quotes, backslashes, controls, wildcards, unicode.
+fn nasty(rng: &mut rand::rngs::StdRng) -> String {
+    const PIECES: &[&str] = &[
+        "'", "\\", "\"", "\n", "\r", "\t", "%", "_", "ü", "漢", "😀", "a", "Z", " ", "\\'", "''",
+        "OR", "--",
+    ];
+    let len = rng.gen_range(1..12);
+    (0..len)
+        .map(|_| PIECES[rng.gen_range(0..PIECES.len())])
+        .collect()
+}
+
+#[tokio::test]
+async fn the_soql_builder_finds_exactly_the_stored_record_for_any_string() {
+    let sim = org().await;
+    let sf = client(&sim);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let names: Vec<String> = (0..60).map(|_| nasty(&mut rng)).collect();
+    let mut ids = Vec::new();
+    for name in &names {
+        ids.push(sim.insert("Contact", json!({ "LastName": name })).unwrap());
+    }
+    let last_name = Ident::parse("LastName").unwrap();
+    for (name, id) in names.iter().zip(&ids) {
+        let soql = Select::new("Contact", &["Id", "LastName"])
+            .unwrap()
+            .filter(Condition::eq(&last_name, name.as_str()))
+            .build();
+        let found: Vec<_> = sf.query(&soql).try_collect().await.unwrap();
+        let expected: Vec<&String> = ids
+            .iter()
+            .zip(&names)
+            .filter(|(_, n)| n.to_lowercase() == name.to_lowercase())
+            .map(|(i, _)| i)
+            .collect();
+        let found_ids: Vec<&str> = found.iter().map(|r| r["Id"].as_str().unwrap()).collect();
+        assert!(
+            found_ids.contains(&id.as_str()),
+            "{name:?} not found by {soql}"
+        );
+        assert_eq!(
+            found_ids.len(),
+            expected.len(),
+            "{name:?} matched more than itself: {soql}"
+        );
+
+        let like = Select::new("Contact", &["Id"])
+            .unwrap()
+            .filter(Condition::contains(&last_name, name))
+            .build();
+        let matched: Vec<_> = sf.query(&like).try_collect().await.unwrap();
+        let expected_like = names
+            .iter()
+            .filter(|n| n.to_lowercase().contains(&name.to_lowercase()))
+            .count();
+        assert_eq!(matched.len(), expected_like, "LIKE {name:?}: {like}");
+    }
+}

@@ -1,0 +1,89 @@
+//! Injected failures: random 500/503 answers, queued failures, latency and the daily API budget.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use crate::config::SimConfig;
+use crate::error::ApiError;
+
+pub struct Faults {
+    rng: StdRng,
+    pub error_rate: f64,
+    pub latency: Duration,
+    pub queued: VecDeque<u16>,
+    pub daily_limit: u64,
+    pub api_used: u64,
+    pub token_max_requests: Option<u64>,
+    pub token_ttl_secs: Option<i64>,
+}
+
+impl Faults {
+    pub fn new(config: &SimConfig) -> Self {
+        Faults {
+            rng: StdRng::seed_from_u64(config.seed),
+            error_rate: config.error_rate,
+            latency: Duration::from_millis(config.latency_ms),
+            queued: VecDeque::new(),
+            daily_limit: config.daily_api_limit,
+            api_used: 0,
+            token_max_requests: config.token_max_requests,
+            token_ttl_secs: config.token_ttl_secs,
+        }
+    }
+
+    /// The failure this request should get instead of its answer, if any.
+    pub fn injected(&mut self) -> Option<ApiError> {
+        if let Some(status) = self.queued.pop_front() {
+            return Some(error_for(status));
+        }
+        if self.error_rate > 0.0 && self.rng.gen_bool(self.error_rate.clamp(0.0, 1.0)) {
+            let status = if self.rng.gen_bool(0.5) { 500 } else { 503 };
+            return Some(error_for(status));
+        }
+        None
+    }
+
+    /// Counts one API request, or refuses it when the daily budget is spent.
+    pub fn spend(&mut self) -> Result<(), ApiError> {
+        if self.api_used >= self.daily_limit {
+            return Err(ApiError::new(
+                403,
+                "REQUEST_LIMIT_EXCEEDED",
+                "TotalRequests Limit exceeded.",
+            ));
+        }
+        self.api_used += 1;
+        Ok(())
+    }
+
+    pub fn limit_info(&self) -> String {
+        format!("api-usage={}/{}", self.api_used, self.daily_limit)
+    }
+}
+
+pub fn error_for(status: u16) -> ApiError {
+    match status {
+        503 => ApiError::new(
+            503,
+            "SERVER_UNAVAILABLE",
+            "Server unavailable, please try again later",
+        ),
+        400 => ApiError::bad_request(
+            "UNABLE_TO_LOCK_ROW",
+            "unable to obtain exclusive access to this record",
+        ),
+        403 => ApiError::new(
+            403,
+            "REQUEST_LIMIT_EXCEEDED",
+            "ConcurrentPerOrgLongTxn Limit exceeded.",
+        ),
+        status => ApiError::new(
+            status,
+            "UNKNOWN_EXCEPTION",
+            "An unexpected error occurred. Please include this ErrorId if you contact support: 1234567890-12345 (-1234567890)",
+        ),
+    }
+}

@@ -1,0 +1,225 @@
+//! A stateful fake Salesforce org that speaks the REST API over HTTP, for tests and demos.
+#![recursion_limit = "256"]
+
+mod config;
+mod error;
+mod faults;
+mod identity;
+mod ids;
+mod jwt;
+mod oauth;
+mod objects;
+mod record;
+mod rest;
+mod schema;
+mod seed;
+mod server;
+mod soql;
+mod state;
+mod store;
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::ServerHandle;
+use actix_web::{App, HttpServer, web};
+use serde_json::Value as Json;
+use tokio::task::JoinHandle;
+
+pub use config::SimConfig;
+pub use error::ApiError;
+pub use state::LoggedRequest;
+
+use record::{Write, parse_body, render};
+use state::{Sim, lock};
+use store::Store;
+
+const MAX_BODY: usize = 32 * 1024 * 1024;
+
+/// A running simulator; dropping it leaves the server running until the runtime ends.
+pub struct SimHandle {
+    sim: Arc<Sim>,
+    server: ServerHandle,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+/// Binds 127.0.0.1 on `config.port` (0 for any), seeds the org and starts serving.
+pub async fn start(config: SimConfig) -> SimHandle {
+    let listener =
+        TcpListener::bind(("127.0.0.1", config.port)).expect("the simulator needs a loopback port");
+    let port = listener
+        .local_addr()
+        .expect("a bound listener has an address")
+        .port();
+    let mut store = Store::new();
+    seed::integration_user(&mut store, &config);
+    seed::generate(&mut store, config.seed, config.records);
+    let sim = Arc::new(Sim::new(config, format!("http://127.0.0.1:{port}"), store));
+    let data = web::Data::new(sim.clone());
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .app_data(web::PayloadConfig::new(MAX_BODY))
+            .default_service(web::to(server::dispatch))
+    })
+    .workers(2)
+    .disable_signals()
+    .listen(listener)
+    .expect("actix accepts a bound listener")
+    .run();
+    let handle = server.handle();
+    SimHandle {
+        sim,
+        server: handle,
+        task: tokio::spawn(server),
+    }
+}
+
+impl SimHandle {
+    pub fn base_url(&self) -> &str {
+        &self.sim.base_url
+    }
+
+    pub fn token_url(&self) -> String {
+        format!("{}/services/oauth2/token", self.sim.base_url)
+    }
+
+    pub fn config(&self) -> &SimConfig {
+        &self.sim.config
+    }
+
+    /// Every request seen (the most recent 10,000).
+    pub fn requests(&self) -> Vec<LoggedRequest> {
+        lock(&self.sim.log).iter().cloned().collect()
+    }
+
+    pub fn request_count(&self) -> usize {
+        lock(&self.sim.log).len()
+    }
+
+    /// REST calls counted against the daily API budget.
+    pub fn api_usage(&self) -> u64 {
+        lock(&self.sim.faults).api_used
+    }
+
+    /// A fresh access token, as if the integration user had logged in.
+    pub fn access_token(&self) -> String {
+        let now = lock(&self.sim.store).clock.now();
+        lock(&self.sim.sessions).issue_access(now)
+    }
+
+    /// A refresh token usable with the `refresh_token` grant.
+    pub fn refresh_token(&self) -> String {
+        lock(&self.sim.sessions).issue_refresh()
+    }
+
+    pub fn expire_tokens(&self) {
+        lock(&self.sim.sessions).expire_all();
+    }
+
+    pub fn set_token_ttl(&self, secs: Option<i64>) {
+        lock(&self.sim.faults).token_ttl_secs = secs;
+    }
+
+    pub fn expire_tokens_after_requests(&self, requests: Option<u64>) {
+        lock(&self.sim.faults).token_max_requests = requests;
+    }
+
+    pub fn set_daily_api_limit(&self, limit: u64) {
+        lock(&self.sim.faults).daily_limit = limit;
+    }
+
+    pub fn set_api_usage(&self, used: u64) {
+        lock(&self.sim.faults).api_used = used;
+    }
+
+    /// Answers this fraction of REST calls with 500 or 503, drawn from the seeded generator.
+    pub fn set_error_rate(&self, rate: f64) {
+        lock(&self.sim.faults).error_rate = rate;
+    }
+
+    /// The next REST calls fail with these statuses (500, 503, 400 row lock, 403 limit), in order.
+    pub fn fail_next(&self, statuses: &[u16]) {
+        lock(&self.sim.faults).queued.extend(statuses);
+    }
+
+    pub fn set_latency(&self, latency: Duration) {
+        lock(&self.sim.faults).latency = latency;
+    }
+
+    /// Moves the org clock forward (timestamps and token ages).
+    pub fn advance_clock(&self, secs: i64) {
+        lock(&self.sim.store).clock.advance(secs);
+    }
+
+    /// Creates a record through the same validation as the REST API; returns its 18-character id.
+    pub fn insert(&self, sobject: &str, fields: Json) -> Result<String, ApiError> {
+        let obj = rest_object(sobject)?;
+        let Json::Object(map) = fields else {
+            return Err(ApiError::bad_request(
+                "JSON_PARSER_ERROR",
+                "fields must be an object",
+            ));
+        };
+        let mut store = lock(&self.sim.store);
+        let changes = parse_body(&store, obj, &map, Write::Create)?;
+        let row = store.insert(obj, changes);
+        Ok(Store::id_of(obj, row))
+    }
+
+    pub fn update(&self, sobject: &str, id: &str, fields: Json) -> Result<(), ApiError> {
+        let obj = rest_object(sobject)?;
+        let Json::Object(map) = fields else {
+            return Err(ApiError::bad_request(
+                "JSON_PARSER_ERROR",
+                "fields must be an object",
+            ));
+        };
+        let mut store = lock(&self.sim.store);
+        let row = store.locate(obj, id).ok_or_else(ApiError::not_found)?;
+        let changes = parse_body(&store, obj, &map, Write::Update)?;
+        store.update(obj, row, changes)
+    }
+
+    pub fn delete(&self, sobject: &str, id: &str) -> Result<(), ApiError> {
+        let obj = rest_object(sobject)?;
+        let mut store = lock(&self.sim.store);
+        let row = store.locate(obj, id).ok_or_else(ApiError::not_found)?;
+        store.delete(obj, row)
+    }
+
+    /// The record with all fields (including recycled ones), or `None`.
+    pub fn get(&self, sobject: &str, id: &str) -> Option<Json> {
+        let obj = rest_object(sobject).ok()?;
+        let store = lock(&self.sim.store);
+        let row = store.locate(obj, id)?;
+        Some(render(&store, obj, row, None, "62.0"))
+    }
+
+    /// Live (not recycled) records of a type.
+    pub fn count(&self, sobject: &str) -> usize {
+        rest_object(sobject).map_or(0, |obj| {
+            lock(&self.sim.store)
+                .table(obj)
+                .iter()
+                .filter(|r| r.deleted.is_none())
+                .count()
+        })
+    }
+
+    /// Stops accepting connections and waits for the server to finish.
+    pub async fn stop(self) {
+        self.server.stop(true).await;
+        let _ = self.task.await;
+    }
+
+    /// Serves until the process is killed.
+    pub async fn wait(self) -> std::io::Result<()> {
+        self.task.await.unwrap_or(Ok(()))
+    }
+}
+
+fn rest_object(sobject: &str) -> Result<schema::ObjIdx, ApiError> {
+    rest::sobject(sobject)
+}

@@ -1,0 +1,129 @@
+//! Describe global and per-object describe bodies built from the schema.
+
+use serde_json::{Value as Json, json};
+
+use crate::schema::{Field, Kind, SObject, Schema};
+
+pub fn global(version: &str) -> Json {
+    let sobjects: Vec<Json> = Schema::get()
+        .objects
+        .iter()
+        .map(|o| entry(o, version))
+        .collect();
+    json!({ "encoding": "UTF-8", "maxBatchSize": 200, "sobjects": sobjects })
+}
+
+pub fn basic(object: &SObject, version: &str) -> Json {
+    json!({ "objectDescribe": entry(object, version), "recentItems": [] })
+}
+
+fn entry(o: &SObject, version: &str) -> Json {
+    let url = format!("/services/data/v{version}/sobjects/{}", o.name);
+    let writable = o.name != "User";
+    json!({
+        "name": o.name, "label": o.label, "labelPlural": o.plural, "keyPrefix": o.prefix,
+        "custom": false, "createable": writable, "updateable": true, "deletable": writable,
+        "queryable": true, "retrieveable": true, "searchable": true, "replicateable": true,
+        "undeletable": writable, "triggerable": true, "layoutable": true, "mergeable": false,
+        "feedEnabled": false, "activateable": false, "customSetting": false, "deprecatedAndHidden": false,
+        "hasSubtypes": false, "isSubtype": false, "isInterface": false, "mruEnabled": true,
+        "idEnabled": true, "deepCloneable": false,
+        "urls": {
+            "sobject": url,
+            "describe": format!("{url}/describe"),
+            "rowTemplate": format!("{url}/{{ID}}"),
+        },
+    })
+}
+
+pub fn object(o: &SObject, version: &str) -> Json {
+    let mut body = entry(o, version);
+    let fields: Vec<Json> = o.fields.iter().map(|f| field(o, f)).collect();
+    let children: Vec<Json> = Schema::get()
+        .objects
+        .iter()
+        .flat_map(|child| child.fields.iter().map(move |f| (child, f)))
+        .filter(|(_, f)| {
+            f.reference_to.contains(&o.name) && !f.name.ends_with("ById") && f.name != "OwnerId"
+        })
+        .map(|(child, f)| {
+            json!({
+                "childSObject": child.name, "field": f.name, "relationshipName": Json::Null,
+                "cascadeDelete": false, "restrictedDelete": false, "deprecatedAndHidden": false,
+                "junctionIdListNames": [], "junctionReferenceTo": [],
+            })
+        })
+        .collect();
+    body["fields"] = json!(fields);
+    body["childRelationships"] = json!(children);
+    body["recordTypeInfos"] = json!([]);
+    body["supportedScopes"] = json!([{ "label": "All", "name": "everything" }]);
+    body["actionOverrides"] = json!([]);
+    body["namedLayoutInfos"] = json!([]);
+    body["compactLayoutable"] = json!(true);
+    body["searchLayoutable"] = json!(true);
+    body["listviewable"] = Json::Null;
+    body["lookupLayoutable"] = Json::Null;
+    body["networkScopeFieldName"] = Json::Null;
+    body
+}
+
+fn field(o: &SObject, f: &Field) -> Json {
+    let numeric = matches!(f.kind, Kind::Double | Kind::Currency | Kind::Percent);
+    let (precision, scale) = match f.kind {
+        Kind::Currency => (18, 2),
+        Kind::Percent => (3, 0),
+        Kind::Double => (18, 15),
+        _ => (0, 0),
+    };
+    let picklist: Vec<Json> = f
+        .picklist
+        .iter()
+        .map(|v| json!({ "active": true, "defaultValue": f.default == Some(*v), "label": v, "value": v, "validFor": Json::Null }))
+        .collect();
+    let long_text = f.kind == Kind::Textarea && f.length > 255;
+    json!({
+        "name": f.name,
+        "label": f.label,
+        "type": f.kind.api_name(),
+        "soapType": f.kind.soap_type(),
+        "length": if f.kind.is_text() || f.kind == Kind::Id || f.kind == Kind::Reference { f.length } else { 0 },
+        "byteLength": if f.kind.is_text() { f.length * 3 } else { 18 },
+        "precision": if numeric { precision } else { 0 },
+        "scale": if numeric { scale } else { 0 },
+        "digits": if f.kind == Kind::Int { 9 } else { 0 },
+        "nillable": f.nillable,
+        "createable": f.createable,
+        "updateable": f.updateable,
+        "defaultedOnCreate": f.defaulted,
+        "defaultValue": f.default,
+        "custom": f.is_custom(),
+        "externalId": f.external_id,
+        "unique": f.external_id,
+        "caseSensitive": false,
+        "idLookup": f.external_id || f.kind == Kind::Id || f.name == "Email",
+        "referenceTo": f.reference_to,
+        "relationshipName": f.relationship,
+        "polymorphicForeignKey": f.reference_to.len() > 1,
+        "cascadeDelete": false,
+        "restrictedDelete": false,
+        "namePointing": f.reference_to.len() > 1,
+        "picklistValues": picklist,
+        "restrictedPicklist": false,
+        "dependentPicklist": false,
+        "calculated": !f.createable && !f.defaulted && f.kind != Kind::Id,
+        "autoNumber": false,
+        "filterable": f.filterable(),
+        "sortable": !long_text,
+        "groupable": !long_text && !numeric,
+        "aggregatable": !long_text,
+        "nameField": o.name_field().is_some_and(|n| n.name == f.name),
+        "htmlFormatted": false,
+        "encrypted": false,
+        "deprecatedAndHidden": false,
+        "permissionable": f.nillable && !f.is_required(),
+        "inlineHelpText": Json::Null,
+        "compoundFieldName": Json::Null,
+        "extraTypeInfo": Json::Null,
+    })
+}

@@ -1,0 +1,151 @@
+//! REST resources under `/services/data/vNN.N/`.
+
+mod composite;
+mod describe;
+mod replication;
+mod sobjects;
+
+use actix_web::http::Method;
+use serde_json::{Value as Json, json};
+
+use crate::error::ApiError;
+use crate::schema::{ObjIdx, Schema};
+use crate::soql;
+use crate::state::{Sim, lock};
+
+pub struct Ctx {
+    pub version: String,
+    pub batch: usize,
+    pub params: Vec<(String, String)>,
+}
+
+impl Ctx {
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+pub struct Reply {
+    pub status: u16,
+    pub body: Option<Json>,
+    pub location: Option<String>,
+}
+
+impl Reply {
+    pub fn ok(body: Json) -> Self {
+        Reply {
+            status: 200,
+            body: Some(body),
+            location: None,
+        }
+    }
+
+    pub fn with(status: u16, body: Json) -> Self {
+        Reply {
+            status,
+            body: Some(body),
+            location: None,
+        }
+    }
+
+    /// A 201 with a `Location` header pointing at the new record.
+    pub fn created(body: Json, ctx: &Ctx, object: &str) -> Self {
+        let location = body["id"]
+            .as_str()
+            .map(|id| format!("/services/data/v{}/sobjects/{object}/{id}", ctx.version));
+        Reply {
+            status: 201,
+            body: Some(body),
+            location,
+        }
+    }
+
+    pub fn empty() -> Self {
+        Reply {
+            status: 204,
+            body: None,
+            location: None,
+        }
+    }
+}
+
+pub fn handle(
+    sim: &Sim,
+    ctx: &Ctx,
+    method: &Method,
+    segments: &[String],
+    body: &[u8],
+) -> Result<Reply, ApiError> {
+    let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
+    let get = method == Method::GET;
+    match segs.as_slice() {
+        [] if get => Ok(Reply::ok(resources(sim, &ctx.version))),
+        ["limits"] if get => Ok(Reply::ok(replication::limits(sim))),
+        ["query" | "queryAll", rest @ ..] if get => query(sim, ctx, segs[0] == "queryAll", rest),
+        ["sobjects"] if get => Ok(Reply::ok(describe::global(&ctx.version))),
+        ["sobjects", object, rest @ ..] => {
+            sobjects::handle(sim, ctx, method, sobject(object)?, rest, body)
+        }
+        ["composite", "sobjects", rest @ ..] => composite::handle(sim, ctx, method, rest, body),
+        [] | ["limits" | "query" | "queryAll" | "sobjects", ..] => Err(method_not_allowed(method)),
+        _ => Err(ApiError::not_found()),
+    }
+}
+
+pub fn method_not_allowed(method: &Method) -> ApiError {
+    ApiError::new(
+        405,
+        "METHOD_NOT_ALLOWED",
+        format!("HTTP Method '{method}' not allowed. Allowed are HEAD,GET,POST,PATCH,DELETE"),
+    )
+}
+
+pub fn sobject(name: &str) -> Result<ObjIdx, ApiError> {
+    Schema::get().index(name).ok_or_else(ApiError::not_found)
+}
+
+pub fn parse_json(body: &[u8]) -> Result<Json, ApiError> {
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::bad_request(
+            "JSON_PARSER_ERROR",
+            format!(
+                "Unexpected character: {e} at [line:{}, column:{}]",
+                e.line(),
+                e.column()
+            ),
+        )
+    })
+}
+
+fn query(sim: &Sim, ctx: &Ctx, all: bool, rest: &[&str]) -> Result<Reply, ApiError> {
+    let mut store = lock(&sim.store);
+    let body = match rest {
+        [] => match ctx.param("q") {
+            Some(q) => soql::run(&mut store, q, all, ctx.batch, &ctx.version)?,
+            None => {
+                return Err(ApiError::bad_request(
+                    "MALFORMED_QUERY",
+                    "A query string has to be specified",
+                ));
+            }
+        },
+        [locator] => soql::more(&mut store, locator, ctx.batch, &ctx.version)?,
+        _ => return Err(ApiError::not_found()),
+    };
+    Ok(Reply::ok(body))
+}
+
+fn resources(sim: &Sim, version: &str) -> Json {
+    let base = format!("/services/data/v{version}");
+    json!({
+        "sobjects": format!("{base}/sobjects"),
+        "query": format!("{base}/query"),
+        "queryAll": format!("{base}/queryAll"),
+        "limits": format!("{base}/limits"),
+        "composite": format!("{base}/composite"),
+        "identity": format!("{}/id/{}/{}", sim.base_url, crate::oauth::org_id(), crate::oauth::user_id()),
+    })
+}

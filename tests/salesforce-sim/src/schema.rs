@@ -1,0 +1,187 @@
+//! The org's metadata: objects, fields and the flags describe reports for them.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Id,
+    String,
+    Textarea,
+    Email,
+    Phone,
+    Url,
+    Picklist,
+    Combobox,
+    Reference,
+    Boolean,
+    Int,
+    Double,
+    Currency,
+    Percent,
+    Date,
+    DateTime,
+}
+
+impl Kind {
+    pub fn api_name(self) -> &'static str {
+        match self {
+            Kind::Id => "id",
+            Kind::String => "string",
+            Kind::Textarea => "textarea",
+            Kind::Email => "email",
+            Kind::Phone => "phone",
+            Kind::Url => "url",
+            Kind::Picklist => "picklist",
+            Kind::Combobox => "combobox",
+            Kind::Reference => "reference",
+            Kind::Boolean => "boolean",
+            Kind::Int => "int",
+            Kind::Double => "double",
+            Kind::Currency => "currency",
+            Kind::Percent => "percent",
+            Kind::Date => "date",
+            Kind::DateTime => "datetime",
+        }
+    }
+
+    pub fn soap_type(self) -> &'static str {
+        match self {
+            Kind::Id | Kind::Reference => "tns:ID",
+            Kind::Boolean => "xsd:boolean",
+            Kind::Int => "xsd:int",
+            Kind::Double | Kind::Currency | Kind::Percent => "xsd:double",
+            Kind::Date => "xsd:date",
+            Kind::DateTime => "xsd:dateTime",
+            _ => "xsd:string",
+        }
+    }
+
+    pub fn is_text(self) -> bool {
+        matches!(
+            self,
+            Kind::String
+                | Kind::Textarea
+                | Kind::Email
+                | Kind::Phone
+                | Kind::Url
+                | Kind::Picklist
+                | Kind::Combobox
+        )
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Field {
+    pub name: &'static str,
+    pub label: &'static str,
+    pub kind: Kind,
+    pub length: u32,
+    pub nillable: bool,
+    pub createable: bool,
+    pub updateable: bool,
+    pub defaulted: bool,
+    pub default: Option<&'static str>,
+    pub external_id: bool,
+    pub reference_to: &'static [&'static str],
+    pub relationship: Option<&'static str>,
+    pub picklist: &'static [&'static str],
+}
+
+impl Field {
+    pub fn is_custom(&self) -> bool {
+        self.name.ends_with("__c")
+    }
+
+    pub fn is_required(&self) -> bool {
+        !self.nillable && self.createable && !self.defaulted
+    }
+
+    pub fn filterable(&self) -> bool {
+        !(self.kind == Kind::Textarea && self.length > 255)
+    }
+}
+
+#[derive(Debug)]
+pub struct SObject {
+    pub name: &'static str,
+    pub label: &'static str,
+    pub plural: &'static str,
+    pub prefix: &'static str,
+    pub fields: Vec<Field>,
+    by_name: HashMap<String, usize>,
+}
+
+impl SObject {
+    pub fn new(
+        name: &'static str,
+        label: &'static str,
+        plural: &'static str,
+        prefix: &'static str,
+        fields: Vec<Field>,
+    ) -> Self {
+        let by_name = fields
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (f.name.to_ascii_lowercase(), i))
+            .collect();
+        SObject {
+            name,
+            label,
+            plural,
+            prefix,
+            fields,
+            by_name,
+        }
+    }
+
+    pub fn field_index(&self, name: &str) -> Option<usize> {
+        self.by_name.get(&name.to_ascii_lowercase()).copied()
+    }
+
+    pub fn field(&self, name: &str) -> Option<&Field> {
+        self.field_index(name).map(|i| &self.fields[i])
+    }
+
+    pub fn relationship(&self, name: &str) -> Option<&Field> {
+        self.fields
+            .iter()
+            .find(|f| f.relationship.is_some_and(|r| r.eq_ignore_ascii_case(name)))
+    }
+
+    pub fn name_field(&self) -> Option<&Field> {
+        ["Name", "Subject", "Title"]
+            .iter()
+            .find_map(|n| self.field(n))
+    }
+}
+
+/// Index of an object in [`Schema::objects`]; also its table number in the store.
+pub type ObjIdx = usize;
+
+pub struct Schema {
+    pub objects: Vec<SObject>,
+}
+
+impl Schema {
+    pub fn get() -> &'static Schema {
+        static SCHEMA: OnceLock<Schema> = OnceLock::new();
+        SCHEMA.get_or_init(|| Schema {
+            objects: crate::objects::all(),
+        })
+    }
+
+    pub fn index(&self, name: &str) -> Option<ObjIdx> {
+        self.objects
+            .iter()
+            .position(|o| o.name.eq_ignore_ascii_case(name))
+    }
+
+    pub fn by_prefix(&self, prefix: &str) -> Option<ObjIdx> {
+        self.objects.iter().position(|o| o.prefix == prefix)
+    }
+
+    pub fn object(&self, idx: ObjIdx) -> &SObject {
+        &self.objects[idx]
+    }
+}

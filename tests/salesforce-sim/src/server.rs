@@ -1,0 +1,228 @@
+//! The HTTP front: one catch-all service that logs, injects faults, authorizes and routes.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use actix_web::http::{Method, StatusCode};
+use actix_web::{HttpRequest, HttpResponse, web};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use percent_encoding::percent_decode_str;
+use serde_json::{Value as Json, json};
+
+use crate::error::ApiError;
+use crate::rest::{self, Ctx, Reply};
+use crate::state::{LoggedRequest, Sim, lock};
+use crate::{identity, oauth};
+
+pub async fn dispatch(
+    req: HttpRequest,
+    body: web::Bytes,
+    sim: web::Data<Arc<Sim>>,
+) -> HttpResponse {
+    let sim: &Sim = sim.get_ref();
+    let latency = lock(&sim.faults).latency;
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    let params: Vec<(String, String)> = form_urlencoded::parse(req.query_string().as_bytes())
+        .into_owned()
+        .collect();
+    let method = match params.iter().find(|(k, _)| k == "_HttpMethod") {
+        Some((_, m)) if req.method() == Method::POST => {
+            Method::from_bytes(m.as_bytes()).unwrap_or(Method::POST)
+        }
+        _ => req.method().clone(),
+    };
+    let response = route(sim, &req, &method, &params, &body);
+    sim.record(LoggedRequest {
+        method: method.to_string(),
+        path: req.path().to_string(),
+        query: req.query_string().to_string(),
+        status: response.status().as_u16(),
+    });
+    response
+}
+
+fn json_response(status: u16, body: Option<&Json>) -> HttpResponse {
+    let mut builder = HttpResponse::build(
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+    );
+    match body {
+        Some(body) => builder
+            .content_type("application/json;charset=UTF-8")
+            .body(body.to_string()),
+        None => builder.finish(),
+    }
+}
+
+fn route(
+    sim: &Sim,
+    req: &HttpRequest,
+    method: &Method,
+    params: &[(String, String)],
+    body: &[u8],
+) -> HttpResponse {
+    let path = req.path();
+    let trimmed = path.strip_suffix('/').unwrap_or(path);
+    match trimmed {
+        "/services/oauth2/token" if method == Method::POST => {
+            let mut form: HashMap<String, String> = params.iter().cloned().collect();
+            form.extend(form_urlencoded::parse(body).into_owned());
+            let (status, body) = oauth::token(sim, &form, basic_auth(req));
+            json_response(status, Some(&body))
+        }
+        "/services/oauth2/revoke" if method == Method::POST => {
+            let form: HashMap<String, String> = form_urlencoded::parse(body)
+                .into_owned()
+                .chain(params.iter().cloned())
+                .collect();
+            let revoked = form
+                .get("token")
+                .is_some_and(|t| lock(&sim.sessions).revoke(t));
+            if revoked {
+                json_response(200, None)
+            } else {
+                json_response(
+                    400,
+                    Some(
+                        &json!({"error": "unsupported_token_type", "error_description": "this token type is not supported"}),
+                    ),
+                )
+            }
+        }
+        "/services/data" => json_response(200, Some(&versions())),
+        _ if path.starts_with("/id/") => {
+            let token = params
+                .iter()
+                .find(|(k, _)| k == "oauth_token")
+                .map(|(_, v)| v.as_str());
+            let bearer = req
+                .headers()
+                .get("authorization")
+                .and_then(|v| v.to_str().ok());
+            match identity::identity(sim, trimmed, bearer, token) {
+                Ok(body) => json_response(200, Some(&body)),
+                Err(err) => json_response(err.status, Some(&err.body())),
+            }
+        }
+        _ => match path.strip_prefix("/services/data/v") {
+            Some(rest) => data(sim, req, method, rest, params, body),
+            None => json_response(404, Some(&ApiError::not_found().body())),
+        },
+    }
+}
+
+fn basic_auth(req: &HttpRequest) -> Option<(String, String)> {
+    let header = req.headers().get("authorization")?.to_str().ok()?;
+    let decoded = STANDARD.decode(header.strip_prefix("Basic ")?).ok()?;
+    let (id, secret) = String::from_utf8(decoded)
+        .ok()?
+        .split_once(':')
+        .map(|(a, b)| (a.to_string(), b.to_string()))?;
+    Some((id, secret))
+}
+
+fn versions() -> Json {
+    Json::Array(
+        (31..=68)
+            .map(|v| json!({ "label": format!("API {v}.0"), "url": format!("/services/data/v{v}.0"), "version": format!("{v}.0") }))
+            .collect(),
+    )
+}
+
+fn data(
+    sim: &Sim,
+    req: &HttpRequest,
+    method: &Method,
+    rest: &str,
+    params: &[(String, String)],
+    body: &[u8],
+) -> HttpResponse {
+    let mut segments: Vec<String> = rest
+        .split('/')
+        .map(|s| percent_decode_str(s).decode_utf8_lossy().into_owned())
+        .collect();
+    let version = segments.remove(0);
+    if segments.last().is_some_and(String::is_empty) {
+        segments.pop();
+    }
+    let number: f64 = version.parse().unwrap_or(0.0);
+    let outcome = if segments.iter().any(String::is_empty)
+        || !(21.0..=68.0).contains(&number)
+        || !version.contains('.')
+    {
+        Err(ApiError::not_found())
+    } else if number < 31.0 {
+        Err(ApiError::new(
+            410,
+            "GONE",
+            "The requested resource is no longer available",
+        ))
+    } else {
+        serve(sim, req, method, &version, &segments, params, body)
+    };
+    let mut response = match outcome {
+        Ok(Reply {
+            status,
+            body,
+            location,
+        }) => {
+            let mut response = json_response(status, body.as_ref());
+            if let Some(value) =
+                location.and_then(|l| actix_web::http::header::HeaderValue::from_str(&l).ok())
+            {
+                response
+                    .headers_mut()
+                    .insert(actix_web::http::header::LOCATION, value);
+            }
+            response
+        }
+        Err(err) => json_response(err.status, Some(&err.body())),
+    };
+    let info = lock(&sim.faults).limit_info();
+    if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&info) {
+        response.headers_mut().insert(
+            actix_web::http::header::HeaderName::from_static("sforce-limit-info"),
+            value,
+        );
+    }
+    response
+}
+
+fn serve(
+    sim: &Sim,
+    req: &HttpRequest,
+    method: &Method,
+    version: &str,
+    segments: &[String],
+    params: &[(String, String)],
+    body: &[u8],
+) -> Result<Reply, ApiError> {
+    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+    oauth::authorize(sim, header("authorization"))?;
+    {
+        let mut faults = lock(&sim.faults);
+        faults.spend()?;
+        if let Some(err) = faults.injected() {
+            return Err(err);
+        }
+    }
+    let batch = header("sforce-query-options")
+        .and_then(|h| {
+            h.split(',').find_map(|p| {
+                p.trim()
+                    .strip_prefix("batchSize=")?
+                    .trim()
+                    .parse::<usize>()
+                    .ok()
+            })
+        })
+        .map_or(2000, |b| b.clamp(200, 2000));
+    let ctx = Ctx {
+        version: version.to_string(),
+        batch,
+        params: params.to_vec(),
+    };
+    rest::handle(sim, &ctx, method, segments, body)
+}

@@ -1,0 +1,300 @@
+//! In-memory org state: one table per object, each record holding only the fields it has set.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+use chrono::NaiveDate;
+
+use crate::error::ApiError;
+use crate::ids;
+use crate::schema::{ObjIdx, Schema};
+use crate::soql::Cursor;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Num(f64),
+    Date(NaiveDate),
+    DateTime(i64),
+    Ref(u8, u32),
+    Str(Box<str>),
+}
+
+impl Value {
+    pub fn str(s: impl Into<Box<str>>) -> Value {
+        Value::Str(s.into())
+    }
+
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Value::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub fn id(&self) -> Option<String> {
+        match *self {
+            Value::Ref(obj, counter) => Some(ids::make(
+                Schema::get().object(obj.into()).prefix,
+                counter.into(),
+            )),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub created: i64,
+    pub modified: i64,
+    pub modstamp: i64,
+    pub deleted: Option<i64>,
+    values: Vec<(u16, Value)>,
+}
+
+impl Record {
+    pub fn new(at: i64, values: Vec<(u16, Value)>) -> Self {
+        Record {
+            created: at,
+            modified: at,
+            modstamp: at,
+            deleted: None,
+            values,
+        }
+    }
+
+    pub fn stored(&self, field: usize) -> Option<&Value> {
+        self.values
+            .iter()
+            .find(|(i, _)| usize::from(*i) == field)
+            .map(|(_, v)| v)
+    }
+
+    fn set(&mut self, field: usize, value: Value) {
+        let key = u16::try_from(field).expect("objects have fewer than 65536 fields");
+        match self.values.iter_mut().find(|(i, _)| *i == key) {
+            Some(slot) => slot.1 = value,
+            None => self.values.push((key, value)),
+        }
+    }
+}
+
+/// The org clock in epoch seconds; tests may move it forward.
+#[derive(Debug, Default)]
+pub struct Clock {
+    offset: i64,
+    last: i64,
+}
+
+impl Clock {
+    pub fn now(&self) -> i64 {
+        (chrono::Utc::now().timestamp() + self.offset).max(self.last)
+    }
+
+    pub fn advance(&mut self, secs: i64) {
+        self.offset += secs;
+    }
+
+    fn stamp_after(&mut self, previous: i64) -> i64 {
+        let at = self.now().max(previous + 1);
+        self.last = at;
+        at
+    }
+}
+
+pub type Change = (usize, Value);
+
+#[derive(Default)]
+pub struct Store {
+    tables: Vec<Vec<Record>>,
+    pub clock: Clock,
+    pub cursors: HashMap<u64, Cursor>,
+    pub next_cursor: u64,
+}
+
+impl Store {
+    pub fn new() -> Self {
+        let tables = Schema::get().objects.iter().map(|_| Vec::new()).collect();
+        Store {
+            tables,
+            ..Store::default()
+        }
+    }
+
+    pub fn table(&self, obj: ObjIdx) -> &[Record] {
+        &self.tables[obj]
+    }
+
+    pub fn record(&self, obj: ObjIdx, row: usize) -> &Record {
+        &self.tables[obj][row]
+    }
+
+    pub fn id_of(obj: ObjIdx, row: usize) -> String {
+        ids::make(Schema::get().object(obj).prefix, row as u64 + 1)
+    }
+
+    /// Finds the row of a simulator id of object `obj`, ignoring the recycle bin state.
+    pub fn locate(&self, obj: ObjIdx, id: &str) -> Option<usize> {
+        let (prefix, counter) = ids::decode(id)?;
+        let row = usize::try_from(counter).ok()?.checked_sub(1)?;
+        (prefix == Schema::get().object(obj).prefix && row < self.tables[obj].len()).then_some(row)
+    }
+
+    /// Resolves any simulator id to its object and row.
+    pub fn locate_any(&self, id: &str) -> Option<(ObjIdx, usize)> {
+        let (prefix, _) = ids::decode(id)?;
+        let obj = Schema::get().by_prefix(&prefix)?;
+        Some((obj, self.locate(obj, id)?))
+    }
+
+    pub fn value(&self, obj: ObjIdx, row: usize, field: usize) -> Cow<'_, Value> {
+        let object = Schema::get().object(obj);
+        let rec = &self.tables[obj][row];
+        let stamp = |t: i64| Cow::Owned(Value::DateTime(t));
+        let text =
+            |name: &str| self.value(obj, row, object.field_index(name).unwrap_or(usize::MAX));
+        if field >= object.fields.len() {
+            return Cow::Owned(Value::Null);
+        }
+        match (object.name, object.fields[field].name) {
+            (_, "Id") => Cow::Owned(Value::Ref(obj as u8, row as u32 + 1)),
+            (_, "IsDeleted") => Cow::Owned(Value::Bool(rec.deleted.is_some())),
+            (_, "CreatedDate") => stamp(rec.created),
+            (_, "LastModifiedDate") => stamp(rec.modified),
+            (_, "SystemModstamp") => stamp(rec.modstamp),
+            (_, "CreatedById" | "LastModifiedById") => Cow::Owned(self.integration_user()),
+            (_, "OwnerId") => rec
+                .stored(field)
+                .map_or_else(|| Cow::Owned(self.integration_user()), Cow::Borrowed),
+            ("Contact" | "User", "Name") => {
+                let parts: Vec<String> = ["FirstName", "LastName"]
+                    .iter()
+                    .filter_map(|n| text(n).as_str().map(str::to_string))
+                    .collect();
+                Cow::Owned(Value::str(parts.join(" ")))
+            }
+            ("Opportunity", "IsClosed") => {
+                let stage = text("StageName");
+                Cow::Owned(Value::Bool(
+                    stage.as_str().is_some_and(|s| s.starts_with("Closed")),
+                ))
+            }
+            ("Opportunity", "Probability") if rec.stored(field).is_none() => {
+                let stage = text("StageName");
+                Cow::Owned(
+                    stage
+                        .as_str()
+                        .map_or(Value::Null, |s| Value::Num(stage_probability(s))),
+                )
+            }
+            ("Opportunity", "IsWon") => Cow::Owned(Value::Bool(
+                text("StageName").as_str() == Some("Closed Won"),
+            )),
+            ("Task", "IsClosed") => {
+                Cow::Owned(Value::Bool(text("Status").as_str() == Some("Completed")))
+            }
+            _ => match rec.stored(field) {
+                Some(v) => Cow::Borrowed(v),
+                None if object.fields[field].kind == crate::schema::Kind::Boolean => {
+                    Cow::Owned(Value::Bool(false))
+                }
+                None => Cow::Owned(Value::Null),
+            },
+        }
+    }
+
+    fn integration_user(&self) -> Value {
+        let user = Schema::get()
+            .index("User")
+            .expect("User is part of the schema");
+        Value::Ref(user as u8, 1)
+    }
+
+    pub fn insert(&mut self, obj: ObjIdx, changes: Vec<Change>) -> usize {
+        let at = self.clock.stamp_after(0);
+        self.insert_at(obj, at, changes)
+    }
+
+    /// Inserts with a given timestamp; used by the sample-data generator.
+    pub fn insert_at(&mut self, obj: ObjIdx, at: i64, changes: Vec<Change>) -> usize {
+        let object = Schema::get().object(obj);
+        let mut values: Vec<(u16, Value)> = Vec::with_capacity(changes.len() + 2);
+        for (i, field) in object.fields.iter().enumerate() {
+            if let Some(d) = field.default {
+                values.push((i as u16, Value::str(d)));
+            }
+        }
+        let mut rec = Record::new(at, values);
+        for (field, value) in changes {
+            rec.set(field, value);
+        }
+        rec.values.shrink_to_fit();
+        self.tables[obj].push(rec);
+        self.tables[obj].len() - 1
+    }
+
+    pub fn update(
+        &mut self,
+        obj: ObjIdx,
+        row: usize,
+        changes: Vec<Change>,
+    ) -> Result<(), ApiError> {
+        let previous = self.live(obj, row)?.modstamp;
+        let at = self.clock.stamp_after(previous);
+        let rec = &mut self.tables[obj][row];
+        for (field, value) in changes {
+            rec.set(field, value);
+        }
+        rec.modified = at;
+        rec.modstamp = at;
+        Ok(())
+    }
+
+    pub fn delete(&mut self, obj: ObjIdx, row: usize) -> Result<(), ApiError> {
+        let previous = self.live(obj, row)?.modstamp;
+        let at = self.clock.stamp_after(previous);
+        let rec = &mut self.tables[obj][row];
+        rec.deleted = Some(at);
+        rec.modstamp = at;
+        Ok(())
+    }
+
+    pub fn live(&self, obj: ObjIdx, row: usize) -> Result<&Record, ApiError> {
+        let rec = &self.tables[obj][row];
+        match rec.deleted {
+            Some(_) => Err(ApiError::new(404, "ENTITY_IS_DELETED", "entity is deleted")),
+            None => Ok(rec),
+        }
+    }
+
+    /// Live rows whose external-id `field` equals `value` (case-insensitive).
+    pub fn find_by(&self, obj: ObjIdx, field: usize, value: &str) -> Vec<usize> {
+        self.tables[obj]
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.deleted.is_none())
+            .filter(|(_, r)| {
+                r.stored(field)
+                    .and_then(Value::as_str)
+                    .is_some_and(|s| s.eq_ignore_ascii_case(value))
+            })
+            .map(|(i, _)| i)
+            .collect()
+    }
+}
+
+fn stage_probability(stage: &str) -> f64 {
+    match stage {
+        "Prospecting" | "Qualification" => 10.0,
+        "Needs Analysis" => 20.0,
+        "Value Proposition" => 50.0,
+        "Id. Decision Makers" => 60.0,
+        "Perception Analysis" => 70.0,
+        "Proposal/Price Quote" => 75.0,
+        "Negotiation/Review" => 90.0,
+        "Closed Won" => 100.0,
+        _ => 0.0,
+    }
+}

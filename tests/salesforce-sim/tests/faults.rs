@@ -1,0 +1,123 @@
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use reqwest::Method;
+use salesforce_sim::SimConfig;
+use serde_json::json;
+use support::{org, org_with};
+
+#[tokio::test]
+async fn daily_budget_ends_in_request_limit_exceeded() {
+    let org = org().await;
+    org.sim.set_daily_api_limit(3);
+    for _ in 0..3 {
+        assert_eq!(org.json(Method::GET, "limits", None).await.0, 200);
+    }
+    let resp = org.call(Method::GET, "limits", None).await;
+    assert_eq!(resp.status(), 403);
+    assert_eq!(resp.headers()["sforce-limit-info"], "api-usage=3/3");
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(
+        body,
+        json!([{ "message": "TotalRequests Limit exceeded.", "errorCode": "REQUEST_LIMIT_EXCEEDED" }])
+    );
+}
+
+#[tokio::test]
+async fn limits_reports_the_same_counter_as_the_header() {
+    let org = org().await;
+    org.sim.set_api_usage(41);
+    let (_, limits) = org.json(Method::GET, "limits/", None).await;
+    assert_eq!(
+        limits["DailyApiRequests"],
+        json!({ "Max": 100_000, "Remaining": 100_000 - 42 })
+    );
+}
+
+#[tokio::test]
+async fn queued_failures_come_first() {
+    let org = org().await;
+    org.sim.fail_next(&[503, 500]);
+    let (status, body) = org.json(Method::GET, "limits", None).await;
+    assert_eq!(
+        (status, body[0]["errorCode"].as_str().unwrap()),
+        (503, "SERVER_UNAVAILABLE")
+    );
+    let (status, body) = org.json(Method::GET, "limits", None).await;
+    assert_eq!(
+        (status, body[0]["errorCode"].as_str().unwrap()),
+        (500, "UNKNOWN_EXCEPTION")
+    );
+    assert_eq!(org.json(Method::GET, "limits", None).await.0, 200);
+}
+
+#[tokio::test]
+async fn error_rate_is_deterministic_under_a_seed() {
+    async fn statuses(seed: u64) -> Vec<u16> {
+        let org = org_with(SimConfig {
+            seed,
+            error_rate: 0.5,
+            ..SimConfig::default()
+        })
+        .await;
+        let mut out = Vec::new();
+        for _ in 0..20 {
+            out.push(org.json(Method::GET, "limits", None).await.0);
+        }
+        out
+    }
+    let first = statuses(7).await;
+    assert_eq!(first, statuses(7).await);
+    assert!(first.iter().any(|s| *s >= 500) && first.contains(&200));
+}
+
+#[tokio::test]
+async fn latency_is_added() {
+    let org = org().await;
+    org.sim.set_latency(Duration::from_millis(150));
+    let started = Instant::now();
+    org.json(Method::GET, "limits", None).await;
+    assert!(started.elapsed() >= Duration::from_millis(150));
+    assert_eq!(
+        org.sim.requests().last().unwrap().path,
+        "/services/data/v62.0/limits"
+    );
+}
+
+#[tokio::test]
+async fn seeded_data_is_linked_and_deterministic() {
+    let a = org_with(SimConfig {
+        records: 300,
+        seed: 9,
+        ..SimConfig::default()
+    })
+    .await;
+    let b = org_with(SimConfig {
+        records: 300,
+        seed: 9,
+        ..SimConfig::default()
+    })
+    .await;
+    let soql =
+        "SELECT Id, FirstName, LastName, Email, Account.Name FROM Contact ORDER BY Id LIMIT 50";
+    assert_eq!(
+        a.query(soql).await.1["records"],
+        b.query(soql).await.1["records"]
+    );
+    assert_eq!(a.sim.count("Contact"), 300);
+    let (_, no_email) = a
+        .query("SELECT COUNT() FROM Contact WHERE Email = null")
+        .await;
+    assert!(no_email["totalSize"].as_u64().unwrap() > 0);
+    let (_, tasks) = a
+        .query("SELECT Who.Name, What.Name FROM Task WHERE WhoId != null LIMIT 1")
+        .await;
+    assert!(tasks["records"][0]["Who"]["Name"].is_string());
+    let (_, closed) = a
+        .query("SELECT COUNT() FROM Opportunity WHERE IsClosed = true")
+        .await;
+    assert!(closed["totalSize"].as_u64().unwrap() > 0);
+}

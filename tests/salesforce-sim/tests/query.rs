@@ -1,0 +1,233 @@
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use reqwest::Method;
+use salesforce_sim::SimConfig;
+use serde_json::{Value, json};
+use support::{org, org_with};
+
+#[tokio::test]
+async fn pages_of_two_thousand_follow_next_records_url() {
+    let org = org_with(SimConfig {
+        records: 2_500,
+        ..SimConfig::default()
+    })
+    .await;
+    let (status, first) = org.query("SELECT Id, LastName FROM Contact").await;
+    assert_eq!(status, 200);
+    assert_eq!(first["totalSize"], 2_500);
+    assert_eq!(first["done"], false);
+    assert_eq!(first["records"].as_array().unwrap().len(), 2_000);
+    let next = first["nextRecordsUrl"].as_str().unwrap();
+    assert!(next.starts_with("/services/data/v62.0/query/01g"));
+    let locator = next.rsplit('/').next().unwrap();
+    assert!(!locator.contains('/'));
+    let resp = org
+        .http
+        .get(format!("{}{next}", org.sim.base_url()))
+        .bearer_auth(&org.token)
+        .send()
+        .await
+        .unwrap();
+    let second: Value = resp.json().await.unwrap();
+    assert_eq!(second["done"], true);
+    assert_eq!(second["records"].as_array().unwrap().len(), 500);
+    assert!(second.get("nextRecordsUrl").is_none());
+}
+
+#[tokio::test]
+async fn where_order_limit_offset_and_parent_fields() {
+    let org = org().await;
+    let acme = org
+        .sim
+        .insert("Account", json!({ "Name": "Acme" }))
+        .unwrap();
+    for (first, last, email) in [
+        ("Ann", "Zed", Value::Null),
+        ("bob", "Young", json!("bob@x.io")),
+        ("Cy", "Xu", json!("cy@x.io")),
+    ] {
+        org.sim
+            .insert(
+                "Contact",
+                json!({ "FirstName": first, "LastName": last, "Email": email, "AccountId": acme }),
+            )
+            .unwrap();
+    }
+    org.sim
+        .insert("Contact", json!({ "LastName": "Loner" }))
+        .unwrap();
+    let (_, r) = org
+        .query("SELECT FirstName, Account.Name FROM Contact WHERE Account.Name = 'ACME' AND (Email = null OR FirstName LIKE 'b%') ORDER BY FirstName DESC")
+        .await;
+    let names: Vec<&str> = r["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["FirstName"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["bob", "Ann"]);
+    assert_eq!(r["records"][0]["Account"]["Name"], "Acme");
+    assert_eq!(r["records"][0]["Account"]["attributes"]["type"], "Account");
+
+    let (_, r) = org.query("SELECT LastName, Account.Name FROM Contact ORDER BY Email NULLS LAST, LastName LIMIT 2 OFFSET 1").await;
+    let names: Vec<&str> = r["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["LastName"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Xu", "Loner"]);
+    assert_eq!(r["records"][1]["Account"], Value::Null);
+
+    let (_, r) = org
+        .query("SELECT COUNT() FROM Contact WHERE NOT LastName IN ('Zed', 'Young')")
+        .await;
+    assert_eq!(r, json!({ "totalSize": 2, "done": true, "records": [] }));
+    let (_, r) = org
+        .query(&format!(
+            "SELECT Id FROM Contact WHERE AccountId = '{}'",
+            &acme[..15]
+        ))
+        .await;
+    assert_eq!(r["totalSize"], 3);
+}
+
+#[tokio::test]
+async fn escaped_strings_and_datetime_literals() {
+    let org = org().await;
+    let id = org
+        .sim
+        .insert("Contact", json!({ "LastName": "O'Brien \\ \"Jr\"\n" }))
+        .unwrap();
+    org.sim
+        .insert("Contact", json!({ "LastName": "OBrien" }))
+        .unwrap();
+    let (status, r) = org
+        .query(r#"SELECT Id FROM Contact WHERE LastName = 'O\'Brien \\ \"Jr\"\n'"#)
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(r["records"][0]["Id"], json!(id));
+    assert_eq!(r["totalSize"], 1);
+    let (_, r) = org.query("SELECT Id FROM Contact WHERE SystemModstamp > 2020-01-01T00:00:00Z AND CreatedDate < 2999-01-01T00:00:00.000+01:00").await;
+    assert_eq!(r["totalSize"], 2);
+    let (_, r) = org
+        .query("SELECT Id FROM Contact WHERE LastName LIKE 'O\\_Brien'")
+        .await;
+    assert_eq!(r["totalSize"], 0);
+}
+
+#[tokio::test]
+async fn soql_errors_match_the_real_api() {
+    let org = org().await;
+    let cases = [
+        ("SELECT Id FROM Contact WHERE", "MALFORMED_QUERY"),
+        ("SELECT Id Contact", "MALFORMED_QUERY"),
+        (
+            "SELECT Id FROM Contact WHERE A = 1 AND B = 2 OR C = 3",
+            "MALFORMED_QUERY",
+        ),
+        (
+            "SELECT Id FROM Contact WHERE LastName = 'bad\\q'",
+            "MALFORMED_QUERY",
+        ),
+        ("SELECT Foo FROM Contact", "INVALID_FIELD"),
+        ("SELECT Id FROM Widget", "INVALID_TYPE"),
+        (
+            "SELECT Id FROM Contact WHERE SystemModstamp > '2024-01-01T00:00:00Z'",
+            "INVALID_QUERY_FILTER_OPERATOR",
+        ),
+    ];
+    for (soql, code) in cases {
+        let (status, body) = org.query(soql).await;
+        assert_eq!(
+            (status, body[0]["errorCode"].as_str().unwrap()),
+            (400, code),
+            "{soql}"
+        );
+    }
+    let (_, body) = org.query("SELECT Foo FROM Contact").await;
+    assert!(
+        body[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("No such column 'Foo' on entity 'Contact'")
+    );
+    assert!(
+        body[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("ERROR at Row:1:Column:8")
+    );
+}
+
+#[tokio::test]
+async fn query_all_sees_the_recycle_bin() {
+    let org = org().await;
+    let id = org
+        .sim
+        .insert("Contact", json!({ "LastName": "Gone" }))
+        .unwrap();
+    assert_eq!(
+        org.call(Method::DELETE, &format!("sobjects/Contact/{id}"), None)
+            .await
+            .status(),
+        204
+    );
+    assert_eq!(org.query("SELECT Id FROM Contact").await.1["totalSize"], 0);
+    let resp = org
+        .http
+        .get(org.url("queryAll/"))
+        .query(&[(
+            "q",
+            "SELECT Id, IsDeleted FROM Contact WHERE IsDeleted = true",
+        )])
+        .bearer_auth(&org.token)
+        .send()
+        .await
+        .unwrap();
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["records"][0]["IsDeleted"], true);
+}
+
+#[tokio::test]
+async fn date_constants_follow_the_org_clock() {
+    let org = org().await;
+    org.sim
+        .insert("Contact", json!({ "LastName": "Recent" }))
+        .unwrap();
+    let count = |soql: &'static str| {
+        let org = &org;
+        async move {
+            let body = org.query(soql).await.1;
+            body["totalSize"]
+                .as_u64()
+                .unwrap_or_else(|| panic!("{soql}: {body}"))
+        }
+    };
+    assert_eq!(
+        count("SELECT COUNT() FROM Contact WHERE CreatedDate = LAST_N_DAYS:1").await,
+        1
+    );
+    assert_eq!(
+        count("SELECT COUNT() FROM Contact WHERE CreatedDate = TOMORROW").await,
+        0
+    );
+    org.sim.set_token_ttl(None);
+    org.sim.advance_clock(5 * 86_400);
+    assert_eq!(
+        count("SELECT COUNT() FROM Contact WHERE CreatedDate = LAST_N_DAYS:1").await,
+        0
+    );
+    assert_eq!(
+        count("SELECT COUNT() FROM Contact WHERE CreatedDate < YESTERDAY").await,
+        1
+    );
+    assert_eq!(
+        org.query("SELECT Id FROM Contact WHERE CreatedDate = SOMEDAY")
+            .await
+            .0,
+        400
+    );
+}

@@ -1,0 +1,334 @@
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use reqwest::Method;
+use serde_json::json;
+use support::org;
+
+#[tokio::test]
+async fn contact_create_read_update_delete() {
+    let org = org().await;
+    let (status, created) = org
+        .json(
+            Method::POST,
+            "sobjects/Contact/",
+            Some(json!({ "LastName": "O'Brien", "Email": "ob@example.com" })),
+        )
+        .await;
+    assert_eq!(status, 201);
+    assert_eq!(created["success"], true);
+    assert_eq!(created["errors"], json!([]));
+    let id = created["id"].as_str().unwrap().to_string();
+    assert_eq!(id.len(), 18);
+    assert!(id.starts_with("003"));
+
+    let (status, record) = org
+        .json(Method::GET, &format!("sobjects/Contact/{id}"), None)
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(record["attributes"]["type"], "Contact");
+    assert_eq!(record["LastName"], "O'Brien");
+    assert_eq!(record["FirstName"], json!(null));
+    assert_eq!(record["IsDeleted"], false);
+    let created_at = record["SystemModstamp"].as_str().unwrap().to_string();
+    assert!(created_at.ends_with(".000+0000"));
+
+    let resp = org
+        .call(
+            Method::PATCH,
+            &format!("sobjects/Contact/{id}"),
+            Some(json!({ "FirstName": "Nora" })),
+        )
+        .await;
+    assert_eq!(resp.status(), 204);
+    let (_, record) = org
+        .json(
+            Method::GET,
+            &format!("sobjects/Contact/{id}?fields=FirstName,SystemModstamp"),
+            None,
+        )
+        .await;
+    assert_eq!(record["FirstName"], "Nora");
+    assert!(record.get("LastName").is_none());
+    assert!(record["SystemModstamp"].as_str().unwrap() > created_at.as_str());
+
+    assert_eq!(
+        org.call(Method::DELETE, &format!("sobjects/Contact/{id}"), None)
+            .await
+            .status(),
+        204
+    );
+    let (status, body) = org
+        .json(Method::DELETE, &format!("sobjects/Contact/{id}"), None)
+        .await;
+    assert_eq!(status, 404);
+    assert_eq!(body[0]["errorCode"], "ENTITY_IS_DELETED");
+    assert_eq!(org.sim.get("Contact", &id).unwrap()["IsDeleted"], true);
+}
+
+#[tokio::test]
+async fn create_answers_with_location_and_accepts_method_override() {
+    let org = org().await;
+    let resp = org
+        .call(
+            Method::POST,
+            "sobjects/Account",
+            Some(json!({ "Name": "Acme" })),
+        )
+        .await;
+    let location = resp.headers()["location"].to_str().unwrap().to_string();
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(
+        location,
+        format!(
+            "/services/data/v62.0/sobjects/Account/{}",
+            body["id"].as_str().unwrap()
+        )
+    );
+    let id = body["id"].as_str().unwrap();
+    let resp = org
+        .call(
+            Method::POST,
+            &format!("sobjects/Account/{id}?_HttpMethod=PATCH"),
+            Some(json!({ "Phone": "1" })),
+        )
+        .await;
+    assert_eq!(resp.status(), 204);
+    assert_eq!(org.sim.get("Account", id).unwrap()["Phone"], "1");
+}
+
+#[tokio::test]
+async fn validation_errors_use_salesforce_codes() {
+    let org = org().await;
+    let cases = [
+        (json!({ "FirstName": "A" }), "REQUIRED_FIELD_MISSING"),
+        (json!({ "LastName": "x".repeat(81) }), "STRING_TOO_LONG"),
+        (
+            json!({ "LastName": "A", "IsDeleted": true }),
+            "INVALID_FIELD_FOR_INSERT_UPDATE",
+        ),
+        (json!({ "LastName": "A", "Foo__c": 1 }), "INVALID_FIELD"),
+        (
+            json!({ "LastName": "A", "Birthdate": "yesterday" }),
+            "JSON_PARSER_ERROR",
+        ),
+        (
+            json!({ "LastName": "A", "AccountId": "garbage" }),
+            "MALFORMED_ID",
+        ),
+        (
+            json!({ "LastName": "A", "Email": "nope" }),
+            "INVALID_EMAIL_ADDRESS",
+        ),
+    ];
+    for (body, code) in cases {
+        let (status, errors) = org.json(Method::POST, "sobjects/Contact", Some(body)).await;
+        assert_eq!(
+            (status, errors[0]["errorCode"].as_str().unwrap()),
+            (400, code)
+        );
+    }
+    let (status, errors) = org.json(Method::POST, "sobjects/Contact", None).await;
+    assert_eq!(
+        (status, errors[0]["errorCode"].as_str().unwrap()),
+        (400, "JSON_PARSER_ERROR")
+    );
+    let (_, errors) = org
+        .json(Method::POST, "sobjects/Contact", Some(json!({})))
+        .await;
+    assert_eq!(errors[0]["fields"], json!(["LastName"]));
+}
+
+#[tokio::test]
+async fn missing_records_and_unknown_objects_are_not_found() {
+    let org = org().await;
+    let (status, body) = org
+        .json(Method::GET, "sobjects/Contact/0035g0000000099AAA", None)
+        .await;
+    assert_eq!(status, 404);
+    assert_eq!(body[0]["errorCode"], "NOT_FOUND");
+    assert_eq!(
+        org.json(Method::GET, "sobjects/Widget/describe", None)
+            .await
+            .0,
+        404
+    );
+    assert_eq!(org.json(Method::GET, "nothing/here", None).await.0, 404);
+    let resp = org
+        .http
+        .get(format!("{}/services/data/v25.0/limits", org.sim.base_url()))
+        .bearer_auth(&org.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 410);
+}
+
+#[tokio::test]
+async fn upsert_by_external_id_creates_then_updates_then_reports_ambiguity() {
+    let org = org().await;
+    let (status, body) = org
+        .json(
+            Method::PATCH,
+            "sobjects/Contact/Helpdesk_Id__c/HD-1",
+            Some(json!({ "LastName": "Ng" })),
+        )
+        .await;
+    assert_eq!(status, 201);
+    assert_eq!(body["created"], true);
+    let (status, again) = org
+        .json(
+            Method::PATCH,
+            "sobjects/Contact/Helpdesk_Id__c/HD-1",
+            Some(json!({ "LastName": "Ngo" })),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        again,
+        json!({ "id": body["id"], "success": true, "errors": [], "created": false })
+    );
+    let (_, fetched) = org
+        .json(Method::GET, "sobjects/Contact/Helpdesk_Id__c/HD-1", None)
+        .await;
+    assert_eq!(fetched["LastName"], "Ngo");
+
+    org.sim
+        .insert(
+            "Contact",
+            json!({ "LastName": "Twin", "Helpdesk_Id__c": "HD-2" }),
+        )
+        .unwrap();
+    org.sim
+        .insert(
+            "Contact",
+            json!({ "LastName": "Twin", "Helpdesk_Id__c": "HD-2" }),
+        )
+        .unwrap();
+    let (status, urls) = org
+        .json(
+            Method::PATCH,
+            "sobjects/Contact/Helpdesk_Id__c/HD-2",
+            Some(json!({ "LastName": "X" })),
+        )
+        .await;
+    assert_eq!(status, 300);
+    assert_eq!(urls.as_array().unwrap().len(), 2);
+    let (status, _) = org
+        .json(
+            Method::PATCH,
+            "sobjects/Contact/LastName/Ng",
+            Some(json!({ "FirstName": "X" })),
+        )
+        .await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn describe_lists_fields_with_flags() {
+    let org = org().await;
+    let (status, global) = org.json(Method::GET, "sobjects/", None).await;
+    assert_eq!(status, 200);
+    let names: Vec<&str> = global["sobjects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["name"].as_str().unwrap())
+        .collect();
+    for expected in [
+        "Account",
+        "Contact",
+        "Opportunity",
+        "OpportunityContactRole",
+        "Note",
+        "Task",
+        "Event",
+        "User",
+    ] {
+        assert!(names.contains(&expected), "{expected} missing");
+    }
+    let (_, contact) = org
+        .json(Method::GET, "sobjects/contact/describe", None)
+        .await;
+    let field = |name: &str| {
+        contact["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["name"] == name)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(field("LastName")["length"], 80);
+    assert_eq!(field("LastName")["nillable"], false);
+    assert_eq!(field("Helpdesk_Id__c")["externalId"], true);
+    assert_eq!(field("Helpdesk_Id__c")["custom"], true);
+    assert_eq!(field("AccountId")["referenceTo"], json!(["Account"]));
+    assert_eq!(field("SystemModstamp")["updateable"], false);
+    let (_, account) = org
+        .json(Method::GET, "sobjects/Account/describe", None)
+        .await;
+    assert!(
+        account["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["name"] == "Subscription_Type__c")
+    );
+}
+
+#[tokio::test]
+async fn updated_and_deleted_windows_list_changes() {
+    let org = org().await;
+    let kept = org
+        .sim
+        .insert("Contact", json!({ "LastName": "Kept" }))
+        .unwrap();
+    let gone = org
+        .sim
+        .insert("Contact", json!({ "LastName": "Gone" }))
+        .unwrap();
+    org.sim.delete("Contact", &gone).unwrap();
+    org.sim.advance_clock(120);
+    let now = chrono::Utc::now() + chrono::Duration::seconds(120);
+    let start = (now - chrono::Duration::minutes(10))
+        .format("%Y-%m-%dT%H:%M:%S+00:00")
+        .to_string();
+    let end = now.format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let resp = org
+        .http
+        .get(org.url("sobjects/Contact/updated/"))
+        .query(&[("start", &start), ("end", &end)])
+        .bearer_auth(&org.token)
+        .send()
+        .await
+        .unwrap();
+    let updated: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(updated["ids"], json!([kept]));
+    assert!(
+        updated["latestDateCovered"]
+            .as_str()
+            .unwrap()
+            .ends_with(":00.000+0000")
+    );
+    let resp = org
+        .http
+        .get(org.url("sobjects/Contact/deleted"))
+        .query(&[("start", &start), ("end", &end)])
+        .bearer_auth(&org.token)
+        .send()
+        .await
+        .unwrap();
+    let deleted: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(deleted["deletedRecords"][0]["id"], json!(gone));
+    let resp = org
+        .http
+        .get(org.url("sobjects/Contact/deleted"))
+        .query(&[("start", &end), ("end", &start)])
+        .bearer_auth(&org.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+}
