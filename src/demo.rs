@@ -110,6 +110,8 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         settings.database_url().redacted()
     );
     println!("GraphiQL: {base}/graphql\n");
+    #[cfg(feature = "simulator")]
+    let _org = start_simulator().await?;
     let ttl = Duration::from_secs(settings.auth.token_ttl_secs);
     for (name, email, profile) in AGENTS {
         let agent = store
@@ -125,6 +127,45 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     }
     app.run_until_stopped().await?;
     Ok(())
+}
+
+/// Starts the built-in Salesforce simulator with sample data and signs in to it once.
+#[cfg(feature = "simulator")]
+async fn start_simulator() -> anyhow::Result<salesforce_sim::SimHandle> {
+    use crate::salesforce::{ClientConfig, Credentials, SalesforceClient};
+    let config = salesforce_sim::SimConfig {
+        records: 200,
+        ..Default::default()
+    };
+    let org = salesforce_sim::start(config.clone()).await;
+    let client = SalesforceClient::new(ClientConfig::new(
+        org.base_url(),
+        Credentials::Password {
+            username: config.username.clone(),
+            password: config.password.clone().into(),
+            client_id: config.client_id.clone(),
+            client_secret: config.client_secret.clone().into(),
+        },
+    ))
+    .map_err(|e| anyhow!("{e}"))?;
+    client
+        .verify()
+        .await
+        .map_err(|e| anyhow!("the simulator refused the demo credentials: {e}"))?;
+    println!(
+        "Salesforce simulator: {} (a sample org of {} contacts with accounts, opportunities, notes and activities)",
+        org.base_url(),
+        config.records
+    );
+    println!(
+        "  login URL {}  user {} / {}  client {} / {}\n",
+        org.base_url(),
+        config.username,
+        config.password,
+        config.client_id,
+        config.client_secret
+    );
+    Ok(org)
 }
 
 async fn profile_id(store: &Store, name: &str) -> anyhow::Result<crate::domain::ProfileId> {
