@@ -20,6 +20,7 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub graphql: GraphqlSettings,
     pub websocket: WebSocketSettings,
+    pub sync: SyncSettings,
     pub log: LogSettings,
 }
 
@@ -71,6 +72,16 @@ pub struct WebSocketSettings {
     pub max_subscriptions: usize,
 }
 
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SyncSettings {
+    /// 64 hex characters: the AES-256-GCM key for Salesforce credentials at rest. When absent,
+    /// one is generated once and kept in `<data_dir>/encryption-key`.
+    pub encryption_key: Option<SecretString>,
+    /// The Salesforce REST API version Tandem calls.
+    pub api_version: String,
+}
+
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
@@ -95,6 +106,7 @@ impl Default for Settings {
             auth: AuthSettings::default(),
             graphql: GraphqlSettings::default(),
             websocket: WebSocketSettings::default(),
+            sync: SyncSettings::default(),
             log: LogSettings::default(),
         }
     }
@@ -147,6 +159,15 @@ impl Default for WebSocketSettings {
     }
 }
 
+impl Default for SyncSettings {
+    fn default() -> Self {
+        Self {
+            encryption_key: None,
+            api_version: "62.0".into(),
+        }
+    }
+}
+
 impl Default for LogSettings {
     fn default() -> Self {
         Self {
@@ -164,6 +185,7 @@ const ENV_SECTIONS: &[&str] = &[
     "auth",
     "graphql",
     "websocket",
+    "sync",
     "log",
 ];
 

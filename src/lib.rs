@@ -10,4 +10,5 @@ pub mod http;
 pub mod salesforce;
 pub mod startup;
 pub mod store;
+pub mod sync;
 pub mod telemetry;

@@ -8,13 +8,14 @@ use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 use anyhow::Context as _;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 
 use crate::auth::{Authenticator, VerifyingKey};
 use crate::config::Settings;
 use crate::graphql::build_schema;
 use crate::http::{AppState, metrics::Metrics, observe, routes};
 use crate::store::Store;
+use crate::sync::{Integrations, Vault};
 
 pub struct Application {
     port: u16,
@@ -26,8 +27,13 @@ impl Application {
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
         let store = open_store(settings).await?;
         let auth = Arc::new(authenticator(settings)?);
+        let integrations = Arc::new(Integrations::new(
+            store.clone(),
+            vault(settings)?,
+            settings.sync.api_version.clone(),
+        ));
         let state = AppState {
-            schema: build_schema(store.clone(), &settings.graphql),
+            schema: build_schema(store.clone(), integrations, &settings.graphql),
             store: store.clone(),
             auth,
             metrics: Arc::new(Metrics::default()),
@@ -105,23 +111,32 @@ pub fn authenticator(settings: &Settings) -> anyhow::Result<Authenticator> {
     } else if let Some(secret) = &auth.jwt_secret {
         VerifyingKey::Hs256(secret.clone())
     } else {
-        VerifyingKey::Hs256(generated_secret(&settings.data_dir)?)
+        VerifyingKey::Hs256(generated_secret(&settings.data_dir, "jwt-secret")?)
     };
     Authenticator::new(key, auth.issuer.clone(), auth.audience.clone())
         .map_err(|e| anyhow::anyhow!("{e}"))
 }
 
-fn generated_secret(data_dir: &Path) -> anyhow::Result<SecretString> {
-    let path = data_dir.join("jwt-secret");
+/// The key that seals Salesforce credentials: configured, or generated once into the data dir.
+pub fn vault(settings: &Settings) -> anyhow::Result<Vault> {
+    let key = match &settings.sync.encryption_key {
+        Some(key) => key.clone(),
+        None => generated_secret(&settings.data_dir, "encryption-key")?,
+    };
+    Vault::from_hex(key.expose_secret()).context("sync.encryption_key")
+}
+
+/// A random 32-byte secret, hex-encoded, kept in `<data_dir>/<name>` and reused from there.
+fn generated_secret(data_dir: &Path, name: &str) -> anyhow::Result<SecretString> {
+    let path = data_dir.join(name);
     if let Ok(existing) = std::fs::read_to_string(&path) {
         return Ok(SecretString::from(existing.trim().to_owned()));
     }
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
-    let bytes: [u8; 32] = rand::random();
-    let secret: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let secret = Vault::generate_key();
     write_private(&path, &secret)?;
-    tracing::info!(path = %path.display(), "generated a JWT signing secret");
+    tracing::info!(path = %path.display(), "generated a secret");
     Ok(SecretString::from(secret))
 }
 

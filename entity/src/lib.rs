@@ -3,8 +3,15 @@
 pub mod account;
 pub mod agent;
 pub mod contact;
+pub mod field_mapping;
 pub mod ids;
+pub mod integration;
+pub mod outbox;
 pub mod profile;
+pub mod record_link;
+pub mod sync_cursor;
+pub mod sync_failure;
+pub mod sync_history;
 pub mod ticket;
 
 pub use ids::{AccountId, AgentId, ContactId, ProfileId, TicketId};

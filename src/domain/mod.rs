@@ -5,7 +5,9 @@ mod email;
 mod events;
 mod permission;
 mod salesforce_id;
+mod sync;
 mod text;
+mod text_enum;
 mod ticket;
 
 pub use desk::{
@@ -17,7 +19,9 @@ pub use entity::{AccountId, AgentId, ContactId, ProfileId, TicketId};
 pub use events::{DeskAction, DeskEntity, DeskEvent};
 pub use permission::{PermissionItem, Permissions, SalesforcePanel};
 pub use salesforce_id::SalesforceId;
+pub use sync::{Direction, FailureReason, FirstSync, IntegrationStatus, Module, SyncType};
 pub use text::{Name, OptionalText};
+pub(crate) use text_enum::text_enum;
 pub use ticket::{TicketPriority, TicketStatus};
 
 /// Input that failed validation, naming the field a person must fix.

@@ -6,6 +6,7 @@ use async_graphql::ErrorExtensions;
 
 use crate::domain::Invalid;
 use crate::store::StoreError;
+use crate::sync::SyncError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Code {
@@ -80,6 +81,24 @@ impl From<StoreError> for ApiError {
             StoreError::Conflict(message) => Self::new(Code::Conflict, message),
             StoreError::Invalid(invalid) => invalid.into(),
             StoreError::Db(db) => Self::internal(&db),
+        }
+    }
+}
+
+impl From<SyncError> for ApiError {
+    fn from(err: SyncError) -> Self {
+        match err {
+            SyncError::Invalid(invalid) => invalid.into(),
+            SyncError::Refused(message) => Self::new(Code::BadUserInput, message),
+            SyncError::NotConnected | SyncError::WrongState(_) => {
+                Self::new(Code::Conflict, err.to_string())
+            }
+            SyncError::Upstream(e) => Self::new(
+                Code::UpstreamUnavailable,
+                format!("Salesforce could not answer: {e}"),
+            ),
+            SyncError::Store(e) => e.into(),
+            SyncError::Vault(e) => Self::internal(&e),
         }
     }
 }

@@ -5,9 +5,12 @@ mod codes;
 mod desk;
 mod error;
 mod events;
+mod integration;
 mod limits;
 mod loaders;
 mod paging;
+
+use std::sync::Arc;
 
 use async_graphql::dataloader::DataLoader;
 use async_graphql::{Context, MergedObject, Request, Schema, SchemaBuilder};
@@ -19,12 +22,21 @@ pub use limits::{Limits, limit_error};
 use crate::auth::Viewer;
 use crate::config::GraphqlSettings;
 use crate::store::Store;
+use crate::sync::Integrations;
 
 #[derive(MergedObject, Default)]
-pub struct Query(desk::DeskQuery, admin::AdminQuery);
+pub struct Query(
+    desk::DeskQuery,
+    admin::AdminQuery,
+    integration::IntegrationQuery,
+);
 
 #[derive(MergedObject, Default)]
-pub struct Mutation(desk::DeskMutation, admin::AdminMutation);
+pub struct Mutation(
+    desk::DeskMutation,
+    admin::AdminMutation,
+    integration::IntegrationMutation,
+);
 
 pub type Subscription = events::EventSubscription;
 
@@ -51,8 +63,12 @@ fn builder(settings: &GraphqlSettings) -> SchemaBuilder<Query, Mutation, Subscri
     .extension(codes::ErrorCodes)
 }
 
-pub fn build_schema(store: Store, settings: &GraphqlSettings) -> TandemSchema {
-    builder(settings).data(store).finish()
+pub fn build_schema(
+    store: Store,
+    integrations: Arc<Integrations>,
+    settings: &GraphqlSettings,
+) -> TandemSchema {
+    builder(settings).data(store).data(integrations).finish()
 }
 
 /// The schema as SDL, as `tandem export-schema` writes it.
@@ -80,6 +96,7 @@ pub struct Admin<'a>(#[allow(dead_code)] &'a Viewer);
 
 pub(crate) trait ContextExt {
     fn store(&self) -> &Store;
+    fn integrations(&self) -> &Integrations;
     fn viewer(&self) -> ApiResult<&Viewer>;
     fn admin(&self) -> ApiResult<Admin<'_>>;
     fn loader(&self) -> &DataLoader<loaders::DeskLoader>;
@@ -89,6 +106,10 @@ pub(crate) trait ContextExt {
 impl ContextExt for Context<'_> {
     fn store(&self) -> &Store {
         self.data_unchecked::<Store>()
+    }
+
+    fn integrations(&self) -> &Integrations {
+        self.data_unchecked::<Arc<Integrations>>()
     }
 
     fn viewer(&self) -> ApiResult<&Viewer> {

@@ -4,6 +4,7 @@
 mod accounts;
 mod agents;
 mod contacts;
+mod integration;
 mod page;
 mod profiles;
 mod tickets;
@@ -24,6 +25,7 @@ use crate::domain::{DeskAction, DeskEntity, DeskEvent, Invalid};
 
 pub use accounts::AccountFilter;
 pub use contacts::ContactFilter;
+pub use integration::NewIntegration;
 pub use page::{Page, PageRequest};
 pub use profiles::{NewProfile, default_profiles, permissions_of};
 pub use tickets::TicketFilter;

@@ -9,6 +9,7 @@ mod auth;
 mod contacts;
 mod health;
 mod http;
+mod integration;
 mod limits;
 mod profiles;
 mod salesforce;

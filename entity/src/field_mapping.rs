@@ -1,0 +1,16 @@
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "field_mapping")]
+pub struct Model {
+    #[sea_orm(primary_key)]
+    pub id: i64,
+    pub module: String,
+    pub desk_field: String,
+    pub salesforce_field: String,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,21 @@
+use sea_orm::entity::prelude::*;
+
+/// A desk record and its Salesforce counterpart, with the hash of the values last agreed on.
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "record_link")]
+pub struct Model {
+    #[sea_orm(primary_key)]
+    pub id: i64,
+    pub module: String,
+    pub desk_id: i64,
+    pub salesforce_id: String,
+    pub synced_hash: String,
+    pub salesforce_modstamp: Option<DateTimeUtc>,
+    pub created_at: DateTimeUtc,
+    pub updated_at: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,297 @@
+//! The Salesforce connection, its field mappings and sync controls. Administrators only.
+
+use async_graphql::{Context, Enum, InputObject, Object, SimpleObject};
+use chrono::{DateTime, Utc};
+use entity::integration;
+use secrecy::SecretString;
+
+use super::{ApiError, ApiResult, ContextExt};
+use crate::domain::Invalid;
+use crate::sync::{Connect, ConnectAuth, Mapping};
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "crate::domain::IntegrationStatus")]
+pub enum IntegrationStatus {
+    NotConnected,
+    Active,
+    Paused,
+    Error,
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "crate::domain::SyncType")]
+pub enum SyncType {
+    /// Changes on either side reach the other; the most recent change wins.
+    TwoWay,
+    /// Salesforce is the master; desk edits stay in the desk.
+    SalesforceToDesk,
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "crate::domain::Module")]
+pub enum SyncModule {
+    Contacts,
+    Accounts,
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "crate::domain::FirstSync")]
+pub enum FirstSyncState {
+    NotStarted,
+    Running,
+    Done,
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+pub enum SalesforceAuth {
+    /// OAuth username-password flow, as the connected app allows it.
+    Password,
+    /// OAuth JWT bearer flow with the connected app's certificate key.
+    JwtBearer,
+    /// An OAuth refresh token issued to the connected app.
+    RefreshToken,
+}
+
+#[derive(SimpleObject)]
+pub struct ApiUsage {
+    pub used: i64,
+    pub max: i64,
+}
+
+/// The Salesforce integration. Credentials and tokens are never returned.
+#[derive(SimpleObject)]
+pub struct Integration {
+    pub status: IntegrationStatus,
+    /// Why the integration is in `ERROR`.
+    pub status_reason: Option<String>,
+    pub sync_type: Option<SyncType>,
+    pub login_url: Option<String>,
+    pub instance_url: Option<String>,
+    /// The Salesforce user Tandem signs in as.
+    pub connected_user: Option<String>,
+    pub first_sync: Option<FirstSyncState>,
+    pub last_sync_at: Option<DateTime<Utc>>,
+    /// Daily API usage as Salesforce last reported it.
+    pub api_usage: Option<ApiUsage>,
+}
+
+impl Integration {
+    fn disconnected() -> Self {
+        Self {
+            status: IntegrationStatus::NotConnected,
+            status_reason: None,
+            sync_type: None,
+            login_url: None,
+            instance_url: None,
+            connected_user: None,
+            first_sync: None,
+            last_sync_at: None,
+            api_usage: None,
+        }
+    }
+}
+
+impl TryFrom<integration::Model> for Integration {
+    type Error = ApiError;
+
+    fn try_from(m: integration::Model) -> ApiResult<Self> {
+        let parse = |what: &str, e: String| ApiError::internal(&format!("stored {what}: {e}"));
+        let status: crate::domain::IntegrationStatus =
+            m.status.parse().map_err(|e| parse("status", e))?;
+        let sync_type: crate::domain::SyncType =
+            m.sync_type.parse().map_err(|e| parse("sync type", e))?;
+        let first_sync: crate::domain::FirstSync =
+            m.first_sync.parse().map_err(|e| parse("first sync", e))?;
+        Ok(Self {
+            status: status.into(),
+            status_reason: m.status_reason,
+            sync_type: Some(sync_type.into()),
+            login_url: Some(m.login_url),
+            instance_url: m.instance_url,
+            connected_user: m.username.or(m.client_id),
+            first_sync: Some(first_sync.into()),
+            last_sync_at: m.last_sync_at,
+            api_usage: m
+                .api_used
+                .zip(m.api_max)
+                .map(|(used, max)| ApiUsage { used, max }),
+        })
+    }
+}
+
+#[derive(InputObject)]
+pub struct ConnectSalesforceInput {
+    /// `https://login.salesforce.com`, `https://test.salesforce.com`, or a My Domain URL.
+    pub login_url: String,
+    #[graphql(default_with = "SalesforceAuth::Password")]
+    pub auth: SalesforceAuth,
+    pub username: Option<String>,
+    /// The password, followed by the security token when the org requires one.
+    pub password: Option<String>,
+    pub client_id: String,
+    pub client_secret: Option<String>,
+    /// PEM private key for the JWT bearer flow.
+    pub private_key: Option<String>,
+    pub refresh_token: Option<String>,
+    #[graphql(default_with = "SyncType::TwoWay")]
+    pub sync_type: SyncType,
+}
+
+fn secret(field: &str, value: Option<String>) -> ApiResult<SecretString> {
+    value
+        .filter(|v| !v.trim().is_empty())
+        .map(SecretString::from)
+        .ok_or_else(|| Invalid::new(field, "is required for this kind of login").into())
+}
+
+impl ConnectSalesforceInput {
+    fn into_request(self) -> ApiResult<Connect> {
+        let username = || self.username.clone().unwrap_or_default();
+        let auth = match self.auth {
+            SalesforceAuth::Password => ConnectAuth::Password {
+                username: username(),
+                password: secret("password", self.password)?,
+                client_id: self.client_id,
+                client_secret: secret("clientSecret", self.client_secret)?,
+            },
+            SalesforceAuth::JwtBearer => ConnectAuth::JwtBearer {
+                username: username(),
+                client_id: self.client_id,
+                private_key_pem: secret("privateKey", self.private_key)?,
+            },
+            SalesforceAuth::RefreshToken => ConnectAuth::RefreshToken {
+                refresh_token: secret("refreshToken", self.refresh_token)?,
+                client_id: self.client_id,
+                client_secret: secret("clientSecret", self.client_secret)?,
+            },
+        };
+        Ok(Connect {
+            login_url: self.login_url,
+            auth,
+            sync_type: self.sync_type.into(),
+        })
+    }
+}
+
+#[derive(SimpleObject, InputObject)]
+#[graphql(input_name = "FieldMappingInput")]
+pub struct FieldMapping {
+    /// A desk field, such as `lastName`.
+    pub desk_field: String,
+    /// A Salesforce field API name, such as `LastName`.
+    pub salesforce_field: String,
+}
+
+impl From<Mapping> for FieldMapping {
+    fn from(m: Mapping) -> Self {
+        Self {
+            desk_field: m.desk_field,
+            salesforce_field: m.salesforce_field,
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct IntegrationQuery;
+
+#[Object]
+impl IntegrationQuery {
+    /// The Salesforce integration's state. Administrators only.
+    async fn integration(&self, ctx: &Context<'_>) -> ApiResult<Integration> {
+        ctx.admin()?;
+        match ctx.integrations().current().await? {
+            Some(model) => model.try_into(),
+            None => Ok(Integration::disconnected()),
+        }
+    }
+
+    /// Which desk field syncs with which Salesforce field. Administrators only.
+    async fn field_mappings(
+        &self,
+        ctx: &Context<'_>,
+        module: SyncModule,
+    ) -> ApiResult<Vec<FieldMapping>> {
+        ctx.admin()?;
+        let mappings = ctx.integrations().mappings(module.into()).await?;
+        Ok(mappings.into_iter().map(FieldMapping::from).collect())
+    }
+}
+
+#[derive(Default)]
+pub struct IntegrationMutation;
+
+#[Object]
+impl IntegrationMutation {
+    /// Signs in to Salesforce with these credentials and, if the org accepts them, saves them
+    /// encrypted. Replaces an earlier connection. Administrators only.
+    async fn connect_salesforce(
+        &self,
+        ctx: &Context<'_>,
+        input: ConnectSalesforceInput,
+    ) -> ApiResult<Integration> {
+        ctx.admin()?;
+        ctx.integrations()
+            .connect(input.into_request()?)
+            .await?
+            .try_into()
+    }
+
+    /// Administrators only.
+    async fn set_sync_type(
+        &self,
+        ctx: &Context<'_>,
+        sync_type: SyncType,
+    ) -> ApiResult<Integration> {
+        ctx.admin()?;
+        ctx.integrations()
+            .set_sync_type(sync_type.into())
+            .await?
+            .try_into()
+    }
+
+    /// Replaces a module's field mappings after checking them against the org. Administrators only.
+    async fn update_field_mappings(
+        &self,
+        ctx: &Context<'_>,
+        module: SyncModule,
+        mappings: Vec<FieldMapping>,
+    ) -> ApiResult<Vec<FieldMapping>> {
+        ctx.admin()?;
+        let mappings = mappings
+            .into_iter()
+            .map(|m| Mapping::new(&m.desk_field, &m.salesforce_field))
+            .collect();
+        let saved = ctx
+            .integrations()
+            .update_mappings(module.into(), mappings)
+            .await?;
+        Ok(saved.into_iter().map(FieldMapping::from).collect())
+    }
+
+    /// Starts the first sync. Administrators only.
+    async fn start_sync(&self, ctx: &Context<'_>) -> ApiResult<Integration> {
+        ctx.admin()?;
+        ctx.integrations().start_sync().await?.try_into()
+    }
+
+    /// Stops all data exchange until `resumeSync`; changes wait and nothing is lost.
+    /// Administrators only.
+    async fn pause_sync(&self, ctx: &Context<'_>) -> ApiResult<Integration> {
+        ctx.admin()?;
+        ctx.integrations().pause().await?.try_into()
+    }
+
+    /// Administrators only.
+    async fn resume_sync(&self, ctx: &Context<'_>) -> ApiResult<Integration> {
+        ctx.admin()?;
+        ctx.integrations().resume().await?.try_into()
+    }
+
+    /// Disconnects Salesforce: no further sync, credentials erased, desk data kept.
+    /// Administrators only.
+    async fn delete_integration(&self, ctx: &Context<'_>) -> ApiResult<Integration> {
+        ctx.admin()?;
+        ctx.integrations().delete().await?;
+        Ok(Integration::disconnected())
+    }
+}

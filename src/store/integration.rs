@@ -1,0 +1,123 @@
+use chrono::Utc;
+use entity::{field_mapping, integration, outbox, record_link, sync_cursor, sync_failure};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder,
+};
+
+use super::{Store, StoreError, StoreResult};
+use crate::domain::{FirstSync, IntegrationStatus, Module, SyncType};
+
+const ROW: i64 = 1;
+
+/// What `connectSalesforce` saves; secrets arrive sealed.
+#[derive(Debug, Clone)]
+pub struct NewIntegration {
+    pub login_url: String,
+    pub auth_kind: String,
+    pub username: Option<String>,
+    pub client_id: Option<String>,
+    pub sealed_secrets: Vec<u8>,
+    pub instance_url: String,
+    pub sync_type: SyncType,
+}
+
+impl Store {
+    pub async fn integration(&self) -> StoreResult<Option<integration::Model>> {
+        Ok(integration::Entity::find_by_id(ROW)
+            .one(self.connection())
+            .await?)
+    }
+
+    /// Saves a verified connection, replacing any earlier one; sync starts over.
+    pub async fn save_integration(&self, new: NewIntegration) -> StoreResult<integration::Model> {
+        let txn = self.write().await?;
+        let now = Utc::now();
+        integration::Entity::delete_by_id(ROW).exec(&*txn).await?;
+        let model = integration::ActiveModel {
+            id: Set(ROW),
+            status: Set(IntegrationStatus::Active.as_str().into()),
+            status_reason: Set(None),
+            sync_type: Set(new.sync_type.as_str().into()),
+            login_url: Set(new.login_url),
+            auth_kind: Set(new.auth_kind),
+            username: Set(new.username),
+            client_id: Set(new.client_id),
+            secrets: Set(Some(new.sealed_secrets)),
+            instance_url: Set(Some(new.instance_url)),
+            first_sync: Set(FirstSync::NotStarted.as_str().into()),
+            last_sync_at: Set(None),
+            api_used: Set(None),
+            api_max: Set(None),
+            created_at: Set(now),
+            updated_at: Set(now),
+        }
+        .insert(&*txn)
+        .await?;
+        txn.commit().await?;
+        Ok(model)
+    }
+
+    /// Changes the connected integration; `NotFound` when there is none.
+    pub async fn update_integration(
+        &self,
+        change: impl FnOnce(&mut integration::ActiveModel),
+    ) -> StoreResult<integration::Model> {
+        let txn = self.write().await?;
+        let current = integration::Entity::find_by_id(ROW)
+            .one(&*txn)
+            .await?
+            .ok_or_else(|| StoreError::NotFound("Salesforce integration".into()))?;
+        let mut active: integration::ActiveModel = current.into();
+        change(&mut active);
+        active.updated_at = Set(Utc::now());
+        let model = active.update(&*txn).await?;
+        txn.commit().await?;
+        Ok(model)
+    }
+
+    /// Forgets the connection and everything kept for syncing; desk records stay.
+    pub async fn delete_integration(&self) -> StoreResult<()> {
+        let txn = self.write().await?;
+        integration::Entity::delete_by_id(ROW).exec(&*txn).await?;
+        record_link::Entity::delete_many().exec(&*txn).await?;
+        outbox::Entity::delete_many().exec(&*txn).await?;
+        sync_cursor::Entity::delete_many().exec(&*txn).await?;
+        sync_failure::Entity::delete_many().exec(&*txn).await?;
+        field_mapping::Entity::delete_many().exec(&*txn).await?;
+        txn.commit().await?;
+        Ok(())
+    }
+
+    /// The saved mappings of a module; empty when the defaults apply.
+    pub async fn field_mappings(&self, module: Module) -> StoreResult<Vec<field_mapping::Model>> {
+        Ok(field_mapping::Entity::find()
+            .filter(field_mapping::Column::Module.eq(module.as_str()))
+            .order_by_asc(field_mapping::Column::Id)
+            .all(self.connection())
+            .await?)
+    }
+
+    pub async fn replace_field_mappings(
+        &self,
+        module: Module,
+        pairs: &[(String, String)],
+    ) -> StoreResult<()> {
+        let txn = self.write().await?;
+        field_mapping::Entity::delete_many()
+            .filter(field_mapping::Column::Module.eq(module.as_str()))
+            .exec(&*txn)
+            .await?;
+        for (desk, salesforce) in pairs {
+            field_mapping::ActiveModel {
+                module: Set(module.as_str().into()),
+                desk_field: Set(desk.clone()),
+                salesforce_field: Set(salesforce.clone()),
+                ..Default::default()
+            }
+            .insert(&*txn)
+            .await?;
+        }
+        txn.commit().await?;
+        Ok(())
+    }
+}

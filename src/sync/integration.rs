@@ -1,0 +1,415 @@
+use std::sync::Arc;
+
+use entity::integration;
+use sea_orm::ActiveValue::Set;
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{Value, json};
+use tokio::sync::RwLock;
+
+use super::mapping::{self, Mapping};
+use super::{Vault, VaultError};
+use crate::domain::{FirstSync, IntegrationStatus, Invalid, Module, SyncType};
+use crate::salesforce::{ClientConfig, Credentials, SalesforceClient, SalesforceError};
+use crate::store::{NewIntegration, Store, StoreError};
+
+/// How an administrator signs Tandem in to Salesforce.
+pub enum ConnectAuth {
+    Password {
+        username: String,
+        password: SecretString,
+        client_id: String,
+        client_secret: SecretString,
+    },
+    JwtBearer {
+        username: String,
+        client_id: String,
+        private_key_pem: SecretString,
+    },
+    RefreshToken {
+        refresh_token: SecretString,
+        client_id: String,
+        client_secret: SecretString,
+    },
+}
+
+pub struct Connect {
+    pub login_url: String,
+    pub auth: ConnectAuth,
+    pub sync_type: SyncType,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error(transparent)]
+    Invalid(#[from] Invalid),
+    #[error("{0}")]
+    Refused(String),
+    #[error("Salesforce is not connected; run connectSalesforce first")]
+    NotConnected,
+    #[error("{0}")]
+    WrongState(String),
+    #[error(transparent)]
+    Upstream(#[from] SalesforceError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Vault(#[from] VaultError),
+}
+
+/// The Salesforce connection: saved encrypted, verified before saving, one client shared.
+pub struct Integrations {
+    store: Store,
+    vault: Vault,
+    api_version: String,
+    client: RwLock<Option<Arc<SalesforceClient>>>,
+}
+
+fn kind(auth: &ConnectAuth) -> &'static str {
+    match auth {
+        ConnectAuth::Password { .. } => "PASSWORD",
+        ConnectAuth::JwtBearer { .. } => "JWT_BEARER",
+        ConnectAuth::RefreshToken { .. } => "REFRESH_TOKEN",
+    }
+}
+
+/// Production and sandbox logins must use HTTPS; plain HTTP is allowed only on loopback,
+/// where the simulator runs.
+fn check_login_url(raw: &str) -> Result<String, Invalid> {
+    let url = reqwest::Url::parse(raw.trim())
+        .map_err(|e| Invalid::new("loginUrl", format!("'{raw}' is not a URL: {e}")))?;
+    let loopback = matches!(url.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
+    match url.scheme() {
+        "https" => {}
+        "http" if loopback => {}
+        _ => {
+            return Err(Invalid::new(
+                "loginUrl",
+                "use https:// (such as https://login.salesforce.com or https://test.salesforce.com)",
+            ));
+        }
+    }
+    Ok(url.as_str().trim_end_matches('/').to_owned())
+}
+
+/// The `aud` Salesforce expects in a JWT-bearer assertion for this login URL.
+fn jwt_audience(login_url: &str) -> String {
+    if login_url.contains("test.salesforce.com") || login_url.contains(".sandbox.") {
+        "https://test.salesforce.com".into()
+    } else if login_url.contains("salesforce.com") {
+        "https://login.salesforce.com".into()
+    } else {
+        login_url.to_owned()
+    }
+}
+
+fn required(field: &str, value: &str) -> Result<String, Invalid> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Err(Invalid::new(field, "is required for this kind of login"));
+    }
+    Ok(value.to_owned())
+}
+
+impl Integrations {
+    pub fn new(store: Store, vault: Vault, api_version: String) -> Self {
+        Self {
+            store,
+            vault,
+            api_version,
+            client: RwLock::new(None),
+        }
+    }
+
+    fn client_for(
+        &self,
+        login_url: &str,
+        credentials: Credentials,
+    ) -> Result<SalesforceClient, SyncError> {
+        let mut config = ClientConfig::new(login_url, credentials);
+        config.api_version = self.api_version.clone();
+        Ok(SalesforceClient::new(config)?)
+    }
+
+    /// Verifies the credentials against the org, then saves them encrypted.
+    pub async fn connect(&self, request: Connect) -> Result<integration::Model, SyncError> {
+        let login_url = check_login_url(&request.login_url)?;
+        let auth_kind = kind(&request.auth);
+        let (username, client_id, secrets, credentials) = match request.auth {
+            ConnectAuth::Password {
+                username,
+                password,
+                client_id,
+                client_secret,
+            } => {
+                let username = required("username", &username)?;
+                let client_id = required("clientId", &client_id)?;
+                required("password", password.expose_secret())?;
+                let secrets = json!({ "password": password.expose_secret(), "clientSecret": client_secret.expose_secret() });
+                let credentials = Credentials::Password {
+                    username: username.clone(),
+                    password,
+                    client_id: client_id.clone(),
+                    client_secret,
+                };
+                (Some(username), client_id, secrets, credentials)
+            }
+            ConnectAuth::JwtBearer {
+                username,
+                client_id,
+                private_key_pem,
+            } => {
+                let username = required("username", &username)?;
+                let client_id = required("clientId", &client_id)?;
+                required("privateKey", private_key_pem.expose_secret())?;
+                let secrets = json!({ "privateKey": private_key_pem.expose_secret() });
+                let credentials = Credentials::JwtBearer {
+                    username: username.clone(),
+                    client_id: client_id.clone(),
+                    private_key_pem,
+                    audience: jwt_audience(&login_url),
+                };
+                (Some(username), client_id, secrets, credentials)
+            }
+            ConnectAuth::RefreshToken {
+                refresh_token,
+                client_id,
+                client_secret,
+            } => {
+                let client_id = required("clientId", &client_id)?;
+                required("refreshToken", refresh_token.expose_secret())?;
+                let secrets = json!({ "refreshToken": refresh_token.expose_secret(), "clientSecret": client_secret.expose_secret() });
+                let credentials = Credentials::RefreshToken {
+                    refresh_token,
+                    client_id: client_id.clone(),
+                    client_secret,
+                };
+                (None, client_id, secrets, credentials)
+            }
+        };
+        let client = self.client_for(&login_url, credentials)?;
+        match client.verify().await {
+            Ok(()) => {}
+            Err(SalesforceError::AuthFailed { error, description }) => {
+                return Err(SyncError::Refused(format!(
+                    "Salesforce refused the credentials: {error}: {description}"
+                )));
+            }
+            Err(other) => return Err(other.into()),
+        }
+        let instance_url = client.instance_url().await?;
+        let model = self
+            .store
+            .save_integration(NewIntegration {
+                login_url,
+                auth_kind: auth_kind.into(),
+                username,
+                client_id: Some(client_id),
+                sealed_secrets: self.vault.seal(secrets.to_string().as_bytes()),
+                instance_url,
+                sync_type: request.sync_type,
+            })
+            .await?;
+        *self.client.write().await = Some(Arc::new(client));
+        Ok(model)
+    }
+
+    pub async fn current(&self) -> Result<Option<integration::Model>, SyncError> {
+        Ok(self.store.integration().await?)
+    }
+
+    async fn connected(&self) -> Result<integration::Model, SyncError> {
+        self.store
+            .integration()
+            .await?
+            .ok_or(SyncError::NotConnected)
+    }
+
+    /// The client for the saved connection, built once from the decrypted credentials.
+    pub async fn client(&self) -> Result<Arc<SalesforceClient>, SyncError> {
+        if let Some(client) = self.client.read().await.as_ref() {
+            return Ok(client.clone());
+        }
+        let model = self.connected().await?;
+        let sealed = model.secrets.as_deref().ok_or(SyncError::NotConnected)?;
+        let secrets: Value = serde_json::from_slice(&self.vault.open(sealed)?)
+            .map_err(|_| VaultError::Undecryptable)?;
+        let secret =
+            |key: &str| SecretString::from(secrets[key].as_str().unwrap_or_default().to_owned());
+        let username = model.username.clone().unwrap_or_default();
+        let client_id = model.client_id.clone().unwrap_or_default();
+        let credentials = match model.auth_kind.as_str() {
+            "JWT_BEARER" => Credentials::JwtBearer {
+                username,
+                client_id,
+                private_key_pem: secret("privateKey"),
+                audience: jwt_audience(&model.login_url),
+            },
+            "REFRESH_TOKEN" => Credentials::RefreshToken {
+                refresh_token: secret("refreshToken"),
+                client_id,
+                client_secret: secret("clientSecret"),
+            },
+            _ => Credentials::Password {
+                username,
+                password: secret("password"),
+                client_id,
+                client_secret: secret("clientSecret"),
+            },
+        };
+        let client = Arc::new(self.client_for(&model.login_url, credentials)?);
+        *self.client.write().await = Some(client.clone());
+        Ok(client)
+    }
+
+    pub async fn set_sync_type(
+        &self,
+        sync_type: SyncType,
+    ) -> Result<integration::Model, SyncError> {
+        self.connected().await?;
+        Ok(self
+            .store
+            .update_integration(|m| m.sync_type = Set(sync_type.as_str().into()))
+            .await?)
+    }
+
+    /// Moves between states, refusing moves that make no sense from the current one.
+    async fn transition(
+        &self,
+        allowed: &[IntegrationStatus],
+        to: IntegrationStatus,
+        action: &str,
+    ) -> Result<integration::Model, SyncError> {
+        let current = self.connected().await?;
+        let status: IntegrationStatus = current
+            .status
+            .parse()
+            .map_err(|e: String| SyncError::WrongState(e))?;
+        if !allowed.contains(&status) {
+            return Err(SyncError::WrongState(format!(
+                "cannot {action} while the integration is {status}"
+            )));
+        }
+        Ok(self
+            .store
+            .update_integration(|m| {
+                m.status = Set(to.as_str().into());
+                m.status_reason = Set(None);
+            })
+            .await?)
+    }
+
+    pub async fn pause(&self) -> Result<integration::Model, SyncError> {
+        self.transition(
+            &[IntegrationStatus::Active],
+            IntegrationStatus::Paused,
+            "pause",
+        )
+        .await
+    }
+
+    pub async fn resume(&self) -> Result<integration::Model, SyncError> {
+        self.transition(
+            &[IntegrationStatus::Paused],
+            IntegrationStatus::Active,
+            "resume",
+        )
+        .await
+    }
+
+    /// Asks the engine to run the first sync (or another round, once it has run).
+    pub async fn start_sync(&self) -> Result<integration::Model, SyncError> {
+        let current = self
+            .transition(
+                &[IntegrationStatus::Active],
+                IntegrationStatus::Active,
+                "start syncing",
+            )
+            .await?;
+        if current.first_sync != FirstSync::NotStarted.as_str() {
+            return Ok(current);
+        }
+        Ok(self
+            .store
+            .update_integration(|m| m.first_sync = Set(FirstSync::Running.as_str().into()))
+            .await?)
+    }
+
+    /// Records why the integration stopped; the worker stays idle until it is reconnected.
+    pub async fn fail(&self, reason: &str) -> Result<integration::Model, SyncError> {
+        let reason = reason.to_owned();
+        Ok(self
+            .store
+            .update_integration(|m| {
+                m.status = Set(IntegrationStatus::Error.as_str().into());
+                m.status_reason = Set(Some(reason));
+            })
+            .await?)
+    }
+
+    /// Disconnects: no further sync, credentials erased, desk records kept.
+    pub async fn delete(&self) -> Result<(), SyncError> {
+        self.connected().await?;
+        self.store.delete_integration().await?;
+        *self.client.write().await = None;
+        Ok(())
+    }
+
+    /// The module's mappings: the saved ones, or the standard ones.
+    pub async fn mappings(&self, module: Module) -> Result<Vec<Mapping>, SyncError> {
+        let saved = self.store.field_mappings(module).await?;
+        if saved.is_empty() {
+            return Ok(mapping::default_mappings(module));
+        }
+        Ok(saved
+            .into_iter()
+            .map(|m| Mapping::new(&m.desk_field, &m.salesforce_field))
+            .collect())
+    }
+
+    /// Validates a module's mappings against the org's describe, then replaces them.
+    pub async fn update_mappings(
+        &self,
+        module: Module,
+        mappings: Vec<Mapping>,
+    ) -> Result<Vec<Mapping>, SyncError> {
+        let client = self.client().await?;
+        let describe = client.describe(module.salesforce_object()).await?;
+        let checked = mapping::validate(module, &mappings, &describe)?;
+        let pairs: Vec<(String, String)> = checked
+            .iter()
+            .map(|m| (m.desk_field.clone(), m.salesforce_field.clone()))
+            .collect();
+        self.store.replace_field_mappings(module, &pairs).await?;
+        Ok(checked)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn login_urls_must_be_https_except_on_loopback() {
+        assert_eq!(
+            check_login_url("https://login.salesforce.com/").unwrap(),
+            "https://login.salesforce.com"
+        );
+        assert!(check_login_url("http://127.0.0.1:9999").is_ok());
+        assert!(check_login_url("http://login.salesforce.com").is_err());
+        assert!(check_login_url("ftp://x").is_err());
+        assert!(check_login_url("not a url").is_err());
+    }
+
+    #[test]
+    fn jwt_audiences_follow_the_login_host() {
+        assert_eq!(
+            jwt_audience("https://test.salesforce.com"),
+            "https://test.salesforce.com"
+        );
+        assert_eq!(
+            jwt_audience("https://acme.my.salesforce.com"),
+            "https://login.salesforce.com"
+        );
+        assert_eq!(jwt_audience("http://127.0.0.1:9"), "http://127.0.0.1:9");
+    }
+}

@@ -1,0 +1,284 @@
+//! Field mappings: which desk field syncs with which Salesforce field, checked against the
+//! org's describe when saved so that most failures are refused up front.
+
+use std::collections::HashSet;
+
+use crate::domain::{Invalid, Module};
+use crate::salesforce::Describe;
+
+/// The kind of value a desk field holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeskKind {
+    Text {
+        max: u32,
+    },
+    Email,
+    Integer,
+    Decimal,
+    /// A link to the desk account, synced as a Salesforce `AccountId`.
+    AccountRef,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct DeskField {
+    pub name: &'static str,
+    pub kind: DeskKind,
+    pub required: bool,
+}
+
+const fn text(name: &'static str, max: u32) -> DeskField {
+    DeskField {
+        name,
+        kind: DeskKind::Text { max },
+        required: false,
+    }
+}
+
+const CONTACT_FIELDS: &[DeskField] = &[
+    text("firstName", 40),
+    DeskField {
+        required: true,
+        ..text("lastName", 80)
+    },
+    DeskField {
+        name: "email",
+        kind: DeskKind::Email,
+        required: false,
+    },
+    text("phone", 40),
+    text("mobile", 40),
+    text("title", 128),
+    DeskField {
+        name: "accountId",
+        kind: DeskKind::AccountRef,
+        required: false,
+    },
+    text("mailingStreet", 255),
+    text("mailingCity", 40),
+    text("mailingState", 80),
+    text("mailingPostalCode", 20),
+    text("mailingCountry", 80),
+    text("description", 32_000),
+];
+
+const ACCOUNT_FIELDS: &[DeskField] = &[
+    DeskField {
+        required: true,
+        ..text("name", 255)
+    },
+    text("website", 255),
+    text("phone", 40),
+    text("industry", 255),
+    text("accountType", 255),
+    DeskField {
+        name: "employees",
+        kind: DeskKind::Integer,
+        required: false,
+    },
+    DeskField {
+        name: "annualRevenue",
+        kind: DeskKind::Decimal,
+        required: false,
+    },
+    text("billingStreet", 255),
+    text("billingCity", 40),
+    text("billingState", 80),
+    text("billingPostalCode", 20),
+    text("billingCountry", 80),
+    text("description", 32_000),
+];
+
+pub fn desk_fields(module: Module) -> &'static [DeskField] {
+    match module {
+        Module::Contacts => CONTACT_FIELDS,
+        Module::Accounts => ACCOUNT_FIELDS,
+    }
+}
+
+pub fn desk_field(module: Module, name: &str) -> Option<&'static DeskField> {
+    desk_fields(module).iter().find(|f| f.name == name)
+}
+
+/// A desk field and the Salesforce field it syncs with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mapping {
+    pub desk_field: String,
+    pub salesforce_field: String,
+}
+
+impl Mapping {
+    pub fn new(desk: &str, salesforce: &str) -> Self {
+        Self {
+            desk_field: desk.to_owned(),
+            salesforce_field: salesforce.to_owned(),
+        }
+    }
+}
+
+/// The standard fields, mapped out of the box.
+pub fn default_mappings(module: Module) -> Vec<Mapping> {
+    let pairs: &[(&str, &str)] = match module {
+        Module::Contacts => &[
+            ("firstName", "FirstName"),
+            ("lastName", "LastName"),
+            ("email", "Email"),
+            ("phone", "Phone"),
+            ("mobile", "MobilePhone"),
+            ("title", "Title"),
+            ("accountId", "AccountId"),
+            ("mailingStreet", "MailingStreet"),
+            ("mailingCity", "MailingCity"),
+            ("mailingState", "MailingState"),
+            ("mailingPostalCode", "MailingPostalCode"),
+            ("mailingCountry", "MailingCountry"),
+            ("description", "Description"),
+        ],
+        Module::Accounts => &[
+            ("name", "Name"),
+            ("website", "Website"),
+            ("phone", "Phone"),
+            ("industry", "Industry"),
+            ("accountType", "Type"),
+            ("employees", "NumberOfEmployees"),
+            ("annualRevenue", "AnnualRevenue"),
+            ("billingStreet", "BillingStreet"),
+            ("billingCity", "BillingCity"),
+            ("billingState", "BillingState"),
+            ("billingPostalCode", "BillingPostalCode"),
+            ("billingCountry", "BillingCountry"),
+            ("description", "Description"),
+        ],
+    };
+    pairs.iter().map(|(d, s)| Mapping::new(d, s)).collect()
+}
+
+const TEXT_TYPES: &[&str] = &[
+    "string", "textarea", "email", "phone", "url", "picklist", "combobox",
+];
+
+/// Checks a whole set of mappings for a module against the org's describe. On success the
+/// Salesforce field names come back in the org's canonical casing.
+pub fn validate(
+    module: Module,
+    mappings: &[Mapping],
+    describe: &Describe,
+) -> Result<Vec<Mapping>, Invalid> {
+    let object = module.salesforce_object();
+    let mut seen_desk = HashSet::new();
+    let mut seen_salesforce = HashSet::new();
+    let mut out = Vec::with_capacity(mappings.len());
+    for (i, m) in mappings.iter().enumerate() {
+        let at = format!("mappings[{i}]");
+        let desk = desk_field(module, &m.desk_field).ok_or_else(|| {
+            let known: Vec<&str> = desk_fields(module).iter().map(|f| f.name).collect();
+            Invalid::new(
+                format!("{at}.deskField"),
+                format!(
+                    "'{}' is not a desk field of {module}; known: {}",
+                    m.desk_field,
+                    known.join(", ")
+                ),
+            )
+        })?;
+        let sf = describe.field(&m.salesforce_field).ok_or_else(|| {
+            Invalid::new(
+                format!("{at}.salesforceField"),
+                format!("{object} has no field '{}'", m.salesforce_field),
+            )
+        })?;
+        if !seen_desk.insert(desk.name) {
+            return Err(Invalid::new(
+                format!("{at}.deskField"),
+                format!("'{}' is mapped twice", desk.name),
+            ));
+        }
+        if !seen_salesforce.insert(sf.name.to_ascii_lowercase()) {
+            return Err(Invalid::new(
+                format!("{at}.salesforceField"),
+                format!("{object}.{} is mapped twice", sf.name),
+            ));
+        }
+        if !sf.createable || !sf.updateable {
+            return Err(Invalid::new(
+                format!("{at}.salesforceField"),
+                format!(
+                    "{object}.{} cannot be written (it is not createable and updateable)",
+                    sf.name
+                ),
+            ));
+        }
+        check_types(desk, sf).map_err(|why| Invalid::new(format!("{at}.salesforceField"), why))?;
+        out.push(Mapping::new(desk.name, &sf.name));
+    }
+    for field in desk_fields(module).iter().filter(|f| f.required) {
+        if !seen_desk.contains(field.name) {
+            return Err(Invalid::new(
+                "mappings",
+                format!("the desk's mandatory field '{}' must be mapped", field.name),
+            ));
+        }
+    }
+    for field in describe.fields.iter().filter(|f| f.required_on_create()) {
+        if !seen_salesforce.contains(&field.name.to_ascii_lowercase()) {
+            return Err(Invalid::new(
+                "mappings",
+                format!(
+                    "{object}.{} is mandatory in Salesforce and must be mapped",
+                    field.name
+                ),
+            ));
+        }
+    }
+    Ok(out)
+}
+
+fn check_types(desk: &DeskField, sf: &crate::salesforce::FieldDescribe) -> Result<(), String> {
+    let object_field = &sf.name;
+    let kind = sf.kind.as_str();
+    match desk.kind {
+        DeskKind::Text { max } => {
+            if !TEXT_TYPES.contains(&kind) {
+                return Err(format!(
+                    "type mismatch: '{}' holds text but {object_field} is a {kind} field (a text value given for a {kind} field fails in Salesforce)",
+                    desk.name
+                ));
+            }
+            if sf.length > 0 && sf.length < max {
+                return Err(format!(
+                    "{object_field} holds at most {} characters but '{}' may hold {max}",
+                    sf.length, desk.name
+                ));
+            }
+        }
+        DeskKind::Email if !matches!(kind, "email" | "string") => {
+            return Err(format!(
+                "type mismatch: '{}' is an email but {object_field} is a {kind} field",
+                desk.name
+            ));
+        }
+        DeskKind::Integer
+            if !matches!(kind, "int" | "long" | "double" | "currency" | "percent") =>
+        {
+            return Err(format!(
+                "type mismatch: '{}' is an integer but {object_field} is a {kind} field",
+                desk.name
+            ));
+        }
+        DeskKind::Decimal if !matches!(kind, "double" | "currency" | "percent") => {
+            return Err(format!(
+                "type mismatch: '{}' is a decimal number but {object_field} is a {kind} field",
+                desk.name
+            ));
+        }
+        DeskKind::AccountRef
+            if !(kind == "reference" && sf.reference_to.iter().any(|r| r == "Account")) =>
+        {
+            return Err(format!(
+                "type mismatch: '{}' links an account but {object_field} does not reference Account",
+                desk.name
+            ));
+        }
+        _ => {}
+    }
+    Ok(())
+}

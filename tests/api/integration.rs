@@ -1,0 +1,273 @@
+use salesforce_sim::{SimConfig, SimHandle};
+use sea_orm::EntityTrait;
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, codes, spawn_app};
+
+const INTEGRATION: &str = "status statusReason syncType loginUrl instanceUrl connectedUser firstSync apiUsage { used max }";
+
+pub async fn connect(app: &TestApp, sim: &SimHandle, password: &str) -> Value {
+    let config = sim.config();
+    app.gql(
+        &format!("mutation($i: ConnectSalesforceInput!) {{ connectSalesforce(input: $i) {{ {INTEGRATION} }} }}"),
+        json!({ "i": {
+            "loginUrl": sim.base_url(),
+            "username": config.username,
+            "password": password,
+            "clientId": config.client_id,
+            "clientSecret": config.client_secret,
+        }}),
+    )
+    .await
+}
+
+async fn integration(app: &TestApp) -> Value {
+    app.gql_ok(&format!("{{ integration {{ {INTEGRATION} }} }}"), json!({}))
+        .await["integration"]
+        .clone()
+}
+
+#[tokio::test]
+async fn connecting_verifies_the_credentials_before_saving_them() {
+    let app = spawn_app().await;
+    let sim = salesforce_sim::start(SimConfig::default()).await;
+    assert_eq!(integration(&app).await["status"], "NOT_CONNECTED");
+
+    let refused = connect(&app, &sim, "wrong-password").await;
+    assert_eq!(codes(&refused), ["BAD_USER_INPUT"]);
+    assert!(
+        refused["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("authentication failure"),
+        "{refused}"
+    );
+    assert_eq!(
+        integration(&app).await["status"],
+        "NOT_CONNECTED",
+        "nothing saved"
+    );
+
+    let connected = connect(&app, &sim, "tandem").await;
+    let state = &connected["data"]["connectSalesforce"];
+    assert_eq!(state["status"], "ACTIVE", "{connected}");
+    assert_eq!(state["syncType"], "TWO_WAY");
+    assert_eq!(state["firstSync"], "NOT_STARTED");
+    assert_eq!(state["connectedUser"], "integration@tandem.test");
+    assert_eq!(state["instanceUrl"], sim.base_url());
+}
+
+#[tokio::test]
+async fn credentials_are_encrypted_at_rest() {
+    let app = spawn_app().await;
+    let sim = salesforce_sim::start(SimConfig::default()).await;
+    connect(&app, &sim, "tandem").await;
+    let row = entity::integration::Entity::find_by_id(1)
+        .one(app.store.connection())
+        .await
+        .unwrap()
+        .unwrap();
+    let sealed = row.secrets.unwrap();
+    for plaintext in ["tandem-sim-secret", "\"password\""] {
+        assert!(
+            !sealed
+                .windows(plaintext.len())
+                .any(|w| w == plaintext.as_bytes()),
+            "{plaintext} is in the clear"
+        );
+    }
+}
+
+#[tokio::test]
+async fn bad_login_urls_and_missing_secrets_are_refused_by_field() {
+    let app = spawn_app().await;
+    let cases = [
+        (
+            json!({ "loginUrl": "http://login.salesforce.com", "username": "u", "password": "p", "clientId": "c", "clientSecret": "s" }),
+            "loginUrl",
+        ),
+        (
+            json!({ "loginUrl": "https://login.salesforce.com", "username": "u", "clientId": "c", "clientSecret": "s" }),
+            "password",
+        ),
+        (
+            json!({ "loginUrl": "https://login.salesforce.com", "auth": "JWT_BEARER", "username": "u", "clientId": "c" }),
+            "privateKey",
+        ),
+    ];
+    for (input, field) in cases {
+        let body = app
+            .gql(
+                "mutation($i: ConnectSalesforceInput!) { connectSalesforce(input: $i) { status } }",
+                json!({ "i": input }),
+            )
+            .await;
+        assert_eq!(body["errors"][0]["extensions"]["field"], field, "{body}");
+    }
+}
+
+#[tokio::test]
+async fn sync_can_be_paused_resumed_retyped_and_deleted() {
+    let app = spawn_app().await;
+    let sim = salesforce_sim::start(SimConfig::default()).await;
+    let early = app
+        .gql("mutation { pauseSync { status } }", json!({}))
+        .await;
+    assert_eq!(
+        codes(&early),
+        ["CONFLICT"],
+        "nothing to pause before connecting"
+    );
+    connect(&app, &sim, "tandem").await;
+
+    assert_eq!(
+        app.gql_ok("mutation { pauseSync { status } }", json!({}))
+            .await["pauseSync"]["status"],
+        "PAUSED"
+    );
+    let again = app
+        .gql("mutation { pauseSync { status } }", json!({}))
+        .await;
+    assert_eq!(codes(&again), ["CONFLICT"]);
+    assert_eq!(
+        app.gql_ok("mutation { resumeSync { status } }", json!({}))
+            .await["resumeSync"]["status"],
+        "ACTIVE"
+    );
+
+    let retyped = app
+        .gql_ok(
+            "mutation { setSyncType(syncType: SALESFORCE_TO_DESK) { syncType } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(retyped["setSyncType"]["syncType"], "SALESFORCE_TO_DESK");
+    let started = app
+        .gql_ok("mutation { startSync { firstSync } }", json!({}))
+        .await;
+    assert_eq!(started["startSync"]["firstSync"], "RUNNING");
+
+    let deleted = app
+        .gql_ok("mutation { deleteIntegration { status } }", json!({}))
+        .await;
+    assert_eq!(deleted["deleteIntegration"]["status"], "NOT_CONNECTED");
+    assert_eq!(integration(&app).await["status"], "NOT_CONNECTED");
+    assert!(
+        entity::integration::Entity::find_by_id(1)
+            .one(app.store.connection())
+            .await
+            .unwrap()
+            .is_none(),
+        "credentials erased"
+    );
+}
+
+const UPDATE: &str = "mutation($m: SyncModule!, $maps: [FieldMappingInput!]!) { updateFieldMappings(module: $m, mappings: $maps) { deskField salesforceField } }";
+
+fn pairs(list: &[(&str, &str)]) -> Value {
+    Value::Array(
+        list.iter()
+            .map(|(d, s)| json!({ "deskField": d, "salesforceField": s }))
+            .collect(),
+    )
+}
+
+#[tokio::test]
+async fn the_standard_mappings_hold_against_the_org() {
+    let app = spawn_app().await;
+    let sim = salesforce_sim::start(SimConfig::default()).await;
+    connect(&app, &sim, "tandem").await;
+    for module in ["CONTACTS", "ACCOUNTS"] {
+        let defaults = app
+            .gql_ok("query($m: SyncModule!) { fieldMappings(module: $m) { deskField salesforceField } }", json!({ "m": module }))
+            .await["fieldMappings"]
+            .clone();
+        assert!(defaults.as_array().unwrap().len() >= 13, "{defaults}");
+        let saved = app
+            .gql(UPDATE, json!({ "m": module, "maps": defaults }))
+            .await;
+        assert!(saved.get("errors").is_none(), "{module}: {saved}");
+        assert_eq!(saved["data"]["updateFieldMappings"], defaults);
+    }
+}
+
+#[tokio::test]
+async fn mappings_that_would_fail_in_salesforce_are_refused_up_front() {
+    let app = spawn_app().await;
+    let sim = salesforce_sim::start(SimConfig::default()).await;
+    let before = app
+        .gql(
+            UPDATE,
+            json!({ "m": "ACCOUNTS", "maps": pairs(&[("name", "Name")]) }),
+        )
+        .await;
+    assert_eq!(
+        codes(&before),
+        ["CONFLICT"],
+        "mappings are checked against a connected org"
+    );
+    connect(&app, &sim, "tandem").await;
+
+    let cases: [(&str, Vec<(&str, &str)>, &str, &str); 6] = [
+        (
+            "ACCOUNTS",
+            vec![("name", "Name"), ("industry", "NumberOfEmployees")],
+            "mappings[1].salesforceField",
+            "type mismatch",
+        ),
+        (
+            "ACCOUNTS",
+            vec![("name", "Name"), ("website", "NoSuchField__c")],
+            "mappings[1].salesforceField",
+            "has no field",
+        ),
+        (
+            "ACCOUNTS",
+            vec![("name", "Name"), ("nickname", "Site")],
+            "mappings[1].deskField",
+            "not a desk field",
+        ),
+        (
+            "ACCOUNTS",
+            vec![("name", "Name"), ("phone", "Phone"), ("website", "Phone")],
+            "mappings[2].salesforceField",
+            "mapped twice",
+        ),
+        (
+            "CONTACTS",
+            vec![("lastName", "LastName"), ("title", "CreatedDate")],
+            "mappings[1].salesforceField",
+            "cannot be written",
+        ),
+        (
+            "CONTACTS",
+            vec![("firstName", "FirstName")],
+            "mappings",
+            "mandatory",
+        ),
+    ];
+    for (module, maps, field, phrase) in cases {
+        let body = app
+            .gql(UPDATE, json!({ "m": module, "maps": pairs(&maps) }))
+            .await;
+        assert_eq!(codes(&body), ["BAD_USER_INPUT"], "{maps:?}: {body}");
+        assert_eq!(body["errors"][0]["extensions"]["field"], field, "{body}");
+        assert!(
+            body["errors"][0]["message"]
+                .as_str()
+                .unwrap()
+                .contains(phrase),
+            "{body}"
+        );
+    }
+    let unchanged = app
+        .gql_ok(
+            "{ fieldMappings(module: ACCOUNTS) { deskField } }",
+            json!({}),
+        )
+        .await;
+    assert!(
+        unchanged["fieldMappings"].as_array().unwrap().len() >= 13,
+        "refused mappings change nothing"
+    );
+}
