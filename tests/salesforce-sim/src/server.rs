@@ -126,9 +126,16 @@ fn basic_auth(req: &HttpRequest) -> Option<(String, String)> {
 fn versions() -> Json {
     Json::Array(
         (31..=68)
-            .map(|v| json!({ "label": format!("API {v}.0"), "url": format!("/services/data/v{v}.0"), "version": format!("{v}.0") }))
+            .map(|v| json!({ "label": release_name(v), "url": format!("/services/data/v{v}.0"), "version": format!("{v}.0") }))
             .collect(),
     )
+}
+
+/// The release that introduced API version `v` (31.0 = Summer '14; three releases a year).
+fn release_name(v: u32) -> String {
+    let step = v.saturating_sub(31);
+    let season = ["Summer", "Winter", "Spring"][(step % 3) as usize];
+    format!("{season} '{:02}", 14 + step.div_ceil(3))
 }
 
 fn data(
@@ -225,4 +232,30 @@ fn serve(
         params: params.to_vec(),
     };
     rest::handle(sim, &ctx, method, segments, body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::release_name;
+
+    #[test]
+    fn versions_carry_release_names() {
+        let names: Vec<(u32, String)> = [31, 59, 65, 66, 67, 68]
+            .into_iter()
+            .map(|v| (v, release_name(v)))
+            .collect();
+        let expected = [
+            (31, "Summer '14"),
+            (59, "Winter '24"),
+            (65, "Winter '26"),
+            (66, "Spring '26"),
+            (67, "Summer '26"),
+            (68, "Winter '27"),
+        ];
+        assert_eq!(
+            names,
+            expected.map(|(v, n)| (v, n.to_string())).to_vec(),
+            "labels per the reference's version table"
+        );
+    }
 }
