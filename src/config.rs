@@ -80,6 +80,12 @@ pub struct SyncSettings {
     pub encryption_key: Option<SecretString>,
     /// The Salesforce REST API version Tandem calls.
     pub api_version: String,
+    /// Run the sync worker in `serve` (tests drive rounds themselves).
+    pub worker: bool,
+    /// Seconds between polls of Salesforce; desk changes trigger a round sooner.
+    pub poll_interval_secs: u64,
+    /// Records per desk transaction and per Salesforce collection call (at most 200).
+    pub batch_size: usize,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
@@ -164,6 +170,9 @@ impl Default for SyncSettings {
         Self {
             encryption_key: None,
             api_version: "62.0".into(),
+            worker: true,
+            poll_interval_secs: 10,
+            batch_size: 200,
         }
     }
 }

@@ -15,11 +15,12 @@ use crate::config::Settings;
 use crate::graphql::build_schema;
 use crate::http::{AppState, metrics::Metrics, observe, routes};
 use crate::store::Store;
-use crate::sync::{Integrations, Vault};
+use crate::sync::{EngineSettings, Integrations, SyncEngine, Vault, worker};
 
 pub struct Application {
     port: u16,
     store: Store,
+    engine: Arc<SyncEngine>,
     server: Server,
 }
 
@@ -32,6 +33,21 @@ impl Application {
             vault(settings)?,
             settings.sync.api_version.clone(),
         ));
+        let engine = Arc::new(SyncEngine::new(
+            store.clone(),
+            integrations.clone(),
+            EngineSettings {
+                batch: settings.sync.batch_size.clamp(1, 200),
+                ..Default::default()
+            },
+        ));
+        if settings.sync.worker {
+            worker::spawn(
+                engine.clone(),
+                store.clone(),
+                settings.sync.poll_interval_secs,
+            );
+        }
         let state = AppState {
             schema: build_schema(store.clone(), integrations, &settings.graphql),
             store: store.clone(),
@@ -65,6 +81,7 @@ impl Application {
         Ok(Self {
             port,
             store,
+            engine,
             server,
         })
     }
@@ -75,6 +92,10 @@ impl Application {
 
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    pub fn engine(&self) -> Arc<SyncEngine> {
+        self.engine.clone()
     }
 
     pub async fn run_until_stopped(self) -> std::io::Result<()> {

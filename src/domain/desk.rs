@@ -17,7 +17,8 @@ fn apply<T: Clone>(change: &Change<T>, current: &mut Option<T>) {
 
 macro_rules! patchable {
     ($input:ident, $patch:ident { $($field:ident: $ty:ty),* $(,)? }) => {
-        #[derive(Debug, Clone, Default, PartialEq)]
+        #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+        #[serde(rename_all = "camelCase")]
         pub struct $input { $(pub $field: Option<$ty>),* }
 
         #[derive(Debug, Clone, Default, PartialEq)]

@@ -459,6 +459,27 @@ impl SalesforceClient {
         Ok(results)
     }
 
+    /// Creates or updates records of one object by an external id field, in collections of
+    /// up to 200; each record carries its `field` value. Safe to repeat.
+    pub async fn upsert_many(
+        &self,
+        object: &str,
+        field: &str,
+        records: &[Record],
+        all_or_none: bool,
+    ) -> Result<Vec<RecordResult>, SalesforceError> {
+        let mut results = Vec::with_capacity(records.len());
+        for chunk in records.chunks(COLLECTION_LIMIT) {
+            let body = collection_body(object, chunk.iter().map(|r| (None, r)), all_or_none);
+            let path = self.data_path(&format!("composite/sobjects/{object}/{field}"));
+            let (_, out) = self
+                .call(Method::PATCH, &path, &[], Some(&body), Repeat::Safe)
+                .await?;
+            results.extend(decode_results(out, chunk.len())?);
+        }
+        Ok(results)
+    }
+
     /// Deletes records in collections of up to 200.
     pub async fn delete_many(
         &self,
@@ -617,6 +638,7 @@ fn decode_results(
             Ok(RecordResult {
                 id: r.id.as_deref().map(|id| parse_id(Some(id))).transpose()?,
                 success: r.success,
+                created: r.created,
                 errors: r
                     .errors
                     .into_iter()

@@ -12,5 +12,5 @@ pub use error::SalesforceError;
 pub use session::Credentials;
 pub use types::{
     ApiUsage, Deleted, DeletedRecord, Describe, FieldDescribe, Record, RecordResult, Updated,
-    UpsertResult,
+    UpsertResult, parse_datetime,
 };

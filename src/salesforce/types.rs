@@ -62,6 +62,8 @@ impl Describe {
 pub struct RecordResult {
     pub id: Option<SalesforceId>,
     pub success: bool,
+    /// For upserts: whether the record was created.
+    pub created: Option<bool>,
     /// `(statusCode, message, fields)` of each error.
     pub errors: Vec<(String, String, Vec<String>)>,
 }

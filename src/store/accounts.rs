@@ -7,9 +7,10 @@ use sea_orm::{
 
 use super::contacts::{MASS_UPDATE_LIMIT, like_pattern};
 use super::page::{into_page, paginate};
+use super::sync::enqueue;
 use super::{Page, PageRequest, Store, StoreError, StoreResult};
 use crate::domain::{
-    AccountFields, AccountId, AccountInput, AccountPatch, DeskAction, DeskEntity, Invalid,
+    AccountFields, AccountId, AccountInput, AccountPatch, DeskAction, DeskEntity, Invalid, Module,
 };
 
 #[derive(Debug, Clone, Default)]
@@ -21,7 +22,7 @@ pub struct AccountFilter {
     pub deleted: bool,
 }
 
-fn input_of(model: &account::Model) -> AccountInput {
+pub fn account_input(model: &account::Model) -> AccountInput {
     AccountInput {
         name: Some(model.name.clone()),
         website: model.website.clone(),
@@ -39,7 +40,7 @@ fn input_of(model: &account::Model) -> AccountInput {
     }
 }
 
-fn set_fields(active: &mut account::ActiveModel, f: AccountFields) {
+pub(crate) fn set_fields(active: &mut account::ActiveModel, f: AccountFields) {
     active.name = Set(f.name);
     active.website = Set(f.website);
     active.phone = Set(f.phone);
@@ -102,6 +103,7 @@ impl Store {
         };
         set_fields(&mut active, fields);
         let model = active.insert(&*txn).await?;
+        enqueue(&*txn, Module::Accounts, model.id.0).await?;
         txn.commit().await?;
         self.publish(DeskEntity::Account, DeskAction::Created, model.id.0);
         Ok(model)
@@ -137,11 +139,13 @@ impl Store {
         let mut out = Vec::with_capacity(ids.len());
         for &id in ids {
             let current = live_account(&*txn, id).await?;
-            let fields = patch.apply(input_of(&current)).validate()?;
+            let fields = patch.apply(account_input(&current)).validate()?;
             let mut active: account::ActiveModel = current.into();
             set_fields(&mut active, fields);
             active.updated_at = Set(now);
-            out.push(active.update(&*txn).await?);
+            let model = active.update(&*txn).await?;
+            enqueue(&*txn, Module::Accounts, model.id.0).await?;
+            out.push(model);
         }
         txn.commit().await?;
         for model in &out {
@@ -169,6 +173,7 @@ impl Store {
         active.deleted_at = Set(None);
         active.updated_at = Set(Utc::now());
         let model = active.update(&*txn).await?;
+        enqueue(&*txn, Module::Accounts, model.id.0).await?;
         txn.commit().await?;
         self.publish(DeskEntity::Account, DeskAction::Restored, id.0);
         Ok(model)

@@ -6,10 +6,11 @@ use sea_orm::{
 };
 
 use super::page::{into_page, paginate};
+use super::sync::enqueue;
 use super::{Page, PageRequest, Store, StoreError, StoreResult};
 use crate::domain::{
     AccountId, ContactFields, ContactId, ContactInput, ContactPatch, DeskAction, DeskEntity,
-    Invalid,
+    Invalid, Module,
 };
 
 #[derive(Debug, Clone, Default)]
@@ -41,7 +42,7 @@ fn lower(col: Column) -> Expr {
     Expr::expr(Func::lower(Expr::col(col)))
 }
 
-fn input_of(model: &contact::Model) -> ContactInput {
+pub fn contact_input(model: &contact::Model) -> ContactInput {
     ContactInput {
         first_name: model.first_name.clone(),
         last_name: Some(model.last_name.clone()),
@@ -59,7 +60,7 @@ fn input_of(model: &contact::Model) -> ContactInput {
     }
 }
 
-fn set_fields(active: &mut contact::ActiveModel, f: ContactFields) {
+pub(crate) fn set_fields(active: &mut contact::ActiveModel, f: ContactFields) {
     active.first_name = Set(f.first_name);
     active.last_name = Set(f.last_name);
     active.email = Set(f.email.map(|e| e.into_inner()));
@@ -133,6 +134,7 @@ impl Store {
         };
         set_fields(&mut active, fields);
         let model = active.insert(&*txn).await?;
+        enqueue(&*txn, Module::Contacts, model.id.0).await?;
         txn.commit().await?;
         self.publish(DeskEntity::Contact, DeskAction::Created, model.id.0);
         Ok(model)
@@ -168,12 +170,14 @@ impl Store {
         let mut out = Vec::with_capacity(ids.len());
         for &id in ids {
             let current = live_contact(&*txn, id).await?;
-            let fields = patch.apply(input_of(&current)).validate()?;
+            let fields = patch.apply(contact_input(&current)).validate()?;
             check_account(&*txn, fields.account_id).await?;
             let mut active: contact::ActiveModel = current.into();
             set_fields(&mut active, fields);
             active.updated_at = Set(now);
-            out.push(active.update(&*txn).await?);
+            let model = active.update(&*txn).await?;
+            enqueue(&*txn, Module::Contacts, model.id.0).await?;
+            out.push(model);
         }
         txn.commit().await?;
         for model in &out {
@@ -201,6 +205,7 @@ impl Store {
         active.deleted_at = Set(None);
         active.updated_at = Set(Utc::now());
         let model = active.update(&*txn).await?;
+        enqueue(&*txn, Module::Contacts, model.id.0).await?;
         txn.commit().await?;
         self.publish(DeskEntity::Contact, DeskAction::Restored, id.0);
         Ok(model)

@@ -7,6 +7,7 @@ mod contacts;
 mod integration;
 mod page;
 mod profiles;
+mod sync;
 mod tickets;
 
 use std::sync::Arc;
@@ -24,10 +25,12 @@ use crate::config::DatabaseUrl;
 use crate::domain::{DeskAction, DeskEntity, DeskEvent, Invalid};
 
 pub use accounts::AccountFilter;
-pub use contacts::ContactFilter;
+pub use accounts::account_input;
+pub use contacts::{ContactFilter, contact_input};
 pub use integration::NewIntegration;
 pub use page::{Page, PageRequest};
 pub use profiles::{NewProfile, default_profiles, permissions_of};
+pub use sync::{NewFailure, SyncBatch};
 pub use tickets::TicketFilter;
 
 #[derive(Debug, thiserror::Error)]

@@ -1,10 +1,18 @@
 //! Use cases that join the desk store and Salesforce: the connection, field mappings, and
 //! the sync engine.
 
+mod desk;
+mod engine;
 mod integration;
 pub mod mapping;
+mod pull;
+mod push;
+mod records;
 mod vault;
+pub mod worker;
 
+pub use engine::{Counts, EngineSettings, RoundReport, SyncEngine, SyncEvent};
 pub use integration::{Connect, ConnectAuth, Integrations, SyncError};
 pub use mapping::Mapping;
+pub use push::DESK_ID_FIELD;
 pub use vault::{Vault, VaultError};

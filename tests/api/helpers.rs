@@ -8,6 +8,7 @@ use tandem::config::{DatabaseUrl, LogSettings, Settings};
 use tandem::domain::AgentId;
 use tandem::startup::Application;
 use tandem::store::Store;
+use tandem::sync::{RoundReport, SyncEngine};
 
 pub const SECRET: &str = "integration-test-secret-0123456789abcdef";
 
@@ -15,6 +16,7 @@ pub struct TestApp {
     pub address: String,
     pub port: u16,
     pub store: Store,
+    pub engine: std::sync::Arc<SyncEngine>,
     pub client: reqwest::Client,
     minter: Authenticator,
     _db: TestDatabase,
@@ -38,12 +40,14 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
     settings.http.port = 0;
     settings.http.workers = Some(1);
     settings.auth.jwt_secret = Some(SecretString::from(SECRET));
+    settings.sync.worker = false;
     adjust(&mut settings);
     let app = Application::build(&settings)
         .await
         .expect("the application builds");
     let port = app.port();
     let store = app.store().clone();
+    let engine = app.engine();
     tokio::spawn(app.run_until_stopped());
     let minter = Authenticator::new(
         VerifyingKey::Hs256(SecretString::from(SECRET)),
@@ -55,6 +59,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
         address: format!("http://127.0.0.1:{port}"),
         port,
         store,
+        engine,
         client: reqwest::Client::new(),
         minter,
         _db: db,
@@ -72,6 +77,14 @@ impl TestApp {
                 Duration::from_secs(600),
             )
             .unwrap()
+    }
+
+    /// Runs one sync round, as the worker would.
+    pub async fn sync_now(&self) -> RoundReport {
+        self.engine
+            .run_once()
+            .await
+            .expect("the sync round succeeds")
     }
 
     pub fn graphql_url(&self) -> String {

@@ -208,7 +208,7 @@ async fn mappings_that_would_fail_in_salesforce_are_refused_up_front() {
     );
     connect(&app, &sim, "tandem").await;
 
-    let cases: [(&str, Vec<(&str, &str)>, &str, &str); 6] = [
+    let cases = [
         (
             "ACCOUNTS",
             vec![("name", "Name"), ("industry", "NumberOfEmployees")],

@@ -14,5 +14,6 @@ mod limits;
 mod profiles;
 mod salesforce;
 mod schema;
+mod sync;
 mod tickets;
 mod ws;

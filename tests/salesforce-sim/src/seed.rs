@@ -93,6 +93,9 @@ pub fn integration_user(store: &mut Store, config: &SimConfig) {
 
 /// Adds `contacts` contacts and proportionate related records, deterministically for `seed`.
 pub fn generate(store: &mut Store, seed: u64, contacts: usize) {
+    if contacts == 0 {
+        return;
+    }
     let now = store.clock.now();
     let mut g = Gen {
         store,

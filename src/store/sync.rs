@@ -1,0 +1,453 @@
+//! What the sync engine reads and writes. Every batch is one transaction: desk changes,
+//! links, cursor, failures and the history entry commit together or not at all.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use entity::{
+    account, contact, integration, outbox, record_link, sync_cursor, sync_failure, sync_history,
+};
+use sea_orm::sea_query::{Expr, ExprTrait, Func};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect,
+};
+
+use super::contacts::check_account;
+use super::{Store, StoreResult, WriteTxn};
+use crate::domain::{
+    AccountFields, ContactFields, DeskAction, DeskEntity, Direction, FailureReason, Module,
+};
+
+/// Records a desk change for the sync to push, when an integration exists.
+pub(crate) async fn enqueue(
+    db: &impl ConnectionTrait,
+    module: Module,
+    desk_id: i64,
+) -> StoreResult<()> {
+    if integration::Entity::find_by_id(1).one(db).await?.is_none() {
+        return Ok(());
+    }
+    outbox::ActiveModel {
+        module: Set(module.as_str().into()),
+        desk_id: Set(desk_id),
+        enqueued_at: Set(Utc::now()),
+        ..Default::default()
+    }
+    .insert(db)
+    .await?;
+    Ok(())
+}
+
+#[derive(Debug, Clone)]
+pub struct NewFailure {
+    pub direction: Direction,
+    pub module: Module,
+    pub desk_id: Option<i64>,
+    pub salesforce_id: Option<String>,
+    pub reason: FailureReason,
+    pub message: String,
+}
+
+fn lower(col: impl sea_orm::sea_query::IntoColumnRef) -> Expr {
+    Expr::expr(Func::lower(Expr::col(col)))
+}
+
+impl Store {
+    pub async fn links_by_salesforce(
+        &self,
+        module: Module,
+        ids: &[String],
+    ) -> StoreResult<HashMap<String, record_link::Model>> {
+        let rows = record_link::Entity::find()
+            .filter(record_link::Column::Module.eq(module.as_str()))
+            .filter(record_link::Column::SalesforceId.is_in(ids.iter().cloned()))
+            .all(self.connection())
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|l| (l.salesforce_id.clone(), l))
+            .collect())
+    }
+
+    pub async fn links_by_desk(
+        &self,
+        module: Module,
+        ids: &[i64],
+    ) -> StoreResult<HashMap<i64, record_link::Model>> {
+        let rows = record_link::Entity::find()
+            .filter(record_link::Column::Module.eq(module.as_str()))
+            .filter(record_link::Column::DeskId.is_in(ids.iter().copied()))
+            .all(self.connection())
+            .await?;
+        Ok(rows.into_iter().map(|l| (l.desk_id, l)).collect())
+    }
+
+    pub async fn link_count(&self, module: Module) -> StoreResult<u64> {
+        use sea_orm::PaginatorTrait;
+        Ok(record_link::Entity::find()
+            .filter(record_link::Column::Module.eq(module.as_str()))
+            .count(self.connection())
+            .await?)
+    }
+
+    pub async fn cursor(&self, name: &str) -> StoreResult<Option<sync_cursor::Model>> {
+        Ok(sync_cursor::Entity::find_by_id(name.to_owned())
+            .one(self.connection())
+            .await?)
+    }
+
+    /// The oldest waiting desk changes of a module.
+    pub async fn outbox(&self, module: Module, limit: u64) -> StoreResult<Vec<outbox::Model>> {
+        Ok(outbox::Entity::find()
+            .filter(outbox::Column::Module.eq(module.as_str()))
+            .order_by_asc(outbox::Column::Id)
+            .limit(limit)
+            .all(self.connection())
+            .await?)
+    }
+
+    /// Which of these desk records have changes waiting to be pushed.
+    pub async fn outbox_desk_ids(
+        &self,
+        module: Module,
+        ids: &[i64],
+    ) -> StoreResult<std::collections::HashSet<i64>> {
+        let rows = outbox::Entity::find()
+            .select_only()
+            .column(outbox::Column::DeskId)
+            .filter(outbox::Column::Module.eq(module.as_str()))
+            .filter(outbox::Column::DeskId.is_in(ids.iter().copied()))
+            .into_tuple::<i64>()
+            .all(self.connection())
+            .await?;
+        Ok(rows.into_iter().collect())
+    }
+
+    pub async fn outbox_len(&self) -> StoreResult<u64> {
+        use sea_orm::PaginatorTrait;
+        Ok(outbox::Entity::find().count(self.connection()).await?)
+    }
+
+    /// Live desk records after `after` (by id) that have no Salesforce link yet.
+    pub async fn unlinked(&self, module: Module, after: i64, limit: u64) -> StoreResult<Vec<i64>> {
+        let linked = sea_orm::sea_query::Query::select()
+            .column(record_link::Column::DeskId)
+            .from(record_link::Entity)
+            .and_where(Expr::col(record_link::Column::Module).eq(module.as_str()))
+            .to_owned();
+        let ids = match module {
+            Module::Contacts => {
+                contact::Entity::find()
+                    .select_only()
+                    .column(contact::Column::Id)
+                    .filter(contact::Column::Id.gt(after))
+                    .filter(contact::Column::DeletedAt.is_null())
+                    .filter(contact::Column::Id.not_in_subquery(linked))
+                    .order_by_asc(contact::Column::Id)
+                    .limit(limit)
+                    .into_tuple::<i64>()
+                    .all(self.connection())
+                    .await?
+            }
+            Module::Accounts => {
+                account::Entity::find()
+                    .select_only()
+                    .column(account::Column::Id)
+                    .filter(account::Column::Id.gt(after))
+                    .filter(account::Column::DeletedAt.is_null())
+                    .filter(account::Column::Id.not_in_subquery(linked))
+                    .order_by_asc(account::Column::Id)
+                    .limit(limit)
+                    .into_tuple::<i64>()
+                    .all(self.connection())
+                    .await?
+            }
+        };
+        Ok(ids)
+    }
+
+    /// Desk contacts (recycle bin included) whose email matches one of these, ignoring case.
+    pub async fn contacts_by_emails(&self, emails: &[String]) -> StoreResult<Vec<contact::Model>> {
+        Ok(contact::Entity::find()
+            .filter(lower(contact::Column::Email).is_in(emails.iter().map(|e| e.to_lowercase())))
+            .all(self.connection())
+            .await?)
+    }
+
+    /// Desk accounts (recycle bin included) named one of these, ignoring case.
+    pub async fn accounts_by_names(&self, names: &[String]) -> StoreResult<Vec<account::Model>> {
+        Ok(account::Entity::find()
+            .filter(lower(account::Column::Name).is_in(names.iter().map(|n| n.to_lowercase())))
+            .all(self.connection())
+            .await?)
+    }
+
+    pub async fn begin_sync(&self) -> StoreResult<SyncBatch<'_>> {
+        Ok(SyncBatch {
+            store: self,
+            txn: self.write().await?,
+            events: Vec::new(),
+        })
+    }
+}
+
+/// One transaction of sync writes. Desk records written here are not queued for pushing:
+/// they came from Salesforce.
+pub struct SyncBatch<'a> {
+    store: &'a Store,
+    txn: WriteTxn<'a>,
+    events: Vec<(DeskEntity, DeskAction, i64)>,
+}
+
+impl SyncBatch<'_> {
+    pub async fn create_contact(&mut self, fields: ContactFields) -> StoreResult<contact::Model> {
+        check_account(&*self.txn, fields.account_id).await?;
+        let now = Utc::now();
+        let mut active = contact::ActiveModel {
+            created_at: Set(now),
+            updated_at: Set(now),
+            deleted_at: Set(None),
+            ..Default::default()
+        };
+        super::contacts::set_fields(&mut active, fields);
+        let model = active.insert(&*self.txn).await?;
+        self.events
+            .push((DeskEntity::Contact, DeskAction::Created, model.id.0));
+        Ok(model)
+    }
+
+    /// Writes Salesforce's values over a desk contact, bringing it back from the recycle bin.
+    pub async fn write_contact(
+        &mut self,
+        current: contact::Model,
+        fields: ContactFields,
+    ) -> StoreResult<contact::Model> {
+        check_account(&*self.txn, fields.account_id).await?;
+        let restored = current.deleted_at.is_some();
+        let mut active: contact::ActiveModel = current.into();
+        super::contacts::set_fields(&mut active, fields);
+        active.deleted_at = Set(None);
+        active.updated_at = Set(Utc::now());
+        let model = active.update(&*self.txn).await?;
+        let action = if restored {
+            DeskAction::Restored
+        } else {
+            DeskAction::Updated
+        };
+        self.events.push((DeskEntity::Contact, action, model.id.0));
+        Ok(model)
+    }
+
+    pub async fn create_account(&mut self, fields: AccountFields) -> StoreResult<account::Model> {
+        let now = Utc::now();
+        let mut active = account::ActiveModel {
+            created_at: Set(now),
+            updated_at: Set(now),
+            deleted_at: Set(None),
+            ..Default::default()
+        };
+        super::accounts::set_fields(&mut active, fields);
+        let model = active.insert(&*self.txn).await?;
+        self.events
+            .push((DeskEntity::Account, DeskAction::Created, model.id.0));
+        Ok(model)
+    }
+
+    pub async fn write_account(
+        &mut self,
+        current: account::Model,
+        fields: AccountFields,
+    ) -> StoreResult<account::Model> {
+        let restored = current.deleted_at.is_some();
+        let mut active: account::ActiveModel = current.into();
+        super::accounts::set_fields(&mut active, fields);
+        active.deleted_at = Set(None);
+        active.updated_at = Set(Utc::now());
+        let model = active.update(&*self.txn).await?;
+        let action = if restored {
+            DeskAction::Restored
+        } else {
+            DeskAction::Updated
+        };
+        self.events.push((DeskEntity::Account, action, model.id.0));
+        Ok(model)
+    }
+
+    /// Links a desk record and a Salesforce record, replacing any link either had.
+    pub async fn link(
+        &mut self,
+        module: Module,
+        desk_id: i64,
+        salesforce_id: &str,
+        hash: &str,
+        modstamp: Option<DateTime<Utc>>,
+    ) -> StoreResult<()> {
+        record_link::Entity::delete_many()
+            .filter(record_link::Column::Module.eq(module.as_str()))
+            .filter(
+                record_link::Column::DeskId
+                    .eq(desk_id)
+                    .or(record_link::Column::SalesforceId.eq(salesforce_id)),
+            )
+            .exec(&*self.txn)
+            .await?;
+        let now = Utc::now();
+        record_link::ActiveModel {
+            module: Set(module.as_str().into()),
+            desk_id: Set(desk_id),
+            salesforce_id: Set(salesforce_id.to_owned()),
+            synced_hash: Set(hash.to_owned()),
+            salesforce_modstamp: Set(modstamp),
+            created_at: Set(now),
+            updated_at: Set(now),
+            ..Default::default()
+        }
+        .insert(&*self.txn)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn unlink(&mut self, module: Module, desk_id: i64) -> StoreResult<()> {
+        record_link::Entity::delete_many()
+            .filter(record_link::Column::Module.eq(module.as_str()))
+            .filter(record_link::Column::DeskId.eq(desk_id))
+            .exec(&*self.txn)
+            .await?;
+        Ok(())
+    }
+
+    /// Forgets waiting changes of a desk record, up to and including outbox row `upto`.
+    pub async fn drop_outbox(
+        &mut self,
+        module: Module,
+        desk_id: i64,
+        upto: Option<i64>,
+    ) -> StoreResult<()> {
+        let mut delete = outbox::Entity::delete_many()
+            .filter(outbox::Column::Module.eq(module.as_str()))
+            .filter(outbox::Column::DeskId.eq(desk_id));
+        if let Some(upto) = upto {
+            delete = delete.filter(outbox::Column::Id.lte(upto));
+        }
+        delete.exec(&*self.txn).await?;
+        Ok(())
+    }
+
+    pub async fn enqueue(&mut self, module: Module, desk_id: i64) -> StoreResult<()> {
+        enqueue(&*self.txn, module, desk_id).await
+    }
+
+    pub async fn set_cursor(
+        &mut self,
+        name: &str,
+        modstamp: Option<DateTime<Utc>>,
+        salesforce_id: Option<String>,
+        desk_id: Option<i64>,
+    ) -> StoreResult<()> {
+        sync_cursor::Entity::delete_by_id(name.to_owned())
+            .exec(&*self.txn)
+            .await?;
+        sync_cursor::ActiveModel {
+            name: Set(name.to_owned()),
+            modstamp: Set(modstamp),
+            salesforce_id: Set(salesforce_id),
+            desk_id: Set(desk_id),
+            updated_at: Set(Utc::now()),
+        }
+        .insert(&*self.txn)
+        .await?;
+        Ok(())
+    }
+
+    /// Logs a failed record; an open entry for the same record and reason is updated instead.
+    pub async fn fail(&mut self, new: NewFailure) -> StoreResult<sync_failure::Model> {
+        let mut open = sync_failure::Entity::find()
+            .filter(sync_failure::Column::Module.eq(new.module.as_str()))
+            .filter(sync_failure::Column::Direction.eq(new.direction.as_str()))
+            .filter(sync_failure::Column::ResolvedAt.is_null());
+        open = match (&new.desk_id, &new.salesforce_id) {
+            (Some(desk), _) => open.filter(sync_failure::Column::DeskId.eq(*desk)),
+            (None, Some(sf)) => open.filter(sync_failure::Column::SalesforceId.eq(sf.clone())),
+            (None, None) => open.filter(sync_failure::Column::Id.eq(-1)),
+        };
+        let now = Utc::now();
+        if let Some(existing) = open.one(&*self.txn).await? {
+            let attempts = existing.attempts + 1;
+            let mut active: sync_failure::ActiveModel = existing.into();
+            active.at = Set(now);
+            active.reason = Set(new.reason.as_str().into());
+            active.message = Set(new.message);
+            active.attempts = Set(attempts);
+            active.salesforce_id = Set(new.salesforce_id);
+            return Ok(active.update(&*self.txn).await?);
+        }
+        Ok(sync_failure::ActiveModel {
+            at: Set(now),
+            direction: Set(new.direction.as_str().into()),
+            module: Set(new.module.as_str().into()),
+            desk_id: Set(new.desk_id),
+            salesforce_id: Set(new.salesforce_id),
+            reason: Set(new.reason.as_str().into()),
+            message: Set(new.message),
+            attempts: Set(1),
+            next_attempt_at: Set(None),
+            resolved_at: Set(None),
+            ..Default::default()
+        }
+        .insert(&*self.txn)
+        .await?)
+    }
+
+    /// Marks the open failures of a record resolved: it has now synced.
+    pub async fn resolve(
+        &mut self,
+        module: Module,
+        desk_id: Option<i64>,
+        salesforce_id: Option<&str>,
+    ) -> StoreResult<()> {
+        let record = match (desk_id, salesforce_id) {
+            (Some(desk), Some(sf)) => sync_failure::Column::DeskId
+                .eq(desk)
+                .or(sync_failure::Column::SalesforceId.eq(sf)),
+            (Some(desk), None) => sync_failure::Column::DeskId.eq(desk),
+            (None, Some(sf)) => sync_failure::Column::SalesforceId.eq(sf),
+            (None, None) => return Ok(()),
+        };
+        sync_failure::Entity::update_many()
+            .col_expr(sync_failure::Column::ResolvedAt, Expr::value(Utc::now()))
+            .filter(sync_failure::Column::Module.eq(module.as_str()))
+            .filter(sync_failure::Column::ResolvedAt.is_null())
+            .filter(record)
+            .exec(&*self.txn)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn history(
+        &mut self,
+        direction: Direction,
+        module: Module,
+        counts: (i32, i32, i32),
+    ) -> StoreResult<sync_history::Model> {
+        Ok(sync_history::ActiveModel {
+            at: Set(Utc::now()),
+            direction: Set(direction.as_str().into()),
+            module: Set(module.as_str().into()),
+            added: Set(counts.0),
+            updated: Set(counts.1),
+            failed: Set(counts.2),
+            ..Default::default()
+        }
+        .insert(&*self.txn)
+        .await?)
+    }
+
+    pub async fn commit(self) -> StoreResult<()> {
+        self.txn.commit().await?;
+        for (entity, action, id) in self.events {
+            self.store.publish(entity, action, id);
+        }
+        Ok(())
+    }
+}

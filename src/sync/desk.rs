@@ -1,0 +1,158 @@
+//! Desk records as the engine sees them: one shape for contacts and accounts.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use entity::{account, contact};
+use serde_json::{Map, Value};
+
+use super::SyncError;
+use super::records::{account_fields, contact_fields, desk_values};
+use crate::domain::{AccountId, ContactId, Invalid, Module};
+use crate::store::{Store, StoreError, SyncBatch, account_input, contact_input};
+
+pub(super) enum DeskRecord {
+    Contact(contact::Model),
+    Account(account::Model),
+}
+
+impl DeskRecord {
+    pub fn id(&self) -> i64 {
+        match self {
+            DeskRecord::Contact(m) => m.id.0,
+            DeskRecord::Account(m) => m.id.0,
+        }
+    }
+
+    pub fn values(&self) -> Map<String, Value> {
+        match self {
+            DeskRecord::Contact(m) => desk_values(&contact_input(m)),
+            DeskRecord::Account(m) => desk_values(&account_input(m)),
+        }
+    }
+
+    pub fn deleted(&self) -> bool {
+        match self {
+            DeskRecord::Contact(m) => m.deleted_at.is_some(),
+            DeskRecord::Account(m) => m.deleted_at.is_some(),
+        }
+    }
+
+    pub fn updated_at(&self) -> DateTime<Utc> {
+        match self {
+            DeskRecord::Contact(m) => m.updated_at,
+            DeskRecord::Account(m) => m.updated_at,
+        }
+    }
+
+    /// The value records are matched on the first time: a contact's email, an account's name.
+    pub fn match_key(module: Module, values: &Map<String, Value>) -> Option<String> {
+        let field = match module {
+            Module::Contacts => "email",
+            Module::Accounts => "name",
+        };
+        values
+            .get(field)
+            .and_then(Value::as_str)
+            .map(|v| v.trim().to_lowercase())
+            .filter(|v| !v.is_empty())
+    }
+}
+
+/// Desk records by id, recycle bin included.
+pub(super) async fn load(
+    store: &Store,
+    module: Module,
+    ids: &[i64],
+) -> Result<HashMap<i64, DeskRecord>, SyncError> {
+    Ok(match module {
+        Module::Contacts => {
+            let ids: Vec<ContactId> = ids.iter().map(|id| ContactId(*id)).collect();
+            store
+                .contacts_by_ids(&ids)
+                .await?
+                .into_iter()
+                .map(|m| (m.id.0, DeskRecord::Contact(m)))
+                .collect()
+        }
+        Module::Accounts => {
+            let ids: Vec<AccountId> = ids.iter().map(|id| AccountId(*id)).collect();
+            store
+                .accounts_by_ids(&ids)
+                .await?
+                .into_iter()
+                .map(|m| (m.id.0, DeskRecord::Account(m)))
+                .collect()
+        }
+    })
+}
+
+/// Desk records whose match key is one of `keys`, by key.
+pub(super) async fn by_match_key(
+    store: &Store,
+    module: Module,
+    keys: &[String],
+) -> Result<HashMap<String, Vec<DeskRecord>>, SyncError> {
+    let records: Vec<DeskRecord> = match module {
+        Module::Contacts => store
+            .contacts_by_emails(keys)
+            .await?
+            .into_iter()
+            .map(DeskRecord::Contact)
+            .collect(),
+        Module::Accounts => store
+            .accounts_by_names(keys)
+            .await?
+            .into_iter()
+            .map(DeskRecord::Account)
+            .collect(),
+    };
+    let mut grouped: HashMap<String, Vec<DeskRecord>> = HashMap::new();
+    for record in records {
+        if let Some(key) = DeskRecord::match_key(module, &record.values()) {
+            grouped.entry(key).or_default().push(record);
+        }
+    }
+    Ok(grouped)
+}
+
+/// Creates or overwrites a desk record with these values, in the batch. A value the desk
+/// refuses comes back as `Err(Invalid)` for the failure log.
+pub(super) async fn save(
+    batch: &mut SyncBatch<'_>,
+    module: Module,
+    existing: Option<DeskRecord>,
+    values: Map<String, Value>,
+) -> Result<Result<i64, Invalid>, SyncError> {
+    let written = match (module, existing) {
+        (Module::Contacts, existing) => {
+            let fields = match contact_fields(values) {
+                Ok(f) => f,
+                Err(invalid) => return Ok(Err(invalid)),
+            };
+            match existing {
+                Some(DeskRecord::Contact(m)) => {
+                    batch.write_contact(m, fields).await.map(|m| m.id.0)
+                }
+                _ => batch.create_contact(fields).await.map(|m| m.id.0),
+            }
+        }
+        (Module::Accounts, existing) => {
+            let fields = match account_fields(values) {
+                Ok(f) => f,
+                Err(invalid) => return Ok(Err(invalid)),
+            };
+            match existing {
+                Some(DeskRecord::Account(m)) => {
+                    batch.write_account(m, fields).await.map(|m| m.id.0)
+                }
+                _ => batch.create_account(fields).await.map(|m| m.id.0),
+            }
+        }
+    };
+    match written {
+        Ok(id) => Ok(Ok(id)),
+        Err(StoreError::Invalid(invalid)) => Ok(Err(invalid)),
+        Err(other) => Err(other.into()),
+    }
+}

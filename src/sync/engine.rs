@@ -1,0 +1,242 @@
+//! The sync engine: one round pulls Salesforce changes into the desk, then pushes desk
+//! changes to Salesforce. `run_once` is the unit the worker repeats and tests drive.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use entity::integration;
+use sea_orm::ActiveValue::Set;
+use tokio::sync::broadcast;
+
+use super::mapping::Mapping;
+use super::{Integrations, SyncError};
+use crate::domain::{Direction, FirstSync, IntegrationStatus, Module, SyncType};
+use crate::salesforce::{SalesforceClient, SalesforceError};
+use crate::store::Store;
+
+#[derive(Debug, Clone)]
+pub struct EngineSettings {
+    /// Records per desk transaction and per Salesforce collection call.
+    pub batch: usize,
+    /// How far back each incremental pull re-reads, for transactions that commit late.
+    pub overlap: Duration,
+}
+
+impl Default for EngineSettings {
+    fn default() -> Self {
+        Self {
+            batch: 200,
+            overlap: Duration::from_secs(120),
+        }
+    }
+}
+
+/// Records moved in one direction and module.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub added: i32,
+    pub updated: i32,
+    pub failed: i32,
+}
+
+impl Counts {
+    pub fn is_empty(&self) -> bool {
+        self.added == 0 && self.updated == 0 && self.failed == 0
+    }
+
+    fn add(&mut self, other: Counts) {
+        self.added += other.added;
+        self.updated += other.updated;
+        self.failed += other.failed;
+    }
+}
+
+/// What one round did.
+#[derive(Debug, Clone, Default)]
+pub struct RoundReport {
+    /// Why nothing ran: not connected, paused, first sync not started.
+    pub idle: Option<String>,
+    pub pulled: Counts,
+    pub pushed: Counts,
+}
+
+/// A history entry, failure, or status change, as it happens.
+#[derive(Debug, Clone)]
+pub enum SyncEvent {
+    History(entity::sync_history::Model),
+    Failure(entity::sync_failure::Model),
+    Status(IntegrationStatus, Option<String>),
+}
+
+pub struct SyncEngine {
+    pub(super) store: Store,
+    pub(super) integrations: Arc<Integrations>,
+    pub(super) settings: EngineSettings,
+    events: broadcast::Sender<SyncEvent>,
+}
+
+/// The state one round works with.
+pub(super) struct Round<'a> {
+    pub client: &'a SalesforceClient,
+    pub sync_type: SyncType,
+    pub first_sync: bool,
+    pub contacts: Vec<Mapping>,
+    pub accounts: Vec<Mapping>,
+}
+
+impl Round<'_> {
+    pub fn mappings(&self, module: Module) -> &[Mapping] {
+        match module {
+            Module::Contacts => &self.contacts,
+            Module::Accounts => &self.accounts,
+        }
+    }
+}
+
+impl SyncEngine {
+    pub fn new(store: Store, integrations: Arc<Integrations>, settings: EngineSettings) -> Self {
+        let (events, _) = broadcast::channel(1024);
+        Self {
+            store,
+            integrations,
+            settings,
+            events,
+        }
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<SyncEvent> {
+        self.events.subscribe()
+    }
+
+    pub(super) fn publish(&self, event: SyncEvent) {
+        let _ = self.events.send(event);
+    }
+
+    /// Runs one full round: the first sync while it is running, otherwise incremental.
+    pub async fn run_once(&self) -> Result<RoundReport, SyncError> {
+        let Some(current) = self.integrations.current().await? else {
+            return Ok(idle("Salesforce is not connected"));
+        };
+        if current.status != IntegrationStatus::Active.as_str() {
+            return Ok(idle(&format!("the integration is {}", current.status)));
+        }
+        if current.first_sync == FirstSync::NotStarted.as_str() {
+            return Ok(idle("the first sync has not been started"));
+        }
+        let client = self.integrations.client().await?;
+        let result = self.round(&current, &client).await;
+        self.record_usage(&client).await?;
+        match result {
+            Err(SyncError::Upstream(SalesforceError::AuthFailed { error, description })) => {
+                let reason = format!(
+                    "Salesforce refused the saved credentials ({error}: {description}); reconnect to resume"
+                );
+                self.integrations.fail(&reason).await?;
+                self.publish(SyncEvent::Status(IntegrationStatus::Error, Some(reason)));
+                Err(SyncError::Refused(description))
+            }
+            other => other,
+        }
+    }
+
+    async fn round(
+        &self,
+        current: &integration::Model,
+        client: &SalesforceClient,
+    ) -> Result<RoundReport, SyncError> {
+        let sync_type: SyncType = current.sync_type.parse().map_err(SyncError::WrongState)?;
+        let round = Round {
+            client,
+            sync_type,
+            first_sync: current.first_sync == FirstSync::Running.as_str(),
+            contacts: self.integrations.mappings(Module::Contacts).await?,
+            accounts: self.integrations.mappings(Module::Accounts).await?,
+        };
+        let mut report = RoundReport::default();
+        for module in [Module::Accounts, Module::Contacts] {
+            report.pulled.add(self.pull(&round, module).await?);
+        }
+        for module in [Module::Accounts, Module::Contacts] {
+            if sync_type == SyncType::TwoWay {
+                if round.first_sync {
+                    report.pushed.add(self.export(&round, module).await?);
+                }
+                report.pushed.add(self.push(&round, module).await?);
+            } else {
+                self.discard_outbox(module).await?;
+            }
+        }
+        let now = Utc::now();
+        let first_done = round.first_sync;
+        self.store
+            .update_integration(|m| {
+                m.last_sync_at = Set(Some(now));
+                if first_done {
+                    m.first_sync = Set(FirstSync::Done.as_str().into());
+                }
+            })
+            .await?;
+        Ok(report)
+    }
+
+    /// Desk edits are not pushed in one-way mode: they stay local.
+    async fn discard_outbox(&self, module: Module) -> Result<(), SyncError> {
+        loop {
+            let rows = self
+                .store
+                .outbox(module, self.settings.batch as u64)
+                .await?;
+            if rows.is_empty() {
+                return Ok(());
+            }
+            let mut batch = self.store.begin_sync().await?;
+            for row in &rows {
+                batch.drop_outbox(module, row.desk_id, Some(row.id)).await?;
+            }
+            batch.commit().await?;
+        }
+    }
+
+    async fn record_usage(&self, client: &SalesforceClient) -> Result<(), SyncError> {
+        if let Some(usage) = client.api_usage() {
+            let (used, max) = (usage.used as i64, usage.max as i64);
+            self.store
+                .update_integration(|m| {
+                    m.api_used = Set(Some(used));
+                    m.api_max = Set(Some(max));
+                })
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Writes a history entry for a batch that moved anything, inside its transaction.
+    pub(super) async fn history(
+        &self,
+        batch: &mut crate::store::SyncBatch<'_>,
+        direction: Direction,
+        module: Module,
+        counts: Counts,
+    ) -> Result<Option<entity::sync_history::Model>, SyncError> {
+        if counts.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(
+            batch
+                .history(
+                    direction,
+                    module,
+                    (counts.added, counts.updated, counts.failed),
+                )
+                .await?,
+        ))
+    }
+}
+
+fn idle(why: &str) -> RoundReport {
+    RoundReport {
+        idle: Some(why.to_owned()),
+        ..Default::default()
+    }
+}

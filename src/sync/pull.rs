@@ -1,0 +1,371 @@
+//! Salesforce → desk: changed records found by SystemModstamp, applied page by page with the
+//! cursor advanced in the same transaction.
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, Utc};
+use futures_util::TryStreamExt;
+use serde_json::{Map, Value};
+
+use super::SyncError;
+use super::desk::{self, DeskRecord};
+use super::engine::{Counts, Round, SyncEngine, SyncEvent};
+use super::records::{
+    AccountLinks, SalesforceValues, apply_to_desk, from_salesforce, hash, reason_for,
+};
+use crate::domain::{Direction, FailureReason, Module, SyncType};
+use crate::salesforce::soql::{Condition, Ident, Literal, Select};
+use crate::salesforce::{Record, SalesforceError};
+use crate::store::{NewFailure, SyncBatch};
+
+/// One changed Salesforce record.
+struct Incoming {
+    id: String,
+    modstamp: DateTime<Utc>,
+    last_modified: DateTime<Utc>,
+    values: SalesforceValues,
+    hash: String,
+}
+
+fn ident(name: &str) -> Result<Ident, SyncError> {
+    Ok(Ident::parse(name)?)
+}
+
+fn datetime(record: &Record, field: &str) -> Result<DateTime<Utc>, SyncError> {
+    record
+        .get(field)
+        .and_then(Value::as_str)
+        .and_then(crate::salesforce::parse_datetime)
+        .ok_or_else(|| SalesforceError::Decode(format!("a record has no {field}")).into())
+}
+
+impl SyncEngine {
+    pub(super) async fn pull(
+        &self,
+        round: &Round<'_>,
+        module: Module,
+    ) -> Result<Counts, SyncError> {
+        let cursor_name = format!("pull:{module}");
+        let cursor = self.store.cursor(&cursor_name).await?;
+        let stamp = ident("SystemModstamp")?;
+        let id = ident("Id")?;
+        let mut fields = vec!["Id", "SystemModstamp", "LastModifiedDate"];
+        for m in round.mappings(module) {
+            if !fields
+                .iter()
+                .any(|f| f.eq_ignore_ascii_case(&m.salesforce_field))
+            {
+                fields.push(&m.salesforce_field);
+            }
+        }
+        let mut select = Select::new(module.salesforce_object(), &fields)?;
+        if let Some(at) = cursor.as_ref().and_then(|c| c.modstamp) {
+            select = match cursor.as_ref().and_then(|c| c.salesforce_id.clone()) {
+                // Resuming a first sync: continue exactly after the last record written.
+                Some(last) if round.first_sync => select.filter(Condition::Or(vec![
+                    Condition::gt(&stamp, at),
+                    Condition::And(vec![
+                        Condition::eq(&stamp, at),
+                        Condition::gt(&id, Literal::Text(last)),
+                    ]),
+                ])),
+                // Polling: re-read a window for transactions that committed late; hashes
+                // make the re-read records no-ops.
+                _ => {
+                    let since =
+                        at - chrono::Duration::from_std(self.settings.overlap).unwrap_or_default();
+                    select.filter(Condition::gte(&stamp, since))
+                }
+            };
+        }
+        let soql = select.order_by(&stamp, true).order_by(&id, true).build();
+        let mut records = std::pin::pin!(round.client.query(&soql));
+        let mut total = Counts::default();
+        let mut chunk = Vec::with_capacity(self.settings.batch);
+        while let Some(record) = records.try_next().await? {
+            chunk.push(record);
+            if chunk.len() >= self.settings.batch {
+                total = add(
+                    total,
+                    self.apply(round, module, &cursor_name, std::mem::take(&mut chunk))
+                        .await?,
+                );
+            }
+        }
+        if !chunk.is_empty() {
+            total = add(total, self.apply(round, module, &cursor_name, chunk).await?);
+        }
+        Ok(total)
+    }
+
+    /// Applies one page of Salesforce records in one desk transaction.
+    pub(super) async fn apply(
+        &self,
+        round: &Round<'_>,
+        module: Module,
+        cursor_name: &str,
+        records: Vec<Record>,
+    ) -> Result<Counts, SyncError> {
+        let mappings = round.mappings(module);
+        let incoming = records
+            .iter()
+            .map(|r| {
+                let values = from_salesforce(mappings, r);
+                Ok(Incoming {
+                    id: r
+                        .get("Id")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_owned(),
+                    modstamp: datetime(r, "SystemModstamp")?,
+                    last_modified: datetime(r, "LastModifiedDate")?,
+                    hash: hash(&values),
+                    values,
+                })
+            })
+            .collect::<Result<Vec<_>, SyncError>>()?;
+        let ids: Vec<String> = incoming.iter().map(|i| i.id.clone()).collect();
+        let links = self.store.links_by_salesforce(module, &ids).await?;
+        let accounts = self.account_links_for(module, &incoming).await?;
+        let linked_desk: Vec<i64> = links.values().map(|l| l.desk_id).collect();
+        let mut desk = desk::load(&self.store, module, &linked_desk).await?;
+        let pending: HashSet<i64> = self.store.outbox_desk_ids(module, &linked_desk).await?;
+
+        let fresh: Vec<Map<String, Value>> = incoming
+            .iter()
+            .map(|inc| {
+                let mut values = Map::new();
+                apply_to_desk(mappings, module, &inc.values, &mut values, &accounts);
+                values
+            })
+            .collect();
+        let keys: Vec<String> = incoming
+            .iter()
+            .zip(&fresh)
+            .filter(|(inc, _)| !links.contains_key(&inc.id))
+            .filter_map(|(_, values)| DeskRecord::match_key(module, values))
+            .collect();
+        let mut candidates = desk::by_match_key(&self.store, module, &keys).await?;
+        let candidate_ids: Vec<i64> = candidates.values().flatten().map(DeskRecord::id).collect();
+        let already_linked = self.store.links_by_desk(module, &candidate_ids).await?;
+        let mut claimed: HashSet<i64> = already_linked.keys().copied().collect();
+
+        let mut batch = self.store.begin_sync().await?;
+        let mut counts = Counts::default();
+        let mut failures = Vec::new();
+        for (inc, fresh) in incoming.iter().zip(fresh) {
+            let outcome = match links.get(&inc.id) {
+                Some(link) if link.synced_hash == inc.hash => continue,
+                Some(link) => {
+                    let existing = desk.remove(&link.desk_id);
+                    let desk_newer = existing.as_ref().is_some_and(|d| {
+                        round.sync_type == SyncType::TwoWay
+                            && !d.deleted()
+                            && pending.contains(&d.id())
+                            && d.updated_at() > inc.last_modified
+                    });
+                    if desk_newer {
+                        continue;
+                    }
+                    let added = existing.is_none();
+                    let mut values = existing
+                        .as_ref()
+                        .map(DeskRecord::values)
+                        .unwrap_or_default();
+                    apply_to_desk(mappings, module, &inc.values, &mut values, &accounts);
+                    self.write(&mut batch, module, inc, existing, values, added)
+                        .await?
+                }
+                None => {
+                    let key = DeskRecord::match_key(module, &fresh);
+                    let matches: Vec<DeskRecord> = key
+                        .and_then(|k| candidates.remove(&k))
+                        .unwrap_or_default()
+                        .into_iter()
+                        .filter(|d| !claimed.contains(&d.id()))
+                        .collect();
+                    match matches.len() {
+                        0 => {
+                            self.write(&mut batch, module, inc, None, fresh, true)
+                                .await?
+                        }
+                        1 => {
+                            let Some(only) = matches.into_iter().next() else {
+                                continue;
+                            };
+                            claimed.insert(only.id());
+                            self.first_match(&mut batch, round, module, inc, only, &accounts)
+                                .await?
+                        }
+                        _ => {
+                            let ids: Vec<String> =
+                                matches.iter().map(|d| d.id().to_string()).collect();
+                            Err((
+                                FailureReason::MultipleMatches,
+                                format!(
+                                    "Salesforce {} {} matches several desk records ({}); merge them or make the {} unique, then retry",
+                                    module.salesforce_object(),
+                                    inc.id,
+                                    ids.join(", "),
+                                    if module == Module::Contacts {
+                                        "email"
+                                    } else {
+                                        "name"
+                                    },
+                                ),
+                            ))
+                        }
+                    }
+                }
+            };
+            match outcome {
+                Ok(Written::Added) => counts.added += 1,
+                Ok(Written::Updated) => counts.updated += 1,
+                Err((reason, message)) => {
+                    counts.failed += 1;
+                    let failure = batch
+                        .fail(NewFailure {
+                            direction: Direction::SalesforceToDesk,
+                            module,
+                            desk_id: links.get(&inc.id).map(|l| l.desk_id),
+                            salesforce_id: Some(inc.id.clone()),
+                            reason,
+                            message,
+                        })
+                        .await?;
+                    failures.push(failure);
+                }
+            }
+        }
+        if let Some(last) = incoming.last() {
+            batch
+                .set_cursor(
+                    cursor_name,
+                    Some(last.modstamp),
+                    Some(last.id.clone()),
+                    None,
+                )
+                .await?;
+        }
+        let history = self
+            .history(&mut batch, Direction::SalesforceToDesk, module, counts)
+            .await?;
+        batch.commit().await?;
+        for failure in failures {
+            self.publish(SyncEvent::Failure(failure));
+        }
+        if let Some(history) = history {
+            self.publish(SyncEvent::History(history));
+        }
+        Ok(counts)
+    }
+
+    /// Writes Salesforce's values to the desk and links the pair at Salesforce's hash.
+    async fn write(
+        &self,
+        batch: &mut SyncBatch<'_>,
+        module: Module,
+        inc: &Incoming,
+        existing: Option<DeskRecord>,
+        values: Map<String, Value>,
+        added: bool,
+    ) -> Result<Result<Written, (FailureReason, String)>, SyncError> {
+        match desk::save(batch, module, existing, values).await? {
+            Ok(desk_id) => {
+                batch
+                    .link(module, desk_id, &inc.id, &inc.hash, Some(inc.modstamp))
+                    .await?;
+                batch.drop_outbox(module, desk_id, None).await?;
+                batch.resolve(module, Some(desk_id), Some(&inc.id)).await?;
+                Ok(Ok(if added {
+                    Written::Added
+                } else {
+                    Written::Updated
+                }))
+            }
+            Err(invalid) => Ok(Err((
+                reason_for(&invalid),
+                format!(
+                    "Salesforce {} {} cannot be saved in the desk: {invalid}",
+                    module.salesforce_object(),
+                    inc.id
+                ),
+            ))),
+        }
+    }
+
+    /// The first time a Salesforce record meets its desk twin: link them; the more recently
+    /// changed side's values win (Salesforce's always, in one-way mode).
+    async fn first_match(
+        &self,
+        batch: &mut SyncBatch<'_>,
+        round: &Round<'_>,
+        module: Module,
+        inc: &Incoming,
+        desk_record: DeskRecord,
+        accounts: &AccountLinks,
+    ) -> Result<Result<Written, (FailureReason, String)>, SyncError> {
+        if round.sync_type == SyncType::TwoWay
+            && !desk_record.deleted()
+            && desk_record.updated_at() > inc.last_modified
+        {
+            let desk_id = desk_record.id();
+            batch
+                .link(module, desk_id, &inc.id, &inc.hash, Some(inc.modstamp))
+                .await?;
+            batch.enqueue(module, desk_id).await?;
+            return Ok(Ok(Written::Updated));
+        }
+        let mut values = desk_record.values();
+        apply_to_desk(
+            round.mappings(module),
+            module,
+            &inc.values,
+            &mut values,
+            accounts,
+        );
+        self.write(batch, module, inc, Some(desk_record), values, false)
+            .await
+    }
+
+    /// Account links for the `AccountId`s a page of contacts refers to.
+    async fn account_links_for(
+        &self,
+        module: Module,
+        incoming: &[Incoming],
+    ) -> Result<AccountLinks, SyncError> {
+        let mut links = AccountLinks::default();
+        if module != Module::Contacts {
+            return Ok(links);
+        }
+        let ids: Vec<String> = incoming
+            .iter()
+            .flat_map(|inc| inc.values.values())
+            .filter_map(Value::as_str)
+            .filter(|v| v.len() == 18 && v.starts_with("001"))
+            .map(str::to_owned)
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        for (sf, link) in self
+            .store
+            .links_by_salesforce(Module::Accounts, &ids)
+            .await?
+        {
+            links.to_desk.insert(sf, link.desk_id);
+        }
+        Ok(links)
+    }
+}
+
+enum Written {
+    Added,
+    Updated,
+}
+
+fn add(mut a: Counts, b: Counts) -> Counts {
+    a.added += b.added;
+    a.updated += b.updated;
+    a.failed += b.failed;
+    a
+}

@@ -1,0 +1,440 @@
+//! Desk → Salesforce: queued desk changes (and, on the first sync, every unlinked desk
+//! record) sent in collections of up to 200, with links and the outbox updated together.
+
+use std::collections::HashMap;
+
+use futures_util::TryStreamExt;
+use serde_json::Value;
+
+use super::SyncError;
+use super::desk::{self, DeskRecord};
+use super::engine::{Counts, Round, SyncEngine, SyncEvent};
+use super::records::{AccountLinks, hash, to_salesforce};
+use crate::domain::{Direction, FailureReason, Module, SalesforceId};
+use crate::salesforce::soql::{Condition, Ident, Literal, Select};
+use crate::salesforce::{Record, RecordResult};
+use crate::store::NewFailure;
+
+/// The external id field that makes creates idempotent: it holds the desk id.
+pub const DESK_ID_FIELD: &str = "Helpdesk_Id__c";
+
+/// What to do with one desk record.
+enum Plan {
+    /// Nothing to send: deleted, or Salesforce already has these values.
+    Skip,
+    Update {
+        salesforce_id: String,
+        values: Record,
+        hash: String,
+    },
+    Create {
+        values: Record,
+        hash: String,
+    },
+    Fail(FailureReason, String),
+}
+
+impl SyncEngine {
+    /// Pushes the module's queued desk changes.
+    pub(super) async fn push(
+        &self,
+        round: &Round<'_>,
+        module: Module,
+    ) -> Result<Counts, SyncError> {
+        let mut total = Counts::default();
+        let mut last_seen = None;
+        loop {
+            let rows = self
+                .store
+                .outbox(module, self.settings.batch as u64)
+                .await?;
+            let Some(first) = rows.first() else { break };
+            if last_seen == Some(first.id) {
+                break;
+            }
+            last_seen = Some(first.id);
+            let mut upto: HashMap<i64, i64> = HashMap::new();
+            let mut ids = Vec::new();
+            for row in &rows {
+                if upto.insert(row.desk_id, row.id).is_none() {
+                    ids.push(row.desk_id);
+                }
+            }
+            let counts = self.send(round, module, &ids, &upto, None).await?;
+            total = Counts {
+                added: total.added + counts.added,
+                updated: total.updated + counts.updated,
+                failed: total.failed + counts.failed,
+            };
+            if rows.len() < self.settings.batch {
+                break;
+            }
+        }
+        Ok(total)
+    }
+
+    /// Sends every live desk record that has no Salesforce twin yet, resuming after a crash
+    /// from the last desk id it committed.
+    pub(super) async fn export(
+        &self,
+        round: &Round<'_>,
+        module: Module,
+    ) -> Result<Counts, SyncError> {
+        let cursor_name = format!("export:{module}");
+        let mut after = self
+            .store
+            .cursor(&cursor_name)
+            .await?
+            .and_then(|c| c.desk_id)
+            .unwrap_or(0);
+        let mut total = Counts::default();
+        loop {
+            let ids = self
+                .store
+                .unlinked(module, after, self.settings.batch as u64)
+                .await?;
+            let Some(&last) = ids.last() else { break };
+            let counts = self
+                .send(
+                    round,
+                    module,
+                    &ids,
+                    &HashMap::new(),
+                    Some((&cursor_name, last)),
+                )
+                .await?;
+            total = Counts {
+                added: total.added + counts.added,
+                updated: total.updated + counts.updated,
+                failed: total.failed + counts.failed,
+            };
+            after = last;
+        }
+        Ok(total)
+    }
+
+    /// Sends one batch of desk records and records the outcome in one transaction.
+    async fn send(
+        &self,
+        round: &Round<'_>,
+        module: Module,
+        ids: &[i64],
+        upto: &HashMap<i64, i64>,
+        cursor: Option<(&str, i64)>,
+    ) -> Result<Counts, SyncError> {
+        let object = module.salesforce_object();
+        let records = desk::load(&self.store, module, ids).await?;
+        let links = self.store.links_by_desk(module, ids).await?;
+        let accounts = self.desk_account_links(module, &records).await?;
+        let mut plans: Vec<(i64, Plan)> = ids
+            .iter()
+            .map(|id| {
+                let plan = match records.get(id) {
+                    None => Plan::Skip,
+                    Some(record) if record.deleted() => Plan::Skip,
+                    Some(record) => {
+                        let values = to_salesforce(
+                            round.mappings(module),
+                            module,
+                            &record.values(),
+                            &accounts,
+                        );
+                        let h = hash(&values);
+                        let values: Record = values.into_iter().collect();
+                        match links.get(id) {
+                            Some(link) if link.synced_hash == h => Plan::Skip,
+                            Some(link) => Plan::Update {
+                                salesforce_id: link.salesforce_id.clone(),
+                                values,
+                                hash: h,
+                            },
+                            None => Plan::Create { values, hash: h },
+                        }
+                    }
+                };
+                (*id, plan)
+            })
+            .collect();
+        self.match_in_salesforce(round, module, &records, &mut plans)
+            .await?;
+
+        let updates: Vec<(usize, SalesforceId, Record)> = plans
+            .iter()
+            .enumerate()
+            .filter_map(|(i, (_, plan))| match plan {
+                Plan::Update {
+                    salesforce_id,
+                    values,
+                    ..
+                } => SalesforceId::parse(salesforce_id)
+                    .ok()
+                    .map(|id| (i, id, values.clone())),
+                _ => None,
+            })
+            .collect();
+        let mut outcomes: HashMap<usize, RecordResult> = HashMap::new();
+        if !updates.is_empty() {
+            let body: Vec<(SalesforceId, Record)> = updates
+                .iter()
+                .map(|(_, id, v)| (id.clone(), v.clone()))
+                .collect();
+            let results = round.client.update_many(object, &body, false).await?;
+            for ((i, _, values), result) in updates.into_iter().zip(results) {
+                let gone = result
+                    .errors
+                    .iter()
+                    .any(|(code, _, _)| code == "ENTITY_IS_DELETED" || code == "NOT_FOUND");
+                if gone {
+                    // Deleted in Salesforce but changed in the desk: re-create it there.
+                    let hash = match &plans[i].1 {
+                        Plan::Update { hash, .. } => hash.clone(),
+                        _ => String::new(),
+                    };
+                    plans[i].1 = Plan::Create { values, hash };
+                } else {
+                    outcomes.insert(i, result);
+                }
+            }
+        }
+
+        let creates: Vec<(usize, Record)> = plans
+            .iter()
+            .enumerate()
+            .filter_map(|(i, (desk_id, plan))| match plan {
+                Plan::Create { values, .. } => {
+                    let mut values = values.clone();
+                    values.insert(DESK_ID_FIELD.into(), Value::String(desk_id.to_string()));
+                    Some((i, values))
+                }
+                _ => None,
+            })
+            .collect();
+        if !creates.is_empty() {
+            let describe = round.client.describe(object).await?;
+            let idempotent = describe.field(DESK_ID_FIELD).is_some_and(|f| f.external_id);
+            let mut body: Vec<Record> = creates.iter().map(|(_, v)| v.clone()).collect();
+            let results = if idempotent {
+                round
+                    .client
+                    .upsert_many(object, DESK_ID_FIELD, &body, false)
+                    .await?
+            } else {
+                for record in &mut body {
+                    record.remove(DESK_ID_FIELD);
+                }
+                round.client.create_many(object, &body, false).await?
+            };
+            for ((i, _), result) in creates.into_iter().zip(results) {
+                outcomes.insert(i, result);
+            }
+        }
+
+        let mut batch = self.store.begin_sync().await?;
+        let mut counts = Counts::default();
+        let mut failures = Vec::new();
+        for (i, (desk_id, plan)) in plans.into_iter().enumerate() {
+            let upto = upto.get(&desk_id).copied();
+            let (hash, creating) = match plan {
+                Plan::Skip => {
+                    batch.drop_outbox(module, desk_id, upto).await?;
+                    continue;
+                }
+                Plan::Fail(reason, message) => {
+                    counts.failed += 1;
+                    failures.push(
+                        batch
+                            .fail(NewFailure {
+                                direction: Direction::DeskToSalesforce,
+                                module,
+                                desk_id: Some(desk_id),
+                                salesforce_id: None,
+                                reason,
+                                message,
+                            })
+                            .await?,
+                    );
+                    batch.drop_outbox(module, desk_id, upto).await?;
+                    continue;
+                }
+                Plan::Update { hash, .. } => (hash, false),
+                Plan::Create { hash, .. } => (hash, true),
+            };
+            let Some(result) = outcomes.remove(&i) else {
+                continue;
+            };
+            match (result.success, result.id) {
+                (true, Some(sf_id)) => {
+                    batch
+                        .link(module, desk_id, sf_id.as_str(), &hash, None)
+                        .await?;
+                    batch
+                        .resolve(module, Some(desk_id), Some(sf_id.as_str()))
+                        .await?;
+                    batch.drop_outbox(module, desk_id, upto).await?;
+                    if creating && result.created != Some(false) {
+                        counts.added += 1;
+                    } else {
+                        counts.updated += 1;
+                    }
+                }
+                _ => {
+                    let (code, message, fields) =
+                        result.errors.into_iter().next().unwrap_or_else(|| {
+                            (
+                                "UNKNOWN_EXCEPTION".into(),
+                                "no detail given".into(),
+                                Vec::new(),
+                            )
+                        });
+                    let reason = FailureReason::from_salesforce(&code);
+                    counts.failed += 1;
+                    let field_note = if fields.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (fields: {})", fields.join(", "))
+                    };
+                    failures.push(
+                        batch
+                            .fail(NewFailure {
+                                direction: Direction::DeskToSalesforce,
+                                module,
+                                desk_id: Some(desk_id),
+                                salesforce_id: None,
+                                reason,
+                                message: format!("Salesforce refused desk {} {desk_id}: {code}: {message}{field_note}", module.salesforce_object()),
+                            })
+                            .await?,
+                    );
+                    if !reason.is_transient() {
+                        batch.drop_outbox(module, desk_id, upto).await?;
+                    }
+                }
+            }
+        }
+        if let Some((name, last)) = cursor {
+            batch.set_cursor(name, None, None, Some(last)).await?;
+        }
+        let history = self
+            .history(&mut batch, Direction::DeskToSalesforce, module, counts)
+            .await?;
+        batch.commit().await?;
+        for failure in failures {
+            self.publish(SyncEvent::Failure(failure));
+        }
+        if let Some(history) = history {
+            self.publish(SyncEvent::History(history));
+        }
+        Ok(counts)
+    }
+
+    /// Before creating, looks for an unlinked Salesforce twin by email (contacts) or name
+    /// (accounts): one match is updated and linked; several are a failure, not a guess.
+    async fn match_in_salesforce(
+        &self,
+        round: &Round<'_>,
+        module: Module,
+        records: &HashMap<i64, DeskRecord>,
+        plans: &mut [(i64, Plan)],
+    ) -> Result<(), SyncError> {
+        let key_field = match module {
+            Module::Contacts => "Email",
+            Module::Accounts => "Name",
+        };
+        let mut keys: Vec<String> = plans
+            .iter()
+            .filter(|(_, p)| matches!(p, Plan::Create { .. }))
+            .filter_map(|(id, _)| {
+                records
+                    .get(id)
+                    .and_then(|r| DeskRecord::match_key(module, &r.values()))
+            })
+            .collect();
+        keys.sort();
+        keys.dedup();
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let field = Ident::parse(key_field)?;
+        let mut found: HashMap<String, Vec<String>> = HashMap::new();
+        for chunk in keys.chunks(100) {
+            let soql = Select::new(module.salesforce_object(), &["Id", key_field])?
+                .filter(Condition::in_list(
+                    &field,
+                    chunk.iter().map(|k| Literal::Text(k.clone())),
+                ))
+                .build();
+            let rows: Vec<Record> = round.client.query(&soql).try_collect().await?;
+            for row in rows {
+                let id = row
+                    .get("Id")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned();
+                if let Some(key) = row.get(key_field).and_then(Value::as_str) {
+                    found.entry(key.trim().to_lowercase()).or_default().push(id);
+                }
+            }
+        }
+        let all: Vec<String> = found.values().flatten().cloned().collect();
+        let taken = self.store.links_by_salesforce(module, &all).await?;
+        for (desk_id, plan) in plans.iter_mut() {
+            let Plan::Create { values, hash } = plan else {
+                continue;
+            };
+            let Some(key) = records
+                .get(desk_id)
+                .and_then(|r| DeskRecord::match_key(module, &r.values()))
+            else {
+                continue;
+            };
+            let free: Vec<&String> = found
+                .get(&key)
+                .into_iter()
+                .flatten()
+                .filter(|id| !taken.contains_key(*id))
+                .collect();
+            match free.as_slice() {
+                [] => {}
+                [one] => {
+                    *plan = Plan::Update {
+                        salesforce_id: (*one).clone(),
+                        values: std::mem::take(values),
+                        hash: std::mem::take(hash),
+                    }
+                }
+                many => {
+                    let ids: Vec<&str> = many.iter().map(|s| s.as_str()).collect();
+                    *plan = Plan::Fail(
+                        FailureReason::MultipleMatches,
+                        format!(
+                            "desk {} {desk_id} matches several Salesforce records ({}); merge them in Salesforce, then retry",
+                            module.salesforce_object(),
+                            ids.join(", ")
+                        ),
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Salesforce ids of the accounts a batch of desk contacts links to.
+    async fn desk_account_links(
+        &self,
+        module: Module,
+        records: &HashMap<i64, DeskRecord>,
+    ) -> Result<AccountLinks, SyncError> {
+        let mut links = AccountLinks::default();
+        if module != Module::Contacts {
+            return Ok(links);
+        }
+        let ids: Vec<i64> = records
+            .values()
+            .filter_map(|r| r.values().get("accountId").and_then(Value::as_i64))
+            .collect();
+        for (desk_id, link) in self.store.links_by_desk(Module::Accounts, &ids).await? {
+            links.to_salesforce.insert(desk_id, link.salesforce_id);
+        }
+        Ok(links)
+    }
+}

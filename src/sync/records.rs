@@ -1,0 +1,217 @@
+//! Translating records between the desk and Salesforce through the field mappings, and the
+//! value hash that tells a real change from an echo of the sync's own write.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde_json::{Map, Value};
+
+use super::mapping::{DeskKind, Mapping, desk_field};
+use crate::domain::{
+    AccountFields, AccountInput, ContactFields, ContactInput, FailureReason, Invalid, Module,
+};
+use crate::salesforce::Record;
+
+/// Mapped values in Salesforce terms, keyed by Salesforce field name.
+pub type SalesforceValues = BTreeMap<String, Value>;
+
+/// Account links both ways, for translating `accountId` ↔ `AccountId`.
+#[derive(Debug, Default)]
+pub struct AccountLinks {
+    pub to_salesforce: HashMap<i64, String>,
+    pub to_desk: HashMap<String, i64>,
+}
+
+/// A desk record's fields as a JSON object keyed by desk field name (`lastName`, …).
+pub fn desk_values<T: serde::Serialize>(input: &T) -> Map<String, Value> {
+    match serde_json::to_value(input) {
+        Ok(Value::Object(map)) => map,
+        _ => Map::new(),
+    }
+}
+
+fn canonical_text(value: &Value) -> Value {
+    match value {
+        Value::String(s) if s.trim().is_empty() => Value::Null,
+        Value::String(s) => Value::String(s.trim().to_owned()),
+        Value::Number(n) => n
+            .as_f64()
+            .and_then(|f| serde_json::Number::from_f64(f).map(Value::Number))
+            .unwrap_or(Value::Null),
+        Value::Bool(b) => Value::String(b.to_string()),
+        _ => Value::Null,
+    }
+}
+
+/// The desk record in Salesforce terms. A link to an account Salesforce does not know yet is
+/// left out rather than cleared.
+pub fn to_salesforce(
+    mappings: &[Mapping],
+    module: Module,
+    desk: &Map<String, Value>,
+    accounts: &AccountLinks,
+) -> SalesforceValues {
+    let mut out = SalesforceValues::new();
+    for m in mappings {
+        let Some(field) = desk_field(module, &m.desk_field) else {
+            continue;
+        };
+        let value = desk.get(field.name).cloned().unwrap_or(Value::Null);
+        let value = match field.kind {
+            DeskKind::AccountRef => match value.as_i64() {
+                Some(id) => match accounts.to_salesforce.get(&id) {
+                    Some(sf) => Value::String(sf.clone()),
+                    None => continue,
+                },
+                None => Value::Null,
+            },
+            _ => canonical_text(&value),
+        };
+        out.insert(m.salesforce_field.clone(), value);
+    }
+    out
+}
+
+/// The mapped values of a Salesforce record.
+pub fn from_salesforce(mappings: &[Mapping], record: &Record) -> SalesforceValues {
+    let lookup: HashMap<String, &Value> = record
+        .iter()
+        .map(|(k, v)| (k.to_ascii_lowercase(), v))
+        .collect();
+    mappings
+        .iter()
+        .map(|m| {
+            let value = lookup
+                .get(&m.salesforce_field.to_ascii_lowercase())
+                .copied()
+                .unwrap_or(&Value::Null);
+            (m.salesforce_field.clone(), canonical_text(value))
+        })
+        .collect()
+}
+
+/// Writes Salesforce values over a desk record's fields. An account Salesforce links that the
+/// desk does not know leaves the desk's link as it was.
+pub fn apply_to_desk(
+    mappings: &[Mapping],
+    module: Module,
+    values: &SalesforceValues,
+    desk: &mut Map<String, Value>,
+    accounts: &AccountLinks,
+) {
+    for m in mappings {
+        let Some(field) = desk_field(module, &m.desk_field) else {
+            continue;
+        };
+        let value = values
+            .get(&m.salesforce_field)
+            .cloned()
+            .unwrap_or(Value::Null);
+        let value = match field.kind {
+            DeskKind::AccountRef => match value.as_str() {
+                Some(sf) => match accounts.to_desk.get(sf) {
+                    Some(id) => Value::from(*id),
+                    None => continue,
+                },
+                None => Value::Null,
+            },
+            DeskKind::Integer => value
+                .as_f64()
+                .map_or(Value::Null, |f| Value::from(f.round() as i64)),
+            DeskKind::Decimal => value,
+            DeskKind::Text { .. } | DeskKind::Email => match value {
+                Value::Number(n) => Value::String(n.to_string()),
+                other => other,
+            },
+        };
+        desk.insert(field.name.to_owned(), value);
+    }
+}
+
+pub fn contact_fields(desk: Map<String, Value>) -> Result<ContactFields, Invalid> {
+    let input: ContactInput = serde_json::from_value(Value::Object(desk))
+        .map_err(|e| Invalid::new("record", format!("cannot read the values: {e}")))?;
+    input.validate()
+}
+
+pub fn account_fields(desk: Map<String, Value>) -> Result<AccountFields, Invalid> {
+    let input: AccountInput = serde_json::from_value(Value::Object(desk))
+        .map_err(|e| Invalid::new("record", format!("cannot read the values: {e}")))?;
+    input.validate()
+}
+
+/// The failure-log reason for a value the desk refuses.
+pub fn reason_for(invalid: &Invalid) -> FailureReason {
+    if invalid.message.contains("required") {
+        FailureReason::MandatoryFieldMissing
+    } else if invalid.message.contains("at most") {
+        FailureReason::StringTooLong
+    } else if invalid.message.contains("cannot read") {
+        FailureReason::TypeMismatch
+    } else {
+        FailureReason::InvalidParameter
+    }
+}
+
+/// A stable hash of mapped values (FNV-1a, 64 bits, hex).
+pub fn hash(values: &SalesforceValues) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for (k, v) in values {
+        for byte in k.bytes().chain([0]).chain(v.to_string().bytes()).chain([0]) {
+            h ^= u64::from(byte);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    format!("{h:016x}")
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::sync::mapping::default_mappings;
+
+    #[test]
+    fn a_round_trip_through_salesforce_terms_keeps_the_hash() {
+        let mappings = default_mappings(Module::Contacts);
+        let mut accounts = AccountLinks::default();
+        accounts
+            .to_salesforce
+            .insert(7, "001xx0000000001AAA".into());
+        accounts.to_desk.insert("001xx0000000001AAA".into(), 7);
+        let desk = desk_values(&ContactInput {
+            first_name: Some(" Ada ".into()),
+            last_name: Some("Lovelace".into()),
+            email: Some("ada@example.com".into()),
+            account_id: Some(crate::domain::AccountId(7)),
+            ..Default::default()
+        });
+        let outbound = to_salesforce(&mappings, Module::Contacts, &desk, &accounts);
+        assert_eq!(outbound["FirstName"], "Ada");
+        assert_eq!(outbound["AccountId"], "001xx0000000001AAA");
+        assert_eq!(outbound["Phone"], Value::Null);
+
+        let mut record = Record::new();
+        for (k, v) in &outbound {
+            record.insert(k.clone(), v.clone());
+        }
+        record.insert("attributes".into(), json!({ "type": "Contact" }));
+        let inbound = from_salesforce(&mappings, &record);
+        assert_eq!(hash(&inbound), hash(&outbound), "an echo is recognised");
+
+        let mut back = Map::new();
+        apply_to_desk(&mappings, Module::Contacts, &inbound, &mut back, &accounts);
+        let fields = contact_fields(back).unwrap();
+        assert_eq!(fields.account_id, Some(crate::domain::AccountId(7)));
+        assert_eq!(fields.first_name.as_deref(), Some("Ada"));
+    }
+
+    #[test]
+    fn numbers_hash_alike_whatever_their_json_form() {
+        let a: SalesforceValues =
+            [("NumberOfEmployees".to_owned(), canonical_text(&json!(40)))].into();
+        let b: SalesforceValues =
+            [("NumberOfEmployees".to_owned(), canonical_text(&json!(40.0)))].into();
+        assert_eq!(hash(&a), hash(&b));
+    }
+}

@@ -1,0 +1,480 @@
+//! The sync engine against the simulator: each rule of the product page as a test.
+
+use salesforce_sim::{SimConfig, SimHandle};
+use sea_orm::EntityTrait;
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, spawn_app};
+use crate::integration::connect;
+
+/// A desk and an org, connected, with the first sync started but not yet run.
+async fn connected() -> (TestApp, SimHandle) {
+    let app = spawn_app().await;
+    let sim = salesforce_sim::start(SimConfig::default()).await;
+    let body = connect(&app, &sim, "tandem").await;
+    assert!(body.get("errors").is_none(), "{body}");
+    app.gql_ok("mutation { startSync { firstSync } }", json!({}))
+        .await;
+    (app, sim)
+}
+
+async fn contacts(app: &TestApp) -> Vec<Value> {
+    let data = app
+        .gql_ok("{ contacts(first: 100) { nodes { id firstName lastName email title account { name } } } }", json!({}))
+        .await;
+    data["contacts"]["nodes"].as_array().unwrap().clone()
+}
+
+fn by_last_name<'a>(list: &'a [Value], last: &str) -> Vec<&'a Value> {
+    list.iter().filter(|c| c["lastName"] == last).collect()
+}
+
+/// Requests that changed data in the org since `from` (the request log index).
+fn writes_since(sim: &SimHandle, from: usize) -> Vec<String> {
+    sim.requests()[from..]
+        .iter()
+        .filter(|r| r.method != "GET" && !r.path.contains("oauth2"))
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect()
+}
+
+/// The org's contacts, each as `(LastName, Email, Title)`.
+fn org_contacts(sim: &SimHandle, app_ids: &[String]) -> Vec<Value> {
+    app_ids
+        .iter()
+        .filter_map(|id| sim.get("Contact", id))
+        .collect()
+}
+
+async fn update_contact(app: &TestApp, id: &Value, patch: Value) {
+    app.gql_ok(
+        "mutation($id: ID!, $p: ContactPatchInput!) { updateContact(id: $id, patch: $p) { id } }",
+        json!({ "id": id, "p": patch }),
+    )
+    .await;
+}
+
+/// The Salesforce id the sync linked a desk contact to.
+async fn salesforce_id_of(app: &TestApp, desk_id: &Value) -> String {
+    let id: i64 = desk_id.as_str().unwrap().parse().unwrap();
+    let links = app
+        .store
+        .links_by_desk(tandem::domain::Module::Contacts, &[id])
+        .await
+        .unwrap();
+    links
+        .get(&id)
+        .expect("the contact is linked")
+        .salesforce_id
+        .clone()
+}
+
+#[tokio::test]
+async fn the_first_sync_imports_exports_and_matches_by_email_and_name() {
+    let (app, sim) = connected().await;
+    let desk_acme = app.create_account("ACME").await;
+    app.create_contact(json!({ "lastName": "Lovelace", "email": " ADA@example.com " }))
+        .await;
+    app.create_contact(
+        json!({ "lastName": "Hopper", "email": "grace@example.com", "accountId": desk_acme["id"] }),
+    )
+    .await;
+    app.create_contact(json!({ "lastName": "NoMail" })).await;
+    sim.advance_clock(60);
+    let acme = sim.insert("Account", json!({ "Name": "Acme" })).unwrap();
+    sim.insert("Contact", json!({ "FirstName": "Ada", "LastName": "Lovelace", "Email": "ada@example.com", "AccountId": acme })).unwrap();
+    sim.insert(
+        "Contact",
+        json!({ "LastName": "Babbage", "Email": "charles@example.com" }),
+    )
+    .unwrap();
+    sim.insert("Contact", json!({ "LastName": "NoMail" }))
+        .unwrap();
+
+    let report = app.sync_now().await;
+    assert_eq!(report.idle, None);
+
+    let desk = contacts(&app).await;
+    assert_eq!(
+        desk.len(),
+        5,
+        "Babbage and the org's NoMail came in; Ada matched: {desk:#?}"
+    );
+    assert_eq!(
+        by_last_name(&desk, "Lovelace").len(),
+        1,
+        "matched by email, not duplicated"
+    );
+    assert_eq!(
+        by_last_name(&desk, "NoMail").len(),
+        2,
+        "contacts without email are never matched"
+    );
+    let ada = by_last_name(&desk, "Lovelace")[0];
+    assert_eq!(
+        ada["firstName"], "Ada",
+        "Salesforce changed last, so its values won"
+    );
+    assert_eq!(
+        ada["account"]["name"], "Acme",
+        "the account link came along, with Salesforce's newer name"
+    );
+    assert_eq!(
+        sim.count("Contact"),
+        5,
+        "Hopper and the desk's NoMail went out"
+    );
+    assert_eq!(sim.count("Account"), 1, "accounts matched by name");
+    let state = app
+        .gql_ok("{ integration { firstSync lastSyncAt } }", json!({}))
+        .await;
+    assert_eq!(state["integration"]["firstSync"], "DONE");
+
+    let hopper = by_last_name(&desk, "Hopper")[0];
+    let sf = sim
+        .get("Contact", &salesforce_id_of(&app, &hopper["id"]).await)
+        .unwrap();
+    assert_eq!(sf["Email"], "grace@example.com");
+    assert_eq!(
+        sf["AccountId"], acme,
+        "exported contacts point at the linked account"
+    );
+}
+
+#[tokio::test]
+async fn after_quiescence_a_round_writes_nothing_on_either_side() {
+    let (app, sim) = connected().await;
+    for n in 0..5 {
+        sim.insert(
+            "Contact",
+            json!({ "LastName": format!("Org{n}"), "Email": format!("org{n}@example.com") }),
+        )
+        .unwrap();
+        app.create_contact(
+            json!({ "lastName": format!("Desk{n}"), "email": format!("desk{n}@example.com") }),
+        )
+        .await;
+    }
+    app.sync_now().await;
+    app.sync_now().await;
+    let mark = sim.request_count();
+    let mut desk_events = app.store.subscribe();
+    let report = app.sync_now().await;
+    assert_eq!(
+        writes_since(&sim, mark),
+        Vec::<String>::new(),
+        "no Salesforce writes"
+    );
+    assert!(desk_events.try_recv().is_err(), "no desk writes");
+    assert_eq!(
+        (
+            report.pulled.added,
+            report.pulled.updated,
+            report.pushed.added,
+            report.pushed.updated
+        ),
+        (0, 0, 0, 0)
+    );
+}
+
+#[tokio::test]
+async fn changes_flow_both_ways_after_the_first_sync() {
+    let (app, sim) = connected().await;
+    let sf_id = sim
+        .insert(
+            "Contact",
+            json!({ "LastName": "Turing", "Email": "alan@example.com" }),
+        )
+        .unwrap();
+    app.sync_now().await;
+    let desk_id = by_last_name(&contacts(&app).await, "Turing")[0]["id"].clone();
+
+    update_contact(&app, &desk_id, json!({ "title": "Cryptanalyst" })).await;
+    app.sync_now().await;
+    assert_eq!(
+        sim.get("Contact", &sf_id).unwrap()["Title"],
+        "Cryptanalyst",
+        "desk → Salesforce"
+    );
+
+    sim.advance_clock(5);
+    sim.update("Contact", &sf_id, json!({ "Title": "Mathematician" }))
+        .unwrap();
+    app.sync_now().await;
+    assert_eq!(
+        by_last_name(&contacts(&app).await, "Turing")[0]["title"],
+        "Mathematician",
+        "Salesforce → desk"
+    );
+}
+
+#[tokio::test]
+async fn a_mass_update_goes_out_in_one_collection_call() {
+    let (app, sim) = connected().await;
+    let mut ids = Vec::new();
+    for n in 0..30 {
+        ids.push(
+            app.create_contact(json!({ "lastName": format!("Mass{n}") }))
+                .await["id"]
+                .clone(),
+        );
+    }
+    app.sync_now().await;
+    let mark = sim.request_count();
+    app.gql_ok(
+        "mutation($ids: [ID!]!) { massUpdateContacts(ids: $ids, patch: { title: \"VIP\" }) { id } }",
+        json!({ "ids": ids }),
+    )
+    .await;
+    app.sync_now().await;
+    let writes = writes_since(&sim, mark);
+    assert_eq!(writes.len(), 1, "{writes:?}");
+    let linked: Vec<String> =
+        futures_util::future::join_all(ids.iter().map(|id| salesforce_id_of(&app, id))).await;
+    assert!(
+        org_contacts(&sim, &linked)
+            .iter()
+            .all(|c| c["Title"] == "VIP")
+    );
+}
+
+#[tokio::test]
+async fn in_one_way_mode_salesforce_wins_and_desk_edits_stay_local() {
+    let (app, sim) = connected().await;
+    let sf_id = sim
+        .insert(
+            "Contact",
+            json!({ "LastName": "Knuth", "Title": "Professor" }),
+        )
+        .unwrap();
+    app.gql_ok(
+        "mutation { setSyncType(syncType: SALESFORCE_TO_DESK) { syncType } }",
+        json!({}),
+    )
+    .await;
+    app.sync_now().await;
+    let desk_id = by_last_name(&contacts(&app).await, "Knuth")[0]["id"].clone();
+    let local = app.create_contact(json!({ "lastName": "DeskOnly" })).await;
+
+    update_contact(&app, &desk_id, json!({ "title": "Emeritus" })).await;
+    let mark = sim.request_count();
+    app.sync_now().await;
+    assert_eq!(
+        writes_since(&sim, mark),
+        Vec::<String>::new(),
+        "nothing is pushed"
+    );
+    assert_eq!(sim.get("Contact", &sf_id).unwrap()["Title"], "Professor");
+    assert_eq!(
+        sim.count("Contact"),
+        1,
+        "desk-only records stay in the desk"
+    );
+    assert!(local["id"].is_string());
+
+    sim.advance_clock(5);
+    sim.update("Contact", &sf_id, json!({ "Title": "Author" }))
+        .unwrap();
+    app.sync_now().await;
+    assert_eq!(
+        by_last_name(&contacts(&app).await, "Knuth")[0]["title"],
+        "Author"
+    );
+}
+
+#[tokio::test]
+async fn in_two_way_mode_the_most_recent_change_wins() {
+    let (app, sim) = connected().await;
+    let sf_id = sim
+        .insert("Contact", json!({ "LastName": "Liskov", "Title": "Start" }))
+        .unwrap();
+    app.sync_now().await;
+    let desk_id = by_last_name(&contacts(&app).await, "Liskov")[0]["id"].clone();
+
+    update_contact(&app, &desk_id, json!({ "title": "Desk first" })).await;
+    sim.advance_clock(60);
+    sim.update("Contact", &sf_id, json!({ "Title": "Salesforce later" }))
+        .unwrap();
+    app.sync_now().await;
+    assert_eq!(
+        by_last_name(&contacts(&app).await, "Liskov")[0]["title"],
+        "Salesforce later"
+    );
+    assert_eq!(
+        sim.get("Contact", &sf_id).unwrap()["Title"],
+        "Salesforce later",
+        "the older desk edit is not pushed"
+    );
+}
+
+#[tokio::test]
+async fn a_desk_edit_made_after_the_salesforce_edit_wins() {
+    let (app, sim) = connected().await;
+    let sf_id = sim
+        .insert(
+            "Contact",
+            json!({ "LastName": "Goldberg", "Title": "Start" }),
+        )
+        .unwrap();
+    app.sync_now().await;
+    let desk_id = by_last_name(&contacts(&app).await, "Goldberg")[0]["id"].clone();
+    sim.update("Contact", &sf_id, json!({ "Title": "Salesforce first" }))
+        .unwrap();
+    // Salesforce stamps whole seconds, and the simulator's stamps for one record strictly
+    // increase, so its edit may carry the next second: the desk edit must come after that.
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    update_contact(&app, &desk_id, json!({ "title": "Desk later" })).await;
+    app.sync_now().await;
+    assert_eq!(
+        by_last_name(&contacts(&app).await, "Goldberg")[0]["title"],
+        "Desk later"
+    );
+    assert_eq!(sim.get("Contact", &sf_id).unwrap()["Title"], "Desk later");
+}
+
+#[tokio::test]
+async fn deletes_are_not_propagated_but_later_updates_bring_records_back() {
+    let (app, sim) = connected().await;
+    let sf_id = sim
+        .insert(
+            "Contact",
+            json!({ "LastName": "Hamilton", "Email": "margaret@example.com" }),
+        )
+        .unwrap();
+    app.sync_now().await;
+    let desk_id = by_last_name(&contacts(&app).await, "Hamilton")[0]["id"].clone();
+
+    app.gql_ok(
+        "mutation($id: ID!) { deleteContact(id: $id) { id } }",
+        json!({ "id": desk_id }),
+    )
+    .await;
+    app.sync_now().await;
+    assert!(
+        sim.get("Contact", &sf_id).is_some(),
+        "a desk delete stays in the desk"
+    );
+    assert_eq!(sim.count("Contact"), 1);
+
+    sim.advance_clock(5);
+    sim.update("Contact", &sf_id, json!({ "Title": "Director" }))
+        .unwrap();
+    app.sync_now().await;
+    let all = contacts(&app).await;
+    let back = by_last_name(&all, "Hamilton");
+    assert_eq!(
+        back.len(),
+        1,
+        "the Salesforce update restored the desk record"
+    );
+    assert_eq!(back[0]["title"], "Director");
+    assert_eq!(back[0]["id"], desk_id, "restored, not duplicated");
+
+    sim.delete("Contact", &sf_id).unwrap();
+    app.sync_now().await;
+    assert_eq!(
+        by_last_name(&contacts(&app).await, "Hamilton").len(),
+        1,
+        "a Salesforce delete stays in Salesforce"
+    );
+
+    update_contact(&app, &desk_id, json!({ "title": "Back" })).await;
+    app.sync_now().await;
+    let relinked = salesforce_id_of(&app, &desk_id).await;
+    assert_ne!(relinked, sf_id, "re-created under a new id");
+    assert_eq!(sim.get("Contact", &relinked).unwrap()["Title"], "Back");
+    assert_eq!(sim.count("Contact"), 1);
+}
+
+#[tokio::test]
+async fn a_purged_desk_record_is_recreated_by_a_salesforce_update() {
+    let (app, sim) = connected().await;
+    let sf_id = sim
+        .insert("Contact", json!({ "LastName": "Gone" }))
+        .unwrap();
+    app.sync_now().await;
+    let desk_id = by_last_name(&contacts(&app).await, "Gone")[0]["id"].clone();
+    app.gql_ok(
+        "mutation($id: ID!) { deleteContact(id: $id) { id } }",
+        json!({ "id": desk_id }),
+    )
+    .await;
+    app.gql_ok(
+        "mutation($id: ID!) { purgeContact(id: $id) }",
+        json!({ "id": desk_id }),
+    )
+    .await;
+    sim.advance_clock(5);
+    sim.update("Contact", &sf_id, json!({ "Title": "Returned" }))
+        .unwrap();
+    app.sync_now().await;
+    let all = contacts(&app).await;
+    let back = by_last_name(&all, "Gone");
+    assert_eq!(back.len(), 1);
+    assert_eq!(back[0]["title"], "Returned");
+}
+
+#[tokio::test]
+async fn while_paused_nothing_crosses_and_on_resume_everything_arrives() {
+    let (app, sim) = connected().await;
+    let sf_id = sim
+        .insert("Contact", json!({ "LastName": "Paused" }))
+        .unwrap();
+    app.sync_now().await;
+    app.gql_ok("mutation { pauseSync { status } }", json!({}))
+        .await;
+
+    let desk_new = app
+        .create_contact(json!({ "lastName": "WaitsInOutbox" }))
+        .await;
+    sim.advance_clock(5);
+    sim.update("Contact", &sf_id, json!({ "Title": "WaitsBehindCursor" }))
+        .unwrap();
+    let mark = sim.request_count();
+    let report = app.sync_now().await;
+    assert!(report.idle.is_some());
+    assert_eq!(sim.request_count(), mark, "no call at all while paused");
+    assert_eq!(sim.count("Contact"), 1);
+
+    app.gql_ok("mutation { resumeSync { status } }", json!({}))
+        .await;
+    app.sync_now().await;
+    assert_eq!(sim.count("Contact"), 2, "the desk change went out");
+    assert_eq!(
+        by_last_name(&contacts(&app).await, "Paused")[0]["title"],
+        "WaitsBehindCursor"
+    );
+    assert!(!salesforce_id_of(&app, &desk_new["id"]).await.is_empty());
+}
+
+#[tokio::test]
+async fn ambiguous_matches_are_logged_not_guessed() {
+    let (app, sim) = connected().await;
+    sim.insert(
+        "Contact",
+        json!({ "LastName": "Twin", "Email": "twin@example.com" }),
+    )
+    .unwrap();
+    app.create_contact(json!({ "lastName": "TwinA", "email": "twin@example.com" }))
+        .await;
+    app.create_contact(json!({ "lastName": "TwinB", "email": "TWIN@example.com" }))
+        .await;
+    let report = app.sync_now().await;
+    assert_eq!(report.pulled.failed, 1);
+    let failures = entity::sync_failure::Entity::find()
+        .all(app.store.connection())
+        .await
+        .unwrap();
+    assert_eq!(failures.len(), 1);
+    assert_eq!(failures[0].reason, "MULTIPLE_MATCHES");
+    assert!(
+        failures[0].message.contains("merge them"),
+        "{}",
+        failures[0].message
+    );
+    assert_eq!(
+        by_last_name(&contacts(&app).await, "Twin").len(),
+        0,
+        "no guess was made"
+    );
+}
