@@ -49,7 +49,12 @@ impl Application {
             );
         }
         let state = AppState {
-            schema: build_schema(store.clone(), integrations, &settings.graphql),
+            schema: build_schema(
+                store.clone(),
+                integrations,
+                engine.clone(),
+                &settings.graphql,
+            ),
             store: store.clone(),
             auth,
             metrics: Arc::new(Metrics::default()),

@@ -9,6 +9,7 @@ mod integration;
 mod limits;
 mod loaders;
 mod paging;
+mod sync_log;
 
 use std::sync::Arc;
 
@@ -22,13 +23,14 @@ pub use limits::{Limits, limit_error};
 use crate::auth::Viewer;
 use crate::config::GraphqlSettings;
 use crate::store::Store;
-use crate::sync::Integrations;
+use crate::sync::{Integrations, SyncEngine};
 
 #[derive(MergedObject, Default)]
 pub struct Query(
     desk::DeskQuery,
     admin::AdminQuery,
     integration::IntegrationQuery,
+    sync_log::SyncLogQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -36,6 +38,7 @@ pub struct Mutation(
     desk::DeskMutation,
     admin::AdminMutation,
     integration::IntegrationMutation,
+    sync_log::SyncLogMutation,
 );
 
 pub type Subscription = events::EventSubscription;
@@ -66,9 +69,14 @@ fn builder(settings: &GraphqlSettings) -> SchemaBuilder<Query, Mutation, Subscri
 pub fn build_schema(
     store: Store,
     integrations: Arc<Integrations>,
+    engine: Arc<SyncEngine>,
     settings: &GraphqlSettings,
 ) -> TandemSchema {
-    builder(settings).data(store).data(integrations).finish()
+    builder(settings)
+        .data(store)
+        .data(integrations)
+        .data(engine)
+        .finish()
 }
 
 /// The schema as SDL, as `tandem export-schema` writes it.
@@ -97,6 +105,7 @@ pub struct Admin<'a>(#[allow(dead_code)] &'a Viewer);
 pub(crate) trait ContextExt {
     fn store(&self) -> &Store;
     fn integrations(&self) -> &Integrations;
+    fn engine(&self) -> &SyncEngine;
     fn viewer(&self) -> ApiResult<&Viewer>;
     fn admin(&self) -> ApiResult<Admin<'_>>;
     fn loader(&self) -> &DataLoader<loaders::DeskLoader>;
@@ -110,6 +119,10 @@ impl ContextExt for Context<'_> {
 
     fn integrations(&self) -> &Integrations {
         self.data_unchecked::<Arc<Integrations>>()
+    }
+
+    fn engine(&self) -> &SyncEngine {
+        self.data_unchecked::<Arc<SyncEngine>>()
     }
 
     fn viewer(&self) -> ApiResult<&Viewer> {

@@ -4,6 +4,7 @@
 mod accounts;
 mod agents;
 mod contacts;
+mod history;
 mod integration;
 mod page;
 mod profiles;
@@ -27,6 +28,7 @@ use crate::domain::{DeskAction, DeskEntity, DeskEvent, Invalid};
 pub use accounts::AccountFilter;
 pub use accounts::account_input;
 pub use contacts::{ContactFilter, contact_input};
+pub use history::{FailureFilter, HistoryFilter};
 pub use integration::NewIntegration;
 pub use page::{Page, PageRequest};
 pub use profiles::{NewProfile, default_profiles, permissions_of};

@@ -19,6 +19,8 @@ use crate::store::Store;
 pub struct EngineSettings {
     /// Records per desk transaction and per Salesforce collection call.
     pub batch: usize,
+    /// Sync history older than this is pruned.
+    pub history_retention: chrono::Duration,
     /// How far back each incremental pull re-reads, for transactions that commit late.
     pub overlap: Duration,
 }
@@ -27,6 +29,7 @@ impl Default for EngineSettings {
     fn default() -> Self {
         Self {
             batch: 200,
+            history_retention: chrono::Duration::days(7),
             overlap: Duration::from_secs(120),
         }
     }
@@ -126,6 +129,9 @@ impl SyncEngine {
         }
         let client = self.integrations.client().await?;
         let result = self.round(&current, &client).await;
+        self.store
+            .prune_history(Utc::now() - self.settings.history_retention)
+            .await?;
         self.record_usage(&client).await?;
         match result {
             Err(SyncError::Upstream(SalesforceError::AuthFailed { error, description })) => {
@@ -140,19 +146,69 @@ impl SyncEngine {
         }
     }
 
+    async fn prepare<'a>(
+        &self,
+        current: &integration::Model,
+        client: &'a SalesforceClient,
+    ) -> Result<Round<'a>, SyncError> {
+        Ok(Round {
+            client,
+            sync_type: current.sync_type.parse().map_err(SyncError::WrongState)?,
+            first_sync: current.first_sync == FirstSync::Running.as_str(),
+            contacts: self.integrations.mappings(Module::Contacts).await?,
+            accounts: self.integrations.mappings(Module::Accounts).await?,
+        })
+    }
+
+    /// Tries failed records again now: desk records are pushed, Salesforce records fetched
+    /// and applied. A record that syncs has its failures marked resolved.
+    pub async fn retry(&self, failures: &[entity::sync_failure::Model]) -> Result<(), SyncError> {
+        let current = self
+            .integrations
+            .current()
+            .await?
+            .ok_or(SyncError::NotConnected)?;
+        if current.status != IntegrationStatus::Active.as_str() {
+            return Err(SyncError::WrongState(format!(
+                "cannot retry while the integration is {}",
+                current.status
+            )));
+        }
+        let client = self.integrations.client().await?;
+        let round = self.prepare(&current, &client).await?;
+        for module in [Module::Accounts, Module::Contacts] {
+            let open = failures
+                .iter()
+                .filter(|f| f.module == module.as_str() && f.resolved_at.is_none());
+            let (push, pull): (Vec<_>, Vec<_>) =
+                open.partition(|f| f.direction == Direction::DeskToSalesforce.as_str());
+            let desk_ids: Vec<i64> = push.iter().filter_map(|f| f.desk_id).collect();
+            if !desk_ids.is_empty() && round.sync_type == SyncType::TwoWay {
+                let mut batch = self.store.begin_sync().await?;
+                for id in &desk_ids {
+                    batch.enqueue(module, *id).await?;
+                }
+                batch.commit().await?;
+                self.push(&round, module).await?;
+            }
+            let salesforce_ids: Vec<String> = pull
+                .iter()
+                .filter_map(|f| f.salesforce_id.clone())
+                .collect();
+            if !salesforce_ids.is_empty() {
+                self.pull_ids(&round, module, &salesforce_ids).await?;
+            }
+        }
+        self.record_usage(&client).await
+    }
+
     async fn round(
         &self,
         current: &integration::Model,
         client: &SalesforceClient,
     ) -> Result<RoundReport, SyncError> {
-        let sync_type: SyncType = current.sync_type.parse().map_err(SyncError::WrongState)?;
-        let round = Round {
-            client,
-            sync_type,
-            first_sync: current.first_sync == FirstSync::Running.as_str(),
-            contacts: self.integrations.mappings(Module::Contacts).await?,
-            accounts: self.integrations.mappings(Module::Accounts).await?,
-        };
+        let round = self.prepare(current, client).await?;
+        let sync_type = round.sync_type;
         let mut report = RoundReport::default();
         for module in [Module::Accounts, Module::Contacts] {
             report.pulled.add(self.pull(&round, module).await?);

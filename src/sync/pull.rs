@@ -31,6 +31,20 @@ fn ident(name: &str) -> Result<Ident, SyncError> {
     Ok(Ident::parse(name)?)
 }
 
+/// `SELECT Id, SystemModstamp, LastModifiedDate, <mapped fields> FROM <object>`.
+fn select_mapped(round: &Round<'_>, module: Module) -> Result<Select, SyncError> {
+    let mut fields = vec!["Id", "SystemModstamp", "LastModifiedDate"];
+    for m in round.mappings(module) {
+        if !fields
+            .iter()
+            .any(|f| f.eq_ignore_ascii_case(&m.salesforce_field))
+        {
+            fields.push(&m.salesforce_field);
+        }
+    }
+    Ok(Select::new(module.salesforce_object(), &fields)?)
+}
+
 fn datetime(record: &Record, field: &str) -> Result<DateTime<Utc>, SyncError> {
     record
         .get(field)
@@ -49,16 +63,7 @@ impl SyncEngine {
         let cursor = self.store.cursor(&cursor_name).await?;
         let stamp = ident("SystemModstamp")?;
         let id = ident("Id")?;
-        let mut fields = vec!["Id", "SystemModstamp", "LastModifiedDate"];
-        for m in round.mappings(module) {
-            if !fields
-                .iter()
-                .any(|f| f.eq_ignore_ascii_case(&m.salesforce_field))
-            {
-                fields.push(&m.salesforce_field);
-            }
-        }
-        let mut select = Select::new(module.salesforce_object(), &fields)?;
+        let mut select = select_mapped(round, module)?;
         if let Some(at) = cursor.as_ref().and_then(|c| c.modstamp) {
             select = match cursor.as_ref().and_then(|c| c.salesforce_id.clone()) {
                 // Resuming a first sync: continue exactly after the last record written.
@@ -87,23 +92,54 @@ impl SyncEngine {
             if chunk.len() >= self.settings.batch {
                 total = add(
                     total,
-                    self.apply(round, module, &cursor_name, std::mem::take(&mut chunk))
-                        .await?,
+                    self.apply(
+                        round,
+                        module,
+                        Some(&cursor_name),
+                        std::mem::take(&mut chunk),
+                    )
+                    .await?,
                 );
             }
         }
         if !chunk.is_empty() {
-            total = add(total, self.apply(round, module, &cursor_name, chunk).await?);
+            total = add(
+                total,
+                self.apply(round, module, Some(&cursor_name), chunk).await?,
+            );
         }
         Ok(total)
     }
 
-    /// Applies one page of Salesforce records in one desk transaction.
+    /// Fetches these Salesforce records again and applies them, as a retry does.
+    pub(super) async fn pull_ids(
+        &self,
+        round: &Round<'_>,
+        module: Module,
+        ids: &[String],
+    ) -> Result<Counts, SyncError> {
+        let id = ident("Id")?;
+        let mut total = Counts::default();
+        for chunk in ids.chunks(self.settings.batch) {
+            let soql = select_mapped(round, module)?
+                .filter(Condition::in_list(
+                    &id,
+                    chunk.iter().map(|i| Literal::Text(i.clone())),
+                ))
+                .build();
+            let records: Vec<Record> = round.client.query(&soql).try_collect().await?;
+            total = add(total, self.apply(round, module, None, records).await?);
+        }
+        Ok(total)
+    }
+
+    /// Applies one page of Salesforce records in one desk transaction, moving the cursor
+    /// (when given) to the page's last record in the same transaction.
     pub(super) async fn apply(
         &self,
         round: &Round<'_>,
         module: Module,
-        cursor_name: &str,
+        cursor_name: Option<&str>,
         records: Vec<Record>,
     ) -> Result<Counts, SyncError> {
         let mappings = round.mappings(module);
@@ -237,7 +273,7 @@ impl SyncEngine {
                 }
             }
         }
-        if let Some(last) = incoming.last() {
+        if let (Some(cursor_name), Some(last)) = (cursor_name, incoming.last()) {
             batch
                 .set_cursor(
                     cursor_name,
@@ -314,6 +350,7 @@ impl SyncEngine {
                 .link(module, desk_id, &inc.id, &inc.hash, Some(inc.modstamp))
                 .await?;
             batch.enqueue(module, desk_id).await?;
+            batch.resolve(module, Some(desk_id), Some(&inc.id)).await?;
             return Ok(Ok(Written::Updated));
         }
         let mut values = desk_record.values();

@@ -377,6 +377,16 @@ impl SyncEngine {
         }
         let all: Vec<String> = found.values().flatten().cloned().collect();
         let taken = self.store.links_by_salesforce(module, &all).await?;
+        let mut sharing: HashMap<String, Vec<i64>> = HashMap::new();
+        for (desk_id, plan) in plans.iter() {
+            if matches!(plan, Plan::Create { .. })
+                && let Some(key) = records
+                    .get(desk_id)
+                    .and_then(|r| DeskRecord::match_key(module, &r.values()))
+            {
+                sharing.entry(key).or_default().push(*desk_id);
+            }
+        }
         for (desk_id, plan) in plans.iter_mut() {
             let Plan::Create { values, hash } = plan else {
                 continue;
@@ -395,6 +405,17 @@ impl SyncEngine {
                 .collect();
             match free.as_slice() {
                 [] => {}
+                [one] if sharing.get(&key).is_some_and(|d| d.len() > 1) => {
+                    let desks: Vec<String> = sharing[&key].iter().map(i64::to_string).collect();
+                    *plan = Plan::Fail(
+                        FailureReason::MultipleMatches,
+                        format!(
+                            "desk {} records {} all match Salesforce {one}; merge them in the desk, then retry",
+                            module.salesforce_object(),
+                            desks.join(", ")
+                        ),
+                    );
+                }
                 [one] => {
                     *plan = Plan::Update {
                         salesforce_id: (*one).clone(),

@@ -460,21 +460,203 @@ async fn ambiguous_matches_are_logged_not_guessed() {
     app.create_contact(json!({ "lastName": "TwinB", "email": "TWIN@example.com" }))
         .await;
     let report = app.sync_now().await;
-    assert_eq!(report.pulled.failed, 1);
+    assert_eq!(
+        report.pulled.failed, 1,
+        "the Salesforce contact matches two desk contacts"
+    );
+    assert_eq!(
+        report.pushed.failed, 2,
+        "each desk contact matches the one Salesforce contact"
+    );
     let failures = entity::sync_failure::Entity::find()
         .all(app.store.connection())
         .await
         .unwrap();
-    assert_eq!(failures.len(), 1);
-    assert_eq!(failures[0].reason, "MULTIPLE_MATCHES");
+    assert!(failures.iter().all(|f| f.reason == "MULTIPLE_MATCHES"));
     assert!(
-        failures[0].message.contains("merge them"),
-        "{}",
-        failures[0].message
+        failures.iter().all(|f| f.message.contains("merge them")),
+        "{failures:?}"
+    );
+    assert_eq!(
+        sim.count("Contact"),
+        1,
+        "nothing was created in Salesforce either"
     );
     assert_eq!(
         by_last_name(&contacts(&app).await, "Twin").len(),
         0,
         "no guess was made"
     );
+}
+
+#[tokio::test]
+async fn every_batch_is_in_the_sync_history() {
+    let (app, sim) = connected().await;
+    sim.insert("Contact", json!({ "LastName": "FromOrg" }))
+        .unwrap();
+    app.create_contact(json!({ "lastName": "FromDesk" })).await;
+    app.sync_now().await;
+    let all = app
+        .gql_ok(
+            "{ syncHistory(first: 10) { nodes { direction module added updated failed at } } }",
+            json!({}),
+        )
+        .await;
+    let entries = all["syncHistory"]["nodes"].as_array().unwrap();
+    assert!(
+        entries
+            .iter()
+            .any(|e| e["direction"] == "SALESFORCE_TO_DESK"
+                && e["module"] == "CONTACTS"
+                && e["added"] == 1),
+        "{entries:?}"
+    );
+    assert!(
+        entries
+            .iter()
+            .any(|e| e["direction"] == "DESK_TO_SALESFORCE"
+                && e["module"] == "CONTACTS"
+                && e["added"] == 1),
+        "{entries:?}"
+    );
+    let outbound = app
+        .gql_ok(
+            "{ syncHistory(direction: DESK_TO_SALESFORCE) { nodes { direction } } }",
+            json!({}),
+        )
+        .await;
+    assert!(
+        outbound["syncHistory"]["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["direction"] == "DESK_TO_SALESFORCE")
+    );
+}
+
+#[tokio::test]
+async fn a_fixed_failure_resolves_on_retry() {
+    let (app, sim) = connected().await;
+    sim.insert(
+        "Contact",
+        json!({ "LastName": "Twin", "Email": "twin@example.com" }),
+    )
+    .unwrap();
+    app.create_contact(json!({ "lastName": "TwinA", "email": "twin@example.com" }))
+        .await;
+    let b = app
+        .create_contact(json!({ "lastName": "TwinB", "email": "twin@example.com" }))
+        .await;
+    app.sync_now().await;
+    let open = app
+        .gql_ok("{ syncFailures(reason: MULTIPLE_MATCHES) { nodes { id reason direction salesforceId message attempts } } }", json!({}))
+        .await;
+    let nodes = open["syncFailures"]["nodes"].as_array().unwrap().clone();
+    assert_eq!(nodes.len(), 3);
+    let failure = nodes
+        .iter()
+        .find(|f| f["direction"] == "SALESFORCE_TO_DESK")
+        .unwrap()
+        .clone();
+
+    let still = app
+        .gql_ok(
+            "mutation($id: ID!) { retrySyncFailure(id: $id) { resolvedAt attempts } }",
+            json!({ "id": failure["id"] }),
+        )
+        .await;
+    assert_eq!(
+        still["retrySyncFailure"]["resolvedAt"],
+        Value::Null,
+        "nothing changed, so it fails again"
+    );
+    assert_eq!(still["retrySyncFailure"]["attempts"], 2);
+
+    update_contact(&app, &b["id"], json!({ "email": "twin.b@example.com" })).await;
+    let fixed = app
+        .gql_ok(
+            "mutation($id: ID!) { retrySyncFailure(id: $id) { resolvedAt } }",
+            json!({ "id": failure["id"] }),
+        )
+        .await;
+    assert!(fixed["retrySyncFailure"]["resolvedAt"].is_string());
+    let left = app
+        .gql_ok(
+            "mutation { retrySyncFailures(reason: MULTIPLE_MATCHES) }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        left["retrySyncFailures"], 0,
+        "TwinB, now with its own email, went out as a new contact"
+    );
+    assert_eq!(sim.count("Contact"), 2);
+    let open = app
+        .gql_ok("{ syncFailures { nodes { id } } }", json!({}))
+        .await;
+    assert_eq!(open["syncFailures"]["nodes"], json!([]));
+    let all = app
+        .gql_ok(
+            "{ syncFailures(includeResolved: true) { nodes { id } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(all["syncFailures"]["nodes"].as_array().unwrap().len(), 3);
+    let again = app
+        .gql(
+            "mutation($id: ID!) { retrySyncFailure(id: $id) { id } }",
+            json!({ "id": failure["id"] }),
+        )
+        .await;
+    assert_eq!(crate::helpers::codes(&again), ["CONFLICT"]);
+}
+
+#[tokio::test]
+async fn an_outage_or_an_exhausted_api_budget_loses_nothing() {
+    let (app, sim) = connected().await;
+    app.sync_now().await;
+    app.create_contact(json!({ "lastName": "Patient" })).await;
+
+    sim.fail_next(&[503; 4]);
+    assert!(app.engine.run_once().await.is_err(), "the round stops");
+    assert_eq!(
+        app.store.outbox_len().await.unwrap(),
+        1,
+        "the change waits in the outbox"
+    );
+
+    let used = sim.api_usage();
+    sim.set_daily_api_limit(used);
+    let limited = app.engine.run_once().await.unwrap_err();
+    assert!(limited.to_string().contains("limit"), "{limited}");
+    assert_eq!(app.store.outbox_len().await.unwrap(), 1);
+    let state = app.gql_ok("{ integration { status } }", json!({})).await;
+    assert_eq!(
+        state["integration"]["status"], "ACTIVE",
+        "a spent budget is not an error state"
+    );
+
+    sim.set_daily_api_limit(1_000_000);
+    sim.expire_tokens();
+    app.sync_now().await;
+    assert_eq!(app.store.outbox_len().await.unwrap(), 0);
+    assert_eq!(
+        sim.count("Contact"),
+        1,
+        "pushed exactly once after the expired token was renewed"
+    );
+}
+
+#[tokio::test]
+async fn non_administrators_cannot_read_or_retry_the_sync_log() {
+    let (app, _sim) = connected().await;
+    for op in [
+        "{ syncHistory { nodes { id } } }",
+        "{ syncFailures { nodes { id } } }",
+        "mutation { retrySyncFailure(id: \"1\") { id } }",
+        "mutation { retrySyncFailures(reason: MULTIPLE_MATCHES) }",
+    ] {
+        let body = app.gql_as("Agent", op, json!({})).await;
+        assert_eq!(crate::helpers::codes(&body), ["FORBIDDEN"], "{op}");
+    }
 }

@@ -1,0 +1,218 @@
+//! Sync history and the failure log, with retries. Administrators only.
+
+use async_graphql::connection::{Connection, Edge};
+use async_graphql::{Context, Enum, ID, Object, SimpleObject};
+use chrono::{DateTime, Utc};
+use entity::{sync_failure, sync_history};
+
+use super::integration::SyncModule;
+use super::paging::{IdCursor, connection_complexity, page_request, parse_id};
+use super::{ApiError, ApiResult, Code, ContextExt};
+use crate::store::{FailureFilter, HistoryFilter, Page};
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "crate::domain::Direction")]
+pub enum SyncDirection {
+    DeskToSalesforce,
+    SalesforceToDesk,
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "crate::domain::FailureReason")]
+pub enum FailureReason {
+    /// The Salesforce record is already linked to another desk record.
+    CrmIdAlreadyMapped,
+    /// A value has the wrong type for its field.
+    TypeMismatch,
+    /// A field the other side requires has no value.
+    MandatoryFieldMissing,
+    MissingParameter,
+    /// A value the other side refuses (bad email, unknown reference, …).
+    InvalidParameter,
+    /// A unique field already holds this value.
+    DuplicateValue,
+    /// A value is longer than the field allows.
+    StringTooLong,
+    /// Several records match on email or name; nothing was guessed.
+    MultipleMatches,
+    /// Salesforce could not be reached; retried automatically.
+    UpstreamUnavailable,
+    /// The org's API allowance ran out; retried automatically.
+    RateLimited,
+    /// Any other refusal; the message has Salesforce's own code.
+    Rejected,
+}
+
+/// One batch of one sync direction and module.
+#[derive(SimpleObject)]
+pub struct SyncHistoryEntry {
+    pub id: ID,
+    pub at: DateTime<Utc>,
+    pub direction: SyncDirection,
+    pub module: SyncModule,
+    pub added: i32,
+    pub updated: i32,
+    pub failed: i32,
+}
+
+/// A record that did not sync, and why.
+#[derive(SimpleObject)]
+pub struct SyncFailure {
+    pub id: ID,
+    pub at: DateTime<Utc>,
+    pub direction: SyncDirection,
+    pub module: SyncModule,
+    pub desk_id: Option<ID>,
+    pub salesforce_id: Option<String>,
+    pub reason: FailureReason,
+    pub message: String,
+    pub attempts: i32,
+    /// When the record finally synced.
+    pub resolved_at: Option<DateTime<Utc>>,
+}
+
+fn parse<T: std::str::FromStr<Err = String>>(what: &str, raw: &str) -> ApiResult<T> {
+    raw.parse()
+        .map_err(|e: String| ApiError::internal(&format!("stored {what}: {e}")))
+}
+
+impl TryFrom<sync_history::Model> for SyncHistoryEntry {
+    type Error = ApiError;
+
+    fn try_from(m: sync_history::Model) -> ApiResult<Self> {
+        Ok(Self {
+            id: ID(m.id.to_string()),
+            at: m.at,
+            direction: parse::<crate::domain::Direction>("direction", &m.direction)?.into(),
+            module: parse::<crate::domain::Module>("module", &m.module)?.into(),
+            added: m.added,
+            updated: m.updated,
+            failed: m.failed,
+        })
+    }
+}
+
+impl TryFrom<sync_failure::Model> for SyncFailure {
+    type Error = ApiError;
+
+    fn try_from(m: sync_failure::Model) -> ApiResult<Self> {
+        Ok(Self {
+            id: ID(m.id.to_string()),
+            at: m.at,
+            direction: parse::<crate::domain::Direction>("direction", &m.direction)?.into(),
+            module: parse::<crate::domain::Module>("module", &m.module)?.into(),
+            desk_id: m.desk_id.map(|id| ID(id.to_string())),
+            salesforce_id: m.salesforce_id,
+            reason: parse::<crate::domain::FailureReason>("reason", &m.reason)?.into(),
+            message: m.message,
+            attempts: m.attempts,
+            resolved_at: m.resolved_at,
+        })
+    }
+}
+
+fn connection<M, N>(page: Page<M>, id: fn(&M) -> i64) -> ApiResult<Connection<IdCursor, N>>
+where
+    N: TryFrom<M, Error = ApiError> + async_graphql::OutputType,
+{
+    let mut conn = Connection::new(page.has_previous, page.has_next);
+    for model in page.items {
+        let cursor = IdCursor(id(&model));
+        conn.edges.push(Edge::new(cursor, N::try_from(model)?));
+    }
+    Ok(conn)
+}
+
+#[derive(Default)]
+pub struct SyncLogQuery;
+
+#[Object]
+impl SyncLogQuery {
+    /// Sync batches, newest first (kept 7 days by default). Administrators only.
+    #[graphql(complexity = "connection_complexity(first, child_complexity)")]
+    async fn sync_history(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        since: Option<DateTime<Utc>>,
+        module: Option<SyncModule>,
+        direction: Option<SyncDirection>,
+    ) -> ApiResult<Connection<IdCursor, SyncHistoryEntry>> {
+        ctx.admin()?;
+        let filter = HistoryFilter {
+            since,
+            module: module.map(Into::into),
+            direction: direction.map(Into::into),
+        };
+        let page = ctx
+            .store()
+            .sync_history(&filter, page_request(ctx.page_sizes(), first, after)?)
+            .await?;
+        connection(page, |m| m.id)
+    }
+
+    /// Records that did not sync, newest first. Administrators only.
+    #[graphql(complexity = "connection_complexity(first, child_complexity)")]
+    async fn sync_failures(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        reason: Option<FailureReason>,
+        module: Option<SyncModule>,
+        #[graphql(default)] include_resolved: bool,
+    ) -> ApiResult<Connection<IdCursor, SyncFailure>> {
+        ctx.admin()?;
+        let filter = FailureFilter {
+            reason: reason.map(Into::into),
+            module: module.map(Into::into),
+            resolved: include_resolved,
+        };
+        let page = ctx
+            .store()
+            .sync_failures(&filter, page_request(ctx.page_sizes(), first, after)?)
+            .await?;
+        connection(page, |m| m.id)
+    }
+}
+
+#[derive(Default)]
+pub struct SyncLogMutation;
+
+#[Object]
+impl SyncLogMutation {
+    /// Tries one failed record again now; returns its failure entry, resolved if it synced.
+    /// Administrators only.
+    async fn retry_sync_failure(&self, ctx: &Context<'_>, id: ID) -> ApiResult<SyncFailure> {
+        ctx.admin()?;
+        let id = parse_id("id", &id, |n| n)?;
+        let failure =
+            ctx.store().sync_failure(id).await?.ok_or_else(|| {
+                ApiError::new(Code::NotFound, format!("sync failure {id} not found"))
+            })?;
+        if failure.resolved_at.is_some() {
+            return Err(ApiError::new(
+                Code::Conflict,
+                format!("sync failure {id} is already resolved"),
+            ));
+        }
+        ctx.engine().retry(std::slice::from_ref(&failure)).await?;
+        let after = ctx.store().sync_failure(id).await?.unwrap_or(failure);
+        after.try_into()
+    }
+
+    /// Tries every open failure with this reason again now; returns how many are still
+    /// failing. Administrators only.
+    async fn retry_sync_failures(
+        &self,
+        ctx: &Context<'_>,
+        reason: FailureReason,
+    ) -> ApiResult<i32> {
+        ctx.admin()?;
+        let failures = ctx.store().open_failures(reason.into()).await?;
+        ctx.engine().retry(&failures).await?;
+        let left = ctx.store().open_failures(reason.into()).await?;
+        Ok(left.len() as i32)
+    }
+}

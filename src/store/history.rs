@@ -1,0 +1,116 @@
+use chrono::{DateTime, Utc};
+use entity::{sync_failure, sync_history};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+
+use super::{Page, PageRequest, Store, StoreResult};
+use crate::domain::{Direction, FailureReason, Module};
+
+#[derive(Debug, Clone, Default)]
+pub struct HistoryFilter {
+    pub since: Option<DateTime<Utc>>,
+    pub module: Option<Module>,
+    pub direction: Option<Direction>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct FailureFilter {
+    pub reason: Option<FailureReason>,
+    pub module: Option<Module>,
+    /// Include failures that have since synced.
+    pub resolved: bool,
+}
+
+/// Newest first: `after` is the id of the last entry of the previous page.
+fn newest_first<T>(mut items: Vec<T>, page: PageRequest) -> Page<T> {
+    let has_next = items.len() > page.first;
+    items.truncate(page.first);
+    Page {
+        items,
+        has_next,
+        has_previous: page.after.is_some(),
+    }
+}
+
+impl Store {
+    pub async fn sync_history(
+        &self,
+        filter: &HistoryFilter,
+        page: PageRequest,
+    ) -> StoreResult<Page<sync_history::Model>> {
+        let mut select = sync_history::Entity::find();
+        if let Some(since) = filter.since {
+            select = select.filter(sync_history::Column::At.gte(since));
+        }
+        if let Some(module) = filter.module {
+            select = select.filter(sync_history::Column::Module.eq(module.as_str()));
+        }
+        if let Some(direction) = filter.direction {
+            select = select.filter(sync_history::Column::Direction.eq(direction.as_str()));
+        }
+        if let Some(after) = page.after {
+            select = select.filter(sync_history::Column::Id.lt(after));
+        }
+        let items = select
+            .order_by_desc(sync_history::Column::Id)
+            .limit(page.first as u64 + 1)
+            .all(self.connection())
+            .await?;
+        Ok(newest_first(items, page))
+    }
+
+    pub async fn sync_failures(
+        &self,
+        filter: &FailureFilter,
+        page: PageRequest,
+    ) -> StoreResult<Page<sync_failure::Model>> {
+        let mut select = sync_failure::Entity::find();
+        if let Some(reason) = filter.reason {
+            select = select.filter(sync_failure::Column::Reason.eq(reason.as_str()));
+        }
+        if let Some(module) = filter.module {
+            select = select.filter(sync_failure::Column::Module.eq(module.as_str()));
+        }
+        if !filter.resolved {
+            select = select.filter(sync_failure::Column::ResolvedAt.is_null());
+        }
+        if let Some(after) = page.after {
+            select = select.filter(sync_failure::Column::Id.lt(after));
+        }
+        let items = select
+            .order_by_desc(sync_failure::Column::Id)
+            .limit(page.first as u64 + 1)
+            .all(self.connection())
+            .await?;
+        Ok(newest_first(items, page))
+    }
+
+    pub async fn sync_failure(&self, id: i64) -> StoreResult<Option<sync_failure::Model>> {
+        Ok(sync_failure::Entity::find_by_id(id)
+            .one(self.connection())
+            .await?)
+    }
+
+    /// Unresolved failures with this reason, oldest first.
+    pub async fn open_failures(
+        &self,
+        reason: FailureReason,
+    ) -> StoreResult<Vec<sync_failure::Model>> {
+        Ok(sync_failure::Entity::find()
+            .filter(sync_failure::Column::Reason.eq(reason.as_str()))
+            .filter(sync_failure::Column::ResolvedAt.is_null())
+            .order_by_asc(sync_failure::Column::Id)
+            .all(self.connection())
+            .await?)
+    }
+
+    /// Deletes history entries older than `before`; returns how many.
+    pub async fn prune_history(&self, before: DateTime<Utc>) -> StoreResult<u64> {
+        let txn = self.write().await?;
+        let result = sync_history::Entity::delete_many()
+            .filter(sync_history::Column::At.lt(before))
+            .exec(&*txn)
+            .await?;
+        txn.commit().await?;
+        Ok(result.rows_affected)
+    }
+}
