@@ -26,21 +26,12 @@ pub struct Application {
 
 impl Application {
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
-        let store = open_store(settings).await?;
+        let Services {
+            store,
+            integrations,
+            engine,
+        } = Services::open(settings).await?;
         let auth = Arc::new(authenticator(settings)?);
-        let integrations = Arc::new(Integrations::new(
-            store.clone(),
-            vault(settings)?,
-            settings.sync.api_version.clone(),
-        ));
-        let engine = Arc::new(SyncEngine::new(
-            store.clone(),
-            integrations.clone(),
-            EngineSettings {
-                batch: settings.sync.batch_size.clamp(1, 200),
-                ..Default::default()
-            },
-        ));
         if settings.sync.worker {
             worker::spawn(
                 engine.clone(),
@@ -105,6 +96,37 @@ impl Application {
 
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
+    }
+}
+
+/// The storage and sync services, wired the same way for the server and the CLI.
+pub struct Services {
+    pub store: Store,
+    pub integrations: Arc<Integrations>,
+    pub engine: Arc<SyncEngine>,
+}
+
+impl Services {
+    pub async fn open(settings: &Settings) -> anyhow::Result<Self> {
+        let store = open_store(settings).await?;
+        let integrations = Arc::new(Integrations::new(
+            store.clone(),
+            vault(settings)?,
+            settings.sync.api_version.clone(),
+        ));
+        let engine = Arc::new(SyncEngine::new(
+            store.clone(),
+            integrations.clone(),
+            EngineSettings {
+                batch: settings.sync.batch_size.clamp(1, 200),
+                ..Default::default()
+            },
+        ));
+        Ok(Self {
+            store,
+            integrations,
+            engine,
+        })
     }
 }
 

@@ -1,5 +1,7 @@
 //! The `tandem` command line.
 
+mod sync;
+
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -46,6 +48,12 @@ enum Command {
         /// Write here instead of standard output.
         #[arg(short, long, value_name = "FILE")]
         output: Option<PathBuf>,
+    },
+    /// Run sync rounds from the command line, with progress per phase.
+    Sync {
+        /// Run exactly one full round (the first sync while it is pending), then exit.
+        #[arg(long)]
+        once: bool,
     },
     /// Mint a development token signed with the configured HS256 secret.
     Token {
@@ -118,6 +126,14 @@ pub async fn run() -> anyhow::Result<()> {
             crate::demo::run(settings).await
         }
         Command::Migrate { action } => migrate(&settings, action).await,
+        Command::Sync { once } => {
+            if !once {
+                bail!(
+                    "`tandem serve` runs the sync continuously; use `tandem sync --once` for one round"
+                );
+            }
+            sync::once(&settings).await
+        }
         Command::ExportSchema { output } => {
             let sdl = crate::graphql::sdl();
             match output {
