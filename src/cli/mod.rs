@@ -1,5 +1,6 @@
 //! The `tandem` command line.
 
+mod bench;
 mod sync;
 
 use std::path::PathBuf;
@@ -55,6 +56,11 @@ enum Command {
         #[arg(long)]
         once: bool,
     },
+    /// Measure Tandem: `tandem bench sync` times the first sync of a seeded simulator org.
+    Bench {
+        #[command(subcommand)]
+        what: BenchTarget,
+    },
     /// Mint a development token signed with the configured HS256 secret.
     Token {
         /// The agent's id (the token's subject).
@@ -69,6 +75,25 @@ enum Command {
         /// Lifetime such as 3600, 90m, 12h or 7d (default: auth.token_ttl_secs).
         #[arg(long, value_parser = parse_ttl)]
         ttl: Option<Duration>,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchTarget {
+    /// First sync of a seeded org (contacts, a tenth as many accounts) into an empty desk:
+    /// records/s per phase, API calls beside the minimum, raw insert rate, desk → Salesforce
+    /// latency through the worker, and peak RSS.
+    Sync {
+        #[arg(long, default_value_t = 100_000)]
+        contacts: usize,
+        /// Benchmark on PostgreSQL: an admin URL such as postgres://postgres@127.0.0.1/postgres.
+        #[arg(long)]
+        database_url: Option<String>,
+        /// Use a simulator that is already running instead of starting one.
+        #[arg(long)]
+        sim_url: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        latency_samples: usize,
     },
 }
 
@@ -126,6 +151,23 @@ pub async fn run() -> anyhow::Result<()> {
             crate::demo::run(settings).await
         }
         Command::Migrate { action } => migrate(&settings, action).await,
+        Command::Bench {
+            what:
+                BenchTarget::Sync {
+                    contacts,
+                    database_url,
+                    sim_url,
+                    latency_samples,
+                },
+        } => {
+            bench::sync(bench::BenchOptions {
+                contacts,
+                database_url,
+                sim_url,
+                latency_samples,
+            })
+            .await
+        }
         Command::Sync { once } => {
             if !once {
                 bail!(

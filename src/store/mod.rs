@@ -32,7 +32,7 @@ pub use history::{FailureFilter, HistoryFilter};
 pub use integration::NewIntegration;
 pub use page::{Page, PageRequest};
 pub use profiles::{NewProfile, default_profiles, permissions_of};
-pub use sync::{NewFailure, SyncBatch};
+pub use sync::{NewFailure, NewLink, SyncBatch};
 pub use tickets::TicketFilter;
 
 #[derive(Debug, thiserror::Error)]

@@ -16,7 +16,8 @@ use sea_orm::{
 use super::contacts::check_account;
 use super::{Store, StoreResult, WriteTxn};
 use crate::domain::{
-    AccountFields, ContactFields, DeskAction, DeskEntity, Direction, FailureReason, Module,
+    AccountFields, AccountId, ContactFields, DeskAction, DeskEntity, Direction, FailureReason,
+    Invalid, Module,
 };
 
 /// Records a desk change for the sync to push, when an integration exists.
@@ -37,6 +38,52 @@ pub(crate) async fn enqueue(
     .insert(db)
     .await?;
     Ok(())
+}
+
+/// A desk record and its Salesforce twin, about to be linked.
+#[derive(Debug, Clone)]
+pub struct NewLink {
+    pub desk_id: i64,
+    pub salesforce_id: String,
+    pub hash: String,
+    pub modstamp: Option<DateTime<Utc>>,
+}
+
+/// Inserts rows with one statement and returns them in the order given: ids are assigned
+/// in statement order, so sorting by id restores it whatever order RETURNING used.
+async fn insert_returning<A>(
+    db: &impl ConnectionTrait,
+    rows: Vec<A>,
+) -> StoreResult<Vec<<A::Entity as EntityTrait>::Model>>
+where
+    A: ActiveModelTrait + Send,
+    <A::Entity as EntityTrait>::Model: sea_orm::IntoActiveModel<A> + HasId,
+{
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut models = <A::Entity as EntityTrait>::insert_many(rows)
+        .exec_with_returning(db)
+        .await?;
+    models.sort_by_key(HasId::id);
+    Ok(models)
+}
+
+/// Desk models with an integer id.
+pub trait HasId {
+    fn id(&self) -> i64;
+}
+
+impl HasId for contact::Model {
+    fn id(&self) -> i64 {
+        self.id.0
+    }
+}
+
+impl HasId for account::Model {
+    fn id(&self) -> i64 {
+        self.id.0
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -122,6 +169,16 @@ impl Store {
             .all(self.connection())
             .await?;
         Ok(rows.into_iter().collect())
+    }
+
+    /// Whether any failure of the module is still open; when none is, nothing needs resolving.
+    pub async fn has_open_failures(&self, module: Module) -> StoreResult<bool> {
+        Ok(sync_failure::Entity::find()
+            .filter(sync_failure::Column::Module.eq(module.as_str()))
+            .filter(sync_failure::Column::ResolvedAt.is_null())
+            .one(self.connection())
+            .await?
+            .is_some())
     }
 
     pub async fn outbox_len(&self) -> StoreResult<u64> {
@@ -215,6 +272,103 @@ impl SyncBatch<'_> {
         self.events
             .push((DeskEntity::Contact, DeskAction::Created, model.id.0));
         Ok(model)
+    }
+
+    /// Creates many desk contacts with one statement. Contacts whose account is missing or in
+    /// the recycle bin are not created; their positions come back with the reason.
+    pub async fn create_contacts(
+        &mut self,
+        all: Vec<ContactFields>,
+    ) -> StoreResult<(Vec<(usize, contact::Model)>, Vec<(usize, Invalid)>)> {
+        let wanted: Vec<AccountId> = all.iter().filter_map(|f| f.account_id).collect();
+        let live: std::collections::HashSet<AccountId> = account::Entity::find()
+            .filter(account::Column::Id.is_in(wanted))
+            .filter(account::Column::DeletedAt.is_null())
+            .all(&*self.txn)
+            .await?
+            .into_iter()
+            .map(|a| a.id)
+            .collect();
+        let now = Utc::now();
+        let mut rejected = Vec::new();
+        let mut positions = Vec::with_capacity(all.len());
+        let mut models = Vec::with_capacity(all.len());
+        for (i, fields) in all.into_iter().enumerate() {
+            if let Some(account) = fields.account_id.filter(|a| !live.contains(a)) {
+                rejected.push((
+                    i,
+                    Invalid::new(
+                        "accountId",
+                        format!("account {account} is missing or in the recycle bin"),
+                    ),
+                ));
+                continue;
+            }
+            let mut active = contact::ActiveModel {
+                created_at: Set(now),
+                updated_at: Set(now),
+                deleted_at: Set(None),
+                ..Default::default()
+            };
+            super::contacts::set_fields(&mut active, fields);
+            positions.push(i);
+            models.push(active);
+        }
+        let created = insert_returning(&*self.txn, models).await?;
+        for model in &created {
+            self.events
+                .push((DeskEntity::Contact, DeskAction::Created, model.id.0));
+        }
+        Ok((positions.into_iter().zip(created).collect(), rejected))
+    }
+
+    /// Creates many desk accounts with one statement.
+    pub async fn create_accounts(
+        &mut self,
+        all: Vec<AccountFields>,
+    ) -> StoreResult<Vec<account::Model>> {
+        let now = Utc::now();
+        let models: Vec<account::ActiveModel> = all
+            .into_iter()
+            .map(|fields| {
+                let mut active = account::ActiveModel {
+                    created_at: Set(now),
+                    updated_at: Set(now),
+                    deleted_at: Set(None),
+                    ..Default::default()
+                };
+                super::accounts::set_fields(&mut active, fields);
+                active
+            })
+            .collect();
+        let created = insert_returning(&*self.txn, models).await?;
+        for model in &created {
+            self.events
+                .push((DeskEntity::Account, DeskAction::Created, model.id.0));
+        }
+        Ok(created)
+    }
+
+    /// Links many pairs that have no link yet, with one statement.
+    pub async fn link_new(&mut self, module: Module, pairs: Vec<NewLink>) -> StoreResult<()> {
+        if pairs.is_empty() {
+            return Ok(());
+        }
+        let now = Utc::now();
+        let rows = pairs.into_iter().map(|l| record_link::ActiveModel {
+            module: Set(module.as_str().into()),
+            desk_id: Set(l.desk_id),
+            salesforce_id: Set(l.salesforce_id),
+            synced_hash: Set(l.hash),
+            salesforce_modstamp: Set(l.modstamp),
+            created_at: Set(now),
+            updated_at: Set(now),
+            ..Default::default()
+        });
+        record_link::Entity::insert_many(rows)
+            .exec_without_returning(&*self.txn)
+            .await?;
+        Ok(())
     }
 
     /// Writes Salesforce's values over a desk contact, bringing it back from the recycle bin.

@@ -11,12 +11,13 @@ use super::SyncError;
 use super::desk::{self, DeskRecord};
 use super::engine::{Counts, Round, SyncEngine, SyncEvent};
 use super::records::{
-    AccountLinks, SalesforceValues, apply_to_desk, from_salesforce, hash, reason_for,
+    AccountLinks, SalesforceValues, account_fields, apply_to_desk, contact_fields, from_salesforce,
+    hash, reason_for,
 };
 use crate::domain::{Direction, FailureReason, Module, SyncType};
 use crate::salesforce::soql::{Condition, Ident, Literal, Select};
 use crate::salesforce::{Record, SalesforceError};
-use crate::store::{NewFailure, SyncBatch};
+use crate::store::{NewFailure, NewLink, SyncBatch};
 
 /// One changed Salesforce record.
 struct Incoming {
@@ -186,10 +187,12 @@ impl SyncEngine {
         let already_linked = self.store.links_by_desk(module, &candidate_ids).await?;
         let mut claimed: HashSet<i64> = already_linked.keys().copied().collect();
 
+        let open_failures = self.store.has_open_failures(module).await?;
         let mut batch = self.store.begin_sync().await?;
         let mut counts = Counts::default();
         let mut failures = Vec::new();
-        for (inc, fresh) in incoming.iter().zip(fresh) {
+        let mut creates: Vec<(usize, Map<String, Value>)> = Vec::new();
+        for (idx, (inc, fresh)) in incoming.iter().zip(fresh).enumerate() {
             let outcome = match links.get(&inc.id) {
                 Some(link) if link.synced_hash == inc.hash => continue,
                 Some(link) => {
@@ -222,8 +225,8 @@ impl SyncEngine {
                         .collect();
                     match matches.len() {
                         0 => {
-                            self.write(&mut batch, module, inc, None, fresh, true)
-                                .await?
+                            creates.push((idx, fresh));
+                            continue;
                         }
                         1 => {
                             let Some(only) = matches.into_iter().next() else {
@@ -273,6 +276,30 @@ impl SyncEngine {
                 }
             }
         }
+        let refused = self
+            .create_in_bulk(
+                &mut batch,
+                module,
+                &incoming,
+                creates,
+                open_failures,
+                &mut counts,
+            )
+            .await?;
+        for (idx, reason, message) in refused {
+            counts.failed += 1;
+            let failure = batch
+                .fail(NewFailure {
+                    direction: Direction::SalesforceToDesk,
+                    module,
+                    desk_id: None,
+                    salesforce_id: Some(incoming[idx].id.clone()),
+                    reason,
+                    message,
+                })
+                .await?;
+            failures.push(failure);
+        }
         if let (Some(cursor_name), Some(last)) = (cursor_name, incoming.last()) {
             batch
                 .set_cursor(
@@ -294,6 +321,88 @@ impl SyncEngine {
             self.publish(SyncEvent::History(history));
         }
         Ok(counts)
+    }
+
+    /// Creates the page's new desk records with one insert and links them with another.
+    /// Returns the records the desk refused, with the reason.
+    async fn create_in_bulk(
+        &self,
+        batch: &mut SyncBatch<'_>,
+        module: Module,
+        incoming: &[Incoming],
+        creates: Vec<(usize, Map<String, Value>)>,
+        open_failures: bool,
+        counts: &mut Counts,
+    ) -> Result<Vec<(usize, FailureReason, String)>, SyncError> {
+        let mut refused = Vec::new();
+        let refuse = |idx: usize, invalid: &crate::domain::Invalid| {
+            (
+                idx,
+                reason_for(invalid),
+                format!(
+                    "Salesforce {} {} cannot be saved in the desk: {invalid}",
+                    module.salesforce_object(),
+                    incoming[idx].id
+                ),
+            )
+        };
+        let mut created: Vec<(usize, i64)> = Vec::with_capacity(creates.len());
+        match module {
+            Module::Contacts => {
+                let mut valid = Vec::new();
+                let mut positions = Vec::new();
+                for (idx, values) in creates {
+                    match contact_fields(values) {
+                        Ok(fields) => {
+                            valid.push(fields);
+                            positions.push(idx);
+                        }
+                        Err(invalid) => refused.push(refuse(idx, &invalid)),
+                    }
+                }
+                let (made, rejected) = batch.create_contacts(valid).await?;
+                created.extend(made.into_iter().map(|(pos, m)| (positions[pos], m.id.0)));
+                refused.extend(
+                    rejected
+                        .iter()
+                        .map(|(pos, invalid)| refuse(positions[*pos], invalid)),
+                );
+            }
+            Module::Accounts => {
+                let mut valid = Vec::new();
+                let mut positions = Vec::new();
+                for (idx, values) in creates {
+                    match account_fields(values) {
+                        Ok(fields) => {
+                            valid.push(fields);
+                            positions.push(idx);
+                        }
+                        Err(invalid) => refused.push(refuse(idx, &invalid)),
+                    }
+                }
+                let made = batch.create_accounts(valid).await?;
+                created.extend(positions.into_iter().zip(made.into_iter().map(|m| m.id.0)));
+            }
+        }
+        counts.added += created.len() as i32;
+        let links: Vec<NewLink> = created
+            .iter()
+            .map(|(idx, desk_id)| NewLink {
+                desk_id: *desk_id,
+                salesforce_id: incoming[*idx].id.clone(),
+                hash: incoming[*idx].hash.clone(),
+                modstamp: Some(incoming[*idx].modstamp),
+            })
+            .collect();
+        if open_failures {
+            for link in &links {
+                batch
+                    .resolve(module, None, Some(&link.salesforce_id))
+                    .await?;
+            }
+        }
+        batch.link_new(module, links).await?;
+        Ok(refused)
     }
 
     /// Writes Salesforce's values to the desk and links the pair at Salesforce's hash.

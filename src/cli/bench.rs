@@ -1,0 +1,321 @@
+//! `tandem bench sync`: the first sync of a seeded org into an empty desk, measured.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, anyhow, bail};
+use chrono::Utc;
+use entity::contact;
+use sea_orm::{ActiveValue::Set, EntityTrait, TransactionTrait};
+use secrecy::SecretString;
+
+use crate::config::{DatabaseUrl, Settings};
+use crate::domain::{ContactId, ContactPatch, Module, SyncType};
+use crate::startup::{Services, open_store};
+use crate::store::PageRequest;
+use crate::sync::{Connect, ConnectAuth, SyncEvent, worker};
+
+pub struct BenchOptions {
+    pub contacts: usize,
+    pub database_url: Option<String>,
+    pub sim_url: Option<String>,
+    pub latency_samples: usize,
+}
+
+/// The simulator, run as its own process so its memory is not counted as ours.
+struct Simulator {
+    child: Option<Child>,
+    url: String,
+}
+
+impl Drop for Simulator {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn start_simulator(contacts: usize) -> anyhow::Result<Simulator> {
+    let exe = std::env::current_exe()?;
+    let binary = exe.with_file_name("salesforce-sim");
+    if !binary.exists() {
+        bail!(
+            "{} not found: build it with `cargo build --release -p salesforce-sim` (or pass --sim-url)",
+            binary.display()
+        );
+    }
+    let mut child = Command::new(&binary)
+        .args([
+            "--port",
+            "0",
+            "--seed",
+            "1",
+            "--records",
+            &contacts.to_string(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .with_context(|| format!("cannot start {}", binary.display()))?;
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| anyhow!("the simulator has no stdout"))?;
+    let mut sim = Simulator {
+        child: Some(child),
+        url: String::new(),
+    };
+    for line in BufReader::new(stdout).lines() {
+        if let Some(url) = line?.strip_prefix("salesforce-sim listening on ") {
+            sim.url = url.trim().to_owned();
+            return Ok(sim);
+        }
+    }
+    bail!("the simulator exited before it was listening")
+}
+
+fn peak_rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kb / 1024.0)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+fn settings_for(dir: &std::path::Path, url: DatabaseUrl) -> Settings {
+    let mut settings = Settings {
+        data_dir: dir.to_owned(),
+        database_url: Some(url),
+        ..Default::default()
+    };
+    settings.sync.worker = false;
+    settings
+}
+
+/// A database of the requested kind that nobody else uses.
+async fn fresh_database(
+    base: &Option<String>,
+    dir: &std::path::Path,
+    name: &str,
+) -> anyhow::Result<DatabaseUrl> {
+    use sea_orm::ConnectionTrait;
+    match base {
+        Some(url) if url.starts_with("postgres") => {
+            let db_name = format!("tandem_bench_{name}_{}", uuid::Uuid::new_v4().simple());
+            let admin = sea_orm::Database::connect(url.as_str()).await?;
+            admin
+                .execute_unprepared(&format!("CREATE DATABASE {db_name}"))
+                .await?;
+            let (prefix, _) = url
+                .rsplit_once('/')
+                .ok_or_else(|| anyhow!("a URL like postgres://host/db"))?;
+            Ok(DatabaseUrl::new(format!("{prefix}/{db_name}")))
+        }
+        _ => Ok(DatabaseUrl::new(format!(
+            "sqlite://{}?mode=rwc",
+            dir.join(format!("{name}.db")).display()
+        ))),
+    }
+}
+
+pub async fn sync(options: BenchOptions) -> anyhow::Result<()> {
+    let dir = tempfile_dir()?;
+    let sim = match &options.sim_url {
+        Some(url) => Simulator {
+            child: None,
+            url: url.clone(),
+        },
+        None => start_simulator(options.contacts)?,
+    };
+    let url = fresh_database(&options.database_url, &dir, "sync").await?;
+    let backend = if url.is_sqlite() {
+        "SQLite"
+    } else {
+        "PostgreSQL"
+    };
+    let settings = settings_for(&dir, url);
+    let services = Services::open(&settings).await?;
+    services
+        .integrations
+        .connect(Connect {
+            login_url: sim.url.clone(),
+            auth: ConnectAuth::Password {
+                username: "integration@tandem.test".into(),
+                password: SecretString::from("tandem"),
+                client_id: "tandem-sim".into(),
+                client_secret: SecretString::from("tandem-sim-secret"),
+            },
+            sync_type: SyncType::TwoWay,
+        })
+        .await?;
+    services.integrations.start_sync().await?;
+
+    let mut events = services.engine.subscribe();
+    let phases = tokio::spawn(async move {
+        let mut seen: Vec<(String, Instant, Instant, u64)> = Vec::new();
+        while let Ok(event) = events.recv().await {
+            if let SyncEvent::History(h) = event {
+                let phase = format!("{} {}", h.module, h.direction);
+                let n = (h.added + h.updated + h.failed) as u64;
+                match seen.iter_mut().find(|(p, ..)| *p == phase) {
+                    Some(entry) => {
+                        entry.2 = Instant::now();
+                        entry.3 += n;
+                    }
+                    None => seen.push((phase, Instant::now(), Instant::now(), n)),
+                }
+            }
+        }
+        seen
+    });
+    let started = Instant::now();
+    let report = services.engine.run_once().await?;
+    let import = started.elapsed();
+    let imported = (report.pulled.added + report.pulled.updated) as f64;
+    let client = services.integrations.client().await?;
+    let calls = client.calls_made();
+    let accounts = services.store.link_count(Module::Accounts).await?;
+    let contacts = services.store.link_count(Module::Contacts).await?;
+    let minimum = accounts.div_ceil(2000) + contacts.div_ceil(2000);
+
+    println!("first sync of {contacts} contacts and {accounts} accounts into {backend}");
+    println!(
+        "  import: {:.2} s, {:.0} records/s",
+        import.as_secs_f64(),
+        imported / import.as_secs_f64()
+    );
+    println!(
+        "  Salesforce API calls: {calls} (minimum {minimum}: query pages of 2,000; nothing to export)"
+    );
+
+    let raw = raw_insert_rate(&options.database_url, &dir, contacts as usize).await?;
+    println!(
+        "  raw batched insert into the same database: {raw:.0} rows/s; sync import / raw = {:.2}",
+        imported / import.as_secs_f64() / raw
+    );
+
+    worker::spawn(services.engine.clone(), services.store.clone(), 3600);
+    let mut samples = Vec::with_capacity(options.latency_samples);
+    let page = services
+        .store
+        .contacts(
+            &Default::default(),
+            PageRequest {
+                after: None,
+                first: 1,
+            },
+        )
+        .await?;
+    let desk = page
+        .items
+        .first()
+        .ok_or_else(|| anyhow!("no contact was imported"))?;
+    let link = services
+        .store
+        .links_by_desk(Module::Contacts, &[desk.id.0])
+        .await?;
+    let sf_id = crate::domain::SalesforceId::parse(&link[&desk.id.0].salesforce_id)?;
+    for n in 0..options.latency_samples {
+        let title = format!("bench-{n}");
+        let patch = ContactPatch {
+            title: Some(Some(title.clone())),
+            ..Default::default()
+        };
+        let at = Instant::now();
+        services
+            .store
+            .update_contact(ContactId(desk.id.0), &patch)
+            .await?;
+        loop {
+            let record = client.get("Contact", &sf_id, Some(&["Title"])).await?;
+            if record
+                .as_ref()
+                .and_then(|r| r.get("Title"))
+                .and_then(|v| v.as_str())
+                == Some(title.as_str())
+            {
+                break;
+            }
+            if at.elapsed() > Duration::from_secs(10) {
+                bail!("a desk change did not reach Salesforce within 10 s");
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        samples.push(at.elapsed());
+    }
+    samples.sort();
+    println!(
+        "  desk change → Salesforce (worker, {} samples): p50 {:.0} ms, p99 {:.0} ms",
+        samples.len(),
+        percentile(&samples, 50.0).as_secs_f64() * 1e3,
+        percentile(&samples, 99.0).as_secs_f64() * 1e3
+    );
+    drop(services);
+    if let Ok(seen) = tokio::time::timeout(Duration::from_millis(100), phases).await
+        && let Ok(seen) = seen
+    {
+        for (phase, first, last, n) in seen {
+            let secs = last.duration_since(first).as_secs_f64().max(1e-3);
+            println!(
+                "  phase {phase}: {n} records, {:.0} records/s",
+                n as f64 / secs
+            );
+        }
+    }
+    match peak_rss_mb() {
+        Some(mb) => println!("  peak RSS: {mb:.0} MB"),
+        None => println!("  peak RSS: unavailable on this platform"),
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+/// Rows per second for plain batched inserts of contacts (200 per statement, one
+/// transaction per statement) into a fresh database of the same kind.
+async fn raw_insert_rate(
+    base: &Option<String>,
+    dir: &std::path::Path,
+    rows: usize,
+) -> anyhow::Result<f64> {
+    let url = fresh_database(base, dir, "raw").await?;
+    let store = open_store(&settings_for(dir, url)).await?;
+    let db = store.connection();
+    let now = Utc::now();
+    let started = Instant::now();
+    for chunk in (0..rows.max(1)).collect::<Vec<_>>().chunks(200) {
+        let models = chunk.iter().map(|n| contact::ActiveModel {
+            first_name: Set(Some("Bench".into())),
+            last_name: Set(format!("Raw{n}")),
+            email: Set(Some(format!("raw{n}@example.com"))),
+            created_at: Set(now),
+            updated_at: Set(now),
+            ..Default::default()
+        });
+        let txn = db.begin().await?;
+        contact::Entity::insert_many(models).exec(&txn).await?;
+        txn.commit().await?;
+    }
+    Ok(rows.max(1) as f64 / started.elapsed().as_secs_f64())
+}
+
+fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
+    let dir = std::env::temp_dir().join(format!("tandem-bench-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
