@@ -4,6 +4,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261125_000001_desk;
 mod m20261125_000002_integration;
+mod m20261125_000003_match_keys;
 
 pub struct Migrator;
 
@@ -13,6 +14,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261125_000001_desk::Migration),
             Box::new(m20261125_000002_integration::Migration),
+            Box::new(m20261125_000003_match_keys::Migration),
         ]
     }
 }

@@ -64,14 +64,15 @@ fn start_simulator(contacts: usize) -> anyhow::Result<Simulator> {
         .stdout
         .take()
         .ok_or_else(|| anyhow!("the simulator has no stdout"))?;
-    let mut sim = Simulator {
-        child: Some(child),
-        url: String::new(),
-    };
-    for line in BufReader::new(stdout).lines() {
+    let mut lines = BufReader::new(stdout).lines();
+    while let Some(line) = lines.next() {
         if let Some(url) = line?.strip_prefix("salesforce-sim listening on ") {
-            sim.url = url.trim().to_owned();
-            return Ok(sim);
+            // Keep reading: a closed pipe would end the simulator at its next line of output.
+            std::thread::spawn(move || lines.for_each(drop));
+            return Ok(Simulator {
+                child: Some(child),
+                url: url.trim().to_owned(),
+            });
         }
     }
     bail!("the simulator exited before it was listening")

@@ -41,6 +41,7 @@ pub fn account_input(model: &account::Model) -> AccountInput {
 }
 
 pub(crate) fn set_fields(active: &mut account::ActiveModel, f: AccountFields) {
+    active.name_key = Set(Some(f.name.to_lowercase()));
     active.name = Set(f.name);
     active.website = Set(f.website);
     active.phone = Set(f.phone);

@@ -63,6 +63,7 @@ pub fn contact_input(model: &contact::Model) -> ContactInput {
 pub(crate) fn set_fields(active: &mut contact::ActiveModel, f: ContactFields) {
     active.first_name = Set(f.first_name);
     active.last_name = Set(f.last_name);
+    active.email_key = Set(f.email.as_ref().map(|e| e.normalized()));
     active.email = Set(f.email.map(|e| e.into_inner()));
     active.phone = Set(f.phone);
     active.mobile = Set(f.mobile);
@@ -99,7 +100,7 @@ impl Store {
             Column::DeletedAt.is_null()
         });
         if let Some(email) = &filter.email {
-            select = select.filter(lower(Column::Email).eq(email.trim().to_lowercase()));
+            select = select.filter(Column::EmailKey.eq(email.trim().to_lowercase()));
         }
         if let Some(name) = &filter.name {
             let pattern = like_pattern(name);

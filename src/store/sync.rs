@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use entity::{
     account, contact, integration, outbox, record_link, sync_cursor, sync_failure, sync_history,
 };
-use sea_orm::sea_query::{Expr, ExprTrait, Func};
+use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
     QueryOrder, QuerySelect,
@@ -59,14 +59,18 @@ where
     A: ActiveModelTrait + Send,
     <A::Entity as EntityTrait>::Model: sea_orm::IntoActiveModel<A> + HasId,
 {
-    if rows.is_empty() {
-        return Ok(Vec::new());
+    let mut out = Vec::with_capacity(rows.len());
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        // Bounded statements: SQLite allows 32,766 parameters and desk rows have about 20.
+        let chunk: Vec<A> = rows.by_ref().take(500).collect();
+        let mut models = <A::Entity as EntityTrait>::insert_many(chunk)
+            .exec_with_returning(db)
+            .await?;
+        models.sort_by_key(HasId::id);
+        out.extend(models);
     }
-    let mut models = <A::Entity as EntityTrait>::insert_many(rows)
-        .exec_with_returning(db)
-        .await?;
-    models.sort_by_key(HasId::id);
-    Ok(models)
+    Ok(out)
 }
 
 /// Desk models with an integer id.
@@ -94,10 +98,6 @@ pub struct NewFailure {
     pub salesforce_id: Option<String>,
     pub reason: FailureReason,
     pub message: String,
-}
-
-fn lower(col: impl sea_orm::sea_query::IntoColumnRef) -> Expr {
-    Expr::expr(Func::lower(Expr::col(col)))
 }
 
 impl Store {
@@ -227,7 +227,7 @@ impl Store {
     /// Desk contacts (recycle bin included) whose email matches one of these, ignoring case.
     pub async fn contacts_by_emails(&self, emails: &[String]) -> StoreResult<Vec<contact::Model>> {
         Ok(contact::Entity::find()
-            .filter(lower(contact::Column::Email).is_in(emails.iter().map(|e| e.to_lowercase())))
+            .filter(contact::Column::EmailKey.is_in(emails.iter().map(|e| e.trim().to_lowercase())))
             .all(self.connection())
             .await?)
     }
@@ -235,7 +235,7 @@ impl Store {
     /// Desk accounts (recycle bin included) named one of these, ignoring case.
     pub async fn accounts_by_names(&self, names: &[String]) -> StoreResult<Vec<account::Model>> {
         Ok(account::Entity::find()
-            .filter(lower(account::Column::Name).is_in(names.iter().map(|n| n.to_lowercase())))
+            .filter(account::Column::NameKey.is_in(names.iter().map(|n| n.trim().to_lowercase())))
             .all(self.connection())
             .await?)
     }
@@ -365,9 +365,13 @@ impl SyncBatch<'_> {
             updated_at: Set(now),
             ..Default::default()
         });
-        record_link::Entity::insert_many(rows)
-            .exec_without_returning(&*self.txn)
-            .await?;
+        let mut rows = rows.peekable();
+        while rows.peek().is_some() {
+            let chunk: Vec<_> = rows.by_ref().take(1000).collect();
+            record_link::Entity::insert_many(chunk)
+                .exec_without_returning(&*self.txn)
+                .await?;
+        }
         Ok(())
     }
 

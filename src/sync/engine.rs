@@ -17,8 +17,10 @@ use crate::store::Store;
 
 #[derive(Debug, Clone)]
 pub struct EngineSettings {
-    /// Records per desk transaction and per Salesforce collection call.
+    /// Records per desk transaction and per Salesforce collection call (at most 200).
     pub batch: usize,
+    /// Salesforce records applied per desk transaction when pulling.
+    pub pull_batch: usize,
     /// Sync history older than this is pruned.
     pub history_retention: chrono::Duration,
     /// How far back each incremental pull re-reads, for transactions that commit late.
@@ -29,6 +31,7 @@ impl Default for EngineSettings {
     fn default() -> Self {
         Self {
             batch: 200,
+            pull_batch: 1000,
             history_retention: chrono::Duration::days(7),
             overlap: Duration::from_secs(120),
         }

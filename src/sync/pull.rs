@@ -87,10 +87,10 @@ impl SyncEngine {
         let soql = select.order_by(&stamp, true).order_by(&id, true).build();
         let mut records = std::pin::pin!(round.client.query(&soql));
         let mut total = Counts::default();
-        let mut chunk = Vec::with_capacity(self.settings.batch);
+        let mut chunk = Vec::with_capacity(self.settings.pull_batch);
         while let Some(record) = records.try_next().await? {
             chunk.push(record);
-            if chunk.len() >= self.settings.batch {
+            if chunk.len() >= self.settings.pull_batch {
                 total = add(
                     total,
                     self.apply(
@@ -121,7 +121,7 @@ impl SyncEngine {
     ) -> Result<Counts, SyncError> {
         let id = ident("Id")?;
         let mut total = Counts::default();
-        for chunk in ids.chunks(self.settings.batch) {
+        for chunk in ids.chunks(self.settings.pull_batch) {
             let soql = select_mapped(round, module)?
                 .filter(Condition::in_list(
                     &id,

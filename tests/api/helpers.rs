@@ -18,6 +18,9 @@ pub struct TestApp {
     pub store: Store,
     pub engine: std::sync::Arc<SyncEngine>,
     pub client: reqwest::Client,
+    /// The database and data dir, for running the `tandem` binary against the same desk.
+    pub database_url: String,
+    pub data_dir: std::path::PathBuf,
     minter: Authenticator,
     _db: TestDatabase,
 }
@@ -61,6 +64,8 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
         store,
         engine,
         client: reqwest::Client::new(),
+        database_url: settings.database_url().expose().to_owned(),
+        data_dir: settings.data_dir.clone(),
         minter,
         _db: db,
     }

@@ -12,6 +12,7 @@ mod http;
 mod integration;
 mod limits;
 mod profiles;
+mod reliability;
 mod salesforce;
 mod schema;
 mod sync;

@@ -220,6 +220,7 @@ pub fn all() -> Vec<SObject> {
                     "Subscription Type",
                     &["Free", "Standard", "Premium"],
                 ),
+                text("Helpdesk_Id__c", "Helpdesk Id", 255).external(),
             ],
         ),
         object(

@@ -1,0 +1,248 @@
+//! Sync under crashes, faults and concurrent edits: nothing lost, nothing duplicated.
+
+use std::collections::HashMap;
+use std::process::Stdio;
+use std::time::Duration;
+
+use salesforce_sim::{SimConfig, SimHandle};
+use serde_json::json;
+
+use crate::helpers::{TestApp, spawn_app};
+use crate::integration::connect;
+
+const ORG_CONTACTS: usize = 1_200;
+const DESK_CONTACTS: usize = 300;
+
+/// An org and a desk that each hold records the other lacks, connected, first sync started.
+async fn two_populated_sides(config: SimConfig) -> (TestApp, SimHandle) {
+    let sim = salesforce_sim::start(config).await;
+    for n in 0..ORG_CONTACTS / 10 {
+        sim.insert("Account", json!({ "Name": format!("OrgAccount{n}") }))
+            .unwrap();
+    }
+    for n in 0..ORG_CONTACTS {
+        sim.insert(
+            "Contact",
+            json!({ "LastName": format!("Org{n}"), "Email": format!("org{n}@example.com") }),
+        )
+        .unwrap();
+    }
+    let app = spawn_app().await;
+    for n in 0..DESK_CONTACTS / 10 {
+        app.store
+            .create_account(&tandem::domain::AccountInput {
+                name: Some(format!("DeskAccount{n}")),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+    }
+    for n in 0..DESK_CONTACTS {
+        app.store
+            .create_contact(&tandem::domain::ContactInput {
+                last_name: Some(format!("Desk{n}")),
+                email: Some(format!("desk{n}@example.com")),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+    }
+    assert!(connect(&app, &sim, "tandem").await.get("errors").is_none());
+    app.gql_ok("mutation { startSync { firstSync } }", json!({}))
+        .await;
+    (app, sim)
+}
+
+/// Every name appears exactly once on each side, and both sides hold the same names.
+async fn assert_exactly_once(app: &TestApp, sim: &SimHandle) {
+    let expected_contacts = ORG_CONTACTS + DESK_CONTACTS;
+    let expected_accounts = (ORG_CONTACTS + DESK_CONTACTS) / 10;
+    let desk = desk_names(app).await;
+    assert_eq!(desk.0.len(), expected_contacts, "desk contacts, each once");
+    assert!(desk.0.values().all(|n| *n == 1), "no desk contact twice");
+    assert_eq!(desk.1.len(), expected_accounts, "desk accounts, each once");
+    assert!(desk.1.values().all(|n| *n == 1), "no desk account twice");
+    assert_eq!(
+        sim.count("Contact"),
+        expected_contacts,
+        "Salesforce contacts, none twice"
+    );
+    assert_eq!(
+        sim.count("Account"),
+        expected_accounts,
+        "Salesforce accounts, none twice"
+    );
+    assert_eq!(
+        app.store
+            .link_count(tandem::domain::Module::Contacts)
+            .await
+            .unwrap() as usize,
+        expected_contacts
+    );
+}
+
+async fn desk_names(app: &TestApp) -> (HashMap<String, usize>, HashMap<String, usize>) {
+    use sea_orm::EntityTrait;
+    let mut contacts = HashMap::new();
+    for c in entity::contact::Entity::find()
+        .all(app.store.connection())
+        .await
+        .unwrap()
+    {
+        *contacts.entry(c.last_name).or_insert(0) += 1;
+    }
+    let mut accounts = HashMap::new();
+    for a in entity::account::Entity::find()
+        .all(app.store.connection())
+        .await
+        .unwrap()
+    {
+        *accounts.entry(a.name).or_insert(0) += 1;
+    }
+    (contacts, accounts)
+}
+
+#[tokio::test]
+async fn a_first_sync_killed_at_several_points_resumes_with_everything_exactly_once() {
+    let (app, sim) = two_populated_sides(SimConfig {
+        latency_ms: 40,
+        ..Default::default()
+    })
+    .await;
+    let run = |kill_after: Option<Duration>| {
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tandem"))
+            .args(["sync", "--once"])
+            .env("TANDEM_DATA_DIR", &app.data_dir)
+            .env("TANDEM_DATABASE_URL", &app.database_url)
+            .env("TANDEM_SYNC__WORKER", "false")
+            .env("TANDEM_LOG__FILTER", "error")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        async move {
+            match kill_after {
+                Some(after) => {
+                    tokio::time::sleep(after).await;
+                    child.start_kill().unwrap();
+                    child.wait().await.unwrap()
+                }
+                None => child.wait().await.unwrap(),
+            }
+        }
+    };
+    let mut killed = 0;
+    for ms in [120, 260, 420, 600, 800] {
+        if !run(Some(Duration::from_millis(ms))).await.success() {
+            killed += 1;
+        }
+    }
+    assert!(
+        killed >= 3,
+        "the sync was killed mid-way at least three times ({killed})"
+    );
+    assert!(
+        run(None).await.success(),
+        "a run to the end finishes the first sync"
+    );
+    app.sync_now().await;
+    assert_exactly_once(&app, &sim).await;
+    let state = app.gql_ok("{ integration { firstSync } }", json!({})).await;
+    assert_eq!(state["integration"]["firstSync"], "DONE");
+}
+
+#[tokio::test]
+async fn with_a_tenth_of_calls_failing_the_sync_converges_without_loss() {
+    let (app, sim) = two_populated_sides(SimConfig::default()).await;
+    sim.set_error_rate(0.1);
+    let mut rounds = 0;
+    let mut budget_spent = false;
+    loop {
+        rounds += 1;
+        assert!(rounds <= 60, "the sync did not converge in 60 rounds");
+        if rounds == 2 {
+            sim.expire_tokens();
+        }
+        if rounds == 3 && !budget_spent {
+            sim.set_daily_api_limit(sim.api_usage());
+            budget_spent = true;
+        }
+        if rounds == 4 {
+            sim.set_daily_api_limit(10_000_000);
+        }
+        let ok = app.engine.run_once().await.is_ok();
+        let done = app.gql_ok("{ integration { firstSync } }", json!({})).await["integration"]["firstSync"]
+            == "DONE";
+        if ok && done && app.store.outbox_len().await.unwrap() == 0 {
+            break;
+        }
+    }
+    sim.set_error_rate(0.0);
+    app.sync_now().await;
+    assert_exactly_once(&app, &sim).await;
+}
+
+#[tokio::test]
+async fn concurrent_edits_on_both_sides_converge() {
+    let (app, sim) = two_populated_sides(SimConfig::default()).await;
+    app.sync_now().await;
+    let links = {
+        use sea_orm::EntityTrait;
+        entity::record_link::Entity::find()
+            .all(app.store.connection())
+            .await
+            .unwrap()
+    };
+    let contacts: Vec<_> = links
+        .iter()
+        .filter(|l| l.module == "CONTACTS")
+        .take(40)
+        .collect();
+    for round in 0..6 {
+        for (i, link) in contacts.iter().enumerate() {
+            let title = format!("r{round}-{i}");
+            if (i + round) % 3 == 0 {
+                sim.update(
+                    "Contact",
+                    &link.salesforce_id,
+                    json!({ "Title": format!("sf-{title}") }),
+                )
+                .unwrap();
+            }
+            if (i + round) % 2 == 0 {
+                let patch = tandem::domain::ContactPatch {
+                    title: Some(Some(format!("desk-{title}"))),
+                    ..Default::default()
+                };
+                app.store
+                    .update_contact(tandem::domain::ContactId(link.desk_id), &patch)
+                    .await
+                    .unwrap();
+            }
+        }
+        app.sync_now().await;
+    }
+    app.sync_now().await;
+    for link in contacts {
+        let desk = app
+            .store
+            .contact(tandem::domain::ContactId(link.desk_id))
+            .await
+            .unwrap()
+            .unwrap();
+        let org = sim.get("Contact", &link.salesforce_id).unwrap();
+        assert_eq!(
+            org["Title"].as_str(),
+            desk.title.as_deref(),
+            "both sides agree on {}",
+            link.salesforce_id
+        );
+    }
+    let mark = sim.request_count();
+    app.sync_now().await;
+    assert!(
+        sim.requests()[mark..].iter().all(|r| r.method == "GET"),
+        "converged: the next round writes nothing"
+    );
+}
