@@ -79,7 +79,6 @@ pub struct SyncEngine {
     pub(super) store: Store,
     pub(super) integrations: Arc<Integrations>,
     pub(super) settings: EngineSettings,
-    events: broadcast::Sender<SyncEvent>,
 }
 
 /// The state one round works with.
@@ -102,21 +101,20 @@ impl Round<'_> {
 
 impl SyncEngine {
     pub fn new(store: Store, integrations: Arc<Integrations>, settings: EngineSettings) -> Self {
-        let (events, _) = broadcast::channel(1024);
         Self {
             store,
             integrations,
             settings,
-            events,
         }
     }
 
+    /// History entries, failures and status changes, as they happen.
     pub fn subscribe(&self) -> broadcast::Receiver<SyncEvent> {
-        self.events.subscribe()
+        self.integrations.subscribe()
     }
 
     pub(super) fn publish(&self, event: SyncEvent) {
-        let _ = self.events.send(event);
+        self.integrations.publish(event);
     }
 
     /// Runs one full round: the first sync while it is running, otherwise incremental.

@@ -660,3 +660,38 @@ async fn non_administrators_cannot_read_or_retry_the_sync_log() {
         assert_eq!(crate::helpers::codes(&body), ["FORBIDDEN"], "{op}");
     }
 }
+
+#[tokio::test]
+async fn history_failures_and_status_changes_are_published_as_they_happen() {
+    use tandem::domain::IntegrationStatus;
+    use tandem::sync::SyncEvent;
+    let (app, sim) = connected().await;
+    let mut events = app.engine.subscribe();
+    sim.insert("Contact", json!({ "LastName": "Announced" }))
+        .unwrap();
+    app.sync_now().await;
+    app.gql_ok("mutation { pauseSync { status } }", json!({}))
+        .await;
+    app.gql_ok("mutation { resumeSync { status } }", json!({}))
+        .await;
+    let mut seen = Vec::new();
+    while let Ok(event) = events.try_recv() {
+        seen.push(match event {
+            SyncEvent::History(h) => format!("history {} {} +{}", h.direction, h.module, h.added),
+            SyncEvent::Failure(f) => format!("failure {}", f.reason),
+            SyncEvent::Status(status, _) => format!("status {status}"),
+        });
+    }
+    assert!(
+        seen.contains(&"history SALESFORCE_TO_DESK CONTACTS +1".to_owned()),
+        "{seen:?}"
+    );
+    let statuses: Vec<&String> = seen.iter().filter(|e| e.starts_with("status")).collect();
+    assert_eq!(
+        statuses,
+        [
+            &format!("status {}", IntegrationStatus::Paused),
+            &format!("status {}", IntegrationStatus::Active)
+        ]
+    );
+}
