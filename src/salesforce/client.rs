@@ -417,6 +417,29 @@ impl SalesforceClient {
         )
     }
 
+    /// Sends records in collections of up to 200 and returns one result per record.
+    async fn collections<'r>(
+        &self,
+        method: Method,
+        path: &str,
+        object: &str,
+        records: impl ExactSizeIterator<Item = (Option<&'r SalesforceId>, &'r Record)>,
+        all_or_none: bool,
+        repeat: Repeat,
+    ) -> Result<Vec<RecordResult>, SalesforceError> {
+        let path = self.data_path(path);
+        let records: Vec<_> = records.collect();
+        let mut results = Vec::with_capacity(records.len());
+        for chunk in records.chunks(COLLECTION_LIMIT) {
+            let body = collection_body(object, chunk.iter().copied(), all_or_none);
+            let (_, out) = self
+                .call(method.clone(), &path, &[], Some(&body), repeat)
+                .await?;
+            results.extend(decode_results(out, chunk.len())?);
+        }
+        Ok(results)
+    }
+
     /// Creates records of one object in collections of up to 200, one result per record.
     pub async fn create_many(
         &self,
@@ -424,16 +447,16 @@ impl SalesforceClient {
         records: &[Record],
         all_or_none: bool,
     ) -> Result<Vec<RecordResult>, SalesforceError> {
-        let mut results = Vec::with_capacity(records.len());
-        for chunk in records.chunks(COLLECTION_LIMIT) {
-            let body = collection_body(object, chunk.iter().map(|r| (None, r)), all_or_none);
-            let path = self.data_path("composite/sobjects");
-            let (_, out) = self
-                .call(Method::POST, &path, &[], Some(&body), Repeat::Unsafe)
-                .await?;
-            results.extend(decode_results(out, chunk.len())?);
-        }
-        Ok(results)
+        let records = records.iter().map(|r| (None, r));
+        self.collections(
+            Method::POST,
+            "composite/sobjects",
+            object,
+            records,
+            all_or_none,
+            Repeat::Unsafe,
+        )
+        .await
     }
 
     /// Updates records of one object by id in collections of up to 200.
@@ -443,20 +466,16 @@ impl SalesforceClient {
         records: &[(SalesforceId, Record)],
         all_or_none: bool,
     ) -> Result<Vec<RecordResult>, SalesforceError> {
-        let mut results = Vec::with_capacity(records.len());
-        for chunk in records.chunks(COLLECTION_LIMIT) {
-            let body = collection_body(
-                object,
-                chunk.iter().map(|(id, r)| (Some(id), r)),
-                all_or_none,
-            );
-            let path = self.data_path("composite/sobjects");
-            let (_, out) = self
-                .call(Method::PATCH, &path, &[], Some(&body), Repeat::Safe)
-                .await?;
-            results.extend(decode_results(out, chunk.len())?);
-        }
-        Ok(results)
+        let records = records.iter().map(|(id, r)| (Some(id), r));
+        self.collections(
+            Method::PATCH,
+            "composite/sobjects",
+            object,
+            records,
+            all_or_none,
+            Repeat::Safe,
+        )
+        .await
     }
 
     /// Creates or updates records of one object by an external id field, in collections of
@@ -468,16 +487,17 @@ impl SalesforceClient {
         records: &[Record],
         all_or_none: bool,
     ) -> Result<Vec<RecordResult>, SalesforceError> {
-        let mut results = Vec::with_capacity(records.len());
-        for chunk in records.chunks(COLLECTION_LIMIT) {
-            let body = collection_body(object, chunk.iter().map(|r| (None, r)), all_or_none);
-            let path = self.data_path(&format!("composite/sobjects/{object}/{field}"));
-            let (_, out) = self
-                .call(Method::PATCH, &path, &[], Some(&body), Repeat::Safe)
-                .await?;
-            results.extend(decode_results(out, chunk.len())?);
-        }
-        Ok(results)
+        let path = format!("composite/sobjects/{object}/{field}");
+        let records = records.iter().map(|r| (None, r));
+        self.collections(
+            Method::PATCH,
+            &path,
+            object,
+            records,
+            all_or_none,
+            Repeat::Safe,
+        )
+        .await
     }
 
     /// Deletes records in collections of up to 200.

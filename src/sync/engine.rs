@@ -268,26 +268,37 @@ impl SyncEngine {
         Ok(())
     }
 
-    /// Writes a history entry for a batch that moved anything, inside its transaction.
-    pub(super) async fn history(
+    /// Ends a batch: its history entry (when it moved anything) commits with it, then the
+    /// entry and the batch's failures are published.
+    pub(super) async fn finish(
         &self,
-        batch: &mut crate::store::SyncBatch<'_>,
+        mut batch: crate::store::SyncBatch<'_>,
         direction: Direction,
         module: Module,
         counts: Counts,
-    ) -> Result<Option<entity::sync_history::Model>, SyncError> {
-        if counts.is_empty() {
-            return Ok(None);
+        failures: Vec<entity::sync_failure::Model>,
+    ) -> Result<Counts, SyncError> {
+        let history = if counts.is_empty() {
+            None
+        } else {
+            Some(
+                batch
+                    .history(
+                        direction,
+                        module,
+                        (counts.added, counts.updated, counts.failed),
+                    )
+                    .await?,
+            )
+        };
+        batch.commit().await?;
+        for failure in failures {
+            self.publish(SyncEvent::Failure(failure));
         }
-        Ok(Some(
-            batch
-                .history(
-                    direction,
-                    module,
-                    (counts.added, counts.updated, counts.failed),
-                )
-                .await?,
-        ))
+        if let Some(history) = history {
+            self.publish(SyncEvent::History(history));
+        }
+        Ok(counts)
     }
 }
 

@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 
 use super::SyncError;
 use super::desk::{self, DeskRecord};
-use super::engine::{Counts, Round, SyncEngine, SyncEvent};
+use super::engine::{Counts, Round, SyncEngine};
 use super::records::{
     AccountLinks, SalesforceValues, account_fields, apply_to_desk, contact_fields, from_salesforce,
     hash, reason_for,
@@ -310,17 +310,8 @@ impl SyncEngine {
                 )
                 .await?;
         }
-        let history = self
-            .history(&mut batch, Direction::SalesforceToDesk, module, counts)
-            .await?;
-        batch.commit().await?;
-        for failure in failures {
-            self.publish(SyncEvent::Failure(failure));
-        }
-        if let Some(history) = history {
-            self.publish(SyncEvent::History(history));
-        }
-        Ok(counts)
+        self.finish(batch, Direction::SalesforceToDesk, module, counts, failures)
+            .await
     }
 
     /// Creates the page's new desk records with one insert and links them with another.

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::SyncError;
 use super::desk::{self, DeskRecord};
-use super::engine::{Counts, Round, SyncEngine, SyncEvent};
+use super::engine::{Counts, Round, SyncEngine};
 use super::records::{AccountLinks, hash, to_salesforce};
 use crate::domain::{Direction, FailureReason, Module, SalesforceId};
 use crate::salesforce::soql::{Condition, Ident, Literal, Select};
@@ -314,17 +314,8 @@ impl SyncEngine {
         if let Some((name, last)) = cursor {
             batch.set_cursor(name, None, None, Some(last)).await?;
         }
-        let history = self
-            .history(&mut batch, Direction::DeskToSalesforce, module, counts)
-            .await?;
-        batch.commit().await?;
-        for failure in failures {
-            self.publish(SyncEvent::Failure(failure));
-        }
-        if let Some(history) = history {
-            self.publish(SyncEvent::History(history));
-        }
-        Ok(counts)
+        self.finish(batch, Direction::DeskToSalesforce, module, counts, failures)
+            .await
     }
 
     /// Before creating, looks for an unlinked Salesforce twin by email (contacts) or name
