@@ -155,7 +155,8 @@ async fn a_first_sync_killed_at_several_points_resumes_with_everything_exactly_o
 #[tokio::test]
 async fn with_a_tenth_of_calls_failing_the_sync_converges_without_loss() {
     let (app, sim) = two_populated_sides(SimConfig::default()).await;
-    sim.set_error_rate(0.1);
+    sim.set_error_rate(0.07);
+    sim.set_drop_rate(0.03);
     let mut rounds = 0;
     let mut budget_spent = false;
     loop {
@@ -179,6 +180,7 @@ async fn with_a_tenth_of_calls_failing_the_sync_converges_without_loss() {
         }
     }
     sim.set_error_rate(0.0);
+    sim.set_drop_rate(0.0);
     app.sync_now().await;
     assert_exactly_once(&app, &sim).await;
 }

@@ -438,3 +438,32 @@ async fn the_soql_builder_finds_exactly_the_stored_record_for_any_string() {
         assert_eq!(matched.len(), expected_like, "LIKE {name:?}: {like}");
     }
 }
+
+#[tokio::test]
+async fn a_dropped_connection_is_retried_only_where_repeating_is_safe() {
+    let sim = org().await;
+    let sf = client(&sim);
+    let id = sf
+        .create("Account", &fields(json!({ "Name": "Dropped" })))
+        .await
+        .unwrap();
+    sim.drop_next(2);
+    assert_eq!(
+        sf.get("Account", &id, None).await.unwrap().unwrap()["Name"],
+        "Dropped"
+    );
+
+    let before = requests_to(&sim, "sobjects/Account");
+    sim.drop_next(1);
+    let err = sf
+        .create("Account", &fields(json!({ "Name": "Maybe" })))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SalesforceError::Transport(_)), "{err:?}");
+    assert!(err.is_transient());
+    assert_eq!(
+        requests_to(&sim, "sobjects/Account") - before,
+        1,
+        "a create is never repeated"
+    );
+}

@@ -18,6 +18,8 @@ pub struct SimConfig {
     /// PEM public key (or certificate's key) that JWT-bearer assertions must be signed with.
     pub jwt_public_key_pem: Option<String>,
     pub error_rate: f64,
+    /// This fraction of REST calls has its connection dropped mid-answer.
+    pub drop_rate: f64,
     pub latency_ms: u64,
 }
 
@@ -36,6 +38,7 @@ impl Default for SimConfig {
             daily_api_limit: 100_000,
             jwt_public_key_pem: None,
             error_rate: 0.0,
+            drop_rate: 0.0,
             latency_ms: 0,
         }
     }

@@ -12,6 +12,9 @@ use crate::error::ApiError;
 pub struct Faults {
     rng: StdRng,
     pub error_rate: f64,
+    pub drop_rate: f64,
+    /// The next this many REST calls have their connection dropped.
+    pub drops: u32,
     pub latency: Duration,
     pub queued: VecDeque<u16>,
     pub daily_limit: u64,
@@ -25,6 +28,8 @@ impl Faults {
         Faults {
             rng: StdRng::seed_from_u64(config.seed),
             error_rate: config.error_rate,
+            drop_rate: config.drop_rate,
+            drops: 0,
             latency: Duration::from_millis(config.latency_ms),
             queued: VecDeque::new(),
             daily_limit: config.daily_api_limit,
@@ -44,6 +49,15 @@ impl Faults {
             return Some(error_for(status));
         }
         None
+    }
+
+    /// Whether this request's connection should be cut before its answer is complete.
+    pub fn dropped(&mut self) -> bool {
+        if self.drops > 0 {
+            self.drops -= 1;
+            return true;
+        }
+        self.drop_rate > 0.0 && self.rng.gen_bool(self.drop_rate.clamp(0.0, 1.0))
     }
 
     /// Counts one API request, or refuses it when the daily budget is spent.

@@ -139,6 +139,16 @@ impl SimHandle {
         lock(&self.sim.faults).error_rate = rate;
     }
 
+    /// Cuts the connection of this fraction of REST calls mid-answer (seeded, like errors).
+    pub fn set_drop_rate(&self, rate: f64) {
+        lock(&self.sim.faults).drop_rate = rate;
+    }
+
+    /// Cuts the connection of the next `n` REST calls mid-answer.
+    pub fn drop_next(&self, n: u32) {
+        lock(&self.sim.faults).drops += n;
+    }
+
     /// The next REST calls fail with these statuses (500, 503, 400 row lock, 403 limit), in order.
     pub fn fail_next(&self, statuses: &[u16]) {
         lock(&self.sim.faults).queued.extend(statuses);

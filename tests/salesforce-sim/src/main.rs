@@ -34,6 +34,9 @@ struct Args {
     /// Fraction (0..1) of REST calls answered with 500/503.
     #[arg(long, default_value_t = 0.0)]
     error_rate: f64,
+    /// Fraction of REST calls whose connection is dropped mid-answer.
+    #[arg(long, default_value_t = 0.0)]
+    drop_rate: f64,
     #[arg(long, default_value_t = 0)]
     latency_ms: u64,
 }
@@ -58,6 +61,7 @@ async fn main() -> std::io::Result<()> {
         daily_api_limit: args.daily_api_limit,
         jwt_public_key_pem,
         error_rate: args.error_rate,
+        drop_rate: args.drop_rate,
         latency_ms: args.latency_ms,
     };
     let sim = start(config).await;

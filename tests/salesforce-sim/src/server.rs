@@ -34,6 +34,16 @@ pub async fn dispatch(
         }
         _ => req.method().clone(),
     };
+    let rest = req.path().starts_with("/services/data/v");
+    if rest && lock(&sim.faults).dropped() {
+        sim.record(LoggedRequest {
+            method: method.to_string(),
+            path: req.path().to_string(),
+            query: req.query_string().to_string(),
+            status: 0,
+        });
+        return cut_off();
+    }
     let response = route(sim, &req, &method, &params, &body);
     sim.record(LoggedRequest {
         method: method.to_string(),
@@ -42,6 +52,26 @@ pub async fn dispatch(
         status: response.status().as_u16(),
     });
     response
+}
+
+/// Headers, then a body that fails: the connection closes before the answer is complete.
+fn cut_off() -> HttpResponse {
+    struct Broken;
+    impl futures_core::Stream for Broken {
+        type Item = Result<web::Bytes, std::io::Error>;
+        fn poll_next(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<Self::Item>> {
+            std::task::Poll::Ready(Some(Err(std::io::Error::new(
+                std::io::ErrorKind::ConnectionReset,
+                "connection dropped by fault injection",
+            ))))
+        }
+    }
+    HttpResponse::Ok()
+        .content_type("application/json;charset=UTF-8")
+        .streaming(Broken)
 }
 
 fn json_response(status: u16, body: Option<&Json>) -> HttpResponse {

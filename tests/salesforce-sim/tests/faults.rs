@@ -121,3 +121,20 @@ async fn seeded_data_is_linked_and_deterministic() {
         .await;
     assert!(closed["totalSize"].as_u64().unwrap() > 0);
 }
+
+#[tokio::test]
+async fn dropped_connections_cut_the_answer_short() {
+    let sim = salesforce_sim::start(salesforce_sim::SimConfig::default()).await;
+    let token = sim.access_token();
+    let url = format!("{}/services/data/v62.0/limits", sim.base_url());
+    let http = reqwest::Client::new();
+    sim.drop_next(1);
+    let cut = http.get(&url).bearer_auth(&token).send().await;
+    let failed = match cut {
+        Err(_) => true,
+        Ok(response) => response.bytes().await.is_err(),
+    };
+    assert!(failed, "the first answer never completes");
+    let whole = http.get(&url).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(whole.status(), 200, "the next call is answered");
+}
