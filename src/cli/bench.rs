@@ -2,6 +2,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, anyhow, bail};
@@ -15,6 +16,14 @@ use crate::domain::{ContactId, ContactPatch, Module, SyncType};
 use crate::startup::{Services, open_store};
 use crate::store::PageRequest;
 use crate::sync::{Connect, ConnectAuth, SyncEvent, worker};
+
+/// Records one phase (direction and module) moved, and when its first and last batch ended.
+struct Phase {
+    name: String,
+    first: Instant,
+    last: Instant,
+    records: u64,
+}
 
 pub struct BenchOptions {
     pub contacts: usize,
@@ -118,7 +127,7 @@ async fn fresh_database(
     use sea_orm::ConnectionTrait;
     match base {
         Some(url) if url.starts_with("postgres") => {
-            let db_name = format!("tandem_bench_{name}_{}", uuid::Uuid::new_v4().simple());
+            let db_name = format!("tandem_bench_{}_{name}", run_id(dir));
             let admin = sea_orm::Database::connect(url.as_str()).await?;
             admin
                 .execute_unprepared(&format!("CREATE DATABASE {db_name}"))
@@ -168,22 +177,28 @@ pub async fn sync(options: BenchOptions) -> anyhow::Result<()> {
     services.integrations.start_sync().await?;
 
     let mut events = services.engine.subscribe();
-    let phases = tokio::spawn(async move {
-        let mut seen: Vec<(String, Instant, Instant, u64)> = Vec::new();
+    let phases: Arc<Mutex<Vec<Phase>>> = Arc::default();
+    let seen = phases.clone();
+    tokio::spawn(async move {
         while let Ok(event) = events.recv().await {
             if let SyncEvent::History(h) = event {
-                let phase = format!("{} {}", h.module, h.direction);
+                let name = format!("{} {}", h.module, h.direction);
                 let n = (h.added + h.updated + h.failed) as u64;
-                match seen.iter_mut().find(|(p, ..)| *p == phase) {
-                    Some(entry) => {
-                        entry.2 = Instant::now();
-                        entry.3 += n;
+                let mut seen = seen.lock().unwrap_or_else(|p| p.into_inner());
+                match seen.iter_mut().find(|p| p.name == name) {
+                    Some(phase) => {
+                        phase.last = Instant::now();
+                        phase.records += n;
                     }
-                    None => seen.push((phase, Instant::now(), Instant::now(), n)),
+                    None => seen.push(Phase {
+                        name,
+                        first: Instant::now(),
+                        last: Instant::now(),
+                        records: n,
+                    }),
                 }
             }
         }
-        seen
     });
     let started = Instant::now();
     let report = services.engine.run_once().await?;
@@ -267,23 +282,46 @@ pub async fn sync(options: BenchOptions) -> anyhow::Result<()> {
         percentile(&samples, 50.0).as_secs_f64() * 1e3,
         percentile(&samples, 99.0).as_secs_f64() * 1e3
     );
-    drop(services);
-    if let Ok(seen) = tokio::time::timeout(Duration::from_millis(100), phases).await
-        && let Ok(seen) = seen
-    {
-        for (phase, first, last, n) in seen {
-            let secs = last.duration_since(first).as_secs_f64().max(1e-3);
-            println!(
-                "  phase {phase}: {n} records, {:.0} records/s",
-                n as f64 / secs
-            );
-        }
+    for phase in phases.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+        let secs = phase
+            .last
+            .duration_since(phase.first)
+            .as_secs_f64()
+            .max(1e-3);
+        println!(
+            "  phase {}: {} records, {:.0} records/s",
+            phase.name,
+            phase.records,
+            phase.records as f64 / secs
+        );
     }
     match peak_rss_mb() {
         Some(mb) => println!("  peak RSS: {mb:.0} MB"),
         None => println!("  peak RSS: unavailable on this platform"),
     }
     let _ = std::fs::remove_dir_all(&dir);
+    drop_databases(&options.database_url, &run_id(&dir)).await
+}
+
+/// Drops the PostgreSQL databases this run created.
+async fn drop_databases(base: &Option<String>, run: &str) -> anyhow::Result<()> {
+    use sea_orm::{ConnectionTrait, Statement};
+    let Some(url) = base.as_ref().filter(|u| u.starts_with("postgres")) else {
+        return Ok(());
+    };
+    let admin = sea_orm::Database::connect(url.as_str()).await?;
+    let rows = admin
+        .query_all_raw(Statement::from_string(
+            admin.get_database_backend(),
+            format!("SELECT datname FROM pg_database WHERE datname LIKE 'tandem_bench_{run}_%'"),
+        ))
+        .await?;
+    for row in rows {
+        let name: String = row.try_get("", "datname")?;
+        admin
+            .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .await?;
+    }
     Ok(())
 }
 
@@ -313,6 +351,15 @@ async fn raw_insert_rate(
         txn.commit().await?;
     }
     Ok(rows.max(1) as f64 / started.elapsed().as_secs_f64())
+}
+
+/// The run's id: the random part of its scratch directory's name.
+fn run_id(dir: &std::path::Path) -> String {
+    dir.file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.strip_prefix("tandem-bench-"))
+        .unwrap_or("run")
+        .to_owned()
 }
 
 fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {

@@ -140,6 +140,18 @@ impl Store {
         }
     }
 
+    /// Brings the query planner's statistics up to date after bulk writes. PostgreSQL plans
+    /// a freshly filled table as if it were still empty until it is analysed; SQLite needs
+    /// nothing.
+    pub async fn refresh_statistics(&self) -> StoreResult<()> {
+        if self.write_lock.is_none() {
+            self.db
+                .execute_unprepared("ANALYZE record_link, contact, account, outbox")
+                .await?;
+        }
+        Ok(())
+    }
+
     pub fn subscribe(&self) -> broadcast::Receiver<DeskEvent> {
         self.events.subscribe()
     }

@@ -88,9 +88,14 @@ impl SyncEngine {
         let mut records = std::pin::pin!(round.client.query(&soql));
         let mut total = Counts::default();
         let mut chunk = Vec::with_capacity(self.settings.pull_batch);
+        let mut batches = 0u32;
         while let Some(record) = records.try_next().await? {
             chunk.push(record);
             if chunk.len() >= self.settings.pull_batch {
+                batches += 1;
+                if batches % 10 == 0 {
+                    self.store.refresh_statistics().await?;
+                }
                 total = add(
                     total,
                     self.apply(

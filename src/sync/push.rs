@@ -94,6 +94,9 @@ impl SyncEngine {
                 .unlinked(module, after, self.settings.batch as u64)
                 .await?;
             let Some(&last) = ids.last() else { break };
+            if total.added % 2000 == 0 && total.added > 0 {
+                self.store.refresh_statistics().await?;
+            }
             let counts = self
                 .send(
                     round,
