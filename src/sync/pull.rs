@@ -93,7 +93,7 @@ impl SyncEngine {
             chunk.push(record);
             if chunk.len() >= self.settings.pull_batch {
                 batches += 1;
-                if batches % 10 == 0 {
+                if batches.is_multiple_of(10) {
                     self.store.refresh_statistics().await?;
                 }
                 total = add(

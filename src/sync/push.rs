@@ -81,6 +81,7 @@ impl SyncEngine {
         module: Module,
     ) -> Result<Counts, SyncError> {
         let cursor_name = format!("export:{module}");
+        let mut batches = 0u32;
         let mut after = self
             .store
             .cursor(&cursor_name)
@@ -94,7 +95,8 @@ impl SyncEngine {
                 .unlinked(module, after, self.settings.batch as u64)
                 .await?;
             let Some(&last) = ids.last() else { break };
-            if total.added % 2000 == 0 && total.added > 0 {
+            batches += 1;
+            if batches.is_multiple_of(10) {
                 self.store.refresh_statistics().await?;
             }
             let counts = self
