@@ -467,3 +467,23 @@ async fn a_dropped_connection_is_retried_only_where_repeating_is_safe() {
         "a create is never repeated"
     );
 }
+
+#[tokio::test]
+async fn slow_answers_time_out_and_are_retried_within_bounds() {
+    let sim = org().await;
+    let mut config = ClientConfig::new(sim.base_url(), password(&sim, "tandem"));
+    config.timeout = Duration::from_millis(150);
+    config.backoff_base = Duration::from_millis(2);
+    let sf = SalesforceClient::new(config).unwrap();
+    sf.verify().await.unwrap();
+    let before = requests_to(&sim, "/limits");
+    sim.set_latency(Duration::from_millis(400));
+    let err = sf.limits().await.unwrap_err();
+    assert!(matches!(err, SalesforceError::Transport(_)), "{err:?}");
+    assert!(
+        requests_to(&sim, "/limits") - before <= 4,
+        "bounded attempts"
+    );
+    sim.set_latency(Duration::ZERO);
+    sf.limits().await.unwrap();
+}

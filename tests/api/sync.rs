@@ -695,3 +695,55 @@ async fn history_failures_and_status_changes_are_published_as_they_happen() {
         ]
     );
 }
+
+#[tokio::test]
+async fn revoked_credentials_put_the_integration_in_error_until_reconnected() {
+    let app = spawn_app().await;
+    let sim = salesforce_sim::start(SimConfig::default()).await;
+    let refresh = sim.refresh_token();
+    let config = sim.config().clone();
+    let connected = app
+        .gql(
+            "mutation($i: ConnectSalesforceInput!) { connectSalesforce(input: $i) { status } }",
+            json!({ "i": { "loginUrl": sim.base_url(), "auth": "REFRESH_TOKEN", "refreshToken": refresh,
+                           "clientId": config.client_id, "clientSecret": config.client_secret } }),
+        )
+        .await;
+    assert_eq!(
+        connected["data"]["connectSalesforce"]["status"], "ACTIVE",
+        "{connected}"
+    );
+    app.gql_ok("mutation { startSync { firstSync } }", json!({}))
+        .await;
+    app.sync_now().await;
+
+    let revoked = reqwest::Client::new()
+        .post(format!("{}/services/oauth2/revoke", sim.base_url()))
+        .form(&[("token", refresh.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), 200);
+    sim.expire_tokens();
+    assert!(app.engine.run_once().await.is_err());
+    let state = app
+        .gql_ok("{ integration { status statusReason } }", json!({}))
+        .await;
+    assert_eq!(state["integration"]["status"], "ERROR");
+    assert!(
+        state["integration"]["statusReason"]
+            .as_str()
+            .unwrap()
+            .contains("reconnect"),
+        "{state}"
+    );
+    let mark = sim.request_count();
+    assert!(
+        app.sync_now().await.idle.is_some(),
+        "the worker stays idle while in error"
+    );
+    assert_eq!(sim.request_count(), mark);
+
+    let back = connect(&app, &sim, "tandem").await;
+    assert_eq!(back["data"]["connectSalesforce"]["status"], "ACTIVE");
+}
