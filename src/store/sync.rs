@@ -16,8 +16,8 @@ use sea_orm::{
 use super::contacts::check_account;
 use super::{Store, StoreResult, WriteTxn};
 use crate::domain::{
-    AccountFields, AccountId, ContactFields, DeskAction, DeskEntity, Direction, FailureReason,
-    Invalid, Module,
+    AccountFields, AccountId, ContactFields, ContactId, DeskAction, DeskEntity, Direction,
+    FailureReason, Invalid, Module,
 };
 
 /// Records a desk change for the sync to push, when an integration exists.
@@ -49,45 +49,29 @@ pub struct NewLink {
     pub modstamp: Option<DateTime<Utc>>,
 }
 
-/// Inserts rows with one statement and returns them in the order given: ids are assigned
-/// in statement order, so sorting by id restores it whatever order RETURNING used.
-async fn insert_returning<A>(
-    db: &impl ConnectionTrait,
-    rows: Vec<A>,
-) -> StoreResult<Vec<<A::Entity as EntityTrait>::Model>>
+/// The primary key an entity's rows get on insert.
+type Key<A> = <<<A as ActiveModelTrait>::Entity as EntityTrait>::PrimaryKey as sea_orm::PrimaryKeyTrait>::ValueType;
+
+/// Inserts rows with few statements and returns their new ids in the order given: ids are
+/// assigned in statement order, so sorting them restores it whatever order RETURNING used.
+async fn insert_ids<A>(db: &impl ConnectionTrait, rows: Vec<A>) -> StoreResult<Vec<Key<A>>>
 where
     A: ActiveModelTrait + Send,
-    <A::Entity as EntityTrait>::Model: sea_orm::IntoActiveModel<A> + HasId,
+    <A::Entity as EntityTrait>::Model: sea_orm::IntoActiveModel<A>,
+    Key<A>: Ord,
 {
     let mut out = Vec::with_capacity(rows.len());
     let mut rows = rows.into_iter().peekable();
     while rows.peek().is_some() {
         // Bounded statements: SQLite allows 32,766 parameters and desk rows have about 20.
         let chunk: Vec<A> = rows.by_ref().take(500).collect();
-        let mut models = <A::Entity as EntityTrait>::insert_many(chunk)
-            .exec_with_returning(db)
+        let mut ids = <A::Entity as EntityTrait>::insert_many(chunk)
+            .exec_with_returning_keys(db)
             .await?;
-        models.sort_by_key(HasId::id);
-        out.extend(models);
+        ids.sort();
+        out.extend(ids);
     }
     Ok(out)
-}
-
-/// Desk models with an integer id.
-pub trait HasId {
-    fn id(&self) -> i64;
-}
-
-impl HasId for contact::Model {
-    fn id(&self) -> i64 {
-        self.id.0
-    }
-}
-
-impl HasId for account::Model {
-    fn id(&self) -> i64 {
-        self.id.0
-    }
 }
 
 #[derive(Debug, Clone)]
@@ -279,7 +263,7 @@ impl SyncBatch<'_> {
     pub async fn create_contacts(
         &mut self,
         all: Vec<ContactFields>,
-    ) -> StoreResult<(Vec<(usize, contact::Model)>, Vec<(usize, Invalid)>)> {
+    ) -> StoreResult<(Vec<(usize, ContactId)>, Vec<(usize, Invalid)>)> {
         let wanted: Vec<AccountId> = all.iter().filter_map(|f| f.account_id).collect();
         let live: std::collections::HashSet<AccountId> = account::Entity::find()
             .filter(account::Column::Id.is_in(wanted))
@@ -314,10 +298,10 @@ impl SyncBatch<'_> {
             positions.push(i);
             models.push(active);
         }
-        let created = insert_returning(&*self.txn, models).await?;
-        for model in &created {
+        let created = insert_ids(&*self.txn, models).await?;
+        for id in &created {
             self.events
-                .push((DeskEntity::Contact, DeskAction::Created, model.id.0));
+                .push((DeskEntity::Contact, DeskAction::Created, id.0));
         }
         Ok((positions.into_iter().zip(created).collect(), rejected))
     }
@@ -326,7 +310,7 @@ impl SyncBatch<'_> {
     pub async fn create_accounts(
         &mut self,
         all: Vec<AccountFields>,
-    ) -> StoreResult<Vec<account::Model>> {
+    ) -> StoreResult<Vec<AccountId>> {
         let now = Utc::now();
         let models: Vec<account::ActiveModel> = all
             .into_iter()
@@ -341,10 +325,10 @@ impl SyncBatch<'_> {
                 active
             })
             .collect();
-        let created = insert_returning(&*self.txn, models).await?;
-        for model in &created {
+        let created = insert_ids(&*self.txn, models).await?;
+        for id in &created {
             self.events
-                .push((DeskEntity::Account, DeskAction::Created, model.id.0));
+                .push((DeskEntity::Account, DeskAction::Created, id.0));
         }
         Ok(created)
     }

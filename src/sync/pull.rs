@@ -357,7 +357,7 @@ impl SyncEngine {
                     }
                 }
                 let (made, rejected) = batch.create_contacts(valid).await?;
-                created.extend(made.into_iter().map(|(pos, m)| (positions[pos], m.id.0)));
+                created.extend(made.into_iter().map(|(pos, id)| (positions[pos], id.0)));
                 refused.extend(
                     rejected
                         .iter()
@@ -377,7 +377,7 @@ impl SyncEngine {
                     }
                 }
                 let made = batch.create_accounts(valid).await?;
-                created.extend(positions.into_iter().zip(made.into_iter().map(|m| m.id.0)));
+                created.extend(positions.into_iter().zip(made.into_iter().map(|id| id.0)));
             }
         }
         counts.added += created.len() as i32;
