@@ -203,6 +203,7 @@ pub async fn sync(options: BenchOptions) -> anyhow::Result<()> {
     let started = Instant::now();
     let report = services.engine.run_once().await?;
     let import = started.elapsed();
+    let first_sync_phases = std::mem::take(&mut *phases.lock().unwrap_or_else(|p| p.into_inner()));
     let imported = (report.pulled.added + report.pulled.updated) as f64;
     let client = services.integrations.client().await?;
     let calls = client.calls_made();
@@ -282,7 +283,7 @@ pub async fn sync(options: BenchOptions) -> anyhow::Result<()> {
         percentile(&samples, 50.0).as_secs_f64() * 1e3,
         percentile(&samples, 99.0).as_secs_f64() * 1e3
     );
-    for phase in phases.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+    for phase in &first_sync_phases {
         let secs = phase
             .last
             .duration_since(phase.first)
