@@ -86,6 +86,13 @@ pub struct SyncSettings {
     pub poll_interval_secs: u64,
     /// Records per desk transaction and per Salesforce collection call (at most 200).
     pub batch_size: usize,
+    /// Seconds before a record that failed for a transient reason is tried again; the wait
+    /// doubles with each attempt (up to an hour).
+    pub retry_backoff_secs: u64,
+    /// Attempts after which a record failing for a transient reason waits for a manual retry.
+    pub retry_max_attempts: u32,
+    /// Days the sync history is kept.
+    pub history_days: u32,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
@@ -173,6 +180,9 @@ impl Default for SyncSettings {
             worker: true,
             poll_interval_secs: 10,
             batch_size: 200,
+            retry_backoff_secs: 30,
+            retry_max_attempts: 8,
+            history_days: 7,
         }
     }
 }

@@ -3,6 +3,7 @@
 use std::net::TcpListener;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
@@ -12,6 +13,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::auth::{Authenticator, VerifyingKey};
 use crate::config::Settings;
+use crate::domain::RetryPolicy;
 use crate::graphql::build_schema;
 use crate::http::{AppState, metrics::Metrics, observe, routes};
 use crate::store::Store;
@@ -119,6 +121,11 @@ impl Services {
             integrations.clone(),
             EngineSettings {
                 batch: settings.sync.batch_size.clamp(1, 200),
+                history_retention: chrono::Duration::days(i64::from(settings.sync.history_days)),
+                retry: RetryPolicy {
+                    backoff: Duration::from_secs(settings.sync.retry_backoff_secs),
+                    max_attempts: settings.sync.retry_max_attempts.max(1),
+                },
                 ..Default::default()
             },
         ));

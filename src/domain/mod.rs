@@ -19,7 +19,9 @@ pub use entity::{AccountId, AgentId, ContactId, ProfileId, TicketId};
 pub use events::{DeskAction, DeskEntity, DeskEvent};
 pub use permission::{PermissionItem, Permissions, SalesforcePanel};
 pub use salesforce_id::SalesforceId;
-pub use sync::{Direction, FailureReason, FirstSync, IntegrationStatus, Module, SyncType};
+pub use sync::{
+    Direction, FailureReason, FirstSync, IntegrationStatus, Module, RetryPolicy, SyncType,
+};
 pub use text::{Name, OptionalText};
 pub(crate) use text_enum::text_enum;
 pub use ticket::{TicketPriority, TicketStatus};

@@ -52,6 +52,45 @@ impl Module {
     }
 }
 
+/// When a record that failed for a transient reason is tried again: after `backoff`, doubling
+/// with each attempt (at most an hour); after `max_attempts` it waits for a person.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    pub backoff: std::time::Duration,
+    pub max_attempts: u32,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            backoff: std::time::Duration::from_secs(30),
+            max_attempts: 8,
+        }
+    }
+}
+
+impl RetryPolicy {
+    const MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(3600);
+
+    /// The time of the next automatic attempt after `attempts` failed ones, or `None` when the
+    /// record waits for a manual retry (a permanent reason, or attempts used up).
+    pub fn next_attempt(
+        &self,
+        reason: FailureReason,
+        attempts: u32,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Option<chrono::DateTime<chrono::Utc>> {
+        if !reason.is_transient() || attempts >= self.max_attempts {
+            return None;
+        }
+        let wait = self
+            .backoff
+            .saturating_mul(1 << attempts.saturating_sub(1).min(16))
+            .min(Self::MAX_WAIT);
+        Some(now + chrono::Duration::from_std(wait).unwrap_or_default())
+    }
+}
+
 impl FailureReason {
     /// Reasons that clear up on their own; the engine retries them with backoff.
     pub fn is_transient(self) -> bool {
@@ -65,6 +104,7 @@ impl FailureReason {
     pub fn from_salesforce(code: &str) -> Self {
         match code {
             "REQUIRED_FIELD_MISSING" => FailureReason::MandatoryFieldMissing,
+            "MISSING_ARGUMENT" => FailureReason::MissingParameter,
             "STRING_TOO_LONG" => FailureReason::StringTooLong,
             "DUPLICATE_VALUE" | "DUPLICATES_DETECTED" => FailureReason::DuplicateValue,
             "JSON_PARSER_ERROR" | "INVALID_TYPE" | "INVALID_TYPE_ON_FIELD_IN_RECORD" => {
@@ -84,5 +124,43 @@ impl FailureReason {
             code if code.starts_with("HTTP_5") => FailureReason::UpstreamUnavailable,
             _ => FailureReason::Rejected,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn transient_failures_back_off_exponentially_up_to_a_bound() {
+        let policy = RetryPolicy {
+            backoff: Duration::from_secs(30),
+            max_attempts: 4,
+        };
+        let now = chrono::Utc::now();
+        let wait = |attempts| {
+            policy
+                .next_attempt(FailureReason::UpstreamUnavailable, attempts, now)
+                .map(|at| (at - now).num_seconds())
+        };
+        assert_eq!(wait(1), Some(30));
+        assert_eq!(wait(2), Some(60));
+        assert_eq!(wait(3), Some(120));
+        assert_eq!(wait(4), None, "attempts used up: a person retries");
+        assert_eq!(
+            policy.next_attempt(FailureReason::StringTooLong, 1, now),
+            None,
+            "permanent reasons wait for a person"
+        );
+        let long = RetryPolicy {
+            backoff: Duration::from_secs(600),
+            max_attempts: 100,
+        };
+        assert_eq!(
+            long.next_attempt(FailureReason::RateLimited, 40, now)
+                .map(|at| (at - now).num_seconds()),
+            Some(3600)
+        );
     }
 }

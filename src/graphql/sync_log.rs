@@ -67,6 +67,9 @@ pub struct SyncFailure {
     pub reason: FailureReason,
     pub message: String,
     pub attempts: i32,
+    /// When the sync tries the record again by itself (transient reasons only); empty when
+    /// it waits for a retry.
+    pub next_attempt_at: Option<DateTime<Utc>>,
     /// When the record finally synced.
     pub resolved_at: Option<DateTime<Utc>>,
 }
@@ -106,6 +109,7 @@ impl TryFrom<sync_failure::Model> for SyncFailure {
             reason: parse::<crate::domain::FailureReason>("reason", &m.reason)?.into(),
             message: m.message,
             attempts: m.attempts,
+            next_attempt_at: m.next_attempt_at,
             resolved_at: m.resolved_at,
         })
     }

@@ -17,7 +17,7 @@ use super::contacts::check_account;
 use super::{Store, StoreResult, WriteTxn};
 use crate::domain::{
     AccountFields, AccountId, ContactFields, ContactId, DeskAction, DeskEntity, Direction,
-    FailureReason, Invalid, Module,
+    FailureReason, Invalid, Module, RetryPolicy,
 };
 
 /// Records a desk change for the sync to push, when an integration exists.
@@ -129,9 +129,23 @@ impl Store {
     }
 
     /// The oldest waiting desk changes of a module.
+    /// Queued desk changes, oldest first, leaving out records that wait for the next attempt
+    /// after a transient failure.
     pub async fn outbox(&self, module: Module, limit: u64) -> StoreResult<Vec<outbox::Model>> {
+        let waiting = sea_orm::sea_query::Query::select()
+            .column(sync_failure::Column::DeskId)
+            .from(sync_failure::Entity)
+            .and_where(Expr::col(sync_failure::Column::Module).eq(module.as_str()))
+            .and_where(
+                Expr::col(sync_failure::Column::Direction).eq(Direction::DeskToSalesforce.as_str()),
+            )
+            .and_where(Expr::col(sync_failure::Column::ResolvedAt).is_null())
+            .and_where(Expr::col(sync_failure::Column::DeskId).is_not_null())
+            .and_where(Expr::col(sync_failure::Column::NextAttemptAt).gt(Utc::now()))
+            .to_owned();
         Ok(outbox::Entity::find()
             .filter(outbox::Column::Module.eq(module.as_str()))
+            .filter(outbox::Column::DeskId.not_in_subquery(waiting))
             .order_by_asc(outbox::Column::Id)
             .limit(limit)
             .all(self.connection())
@@ -502,8 +516,14 @@ impl SyncBatch<'_> {
         Ok(())
     }
 
-    /// Logs a failed record; an open entry for the same record and reason is updated instead.
-    pub async fn fail(&mut self, new: NewFailure) -> StoreResult<sync_failure::Model> {
+    /// Logs a failed record; an open entry for the same record is updated instead. A transient
+    /// reason schedules the next automatic attempt by `retry`; `next_attempt_at` stays empty
+    /// when the record waits for a person.
+    pub async fn fail(
+        &mut self,
+        new: NewFailure,
+        retry: &RetryPolicy,
+    ) -> StoreResult<sync_failure::Model> {
         let mut open = sync_failure::Entity::find()
             .filter(sync_failure::Column::Module.eq(new.module.as_str()))
             .filter(sync_failure::Column::Direction.eq(new.direction.as_str()))
@@ -521,6 +541,8 @@ impl SyncBatch<'_> {
             active.reason = Set(new.reason.as_str().into());
             active.message = Set(new.message);
             active.attempts = Set(attempts);
+            active.next_attempt_at =
+                Set(retry.next_attempt(new.reason, u32::try_from(attempts).unwrap_or(1), now));
             active.salesforce_id = Set(new.salesforce_id);
             return Ok(active.update(&*self.txn).await?);
         }
@@ -533,12 +555,27 @@ impl SyncBatch<'_> {
             reason: Set(new.reason.as_str().into()),
             message: Set(new.message),
             attempts: Set(1),
-            next_attempt_at: Set(None),
+            next_attempt_at: Set(retry.next_attempt(new.reason, 1, now)),
             resolved_at: Set(None),
             ..Default::default()
         }
         .insert(&*self.txn)
         .await?)
+    }
+
+    /// Makes these desk records due now: a manual retry does not wait for the backoff.
+    pub async fn due_now(&mut self, module: Module, desk_ids: &[i64]) -> StoreResult<()> {
+        sync_failure::Entity::update_many()
+            .col_expr(
+                sync_failure::Column::NextAttemptAt,
+                Expr::value(Option::<DateTime<Utc>>::None),
+            )
+            .filter(sync_failure::Column::Module.eq(module.as_str()))
+            .filter(sync_failure::Column::ResolvedAt.is_null())
+            .filter(sync_failure::Column::DeskId.is_in(desk_ids.iter().copied()))
+            .exec(&*self.txn)
+            .await?;
+        Ok(())
     }
 
     /// Marks the open failures of a record resolved: it has now synced.

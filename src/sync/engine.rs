@@ -11,7 +11,7 @@ use tokio::sync::broadcast;
 
 use super::mapping::Mapping;
 use super::{Integrations, SyncError};
-use crate::domain::{Direction, FirstSync, IntegrationStatus, Module, SyncType};
+use crate::domain::{Direction, FirstSync, IntegrationStatus, Module, RetryPolicy, SyncType};
 use crate::salesforce::{SalesforceClient, SalesforceError};
 use crate::store::Store;
 
@@ -25,6 +25,8 @@ pub struct EngineSettings {
     pub history_retention: chrono::Duration,
     /// How far back each incremental pull re-reads, for transactions that commit late.
     pub overlap: Duration,
+    /// When records that failed for a transient reason are tried again.
+    pub retry: RetryPolicy,
 }
 
 impl Default for EngineSettings {
@@ -34,6 +36,7 @@ impl Default for EngineSettings {
             pull_batch: 1000,
             history_retention: chrono::Duration::days(7),
             overlap: Duration::from_secs(120),
+            retry: RetryPolicy::default(),
         }
     }
 }
@@ -189,6 +192,7 @@ impl SyncEngine {
                 for id in &desk_ids {
                     batch.enqueue(module, *id).await?;
                 }
+                batch.due_now(module, &desk_ids).await?;
                 batch.commit().await?;
                 self.push(&round, module).await?;
             }

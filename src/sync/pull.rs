@@ -268,14 +268,17 @@ impl SyncEngine {
                 Err((reason, message)) => {
                     counts.failed += 1;
                     let failure = batch
-                        .fail(NewFailure {
-                            direction: Direction::SalesforceToDesk,
-                            module,
-                            desk_id: links.get(&inc.id).map(|l| l.desk_id),
-                            salesforce_id: Some(inc.id.clone()),
-                            reason,
-                            message,
-                        })
+                        .fail(
+                            NewFailure {
+                                direction: Direction::SalesforceToDesk,
+                                module,
+                                desk_id: links.get(&inc.id).map(|l| l.desk_id),
+                                salesforce_id: Some(inc.id.clone()),
+                                reason,
+                                message,
+                            },
+                            &self.settings.retry,
+                        )
                         .await?;
                     failures.push(failure);
                 }
@@ -294,14 +297,17 @@ impl SyncEngine {
         for (idx, reason, message) in refused {
             counts.failed += 1;
             let failure = batch
-                .fail(NewFailure {
-                    direction: Direction::SalesforceToDesk,
-                    module,
-                    desk_id: None,
-                    salesforce_id: Some(incoming[idx].id.clone()),
-                    reason,
-                    message,
-                })
+                .fail(
+                    NewFailure {
+                        direction: Direction::SalesforceToDesk,
+                        module,
+                        desk_id: None,
+                        salesforce_id: Some(incoming[idx].id.clone()),
+                        reason,
+                        message,
+                    },
+                    &self.settings.retry,
+                )
                 .await?;
             failures.push(failure);
         }

@@ -248,14 +248,17 @@ impl SyncEngine {
                     counts.failed += 1;
                     failures.push(
                         batch
-                            .fail(NewFailure {
-                                direction: Direction::DeskToSalesforce,
-                                module,
-                                desk_id: Some(desk_id),
-                                salesforce_id: None,
-                                reason,
-                                message,
-                            })
+                            .fail(
+                                NewFailure {
+                                    direction: Direction::DeskToSalesforce,
+                                    module,
+                                    desk_id: Some(desk_id),
+                                    salesforce_id: None,
+                                    reason,
+                                    message,
+                                },
+                                &self.settings.retry,
+                            )
                             .await?,
                     );
                     batch.drop_outbox(module, desk_id, upto).await?;
@@ -298,8 +301,7 @@ impl SyncEngine {
                     } else {
                         format!(" (fields: {})", fields.join(", "))
                     };
-                    failures.push(
-                        batch
+                    let failure = batch
                             .fail(NewFailure {
                                 direction: Direction::DeskToSalesforce,
                                 module,
@@ -307,12 +309,14 @@ impl SyncEngine {
                                 salesforce_id: None,
                                 reason,
                                 message: format!("Salesforce refused desk {} {desk_id}: {code}: {message}{field_note}", module.salesforce_object()),
-                            })
-                            .await?,
-                    );
-                    if !reason.is_transient() {
+                            }, &self.settings.retry)
+                            .await?;
+                    // A transient failure keeps its change queued for the next attempt; any
+                    // other waits in the failure log for a person.
+                    if failure.next_attempt_at.is_none() {
                         batch.drop_outbox(module, desk_id, upto).await?;
                     }
+                    failures.push(failure);
                 }
             }
         }
@@ -399,7 +403,25 @@ impl SyncEngine {
                 .flatten()
                 .filter(|id| !taken.contains_key(*id))
                 .collect();
+            let linked: Vec<(&String, i64)> = found
+                .get(&key)
+                .into_iter()
+                .flatten()
+                .filter_map(|id| taken.get(id).map(|l| (id, l.desk_id)))
+                .filter(|(_, other)| other != desk_id)
+                .collect();
             match free.as_slice() {
+                [] if !linked.is_empty() => {
+                    let (sf, other) = linked[0];
+                    *plan = Plan::Fail(
+                        FailureReason::CrmIdAlreadyMapped,
+                        format!(
+                            "desk {object} {desk_id} looks like a duplicate: Salesforce {object} {sf} has the same {key_name} and is already linked to desk {object} {other}; merge the two in the desk or change the {key_name}, then retry",
+                            object = module.salesforce_object(),
+                            key_name = key_field.to_lowercase(),
+                        ),
+                    );
+                }
                 [] => {}
                 [one] if sharing.get(&key).is_some_and(|d| d.len() > 1) => {
                     let desks: Vec<String> = sharing[&key].iter().map(i64::to_string).collect();

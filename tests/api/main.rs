@@ -7,6 +7,7 @@ mod helpers;
 mod accounts;
 mod auth;
 mod contacts;
+mod failures;
 mod health;
 mod http;
 mod integration;

@@ -17,6 +17,8 @@ pub struct Faults {
     pub drops: u32,
     pub latency: Duration,
     pub queued: VecDeque<u16>,
+    /// Errors for the next records written through sObject Collections, one each.
+    pub rejections: VecDeque<ApiError>,
     pub daily_limit: u64,
     pub api_used: u64,
     pub token_max_requests: Option<u64>,
@@ -32,6 +34,7 @@ impl Faults {
             drops: 0,
             latency: Duration::from_millis(config.latency_ms),
             queued: VecDeque::new(),
+            rejections: VecDeque::new(),
             daily_limit: config.daily_api_limit,
             api_used: 0,
             token_max_requests: config.token_max_requests,

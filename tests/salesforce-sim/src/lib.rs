@@ -154,6 +154,16 @@ impl SimHandle {
         lock(&self.sim.faults).queued.extend(statuses);
     }
 
+    /// The next records written through sObject Collections are refused, one per entry, with
+    /// this error code and message; the other records of the call are saved.
+    pub fn reject_next_records(&self, errors: &[(&'static str, &str)]) {
+        lock(&self.sim.faults).rejections.extend(
+            errors
+                .iter()
+                .map(|(code, message)| ApiError::bad_request(code, *message)),
+        );
+    }
+
     pub fn set_latency(&self, latency: Duration) {
         lock(&self.sim.faults).latency = latency;
     }
@@ -216,6 +226,18 @@ impl SimHandle {
                 .filter(|r| r.deleted.is_none())
                 .count()
         })
+    }
+
+    /// Live (not recycled) records of a type, with all fields.
+    pub fn records(&self, sobject: &str) -> Vec<Json> {
+        let Ok(obj) = rest_object(sobject) else {
+            return Vec::new();
+        };
+        let store = lock(&self.sim.store);
+        (0..store.table(obj).len())
+            .filter(|row| store.table(obj)[*row].deleted.is_none())
+            .map(|row| render(&store, obj, row, None, "62.0"))
+            .collect()
     }
 
     /// Stops accepting connections and waits for the server to finish.

@@ -103,6 +103,11 @@ fn write(
     if records.len() > MAX_RECORDS {
         return Err(too_many());
     }
+    let mut rejections: Vec<ApiError> = {
+        let mut faults = lock(&sim.faults);
+        let n = faults.rejections.len().min(records.len());
+        faults.rejections.drain(..n).rev().collect()
+    };
     let mut store = lock(&sim.store);
     let prepared: Vec<(Prepared, bool)> = records
         .iter()
@@ -116,9 +121,16 @@ fn write(
                     false,
                 );
             };
-            match upsert {
+            let (prepared, created) = match upsert {
                 Some((obj, field)) => prepare_upsert(&store, obj, field, map),
                 None => (prepare(&store, map), false),
+            };
+            match (prepared, rejections.pop()) {
+                (Ok(_), Some(injected)) => (Err((None, injected)), created),
+                (prepared, unused) => {
+                    rejections.extend(unused);
+                    (prepared, created)
+                }
             }
         })
         .collect();

@@ -1,0 +1,301 @@
+//! The failure log: every reason a record can fail for, what the entry says, and how it is
+//! retried — by itself with backoff for transient reasons, by a person for the rest.
+
+use salesforce_sim::{SimConfig, SimHandle};
+use serde_json::{Value, json};
+use tandem::config::Settings;
+
+use crate::helpers::{TestApp, spawn_app_with};
+use crate::integration::connect;
+
+const FAILURES: &str = "query($r: FailureReason) { syncFailures(reason: $r) { nodes { id reason direction module deskId salesforceId message attempts nextAttemptAt resolvedAt } } }";
+const RETRY: &str =
+    "mutation($id: ID!) { retrySyncFailure(id: $id) { reason attempts nextAttemptAt resolvedAt } }";
+
+/// A connected desk and org after the first sync, with the given retry settings.
+async fn synced(adjust: impl FnOnce(&mut Settings)) -> (TestApp, SimHandle) {
+    let app = spawn_app_with(adjust).await;
+    let sim = salesforce_sim::start(SimConfig::default()).await;
+    let body = connect(&app, &sim, "tandem").await;
+    assert!(body.get("errors").is_none(), "{body}");
+    app.gql_ok("mutation { startSync { firstSync } }", json!({}))
+        .await;
+    app.sync_now().await;
+    (app, sim)
+}
+
+async fn open_failures(app: &TestApp, reason: Option<&str>) -> Vec<Value> {
+    app.gql_ok(FAILURES, json!({ "r": reason })).await["syncFailures"]["nodes"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+async fn retry(app: &TestApp, id: &Value) -> Value {
+    app.gql_ok(RETRY, json!({ "id": id })).await["retrySyncFailure"].clone()
+}
+
+/// Contacts in the org with this last name.
+fn in_org(sim: &SimHandle, last_name: &str) -> usize {
+    sim.records("Contact")
+        .iter()
+        .filter(|c| c["LastName"] == last_name)
+        .count()
+}
+
+#[tokio::test]
+async fn each_salesforce_refusal_is_logged_under_its_reason_and_waits_for_a_retry() {
+    let (app, sim) = synced(|_| {}).await;
+    let cases = [
+        (
+            "REQUIRED_FIELD_MISSING",
+            "Required fields are missing: [LastName]",
+            "MANDATORY_FIELD_MISSING",
+        ),
+        (
+            "MISSING_ARGUMENT",
+            "Id not specified in an update call",
+            "MISSING_PARAMETER",
+        ),
+        (
+            "INVALID_FIELD_FOR_INSERT_UPDATE",
+            "Unable to create/update fields: Title. Please check the security settings of this field.",
+            "INVALID_PARAMETER",
+        ),
+        (
+            "INVALID_TYPE_ON_FIELD_IN_RECORD",
+            "Phone: value not of required type: (555)",
+            "TYPE_MISMATCH",
+        ),
+        (
+            "DUPLICATE_VALUE",
+            "duplicate value found: Helpdesk_Id__c duplicates value on record with id: 003000000000001AAA",
+            "DUPLICATE_VALUE",
+        ),
+        (
+            "STRING_TOO_LONG",
+            "Title: data value too large (max length=128)",
+            "STRING_TOO_LONG",
+        ),
+    ];
+    for (code, message, reason) in cases {
+        let contact = app
+            .create_contact(json!({ "lastName": code, "email": format!("{}@example.com", code.to_lowercase()) }))
+            .await;
+        sim.reject_next_records(&[(code, message)]);
+        let report = app.sync_now().await;
+        assert_eq!(report.pushed.failed, 1, "{code}");
+
+        let open = open_failures(&app, Some(reason)).await;
+        assert_eq!(open.len(), 1, "{code}: {open:?}");
+        let failure = &open[0];
+        assert_eq!(failure["direction"], "DESK_TO_SALESFORCE");
+        assert_eq!(failure["module"], "CONTACTS");
+        assert_eq!(failure["deskId"], contact["id"]);
+        assert_eq!(failure["attempts"], 1);
+        assert_eq!(
+            failure["nextAttemptAt"],
+            Value::Null,
+            "{code} is permanent: it waits for a person"
+        );
+        let text = failure["message"].as_str().unwrap();
+        assert!(
+            text.contains(code) && text.contains(message),
+            "the entry says what Salesforce said: {text}"
+        );
+        assert_eq!(in_org(&sim, code), 0, "{code}: nothing was created");
+        assert_eq!(app.store.outbox_len().await.unwrap(), 0);
+
+        app.sync_now().await;
+        assert_eq!(in_org(&sim, code), 0, "{code}: not retried by itself");
+        assert_eq!(open_failures(&app, Some(reason)).await[0]["attempts"], 1);
+
+        let retried = retry(&app, &failure["id"]).await;
+        assert!(retried["resolvedAt"].is_string(), "{code}: {retried}");
+        assert_eq!(in_org(&sim, code), 1, "{code}: created once on retry");
+    }
+    assert_eq!(open_failures(&app, None).await, Vec::<Value>::new());
+}
+
+#[tokio::test]
+async fn transient_refusals_are_retried_by_the_sync_itself() {
+    let (app, sim) = synced(|s| s.sync.retry_backoff_secs = 0).await;
+    app.create_contact(json!({ "lastName": "Locked" })).await;
+
+    sim.reject_next_records(&[(
+        "UNABLE_TO_LOCK_ROW",
+        "unable to obtain exclusive access to this record",
+    )]);
+    app.sync_now().await;
+    let open = open_failures(&app, Some("UPSTREAM_UNAVAILABLE")).await;
+    assert_eq!(open.len(), 1, "{open:?}");
+    assert!(open[0]["nextAttemptAt"].is_string(), "{open:?}");
+    assert_eq!(
+        app.store.outbox_len().await.unwrap(),
+        1,
+        "the change stays queued"
+    );
+
+    sim.reject_next_records(&[("REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")]);
+    app.sync_now().await;
+    let open = open_failures(&app, None).await;
+    assert_eq!(open.len(), 1, "one entry per record: {open:?}");
+    assert_eq!(open[0]["reason"], "RATE_LIMITED");
+    assert_eq!(open[0]["attempts"], 2);
+
+    app.sync_now().await;
+    assert_eq!(open_failures(&app, None).await, Vec::<Value>::new());
+    assert_eq!(in_org(&sim, "Locked"), 1, "created exactly once");
+    let all = app
+        .gql_ok(
+            "{ syncFailures(includeResolved: true) { nodes { resolvedAt attempts } } }",
+            json!({}),
+        )
+        .await;
+    assert!(all["syncFailures"]["nodes"][0]["resolvedAt"].is_string());
+}
+
+#[tokio::test]
+async fn transient_retries_back_off_and_stop_at_the_bound() {
+    let (app, sim) = synced(|s| {
+        s.sync.retry_backoff_secs = 3600;
+        s.sync.retry_max_attempts = 2;
+    })
+    .await;
+    app.create_contact(json!({ "lastName": "Busy" })).await;
+    let lock = (
+        "UNABLE_TO_LOCK_ROW",
+        "unable to obtain exclusive access to this record",
+    );
+
+    sim.reject_next_records(&[lock]);
+    app.sync_now().await;
+    let failure = open_failures(&app, None).await[0].clone();
+    let next: chrono::DateTime<chrono::Utc> =
+        failure["nextAttemptAt"].as_str().unwrap().parse().unwrap();
+    let wait = next - chrono::Utc::now();
+    assert!(
+        wait > chrono::Duration::minutes(59) && wait <= chrono::Duration::minutes(60),
+        "the first wait is the configured backoff: {wait}"
+    );
+
+    let log = sim.requests().len();
+    app.sync_now().await;
+    assert!(
+        sim.requests()[log..]
+            .iter()
+            .all(|r| !r.path.contains("composite")),
+        "nothing is sent before the next attempt is due"
+    );
+    assert_eq!(app.store.outbox_len().await.unwrap(), 1);
+
+    sim.reject_next_records(&[lock]);
+    let exhausted = retry(&app, &failure["id"]).await;
+    assert_eq!(exhausted["attempts"], 2);
+    assert_eq!(
+        exhausted["nextAttemptAt"],
+        Value::Null,
+        "attempts used up: the record waits for a person"
+    );
+    assert_eq!(exhausted["resolvedAt"], Value::Null);
+    assert_eq!(app.store.outbox_len().await.unwrap(), 0);
+
+    app.sync_now().await;
+    assert_eq!(in_org(&sim, "Busy"), 0);
+    let fixed = retry(&app, &failure["id"]).await;
+    assert!(fixed["resolvedAt"].is_string(), "{fixed}");
+    assert_eq!(in_org(&sim, "Busy"), 1);
+}
+
+#[tokio::test]
+async fn a_desk_duplicate_of_a_linked_contact_is_not_sent_as_a_second_one() {
+    let (app, sim) = synced(|_| {}).await;
+    let original = app
+        .create_contact(json!({ "lastName": "Original", "email": "same@example.com" }))
+        .await;
+    app.sync_now().await;
+    let copy = app
+        .create_contact(json!({ "lastName": "Copy", "email": "Same@Example.com " }))
+        .await;
+    app.sync_now().await;
+
+    let open = open_failures(&app, Some("CRM_ID_ALREADY_MAPPED")).await;
+    assert_eq!(open.len(), 1, "{open:?}");
+    assert_eq!(open[0]["deskId"], copy["id"]);
+    let text = open[0]["message"].as_str().unwrap();
+    assert!(
+        text.contains(&format!(
+            "already linked to desk Contact {}",
+            original["id"].as_str().unwrap()
+        )),
+        "{text}"
+    );
+    assert_eq!(sim.count("Contact"), 1, "no second Salesforce contact");
+
+    let again = retry(&app, &open[0]["id"]).await;
+    assert_eq!(again["resolvedAt"], Value::Null, "still a duplicate");
+    assert_eq!(again["attempts"], 2);
+
+    app.gql_ok(
+        "mutation($id: ID!) { updateContact(id: $id, patch: { email: \"copy@example.com\" }) { id } }",
+        json!({ "id": copy["id"] }),
+    )
+    .await;
+    let fixed = retry(&app, &open[0]["id"]).await;
+    assert!(fixed["resolvedAt"].is_string(), "{fixed}");
+    assert_eq!(sim.count("Contact"), 2);
+}
+
+#[tokio::test]
+async fn a_salesforce_value_too_long_for_the_desk_is_logged_and_retried_once_fixed() {
+    let (app, sim) = synced(|_| {}).await;
+    let mut maps: Vec<Value> = app
+        .gql_ok(
+            "{ fieldMappings(module: CONTACTS) { deskField salesforceField } }",
+            json!({}),
+        )
+        .await["fieldMappings"]
+        .as_array()
+        .unwrap()
+        .clone();
+    maps.retain(|m| m["deskField"] != "mailingPostalCode");
+    maps.push(json!({ "deskField": "mailingPostalCode", "salesforceField": "Department" }));
+    app.gql_ok(
+        "mutation($maps: [FieldMappingInput!]!) { updateFieldMappings(module: CONTACTS, mappings: $maps) { deskField } }",
+        json!({ "maps": maps }),
+    )
+    .await;
+    let id = sim
+        .insert(
+            "Contact",
+            json!({ "LastName": "Verbose", "Department": "Customer Success and Renewals EMEA" }),
+        )
+        .unwrap();
+    app.sync_now().await;
+
+    let open = open_failures(&app, Some("STRING_TOO_LONG")).await;
+    assert_eq!(open.len(), 1, "{open:?}");
+    assert_eq!(open[0]["direction"], "SALESFORCE_TO_DESK");
+    assert_eq!(open[0]["salesforceId"], id.as_str());
+    assert_eq!(open[0]["deskId"], Value::Null);
+    let text = open[0]["message"].as_str().unwrap();
+    assert!(
+        text.contains("mailingPostalCode") && text.contains("20"),
+        "names the desk field and its limit: {text}"
+    );
+
+    sim.update("Contact", &id, json!({ "Department": "CS EMEA" }))
+        .unwrap();
+    let fixed = retry(&app, &open[0]["id"]).await;
+    assert!(fixed["resolvedAt"].is_string(), "{fixed}");
+    let desk = app
+        .gql_ok(
+            "{ contacts(filter: { name: \"Verbose\" }) { nodes { mailingPostalCode } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        desk["contacts"]["nodes"],
+        json!([{ "mailingPostalCode": "CS EMEA" }])
+    );
+}
