@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use migration::{Migrator, MigratorTrait};
+use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbErr,
     TransactionTrait,
@@ -77,6 +78,9 @@ impl WriteTxn<'_> {
     }
 }
 
+/// SQLite page cache per connection, in KiB.
+const SQLITE_CACHE_KIB: u32 = 32 * 1024;
+
 impl Store {
     pub async fn connect(url: &DatabaseUrl) -> Result<Self, DbErr> {
         let mut options = ConnectOptions::new(url.expose().to_owned());
@@ -85,15 +89,24 @@ impl Store {
             .connect_timeout(Duration::from_secs(10))
             .acquire_timeout(Duration::from_secs(10));
         if url.is_sqlite() {
-            options.max_connections(8).min_connections(1);
+            // Every pooled connection gets these settings, not only the first: WAL with
+            // NORMAL sync (a commit is durable once the WAL is checkpointed, and never
+            // corrupt), and a page cache large enough that index pages stay in memory.
+            options
+                .max_connections(8)
+                .min_connections(1)
+                .map_sqlx_sqlite_opts(|o| {
+                    o.journal_mode(SqliteJournalMode::Wal)
+                        .synchronous(SqliteSynchronous::Normal)
+                        .busy_timeout(Duration::from_secs(10))
+                        .pragma("cache_size", format!("-{}", SQLITE_CACHE_KIB))
+                        .pragma("temp_store", "memory")
+                        .pragma("wal_autocheckpoint", "10000")
+                });
         } else {
             options.max_connections(16);
         }
         let db = Database::connect(options).await?;
-        if url.is_sqlite() {
-            db.execute_unprepared("PRAGMA journal_mode=WAL;").await?;
-            db.execute_unprepared("PRAGMA synchronous=NORMAL;").await?;
-        }
         Ok(Self::from_connection(db, url.is_sqlite()))
     }
 

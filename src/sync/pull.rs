@@ -85,35 +85,41 @@ impl SyncEngine {
             };
         }
         let soql = select.order_by(&stamp, true).order_by(&id, true).build();
-        let mut records = std::pin::pin!(round.client.query(&soql));
-        let mut total = Counts::default();
-        let mut chunk = Vec::with_capacity(self.settings.pull_batch);
-        let mut batches = 0u32;
-        while let Some(record) = records.try_next().await? {
-            chunk.push(record);
-            if chunk.len() >= self.settings.pull_batch {
+        // The next page is fetched while this one is written: pages pass through a channel
+        // of one, so at most three pages are in memory.
+        let batch = self.settings.pull_batch;
+        let (pages, mut arrived) = tokio::sync::mpsc::channel::<Vec<Record>>(1);
+        let fetch = async move {
+            let mut records = std::pin::pin!(round.client.query(&soql));
+            let mut chunk = Vec::with_capacity(batch);
+            while let Some(record) = records.try_next().await? {
+                chunk.push(record);
+                if chunk.len() >= batch && pages.send(std::mem::take(&mut chunk)).await.is_err() {
+                    return Ok(());
+                }
+            }
+            if !chunk.is_empty() {
+                let _ = pages.send(chunk).await;
+            }
+            Ok::<(), SyncError>(())
+        };
+        // Owning the receiver, a failed write drops it, and the fetch stops at its next send.
+        let write = async move {
+            let mut total = Counts::default();
+            let mut batches = 0u32;
+            while let Some(chunk) = arrived.recv().await {
                 batches += 1;
                 if batches.is_multiple_of(10) {
                     self.store.refresh_statistics().await?;
                 }
-                total = add(
-                    total,
-                    self.apply(
-                        round,
-                        module,
-                        Some(&cursor_name),
-                        std::mem::take(&mut chunk),
-                    )
-                    .await?,
-                );
+                let counts = self.apply(round, module, Some(&cursor_name), chunk).await;
+                total = add(total, counts?);
             }
-        }
-        if !chunk.is_empty() {
-            total = add(
-                total,
-                self.apply(round, module, Some(&cursor_name), chunk).await?,
-            );
-        }
+            Ok::<Counts, SyncError>(total)
+        };
+        let (fetched, written) = tokio::join!(fetch, write);
+        let total = written?;
+        fetched?;
         Ok(total)
     }
 
