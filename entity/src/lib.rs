@@ -10,6 +10,7 @@ pub mod outbox;
 pub mod profile;
 pub mod record_link;
 pub mod sync_cursor;
+pub mod sync_event;
 pub mod sync_failure;
 pub mod sync_history;
 pub mod ticket;

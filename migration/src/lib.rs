@@ -5,6 +5,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261125_000001_desk;
 mod m20261125_000002_integration;
 mod m20261125_000003_match_keys;
+mod m20261129_000004_sync_events;
 
 pub struct Migrator;
 
@@ -15,6 +16,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000001_desk::Migration),
             Box::new(m20261125_000002_integration::Migration),
             Box::new(m20261125_000003_match_keys::Migration),
+            Box::new(m20261129_000004_sync_events::Migration),
         ]
     }
 }

@@ -15,7 +15,7 @@ use crate::config::{DatabaseUrl, Settings};
 use crate::domain::{ContactId, ContactPatch, Module, SyncType};
 use crate::startup::{Services, open_store};
 use crate::store::PageRequest;
-use crate::sync::{Connect, ConnectAuth, SyncEvent, worker};
+use crate::sync::{Connect, ConnectAuth, SyncEventKind, worker};
 
 /// Records one phase (direction and module) moved, and when its first and last batch ended.
 struct Phase {
@@ -181,7 +181,7 @@ pub async fn sync(options: BenchOptions) -> anyhow::Result<()> {
     let seen = phases.clone();
     tokio::spawn(async move {
         while let Ok(event) = events.recv().await {
-            if let SyncEvent::History(h) = event {
+            if let SyncEventKind::History(h) = event.kind {
                 let name = format!("{} {}", h.module, h.direction);
                 let n = (h.added + h.updated + h.failed) as u64;
                 let mut seen = seen.lock().unwrap_or_else(|p| p.into_inner());

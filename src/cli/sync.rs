@@ -8,7 +8,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 use crate::config::Settings;
 use crate::startup::Services;
-use crate::sync::SyncEvent;
+use crate::sync::SyncEventKind;
 
 pub async fn once(settings: &Settings) -> anyhow::Result<()> {
     let services = Services::open(settings).await?;
@@ -23,7 +23,7 @@ pub async fn once(settings: &Settings) -> anyhow::Result<()> {
     let report = loop {
         tokio::select! {
             event = events.recv() => {
-                if let Ok(SyncEvent::History(entry)) = event {
+                if let Ok(SyncEventKind::History(entry)) = event.map(|e| e.kind) {
                     let phase = format!("{} {}", entry.module, entry.direction);
                     let bar = phases.entry(phase.clone()).or_insert_with(|| {
                         let bar = bars.add(ProgressBar::new_spinner().with_style(style.clone()));

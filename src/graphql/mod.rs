@@ -1,4 +1,5 @@
-//! The GraphQL schema: desk records, profiles, and live desk events. No transport here.
+//! The GraphQL schema: desk records, profiles, the Salesforce integration, and live desk
+//! and sync events. No transport here.
 
 mod admin;
 mod codes;
@@ -9,12 +10,13 @@ mod integration;
 mod limits;
 mod loaders;
 mod paging;
+mod sync_events;
 mod sync_log;
 
 use std::sync::Arc;
 
 use async_graphql::dataloader::DataLoader;
-use async_graphql::{Context, MergedObject, Request, Schema, SchemaBuilder};
+use async_graphql::{Context, MergedObject, MergedSubscription, Request, Schema, SchemaBuilder};
 
 pub use codes::code_of;
 pub use error::{ApiError, ApiResult, Code};
@@ -41,7 +43,11 @@ pub struct Mutation(
     sync_log::SyncLogMutation,
 );
 
-pub type Subscription = events::EventSubscription;
+#[derive(MergedSubscription, Default)]
+pub struct Subscription(
+    events::EventSubscription,
+    sync_events::SyncEventSubscription,
+);
 
 pub type TandemSchema = Schema<Query, Mutation, Subscription>;
 

@@ -103,11 +103,16 @@ impl Store {
             .await?)
     }
 
-    /// Deletes history entries older than `before`; returns how many.
+    /// Deletes history entries and logged sync events older than `before`; returns how many
+    /// history entries went.
     pub async fn prune_history(&self, before: DateTime<Utc>) -> StoreResult<u64> {
         let txn = self.write().await?;
         let result = sync_history::Entity::delete_many()
             .filter(sync_history::Column::At.lt(before))
+            .exec(&*txn)
+            .await?;
+        entity::sync_event::Entity::delete_many()
+            .filter(entity::sync_event::Column::At.lt(before))
             .exec(&*txn)
             .await?;
         txn.commit().await?;

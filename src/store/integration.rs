@@ -1,13 +1,34 @@
 use chrono::Utc;
 use entity::{field_mapping, integration, outbox, record_link, sync_cursor, sync_failure};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
+    QueryOrder,
 };
 
+use super::events::{self, SyncEvent, SyncEventKind};
 use super::{Store, StoreError, StoreResult};
 use crate::domain::{FirstSync, IntegrationStatus, Module, SyncType};
 
 const ROW: i64 = 1;
+
+/// Logs the integration's (new) status.
+async fn status_event(
+    db: &impl ConnectionTrait,
+    model: &integration::Model,
+) -> StoreResult<SyncEvent> {
+    let status = model
+        .status
+        .parse()
+        .map_err(|e: String| StoreError::Db(sea_orm::DbErr::Custom(e)))?;
+    events::record(
+        db,
+        SyncEventKind::Status {
+            status,
+            reason: model.status_reason.clone(),
+        },
+    )
+    .await
+}
 
 /// What `connectSalesforce` saves; secrets arrive sealed.
 #[derive(Debug, Clone)]
@@ -53,7 +74,8 @@ impl Store {
         }
         .insert(&*txn)
         .await?;
-        txn.commit().await?;
+        let event = status_event(&*txn, &model).await?;
+        txn.commit_publishing(self, vec![event]).await?;
         Ok(model)
     }
 
@@ -67,11 +89,16 @@ impl Store {
             .one(&*txn)
             .await?
             .ok_or_else(|| StoreError::NotFound("Salesforce integration".into()))?;
+        let before = current.status.clone();
         let mut active: integration::ActiveModel = current.into();
         change(&mut active);
         active.updated_at = Set(Utc::now());
         let model = active.update(&*txn).await?;
-        txn.commit().await?;
+        let mut events = Vec::new();
+        if model.status != before {
+            events.push(status_event(&*txn, &model).await?);
+        }
+        txn.commit_publishing(self, events).await?;
         Ok(model)
     }
 
@@ -84,7 +111,15 @@ impl Store {
         sync_cursor::Entity::delete_many().exec(&*txn).await?;
         sync_failure::Entity::delete_many().exec(&*txn).await?;
         field_mapping::Entity::delete_many().exec(&*txn).await?;
-        txn.commit().await?;
+        let event = events::record(
+            &*txn,
+            SyncEventKind::Status {
+                status: IntegrationStatus::NotConnected,
+                reason: None,
+            },
+        )
+        .await?;
+        txn.commit_publishing(self, vec![event]).await?;
         Ok(())
     }
 

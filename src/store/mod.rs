@@ -4,6 +4,7 @@
 mod accounts;
 mod agents;
 mod contacts;
+mod events;
 mod history;
 mod integration;
 mod page;
@@ -29,6 +30,7 @@ use crate::domain::{DeskAction, DeskEntity, DeskEvent, Invalid};
 pub use accounts::AccountFilter;
 pub use accounts::account_input;
 pub use contacts::{ContactFilter, contact_input};
+pub use events::{SyncEvent, SyncEventKind};
 pub use history::{FailureFilter, HistoryFilter};
 pub use integration::NewIntegration;
 pub use page::{Page, PageRequest};
@@ -57,6 +59,7 @@ pub struct Store {
     /// from failing with SQLITE_BUSY when it upgrades to a write lock.
     write_lock: Option<Arc<Mutex<()>>>,
     events: broadcast::Sender<DeskEvent>,
+    sync_events: broadcast::Sender<SyncEvent>,
 }
 
 /// A write transaction, holding the SQLite writer slot while it lives.
@@ -75,6 +78,20 @@ impl std::ops::Deref for WriteTxn<'_> {
 impl WriteTxn<'_> {
     pub(crate) async fn commit(self) -> Result<(), DbErr> {
         self.txn.commit().await
+    }
+
+    /// Commits, then broadcasts the sync events the transaction logged before giving up the
+    /// writer slot, so that on SQLite they go out in the order of their ids.
+    pub(crate) async fn commit_publishing(
+        self,
+        store: &Store,
+        events: Vec<SyncEvent>,
+    ) -> Result<(), DbErr> {
+        let WriteTxn { txn, _slot: slot } = self;
+        txn.commit().await?;
+        store.publish_sync(events);
+        drop(slot);
+        Ok(())
     }
 }
 
@@ -112,10 +129,12 @@ impl Store {
 
     fn from_connection(db: DatabaseConnection, single_writer: bool) -> Self {
         let (events, _) = broadcast::channel(1024);
+        let (sync_events, _) = broadcast::channel(1024);
         Self {
             db,
             write_lock: single_writer.then(|| Arc::new(Mutex::new(()))),
             events,
+            sync_events,
         }
     }
 

@@ -14,6 +14,7 @@ use sea_orm::{
 };
 
 use super::contacts::check_account;
+use super::events::{self, SyncEvent, SyncEventKind};
 use super::{Store, StoreResult, WriteTxn};
 use crate::domain::{
     AccountFields, AccountId, ContactFields, ContactId, DeskAction, DeskEntity, Direction,
@@ -243,6 +244,7 @@ impl Store {
             store: self,
             txn: self.write().await?,
             events: Vec::new(),
+            sync_events: Vec::new(),
         })
     }
 }
@@ -253,6 +255,7 @@ pub struct SyncBatch<'a> {
     store: &'a Store,
     txn: WriteTxn<'a>,
     events: Vec<(DeskEntity, DeskAction, i64)>,
+    sync_events: Vec<SyncEvent>,
 }
 
 impl SyncBatch<'_> {
@@ -544,9 +547,10 @@ impl SyncBatch<'_> {
             active.next_attempt_at =
                 Set(retry.next_attempt(new.reason, u32::try_from(attempts).unwrap_or(1), now));
             active.salesforce_id = Set(new.salesforce_id);
-            return Ok(active.update(&*self.txn).await?);
+            let model = active.update(&*self.txn).await?;
+            return self.log_failure(model).await;
         }
-        Ok(sync_failure::ActiveModel {
+        let model = sync_failure::ActiveModel {
             at: Set(now),
             direction: Set(new.direction.as_str().into()),
             module: Set(new.module.as_str().into()),
@@ -560,7 +564,17 @@ impl SyncBatch<'_> {
             ..Default::default()
         }
         .insert(&*self.txn)
-        .await?)
+        .await?;
+        self.log_failure(model).await
+    }
+
+    async fn log_failure(
+        &mut self,
+        model: sync_failure::Model,
+    ) -> StoreResult<sync_failure::Model> {
+        let event = events::record(&*self.txn, SyncEventKind::Failure(model.clone())).await?;
+        self.sync_events.push(event);
+        Ok(model)
     }
 
     /// Makes these desk records due now: a manual retry does not wait for the backoff.
@@ -609,7 +623,7 @@ impl SyncBatch<'_> {
         module: Module,
         counts: (i32, i32, i32),
     ) -> StoreResult<sync_history::Model> {
-        Ok(sync_history::ActiveModel {
+        let model = sync_history::ActiveModel {
             at: Set(Utc::now()),
             direction: Set(direction.as_str().into()),
             module: Set(module.as_str().into()),
@@ -619,11 +633,16 @@ impl SyncBatch<'_> {
             ..Default::default()
         }
         .insert(&*self.txn)
-        .await?)
+        .await?;
+        let event = events::record(&*self.txn, SyncEventKind::History(model.clone())).await?;
+        self.sync_events.push(event);
+        Ok(model)
     }
 
     pub async fn commit(self) -> StoreResult<()> {
-        self.txn.commit().await?;
+        self.txn
+            .commit_publishing(self.store, self.sync_events)
+            .await?;
         for (entity, action, id) in self.events {
             self.store.publish(entity, action, id);
         }

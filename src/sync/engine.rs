@@ -13,7 +13,7 @@ use super::mapping::Mapping;
 use super::{Integrations, SyncError};
 use crate::domain::{Direction, FirstSync, IntegrationStatus, Module, RetryPolicy, SyncType};
 use crate::salesforce::{SalesforceClient, SalesforceError};
-use crate::store::Store;
+use crate::store::{Store, SyncEvent};
 
 #[derive(Debug, Clone)]
 pub struct EngineSettings {
@@ -70,14 +70,6 @@ pub struct RoundReport {
     pub pushed: Counts,
 }
 
-/// A history entry, failure, or status change, as it happens.
-#[derive(Debug, Clone)]
-pub enum SyncEvent {
-    History(entity::sync_history::Model),
-    Failure(entity::sync_failure::Model),
-    Status(IntegrationStatus, Option<String>),
-}
-
 pub struct SyncEngine {
     pub(super) store: Store,
     pub(super) integrations: Arc<Integrations>,
@@ -111,13 +103,9 @@ impl SyncEngine {
         }
     }
 
-    /// History entries, failures and status changes, as they happen.
+    /// History entries, failures and status changes, as they commit.
     pub fn subscribe(&self) -> broadcast::Receiver<SyncEvent> {
-        self.integrations.subscribe()
-    }
-
-    pub(super) fn publish(&self, event: SyncEvent) {
-        self.integrations.publish(event);
+        self.store.subscribe_sync()
     }
 
     /// Runs one full round: the first sync while it is running, otherwise incremental.
@@ -143,7 +131,6 @@ impl SyncEngine {
                     "Salesforce refused the saved credentials ({error}: {description}); reconnect to resume"
                 );
                 self.integrations.fail(&reason).await?;
-                self.publish(SyncEvent::Status(IntegrationStatus::Error, Some(reason)));
                 Err(SyncError::Refused(description))
             }
             other => other,
@@ -272,36 +259,25 @@ impl SyncEngine {
         Ok(())
     }
 
-    /// Ends a batch: its history entry (when it moved anything) commits with it, then the
-    /// entry and the batch's failures are published.
+    /// Ends a batch: its history entry (when it moved anything) commits with it; the entry
+    /// and the batch's failures are broadcast once committed.
     pub(super) async fn finish(
         &self,
         mut batch: crate::store::SyncBatch<'_>,
         direction: Direction,
         module: Module,
         counts: Counts,
-        failures: Vec<entity::sync_failure::Model>,
     ) -> Result<Counts, SyncError> {
-        let history = if counts.is_empty() {
-            None
-        } else {
-            Some(
-                batch
-                    .history(
-                        direction,
-                        module,
-                        (counts.added, counts.updated, counts.failed),
-                    )
-                    .await?,
-            )
-        };
+        if !counts.is_empty() {
+            batch
+                .history(
+                    direction,
+                    module,
+                    (counts.added, counts.updated, counts.failed),
+                )
+                .await?;
+        }
         batch.commit().await?;
-        for failure in failures {
-            self.publish(SyncEvent::Failure(failure));
-        }
-        if let Some(history) = history {
-            self.publish(SyncEvent::History(history));
-        }
         Ok(counts)
     }
 }

@@ -4,10 +4,10 @@ use entity::integration;
 use sea_orm::ActiveValue::Set;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
-use tokio::sync::{RwLock, broadcast};
+use tokio::sync::RwLock;
 
 use super::mapping::{self, Mapping};
-use super::{SyncEvent, Vault, VaultError};
+use super::{Vault, VaultError};
 use crate::domain::{FirstSync, IntegrationStatus, Invalid, Module, SyncType};
 use crate::salesforce::{ClientConfig, Credentials, SalesforceClient, SalesforceError};
 use crate::store::{NewIntegration, Store, StoreError};
@@ -59,7 +59,6 @@ pub enum SyncError {
 /// The Salesforce connection: saved encrypted, verified before saving, one client shared.
 pub struct Integrations {
     store: Store,
-    events: broadcast::Sender<SyncEvent>,
     vault: Vault,
     api_version: String,
     client: RwLock<Option<Arc<SalesforceClient>>>,
@@ -113,28 +112,12 @@ fn required(field: &str, value: &str) -> Result<String, Invalid> {
 
 impl Integrations {
     pub fn new(store: Store, vault: Vault, api_version: String) -> Self {
-        let (events, _) = broadcast::channel(1024);
         Self {
             store,
-            events,
             vault,
             api_version,
             client: RwLock::new(None),
         }
-    }
-
-    pub fn subscribe(&self) -> broadcast::Receiver<SyncEvent> {
-        self.events.subscribe()
-    }
-
-    pub(super) fn publish(&self, event: SyncEvent) {
-        // Nobody listening is fine.
-        let _ = self.events.send(event);
-    }
-
-    fn announce(&self, model: &integration::Model) {
-        let status = model.status.parse().unwrap_or(IntegrationStatus::Error);
-        self.publish(SyncEvent::Status(status, model.status_reason.clone()));
     }
 
     fn client_for(
@@ -227,7 +210,6 @@ impl Integrations {
             })
             .await?;
         *self.client.write().await = Some(Arc::new(client));
-        self.announce(&model);
         Ok(model)
     }
 
@@ -307,17 +289,13 @@ impl Integrations {
                 "cannot {action} while the integration is {status}"
             )));
         }
-        let model = self
+        Ok(self
             .store
             .update_integration(|m| {
                 m.status = Set(to.as_str().into());
                 m.status_reason = Set(None);
             })
-            .await?;
-        if status != to {
-            self.announce(&model);
-        }
-        Ok(model)
+            .await?)
     }
 
     pub async fn pause(&self) -> Result<integration::Model, SyncError> {
@@ -373,7 +351,6 @@ impl Integrations {
         self.connected().await?;
         self.store.delete_integration().await?;
         *self.client.write().await = None;
-        self.publish(SyncEvent::Status(IntegrationStatus::NotConnected, None));
         Ok(())
     }
 

@@ -11,7 +11,8 @@ mod records;
 mod vault;
 pub mod worker;
 
-pub use engine::{Counts, EngineSettings, RoundReport, SyncEngine, SyncEvent};
+pub use crate::store::{SyncEvent, SyncEventKind};
+pub use engine::{Counts, EngineSettings, RoundReport, SyncEngine};
 pub use integration::{Connect, ConnectAuth, Integrations, SyncError};
 pub use mapping::Mapping;
 pub use push::DESK_ID_FIELD;

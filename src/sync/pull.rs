@@ -201,7 +201,6 @@ impl SyncEngine {
         let open_failures = self.store.has_open_failures(module).await?;
         let mut batch = self.store.begin_sync().await?;
         let mut counts = Counts::default();
-        let mut failures = Vec::new();
         let mut creates: Vec<(usize, Map<String, Value>)> = Vec::new();
         for (idx, (inc, fresh)) in incoming.iter().zip(fresh).enumerate() {
             let outcome = match links.get(&inc.id) {
@@ -273,7 +272,7 @@ impl SyncEngine {
                 Ok(Written::Updated) => counts.updated += 1,
                 Err((reason, message)) => {
                     counts.failed += 1;
-                    let failure = batch
+                    batch
                         .fail(
                             NewFailure {
                                 direction: Direction::SalesforceToDesk,
@@ -286,7 +285,6 @@ impl SyncEngine {
                             &self.settings.retry,
                         )
                         .await?;
-                    failures.push(failure);
                 }
             }
         }
@@ -302,7 +300,7 @@ impl SyncEngine {
             .await?;
         for (idx, reason, message) in refused {
             counts.failed += 1;
-            let failure = batch
+            batch
                 .fail(
                     NewFailure {
                         direction: Direction::SalesforceToDesk,
@@ -315,7 +313,6 @@ impl SyncEngine {
                     &self.settings.retry,
                 )
                 .await?;
-            failures.push(failure);
         }
         if let (Some(cursor_name), Some(last)) = (cursor_name, incoming.last()) {
             batch
@@ -327,7 +324,7 @@ impl SyncEngine {
                 )
                 .await?;
         }
-        self.finish(batch, Direction::SalesforceToDesk, module, counts, failures)
+        self.finish(batch, Direction::SalesforceToDesk, module, counts)
             .await
     }
 

@@ -236,7 +236,6 @@ impl SyncEngine {
 
         let mut batch = self.store.begin_sync().await?;
         let mut counts = Counts::default();
-        let mut failures = Vec::new();
         for (i, (desk_id, plan)) in plans.into_iter().enumerate() {
             let upto = upto.get(&desk_id).copied();
             let (hash, creating) = match plan {
@@ -246,21 +245,19 @@ impl SyncEngine {
                 }
                 Plan::Fail(reason, message) => {
                     counts.failed += 1;
-                    failures.push(
-                        batch
-                            .fail(
-                                NewFailure {
-                                    direction: Direction::DeskToSalesforce,
-                                    module,
-                                    desk_id: Some(desk_id),
-                                    salesforce_id: None,
-                                    reason,
-                                    message,
-                                },
-                                &self.settings.retry,
-                            )
-                            .await?,
-                    );
+                    batch
+                        .fail(
+                            NewFailure {
+                                direction: Direction::DeskToSalesforce,
+                                module,
+                                desk_id: Some(desk_id),
+                                salesforce_id: None,
+                                reason,
+                                message,
+                            },
+                            &self.settings.retry,
+                        )
+                        .await?;
                     batch.drop_outbox(module, desk_id, upto).await?;
                     continue;
                 }
@@ -316,14 +313,13 @@ impl SyncEngine {
                     if failure.next_attempt_at.is_none() {
                         batch.drop_outbox(module, desk_id, upto).await?;
                     }
-                    failures.push(failure);
                 }
             }
         }
         if let Some((name, last)) = cursor {
             batch.set_cursor(name, None, None, Some(last)).await?;
         }
-        self.finish(batch, Direction::DeskToSalesforce, module, counts, failures)
+        self.finish(batch, Direction::DeskToSalesforce, module, counts)
             .await
     }
 

@@ -17,5 +17,6 @@ mod reliability;
 mod salesforce;
 mod schema;
 mod sync;
+mod sync_events;
 mod tickets;
 mod ws;

@@ -664,7 +664,7 @@ async fn non_administrators_cannot_read_or_retry_the_sync_log() {
 #[tokio::test]
 async fn history_failures_and_status_changes_are_published_as_they_happen() {
     use tandem::domain::IntegrationStatus;
-    use tandem::sync::SyncEvent;
+    use tandem::sync::SyncEventKind;
     let (app, sim) = connected().await;
     let mut events = app.engine.subscribe();
     sim.insert("Contact", json!({ "LastName": "Announced" }))
@@ -675,11 +675,20 @@ async fn history_failures_and_status_changes_are_published_as_they_happen() {
     app.gql_ok("mutation { resumeSync { status } }", json!({}))
         .await;
     let mut seen = Vec::new();
+    let mut last_id = 0;
     while let Ok(event) = events.try_recv() {
-        seen.push(match event {
-            SyncEvent::History(h) => format!("history {} {} +{}", h.direction, h.module, h.added),
-            SyncEvent::Failure(f) => format!("failure {}", f.reason),
-            SyncEvent::Status(status, _) => format!("status {status}"),
+        assert!(
+            event.id > last_id,
+            "ids increase: {} after {last_id}",
+            event.id
+        );
+        last_id = event.id;
+        seen.push(match event.kind {
+            SyncEventKind::History(h) => {
+                format!("history {} {} +{}", h.direction, h.module, h.added)
+            }
+            SyncEventKind::Failure(f) => format!("failure {}", f.reason),
+            SyncEventKind::Status { status, .. } => format!("status {status}"),
         });
     }
     assert!(

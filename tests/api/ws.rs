@@ -10,13 +10,13 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::helpers::{TestApp, spawn_app, spawn_app_with};
 
-struct Ws(WebSocketStream<MaybeTlsStream<TcpStream>>);
+pub struct Ws(WebSocketStream<MaybeTlsStream<TcpStream>>);
 
-const TRANSPORT: &str = "graphql-transport-ws";
-const LEGACY: &str = "graphql-ws";
+pub const TRANSPORT: &str = "graphql-transport-ws";
+pub const LEGACY: &str = "graphql-ws";
 
 impl Ws {
-    async fn connect(app: &TestApp, protocol: Option<&str>) -> Self {
+    pub async fn connect(app: &TestApp, protocol: Option<&str>) -> Self {
         let mut request = app.ws_url().into_client_request().unwrap();
         if let Some(protocol) = protocol {
             request.headers_mut().insert(
@@ -31,7 +31,7 @@ impl Ws {
         Self(stream)
     }
 
-    async fn send(&mut self, message: Value) {
+    pub async fn send(&mut self, message: Value) {
         self.0
             .send(Message::text(message.to_string()))
             .await
@@ -39,7 +39,7 @@ impl Ws {
     }
 
     /// The next protocol message, skipping keep-alives.
-    async fn recv(&mut self) -> Value {
+    pub async fn recv(&mut self) -> Value {
         loop {
             let frame = tokio::time::timeout(Duration::from_secs(5), self.0.next())
                 .await
@@ -58,7 +58,7 @@ impl Ws {
     }
 
     /// Waits for the server's close frame and returns its code and reason.
-    async fn closed(&mut self) -> (u16, String) {
+    pub async fn closed(&mut self) -> (u16, String) {
         loop {
             let frame = tokio::time::timeout(Duration::from_secs(5), self.0.next())
                 .await
@@ -74,7 +74,7 @@ impl Ws {
         }
     }
 
-    async fn init(&mut self, app: &TestApp, profile: &str) {
+    pub async fn init(&mut self, app: &TestApp, profile: &str) {
         self.send(json!({ "type": "connection_init", "payload": { "Authorization": format!("Bearer {}", app.token(profile)) } }))
             .await;
         assert_eq!(self.recv().await["type"], "connection_ack");

@@ -1,0 +1,228 @@
+//! `syncEvents`: the sync engine's history entries, failures and status changes, replayed
+//! from the event log after a given id and then followed live, with no gap and no repeat.
+
+use std::collections::VecDeque;
+
+use async_graphql::{Context, Enum, ID, SimpleObject, Subscription};
+use chrono::{DateTime, Utc};
+use futures_util::Stream;
+use tokio::sync::broadcast::{self, error::RecvError};
+
+use super::integration::{IntegrationStatus, SyncModule};
+use super::paging::parse_id;
+use super::sync_log::{SyncFailure, SyncHistoryEntry};
+use super::{ApiError, ApiResult, ContextExt};
+use crate::domain::Module;
+use crate::store::{Store, SyncEvent, SyncEventKind};
+
+/// Events read from the log per query while catching up.
+const REPLAY_PAGE: u64 = 200;
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+pub enum SyncEventType {
+    /// A batch moved records: its sync history entry.
+    History,
+    /// A record failed: its failure log entry.
+    Failure,
+    /// The integration was connected, paused, resumed, stopped by an error, or deleted.
+    Status,
+}
+
+/// One entry of the sync event log.
+#[derive(SimpleObject)]
+pub struct SyncEventNode {
+    /// Increases with every event; pass the last one seen as `afterId` to resume.
+    pub id: ID,
+    pub at: DateTime<Utc>,
+    pub kind: SyncEventType,
+    /// The module of a history entry or failure.
+    pub module: Option<SyncModule>,
+    pub history: Option<SyncHistoryEntry>,
+    pub failure: Option<SyncFailure>,
+    /// The integration's status after a status change.
+    pub status: Option<IntegrationStatus>,
+    /// Why the integration stopped, for a change to `ERROR`.
+    pub status_reason: Option<String>,
+}
+
+impl TryFrom<SyncEvent> for SyncEventNode {
+    type Error = ApiError;
+
+    fn try_from(event: SyncEvent) -> ApiResult<Self> {
+        let module = event.kind.module().map(Into::into);
+        let mut node = SyncEventNode {
+            id: ID(event.id.to_string()),
+            at: event.at,
+            kind: SyncEventType::Status,
+            module,
+            history: None,
+            failure: None,
+            status: None,
+            status_reason: None,
+        };
+        match event.kind {
+            SyncEventKind::History(h) => {
+                node.kind = SyncEventType::History;
+                node.history = Some(h.try_into()?);
+            }
+            SyncEventKind::Failure(f) => {
+                node.kind = SyncEventType::Failure;
+                node.failure = Some(f.try_into()?);
+            }
+            SyncEventKind::Status { status, reason } => {
+                node.status = Some(status.into());
+                node.status_reason = reason;
+            }
+        }
+        Ok(node)
+    }
+}
+
+/// Which events a subscriber gets: what it asked for, within what its profile may see.
+struct Admits {
+    modules: Vec<Module>,
+    kinds: Option<Vec<SyncEventType>>,
+}
+
+impl Admits {
+    fn admits(&self, event: &SyncEvent) -> bool {
+        let kind = match event.kind {
+            SyncEventKind::History(_) => SyncEventType::History,
+            SyncEventKind::Failure(_) => SyncEventType::Failure,
+            SyncEventKind::Status { .. } => SyncEventType::Status,
+        };
+        self.kinds.as_ref().is_none_or(|k| k.contains(&kind))
+            && event
+                .kind
+                .module()
+                .is_none_or(|m| self.modules.contains(&m))
+    }
+}
+
+/// Replays the log after `last`, then follows the live broadcast. The broadcast is
+/// subscribed before the replay starts, so nothing committed meanwhile is missed; an event
+/// already replayed is skipped, and one that arrives ahead of an unseen id (or after the
+/// subscriber fell behind) first brings the missing ids from the log.
+struct Follow {
+    store: Store,
+    live: broadcast::Receiver<SyncEvent>,
+    last: Option<i64>,
+    catching_up: bool,
+    queue: VecDeque<SyncEvent>,
+    admits: Admits,
+}
+
+impl Follow {
+    async fn next(&mut self) -> Option<Result<SyncEventNode, ApiError>> {
+        loop {
+            if let Some(event) = self.queue.pop_front() {
+                if self.last.is_some_and(|l| event.id <= l) {
+                    continue;
+                }
+                self.last = Some(event.id);
+                if self.admits.admits(&event) {
+                    return Some(SyncEventNode::try_from(event));
+                }
+                continue;
+            }
+            if self.catching_up {
+                let after = self.last.unwrap_or(0);
+                match self.store.sync_events_after(after, None, REPLAY_PAGE).await {
+                    Ok(page) if page.is_empty() => self.catching_up = false,
+                    Ok(page) => self.queue.extend(page),
+                    Err(e) => return Some(Err(e.into())),
+                }
+                continue;
+            }
+            match self.live.recv().await {
+                Ok(event) => match self.last {
+                    Some(last) if event.id <= last => {}
+                    Some(last) if event.id > last + 1 => {
+                        match self
+                            .store
+                            .sync_events_after(last, Some(event.id), u64::MAX)
+                            .await
+                        {
+                            Ok(missing) => self.queue.extend(missing),
+                            Err(e) => return Some(Err(e.into())),
+                        }
+                        self.queue.push_back(event);
+                    }
+                    _ => self.queue.push_back(event),
+                },
+                Err(RecvError::Lagged(missed)) => {
+                    tracing::warn!(
+                        missed,
+                        "a sync-event subscriber fell behind; reading the log"
+                    );
+                    self.catching_up = self.last.is_some();
+                }
+                Err(RecvError::Closed) => return None,
+            }
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct SyncEventSubscription;
+
+#[Subscription]
+impl SyncEventSubscription {
+    /// Sync history entries, failures and status changes as they commit. With `afterId`,
+    /// first everything logged after that event (the log keeps as many days as the sync
+    /// history), then live. Administrators see every event; other profiles need Salesforce
+    /// contact and account information granted, and see the modules their panels show.
+    async fn sync_events(
+        &self,
+        ctx: &Context<'_>,
+        after_id: Option<ID>,
+        modules: Option<Vec<SyncModule>>,
+        kinds: Option<Vec<SyncEventType>>,
+    ) -> Result<impl Stream<Item = Result<SyncEventNode, ApiError>> + use<>, ApiError> {
+        let viewer = ctx.viewer()?;
+        let mut allowed = vec![Module::Contacts, Module::Accounts];
+        if !viewer.is_admin() {
+            let permissions = viewer.permissions();
+            if !permissions.visible || !permissions.information {
+                return Err(ApiError::forbidden(format!(
+                    "the profile '{}' may not see Salesforce information",
+                    viewer.profile.name
+                )));
+            }
+            allowed.retain(|m| match m {
+                Module::Contacts => permissions.panel.shows_contacts(),
+                Module::Accounts => permissions.panel.shows_accounts(),
+            });
+        }
+        if let Some(wanted) = modules {
+            let wanted: Vec<Module> = wanted.into_iter().map(Into::into).collect();
+            allowed.retain(|m| wanted.contains(m));
+        }
+        // `0` replays the whole log.
+        let last = after_id
+            .map(|id| match id.as_str() {
+                "0" => Ok(0),
+                _ => parse_id("afterId", &id, |n| n),
+            })
+            .transpose()?;
+        let store = ctx.store().clone();
+        let follow = Follow {
+            live: store.subscribe_sync(),
+            store,
+            last,
+            catching_up: last.is_some(),
+            queue: VecDeque::new(),
+            admits: Admits {
+                modules: allowed,
+                kinds,
+            },
+        };
+        Ok(futures_util::stream::unfold(
+            follow,
+            |mut follow| async move {
+                let item = follow.next().await?;
+                Some((item, follow))
+            },
+        ))
+    }
+}

@@ -1,0 +1,132 @@
+//! The sync event log: every history entry, failure and status change gets the next id in
+//! one sequence, is written in the transaction that caused it, and is broadcast after that
+//! transaction commits. Subscribers replay from the log what they missed, then follow live.
+
+use chrono::{DateTime, Utc};
+use entity::{sync_event, sync_failure, sync_history};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect,
+};
+use serde::{Deserialize, Serialize};
+
+use super::{Store, StoreError, StoreResult};
+use crate::domain::{IntegrationStatus, Module};
+
+/// What happened.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum SyncEventKind {
+    History(sync_history::Model),
+    Failure(sync_failure::Model),
+    Status {
+        status: IntegrationStatus,
+        reason: Option<String>,
+    },
+}
+
+impl SyncEventKind {
+    pub fn name(&self) -> &'static str {
+        match self {
+            SyncEventKind::History(_) => "HISTORY",
+            SyncEventKind::Failure(_) => "FAILURE",
+            SyncEventKind::Status { .. } => "STATUS",
+        }
+    }
+
+    /// The module a history entry or failure belongs to; status changes have none.
+    pub fn module(&self) -> Option<Module> {
+        let module = match self {
+            SyncEventKind::History(h) => &h.module,
+            SyncEventKind::Failure(f) => &f.module,
+            SyncEventKind::Status { .. } => return None,
+        };
+        module.parse().ok()
+    }
+}
+
+/// One entry of the log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SyncEvent {
+    pub id: i64,
+    pub at: DateTime<Utc>,
+    pub kind: SyncEventKind,
+}
+
+impl TryFrom<sync_event::Model> for SyncEvent {
+    type Error = StoreError;
+
+    fn try_from(m: sync_event::Model) -> StoreResult<Self> {
+        let kind = serde_json::from_str(&m.payload).map_err(|e| {
+            StoreError::Db(sea_orm::DbErr::Custom(format!(
+                "sync event {} cannot be read: {e}",
+                m.id
+            )))
+        })?;
+        Ok(SyncEvent {
+            id: m.id,
+            at: m.at,
+            kind,
+        })
+    }
+}
+
+/// Appends an event to the log inside the caller's transaction.
+pub(crate) async fn record(
+    db: &impl ConnectionTrait,
+    kind: SyncEventKind,
+) -> StoreResult<SyncEvent> {
+    let at = Utc::now();
+    let payload = serde_json::to_string(&kind)
+        .map_err(|e| StoreError::Db(sea_orm::DbErr::Custom(e.to_string())))?;
+    let model = sync_event::ActiveModel {
+        at: Set(at),
+        kind: Set(kind.name().into()),
+        module: Set(kind.module().map(|m| m.as_str().to_owned())),
+        payload: Set(payload),
+        ..Default::default()
+    }
+    .insert(db)
+    .await?;
+    Ok(SyncEvent {
+        id: model.id,
+        at,
+        kind,
+    })
+}
+
+impl Store {
+    /// Live sync events, from now on.
+    pub fn subscribe_sync(&self) -> tokio::sync::broadcast::Receiver<SyncEvent> {
+        self.sync_events.subscribe()
+    }
+
+    pub(crate) fn publish_sync(&self, events: impl IntoIterator<Item = SyncEvent>) {
+        for event in events {
+            // No subscriber is not an error.
+            let _ = self.sync_events.send(event);
+        }
+    }
+
+    /// Logged events after `after` (by id), oldest first, at most `limit`; `before` bounds
+    /// the range when given.
+    pub async fn sync_events_after(
+        &self,
+        after: i64,
+        before: Option<i64>,
+        limit: u64,
+    ) -> StoreResult<Vec<SyncEvent>> {
+        let mut query = sync_event::Entity::find().filter(sync_event::Column::Id.gt(after));
+        if let Some(before) = before {
+            query = query.filter(sync_event::Column::Id.lt(before));
+        }
+        query
+            .order_by_asc(sync_event::Column::Id)
+            .limit(limit)
+            .all(self.connection())
+            .await?
+            .into_iter()
+            .map(SyncEvent::try_from)
+            .collect()
+    }
+}

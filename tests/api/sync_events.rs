@@ -1,0 +1,168 @@
+//! `syncEvents` over both WebSocket protocols: replay after an id, then live, with no gap and
+//! no repeat, within what the subscriber's profile may see.
+
+use salesforce_sim::{SimConfig, SimHandle};
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, spawn_app};
+use crate::integration::connect;
+use crate::ws::{LEGACY, TRANSPORT, Ws};
+
+const EVENTS: &str = "subscription($after: ID, $modules: [SyncModule!], $kinds: [SyncEventType!]) { syncEvents(afterId: $after, modules: $modules, kinds: $kinds) { id kind module status history { direction module added } failure { reason } } }";
+
+/// A connected, synced desk: the log holds the connect, one contact history entry and one
+/// account history entry.
+async fn synced() -> (TestApp, SimHandle) {
+    let app = spawn_app().await;
+    let sim = salesforce_sim::start(SimConfig::default()).await;
+    let body = connect(&app, &sim, "tandem").await;
+    assert!(body.get("errors").is_none(), "{body}");
+    app.gql_ok("mutation { startSync { firstSync } }", json!({}))
+        .await;
+    sim.insert("Account", json!({ "Name": "Logged Ltd" }))
+        .unwrap();
+    sim.insert("Contact", json!({ "LastName": "Logged" }))
+        .unwrap();
+    app.sync_now().await;
+    (app, sim)
+}
+
+/// Every id in the log, oldest first.
+async fn logged_ids(app: &TestApp) -> Vec<String> {
+    app.store
+        .sync_events_after(0, None, 10_000)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.id.to_string())
+        .collect()
+}
+
+async fn subscribe(app: &TestApp, profile: &str, variables: Value) -> Ws {
+    let mut ws = Ws::connect(app, Some(TRANSPORT)).await;
+    ws.init(app, profile).await;
+    ws.send(json!({ "id": "s", "type": "subscribe", "payload": { "query": EVENTS, "variables": variables } }))
+        .await;
+    ws
+}
+
+async fn next_event(ws: &mut Ws) -> Value {
+    let message = ws.recv().await;
+    assert_eq!(message["type"], "next", "{message}");
+    message["payload"]["data"]["syncEvents"].clone()
+}
+
+#[tokio::test]
+async fn a_subscriber_replays_the_log_after_an_id_then_follows_live_without_gap_or_repeat() {
+    let (app, _sim) = synced().await;
+    let logged = logged_ids(&app).await;
+    assert!(logged.len() >= 3, "{logged:?}");
+
+    let mut all = subscribe(&app, "Administrator", json!({ "after": "0" })).await;
+    let mut replayed = Vec::new();
+    for _ in &logged {
+        replayed.push(next_event(&mut all).await);
+    }
+    let ids: Vec<&str> = replayed.iter().map(|e| e["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, logged, "the whole log, in order");
+    assert_eq!(replayed[0]["kind"], "STATUS");
+    assert_eq!(replayed[0]["status"], "ACTIVE", "connecting is logged");
+    assert!(
+        replayed.iter().any(|e| e["history"]
+            == json!({ "direction": "SALESFORCE_TO_DESK", "module": "CONTACTS", "added": 1 })),
+        "{replayed:?}"
+    );
+
+    // A second subscriber resumes after the first event, while changes keep coming.
+    let mut resumed = subscribe(&app, "Administrator", json!({ "after": logged[0] })).await;
+    app.gql_ok("mutation { pauseSync { status } }", json!({}))
+        .await;
+    app.gql_ok("mutation { resumeSync { status } }", json!({}))
+        .await;
+    let now = logged_ids(&app).await;
+    assert_eq!(now.len(), logged.len() + 2);
+
+    let mut seen = Vec::new();
+    for _ in 1..now.len() {
+        seen.push(next_event(&mut resumed).await);
+    }
+    let ids: Vec<&str> = seen.iter().map(|e| e["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, now[1..], "everything after the given id, once each");
+    let statuses: Vec<&Value> = seen.iter().rev().take(2).map(|e| &e["status"]).collect();
+    assert_eq!(statuses, [&json!("ACTIVE"), &json!("PAUSED")]);
+
+    // The first subscriber, already live, gets the two changes exactly once.
+    let live = [next_event(&mut all).await, next_event(&mut all).await];
+    assert_eq!(live[0]["id"].as_str().unwrap(), now[now.len() - 2]);
+    assert_eq!(live[1]["id"].as_str().unwrap(), now[now.len() - 1]);
+}
+
+#[tokio::test]
+async fn failures_and_filters_reach_subscribers_over_the_legacy_protocol_too() {
+    let (app, sim) = synced().await;
+    let mut ws = Ws::connect(&app, Some(LEGACY)).await;
+    ws.init(&app, "Administrator").await;
+    ws.send(json!({ "id": "f", "type": "start", "payload": { "query": EVENTS, "variables": { "kinds": ["FAILURE"] } } }))
+        .await;
+    app.create_contact(json!({ "lastName": "Refused" })).await;
+    sim.reject_next_records(&[("STRING_TOO_LONG", "Title: data value too large")]);
+    app.sync_now().await;
+
+    let message = ws.recv().await;
+    assert_eq!(message["type"], "data", "{message}");
+    let event = &message["payload"]["data"]["syncEvents"];
+    assert_eq!(event["kind"], "FAILURE");
+    assert_eq!(event["module"], "CONTACTS");
+    assert_eq!(event["failure"]["reason"], "STRING_TOO_LONG");
+}
+
+#[tokio::test]
+async fn agents_see_only_the_modules_their_profile_shows() {
+    let (app, _sim) = synced().await;
+    app.gql_ok(
+        "mutation { createProfile(input: { name: \"Contacts Desk\", permissions: { panel: CONTACTS } }) { id } }",
+        json!({}),
+    )
+    .await;
+    app.gql_ok(
+        "mutation { createProfile(input: { name: \"No Salesforce\", permissions: { information: false } }) { id } }",
+        json!({}),
+    )
+    .await;
+    let logged = app.store.sync_events_after(0, None, 1000).await.unwrap();
+    let visible = logged
+        .iter()
+        .filter(|e| {
+            e.kind
+                .module()
+                .is_none_or(|m| m == tandem::domain::Module::Contacts)
+        })
+        .count();
+    assert!(visible < logged.len(), "the log has account events too");
+
+    let mut ws = subscribe(&app, "Contacts Desk", json!({ "after": "0" })).await;
+    let mut seen = Vec::new();
+    for _ in 0..visible {
+        seen.push(next_event(&mut ws).await);
+    }
+    assert!(
+        seen.iter().all(|e| e["module"] != "ACCOUNTS"),
+        "no account events: {seen:?}"
+    );
+    app.gql_ok("mutation { pauseSync { status } }", json!({}))
+        .await;
+    assert_eq!(
+        next_event(&mut ws).await["status"],
+        "PAUSED",
+        "the next thing it sees is the live status change, not an account event"
+    );
+
+    let mut refused = subscribe(&app, "No Salesforce", json!({})).await;
+    let message = refused.recv().await;
+    assert_eq!(message["payload"]["data"], Value::Null, "{message}");
+    assert_eq!(
+        message["payload"]["errors"][0]["extensions"]["code"],
+        "FORBIDDEN"
+    );
+    assert_eq!(refused.recv().await["type"], "complete");
+}
