@@ -5,6 +5,7 @@
 mod helpers;
 
 mod accounts;
+mod admin_surface;
 mod auth;
 mod contacts;
 mod failures;
