@@ -1,12 +1,14 @@
 //! Gives every error an `extensions.code`: errors raised before execution (syntax,
-//! validation) are the client's to fix; an uncoded error during execution is internal.
+//! validation) are the client's to fix; an uncoded error during execution is internal. A
+//! nullable field whose resolver failed answers `null` at the error's path, as the spec asks,
+//! rather than being left out of `data`.
 
 use std::sync::Arc;
 
 use async_graphql::extensions::{
     Extension, ExtensionContext, ExtensionFactory, NextRequest, NextSubscribe,
 };
-use async_graphql::{Response, ServerError};
+use async_graphql::{PathSegment, Response, ServerError, Value};
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 
@@ -42,6 +44,9 @@ pub fn code_of(error: &ServerError) -> Option<String> {
 }
 
 fn tag(mut response: Response) -> Response {
+    for error in &response.errors {
+        null_at(&mut response.data, &error.path);
+    }
     for error in &mut response.errors {
         if code_of(error).is_none() {
             let code = if error.path.is_empty() {
@@ -60,4 +65,62 @@ fn tag(mut response: Response) -> Response {
         }
     }
     response
+}
+
+/// Puts `null` at `path` when the field there is missing and its parent was answered.
+fn null_at(data: &mut Value, path: &[PathSegment]) {
+    let Some((last, parents)) = path.split_last() else {
+        return;
+    };
+    let mut here = data;
+    for segment in parents {
+        here = match (segment, here) {
+            (PathSegment::Field(name), Value::Object(map)) => match map.get_mut(name.as_str()) {
+                Some(next) => next,
+                None => return,
+            },
+            (PathSegment::Index(i), Value::List(items)) => match items.get_mut(*i) {
+                Some(next) => next,
+                None => return,
+            },
+            _ => return,
+        };
+    }
+    if let (PathSegment::Field(name), Value::Object(map)) = (last, here) {
+        map.entry(async_graphql::Name::new(name))
+            .or_insert(Value::Null);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use async_graphql::value;
+
+    #[test]
+    fn a_failed_nullable_field_answers_null_where_its_parent_stands() {
+        let mut data = value!({ "contacts": [{ "id": "1" }, { "id": "2" }] });
+        let path = |i| {
+            vec![
+                PathSegment::Field("contacts".into()),
+                PathSegment::Index(i),
+                PathSegment::Field("salesforce".into()),
+            ]
+        };
+        null_at(&mut data, &path(1));
+        assert_eq!(
+            data,
+            value!({ "contacts": [{ "id": "1" }, { "id": "2", "salesforce": null }] })
+        );
+        let mut gone = value!({ "contacts": null });
+        null_at(&mut gone, &path(0));
+        assert_eq!(
+            gone,
+            value!({ "contacts": null }),
+            "a nulled parent stays null"
+        );
+        let mut root = Value::Null;
+        null_at(&mut root, &[PathSegment::Field("me".into())]);
+        assert_eq!(root, Value::Null);
+    }
 }

@@ -71,6 +71,15 @@ impl Contact {
     async fn account(&self, ctx: &Context<'_>) -> ApiResult<Option<Account>> {
         load_account(ctx, self.account_id).await
     }
+
+    /// The linked Salesforce contact; `null` when the contact is not linked.
+    async fn salesforce(
+        &self,
+        ctx: &Context<'_>,
+    ) -> ApiResult<Option<super::panels::SalesforceContact>> {
+        let id = parse_id("id", &self.id, ContactId)?;
+        super::panels::contact_panel(ctx, id).await
+    }
 }
 
 impl From<contact::Model> for Contact {
@@ -142,6 +151,14 @@ impl Account {
             .contacts(&filter, page_request(ctx.page_sizes(), first, after)?)
             .await?;
         Ok(connection(page, |m| m.id.0, Contact::from))
+    }
+
+    /// The linked Salesforce account; `null` when the account is not linked.
+    async fn salesforce(
+        &self,
+        ctx: &Context<'_>,
+    ) -> ApiResult<Option<super::panels::SalesforceAccount>> {
+        super::panels::account_panel(ctx, self.raw_id).await
     }
 }
 

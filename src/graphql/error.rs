@@ -16,6 +16,8 @@ pub enum Code {
     NotFound,
     Conflict,
     UpstreamUnavailable,
+    /// Salesforce is not connected, so there is nothing to show beside desk records.
+    IntegrationUnavailable,
     Internal,
 }
 
@@ -28,6 +30,7 @@ impl Code {
             Code::NotFound => "NOT_FOUND",
             Code::Conflict => "CONFLICT",
             Code::UpstreamUnavailable => "UPSTREAM_UNAVAILABLE",
+            Code::IntegrationUnavailable => "INTEGRATION_UNAVAILABLE",
             Code::Internal => "INTERNAL",
         }
     }

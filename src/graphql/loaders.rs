@@ -54,3 +54,36 @@ impl Loader<AgentId> for DeskLoader {
         Ok(rows.into_iter().map(|m| (m.id, m)).collect())
     }
 }
+
+/// The Salesforce link of one desk record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct LinkOf(pub crate::domain::Module, pub i64);
+
+impl Loader<LinkOf> for DeskLoader {
+    type Value = entity::record_link::Model;
+    type Error = Arc<StoreError>;
+
+    async fn load(&self, keys: &[LinkOf]) -> Result<HashMap<LinkOf, Self::Value>, Self::Error> {
+        let mut found = HashMap::new();
+        for module in [
+            crate::domain::Module::Contacts,
+            crate::domain::Module::Accounts,
+        ] {
+            let ids: Vec<i64> = keys.iter().filter(|k| k.0 == module).map(|k| k.1).collect();
+            if ids.is_empty() {
+                continue;
+            }
+            let links = self
+                .store
+                .links_by_desk(module, &ids)
+                .await
+                .map_err(Arc::new)?;
+            found.extend(
+                links
+                    .into_iter()
+                    .map(|(desk, link)| (LinkOf(module, desk), link)),
+            );
+        }
+        Ok(found)
+    }
+}

@@ -10,6 +10,7 @@ mod integration;
 mod limits;
 mod loaders;
 mod paging;
+mod panels;
 mod sync_events;
 mod sync_log;
 
@@ -92,10 +93,13 @@ pub fn sdl() -> String {
 
 /// Attaches what one request needs: who is asking, and loaders that live as long as it does.
 pub fn prepare(request: Request, viewer: Viewer, store: &Store) -> Request {
-    request.data(viewer).data(DataLoader::new(
-        loaders::DeskLoader::new(store.clone()),
-        tokio::spawn,
-    ))
+    request
+        .data(viewer)
+        .data(DataLoader::new(
+            loaders::DeskLoader::new(store.clone()),
+            tokio::spawn,
+        ))
+        .data(panels::OrgCell::default())
 }
 
 /// A request error stopped the operation before execution: no data, and no error at a path.

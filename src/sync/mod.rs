@@ -7,7 +7,7 @@ mod integration;
 pub mod mapping;
 mod pull;
 mod push;
-mod records;
+pub mod records;
 mod vault;
 pub mod worker;
 

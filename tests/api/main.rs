@@ -13,6 +13,7 @@ mod health;
 mod http;
 mod integration;
 mod limits;
+mod panels;
 mod profiles;
 mod reliability;
 mod salesforce;
