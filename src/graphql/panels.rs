@@ -4,7 +4,7 @@
 //! `@requiresPermission(item: …)`. A denied field is `null` with a `FORBIDDEN` error at its
 //! path; the rest of the answer stands, which is why every guarded field is nullable.
 
-use async_graphql::{Context, Enum, Guard, ID, Json, Object, TypeDirective};
+use async_graphql::{ComplexObject, Context, Enum, Guard, ID, Json, SimpleObject, TypeDirective};
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 use tokio::sync::OnceCell;
@@ -171,14 +171,59 @@ async fn twin(
 }
 
 /// The Salesforce contact linked to a desk contact.
+#[derive(SimpleObject)]
+#[graphql(complex)]
 pub struct SalesforceContact {
-    twin: Twin,
+    /// The Salesforce record id.
+    id: ID,
+    /// The mapped fields by their Salesforce names, as the sync last agreed them.
+    #[graphql(
+        guard = "Requires(domain::PermissionItem::Information)",
+        directive = requiresPermission::apply(PermissionItem::Information)
+    )]
+    fields: Option<Json<Map<String, Value>>>,
+    /// The record in Salesforce's own UI.
+    view_in_salesforce_url: String,
+    /// When the sync last brought this record in step.
+    fetched_at: DateTime<Utc>,
+    /// Whether the values may be out of date because Salesforce could not be reached.
+    stale: bool,
+    #[graphql(skip)]
     account: Option<AccountId>,
 }
 
+#[ComplexObject]
+impl SalesforceContact {
+    /// The contact's Salesforce account, when its desk account is linked.
+    #[graphql(
+        guard = "Requires(domain::PermissionItem::Information)",
+        directive = requiresPermission::apply(PermissionItem::Information)
+    )]
+    async fn account(&self, ctx: &Context<'_>) -> ApiResult<Option<SalesforceAccount>> {
+        match self.account {
+            Some(id) => account_panel(ctx, id).await,
+            None => Ok(None),
+        }
+    }
+}
+
 /// The Salesforce account linked to a desk account.
+#[derive(SimpleObject)]
 pub struct SalesforceAccount {
-    twin: Twin,
+    /// The Salesforce record id.
+    id: ID,
+    /// The mapped fields by their Salesforce names, as the sync last agreed them.
+    #[graphql(
+        guard = "Requires(domain::PermissionItem::Information)",
+        directive = requiresPermission::apply(PermissionItem::Information)
+    )]
+    fields: Option<Json<Map<String, Value>>>,
+    /// The record in Salesforce's own UI.
+    view_in_salesforce_url: String,
+    /// When the sync last brought this record in step.
+    fetched_at: DateTime<Utc>,
+    /// Whether the values may be out of date because Salesforce could not be reached.
+    stale: bool,
 }
 
 pub async fn contact_panel(
@@ -195,7 +240,14 @@ pub async fn contact_panel(
     let values = desk_values(&contact_input(&model));
     Ok(twin(ctx, Module::Contacts, id.0, values, account)
         .await?
-        .map(|twin| SalesforceContact { twin, account }))
+        .map(|twin| SalesforceContact {
+            id: ID(twin.salesforce_id),
+            fields: Some(Json(twin.fields)),
+            view_in_salesforce_url: twin.url,
+            fetched_at: twin.fetched_at,
+            stale: false,
+            account,
+        }))
 }
 
 pub async fn account_panel(
@@ -211,81 +263,11 @@ pub async fn account_panel(
     let values = desk_values(&account_input(&model));
     Ok(twin(ctx, Module::Accounts, id.0, values, None)
         .await?
-        .map(|twin| SalesforceAccount { twin }))
-}
-
-#[Object]
-impl SalesforceContact {
-    /// The Salesforce record id.
-    async fn id(&self) -> ID {
-        ID(self.twin.salesforce_id.clone())
-    }
-
-    /// The mapped fields by their Salesforce names, as the sync last agreed them.
-    #[graphql(
-        guard = "Requires(domain::PermissionItem::Information)",
-        directive = requiresPermission::apply(PermissionItem::Information)
-    )]
-    async fn fields(&self) -> Option<Json<Map<String, Value>>> {
-        Some(Json(self.twin.fields.clone()))
-    }
-
-    /// The contact's Salesforce account, when its desk account is linked.
-    #[graphql(
-        guard = "Requires(domain::PermissionItem::Information)",
-        directive = requiresPermission::apply(PermissionItem::Information)
-    )]
-    async fn account(&self, ctx: &Context<'_>) -> ApiResult<Option<SalesforceAccount>> {
-        match self.account {
-            Some(id) => account_panel(ctx, id).await,
-            None => Ok(None),
-        }
-    }
-
-    /// The record in Salesforce's own UI.
-    async fn view_in_salesforce_url(&self) -> &str {
-        &self.twin.url
-    }
-
-    /// When the sync last brought this record in step.
-    async fn fetched_at(&self) -> DateTime<Utc> {
-        self.twin.fetched_at
-    }
-
-    /// Whether the values may be out of date because Salesforce could not be reached.
-    async fn stale(&self) -> bool {
-        false
-    }
-}
-
-#[Object]
-impl SalesforceAccount {
-    /// The Salesforce record id.
-    async fn id(&self) -> ID {
-        ID(self.twin.salesforce_id.clone())
-    }
-
-    /// The mapped fields by their Salesforce names, as the sync last agreed them.
-    #[graphql(
-        guard = "Requires(domain::PermissionItem::Information)",
-        directive = requiresPermission::apply(PermissionItem::Information)
-    )]
-    async fn fields(&self) -> Option<Json<Map<String, Value>>> {
-        Some(Json(self.twin.fields.clone()))
-    }
-
-    /// The record in Salesforce's own UI.
-    async fn view_in_salesforce_url(&self) -> &str {
-        &self.twin.url
-    }
-
-    /// When the sync last brought this record in step.
-    async fn fetched_at(&self) -> DateTime<Utc> {
-        self.twin.fetched_at
-    }
-
-    /// Whether the values may be out of date because Salesforce could not be reached.
-    async fn stale(&self) -> bool {
-        false
-    }
+        .map(|twin| SalesforceAccount {
+            id: ID(twin.salesforce_id),
+            fields: Some(Json(twin.fields)),
+            view_in_salesforce_url: twin.url,
+            fetched_at: twin.fetched_at,
+            stale: false,
+        }))
 }
