@@ -96,7 +96,7 @@ impl WriteTxn<'_> {
 }
 
 /// SQLite page cache per connection, in KiB.
-const SQLITE_CACHE_KIB: u32 = 32 * 1024;
+const SQLITE_CACHE_KIB: u32 = 8 * 1024;
 
 impl Store {
     pub async fn connect(url: &DatabaseUrl) -> Result<Self, DbErr> {
