@@ -60,6 +60,9 @@ pub struct GraphqlSettings {
     pub max_query_bytes: usize,
     pub default_page_size: usize,
     pub max_page_size: usize,
+    /// Seconds a Salesforce panel's live lists (opportunities, notes, events, tasks) are
+    /// served from the cache before Salesforce is asked again.
+    pub panel_cache_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -158,6 +161,7 @@ impl Default for GraphqlSettings {
             max_query_bytes: 32 * 1024,
             default_page_size: 20,
             max_page_size: 100,
+            panel_cache_secs: 60,
         }
     }
 }

@@ -8,6 +8,7 @@ mod error;
 mod events;
 mod integration;
 mod limits;
+mod live;
 mod loaders;
 mod paging;
 mod panels;
@@ -83,6 +84,9 @@ pub fn build_schema(
         .data(store)
         .data(integrations)
         .data(engine)
+        .data(Arc::new(live::LiveCache::new(
+            std::time::Duration::from_secs(settings.panel_cache_secs),
+        )))
         .finish()
 }
 
@@ -99,7 +103,7 @@ pub fn prepare(request: Request, viewer: Viewer, store: &Store) -> Request {
             loaders::DeskLoader::new(store.clone()),
             tokio::spawn,
         ))
-        .data(panels::OrgCell::default())
+        .data(panels::PanelRequest::default())
 }
 
 /// A request error stopped the operation before execution: no data, and no error at a path.

@@ -3,18 +3,25 @@
 //! guards it once, in its attribute: the guard enforces it and the SDL shows it as
 //! `@requiresPermission(item: …)`. A denied field is `null` with a `FORBIDDEN` error at its
 //! path; the rest of the answer stands, which is why every guarded field is nullable.
+//! Contact and account information comes from the synced mirror; opportunities, notes,
+//! events and tasks are read live (see `live`).
 
+use std::sync::{Arc, OnceLock};
+
+use async_graphql::dataloader::DataLoader;
 use async_graphql::{ComplexObject, Context, Enum, Guard, ID, Json, SimpleObject, TypeDirective};
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 use tokio::sync::OnceCell;
 
+use super::live::{Fetched, Live, LiveCache, LiveKey, LiveLoader};
 use super::loaders::LinkOf;
 use super::{ApiError, ApiResult, Code, ContextExt};
 use crate::domain::{self, AccountId, ContactId, Module};
+use crate::salesforce::Record;
 use crate::store::{account_input, contact_input};
-use crate::sync::Mapping;
 use crate::sync::records::{AccountLinks, desk_values, to_salesforce};
+use crate::sync::{Integrations, Mapping};
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
 #[graphql(remote = "crate::domain::PermissionItem")]
@@ -64,14 +71,18 @@ pub struct Org {
     accounts: Vec<Mapping>,
 }
 
-/// Holds the request's [`Org`], read on first use.
+/// What one request keeps for its panels: the org, read on first use, and the loader that
+/// batches its live lists.
 #[derive(Default)]
-pub struct OrgCell(OnceCell<Option<Org>>);
+pub struct PanelRequest {
+    org: OnceCell<Option<Org>>,
+    live: OnceLock<DataLoader<LiveLoader>>,
+}
 
 async fn org<'c>(ctx: &'c Context<'_>) -> ApiResult<&'c Org> {
-    let cell = ctx.data_unchecked::<OrgCell>();
-    let org = cell
-        .0
+    let request = ctx.data_unchecked::<PanelRequest>();
+    let org = request
+        .org
         .get_or_try_init(|| async {
             let integrations = ctx.integrations();
             let Some(current) = integrations.current().await? else {
@@ -184,13 +195,278 @@ pub struct SalesforceContact {
     fields: Option<Json<Map<String, Value>>>,
     /// The record in Salesforce's own UI.
     view_in_salesforce_url: String,
-    /// When the sync last brought this record in step.
-    fetched_at: DateTime<Utc>,
-    /// Whether the values may be out of date because Salesforce could not be reached.
-    stale: bool,
     #[graphql(skip)]
     account: Option<AccountId>,
+    #[graphql(skip)]
+    synced_at: DateTime<Utc>,
 }
+
+/// The Salesforce account linked to a desk account.
+#[derive(SimpleObject)]
+#[graphql(complex)]
+pub struct SalesforceAccount {
+    /// The Salesforce record id.
+    id: ID,
+    /// The mapped fields by their Salesforce names, as the sync last agreed them.
+    #[graphql(
+        guard = "Requires(domain::PermissionItem::Information)",
+        directive = requiresPermission::apply(PermissionItem::Information)
+    )]
+    fields: Option<Json<Map<String, Value>>>,
+    /// The record in Salesforce's own UI.
+    view_in_salesforce_url: String,
+    #[graphql(skip)]
+    synced_at: DateTime<Utc>,
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+pub enum OpportunityStatus {
+    Open,
+    Closed,
+    All,
+}
+
+/// A Salesforce opportunity.
+#[derive(SimpleObject)]
+pub struct Opportunity {
+    id: ID,
+    name: Option<String>,
+    stage: Option<String>,
+    amount: Option<f64>,
+    close_date: Option<String>,
+    closed: bool,
+    won: bool,
+    /// The contact's role in it, for a contact's opportunities.
+    role: Option<String>,
+    view_in_salesforce_url: String,
+}
+
+/// A note on a Salesforce record.
+#[derive(SimpleObject)]
+pub struct SalesforceNote {
+    id: ID,
+    title: Option<String>,
+    body: Option<String>,
+    created_at: Option<String>,
+    view_in_salesforce_url: String,
+}
+
+/// A Salesforce event (a meeting or call on the calendar).
+#[derive(SimpleObject)]
+pub struct SalesforceEvent {
+    id: ID,
+    subject: Option<String>,
+    start: Option<String>,
+    end: Option<String>,
+    location: Option<String>,
+    view_in_salesforce_url: String,
+}
+
+/// A Salesforce task.
+#[derive(SimpleObject)]
+pub struct SalesforceTask {
+    id: ID,
+    subject: Option<String>,
+    status: Option<String>,
+    priority: Option<String>,
+    due_date: Option<String>,
+    view_in_salesforce_url: String,
+}
+
+fn text(record: &Record, field: &str) -> Option<String> {
+    record.get(field).and_then(Value::as_str).map(str::to_owned)
+}
+
+fn record_url(ctx: &Context<'_>, id: &str) -> String {
+    let base = ctx
+        .data_unchecked::<PanelRequest>()
+        .org
+        .get()
+        .and_then(Option::as_ref)
+        .map_or("", |org| org.instance_url.trim_end_matches('/'));
+    format!("{base}/{id}")
+}
+
+/// One live list of a panel, or `UPSTREAM_UNAVAILABLE` when Salesforce cannot answer and
+/// nothing is cached.
+async fn live(ctx: &Context<'_>, kind: Live, parent: &str) -> ApiResult<Fetched> {
+    let profile = ctx.viewer()?.profile.id.0;
+    let cache = ctx.data_unchecked::<Arc<LiveCache>>();
+    let key = LiveKey(kind, parent.to_owned());
+    if let Some(fetched) = cache.fresh_entry(profile, &key) {
+        return Ok(fetched);
+    }
+    let request = ctx.data_unchecked::<PanelRequest>();
+    let loader = request.live.get_or_init(|| {
+        // Panels reach their lists at slightly different moments; waiting a little gathers
+        // them into one query per kind. Cached lists never wait (above).
+        DataLoader::new(
+            LiveLoader {
+                integrations: ctx.data_unchecked::<Arc<Integrations>>().clone(),
+                cache: cache.clone(),
+                profile,
+            },
+            tokio::spawn,
+        )
+        .delay(std::time::Duration::from_millis(20))
+    });
+    match loader.load_one(key).await {
+        Ok(Some(Ok(fetched))) => Ok(fetched),
+        Ok(Some(Err(message))) => Err(ApiError::new(Code::UpstreamUnavailable, &*message)),
+        Ok(None) | Err(_) => Err(ApiError::new(
+            Code::UpstreamUnavailable,
+            "Salesforce could not answer",
+        )),
+    }
+}
+
+/// When the panel's data was read and whether any of it is stale: the oldest of the live
+/// lists the profile may see, or the last sync when it may see none.
+async fn freshness(
+    ctx: &Context<'_>,
+    parent: &str,
+    kinds: &[(Live, domain::PermissionItem)],
+    synced_at: DateTime<Utc>,
+) -> ApiResult<(DateTime<Utc>, bool)> {
+    let permissions = ctx.viewer()?.permissions();
+    let mut oldest: Option<DateTime<Utc>> = None;
+    let mut stale = false;
+    for (kind, item) in kinds {
+        if !permissions.grants(*item) {
+            continue;
+        }
+        match live(ctx, *kind, parent).await {
+            Ok(fetched) => {
+                stale |= fetched.stale;
+                oldest = Some(oldest.map_or(fetched.fetched_at, |o| o.min(fetched.fetched_at)));
+            }
+            Err(_) => stale = true,
+        }
+    }
+    Ok((oldest.unwrap_or(synced_at), stale))
+}
+
+fn opportunities(
+    ctx: &Context<'_>,
+    fetched: &Fetched,
+    nested: bool,
+    status: OpportunityStatus,
+) -> Vec<Opportunity> {
+    fetched
+        .records
+        .iter()
+        .filter_map(|record| {
+            let (opp, id, role) = if nested {
+                (
+                    record.get("Opportunity")?.as_object()?,
+                    text(record, "OpportunityId")?,
+                    text(record, "Role"),
+                )
+            } else {
+                (record, text(record, "Id")?, None)
+            };
+            let closed = opp
+                .get("IsClosed")
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
+            let wanted = match status {
+                OpportunityStatus::Open => !closed,
+                OpportunityStatus::Closed => closed,
+                OpportunityStatus::All => true,
+            };
+            wanted.then(|| Opportunity {
+                view_in_salesforce_url: record_url(ctx, &id),
+                id: ID(id),
+                name: text(opp, "Name"),
+                stage: text(opp, "StageName"),
+                amount: opp.get("Amount").and_then(Value::as_f64),
+                close_date: text(opp, "CloseDate"),
+                closed,
+                won: opp.get("IsWon").and_then(Value::as_bool).unwrap_or(false),
+                role,
+            })
+        })
+        .collect()
+}
+
+fn notes(ctx: &Context<'_>, fetched: &Fetched) -> Vec<SalesforceNote> {
+    let mut notes: Vec<SalesforceNote> = fetched
+        .records
+        .iter()
+        .filter_map(|r| {
+            let id = text(r, "Id")?;
+            Some(SalesforceNote {
+                view_in_salesforce_url: record_url(ctx, &id),
+                id: ID(id),
+                title: text(r, "Title"),
+                body: text(r, "Body"),
+                created_at: text(r, "CreatedDate"),
+            })
+        })
+        .collect();
+    notes.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+    notes
+}
+
+fn events(ctx: &Context<'_>, fetched: &Fetched) -> Vec<SalesforceEvent> {
+    let mut events: Vec<SalesforceEvent> = fetched
+        .records
+        .iter()
+        .filter_map(|r| {
+            let id = text(r, "Id")?;
+            Some(SalesforceEvent {
+                view_in_salesforce_url: record_url(ctx, &id),
+                id: ID(id),
+                subject: text(r, "Subject"),
+                start: text(r, "StartDateTime"),
+                end: text(r, "EndDateTime"),
+                location: text(r, "Location"),
+            })
+        })
+        .collect();
+    events.sort_by(|a, b| b.start.cmp(&a.start));
+    events
+}
+
+fn tasks(ctx: &Context<'_>, fetched: &Fetched) -> Vec<SalesforceTask> {
+    let mut tasks: Vec<SalesforceTask> = fetched
+        .records
+        .iter()
+        .filter_map(|r| {
+            let id = text(r, "Id")?;
+            Some(SalesforceTask {
+                view_in_salesforce_url: record_url(ctx, &id),
+                id: ID(id),
+                subject: text(r, "Subject"),
+                status: text(r, "Status"),
+                priority: text(r, "Priority"),
+                due_date: text(r, "ActivityDate"),
+            })
+        })
+        .collect();
+    tasks.sort_by(|a, b| b.due_date.cmp(&a.due_date));
+    tasks
+}
+
+const CONTACT_LISTS: [(Live, domain::PermissionItem); 4] = [
+    (
+        Live::ContactOpportunities,
+        domain::PermissionItem::Opportunities,
+    ),
+    (Live::Notes, domain::PermissionItem::Notes),
+    (Live::Events, domain::PermissionItem::Events),
+    (Live::Tasks, domain::PermissionItem::Tasks),
+];
+
+const ACCOUNT_LISTS: [(Live, domain::PermissionItem); 4] = [
+    (
+        Live::AccountOpportunities,
+        domain::PermissionItem::Opportunities,
+    ),
+    (Live::Notes, domain::PermissionItem::Notes),
+    (Live::Events, domain::PermissionItem::Events),
+    (Live::Tasks, domain::PermissionItem::Tasks),
+];
 
 #[ComplexObject]
 impl SalesforceContact {
@@ -205,25 +481,121 @@ impl SalesforceContact {
             None => Ok(None),
         }
     }
+
+    /// Opportunities the contact has a role in (open ones unless asked otherwise).
+    #[graphql(
+        guard = "Requires(domain::PermissionItem::Opportunities)",
+        directive = requiresPermission::apply(PermissionItem::Opportunities)
+    )]
+    async fn opportunities(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default_with = "OpportunityStatus::Open")] status: OpportunityStatus,
+    ) -> ApiResult<Option<Vec<Opportunity>>> {
+        let fetched = live(ctx, Live::ContactOpportunities, &self.id).await?;
+        Ok(Some(opportunities(ctx, &fetched, true, status)))
+    }
+
+    /// Notes on the contact, newest first.
+    #[graphql(
+        guard = "Requires(domain::PermissionItem::Notes)",
+        directive = requiresPermission::apply(PermissionItem::Notes)
+    )]
+    async fn notes(&self, ctx: &Context<'_>) -> ApiResult<Option<Vec<SalesforceNote>>> {
+        Ok(Some(notes(ctx, &live(ctx, Live::Notes, &self.id).await?)))
+    }
+
+    /// Events with the contact, latest first.
+    #[graphql(
+        guard = "Requires(domain::PermissionItem::Events)",
+        directive = requiresPermission::apply(PermissionItem::Events)
+    )]
+    async fn events(&self, ctx: &Context<'_>) -> ApiResult<Option<Vec<SalesforceEvent>>> {
+        Ok(Some(events(ctx, &live(ctx, Live::Events, &self.id).await?)))
+    }
+
+    /// Tasks about the contact, latest due date first.
+    #[graphql(
+        guard = "Requires(domain::PermissionItem::Tasks)",
+        directive = requiresPermission::apply(PermissionItem::Tasks)
+    )]
+    async fn tasks(&self, ctx: &Context<'_>) -> ApiResult<Option<Vec<SalesforceTask>>> {
+        Ok(Some(tasks(ctx, &live(ctx, Live::Tasks, &self.id).await?)))
+    }
+
+    /// When the panel's data was read from Salesforce: the oldest of the lists the profile
+    /// may see, or the contact's last sync.
+    async fn fetched_at(&self, ctx: &Context<'_>) -> ApiResult<DateTime<Utc>> {
+        Ok(freshness(ctx, &self.id, &CONTACT_LISTS, self.synced_at)
+            .await?
+            .0)
+    }
+
+    /// Whether some of the panel comes from the cache because Salesforce could not answer.
+    async fn stale(&self, ctx: &Context<'_>) -> ApiResult<bool> {
+        Ok(freshness(ctx, &self.id, &CONTACT_LISTS, self.synced_at)
+            .await?
+            .1)
+    }
 }
 
-/// The Salesforce account linked to a desk account.
-#[derive(SimpleObject)]
-pub struct SalesforceAccount {
-    /// The Salesforce record id.
-    id: ID,
-    /// The mapped fields by their Salesforce names, as the sync last agreed them.
+#[ComplexObject]
+impl SalesforceAccount {
+    /// The account's opportunities (open ones unless asked otherwise).
     #[graphql(
-        guard = "Requires(domain::PermissionItem::Information)",
-        directive = requiresPermission::apply(PermissionItem::Information)
+        guard = "Requires(domain::PermissionItem::Opportunities)",
+        directive = requiresPermission::apply(PermissionItem::Opportunities)
     )]
-    fields: Option<Json<Map<String, Value>>>,
-    /// The record in Salesforce's own UI.
-    view_in_salesforce_url: String,
-    /// When the sync last brought this record in step.
-    fetched_at: DateTime<Utc>,
-    /// Whether the values may be out of date because Salesforce could not be reached.
-    stale: bool,
+    async fn opportunities(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default_with = "OpportunityStatus::Open")] status: OpportunityStatus,
+    ) -> ApiResult<Option<Vec<Opportunity>>> {
+        let fetched = live(ctx, Live::AccountOpportunities, &self.id).await?;
+        Ok(Some(opportunities(ctx, &fetched, false, status)))
+    }
+
+    /// Notes on the account, newest first.
+    #[graphql(
+        guard = "Requires(domain::PermissionItem::Notes)",
+        directive = requiresPermission::apply(PermissionItem::Notes)
+    )]
+    async fn notes(&self, ctx: &Context<'_>) -> ApiResult<Option<Vec<SalesforceNote>>> {
+        Ok(Some(notes(ctx, &live(ctx, Live::Notes, &self.id).await?)))
+    }
+
+    /// Events about the account, latest first.
+    #[graphql(
+        guard = "Requires(domain::PermissionItem::Events)",
+        directive = requiresPermission::apply(PermissionItem::Events)
+    )]
+    async fn events(&self, ctx: &Context<'_>) -> ApiResult<Option<Vec<SalesforceEvent>>> {
+        Ok(Some(events(ctx, &live(ctx, Live::Events, &self.id).await?)))
+    }
+
+    /// Tasks about the account, latest due date first.
+    #[graphql(
+        guard = "Requires(domain::PermissionItem::Tasks)",
+        directive = requiresPermission::apply(PermissionItem::Tasks)
+    )]
+    async fn tasks(&self, ctx: &Context<'_>) -> ApiResult<Option<Vec<SalesforceTask>>> {
+        Ok(Some(tasks(ctx, &live(ctx, Live::Tasks, &self.id).await?)))
+    }
+
+    /// When the panel's data was read from Salesforce: the oldest of the lists the profile
+    /// may see, or the account's last sync.
+    async fn fetched_at(&self, ctx: &Context<'_>) -> ApiResult<DateTime<Utc>> {
+        Ok(freshness(ctx, &self.id, &ACCOUNT_LISTS, self.synced_at)
+            .await?
+            .0)
+    }
+
+    /// Whether some of the panel comes from the cache because Salesforce could not answer.
+    async fn stale(&self, ctx: &Context<'_>) -> ApiResult<bool> {
+        Ok(freshness(ctx, &self.id, &ACCOUNT_LISTS, self.synced_at)
+            .await?
+            .1)
+    }
 }
 
 pub async fn contact_panel(
@@ -244,9 +616,8 @@ pub async fn contact_panel(
             id: ID(twin.salesforce_id),
             fields: Some(Json(twin.fields)),
             view_in_salesforce_url: twin.url,
-            fetched_at: twin.fetched_at,
-            stale: false,
             account,
+            synced_at: twin.fetched_at,
         }))
 }
 
@@ -267,7 +638,6 @@ pub async fn account_panel(
             id: ID(twin.salesforce_id),
             fields: Some(Json(twin.fields)),
             view_in_salesforce_url: twin.url,
-            fetched_at: twin.fetched_at,
-            stale: false,
+            synced_at: twin.fetched_at,
         }))
 }

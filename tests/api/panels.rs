@@ -219,3 +219,194 @@ async fn without_an_integration_the_panel_says_so() {
         2
     );
 }
+
+/// An org whose contact has an account, two opportunities (one open, one closed, both with a
+/// role for the contact), a note, an event and a task; synced into the desk.
+async fn with_activity(
+    adjust: impl FnOnce(&mut tandem::config::Settings),
+) -> (TestApp, SimHandle, String) {
+    let app = crate::helpers::spawn_app_with(adjust).await;
+    let sim = salesforce_sim::start(SimConfig::default()).await;
+    connect(&app, &sim, "tandem").await;
+    app.gql_ok(
+        "mutation { setSyncType(syncType: SALESFORCE_TO_DESK) { syncType } startSync { firstSync } }",
+        json!({}),
+    )
+    .await;
+    let account = sim
+        .insert("Account", json!({ "Name": "Busy Corp" }))
+        .unwrap();
+    let contact = sim
+        .insert(
+            "Contact",
+            json!({ "LastName": "Busy", "AccountId": account }),
+        )
+        .unwrap();
+    for (name, stage) in [("Renewal", "Prospecting"), ("Pilot", "Closed Won")] {
+        let opp = sim
+            .insert(
+                "Opportunity",
+                json!({ "Name": name, "StageName": stage, "CloseDate": "2026-12-31", "AccountId": account, "Amount": 1200.5 }),
+            )
+            .unwrap();
+        sim.insert(
+            "OpportunityContactRole",
+            json!({ "OpportunityId": opp, "ContactId": contact, "Role": "Decision Maker" }),
+        )
+        .unwrap();
+    }
+    sim.insert(
+        "Note",
+        json!({ "Title": "Prefers email", "Body": "Never call before 10.", "ParentId": contact }),
+    )
+    .unwrap();
+    sim.insert(
+        "Event",
+        json!({ "Subject": "Quarterly review", "StartDateTime": "2026-12-01T10:00:00.000+0000", "EndDateTime": "2026-12-01T11:00:00.000+0000", "WhoId": contact }),
+    )
+    .unwrap();
+    sim.insert(
+        "Task",
+        json!({ "Subject": "Send the quote", "Status": "Not Started", "Priority": "High", "ActivityDate": "2026-12-05", "WhoId": contact }),
+    )
+    .unwrap();
+    app.sync_now().await;
+    (app, sim, contact)
+}
+
+const ACTIVITY: &str = "{ contacts(first: 5) { nodes { salesforce { id stale
+    open: opportunities { name stage amount closed role viewInSalesforceUrl }
+    all: opportunities(status: ALL) { name closed won }
+    notes { title body } events { subject start } tasks { subject status priority dueDate }
+    account { opportunities(status: CLOSED) { name won } } } } } }";
+
+#[tokio::test]
+async fn a_contact_panel_lists_its_opportunities_notes_events_and_tasks() {
+    let (app, sim, contact) = with_activity(|_| {}).await;
+    let body = app.gql(ACTIVITY, json!({})).await;
+    assert!(body.get("errors").is_none(), "{body}");
+    let panel = &body["data"]["contacts"]["nodes"][0]["salesforce"];
+    assert_eq!(panel["id"], contact.as_str());
+    assert_eq!(panel["stale"], false);
+    let open = panel["open"].as_array().unwrap();
+    assert_eq!(open.len(), 1, "open ones by default: {panel}");
+    assert_eq!(open[0]["name"], "Renewal");
+    assert_eq!(open[0]["role"], "Decision Maker");
+    assert_eq!(open[0]["amount"], 1200.5);
+    assert!(
+        open[0]["viewInSalesforceUrl"]
+            .as_str()
+            .unwrap()
+            .starts_with(sim.base_url().trim_end_matches('/'))
+    );
+    assert_eq!(panel["all"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        panel["notes"],
+        json!([{ "title": "Prefers email", "body": "Never call before 10." }])
+    );
+    assert_eq!(panel["events"][0]["subject"], "Quarterly review");
+    assert_eq!(
+        panel["tasks"],
+        json!([{ "subject": "Send the quote", "status": "Not Started", "priority": "High", "dueDate": "2026-12-05" }])
+    );
+    assert_eq!(
+        panel["account"]["opportunities"],
+        json!([{ "name": "Pilot", "won": true }]),
+        "an account's opportunities come by account"
+    );
+
+    let light = app.gql_as("Light Agent", ACTIVITY, json!({})).await;
+    let panel = &light["data"]["contacts"]["nodes"][0]["salesforce"];
+    assert_eq!(panel["open"], Value::Null);
+    assert_eq!(panel["all"], Value::Null);
+    assert_eq!(panel["account"]["opportunities"], Value::Null);
+    assert_eq!(
+        panel["notes"][0]["title"], "Prefers email",
+        "the rest stands"
+    );
+    assert!(
+        codes(&light).iter().all(|c| c == "FORBIDDEN") && codes(&light).len() == 3,
+        "{light}"
+    );
+}
+
+/// Requests to the org's REST API (not its token endpoint).
+fn api_calls(sim: &SimHandle) -> usize {
+    sim.requests()
+        .iter()
+        .filter(|r| r.path.contains("/services/data/"))
+        .count()
+}
+
+#[tokio::test]
+async fn fifty_tickets_with_every_panel_cost_four_calls_cold_and_none_warm() {
+    let (app, sim, _) = with_activity(|_| {}).await;
+    let mut last_names = Vec::new();
+    for n in 0..49 {
+        let name = format!("Requester{n}");
+        sim.insert("Contact", json!({ "LastName": name })).unwrap();
+        last_names.push(name);
+    }
+    app.sync_now().await;
+    let contacts = app
+        .gql_ok("{ contacts(first: 100) { nodes { id } } }", json!({}))
+        .await;
+    for contact in contacts["contacts"]["nodes"].as_array().unwrap() {
+        app.gql_ok(
+            "mutation($c: ID!) { createTicket(input: { subject: \"Help\", contactId: $c }) { id } }",
+            json!({ "c": contact["id"] }),
+        )
+        .await;
+    }
+    let query = "{ tickets(first: 50) { nodes { contact { salesforce { fetchedAt stale opportunities { name } notes { title } events { subject } tasks { subject } } } } } }";
+
+    let before = api_calls(&sim);
+    let cold = app.gql(query, json!({})).await;
+    assert!(cold.get("errors").is_none(), "{cold}");
+    let nodes = cold["data"]["tickets"]["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 50);
+    assert!(nodes.iter().all(|n| n["contact"]["salesforce"].is_object()));
+    assert!(
+        nodes
+            .iter()
+            .any(|n| n["contact"]["salesforce"]["notes"][0]["title"] == "Prefers email"),
+        "{cold}"
+    );
+    let cold_calls = api_calls(&sim) - before;
+    assert_eq!(cold_calls, 4, "one query per kind for all fifty panels");
+
+    let before = api_calls(&sim);
+    let warm = app.gql(query, json!({})).await;
+    assert_eq!(warm["data"], cold["data"]);
+    assert_eq!(api_calls(&sim) - before, 0, "served from the cache");
+}
+
+#[tokio::test]
+async fn without_salesforce_cached_lists_are_served_stale_and_only_to_the_same_profile() {
+    let (app, sim, _) = with_activity(|s| s.graphql.panel_cache_secs = 0).await;
+    let query = "{ contacts(first: 5) { nodes { salesforce { stale notes { title } } } } }";
+    let fresh = app.gql(query, json!({})).await;
+    assert_eq!(
+        fresh["data"]["contacts"]["nodes"][0]["salesforce"]["stale"], false,
+        "{fresh}"
+    );
+
+    sim.set_daily_api_limit(sim.api_usage());
+    let stale = app.gql(query, json!({})).await;
+    assert!(stale.get("errors").is_none(), "{stale}");
+    let panel = &stale["data"]["contacts"]["nodes"][0]["salesforce"];
+    assert_eq!(panel["stale"], true);
+    assert_eq!(panel["notes"][0]["title"], "Prefers email");
+
+    let other = app.gql_as("Agent", query, json!({})).await;
+    let panel = &other["data"]["contacts"]["nodes"][0]["salesforce"];
+    assert_eq!(
+        panel["notes"],
+        Value::Null,
+        "another profile's cache is not served"
+    );
+    assert!(
+        codes(&other).contains(&"UPSTREAM_UNAVAILABLE".to_owned()),
+        "{other}"
+    );
+}

@@ -1,0 +1,304 @@
+//! Opportunities, notes, events and tasks, read live from Salesforce for the panels: one SOQL
+//! query per kind per request, whatever the number of panels, behind a short cache kept per
+//! profile. When Salesforce cannot answer, what the cache holds is served marked stale.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_graphql::dataloader::Loader;
+use chrono::{DateTime, Utc};
+use futures_util::TryStreamExt;
+use serde_json::Value;
+
+use crate::salesforce::Record;
+use crate::salesforce::soql::{Condition, Ident, Literal, Select};
+use crate::sync::Integrations;
+
+/// What a panel reads live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Live {
+    /// Opportunities a contact has a role in.
+    ContactOpportunities,
+    /// Opportunities of an account.
+    AccountOpportunities,
+    Notes,
+    Events,
+    Tasks,
+}
+
+/// Ids per query: short enough for a GET request line.
+const IDS_PER_QUERY: usize = 200;
+
+impl Live {
+    fn select(
+        self,
+    ) -> (
+        &'static str,
+        &'static [&'static str],
+        &'static [&'static str],
+    ) {
+        match self {
+            Live::ContactOpportunities => (
+                "OpportunityContactRole",
+                &[
+                    "ContactId",
+                    "Role",
+                    "OpportunityId",
+                    "Opportunity.Name",
+                    "Opportunity.StageName",
+                    "Opportunity.Amount",
+                    "Opportunity.CloseDate",
+                    "Opportunity.IsClosed",
+                    "Opportunity.IsWon",
+                ],
+                &["ContactId"],
+            ),
+            Live::AccountOpportunities => (
+                "Opportunity",
+                &[
+                    "Id",
+                    "Name",
+                    "StageName",
+                    "Amount",
+                    "CloseDate",
+                    "IsClosed",
+                    "IsWon",
+                    "AccountId",
+                ],
+                &["AccountId"],
+            ),
+            Live::Notes => (
+                "Note",
+                &["Id", "Title", "Body", "ParentId", "CreatedDate"],
+                &["ParentId"],
+            ),
+            Live::Events => (
+                "Event",
+                &[
+                    "Id",
+                    "Subject",
+                    "StartDateTime",
+                    "EndDateTime",
+                    "Location",
+                    "WhoId",
+                    "WhatId",
+                ],
+                &["WhoId", "WhatId"],
+            ),
+            Live::Tasks => (
+                "Task",
+                &[
+                    "Id",
+                    "Subject",
+                    "Status",
+                    "Priority",
+                    "ActivityDate",
+                    "WhoId",
+                    "WhatId",
+                ],
+                &["WhoId", "WhatId"],
+            ),
+        }
+    }
+
+    /// `SELECT … FROM … WHERE <parent field> IN (ids) [OR …]`.
+    fn soql(self, ids: &[String]) -> Result<String, crate::domain::Invalid> {
+        let (object, fields, parents) = self.select();
+        let literals = || ids.iter().map(|id| Literal::Text(id.clone()));
+        let mut conditions = Vec::new();
+        for parent in parents {
+            conditions.push(Condition::in_list(&Ident::parse(parent)?, literals()));
+        }
+        let condition = if conditions.len() == 1 {
+            conditions.remove(0)
+        } else {
+            Condition::Or(conditions)
+        };
+        Ok(Select::new(object, fields)?.filter(condition).build())
+    }
+
+    /// The requested parents a record belongs to.
+    fn parents(self, record: &Record) -> impl Iterator<Item = &str> {
+        self.select()
+            .2
+            .iter()
+            .filter_map(|field| record.get(*field).and_then(Value::as_str))
+    }
+}
+
+/// A live list for one parent record.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    pub records: Arc<Vec<Record>>,
+    pub fetched_at: DateTime<Utc>,
+    /// Served from the cache because Salesforce could not answer.
+    pub stale: bool,
+}
+
+/// The outcome for one parent: its records, or why there are none to show.
+pub type Outcome = Result<Fetched, Arc<str>>;
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct LiveKey(pub Live, pub String);
+
+type CacheKey = (i64, Live, String);
+type Entry = (DateTime<Utc>, Arc<Vec<Record>>);
+
+/// Live lists by profile, kind and parent, fresh for `ttl`; older entries are kept to be
+/// served stale while Salesforce is unreachable.
+pub struct LiveCache {
+    ttl: Duration,
+    entries: Mutex<HashMap<CacheKey, Entry>>,
+}
+
+/// Entries kept at most; beyond it, those older than a day go first.
+const CACHE_ENTRIES: usize = 100_000;
+
+impl LiveCache {
+    pub fn new(ttl: Duration) -> Self {
+        Self {
+            ttl,
+            entries: Mutex::default(),
+        }
+    }
+
+    fn get(&self, key: &CacheKey) -> Option<Entry> {
+        self.entries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(key)
+            .cloned()
+    }
+
+    fn put(&self, key: CacheKey, at: DateTime<Utc>, records: Arc<Vec<Record>>) {
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if entries.len() >= CACHE_ENTRIES {
+            let day_ago = Utc::now() - chrono::Duration::days(1);
+            entries.retain(|_, (at, _)| *at > day_ago);
+        }
+        entries.insert(key, (at, records));
+    }
+
+    fn fresh(&self, at: DateTime<Utc>) -> bool {
+        (Utc::now() - at).to_std().is_ok_and(|age| age < self.ttl)
+    }
+
+    /// A cached list still within its time to live.
+    pub fn fresh_entry(&self, profile: i64, key: &LiveKey) -> Option<Fetched> {
+        let (at, records) = self.get(&(profile, key.0, key.1.clone()))?;
+        self.fresh(at).then_some(Fetched {
+            records,
+            fetched_at: at,
+            stale: false,
+        })
+    }
+}
+
+/// Per request: batches the live lists a request asks for into one query per kind.
+pub struct LiveLoader {
+    pub integrations: Arc<Integrations>,
+    pub cache: Arc<LiveCache>,
+    pub profile: i64,
+}
+
+impl LiveLoader {
+    async fn fetch(&self, kind: Live, ids: &[String]) -> Result<Vec<Record>, String> {
+        let client = self
+            .integrations
+            .client()
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut records = Vec::new();
+        for chunk in ids.chunks(IDS_PER_QUERY) {
+            let soql = kind.soql(chunk).map_err(|e| e.to_string())?;
+            let page: Vec<Record> = client
+                .query(&soql)
+                .try_collect()
+                .await
+                .map_err(|e| e.to_string())?;
+            records.extend(page);
+        }
+        Ok(records)
+    }
+}
+
+impl Loader<LiveKey> for LiveLoader {
+    type Value = Outcome;
+    type Error = std::convert::Infallible;
+
+    async fn load(&self, keys: &[LiveKey]) -> Result<HashMap<LiveKey, Outcome>, Self::Error> {
+        let mut out = HashMap::new();
+        let mut wanted: HashMap<Live, Vec<String>> = HashMap::new();
+        for LiveKey(kind, parent) in keys {
+            let cached = self.cache.get(&(self.profile, *kind, parent.clone()));
+            match cached {
+                Some((at, records)) if self.cache.fresh(at) => {
+                    out.insert(
+                        LiveKey(*kind, parent.clone()),
+                        Ok(Fetched {
+                            records,
+                            fetched_at: at,
+                            stale: false,
+                        }),
+                    );
+                }
+                _ => wanted.entry(*kind).or_default().push(parent.clone()),
+            }
+        }
+        // The kinds are asked for at once; each is one query (per 200 parents).
+        let answers =
+            futures_util::future::join_all(wanted.into_iter().map(|(kind, parents)| async move {
+                let answer = self.fetch(kind, &parents).await;
+                (kind, parents, answer)
+            }))
+            .await;
+        for (kind, parents, answer) in answers {
+            let now = Utc::now();
+            match answer {
+                Ok(records) => {
+                    let mut by_parent: HashMap<&str, Vec<Record>> =
+                        parents.iter().map(|p| (p.as_str(), Vec::new())).collect();
+                    for record in &records {
+                        for parent in kind.parents(record) {
+                            if let Some(list) = by_parent.get_mut(parent) {
+                                list.push(record.clone());
+                            }
+                        }
+                    }
+                    for (parent, list) in by_parent {
+                        let list = Arc::new(list);
+                        self.cache
+                            .put((self.profile, kind, parent.to_owned()), now, list.clone());
+                        out.insert(
+                            LiveKey(kind, parent.to_owned()),
+                            Ok(Fetched {
+                                records: list,
+                                fetched_at: now,
+                                stale: false,
+                            }),
+                        );
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(%error, ?kind, "Salesforce could not answer a panel query");
+                    for parent in parents {
+                        let key = (self.profile, kind, parent.clone());
+                        let outcome = match self.cache.get(&key) {
+                            Some((at, records)) => Ok(Fetched {
+                                records,
+                                fetched_at: at,
+                                stale: true,
+                            }),
+                            None => Err(Arc::from(format!(
+                                "Salesforce could not answer and nothing is cached: {error}"
+                            ))),
+                        };
+                        out.insert(LiveKey(kind, parent), outcome);
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+}
