@@ -33,9 +33,9 @@ pub struct BenchOptions {
 }
 
 /// The simulator, run as its own process so its memory is not counted as ours.
-struct Simulator {
+pub(super) struct Simulator {
     child: Option<Child>,
-    url: String,
+    pub(super) url: String,
 }
 
 impl Drop for Simulator {
@@ -47,7 +47,7 @@ impl Drop for Simulator {
     }
 }
 
-fn start_simulator(contacts: usize) -> anyhow::Result<Simulator> {
+pub(super) fn start_simulator(contacts: usize) -> anyhow::Result<Simulator> {
     let exe = std::env::current_exe()?;
     let binary = exe.with_file_name("salesforce-sim");
     if !binary.exists() {
@@ -88,10 +88,15 @@ fn start_simulator(contacts: usize) -> anyhow::Result<Simulator> {
 }
 
 fn peak_rss_mb() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status_mb("self", "VmHWM:")
+}
+
+/// A memory figure of a process (`self` or a pid) from /proc, in MB.
+pub(super) fn status_mb(pid: &str, field: &str) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let kb: f64 = status
         .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .find_map(|l| l.strip_prefix(field))?
         .trim()
         .trim_end_matches("kB")
         .trim()
@@ -100,7 +105,7 @@ fn peak_rss_mb() -> Option<f64> {
     Some(kb / 1024.0)
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
+pub(super) fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
     }
@@ -363,7 +368,7 @@ fn run_id(dir: &std::path::Path) -> String {
         .to_owned()
 }
 
-fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
+pub(super) fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
     let dir = std::env::temp_dir().join(format!("tandem-bench-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir)?;
     Ok(dir)

@@ -1,6 +1,7 @@
 //! The `tandem` command line.
 
 mod bench;
+mod bench_graphql;
 mod sync;
 
 use std::path::PathBuf;
@@ -56,7 +57,8 @@ enum Command {
         #[arg(long)]
         once: bool,
     },
-    /// Measure Tandem: `tandem bench sync` times the first sync of a seeded simulator org.
+    /// Measure Tandem: `tandem bench sync` times the first sync of a seeded simulator org;
+    /// `tandem bench graphql` loads a running gateway.
     Bench {
         #[command(subcommand)]
         what: BenchTarget,
@@ -94,6 +96,21 @@ enum BenchTarget {
         sim_url: Option<String>,
         #[arg(long, default_value_t = 100)]
         latency_samples: usize,
+    },
+    /// A gateway (its own process) with a synced org and a warm panel cache: throughput and
+    /// p50/p99 of a ticket with every panel beside `{ __typename }` from the same load loop,
+    /// then one sync event fanned out to many `syncEvents` subscribers (arrival times and
+    /// server RSS per subscriber). Needs the release `salesforce-sim` beside `tandem`.
+    Graphql {
+        /// Seconds of load per query.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Concurrent request loops.
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
+        /// WebSocket subscribers for the fan-out (each holds two file descriptors here).
+        #[arg(long, default_value_t = 10_000)]
+        subscribers: usize,
     },
 }
 
@@ -165,6 +182,21 @@ pub async fn run() -> anyhow::Result<()> {
                 database_url,
                 sim_url,
                 latency_samples,
+            })
+            .await
+        }
+        Command::Bench {
+            what:
+                BenchTarget::Graphql {
+                    seconds,
+                    concurrency,
+                    subscribers,
+                },
+        } => {
+            bench_graphql::graphql(bench_graphql::GraphqlBenchOptions {
+                seconds,
+                concurrency,
+                subscribers,
             })
             .await
         }

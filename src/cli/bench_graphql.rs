@@ -1,0 +1,334 @@
+//! `tandem bench graphql`: a running gateway with a synced org and a warm panel cache, loaded
+//! by one Rust load loop: a ticket with every panel beside `{ __typename }`, then one sync event
+//! fanned out to thousands of `syncEvents` subscribers.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, anyhow, bail};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+
+use super::bench::{percentile, start_simulator, status_mb, tempfile_dir};
+
+pub struct GraphqlBenchOptions {
+    pub seconds: u64,
+    pub concurrency: usize,
+    pub subscribers: usize,
+}
+
+const TICKET: &str = "query($id: ID!) { ticket(id: $id) { subject status contact { name email
+  salesforce { id viewInSalesforceUrl fetchedAt stale fields
+    opportunities(status: ALL) { name stage amount closeDate role }
+    notes { title body } events { subject start } tasks { subject status dueDate }
+    account { id fields opportunities { name stage } notes { title } events { subject } tasks { subject } } } } } }";
+
+/// `tandem serve` on its own port and data dir, as a child process.
+struct Server {
+    child: Child,
+    url: String,
+    env: Vec<(String, String)>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+async fn start_server(dir: &std::path::Path) -> anyhow::Result<Server> {
+    let port = free_port()?;
+    let env = vec![
+        ("TANDEM_DATA_DIR".to_owned(), dir.display().to_string()),
+        ("TANDEM_HTTP__PORT".to_owned(), port.to_string()),
+        ("TANDEM_SYNC__POLL_INTERVAL_SECS".to_owned(), "1".to_owned()),
+        (
+            "TANDEM_WEBSOCKET__MAX_SUBSCRIPTIONS".to_owned(),
+            "10".to_owned(),
+        ),
+        ("TANDEM_LOG__FILTER".to_owned(), "warn".to_owned()),
+    ];
+    let child = Command::new(std::env::current_exe()?)
+        .arg("serve")
+        .envs(env.iter().cloned())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("cannot start `tandem serve`")?;
+    let server = Server {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+        env,
+    };
+    let http = reqwest::Client::new();
+    for _ in 0..200 {
+        if http
+            .get(format!("{}/readyz", server.url))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            return Ok(server);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    bail!("the gateway did not become ready")
+}
+
+fn token(server: &Server) -> anyhow::Result<String> {
+    let out = Command::new(std::env::current_exe()?)
+        .args(["token", "--agent", "1", "--profile", "Administrator"])
+        .envs(server.env.iter().cloned())
+        .stderr(Stdio::null())
+        .output()?;
+    Ok(String::from_utf8(out.stdout)?.trim().to_owned())
+}
+
+struct Api {
+    http: reqwest::Client,
+    url: String,
+    token: String,
+}
+
+impl Api {
+    async fn gql(&self, query: &str, variables: Value) -> anyhow::Result<Value> {
+        let body: Value = self
+            .http
+            .post(format!("{}/graphql", self.url))
+            .bearer_auth(&self.token)
+            .json(&json!({ "query": query, "variables": variables }))
+            .send()
+            .await?
+            .json()
+            .await?;
+        if let Some(errors) = body.get("errors") {
+            bail!("{query}: {errors}");
+        }
+        Ok(body["data"].clone())
+    }
+}
+
+/// Requests per second and sorted latencies of `concurrency` loops sending `make(i)` for `secs`.
+async fn load(
+    api: &Api,
+    secs: u64,
+    concurrency: usize,
+    make: impl Fn(usize) -> Value + Sync,
+) -> anyhow::Result<(f64, Vec<Duration>)> {
+    let until = Instant::now() + Duration::from_secs(secs);
+    let started = Instant::now();
+    let workers = (0..concurrency).map(|w| {
+        let make = &make;
+        async move {
+            let mut latencies = Vec::new();
+            let mut n = w;
+            while Instant::now() < until {
+                let at = Instant::now();
+                let response = api
+                    .http
+                    .post(format!("{}/graphql", api.url))
+                    .bearer_auth(&api.token)
+                    .json(&make(n))
+                    .send()
+                    .await?;
+                let body = response.bytes().await?;
+                if body.starts_with(b"{\"errors\"") {
+                    bail!("a request failed: {}", String::from_utf8_lossy(&body));
+                }
+                latencies.push(at.elapsed());
+                n += concurrency;
+            }
+            Ok::<_, anyhow::Error>(latencies)
+        }
+    });
+    let mut all = Vec::new();
+    for latencies in futures_util::future::join_all(workers).await {
+        all.extend(latencies?);
+    }
+    let rate = all.len() as f64 / started.elapsed().as_secs_f64();
+    all.sort();
+    Ok((rate, all))
+}
+
+fn report(name: &str, rate: f64, latencies: &[Duration]) {
+    println!(
+        "  {name}: {rate:.0} requests/s, p50 {:.2} ms, p99 {:.2} ms",
+        percentile(latencies, 50.0).as_secs_f64() * 1e3,
+        percentile(latencies, 99.0).as_secs_f64() * 1e3
+    );
+}
+
+pub async fn graphql(options: GraphqlBenchOptions) -> anyhow::Result<()> {
+    let dir = tempfile_dir()?;
+    let sim = start_simulator(2_000)?;
+    let server = start_server(&dir).await?;
+    let api = Api {
+        http: reqwest::Client::new(),
+        url: server.url.clone(),
+        token: token(&server)?,
+    };
+    api.gql(
+        "mutation($input: ConnectSalesforceInput!) { connectSalesforce(input: $input) { status } }",
+        json!({ "input": {
+            "loginUrl": sim.url, "username": "integration@tandem.test", "password": "tandem",
+            "clientId": "tandem-sim", "clientSecret": "tandem-sim-secret" } }),
+    )
+    .await?;
+    api.gql("mutation { startSync { firstSync } }", json!({}))
+        .await?;
+    let synced = Instant::now();
+    loop {
+        let state = api.gql("{ integration { firstSync } }", json!({})).await?;
+        if state["integration"]["firstSync"] == "DONE" {
+            break;
+        }
+        if synced.elapsed() > Duration::from_secs(120) {
+            bail!("the first sync did not finish within two minutes");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let contacts = api
+        .gql(
+            "{ contacts(first: 100) { nodes { id account { id } } } }",
+            json!({}),
+        )
+        .await?;
+    let mut tickets = Vec::new();
+    for contact in contacts["contacts"]["nodes"]
+        .as_array()
+        .ok_or_else(|| anyhow!("no contacts were synced"))?
+        .iter()
+        .filter(|c| !c["account"].is_null())
+        .take(50)
+    {
+        let created = api
+            .gql(
+                "mutation($c: ID!, $a: ID) { createTicket(input: { subject: \"Bench\", contactId: $c, accountId: $a }) { id } }",
+                json!({ "c": contact["id"], "a": contact["account"]["id"] }),
+            )
+            .await?;
+        tickets.push(created["createTicket"]["id"].clone());
+    }
+    if tickets.is_empty() {
+        bail!("no synced contact has an account");
+    }
+    for id in &tickets {
+        api.gql(TICKET, json!({ "id": id })).await?;
+    }
+    println!(
+        "gateway with {} tickets whose contacts and accounts are linked; panel cache warm; {} concurrent loops, {} s each",
+        tickets.len(),
+        options.concurrency,
+        options.seconds
+    );
+    let (base_rate, base) = load(
+        &api,
+        options.seconds,
+        options.concurrency,
+        |_| json!({ "query": "{ __typename }" }),
+    )
+    .await?;
+    report("{ __typename }", base_rate, &base);
+    let (rate, panels) = load(
+        &api,
+        options.seconds,
+        options.concurrency,
+        |n| json!({ "query": TICKET, "variables": { "id": tickets[n % tickets.len()] } }),
+    )
+    .await?;
+    report("ticket with every panel", rate, &panels);
+    println!("  ratio: {:.2}", rate / base_rate);
+
+    fan_out(&api, &server, options.subscribers).await?;
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+/// Connects `n` subscribers to `syncEvents`, causes one status change, and times its arrival.
+async fn fan_out(api: &Api, server: &Server, n: usize) -> anyhow::Result<()> {
+    let pid = server.child.id().to_string();
+    let before = status_mb(&pid, "VmRSS:").unwrap_or_default();
+    let ws_url = api.url.replacen("http", "ws", 1) + "/graphql";
+    let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel::<()>(n.max(1));
+    let (go_tx, _) = tokio::sync::broadcast::channel::<Instant>(1);
+    let mut arrivals = Vec::with_capacity(n);
+    let connect = |ready: tokio::sync::mpsc::Sender<()>,
+                   mut go: tokio::sync::broadcast::Receiver<Instant>| {
+        let url = ws_url.clone();
+        let token = api.token.clone();
+        async move {
+            let mut request = url.into_client_request()?;
+            request.headers_mut().insert(
+                "sec-websocket-protocol",
+                HeaderValue::from_static("graphql-transport-ws"),
+            );
+            let (mut ws, _) = tokio_tungstenite::connect_async(request).await?;
+            ws.send(Message::text(
+                json!({ "type": "connection_init", "payload": { "Authorization": format!("Bearer {token}") } }).to_string(),
+            ))
+            .await?;
+            ws.next()
+                .await
+                .ok_or_else(|| anyhow!("closed before the ack"))??;
+            ws.send(Message::text(
+                json!({ "id": "1", "type": "subscribe", "payload": { "query": "subscription { syncEvents(kinds: [STATUS]) { id status } }" } }).to_string(),
+            ))
+            .await?;
+            let _ = ready.send(()).await;
+            let sent = go.recv().await?;
+            loop {
+                match ws.next().await {
+                    Some(Ok(Message::Text(text))) if text.contains("\"next\"") => {
+                        return Ok::<_, anyhow::Error>(sent.elapsed());
+                    }
+                    Some(Ok(_)) => continue,
+                    _ => bail!("a subscriber's socket closed"),
+                }
+            }
+        }
+    };
+    let mut tasks = Vec::with_capacity(n);
+    for i in 0..n {
+        tasks.push(tokio::spawn(connect(ready_tx.clone(), go_tx.subscribe())));
+        if i % 200 == 199 {
+            // Let the server accept in steps rather than all at once.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    drop(ready_tx);
+    let mut ready = 0;
+    while ready < n && ready_rx.recv().await.is_some() {
+        ready += 1;
+    }
+    if ready < n {
+        bail!("only {ready} of {n} subscribers connected");
+    }
+    // The server registers a subscription just after reading its message.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let after = status_mb(&pid, "VmRSS:").unwrap_or_default();
+    let _ = go_tx.send(Instant::now());
+    api.gql("mutation { pauseSync { status } }", json!({}))
+        .await?;
+    for task in tasks {
+        arrivals.push(task.await??);
+    }
+    arrivals.sort();
+    println!(
+        "  {n} syncEvents subscribers, one status change: p50 {:.0} ms, p99 {:.0} ms, last {:.0} ms; server RSS {before:.0} → {after:.0} MB ({:.1} KB per subscriber)",
+        percentile(&arrivals, 50.0).as_secs_f64() * 1e3,
+        percentile(&arrivals, 99.0).as_secs_f64() * 1e3,
+        arrivals.last().copied().unwrap_or_default().as_secs_f64() * 1e3,
+        (after - before) * 1024.0 / n.max(1) as f64
+    );
+    Ok(())
+}
