@@ -21,7 +21,7 @@ use crate::domain::{self, AccountId, ContactId, Module};
 use crate::salesforce::Record;
 use crate::store::{account_input, contact_input};
 use crate::sync::records::{AccountLinks, desk_values, to_salesforce};
-use crate::sync::{Integrations, Mapping};
+use crate::sync::{Integrations, OrgView};
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
 #[graphql(remote = "crate::domain::PermissionItem")]
@@ -64,38 +64,21 @@ impl Guard for Requires {
     }
 }
 
-/// The connected org as one request sees it, read once.
-pub struct Org {
-    instance_url: String,
-    contacts: Vec<Mapping>,
-    accounts: Vec<Mapping>,
-}
-
 /// What one request keeps for its panels: the org, read on first use, and the loader that
 /// batches its live lists.
 #[derive(Default)]
 pub struct PanelRequest {
-    org: OnceCell<Option<Org>>,
+    org: OnceCell<Option<Arc<OrgView>>>,
     live: OnceLock<DataLoader<LiveLoader>>,
 }
 
-async fn org<'c>(ctx: &'c Context<'_>) -> ApiResult<&'c Org> {
+async fn org<'c>(ctx: &'c Context<'_>) -> ApiResult<&'c OrgView> {
     let request = ctx.data_unchecked::<PanelRequest>();
     let org = request
         .org
-        .get_or_try_init(|| async {
-            let integrations = ctx.integrations();
-            let Some(current) = integrations.current().await? else {
-                return Ok::<_, ApiError>(None);
-            };
-            Ok(Some(Org {
-                instance_url: current.instance_url.unwrap_or(current.login_url),
-                contacts: integrations.mappings(Module::Contacts).await?,
-                accounts: integrations.mappings(Module::Accounts).await?,
-            }))
-        })
+        .get_or_try_init(|| async { Ok::<_, ApiError>(ctx.integrations().org_view().await?) })
         .await?;
-    org.as_ref().ok_or_else(|| {
+    org.as_deref().ok_or_else(|| {
         ApiError::new(
             Code::IntegrationUnavailable,
             "Salesforce is not connected; an administrator can connect it with connectSalesforce",

@@ -62,7 +62,20 @@ pub struct Integrations {
     vault: Vault,
     api_version: String,
     client: RwLock<Option<Arc<SalesforceClient>>>,
+    view: RwLock<Option<(std::time::Instant, Arc<OrgView>)>>,
 }
+
+/// What the panels need of the connection: where the org is, and the mappings.
+#[derive(Debug, Clone)]
+pub struct OrgView {
+    pub instance_url: String,
+    pub contacts: Vec<Mapping>,
+    pub accounts: Vec<Mapping>,
+}
+
+/// How long this process trusts its [`OrgView`]; changes made here forget it at once, this
+/// bounds how long another gateway's changes take to show.
+const VIEW_TTL: std::time::Duration = std::time::Duration::from_secs(30);
 
 fn kind(auth: &ConnectAuth) -> &'static str {
     match auth {
@@ -117,7 +130,31 @@ impl Integrations {
             vault,
             api_version,
             client: RwLock::new(None),
+            view: RwLock::new(None),
         }
+    }
+
+    /// The connected org as panels see it, or `None` when Salesforce is not connected.
+    pub async fn org_view(&self) -> Result<Option<Arc<OrgView>>, SyncError> {
+        if let Some((at, view)) = self.view.read().await.as_ref()
+            && at.elapsed() < VIEW_TTL
+        {
+            return Ok(Some(view.clone()));
+        }
+        let Some(current) = self.current().await? else {
+            return Ok(None);
+        };
+        let view = Arc::new(OrgView {
+            instance_url: current.instance_url.unwrap_or(current.login_url),
+            contacts: self.mappings(Module::Contacts).await?,
+            accounts: self.mappings(Module::Accounts).await?,
+        });
+        *self.view.write().await = Some((std::time::Instant::now(), view.clone()));
+        Ok(Some(view))
+    }
+
+    async fn forget_view(&self) {
+        *self.view.write().await = None;
     }
 
     fn client_for(
@@ -210,6 +247,7 @@ impl Integrations {
             })
             .await?;
         *self.client.write().await = Some(Arc::new(client));
+        self.forget_view().await;
         Ok(model)
     }
 
@@ -351,6 +389,7 @@ impl Integrations {
         self.connected().await?;
         self.store.delete_integration().await?;
         *self.client.write().await = None;
+        self.forget_view().await;
         Ok(())
     }
 
@@ -380,6 +419,7 @@ impl Integrations {
             .map(|m| (m.desk_field.clone(), m.salesforce_field.clone()))
             .collect();
         self.store.replace_field_mappings(module, &pairs).await?;
+        self.forget_view().await;
         Ok(checked)
     }
 }

@@ -13,7 +13,7 @@ pub mod worker;
 
 pub use crate::store::{SyncEvent, SyncEventKind};
 pub use engine::{Counts, EngineSettings, RoundReport, SyncEngine};
-pub use integration::{Connect, ConnectAuth, Integrations, SyncError};
+pub use integration::{Connect, ConnectAuth, Integrations, OrgView, SyncError};
 pub use mapping::Mapping;
 pub use push::DESK_ID_FIELD;
 pub use vault::{Vault, VaultError};
