@@ -152,7 +152,7 @@ pub struct LiveCache {
     entries: Mutex<HashMap<CacheKey, Entry>>,
 }
 
-/// Entries kept at most; beyond it, those older than a day go first.
+/// Entries kept at most; beyond it, those older than a day go first, then all but the fresh.
 const CACHE_ENTRIES: usize = 100_000;
 
 impl LiveCache {
@@ -174,8 +174,13 @@ impl LiveCache {
     fn put(&self, key: CacheKey, at: DateTime<Utc>, records: Arc<Vec<Record>>) {
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         if entries.len() >= CACHE_ENTRIES {
+            // Keep what may still be served stale; past a day nobody wants it.
             let day_ago = Utc::now() - chrono::Duration::days(1);
             entries.retain(|_, (at, _)| *at > day_ago);
+        }
+        if entries.len() >= CACHE_ENTRIES {
+            let fresh_since = Utc::now() - chrono::Duration::from_std(self.ttl).unwrap_or_default();
+            entries.retain(|_, (at, _)| *at > fresh_since);
         }
         entries.insert(key, (at, records));
     }

@@ -102,7 +102,7 @@ impl Admits {
 /// Replays the log after `last`, then follows the live broadcast. The broadcast is
 /// subscribed before the replay starts, so nothing committed meanwhile is missed; an event
 /// already replayed is skipped, and one that arrives ahead of an unseen id (or after the
-/// subscriber fell behind) first brings the missing ids from the log.
+/// subscriber fell behind) sends it back to the log, which has everything committed.
 struct Follow {
     store: Store,
     live: broadcast::Receiver<SyncEvent>,
@@ -127,7 +127,7 @@ impl Follow {
             }
             if self.catching_up {
                 let after = self.last.unwrap_or(0);
-                match self.store.sync_events_after(after, None, REPLAY_PAGE).await {
+                match self.store.sync_events_after(after, REPLAY_PAGE).await {
                     Ok(page) if page.is_empty() => self.catching_up = false,
                     Ok(page) => self.queue.extend(page),
                     Err(e) => return Some(Err(e.into())),
@@ -137,17 +137,9 @@ impl Follow {
             match self.live.recv().await {
                 Ok(event) => match self.last {
                     Some(last) if event.id <= last => {}
-                    Some(last) if event.id > last + 1 => {
-                        match self
-                            .store
-                            .sync_events_after(last, Some(event.id), u64::MAX)
-                            .await
-                        {
-                            Ok(missing) => self.queue.extend(missing),
-                            Err(e) => return Some(Err(e.into())),
-                        }
-                        self.queue.push_back(event);
-                    }
+                    // An id was skipped: read the log from the last one seen; it holds this
+                    // event too, since events are broadcast only once committed.
+                    Some(last) if event.id > last + 1 => self.catching_up = true,
                     _ => self.queue.push_back(event),
                 },
                 Err(RecvError::Lagged(missed)) => {

@@ -108,19 +108,10 @@ impl Store {
         }
     }
 
-    /// Logged events after `after` (by id), oldest first, at most `limit`; `before` bounds
-    /// the range when given.
-    pub async fn sync_events_after(
-        &self,
-        after: i64,
-        before: Option<i64>,
-        limit: u64,
-    ) -> StoreResult<Vec<SyncEvent>> {
-        let mut query = sync_event::Entity::find().filter(sync_event::Column::Id.gt(after));
-        if let Some(before) = before {
-            query = query.filter(sync_event::Column::Id.lt(before));
-        }
-        query
+    /// Logged events after `after` (by id), oldest first, at most `limit`.
+    pub async fn sync_events_after(&self, after: i64, limit: u64) -> StoreResult<Vec<SyncEvent>> {
+        sync_event::Entity::find()
+            .filter(sync_event::Column::Id.gt(after))
             .order_by_asc(sync_event::Column::Id)
             .limit(limit)
             .all(self.connection())

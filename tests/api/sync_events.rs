@@ -30,7 +30,7 @@ async fn synced() -> (TestApp, SimHandle) {
 /// Every id in the log, oldest first.
 async fn logged_ids(app: &TestApp) -> Vec<String> {
     app.store
-        .sync_events_after(0, None, 10_000)
+        .sync_events_after(0, 10_000)
         .await
         .unwrap()
         .iter()
@@ -129,7 +129,7 @@ async fn agents_see_only_the_modules_their_profile_shows() {
         json!({}),
     )
     .await;
-    let logged = app.store.sync_events_after(0, None, 1000).await.unwrap();
+    let logged = app.store.sync_events_after(0, 1000).await.unwrap();
     let visible = logged
         .iter()
         .filter(|e| {
