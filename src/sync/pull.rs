@@ -174,9 +174,24 @@ impl SyncEngine {
             .collect::<Result<Vec<_>, SyncError>>()?;
         let ids: Vec<String> = incoming.iter().map(|i| i.id.clone()).collect();
         let links = self.store.links_by_salesforce(module, &ids).await?;
-        let accounts = self.account_links_for(module, &incoming).await?;
+        let mut accounts = self.account_links_for(module, &incoming).await?;
         let linked_desk: Vec<i64> = links.values().map(|l| l.desk_id).collect();
         let mut desk = desk::load(&self.store, module, &linked_desk).await?;
+        if module == Module::Contacts {
+            // Which of these contacts' desk accounts Salesforce knows: one it does not know
+            // stays on the contact when Salesforce shows no account.
+            let desk_accounts: Vec<i64> = desk
+                .values()
+                .filter_map(|d| d.values().get("accountId").and_then(Value::as_i64))
+                .collect();
+            for (desk_id, link) in self
+                .store
+                .links_by_desk(Module::Accounts, &desk_accounts)
+                .await?
+            {
+                accounts.to_salesforce.insert(desk_id, link.salesforce_id);
+            }
+        }
         let pending: HashSet<i64> = self.store.outbox_desk_ids(module, &linked_desk).await?;
 
         let fresh: Vec<Map<String, Value>> = incoming

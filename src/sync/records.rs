@@ -33,10 +33,15 @@ fn canonical_text(value: &Value) -> Value {
     match value {
         Value::String(s) if s.trim().is_empty() => Value::Null,
         Value::String(s) => Value::String(s.trim().to_owned()),
-        Value::Number(n) => n
-            .as_f64()
-            .and_then(|f| serde_json::Number::from_f64(f).map(Value::Number))
-            .unwrap_or(Value::Null),
+        // 1200 and 1200.0 are one value; whole numbers travel as integers, which integer
+        // fields such as NumberOfEmployees require.
+        Value::Number(n) => match n.as_f64() {
+            Some(f) if f.fract() == 0.0 && f.abs() < 9e15 => Value::from(f as i64),
+            Some(f) => serde_json::Number::from_f64(f)
+                .map(Value::Number)
+                .unwrap_or(Value::Null),
+            None => Value::Null,
+        },
         Value::Bool(b) => Value::String(b.to_string()),
         _ => Value::Null,
     }
@@ -90,7 +95,8 @@ pub fn from_salesforce(mappings: &[Mapping], record: &Record) -> SalesforceValue
 }
 
 /// Writes Salesforce values over a desk record's fields. An account Salesforce links that the
-/// desk does not know leaves the desk's link as it was.
+/// desk does not know leaves the desk's link as it was, and so does no account in Salesforce
+/// when the desk's account is one Salesforce does not know (`accounts.to_salesforce`).
 pub fn apply_to_desk(
     mappings: &[Mapping],
     module: Module,
@@ -112,7 +118,12 @@ pub fn apply_to_desk(
                     Some(id) => Value::from(*id),
                     None => continue,
                 },
-                None => Value::Null,
+                // The desk's account is one Salesforce does not know (it was never sent,
+                // or Salesforce refused it), so Salesforce cannot have cleared it.
+                None => match desk.get(field.name).and_then(Value::as_i64) {
+                    Some(current) if !accounts.to_salesforce.contains_key(&current) => continue,
+                    _ => Value::Null,
+                },
             },
             DeskKind::Integer => value
                 .as_f64()

@@ -756,3 +756,68 @@ async fn revoked_credentials_put_the_integration_in_error_until_reconnected() {
     let back = connect(&app, &sim, "tandem").await;
     assert_eq!(back["data"]["connectSalesforce"]["status"], "ACTIVE");
 }
+
+#[tokio::test]
+async fn accounts_with_numbers_go_out_and_come_back_unchanged() {
+    let (app, sim) = connected().await;
+    let account = app
+        .gql_ok(
+            "mutation { createAccount(input: { name: \"Counted\", employees: 1200, annualRevenue: 5000000.5 }) { id } }",
+            json!({}),
+        )
+        .await;
+    let report = app.sync_now().await;
+    assert_eq!(report.pushed.failed, 0, "{report:?}");
+    let id: i64 = account["createAccount"]["id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let links = app
+        .store
+        .links_by_desk(tandem::domain::Module::Accounts, &[id])
+        .await
+        .unwrap();
+    let sf = sim.get("Account", &links[&id].salesforce_id).unwrap();
+    assert_eq!(sf["NumberOfEmployees"], 1200);
+    assert_eq!(sf["AnnualRevenue"], 5000000.5);
+
+    let log = sim.requests().len();
+    app.sync_now().await;
+    assert_eq!(writes_since(&sim, log), Vec::<String>::new(), "no echo");
+}
+
+#[tokio::test]
+async fn a_contact_keeps_its_desk_account_when_salesforce_refused_that_account() {
+    let (app, sim) = connected().await;
+    let account = app.create_account("Refused Ltd").await;
+    let contact = app
+        .create_contact(json!({ "lastName": "Kept", "accountId": account["id"] }))
+        .await;
+    sim.reject_next_records(&[("FIELD_INTEGRITY_EXCEPTION", "The account cannot be saved")]);
+    app.sync_now().await;
+    let sf = sim
+        .get("Contact", &salesforce_id_of(&app, &contact["id"]).await)
+        .unwrap();
+    assert_eq!(
+        sf["AccountId"],
+        Value::Null,
+        "Salesforce does not know the account"
+    );
+
+    sim.advance_clock(1);
+    sim.update(
+        "Contact",
+        sf["Id"].as_str().unwrap(),
+        json!({ "Title": "Buyer" }),
+    )
+    .unwrap();
+    app.sync_now().await;
+    let desk = contacts(&app).await;
+    let kept = by_last_name(&desk, "Kept")[0];
+    assert_eq!(kept["title"], "Buyer", "the Salesforce edit came in");
+    assert_eq!(
+        kept["account"]["name"], "Refused Ltd",
+        "and the desk's account link stayed"
+    );
+}
