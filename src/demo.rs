@@ -111,7 +111,11 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     );
     println!("GraphiQL: {base}/graphql\n");
     #[cfg(feature = "simulator")]
-    let _org = start_simulator().await?;
+    let _org = {
+        let org = start_simulator().await?;
+        connect(&app, &org).await?;
+        org
+    };
     let ttl = Duration::from_secs(settings.auth.token_ttl_secs);
     for (name, email, profile) in AGENTS {
         let agent = store
@@ -166,6 +170,46 @@ async fn start_simulator() -> anyhow::Result<salesforce_sim::SimHandle> {
         config.client_secret
     );
     Ok(org)
+}
+
+/// Connects the desk to the simulator (replacing a connection to an earlier run's org) and
+/// runs the first sync in the background; the worker keeps the two in step from then on.
+#[cfg(feature = "simulator")]
+async fn connect(app: &Application, org: &salesforce_sim::SimHandle) -> anyhow::Result<()> {
+    use crate::domain::SyncType;
+    use crate::sync::{Connect, ConnectAuth};
+    let config = org.config();
+    let integrations = app.integrations();
+    integrations
+        .connect(Connect {
+            login_url: org.base_url().to_owned(),
+            auth: ConnectAuth::Password {
+                username: config.username.clone(),
+                password: config.password.clone().into(),
+                client_id: config.client_id.clone(),
+                client_secret: config.client_secret.clone().into(),
+            },
+            sync_type: SyncType::TwoWay,
+        })
+        .await
+        .map_err(|e| anyhow!("cannot connect the demo to the simulator: {e}"))?;
+    integrations
+        .start_sync()
+        .await
+        .map_err(|e| anyhow!("cannot start the demo's first sync: {e}"))?;
+    let engine = app.engine();
+    tokio::spawn(async move {
+        match engine.run_once().await {
+            Ok(report) => println!(
+                "First sync done: {} records in from Salesforce, {} out to it.",
+                report.pulled.added + report.pulled.updated,
+                report.pushed.added + report.pushed.updated
+            ),
+            Err(e) => eprintln!("The demo's first sync stopped: {e}"),
+        }
+    });
+    println!("Connected to the simulator (two-way sync); the first sync is running.\n");
+    Ok(())
 }
 
 async fn profile_id(store: &Store, name: &str) -> anyhow::Result<crate::domain::ProfileId> {

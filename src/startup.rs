@@ -22,6 +22,7 @@ use crate::sync::{EngineSettings, Integrations, SyncEngine, Vault, worker};
 pub struct Application {
     port: u16,
     store: Store,
+    integrations: Arc<Integrations>,
     engine: Arc<SyncEngine>,
     server: Server,
 }
@@ -44,7 +45,7 @@ impl Application {
         let state = AppState {
             schema: build_schema(
                 store.clone(),
-                integrations,
+                integrations.clone(),
                 engine.clone(),
                 &settings.graphql,
             ),
@@ -79,6 +80,7 @@ impl Application {
         Ok(Self {
             port,
             store,
+            integrations,
             engine,
             server,
         })
@@ -94,6 +96,10 @@ impl Application {
 
     pub fn engine(&self) -> Arc<SyncEngine> {
         self.engine.clone()
+    }
+
+    pub fn integrations(&self) -> Arc<Integrations> {
+        self.integrations.clone()
     }
 
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
