@@ -1,12 +1,12 @@
 //! The failure log: every reason a record can fail for, what the entry says, and how it is
 //! retried — by itself with backoff for transient reasons, by a person for the rest.
 
-use salesforce_sim::{SimConfig, SimHandle};
+use salesforce_sim::SimHandle;
 use serde_json::{Value, json};
 use tandem::config::Settings;
 
-use crate::helpers::{TestApp, spawn_app_with};
-use crate::integration::connect;
+use crate::helpers::TestApp;
+use crate::integration::started;
 
 const FAILURES: &str = "query($r: FailureReason) { syncFailures(reason: $r) { nodes { id reason direction module deskId salesforceId message attempts nextAttemptAt resolvedAt } } }";
 const RETRY: &str =
@@ -14,12 +14,7 @@ const RETRY: &str =
 
 /// A connected desk and org after the first sync, with the given retry settings.
 async fn synced(adjust: impl FnOnce(&mut Settings)) -> (TestApp, SimHandle) {
-    let app = spawn_app_with(adjust).await;
-    let sim = salesforce_sim::start(SimConfig::default()).await;
-    let body = connect(&app, &sim, "tandem").await;
-    assert!(body.get("errors").is_none(), "{body}");
-    app.gql_ok("mutation { startSync { firstSync } }", json!({}))
-        .await;
+    let (app, sim) = started(adjust).await;
     app.sync_now().await;
     (app, sim)
 }

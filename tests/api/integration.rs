@@ -21,6 +21,18 @@ pub async fn connect(app: &TestApp, sim: &SimHandle, password: &str) -> Value {
     .await
 }
 
+/// A desk and a fresh org, connected with the given settings, the first sync started but not
+/// yet run.
+pub async fn started(adjust: impl FnOnce(&mut tandem::config::Settings)) -> (TestApp, SimHandle) {
+    let app = crate::helpers::spawn_app_with(adjust).await;
+    let sim = salesforce_sim::start(SimConfig::default()).await;
+    let body = connect(&app, &sim, "tandem").await;
+    assert!(body.get("errors").is_none(), "{body}");
+    app.gql_ok("mutation { startSync { firstSync } }", json!({}))
+        .await;
+    (app, sim)
+}
+
 async fn integration(app: &TestApp) -> Value {
     app.gql_ok(&format!("{{ integration {{ {INTEGRATION} }} }}"), json!({}))
         .await["integration"]

@@ -9,13 +9,7 @@ use crate::integration::connect;
 
 /// A desk and an org, connected, with the first sync started but not yet run.
 async fn connected() -> (TestApp, SimHandle) {
-    let app = spawn_app().await;
-    let sim = salesforce_sim::start(SimConfig::default()).await;
-    let body = connect(&app, &sim, "tandem").await;
-    assert!(body.get("errors").is_none(), "{body}");
-    app.gql_ok("mutation { startSync { firstSync } }", json!({}))
-        .await;
-    (app, sim)
+    crate::integration::started(|_| {}).await
 }
 
 async fn contacts(app: &TestApp) -> Vec<Value> {

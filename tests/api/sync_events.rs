@@ -1,11 +1,11 @@
 //! `syncEvents` over both WebSocket protocols: replay after an id, then live, with no gap and
 //! no repeat, within what the subscriber's profile may see.
 
-use salesforce_sim::{SimConfig, SimHandle};
+use salesforce_sim::SimHandle;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, spawn_app};
-use crate::integration::connect;
+use crate::helpers::TestApp;
+use crate::integration::started;
 use crate::ws::{LEGACY, TRANSPORT, Ws};
 
 const EVENTS: &str = "subscription($after: ID, $modules: [SyncModule!], $kinds: [SyncEventType!]) { syncEvents(afterId: $after, modules: $modules, kinds: $kinds) { id kind module status history { direction module added } failure { reason } } }";
@@ -13,12 +13,7 @@ const EVENTS: &str = "subscription($after: ID, $modules: [SyncModule!], $kinds: 
 /// A connected, synced desk: the log holds the connect, one contact history entry and one
 /// account history entry.
 async fn synced() -> (TestApp, SimHandle) {
-    let app = spawn_app().await;
-    let sim = salesforce_sim::start(SimConfig::default()).await;
-    let body = connect(&app, &sim, "tandem").await;
-    assert!(body.get("errors").is_none(), "{body}");
-    app.gql_ok("mutation { startSync { firstSync } }", json!({}))
-        .await;
+    let (app, sim) = started(|_| {}).await;
     sim.insert("Account", json!({ "Name": "Logged Ltd" }))
         .unwrap();
     sim.insert("Contact", json!({ "LastName": "Logged" }))
