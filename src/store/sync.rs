@@ -91,6 +91,9 @@ impl Store {
         module: Module,
         ids: &[String],
     ) -> StoreResult<HashMap<String, record_link::Model>> {
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
         let rows = record_link::Entity::find()
             .filter(record_link::Column::Module.eq(module.as_str()))
             .filter(record_link::Column::SalesforceId.is_in(ids.iter().cloned()))
@@ -107,6 +110,9 @@ impl Store {
         module: Module,
         ids: &[i64],
     ) -> StoreResult<HashMap<i64, record_link::Model>> {
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
         let rows = record_link::Entity::find()
             .filter(record_link::Column::Module.eq(module.as_str()))
             .filter(record_link::Column::DeskId.is_in(ids.iter().copied()))
