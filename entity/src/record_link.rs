@@ -1,6 +1,7 @@
 use sea_orm::entity::prelude::*;
 
-/// A desk record and its Salesforce counterpart, with the hash of the values last agreed on.
+/// A desk record and its Salesforce counterpart, with the hash of the values last agreed on
+/// and every field of the Salesforce record as the last pull read it (a JSON object).
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "record_link")]
 pub struct Model {
@@ -11,6 +12,7 @@ pub struct Model {
     pub salesforce_id: String,
     pub synced_hash: String,
     pub salesforce_modstamp: Option<DateTimeUtc>,
+    pub salesforce_fields: Option<String>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

@@ -56,6 +56,9 @@ pub struct Contact {
     pub deleted_at: Option<DateTime<Utc>>,
     #[graphql(skip)]
     pub account_id: Option<AccountId>,
+    /// The row, for the Salesforce panel.
+    #[graphql(skip)]
+    pub model: contact::Model,
 }
 
 #[ComplexObject]
@@ -77,14 +80,14 @@ impl Contact {
         &self,
         ctx: &Context<'_>,
     ) -> ApiResult<Option<super::panels::SalesforceContact>> {
-        let id = parse_id("id", &self.id, ContactId)?;
-        super::panels::contact_panel(ctx, id).await
+        super::panels::contact_panel(ctx, &self.model).await
     }
 }
 
 impl From<contact::Model> for Contact {
     fn from(m: contact::Model) -> Self {
         Self {
+            model: m.clone(),
             id: ID(m.id.to_string()),
             first_name: m.first_name,
             last_name: m.last_name,
@@ -130,6 +133,9 @@ pub struct Account {
     pub deleted_at: Option<DateTime<Utc>>,
     #[graphql(skip)]
     pub raw_id: AccountId,
+    /// The row, for the Salesforce panel.
+    #[graphql(skip)]
+    pub model: account::Model,
 }
 
 #[ComplexObject]
@@ -158,13 +164,14 @@ impl Account {
         &self,
         ctx: &Context<'_>,
     ) -> ApiResult<Option<super::panels::SalesforceAccount>> {
-        super::panels::account_panel(ctx, self.raw_id).await
+        super::panels::account_panel(ctx, &self.model).await
     }
 }
 
 impl From<account::Model> for Account {
     fn from(m: account::Model) -> Self {
         Self {
+            model: m.clone(),
             id: ID(m.id.to_string()),
             raw_id: m.id,
             name: m.name,

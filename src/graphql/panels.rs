@@ -6,6 +6,7 @@
 //! Contact and account information comes from the synced mirror; opportunities, notes,
 //! events and tasks are read live (see `live`).
 
+use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
 use async_graphql::dataloader::DataLoader;
@@ -17,7 +18,7 @@ use tokio::sync::OnceCell;
 use super::live::{Fetched, Live, LiveCache, LiveKey, LiveLoader};
 use super::loaders::LinkOf;
 use super::{ApiError, ApiResult, Code, ContextExt};
-use crate::domain::{self, AccountId, ContactId, Module};
+use crate::domain::{self, AccountId, Module, SyncType};
 use crate::salesforce::Record;
 use crate::store::{account_input, contact_input};
 use crate::sync::records::{AccountLinks, desk_values, to_salesforce};
@@ -64,11 +65,13 @@ impl Guard for Requires {
     }
 }
 
-/// What one request keeps for its panels: the org, read on first use, and the loader that
-/// batches its live lists.
+/// What one request keeps for its panels: the org, read on first use, the links it has read
+/// (a contact's panel reads its account's link, and the account's panel needs it again), and
+/// the loader that batches its live lists.
 #[derive(Default)]
 pub struct PanelRequest {
     org: OnceCell<Option<Arc<OrgView>>>,
+    links: std::sync::Mutex<HashMap<LinkOf, Option<entity::record_link::Model>>>,
     live: OnceLock<DataLoader<LiveLoader>>,
 }
 
@@ -111,13 +114,29 @@ async fn link(
     module: Module,
     desk_id: i64,
 ) -> ApiResult<Option<entity::record_link::Model>> {
-    ctx.loader()
-        .load_one(LinkOf(module, desk_id))
+    let key = LinkOf(module, desk_id);
+    let links = &ctx.data_unchecked::<PanelRequest>().links;
+    let known = links
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .get(&key)
+        .cloned();
+    if let Some(known) = known {
+        return Ok(known);
+    }
+    let link = ctx
+        .loader()
+        .load_one(key)
         .await
-        .map_err(|e| ApiError::internal(&e))
+        .map_err(|e| ApiError::internal(&e))?;
+    links
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .insert(key, link.clone());
+    Ok(link)
 }
 
-/// One linked record: its Salesforce id and the values both sides last agreed on.
+/// One linked record: its Salesforce id and its fields, mapped and unmapped.
 struct Twin {
     salesforce_id: String,
     fields: Map<String, Value>,
@@ -134,13 +153,19 @@ async fn twin(
 ) -> ApiResult<Option<Twin>> {
     panel_shown(ctx, module)?;
     let org = org(ctx).await?;
-    let Some(link) = link(ctx, module, desk_id).await? else {
+    // Both links in one query: the record's, and its account's for the AccountId field.
+    let (link, account_link) = futures_util::future::join(link(ctx, module, desk_id), async {
+        match account {
+            Some(account) => self::link(ctx, Module::Accounts, account.0).await,
+            None => Ok(None),
+        }
+    })
+    .await;
+    let Some(link) = link? else {
         return Ok(None);
     };
     let mut accounts = AccountLinks::default();
-    if let Some(account) = account
-        && let Some(account_link) = self::link(ctx, Module::Accounts, account.0).await?
-    {
+    if let (Some(account), Some(account_link)) = (account, account_link?) {
         accounts
             .to_salesforce
             .insert(account.0, account_link.salesforce_id);
@@ -149,9 +174,18 @@ async fn twin(
         Module::Contacts => &org.contacts,
         Module::Accounts => &org.accounts,
     };
-    let fields = to_salesforce(mappings, module, &values, &accounts)
-        .into_iter()
-        .collect();
+    // The record as the last pull read it. Two-way, the mapped fields are what the desk holds
+    // now: a desk edit on its way out is what Salesforce is about to say. One-way, desk edits
+    // stay in the desk, so Salesforce's own values stand.
+    let read: Option<Map<String, Value>> = link
+        .salesforce_fields
+        .as_deref()
+        .and_then(|read| serde_json::from_str(read).ok());
+    let desk_wins = org.sync_type == SyncType::TwoWay || read.is_none();
+    let mut fields = read.unwrap_or_default();
+    if desk_wins {
+        fields.extend(to_salesforce(mappings, module, &values, &accounts));
+    }
     Ok(Some(Twin {
         url: format!(
             "{}/{}",
@@ -170,7 +204,8 @@ async fn twin(
 pub struct SalesforceContact {
     /// The Salesforce record id.
     id: ID,
-    /// The mapped fields by their Salesforce names, as the sync last agreed them.
+    /// Every field of the Salesforce record by its Salesforce name, custom fields included:
+    /// the mapped ones as the desk holds them, the others as the last sync read them.
     #[graphql(
         guard = "Requires(domain::PermissionItem::Information)",
         directive = requiresPermission::apply(PermissionItem::Information)
@@ -190,7 +225,8 @@ pub struct SalesforceContact {
 pub struct SalesforceAccount {
     /// The Salesforce record id.
     id: ID,
-    /// The mapped fields by their Salesforce names, as the sync last agreed them.
+    /// Every field of the Salesforce record by its Salesforce name, custom fields included:
+    /// the mapped ones as the desk holds them, the others as the last sync read them.
     #[graphql(
         guard = "Requires(domain::PermissionItem::Information)",
         directive = requiresPermission::apply(PermissionItem::Information)
@@ -459,8 +495,16 @@ impl SalesforceContact {
         directive = requiresPermission::apply(PermissionItem::Information)
     )]
     async fn account(&self, ctx: &Context<'_>) -> ApiResult<Option<SalesforceAccount>> {
-        match self.account {
-            Some(id) => account_panel(ctx, id).await,
+        let Some(id) = self.account else {
+            return Ok(None);
+        };
+        let model = ctx
+            .loader()
+            .load_one(id)
+            .await
+            .map_err(|e| ApiError::internal(&e))?;
+        match model {
+            Some(model) => account_panel(ctx, &model).await,
             None => Ok(None),
         }
     }
@@ -583,17 +627,11 @@ impl SalesforceAccount {
 
 pub async fn contact_panel(
     ctx: &Context<'_>,
-    id: ContactId,
+    model: &entity::contact::Model,
 ) -> ApiResult<Option<SalesforceContact>> {
-    let model = ctx
-        .loader()
-        .load_one(id)
-        .await
-        .map_err(|e| ApiError::internal(&e))?;
-    let Some(model) = model else { return Ok(None) };
     let account = model.account_id;
-    let values = desk_values(&contact_input(&model));
-    Ok(twin(ctx, Module::Contacts, id.0, values, account)
+    let values = desk_values(&contact_input(model));
+    Ok(twin(ctx, Module::Contacts, model.id.0, values, account)
         .await?
         .map(|twin| SalesforceContact {
             id: ID(twin.salesforce_id),
@@ -606,16 +644,10 @@ pub async fn contact_panel(
 
 pub async fn account_panel(
     ctx: &Context<'_>,
-    id: AccountId,
+    model: &entity::account::Model,
 ) -> ApiResult<Option<SalesforceAccount>> {
-    let model = ctx
-        .loader()
-        .load_one(id)
-        .await
-        .map_err(|e| ApiError::internal(&e))?;
-    let Some(model) = model else { return Ok(None) };
-    let values = desk_values(&account_input(&model));
-    Ok(twin(ctx, Module::Accounts, id.0, values, None)
+    let values = desk_values(&account_input(model));
+    Ok(twin(ctx, Module::Accounts, model.id.0, values, None)
         .await?
         .map(|twin| SalesforceAccount {
             id: ID(twin.salesforce_id),

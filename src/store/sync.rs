@@ -48,6 +48,8 @@ pub struct NewLink {
     pub salesforce_id: String,
     pub hash: String,
     pub modstamp: Option<DateTime<Utc>>,
+    /// The Salesforce record's fields as read, a JSON object.
+    pub fields: Option<String>,
 }
 
 /// The primary key an entity's rows get on insert.
@@ -368,6 +370,7 @@ impl SyncBatch<'_> {
             salesforce_id: Set(l.salesforce_id),
             synced_hash: Set(l.hash),
             salesforce_modstamp: Set(l.modstamp),
+            salesforce_fields: Set(l.fields),
             created_at: Set(now),
             updated_at: Set(now),
             ..Default::default()
@@ -440,6 +443,9 @@ impl SyncBatch<'_> {
     }
 
     /// Links a desk record and a Salesforce record, replacing any link either had.
+    /// Links a desk record to a Salesforce record at the values both now hold. `fields` is
+    /// the Salesforce record as just read; `None` keeps what an existing link of the same pair
+    /// holds. Any other link of either record is replaced.
     pub async fn link(
         &mut self,
         module: Module,
@@ -447,7 +453,28 @@ impl SyncBatch<'_> {
         salesforce_id: &str,
         hash: &str,
         modstamp: Option<DateTime<Utc>>,
+        fields: Option<&str>,
     ) -> StoreResult<()> {
+        let now = Utc::now();
+        let mut update = record_link::Entity::update_many()
+            .col_expr(record_link::Column::SyncedHash, Expr::value(hash))
+            .col_expr(
+                record_link::Column::SalesforceModstamp,
+                Expr::value(modstamp),
+            )
+            .col_expr(record_link::Column::UpdatedAt, Expr::value(now));
+        if let Some(fields) = fields {
+            update = update.col_expr(record_link::Column::SalesforceFields, Expr::value(fields));
+        }
+        let same_pair = update
+            .filter(record_link::Column::Module.eq(module.as_str()))
+            .filter(record_link::Column::DeskId.eq(desk_id))
+            .filter(record_link::Column::SalesforceId.eq(salesforce_id))
+            .exec(&*self.txn)
+            .await?;
+        if same_pair.rows_affected > 0 {
+            return Ok(());
+        }
         record_link::Entity::delete_many()
             .filter(record_link::Column::Module.eq(module.as_str()))
             .filter(
@@ -457,19 +484,29 @@ impl SyncBatch<'_> {
             )
             .exec(&*self.txn)
             .await?;
-        let now = Utc::now();
         record_link::ActiveModel {
             module: Set(module.as_str().into()),
             desk_id: Set(desk_id),
             salesforce_id: Set(salesforce_id.to_owned()),
             synced_hash: Set(hash.to_owned()),
             salesforce_modstamp: Set(modstamp),
+            salesforce_fields: Set(fields.map(str::to_owned)),
             created_at: Set(now),
             updated_at: Set(now),
             ..Default::default()
         }
         .insert(&*self.txn)
         .await?;
+        Ok(())
+    }
+
+    /// Keeps a newer read of a linked Salesforce record whose mapped values did not change.
+    pub async fn set_link_fields(&mut self, link_id: i64, fields: &str) -> StoreResult<()> {
+        record_link::Entity::update_many()
+            .col_expr(record_link::Column::SalesforceFields, Expr::value(fields))
+            .filter(record_link::Column::Id.eq(link_id))
+            .exec(&*self.txn)
+            .await?;
         Ok(())
     }
 

@@ -65,10 +65,12 @@ pub struct Integrations {
     view: RwLock<Option<(std::time::Instant, Arc<OrgView>)>>,
 }
 
-/// What the panels need of the connection: where the org is, and the mappings.
+/// What the panels need of the connection: where the org is, which side is master, and the
+/// mappings.
 #[derive(Debug, Clone)]
 pub struct OrgView {
     pub instance_url: String,
+    pub sync_type: SyncType,
     pub contacts: Vec<Mapping>,
     pub accounts: Vec<Mapping>,
 }
@@ -145,6 +147,7 @@ impl Integrations {
             return Ok(None);
         };
         let view = Arc::new(OrgView {
+            sync_type: current.sync_type.parse().unwrap_or(SyncType::TwoWay),
             instance_url: current.instance_url.unwrap_or(current.login_url),
             contacts: self.mappings(Module::Contacts).await?,
             accounts: self.mappings(Module::Accounts).await?,
@@ -304,10 +307,12 @@ impl Integrations {
         sync_type: SyncType,
     ) -> Result<integration::Model, SyncError> {
         self.connected().await?;
-        Ok(self
+        let saved = self
             .store
             .update_integration(|m| m.sync_type = Set(sync_type.as_str().into()))
-            .await?)
+            .await?;
+        self.forget_view().await;
+        Ok(saved)
     }
 
     /// Moves between states, refusing moves that make no sense from the current one.

@@ -26,24 +26,48 @@ struct Incoming {
     last_modified: DateTime<Utc>,
     values: SalesforceValues,
     hash: String,
+    /// Every field read, as the link keeps them.
+    profile: String,
 }
 
 fn ident(name: &str) -> Result<Ident, SyncError> {
     Ok(Ident::parse(name)?)
 }
 
-/// `SELECT Id, SystemModstamp, LastModifiedDate, <mapped fields> FROM <object>`.
-fn select_mapped(round: &Round<'_>, module: Module) -> Result<Select, SyncError> {
+/// `SELECT Id, SystemModstamp, LastModifiedDate, <every field> FROM <object>`: the mapped
+/// fields feed the desk, and the whole record is the profile a panel shows. Compound fields
+/// (addresses, geolocations) repeat their parts and binary ones are not read.
+async fn select_all(round: &Round<'_>, module: Module) -> Result<Select, SyncError> {
+    let describe = round.client.describe(module.salesforce_object()).await?;
     let mut fields = vec!["Id", "SystemModstamp", "LastModifiedDate"];
-    for m in round.mappings(module) {
-        if !fields
-            .iter()
-            .any(|f| f.eq_ignore_ascii_case(&m.salesforce_field))
-        {
-            fields.push(&m.salesforce_field);
+    let mapped = round.mappings(module).iter().map(|m| &*m.salesforce_field);
+    let described = describe
+        .fields
+        .iter()
+        .filter(|f| !matches!(&*f.kind, "address" | "location" | "base64" | "complexvalue"))
+        .map(|f| &*f.name);
+    for name in mapped.chain(described) {
+        if !fields.iter().any(|f| f.eq_ignore_ascii_case(name)) {
+            fields.push(name);
         }
     }
     Ok(Select::new(module.salesforce_object(), &fields)?)
+}
+
+/// The fields a panel shows of a record: all that were read but the sync's own bookkeeping,
+/// which changes with every write and says nothing about the customer.
+fn profile(record: &Record) -> String {
+    let fields: Map<String, Value> = record
+        .iter()
+        .filter(|(name, _)| {
+            !matches!(
+                name.as_str(),
+                "attributes" | "SystemModstamp" | "LastModifiedDate"
+            )
+        })
+        .map(|(name, value)| (name.clone(), value.clone()))
+        .collect();
+    Value::Object(fields).to_string()
 }
 
 fn datetime(record: &Record, field: &str) -> Result<DateTime<Utc>, SyncError> {
@@ -64,7 +88,7 @@ impl SyncEngine {
         let cursor = self.store.cursor(&cursor_name).await?;
         let stamp = ident("SystemModstamp")?;
         let id = ident("Id")?;
-        let mut select = select_mapped(round, module)?;
+        let mut select = select_all(round, module).await?;
         if let Some(at) = cursor.as_ref().and_then(|c| c.modstamp) {
             select = match cursor.as_ref().and_then(|c| c.salesforce_id.clone()) {
                 // Resuming a first sync: continue exactly after the last record written.
@@ -133,7 +157,8 @@ impl SyncEngine {
         let id = ident("Id")?;
         let mut total = Counts::default();
         for chunk in ids.chunks(self.settings.pull_batch) {
-            let soql = select_mapped(round, module)?
+            let soql = select_all(round, module)
+                .await?
                 .filter(Condition::in_list(
                     &id,
                     chunk.iter().map(|i| Literal::Text(i.clone())),
@@ -169,6 +194,7 @@ impl SyncEngine {
                     last_modified: datetime(r, "LastModifiedDate")?,
                     hash: hash(&values),
                     values,
+                    profile: profile(r),
                 })
             })
             .collect::<Result<Vec<_>, SyncError>>()?;
@@ -219,7 +245,12 @@ impl SyncEngine {
         let mut creates: Vec<(usize, Map<String, Value>)> = Vec::new();
         for (idx, (inc, fresh)) in incoming.iter().zip(fresh).enumerate() {
             let outcome = match links.get(&inc.id) {
-                Some(link) if link.synced_hash == inc.hash => continue,
+                Some(link) if link.synced_hash == inc.hash => {
+                    if link.salesforce_fields.as_deref() != Some(&*inc.profile) {
+                        batch.set_link_fields(link.id, &inc.profile).await?;
+                    }
+                    continue;
+                }
                 Some(link) => {
                     let existing = desk.remove(&link.desk_id);
                     let desk_newer = existing.as_ref().is_some_and(|d| {
@@ -229,6 +260,8 @@ impl SyncEngine {
                             && d.updated_at() > inc.last_modified
                     });
                     if desk_newer {
+                        // The desk's edit goes out and wins; Salesforce's profile is still news.
+                        batch.set_link_fields(link.id, &inc.profile).await?;
                         continue;
                     }
                     let added = existing.is_none();
@@ -412,6 +445,7 @@ impl SyncEngine {
                 salesforce_id: incoming[*idx].id.clone(),
                 hash: incoming[*idx].hash.clone(),
                 modstamp: Some(incoming[*idx].modstamp),
+                fields: Some(incoming[*idx].profile.clone()),
             })
             .collect();
         if open_failures {
@@ -438,7 +472,14 @@ impl SyncEngine {
         match desk::save(batch, module, existing, values).await? {
             Ok(desk_id) => {
                 batch
-                    .link(module, desk_id, &inc.id, &inc.hash, Some(inc.modstamp))
+                    .link(
+                        module,
+                        desk_id,
+                        &inc.id,
+                        &inc.hash,
+                        Some(inc.modstamp),
+                        Some(&inc.profile),
+                    )
                     .await?;
                 batch.drop_outbox(module, desk_id, None).await?;
                 batch.resolve(module, Some(desk_id), Some(&inc.id)).await?;
@@ -476,7 +517,14 @@ impl SyncEngine {
         {
             let desk_id = desk_record.id();
             batch
-                .link(module, desk_id, &inc.id, &inc.hash, Some(inc.modstamp))
+                .link(
+                    module,
+                    desk_id,
+                    &inc.id,
+                    &inc.hash,
+                    Some(inc.modstamp),
+                    Some(&inc.profile),
+                )
                 .await?;
             batch.enqueue(module, desk_id).await?;
             batch.resolve(module, Some(desk_id), Some(&inc.id)).await?;

@@ -270,7 +270,7 @@ impl SyncEngine {
             match (result.success, result.id) {
                 (true, Some(sf_id)) => {
                     batch
-                        .link(module, desk_id, sf_id.as_str(), &hash, None)
+                        .link(module, desk_id, sf_id.as_str(), &hash, None, None)
                         .await?;
                     batch
                         .resolve(module, Some(desk_id), Some(sf_id.as_str()))

@@ -86,6 +86,77 @@ async fn a_linked_contact_shows_its_salesforce_twin_and_an_unlinked_one_null() {
 }
 
 #[tokio::test]
+async fn a_panel_shows_unmapped_and_custom_fields_and_keeps_up_with_salesforce() {
+    let (app, sim, contact) = linked().await;
+    let account = sim.get("Contact", &contact).unwrap()["AccountId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    sim.update("Contact", &contact, json!({ "Department": "Procurement" }))
+        .unwrap();
+    sim.update(
+        "Account",
+        &account,
+        json!({ "Subscription_Type__c": "Premium" }),
+    )
+    .unwrap();
+    app.sync_now().await;
+    let body = app.gql_ok(PANELS, json!({})).await;
+    let panel = &by_name(&body, "Paneled")["salesforce"];
+    assert_eq!(
+        panel["fields"]["Department"], "Procurement",
+        "a standard field no mapping uses: {panel}"
+    );
+    assert_eq!(
+        panel["account"]["fields"]["Subscription_Type__c"], "Premium",
+        "a custom field: {panel}"
+    );
+    assert_eq!(panel["fields"]["Name"], "Paneled", "a read-only field");
+    assert!(
+        panel["fields"].get("SystemModstamp").is_none(),
+        "the sync's bookkeeping is not the customer's profile"
+    );
+
+    // Salesforce is master here: a desk edit stays in the desk, and the panel says what
+    // Salesforce holds.
+    let id = by_name(
+        &app.gql_ok(
+            "{ contacts(first: 10) { nodes { id lastName } } }",
+            json!({}),
+        )
+        .await,
+        "Paneled",
+    )["id"]
+        .clone();
+    app.gql_ok(
+        "mutation($id: ID!) { updateContact(id: $id, patch: { title: \"Desk-only title\" }) { id } }",
+        json!({ "id": id }),
+    )
+    .await;
+    sim.update("Contact", &contact, json!({ "Title": "Buyer" }))
+        .unwrap();
+    app.sync_now().await;
+    sim.update("Contact", &contact, json!({ "Department": "Finance" }))
+        .unwrap();
+    app.sync_now().await;
+    app.gql_ok(
+        "mutation($id: ID!) { updateContact(id: $id, patch: { title: \"Desk-only title\" }) { id } }",
+        json!({ "id": id }),
+    )
+    .await;
+    let body = app.gql_ok(PANELS, json!({})).await;
+    let fields = &by_name(&body, "Paneled")["salesforce"]["fields"];
+    assert_eq!(
+        fields["Department"], "Finance",
+        "an unmapped change alone is read: {fields}"
+    );
+    assert_eq!(
+        fields["Title"], "Buyer",
+        "one-way, Salesforce's value stands: {fields}"
+    );
+}
+
+#[tokio::test]
 async fn a_denied_field_is_null_with_forbidden_at_its_path_however_it_is_reached() {
     let (app, _sim, _) = linked().await;
     let listed = app

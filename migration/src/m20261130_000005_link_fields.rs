@@ -1,0 +1,37 @@
+use sea_orm_migration::prelude::*;
+
+/// Every field of a linked Salesforce record as the last pull read it, mapped or not, so that
+/// a panel can show the whole Salesforce profile from the mirror.
+#[derive(DeriveMigrationName)]
+pub struct Migration;
+
+#[derive(DeriveIden)]
+enum RecordLink {
+    Table,
+    SalesforceFields,
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for Migration {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(RecordLink::Table)
+                    .add_column(ColumnDef::new(RecordLink::SalesforceFields).text().null())
+                    .take(),
+            )
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(RecordLink::Table)
+                    .drop_column(RecordLink::SalesforceFields)
+                    .take(),
+            )
+            .await
+    }
+}
