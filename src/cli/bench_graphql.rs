@@ -260,10 +260,12 @@ async fn fan_out(api: &Api, server: &Server, n: usize) -> anyhow::Result<()> {
     let before = status_mb(&pid, "VmRSS:").unwrap_or_default();
     let ws_url = api.url.replacen("http", "ws", 1) + "/graphql";
     let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel::<()>(n.max(1));
-    let (go_tx, _) = tokio::sync::broadcast::channel::<Instant>(1);
+    // Set just before the event is caused; each subscriber times its arrival from it. The
+    // subscribers wait on their sockets alone, so nothing but the event wakes them.
+    let sent: std::sync::Arc<std::sync::OnceLock<Instant>> = Default::default();
     let mut arrivals = Vec::with_capacity(n);
     let connect = |ready: tokio::sync::mpsc::Sender<()>,
-                   mut go: tokio::sync::broadcast::Receiver<Instant>| {
+                   sent: std::sync::Arc<std::sync::OnceLock<Instant>>| {
         let url = ws_url.clone();
         let token = api.token.clone();
         async move {
@@ -285,10 +287,10 @@ async fn fan_out(api: &Api, server: &Server, n: usize) -> anyhow::Result<()> {
             ))
             .await?;
             let _ = ready.send(()).await;
-            let sent = go.recv().await?;
             loop {
                 match ws.next().await {
                     Some(Ok(Message::Text(text))) if text.contains("\"next\"") => {
+                        let sent = sent.get().ok_or_else(|| anyhow!("an event came unasked"))?;
                         return Ok::<_, anyhow::Error>(sent.elapsed());
                     }
                     Some(Ok(_)) => continue,
@@ -299,7 +301,7 @@ async fn fan_out(api: &Api, server: &Server, n: usize) -> anyhow::Result<()> {
     };
     let mut tasks = Vec::with_capacity(n);
     for i in 0..n {
-        tasks.push(tokio::spawn(connect(ready_tx.clone(), go_tx.subscribe())));
+        tasks.push(tokio::spawn(connect(ready_tx.clone(), sent.clone())));
         if i % 200 == 199 {
             // Let the server accept in steps rather than all at once.
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -316,7 +318,7 @@ async fn fan_out(api: &Api, server: &Server, n: usize) -> anyhow::Result<()> {
     // The server registers a subscription just after reading its message.
     tokio::time::sleep(Duration::from_secs(1)).await;
     let after = status_mb(&pid, "VmRSS:").unwrap_or_default();
-    let _ = go_tx.send(Instant::now());
+    let _ = sent.set(Instant::now());
     api.gql("mutation { pauseSync { status } }", json!({}))
         .await?;
     for task in tasks {
