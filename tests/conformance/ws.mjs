@@ -1,12 +1,14 @@
 // Checks Tandem's WebSocket transport with the graphql-ws client and raw sockets.
-// Usage: TANDEM_URL=http://127.0.0.1:PORT/graphql TANDEM_TOKEN=... node ws.mjs
-// The server must run with TANDEM_WEBSOCKET__INIT_TIMEOUT_SECS=2.
+// Usage: TANDEM_URL=http://127.0.0.1:PORT/graphql TANDEM_TOKEN=... TANDEM_SIM_URL=http://127.0.0.1:PORT node ws.mjs
+// The server must run with TANDEM_WEBSOCKET__INIT_TIMEOUT_SECS=2; TANDEM_SIM_URL is a
+// salesforce-sim with its default credentials, which the sync-event check connects to.
 import assert from 'node:assert/strict';
 import { createClient } from 'graphql-ws';
 import WebSocket from 'ws';
 
 const url = process.env.TANDEM_URL;
 const token = process.env.TANDEM_TOKEN;
+const simUrl = process.env.TANDEM_SIM_URL;
 const wsUrl = url.replace(/^http/, 'ws');
 let passed = 0;
 let failed = 0;
@@ -65,6 +67,39 @@ await check('graphql-ws client receives a desk change', async () => {
   const event = await received;
   assert.deepEqual(event.data.deskChanges, { entity: 'ACCOUNT', action: 'CREATED', recordId: created.data.createAccount.id });
   await client.dispose();
+});
+
+/** Subscribes with the graphql-ws client and resolves with the first event, or fails after `ms`. */
+function firstEvent(query, ms = 20000) {
+  const client = createClient({ url: wsUrl, webSocketImpl: WebSocket, connectionParams: { Authorization: `Bearer ${token}` }, lazy: false, retryAttempts: 0 });
+  const event = new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no event within ${ms} ms`)), ms);
+    const dispose = client.subscribe(
+      { query },
+      { next: (value) => { clearTimeout(timer); dispose(); resolve(value); }, error: reject, complete: () => {} },
+    );
+  });
+  return event.finally(() => client.dispose());
+}
+
+const HISTORY = 'id kind module history { direction module added updated failed }';
+
+await check('syncEvents delivers the history entry of a real sync, then replays it after afterId', async () => {
+  const connected = await gql(
+    'mutation($i: ConnectSalesforceInput!) { connectSalesforce(input: $i) { status } }',
+    { i: { loginUrl: simUrl, username: 'integration@tandem.test', password: 'tandem', clientId: 'tandem-sim', clientSecret: 'tandem-sim-secret' } },
+  );
+  assert.equal(connected.data?.connectSalesforce?.status, 'ACTIVE', JSON.stringify(connected));
+  const live = firstEvent(`subscription { syncEvents(kinds: [HISTORY]) { ${HISTORY} } }`);
+  await new Promise((r) => setTimeout(r, 300));
+  const started = await gql('mutation { startSync { firstSync } }');
+  assert.ok(['RUNNING', 'DONE'].includes(started.data?.startSync?.firstSync), JSON.stringify(started));
+  const event = (await live).data.syncEvents;
+  assert.equal(event.kind, 'HISTORY');
+  assert.equal(event.history.direction, 'SALESFORCE_TO_DESK', JSON.stringify(event));
+  assert.ok(event.history.added > 0, `records came in: ${JSON.stringify(event)}`);
+  const replayed = (await firstEvent(`subscription { syncEvents(afterId: "${Number(event.id) - 1}", kinds: [HISTORY]) { ${HISTORY} } }`)).data.syncEvents;
+  assert.deepEqual(replayed, event, 'the log replays the same event');
 });
 
 await check('graphql-ws client sees 4403 for a bad token', async () => {
