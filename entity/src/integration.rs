@@ -15,6 +15,8 @@ pub struct Model {
     pub client_id: Option<String>,
     pub secrets: Option<Vec<u8>>,
     pub instance_url: Option<String>,
+    /// The org signed in to (`00D…`), from the token's identity URL.
+    pub org_id: Option<String>,
     pub first_sync: String,
     pub last_sync_at: Option<DateTimeUtc>,
     pub api_used: Option<i64>,

@@ -7,6 +7,7 @@ mod m20261125_000002_integration;
 mod m20261125_000003_match_keys;
 mod m20261129_000004_sync_events;
 mod m20261130_000005_link_fields;
+mod m20261130_000006_integration_org;
 
 pub struct Migrator;
 
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000003_match_keys::Migration),
             Box::new(m20261129_000004_sync_events::Migration),
             Box::new(m20261130_000005_link_fields::Migration),
+            Box::new(m20261130_000006_integration_org::Migration),
         ]
     }
 }

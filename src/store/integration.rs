@@ -39,6 +39,7 @@ pub struct NewIntegration {
     pub client_id: Option<String>,
     pub sealed_secrets: Vec<u8>,
     pub instance_url: String,
+    pub org_id: Option<String>,
     pub sync_type: SyncType,
 }
 
@@ -53,6 +54,16 @@ impl Store {
     pub async fn save_integration(&self, new: NewIntegration) -> StoreResult<integration::Model> {
         let txn = self.write().await?;
         let now = Utc::now();
+        let previous = integration::Entity::find_by_id(ROW).one(&*txn).await?;
+        let other_org = previous
+            .and_then(|p| p.org_id)
+            .zip(new.org_id.as_ref())
+            .is_some_and(|(before, now)| before != *now);
+        if other_org {
+            // Links, cursors, queued changes, failures and mappings all speak of the other
+            // org's records and fields; the new org's first sync matches afresh.
+            forget_sync_state(&*txn).await?;
+        }
         integration::Entity::delete_by_id(ROW).exec(&*txn).await?;
         let model = integration::ActiveModel {
             id: Set(ROW),
@@ -65,6 +76,7 @@ impl Store {
             client_id: Set(new.client_id),
             secrets: Set(Some(new.sealed_secrets)),
             instance_url: Set(Some(new.instance_url)),
+            org_id: Set(new.org_id),
             first_sync: Set(FirstSync::NotStarted.as_str().into()),
             last_sync_at: Set(None),
             api_used: Set(None),
@@ -106,11 +118,7 @@ impl Store {
     pub async fn delete_integration(&self) -> StoreResult<()> {
         let txn = self.write().await?;
         integration::Entity::delete_by_id(ROW).exec(&*txn).await?;
-        record_link::Entity::delete_many().exec(&*txn).await?;
-        outbox::Entity::delete_many().exec(&*txn).await?;
-        sync_cursor::Entity::delete_many().exec(&*txn).await?;
-        sync_failure::Entity::delete_many().exec(&*txn).await?;
-        field_mapping::Entity::delete_many().exec(&*txn).await?;
+        forget_sync_state(&*txn).await?;
         let event = events::record(
             &*txn,
             SyncEventKind::Status {
@@ -155,4 +163,15 @@ impl Store {
         txn.commit().await?;
         Ok(())
     }
+}
+
+/// Drops what the sync keeps about one org: links, queued changes, cursors, failures and
+/// mappings. Desk records, history and the event log stay.
+async fn forget_sync_state(txn: &impl ConnectionTrait) -> StoreResult<()> {
+    record_link::Entity::delete_many().exec(txn).await?;
+    outbox::Entity::delete_many().exec(txn).await?;
+    sync_cursor::Entity::delete_many().exec(txn).await?;
+    sync_failure::Entity::delete_many().exec(txn).await?;
+    field_mapping::Entity::delete_many().exec(txn).await?;
+    Ok(())
 }

@@ -89,6 +89,14 @@ fn kind(auth: &ConnectAuth) -> &'static str {
 
 /// Production and sandbox logins must use HTTPS; plain HTTP is allowed only on loopback,
 /// where the simulator runs.
+/// The org id in an identity URL (`…/id/{org}/{user}`).
+fn org_of(identity: &str) -> Option<String> {
+    let mut parts = identity.trim_end_matches('/').rsplit('/');
+    let _user = parts.next()?;
+    let org = parts.next()?;
+    (org.starts_with("00D") && parts.next() == Some("id")).then(|| org.to_owned())
+}
+
 fn check_login_url(raw: &str) -> Result<String, Invalid> {
     let url = reqwest::Url::parse(raw.trim())
         .map_err(|e| Invalid::new("loginUrl", format!("'{raw}' is not a URL: {e}")))?;
@@ -237,6 +245,7 @@ impl Integrations {
             Err(other) => return Err(other.into()),
         }
         let instance_url = client.instance_url().await?;
+        let org_id = client.identity_url().await?.as_deref().and_then(org_of);
         let model = self
             .store
             .save_integration(NewIntegration {
@@ -246,6 +255,7 @@ impl Integrations {
                 client_id: Some(client_id),
                 sealed_secrets: self.vault.seal(secrets.to_string().as_bytes()),
                 instance_url,
+                org_id,
                 sync_type: request.sync_type,
             })
             .await?;

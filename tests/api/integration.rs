@@ -283,3 +283,82 @@ async fn mappings_that_would_fail_in_salesforce_are_refused_up_front() {
         "refused mappings change nothing"
     );
 }
+
+/// The desk contact with this last name, and its panel's Salesforce id.
+async fn linked_id(app: &TestApp, last_name: &str) -> Option<String> {
+    let data = app
+        .gql_ok(
+            "{ contacts(first: 50) { nodes { lastName salesforce { id } } } }",
+            json!({}),
+        )
+        .await;
+    let nodes = data["contacts"]["nodes"].as_array().unwrap().clone();
+    let contact = nodes.iter().find(|c| c["lastName"] == last_name)?;
+    contact["salesforce"]["id"].as_str().map(str::to_owned)
+}
+
+#[tokio::test]
+async fn connecting_to_another_org_starts_afresh_and_the_same_org_keeps_its_links() {
+    let app = spawn_app().await;
+    let first = salesforce_sim::start(SimConfig::default()).await;
+    connect(&app, &first, "tandem").await;
+    app.gql_ok("mutation { startSync { firstSync } }", json!({}))
+        .await;
+    // The first org's clock runs a day ahead, so its cursor is later than anything in the
+    // second org.
+    first.advance_clock(86_400);
+    let in_first = first
+        .insert(
+            "Contact",
+            json!({ "LastName": "First", "Email": "first@example.com" }),
+        )
+        .unwrap();
+    app.sync_now().await;
+    assert_eq!(linked_id(&app, "First").await, Some(in_first.clone()));
+
+    // Signing in to the same org again (say, after a password change) keeps the links.
+    let again = connect(&app, &first, "tandem").await;
+    assert!(again.get("errors").is_none(), "{again}");
+    assert_eq!(linked_id(&app, "First").await, Some(in_first.clone()));
+
+    // Another org: nothing of the first org's carries over.
+    let second = salesforce_sim::start(SimConfig {
+        seed: 2,
+        ..SimConfig::default()
+    })
+    .await;
+    let in_second = second
+        .insert(
+            "Contact",
+            json!({ "LastName": "Second", "Email": "second@example.com" }),
+        )
+        .unwrap();
+    let switched = connect(&app, &second, "tandem").await;
+    assert!(switched.get("errors").is_none(), "{switched}");
+    assert_eq!(
+        switched["data"]["connectSalesforce"]["firstSync"],
+        "NOT_STARTED"
+    );
+    assert_eq!(
+        linked_id(&app, "First").await,
+        None,
+        "no link into the other org"
+    );
+    app.gql_ok("mutation { startSync { firstSync } }", json!({}))
+        .await;
+    app.sync_now().await;
+    assert_eq!(
+        linked_id(&app, "Second").await,
+        Some(in_second),
+        "the new org's records come in, however old"
+    );
+    let exported = linked_id(&app, "First")
+        .await
+        .expect("the desk contact went out");
+    assert_ne!(exported, in_first);
+    assert_eq!(
+        second.get("Contact", &exported).unwrap()["Email"],
+        "first@example.com",
+        "two-way, the desk's contacts go out to the new org"
+    );
+}

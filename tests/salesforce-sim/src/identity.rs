@@ -12,9 +12,10 @@ pub fn identity(
     bearer: Option<&str>,
     oauth_token: Option<&str>,
 ) -> Result<Json, ApiError> {
-    let expected = format!("/id/{}/{}", org_id(), user_id());
+    let org = org_id(sim.config.seed);
+    let expected = format!("/id/{org}/{}", user_id());
     if !path.eq_ignore_ascii_case(&expected)
-        && !path.eq_ignore_ascii_case(&format!("/id/{}/{}", &org_id()[..15], &user_id()[..15]))
+        && !path.eq_ignore_ascii_case(&format!("/id/{}/{}", &org[..15], &user_id()[..15]))
     {
         return Err(ApiError::not_found());
     }
@@ -26,7 +27,7 @@ pub fn identity(
         "id": format!("{base}{expected}"),
         "asserted_user": true,
         "user_id": user_id(),
-        "organization_id": org_id(),
+        "organization_id": org,
         "username": sim.config.username,
         "nick_name": "integration",
         "display_name": "Integration User",

@@ -18,13 +18,15 @@ struct Session {
 }
 
 pub struct Sessions {
+    org: String,
     rng: StdRng,
     access: HashMap<String, Session>,
     refresh: HashSet<String>,
 }
 
-pub fn org_id() -> String {
-    ids::make("00D", 1)
+/// The org's id: orgs seeded differently are different orgs.
+pub fn org_id(seed: u64) -> String {
+    ids::make("00D", seed)
 }
 
 pub fn user_id() -> String {
@@ -34,6 +36,7 @@ pub fn user_id() -> String {
 impl Sessions {
     pub fn new(seed: u64) -> Self {
         Sessions {
+            org: org_id(seed),
             rng: StdRng::seed_from_u64(seed ^ 0x5eed),
             access: HashMap::new(),
             refresh: HashSet::new(),
@@ -48,7 +51,8 @@ impl Sessions {
     }
 
     pub fn issue_access(&mut self, now: i64) -> String {
-        let token = format!("{}!AQ{}", &org_id()[..15], self.random(96));
+        let secret = self.random(96);
+        let token = format!("{}!AQ{secret}", &self.org[..15]);
         self.access.insert(
             token.clone(),
             Session {
@@ -189,7 +193,12 @@ fn client_credentials(
 pub fn success(sim: &Sim, scope: Option<&str>, refresh_token: Option<String>) -> Json {
     let now = lock(&sim.store).clock.now();
     let access = lock(&sim.sessions).issue_access(now);
-    let id = format!("{}/id/{}/{}", sim.base_url, org_id(), user_id());
+    let id = format!(
+        "{}/id/{}/{}",
+        sim.base_url,
+        org_id(sim.config.seed),
+        user_id()
+    );
     let issued_at = (now * 1000).to_string();
     let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, sim.config.client_secret.as_bytes());
     let signature =

@@ -146,6 +146,6 @@ fn resources(sim: &Sim, version: &str) -> Json {
         "queryAll": format!("{base}/queryAll"),
         "limits": format!("{base}/limits"),
         "composite": format!("{base}/composite"),
-        "identity": format!("{}/id/{}/{}", sim.base_url, crate::oauth::org_id(), crate::oauth::user_id()),
+        "identity": format!("{}/id/{}/{}", sim.base_url, crate::oauth::org_id(sim.config.seed), crate::oauth::user_id()),
     })
 }
