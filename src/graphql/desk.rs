@@ -290,7 +290,10 @@ impl TryFrom<ticket::Model> for Ticket {
     }
 }
 
-async fn load_account(ctx: &Context<'_>, id: Option<AccountId>) -> ApiResult<Option<Account>> {
+pub(super) async fn load_account(
+    ctx: &Context<'_>,
+    id: Option<AccountId>,
+) -> ApiResult<Option<Account>> {
     let Some(id) = id else { return Ok(None) };
     let model = ctx
         .loader()

@@ -495,16 +495,8 @@ impl SalesforceContact {
         directive = requiresPermission::apply(PermissionItem::Information)
     )]
     async fn account(&self, ctx: &Context<'_>) -> ApiResult<Option<SalesforceAccount>> {
-        let Some(id) = self.account else {
-            return Ok(None);
-        };
-        let model = ctx
-            .loader()
-            .load_one(id)
-            .await
-            .map_err(|e| ApiError::internal(&e))?;
-        match model {
-            Some(model) => account_panel(ctx, &model).await,
+        match super::desk::load_account(ctx, self.account).await? {
+            Some(account) => account_panel(ctx, &account.model).await,
             None => Ok(None),
         }
     }

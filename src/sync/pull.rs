@@ -30,6 +30,29 @@ struct Incoming {
     profile: String,
 }
 
+impl Incoming {
+    /// Links the desk record to this Salesforce record as read, and resolves their failures.
+    async fn link(
+        &self,
+        batch: &mut SyncBatch<'_>,
+        module: Module,
+        desk_id: i64,
+    ) -> Result<(), SyncError> {
+        batch
+            .link(
+                module,
+                desk_id,
+                &self.id,
+                &self.hash,
+                Some(self.modstamp),
+                Some(&self.profile),
+            )
+            .await?;
+        batch.resolve(module, Some(desk_id), Some(&self.id)).await?;
+        Ok(())
+    }
+}
+
 fn ident(name: &str) -> Result<Ident, SyncError> {
     Ok(Ident::parse(name)?)
 }
@@ -471,18 +494,8 @@ impl SyncEngine {
     ) -> Result<Result<Written, (FailureReason, String)>, SyncError> {
         match desk::save(batch, module, existing, values).await? {
             Ok(desk_id) => {
-                batch
-                    .link(
-                        module,
-                        desk_id,
-                        &inc.id,
-                        &inc.hash,
-                        Some(inc.modstamp),
-                        Some(&inc.profile),
-                    )
-                    .await?;
                 batch.drop_outbox(module, desk_id, None).await?;
-                batch.resolve(module, Some(desk_id), Some(&inc.id)).await?;
+                inc.link(batch, module, desk_id).await?;
                 Ok(Ok(if added {
                     Written::Added
                 } else {
@@ -516,18 +529,8 @@ impl SyncEngine {
             && desk_record.updated_at() > inc.last_modified
         {
             let desk_id = desk_record.id();
-            batch
-                .link(
-                    module,
-                    desk_id,
-                    &inc.id,
-                    &inc.hash,
-                    Some(inc.modstamp),
-                    Some(&inc.profile),
-                )
-                .await?;
             batch.enqueue(module, desk_id).await?;
-            batch.resolve(module, Some(desk_id), Some(&inc.id)).await?;
+            inc.link(batch, module, desk_id).await?;
             return Ok(Ok(Written::Updated));
         }
         let mut values = desk_record.values();
