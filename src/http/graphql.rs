@@ -223,36 +223,45 @@ async fn execute(
         ),
     };
     let response = state.schema.execute_batch(batch).await;
-    let mut status = StatusCode::OK;
-    let body = match &response {
+    match &response {
         BatchResponse::Single(r) => {
-            if kind == ResponseType::GraphqlResponse && is_request_error(r) {
-                status = StatusCode::BAD_REQUEST;
-            }
-            body_of(state, r)
+            let status = if kind == ResponseType::GraphqlResponse && is_request_error(r) {
+                StatusCode::BAD_REQUEST
+            } else {
+                StatusCode::OK
+            };
+            HttpResponse::build(status)
+                .content_type(kind.content_type())
+                .json(body_of(state, r))
         }
-        BatchResponse::Batch(rs) => Value::Array(rs.iter().map(|r| body_of(state, r)).collect()),
-    };
-    HttpResponse::build(status)
-        .content_type(kind.content_type())
-        .json(body)
+        BatchResponse::Batch(rs) => HttpResponse::Ok()
+            .content_type(kind.content_type())
+            .json(rs.iter().map(|r| body_of(state, r)).collect::<Vec<_>>()),
+    }
 }
 
-/// Serializes one response, counting its errors; a request error carries no `data` entry.
-fn body_of(state: &AppState, response: &Response) -> Value {
+/// One response as sent, with `data` and every object in it in selection order (the spec's
+/// "should"); a request error carries no `data` entry.
+#[derive(serde::Serialize)]
+struct Body<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<&'a async_graphql::Value>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    errors: &'a [async_graphql::ServerError],
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    extensions: &'a std::collections::BTreeMap<String, async_graphql::Value>,
+}
+
+/// The body of one response, its errors counted.
+fn body_of<'a>(state: &AppState, response: &'a Response) -> Body<'a> {
     for error in &response.errors {
         state
             .metrics
             .graphql_error(code_of(error).as_deref().unwrap_or("INTERNAL"));
     }
-    let mut body = serde_json::to_value(response).unwrap_or_else(|e| {
-        tracing::error!(error = %e, "cannot serialize a GraphQL response");
-        json!({ "errors": [{ "message": "internal error", "extensions": { "code": "INTERNAL" } }] })
-    });
-    if is_request_error(response)
-        && let Some(map) = body.as_object_mut()
-    {
-        map.remove("data");
+    Body {
+        data: (!is_request_error(response)).then_some(&response.data),
+        errors: &response.errors,
+        extensions: &response.extensions,
     }
-    body
 }

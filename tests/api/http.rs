@@ -48,6 +48,30 @@ async fn the_response_media_type_follows_accept() {
 }
 
 #[tokio::test]
+async fn a_response_keeps_the_order_of_its_selection() {
+    let app = spawn_app().await;
+    let query =
+        r#"{"query":"{ zeta: __typename me { profile { name } agentId } alpha: __typename }"}"#;
+    let response = post(&app, Some(JSON), Some(JSON), query).await;
+    assert_eq!(
+        response.text().await.unwrap(),
+        r#"{"data":{"zeta":"Query","me":{"profile":{"name":"Agent"},"agentId":"1"},"alpha":"Query"}}"#
+    );
+    let batch = post(
+        &app,
+        Some(JSON),
+        Some(JSON),
+        r#"[{"query":"{ b: __typename a: __typename }"},{"query":"{ nope }"}]"#,
+    )
+    .await;
+    let text = batch.text().await.unwrap();
+    assert!(
+        text.starts_with(r#"[{"data":{"b":"Query","a":"Query"}},{"errors":[{"message":"#),
+        "a request error has no data and its message comes first: {text}"
+    );
+}
+
+#[tokio::test]
 async fn request_errors_are_400_for_graphql_response_json_and_200_for_json() {
     let app = spawn_app().await;
     let invalid = r#"{"query":"{ notAField }"}"#;
