@@ -255,6 +255,11 @@ impl SalesforceClient {
         Ok(describe)
     }
 
+    /// Forgets an object's describe, so that its next use reads the fields afresh.
+    pub fn forget_describe(&self, object: &str) {
+        self.describes_lock().remove(&object.to_ascii_lowercase());
+    }
+
     fn describes_lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Describe>>> {
         self.describes
             .lock()

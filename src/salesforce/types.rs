@@ -27,6 +27,9 @@ pub struct FieldDescribe {
     pub external_id: bool,
     #[serde(default)]
     pub custom: bool,
+    /// A formula or roll-up: computed when read, so it can change without the record changing.
+    #[serde(default)]
+    pub calculated: bool,
     #[serde(default)]
     pub reference_to: Vec<String>,
 }

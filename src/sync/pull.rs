@@ -57,21 +57,43 @@ fn ident(name: &str) -> Result<Ident, SyncError> {
     Ok(Ident::parse(name)?)
 }
 
-/// `SELECT Id, SystemModstamp, LastModifiedDate, <every field> FROM <object>`: the mapped
-/// fields feed the desk, and the whole record is the profile a panel shows. Compound fields
-/// (addresses, geolocations) repeat their parts and binary ones are not read.
+/// Fields that change without the record changing (so without a new `SystemModstamp`): kept,
+/// they would make every poll that re-reads a record write its link again.
+const VOLATILE: [&str; 2] = ["LastViewedDate", "LastReferencedDate"];
+
+/// How long the field list of a pull may grow, in characters: the query travels in a URL,
+/// which Salesforce caps at 16,384 bytes, and `pull_ids` adds its ids.
+const FIELD_LIST_BUDGET: usize = 8_000;
+
+/// `SELECT Id, SystemModstamp, LastModifiedDate, <mapped fields>, <other fields> FROM
+/// <object>`: the mapped fields feed the desk, and the whole record is the profile a panel
+/// shows. Compound fields (addresses, geolocations) repeat their parts, binary ones are not
+/// read, and neither are calculated or volatile ones; past the budget, other fields are left
+/// out rather than the query refused.
 async fn select_all(round: &Round<'_>, module: Module) -> Result<Select, SyncError> {
     let describe = round.client.describe(module.salesforce_object()).await?;
     let mut fields = vec!["Id", "SystemModstamp", "LastModifiedDate"];
-    let mapped = round.mappings(module).iter().map(|m| &*m.salesforce_field);
-    let described = describe
-        .fields
-        .iter()
-        .filter(|f| !matches!(&*f.kind, "address" | "location" | "base64" | "complexvalue"))
-        .map(|f| &*f.name);
-    for name in mapped.chain(described) {
-        if !fields.iter().any(|f| f.eq_ignore_ascii_case(name)) {
-            fields.push(name);
+    for m in round.mappings(module) {
+        if !fields
+            .iter()
+            .any(|f| f.eq_ignore_ascii_case(&m.salesforce_field))
+        {
+            fields.push(&m.salesforce_field);
+        }
+    }
+    let mut length: usize = fields.iter().map(|f| f.len() + 1).sum();
+    let others = describe.fields.iter().filter(|f| {
+        !f.calculated
+            && !matches!(&*f.kind, "address" | "location" | "base64" | "complexvalue")
+            && !VOLATILE.contains(&&*f.name)
+    });
+    for field in others {
+        if length + field.name.len() + 1 > FIELD_LIST_BUDGET {
+            break;
+        }
+        if !fields.iter().any(|f| f.eq_ignore_ascii_case(&field.name)) {
+            length += field.name.len() + 1;
+            fields.push(&field.name);
         }
     }
     Ok(Select::new(module.salesforce_object(), &fields)?)
@@ -165,6 +187,13 @@ impl SyncEngine {
             Ok::<Counts, SyncError>(total)
         };
         let (fetched, written) = tokio::join!(fetch, write);
+        if let Err(SyncError::Upstream(SalesforceError::Api { error_code, .. })) = &fetched
+            && error_code == "INVALID_FIELD"
+        {
+            // A field went away (deleted, or hidden from the integration user) since the
+            // describe was read: the next round reads it again and asks for what exists.
+            round.client.forget_describe(module.salesforce_object());
+        }
         let total = written?;
         fetched?;
         Ok(total)
@@ -179,7 +208,9 @@ impl SyncEngine {
     ) -> Result<Counts, SyncError> {
         let id = ident("Id")?;
         let mut total = Counts::default();
-        for chunk in ids.chunks(self.settings.pull_batch) {
+        // Ids travel in the query's URL beside the field list: 200 keep it well inside
+        // Salesforce's limit.
+        for chunk in ids.chunks(200) {
             let soql = select_all(round, module)
                 .await?
                 .filter(Condition::in_list(
@@ -284,7 +315,9 @@ impl SyncEngine {
                     });
                     if desk_newer {
                         // The desk's edit goes out and wins; Salesforce's profile is still news.
-                        batch.set_link_fields(link.id, &inc.profile).await?;
+                        if link.salesforce_fields.as_deref() != Some(&*inc.profile) {
+                            batch.set_link_fields(link.id, &inc.profile).await?;
+                        }
                         continue;
                     }
                     let added = existing.is_none();

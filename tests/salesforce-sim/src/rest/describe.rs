@@ -111,7 +111,9 @@ fn field(o: &SObject, f: &Field) -> Json {
         "picklistValues": picklist,
         "restrictedPicklist": false,
         "dependentPicklist": false,
-        "calculated": !f.createable && !f.defaulted && f.kind != Kind::Id,
+        // Formula and roll-up fields only; read-only standard fields such as Contact.Name or
+        // Opportunity.IsClosed are not calculated in Salesforce, and no simulated field is.
+        "calculated": false,
         "autoNumber": false,
         "filterable": f.filterable(),
         "sortable": !long_text,
