@@ -123,6 +123,33 @@ impl Store {
         Ok(rows.into_iter().map(|l| (l.desk_id, l)).collect())
     }
 
+    /// Salesforce ids of links that hold no read of their record (made before records were
+    /// kept, or by a push not yet read back), marking them read as empty so that a record
+    /// Salesforce no longer has is not asked for again.
+    pub async fn take_links_without_fields(
+        &self,
+        module: Module,
+        limit: u64,
+    ) -> StoreResult<Vec<String>> {
+        let txn = self.write().await?;
+        let links = record_link::Entity::find()
+            .filter(record_link::Column::Module.eq(module.as_str()))
+            .filter(record_link::Column::SalesforceFields.is_null())
+            .order_by_asc(record_link::Column::Id)
+            .limit(limit)
+            .all(&*txn)
+            .await?;
+        if !links.is_empty() {
+            record_link::Entity::update_many()
+                .col_expr(record_link::Column::SalesforceFields, Expr::value("{}"))
+                .filter(record_link::Column::Id.is_in(links.iter().map(|l| l.id)))
+                .exec(&*txn)
+                .await?;
+        }
+        txn.commit().await?;
+        Ok(links.into_iter().map(|l| l.salesforce_id).collect())
+    }
+
     pub async fn link_count(&self, module: Module) -> StoreResult<u64> {
         use sea_orm::PaginatorTrait;
         Ok(record_link::Entity::find()
@@ -442,7 +469,6 @@ impl SyncBatch<'_> {
         Ok(model)
     }
 
-    /// Links a desk record and a Salesforce record, replacing any link either had.
     /// Links a desk record to a Salesforce record at the values both now hold. `fields` is
     /// the Salesforce record as just read; `None` keeps what an existing link of the same pair
     /// holds. Any other link of either record is replaced.

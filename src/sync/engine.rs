@@ -204,6 +204,14 @@ impl SyncEngine {
         let mut report = RoundReport::default();
         for module in [Module::Accounts, Module::Contacts] {
             report.pulled.add(self.pull(&round, module).await?);
+            // Links whose record was never read (kept from before records were) are read a
+            // page at a time, so that their panels show the whole record too.
+            let unread = self.store.take_links_without_fields(module, 2_000).await?;
+            if !unread.is_empty() {
+                report
+                    .pulled
+                    .add(self.pull_ids(&round, module, &unread).await?);
+            }
         }
         for module in [Module::Accounts, Module::Contacts] {
             if sync_type == SyncType::TwoWay {

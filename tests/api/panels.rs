@@ -156,6 +156,64 @@ async fn a_panel_shows_unmapped_and_custom_fields_and_keeps_up_with_salesforce()
     );
 }
 
+/// Makes every link look as if it was made before records were kept.
+async fn forget_read_records(app: &TestApp) {
+    use sea_orm::{EntityTrait, sea_query::Expr};
+    entity::record_link::Entity::update_many()
+        .col_expr(
+            entity::record_link::Column::SalesforceFields,
+            Expr::value(Option::<String>::None),
+        )
+        .exec(app.store.connection())
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn links_made_before_records_were_kept_are_read_once() {
+    let (app, sim, contact) = linked().await;
+    let gone = sim
+        .insert(
+            "Contact",
+            json!({ "LastName": "Gone", "Email": "gone@example.com" }),
+        )
+        .unwrap();
+    app.sync_now().await;
+    sim.delete("Contact", &gone).unwrap();
+    forget_read_records(&app).await;
+    let before = app.gql_ok(PANELS, json!({})).await;
+    assert!(
+        by_name(&before, "Paneled")["salesforce"]["fields"]
+            .get("OwnerId")
+            .is_none(),
+        "nothing read yet: mapped fields only"
+    );
+
+    let asked_for_gone = |sim: &SimHandle, from: usize| {
+        sim.requests()[from..]
+            .iter()
+            .filter(|r| r.query.contains(gone.as_str()))
+            .count()
+    };
+    let start = sim.requests().len();
+    app.sync_now().await;
+    assert_eq!(
+        asked_for_gone(&sim, start),
+        1,
+        "each unread link is asked for once"
+    );
+    let after = app.gql_ok(PANELS, json!({})).await;
+    let panel = &by_name(&after, "Paneled")["salesforce"];
+    assert_eq!(panel["id"], contact.as_str());
+    assert!(panel["fields"]["OwnerId"].is_string(), "read: {panel}");
+    assert!(panel["account"]["fields"]["OwnerId"].is_string(), "{panel}");
+
+    // A record Salesforce no longer has is not asked for round after round.
+    let start = sim.requests().len();
+    app.sync_now().await;
+    assert_eq!(asked_for_gone(&sim, start), 0);
+}
+
 #[tokio::test]
 async fn a_denied_field_is_null_with_forbidden_at_its_path_however_it_is_reached() {
     let (app, _sim, _) = linked().await;
