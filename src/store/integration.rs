@@ -55,10 +55,18 @@ impl Store {
         let txn = self.write().await?;
         let now = Utc::now();
         let previous = integration::Entity::find_by_id(ROW).one(&*txn).await?;
-        let other_org = previous
-            .and_then(|p| p.org_id)
-            .zip(new.org_id.as_ref())
-            .is_some_and(|(before, now)| before != *now);
+        let before = previous.as_ref().and_then(|p| p.org_id.clone());
+        let other_org = match (&before, &new.org_id) {
+            (Some(before), Some(now)) => before != now,
+            // A connection saved before orgs were recorded: its instance tells.
+            (None, Some(_)) => previous
+                .as_ref()
+                .and_then(|p| p.instance_url.as_deref())
+                .is_some_and(|url| url != new.instance_url),
+            // No identity in this sign-in: nothing says the org changed.
+            (_, None) => false,
+        };
+        let org_id = new.org_id.or(before);
         if other_org {
             // Links, cursors, queued changes, failures and mappings all speak of the other
             // org's records and fields; the new org's first sync matches afresh.
@@ -76,7 +84,7 @@ impl Store {
             client_id: Set(new.client_id),
             secrets: Set(Some(new.sealed_secrets)),
             instance_url: Set(Some(new.instance_url)),
-            org_id: Set(new.org_id),
+            org_id: Set(org_id),
             first_sync: Set(FirstSync::NotStarted.as_str().into()),
             last_sync_at: Set(None),
             api_used: Set(None),
