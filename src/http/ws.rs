@@ -335,8 +335,12 @@ impl Connection {
                     id: &task_id,
                     payload: &response,
                 };
-                let Ok(text) = serde_json::to_string(&message) else {
-                    return;
+                let text = match serde_json::to_string(&message) {
+                    Ok(text) => text,
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot serialize a subscription event");
+                        break;
+                    }
                 };
                 if session.text(text).await.is_err() {
                     return;

@@ -87,8 +87,6 @@ fn kind(auth: &ConnectAuth) -> &'static str {
     }
 }
 
-/// Production and sandbox logins must use HTTPS; plain HTTP is allowed only on loopback,
-/// where the simulator runs.
 /// The org id in an identity URL (`…/id/{org}/{user}`).
 fn org_of(identity: &str) -> Option<String> {
     let mut parts = identity.trim_end_matches('/').rsplit('/');
@@ -97,6 +95,8 @@ fn org_of(identity: &str) -> Option<String> {
     (org.starts_with("00D") && parts.next() == Some("id")).then(|| org.to_owned())
 }
 
+/// Production and sandbox logins must use HTTPS; plain HTTP is allowed only on loopback,
+/// where the simulator runs.
 fn check_login_url(raw: &str) -> Result<String, Invalid> {
     let url = reqwest::Url::parse(raw.trim())
         .map_err(|e| Invalid::new("loginUrl", format!("'{raw}' is not a URL: {e}")))?;
