@@ -131,21 +131,24 @@ impl Store {
         module: Module,
         limit: u64,
     ) -> StoreResult<Vec<String>> {
-        let txn = self.write().await?;
-        let links = record_link::Entity::find()
-            .filter(record_link::Column::Module.eq(module.as_str()))
-            .filter(record_link::Column::SalesforceFields.is_null())
-            .order_by_asc(record_link::Column::Id)
-            .limit(limit)
-            .all(&*txn)
-            .await?;
-        if !links.is_empty() {
-            record_link::Entity::update_many()
-                .col_expr(record_link::Column::SalesforceFields, Expr::value("{}"))
-                .filter(record_link::Column::Id.is_in(links.iter().map(|l| l.id)))
-                .exec(&*txn)
-                .await?;
+        let unread = || {
+            record_link::Entity::find()
+                .filter(record_link::Column::Module.eq(module.as_str()))
+                .filter(record_link::Column::SalesforceFields.is_null())
+                .order_by_asc(record_link::Column::Id)
+                .limit(limit)
+        };
+        // Almost always there are none: look before taking the writer's slot.
+        if unread().one(self.connection()).await?.is_none() {
+            return Ok(Vec::new());
         }
+        let txn = self.write().await?;
+        let links = unread().all(&*txn).await?;
+        record_link::Entity::update_many()
+            .col_expr(record_link::Column::SalesforceFields, Expr::value("{}"))
+            .filter(record_link::Column::Id.is_in(links.iter().map(|l| l.id)))
+            .exec(&*txn)
+            .await?;
         txn.commit().await?;
         Ok(links.into_iter().map(|l| l.salesforce_id).collect())
     }
