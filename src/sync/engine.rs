@@ -79,6 +79,8 @@ pub struct SyncEngine {
 /// The state one round works with.
 pub(super) struct Round<'a> {
     pub client: &'a SalesforceClient,
+    /// The connection generation the round started under.
+    pub generation: u64,
     pub sync_type: SyncType,
     pub first_sync: bool,
     pub contacts: Vec<Mapping>,
@@ -86,6 +88,17 @@ pub(super) struct Round<'a> {
 }
 
 impl Round<'_> {
+    /// Stops the round when the connection it started under was replaced or removed.
+    pub fn still_current(&self, integrations: &Integrations) -> Result<(), SyncError> {
+        if integrations.generation() == self.generation {
+            Ok(())
+        } else {
+            Err(SyncError::WrongState(
+                "the Salesforce connection was replaced during the sync round".into(),
+            ))
+        }
+    }
+
     pub fn mappings(&self, module: Module) -> &[Mapping] {
         match module {
             Module::Contacts => &self.contacts,
@@ -110,6 +123,7 @@ impl SyncEngine {
 
     /// Runs one full round: the first sync while it is running, otherwise incremental.
     pub async fn run_once(&self) -> Result<RoundReport, SyncError> {
+        let (_round, generation) = self.integrations.round().await;
         let Some(current) = self.integrations.current().await? else {
             return Ok(idle("Salesforce is not connected"));
         };
@@ -120,7 +134,7 @@ impl SyncEngine {
             return Ok(idle("the first sync has not been started"));
         }
         let client = self.integrations.client().await?;
-        let result = self.round(&current, &client).await;
+        let result = self.round(&current, &client, generation).await;
         self.store
             .prune_history(Utc::now() - self.settings.history_retention)
             .await?;
@@ -141,9 +155,11 @@ impl SyncEngine {
         &self,
         current: &integration::Model,
         client: &'a SalesforceClient,
+        generation: u64,
     ) -> Result<Round<'a>, SyncError> {
         Ok(Round {
             client,
+            generation,
             sync_type: current.sync_type.parse().map_err(SyncError::WrongState)?,
             first_sync: current.first_sync == FirstSync::Running.as_str(),
             contacts: self.integrations.mappings(Module::Contacts).await?,
@@ -154,6 +170,7 @@ impl SyncEngine {
     /// Tries failed records again now: desk records are pushed, Salesforce records fetched
     /// and applied. A record that syncs has its failures marked resolved.
     pub async fn retry(&self, failures: &[entity::sync_failure::Model]) -> Result<(), SyncError> {
+        let (_round, generation) = self.integrations.round().await;
         let current = self
             .integrations
             .current()
@@ -166,7 +183,7 @@ impl SyncEngine {
             )));
         }
         let client = self.integrations.client().await?;
-        let round = self.prepare(&current, &client).await?;
+        let round = self.prepare(&current, &client, generation).await?;
         for module in [Module::Accounts, Module::Contacts] {
             let open = failures
                 .iter()
@@ -198,8 +215,9 @@ impl SyncEngine {
         &self,
         current: &integration::Model,
         client: &SalesforceClient,
+        generation: u64,
     ) -> Result<RoundReport, SyncError> {
-        let round = self.prepare(current, client).await?;
+        let round = self.prepare(current, client, generation).await?;
         let sync_type = round.sync_type;
         let mut report = RoundReport::default();
         for module in [Module::Accounts, Module::Contacts] {

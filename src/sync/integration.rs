@@ -63,6 +63,13 @@ pub struct Integrations {
     api_version: String,
     client: RwLock<Option<Arc<SalesforceClient>>>,
     view: RwLock<Option<(std::time::Instant, Arc<OrgView>)>>,
+    /// Held by a sync round for its whole run, and by connect and delete while they replace
+    /// the connection: what a round read from the old connection is written before the new
+    /// one is saved, or not at all.
+    rounds: tokio::sync::Mutex<()>,
+    /// Bumped when the connection is replaced or removed, so that a running round stops at
+    /// its next page instead of keeping the replacement waiting.
+    generation: std::sync::atomic::AtomicU64,
 }
 
 /// What the panels need of the connection: where the org is, which side is master, and the
@@ -141,7 +148,28 @@ impl Integrations {
             api_version,
             client: RwLock::new(None),
             view: RwLock::new(None),
+            rounds: tokio::sync::Mutex::new(()),
+            generation: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    /// Waits for the running sync round, if any, and keeps others from starting until the
+    /// guard is dropped; with the connection generation the round runs under.
+    pub async fn round(&self) -> (tokio::sync::MutexGuard<'_, ()>, u64) {
+        let guard = self.rounds.lock().await;
+        (guard, self.generation())
+    }
+
+    /// The connection's generation: it changes when the connection is replaced or removed.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Tells a running round to stop, then waits until it has.
+    async fn replacing(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.rounds.lock().await
     }
 
     /// The connected org as panels see it, or `None` when Salesforce is not connected.
@@ -246,6 +274,7 @@ impl Integrations {
         }
         let instance_url = client.instance_url().await?;
         let org_id = client.identity_url().await?.as_deref().and_then(org_of);
+        let _replacing = self.replacing().await;
         let model = self
             .store
             .save_integration(NewIntegration {
@@ -402,6 +431,7 @@ impl Integrations {
     /// Disconnects: no further sync, credentials erased, desk records kept.
     pub async fn delete(&self) -> Result<(), SyncError> {
         self.connected().await?;
+        let _replacing = self.replacing().await;
         self.store.delete_integration().await?;
         *self.client.write().await = None;
         self.forget_view().await;

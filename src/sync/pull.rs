@@ -233,6 +233,7 @@ impl SyncEngine {
         cursor_name: Option<&str>,
         records: Vec<Record>,
     ) -> Result<Counts, SyncError> {
+        round.still_current(&self.integrations)?;
         let mappings = round.mappings(module);
         let incoming = records
             .iter()

@@ -362,3 +362,42 @@ async fn connecting_to_another_org_starts_afresh_and_the_same_org_keeps_its_link
         "two-way, the desk's contacts go out to the new org"
     );
 }
+
+#[tokio::test]
+async fn a_round_running_when_another_org_is_connected_stops_before_the_switch() {
+    use tandem::domain::Module;
+    let app = spawn_app().await;
+    let slow = salesforce_sim::start(SimConfig {
+        records: 4_000,
+        latency_ms: 150,
+        ..SimConfig::default()
+    })
+    .await;
+    connect(&app, &slow, "tandem").await;
+    app.gql_ok("mutation { startSync { firstSync } }", json!({}))
+        .await;
+    let engine = app.engine.clone();
+    let running = tokio::spawn(async move { engine.run_once().await });
+    let other = salesforce_sim::start(SimConfig {
+        seed: 2,
+        ..SimConfig::default()
+    })
+    .await;
+    // Mid-way through the first org's first sync: its accounts are in, its contacts (two
+    // pages of 2,000, each call taking 150 ms) are not...
+    while app.store.link_count(Module::Accounts).await.unwrap() == 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    assert_eq!(app.store.link_count(Module::Contacts).await.unwrap(), 0);
+    let switched = connect(&app, &other, "tandem").await;
+    assert!(switched.get("errors").is_none(), "{switched}");
+    let stopped = running.await.unwrap();
+    assert!(
+        stopped.is_err(),
+        "the round stops at its next page: {stopped:?}"
+    );
+    // ...nothing of the first org is written after the switch.
+    assert_eq!(app.store.link_count(Module::Contacts).await.unwrap(), 0);
+    assert_eq!(app.store.link_count(Module::Accounts).await.unwrap(), 0);
+    assert_eq!(integration(&app).await["firstSync"], "NOT_STARTED");
+}
