@@ -101,18 +101,11 @@ async fn select_all(round: &Round<'_>, module: Module) -> Result<Select, SyncErr
 
 /// The fields a panel shows of a record: all that were read but the sync's own bookkeeping,
 /// which changes with every write and says nothing about the customer.
-fn profile(record: &Record) -> String {
-    let fields: Map<String, Value> = record
-        .iter()
-        .filter(|(name, _)| {
-            !matches!(
-                name.as_str(),
-                "attributes" | "SystemModstamp" | "LastModifiedDate"
-            )
-        })
-        .map(|(name, value)| (name.clone(), value.clone()))
-        .collect();
-    Value::Object(fields).to_string()
+fn profile(mut record: Record) -> String {
+    for bookkeeping in ["attributes", "SystemModstamp", "LastModifiedDate"] {
+        record.remove(bookkeeping);
+    }
+    Value::Object(record).to_string()
 }
 
 fn datetime(record: &Record, field: &str) -> Result<DateTime<Utc>, SyncError> {
@@ -236,17 +229,17 @@ impl SyncEngine {
         round.still_current(&self.integrations)?;
         let mappings = round.mappings(module);
         let incoming = records
-            .iter()
+            .into_iter()
             .map(|r| {
-                let values = from_salesforce(mappings, r);
+                let values = from_salesforce(mappings, &r);
                 Ok(Incoming {
                     id: r
                         .get("Id")
                         .and_then(Value::as_str)
                         .unwrap_or_default()
                         .to_owned(),
-                    modstamp: datetime(r, "SystemModstamp")?,
-                    last_modified: datetime(r, "LastModifiedDate")?,
+                    modstamp: datetime(&r, "SystemModstamp")?,
+                    last_modified: datetime(&r, "LastModifiedDate")?,
                     hash: hash(&values),
                     values,
                     profile: profile(r),
