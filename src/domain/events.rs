@@ -1,7 +1,7 @@
 use chrono::{DateTime, Utc};
 
 /// A committed change to a desk record, published to subscribers after the transaction ends.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DeskEvent {
     pub entity: DeskEntity,
     pub action: DeskAction,
@@ -9,14 +9,14 @@ pub struct DeskEvent {
     pub at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum DeskEntity {
     Contact,
     Account,
     Ticket,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum DeskAction {
     Created,
     Updated,

@@ -10,6 +10,7 @@ use sea_orm::{
 };
 use serde::{Deserialize, Serialize};
 
+use super::peers::Notice;
 use super::{Store, StoreError, StoreResult};
 use crate::domain::{IntegrationStatus, Module};
 
@@ -95,6 +96,18 @@ pub(crate) async fn record(
     })
 }
 
+/// One logged event, if it is still kept.
+pub(crate) async fn sync_event_by_id(
+    db: &impl ConnectionTrait,
+    id: i64,
+) -> StoreResult<Option<SyncEvent>> {
+    sync_event::Entity::find_by_id(id)
+        .one(db)
+        .await?
+        .map(SyncEvent::try_from)
+        .transpose()
+}
+
 impl Store {
     /// Live sync events, from now on.
     pub fn subscribe_sync(&self) -> tokio::sync::broadcast::Receiver<SyncEvent> {
@@ -103,6 +116,9 @@ impl Store {
 
     pub(crate) fn publish_sync(&self, events: impl IntoIterator<Item = SyncEvent>) {
         for event in events {
+            if let Some(peers) = &self.peers {
+                peers.announce(Notice::Sync(event.id));
+            }
             // No subscriber is not an error.
             let _ = self.sync_events.send(event);
         }

@@ -7,7 +7,9 @@ mod contacts;
 mod events;
 mod history;
 mod integration;
+mod locks;
 mod page;
+mod peers;
 mod profiles;
 mod sync;
 mod tickets;
@@ -33,6 +35,7 @@ pub use contacts::{ContactFilter, contact_input};
 pub use events::{SyncEvent, SyncEventKind};
 pub use history::{FailureFilter, HistoryFilter};
 pub use integration::NewIntegration;
+pub use locks::{RoundLock, WorkerLease};
 pub use page::{Page, PageRequest};
 pub use profiles::{NewProfile, default_profiles, permissions_of};
 pub use sync::{NewFailure, NewLink, SyncBatch};
@@ -58,6 +61,10 @@ pub struct Store {
     /// SQLite allows one writer; taking this before `BEGIN` keeps a deferred transaction
     /// from failing with SQLITE_BUSY when it upgrades to a write lock.
     write_lock: Option<Arc<Mutex<()>>>,
+    /// Where the locks shared with other processes on this database live.
+    locks: locks::LockSpace,
+    /// The other replicas on this PostgreSQL database, told of this one's changes.
+    peers: Option<peers::Peers>,
     events: broadcast::Sender<DeskEvent>,
     sync_events: broadcast::Sender<SyncEvent>,
 }
@@ -124,18 +131,23 @@ impl Store {
             options.max_connections(16);
         }
         let db = Database::connect(options).await?;
-        Ok(Self::from_connection(db, url.is_sqlite()))
-    }
-
-    fn from_connection(db: DatabaseConnection, single_writer: bool) -> Self {
+        let locks = if url.is_sqlite() {
+            locks::LockSpace::of_sqlite(&db).await?
+        } else {
+            locks::LockSpace::Postgres
+        };
         let (events, _) = broadcast::channel(1024);
         let (sync_events, _) = broadcast::channel(1024);
-        Self {
+        let peers = (!url.is_sqlite())
+            .then(|| peers::Peers::start(db.clone(), events.clone(), sync_events.clone()));
+        Ok(Self {
             db,
-            write_lock: single_writer.then(|| Arc::new(Mutex::new(()))),
+            write_lock: url.is_sqlite().then(|| Arc::new(Mutex::new(()))),
+            locks,
+            peers,
             events,
             sync_events,
-        }
+        })
     }
 
     pub fn connection(&self) -> &DatabaseConnection {
@@ -200,12 +212,16 @@ impl Store {
     }
 
     fn publish(&self, entity: DeskEntity, action: DeskAction, record_id: i64) {
-        // No subscriber is not an error.
-        let _ = self.events.send(DeskEvent {
+        let event = DeskEvent {
             entity,
             action,
             record_id,
             at: Utc::now(),
-        });
+        };
+        if let Some(peers) = &self.peers {
+            peers.announce(peers::Notice::Desk(event.clone()));
+        }
+        // No subscriber is not an error.
+        let _ = self.events.send(event);
     }
 }

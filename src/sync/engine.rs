@@ -123,7 +123,7 @@ impl SyncEngine {
 
     /// Runs one full round: the first sync while it is running, otherwise incremental.
     pub async fn run_once(&self) -> Result<RoundReport, SyncError> {
-        let (_round, generation) = self.integrations.round().await;
+        let (_round, generation) = self.integrations.round().await?;
         let Some(current) = self.integrations.current().await? else {
             return Ok(idle("Salesforce is not connected"));
         };
@@ -133,7 +133,7 @@ impl SyncEngine {
         if current.first_sync == FirstSync::NotStarted.as_str() {
             return Ok(idle("the first sync has not been started"));
         }
-        let client = self.integrations.client().await?;
+        let client = self.integrations.client_of(&current).await?;
         let result = self.round(&current, &client, generation).await;
         self.store
             .prune_history(Utc::now() - self.settings.history_retention)
@@ -170,7 +170,7 @@ impl SyncEngine {
     /// Tries failed records again now: desk records are pushed, Salesforce records fetched
     /// and applied. A record that syncs has its failures marked resolved.
     pub async fn retry(&self, failures: &[entity::sync_failure::Model]) -> Result<(), SyncError> {
-        let (_round, generation) = self.integrations.round().await;
+        let (_round, generation) = self.integrations.round().await?;
         let current = self
             .integrations
             .current()
@@ -182,7 +182,7 @@ impl SyncEngine {
                 current.status
             )));
         }
-        let client = self.integrations.client().await?;
+        let client = self.integrations.client_of(&current).await?;
         let round = self.prepare(&current, &client, generation).await?;
         for module in [Module::Accounts, Module::Contacts] {
             let open = failures

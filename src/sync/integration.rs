@@ -10,7 +10,7 @@ use super::mapping::{self, Mapping};
 use super::{Vault, VaultError};
 use crate::domain::{FirstSync, IntegrationStatus, Invalid, Module, SyncType};
 use crate::salesforce::{ClientConfig, Credentials, SalesforceClient, SalesforceError};
-use crate::store::{NewIntegration, Store, StoreError};
+use crate::store::{NewIntegration, RoundLock, Store, StoreError};
 
 /// How an administrator signs Tandem in to Salesforce.
 pub enum ConnectAuth {
@@ -61,15 +61,30 @@ pub struct Integrations {
     store: Store,
     vault: Vault,
     api_version: String,
-    client: RwLock<Option<Arc<SalesforceClient>>>,
+    client: RwLock<Option<CachedClient>>,
     view: RwLock<Option<(std::time::Instant, Arc<OrgView>)>>,
     /// Held by a sync round for its whole run, and by connect and delete while they replace
     /// the connection: what a round read from the old connection is written before the new
-    /// one is saved, or not at all.
+    /// one is saved, or not at all. The store's round lock does the same across processes.
     rounds: tokio::sync::Mutex<()>,
     /// Bumped when the connection is replaced or removed, so that a running round stops at
     /// its next page instead of keeping the replacement waiting.
     generation: std::sync::atomic::AtomicU64,
+}
+
+/// A client, with the sealed credentials it was made from: another process that connects
+/// seals new ones (every seal has a fresh nonce), which tells this one to make a new client.
+struct CachedClient {
+    sealed: Vec<u8>,
+    checked: std::time::Instant,
+    client: Arc<SalesforceClient>,
+}
+
+/// A sync round's hold on the connection, in this process and in every other one on the
+/// database; dropping it lets the next round (or a replacement of the connection) go ahead.
+pub struct RoundGuard<'a> {
+    _local: tokio::sync::MutexGuard<'a, ()>,
+    _shared: RoundLock,
 }
 
 /// What the panels need of the connection: where the org is, which side is master, and the
@@ -155,9 +170,17 @@ impl Integrations {
 
     /// Waits for the running sync round, if any, and keeps others from starting until the
     /// guard is dropped; with the connection generation the round runs under.
-    pub async fn round(&self) -> (tokio::sync::MutexGuard<'_, ()>, u64) {
-        let guard = self.rounds.lock().await;
-        (guard, self.generation())
+    pub async fn round(&self) -> Result<(RoundGuard<'_>, u64), SyncError> {
+        let guard = self.hold_rounds().await?;
+        Ok((guard, self.generation()))
+    }
+
+    async fn hold_rounds(&self) -> Result<RoundGuard<'_>, SyncError> {
+        let local = self.rounds.lock().await;
+        Ok(RoundGuard {
+            _local: local,
+            _shared: self.store.lock_rounds().await?,
+        })
     }
 
     /// The connection's generation: it changes when the connection is replaced or removed.
@@ -166,10 +189,10 @@ impl Integrations {
     }
 
     /// Tells a running round to stop, then waits until it has.
-    async fn replacing(&self) -> tokio::sync::MutexGuard<'_, ()> {
+    async fn replacing(&self) -> Result<RoundGuard<'_>, SyncError> {
         self.generation
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        self.rounds.lock().await
+        self.hold_rounds().await
     }
 
     /// The connected org as panels see it, or `None` when Salesforce is not connected.
@@ -274,7 +297,8 @@ impl Integrations {
         }
         let instance_url = client.instance_url().await?;
         let org_id = client.identity_url().await?.as_deref().and_then(org_of);
-        let _replacing = self.replacing().await;
+        let sealed = self.vault.seal(secrets.to_string().as_bytes());
+        let _replacing = self.replacing().await?;
         let model = self
             .store
             .save_integration(NewIntegration {
@@ -282,13 +306,17 @@ impl Integrations {
                 auth_kind: auth_kind.into(),
                 username,
                 client_id: Some(client_id),
-                sealed_secrets: self.vault.seal(secrets.to_string().as_bytes()),
+                sealed_secrets: sealed.clone(),
                 instance_url,
                 org_id,
                 sync_type: request.sync_type,
             })
             .await?;
-        *self.client.write().await = Some(Arc::new(client));
+        *self.client.write().await = Some(CachedClient {
+            sealed,
+            checked: std::time::Instant::now(),
+            client: Arc::new(client),
+        });
         self.forget_view().await;
         Ok(model)
     }
@@ -305,12 +333,31 @@ impl Integrations {
     }
 
     /// The client for the saved connection, built once from the decrypted credentials.
+    /// The client of the saved connection. This process's own connects replace it at once;
+    /// another process's are noticed within [`VIEW_TTL`] (at once by [`Self::client_of`]).
     pub async fn client(&self) -> Result<Arc<SalesforceClient>, SyncError> {
-        if let Some(client) = self.client.read().await.as_ref() {
-            return Ok(client.clone());
+        if let Some(cached) = self.client.read().await.as_ref()
+            && cached.checked.elapsed() < VIEW_TTL
+        {
+            return Ok(cached.client.clone());
         }
         let model = self.connected().await?;
+        self.client_of(&model).await
+    }
+
+    /// The client for this saved connection, made anew if the one at hand was made from other
+    /// credentials.
+    pub async fn client_of(
+        &self,
+        model: &integration::Model,
+    ) -> Result<Arc<SalesforceClient>, SyncError> {
         let sealed = model.secrets.as_deref().ok_or(SyncError::NotConnected)?;
+        if let Some(cached) = self.client.write().await.as_mut()
+            && cached.sealed == sealed
+        {
+            cached.checked = std::time::Instant::now();
+            return Ok(cached.client.clone());
+        }
         let secrets: Value = serde_json::from_slice(&self.vault.open(sealed)?)
             .map_err(|_| VaultError::Undecryptable)?;
         let secret =
@@ -337,7 +384,11 @@ impl Integrations {
             },
         };
         let client = Arc::new(self.client_for(&model.login_url, credentials)?);
-        *self.client.write().await = Some(client.clone());
+        *self.client.write().await = Some(CachedClient {
+            sealed: sealed.to_vec(),
+            checked: std::time::Instant::now(),
+            client: client.clone(),
+        });
         Ok(client)
     }
 
@@ -431,7 +482,7 @@ impl Integrations {
     /// Disconnects: no further sync, credentials erased, desk records kept.
     pub async fn delete(&self) -> Result<(), SyncError> {
         self.connected().await?;
-        let _replacing = self.replacing().await;
+        let _replacing = self.replacing().await?;
         self.store.delete_integration().await?;
         *self.client.write().await = None;
         self.forget_view().await;

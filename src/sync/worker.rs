@@ -1,56 +1,88 @@
-//! The background loop: a round on every poll interval, and soon after any desk change.
+//! The background loop: a round on every poll interval, and soon after any desk change, in
+//! the one process that holds the worker lease.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::{SyncEngine, SyncError};
 use crate::salesforce::SalesforceError;
-use crate::store::Store;
+use crate::store::{Store, WorkerLease};
 
 /// How long to wait after a desk change, so that a burst of edits goes out together.
 const DEBOUNCE: Duration = Duration::from_millis(250);
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
 
+/// How often a process without the worker lease asks for it again.
+const STANDBY: Duration = Duration::from_secs(5);
+
+/// Runs the worker in the background once this process holds the worker lease: among the
+/// processes on one database, one runs the rounds and the others stand by, taking over when
+/// it stops.
 pub fn spawn(engine: Arc<SyncEngine>, store: Store, poll_secs: u64) {
     tokio::spawn(async move {
         let poll = Duration::from_secs(poll_secs.max(1));
-        let mut desk_changes = store.subscribe();
-        let mut failures = 0u32;
+        let mut standing_by = false;
         loop {
-            let wait = if failures == 0 {
-                poll
-            } else {
-                backoff(failures).min(MAX_BACKOFF)
-            };
-            tokio::select! {
-                () = tokio::time::sleep(wait) => {}
-                changed = desk_changes.recv(), if failures == 0 => {
-                    if changed.is_err() {
-                        desk_changes = store.subscribe();
-                    }
-                    tokio::time::sleep(DEBOUNCE).await;
-                    while desk_changes.try_recv().is_ok() {}
+            match store.try_worker_lease().await {
+                Ok(Some(lease)) => {
+                    tracing::info!("this process runs the sync worker");
+                    standing_by = false;
+                    run(&engine, &store, poll, lease).await;
+                    tracing::warn!("the sync worker lost its database lease; standing by");
                 }
+                Ok(None) if !standing_by => {
+                    tracing::info!("another process runs the sync worker; standing by");
+                    standing_by = true;
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "cannot ask for the sync worker lease"),
             }
-            match engine.run_once().await {
-                Ok(_) => failures = 0,
-                Err(e) => {
-                    failures += 1;
-                    let level_is_warn = matches!(
-                        e,
-                        SyncError::Upstream(
-                            SalesforceError::Transport(_) | SalesforceError::RateLimited(_)
-                        )
-                    );
-                    if level_is_warn {
-                        tracing::warn!(error = %e, failures, "sync round stopped; retrying with backoff");
-                    } else {
-                        tracing::error!(error = %e, failures, "sync round failed");
-                    }
+            tokio::time::sleep(STANDBY).await;
+        }
+    });
+}
+
+/// Rounds on every poll interval and soon after desk changes, for as long as the lease holds.
+async fn run(engine: &SyncEngine, store: &Store, poll: Duration, mut lease: WorkerLease) {
+    let mut desk_changes = store.subscribe();
+    let mut failures = 0u32;
+    loop {
+        let wait = if failures == 0 {
+            poll
+        } else {
+            backoff(failures).min(MAX_BACKOFF)
+        };
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            changed = desk_changes.recv(), if failures == 0 => {
+                if changed.is_err() {
+                    desk_changes = store.subscribe();
+                }
+                tokio::time::sleep(DEBOUNCE).await;
+                while desk_changes.try_recv().is_ok() {}
+            }
+        }
+        if !lease.held().await {
+            return;
+        }
+        match engine.run_once().await {
+            Ok(_) => failures = 0,
+            Err(e) => {
+                failures += 1;
+                let level_is_warn = matches!(
+                    e,
+                    SyncError::Upstream(
+                        SalesforceError::Transport(_) | SalesforceError::RateLimited(_)
+                    )
+                );
+                if level_is_warn {
+                    tracing::warn!(error = %e, failures, "sync round stopped; retrying with backoff");
+                } else {
+                    tracing::error!(error = %e, failures, "sync round failed");
                 }
             }
         }
-    });
+    }
 }
 
 fn backoff(failures: u32) -> Duration {

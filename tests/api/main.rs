@@ -16,6 +16,7 @@ mod limits;
 mod panels;
 mod profiles;
 mod reliability;
+mod replicas;
 mod salesforce;
 mod schema;
 mod sync;

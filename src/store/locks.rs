@@ -1,0 +1,158 @@
+//! Locks shared by every process on one database: `tandem serve` replicas on one PostgreSQL,
+//! or `serve` and `tandem sync --once` on one SQLite file. PostgreSQL holds them as advisory
+//! locks, SQLite as locks on files beside the database; the operating system or the server
+//! lets go of them when their holder dies, so a crashed process never leaves one taken.
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::path::{Path, PathBuf};
+
+use sea_orm::sqlx::{self, Postgres, Row};
+use sea_orm::{ConnectionTrait, DbErr, Statement};
+
+use super::{Store, StoreError, StoreResult};
+
+/// Advisory lock keys; arbitrary, but fixed for the life of the schema.
+const ROUND_KEY: i64 = 0x7461_6e64_656d_0001;
+const WORKER_KEY: i64 = 0x7461_6e64_656d_0002;
+
+/// Where a database keeps its cross-process locks.
+#[derive(Clone, Debug)]
+pub(crate) enum LockSpace {
+    Postgres,
+    /// The SQLite database file; its locks are files beside it.
+    File(PathBuf),
+    /// An in-memory SQLite database lives in one process, which its mutexes already cover.
+    Process,
+}
+
+impl LockSpace {
+    /// Asks SQLite where its main database lives.
+    pub(crate) async fn of_sqlite(db: &impl ConnectionTrait) -> Result<Self, DbErr> {
+        let rows = db
+            .query_all_raw(Statement::from_string(
+                db.get_database_backend(),
+                "PRAGMA database_list",
+            ))
+            .await?;
+        for row in rows {
+            let name: String = row.try_get("", "name")?;
+            let file: String = row.try_get("", "file")?;
+            if name == "main" && !file.is_empty() {
+                return Ok(Self::File(PathBuf::from(file)));
+            }
+        }
+        Ok(Self::Process)
+    }
+}
+
+fn lock_file(database: &Path, suffix: &str) -> std::io::Result<File> {
+    let mut name = database.as_os_str().to_owned();
+    name.push(suffix);
+    OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(name)
+}
+
+fn io(e: std::io::Error) -> StoreError {
+    StoreError::Db(DbErr::Custom(format!("lock file: {e}")))
+}
+
+/// Held while a sync round runs in any process on this database; dropping it lets the next
+/// one start.
+#[must_use]
+pub struct RoundLock {
+    _held: Held,
+}
+
+/// Held by the one process whose worker runs the rounds; the others stand by.
+#[must_use]
+pub struct WorkerLease {
+    held: Held,
+}
+
+enum Held {
+    /// A transaction holding `pg_advisory_xact_lock`: rolled back (and the lock released)
+    /// when dropped.
+    Transaction(#[allow(dead_code)] sqlx::Transaction<'static, Postgres>),
+    /// A connection of its own holding a session advisory lock, closed when dropped.
+    Session(sqlx::PgConnection),
+    /// An open file holding an exclusive lock, released when closed.
+    File(#[allow(dead_code)] File),
+    Nothing,
+}
+
+impl Store {
+    /// Waits until no other process on this database runs a sync round, and keeps others
+    /// from starting one until the lock is dropped.
+    pub async fn lock_rounds(&self) -> StoreResult<RoundLock> {
+        let held = match &self.locks {
+            LockSpace::Postgres => {
+                let pool = self.db.get_postgres_connection_pool();
+                let mut txn = pool.begin().await.map_err(sqlx_error)?;
+                sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                    .bind(ROUND_KEY)
+                    .execute(&mut *txn)
+                    .await
+                    .map_err(sqlx_error)?;
+                Held::Transaction(txn)
+            }
+            LockSpace::File(database) => {
+                let file = lock_file(database, ".rounds.lock").map_err(io)?;
+                let file = tokio::task::spawn_blocking(move || file.lock().map(|()| file))
+                    .await
+                    .map_err(|e| StoreError::Db(DbErr::Custom(e.to_string())))?
+                    .map_err(io)?;
+                Held::File(file)
+            }
+            LockSpace::Process => Held::Nothing,
+        };
+        Ok(RoundLock { _held: held })
+    }
+
+    /// Takes the worker lease if no other process holds it.
+    pub async fn try_worker_lease(&self) -> StoreResult<Option<WorkerLease>> {
+        let held = match &self.locks {
+            LockSpace::Postgres => {
+                let pool = self.db.get_postgres_connection_pool();
+                let mut conn = pool.acquire().await.map_err(sqlx_error)?.detach();
+                let taken: bool = sqlx::query("SELECT pg_try_advisory_lock($1)")
+                    .bind(WORKER_KEY)
+                    .fetch_one(&mut conn)
+                    .await
+                    .and_then(|row| row.try_get(0))
+                    .map_err(sqlx_error)?;
+                if !taken {
+                    return Ok(None);
+                }
+                Held::Session(conn)
+            }
+            LockSpace::File(database) => {
+                let file = lock_file(database, ".worker.lock").map_err(io)?;
+                match file.try_lock() {
+                    Ok(()) => Held::File(file),
+                    Err(TryLockError::WouldBlock) => return Ok(None),
+                    Err(TryLockError::Error(e)) => return Err(io(e)),
+                }
+            }
+            LockSpace::Process => Held::Nothing,
+        };
+        Ok(Some(WorkerLease { held }))
+    }
+}
+
+impl WorkerLease {
+    /// Whether the lease still stands: a PostgreSQL session that has gone away took its lock
+    /// with it, and another process may hold it now.
+    pub async fn held(&mut self) -> bool {
+        match &mut self.held {
+            Held::Session(conn) => sqlx::query("SELECT 1").execute(&mut *conn).await.is_ok(),
+            _ => true,
+        }
+    }
+}
+
+fn sqlx_error(e: sqlx::Error) -> StoreError {
+    StoreError::Db(DbErr::Conn(sea_orm::RuntimeErr::SqlxError(e.into())))
+}

@@ -1,0 +1,193 @@
+//! Replicas on one PostgreSQL hear each other. Each process announces the desk changes and
+//! sync events it commits with `NOTIFY`, and publishes what the others announce to its own
+//! subscribers: the sync worker wakes for a desk edit made through any replica, and
+//! `deskChanges` and `syncEvents` subscribers see every replica's changes live.
+//!
+//! A notice sent after the commit can be lost with its sender (a crash in between) or with a
+//! dropped listener connection. Nothing depends on it for correctness: the outbox waits for
+//! the next poll, and a `syncEvents` subscriber reads the log when the next event shows a gap.
+
+use std::time::Duration;
+
+use sea_orm::DatabaseConnection;
+use sea_orm::sqlx::{self, PgPool, postgres::PgListener};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{broadcast, mpsc};
+
+use super::events::{SyncEvent, sync_event_by_id};
+use crate::domain::DeskEvent;
+
+const CHANNEL: &str = "tandem_events";
+
+/// PostgreSQL refuses a payload of 8,000 bytes or more; notices are packed below that.
+const PAYLOAD_BUDGET: usize = 7_000;
+
+/// What one process tells the others.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) enum Notice {
+    Desk(DeskEvent),
+    /// A sync event, by its id in the log.
+    Sync(i64),
+}
+
+#[derive(Serialize, Deserialize)]
+struct Envelope {
+    /// The announcing process, which skips its own notices.
+    origin: String,
+    notices: Vec<Notice>,
+}
+
+/// This process's side of the conversation: where its notices go out.
+#[derive(Clone)]
+pub(crate) struct Peers {
+    outgoing: mpsc::UnboundedSender<Notice>,
+}
+
+impl Peers {
+    /// Starts announcing and listening on the database's pool.
+    pub(crate) fn start(
+        db: DatabaseConnection,
+        desk: broadcast::Sender<DeskEvent>,
+        sync: broadcast::Sender<SyncEvent>,
+    ) -> Self {
+        let (outgoing, queued) = mpsc::unbounded_channel();
+        let bridge = Bridge {
+            origin: uuid::Uuid::new_v4().simple().to_string(),
+            pool: db.get_postgres_connection_pool().clone(),
+            db,
+            desk,
+            sync,
+        };
+        tokio::spawn(bridge.run(queued));
+        Self { outgoing }
+    }
+
+    pub(crate) fn announce(&self, notice: Notice) {
+        // The bridge ends only with the last store, so there is always a receiver.
+        let _ = self.outgoing.send(notice);
+    }
+}
+
+struct Bridge {
+    origin: String,
+    pool: PgPool,
+    db: DatabaseConnection,
+    desk: broadcast::Sender<DeskEvent>,
+    sync: broadcast::Sender<SyncEvent>,
+}
+
+impl Bridge {
+    /// Announces what this process queues, and hears the others until the last store is
+    /// gone. Hearing runs on its own task: a listener must not be interrupted mid-message.
+    async fn run(self, mut queued: mpsc::UnboundedReceiver<Notice>) {
+        let bridge = std::sync::Arc::new(self);
+        let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+        let hearing = bridge.clone();
+        tokio::spawn(async move {
+            let mut listener = loop {
+                tokio::select! {
+                    _ = &mut stopped => return,
+                    listening = hearing.listen() => match listening {
+                        Ok(listener) => break listener,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "cannot listen for other replicas' changes; retrying");
+                            tokio::time::sleep(Duration::from_secs(1)).await;
+                        }
+                    },
+                }
+            };
+            loop {
+                tokio::select! {
+                    _ = &mut stopped => return,
+                    // `recv` reconnects by itself after a lost connection.
+                    heard = listener.recv() => match heard {
+                        Ok(notification) => hearing.heard(notification.payload()).await,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "lost the connection that hears other replicas");
+                            tokio::time::sleep(Duration::from_secs(1)).await;
+                        }
+                    },
+                }
+            }
+        });
+        while let Some(first) = queued.recv().await {
+            let mut notices = vec![first];
+            while let Ok(more) = queued.try_recv() {
+                notices.push(more);
+            }
+            bridge.announce(notices).await;
+        }
+        let _ = stop.send(());
+    }
+
+    async fn listen(&self) -> Result<PgListener, sqlx::Error> {
+        let mut listener = PgListener::connect_with(&self.pool).await?;
+        listener.listen(CHANNEL).await?;
+        Ok(listener)
+    }
+
+    /// Sends notices in as few `NOTIFY`s as their size allows.
+    async fn announce(&self, notices: Vec<Notice>) {
+        let mut envelope = Envelope {
+            origin: self.origin.clone(),
+            notices: Vec::new(),
+        };
+        let mut size = 0;
+        for notice in notices {
+            let length = serde_json::to_string(&notice).map_or(0, |s| s.len() + 1);
+            if size + length > PAYLOAD_BUDGET && !envelope.notices.is_empty() {
+                self.notify(&envelope).await;
+                envelope.notices.clear();
+                size = 0;
+            }
+            size += length;
+            envelope.notices.push(notice);
+        }
+        if !envelope.notices.is_empty() {
+            self.notify(&envelope).await;
+        }
+    }
+
+    async fn notify(&self, envelope: &Envelope) {
+        let Ok(payload) = serde_json::to_string(envelope) else {
+            return;
+        };
+        if let Err(e) = sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(CHANNEL)
+            .bind(payload)
+            .execute(&self.pool)
+            .await
+        {
+            tracing::warn!(error = %e, "cannot tell other replicas of a change");
+        }
+    }
+
+    async fn heard(&self, payload: &str) {
+        let envelope: Envelope = match serde_json::from_str(payload) {
+            Ok(envelope) => envelope,
+            Err(e) => {
+                tracing::warn!(error = %e, "an unreadable notice from another replica");
+                return;
+            }
+        };
+        if envelope.origin == self.origin {
+            return;
+        }
+        for notice in envelope.notices {
+            match notice {
+                Notice::Desk(event) => {
+                    let _ = self.desk.send(event);
+                }
+                Notice::Sync(id) => match sync_event_by_id(&self.db, id).await {
+                    Ok(Some(event)) => {
+                        let _ = self.sync.send(event);
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, id, "cannot read another replica's sync event")
+                    }
+                },
+            }
+        }
+    }
+}

@@ -1,0 +1,205 @@
+//! Several processes on one database — `serve` replicas on one PostgreSQL, or `serve` beside
+//! `tandem sync --once` on one SQLite file — run one sync round at a time, let one worker
+//! run, and follow each other's connection changes.
+
+use std::time::{Duration, Instant};
+
+use salesforce_sim::{SimConfig, SimHandle};
+use secrecy::SecretString;
+use serde_json::json;
+use tandem::config::{DatabaseUrl, Settings};
+use tandem::domain::{Module, SyncType};
+use tandem::startup::Services;
+use tandem::sync::{Connect, ConnectAuth};
+
+use crate::helpers::{TestApp, spawn_app};
+use crate::integration::started;
+
+/// Another process's services on the app's database and data dir.
+async fn second_process(app: &TestApp) -> Services {
+    let mut settings = Settings {
+        data_dir: app.data_dir.clone(),
+        database_url: Some(DatabaseUrl::new(app.database_url.clone())),
+        ..Default::default()
+    };
+    settings.sync.worker = false;
+    Services::open(&settings).await.unwrap()
+}
+
+#[tokio::test]
+async fn a_round_waits_while_another_process_runs_one() {
+    let (app, sim) = started(|_| {}).await;
+    app.sync_now().await;
+    let other = second_process(&app).await;
+    for n in 0..30 {
+        app.create_contact(json!({
+            "firstName": "Twin",
+            "lastName": format!("Replica{n}"),
+            "email": format!("replica{n}@example.com"),
+        }))
+        .await;
+    }
+    let writes = || {
+        sim.requests()
+            .iter()
+            .filter(|r| r.path.contains("composite/sobjects"))
+            .count()
+    };
+    let writes_before = writes();
+    // A round under way in this process...
+    let running = app.store.lock_rounds().await.unwrap();
+    let engine = other.engine.clone();
+    let waiting = tokio::spawn(async move { engine.run_once().await });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // ...keeps the other process's round from starting, so they cannot both send the same
+    // queued changes.
+    assert!(!waiting.is_finished(), "the second round waits");
+    assert_eq!(writes(), writes_before);
+    drop(running);
+    waiting.await.unwrap().unwrap();
+    app.sync_now().await;
+    assert_eq!(
+        writes() - writes_before,
+        1,
+        "one collection of 30 creates, sent once"
+    );
+    assert_eq!(
+        app.store.link_count(Module::Contacts).await.unwrap(),
+        30,
+        "each new desk contact is linked once"
+    );
+}
+
+#[tokio::test]
+async fn one_process_at_a_time_runs_the_sync_worker_and_another_takes_over() {
+    let app = spawn_app().await;
+    let other = second_process(&app).await;
+    let mut lease = app
+        .store
+        .try_worker_lease()
+        .await
+        .unwrap()
+        .expect("nobody holds the lease yet");
+    assert!(lease.held().await);
+    assert!(
+        other.store.try_worker_lease().await.unwrap().is_none(),
+        "the lease is taken"
+    );
+    drop(lease);
+    // The holder is gone (on PostgreSQL, its session closes): the other process takes over.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if other.store.try_worker_lease().await.unwrap().is_some() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the lease was never released");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn connect_from(services: &Services, sim: &SimHandle) {
+    let config = sim.config();
+    services
+        .integrations
+        .connect(Connect {
+            login_url: sim.base_url().to_owned(),
+            auth: ConnectAuth::Password {
+                username: config.username.clone(),
+                password: SecretString::from("tandem"),
+                client_id: config.client_id.clone(),
+                client_secret: SecretString::from(config.client_secret.clone()),
+            },
+            sync_type: SyncType::TwoWay,
+        })
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_connection_made_by_another_process_is_the_one_the_next_round_uses() {
+    let app = spawn_app().await;
+    let first_org = salesforce_sim::start(SimConfig {
+        records: 20,
+        ..SimConfig::default()
+    })
+    .await;
+    crate::integration::connect(&app, &first_org, "tandem").await;
+    app.gql_ok("mutation { startSync { firstSync } }", json!({}))
+        .await;
+    app.sync_now().await;
+    let other = second_process(&app).await;
+    let second_org = salesforce_sim::start(SimConfig {
+        seed: 2,
+        records: 20,
+        ..SimConfig::default()
+    })
+    .await;
+    connect_from(&other, &second_org).await;
+    other.integrations.start_sync().await.unwrap();
+
+    let calls_before = first_org.request_count();
+    app.sync_now().await;
+    assert_eq!(
+        first_org.request_count(),
+        calls_before,
+        "the replaced org is not asked again"
+    );
+    let links = app
+        .store
+        .links_by_desk(Module::Contacts, &(1..=5_000).collect::<Vec<_>>())
+        .await
+        .unwrap();
+    assert_eq!(
+        links.len(),
+        20 + 20,
+        "the second org's contacts, and the first's exported"
+    );
+    for link in links.values() {
+        assert!(
+            second_org.get("Contact", &link.salesforce_id).is_some(),
+            "{} is a record of the connected org",
+            link.salesforce_id
+        );
+    }
+}
+
+#[tokio::test]
+async fn replicas_on_one_postgresql_hear_each_others_changes() {
+    let app = spawn_app().await;
+    if !app.database_url.starts_with("postgres") {
+        // One SQLite file serves one `serve` process; its replicas need PostgreSQL.
+        return;
+    }
+    let other = second_process(&app).await;
+    let mut desk = other.store.subscribe();
+    let mut sync = other.store.subscribe_sync();
+    // The listener connects in the background.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let contact = app
+        .create_contact(json!({ "lastName": "Heard", "email": "heard@example.com" }))
+        .await;
+    let event = tokio::time::timeout(Duration::from_secs(5), desk.recv())
+        .await
+        .expect("the other replica hears the desk change")
+        .unwrap();
+    assert_eq!(event.record_id.to_string(), contact["id"].as_str().unwrap());
+
+    let sim = salesforce_sim::start(SimConfig::default()).await;
+    crate::integration::connect(&app, &sim, "tandem").await;
+    app.gql_ok("mutation { pauseSync { status } }", json!({}))
+        .await;
+    let logged = app.store.sync_events_after(0, 100).await.unwrap();
+    let paused = logged.last().expect("the pause is logged");
+    let heard = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            let event = sync.recv().await.unwrap();
+            if event.id == paused.id {
+                return event;
+            }
+        }
+    })
+    .await
+    .expect("the other replica hears the sync event");
+    assert_eq!(&heard, paused);
+}
