@@ -8,6 +8,7 @@ mod m20261125_000003_match_keys;
 mod m20261129_000004_sync_events;
 mod m20261130_000005_link_fields;
 mod m20261130_000006_integration_org;
+mod m20261130_000007_unread_links;
 
 pub struct Migrator;
 
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000004_sync_events::Migration),
             Box::new(m20261130_000005_link_fields::Migration),
             Box::new(m20261130_000006_integration_org::Migration),
+            Box::new(m20261130_000007_unread_links::Migration),
         ]
     }
 }
