@@ -14,6 +14,8 @@ use super::{Store, StoreError, StoreResult};
 /// Advisory lock keys; arbitrary, but fixed for the life of the schema.
 const ROUND_KEY: i64 = 0x7461_6e64_656d_0001;
 const WORKER_KEY: i64 = 0x7461_6e64_656d_0002;
+/// Orders the sync event log's commits (see `events::record`).
+pub(super) const LOG_KEY: i64 = 0x7461_6e64_656d_0003;
 
 /// Where a database keeps its cross-process locks.
 #[derive(Clone, Debug)]

@@ -161,3 +161,33 @@ async fn agents_see_only_the_modules_their_profile_shows() {
     );
     assert_eq!(refused.recv().await["type"], "complete");
 }
+
+#[tokio::test]
+async fn event_ids_commit_in_the_order_they_were_drawn() {
+    use tandem::domain::{Direction, Module};
+    let app = crate::helpers::spawn_app().await;
+    let mut first = app.store.begin_sync().await.unwrap();
+    first
+        .history(Direction::SalesforceToDesk, Module::Contacts, (1, 0, 0))
+        .await
+        .unwrap();
+    let store = app.store.clone();
+    let second = tokio::spawn(async move {
+        let mut batch = store.begin_sync().await.unwrap();
+        batch
+            .history(Direction::SalesforceToDesk, Module::Accounts, (2, 0, 0))
+            .await
+            .unwrap();
+        batch.commit().await.unwrap();
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // The second entry waits for the first to commit: a follower reading the log now must not
+    // find a later id while an earlier one is still to come.
+    assert!(!second.is_finished());
+    assert!(app.store.sync_events_after(0, 10).await.unwrap().is_empty());
+    first.commit().await.unwrap();
+    second.await.unwrap();
+    let log = app.store.sync_events_after(0, 10).await.unwrap();
+    let modules: Vec<_> = log.iter().map(|e| e.kind.module()).collect();
+    assert_eq!(modules, [Some(Module::Contacts), Some(Module::Accounts)]);
+}
