@@ -318,19 +318,32 @@ async fn fan_out(api: &Api, server: &Server, n: usize) -> anyhow::Result<()> {
     // The server registers a subscription just after reading its message.
     tokio::time::sleep(Duration::from_secs(1)).await;
     let after = status_mb(&pid, "VmRSS:").unwrap_or_default();
+    let cpu_before = cpu_ms(&pid);
     let _ = sent.set(Instant::now());
     api.gql("mutation { pauseSync { status } }", json!({}))
         .await?;
     for task in tasks {
         arrivals.push(task.await??);
     }
+    let server_cpu = cpu_ms(&pid).zip(cpu_before).map(|(a, b)| a - b);
     arrivals.sort();
     println!(
-        "  {n} syncEvents subscribers, one status change: p50 {:.0} ms, p99 {:.0} ms, last {:.0} ms; server RSS {before:.0} → {after:.0} MB ({:.1} KB per subscriber)",
+        "  {n} syncEvents subscribers, one status change: p50 {:.0} ms, p99 {:.0} ms, last {:.0} ms; server CPU {} ms; server RSS {before:.0} → {after:.0} MB ({:.1} KB per subscriber)",
         percentile(&arrivals, 50.0).as_secs_f64() * 1e3,
         percentile(&arrivals, 99.0).as_secs_f64() * 1e3,
         arrivals.last().copied().unwrap_or_default().as_secs_f64() * 1e3,
+        server_cpu.map_or_else(|| "unknown".to_owned(), |ms| ms.to_string()),
         (after - before) * 1024.0 / n.max(1) as f64
     );
     Ok(())
+}
+
+/// CPU time (user and system) a process has used, in ms, from /proc; Linux counts it in
+/// ticks of 10 ms.
+fn cpu_ms(pid: &str) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The fields after the parenthesised command name; utime and stime are the 14th and 15th.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(ticks * 10)
 }
