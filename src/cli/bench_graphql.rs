@@ -291,7 +291,10 @@ async fn fan_out(api: &Api, server: &Server, n: usize) -> anyhow::Result<()> {
                 match ws.next().await {
                     Some(Ok(Message::Text(text))) if text.contains("\"next\"") => {
                         let sent = sent.get().ok_or_else(|| anyhow!("an event came unasked"))?;
-                        return Ok::<_, anyhow::Error>(sent.elapsed());
+                        // The socket is handed back and stays open until every subscriber
+                        // has the event: a dashboard does not hang up on its first event,
+                        // and closing early would load the server during the measurement.
+                        return Ok::<_, anyhow::Error>((sent.elapsed(), ws));
                     }
                     Some(Ok(_)) => continue,
                     _ => bail!("a subscriber's socket closed"),
@@ -322,10 +325,14 @@ async fn fan_out(api: &Api, server: &Server, n: usize) -> anyhow::Result<()> {
     let _ = sent.set(Instant::now());
     api.gql("mutation { pauseSync { status } }", json!({}))
         .await?;
+    let mut sockets = Vec::with_capacity(n);
     for task in tasks {
-        arrivals.push(task.await??);
+        let (arrival, socket) = task.await??;
+        arrivals.push(arrival);
+        sockets.push(socket);
     }
     let server_cpu = cpu_ms(&pid).zip(cpu_before).map(|(a, b)| a - b);
+    drop(sockets);
     arrivals.sort();
     println!(
         "  {n} syncEvents subscribers, one status change: p50 {:.0} ms, p99 {:.0} ms, last {:.0} ms; server CPU {} ms; server RSS {before:.0} → {after:.0} MB ({:.1} KB per subscriber)",
