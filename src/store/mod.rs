@@ -119,6 +119,9 @@ impl Store {
             options
                 .max_connections(8)
                 .min_connections(1)
+                // A connection to a file in this process cannot be dropped by a server, and
+                // each check is a round trip to the connection's thread: one per statement.
+                .test_before_acquire(false)
                 .map_sqlx_sqlite_opts(|o| {
                     o.journal_mode(SqliteJournalMode::Wal)
                         .synchronous(SqliteSynchronous::Normal)
