@@ -14,7 +14,7 @@ use secrecy::{ExposeSecret, SecretString};
 use crate::auth::{Authenticator, VerifyingKey};
 use crate::config::Settings;
 use crate::domain::RetryPolicy;
-use crate::graphql::build_schema;
+use crate::graphql::Gateway;
 use crate::http::{AppState, metrics::Metrics, observe, routes};
 use crate::store::Store;
 use crate::sync::{EngineSettings, Integrations, SyncEngine, Vault, worker};
@@ -43,7 +43,7 @@ impl Application {
             );
         }
         let state = AppState {
-            schema: build_schema(
+            schema: Gateway::new(
                 store.clone(),
                 integrations.clone(),
                 engine.clone(),

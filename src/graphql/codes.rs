@@ -3,38 +3,7 @@
 //! nullable field whose resolver failed answers `null` at the error's path, as the spec asks,
 //! rather than being left out of `data`.
 
-use std::sync::Arc;
-
-use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextRequest, NextSubscribe,
-};
 use async_graphql::{PathSegment, Response, ServerError, Value};
-use futures_util::StreamExt;
-use futures_util::stream::BoxStream;
-
-pub struct ErrorCodes;
-
-impl ExtensionFactory for ErrorCodes {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(ErrorCodes)
-    }
-}
-
-#[async_trait::async_trait]
-impl Extension for ErrorCodes {
-    async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
-        tag(next.run(ctx).await)
-    }
-
-    fn subscribe<'s>(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        stream: BoxStream<'s, Response>,
-        next: NextSubscribe<'_>,
-    ) -> BoxStream<'s, Response> {
-        next.run(ctx, stream).map(tag).boxed()
-    }
-}
 
 pub fn code_of(error: &ServerError) -> Option<String> {
     match error.extensions.as_ref()?.get("code")? {
@@ -43,7 +12,8 @@ pub fn code_of(error: &ServerError) -> Option<String> {
     }
 }
 
-fn tag(mut response: Response) -> Response {
+/// Gives each error of a response its code, and `null` at its path.
+pub fn tag(mut response: Response) -> Response {
     for error in &response.errors {
         null_at(&mut response.data, &error.path);
     }

@@ -1,14 +1,10 @@
 //! Request-size limits: query bytes, aliases, depth and complexity. Operations that only
 //! introspect the schema are exempt from depth and complexity, so GraphiQL always works.
+//! Bytes and aliases are checked here before execution; depth and complexity by
+//! async-graphql's validation, whose refusals `explain` names.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-
-use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextValidation,
-};
 use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
-use async_graphql::{ErrorExtensions, ServerError, ServerResult, ValidationResult, Variables};
+use async_graphql::{ErrorExtensions, Request, Response, ServerError};
 
 use crate::config::GraphqlSettings;
 
@@ -31,91 +27,79 @@ impl From<&GraphqlSettings> for Limits {
     }
 }
 
-pub fn limit_error(limit: &str, max: usize, actual: usize, what: &str) -> ServerError {
-    async_graphql::Error::new(format!(
-        "{what} is {actual}, over the limit of {max} ({limit})"
-    ))
-    .extend_with(|_, ext| {
-        ext.set("code", "BAD_USER_INPUT");
-        ext.set("limit", limit);
-        ext.set("max", max);
-        ext.set("actual", actual);
-    })
-    .into_server_error(Default::default())
-}
-
-impl ExtensionFactory for Limits {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(LimitCheck {
-            limits: *self,
-            introspection_only: AtomicBool::new(false),
+/// A refusal naming the limit, its maximum and, where known, what the request came to.
+pub fn limit_error(limit: &str, max: usize, actual: Option<usize>, what: &str) -> ServerError {
+    let message = match actual {
+        Some(actual) => format!("{what} is {actual}, over the limit of {max} ({limit})"),
+        None => format!("{what} is over the limit of {max} ({limit})"),
+    };
+    async_graphql::Error::new(message)
+        .extend_with(|_, ext| {
+            ext.set("code", "BAD_USER_INPUT");
+            ext.set("limit", limit);
+            ext.set("max", max);
+            if let Some(actual) = actual {
+                ext.set("actual", actual);
+            }
         })
-    }
+        .into_server_error(Default::default())
 }
 
-struct LimitCheck {
-    limits: Limits,
-    introspection_only: AtomicBool,
+/// Which of the two schemas an admitted operation runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admitted {
+    /// Depth and complexity limited.
+    Limited,
+    /// Only introspection: no depth or complexity limit.
+    Introspection,
 }
 
-#[async_trait::async_trait]
-impl Extension for LimitCheck {
-    async fn parse_query(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        query: &str,
-        variables: &Variables,
-        next: NextParseQuery<'_>,
-    ) -> ServerResult<ExecutableDocument> {
-        if query.len() > self.limits.max_query_bytes {
+impl Limits {
+    /// Checks the query's size, then parses it (the parse is kept for execution) and counts
+    /// its aliases. A query that does not parse is left to the schema, which reports where.
+    pub fn admit(&self, request: &mut Request) -> Result<Admitted, ServerError> {
+        if request.query.len() > self.max_query_bytes {
             return Err(limit_error(
                 "maxQueryBytes",
-                self.limits.max_query_bytes,
-                query.len(),
+                self.max_query_bytes,
+                Some(request.query.len()),
                 "query size in bytes",
             ));
         }
-        let doc = next.run(ctx, query, variables).await?;
-        let aliases = count_aliases(&doc);
-        if aliases > self.limits.max_aliases {
+        let Ok(doc) = request.parsed_query() else {
+            return Ok(Admitted::Limited);
+        };
+        let aliases = count_aliases(doc);
+        if aliases > self.max_aliases {
             return Err(limit_error(
                 "maxAliases",
-                self.limits.max_aliases,
-                aliases,
+                self.max_aliases,
+                Some(aliases),
                 "alias count",
             ));
         }
-        self.introspection_only
-            .store(is_introspection_only(&doc), Ordering::Relaxed);
-        Ok(doc)
+        Ok(if is_introspection_only(doc) {
+            Admitted::Introspection
+        } else {
+            Admitted::Limited
+        })
     }
 
-    async fn validation(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        next: NextValidation<'_>,
-    ) -> Result<ValidationResult, Vec<ServerError>> {
-        let result = next.run(ctx).await?;
-        if self.introspection_only.load(Ordering::Relaxed) {
-            return Ok(result);
+    /// Names the limit in async-graphql's own depth and complexity refusals.
+    pub fn explain(&self, mut response: Response) -> Response {
+        for error in &mut response.errors {
+            let (limit, max, what) = match error.message.as_str() {
+                "Query is nested too deep." => ("maxDepth", self.max_depth, "query depth"),
+                "Query is too complex." => {
+                    ("maxComplexity", self.max_complexity, "query complexity")
+                }
+                _ => continue,
+            };
+            if error.path.is_empty() {
+                *error = limit_error(limit, max, None, what);
+            }
         }
-        if result.depth > self.limits.max_depth {
-            return Err(vec![limit_error(
-                "maxDepth",
-                self.limits.max_depth,
-                result.depth,
-                "query depth",
-            )]);
-        }
-        if result.complexity > self.limits.max_complexity {
-            return Err(vec![limit_error(
-                "maxComplexity",
-                self.limits.max_complexity,
-                result.complexity,
-                "query complexity",
-            )]);
-        }
-        Ok(result)
+        response
     }
 }
 

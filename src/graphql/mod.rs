@@ -18,7 +18,10 @@ mod sync_log;
 use std::sync::Arc;
 
 use async_graphql::dataloader::DataLoader;
-use async_graphql::{Context, MergedObject, MergedSubscription, Request, Schema, SchemaBuilder};
+use async_graphql::{
+    Context, MergedObject, MergedSubscription, Request, Response, Schema, SchemaBuilder,
+};
+use futures_util::stream::{BoxStream, StreamExt};
 
 pub use codes::code_of;
 pub use error::{ApiError, ApiResult, Code};
@@ -70,24 +73,81 @@ fn builder(settings: &GraphqlSettings) -> SchemaBuilder<Query, Mutation, Subscri
         default: settings.default_page_size,
         max: settings.max_page_size,
     })
-    .extension(Limits::from(settings))
-    .extension(codes::ErrorCodes)
 }
 
-pub fn build_schema(
-    store: Store,
-    integrations: Arc<Integrations>,
-    engine: Arc<SyncEngine>,
-    settings: &GraphqlSettings,
-) -> TandemSchema {
-    builder(settings)
-        .data(store)
-        .data(integrations)
-        .data(engine)
-        .data(Arc::new(live::LiveCache::new(
-            std::time::Duration::from_secs(settings.panel_cache_secs),
-        )))
-        .finish()
+/// The schema as the transports use it. No async-graphql extension is installed: with one,
+/// every field of every answer resolves through its hook (a boxed future per extension per
+/// field), which cost a ticket with its panels 15 % of its throughput. The limits are checked
+/// and the error codes given around execution instead. The schema is built twice, with the
+/// depth and complexity limits and without them, for operations that only introspect
+/// (GraphiQL's introspection query is deeper than any sensible limit).
+#[derive(Clone)]
+pub struct Gateway {
+    limited: TandemSchema,
+    introspection: TandemSchema,
+    limits: Limits,
+}
+
+impl Gateway {
+    pub fn new(
+        store: Store,
+        integrations: Arc<Integrations>,
+        engine: Arc<SyncEngine>,
+        settings: &GraphqlSettings,
+    ) -> Self {
+        let cache = Arc::new(live::LiveCache::new(std::time::Duration::from_secs(
+            settings.panel_cache_secs,
+        )));
+        let build = |builder: SchemaBuilder<Query, Mutation, Subscription>| {
+            builder
+                .data(store.clone())
+                .data(integrations.clone())
+                .data(engine.clone())
+                .data(cache.clone())
+                .finish()
+        };
+        Self {
+            limited: build(
+                builder(settings)
+                    .limit_depth(settings.max_depth)
+                    .limit_complexity(settings.max_complexity),
+            ),
+            introspection: build(builder(settings)),
+            limits: Limits::from(settings),
+        }
+    }
+
+    /// The schema the request runs on, or why it is refused.
+    fn admit(&self, request: &mut Request) -> Result<&TandemSchema, async_graphql::ServerError> {
+        Ok(match self.limits.admit(request)? {
+            limits::Admitted::Limited => &self.limited,
+            limits::Admitted::Introspection => &self.introspection,
+        })
+    }
+
+    pub async fn execute(&self, mut request: Request) -> Response {
+        match self.admit(&mut request) {
+            Ok(schema) => codes::tag(self.limits.explain(schema.execute(request).await)),
+            Err(refused) => codes::tag(Response::from_errors(vec![refused])),
+        }
+    }
+
+    /// A subscription's answers, each with its error codes.
+    pub fn execute_stream(&self, mut request: Request) -> BoxStream<'static, Response> {
+        match self.admit(&mut request) {
+            Ok(schema) => {
+                let limits = self.limits;
+                schema
+                    .execute_stream(request)
+                    .map(move |response| codes::tag(limits.explain(response)))
+                    .boxed()
+            }
+            Err(refused) => {
+                let response = codes::tag(Response::from_errors(vec![refused]));
+                futures_util::stream::once(async { response }).boxed()
+            }
+        }
+    }
 }
 
 /// The schema as SDL, as `tandem export-schema` writes it.

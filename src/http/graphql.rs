@@ -222,7 +222,16 @@ async fn execute(
                 .collect(),
         ),
     };
-    let response = state.schema.execute_batch(batch).await;
+    let response = match batch {
+        BatchRequest::Single(request) => BatchResponse::Single(state.schema.execute(request).await),
+        BatchRequest::Batch(requests) => {
+            let mut responses = Vec::with_capacity(requests.len());
+            for request in requests {
+                responses.push(state.schema.execute(request).await);
+            }
+            BatchResponse::Batch(responses)
+        }
+    };
     match &response {
         BatchResponse::Single(r) => {
             let status = if kind == ResponseType::GraphqlResponse && is_request_error(r) {

@@ -14,13 +14,13 @@ use actix_web::web;
 
 use crate::auth::{AuthError, Authenticator, Viewer};
 use crate::config::{GraphqlSettings, WebSocketSettings};
-use crate::graphql::TandemSchema;
+use crate::graphql::Gateway;
 use crate::store::Store;
 
 /// What every handler shares; built once and cloned into each worker.
 #[derive(Clone)]
 pub struct AppState {
-    pub schema: TandemSchema,
+    pub schema: Gateway,
     pub store: Store,
     pub auth: Arc<Authenticator>,
     pub metrics: Arc<metrics::Metrics>,

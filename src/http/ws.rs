@@ -306,12 +306,11 @@ impl Connection {
             return Ok(());
         }
         let request = prepare(request, viewer, &self.state.store);
-        let schema = self.state.schema.clone();
+        let mut responses = self.state.schema.execute_stream(request);
         let tx = self.outgoing.0.clone();
         let mut session = self.session.clone();
         let task_id = id.clone();
         let task = actix_web::rt::spawn(async move {
-            let mut responses = schema.execute_stream(request);
             let mut first = true;
             while let Some(response) = responses.next().await {
                 if first && is_request_error(&response) {
