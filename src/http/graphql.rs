@@ -214,20 +214,17 @@ async fn execute(
     viewer: Viewer,
     batch: BatchRequest,
 ) -> HttpResponse {
-    let batch = match batch {
-        BatchRequest::Single(r) => BatchRequest::Single(prepare(r, viewer, &state.store)),
-        BatchRequest::Batch(rs) => BatchRequest::Batch(
-            rs.into_iter()
-                .map(|r| prepare(r, viewer.clone(), &state.store))
-                .collect(),
-        ),
+    let run = |request| {
+        state
+            .schema
+            .execute(prepare(request, viewer.clone(), &state.store))
     };
     let response = match batch {
-        BatchRequest::Single(request) => BatchResponse::Single(state.schema.execute(request).await),
+        BatchRequest::Single(request) => BatchResponse::Single(run(request).await),
         BatchRequest::Batch(requests) => {
             let mut responses = Vec::with_capacity(requests.len());
             for request in requests {
-                responses.push(state.schema.execute(request).await);
+                responses.push(run(request).await);
             }
             BatchResponse::Batch(responses)
         }

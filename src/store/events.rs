@@ -5,11 +5,12 @@
 use chrono::{DateTime, Utc};
 use entity::{sync_event, sync_failure, sync_history};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait,
-    QueryFilter, QueryOrder, QuerySelect,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect,
 };
 use serde::{Deserialize, Serialize};
 
+use super::locks;
 use super::peers::Notice;
 use super::{Store, StoreError, StoreResult};
 use crate::domain::{IntegrationStatus, Module};
@@ -77,17 +78,7 @@ pub(crate) async fn record(
     db: &impl ConnectionTrait,
     kind: SyncEventKind,
 ) -> StoreResult<SyncEvent> {
-    if db.get_database_backend() == DbBackend::Postgres {
-        // An id is drawn from the sequence at insert but seen only at commit, so without this
-        // a later id could commit first, and a follower reading the log then would step past
-        // the earlier one for good. Held until this transaction ends, the lock makes event
-        // ids commit in order (SQLite's single writer already does).
-        db.execute_unprepared(&format!(
-            "SELECT pg_advisory_xact_lock({})",
-            super::locks::LOG_KEY
-        ))
-        .await?;
-    }
+    locks::order_event_log(db).await?;
     let at = Utc::now();
     let payload = serde_json::to_string(&kind)
         .map_err(|e| StoreError::Db(sea_orm::DbErr::Custom(e.to_string())))?;

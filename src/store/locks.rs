@@ -7,15 +7,14 @@ use std::fs::{File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
 
 use sea_orm::sqlx::{self, Postgres, Row};
-use sea_orm::{ConnectionTrait, DbErr, Statement};
+use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement};
 
 use super::{Store, StoreError, StoreResult};
 
 /// Advisory lock keys; arbitrary, but fixed for the life of the schema.
 const ROUND_KEY: i64 = 0x7461_6e64_656d_0001;
 const WORKER_KEY: i64 = 0x7461_6e64_656d_0002;
-/// Orders the sync event log's commits (see `events::record`).
-pub(super) const LOG_KEY: i64 = 0x7461_6e64_656d_0003;
+const LOG_KEY: i64 = 0x7461_6e64_656d_0003;
 
 /// Where a database keeps its cross-process locks.
 #[derive(Clone, Debug)]
@@ -83,6 +82,19 @@ enum Held {
     /// An open file holding an exclusive lock, released when closed.
     File(#[allow(dead_code)] File),
     Nothing,
+}
+
+/// Makes sync event ids commit in the order they are drawn, from here to the end of the
+/// caller's transaction. On PostgreSQL an id is drawn from the sequence at insert but seen
+/// only at commit, so without this a later id could commit first, and a follower reading the
+/// log then would step past the earlier one for good. SQLite's single writer already orders
+/// them.
+pub(super) async fn order_event_log(db: &impl ConnectionTrait) -> StoreResult<()> {
+    if db.get_database_backend() == DbBackend::Postgres {
+        db.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({LOG_KEY})"))
+            .await?;
+    }
+    Ok(())
 }
 
 impl Store {
