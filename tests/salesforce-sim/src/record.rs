@@ -1,6 +1,6 @@
 //! Converting records between Salesforce's JSON and stored values, with field validation.
 
-use chrono::{DateTime, NaiveDate};
+use chrono::{DateTime, Datelike as _, NaiveDate, Timelike as _};
 use serde_json::{Map, Value as Json, json};
 
 use crate::error::ApiError;
@@ -21,6 +21,36 @@ pub fn parse_datetime(text: &str) -> Option<i64> {
         .or_else(|_| DateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f%z"))
         .ok()
         .map(|d| d.timestamp())
+}
+
+/// Writes a value as `to_json` would render it, straight into a JSON text.
+pub fn write_json(out: &mut Vec<u8>, value: &Value) {
+    use std::io::Write as _;
+    // Writing to a Vec<u8> cannot fail.
+    let _ = match value {
+        Value::Null => out.write_all(b"null"),
+        Value::Bool(b) => out.write_all(if *b { b"true" } else { b"false" }),
+        Value::Int(i) => write!(out, "{i}"),
+        Value::Num(n) => serde_json::to_writer(&mut *out, n).map_err(std::io::Error::other),
+        Value::Date(d) => write!(out, "\"{}\"", d.format("%Y-%m-%d")),
+        Value::DateTime(t) => {
+            let at = DateTime::from_timestamp(*t, 0).unwrap_or_default();
+            write!(
+                out,
+                "\"{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.000+0000\"",
+                at.year(),
+                at.month(),
+                at.day(),
+                at.hour(),
+                at.minute(),
+                at.second()
+            )
+        }
+        Value::Ref(..) => {
+            serde_json::to_writer(&mut *out, &value.id()).map_err(std::io::Error::other)
+        }
+        Value::Str(s) => serde_json::to_writer(&mut *out, s).map_err(std::io::Error::other),
+    };
 }
 
 pub fn to_json(value: &Value) -> Json {

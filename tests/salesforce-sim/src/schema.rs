@@ -109,6 +109,9 @@ pub struct SObject {
     pub plural: &'static str,
     pub prefix: &'static str,
     pub fields: Vec<Field>,
+    /// Field positions by API name as written, then by its lowercase form (names are
+    /// case-insensitive; the exact spelling is the common case and needs no allocation).
+    by_exact_name: HashMap<&'static str, usize>,
     by_name: HashMap<String, usize>,
 }
 
@@ -125,18 +128,27 @@ impl SObject {
             .enumerate()
             .map(|(i, f)| (f.name.to_ascii_lowercase(), i))
             .collect();
+        let by_exact_name = fields
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (f.name, i))
+            .collect();
         SObject {
             name,
             label,
             plural,
             prefix,
             fields,
+            by_exact_name,
             by_name,
         }
     }
 
     pub fn field_index(&self, name: &str) -> Option<usize> {
-        self.by_name.get(&name.to_ascii_lowercase()).copied()
+        match self.by_exact_name.get(name) {
+            Some(&i) => Some(i),
+            None => self.by_name.get(&name.to_ascii_lowercase()).copied(),
+        }
     }
 
     pub fn field(&self, name: &str) -> Option<&Field> {

@@ -75,13 +75,18 @@ fn cut_off() -> HttpResponse {
 }
 
 fn json_response(status: u16, body: Option<&Json>) -> HttpResponse {
+    text_response(status, body.map(Json::to_string))
+}
+
+/// A response whose body is JSON text already written.
+fn text_response(status: u16, body: Option<String>) -> HttpResponse {
     let mut builder = HttpResponse::build(
         StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
     );
     match body {
         Some(body) => builder
             .content_type("application/json;charset=UTF-8")
-            .body(body.to_string()),
+            .body(body),
         None => builder.finish(),
     }
 }
@@ -205,7 +210,7 @@ fn data(
             body,
             location,
         }) => {
-            let mut response = json_response(status, body.as_ref());
+            let mut response = text_response(status, body);
             if let Some(value) =
                 location.and_then(|l| actix_web::http::header::HeaderValue::from_str(&l).ok())
             {

@@ -28,14 +28,20 @@ impl Ctx {
     }
 }
 
+/// An answer: its status, its body as JSON text, and where a created record lives.
 pub struct Reply {
     pub status: u16,
-    pub body: Option<Json>,
+    pub body: Option<String>,
     pub location: Option<String>,
 }
 
 impl Reply {
     pub fn ok(body: Json) -> Self {
+        Reply::with(200, body)
+    }
+
+    /// A 200 whose JSON is already written (a query page, written record by record).
+    pub fn text(body: String) -> Self {
         Reply {
             status: 200,
             body: Some(body),
@@ -46,7 +52,7 @@ impl Reply {
     pub fn with(status: u16, body: Json) -> Self {
         Reply {
             status,
-            body: Some(body),
+            body: Some(body.to_string()),
             location: None,
         }
     }
@@ -57,9 +63,8 @@ impl Reply {
             .as_str()
             .map(|id| format!("/services/data/v{}/sobjects/{object}/{id}", ctx.version));
         Reply {
-            status: 201,
-            body: Some(body),
             location,
+            ..Reply::with(201, body)
         }
     }
 
@@ -135,7 +140,7 @@ fn query(sim: &Sim, ctx: &Ctx, all: bool, rest: &[&str]) -> Result<Reply, ApiErr
         [locator] => soql::more(&mut store, locator, ctx.batch, &ctx.version)?,
         _ => return Err(ApiError::not_found()),
     };
-    Ok(Reply::ok(body))
+    Ok(Reply::text(body))
 }
 
 fn resources(sim: &Sim, version: &str) -> Json {

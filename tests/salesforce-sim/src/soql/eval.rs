@@ -8,7 +8,7 @@ use serde_json::{Map, Value as Json};
 use super::bind::{BCond, Bound};
 use super::lexer::{LITERAL_PERCENT, LITERAL_UNDERSCORE};
 use super::parser::{Lit, Op};
-use crate::record::{attributes, to_json};
+use crate::record::{attributes, to_json, write_json};
 use crate::schema::{ObjIdx, Schema};
 use crate::store::{Store, Value};
 
@@ -174,6 +174,50 @@ impl Value {
             (Value::DateTime(x), Value::DateTime(y)) => x.cmp(y),
             _ => Ordering::Equal,
         }
+    }
+}
+
+/// A projection of the record's own fields only (no relationship paths), written straight
+/// into JSON text: the shape of every page a sync reads.
+pub struct Flat {
+    obj: ObjIdx,
+    fields: Vec<(&'static str, usize)>,
+}
+
+impl Flat {
+    pub fn of(obj: ObjIdx, fields: &[Bound]) -> Option<Flat> {
+        let object = Schema::get().object(obj);
+        let mut flat = Flat {
+            obj,
+            fields: Vec::with_capacity(fields.len()),
+        };
+        for field in fields {
+            let [name] = field.names[..] else {
+                return None;
+            };
+            let index = object.field_index(name)?;
+            if !flat.fields.iter().any(|(_, i)| *i == index) {
+                flat.fields.push((name, index));
+            }
+        }
+        Some(flat)
+    }
+
+    /// Writes the record as `project` would build it: attributes, then each field once.
+    pub fn write(&self, store: &Store, row: usize, version: &str, out: &mut Vec<u8>) {
+        use std::io::Write as _;
+        let name = Schema::get().object(self.obj).name;
+        // Writing to a Vec<u8> cannot fail.
+        let _ = write!(
+            out,
+            "{{\"attributes\":{{\"type\":\"{name}\",\"url\":\"/services/data/v{version}/sobjects/{name}/{}\"}}",
+            Store::id_of(self.obj, row)
+        );
+        for &(field, index) in &self.fields {
+            let _ = write!(out, ",\"{field}\":");
+            write_json(out, &store.value(self.obj, row, index));
+        }
+        out.push(b'}');
     }
 }
 
