@@ -103,7 +103,7 @@ impl WriteTxn<'_> {
 }
 
 /// SQLite page cache per connection, in KiB.
-const SQLITE_CACHE_KIB: u32 = 8 * 1024;
+const SQLITE_CACHE_KIB: u32 = 16 * 1024;
 
 impl Store {
     pub async fn connect(url: &DatabaseUrl) -> Result<Self, DbErr> {

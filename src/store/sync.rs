@@ -123,6 +123,49 @@ impl Store {
         Ok(rows.into_iter().map(|l| (l.desk_id, l)).collect())
     }
 
+    /// The desk ids linked to these Salesforce ids: the pairs alone, without the records the
+    /// links keep (a kilobyte each), for lookups that only translate ids.
+    pub async fn desk_ids_by_salesforce(
+        &self,
+        module: Module,
+        ids: &[String],
+    ) -> StoreResult<HashMap<String, i64>> {
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let rows = record_link::Entity::find()
+            .select_only()
+            .column(record_link::Column::SalesforceId)
+            .column(record_link::Column::DeskId)
+            .filter(record_link::Column::Module.eq(module.as_str()))
+            .filter(record_link::Column::SalesforceId.is_in(ids.iter().cloned()))
+            .into_tuple::<(String, i64)>()
+            .all(self.connection())
+            .await?;
+        Ok(rows.into_iter().collect())
+    }
+
+    /// The Salesforce ids linked to these desk ids, without the records the links keep.
+    pub async fn salesforce_ids_by_desk(
+        &self,
+        module: Module,
+        ids: &[i64],
+    ) -> StoreResult<HashMap<i64, String>> {
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let rows = record_link::Entity::find()
+            .select_only()
+            .column(record_link::Column::DeskId)
+            .column(record_link::Column::SalesforceId)
+            .filter(record_link::Column::Module.eq(module.as_str()))
+            .filter(record_link::Column::DeskId.is_in(ids.iter().copied()))
+            .into_tuple::<(i64, String)>()
+            .all(self.connection())
+            .await?;
+        Ok(rows.into_iter().collect())
+    }
+
     /// Salesforce ids of links that hold no read of their record (made before records were
     /// kept, or by a push not yet read back), marking them read as empty so that a record
     /// Salesforce no longer has is not asked for again.
@@ -319,14 +362,17 @@ impl SyncBatch<'_> {
         &mut self,
         all: Vec<ContactFields>,
     ) -> StoreResult<(Vec<(usize, ContactId)>, Vec<(usize, Invalid)>)> {
-        let wanted: Vec<AccountId> = all.iter().filter_map(|f| f.account_id).collect();
+        let wanted: std::collections::BTreeSet<AccountId> =
+            all.iter().filter_map(|f| f.account_id).collect();
         let live: std::collections::HashSet<AccountId> = account::Entity::find()
+            .select_only()
+            .column(account::Column::Id)
             .filter(account::Column::Id.is_in(wanted))
             .filter(account::Column::DeletedAt.is_null())
+            .into_tuple::<AccountId>()
             .all(&*self.txn)
             .await?
             .into_iter()
-            .map(|a| a.id)
             .collect();
         let now = Utc::now();
         let mut rejected = Vec::new();

@@ -77,8 +77,8 @@ pub struct SyncEngine {
 }
 
 /// The state one round works with.
-pub(super) struct Round<'a> {
-    pub client: &'a SalesforceClient,
+pub(super) struct Round {
+    pub client: Arc<SalesforceClient>,
     /// The connection generation the round started under.
     pub generation: u64,
     pub sync_type: SyncType,
@@ -87,7 +87,7 @@ pub(super) struct Round<'a> {
     pub accounts: Vec<Mapping>,
 }
 
-impl Round<'_> {
+impl Round {
     /// Stops the round when the connection it started under was replaced or removed.
     pub fn still_current(&self, integrations: &Integrations) -> Result<(), SyncError> {
         if integrations.generation() == self.generation {
@@ -151,14 +151,14 @@ impl SyncEngine {
         }
     }
 
-    async fn prepare<'a>(
+    async fn prepare(
         &self,
         current: &integration::Model,
-        client: &'a SalesforceClient,
+        client: &Arc<SalesforceClient>,
         generation: u64,
-    ) -> Result<Round<'a>, SyncError> {
+    ) -> Result<Round, SyncError> {
         Ok(Round {
-            client,
+            client: client.clone(),
             generation,
             sync_type: current.sync_type.parse().map_err(SyncError::WrongState)?,
             first_sync: current.first_sync == FirstSync::Running.as_str(),
@@ -214,7 +214,7 @@ impl SyncEngine {
     async fn round(
         &self,
         current: &integration::Model,
-        client: &SalesforceClient,
+        client: &Arc<SalesforceClient>,
         generation: u64,
     ) -> Result<RoundReport, SyncError> {
         let round = self.prepare(current, client, generation).await?;

@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 use super::SyncError;
 use super::desk::{self, DeskRecord};
 use super::engine::{Counts, Round, SyncEngine};
+use super::mapping::Mapping;
 use super::records::{
     AccountLinks, SalesforceValues, account_fields, apply_to_desk, contact_fields, from_salesforce,
     hash, reason_for,
@@ -31,6 +32,29 @@ struct Incoming {
 }
 
 impl Incoming {
+    /// What a page of Salesforce records says, in the mapped desk fields' terms. Pure work on
+    /// the records, done as pages arrive, beside the writing of the page before.
+    fn read(mappings: &[Mapping], records: Vec<Record>) -> Result<Vec<Incoming>, SyncError> {
+        records
+            .into_iter()
+            .map(|r| {
+                let values = from_salesforce(mappings, &r);
+                Ok(Incoming {
+                    id: r
+                        .get("Id")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_owned(),
+                    modstamp: datetime(&r, "SystemModstamp")?,
+                    last_modified: datetime(&r, "LastModifiedDate")?,
+                    hash: hash(&values),
+                    values,
+                    profile: profile(r),
+                })
+            })
+            .collect()
+    }
+
     /// Links the desk record to this Salesforce record as read, and resolves their failures.
     async fn link(
         &self,
@@ -70,7 +94,7 @@ const FIELD_LIST_BUDGET: usize = 8_000;
 /// shows. Compound fields (addresses, geolocations) repeat their parts, binary ones are not
 /// read, and neither are calculated or volatile ones; past the budget, other fields are left
 /// out rather than the query refused.
-async fn select_all(round: &Round<'_>, module: Module) -> Result<Select, SyncError> {
+async fn select_all(round: &Round, module: Module) -> Result<Select, SyncError> {
     let describe = round.client.describe(module.salesforce_object()).await?;
     let mut fields = vec!["Id", "SystemModstamp", "LastModifiedDate"];
     for m in round.mappings(module) {
@@ -117,11 +141,7 @@ fn datetime(record: &Record, field: &str) -> Result<DateTime<Utc>, SyncError> {
 }
 
 impl SyncEngine {
-    pub(super) async fn pull(
-        &self,
-        round: &Round<'_>,
-        module: Module,
-    ) -> Result<Counts, SyncError> {
+    pub(super) async fn pull(&self, round: &Round, module: Module) -> Result<Counts, SyncError> {
         let cursor_name = format!("pull:{module}");
         let cursor = self.store.cursor(&cursor_name).await?;
         let stamp = ident("SystemModstamp")?;
@@ -147,24 +167,31 @@ impl SyncEngine {
             };
         }
         let soql = select.order_by(&stamp, true).order_by(&id, true).build();
-        // The next page is fetched while this one is written: pages pass through a channel
-        // of one, so at most three pages are in memory.
+        // The next page is fetched and read on a task of its own while this one is written:
+        // pages pass through a channel of one, so at most three pages are in memory.
         let batch = self.settings.pull_batch;
-        let (pages, mut arrived) = tokio::sync::mpsc::channel::<Vec<Record>>(1);
-        let fetch = async move {
-            let mut records = std::pin::pin!(round.client.query(&soql));
+        let (pages, mut arrived) = tokio::sync::mpsc::channel::<Vec<Incoming>>(1);
+        let client = round.client.clone();
+        let mappings = round.mappings(module).to_vec();
+        let mut fetch = Task(tokio::spawn(async move {
+            let mut records = std::pin::pin!(client.query(&soql));
             let mut chunk = Vec::with_capacity(batch);
             while let Some(record) = records.try_next().await? {
                 chunk.push(record);
-                if chunk.len() >= batch && pages.send(std::mem::take(&mut chunk)).await.is_err() {
+                if chunk.len() >= batch
+                    && pages
+                        .send(Incoming::read(&mappings, std::mem::take(&mut chunk))?)
+                        .await
+                        .is_err()
+                {
                     return Ok(());
                 }
             }
             if !chunk.is_empty() {
-                let _ = pages.send(chunk).await;
+                let _ = pages.send(Incoming::read(&mappings, chunk)?).await;
             }
             Ok::<(), SyncError>(())
-        };
+        }));
         // Owning the receiver, a failed write drops it, and the fetch stops at its next send.
         let write = async move {
             let mut total = Counts::default();
@@ -179,7 +206,14 @@ impl SyncEngine {
             }
             Ok::<Counts, SyncError>(total)
         };
-        let (fetched, written) = tokio::join!(fetch, write);
+        let written = write.await;
+        let fetched = match (&mut fetch.0).await {
+            Ok(fetched) => fetched,
+            Err(failed) if failed.is_panic() => std::panic::resume_unwind(failed.into_panic()),
+            Err(_) => Err(SyncError::WrongState(
+                "the sync round was stopped while reading Salesforce".into(),
+            )),
+        };
         if let Err(SyncError::Upstream(SalesforceError::Api { error_code, .. })) = &fetched
             && error_code == "INVALID_FIELD"
         {
@@ -195,7 +229,7 @@ impl SyncEngine {
     /// Fetches these Salesforce records again and applies them, as a retry does.
     pub(super) async fn pull_ids(
         &self,
-        round: &Round<'_>,
+        round: &Round,
         module: Module,
         ids: &[String],
     ) -> Result<Counts, SyncError> {
@@ -212,40 +246,23 @@ impl SyncEngine {
                 ))
                 .build();
             let records: Vec<Record> = round.client.query(&soql).try_collect().await?;
-            total = add(total, self.apply(round, module, None, records).await?);
+            let incoming = Incoming::read(round.mappings(module), records)?;
+            total = add(total, self.apply(round, module, None, incoming).await?);
         }
         Ok(total)
     }
 
     /// Applies one page of Salesforce records in one desk transaction, moving the cursor
     /// (when given) to the page's last record in the same transaction.
-    pub(super) async fn apply(
+    async fn apply(
         &self,
-        round: &Round<'_>,
+        round: &Round,
         module: Module,
         cursor_name: Option<&str>,
-        records: Vec<Record>,
+        incoming: Vec<Incoming>,
     ) -> Result<Counts, SyncError> {
         round.still_current(&self.integrations)?;
         let mappings = round.mappings(module);
-        let incoming = records
-            .into_iter()
-            .map(|r| {
-                let values = from_salesforce(mappings, &r);
-                Ok(Incoming {
-                    id: r
-                        .get("Id")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
-                        .to_owned(),
-                    modstamp: datetime(&r, "SystemModstamp")?,
-                    last_modified: datetime(&r, "LastModifiedDate")?,
-                    hash: hash(&values),
-                    values,
-                    profile: profile(r),
-                })
-            })
-            .collect::<Result<Vec<_>, SyncError>>()?;
         let ids: Vec<String> = incoming.iter().map(|i| i.id.clone()).collect();
         let links = self.store.links_by_salesforce(module, &ids).await?;
         let mut accounts = self.account_links_for(module, &incoming).await?;
@@ -258,13 +275,10 @@ impl SyncEngine {
                 .values()
                 .filter_map(|d| d.values().get("accountId").and_then(Value::as_i64))
                 .collect();
-            for (desk_id, link) in self
+            accounts.to_salesforce = self
                 .store
-                .links_by_desk(Module::Accounts, &desk_accounts)
-                .await?
-            {
-                accounts.to_salesforce.insert(desk_id, link.salesforce_id);
-            }
+                .salesforce_ids_by_desk(Module::Accounts, &desk_accounts)
+                .await?;
         }
         let pending: HashSet<i64> = self.store.outbox_desk_ids(module, &linked_desk).await?;
 
@@ -284,8 +298,11 @@ impl SyncEngine {
             .collect();
         let mut candidates = desk::by_match_key(&self.store, module, &keys).await?;
         let candidate_ids: Vec<i64> = candidates.values().flatten().map(DeskRecord::id).collect();
-        let already_linked = self.store.links_by_desk(module, &candidate_ids).await?;
-        let mut claimed: HashSet<i64> = already_linked.keys().copied().collect();
+        let already_linked = self
+            .store
+            .salesforce_ids_by_desk(module, &candidate_ids)
+            .await?;
+        let mut claimed: HashSet<i64> = already_linked.into_keys().collect();
 
         let open_failures = self.store.has_open_failures(module).await?;
         let mut batch = self.store.begin_sync().await?;
@@ -545,7 +562,7 @@ impl SyncEngine {
     async fn first_match(
         &self,
         batch: &mut SyncBatch<'_>,
-        round: &Round<'_>,
+        round: &Round,
         module: Module,
         inc: &Incoming,
         desk_record: DeskRecord,
@@ -591,14 +608,20 @@ impl SyncEngine {
             .collect::<HashSet<_>>()
             .into_iter()
             .collect();
-        for (sf, link) in self
+        links.to_desk = self
             .store
-            .links_by_salesforce(Module::Accounts, &ids)
-            .await?
-        {
-            links.to_desk.insert(sf, link.desk_id);
-        }
+            .desk_ids_by_salesforce(Module::Accounts, &ids)
+            .await?;
         Ok(links)
+    }
+}
+
+/// A spawned task, stopped when its handle is dropped (a round given up mid-page).
+struct Task<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for Task<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

@@ -36,11 +36,7 @@ enum Plan {
 
 impl SyncEngine {
     /// Pushes the module's queued desk changes.
-    pub(super) async fn push(
-        &self,
-        round: &Round<'_>,
-        module: Module,
-    ) -> Result<Counts, SyncError> {
+    pub(super) async fn push(&self, round: &Round, module: Module) -> Result<Counts, SyncError> {
         let mut total = Counts::default();
         let mut last_seen = None;
         loop {
@@ -75,11 +71,7 @@ impl SyncEngine {
 
     /// Sends every live desk record that has no Salesforce twin yet, resuming after a crash
     /// from the last desk id it committed.
-    pub(super) async fn export(
-        &self,
-        round: &Round<'_>,
-        module: Module,
-    ) -> Result<Counts, SyncError> {
+    pub(super) async fn export(&self, round: &Round, module: Module) -> Result<Counts, SyncError> {
         let cursor_name = format!("export:{module}");
         let mut batches = 0u32;
         let mut after = self
@@ -121,7 +113,7 @@ impl SyncEngine {
     /// Sends one batch of desk records and records the outcome in one transaction.
     async fn send(
         &self,
-        round: &Round<'_>,
+        round: &Round,
         module: Module,
         ids: &[i64],
         upto: &HashMap<i64, i64>,
@@ -328,7 +320,7 @@ impl SyncEngine {
     /// (accounts): one match is updated and linked; several are a failure, not a guess.
     async fn match_in_salesforce(
         &self,
-        round: &Round<'_>,
+        round: &Round,
         module: Module,
         records: &HashMap<i64, DeskRecord>,
         plans: &mut [(i64, Plan)],
@@ -373,7 +365,7 @@ impl SyncEngine {
             }
         }
         let all: Vec<String> = found.values().flatten().cloned().collect();
-        let taken = self.store.links_by_salesforce(module, &all).await?;
+        let taken = self.store.desk_ids_by_salesforce(module, &all).await?;
         let mut sharing: HashMap<String, Vec<i64>> = HashMap::new();
         for (desk_id, plan) in plans.iter() {
             if matches!(plan, Plan::Create { .. })
@@ -404,7 +396,7 @@ impl SyncEngine {
                 .get(&key)
                 .into_iter()
                 .flatten()
-                .filter_map(|id| taken.get(id).map(|l| (id, l.desk_id)))
+                .filter_map(|id| taken.get(id).map(|&desk| (id, desk)))
                 .filter(|(_, other)| other != desk_id)
                 .collect();
             match free.as_slice() {
@@ -468,9 +460,10 @@ impl SyncEngine {
             .values()
             .filter_map(|r| r.values().get("accountId").and_then(Value::as_i64))
             .collect();
-        for (desk_id, link) in self.store.links_by_desk(Module::Accounts, &ids).await? {
-            links.to_salesforce.insert(desk_id, link.salesforce_id);
-        }
+        links.to_salesforce = self
+            .store
+            .salesforce_ids_by_desk(Module::Accounts, &ids)
+            .await?;
         Ok(links)
     }
 }
