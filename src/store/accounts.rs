@@ -63,6 +63,9 @@ impl Store {
     }
 
     pub async fn accounts_by_ids(&self, ids: &[AccountId]) -> StoreResult<Vec<account::Model>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
         Ok(Accounts::find()
             .filter(Column::Id.is_in(ids.iter().copied()))
             .all(self.connection())

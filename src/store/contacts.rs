@@ -83,6 +83,9 @@ impl Store {
     }
 
     pub async fn contacts_by_ids(&self, ids: &[ContactId]) -> StoreResult<Vec<contact::Model>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
         Ok(Contacts::find()
             .filter(Column::Id.is_in(ids.iter().copied()))
             .all(self.connection())

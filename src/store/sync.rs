@@ -240,6 +240,9 @@ impl Store {
         module: Module,
         ids: &[i64],
     ) -> StoreResult<std::collections::HashSet<i64>> {
+        if ids.is_empty() {
+            return Ok(Default::default());
+        }
         let rows = outbox::Entity::find()
             .select_only()
             .column(outbox::Column::DeskId)
@@ -306,6 +309,9 @@ impl Store {
 
     /// Desk contacts (recycle bin included) whose email matches one of these, ignoring case.
     pub async fn contacts_by_emails(&self, emails: &[String]) -> StoreResult<Vec<contact::Model>> {
+        if emails.is_empty() {
+            return Ok(Vec::new());
+        }
         Ok(contact::Entity::find()
             .filter(contact::Column::EmailKey.is_in(emails.iter().map(|e| e.trim().to_lowercase())))
             .all(self.connection())
@@ -314,6 +320,9 @@ impl Store {
 
     /// Desk accounts (recycle bin included) named one of these, ignoring case.
     pub async fn accounts_by_names(&self, names: &[String]) -> StoreResult<Vec<account::Model>> {
+        if names.is_empty() {
+            return Ok(Vec::new());
+        }
         Ok(account::Entity::find()
             .filter(account::Column::NameKey.is_in(names.iter().map(|n| n.trim().to_lowercase())))
             .all(self.connection())

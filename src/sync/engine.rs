@@ -308,6 +308,12 @@ impl SyncEngine {
     }
 }
 
+/// Whether the planner's statistics are due after this many batches of a bulk phase: after
+/// 10, 20, 40, … — as often as the tables double.
+pub(super) fn statistics_due(batches: u32) -> bool {
+    batches.is_multiple_of(10) && (batches / 10).is_power_of_two()
+}
+
 fn idle(why: &str) -> RoundReport {
     RoundReport {
         idle: Some(why.to_owned()),

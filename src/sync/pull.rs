@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 
 use super::SyncError;
 use super::desk::{self, DeskRecord};
-use super::engine::{Counts, Round, SyncEngine};
+use super::engine::{Counts, Round, SyncEngine, statistics_due};
 use super::mapping::Mapping;
 use super::records::{
     AccountLinks, SalesforceValues, account_fields, apply_to_desk, contact_fields, from_salesforce,
@@ -198,7 +198,7 @@ impl SyncEngine {
             let mut batches = 0u32;
             while let Some(chunk) = arrived.recv().await {
                 batches += 1;
-                if batches.is_multiple_of(10) {
+                if statistics_due(batches) {
                     self.store.refresh_statistics().await?;
                 }
                 let counts = self.apply(round, module, Some(&cursor_name), chunk).await;

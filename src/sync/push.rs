@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::SyncError;
 use super::desk::{self, DeskRecord};
-use super::engine::{Counts, Round, SyncEngine};
+use super::engine::{Counts, Round, SyncEngine, statistics_due};
 use super::records::{AccountLinks, hash, to_salesforce};
 use crate::domain::{Direction, FailureReason, Module, SalesforceId};
 use crate::salesforce::soql::{Condition, Ident, Literal, Select};
@@ -88,7 +88,7 @@ impl SyncEngine {
                 .await?;
             let Some(&last) = ids.last() else { break };
             batches += 1;
-            if batches.is_multiple_of(10) {
+            if statistics_due(batches) {
                 self.store.refresh_statistics().await?;
             }
             let counts = self
