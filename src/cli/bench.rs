@@ -376,87 +376,91 @@ async fn same_rows_rate(
     base: &Option<String>,
     dir: &std::path::Path,
 ) -> anyhow::Result<f64> {
-    use entity::{account, record_link};
+    use entity::account;
+
+    let url = fresh_database(base, dir, "same").await?;
+    let target = open_store(&settings_for(dir, url)).await?;
+    let (from, to) = (source.connection(), target.connection());
+    let mut copied = Copied::default();
+    copy_module::<account::Entity, _>(
+        from,
+        to,
+        Module::Accounts,
+        account::Column::Id,
+        |a: &account::Model| a.id.0,
+        &mut copied,
+    )
+    .await?;
+    copy_module::<contact::Entity, _>(
+        from,
+        to,
+        Module::Contacts,
+        contact::Column::Id,
+        |c: &contact::Model| c.id.0,
+        &mut copied,
+    )
+    .await?;
+    Ok(copied.records.max(1) as f64 / copied.spent.as_secs_f64().max(1e-9))
+}
+
+/// Records copied, and the time their inserts took.
+#[derive(Default)]
+struct Copied {
+    records: usize,
+    spent: Duration,
+}
+
+/// Copies one module's desk records with their links, 1,000 records a transaction.
+async fn copy_module<E, A>(
+    from: &sea_orm::DatabaseConnection,
+    to: &sea_orm::DatabaseConnection,
+    module: Module,
+    id: E::Column,
+    id_of: impl Fn(&E::Model) -> i64,
+    copied: &mut Copied,
+) -> anyhow::Result<()>
+where
+    E: EntityTrait<ActiveModel = A>,
+    E::Model: sea_orm::IntoActiveModel<A>,
+    A: sea_orm::ActiveModelTrait<Entity = E> + Send,
+{
+    use entity::record_link;
     use sea_orm::{
         ActiveModelTrait, ColumnTrait, IntoActiveModel, QueryFilter, QueryOrder, QuerySelect,
     };
 
-    let url = fresh_database(base, dir, "same").await?;
-    let target = open_store(&settings_for(dir, url)).await?;
-    let db = target.connection();
-    let from = source.connection();
-    let mut records = 0usize;
-    let mut spent = Duration::ZERO;
-    for module in [Module::Accounts, Module::Contacts] {
-        let mut after = 0i64;
-        loop {
-            let (rows, last) = match module {
-                Module::Accounts => {
-                    let page = account::Entity::find()
-                        .filter(account::Column::Id.gt(after))
-                        .order_by_asc(account::Column::Id)
-                        .limit(1000)
-                        .all(from)
-                        .await?;
-                    let last = page.last().map(|a| a.id.0);
-                    (Rows::Accounts(page), last)
-                }
-                Module::Contacts => {
-                    let page = contact::Entity::find()
-                        .filter(contact::Column::Id.gt(after))
-                        .order_by_asc(contact::Column::Id)
-                        .limit(1000)
-                        .all(from)
-                        .await?;
-                    let last = page.last().map(|c| c.id.0);
-                    (Rows::Contacts(page), last)
-                }
-            };
-            let Some(last) = last else { break };
-            let links = record_link::Entity::find()
-                .filter(record_link::Column::Module.eq(module.as_str()))
-                .filter(record_link::Column::DeskId.gt(after))
-                .filter(record_link::Column::DeskId.lte(last))
-                .all(from)
-                .await?;
-            let links = links.into_iter().map(|l| l.into_active_model().reset_all());
-            let started = Instant::now();
-            let txn = db.begin().await?;
-            records += match rows {
-                Rows::Accounts(page) => {
-                    let n = page.len();
-                    account::Entity::insert_many(
-                        page.into_iter().map(|a| a.into_active_model().reset_all()),
-                    )
-                    .exec_without_returning(&txn)
-                    .await?;
-                    n
-                }
-                Rows::Contacts(page) => {
-                    let n = page.len();
-                    contact::Entity::insert_many(
-                        page.into_iter().map(|c| c.into_active_model().reset_all()),
-                    )
-                    .exec_without_returning(&txn)
-                    .await?;
-                    n
-                }
-            };
-            record_link::Entity::insert_many(links)
-                .exec_without_returning(&txn)
-                .await?;
-            txn.commit().await?;
-            spent += started.elapsed();
-            after = last;
-        }
+    let mut after = 0i64;
+    loop {
+        let page = E::find()
+            .filter(id.gt(after))
+            .order_by_asc(id)
+            .limit(1000)
+            .all(from)
+            .await?;
+        let Some(last) = page.last().map(&id_of) else {
+            return Ok(());
+        };
+        let links = record_link::Entity::find()
+            .filter(record_link::Column::Module.eq(module.as_str()))
+            .filter(record_link::Column::DeskId.gt(after))
+            .filter(record_link::Column::DeskId.lte(last))
+            .all(from)
+            .await?;
+        let started = Instant::now();
+        let txn = to.begin().await?;
+        copied.records += page.len();
+        E::insert_many(page.into_iter().map(|r| r.into_active_model().reset_all()))
+            .exec_without_returning(&txn)
+            .await?;
+        record_link::Entity::insert_many(
+            links.into_iter().map(|l| l.into_active_model().reset_all()),
+        )
+        .exec_without_returning(&txn)
+        .await?;
+        txn.commit().await?;
+        copied.spent += started.elapsed();
+        after = last;
     }
-    Ok(records.max(1) as f64 / spent.as_secs_f64().max(1e-9))
-}
-
-/// A page of desk records of one module.
-enum Rows {
-    Accounts(Vec<entity::account::Model>),
-    Contacts(Vec<contact::Model>),
 }
 
 /// The run's id: the random part of its scratch directory's name.

@@ -130,19 +130,9 @@ impl Store {
         module: Module,
         ids: &[String],
     ) -> StoreResult<HashMap<String, i64>> {
-        if ids.is_empty() {
-            return Ok(HashMap::new());
-        }
-        let rows = record_link::Entity::find()
-            .select_only()
-            .column(record_link::Column::SalesforceId)
-            .column(record_link::Column::DeskId)
-            .filter(record_link::Column::Module.eq(module.as_str()))
-            .filter(record_link::Column::SalesforceId.is_in(ids.iter().cloned()))
-            .into_tuple::<(String, i64)>()
-            .all(self.connection())
-            .await?;
-        Ok(rows.into_iter().collect())
+        use record_link::Column::{DeskId, SalesforceId};
+        self.link_pairs(module, SalesforceId, DeskId, ids.iter().cloned())
+            .await
     }
 
     /// The Salesforce ids linked to these desk ids, without the records the links keep.
@@ -151,16 +141,33 @@ impl Store {
         module: Module,
         ids: &[i64],
     ) -> StoreResult<HashMap<i64, String>> {
-        if ids.is_empty() {
+        use record_link::Column::{DeskId, SalesforceId};
+        self.link_pairs(module, DeskId, SalesforceId, ids.iter().copied())
+            .await
+    }
+
+    /// `key → value` for the links of a module whose `key` is one of `keys`.
+    async fn link_pairs<K, V>(
+        &self,
+        module: Module,
+        key: record_link::Column,
+        value: record_link::Column,
+        keys: impl ExactSizeIterator<Item = impl Into<sea_orm::Value>>,
+    ) -> StoreResult<HashMap<K, V>>
+    where
+        (K, V): sea_orm::TryGetableMany,
+        K: Eq + std::hash::Hash,
+    {
+        if keys.len() == 0 {
             return Ok(HashMap::new());
         }
         let rows = record_link::Entity::find()
             .select_only()
-            .column(record_link::Column::DeskId)
-            .column(record_link::Column::SalesforceId)
+            .column(key)
+            .column(value)
             .filter(record_link::Column::Module.eq(module.as_str()))
-            .filter(record_link::Column::DeskId.is_in(ids.iter().copied()))
-            .into_tuple::<(i64, String)>()
+            .filter(key.is_in(keys))
+            .into_tuple::<(K, V)>()
             .all(self.connection())
             .await?;
         Ok(rows.into_iter().collect())
