@@ -8,11 +8,19 @@ use crate::ids;
 use crate::schema::{Field, Kind, ObjIdx, SObject, Schema};
 use crate::store::{Change, Store, Value};
 
+/// Salesforce's datetime form, `yyyy-MM-ddTHH:mm:ss.000+0000` (written by parts: a query
+/// page holds thousands).
 pub fn format_datetime(secs: i64) -> String {
-    DateTime::from_timestamp(secs, 0)
-        .unwrap_or_default()
-        .format("%Y-%m-%dT%H:%M:%S.000+0000")
-        .to_string()
+    let at = DateTime::from_timestamp(secs, 0).unwrap_or_default();
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.000+0000",
+        at.year(),
+        at.month(),
+        at.day(),
+        at.hour(),
+        at.minute(),
+        at.second()
+    )
 }
 
 /// Accepts `yyyy-MM-ddTHH:mm:ss(.SSS)?(Z|±HH:mm|±HHmm)`.
@@ -23,7 +31,8 @@ pub fn parse_datetime(text: &str) -> Option<i64> {
         .map(|d| d.timestamp())
 }
 
-/// Writes a value as `to_json` would render it, straight into a JSON text.
+/// Writes a value as `to_json` renders it, straight into a JSON text: text and scalars
+/// directly, values that become text (dates, ids) through `to_json`.
 pub fn write_json(out: &mut Vec<u8>, value: &Value) {
     use std::io::Write as _;
     // Writing to a Vec<u8> cannot fail.
@@ -31,25 +40,8 @@ pub fn write_json(out: &mut Vec<u8>, value: &Value) {
         Value::Null => out.write_all(b"null"),
         Value::Bool(b) => out.write_all(if *b { b"true" } else { b"false" }),
         Value::Int(i) => write!(out, "{i}"),
-        Value::Num(n) => serde_json::to_writer(&mut *out, n).map_err(std::io::Error::other),
-        Value::Date(d) => write!(out, "\"{}\"", d.format("%Y-%m-%d")),
-        Value::DateTime(t) => {
-            let at = DateTime::from_timestamp(*t, 0).unwrap_or_default();
-            write!(
-                out,
-                "\"{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.000+0000\"",
-                at.year(),
-                at.month(),
-                at.day(),
-                at.hour(),
-                at.minute(),
-                at.second()
-            )
-        }
-        Value::Ref(..) => {
-            serde_json::to_writer(&mut *out, &value.id()).map_err(std::io::Error::other)
-        }
         Value::Str(s) => serde_json::to_writer(&mut *out, s).map_err(std::io::Error::other),
+        other => serde_json::to_writer(&mut *out, &to_json(other)).map_err(std::io::Error::other),
     };
 }
 
