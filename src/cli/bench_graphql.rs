@@ -160,12 +160,29 @@ async fn load(
     Ok((rate, all))
 }
 
-fn report(name: &str, rate: f64, latencies: &[Duration]) {
+/// `load`, with the CPU time the server spent per request: steadier than the rate on a
+/// machine whose two cores the load loop shares.
+async fn measure(
+    api: &Api,
+    server: &Server,
+    name: &str,
+    options: &GraphqlBenchOptions,
+    make: impl Fn(usize) -> Value + Sync,
+) -> anyhow::Result<f64> {
+    let pid = server.child.id().to_string();
+    let cpu_before = cpu_ms(&pid);
+    let (rate, latencies) = load(api, options.seconds, options.concurrency, make).await?;
+    let cpu = cpu_ms(&pid).zip(cpu_before).map(|(a, b)| a - b);
     println!(
-        "  {name}: {rate:.0} requests/s, p50 {:.2} ms, p99 {:.2} ms",
-        percentile(latencies, 50.0).as_secs_f64() * 1e3,
-        percentile(latencies, 99.0).as_secs_f64() * 1e3
+        "  {name}: {rate:.0} requests/s, p50 {:.2} ms, p99 {:.2} ms; server CPU {} per request",
+        percentile(&latencies, 50.0).as_secs_f64() * 1e3,
+        percentile(&latencies, 99.0).as_secs_f64() * 1e3,
+        cpu.map_or_else(
+            || "unknown".to_owned(),
+            |ms| format!("{:.0} µs", ms as f64 * 1e3 / latencies.len().max(1) as f64)
+        )
     );
+    Ok(rate)
 }
 
 pub async fn graphql(options: GraphqlBenchOptions) -> anyhow::Result<()> {
@@ -231,22 +248,22 @@ pub async fn graphql(options: GraphqlBenchOptions) -> anyhow::Result<()> {
         options.concurrency,
         options.seconds
     );
-    let (base_rate, base) = load(
+    let base_rate = measure(
         &api,
-        options.seconds,
-        options.concurrency,
+        &server,
+        "{ __typename }",
+        &options,
         |_| json!({ "query": "{ __typename }" }),
     )
     .await?;
-    report("{ __typename }", base_rate, &base);
-    let (rate, panels) = load(
+    let rate = measure(
         &api,
-        options.seconds,
-        options.concurrency,
+        &server,
+        "ticket with every panel",
+        &options,
         |n| json!({ "query": TICKET, "variables": { "id": tickets[n % tickets.len()] } }),
     )
     .await?;
-    report("ticket with every panel", rate, &panels);
     println!("  ratio: {:.2}", rate / base_rate);
 
     fan_out(&api, &server, options.subscribers).await?;

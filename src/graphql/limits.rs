@@ -6,6 +6,7 @@
 use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
 use async_graphql::{ErrorExtensions, Request, Response, ServerError};
 
+use super::documents::Documents;
 use crate::config::GraphqlSettings;
 
 #[derive(Debug, Clone, Copy)]
@@ -55,9 +56,14 @@ pub enum Admitted {
 }
 
 impl Limits {
-    /// Checks the query's size, then parses it (the parse is kept for execution) and counts
-    /// its aliases. A query that does not parse is left to the schema, which reports where.
-    pub fn admit(&self, request: &mut Request) -> Result<Admitted, ServerError> {
+    /// Checks the query's size, then parses it (the parse is kept for execution, and in
+    /// `documents` for the next request with the same text) and counts its aliases. A query
+    /// that does not parse is left to the schema, which reports where.
+    pub fn admit(
+        &self,
+        request: &mut Request,
+        documents: &Documents,
+    ) -> Result<Admitted, ServerError> {
         if request.query.len() > self.max_query_bytes {
             return Err(limit_error(
                 "maxQueryBytes",
@@ -66,7 +72,7 @@ impl Limits {
                 "query size in bytes",
             ));
         }
-        let Ok(doc) = request.parsed_query() else {
+        let Some(doc) = documents.fill(request) else {
             return Ok(Admitted::Limited);
         };
         let aliases = count_aliases(doc);

@@ -4,6 +4,7 @@
 mod admin;
 mod codes;
 mod desk;
+mod documents;
 mod error;
 mod events;
 mod integration;
@@ -18,6 +19,7 @@ mod sync_log;
 use std::sync::Arc;
 
 use async_graphql::dataloader::DataLoader;
+use async_graphql::parser::types::ExecutableDocument;
 use async_graphql::{
     Context, MergedObject, MergedSubscription, Request, Response, Schema, SchemaBuilder,
 };
@@ -86,6 +88,7 @@ pub struct Gateway {
     limited: TandemSchema,
     introspection: TandemSchema,
     limits: Limits,
+    documents: Arc<documents::Documents>,
 }
 
 impl Gateway {
@@ -114,12 +117,23 @@ impl Gateway {
             ),
             introspection: build(builder(settings)),
             limits: Limits::from(settings),
+            documents: Arc::default(),
         }
+    }
+
+    /// The request's parsed document, its text parsed only the first time it is seen (see
+    /// `documents`); `None` when it does not parse or is over the size limit (execution
+    /// refuses it then, saying why).
+    pub fn parsed<'r>(&self, request: &'r mut Request) -> Option<&'r ExecutableDocument> {
+        if request.query.len() > self.limits.max_query_bytes {
+            return None;
+        }
+        self.documents.fill(request)
     }
 
     /// The schema the request runs on, or why it is refused.
     fn admit(&self, request: &mut Request) -> Result<&TandemSchema, async_graphql::ServerError> {
-        Ok(match self.limits.admit(request)? {
+        Ok(match self.limits.admit(request, &self.documents)? {
             limits::Admitted::Limited => &self.limited,
             limits::Admitted::Introspection => &self.introspection,
         })

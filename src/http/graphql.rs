@@ -186,7 +186,7 @@ pub async fn get(
         Err(message) => return bad_request(kind, &message),
     };
     let operation_name = request.operation_name.clone();
-    if let Ok(doc) = request.parsed_query() {
+    if let Some(doc) = state.schema.parsed(&mut request) {
         let operation = match &operation_name {
             Some(name) => doc
                 .operations

@@ -202,6 +202,60 @@ async fn queries_run_over_get_but_mutations_do_not() {
     );
 }
 
+/// The gateway keeps parsed documents by their text; each request still runs the operation
+/// it names, with its own variables, and GET still refuses a document's mutation.
+#[tokio::test]
+async fn requests_sharing_a_document_each_run_the_operation_they_name() {
+    let app = spawn_app().await;
+    let text = "query Mine { me { agentId } } query Kind { __typename } \
+                mutation Make($name: String!) { createAccount(input: { name: $name }) { name } }";
+    let batch = json!([
+        { "query": text, "operationName": "Mine" },
+        { "query": text, "operationName": "Kind" },
+        { "query": text, "operationName": "Make", "variables": { "name": "First" } },
+        { "query": text, "operationName": "Make", "variables": { "name": "Second" } },
+        { "query": text },
+    ]);
+    let body: Value = post(&app, Some(JSON), Some(JSON), &batch.to_string())
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body[0], json!({ "data": { "me": { "agentId": "1" } } }));
+    assert_eq!(body[1], json!({ "data": { "__typename": "Query" } }));
+    assert_eq!(body[2]["data"]["createAccount"]["name"], "First");
+    assert_eq!(body[3]["data"]["createAccount"]["name"], "Second");
+    assert_eq!(
+        body[4]["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
+        "several operations and no name: {body}"
+    );
+    let get = |operation: &'static str| {
+        app.client
+            .get(app.graphql_url())
+            .query(&[
+                ("query", text),
+                ("operationName", operation),
+                ("variables", r#"{"name":"Third"}"#),
+            ])
+            .bearer_auth(app.token("Agent"))
+            .send()
+    };
+    let kind = get("Kind").await.unwrap();
+    assert_eq!(kind.status(), 200);
+    assert_eq!(
+        kind.json::<Value>().await.unwrap(),
+        json!({ "data": { "__typename": "Query" } })
+    );
+    assert_eq!(get("Make").await.unwrap().status(), 405);
+    let names = app
+        .gql_ok("{ accounts { nodes { name } } }", json!({}))
+        .await;
+    assert_eq!(
+        names["accounts"]["nodes"],
+        json!([{ "name": "First" }, { "name": "Second" }])
+    );
+}
+
 #[tokio::test]
 async fn a_batch_runs_each_operation_and_is_bounded() {
     let app = spawn_app_with(|s| s.graphql.max_batch = 3).await;
