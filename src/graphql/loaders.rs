@@ -64,26 +64,14 @@ impl Loader<LinkOf> for DeskLoader {
     type Error = Arc<StoreError>;
 
     async fn load(&self, keys: &[LinkOf]) -> Result<HashMap<LinkOf, Self::Value>, Self::Error> {
-        let mut found = HashMap::new();
-        for module in [
-            crate::domain::Module::Contacts,
-            crate::domain::Module::Accounts,
-        ] {
-            let ids: Vec<i64> = keys.iter().filter(|k| k.0 == module).map(|k| k.1).collect();
-            if ids.is_empty() {
-                continue;
-            }
-            let links = self
-                .store
-                .links_by_desk(module, &ids)
-                .await
-                .map_err(Arc::new)?;
-            found.extend(
-                links
-                    .into_iter()
-                    .map(|(desk, link)| (LinkOf(module, desk), link)),
-            );
-        }
-        Ok(found)
+        let links = self
+            .store
+            .links_of(keys.iter().map(|&LinkOf(module, id)| (module, id)))
+            .await
+            .map_err(Arc::new)?;
+        Ok(links
+            .into_iter()
+            .map(|((module, id), link)| (LinkOf(module, id), link))
+            .collect())
     }
 }

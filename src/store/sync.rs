@@ -112,15 +112,45 @@ impl Store {
         module: Module,
         ids: &[i64],
     ) -> StoreResult<HashMap<i64, record_link::Model>> {
+        let links = self.links_of(ids.iter().map(|&id| (module, id))).await?;
+        Ok(links
+            .into_iter()
+            .map(|((_, desk_id), link)| (desk_id, link))
+            .collect())
+    }
+
+    /// The links of these desk records, of either module, in one statement.
+    pub async fn links_of(
+        &self,
+        records: impl IntoIterator<Item = (Module, i64)>,
+    ) -> StoreResult<HashMap<(Module, i64), record_link::Model>> {
+        let mut ids: HashMap<Module, Vec<i64>> = HashMap::new();
+        for (module, id) in records {
+            ids.entry(module).or_default().push(id);
+        }
         if ids.is_empty() {
             return Ok(HashMap::new());
         }
+        let mut any = sea_orm::Condition::any();
+        for (module, ids) in &ids {
+            any = any.add(
+                record_link::Column::Module
+                    .eq(module.as_str())
+                    .and(record_link::Column::DeskId.is_in(ids.iter().copied())),
+            );
+        }
         let rows = record_link::Entity::find()
-            .filter(record_link::Column::Module.eq(module.as_str()))
-            .filter(record_link::Column::DeskId.is_in(ids.iter().copied()))
+            .filter(any)
             .all(self.connection())
             .await?;
-        Ok(rows.into_iter().map(|l| (l.desk_id, l)).collect())
+        let mut links = HashMap::with_capacity(rows.len());
+        for link in rows {
+            // Every row matched one of the modules asked about.
+            if let Some(&module) = ids.keys().find(|m| m.as_str() == link.module) {
+                links.insert((module, link.desk_id), link);
+            }
+        }
+        Ok(links)
     }
 
     /// The desk ids linked to these Salesforce ids: the pairs alone, without the records the
