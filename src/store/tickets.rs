@@ -89,6 +89,18 @@ impl Store {
         Ok(Tickets::find_by_id(id).one(self.connection()).await?)
     }
 
+    /// A ticket and its requester, in one statement; the requester is `None` when the
+    /// ticket has none or the contact was purged.
+    pub async fn ticket_with_contact(
+        &self,
+        id: TicketId,
+    ) -> StoreResult<Option<(ticket::Model, Option<entity::contact::Model>)>> {
+        Ok(Tickets::find_by_id(id)
+            .find_also_related(entity::contact::Entity)
+            .one(self.connection())
+            .await?)
+    }
+
     pub async fn tickets(
         &self,
         filter: &TicketFilter,

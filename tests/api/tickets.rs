@@ -119,3 +119,56 @@ async fn listing_tickets_batches_the_records_they_point_to() {
             .all(|n| n["contact"]["account"]["name"] == "Acme")
     );
 }
+
+#[tokio::test]
+async fn an_opened_ticket_shows_its_requester_from_the_bin_and_none_once_purged() {
+    let app = spawn_app().await;
+    let contact = app.create_contact(json!({ "lastName": "Lovelace" })).await;
+    let created = app
+        .gql_ok(
+            "mutation($c: ID!) { createTicket(input: { subject: \"Refund\", contactId: $c }) { id } }",
+            json!({ "c": contact["id"] }),
+        )
+        .await;
+    let id = &created["createTicket"]["id"];
+    // The requester however the query reaches it: by name, aliased, through fragments.
+    let open = || {
+        app.gql_ok(
+            "query($id: ID!) { ticket(id: $id) { subject contact { lastName deletedAt } who: contact { lastName } ...Requester ... on Ticket { again: contact { lastName } } } }
+             fragment Requester on Ticket { viaFragment: contact { lastName } }",
+            json!({ "id": id }),
+        )
+    };
+    let ticket = open().await;
+    assert_eq!(ticket["ticket"]["contact"]["lastName"], "Lovelace");
+    assert!(ticket["ticket"]["contact"]["deletedAt"].is_null());
+    for alias in ["who", "viaFragment", "again"] {
+        assert_eq!(ticket["ticket"][alias]["lastName"], "Lovelace", "{alias}");
+    }
+
+    app.gql_ok(
+        "mutation($id: ID!) { deleteContact(id: $id) { id } }",
+        json!({ "id": contact["id"] }),
+    )
+    .await;
+    let binned = open().await;
+    assert_eq!(binned["ticket"]["contact"]["lastName"], "Lovelace");
+    assert!(binned["ticket"]["contact"]["deletedAt"].is_string());
+
+    app.gql_ok(
+        "mutation($id: ID!) { purgeContact(id: $id) }",
+        json!({ "id": contact["id"] }),
+    )
+    .await;
+    let purged = open().await;
+    assert_eq!(purged["ticket"]["subject"], "Refund");
+    assert!(purged["ticket"]["contact"].is_null(), "{purged}");
+    assert!(purged["ticket"]["who"].is_null());
+    let missing = app
+        .gql_ok(
+            "{ ticket(id: \"999\") { contact { lastName } } }",
+            json!({}),
+        )
+        .await;
+    assert!(missing["ticket"].is_null());
+}
