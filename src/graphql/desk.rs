@@ -664,8 +664,13 @@ impl DeskQuery {
         let Some((model, requester)) = ctx.store().ticket_with_contact(id).await? else {
             return Ok(None);
         };
+        // A contact id with no contact read is left to `Ticket.contact`, which says why.
+        let requester = match (model.contact_id, requester) {
+            (Some(_), None) => None,
+            (_, requester) => Some(requester),
+        };
         Ok(Some(Ticket {
-            requester: Some(requester),
+            requester,
             ..Ticket::try_from(model)?
         }))
     }

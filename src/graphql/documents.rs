@@ -5,24 +5,37 @@
 //! they depend on the variables, the viewer and the data.
 //!
 //! Two generations bound the memory: lookups read the current one, then the previous one
-//! (moving a hit into the current one); when the current one holds `GENERATION_BYTES` of
-//! query text it becomes the previous one and the oldest generation is dropped. An operation
-//! in use stays; one not asked for during two generations goes.
+//! (moving a hit into the current one); when the current one holds `GENERATION_BYTES` it
+//! becomes the previous one and the oldest generation is dropped. An operation in use stays;
+//! one not asked for during two generations goes. A document is kept only once the request
+//! limits admit it, and is charged by its size, estimated from its text and its nodes (a
+//! short field name in the text is a few hundred bytes of parse).
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use async_graphql::Request;
 use async_graphql::parser::types::ExecutableDocument;
 
-/// Query text one generation holds, at most (a document takes a few times its text).
-const GENERATION_BYTES: usize = 1024 * 1024;
+/// What one generation holds, at most, in estimated bytes.
+const GENERATION_BYTES: usize = 4 * 1024 * 1024;
+
+/// The estimated size of one node of a parse (a field with its name, alias, arguments,
+/// directives and selection set).
+const NODE_BYTES: usize = 256;
+
+struct Kept {
+    doc: Arc<ExecutableDocument>,
+    bytes: usize,
+}
+
+type Generation = HashMap<String, Kept>;
 
 #[derive(Default)]
 struct Generations {
-    current: HashMap<String, ExecutableDocument>,
+    current: Generation,
     current_bytes: usize,
-    previous: HashMap<String, ExecutableDocument>,
+    previous: Generation,
 }
 
 #[derive(Default)]
@@ -30,34 +43,56 @@ pub struct Documents {
     generations: Mutex<Generations>,
 }
 
+/// A request's parsed document, and whether it was parsed afresh (and may be kept).
+pub struct Parsed<'r> {
+    pub doc: &'r ExecutableDocument,
+    fresh: Option<String>,
+    documents: &'r Documents,
+}
+
+impl Parsed<'_> {
+    /// Keeps a freshly parsed document for the next request with the same text.
+    pub fn keep(self) {
+        if let Some(query) = self.fresh {
+            let bytes = query.len() + NODE_BYTES * nodes(self.doc);
+            let doc = Arc::new(self.doc.clone());
+            let dropped = self.documents.lock().insert(query, Kept { doc, bytes });
+            drop(dropped); // outside the lock
+        }
+    }
+}
+
 impl Documents {
-    /// Gives the request its parsed document, from the cache when its text was parsed
-    /// before; `None` when the text does not parse. Such a text is not kept, and the request
-    /// keeps no parse either, so execution reports the syntax error as usual.
-    pub fn fill<'r>(&self, request: &'r mut Request) -> Option<&'r ExecutableDocument> {
-        if let Some(doc) = self.get(&request.query) {
-            request.set_parsed_query(doc);
-        } else {
-            let query = request.query.clone();
-            let doc = request.parsed_query().ok()?.clone();
-            self.put(query, doc);
-        }
-        request.parsed_query().ok()
+    /// Gives the request its parsed document: a copy of the kept one when its text was
+    /// parsed and admitted before, else its own parse. `None` when the text does not parse;
+    /// the request keeps no parse then, so execution reports the syntax error as usual.
+    pub fn fill<'r>(&'r self, request: &'r mut Request) -> Option<Parsed<'r>> {
+        let fresh = match self.get(&request.query) {
+            // The copy is made outside the lock.
+            Some(kept) => {
+                request.set_parsed_query(ExecutableDocument::clone(&kept));
+                None
+            }
+            None => Some(request.query.clone()),
+        };
+        Some(Parsed {
+            doc: request.parsed_query().ok()?,
+            fresh,
+            documents: self,
+        })
     }
 
-    fn get(&self, query: &str) -> Option<ExecutableDocument> {
+    fn get(&self, query: &str) -> Option<Arc<ExecutableDocument>> {
         let mut generations = self.lock();
-        if let Some(doc) = generations.current.get(query) {
-            return Some(doc.clone());
+        if let Some(kept) = generations.current.get(query) {
+            return Some(kept.doc.clone());
         }
-        let (query, doc) = generations.previous.remove_entry(query)?;
-        let copy = doc.clone();
-        generations.insert(query, doc);
-        Some(copy)
-    }
-
-    fn put(&self, query: String, doc: ExecutableDocument) {
-        self.lock().insert(query, doc);
+        let (query, kept) = generations.previous.remove_entry(query)?;
+        let doc = kept.doc.clone();
+        let dropped = generations.insert(query, kept);
+        drop(generations);
+        drop(dropped);
+        Some(doc)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Generations> {
@@ -68,24 +103,35 @@ impl Documents {
 }
 
 impl Generations {
-    fn insert(&mut self, query: String, doc: ExecutableDocument) {
-        if self.current_bytes + query.len() > GENERATION_BYTES {
-            self.previous = std::mem::take(&mut self.current);
+    /// Adds a document, starting a generation when the current one is full; gives back the
+    /// generation that ends, for the caller to drop once it lets go of the lock.
+    fn insert(&mut self, query: String, kept: Kept) -> Option<Generation> {
+        let mut dropped = None;
+        if self.current_bytes + kept.bytes > GENERATION_BYTES {
+            dropped = Some(std::mem::replace(
+                &mut self.previous,
+                std::mem::take(&mut self.current),
+            ));
             self.current_bytes = 0;
         }
-        self.current_bytes += query.len();
-        self.current.insert(query, doc);
+        self.current_bytes += kept.bytes;
+        self.current.insert(query, kept);
+        dropped
     }
+}
+
+/// The fields and arguments of a document.
+fn nodes(doc: &ExecutableDocument) -> usize {
+    super::limits::sum_over_fields(doc, |field| 1 + field.arguments.len())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::graphql::Limits;
 
-    fn operation_names(request: &mut Request) -> Vec<String> {
-        let mut names: Vec<String> = request
-            .parsed_query()
-            .expect("parsed")
+    fn operation_names(doc: &ExecutableDocument) -> Vec<String> {
+        let mut names: Vec<String> = doc
             .operations
             .iter()
             .map(|(name, _)| name.map_or_else(String::new, |n| n.to_string()))
@@ -94,21 +140,30 @@ mod tests {
         names
     }
 
+    fn fill_and_keep(documents: &Documents, text: &str) -> Vec<String> {
+        let mut request = Request::new(text);
+        let parsed = documents.fill(&mut request).expect("parses");
+        let names = operation_names(parsed.doc);
+        parsed.keep();
+        names
+    }
+
     #[test]
-    fn a_text_parsed_once_is_given_to_the_next_request_with_that_text() {
+    fn a_kept_document_is_given_to_the_next_request_with_that_text() {
         let documents = Documents::default();
         let text = "query A { __typename } query B { __typename }";
-        let mut first = Request::new(text);
-        documents.fill(&mut first);
-        assert_eq!(operation_names(&mut first), ["A", "B"]);
-        assert_eq!(documents.lock().current.len(), 1);
-        let mut second = Request::new(text);
-        documents.fill(&mut second);
-        assert_eq!(operation_names(&mut second), ["A", "B"]);
-        assert_eq!(documents.lock().current.len(), 1, "a hit adds nothing");
-        let mut other = Request::new("query C { __typename }");
-        documents.fill(&mut other);
-        assert_eq!(operation_names(&mut other), ["C"]);
+        assert_eq!(fill_and_keep(&documents, text), ["A", "B"]);
+        assert_eq!(fill_and_keep(&documents, "query C { __typename }"), ["C"]);
+        assert_eq!(documents.lock().current.len(), 2);
+        // What is kept under the text is what the next request gets, unparsed.
+        let mut other = Request::new("query Other { __typename }");
+        let doc = Arc::new(other.parsed_query().unwrap().clone());
+        let kept = Kept { doc, bytes: 1 };
+        documents.lock().insert(text.to_owned(), kept);
+        let mut request = Request::new(text);
+        let parsed = documents.fill(&mut request).unwrap();
+        assert_eq!(operation_names(parsed.doc), ["Other"]);
+        assert!(parsed.fresh.is_none(), "a hit is not kept again");
     }
 
     #[test]
@@ -121,36 +176,78 @@ mod tests {
     }
 
     #[test]
-    fn texts_not_asked_for_during_two_generations_are_dropped_and_those_in_use_stay() {
+    fn a_document_the_limits_refuse_is_not_kept() {
+        let limits = Limits {
+            max_depth: 10,
+            max_complexity: 100,
+            max_aliases: 1,
+            max_query_bytes: 1024,
+        };
         let documents = Documents::default();
-        // Each text is padded to a sixteenth of a generation.
+        let aliased = "{ a: __typename b: __typename }";
+        assert!(
+            limits
+                .admit(&mut Request::new(aliased), &documents)
+                .is_err()
+        );
+        let oversized = format!("{{ __typename }}{}", " ".repeat(1024));
+        assert!(
+            limits
+                .admit(&mut Request::new(oversized), &documents)
+                .is_err()
+        );
+        assert!(documents.lock().current.is_empty());
+        assert!(
+            limits
+                .admit(&mut Request::new("{ a: __typename }"), &documents)
+                .is_ok()
+        );
+        assert_eq!(documents.lock().current.len(), 1);
+    }
+
+    #[test]
+    fn a_document_is_charged_by_its_nodes_not_only_its_text() {
+        let documents = Documents::default();
+        fill_and_keep(&documents, "{ a b c d(x: 1, y: 2) }");
+        let generations = documents.lock();
+        // Four fields and two arguments.
+        assert_eq!(generations.current_bytes, 23 + 6 * NODE_BYTES);
+    }
+
+    #[test]
+    fn documents_not_asked_for_during_two_generations_are_dropped_and_those_in_use_stay() {
+        let documents = Documents::default();
+        // Each text and its one field come to a sixteenth of a generation.
         let text = |i: usize| {
             let head = format!("query Q{i} {{ __typename }}");
-            format!("{head}{}", " ".repeat(GENERATION_BYTES / 16 - head.len()))
+            let pad = GENERATION_BYTES / 16 - NODE_BYTES - head.len();
+            format!("{head}{}", " ".repeat(pad))
         };
         let fill = |i: usize| {
-            documents.fill(&mut Request::new(text(i)));
+            fill_and_keep(&documents, &text(i));
         };
-        fill(0);
-        for i in 1..16 {
+        for i in 0..16 {
             fill(i);
         }
-        // The 17th text starts a generation; 0 to 15 are the previous one.
+        // The 17th document starts a generation; 0 to 15 are the previous one.
         fill(16);
         fill(0); // in use: moved into the current generation
         for i in 17..31 {
             fill(i);
         }
-        // A full generation again: the next text starts another, and 1 to 15, never asked
-        // for since, go with the oldest.
+        // A full generation again: the next document starts another, and 1 to 15, never
+        // asked for since, go with the oldest.
         fill(31);
         let generations = documents.lock();
         let kept = |i: usize| {
             generations.current.contains_key(&text(i))
                 || generations.previous.contains_key(&text(i))
         };
-        assert!(kept(0), "a text in use stays");
-        assert!((1..16).all(|i| !kept(i)), "texts left unused are dropped");
+        assert!(kept(0), "a document in use stays");
+        assert!(
+            (1..16).all(|i| !kept(i)),
+            "documents left unused are dropped"
+        );
         assert!((16..32).all(kept));
         assert!(generations.current_bytes <= GENERATION_BYTES);
     }

@@ -3,7 +3,7 @@
 //! Bytes and aliases are checked here before execution; depth and complexity by
 //! async-graphql's validation, whose refusals `explain` names.
 
-use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
+use async_graphql::parser::types::{ExecutableDocument, Field, Selection, SelectionSet};
 use async_graphql::{ErrorExtensions, Request, Response, ServerError};
 
 use super::documents::Documents;
@@ -56,15 +56,20 @@ pub enum Admitted {
 }
 
 impl Limits {
-    /// Checks the query's size, then parses it (the parse is kept for execution, and in
-    /// `documents` for the next request with the same text) and counts its aliases. A query
-    /// that does not parse is left to the schema, which reports where.
+    /// Whether the query's text is within `maxQueryBytes`; one that is not is not parsed.
+    pub fn fits(&self, request: &Request) -> bool {
+        request.query.len() <= self.max_query_bytes
+    }
+
+    /// Checks the query's size, then parses it (the parse is kept for execution, and once
+    /// admitted in `documents` for the next request with the same text) and counts its
+    /// aliases. A query that does not parse is left to the schema, which reports where.
     pub fn admit(
         &self,
         request: &mut Request,
         documents: &Documents,
     ) -> Result<Admitted, ServerError> {
-        if request.query.len() > self.max_query_bytes {
+        if !self.fits(request) {
             return Err(limit_error(
                 "maxQueryBytes",
                 self.max_query_bytes,
@@ -72,10 +77,10 @@ impl Limits {
                 "query size in bytes",
             ));
         }
-        let Some(doc) = documents.fill(request) else {
+        let Some(parsed) = documents.fill(request) else {
             return Ok(Admitted::Limited);
         };
-        let aliases = count_aliases(doc);
+        let aliases = count_aliases(parsed.doc);
         if aliases > self.max_aliases {
             return Err(limit_error(
                 "maxAliases",
@@ -84,11 +89,13 @@ impl Limits {
                 "alias count",
             ));
         }
-        Ok(if is_introspection_only(doc) {
+        let admitted = if is_introspection_only(parsed.doc) {
             Admitted::Introspection
         } else {
             Admitted::Limited
-        })
+        };
+        parsed.keep();
+        Ok(admitted)
     }
 
     /// Names the limit in async-graphql's own depth and complexity refusals.
@@ -109,28 +116,29 @@ impl Limits {
     }
 }
 
-fn count_aliases(doc: &ExecutableDocument) -> usize {
-    fn walk(set: &SelectionSet) -> usize {
+/// The sum of `count` over every field of a document's operations and fragments, each
+/// fragment once.
+pub(super) fn sum_over_fields(doc: &ExecutableDocument, count: impl Fn(&Field) -> usize) -> usize {
+    fn walk(set: &SelectionSet, count: &dyn Fn(&Field) -> usize) -> usize {
         set.items
             .iter()
             .map(|item| match &item.node {
-                Selection::Field(f) => {
-                    usize::from(f.node.alias.is_some()) + walk(&f.node.selection_set.node)
-                }
-                Selection::InlineFragment(f) => walk(&f.node.selection_set.node),
+                Selection::Field(f) => count(&f.node) + walk(&f.node.selection_set.node, count),
+                Selection::InlineFragment(f) => walk(&f.node.selection_set.node, count),
                 Selection::FragmentSpread(_) => 0,
             })
             .sum()
     }
-    doc.operations
+    let sets = doc
+        .operations
         .iter()
-        .map(|(_, op)| walk(&op.node.selection_set.node))
-        .sum::<usize>()
-        + doc
-            .fragments
-            .values()
-            .map(|f| walk(&f.node.selection_set.node))
-            .sum::<usize>()
+        .map(|(_, op)| &op.node.selection_set.node)
+        .chain(doc.fragments.values().map(|f| &f.node.selection_set.node));
+    sets.map(|set| walk(set, &count)).sum()
+}
+
+fn count_aliases(doc: &ExecutableDocument) -> usize {
+    sum_over_fields(doc, |field| usize::from(field.alias.is_some()))
 }
 
 fn is_introspection_only(doc: &ExecutableDocument) -> bool {

@@ -124,11 +124,11 @@ impl Gateway {
     /// The request's parsed document, its text parsed only the first time it is seen (see
     /// `documents`); `None` when it does not parse or is over the size limit (execution
     /// refuses it then, saying why).
-    pub fn parsed<'r>(&self, request: &'r mut Request) -> Option<&'r ExecutableDocument> {
-        if request.query.len() > self.limits.max_query_bytes {
+    pub fn parsed<'r>(&'r self, request: &'r mut Request) -> Option<&'r ExecutableDocument> {
+        if !self.limits.fits(request) {
             return None;
         }
-        self.documents.fill(request)
+        Some(self.documents.fill(request)?.doc)
     }
 
     /// The schema the request runs on, or why it is refused.

@@ -132,7 +132,11 @@ impl Store {
             return Ok(HashMap::new());
         }
         let mut any = sea_orm::Condition::any();
-        for (module, ids) in &ids {
+        // In a fixed order, so that the same modules make the same statement.
+        for module in [Module::Contacts, Module::Accounts] {
+            let Some(ids) = ids.get(&module) else {
+                continue;
+            };
             any = any.add(
                 record_link::Column::Module
                     .eq(module.as_str())

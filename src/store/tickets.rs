@@ -90,7 +90,8 @@ impl Store {
     }
 
     /// A ticket and its requester, in one statement; the requester is `None` when the
-    /// ticket has none or the contact was purged.
+    /// ticket has none (purging a contact clears its tickets' `contact_id`) or when its row
+    /// could not be read.
     pub async fn ticket_with_contact(
         &self,
         id: TicketId,
