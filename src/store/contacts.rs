@@ -87,7 +87,11 @@ impl Store {
             return Ok(Vec::new());
         }
         Ok(Contacts::find()
-            .filter(Column::Id.is_in(ids.iter().copied()))
+            .filter(super::one_of(
+                self.connection(),
+                Column::Id,
+                ids.iter().map(|id| id.0),
+            ))
             .all(self.connection())
             .await?)
     }

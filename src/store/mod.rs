@@ -21,8 +21,8 @@ use chrono::Utc;
 use migration::{Migrator, MigratorTrait};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbErr,
-    TransactionTrait,
+    ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
+    DatabaseTransaction, DbBackend, DbErr, TransactionTrait,
 };
 use tokio::sync::{Mutex, MutexGuard, broadcast};
 
@@ -40,6 +40,44 @@ pub use page::{Page, PageRequest};
 pub use profiles::{NewProfile, default_profiles, permissions_of};
 pub use sync::{NewFailure, NewLink, SyncBatch};
 pub use tickets::TicketFilter;
+
+/// `column IN (values)` for the key lookups of a batch. On PostgreSQL it is
+/// `column = ANY($1)` with the values as one array: one statement text for any number of
+/// values, prepared once per connection instead of once per list length; and planned as
+/// index probes. With a list of a thousand constants the planner prices each probe as a
+/// random read from disk and scans a table of under about 80,000 rows instead, which made the
+/// import's email lookups grow with the table (15 ms a batch at 100,000 contacts).
+pub(crate) fn one_of<C, V>(
+    db: &impl ConnectionTrait,
+    column: C,
+    values: impl IntoIterator<Item = V>,
+) -> sea_orm::sea_query::Expr
+where
+    C: ColumnTrait,
+    V: Into<sea_orm::Value>,
+    Vec<V>: Into<sea_orm::Value>,
+{
+    one_of_on(db.get_database_backend(), column, values)
+}
+
+fn one_of_on<C, V>(
+    backend: DbBackend,
+    column: C,
+    values: impl IntoIterator<Item = V>,
+) -> sea_orm::sea_query::Expr
+where
+    C: ColumnTrait,
+    V: Into<sea_orm::Value>,
+    Vec<V>: Into<sea_orm::Value>,
+{
+    use sea_orm::sea_query::{Expr, ExprTrait, PgFunc};
+    match backend {
+        DbBackend::Postgres => Expr::col(column.as_column_ref()).eq(PgFunc::any(Expr::val(
+            values.into_iter().collect::<Vec<V>>(),
+        ))),
+        _ => column.is_in(values),
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -232,5 +270,40 @@ impl Store {
         }
         // No subscriber is not an error.
         let _ = self.events.send(event);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use entity::contact;
+    use sea_orm::{DbBackend, EntityTrait, QueryFilter, QueryTrait};
+
+    use super::one_of_on;
+
+    fn lookup(backend: DbBackend, emails: &[&str]) -> String {
+        contact::Entity::find()
+            .filter(one_of_on(
+                backend,
+                contact::Column::EmailKey,
+                emails.iter().map(|e| (*e).to_owned()),
+            ))
+            .build(backend)
+            .sql
+    }
+
+    #[test]
+    fn a_postgresql_lookup_is_one_statement_whatever_the_number_of_keys() {
+        let one = lookup(DbBackend::Postgres, &["a@x.test"]);
+        let three = lookup(DbBackend::Postgres, &["a@x.test", "b@x.test", "c@x.test"]);
+        assert_eq!(one, three);
+        assert!(
+            one.ends_with(r#"WHERE "contact"."email_key" = ANY($1)"#),
+            "{one}"
+        );
+        let sqlite = lookup(DbBackend::Sqlite, &["a@x.test", "b@x.test"]);
+        assert!(
+            sqlite.ends_with(r#"WHERE "contact"."email_key" IN (?, ?)"#),
+            "{sqlite}"
+        );
     }
 }

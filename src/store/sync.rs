@@ -15,7 +15,7 @@ use sea_orm::{
 
 use super::contacts::check_account;
 use super::events::{self, SyncEvent, SyncEventKind};
-use super::{Store, StoreResult, WriteTxn};
+use super::{Store, StoreResult, WriteTxn, one_of};
 use crate::domain::{
     AccountFields, AccountId, ContactFields, ContactId, DeskAction, DeskEntity, Direction,
     FailureReason, Invalid, Module, RetryPolicy,
@@ -98,7 +98,11 @@ impl Store {
         }
         let rows = record_link::Entity::find()
             .filter(record_link::Column::Module.eq(module.as_str()))
-            .filter(record_link::Column::SalesforceId.is_in(ids.iter().cloned()))
+            .filter(one_of(
+                self.connection(),
+                record_link::Column::SalesforceId,
+                ids.to_vec(),
+            ))
             .all(self.connection())
             .await?;
         Ok(rows
@@ -137,11 +141,11 @@ impl Store {
             let Some(ids) = ids.get(&module) else {
                 continue;
             };
-            any = any.add(
-                record_link::Column::Module
-                    .eq(module.as_str())
-                    .and(record_link::Column::DeskId.is_in(ids.iter().copied())),
-            );
+            any = any.add(record_link::Column::Module.eq(module.as_str()).and(one_of(
+                self.connection(),
+                record_link::Column::DeskId,
+                ids.clone(),
+            )));
         }
         let rows = record_link::Entity::find()
             .filter(any)
@@ -165,8 +169,7 @@ impl Store {
         ids: &[String],
     ) -> StoreResult<HashMap<String, i64>> {
         use record_link::Column::{DeskId, SalesforceId};
-        self.link_pairs(module, SalesforceId, DeskId, ids.iter().cloned())
-            .await
+        self.link_pairs(module, SalesforceId, DeskId, ids).await
     }
 
     /// The Salesforce ids linked to these desk ids, without the records the links keep.
@@ -176,8 +179,7 @@ impl Store {
         ids: &[i64],
     ) -> StoreResult<HashMap<i64, String>> {
         use record_link::Column::{DeskId, SalesforceId};
-        self.link_pairs(module, DeskId, SalesforceId, ids.iter().copied())
-            .await
+        self.link_pairs(module, DeskId, SalesforceId, ids).await
     }
 
     /// `key → value` for the links of a module whose `key` is one of `keys`.
@@ -186,13 +188,14 @@ impl Store {
         module: Module,
         key: record_link::Column,
         value: record_link::Column,
-        keys: impl ExactSizeIterator<Item = impl Into<sea_orm::Value>>,
+        keys: &[K],
     ) -> StoreResult<HashMap<K, V>>
     where
         (K, V): sea_orm::TryGetableMany,
-        K: Eq + std::hash::Hash,
+        K: Eq + std::hash::Hash + Clone + Into<sea_orm::Value>,
+        Vec<K>: Into<sea_orm::Value>,
     {
-        if keys.len() == 0 {
+        if keys.is_empty() {
             return Ok(HashMap::new());
         }
         let rows = record_link::Entity::find()
@@ -200,7 +203,7 @@ impl Store {
             .column(key)
             .column(value)
             .filter(record_link::Column::Module.eq(module.as_str()))
-            .filter(key.is_in(keys))
+            .filter(one_of(self.connection(), key, keys.to_vec()))
             .into_tuple::<(K, V)>()
             .all(self.connection())
             .await?;
@@ -288,7 +291,11 @@ impl Store {
             .select_only()
             .column(outbox::Column::DeskId)
             .filter(outbox::Column::Module.eq(module.as_str()))
-            .filter(outbox::Column::DeskId.is_in(ids.iter().copied()))
+            .filter(one_of(
+                self.connection(),
+                outbox::Column::DeskId,
+                ids.to_vec(),
+            ))
             .into_tuple::<i64>()
             .all(self.connection())
             .await?;
@@ -354,7 +361,11 @@ impl Store {
             return Ok(Vec::new());
         }
         Ok(contact::Entity::find()
-            .filter(contact::Column::EmailKey.is_in(emails.iter().map(|e| e.trim().to_lowercase())))
+            .filter(one_of(
+                self.connection(),
+                contact::Column::EmailKey,
+                emails.iter().map(|e| e.trim().to_lowercase()),
+            ))
             .all(self.connection())
             .await?)
     }
@@ -365,7 +376,11 @@ impl Store {
             return Ok(Vec::new());
         }
         Ok(account::Entity::find()
-            .filter(account::Column::NameKey.is_in(names.iter().map(|n| n.trim().to_lowercase())))
+            .filter(one_of(
+                self.connection(),
+                account::Column::NameKey,
+                names.iter().map(|n| n.trim().to_lowercase()),
+            ))
             .all(self.connection())
             .await?)
     }
@@ -417,7 +432,11 @@ impl SyncBatch<'_> {
         let live: std::collections::HashSet<AccountId> = account::Entity::find()
             .select_only()
             .column(account::Column::Id)
-            .filter(account::Column::Id.is_in(wanted))
+            .filter(one_of(
+                &*self.txn,
+                account::Column::Id,
+                wanted.iter().map(|id| id.0),
+            ))
             .filter(account::Column::DeletedAt.is_null())
             .into_tuple::<AccountId>()
             .all(&*self.txn)
