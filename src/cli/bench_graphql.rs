@@ -169,18 +169,13 @@ async fn measure(
     options: &GraphqlBenchOptions,
     make: impl Fn(usize) -> Value + Sync,
 ) -> anyhow::Result<f64> {
-    let pid = server.child.id().to_string();
-    let cpu_before = cpu_ms(&pid);
+    let cpu = CpuSince::now(&server.child.id().to_string());
     let (rate, latencies) = load(api, options.seconds, options.concurrency, make).await?;
-    let cpu = cpu_ms(&pid).zip(cpu_before).map(|(a, b)| a - b);
     println!(
         "  {name}: {rate:.0} requests/s, p50 {:.2} ms, p99 {:.2} ms; server CPU {} per request",
         percentile(&latencies, 50.0).as_secs_f64() * 1e3,
         percentile(&latencies, 99.0).as_secs_f64() * 1e3,
-        cpu.map_or_else(
-            || "unknown".to_owned(),
-            |ms| format!("{:.0} µs", ms as f64 * 1e3 / latencies.len().max(1) as f64)
-        )
+        cpu.show(|ms| format!("{:.0} µs", ms as f64 * 1e3 / latencies.len().max(1) as f64))
     );
     Ok(rate)
 }
@@ -338,7 +333,7 @@ async fn fan_out(api: &Api, server: &Server, n: usize) -> anyhow::Result<()> {
     // The server registers a subscription just after reading its message.
     tokio::time::sleep(Duration::from_secs(1)).await;
     let after = status_mb(&pid, "VmRSS:").unwrap_or_default();
-    let cpu_before = cpu_ms(&pid);
+    let cpu = CpuSince::now(&pid);
     let _ = sent.set(Instant::now());
     api.gql("mutation { pauseSync { status } }", json!({}))
         .await?;
@@ -348,7 +343,7 @@ async fn fan_out(api: &Api, server: &Server, n: usize) -> anyhow::Result<()> {
         arrivals.push(arrival);
         sockets.push(socket);
     }
-    let server_cpu = cpu_ms(&pid).zip(cpu_before).map(|(a, b)| a - b);
+    let server_cpu = cpu.show(|ms| ms.to_string());
     drop(sockets);
     arrivals.sort();
     println!(
@@ -356,10 +351,32 @@ async fn fan_out(api: &Api, server: &Server, n: usize) -> anyhow::Result<()> {
         percentile(&arrivals, 50.0).as_secs_f64() * 1e3,
         percentile(&arrivals, 99.0).as_secs_f64() * 1e3,
         arrivals.last().copied().unwrap_or_default().as_secs_f64() * 1e3,
-        server_cpu.map_or_else(|| "unknown".to_owned(), |ms| ms.to_string()),
+        server_cpu,
         (after - before) * 1024.0 / n.max(1) as f64
     );
     Ok(())
+}
+
+/// The CPU time a process has used since a moment.
+struct CpuSince {
+    pid: String,
+    at: Option<u64>,
+}
+
+impl CpuSince {
+    fn now(pid: &str) -> Self {
+        Self {
+            pid: pid.to_owned(),
+            at: cpu_ms(pid),
+        }
+    }
+
+    /// The time used since, in ms, as `show` writes it; "unknown" when /proc cannot tell.
+    fn show(&self, show: impl FnOnce(u64) -> String) -> String {
+        cpu_ms(&self.pid)
+            .zip(self.at)
+            .map_or_else(|| "unknown".to_owned(), |(now, at)| show(now - at))
+    }
 }
 
 /// CPU time (user and system) a process has used, in ms, from /proc; Linux counts it in
