@@ -68,7 +68,7 @@ impl Store {
         }
         Ok(Accounts::find()
             .filter(super::one_of(
-                self.connection(),
+                self.backend(),
                 Column::Id,
                 ids.iter().map(|id| id.0),
             ))

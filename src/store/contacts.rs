@@ -88,7 +88,7 @@ impl Store {
         }
         Ok(Contacts::find()
             .filter(super::one_of(
-                self.connection(),
+                self.backend(),
                 Column::Id,
                 ids.iter().map(|id| id.0),
             ))

@@ -99,7 +99,7 @@ impl Store {
         let rows = record_link::Entity::find()
             .filter(record_link::Column::Module.eq(module.as_str()))
             .filter(one_of(
-                self.connection(),
+                self.backend(),
                 record_link::Column::SalesforceId,
                 ids.to_vec(),
             ))
@@ -142,7 +142,7 @@ impl Store {
                 continue;
             };
             any = any.add(record_link::Column::Module.eq(module.as_str()).and(one_of(
-                self.connection(),
+                self.backend(),
                 record_link::Column::DeskId,
                 ids.clone(),
             )));
@@ -203,7 +203,7 @@ impl Store {
             .column(key)
             .column(value)
             .filter(record_link::Column::Module.eq(module.as_str()))
-            .filter(one_of(self.connection(), key, keys.to_vec()))
+            .filter(one_of(self.backend(), key, keys.to_vec()))
             .into_tuple::<(K, V)>()
             .all(self.connection())
             .await?;
@@ -291,11 +291,7 @@ impl Store {
             .select_only()
             .column(outbox::Column::DeskId)
             .filter(outbox::Column::Module.eq(module.as_str()))
-            .filter(one_of(
-                self.connection(),
-                outbox::Column::DeskId,
-                ids.to_vec(),
-            ))
+            .filter(one_of(self.backend(), outbox::Column::DeskId, ids.to_vec()))
             .into_tuple::<i64>()
             .all(self.connection())
             .await?;
@@ -362,7 +358,7 @@ impl Store {
         }
         Ok(contact::Entity::find()
             .filter(one_of(
-                self.connection(),
+                self.backend(),
                 contact::Column::EmailKey,
                 emails.iter().map(|e| e.trim().to_lowercase()),
             ))
@@ -377,7 +373,7 @@ impl Store {
         }
         Ok(account::Entity::find()
             .filter(one_of(
-                self.connection(),
+                self.backend(),
                 account::Column::NameKey,
                 names.iter().map(|n| n.trim().to_lowercase()),
             ))
@@ -433,7 +429,7 @@ impl SyncBatch<'_> {
             .select_only()
             .column(account::Column::Id)
             .filter(one_of(
-                &*self.txn,
+                self.txn.get_database_backend(),
                 account::Column::Id,
                 wanted.iter().map(|id| id.0),
             ))
