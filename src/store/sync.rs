@@ -135,17 +135,17 @@ impl Store {
         if ids.is_empty() {
             return Ok(HashMap::new());
         }
+        const MODULES: [Module; 2] = [Module::Contacts, Module::Accounts];
         let mut any = sea_orm::Condition::any();
         // In a fixed order, so that the same modules make the same statement.
-        for module in [Module::Contacts, Module::Accounts] {
-            let Some(ids) = ids.get(&module) else {
-                continue;
-            };
-            any = any.add(record_link::Column::Module.eq(module.as_str()).and(one_of(
-                self.backend(),
-                record_link::Column::DeskId,
-                ids.clone(),
-            )));
+        for module in MODULES {
+            if let Some(ids) = ids.remove(&module) {
+                any = any.add(record_link::Column::Module.eq(module.as_str()).and(one_of(
+                    self.backend(),
+                    record_link::Column::DeskId,
+                    ids,
+                )));
+            }
         }
         let rows = record_link::Entity::find()
             .filter(any)
@@ -154,7 +154,7 @@ impl Store {
         let mut links = HashMap::with_capacity(rows.len());
         for link in rows {
             // Every row matched one of the modules asked about.
-            if let Some(&module) = ids.keys().find(|m| m.as_str() == link.module) {
+            if let Some(module) = MODULES.into_iter().find(|m| m.as_str() == link.module) {
                 links.insert((module, link.desk_id), link);
             }
         }
