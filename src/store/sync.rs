@@ -9,8 +9,8 @@ use entity::{
 };
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect,
 };
 
 use super::contacts::check_account;
@@ -55,6 +55,10 @@ pub struct NewLink {
 /// The primary key an entity's rows get on insert.
 type Key<A> = <<<A as ActiveModelTrait>::Entity as EntityTrait>::PrimaryKey as sea_orm::PrimaryKeyTrait>::ValueType;
 
+/// Rows an insert statement carries: a page of the import in one statement, inside SQLite's
+/// 32,766 parameters with desk rows of about 20 columns.
+const INSERT_ROWS: usize = 1000;
+
 /// Inserts rows with few statements and returns their new ids in the order given: ids are
 /// assigned in statement order, so sorting them restores it whatever order RETURNING used.
 async fn insert_ids<A>(db: &impl ConnectionTrait, rows: Vec<A>) -> StoreResult<Vec<Key<A>>>
@@ -66,8 +70,7 @@ where
     let mut out = Vec::with_capacity(rows.len());
     let mut rows = rows.into_iter().peekable();
     while rows.peek().is_some() {
-        // Bounded statements: SQLite allows 32,766 parameters and desk rows have about 20.
-        let chunk: Vec<A> = rows.by_ref().take(500).collect();
+        let chunk: Vec<A> = rows.by_ref().take(INSERT_ROWS).collect();
         let mut ids = <A::Entity as EntityTrait>::insert_many(chunk)
             .exec_with_returning_keys(db)
             .await?;
@@ -75,6 +78,25 @@ where
         out.extend(ids);
     }
     Ok(out)
+}
+
+/// `NOT EXISTS (a link of the module for this desk id)`: probes the link index for each row
+/// the rest of the condition finds, where `NOT IN (links)` would read every link of the module.
+fn unlinked(module: Module, id: impl ColumnTrait) -> Expr {
+    use sea_orm::sea_query::Query;
+    Expr::not_exists(
+        Query::select()
+            .expr(Expr::val(1))
+            .from(record_link::Entity)
+            .and_where(
+                Expr::col((record_link::Entity, record_link::Column::Module)).eq(module.as_str()),
+            )
+            .and_where(
+                Expr::col((record_link::Entity, record_link::Column::DeskId))
+                    .equals(id.as_column_ref()),
+            )
+            .to_owned(),
+    )
 }
 
 #[derive(Debug, Clone)]
@@ -351,8 +373,12 @@ impl Store {
         Ok(ids)
     }
 
-    /// Desk contacts (recycle bin included) whose email matches one of these, ignoring case.
-    pub async fn contacts_by_emails(&self, emails: &[String]) -> StoreResult<Vec<contact::Model>> {
+    /// Desk contacts (recycle bin included) with no Salesforce link whose email matches one of
+    /// these, ignoring case: the candidates a Salesforce contact may meet the first time.
+    pub async fn unlinked_contacts_by_emails(
+        &self,
+        emails: &[String],
+    ) -> StoreResult<Vec<contact::Model>> {
         if emails.is_empty() {
             return Ok(Vec::new());
         }
@@ -362,12 +388,17 @@ impl Store {
                 contact::Column::EmailKey,
                 emails.iter().map(|e| e.trim().to_lowercase()),
             ))
+            .filter(unlinked(Module::Contacts, contact::Column::Id))
             .all(self.connection())
             .await?)
     }
 
-    /// Desk accounts (recycle bin included) named one of these, ignoring case.
-    pub async fn accounts_by_names(&self, names: &[String]) -> StoreResult<Vec<account::Model>> {
+    /// Desk accounts (recycle bin included) with no Salesforce link named one of these,
+    /// ignoring case.
+    pub async fn unlinked_accounts_by_names(
+        &self,
+        names: &[String],
+    ) -> StoreResult<Vec<account::Model>> {
         if names.is_empty() {
             return Ok(Vec::new());
         }
@@ -377,6 +408,7 @@ impl Store {
                 account::Column::NameKey,
                 names.iter().map(|n| n.trim().to_lowercase()),
             ))
+            .filter(unlinked(Module::Accounts, account::Column::Id))
             .all(self.connection())
             .await?)
     }
@@ -425,20 +457,30 @@ impl SyncBatch<'_> {
     ) -> StoreResult<(Vec<(usize, ContactId)>, Vec<(usize, Invalid)>)> {
         let wanted: std::collections::BTreeSet<AccountId> =
             all.iter().filter_map(|f| f.account_id).collect();
-        let live: std::collections::HashSet<AccountId> = account::Entity::find()
-            .select_only()
-            .column(account::Column::Id)
-            .filter(one_of(
-                self.txn.get_database_backend(),
-                account::Column::Id,
-                wanted.iter().map(|id| id.0),
-            ))
-            .filter(account::Column::DeletedAt.is_null())
-            .into_tuple::<AccountId>()
-            .all(&*self.txn)
-            .await?
-            .into_iter()
-            .collect();
+        let live_accounts = || {
+            account::Entity::find()
+                .filter(one_of(
+                    self.txn.get_database_backend(),
+                    account::Column::Id,
+                    wanted.iter().map(|id| id.0),
+                ))
+                .filter(account::Column::DeletedAt.is_null())
+        };
+        // Almost always every account is live: count them, and list them only when one is not.
+        let all_live =
+            wanted.is_empty() || live_accounts().count(&*self.txn).await? == wanted.len() as u64;
+        let live: std::collections::HashSet<AccountId> = if all_live {
+            wanted.iter().copied().collect()
+        } else {
+            live_accounts()
+                .select_only()
+                .column(account::Column::Id)
+                .into_tuple::<AccountId>()
+                .all(&*self.txn)
+                .await?
+                .into_iter()
+                .collect()
+        };
         let now = Utc::now();
         let mut rejected = Vec::new();
         let mut positions = Vec::with_capacity(all.len());
@@ -518,7 +560,7 @@ impl SyncBatch<'_> {
         });
         let mut rows = rows.peekable();
         while rows.peek().is_some() {
-            let chunk: Vec<_> = rows.by_ref().take(1000).collect();
+            let chunk: Vec<_> = rows.by_ref().take(INSERT_ROWS).collect();
             record_link::Entity::insert_many(chunk)
                 .exec_without_returning(&*self.txn)
                 .await?;

@@ -47,16 +47,24 @@ impl DeskRecord {
 
     /// The value records are matched on the first time: a contact's email, an account's name.
     pub fn match_key(module: Module, values: &Map<String, Value>) -> Option<String> {
-        let field = match module {
-            Module::Contacts => "email",
-            Module::Accounts => "name",
-        };
-        values
-            .get(field)
-            .and_then(Value::as_str)
-            .map(|v| v.trim().to_lowercase())
-            .filter(|v| !v.is_empty())
+        values.get(match_field(module)).and_then(key_of)
     }
+}
+
+/// The desk field records are matched on the first time.
+pub(super) fn match_field(module: Module) -> &'static str {
+    match module {
+        Module::Contacts => "email",
+        Module::Accounts => "name",
+    }
+}
+
+/// A match field's value as a key: trimmed, in lower case, never empty.
+pub(super) fn key_of(value: &Value) -> Option<String> {
+    value
+        .as_str()
+        .map(|v| v.trim().to_lowercase())
+        .filter(|v| !v.is_empty())
 }
 
 /// Desk records by id, recycle bin included.
@@ -87,21 +95,21 @@ pub(super) async fn load(
     })
 }
 
-/// Desk records whose match key is one of `keys`, by key.
-pub(super) async fn by_match_key(
+/// Desk records with no Salesforce link whose match key is one of `keys`, by key.
+pub(super) async fn unlinked_by_match_key(
     store: &Store,
     module: Module,
     keys: &[String],
 ) -> Result<HashMap<String, Vec<DeskRecord>>, SyncError> {
     let records: Vec<DeskRecord> = match module {
         Module::Contacts => store
-            .contacts_by_emails(keys)
+            .unlinked_contacts_by_emails(keys)
             .await?
             .into_iter()
             .map(DeskRecord::Contact)
             .collect(),
         Module::Accounts => store
-            .accounts_by_names(keys)
+            .unlinked_accounts_by_names(keys)
             .await?
             .into_iter()
             .map(DeskRecord::Account)

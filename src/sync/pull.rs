@@ -13,7 +13,7 @@ use super::engine::{Counts, Round, SyncEngine, statistics_due};
 use super::mapping::Mapping;
 use super::records::{
     AccountLinks, SalesforceValues, account_fields, apply_to_desk, contact_fields, from_salesforce,
-    hash, reason_for,
+    hash, mapped_desk_value, reason_for,
 };
 use crate::domain::{Direction, FailureReason, Module, SyncType};
 use crate::salesforce::soql::{Condition, Ident, Literal, Select};
@@ -29,17 +29,26 @@ struct Incoming {
     hash: String,
     /// Every field read, as the link keeps them.
     profile: String,
+    /// What it is matched on the first time it meets the desk.
+    key: Option<String>,
 }
 
 impl Incoming {
     /// What a page of Salesforce records says, in the mapped desk fields' terms. Pure work on
     /// the records, done as pages arrive, beside the writing of the page before.
-    fn read(mappings: &[Mapping], records: Vec<Record>) -> Result<Vec<Incoming>, SyncError> {
+    fn read(
+        module: Module,
+        mappings: &[Mapping],
+        records: Vec<Record>,
+    ) -> Result<Vec<Incoming>, SyncError> {
         records
             .into_iter()
             .map(|r| {
                 let values = from_salesforce(mappings, &r);
                 Ok(Incoming {
+                    key: mapped_desk_value(mappings, module, &values, desk::match_field(module))
+                        .as_ref()
+                        .and_then(desk::key_of),
                     id: r
                         .get("Id")
                         .and_then(Value::as_str)
@@ -180,7 +189,11 @@ impl SyncEngine {
                 chunk.push(record);
                 if chunk.len() >= batch
                     && pages
-                        .send(Incoming::read(&mappings, std::mem::take(&mut chunk))?)
+                        .send(Incoming::read(
+                            module,
+                            &mappings,
+                            std::mem::take(&mut chunk),
+                        )?)
                         .await
                         .is_err()
                 {
@@ -188,7 +201,7 @@ impl SyncEngine {
                 }
             }
             if !chunk.is_empty() {
-                let _ = pages.send(Incoming::read(&mappings, chunk)?).await;
+                let _ = pages.send(Incoming::read(module, &mappings, chunk)?).await;
             }
             Ok::<(), SyncError>(())
         }));
@@ -246,7 +259,7 @@ impl SyncEngine {
                 ))
                 .build();
             let records: Vec<Record> = round.client.query(&soql).try_collect().await?;
-            let incoming = Incoming::read(round.mappings(module), records)?;
+            let incoming = Incoming::read(module, round.mappings(module), records)?;
             total = add(total, self.apply(round, module, None, incoming).await?);
         }
         Ok(total)
@@ -264,10 +277,20 @@ impl SyncEngine {
         round.still_current(&self.integrations)?;
         let mappings = round.mappings(module);
         let ids: Vec<String> = incoming.iter().map(|i| i.id.clone()).collect();
-        let links = self.store.links_by_salesforce(module, &ids).await?;
-        let mut accounts = self.account_links_for(module, &incoming).await?;
+        let keys: Vec<String> = incoming.iter().filter_map(|i| i.key.clone()).collect();
+        // What the page needs to know, read side by side: its links, the desk ids of the
+        // accounts it names, the unlinked desk records it may meet for the first time.
+        let (links, mut accounts, mut candidates, open_failures) = tokio::try_join!(
+            async { Ok::<_, SyncError>(self.store.links_by_salesforce(module, &ids).await?) },
+            self.account_links_for(module, &incoming),
+            desk::unlinked_by_match_key(&self.store, module, &keys),
+            async { Ok(self.store.has_open_failures(module).await?) },
+        )?;
         let linked_desk: Vec<i64> = links.values().map(|l| l.desk_id).collect();
-        let mut desk = desk::load(&self.store, module, &linked_desk).await?;
+        let (mut desk, pending) =
+            tokio::try_join!(desk::load(&self.store, module, &linked_desk), async {
+                Ok(self.store.outbox_desk_ids(module, &linked_desk).await?)
+            },)?;
         if module == Module::Contacts {
             // Which of these contacts' desk accounts Salesforce knows: one it does not know
             // stays on the contact when Salesforce shows no account.
@@ -280,35 +303,11 @@ impl SyncEngine {
                 .salesforce_ids_by_desk(Module::Accounts, &desk_accounts)
                 .await?;
         }
-        let pending: HashSet<i64> = self.store.outbox_desk_ids(module, &linked_desk).await?;
 
-        let fresh: Vec<Map<String, Value>> = incoming
-            .iter()
-            .map(|inc| {
-                let mut values = Map::new();
-                apply_to_desk(mappings, module, &inc.values, &mut values, &accounts);
-                values
-            })
-            .collect();
-        let keys: Vec<String> = incoming
-            .iter()
-            .zip(&fresh)
-            .filter(|(inc, _)| !links.contains_key(&inc.id))
-            .filter_map(|(_, values)| DeskRecord::match_key(module, values))
-            .collect();
-        let mut candidates = desk::by_match_key(&self.store, module, &keys).await?;
-        let candidate_ids: Vec<i64> = candidates.values().flatten().map(DeskRecord::id).collect();
-        let already_linked = self
-            .store
-            .salesforce_ids_by_desk(module, &candidate_ids)
-            .await?;
-        let mut claimed: HashSet<i64> = already_linked.into_keys().collect();
-
-        let open_failures = self.store.has_open_failures(module).await?;
         let mut batch = self.store.begin_sync().await?;
         let mut counts = Counts::default();
         let mut creates: Vec<(usize, Map<String, Value>)> = Vec::new();
-        for (idx, (inc, fresh)) in incoming.iter().zip(fresh).enumerate() {
+        for (idx, inc) in incoming.iter().enumerate() {
             let outcome = match links.get(&inc.id) {
                 Some(link) if link.synced_hash == inc.hash => {
                     if link.salesforce_fields.as_deref() != Some(&*inc.profile) {
@@ -341,15 +340,15 @@ impl SyncEngine {
                         .await?
                 }
                 None => {
-                    let key = DeskRecord::match_key(module, &fresh);
-                    let matches: Vec<DeskRecord> = key
-                        .and_then(|k| candidates.remove(&k))
-                        .unwrap_or_default()
-                        .into_iter()
-                        .filter(|d| !claimed.contains(&d.id()))
-                        .collect();
+                    let matches: Vec<DeskRecord> = inc
+                        .key
+                        .as_ref()
+                        .and_then(|k| candidates.remove(k))
+                        .unwrap_or_default();
                     match matches.len() {
                         0 => {
+                            let mut fresh = Map::new();
+                            apply_to_desk(mappings, module, &inc.values, &mut fresh, &accounts);
                             creates.push((idx, fresh));
                             continue;
                         }
@@ -357,7 +356,6 @@ impl SyncEngine {
                             let Some(only) = matches.into_iter().next() else {
                                 continue;
                             };
-                            claimed.insert(only.id());
                             self.first_match(&mut batch, round, module, inc, only, &accounts)
                                 .await?
                         }

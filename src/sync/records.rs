@@ -125,17 +125,43 @@ pub fn apply_to_desk(
                     _ => Value::Null,
                 },
             },
-            DeskKind::Integer => value
-                .as_f64()
-                .map_or(Value::Null, |f| Value::from(f.round() as i64)),
-            DeskKind::Decimal => value,
-            DeskKind::Text { .. } | DeskKind::Email => match value {
-                Value::Number(n) => Value::String(n.to_string()),
-                other => other,
-            },
+            kind => desk_value(kind, value),
         };
         desk.insert(field.name.to_owned(), value);
     }
+}
+
+/// A Salesforce value as a desk field of this kind holds it; account references are
+/// translated through the links instead.
+fn desk_value(kind: DeskKind, value: Value) -> Value {
+    match kind {
+        DeskKind::Integer => value
+            .as_f64()
+            .map_or(Value::Null, |f| Value::from(f.round() as i64)),
+        DeskKind::Text { .. } | DeskKind::Email => match value {
+            Value::Number(n) => Value::String(n.to_string()),
+            other => other,
+        },
+        DeskKind::Decimal | DeskKind::AccountRef => value,
+    }
+}
+
+/// The value `apply_to_desk` writes to one desk field (not an account reference), read
+/// straight from the Salesforce values.
+pub fn mapped_desk_value(
+    mappings: &[Mapping],
+    module: Module,
+    values: &SalesforceValues,
+    name: &str,
+) -> Option<Value> {
+    mappings.iter().find_map(|m| {
+        let field = desk_field(module, &m.desk_field).filter(|f| f.name == name)?;
+        let value = values
+            .get(&m.salesforce_field)
+            .cloned()
+            .unwrap_or(Value::Null);
+        Some(desk_value(field.kind, value))
+    })
 }
 
 pub fn contact_fields(desk: Map<String, Value>) -> Result<ContactFields, Invalid> {

@@ -484,6 +484,101 @@ async fn ambiguous_matches_are_logged_not_guessed() {
 }
 
 #[tokio::test]
+async fn a_salesforce_contact_meets_only_desk_contacts_not_linked_yet() {
+    let (app, sim) = connected().await;
+    let original = app
+        .create_contact(json!({ "lastName": "Original", "email": "same@example.com" }))
+        .await;
+    app.sync_now().await;
+    let original_sf = salesforce_id_of(&app, &original["id"]).await;
+    // One more contact of the same email on each side.
+    let copy = app
+        .create_contact(json!({ "lastName": "Copy", "email": "SAME@example.com" }))
+        .await;
+    sim.advance_clock(60);
+    let twin = sim
+        .insert(
+            "Contact",
+            json!({ "LastName": "Twin", "Email": "same@example.com" }),
+        )
+        .unwrap();
+
+    let report = app.sync_now().await;
+    assert_eq!(
+        report.pulled.failed, 0,
+        "the linked contact is no candidate, so the match is not ambiguous"
+    );
+    assert_eq!(
+        salesforce_id_of(&app, &copy["id"]).await,
+        twin,
+        "Twin met the one desk contact not linked yet"
+    );
+    assert_eq!(
+        salesforce_id_of(&app, &original["id"]).await,
+        original_sf,
+        "the first link stands"
+    );
+    assert_eq!(contacts(&app).await.len(), 2, "nothing was duplicated");
+    assert_eq!(sim.count("Contact"), 2);
+}
+
+#[tokio::test]
+async fn a_new_salesforce_contact_of_an_account_in_the_recycle_bin_waits_until_it_is_restored() {
+    let (app, sim) = connected().await;
+    let acme = sim.insert("Account", json!({ "Name": "Acme" })).unwrap();
+    sim.insert(
+        "Contact",
+        json!({ "LastName": "Early", "Email": "early@example.com", "AccountId": acme }),
+    )
+    .unwrap();
+    app.sync_now().await;
+    let desk_acme = app
+        .gql_ok("{ accounts(first: 10) { nodes { id name } } }", json!({}))
+        .await["accounts"]["nodes"][0]["id"]
+        .clone();
+    app.gql_ok(
+        "mutation($id: ID!) { deleteAccount(id: $id) { id } }",
+        json!({ "id": desk_acme }),
+    )
+    .await;
+    sim.advance_clock(60);
+    sim.insert(
+        "Contact",
+        json!({ "LastName": "Late", "Email": "late@example.com", "AccountId": acme }),
+    )
+    .unwrap();
+
+    let report = app.sync_now().await;
+    assert_eq!(report.pulled.failed, 1, "{report:?}");
+    assert!(by_last_name(&contacts(&app).await, "Late").is_empty());
+    let failures = entity::sync_failure::Entity::find()
+        .all(app.store.connection())
+        .await
+        .unwrap();
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    assert!(
+        failures[0].message.contains("in the recycle bin"),
+        "{}",
+        failures[0].message
+    );
+
+    app.gql_ok(
+        "mutation($id: ID!) { restoreAccount(id: $id) { id } }",
+        json!({ "id": desk_acme }),
+    )
+    .await;
+    app.gql_ok(
+        "mutation($id: ID!) { retrySyncFailure(id: $id) { resolvedAt } }",
+        json!({ "id": failures[0].id.to_string() }),
+    )
+    .await;
+    let late = contacts(&app).await;
+    let late = by_last_name(&late, "Late");
+    assert_eq!(late.len(), 1, "created once its account is back");
+    assert_eq!(late[0]["account"]["name"], "Acme");
+}
+
+#[tokio::test]
 async fn every_batch_is_in_the_sync_history() {
     let (app, sim) = connected().await;
     sim.insert("Contact", json!({ "LastName": "FromOrg" }))
