@@ -78,16 +78,18 @@ pub fn to_salesforce(
 
 /// The mapped values of a Salesforce record.
 pub fn from_salesforce(mappings: &[Mapping], record: &Record) -> SalesforceValues {
-    let lookup: HashMap<String, &Value> = record
-        .iter()
-        .map(|(k, v)| (k.to_ascii_lowercase(), v))
-        .collect();
     mappings
         .iter()
         .map(|m| {
-            let value = lookup
-                .get(&m.salesforce_field.to_ascii_lowercase())
-                .copied()
+            // Field names are case-insensitive; records spell them as the describe does.
+            let value = record
+                .get(&m.salesforce_field)
+                .or_else(|| {
+                    record
+                        .iter()
+                        .find(|(k, _)| k.eq_ignore_ascii_case(&m.salesforce_field))
+                        .map(|(_, v)| v)
+                })
                 .unwrap_or(&Value::Null);
             (m.salesforce_field.clone(), canonical_text(value))
         })
@@ -191,14 +193,38 @@ pub fn reason_for(invalid: &Invalid) -> FailureReason {
 
 /// A stable hash of mapped values (FNV-1a, 64 bits, hex).
 pub fn hash(values: &SalesforceValues) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut h = Fnv1a(0xcbf2_9ce4_8422_2325);
     for (k, v) in values {
-        for byte in k.bytes().chain([0]).chain(v.to_string().bytes()).chain([0]) {
-            h ^= u64::from(byte);
-            h = h.wrapping_mul(0x0100_0000_01b3);
+        h.add(k.as_bytes());
+        h.add(&[0]);
+        // The value's compact JSON, as `to_string` writes it, without building the string.
+        let _ = serde_json::to_writer(&mut h, v);
+        h.add(&[0]);
+    }
+    format!("{:016x}", h.0)
+}
+
+/// 64-bit FNV-1a over the bytes written to it.
+struct Fnv1a(u64);
+
+impl Fnv1a {
+    fn add(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 ^= u64::from(byte);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
         }
     }
-    format!("{h:016x}")
+}
+
+impl std::io::Write for Fnv1a {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.add(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -250,5 +276,31 @@ mod tests {
         let b: SalesforceValues =
             [("NumberOfEmployees".to_owned(), canonical_text(&json!(40.0)))].into();
         assert_eq!(hash(&a), hash(&b));
+    }
+
+    #[test]
+    fn the_hash_is_the_one_links_already_keep() {
+        // Links store hashes: the same values must keep hashing to the same text, or every
+        // record would be written again once after an upgrade.
+        let values: SalesforceValues = [
+            ("Email".to_owned(), json!("ada@example.com")),
+            ("LastName".to_owned(), json!("Lovelace \"Ada\" ✓")),
+            ("NumberOfEmployees".to_owned(), json!(40)),
+            ("Phone".to_owned(), Value::Null),
+        ]
+        .into();
+        assert_eq!(hash(&values), "276fd734f9819adb");
+        assert_eq!(hash(&SalesforceValues::new()), "cbf29ce484222325");
+    }
+
+    #[test]
+    fn mapped_fields_are_read_whatever_the_case_of_their_name() {
+        let mappings = vec![Mapping {
+            desk_field: "lastName".into(),
+            salesforce_field: "lastname".into(),
+        }];
+        let record: Record = serde_json::from_value(json!({ "LastName": "Lovelace" })).unwrap();
+        let values = from_salesforce(&mappings, &record);
+        assert_eq!(values["lastname"], json!("Lovelace"));
     }
 }
