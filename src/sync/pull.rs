@@ -290,7 +290,7 @@ impl SyncEngine {
         let (mut desk, pending) =
             tokio::try_join!(desk::load(&self.store, module, &linked_desk), async {
                 Ok(self.store.outbox_desk_ids(module, &linked_desk).await?)
-            },)?;
+            })?;
         if module == Module::Contacts {
             // Which of these contacts' desk accounts Salesforce knows: one it does not know
             // stays on the contact when Salesforce shows no account.
