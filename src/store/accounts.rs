@@ -3,6 +3,7 @@ use entity::account::{self, Column, Entity as Accounts};
 use sea_orm::sea_query::{Expr, ExprTrait, Func};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
+    QuerySelect,
 };
 
 use super::contacts::{MASS_UPDATE_LIMIT, like_pattern};
@@ -198,8 +199,11 @@ impl Store {
     }
 }
 
+/// Reads a account to change it: on PostgreSQL its row stays locked until the transaction
+/// ends, so a sync batch writing the same account waits for this one, or this for it.
 async fn find(db: &impl ConnectionTrait, id: AccountId) -> StoreResult<account::Model> {
     Accounts::find_by_id(id)
+        .lock_exclusive()
         .one(db)
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("account {id}")))

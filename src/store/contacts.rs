@@ -3,6 +3,7 @@ use entity::contact::{self, Column, Entity as Contacts};
 use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
+    QuerySelect,
 };
 
 use super::page::{into_page, paginate};
@@ -230,8 +231,11 @@ impl Store {
     }
 }
 
+/// Reads a contact to change it: on PostgreSQL its row stays locked until the transaction
+/// ends, so a sync batch writing the same contact waits for this one, or this for it.
 async fn find(db: &impl ConnectionTrait, id: ContactId) -> StoreResult<contact::Model> {
     Contacts::find_by_id(id)
+        .lock_exclusive()
         .one(db)
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("contact {id}")))

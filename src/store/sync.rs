@@ -21,6 +21,29 @@ use crate::domain::{
     FailureReason, Invalid, Module, RetryPolicy,
 };
 
+/// The newest outbox row of each of these desk records that has one.
+async fn outbox_heads(
+    db: &impl ConnectionTrait,
+    backend: sea_orm::DbBackend,
+    module: Module,
+    ids: &[i64],
+) -> StoreResult<HashMap<i64, i64>> {
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows = outbox::Entity::find()
+        .select_only()
+        .column(outbox::Column::DeskId)
+        .column_as(outbox::Column::Id.max(), "head")
+        .filter(outbox::Column::Module.eq(module.as_str()))
+        .filter(one_of(backend, outbox::Column::DeskId, ids.to_vec()))
+        .group_by(outbox::Column::DeskId)
+        .into_tuple::<(i64, i64)>()
+        .all(db)
+        .await?;
+    Ok(rows.into_iter().collect())
+}
+
 /// Records a desk change for the sync to push, when an integration exists.
 pub(crate) async fn enqueue(
     db: &impl ConnectionTrait,
@@ -300,24 +323,14 @@ impl Store {
             .await?)
     }
 
-    /// Which of these desk records have changes waiting to be pushed.
-    pub async fn outbox_desk_ids(
+    /// The newest waiting change of each of these desk records that has one: the outbox row
+    /// up to which their values, read after this, are what a push sends.
+    pub async fn outbox_heads(
         &self,
         module: Module,
         ids: &[i64],
-    ) -> StoreResult<std::collections::HashSet<i64>> {
-        if ids.is_empty() {
-            return Ok(Default::default());
-        }
-        let rows = outbox::Entity::find()
-            .select_only()
-            .column(outbox::Column::DeskId)
-            .filter(outbox::Column::Module.eq(module.as_str()))
-            .filter(one_of(self.backend(), outbox::Column::DeskId, ids.to_vec()))
-            .into_tuple::<i64>()
-            .all(self.connection())
-            .await?;
-        Ok(rows.into_iter().collect())
+    ) -> StoreResult<HashMap<i64, i64>> {
+        outbox_heads(self.connection(), self.backend(), module, ids).await
     }
 
     /// Whether any failure of the module is still open; when none is, nothing needs resolving.
@@ -433,6 +446,51 @@ pub struct SyncBatch<'a> {
 }
 
 impl SyncBatch<'_> {
+    /// Desk contacts by id, recycle bin included, as this transaction sees them. On
+    /// PostgreSQL their rows stay locked until it ends: a desk edit of one waits for the
+    /// batch, and the batch never writes over an edit it did not see.
+    pub async fn contacts_for_update(&self, ids: &[ContactId]) -> StoreResult<Vec<contact::Model>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        Ok(contact::Entity::find()
+            .filter(one_of(
+                self.store.backend(),
+                contact::Column::Id,
+                ids.iter().map(|id| id.0),
+            ))
+            .order_by_asc(contact::Column::Id)
+            .lock_exclusive()
+            .all(&*self.txn)
+            .await?)
+    }
+
+    /// Desk accounts by id, recycle bin included, locked as `contacts_for_update` locks.
+    pub async fn accounts_for_update(&self, ids: &[AccountId]) -> StoreResult<Vec<account::Model>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        Ok(account::Entity::find()
+            .filter(one_of(
+                self.store.backend(),
+                account::Column::Id,
+                ids.iter().map(|id| id.0),
+            ))
+            .order_by_asc(account::Column::Id)
+            .lock_exclusive()
+            .all(&*self.txn)
+            .await?)
+    }
+
+    /// The newest waiting change of each of these desk records, as this transaction sees them.
+    pub async fn outbox_heads(
+        &self,
+        module: Module,
+        ids: &[i64],
+    ) -> StoreResult<HashMap<i64, i64>> {
+        outbox_heads(&*self.txn, self.store.backend(), module, ids).await
+    }
+
     pub async fn create_contact(&mut self, fields: ContactFields) -> StoreResult<contact::Model> {
         check_account(&*self.txn, fields.account_id).await?;
         let now = Utc::now();
@@ -701,20 +759,22 @@ impl SyncBatch<'_> {
         Ok(())
     }
 
-    /// Forgets waiting changes of a desk record, up to and including outbox row `upto`.
+    /// Forgets waiting changes of a desk record, up to and including outbox row `upto`: the
+    /// ones its values were read after (`None` when none was waiting then). A change queued
+    /// later stays, to be pushed in turn.
     pub async fn drop_outbox(
         &mut self,
         module: Module,
         desk_id: i64,
         upto: Option<i64>,
     ) -> StoreResult<()> {
-        let mut delete = outbox::Entity::delete_many()
+        let Some(upto) = upto else { return Ok(()) };
+        outbox::Entity::delete_many()
             .filter(outbox::Column::Module.eq(module.as_str()))
-            .filter(outbox::Column::DeskId.eq(desk_id));
-        if let Some(upto) = upto {
-            delete = delete.filter(outbox::Column::Id.lte(upto));
-        }
-        delete.exec(&*self.txn).await?;
+            .filter(outbox::Column::DeskId.eq(desk_id))
+            .filter(outbox::Column::Id.lte(upto))
+            .exec(&*self.txn)
+            .await?;
         Ok(())
     }
 

@@ -95,6 +95,35 @@ pub(super) async fn load(
     })
 }
 
+/// Desk records by id, recycle bin included, as the batch's transaction sees them and locked
+/// for it to write (see `SyncBatch::contacts_for_update`).
+pub(super) async fn load_for_update(
+    batch: &SyncBatch<'_>,
+    module: Module,
+    ids: &[i64],
+) -> Result<HashMap<i64, DeskRecord>, SyncError> {
+    Ok(match module {
+        Module::Contacts => {
+            let ids: Vec<ContactId> = ids.iter().map(|id| ContactId(*id)).collect();
+            batch
+                .contacts_for_update(&ids)
+                .await?
+                .into_iter()
+                .map(|m| (m.id.0, DeskRecord::Contact(m)))
+                .collect()
+        }
+        Module::Accounts => {
+            let ids: Vec<AccountId> = ids.iter().map(|id| AccountId(*id)).collect();
+            batch
+                .accounts_for_update(&ids)
+                .await?
+                .into_iter()
+                .map(|m| (m.id.0, DeskRecord::Account(m)))
+                .collect()
+        }
+    })
+}
+
 /// Desk records with no Salesforce link whose match key is one of `keys`, by key.
 pub(super) async fn unlinked_by_match_key(
     store: &Store,

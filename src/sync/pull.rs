@@ -86,6 +86,12 @@ impl Incoming {
     }
 }
 
+/// A desk record as a batch read it, with the newest of its changes waiting then.
+struct Held {
+    record: DeskRecord,
+    head: Option<i64>,
+}
+
 fn ident(name: &str) -> Result<Ident, SyncError> {
     Ok(Ident::parse(name)?)
 }
@@ -286,11 +292,25 @@ impl SyncEngine {
             desk::unlinked_by_match_key(&self.store, module, &keys),
             async { Ok(self.store.has_open_failures(module).await?) },
         )?;
-        let linked_desk: Vec<i64> = links.values().map(|l| l.desk_id).collect();
-        let (mut desk, pending) =
-            tokio::try_join!(desk::load(&self.store, module, &linked_desk), async {
-                Ok(self.store.outbox_desk_ids(module, &linked_desk).await?)
-            })?;
+        let mut batch = self.store.begin_sync().await?;
+        // The desk records the page may write over, read again inside the batch with their
+        // waiting changes: a desk edit committed since the lookups above is seen and judged,
+        // not overwritten, and on PostgreSQL none commits between this read and the write.
+        let mut rewritten: Vec<i64> = links.values().map(|l| l.desk_id).collect();
+        rewritten.extend(
+            candidates
+                .values()
+                .filter(|found| found.len() == 1)
+                .map(|found| found[0].id()),
+        );
+        let mut desk = desk::load_for_update(&batch, module, &rewritten).await?;
+        let pending = batch.outbox_heads(module, &rewritten).await?;
+        for found in candidates.values_mut() {
+            if found.len() == 1 {
+                // Purged meanwhile, the candidate is gone: the Salesforce record is new.
+                *found = desk.remove(&found[0].id()).into_iter().collect();
+            }
+        }
         if module == Module::Contacts {
             // Which of these contacts' desk accounts Salesforce knows: one it does not know
             // stays on the contact when Salesforce shows no account.
@@ -304,7 +324,6 @@ impl SyncEngine {
                 .await?;
         }
 
-        let mut batch = self.store.begin_sync().await?;
         let mut counts = Counts::default();
         let mut creates: Vec<(usize, Map<String, Value>)> = Vec::new();
         for (idx, inc) in incoming.iter().enumerate() {
@@ -320,7 +339,7 @@ impl SyncEngine {
                     let desk_newer = existing.as_ref().is_some_and(|d| {
                         round.sync_type == SyncType::TwoWay
                             && !d.deleted()
-                            && pending.contains(&d.id())
+                            && pending.contains_key(&d.id())
                             && d.updated_at() > inc.last_modified
                     });
                     if desk_newer {
@@ -336,6 +355,10 @@ impl SyncEngine {
                         .map(DeskRecord::values)
                         .unwrap_or_default();
                     apply_to_desk(mappings, module, &inc.values, &mut values, &accounts);
+                    let existing = existing.map(|record| Held {
+                        head: pending.get(&record.id()).copied(),
+                        record,
+                    });
                     self.write(&mut batch, module, inc, existing, values, added)
                         .await?
                 }
@@ -355,6 +378,10 @@ impl SyncEngine {
                         1 => {
                             let Some(only) = matches.into_iter().next() else {
                                 continue;
+                            };
+                            let only = Held {
+                                head: pending.get(&only.id()).copied(),
+                                record: only,
                             };
                             self.first_match(&mut batch, round, module, inc, only, &accounts)
                                 .await?
@@ -524,19 +551,21 @@ impl SyncEngine {
         Ok(refused)
     }
 
-    /// Writes Salesforce's values to the desk and links the pair at Salesforce's hash.
+    /// Writes Salesforce's values to the desk and links the pair at Salesforce's hash; the
+    /// desk changes that were waiting when `existing` was read are overruled.
     async fn write(
         &self,
         batch: &mut SyncBatch<'_>,
         module: Module,
         inc: &Incoming,
-        existing: Option<DeskRecord>,
+        existing: Option<Held>,
         values: Map<String, Value>,
         added: bool,
     ) -> Result<Result<Written, (FailureReason, String)>, SyncError> {
+        let (existing, head) = existing.map_or((None, None), |held| (Some(held.record), held.head));
         match desk::save(batch, module, existing, values).await? {
             Ok(desk_id) => {
-                batch.drop_outbox(module, desk_id, None).await?;
+                batch.drop_outbox(module, desk_id, head).await?;
                 inc.link(batch, module, desk_id).await?;
                 Ok(Ok(if added {
                     Written::Added
@@ -563,19 +592,20 @@ impl SyncEngine {
         round: &Round,
         module: Module,
         inc: &Incoming,
-        desk_record: DeskRecord,
+        desk_record: Held,
         accounts: &AccountLinks,
     ) -> Result<Result<Written, (FailureReason, String)>, SyncError> {
+        let record = &desk_record.record;
         if round.sync_type == SyncType::TwoWay
-            && !desk_record.deleted()
-            && desk_record.updated_at() > inc.last_modified
+            && !record.deleted()
+            && record.updated_at() > inc.last_modified
         {
-            let desk_id = desk_record.id();
+            let desk_id = record.id();
             batch.enqueue(module, desk_id).await?;
             inc.link(batch, module, desk_id).await?;
             return Ok(Ok(Written::Updated));
         }
-        let mut values = desk_record.values();
+        let mut values = record.values();
         apply_to_desk(
             round.mappings(module),
             module,

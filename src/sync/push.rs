@@ -91,14 +91,11 @@ impl SyncEngine {
             if statistics_due(batches) {
                 self.store.refresh_statistics().await?;
             }
+            // Read before the records are: an edit queued after that is not in what is sent,
+            // and waits for the next push.
+            let heads = self.store.outbox_heads(module, &ids).await?;
             let counts = self
-                .send(
-                    round,
-                    module,
-                    &ids,
-                    &HashMap::new(),
-                    Some((&cursor_name, last)),
-                )
+                .send(round, module, &ids, &heads, Some((&cursor_name, last)))
                 .await?;
             total = Counts {
                 added: total.added + counts.added,
@@ -110,7 +107,9 @@ impl SyncEngine {
         Ok(total)
     }
 
-    /// Sends one batch of desk records and records the outcome in one transaction.
+    /// Sends one batch of desk records and records the outcome in one transaction. `upto`
+    /// holds, for each record, the newest outbox row read before its values were: the
+    /// changes the push settles.
     async fn send(
         &self,
         round: &Round,

@@ -327,6 +327,85 @@ async fn a_desk_edit_made_after_the_salesforce_edit_wins() {
 }
 
 #[tokio::test]
+async fn a_desk_edit_made_while_the_first_export_is_in_flight_is_pushed_after_it() {
+    let (app, sim) = connected().await;
+    let desk_id = app
+        .create_contact(
+            json!({ "lastName": "Hopper", "email": "grace@example.com", "title": "Captain" }),
+        )
+        .await["id"]
+        .clone();
+    // The export has read the contact and waits for Salesforce when the agent edits it.
+    let export = sim.hold_next("PATCH", "/composite/sobjects/Contact");
+    let engine = app.engine.clone();
+    let round = tokio::spawn(async move { engine.run_once().await });
+    export.arrived().await;
+    update_contact(&app, &desk_id, json!({ "title": "Rear Admiral" })).await;
+    export.release();
+    round.await.unwrap().expect("the first sync succeeds");
+
+    app.sync_now().await;
+    let sf_id = salesforce_id_of(&app, &desk_id).await;
+    assert_eq!(
+        sim.get("Contact", &sf_id).unwrap()["Title"],
+        "Rear Admiral",
+        "the edit the export did not carry is pushed after it"
+    );
+}
+
+#[tokio::test]
+async fn a_desk_edit_committed_while_a_pull_waits_to_write_is_not_overwritten() {
+    let (app, sim) = connected().await;
+    let sf_id = sim
+        .insert(
+            "Contact",
+            json!({ "LastName": "Lovelace", "Title": "Start" }),
+        )
+        .unwrap();
+    app.sync_now().await;
+    let desk_id: i64 = by_last_name(&contacts(&app).await, "Lovelace")[0]["id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    sim.update("Contact", &sf_id, json!({ "Title": "Salesforce" }))
+        .unwrap();
+    // Salesforce stamps whole seconds: the desk edit comes after Salesforce's.
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+
+    // A desk edit in its own transaction, holding the desk (the write lock on SQLite, the
+    // row on PostgreSQL) while the next round reads the page and waits to write it.
+    let mut edit = app.store.begin_sync().await.unwrap();
+    let current = app
+        .store
+        .contacts_by_ids(&[tandem::domain::ContactId(desk_id)])
+        .await
+        .unwrap()
+        .remove(0);
+    let mut input = tandem::store::contact_input(&current);
+    input.title = Some("Desk".into());
+    edit.write_contact(current, input.validate().unwrap())
+        .await
+        .unwrap();
+    edit.enqueue(tandem::domain::Module::Contacts, desk_id)
+        .await
+        .unwrap();
+    let engine = app.engine.clone();
+    let round = tokio::spawn(async move { engine.run_once().await });
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    edit.commit().await.unwrap();
+    round.await.unwrap().expect("the round succeeds");
+
+    app.sync_now().await;
+    assert_eq!(
+        by_last_name(&contacts(&app).await, "Lovelace")[0]["title"],
+        "Desk",
+        "the later desk edit stands"
+    );
+    assert_eq!(sim.get("Contact", &sf_id).unwrap()["Title"], "Desk");
+}
+
+#[tokio::test]
 async fn deletes_are_not_propagated_but_later_updates_bring_records_back() {
     let (app, sim) = connected().await;
     let sf_id = sim

@@ -1,7 +1,10 @@
 //! Injected failures: random 500/503 answers, queued failures, latency and the daily API budget.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Duration;
+
+use tokio::sync::Semaphore;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -23,6 +26,53 @@ pub struct Faults {
     pub api_used: u64,
     pub token_max_requests: Option<u64>,
     pub token_ttl_secs: Option<i64>,
+    /// Requests to stop before they are answered, until a test lets them go.
+    pub holds: Vec<Hold>,
+}
+
+/// One request to hold: the first whose method and path match.
+pub struct Hold {
+    pub method: String,
+    pub path_contains: String,
+    pub gate: Gate,
+}
+
+/// Both sides of a held request: it signals its arrival, and waits for its release.
+#[derive(Clone)]
+pub struct Gate {
+    arrived: Arc<Semaphore>,
+    released: Arc<Semaphore>,
+}
+
+impl Gate {
+    pub fn new() -> Self {
+        Gate {
+            arrived: Arc::new(Semaphore::new(0)),
+            released: Arc::new(Semaphore::new(0)),
+        }
+    }
+
+    /// Waits until the held request has come in.
+    pub async fn arrived(&self) {
+        let _ = self.arrived.acquire().await.map(|p| p.forget());
+    }
+
+    /// Lets the held request be answered.
+    pub fn release(&self) {
+        self.released.add_permits(1);
+    }
+
+    /// On the request's side: tell of the arrival, then wait for the release.
+    pub async fn pass(&self) {
+        self.arrived.add_permits(1);
+        let _ = self.released.acquire().await.map(|p| p.forget());
+    }
+}
+
+impl Default for Gate {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl Faults {
@@ -39,7 +89,17 @@ impl Faults {
             api_used: 0,
             token_max_requests: config.token_max_requests,
             token_ttl_secs: config.token_ttl_secs,
+            holds: Vec::new(),
         }
+    }
+
+    /// The gate this request must pass, if a hold matches it; the hold is used up.
+    pub fn hold(&mut self, method: &str, path: &str) -> Option<Gate> {
+        let at = self
+            .holds
+            .iter()
+            .position(|h| h.method == method && path.contains(&h.path_contains))?;
+        Some(self.holds.remove(at).gate)
     }
 
     /// The failure this request should get instead of its answer, if any.

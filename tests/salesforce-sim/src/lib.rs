@@ -29,6 +29,8 @@ use tokio::task::JoinHandle;
 
 pub use config::SimConfig;
 pub use error::ApiError;
+pub use faults::Gate;
+use faults::Hold;
 pub use state::LoggedRequest;
 
 use record::{Write, parse_body, render};
@@ -162,6 +164,18 @@ impl SimHandle {
                 .iter()
                 .map(|(code, message)| ApiError::bad_request(code, *message)),
         );
+    }
+
+    /// Stops the next request with this method whose path contains `path_contains` before it
+    /// is answered: the client waits while the test acts, until `Gate::release`.
+    pub fn hold_next(&self, method: &str, path_contains: &str) -> Gate {
+        let gate = Gate::new();
+        lock(&self.sim.faults).holds.push(Hold {
+            method: method.to_owned(),
+            path_contains: path_contains.to_owned(),
+            gate: gate.clone(),
+        });
+        gate
     }
 
     pub fn set_latency(&self, latency: Duration) {

@@ -34,6 +34,10 @@ pub async fn dispatch(
         }
         _ => req.method().clone(),
     };
+    let held = lock(&sim.faults).hold(method.as_str(), req.path());
+    if let Some(gate) = held {
+        gate.pass().await;
+    }
     let rest = req.path().starts_with("/services/data/v");
     if rest && lock(&sim.faults).dropped() {
         sim.record(LoggedRequest {
