@@ -67,6 +67,12 @@ impl Store {
             (_, None) => false,
         };
         let org_id = new.org_id.or(before);
+        // The same org signed in again (after an error, or with new credentials): the sync
+        // goes on from where it was. Another org, or none before, starts from the beginning.
+        let first_sync = match &previous {
+            Some(previous) if !other_org => previous.first_sync.clone(),
+            _ => FirstSync::NotStarted.as_str().into(),
+        };
         if other_org {
             // Links, cursors, queued changes, failures and mappings all speak of the other
             // org's records and fields; the new org's first sync matches afresh.
@@ -85,8 +91,11 @@ impl Store {
             secrets: Set(Some(new.sealed_secrets)),
             instance_url: Set(Some(new.instance_url)),
             org_id: Set(org_id),
-            first_sync: Set(FirstSync::NotStarted.as_str().into()),
-            last_sync_at: Set(None),
+            first_sync: Set(first_sync),
+            last_sync_at: Set(previous
+                .as_ref()
+                .filter(|_| !other_org)
+                .and_then(|p| p.last_sync_at)),
             api_used: Set(None),
             api_max: Set(None),
             created_at: Set(now),

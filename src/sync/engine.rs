@@ -87,15 +87,18 @@ pub(super) struct Round {
     pub accounts: Vec<Mapping>,
 }
 
+/// Why a round ended early without failing.
+const STOPPED: &str =
+    "the sync was paused, or its Salesforce connection replaced or removed, during the round";
+
 impl Round {
-    /// Stops the round when the connection it started under was replaced or removed.
+    /// Stops the round when the sync was paused, or the connection it started under was
+    /// replaced or removed.
     pub fn still_current(&self, integrations: &Integrations) -> Result<(), SyncError> {
         if integrations.generation() == self.generation {
             Ok(())
         } else {
-            Err(SyncError::WrongState(
-                "the Salesforce connection was replaced during the sync round".into(),
-            ))
+            Err(SyncError::WrongState(STOPPED.into()))
         }
     }
 
@@ -134,7 +137,11 @@ impl SyncEngine {
             return Ok(idle("the first sync has not been started"));
         }
         let client = self.integrations.client_of(&current).await?;
-        let result = self.round(&current, &client, generation).await;
+        let mut result = self.round(&current, &client, generation).await;
+        if result.is_err() && self.integrations.generation() != generation {
+            // What is written stays written; the rest waits for the next round.
+            result = Ok(idle(STOPPED));
+        }
         self.store
             .prune_history(Utc::now() - self.settings.history_retention)
             .await?;

@@ -183,7 +183,8 @@ impl Integrations {
         })
     }
 
-    /// The connection's generation: it changes when the connection is replaced or removed.
+    /// The connection's generation: it changes when the connection is replaced or removed,
+    /// and when the sync is paused.
     pub fn generation(&self) -> u64 {
         self.generation.load(std::sync::atomic::Ordering::SeqCst)
     }
@@ -431,7 +432,13 @@ impl Integrations {
             .await?)
     }
 
+    /// Pauses the sync. A round running in this process stops at its next batch, and the
+    /// pause waits for it: once paused, nothing more crosses. (A round another replica runs
+    /// ends its batches and sees the pause when its next round starts.)
     pub async fn pause(&self) -> Result<integration::Model, SyncError> {
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let _stopped = self.rounds.lock().await;
         self.transition(
             &[IntegrationStatus::Active],
             IntegrationStatus::Paused,

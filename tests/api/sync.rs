@@ -521,6 +521,54 @@ async fn while_paused_nothing_crosses_and_on_resume_everything_arrives() {
 }
 
 #[tokio::test]
+async fn a_pause_stops_a_running_first_sync_at_its_next_batch() {
+    let (app, sim) = crate::integration::started(|s| s.sync.batch_size = 1).await;
+    for name in ["Noether", "Curie", "Meitner"] {
+        app.create_contact(json!({ "lastName": name })).await;
+    }
+    // The export's first batch is on its way to Salesforce when the admin pauses.
+    let first = sim.hold_next("PATCH", "/composite/sobjects/Contact");
+    let engine = app.engine.clone();
+    let round = tokio::spawn(async move { engine.run_once().await });
+    first.arrived().await;
+    // The pause returns once the round has stopped, which needs the held batch answered.
+    let (paused, ()) = tokio::join!(
+        app.gql_ok("mutation { pauseSync { status } }", json!({})),
+        async {
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            first.release();
+        }
+    );
+    assert_eq!(paused["pauseSync"]["status"], "PAUSED");
+    let report = round
+        .await
+        .unwrap()
+        .expect("a paused round is not a failure");
+    assert!(report.idle.is_some(), "{report:?}");
+    assert_eq!(
+        sim.count("Contact"),
+        1,
+        "the batch in flight lands, no other"
+    );
+
+    let before = sim.request_count();
+    app.sync_now().await;
+    assert!(
+        writes_since(&sim, before).is_empty(),
+        "nothing crosses while paused"
+    );
+
+    app.gql_ok("mutation { resumeSync { status } }", json!({}))
+        .await;
+    app.sync_now().await;
+    assert_eq!(
+        sim.count("Contact"),
+        3,
+        "the first sync resumes where it stopped"
+    );
+}
+
+#[tokio::test]
 async fn ambiguous_matches_are_logged_not_guessed() {
     let (app, sim) = connected().await;
     sim.insert(
@@ -923,6 +971,16 @@ async fn revoked_credentials_put_the_integration_in_error_until_reconnected() {
 
     let back = connect(&app, &sim, "tandem").await;
     assert_eq!(back["data"]["connectSalesforce"]["status"], "ACTIVE");
+    // The same org again: the sync goes on from where it was, with no second first sync.
+    let state = app.gql_ok("{ integration { firstSync } }", json!({})).await;
+    assert_eq!(state["integration"]["firstSync"], "DONE", "{state}");
+    let sf_id = sim
+        .insert("Contact", json!({ "LastName": "Returning" }))
+        .unwrap();
+    let report = app.sync_now().await;
+    assert!(report.idle.is_none(), "{report:?}");
+    assert_eq!(by_last_name(&contacts(&app).await, "Returning").len(), 1);
+    assert!(sim.get("Contact", &sf_id).is_some());
 }
 
 #[tokio::test]
