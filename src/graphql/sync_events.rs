@@ -7,6 +7,7 @@ use async_graphql::{Context, Enum, ID, SimpleObject, Subscription};
 use chrono::{DateTime, Utc};
 use futures_util::Stream;
 use tokio::sync::broadcast::{self, error::RecvError};
+use tokio::sync::watch;
 
 use super::integration::{IntegrationStatus, SyncModule};
 use super::paging::parse_id;
@@ -78,6 +79,31 @@ impl TryFrom<SyncEvent> for SyncEventNode {
     }
 }
 
+/// The modules whose events a profile may follow, of those `wanted` (all when `None`).
+fn allowed_modules(
+    profile: &entity::profile::Model,
+    wanted: Option<&[Module]>,
+) -> Result<Vec<Module>, ApiError> {
+    let mut allowed = vec![Module::Contacts, Module::Accounts];
+    if !profile.is_admin {
+        let permissions = crate::store::permissions_of(profile);
+        if !permissions.visible || !permissions.information {
+            return Err(ApiError::forbidden(format!(
+                "the profile '{}' may not see Salesforce information",
+                profile.name
+            )));
+        }
+        allowed.retain(|m| match m {
+            Module::Contacts => permissions.panel.shows_contacts(),
+            Module::Accounts => permissions.panel.shows_accounts(),
+        });
+    }
+    if let Some(wanted) = wanted {
+        allowed.retain(|m| wanted.contains(m));
+    }
+    Ok(allowed)
+}
+
 /// Which events a subscriber gets: what it asked for, within what its profile may see.
 struct Admits {
     modules: Vec<Module>,
@@ -110,16 +136,45 @@ struct Follow {
     catching_up: bool,
     queue: VecDeque<SyncEvent>,
     admits: Admits,
+    /// The subscriber's profile, read again when permissions change.
+    profile: String,
+    profiles: watch::Receiver<u64>,
+    wanted: Option<Vec<Module>>,
+    /// Set once the profile may no longer follow: the stream ends after saying why.
+    ended: bool,
 }
 
 impl Follow {
+    /// Applies a change of the subscriber's profile to what it is admitted to.
+    async fn recheck_profile(&mut self) -> Result<(), ApiError> {
+        self.profiles.mark_unchanged();
+        let profile = self
+            .store
+            .profile_by_name(&self.profile)
+            .await?
+            .ok_or_else(|| {
+                ApiError::forbidden(format!("the profile '{}' no longer exists", self.profile))
+            })?;
+        self.admits.modules = allowed_modules(&profile, self.wanted.as_deref())?;
+        Ok(())
+    }
+
     async fn next(&mut self) -> Option<Result<SyncEventNode, ApiError>> {
+        if self.ended {
+            return None;
+        }
         loop {
             if let Some(event) = self.queue.pop_front() {
                 if self.last.is_some_and(|l| event.id <= l) {
                     continue;
                 }
                 self.last = Some(event.id);
+                if self.profiles.has_changed().unwrap_or(false)
+                    && let Err(denied) = self.recheck_profile().await
+                {
+                    self.ended = true;
+                    return Some(Err(denied));
+                }
                 if self.admits.admits(&event) {
                     return Some(SyncEventNode::try_from(event));
                 }
@@ -172,24 +227,9 @@ impl SyncEventSubscription {
         kinds: Option<Vec<SyncEventType>>,
     ) -> Result<impl Stream<Item = Result<SyncEventNode, ApiError>> + use<>, ApiError> {
         let viewer = ctx.viewer()?;
-        let mut allowed = vec![Module::Contacts, Module::Accounts];
-        if !viewer.is_admin() {
-            let permissions = viewer.permissions();
-            if !permissions.visible || !permissions.information {
-                return Err(ApiError::forbidden(format!(
-                    "the profile '{}' may not see Salesforce information",
-                    viewer.profile.name
-                )));
-            }
-            allowed.retain(|m| match m {
-                Module::Contacts => permissions.panel.shows_contacts(),
-                Module::Accounts => permissions.panel.shows_accounts(),
-            });
-        }
-        if let Some(wanted) = modules {
-            let wanted: Vec<Module> = wanted.into_iter().map(Into::into).collect();
-            allowed.retain(|m| wanted.contains(m));
-        }
+        let wanted: Option<Vec<Module>> =
+            modules.map(|wanted| wanted.into_iter().map(Into::into).collect());
+        let allowed = allowed_modules(&viewer.profile, wanted.as_deref())?;
         // `0` replays the whole log.
         let last = after_id
             .map(|id| match id.as_str() {
@@ -198,8 +238,14 @@ impl SyncEventSubscription {
             })
             .transpose()?;
         let store = ctx.store().clone();
+        let mut profiles = store.profile_changes();
+        profiles.mark_unchanged();
         let follow = Follow {
             live: store.subscribe_sync(),
+            profiles,
+            profile: viewer.profile.name.clone(),
+            wanted,
+            ended: false,
             store,
             last,
             catching_up: last.is_some(),

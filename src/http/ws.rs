@@ -230,7 +230,7 @@ impl Connection {
             }
             (Protocol::Transport, "pong") => Ok(()),
             (Protocol::Transport, "subscribe") | (Protocol::Legacy, "start") => {
-                self.subscribe(protocol, &message)
+                self.subscribe(protocol, &message).await
             }
             (Protocol::Transport, "complete") | (Protocol::Legacy, "stop") => {
                 let id = message_id(&message)?;
@@ -279,8 +279,8 @@ impl Connection {
         }
     }
 
-    fn subscribe(&mut self, protocol: Protocol, message: &Value) -> Result<(), Close> {
-        let Some(viewer) = self.viewer.clone() else {
+    async fn subscribe(&mut self, protocol: Protocol, message: &Value) -> Result<(), Close> {
+        let Some(mut viewer) = self.viewer.clone() else {
             return Err(Close::new(4401, "Unauthorized"));
         };
         let id = message_id(message)?.to_owned();
@@ -305,6 +305,16 @@ impl Connection {
                 .send(Outgoing::Message(error_message(protocol, &id, error)));
             return Ok(());
         }
+        // Each operation runs with the profile's permissions as they are now, not as they
+        // were when the socket opened.
+        viewer.profile = match self.state.store.profile_by_name(&viewer.profile.name).await {
+            Ok(Some(profile)) => profile,
+            Ok(None) => return Err(Close::new(4403, "Forbidden: the profile no longer exists")),
+            Err(e) => {
+                tracing::error!(error = %e, "profile lookup failed for a subscription");
+                return Err(Close::new(1011, "the profile cannot be read"));
+            }
+        };
         let request = prepare(request, viewer, &self.state.store);
         let mut responses = self.state.schema.execute_stream(request);
         let tx = self.outgoing.0.clone();

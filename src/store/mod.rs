@@ -24,7 +24,7 @@ use sea_orm::{
     ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
     DatabaseTransaction, DbBackend, DbErr, TransactionTrait,
 };
-use tokio::sync::{Mutex, MutexGuard, broadcast};
+use tokio::sync::{Mutex, MutexGuard, broadcast, watch};
 
 use crate::config::DatabaseUrl;
 use crate::domain::{DeskAction, DeskEntity, DeskEvent, Invalid};
@@ -92,6 +92,9 @@ pub struct Store {
     peers: Option<peers::Peers>,
     events: broadcast::Sender<DeskEvent>,
     sync_events: broadcast::Sender<SyncEvent>,
+    /// Moves on whenever a profile's permissions change, here or on another replica: what a
+    /// long-lived subscription checks before it hands out the next event.
+    profiles: Arc<watch::Sender<u64>>,
 }
 
 /// A write transaction, holding the SQLite writer slot while it lives.
@@ -166,8 +169,15 @@ impl Store {
         };
         let (events, _) = broadcast::channel(1024);
         let (sync_events, _) = broadcast::channel(1024);
-        let peers = (!url.is_sqlite())
-            .then(|| peers::Peers::start(db.clone(), events.clone(), sync_events.clone()));
+        let profiles = Arc::new(watch::Sender::new(0));
+        let peers = (!url.is_sqlite()).then(|| {
+            peers::Peers::start(
+                db.clone(),
+                events.clone(),
+                sync_events.clone(),
+                profiles.clone(),
+            )
+        });
         Ok(Self {
             db,
             write_lock: url.is_sqlite().then(|| Arc::new(Mutex::new(()))),
@@ -175,7 +185,20 @@ impl Store {
             peers,
             events,
             sync_events,
+            profiles,
         })
+    }
+
+    /// Changes when any profile's permissions do, in this process or another replica.
+    pub fn profile_changes(&self) -> watch::Receiver<u64> {
+        self.profiles.subscribe()
+    }
+
+    fn profiles_changed(&self) {
+        if let Some(peers) = &self.peers {
+            peers.announce(peers::Notice::Profiles);
+        }
+        self.profiles.send_modify(|version| *version += 1);
     }
 
     pub fn connection(&self) -> &DatabaseConnection {

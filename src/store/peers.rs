@@ -7,12 +7,13 @@
 //! dropped listener connection. Nothing depends on it for correctness: the outbox waits for
 //! the next poll, and a `syncEvents` subscriber reads the log when the next event shows a gap.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use sea_orm::DatabaseConnection;
 use sea_orm::sqlx::{self, PgPool, postgres::PgListener};
 use serde::{Deserialize, Serialize};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, watch};
 
 use super::events::{SyncEvent, sync_event_by_id};
 use crate::domain::DeskEvent;
@@ -28,6 +29,8 @@ pub(crate) enum Notice {
     Desk(DeskEvent),
     /// A sync event, by its id in the log.
     Sync(i64),
+    /// A profile's permissions changed.
+    Profiles,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -49,6 +52,7 @@ impl Peers {
         db: DatabaseConnection,
         desk: broadcast::Sender<DeskEvent>,
         sync: broadcast::Sender<SyncEvent>,
+        profiles: Arc<watch::Sender<u64>>,
     ) -> Self {
         let (outgoing, queued) = mpsc::unbounded_channel();
         let bridge = Bridge {
@@ -57,6 +61,7 @@ impl Peers {
             db,
             desk,
             sync,
+            profiles,
         };
         tokio::spawn(bridge.run(queued));
         Self { outgoing }
@@ -74,6 +79,7 @@ struct Bridge {
     db: DatabaseConnection,
     desk: broadcast::Sender<DeskEvent>,
     sync: broadcast::Sender<SyncEvent>,
+    profiles: Arc<watch::Sender<u64>>,
 }
 
 impl Bridge {
@@ -178,6 +184,7 @@ impl Bridge {
                 Notice::Desk(event) => {
                     let _ = self.desk.send(event);
                 }
+                Notice::Profiles => self.profiles.send_modify(|version| *version += 1),
                 Notice::Sync(id) => match sync_event_by_id(&self.db, id).await {
                     Ok(Some(event)) => {
                         let _ = self.sync.send(event);

@@ -128,6 +128,7 @@ impl Store {
         active.updated_at = Set(Utc::now());
         let model = active.update(&*txn).await?;
         txn.commit().await?;
+        self.profiles_changed();
         Ok(model)
     }
 }

@@ -191,3 +191,44 @@ async fn event_ids_commit_in_the_order_they_were_drawn() {
     let modules: Vec<_> = log.iter().map(|e| e.kind.module()).collect();
     assert_eq!(modules, [Some(Module::Contacts), Some(Module::Accounts)]);
 }
+
+#[tokio::test]
+async fn a_permission_revoked_while_a_socket_is_open_holds_for_its_streams_and_operations() {
+    let (app, _sim) = synced().await;
+    let profile = app
+        .gql_ok(
+            "mutation { createProfile(input: { name: \"Night Desk\", permissions: {} }) { id } }",
+            json!({}),
+        )
+        .await["createProfile"]["id"]
+        .clone();
+    let mut ws = subscribe(&app, "Night Desk", json!({})).await;
+    app.gql_ok("mutation { pauseSync { status } }", json!({}))
+        .await;
+    assert_eq!(next_event(&mut ws).await["status"], "PAUSED", "following live");
+
+    app.gql_ok(
+        "mutation($id: ID!) { updateProfilePermissions(id: $id, permissions: { information: false }) { id } }",
+        json!({ "id": profile }),
+    )
+    .await;
+    app.gql_ok("mutation { resumeSync { status } }", json!({}))
+        .await;
+    let message = ws.recv().await;
+    assert_eq!(message["payload"]["data"], Value::Null, "{message}");
+    assert_eq!(
+        message["payload"]["errors"][0]["extensions"]["code"],
+        "FORBIDDEN",
+        "the open stream stops at its next event: {message}"
+    );
+    assert_eq!(ws.recv().await["type"], "complete");
+
+    ws.send(json!({ "id": "again", "type": "subscribe", "payload": { "query": EVENTS } }))
+        .await;
+    let again = ws.recv().await;
+    assert_eq!(
+        again["payload"]["errors"][0]["extensions"]["code"],
+        "FORBIDDEN",
+        "a new operation on the same socket reads the profile as it is now: {again}"
+    );
+}
