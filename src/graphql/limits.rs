@@ -1,7 +1,10 @@
 //! Request-size limits: query bytes, aliases, depth and complexity. Operations that only
-//! introspect the schema are exempt from depth and complexity, so GraphiQL always works.
+//! introspect the schema are exempt from depth and complexity, so GraphiQL always works;
+//! their lists may nest three deep (`types`, `fields`, `args`), which is all it asks.
 //! Bytes and aliases are checked here before execution; depth and complexity by
 //! async-graphql's validation, whose refusals `explain` names.
+
+use std::collections::HashMap;
 
 use async_graphql::parser::types::{ExecutableDocument, Field, Selection, SelectionSet};
 use async_graphql::{ErrorExtensions, Request, Response, ServerError};
@@ -90,6 +93,15 @@ impl Limits {
             ));
         }
         let admitted = if is_introspection_only(parsed.doc) {
+            let lists = introspection_list_depth(parsed.doc);
+            if lists > INTROSPECTION_LISTS {
+                return Err(limit_error(
+                    "introspectionLists",
+                    INTROSPECTION_LISTS,
+                    Some(lists),
+                    "introspection lists nested in one another",
+                ));
+            }
             Admitted::Introspection
         } else {
             Admitted::Limited
@@ -137,8 +149,98 @@ pub(super) fn sum_over_fields(doc: &ExecutableDocument, count: impl Fn(&Field) -
     sets.map(|set| walk(set, &count)).sum()
 }
 
+/// Aliases as the operations execute them: a fragment's count for every place it is spread,
+/// so fragments spread many times cannot multiply aliased fields past the limit unseen.
 fn count_aliases(doc: &ExecutableDocument) -> usize {
-    sum_over_fields(doc, |field| usize::from(field.alias.is_some()))
+    fn in_set<'d>(
+        set: &'d SelectionSet,
+        doc: &'d ExecutableDocument,
+        known: &mut HashMap<&'d str, usize>,
+        open: &mut Vec<&'d str>,
+    ) -> usize {
+        set.items.iter().fold(0usize, |sum, item| {
+            let here =
+                match &item.node {
+                    Selection::Field(f) => usize::from(f.node.alias.is_some())
+                        .saturating_add(in_set(&f.node.selection_set.node, doc, known, open)),
+                    Selection::InlineFragment(f) => {
+                        in_set(&f.node.selection_set.node, doc, known, open)
+                    }
+                    Selection::FragmentSpread(spread) => {
+                        let name = spread.node.fragment_name.node.as_str();
+                        match known.get(name) {
+                            Some(&count) => count,
+                            // A cycle is refused by validation; here it counts nothing more.
+                            None if open.contains(&name) => 0,
+                            None => {
+                                open.push(name);
+                                let count = doc.fragments.get(name).map_or(0, |f| {
+                                    in_set(&f.node.selection_set.node, doc, known, open)
+                                });
+                                open.pop();
+                                known.insert(name, count);
+                                count
+                            }
+                        }
+                    }
+                };
+            sum.saturating_add(here)
+        })
+    }
+    let mut known = HashMap::new();
+    doc.operations.iter().fold(0usize, |sum, (_, op)| {
+        sum.saturating_add(in_set(
+            &op.node.selection_set.node,
+            doc,
+            &mut known,
+            &mut Vec::new(),
+        ))
+    })
+}
+
+/// Introspection lists nested in one another (`types`, then `fields`, then `args`): what
+/// GraphiQL's introspection query needs. A deeper nesting (`fields { type { fields … } }`)
+/// multiplies the answer by the schema's size at every level, with no alias needed.
+const INTROSPECTION_LISTS: usize = 3;
+
+/// How deep introspection lists nest in an operation made only of introspection.
+fn introspection_list_depth(doc: &ExecutableDocument) -> usize {
+    const LISTS: [&str; 8] = [
+        "types",
+        "directives",
+        "fields",
+        "interfaces",
+        "possibleTypes",
+        "enumValues",
+        "inputFields",
+        "args",
+    ];
+    // `hops` bounds the walk, since fragment cycles are only refused later, by validation.
+    fn deepest(set: &SelectionSet, doc: &ExecutableDocument, hops: usize) -> usize {
+        if hops >= 64 {
+            return 0;
+        }
+        set.items
+            .iter()
+            .map(|item| match &item.node {
+                Selection::Field(f) => {
+                    usize::from(LISTS.contains(&f.node.name.node.as_str()))
+                        + deepest(&f.node.selection_set.node, doc, hops + 1)
+                }
+                Selection::InlineFragment(f) => deepest(&f.node.selection_set.node, doc, hops + 1),
+                Selection::FragmentSpread(s) => doc
+                    .fragments
+                    .get(&s.node.fragment_name.node)
+                    .map_or(0, |f| deepest(&f.node.selection_set.node, doc, hops + 1)),
+            })
+            .max()
+            .unwrap_or(0)
+    }
+    doc.operations
+        .iter()
+        .map(|(_, op)| deepest(&op.node.selection_set.node, doc, 0))
+        .max()
+        .unwrap_or(0)
 }
 
 fn is_introspection_only(doc: &ExecutableDocument) -> bool {

@@ -92,6 +92,58 @@ async fn aliases_and_query_size_are_bounded() {
 }
 
 #[tokio::test]
+async fn aliases_count_once_for_every_spread_of_their_fragment() {
+    let app = spawn_app_with(|s| s.graphql.max_aliases = 10).await;
+    // Four aliases written, 2 + 2 × 4 = 10 executed: at the limit.
+    let within = "{ a: __typename b: __typename ...F ...F ...F ...F } fragment F on Query { c: __typename d: __typename }";
+    assert!(app.gql(within, json!({})).await.get("errors").is_none());
+    // One more spread: 12 executed, though still four written.
+    let over = "{ a: __typename b: __typename ...F ...F ...F ...F ...F } fragment F on Query { c: __typename d: __typename }";
+    let body = app.gql(over, json!({})).await;
+    assert_eq!(codes(&body), ["BAD_USER_INPUT"]);
+    assert_eq!(body["errors"][0]["extensions"]["limit"], "maxAliases");
+    assert_eq!(body["errors"][0]["extensions"]["actual"], 12);
+    // Fragments spreading fragments multiply: three aliases written, 2^20 executed.
+    let mut chain = String::from("{ ...F0 }");
+    for level in 0..20 {
+        chain.push_str(&format!(
+            " fragment F{level} on Query {{ ...F{next} ...F{next} }}",
+            next = level + 1
+        ));
+    }
+    chain.push_str(" fragment F20 on Query { x: __typename }");
+    let body = app.gql(&chain, json!({})).await;
+    assert_eq!(
+        body["errors"][0]["extensions"]["limit"], "maxAliases",
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn introspection_lists_nest_no_deeper_than_graphiql_needs() {
+    let app = spawn_app().await;
+    let body = app
+        .gql(
+            "{ __schema { types { fields { type { fields { type { fields { name } } } } } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(codes(&body), ["BAD_USER_INPUT"], "{body}");
+    assert_eq!(
+        body["errors"][0]["extensions"]["limit"],
+        "introspectionLists"
+    );
+    assert_eq!(body["errors"][0]["extensions"]["actual"], 4);
+    // Three deep, as GraphiQL asks, is answered.
+    app.gql_ok(
+        "{ __schema { types { fields { args { name } } } } }",
+        json!({}),
+    )
+    .await;
+    app.gql_ok(INTROSPECTION, json!({})).await;
+}
+
+#[tokio::test]
 async fn page_sizes_are_bounded() {
     let app = spawn_app().await;
     for first in [-1, 101] {

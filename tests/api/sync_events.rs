@@ -205,7 +205,11 @@ async fn a_permission_revoked_while_a_socket_is_open_holds_for_its_streams_and_o
     let mut ws = subscribe(&app, "Night Desk", json!({})).await;
     app.gql_ok("mutation { pauseSync { status } }", json!({}))
         .await;
-    assert_eq!(next_event(&mut ws).await["status"], "PAUSED", "following live");
+    assert_eq!(
+        next_event(&mut ws).await["status"],
+        "PAUSED",
+        "following live"
+    );
 
     app.gql_ok(
         "mutation($id: ID!) { updateProfilePermissions(id: $id, permissions: { information: false }) { id } }",
@@ -217,8 +221,7 @@ async fn a_permission_revoked_while_a_socket_is_open_holds_for_its_streams_and_o
     let message = ws.recv().await;
     assert_eq!(message["payload"]["data"], Value::Null, "{message}");
     assert_eq!(
-        message["payload"]["errors"][0]["extensions"]["code"],
-        "FORBIDDEN",
+        message["payload"]["errors"][0]["extensions"]["code"], "FORBIDDEN",
         "the open stream stops at its next event: {message}"
     );
     assert_eq!(ws.recv().await["type"], "complete");
@@ -227,8 +230,7 @@ async fn a_permission_revoked_while_a_socket_is_open_holds_for_its_streams_and_o
         .await;
     let again = ws.recv().await;
     assert_eq!(
-        again["payload"]["errors"][0]["extensions"]["code"],
-        "FORBIDDEN",
+        again["payload"]["errors"][0]["extensions"]["code"], "FORBIDDEN",
         "a new operation on the same socket reads the profile as it is now: {again}"
     );
 }
