@@ -1,5 +1,6 @@
 //! Gives every error an `extensions.code`: errors raised before execution (syntax,
-//! validation) are the client's to fix; an uncoded error during execution is internal. A
+//! validation) and arguments a scalar cannot parse are the client's to fix; any other
+//! uncoded error during execution is internal. A
 //! nullable field whose resolver failed answers `null` at the error's path, as the spec asks,
 //! rather than being left out of `data`.
 
@@ -12,6 +13,14 @@ pub fn code_of(error: &ServerError) -> Option<String> {
     }
 }
 
+/// An argument that passed validation but not its scalar's parser (a `DateTime` that is not
+/// RFC 3339, say): async-graphql reports it at the field's path, in the words of its
+/// `InputValueError`, which are the client's to act on.
+fn is_input_value_error(error: &ServerError) -> bool {
+    error.message.starts_with("Failed to parse \"")
+        || error.message.starts_with("Expected input type \"")
+}
+
 /// Gives each error of a response its code, and `null` at its path.
 pub fn tag(mut response: Response) -> Response {
     for error in &response.errors {
@@ -19,7 +28,7 @@ pub fn tag(mut response: Response) -> Response {
     }
     for error in &mut response.errors {
         if code_of(error).is_none() {
-            let code = if error.path.is_empty() {
+            let code = if error.path.is_empty() || is_input_value_error(error) {
                 "BAD_USER_INPUT"
             } else {
                 "INTERNAL"

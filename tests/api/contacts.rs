@@ -72,6 +72,31 @@ async fn invalid_input_is_refused_naming_the_field() {
 }
 
 #[tokio::test]
+async fn a_timestamp_that_does_not_parse_is_the_clients_to_fix() {
+    let app = spawn_app().await;
+    for (query, variables) in [
+        (
+            r#"{ contacts(filter: { updatedSince: "yesterday" }) { nodes { id } } }"#,
+            json!({}),
+        ),
+        (
+            "query($t: DateTime) { contacts(filter: { updatedSince: $t }) { nodes { id } } }",
+            json!({ "t": "2026-13-45" }),
+        ),
+    ] {
+        let body = app.gql(query, variables).await;
+        assert_eq!(codes(&body), ["BAD_USER_INPUT"], "{body}");
+        assert!(
+            body["errors"][0]["message"]
+                .as_str()
+                .unwrap()
+                .contains("DateTime"),
+            "the message says what did not parse: {body}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn an_update_changes_only_the_fields_it_names() {
     let app = spawn_app().await;
     let c = app
