@@ -1,7 +1,7 @@
 //! Salesforce → desk: changed records found by SystemModstamp, applied page by page with the
 //! cursor advanced in the same transaction.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use futures_util::TryStreamExt;
@@ -11,6 +11,7 @@ use super::SyncError;
 use super::desk::{self, DeskRecord};
 use super::engine::{Counts, Round, SyncEngine, statistics_due};
 use super::mapping::Mapping;
+use super::push::DESK_ID_FIELD;
 use super::records::{
     AccountLinks, SalesforceValues, account_fields, apply_to_desk, contact_fields, from_salesforce,
     hash, mapped_desk_value, reason_for,
@@ -31,6 +32,8 @@ struct Incoming {
     profile: String,
     /// What it is matched on the first time it meets the desk.
     key: Option<String>,
+    /// The desk record a push created it from (`Helpdesk_Id__c`), when it says.
+    desk_ref: Option<i64>,
 }
 
 impl Incoming {
@@ -58,6 +61,11 @@ impl Incoming {
                     last_modified: datetime(&r, "LastModifiedDate")?,
                     hash: hash(&values),
                     values,
+                    desk_ref: r.get(DESK_ID_FIELD).and_then(|v| match v {
+                        Value::String(id) => id.trim().parse().ok(),
+                        Value::Number(id) => id.as_i64(),
+                        _ => None,
+                    }),
                     profile: profile(r),
                 })
             })
@@ -112,6 +120,9 @@ const FIELD_LIST_BUDGET: usize = 8_000;
 async fn select_all(round: &Round, module: Module) -> Result<Select, SyncError> {
     let describe = round.client.describe(module.salesforce_object()).await?;
     let mut fields = vec!["Id", "SystemModstamp", "LastModifiedDate"];
+    if describe.field(DESK_ID_FIELD).is_some() {
+        fields.push(DESK_ID_FIELD);
+    }
     for m in round.mappings(module) {
         if !fields
             .iter()
@@ -292,6 +303,20 @@ impl SyncEngine {
             desk::unlinked_by_match_key(&self.store, module, &keys),
             async { Ok(self.store.has_open_failures(module).await?) },
         )?;
+        // Records that name the desk record a push created them from, yet have no link: the
+        // push's link was lost (a crash between Salesforce's answer and the commit). They meet
+        // that record, when it is still unlinked, before anything is matched by key.
+        let refs: Vec<i64> = incoming
+            .iter()
+            .filter(|i| !links.contains_key(&i.id))
+            .filter_map(|i| i.desk_ref)
+            .collect();
+        let linked_refs = self.store.links_by_desk(module, &refs).await?;
+        let refs: Vec<i64> = refs
+            .into_iter()
+            .filter(|r| !linked_refs.contains_key(r))
+            .collect();
+
         let mut batch = self.store.begin_sync().await?;
         // The desk records the page may write over, read again inside the batch with their
         // waiting changes: a desk edit committed since the lookups above is seen and judged,
@@ -303,8 +328,13 @@ impl SyncEngine {
                 .filter(|found| found.len() == 1)
                 .map(|found| found[0].id()),
         );
+        rewritten.extend(&refs);
         let mut desk = desk::load_for_update(&batch, module, &rewritten).await?;
         let pending = batch.outbox_heads(module, &rewritten).await?;
+        let mut own: HashMap<i64, DeskRecord> = refs
+            .iter()
+            .filter_map(|r| desk.get(r).map(|d| (*r, d.clone())))
+            .collect();
         for found in candidates.values_mut() {
             if found.len() == 1 {
                 // Purged meanwhile, the candidate is gone: the Salesforce record is new.
@@ -363,11 +393,19 @@ impl SyncEngine {
                         .await?
                 }
                 None => {
-                    let matches: Vec<DeskRecord> = inc
-                        .key
-                        .as_ref()
-                        .and_then(|k| candidates.remove(k))
-                        .unwrap_or_default();
+                    let matches: Vec<DeskRecord> = match inc.desk_ref.and_then(|r| own.remove(&r)) {
+                        Some(own) => {
+                            for found in candidates.values_mut() {
+                                found.retain(|d| d.id() != own.id());
+                            }
+                            vec![own]
+                        }
+                        None => inc
+                            .key
+                            .as_ref()
+                            .and_then(|k| candidates.remove(k))
+                            .unwrap_or_default(),
+                    };
                     match matches.len() {
                         0 => {
                             let mut fresh = Map::new();

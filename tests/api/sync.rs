@@ -406,6 +406,29 @@ async fn a_desk_edit_committed_while_a_pull_waits_to_write_is_not_overwritten() 
 }
 
 #[tokio::test]
+async fn a_salesforce_record_a_push_created_before_a_crash_meets_its_desk_record_again() {
+    let (app, sim) = connected().await;
+    // No email to match on: only the desk id the push wrote says whose record it is.
+    let desk_id = app.create_contact(json!({ "lastName": "Hamilton" })).await["id"].clone();
+    let sf_id = sim
+        .insert(
+            "Contact",
+            json!({ "LastName": "Hamilton", "Helpdesk_Id__c": desk_id }),
+        )
+        .unwrap();
+    app.sync_now().await;
+    app.sync_now().await;
+
+    assert_eq!(
+        by_last_name(&contacts(&app).await, "Hamilton").len(),
+        1,
+        "no second desk contact"
+    );
+    assert_eq!(sim.count("Contact"), 1, "no second Salesforce contact");
+    assert_eq!(salesforce_id_of(&app, &desk_id).await, sf_id);
+}
+
+#[tokio::test]
 async fn deletes_are_not_propagated_but_later_updates_bring_records_back() {
     let (app, sim) = connected().await;
     let sf_id = sim
