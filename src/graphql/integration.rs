@@ -62,7 +62,8 @@ pub struct ApiUsage {
 #[derive(SimpleObject)]
 pub struct Integration {
     pub status: IntegrationStatus,
-    /// Why the integration is in `ERROR`.
+    /// Why the integration is in `ERROR`, or, while it stays `ACTIVE`, why its last sync
+    /// round stopped (cleared once a round gets through).
     pub status_reason: Option<String>,
     pub sync_type: Option<SyncType>,
     pub login_url: Option<String>,

@@ -154,7 +154,22 @@ impl SyncEngine {
                 self.integrations.fail(&reason).await?;
                 Err(SyncError::Refused(description))
             }
-            other => other,
+            Err(e) => {
+                // Still active, and retried with backoff; what stops it is shown until a
+                // round gets through.
+                let reason = format!(
+                    "the last sync round stopped at {}: {e}; it is retried",
+                    Utc::now().format("%Y-%m-%d %H:%M:%S UTC")
+                );
+                self.integrations.explain(Some(reason)).await?;
+                Err(e)
+            }
+            Ok(report) => {
+                if current.status_reason.is_some() {
+                    self.integrations.explain(None).await?;
+                }
+                Ok(report)
+            }
         }
     }
 

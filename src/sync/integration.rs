@@ -486,6 +486,19 @@ impl Integrations {
             .await?)
     }
 
+    /// Says why the active integration's rounds are failing (`None` once one succeeds).
+    pub async fn explain(&self, reason: Option<String>) -> Result<(), SyncError> {
+        match self
+            .store
+            .update_integration(|m| m.status_reason = Set(reason))
+            .await
+        {
+            // Deleted meanwhile: there is nothing left to explain.
+            Ok(_) | Err(StoreError::NotFound(_)) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Disconnects: no further sync, credentials erased, desk records kept.
     pub async fn delete(&self) -> Result<(), SyncError> {
         self.connected().await?;

@@ -869,15 +869,32 @@ async fn an_outage_or_an_exhausted_api_budget_loses_nothing() {
     let limited = app.engine.run_once().await.unwrap_err();
     assert!(limited.to_string().contains("limit"), "{limited}");
     assert_eq!(app.store.outbox_len().await.unwrap(), 1);
-    let state = app.gql_ok("{ integration { status } }", json!({})).await;
+    let state = app
+        .gql_ok("{ integration { status statusReason } }", json!({}))
+        .await;
     assert_eq!(
         state["integration"]["status"], "ACTIVE",
         "a spent budget is not an error state"
+    );
+    let reason = state["integration"]["statusReason"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        reason.contains("last sync round stopped") && reason.contains("limit"),
+        "the admin sees why nothing crosses: {state}"
     );
 
     sim.set_daily_api_limit(1_000_000);
     sim.expire_tokens();
     app.sync_now().await;
+    let state = app
+        .gql_ok("{ integration { statusReason } }", json!({}))
+        .await;
+    assert_eq!(
+        state["integration"]["statusReason"],
+        Value::Null,
+        "cleared once a round gets through"
+    );
     assert_eq!(app.store.outbox_len().await.unwrap(), 0);
     assert_eq!(
         sim.count("Contact"),
