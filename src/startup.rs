@@ -54,6 +54,7 @@ impl Application {
             metrics: Arc::new(Metrics::default()),
             graphql: settings.graphql.clone(),
             websocket: settings.websocket.clone(),
+            body_limit: settings.http.body_limit,
         };
         let listener = TcpListener::bind((settings.http.host.as_str(), settings.http.port))
             .with_context(|| {
@@ -64,11 +65,9 @@ impl Application {
             })?;
         let port = listener.local_addr()?.port();
         let data = web::Data::new(state);
-        let body_limit = settings.http.body_limit;
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(data.clone())
-                .app_data(web::PayloadConfig::new(body_limit))
                 .wrap(from_fn(observe))
                 .configure(routes)
         })

@@ -6,6 +6,7 @@ use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
 use async_graphql::parser::types::OperationType;
 use async_graphql::{BatchRequest, BatchResponse, Request, Response, Variables};
+use futures_util::StreamExt;
 use serde_json::{Map, Value, json};
 
 use super::negotiate::{ResponseType, is_json_body, response_type, wants_html};
@@ -100,9 +101,48 @@ fn request_from_params(params: &Map<String, Value>) -> Result<Request, String> {
     Ok(request)
 }
 
-pub async fn post(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>) -> HttpResponse {
+/// The request body, or a refusal in GraphQL's shape when it is over `http.body_limit`.
+async fn read_body(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+    limit: usize,
+    kind: ResponseType,
+) -> Result<web::Bytes, HttpResponse> {
+    let too_large = || {
+        errors(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            kind,
+            "BAD_USER_INPUT",
+            &format!("the request body is over the limit of {limit} bytes (http.body_limit)"),
+        )
+    };
+    let declared = header(req, header::CONTENT_LENGTH).and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(too_large());
+    }
+    let mut body = web::BytesMut::with_capacity(declared.unwrap_or(0));
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk
+            .map_err(|e| bad_request(kind, &format!("the request body could not be read: {e}")))?;
+        if body.len() + chunk.len() > limit {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+pub async fn post(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> HttpResponse {
     let (kind, viewer) = match admit(&req, &state).await {
         Ok(admitted) => admitted,
+        Err(response) => return response,
+    };
+    let body = match read_body(&req, payload, state.body_limit, kind).await {
+        Ok(body) => body,
         Err(response) => return response,
     };
     if !is_json_body(header(&req, header::CONTENT_TYPE)) {

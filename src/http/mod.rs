@@ -26,6 +26,8 @@ pub struct AppState {
     pub metrics: Arc<metrics::Metrics>,
     pub graphql: GraphqlSettings,
     pub websocket: WebSocketSettings,
+    /// The largest request body read, in bytes (`http.body_limit`).
+    pub body_limit: usize,
 }
 
 impl AppState {

@@ -1,6 +1,6 @@
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, spawn_app, spawn_app_with};
+use crate::helpers::{TestApp, codes, spawn_app, spawn_app_with};
 
 async fn post(
     app: &TestApp,
@@ -278,7 +278,25 @@ async fn oversized_bodies_are_refused() {
     let app = spawn_app_with(|s| s.http.body_limit = 4096).await;
     let big =
         json!({ "query": "{ __typename }", "variables": { "pad": "x".repeat(8192) } }).to_string();
-    assert_eq!(post(&app, Some(GQL), Some(JSON), &big).await.status(), 413);
+    let refused = post(&app, Some(GQL), Some(JSON), &big).await;
+    assert_eq!(refused.status(), 413);
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(codes(&body), ["BAD_USER_INPUT"], "{body}");
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("4096 bytes (http.body_limit)"),
+        "{body}"
+    );
+    let small = json!({ "query": "{ __typename }", "variables": { "pad": "x".repeat(3000) } });
+    assert_eq!(
+        post(&app, Some(GQL), Some(JSON), &small.to_string())
+            .await
+            .status(),
+        200,
+        "a body within the limit is read whole"
+    );
 }
 
 #[tokio::test]
