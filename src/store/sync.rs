@@ -482,6 +482,33 @@ impl SyncBatch<'_> {
             .await?)
     }
 
+    /// Which of these desk records have a change Salesforce refused that is still open: a
+    /// desk edit that has not gone out, though it no longer waits in the outbox.
+    pub async fn refused_pushes(
+        &self,
+        module: Module,
+        ids: &[i64],
+    ) -> StoreResult<std::collections::HashSet<i64>> {
+        if ids.is_empty() {
+            return Ok(Default::default());
+        }
+        let rows = sync_failure::Entity::find()
+            .select_only()
+            .column(sync_failure::Column::DeskId)
+            .filter(sync_failure::Column::Module.eq(module.as_str()))
+            .filter(sync_failure::Column::Direction.eq(Direction::DeskToSalesforce.as_str()))
+            .filter(sync_failure::Column::ResolvedAt.is_null())
+            .filter(one_of(
+                self.store.backend(),
+                sync_failure::Column::DeskId,
+                ids.to_vec(),
+            ))
+            .into_tuple::<Option<i64>>()
+            .all(&*self.txn)
+            .await?;
+        Ok(rows.into_iter().flatten().collect())
+    }
+
     /// The newest waiting change of each of these desk records, as this transaction sees them.
     pub async fn outbox_heads(
         &self,

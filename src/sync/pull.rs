@@ -331,6 +331,13 @@ impl SyncEngine {
         rewritten.extend(&refs);
         let mut desk = desk::load_for_update(&batch, module, &rewritten).await?;
         let pending = batch.outbox_heads(module, &rewritten).await?;
+        // A desk edit Salesforce refused is still the desk's newer word, though it left the
+        // outbox: re-reading an older Salesforce record must not undo it.
+        let refused = if open_failures {
+            batch.refused_pushes(module, &rewritten).await?
+        } else {
+            HashSet::new()
+        };
         let mut own: HashMap<i64, DeskRecord> = refs
             .iter()
             .filter_map(|r| desk.get(r).map(|d| (*r, d.clone())))
@@ -369,7 +376,7 @@ impl SyncEngine {
                     let desk_newer = existing.as_ref().is_some_and(|d| {
                         round.sync_type == SyncType::TwoWay
                             && !d.deleted()
-                            && pending.contains_key(&d.id())
+                            && (pending.contains_key(&d.id()) || refused.contains(&d.id()))
                             && d.updated_at() > inc.last_modified
                     });
                     if desk_newer {

@@ -294,3 +294,61 @@ async fn a_salesforce_value_too_long_for_the_desk_is_logged_and_retried_once_fix
         json!([{ "mailingPostalCode": "CS EMEA" }])
     );
 }
+
+#[tokio::test]
+async fn a_refused_desk_edit_is_not_undone_by_an_older_salesforce_record_read_again() {
+    let (app, sim) = synced(|_| {}).await;
+    let sf_id = sim
+        .insert(
+            "Contact",
+            json!({ "LastName": "Franklin", "Title": "Chemist" }),
+        )
+        .unwrap();
+    app.sync_now().await;
+    let desk = app
+        .gql_ok(
+            "{ contacts(first: 100) { nodes { id lastName } } }",
+            json!({}),
+        )
+        .await;
+    let desk_id = desk["contacts"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["lastName"] == "Franklin")
+        .unwrap()["id"]
+        .clone();
+    sim.update("Contact", &sf_id, json!({ "Title": "Crystallographer" }))
+        .unwrap();
+    // Salesforce stamps whole seconds: the desk edit comes after Salesforce's.
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    app.gql_ok(
+        "mutation($id: ID!) { updateContact(id: $id, patch: { title: \"X-ray pioneer\" }) { id } }",
+        json!({ "id": desk_id }),
+    )
+    .await;
+    sim.reject_next_records(&[(
+        "STRING_TOO_LONG",
+        "Title: data value too large (max length=8)",
+    )]);
+    app.sync_now().await;
+    assert_eq!(open_failures(&app, Some("STRING_TOO_LONG")).await.len(), 1);
+
+    // The next poll reads Salesforce's (older) edit again, within its overlap window.
+    app.sync_now().await;
+    let contact = app
+        .gql_ok(
+            "query($id: ID!) { contact(id: $id) { title } }",
+            json!({ "id": desk_id }),
+        )
+        .await;
+    assert_eq!(
+        contact["contact"]["title"], "X-ray pioneer",
+        "the newer desk edit stands while it waits for a person"
+    );
+    assert_eq!(
+        open_failures(&app, Some("STRING_TOO_LONG")).await.len(),
+        1,
+        "and its failure stays open"
+    );
+}
