@@ -240,15 +240,23 @@ impl SyncEventSubscription {
         let store = ctx.store().clone();
         let mut profiles = store.profile_changes();
         profiles.mark_unchanged();
+        let live = store.subscribe_sync();
+        // Without `afterId`, it follows from the newest event logged now: an id skipped
+        // later (events published out of order, or missed by a slow subscriber) is read
+        // back from the log as it is with `afterId`.
+        let (last, catching_up) = match last {
+            Some(last) => (last, true),
+            None => (store.last_sync_event_id().await?, false),
+        };
         let follow = Follow {
-            live: store.subscribe_sync(),
+            live,
             profiles,
             profile: viewer.profile.name.clone(),
             wanted,
             ended: false,
             store,
-            last,
-            catching_up: last.is_some(),
+            last: Some(last),
+            catching_up,
             queue: VecDeque::new(),
             admits: Admits {
                 modules: allowed,
