@@ -37,6 +37,7 @@ text_enum!(FailureReason {
     DuplicateValue => "DUPLICATE_VALUE",
     StringTooLong => "STRING_TOO_LONG",
     MultipleMatches => "MULTIPLE_MATCHES",
+    AccountNotSynced => "ACCOUNT_NOT_SYNCED",
     UpstreamUnavailable => "UPSTREAM_UNAVAILABLE",
     RateLimited => "RATE_LIMITED",
     Rejected => "REJECTED",
@@ -96,7 +97,9 @@ impl FailureReason {
     pub fn is_transient(self) -> bool {
         matches!(
             self,
-            FailureReason::UpstreamUnavailable | FailureReason::RateLimited
+            FailureReason::UpstreamUnavailable
+                | FailureReason::RateLimited
+                | FailureReason::AccountNotSynced
         )
     }
 

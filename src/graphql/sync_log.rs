@@ -35,6 +35,9 @@ pub enum FailureReason {
     StringTooLong,
     /// Several records match on email or name; nothing was guessed.
     MultipleMatches,
+    /// The Salesforce contact's account is not in the desk yet; the contact waits for it
+    /// and is retried automatically.
+    AccountNotSynced,
     /// Salesforce could not be reached; retried automatically.
     UpstreamUnavailable,
     /// The org's API allowance ran out; retried automatically.

@@ -343,6 +343,25 @@ impl Store {
             .is_some())
     }
 
+    /// Salesforce records whose pull failed for a transient reason and whose next attempt is
+    /// due, oldest attempt first.
+    pub async fn due_pull_retries(&self, module: Module, limit: u64) -> StoreResult<Vec<String>> {
+        let ids = sync_failure::Entity::find()
+            .select_only()
+            .column(sync_failure::Column::SalesforceId)
+            .filter(sync_failure::Column::Module.eq(module.as_str()))
+            .filter(sync_failure::Column::Direction.eq(Direction::SalesforceToDesk.as_str()))
+            .filter(sync_failure::Column::ResolvedAt.is_null())
+            .filter(sync_failure::Column::SalesforceId.is_not_null())
+            .filter(sync_failure::Column::NextAttemptAt.lte(Utc::now()))
+            .order_by_asc(sync_failure::Column::NextAttemptAt)
+            .limit(limit)
+            .into_tuple::<Option<String>>()
+            .all(self.connection())
+            .await?;
+        Ok(ids.into_iter().flatten().collect())
+    }
+
     pub async fn outbox_len(&self) -> StoreResult<u64> {
         use sea_orm::PaginatorTrait;
         Ok(outbox::Entity::find().count(self.connection()).await?)

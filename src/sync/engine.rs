@@ -244,6 +244,14 @@ impl SyncEngine {
         let mut report = RoundReport::default();
         for module in [Module::Accounts, Module::Contacts] {
             report.pulled.add(self.pull(&round, module).await?);
+            // Records that failed for a reason that clears up (a contact waiting for its
+            // account) are read again once their next attempt is due.
+            let due = self.store.due_pull_retries(module, 2_000).await?;
+            if !due.is_empty() {
+                report
+                    .pulled
+                    .add(self.pull_ids(&round, module, &due).await?);
+            }
             // Links whose record was never read (kept from before records were) are read a
             // page at a time, so that their panels show the whole record too.
             let unread = self.store.take_links_without_fields(module, 2_000).await?;

@@ -14,7 +14,7 @@ use super::mapping::Mapping;
 use super::push::DESK_ID_FIELD;
 use super::records::{
     AccountLinks, SalesforceValues, account_fields, apply_to_desk, contact_fields, from_salesforce,
-    hash, mapped_desk_value, reason_for,
+    hash, mapped_desk_value, reason_for, unknown_account,
 };
 use crate::domain::{Direction, FailureReason, Module, SyncType};
 use crate::salesforce::soql::{Condition, Ident, Literal, Select};
@@ -370,6 +370,20 @@ impl SyncEngine {
                         batch.set_link_fields(link.id, &inc.profile).await?;
                     }
                     continue;
+                }
+                // Written without its account, a contact would lose it for good: its link
+                // would hold Salesforce's values, and its next desk edit would clear the
+                // account in Salesforce. It waits for the account instead.
+                _ if let Some(account) =
+                    unknown_account(mappings, module, &inc.values, &accounts) =>
+                {
+                    Err((
+                        FailureReason::AccountNotSynced,
+                        format!(
+                            "Salesforce Contact {} belongs to Account {account}, which is not in the desk yet; the contact is synced once the account is (retried automatically)",
+                            inc.id
+                        ),
+                    ))
                 }
                 Some(link) => {
                     let existing = desk.remove(&link.desk_id);

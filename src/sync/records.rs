@@ -76,6 +76,21 @@ pub fn to_salesforce(
     out
 }
 
+/// The Salesforce account a record's mapped account field names when the desk does not
+/// know it (no link): the record waits until the account syncs.
+pub fn unknown_account<'v>(
+    mappings: &[Mapping],
+    module: Module,
+    values: &'v SalesforceValues,
+    accounts: &AccountLinks,
+) -> Option<&'v str> {
+    let mapping = mappings.iter().find(|m| {
+        desk_field(module, &m.desk_field).is_some_and(|f| matches!(f.kind, DeskKind::AccountRef))
+    })?;
+    let account = values.get(&mapping.salesforce_field)?.as_str()?;
+    (!accounts.to_desk.contains_key(account)).then_some(account)
+}
+
 /// The mapped values of a Salesforce record.
 pub fn from_salesforce(mappings: &[Mapping], record: &Record) -> SalesforceValues {
     mappings

@@ -429,6 +429,67 @@ async fn a_salesforce_record_a_push_created_before_a_crash_meets_its_desk_record
 }
 
 #[tokio::test]
+async fn a_contact_whose_account_is_not_in_the_desk_yet_waits_for_it() {
+    let (app, sim) = crate::integration::started(|s| s.sync.retry_backoff_secs = 0).await;
+    // The account appears in Salesforce after the first sync read the accounts, and its
+    // contact before it reads the contacts.
+    let contacts_read = sim.hold_next("GET", "FROM Contact");
+    let engine = app.engine.clone();
+    let round = tokio::spawn(async move { engine.run_once().await });
+    contacts_read.arrived().await;
+    let account = sim
+        .insert("Account", json!({ "Name": "Late Ltd" }))
+        .unwrap();
+    let sf_id = sim
+        .insert(
+            "Contact",
+            json!({ "LastName": "Early", "AccountId": account }),
+        )
+        .unwrap();
+    contacts_read.release();
+    let report = round.await.unwrap().expect("the first sync succeeds");
+    assert!(report.pulled.failed >= 1, "{report:?}");
+    assert!(by_last_name(&contacts(&app).await, "Early").is_empty());
+    let failures = app
+        .gql_ok(
+            "{ syncFailures(reason: ACCOUNT_NOT_SYNCED) { nodes { salesforceId resolvedAt message } } }",
+            json!({}),
+        )
+        .await;
+    let failure = &failures["syncFailures"]["nodes"][0];
+    assert_eq!(failure["salesforceId"], sf_id.as_str());
+    assert!(
+        failure["message"]
+            .as_str()
+            .unwrap()
+            .contains(account.as_str()),
+        "{failure}"
+    );
+
+    // The next round brings the account, then the contact with it.
+    app.sync_now().await;
+    let early = by_last_name(&contacts(&app).await, "Early")[0].clone();
+    assert_eq!(early["account"]["name"], "Late Ltd");
+    let open = app
+        .gql_ok(
+            "{ syncFailures(reason: ACCOUNT_NOT_SYNCED, includeResolved: true) { nodes { resolvedAt } } }",
+            json!({}),
+        )
+        .await;
+    assert!(
+        open["syncFailures"]["nodes"][0]["resolvedAt"].is_string(),
+        "{open}"
+    );
+
+    // A desk edit keeps the contact's account in Salesforce.
+    update_contact(&app, &early["id"], json!({ "title": "Keeps the account" })).await;
+    app.sync_now().await;
+    let in_org = sim.get("Contact", &sf_id).unwrap();
+    assert_eq!(in_org["Title"], "Keeps the account");
+    assert_eq!(in_org["AccountId"], account.as_str());
+}
+
+#[tokio::test]
 async fn deletes_are_not_propagated_but_later_updates_bring_records_back() {
     let (app, sim) = connected().await;
     let sf_id = sim

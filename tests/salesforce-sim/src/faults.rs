@@ -93,12 +93,13 @@ impl Faults {
         }
     }
 
-    /// The gate this request must pass, if a hold matches it; the hold is used up.
-    pub fn hold(&mut self, method: &str, path: &str) -> Option<Gate> {
+    /// The gate this request must pass, if a hold matches it (`target`: the path, then each
+    /// decoded query parameter); the hold is used up.
+    pub fn hold(&mut self, method: &str, target: &str) -> Option<Gate> {
         let at = self
             .holds
             .iter()
-            .position(|h| h.method == method && path.contains(&h.path_contains))?;
+            .position(|h| h.method == method && target.contains(&h.path_contains))?;
         Some(self.holds.remove(at).gate)
     }
 

@@ -166,8 +166,9 @@ impl SimHandle {
         );
     }
 
-    /// Stops the next request with this method whose path contains `path_contains` before it
-    /// is answered: the client waits while the test acts, until `Gate::release`.
+    /// Stops the next request with this method whose path, or one of whose decoded query
+    /// parameters (`q=SELECT …`), contains `path_contains`, before it is answered: the client
+    /// waits while the test acts, until `Gate::release`.
     pub fn hold_next(&self, method: &str, path_contains: &str) -> Gate {
         let gate = Gate::new();
         lock(&self.sim.faults).holds.push(Hold {

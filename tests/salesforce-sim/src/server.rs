@@ -34,7 +34,17 @@ pub async fn dispatch(
         }
         _ => req.method().clone(),
     };
-    let held = lock(&sim.faults).hold(method.as_str(), req.path());
+    let held = {
+        let mut faults = lock(&sim.faults);
+        if faults.holds.is_empty() {
+            None
+        } else {
+            let target = params.iter().fold(req.path().to_owned(), |target, (k, v)| {
+                format!("{target} {k}={v}")
+            });
+            faults.hold(method.as_str(), &target)
+        }
+    };
     if let Some(gate) = held {
         gate.pass().await;
     }
