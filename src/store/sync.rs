@@ -850,6 +850,19 @@ impl SyncBatch<'_> {
         Ok(())
     }
 
+    /// Marks resolved the open failures of reading this Salesforce record into the desk.
+    pub async fn resolve_pull(&mut self, module: Module, salesforce_id: &str) -> StoreResult<()> {
+        sync_failure::Entity::update_many()
+            .col_expr(sync_failure::Column::ResolvedAt, Expr::value(Utc::now()))
+            .filter(sync_failure::Column::Module.eq(module.as_str()))
+            .filter(sync_failure::Column::Direction.eq(Direction::SalesforceToDesk.as_str()))
+            .filter(sync_failure::Column::ResolvedAt.is_null())
+            .filter(sync_failure::Column::SalesforceId.eq(salesforce_id))
+            .exec(&*self.txn)
+            .await?;
+        Ok(())
+    }
+
     /// Logs a failed record; an open entry for the same record is updated instead. A transient
     /// reason schedules the next automatic attempt by `retry`; `next_attempt_at` stays empty
     /// when the record waits for a person.

@@ -277,6 +277,19 @@ impl SyncEngine {
                 .build();
             let records: Vec<Record> = round.client.query(&soql).try_collect().await?;
             let incoming = Incoming::read(module, round.mappings(module), records)?;
+            let gone: Vec<&String> = chunk
+                .iter()
+                .filter(|id| !incoming.iter().any(|i| &i.id == *id))
+                .collect();
+            if !gone.is_empty() {
+                // Deleted in Salesforce since it failed: there is nothing left to sync, and a
+                // failure waiting for it would be read again every round.
+                let mut batch = self.store.begin_sync().await?;
+                for id in gone {
+                    batch.resolve_pull(module, id).await?;
+                }
+                batch.commit().await?;
+            }
             total = add(total, self.apply(round, module, None, incoming).await?);
         }
         Ok(total)

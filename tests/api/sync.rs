@@ -490,6 +490,41 @@ async fn a_contact_whose_account_is_not_in_the_desk_yet_waits_for_it() {
 }
 
 #[tokio::test]
+async fn a_waiting_record_deleted_in_salesforce_stops_being_retried() {
+    let (app, sim) = crate::integration::started(|s| s.sync.retry_backoff_secs = 0).await;
+    let contacts_read = sim.hold_next("GET", "FROM Contact");
+    let engine = app.engine.clone();
+    let round = tokio::spawn(async move { engine.run_once().await });
+    contacts_read.arrived().await;
+    let account = sim
+        .insert("Account", json!({ "Name": "Short Lived" }))
+        .unwrap();
+    let sf_id = sim
+        .insert(
+            "Contact",
+            json!({ "LastName": "Gone Soon", "AccountId": account }),
+        )
+        .unwrap();
+    contacts_read.release();
+    round.await.unwrap().expect("the first sync succeeds");
+    sim.delete("Contact", &sf_id).unwrap();
+
+    app.sync_now().await;
+    let open = app
+        .gql_ok(
+            "{ syncFailures(reason: ACCOUNT_NOT_SYNCED) { nodes { id } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        open["syncFailures"]["nodes"],
+        json!([]),
+        "nothing is left to wait for"
+    );
+    assert!(by_last_name(&contacts(&app).await, "Gone Soon").is_empty());
+}
+
+#[tokio::test]
 async fn deletes_are_not_propagated_but_later_updates_bring_records_back() {
     let (app, sim) = connected().await;
     let sf_id = sim
