@@ -120,9 +120,23 @@ impl Generations {
     }
 }
 
-/// The fields and arguments of a document.
+/// The fields of a document and the values of their arguments, each item of a literal list
+/// and each field of a literal object counted: what the parsed document holds.
 fn nodes(doc: &ExecutableDocument) -> usize {
-    super::limits::sum_over_fields(doc, |field| 1 + field.arguments.len())
+    fn values(value: &async_graphql_value::Value) -> usize {
+        1 + match value {
+            async_graphql_value::Value::List(items) => items.iter().map(values).sum(),
+            async_graphql_value::Value::Object(fields) => fields.values().map(values).sum(),
+            _ => 0,
+        }
+    }
+    super::limits::sum_over_fields(doc, |field| {
+        1 + field
+            .arguments
+            .iter()
+            .map(|(_, value)| values(&value.node))
+            .sum::<usize>()
+    })
 }
 
 #[cfg(test)]
@@ -212,6 +226,16 @@ mod tests {
         let generations = documents.lock();
         // Four fields and two arguments.
         assert_eq!(generations.current_bytes, 23 + 6 * NODE_BYTES);
+    }
+
+    #[test]
+    fn literal_lists_and_objects_are_charged_by_their_items() {
+        let documents = Documents::default();
+        let text = "{ a(ids: [1, 2, 3], where: { x: 1 }) }";
+        fill_and_keep(&documents, text);
+        let generations = documents.lock();
+        // One field; a list and its three items; an object and its one field.
+        assert_eq!(generations.current_bytes, text.len() + 7 * NODE_BYTES);
     }
 
     #[test]

@@ -166,23 +166,13 @@ fn count_aliases(doc: &ExecutableDocument) -> usize {
                     Selection::InlineFragment(f) => {
                         in_set(&f.node.selection_set.node, doc, known, open)
                     }
-                    Selection::FragmentSpread(spread) => {
-                        let name = spread.node.fragment_name.node.as_str();
-                        match known.get(name) {
-                            Some(&count) => count,
-                            // A cycle is refused by validation; here it counts nothing more.
-                            None if open.contains(&name) => 0,
-                            None => {
-                                open.push(name);
-                                let count = doc.fragments.get(name).map_or(0, |f| {
-                                    in_set(&f.node.selection_set.node, doc, known, open)
-                                });
-                                open.pop();
-                                known.insert(name, count);
-                                count
-                            }
-                        }
-                    }
+                    Selection::FragmentSpread(spread) => fragment(
+                        spread.node.fragment_name.node.as_str(),
+                        doc,
+                        known,
+                        open,
+                        in_set,
+                    ),
                 };
             sum.saturating_add(here)
         })
@@ -203,7 +193,8 @@ fn count_aliases(doc: &ExecutableDocument) -> usize {
 /// multiplies the answer by the schema's size at every level, with no alias needed.
 const INTROSPECTION_LISTS: usize = 3;
 
-/// How deep introspection lists nest in an operation made only of introspection.
+/// How deep introspection lists nest in an operation made only of introspection. Each
+/// fragment is walked once, however often it is spread.
 fn introspection_list_depth(doc: &ExecutableDocument) -> usize {
     const LISTS: [&str; 8] = [
         "types",
@@ -215,50 +206,104 @@ fn introspection_list_depth(doc: &ExecutableDocument) -> usize {
         "inputFields",
         "args",
     ];
-    // `hops` bounds the walk, since fragment cycles are only refused later, by validation.
-    fn deepest(set: &SelectionSet, doc: &ExecutableDocument, hops: usize) -> usize {
-        if hops >= 64 {
-            return 0;
-        }
+    fn deepest<'d>(
+        set: &'d SelectionSet,
+        doc: &'d ExecutableDocument,
+        known: &mut HashMap<&'d str, usize>,
+        open: &mut Vec<&'d str>,
+    ) -> usize {
         set.items
             .iter()
             .map(|item| match &item.node {
                 Selection::Field(f) => {
                     usize::from(LISTS.contains(&f.node.name.node.as_str()))
-                        + deepest(&f.node.selection_set.node, doc, hops + 1)
+                        + deepest(&f.node.selection_set.node, doc, known, open)
                 }
-                Selection::InlineFragment(f) => deepest(&f.node.selection_set.node, doc, hops + 1),
-                Selection::FragmentSpread(s) => doc
-                    .fragments
-                    .get(&s.node.fragment_name.node)
-                    .map_or(0, |f| deepest(&f.node.selection_set.node, doc, hops + 1)),
+                Selection::InlineFragment(f) => {
+                    deepest(&f.node.selection_set.node, doc, known, open)
+                }
+                Selection::FragmentSpread(spread) => fragment(
+                    spread.node.fragment_name.node.as_str(),
+                    doc,
+                    known,
+                    open,
+                    deepest,
+                ),
             })
             .max()
             .unwrap_or(0)
     }
+    let mut known = HashMap::new();
     doc.operations
         .iter()
-        .map(|(_, op)| deepest(&op.node.selection_set.node, doc, 0))
+        .map(|(_, op)| {
+            deepest(
+                &op.node.selection_set.node,
+                doc,
+                &mut known,
+                &mut Vec::new(),
+            )
+        })
         .max()
         .unwrap_or(0)
 }
 
-fn is_introspection_only(doc: &ExecutableDocument) -> bool {
-    // `hops` bounds the walk, since fragment cycles are only refused later, by validation.
-    fn only_meta(set: &SelectionSet, doc: &ExecutableDocument, hops: usize) -> bool {
-        hops < 32
-            && set.items.iter().all(|item| match &item.node {
-                Selection::Field(f) => f.node.name.node.starts_with("__"),
-                Selection::InlineFragment(f) => {
-                    only_meta(&f.node.selection_set.node, doc, hops + 1)
-                }
-                Selection::FragmentSpread(s) => doc
-                    .fragments
-                    .get(&s.node.fragment_name.node)
-                    .is_some_and(|f| only_meta(&f.node.selection_set.node, doc, hops + 1)),
-            })
+/// A fragment's measure, worked out once and kept in `known`; a fragment spread inside
+/// itself measures `T::default()` there (validation refuses the cycle later).
+fn fragment<'d, T: Copy + Default>(
+    name: &'d str,
+    doc: &'d ExecutableDocument,
+    known: &mut HashMap<&'d str, T>,
+    open: &mut Vec<&'d str>,
+    measure: fn(
+        &'d SelectionSet,
+        &'d ExecutableDocument,
+        &mut HashMap<&'d str, T>,
+        &mut Vec<&'d str>,
+    ) -> T,
+) -> T {
+    if let Some(&value) = known.get(name) {
+        return value;
     }
-    doc.operations
-        .iter()
-        .all(|(_, op)| only_meta(&op.node.selection_set.node, doc, 0))
+    if open.contains(&name) {
+        return T::default();
+    }
+    open.push(name);
+    let value = doc.fragments.get(name).map_or_else(T::default, |f| {
+        measure(&f.node.selection_set.node, doc, known, open)
+    });
+    open.pop();
+    known.insert(name, value);
+    value
+}
+
+fn is_introspection_only(doc: &ExecutableDocument) -> bool {
+    fn only_meta<'d>(
+        set: &'d SelectionSet,
+        doc: &'d ExecutableDocument,
+        known: &mut HashMap<&'d str, bool>,
+        open: &mut Vec<&'d str>,
+    ) -> bool {
+        set.items.iter().all(|item| match &item.node {
+            Selection::Field(f) => f.node.name.node.starts_with("__"),
+            Selection::InlineFragment(f) => only_meta(&f.node.selection_set.node, doc, known, open),
+            // A missing or cyclic fragment is not introspection: validation refuses it.
+            Selection::FragmentSpread(spread) => fragment(
+                spread.node.fragment_name.node.as_str(),
+                doc,
+                known,
+                open,
+                only_meta,
+            ),
+        })
+    }
+    let mut known = HashMap::new();
+    doc.operations.iter().all(|(_, op)| {
+        only_meta(
+            &op.node.selection_set.node,
+            doc,
+            &mut known,
+            &mut Vec::new(),
+        )
+    })
 }

@@ -175,6 +175,9 @@ impl Store {
             .into());
         }
         let txn = self.write().await?;
+        if ids.len() > 1 {
+            super::lock_in_order::<Contacts>(&*txn, Column::Id, ids.iter().map(|id| id.0)).await?;
+        }
         let now = Utc::now();
         let mut out = Vec::with_capacity(ids.len());
         for &id in ids {

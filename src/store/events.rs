@@ -126,7 +126,6 @@ impl Store {
         }
     }
 
-    /// Logged events after `after` (by id), oldest first, at most `limit`.
     /// The id of the newest sync event logged, or 0 when the log is empty.
     pub async fn last_sync_event_id(&self) -> StoreResult<i64> {
         Ok(sync_event::Entity::find()
@@ -139,6 +138,7 @@ impl Store {
             .unwrap_or(0))
     }
 
+    /// Logged events after `after` (by id), oldest first, at most `limit`.
     pub async fn sync_events_after(&self, after: i64, limit: u64) -> StoreResult<Vec<SyncEvent>> {
         sync_event::Entity::find()
             .filter(sync_event::Column::Id.gt(after))

@@ -22,7 +22,8 @@ use migration::{Migrator, MigratorTrait};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
     ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
-    DatabaseTransaction, DbBackend, DbErr, TransactionTrait,
+    DatabaseTransaction, DbBackend, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    TransactionTrait,
 };
 use tokio::sync::{Mutex, MutexGuard, broadcast, watch};
 
@@ -64,6 +65,29 @@ where
         ))),
         _ => column.is_in(values),
     }
+}
+
+/// Locks these rows for the rest of the transaction, in id order, on PostgreSQL: the order a
+/// sync batch locks them in, so a mass update and a sync batch never wait for each other in
+/// a cycle. (SQLite has one writer at a time, and nothing to lock.)
+pub(crate) async fn lock_in_order<E: EntityTrait>(
+    db: &impl ConnectionTrait,
+    id: E::Column,
+    ids: impl IntoIterator<Item = i64>,
+) -> Result<(), DbErr> {
+    if db.get_database_backend() != DbBackend::Postgres {
+        return Ok(());
+    }
+    E::find()
+        .select_only()
+        .column(id)
+        .filter(one_of(DbBackend::Postgres, id, ids))
+        .order_by_asc(id)
+        .lock_exclusive()
+        .into_tuple::<i64>()
+        .all(db)
+        .await?;
+    Ok(())
 }
 
 #[derive(Debug, thiserror::Error)]

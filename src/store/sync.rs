@@ -362,6 +362,35 @@ impl Store {
         Ok(ids.into_iter().flatten().collect())
     }
 
+    /// Resolves the open pull failures of these Salesforce records that no attempt since
+    /// `since` renewed: read again, they had nothing left to wait for.
+    pub async fn resolve_settled_pulls(
+        &self,
+        module: Module,
+        salesforce_ids: &[String],
+        since: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        if salesforce_ids.is_empty() {
+            return Ok(());
+        }
+        let txn = self.write().await?;
+        sync_failure::Entity::update_many()
+            .col_expr(sync_failure::Column::ResolvedAt, Expr::value(Utc::now()))
+            .filter(sync_failure::Column::Module.eq(module.as_str()))
+            .filter(sync_failure::Column::Direction.eq(Direction::SalesforceToDesk.as_str()))
+            .filter(sync_failure::Column::ResolvedAt.is_null())
+            .filter(sync_failure::Column::At.lt(since))
+            .filter(one_of(
+                self.backend(),
+                sync_failure::Column::SalesforceId,
+                salesforce_ids.to_vec(),
+            ))
+            .exec(&*txn)
+            .await?;
+        txn.commit().await?;
+        Ok(())
+    }
+
     pub async fn outbox_len(&self) -> StoreResult<u64> {
         use sea_orm::PaginatorTrait;
         Ok(outbox::Entity::find().count(self.connection()).await?)

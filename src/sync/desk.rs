@@ -11,7 +11,6 @@ use super::records::{account_fields, contact_fields, desk_values};
 use crate::domain::{AccountId, ContactId, Invalid, Module};
 use crate::store::{Store, StoreError, SyncBatch, account_input, contact_input};
 
-#[derive(Clone)]
 pub(super) enum DeskRecord {
     Contact(contact::Model),
     Account(account::Model),

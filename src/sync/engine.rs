@@ -248,9 +248,15 @@ impl SyncEngine {
             // account) are read again once their next attempt is due.
             let due = self.store.due_pull_retries(module, 2_000).await?;
             if !due.is_empty() {
+                let asked = Utc::now();
                 report
                     .pulled
                     .add(self.pull_ids(&round, module, &due).await?);
+                // One read again that needed nothing (it agrees with the desk, or the desk's
+                // newer edit stands) has nothing left to wait for.
+                self.store
+                    .resolve_settled_pulls(module, &due, asked)
+                    .await?;
             }
             // Links whose record was never read (kept from before records were) are read a
             // page at a time, so that their panels show the whole record too.

@@ -329,6 +329,12 @@ impl SyncEngine {
             .into_iter()
             .filter(|r| !linked_refs.contains_key(r))
             .collect();
+        if !refs.is_empty() {
+            // A desk record a Salesforce record names as its own is no other's candidate.
+            for found in candidates.values_mut() {
+                found.retain(|d| !refs.contains(&d.id()));
+            }
+        }
 
         let mut batch = self.store.begin_sync().await?;
         // The desk records the page may write over, read again inside the batch with their
@@ -353,7 +359,7 @@ impl SyncEngine {
         };
         let mut own: HashMap<i64, DeskRecord> = refs
             .iter()
-            .filter_map(|r| desk.get(r).map(|d| (*r, d.clone())))
+            .filter_map(|r| desk.remove(r).map(|d| (*r, d)))
             .collect();
         for found in candidates.values_mut() {
             if found.len() == 1 {
@@ -376,6 +382,20 @@ impl SyncEngine {
 
         let mut counts = Counts::default();
         let mut creates: Vec<(usize, Map<String, Value>)> = Vec::new();
+        // Written without its account, a contact would lose it for good: its link would
+        // hold Salesforce's values, and its next desk edit would clear the account in
+        // Salesforce. It waits for the account instead.
+        let waits_for_account = |inc: &Incoming| {
+            unknown_account(mappings, module, &inc.values, &accounts).map(|account| {
+                (
+                    FailureReason::AccountNotSynced,
+                    format!(
+                        "Salesforce Contact {} belongs to Account {account}, which is not in the desk yet; the contact follows once the account is synced (retried automatically for a while, then with retrySyncFailures once the account's own failure is fixed)",
+                        inc.id
+                    ),
+                )
+            })
+        };
         for (idx, inc) in incoming.iter().enumerate() {
             let outcome = match links.get(&inc.id) {
                 Some(link) if link.synced_hash == inc.hash => {
@@ -384,20 +404,7 @@ impl SyncEngine {
                     }
                     continue;
                 }
-                // Written without its account, a contact would lose it for good: its link
-                // would hold Salesforce's values, and its next desk edit would clear the
-                // account in Salesforce. It waits for the account instead.
-                _ if let Some(account) =
-                    unknown_account(mappings, module, &inc.values, &accounts) =>
-                {
-                    Err((
-                        FailureReason::AccountNotSynced,
-                        format!(
-                            "Salesforce Contact {} belongs to Account {account}, which is not in the desk yet; the contact is synced once the account is (retried automatically)",
-                            inc.id
-                        ),
-                    ))
-                }
+                None if let Some(waiting) = waits_for_account(inc) => Err(waiting),
                 Some(link) => {
                     let existing = desk.remove(&link.desk_id);
                     let desk_newer = existing.as_ref().is_some_and(|d| {
@@ -413,27 +420,26 @@ impl SyncEngine {
                         }
                         continue;
                     }
-                    let added = existing.is_none();
-                    let mut values = existing
-                        .as_ref()
-                        .map(DeskRecord::values)
-                        .unwrap_or_default();
-                    apply_to_desk(mappings, module, &inc.values, &mut values, &accounts);
-                    let existing = existing.map(|record| Held {
-                        head: pending.get(&record.id()).copied(),
-                        record,
-                    });
-                    self.write(&mut batch, module, inc, existing, values, added)
-                        .await?
+                    if let Some(waiting) = waits_for_account(inc) {
+                        Err(waiting)
+                    } else {
+                        let added = existing.is_none();
+                        let mut values = existing
+                            .as_ref()
+                            .map(DeskRecord::values)
+                            .unwrap_or_default();
+                        apply_to_desk(mappings, module, &inc.values, &mut values, &accounts);
+                        let existing = existing.map(|record| Held {
+                            head: pending.get(&record.id()).copied(),
+                            record,
+                        });
+                        self.write(&mut batch, module, inc, existing, values, added)
+                            .await?
+                    }
                 }
                 None => {
                     let matches: Vec<DeskRecord> = match inc.desk_ref.and_then(|r| own.remove(&r)) {
-                        Some(own) => {
-                            for found in candidates.values_mut() {
-                                found.retain(|d| d.id() != own.id());
-                            }
-                            vec![own]
-                        }
+                        Some(own) => vec![own],
                         None => inc
                             .key
                             .as_ref()

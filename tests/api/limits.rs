@@ -134,6 +134,22 @@ async fn introspection_lists_nest_no_deeper_than_graphiql_needs() {
         "introspectionLists"
     );
     assert_eq!(body["errors"][0]["extensions"]["actual"], 4);
+    // Fragments spreading fragments twice over are measured once each, not 2^40 times.
+    let mut chain = String::from("{ __schema { ...F0 } }");
+    for level in 0..40 {
+        chain.push_str(&format!(
+            " fragment F{level} on __Schema {{ ...F{next} ...F{next} }}",
+            next = level + 1
+        ));
+    }
+    chain.push_str(" fragment F40 on __Schema { types { name } }");
+    let started = std::time::Instant::now();
+    app.gql(&chain, json!({})).await;
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "answered in {:?}",
+        started.elapsed()
+    );
     // Three deep, as GraphiQL asks, is answered.
     app.gql_ok(
         "{ __schema { types { fields { args { name } } } } }",

@@ -525,6 +525,72 @@ async fn a_waiting_record_deleted_in_salesforce_stops_being_retried() {
 }
 
 #[tokio::test]
+async fn a_contact_waiting_for_an_account_it_no_longer_names_stops_waiting() {
+    let (app, sim) = crate::integration::started(|s| s.sync.retry_backoff_secs = 0).await;
+    let kept = sim.insert("Account", json!({ "Name": "Kept" })).unwrap();
+    // The desk refuses this account (a negative head count), so it is never linked.
+    let refused = sim
+        .insert(
+            "Account",
+            json!({ "Name": "Refused", "NumberOfEmployees": -5 }),
+        )
+        .unwrap();
+    let sf_id = sim
+        .insert("Contact", json!({ "LastName": "Waits", "AccountId": kept }))
+        .unwrap();
+    app.sync_now().await;
+    let waiting = "{ syncFailures(reason: ACCOUNT_NOT_SYNCED) { nodes { salesforceId } } }";
+
+    sim.update("Contact", &sf_id, json!({ "AccountId": refused }))
+        .unwrap();
+    app.sync_now().await;
+    let open = app.gql_ok(waiting, json!({})).await;
+    assert_eq!(
+        open["syncFailures"]["nodes"][0]["salesforceId"],
+        sf_id.as_str()
+    );
+    assert_eq!(
+        by_last_name(&contacts(&app).await, "Waits")[0]["account"]["name"],
+        "Kept",
+        "the desk keeps what it had"
+    );
+
+    // Back to the account the desk has: nothing is left to wait for.
+    sim.update("Contact", &sf_id, json!({ "AccountId": kept }))
+        .unwrap();
+    app.sync_now().await;
+    let open = app.gql_ok(waiting, json!({})).await;
+    assert_eq!(open["syncFailures"]["nodes"], json!([]), "{open}");
+}
+
+#[tokio::test]
+async fn a_desk_record_named_by_one_salesforce_record_is_not_matched_to_another_by_email() {
+    let (app, sim) = connected().await;
+    let desk_id = app
+        .create_contact(json!({ "lastName": "Twin", "email": "twin@example.com" }))
+        .await["id"]
+        .clone();
+    let other = sim
+        .insert(
+            "Contact",
+            json!({ "LastName": "Namesake", "Email": "twin@example.com" }),
+        )
+        .unwrap();
+    let own = sim
+        .insert(
+            "Contact",
+            json!({ "LastName": "Twin", "Email": "twin@example.com", "Helpdesk_Id__c": desk_id }),
+        )
+        .unwrap();
+    let report = app.sync_now().await;
+    assert_eq!(report.pulled.failed, 0, "{report:?}");
+    assert_eq!(salesforce_id_of(&app, &desk_id).await, own);
+    let namesake = by_last_name(&contacts(&app).await, "Namesake")[0]["id"].clone();
+    assert_ne!(namesake, desk_id);
+    assert_eq!(salesforce_id_of(&app, &namesake).await, other);
+}
+
+#[tokio::test]
 async fn deletes_are_not_propagated_but_later_updates_bring_records_back() {
     let (app, sim) = connected().await;
     let sf_id = sim
