@@ -11,7 +11,7 @@ use actix_ws::{AggregatedMessage, CloseCode, CloseReason, Session};
 use async_graphql::{Request, Variables};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use super::AppState;
@@ -102,11 +102,13 @@ pub async fn upgrade(
         .max_frame_size(max_frame)
         .aggregate_continuations()
         .max_continuation_size(max_frame);
+    let profiles = state.store.profile_changes();
     let connection = Connection {
         state: state.into_inner().as_ref().clone(),
         session: session.clone(),
         header_token,
         viewer: None,
+        profiles,
         initialised: false,
         subscriptions: HashMap::new(),
         outgoing: mpsc::unbounded_channel(),
@@ -137,6 +139,9 @@ struct Connection {
     session: Session,
     header_token: Option<String>,
     viewer: Option<Viewer>,
+    /// Moves when any profile's permissions change: the viewer's is read again before the
+    /// next operation starts.
+    profiles: watch::Receiver<u64>,
     initialised: bool,
     subscriptions: HashMap<String, JoinHandle<()>>,
     outgoing: (
@@ -261,6 +266,7 @@ impl Connection {
         };
         match result {
             Ok(viewer) => {
+                self.profiles.mark_unchanged();
                 self.viewer = Some(viewer);
                 self.send(json!({ "type": "connection_ack" }))
                     .await
@@ -280,7 +286,10 @@ impl Connection {
     }
 
     async fn subscribe(&mut self, protocol: Protocol, message: &Value) -> Result<(), Close> {
-        let Some(mut viewer) = self.viewer.clone() else {
+        if self.viewer.is_some() {
+            self.refresh_profile().await?;
+        }
+        let Some(viewer) = self.viewer.clone() else {
             return Err(Close::new(4401, "Unauthorized"));
         };
         let id = message_id(message)?.to_owned();
@@ -305,16 +314,6 @@ impl Connection {
                 .send(Outgoing::Message(error_message(protocol, &id, error)));
             return Ok(());
         }
-        // Each operation runs with the profile's permissions as they are now, not as they
-        // were when the socket opened.
-        viewer.profile = match self.state.store.profile_by_name(&viewer.profile.name).await {
-            Ok(Some(profile)) => profile,
-            Ok(None) => return Err(Close::new(4403, "Forbidden: the profile no longer exists")),
-            Err(e) => {
-                tracing::error!(error = %e, "profile lookup failed for a subscription");
-                return Err(Close::new(1011, "the profile cannot be read"));
-            }
-        };
         let request = prepare(request, viewer, &self.state.store);
         let mut responses = self.state.schema.execute_stream(request);
         let tx = self.outgoing.0.clone();
@@ -361,6 +360,30 @@ impl Connection {
             });
         });
         self.subscriptions.insert(id, task);
+        Ok(())
+    }
+}
+
+impl Connection {
+    /// Reads the viewer's profile again when some profile's permissions changed since it was
+    /// read: each operation runs with the permissions as they are now, not as they were when
+    /// the socket opened.
+    async fn refresh_profile(&mut self) -> Result<(), Close> {
+        if !self.profiles.has_changed().unwrap_or(false) {
+            return Ok(());
+        }
+        self.profiles.mark_unchanged();
+        let Some(viewer) = self.viewer.as_mut() else {
+            return Ok(());
+        };
+        viewer.profile = match self.state.store.profile_by_name(&viewer.profile.name).await {
+            Ok(Some(profile)) => profile,
+            Ok(None) => return Err(Close::new(4403, "Forbidden: the profile no longer exists")),
+            Err(e) => {
+                tracing::error!(error = %e, "profile lookup failed for a subscription");
+                return Err(Close::new(1011, "the profile cannot be read"));
+            }
+        };
         Ok(())
     }
 }

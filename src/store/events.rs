@@ -121,21 +121,34 @@ impl Store {
             if let Some(peers) = &self.peers {
                 peers.announce(Notice::Sync(event.id));
             }
+            self.newest_event
+                .fetch_max(event.id, std::sync::atomic::Ordering::SeqCst);
             // No subscriber is not an error.
             let _ = self.sync_events.send(event);
         }
     }
 
-    /// The id of the newest sync event logged, or 0 when the log is empty.
+    /// The id of the newest sync event this process has published or heard of, or 0 when
+    /// the log is empty: read from the log once, then kept as events pass. It may trail
+    /// another replica's newest event by a notice; it is never ahead of the log.
     pub async fn last_sync_event_id(&self) -> StoreResult<i64> {
-        Ok(sync_event::Entity::find()
+        use std::sync::atomic::Ordering;
+        let known = self.newest_event.load(Ordering::SeqCst);
+        if known >= 0 {
+            return Ok(known);
+        }
+        let logged = sync_event::Entity::find()
             .select_only()
             .column(sync_event::Column::Id)
             .order_by_desc(sync_event::Column::Id)
             .into_tuple::<i64>()
             .one(self.connection())
             .await?
-            .unwrap_or(0))
+            .unwrap_or(0);
+        Ok(self
+            .newest_event
+            .fetch_max(logged, Ordering::SeqCst)
+            .max(logged))
     }
 
     /// Logged events after `after` (by id), oldest first, at most `limit`.

@@ -119,6 +119,9 @@ pub struct Store {
     /// Moves on whenever a profile's permissions change, here or on another replica: what a
     /// long-lived subscription checks before it hands out the next event.
     profiles: Arc<watch::Sender<u64>>,
+    /// The newest sync event id this process has published or heard of; -1 until the log
+    /// is first read. Never ahead of the log, so following from it misses nothing.
+    newest_event: Arc<std::sync::atomic::AtomicI64>,
 }
 
 /// A write transaction, holding the SQLite writer slot while it lives.
@@ -194,12 +197,14 @@ impl Store {
         let (events, _) = broadcast::channel(1024);
         let (sync_events, _) = broadcast::channel(1024);
         let profiles = Arc::new(watch::Sender::new(0));
+        let newest_event = Arc::new(std::sync::atomic::AtomicI64::new(-1));
         let peers = (!url.is_sqlite()).then(|| {
             peers::Peers::start(
                 db.clone(),
                 events.clone(),
                 sync_events.clone(),
                 profiles.clone(),
+                newest_event.clone(),
             )
         });
         Ok(Self {
@@ -210,6 +215,7 @@ impl Store {
             events,
             sync_events,
             profiles,
+            newest_event,
         })
     }
 

@@ -8,6 +8,7 @@
 //! the next poll, and a `syncEvents` subscriber reads the log when the next event shows a gap.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use sea_orm::DatabaseConnection;
@@ -53,6 +54,7 @@ impl Peers {
         desk: broadcast::Sender<DeskEvent>,
         sync: broadcast::Sender<SyncEvent>,
         profiles: Arc<watch::Sender<u64>>,
+        newest_event: Arc<AtomicI64>,
     ) -> Self {
         let (outgoing, queued) = mpsc::unbounded_channel();
         let bridge = Bridge {
@@ -62,6 +64,7 @@ impl Peers {
             desk,
             sync,
             profiles,
+            newest_event,
         };
         tokio::spawn(bridge.run(queued));
         Self { outgoing }
@@ -80,6 +83,7 @@ struct Bridge {
     desk: broadcast::Sender<DeskEvent>,
     sync: broadcast::Sender<SyncEvent>,
     profiles: Arc<watch::Sender<u64>>,
+    newest_event: Arc<AtomicI64>,
 }
 
 impl Bridge {
@@ -187,6 +191,7 @@ impl Bridge {
                 Notice::Profiles => self.profiles.send_modify(|version| *version += 1),
                 Notice::Sync(id) => match sync_event_by_id(&self.db, id).await {
                     Ok(Some(event)) => {
+                        self.newest_event.fetch_max(event.id, Ordering::SeqCst);
                         let _ = self.sync.send(event);
                     }
                     Ok(None) => {}
