@@ -498,33 +498,29 @@ impl SyncBatch<'_> {
     /// PostgreSQL their rows stay locked until it ends: a desk edit of one waits for the
     /// batch, and the batch never writes over an edit it did not see.
     pub async fn contacts_for_update(&self, ids: &[ContactId]) -> StoreResult<Vec<contact::Model>> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        Ok(contact::Entity::find()
-            .filter(one_of(
-                self.store.backend(),
-                contact::Column::Id,
-                ids.iter().map(|id| id.0),
-            ))
-            .order_by_asc(contact::Column::Id)
-            .lock_exclusive()
-            .all(&*self.txn)
-            .await?)
+        self.rows_for_update::<contact::Entity>(contact::Column::Id, ids.iter().map(|id| id.0))
+            .await
     }
 
     /// Desk accounts by id, recycle bin included, locked as `contacts_for_update` locks.
     pub async fn accounts_for_update(&self, ids: &[AccountId]) -> StoreResult<Vec<account::Model>> {
+        self.rows_for_update::<account::Entity>(account::Column::Id, ids.iter().map(|id| id.0))
+            .await
+    }
+
+    /// Rows by id, in id order (the order mass updates lock in too), locked on PostgreSQL.
+    async fn rows_for_update<E: EntityTrait>(
+        &self,
+        id: E::Column,
+        ids: impl IntoIterator<Item = i64>,
+    ) -> StoreResult<Vec<E::Model>> {
+        let ids: Vec<i64> = ids.into_iter().collect();
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        Ok(account::Entity::find()
-            .filter(one_of(
-                self.store.backend(),
-                account::Column::Id,
-                ids.iter().map(|id| id.0),
-            ))
-            .order_by_asc(account::Column::Id)
+        Ok(E::find()
+            .filter(one_of(self.store.backend(), id, ids))
+            .order_by_asc(id)
             .lock_exclusive()
             .all(&*self.txn)
             .await?)

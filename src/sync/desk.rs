@@ -74,24 +74,8 @@ pub(super) async fn load(
     ids: &[i64],
 ) -> Result<HashMap<i64, DeskRecord>, SyncError> {
     Ok(match module {
-        Module::Contacts => {
-            let ids: Vec<ContactId> = ids.iter().map(|id| ContactId(*id)).collect();
-            store
-                .contacts_by_ids(&ids)
-                .await?
-                .into_iter()
-                .map(|m| (m.id.0, DeskRecord::Contact(m)))
-                .collect()
-        }
-        Module::Accounts => {
-            let ids: Vec<AccountId> = ids.iter().map(|id| AccountId(*id)).collect();
-            store
-                .accounts_by_ids(&ids)
-                .await?
-                .into_iter()
-                .map(|m| (m.id.0, DeskRecord::Account(m)))
-                .collect()
-        }
+        Module::Contacts => contacts(store.contacts_by_ids(&contact_ids(ids)).await?),
+        Module::Accounts => accounts(store.accounts_by_ids(&account_ids(ids)).await?),
     })
 }
 
@@ -103,25 +87,31 @@ pub(super) async fn load_for_update(
     ids: &[i64],
 ) -> Result<HashMap<i64, DeskRecord>, SyncError> {
     Ok(match module {
-        Module::Contacts => {
-            let ids: Vec<ContactId> = ids.iter().map(|id| ContactId(*id)).collect();
-            batch
-                .contacts_for_update(&ids)
-                .await?
-                .into_iter()
-                .map(|m| (m.id.0, DeskRecord::Contact(m)))
-                .collect()
-        }
-        Module::Accounts => {
-            let ids: Vec<AccountId> = ids.iter().map(|id| AccountId(*id)).collect();
-            batch
-                .accounts_for_update(&ids)
-                .await?
-                .into_iter()
-                .map(|m| (m.id.0, DeskRecord::Account(m)))
-                .collect()
-        }
+        Module::Contacts => contacts(batch.contacts_for_update(&contact_ids(ids)).await?),
+        Module::Accounts => accounts(batch.accounts_for_update(&account_ids(ids)).await?),
     })
+}
+
+fn contact_ids(ids: &[i64]) -> Vec<ContactId> {
+    ids.iter().map(|id| ContactId(*id)).collect()
+}
+
+fn account_ids(ids: &[i64]) -> Vec<AccountId> {
+    ids.iter().map(|id| AccountId(*id)).collect()
+}
+
+fn contacts(models: Vec<contact::Model>) -> HashMap<i64, DeskRecord> {
+    models
+        .into_iter()
+        .map(|m| (m.id.0, DeskRecord::Contact(m)))
+        .collect()
+}
+
+fn accounts(models: Vec<account::Model>) -> HashMap<i64, DeskRecord> {
+    models
+        .into_iter()
+        .map(|m| (m.id.0, DeskRecord::Account(m)))
+        .collect()
 }
 
 /// Desk records with no Salesforce link whose match key is one of `keys`, by key.

@@ -91,6 +91,20 @@ async fn aliases_and_query_size_are_bounded() {
     assert_eq!(size["errors"][0]["extensions"]["limit"], "maxQueryBytes");
 }
 
+/// `operation` with fragments `F0` … `F<levels>` on `on`, each spreading the next one twice
+/// and the last selecting `leaf`: expanded, `leaf` 2^levels times.
+fn doubling_fragments(operation: &str, on: &str, levels: usize, leaf: &str) -> String {
+    let mut document = operation.to_owned();
+    for level in 0..levels {
+        document.push_str(&format!(
+            " fragment F{level} on {on} {{ ...F{next} ...F{next} }}",
+            next = level + 1
+        ));
+    }
+    document.push_str(&format!(" fragment F{levels} on {on} {{ {leaf} }}"));
+    document
+}
+
 #[tokio::test]
 async fn aliases_count_once_for_every_spread_of_their_fragment() {
     let app = spawn_app_with(|s| s.graphql.max_aliases = 10).await;
@@ -103,15 +117,8 @@ async fn aliases_count_once_for_every_spread_of_their_fragment() {
     assert_eq!(codes(&body), ["BAD_USER_INPUT"]);
     assert_eq!(body["errors"][0]["extensions"]["limit"], "maxAliases");
     assert_eq!(body["errors"][0]["extensions"]["actual"], 12);
-    // Fragments spreading fragments multiply: three aliases written, 2^20 executed.
-    let mut chain = String::from("{ ...F0 }");
-    for level in 0..20 {
-        chain.push_str(&format!(
-            " fragment F{level} on Query {{ ...F{next} ...F{next} }}",
-            next = level + 1
-        ));
-    }
-    chain.push_str(" fragment F20 on Query { x: __typename }");
+    // Fragments spreading fragments multiply: one alias written, 2^20 executed.
+    let chain = doubling_fragments("{ ...F0 }", "Query", 20, "x: __typename");
     let body = app.gql(&chain, json!({})).await;
     assert_eq!(
         body["errors"][0]["extensions"]["limit"], "maxAliases",
@@ -135,14 +142,7 @@ async fn introspection_lists_nest_no_deeper_than_graphiql_needs() {
     );
     assert_eq!(body["errors"][0]["extensions"]["actual"], 4);
     // Fragments spreading fragments twice over are measured once each, not 2^40 times.
-    let mut chain = String::from("{ __schema { ...F0 } }");
-    for level in 0..40 {
-        chain.push_str(&format!(
-            " fragment F{level} on __Schema {{ ...F{next} ...F{next} }}",
-            next = level + 1
-        ));
-    }
-    chain.push_str(" fragment F40 on __Schema { types { name } }");
+    let chain = doubling_fragments("{ __schema { ...F0 } }", "__Schema", 40, "types { name }");
     let started = std::time::Instant::now();
     app.gql(&chain, json!({})).await;
     assert!(

@@ -428,26 +428,39 @@ async fn a_salesforce_record_a_push_created_before_a_crash_meets_its_desk_record
     assert_eq!(salesforce_id_of(&app, &desk_id).await, sf_id);
 }
 
-#[tokio::test]
-async fn a_contact_whose_account_is_not_in_the_desk_yet_waits_for_it() {
+/// A first sync (retries due at once) in which an account appears in Salesforce after the
+/// accounts were read, and a contact of it before the contacts are: the org, the account's
+/// and the contact's Salesforce ids, and the round's report.
+async fn late_account(
+    account: &str,
+    contact: &str,
+) -> (
+    TestApp,
+    SimHandle,
+    String,
+    String,
+    tandem::sync::RoundReport,
+) {
     let (app, sim) = crate::integration::started(|s| s.sync.retry_backoff_secs = 0).await;
-    // The account appears in Salesforce after the first sync read the accounts, and its
-    // contact before it reads the contacts.
     let contacts_read = sim.hold_next("GET", "FROM Contact");
     let engine = app.engine.clone();
     let round = tokio::spawn(async move { engine.run_once().await });
     contacts_read.arrived().await;
-    let account = sim
-        .insert("Account", json!({ "Name": "Late Ltd" }))
-        .unwrap();
+    let account = sim.insert("Account", json!({ "Name": account })).unwrap();
     let sf_id = sim
         .insert(
             "Contact",
-            json!({ "LastName": "Early", "AccountId": account }),
+            json!({ "LastName": contact, "AccountId": account }),
         )
         .unwrap();
     contacts_read.release();
     let report = round.await.unwrap().expect("the first sync succeeds");
+    (app, sim, account, sf_id, report)
+}
+
+#[tokio::test]
+async fn a_contact_whose_account_is_not_in_the_desk_yet_waits_for_it() {
+    let (app, sim, account, sf_id, report) = late_account("Late Ltd", "Early").await;
     assert!(report.pulled.failed >= 1, "{report:?}");
     assert!(by_last_name(&contacts(&app).await, "Early").is_empty());
     let failures = app
@@ -491,22 +504,7 @@ async fn a_contact_whose_account_is_not_in_the_desk_yet_waits_for_it() {
 
 #[tokio::test]
 async fn a_waiting_record_deleted_in_salesforce_stops_being_retried() {
-    let (app, sim) = crate::integration::started(|s| s.sync.retry_backoff_secs = 0).await;
-    let contacts_read = sim.hold_next("GET", "FROM Contact");
-    let engine = app.engine.clone();
-    let round = tokio::spawn(async move { engine.run_once().await });
-    contacts_read.arrived().await;
-    let account = sim
-        .insert("Account", json!({ "Name": "Short Lived" }))
-        .unwrap();
-    let sf_id = sim
-        .insert(
-            "Contact",
-            json!({ "LastName": "Gone Soon", "AccountId": account }),
-        )
-        .unwrap();
-    contacts_read.release();
-    round.await.unwrap().expect("the first sync succeeds");
+    let (app, sim, _, sf_id, _) = late_account("Short Lived", "Gone Soon").await;
     sim.delete("Contact", &sf_id).unwrap();
 
     app.sync_now().await;
