@@ -44,6 +44,14 @@ async fn outbox_heads(
     Ok(rows.into_iter().collect())
 }
 
+/// Failures of one module and direction that are still open.
+fn open_failures(module: Module, direction: Direction) -> sea_orm::Condition {
+    sea_orm::Condition::all()
+        .add(sync_failure::Column::Module.eq(module.as_str()))
+        .add(sync_failure::Column::Direction.eq(direction.as_str()))
+        .add(sync_failure::Column::ResolvedAt.is_null())
+}
+
 /// Records a desk change for the sync to push, when an integration exists.
 pub(crate) async fn enqueue(
     db: &impl ConnectionTrait,
@@ -349,9 +357,7 @@ impl Store {
         let ids = sync_failure::Entity::find()
             .select_only()
             .column(sync_failure::Column::SalesforceId)
-            .filter(sync_failure::Column::Module.eq(module.as_str()))
-            .filter(sync_failure::Column::Direction.eq(Direction::SalesforceToDesk.as_str()))
-            .filter(sync_failure::Column::ResolvedAt.is_null())
+            .filter(open_failures(module, Direction::SalesforceToDesk))
             .filter(sync_failure::Column::SalesforceId.is_not_null())
             .filter(sync_failure::Column::NextAttemptAt.lte(Utc::now()))
             .order_by_asc(sync_failure::Column::NextAttemptAt)
@@ -376,9 +382,7 @@ impl Store {
         let txn = self.write().await?;
         sync_failure::Entity::update_many()
             .col_expr(sync_failure::Column::ResolvedAt, Expr::value(Utc::now()))
-            .filter(sync_failure::Column::Module.eq(module.as_str()))
-            .filter(sync_failure::Column::Direction.eq(Direction::SalesforceToDesk.as_str()))
-            .filter(sync_failure::Column::ResolvedAt.is_null())
+            .filter(open_failures(module, Direction::SalesforceToDesk))
             .filter(sync_failure::Column::At.lt(since))
             .filter(one_of(
                 self.backend(),
@@ -539,9 +543,7 @@ impl SyncBatch<'_> {
         let rows = sync_failure::Entity::find()
             .select_only()
             .column(sync_failure::Column::DeskId)
-            .filter(sync_failure::Column::Module.eq(module.as_str()))
-            .filter(sync_failure::Column::Direction.eq(Direction::DeskToSalesforce.as_str()))
-            .filter(sync_failure::Column::ResolvedAt.is_null())
+            .filter(open_failures(module, Direction::DeskToSalesforce))
             .filter(one_of(
                 self.store.backend(),
                 sync_failure::Column::DeskId,
@@ -879,9 +881,7 @@ impl SyncBatch<'_> {
     pub async fn resolve_pull(&mut self, module: Module, salesforce_id: &str) -> StoreResult<()> {
         sync_failure::Entity::update_many()
             .col_expr(sync_failure::Column::ResolvedAt, Expr::value(Utc::now()))
-            .filter(sync_failure::Column::Module.eq(module.as_str()))
-            .filter(sync_failure::Column::Direction.eq(Direction::SalesforceToDesk.as_str()))
-            .filter(sync_failure::Column::ResolvedAt.is_null())
+            .filter(open_failures(module, Direction::SalesforceToDesk))
             .filter(sync_failure::Column::SalesforceId.eq(salesforce_id))
             .exec(&*self.txn)
             .await?;
@@ -896,10 +896,8 @@ impl SyncBatch<'_> {
         new: NewFailure,
         retry: &RetryPolicy,
     ) -> StoreResult<sync_failure::Model> {
-        let mut open = sync_failure::Entity::find()
-            .filter(sync_failure::Column::Module.eq(new.module.as_str()))
-            .filter(sync_failure::Column::Direction.eq(new.direction.as_str()))
-            .filter(sync_failure::Column::ResolvedAt.is_null());
+        let mut open =
+            sync_failure::Entity::find().filter(open_failures(new.module, new.direction));
         open = match (&new.desk_id, &new.salesforce_id) {
             (Some(desk), _) => open.filter(sync_failure::Column::DeskId.eq(*desk)),
             (None, Some(sf)) => open.filter(sync_failure::Column::SalesforceId.eq(sf.clone())),
