@@ -5,7 +5,7 @@ use entity::profile;
 
 use super::desk::Agent;
 use super::paging::parse_id;
-use super::{ApiError, ApiResult, ContextExt};
+use super::{ApiResult, ContextExt};
 use crate::domain::{Permissions, ProfileId};
 use crate::store::{NewProfile, permissions_of};
 
@@ -89,11 +89,7 @@ impl Me {
     /// The agent's record, when the desk knows it.
     async fn agent(&self, ctx: &Context<'_>) -> ApiResult<Option<Agent>> {
         let viewer = ctx.viewer()?;
-        let agent = ctx
-            .loader()
-            .load_one(viewer.agent_id)
-            .await
-            .map_err(|e| ApiError::internal(&e))?;
+        let agent = ctx.loader().load_one(viewer.agent_id).await?;
         Ok(agent.map(Agent::from))
     }
 

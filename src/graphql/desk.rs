@@ -244,11 +244,7 @@ impl Ticket {
         let Some(id) = self.contact_id else {
             return Ok(None);
         };
-        let model = ctx
-            .loader()
-            .load_one(id)
-            .await
-            .map_err(|e| ApiError::internal(&e))?;
+        let model = ctx.loader().load_one(id).await?;
         Ok(model.map(Contact::from))
     }
 
@@ -260,11 +256,7 @@ impl Ticket {
         let Some(id) = self.assignee_id else {
             return Ok(None);
         };
-        let model = ctx
-            .loader()
-            .load_one(id)
-            .await
-            .map_err(|e| ApiError::internal(&e))?;
+        let model = ctx.loader().load_one(id).await?;
         Ok(model.map(Agent::from))
     }
 }
@@ -302,11 +294,7 @@ pub(super) async fn load_account(
     id: Option<AccountId>,
 ) -> ApiResult<Option<Account>> {
     let Some(id) = id else { return Ok(None) };
-    let model = ctx
-        .loader()
-        .load_one(id)
-        .await
-        .map_err(|e| ApiError::internal(&e))?;
+    let model = ctx.loader().load_one(id).await?;
     Ok(model.map(Account::from))
 }
 

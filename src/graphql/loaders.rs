@@ -1,13 +1,92 @@
 //! Per-request batch loading of desk records by id.
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::any::{Any, TypeId};
+use std::collections::{HashMap, HashSet};
+use std::hash::Hash;
+use std::sync::{Arc, Mutex};
 
 use async_graphql::dataloader::Loader;
 use entity::{account, agent, contact};
+use tokio::sync::oneshot;
 
+use super::{ApiError, ApiResult};
 use crate::domain::{AccountId, AgentId, ContactId};
 use crate::store::{Store, StoreError};
+
+/// Gathers the keys one request's resolvers ask for and loads each kind with one call of
+/// its [`Loader`]. A batch opens with the first key asked for and closes when the executor
+/// first runs its task: on the worker's single-threaded runtime that is after the pass that
+/// polled every sibling resolver, so they all share it.
+///
+/// async-graphql's `DataLoader` closes a batch with a timer instead, and a timer fires on
+/// the next millisecond tick at the earliest. A ticket's panel loads on three levels (its
+/// contact's link, then the account's link and row), and those ticks made up most of its
+/// latency. Timers still suit the Salesforce lists (`live`), which gather panels arriving
+/// at different moments.
+pub struct Batcher<L> {
+    loader: Arc<L>,
+    open: Arc<Mutex<HashMap<TypeId, Box<dyn Any + Send>>>>,
+}
+
+/// The keys of one kind waiting for the next load, and who waits for them.
+type Waiting<K, V, E> = (
+    HashSet<K>,
+    Vec<oneshot::Sender<Result<Arc<HashMap<K, V>>, E>>>,
+);
+
+impl<L: Send + Sync + 'static> Batcher<L> {
+    pub fn new(loader: L) -> Self {
+        Self {
+            loader: Arc::new(loader),
+            open: Arc::default(),
+        }
+    }
+
+    /// The value for `key`, read in one batch with the other keys of its kind asked for in
+    /// the same pass; `None` when there is none.
+    pub async fn load_one<K>(&self, key: K) -> ApiResult<Option<L::Value>>
+    where
+        K: Hash + Eq + Clone + Send + Sync + 'static,
+        L: Loader<K>,
+        L::Error: std::fmt::Display,
+    {
+        let (tx, rx) = oneshot::channel();
+        let opens_batch = {
+            let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+            let (keys, waiters) = open
+                .entry(TypeId::of::<K>())
+                .or_insert_with(|| Box::new(Waiting::<K, L::Value, L::Error>::default()))
+                .downcast_mut::<Waiting<K, L::Value, L::Error>>()
+                .expect("batches are keyed by their key type");
+            keys.insert(key.clone());
+            waiters.push(tx);
+            waiters.len() == 1
+        };
+        if opens_batch {
+            let (loader, open) = (self.loader.clone(), self.open.clone());
+            tokio::spawn(async move {
+                let (keys, waiters) = open
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get_mut(&TypeId::of::<K>())
+                    .and_then(|batch| batch.downcast_mut::<Waiting<K, L::Value, L::Error>>())
+                    .map(std::mem::take)
+                    .unwrap_or_default();
+                let keys: Vec<K> = keys.into_iter().collect();
+                let loaded = loader.load(&keys).await.map(Arc::new);
+                for waiter in waiters {
+                    // A waiter that is gone belonged to a request that ended early.
+                    let _ = waiter.send(loaded.clone());
+                }
+            });
+        }
+        let loaded = rx
+            .await
+            .map_err(|_| ApiError::internal(&"a batch load stopped before it answered"))?
+            .map_err(|e| ApiError::internal(&e))?;
+        Ok(loaded.get(&key).cloned())
+    }
+}
 
 pub struct DeskLoader {
     store: Store,
@@ -73,5 +152,64 @@ impl Loader<LinkOf> for DeskLoader {
             .into_iter()
             .map(|((module, id), link)| (LinkOf(module, id), link))
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Records the key lists it is asked for; a key over 100 has no value.
+    #[derive(Default)]
+    struct Recorder(Mutex<Vec<Vec<u32>>>);
+
+    impl Loader<u32> for Recorder {
+        type Value = String;
+        type Error = Arc<str>;
+
+        async fn load(&self, keys: &[u32]) -> Result<HashMap<u32, String>, Self::Error> {
+            let mut sorted = keys.to_vec();
+            sorted.sort_unstable();
+            self.0
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(sorted);
+            Ok(keys
+                .iter()
+                .filter(|&&k| k <= 100)
+                .map(|&k| (k, format!("value {k}")))
+                .collect())
+        }
+    }
+
+    fn calls(batcher: &Batcher<Recorder>) -> Vec<Vec<u32>> {
+        batcher
+            .loader
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    #[tokio::test]
+    async fn keys_asked_for_in_one_pass_share_one_load_and_later_ones_start_another() {
+        let batcher = Batcher::new(Recorder::default());
+        let answers =
+            futures_util::future::join_all([3, 1, 3, 200].map(|k| batcher.load_one(k))).await;
+        let answers: Vec<Option<String>> = answers.into_iter().map(|a| a.ok().flatten()).collect();
+        assert_eq!(
+            answers,
+            [
+                Some("value 3".into()),
+                Some("value 1".into()),
+                Some("value 3".into()),
+                None
+            ]
+        );
+        assert_eq!(calls(&batcher), [vec![1, 3, 200]]);
+
+        let again = batcher.load_one(7).await.ok().flatten();
+        assert_eq!(again.as_deref(), Some("value 7"));
+        assert_eq!(calls(&batcher), [vec![1, 3, 200], vec![7]]);
     }
 }

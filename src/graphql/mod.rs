@@ -18,7 +18,6 @@ mod sync_log;
 
 use std::sync::Arc;
 
-use async_graphql::dataloader::DataLoader;
 use async_graphql::parser::types::ExecutableDocument;
 use async_graphql::{
     Context, MergedObject, MergedSubscription, Request, Response, Schema, SchemaBuilder,
@@ -173,10 +172,9 @@ pub fn sdl() -> String {
 pub fn prepare(request: Request, viewer: Viewer, store: &Store) -> Request {
     request
         .data(viewer)
-        .data(DataLoader::new(
-            loaders::DeskLoader::new(store.clone()),
-            tokio::spawn,
-        ))
+        .data(loaders::Batcher::new(loaders::DeskLoader::new(
+            store.clone(),
+        )))
         .data(panels::PanelRequest::default())
 }
 
@@ -196,7 +194,7 @@ pub(crate) trait ContextExt {
     fn engine(&self) -> &SyncEngine;
     fn viewer(&self) -> ApiResult<&Viewer>;
     fn admin(&self) -> ApiResult<Admin<'_>>;
-    fn loader(&self) -> &DataLoader<loaders::DeskLoader>;
+    fn loader(&self) -> &loaders::Batcher<loaders::DeskLoader>;
     fn page_sizes(&self) -> PageSizes;
 }
 
@@ -230,8 +228,8 @@ impl ContextExt for Context<'_> {
         }
     }
 
-    fn loader(&self) -> &DataLoader<loaders::DeskLoader> {
-        self.data_unchecked::<DataLoader<loaders::DeskLoader>>()
+    fn loader(&self) -> &loaders::Batcher<loaders::DeskLoader> {
+        self.data_unchecked::<loaders::Batcher<loaders::DeskLoader>>()
     }
 
     fn page_sizes(&self) -> PageSizes {

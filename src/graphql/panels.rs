@@ -124,11 +124,7 @@ async fn link(
     if let Some(known) = known {
         return Ok(known);
     }
-    let link = ctx
-        .loader()
-        .load_one(key)
-        .await
-        .map_err(|e| ApiError::internal(&e))?;
+    let link = ctx.loader().load_one(key).await?;
     links
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
