@@ -35,8 +35,8 @@ pub enum FailureReason {
     StringTooLong,
     /// Several records match on email or name; nothing was guessed.
     MultipleMatches,
-    /// The Salesforce contact's account is not in the desk yet; the contact waits for it
-    /// and is retried automatically.
+    /// The contact's account has not reached the other side yet (the desk, or Salesforce);
+    /// the contact waits for it and is retried automatically.
     AccountNotSynced,
     /// Salesforce could not be reached; retried automatically.
     UpstreamUnavailable,

@@ -888,6 +888,17 @@ impl SyncBatch<'_> {
         Ok(())
     }
 
+    /// Marks resolved the open failures of sending this desk record to Salesforce.
+    pub async fn resolve_push(&mut self, module: Module, desk_id: i64) -> StoreResult<()> {
+        sync_failure::Entity::update_many()
+            .col_expr(sync_failure::Column::ResolvedAt, Expr::value(Utc::now()))
+            .filter(open_failures(module, Direction::DeskToSalesforce))
+            .filter(sync_failure::Column::DeskId.eq(desk_id))
+            .exec(&*self.txn)
+            .await?;
+        Ok(())
+    }
+
     /// Logs a failed record; an open entry for the same record is updated instead. A transient
     /// reason schedules the next automatic attempt by `retry`; `next_attempt_at` stays empty
     /// when the record waits for a person.

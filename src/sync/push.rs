@@ -9,11 +9,11 @@ use serde_json::Value;
 use super::SyncError;
 use super::desk::{self, DeskRecord};
 use super::engine::{Counts, Round, SyncEngine, statistics_due};
-use super::records::{AccountLinks, hash, to_salesforce};
+use super::records::{AccountLinks, hash, to_salesforce, unlinked_account};
 use crate::domain::{Direction, FailureReason, Module, SalesforceId};
 use crate::salesforce::soql::{Condition, Ident, Literal, Select};
 use crate::salesforce::{Record, RecordResult};
-use crate::store::NewFailure;
+use crate::store::{NewFailure, SyncBatch};
 
 /// The external id field that makes creates idempotent: it holds the desk id.
 pub const DESK_ID_FIELD: &str = "Helpdesk_Id__c";
@@ -130,12 +130,19 @@ impl SyncEngine {
                     None => Plan::Skip,
                     Some(record) if record.deleted() => Plan::Skip,
                     Some(record) => {
-                        let values = to_salesforce(
-                            round.mappings(module),
-                            module,
-                            &record.values(),
-                            &accounts,
-                        );
+                        let desk = record.values();
+                        if let Some(account) =
+                            unlinked_account(round.mappings(module), module, &desk, &accounts)
+                        {
+                            return (*id, Plan::Fail(
+                                FailureReason::AccountNotSynced,
+                                format!(
+                                    "desk {object} {id} belongs to desk account {account}, which is not in Salesforce yet; the contact follows once the account is synced (retried automatically for a while, then with retrySyncFailures once the account's own failure is fixed)"
+                                ),
+                            ));
+                        }
+                        let values =
+                            to_salesforce(round.mappings(module), module, &desk, &accounts);
                         let h = hash(&values);
                         let values: Record = values.into_iter().collect();
                         match links.get(id) {
@@ -226,31 +233,32 @@ impl SyncEngine {
             }
         }
 
+        // Read before the batch: only the worker logs push failures, one round at a time.
+        let open_failures = self.store.has_open_failures(module).await?;
         let mut batch = self.store.begin_sync().await?;
         let mut counts = Counts::default();
         for (i, (desk_id, plan)) in plans.into_iter().enumerate() {
             let upto = upto.get(&desk_id).copied();
             let (hash, creating) = match plan {
                 Plan::Skip => {
+                    // Nothing left to send: a failure to send it earlier is settled.
+                    if open_failures {
+                        batch.resolve_push(module, desk_id).await?;
+                    }
                     batch.drop_outbox(module, desk_id, upto).await?;
                     continue;
                 }
                 Plan::Fail(reason, message) => {
                     counts.failed += 1;
-                    batch
-                        .fail(
-                            NewFailure {
-                                direction: Direction::DeskToSalesforce,
-                                module,
-                                desk_id: Some(desk_id),
-                                salesforce_id: None,
-                                reason,
-                                message,
-                            },
-                            &self.settings.retry,
-                        )
-                        .await?;
-                    batch.drop_outbox(module, desk_id, upto).await?;
+                    let failure = NewFailure {
+                        direction: Direction::DeskToSalesforce,
+                        module,
+                        desk_id: Some(desk_id),
+                        salesforce_id: None,
+                        reason,
+                        message,
+                    };
+                    self.log_push_failure(&mut batch, failure, upto).await?;
                     continue;
                 }
                 Plan::Update { hash, .. } => (hash, false),
@@ -290,21 +298,17 @@ impl SyncEngine {
                     } else {
                         format!(" (fields: {})", fields.join(", "))
                     };
-                    let failure = batch
-                            .fail(NewFailure {
-                                direction: Direction::DeskToSalesforce,
-                                module,
-                                desk_id: Some(desk_id),
-                                salesforce_id: None,
-                                reason,
-                                message: format!("Salesforce refused desk {} {desk_id}: {code}: {message}{field_note}", module.salesforce_object()),
-                            }, &self.settings.retry)
-                            .await?;
-                    // A transient failure keeps its change queued for the next attempt; any
-                    // other waits in the failure log for a person.
-                    if failure.next_attempt_at.is_none() {
-                        batch.drop_outbox(module, desk_id, upto).await?;
-                    }
+                    let failure = NewFailure {
+                        direction: Direction::DeskToSalesforce,
+                        module,
+                        desk_id: Some(desk_id),
+                        salesforce_id: None,
+                        reason,
+                        message: format!(
+                            "Salesforce refused desk {object} {desk_id}: {code}: {message}{field_note}"
+                        ),
+                    };
+                    self.log_push_failure(&mut batch, failure, upto).await?;
                 }
             }
         }
@@ -313,6 +317,29 @@ impl SyncEngine {
         }
         self.finish(batch, Direction::DeskToSalesforce, module, counts)
             .await
+    }
+
+    /// Logs a record that could not be sent. A transient failure keeps the record queued for
+    /// its next attempt: its waiting change stays, and a record that had none (the first
+    /// sync's export sends records no desk change queued) is queued now. Any other failure
+    /// waits in the log for a person, and its change leaves the queue.
+    async fn log_push_failure(
+        &self,
+        batch: &mut SyncBatch<'_>,
+        failure: NewFailure,
+        upto: Option<i64>,
+    ) -> Result<(), SyncError> {
+        let (module, desk_id) = (failure.module, failure.desk_id);
+        let logged = batch.fail(failure, &self.settings.retry).await?;
+        let Some(desk_id) = desk_id else {
+            return Ok(());
+        };
+        match (logged.next_attempt_at, upto) {
+            (None, _) => batch.drop_outbox(module, desk_id, upto).await?,
+            (Some(_), None) => batch.enqueue(module, desk_id).await?,
+            (Some(_), Some(_)) => {}
+        }
+        Ok(())
     }
 
     /// Before creating, looks for an unlinked Salesforce twin by email (contacts) or name

@@ -91,6 +91,23 @@ pub fn unknown_account<'v>(
     (!accounts.to_desk.contains_key(account)).then_some(account)
 }
 
+/// The desk account a desk record's mapped account field names when Salesforce does not
+/// know it (no link): sent without it, the record would reach Salesforce without its account
+/// and nothing would send it again once the account synced, so it waits instead.
+pub fn unlinked_account(
+    mappings: &[Mapping],
+    module: Module,
+    desk: &Map<String, Value>,
+    accounts: &AccountLinks,
+) -> Option<i64> {
+    let field = mappings
+        .iter()
+        .filter_map(|m| desk_field(module, &m.desk_field))
+        .find(|f| matches!(f.kind, DeskKind::AccountRef))?;
+    let account = desk.get(field.name)?.as_i64()?;
+    (!accounts.to_salesforce.contains_key(&account)).then_some(account)
+}
+
 /// The mapped values of a Salesforce record.
 pub fn from_salesforce(mappings: &[Mapping], record: &Record) -> SalesforceValues {
     mappings

@@ -352,3 +352,98 @@ async fn a_refused_desk_edit_is_not_undone_by_an_older_salesforce_record_read_ag
         "and its failure stays open"
     );
 }
+
+#[tokio::test]
+async fn a_contact_whose_account_salesforce_refused_waits_and_then_arrives_with_it() {
+    let (app, sim) = synced(|s| s.sync.retry_backoff_secs = 0).await;
+    let account = app.create_account("Locked Accounts Ltd").await;
+    app.create_contact(json!({ "lastName": "Follower", "accountId": account["id"] }))
+        .await;
+
+    // Accounts go first: the refusal meets the account.
+    sim.reject_next_records(&[(
+        "UNABLE_TO_LOCK_ROW",
+        "unable to obtain exclusive access to this record",
+    )]);
+    app.sync_now().await;
+    assert_eq!(in_org(&sim, "Follower"), 0, "not sent without its account");
+    let waiting = open_failures(&app, Some("ACCOUNT_NOT_SYNCED")).await;
+    assert_eq!(waiting.len(), 1, "{waiting:?}");
+    assert_eq!(waiting[0]["direction"], "DESK_TO_SALESFORCE");
+    assert!(waiting[0]["nextAttemptAt"].is_string(), "{waiting:?}");
+
+    app.sync_now().await;
+    let sf_account = sim
+        .records("Account")
+        .into_iter()
+        .find(|a| a["Name"] == "Locked Accounts Ltd")
+        .expect("the account arrived");
+    let follower = sim
+        .records("Contact")
+        .into_iter()
+        .find(|c| c["LastName"] == "Follower")
+        .expect("the contact arrived");
+    assert_eq!(follower["AccountId"], sf_account["Id"]);
+    assert_eq!(open_failures(&app, None).await, Vec::<Value>::new());
+}
+
+#[tokio::test]
+async fn a_record_the_first_export_could_not_send_for_a_while_is_sent_later() {
+    let app = crate::helpers::spawn_app_with(|s| s.sync.retry_backoff_secs = 0).await;
+    // Made before Salesforce was connected: no desk change is queued for it.
+    app.create_contact(json!({ "lastName": "Early Bird" }))
+        .await;
+    let sim = salesforce_sim::start(salesforce_sim::SimConfig::default()).await;
+    let body = crate::integration::connect(&app, &sim, "tandem").await;
+    assert!(body.get("errors").is_none(), "{body}");
+    app.gql_ok("mutation { startSync { firstSync } }", json!({}))
+        .await;
+
+    sim.reject_next_records(&[(
+        "UNABLE_TO_LOCK_ROW",
+        "unable to obtain exclusive access to this record",
+    )]);
+    // The export's attempt fails; queued again, it is due at once and goes in the same
+    // round's push.
+    let report = app.sync_now().await;
+    assert_eq!(report.pushed.failed, 1, "{report:?}");
+    assert_eq!(in_org(&sim, "Early Bird"), 1, "retried by the sync itself");
+    let settled = app
+        .gql_ok(
+            "{ syncFailures(includeResolved: true) { nodes { reason resolvedAt } } }",
+            json!({}),
+        )
+        .await;
+    let settled = &settled["syncFailures"]["nodes"];
+    assert_eq!(settled.as_array().unwrap().len(), 1, "{settled}");
+    assert_eq!(settled[0]["reason"], "UPSTREAM_UNAVAILABLE");
+    assert!(settled[0]["resolvedAt"].is_string(), "{settled}");
+
+    app.sync_now().await;
+    assert_eq!(in_org(&sim, "Early Bird"), 1, "sent once");
+}
+
+#[tokio::test]
+async fn a_refused_record_deleted_in_the_desk_leaves_nothing_open_once_retried() {
+    let (app, sim) = synced(|_| {}).await;
+    let contact = app.create_contact(json!({ "lastName": "Withdrawn" })).await;
+    sim.reject_next_records(&[(
+        "FIELD_CUSTOM_VALIDATION_EXCEPTION",
+        "Contacts need a phone number",
+    )]);
+    app.sync_now().await;
+    let failure = open_failures(&app, None).await[0].clone();
+
+    app.gql_ok(
+        "mutation($id: ID!) { deleteContact(id: $id) { id } }",
+        json!({ "id": contact["id"] }),
+    )
+    .await;
+    let retried = retry(&app, &failure["id"]).await;
+    assert!(
+        retried["resolvedAt"].is_string(),
+        "nothing is left to send: {retried}"
+    );
+    assert_eq!(in_org(&sim, "Withdrawn"), 0);
+    assert_eq!(open_failures(&app, None).await, Vec::<Value>::new());
+}

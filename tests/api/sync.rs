@@ -1214,7 +1214,7 @@ async fn accounts_with_numbers_go_out_and_come_back_unchanged() {
 }
 
 #[tokio::test]
-async fn a_contact_keeps_its_desk_account_when_salesforce_refused_that_account() {
+async fn a_contact_waits_in_the_desk_while_salesforce_refuses_its_account() {
     let (app, sim) = connected().await;
     let account = app.create_account("Refused Ltd").await;
     let contact = app
@@ -1222,28 +1222,50 @@ async fn a_contact_keeps_its_desk_account_when_salesforce_refused_that_account()
         .await;
     sim.reject_next_records(&[("FIELD_INTEGRITY_EXCEPTION", "The account cannot be saved")]);
     app.sync_now().await;
+    assert!(
+        sim.records("Contact").iter().all(|c| c["LastName"] != "Kept"),
+        "not sent without its account"
+    );
+    let kept = by_last_name(&contacts(&app).await, "Kept")[0].clone();
+    assert_eq!(kept["account"]["name"], "Refused Ltd", "the desk keeps it");
+    let failures = app
+        .gql_ok(
+            "{ syncFailures { nodes { id reason module deskId } } }",
+            json!({}),
+        )
+        .await;
+    let failures = failures["syncFailures"]["nodes"].as_array().unwrap().clone();
+    let failure_of = |module: &str, desk: &Value| {
+        failures
+            .iter()
+            .find(|f| f["module"] == module && &f["deskId"] == desk)
+            .cloned()
+            .unwrap_or_else(|| panic!("no failure for {module} {desk}: {failures:?}"))
+    };
+    assert_eq!(failure_of("ACCOUNTS", &account["id"])["reason"], "INVALID_PARAMETER");
+    assert_eq!(failure_of("CONTACTS", &contact["id"])["reason"], "ACCOUNT_NOT_SYNCED");
+
+    // The administrator retries the account once its cause is fixed, then its contacts.
+    let account_failure = failure_of("ACCOUNTS", &account["id"]);
+    app.gql_ok(
+        "mutation($id: ID!) { retrySyncFailure(id: $id) { resolvedAt } }",
+        json!({ "id": account_failure["id"] }),
+    )
+    .await;
+    let retried = app
+        .gql_ok(
+            "mutation { retrySyncFailures(reason: ACCOUNT_NOT_SYNCED) }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(retried["retrySyncFailures"], 0, "none is left open");
     let sf = sim
         .get("Contact", &salesforce_id_of(&app, &contact["id"]).await)
         .unwrap();
-    assert_eq!(
-        sf["AccountId"],
-        Value::Null,
-        "Salesforce does not know the account"
-    );
-
-    sim.advance_clock(1);
-    sim.update(
-        "Contact",
-        sf["Id"].as_str().unwrap(),
-        json!({ "Title": "Buyer" }),
-    )
-    .unwrap();
-    app.sync_now().await;
-    let desk = contacts(&app).await;
-    let kept = by_last_name(&desk, "Kept")[0];
-    assert_eq!(kept["title"], "Buyer", "the Salesforce edit came in");
-    assert_eq!(
-        kept["account"]["name"], "Refused Ltd",
-        "and the desk's account link stayed"
-    );
+    let sf_account = sim
+        .records("Account")
+        .into_iter()
+        .find(|a| a["Name"] == "Refused Ltd")
+        .unwrap();
+    assert_eq!(sf["AccountId"], sf_account["Id"], "it arrives with its account");
 }
