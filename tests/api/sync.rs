@@ -1223,7 +1223,9 @@ async fn a_contact_waits_in_the_desk_while_salesforce_refuses_its_account() {
     sim.reject_next_records(&[("FIELD_INTEGRITY_EXCEPTION", "The account cannot be saved")]);
     app.sync_now().await;
     assert!(
-        sim.records("Contact").iter().all(|c| c["LastName"] != "Kept"),
+        sim.records("Contact")
+            .iter()
+            .all(|c| c["LastName"] != "Kept"),
         "not sent without its account"
     );
     let kept = by_last_name(&contacts(&app).await, "Kept")[0].clone();
@@ -1234,7 +1236,10 @@ async fn a_contact_waits_in_the_desk_while_salesforce_refuses_its_account() {
             json!({}),
         )
         .await;
-    let failures = failures["syncFailures"]["nodes"].as_array().unwrap().clone();
+    let failures = failures["syncFailures"]["nodes"]
+        .as_array()
+        .unwrap()
+        .clone();
     let failure_of = |module: &str, desk: &Value| {
         failures
             .iter()
@@ -1242,8 +1247,14 @@ async fn a_contact_waits_in_the_desk_while_salesforce_refuses_its_account() {
             .cloned()
             .unwrap_or_else(|| panic!("no failure for {module} {desk}: {failures:?}"))
     };
-    assert_eq!(failure_of("ACCOUNTS", &account["id"])["reason"], "INVALID_PARAMETER");
-    assert_eq!(failure_of("CONTACTS", &contact["id"])["reason"], "ACCOUNT_NOT_SYNCED");
+    assert_eq!(
+        failure_of("ACCOUNTS", &account["id"])["reason"],
+        "INVALID_PARAMETER"
+    );
+    assert_eq!(
+        failure_of("CONTACTS", &contact["id"])["reason"],
+        "ACCOUNT_NOT_SYNCED"
+    );
 
     // The administrator retries the account once its cause is fixed, then its contacts.
     let account_failure = failure_of("ACCOUNTS", &account["id"]);
@@ -1267,5 +1278,8 @@ async fn a_contact_waits_in_the_desk_while_salesforce_refuses_its_account() {
         .into_iter()
         .find(|a| a["Name"] == "Refused Ltd")
         .unwrap();
-    assert_eq!(sf["AccountId"], sf_account["Id"], "it arrives with its account");
+    assert_eq!(
+        sf["AccountId"], sf_account["Id"],
+        "it arrives with its account"
+    );
 }
