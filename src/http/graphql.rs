@@ -195,7 +195,14 @@ pub async fn get(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    if req.headers().contains_key(header::UPGRADE) {
+    // Only a WebSocket upgrade leaves HTTP; any other (`h2c`) is ignored, as HTTP/1.1 allows.
+    let websocket = req
+        .headers()
+        .get_all(header::UPGRADE)
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|protocol| protocol.trim().eq_ignore_ascii_case("websocket"));
+    if websocket {
         return ws::upgrade(req, payload, state).await;
     }
     let accept = header(&req, header::ACCEPT);

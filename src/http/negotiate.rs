@@ -25,8 +25,8 @@ fn entries(accept: &str) -> impl Iterator<Item = (String, f32)> + '_ {
         let mut params = part.split(';').map(str::trim);
         let range = params.next()?.to_ascii_lowercase();
         let mut q = 1.0_f32;
-        for param in params {
-            let (key, value) = param.split_once('=')?;
+        // A parameter without a value (`application/json;`) says nothing; it is skipped.
+        for (key, value) in params.filter_map(|p| p.split_once('=')) {
             match key.trim().to_ascii_lowercase().as_str() {
                 "q" => q = value.trim().parse().ok()?,
                 "charset" if !value.trim().trim_matches('"').eq_ignore_ascii_case("utf-8") => {

@@ -72,7 +72,13 @@ struct Data<'a> {
 
 enum Outgoing {
     Message(Value),
-    Finished { id: String, send_complete: bool },
+    /// A subscription's task ended. `task` tells it from a later subscription that reused
+    /// its id after a `complete`.
+    Finished {
+        id: String,
+        task: u64,
+        send_complete: bool,
+    },
 }
 
 pub async fn upgrade(
@@ -111,6 +117,7 @@ pub async fn upgrade(
         profiles,
         initialised: false,
         subscriptions: HashMap::new(),
+        tasks: 0,
         outgoing: mpsc::unbounded_channel(),
     };
     actix_web::rt::spawn(async move {
@@ -143,7 +150,9 @@ struct Connection {
     /// next operation starts.
     profiles: watch::Receiver<u64>,
     initialised: bool,
-    subscriptions: HashMap<String, JoinHandle<()>>,
+    /// The running subscriptions by id, each with the number its task was started under.
+    subscriptions: HashMap<String, (u64, JoinHandle<()>)>,
+    tasks: u64,
     outgoing: (
         mpsc::UnboundedSender<Outgoing>,
         mpsc::UnboundedReceiver<Outgoing>,
@@ -152,7 +161,7 @@ struct Connection {
 
 impl Drop for Connection {
     fn drop(&mut self) {
-        for task in self.subscriptions.values() {
+        for (_, task) in self.subscriptions.values() {
             task.abort();
         }
     }
@@ -186,9 +195,13 @@ impl Connection {
                 }
                 Some(out) = self.outgoing.1.recv() => match out {
                     Outgoing::Message(message) => self.send(message).await.ok()?,
-                    Outgoing::Finished { id, send_complete } => {
-                        if self.subscriptions.remove(&id).is_some() && send_complete {
-                            self.send(json!({ "type": "complete", "id": id })).await.ok()?;
+                    Outgoing::Finished { id, task, send_complete } => {
+                        let current = self.subscriptions.get(&id).is_some_and(|(t, _)| *t == task);
+                        if current {
+                            self.subscriptions.remove(&id);
+                            if send_complete {
+                                self.send(json!({ "type": "complete", "id": id })).await.ok()?;
+                            }
                         }
                     }
                 },
@@ -239,7 +252,7 @@ impl Connection {
             }
             (Protocol::Transport, "complete") | (Protocol::Legacy, "stop") => {
                 let id = message_id(&message)?;
-                if let Some(task) = self.subscriptions.remove(id) {
+                if let Some((_, task)) = self.subscriptions.remove(id) {
                     task.abort();
                     if protocol == Protocol::Legacy {
                         self.send(json!({ "type": "complete", "id": id }))
@@ -260,13 +273,14 @@ impl Connection {
         }
         self.initialised = true;
         let token = payload.and_then(token_in).or(self.header_token.clone());
+        // Before the profile is read: a change after the read is then seen by the next one.
+        self.profiles.mark_unchanged();
         let result = match token {
             Some(token) => self.state.viewer(&token).await.map_err(|e| e.to_string()),
             None => Err("send a bearer token in the connection_init payload as {\"Authorization\": \"Bearer …\"}".into()),
         };
         match result {
             Ok(viewer) => {
-                self.profiles.mark_unchanged();
                 self.viewer = Some(viewer);
                 self.send(json!({ "type": "connection_ack" }))
                     .await
@@ -312,6 +326,13 @@ impl Connection {
                 .outgoing
                 .0
                 .send(Outgoing::Message(error_message(protocol, &id, error)));
+            // The legacy protocol ends every refused operation with `complete`.
+            if protocol == Protocol::Legacy {
+                let _ = self
+                    .outgoing
+                    .0
+                    .send(Outgoing::Message(json!({ "type": "complete", "id": id })));
+            }
             return Ok(());
         }
         let request = prepare(request, viewer, &self.state.store);
@@ -319,6 +340,8 @@ impl Connection {
         let tx = self.outgoing.0.clone();
         let mut session = self.session.clone();
         let task_id = id.clone();
+        self.tasks += 1;
+        let task_number = self.tasks;
         let task = actix_web::rt::spawn(async move {
             let mut first = true;
             while let Some(response) = responses.next().await {
@@ -327,6 +350,7 @@ impl Connection {
                     let _ = tx.send(Outgoing::Message(error_message(protocol, &task_id, errors)));
                     let _ = tx.send(Outgoing::Finished {
                         id: task_id,
+                        task: task_number,
                         send_complete: protocol == Protocol::Legacy,
                     });
                     return;
@@ -356,10 +380,11 @@ impl Connection {
             }
             let _ = tx.send(Outgoing::Finished {
                 id: task_id,
+                task: task_number,
                 send_complete: true,
             });
         });
-        self.subscriptions.insert(id, task);
+        self.subscriptions.insert(id, (task_number, task));
         Ok(())
     }
 }

@@ -114,3 +114,32 @@ async fn every_response_carries_a_request_id() {
         .unwrap();
     assert_eq!(made.headers()["x-request-id"].len(), 36);
 }
+
+#[tokio::test]
+async fn metrics_count_methods_they_do_not_know_together() {
+    let app = spawn_app().await;
+    for method in ["BREW", "WHEN"] {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        app.client
+            .request(method, format!("{}/anywhere", app.address))
+            .send()
+            .await
+            .unwrap();
+    }
+    let text = app
+        .client
+        .get(format!("{}/metrics", app.address))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!text.contains("BREW") && !text.contains("WHEN"), "{text}");
+    assert!(
+        text.contains(
+            "tandem_http_requests_total{method=\"OTHER\",route=\"unmatched\",status=\"404\"} 2"
+        ),
+        "{text}"
+    );
+}

@@ -34,6 +34,12 @@ async fn the_response_media_type_follows_accept() {
         (Some(JSON), JSON),
         (Some("*/*"), JSON),
         (None, JSON),
+        // A parameter without a value is ignored, not a reason to refuse.
+        (Some("application/json;"), JSON),
+        (
+            Some("application/graphql-response+json; charset=utf-8;"),
+            GQL,
+        ),
     ] {
         let response = post(&app, accept, Some(JSON), query).await;
         assert_eq!(response.status(), 200);
@@ -317,4 +323,24 @@ async fn browsers_get_graphiql() {
             .starts_with("text/html")
     );
     assert!(page.text().await.unwrap().contains("GraphiQL"));
+}
+
+#[tokio::test]
+async fn only_a_websocket_upgrade_leaves_http() {
+    let app = spawn_app().await;
+    let answer = app
+        .client
+        .get(app.graphql_url())
+        .query(&[("query", "{ __typename }")])
+        .header("connection", "upgrade")
+        .header("upgrade", "h2c")
+        .bearer_auth(app.token("Agent"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    assert_eq!(
+        answer.json::<Value>().await.unwrap(),
+        json!({ "data": { "__typename": "Query" } })
+    );
 }

@@ -280,3 +280,42 @@ async fn legacy_clients_with_a_bad_token_get_connection_error_then_4403() {
     assert_eq!(ws.recv().await["type"], "connection_error");
     assert_eq!(ws.closed().await.0, 4403);
 }
+
+#[tokio::test]
+async fn a_subscription_over_the_limit_is_refused_and_the_others_go_on() {
+    let app = spawn_app_with(|s| s.websocket.max_subscriptions = 1).await;
+    let query = json!({ "query": "subscription { deskChanges { entity action } }" });
+    for (protocol, start, refusal) in [(TRANSPORT, "subscribe", "error"), (LEGACY, "start", "data")]
+    {
+        let mut ws = Ws::connect(&app, Some(protocol)).await;
+        ws.init(&app, "Agent").await;
+        ws.send(json!({ "id": "1", "type": start, "payload": query }))
+            .await;
+        ws.send(json!({ "id": "2", "type": start, "payload": query }))
+            .await;
+        let refused = ws.recv().await;
+        assert_eq!(refused["type"], refusal, "{protocol}: {refused}");
+        assert_eq!(refused["id"], "2");
+        let errors = if protocol == LEGACY {
+            &refused["payload"]["errors"]
+        } else {
+            &refused["payload"]
+        };
+        assert_eq!(
+            errors[0]["extensions"]["code"], "BAD_USER_INPUT",
+            "{refused}"
+        );
+        if protocol == LEGACY {
+            // The legacy protocol ends each operation with `complete`; an error does not.
+            assert_eq!(ws.recv().await, json!({ "type": "complete", "id": "2" }));
+        }
+
+        app.create_account(protocol).await;
+        let next = ws.recv().await;
+        assert_eq!(next["id"], "1", "{protocol}: {next}");
+        assert_eq!(
+            next["payload"]["data"]["deskChanges"],
+            json!({ "entity": "ACCOUNT", "action": "CREATED" })
+        );
+    }
+}
