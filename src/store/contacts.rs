@@ -183,7 +183,7 @@ impl Store {
         for &id in ids {
             let current = live_contact(&*txn, id).await?;
             let fields = patch.apply(contact_input(&current)).validate()?;
-            check_account(&*txn, fields.account_id).await?;
+            check_account_change(&*txn, current.account_id, fields.account_id).await?;
             let mut active: contact::ActiveModel = current.into();
             set_fields(&mut active, fields);
             active.updated_at = Set(now);
@@ -279,4 +279,17 @@ pub(crate) async fn check_account(
         }
         None => Err(Invalid::new("accountId", format!("no account with id {id}")).into()),
     }
+}
+
+/// Checks the account a write moves a record to. A record keeps the account it has even
+/// once that account is in the recycle bin, and can still be edited.
+pub(crate) async fn check_account_change(
+    db: &impl ConnectionTrait,
+    before: Option<AccountId>,
+    after: Option<AccountId>,
+) -> StoreResult<()> {
+    if before == after {
+        return Ok(());
+    }
+    check_account(db, after).await
 }

@@ -13,7 +13,7 @@ use sea_orm::{
     QueryFilter, QueryOrder, QuerySelect,
 };
 
-use super::contacts::check_account;
+use super::contacts::{check_account, check_account_change};
 use super::events::{self, SyncEvent, SyncEventKind};
 use super::{Store, StoreResult, WriteTxn, one_of};
 use crate::domain::{
@@ -705,7 +705,7 @@ impl SyncBatch<'_> {
         current: contact::Model,
         fields: ContactFields,
     ) -> StoreResult<contact::Model> {
-        check_account(&*self.txn, fields.account_id).await?;
+        check_account_change(&*self.txn, current.account_id, fields.account_id).await?;
         let restored = current.deleted_at.is_some();
         let mut active: contact::ActiveModel = current.into();
         super::contacts::set_fields(&mut active, fields);

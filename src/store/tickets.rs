@@ -2,9 +2,10 @@ use chrono::{DateTime, Utc};
 use entity::ticket::{self, Column, Entity as Tickets};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
+    QuerySelect,
 };
 
-use super::contacts::check_account;
+use super::contacts::{check_account, check_account_change};
 use super::page::{into_page, paginate};
 use super::{Page, PageRequest, Store, StoreError, StoreResult};
 use crate::domain::{
@@ -39,12 +40,19 @@ fn input_of(model: &ticket::Model) -> StoreResult<TicketInput> {
     })
 }
 
-/// Checks the ticket's references and, when no account is given, takes the contact's.
+/// Checks the references a write gives a ticket and, when no account is given, takes the
+/// contact's (unless it is in the recycle bin). References the write leaves as they were are
+/// not checked again: a ticket keeps a contact or account moved to the recycle bin, and can
+/// still be edited.
 async fn resolve_links(
     db: &impl ConnectionTrait,
     mut fields: TicketFields,
+    before: Option<&ticket::Model>,
 ) -> StoreResult<TicketFields> {
-    if let Some(contact_id) = fields.contact_id {
+    let contact_changed = before.is_none_or(|t| t.contact_id != fields.contact_id);
+    if let Some(contact_id) = fields.contact_id
+        && contact_changed
+    {
         let contact = super::contacts::live_contact(db, contact_id)
             .await
             .map_err(|e| match e {
@@ -58,11 +66,11 @@ async fn resolve_links(
                 .into(),
                 other => other,
             })?;
-        if fields.account_id.is_none() {
+        if fields.account_id.is_none() && check_account(db, contact.account_id).await.is_ok() {
             fields.account_id = contact.account_id;
         }
     }
-    check_account(db, fields.account_id).await?;
+    check_account_change(db, before.and_then(|t| t.account_id), fields.account_id).await?;
     if let Some(agent_id) = fields.assignee_id
         && entity::agent::Entity::find_by_id(agent_id)
             .one(db)
@@ -132,7 +140,7 @@ impl Store {
     pub async fn create_ticket(&self, input: &TicketInput) -> StoreResult<ticket::Model> {
         let fields = input.validate()?;
         let txn = self.write().await?;
-        let fields = resolve_links(&*txn, fields).await?;
+        let fields = resolve_links(&*txn, fields, None).await?;
         let now = Utc::now();
         let mut active = ticket::ActiveModel {
             created_at: Set(now),
@@ -152,12 +160,14 @@ impl Store {
         patch: &TicketPatch,
     ) -> StoreResult<ticket::Model> {
         let txn = self.write().await?;
+        // Locked: the write sets every column, so a concurrent one must wait to read after it.
         let current = Tickets::find_by_id(id)
+            .lock_exclusive()
             .one(&*txn)
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("ticket {id}")))?;
         let fields = patch.apply(input_of(&current)?).validate()?;
-        let fields = resolve_links(&*txn, fields).await?;
+        let fields = resolve_links(&*txn, fields, Some(&current)).await?;
         let mut active: ticket::ActiveModel = current.into();
         set_fields(&mut active, fields);
         active.updated_at = Set(Utc::now());

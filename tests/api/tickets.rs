@@ -174,3 +174,69 @@ async fn an_opened_ticket_shows_its_requester_from_the_bin_and_none_once_purged(
         .await;
     assert!(missing["ticket"].is_null());
 }
+
+#[tokio::test]
+async fn records_that_point_at_the_recycle_bin_can_still_be_edited() {
+    let app = spawn_app().await;
+    let account = app.create_account("Binned Co").await;
+    let contact = app
+        .create_contact(json!({ "lastName": "Stays", "accountId": account["id"] }))
+        .await;
+    let colleague = app
+        .create_contact(json!({ "lastName": "Colleague", "accountId": account["id"] }))
+        .await;
+    let loner = app.create_contact(json!({ "lastName": "Loner" })).await;
+    let ticket = app
+        .gql_ok(
+            "mutation($c: ID!) { createTicket(input: { subject: \"Help\", contactId: $c }) { id } }",
+            json!({ "c": contact["id"] }),
+        )
+        .await["createTicket"]["id"]
+        .clone();
+    app.gql_ok(
+        "mutation($id: ID!) { deleteAccount(id: $id) { id } }",
+        json!({ "id": account["id"] }),
+    )
+    .await;
+
+    let edited = app
+        .gql_ok(
+            "mutation($id: ID!) { updateContact(id: $id, patch: { phone: \"+1 555 0100\" }) { phone account { name } } }",
+            json!({ "id": contact["id"] }),
+        )
+        .await;
+    assert_eq!(
+        edited["updateContact"],
+        json!({ "phone": "+1 555 0100", "account": { "name": "Binned Co" } }),
+        "the contact keeps its account"
+    );
+    let update_ticket =
+        "mutation($id: ID!) { updateTicket(id: $id, patch: { status: CLOSED }) { status } }";
+    app.gql_ok(update_ticket, json!({ "id": ticket })).await;
+    app.gql_ok(
+        "mutation($id: ID!) { deleteContact(id: $id) { id } }",
+        json!({ "id": contact["id"] }),
+    )
+    .await;
+    let closed = app.gql_ok(update_ticket, json!({ "id": ticket })).await;
+    assert_eq!(closed["updateTicket"]["status"], "CLOSED");
+
+    // A new ticket does not take an account from the recycle bin.
+    let new = app
+        .gql_ok(
+            "mutation($c: ID!) { createTicket(input: { subject: \"Again\", contactId: $c }) { account { id } } }",
+            json!({ "c": colleague["id"] }),
+        )
+        .await;
+    assert_eq!(new["createTicket"]["account"], serde_json::Value::Null);
+
+    // Moving a record to a binned account is still refused.
+    let moved = app
+        .gql(
+            "mutation($id: ID!, $a: ID!) { updateContact(id: $id, patch: { accountId: $a }) { id } }",
+            json!({ "id": loner["id"], "a": account["id"] }),
+        )
+        .await;
+    assert_eq!(codes(&moved), ["BAD_USER_INPUT"]);
+    assert_eq!(moved["errors"][0]["extensions"]["field"], "accountId");
+}
