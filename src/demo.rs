@@ -189,7 +189,7 @@ async fn connect(app: &Application, org: &salesforce_sim::SimHandle) -> anyhow::
                 client_id: config.client_id.clone(),
                 client_secret: config.client_secret.clone().into(),
             },
-            sync_type: SyncType::TwoWay,
+            sync_type: Some(SyncType::TwoWay),
         })
         .await
         .map_err(|e| anyhow!("cannot connect the demo to the simulator: {e}"))?;

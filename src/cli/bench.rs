@@ -176,7 +176,7 @@ pub async fn sync(options: BenchOptions) -> anyhow::Result<()> {
                 client_id: "tandem-sim".into(),
                 client_secret: SecretString::from("tandem-sim-secret"),
             },
-            sync_type: SyncType::TwoWay,
+            sync_type: Some(SyncType::TwoWay),
         })
         .await?;
     services.integrations.start_sync().await?;

@@ -134,8 +134,9 @@ pub struct ConnectSalesforceInput {
     /// PEM private key for the JWT bearer flow.
     pub private_key: Option<String>,
     pub refresh_token: Option<String>,
-    #[graphql(default_with = "SyncType::TwoWay")]
-    pub sync_type: SyncType,
+    /// TWO_WAY when omitted for a new connection; signing in to the same org again keeps the
+    /// sync type it had.
+    pub sync_type: Option<SyncType>,
 }
 
 fn secret(field: &str, value: Option<String>) -> ApiResult<SecretString> {
@@ -169,7 +170,7 @@ impl ConnectSalesforceInput {
         Ok(Connect {
             login_url: self.login_url,
             auth,
-            sync_type: self.sync_type.into(),
+            sync_type: self.sync_type.map(Into::into),
         })
     }
 }

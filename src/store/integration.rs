@@ -40,7 +40,8 @@ pub struct NewIntegration {
     pub sealed_secrets: Vec<u8>,
     pub instance_url: String,
     pub org_id: Option<String>,
-    pub sync_type: SyncType,
+    /// `None` keeps the sync type of the same org signed in again (two-way otherwise).
+    pub sync_type: Option<SyncType>,
 }
 
 impl Store {
@@ -69,10 +70,24 @@ impl Store {
         let org_id = new.org_id.or(before);
         // The same org signed in again (after an error, or with new credentials): the sync
         // goes on from where it was. Another org, or none before, starts from the beginning.
-        let first_sync = match &previous {
-            Some(previous) if !other_org => previous.first_sync.clone(),
-            _ => FirstSync::NotStarted.as_str().into(),
+        let same = previous.as_ref().filter(|_| !other_org);
+        let first_sync = match same {
+            Some(previous) => previous.first_sync.clone(),
+            None => FirstSync::NotStarted.as_str().into(),
         };
+        // New credentials do not undo an administrator's choices: a paused sync stays paused
+        // and keeps its direction unless one is given. An error is what signing in clears.
+        let status = match same {
+            Some(previous) if previous.status == IntegrationStatus::Paused.as_str() => {
+                IntegrationStatus::Paused
+            }
+            _ => IntegrationStatus::Active,
+        };
+        let sync_type = new
+            .sync_type
+            .map(|t| t.as_str().to_owned())
+            .or_else(|| same.map(|p| p.sync_type.clone()))
+            .unwrap_or_else(|| SyncType::TwoWay.as_str().into());
         if other_org {
             // Links, cursors, queued changes, failures and mappings all speak of the other
             // org's records and fields; the new org's first sync matches afresh.
@@ -81,9 +96,9 @@ impl Store {
         integration::Entity::delete_by_id(ROW).exec(&*txn).await?;
         let model = integration::ActiveModel {
             id: Set(ROW),
-            status: Set(IntegrationStatus::Active.as_str().into()),
+            status: Set(status.as_str().into()),
             status_reason: Set(None),
-            sync_type: Set(new.sync_type.as_str().into()),
+            sync_type: Set(sync_type),
             login_url: Set(new.login_url),
             auth_kind: Set(new.auth_kind),
             username: Set(new.username),

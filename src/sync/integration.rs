@@ -35,7 +35,8 @@ pub enum ConnectAuth {
 pub struct Connect {
     pub login_url: String,
     pub auth: ConnectAuth,
-    pub sync_type: SyncType,
+    /// `None`: the sync type the same org had, or two-way for a new connection.
+    pub sync_type: Option<SyncType>,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -404,3 +404,40 @@ async fn a_round_running_when_another_org_is_connected_stops_before_the_switch()
     assert_eq!(app.store.link_count(Module::Accounts).await.unwrap(), 0);
     assert_eq!(integration(&app).await["firstSync"], "NOT_STARTED");
 }
+
+#[tokio::test]
+async fn signing_in_to_the_same_org_again_keeps_the_pause_and_the_sync_type() {
+    let (app, sim) = started(|_| {}).await;
+    app.gql_ok(
+        "mutation { setSyncType(syncType: SALESFORCE_TO_DESK) { syncType } }",
+        json!({}),
+    )
+    .await;
+    app.gql_ok("mutation { pauseSync { status } }", json!({}))
+        .await;
+
+    // New credentials for the same org, with no sync type given.
+    let body = connect(&app, &sim, "tandem").await;
+    let again = &body["data"]["connectSalesforce"];
+    assert_eq!(again["status"], "PAUSED", "{body}");
+    assert_eq!(again["syncType"], "SALESFORCE_TO_DESK", "{body}");
+    app.create_contact(json!({ "lastName": "Stays Local" }))
+        .await;
+    let report = app.sync_now().await;
+    assert!(report.idle.is_some(), "still paused: {report:?}");
+
+    let resumed = app
+        .gql_ok("mutation { resumeSync { status syncType } }", json!({}))
+        .await;
+    assert_eq!(
+        resumed["resumeSync"],
+        json!({ "status": "ACTIVE", "syncType": "SALESFORCE_TO_DESK" })
+    );
+    app.sync_now().await;
+    assert!(
+        sim.records("Contact")
+            .iter()
+            .all(|c| c["LastName"] != "Stays Local"),
+        "one-way: the desk contact stays in the desk"
+    );
+}

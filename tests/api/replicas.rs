@@ -109,7 +109,7 @@ async fn connect_from(services: &Services, sim: &SimHandle) {
                 client_id: config.client_id.clone(),
                 client_secret: SecretString::from(config.client_secret.clone()),
             },
-            sync_type: SyncType::TwoWay,
+            sync_type: Some(SyncType::TwoWay),
         })
         .await
         .unwrap();
