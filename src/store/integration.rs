@@ -11,6 +11,61 @@ use crate::domain::{FirstSync, IntegrationStatus, Module, SyncType};
 
 const ROW: i64 = 1;
 
+/// Queues every live desk record of the module that has no Salesforce link, in one statement.
+async fn queue_unlinked(db: &impl ConnectionTrait, module: Module) -> StoreResult<()> {
+    use entity::{account, contact};
+    use sea_orm::sea_query::{
+        Expr, ExprTrait, IntoColumnRef, IntoTableRef, Query, SelectStatement, TableRef,
+    };
+
+    let linked = Query::select()
+        .column(record_link::Column::DeskId)
+        .from(record_link::Entity)
+        .and_where(Expr::col(record_link::Column::Module).eq(module.as_str()))
+        .to_owned();
+    fn live_unlinked<C: IntoColumnRef + Clone>(
+        module: Module,
+        table: TableRef,
+        (id, deleted_at): (C, C),
+        linked: SelectStatement,
+    ) -> SelectStatement {
+        Query::select()
+            .expr(Expr::val(module.as_str()))
+            .column(id.clone())
+            .expr(Expr::val(Utc::now()))
+            .from(table)
+            .and_where(Expr::col(deleted_at).is_null())
+            .and_where(Expr::col(id).not_in_subquery(linked))
+            .to_owned()
+    }
+    let unlinked = match module {
+        Module::Contacts => live_unlinked(
+            module,
+            contact::Entity.into_table_ref(),
+            (contact::Column::Id, contact::Column::DeletedAt),
+            linked,
+        ),
+        Module::Accounts => live_unlinked(
+            module,
+            account::Entity.into_table_ref(),
+            (account::Column::Id, account::Column::DeletedAt),
+            linked,
+        ),
+    };
+    let insert = Query::insert()
+        .into_table(outbox::Entity)
+        .columns([
+            outbox::Column::Module,
+            outbox::Column::DeskId,
+            outbox::Column::EnqueuedAt,
+        ])
+        .select_from(unlinked)
+        .map_err(|e| StoreError::Db(sea_orm::DbErr::Custom(e.to_string())))?
+        .to_owned();
+    db.execute(&insert).await?;
+    Ok(())
+}
+
 /// Logs the integration's (new) status.
 async fn status_event(
     db: &impl ConnectionTrait,
@@ -143,6 +198,32 @@ impl Store {
             events.push(status_event(&*txn, &model).await?);
         }
         txn.commit_publishing(self, events).await?;
+        Ok(model)
+    }
+
+    /// Sets which side is master. Turning two-way after a one-way first sync queues every
+    /// live desk record that has no Salesforce twin: they were made while desk changes stayed
+    /// local, and now go out as the first sync would have sent them (matched by email or
+    /// name first).
+    pub async fn set_sync_type(&self, sync_type: SyncType) -> StoreResult<integration::Model> {
+        let txn = self.write().await?;
+        let current = integration::Entity::find_by_id(ROW)
+            .one(&*txn)
+            .await?
+            .ok_or_else(|| StoreError::NotFound("Salesforce integration".into()))?;
+        let opens_two_way = sync_type == SyncType::TwoWay
+            && current.sync_type == SyncType::SalesforceToDesk.as_str()
+            && current.first_sync == FirstSync::Done.as_str();
+        let mut active: integration::ActiveModel = current.into();
+        active.sync_type = Set(sync_type.as_str().into());
+        active.updated_at = Set(Utc::now());
+        let model = active.update(&*txn).await?;
+        if opens_two_way {
+            for module in [Module::Accounts, Module::Contacts] {
+                queue_unlinked(&*txn, module).await?;
+            }
+        }
+        txn.commit_publishing(self, Vec::new()).await?;
         Ok(model)
     }
 

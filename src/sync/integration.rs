@@ -399,10 +399,12 @@ impl Integrations {
         sync_type: SyncType,
     ) -> Result<integration::Model, SyncError> {
         self.connected().await?;
-        let saved = self
-            .store
-            .update_integration(|m| m.sync_type = Set(sync_type.as_str().into()))
-            .await?;
+        // As a pause does: a round running here stops at its next batch, and the next one
+        // runs with the new direction.
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let _stopped = self.rounds.lock().await;
+        let saved = self.store.set_sync_type(sync_type).await?;
         self.forget_view().await;
         Ok(saved)
     }

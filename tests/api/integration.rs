@@ -441,3 +441,47 @@ async fn signing_in_to_the_same_org_again_keeps_the_pause_and_the_sync_type() {
         "one-way: the desk contact stays in the desk"
     );
 }
+
+#[tokio::test]
+async fn turning_two_way_after_a_one_way_first_sync_sends_what_stayed_local() {
+    let app = spawn_app().await;
+    let sim = salesforce_sim::start(SimConfig::default()).await;
+    let body = connect(&app, &sim, "tandem").await;
+    assert!(body.get("errors").is_none(), "{body}");
+    app.gql_ok(
+        "mutation { setSyncType(syncType: SALESFORCE_TO_DESK) { syncType } }",
+        json!({}),
+    )
+    .await;
+    app.gql_ok("mutation { startSync { firstSync } }", json!({}))
+        .await;
+    let account = app.create_account("Local Co").await;
+    app.create_contact(json!({ "lastName": "Local Only", "accountId": account["id"] }))
+        .await;
+    app.sync_now().await;
+    let named = |object: &str, field: &str, value: &str| {
+        sim.records(object)
+            .into_iter()
+            .filter(|r| r[field] == value)
+            .collect::<Vec<_>>()
+    };
+    assert!(named("Contact", "LastName", "Local Only").is_empty());
+    let before = sim.count("Contact");
+
+    app.gql_ok(
+        "mutation { setSyncType(syncType: TWO_WAY) { syncType } }",
+        json!({}),
+    )
+    .await;
+    app.sync_now().await;
+    app.sync_now().await;
+    let accounts = named("Account", "Name", "Local Co");
+    let contacts = named("Contact", "LastName", "Local Only");
+    assert_eq!((accounts.len(), contacts.len()), (1, 1), "sent once each");
+    assert_eq!(contacts[0]["AccountId"], accounts[0]["Id"]);
+    assert_eq!(
+        sim.count("Contact"),
+        before + 1,
+        "nothing linked was sent again"
+    );
+}
