@@ -111,6 +111,13 @@ pub struct ContactFields {
     pub description: Option<String>,
 }
 
+/// The longest contact email: Salesforce's Contact.Email holds 80 characters.
+const CONTACT_EMAIL_LEN: usize = 80;
+/// Salesforce's Account.NumberOfEmployees holds 8 digits.
+const MAX_EMPLOYEES: i32 = 99_999_999;
+/// Salesforce's Account.AnnualRevenue holds 18 digits.
+const MAX_REVENUE: f64 = 1e18;
+
 impl ContactInput {
     pub fn validate(&self) -> Result<ContactFields, Invalid> {
         Ok(ContactFields {
@@ -121,7 +128,7 @@ impl ContactInput {
                 80,
             )?
             .into_inner(),
-            email: match OptionalText::parse("email", self.email.as_deref(), Email::MAX_LEN)? {
+            email: match OptionalText::parse("email", self.email.as_deref(), CONTACT_EMAIL_LEN)? {
                 Some(raw) => Some(Email::parse("email", &raw)?),
                 None => None,
             },
@@ -158,16 +165,20 @@ pub struct AccountFields {
 
 impl AccountInput {
     pub fn validate(&self) -> Result<AccountFields, Invalid> {
-        if let Some(n) = self.employees.filter(|n| *n < 0) {
+        // Salesforce's NumberOfEmployees holds 8 digits, AnnualRevenue 18.
+        if let Some(n) = self.employees.filter(|n| !(0..=MAX_EMPLOYEES).contains(n)) {
             return Err(Invalid::new(
                 "employees",
-                format!("must not be negative (got {n})"),
+                format!("must be between 0 and {MAX_EMPLOYEES} (got {n})"),
             ));
         }
-        if let Some(r) = self.annual_revenue.filter(|r| !r.is_finite() || *r < 0.0) {
+        if let Some(r) = self
+            .annual_revenue
+            .filter(|r| !r.is_finite() || *r < 0.0 || *r >= MAX_REVENUE)
+        {
             return Err(Invalid::new(
                 "annualRevenue",
-                format!("must be a non-negative amount (got {r})"),
+                format!("must be a non-negative amount under 10^18 (got {r})"),
             ));
         }
         Ok(AccountFields {

@@ -35,6 +35,20 @@ impl OptionalText {
 }
 
 fn check_len(field: &str, value: &str, max: usize) -> Result<(), Invalid> {
+    // PostgreSQL's text cannot hold NUL, and Salesforce refuses control characters: only
+    // tabs and line breaks are text.
+    if let Some(c) = value
+        .chars()
+        .find(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
+    {
+        return Err(Invalid::new(
+            field,
+            format!(
+                "must not contain control characters (found U+{:04X})",
+                c as u32
+            ),
+        ));
+    }
     let len = value.chars().count();
     if len > max {
         return Err(Invalid::new(
@@ -55,6 +69,13 @@ mod tests {
         assert_eq!(Name::parse("n", "   ", 10).unwrap_err().field, "n");
         assert!(Name::parse("n", "abcdefghijk", 10).is_err());
         assert!(Name::parse("n", "äöüäöüäöüä", 10).is_ok());
+    }
+
+    #[test]
+    fn control_characters_other_than_line_breaks_and_tabs_are_refused() {
+        assert!(Name::parse("n", "a\u{0}b", 10).is_err());
+        assert!(OptionalText::parse("t", Some("bell\u{7}"), 10).is_err());
+        assert!(OptionalText::parse("t", Some("two\nlines\tok"), 20).is_ok());
     }
 
     #[test]

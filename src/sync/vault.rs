@@ -21,7 +21,8 @@ pub struct Vault {
 impl Vault {
     pub fn from_hex(hex: &str) -> Result<Self, VaultError> {
         let hex = hex.trim();
-        if hex.len() != 64 {
+        // Checked before slicing: a multi-byte character would split mid-character.
+        if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(VaultError::BadKey);
         }
         let mut key = [0u8; 32];
@@ -81,5 +82,6 @@ mod tests {
         let other = Vault::from_hex(&Vault::generate_key()).unwrap();
         assert!(other.open(&sealed).is_err());
         assert!(Vault::from_hex("abc").is_err());
+        assert!(Vault::from_hex(&"é".repeat(32)).is_err(), "64 bytes, not hex");
     }
 }

@@ -30,6 +30,25 @@ async fn accounts_are_created_updated_and_validated() {
         .await;
     assert_eq!(codes(&negative), ["BAD_USER_INPUT"]);
     assert_eq!(negative["errors"][0]["extensions"]["field"], "employees");
+    for (input, field) in [
+        (
+            json!({ "name": "Big", "employees": 100_000_000 }),
+            "employees",
+        ),
+        (
+            json!({ "name": "Rich", "annualRevenue": 1e18 }),
+            "annualRevenue",
+        ),
+    ] {
+        let refused = app
+            .gql(
+                "mutation($i: CreateAccountInput!) { createAccount(input: $i) { id } }",
+                json!({ "i": input }),
+            )
+            .await;
+        assert_eq!(codes(&refused), ["BAD_USER_INPUT"], "{refused}");
+        assert_eq!(refused["errors"][0]["extensions"]["field"], field);
+    }
 
     let long = app
         .gql(

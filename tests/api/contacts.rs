@@ -43,6 +43,12 @@ async fn invalid_input_is_refused_naming_the_field() {
         ),
         (json!({ "lastName": "X", "accountId": "999" }), "accountId"),
         (json!({ "lastName": "X", "accountId": "abc" }), "accountId"),
+        // What Salesforce could not take is refused here, not by the sync later.
+        (
+            json!({ "lastName": "X", "email": format!("{}@example.com", "a".repeat(69)) }),
+            "email",
+        ),
+        (json!({ "lastName": "nul\u{0}byte" }), "lastName"),
     ];
     for (input, field) in cases {
         let body = app
