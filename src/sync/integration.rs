@@ -71,6 +71,9 @@ pub struct Integrations {
     /// Bumped when the connection is replaced or removed, so that a running round stops at
     /// its next page instead of keeping the replacement waiting.
     generation: std::sync::atomic::AtomicU64,
+    /// Wakes this process's worker when there is work it should not wait a poll interval
+    /// for: a sync started or resumed here.
+    wake: tokio::sync::Notify,
 }
 
 /// A client, with the sealed credentials it was made from: another process that connects
@@ -166,7 +169,14 @@ impl Integrations {
             view: RwLock::new(None),
             rounds: tokio::sync::Mutex::new(()),
             generation: std::sync::atomic::AtomicU64::new(0),
+            wake: tokio::sync::Notify::new(),
         }
+    }
+
+    /// Resolves once a sync is started or resumed in this process (at once if one was since
+    /// the last wait).
+    pub async fn woken(&self) {
+        self.wake.notified().await;
     }
 
     /// Waits for the running sync round, if any, and keeps others from starting until the
@@ -451,12 +461,15 @@ impl Integrations {
     }
 
     pub async fn resume(&self) -> Result<integration::Model, SyncError> {
-        self.transition(
-            &[IntegrationStatus::Paused],
-            IntegrationStatus::Active,
-            "resume",
-        )
-        .await
+        let resumed = self
+            .transition(
+                &[IntegrationStatus::Paused],
+                IntegrationStatus::Active,
+                "resume",
+            )
+            .await?;
+        self.wake.notify_one();
+        Ok(resumed)
     }
 
     /// Asks the engine to run the first sync (or another round, once it has run).
@@ -468,13 +481,15 @@ impl Integrations {
                 "start syncing",
             )
             .await?;
-        if current.first_sync != FirstSync::NotStarted.as_str() {
-            return Ok(current);
-        }
-        Ok(self
-            .store
-            .update_integration(|m| m.first_sync = Set(FirstSync::Running.as_str().into()))
-            .await?)
+        let started = if current.first_sync == FirstSync::NotStarted.as_str() {
+            self.store
+                .update_integration(|m| m.first_sync = Set(FirstSync::Running.as_str().into()))
+                .await?
+        } else {
+            current
+        };
+        self.wake.notify_one();
+        Ok(started)
     }
 
     /// Records why the integration stopped; the worker stays idle until it is reconnected.

@@ -82,6 +82,9 @@ mod tests {
         let other = Vault::from_hex(&Vault::generate_key()).unwrap();
         assert!(other.open(&sealed).is_err());
         assert!(Vault::from_hex("abc").is_err());
-        assert!(Vault::from_hex(&"é".repeat(32)).is_err(), "64 bytes, not hex");
+        assert!(
+            Vault::from_hex(&"é".repeat(32)).is_err(),
+            "64 bytes, not hex"
+        );
     }
 }

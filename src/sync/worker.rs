@@ -1,5 +1,5 @@
-//! The background loop: a round on every poll interval, and soon after any desk change, in
-//! the one process that holds the worker lease.
+//! The background loop: a round on every poll interval, and soon after any desk change or a
+//! sync started or resumed here, in the one process that holds the worker lease.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -54,6 +54,7 @@ async fn run(engine: &SyncEngine, store: &Store, poll: Duration, mut lease: Work
         };
         tokio::select! {
             () = tokio::time::sleep(wait) => {}
+            () = engine.integrations.woken() => {}
             changed = desk_changes.recv(), if failures == 0 => {
                 if changed.is_err() {
                     desk_changes = store.subscribe();

@@ -485,3 +485,25 @@ async fn turning_two_way_after_a_one_way_first_sync_sends_what_stayed_local() {
         "nothing linked was sent again"
     );
 }
+
+#[tokio::test]
+async fn starting_the_sync_wakes_the_worker_without_waiting_for_its_interval() {
+    let app = spawn_app().await;
+    let sim = salesforce_sim::start(SimConfig::default()).await;
+    connect(&app, &sim, "tandem").await;
+    // An hour between polls: only the start can bring the first round.
+    tandem::sync::worker::spawn(app.engine.clone(), app.store.clone(), 3600);
+    app.gql_ok("mutation { startSync { firstSync } }", json!({}))
+        .await;
+    let done = async {
+        loop {
+            if integration(&app).await["firstSync"] == "DONE" {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(20), done)
+        .await
+        .expect("the first sync ran long before the next poll");
+}
