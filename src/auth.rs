@@ -63,6 +63,9 @@ pub enum VerifyingKey {
     Rs256(Vec<u8>),
 }
 
+/// Seconds a token is still accepted after its `exp`, for clocks that disagree a little.
+pub const LEEWAY_SECS: u64 = 30;
+
 pub struct Authenticator {
     key: DecodingKey,
     validation: Validation,
@@ -100,7 +103,7 @@ impl Authenticator {
         };
         let mut validation = Validation::new(algorithm);
         validation.algorithms = vec![algorithm];
-        validation.leeway = 30;
+        validation.leeway = LEEWAY_SECS;
         let mut required = vec!["exp", "sub"];
         match &issuer {
             Some(iss) => {

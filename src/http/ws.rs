@@ -220,7 +220,9 @@ impl Connection {
                             return Some(close);
                         }
                         if !was_authenticated && let Some(viewer) = &self.viewer {
-                            let left = (viewer.expires_at - chrono::Utc::now()).to_std().unwrap_or_default();
+                            // As long as HTTP would accept the token: its expiry and the leeway.
+                            let leeway = chrono::Duration::seconds(crate::auth::LEEWAY_SECS as i64);
+                            let left = (viewer.expires_at + leeway - chrono::Utc::now()).to_std().unwrap_or_default();
                             expiry.as_mut().reset(tokio::time::Instant::now() + left);
                         }
                     }

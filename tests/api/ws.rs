@@ -225,10 +225,18 @@ async fn a_socket_without_a_graphql_subprotocol_closes_with_4406() {
 #[tokio::test]
 async fn the_socket_closes_with_4403_when_the_token_expires() {
     let app = spawn_app().await;
-    let short = app_token_expiring_in(&app, 2);
+    let short = app_token_expiring_in(&app, 3);
     let mut ws = Ws::connect(&app, Some(TRANSPORT)).await;
     ws.send(json!({ "type": "connection_init", "payload": { "Authorization": format!("Bearer {short}") } })).await;
     assert_eq!(ws.recv().await["type"], "connection_ack");
+    // Within the leeway HTTP grants too, the socket still serves.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    ws.send(
+        json!({ "id": "1", "type": "subscribe", "payload": { "query": "{ me { agentId } }" } }),
+    )
+    .await;
+    let answer = ws.recv().await;
+    assert_eq!(answer["payload"]["data"]["me"]["agentId"], "1", "{answer}");
     let (code, reason) = ws.closed().await;
     assert_eq!(code, 4403);
     assert!(reason.contains("expired"), "{reason}");
