@@ -144,7 +144,7 @@ impl Authenticator {
             .map(AgentId)
             .map_err(|_| AuthError::Invalid("the token's subject is not an agent id".into()))?;
         let profile = store
-            .profile_by_name(&claims.profile)
+            .viewer_profile(&claims.profile)
             .await
             .map_err(|e| {
                 tracing::error!(error = %e, "profile lookup failed during authentication");

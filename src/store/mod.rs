@@ -119,6 +119,8 @@ pub struct Store {
     /// Moves on whenever a profile's permissions change, here or on another replica: what a
     /// long-lived subscription checks before it hands out the next event.
     profiles: Arc<watch::Sender<u64>>,
+    /// Profiles read for requests, by name (see `Store::viewer_profile`).
+    profile_cache: profiles::ProfileCache,
     /// The newest sync event id this process has published or heard of; -1 until the log
     /// is first read. Never ahead of the log, so following from it misses nothing.
     newest_event: Arc<std::sync::atomic::AtomicI64>,
@@ -215,6 +217,7 @@ impl Store {
             events,
             sync_events,
             profiles,
+            profile_cache: profiles::ProfileCache::default(),
             newest_event,
         })
     }

@@ -1,3 +1,7 @@
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
 use chrono::Utc;
 use entity::profile::{self, Column, Entity as Profiles};
 use sea_orm::{
@@ -7,6 +11,15 @@ use sea_orm::{
 
 use super::{Store, StoreError, StoreResult};
 use crate::domain::{Invalid, Name, Permissions, ProfileId, SalesforcePanel};
+
+/// How long a profile read for a request is trusted when no change to any profile has been
+/// seen: a change made through this process, or announced by another replica, ends it at
+/// once; this bounds what a missed announcement (or another process on one SQLite file)
+/// can leave stale.
+const PROFILE_TTL: Duration = Duration::from_secs(1);
+
+/// Profiles by name, each with the profile-change version and the moment it was read.
+pub(super) type ProfileCache = Arc<Mutex<HashMap<String, (u64, Instant, profile::Model)>>>;
 
 #[derive(Debug, Clone)]
 pub struct NewProfile {
@@ -80,6 +93,31 @@ impl Store {
             .filter(Column::Name.eq(name))
             .one(self.connection())
             .await?)
+    }
+
+    /// The profile a request runs under. Every request asks for its viewer's, so a profile
+    /// read is kept while no profile's permissions change, for at most [`PROFILE_TTL`].
+    pub async fn viewer_profile(&self, name: &str) -> StoreResult<Option<profile::Model>> {
+        // Read before the row is: a change committed meanwhile makes this entry old at once.
+        let version = *self.profiles.borrow();
+        let cached = self
+            .profile_cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .filter(|(seen, read_at, _)| *seen == version && read_at.elapsed() < PROFILE_TTL)
+            .map(|(_, _, profile)| profile.clone());
+        if cached.is_some() {
+            return Ok(cached);
+        }
+        let read = self.profile_by_name(name).await?;
+        if let Some(profile) = &read {
+            self.profile_cache
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(name.to_owned(), (version, Instant::now(), profile.clone()));
+        }
+        Ok(read)
     }
 
     /// Creates the default profiles on a fresh install; leaves an install with profiles alone.

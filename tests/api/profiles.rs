@@ -117,3 +117,22 @@ async fn only_administrators_reach_admin_operations() {
         "nothing was created"
     );
 }
+
+#[tokio::test]
+async fn a_permission_change_holds_from_the_very_next_request() {
+    let app = spawn_app().await;
+    let mine = "{ me { profile { id } permissions { opportunities } } }";
+    let before = app.gql_as("Agent", mine, json!({})).await;
+    assert_eq!(before["data"]["me"]["permissions"]["opportunities"], true);
+
+    app.gql_ok(
+        "mutation($id: ID!) { updateProfilePermissions(id: $id, permissions: { opportunities: false }) { id } }",
+        json!({ "id": before["data"]["me"]["profile"]["id"] }),
+    )
+    .await;
+    let after = app.gql_as("Agent", mine, json!({})).await;
+    assert_eq!(
+        after["data"]["me"]["permissions"]["opportunities"], false,
+        "{after}"
+    );
+}
