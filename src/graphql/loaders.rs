@@ -14,9 +14,9 @@ use crate::domain::{AccountId, AgentId, ContactId};
 use crate::store::{Store, StoreError};
 
 /// Gathers the keys one request's resolvers ask for and loads each kind with one call of
-/// its [`Loader`]. A batch opens with the first key asked for and closes when the executor
-/// first runs its task: on the worker's single-threaded runtime that is after the pass that
-/// polled every sibling resolver, so they all share it.
+/// its [`Loader`]. A batch opens with the first key asked for and closes at the first turn
+/// of the executor that adds no key to it: on the worker's single-threaded runtime, after
+/// the passes that polled every sibling resolver, so they all share it.
 ///
 /// async-graphql's `DataLoader` closes a batch with a timer instead, and a timer fires on
 /// the next millisecond tick at the earliest. A ticket's panel loads on three levels (its
@@ -27,6 +27,9 @@ pub struct Batcher<L> {
     loader: Arc<L>,
     open: Arc<Mutex<HashMap<TypeId, Box<dyn Any + Send>>>>,
 }
+
+/// The most passes of the executor a batch stays open for while keys keep arriving.
+const MAX_PASSES: usize = 8;
 
 /// The keys of one kind waiting for the next load, and who waits for them.
 type Waiting<K, V, E> = (
@@ -65,6 +68,22 @@ impl<L: Send + Sync + 'static> Batcher<L> {
         if opens_batch {
             let (loader, open) = (self.loader.clone(), self.open.clone());
             tokio::spawn(async move {
+                let waiting = || {
+                    open.lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .get_mut(&TypeId::of::<K>())
+                        .and_then(|batch| batch.downcast_mut::<Waiting<K, L::Value, L::Error>>())
+                        .map_or(0, |(keys, _)| keys.len())
+                };
+                // Resolvers the executor put off to its next pass (it polls at most as many
+                // futures a pass as it holds) join while keys keep arriving.
+                for _ in 0..MAX_PASSES {
+                    let before = waiting();
+                    tokio::task::yield_now().await;
+                    if waiting() == before {
+                        break;
+                    }
+                }
                 let (keys, waiters) = open
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
@@ -211,5 +230,18 @@ mod tests {
         let again = batcher.load_one(7).await.ok().flatten();
         assert_eq!(again.as_deref(), Some("value 7"));
         assert_eq!(calls(&batcher), [vec![1, 3, 200], vec![7]]);
+    }
+
+    #[tokio::test]
+    async fn a_key_asked_for_a_turn_later_still_joins_the_open_batch() {
+        let batcher = Batcher::new(Recorder::default());
+        let late = async {
+            tokio::task::yield_now().await;
+            batcher.load_one(2).await
+        };
+        let (early, late) = tokio::join!(batcher.load_one(1), late);
+        assert_eq!(early.ok().flatten().as_deref(), Some("value 1"));
+        assert_eq!(late.ok().flatten().as_deref(), Some("value 2"));
+        assert_eq!(calls(&batcher), [vec![1, 2]]);
     }
 }
