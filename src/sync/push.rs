@@ -250,15 +250,8 @@ impl SyncEngine {
                 }
                 Plan::Fail(reason, message) => {
                     counts.failed += 1;
-                    let failure = NewFailure {
-                        direction: Direction::DeskToSalesforce,
-                        module,
-                        desk_id: Some(desk_id),
-                        salesforce_id: None,
-                        reason,
-                        message,
-                    };
-                    self.log_push_failure(&mut batch, failure, upto).await?;
+                    self.log_push_failure(&mut batch, (module, desk_id, upto), reason, message)
+                        .await?;
                     continue;
                 }
                 Plan::Update { hash, .. } => (hash, false),
@@ -298,17 +291,11 @@ impl SyncEngine {
                     } else {
                         format!(" (fields: {})", fields.join(", "))
                     };
-                    let failure = NewFailure {
-                        direction: Direction::DeskToSalesforce,
-                        module,
-                        desk_id: Some(desk_id),
-                        salesforce_id: None,
-                        reason,
-                        message: format!(
-                            "Salesforce refused desk {object} {desk_id}: {code}: {message}{field_note}"
-                        ),
-                    };
-                    self.log_push_failure(&mut batch, failure, upto).await?;
+                    let message = format!(
+                        "Salesforce refused desk {object} {desk_id}: {code}: {message}{field_note}"
+                    );
+                    self.log_push_failure(&mut batch, (module, desk_id, upto), reason, message)
+                        .await?;
                 }
             }
         }
@@ -326,14 +313,19 @@ impl SyncEngine {
     async fn log_push_failure(
         &self,
         batch: &mut SyncBatch<'_>,
-        failure: NewFailure,
-        upto: Option<i64>,
+        (module, desk_id, upto): (Module, i64, Option<i64>),
+        reason: FailureReason,
+        message: String,
     ) -> Result<(), SyncError> {
-        let (module, desk_id) = (failure.module, failure.desk_id);
-        let logged = batch.fail(failure, &self.settings.retry).await?;
-        let Some(desk_id) = desk_id else {
-            return Ok(());
+        let failure = NewFailure {
+            direction: Direction::DeskToSalesforce,
+            module,
+            desk_id: Some(desk_id),
+            salesforce_id: None,
+            reason,
+            message,
         };
+        let logged = batch.fail(failure, &self.settings.retry).await?;
         match (logged.next_attempt_at, upto) {
             (None, _) => batch.drop_outbox(module, desk_id, upto).await?,
             (Some(_), None) => batch.enqueue(module, desk_id).await?,
