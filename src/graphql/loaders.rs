@@ -37,6 +37,25 @@ type Waiting<K, V, E> = (
     Vec<oneshot::Sender<Result<Arc<HashMap<K, V>>, E>>>,
 );
 
+/// Runs `f` on the open batch of keys of type `K`, making it when there is none.
+fn with_batch<K, V, E, R>(
+    open: &Mutex<HashMap<TypeId, Box<dyn Any + Send>>>,
+    f: impl FnOnce(&mut Waiting<K, V, E>) -> R,
+) -> R
+where
+    K: Send + Sync + 'static,
+    V: Send + Sync + 'static,
+    E: Send + 'static,
+{
+    let mut open = open.lock().unwrap_or_else(|p| p.into_inner());
+    let batch = open
+        .entry(TypeId::of::<K>())
+        .or_insert_with(|| Box::new(Waiting::<K, V, E>::default()))
+        .downcast_mut::<Waiting<K, V, E>>()
+        .expect("batches are keyed by their key type");
+    f(batch)
+}
+
 impl<L: Send + Sync + 'static> Batcher<L> {
     pub fn new(loader: L) -> Self {
         Self {
@@ -54,27 +73,16 @@ impl<L: Send + Sync + 'static> Batcher<L> {
         L::Error: std::fmt::Display,
     {
         let (tx, rx) = oneshot::channel();
-        let opens_batch = {
-            let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
-            let (keys, waiters) = open
-                .entry(TypeId::of::<K>())
-                .or_insert_with(|| Box::new(Waiting::<K, L::Value, L::Error>::default()))
-                .downcast_mut::<Waiting<K, L::Value, L::Error>>()
-                .expect("batches are keyed by their key type");
+        let opens_batch = with_batch::<K, L::Value, L::Error, _>(&self.open, |(keys, waiters)| {
             keys.insert(key.clone());
             waiters.push(tx);
             waiters.len() == 1
-        };
+        });
         if opens_batch {
             let (loader, open) = (self.loader.clone(), self.open.clone());
             tokio::spawn(async move {
-                let waiting = || {
-                    open.lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .get_mut(&TypeId::of::<K>())
-                        .and_then(|batch| batch.downcast_mut::<Waiting<K, L::Value, L::Error>>())
-                        .map_or(0, |(keys, _)| keys.len())
-                };
+                let waiting =
+                    || with_batch::<K, L::Value, L::Error, _>(&open, |(keys, _)| keys.len());
                 // Resolvers the executor put off to its next pass (it polls at most as many
                 // futures a pass as it holds) join while keys keep arriving.
                 for _ in 0..MAX_PASSES {
@@ -84,13 +92,7 @@ impl<L: Send + Sync + 'static> Batcher<L> {
                         break;
                     }
                 }
-                let (keys, waiters) = open
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .get_mut(&TypeId::of::<K>())
-                    .and_then(|batch| batch.downcast_mut::<Waiting<K, L::Value, L::Error>>())
-                    .map(std::mem::take)
-                    .unwrap_or_default();
+                let (keys, waiters) = with_batch::<K, L::Value, L::Error, _>(&open, std::mem::take);
                 let keys: Vec<K> = keys.into_iter().collect();
                 let loaded = loader.load(&keys).await.map(Arc::new);
                 for waiter in waiters {
