@@ -13,6 +13,8 @@ pub struct Model {
     pub synced_hash: String,
     pub salesforce_modstamp: Option<DateTimeUtc>,
     pub salesforce_fields: Option<String>,
+    /// For a contact whose desk account was purged: the Salesforce account it stays in.
+    pub kept_account_id: Option<String>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

@@ -9,6 +9,7 @@ mod m20261129_000004_sync_events;
 mod m20261130_000005_link_fields;
 mod m20261130_000006_integration_org;
 mod m20261130_000007_unread_links;
+mod m20261130_000008_kept_accounts;
 
 pub struct Migrator;
 
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000005_link_fields::Migration),
             Box::new(m20261130_000006_integration_org::Migration),
             Box::new(m20261130_000007_unread_links::Migration),
+            Box::new(m20261130_000008_kept_accounts::Migration),
         ]
     }
 }

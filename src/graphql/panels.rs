@@ -180,7 +180,13 @@ async fn twin(
     let desk_wins = org.sync_type == SyncType::TwoWay || read.is_none();
     let mut fields = read.unwrap_or_default();
     if desk_wins {
-        fields.extend(to_salesforce(mappings, module, &values, &accounts));
+        fields.extend(to_salesforce(
+            mappings,
+            module,
+            &values,
+            &accounts,
+            link.kept_account_id.as_deref(),
+        ));
     }
     Ok(Some(Twin {
         url: format!(

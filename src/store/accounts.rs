@@ -191,10 +191,12 @@ impl Store {
         Ok(model)
     }
 
-    /// Removes an account from the recycle bin for good; its contacts and tickets are unlinked.
+    /// Removes an account from the recycle bin for good; its contacts and tickets are unlinked
+    /// in the desk, and its contacts stay in its Salesforce account.
     pub async fn purge_account(&self, id: AccountId) -> StoreResult<()> {
         let txn = self.write().await?;
         binned_account(&*txn, id).await?;
+        super::sync::keep_salesforce_account(&*txn, id).await?;
         Accounts::delete_by_id(id).exec(&*txn).await?;
         txn.commit().await?;
         self.publish(DeskEntity::Account, DeskAction::Purged, id.0);

@@ -183,7 +183,10 @@ impl Store {
         for &id in ids {
             let current = live_contact(&*txn, id).await?;
             let fields = patch.apply(contact_input(&current)).validate()?;
-            check_account_change(&*txn, current.account_id, fields.account_id).await?;
+            if current.account_id != fields.account_id {
+                check_account_change(&*txn, current.account_id, fields.account_id).await?;
+                super::sync::forget_kept_account(&*txn, id).await?;
+            }
             let mut active: contact::ActiveModel = current.into();
             set_fields(&mut active, fields);
             active.updated_at = Set(now);

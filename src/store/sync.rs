@@ -72,6 +72,63 @@ pub(crate) async fn enqueue(
     Ok(())
 }
 
+/// Deletes do not cross: the linked contacts of an account about to be purged from the desk
+/// stay in its Salesforce account, which their pushes go on naming.
+pub(crate) async fn keep_salesforce_account(
+    db: &impl ConnectionTrait,
+    account: AccountId,
+) -> StoreResult<()> {
+    use sea_orm::sea_query::Query;
+    let Some(salesforce_id) = record_link::Entity::find()
+        .select_only()
+        .column(record_link::Column::SalesforceId)
+        .filter(record_link::Column::Module.eq(Module::Accounts.as_str()))
+        .filter(record_link::Column::DeskId.eq(account.0))
+        .into_tuple::<String>()
+        .one(db)
+        .await?
+    else {
+        return Ok(());
+    };
+    record_link::Entity::update_many()
+        .col_expr(
+            record_link::Column::KeptAccountId,
+            Expr::value(salesforce_id),
+        )
+        .filter(record_link::Column::Module.eq(Module::Contacts.as_str()))
+        .filter(
+            record_link::Column::DeskId.in_subquery(
+                Query::select()
+                    .column(contact::Column::Id)
+                    .from(contact::Entity)
+                    .and_where(contact::Column::AccountId.eq(account.0))
+                    .to_owned(),
+            ),
+        )
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// A contact that moves to another account, or to none, leaves the Salesforce account it
+/// stayed in after its desk account was purged.
+pub(crate) async fn forget_kept_account(
+    db: &impl ConnectionTrait,
+    contact: ContactId,
+) -> StoreResult<()> {
+    record_link::Entity::update_many()
+        .col_expr(
+            record_link::Column::KeptAccountId,
+            Expr::value(Option::<String>::None),
+        )
+        .filter(record_link::Column::Module.eq(Module::Contacts.as_str()))
+        .filter(record_link::Column::DeskId.eq(contact.0))
+        .filter(record_link::Column::KeptAccountId.is_not_null())
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
 /// A desk record and its Salesforce twin, about to be linked.
 #[derive(Debug, Clone)]
 pub struct NewLink {
@@ -223,6 +280,39 @@ impl Store {
     ) -> StoreResult<HashMap<String, i64>> {
         use record_link::Column::{DeskId, SalesforceId};
         self.link_pairs(module, SalesforceId, DeskId, ids).await
+    }
+
+    /// The desk accounts, recycle bin included, linked to these Salesforce accounts. A purged
+    /// account's link stays for the account to come back to, but names no desk account.
+    pub async fn desk_accounts_by_salesforce(
+        &self,
+        ids: &[String],
+    ) -> StoreResult<HashMap<String, i64>> {
+        use record_link::Column::{DeskId, Module as LinkModule, SalesforceId};
+        use sea_orm::sea_query::Query;
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let rows = record_link::Entity::find()
+            .select_only()
+            .column(SalesforceId)
+            .column(DeskId)
+            .filter(LinkModule.eq(Module::Accounts.as_str()))
+            .filter(one_of(self.backend(), SalesforceId, ids.to_vec()))
+            .filter(Expr::exists(
+                Query::select()
+                    .expr(Expr::val(1))
+                    .from(account::Entity)
+                    .and_where(
+                        Expr::col((account::Entity, account::Column::Id))
+                            .equals((record_link::Entity, DeskId)),
+                    )
+                    .to_owned(),
+            ))
+            .into_tuple::<(String, i64)>()
+            .all(self.connection())
+            .await?;
+        Ok(rows.into_iter().collect())
     }
 
     /// The Salesforce ids linked to these desk ids, without the records the links keep.
@@ -788,6 +878,19 @@ impl SyncBatch<'_> {
         if same_pair.rows_affected > 0 {
             return Ok(());
         }
+        // A contact re-created in Salesforce was sent with the account it was kept in.
+        let kept = match module {
+            Module::Contacts => record_link::Entity::find()
+                .select_only()
+                .column(record_link::Column::KeptAccountId)
+                .filter(record_link::Column::Module.eq(module.as_str()))
+                .filter(record_link::Column::DeskId.eq(desk_id))
+                .into_tuple::<Option<String>>()
+                .one(&*self.txn)
+                .await?
+                .flatten(),
+            Module::Accounts => None,
+        };
         record_link::Entity::delete_many()
             .filter(record_link::Column::Module.eq(module.as_str()))
             .filter(
@@ -804,13 +907,66 @@ impl SyncBatch<'_> {
             synced_hash: Set(hash.to_owned()),
             salesforce_modstamp: Set(modstamp),
             salesforce_fields: Set(fields.map(str::to_owned)),
+            kept_account_id: Set(kept),
             created_at: Set(now),
             updated_at: Set(now),
             ..Default::default()
         }
         .insert(&*self.txn)
         .await?;
+        if module == Module::Accounts {
+            self.take_back_contacts(salesforce_id, desk_id).await?;
+        }
         Ok(())
+    }
+
+    /// A Salesforce account back in the desk takes back the contacts that stayed in it after
+    /// its desk account was purged.
+    async fn take_back_contacts(&mut self, salesforce_id: &str, account: i64) -> StoreResult<()> {
+        let kept = || {
+            sea_orm::Condition::all()
+                .add(record_link::Column::Module.eq(Module::Contacts.as_str()))
+                .add(record_link::Column::KeptAccountId.eq(salesforce_id))
+        };
+        let ids: Vec<i64> = record_link::Entity::find()
+            .select_only()
+            .column(record_link::Column::DeskId)
+            .filter(kept())
+            .into_tuple()
+            .all(&*self.txn)
+            .await?;
+        if ids.is_empty() {
+            return Ok(());
+        }
+        contact::Entity::update_many()
+            .col_expr(contact::Column::AccountId, Expr::value(account))
+            .col_expr(contact::Column::UpdatedAt, Expr::value(Utc::now()))
+            .filter(one_of(
+                self.txn.get_database_backend(),
+                contact::Column::Id,
+                ids.iter().copied(),
+            ))
+            .filter(contact::Column::AccountId.is_null())
+            .exec(&*self.txn)
+            .await?;
+        record_link::Entity::update_many()
+            .col_expr(
+                record_link::Column::KeptAccountId,
+                Expr::value(Option::<String>::None),
+            )
+            .filter(kept())
+            .exec(&*self.txn)
+            .await?;
+        for id in ids {
+            self.events
+                .push((DeskEntity::Contact, DeskAction::Updated, id));
+        }
+        Ok(())
+    }
+
+    /// A contact Salesforce moved out of the account it was kept in follows it there.
+    pub async fn forget_kept_account(&mut self, contact: ContactId) -> StoreResult<()> {
+        forget_kept_account(&*self.txn, contact).await
     }
 
     /// Keeps a newer read of a linked Salesforce record whose mapped values did not change.

@@ -14,9 +14,9 @@ use super::mapping::Mapping;
 use super::push::DESK_ID_FIELD;
 use super::records::{
     AccountLinks, SalesforceValues, account_fields, apply_to_desk, contact_fields, from_salesforce,
-    hash, mapped_desk_value, reason_for, unknown_account,
+    hash, mapped_desk_value, reason_for, salesforce_account, unknown_account,
 };
-use crate::domain::{Direction, FailureReason, Module, SyncType};
+use crate::domain::{ContactId, Direction, FailureReason, Module, SyncType};
 use crate::salesforce::soql::{Condition, Ident, Literal, Select};
 use crate::salesforce::{Record, SalesforceError};
 use crate::store::{NewFailure, NewLink, SyncBatch};
@@ -385,8 +385,11 @@ impl SyncEngine {
         // Written without its account, a contact would lose it for good: its link would
         // hold Salesforce's values, and its next desk edit would clear the account in
         // Salesforce. It waits for the account instead.
-        let waits_for_account = |inc: &Incoming| {
-            unknown_account(mappings, module, &inc.values, &accounts).map(|account| {
+        // A contact whose desk account was purged stays in its Salesforce account (`kept`)
+        // without waiting for it.
+        let waits_for_account = |inc: &Incoming, kept: Option<&str>| {
+            let unknown = unknown_account(mappings, module, &inc.values, &accounts);
+            unknown.filter(|a| Some(*a) != kept).map(|account| {
                 (
                     FailureReason::AccountNotSynced,
                     format!(
@@ -404,7 +407,7 @@ impl SyncEngine {
                     }
                     continue;
                 }
-                None if let Some(waiting) = waits_for_account(inc) => Err(waiting),
+                None if let Some(waiting) = waits_for_account(inc, None) => Err(waiting),
                 Some(link) => {
                     let existing = desk.remove(&link.desk_id);
                     let desk_newer = existing.as_ref().is_some_and(|d| {
@@ -420,9 +423,15 @@ impl SyncEngine {
                         }
                         continue;
                     }
-                    if let Some(waiting) = waits_for_account(inc) {
+                    let kept = link.kept_account_id.as_deref();
+                    if let Some(waiting) = waits_for_account(inc, kept) {
                         Err(waiting)
                     } else {
+                        if kept.is_some()
+                            && salesforce_account(mappings, module, &inc.values) != kept
+                        {
+                            batch.forget_kept_account(ContactId(link.desk_id)).await?;
+                        }
                         let added = existing.is_none();
                         let mut values = existing
                             .as_ref()
@@ -714,10 +723,7 @@ impl SyncEngine {
             .collect::<HashSet<_>>()
             .into_iter()
             .collect();
-        links.to_desk = self
-            .store
-            .desk_ids_by_salesforce(Module::Accounts, &ids)
-            .await?;
+        links.to_desk = self.store.desk_accounts_by_salesforce(&ids).await?;
         Ok(links)
     }
 }

@@ -141,8 +141,13 @@ impl SyncEngine {
                                 ),
                             ));
                         }
-                        let values =
-                            to_salesforce(round.mappings(module), module, &desk, &accounts);
+                        let values = to_salesforce(
+                            round.mappings(module),
+                            module,
+                            &desk,
+                            &accounts,
+                            links.get(id).and_then(|l| l.kept_account_id.as_deref()),
+                        );
                         let h = hash(&values);
                         let values: Record = values.into_iter().collect();
                         match links.get(id) {

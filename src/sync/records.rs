@@ -48,12 +48,14 @@ fn canonical_text(value: &Value) -> Value {
 }
 
 /// The desk record in Salesforce terms. A link to an account Salesforce does not know yet is
-/// left out rather than cleared.
+/// left out rather than cleared, and a contact with no desk account names `kept`, the
+/// Salesforce account it stays in since its desk account was purged.
 pub fn to_salesforce(
     mappings: &[Mapping],
     module: Module,
     desk: &Map<String, Value>,
     accounts: &AccountLinks,
+    kept: Option<&str>,
 ) -> SalesforceValues {
     let mut out = SalesforceValues::new();
     for m in mappings {
@@ -67,7 +69,7 @@ pub fn to_salesforce(
                     Some(sf) => Value::String(sf.clone()),
                     None => continue,
                 },
-                None => Value::Null,
+                None => kept.map_or(Value::Null, |sf| Value::String(sf.to_owned())),
             },
             _ => canonical_text(&value),
         };
@@ -84,11 +86,20 @@ pub fn unknown_account<'v>(
     values: &'v SalesforceValues,
     accounts: &AccountLinks,
 ) -> Option<&'v str> {
+    let account = salesforce_account(mappings, module, values)?;
+    (!accounts.to_desk.contains_key(account)).then_some(account)
+}
+
+/// The Salesforce account a record's mapped account field names, if any.
+pub fn salesforce_account<'v>(
+    mappings: &[Mapping],
+    module: Module,
+    values: &'v SalesforceValues,
+) -> Option<&'v str> {
     let mapping = mappings.iter().find(|m| {
         desk_field(module, &m.desk_field).is_some_and(|f| matches!(f.kind, DeskKind::AccountRef))
     })?;
-    let account = values.get(&mapping.salesforce_field)?.as_str()?;
-    (!accounts.to_desk.contains_key(account)).then_some(account)
+    values.get(&mapping.salesforce_field)?.as_str()
 }
 
 /// The desk account a desk record's mapped account field names when Salesforce does not
@@ -281,7 +292,7 @@ mod tests {
             account_id: Some(crate::domain::AccountId(7)),
             ..Default::default()
         });
-        let outbound = to_salesforce(&mappings, Module::Contacts, &desk, &accounts);
+        let outbound = to_salesforce(&mappings, Module::Contacts, &desk, &accounts, None);
         assert_eq!(outbound["FirstName"], "Ada");
         assert_eq!(outbound["AccountId"], "001xx0000000001AAA");
         assert_eq!(outbound["Phone"], Value::Null);

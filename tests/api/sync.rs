@@ -1283,3 +1283,121 @@ async fn a_contact_waits_in_the_desk_while_salesforce_refuses_its_account() {
         "it arrives with its account"
     );
 }
+
+/// An org with Acme and its contact `last_name`, synced, then Acme purged from the desk.
+/// Answers Acme's and the contact's Salesforce ids and the contact's desk id.
+async fn purged_acme(app: &TestApp, sim: &SimHandle, last_name: &str) -> (String, String, Value) {
+    let acme = sim.insert("Account", json!({ "Name": "Acme" })).unwrap();
+    let contact = sim
+        .insert(
+            "Contact",
+            json!({ "LastName": last_name, "Email": format!("{last_name}@example.com"), "AccountId": acme }),
+        )
+        .unwrap();
+    app.sync_now().await;
+    let desk_acme = app
+        .gql_ok("{ accounts(first: 10) { nodes { id } } }", json!({}))
+        .await["accounts"]["nodes"][0]["id"]
+        .clone();
+    for mutation in [
+        "mutation($id: ID!) { deleteAccount(id: $id) { id } }",
+        "mutation($id: ID!) { purgeAccount(id: $id) }",
+    ] {
+        app.gql_ok(mutation, json!({ "id": desk_acme })).await;
+    }
+    let desk = by_last_name(&contacts(app).await, last_name)[0].clone();
+    assert!(desk["account"].is_null(), "{desk}");
+    (acme, contact, desk["id"].clone())
+}
+
+#[tokio::test]
+async fn purging_an_account_leaves_its_contacts_in_their_salesforce_account() {
+    let (app, sim) = connected().await;
+    let (acme, ada, desk_ada) = purged_acme(&app, &sim, "Lovelace").await;
+
+    // A desk edit goes out without taking the contact out of its account.
+    update_contact(&app, &desk_ada, json!({ "title": "Countess" })).await;
+    let report = app.sync_now().await;
+    assert_eq!(report.pushed.failed, 0, "{report:?}");
+    let in_org = sim.get("Contact", &ada).unwrap();
+    assert_eq!(in_org["Title"], "Countess");
+    assert_eq!(in_org["AccountId"], acme.as_str(), "deletes do not cross");
+
+    // A Salesforce edit of the contact arrives; it does not wait for the purged account.
+    sim.advance_clock(5);
+    sim.update("Contact", &ada, json!({ "Phone": "+44 20 7946 0000" }))
+        .unwrap();
+    let report = app.sync_now().await;
+    assert_eq!(report.pulled.failed, 0, "{report:?}");
+    let phone = app
+        .gql_ok(
+            "query($id: ID!) { contact(id: $id) { phone account { name } } }",
+            json!({ "id": desk_ada }),
+        )
+        .await;
+    assert_eq!(phone["contact"]["phone"], "+44 20 7946 0000", "{phone}");
+    assert!(phone["contact"]["account"].is_null(), "{phone}");
+    let mark = sim.request_count();
+    app.sync_now().await;
+    assert_eq!(writes_since(&sim, mark), Vec::<String>::new(), "no echo");
+
+    // A Salesforce update brings the account back, and its contact with it.
+    sim.advance_clock(5);
+    sim.update("Account", &acme, json!({ "Phone": "+44 20 7946 0001" }))
+        .unwrap();
+    app.sync_now().await;
+    let back = by_last_name(&contacts(&app).await, "Lovelace")[0].clone();
+    assert_eq!(back["account"]["name"], "Acme", "{back}");
+    let mark = sim.request_count();
+    app.sync_now().await;
+    assert_eq!(writes_since(&sim, mark), Vec::<String>::new(), "no echo");
+    assert_eq!(
+        sim.get("Contact", &ada).unwrap()["AccountId"],
+        acme.as_str()
+    );
+}
+
+#[tokio::test]
+async fn a_contact_salesforce_moves_out_of_a_purged_account_is_not_put_back() {
+    let (app, sim) = connected().await;
+    let (acme, byron, desk_byron) = purged_acme(&app, &sim, "Byron").await;
+
+    sim.advance_clock(5);
+    sim.update("Contact", &byron, json!({ "AccountId": null }))
+        .unwrap();
+    app.sync_now().await;
+    update_contact(&app, &desk_byron, json!({ "title": "Poet" })).await;
+    app.sync_now().await;
+    let in_org = sim.get("Contact", &byron).unwrap();
+    assert_eq!(in_org["Title"], "Poet");
+    assert!(in_org["AccountId"].is_null(), "{in_org}");
+
+    // Nor does the account take it back when it returns.
+    sim.advance_clock(5);
+    sim.update("Account", &acme, json!({ "Phone": "+1 555 0100" }))
+        .unwrap();
+    app.sync_now().await;
+    let desk = by_last_name(&contacts(&app).await, "Byron")[0].clone();
+    assert!(desk["account"].is_null(), "{desk}");
+}
+
+#[tokio::test]
+async fn a_contact_the_desk_moves_out_of_a_purged_account_leaves_it_in_salesforce() {
+    let (app, sim) = connected().await;
+    let (_, shelley, desk_shelley) = purged_acme(&app, &sim, "Shelley").await;
+    let other = app
+        .gql_ok(
+            r#"mutation { createAccount(input: { name: "Godwin & Co" }) { id } }"#,
+            json!({}),
+        )
+        .await["createAccount"]["id"]
+        .clone();
+    update_contact(&app, &desk_shelley, json!({ "accountId": other })).await;
+    update_contact(&app, &desk_shelley, json!({ "accountId": null })).await;
+    app.sync_now().await;
+    let in_org = sim.get("Contact", &shelley).unwrap();
+    assert!(
+        in_org["AccountId"].is_null(),
+        "the desk's own choice crosses: {in_org}"
+    );
+}
