@@ -23,6 +23,8 @@ pub struct Model {
     pub deleted_at: Option<DateTimeUtc>,
     /// The email trimmed and lower-cased: what first matches are made on.
     pub email_key: Option<String>,
+    /// First and last name, trimmed and lower-cased: what name searches look in.
+    pub name_key: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

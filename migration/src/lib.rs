@@ -10,6 +10,7 @@ mod m20261130_000005_link_fields;
 mod m20261130_000006_integration_org;
 mod m20261130_000007_unread_links;
 mod m20261130_000008_kept_accounts;
+mod m20261130_000009_name_keys;
 
 pub struct Migrator;
 
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000006_integration_org::Migration),
             Box::new(m20261130_000007_unread_links::Migration),
             Box::new(m20261130_000008_kept_accounts::Migration),
+            Box::new(m20261130_000009_name_keys::Migration),
         ]
     }
 }

@@ -302,7 +302,7 @@ pub(super) async fn load_account(
 pub struct ContactsFilter {
     /// Exact email, ignoring case.
     pub email: Option<String>,
-    /// Part of the first or last name, ignoring case.
+    /// Part of the name ("Ada", "love", "ada lovelace"), ignoring case in any script.
     pub name: Option<String>,
     pub account_id: Option<ID>,
     pub updated_since: Option<DateTime<Utc>>,
@@ -313,7 +313,7 @@ pub struct ContactsFilter {
 
 #[derive(InputObject, Default)]
 pub struct AccountsFilter {
-    /// Part of the account name, ignoring case.
+    /// Part of the account name, ignoring case in any script.
     pub name: Option<String>,
     pub updated_since: Option<DateTime<Utc>>,
     /// List the recycle bin instead of live accounts.

@@ -1,12 +1,11 @@
 use chrono::{DateTime, Utc};
 use entity::account::{self, Column, Entity as Accounts};
-use sea_orm::sea_query::{Expr, ExprTrait, Func};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
     QuerySelect,
 };
 
-use super::contacts::{MASS_UPDATE_LIMIT, like_pattern};
+use super::contacts::{MASS_UPDATE_LIMIT, like_pattern, name_key};
 use super::page::{into_page, paginate};
 use super::sync::enqueue;
 use super::{Page, PageRequest, Store, StoreError, StoreResult};
@@ -42,7 +41,7 @@ pub fn account_input(model: &account::Model) -> AccountInput {
 }
 
 pub(crate) fn set_fields(active: &mut account::ActiveModel, f: AccountFields) {
-    active.name_key = Set(Some(f.name.to_lowercase()));
+    active.name_key = Set(Some(name_key(&f.name)));
     active.name = Set(f.name);
     active.website = Set(f.website);
     active.phone = Set(f.phone);
@@ -88,8 +87,7 @@ impl Store {
             Column::DeletedAt.is_null()
         });
         if let Some(name) = &filter.name {
-            select = select
-                .filter(Expr::expr(Func::lower(Expr::col(Column::Name))).like(like_pattern(name)));
+            select = select.filter(Column::NameKey.like(like_pattern(name)));
         }
         if let Some(since) = filter.updated_since {
             select = select.filter(Column::UpdatedAt.gte(since));

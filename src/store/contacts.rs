@@ -1,6 +1,6 @@
 use chrono::{DateTime, Utc};
 use entity::contact::{self, Column, Entity as Contacts};
-use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr};
+use sea_orm::sea_query::LikeExpr;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
     QuerySelect,
@@ -39,8 +39,10 @@ pub(crate) fn like_pattern(needle: &str) -> LikeExpr {
     LikeExpr::new(format!("%{escaped}%")).escape('\\')
 }
 
-fn lower(col: Column) -> Expr {
-    Expr::expr(Func::lower(Expr::col(col)))
+/// A name as searches compare it. Keys are made here rather than by the database's `lower()`,
+/// which SQLite applies to ASCII letters only.
+pub(crate) fn name_key(name: &str) -> String {
+    name.trim().to_lowercase()
 }
 
 pub fn contact_input(model: &contact::Model) -> ContactInput {
@@ -62,6 +64,11 @@ pub fn contact_input(model: &contact::Model) -> ContactInput {
 }
 
 pub(crate) fn set_fields(active: &mut contact::ActiveModel, f: ContactFields) {
+    active.name_key = Set(Some(name_key(&format!(
+        "{} {}",
+        f.first_name.as_deref().unwrap_or_default(),
+        f.last_name
+    ))));
     active.first_name = Set(f.first_name);
     active.last_name = Set(f.last_name);
     active.email_key = Set(f.email.as_ref().map(|e| e.normalized()));
@@ -111,12 +118,7 @@ impl Store {
             select = select.filter(Column::EmailKey.eq(email.trim().to_lowercase()));
         }
         if let Some(name) = &filter.name {
-            let pattern = like_pattern(name);
-            select = select.filter(
-                lower(Column::FirstName)
-                    .like(pattern.clone())
-                    .or(lower(Column::LastName).like(pattern)),
-            );
+            select = select.filter(Column::NameKey.like(like_pattern(name)));
         }
         if let Some(account) = filter.account_id {
             select = select.filter(Column::AccountId.eq(account));

@@ -340,3 +340,62 @@ async fn contacts_page_by_cursor_and_filter_by_email_name_and_account() {
         .await;
     assert_eq!(codes(&bad_cursor), ["BAD_USER_INPUT"]);
 }
+
+#[tokio::test]
+async fn name_searches_ignore_case_in_every_script() {
+    let app = spawn_app().await;
+    app.create_contact(json!({ "firstName": "Иван", "lastName": "ПЕТРОВ" }))
+        .await;
+    app.create_contact(json!({ "firstName": "Łucja", "lastName": "Ødegård" }))
+        .await;
+    app.create_account("ÄRZTE Nord").await;
+    let found = |query: &'static str| {
+        let app = &app;
+        async move {
+            let data = app
+                .gql_ok(
+                    "query($n: String!) { contacts(filter: { name: $n }) { nodes { lastName } } accounts(filter: { name: $n }) { nodes { name } } }",
+                    json!({ "n": query }),
+                )
+                .await;
+            let mut names: Vec<String> = data["contacts"]["nodes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["lastName"].as_str().unwrap().to_owned())
+                .chain(
+                    data["accounts"]["nodes"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|a| a["name"].as_str().unwrap().to_owned()),
+                )
+                .collect();
+            names.sort();
+            names
+        }
+    };
+    let check = || async {
+        assert_eq!(found("петров").await, ["ПЕТРОВ"]);
+        assert_eq!(
+            found("иван петр").await,
+            ["ПЕТРОВ"],
+            "first and last name together"
+        );
+        assert_eq!(found("ŁUCJA").await, ["Ødegård"]);
+        assert_eq!(found("ødegÅrd").await, ["Ødegård"]);
+        assert_eq!(found("ärzte").await, ["ÄRZTE Nord"]);
+    };
+    check().await;
+
+    // Rows written before the keys existed get them from the migration.
+    use migration::{Migrator, MigratorTrait};
+    use sea_orm::ConnectionTrait;
+    let db = app.store.connection();
+    db.execute_unprepared("UPDATE account SET name_key = 'stale'")
+        .await
+        .unwrap();
+    Migrator::down(db, Some(1)).await.unwrap();
+    Migrator::up(db, None).await.unwrap();
+    check().await;
+}

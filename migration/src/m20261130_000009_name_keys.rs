@@ -1,0 +1,103 @@
+use sea_orm_migration::prelude::*;
+use sea_orm_migration::sea_orm::{ConnectionTrait, DbBackend, Statement, Value};
+
+/// Names as searches compare them: a contact's first and last name, and an account's name,
+/// lower-cased by the gateway for every script. SQLite's `lower()` folds ASCII letters only,
+/// so a search for «иван» never found «Иван» there; keys made once on write find both.
+#[derive(DeriveMigrationName)]
+pub struct Migration;
+
+#[derive(DeriveIden)]
+enum Contact {
+    Table,
+    NameKey,
+}
+
+/// Rows recomputed per statement.
+const CHUNK: usize = 500;
+
+#[async_trait::async_trait]
+impl MigrationTrait for Migration {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(Contact::Table)
+                    .add_column(ColumnDef::new(Contact::NameKey).string().null())
+                    .take(),
+            )
+            .await?;
+        let db = manager.get_connection();
+        rekey(
+            db,
+            "contact",
+            "coalesce(first_name, '') || ' ' || last_name",
+        )
+        .await?;
+        rekey(db, "account", "name").await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(Contact::Table)
+                    .drop_column(Contact::NameKey)
+                    .take(),
+            )
+            .await
+    }
+}
+
+/// Sets `name_key` of every row of `table` to `name` (an SQL expression) as the gateway
+/// lower-cases it, a chunk of rows per statement.
+async fn rekey<C: ConnectionTrait>(db: &C, table: &str, name: &str) -> Result<(), DbErr> {
+    let backend = db.get_database_backend();
+    let param = |n: usize| match backend {
+        DbBackend::Postgres => format!("${n}"),
+        _ => "?".to_owned(),
+    };
+    let mut after = 0i64;
+    loop {
+        let rows = db
+            .query_all_raw(Statement::from_sql_and_values(
+                backend,
+                format!(
+                    "SELECT id, {name} AS name FROM {table} WHERE id > {} ORDER BY id LIMIT {CHUNK}",
+                    param(1)
+                ),
+                [after.into()],
+            ))
+            .await?;
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let mut cases = String::new();
+        let mut values: Vec<Value> = Vec::with_capacity(rows.len() * 2 + 2);
+        let first: i64 = rows[0].try_get("", "id")?;
+        for row in &rows {
+            let id: i64 = row.try_get("", "id")?;
+            let name: String = row.try_get("", "name")?;
+            values.push(id.into());
+            values.push(name.trim().to_lowercase().into());
+            cases.push_str(&format!(
+                " WHEN {} THEN {}",
+                param(values.len() - 1),
+                param(values.len())
+            ));
+            after = id;
+        }
+        values.push(first.into());
+        values.push(after.into());
+        db.execute_raw(Statement::from_sql_and_values(
+            backend,
+            format!(
+                "UPDATE {table} SET name_key = CASE id{cases} END WHERE id BETWEEN {} AND {}",
+                param(values.len() - 1),
+                param(values.len())
+            ),
+            values,
+        ))
+        .await?;
+    }
+}
