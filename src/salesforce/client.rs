@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use super::SalesforceError;
 use super::error::from_response;
-use super::session::{Credentials, SessionOwner};
+use super::session::{Credentials, OnRotation, SessionOwner};
 use super::types::{
     ApiUsage, Deleted, DeletedRecord, Describe, Record, RecordResult, Updated, UpsertResult,
     parse_datetime,
@@ -27,6 +27,8 @@ pub struct ClientConfig {
     /// Such as `62.0`.
     pub api_version: String,
     pub credentials: Credentials,
+    /// Where refresh tokens Salesforce rotates in are kept.
+    pub on_rotation: Option<OnRotation>,
     pub timeout: Duration,
     /// Attempts for a call that is safe to repeat, the first included.
     pub max_attempts: u32,
@@ -41,6 +43,7 @@ impl ClientConfig {
             login_url: login_url.into(),
             api_version: "62.0".into(),
             credentials,
+            on_rotation: None,
             timeout: Duration::from_secs(30),
             max_attempts: 4,
             retry_budget: Duration::from_secs(30),
@@ -114,6 +117,7 @@ impl SalesforceClient {
             http.clone(),
             config.login_url.clone(),
             config.credentials.clone(),
+            config.on_rotation.clone(),
         );
         Ok(Self {
             http,
@@ -123,6 +127,11 @@ impl SalesforceClient {
             usage: (AtomicU64::new(0), AtomicU64::new(0)),
             calls: AtomicU64::new(0),
         })
+    }
+
+    /// The refresh token to keep: the one given, or the one Salesforce last rotated in.
+    pub async fn refresh_token(&self) -> Option<secrecy::SecretString> {
+        self.session.refresh_token().await
     }
 
     /// Signs in now, so bad credentials surface before anything is saved.

@@ -9,7 +9,7 @@ mod types;
 
 pub use client::{ClientConfig, SalesforceClient};
 pub use error::SalesforceError;
-pub use session::Credentials;
+pub use session::{Credentials, OnRotation};
 pub use types::{
     ApiUsage, Deleted, DeletedRecord, Describe, FieldDescribe, Record, RecordResult, Updated,
     UpsertResult, parse_datetime,

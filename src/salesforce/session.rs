@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use chrono::Utc;
+use futures_util::future::BoxFuture;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -53,6 +54,20 @@ impl std::fmt::Debug for Credentials {
     }
 }
 
+/// Told of each refresh token Salesforce rotates in, as `(old, new)`, before the new one is
+/// used: with rotation on, the old one stops working at once, so whoever keeps the
+/// credentials must keep the new one.
+#[derive(Clone)]
+pub struct OnRotation(
+    pub Arc<dyn Fn(SecretString, SecretString) -> BoxFuture<'static, ()> + Send + Sync>,
+);
+
+impl std::fmt::Debug for OnRotation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OnRotation")
+    }
+}
+
 pub(super) struct Session {
     pub access_token: SecretString,
     pub instance_url: String,
@@ -88,11 +103,17 @@ pub(super) struct SessionOwner {
     http: reqwest::Client,
     login_url: String,
     credentials: Credentials,
+    on_rotation: Option<OnRotation>,
     state: Mutex<State>,
 }
 
 impl SessionOwner {
-    pub fn new(http: reqwest::Client, login_url: String, credentials: Credentials) -> Self {
+    pub fn new(
+        http: reqwest::Client,
+        login_url: String,
+        credentials: Credentials,
+        on_rotation: Option<OnRotation>,
+    ) -> Self {
         let refresh_token = match &credentials {
             Credentials::RefreshToken { refresh_token, .. } => Some(refresh_token.clone()),
             _ => None,
@@ -101,12 +122,18 @@ impl SessionOwner {
             http,
             login_url: login_url.trim_end_matches('/').to_owned(),
             credentials,
+            on_rotation,
             state: Mutex::new(State {
                 session: None,
                 refresh_token,
                 generation: 0,
             }),
         }
+    }
+
+    /// The refresh token in use: the one given, or the one Salesforce last rotated in.
+    pub async fn refresh_token(&self) -> Option<SecretString> {
+        self.state.lock().await.refresh_token.clone()
     }
 
     /// The current session, signing in first if there is none.
@@ -164,8 +191,14 @@ impl SessionOwner {
             },
             (_, None) => self.grant().await?,
         };
-        if let Some(refresh) = &token.refresh_token {
-            state.refresh_token = Some(SecretString::from(refresh.clone()));
+        if let Some(refresh) = token.refresh_token {
+            let new = SecretString::from(refresh);
+            let old = state.refresh_token.replace(new.clone());
+            if let (Some(old), Some(on_rotation)) = (old, &self.on_rotation)
+                && old.expose_secret() != new.expose_secret()
+            {
+                (on_rotation.0)(old, new).await;
+            }
         }
         state.generation += 1;
         let session = Arc::new(Session {

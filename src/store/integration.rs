@@ -201,6 +201,22 @@ impl Store {
         Ok(model)
     }
 
+    /// Replaces the saved (sealed) credentials `old` by `new`; `false`, changing nothing, when
+    /// they are no longer `old` (the connection was replaced or removed meanwhile).
+    pub async fn replace_secrets(&self, old: &[u8], new: Vec<u8>) -> StoreResult<bool> {
+        use sea_orm::sea_query::Expr;
+        let txn = self.write().await?;
+        let replaced = integration::Entity::update_many()
+            .col_expr(integration::Column::Secrets, Expr::value(new))
+            .col_expr(integration::Column::UpdatedAt, Expr::value(Utc::now()))
+            .filter(integration::Column::Id.eq(ROW))
+            .filter(integration::Column::Secrets.eq(old.to_vec()))
+            .exec(&*txn)
+            .await?;
+        txn.commit().await?;
+        Ok(replaced.rows_affected == 1)
+    }
+
     /// Sets which side is master. Turning two-way after a one-way first sync queues every
     /// live desk record that has no Salesforce twin: they were made while desk changes stayed
     /// local, and now go out as the first sync would have sent them (matched by email or

@@ -147,6 +147,18 @@ impl SyncEngine {
             .await?;
         self.record_usage(&client).await?;
         match result {
+            Err(SyncError::Upstream(SalesforceError::AuthFailed { error, description }))
+                if self.integrations.current().await?.and_then(|m| m.secrets)
+                    != current.secrets =>
+            {
+                // The saved credentials changed since the round began (a refresh token another
+                // process rotated in, or a reconnect): the next round signs in with them.
+                let reason = format!(
+                    "Salesforce refused credentials replaced during the round ({error}: {description}); the next round uses the new ones"
+                );
+                self.integrations.explain(Some(reason)).await?;
+                Err(SyncError::Refused(description))
+            }
             Err(SyncError::Upstream(SalesforceError::AuthFailed { error, description })) => {
                 let reason = format!(
                     "Salesforce refused the saved credentials ({error}: {description}); reconnect to resume"

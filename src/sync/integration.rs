@@ -9,7 +9,7 @@ use tokio::sync::RwLock;
 use super::mapping::{self, Mapping};
 use super::{Vault, VaultError};
 use crate::domain::{FirstSync, IntegrationStatus, Invalid, Module, SyncType};
-use crate::salesforce::{ClientConfig, Credentials, SalesforceClient, SalesforceError};
+use crate::salesforce::{ClientConfig, Credentials, OnRotation, SalesforceClient, SalesforceError};
 use crate::store::{NewIntegration, RoundLock, Store, StoreError};
 
 /// How an administrator signs Tandem in to Salesforce.
@@ -62,7 +62,7 @@ pub struct Integrations {
     store: Store,
     vault: Vault,
     api_version: String,
-    client: RwLock<Option<CachedClient>>,
+    client: Arc<RwLock<Option<CachedClient>>>,
     view: RwLock<Option<(std::time::Instant, Arc<OrgView>)>>,
     /// Held by a sync round for its whole run, and by connect and delete while they replace
     /// the connection: what a round read from the old connection is written before the new
@@ -82,6 +82,35 @@ struct CachedClient {
     sealed: Vec<u8>,
     checked: std::time::Instant,
     client: Arc<SalesforceClient>,
+}
+
+/// Saves the refresh token Salesforce rotated in (`new`) in place of the one it replaces, the
+/// saved connection still being the one that used `old`; the cached client, already using
+/// `new`, is kept.
+async fn keep_rotated(
+    store: &Store,
+    vault: &Vault,
+    cache: &RwLock<Option<CachedClient>>,
+    old: &SecretString,
+    new: &SecretString,
+) -> Result<(), SyncError> {
+    let Some(sealed) = store.integration().await?.and_then(|m| m.secrets) else {
+        return Ok(());
+    };
+    let mut secrets: Value =
+        serde_json::from_slice(&vault.open(&sealed)?).map_err(|_| VaultError::Undecryptable)?;
+    if secrets["refreshToken"].as_str() != Some(old.expose_secret()) {
+        return Ok(());
+    }
+    secrets["refreshToken"] = Value::String(new.expose_secret().to_owned());
+    let resealed = vault.seal(secrets.to_string().as_bytes());
+    if store.replace_secrets(&sealed, resealed.clone()).await?
+        && let Some(cached) = cache.write().await.as_mut()
+        && cached.sealed == sealed
+    {
+        cached.sealed = resealed;
+    }
+    Ok(())
 }
 
 /// A sync round's hold on the connection, in this process and in every other one on the
@@ -165,7 +194,7 @@ impl Integrations {
             store,
             vault,
             api_version,
-            client: RwLock::new(None),
+            client: Arc::new(RwLock::new(None)),
             view: RwLock::new(None),
             rounds: tokio::sync::Mutex::new(()),
             generation: std::sync::atomic::AtomicU64::new(0),
@@ -236,8 +265,21 @@ impl Integrations {
         login_url: &str,
         credentials: Credentials,
     ) -> Result<SalesforceClient, SyncError> {
+        let rotates = matches!(credentials, Credentials::RefreshToken { .. });
         let mut config = ClientConfig::new(login_url, credentials);
         config.api_version = self.api_version.clone();
+        if rotates {
+            let (store, vault, cache) =
+                (self.store.clone(), self.vault.clone(), self.client.clone());
+            config.on_rotation = Some(OnRotation(Arc::new(move |old, new| {
+                let (store, vault, cache) = (store.clone(), vault.clone(), cache.clone());
+                Box::pin(async move {
+                    if let Err(e) = keep_rotated(&store, &vault, &cache, &old, &new).await {
+                        tracing::warn!(error = %e, "could not save the refresh token Salesforce rotated in; after a restart the integration needs reconnecting");
+                    }
+                })
+            })));
+        }
         Ok(SalesforceClient::new(config)?)
     }
 
@@ -245,7 +287,7 @@ impl Integrations {
     pub async fn connect(&self, request: Connect) -> Result<integration::Model, SyncError> {
         let login_url = check_login_url(&request.login_url)?;
         let auth_kind = kind(&request.auth);
-        let (username, client_id, secrets, credentials) = match request.auth {
+        let (username, client_id, mut secrets, credentials) = match request.auth {
             ConnectAuth::Password {
                 username,
                 password,
@@ -306,6 +348,12 @@ impl Integrations {
                 )));
             }
             Err(other) => return Err(other.into()),
+        }
+        if secrets.get("refreshToken").is_some()
+            && let Some(rotated) = client.refresh_token().await
+        {
+            // Signing in may have rotated the token given; only the new one works now.
+            secrets["refreshToken"] = Value::String(rotated.expose_secret().to_owned());
         }
         let instance_url = client.instance_url().await?;
         let org_id = client.identity_url().await?.as_deref().and_then(org_of);

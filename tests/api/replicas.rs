@@ -203,3 +203,65 @@ async fn replicas_on_one_postgresql_hear_each_others_changes() {
     .expect("the other replica hears the sync event");
     assert_eq!(&heard, paused);
 }
+
+#[tokio::test]
+async fn a_refresh_token_salesforce_rotates_is_saved_for_every_process() {
+    let app = spawn_app().await;
+    let sim = salesforce_sim::start(SimConfig {
+        rotate_refresh_tokens: true,
+        ..SimConfig::default()
+    })
+    .await;
+    let given = sim.refresh_token();
+    let config = sim.config().clone();
+    let connected = app
+        .gql(
+            "mutation($i: ConnectSalesforceInput!) { connectSalesforce(input: $i) { status } }",
+            json!({ "i": { "loginUrl": sim.base_url(), "auth": "REFRESH_TOKEN", "refreshToken": given,
+                           "clientId": config.client_id, "clientSecret": config.client_secret } }),
+        )
+        .await;
+    assert_eq!(
+        connected["data"]["connectSalesforce"]["status"], "ACTIVE",
+        "{connected}"
+    );
+    app.gql_ok("mutation { startSync { firstSync } }", json!({}))
+        .await;
+    app.sync_now().await;
+    // The session expires: this process refreshes, and Salesforce rotates the token again.
+    sim.expire_tokens();
+    sim.insert("Contact", json!({ "LastName": "Rotated" }))
+        .unwrap();
+    let report = app.sync_now().await;
+    assert_eq!(report.pulled.added, 1, "{report:?}");
+    let refreshes = sim
+        .requests()
+        .iter()
+        .filter(|r| r.path.contains("oauth2/token"))
+        .count();
+    assert_eq!(
+        refreshes, 2,
+        "connecting and the renewal each refreshed once"
+    );
+
+    // Another process, or this one restarted, signs in with what was saved: the token the
+    // last rotation answered, every earlier one being void.
+    let other = second_process(&app).await;
+    sim.expire_tokens();
+    sim.insert("Contact", json!({ "LastName": "Restarted" }))
+        .unwrap();
+    let report = other.engine.run_once().await.unwrap();
+    assert_eq!(report.pulled.added, 1, "{report:?}");
+    let state = app
+        .gql_ok("{ integration { status statusReason } }", json!({}))
+        .await;
+    assert_eq!(state["integration"]["status"], "ACTIVE", "{state}");
+    assert!(state["integration"]["statusReason"].is_null(), "{state}");
+
+    // And the first process, its token now void too, takes the one the other saved.
+    sim.expire_tokens();
+    let report = app.sync_now().await;
+    assert!(report.idle.is_none(), "{report:?}");
+    let state = app.gql_ok("{ integration { status } }", json!({})).await;
+    assert_eq!(state["integration"]["status"], "ACTIVE", "{state}");
+}

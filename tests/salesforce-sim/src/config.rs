@@ -21,6 +21,9 @@ pub struct SimConfig {
     /// This fraction of REST calls has its connection dropped mid-answer.
     pub drop_rate: f64,
     pub latency_ms: u64,
+    /// Refresh-token rotation, as a connected app may enable it: each refresh answers a new
+    /// refresh token and the one used stops working.
+    pub rotate_refresh_tokens: bool,
 }
 
 impl Default for SimConfig {
@@ -40,6 +43,7 @@ impl Default for SimConfig {
             error_rate: 0.0,
             drop_rate: 0.0,
             latency_ms: 0,
+            rotate_refresh_tokens: false,
         }
     }
 }

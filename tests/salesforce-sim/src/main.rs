@@ -39,6 +39,9 @@ struct Args {
     drop_rate: f64,
     #[arg(long, default_value_t = 0)]
     latency_ms: u64,
+    /// Each refresh answers a new refresh token; the one used stops working.
+    #[arg(long)]
+    rotate_refresh_tokens: bool,
 }
 
 #[tokio::main]
@@ -63,6 +66,7 @@ async fn main() -> std::io::Result<()> {
         error_rate: args.error_rate,
         drop_rate: args.drop_rate,
         latency_ms: args.latency_ms,
+        rotate_refresh_tokens: args.rotate_refresh_tokens,
     };
     let sim = start(config).await;
     let c = sim.config();

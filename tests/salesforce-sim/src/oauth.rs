@@ -162,11 +162,16 @@ fn password(sim: &Sim, form: &HashMap<String, String>) -> Outcome {
 fn refresh(sim: &Sim, form: &HashMap<String, String>) -> Outcome {
     let param = |k: &str| form.get(k).map(String::as_str);
     client(sim, param("client_id"), param("client_secret"))?;
-    let known = param("refresh_token").is_some_and(|t| lock(&sim.sessions).refresh.contains(t));
-    if !known {
+    let mut sessions = lock(&sim.sessions);
+    let Some(used) = param("refresh_token").filter(|t| sessions.refresh.contains(*t)) else {
         return Err(oauth_error("invalid_grant", "expired access/refresh token"));
-    }
-    Ok(success(sim, Some("api refresh_token"), None))
+    };
+    let rotated = sim.config.rotate_refresh_tokens.then(|| {
+        sessions.refresh.remove(used);
+        sessions.issue_refresh()
+    });
+    drop(sessions);
+    Ok(success(sim, Some("api refresh_token"), rotated))
 }
 
 fn client_credentials(
