@@ -149,6 +149,38 @@ impl SalesforceClient {
         Ok(self.session.current().await?.identity.clone())
     }
 
+    /// The signed-in user's username, read from the identity URL (`None` when the sign-in
+    /// named none).
+    pub async fn username(&self) -> Result<Option<String>, SalesforceError> {
+        #[derive(Deserialize)]
+        struct Identity {
+            username: Option<String>,
+        }
+        let session = self.session.current().await?;
+        let Some(url) = session.identity.as_deref() else {
+            return Ok(None);
+        };
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        let response = self
+            .http
+            .get(url)
+            .bearer_auth(session.access_token.expose_secret())
+            .query(&[("format", "json")])
+            .send()
+            .await
+            .map_err(|e| SalesforceError::Transport(e.to_string()))?;
+        let status = response.status();
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| SalesforceError::Transport(e.to_string()))?;
+        if !status.is_success() {
+            return Err(from_response(status.as_u16(), &bytes));
+        }
+        let identity: Identity = bytes_body::Body(bytes).json()?;
+        Ok(identity.username)
+    }
+
     /// The daily API usage reported by the most recent response.
     pub fn api_usage(&self) -> Option<ApiUsage> {
         let max = self.usage.1.load(Ordering::Relaxed);

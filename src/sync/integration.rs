@@ -355,6 +355,15 @@ impl Integrations {
             // Signing in may have rotated the token given; only the new one works now.
             secrets["refreshToken"] = Value::String(rotated.expose_secret().to_owned());
         }
+        let username = match username {
+            Some(username) => Some(username),
+            // A refresh-token login names no user: ask Salesforce who it is, for the status
+            // page. Not knowing does not stop the connection.
+            None => client.username().await.unwrap_or_else(|e| {
+                tracing::info!(error = %e, "the identity URL did not say who signed in");
+                None
+            }),
+        };
         let instance_url = client.instance_url().await?;
         let org_id = client.identity_url().await?.as_deref().and_then(org_of);
         let sealed = self.vault.seal(secrets.to_string().as_bytes());

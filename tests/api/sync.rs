@@ -1138,6 +1138,14 @@ async fn revoked_credentials_put_the_integration_in_error_until_reconnected() {
         connected["data"]["connectSalesforce"]["status"], "ACTIVE",
         "{connected}"
     );
+    let who = app
+        .gql_ok("{ integration { connectedUser } }", json!({}))
+        .await;
+    assert_eq!(
+        who["integration"]["connectedUser"],
+        config.username.as_str(),
+        "the user the refresh token belongs to, as Salesforce names it"
+    );
     app.gql_ok("mutation { startSync { firstSync } }", json!({}))
         .await;
     app.sync_now().await;
