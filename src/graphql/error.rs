@@ -93,7 +93,7 @@ impl From<SyncError> for ApiError {
         match err {
             SyncError::Invalid(invalid) => invalid.into(),
             SyncError::Refused(message) => Self::new(Code::BadUserInput, message),
-            SyncError::NotConnected | SyncError::WrongState(_) => {
+            SyncError::NotConnected | SyncError::WrongState(_) | SyncError::Stopped => {
                 Self::new(Code::Conflict, err.to_string())
             }
             SyncError::Upstream(e) => Self::new(

@@ -87,18 +87,22 @@ pub(super) struct Round {
     pub accounts: Vec<Mapping>,
 }
 
-/// Why a round ended early without failing.
-const STOPPED: &str =
-    "the sync was paused, or its Salesforce connection replaced or removed, during the round";
-
 impl Round {
-    /// Stops the round when the sync was paused, or the connection it started under was
-    /// replaced or removed.
-    pub fn still_current(&self, integrations: &Integrations) -> Result<(), SyncError> {
-        if integrations.generation() == self.generation {
-            Ok(())
-        } else {
-            Err(SyncError::WrongState(STOPPED.into()))
+    /// Stops the round when the sync was paused or retyped — in this process or another on
+    /// the database — or the connection it started under was replaced or removed.
+    pub async fn still_current(&self, integrations: &Integrations) -> Result<(), SyncError> {
+        if integrations.generation() != self.generation {
+            return Err(SyncError::Stopped);
+        }
+        let saved = integrations.current().await?;
+        match saved {
+            Some(m)
+                if m.status == IntegrationStatus::Active.as_str()
+                    && m.sync_type == self.sync_type.as_str() =>
+            {
+                Ok(())
+            }
+            _ => Err(SyncError::Stopped),
         }
     }
 
@@ -138,9 +142,11 @@ impl SyncEngine {
         }
         let client = self.integrations.client_of(&current).await?;
         let mut result = self.round(&current, &client, generation).await;
-        if result.is_err() && self.integrations.generation() != generation {
+        if matches!(result, Err(SyncError::Stopped))
+            || (result.is_err() && self.integrations.generation() != generation)
+        {
             // What is written stays written; the rest waits for the next round.
-            result = Ok(idle(STOPPED));
+            result = Ok(idle(&SyncError::Stopped.to_string()));
         }
         self.store
             .prune_history(Utc::now() - self.settings.history_retention)

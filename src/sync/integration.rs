@@ -49,6 +49,12 @@ pub enum SyncError {
     NotConnected,
     #[error("{0}")]
     WrongState(String),
+    /// A round ended early, without failing: the sync was paused or retyped, or its
+    /// connection replaced or removed, while it ran.
+    #[error(
+        "the sync was paused, or its Salesforce connection replaced or removed, during the round"
+    )]
+    Stopped,
     #[error(transparent)]
     Upstream(#[from] SalesforceError),
     #[error(transparent)]
@@ -466,13 +472,11 @@ impl Integrations {
         sync_type: SyncType,
     ) -> Result<integration::Model, SyncError> {
         self.connected().await?;
-        // As a pause does: a round running here stops at its next batch, and the next one
-        // runs with the new direction.
-        self.generation
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let _stopped = self.rounds.lock().await;
+        // As a pause does: a round running anywhere stops at its next batch, and the next
+        // one runs with the new direction.
         let saved = self.store.set_sync_type(sync_type).await?;
         self.forget_view().await;
+        self.stop_rounds().await?;
         Ok(saved)
     }
 
@@ -502,19 +506,27 @@ impl Integrations {
             .await?)
     }
 
-    /// Pauses the sync. A round running in this process stops at its next batch, and the
-    /// pause waits for it: once paused, nothing more crosses. (A round another replica runs
-    /// ends its batches and sees the pause when its next round starts.)
+    /// Pauses the sync. A round running in this process or another on the database stops at
+    /// its next batch, and the pause waits for it: once paused, nothing more crosses.
     pub async fn pause(&self) -> Result<integration::Model, SyncError> {
+        let paused = self
+            .transition(
+                &[IntegrationStatus::Active],
+                IntegrationStatus::Paused,
+                "pause",
+            )
+            .await?;
+        self.stop_rounds().await?;
+        Ok(paused)
+    }
+
+    /// Waits until no round runs, here or in another process on the database: each sees the
+    /// change just saved at its next batch and stops there.
+    async fn stop_rounds(&self) -> Result<(), SyncError> {
         self.generation
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let _stopped = self.rounds.lock().await;
-        self.transition(
-            &[IntegrationStatus::Active],
-            IntegrationStatus::Paused,
-            "pause",
-        )
-        .await
+        drop(self.hold_rounds().await?);
+        Ok(())
     }
 
     pub async fn resume(&self) -> Result<integration::Model, SyncError> {

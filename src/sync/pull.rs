@@ -304,7 +304,7 @@ impl SyncEngine {
         cursor_name: Option<&str>,
         incoming: Vec<Incoming>,
     ) -> Result<Counts, SyncError> {
-        round.still_current(&self.integrations)?;
+        round.still_current(&self.integrations).await?;
         let mappings = round.mappings(module);
         let ids: Vec<String> = incoming.iter().map(|i| i.id.clone()).collect();
         let keys: Vec<String> = incoming.iter().filter_map(|i| i.key.clone()).collect();

@@ -118,7 +118,7 @@ impl SyncEngine {
         upto: &HashMap<i64, i64>,
         cursor: Option<(&str, i64)>,
     ) -> Result<Counts, SyncError> {
-        round.still_current(&self.integrations)?;
+        round.still_current(&self.integrations).await?;
         let object = module.salesforce_object();
         let records = desk::load(&self.store, module, ids).await?;
         let links = self.store.links_by_desk(module, ids).await?;

@@ -265,3 +265,56 @@ async fn a_refresh_token_salesforce_rotates_is_saved_for_every_process() {
     let state = app.gql_ok("{ integration { status } }", json!({})).await;
     assert_eq!(state["integration"]["status"], "ACTIVE", "{state}");
 }
+
+#[tokio::test]
+async fn a_pause_made_in_another_process_stops_a_running_round_at_its_next_batch() {
+    let (app, sim) = started(|s| s.sync.batch_size = 1).await;
+    for name in ["Noether", "Curie", "Meitner"] {
+        app.create_contact(json!({ "lastName": name })).await;
+    }
+    let other = second_process(&app).await;
+    // This process's export has its first batch on the way when the other process pauses.
+    let first = sim.hold_next("PATCH", "/composite/sobjects/Contact");
+    let engine = app.engine.clone();
+    let round = tokio::spawn(async move { engine.run_once().await });
+    first.arrived().await;
+    let pausing = tokio::spawn({
+        let integrations = other.integrations.clone();
+        async move { integrations.pause().await }
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !pausing.is_finished(),
+        "the pause waits for the round it interrupts"
+    );
+    first.release();
+    let paused = pausing.await.unwrap().unwrap();
+    assert_eq!(paused.status, "PAUSED");
+    assert!(
+        round
+            .await
+            .unwrap()
+            .expect("a paused round is not a failure")
+            .idle
+            .is_some(),
+        "the round stopped early"
+    );
+    assert_eq!(
+        sim.count("Contact"),
+        1,
+        "the batch in flight lands, no other"
+    );
+    let state = app
+        .gql_ok("{ integration { status statusReason } }", json!({}))
+        .await;
+    assert_eq!(state["integration"]["status"], "PAUSED");
+    assert!(state["integration"]["statusReason"].is_null(), "{state}");
+
+    other.integrations.resume().await.unwrap();
+    app.sync_now().await;
+    assert_eq!(
+        sim.count("Contact"),
+        3,
+        "the export resumes where it stopped"
+    );
+}
