@@ -305,6 +305,8 @@ pub struct ContactsFilter {
     /// Part of the name ("Ada", "love", "ada lovelace"), ignoring case in any script.
     pub name: Option<String>,
     pub account_id: Option<ID>,
+    /// Changed at or after this time. A change is stamped as it is made, a moment before it
+    /// commits: poll with a few seconds' overlap, or follow `deskChanges`.
     pub updated_since: Option<DateTime<Utc>>,
     /// List the recycle bin instead of live contacts.
     #[graphql(default)]
@@ -315,6 +317,8 @@ pub struct ContactsFilter {
 pub struct AccountsFilter {
     /// Part of the account name, ignoring case in any script.
     pub name: Option<String>,
+    /// Changed at or after this time. A change is stamped as it is made, a moment before it
+    /// commits: poll with a few seconds' overlap, or follow `deskChanges`.
     pub updated_since: Option<DateTime<Utc>>,
     /// List the recycle bin instead of live accounts.
     #[graphql(default)]
@@ -327,6 +331,8 @@ pub struct TicketsFilter {
     pub contact_id: Option<ID>,
     pub account_id: Option<ID>,
     pub assignee_id: Option<ID>,
+    /// Changed at or after this time. A change is stamped as it is made, a moment before it
+    /// commits: poll with a few seconds' overlap, or follow `deskChanges`.
     pub updated_since: Option<DateTime<Utc>>,
 }
 
