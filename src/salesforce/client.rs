@@ -134,6 +134,12 @@ impl SalesforceClient {
         self.session.refresh_token().await
     }
 
+    /// Takes a refresh token another holder of the connection was given in rotation, for the
+    /// next renewal; the session in use goes on.
+    pub async fn adopt_refresh_token(&self, token: secrecy::SecretString) {
+        self.session.adopt_refresh_token(token).await;
+    }
+
     /// Signs in now, so bad credentials surface before anything is saved.
     pub async fn verify(&self) -> Result<(), SalesforceError> {
         self.session.current().await.map(|_| ())

@@ -136,6 +136,10 @@ impl SessionOwner {
         self.state.lock().await.refresh_token.clone()
     }
 
+    pub async fn adopt_refresh_token(&self, token: SecretString) {
+        self.state.lock().await.refresh_token = Some(token);
+    }
+
     /// The current session, signing in first if there is none.
     pub async fn current(&self) -> Result<Arc<Session>, SalesforceError> {
         let mut state = self.state.lock().await;

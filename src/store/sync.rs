@@ -588,6 +588,16 @@ pub struct SyncBatch<'a> {
 }
 
 impl SyncBatch<'_> {
+    /// The saved sync type as this transaction sees it, the integration row locked against a
+    /// change of it until the batch ends (on PostgreSQL; SQLite runs one writer at a time).
+    pub async fn sync_type(&self) -> StoreResult<Option<String>> {
+        Ok(integration::Entity::find_by_id(1)
+            .lock_shared()
+            .one(&*self.txn)
+            .await?
+            .map(|m| m.sync_type))
+    }
+
     /// Desk contacts by id, recycle bin included, as this transaction sees them. On
     /// PostgreSQL their rows stay locked until it ends: a desk edit of one waits for the
     /// batch, and the batch never writes over an edit it did not see.
@@ -878,19 +888,6 @@ impl SyncBatch<'_> {
         if same_pair.rows_affected > 0 {
             return Ok(());
         }
-        // A contact re-created in Salesforce was sent with the account it was kept in.
-        let kept = match module {
-            Module::Contacts => record_link::Entity::find()
-                .select_only()
-                .column(record_link::Column::KeptAccountId)
-                .filter(record_link::Column::Module.eq(module.as_str()))
-                .filter(record_link::Column::DeskId.eq(desk_id))
-                .into_tuple::<Option<String>>()
-                .one(&*self.txn)
-                .await?
-                .flatten(),
-            Module::Accounts => None,
-        };
         record_link::Entity::delete_many()
             .filter(record_link::Column::Module.eq(module.as_str()))
             .filter(
@@ -907,7 +904,6 @@ impl SyncBatch<'_> {
             synced_hash: Set(hash.to_owned()),
             salesforce_modstamp: Set(modstamp),
             salesforce_fields: Set(fields.map(str::to_owned)),
-            kept_account_id: Set(kept),
             created_at: Set(now),
             updated_at: Set(now),
             ..Default::default()

@@ -292,7 +292,7 @@ impl SyncEngine {
                 }
                 report.pushed.add(self.push(&round, module).await?);
             } else {
-                self.discard_outbox(module).await?;
+                self.discard_outbox(&round, module).await?;
             }
         }
         let now = Utc::now();
@@ -309,8 +309,9 @@ impl SyncEngine {
     }
 
     /// Desk edits are not pushed in one-way mode: they stay local.
-    async fn discard_outbox(&self, module: Module) -> Result<(), SyncError> {
+    async fn discard_outbox(&self, round: &Round, module: Module) -> Result<(), SyncError> {
         loop {
+            round.still_current(&self.integrations).await?;
             let rows = self
                 .store
                 .outbox(module, self.settings.batch as u64)
@@ -319,6 +320,10 @@ impl SyncEngine {
                 return Ok(());
             }
             let mut batch = self.store.begin_sync().await?;
+            // Turned two-way since the check above, the records it queued must stay queued.
+            if batch.sync_type().await?.as_deref() != Some(SyncType::SalesforceToDesk.as_str()) {
+                return Err(SyncError::Stopped);
+            }
             for row in &rows {
                 batch.drop_outbox(module, row.desk_id, Some(row.id)).await?;
             }

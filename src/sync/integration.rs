@@ -69,6 +69,7 @@ pub struct Integrations {
     vault: Vault,
     api_version: String,
     client: Arc<RwLock<Option<CachedClient>>>,
+    clients_made: std::sync::atomic::AtomicU64,
     view: RwLock<Option<(std::time::Instant, Arc<OrgView>)>>,
     /// Held by a sync round for its whole run, and by connect and delete while they replace
     /// the connection: what a round read from the old connection is written before the new
@@ -86,17 +87,45 @@ pub struct Integrations {
 /// seals new ones (every seal has a fresh nonce), which tells this one to make a new client.
 struct CachedClient {
     sealed: Vec<u8>,
+    /// Which connection the client signs in to, the refresh token aside (see [`basis`]).
+    basis: u64,
+    /// Tells this client's rotations from another's.
+    id: u64,
     checked: std::time::Instant,
     client: Arc<SalesforceClient>,
 }
 
-/// Saves the refresh token Salesforce rotated in (`new`) in place of the one it replaces, the
-/// saved connection still being the one that used `old`; the cached client, already using
-/// `new`, is kept.
+/// A fingerprint of a saved connection without its refresh token: when only the token
+/// differs from the client's, another process saved one Salesforce rotated in, and the client
+/// takes it instead of signing in again — which would rotate it once more, and void the one
+/// the other process holds.
+fn basis(model: &integration::Model, secrets: &Value) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut rest = secrets.clone();
+    if let Some(map) = rest.as_object_mut() {
+        map.remove("refreshToken");
+    }
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (
+        &model.login_url,
+        &model.auth_kind,
+        &model.username,
+        &model.client_id,
+        &model.org_id,
+        rest.to_string(),
+    )
+        .hash(&mut h);
+    h.finish()
+}
+
+/// Saves the refresh token client `id` was given in rotation (`new`) in place of the one it
+/// replaces, the saved connection still being the one that used `old`; that client, already
+/// using `new`, stays cached.
 async fn keep_rotated(
     store: &Store,
     vault: &Vault,
     cache: &RwLock<Option<CachedClient>>,
+    id: u64,
     old: &SecretString,
     new: &SecretString,
 ) -> Result<(), SyncError> {
@@ -110,9 +139,12 @@ async fn keep_rotated(
     }
     secrets["refreshToken"] = Value::String(new.expose_secret().to_owned());
     let resealed = vault.seal(secrets.to_string().as_bytes());
+    // The client runs this holding its session, which `client_of` may be waiting for with
+    // the cache locked: when the cache is busy, the next look at it adopts `new` instead.
     if store.replace_secrets(&sealed, resealed.clone()).await?
-        && let Some(cached) = cache.write().await.as_mut()
-        && cached.sealed == sealed
+        && let Ok(mut cache) = cache.try_write()
+        && let Some(cached) = cache.as_mut()
+        && cached.id == id
     {
         cached.sealed = resealed;
     }
@@ -201,6 +233,7 @@ impl Integrations {
             vault,
             api_version,
             client: Arc::new(RwLock::new(None)),
+            clients_made: std::sync::atomic::AtomicU64::new(0),
             view: RwLock::new(None),
             rounds: tokio::sync::Mutex::new(()),
             generation: std::sync::atomic::AtomicU64::new(0),
@@ -266,11 +299,15 @@ impl Integrations {
         *self.view.write().await = None;
     }
 
+    /// A client for these credentials, with its id.
     fn client_for(
         &self,
         login_url: &str,
         credentials: Credentials,
-    ) -> Result<SalesforceClient, SyncError> {
+    ) -> Result<(u64, SalesforceClient), SyncError> {
+        let id = self
+            .clients_made
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let rotates = matches!(credentials, Credentials::RefreshToken { .. });
         let mut config = ClientConfig::new(login_url, credentials);
         config.api_version = self.api_version.clone();
@@ -280,13 +317,13 @@ impl Integrations {
             config.on_rotation = Some(OnRotation(Arc::new(move |old, new| {
                 let (store, vault, cache) = (store.clone(), vault.clone(), cache.clone());
                 Box::pin(async move {
-                    if let Err(e) = keep_rotated(&store, &vault, &cache, &old, &new).await {
+                    if let Err(e) = keep_rotated(&store, &vault, &cache, id, &old, &new).await {
                         tracing::warn!(error = %e, "could not save the refresh token Salesforce rotated in; after a restart the integration needs reconnecting");
                     }
                 })
             })));
         }
-        Ok(SalesforceClient::new(config)?)
+        Ok((id, SalesforceClient::new(config)?))
     }
 
     /// Verifies the credentials against the org, then saves them encrypted.
@@ -345,7 +382,7 @@ impl Integrations {
                 (None, client_id, secrets, credentials)
             }
         };
-        let client = self.client_for(&login_url, credentials)?;
+        let (id, client) = self.client_for(&login_url, credentials)?;
         match client.verify().await {
             Ok(()) => {}
             Err(SalesforceError::AuthFailed { error, description }) => {
@@ -389,6 +426,8 @@ impl Integrations {
             .await?;
         *self.client.write().await = Some(CachedClient {
             sealed,
+            basis: basis(&model, &secrets),
+            id,
             checked: std::time::Instant::now(),
             client: Arc::new(client),
         });
@@ -427,7 +466,9 @@ impl Integrations {
         model: &integration::Model,
     ) -> Result<Arc<SalesforceClient>, SyncError> {
         let sealed = model.secrets.as_deref().ok_or(SyncError::NotConnected)?;
-        if let Some(cached) = self.client.write().await.as_mut()
+        // Held throughout, so that callers missing the cache together make one client.
+        let mut cache = self.client.write().await;
+        if let Some(cached) = cache.as_mut()
             && cached.sealed == sealed
         {
             cached.checked = std::time::Instant::now();
@@ -435,6 +476,19 @@ impl Integrations {
         }
         let secrets: Value = serde_json::from_slice(&self.vault.open(sealed)?)
             .map_err(|_| VaultError::Undecryptable)?;
+        let basis = basis(model, &secrets);
+        if let Some(cached) = cache.as_mut()
+            && cached.basis == basis
+            && let Some(token) = secrets["refreshToken"].as_str()
+        {
+            cached
+                .client
+                .adopt_refresh_token(SecretString::from(token.to_owned()))
+                .await;
+            cached.sealed = sealed.to_vec();
+            cached.checked = std::time::Instant::now();
+            return Ok(cached.client.clone());
+        }
         let secret =
             |key: &str| SecretString::from(secrets[key].as_str().unwrap_or_default().to_owned());
         let username = model.username.clone().unwrap_or_default();
@@ -458,9 +512,12 @@ impl Integrations {
                 client_secret: secret("clientSecret"),
             },
         };
-        let client = Arc::new(self.client_for(&model.login_url, credentials)?);
-        *self.client.write().await = Some(CachedClient {
+        let (id, client) = self.client_for(&model.login_url, credentials)?;
+        let client = Arc::new(client);
+        *cache = Some(CachedClient {
             sealed: sealed.to_vec(),
+            basis,
+            id,
             checked: std::time::Instant::now(),
             client: client.clone(),
         });

@@ -427,11 +427,6 @@ impl SyncEngine {
                     if let Some(waiting) = waits_for_account(inc, kept) {
                         Err(waiting)
                     } else {
-                        if kept.is_some()
-                            && salesforce_account(mappings, module, &inc.values) != kept
-                        {
-                            batch.forget_kept_account(ContactId(link.desk_id)).await?;
-                        }
                         let added = existing.is_none();
                         let mut values = existing
                             .as_ref()
@@ -442,8 +437,17 @@ impl SyncEngine {
                             head: pending.get(&record.id()).copied(),
                             record,
                         });
-                        self.write(&mut batch, module, inc, existing, values, added)
-                            .await?
+                        let written = self
+                            .write(&mut batch, module, inc, existing, values, added)
+                            .await?;
+                        // Salesforce moved it out of the account it was kept in.
+                        if written.is_ok()
+                            && kept.is_some()
+                            && salesforce_account(mappings, module, &inc.values) != kept
+                        {
+                            batch.forget_kept_account(ContactId(link.desk_id)).await?;
+                        }
+                        written
                     }
                 }
                 None => {

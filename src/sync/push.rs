@@ -9,7 +9,7 @@ use serde_json::Value;
 use super::SyncError;
 use super::desk::{self, DeskRecord};
 use super::engine::{Counts, Round, SyncEngine, statistics_due};
-use super::records::{AccountLinks, hash, to_salesforce, unlinked_account};
+use super::records::{AccountLinks, account_field, hash, to_salesforce, unlinked_account};
 use crate::domain::{Direction, FailureReason, Module, SalesforceId};
 use crate::salesforce::soql::{Condition, Ident, Literal, Select};
 use crate::salesforce::{Record, RecordResult};
@@ -194,11 +194,19 @@ impl SyncEngine {
                     .iter()
                     .any(|(code, _, _)| code == "ENTITY_IS_DELETED" || code == "NOT_FOUND");
                 if gone {
-                    // Deleted in Salesforce but changed in the desk: re-create it there.
-                    let hash = match &plans[i].1 {
-                        Plan::Update { hash, .. } => hash.clone(),
-                        _ => String::new(),
-                    };
+                    // Deleted in Salesforce but changed in the desk: re-create it there, out
+                    // of the account a purge kept it in (which Salesforce deleted with it).
+                    let mut values = values;
+                    let kept = links
+                        .get(&plans[i].0)
+                        .and_then(|l| l.kept_account_id.as_deref());
+                    if let Some(field) = account_field(round.mappings(module), module)
+                        && kept.is_some()
+                        && values.get(field).and_then(Value::as_str) == kept
+                    {
+                        values.insert(field.to_owned(), Value::Null);
+                    }
+                    let hash = hash(&values.iter().map(|(k, v)| (k.clone(), v.clone())).collect());
                     plans[i].1 = Plan::Create { values, hash };
                 } else {
                     outcomes.insert(i, result);

@@ -96,10 +96,18 @@ pub fn salesforce_account<'v>(
     module: Module,
     values: &'v SalesforceValues,
 ) -> Option<&'v str> {
-    let mapping = mappings.iter().find(|m| {
-        desk_field(module, &m.desk_field).is_some_and(|f| matches!(f.kind, DeskKind::AccountRef))
-    })?;
-    values.get(&mapping.salesforce_field)?.as_str()
+    values.get(account_field(mappings, module)?)?.as_str()
+}
+
+/// The Salesforce field the desk's account link is mapped to, if it is.
+pub fn account_field(mappings: &[Mapping], module: Module) -> Option<&str> {
+    mappings
+        .iter()
+        .find(|m| {
+            desk_field(module, &m.desk_field)
+                .is_some_and(|f| matches!(f.kind, DeskKind::AccountRef))
+        })
+        .map(|m| m.salesforce_field.as_str())
 }
 
 /// The desk account a desk record's mapped account field names when Salesforce does not

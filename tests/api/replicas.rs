@@ -228,42 +228,53 @@ async fn a_refresh_token_salesforce_rotates_is_saved_for_every_process() {
     app.gql_ok("mutation { startSync { firstSync } }", json!({}))
         .await;
     app.sync_now().await;
-    // The session expires: this process refreshes, and Salesforce rotates the token again.
+    let sign_ins = || {
+        sim.requests()
+            .iter()
+            .filter(|r| r.path.contains("oauth2/token"))
+            .count()
+    };
+    // The session expires: this process renews it, and Salesforce rotates the token again.
     sim.expire_tokens();
     sim.insert("Contact", json!({ "LastName": "Rotated" }))
         .unwrap();
     let report = app.sync_now().await;
     assert_eq!(report.pulled.added, 1, "{report:?}");
-    let refreshes = sim
-        .requests()
-        .iter()
-        .filter(|r| r.path.contains("oauth2/token"))
-        .count();
     assert_eq!(
-        refreshes, 2,
+        sign_ins(),
+        2,
         "connecting and the renewal each refreshed once"
     );
 
     // Another process, or this one restarted, signs in with what was saved: the token the
-    // last rotation answered, every earlier one being void.
+    // last rotation answered, every earlier one being void. Its sign-in rotates it again.
     let other = second_process(&app).await;
-    sim.expire_tokens();
     sim.insert("Contact", json!({ "LastName": "Restarted" }))
         .unwrap();
     let report = other.engine.run_once().await.unwrap();
     assert_eq!(report.pulled.added, 1, "{report:?}");
+    assert_eq!(sign_ins(), 3);
+
+    // The first process takes the token the other saved without signing in again (which
+    // would void the other's), and renews with it once its session expires.
+    let report = app.sync_now().await;
+    assert!(report.idle.is_none(), "{report:?}");
+    assert_eq!(sign_ins(), 3, "the session in use goes on");
+    sim.expire_tokens();
+    sim.insert("Contact", json!({ "LastName": "Renewed" }))
+        .unwrap();
+    let report = app.sync_now().await;
+    assert_eq!(report.pulled.added, 1, "{report:?}");
+    assert_eq!(sign_ins(), 4);
+    // And so does the other, with the token this renewal saved.
+    sim.expire_tokens();
+    let report = other.engine.run_once().await.unwrap();
+    assert!(report.idle.is_none(), "{report:?}");
     let state = app
         .gql_ok("{ integration { status statusReason } }", json!({}))
         .await;
     assert_eq!(state["integration"]["status"], "ACTIVE", "{state}");
     assert!(state["integration"]["statusReason"].is_null(), "{state}");
-
-    // And the first process, its token now void too, takes the one the other saved.
-    sim.expire_tokens();
-    let report = app.sync_now().await;
-    assert!(report.idle.is_none(), "{report:?}");
-    let state = app.gql_ok("{ integration { status } }", json!({})).await;
-    assert_eq!(state["integration"]["status"], "ACTIVE", "{state}");
 }
 
 #[tokio::test]

@@ -1409,3 +1409,23 @@ async fn a_contact_the_desk_moves_out_of_a_purged_account_leaves_it_in_salesforc
         "the desk's own choice crosses: {in_org}"
     );
 }
+
+#[tokio::test]
+async fn a_contact_kept_in_a_purged_account_is_recreated_without_it_once_salesforce_deletes_both() {
+    let (app, sim) = connected().await;
+    let (acme, keats, desk_keats) = purged_acme(&app, &sim, "Keats").await;
+    sim.delete("Contact", &keats).unwrap();
+    sim.delete("Account", &acme).unwrap();
+
+    update_contact(&app, &desk_keats, json!({ "title": "Poet" })).await;
+    let report = app.sync_now().await;
+    assert_eq!(report.pushed.failed, 0, "{report:?}");
+    let recreated = salesforce_id_of(&app, &desk_keats).await;
+    assert_ne!(recreated, keats);
+    let in_org = sim.get("Contact", &recreated).unwrap();
+    assert_eq!(in_org["Title"], "Poet");
+    assert!(in_org["AccountId"].is_null(), "{in_org}");
+    let mark = sim.request_count();
+    app.sync_now().await;
+    assert_eq!(writes_since(&sim, mark), Vec::<String>::new(), "no echo");
+}
