@@ -227,7 +227,7 @@ pub async fn sync(options: BenchOptions) -> anyhow::Result<()> {
         "  Salesforce API calls: {calls} (minimum {minimum}: query pages of 2,000 and two describes; nothing to export)"
     );
 
-    worker::spawn(services.engine.clone(), services.store.clone(), 3600);
+    let worker = worker::spawn(services.engine.clone(), services.store.clone(), 3600);
     let mut samples = Vec::with_capacity(options.latency_samples);
     let page = services
         .store
@@ -313,6 +313,12 @@ pub async fn sync(options: BenchOptions) -> anyhow::Result<()> {
         "  raw batched insert of the rows this import wrote (records and their links) into the same database: {same:.0} records/s; sync import / raw = {:.2}",
         rate / same
     );
+    // The store's last holders gone, it stops listening to other replicas before its
+    // database is dropped.
+    worker.abort();
+    let _ = worker.await;
+    drop(services);
+    tokio::time::sleep(Duration::from_millis(100)).await;
     let _ = std::fs::remove_dir_all(&dir);
     drop_databases(&options.database_url, &run_id(&dir)).await
 }

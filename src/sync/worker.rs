@@ -17,8 +17,8 @@ const STANDBY: Duration = Duration::from_secs(5);
 
 /// Runs the worker in the background once this process holds the worker lease: among the
 /// processes on one database, one runs the rounds and the others stand by, taking over when
-/// it stops.
-pub fn spawn(engine: Arc<SyncEngine>, store: Store, poll_secs: u64) {
+/// it stops. Aborting the task stops the worker.
+pub fn spawn(engine: Arc<SyncEngine>, store: Store, poll_secs: u64) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let poll = Duration::from_secs(poll_secs.max(1));
         let mut standing_by = false;
@@ -39,7 +39,7 @@ pub fn spawn(engine: Arc<SyncEngine>, store: Store, poll_secs: u64) {
             }
             tokio::time::sleep(STANDBY).await;
         }
-    });
+    })
 }
 
 /// Rounds on every poll interval and soon after desk changes, for as long as the lease holds.
