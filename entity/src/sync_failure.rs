@@ -16,6 +16,9 @@ pub struct Model {
     pub attempts: i32,
     pub next_attempt_at: Option<DateTimeUtc>,
     pub resolved_at: Option<DateTimeUtc>,
+    /// For a pull: the version (`SystemModstamp`) of the Salesforce record that failed.
+    #[serde(skip)]
+    pub salesforce_modstamp: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -11,6 +11,7 @@ mod m20261130_000006_integration_org;
 mod m20261130_000007_unread_links;
 mod m20261130_000008_kept_accounts;
 mod m20261130_000009_name_keys;
+mod m20261130_000010_failed_versions;
 
 pub struct Migrator;
 
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000007_unread_links::Migration),
             Box::new(m20261130_000008_kept_accounts::Migration),
             Box::new(m20261130_000009_name_keys::Migration),
+            Box::new(m20261130_000010_failed_versions::Migration),
         ]
     }
 }

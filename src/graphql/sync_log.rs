@@ -8,6 +8,7 @@ use entity::{sync_failure, sync_history};
 use super::integration::SyncModule;
 use super::paging::{IdCursor, connection_complexity, page_request, parse_id};
 use super::{ApiError, ApiResult, Code, ContextExt};
+use crate::domain::{Direction, SyncType};
 use crate::store::{FailureFilter, HistoryFilter, Page};
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
@@ -202,6 +203,18 @@ impl SyncLogMutation {
             return Err(ApiError::new(
                 Code::Conflict,
                 format!("sync failure {id} is already resolved"),
+            ));
+        }
+        if failure.direction == Direction::DeskToSalesforce.as_str()
+            && ctx
+                .integrations()
+                .current()
+                .await?
+                .is_some_and(|m| m.sync_type == SyncType::SalesforceToDesk.as_str())
+        {
+            return Err(ApiError::new(
+                Code::Conflict,
+                "desk changes stay in the desk while the sync is one-way (SALESFORCE_TO_DESK); set the sync type to TWO_WAY to send this record",
             ));
         }
         ctx.engine().retry(std::slice::from_ref(&failure)).await?;

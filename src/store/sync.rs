@@ -195,6 +195,8 @@ pub struct NewFailure {
     pub salesforce_id: Option<String>,
     pub reason: FailureReason,
     pub message: String,
+    /// For a pull: the version of the Salesforce record that failed.
+    pub modstamp: Option<DateTime<Utc>>,
 }
 
 impl Store {
@@ -429,6 +431,34 @@ impl Store {
         ids: &[i64],
     ) -> StoreResult<HashMap<i64, i64>> {
         outbox_heads(self.connection(), self.backend(), module, ids).await
+    }
+
+    /// The versions of these Salesforce records that failed to pull and still wait, by id.
+    pub async fn failed_versions(
+        &self,
+        module: Module,
+        ids: &[String],
+    ) -> StoreResult<HashMap<String, DateTime<Utc>>> {
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let rows: Vec<(Option<String>, Option<DateTime<Utc>>)> = sync_failure::Entity::find()
+            .select_only()
+            .column(sync_failure::Column::SalesforceId)
+            .column(sync_failure::Column::SalesforceModstamp)
+            .filter(open_failures(module, Direction::SalesforceToDesk))
+            .filter(one_of(
+                self.backend(),
+                sync_failure::Column::SalesforceId,
+                ids.to_vec(),
+            ))
+            .into_tuple()
+            .all(self.connection())
+            .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(id, at)| Some((id?, at?)))
+            .collect())
     }
 
     /// Whether any failure of the module is still open; when none is, nothing needs resolving.
@@ -1077,6 +1107,7 @@ impl SyncBatch<'_> {
             active.next_attempt_at =
                 Set(retry.next_attempt(new.reason, u32::try_from(attempts).unwrap_or(1), now));
             active.salesforce_id = Set(new.salesforce_id);
+            active.salesforce_modstamp = Set(new.modstamp);
             let model = active.update(&*self.txn).await?;
             return self.log_failure(model).await;
         }
@@ -1091,6 +1122,7 @@ impl SyncBatch<'_> {
             attempts: Set(1),
             next_attempt_at: Set(retry.next_attempt(new.reason, 1, now)),
             resolved_at: Set(None),
+            salesforce_modstamp: Set(new.modstamp),
             ..Default::default()
         }
         .insert(&*self.txn)

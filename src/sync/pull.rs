@@ -399,7 +399,16 @@ impl SyncEngine {
                 )
             })
         };
+        // The polling window reads recent records again each round: one whose very version
+        // failed and still waits is left to its failure's retry, not logged once more.
+        let failed = match cursor_name {
+            Some(_) if open_failures => self.store.failed_versions(module, &ids).await?,
+            _ => HashMap::new(),
+        };
         for (idx, inc) in incoming.iter().enumerate() {
+            if failed.get(&inc.id) == Some(&inc.modstamp) {
+                continue;
+            }
             let outcome = match links.get(&inc.id) {
                 Some(link) if link.synced_hash == inc.hash => {
                     if link.salesforce_fields.as_deref() != Some(&*inc.profile) {
@@ -512,6 +521,7 @@ impl SyncEngine {
                                 salesforce_id: Some(inc.id.clone()),
                                 reason,
                                 message,
+                                modstamp: Some(inc.modstamp),
                             },
                             &self.settings.retry,
                         )
@@ -540,6 +550,7 @@ impl SyncEngine {
                         salesforce_id: Some(incoming[idx].id.clone()),
                         reason,
                         message,
+                        modstamp: Some(incoming[idx].modstamp),
                     },
                     &self.settings.retry,
                 )

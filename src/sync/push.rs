@@ -226,23 +226,35 @@ impl SyncEngine {
                 _ => None,
             })
             .collect();
+        // Updates already made are recorded even when the creates cannot be sent: read back
+        // unrecorded, they would look like Salesforce edits newer than the desk's.
+        let mut unsent = None;
         if !creates.is_empty() {
-            let describe = round.client.describe(object).await?;
-            let idempotent = describe.field(DESK_ID_FIELD).is_some_and(|f| f.external_id);
-            let mut body: Vec<Record> = creates.iter().map(|(_, v)| v.clone()).collect();
-            let results = if idempotent {
-                round
-                    .client
-                    .upsert_many(object, DESK_ID_FIELD, &body, false)
-                    .await?
-            } else {
-                for record in &mut body {
-                    record.remove(DESK_ID_FIELD);
+            let sent = async {
+                let describe = round.client.describe(object).await?;
+                let idempotent = describe.field(DESK_ID_FIELD).is_some_and(|f| f.external_id);
+                let mut body: Vec<Record> = creates.iter().map(|(_, v)| v.clone()).collect();
+                if idempotent {
+                    round
+                        .client
+                        .upsert_many(object, DESK_ID_FIELD, &body, false)
+                        .await
+                } else {
+                    for record in &mut body {
+                        record.remove(DESK_ID_FIELD);
+                    }
+                    round.client.create_many(object, &body, false).await
                 }
-                round.client.create_many(object, &body, false).await?
             };
-            for ((i, _), result) in creates.into_iter().zip(results) {
-                outcomes.insert(i, result);
+            match sent.await {
+                Ok(results) => {
+                    for ((i, _), result) in creates.into_iter().zip(results) {
+                        outcomes.insert(i, result);
+                    }
+                }
+                // The creates keep their queued changes (or, exporting, the cursor stays
+                // before them) and go out with the next round.
+                Err(e) => unsent = Some(SyncError::from(e)),
             }
         }
 
@@ -312,11 +324,18 @@ impl SyncEngine {
                 }
             }
         }
-        if let Some((name, last)) = cursor {
+        if let Some((name, last)) = cursor
+            && unsent.is_none()
+        {
             batch.set_cursor(name, None, None, Some(last)).await?;
         }
-        self.finish(batch, Direction::DeskToSalesforce, module, counts)
-            .await
+        let finished = self
+            .finish(batch, Direction::DeskToSalesforce, module, counts)
+            .await;
+        match unsent {
+            Some(e) => finished.and(Err(e)),
+            None => finished,
+        }
     }
 
     /// Logs a record that could not be sent. A transient failure keeps the record queued for
@@ -337,6 +356,7 @@ impl SyncEngine {
             salesforce_id: None,
             reason,
             message,
+            modstamp: None,
         };
         let logged = batch.fail(failure, &self.settings.retry).await?;
         match (logged.next_attempt_at, upto) {

@@ -447,3 +447,88 @@ async fn a_refused_record_deleted_in_the_desk_leaves_nothing_open_once_retried()
     assert_eq!(in_org(&sim, "Withdrawn"), 0);
     assert_eq!(open_failures(&app, None).await, Vec::<Value>::new());
 }
+
+#[tokio::test]
+async fn a_refused_salesforce_record_read_again_unchanged_is_not_logged_again() {
+    let (app, sim) = synced(|_| {}).await;
+    let id = sim
+        .insert(
+            "Account",
+            json!({ "Name": "Too Many Staff", "NumberOfEmployees": 500_000_000 }),
+        )
+        .unwrap();
+    app.sync_now().await;
+    let first = open_failures(&app, None).await;
+    assert_eq!(first.len(), 1, "{first:?}");
+    assert_eq!(first[0]["salesforceId"], id.as_str());
+
+    // Quiet rounds read the record again (it is inside the cursor's overlap window), the
+    // same version as failed: the failure stands as it was, and the history stays quiet.
+    for _ in 0..3 {
+        let report = app.sync_now().await;
+        assert_eq!(report.pulled.failed, 0, "{report:?}");
+    }
+    let open = open_failures(&app, None).await;
+    assert_eq!(open.len(), 1);
+    assert_eq!(open[0]["attempts"], 1, "{open:?}");
+    let history = app
+        .gql_ok(
+            "{ syncHistory(first: 50) { nodes { module direction failed } } }",
+            json!({}),
+        )
+        .await;
+    let failed: i64 = history["syncHistory"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["failed"].as_i64().unwrap())
+        .sum();
+    assert_eq!(failed, 1, "{history}");
+
+    // A new version of the record is read and judged again.
+    sim.advance_clock(5);
+    sim.update("Account", &id, json!({ "NumberOfEmployees": 5_000 }))
+        .unwrap();
+    let report = app.sync_now().await;
+    assert_eq!(report.pulled.added, 1, "{report:?}");
+    assert!(open_failures(&app, None).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_desk_change_cannot_be_retried_while_desk_changes_stay_local() {
+    let (app, sim) = synced(|_| {}).await;
+    app.create_contact(json!({ "lastName": "Refused", "email": "refused@example.com" }))
+        .await;
+    sim.reject_next_records(&[(
+        "STRING_TOO_LONG",
+        "Title: data value too large (max length=128)",
+    )]);
+    app.sync_now().await;
+    let open = open_failures(&app, Some("STRING_TOO_LONG")).await;
+    assert_eq!(open.len(), 1, "{open:?}");
+    app.gql_ok(
+        "mutation { setSyncType(syncType: SALESFORCE_TO_DESK) { syncType } }",
+        json!({}),
+    )
+    .await;
+
+    let refused = app.gql(RETRY, json!({ "id": open[0]["id"] })).await;
+    assert_eq!(crate::helpers::codes(&refused), ["CONFLICT"], "{refused}");
+    assert!(
+        refused["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("TWO_WAY"),
+        "{refused}"
+    );
+    assert_eq!(in_org(&sim, "Refused"), 0);
+
+    app.gql_ok(
+        "mutation { setSyncType(syncType: TWO_WAY) { syncType } }",
+        json!({}),
+    )
+    .await;
+    let retried = retry(&app, &open[0]["id"]).await;
+    assert!(retried["resolvedAt"].is_string(), "{retried}");
+    assert_eq!(in_org(&sim, "Refused"), 1);
+}

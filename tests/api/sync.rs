@@ -1429,3 +1429,44 @@ async fn a_contact_kept_in_a_purged_account_is_recreated_without_it_once_salesfo
     app.sync_now().await;
     assert_eq!(writes_since(&sim, mark), Vec::<String>::new(), "no echo");
 }
+
+#[tokio::test]
+async fn updates_sent_before_a_failed_create_are_recorded_and_not_read_back_as_news() {
+    let (app, sim) = connected().await;
+    let byron = app
+        .create_contact(json!({ "lastName": "Byron", "email": "byron@example.com" }))
+        .await;
+    app.sync_now().await;
+    update_contact(&app, &byron["id"], json!({ "title": "Poet" })).await;
+    app.create_contact(json!({ "lastName": "Shelley", "email": "shelley@example.com" }))
+        .await;
+
+    // One batch: the update goes through, the create's call fails every attempt.
+    let create = sim.hold_next("PATCH", "Helpdesk_Id__c");
+    let engine = app.engine.clone();
+    let round = tokio::spawn(async move { engine.run_once().await });
+    create.arrived().await;
+    sim.fail_next(&[503, 503, 503, 503]);
+    create.release();
+    assert!(
+        round.await.unwrap().is_err(),
+        "the round reports the outage"
+    );
+    let sf_byron = salesforce_id_of(&app, &byron["id"]).await;
+    assert_eq!(sim.get("Contact", &sf_byron).unwrap()["Title"], "Poet");
+
+    let mark = sim.request_count();
+    let report = app.sync_now().await;
+    assert_eq!(
+        report.pulled.updated, 0,
+        "our own update is no news: {report:?}"
+    );
+    assert_eq!(report.pushed.added, 1, "{report:?}");
+    assert_eq!(
+        writes_since(&sim, mark).len(),
+        1,
+        "only the create goes out again: {:?}",
+        writes_since(&sim, mark)
+    );
+    assert_eq!(sim.count("Contact"), 2);
+}
