@@ -31,6 +31,9 @@ pub struct Viewer {
     pub agent_id: AgentId,
     pub name: Option<String>,
     pub profile: profile::Model,
+    /// The store's profile-change count when `profile` was read: a later count means it may
+    /// be out of date.
+    pub profile_version: u64,
     pub expires_at: DateTime<Utc>,
 }
 
@@ -143,6 +146,7 @@ impl Authenticator {
             .parse::<i64>()
             .map(AgentId)
             .map_err(|_| AuthError::Invalid("the token's subject is not an agent id".into()))?;
+        let profile_version = store.profile_version();
         let profile = store
             .viewer_profile(&claims.profile)
             .await
@@ -155,6 +159,7 @@ impl Authenticator {
             agent_id,
             name: claims.name,
             profile,
+            profile_version,
             expires_at: DateTime::from_timestamp(claims.exp, 0).unwrap_or_else(Utc::now),
         })
     }

@@ -12,7 +12,7 @@ use tokio::sync::watch;
 use super::integration::{IntegrationStatus, SyncModule};
 use super::paging::parse_id;
 use super::sync_log::{SyncFailure, SyncHistoryEntry};
-use super::{ApiError, ApiResult, ContextExt};
+use super::{ApiError, ApiResult, Code, ContextExt};
 use crate::domain::Module;
 use crate::store::{Store, SyncEvent, SyncEventKind};
 
@@ -238,8 +238,24 @@ impl SyncEventSubscription {
             })
             .transpose()?;
         let store = ctx.store().clone();
+        if let Some(after) = last
+            && after > store.last_sync_event_id().await?
+        {
+            let newest = store.logged_sync_event_id().await?;
+            if after > newest {
+                return Err(ApiError::new(
+                    Code::BadUserInput,
+                    format!(
+                        "afterId {after} is not an event yet (the newest is {newest}); pass the id of the last event received"
+                    ),
+                ));
+            }
+        }
+        // A change since the viewer's profile was read is checked before the first event.
         let mut profiles = store.profile_changes();
-        profiles.mark_unchanged();
+        if *profiles.borrow() != viewer.profile_version {
+            profiles.mark_changed();
+        }
         let live = store.subscribe_sync();
         // Without `afterId`, it follows from the newest event logged now: an id skipped
         // later (events published out of order, or missed by a slow subscriber) is read

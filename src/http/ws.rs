@@ -400,9 +400,11 @@ impl Connection {
             return Ok(());
         }
         self.profiles.mark_unchanged();
+        let version = *self.profiles.borrow();
         let Some(viewer) = self.viewer.as_mut() else {
             return Ok(());
         };
+        viewer.profile_version = version;
         viewer.profile = match self.state.store.profile_by_name(&viewer.profile.name).await {
             Ok(Some(profile)) => profile,
             Ok(None) => return Err(Close::new(4403, "Forbidden: the profile no longer exists")),

@@ -137,6 +137,11 @@ impl Store {
         if known >= 0 {
             return Ok(known);
         }
+        self.logged_sync_event_id().await
+    }
+
+    /// The id of the newest event in the log, read from it now (0 when it is empty).
+    pub async fn logged_sync_event_id(&self) -> StoreResult<i64> {
         let logged = sync_event::Entity::find()
             .select_only()
             .column(sync_event::Column::Id)
@@ -147,7 +152,7 @@ impl Store {
             .unwrap_or(0);
         Ok(self
             .newest_event
-            .fetch_max(logged, Ordering::SeqCst)
+            .fetch_max(logged, std::sync::atomic::Ordering::SeqCst)
             .max(logged))
     }
 
@@ -163,4 +168,51 @@ impl Store {
             .map(SyncEvent::try_from)
             .collect()
     }
+}
+
+/// On SQLite, where processes sharing the file cannot notify each other: while this process
+/// has sync-event subscribers, reads the log every second and passes on what another process
+/// (`tandem sync --once`) logged. Ends once the store is gone.
+pub(super) fn watch_log(
+    db: sea_orm::DatabaseConnection,
+    sync_events: &tokio::sync::broadcast::Sender<SyncEvent>,
+    newest_event: std::sync::Arc<std::sync::atomic::AtomicI64>,
+) {
+    use std::sync::atomic::Ordering;
+    let weak = sync_events.downgrade();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let Some(sender) = weak.upgrade() else {
+                return;
+            };
+            let newest = newest_event.load(Ordering::SeqCst);
+            if sender.receiver_count() == 0 || newest < 0 {
+                continue;
+            }
+            let logged = sync_event::Entity::find()
+                .filter(sync_event::Column::Id.gt(newest))
+                .order_by_asc(sync_event::Column::Id)
+                .limit(1000)
+                .all(&db)
+                .await;
+            match logged {
+                Ok(rows) => {
+                    for row in rows {
+                        match SyncEvent::try_from(row) {
+                            Ok(event) => {
+                                newest_event.fetch_max(event.id, Ordering::SeqCst);
+                                // Subscribers skip what they were sent already.
+                                let _ = sender.send(event);
+                            }
+                            Err(e) => tracing::warn!(error = %e, "an unreadable logged sync event"),
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot read the sync event log"),
+            }
+        }
+    });
 }

@@ -209,6 +209,9 @@ impl Store {
                 newest_event.clone(),
             )
         });
+        if url.is_sqlite() {
+            events::watch_log(db.clone(), &sync_events, newest_event.clone());
+        }
         Ok(Self {
             db,
             write_lock: url.is_sqlite().then(|| Arc::new(Mutex::new(()))),
@@ -223,6 +226,11 @@ impl Store {
     }
 
     /// Changes when any profile's permissions do, in this process or another replica.
+    /// How many profile changes this process has heard of.
+    pub fn profile_version(&self) -> u64 {
+        *self.profiles.borrow()
+    }
+
     pub fn profile_changes(&self) -> watch::Receiver<u64> {
         self.profiles.subscribe()
     }

@@ -16,7 +16,7 @@ use crate::helpers::{TestApp, spawn_app};
 use crate::integration::started;
 
 /// Another process's services on the app's database and data dir.
-async fn second_process(app: &TestApp) -> Services {
+pub(crate) async fn second_process(app: &TestApp) -> Services {
     let mut settings = Settings {
         data_dir: app.data_dir.clone(),
         database_url: Some(DatabaseUrl::new(app.database_url.clone())),

@@ -236,3 +236,39 @@ async fn a_permission_revoked_while_a_socket_is_open_holds_for_its_streams_and_o
         "a new operation on the same socket reads the profile as it is now: {again}"
     );
 }
+
+#[tokio::test]
+async fn an_after_id_beyond_the_log_is_refused() {
+    let (app, _sim) = synced().await;
+    let newest = logged_ids(&app).await.last().unwrap().clone();
+    let beyond: i64 = newest.parse::<i64>().unwrap() + 1000;
+    let mut ws = subscribe(
+        &app,
+        "Administrator",
+        json!({ "after": beyond.to_string() }),
+    )
+    .await;
+    let refused = ws.recv().await;
+    assert_eq!(refused["payload"]["data"], Value::Null, "{refused}");
+    let error = &refused["payload"]["errors"][0];
+    assert_eq!(error["extensions"]["code"], "BAD_USER_INPUT", "{refused}");
+    assert!(
+        error["message"].as_str().unwrap().contains(&newest),
+        "names the newest event: {refused}"
+    );
+}
+
+#[tokio::test]
+async fn events_another_process_logs_reach_this_ones_subscribers() {
+    let (app, _sim) = synced().await;
+    let mut live = subscribe(&app, "Administrator", json!({})).await;
+    // Another process on the same database (`tandem sync --once` beside `serve` on one
+    // SQLite file, or another replica) pauses the sync.
+    let other = crate::replicas::second_process(&app).await;
+    other.integrations.pause().await.unwrap();
+    let event = tokio::time::timeout(std::time::Duration::from_secs(5), next_event(&mut live))
+        .await
+        .expect("the other process's event arrives within seconds");
+    assert_eq!(event["kind"], "STATUS");
+    assert_eq!(event["status"], "PAUSED");
+}
