@@ -9,7 +9,9 @@ use serde_json::Value;
 use super::SyncError;
 use super::desk::{self, DeskRecord};
 use super::engine::{Counts, Round, SyncEngine, statistics_due};
-use super::records::{AccountLinks, account_field, hash, to_salesforce, unlinked_account};
+use super::records::{
+    AccountLinks, account_field, changed_since, hash, to_salesforce, unlinked_account,
+};
 use crate::domain::{Direction, FailureReason, Module, SalesforceId};
 use crate::salesforce::soql::{Condition, Ident, Literal, Select};
 use crate::salesforce::{Record, RecordResult};
@@ -24,7 +26,16 @@ enum Plan {
     Skip,
     Update {
         salesforce_id: String,
+        /// What is sent: the fields Salesforce's record, as last read, does not already hold.
         values: Record,
+        /// Every mapped field, for re-creating the record should Salesforce have deleted it.
+        all: Record,
+        hash: String,
+    },
+    /// Salesforce's record, as last read, holds the desk's values already: linked at them
+    /// without a call.
+    Settle {
+        salesforce_id: String,
         hash: String,
     },
     Create {
@@ -149,15 +160,29 @@ impl SyncEngine {
                             links.get(id).and_then(|l| l.kept_account_id.as_deref()),
                         );
                         let h = hash(&values);
-                        let values: Record = values.into_iter().collect();
                         match links.get(id) {
                             Some(link) if link.synced_hash == h => Plan::Skip,
-                            Some(link) => Plan::Update {
-                                salesforce_id: link.salesforce_id.clone(),
-                                values,
+                            Some(link) => {
+                                // Only what changed: an edit made in Salesforce since the last
+                                // read, to another field, is not overwritten, and the next pull
+                                // brings it to the desk.
+                                let changed = changed_since(&values, link.salesforce_fields.as_deref());
+                                let salesforce_id = link.salesforce_id.clone();
+                                if changed.is_empty() {
+                                    Plan::Settle { salesforce_id, hash: h }
+                                } else {
+                                    Plan::Update {
+                                        salesforce_id,
+                                        values: changed.into_iter().collect(),
+                                        all: values.into_iter().collect(),
+                                        hash: h,
+                                    }
+                                }
+                            }
+                            None => Plan::Create {
+                                values: values.into_iter().collect(),
                                 hash: h,
                             },
-                            None => Plan::Create { values, hash: h },
                         }
                     }
                 };
@@ -188,7 +213,7 @@ impl SyncEngine {
                 .map(|(_, id, v)| (id.clone(), v.clone()))
                 .collect();
             let results = round.client.update_many(object, &body, false).await?;
-            for ((i, _, values), result) in updates.into_iter().zip(results) {
+            for ((i, _, _), result) in updates.into_iter().zip(results) {
                 let gone = result
                     .errors
                     .iter()
@@ -196,7 +221,10 @@ impl SyncEngine {
                 if gone {
                     // Deleted in Salesforce but changed in the desk: re-create it there, out
                     // of the account a purge kept it in (which Salesforce deleted with it).
-                    let mut values = values;
+                    let mut values = match &mut plans[i].1 {
+                        Plan::Update { all, .. } => std::mem::take(all),
+                        _ => Record::new(),
+                    };
                     let kept = links
                         .get(&plans[i].0)
                         .and_then(|l| l.kept_account_id.as_deref());
@@ -277,6 +305,19 @@ impl SyncEngine {
                     counts.failed += 1;
                     self.log_push_failure(&mut batch, (module, desk_id, upto), reason, message)
                         .await?;
+                    continue;
+                }
+                Plan::Settle {
+                    salesforce_id,
+                    hash,
+                } => {
+                    batch
+                        .link(module, desk_id, &salesforce_id, &hash, None, None)
+                        .await?;
+                    if open_failures {
+                        batch.resolve_push(module, desk_id).await?;
+                    }
+                    batch.drop_outbox(module, desk_id, upto).await?;
                     continue;
                 }
                 Plan::Update { hash, .. } => (hash, false),
@@ -477,6 +518,7 @@ impl SyncEngine {
                 [one] => {
                     *plan = Plan::Update {
                         salesforce_id: (*one).clone(),
+                        all: values.clone(),
                         values: std::mem::take(values),
                         hash: std::mem::take(hash),
                     }

@@ -127,6 +127,29 @@ pub fn unlinked_account(
     (!accounts.to_salesforce.contains_key(&account)).then_some(account)
 }
 
+/// Of the values a push would send, those Salesforce's record as last read (`read`, every
+/// field a pull saw, as a JSON object) does not hold already; all of them when the record was
+/// never read, and any field the read did not include.
+pub fn changed_since(values: &SalesforceValues, read: Option<&str>) -> SalesforceValues {
+    let read: Option<Map<String, Value>> = read.and_then(|r| serde_json::from_str(r).ok());
+    // A link whose record could not be read keeps an empty object: nothing is known.
+    let Some(read) = read.filter(|r| r.contains_key("Id")) else {
+        return values.clone();
+    };
+    values
+        .iter()
+        .filter(|(field, value)| {
+            let was = read.get(field.as_str()).or_else(|| {
+                read.iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case(field))
+                    .map(|(_, v)| v)
+            });
+            was.is_none_or(|was| canonical_text(was) != **value)
+        })
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
 /// The mapped values of a Salesforce record.
 pub fn from_salesforce(mappings: &[Mapping], record: &Record) -> SalesforceValues {
     mappings
@@ -353,5 +376,28 @@ mod tests {
         let record: Record = serde_json::from_value(json!({ "LastName": "Lovelace" })).unwrap();
         let values = from_salesforce(&mappings, &record);
         assert_eq!(values["lastname"], json!("Lovelace"));
+    }
+
+    #[test]
+    fn a_push_sends_what_the_last_read_record_does_not_hold() {
+        let values: SalesforceValues = [
+            ("LastName".to_owned(), json!("Lovelace")),
+            ("NumberOfEmployees".to_owned(), json!(1200)),
+            ("Phone".to_owned(), Value::Null),
+            ("Title".to_owned(), json!("Countess")),
+        ]
+        .into_iter()
+        .collect();
+        let read = r#"{"Id":"003xx0000000001AAA","LastName":" Lovelace ","NumberOfEmployees":1200.0,"Phone":"+44 1"}"#;
+        let changed = changed_since(&values, Some(read));
+        // The same values written differently are no change; a cleared field and one the
+        // read did not include go out.
+        assert_eq!(
+            changed.keys().collect::<Vec<_>>(),
+            ["Phone", "Title"],
+            "{changed:?}"
+        );
+        assert_eq!(changed_since(&values, Some("{}")), values, "never read");
+        assert_eq!(changed_since(&values, None), values);
     }
 }

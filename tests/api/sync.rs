@@ -1470,3 +1470,49 @@ async fn updates_sent_before_a_failed_create_are_recorded_and_not_read_back_as_n
     );
     assert_eq!(sim.count("Contact"), 2);
 }
+
+#[tokio::test]
+async fn a_push_sends_only_what_the_desk_changed_so_a_salesforce_edit_meanwhile_survives() {
+    let (app, sim) = connected().await;
+    let sf_id = sim
+        .insert(
+            "Contact",
+            json!({ "LastName": "Franklin", "Phone": "+44 20 7946 0100", "Title": "Chemist" }),
+        )
+        .unwrap();
+    app.sync_now().await;
+    let desk = by_last_name(&contacts(&app).await, "Franklin")[0].clone();
+    update_contact(&app, &desk["id"], json!({ "title": "Crystallographer" })).await;
+
+    // The desk's change is on its way when someone edits another field in Salesforce.
+    let push = sim.hold_next("PATCH", "/composite/sobjects");
+    let engine = app.engine.clone();
+    let round = tokio::spawn(async move { engine.run_once().await });
+    push.arrived().await;
+    sim.advance_clock(1);
+    sim.update("Contact", &sf_id, json!({ "Phone": "+44 20 7946 0199" }))
+        .unwrap();
+    push.release();
+    round.await.unwrap().unwrap();
+    let in_org = sim.get("Contact", &sf_id).unwrap();
+    assert_eq!(in_org["Title"], "Crystallographer");
+    assert_eq!(
+        in_org["Phone"], "+44 20 7946 0199",
+        "not overwritten: {in_org}"
+    );
+
+    // The next round brings the Salesforce edit to the desk, and sends nothing back.
+    let mark = sim.request_count();
+    app.sync_now().await;
+    assert_eq!(writes_since(&sim, mark), Vec::<String>::new());
+    let phone = app
+        .gql_ok(
+            "query($id: ID!) { contact(id: $id) { phone title } }",
+            json!({ "id": desk["id"] }),
+        )
+        .await;
+    assert_eq!(
+        phone["contact"],
+        json!({ "phone": "+44 20 7946 0199", "title": "Crystallographer" })
+    );
+}
