@@ -128,13 +128,16 @@ impl Store {
         }
     }
 
-    /// The id of the newest sync event this process has published or heard of, or 0 when
-    /// the log is empty: read from the log once, then kept as events pass. It may trail
-    /// another replica's newest event by a notice; it is never ahead of the log.
+    /// The id of the newest sync event, or 0 when the log is empty. On PostgreSQL, the
+    /// newest this process has published or heard of: read from the log once, then kept as
+    /// events and replicas' notices pass (it may trail another replica's by a notice). On
+    /// SQLite, read from the log each time. Never ahead of the log.
     pub async fn last_sync_event_id(&self) -> StoreResult<i64> {
         use std::sync::atomic::Ordering;
         let known = self.newest_event.load(Ordering::SeqCst);
-        if known >= 0 {
+        // Replicas on PostgreSQL hear of each other's events; processes sharing a SQLite
+        // file do not, so there the log is read.
+        if known >= 0 && self.peers.is_some() {
             return Ok(known);
         }
         self.logged_sync_event_id().await
@@ -183,17 +186,37 @@ pub(super) fn watch_log(
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // The newest event passed on while there are subscribers, starting from the newest
+        // this process knew of when they came (each reads the log as it subscribes, so none
+        // misses what is logged after; what they had, they skip).
+        let mut seen: Option<i64> = None;
         loop {
             tick.tick().await;
             let Some(sender) = weak.upgrade() else {
                 return;
             };
-            let newest = newest_event.load(Ordering::SeqCst);
-            if sender.receiver_count() == 0 || newest < 0 {
+            if sender.receiver_count() == 0 {
+                seen = None;
                 continue;
             }
+            let known = newest_event.load(Ordering::SeqCst);
+            let Some(after) = seen.or((known >= 0).then_some(known)) else {
+                match sync_event::Entity::find()
+                    .select_only()
+                    .column(sync_event::Column::Id)
+                    .order_by_desc(sync_event::Column::Id)
+                    .into_tuple::<i64>()
+                    .one(&db)
+                    .await
+                {
+                    Ok(newest) => seen = Some(newest.unwrap_or(0)),
+                    Err(e) => tracing::warn!(error = %e, "cannot read the sync event log"),
+                }
+                continue;
+            };
+            seen = Some(after);
             let logged = sync_event::Entity::find()
-                .filter(sync_event::Column::Id.gt(newest))
+                .filter(sync_event::Column::Id.gt(after))
                 .order_by_asc(sync_event::Column::Id)
                 .limit(1000)
                 .all(&db)
@@ -203,6 +226,7 @@ pub(super) fn watch_log(
                     for row in rows {
                         match SyncEvent::try_from(row) {
                             Ok(event) => {
+                                seen = Some(event.id);
                                 newest_event.fetch_max(event.id, Ordering::SeqCst);
                                 // Subscribers skip what they were sent already.
                                 let _ = sender.send(event);

@@ -10,7 +10,7 @@ use super::SyncError;
 use super::desk::{self, DeskRecord};
 use super::engine::{Counts, Round, SyncEngine, statistics_due};
 use super::records::{
-    AccountLinks, account_field, changed_since, hash, to_salesforce, unlinked_account,
+    AccountLinks, account_field, changed_since, hash, to_salesforce, unlinked_account, with_sent,
 };
 use crate::domain::{Direction, FailureReason, Module, SalesforceId};
 use crate::salesforce::soql::{Condition, Ident, Literal, Select};
@@ -292,7 +292,7 @@ impl SyncEngine {
         let mut counts = Counts::default();
         for (i, (desk_id, plan)) in plans.into_iter().enumerate() {
             let upto = upto.get(&desk_id).copied();
-            let (hash, creating) = match plan {
+            let (hash, creating, read) = match plan {
                 Plan::Skip => {
                     // Nothing left to send: a failure to send it earlier is settled.
                     if open_failures {
@@ -320,8 +320,15 @@ impl SyncEngine {
                     batch.drop_outbox(module, desk_id, upto).await?;
                     continue;
                 }
-                Plan::Update { hash, .. } => (hash, false),
-                Plan::Create { hash, .. } => (hash, true),
+                Plan::Update { hash, values, .. } => {
+                    // The record as Salesforce now holds it: the last read with what was sent,
+                    // which the next push compares with (it may come before a pull reads it).
+                    let read = links
+                        .get(&desk_id)
+                        .and_then(|l| with_sent(l.salesforce_fields.as_deref(), &values));
+                    (hash, false, read)
+                }
+                Plan::Create { hash, .. } => (hash, true, None),
             };
             let Some(result) = outcomes.remove(&i) else {
                 continue;
@@ -329,7 +336,14 @@ impl SyncEngine {
             match (result.success, result.id) {
                 (true, Some(sf_id)) => {
                     batch
-                        .link(module, desk_id, sf_id.as_str(), &hash, None, None)
+                        .link(
+                            module,
+                            desk_id,
+                            sf_id.as_str(),
+                            &hash,
+                            None,
+                            read.as_deref(),
+                        )
                         .await?;
                     batch
                         .resolve(module, Some(desk_id), Some(sf_id.as_str()))

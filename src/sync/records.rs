@@ -150,6 +150,25 @@ pub fn changed_since(values: &SalesforceValues, read: Option<&str>) -> Salesforc
         .collect()
 }
 
+/// A record as last read (`read`, a JSON object) with the values a push just wrote over it;
+/// `None` when it was never read (the next pull reads it whole).
+pub fn with_sent(read: Option<&str>, sent: &Record) -> Option<String> {
+    let mut read: Map<String, Value> = serde_json::from_str(read?).ok()?;
+    if !read.contains_key("Id") {
+        return None;
+    }
+    for (field, value) in sent {
+        // Written under the name the read used, so the record holds each field once.
+        let name = read
+            .keys()
+            .find(|k| k.eq_ignore_ascii_case(field))
+            .cloned()
+            .unwrap_or_else(|| field.clone());
+        read.insert(name, value.clone());
+    }
+    Some(Value::Object(read).to_string())
+}
+
 /// The mapped values of a Salesforce record.
 pub fn from_salesforce(mappings: &[Mapping], record: &Record) -> SalesforceValues {
     mappings
@@ -399,5 +418,27 @@ mod tests {
         );
         assert_eq!(changed_since(&values, Some("{}")), values, "never read");
         assert_eq!(changed_since(&values, None), values);
+    }
+
+    #[test]
+    fn a_pushed_update_is_what_the_next_push_compares_with() {
+        let read = r#"{"Id":"003xx0000000001AAA","Phone":"+44 1","Title":"Countess","Department":"Maths"}"#;
+        let sent: Record = serde_json::from_value(json!({ "phone": "+44 2" })).unwrap();
+        let now = with_sent(Some(read), &sent).unwrap();
+        let now: Value = serde_json::from_str(&now).unwrap();
+        assert_eq!(
+            now,
+            json!({ "Id": "003xx0000000001AAA", "Phone": "+44 2", "Title": "Countess", "Department": "Maths" })
+        );
+        // Reverting the phone is a change to send, not one Salesforce already holds.
+        let reverted: SalesforceValues =
+            [("Phone".to_owned(), json!("+44 1"))].into_iter().collect();
+        assert_eq!(changed_since(&reverted, Some(&now.to_string())), reverted);
+        assert_eq!(
+            with_sent(Some("{}"), &sent),
+            None,
+            "never read: read whole later"
+        );
+        assert_eq!(with_sent(None, &sent), None);
     }
 }
