@@ -123,21 +123,21 @@ impl Store {
             }
             self.newest_event
                 .fetch_max(event.id, std::sync::atomic::Ordering::SeqCst);
+            self.passed_on
+                .fetch_max(event.id, std::sync::atomic::Ordering::SeqCst);
             // No subscriber is not an error.
             let _ = self.sync_events.send(event);
         }
     }
 
-    /// The id of the newest sync event, or 0 when the log is empty. On PostgreSQL, the
-    /// newest this process has published or heard of: read from the log once, then kept as
-    /// events and replicas' notices pass (it may trail another replica's by a notice). On
-    /// SQLite, read from the log each time. Never ahead of the log.
+    /// The id of the newest sync event this process has published or heard of, or 0 when
+    /// the log is empty: read from the log once, then kept as events pass. It may trail
+    /// another process's newest event by a notice (PostgreSQL) or a second (SQLite, whose
+    /// log is read every second); it is never ahead of the log.
     pub async fn last_sync_event_id(&self) -> StoreResult<i64> {
         use std::sync::atomic::Ordering;
         let known = self.newest_event.load(Ordering::SeqCst);
-        // Replicas on PostgreSQL hear of each other's events; processes sharing a SQLite
-        // file do not, so there the log is read.
-        if known >= 0 && self.peers.is_some() {
+        if known >= 0 {
             return Ok(known);
         }
         self.logged_sync_event_id().await
@@ -173,48 +173,56 @@ impl Store {
     }
 }
 
-/// On SQLite, where processes sharing the file cannot notify each other: while this process
-/// has sync-event subscribers, reads the log every second and passes on what another process
-/// (`tandem sync --once`) logged. Ends once the store is gone.
+/// On SQLite, where processes sharing the file cannot notify each other: reads the log every
+/// second. While this process has sync-event subscribers, it passes on what another process
+/// (`tandem sync --once`) logged; while it has none, it only notes the newest id, where new
+/// subscribers start. Ends once the store is gone.
 pub(super) fn watch_log(
     db: sea_orm::DatabaseConnection,
     sync_events: &tokio::sync::broadcast::Sender<SyncEvent>,
     newest_event: std::sync::Arc<std::sync::atomic::AtomicI64>,
+    passed_on: std::sync::Arc<std::sync::atomic::AtomicI64>,
 ) {
     use std::sync::atomic::Ordering;
     let weak = sync_events.downgrade();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        // The newest event passed on while there are subscribers, starting from the newest
-        // this process knew of when they came (each reads the log as it subscribes, so none
-        // misses what is logged after; what they had, they skip).
+        // The newest event in the log or passed on: what is newer, subscribers have not had.
         let mut seen: Option<i64> = None;
         loop {
             tick.tick().await;
             let Some(sender) = weak.upgrade() else {
                 return;
             };
-            if sender.receiver_count() == 0 {
-                seen = None;
-                continue;
-            }
+            let subscribed = sender.receiver_count() > 0;
+            // Subscribers that came since the last look started from the newest id known.
             let known = newest_event.load(Ordering::SeqCst);
-            let Some(after) = seen.or((known >= 0).then_some(known)) else {
-                match sync_event::Entity::find()
-                    .select_only()
-                    .column(sync_event::Column::Id)
-                    .order_by_desc(sync_event::Column::Id)
-                    .into_tuple::<i64>()
-                    .one(&db)
-                    .await
-                {
-                    Ok(newest) => seen = Some(newest.unwrap_or(0)),
-                    Err(e) => tracing::warn!(error = %e, "cannot read the sync event log"),
+            let from = seen.or((known >= 0).then_some(known));
+            let after = match from {
+                Some(from) if subscribed => {
+                    // What this process logged, it broadcast itself.
+                    from.max(passed_on.load(Ordering::SeqCst))
                 }
-                continue;
+                _ => {
+                    match sync_event::Entity::find()
+                        .select_only()
+                        .column(sync_event::Column::Id)
+                        .order_by_desc(sync_event::Column::Id)
+                        .into_tuple::<i64>()
+                        .one(&db)
+                        .await
+                    {
+                        Ok(newest) => {
+                            let newest = newest.unwrap_or(0);
+                            newest_event.fetch_max(newest, Ordering::SeqCst);
+                            seen = Some(newest);
+                        }
+                        Err(e) => tracing::warn!(error = %e, "cannot read the sync event log"),
+                    }
+                    continue;
+                }
             };
-            seen = Some(after);
             let logged = sync_event::Entity::find()
                 .filter(sync_event::Column::Id.gt(after))
                 .order_by_asc(sync_event::Column::Id)
@@ -223,11 +231,13 @@ pub(super) fn watch_log(
                 .await;
             match logged {
                 Ok(rows) => {
+                    seen = Some(after);
                     for row in rows {
                         match SyncEvent::try_from(row) {
                             Ok(event) => {
                                 seen = Some(event.id);
                                 newest_event.fetch_max(event.id, Ordering::SeqCst);
+                                passed_on.fetch_max(event.id, Ordering::SeqCst);
                                 // Subscribers skip what they were sent already.
                                 let _ = sender.send(event);
                             }

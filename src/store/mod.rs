@@ -124,6 +124,8 @@ pub struct Store {
     /// The newest sync event id this process has published or heard of; -1 until the log
     /// is first read. Never ahead of the log, so following from it misses nothing.
     newest_event: Arc<std::sync::atomic::AtomicI64>,
+    /// The newest sync event this process has broadcast to its subscribers.
+    passed_on: Arc<std::sync::atomic::AtomicI64>,
 }
 
 /// A write transaction, holding the SQLite writer slot while it lives.
@@ -200,6 +202,7 @@ impl Store {
         let (sync_events, _) = broadcast::channel(1024);
         let profiles = Arc::new(watch::Sender::new(0));
         let newest_event = Arc::new(std::sync::atomic::AtomicI64::new(-1));
+        let passed_on = Arc::new(std::sync::atomic::AtomicI64::new(-1));
         let peers = (!url.is_sqlite()).then(|| {
             peers::Peers::start(
                 db.clone(),
@@ -210,7 +213,12 @@ impl Store {
             )
         });
         if url.is_sqlite() {
-            events::watch_log(db.clone(), &sync_events, newest_event.clone());
+            events::watch_log(
+                db.clone(),
+                &sync_events,
+                newest_event.clone(),
+                passed_on.clone(),
+            );
         }
         Ok(Self {
             db,
@@ -222,6 +230,7 @@ impl Store {
             profiles,
             profile_cache: profiles::ProfileCache::default(),
             newest_event,
+            passed_on,
         })
     }
 

@@ -262,6 +262,13 @@ async fn an_after_id_beyond_the_log_is_refused() {
 async fn events_another_process_logs_reach_this_ones_subscribers() {
     let (app, _sim) = synced().await;
     let mut live = subscribe(&app, "Administrator", json!({})).await;
+    // An event of this process's own shows the subscription is live.
+    app.gql_ok("mutation { pauseSync { status } }", json!({}))
+        .await;
+    assert_eq!(next_event(&mut live).await["status"], "PAUSED");
+    app.gql_ok("mutation { resumeSync { status } }", json!({}))
+        .await;
+    assert_eq!(next_event(&mut live).await["status"], "ACTIVE");
     // Another process on the same database (`tandem sync --once` beside `serve` on one
     // SQLite file, or another replica) pauses the sync.
     let other = crate::replicas::second_process(&app).await;
