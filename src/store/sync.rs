@@ -995,10 +995,20 @@ impl SyncBatch<'_> {
         forget_kept_account(&*self.txn, contact).await
     }
 
-    /// Keeps a newer read of a linked Salesforce record whose mapped values did not change.
-    pub async fn set_link_fields(&mut self, link_id: i64, fields: &str) -> StoreResult<()> {
+    /// Keeps a newer read of a linked Salesforce record, and its version, where the mapped
+    /// values did not change.
+    pub async fn set_link_fields(
+        &mut self,
+        link_id: i64,
+        fields: &str,
+        modstamp: DateTime<Utc>,
+    ) -> StoreResult<()> {
         record_link::Entity::update_many()
             .col_expr(record_link::Column::SalesforceFields, Expr::value(fields))
+            .col_expr(
+                record_link::Column::SalesforceModstamp,
+                Expr::value(Some(modstamp)),
+            )
             .filter(record_link::Column::Id.eq(link_id))
             .exec(&*self.txn)
             .await?;

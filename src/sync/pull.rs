@@ -410,9 +410,20 @@ impl SyncEngine {
                 continue;
             }
             let outcome = match links.get(&inc.id) {
-                Some(link) if link.synced_hash == inc.hash => {
+                // Nothing mapped changed. Unless Salesforce changed the record since it was
+                // last read (if only in fields not mapped) and the desk deleted its twin
+                // meanwhile, which brings the twin back: an update is an update.
+                Some(link)
+                    if link.synced_hash == inc.hash
+                        && !(link
+                            .salesforce_modstamp
+                            .is_some_and(|read| inc.modstamp > read)
+                            && desk.get(&link.desk_id).is_none_or(DeskRecord::deleted)) =>
+                {
                     if link.salesforce_fields.as_deref() != Some(&*inc.profile) {
-                        batch.set_link_fields(link.id, &inc.profile).await?;
+                        batch
+                            .set_link_fields(link.id, &inc.profile, inc.modstamp)
+                            .await?;
                     }
                     continue;
                 }
@@ -428,7 +439,9 @@ impl SyncEngine {
                     if desk_newer {
                         // The desk's edit goes out and wins; Salesforce's profile is still news.
                         if link.salesforce_fields.as_deref() != Some(&*inc.profile) {
-                            batch.set_link_fields(link.id, &inc.profile).await?;
+                            batch
+                                .set_link_fields(link.id, &inc.profile, inc.modstamp)
+                                .await?;
                         }
                         continue;
                     }

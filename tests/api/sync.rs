@@ -1516,3 +1516,36 @@ async fn a_push_sends_only_what_the_desk_changed_so_a_salesforce_edit_meanwhile_
         json!({ "phone": "+44 20 7946 0199", "title": "Crystallographer" })
     );
 }
+
+#[tokio::test]
+async fn a_salesforce_update_to_a_field_not_mapped_brings_a_deleted_desk_record_back_too() {
+    let (app, sim) = connected().await;
+    let sf_id = sim
+        .insert(
+            "Contact",
+            json!({ "LastName": "Hopper", "Department": "Navy" }),
+        )
+        .unwrap();
+    app.sync_now().await;
+    let desk_id = by_last_name(&contacts(&app).await, "Hopper")[0]["id"].clone();
+    app.gql_ok(
+        "mutation($id: ID!) { deleteContact(id: $id) { id } }",
+        json!({ "id": desk_id }),
+    )
+    .await;
+    // Read again unchanged (the polling window), the record stays deleted in the desk.
+    app.sync_now().await;
+    assert!(by_last_name(&contacts(&app).await, "Hopper").is_empty());
+
+    sim.advance_clock(5);
+    sim.update("Contact", &sf_id, json!({ "Department": "Computing" }))
+        .unwrap();
+    app.sync_now().await;
+    let back = contacts(&app).await;
+    let back = by_last_name(&back, "Hopper");
+    assert_eq!(back.len(), 1, "restored by the Salesforce update");
+    assert_eq!(back[0]["id"], desk_id);
+    let mark = sim.request_count();
+    app.sync_now().await;
+    assert_eq!(writes_since(&sim, mark), Vec::<String>::new(), "no echo");
+}
