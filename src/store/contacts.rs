@@ -186,7 +186,7 @@ impl Store {
             let current = live_contact(&*txn, id).await?;
             let fields = patch.apply(contact_input(&current)).validate()?;
             if current.account_id != fields.account_id {
-                check_account_change(&*txn, current.account_id, fields.account_id).await?;
+                check_account(&*txn, fields.account_id).await?;
                 super::sync::forget_kept_account(&*txn, id).await?;
             }
             let mut active: contact::ActiveModel = current.into();

@@ -145,14 +145,7 @@ impl Store {
 
     /// The id of the newest event in the log, read from it now (0 when it is empty).
     pub async fn logged_sync_event_id(&self) -> StoreResult<i64> {
-        let logged = sync_event::Entity::find()
-            .select_only()
-            .column(sync_event::Column::Id)
-            .order_by_desc(sync_event::Column::Id)
-            .into_tuple::<i64>()
-            .one(self.connection())
-            .await?
-            .unwrap_or(0);
+        let logged = newest_logged(self.connection()).await?;
         Ok(self
             .newest_event
             .fetch_max(logged, std::sync::atomic::Ordering::SeqCst)
@@ -161,16 +154,38 @@ impl Store {
 
     /// Logged events after `after` (by id), oldest first, at most `limit`.
     pub async fn sync_events_after(&self, after: i64, limit: u64) -> StoreResult<Vec<SyncEvent>> {
-        sync_event::Entity::find()
-            .filter(sync_event::Column::Id.gt(after))
-            .order_by_asc(sync_event::Column::Id)
-            .limit(limit)
-            .all(self.connection())
+        logged_after(self.connection(), after, limit)
             .await?
             .into_iter()
             .map(SyncEvent::try_from)
             .collect()
     }
+}
+
+/// The id of the newest event in the log (0 when it is empty).
+async fn newest_logged(db: &impl ConnectionTrait) -> Result<i64, sea_orm::DbErr> {
+    Ok(sync_event::Entity::find()
+        .select_only()
+        .column(sync_event::Column::Id)
+        .order_by_desc(sync_event::Column::Id)
+        .into_tuple::<i64>()
+        .one(db)
+        .await?
+        .unwrap_or(0))
+}
+
+/// The log's rows after `after` (by id), oldest first, at most `limit`.
+async fn logged_after(
+    db: &impl ConnectionTrait,
+    after: i64,
+    limit: u64,
+) -> Result<Vec<sync_event::Model>, sea_orm::DbErr> {
+    sync_event::Entity::find()
+        .filter(sync_event::Column::Id.gt(after))
+        .order_by_asc(sync_event::Column::Id)
+        .limit(limit)
+        .all(db)
+        .await
 }
 
 /// On SQLite, where processes sharing the file cannot notify each other: reads the log every
@@ -205,16 +220,8 @@ pub(super) fn watch_log(
                     from.max(passed_on.load(Ordering::SeqCst))
                 }
                 _ => {
-                    match sync_event::Entity::find()
-                        .select_only()
-                        .column(sync_event::Column::Id)
-                        .order_by_desc(sync_event::Column::Id)
-                        .into_tuple::<i64>()
-                        .one(&db)
-                        .await
-                    {
+                    match newest_logged(&db).await {
                         Ok(newest) => {
-                            let newest = newest.unwrap_or(0);
                             newest_event.fetch_max(newest, Ordering::SeqCst);
                             seen = Some(newest);
                         }
@@ -223,13 +230,7 @@ pub(super) fn watch_log(
                     continue;
                 }
             };
-            let logged = sync_event::Entity::find()
-                .filter(sync_event::Column::Id.gt(after))
-                .order_by_asc(sync_event::Column::Id)
-                .limit(1000)
-                .all(&db)
-                .await;
-            match logged {
+            match logged_after(&db, after, 1000).await {
                 Ok(rows) => {
                     seen = Some(after);
                     for row in rows {
