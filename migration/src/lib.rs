@@ -12,6 +12,7 @@ mod m20261130_000007_unread_links;
 mod m20261130_000008_kept_accounts;
 mod m20261130_000009_name_keys;
 mod m20261130_000010_failed_versions;
+mod m20261130_000011_unused_indexes;
 
 pub struct Migrator;
 
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000008_kept_accounts::Migration),
             Box::new(m20261130_000009_name_keys::Migration),
             Box::new(m20261130_000010_failed_versions::Migration),
+            Box::new(m20261130_000011_unused_indexes::Migration),
         ]
     }
 }

@@ -126,6 +126,8 @@ pub struct Store {
     newest_event: Arc<std::sync::atomic::AtomicI64>,
     /// The newest sync event this process has broadcast to its subscribers.
     passed_on: Arc<std::sync::atomic::AtomicI64>,
+    /// Whether a refresh of the planner's statistics is running.
+    analysing: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// A write transaction, holding the SQLite writer slot while it lives.
@@ -231,6 +233,7 @@ impl Store {
             profile_cache: profiles::ProfileCache::default(),
             newest_event,
             passed_on,
+            analysing: Arc::default(),
         })
     }
 
@@ -289,22 +292,31 @@ impl Store {
         }
     }
 
-    /// Brings the query planner's statistics up to date after bulk writes. PostgreSQL plans
-    /// a freshly filled table as if it were still empty until it is analysed; SQLite needs
-    /// nothing. Only the columns the sync looks records up by are sampled: the records the
-    /// links keep are long, and sampling them made each refresh cost up to half a second at
-    /// 100,000 links.
-    pub async fn refresh_statistics(&self) -> StoreResult<()> {
-        if self.write_lock.is_none() {
-            self.db
+    /// Brings the query planner's statistics up to date after bulk writes, on a task of its
+    /// own so that the writes go on meanwhile; a refresh asked for while one runs is not
+    /// started. PostgreSQL plans a freshly filled table as if it were still empty until it is
+    /// analysed; SQLite needs nothing. Only the columns the sync looks records up by are
+    /// sampled: the records the links keep are long, and sampling them made each refresh cost
+    /// up to half a second at 100,000 links.
+    pub fn refresh_statistics(&self) {
+        use std::sync::atomic::Ordering;
+        if self.write_lock.is_some() || self.analysing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let (db, analysing) = (self.db.clone(), self.analysing.clone());
+        tokio::spawn(async move {
+            let analysed = db
                 .execute_unprepared(
                     "ANALYZE record_link (module, desk_id, salesforce_id), \
                      contact (id, email_key, account_id), account (id, name_key), \
                      outbox (module, desk_id)",
                 )
-                .await?;
-        }
-        Ok(())
+                .await;
+            analysing.store(false, Ordering::Release);
+            if let Err(error) = analysed {
+                tracing::warn!(%error, "could not refresh the query planner's statistics");
+            }
+        });
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<DeskEvent> {

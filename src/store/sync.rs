@@ -598,10 +598,20 @@ impl Store {
             .await?)
     }
 
+    /// Opens a batch's transaction. On PostgreSQL its statements run on generic plans: they
+    /// are key lookups and inserts of up to 1,000 rows, whose plans do not depend on the
+    /// values bound. Planned for its values, an insert of 18,000 parameters took 5–20 ms to
+    /// bind (its rows, 25 ms to write) the first five times on each pooled connection and
+    /// again after each refresh of the statistics; on its generic plan, 1–2 ms.
     pub async fn begin_sync(&self) -> StoreResult<SyncBatch<'_>> {
+        let txn = self.write().await?;
+        if self.backend() == sea_orm::DbBackend::Postgres {
+            txn.execute_unprepared("SET LOCAL plan_cache_mode = force_generic_plan")
+                .await?;
+        }
         Ok(SyncBatch {
             store: self,
-            txn: self.write().await?,
+            txn,
             events: Vec::new(),
             sync_events: Vec::new(),
         })

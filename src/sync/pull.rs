@@ -229,7 +229,7 @@ impl SyncEngine {
             while let Some(chunk) = arrived.recv().await {
                 batches += 1;
                 if statistics_due(batches) {
-                    self.store.refresh_statistics().await?;
+                    self.store.refresh_statistics();
                 }
                 let counts = self.apply(round, module, Some(&cursor_name), chunk).await;
                 total = add(total, counts?);
@@ -304,13 +304,14 @@ impl SyncEngine {
         cursor_name: Option<&str>,
         incoming: Vec<Incoming>,
     ) -> Result<Counts, SyncError> {
-        round.still_current(&self.integrations).await?;
         let mappings = round.mappings(module);
         let ids: Vec<String> = incoming.iter().map(|i| i.id.clone()).collect();
         let keys: Vec<String> = incoming.iter().filter_map(|i| i.key.clone()).collect();
-        // What the page needs to know, read side by side: its links, the desk ids of the
-        // accounts it names, the unlinked desk records it may meet for the first time.
-        let (links, mut accounts, mut candidates, open_failures) = tokio::try_join!(
+        // What the page needs to know, read side by side with whether the round may still
+        // write: its links, the desk ids of the accounts it names, the unlinked desk records
+        // it may meet for the first time.
+        let ((), links, mut accounts, mut candidates, open_failures) = tokio::try_join!(
+            round.still_current(&self.integrations),
             async { Ok::<_, SyncError>(self.store.links_by_salesforce(module, &ids).await?) },
             self.account_links_for(module, &incoming),
             desk::unlinked_by_match_key(&self.store, module, &keys),

@@ -100,7 +100,7 @@ impl SyncEngine {
             let Some(&last) = ids.last() else { break };
             batches += 1;
             if statistics_due(batches) {
-                self.store.refresh_statistics().await?;
+                self.store.refresh_statistics();
             }
             // Read before the records are: an edit queued after that is not in what is sent,
             // and waits for the next push.
