@@ -414,6 +414,8 @@ pub struct ContactPatchInput {
     pub phone: MaybeUndefined<String>,
     pub mobile: MaybeUndefined<String>,
     pub title: MaybeUndefined<String>,
+    /// `null` also takes the contact out of the Salesforce account it stayed in when its
+    /// desk account was purged.
     pub account_id: MaybeUndefined<ID>,
     pub mailing_street: MaybeUndefined<String>,
     pub mailing_city: MaybeUndefined<String>,

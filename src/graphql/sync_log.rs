@@ -223,7 +223,8 @@ impl SyncLogMutation {
     }
 
     /// Tries every open failure with this reason again now; returns how many are still
-    /// failing. Administrators only.
+    /// failing. While the sync is one-way (SALESFORCE_TO_DESK), desk changes are not sent and
+    /// their failures stay open among them. Administrators only.
     async fn retry_sync_failures(
         &self,
         ctx: &Context<'_>,

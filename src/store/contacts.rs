@@ -187,6 +187,10 @@ impl Store {
             let fields = patch.apply(contact_input(&current)).validate()?;
             if current.account_id != fields.account_id {
                 check_account(&*txn, fields.account_id).await?;
+            }
+            // Moved, or told to have no account (though it shows none already, staying in the
+            // Salesforce account of a purged desk account), it leaves that account too.
+            if current.account_id != fields.account_id || patch.account_id == Some(None) {
                 super::sync::forget_kept_account(&*txn, id).await?;
             }
             let mut active: contact::ActiveModel = current.into();

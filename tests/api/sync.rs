@@ -1390,6 +1390,30 @@ async fn a_contact_salesforce_moves_out_of_a_purged_account_is_not_put_back() {
 }
 
 #[tokio::test]
+async fn a_desk_edit_that_names_no_account_takes_the_contact_out_of_a_purged_one() {
+    let (app, sim) = connected().await;
+    let (acme, shelley, desk_shelley) = purged_acme(&app, &sim, "Shelley").await;
+
+    // The desk shows no account already; saying so takes it out of Salesforce's too.
+    update_contact(&app, &desk_shelley, json!({ "accountId": null })).await;
+    let report = app.sync_now().await;
+    assert_eq!(report.pushed.failed, 0, "{report:?}");
+    let in_org = sim.get("Contact", &shelley).unwrap();
+    assert!(in_org["AccountId"].is_null(), "{in_org}");
+
+    // Nor does the account take it back when it returns.
+    sim.advance_clock(5);
+    sim.update("Account", &acme, json!({ "Phone": "+1 555 0101" }))
+        .unwrap();
+    app.sync_now().await;
+    let desk = by_last_name(&contacts(&app).await, "Shelley")[0].clone();
+    assert!(desk["account"].is_null(), "{desk}");
+    let mark = sim.request_count();
+    app.sync_now().await;
+    assert_eq!(writes_since(&sim, mark), Vec::<String>::new(), "no echo");
+}
+
+#[tokio::test]
 async fn a_contact_the_desk_moves_out_of_a_purged_account_leaves_it_in_salesforce() {
     let (app, sim) = connected().await;
     let (_, shelley, desk_shelley) = purged_acme(&app, &sim, "Shelley").await;
