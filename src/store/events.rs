@@ -201,7 +201,8 @@ pub(super) fn watch_log(
     use std::sync::atomic::Ordering;
     let weak = sync_events.downgrade();
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        let second = std::time::Duration::from_secs(1);
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + second, second);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // The newest event in the log or passed on: what is newer, subscribers have not had.
         let mut seen: Option<i64> = None;
@@ -224,6 +225,11 @@ pub(super) fn watch_log(
                         Ok(newest) => {
                             newest_event.fetch_max(newest, Ordering::SeqCst);
                             seen = Some(newest);
+                        }
+                        // The store opens before its migrations run: until the log has
+                        // been read once, its table may not be there yet.
+                        Err(e) if seen.is_none() => {
+                            tracing::debug!(error = %e, "the sync event log is not readable yet")
                         }
                         Err(e) => tracing::warn!(error = %e, "cannot read the sync event log"),
                     }
