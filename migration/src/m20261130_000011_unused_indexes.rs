@@ -18,6 +18,22 @@ enum Account {
     Name,
 }
 
+/// Each dropped index: its table, its name and the one column it covered.
+fn indexes() -> [(DynIden, &'static str, DynIden); 2] {
+    [
+        (
+            Contact::Table.into_iden(),
+            "idx_contact_email",
+            Contact::Email.into_iden(),
+        ),
+        (
+            Account::Table.into_iden(),
+            "idx_account_name",
+            Account::Name.into_iden(),
+        ),
+    ]
+}
+
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     fn use_transaction(&self) -> Option<bool> {
@@ -25,10 +41,7 @@ impl MigrationTrait for Migration {
     }
 
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        for (table, name) in [
-            (Contact::Table.into_iden(), "idx_contact_email"),
-            (Account::Table.into_iden(), "idx_account_name"),
-        ] {
+        for (table, name, _) in indexes() {
             manager
                 .drop_index(Index::drop().name(name).table(table).to_owned())
                 .await?;
@@ -37,23 +50,11 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .create_index(
-                Index::create()
-                    .name("idx_contact_email")
-                    .table(Contact::Table)
-                    .col(Contact::Email)
-                    .take(),
-            )
-            .await?;
-        manager
-            .create_index(
-                Index::create()
-                    .name("idx_account_name")
-                    .table(Account::Table)
-                    .col(Account::Name)
-                    .take(),
-            )
-            .await
+        for (table, name, column) in indexes() {
+            manager
+                .create_index(Index::create().name(name).table(table).col(column).take())
+                .await?;
+        }
+        Ok(())
     }
 }
