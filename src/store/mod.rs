@@ -166,6 +166,12 @@ impl WriteTxn<'_> {
 /// SQLite page cache per connection, in KiB.
 const SQLITE_CACHE_KIB: u32 = 16 * 1024;
 
+/// What all SQLite connections of the process may hold in all, in bytes: near it, a page
+/// cache recycles its own pages instead of growing. Without it eight connections' caches
+/// of 16 MiB, each on a thread with its own malloc arena, took a million-contact import to
+/// a peak RSS of 330 MB.
+const SQLITE_SOFT_HEAP_LIMIT: u64 = 64 * 1024 * 1024;
+
 impl Store {
     pub async fn connect(url: &DatabaseUrl) -> Result<Self, DbErr> {
         let mut options = ConnectOptions::new(url.expose().to_owned());
@@ -189,6 +195,7 @@ impl Store {
                         .busy_timeout(Duration::from_secs(10))
                         .pragma("cache_size", format!("-{}", SQLITE_CACHE_KIB))
                         .pragma("temp_store", "memory")
+                        .pragma("soft_heap_limit", SQLITE_SOFT_HEAP_LIMIT.to_string())
                         .pragma("wal_autocheckpoint", "10000")
                 });
         } else {
