@@ -192,8 +192,13 @@ async fn logged_after(
 /// second. While this process has sync-event subscribers, it passes on what another process
 /// (`tandem sync --once`) logged; while it has none, it only notes the newest id, where new
 /// subscribers start. Ends once the store is gone.
+///
+/// It reads the log holding the writer slot, which this process's transactions keep from
+/// before their events are logged until after they are broadcast: every event of this
+/// process it can see has been broadcast already, so none goes out twice.
 pub(super) fn watch_log(
     db: sea_orm::DatabaseConnection,
+    write_lock: std::sync::Arc<tokio::sync::Mutex<()>>,
     sync_events: &tokio::sync::broadcast::Sender<SyncEvent>,
     newest_event: std::sync::Arc<std::sync::atomic::AtomicI64>,
     passed_on: std::sync::Arc<std::sync::atomic::AtomicI64>,
@@ -212,6 +217,11 @@ pub(super) fn watch_log(
                 return;
             };
             let subscribed = sender.receiver_count() > 0;
+            let _slot = if subscribed {
+                Some(write_lock.lock().await)
+            } else {
+                None
+            };
             // Subscribers that came since the last look started from the newest id known.
             let known = newest_event.load(Ordering::SeqCst);
             let from = seen.or((known >= 0).then_some(known));
@@ -245,7 +255,6 @@ pub(super) fn watch_log(
                                 seen = Some(event.id);
                                 newest_event.fetch_max(event.id, Ordering::SeqCst);
                                 passed_on.fetch_max(event.id, Ordering::SeqCst);
-                                // Subscribers skip what they were sent already.
                                 let _ = sender.send(event);
                             }
                             Err(e) => tracing::warn!(error = %e, "an unreadable logged sync event"),

@@ -221,9 +221,11 @@ impl Store {
                 newest_event.clone(),
             )
         });
-        if url.is_sqlite() {
+        let write_lock = url.is_sqlite().then(|| Arc::new(Mutex::new(())));
+        if let Some(write_lock) = &write_lock {
             events::watch_log(
                 db.clone(),
+                write_lock.clone(),
                 &sync_events,
                 newest_event.clone(),
                 passed_on.clone(),
@@ -231,7 +233,7 @@ impl Store {
         }
         Ok(Self {
             db,
-            write_lock: url.is_sqlite().then(|| Arc::new(Mutex::new(()))),
+            write_lock,
             locks,
             peers,
             events,
