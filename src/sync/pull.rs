@@ -155,7 +155,9 @@ fn profile(mut record: Record) -> String {
     for bookkeeping in ["attributes", "SystemModstamp", "LastModifiedDate"] {
         record.remove(bookkeeping);
     }
-    Value::Object(record).to_string()
+    // Straight into bytes: `Display` would pass every piece through a formatter. A map of
+    // JSON values always serializes.
+    serde_json::to_string(&record).unwrap_or_else(|_| Value::Object(record).to_string())
 }
 
 fn datetime(record: &Record, field: &str) -> Result<DateTime<Utc>, SyncError> {

@@ -166,7 +166,7 @@ pub fn with_sent(read: Option<&str>, sent: &Record) -> Option<String> {
             .unwrap_or_else(|| field.clone());
         read.insert(name, value.clone());
     }
-    Some(Value::Object(read).to_string())
+    serde_json::to_string(&read).ok()
 }
 
 /// The mapped values of a Salesforce record.
