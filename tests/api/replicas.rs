@@ -8,7 +8,7 @@ use salesforce_sim::{SimConfig, SimHandle};
 use secrecy::SecretString;
 use serde_json::json;
 use tandem::config::{DatabaseUrl, Settings};
-use tandem::domain::{Module, SyncType};
+use tandem::domain::{DeskAction, DeskEntity, Module, SyncType};
 use tandem::startup::Services;
 use tandem::sync::{Connect, ConnectAuth};
 
@@ -202,6 +202,48 @@ async fn replicas_on_one_postgresql_hear_each_others_changes() {
     .await
     .expect("the other replica hears the sync event");
     assert_eq!(&heard, paused);
+}
+
+#[tokio::test]
+async fn a_replica_hears_every_contact_a_first_sync_creates_in_order() {
+    let app = spawn_app().await;
+    if !app.database_url.starts_with("postgres") {
+        return;
+    }
+    let other = second_process(&app).await;
+    let mut desk = other.store.subscribe();
+    // The listener connects in the background.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // A page of the import announces hundreds of new contacts at once: more than one
+    // notice's payload holds.
+    let sim = salesforce_sim::start(SimConfig {
+        records: 600,
+        ..SimConfig::default()
+    })
+    .await;
+    crate::integration::connect(&app, &sim, "tandem").await;
+    app.gql_ok("mutation { startSync { firstSync } }", json!({}))
+        .await;
+    app.sync_now().await;
+    let imported = app.store.link_count(Module::Contacts).await.unwrap() as usize;
+    assert!(imported >= 600, "{imported} contacts imported");
+
+    let mut heard = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while heard.len() < imported {
+            let event = desk.recv().await.expect("no notice is lost or lagged");
+            if event.entity == DeskEntity::Contact && event.action == DeskAction::Created {
+                heard.push(event.record_id);
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("heard {} of {imported} new contacts", heard.len()));
+    assert!(
+        heard.windows(2).all(|w| w[0] < w[1]),
+        "the new contacts arrive in the order they were created"
+    );
 }
 
 #[tokio::test]
