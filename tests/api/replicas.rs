@@ -26,6 +26,20 @@ pub(crate) async fn second_process(app: &TestApp) -> Services {
     Services::open(&settings).await.unwrap()
 }
 
+/// An org of `records` contacts, connected from the app and synced once.
+async fn synced_org(app: &TestApp, records: usize) -> SimHandle {
+    let sim = salesforce_sim::start(SimConfig {
+        records,
+        ..SimConfig::default()
+    })
+    .await;
+    crate::integration::connect(app, &sim, "tandem").await;
+    app.gql_ok("mutation { startSync { firstSync } }", json!({}))
+        .await;
+    app.sync_now().await;
+    sim
+}
+
 #[tokio::test]
 async fn a_round_waits_while_another_process_runs_one() {
     let (app, sim) = started(|_| {}).await;
@@ -118,15 +132,7 @@ async fn connect_from(services: &Services, sim: &SimHandle) {
 #[tokio::test]
 async fn a_connection_made_by_another_process_is_the_one_the_next_round_uses() {
     let app = spawn_app().await;
-    let first_org = salesforce_sim::start(SimConfig {
-        records: 20,
-        ..SimConfig::default()
-    })
-    .await;
-    crate::integration::connect(&app, &first_org, "tandem").await;
-    app.gql_ok("mutation { startSync { firstSync } }", json!({}))
-        .await;
-    app.sync_now().await;
+    let first_org = synced_org(&app, 20).await;
     let other = second_process(&app).await;
     let second_org = salesforce_sim::start(SimConfig {
         seed: 2,
@@ -217,15 +223,7 @@ async fn a_replica_hears_every_contact_a_first_sync_creates_in_order() {
 
     // A page of the import announces hundreds of new contacts at once: more than one
     // notice's payload holds.
-    let sim = salesforce_sim::start(SimConfig {
-        records: 600,
-        ..SimConfig::default()
-    })
-    .await;
-    crate::integration::connect(&app, &sim, "tandem").await;
-    app.gql_ok("mutation { startSync { firstSync } }", json!({}))
-        .await;
-    app.sync_now().await;
+    let _sim = synced_org(&app, 600).await;
     let imported = app.store.link_count(Module::Contacts).await.unwrap() as usize;
     assert!(imported >= 600, "{imported} contacts imported");
 
