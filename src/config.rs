@@ -63,6 +63,9 @@ pub struct GraphqlSettings {
     /// Seconds a Salesforce panel's live lists (opportunities, notes, events, tasks) are
     /// served from the cache before Salesforce is asked again.
     pub panel_cache_secs: u64,
+    /// Milliseconds a whole answer to a query of desk records and their panels is served
+    /// again to the same profile while nothing changes; 0 turns it off.
+    pub response_cache_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -162,6 +165,7 @@ impl Default for GraphqlSettings {
             default_page_size: 20,
             max_page_size: 100,
             panel_cache_secs: 60,
+            response_cache_ms: 1000,
         }
     }
 }

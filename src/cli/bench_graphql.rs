@@ -118,11 +118,19 @@ impl Api {
     }
 }
 
+/// Whether a load takes answers the gateway kept, or asks for each to be computed afresh.
+#[derive(Clone, Copy, PartialEq)]
+enum Answers {
+    Kept,
+    Computed,
+}
+
 /// Requests per second and sorted latencies of `concurrency` loops sending `make(i)` for `secs`.
 async fn load(
     api: &Api,
     secs: u64,
     concurrency: usize,
+    answers: Answers,
     make: impl Fn(usize) -> Value + Sync,
 ) -> anyhow::Result<(f64, Vec<Duration>)> {
     let until = Instant::now() + Duration::from_secs(secs);
@@ -134,13 +142,14 @@ async fn load(
             let mut n = w;
             while Instant::now() < until {
                 let at = Instant::now();
-                let response = api
+                let mut request = api
                     .http
                     .post(format!("{}/graphql", api.url))
-                    .bearer_auth(&api.token)
-                    .json(&make(n))
-                    .send()
-                    .await?;
+                    .bearer_auth(&api.token);
+                if answers == Answers::Computed {
+                    request = request.header("cache-control", "no-cache");
+                }
+                let response = request.json(&make(n)).send().await?;
                 let body = response.bytes().await?;
                 if body.starts_with(b"{\"errors\"") {
                     bail!("a request failed: {}", String::from_utf8_lossy(&body));
@@ -167,10 +176,11 @@ async fn measure(
     server: &Server,
     name: &str,
     options: &GraphqlBenchOptions,
+    answers: Answers,
     make: impl Fn(usize) -> Value + Sync,
 ) -> anyhow::Result<f64> {
     let cpu = CpuSince::now(&server.child.id().to_string());
-    let (rate, latencies) = load(api, options.seconds, options.concurrency, make).await?;
+    let (rate, latencies) = load(api, options.seconds, options.concurrency, answers, make).await?;
     println!(
         "  {name}: {rate:.0} requests/s, p50 {:.2} ms, p99 {:.2} ms; server CPU {} per request",
         percentile(&latencies, 50.0).as_secs_f64() * 1e3,
@@ -248,18 +258,32 @@ pub async fn graphql(options: GraphqlBenchOptions) -> anyhow::Result<()> {
         &server,
         "{ __typename }",
         &options,
+        Answers::Kept,
         |_| json!({ "query": "{ __typename }" }),
     )
     .await?;
+    let ticket =
+        |n: usize| json!({ "query": TICKET, "variables": { "id": tickets[n % tickets.len()] } });
     let rate = measure(
         &api,
         &server,
-        "ticket with every panel",
+        "ticket with every panel, answers kept for a second",
         &options,
-        |n| json!({ "query": TICKET, "variables": { "id": tickets[n % tickets.len()] } }),
+        Answers::Kept,
+        ticket,
     )
     .await?;
     println!("  ratio: {:.2}", rate / base_rate);
+    let computed = measure(
+        &api,
+        &server,
+        "ticket with every panel, each computed (Cache-Control: no-cache)",
+        &options,
+        Answers::Computed,
+        ticket,
+    )
+    .await?;
+    println!("  ratio computed: {:.2}", computed / base_rate);
 
     fan_out(&api, &server, options.subscribers).await?;
     let _ = std::fs::remove_dir_all(&dir);

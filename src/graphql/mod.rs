@@ -13,6 +13,7 @@ mod live;
 mod loaders;
 mod paging;
 mod panels;
+mod responses;
 mod sync_events;
 mod sync_log;
 
@@ -27,6 +28,7 @@ use futures_util::stream::{BoxStream, StreamExt};
 pub use codes::code_of;
 pub use error::{ApiError, ApiResult, Code};
 pub use limits::{Limits, limit_error};
+pub use responses::{Freshness, Kept as KeptResponse, Key as ResponseKey};
 
 use crate::auth::Viewer;
 use crate::config::GraphqlSettings;
@@ -88,6 +90,7 @@ pub struct Gateway {
     introspection: TandemSchema,
     limits: Limits,
     documents: Arc<documents::Documents>,
+    responses: Arc<responses::Responses>,
 }
 
 impl Gateway {
@@ -97,9 +100,8 @@ impl Gateway {
         engine: Arc<SyncEngine>,
         settings: &GraphqlSettings,
     ) -> Self {
-        let cache = Arc::new(live::LiveCache::new(std::time::Duration::from_secs(
-            settings.panel_cache_secs,
-        )));
+        let live_ttl = std::time::Duration::from_secs(settings.panel_cache_secs);
+        let cache = Arc::new(live::LiveCache::new(live_ttl));
         let build = |builder: SchemaBuilder<Query, Mutation, Subscription>| {
             builder
                 .data(store.clone())
@@ -117,7 +119,35 @@ impl Gateway {
             introspection: build(builder(settings)),
             limits: Limits::from(settings),
             documents: Arc::default(),
+            responses: Arc::new(responses::Responses::new(
+                std::time::Duration::from_millis(settings.response_cache_ms),
+                live_ttl,
+            )),
         }
+    }
+
+    /// Whether answers to this request may be kept and shared (see `responses`): a query
+    /// of desk records and their panels only, with the response cache on.
+    pub fn shareable(&self, request: &mut Request) -> bool {
+        let operation = request.operation_name.clone();
+        self.responses.enabled()
+            && request.extensions.is_empty()
+            && self
+                .parsed(request)
+                .is_some_and(|doc| responses::shareable(doc, operation.as_deref()))
+    }
+
+    /// The answer kept for this operation while the store's change count is `changes`.
+    pub fn kept(&self, key: &ResponseKey, changes: u64) -> Option<KeptResponse> {
+        if !self.responses.enabled() {
+            return None;
+        }
+        self.responses.get(key, changes)
+    }
+
+    /// Keeps an answer computed from what the store held at change count `changes`.
+    pub fn keep(&self, key: ResponseKey, changes: u64, freshness: &Freshness, kept: KeptResponse) {
+        self.responses.put(key, changes, freshness, kept);
     }
 
     /// The request's parsed document, its text parsed only the first time it is seen (see

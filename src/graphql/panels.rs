@@ -17,7 +17,7 @@ use tokio::sync::OnceCell;
 
 use super::live::{Fetched, Live, LiveCache, LiveKey, LiveLoader};
 use super::loaders::LinkOf;
-use super::{ApiError, ApiResult, Code, ContextExt};
+use super::{ApiError, ApiResult, Code, ContextExt, Freshness};
 use crate::domain::{self, AccountId, Module, SyncType};
 use crate::salesforce::Record;
 use crate::store::{account_input, contact_input};
@@ -311,6 +311,14 @@ fn record_url(ctx: &Context<'_>, id: &str) -> String {
 /// One live list of a panel, or `UPSTREAM_UNAVAILABLE` when Salesforce cannot answer and
 /// nothing is cached.
 async fn live(ctx: &Context<'_>, kind: Live, parent: &str) -> ApiResult<Fetched> {
+    let fetched = read_live(ctx, kind, parent).await?;
+    if let Some(freshness) = ctx.data_opt::<Arc<Freshness>>() {
+        freshness.saw(&fetched);
+    }
+    Ok(fetched)
+}
+
+async fn read_live(ctx: &Context<'_>, kind: Live, parent: &str) -> ApiResult<Fetched> {
     let profile = ctx.viewer()?.profile.id.0;
     let cache = ctx.data_unchecked::<Arc<LiveCache>>();
     let key = LiveKey(kind, parent.to_owned());

@@ -1,6 +1,7 @@
 //! GraphQL over HTTP (POST and GET), with our own negotiation of media type and status.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -12,7 +13,7 @@ use serde_json::{Map, Value, json};
 use super::negotiate::{ResponseType, is_json_body, response_type, wants_html};
 use super::{AppState, graphiql, ws};
 use crate::auth::{AuthError, Viewer, bearer};
-use crate::graphql::{code_of, is_request_error, prepare};
+use crate::graphql::{Freshness, KeptResponse, ResponseKey, code_of, is_request_error, prepare};
 
 fn header(req: &HttpRequest, name: header::HeaderName) -> Option<&str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
@@ -156,7 +157,10 @@ pub async fn post(
     let batch = match serde_json::from_slice::<Value>(&body) {
         Err(e) => return bad_request(kind, &format!("the body is not valid JSON: {e}")),
         Ok(Value::Object(params)) => match request_from_params(&params) {
-            Ok(request) => BatchRequest::Single(request),
+            Ok(request) => {
+                let key = share_key(&viewer, &params);
+                return execute_one(&state, kind, viewer, request, key, fresh_wanted(&req)).await;
+            }
             Err(message) => return bad_request(kind, &message),
         },
         Ok(Value::Array(items)) => {
@@ -232,6 +236,7 @@ pub async fn get(
         Ok(r) => r,
         Err(message) => return bad_request(kind, &message),
     };
+    let key = share_key(&viewer, &map);
     let operation_name = request.operation_name.clone();
     if let Some(doc) = state.schema.parsed(&mut request) {
         let operation = match &operation_name {
@@ -252,7 +257,114 @@ pub async fn get(
                 );
         }
     }
-    execute(&state, kind, viewer, BatchRequest::Single(request)).await
+    execute_one(&state, kind, viewer, request, key, fresh_wanted(&req)).await
+}
+
+/// Whether the client asks for an answer computed afresh (`Cache-Control: no-cache`,
+/// `no-store` or `max-age=0`), not one kept from an earlier request.
+fn fresh_wanted(req: &HttpRequest) -> bool {
+    req.headers()
+        .get_all(header::CACHE_CONTROL)
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|directive| directive.trim().to_ascii_lowercase())
+        .any(|d| d == "no-cache" || d == "no-store" || d == "max-age=0")
+}
+
+/// The key an answer to these parameters is kept under, when they are a plain operation:
+/// no `extensions`, and well-formed (what is not gets its error from `request_from_params`).
+fn share_key(viewer: &Viewer, params: &Map<String, Value>) -> Option<ResponseKey> {
+    if params.get("extensions").is_some_and(|e| !e.is_null()) {
+        return None;
+    }
+    let variables = match params.get("variables") {
+        None | Some(Value::Null) => String::new(),
+        Some(v @ Value::Object(_)) => v.to_string(),
+        Some(_) => return None,
+    };
+    let operation = match params.get("operationName") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(name)) => Some(name.clone()),
+        Some(_) => return None,
+    };
+    Some(ResponseKey {
+        profile: viewer.profile.id.0,
+        profile_version: viewer.profile_version,
+        query: params.get("query")?.as_str()?.to_owned(),
+        operation,
+        variables,
+    })
+}
+
+/// One operation: its kept answer when there is one and the client takes it; else computed,
+/// and kept when it may be shared (see `graphql::responses`).
+async fn execute_one(
+    state: &AppState,
+    kind: ResponseType,
+    viewer: Viewer,
+    mut request: Request,
+    key: Option<ResponseKey>,
+    fresh: bool,
+) -> HttpResponse {
+    // Read before anything the answer holds is: a change committed meanwhile moves it on.
+    let changes = state.store.changes();
+    // Only answers to shareable operations are kept: one found needs no further look.
+    if let Some(key) = &key
+        && !fresh
+        && let Some(kept) = state.schema.kept(key, changes)
+    {
+        for code in kept.codes.iter() {
+            state.metrics.graphql_error(code);
+        }
+        state.metrics.response_cache(true);
+        return HttpResponse::Ok()
+            .content_type(kind.content_type())
+            .body(kept.body);
+    }
+    let Some(key) = key.filter(|_| state.schema.shareable(&mut request)) else {
+        return execute(state, kind, viewer, BatchRequest::Single(request)).await;
+    };
+    state.metrics.response_cache(false);
+    let freshness = Arc::new(Freshness::default());
+    let response = state
+        .schema
+        .execute(prepare(request, viewer, &state.store).data(freshness.clone()))
+        .await;
+    let status = status_of(kind, &response);
+    let body = match serde_json::to_vec(&body_of(state, &response)) {
+        Ok(body) => web::Bytes::from(body),
+        Err(e) => {
+            return errors(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                kind,
+                "INTERNAL",
+                &e.to_string(),
+            );
+        }
+    };
+    let codes: Vec<String> = response.errors.iter().filter_map(code_of).collect();
+    let shareable = status == StatusCode::OK
+        && codes.len() == response.errors.len()
+        && codes.iter().all(|c| c == "FORBIDDEN");
+    if shareable {
+        let kept = KeptResponse {
+            body: body.clone(),
+            codes: codes.into(),
+        };
+        state.schema.keep(key, changes, &freshness, kept);
+    }
+    HttpResponse::build(status)
+        .content_type(kind.content_type())
+        .body(body)
+}
+
+/// 400 for a request error under the GraphQL media type, as its spec says; else 200.
+fn status_of(kind: ResponseType, response: &Response) -> StatusCode {
+    if kind == ResponseType::GraphqlResponse && is_request_error(response) {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    }
 }
 
 async fn execute(
@@ -277,16 +389,9 @@ async fn execute(
         }
     };
     match &response {
-        BatchResponse::Single(r) => {
-            let status = if kind == ResponseType::GraphqlResponse && is_request_error(r) {
-                StatusCode::BAD_REQUEST
-            } else {
-                StatusCode::OK
-            };
-            HttpResponse::build(status)
-                .content_type(kind.content_type())
-                .json(body_of(state, r))
-        }
+        BatchResponse::Single(r) => HttpResponse::build(status_of(kind, r))
+            .content_type(kind.content_type())
+            .json(body_of(state, r)),
         BatchResponse::Batch(rs) => HttpResponse::Ok()
             .content_type(kind.content_type())
             .json(rs.iter().map(|r| body_of(state, r)).collect::<Vec<_>>()),

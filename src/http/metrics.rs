@@ -25,6 +25,8 @@ struct Inner {
     requests: BTreeMap<(String, String, u16), u64>,
     latency: BTreeMap<String, Histogram>,
     graphql_errors: BTreeMap<String, u64>,
+    /// Shareable queries answered from the response cache, and computed.
+    response_cache: [u64; 2],
 }
 
 #[derive(Default)]
@@ -62,6 +64,11 @@ impl Metrics {
         self.with(|m| *m.graphql_errors.entry(code.to_owned()).or_default() += 1);
     }
 
+    /// A query whose answer may be kept was answered from the cache (`hit`) or computed.
+    pub fn response_cache(&self, hit: bool) {
+        self.with(|m| m.response_cache[usize::from(hit)] += 1);
+    }
+
     pub fn render(&self) -> String {
         self.with(|m| {
             let mut out = String::new();
@@ -94,6 +101,11 @@ impl Metrics {
             out.push_str("# TYPE tandem_graphql_errors_total counter\n");
             for (code, n) in &m.graphql_errors {
                 let _ = writeln!(out, "tandem_graphql_errors_total{{code=\"{code}\"}} {n}");
+            }
+            out.push_str("# HELP tandem_graphql_response_cache_total Queries of desk records and panels answered from the response cache (hit) or computed (miss).\n");
+            out.push_str("# TYPE tandem_graphql_response_cache_total counter\n");
+            for (result, n) in ["miss", "hit"].iter().zip(m.response_cache) {
+                let _ = writeln!(out, "tandem_graphql_response_cache_total{{result=\"{result}\"}} {n}");
             }
             out
         })

@@ -191,7 +191,8 @@ async fn logged_after(
 /// On SQLite, where processes sharing the file cannot notify each other: reads the log every
 /// second. While this process has sync-event subscribers, it passes on what another process
 /// (`tandem sync --once`) logged; while it has none, it only notes the newest id, where new
-/// subscribers start. Ends once the store is gone.
+/// subscribers start. Either way the store's change count moves on when the log has grown.
+/// Ends once the store is gone.
 ///
 /// It reads the log holding the writer slot, which this process's transactions keep from
 /// before their events are logged until after they are broadcast: every event of this
@@ -202,6 +203,7 @@ pub(super) fn watch_log(
     sync_events: &tokio::sync::broadcast::Sender<SyncEvent>,
     newest_event: std::sync::Arc<std::sync::atomic::AtomicI64>,
     passed_on: std::sync::Arc<std::sync::atomic::AtomicI64>,
+    changes: std::sync::Arc<std::sync::atomic::AtomicU64>,
 ) {
     use std::sync::atomic::Ordering;
     let weak = sync_events.downgrade();
@@ -233,6 +235,10 @@ pub(super) fn watch_log(
                 _ => {
                     match newest_logged(&db).await {
                         Ok(newest) => {
+                            // Another process's sync may have changed what answers hold.
+                            if seen.is_some_and(|seen| newest > seen) {
+                                changes.fetch_add(1, Ordering::SeqCst);
+                            }
                             newest_event.fetch_max(newest, Ordering::SeqCst);
                             seen = Some(newest);
                         }
@@ -249,6 +255,9 @@ pub(super) fn watch_log(
             match logged_after(&db, after, 1000).await {
                 Ok(rows) => {
                     seen = Some(after);
+                    if !rows.is_empty() {
+                        changes.fetch_add(1, Ordering::SeqCst);
+                    }
                     for row in rows {
                         match SyncEvent::try_from(row) {
                             Ok(event) => {

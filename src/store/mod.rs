@@ -15,6 +15,7 @@ mod sync;
 mod tickets;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::Utc;
@@ -128,12 +129,16 @@ pub struct Store {
     passed_on: Arc<std::sync::atomic::AtomicI64>,
     /// Whether a refresh of the planner's statistics is running.
     analysing: Arc<std::sync::atomic::AtomicBool>,
+    /// Counts the write transactions this process commits and the changes it hears of from
+    /// other processes (see `Store::changes`).
+    changes: Arc<AtomicU64>,
 }
 
 /// A write transaction, holding the SQLite writer slot while it lives.
 pub(crate) struct WriteTxn<'a> {
     txn: DatabaseTransaction,
     _slot: Option<MutexGuard<'a, ()>>,
+    changes: &'a AtomicU64,
 }
 
 impl std::ops::Deref for WriteTxn<'_> {
@@ -145,7 +150,9 @@ impl std::ops::Deref for WriteTxn<'_> {
 
 impl WriteTxn<'_> {
     pub(crate) async fn commit(self) -> Result<(), DbErr> {
-        self.txn.commit().await
+        self.txn.commit().await?;
+        self.changes.fetch_add(1, Ordering::SeqCst);
+        Ok(())
     }
 
     /// Commits, then broadcasts the sync events the transaction logged before giving up the
@@ -155,8 +162,13 @@ impl WriteTxn<'_> {
         store: &Store,
         events: Vec<SyncEvent>,
     ) -> Result<(), DbErr> {
-        let WriteTxn { txn, _slot: slot } = self;
+        let WriteTxn {
+            txn,
+            _slot: slot,
+            changes,
+        } = self;
         txn.commit().await?;
+        changes.fetch_add(1, Ordering::SeqCst);
         store.publish_sync(events);
         drop(slot);
         Ok(())
@@ -212,6 +224,7 @@ impl Store {
         let profiles = Arc::new(watch::Sender::new(0));
         let newest_event = Arc::new(std::sync::atomic::AtomicI64::new(-1));
         let passed_on = Arc::new(std::sync::atomic::AtomicI64::new(-1));
+        let changes = Arc::new(AtomicU64::new(0));
         let peers = (!url.is_sqlite()).then(|| {
             peers::Peers::start(
                 db.clone(),
@@ -219,6 +232,7 @@ impl Store {
                 sync_events.clone(),
                 profiles.clone(),
                 newest_event.clone(),
+                changes.clone(),
             )
         });
         let write_lock = url.is_sqlite().then(|| Arc::new(Mutex::new(())));
@@ -229,6 +243,7 @@ impl Store {
                 &sync_events,
                 newest_event.clone(),
                 passed_on.clone(),
+                changes.clone(),
             );
         }
         Ok(Self {
@@ -243,7 +258,16 @@ impl Store {
             newest_event,
             passed_on,
             analysing: Arc::default(),
+            changes,
         })
+    }
+
+    /// Moves on after every write transaction this process commits, and whenever it hears
+    /// of another process's changes: PostgreSQL replicas' notices at once, and on SQLite
+    /// the sync events other processes log, within a second. What was read while it held
+    /// one value may be served again while it still does.
+    pub fn changes(&self) -> u64 {
+        self.changes.load(Ordering::SeqCst)
     }
 
     /// Changes when any profile's permissions do, in this process or another replica.
@@ -340,6 +364,7 @@ impl Store {
         Ok(WriteTxn {
             txn: self.db.begin().await?,
             _slot: slot,
+            changes: &self.changes,
         })
     }
 

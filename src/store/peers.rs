@@ -8,7 +8,7 @@
 //! the next poll, and a `syncEvents` subscriber reads the log when the next event shows a gap.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 use sea_orm::DatabaseConnection;
@@ -55,6 +55,7 @@ impl Peers {
         sync: broadcast::Sender<SyncEvent>,
         profiles: Arc<watch::Sender<u64>>,
         newest_event: Arc<AtomicI64>,
+        changes: Arc<AtomicU64>,
     ) -> Self {
         let (outgoing, queued) = mpsc::unbounded_channel();
         let bridge = Bridge {
@@ -65,6 +66,7 @@ impl Peers {
             sync,
             profiles,
             newest_event,
+            changes,
         };
         tokio::spawn(bridge.run(queued));
         Self { outgoing }
@@ -84,6 +86,8 @@ struct Bridge {
     sync: broadcast::Sender<SyncEvent>,
     profiles: Arc<watch::Sender<u64>>,
     newest_event: Arc<AtomicI64>,
+    /// The store's change count, moved on for each envelope heard from another replica.
+    changes: Arc<AtomicU64>,
 }
 
 impl Bridge {
@@ -191,6 +195,8 @@ impl Bridge {
         if envelope.origin == self.origin {
             return;
         }
+        // What another replica committed may change any answer read before it.
+        self.changes.fetch_add(1, Ordering::SeqCst);
         for notice in envelope.notices {
             match notice {
                 Notice::Desk(event) => {

@@ -74,9 +74,14 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
 impl TestApp {
     /// A valid token for agent 1 with the named profile.
     pub fn token(&self, profile: &str) -> String {
+        self.agent_token(1, profile)
+    }
+
+    /// A valid token for this agent with the named profile.
+    pub fn agent_token(&self, agent: i64, profile: &str) -> String {
         self.minter
             .mint(
-                AgentId(1),
+                AgentId(agent),
                 profile,
                 Some("Test Agent"),
                 Duration::from_secs(600),
@@ -116,6 +121,44 @@ impl TestApp {
             "GraphQL over application/json answers 200"
         );
         response.json().await.unwrap()
+    }
+
+    /// Posts as the given profile asking for an answer computed afresh
+    /// (`Cache-Control: no-cache`), not one the response cache kept.
+    pub async fn gql_fresh(&self, profile: &str, query: &str, variables: Value) -> Value {
+        self.client
+            .post(self.graphql_url())
+            .bearer_auth(self.token(profile))
+            .header("cache-control", "no-cache")
+            .json(&json!({ "query": query, "variables": variables }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// Queries answered from the response cache so far, and queries whose answer could be
+    /// kept but was computed, as `/metrics` counts them: `(hits, misses)`.
+    pub async fn response_cache(&self) -> (u64, u64) {
+        let metrics = self
+            .client
+            .get(format!("{}/metrics", self.address))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let count = |result: &str| {
+            let line = format!("tandem_graphql_response_cache_total{{result=\"{result}\"}} ");
+            metrics
+                .lines()
+                .find_map(|l| l.strip_prefix(line.as_str()))
+                .map_or(0, |n| n.parse().unwrap())
+        };
+        (count("hit"), count("miss"))
     }
 
     /// Posts as an administrator.

@@ -17,6 +17,7 @@ mod panels;
 mod profiles;
 mod reliability;
 mod replicas;
+mod responses;
 mod salesforce;
 mod schema;
 mod sync;

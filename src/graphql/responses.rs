@@ -1,0 +1,336 @@
+//! Whole answers to read-only queries of desk records and their panels, kept for a moment
+//! (`graphql.response_cache_ms`, a second by default) and served again to any viewer of the
+//! same profile who sends the same operation with the same variables.
+//!
+//! An answer is kept with the store's change count read before it was computed, and served
+//! only while the count has not moved: a write this process commits is seen by the very next
+//! request, as without the cache; a change another process makes, as soon as it is heard of
+//! (see `Store::changes`), and in any case once the moment is over. A panel's live lists
+//! bound it too: an answer goes when the oldest list in it would have been read again from
+//! Salesforce. Answers with errors other than `FORBIDDEN`, or with a list served stale, are
+//! not kept; a client that sends `Cache-Control: no-cache` gets a freshly computed answer.
+//!
+//! What is kept depends on the profile's permissions alone, never on the agent: the
+//! operations kept ask only for `contact(s)`, `account(s)` and `ticket(s)`, whose answers
+//! (panels included) are the same for every agent of a profile.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_graphql::parser::types::{ExecutableDocument, OperationType, Selection, SelectionSet};
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+
+use super::live::Fetched;
+
+/// Root fields whose answers depend on the stored data and the viewer's profile only.
+const SHAREABLE_ROOTS: &[&str] = &[
+    "__typename",
+    "contact",
+    "contacts",
+    "account",
+    "accounts",
+    "ticket",
+    "tickets",
+];
+
+/// What all kept answers may hold, in bytes of their bodies.
+const BUDGET_BYTES: usize = 32 * 1024 * 1024;
+
+/// One operation as a viewer of a profile sends it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Key {
+    pub profile: i64,
+    /// The viewer's profile-change count: an answer read under other permissions is not it.
+    pub profile_version: u64,
+    pub query: String,
+    pub operation: Option<String>,
+    /// The variables as sent, in JSON.
+    pub variables: String,
+}
+
+/// A kept answer: its body as sent, and the error codes it carries (for the metrics).
+#[derive(Clone)]
+pub struct Kept {
+    pub body: Bytes,
+    pub codes: Arc<[String]>,
+}
+
+struct Entry {
+    changes: u64,
+    expires: Instant,
+    kept: Kept,
+}
+
+#[derive(Default)]
+struct Entries {
+    map: HashMap<Key, Entry>,
+    bytes: usize,
+}
+
+pub struct Responses {
+    ttl: Duration,
+    /// How long a panel's live list is fresh: no answer outlives the lists in it.
+    live_ttl: Duration,
+    entries: Mutex<Entries>,
+}
+
+impl Responses {
+    pub fn new(ttl: Duration, live_ttl: Duration) -> Self {
+        Self {
+            ttl,
+            live_ttl,
+            entries: Mutex::default(),
+        }
+    }
+
+    pub fn enabled(&self) -> bool {
+        !self.ttl.is_zero()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Entries> {
+        self.entries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The answer kept for this operation, if the store has not changed since it was read
+    /// (`changes` is `Store::changes` now) and its moment is not over.
+    pub fn get(&self, key: &Key, changes: u64) -> Option<Kept> {
+        let entries = self.lock();
+        let entry = entries.map.get(key)?;
+        (entry.changes == changes && entry.expires > Instant::now()).then(|| entry.kept.clone())
+    }
+
+    /// Keeps an answer computed from what the store held at change count `changes` (read
+    /// before it was), unless the request's live lists rule it out.
+    pub fn put(&self, key: Key, changes: u64, freshness: &Freshness, kept: Kept) {
+        if freshness.stale.load(Ordering::Acquire) {
+            return;
+        }
+        let now = Instant::now();
+        let mut expires = now + self.ttl;
+        if let Some(oldest) = *freshness.lock() {
+            let age = (Utc::now() - oldest).to_std().unwrap_or_default();
+            match self.live_ttl.checked_sub(age) {
+                Some(left) => expires = expires.min(now + left),
+                None => return,
+            }
+        }
+        let key_bytes = key.query.len() + key.variables.len();
+        let size = kept.body.len() + key_bytes;
+        if size > BUDGET_BYTES / 64 {
+            return;
+        }
+        let mut entries = self.lock();
+        if entries.bytes + size > BUDGET_BYTES {
+            entries.map.retain(|_, e| e.expires > now);
+            entries.bytes = entries.map.iter().map(|(k, e)| entry_size(k, e)).sum();
+            if entries.bytes + size > BUDGET_BYTES {
+                entries.map.clear();
+                entries.bytes = 0;
+            }
+        }
+        let entry = Entry {
+            changes,
+            expires,
+            kept,
+        };
+        entries.bytes += size;
+        if let Some(old) = entries.map.insert(key, entry) {
+            entries.bytes -= old.kept.body.len() + key_bytes;
+        }
+    }
+}
+
+fn entry_size(key: &Key, entry: &Entry) -> usize {
+    entry.kept.body.len() + key.query.len() + key.variables.len()
+}
+
+/// What a request's panels served from their live lists: the oldest list, and whether any
+/// was served stale. Request data, read once the answer is complete.
+#[derive(Default)]
+pub struct Freshness {
+    oldest: Mutex<Option<DateTime<Utc>>>,
+    stale: AtomicBool,
+}
+
+impl Freshness {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<DateTime<Utc>>> {
+        self.oldest
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn saw(&self, fetched: &Fetched) {
+        if fetched.stale {
+            self.stale.store(true, Ordering::Release);
+        }
+        let mut oldest = self.lock();
+        if oldest.is_none_or(|at| fetched.fetched_at < at) {
+            *oldest = Some(fetched.fetched_at);
+        }
+    }
+}
+
+/// Whether the document's operation is a query that asks for desk records and nothing but
+/// shareable root fields (through fragments too).
+pub fn shareable(doc: &ExecutableDocument, operation: Option<&str>) -> bool {
+    let found = match operation {
+        Some(name) => doc
+            .operations
+            .iter()
+            .find(|(n, _)| n.is_some_and(|n| n.as_str() == name)),
+        None => {
+            let mut all = doc.operations.iter();
+            match (all.next(), all.next()) {
+                (Some(only), None) => Some(only),
+                _ => None,
+            }
+        }
+    };
+    let Some((_, operation)) = found else {
+        return false;
+    };
+    let mut roots = Vec::new();
+    operation.node.ty == OperationType::Query
+        && root_fields(doc, &operation.node.selection_set.node, 0, &mut roots)
+        && roots.iter().all(|name| SHAREABLE_ROOTS.contains(name))
+        && roots.iter().any(|name| *name != "__typename")
+}
+
+/// Adds the names of the root fields a selection asks for, through fragments; `false` when
+/// a fragment is missing or spreads nest too deep.
+fn root_fields<'d>(
+    doc: &'d ExecutableDocument,
+    set: &'d SelectionSet,
+    depth: usize,
+    names: &mut Vec<&'d str>,
+) -> bool {
+    // Fragments spread in one another are refused by validation; the bound keeps a cycle
+    // from recursing here before it is.
+    depth < 16
+        && set.items.iter().all(|item| match &item.node {
+            Selection::Field(field) => {
+                names.push(field.node.name.node.as_str());
+                true
+            }
+            Selection::InlineFragment(inline) => {
+                root_fields(doc, &inline.node.selection_set.node, depth + 1, names)
+            }
+            Selection::FragmentSpread(spread) => doc
+                .fragments
+                .get(&spread.node.fragment_name.node)
+                .is_some_and(|f| root_fields(doc, &f.node.selection_set.node, depth + 1, names)),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn doc(query: &str) -> ExecutableDocument {
+        async_graphql::parser::parse_query(query).unwrap()
+    }
+
+    #[test]
+    fn only_queries_of_desk_roots_are_shareable() {
+        let yes = [
+            "{ ticket(id: 1) { subject } }",
+            "query Q { a: tickets { nodes { id } } contact(id: 2) { name } __typename }",
+            "{ ...F } fragment F on Query { accounts { nodes { id } } }",
+            "{ ... on Query { contacts { nodes { id } } } }",
+        ];
+        for query in yes {
+            assert!(shareable(&doc(query), None), "{query}");
+        }
+        let no = [
+            "{ me { name } }",
+            "{ ticket(id: 1) { subject } integration { status } }",
+            "{ ...F } fragment F on Query { profiles { name } }",
+            "{ ...Missing }",
+            "mutation { startSync { firstSync } }",
+            "subscription { syncEvents { id } }",
+            "query A { ticket(id: 1) { id } } query B { me { name } }",
+            "{ __typename }",
+        ];
+        for query in no {
+            assert!(!shareable(&doc(query), None), "{query}");
+        }
+        let two = doc("query A { ticket(id: 1) { id } } query B { me { name } }");
+        assert!(shareable(&two, Some("A")));
+        assert!(!shareable(&two, Some("B")));
+        assert!(!shareable(&two, Some("C")));
+    }
+
+    fn key(variables: &str) -> Key {
+        Key {
+            profile: 1,
+            profile_version: 0,
+            query: "{ ticket(id: 1) { id } }".into(),
+            operation: None,
+            variables: variables.into(),
+        }
+    }
+
+    fn kept(body: &'static str) -> Kept {
+        Kept {
+            body: Bytes::from_static(body.as_bytes()),
+            codes: Arc::from([]),
+        }
+    }
+
+    fn fetched(age_secs: i64, stale: bool) -> Fetched {
+        Fetched {
+            records: Arc::default(),
+            fetched_at: Utc::now() - chrono::Duration::seconds(age_secs),
+            stale,
+        }
+    }
+
+    #[test]
+    fn an_answer_is_served_only_while_nothing_changed_and_its_moment_lasts() {
+        let responses = Responses::new(Duration::from_millis(200), Duration::from_secs(60));
+        responses.put(key("a"), 7, &Freshness::default(), kept("A"));
+        assert_eq!(responses.get(&key("a"), 7).unwrap().body, "A");
+        assert!(responses.get(&key("a"), 8).is_none(), "the store changed");
+        assert!(responses.get(&key("b"), 7).is_none(), "other variables");
+        std::thread::sleep(Duration::from_millis(250));
+        assert!(responses.get(&key("a"), 7).is_none(), "the moment is over");
+    }
+
+    #[test]
+    fn panels_lists_bound_what_is_kept() {
+        let responses = Responses::new(Duration::from_secs(5), Duration::from_secs(60));
+        let stale = Freshness::default();
+        stale.saw(&fetched(1, false));
+        stale.saw(&fetched(90, true));
+        responses.put(key("stale"), 1, &stale, kept("S"));
+        assert!(
+            responses.get(&key("stale"), 1).is_none(),
+            "stale is not kept"
+        );
+
+        let old = Freshness::default();
+        old.saw(&fetched(1, false));
+        old.saw(&fetched(61, false));
+        responses.put(key("old"), 1, &old, kept("O"));
+        assert!(
+            responses.get(&key("old"), 1).is_none(),
+            "past the lists' TTL"
+        );
+
+        let nearly = Freshness::default();
+        nearly.saw(&fetched(0, false));
+        let responses = Responses::new(Duration::from_secs(5), Duration::from_millis(1200));
+        responses.put(key("nearly"), 1, &nearly, kept("N"));
+        assert!(responses.get(&key("nearly"), 1).is_some());
+        std::thread::sleep(Duration::from_millis(1300));
+        assert!(
+            responses.get(&key("nearly"), 1).is_none(),
+            "gone when its list would be read again"
+        );
+    }
+}
