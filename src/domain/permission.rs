@@ -20,7 +20,7 @@ impl PermissionItem {
 }
 
 /// Which Salesforce panels a profile shows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SalesforcePanel {
     Contacts,
     Accounts,
@@ -47,7 +47,7 @@ impl SalesforcePanel {
 }
 
 /// A profile's Salesforce permissions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Permissions {
     pub visible: bool,
     pub panel: SalesforcePanel,

@@ -146,8 +146,14 @@ impl Gateway {
     }
 
     /// Keeps an answer computed from what the store held at change count `changes`.
-    pub fn keep(&self, key: ResponseKey, changes: u64, freshness: &Freshness, kept: KeptResponse) {
-        self.responses.put(key, changes, freshness, kept);
+    pub fn keep(
+        &self,
+        key: ResponseKey,
+        read: (u64, std::time::Instant),
+        freshness: &Freshness,
+        kept: KeptResponse,
+    ) {
+        self.responses.put(key, read, freshness, kept);
     }
 
     /// The request's parsed document, its text parsed only the first time it is seen (see

@@ -311,11 +311,14 @@ fn record_url(ctx: &Context<'_>, id: &str) -> String {
 /// One live list of a panel, or `UPSTREAM_UNAVAILABLE` when Salesforce cannot answer and
 /// nothing is cached.
 async fn live(ctx: &Context<'_>, kind: Live, parent: &str) -> ApiResult<Fetched> {
-    let fetched = read_live(ctx, kind, parent).await?;
+    let fetched = read_live(ctx, kind, parent).await;
     if let Some(freshness) = ctx.data_opt::<Arc<Freshness>>() {
-        freshness.saw(&fetched);
+        match &fetched {
+            Ok(fetched) => freshness.saw(fetched),
+            Err(_) => freshness.failed(),
+        }
     }
-    Ok(fetched)
+    fetched
 }
 
 async fn read_live(ctx: &Context<'_>, kind: Live, parent: &str) -> ApiResult<Fetched> {

@@ -24,6 +24,7 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 
 use super::live::Fetched;
+use crate::domain::Permissions;
 
 /// Root fields whose answers depend on the stored data and the viewer's profile only.
 const SHAREABLE_ROOTS: &[&str] = &[
@@ -36,15 +37,21 @@ const SHAREABLE_ROOTS: &[&str] = &[
     "tickets",
 ];
 
-/// What all kept answers may hold, in bytes of their bodies.
+/// What all kept answers may hold, in bytes: bodies, keys, and `ENTRY_BYTES` each.
 const BUDGET_BYTES: usize = 32 * 1024 * 1024;
+
+/// What an entry costs beyond its texts: the map's slot, the key and entry, allocations.
+const ENTRY_BYTES: usize = 256;
+
+/// The longest moment an answer is kept, whatever the setting.
+const LONGEST: Duration = Duration::from_secs(3600);
 
 /// One operation as a viewer of a profile sends it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Key {
     pub profile: i64,
-    /// The viewer's profile-change count: an answer read under other permissions is not it.
-    pub profile_version: u64,
+    /// The permissions the answer was read under: once they change, it is not the answer.
+    pub permissions: Permissions,
     pub query: String,
     pub operation: Option<String>,
     /// The variables as sent, in JSON.
@@ -80,7 +87,7 @@ pub struct Responses {
 impl Responses {
     pub fn new(ttl: Duration, live_ttl: Duration) -> Self {
         Self {
-            ttl,
+            ttl: ttl.min(LONGEST),
             live_ttl,
             entries: Mutex::default(),
         }
@@ -104,14 +111,21 @@ impl Responses {
         (entry.changes == changes && entry.expires > Instant::now()).then(|| entry.kept.clone())
     }
 
-    /// Keeps an answer computed from what the store held at change count `changes` (read
-    /// before it was), unless the request's live lists rule it out.
-    pub fn put(&self, key: Key, changes: u64, freshness: &Freshness, kept: Kept) {
+    /// Keeps an answer computed from what the store held at change count `changes`, read at
+    /// `read_at` before anything else was, unless the request's live lists rule it out. Its
+    /// moment runs from `read_at`: a change nobody hears of is served at most that long.
+    pub fn put(
+        &self,
+        key: Key,
+        (changes, read_at): (u64, Instant),
+        freshness: &Freshness,
+        kept: Kept,
+    ) {
         if freshness.stale.load(Ordering::Acquire) {
             return;
         }
         let now = Instant::now();
-        let mut expires = now + self.ttl;
+        let mut expires = read_at + self.ttl;
         if let Some(oldest) = *freshness.lock() {
             let age = (Utc::now() - oldest).to_std().unwrap_or_default();
             match self.live_ttl.checked_sub(age) {
@@ -119,15 +133,19 @@ impl Responses {
                 None => return,
             }
         }
-        let key_bytes = key.query.len() + key.variables.len();
+        let key_bytes = key_size(&key);
         let size = kept.body.len() + key_bytes;
-        if size > BUDGET_BYTES / 64 {
+        if size > BUDGET_BYTES / 64 || expires <= now {
             return;
         }
         let mut entries = self.lock();
         if entries.bytes + size > BUDGET_BYTES {
             entries.map.retain(|_, e| e.expires > now);
-            entries.bytes = entries.map.iter().map(|(k, e)| entry_size(k, e)).sum();
+            entries.bytes = entries
+                .map
+                .iter()
+                .map(|(k, e)| e.kept.body.len() + key_size(k))
+                .sum();
             if entries.bytes + size > BUDGET_BYTES {
                 entries.map.clear();
                 entries.bytes = 0;
@@ -138,6 +156,10 @@ impl Responses {
             expires,
             kept,
         };
+        // An answer read before the one kept does not replace it.
+        if entries.map.get(&key).is_some_and(|e| e.changes > changes) {
+            return;
+        }
         entries.bytes += size;
         if let Some(old) = entries.map.insert(key, entry) {
             entries.bytes -= old.kept.body.len() + key_bytes;
@@ -145,8 +167,11 @@ impl Responses {
     }
 }
 
-fn entry_size(key: &Key, entry: &Entry) -> usize {
-    entry.kept.body.len() + key.query.len() + key.variables.len()
+fn key_size(key: &Key) -> usize {
+    ENTRY_BYTES
+        + key.query.len()
+        + key.variables.len()
+        + key.operation.as_ref().map_or(0, String::len)
 }
 
 /// What a request's panels served from their live lists: the oldest list, and whether any
@@ -162,6 +187,11 @@ impl Freshness {
         self.oldest
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// A list could not be read, and its panel says it is stale.
+    pub fn failed(&self) {
+        self.stale.store(true, Ordering::Release);
     }
 
     pub fn saw(&self, fetched: &Fetched) {
@@ -268,7 +298,7 @@ mod tests {
     fn key(variables: &str) -> Key {
         Key {
             profile: 1,
-            profile_version: 0,
+            permissions: Permissions::FULL,
             query: "{ ticket(id: 1) { id } }".into(),
             operation: None,
             variables: variables.into(),
@@ -293,12 +323,30 @@ mod tests {
     #[test]
     fn an_answer_is_served_only_while_nothing_changed_and_its_moment_lasts() {
         let responses = Responses::new(Duration::from_millis(200), Duration::from_secs(60));
-        responses.put(key("a"), 7, &Freshness::default(), kept("A"));
+        responses.put(
+            key("a"),
+            (7, Instant::now()),
+            &Freshness::default(),
+            kept("A"),
+        );
         assert_eq!(responses.get(&key("a"), 7).unwrap().body, "A");
         assert!(responses.get(&key("a"), 8).is_none(), "the store changed");
         assert!(responses.get(&key("b"), 7).is_none(), "other variables");
         std::thread::sleep(Duration::from_millis(250));
         assert!(responses.get(&key("a"), 7).is_none(), "the moment is over");
+
+        // The moment runs from when the store was read, not from when the answer was ready.
+        let read_at = Instant::now() - Duration::from_millis(100);
+        responses.put(key("slow"), (7, read_at), &Freshness::default(), kept("S"));
+        assert!(responses.get(&key("slow"), 7).is_some());
+        std::thread::sleep(Duration::from_millis(150));
+        assert!(responses.get(&key("slow"), 7).is_none());
+        let read_at = Instant::now() - Duration::from_millis(300);
+        responses.put(key("late"), (7, read_at), &Freshness::default(), kept("L"));
+        assert!(
+            responses.get(&key("late"), 7).is_none(),
+            "over before it was ready"
+        );
     }
 
     #[test]
@@ -306,8 +354,13 @@ mod tests {
         let responses = Responses::new(Duration::from_secs(5), Duration::from_secs(60));
         let stale = Freshness::default();
         stale.saw(&fetched(1, false));
-        stale.saw(&fetched(90, true));
-        responses.put(key("stale"), 1, &stale, kept("S"));
+        stale.saw(&fetched(0, true));
+        responses.put(key("stale"), (1, Instant::now()), &stale, kept("S"));
+        let failed = Freshness::default();
+        failed.saw(&fetched(0, false));
+        failed.failed();
+        responses.put(key("failed"), (1, Instant::now()), &failed, kept("F"));
+        assert!(responses.get(&key("failed"), 1).is_none(), "a list failed");
         assert!(
             responses.get(&key("stale"), 1).is_none(),
             "stale is not kept"
@@ -316,7 +369,7 @@ mod tests {
         let old = Freshness::default();
         old.saw(&fetched(1, false));
         old.saw(&fetched(61, false));
-        responses.put(key("old"), 1, &old, kept("O"));
+        responses.put(key("old"), (1, Instant::now()), &old, kept("O"));
         assert!(
             responses.get(&key("old"), 1).is_none(),
             "past the lists' TTL"
@@ -325,7 +378,7 @@ mod tests {
         let nearly = Freshness::default();
         nearly.saw(&fetched(0, false));
         let responses = Responses::new(Duration::from_secs(5), Duration::from_millis(1200));
-        responses.put(key("nearly"), 1, &nearly, kept("N"));
+        responses.put(key("nearly"), (1, Instant::now()), &nearly, kept("N"));
         assert!(responses.get(&key("nearly"), 1).is_some());
         std::thread::sleep(Duration::from_millis(1300));
         assert!(

@@ -159,7 +159,7 @@ pub async fn post(
         Ok(Value::Object(params)) => match request_from_params(&params) {
             Ok(request) => {
                 let key = share_key(&viewer, &params);
-                return execute_one(&state, kind, viewer, request, key, fresh_wanted(&req)).await;
+                return execute_one(&state, kind, viewer, request, key, caching(&req)).await;
             }
             Err(message) => return bad_request(kind, &message),
         },
@@ -257,18 +257,37 @@ pub async fn get(
                 );
         }
     }
-    execute_one(&state, kind, viewer, request, key, fresh_wanted(&req)).await
+    execute_one(&state, kind, viewer, request, key, caching(&req)).await
 }
 
-/// Whether the client asks for an answer computed afresh (`Cache-Control: no-cache`,
-/// `no-store` or `max-age=0`), not one kept from an earlier request.
-fn fresh_wanted(req: &HttpRequest) -> bool {
-    req.headers()
-        .get_all(header::CACHE_CONTROL)
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|directive| directive.trim().to_ascii_lowercase())
-        .any(|d| d == "no-cache" || d == "no-store" || d == "max-age=0")
+/// What the client allows of kept answers: `Cache-Control: no-cache` (or `max-age=0`, or
+/// `Pragma: no-cache`) asks for one computed afresh, `no-store` also that it not be kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Caching {
+    Allowed,
+    Fresh,
+    NoStore,
+}
+
+fn caching(req: &HttpRequest) -> Caching {
+    let directives = |name| {
+        req.headers()
+            .get_all(name)
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(|directive| directive.trim().to_ascii_lowercase())
+            .collect::<Vec<_>>()
+    };
+    let control = directives(header::CACHE_CONTROL);
+    if control.iter().any(|d| d == "no-store") {
+        Caching::NoStore
+    } else if control.iter().any(|d| d == "no-cache" || d == "max-age=0")
+        || directives(header::PRAGMA).iter().any(|d| d == "no-cache")
+    {
+        Caching::Fresh
+    } else {
+        Caching::Allowed
+    }
 }
 
 /// The key an answer to these parameters is kept under, when they are a plain operation:
@@ -289,7 +308,7 @@ fn share_key(viewer: &Viewer, params: &Map<String, Value>) -> Option<ResponseKey
     };
     Some(ResponseKey {
         profile: viewer.profile.id.0,
-        profile_version: viewer.profile_version,
+        permissions: viewer.permissions(),
         query: params.get("query")?.as_str()?.to_owned(),
         operation,
         variables,
@@ -304,14 +323,14 @@ async fn execute_one(
     viewer: Viewer,
     mut request: Request,
     key: Option<ResponseKey>,
-    fresh: bool,
+    caching: Caching,
 ) -> HttpResponse {
     // Read before anything the answer holds is: a change committed meanwhile moves it on.
-    let changes = state.store.changes();
+    let read = (state.store.changes(), std::time::Instant::now());
     // Only answers to shareable operations are kept: one found needs no further look.
     if let Some(key) = &key
-        && !fresh
-        && let Some(kept) = state.schema.kept(key, changes)
+        && caching == Caching::Allowed
+        && let Some(kept) = state.schema.kept(key, read.0)
     {
         for code in kept.codes.iter() {
             state.metrics.graphql_error(code);
@@ -344,6 +363,7 @@ async fn execute_one(
     };
     let codes: Vec<String> = response.errors.iter().filter_map(code_of).collect();
     let shareable = status == StatusCode::OK
+        && caching != Caching::NoStore
         && codes.len() == response.errors.len()
         && codes.iter().all(|c| c == "FORBIDDEN");
     if shareable {
@@ -351,7 +371,7 @@ async fn execute_one(
             body: body.clone(),
             codes: codes.into(),
         };
-        state.schema.keep(key, changes, &freshness, kept);
+        state.schema.keep(key, read, &freshness, kept);
     }
     HttpResponse::build(status)
         .content_type(kind.content_type())

@@ -150,9 +150,8 @@ impl std::ops::Deref for WriteTxn<'_> {
 
 impl WriteTxn<'_> {
     pub(crate) async fn commit(self) -> Result<(), DbErr> {
-        self.txn.commit().await?;
-        self.changes.fetch_add(1, Ordering::SeqCst);
-        Ok(())
+        let _moved = Moved(self.changes);
+        self.txn.commit().await
     }
 
     /// Commits, then broadcasts the sync events the transaction logged before giving up the
@@ -167,11 +166,23 @@ impl WriteTxn<'_> {
             _slot: slot,
             changes,
         } = self;
-        txn.commit().await?;
-        changes.fetch_add(1, Ordering::SeqCst);
+        {
+            let _moved = Moved(changes);
+            txn.commit().await?;
+        }
         store.publish_sync(events);
         drop(slot);
         Ok(())
+    }
+}
+
+/// Moves the store's change count on when dropped: after a commit returns, and also when it
+/// fails or its future is dropped midway, since the commit may have landed either way.
+struct Moved<'a>(&'a AtomicU64);
+
+impl Drop for Moved<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
     }
 }
 
@@ -268,6 +279,12 @@ impl Store {
     /// one value may be served again while it still does.
     pub fn changes(&self) -> u64 {
         self.changes.load(Ordering::SeqCst)
+    }
+
+    /// Moves the change count on for a change kept outside the database (the org's view,
+    /// once it is forgotten): what was read before it may not be served again.
+    pub fn touch(&self) {
+        self.changes.fetch_add(1, Ordering::SeqCst);
     }
 
     /// Changes when any profile's permissions do, in this process or another replica.

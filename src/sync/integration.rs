@@ -297,6 +297,8 @@ impl Integrations {
 
     async fn forget_view(&self) {
         *self.view.write().await = None;
+        // Answers kept from the old view go with it.
+        self.store.touch();
     }
 
     /// A client for these credentials, with its id.

@@ -4,12 +4,19 @@
 use salesforce_sim::{SimConfig, SimHandle};
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, codes, spawn_app};
+use crate::helpers::{TestApp, codes};
 use crate::integration::connect;
 
 /// A desk with one contact (and its account) linked to the org, and one contact that is not.
 pub(crate) async fn linked() -> (TestApp, SimHandle, String) {
-    let app = spawn_app().await;
+    linked_with(|_| {}).await
+}
+
+/// `linked`, with the app's settings changed by `adjust`.
+pub(crate) async fn linked_with(
+    adjust: impl FnOnce(&mut tandem::config::Settings),
+) -> (TestApp, SimHandle, String) {
+    let app = crate::helpers::spawn_app_with(adjust).await;
     let sim = salesforce_sim::start(SimConfig::default()).await;
     let body = connect(&app, &sim, "tandem").await;
     assert!(body.get("errors").is_none(), "{body}");

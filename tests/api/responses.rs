@@ -6,8 +6,15 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use tandem::domain::{TicketId, TicketPatch};
 
-use crate::helpers::{TestApp, codes, spawn_app};
-use crate::panels::{ACTIVITY, PANELS, by_name, linked, with_activity};
+use crate::helpers::{TestApp, codes, spawn_app, spawn_app_with};
+use crate::panels::{ACTIVITY, PANELS, by_name, linked_with, with_activity};
+
+/// Long enough that answers kept are not lost to a slow machine between two requests.
+const A_MINUTE: u64 = 60_000;
+
+async fn app_keeping_a_minute() -> TestApp {
+    spawn_app_with(|s| s.graphql.response_cache_ms = A_MINUTE).await
+}
 
 const TICKET: &str = "query($id: ID!) { ticket(id: $id) { subject status contact { lastName } } }";
 
@@ -27,7 +34,7 @@ async fn ticket(app: &TestApp) -> Value {
 
 #[tokio::test]
 async fn a_repeated_query_is_answered_from_the_cache_until_the_desk_changes() {
-    let app = spawn_app().await;
+    let app = app_keeping_a_minute().await;
     let id = ticket(&app).await;
     let vars = json!({ "id": id });
 
@@ -73,7 +80,7 @@ async fn a_repeated_query_is_answered_from_the_cache_until_the_desk_changes() {
 
 #[tokio::test]
 async fn no_cache_asks_for_an_answer_computed_afresh() {
-    let app = spawn_app().await;
+    let app = app_keeping_a_minute().await;
     let id = ticket(&app).await;
     let vars = json!({ "id": id });
     app.gql_as("Agent", TICKET, vars.clone()).await;
@@ -82,13 +89,35 @@ async fn no_cache_asks_for_an_answer_computed_afresh() {
     assert_eq!(fresh["data"]["ticket"]["subject"], "Printer on fire");
     assert_eq!(app.response_cache().await, (hits, misses + 1));
     // What it computed is kept for the next request.
-    app.gql_as("Agent", TICKET, vars).await;
+    app.gql_as("Agent", TICKET, vars.clone()).await;
     assert_eq!(app.response_cache().await, (hits + 1, misses + 1));
+
+    // `no-store`: computed, and not kept either.
+    app.gql_ok(
+        "mutation($id: ID!) { updateTicket(id: $id, patch: { subject: \"Toner low\" }) { id } }",
+        vars.clone(),
+    )
+    .await;
+    let unkept = app
+        .client
+        .post(app.graphql_url())
+        .bearer_auth(app.token("Agent"))
+        .header("cache-control", "no-store")
+        .json(&json!({ "query": TICKET, "variables": vars }))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    assert_eq!(unkept["data"]["ticket"]["subject"], "Toner low");
+    app.gql_as("Agent", TICKET, vars).await;
+    assert_eq!(app.response_cache().await, (hits + 1, misses + 3));
 }
 
 #[tokio::test]
 async fn only_queries_of_desk_records_and_panels_are_kept() {
-    let app = spawn_app().await;
+    let app = app_keeping_a_minute().await;
     let id = ticket(&app).await;
     let before = app.response_cache().await;
     for (query, vars) in [
@@ -134,7 +163,7 @@ async fn only_queries_of_desk_records_and_panels_are_kept() {
 
 #[tokio::test]
 async fn answers_are_kept_per_profile_and_follow_a_permission_change_at_once() {
-    let (app, _sim, _) = with_activity(|_| {}).await;
+    let (app, _sim, _) = with_activity(|s| s.graphql.response_cache_ms = A_MINUTE).await;
     let agent = app.gql_as("Agent", ACTIVITY, json!({})).await;
     assert!(agent.get("errors").is_none(), "{agent}");
     let panel = &agent["data"]["contacts"]["nodes"][0]["salesforce"];
@@ -174,13 +203,15 @@ async fn answers_are_kept_per_profile_and_follow_a_permission_change_at_once() {
 
 #[tokio::test]
 async fn a_sync_round_shows_in_the_next_answer() {
-    let (app, sim, contact) = linked().await;
+    let (app, sim, contact) = linked_with(|s| s.graphql.response_cache_ms = A_MINUTE).await;
     let before = app.gql_ok(PANELS, json!({})).await;
     assert_eq!(
         by_name(&before, "Paneled")["salesforce"]["fields"]["Department"],
         Value::Null
     );
-    assert_eq!(app.gql_ok(PANELS, json!({})).await, before, "kept");
+    let (hits, _) = app.response_cache().await;
+    assert_eq!(app.gql_ok(PANELS, json!({})).await, before);
+    assert_eq!(app.response_cache().await.0, hits + 1, "kept");
     sim.update("Contact", &contact, json!({ "Department": "Procurement" }))
         .unwrap();
     app.sync_now().await;
@@ -196,8 +227,8 @@ async fn another_process_s_change_shows_within_the_moment() {
     let app = spawn_app().await;
     let id = ticket(&app).await;
     let vars = json!({ "id": id });
-    app.gql_as("Agent", TICKET, vars.clone()).await;
     let other = crate::replicas::second_process(&app).await;
+    app.gql_as("Agent", TICKET, vars.clone()).await;
     let ticket_id = TicketId(id.as_str().unwrap().parse().unwrap());
     other
         .store
