@@ -126,15 +126,9 @@ impl Gateway {
         }
     }
 
-    /// Whether answers to this request may be kept and shared (see `responses`): a query
-    /// of desk records and their panels only, with the response cache on.
-    pub fn shareable(&self, request: &mut Request) -> bool {
-        let operation = request.operation_name.clone();
+    /// Whether the response cache is on.
+    pub fn keeps_answers(&self) -> bool {
         self.responses.enabled()
-            && request.extensions.is_empty()
-            && self
-                .parsed(request)
-                .is_some_and(|doc| responses::shareable(doc, operation.as_deref()))
     }
 
     /// The answer kept for this operation while the store's change count is `changes`.
@@ -174,10 +168,25 @@ impl Gateway {
         })
     }
 
-    pub async fn execute(&self, mut request: Request) -> Response {
+    pub async fn execute(&self, request: Request) -> Response {
+        self.execute_shareable(request).await.0
+    }
+
+    /// Executes, saying too whether the answer may be kept and shared (see `responses`): the
+    /// operation is a query of desk records and their panels only.
+    pub async fn execute_shareable(&self, mut request: Request) -> (Response, bool) {
         match self.admit(&mut request) {
-            Ok(schema) => codes::tag(self.limits.explain(schema.execute(request).await)),
-            Err(refused) => codes::tag(Response::from_errors(vec![refused])),
+            Ok(schema) => {
+                let operation = request.operation_name.clone();
+                // Admitted, the request holds its parse: this reads it, parsing nothing.
+                let shareable = request.extensions.is_empty()
+                    && request
+                        .parsed_query()
+                        .is_ok_and(|doc| responses::shareable(doc, operation.as_deref()));
+                let response = codes::tag(self.limits.explain(schema.execute(request).await));
+                (response, shareable)
+            }
+            Err(refused) => (codes::tag(Response::from_errors(vec![refused])), false),
         }
     }
 

@@ -321,7 +321,7 @@ async fn execute_one(
     state: &AppState,
     kind: ResponseType,
     viewer: Viewer,
-    mut request: Request,
+    request: Request,
     key: Option<ResponseKey>,
     caching: Caching,
 ) -> HttpResponse {
@@ -340,15 +340,17 @@ async fn execute_one(
             .content_type(kind.content_type())
             .body(kept.body);
     }
-    let Some(key) = key.filter(|_| state.schema.shareable(&mut request)) else {
+    let Some(key) = key.filter(|_| state.schema.keeps_answers()) else {
         return execute(state, kind, viewer, BatchRequest::Single(request)).await;
     };
-    state.metrics.response_cache(false);
     let freshness = Arc::new(Freshness::default());
-    let response = state
+    let (response, shareable) = state
         .schema
-        .execute(prepare(request, viewer, &state.store).data(freshness.clone()))
+        .execute_shareable(prepare(request, viewer, &state.store).data(freshness.clone()))
         .await;
+    if shareable {
+        state.metrics.response_cache(false);
+    }
     let status = status_of(kind, &response);
     let body = match serde_json::to_vec(&body_of(state, &response)) {
         Ok(body) => web::Bytes::from(body),
@@ -362,11 +364,12 @@ async fn execute_one(
         }
     };
     let codes: Vec<String> = response.errors.iter().filter_map(code_of).collect();
-    let shareable = status == StatusCode::OK
+    let keep = shareable
+        && status == StatusCode::OK
         && caching != Caching::NoStore
         && codes.len() == response.errors.len()
         && codes.iter().all(|c| c == "FORBIDDEN");
-    if shareable {
+    if keep {
         let kept = KeptResponse {
             body: body.clone(),
             codes: codes.into(),

@@ -138,7 +138,7 @@ pub struct Store {
 pub(crate) struct WriteTxn<'a> {
     txn: DatabaseTransaction,
     _slot: Option<MutexGuard<'a, ()>>,
-    changes: &'a AtomicU64,
+    moved: Moved<'a>,
 }
 
 impl std::ops::Deref for WriteTxn<'_> {
@@ -150,8 +150,9 @@ impl std::ops::Deref for WriteTxn<'_> {
 
 impl WriteTxn<'_> {
     pub(crate) async fn commit(self) -> Result<(), DbErr> {
-        let _moved = Moved(self.changes);
-        self.txn.commit().await
+        let WriteTxn { txn, mut moved, .. } = self;
+        moved.committing = true;
+        txn.commit().await
     }
 
     /// Commits, then broadcasts the sync events the transaction logged before giving up the
@@ -164,10 +165,11 @@ impl WriteTxn<'_> {
         let WriteTxn {
             txn,
             _slot: slot,
-            changes,
+            mut moved,
         } = self;
+        moved.committing = true;
         {
-            let _moved = Moved(changes);
+            let _moved = moved;
             txn.commit().await?;
         }
         store.publish_sync(events);
@@ -176,13 +178,25 @@ impl WriteTxn<'_> {
     }
 }
 
-/// Moves the store's change count on when dropped: after a commit returns, and also when it
-/// fails or its future is dropped midway, since the commit may have landed either way.
-struct Moved<'a>(&'a AtomicU64);
+/// Moves the store's change count on, and tells the other replicas, when dropped: after a
+/// commit returns, and also when it fails or its future is dropped midway, since the commit
+/// may have landed either way. A transaction dropped without a commit rolls back, and moves
+/// nothing.
+struct Moved<'a> {
+    changes: &'a AtomicU64,
+    peers: Option<&'a peers::Peers>,
+    committing: bool,
+}
 
 impl Drop for Moved<'_> {
     fn drop(&mut self) {
-        self.0.fetch_add(1, Ordering::SeqCst);
+        if !self.committing {
+            return;
+        }
+        self.changes.fetch_add(1, Ordering::SeqCst);
+        if let Some(peers) = self.peers {
+            peers.announce(peers::Notice::Changed);
+        }
     }
 }
 
@@ -381,7 +395,11 @@ impl Store {
         Ok(WriteTxn {
             txn: self.db.begin().await?,
             _slot: slot,
-            changes: &self.changes,
+            moved: Moved {
+                changes: &self.changes,
+                peers: self.peers.as_ref(),
+                committing: false,
+            },
         })
     }
 

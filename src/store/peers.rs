@@ -32,6 +32,9 @@ pub(crate) enum Notice {
     Sync(i64),
     /// A profile's permissions changed.
     Profiles,
+    /// A transaction committed: what was read before it may have changed. Sent only in a
+    /// batch of notices that holds nothing else, since hearing any notice says as much.
+    Changed,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -129,6 +132,10 @@ impl Bridge {
             while let Ok(more) = queued.try_recv() {
                 notices.push(more);
             }
+            notices.retain(|n| !matches!(n, Notice::Changed));
+            if notices.is_empty() {
+                notices.push(Notice::Changed);
+            }
             bridge.announce(notices).await;
         }
         let _ = stop.send(());
@@ -203,6 +210,8 @@ impl Bridge {
                     let _ = self.desk.send(event);
                 }
                 Notice::Profiles => self.profiles.send_modify(|version| *version += 1),
+                // The change count has moved for it above.
+                Notice::Changed => {}
                 Notice::Sync(id) => match sync_event_by_id(&self.db, id).await {
                     Ok(Some(event)) => {
                         self.newest_event.fetch_max(event.id, Ordering::SeqCst);

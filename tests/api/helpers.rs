@@ -126,10 +126,24 @@ impl TestApp {
     /// Posts as the given profile asking for an answer computed afresh
     /// (`Cache-Control: no-cache`), not one the response cache kept.
     pub async fn gql_fresh(&self, profile: &str, query: &str, variables: Value) -> Value {
-        self.client
-            .post(self.graphql_url())
-            .bearer_auth(self.token(profile))
-            .header("cache-control", "no-cache")
+        let token = self.token(profile);
+        self.gql_with(&token, Some("no-cache"), query, variables)
+            .await
+    }
+
+    /// Posts with this token and, when given, this `Cache-Control`; returns the JSON body.
+    pub async fn gql_with(
+        &self,
+        token: &str,
+        cache_control: Option<&str>,
+        query: &str,
+        variables: Value,
+    ) -> Value {
+        let mut request = self.client.post(self.graphql_url()).bearer_auth(token);
+        if let Some(value) = cache_control {
+            request = request.header("cache-control", value);
+        }
+        request
             .json(&json!({ "query": query, "variables": variables }))
             .send()
             .await

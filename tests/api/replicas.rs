@@ -211,6 +211,36 @@ async fn replicas_on_one_postgresql_hear_each_others_changes() {
 }
 
 #[tokio::test]
+async fn a_replica_hears_of_a_commit_that_changes_no_desk_record() {
+    let app = spawn_app().await;
+    if !app.database_url.starts_with("postgres") {
+        return;
+    }
+    let sim = salesforce_sim::start(SimConfig::default()).await;
+    crate::integration::connect(&app, &sim, "tandem").await;
+    let other = second_process(&app).await;
+    // The listener connects in the background.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // A sync type change logs no event and changes no desk record, yet answers kept by this
+    // replica (a panel's fields follow the sync type) must not outlive it.
+    let before = app.store.changes();
+    other
+        .store
+        .set_sync_type(SyncType::SalesforceToDesk)
+        .await
+        .unwrap();
+    let since = Instant::now();
+    while app.store.changes() == before {
+        assert!(
+            since.elapsed() < Duration::from_secs(5),
+            "this replica never heard of the commit"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
 async fn a_replica_hears_every_contact_a_first_sync_creates_in_order() {
     let app = spawn_app().await;
     if !app.database_url.starts_with("postgres") {

@@ -62,16 +62,8 @@ async fn a_repeated_query_is_answered_from_the_cache_until_the_desk_changes() {
     // Another agent of the same profile is served the same answer; other variables are
     // another answer.
     let other_agent = app
-        .client
-        .post(app.graphql_url())
-        .bearer_auth(app.agent_token(2, "Agent"))
-        .json(&json!({ "query": TICKET, "variables": vars }))
-        .send()
-        .await
-        .unwrap()
-        .json::<Value>()
-        .await
-        .unwrap();
+        .gql_with(&app.agent_token(2, "Agent"), None, TICKET, vars)
+        .await;
     assert_eq!(other_agent, after);
     let missing = app.gql_as("Agent", TICKET, json!({ "id": "999" })).await;
     assert_eq!(missing["data"]["ticket"], Value::Null);
@@ -99,17 +91,8 @@ async fn no_cache_asks_for_an_answer_computed_afresh() {
     )
     .await;
     let unkept = app
-        .client
-        .post(app.graphql_url())
-        .bearer_auth(app.token("Agent"))
-        .header("cache-control", "no-store")
-        .json(&json!({ "query": TICKET, "variables": vars }))
-        .send()
-        .await
-        .unwrap()
-        .json::<Value>()
-        .await
-        .unwrap();
+        .gql_with(&app.token("Agent"), Some("no-store"), TICKET, vars.clone())
+        .await;
     assert_eq!(unkept["data"]["ticket"]["subject"], "Toner low");
     app.gql_as("Agent", TICKET, vars).await;
     assert_eq!(app.response_cache().await, (hits + 1, misses + 3));
