@@ -82,6 +82,11 @@ impl Documents {
         })
     }
 
+    /// The kept parse of this text, if it was admitted.
+    pub fn kept(&self, query: &str) -> Option<Arc<ExecutableDocument>> {
+        self.get(query)
+    }
+
     fn get(&self, query: &str) -> Option<Arc<ExecutableDocument>> {
         let mut generations = self.lock();
         if let Some(kept) = generations.current.get(query) {

@@ -11,6 +11,7 @@ mod integration;
 mod limits;
 mod live;
 mod loaders;
+mod order;
 mod paging;
 mod panels;
 mod responses;
@@ -183,7 +184,11 @@ impl Gateway {
                     && request
                         .parsed_query()
                         .is_ok_and(|doc| responses::shareable(doc, operation.as_deref()));
-                let response = codes::tag(self.limits.explain(schema.execute(request).await));
+                let doc = self.documents.kept(&request.query);
+                let mut response = codes::tag(self.limits.explain(schema.execute(request).await));
+                if let Some(doc) = doc {
+                    order::in_selection_order(&mut response.data, &doc, operation.as_deref());
+                }
                 (response, shareable)
             }
             Err(refused) => (codes::tag(Response::from_errors(vec![refused])), false),
@@ -195,9 +200,21 @@ impl Gateway {
         match self.admit(&mut request) {
             Ok(schema) => {
                 let limits = self.limits;
+                let doc = self.documents.kept(&request.query);
+                let operation = request.operation_name.clone();
                 schema
                     .execute_stream(request)
-                    .map(move |response| codes::tag(limits.explain(response)))
+                    .map(move |response| {
+                        let mut response = codes::tag(limits.explain(response));
+                        if let Some(doc) = &doc {
+                            order::in_selection_order(
+                                &mut response.data,
+                                doc,
+                                operation.as_deref(),
+                            );
+                        }
+                        response
+                    })
                     .boxed()
             }
             Err(refused) => {

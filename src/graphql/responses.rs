@@ -208,25 +208,12 @@ impl Freshness {
 /// Whether the document's operation is a query that asks for desk records and nothing but
 /// shareable root fields (through fragments too).
 pub fn shareable(doc: &ExecutableDocument, operation: Option<&str>) -> bool {
-    let found = match operation {
-        Some(name) => doc
-            .operations
-            .iter()
-            .find(|(n, _)| n.is_some_and(|n| n.as_str() == name)),
-        None => {
-            let mut all = doc.operations.iter();
-            match (all.next(), all.next()) {
-                (Some(only), None) => Some(only),
-                _ => None,
-            }
-        }
-    };
-    let Some((_, operation)) = found else {
+    let Some(operation) = super::order::operation(doc, operation) else {
         return false;
     };
     let mut roots = Vec::new();
-    operation.node.ty == OperationType::Query
-        && root_fields(doc, &operation.node.selection_set.node, 0, &mut roots)
+    operation.ty == OperationType::Query
+        && root_fields(doc, &operation.selection_set.node, 0, &mut roots)
         && roots.iter().all(|name| SHAREABLE_ROOTS.contains(name))
         && roots.iter().any(|name| *name != "__typename")
 }

@@ -549,3 +549,31 @@ async fn without_salesforce_cached_lists_are_served_stale_and_only_to_the_same_p
         "{other}"
     );
 }
+
+#[tokio::test]
+async fn a_panel_answers_its_fields_in_the_order_they_were_asked_for() {
+    let (app, _sim, _) = with_activity(|_| {}).await;
+    // The live lists wait on Salesforce (or the cache) and `id` does not: resolved side by
+    // side, they would land in the answer in the order they finish.
+    let query = "{ contacts(first: 5) { nodes { salesforce { tasks { subject } stale id notes { title } fetchedAt } } } }";
+    for cache_control in ["no-cache", "max-age=60"] {
+        let body = app
+            .client
+            .post(app.graphql_url())
+            .bearer_auth(app.token("Agent"))
+            .header("cache-control", cache_control)
+            .json(&json!({ "query": query }))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let at = |key: &str| {
+            body.find(&format!("\"{key}\":"))
+                .unwrap_or_else(|| panic!("{key} in {body}"))
+        };
+        let order = ["tasks", "stale", "id", "notes", "fetchedAt"].map(at);
+        assert!(order.is_sorted(), "{body}");
+    }
+}

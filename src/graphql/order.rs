@@ -1,0 +1,136 @@
+//! Answers in selection order. async-graphql resolves an object's fields side by side and
+//! puts each into the answer as it completes, so a field that waits (a panel's live list, a
+//! desk load) can land after one selected later. The spec says an answer's fields come in
+//! the order the query selects them; this puts them back in that order.
+
+use async_graphql::Value;
+use async_graphql::parser::types::{
+    ExecutableDocument, OperationDefinition, Selection, SelectionSet,
+};
+
+/// The operation a request runs: the one named, or the only one.
+pub fn operation<'d>(
+    doc: &'d ExecutableDocument,
+    name: Option<&str>,
+) -> Option<&'d OperationDefinition> {
+    let found = match name {
+        Some(name) => doc
+            .operations
+            .iter()
+            .find(|(n, _)| n.is_some_and(|n| n.as_str() == name)),
+        None => {
+            let mut all = doc.operations.iter();
+            match (all.next(), all.next()) {
+                (Some(only), None) => Some(only),
+                _ => None,
+            }
+        }
+    };
+    found.map(|(_, operation)| &operation.node)
+}
+
+/// Orders every object in `data` as the operation's selections do.
+pub fn in_selection_order(data: &mut Value, doc: &ExecutableDocument, name: Option<&str>) {
+    if let Some(operation) = operation(doc, name) {
+        order(data, doc, &[&operation.selection_set.node]);
+    }
+}
+
+/// Response keys in the order first selected, each with the selections under it.
+type Keys<'d> = Vec<(&'d str, Vec<&'d SelectionSet>)>;
+
+fn order(value: &mut Value, doc: &ExecutableDocument, sets: &[&SelectionSet]) {
+    match value {
+        Value::List(items) => {
+            for item in items {
+                order(item, doc, sets);
+            }
+        }
+        Value::Object(map) => {
+            let mut keys: Keys<'_> = Vec::new();
+            for set in sets {
+                collect(doc, set, &mut keys, 0);
+            }
+            let rank = |key: &str| {
+                keys.iter()
+                    .position(|(k, _)| *k == key)
+                    .unwrap_or(usize::MAX)
+            };
+            let ranks: Vec<usize> = map.keys().map(|k| rank(k.as_str())).collect();
+            if ranks.windows(2).any(|pair| pair[0] > pair[1]) {
+                map.sort_by(|a, _, b, _| rank(a.as_str()).cmp(&rank(b.as_str())));
+            }
+            for (key, below) in &keys {
+                if !below.is_empty()
+                    && let Some(field) = map.get_mut(*key)
+                {
+                    order(field, doc, below);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+fn collect<'d>(
+    doc: &'d ExecutableDocument,
+    set: &'d SelectionSet,
+    keys: &mut Keys<'d>,
+    depth: usize,
+) {
+    // Fragments that spread in one another are refused before execution; the bound only
+    // keeps a cycle from recursing here.
+    if depth > 16 {
+        return;
+    }
+    for item in &set.items {
+        match &item.node {
+            Selection::Field(field) => {
+                let field = &field.node;
+                let key = field.alias.as_ref().unwrap_or(&field.name).node.as_str();
+                let below = &field.selection_set.node;
+                let at = match keys.iter().position(|(k, _)| *k == key) {
+                    Some(at) => at,
+                    None => {
+                        keys.push((key, Vec::new()));
+                        keys.len() - 1
+                    }
+                };
+                if !below.items.is_empty() {
+                    keys[at].1.push(below);
+                }
+            }
+            Selection::InlineFragment(inline) => {
+                collect(doc, &inline.node.selection_set.node, keys, depth + 1)
+            }
+            Selection::FragmentSpread(spread) => {
+                if let Some(fragment) = doc.fragments.get(&spread.node.fragment_name.node) {
+                    collect(doc, &fragment.node.selection_set.node, keys, depth + 1);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use async_graphql::value;
+
+    #[test]
+    fn objects_follow_their_selections_through_aliases_fragments_and_lists() {
+        let doc = async_graphql::parser::parse_query(
+            "query Q { b a: x { ...F z } } fragment F on X { list { c d } ... on X { y } }",
+        )
+        .unwrap();
+        let mut data = value!({
+            "a": { "y": 1, "z": 2, "list": [{ "d": 1, "c": 2 }, { "c": 3, "d": 4 }] },
+            "b": true,
+        });
+        in_selection_order(&mut data, &doc, Some("Q"));
+        assert_eq!(
+            serde_json::to_string(&data).unwrap(),
+            r#"{"b":true,"a":{"list":[{"c":2,"d":1},{"c":3,"d":4}],"y":1,"z":2}}"#
+        );
+    }
+}
