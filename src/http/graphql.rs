@@ -158,7 +158,7 @@ pub async fn post(
         Err(e) => return bad_request(kind, &format!("the body is not valid JSON: {e}")),
         Ok(Value::Object(params)) => match request_from_params(&params) {
             Ok(request) => {
-                let key = share_key(&viewer, &params);
+                let key = share_key(&viewer, &request);
                 return execute_one(&state, kind, viewer, request, key, caching(&req)).await;
             }
             Err(message) => return bad_request(kind, &message),
@@ -236,7 +236,7 @@ pub async fn get(
         Ok(r) => r,
         Err(message) => return bad_request(kind, &message),
     };
-    let key = share_key(&viewer, &map);
+    let key = share_key(&viewer, &request);
     let operation_name = request.operation_name.clone();
     if let Some(doc) = state.schema.parsed(&mut request) {
         let operation = match &operation_name {
@@ -290,28 +290,17 @@ fn caching(req: &HttpRequest) -> Caching {
     }
 }
 
-/// The key an answer to these parameters is kept under, when they are a plain operation:
-/// no `extensions`, and well-formed (what is not gets its error from `request_from_params`).
-fn share_key(viewer: &Viewer, params: &Map<String, Value>) -> Option<ResponseKey> {
-    if params.get("extensions").is_some_and(|e| !e.is_null()) {
+/// The key an answer to this request is kept under; none when it carries `extensions`.
+fn share_key(viewer: &Viewer, request: &Request) -> Option<ResponseKey> {
+    if !request.extensions.is_empty() {
         return None;
     }
-    let variables = match params.get("variables") {
-        None | Some(Value::Null) => String::new(),
-        Some(v @ Value::Object(_)) => v.to_string(),
-        Some(_) => return None,
-    };
-    let operation = match params.get("operationName") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(name)) => Some(name.clone()),
-        Some(_) => return None,
-    };
     Some(ResponseKey {
         profile: viewer.profile.id.0,
         permissions: viewer.permissions(),
-        query: params.get("query")?.as_str()?.to_owned(),
-        operation,
-        variables,
+        query: request.query.clone(),
+        operation: request.operation_name.clone(),
+        variables: serde_json::to_string(&request.variables).ok()?,
     })
 }
 

@@ -558,17 +558,8 @@ async fn a_panel_answers_its_fields_in_the_order_they_were_asked_for() {
     let query = "{ contacts(first: 5) { nodes { salesforce { tasks { subject } stale id notes { title } fetchedAt } } } }";
     for cache_control in ["no-cache", "max-age=60"] {
         let body = app
-            .client
-            .post(app.graphql_url())
-            .bearer_auth(app.token("Agent"))
-            .header("cache-control", cache_control)
-            .json(&json!({ "query": query }))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+            .gql_text(&app.token("Agent"), Some(cache_control), query, json!({}))
+            .await;
         let at = |key: &str| {
             body.find(&format!("\"{key}\":"))
                 .unwrap_or_else(|| panic!("{key} in {body}"))
