@@ -13,10 +13,10 @@ use super::engine::{Counts, Round, SyncEngine, statistics_due};
 use super::mapping::Mapping;
 use super::push::DESK_ID_FIELD;
 use super::records::{
-    AccountLinks, SalesforceValues, account_fields, apply_to_desk, contact_fields, from_salesforce,
-    hash, mapped_desk_value, reason_for, salesforce_account, unknown_account,
+    AccountLinks, NewRecord, SalesforceValues, apply_to_desk, from_salesforce, hash,
+    mapped_desk_value, reason_for, salesforce_account, unknown_account,
 };
-use crate::domain::{ContactId, Direction, FailureReason, Module, SyncType};
+use crate::domain::{ContactId, Direction, FailureReason, Invalid, Module, SyncType};
 use crate::salesforce::soql::{Condition, Ident, Literal, Select};
 use crate::salesforce::{Record, SalesforceError};
 use crate::store::{NewFailure, NewLink, SyncBatch};
@@ -34,6 +34,8 @@ struct Incoming {
     key: Option<String>,
     /// The desk record a push created it from (`Helpdesk_Id__c`), when it says.
     desk_ref: Option<i64>,
+    /// The desk record it makes if it is new, or why the desk refuses it; taken by the create.
+    new: Option<Result<NewRecord, Invalid>>,
 }
 
 impl Incoming {
@@ -49,6 +51,7 @@ impl Incoming {
             .map(|r| {
                 let values = from_salesforce(mappings, &r);
                 Ok(Incoming {
+                    new: Some(NewRecord::read(mappings, module, &values)),
                     key: mapped_desk_value(mappings, module, &values, desk::match_field(module))
                         .as_ref()
                         .and_then(desk::key_of),
@@ -228,12 +231,16 @@ impl SyncEngine {
         let write = async move {
             let mut total = Counts::default();
             let mut batches = 0u32;
+            // The account links the phase's pages found so far.
+            let mut known = HashMap::new();
             while let Some(chunk) = arrived.recv().await {
                 batches += 1;
                 if statistics_due(batches) {
                     self.store.refresh_statistics();
                 }
-                let counts = self.apply(round, module, Some(&cursor_name), chunk).await;
+                let counts = self
+                    .apply(round, module, Some(&cursor_name), &mut known, chunk)
+                    .await;
                 total = add(total, counts?);
             }
             Ok::<Counts, SyncError>(total)
@@ -292,7 +299,11 @@ impl SyncEngine {
                 }
                 batch.commit().await?;
             }
-            total = add(total, self.apply(round, module, None, incoming).await?);
+            total = add(
+                total,
+                self.apply(round, module, None, &mut HashMap::new(), incoming)
+                    .await?,
+            );
         }
         Ok(total)
     }
@@ -304,7 +315,8 @@ impl SyncEngine {
         round: &Round,
         module: Module,
         cursor_name: Option<&str>,
-        incoming: Vec<Incoming>,
+        known: &mut HashMap<String, i64>,
+        mut incoming: Vec<Incoming>,
     ) -> Result<Counts, SyncError> {
         let mappings = round.mappings(module);
         let ids: Vec<String> = incoming.iter().map(|i| i.id.clone()).collect();
@@ -315,7 +327,7 @@ impl SyncEngine {
         let ((), links, mut accounts, mut candidates, open_failures) = tokio::try_join!(
             round.still_current(&self.integrations),
             async { Ok::<_, SyncError>(self.store.links_by_salesforce(module, &ids).await?) },
-            self.account_links_for(module, &incoming),
+            self.account_links_for(module, &incoming, known),
             desk::unlinked_by_match_key(&self.store, module, &keys),
             async { Ok(self.store.has_open_failures(module).await?) },
         )?;
@@ -384,7 +396,7 @@ impl SyncEngine {
         }
 
         let mut counts = Counts::default();
-        let mut creates: Vec<(usize, Map<String, Value>)> = Vec::new();
+        let mut creates: Vec<usize> = Vec::new();
         // Written without its account, a contact would lose it for good: its link would
         // hold Salesforce's values, and its next desk edit would clear the account in
         // Salesforce. It waits for the account instead.
@@ -486,9 +498,7 @@ impl SyncEngine {
                     };
                     match matches.len() {
                         0 => {
-                            let mut fresh = Map::new();
-                            apply_to_desk(mappings, module, &inc.values, &mut fresh, &accounts);
-                            creates.push((idx, fresh));
+                            creates.push(idx);
                             continue;
                         }
                         1 => {
@@ -548,8 +558,8 @@ impl SyncEngine {
         let refused = self
             .create_in_bulk(
                 &mut batch,
-                module,
-                &incoming,
+                (module, mappings, &accounts),
+                &mut incoming,
                 creates,
                 open_failures,
                 &mut counts,
@@ -591,71 +601,68 @@ impl SyncEngine {
     async fn create_in_bulk(
         &self,
         batch: &mut SyncBatch<'_>,
-        module: Module,
-        incoming: &[Incoming],
-        creates: Vec<(usize, Map<String, Value>)>,
+        (module, mappings, accounts): (Module, &[Mapping], &AccountLinks),
+        incoming: &mut [Incoming],
+        creates: Vec<usize>,
         open_failures: bool,
         counts: &mut Counts,
     ) -> Result<Vec<(usize, FailureReason, String)>, SyncError> {
         let mut refused = Vec::new();
-        let refuse = |idx: usize, invalid: &crate::domain::Invalid| {
+        let refuse = |idx: usize, id: &str, invalid: &Invalid| {
             (
                 idx,
                 reason_for(invalid),
                 format!(
-                    "Salesforce {} {} cannot be saved in the desk: {invalid}",
+                    "Salesforce {} {id} cannot be saved in the desk: {invalid}",
                     module.salesforce_object(),
-                    incoming[idx].id
                 ),
             )
         };
-        let mut created: Vec<(usize, i64)> = Vec::with_capacity(creates.len());
-        match module {
-            Module::Contacts => {
-                let mut valid = Vec::new();
-                let mut positions = Vec::new();
-                for (idx, values) in creates {
-                    match contact_fields(values) {
-                        Ok(fields) => {
-                            valid.push(fields);
-                            positions.push(idx);
-                        }
-                        Err(invalid) => refused.push(refuse(idx, &invalid)),
-                    }
+        // A page holds one module's records: `positions` numbers whichever list fills.
+        let mut contacts = Vec::new();
+        let mut accounts_new = Vec::new();
+        let mut positions = Vec::new();
+        for idx in creates {
+            let inc = &mut incoming[idx];
+            match inc.new.take() {
+                Some(Ok(new)) => match new.with_account(mappings, &inc.values, accounts) {
+                    NewRecord::Contact(fields) => contacts.push(fields),
+                    NewRecord::Account(fields) => accounts_new.push(fields),
+                },
+                Some(Err(invalid)) => {
+                    refused.push(refuse(idx, &inc.id, &invalid));
+                    continue;
                 }
-                let (made, rejected) = batch.create_contacts(valid).await?;
-                created.extend(made.into_iter().map(|(pos, id)| (positions[pos], id.0)));
-                refused.extend(
-                    rejected
-                        .iter()
-                        .map(|(pos, invalid)| refuse(positions[*pos], invalid)),
-                );
+                // Taken already: never, as a page lists each record once.
+                None => continue,
             }
-            Module::Accounts => {
-                let mut valid = Vec::new();
-                let mut positions = Vec::new();
-                for (idx, values) in creates {
-                    match account_fields(values) {
-                        Ok(fields) => {
-                            valid.push(fields);
-                            positions.push(idx);
-                        }
-                        Err(invalid) => refused.push(refuse(idx, &invalid)),
-                    }
-                }
-                let made = batch.create_accounts(valid).await?;
-                created.extend(positions.into_iter().zip(made.into_iter().map(|id| id.0)));
-            }
+            positions.push(idx);
+        }
+        let mut created: Vec<(usize, i64)> = Vec::with_capacity(positions.len());
+        if !contacts.is_empty() {
+            let (made, rejected) = batch.create_contacts(contacts).await?;
+            created.extend(made.into_iter().map(|(pos, id)| (positions[pos], id.0)));
+            refused.extend(rejected.iter().map(|(pos, invalid)| {
+                let idx = positions[*pos];
+                refuse(idx, &incoming[idx].id, invalid)
+            }));
+        }
+        if !accounts_new.is_empty() {
+            let made = batch.create_accounts(accounts_new).await?;
+            created.extend(positions.into_iter().zip(made.into_iter().map(|id| id.0)));
         }
         counts.added += created.len() as i32;
         let links: Vec<NewLink> = created
             .iter()
-            .map(|(idx, desk_id)| NewLink {
-                desk_id: *desk_id,
-                salesforce_id: incoming[*idx].id.clone(),
-                hash: incoming[*idx].hash.clone(),
-                modstamp: Some(incoming[*idx].modstamp),
-                fields: Some(incoming[*idx].profile.clone()),
+            .map(|&(idx, desk_id)| {
+                let inc = &mut incoming[idx];
+                NewLink {
+                    desk_id,
+                    salesforce_id: inc.id.clone(),
+                    hash: std::mem::take(&mut inc.hash),
+                    modstamp: Some(inc.modstamp),
+                    fields: Some(std::mem::take(&mut inc.profile)),
+                }
             })
             .collect();
         if open_failures {
@@ -735,26 +742,38 @@ impl SyncEngine {
             .await
     }
 
-    /// Account links for the `AccountId`s a page of contacts refers to.
+    /// Account links for the `AccountId`s a page of contacts refers to. `known` holds the
+    /// links earlier pages of the phase found: a link names the same desk account for as
+    /// long as it lasts, so each is read once a phase. An account purged since is caught
+    /// where the contact is written, which checks its account inside the transaction, as it
+    /// would be had the purge come between this page's own read and its write.
     async fn account_links_for(
         &self,
         module: Module,
         incoming: &[Incoming],
+        known: &mut HashMap<String, i64>,
     ) -> Result<AccountLinks, SyncError> {
         let mut links = AccountLinks::default();
         if module != Module::Contacts {
             return Ok(links);
         }
-        let ids: Vec<String> = incoming
+        let named: HashSet<&str> = incoming
             .iter()
             .flat_map(|inc| inc.values.values())
             .filter_map(Value::as_str)
             .filter(|v| v.len() == 18 && v.starts_with("001"))
-            .map(str::to_owned)
-            .collect::<HashSet<_>>()
-            .into_iter()
             .collect();
-        links.to_desk = self.store.desk_accounts_by_salesforce(&ids).await?;
+        let unknown: Vec<String> = named
+            .iter()
+            .filter(|id| !known.contains_key(**id))
+            .map(|id| (*id).to_owned())
+            .collect();
+        known.extend(self.store.desk_accounts_by_salesforce(&unknown).await?);
+        links.to_desk = named
+            .into_iter()
+            .filter_map(|id| known.get_key_value(id))
+            .map(|(id, desk)| (id.clone(), *desk))
+            .collect();
         Ok(links)
     }
 }

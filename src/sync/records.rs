@@ -259,6 +259,50 @@ pub fn mapped_desk_value(
     })
 }
 
+/// A new desk record's fields, read from a Salesforce record before the links are: a
+/// contact's account is left out until they are (`with_account`).
+pub enum NewRecord {
+    Contact(ContactFields),
+    Account(AccountFields),
+}
+
+impl NewRecord {
+    pub fn read(
+        mappings: &[Mapping],
+        module: Module,
+        values: &SalesforceValues,
+    ) -> Result<Self, Invalid> {
+        let mut desk = Map::new();
+        apply_to_desk(
+            mappings,
+            module,
+            values,
+            &mut desk,
+            &AccountLinks::default(),
+        );
+        Ok(match module {
+            Module::Contacts => Self::Contact(contact_fields(desk)?),
+            Module::Accounts => Self::Account(account_fields(desk)?),
+        })
+    }
+
+    /// Gives a contact the desk account its Salesforce account is linked to, as
+    /// `apply_to_desk` does for a contact with no account yet.
+    pub fn with_account(
+        mut self,
+        mappings: &[Mapping],
+        values: &SalesforceValues,
+        accounts: &AccountLinks,
+    ) -> Self {
+        if let Self::Contact(fields) = &mut self {
+            fields.account_id = salesforce_account(mappings, Module::Contacts, values)
+                .and_then(|sf| accounts.to_desk.get(sf))
+                .map(|id| crate::domain::AccountId(*id));
+        }
+        self
+    }
+}
+
 pub fn contact_fields(desk: Map<String, Value>) -> Result<ContactFields, Invalid> {
     let input: ContactInput = serde_json::from_value(Value::Object(desk))
         .map_err(|e| Invalid::new("record", format!("cannot read the values: {e}")))?;

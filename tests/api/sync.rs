@@ -1573,3 +1573,44 @@ async fn a_salesforce_update_to_a_field_not_mapped_brings_a_deleted_desk_record_
     app.sync_now().await;
     assert_eq!(writes_since(&sim, mark), Vec::<String>::new(), "no echo");
 }
+
+#[tokio::test]
+async fn every_contact_of_a_first_sync_many_pages_long_joins_its_account() {
+    use sea_orm::{ConnectionTrait, Statement};
+    const FIRMS: usize = 40;
+    const PEOPLE: usize = 2_500;
+    let (app, sim) = connected().await;
+    let firms: Vec<String> = (0..FIRMS)
+        .map(|n| {
+            sim.insert("Account", json!({ "Name": format!("Firm{n}") }))
+                .unwrap()
+        })
+        .collect();
+    // Three pages of contacts, each naming accounts the pages before named too.
+    for n in 0..PEOPLE {
+        sim.insert(
+            "Contact",
+            json!({ "LastName": format!("Person{n}"), "AccountId": firms[n % FIRMS] }),
+        )
+        .unwrap();
+    }
+    let report = app.sync_now().await;
+    assert_eq!(report.pulled.failed, 0, "{report:?}");
+
+    let db = app.store.connection();
+    let rows = db
+        .query_all_raw(Statement::from_string(
+            db.get_database_backend(),
+            "SELECT contact.last_name, account.name FROM contact \
+             LEFT JOIN account ON account.id = contact.account_id",
+        ))
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), PEOPLE);
+    for row in rows {
+        let person: String = row.try_get("", "last_name").unwrap();
+        let firm: Option<String> = row.try_get("", "name").unwrap();
+        let n: usize = person["Person".len()..].parse().unwrap();
+        assert_eq!(firm, Some(format!("Firm{}", n % FIRMS)), "{person}");
+    }
+}
