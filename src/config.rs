@@ -76,6 +76,9 @@ pub struct WebSocketSettings {
     /// Seconds between keep-alive messages on the legacy `graphql-ws` protocol.
     pub keepalive_secs: u64,
     pub max_subscriptions: usize,
+    /// Seconds a message may wait for a client that has stopped reading before the socket is
+    /// dropped, with close code 1008 when it can still be told.
+    pub send_timeout_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -176,6 +179,7 @@ impl Default for WebSocketSettings {
             init_timeout_secs: 10,
             keepalive_secs: 15,
             max_subscriptions: 100,
+            send_timeout_secs: 10,
         }
     }
 }

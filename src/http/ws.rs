@@ -1,6 +1,11 @@
 //! GraphQL over WebSocket: `graphql-transport-ws` and the legacy `graphql-ws`, with the close
 //! codes the protocol defines (4400 bad message, 4401 subscribe before ack, 4403 refused or
-//! expired token, 4406 unknown subprotocol, 4408 init timeout, 4409 duplicate id, 4429 second init).
+//! expired token, 4406 unknown subprotocol, 4408 init timeout, 4409 duplicate id, 4429 second init),
+//! and 1008 for a client that stopped reading.
+//!
+//! Every message waits at most `websocket.send_timeout_secs` for the client to take it, and
+//! never past the token's expiry: a client that stops reading holds neither the connection
+//! nor anything said after its token expired.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -79,6 +84,40 @@ enum Outgoing {
         task: u64,
         send_complete: bool,
     },
+    /// A subscription's event waited for the client longer than the send timeout.
+    Stalled,
+}
+
+/// Hands a message to the socket, unless the client takes nothing until `until`.
+async fn deliver(
+    session: &mut Session,
+    text: String,
+    until: tokio::time::Instant,
+) -> Result<(), actix_ws::Closed> {
+    tokio::time::timeout_at(until, session.text(text))
+        .await
+        .unwrap_or(Err(actix_ws::Closed))
+}
+
+/// How long a message may wait: the send timeout, or less when the token expires first.
+fn deadline(timeout: Duration, expires: Option<tokio::time::Instant>) -> tokio::time::Instant {
+    let by = tokio::time::Instant::now() + timeout;
+    expires.map_or(by, |at| at.min(by))
+}
+
+fn expired() -> Close {
+    Close::new(4403, "Forbidden: the token has expired")
+}
+
+/// The stalled-client close.
+fn too_slow(timeout: Duration) -> Close {
+    Close::new(
+        1008,
+        format!(
+            "Too slow: the client read nothing for {} s",
+            timeout.as_secs()
+        ),
+    )
 }
 
 pub async fn upgrade(
@@ -109,7 +148,10 @@ pub async fn upgrade(
         .aggregate_continuations()
         .max_continuation_size(max_frame);
     let profiles = state.store.profile_changes();
+    let send_timeout = Duration::from_secs(state.websocket.send_timeout_secs.max(1));
     let connection = Connection {
+        send_timeout,
+        expires: None,
         state: state.into_inner().as_ref().clone(),
         session: session.clone(),
         header_token,
@@ -130,12 +172,11 @@ pub async fn upgrade(
             while reason.len() > 123 {
                 reason.pop();
             }
-            let _ = session
-                .close(Some(CloseReason {
-                    code: CloseCode::Other(code),
-                    description: Some(reason),
-                }))
-                .await;
+            let close = session.close(Some(CloseReason {
+                code: CloseCode::Other(code),
+                description: Some(reason),
+            }));
+            let _ = tokio::time::timeout(send_timeout, close).await;
         }
     });
     response
@@ -144,6 +185,9 @@ pub async fn upgrade(
 struct Connection {
     state: AppState,
     session: Session,
+    send_timeout: Duration,
+    /// When the token expires (its leeway included), once `connection_init` accepted it.
+    expires: Option<tokio::time::Instant>,
     header_token: Option<String>,
     viewer: Option<Viewer>,
     /// Moves when any profile's permissions change: the viewer's is read again before the
@@ -188,19 +232,28 @@ impl Connection {
                     return Some(Close::new(4408, "Connection initialisation timeout"));
                 }
                 () = &mut expiry, if self.viewer.is_some() => {
-                    return Some(Close::new(4403, "Forbidden: the token has expired"));
+                    return Some(expired());
                 }
                 _ = keepalive.tick(), if protocol == Protocol::Legacy && self.viewer.is_some() => {
-                    self.send(json!({ "type": "ka" })).await.ok()?;
+                    if let Err(close) = self.send(json!({ "type": "ka" })).await {
+                        return Some(close);
+                    }
                 }
                 Some(out) = self.outgoing.1.recv() => match out {
-                    Outgoing::Message(message) => self.send(message).await.ok()?,
+                    Outgoing::Message(message) => {
+                        if let Err(close) = self.send(message).await {
+                            return Some(close);
+                        }
+                    }
+                    Outgoing::Stalled => return Some(too_slow(self.send_timeout)),
                     Outgoing::Finished { id, task, send_complete } => {
                         let current = self.subscriptions.get(&id).is_some_and(|(t, _)| *t == task);
                         if current {
                             self.subscriptions.remove(&id);
-                            if send_complete {
-                                self.send(json!({ "type": "complete", "id": id })).await.ok()?;
+                            if send_complete
+                                && let Err(close) = self.send(json!({ "type": "complete", "id": id })).await
+                            {
+                                return Some(close);
                             }
                         }
                     }
@@ -223,7 +276,9 @@ impl Connection {
                             // As long as HTTP would accept the token: its expiry and the leeway.
                             let leeway = chrono::Duration::seconds(crate::auth::LEEWAY_SECS as i64);
                             let left = (viewer.expires_at + leeway - chrono::Utc::now()).to_std().unwrap_or_default();
-                            expiry.as_mut().reset(tokio::time::Instant::now() + left);
+                            let at = tokio::time::Instant::now() + left;
+                            self.expires = Some(at);
+                            expiry.as_mut().reset(at);
                         }
                     }
                 },
@@ -231,8 +286,15 @@ impl Connection {
         }
     }
 
-    async fn send(&mut self, message: Value) -> Result<(), actix_ws::Closed> {
-        self.session.text(message.to_string()).await
+    /// Sends a message; when the client does not take it in time, the close that says why.
+    async fn send(&mut self, message: Value) -> Result<(), Close> {
+        let until = deadline(self.send_timeout, self.expires);
+        deliver(&mut self.session, message.to_string(), until)
+            .await
+            .map_err(|_| match self.expires {
+                Some(at) if tokio::time::Instant::now() >= at => expired(),
+                _ => too_slow(self.send_timeout),
+            })
     }
 
     async fn handle(&mut self, protocol: Protocol, text: &str) -> Result<(), Close> {
@@ -242,12 +304,9 @@ impl Connection {
             .get("type")
             .and_then(Value::as_str)
             .unwrap_or_default();
-        let closed = |_| Close::new(1011, "send failed");
         match (protocol, kind) {
             (_, "connection_init") => self.init(protocol, message.get("payload")).await,
-            (Protocol::Transport, "ping") => {
-                self.send(json!({ "type": "pong" })).await.map_err(closed)
-            }
+            (Protocol::Transport, "ping") => self.send(json!({ "type": "pong" })).await,
             (Protocol::Transport, "pong") => Ok(()),
             (Protocol::Transport, "subscribe") | (Protocol::Legacy, "start") => {
                 self.subscribe(protocol, &message).await
@@ -257,9 +316,7 @@ impl Connection {
                 if let Some((_, task)) = self.subscriptions.remove(id) {
                     task.abort();
                     if protocol == Protocol::Legacy {
-                        self.send(json!({ "type": "complete", "id": id }))
-                            .await
-                            .map_err(closed)?;
+                        self.send(json!({ "type": "complete", "id": id })).await?;
                     }
                 }
                 Ok(())
@@ -284,9 +341,7 @@ impl Connection {
         match result {
             Ok(viewer) => {
                 self.viewer = Some(viewer);
-                self.send(json!({ "type": "connection_ack" }))
-                    .await
-                    .map_err(|_| Close::new(1011, "send failed"))
+                self.send(json!({ "type": "connection_ack" })).await
             }
             Err(reason) => {
                 if protocol == Protocol::Legacy {
@@ -342,6 +397,7 @@ impl Connection {
         let tx = self.outgoing.0.clone();
         let mut session = self.session.clone();
         let task_id = id.clone();
+        let (send_timeout, expires) = (self.send_timeout, self.expires);
         self.tasks += 1;
         let task_number = self.tasks;
         let task = actix_web::rt::spawn(async move {
@@ -376,7 +432,12 @@ impl Connection {
                         break;
                     }
                 };
-                if session.text(text).await.is_err() {
+                let until = deadline(send_timeout, expires);
+                if deliver(&mut session, text, until).await.is_err() {
+                    // At the token's expiry the connection closes with 4403 by itself.
+                    if expires.is_none_or(|at| until < at) {
+                        let _ = tx.send(Outgoing::Stalled);
+                    }
                     return;
                 }
             }

@@ -225,7 +225,7 @@ async fn a_socket_without_a_graphql_subprotocol_closes_with_4406() {
 #[tokio::test]
 async fn the_socket_closes_with_4403_when_the_token_expires() {
     let app = spawn_app().await;
-    let short = app_token_expiring_in(&app, 3);
+    let short = token_expiring_in("Agent", 3);
     let mut ws = Ws::connect(&app, Some(TRANSPORT)).await;
     ws.send(json!({ "type": "connection_init", "payload": { "Authorization": format!("Bearer {short}") } })).await;
     assert_eq!(ws.recv().await["type"], "connection_ack");
@@ -242,11 +242,11 @@ async fn the_socket_closes_with_4403_when_the_token_expires() {
     assert!(reason.contains("expired"), "{reason}");
 }
 
-fn app_token_expiring_in(_app: &TestApp, seconds: i64) -> String {
+fn token_expiring_in(profile: &str, seconds: i64) -> String {
     use jsonwebtoken::{EncodingKey, Header, encode};
     let now = chrono::Utc::now().timestamp();
     // The server allows 30 s of clock skew, so the token is issued already 30 s old.
-    let claims = json!({ "sub": "1", "profile": "Agent", "iat": now, "exp": now + seconds - 30 });
+    let claims = json!({ "sub": "1", "profile": profile, "iat": now, "exp": now + seconds - 30 });
     encode(
         &Header::default(),
         &claims,
@@ -326,4 +326,92 @@ async fn a_subscription_over_the_limit_is_refused_and_the_others_go_on() {
             json!({ "entity": "ACCOUNT", "action": "CREATED" })
         );
     }
+}
+
+/// A client with a small receive buffer that subscribes to a log of tens of thousands of sync
+/// events, reads nothing for 4 s, then reads on: how many events it got, of how many, and the
+/// close code if the socket ended (0 for an end without a close frame).
+async fn stalled_reader(app: &TestApp, protocol: &str, token: &str) -> (usize, usize, Option<u16>) {
+    use sea_orm::{ConnectionTrait, Statement};
+    let db = app.store.connection();
+    let logged = || async {
+        let count = Statement::from_string(
+            db.get_database_backend(),
+            "SELECT COUNT(*) AS n FROM sync_event",
+        );
+        let row = db.query_one_raw(count).await.unwrap().unwrap();
+        usize::try_from(row.try_get::<i64>("", "n").unwrap()).unwrap()
+    };
+    // The events of connecting, doubled until there are more than the sockets hold.
+    while logged().await < 50_000 {
+        db.execute_unprepared(
+            "INSERT INTO sync_event (at, kind, module, payload) SELECT at, kind, module, payload FROM sync_event",
+        )
+        .await
+        .unwrap();
+    }
+    let total = logged().await;
+
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let stream = socket
+        .connect(format!("127.0.0.1:{}", app.port).parse().unwrap())
+        .await
+        .unwrap();
+    let mut request = app.ws_url().into_client_request().unwrap();
+    request.headers_mut().insert(
+        "sec-websocket-protocol",
+        HeaderValue::from_str(protocol).unwrap(),
+    );
+    let (stream, _) = tokio_tungstenite::client_async(request, MaybeTlsStream::Plain(stream))
+        .await
+        .unwrap();
+    let mut ws = Ws(stream);
+    ws.send(json!({ "type": "connection_init", "payload": { "Authorization": format!("Bearer {token}") } }))
+        .await;
+    assert_eq!(ws.recv().await["type"], "connection_ack");
+    let query = "subscription { syncEvents(afterId: \"0\") { id kind module status history { direction module added updated failed } } }";
+    let start = if protocol == LEGACY {
+        "start"
+    } else {
+        "subscribe"
+    };
+    ws.send(json!({ "id": "s", "type": start, "payload": { "query": query } }))
+        .await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+
+    let mut received = 0;
+    let end = loop {
+        match tokio::time::timeout(Duration::from_secs(5), ws.0.next()).await {
+            Err(_) => break None,
+            Ok(Some(Ok(Message::Text(text)))) => {
+                let message: Value = serde_json::from_str(&text).unwrap();
+                if message["type"] != "ka" {
+                    assert!(
+                        ["next", "data"].contains(&message["type"].as_str().unwrap()),
+                        "{message}"
+                    );
+                    received += 1;
+                }
+            }
+            Ok(Some(Ok(Message::Close(frame)))) => {
+                break Some(frame.map_or(0, |f| u16::from(f.code)));
+            }
+            Ok(Some(Ok(_))) => {}
+            Ok(None | Some(Err(_))) => break Some(0),
+        }
+    };
+    (received, total, end)
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_is_dropped_after_the_send_timeout() {
+    let (app, _sim) = crate::integration::started(|s| s.websocket.send_timeout_secs = 1).await;
+    let token = app.token("Administrator");
+    let (received, total, end) = stalled_reader(&app, TRANSPORT, &token).await;
+    assert!(
+        matches!(end, Some(0 | 1008)),
+        "after {received} of {total} events: {end:?}"
+    );
+    assert!(received < total, "all {total} events arrived");
 }
