@@ -70,7 +70,7 @@ pub struct Integrations {
     api_version: String,
     client: Arc<RwLock<Option<CachedClient>>>,
     clients_made: std::sync::atomic::AtomicU64,
-    view: RwLock<Option<(std::time::Instant, Arc<OrgView>)>>,
+    view: RwLock<KeptView>,
     /// Held by a sync round for its whole run, and by connect and delete while they replace
     /// the connection: what a round read from the old connection is written before the new
     /// one is saved, or not at all. The store's round lock does the same across processes.
@@ -168,6 +168,14 @@ pub struct OrgView {
     pub accounts: Vec<Mapping>,
 }
 
+/// The [`OrgView`] this process read last, with when; and how many times it was forgotten,
+/// so that a view read from the database before a change is not kept after it.
+#[derive(Default)]
+struct KeptView {
+    view: Option<(std::time::Instant, Arc<OrgView>)>,
+    forgotten: u64,
+}
+
 /// How long this process trusts its [`OrgView`]; changes made here forget it at once, this
 /// bounds how long another gateway's changes take to show.
 const VIEW_TTL: std::time::Duration = std::time::Duration::from_secs(30);
@@ -234,7 +242,7 @@ impl Integrations {
             api_version,
             client: Arc::new(RwLock::new(None)),
             clients_made: std::sync::atomic::AtomicU64::new(0),
-            view: RwLock::new(None),
+            view: RwLock::new(KeptView::default()),
             rounds: tokio::sync::Mutex::new(()),
             generation: std::sync::atomic::AtomicU64::new(0),
             wake: tokio::sync::Notify::new(),
@@ -277,11 +285,15 @@ impl Integrations {
 
     /// The connected org as panels see it, or `None` when Salesforce is not connected.
     pub async fn org_view(&self) -> Result<Option<Arc<OrgView>>, SyncError> {
-        if let Some((at, view)) = self.view.read().await.as_ref()
-            && at.elapsed() < VIEW_TTL
-        {
-            return Ok(Some(view.clone()));
-        }
+        let forgotten = {
+            let kept = self.view.read().await;
+            if let Some((at, view)) = &kept.view
+                && at.elapsed() < VIEW_TTL
+            {
+                return Ok(Some(view.clone()));
+            }
+            kept.forgotten
+        };
         let Some(current) = self.current().await? else {
             return Ok(None);
         };
@@ -291,12 +303,19 @@ impl Integrations {
             contacts: self.mappings(Module::Contacts).await?,
             accounts: self.mappings(Module::Accounts).await?,
         });
-        *self.view.write().await = Some((std::time::Instant::now(), view.clone()));
+        let mut kept = self.view.write().await;
+        // A change forgot the view while this one was read: it may be older than the change.
+        if kept.forgotten == forgotten {
+            kept.view = Some((std::time::Instant::now(), view.clone()));
+        }
         Ok(Some(view))
     }
 
     async fn forget_view(&self) {
-        *self.view.write().await = None;
+        let mut kept = self.view.write().await;
+        kept.view = None;
+        kept.forgotten += 1;
+        drop(kept);
         // Answers kept from the old view go with it.
         self.store.touch();
     }
