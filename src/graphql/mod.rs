@@ -174,16 +174,16 @@ impl Gateway {
     }
 
     /// Executes, saying too whether the answer may be kept and shared (see `responses`): the
-    /// operation is a query of desk records and their panels only.
+    /// operation is a query of desk records and their panels only. (A request with
+    /// `extensions` gets no key to be kept under: `http::graphql::share_key`.)
     pub async fn execute_shareable(&self, mut request: Request) -> (Response, bool) {
         match self.admit(&mut request) {
             Ok(schema) => {
                 let operation = request.operation_name.clone();
                 // Admitted, the request holds its parse: this reads it, parsing nothing.
-                let shareable = request.extensions.is_empty()
-                    && request
-                        .parsed_query()
-                        .is_ok_and(|doc| responses::shareable(doc, operation.as_deref()));
+                let shareable = request
+                    .parsed_query()
+                    .is_ok_and(|doc| responses::shareable(doc, operation.as_deref()));
                 let doc = self.documents.kept(&request.query);
                 let mut response = codes::tag(self.limits.explain(schema.execute(request).await));
                 if let Some(doc) = doc {

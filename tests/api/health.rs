@@ -64,7 +64,7 @@ async fn metrics_count_requests_latency_and_error_codes() {
         .await
         .unwrap();
 
-    let text = metrics(&app).await;
+    let text = app.metrics().await;
     assert!(
         text.contains(
             "tandem_http_requests_total{method=\"POST\",route=\"/graphql\",status=\"200\"} 2"
@@ -118,7 +118,7 @@ async fn metrics_count_methods_they_do_not_know_together() {
             .await
             .unwrap();
     }
-    let text = metrics(&app).await;
+    let text = app.metrics().await;
     assert!(!text.contains("BREW") && !text.contains("WHEN"), "{text}");
     assert!(
         text.contains(
@@ -126,15 +126,4 @@ async fn metrics_count_methods_they_do_not_know_together() {
         ),
         "{text}"
     );
-}
-
-async fn metrics(app: &crate::helpers::TestApp) -> String {
-    app.client
-        .get(format!("{}/metrics", app.address))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
 }

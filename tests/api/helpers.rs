@@ -165,18 +165,22 @@ impl TestApp {
             .unwrap()
     }
 
-    /// Queries answered from the response cache so far, and queries whose answer could be
-    /// kept but was computed, as `/metrics` counts them: `(hits, misses)`.
-    pub async fn response_cache(&self) -> (u64, u64) {
-        let metrics = self
-            .client
+    /// The `/metrics` page as Prometheus text.
+    pub async fn metrics(&self) -> String {
+        self.client
             .get(format!("{}/metrics", self.address))
             .send()
             .await
             .unwrap()
             .text()
             .await
-            .unwrap();
+            .unwrap()
+    }
+
+    /// Queries answered from the response cache so far, and queries whose answer could be
+    /// kept but was computed, as `/metrics` counts them: `(hits, misses)`.
+    pub async fn response_cache(&self) -> (u64, u64) {
+        let metrics = self.metrics().await;
         let count = |result: &str| {
             let line = format!("tandem_graphql_response_cache_total{{result=\"{result}\"}} ");
             metrics
