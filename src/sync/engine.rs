@@ -1,6 +1,7 @@
 //! The sync engine: one round pulls Salesforce changes into the desk, then pushes desk
 //! changes to Salesforce. `run_once` is the unit the worker repeats and tests drive.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,10 +10,15 @@ use entity::integration;
 use sea_orm::ActiveValue::Set;
 use tokio::sync::broadcast;
 
+use futures_util::TryStreamExt;
+use serde_json::Value;
+
+use super::desk;
 use super::mapping::Mapping;
 use super::{Integrations, SyncError};
 use crate::domain::{Direction, FirstSync, IntegrationStatus, Module, RetryPolicy, SyncType};
-use crate::salesforce::{SalesforceClient, SalesforceError};
+use crate::salesforce::soql::{Condition, Ident, Literal, Select};
+use crate::salesforce::{Record, SalesforceClient, SalesforceError};
 use crate::store::{Store, SyncEvent};
 
 #[derive(Debug, Clone)]
@@ -112,7 +118,61 @@ impl Round {
             Module::Accounts => &self.accounts,
         }
     }
+
+    /// The Salesforce records, linked or not, whose match field (the Salesforce field the
+    /// desk's email or account name is mapped to) holds one of these keys, by key. Keys go
+    /// out in as many queries as keep each URL inside Salesforce's limit; nothing is asked
+    /// when there are none, or when the match field is not mapped.
+    pub async fn salesforce_by_key(
+        &self,
+        module: Module,
+        keys: &[String],
+    ) -> Result<HashMap<String, Vec<String>>, SyncError> {
+        let mut found: HashMap<String, Vec<String>> = HashMap::new();
+        let Some(mapping) = self
+            .mappings(module)
+            .iter()
+            .find(|m| m.desk_field == desk::match_field(module))
+        else {
+            return Ok(found);
+        };
+        let field = Ident::parse(&mapping.salesforce_field)?;
+        let mut rest = keys;
+        while !rest.is_empty() {
+            // Percent-encoded, a character takes up to nine bytes; most take one.
+            let mut length = 0;
+            let take = rest
+                .iter()
+                .take_while(|k| {
+                    length += k.len() + 3;
+                    length <= KEYS_PER_QUERY_BUDGET
+                })
+                .count()
+                .max(1);
+            let (chunk, next) = rest.split_at(take.min(rest.len()));
+            rest = next;
+            let soql = Select::new(module.salesforce_object(), &["Id", field.as_str()])?
+                .filter(Condition::in_list(
+                    &field,
+                    chunk.iter().map(|k| Literal::Text(k.clone())),
+                ))
+                .build();
+            let rows: Vec<Record> = self.client.query(&soql).try_collect().await?;
+            for row in rows {
+                let id = row.get("Id").and_then(Value::as_str);
+                let key = row.get(&mapping.salesforce_field).and_then(desk::key_of);
+                if let (Some(id), Some(key)) = (id, key) {
+                    found.entry(key).or_default().push(id.to_owned());
+                }
+            }
+        }
+        Ok(found)
+    }
 }
+
+/// How many characters of keys one `salesforce_by_key` query carries: with the rest of the
+/// query and the worst of percent-encoding, well inside Salesforce's 16,384-byte URL.
+const KEYS_PER_QUERY_BUDGET: usize = 4_000;
 
 impl SyncEngine {
     pub fn new(store: Store, integrations: Arc<Integrations>, settings: EngineSettings) -> Self {

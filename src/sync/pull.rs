@@ -4,6 +4,7 @@
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
+use entity::record_link;
 use futures_util::TryStreamExt;
 use serde_json::{Map, Value};
 
@@ -350,6 +351,12 @@ impl SyncEngine {
                 found.retain(|d| !refs.contains(&d.id()));
             }
         }
+        let contested = self
+            .contested_keys(round, module, &incoming, &links, &refs, &candidates)
+            .await?;
+        for key in contested.keys() {
+            candidates.remove(key);
+        }
 
         let mut batch = self.store.begin_sync().await?;
         // The desk records the page may write over, read again inside the batch with their
@@ -441,6 +448,23 @@ impl SyncEngine {
                             .await?;
                     }
                     continue;
+                }
+                None if inc.desk_ref.is_none_or(|r| !own.contains_key(&r))
+                    && let Some((rivals, desk_id)) =
+                        inc.key.as_ref().and_then(|k| contested.get(k)) =>
+                {
+                    Err((
+                        FailureReason::MultipleMatches,
+                        format!(
+                            "Salesforce {object}s {} share the {key_name} of desk {object} {desk_id}, and none is linked yet, so which is its twin is not clear; merge them in Salesforce or change the {key_name} of all but one, then retry",
+                            rivals.join(", "),
+                            object = module.salesforce_object(),
+                            key_name = match module {
+                                Module::Contacts => "email",
+                                Module::Accounts => "name",
+                            },
+                        ),
+                    ))
                 }
                 None if let Some(waiting) = waits_for_account(inc, None) => Err(waiting),
                 Some(link) => {
@@ -740,6 +764,58 @@ impl SyncEngine {
         );
         self.write(batch, module, inc, Some(desk_record), values, false)
             .await
+    }
+
+    /// The keys of this page on which a desk record would meet a Salesforce record for the
+    /// first time, yet more than one Salesforce record not linked yet holds the key — in
+    /// this page, or anywhere in the org: with each, the Salesforce ids sharing it (sorted)
+    /// and the desk record's id. Matching either would be a guess. Salesforce is asked only
+    /// when the page has such a meeting, so an import into an empty desk asks nothing more.
+    async fn contested_keys(
+        &self,
+        round: &Round,
+        module: Module,
+        incoming: &[Incoming],
+        links: &HashMap<String, record_link::Model>,
+        claimed: &[i64],
+        candidates: &HashMap<String, Vec<DeskRecord>>,
+    ) -> Result<HashMap<String, (Vec<String>, i64)>, SyncError> {
+        // A record that names the desk record it was pushed from meets that one, not a key.
+        let meeting = || {
+            incoming.iter().filter(|i| {
+                !links.contains_key(&i.id) && i.desk_ref.is_none_or(|r| !claimed.contains(&r))
+            })
+        };
+        let mut keys: Vec<String> = meeting()
+            .filter_map(|i| i.key.clone())
+            .filter(|k| candidates.get(k).is_some_and(|c| c.len() == 1))
+            .collect();
+        keys.sort();
+        keys.dedup();
+        if keys.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let mut sharing = round.salesforce_by_key(module, &keys).await?;
+        // The page's own records, as read: one may have moved off the key since.
+        for inc in meeting() {
+            if let Some(key) = inc.key.as_ref().filter(|k| keys.binary_search(k).is_ok()) {
+                let ids = sharing.entry(key.clone()).or_default();
+                if !ids.contains(&inc.id) {
+                    ids.push(inc.id.clone());
+                }
+            }
+        }
+        let all: Vec<String> = sharing.values().flatten().cloned().collect();
+        let linked = self.store.desk_ids_by_salesforce(module, &all).await?;
+        Ok(sharing
+            .into_iter()
+            .filter_map(|(key, mut ids)| {
+                ids.retain(|id| !linked.contains_key(id));
+                ids.sort();
+                let desk_id = candidates.get(&key)?.first()?.id();
+                (ids.len() > 1).then_some((key, (ids, desk_id)))
+            })
+            .collect())
     }
 
     /// Account links for the `AccountId`s a page of contacts refers to. `known` holds the

@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 
-use futures_util::TryStreamExt;
 use serde_json::Value;
 
 use super::SyncError;
@@ -13,7 +12,6 @@ use super::records::{
     AccountLinks, account_field, changed_since, hash, to_salesforce, unlinked_account, with_sent,
 };
 use crate::domain::{Direction, FailureReason, Module, SalesforceId};
-use crate::salesforce::soql::{Condition, Ident, Literal, Select};
 use crate::salesforce::{Record, RecordResult};
 use crate::store::{NewFailure, SyncBatch};
 
@@ -449,27 +447,7 @@ impl SyncEngine {
         if keys.is_empty() {
             return Ok(());
         }
-        let field = Ident::parse(key_field)?;
-        let mut found: HashMap<String, Vec<String>> = HashMap::new();
-        for chunk in keys.chunks(100) {
-            let soql = Select::new(module.salesforce_object(), &["Id", key_field])?
-                .filter(Condition::in_list(
-                    &field,
-                    chunk.iter().map(|k| Literal::Text(k.clone())),
-                ))
-                .build();
-            let rows: Vec<Record> = round.client.query(&soql).try_collect().await?;
-            for row in rows {
-                let id = row
-                    .get("Id")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_owned();
-                if let Some(key) = row.get(key_field).and_then(Value::as_str) {
-                    found.entry(key.trim().to_lowercase()).or_default().push(id);
-                }
-            }
-        }
+        let found = round.salesforce_by_key(module, &keys).await?;
         let all: Vec<String> = found.values().flatten().cloned().collect();
         let taken = self.store.desk_ids_by_salesforce(module, &all).await?;
         let mut sharing: HashMap<String, Vec<i64>> = HashMap::new();

@@ -794,6 +794,91 @@ async fn ambiguous_matches_are_logged_not_guessed() {
 }
 
 #[tokio::test]
+async fn a_desk_contact_that_several_salesforce_contacts_match_is_not_guessed_either() {
+    let (app, sim) = connected().await;
+    let desk = app
+        .create_contact(json!({ "lastName": "Desk", "email": "shared@example.com" }))
+        .await;
+    let ann = sim
+        .insert(
+            "Contact",
+            json!({ "LastName": "Ann", "Email": "shared@example.com" }),
+        )
+        .unwrap();
+    let bea = sim
+        .insert(
+            "Contact",
+            json!({ "LastName": "Bea", "Email": "SHARED@example.com" }),
+        )
+        .unwrap();
+    let report = app.sync_now().await;
+    assert_eq!(
+        (report.pulled.failed, report.pushed.failed),
+        (2, 1),
+        "both Salesforce contacts, and the desk contact they match, wait for a person"
+    );
+    async fn failures(app: &TestApp) -> Vec<Value> {
+        app.gql_ok(
+            "{ syncFailures(reason: MULTIPLE_MATCHES) { nodes { id direction salesforceId message } } }",
+            json!({}),
+        )
+        .await["syncFailures"]["nodes"]
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+    let pulled: Vec<Value> = failures(&app)
+        .await
+        .into_iter()
+        .filter(|f| f["direction"] == "SALESFORCE_TO_DESK")
+        .collect();
+    assert_eq!(pulled.len(), 2, "{pulled:?}");
+    for failure in &pulled {
+        let message = failure["message"].as_str().unwrap();
+        assert!(
+            message.contains(&ann) && message.contains(&bea),
+            "names both: {message}"
+        );
+        assert!(message.contains(desk["id"].as_str().unwrap()), "{message}");
+    }
+    let list = contacts(&app).await;
+    assert_eq!(list.len(), 1, "neither became a desk contact: {list:?}");
+    assert_eq!(
+        list[0]["lastName"], "Desk",
+        "nor overwrote the one they match"
+    );
+    assert_eq!(sim.count("Contact"), 2, "nothing was created in Salesforce");
+
+    // Retried alone, Ann still meets Bea in the org.
+    let ann_failure = pulled
+        .iter()
+        .find(|f| f["salesforceId"] == ann.as_str())
+        .unwrap();
+    let retry = "mutation($id: ID!) { retrySyncFailure(id: $id) { resolvedAt attempts } }";
+    let again = app.gql_ok(retry, json!({ "id": ann_failure["id"] })).await;
+    assert!(again["retrySyncFailure"]["resolvedAt"].is_null(), "{again}");
+    assert_eq!(contacts(&app).await[0]["lastName"], "Desk");
+
+    // Merged in Salesforce, the one left meets the desk contact.
+    sim.delete("Contact", &bea).unwrap();
+    app.gql_ok(
+        "mutation { retrySyncFailures(reason: MULTIPLE_MATCHES) }",
+        json!({}),
+    )
+    .await;
+    assert_eq!(salesforce_id_of(&app, &desk["id"]).await, ann);
+    app.sync_now().await;
+    let list = contacts(&app).await;
+    assert_eq!(list.len(), 1, "{list:?}");
+    assert_eq!(
+        list[0]["lastName"],
+        sim.get("Contact", &ann).unwrap()["LastName"],
+        "the pair agrees, the newer side's name on both"
+    );
+    assert_eq!(failures(&app).await, Vec::<Value>::new(), "all settled");
+}
+
+#[tokio::test]
 async fn a_salesforce_contact_meets_only_desk_contacts_not_linked_yet() {
     let (app, sim) = connected().await;
     let original = app
