@@ -290,7 +290,7 @@ impl SyncEngine {
         let mut counts = Counts::default();
         for (i, (desk_id, plan)) in plans.into_iter().enumerate() {
             let upto = upto.get(&desk_id).copied();
-            let (hash, creating, read) = match plan {
+            let (hash, twin, read) = match plan {
                 Plan::Skip => {
                     // Nothing left to send: a failure to send it earlier is settled.
                     if open_failures {
@@ -301,8 +301,14 @@ impl SyncEngine {
                 }
                 Plan::Fail(reason, message) => {
                     counts.failed += 1;
-                    self.log_push_failure(&mut batch, (module, desk_id, upto), reason, message)
-                        .await?;
+                    let twin = links.get(&desk_id).map(|l| l.salesforce_id.clone());
+                    self.log_push_failure(
+                        &mut batch,
+                        (module, desk_id, twin, upto),
+                        reason,
+                        message,
+                    )
+                    .await?;
                     continue;
                 }
                 Plan::Settle {
@@ -318,15 +324,20 @@ impl SyncEngine {
                     batch.drop_outbox(module, desk_id, upto).await?;
                     continue;
                 }
-                Plan::Update { hash, values, .. } => {
+                Plan::Update {
+                    hash,
+                    values,
+                    salesforce_id,
+                    ..
+                } => {
                     // The record as Salesforce now holds it: the last read with what was sent,
                     // which the next push compares with (it may come before a pull reads it).
                     let read = links
                         .get(&desk_id)
                         .and_then(|l| with_sent(l.salesforce_fields.as_deref(), &values));
-                    (hash, false, read)
+                    (hash, Some(salesforce_id), read)
                 }
-                Plan::Create { hash, .. } => (hash, true, None),
+                Plan::Create { hash, .. } => (hash, None, None),
             };
             let Some(result) = outcomes.remove(&i) else {
                 continue;
@@ -347,7 +358,7 @@ impl SyncEngine {
                         .resolve(module, Some(desk_id), Some(sf_id.as_str()))
                         .await?;
                     batch.drop_outbox(module, desk_id, upto).await?;
-                    if creating && result.created != Some(false) {
+                    if twin.is_none() && result.created != Some(false) {
                         counts.added += 1;
                     } else {
                         counts.updated += 1;
@@ -372,8 +383,13 @@ impl SyncEngine {
                     let message = format!(
                         "Salesforce refused desk {object} {desk_id}: {code}: {message}{field_note}"
                     );
-                    self.log_push_failure(&mut batch, (module, desk_id, upto), reason, message)
-                        .await?;
+                    self.log_push_failure(
+                        &mut batch,
+                        (module, desk_id, twin, upto),
+                        reason,
+                        message,
+                    )
+                    .await?;
                 }
             }
         }
@@ -398,7 +414,7 @@ impl SyncEngine {
     async fn log_push_failure(
         &self,
         batch: &mut SyncBatch<'_>,
-        (module, desk_id, upto): (Module, i64, Option<i64>),
+        (module, desk_id, twin, upto): (Module, i64, Option<String>, Option<i64>),
         reason: FailureReason,
         message: String,
     ) -> Result<(), SyncError> {
@@ -406,7 +422,8 @@ impl SyncEngine {
             direction: Direction::DeskToSalesforce,
             module,
             desk_id: Some(desk_id),
-            salesforce_id: None,
+            // The record it was sent to, when there was one; not one it was only found like.
+            salesforce_id: twin,
             reason,
             message,
             modstamp: None,

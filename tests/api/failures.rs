@@ -87,6 +87,11 @@ async fn each_salesforce_refusal_is_logged_under_its_reason_and_waits_for_a_retr
         assert_eq!(failure["direction"], "DESK_TO_SALESFORCE");
         assert_eq!(failure["module"], "CONTACTS");
         assert_eq!(failure["deskId"], contact["id"]);
+        assert_eq!(
+            failure["salesforceId"],
+            Value::Null,
+            "a create has no Salesforce record yet"
+        );
         assert_eq!(failure["attempts"], 1);
         assert_eq!(
             failure["nextAttemptAt"],
@@ -110,6 +115,32 @@ async fn each_salesforce_refusal_is_logged_under_its_reason_and_waits_for_a_retr
         assert_eq!(in_org(&sim, code), 1, "{code}: created once on retry");
     }
     assert_eq!(open_failures(&app, None).await, Vec::<Value>::new());
+
+    // A refused update names the Salesforce record it was sent to.
+    let linked = app
+        .gql_ok(
+            "{ contacts(filter: { email: \"string_too_long@example.com\" }) { nodes { id } } }",
+            json!({}),
+        )
+        .await["contacts"]["nodes"][0]["id"]
+        .clone();
+    app.gql_ok(
+        "mutation($id: ID!) { updateContact(id: $id, patch: { title: \"Far too long\" }) { id } }",
+        json!({ "id": linked }),
+    )
+    .await;
+    sim.reject_next_records(&[("STRING_TOO_LONG", "Title: data value too large")]);
+    app.sync_now().await;
+    let open = open_failures(&app, Some("STRING_TOO_LONG")).await;
+    let twin = sim
+        .records("Contact")
+        .into_iter()
+        .find(|c| c["LastName"] == "STRING_TOO_LONG")
+        .unwrap()["Id"]
+        .clone();
+    assert_eq!(open.len(), 1, "{open:?}");
+    assert_eq!(open[0]["deskId"], linked);
+    assert_eq!(open[0]["salesforceId"], twin);
 }
 
 #[tokio::test]
