@@ -191,6 +191,10 @@ impl SyncEngine {
     /// Runs one full round: the first sync while it is running, otherwise incremental.
     pub async fn run_once(&self) -> Result<RoundReport, SyncError> {
         let (_round, generation) = self.integrations.round().await?;
+        // History ages out whether or not the sync runs: paused, failed or deleted too.
+        self.store
+            .prune_history(Utc::now() - self.settings.history_retention)
+            .await?;
         let Some(current) = self.integrations.current().await? else {
             return Ok(idle("Salesforce is not connected"));
         };
@@ -208,9 +212,6 @@ impl SyncEngine {
             // What is written stays written; the rest waits for the next round.
             result = Ok(idle(&SyncError::Stopped.to_string()));
         }
-        self.store
-            .prune_history(Utc::now() - self.settings.history_retention)
-            .await?;
         self.record_usage(&client).await?;
         match result {
             Err(SyncError::Upstream(SalesforceError::AuthFailed { error, description }))

@@ -1019,6 +1019,40 @@ async fn every_batch_is_in_the_sync_history() {
 }
 
 #[tokio::test]
+async fn history_older_than_the_retention_goes_even_while_the_sync_is_paused() {
+    use sea_orm::{ColumnTrait, QueryFilter, sea_query::Expr};
+    let (app, sim) = connected().await;
+    sim.insert("Contact", json!({ "LastName": "Old" })).unwrap();
+    app.sync_now().await;
+    app.create_contact(json!({ "lastName": "Recent" })).await;
+    app.sync_now().await;
+    const HISTORY: &str = "{ syncHistory(first: 10) { nodes { direction module added } } }";
+    let before = app.gql_ok(HISTORY, json!({})).await["syncHistory"]["nodes"].clone();
+    assert_eq!(before.as_array().unwrap().len(), 2, "{before}");
+    // The first round's entry is eight days old; the default keeps seven.
+    entity::sync_history::Entity::update_many()
+        .col_expr(
+            entity::sync_history::Column::At,
+            Expr::value(chrono::Utc::now() - chrono::Duration::days(8)),
+        )
+        .filter(entity::sync_history::Column::Direction.eq("SALESFORCE_TO_DESK"))
+        .exec(app.store.connection())
+        .await
+        .unwrap();
+    app.gql_ok("mutation { pauseSync { status } }", json!({}))
+        .await;
+
+    let report = app.sync_now().await;
+    assert!(report.idle.is_some(), "paused, the round does nothing else");
+    let after = app.gql_ok(HISTORY, json!({})).await["syncHistory"]["nodes"].clone();
+    assert_eq!(
+        after,
+        json!([{ "direction": "DESK_TO_SALESFORCE", "module": "CONTACTS", "added": 1 }]),
+        "the week-old entry is gone, the recent one kept"
+    );
+}
+
+#[tokio::test]
 async fn a_fixed_failure_resolves_on_retry() {
     let (app, sim) = connected().await;
     sim.insert(
