@@ -269,12 +269,18 @@ impl Store {
             .await?)
     }
 
+    /// Saves a module's mappings in place of the old ones, and drops the cursor named (the
+    /// module's pull) in the same transaction.
     pub async fn replace_field_mappings(
         &self,
         module: Module,
         pairs: &[(String, String)],
+        cursor: &str,
     ) -> StoreResult<()> {
         let txn = self.write().await?;
+        sync_cursor::Entity::delete_by_id(cursor.to_owned())
+            .exec(&*txn)
+            .await?;
         field_mapping::Entity::delete_many()
             .filter(field_mapping::Column::Module.eq(module.as_str()))
             .exec(&*txn)

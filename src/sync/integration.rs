@@ -686,7 +686,12 @@ impl Integrations {
             .collect())
     }
 
-    /// Validates a module's mappings against the org's describe, then replaces them.
+    /// Validates a module's mappings against the org's describe, then replaces them. When
+    /// they change, the module's pull starts over: the next round reads every Salesforce
+    /// record of it again and applies it under the new mappings (records whose mapped values
+    /// did not change are left as they are), so no linked record stays mapped the old way
+    /// until it happens to change. A running round is stopped first, and the change waits
+    /// for one in another process, so nothing read under the old mappings lands after.
     pub async fn update_mappings(
         &self,
         module: Module,
@@ -695,11 +700,19 @@ impl Integrations {
         let client = self.client().await?;
         let describe = client.describe(module.salesforce_object()).await?;
         let checked = mapping::validate(module, &mappings, &describe)?;
+        let _stopped = self.replacing().await?;
+        let before = self.mappings(module).await?;
+        let same = before.len() == checked.len() && before.iter().all(|m| checked.contains(m));
+        if same {
+            return Ok(checked);
+        }
         let pairs: Vec<(String, String)> = checked
             .iter()
             .map(|m| (m.desk_field.clone(), m.salesforce_field.clone()))
             .collect();
-        self.store.replace_field_mappings(module, &pairs).await?;
+        self.store
+            .replace_field_mappings(module, &pairs, &super::pull::cursor_of(module))
+            .await?;
         self.forget_view().await;
         Ok(checked)
     }

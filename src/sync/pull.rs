@@ -164,6 +164,11 @@ fn profile(mut record: Record) -> String {
     serde_json::to_string(&record).unwrap_or_else(|_| Value::Object(record).to_string())
 }
 
+/// The name of the cursor a module's pull keeps: the `SystemModstamp` (and id) read up to.
+pub(super) fn cursor_of(module: Module) -> String {
+    format!("pull:{module}")
+}
+
 fn datetime(record: &Record, field: &str) -> Result<DateTime<Utc>, SyncError> {
     record
         .get(field)
@@ -174,7 +179,7 @@ fn datetime(record: &Record, field: &str) -> Result<DateTime<Utc>, SyncError> {
 
 impl SyncEngine {
     pub(super) async fn pull(&self, round: &Round, module: Module) -> Result<Counts, SyncError> {
-        let cursor_name = format!("pull:{module}");
+        let cursor_name = cursor_of(module);
         let cursor = self.store.cursor(&cursor_name).await?;
         let stamp = ident("SystemModstamp")?;
         let id = ident("Id")?;
@@ -494,6 +499,17 @@ impl SyncEngine {
                             .map(DeskRecord::values)
                             .unwrap_or_default();
                         apply_to_desk(mappings, module, &inc.values, &mut values, &accounts);
+                        // The desk holds these values already (the mappings changed, say, and
+                        // the record is read again): only the link learns them.
+                        let settled = kept.is_none()
+                            && !pending.contains_key(&link.desk_id)
+                            && existing
+                                .as_ref()
+                                .is_some_and(|d| !d.deleted() && d.values() == values);
+                        if settled {
+                            inc.link(&mut batch, module, link.desk_id).await?;
+                            continue;
+                        }
                         let existing = existing.map(|record| Held {
                             head: pending.get(&record.id()).copied(),
                             record,

@@ -1053,6 +1053,71 @@ async fn history_older_than_the_retention_goes_even_while_the_sync_is_paused() {
 }
 
 #[tokio::test]
+async fn a_mapping_change_reads_every_linked_record_again_under_the_new_mapping() {
+    let (app, sim) = connected().await;
+    let ada = sim
+        .insert(
+            "Contact",
+            json!({ "LastName": "Ada", "Title": "Engineer", "Description": "Research" }),
+        )
+        .unwrap();
+    let bob = sim
+        .insert(
+            "Contact",
+            json!({ "LastName": "Bob", "Title": "Buyer", "Description": "Purchasing" }),
+        )
+        .unwrap();
+    app.sync_now().await;
+    // A contact made an hour later moves the cursor on: the window each poll reads again
+    // no longer reaches Ada and Bob.
+    sim.advance_clock(3600);
+    sim.insert("Contact", json!({ "LastName": "Cy" })).unwrap();
+    app.sync_now().await;
+    const MAPPINGS: &str = "{ fieldMappings(module: CONTACTS) { deskField salesforceField } }";
+    const SAVE: &str = "mutation($maps: [FieldMappingInput!]!) { updateFieldMappings(module: CONTACTS, mappings: $maps) { deskField } }";
+    let mut maps = app.gql_ok(MAPPINGS, json!({})).await["fieldMappings"]
+        .as_array()
+        .unwrap()
+        .clone();
+    // Saved as they are, nothing is read again.
+    app.gql_ok(SAVE, json!({ "maps": maps })).await;
+    let report = app.sync_now().await;
+    assert_eq!((report.pulled, report.pushed), Default::default());
+
+    // The desk's title now comes from Description, in place of whatever came from it.
+    maps.retain(|m| m["salesforceField"] != "Description");
+    for map in &mut maps {
+        if map["deskField"] == "title" {
+            map["salesforceField"] = json!("Description");
+        }
+    }
+    app.gql_ok(SAVE, json!({ "maps": maps })).await;
+    let report = app.sync_now().await;
+    assert_eq!(report.pulled.updated, 2, "{report:?}");
+    assert_eq!(report.pushed, Default::default(), "{report:?}");
+    let list = contacts(&app).await;
+    assert_eq!(by_last_name(&list, "Ada")[0]["title"], "Research");
+    assert_eq!(by_last_name(&list, "Bob")[0]["title"], "Purchasing");
+
+    // From then on each side's edits cross through the new mapping, and nothing echoes.
+    let bob_desk = by_last_name(&list, "Bob")[0]["id"].clone();
+    update_contact(&app, &bob_desk, json!({ "title": "Head of Purchasing" })).await;
+    sim.advance_clock(60);
+    sim.update("Contact", &ada, json!({ "Description": "Compilers" }))
+        .unwrap();
+    app.sync_now().await;
+    let org = sim.get("Contact", &bob).unwrap();
+    assert_eq!(org["Description"], "Head of Purchasing");
+    assert_eq!(org["Title"], "Buyer", "no longer mapped, left be");
+    assert_eq!(
+        by_last_name(&contacts(&app).await, "Ada")[0]["title"],
+        "Compilers"
+    );
+    let report = app.sync_now().await;
+    assert_eq!((report.pulled, report.pushed), Default::default());
+}
+
+#[tokio::test]
 async fn a_fixed_failure_resolves_on_retry() {
     let (app, sim) = connected().await;
     sim.insert(
