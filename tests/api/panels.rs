@@ -568,3 +568,135 @@ async fn a_panel_answers_its_fields_in_the_order_they_were_asked_for() {
         assert!(order.is_sorted(), "{body}");
     }
 }
+
+/// Ways of reaching a contact's and an account's opportunities: each shape a client could
+/// try, with the variables it needs.
+const OPPORTUNITY_SHAPES: [(&str, &str); 8] = [
+    (
+        "plain",
+        "{ contacts(first: 5) { nodes { salesforce { opportunities(status: ALL) { name } } } } }",
+    ),
+    (
+        "aliases",
+        "{ c: contacts(first: 5) { n: nodes { s: salesforce { o: opportunities(status: ALL) { x: name } p: opportunities { y: name } } } } }",
+    ),
+    (
+        "named fragments",
+        "{ contacts(first: 5) { nodes { ...C } } } fragment C on Contact { salesforce { ...O } } fragment O on SalesforceContact { opportunities(status: ALL) { name } }",
+    ),
+    (
+        "inline fragments",
+        "{ contacts(first: 5) { nodes { ... on Contact { salesforce { ... on SalesforceContact { opportunities(status: ALL) { name } } } } } } }",
+    ),
+    (
+        "through tickets",
+        "{ tickets(first: 5) { nodes { contact { salesforce { opportunities(status: ALL) { name } account { opportunities(status: ALL) { name } } } } } } }",
+    ),
+    (
+        "an account's panel",
+        "{ accounts(first: 5) { nodes { salesforce { opportunities(status: ALL) { name } } } } }",
+    ),
+    (
+        "variables",
+        "query($status: OpportunityStatus!, $first: Int) { contacts(first: $first) { nodes { salesforce { opportunities(status: $status) { name } } } } }",
+    ),
+    (
+        "a ticket's account",
+        "{ tickets(first: 5) { nodes { account { salesforce { opportunities(status: ALL) { name } } } } } }",
+    ),
+];
+
+/// What one answer shows of the opportunities: whether their names are in it, and its
+/// error codes.
+fn opportunities_shown(body: &Value) -> (bool, Vec<String>) {
+    let text = body["data"].to_string();
+    (
+        text.contains("Pilot") || text.contains("Renewal"),
+        codes(body),
+    )
+}
+
+#[tokio::test]
+async fn each_default_profile_reads_opportunities_exactly_as_far_as_it_is_granted() {
+    let (app, _sim, _) = with_activity(|_| {}).await;
+    let busy = app
+        .gql_ok(
+            "{ contacts(first: 5) { nodes { id account { id } } } }",
+            json!({}),
+        )
+        .await["contacts"]["nodes"][0]
+        .clone();
+    app.gql_ok(
+        "mutation($c: ID!, $a: ID) { createTicket(input: { subject: \"Renewal?\", contactId: $c, accountId: $a }) { id } }",
+        json!({ "c": busy["id"], "a": busy["account"]["id"] }),
+    )
+    .await;
+    let variables = json!({ "status": "ALL", "first": 5 });
+    // Administrator and Agent hold every grant; Light Agent all but opportunities.
+    for (profile, granted) in [
+        ("Administrator", true),
+        ("Agent", true),
+        ("Light Agent", false),
+    ] {
+        let judge = |shape: &str, body: &Value| {
+            let (shown, codes) = opportunities_shown(body);
+            if granted {
+                assert!(shown && codes.is_empty(), "{profile}, {shape}: {body}");
+            } else {
+                assert!(!shown, "{profile}, {shape}: nothing denied leaks: {body}");
+                assert!(
+                    !codes.is_empty() && codes.iter().all(|c| c == "FORBIDDEN"),
+                    "{profile}, {shape}: {body}"
+                );
+                assert!(body["data"].is_object(), "the rest answers: {body}");
+            }
+        };
+        for (shape, query) in OPPORTUNITY_SHAPES {
+            let body = app.gql_as(profile, query, variables.clone()).await;
+            judge(shape, &body);
+        }
+
+        // A batch is judged operation by operation.
+        let batch: Vec<Value> = OPPORTUNITY_SHAPES
+            .iter()
+            .map(|(_, query)| json!({ "query": query, "variables": variables }))
+            .collect();
+        let answers = app
+            .client
+            .post(app.graphql_url())
+            .bearer_auth(app.token(profile))
+            .json(&batch)
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap();
+        let answers = answers.as_array().unwrap();
+        assert_eq!(answers.len(), OPPORTUNITY_SHAPES.len());
+        for ((shape, _), body) in OPPORTUNITY_SHAPES.iter().zip(answers) {
+            judge(&format!("batched, {shape}"), body);
+        }
+
+        // So is a query sent over a WebSocket, in either protocol.
+        for protocol in [crate::ws::TRANSPORT, crate::ws::LEGACY] {
+            let mut ws = crate::ws::Ws::connect(&app, Some(protocol)).await;
+            ws.init(&app, profile).await;
+            let kind = if protocol == crate::ws::TRANSPORT {
+                "subscribe"
+            } else {
+                "start"
+            };
+            ws.send(
+                json!({ "id": "q", "type": kind, "payload": { "query": OPPORTUNITY_SHAPES[2].1 } }),
+            )
+            .await;
+            let message = ws.recv().await;
+            assert!(
+                message["type"] == "next" || message["type"] == "data",
+                "{message}"
+            );
+            judge(&format!("over {protocol}"), &message["payload"]);
+        }
+    }
+}
