@@ -123,6 +123,24 @@ impl TestApp {
         response.json().await.unwrap()
     }
 
+    /// Posts a batch (a JSON array of operations) as the given profile; one answer each.
+    pub async fn gql_batch(&self, profile: &str, operations: &[Value]) -> Vec<Value> {
+        let body: Value = self
+            .client
+            .post(self.graphql_url())
+            .bearer_auth(self.token(profile))
+            .json(operations)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let answers = body.as_array().unwrap_or_else(|| panic!("{body}")).clone();
+        assert_eq!(answers.len(), operations.len(), "{body}");
+        answers
+    }
+
     /// Posts as the given profile asking for an answer computed afresh
     /// (`Cache-Control: no-cache`), not one the response cache kept.
     pub async fn gql_fresh(&self, profile: &str, query: &str, variables: Value) -> Value {

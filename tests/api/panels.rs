@@ -281,17 +281,15 @@ async fn a_denied_field_is_null_with_forbidden_at_its_path_however_it_is_reached
 
     // A batch of operations is checked operation by operation.
     let batch = app
-        .client
-        .post(app.graphql_url())
-        .bearer_auth(app.token("Information Off"))
-        .json(&json!([{ "query": queries[0] }, { "query": queries[3] }]))
-        .send()
-        .await
-        .unwrap()
-        .json::<Value>()
-        .await
-        .unwrap();
-    for body in batch.as_array().unwrap() {
+        .gql_batch(
+            "Information Off",
+            &[
+                json!({ "query": queries[0] }),
+                json!({ "query": queries[3] }),
+            ],
+        )
+        .await;
+    for body in &batch {
         assert!(!body["data"].to_string().contains("Paneled"), "{body}");
         assert!(codes(body).iter().all(|c| c == "FORBIDDEN"), "{body}");
     }
@@ -661,20 +659,8 @@ async fn each_default_profile_reads_opportunities_exactly_as_far_as_it_is_grante
             .iter()
             .map(|(_, query)| json!({ "query": query, "variables": variables }))
             .collect();
-        let answers = app
-            .client
-            .post(app.graphql_url())
-            .bearer_auth(app.token(profile))
-            .json(&batch)
-            .send()
-            .await
-            .unwrap()
-            .json::<Value>()
-            .await
-            .unwrap();
-        let answers = answers.as_array().unwrap();
-        assert_eq!(answers.len(), OPPORTUNITY_SHAPES.len());
-        for ((shape, _), body) in OPPORTUNITY_SHAPES.iter().zip(answers) {
+        let answers = app.gql_batch(profile, &batch).await;
+        for ((shape, _), body) in OPPORTUNITY_SHAPES.iter().zip(&answers) {
             judge(&format!("batched, {shape}"), body);
         }
 
