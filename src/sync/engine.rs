@@ -137,20 +137,7 @@ impl Round {
             return Ok(found);
         };
         let field = Ident::parse(&mapping.salesforce_field)?;
-        let mut rest = keys;
-        while !rest.is_empty() {
-            // Percent-encoded, a character takes up to nine bytes; most take one.
-            let mut length = 0;
-            let take = rest
-                .iter()
-                .take_while(|k| {
-                    length += k.len() + 3;
-                    length <= KEYS_PER_QUERY_BUDGET
-                })
-                .count()
-                .max(1);
-            let (chunk, next) = rest.split_at(take.min(rest.len()));
-            rest = next;
+        for chunk in url_sized(keys) {
             let soql = Select::new(module.salesforce_object(), &["Id", field.as_str()])?
                 .filter(Condition::in_list(
                     &field,
@@ -170,9 +157,48 @@ impl Round {
     }
 }
 
-/// How many characters of keys one `salesforce_by_key` query carries: with the rest of the
-/// query and the worst of percent-encoding, well inside Salesforce's 16,384-byte URL.
-const KEYS_PER_QUERY_BUDGET: usize = 4_000;
+/// How many bytes of the URL one `salesforce_by_key` query gives its keys: the rest of the
+/// query (object, fields, the API path) takes well under the remaining 4 KB of Salesforce's
+/// 16,384.
+const KEYS_PER_QUERY_BUDGET: usize = 12_000;
+
+/// The keys in runs that each fit one query's URL, in order.
+fn url_sized(keys: &[String]) -> impl Iterator<Item = &[String]> {
+    let mut rest = keys;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let mut length = 0;
+        let take = rest
+            .iter()
+            .take_while(|k| {
+                length += url_cost(k);
+                length <= KEYS_PER_QUERY_BUDGET
+            })
+            .count()
+            .max(1);
+        let (chunk, next) = rest.split_at(take);
+        rest = next;
+        Some(chunk)
+    })
+}
+
+/// What a key adds to the URL of an `IN (…)` list: itself, quoted, escaped and
+/// percent-encoded, with the separator before the next.
+fn url_cost(key: &str) -> usize {
+    let encoded: usize = key
+        .bytes()
+        .map(|b| match b {
+            b if b.is_ascii_alphanumeric() || b"-._~".contains(&b) => 1,
+            // Escaped with a backslash first.
+            b'\'' | b'\\' => 6,
+            _ => 3,
+        })
+        .sum();
+    // `'…', ` encoded: two quotes, a comma and a space.
+    encoded + 3 + 3 + 3 + 1
+}
 
 impl SyncEngine {
     pub fn new(store: Store, integrations: Arc<Integrations>, settings: EngineSettings) -> Self {
@@ -438,5 +464,72 @@ fn idle(why: &str) -> RoundReport {
     RoundReport {
         idle: Some(why.to_owned()),
         ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The length of the URL a query travels in, with every byte that is not unreserved
+    /// percent-encoded.
+    fn url_length(soql: &str) -> usize {
+        "https://acme.my.salesforce.com/services/data/v62.0/query?q=".len()
+            + soql
+                .bytes()
+                .map(|b| {
+                    if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                        1
+                    } else {
+                        3
+                    }
+                })
+                .sum::<usize>()
+    }
+
+    fn queries(keys: &[String]) -> Vec<String> {
+        let field = Ident::parse("Name").unwrap();
+        url_sized(keys)
+            .map(|chunk| {
+                Select::new("Account", &["Id", "Name"])
+                    .unwrap()
+                    .filter(Condition::in_list(
+                        &field,
+                        chunk.iter().map(|k| Literal::Text(k.clone())),
+                    ))
+                    .build()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn keys_go_out_in_queries_whose_urls_salesforce_accepts() {
+        // Account names of Salesforce's full 255 characters, quotes, spaces and accents
+        // included: every byte of them needs encoding, some need escaping too.
+        let long: Vec<String> = (0..300)
+            .map(|n| format!("{n} O'Brien & Søn's — «{}»", "é".repeat(110)))
+            .collect();
+        let sent = queries(&long);
+        assert!(sent.len() > 1);
+        for soql in &sent {
+            assert!(url_length(soql) < 16_384, "{}", url_length(soql));
+        }
+        let chunks: Vec<&[String]> = url_sized(&long).collect();
+        assert_eq!(chunks.concat(), long, "every key, once, in order");
+
+        // Emails go two or three hundred a query, not one each.
+        let emails: Vec<String> = (0..1_000)
+            .map(|n| format!("customer.{n}@example.com"))
+            .collect();
+        let sent = queries(&emails);
+        assert!(sent.len() <= 4, "{} queries", sent.len());
+        assert!(sent.iter().all(|soql| url_length(soql) < 16_384));
+    }
+
+    #[test]
+    fn a_key_too_long_for_any_budget_still_goes_alone() {
+        let huge = vec!["x".repeat(20_000), "y".into()];
+        let chunks: Vec<&[String]> = url_sized(&huge).collect();
+        assert_eq!(chunks.len(), 2);
     }
 }
