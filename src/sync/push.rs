@@ -290,7 +290,7 @@ impl SyncEngine {
         let mut counts = Counts::default();
         for (i, (desk_id, plan)) in plans.into_iter().enumerate() {
             let upto = upto.get(&desk_id).copied();
-            let (hash, twin, read) = match plan {
+            let (hash, creating, read) = match plan {
                 Plan::Skip => {
                     // Nothing left to send: a failure to send it earlier is settled.
                     if open_failures {
@@ -324,20 +324,15 @@ impl SyncEngine {
                     batch.drop_outbox(module, desk_id, upto).await?;
                     continue;
                 }
-                Plan::Update {
-                    hash,
-                    values,
-                    salesforce_id,
-                    ..
-                } => {
+                Plan::Update { hash, values, .. } => {
                     // The record as Salesforce now holds it: the last read with what was sent,
                     // which the next push compares with (it may come before a pull reads it).
                     let read = links
                         .get(&desk_id)
                         .and_then(|l| with_sent(l.salesforce_fields.as_deref(), &values));
-                    (hash, Some(salesforce_id), read)
+                    (hash, false, read)
                 }
-                Plan::Create { hash, .. } => (hash, None, None),
+                Plan::Create { hash, .. } => (hash, true, None),
             };
             let Some(result) = outcomes.remove(&i) else {
                 continue;
@@ -358,7 +353,7 @@ impl SyncEngine {
                         .resolve(module, Some(desk_id), Some(sf_id.as_str()))
                         .await?;
                     batch.drop_outbox(module, desk_id, upto).await?;
-                    if twin.is_none() && result.created != Some(false) {
+                    if creating && result.created != Some(false) {
                         counts.added += 1;
                     } else {
                         counts.updated += 1;
@@ -383,6 +378,12 @@ impl SyncEngine {
                     let message = format!(
                         "Salesforce refused desk {object} {desk_id}: {code}: {message}{field_note}"
                     );
+                    // Its linked twin; not a record it was only matched to by key, which
+                    // could sync (and so settle this failure) without it.
+                    let twin = links
+                        .get(&desk_id)
+                        .filter(|_| !creating)
+                        .map(|l| l.salesforce_id.clone());
                     self.log_push_failure(
                         &mut batch,
                         (module, desk_id, twin, upto),
@@ -422,7 +423,6 @@ impl SyncEngine {
             direction: Direction::DeskToSalesforce,
             module,
             desk_id: Some(desk_id),
-            // The record it was sent to, when there was one; not one it was only found like.
             salesforce_id: twin,
             reason,
             message,
