@@ -190,9 +190,9 @@ fn url_cost(key: &str) -> usize {
     let encoded: usize = key
         .bytes()
         .map(|b| match b {
-            b if b.is_ascii_alphanumeric() || b"-._~".contains(&b) => 1,
+            b if b.is_ascii_alphanumeric() || b"-._".contains(&b) => 1,
             // Escaped with a backslash first.
-            b'\'' | b'\\' => 6,
+            b'\'' | b'"' | b'\\' | b'\n' | b'\r' | b'\t' => 6,
             _ => 3,
         })
         .sum();
