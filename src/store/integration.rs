@@ -7,7 +7,7 @@ use sea_orm::{
 
 use super::events::{self, SyncEvent, SyncEventKind};
 use super::{Store, StoreError, StoreResult};
-use crate::domain::{FirstSync, IntegrationStatus, Module, SyncType};
+use crate::domain::{Direction, FirstSync, IntegrationStatus, Module, SyncType};
 
 const ROW: i64 = 1;
 
@@ -269,8 +269,9 @@ impl Store {
             .await?)
     }
 
-    /// Saves a module's mappings in place of the old ones, and drops the cursor named (the
-    /// module's pull) in the same transaction.
+    /// Saves a module's mappings in place of the old ones, and in the same transaction drops
+    /// the cursor named (the module's pull) and makes the module's open pull failures due
+    /// now: a Salesforce record the desk refused under the old mappings may pass the new.
     pub async fn replace_field_mappings(
         &self,
         module: Module,
@@ -279,6 +280,16 @@ impl Store {
     ) -> StoreResult<()> {
         let txn = self.write().await?;
         sync_cursor::Entity::delete_by_id(cursor.to_owned())
+            .exec(&*txn)
+            .await?;
+        sync_failure::Entity::update_many()
+            .col_expr(
+                sync_failure::Column::NextAttemptAt,
+                sea_orm::sea_query::Expr::value(Utc::now()),
+            )
+            .filter(sync_failure::Column::Module.eq(module.as_str()))
+            .filter(sync_failure::Column::Direction.eq(Direction::SalesforceToDesk.as_str()))
+            .filter(sync_failure::Column::ResolvedAt.is_null())
             .exec(&*txn)
             .await?;
         field_mapping::Entity::delete_many()

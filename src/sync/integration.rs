@@ -690,8 +690,9 @@ impl Integrations {
     /// they change, the module's pull starts over: the next round reads every Salesforce
     /// record of it again and applies it under the new mappings (records whose mapped values
     /// did not change are left as they are), so no linked record stays mapped the old way
-    /// until it happens to change. A running round is stopped first, and the change waits
-    /// for one in another process, so nothing read under the old mappings lands after.
+    /// until it happens to change; failed records of the module are tried again with it. A
+    /// running round is stopped first, and the change waits for one in another process, so
+    /// nothing read under the old mappings lands after.
     pub async fn update_mappings(
         &self,
         module: Module,
@@ -700,12 +701,13 @@ impl Integrations {
         let client = self.client().await?;
         let describe = client.describe(module.salesforce_object()).await?;
         let checked = mapping::validate(module, &mappings, &describe)?;
-        let _stopped = self.replacing().await?;
-        let before = self.mappings(module).await?;
-        let same = before.len() == checked.len() && before.iter().all(|m| checked.contains(m));
-        if same {
+        let same = |before: &[Mapping]| {
+            before.len() == checked.len() && before.iter().all(|m| checked.contains(m))
+        };
+        if same(&self.mappings(module).await?) {
             return Ok(checked);
         }
+        let _stopped = self.replacing().await?;
         let pairs: Vec<(String, String)> = checked
             .iter()
             .map(|m| (m.desk_field.clone(), m.salesforce_field.clone()))

@@ -474,6 +474,17 @@ impl SyncEngine {
                 None if let Some(waiting) = waits_for_account(inc, None) => Err(waiting),
                 Some(link) => {
                     let existing = desk.remove(&link.desk_id);
+                    // Read again, not changed since it was last read: only the mappings
+                    // changed. That is no Salesforce update, so a twin the desk deleted
+                    // stays deleted, and below a value Salesforce lacks does not blank the
+                    // desk's.
+                    let reread = link
+                        .salesforce_modstamp
+                        .is_some_and(|read| inc.modstamp <= read);
+                    if reread && existing.as_ref().is_none_or(DeskRecord::deleted) {
+                        inc.link(&mut batch, module, link.desk_id).await?;
+                        continue;
+                    }
                     let desk_newer = existing.as_ref().is_some_and(|d| {
                         round.sync_type == SyncType::TwoWay
                             && !d.deleted()
@@ -499,6 +510,19 @@ impl SyncEngine {
                             .map(DeskRecord::values)
                             .unwrap_or_default();
                         apply_to_desk(mappings, module, &inc.values, &mut values, &accounts);
+                        // Newly mapped, an empty Salesforce field takes nothing from the desk;
+                        // two-way, the desk's value goes out to fill it.
+                        let mut fills = false;
+                        if reread && let Some(before) = existing.as_ref().map(DeskRecord::values) {
+                            for (field, value) in values.iter_mut() {
+                                if let Some(kept) = before.get(field).filter(|_| value.is_null())
+                                    && !kept.is_null()
+                                {
+                                    *value = kept.clone();
+                                    fills = true;
+                                }
+                            }
+                        }
                         // The desk holds these values already (the mappings changed, say, and
                         // the record is read again): only the link learns them.
                         let settled = kept.is_none()
@@ -506,8 +530,12 @@ impl SyncEngine {
                             && existing
                                 .as_ref()
                                 .is_some_and(|d| !d.deleted() && d.values() == values);
+                        let goes_out = fills && round.sync_type == SyncType::TwoWay;
                         if settled {
                             inc.link(&mut batch, module, link.desk_id).await?;
+                            if goes_out {
+                                batch.enqueue(module, link.desk_id).await?;
+                            }
                             continue;
                         }
                         let existing = existing.map(|record| Held {
@@ -517,6 +545,9 @@ impl SyncEngine {
                         let written = self
                             .write(&mut batch, module, inc, existing, values, added)
                             .await?;
+                        if goes_out && written.is_ok() {
+                            batch.enqueue(module, link.desk_id).await?;
+                        }
                         // Salesforce moved it out of the account it was kept in.
                         if written.is_ok()
                             && kept.is_some()

@@ -1072,6 +1072,17 @@ async fn a_mapping_change_reads_every_linked_record_again_under_the_new_mapping(
     // no longer reaches Ada and Bob.
     sim.advance_clock(3600);
     sim.insert("Contact", json!({ "LastName": "Cy" })).unwrap();
+    let dee = sim
+        .insert("Contact", json!({ "LastName": "Dee", "Title": "Manager" }))
+        .unwrap();
+    app.sync_now().await;
+    // Cy goes to the desk's recycle bin; Salesforce keeps it.
+    let cy = by_last_name(&contacts(&app).await, "Cy")[0]["id"].clone();
+    app.gql_ok(
+        "mutation($id: ID!) { deleteContact(id: $id) { id } }",
+        json!({ "id": cy }),
+    )
+    .await;
     app.sync_now().await;
     const MAPPINGS: &str = "{ fieldMappings(module: CONTACTS) { deskField salesforceField } }";
     const SAVE: &str = "mutation($maps: [FieldMappingInput!]!) { updateFieldMappings(module: CONTACTS, mappings: $maps) { deskField } }";
@@ -1093,11 +1104,24 @@ async fn a_mapping_change_reads_every_linked_record_again_under_the_new_mapping(
     }
     app.gql_ok(SAVE, json!({ "maps": maps })).await;
     let report = app.sync_now().await;
-    assert_eq!(report.pulled.updated, 2, "{report:?}");
-    assert_eq!(report.pushed, Default::default(), "{report:?}");
+    assert_eq!(report.pulled.updated, 2, "Ada and Bob: {report:?}");
+    assert_eq!(
+        report.pushed.updated, 1,
+        "Dee's title fills Description: {report:?}"
+    );
     let list = contacts(&app).await;
     assert_eq!(by_last_name(&list, "Ada")[0]["title"], "Research");
     assert_eq!(by_last_name(&list, "Bob")[0]["title"], "Purchasing");
+    assert_eq!(
+        by_last_name(&list, "Dee")[0]["title"],
+        "Manager",
+        "an empty Salesforce field does not blank the desk's"
+    );
+    assert_eq!(sim.get("Contact", &dee).unwrap()["Description"], "Manager");
+    assert!(
+        by_last_name(&list, "Cy").is_empty(),
+        "read again unchanged, a record the desk deleted stays deleted: {list:?}"
+    );
 
     // From then on each side's edits cross through the new mapping, and nothing echoes.
     let bob_desk = by_last_name(&list, "Bob")[0]["id"].clone();
