@@ -464,10 +464,7 @@ impl SyncEngine {
                             "Salesforce {object}s {} share the {key_name} of desk {object} {desk_id}, and none is linked yet, so which is its twin is not clear; merge them in Salesforce or change the {key_name} of all but one, then retry",
                             rivals.join(", "),
                             object = module.salesforce_object(),
-                            key_name = match module {
-                                Module::Contacts => "email",
-                                Module::Accounts => "name",
-                            },
+                            key_name = desk::match_field(module),
                         ),
                     ))
                 }

@@ -446,10 +446,6 @@ impl SyncEngine {
         records: &HashMap<i64, DeskRecord>,
         plans: &mut [(i64, Plan)],
     ) -> Result<(), SyncError> {
-        let key_field = match module {
-            Module::Contacts => "Email",
-            Module::Accounts => "Name",
-        };
         let mut keys: Vec<String> = plans
             .iter()
             .filter(|(_, p)| matches!(p, Plan::Create { .. }))
@@ -508,7 +504,7 @@ impl SyncEngine {
                         format!(
                             "desk {object} {desk_id} looks like a duplicate: Salesforce {object} {sf} has the same {key_name} and is already linked to desk {object} {other}; merge the two in the desk or change the {key_name}, then retry",
                             object = module.salesforce_object(),
-                            key_name = key_field.to_lowercase(),
+                            key_name = desk::match_field(module),
                         ),
                     );
                 }
