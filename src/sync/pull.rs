@@ -502,15 +502,13 @@ impl SyncEngine {
                         Err(waiting)
                     } else {
                         let added = existing.is_none();
-                        let mut values = existing
-                            .as_ref()
-                            .map(DeskRecord::values)
-                            .unwrap_or_default();
+                        let before = existing.as_ref().map(DeskRecord::values);
+                        let mut values = before.clone().unwrap_or_default();
                         apply_to_desk(mappings, module, &inc.values, &mut values, &accounts);
                         // Newly mapped, an empty Salesforce field takes nothing from the desk;
                         // two-way, the desk's value goes out to fill it.
                         let mut fills = false;
-                        if reread && let Some(before) = existing.as_ref().map(DeskRecord::values) {
+                        if reread && let Some(before) = &before {
                             for (field, value) in values.iter_mut() {
                                 if let Some(kept) = before.get(field).filter(|_| value.is_null())
                                     && !kept.is_null()
@@ -524,9 +522,8 @@ impl SyncEngine {
                         // the record is read again): only the link learns them.
                         let settled = kept.is_none()
                             && !pending.contains_key(&link.desk_id)
-                            && existing
-                                .as_ref()
-                                .is_some_and(|d| !d.deleted() && d.values() == values);
+                            && existing.as_ref().is_some_and(|d| !d.deleted())
+                            && before.as_ref() == Some(&values);
                         let goes_out = fills && round.sync_type == SyncType::TwoWay;
                         if settled {
                             inc.link(&mut batch, module, link.desk_id).await?;
