@@ -32,6 +32,13 @@ pub struct FieldDescribe {
     pub calculated: bool,
     #[serde(default)]
     pub reference_to: Vec<String>,
+    /// Whether SOQL may filter on the field: long text areas and encrypted fields it may not.
+    #[serde(default = "filterable_unless_said")]
+    pub filterable: bool,
+}
+
+fn filterable_unless_said() -> bool {
+    true
 }
 
 impl FieldDescribe {

@@ -208,6 +208,15 @@ pub fn validate(
             ));
         }
         check_types(desk, sf).map_err(|why| Invalid::new(format!("{at}.salesforceField"), why))?;
+        if desk.name == super::desk::match_field(module) && !sf.filterable {
+            return Err(Invalid::new(
+                format!("{at}.salesforceField"),
+                format!(
+                    "{object}.{} cannot be filtered in a query (a {} field), yet the sync finds the Salesforce twin of a desk record by its '{}' through the field it is mapped to: map '{}' to a filterable field",
+                    sf.name, sf.kind, desk.name, desk.name
+                ),
+            ));
+        }
         out.push(Mapping::new(desk.name, &sf.name));
     }
     for field in desk_fields(module).iter().filter(|f| f.required) {

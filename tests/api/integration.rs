@@ -257,6 +257,13 @@ async fn mappings_that_would_fail_in_salesforce_are_refused_up_front() {
             "mappings",
             "mandatory",
         ),
+        // Accounts meet by name: a long text area cannot be looked up by it.
+        (
+            "ACCOUNTS",
+            vec![("industry", "Name"), ("name", "Description")],
+            "mappings[1].salesforceField",
+            "cannot be filtered",
+        ),
     ];
     for (module, maps, field, phrase) in cases {
         let body = app

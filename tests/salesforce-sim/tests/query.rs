@@ -138,6 +138,11 @@ async fn soql_errors_match_the_real_api() {
             "SELECT Id FROM Contact WHERE SystemModstamp > '2024-01-01T00:00:00Z'",
             "INVALID_QUERY_FILTER_OPERATOR",
         ),
+        // A long text area may be read, never filtered on.
+        (
+            "SELECT Id FROM Account WHERE Description IN ('x')",
+            "INVALID_FIELD",
+        ),
     ];
     for (soql, code) in cases {
         let (status, body) = org.query(soql).await;
@@ -159,6 +164,16 @@ async fn soql_errors_match_the_real_api() {
             .as_str()
             .unwrap()
             .contains("ERROR at Row:1:Column:8")
+    );
+    let (status, body) = org
+        .query("SELECT Description FROM Account WHERE Description LIKE '%x%'")
+        .await;
+    assert_eq!(status, 400);
+    let message = body[0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("field 'Description' can not be filtered in query call")
+            && message.contains("ERROR at Row:1:Column:39"),
+        "{message}"
     );
 }
 

@@ -10,6 +10,8 @@ use crate::schema::{Field, Kind, ObjIdx, Schema};
 pub struct Bound {
     pub names: Vec<&'static str>,
     pub kind: Kind,
+    /// Whether a WHERE clause may name the field: long text areas may not.
+    pub filterable: bool,
 }
 
 pub fn object(query: &str, q: &Query) -> Result<ObjIdx, ApiError> {
@@ -59,12 +61,37 @@ pub fn path(query: &str, obj: ObjIdx, path: &Path) -> Result<Bound, ApiError> {
     Ok(Bound {
         names,
         kind: field.kind,
+        filterable: field.filterable(),
     })
 }
 
 fn no_column(query: &str, path: &Path, name: &str, object: &str) -> ApiError {
+    invalid_field(
+        query,
+        path,
+        format!(
+            "No such column '{name}' on entity '{object}'. If you are attempting to use a custom field, be sure to append the '__c' after the custom field name. Please reference your WSDL or the describe call for the appropriate names."
+        ),
+    )
+}
+
+/// The field a condition names, if a WHERE clause may name it.
+fn filtered(query: &str, obj: ObjIdx, path: &Path) -> Result<Bound, ApiError> {
+    let bound = self::path(query, obj, path)?;
+    if bound.filterable {
+        return Ok(bound);
+    }
+    let name = bound.names.last().copied().unwrap_or_default();
+    Err(invalid_field(
+        query,
+        path,
+        format!("field '{name}' can not be filtered in query call"),
+    ))
+}
+
+fn invalid_field(query: &str, path: &Path, why: String) -> ApiError {
     let msg = format!(
-        "\n{query}\n{}^\nERROR at Row:1:Column:{}\nNo such column '{name}' on entity '{object}'. If you are attempting to use a custom field, be sure to append the '__c' after the custom field name. Please reference your WSDL or the describe call for the appropriate names.",
+        "\n{query}\n{}^\nERROR at Row:1:Column:{}\n{why}",
         " ".repeat(path.col - 1),
         path.col
     );
@@ -93,19 +120,19 @@ pub fn condition(query: &str, obj: ObjIdx, cond: &Cond, now: i64) -> Result<BCon
         Cond::Any(cs) => BCond::Any(all(cs)?),
         Cond::Not(c) => BCond::Not(Box::new(condition(query, obj, c, now)?)),
         Cond::Cmp(p, op, lit) => {
-            let b = path(query, obj, p)?;
+            let b = filtered(query, obj, p)?;
             let lit = literal(&b, lit, now)?;
             BCond::Cmp(b, *op, lit)
         }
         Cond::In(p, neg, lits) => {
-            let b = path(query, obj, p)?;
+            let b = filtered(query, obj, p)?;
             let lits = lits
                 .iter()
                 .map(|l| literal(&b, l, now))
                 .collect::<Result<_, _>>()?;
             BCond::In(b, *neg, lits)
         }
-        Cond::Like(p, pattern) => BCond::Like(path(query, obj, p)?, pattern.to_lowercase()),
+        Cond::Like(p, pattern) => BCond::Like(filtered(query, obj, p)?, pattern.to_lowercase()),
     })
 }
 
