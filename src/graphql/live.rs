@@ -1,6 +1,7 @@
 //! Opportunities, notes, events and tasks, read live from Salesforce for the panels: one SOQL
-//! query per kind per request, whatever the number of panels, behind a short cache kept per
-//! profile. When Salesforce cannot answer, what the cache holds is served marked stale.
+//! query per kind per request, whatever the number of panels, all sent in one composite call,
+//! behind a short cache kept per profile. When Salesforce cannot answer, what the cache holds
+//! is served marked stale.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -8,7 +9,6 @@ use std::time::Duration;
 
 use async_graphql::dataloader::Loader;
 use chrono::{DateTime, Utc};
-use futures_util::TryStreamExt;
 use serde_json::Value;
 
 use crate::salesforce::Record;
@@ -208,23 +208,37 @@ pub struct LiveLoader {
 }
 
 impl LiveLoader {
-    async fn fetch(&self, kind: Live, ids: &[String]) -> Result<Vec<Record>, String> {
-        let client = self
-            .integrations
-            .client()
-            .await
-            .map_err(|e| e.to_string())?;
-        let mut records = Vec::new();
-        for chunk in ids.chunks(IDS_PER_QUERY) {
-            let soql = kind.soql(chunk).map_err(|e| e.to_string())?;
-            let page: Vec<Record> = client
-                .query(&soql)
-                .try_collect()
-                .await
-                .map_err(|e| e.to_string())?;
-            records.extend(page);
-        }
-        Ok(records)
+    /// The records of each kind for its parents, with one SOQL query per kind (per 200
+    /// parents), all of them sent together: five queries are one call to Salesforce.
+    async fn fetch(&self, wanted: &[(Live, Vec<String>)]) -> Vec<Result<Vec<Record>, String>> {
+        let client = match self.integrations.client().await {
+            Ok(client) => client,
+            Err(e) => return wanted.iter().map(|_| Err(e.to_string())).collect(),
+        };
+        let built: Vec<Result<Vec<String>, String>> = wanted
+            .iter()
+            .map(|(kind, parents)| {
+                parents
+                    .chunks(IDS_PER_QUERY)
+                    .map(|chunk| kind.soql(chunk).map_err(|e| e.to_string()))
+                    .collect()
+            })
+            .collect();
+        let soqls: Vec<String> = built.iter().flatten().flatten().cloned().collect();
+        let mut answers = client.queries(&soqls).await.into_iter();
+        built
+            .into_iter()
+            .map(|queries| {
+                // All of a kind's answers are taken, whatever they hold, so that the next
+                // kind starts at its own.
+                let mine: Vec<_> = answers.by_ref().take(queries?.len()).collect();
+                let mut records = Vec::new();
+                for answer in mine {
+                    records.extend(answer.map_err(|e| e.to_string())?);
+                }
+                Ok(records)
+            })
+            .collect()
     }
 }
 
@@ -251,14 +265,9 @@ impl Loader<LiveKey> for LiveLoader {
                 _ => wanted.entry(*kind).or_default().push(parent.clone()),
             }
         }
-        // The kinds are asked for at once; each is one query (per 200 parents).
-        let answers =
-            futures_util::future::join_all(wanted.into_iter().map(|(kind, parents)| async move {
-                let answer = self.fetch(kind, &parents).await;
-                (kind, parents, answer)
-            }))
-            .await;
-        for (kind, parents, answer) in answers {
+        let wanted: Vec<(Live, Vec<String>)> = wanted.into_iter().collect();
+        let answers = self.fetch(&wanted).await;
+        for ((kind, parents), answer) in wanted.into_iter().zip(answers) {
             let now = Utc::now();
             match answer {
                 Ok(records) => {

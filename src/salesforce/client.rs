@@ -4,7 +4,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use futures_util::Stream;
+use futures_util::{Stream, TryStreamExt};
 use reqwest::{Method, StatusCode};
 use secrecy::ExposeSecret;
 use serde::Deserialize;
@@ -81,6 +81,31 @@ struct QueryPage {
     #[serde(default)]
     records: Vec<Record>,
 }
+
+impl QueryPage {
+    /// Where the next page is, if there is one.
+    fn next(&self) -> Result<Next, SalesforceError> {
+        if self.done {
+            return Ok(Next::Done);
+        }
+        let url = self.next_records_url.clone().ok_or_else(|| {
+            SalesforceError::Decode("a query page is not done but has no nextRecordsUrl".into())
+        })?;
+        Ok(Next::Url(url))
+    }
+}
+
+/// The page a query stream reads next.
+enum Next {
+    /// The query resource's path and the SOQL.
+    First(String, String),
+    /// A `nextRecordsUrl`.
+    Url(String),
+    Done,
+}
+
+/// Query subrequests Salesforce takes in one `POST /composite`.
+const COMPOSITE_QUERIES: usize = 5;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -432,41 +457,120 @@ impl SalesforceClient {
         resource: &str,
         soql: &str,
     ) -> impl Stream<Item = Result<Record, SalesforceError>> + 'a {
-        enum Next {
-            First(String, String),
-            Url(String),
-            Done,
-        }
-        let start = Next::First(self.data_path(resource), soql.to_owned());
-        futures_util::stream::try_unfold(
-            (VecDeque::<Record>::new(), start),
-            move |(mut buffer, mut next)| async move {
-                loop {
-                    if let Some(record) = buffer.pop_front() {
-                        return Ok(Some((record, (buffer, next))));
-                    }
-                    let (path, q) = match std::mem::replace(&mut next, Next::Done) {
-                        Next::Done => return Ok(None),
-                        Next::First(path, q) => (path, Some(q)),
-                        Next::Url(url) => (url, None),
-                    };
-                    let query: Vec<(&str, &str)> = q.iter().map(|q| ("q", q.as_str())).collect();
-                    let (_, body) = self
-                        .call(Method::GET, &path, &query, None, Repeat::Safe)
-                        .await?;
-                    let page: QueryPage = body.json()?;
-                    buffer.extend(page.records);
-                    if !page.done {
-                        let url = page.next_records_url.ok_or_else(|| {
-                            SalesforceError::Decode(
-                                "a query page is not done but has no nextRecordsUrl".into(),
-                            )
-                        })?;
-                        next = Next::Url(url);
+        self.pages(
+            VecDeque::new(),
+            Next::First(self.data_path(resource), soql.to_owned()),
+        )
+    }
+
+    /// The records in `buffer`, then those of the pages from `next` on, each page fetched as
+    /// the stream is read.
+    fn pages(
+        &self,
+        buffer: VecDeque<Record>,
+        next: Next,
+    ) -> impl Stream<Item = Result<Record, SalesforceError>> + '_ {
+        futures_util::stream::try_unfold((buffer, next), move |(mut buffer, mut next)| async move {
+            loop {
+                if let Some(record) = buffer.pop_front() {
+                    return Ok(Some((record, (buffer, next))));
+                }
+                let (path, q) = match std::mem::replace(&mut next, Next::Done) {
+                    Next::Done => return Ok(None),
+                    Next::First(path, q) => (path, Some(q)),
+                    Next::Url(url) => (url, None),
+                };
+                let query: Vec<(&str, &str)> = q.iter().map(|q| ("q", q.as_str())).collect();
+                let (_, body) = self
+                    .call(Method::GET, &path, &query, None, Repeat::Safe)
+                    .await?;
+                let page: QueryPage = body.json()?;
+                next = page.next()?;
+                buffer.extend(page.records);
+            }
+        })
+    }
+
+    /// Runs several queries, up to five in each `POST /composite` call (which Salesforce
+    /// counts as one call), and gives each query's records or error in the order asked. A
+    /// query with more than one page has the rest fetched with the usual follow-up calls.
+    pub async fn queries(&self, soqls: &[String]) -> Vec<Result<Vec<Record>, SalesforceError>> {
+        let mut out = Vec::with_capacity(soqls.len());
+        for chunk in soqls.chunks(COMPOSITE_QUERIES) {
+            match self.composite_queries(chunk).await {
+                Ok(answers) => {
+                    for answer in answers {
+                        out.push(match answer {
+                            Ok((records, next)) => {
+                                self.pages(records.into(), next).try_collect().await
+                            }
+                            Err(e) => Err(e),
+                        });
                     }
                 }
-            },
-        )
+                Err(e) => out.extend(chunk.iter().map(|_| Err(e.clone()))),
+            }
+        }
+        out
+    }
+
+    /// One `POST /composite` of query subrequests: each query's first page and where the
+    /// rest is, or the error Salesforce gave for it.
+    async fn composite_queries(
+        &self,
+        soqls: &[String],
+    ) -> Result<Vec<Result<(Vec<Record>, Next), SalesforceError>>, SalesforceError> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Answer {
+            body: Value,
+            http_status_code: u16,
+            reference_id: String,
+        }
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Answers {
+            composite_response: Vec<Answer>,
+        }
+        let query_path = self.data_path("query");
+        let subrequests = soqls
+            .iter()
+            .enumerate()
+            .map(|(n, soql)| {
+                json!({
+                    "method": "GET",
+                    "url": format!("{query_path}?q={}", url_segment(soql)),
+                    "referenceId": format!("q{n}"),
+                })
+            })
+            .collect();
+        let body = json!({ "allOrNone": false, "compositeRequest": Value::Array(subrequests) });
+        let path = self.data_path("composite");
+        let (_, answers) = self
+            .call(Method::POST, &path, &[], Some(&body), Repeat::Safe)
+            .await?;
+        let mut answers: Answers = answers.json()?;
+        (0..soqls.len())
+            .map(|n| {
+                let reference = format!("q{n}");
+                let at = answers
+                    .composite_response
+                    .iter()
+                    .position(|a| a.reference_id == reference)
+                    .ok_or_else(|| {
+                        SalesforceError::Decode(format!("a composite answer lacks {reference}"))
+                    })?;
+                let answer = answers.composite_response.swap_remove(at);
+                Ok(if (200..300).contains(&answer.http_status_code) {
+                    let page: QueryPage = serde_json::from_value(answer.body)
+                        .map_err(|e| SalesforceError::Decode(e.to_string()))?;
+                    page.next().map(|next| (page.records, next))
+                } else {
+                    let body = serde_json::to_vec(&answer.body).unwrap_or_default();
+                    Err(from_response(answer.http_status_code, &body))
+                })
+            })
+            .collect()
     }
 
     /// Sends records in collections of up to 200 and returns one result per record.

@@ -473,7 +473,7 @@ fn api_calls(sim: &SimHandle) -> usize {
 }
 
 #[tokio::test]
-async fn fifty_tickets_with_every_panel_cost_four_calls_cold_and_none_warm() {
+async fn fifty_tickets_with_every_contact_and_account_panel_cost_one_call_cold_and_none_warm() {
     let (app, sim, _) = with_activity(|_| {}).await;
     let mut last_names = Vec::new();
     for n in 0..49 {
@@ -492,7 +492,11 @@ async fn fifty_tickets_with_every_panel_cost_four_calls_cold_and_none_warm() {
         )
         .await;
     }
-    let query = "{ tickets(first: 50) { nodes { contact { salesforce { fetchedAt stale opportunities { name } notes { title } events { subject } tasks { subject } } } } } }";
+    let lists = "opportunities { name } notes { title } events { subject } tasks { subject }";
+    let query = format!(
+        "{{ tickets(first: 50) {{ nodes {{ contact {{ salesforce {{ fetchedAt stale {lists} }} }} account {{ salesforce {{ {lists} }} }} }} }} }}"
+    );
+    let query = query.as_str();
 
     let before = api_calls(&sim);
     let cold = app.gql(query, json!({})).await;
@@ -506,8 +510,17 @@ async fn fifty_tickets_with_every_panel_cost_four_calls_cold_and_none_warm() {
             .any(|n| n["contact"]["salesforce"]["notes"][0]["title"] == "Prefers email"),
         "{cold}"
     );
+    assert!(
+        nodes
+            .iter()
+            .any(|n| n["account"]["salesforce"]["opportunities"][0]["name"] == "Renewal"),
+        "an account panel is read too: {cold}"
+    );
     let cold_calls = api_calls(&sim) - before;
-    assert_eq!(cold_calls, 4, "one query per kind for all fifty panels");
+    assert_eq!(
+        cold_calls, 1,
+        "one query per kind for all hundred panels, the five in one composite call"
+    );
 
     let before = api_calls(&sim);
     let warm = app.gql(query, json!({})).await;

@@ -174,6 +174,51 @@ async fn a_query_streams_every_page_and_query_all_sees_the_recycle_bin() {
 }
 
 #[tokio::test]
+async fn queries_go_five_to_a_composite_call_and_each_keeps_its_own_answer() {
+    let sim = org().await;
+    for n in 0..2_500 {
+        sim.insert("Contact", json!({ "LastName": format!("Bulk{n:05}") }))
+            .unwrap();
+    }
+    sim.insert("Account", json!({ "Name": "Acme" })).unwrap();
+    let sf = client(&sim);
+    let mut soqls: Vec<String> = (0..6)
+        .map(|n| format!("SELECT LastName FROM Contact WHERE LastName = 'Bulk{n:05}'"))
+        .collect();
+    soqls.insert(1, "SELECT Nope FROM Contact".into());
+    soqls.push("SELECT Id, LastName FROM Contact ORDER BY LastName".into());
+    soqls.push("SELECT Name FROM Account".into());
+    let (composite, pages) = (requests_to(&sim, "/composite"), requests_to(&sim, "/query"));
+
+    let answers = sf.queries(&soqls).await;
+    assert_eq!(answers.len(), 9);
+    for (n, at) in [(0, 0), (1, 2), (5, 6)] {
+        let records = answers[at].as_ref().unwrap();
+        assert_eq!(records.len(), 1, "{answers:?}");
+        assert_eq!(records[0]["LastName"], format!("Bulk{n:05}"), "in order");
+    }
+    assert_eq!(
+        answers[1].as_ref().unwrap_err().code(),
+        Some("INVALID_FIELD"),
+        "only the bad query fails"
+    );
+    let all = answers[7].as_ref().unwrap();
+    assert_eq!(all.len(), 2_500, "a query's further pages are fetched");
+    assert_eq!(all[2_499]["LastName"], "Bulk02499");
+    assert_eq!(answers[8].as_ref().unwrap()[0]["Name"], "Acme");
+    assert_eq!(
+        requests_to(&sim, "/composite") - composite,
+        2,
+        "nine queries in calls of five"
+    );
+    assert_eq!(
+        requests_to(&sim, "/query") - pages,
+        1,
+        "one follow-up page of the long query"
+    );
+}
+
+#[tokio::test]
 async fn collections_chunk_at_200_and_honour_all_or_none() {
     let sim = org().await;
     let sf = client(&sim);

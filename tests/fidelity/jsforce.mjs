@@ -310,6 +310,28 @@ async function main() {
     equal(stored, 2, 'records committed');
   });
 
+  await check('composite: a create, a dependent create and a query in one call', async () => {
+    const base = `/services/data/v${VERSION}`;
+    const before = (await conn.limits()).DailyApiRequests.Remaining;
+    const soql = encodeURIComponent(`SELECT LastName FROM Contact WHERE LastName = '${TAG}cmp'`);
+    const answer = await conn.requestPost(`${base}/composite`, {
+      allOrNone: false,
+      compositeRequest: [
+        { method: 'POST', url: `${base}/sobjects/Account`, referenceId: 'acct', body: { Name: `${TAG}cmp` } },
+        { method: 'POST', url: `${base}/sobjects/Contact`, referenceId: 'ada', body: { LastName: `${TAG}cmp`, AccountId: '@{acct.id}' } },
+        { method: 'GET', url: `${base}/query?q=${soql}`, referenceId: 'found' },
+      ],
+    });
+    const after = (await conn.limits()).DailyApiRequests.Remaining;
+    equal(before - after, 2, 'the composite and the second limits call count one each');
+    const [acct, ada, found] = answer.compositeResponse;
+    equal([acct.httpStatusCode, ada.httpStatusCode, found.httpStatusCode], [201, 201, 200], 'statuses');
+    isId(acct.body.id, '001', 'account id');
+    const contact = await conn.sobject('Contact').retrieve(ada.body.id);
+    equal(contact.AccountId, acct.body.id, 'the reference was resolved');
+    equal(found.body.records.map((r) => r.LastName), [`${TAG}cmp`], 'the query sees the earlier create');
+  });
+
   await check('query over 2,000 rows pages through queryMore', () => pageThroughQueryMore(conn));
 
   await check('query autoFetch reads every page', () => autoFetchAll(conn));

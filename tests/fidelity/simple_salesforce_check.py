@@ -5,7 +5,7 @@ import re
 import sys
 import time
 from datetime import datetime, timedelta
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import requests
 from cryptography.hazmat.primitives import serialization
@@ -243,6 +243,29 @@ def partial_success(sf):
     equal(stored, 2, "records committed")
 
 
+def composite_call(sf):
+    base = f"/services/data/v{sf.sf_version}"
+    soql = quote(f"SELECT LastName FROM Contact WHERE LastName = '{TAG}cmp'")
+    answer = sf.restful(
+        "composite",
+        method="POST",
+        json={
+            "allOrNone": False,
+            "compositeRequest": [
+                {"method": "POST", "url": f"{base}/sobjects/Account", "referenceId": "acct", "body": {"Name": f"{TAG}cmp"}},
+                {"method": "POST", "url": f"{base}/sobjects/Contact", "referenceId": "ada",
+                 "body": {"LastName": f"{TAG}cmp", "AccountId": "@{acct.id}"}},
+                {"method": "GET", "url": f"{base}/query?q={soql}", "referenceId": "found"},
+            ],
+        },
+    )
+    acct, ada, found = answer["compositeResponse"]
+    equal([acct["httpStatusCode"], ada["httpStatusCode"], found["httpStatusCode"]], [201, 201, 200], "statuses")
+    is_id(acct["body"]["id"], "001", "account id")
+    equal(sf.Contact.get(ada["body"]["id"])["AccountId"], acct["body"]["id"], "the reference was resolved")
+    equal([r["LastName"] for r in found["body"]["records"]], [f"{TAG}cmp"], "the query sees the earlier create")
+
+
 def contact_total(sf):
     expected = count(sf, "SELECT COUNT() FROM Contact")
     ensure(expected > 2000, f"only {expected} contacts; the simulator should have been seeded with 2,500")
@@ -408,6 +431,7 @@ def main():
     check("collection create allOrNone=false commits partially", lambda: partial_success(sf()))
     check("query over 2,000 rows pages through query_more", lambda: page_through_query_more(sf()))
     check("query_all and query_all_iter read every page", lambda: query_all_iterates(sf()))
+    check("composite: a create, a dependent create and a query in one call", lambda: composite_call(sf()))
     check("queryAll after a delete shows IsDeleted", lambda: query_all_after_delete(sf()))
     check("updated and deleted windows", lambda: replication_windows(sf()))
     check("describe Contact", lambda: describe_contact(sf()))

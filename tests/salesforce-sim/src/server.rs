@@ -195,29 +195,8 @@ fn data(
     params: &[(String, String)],
     body: &[u8],
 ) -> HttpResponse {
-    let mut segments: Vec<String> = rest
-        .split('/')
-        .map(|s| percent_decode_str(s).decode_utf8_lossy().into_owned())
-        .collect();
-    let version = segments.remove(0);
-    if segments.last().is_some_and(String::is_empty) {
-        segments.pop();
-    }
-    let number: f64 = version.parse().unwrap_or(0.0);
-    let outcome = if segments.iter().any(String::is_empty)
-        || !(21.0..=68.0).contains(&number)
-        || !version.contains('.')
-    {
-        Err(ApiError::not_found())
-    } else if number < 31.0 {
-        Err(ApiError::new(
-            410,
-            "GONE",
-            "The requested resource is no longer available",
-        ))
-    } else {
-        serve(sim, req, method, &version, &segments, params, body)
-    };
+    let outcome = data_path(rest)
+        .and_then(|(version, segments)| serve(sim, req, method, &version, &segments, params, body));
     let mut response = match outcome {
         Ok(Reply {
             status,
@@ -244,6 +223,34 @@ fn data(
         );
     }
     response
+}
+
+/// The API version and the decoded segments of a path under `/services/data/v`, or the error
+/// Salesforce gives for a version it does not serve.
+pub fn data_path(rest: &str) -> Result<(String, Vec<String>), ApiError> {
+    let mut segments: Vec<String> = rest
+        .split('/')
+        .map(|s| percent_decode_str(s).decode_utf8_lossy().into_owned())
+        .collect();
+    let version = segments.remove(0);
+    if segments.last().is_some_and(String::is_empty) {
+        segments.pop();
+    }
+    let number: f64 = version.parse().unwrap_or(0.0);
+    if segments.iter().any(String::is_empty)
+        || !(21.0..=68.0).contains(&number)
+        || !version.contains('.')
+    {
+        Err(ApiError::not_found())
+    } else if number < 31.0 {
+        Err(ApiError::new(
+            410,
+            "GONE",
+            "The requested resource is no longer available",
+        ))
+    } else {
+        Ok((version, segments))
+    }
 }
 
 fn serve(

@@ -116,3 +116,117 @@ async fn more_than_two_hundred_records_is_refused() {
     assert_eq!(status, 400);
     assert_eq!(body[0]["errorCode"], "EXCEEDED_ID_LIMIT");
 }
+
+/// A `POST /composite` subrequest for a query.
+fn query(reference: &str, soql: &str) -> serde_json::Value {
+    let q: String = url_encode(soql);
+    json!({ "method": "GET", "url": format!("{}/query?q={q}", support::V), "referenceId": reference })
+}
+
+fn url_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn composite_runs_several_queries_as_one_call_and_fails_only_the_bad_one() {
+    let org = org().await;
+    let account = org
+        .sim
+        .insert("Account", json!({ "Name": "Acme" }))
+        .unwrap();
+    org.sim
+        .insert(
+            "Contact",
+            json!({ "LastName": "Ada", "AccountId": account }),
+        )
+        .unwrap();
+    let used = org.sim.api_usage();
+    let body = json!({ "compositeRequest": [
+        query("contacts", "SELECT Id, LastName FROM Contact"),
+        query("bad", "SELECT Nope FROM Contact"),
+        query("accounts", &format!("SELECT Name FROM Account WHERE Id = '{account}'")),
+    ]});
+    let (status, answer) = org.json(Method::POST, "composite", Some(body)).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(org.sim.api_usage() - used, 1, "one call, whatever it holds");
+    let answers = answer["compositeResponse"].as_array().unwrap();
+    assert_eq!(answers.len(), 3);
+    assert_eq!(answers[0]["referenceId"], "contacts");
+    assert_eq!(answers[0]["httpStatusCode"], 200);
+    assert_eq!(answers[0]["body"]["records"][0]["LastName"], "Ada");
+    assert_eq!(answers[1]["httpStatusCode"], 400);
+    assert_eq!(answers[1]["body"][0]["errorCode"], "INVALID_FIELD");
+    assert_eq!(answers[2]["body"]["totalSize"], 1, "{answer}");
+    assert_eq!(answers[2]["body"]["records"][0]["Name"], "Acme");
+}
+
+#[tokio::test]
+async fn composite_subrequests_use_earlier_answers_and_halt_on_failed_ones() {
+    let org = org().await;
+    let body = json!({ "compositeRequest": [
+        { "method": "POST", "url": format!("{}/sobjects/Account", support::V),
+          "referenceId": "acct", "body": { "Name": "Acme" } },
+        { "method": "POST", "url": format!("{}/sobjects/Contact", support::V),
+          "referenceId": "ada", "body": { "LastName": "Ada", "AccountId": "@{acct.id}" } },
+        { "method": "GET", "url": format!("{}/sobjects/Account/@{{acct.id}}?fields=Name", support::V),
+          "referenceId": "read" },
+        { "method": "POST", "url": format!("{}/sobjects/Contact", support::V),
+          "referenceId": "nameless", "body": { "FirstName": "No" } },
+        { "method": "PATCH", "url": format!("{}/sobjects/Contact/@{{nameless.id}}", support::V),
+          "referenceId": "after", "body": { "Title": "CTO" } },
+    ]});
+    let (status, answer) = org.json(Method::POST, "composite", Some(body)).await;
+    assert_eq!(status, 200, "{answer}");
+    let answers = answer["compositeResponse"].as_array().unwrap();
+    assert_eq!(answers[0]["httpStatusCode"], 201);
+    let account = answers[0]["body"]["id"].as_str().unwrap();
+    assert!(
+        answers[0]["httpHeaders"]["Location"]
+            .as_str()
+            .unwrap()
+            .ends_with(account)
+    );
+    assert_eq!(answers[1]["httpStatusCode"], 201, "{answer}");
+    let (_, ada) = org
+        .query("SELECT AccountId FROM Contact WHERE LastName = 'Ada'")
+        .await;
+    assert_eq!(ada["records"][0]["AccountId"], account);
+    assert_eq!(answers[2]["body"]["Name"], "Acme");
+    assert_eq!(answers[3]["body"][0]["errorCode"], "REQUIRED_FIELD_MISSING");
+    assert_eq!(answers[4]["httpStatusCode"], 400);
+    assert_eq!(answers[4]["body"][0]["errorCode"], "PROCESSING_HALTED");
+    assert_eq!(org.sim.count("Contact"), 1);
+}
+
+#[tokio::test]
+async fn composite_refuses_calls_beyond_its_limits() {
+    let org = org().await;
+    let six: Vec<_> = (0..6)
+        .map(|n| query(&format!("q{n}"), "SELECT Id FROM Contact"))
+        .collect();
+    let twenty_six: Vec<_> = (0..26)
+        .map(|n| json!({ "method": "GET", "url": format!("{}/sobjects/Account", support::V), "referenceId": format!("a{n}") }))
+        .collect();
+    let twice = vec![
+        query("same", "SELECT Id FROM Contact"),
+        query("same", "SELECT Id FROM Account"),
+    ];
+    for (requests, says) in [
+        (six, "at most 5 query"),
+        (twenty_six, "between 1 and 25"),
+        (twice, "used more than once"),
+    ] {
+        let body = json!({ "compositeRequest": requests });
+        let (status, answer) = org.json(Method::POST, "composite", Some(body)).await;
+        assert_eq!(status, 400, "{answer}");
+        let message = answer[0]["message"].as_str().unwrap();
+        assert!(message.contains(says), "{message}");
+    }
+}

@@ -4,6 +4,7 @@ mod composite;
 mod describe;
 mod replication;
 mod sobjects;
+mod subrequests;
 
 use actix_web::http::Method;
 use serde_json::{Value as Json, json};
@@ -95,6 +96,7 @@ pub fn handle(
             sobjects::handle(sim, ctx, method, sobject(object)?, rest, body)
         }
         ["composite", "sobjects", rest @ ..] => composite::handle(sim, ctx, method, rest, body),
+        ["composite"] => subrequests::handle(sim, ctx, method, body),
         [] | ["limits" | "query" | "queryAll" | "sobjects", ..] => Err(method_not_allowed(method)),
         _ => Err(ApiError::not_found()),
     }
