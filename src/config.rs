@@ -88,7 +88,7 @@ pub struct SyncSettings {
     /// one is generated once and kept in `<data_dir>/encryption-key`.
     pub encryption_key: Option<SecretString>,
     /// The Salesforce REST API version Tandem calls.
-    pub api_version: String,
+    pub api_version: ApiVersion,
     /// Run the sync worker in `serve` (tests drive rounds themselves).
     pub worker: bool,
     /// Seconds between polls of Salesforce; desk changes trigger a round sooner.
@@ -188,7 +188,7 @@ impl Default for SyncSettings {
     fn default() -> Self {
         Self {
             encryption_key: None,
-            api_version: "62.0".into(),
+            api_version: ApiVersion("62.0".into()),
             worker: true,
             poll_interval_secs: 10,
             batch_size: 200,
@@ -261,6 +261,56 @@ impl Settings {
     }
 }
 
+/// A Salesforce REST API version Tandem can call: `NN.N`, no older than 46.0, the first
+/// version with the collection upserts the sync sends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiVersion(String);
+
+/// The oldest API version Tandem can use.
+const OLDEST_API_VERSION: (u32, u32) = (46, 0);
+
+impl ApiVersion {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let number = |part: &str| {
+            (!part.is_empty() && part.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| part.parse::<u32>().ok())
+                .flatten()
+        };
+        let version = text
+            .split_once('.')
+            .and_then(|(major, minor)| Some((number(major)?, number(minor)?)))
+            .ok_or_else(|| format!("'{text}' is not a Salesforce API version such as 62.0"))?;
+        if version < OLDEST_API_VERSION {
+            let (major, minor) = OLDEST_API_VERSION;
+            return Err(format!(
+                "Salesforce API version {text} is older than {major}.{minor}, the first with the collection upserts the sync sends"
+            ));
+        }
+        Ok(Self(text.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for ApiVersion {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        // A number in TOML (`api_version = 62.0`) or an environment variable reads as a float.
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Text(String),
+            Number(f64),
+        }
+        let text = match Raw::deserialize(deserializer)? {
+            Raw::Text(text) => text,
+            Raw::Number(n) => format!("{n:.1}"),
+        };
+        Self::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
 /// A database URL whose password never reaches a log.
 #[derive(Clone, Deserialize, PartialEq, Eq)]
 #[serde(transparent)]
@@ -314,6 +364,40 @@ mod tests {
             "DatabaseUrl(postgres://tandem:***@db:5432/tandem)"
         );
         assert!(!url.is_sqlite());
+    }
+
+    #[test]
+    fn an_api_version_tandem_cannot_use_is_refused_with_the_reason() {
+        assert_eq!(ApiVersion::parse("62.0").unwrap().as_str(), "62.0");
+        assert_eq!(ApiVersion::parse("46.0").unwrap().as_str(), "46.0");
+        let old = ApiVersion::parse("45.0").unwrap_err();
+        assert!(old.contains("older than 46.0"), "{old}");
+        for bad in ["v62.0", "62", "62.0.1", "sixty", "", ".5", "62.x"] {
+            let refused = ApiVersion::parse(bad).unwrap_err();
+            assert!(
+                refused.contains("not a Salesforce API version"),
+                "{bad}: {refused}"
+            );
+        }
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail API returns figment::Error
+    fn the_api_version_is_checked_where_it_is_set() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("tandem.toml", "[sync]\napi_version = 63.0\n")?;
+            let (settings, _) = Settings::load(Some(Path::new("tandem.toml"))).unwrap();
+            assert_eq!(settings.sync.api_version.as_str(), "63.0");
+            jail.set_env("TANDEM_SYNC__API_VERSION", "40.0");
+            let error = Settings::load(Some(Path::new("tandem.toml"))).unwrap_err();
+            let message = error.to_string();
+            assert!(message.contains("older than 46.0"), "{message}");
+            assert!(
+                message.to_lowercase().contains("sync.api_version"),
+                "{message}"
+            );
+            Ok(())
+        });
     }
 
     #[test]

@@ -119,7 +119,7 @@ impl Services {
         let integrations = Arc::new(Integrations::new(
             store.clone(),
             vault(settings)?,
-            settings.sync.api_version.clone(),
+            settings.sync.api_version.as_str().to_owned(),
         ));
         let engine = Arc::new(SyncEngine::new(
             store.clone(),
