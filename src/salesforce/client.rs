@@ -562,9 +562,9 @@ impl SalesforceClient {
                     })?;
                 let answer = answers.composite_response.swap_remove(at);
                 Ok(if (200..300).contains(&answer.http_status_code) {
-                    let page: QueryPage = serde_json::from_value(answer.body)
-                        .map_err(|e| SalesforceError::Decode(e.to_string()))?;
-                    page.next().map(|next| (page.records, next))
+                    serde_json::from_value::<QueryPage>(answer.body)
+                        .map_err(|e| SalesforceError::Decode(e.to_string()))
+                        .and_then(|page| page.next().map(|next| (page.records, next)))
                 } else {
                     let body = serde_json::to_vec(&answer.body).unwrap_or_default();
                     Err(from_response(answer.http_status_code, &body))

@@ -15,15 +15,6 @@ const MAX_SUBREQUESTS: usize = 25;
 const MAX_QUERIES: usize = 5;
 
 pub fn handle(sim: &Sim, ctx: &Ctx, method: &Method, body: &[u8]) -> Result<Reply, ApiError> {
-    if method == Method::GET {
-        let base = format!("/services/data/v{}/composite", ctx.version);
-        return Ok(Reply::ok(json!({
-            "batch": format!("{base}/batch"),
-            "tree": format!("{base}/tree"),
-            "sobjects": format!("{base}/sobjects"),
-            "graph": format!("{base}/graph"),
-        })));
-    }
     if method != Method::POST {
         return Err(method_not_allowed(method));
     }
