@@ -10,7 +10,6 @@ use entity::integration;
 use sea_orm::ActiveValue::Set;
 use tokio::sync::broadcast;
 
-use futures_util::TryStreamExt;
 use serde_json::Value;
 
 use super::desk;
@@ -18,7 +17,7 @@ use super::mapping::Mapping;
 use super::{Integrations, SyncError};
 use crate::domain::{Direction, FirstSync, IntegrationStatus, Module, RetryPolicy, SyncType};
 use crate::salesforce::soql::{Condition, Ident, Literal, Select};
-use crate::salesforce::{Record, SalesforceClient, SalesforceError};
+use crate::salesforce::{SalesforceClient, SalesforceError};
 use crate::store::{Store, SyncEvent};
 
 #[derive(Debug, Clone)]
@@ -137,15 +136,21 @@ impl Round {
             return Ok(found);
         };
         let field = Ident::parse(&mapping.salesforce_field)?;
-        for chunk in url_sized(keys) {
-            let soql = Select::new(module.salesforce_object(), &["Id", field.as_str()])?
-                .filter(Condition::in_list(
-                    &field,
-                    chunk.iter().map(|k| Literal::Text(k.clone())),
-                ))
-                .build();
-            let rows: Vec<Record> = self.client.query(&soql).try_collect().await?;
-            for row in rows {
+        let soqls = url_sized(keys)
+            .map(|chunk| {
+                Ok(
+                    Select::new(module.salesforce_object(), &["Id", field.as_str()])?
+                        .filter(Condition::in_list(
+                            &field,
+                            chunk.iter().map(|k| Literal::Text(k.clone())),
+                        ))
+                        .build(),
+                )
+            })
+            .collect::<Result<Vec<_>, crate::domain::Invalid>>()?;
+        // Five lookups to a call: a page meeting many desk records costs one or two calls.
+        for rows in self.client.queries(&soqls).await {
+            for row in rows? {
                 let id = row.get("Id").and_then(Value::as_str);
                 let key = row.get(&mapping.salesforce_field).and_then(desk::key_of);
                 if let (Some(id), Some(key)) = (id, key) {

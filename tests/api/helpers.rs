@@ -325,3 +325,14 @@ impl Drop for TestDatabase {
         .join();
     }
 }
+
+/// Requests that changed data in the org since `from` (the request log index). Tandem's
+/// `POST /composite` calls carry queries only, so they are reads.
+pub fn writes_since(sim: &salesforce_sim::SimHandle, from: usize) -> Vec<String> {
+    sim.requests()[from..]
+        .iter()
+        .filter(|r| r.method != "GET" && !r.path.contains("oauth2"))
+        .filter(|r| !(r.method == "POST" && r.path.ends_with("/composite")))
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect()
+}

@@ -4,7 +4,7 @@ use salesforce_sim::{SimConfig, SimHandle};
 use sea_orm::EntityTrait;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, spawn_app};
+use crate::helpers::{TestApp, spawn_app, writes_since};
 use crate::integration::connect;
 
 /// A desk and an org, connected, with the first sync started but not yet run.
@@ -21,15 +21,6 @@ async fn contacts(app: &TestApp) -> Vec<Value> {
 
 fn by_last_name<'a>(list: &'a [Value], last: &str) -> Vec<&'a Value> {
     list.iter().filter(|c| c["lastName"] == last).collect()
-}
-
-/// Requests that changed data in the org since `from` (the request log index).
-fn writes_since(sim: &SimHandle, from: usize) -> Vec<String> {
-    sim.requests()[from..]
-        .iter()
-        .filter(|r| r.method != "GET" && !r.path.contains("oauth2"))
-        .map(|r| format!("{} {}", r.method, r.path))
-        .collect()
 }
 
 /// The org's contacts, each as `(LastName, Email, Title)`.
@@ -1821,4 +1812,54 @@ async fn every_contact_of_a_first_sync_many_pages_long_joins_its_account() {
         let n: usize = person["Person".len()..].parse().unwrap();
         assert_eq!(firm, Some(format!("Firm{}", n % FIRMS)), "{person}");
     }
+}
+
+#[tokio::test]
+async fn a_first_sync_meeting_many_desk_contacts_looks_their_emails_up_five_queries_a_call() {
+    const MET: usize = 800;
+    let sim = salesforce_sim::start(SimConfig::default()).await;
+    let app = spawn_app().await;
+    for n in 0..MET {
+        // 88 bytes a key in a lookup's URL: 136 keys to a query, six queries in all.
+        let email = format!("{}{n:04}@example.com", "x".repeat(60));
+        sim.insert(
+            "Contact",
+            json!({ "LastName": format!("Org{n}"), "Email": email }),
+        )
+        .unwrap();
+        app.store
+            .create_contact(&tandem::domain::ContactInput {
+                last_name: Some(format!("Desk{n}")),
+                email: Some(email),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+    }
+    assert!(connect(&app, &sim, "tandem").await.get("errors").is_none());
+    app.gql_ok("mutation { startSync { firstSync } }", json!({}))
+        .await;
+    let mark = sim.request_count();
+    let report = app.sync_now().await;
+    assert_eq!(
+        report.pushed.added, 0,
+        "every desk contact met its twin: {report:?}"
+    );
+    assert_eq!(sim.count("Contact"), MET, "nothing created twice");
+
+    let requests = &sim.requests()[mark..];
+    let calls: Vec<String> = requests
+        .iter()
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    let lookups_alone = requests
+        .iter()
+        .filter(|r| r.path.ends_with("/query") && r.query.contains("+IN+"))
+        .count();
+    let composite = requests
+        .iter()
+        .filter(|r| r.path.ends_with("/composite"))
+        .count();
+    assert_eq!(lookups_alone, 0, "each lookup alone is a call: {calls:?}");
+    assert_eq!(composite, 2, "six lookups, five to a call: {calls:?}");
 }
