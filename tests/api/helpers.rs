@@ -231,6 +231,19 @@ impl TestApp {
         data["createContact"].clone()
     }
 
+    /// A desk contact written through the store (outbox row included), for tests that need
+    /// many of them quickly.
+    pub async fn store_contact(&self, last_name: String, email: Option<String>) {
+        self.store
+            .create_contact(&tandem::domain::ContactInput {
+                last_name: Some(last_name),
+                email,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+    }
+
     pub async fn create_account(&self, name: &str) -> Value {
         let data = self
             .gql_ok(

@@ -43,16 +43,10 @@ async fn two_populated_sides(config: SimConfig) -> (TestApp, SimHandle) {
             .unwrap();
     }
     for n in 0..DESK_CONTACTS {
-        app.store
-            .create_contact(&tandem::domain::ContactInput {
-                last_name: Some(format!("Desk{n}")),
-                // A third have no email: after a crash only the desk id the push wrote
-                // into Salesforce tells their twins apart from new records.
-                email: (n % 3 != 0).then(|| format!("desk{n}@example.com")),
-                ..Default::default()
-            })
-            .await
-            .unwrap();
+        // A third have no email: after a crash only the desk id the push wrote into
+        // Salesforce tells their twins apart from new records.
+        let email = (n % 3 != 0).then(|| format!("desk{n}@example.com"));
+        app.store_contact(format!("Desk{n}"), email).await;
     }
     assert!(connect(&app, &sim, "tandem").await.get("errors").is_none());
     app.gql_ok("mutation { startSync { firstSync } }", json!({}))

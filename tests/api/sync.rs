@@ -1827,14 +1827,7 @@ async fn a_first_sync_meeting_many_desk_contacts_looks_their_emails_up_five_quer
             json!({ "LastName": format!("Org{n}"), "Email": email }),
         )
         .unwrap();
-        app.store
-            .create_contact(&tandem::domain::ContactInput {
-                last_name: Some(format!("Desk{n}")),
-                email: Some(email),
-                ..Default::default()
-            })
-            .await
-            .unwrap();
+        app.store_contact(format!("Desk{n}"), Some(email)).await;
     }
     assert!(connect(&app, &sim, "tandem").await.get("errors").is_none());
     app.gql_ok("mutation { startSync { firstSync } }", json!({}))
