@@ -119,19 +119,8 @@ async fn more_than_two_hundred_records_is_refused() {
 
 /// A `POST /composite` subrequest for a query.
 fn query(reference: &str, soql: &str) -> serde_json::Value {
-    let q: String = url_encode(soql);
+    let q = percent_encoding::utf8_percent_encode(soql, percent_encoding::NON_ALPHANUMERIC);
     json!({ "method": "GET", "url": format!("{}/query?q={q}", support::V), "referenceId": reference })
-}
-
-fn url_encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 #[tokio::test]
