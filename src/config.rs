@@ -271,10 +271,11 @@ const OLDEST_API_VERSION: (u32, u32) = (46, 0);
 
 impl ApiVersion {
     pub fn parse(text: &str) -> Result<Self, String> {
+        // Digits only: `parse` alone would take a sign.
         let number = |part: &str| {
-            (!part.is_empty() && part.bytes().all(|b| b.is_ascii_digit()))
-                .then(|| part.parse::<u32>().ok())
-                .flatten()
+            Some(part)
+                .filter(|p| p.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|p| p.parse::<u32>().ok())
         };
         let version = text
             .split_once('.')
