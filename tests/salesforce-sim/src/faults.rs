@@ -18,6 +18,9 @@ pub struct Faults {
     pub drop_rate: f64,
     /// The next this many REST calls have their connection dropped.
     pub drops: u32,
+    /// The next this many REST calls are carried out, then their connection is dropped
+    /// before the answer arrives.
+    pub lost_answers: u32,
     pub latency: Duration,
     pub queued: VecDeque<u16>,
     /// Errors for the next records written through sObject Collections, one each.
@@ -34,6 +37,8 @@ pub struct Faults {
 pub struct Hold {
     pub method: String,
     pub path_contains: String,
+    /// Held once carried out, before its answer goes; otherwise before it is carried out.
+    pub answered: bool,
     pub gate: Gate,
 }
 
@@ -82,6 +87,7 @@ impl Faults {
             error_rate: config.error_rate,
             drop_rate: config.drop_rate,
             drops: 0,
+            lost_answers: 0,
             latency: Duration::from_millis(config.latency_ms),
             queued: VecDeque::new(),
             rejections: VecDeque::new(),
@@ -94,12 +100,12 @@ impl Faults {
     }
 
     /// The gate this request must pass, if a hold matches it (`target`: the path, then each
-    /// decoded query parameter); the hold is used up.
-    pub fn hold(&mut self, method: &str, target: &str) -> Option<Gate> {
-        let at = self
-            .holds
-            .iter()
-            .position(|h| h.method == method && target.contains(&h.path_contains))?;
+    /// decoded query parameter) at this point (`answered`: carried out, its answer not sent);
+    /// the hold is used up.
+    pub fn hold(&mut self, method: &str, target: &str, answered: bool) -> Option<Gate> {
+        let at = self.holds.iter().position(|h| {
+            h.method == method && h.answered == answered && target.contains(&h.path_contains)
+        })?;
         Some(self.holds.remove(at).gate)
     }
 
@@ -122,6 +128,13 @@ impl Faults {
             return true;
         }
         self.drop_rate > 0.0 && self.rng.gen_bool(self.drop_rate.clamp(0.0, 1.0))
+    }
+
+    /// Whether this request, already carried out, should lose its answer.
+    pub fn answer_lost(&mut self) -> bool {
+        let lost = self.lost_answers > 0;
+        self.lost_answers = self.lost_answers.saturating_sub(1);
+        lost
     }
 
     /// Counts one API request, or refuses it when the daily budget is spent.

@@ -34,6 +34,7 @@ use faults::Hold;
 pub use state::LoggedRequest;
 
 use record::{Write, parse_body, render};
+use schema::Schema;
 use state::{Sim, lock};
 use store::Store;
 
@@ -151,6 +152,30 @@ impl SimHandle {
         lock(&self.sim.faults).drops += n;
     }
 
+    /// Carries out the next `n` REST calls, then cuts their connection before the answer is
+    /// complete: the writes are made, and the client cannot know it.
+    pub fn lose_next_answers(&self, n: u32) {
+        lock(&self.sim.faults).lost_answers += n;
+    }
+
+    /// Makes an external-id field (`Helpdesk_Id__c`) a plain field, as in an org whose admin
+    /// created it without ticking "External ID": describe says `externalId: false`, and an
+    /// upsert by it is refused with 404 `NOT_FOUND`.
+    pub fn make_plain_field(&self, sobject: &str, field: &str) -> Result<(), ApiError> {
+        let obj = rest_object(sobject)?;
+        let index = Schema::get()
+            .object(obj)
+            .field_index(field)
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    "INVALID_FIELD",
+                    format!("No such column '{field}' on entity '{sobject}'"),
+                )
+            })?;
+        lock(&self.sim.store).make_plain(obj, index);
+        Ok(())
+    }
+
     /// The next REST calls fail with these statuses (500, 503, 400 row lock, 403 limit), in order.
     pub fn fail_next(&self, statuses: &[u16]) {
         lock(&self.sim.faults).queued.extend(statuses);
@@ -170,10 +195,21 @@ impl SimHandle {
     /// parameters (`q=SELECT …`), contains `path_contains`, before it is answered: the client
     /// waits while the test acts, until `Gate::release`.
     pub fn hold_next(&self, method: &str, path_contains: &str) -> Gate {
+        self.hold(method, path_contains, false)
+    }
+
+    /// Like [`SimHandle::hold_next`], but the request is carried out first and only its
+    /// answer waits: the org has changed, and the client does not know it yet.
+    pub fn hold_answer_next(&self, method: &str, path_contains: &str) -> Gate {
+        self.hold(method, path_contains, true)
+    }
+
+    fn hold(&self, method: &str, path_contains: &str, answered: bool) -> Gate {
         let gate = Gate::new();
         lock(&self.sim.faults).holds.push(Hold {
             method: method.to_owned(),
             path_contains: path_contains.to_owned(),
+            answered,
             gate: gate.clone(),
         });
         gate

@@ -34,7 +34,7 @@ pub async fn dispatch(
         }
         _ => req.method().clone(),
     };
-    let held = {
+    let held = |answered| {
         let mut faults = lock(&sim.faults);
         if faults.holds.is_empty() {
             None
@@ -42,29 +42,33 @@ pub async fn dispatch(
             let target = params.iter().fold(req.path().to_owned(), |target, (k, v)| {
                 format!("{target} {k}={v}")
             });
-            faults.hold(method.as_str(), &target)
+            faults.hold(method.as_str(), &target, answered)
         }
     };
-    if let Some(gate) = held {
+    if let Some(gate) = held(false) {
         gate.pass().await;
     }
     let rest = req.path().starts_with("/services/data/v");
-    if rest && lock(&sim.faults).dropped() {
-        sim.record(LoggedRequest {
-            method: method.to_string(),
-            path: req.path().to_string(),
-            query: req.query_string().to_string(),
-            status: 0,
-        });
-        return cut_off();
-    }
-    let response = route(sim, &req, &method, &params, &body);
-    sim.record(LoggedRequest {
+    let log = |status| LoggedRequest {
         method: method.to_string(),
         path: req.path().to_string(),
         query: req.query_string().to_string(),
-        status: response.status().as_u16(),
-    });
+        status,
+    };
+    if rest && lock(&sim.faults).dropped() {
+        sim.record(log(0));
+        return cut_off();
+    }
+    let response = route(sim, &req, &method, &params, &body);
+    if let Some(gate) = held(true) {
+        gate.pass().await;
+    }
+    if rest && lock(&sim.faults).answer_lost() {
+        // Done, but the client never hears so.
+        sim.record(log(0));
+        return cut_off();
+    }
+    sim.record(log(response.status().as_u16()));
     response
 }
 

@@ -112,6 +112,9 @@ pub struct Store {
     pub clock: Clock,
     pub cursors: HashMap<u64, Cursor>,
     pub next_cursor: u64,
+    /// Fields the schema makes external ids that this org has as plain fields: an admin who
+    /// created `Helpdesk_Id__c` without ticking "External ID", or an org without it.
+    plain: Vec<(ObjIdx, usize)>,
 }
 
 impl Store {
@@ -267,6 +270,17 @@ impl Store {
             Some(_) => Err(ApiError::new(404, "ENTITY_IS_DELETED", "entity is deleted")),
             None => Ok(rec),
         }
+    }
+
+    /// Whether field `field` of `obj` is an external id in this org.
+    pub fn external_id(&self, obj: ObjIdx, field: usize) -> bool {
+        Schema::get().object(obj).fields[field].external_id && !self.plain.contains(&(obj, field))
+    }
+
+    /// Makes an external-id field a plain one: describe stops calling it an external id, and
+    /// upserts by it are refused as Salesforce refuses them.
+    pub fn make_plain(&mut self, obj: ObjIdx, field: usize) {
+        self.plain.push((obj, field));
     }
 
     /// Live rows whose external-id `field` equals `value` (case-insensitive).

@@ -138,3 +138,72 @@ async fn dropped_connections_cut_the_answer_short() {
     let whole = http.get(&url).bearer_auth(&token).send().await.unwrap();
     assert_eq!(whole.status(), 200, "the next call is answered");
 }
+
+#[tokio::test]
+async fn a_lost_answer_still_makes_the_write() {
+    let org = org().await;
+    org.sim.lose_next_answers(1);
+    let cut = org
+        .http
+        .post(org.url("sobjects/Contact/"))
+        .bearer_auth(&org.token)
+        .json(&json!({ "LastName": "Unheard" }))
+        .send()
+        .await;
+    let heard = match cut {
+        Err(_) => false,
+        Ok(response) => response.bytes().await.is_ok(),
+    };
+    assert!(!heard, "the client never hears of the create");
+    let saved: Vec<_> = org
+        .sim
+        .records("Contact")
+        .into_iter()
+        .filter(|c| c["LastName"] == "Unheard")
+        .collect();
+    assert_eq!(saved.len(), 1, "yet Salesforce made it");
+    let (status, _) = org.json(Method::GET, "limits", None).await;
+    assert_eq!(status, 200, "the next call is answered");
+}
+
+#[tokio::test]
+async fn a_held_request_waits_before_or_after_it_is_carried_out() {
+    let org = org().await;
+    let create = |name: &'static str| {
+        let http = org.http.clone();
+        let url = org.url("sobjects/Contact/");
+        let token = org.token.clone();
+        tokio::spawn(async move {
+            http.post(url)
+                .bearer_auth(token)
+                .json(&json!({ "LastName": name }))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        })
+    };
+    let named = |name: &str| {
+        org.sim
+            .records("Contact")
+            .iter()
+            .filter(|c| c["LastName"] == name)
+            .count()
+    };
+
+    let before = org.sim.hold_next("POST", "/sobjects/Contact");
+    let waiting = create("Before");
+    before.arrived().await;
+    assert_eq!(named("Before"), 0, "held before it is carried out");
+    before.release();
+    assert_eq!(waiting.await.unwrap(), 201);
+    assert_eq!(named("Before"), 1);
+
+    let after = org.sim.hold_answer_next("POST", "/sobjects/Contact");
+    let waiting = create("After");
+    after.arrived().await;
+    assert_eq!(named("After"), 1, "carried out, its answer held");
+    assert!(!waiting.is_finished());
+    after.release();
+    assert_eq!(waiting.await.unwrap(), 201);
+}

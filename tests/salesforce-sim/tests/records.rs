@@ -332,3 +332,43 @@ async fn updated_and_deleted_windows_list_changes() {
         .unwrap();
     assert_eq!(resp.status(), 400);
 }
+
+#[tokio::test]
+async fn a_helpdesk_id_field_without_the_external_id_flag_cannot_be_upserted_by() {
+    let org = org().await;
+    org.sim
+        .make_plain_field("Contact", "Helpdesk_Id__c")
+        .unwrap();
+    let (_, describe) = org
+        .json(Method::GET, "sobjects/Contact/describe", None)
+        .await;
+    let field = describe["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "Helpdesk_Id__c")
+        .unwrap();
+    assert_eq!(field["externalId"], false);
+    assert_eq!(field["createable"], true, "still a field a create can fill");
+    let (status, error) = org
+        .json(
+            Method::PATCH,
+            "sobjects/Contact/Helpdesk_Id__c/HD-1",
+            Some(json!({ "LastName": "Ng" })),
+        )
+        .await;
+    assert_eq!(status, 404);
+    assert_eq!(error[0]["errorCode"], "NOT_FOUND");
+    let (status, error) = org
+        .json(
+            Method::PATCH,
+            "composite/sobjects/Contact/Helpdesk_Id__c",
+            Some(json!({ "allOrNone": false, "records": [
+                { "attributes": { "type": "Contact" }, "LastName": "Ng", "Helpdesk_Id__c": "HD-1" }
+            ] })),
+        )
+        .await;
+    assert_eq!(status, 404);
+    assert_eq!(error[0]["errorCode"], "NOT_FOUND");
+    assert_eq!(org.sim.count("Contact"), 0, "nothing was written");
+}

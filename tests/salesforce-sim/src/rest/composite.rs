@@ -3,7 +3,7 @@
 use actix_web::http::Method;
 use serde_json::{Map, Value as Json, json};
 
-use super::sobjects::{existing, saved};
+use super::sobjects::{existing, no_external_field, saved};
 use super::{Ctx, Reply, method_not_allowed, parse_json, sobject};
 use crate::error::ApiError;
 use crate::record::{Write, field_list, parse_body, render};
@@ -34,20 +34,12 @@ pub fn handle(
         ("DELETE", []) => delete(sim, ctx),
         ("PATCH", [object, field]) => {
             let obj = sobject(object)?;
-            let index = Schema::get()
-                .object(obj)
-                .field(field)
-                .filter(|f| f.external_id)
-                .map(|f| f.name);
-            let index = index.ok_or_else(|| {
-                ApiError::new(
-                    404,
-                    "NOT_FOUND",
-                    format!(
-                        "Provided external ID field does not exist or is not accessible: {field}"
-                    ),
-                )
-            })?;
+            let object = Schema::get().object(obj);
+            let index = object
+                .field_index(field)
+                .filter(|&i| lock(&sim.store).external_id(obj, i))
+                .map(|i| object.fields[i].name);
+            let index = index.ok_or_else(|| no_external_field(field))?;
             write(sim, body, Some((obj, index)), prepare_create)
         }
         ("GET", [object]) => retrieve(

@@ -2,7 +2,8 @@
 
 use serde_json::{Value as Json, json};
 
-use crate::schema::{Field, Kind, SObject, Schema};
+use crate::schema::{Field, Kind, ObjIdx, SObject, Schema};
+use crate::store::Store;
 
 pub fn global(version: &str) -> Json {
     let sobjects: Vec<Json> = Schema::get()
@@ -36,9 +37,15 @@ fn entry(o: &SObject, version: &str) -> Json {
     })
 }
 
-pub fn object(o: &SObject, version: &str) -> Json {
+pub fn object(obj: ObjIdx, store: &Store, version: &str) -> Json {
+    let o = Schema::get().object(obj);
     let mut body = entry(o, version);
-    let fields: Vec<Json> = o.fields.iter().map(|f| field(o, f)).collect();
+    let fields: Vec<Json> = o
+        .fields
+        .iter()
+        .enumerate()
+        .map(|(i, f)| field(o, f, store.external_id(obj, i)))
+        .collect();
     let children: Vec<Json> = Schema::get()
         .objects
         .iter()
@@ -68,7 +75,7 @@ pub fn object(o: &SObject, version: &str) -> Json {
     body
 }
 
-fn field(o: &SObject, f: &Field) -> Json {
+fn field(o: &SObject, f: &Field, external_id: bool) -> Json {
     let numeric = matches!(f.kind, Kind::Double | Kind::Currency | Kind::Percent);
     let (precision, scale) = match f.kind {
         Kind::Currency => (18, 2),
@@ -98,10 +105,10 @@ fn field(o: &SObject, f: &Field) -> Json {
         "defaultedOnCreate": f.defaulted,
         "defaultValue": f.default,
         "custom": f.is_custom(),
-        "externalId": f.external_id,
-        "unique": f.external_id,
+        "externalId": external_id,
+        "unique": external_id,
         "caseSensitive": false,
-        "idLookup": f.external_id || f.kind == Kind::Id || f.name == "Email",
+        "idLookup": external_id || f.kind == Kind::Id || f.name == "Email",
         "referenceTo": f.reference_to,
         "relationshipName": f.relationship,
         "polymorphicForeignKey": f.reference_to.len() > 1,

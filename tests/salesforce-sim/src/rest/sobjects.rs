@@ -24,7 +24,11 @@ pub fn handle(
     match rest {
         [] if get => Ok(Reply::ok(describe::basic(object, &ctx.version))),
         [] if method == Method::POST => create(sim, ctx, obj, body),
-        ["describe"] if get => Ok(Reply::ok(describe::object(object, &ctx.version))),
+        ["describe"] if get => Ok(Reply::ok(describe::object(
+            obj,
+            &lock(&sim.store),
+            &ctx.version,
+        ))),
         ["updated"] if get => replication::updated(sim, ctx, obj),
         ["deleted"] if get => replication::deleted(sim, ctx, obj),
         [id] if ids::normalize(id).is_some() => by_id(sim, ctx, method, obj, id, body),
@@ -36,7 +40,7 @@ pub fn handle(
     }
 }
 
-fn no_external_field(field: &str) -> ApiError {
+pub fn no_external_field(field: &str) -> ApiError {
     ApiError::new(
         404,
         "NOT_FOUND",
@@ -124,11 +128,11 @@ fn by_external(
     body: &[u8],
 ) -> Result<Reply, ApiError> {
     let object = Schema::get().object(obj);
+    let mut store = lock(&sim.store);
     let index = object
         .field_index(field)
-        .filter(|&i| object.fields[i].external_id)
+        .filter(|&i| store.external_id(obj, i))
         .ok_or_else(|| no_external_field(field))?;
-    let mut store = lock(&sim.store);
     let matches = store.find_by(obj, index, value);
     if matches.len() > 1 {
         let urls: Vec<String> = matches
