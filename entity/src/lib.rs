@@ -7,6 +7,7 @@ pub mod field_mapping;
 pub mod ids;
 pub mod integration;
 pub mod outbox;
+pub mod pending_create;
 pub mod profile;
 pub mod record_link;
 pub mod sync_cursor;

@@ -13,6 +13,7 @@ mod m20261130_000008_kept_accounts;
 mod m20261130_000009_name_keys;
 mod m20261130_000010_failed_versions;
 mod m20261130_000011_unused_indexes;
+mod m20261202_000012_pending_creates;
 
 pub struct Migrator;
 
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000009_name_keys::Migration),
             Box::new(m20261130_000010_failed_versions::Migration),
             Box::new(m20261130_000011_unused_indexes::Migration),
+            Box::new(m20261202_000012_pending_creates::Migration),
         ]
     }
 }

@@ -1,5 +1,7 @@
 use chrono::Utc;
-use entity::{field_mapping, integration, outbox, record_link, sync_cursor, sync_failure};
+use entity::{
+    field_mapping, integration, outbox, pending_create, record_link, sync_cursor, sync_failure,
+};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
     QueryOrder,
@@ -311,11 +313,12 @@ impl Store {
     }
 }
 
-/// Drops what the sync keeps about one org: links, queued changes, cursors, failures and
-/// mappings. Desk records, history and the event log stay.
+/// Drops what the sync keeps about one org: links, queued changes, pending creates, cursors,
+/// failures and mappings. Desk records, history and the event log stay.
 async fn forget_sync_state(txn: &impl ConnectionTrait) -> StoreResult<()> {
     record_link::Entity::delete_many().exec(txn).await?;
     outbox::Entity::delete_many().exec(txn).await?;
+    pending_create::Entity::delete_many().exec(txn).await?;
     sync_cursor::Entity::delete_many().exec(txn).await?;
     sync_failure::Entity::delete_many().exec(txn).await?;
     field_mapping::Entity::delete_many().exec(txn).await?;

@@ -5,7 +5,8 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use entity::{
-    account, contact, integration, outbox, record_link, sync_cursor, sync_failure, sync_history,
+    account, contact, integration, outbox, pending_create, record_link, sync_cursor, sync_failure,
+    sync_history,
 };
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
@@ -598,6 +599,45 @@ impl Store {
             .await?)
     }
 
+    /// Notes, before they are sent, creates that cannot be repeated safely: each desk record
+    /// with the values sent (a JSON object). Until their answer is recorded (or found again
+    /// after it was lost), they stay here.
+    pub async fn note_pending_creates(
+        &self,
+        module: Module,
+        creates: impl IntoIterator<Item = (i64, String)>,
+    ) -> StoreResult<()> {
+        let now = Utc::now();
+        let rows: Vec<pending_create::ActiveModel> = creates
+            .into_iter()
+            .map(|(desk_id, sent)| pending_create::ActiveModel {
+                module: Set(module.as_str().into()),
+                desk_id: Set(desk_id),
+                sent: Set(sent),
+                sent_at: Set(now),
+                ..Default::default()
+            })
+            .collect();
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let txn = self.write().await?;
+        pending_create::Entity::insert_many(rows)
+            .exec(&*txn)
+            .await?;
+        txn.commit().await?;
+        Ok(())
+    }
+
+    /// Creates of a module sent without their answer recorded, oldest first.
+    pub async fn pending_creates(&self, module: Module) -> StoreResult<Vec<pending_create::Model>> {
+        Ok(pending_create::Entity::find()
+            .filter(pending_create::Column::Module.eq(module.as_str()))
+            .order_by_asc(pending_create::Column::Id)
+            .all(self.connection())
+            .await?)
+    }
+
     /// Opens a batch's transaction. On PostgreSQL its statements run on generic plans: they
     /// are key lookups and inserts of up to 1,000 rows, whose plans do not depend on the
     /// values bound. Planned for its values, an insert of 18,000 parameters took 5–20 ms to
@@ -1157,6 +1197,28 @@ impl SyncBatch<'_> {
         let event = events::record(&*self.txn, SyncEventKind::Failure(model.clone())).await?;
         self.sync_events.push(event);
         Ok(model)
+    }
+
+    /// Forgets the pending creates of these desk records: their answer is recorded in this
+    /// batch, or they were found never to have been made.
+    pub async fn settle_pending_creates(
+        &mut self,
+        module: Module,
+        desk_ids: &[i64],
+    ) -> StoreResult<()> {
+        if desk_ids.is_empty() {
+            return Ok(());
+        }
+        pending_create::Entity::delete_many()
+            .filter(pending_create::Column::Module.eq(module.as_str()))
+            .filter(one_of(
+                self.txn.get_database_backend(),
+                pending_create::Column::DeskId,
+                desk_ids.iter().copied(),
+            ))
+            .exec(&*self.txn)
+            .await?;
+        Ok(())
     }
 
     /// Makes these desk records due now: a manual retry does not wait for the backoff.

@@ -168,7 +168,7 @@ impl Round {
 const KEYS_PER_QUERY_BUDGET: usize = 12_000;
 
 /// The keys in runs that each fit one query's URL, in order.
-fn url_sized(keys: &[String]) -> impl Iterator<Item = &[String]> {
+pub(super) fn url_sized(keys: &[String]) -> impl Iterator<Item = &[String]> {
     let mut rest = keys;
     std::iter::from_fn(move || {
         if rest.is_empty() {
@@ -317,6 +317,7 @@ impl SyncEngine {
         let client = self.integrations.client_of(&current).await?;
         let round = self.prepare(&current, &client, generation).await?;
         for module in [Module::Accounts, Module::Contacts] {
+            self.find_lost_creates(&round, module).await?;
             let open = failures
                 .iter()
                 .filter(|f| f.module == module.as_str() && f.resolved_at.is_none());
@@ -353,6 +354,11 @@ impl SyncEngine {
         let sync_type = round.sync_type;
         let mut report = RoundReport::default();
         for module in [Module::Accounts, Module::Contacts] {
+            // Before anything is read: a record a lost create made would otherwise come back
+            // as a new Salesforce record.
+            report
+                .pushed
+                .add(self.find_lost_creates(&round, module).await?);
             report.pulled.add(self.pull(&round, module).await?);
             // Records that failed for a reason that clears up (a contact waiting for its
             // account) are read again once their next attempt is due.

@@ -4,6 +4,7 @@
 mod desk;
 mod engine;
 mod integration;
+mod lost;
 pub mod mapping;
 mod pull;
 mod push;

@@ -23,14 +23,14 @@ use crate::salesforce::{Record, SalesforceError};
 use crate::store::{NewFailure, NewLink, SyncBatch};
 
 /// One changed Salesforce record.
-struct Incoming {
-    id: String,
+pub(super) struct Incoming {
+    pub(super) id: String,
     modstamp: DateTime<Utc>,
     last_modified: DateTime<Utc>,
     values: SalesforceValues,
     hash: String,
     /// Every field read, as the link keeps them.
-    profile: String,
+    pub(super) profile: String,
     /// What it is matched on the first time it meets the desk.
     key: Option<String>,
     /// The desk record a push created it from (`Helpdesk_Id__c`), when it says.
@@ -77,7 +77,7 @@ impl Incoming {
     }
 
     /// Links the desk record to this Salesforce record as read, and resolves their failures.
-    async fn link(
+    pub(super) async fn link(
         &self,
         batch: &mut SyncBatch<'_>,
         module: Module,
@@ -151,6 +151,29 @@ async fn select_all(round: &Round, module: Module) -> Result<Select, SyncError> 
         }
     }
     Ok(Select::new(module.salesforce_object(), &fields)?)
+}
+
+/// How many ids one read by id names: they travel in the query's URL beside the field list,
+/// and 200 keep it well inside Salesforce's limit.
+pub(super) const READ_BY_ID: usize = 200;
+
+/// Reads whole records by id (at most [`READ_BY_ID`]), in id order; deleted ones are missing.
+pub(super) async fn read_ids(
+    round: &Round,
+    module: Module,
+    ids: &[String],
+) -> Result<Vec<Incoming>, SyncError> {
+    let id = ident("Id")?;
+    let soql = select_all(round, module)
+        .await?
+        .filter(Condition::in_list(
+            &id,
+            ids.iter().map(|i| Literal::Text(i.clone())),
+        ))
+        .order_by(&id, true)
+        .build();
+    let records: Vec<Record> = round.client.query(&soql).try_collect().await?;
+    Incoming::read(module, round.mappings(module), records)
 }
 
 /// The fields a panel shows of a record: all that were read but the sync's own bookkeeping,
@@ -278,20 +301,9 @@ impl SyncEngine {
         module: Module,
         ids: &[String],
     ) -> Result<Counts, SyncError> {
-        let id = ident("Id")?;
         let mut total = Counts::default();
-        // Ids travel in the query's URL beside the field list: 200 keep it well inside
-        // Salesforce's limit.
-        for chunk in ids.chunks(200) {
-            let soql = select_all(round, module)
-                .await?
-                .filter(Condition::in_list(
-                    &id,
-                    chunk.iter().map(|i| Literal::Text(i.clone())),
-                ))
-                .build();
-            let records: Vec<Record> = round.client.query(&soql).try_collect().await?;
-            let incoming = Incoming::read(module, round.mappings(module), records)?;
+        for chunk in ids.chunks(READ_BY_ID) {
+            let incoming = read_ids(round, module, chunk).await?;
             let gone: Vec<&String> = chunk
                 .iter()
                 .filter(|id| !incoming.iter().any(|i| &i.id == *id))

@@ -255,22 +255,34 @@ impl SyncEngine {
         // Updates already made are recorded even when the creates cannot be sent: read back
         // unrecorded, they would look like Salesforce edits newer than the desk's.
         let mut unsent = None;
+        // Desk records whose create was noted as pending, to settle with their answers.
+        let mut noted = Vec::new();
         if !creates.is_empty() {
             let sent = async {
                 let describe = round.client.describe(object).await?;
                 let idempotent = describe.field(DESK_ID_FIELD).is_some_and(|f| f.external_id);
                 let mut body: Vec<Record> = creates.iter().map(|(_, v)| v.clone()).collect();
                 if idempotent {
-                    round
+                    return Ok(round
                         .client
                         .upsert_many(object, DESK_ID_FIELD, &body, false)
-                        .await
-                } else {
-                    for record in &mut body {
-                        record.remove(DESK_ID_FIELD);
-                    }
-                    round.client.create_many(object, &body, false).await
+                        .await?);
                 }
+                for record in &mut body {
+                    record.remove(DESK_ID_FIELD);
+                }
+                // A create cannot be repeated safely: noted first, a create whose answer is
+                // lost is looked for in Salesforce before the record is sent again.
+                let pending: Vec<(i64, String)> = creates
+                    .iter()
+                    .zip(&body)
+                    .map(|((i, _), values)| {
+                        (plans[*i].0, Value::Object(values.clone()).to_string())
+                    })
+                    .collect();
+                noted = pending.iter().map(|(desk_id, _)| *desk_id).collect();
+                self.store.note_pending_creates(module, pending).await?;
+                Ok::<_, SyncError>(round.client.create_many(object, &body, false).await?)
             };
             match sent.await {
                 Ok(results) => {
@@ -279,14 +291,19 @@ impl SyncEngine {
                     }
                 }
                 // The creates keep their queued changes (or, exporting, the cursor stays
-                // before them) and go out with the next round.
-                Err(e) => unsent = Some(SyncError::from(e)),
+                // before them) and go out with the next round; noted as pending, they are
+                // looked for first.
+                Err(e) => {
+                    noted.clear();
+                    unsent = Some(e);
+                }
             }
         }
 
         // Read before the batch: only the worker logs push failures, one round at a time.
         let open_failures = self.store.has_open_failures(module).await?;
         let mut batch = self.store.begin_sync().await?;
+        batch.settle_pending_creates(module, &noted).await?;
         let mut counts = Counts::default();
         for (i, (desk_id, plan)) in plans.into_iter().enumerate() {
             let upto = upto.get(&desk_id).copied();

@@ -14,8 +14,7 @@ const ORG_CONTACTS: usize = 1_200;
 const DESK_CONTACTS: usize = 300;
 
 /// An org and a desk that each hold records the other lacks, connected, first sync started.
-async fn two_populated_sides(config: SimConfig) -> (TestApp, SimHandle) {
-    let sim = salesforce_sim::start(config).await;
+async fn two_populated_sides(sim: SimHandle) -> (TestApp, SimHandle) {
     for n in 0..ORG_CONTACTS / 10 {
         sim.insert("Account", json!({ "Name": format!("OrgAccount{n}") }))
             .unwrap();
@@ -103,39 +102,43 @@ async fn desk_names(app: &TestApp) -> (HashMap<String, usize>, HashMap<String, u
     (contacts, accounts)
 }
 
-#[tokio::test]
-async fn a_first_sync_killed_at_several_points_resumes_with_everything_exactly_once() {
-    let (app, sim) = two_populated_sides(SimConfig {
-        latency_ms: 40,
-        ..Default::default()
-    })
-    .await;
-    let run = |kill_after: Option<Duration>| {
-        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tandem"))
-            .args(["sync", "--once"])
-            .env("TANDEM_DATA_DIR", &app.data_dir)
-            .env("TANDEM_DATABASE_URL", &app.database_url)
-            .env("TANDEM_SYNC__WORKER", "false")
-            .env("TANDEM_LOG__FILTER", "error")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        async move {
-            match kill_after {
-                Some(after) => {
-                    tokio::time::sleep(after).await;
-                    child.start_kill().unwrap();
-                    child.wait().await.unwrap()
-                }
-                None => child.wait().await.unwrap(),
-            }
+/// `tandem sync --once` in a child process on the test app's database.
+fn sync_process(app: &TestApp) -> tokio::process::Child {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .args(["sync", "--once"])
+        .env("TANDEM_DATA_DIR", &app.data_dir)
+        .env("TANDEM_DATABASE_URL", &app.database_url)
+        .env("TANDEM_SYNC__WORKER", "false")
+        .env("TANDEM_LOG__FILTER", "error")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap()
+}
+
+/// Runs the first sync in a child process killed at several points, then to the end: twice
+/// the moment Salesforce has carried out a create call (`create`: its method and a part of
+/// its path) and before the answer reaches the child, so the org holds records the desk has
+/// not linked, then at several times.
+async fn killed_at_several_points(app: &TestApp, sim: &SimHandle, create: (&str, &str)) {
+    for _ in 0..2 {
+        let made = sim.hold_answer_next(create.0, create.1);
+        let mut child = sync_process(app);
+        tokio::select! {
+            () = made.arrived() => {}
+            status = child.wait() => panic!("the sync ended ({status:?}) before creating anything"),
         }
-    };
+        child.start_kill().unwrap();
+        assert!(!child.wait().await.unwrap().success());
+        made.release();
+    }
     let mut killed = 0;
     for ms in [120, 260, 420, 600, 800] {
-        if !run(Some(Duration::from_millis(ms))).await.success() {
+        let mut child = sync_process(app);
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+        child.start_kill().unwrap();
+        if !child.wait().await.unwrap().success() {
             killed += 1;
         }
     }
@@ -144,18 +147,47 @@ async fn a_first_sync_killed_at_several_points_resumes_with_everything_exactly_o
         "the sync was killed mid-way at least three times ({killed})"
     );
     assert!(
-        run(None).await.success(),
+        sync_process(app).wait().await.unwrap().success(),
         "a run to the end finishes the first sync"
     );
     app.sync_now().await;
-    assert_exactly_once(&app, &sim).await;
     let state = app.gql_ok("{ integration { firstSync } }", json!({})).await;
     assert_eq!(state["integration"]["firstSync"], "DONE");
 }
 
+/// An org answering each call after 40 ms, so that kills land inside calls too.
+async fn slow_org() -> SimHandle {
+    salesforce_sim::start(SimConfig {
+        latency_ms: 40,
+        ..Default::default()
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_first_sync_killed_at_several_points_resumes_with_everything_exactly_once() {
+    let (app, sim) = two_populated_sides(slow_org().await).await;
+    killed_at_several_points(&app, &sim, ("PATCH", "Helpdesk_Id__c")).await;
+    assert_exactly_once(&app, &sim).await;
+}
+
+#[tokio::test]
+async fn killed_in_an_org_without_an_external_id_the_first_sync_still_makes_each_record_once() {
+    // Creates are plain creates there: a kill after Salesforce saved a batch and before the
+    // links were committed leaves records only the pending-create notes can find again.
+    let sim = slow_org().await;
+    for object in ["Contact", "Account"] {
+        sim.make_plain_field(object, tandem::sync::DESK_ID_FIELD)
+            .unwrap();
+    }
+    let (app, sim) = two_populated_sides(sim).await;
+    killed_at_several_points(&app, &sim, ("POST", "/composite/sobjects")).await;
+    assert_exactly_once(&app, &sim).await;
+}
+
 #[tokio::test]
 async fn with_a_tenth_of_calls_failing_the_sync_converges_without_loss() {
-    let (app, sim) = two_populated_sides(SimConfig::default()).await;
+    let (app, sim) = two_populated_sides(salesforce_sim::start(SimConfig::default()).await).await;
     sim.set_error_rate(0.07);
     sim.set_drop_rate(0.03);
     let mut rounds = 0;
@@ -188,7 +220,7 @@ async fn with_a_tenth_of_calls_failing_the_sync_converges_without_loss() {
 
 #[tokio::test]
 async fn concurrent_edits_on_both_sides_converge() {
-    let (app, sim) = two_populated_sides(SimConfig::default()).await;
+    let (app, sim) = two_populated_sides(salesforce_sim::start(SimConfig::default()).await).await;
     app.sync_now().await;
     let links = {
         use sea_orm::EntityTrait;

@@ -1694,6 +1694,113 @@ async fn updates_sent_before_a_failed_create_are_recorded_and_not_read_back_as_n
     assert_eq!(sim.count("Contact"), 2);
 }
 
+/// Connected to an org whose `Helpdesk_Id__c` is a plain field, not an external id: creates
+/// cannot be upserts, so repeating one would make a second record.
+async fn connected_without_external_id() -> (TestApp, SimHandle) {
+    let app = spawn_app().await;
+    let sim = salesforce_sim::start(SimConfig::default()).await;
+    for object in ["Contact", "Account"] {
+        sim.make_plain_field(object, tandem::sync::DESK_ID_FIELD)
+            .unwrap();
+    }
+    assert!(connect(&app, &sim, "tandem").await.get("errors").is_none());
+    app.gql_ok("mutation { startSync { firstSync } }", json!({}))
+        .await;
+    (app, sim)
+}
+
+/// Runs a round whose create call Salesforce carries out but whose answer never arrives.
+async fn round_losing_the_create_answer(app: &TestApp, sim: &SimHandle) {
+    let create = sim.hold_next("POST", "/composite/sobjects");
+    let engine = app.engine.clone();
+    let round = tokio::spawn(async move { engine.run_once().await });
+    create.arrived().await;
+    sim.lose_next_answers(1);
+    create.release();
+    assert!(
+        round.await.unwrap().is_err(),
+        "the round reports the lost answer"
+    );
+}
+
+#[tokio::test]
+async fn creates_whose_answer_was_lost_are_found_in_salesforce_not_made_twice() {
+    let (app, sim) = connected_without_external_id().await;
+    app.sync_now().await;
+    // No email to match on, and two alike in every field sent.
+    let twin_a = app.create_contact(json!({ "lastName": "Castor" })).await;
+    let twin_b = app.create_contact(json!({ "lastName": "Castor" })).await;
+    let solo = app
+        .create_contact(json!({ "lastName": "Pollux", "title": "Boxer" }))
+        .await;
+
+    round_losing_the_create_answer(&app, &sim).await;
+    assert_eq!(sim.count("Contact"), 3, "Salesforce made all three");
+
+    let mark = sim.request_count();
+    let report = app.sync_now().await;
+    assert_eq!(report.pushed.added, 3, "{report:?}");
+    assert_eq!(
+        writes_since(&sim, mark),
+        Vec::<String>::new(),
+        "nothing is created again"
+    );
+    assert_eq!(sim.count("Contact"), 3);
+    assert_eq!(contacts(&app).await.len(), 3, "nor imported back");
+    let a = salesforce_id_of(&app, &twin_a["id"]).await;
+    let b = salesforce_id_of(&app, &twin_b["id"]).await;
+    assert_ne!(a, b, "each twin has its own record");
+    let pollux = sim.get("Contact", &salesforce_id_of(&app, &solo["id"]).await);
+    assert_eq!(pollux.unwrap()["Title"], "Boxer");
+
+    // Linked as an answer would have linked them: edits flow, and quiet is quiet.
+    update_contact(&app, &twin_b["id"], json!({ "title": "Rider" })).await;
+    app.sync_now().await;
+    assert_eq!(sim.get("Contact", &b).unwrap()["Title"], "Rider");
+    assert!(sim.get("Contact", &a).unwrap()["Title"].is_null());
+    let mark = sim.request_count();
+    app.sync_now().await;
+    assert_eq!(writes_since(&sim, mark), Vec::<String>::new(), "no echo");
+    let history = app
+        .gql_ok(
+            "{ syncHistory(first: 20) { nodes { direction module added } } }",
+            json!({}),
+        )
+        .await;
+    assert!(
+        history["syncHistory"]["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|h| h["direction"] == "DESK_TO_SALESFORCE" && h["added"] == 3),
+        "the lost batch is in the history once found: {history}"
+    );
+}
+
+#[tokio::test]
+async fn a_create_that_never_reached_salesforce_is_sent_again() {
+    let (app, sim) = connected_without_external_id().await;
+    app.sync_now().await;
+    let desk = app.create_contact(json!({ "lastName": "Lovelace" })).await;
+    let create = sim.hold_next("POST", "/composite/sobjects");
+    let engine = app.engine.clone();
+    let round = tokio::spawn(async move { engine.run_once().await });
+    create.arrived().await;
+    sim.drop_next(1);
+    create.release();
+    assert!(round.await.unwrap().is_err());
+    assert_eq!(sim.count("Contact"), 0, "the create never arrived");
+
+    let report = app.sync_now().await;
+    assert_eq!(report.pushed.added, 1, "{report:?}");
+    assert_eq!(sim.count("Contact"), 1);
+    let sf_id = salesforce_id_of(&app, &desk["id"]).await;
+    assert_eq!(sim.get("Contact", &sf_id).unwrap()["LastName"], "Lovelace");
+    let mark = sim.request_count();
+    app.sync_now().await;
+    assert_eq!(writes_since(&sim, mark), Vec::<String>::new());
+}
+
 #[tokio::test]
 async fn a_push_sends_only_what_the_desk_changed_so_a_salesforce_edit_meanwhile_survives() {
     let (app, sim) = connected().await;

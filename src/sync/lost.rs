@@ -1,0 +1,171 @@
+//! Creates whose answer was lost. Without an external id (`Helpdesk_Id__c`) a create cannot
+//! be repeated safely, so each is noted before it is sent; when its answer never arrives (the
+//! process died, the connection dropped after Salesforce saved it), the next round looks for
+//! what it made before the record is read or sent again: a Salesforce record the integration
+//! user created since, linked to nothing, holding every value sent. Found, it is linked as the
+//! answer would have linked it; not found, the create never happened and the record is sent
+//! again.
+
+use chrono::{DateTime, Duration, Utc};
+use serde_json::Value;
+
+use super::SyncError;
+use super::engine::{Counts, Round, SyncEngine, url_sized};
+use super::pull::{Incoming, READ_BY_ID, read_ids};
+use super::records::{SalesforceValues, changed_since};
+use crate::domain::{Direction, Module};
+use crate::salesforce::soql::{Condition, Ident, Literal, Select};
+
+/// How far behind ours the org's clock may be: a create is looked for among records created
+/// up to this long before it was sent.
+const CLOCK_SKEW: Duration = Duration::minutes(15);
+
+impl SyncEngine {
+    /// Settles the module's creates that were sent without their answer recorded: links each
+    /// to the record it made, or forgets it when it made none. Costs nothing when there are
+    /// none, which is always but after a crash or a lost answer.
+    pub(super) async fn find_lost_creates(
+        &self,
+        round: &Round,
+        module: Module,
+    ) -> Result<Counts, SyncError> {
+        let pending = self.store.pending_creates(module).await?;
+        let Some(first) = pending.iter().map(|p| p.sent_at).min() else {
+            return Ok(Counts::default());
+        };
+        let sent: Vec<(i64, SalesforceValues)> = pending
+            .iter()
+            .map(|p| (p.desk_id, serde_json::from_str(&p.sent).unwrap_or_default()))
+            .collect();
+        let created = self
+            .created_since(round, module, first - CLOCK_SKEW, &sent)
+            .await?;
+        let linked = self.store.desk_ids_by_salesforce(module, &created).await?;
+        let unlinked: Vec<String> = created
+            .into_iter()
+            .filter(|id| !linked.contains_key(id))
+            .collect();
+        let mut found: Vec<Incoming> = Vec::new();
+        for chunk in unlinked.chunks(READ_BY_ID) {
+            found.extend(read_ids(round, module, chunk).await?);
+        }
+
+        round.still_current(&self.integrations).await?;
+        let mut batch = self.store.begin_sync().await?;
+        let mut counts = Counts::default();
+        // In the order they were sent, each takes the first record, in the order Salesforce
+        // made them, that holds all it sent: twins sent with the same values pair up in turn.
+        for (desk_id, values) in &sent {
+            let made = found
+                .iter()
+                .position(|record| changed_since(values, Some(&record.profile)).is_empty());
+            if let Some(at) = made {
+                found.remove(at).link(&mut batch, module, *desk_id).await?;
+                counts.added += 1;
+            }
+        }
+        let desk_ids: Vec<i64> = sent.iter().map(|(desk_id, _)| *desk_id).collect();
+        batch.settle_pending_creates(module, &desk_ids).await?;
+        tracing::info!(
+            %module,
+            pending = sent.len(),
+            found = counts.added,
+            "creates whose answer was lost were looked for in Salesforce"
+        );
+        self.finish(batch, Direction::DeskToSalesforce, module, counts)
+            .await
+    }
+
+    /// The ids of the module's records created since `since` by the signed-in user (when the
+    /// sign-in says who that is), narrowed to those whose first mandatory field holds a value
+    /// one of the creates sent: a few queries, five to a call, however many records the sync
+    /// created meanwhile.
+    async fn created_since(
+        &self,
+        round: &Round,
+        module: Module,
+        since: DateTime<Utc>,
+        sent: &[(i64, SalesforceValues)],
+    ) -> Result<Vec<String>, SyncError> {
+        let object = module.salesforce_object();
+        let mut base = Select::new(object, &["Id"])?
+            .filter(Condition::gte(&Ident::parse("CreatedDate")?, since));
+        if let Some(user) = round
+            .client
+            .identity_url()
+            .await?
+            .as_deref()
+            .and_then(user_of)
+        {
+            base = base.filter(Condition::eq(
+                &Ident::parse("CreatedById")?,
+                Literal::Text(user.to_owned()),
+            ));
+        }
+        let describe = round.client.describe(object).await?;
+        let narrowing = describe
+            .fields
+            .iter()
+            .filter(|f| f.required_on_create() && f.filterable)
+            .find_map(|f| {
+                let mut values: Vec<String> = sent
+                    .iter()
+                    .map(|(_, v)| v.get(&f.name).and_then(Value::as_str).map(str::to_owned))
+                    .collect::<Option<_>>()?;
+                values.sort();
+                values.dedup();
+                Some((Ident::parse(&f.name).ok()?, values))
+            });
+        let id = Ident::parse("Id")?;
+        let soqls: Vec<String> = match &narrowing {
+            Some((field, values)) => url_sized(values)
+                .map(|chunk| {
+                    base.clone()
+                        .filter(Condition::in_list(
+                            field,
+                            chunk.iter().map(|v| Literal::Text(v.clone())),
+                        ))
+                        .order_by(&id, true)
+                        .build()
+                })
+                .collect(),
+            None => vec![base.order_by(&id, true).build()],
+        };
+        let mut ids = Vec::new();
+        for rows in round.client.queries(&soqls).await {
+            ids.extend(
+                rows?
+                    .iter()
+                    .filter_map(|row| row.get("Id").and_then(Value::as_str))
+                    .map(str::to_owned),
+            );
+        }
+        ids.sort();
+        ids.dedup();
+        Ok(ids)
+    }
+}
+
+/// The user id an identity URL ends with (`…/id/{org}/{user}`).
+fn user_of(identity: &str) -> Option<&str> {
+    let user = identity.trim_end_matches('/').rsplit('/').next()?;
+    (user.len() >= 15 && user.starts_with("005")).then_some(user)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_user_is_the_identity_urls_last_part() {
+        assert_eq!(
+            user_of("https://login.salesforce.com/id/00D000000000001AAA/005000000000001AAA"),
+            Some("005000000000001AAA")
+        );
+        assert_eq!(
+            user_of("https://login.salesforce.com/id/00D000000000001AAA/005000000000001AAA/"),
+            Some("005000000000001AAA")
+        );
+        assert_eq!(user_of("https://login.salesforce.com/id/"), None);
+    }
+}
