@@ -67,16 +67,28 @@ pub struct PageSizes {
     pub max: usize,
 }
 
+impl From<&GraphqlSettings> for PageSizes {
+    fn from(settings: &GraphqlSettings) -> Self {
+        Self {
+            default: settings.default_page_size,
+            max: settings.max_page_size,
+        }
+    }
+}
+
+impl Default for PageSizes {
+    fn default() -> Self {
+        Self::from(&GraphqlSettings::default())
+    }
+}
+
 fn builder(settings: &GraphqlSettings) -> SchemaBuilder<Query, Mutation, Subscription> {
     Schema::build(
         Query::default(),
         Mutation::default(),
         Subscription::default(),
     )
-    .data(PageSizes {
-        default: settings.default_page_size,
-        max: settings.max_page_size,
-    })
+    .data(PageSizes::from(settings))
 }
 
 /// The schema as the transports use it. No async-graphql extension is installed: with one,
@@ -90,6 +102,7 @@ pub struct Gateway {
     limited: TandemSchema,
     introspection: TandemSchema,
     limits: Limits,
+    page_sizes: PageSizes,
     documents: Arc<documents::Documents>,
     responses: Arc<responses::Responses>,
 }
@@ -119,6 +132,7 @@ impl Gateway {
             ),
             introspection: build(builder(settings)),
             limits: Limits::from(settings),
+            page_sizes: PageSizes::from(settings),
             documents: Arc::default(),
             responses: Arc::new(responses::Responses::new(
                 std::time::Duration::from_millis(settings.response_cache_ms),
@@ -185,7 +199,8 @@ impl Gateway {
                     .parsed_query()
                     .is_ok_and(|doc| responses::shareable(doc, operation.as_deref()));
                 let doc = self.documents.kept(&request.query);
-                let mut response = codes::tag(self.limits.explain(schema.execute(request).await));
+                let executed = paging::with_page_sizes(self.page_sizes, schema.execute(request));
+                let mut response = codes::tag(self.limits.explain(executed.await));
                 if let Some(doc) = doc {
                     order::in_selection_order(&mut response.data, &doc, operation.as_deref());
                 }
@@ -202,8 +217,7 @@ impl Gateway {
                 let limits = self.limits;
                 let doc = self.documents.kept(&request.query);
                 let operation = request.operation_name.clone();
-                schema
-                    .execute_stream(request)
+                paging::stream_with_page_sizes(self.page_sizes, schema.execute_stream(request))
                     .map(move |response| {
                         let mut response = codes::tag(limits.explain(response));
                         if let Some(doc) = &doc {

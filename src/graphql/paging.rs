@@ -1,7 +1,11 @@
 //! Relay cursor connections over the store's keyset pages.
 
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
 use async_graphql::connection::{Connection, CursorType, Edge};
 use async_graphql::{ID, OutputType};
+use futures_util::stream::{BoxStream, Stream, StreamExt};
 
 use super::{ApiError, ApiResult, PageSizes};
 use crate::store::{Page, PageRequest};
@@ -69,8 +73,46 @@ pub fn parse_id<T>(field: &str, id: &ID, make: fn(i64) -> T) -> ApiResult<T> {
         .ok_or_else(|| ApiError::bad_input(field, format!("'{}' is not a valid id", id.as_str())))
 }
 
-/// Complexity of a connection field: its page size times the cost of one node.
+tokio::task_local! {
+    /// The page sizes of the gateway validating a request. A connection's complexity is the
+    /// page it returns, and async-graphql's complexity functions see only their arguments.
+    static PAGE_SIZES: PageSizes;
+}
+
+/// Runs an execution (its validation included) with these page sizes for complexity.
+pub async fn with_page_sizes<F: Future>(sizes: PageSizes, execution: F) -> F::Output {
+    PAGE_SIZES.scope(sizes, execution).await
+}
+
+/// A subscription's answers, each polled with these page sizes for complexity (its
+/// validation runs at the first poll).
+pub fn stream_with_page_sizes<T: Send + 'static>(
+    sizes: PageSizes,
+    stream: BoxStream<'static, T>,
+) -> BoxStream<'static, T> {
+    struct Scoped<T> {
+        sizes: PageSizes,
+        inner: BoxStream<'static, T>,
+    }
+    impl<T> Stream for Scoped<T> {
+        type Item = T;
+        fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
+            let sizes = self.sizes;
+            PAGE_SIZES.sync_scope(sizes, || self.inner.poll_next_unpin(cx))
+        }
+    }
+    Scoped {
+        sizes,
+        inner: stream,
+    }
+    .boxed()
+}
+
+/// Complexity of a connection field: the page it returns (the default page without `first`,
+/// at most the largest page) times the cost of one node. A `first` beyond the largest page
+/// counts as the largest: its refusal names `first`, not the complexity.
 pub fn connection_complexity(first: Option<i32>, child: usize) -> usize {
-    let first = first.map_or(20, |n| n.clamp(0, 1_000) as usize);
+    let sizes = PAGE_SIZES.try_with(|s| *s).unwrap_or_default();
+    let first = first.map_or(sizes.default, |n| (n.max(0) as usize).min(sizes.max));
     1 + first * child
 }

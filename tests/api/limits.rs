@@ -73,6 +73,42 @@ async fn complexity_weighs_list_fields_by_their_page_size() {
 }
 
 #[tokio::test]
+async fn complexity_counts_the_pages_the_gateway_is_configured_to_return() {
+    // Without `first`, each connection returns the default page, and is counted at it:
+    // 1 + page × (1 + (1 + page × 2)).
+    let query = "{ accounts { nodes { contacts { nodes { id } } } } }";
+    let with_pages = |default: usize, max_complexity: usize| {
+        spawn_app_with(move |s| {
+            s.graphql.default_page_size = default;
+            s.graphql.max_page_size = default.max(100);
+            s.graphql.max_complexity = max_complexity;
+        })
+    };
+    let small = with_pages(5, 100).await.gql(query, json!({})).await;
+    assert!(small.get("errors").is_none(), "61 is within 100: {small}");
+    let large = with_pages(50, 2_000).await.gql(query, json!({})).await;
+    assert_eq!(
+        large["errors"][0]["extensions"]["limit"], "maxComplexity",
+        "{large}"
+    );
+    assert_eq!(large["errors"][0]["extensions"]["max"], 2_000);
+
+    // A `first` beyond the largest page counts as the largest page, so its refusal names
+    // `first` rather than the complexity it would have asked for.
+    let app = spawn_app_with(|s| {
+        s.graphql.max_page_size = 10;
+        s.graphql.max_complexity = 100;
+    })
+    .await;
+    let body = app
+        .gql("{ accounts(first: 1000) { nodes { id } } }", json!({}))
+        .await;
+    assert_eq!(codes(&body), ["BAD_USER_INPUT"]);
+    let message = body["errors"][0]["message"].as_str().unwrap();
+    assert!(message.contains("between 0 and 10"), "{body}");
+}
+
+#[tokio::test]
 async fn aliases_and_query_size_are_bounded() {
     let app = spawn_app_with(|s| {
         s.graphql.max_aliases = 3;
