@@ -347,6 +347,55 @@ pub fn all() -> Vec<SObject> {
                 text("Helpdesk_Note_Id__c", "Helpdesk Note Id", 40),
             ],
         ),
+        // Enhanced notes. In Salesforce a ContentNote is a ContentDocument of type SNOTE, and
+        // links reference ContentDocument; here every document is a note, so links reference
+        // ContentNote.
+        object(
+            "ContentNote",
+            "Note",
+            "Notes",
+            "069",
+            true,
+            vec![
+                text("Title", "Title", 255).required(),
+                f("Content", "Content", Kind::Base64, 0),
+                text("TextPreview", "Text Preview", 255).read_only(),
+                text("FileType", "File Type", 20).read_only(),
+                text("FileExtension", "File Extension", 20).read_only(),
+            ],
+        ),
+        object(
+            "ContentDocumentLink",
+            "Content Document Link",
+            "Content Document Links",
+            "06A",
+            false,
+            vec![
+                reference(
+                    "ContentDocumentId",
+                    "ContentDocument ID",
+                    &["ContentNote"],
+                    "ContentDocument",
+                )
+                .required()
+                .create_only(),
+                reference(
+                    "LinkedEntityId",
+                    "Linked Entity ID",
+                    &["Account", "Contact", "Opportunity", "User"],
+                    "LinkedEntity",
+                )
+                .required()
+                .create_only(),
+                picklist("ShareType", "Share Type", &["V", "C", "I"]).defaults_to("V"),
+                picklist(
+                    "Visibility",
+                    "Visibility",
+                    &["AllUsers", "InternalUsers", "SharedUsers"],
+                )
+                .defaults_to("AllUsers"),
+            ],
+        ),
         object(
             "Task",
             "Task",

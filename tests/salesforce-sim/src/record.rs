@@ -209,6 +209,14 @@ pub fn parse_value(store: &Store, field: &Field, json: &Json) -> Result<Value, A
         (Kind::DateTime, _) => return Err(type_error("datetime", json)),
         (Kind::Reference | Kind::Id, Json::String(s)) => parse_reference(store, field, s)?,
         (Kind::Reference | Kind::Id, _) => return Err(type_error("reference", json)),
+        (Kind::Base64, Json::String(s)) => {
+            use base64::Engine;
+            base64::engine::general_purpose::STANDARD
+                .decode(s)
+                .map_err(|_| type_error("base64", json))?;
+            return Ok(Value::str(s.as_str()));
+        }
+        (Kind::Base64, _) => return Err(type_error("base64", json)),
         (_, Json::String(s)) => Value::str(s.as_str()),
         (_, Json::Number(n)) => Value::str(n.to_string()),
         (_, Json::Bool(b)) => Value::str(b.to_string()),

@@ -21,6 +21,8 @@ pub enum Kind {
     Percent,
     Date,
     DateTime,
+    /// A file's body: written base64-encoded, read as the URL of the blob.
+    Base64,
 }
 
 impl Kind {
@@ -42,6 +44,7 @@ impl Kind {
             Kind::Percent => "percent",
             Kind::Date => "date",
             Kind::DateTime => "datetime",
+            Kind::Base64 => "base64",
         }
     }
 
@@ -53,6 +56,7 @@ impl Kind {
             Kind::Double | Kind::Currency | Kind::Percent => "xsd:double",
             Kind::Date => "xsd:date",
             Kind::DateTime => "xsd:dateTime",
+            Kind::Base64 => "xsd:base64Binary",
             _ => "xsd:string",
         }
     }
@@ -98,7 +102,7 @@ impl Field {
     }
 
     pub fn filterable(&self) -> bool {
-        !(self.kind == Kind::Textarea && self.length > 255)
+        !(self.kind == Kind::Textarea && self.length > 255) && self.kind != Kind::Base64
     }
 }
 

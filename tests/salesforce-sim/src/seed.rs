@@ -1,5 +1,7 @@
 //! Seeded sample data: accounts, contacts, opportunities with contact roles, notes, tasks, events.
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 use chrono::{Duration, NaiveDate};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -111,6 +113,7 @@ pub fn generate(store: &mut Store, seed: u64, contacts: usize) {
         Gen::obj("Task"),
         Gen::obj("Event"),
     );
+    let (content_note, content_link) = (Gen::obj("ContentNote"), Gen::obj("ContentDocumentLink"));
     let accounts: Vec<u32> = (0..(contacts / 10).max(1))
         .map(|i| {
             let name = format!(
@@ -222,5 +225,32 @@ pub fn generate(store: &mut Store, seed: u64, contacts: usize) {
                 ("Location", Value::str(location)),
             ],
         );
+    }
+    // Enhanced notes, as Lightning takes them: on a tenth of the contacts, every other one
+    // on the contact's account too.
+    for i in 0..contacts / 10 {
+        let (who, what) = related(i * 7 + 5);
+        let topic = g.pick(&["renewal", "onboarding", "an outage", "pricing"]);
+        let body = format!("<p>Spoke about {topic}.</p><p>Follow up next week.</p>");
+        let n = g.add(
+            content_note,
+            vec![
+                ("Title", Value::str(format!("Meeting summary {i}"))),
+                ("Content", Value::str(STANDARD.encode(body))),
+            ],
+        );
+        let mut linked = vec![Value::Ref(contact as u8, who)];
+        if i % 2 == 0 {
+            linked.push(Value::Ref(account as u8, what));
+        }
+        for entity in linked {
+            g.add(
+                content_link,
+                vec![
+                    ("ContentDocumentId", Value::Ref(content_note as u8, n)),
+                    ("LinkedEntityId", entity),
+                ],
+            );
+        }
     }
 }

@@ -195,6 +195,26 @@ impl Store {
             ("Opportunity", "IsWon") => Cow::Owned(Value::Bool(
                 text("StageName").as_str() == Some("Closed Won"),
             )),
+            ("ContentNote", "TextPreview") => {
+                let content = object.field_index("Content").and_then(|i| rec.stored(i));
+                Cow::Owned(
+                    content
+                        .and_then(Value::as_str)
+                        .map_or(Value::Null, |body| Value::str(text_preview(body))),
+                )
+            }
+            ("ContentNote", "FileType") => Cow::Owned(Value::str("SNOTE")),
+            ("ContentNote", "FileExtension") => Cow::Owned(Value::str("snote")),
+            // A file's body is read as the URL of its blob.
+            (name, field_name)
+                if object.fields[field].kind == crate::schema::Kind::Base64
+                    && rec.stored(field).is_some() =>
+            {
+                Cow::Owned(Value::str(format!(
+                    "/services/data/v{BLOB_VERSION}/sobjects/{name}/{}/{field_name}",
+                    Store::id_of(obj, row)
+                )))
+            }
             ("Task", "IsClosed") => {
                 Cow::Owned(Value::Bool(text("Status").as_str() == Some("Completed")))
             }
@@ -297,6 +317,33 @@ impl Store {
             .map(|(i, _)| i)
             .collect()
     }
+}
+
+/// The API version in the blob URLs of base64 fields.
+const BLOB_VERSION: &str = "62.0";
+
+/// What Salesforce shows of a note: its text without markup, at most 255 characters.
+fn text_preview(base64_body: &str) -> String {
+    use base64::Engine;
+    let body = base64::engine::general_purpose::STANDARD
+        .decode(base64_body)
+        .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+        .unwrap_or_default();
+    let mut text = String::with_capacity(body.len());
+    let mut in_tag = false;
+    for c in body.chars() {
+        match c {
+            '<' => {
+                in_tag = true;
+                text.push(' ');
+            }
+            '>' => in_tag = false,
+            c if !in_tag => text.push(c),
+            _ => {}
+        }
+    }
+    let words: Vec<&str> = text.split_whitespace().collect();
+    words.join(" ").chars().take(255).collect()
 }
 
 fn stage_probability(stage: &str) -> f64 {

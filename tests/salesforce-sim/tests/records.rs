@@ -372,3 +372,83 @@ async fn a_helpdesk_id_field_without_the_external_id_flag_cannot_be_upserted_by(
     assert_eq!(error[0]["errorCode"], "NOT_FOUND");
     assert_eq!(org.sim.count("Contact"), 0, "nothing was written");
 }
+
+#[tokio::test]
+async fn enhanced_notes_are_linked_to_records_and_read_through_their_links() {
+    let org = org().await;
+    let (_, contact) = org
+        .json(
+            Method::POST,
+            "sobjects/Contact/",
+            Some(json!({ "LastName": "Okafor" })),
+        )
+        .await;
+    let contact = contact["id"].as_str().unwrap().to_owned();
+    // Content is written base64-encoded, as Salesforce requires.
+    let (status, refused) = org
+        .json(
+            Method::POST,
+            "sobjects/ContentNote/",
+            Some(json!({ "Title": "Raw", "Content": "not base64!" })),
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert_eq!(refused[0]["errorCode"], "JSON_PARSER_ERROR");
+    use base64::Engine;
+    let content = base64::engine::general_purpose::STANDARD
+        .encode("<p>Wants the <b>premium</b> plan.</p><p>Call back Monday.</p>");
+    let (status, note) = org
+        .json(
+            Method::POST,
+            "sobjects/ContentNote/",
+            Some(json!({ "Title": "Upgrade", "Content": content })),
+        )
+        .await;
+    assert_eq!(status, 201, "{note}");
+    let note = note["id"].as_str().unwrap().to_owned();
+    assert!(note.starts_with("069"));
+    let (status, link) = org
+        .json(
+            Method::POST,
+            "sobjects/ContentDocumentLink/",
+            Some(json!({ "ContentDocumentId": note, "LinkedEntityId": contact })),
+        )
+        .await;
+    assert_eq!(status, 201, "{link}");
+
+    let (status, links) = org
+        .query(&format!(
+            "SELECT ContentDocumentId, LinkedEntityId, ShareType FROM ContentDocumentLink WHERE LinkedEntityId IN ('{contact}') AND ContentDocument.FileType = 'SNOTE'"
+        ))
+        .await;
+    assert_eq!(status, 200, "{links}");
+    assert_eq!(links["records"][0]["ContentDocumentId"], note);
+    assert_eq!(links["records"][0]["ShareType"], "V");
+    let (_, notes) = org
+        .query(&format!(
+            "SELECT Id, Title, TextPreview, FileType, Content FROM ContentNote WHERE Id = '{note}'"
+        ))
+        .await;
+    let read = &notes["records"][0];
+    assert_eq!(
+        read["TextPreview"],
+        "Wants the premium plan. Call back Monday."
+    );
+    assert_eq!(read["FileType"], "SNOTE");
+    assert_eq!(
+        read["Content"],
+        format!("/services/data/v62.0/sobjects/ContentNote/{note}/Content"),
+        "a file's body is read as its blob's URL"
+    );
+
+    // Links are read only by the documents or the records they link.
+    let (status, unfiltered) = org.query("SELECT Id FROM ContentDocumentLink").await;
+    assert_eq!(status, 400);
+    assert_eq!(unfiltered[0]["errorCode"], "MALFORMED_QUERY");
+    let (status, _) = org
+        .query(&format!(
+            "SELECT Id FROM ContentDocumentLink WHERE LinkedEntityId != '{contact}'"
+        ))
+        .await;
+    assert_eq!(status, 400);
+}

@@ -88,7 +88,7 @@ fn field(o: &SObject, f: &Field, external_id: bool) -> Json {
         .iter()
         .map(|v| json!({ "active": true, "defaultValue": f.default == Some(*v), "label": v, "value": v, "validFor": Json::Null }))
         .collect();
-    let long_text = f.kind == Kind::Textarea && f.length > 255;
+    let long_text = (f.kind == Kind::Textarea && f.length > 255) || f.kind == Kind::Base64;
     json!({
         "name": f.name,
         "label": f.label,

@@ -12,7 +12,7 @@ use serde_json::json;
 
 use crate::error::ApiError;
 use crate::ids;
-use crate::schema::ObjIdx;
+use crate::schema::{ObjIdx, Schema};
 use crate::store::{Store, Value};
 
 pub use parser::parse;
@@ -44,6 +44,12 @@ pub fn run(
 ) -> Result<String, ApiError> {
     let q = parse(soql)?;
     let obj = bind::object(soql, &q)?;
+    if Schema::get().object(obj).name == "ContentDocumentLink" && !filters_one_side(&q) {
+        return Err(ApiError::bad_request(
+            "MALFORMED_QUERY",
+            "Implementation restriction: ContentDocumentLink requires a filter by a single Id on ContentDocumentId or LinkedEntityId using the equals operator or multiple Id's using the IN operator.",
+        ));
+    }
     let fields: Vec<bind::Bound> = q
         .fields
         .iter()
@@ -93,6 +99,26 @@ pub fn run(
     store.next_cursor += 1;
     let key = store.next_cursor;
     Ok(page(store, key, cursor, 0, batch, version))
+}
+
+/// Whether a ContentDocumentLink query names the documents or the records it links, with
+/// `=` or `IN`, in a condition the whole filter requires.
+fn filters_one_side(q: &parser::Query) -> bool {
+    use parser::{Cond, Op};
+    let side = |path: &parser::Path| {
+        matches!(path.parts.as_slice(), [name] if name.eq_ignore_ascii_case("ContentDocumentId")
+            || name.eq_ignore_ascii_case("LinkedEntityId"))
+    };
+    let names = |cond: &Cond| match cond {
+        Cond::Cmp(path, Op::Eq, _) => side(path),
+        Cond::In(path, false, _) => side(path),
+        _ => false,
+    };
+    match &q.filter {
+        Some(Cond::All(conds)) => conds.iter().any(names),
+        Some(cond) => names(cond),
+        None => false,
+    }
 }
 
 pub fn more(
