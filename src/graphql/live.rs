@@ -1,7 +1,8 @@
 //! Opportunities, notes, events and tasks, read live from Salesforce for the panels: one SOQL
-//! query per kind per request, whatever the number of panels, all sent in one composite call,
-//! behind a short cache kept per profile. When Salesforce cannot answer, what the cache holds
-//! is served marked stale.
+//! query per kind per request, whatever the number of panels, sent five to a composite call,
+//! behind a short cache kept per profile. Enhanced notes take a second query, for the notes
+//! their links name. When Salesforce cannot answer, what the cache holds is served marked
+//! stale.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -11,8 +12,8 @@ use async_graphql::dataloader::Loader;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use crate::salesforce::Record;
 use crate::salesforce::soql::{Condition, Ident, Literal, Select};
+use crate::salesforce::{Record, SalesforceClient};
 use crate::sync::Integrations;
 
 /// What a panel reads live.
@@ -22,7 +23,11 @@ pub enum Live {
     ContactOpportunities,
     /// Opportunities of an account.
     AccountOpportunities,
+    /// Classic notes (`Note`).
     Notes,
+    /// Enhanced notes (`ContentNote`, as Lightning takes them), read through the links that
+    /// attach them to records.
+    ContentNotes,
     Events,
     Tasks,
 }
@@ -73,6 +78,11 @@ impl Live {
                 &["Id", "Title", "Body", "ParentId", "CreatedDate"],
                 &["ParentId"],
             ),
+            Live::ContentNotes => (
+                "ContentDocumentLink",
+                &["ContentDocumentId", "LinkedEntityId"],
+                &["LinkedEntityId"],
+            ),
             Live::Events => (
                 "Event",
                 &[
@@ -115,7 +125,15 @@ impl Live {
         } else {
             Condition::Or(conditions)
         };
-        Ok(Select::new(object, fields)?.filter(condition).build())
+        let mut select = Select::new(object, fields)?.filter(condition);
+        if self == Live::ContentNotes {
+            // Links attach files of every kind; notes are the documents of type SNOTE.
+            select = select.filter(Condition::eq(
+                &Ident::parse("ContentDocument.FileType")?,
+                "SNOTE",
+            ));
+        }
+        Ok(select.build())
     }
 
     /// The requested parents a record belongs to.
@@ -230,20 +248,86 @@ impl LiveLoader {
             .collect();
         let soqls: Vec<String> = built.iter().flatten().flatten().cloned().collect();
         let mut answers = client.queries(&soqls).await.into_iter();
-        built
+        let mut results: Vec<Result<Vec<Record>, String>> = built
             .into_iter()
-            .map(|queries| {
+            .zip(wanted)
+            .map(|(queries, (kind, _))| {
                 // All of a kind's answers are taken, whatever they hold, so that the next
                 // kind starts at its own.
                 let mine: Vec<_> = answers.by_ref().take(queries?.len()).collect();
                 let mut records = Vec::new();
                 for answer in mine {
-                    records.extend(answer.map_err(|e| e.to_string())?);
+                    match answer {
+                        Ok(page) => records.extend(page),
+                        // An org without enhanced notes (or a user who may not read them)
+                        // has no such object: there are none to show.
+                        Err(e)
+                            if *kind == Live::ContentNotes && e.code() == Some("INVALID_TYPE") => {}
+                        Err(e) => return Err(e.to_string()),
+                    }
                 }
                 Ok(records)
             })
-            .collect()
+            .collect();
+        for ((kind, _), result) in wanted.iter().zip(&mut results) {
+            if *kind == Live::ContentNotes
+                && let Ok(links) = result
+            {
+                *result = content_notes(&client, std::mem::take(links)).await;
+            }
+        }
+        results
     }
+}
+
+/// The enhanced notes a page of ContentDocumentLinks names, each with the record it is
+/// linked to (`LinkedEntityId`), so that a note on two records is listed on both.
+async fn content_notes(
+    client: &SalesforceClient,
+    links: Vec<Record>,
+) -> Result<Vec<Record>, String> {
+    let mut ids: Vec<String> = links
+        .iter()
+        .filter_map(|link| link.get("ContentDocumentId").and_then(Value::as_str))
+        .map(str::to_owned)
+        .collect();
+    ids.sort();
+    ids.dedup();
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let id = Ident::parse("Id").map_err(|e| e.to_string())?;
+    let soqls: Vec<String> = ids
+        .chunks(IDS_PER_QUERY)
+        .map(|chunk| {
+            Ok(Select::new(
+                "ContentNote",
+                &["Id", "Title", "TextPreview", "CreatedDate"],
+            )?
+            .filter(Condition::in_list(
+                &id,
+                chunk.iter().map(|i| Literal::Text(i.clone())),
+            ))
+            .build())
+        })
+        .collect::<Result<_, crate::domain::Invalid>>()
+        .map_err(|e| e.to_string())?;
+    let mut notes: HashMap<String, Record> = HashMap::new();
+    for answer in client.queries(&soqls).await {
+        for note in answer.map_err(|e| e.to_string())? {
+            if let Some(id) = note.get("Id").and_then(Value::as_str) {
+                notes.insert(id.to_owned(), note.clone());
+            }
+        }
+    }
+    Ok(links
+        .iter()
+        .filter_map(|link| {
+            let mut note = notes.get(link.get("ContentDocumentId")?.as_str()?)?.clone();
+            note.insert("LinkedEntityId".into(), link.get("LinkedEntityId")?.clone());
+            Some(note)
+        })
+        .collect())
 }
 
 impl Loader<LiveKey> for LiveLoader {

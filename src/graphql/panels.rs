@@ -421,23 +421,31 @@ fn opportunities(
         .collect()
 }
 
-fn notes(ctx: &Context<'_>, fetched: &Fetched) -> Vec<SalesforceNote> {
-    let mut notes: Vec<SalesforceNote> = fetched
+/// A record's notes, classic and enhanced, newest first. Both lists are asked for together,
+/// so they are read in the same batch. An enhanced note's body is its preview (its first 255
+/// characters, without markup).
+async fn notes(ctx: &Context<'_>, parent: &str) -> ApiResult<Vec<SalesforceNote>> {
+    let (classic, enhanced) = tokio::try_join!(
+        live(ctx, Live::Notes, parent),
+        live(ctx, Live::ContentNotes, parent)
+    )?;
+    let mut notes: Vec<SalesforceNote> = classic
         .records
         .iter()
+        .chain(enhanced.records.iter())
         .filter_map(|r| {
             let id = text(r, "Id")?;
             Some(SalesforceNote {
                 view_in_salesforce_url: record_url(ctx, &id),
                 id: ID(id),
                 title: text(r, "Title"),
-                body: text(r, "Body"),
+                body: text(r, "Body").or_else(|| text(r, "TextPreview")),
                 created_at: text(r, "CreatedDate"),
             })
         })
         .collect();
     notes.sort_by(|a, b| b.created_at.cmp(&a.created_at));
-    notes
+    Ok(notes)
 }
 
 fn events(ctx: &Context<'_>, fetched: &Fetched) -> Vec<SalesforceEvent> {
@@ -480,22 +488,24 @@ fn tasks(ctx: &Context<'_>, fetched: &Fetched) -> Vec<SalesforceTask> {
     tasks
 }
 
-const CONTACT_LISTS: [(Live, domain::PermissionItem); 4] = [
+const CONTACT_LISTS: [(Live, domain::PermissionItem); 5] = [
     (
         Live::ContactOpportunities,
         domain::PermissionItem::Opportunities,
     ),
     (Live::Notes, domain::PermissionItem::Notes),
+    (Live::ContentNotes, domain::PermissionItem::Notes),
     (Live::Events, domain::PermissionItem::Events),
     (Live::Tasks, domain::PermissionItem::Tasks),
 ];
 
-const ACCOUNT_LISTS: [(Live, domain::PermissionItem); 4] = [
+const ACCOUNT_LISTS: [(Live, domain::PermissionItem); 5] = [
     (
         Live::AccountOpportunities,
         domain::PermissionItem::Opportunities,
     ),
     (Live::Notes, domain::PermissionItem::Notes),
+    (Live::ContentNotes, domain::PermissionItem::Notes),
     (Live::Events, domain::PermissionItem::Events),
     (Live::Tasks, domain::PermissionItem::Tasks),
 ];
@@ -528,13 +538,13 @@ impl SalesforceContact {
         Ok(Some(opportunities(ctx, &fetched, true, status)))
     }
 
-    /// Notes on the contact, newest first.
+    /// Notes on the contact, classic and enhanced (Lightning), newest first.
     #[graphql(
         guard = "Requires(domain::PermissionItem::Notes)",
         directive = requiresPermission::apply(PermissionItem::Notes)
     )]
     async fn notes(&self, ctx: &Context<'_>) -> ApiResult<Option<Vec<SalesforceNote>>> {
-        Ok(Some(notes(ctx, &live(ctx, Live::Notes, &self.id).await?)))
+        Ok(Some(notes(ctx, &self.id).await?))
     }
 
     /// Events with the contact, latest first.
@@ -587,13 +597,13 @@ impl SalesforceAccount {
         Ok(Some(opportunities(ctx, &fetched, false, status)))
     }
 
-    /// Notes on the account, newest first.
+    /// Notes on the account, classic and enhanced (Lightning), newest first.
     #[graphql(
         guard = "Requires(domain::PermissionItem::Notes)",
         directive = requiresPermission::apply(PermissionItem::Notes)
     )]
     async fn notes(&self, ctx: &Context<'_>) -> ApiResult<Option<Vec<SalesforceNote>>> {
-        Ok(Some(notes(ctx, &live(ctx, Live::Notes, &self.id).await?)))
+        Ok(Some(notes(ctx, &self.id).await?))
     }
 
     /// Events about the account, latest first.

@@ -389,6 +389,23 @@ pub(crate) async fn with_activity(
         )
         .unwrap();
     }
+    // An enhanced note, as Lightning takes them, on the contact and its account, an hour
+    // older than the classic one. Its content is written base64-encoded:
+    // "<p>Met the <b>whole</b> team.</p>".
+    let enhanced = sim
+        .insert(
+            "ContentNote",
+            json!({ "Title": "Kickoff", "Content": "PHA+TWV0IHRoZSA8Yj53aG9sZTwvYj4gdGVhbS48L3A+" }),
+        )
+        .unwrap();
+    for record in [&contact, &account] {
+        sim.insert(
+            "ContentDocumentLink",
+            json!({ "ContentDocumentId": enhanced, "LinkedEntityId": record }),
+        )
+        .unwrap();
+    }
+    sim.advance_clock(3_600);
     sim.insert(
         "Note",
         json!({ "Title": "Prefers email", "Body": "Never call before 10.", "ParentId": contact }),
@@ -436,7 +453,11 @@ async fn a_contact_panel_lists_its_opportunities_notes_events_and_tasks() {
     assert_eq!(panel["all"].as_array().unwrap().len(), 2);
     assert_eq!(
         panel["notes"],
-        json!([{ "title": "Prefers email", "body": "Never call before 10." }])
+        json!([
+            { "title": "Prefers email", "body": "Never call before 10." },
+            { "title": "Kickoff", "body": "Met the whole team." },
+        ]),
+        "classic and enhanced notes, newest first; an enhanced note's body is its text"
     );
     assert_eq!(panel["events"][0]["subject"], "Quarterly review");
     assert_eq!(
@@ -473,7 +494,7 @@ fn api_calls(sim: &SimHandle) -> usize {
 }
 
 #[tokio::test]
-async fn fifty_tickets_with_every_contact_and_account_panel_cost_one_call_cold_and_none_warm() {
+async fn fifty_tickets_with_every_contact_and_account_panel_cost_three_calls_cold_and_none_warm() {
     let (app, sim, _) = with_activity(|_| {}).await;
     let mut last_names = Vec::new();
     for n in 0..49 {
@@ -516,10 +537,17 @@ async fn fifty_tickets_with_every_contact_and_account_panel_cost_one_call_cold_a
             .any(|n| n["account"]["salesforce"]["opportunities"][0]["name"] == "Renewal"),
         "an account panel is read too: {cold}"
     );
+    assert!(
+        nodes
+            .iter()
+            .any(|n| n["account"]["salesforce"]["notes"][0]["title"] == "Kickoff"),
+        "an enhanced note shows on each record it is linked to: {cold}"
+    );
     let cold_calls = api_calls(&sim) - before;
     assert_eq!(
-        cold_calls, 1,
-        "one query per kind for all hundred panels, the five in one composite call"
+        cold_calls, 3,
+        "one query per kind for all hundred panels: five in one composite call, the links of \
+         enhanced notes in a second, the notes they name in a third"
     );
 
     let before = api_calls(&sim);
