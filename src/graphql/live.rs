@@ -1,10 +1,10 @@
 //! Opportunities, notes, events and tasks, read live from Salesforce for the panels: one SOQL
 //! query per kind per request, whatever the number of panels, sent five to a composite call,
-//! behind a short cache kept per profile. Enhanced notes take a second query, for the notes
+//! behind a short cache kept per profile. Enhanced notes take one more query, for the notes
 //! their links name. When Salesforce cannot answer, what the cache holds is served marked
 //! stale.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -12,8 +12,8 @@ use async_graphql::dataloader::Loader;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
+use crate::salesforce::Record;
 use crate::salesforce::soql::{Condition, Ident, Literal, Select};
-use crate::salesforce::{Record, SalesforceClient};
 use crate::sync::Integrations;
 
 /// What a panel reads live.
@@ -227,7 +227,8 @@ pub struct LiveLoader {
 
 impl LiveLoader {
     /// The records of each kind for its parents, with one SOQL query per kind (per 200
-    /// parents), all of them sent together: five queries are one call to Salesforce.
+    /// parents), sent five to a call. The links of enhanced notes go first, and the notes
+    /// they name join the queue behind the rest: six kinds and their notes are two calls.
     async fn fetch(&self, wanted: &[(Live, Vec<String>)]) -> Vec<Result<Vec<Record>, String>> {
         if wanted.is_empty() {
             // All of it was cached: no client is needed.
@@ -237,55 +238,82 @@ impl LiveLoader {
             Ok(client) => client,
             Err(e) => return wanted.iter().map(|_| Err(e.to_string())).collect(),
         };
-        let built: Vec<Result<Vec<String>, String>> = wanted
-            .iter()
-            .map(|(kind, parents)| {
-                parents
-                    .chunks(IDS_PER_QUERY)
-                    .map(|chunk| kind.soql(chunk).map_err(|e| e.to_string()))
-                    .collect()
-            })
-            .collect();
-        let soqls: Vec<String> = built.iter().flatten().flatten().cloned().collect();
-        let mut answers = client.queries(&soqls).await.into_iter();
-        let mut results: Vec<Result<Vec<Record>, String>> = built
-            .into_iter()
-            .zip(wanted)
-            .map(|(queries, (kind, _))| {
-                // All of a kind's answers are taken, whatever they hold, so that the next
-                // kind starts at its own.
-                let mine: Vec<_> = answers.by_ref().take(queries?.len()).collect();
-                let mut records = Vec::new();
-                for answer in mine {
-                    match answer {
-                        Ok(page) => records.extend(page),
-                        // An org without enhanced notes (or a user who may not read them)
-                        // has no such object: there are none to show.
-                        Err(e)
-                            if *kind == Live::ContentNotes && e.code() == Some("INVALID_TYPE") => {}
-                        Err(e) => return Err(e.to_string()),
+        let mut results: Vec<Result<Vec<Record>, String>> = vec![Ok(Vec::new()); wanted.len()];
+        // Of enhanced notes, by kind: the links read, and the notes they name.
+        let mut links: HashMap<usize, Vec<Record>> = HashMap::new();
+        let mut notes: HashMap<String, Record> = HashMap::new();
+        let mut queue: VecDeque<(usize, Step, String)> = VecDeque::new();
+        let mut order: Vec<usize> = (0..wanted.len()).collect();
+        order.sort_by_key(|&i| wanted[i].0 != Live::ContentNotes);
+        for i in order {
+            let (kind, parents) = &wanted[i];
+            for chunk in parents.chunks(IDS_PER_QUERY) {
+                match kind.soql(chunk) {
+                    Ok(soql) => queue.push_back((i, Step::List, soql)),
+                    Err(e) => results[i] = Err(e.to_string()),
+                }
+            }
+        }
+        while !queue.is_empty() {
+            let asked: Vec<(usize, Step, String)> = queue
+                .drain(..queue.len().min(crate::salesforce::COMPOSITE_QUERIES))
+                .collect();
+            let soqls: Vec<String> = asked.iter().map(|(_, _, soql)| soql.clone()).collect();
+            let answers = client.queries(&soqls).await;
+            for ((i, step, _), answer) in asked.into_iter().zip(answers) {
+                let kind = wanted[i].0;
+                if results[i].is_err() {
+                    continue;
+                }
+                match (answer, step) {
+                    // An org without enhanced notes (or a user who may not read them) has
+                    // no such object: there are none to show.
+                    (Err(e), Step::List)
+                        if kind == Live::ContentNotes && e.code() == Some("INVALID_TYPE") => {}
+                    (Err(e), _) => results[i] = Err(e.to_string()),
+                    (Ok(page), Step::List) if kind == Live::ContentNotes => {
+                        match note_queries(&page) {
+                            Ok(soqls) => {
+                                queue.extend(soqls.into_iter().map(|soql| (i, Step::Notes, soql)))
+                            }
+                            Err(e) => results[i] = Err(e.to_string()),
+                        }
+                        links.entry(i).or_default().extend(page);
+                    }
+                    (Ok(page), Step::Notes) => {
+                        for note in page {
+                            if let Some(id) = note.get("Id").and_then(Value::as_str) {
+                                notes.insert(id.to_owned(), note.clone());
+                            }
+                        }
+                    }
+                    (Ok(page), Step::List) => {
+                        if let Ok(records) = &mut results[i] {
+                            records.extend(page);
+                        }
                     }
                 }
-                Ok(records)
-            })
-            .collect();
-        for ((kind, _), result) in wanted.iter().zip(&mut results) {
-            if *kind == Live::ContentNotes
-                && let Ok(links) = result
-            {
-                *result = content_notes(&client, std::mem::take(links)).await;
+            }
+        }
+        for (i, links) in links {
+            if let Ok(records) = &mut results[i] {
+                records.extend(noted(&links, &notes));
             }
         }
         results
     }
 }
 
-/// The enhanced notes a page of ContentDocumentLinks names, each with the record it is
-/// linked to (`LinkedEntityId`), so that a note on two records is listed on both.
-async fn content_notes(
-    client: &SalesforceClient,
-    links: Vec<Record>,
-) -> Result<Vec<Record>, String> {
+/// What a query the loader sends reads: a page of a kind's list, or the enhanced notes that
+/// a page of links names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    List,
+    Notes,
+}
+
+/// The queries for the enhanced notes a page of ContentDocumentLinks names.
+fn note_queries(links: &[Record]) -> Result<Vec<String>, crate::domain::Invalid> {
     let mut ids: Vec<String> = links
         .iter()
         .filter_map(|link| link.get("ContentDocumentId").and_then(Value::as_str))
@@ -293,12 +321,8 @@ async fn content_notes(
         .collect();
     ids.sort();
     ids.dedup();
-    if ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    let id = Ident::parse("Id").map_err(|e| e.to_string())?;
-    let soqls: Vec<String> = ids
-        .chunks(IDS_PER_QUERY)
+    let id = Ident::parse("Id")?;
+    ids.chunks(IDS_PER_QUERY)
         .map(|chunk| {
             Ok(Select::new(
                 "ContentNote",
@@ -310,24 +334,20 @@ async fn content_notes(
             ))
             .build())
         })
-        .collect::<Result<_, crate::domain::Invalid>>()
-        .map_err(|e| e.to_string())?;
-    let mut notes: HashMap<String, Record> = HashMap::new();
-    for answer in client.queries(&soqls).await {
-        for note in answer.map_err(|e| e.to_string())? {
-            if let Some(id) = note.get("Id").and_then(Value::as_str) {
-                notes.insert(id.to_owned(), note.clone());
-            }
-        }
-    }
-    Ok(links
+        .collect()
+}
+
+/// Each link's note, with the record it is linked to (`LinkedEntityId`), so that a note on
+/// two records is listed on both.
+fn noted(links: &[Record], notes: &HashMap<String, Record>) -> Vec<Record> {
+    links
         .iter()
         .filter_map(|link| {
             let mut note = notes.get(link.get("ContentDocumentId")?.as_str()?)?.clone();
             note.insert("LinkedEntityId".into(), link.get("LinkedEntityId")?.clone());
             Some(note)
         })
-        .collect())
+        .collect()
 }
 
 impl Loader<LiveKey> for LiveLoader {

@@ -105,7 +105,7 @@ enum Next {
 }
 
 /// Query subrequests Salesforce takes in one `POST /composite`.
-const COMPOSITE_QUERIES: usize = 5;
+pub const COMPOSITE_QUERIES: usize = 5;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
