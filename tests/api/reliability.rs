@@ -7,7 +7,7 @@ use std::time::Duration;
 use salesforce_sim::{SimConfig, SimHandle};
 use serde_json::json;
 
-use crate::helpers::{TestApp, spawn_app, writes_since};
+use crate::helpers::{TestApp, spawn_app_with, writes_since};
 use crate::integration::connect;
 
 const ORG_CONTACTS: usize = 1_200;
@@ -15,6 +15,13 @@ const DESK_CONTACTS: usize = 300;
 
 /// An org and a desk that each hold records the other lacks, connected, first sync started.
 async fn two_populated_sides(sim: SimHandle) -> (TestApp, SimHandle) {
+    two_populated_sides_with(sim, |_| {}).await
+}
+
+async fn two_populated_sides_with(
+    sim: SimHandle,
+    adjust: impl FnOnce(&mut tandem::config::Settings),
+) -> (TestApp, SimHandle) {
     for n in 0..ORG_CONTACTS / 10 {
         sim.insert("Account", json!({ "Name": format!("OrgAccount{n}") }))
             .unwrap();
@@ -31,7 +38,7 @@ async fn two_populated_sides(sim: SimHandle) -> (TestApp, SimHandle) {
         )
         .unwrap();
     }
-    let app = spawn_app().await;
+    let app = spawn_app_with(adjust).await;
     for n in 0..DESK_CONTACTS / 10 {
         app.store
             .create_account(&tandem::domain::AccountInput {
@@ -185,11 +192,9 @@ async fn killed_in_an_org_without_an_external_id_the_first_sync_still_makes_each
     assert_exactly_once(&app, &sim).await;
 }
 
-#[tokio::test]
-async fn with_a_tenth_of_calls_failing_the_sync_converges_without_loss() {
-    let (app, sim) = two_populated_sides(salesforce_sim::start(SimConfig::default()).await).await;
-    sim.set_error_rate(0.07);
-    sim.set_drop_rate(0.03);
+/// Runs rounds until the first sync is done and nothing waits, through the faults the org is
+/// set to inject, one token expiry and one spent budget; then, faults off, one more round.
+async fn converges_under_faults(app: &TestApp, sim: &SimHandle) {
     let mut rounds = 0;
     let mut budget_spent = false;
     loop {
@@ -214,7 +219,34 @@ async fn with_a_tenth_of_calls_failing_the_sync_converges_without_loss() {
     }
     sim.set_error_rate(0.0);
     sim.set_drop_rate(0.0);
+    sim.set_lost_answer_rate(0.0);
     app.sync_now().await;
+}
+
+#[tokio::test]
+async fn with_a_tenth_of_calls_failing_the_sync_converges_without_loss() {
+    let (app, sim) = two_populated_sides(salesforce_sim::start(SimConfig::default()).await).await;
+    sim.set_error_rate(0.07);
+    sim.set_drop_rate(0.03);
+    converges_under_faults(&app, &sim).await;
+    assert_exactly_once(&app, &sim).await;
+}
+
+#[tokio::test]
+async fn with_answers_lost_after_the_writes_the_sync_still_makes_each_record_once() {
+    // An org without an external id, where a create is a plain insert: a quarter of the calls
+    // fail, most of them after Salesforce carried them out.
+    let sim = salesforce_sim::start(SimConfig::default()).await;
+    for object in ["Contact", "Account"] {
+        sim.make_plain_field(object, tandem::sync::DESK_ID_FIELD)
+            .unwrap();
+    }
+    // Small batches: many create calls for the faults to fall on.
+    let (app, sim) = two_populated_sides_with(sim, |s| s.sync.batch_size = 10).await;
+    sim.set_error_rate(0.03);
+    sim.set_drop_rate(0.02);
+    sim.set_lost_answer_rate(0.2);
+    converges_under_faults(&app, &sim).await;
     assert_exactly_once(&app, &sim).await;
 }
 

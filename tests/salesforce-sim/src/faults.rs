@@ -21,6 +21,8 @@ pub struct Faults {
     /// The next this many REST calls are carried out, then their connection is dropped
     /// before the answer arrives.
     pub lost_answers: u32,
+    /// This fraction of REST calls is carried out and then loses its answer so.
+    pub lost_answer_rate: f64,
     pub latency: Duration,
     pub queued: VecDeque<u16>,
     /// Errors for the next records written through sObject Collections, one each.
@@ -88,6 +90,7 @@ impl Faults {
             drop_rate: config.drop_rate,
             drops: 0,
             lost_answers: 0,
+            lost_answer_rate: 0.0,
             latency: Duration::from_millis(config.latency_ms),
             queued: VecDeque::new(),
             rejections: VecDeque::new(),
@@ -132,9 +135,11 @@ impl Faults {
 
     /// Whether this request, already carried out, should lose its answer.
     pub fn answer_lost(&mut self) -> bool {
-        let lost = self.lost_answers > 0;
-        self.lost_answers = self.lost_answers.saturating_sub(1);
-        lost
+        if self.lost_answers > 0 {
+            self.lost_answers -= 1;
+            return true;
+        }
+        self.lost_answer_rate > 0.0 && self.rng.gen_bool(self.lost_answer_rate.clamp(0.0, 1.0))
     }
 
     /// Counts one API request, or refuses it when the daily budget is spent.

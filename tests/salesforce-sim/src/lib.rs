@@ -158,6 +158,12 @@ impl SimHandle {
         lock(&self.sim.faults).lost_answers += n;
     }
 
+    /// Carries out this fraction of REST calls and then cuts their connection before the
+    /// answer is complete (seeded, like errors).
+    pub fn set_lost_answer_rate(&self, rate: f64) {
+        lock(&self.sim.faults).lost_answer_rate = rate;
+    }
+
     /// Makes an external-id field (`Helpdesk_Id__c`) a plain field, as in an org whose admin
     /// created it without ticking "External ID": describe says `externalId: false`, and an
     /// upsert by it is refused with 404 `NOT_FOUND`.
