@@ -1709,17 +1709,18 @@ async fn connected_without_external_id() -> (TestApp, SimHandle) {
     (app, sim)
 }
 
-/// Runs a round whose create call Salesforce carries out but whose answer never arrives.
-async fn round_losing_the_create_answer(app: &TestApp, sim: &SimHandle) {
+/// Runs a round whose create call meets `fault` (`SimHandle::lose_next_answers`: carried
+/// out, its answer lost; `SimHandle::drop_next`: cut off before it is carried out).
+async fn round_failing_its_create(app: &TestApp, sim: &SimHandle, fault: fn(&SimHandle, u32)) {
     let create = sim.hold_next("POST", "/composite/sobjects");
     let engine = app.engine.clone();
     let round = tokio::spawn(async move { engine.run_once().await });
     create.arrived().await;
-    sim.lose_next_answers(1);
+    fault(sim, 1);
     create.release();
     assert!(
         round.await.unwrap().is_err(),
-        "the round reports the lost answer"
+        "the round reports the failed call"
     );
 }
 
@@ -1734,7 +1735,7 @@ async fn creates_whose_answer_was_lost_are_found_in_salesforce_not_made_twice() 
         .create_contact(json!({ "lastName": "Pollux", "title": "Boxer" }))
         .await;
 
-    round_losing_the_create_answer(&app, &sim).await;
+    round_failing_its_create(&app, &sim, SimHandle::lose_next_answers).await;
     assert_eq!(sim.count("Contact"), 3, "Salesforce made all three");
 
     let mark = sim.request_count();
@@ -1782,13 +1783,7 @@ async fn a_create_that_never_reached_salesforce_is_sent_again() {
     let (app, sim) = connected_without_external_id().await;
     app.sync_now().await;
     let desk = app.create_contact(json!({ "lastName": "Lovelace" })).await;
-    let create = sim.hold_next("POST", "/composite/sobjects");
-    let engine = app.engine.clone();
-    let round = tokio::spawn(async move { engine.run_once().await });
-    create.arrived().await;
-    sim.drop_next(1);
-    create.release();
-    assert!(round.await.unwrap().is_err());
+    round_failing_its_create(&app, &sim, SimHandle::drop_next).await;
     assert_eq!(sim.count("Contact"), 0, "the create never arrived");
 
     let report = app.sync_now().await;
