@@ -339,6 +339,15 @@ impl Drop for TestDatabase {
     }
 }
 
+/// Makes the org's `Helpdesk_Id__c` fields plain fields, not external ids: creates cannot be
+/// upserts there, so repeating one would make a second record.
+pub fn without_external_ids(sim: &salesforce_sim::SimHandle) {
+    for object in ["Contact", "Account"] {
+        sim.make_plain_field(object, tandem::sync::DESK_ID_FIELD)
+            .unwrap();
+    }
+}
+
 /// Requests that changed data in the org since `from` (the request log index). Tandem's
 /// `POST /composite` calls carry queries only, so they are reads.
 pub fn writes_since(sim: &salesforce_sim::SimHandle, from: usize) -> Vec<String> {

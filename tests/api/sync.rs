@@ -4,7 +4,7 @@ use salesforce_sim::{SimConfig, SimHandle};
 use sea_orm::EntityTrait;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, spawn_app, writes_since};
+use crate::helpers::{TestApp, spawn_app, without_external_ids, writes_since};
 use crate::integration::connect;
 
 /// A desk and an org, connected, with the first sync started but not yet run.
@@ -1699,10 +1699,7 @@ async fn updates_sent_before_a_failed_create_are_recorded_and_not_read_back_as_n
 async fn connected_without_external_id() -> (TestApp, SimHandle) {
     let app = spawn_app().await;
     let sim = salesforce_sim::start(SimConfig::default()).await;
-    for object in ["Contact", "Account"] {
-        sim.make_plain_field(object, tandem::sync::DESK_ID_FIELD)
-            .unwrap();
-    }
+    without_external_ids(&sim);
     assert!(connect(&app, &sim, "tandem").await.get("errors").is_none());
     app.gql_ok("mutation { startSync { firstSync } }", json!({}))
         .await;
