@@ -182,6 +182,25 @@ impl SimHandle {
         Ok(())
     }
 
+    /// Removes a custom field (`Helpdesk_Id__c`) from the org, as in one whose admin never
+    /// created it: describe leaves it out, and writes and queries naming it are refused with
+    /// `INVALID_FIELD`.
+    pub fn remove_field(&self, sobject: &str, field: &str) -> Result<(), ApiError> {
+        let obj = rest_object(sobject)?;
+        let index = Schema::get()
+            .object(obj)
+            .field_index(field)
+            .filter(|_| field.ends_with("__c"))
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    "INVALID_FIELD",
+                    format!("No custom field '{field}' on entity '{sobject}'"),
+                )
+            })?;
+        lock(&self.sim.store).remove_field(obj, index);
+        Ok(())
+    }
+
     /// The next REST calls fail with these statuses (500, 503, 400 row lock, 403 limit), in order.
     pub fn fail_next(&self, statuses: &[u16]) {
         lock(&self.sim.faults).queued.extend(statuses);

@@ -5,7 +5,7 @@ use serde_json::{Map, Value as Json, json};
 
 use crate::error::ApiError;
 use crate::ids;
-use crate::schema::{Field, Kind, ObjIdx, SObject, Schema};
+use crate::schema::{Field, Kind, ObjIdx, Schema};
 use crate::store::{Change, Store, Value};
 
 /// Salesforce's datetime form, `yyyy-MM-ddTHH:mm:ss.000+0000` (written by parts: a query
@@ -72,7 +72,9 @@ pub fn render(
     version: &str,
 ) -> Json {
     let object = Schema::get().object(obj);
-    let all: Vec<usize> = (0..object.fields.len()).collect();
+    let all: Vec<usize> = (0..object.fields.len())
+        .filter(|&i| store.has_field(obj, i))
+        .collect();
     let mut map = Map::new();
     map.insert("attributes".into(), attributes(obj, row, version));
     for &field in fields.unwrap_or(&all) {
@@ -85,17 +87,21 @@ pub fn render(
 }
 
 /// Parses `?fields=A,B` against the object's describe.
-pub fn field_list(object: &SObject, list: &str) -> Result<Vec<usize>, ApiError> {
+pub fn field_list(store: &Store, obj: ObjIdx, list: &str) -> Result<Vec<usize>, ApiError> {
+    let object = Schema::get().object(obj);
     list.split(',')
         .map(str::trim)
         .filter(|n| !n.is_empty())
         .map(|n| {
-            object.field_index(n).ok_or_else(|| {
-                ApiError::bad_request(
-                    "INVALID_FIELD",
-                    format!("No such column '{n}' on entity '{}'.", object.name),
-                )
-            })
+            object
+                .field_index(n)
+                .filter(|&i| store.has_field(obj, i))
+                .ok_or_else(|| {
+                    ApiError::bad_request(
+                        "INVALID_FIELD",
+                        format!("No such column '{n}' on entity '{}'.", object.name),
+                    )
+                })
         })
         .collect()
 }
@@ -119,7 +125,7 @@ pub fn parse_body(
         if key == "attributes" || (mode == Write::Update && key.eq_ignore_ascii_case("id")) {
             continue;
         }
-        let Some(index) = object.field_index(key) else {
+        let Some(index) = object.field_index(key).filter(|&i| store.has_field(obj, i)) else {
             let msg = format!("No such column '{key}' on sobject of type {}", object.name);
             return Err(ApiError::bad_request("INVALID_FIELD", msg));
         };

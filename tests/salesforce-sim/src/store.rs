@@ -113,8 +113,10 @@ pub struct Store {
     pub cursors: HashMap<u64, Cursor>,
     pub next_cursor: u64,
     /// Fields the schema makes external ids that this org has as plain fields: an admin who
-    /// created `Helpdesk_Id__c` without ticking "External ID", or an org without it.
+    /// created `Helpdesk_Id__c` without ticking "External ID".
     plain: Vec<(ObjIdx, usize)>,
+    /// Custom fields of the schema this org does not have.
+    absent: Vec<(ObjIdx, usize)>,
 }
 
 impl Store {
@@ -301,6 +303,17 @@ impl Store {
     /// upserts by it are refused as Salesforce refuses them.
     pub fn make_plain(&mut self, obj: ObjIdx, field: usize) {
         self.plain.push((obj, field));
+    }
+
+    /// Removes a field from the org: describe leaves it out, and writes and queries that name
+    /// it are refused with `INVALID_FIELD`.
+    pub fn remove_field(&mut self, obj: ObjIdx, field: usize) {
+        self.absent.push((obj, field));
+    }
+
+    /// Whether this org has field `field` of `obj`.
+    pub fn has_field(&self, obj: ObjIdx, field: usize) -> bool {
+        !self.absent.contains(&(obj, field))
     }
 
     /// Live rows whose external-id `field` equals `value` (case-insensitive).

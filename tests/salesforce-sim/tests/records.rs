@@ -452,3 +452,52 @@ async fn enhanced_notes_are_linked_to_records_and_read_through_their_links() {
         .await;
     assert_eq!(status, 400);
 }
+
+#[tokio::test]
+async fn an_org_without_a_custom_field_does_not_know_it() {
+    let org = org().await;
+    org.sim.remove_field("Contact", "Helpdesk_Id__c").unwrap();
+    assert!(
+        org.sim.remove_field("Contact", "LastName").is_err(),
+        "only custom fields can be missing"
+    );
+    let (_, describe) = org
+        .json(Method::GET, "sobjects/Contact/describe", None)
+        .await;
+    assert!(
+        !describe["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["name"] == "Helpdesk_Id__c")
+    );
+    let (status, refused) = org
+        .json(
+            Method::POST,
+            "sobjects/Contact/",
+            Some(json!({ "LastName": "Ng", "Helpdesk_Id__c": "7" })),
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert_eq!(refused[0]["errorCode"], "INVALID_FIELD");
+    let (status, created) = org
+        .json(
+            Method::POST,
+            "sobjects/Contact/",
+            Some(json!({ "LastName": "Ng" })),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let id = created["id"].as_str().unwrap();
+    let (_, record) = org
+        .json(Method::GET, &format!("sobjects/Contact/{id}"), None)
+        .await;
+    assert!(record.get("Helpdesk_Id__c").is_none(), "{record}");
+    let (status, refused) = org
+        .query("SELECT Id FROM Contact WHERE Helpdesk_Id__c = '7'")
+        .await;
+    assert_eq!(status, 400);
+    assert_eq!(refused[0]["errorCode"], "INVALID_FIELD");
+    let (status, _) = org.query("SELECT Id, Helpdesk_Id__c FROM Contact").await;
+    assert_eq!(status, 400);
+}

@@ -322,8 +322,8 @@ fn retrieve(
     ids: Vec<String>,
     fields: Option<&str>,
 ) -> Result<Reply, ApiError> {
-    let fields = field_list(Schema::get().object(obj), fields.unwrap_or("Id"))?;
     let store = lock(&sim.store);
+    let fields = field_list(&store, obj, fields.unwrap_or("Id"))?;
     let records = ids
         .iter()
         .map(|id| match store.locate(obj, id) {

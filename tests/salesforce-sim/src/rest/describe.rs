@@ -44,6 +44,7 @@ pub fn object(obj: ObjIdx, store: &Store, version: &str) -> Json {
         .fields
         .iter()
         .enumerate()
+        .filter(|(i, _)| store.has_field(obj, *i))
         .map(|(i, f)| field(o, f, store.external_id(obj, i)))
         .collect();
     let children: Vec<Json> = Schema::get()

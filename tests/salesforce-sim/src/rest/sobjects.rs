@@ -95,7 +95,7 @@ fn by_id(
         Method::GET => {
             let fields = ctx
                 .param("fields")
-                .map(|f| field_list(Schema::get().object(obj), f))
+                .map(|f| field_list(&store, obj, f))
                 .transpose()?;
             Ok(Reply::ok(render(
                 &store,

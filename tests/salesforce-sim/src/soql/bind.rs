@@ -9,6 +9,8 @@ use crate::schema::{Field, Kind, ObjIdx, Schema};
 #[derive(Debug, Clone)]
 pub struct Bound {
     pub names: Vec<&'static str>,
+    /// The object and position of the field the path ends at.
+    pub field: (ObjIdx, usize),
     pub kind: Kind,
     /// Whether a WHERE clause may name the field: long text areas may not.
     pub filterable: bool,
@@ -53,13 +55,17 @@ pub fn path(query: &str, obj: ObjIdx, path: &Path) -> Result<Bound, ApiError> {
             .filter_map(|n| schema.index(n))
             .collect();
     }
-    let field: Option<&Field> = targets.iter().find_map(|&t| schema.object(t).field(last));
-    let Some(field) = field else {
+    let found = targets
+        .iter()
+        .find_map(|&t| Some((t, schema.object(t).field_index(last)?)));
+    let Some((target, index)) = found else {
         return Err(no_column(query, path, last, root.name));
     };
+    let field: &Field = &schema.object(target).fields[index];
     names.push(field.name);
     Ok(Bound {
         names,
+        field: (target, index),
         kind: field.kind,
         filterable: field.filterable(),
     })
@@ -96,6 +102,17 @@ fn invalid_field(query: &str, path: &Path, why: String) -> ApiError {
         path.col
     );
     ApiError::bad_request("INVALID_FIELD", msg)
+}
+
+impl BCond {
+    /// Every field the condition names.
+    pub fn fields(&self) -> Vec<&Bound> {
+        match self {
+            BCond::All(cs) | BCond::Any(cs) => cs.iter().flat_map(BCond::fields).collect(),
+            BCond::Not(c) => c.fields(),
+            BCond::Cmp(b, _, _) | BCond::In(b, _, _) | BCond::Like(b, _) => vec![b],
+        }
+    }
 }
 
 /// A bound condition; string literals against id fields are already in 18-character form.

@@ -65,6 +65,22 @@ pub fn run(
         .iter()
         .map(|o| Ok((bind::path(soql, obj, &o.path)?, o.desc, o.nulls_last)))
         .collect::<Result<_, ApiError>>()?;
+    let named = fields
+        .iter()
+        .chain(order.iter().map(|(b, _, _)| b))
+        .chain(filter.iter().flat_map(bind::BCond::fields));
+    for bound in named {
+        if !store.has_field(bound.field.0, bound.field.1) {
+            let name = bound.names.last().copied().unwrap_or_default();
+            return Err(ApiError::bad_request(
+                "INVALID_FIELD",
+                format!(
+                    "No such column '{name}' on entity '{}'.",
+                    Schema::get().object(bound.field.0).name
+                ),
+            ));
+        }
+    }
     if q.offset.is_some_and(|o| o > 2000) {
         return Err(ApiError::bad_request(
             "NUMBER_OUTSIDE_VALID_RANGE",
