@@ -2,7 +2,8 @@
 //! be repeated safely, so each is noted before it is sent; when its answer never arrives (the
 //! process died, the connection dropped after Salesforce saved it), the next round looks for
 //! what it made before the record is read or sent again: a Salesforce record the integration
-//! user created since, linked to nothing, holding every value sent. Found, it is linked as the
+//! user created since, linked to nothing, that names the desk record in a plain
+//! `Helpdesk_Id__c` or, without the field, holds every value sent. Found, it is linked as the
 //! answer would have linked it; not found, the create never happened and the record is sent
 //! again.
 
@@ -12,7 +13,7 @@ use serde_json::Value;
 use super::SyncError;
 use super::engine::{Counts, Round, SyncEngine, url_sized};
 use super::pull::{Incoming, READ_BY_ID, read_ids};
-use super::records::{SalesforceValues, changed_since};
+use super::records::{SalesforceValues, changed_since, hash};
 use crate::domain::{Direction, Module};
 use crate::salesforce::soql::{Condition, Ident, Literal, Select};
 
@@ -53,14 +54,29 @@ impl SyncEngine {
         round.still_current(&self.integrations).await?;
         let mut batch = self.store.begin_sync().await?;
         let mut counts = Counts::default();
-        // In the order they were sent, each takes the first record, in the order Salesforce
-        // made them, that holds all it sent: twins sent with the same values pair up in turn.
+        // In the order they were sent, each takes the record that names it (a plain
+        // Helpdesk_Id__c holds the desk id), else the first, in the order Salesforce made them,
+        // that holds all it sent: twins sent with the same values pair up in turn.
         for (desk_id, values) in &sent {
             let made = found
                 .iter()
-                .position(|record| changed_since(values, Some(&record.profile)).is_empty());
+                .position(|record| record.desk_ref == Some(*desk_id))
+                .or_else(|| {
+                    found.iter().position(|record| {
+                        record.desk_ref.is_none()
+                            && changed_since(values, Some(&record.profile)).is_empty()
+                    })
+                });
             if let Some(at) = made {
-                found.remove(at).link(&mut batch, module, *desk_id).await?;
+                // Linked at what was sent, as the answer would have linked it: an edit made in
+                // Salesforce since is news the next pull brings, not the state of the link.
+                let record = found.remove(at);
+                batch
+                    .link(module, *desk_id, &record.id, &hash(values), None, None)
+                    .await?;
+                batch
+                    .resolve(module, Some(*desk_id), Some(&record.id))
+                    .await?;
                 counts.added += 1;
             }
         }

@@ -34,7 +34,7 @@ pub(super) struct Incoming {
     /// What it is matched on the first time it meets the desk.
     key: Option<String>,
     /// The desk record a push created it from (`Helpdesk_Id__c`), when it says.
-    desk_ref: Option<i64>,
+    pub(super) desk_ref: Option<i64>,
     /// The desk record it makes if it is new, or why the desk refuses it; taken by the create.
     new: Option<Result<NewRecord, Invalid>>,
 }

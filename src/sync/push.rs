@@ -260,16 +260,20 @@ impl SyncEngine {
         if !creates.is_empty() {
             let sent = async {
                 let describe = round.client.describe(object).await?;
-                let idempotent = describe.field(DESK_ID_FIELD).is_some_and(|f| f.external_id);
+                let desk_id_field = describe.field(DESK_ID_FIELD);
                 let mut body: Vec<Record> = creates.iter().map(|(_, v)| v.clone()).collect();
-                if idempotent {
+                if desk_id_field.is_some_and(|f| f.external_id) {
                     return Ok(round
                         .client
                         .upsert_many(object, DESK_ID_FIELD, &body, false)
                         .await?);
                 }
-                for record in &mut body {
-                    record.remove(DESK_ID_FIELD);
+                // A plain Helpdesk_Id__c still carries the desk id, which tells a lost
+                // create's record apart from any other; without the field, the values do.
+                if !desk_id_field.is_some_and(|f| f.createable) {
+                    for record in &mut body {
+                        record.remove(DESK_ID_FIELD);
+                    }
                 }
                 // A create cannot be repeated safely: noted first, a create whose answer is
                 // lost is looked for in Salesforce before the record is sent again.
@@ -277,7 +281,9 @@ impl SyncEngine {
                     .iter()
                     .zip(&body)
                     .map(|((i, _), values)| {
-                        (plans[*i].0, Value::Object(values.clone()).to_string())
+                        let mut sent = values.clone();
+                        sent.remove(DESK_ID_FIELD);
+                        (plans[*i].0, Value::Object(sent).to_string())
                     })
                     .collect();
                 noted = pending.iter().map(|(desk_id, _)| *desk_id).collect();

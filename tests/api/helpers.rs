@@ -339,11 +339,12 @@ impl Drop for TestDatabase {
     }
 }
 
-/// Makes the org's `Helpdesk_Id__c` fields plain fields, not external ids: creates cannot be
-/// upserts there, so repeating one would make a second record.
-pub fn without_external_ids(sim: &salesforce_sim::SimHandle) {
+/// Removes `Helpdesk_Id__c` from the org's contacts and accounts, as in an org whose admin
+/// never created it: creates cannot be upserts there, so repeating one would make a second
+/// record, and only its values tell what a create made.
+pub fn without_desk_id_fields(sim: &salesforce_sim::SimHandle) {
     for object in ["Contact", "Account"] {
-        sim.make_plain_field(object, tandem::sync::DESK_ID_FIELD)
+        sim.remove_field(object, tandem::sync::DESK_ID_FIELD)
             .unwrap();
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use salesforce_sim::{SimConfig, SimHandle};
 use serde_json::json;
 
-use crate::helpers::{TestApp, spawn_app_with, without_external_ids, writes_since};
+use crate::helpers::{TestApp, spawn_app_with, without_desk_id_fields, writes_since};
 use crate::integration::connect;
 
 const ORG_CONTACTS: usize = 1_200;
@@ -183,7 +183,7 @@ async fn killed_in_an_org_without_an_external_id_the_first_sync_still_makes_each
     // Creates are plain creates there: a kill after Salesforce saved a batch and before the
     // links were committed leaves records only the pending-create notes can find again.
     let sim = slow_org().await;
-    without_external_ids(&sim);
+    without_desk_id_fields(&sim);
     let (app, sim) = two_populated_sides(sim).await;
     killed_at_several_points(&app, &sim, ("POST", "/composite/sobjects")).await;
     assert_exactly_once(&app, &sim).await;
@@ -234,7 +234,7 @@ async fn with_answers_lost_after_the_writes_the_sync_still_makes_each_record_onc
     // An org without an external id, where a create is a plain insert: a quarter of the calls
     // fail, most of them after Salesforce carried them out.
     let sim = salesforce_sim::start(SimConfig::default()).await;
-    without_external_ids(&sim);
+    without_desk_id_fields(&sim);
     // Small batches: many create calls for the faults to fall on.
     let (app, sim) = two_populated_sides_with(sim, |s| s.sync.batch_size = 10).await;
     sim.set_error_rate(0.03);

@@ -4,7 +4,7 @@ use salesforce_sim::{SimConfig, SimHandle};
 use sea_orm::EntityTrait;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, spawn_app, without_external_ids, writes_since};
+use crate::helpers::{TestApp, spawn_app, without_desk_id_fields, writes_since};
 use crate::integration::connect;
 
 /// A desk and an org, connected, with the first sync started but not yet run.
@@ -1694,12 +1694,12 @@ async fn updates_sent_before_a_failed_create_are_recorded_and_not_read_back_as_n
     assert_eq!(sim.count("Contact"), 2);
 }
 
-/// Connected to an org whose `Helpdesk_Id__c` is a plain field, not an external id: creates
-/// cannot be upserts, so repeating one would make a second record.
-async fn connected_without_external_id() -> (TestApp, SimHandle) {
+/// Connected to an org without `Helpdesk_Id__c` (`prepare`: `without_desk_id_fields`), or
+/// with it as a plain field, not an external id: creates cannot be upserts there.
+async fn connected_without_external_id(prepare: impl FnOnce(&SimHandle)) -> (TestApp, SimHandle) {
     let app = spawn_app().await;
     let sim = salesforce_sim::start(SimConfig::default()).await;
-    without_external_ids(&sim);
+    prepare(&sim);
     assert!(connect(&app, &sim, "tandem").await.get("errors").is_none());
     app.gql_ok("mutation { startSync { firstSync } }", json!({}))
         .await;
@@ -1723,7 +1723,7 @@ async fn round_failing_its_create(app: &TestApp, sim: &SimHandle, fault: fn(&Sim
 
 #[tokio::test]
 async fn creates_whose_answer_was_lost_are_found_in_salesforce_not_made_twice() {
-    let (app, sim) = connected_without_external_id().await;
+    let (app, sim) = connected_without_external_id(without_desk_id_fields).await;
     app.sync_now().await;
     // No email to match on, and two alike in every field sent.
     let twin_a = app.create_contact(json!({ "lastName": "Castor" })).await;
@@ -1776,8 +1776,51 @@ async fn creates_whose_answer_was_lost_are_found_in_salesforce_not_made_twice() 
 }
 
 #[tokio::test]
+async fn a_plain_helpdesk_id_field_names_a_lost_creates_record_even_once_it_is_edited() {
+    let (app, sim) = connected_without_external_id(|sim| {
+        for object in ["Contact", "Account"] {
+            sim.make_plain_field(object, tandem::sync::DESK_ID_FIELD)
+                .unwrap();
+        }
+    })
+    .await;
+    app.sync_now().await;
+    let curie = app
+        .create_contact(json!({ "lastName": "Curie", "title": "Chemist" }))
+        .await;
+    round_failing_its_create(&app, &sim, SimHandle::lose_next_answers).await;
+    let made = sim.records("Contact")[0].clone();
+    assert_eq!(
+        made["Helpdesk_Id__c"], curie["id"],
+        "the create wrote the desk id"
+    );
+    // Edited before the next round: it no longer holds what was sent, yet names its desk
+    // record, so it is still the create's answer, and the edit comes to the desk.
+    let made = made["Id"].as_str().unwrap().to_owned();
+    sim.advance_clock(1);
+    sim.update("Contact", &made, json!({ "Title": "Physicist" }))
+        .unwrap();
+    let report = app.sync_now().await;
+    assert_eq!(report.pushed.added, 1, "{report:?}");
+    assert_eq!(sim.count("Contact"), 1, "not created again");
+    assert_eq!(salesforce_id_of(&app, &curie["id"]).await, made);
+    let curies = by_last_name(&contacts(&app).await, "Curie")
+        .into_iter()
+        .map(|c| c["title"].clone())
+        .collect::<Vec<_>>();
+    assert_eq!(
+        curies,
+        [json!("Physicist")],
+        "one desk record, with the edit"
+    );
+    let mark = sim.request_count();
+    app.sync_now().await;
+    assert_eq!(writes_since(&sim, mark), Vec::<String>::new(), "no echo");
+}
+
+#[tokio::test]
 async fn a_create_that_never_reached_salesforce_is_sent_again() {
-    let (app, sim) = connected_without_external_id().await;
+    let (app, sim) = connected_without_external_id(without_desk_id_fields).await;
     app.sync_now().await;
     let desk = app.create_contact(json!({ "lastName": "Lovelace" })).await;
     round_failing_its_create(&app, &sim, SimHandle::drop_next).await;
