@@ -13,6 +13,7 @@ use serde_json::Value;
 use super::SyncError;
 use super::engine::{Counts, Round, SyncEngine, url_sized};
 use super::pull::{Incoming, READ_BY_ID, read_ids};
+use super::push::DESK_ID_FIELD;
 use super::records::{SalesforceValues, changed_since, hash};
 use crate::domain::{Direction, Module};
 use crate::salesforce::soql::{Condition, Ident, Literal, Select};
@@ -64,6 +65,7 @@ impl SyncEngine {
                 .or_else(|| {
                     found.iter().position(|record| {
                         record.desk_ref.is_none()
+                            && !values.is_empty()
                             && changed_since(values, Some(&record.profile)).is_empty()
                     })
                 });
@@ -93,9 +95,9 @@ impl SyncEngine {
     }
 
     /// The ids of the module's records created since `since` by the signed-in user (when the
-    /// sign-in says who that is), narrowed to those whose first mandatory field holds a value
-    /// one of the creates sent: a few queries, five to a call, however many records the sync
-    /// created meanwhile.
+    /// sign-in says who that is), narrowed to those whose `Helpdesk_Id__c` names one of the
+    /// desk records, or whose first mandatory field holds a value one of the creates sent: a
+    /// few queries, five to a call, however many records the sync created meanwhile.
     async fn created_since(
         &self,
         round: &Round,
@@ -119,34 +121,44 @@ impl SyncEngine {
             ));
         }
         let describe = round.client.describe(object).await?;
-        let narrowing = describe
+        let mandatory = describe
             .fields
             .iter()
             .filter(|f| f.required_on_create() && f.filterable)
             .find_map(|f| {
-                let mut values: Vec<String> = sent
+                let values: Vec<String> = sent
                     .iter()
                     .map(|(_, v)| v.get(&f.name).and_then(Value::as_str).map(str::to_owned))
                     .collect::<Option<_>>()?;
-                values.sort();
-                values.dedup();
                 Some((Ident::parse(&f.name).ok()?, values))
             });
+        // A plain Helpdesk_Id__c finds a record whatever was edited since, its mandatory field
+        // included; the mandatory field finds it where there is none.
+        let by_desk_id = describe
+            .field(DESK_ID_FIELD)
+            .filter(|f| f.filterable)
+            .and_then(|f| Ident::parse(&f.name).ok())
+            .map(|field| (field, sent.iter().map(|(id, _)| id.to_string()).collect()));
+        let narrowings: Vec<(Ident, Vec<String>)> =
+            by_desk_id.into_iter().chain(mandatory).collect();
         let id = Ident::parse("Id")?;
-        let soqls: Vec<String> = match &narrowing {
-            Some((field, values)) => url_sized(values)
-                .map(|chunk| {
-                    base.clone()
-                        .filter(Condition::in_list(
-                            field,
-                            chunk.iter().map(|v| Literal::Text(v.clone())),
-                        ))
-                        .order_by(&id, true)
-                        .build()
-                })
-                .collect(),
-            None => vec![base.order_by(&id, true).build()],
-        };
+        let mut soqls = Vec::new();
+        for (field, mut values) in narrowings.iter().cloned() {
+            values.sort();
+            values.dedup();
+            soqls.extend(url_sized(&values).map(|chunk| {
+                base.clone()
+                    .filter(Condition::in_list(
+                        &field,
+                        chunk.iter().map(|v| Literal::Text(v.clone())),
+                    ))
+                    .order_by(&id, true)
+                    .build()
+            }));
+        }
+        if narrowings.is_empty() {
+            soqls.push(base.order_by(&id, true).build());
+        }
         let mut ids = Vec::new();
         for rows in round.client.queries(&soqls).await {
             ids.extend(

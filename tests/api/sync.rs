@@ -1794,23 +1794,29 @@ async fn a_plain_helpdesk_id_field_names_a_lost_creates_record_even_once_it_is_e
         made["Helpdesk_Id__c"], curie["id"],
         "the create wrote the desk id"
     );
-    // Edited before the next round: it no longer holds what was sent, yet names its desk
-    // record, so it is still the create's answer, and the edit comes to the desk.
+    // Edited before the next round, last name and all: it no longer holds what was sent, yet
+    // names its desk record, so it is still the create's answer, and the edit comes to the
+    // desk.
     let made = made["Id"].as_str().unwrap().to_owned();
     sim.advance_clock(1);
-    sim.update("Contact", &made, json!({ "Title": "Physicist" }))
-        .unwrap();
+    sim.update(
+        "Contact",
+        &made,
+        json!({ "LastName": "Skłodowska-Curie", "Title": "Physicist" }),
+    )
+    .unwrap();
     let report = app.sync_now().await;
     assert_eq!(report.pushed.added, 1, "{report:?}");
     assert_eq!(sim.count("Contact"), 1, "not created again");
     assert_eq!(salesforce_id_of(&app, &curie["id"]).await, made);
-    let curies = by_last_name(&contacts(&app).await, "Curie")
-        .into_iter()
-        .map(|c| c["title"].clone())
-        .collect::<Vec<_>>();
+    let desk: Vec<(Value, Value)> = contacts(&app)
+        .await
+        .iter()
+        .map(|c| (c["lastName"].clone(), c["title"].clone()))
+        .collect();
     assert_eq!(
-        curies,
-        [json!("Physicist")],
+        desk,
+        [(json!("Skłodowska-Curie"), json!("Physicist"))],
         "one desk record, with the edit"
     );
     let mark = sim.request_count();
