@@ -77,7 +77,7 @@ impl Incoming {
     }
 
     /// Links the desk record to this Salesforce record as read, and resolves their failures.
-    pub(super) async fn link(
+    async fn link(
         &self,
         batch: &mut SyncBatch<'_>,
         module: Module,
