@@ -168,16 +168,7 @@ impl SimHandle {
     /// created it without ticking "External ID": describe says `externalId: false`, and an
     /// upsert by it is refused with 404 `NOT_FOUND`.
     pub fn make_plain_field(&self, sobject: &str, field: &str) -> Result<(), ApiError> {
-        let obj = rest_object(sobject)?;
-        let index = Schema::get()
-            .object(obj)
-            .field_index(field)
-            .ok_or_else(|| {
-                ApiError::bad_request(
-                    "INVALID_FIELD",
-                    format!("No such column '{field}' on entity '{sobject}'"),
-                )
-            })?;
+        let (obj, index) = custom_field(sobject, field)?;
         lock(&self.sim.store).make_plain(obj, index);
         Ok(())
     }
@@ -186,17 +177,7 @@ impl SimHandle {
     /// created it: describe leaves it out, and writes and queries naming it are refused with
     /// `INVALID_FIELD`.
     pub fn remove_field(&self, sobject: &str, field: &str) -> Result<(), ApiError> {
-        let obj = rest_object(sobject)?;
-        let index = Schema::get()
-            .object(obj)
-            .field_index(field)
-            .filter(|_| field.ends_with("__c"))
-            .ok_or_else(|| {
-                ApiError::bad_request(
-                    "INVALID_FIELD",
-                    format!("No custom field '{field}' on entity '{sobject}'"),
-                )
-            })?;
+        let (obj, index) = custom_field(sobject, field)?;
         lock(&self.sim.store).remove_field(obj, index);
         Ok(())
     }
@@ -330,4 +311,20 @@ impl SimHandle {
 
 fn rest_object(sobject: &str) -> Result<schema::ObjIdx, ApiError> {
     rest::sobject(sobject)
+}
+
+/// The object and position of one of an object's custom fields (`…__c`).
+fn custom_field(sobject: &str, field: &str) -> Result<(schema::ObjIdx, usize), ApiError> {
+    let obj = rest_object(sobject)?;
+    let index = Schema::get()
+        .object(obj)
+        .field_index(field)
+        .filter(|_| field.ends_with("__c"))
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "INVALID_FIELD",
+                format!("No custom field '{field}' on entity '{sobject}'"),
+            )
+        })?;
+    Ok((obj, index))
 }
