@@ -377,6 +377,21 @@ async function main() {
     assert(global.sobjects.some((s) => s.name === 'Account' && s.keyPrefix === '001'), 'global describe lacks Account');
   });
 
+  await check('an enhanced note\'s content read as a blob', async () => {
+    const html = '<p>Met the <b>whole</b> team &amp; legal.</p>';
+    const { id } = await conn.sobject('ContentNote').create({
+      Title: `${TAG}note`,
+      Content: Buffer.from(html).toString('base64'),
+    });
+    isId(id, '069', 'ContentNote id');
+    const [note] = (await conn.query(`SELECT Content, TextPreview FROM ContentNote WHERE Id = '${id}'`)).records;
+    assert(typeof note.Content === 'string' && note.Content.endsWith(`/sobjects/ContentNote/${id}/Content`), `Content reads as its blob URL: ${note.Content}`);
+    equal(note.TextPreview, 'Met the whole team & legal.', 'TextPreview');
+    const chunks = [];
+    for await (const chunk of conn.sobject('ContentNote').record(id).blob('Content')) chunks.push(Buffer.from(chunk));
+    equal(Buffer.concat(chunks).toString('utf8'), html, 'the blob is the content as written');
+  });
+
   await check('limits', async () => {
     const limits = await conn.limits();
     const daily = limits.DailyApiRequests;

@@ -159,6 +159,11 @@ impl SObject {
         self.field_index(name).map(|i| &self.fields[i])
     }
 
+    /// Whether `name` is a base64 field, whose bytes sObject Blob Get serves.
+    pub fn is_blob(&self, name: &str) -> bool {
+        self.field(name).is_some_and(|f| f.kind == Kind::Base64)
+    }
+
     pub fn relationship(&self, name: &str) -> Option<&Field> {
         self.fields
             .iter()

@@ -93,17 +93,17 @@ fn cut_off() -> HttpResponse {
 }
 
 fn json_response(status: u16, body: Option<&Json>) -> HttpResponse {
-    text_response(status, body.map(Json::to_string))
+    reply_response(status, body.map(|b| b.to_string().into_bytes()), None)
 }
 
 /// A response whose body is JSON text already written.
-fn text_response(status: u16, body: Option<String>) -> HttpResponse {
+fn reply_response(status: u16, body: Option<Vec<u8>>, kind: Option<&str>) -> HttpResponse {
     let mut builder = HttpResponse::build(
         StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
     );
     match body {
         Some(body) => builder
-            .content_type("application/json;charset=UTF-8")
+            .content_type(kind.unwrap_or("application/json;charset=UTF-8"))
             .body(body),
         None => builder.finish(),
     }
@@ -205,9 +205,10 @@ fn data(
         Ok(Reply {
             status,
             body,
+            content_type,
             location,
         }) => {
-            let mut response = text_response(status, body);
+            let mut response = reply_response(status, body, content_type);
             if let Some(value) =
                 location.and_then(|l| actix_web::http::header::HeaderValue::from_str(&l).ok())
             {

@@ -335,7 +335,8 @@ impl Store {
 /// The API version in the blob URLs of base64 fields.
 const BLOB_VERSION: &str = "62.0";
 
-/// What Salesforce shows of a note: its text without markup, at most 255 characters.
+/// What Salesforce shows of a note: its text without markup (character references
+/// decoded), at most 255 characters.
 fn text_preview(base64_body: &str) -> String {
     use base64::Engine;
     let body = base64::engine::general_purpose::STANDARD
@@ -355,6 +356,13 @@ fn text_preview(base64_body: &str) -> String {
             _ => {}
         }
     }
+    let text = text
+        .replace("&nbsp;", " ")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&amp;", "&");
     let words: Vec<&str> = text.split_whitespace().collect();
     words.join(" ").chars().take(255).collect()
 }

@@ -29,10 +29,13 @@ impl Ctx {
     }
 }
 
-/// An answer: its status, its body as JSON text, and where a created record lives.
+/// An answer: its status, its body (JSON text, or a blob's bytes), and where a created
+/// record lives.
 pub struct Reply {
     pub status: u16,
-    pub body: Option<String>,
+    pub body: Option<Vec<u8>>,
+    /// Set for a blob; JSON otherwise.
+    pub content_type: Option<&'static str>,
     pub location: Option<String>,
 }
 
@@ -45,17 +48,27 @@ impl Reply {
     pub fn text(body: String) -> Self {
         Reply {
             status: 200,
-            body: Some(body),
+            body: Some(body.into_bytes()),
+            content_type: None,
             location: None,
         }
     }
 
     pub fn with(status: u16, body: Json) -> Self {
+        Reply::text(body.to_string()).status(status)
+    }
+
+    /// A 200 whose body is a blob field's bytes, as sObject Blob Get sends them.
+    pub fn blob(bytes: Vec<u8>) -> Self {
         Reply {
-            status,
-            body: Some(body.to_string()),
-            location: None,
+            content_type: Some("application/octetstream"),
+            body: Some(bytes),
+            ..Reply::empty().status(200)
         }
+    }
+
+    fn status(self, status: u16) -> Self {
+        Reply { status, ..self }
     }
 
     /// A 201 with a `Location` header pointing at the new record.
@@ -73,6 +86,7 @@ impl Reply {
         Reply {
             status: 204,
             body: None,
+            content_type: None,
             location: None,
         }
     }

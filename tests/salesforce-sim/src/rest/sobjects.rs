@@ -32,6 +32,9 @@ pub fn handle(
         ["updated"] if get => replication::updated(sim, ctx, obj),
         ["deleted"] if get => replication::deleted(sim, ctx, obj),
         [id] if ids::normalize(id).is_some() => by_id(sim, ctx, method, obj, id, body),
+        [id, field] if get && ids::normalize(id).is_some() && object.is_blob(field) => {
+            blob(sim, obj, id, field)
+        }
         [field] => Err(no_external_field(field)),
         [field, value] if get || method == Method::PATCH => {
             by_external(sim, ctx, method, obj, field, value, body)
@@ -116,6 +119,24 @@ fn by_id(
         }
         _ => Err(method_not_allowed(method)),
     }
+}
+
+/// sObject Blob Get: a base64 field's bytes, as they were written.
+fn blob(sim: &Sim, obj: ObjIdx, id: &str, field: &str) -> Result<Reply, ApiError> {
+    use base64::Engine;
+
+    let store = lock(&sim.store);
+    let row = existing(&store, obj, id)?;
+    let object = Schema::get().object(obj);
+    let stored = object
+        .field_index(field)
+        .and_then(|i| store.record(obj, row).stored(i))
+        .and_then(|v| v.as_str())
+        .ok_or_else(ApiError::not_found)?;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(stored)
+        .map_err(|_| ApiError::not_found())?;
+    Ok(Reply::blob(bytes))
 }
 
 fn by_external(

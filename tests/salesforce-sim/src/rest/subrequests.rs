@@ -209,6 +209,16 @@ fn run(
             super::handle(sim, &ctx, method, &segments, body.as_bytes())
         });
     match outcome {
+        // sObject Blob Get answers bytes, which a composite answer cannot carry.
+        Ok(reply) if reply.content_type.is_some() => (
+            400,
+            Map::new(),
+            ApiError::bad_request(
+                "INVALID_API_INPUT",
+                format!("{path}: blob data cannot be read in a composite subrequest"),
+            )
+            .body(),
+        ),
         Ok(reply) => {
             let mut headers = Map::new();
             if let Some(location) = reply.location {
@@ -216,7 +226,11 @@ fn run(
             }
             let body = reply
                 .body
-                .map(|text| serde_json::from_str(&text).unwrap_or(Json::String(text)))
+                .map(|bytes| {
+                    serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+                        Json::String(String::from_utf8_lossy(&bytes).into_owned())
+                    })
+                })
                 .unwrap_or(Json::Null);
             (reply.status, headers, body)
         }
