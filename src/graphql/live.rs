@@ -1,7 +1,8 @@
 //! Opportunities, notes, events and tasks, read live from Salesforce for the panels: one SOQL
 //! query per kind per request, whatever the number of panels, sent five to a composite call,
 //! behind a short cache kept per profile. Enhanced notes take one more query, for the notes
-//! their links name. When Salesforce cannot answer, what the cache holds is served marked
+//! their links name, and a note's whole content one call of its own, asked for only by a
+//! reader who opens it. When Salesforce cannot answer, what the cache holds is served marked
 //! stale.
 
 use std::collections::{HashMap, VecDeque};
@@ -10,10 +11,12 @@ use std::time::Duration;
 
 use async_graphql::dataloader::Loader;
 use chrono::{DateTime, Utc};
+use futures_util::{StreamExt, TryStreamExt, stream};
 use serde_json::Value;
 
-use crate::salesforce::Record;
+use crate::domain::SalesforceId;
 use crate::salesforce::soql::{Condition, Ident, Literal, Select};
+use crate::salesforce::{Record, SalesforceClient};
 use crate::sync::Integrations;
 
 /// What a panel reads live.
@@ -30,6 +33,8 @@ pub enum Live {
     ContentNotes,
     Events,
     Tasks,
+    /// The whole content of an enhanced note, by the note's id: a blob, read one call a note.
+    NoteContent,
 }
 
 /// Ids per query: short enough for a GET request line.
@@ -109,6 +114,8 @@ impl Live {
                 ],
                 &["WhoId", "WhatId"],
             ),
+            // Not a query: the blob of each note named (see `LiveLoader::contents`).
+            Live::NoteContent => ("ContentNote", &["Id", "Content"], &["Id"]),
         }
     }
 
@@ -227,8 +234,7 @@ pub struct LiveLoader {
 
 impl LiveLoader {
     /// The records of each kind for its parents, with one SOQL query per kind (per 200
-    /// parents), sent five to a call. The links of enhanced notes go first, and the notes
-    /// they name join the queue behind the rest: six kinds and their notes are two calls.
+    /// parents), sent five to a call, beside the contents of the notes asked for.
     async fn fetch(&self, wanted: &[(Live, Vec<String>)]) -> Vec<Result<Vec<Record>, String>> {
         if wanted.is_empty() {
             // All of it was cached: no client is needed.
@@ -239,69 +245,228 @@ impl LiveLoader {
             Err(e) => return wanted.iter().map(|_| Err(e.to_string())).collect(),
         };
         let mut results: Vec<Result<Vec<Record>, String>> = vec![Ok(Vec::new()); wanted.len()];
-        // Of enhanced notes, by kind: the links read, and the notes they name.
-        let mut links: HashMap<usize, Vec<Record>> = HashMap::new();
-        let mut notes: HashMap<String, Record> = HashMap::new();
-        let mut queue: VecDeque<(usize, Step, String)> = VecDeque::new();
-        let mut order: Vec<usize> = (0..wanted.len()).collect();
-        order.sort_by_key(|&i| wanted[i].0 != Live::ContentNotes);
-        for i in order {
-            let (kind, parents) = &wanted[i];
-            for chunk in parents.chunks(IDS_PER_QUERY) {
-                match kind.soql(chunk) {
-                    Ok(soql) => queue.push_back((i, Step::List, soql)),
-                    Err(e) => results[i] = Err(e.to_string()),
+        let contents = wanted
+            .iter()
+            .position(|(kind, _)| *kind == Live::NoteContent);
+        let (read, ()) = tokio::join!(
+            async {
+                match contents {
+                    Some(i) => Some(note_contents(&client, &wanted[i].1).await),
+                    None => None,
                 }
-            }
-        }
-        while !queue.is_empty() {
-            let asked: Vec<(usize, Step, String)> = queue
-                .drain(..queue.len().min(crate::salesforce::COMPOSITE_QUERIES))
-                .collect();
-            let soqls: Vec<String> = asked.iter().map(|(_, _, soql)| soql.clone()).collect();
-            let answers = client.queries(&soqls).await;
-            for ((i, step, _), answer) in asked.into_iter().zip(answers) {
-                let kind = wanted[i].0;
-                if results[i].is_err() {
-                    continue;
-                }
-                match (answer, step) {
-                    // An org without enhanced notes (or a user who may not read them) has
-                    // no such object: there are none to show.
-                    (Err(e), Step::List)
-                        if kind == Live::ContentNotes && e.code() == Some("INVALID_TYPE") => {}
-                    (Err(e), _) => results[i] = Err(e.to_string()),
-                    (Ok(page), Step::List) if kind == Live::ContentNotes => {
-                        match note_queries(&page) {
-                            Ok(soqls) => {
-                                queue.extend(soqls.into_iter().map(|soql| (i, Step::Notes, soql)))
-                            }
-                            Err(e) => results[i] = Err(e.to_string()),
-                        }
-                        links.entry(i).or_default().extend(page);
-                    }
-                    (Ok(page), Step::Notes) => {
-                        for note in page {
-                            if let Some(id) = note.get("Id").and_then(Value::as_str) {
-                                notes.insert(id.to_owned(), note.clone());
-                            }
-                        }
-                    }
-                    (Ok(page), Step::List) => {
-                        if let Ok(records) = &mut results[i] {
-                            records.extend(page);
-                        }
-                    }
-                }
-            }
-        }
-        for (i, links) in links {
-            if let Ok(records) = &mut results[i] {
-                records.extend(noted(&links, &notes));
-            }
+            },
+            lists(&client, wanted, &mut results)
+        );
+        if let (Some(i), Some(read)) = (contents, read) {
+            results[i] = read;
         }
         results
     }
+}
+
+/// Each list kind's records, one SOQL query per kind (per 200 parents), sent five to a call.
+/// The links of enhanced notes go first, and the notes they name join the queue behind the
+/// rest: six kinds and their notes are two calls.
+async fn lists(
+    client: &SalesforceClient,
+    wanted: &[(Live, Vec<String>)],
+    results: &mut [Result<Vec<Record>, String>],
+) {
+    // Of enhanced notes, by kind: the links read, and the notes they name.
+    let mut links: HashMap<usize, Vec<Record>> = HashMap::new();
+    let mut notes: HashMap<String, Record> = HashMap::new();
+    let mut queue: VecDeque<(usize, Step, String)> = VecDeque::new();
+    let mut order: Vec<usize> = (0..wanted.len())
+        .filter(|&i| wanted[i].0 != Live::NoteContent)
+        .collect();
+    order.sort_by_key(|&i| wanted[i].0 != Live::ContentNotes);
+    for i in order {
+        let (kind, parents) = &wanted[i];
+        for chunk in parents.chunks(IDS_PER_QUERY) {
+            match kind.soql(chunk) {
+                Ok(soql) => queue.push_back((i, Step::List, soql)),
+                Err(e) => results[i] = Err(e.to_string()),
+            }
+        }
+    }
+    while !queue.is_empty() {
+        let asked: Vec<(usize, Step, String)> = queue
+            .drain(..queue.len().min(crate::salesforce::COMPOSITE_QUERIES))
+            .collect();
+        let soqls: Vec<String> = asked.iter().map(|(_, _, soql)| soql.clone()).collect();
+        let answers = client.queries(&soqls).await;
+        for ((i, step, _), answer) in asked.into_iter().zip(answers) {
+            let kind = wanted[i].0;
+            if results[i].is_err() {
+                continue;
+            }
+            match (answer, step) {
+                // An org without enhanced notes (or a user who may not read them) has no
+                // such object: there are none to show.
+                (Err(e), Step::List)
+                    if kind == Live::ContentNotes && e.code() == Some("INVALID_TYPE") => {}
+                (Err(e), _) => results[i] = Err(e.to_string()),
+                (Ok(page), Step::List) if kind == Live::ContentNotes => {
+                    match note_queries(&page) {
+                        Ok(soqls) => {
+                            queue.extend(soqls.into_iter().map(|soql| (i, Step::Notes, soql)))
+                        }
+                        Err(e) => results[i] = Err(e.to_string()),
+                    }
+                    links.entry(i).or_default().extend(page);
+                }
+                (Ok(page), Step::Notes) => {
+                    for note in page {
+                        if let Some(id) = note.get("Id").and_then(Value::as_str) {
+                            notes.insert(id.to_owned(), note.clone());
+                        }
+                    }
+                }
+                (Ok(page), Step::List) => {
+                    if let Ok(records) = &mut results[i] {
+                        records.extend(page);
+                    }
+                }
+            }
+        }
+    }
+    for (i, links) in links {
+        if let Ok(records) = &mut results[i] {
+            records.extend(noted(&links, &notes));
+        }
+    }
+}
+
+/// Enhanced notes read this many at a time: each is a call of its own.
+const CONTENTS_AT_ONCE: usize = 4;
+
+/// Each named enhanced note's whole content, as text: `{Id, Content}` for a note with
+/// content, nothing for one without or gone. Blobs cannot be read in a composite call, so
+/// each note is a call.
+async fn note_contents(client: &SalesforceClient, ids: &[String]) -> Result<Vec<Record>, String> {
+    let (object, fields, _) = Live::NoteContent.select();
+    let field = fields[1];
+    stream::iter(ids.iter().cloned())
+        .map(|id: String| async move {
+            let parsed = SalesforceId::parse(&id).map_err(|e| e.to_string())?;
+            let blob = client
+                .blob(object, &parsed, field)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(blob.map(|bytes| {
+                let mut record = Record::new();
+                record.insert("Id".into(), Value::String(id));
+                record.insert(
+                    field.into(),
+                    Value::String(note_text(&String::from_utf8_lossy(&bytes))),
+                );
+                record
+            }))
+        })
+        .buffer_unordered(CONTENTS_AT_ONCE)
+        .try_filter_map(|record| async move { Ok(record) })
+        .try_collect()
+        .await
+}
+
+/// A note's content as text. Enhanced notes are HTML (`<p>…</p>`, a paragraph a line): the
+/// markup goes, each paragraph, list item and line break starts a line, character references
+/// are decoded and runs of spaces fold into one. Content written as plain text stays as it is.
+fn note_text(content: &str) -> String {
+    let html = content.contains('<') && content.contains('>');
+    if !html {
+        return content.trim().to_owned();
+    }
+    let mut text = String::with_capacity(content.len());
+    let mut rest = content;
+    while let Some(open) = rest.find('<') {
+        text.push_str(&decode_references(&rest[..open]).replace(['\r', '\n'], " "));
+        let Some(close) = rest[open..].find('>') else {
+            rest = &rest[open..];
+            break;
+        };
+        let tag = rest[open + 1..open + close]
+            .trim_start_matches('/')
+            .split(|c: char| c.is_whitespace() || c == '/')
+            .next()
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        match tag.as_str() {
+            "br" => text.push('\n'),
+            "p" | "div" | "li" | "ul" | "ol" | "tr" | "blockquote" | "pre" | "h1" | "h2" | "h3"
+            | "h4" | "h5" | "h6"
+                if !text.is_empty() && !text.ends_with('\n') =>
+            {
+                text.push('\n');
+            }
+            _ => {}
+        }
+        rest = &rest[open + close + 1..];
+    }
+    text.push_str(&decode_references(rest).replace(['\r', '\n'], " "));
+    let lines: Vec<String> = text
+        .split('\n')
+        .map(|line| line.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
+    let mut out = String::with_capacity(text.len());
+    let mut blank = 0;
+    for line in lines.iter().skip_while(|l| l.is_empty()) {
+        if line.is_empty() {
+            blank += 1;
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(if blank > 0 { "\n\n" } else { "\n" });
+        }
+        blank = 0;
+        out.push_str(line);
+    }
+    out
+}
+
+/// `&amp;`, `&lt;`, `&gt;`, `&quot;`, `&apos;`, `&#39;`, `&nbsp;` and numeric references as
+/// the characters they stand for; anything else as written.
+fn decode_references(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.contains('&') {
+        return text.into();
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find('&') {
+        out.push_str(&rest[..at]);
+        rest = &rest[at..];
+        let decoded = rest.find(';').filter(|&end| end <= 10).and_then(|end| {
+            let name = &rest[1..end];
+            let c = match name {
+                "amp" => Some('&'),
+                "lt" => Some('<'),
+                "gt" => Some('>'),
+                "quot" => Some('"'),
+                "apos" => Some('\''),
+                "nbsp" => Some(' '),
+                _ => name
+                    .strip_prefix("#x")
+                    .or_else(|| name.strip_prefix("#X"))
+                    .map(|hex| u32::from_str_radix(hex, 16))
+                    .or_else(|| name.strip_prefix('#').map(str::parse))
+                    .and_then(Result::ok)
+                    .and_then(char::from_u32),
+            };
+            c.map(|c| (c, end))
+        });
+        match decoded {
+            Some((c, end)) => {
+                out.push(c);
+                rest = &rest[end + 1..];
+            }
+            None => {
+                out.push('&');
+                rest = &rest[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out.into()
 }
 
 /// What a query the loader sends reads: a page of a kind's list, or the enhanced notes that
@@ -422,5 +587,34 @@ impl Loader<LiveKey> for LiveLoader {
             }
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::note_text;
+
+    #[test]
+    fn a_note_reads_as_its_text_a_paragraph_a_line() {
+        assert_eq!(
+            note_text(
+                "<p>Met the <b>whole</b>\n team.</p><p><br></p><p>Q&amp;A &lt;soon&gt; &#8212; &#x263A;</p>"
+            ),
+            "Met the whole team.\n\nQ&A <soon> \u{2014} \u{263A}"
+        );
+        assert_eq!(
+            note_text("<ul><li>one</li><li>two</li></ul><div>three<br>four</div>"),
+            "one\ntwo\nthree\nfour"
+        );
+        assert_eq!(
+            note_text("  Plain text,\nas written.  "),
+            "Plain text,\nas written.",
+            "content without markup stays as it is"
+        );
+        assert_eq!(
+            note_text("<p>AT&T &unknown; & more</p>"),
+            "AT&T &unknown; & more",
+            "an ampersand that starts no reference stays"
+        );
     }
 }

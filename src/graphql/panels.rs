@@ -7,6 +7,7 @@
 //! events and tasks are read live (see `live`).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use async_graphql::dataloader::DataLoader;
@@ -73,6 +74,8 @@ pub struct PanelRequest {
     org: OnceCell<Option<Arc<OrgView>>>,
     links: std::sync::Mutex<HashMap<LinkOf, Option<entity::record_link::Model>>>,
     live: OnceLock<DataLoader<LiveLoader>>,
+    /// Enhanced notes whose content this request has asked Salesforce for.
+    contents_read: AtomicUsize,
 }
 
 async fn org<'c>(ctx: &'c Context<'_>) -> ApiResult<&'c OrgView> {
@@ -262,14 +265,58 @@ pub struct Opportunity {
     view_in_salesforce_url: String,
 }
 
-/// A note on a Salesforce record.
+/// A note on a Salesforce record: a classic note, or an enhanced (Lightning) one.
 #[derive(SimpleObject)]
+#[graphql(complex)]
 pub struct SalesforceNote {
     id: ID,
     title: Option<String>,
+    /// The note's text: a classic note's whole body, an enhanced note's preview (its first
+    /// 255 characters, without markup or line breaks). `content` has all of it.
     body: Option<String>,
+    /// Whether `body` may be only the start of the note: an enhanced note whose preview is
+    /// as long as a preview gets.
+    truncated: bool,
     created_at: Option<String>,
     view_in_salesforce_url: String,
+    /// An enhanced note, whose content is read apart from the list.
+    #[graphql(skip)]
+    enhanced: bool,
+}
+
+/// The longest preview Salesforce keeps of an enhanced note, in characters.
+const PREVIEW_CHARS: usize = 255;
+
+/// Enhanced notes whose content one request may read from Salesforce: each is an API call.
+const CONTENTS_PER_REQUEST: usize = 25;
+
+#[ComplexObject]
+impl SalesforceNote {
+    /// The whole note as text, a paragraph a line. An enhanced note's content is one
+    /// Salesforce call a note (cached like the lists), so ask for it for the notes a reader
+    /// opens: `notes(ids: [...]) { content }`.
+    async fn content(&self, ctx: &Context<'_>) -> ApiResult<Option<String>> {
+        if !self.enhanced {
+            return Ok(self.body.clone());
+        }
+        let key = LiveKey(Live::NoteContent, self.id.0.clone());
+        let cached = ctx
+            .data_unchecked::<Arc<LiveCache>>()
+            .fresh_entry(ctx.viewer()?.profile.id.0, &key)
+            .is_some();
+        let request = ctx.data_unchecked::<PanelRequest>();
+        if !cached && request.contents_read.fetch_add(1, Ordering::Relaxed) >= CONTENTS_PER_REQUEST
+        {
+            return Err(ApiError::new(
+                Code::BadUserInput,
+                format!(
+                    "a request reads the content of at most {CONTENTS_PER_REQUEST} enhanced notes from Salesforce (each is an API call); ask for the notes a reader opens with notes(ids: [...])"
+                ),
+            ));
+        }
+        let fetched = live(ctx, Live::NoteContent, &self.id).await?;
+        Ok(fetched.records.first().and_then(|r| text(r, "Content")))
+    }
 }
 
 /// A Salesforce event (a meeting or call on the calendar).
@@ -421,26 +468,47 @@ fn opportunities(
         .collect()
 }
 
-/// A record's notes, classic and enhanced, newest first. Both lists are asked for together,
-/// so they are read in the same batch. An enhanced note's body is its preview (its first 255
-/// characters, without markup).
-async fn notes(ctx: &Context<'_>, parent: &str) -> ApiResult<Vec<SalesforceNote>> {
+/// A record's notes, classic and enhanced, newest first (only those of `ids`, when given).
+/// Both lists are asked for together, so they are read in the same batch. An enhanced
+/// note's body is its preview (its first 255 characters, without markup).
+async fn notes(
+    ctx: &Context<'_>,
+    parent: &str,
+    ids: Option<Vec<ID>>,
+) -> ApiResult<Vec<SalesforceNote>> {
     let (classic, enhanced) = tokio::try_join!(
         live(ctx, Live::Notes, parent),
         live(ctx, Live::ContentNotes, parent)
     )?;
+    let classic = classic.records.iter().map(|r| (r, false));
+    let enhanced = enhanced.records.iter().map(|r| (r, true));
     let mut notes: Vec<SalesforceNote> = classic
-        .records
-        .iter()
-        .chain(enhanced.records.iter())
-        .filter_map(|r| {
+        .chain(enhanced)
+        .filter_map(|(r, enhanced)| {
             let id = text(r, "Id")?;
+            if ids
+                .as_ref()
+                .is_some_and(|ids| !ids.iter().any(|i| i.0 == id))
+            {
+                return None;
+            }
+            let (body, truncated) = if enhanced {
+                let preview = text(r, "TextPreview");
+                let full = preview
+                    .as_ref()
+                    .is_some_and(|p| p.chars().count() >= PREVIEW_CHARS);
+                (preview, full)
+            } else {
+                (text(r, "Body"), false)
+            };
             Some(SalesforceNote {
                 view_in_salesforce_url: record_url(ctx, &id),
                 id: ID(id),
                 title: text(r, "Title"),
-                body: text(r, "Body").or_else(|| text(r, "TextPreview")),
+                body,
+                truncated,
                 created_at: text(r, "CreatedDate"),
+                enhanced,
             })
         })
         .collect();
@@ -538,13 +606,18 @@ impl SalesforceContact {
         Ok(Some(opportunities(ctx, &fetched, true, status)))
     }
 
-    /// Notes on the contact, classic and enhanced (Lightning), newest first.
+    /// Notes on the contact, classic and enhanced (Lightning), newest first; only those of
+    /// `ids` when given.
     #[graphql(
         guard = "Requires(domain::PermissionItem::Notes)",
         directive = requiresPermission::apply(PermissionItem::Notes)
     )]
-    async fn notes(&self, ctx: &Context<'_>) -> ApiResult<Option<Vec<SalesforceNote>>> {
-        Ok(Some(notes(ctx, &self.id).await?))
+    async fn notes(
+        &self,
+        ctx: &Context<'_>,
+        ids: Option<Vec<ID>>,
+    ) -> ApiResult<Option<Vec<SalesforceNote>>> {
+        Ok(Some(notes(ctx, &self.id, ids).await?))
     }
 
     /// Events with the contact, latest first.
@@ -597,13 +670,18 @@ impl SalesforceAccount {
         Ok(Some(opportunities(ctx, &fetched, false, status)))
     }
 
-    /// Notes on the account, classic and enhanced (Lightning), newest first.
+    /// Notes on the account, classic and enhanced (Lightning), newest first; only those of
+    /// `ids` when given.
     #[graphql(
         guard = "Requires(domain::PermissionItem::Notes)",
         directive = requiresPermission::apply(PermissionItem::Notes)
     )]
-    async fn notes(&self, ctx: &Context<'_>) -> ApiResult<Option<Vec<SalesforceNote>>> {
-        Ok(Some(notes(ctx, &self.id).await?))
+    async fn notes(
+        &self,
+        ctx: &Context<'_>,
+        ids: Option<Vec<ID>>,
+    ) -> ApiResult<Option<Vec<SalesforceNote>>> {
+        Ok(Some(notes(ctx, &self.id, ids).await?))
     }
 
     /// Events about the account, latest first.

@@ -358,6 +358,23 @@ impl SalesforceClient {
         }
     }
 
+    /// A base64 field's bytes (sObject Blob Get: a note's content, a file's body), or `None`
+    /// when the record does not exist or the field holds nothing. Blobs cannot be read in a
+    /// composite call, so each is a call of its own.
+    pub async fn blob(
+        &self,
+        object: &str,
+        id: &SalesforceId,
+        field: &str,
+    ) -> Result<Option<bytes::Bytes>, SalesforceError> {
+        let path = self.data_path(&format!("sobjects/{object}/{id}/{}", url_segment(field)));
+        match self.call(Method::GET, &path, &[], None, Repeat::Safe).await {
+            Ok((_, body)) => Ok(Some(body.0)),
+            Err(SalesforceError::Api { status: 404, .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     pub async fn create(
         &self,
         object: &str,

@@ -589,6 +589,161 @@ async fn without_salesforce_cached_lists_are_served_stale_and_only_to_the_same_p
     );
 }
 
+/// Lightning's note editor writes a paragraph a line, `<p><br></p>` for an empty one.
+const LONG_NOTE: &str = "<p>Renewal call with the <b>whole</b> buying committee &amp; legal.</p><p><br></p><ul><li>Wants SSO before signing</li><li>Budget moves to Q3</li></ul><p>";
+
+#[tokio::test]
+async fn an_enhanced_note_is_read_whole_only_for_the_notes_asked_for() {
+    use base64::Engine;
+
+    let (app, sim, contact) = with_activity(|_| {}).await;
+    let tail = "Next step: a pilot for the support team. ".repeat(8);
+    let html = format!("{LONG_NOTE}{}</p>", tail.trim_end());
+    sim.advance_clock(60);
+    let long = sim
+        .insert(
+            "ContentNote",
+            json!({ "Title": "Renewal", "Content": base64::engine::general_purpose::STANDARD.encode(&html) }),
+        )
+        .unwrap();
+    sim.insert(
+        "ContentDocumentLink",
+        json!({ "ContentDocumentId": long, "LinkedEntityId": contact }),
+    )
+    .unwrap();
+    let list =
+        "{ contacts(first: 5) { nodes { salesforce { notes { id title body truncated } } } } }";
+    let listed = app.gql_ok(list, json!({})).await;
+    let notes = listed["contacts"]["nodes"][0]["salesforce"]["notes"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let renewal = notes.iter().find(|n| n["title"] == "Renewal").unwrap();
+    let preview = renewal["body"].as_str().unwrap();
+    assert_eq!(preview.chars().count(), 255, "a preview: {preview}");
+    assert!(preview.starts_with("Renewal call with the whole buying committee & legal. Wants SSO"));
+    assert_eq!(renewal["truncated"], true);
+    for short in notes.iter().filter(|n| n["title"] != "Renewal") {
+        assert_eq!(short["truncated"], false, "{short}");
+    }
+
+    let open = "query($ids: [ID!]) { contacts(first: 5) { nodes { salesforce {
+        notes(ids: $ids) { id title body content } } } } }";
+    let before = api_calls(&sim);
+    let opened = app.gql_ok(open, json!({ "ids": [renewal["id"]] })).await;
+    assert_eq!(
+        api_calls(&sim) - before,
+        1,
+        "the lists come from the cache; the one note asked for is a call"
+    );
+    let expected = format!(
+        "Renewal call with the whole buying committee & legal.\n\nWants SSO before signing\nBudget moves to Q3\n{}",
+        tail.trim_end()
+    );
+    assert_eq!(
+        opened["contacts"]["nodes"][0]["salesforce"]["notes"],
+        json!([{ "id": renewal["id"], "title": "Renewal", "body": preview, "content": expected }]),
+        "only the note asked for, with its whole text, a paragraph a line"
+    );
+
+    let before = api_calls(&sim);
+    let every = app
+        .gql_fresh(
+            "Administrator",
+            "{ contacts(first: 5) { nodes { salesforce { notes { title content } } } } }",
+            json!({}),
+        )
+        .await;
+    assert!(every.get("errors").is_none(), "{every}");
+    assert_eq!(
+        api_calls(&sim) - before,
+        1,
+        "the note read before is cached; the other enhanced note is a call, a classic one none"
+    );
+    assert_eq!(
+        every["data"]["contacts"]["nodes"][0]["salesforce"]["notes"],
+        json!([
+            { "title": "Renewal", "content": expected },
+            { "title": "Prefers email", "content": "Never call before 10." },
+            { "title": "Kickoff", "content": "Met the whole team." },
+        ])
+    );
+
+    // Salesforce out of budget: what was read is served, what was not is null with a code.
+    sim.set_daily_api_limit(sim.api_usage());
+    let agent = app
+        .gql_as("Agent", open, json!({ "ids": [renewal["id"]] }))
+        .await;
+    let note = &agent["data"]["contacts"]["nodes"][0]["salesforce"]["notes"];
+    assert_eq!(
+        note,
+        &Value::Null,
+        "the Agent profile has no cached lists: {agent}"
+    );
+    assert!(
+        codes(&agent).contains(&"UPSTREAM_UNAVAILABLE".to_owned()),
+        "{agent}"
+    );
+    let admin = app
+        .gql_fresh("Administrator", open, json!({ "ids": [renewal["id"]] }))
+        .await;
+    assert_eq!(
+        admin["data"]["contacts"]["nodes"][0]["salesforce"]["notes"][0]["content"], expected,
+        "{admin}"
+    );
+}
+
+#[tokio::test]
+async fn a_request_reads_at_most_twenty_five_notes_whole() {
+    use base64::Engine;
+
+    let (app, sim, contact) = with_activity(|_| {}).await;
+    for n in 0..26 {
+        let note = sim
+            .insert(
+                "ContentNote",
+                json!({ "Title": format!("Call {n}"), "Content": base64::engine::general_purpose::STANDARD.encode(format!("<p>Call {n}</p>")) }),
+            )
+            .unwrap();
+        sim.insert(
+            "ContentDocumentLink",
+            json!({ "ContentDocumentId": note, "LinkedEntityId": contact }),
+        )
+        .unwrap();
+    }
+    let query = "{ contacts(first: 5) { nodes { salesforce { notes { title content } } } } }";
+    let before = api_calls(&sim);
+    let body = app.gql(query, json!({})).await;
+    let notes = body["data"]["contacts"]["nodes"][0]["salesforce"]["notes"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(notes.len(), 28, "{body}");
+    let read = notes.iter().filter(|n| n["content"].is_string()).count();
+    assert_eq!(
+        read,
+        25 + 1,
+        "twenty-five enhanced notes and the classic one: {body}"
+    );
+    assert_eq!(codes(&body), vec!["BAD_USER_INPUT"; 2], "{body}");
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("notes(ids:"),
+        "{body}"
+    );
+    assert_eq!(
+        api_calls(&sim) - before,
+        2 + 25,
+        "the lists, then a call a note read"
+    );
+
+    // What was read is cached and not counted again: the next request reads the rest.
+    let again = app.gql_fresh("Administrator", query, json!({})).await;
+    assert!(again.get("errors").is_none(), "{again}");
+}
+
 #[tokio::test]
 async fn a_panel_answers_its_fields_in_the_order_they_were_asked_for() {
     let (app, _sim, _) = with_activity(|_| {}).await;
