@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use async_graphql::dataloader::Loader;
 use chrono::{DateTime, Utc};
+use futures_util::future::OptionFuture;
 use futures_util::{StreamExt, TryStreamExt, stream};
 use serde_json::Value;
 
@@ -114,7 +115,7 @@ impl Live {
                 ],
                 &["WhoId", "WhatId"],
             ),
-            // Not a query: the blob of each note named (see `LiveLoader::contents`).
+            // Not a query: the blob of each note named (see `note_contents`).
             Live::NoteContent => ("ContentNote", &["Id", "Content"], &["Id"]),
         }
     }
@@ -249,12 +250,7 @@ impl LiveLoader {
             .iter()
             .position(|(kind, _)| *kind == Live::NoteContent);
         let (read, ()) = tokio::join!(
-            async {
-                match contents {
-                    Some(i) => Some(note_contents(&client, &wanted[i].1).await),
-                    None => None,
-                }
-            },
+            OptionFuture::from(contents.map(|i| note_contents(&client, &wanted[i].1))),
             lists(&client, wanted, &mut results)
         );
         if let (Some(i), Some(read)) = (contents, read) {
