@@ -19,6 +19,10 @@ pub struct Model {
     /// For a pull: the version (`SystemModstamp`) of the Salesforce record that failed.
     #[serde(skip)]
     pub salesforce_modstamp: Option<DateTimeUtc>,
+    /// For `MULTIPLE_MATCHES`: the key the records share (an email or an account name, as
+    /// they meet by), which ties the failures of one ambiguity together.
+    #[serde(skip)]
+    pub match_key: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -14,6 +14,7 @@ mod m20261130_000009_name_keys;
 mod m20261130_000010_failed_versions;
 mod m20261130_000011_unused_indexes;
 mod m20261202_000012_pending_creates;
+mod m20261204_000013_failure_match_keys;
 
 pub struct Migrator;
 
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000010_failed_versions::Migration),
             Box::new(m20261130_000011_unused_indexes::Migration),
             Box::new(m20261202_000012_pending_creates::Migration),
+            Box::new(m20261204_000013_failure_match_keys::Migration),
         ]
     }
 }

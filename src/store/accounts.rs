@@ -7,7 +7,7 @@ use sea_orm::{
 
 use super::contacts::{MASS_UPDATE_LIMIT, like_pattern, name_key};
 use super::page::{into_page, paginate};
-use super::sync::enqueue;
+use super::sync::{enqueue, settle_pushes};
 use super::{Page, PageRequest, Store, StoreError, StoreResult};
 use crate::domain::{
     AccountFields, AccountId, AccountInput, AccountPatch, DeskAction, DeskEntity, Invalid, Module,
@@ -171,6 +171,7 @@ impl Store {
         let mut active: account::ActiveModel = current.into();
         active.deleted_at = Set(Some(Utc::now()));
         let model = active.update(&*txn).await?;
+        settle_pushes(&*txn, Module::Accounts, id.0).await?;
         txn.commit().await?;
         self.publish(DeskEntity::Account, DeskAction::Deleted, id.0);
         Ok(model)

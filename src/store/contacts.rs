@@ -7,7 +7,7 @@ use sea_orm::{
 };
 
 use super::page::{into_page, paginate};
-use super::sync::enqueue;
+use super::sync::{enqueue, settle_pushes};
 use super::{Page, PageRequest, Store, StoreError, StoreResult};
 use crate::domain::{
     AccountId, ContactFields, ContactId, ContactInput, ContactPatch, DeskAction, DeskEntity,
@@ -214,6 +214,7 @@ impl Store {
         let mut active: contact::ActiveModel = current.into();
         active.deleted_at = Set(Some(Utc::now()));
         let model = active.update(&*txn).await?;
+        settle_pushes(&*txn, Module::Contacts, id.0).await?;
         txn.commit().await?;
         self.publish(DeskEntity::Contact, DeskAction::Deleted, id.0);
         Ok(model)

@@ -73,6 +73,22 @@ pub(crate) async fn enqueue(
     Ok(())
 }
 
+/// A desk record moved to the recycle bin has nothing left to send: the failures of sending
+/// it are settled (a restore queues it again).
+pub(crate) async fn settle_pushes(
+    db: &impl ConnectionTrait,
+    module: Module,
+    desk_id: i64,
+) -> StoreResult<()> {
+    sync_failure::Entity::update_many()
+        .col_expr(sync_failure::Column::ResolvedAt, Expr::value(Utc::now()))
+        .filter(open_failures(module, Direction::DeskToSalesforce))
+        .filter(sync_failure::Column::DeskId.eq(desk_id))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
 /// Deletes do not cross: the linked contacts of an account about to be purged from the desk
 /// stay in its Salesforce account, which their pushes go on naming.
 pub(crate) async fn keep_salesforce_account(
@@ -198,6 +214,8 @@ pub struct NewFailure {
     pub message: String,
     /// For a pull: the version of the Salesforce record that failed.
     pub modstamp: Option<DateTime<Utc>>,
+    /// For `MULTIPLE_MATCHES`: the key the records share.
+    pub match_key: Option<String>,
 }
 
 impl Store {
@@ -514,6 +532,77 @@ impl Store {
             .await?;
         txn.commit().await?;
         Ok(())
+    }
+
+    /// Wakes the `MULTIPLE_MATCHES` failures whose ambiguity may have cleared: those sharing
+    /// their key with another such failure that was resolved after they were last tried (one
+    /// of the records was merged away, given another key, or linked). A waiting Salesforce
+    /// record is made due for the next read of due records; a waiting desk record is queued
+    /// for the next push when `push` (two-way), and left waiting otherwise. Each one woken is
+    /// tried once: trying it again logs it anew or resolves it. Returns how many woke.
+    pub async fn wake_rivals(&self, module: Module, push: bool) -> StoreResult<usize> {
+        let multiple = FailureReason::MultipleMatches.as_str();
+        let waiting = sync_failure::Entity::find()
+            .filter(sync_failure::Column::Module.eq(module.as_str()))
+            .filter(sync_failure::Column::Reason.eq(multiple))
+            .filter(sync_failure::Column::ResolvedAt.is_null())
+            .filter(sync_failure::Column::MatchKey.is_not_null())
+            .all(self.connection())
+            .await?;
+        if waiting.is_empty() {
+            return Ok(0);
+        }
+        let keys: Vec<String> = waiting.iter().filter_map(|f| f.match_key.clone()).collect();
+        let settled: Vec<(Option<String>, Option<DateTime<Utc>>)> = sync_failure::Entity::find()
+            .select_only()
+            .column(sync_failure::Column::MatchKey)
+            .column_as(
+                Expr::col(sync_failure::Column::ResolvedAt).max(),
+                "resolved_at",
+            )
+            .filter(sync_failure::Column::Module.eq(module.as_str()))
+            .filter(sync_failure::Column::Reason.eq(multiple))
+            .filter(sync_failure::Column::ResolvedAt.is_not_null())
+            .filter(one_of(self.backend(), sync_failure::Column::MatchKey, keys))
+            .group_by(sync_failure::Column::MatchKey)
+            .into_tuple()
+            .all(self.connection())
+            .await?;
+        let settled: HashMap<String, DateTime<Utc>> = settled
+            .into_iter()
+            .filter_map(|(key, at)| Some((key?, at?)))
+            .collect();
+        let pull = Direction::SalesforceToDesk.as_str();
+        let (mut due, mut queued) = (Vec::new(), Vec::new());
+        for failure in waiting {
+            let woke = failure
+                .match_key
+                .as_ref()
+                .and_then(|k| settled.get(k))
+                .is_some_and(|resolved| *resolved > failure.at);
+            if !woke {
+                continue;
+            }
+            if failure.direction == pull {
+                due.push(failure.id);
+            } else if let Some(desk_id) = failure.desk_id.filter(|_| push) {
+                queued.push(desk_id);
+            }
+        }
+        if due.is_empty() && queued.is_empty() {
+            return Ok(0);
+        }
+        let txn = self.write().await?;
+        sync_failure::Entity::update_many()
+            .col_expr(sync_failure::Column::NextAttemptAt, Expr::value(Utc::now()))
+            .filter(sync_failure::Column::Id.is_in(due.iter().copied()))
+            .exec(&*txn)
+            .await?;
+        for desk_id in &queued {
+            enqueue(&*txn, module, *desk_id).await?;
+        }
+        txn.commit().await?;
+        Ok(due.len() + queued.len())
     }
 
     pub async fn outbox_len(&self) -> StoreResult<u64> {
@@ -1168,6 +1257,7 @@ impl SyncBatch<'_> {
                 Set(retry.next_attempt(new.reason, u32::try_from(attempts).unwrap_or(1), now));
             active.salesforce_id = Set(new.salesforce_id);
             active.salesforce_modstamp = Set(new.modstamp);
+            active.match_key = Set(new.match_key);
             let model = active.update(&*self.txn).await?;
             return self.log_failure(model).await;
         }
@@ -1183,6 +1273,7 @@ impl SyncBatch<'_> {
             next_attempt_at: Set(retry.next_attempt(new.reason, 1, now)),
             resolved_at: Set(None),
             salesforce_modstamp: Set(new.modstamp),
+            match_key: Set(new.match_key),
             ..Default::default()
         }
         .insert(&*self.txn)

@@ -360,6 +360,15 @@ impl SyncEngine {
                 .pushed
                 .add(self.find_lost_creates(&round, module).await?);
             report.pulled.add(self.pull(&round, module).await?);
+            // Records that could not be told apart (`MULTIPLE_MATCHES`) are tried again once
+            // one of those sharing their key settles: merged away, re-keyed or linked.
+            let woke = self
+                .store
+                .wake_rivals(module, sync_type == SyncType::TwoWay)
+                .await?;
+            if woke > 0 {
+                tracing::info!(%module, woke, "records that shared a key with a settled one are tried again");
+            }
             // Records that failed for a reason that clears up (a contact waiting for its
             // account) are read again once their next attempt is due.
             let due = self.store.due_pull_retries(module, 2_000).await?;

@@ -473,7 +473,7 @@ impl SyncEngine {
                     Err((
                         FailureReason::MultipleMatches,
                         format!(
-                            "Salesforce {object}s {} share the {key_name} of desk {object} {desk_id}, and none is linked yet, so which is its twin is not clear; merge them in Salesforce or change the {key_name} of all but one, then retry",
+                            "Salesforce {object}s {} share the {key_name} of desk {object} {desk_id}, and none is linked yet, so which is its twin is not clear; merge them in Salesforce or change the {key_name} of all but one, and the next round tries the rest again",
                             rivals.join(", "),
                             object = module.salesforce_object(),
                             key_name = desk::match_field(module),
@@ -595,7 +595,7 @@ impl SyncEngine {
                             Err((
                                 FailureReason::MultipleMatches,
                                 format!(
-                                    "Salesforce {} {} matches several desk records ({}); merge them or make the {} unique, then retry",
+                                    "Salesforce {} {} matches several desk records ({}); merge them in the desk or make the {} unique, and the next round tries again",
                                     module.salesforce_object(),
                                     inc.id,
                                     ids.join(", "),
@@ -622,6 +622,10 @@ impl SyncEngine {
                                 module,
                                 desk_id: links.get(&inc.id).map(|l| l.desk_id),
                                 salesforce_id: Some(inc.id.clone()),
+                                match_key: inc
+                                    .key
+                                    .clone()
+                                    .filter(|_| reason == FailureReason::MultipleMatches),
                                 reason,
                                 message,
                                 modstamp: Some(inc.modstamp),
@@ -651,6 +655,7 @@ impl SyncEngine {
                         module,
                         desk_id: None,
                         salesforce_id: Some(incoming[idx].id.clone()),
+                        match_key: None,
                         reason,
                         message,
                         modstamp: Some(incoming[idx].modstamp),

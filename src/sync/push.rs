@@ -325,11 +325,15 @@ impl SyncEngine {
                 Plan::Fail(reason, message) => {
                     counts.failed += 1;
                     let twin = links.get(&desk_id).map(|l| l.salesforce_id.clone());
+                    let key = records
+                        .get(&desk_id)
+                        .and_then(|r| DeskRecord::match_key(module, &r.values()))
+                        .filter(|_| reason == FailureReason::MultipleMatches);
                     self.log_push_failure(
                         &mut batch,
                         (module, desk_id, twin, upto),
-                        reason,
-                        message,
+                        (reason, message),
+                        key,
                     )
                     .await?;
                     continue;
@@ -410,8 +414,8 @@ impl SyncEngine {
                     self.log_push_failure(
                         &mut batch,
                         (module, desk_id, twin, upto),
-                        reason,
-                        message,
+                        (reason, message),
+                        None,
                     )
                     .await?;
                 }
@@ -434,13 +438,14 @@ impl SyncEngine {
     /// Logs a record that could not be sent. A transient failure keeps the record queued for
     /// its next attempt: its waiting change stays, and a record that had none (the first
     /// sync's export sends records no desk change queued) is queued now. Any other failure
-    /// waits in the log for a person, and its change leaves the queue.
+    /// waits in the log for a person, and its change leaves the queue. `match_key` is the key
+    /// a `MULTIPLE_MATCHES` record shares with the records it could not be told apart from.
     async fn log_push_failure(
         &self,
         batch: &mut SyncBatch<'_>,
         (module, desk_id, twin, upto): (Module, i64, Option<String>, Option<i64>),
-        reason: FailureReason,
-        message: String,
+        (reason, message): (FailureReason, String),
+        match_key: Option<String>,
     ) -> Result<(), SyncError> {
         let failure = NewFailure {
             direction: Direction::DeskToSalesforce,
@@ -450,6 +455,7 @@ impl SyncEngine {
             reason,
             message,
             modstamp: None,
+            match_key,
         };
         let logged = batch.fail(failure, &self.settings.retry).await?;
         match (logged.next_attempt_at, upto) {
@@ -537,9 +543,10 @@ impl SyncEngine {
                     *plan = Plan::Fail(
                         FailureReason::MultipleMatches,
                         format!(
-                            "desk {} records {} all match Salesforce {one}; merge them in the desk, then retry",
+                            "desk {} records {} all match Salesforce {one}; merge them in the desk or change the {key_name} of all but one, and the next round tries the rest again",
                             module.salesforce_object(),
-                            desks.join(", ")
+                            desks.join(", "),
+                            key_name = desk::match_field(module),
                         ),
                     );
                 }
@@ -556,7 +563,7 @@ impl SyncEngine {
                     *plan = Plan::Fail(
                         FailureReason::MultipleMatches,
                         format!(
-                            "desk {} {desk_id} matches several Salesforce records ({}); merge them in Salesforce, then retry",
+                            "desk {} {desk_id} matches several Salesforce records ({}); merge them in Salesforce, and the next round tries again",
                             module.salesforce_object(),
                             ids.join(", ")
                         ),

@@ -455,7 +455,7 @@ async fn a_record_the_first_export_could_not_send_for_a_while_is_sent_later() {
 }
 
 #[tokio::test]
-async fn a_refused_record_deleted_in_the_desk_leaves_nothing_open_once_retried() {
+async fn a_refused_record_moved_to_the_bin_leaves_nothing_open_and_goes_out_once_restored() {
     let (app, sim) = synced(|_| {}).await;
     let contact = app.create_contact(json!({ "lastName": "Withdrawn" })).await;
     sim.reject_next_records(&[(
@@ -463,19 +463,28 @@ async fn a_refused_record_deleted_in_the_desk_leaves_nothing_open_once_retried()
         "Contacts need a phone number",
     )]);
     app.sync_now().await;
-    let failure = open_failures(&app, None).await[0].clone();
+    assert_eq!(open_failures(&app, None).await.len(), 1);
 
     app.gql_ok(
         "mutation($id: ID!) { deleteContact(id: $id) { id } }",
         json!({ "id": contact["id"] }),
     )
     .await;
-    let retried = retry(&app, &failure["id"]).await;
-    assert!(
-        retried["resolvedAt"].is_string(),
-        "nothing is left to send: {retried}"
+    assert_eq!(
+        open_failures(&app, None).await,
+        Vec::<Value>::new(),
+        "nothing is left to send"
     );
+    app.sync_now().await;
     assert_eq!(in_org(&sim, "Withdrawn"), 0);
+
+    app.gql_ok(
+        "mutation($id: ID!) { restoreContact(id: $id) { id } }",
+        json!({ "id": contact["id"] }),
+    )
+    .await;
+    app.sync_now().await;
+    assert_eq!(in_org(&sim, "Withdrawn"), 1, "restored, it is sent again");
     assert_eq!(open_failures(&app, None).await, Vec::<Value>::new());
 }
 

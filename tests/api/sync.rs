@@ -869,6 +869,183 @@ async fn a_desk_contact_that_several_salesforce_contacts_match_is_not_guessed_ei
     assert_eq!(failures(&app).await, Vec::<Value>::new(), "all settled");
 }
 
+/// The open `MULTIPLE_MATCHES` failures: (direction, desk id, Salesforce id).
+async fn waiting_on_a_match(app: &TestApp) -> Vec<(String, Value, Value)> {
+    let data = app
+        .gql_ok(
+            "{ syncFailures(reason: MULTIPLE_MATCHES) { nodes { direction deskId salesforceId } } }",
+            json!({}),
+        )
+        .await;
+    data["syncFailures"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["direction"].as_str().unwrap().to_owned(),
+                f["deskId"].clone(),
+                f["salesforceId"].clone(),
+            )
+        })
+        .collect()
+}
+
+/// A desk contact and two Salesforce contacts of one email, after the round that found them
+/// ambiguous: (desk contact, Ann, Bea).
+async fn one_email_three_contacts(app: &TestApp, sim: &SimHandle) -> (Value, String, String) {
+    let desk = app
+        .create_contact(json!({ "lastName": "Desk", "email": "shared@example.com" }))
+        .await;
+    let ann = sim
+        .insert(
+            "Contact",
+            json!({ "LastName": "Ann", "Email": "shared@example.com" }),
+        )
+        .unwrap();
+    let bea = sim
+        .insert(
+            "Contact",
+            json!({ "LastName": "Bea", "Email": "Shared@Example.com" }),
+        )
+        .unwrap();
+    app.sync_now().await;
+    assert_eq!(
+        waiting_on_a_match(app).await.len(),
+        3,
+        "Ann, Bea and the desk contact wait"
+    );
+    sim.advance_clock(60);
+    (desk, ann, bea)
+}
+
+#[tokio::test]
+async fn a_merge_in_salesforce_settles_every_record_it_left_waiting() {
+    let (app, sim) = connected().await;
+    let (desk, ann, bea) = one_email_three_contacts(&app, &sim).await;
+
+    // Merged in Salesforce: Bea is deleted into Ann, whose record changes.
+    sim.delete("Contact", &bea).unwrap();
+    sim.update("Contact", &ann, json!({ "Title": "Merged" }))
+        .unwrap();
+    app.sync_now().await;
+    assert_eq!(salesforce_id_of(&app, &desk["id"]).await, ann);
+    assert_eq!(
+        waiting_on_a_match(&app).await,
+        vec![],
+        "Bea's failure, whose record is gone, settles with the rest and no retry by hand"
+    );
+    let list = contacts(&app).await;
+    assert_eq!(list.len(), 1, "{list:?}");
+    assert_eq!(list[0]["title"], "Merged");
+}
+
+#[tokio::test]
+async fn a_record_given_another_key_lets_the_one_left_meet_the_desk() {
+    let (app, sim) = connected().await;
+    let (desk, ann, bea) = one_email_three_contacts(&app, &sim).await;
+
+    sim.update("Contact", &bea, json!({ "Email": "bea@example.com" }))
+        .unwrap();
+    let report = app.sync_now().await;
+    assert_eq!(report.pulled.failed, 0, "{report:?}");
+    assert_eq!(
+        salesforce_id_of(&app, &desk["id"]).await,
+        ann,
+        "Ann, unchanged, is read again and meets the desk contact"
+    );
+    let list = contacts(&app).await;
+    let bea_in_desk = by_last_name(&list, "Bea");
+    assert_eq!(bea_in_desk.len(), 1, "{list:?}");
+    assert_eq!(bea_in_desk[0]["email"], "bea@example.com");
+    assert_eq!(salesforce_id_of(&app, &bea_in_desk[0]["id"]).await, bea);
+    assert_eq!(waiting_on_a_match(&app).await, vec![]);
+    assert_eq!(sim.count("Contact"), 2, "nothing was created in Salesforce");
+
+    let mark = sim.request_count();
+    let quiet = app.sync_now().await;
+    assert_eq!(
+        (quiet.pulled, quiet.pushed),
+        (Default::default(), Default::default()),
+        "nothing is woken twice"
+    );
+    assert_eq!(writes_since(&sim, mark), Vec::<String>::new());
+}
+
+/// A Salesforce contact and two desk contacts of one email, after the round that found them
+/// ambiguous: (Salesforce contact, desk One, desk Two).
+async fn two_desk_contacts_one_salesforce(
+    app: &TestApp,
+    sim: &SimHandle,
+) -> (String, Value, Value) {
+    let sf = sim
+        .insert(
+            "Contact",
+            json!({ "LastName": "Sol", "Email": "pair@example.com" }),
+        )
+        .unwrap();
+    let one = app
+        .create_contact(json!({ "lastName": "One", "email": "pair@example.com" }))
+        .await;
+    let two = app
+        .create_contact(json!({ "lastName": "Two", "email": "PAIR@example.com" }))
+        .await;
+    app.sync_now().await;
+    assert_eq!(
+        waiting_on_a_match(app).await.len(),
+        3,
+        "Sol, One and Two wait"
+    );
+    (sf, one, two)
+}
+
+#[tokio::test]
+async fn a_desk_contact_moved_to_the_bin_leaves_the_match_to_the_other() {
+    let (app, sim) = connected().await;
+    let (sf, one, two) = two_desk_contacts_one_salesforce(&app, &sim).await;
+
+    app.gql_ok(
+        "mutation($id: ID!) { deleteContact(id: $id) { id } }",
+        json!({ "id": two["id"] }),
+    )
+    .await;
+    let settled = waiting_on_a_match(&app).await;
+    assert_eq!(
+        settled.len(),
+        2,
+        "the binned contact has nothing to send: {settled:?}"
+    );
+    app.sync_now().await;
+    assert_eq!(salesforce_id_of(&app, &one["id"]).await, sf);
+    assert_eq!(waiting_on_a_match(&app).await, vec![]);
+    assert_eq!(sim.count("Contact"), 1);
+}
+
+#[tokio::test]
+async fn desk_contacts_told_apart_in_the_desk_meet_salesforce_on_their_own() {
+    let (app, sim) = connected().await;
+    let (sf, one, two) = two_desk_contacts_one_salesforce(&app, &sim).await;
+
+    app.gql_ok(
+        "mutation($id: ID!) { updateContact(id: $id, patch: { email: \"two@example.com\" }) { id } }",
+        json!({ "id": two["id"] }),
+    )
+    .await;
+    // Two, given its own email, goes out on its own; the round after, Sol and One meet.
+    app.sync_now().await;
+    app.sync_now().await;
+    assert_eq!(waiting_on_a_match(&app).await, vec![]);
+    assert_eq!(salesforce_id_of(&app, &one["id"]).await, sf);
+    let two_sf = salesforce_id_of(&app, &two["id"]).await;
+    assert_ne!(two_sf, sf);
+    assert_eq!(
+        sim.get("Contact", &two_sf).unwrap()["Email"],
+        "two@example.com"
+    );
+    assert_eq!(sim.count("Contact"), 2);
+    assert_eq!(contacts(&app).await.len(), 2);
+}
+
 #[tokio::test]
 async fn a_salesforce_contact_meets_only_desk_contacts_not_linked_yet() {
     let (app, sim) = connected().await;
