@@ -941,6 +941,38 @@ async fn a_merge_in_salesforce_settles_every_record_it_left_waiting() {
 }
 
 #[tokio::test]
+async fn accounts_merged_in_salesforce_settle_the_same_way() {
+    let (app, sim) = connected().await;
+    let desk = app.create_account("Acme Rockets").await;
+    let keep = sim
+        .insert("Account", json!({ "Name": "Acme Rockets" }))
+        .unwrap();
+    let gone = sim
+        .insert("Account", json!({ "Name": "ACME ROCKETS" }))
+        .unwrap();
+    app.sync_now().await;
+    assert_eq!(
+        waiting_on_a_match(&app).await.len(),
+        3,
+        "both accounts and the desk's wait"
+    );
+
+    sim.advance_clock(60);
+    sim.delete("Account", &gone).unwrap();
+    sim.update("Account", &keep, json!({ "Industry": "Aerospace" }))
+        .unwrap();
+    app.sync_now().await;
+    let id: i64 = desk["id"].as_str().unwrap().parse().unwrap();
+    let links = app
+        .store
+        .links_by_desk(tandem::domain::Module::Accounts, &[id])
+        .await
+        .unwrap();
+    assert_eq!(links[&id].salesforce_id, keep);
+    assert_eq!(waiting_on_a_match(&app).await, vec![]);
+}
+
+#[tokio::test]
 async fn a_record_given_another_key_lets_the_one_left_meet_the_desk() {
     let (app, sim) = connected().await;
     let (desk, ann, bea) = one_email_three_contacts(&app, &sim).await;
