@@ -784,9 +784,31 @@ async fn ambiguous_matches_are_logged_not_guessed() {
     );
 }
 
-#[tokio::test]
-async fn a_desk_contact_that_several_salesforce_contacts_match_is_not_guessed_either() {
-    let (app, sim) = connected().await;
+/// The open `MULTIPLE_MATCHES` failures: (direction, desk id, Salesforce id).
+async fn waiting_on_a_match(app: &TestApp) -> Vec<(String, Value, Value)> {
+    let data = app
+        .gql_ok(
+            "{ syncFailures(reason: MULTIPLE_MATCHES) { nodes { direction deskId salesforceId } } }",
+            json!({}),
+        )
+        .await;
+    data["syncFailures"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["direction"].as_str().unwrap().to_owned(),
+                f["deskId"].clone(),
+                f["salesforceId"].clone(),
+            )
+        })
+        .collect()
+}
+
+/// A desk contact and two Salesforce contacts of one email, after the round that found them
+/// ambiguous: (desk contact, Ann, Bea).
+async fn one_email_three_contacts(app: &TestApp, sim: &SimHandle) -> (Value, String, String) {
     let desk = app
         .create_contact(json!({ "lastName": "Desk", "email": "shared@example.com" }))
         .await;
@@ -799,7 +821,7 @@ async fn a_desk_contact_that_several_salesforce_contacts_match_is_not_guessed_ei
     let bea = sim
         .insert(
             "Contact",
-            json!({ "LastName": "Bea", "Email": "SHARED@example.com" }),
+            json!({ "LastName": "Bea", "Email": "Shared@Example.com" }),
         )
         .unwrap();
     let report = app.sync_now().await;
@@ -808,6 +830,14 @@ async fn a_desk_contact_that_several_salesforce_contacts_match_is_not_guessed_ei
         (2, 1),
         "both Salesforce contacts, and the desk contact they match, wait for a person"
     );
+    sim.advance_clock(60);
+    (desk, ann, bea)
+}
+
+#[tokio::test]
+async fn a_desk_contact_that_several_salesforce_contacts_match_is_not_guessed_either() {
+    let (app, sim) = connected().await;
+    let (desk, ann, bea) = one_email_three_contacts(&app, &sim).await;
     async fn failures(app: &TestApp) -> Vec<Value> {
         app.gql_ok(
             "{ syncFailures(reason: MULTIPLE_MATCHES) { nodes { id direction salesforceId message } } }",
@@ -867,56 +897,6 @@ async fn a_desk_contact_that_several_salesforce_contacts_match_is_not_guessed_ei
         "the pair agrees, the newer side's name on both"
     );
     assert_eq!(failures(&app).await, Vec::<Value>::new(), "all settled");
-}
-
-/// The open `MULTIPLE_MATCHES` failures: (direction, desk id, Salesforce id).
-async fn waiting_on_a_match(app: &TestApp) -> Vec<(String, Value, Value)> {
-    let data = app
-        .gql_ok(
-            "{ syncFailures(reason: MULTIPLE_MATCHES) { nodes { direction deskId salesforceId } } }",
-            json!({}),
-        )
-        .await;
-    data["syncFailures"]["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| {
-            (
-                f["direction"].as_str().unwrap().to_owned(),
-                f["deskId"].clone(),
-                f["salesforceId"].clone(),
-            )
-        })
-        .collect()
-}
-
-/// A desk contact and two Salesforce contacts of one email, after the round that found them
-/// ambiguous: (desk contact, Ann, Bea).
-async fn one_email_three_contacts(app: &TestApp, sim: &SimHandle) -> (Value, String, String) {
-    let desk = app
-        .create_contact(json!({ "lastName": "Desk", "email": "shared@example.com" }))
-        .await;
-    let ann = sim
-        .insert(
-            "Contact",
-            json!({ "LastName": "Ann", "Email": "shared@example.com" }),
-        )
-        .unwrap();
-    let bea = sim
-        .insert(
-            "Contact",
-            json!({ "LastName": "Bea", "Email": "Shared@Example.com" }),
-        )
-        .unwrap();
-    app.sync_now().await;
-    assert_eq!(
-        waiting_on_a_match(app).await.len(),
-        3,
-        "Ann, Bea and the desk contact wait"
-    );
-    sim.advance_clock(60);
-    (desk, ann, bea)
 }
 
 #[tokio::test]
