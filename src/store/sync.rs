@@ -73,8 +73,8 @@ pub(crate) async fn enqueue(
     Ok(())
 }
 
-/// A desk record moved to the recycle bin has nothing left to send: the failures of sending
-/// it are settled (a restore queues it again).
+/// Marks resolved the open failures of sending this desk record to Salesforce: it was sent,
+/// or (moved to the recycle bin, until a restore queues it again) has nothing left to send.
 pub(crate) async fn settle_pushes(
     db: &impl ConnectionTrait,
     module: Module,
@@ -1221,13 +1221,7 @@ impl SyncBatch<'_> {
 
     /// Marks resolved the open failures of sending this desk record to Salesforce.
     pub async fn resolve_push(&mut self, module: Module, desk_id: i64) -> StoreResult<()> {
-        sync_failure::Entity::update_many()
-            .col_expr(sync_failure::Column::ResolvedAt, Expr::value(Utc::now()))
-            .filter(open_failures(module, Direction::DeskToSalesforce))
-            .filter(sync_failure::Column::DeskId.eq(desk_id))
-            .exec(&*self.txn)
-            .await?;
-        Ok(())
+        settle_pushes(&*self.txn, module, desk_id).await
     }
 
     /// Logs a failed record; an open entry for the same record is updated instead. A transient
