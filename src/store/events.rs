@@ -123,17 +123,15 @@ impl Store {
             }
             self.newest_event
                 .fetch_max(event.id, std::sync::atomic::Ordering::SeqCst);
-            self.passed_on
-                .fetch_max(event.id, std::sync::atomic::Ordering::SeqCst);
-            // No subscriber is not an error.
-            let _ = self.sync_events.send(event);
+            self.passed_on.pass_on(&self.sync_events, event);
         }
     }
 
     /// The id of the newest sync event this process has published or heard of, or 0 when
     /// the log is empty: read from the log once, then kept as events pass. It may trail
-    /// another process's newest event by a notice (PostgreSQL) or a second (SQLite, whose
-    /// log is read every second); it is never ahead of the log.
+    /// another process's newest event by a notice (PostgreSQL), or by a second where no
+    /// notice comes (SQLite; a notice lost), the log being read every second; it is never
+    /// ahead of the log.
     pub async fn last_sync_event_id(&self) -> StoreResult<i64> {
         use std::sync::atomic::Ordering;
         let known = self.newest_event.load(Ordering::SeqCst);
@@ -188,21 +186,62 @@ async fn logged_after(
         .await
 }
 
-/// On SQLite, where processes sharing the file cannot notify each other: reads the log every
-/// second. While this process has sync-event subscribers, it passes on what another process
-/// (`tandem sync --once`) logged; while it has none, it only notes the newest id, where new
-/// subscribers start. Either way the store's change count moves on when the log has grown.
-/// Ends once the store is gone.
+/// How many ids `PassedOn` remembers: far more events than commit in a second.
+const REMEMBERED: usize = 4096;
+
+/// The sync events this process has broadcast lately, so that each goes out once however it
+/// arrives: from this process's commit, from another replica's notice, or from the log.
+#[derive(Default)]
+pub(super) struct PassedOn(std::sync::Mutex<std::collections::BTreeSet<i64>>);
+
+impl PassedOn {
+    /// Broadcasts the event unless it has gone out already.
+    pub(super) fn pass_on(
+        &self,
+        sync_events: &tokio::sync::broadcast::Sender<SyncEvent>,
+        event: SyncEvent,
+    ) {
+        let first_time = {
+            let mut ids = self.0.lock().unwrap_or_else(|p| p.into_inner());
+            let forgotten = ids.len() >= REMEMBERED && ids.first().is_some_and(|&o| event.id < o);
+            let new = !forgotten && ids.insert(event.id);
+            if ids.len() > REMEMBERED {
+                ids.pop_first();
+            }
+            new
+        };
+        if first_time {
+            // No subscriber is not an error.
+            let _ = sync_events.send(event);
+        }
+    }
+
+    /// The newest event broadcast, -1 before the first.
+    fn newest(&self) -> i64 {
+        let ids = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        ids.last().copied().unwrap_or(-1)
+    }
+}
+
+/// Reads the log every second: on SQLite, where processes sharing the file cannot notify
+/// each other, and on PostgreSQL, where a notice can be lost (its sender dies between its
+/// commit and its `NOTIFY`; the listening connection drops and reconnects). While this process
+/// has sync-event subscribers, it passes on what another process logged and nobody told it
+/// of; while it has none, it only notes the newest id, where new subscribers start. Either
+/// way the store's change count moves on when the log has grown. Ends once the store is gone.
 ///
-/// It reads the log holding the writer slot, which this process's transactions keep from
-/// before their events are logged until after they are broadcast: every event of this
-/// process it can see has been broadcast already, so none goes out twice.
+/// On SQLite it reads the log holding the writer slot, which this process's transactions keep
+/// from before their events are logged until after they are broadcast: every event of this
+/// process it can see has been broadcast already. On PostgreSQL ids commit in the order they
+/// are drawn (`order_event_log`), so the log after the last id read holds all it has not read;
+/// what it reads that a notice or this process's commit has broadcast already, `PassedOn`
+/// keeps from going out twice.
 pub(super) fn watch_log(
     db: sea_orm::DatabaseConnection,
-    write_lock: std::sync::Arc<tokio::sync::Mutex<()>>,
+    write_lock: Option<std::sync::Arc<tokio::sync::Mutex<()>>>,
     sync_events: &tokio::sync::broadcast::Sender<SyncEvent>,
     newest_event: std::sync::Arc<std::sync::atomic::AtomicI64>,
-    passed_on: std::sync::Arc<std::sync::atomic::AtomicI64>,
+    passed_on: std::sync::Arc<PassedOn>,
     changes: std::sync::Arc<std::sync::atomic::AtomicU64>,
 ) {
     use std::sync::atomic::Ordering;
@@ -219,19 +258,17 @@ pub(super) fn watch_log(
                 return;
             };
             let subscribed = sender.receiver_count() > 0;
-            let _slot = if subscribed {
-                Some(write_lock.lock().await)
-            } else {
-                None
+            let _slot = match &write_lock {
+                Some(slot) if subscribed => Some(slot.lock().await),
+                _ => None,
             };
             // Subscribers that came since the last look started from the newest id known.
             let known = newest_event.load(Ordering::SeqCst);
             let from = seen.or((known >= 0).then_some(known));
             let after = match from {
-                Some(from) if subscribed => {
-                    // What this process logged, it broadcast itself.
-                    from.max(passed_on.load(Ordering::SeqCst))
-                }
+                // What this process logged, it broadcast itself.
+                Some(from) if subscribed && write_lock.is_some() => from.max(passed_on.newest()),
+                Some(from) if subscribed => from,
                 _ => {
                     match newest_logged(&db).await {
                         Ok(newest) => {
@@ -263,8 +300,7 @@ pub(super) fn watch_log(
                             Ok(event) => {
                                 seen = Some(event.id);
                                 newest_event.fetch_max(event.id, Ordering::SeqCst);
-                                passed_on.fetch_max(event.id, Ordering::SeqCst);
-                                let _ = sender.send(event);
+                                passed_on.pass_on(&sender, event);
                             }
                             Err(e) => tracing::warn!(error = %e, "an unreadable logged sync event"),
                         }
@@ -274,4 +310,47 @@ pub(super) fn watch_log(
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(id: i64) -> SyncEvent {
+        SyncEvent {
+            id,
+            at: Utc::now(),
+            kind: SyncEventKind::Status {
+                status: IntegrationStatus::Paused,
+                reason: None,
+            },
+        }
+    }
+
+    #[test]
+    fn each_event_goes_out_once_in_whatever_order_they_come() {
+        let (sender, mut receiver) = tokio::sync::broadcast::channel(16);
+        let passed = PassedOn::default();
+        for id in [2, 1, 2, 3, 1] {
+            passed.pass_on(&sender, event(id));
+        }
+        let mut out = Vec::new();
+        while let Ok(e) = receiver.try_recv() {
+            out.push(e.id);
+        }
+        assert_eq!(out, [2, 1, 3]);
+        assert_eq!(passed.newest(), 3);
+    }
+
+    #[test]
+    fn an_event_older_than_all_it_remembers_counts_as_gone_out() {
+        let (sender, _) = tokio::sync::broadcast::channel(16);
+        let passed = PassedOn::default();
+        for id in 0..=REMEMBERED as i64 {
+            passed.pass_on(&sender, event(id + 100));
+        }
+        let mut receiver = sender.subscribe();
+        passed.pass_on(&sender, event(50));
+        assert!(receiver.try_recv().is_err(), "not sent again");
+    }
 }

@@ -125,8 +125,8 @@ pub struct Store {
     /// The newest sync event id this process has published or heard of; -1 until the log
     /// is first read. Never ahead of the log, so following from it misses nothing.
     newest_event: Arc<std::sync::atomic::AtomicI64>,
-    /// The newest sync event this process has broadcast to its subscribers.
-    passed_on: Arc<std::sync::atomic::AtomicI64>,
+    /// The sync events this process has broadcast to its subscribers lately.
+    passed_on: Arc<events::PassedOn>,
     /// Whether a refresh of the planner's statistics is running.
     analysing: Arc<std::sync::atomic::AtomicBool>,
     /// Counts the write transactions this process commits and the changes it hears of from
@@ -248,7 +248,7 @@ impl Store {
         let (sync_events, _) = broadcast::channel(1024);
         let profiles = Arc::new(watch::Sender::new(0));
         let newest_event = Arc::new(std::sync::atomic::AtomicI64::new(-1));
-        let passed_on = Arc::new(std::sync::atomic::AtomicI64::new(-1));
+        let passed_on = Arc::new(events::PassedOn::default());
         let changes = Arc::new(AtomicU64::new(0));
         let peers = (!url.is_sqlite()).then(|| {
             peers::Peers::start(
@@ -257,20 +257,19 @@ impl Store {
                 sync_events.clone(),
                 profiles.clone(),
                 newest_event.clone(),
+                passed_on.clone(),
                 changes.clone(),
             )
         });
         let write_lock = url.is_sqlite().then(|| Arc::new(Mutex::new(())));
-        if let Some(write_lock) = &write_lock {
-            events::watch_log(
-                db.clone(),
-                write_lock.clone(),
-                &sync_events,
-                newest_event.clone(),
-                passed_on.clone(),
-                changes.clone(),
-            );
-        }
+        events::watch_log(
+            db.clone(),
+            write_lock.clone(),
+            &sync_events,
+            newest_event.clone(),
+            passed_on.clone(),
+            changes.clone(),
+        );
         Ok(Self {
             db,
             write_lock,

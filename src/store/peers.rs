@@ -5,7 +5,10 @@
 //!
 //! A notice sent after the commit can be lost with its sender (a crash in between) or with a
 //! dropped listener connection. Nothing depends on it for correctness: the outbox waits for
-//! the next poll, and a `syncEvents` subscriber reads the log when the next event shows a gap.
+//! the next poll, each replica reads the sync event log every second for events nobody told
+//! it of (`events::watch_log`), and a listener that loses its connection, once listening
+//! again, has every open subscription read its profile again, since a change to it may have
+//! gone unheard.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -16,7 +19,7 @@ use sea_orm::sqlx::{self, PgPool, postgres::PgListener};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc, watch};
 
-use super::events::{SyncEvent, sync_event_by_id};
+use super::events::{PassedOn, SyncEvent, sync_event_by_id};
 use crate::domain::DeskEvent;
 
 const CHANNEL: &str = "tandem_events";
@@ -58,6 +61,7 @@ impl Peers {
         sync: broadcast::Sender<SyncEvent>,
         profiles: Arc<watch::Sender<u64>>,
         newest_event: Arc<AtomicI64>,
+        passed_on: Arc<PassedOn>,
         changes: Arc<AtomicU64>,
     ) -> Self {
         let (outgoing, queued) = mpsc::unbounded_channel();
@@ -69,6 +73,7 @@ impl Peers {
             sync,
             profiles,
             newest_event,
+            passed_on,
             changes,
         };
         tokio::spawn(bridge.run(queued));
@@ -89,6 +94,7 @@ struct Bridge {
     sync: broadcast::Sender<SyncEvent>,
     profiles: Arc<watch::Sender<u64>>,
     newest_event: Arc<AtomicI64>,
+    passed_on: Arc<PassedOn>,
     /// The store's change count, moved on for each envelope heard from another replica.
     changes: Arc<AtomicU64>,
 }
@@ -116,12 +122,18 @@ impl Bridge {
             loop {
                 tokio::select! {
                     _ = &mut stopped => return,
-                    // `recv` reconnects by itself after a lost connection.
-                    heard = listener.recv() => match heard {
-                        Ok(notification) => hearing.heard(notification.payload()).await,
+                    heard = listener.try_recv() => match heard {
+                        Ok(Some(notification)) => hearing.heard(notification.payload()).await,
+                        // The connection was lost, and a new one listens already.
+                        Ok(None) => hearing.missed(),
                         Err(e) => {
                             tracing::warn!(error = %e, "lost the connection that hears other replicas");
                             tokio::time::sleep(Duration::from_secs(1)).await;
+                            // The next `try_recv` connects again if it must; this says when.
+                            if let Ok(fresh) = hearing.listen().await {
+                                listener = fresh;
+                                hearing.missed();
+                            }
                         }
                     },
                 }
@@ -184,6 +196,15 @@ impl Bridge {
         }
     }
 
+    /// What was announced while no connection listened went unheard: answers read before may
+    /// be out of date, and so may the profiles open subscriptions checked. The sync events
+    /// among it come from the log (`events::watch_log`).
+    fn missed(&self) {
+        tracing::info!("listening for other replicas' changes again");
+        self.changes.fetch_add(1, Ordering::SeqCst);
+        self.profiles.send_modify(|version| *version += 1);
+    }
+
     async fn heard(&self, payload: &str) {
         // This process's own notices come back too; `origin` leads every envelope.
         if payload
@@ -215,7 +236,7 @@ impl Bridge {
                 Notice::Sync(id) => match sync_event_by_id(&self.db, id).await {
                     Ok(Some(event)) => {
                         self.newest_event.fetch_max(event.id, Ordering::SeqCst);
-                        let _ = self.sync.send(event);
+                        self.passed_on.pass_on(&self.sync, event);
                     }
                     Ok(None) => {}
                     Err(e) => {

@@ -283,3 +283,85 @@ async fn events_another_process_logs_reach_this_ones_subscribers() {
     assert_eq!(event["kind"], "STATUS");
     assert_eq!(event["status"], "PAUSED");
 }
+
+#[tokio::test]
+async fn an_event_logged_without_a_word_to_anyone_still_reaches_subscribers() {
+    use sea_orm::ConnectionTrait;
+    let (app, _sim) = synced().await;
+    let newest = logged_ids(&app).await.last().unwrap().clone();
+    let mut live = subscribe(&app, "Administrator", json!({ "after": newest })).await;
+    app.gql_ok("mutation { pauseSync { status } }", json!({}))
+        .await;
+    assert_eq!(next_event(&mut live).await["status"], "PAUSED");
+    // A process that commits an event and dies before telling anyone (or whose notice the
+    // listening connection, reconnecting, never hears): the log holds it, nobody said so.
+    let db = app.store.connection();
+    db.execute_unprepared(
+        "INSERT INTO sync_event (at, kind, module, payload) \
+         SELECT at, kind, module, replace(payload, 'PAUSED', 'ACTIVE') FROM sync_event \
+         WHERE id = (SELECT max(id) FROM sync_event)",
+    )
+    .await
+    .unwrap();
+    let event = tokio::time::timeout(std::time::Duration::from_secs(5), next_event(&mut live))
+        .await
+        .expect("the log is read again within seconds");
+    assert_eq!(event["kind"], "STATUS");
+    assert_eq!(event["status"], "ACTIVE");
+}
+
+#[tokio::test]
+async fn a_permission_changed_while_the_replica_was_not_listening_holds_once_it_listens_again() {
+    use sea_orm::ConnectionTrait;
+    let (app, _sim) = synced().await;
+    if !app.database_url.starts_with("postgres") {
+        return;
+    }
+    app.gql_ok(
+        "mutation { createProfile(input: { name: \"Night Desk\", permissions: {} }) { id } }",
+        json!({}),
+    )
+    .await;
+    let newest = logged_ids(&app).await.pop().unwrap();
+    let mut ws = subscribe(&app, "Night Desk", json!({ "after": newest })).await;
+    app.gql_ok("mutation { pauseSync { status } }", json!({}))
+        .await;
+    assert_eq!(next_event(&mut ws).await["status"], "PAUSED");
+    // Another replica revokes the profile's information, and its notice is lost: written
+    // straight to the database, while this replica's listening connection is cut.
+    let db = app.store.connection();
+    db.execute_unprepared("UPDATE profile SET grant_information = false WHERE name = 'Night Desk'")
+        .await
+        .unwrap();
+    db.execute_unprepared(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND query LIKE 'LISTEN%'",
+    )
+    .await
+    .unwrap();
+    // Events go on; once the replica listens again, the open stream reads its profile anew
+    // and stops at its next event.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut paused = true;
+    loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the open stream still hands out events its profile no longer allows"
+        );
+        paused = !paused;
+        let status = if paused { "pauseSync" } else { "resumeSync" };
+        app.gql_ok(&format!("mutation {{ {status} {{ status }} }}"), json!({}))
+            .await;
+        let message = ws.recv().await;
+        if message["type"] == "next" && message["payload"]["data"] != Value::Null {
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            continue;
+        }
+        assert_eq!(
+            message["payload"]["errors"][0]["extensions"]["code"], "FORBIDDEN",
+            "{message}"
+        );
+        break;
+    }
+    assert_eq!(ws.recv().await["type"], "complete");
+}
