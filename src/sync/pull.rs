@@ -459,7 +459,11 @@ impl SyncEngine {
                             .is_some_and(|read| inc.modstamp > read)
                             && desk.get(&link.desk_id).is_none_or(DeskRecord::deleted)) =>
                 {
-                    if link.salesforce_fields.as_deref() != Some(&*inc.profile) {
+                    // A push leaves the version it made unknown: read back, it is learnt, so
+                    // that a later Salesforce change to fields not mapped shows.
+                    if link.salesforce_fields.as_deref() != Some(&*inc.profile)
+                        || link.salesforce_modstamp != Some(inc.modstamp)
+                    {
                         batch
                             .set_link_fields(link.id, &inc.profile, inc.modstamp)
                             .await?;

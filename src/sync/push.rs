@@ -342,8 +342,10 @@ impl SyncEngine {
                     salesforce_id,
                     hash,
                 } => {
+                    // Nothing was written: Salesforce's record is the one last read, when.
+                    let read = links.get(&desk_id).and_then(|l| l.salesforce_modstamp);
                     batch
-                        .link(module, desk_id, &salesforce_id, &hash, None, None)
+                        .link(module, desk_id, &salesforce_id, &hash, read, None)
                         .await?;
                     if open_failures {
                         batch.resolve_push(module, desk_id).await?;

@@ -2079,6 +2079,17 @@ async fn a_push_sends_only_what_the_desk_changed_so_a_salesforce_edit_meanwhile_
 
 #[tokio::test]
 async fn a_salesforce_update_to_a_field_not_mapped_brings_a_deleted_desk_record_back_too() {
+    deleted_in_the_desk_then_changed_in_salesforce(false).await;
+}
+
+#[tokio::test]
+async fn so_it_does_when_the_desk_was_the_last_to_send_the_record() {
+    deleted_in_the_desk_then_changed_in_salesforce(true).await;
+}
+
+/// A contact deleted in the desk, then changed in Salesforce in a field not mapped, comes
+/// back; `sent` has the desk's edit go out (and be read back) before the delete.
+async fn deleted_in_the_desk_then_changed_in_salesforce(sent: bool) {
     let (app, sim) = connected().await;
     let sf_id = sim
         .insert(
@@ -2088,6 +2099,13 @@ async fn a_salesforce_update_to_a_field_not_mapped_brings_a_deleted_desk_record_
         .unwrap();
     app.sync_now().await;
     let desk_id = by_last_name(&contacts(&app).await, "Hopper")[0]["id"].clone();
+    if sent {
+        sim.advance_clock(5);
+        update_contact(&app, &desk_id, json!({ "title": "Rear Admiral" })).await;
+        app.sync_now().await;
+        assert_eq!(sim.get("Contact", &sf_id).unwrap()["Title"], "Rear Admiral");
+        app.sync_now().await;
+    }
     app.gql_ok(
         "mutation($id: ID!) { deleteContact(id: $id) { id } }",
         json!({ "id": desk_id }),
