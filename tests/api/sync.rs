@@ -1256,6 +1256,12 @@ async fn a_mapping_change_reads_every_linked_record_again_under_the_new_mapping(
         .insert("Contact", json!({ "LastName": "Dee", "Title": "Manager" }))
         .unwrap();
     app.sync_now().await;
+    // Dee's new phone goes out from the desk, and the next round reads Dee back.
+    let dee_in_desk = by_last_name(&contacts(&app).await, "Dee")[0]["id"].clone();
+    update_contact(&app, &dee_in_desk, json!({ "phone": "+1 555 0199" })).await;
+    app.sync_now().await;
+    app.sync_now().await;
+    assert_eq!(sim.get("Contact", &dee).unwrap()["Phone"], "+1 555 0199");
     // Cy goes to the desk's recycle bin; Salesforce keeps it.
     let cy = by_last_name(&contacts(&app).await, "Cy")[0]["id"].clone();
     app.gql_ok(
