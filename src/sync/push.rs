@@ -504,6 +504,18 @@ impl SyncEngine {
                 sharing.entry(key).or_default().push(*desk_id);
             }
         }
+        // The desk records not in this batch that share a key Salesforce has are as much its
+        // twins as those in it: an edit that queues one of them alone settles nothing. One
+        // in the recycle bin has nothing to send and leaves the match to the others.
+        let matched: Vec<String> = found.keys().cloned().collect();
+        for (key, others) in desk::unlinked_by_match_key(&self.store, module, &matched).await? {
+            let ids = sharing.entry(key).or_default();
+            for other in others.iter().filter(|d| !d.deleted()) {
+                if !ids.contains(&other.id()) {
+                    ids.push(other.id());
+                }
+            }
+        }
         for (desk_id, plan) in plans.iter_mut() {
             let Plan::Create { values, hash } = plan else {
                 continue;

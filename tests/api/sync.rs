@@ -1012,6 +1012,37 @@ async fn two_desk_contacts_one_salesforce(
 }
 
 #[tokio::test]
+async fn an_edit_to_one_of_two_desk_contacts_sharing_an_email_settles_nothing() {
+    let (app, sim) = connected().await;
+    let (sf, one, two) = two_desk_contacts_one_salesforce(&app, &sim).await;
+
+    // One alone is queued; Two, sharing its email, is no less Sol's twin.
+    update_contact(&app, &one["id"], json!({ "phone": "+1 555 0100" })).await;
+    app.sync_now().await;
+    app.sync_now().await;
+    let contact = sim.get("Contact", &sf).unwrap();
+    assert_eq!(
+        contact["LastName"], "Sol",
+        "Salesforce's record is not written over"
+    );
+    assert_eq!(sim.count("Contact"), 1);
+    for desk in [&one, &two] {
+        let id: i64 = desk["id"].as_str().unwrap().parse().unwrap();
+        let links = app
+            .store
+            .links_by_desk(tandem::domain::Module::Contacts, &[id])
+            .await
+            .unwrap();
+        assert!(links.is_empty(), "desk contact {id} is linked: {links:?}");
+    }
+    assert_eq!(
+        waiting_on_a_match(&app).await.len(),
+        3,
+        "all three still wait"
+    );
+}
+
+#[tokio::test]
 async fn a_desk_contact_moved_to_the_bin_leaves_the_match_to_the_other() {
     let (app, sim) = connected().await;
     let (sf, one, two) = two_desk_contacts_one_salesforce(&app, &sim).await;
