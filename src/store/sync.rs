@@ -1306,7 +1306,8 @@ impl SyncBatch<'_> {
         Ok(())
     }
 
-    /// Makes these desk records due now: a manual retry does not wait for the backoff.
+    /// Makes these desk records due now: a manual retry of their push does not wait for the
+    /// backoff. A failure to pull their Salesforce twin keeps its own next attempt.
     pub async fn due_now(&mut self, module: Module, desk_ids: &[i64]) -> StoreResult<()> {
         sync_failure::Entity::update_many()
             .col_expr(
@@ -1314,6 +1315,7 @@ impl SyncBatch<'_> {
                 Expr::value(Option::<DateTime<Utc>>::None),
             )
             .filter(sync_failure::Column::Module.eq(module.as_str()))
+            .filter(sync_failure::Column::Direction.eq(Direction::DeskToSalesforce.as_str()))
             .filter(sync_failure::Column::ResolvedAt.is_null())
             .filter(sync_failure::Column::DeskId.is_in(desk_ids.iter().copied()))
             .exec(&*self.txn)
