@@ -299,8 +299,9 @@ impl SyncEngine {
         })
     }
 
-    /// Tries failed records again now: desk records are pushed, Salesforce records fetched
-    /// and applied. A record that syncs has its failures marked resolved.
+    /// Tries failed records again now: desk records are pushed (their Salesforce twins read
+    /// first), Salesforce records fetched and applied. A record that syncs has its failures
+    /// marked resolved.
     pub async fn retry(&self, failures: &[entity::sync_failure::Model]) -> Result<(), SyncError> {
         let (_round, generation) = self.integrations.round().await?;
         let current = self
@@ -331,6 +332,18 @@ impl SyncEngine {
                 }
                 batch.due_now(module, &desk_ids).await?;
                 batch.commit().await?;
+                // Their twins are read first, as a round reads before it sends: a Salesforce
+                // edit newer than the desk's wins, and is not written over.
+                let twins: Vec<String> = self
+                    .store
+                    .links_by_desk(module, &desk_ids)
+                    .await?
+                    .into_values()
+                    .map(|link| link.salesforce_id)
+                    .collect();
+                if !twins.is_empty() {
+                    self.pull_ids(&round, module, &twins).await?;
+                }
                 self.push(&round, module).await?;
             }
             let salesforce_ids: Vec<String> = pull

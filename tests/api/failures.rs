@@ -385,6 +385,66 @@ async fn a_refused_desk_edit_is_not_undone_by_an_older_salesforce_record_read_ag
 }
 
 #[tokio::test]
+async fn a_retried_desk_edit_does_not_overwrite_a_newer_salesforce_edit_not_read_yet() {
+    let (app, sim) = synced(|_| {}).await;
+    let sf_id = sim
+        .insert(
+            "Contact",
+            json!({ "LastName": "Meitner", "Title": "Physicist" }),
+        )
+        .unwrap();
+    app.sync_now().await;
+    let desk = app
+        .gql_ok(
+            "{ contacts(first: 100) { nodes { id lastName } } }",
+            json!({}),
+        )
+        .await;
+    let desk_id = desk["contacts"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["lastName"] == "Meitner")
+        .unwrap()["id"]
+        .clone();
+    app.gql_ok(
+        "mutation($id: ID!) { updateContact(id: $id, patch: { title: \"Fission pioneer\" }) { id } }",
+        json!({ "id": desk_id }),
+    )
+    .await;
+    sim.reject_next_records(&[(
+        "STRING_TOO_LONG",
+        "Title: data value too large (max length=8)",
+    )]);
+    app.sync_now().await;
+    let refused = open_failures(&app, Some("STRING_TOO_LONG")).await;
+    assert_eq!(refused.len(), 1);
+
+    // Later, someone changes the title in Salesforce; before any round reads it, the desk's
+    // edit is retried.
+    sim.advance_clock(5);
+    sim.update("Contact", &sf_id, json!({ "Title": "Professor" }))
+        .unwrap();
+    let retried = retry(&app, &refused[0]["id"]).await;
+    assert!(retried["resolvedAt"].is_string(), "{retried}");
+    assert_eq!(
+        sim.get("Contact", &sf_id).unwrap()["Title"],
+        "Professor",
+        "the newer Salesforce edit stands"
+    );
+    let contact = app
+        .gql_ok(
+            "query($id: ID!) { contact(id: $id) { title } }",
+            json!({ "id": desk_id }),
+        )
+        .await;
+    assert_eq!(
+        contact["contact"]["title"], "Professor",
+        "and reaches the desk"
+    );
+}
+
+#[tokio::test]
 async fn a_contact_whose_account_salesforce_refused_waits_and_then_arrives_with_it() {
     let (app, sim) = synced(|s| s.sync.retry_backoff_secs = 0).await;
     let account = app.create_account("Locked Accounts Ltd").await;
