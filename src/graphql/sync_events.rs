@@ -182,9 +182,11 @@ impl Follow {
             }
             if self.catching_up {
                 let after = self.last.unwrap_or(0);
-                match self.store.sync_events_after(after, REPLAY_PAGE).await {
-                    Ok(page) if page.is_empty() => self.catching_up = false,
-                    Ok(page) => self.queue.extend(page),
+                match self.store.sync_events_page(after, REPLAY_PAGE).await {
+                    Ok((_, None)) => self.catching_up = false,
+                    // Only rows it cannot read: past them.
+                    Ok((page, Some(through))) if page.is_empty() => self.last = Some(through),
+                    Ok((page, _)) => self.queue.extend(page),
                     Err(e) => return Some(Err(e.into())),
                 }
                 continue;

@@ -158,6 +158,27 @@ impl Store {
             .map(SyncEvent::try_from)
             .collect()
     }
+
+    /// Up to `limit` rows of the log after `after`, oldest first: the events, and the id of
+    /// the last row read (`None` when there was none). A row this version cannot read (a
+    /// newer replica's, say) is passed over with a warning, so a reader catching up moves on.
+    pub async fn sync_events_page(
+        &self,
+        after: i64,
+        limit: u64,
+    ) -> StoreResult<(Vec<SyncEvent>, Option<i64>)> {
+        let rows = logged_after(self.connection(), after, limit).await?;
+        let through = rows.last().map(|row| row.id);
+        let events = rows
+            .into_iter()
+            .filter_map(|row| {
+                SyncEvent::try_from(row)
+                    .inspect_err(|e| tracing::warn!(error = %e, "an unreadable logged sync event"))
+                    .ok()
+            })
+            .collect();
+        Ok((events, through))
+    }
 }
 
 /// The id of the newest event in the log (0 when it is empty).

@@ -365,3 +365,27 @@ async fn a_permission_changed_while_the_replica_was_not_listening_holds_once_it_
     }
     assert_eq!(ws.recv().await["type"], "complete");
 }
+
+#[tokio::test]
+async fn a_logged_event_this_version_cannot_read_is_passed_over() {
+    use sea_orm::ConnectionTrait;
+    let (app, _sim) = synced().await;
+    let newest = logged_ids(&app).await.last().unwrap().clone();
+    // A newer replica logs a kind of event this one does not know.
+    app.store
+        .connection()
+        .execute_unprepared(
+            "INSERT INTO sync_event (at, kind, module, payload) \
+             SELECT at, 'FORECAST', NULL, '{\"Forecast\":{}}' FROM sync_event \
+             WHERE id = (SELECT max(id) FROM sync_event)",
+        )
+        .await
+        .unwrap();
+    let mut live = subscribe(&app, "Administrator", json!({ "after": newest })).await;
+    app.gql_ok("mutation { pauseSync { status } }", json!({}))
+        .await;
+    let event = tokio::time::timeout(std::time::Duration::from_secs(5), next_event(&mut live))
+        .await
+        .expect("the stream goes on past the row it cannot read");
+    assert_eq!(event["status"], "PAUSED");
+}
