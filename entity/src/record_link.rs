@@ -11,6 +11,8 @@ pub struct Model {
     pub desk_id: i64,
     pub salesforce_id: String,
     pub synced_hash: String,
+    /// The hash of the values an update is sending, until its answer comes.
+    pub sent_hash: Option<String>,
     pub salesforce_modstamp: Option<DateTimeUtc>,
     pub salesforce_fields: Option<String>,
     /// For a contact whose desk account was purged: the Salesforce account it stays in.

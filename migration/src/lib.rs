@@ -15,6 +15,7 @@ mod m20261130_000010_failed_versions;
 mod m20261130_000011_unused_indexes;
 mod m20261202_000012_pending_creates;
 mod m20261204_000013_failure_match_keys;
+mod m20261204_000014_sent_hashes;
 
 pub struct Migrator;
 
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000011_unused_indexes::Migration),
             Box::new(m20261202_000012_pending_creates::Migration),
             Box::new(m20261204_000013_failure_match_keys::Migration),
+            Box::new(m20261204_000014_sent_hashes::Migration),
         ]
     }
 }

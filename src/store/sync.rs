@@ -534,6 +534,37 @@ impl Store {
         Ok(())
     }
 
+    /// Notes, before an update goes out, the hash of the values it sends to each linked desk
+    /// record's twin: should Salesforce make it and its answer be lost, the pull that reads it
+    /// back knows it for the sync's own. The answer, or that read, clears it.
+    pub async fn note_sent_updates(
+        &self,
+        module: Module,
+        sent: &[(i64, String)],
+    ) -> StoreResult<()> {
+        let Some(((first, hash), rest)) = sent.split_first() else {
+            return Ok(());
+        };
+        let desk_id = || Expr::col(record_link::Column::DeskId);
+        let hashes = rest.iter().fold(
+            Expr::case(desk_id().eq(*first), hash.clone()),
+            |case, (id, hash)| case.case(desk_id().eq(*id), hash.clone()),
+        );
+        let txn = self.write().await?;
+        record_link::Entity::update_many()
+            .col_expr(record_link::Column::SentHash, hashes.into())
+            .filter(record_link::Column::Module.eq(module.as_str()))
+            .filter(one_of(
+                self.backend(),
+                record_link::Column::DeskId,
+                sent.iter().map(|(id, _)| *id),
+            ))
+            .exec(&*txn)
+            .await?;
+        txn.commit().await?;
+        Ok(())
+    }
+
     /// Wakes the `MULTIPLE_MATCHES` failures whose ambiguity may have cleared: those sharing
     /// their key with another such failure that was resolved after they were last tried (one
     /// of the records was merged away, given another key, or linked). A waiting Salesforce
@@ -941,6 +972,29 @@ impl SyncBatch<'_> {
         Ok(created)
     }
 
+    /// Forgets the updates noted as sent to these desk records' twins: answered, refused or
+    /// not, each is known now.
+    pub async fn clear_sent(&mut self, module: Module, desk_ids: &[i64]) -> StoreResult<()> {
+        if desk_ids.is_empty() {
+            return Ok(());
+        }
+        record_link::Entity::update_many()
+            .col_expr(
+                record_link::Column::SentHash,
+                Expr::value(Option::<String>::None),
+            )
+            .filter(record_link::Column::Module.eq(module.as_str()))
+            .filter(record_link::Column::SentHash.is_not_null())
+            .filter(one_of(
+                self.txn.get_database_backend(),
+                record_link::Column::DeskId,
+                desk_ids.iter().copied(),
+            ))
+            .exec(&*self.txn)
+            .await?;
+        Ok(())
+    }
+
     /// Links many pairs that have no link yet, with one statement.
     pub async fn link_new(&mut self, module: Module, pairs: Vec<NewLink>) -> StoreResult<()> {
         if pairs.is_empty() {
@@ -1043,6 +1097,10 @@ impl SyncBatch<'_> {
             .col_expr(
                 record_link::Column::SalesforceModstamp,
                 Expr::value(modstamp),
+            )
+            .col_expr(
+                record_link::Column::SentHash,
+                Expr::value(Option::<String>::None),
             )
             .col_expr(record_link::Column::UpdatedAt, Expr::value(now));
         if let Some(fields) = fields {

@@ -470,6 +470,12 @@ impl SyncEngine {
                     }
                     continue;
                 }
+                // The sync's own update, made though its answer never came: linked at it.
+                // Desk changes made since still wait in the outbox and go out next.
+                Some(link) if link.sent_hash.as_deref() == Some(inc.hash.as_str()) => {
+                    inc.link(&mut batch, module, link.desk_id).await?;
+                    continue;
+                }
                 None if inc.desk_ref.is_none_or(|r| !own.contains_key(&r))
                     && let Some((rivals, desk_id)) =
                         inc.key.as_ref().and_then(|k| contested.get(k)) =>

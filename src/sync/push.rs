@@ -205,12 +205,25 @@ impl SyncEngine {
             })
             .collect();
         let mut outcomes: HashMap<usize, RecordResult> = HashMap::new();
+        // Updates noted as sent, to forget once answered.
+        let mut answered: Vec<i64> = Vec::new();
         if !updates.is_empty() {
             let body: Vec<(SalesforceId, Record)> = updates
                 .iter()
                 .map(|(_, id, v)| (id.clone(), v.clone()))
                 .collect();
+            // Made but unanswered (every answer lost, or a crash), an update read back must
+            // not pass for a Salesforce edit newer than the desk's: noted first.
+            let sent: Vec<(i64, String)> = updates
+                .iter()
+                .filter_map(|(i, _, _)| match &plans[*i] {
+                    (desk_id, Plan::Update { hash, .. }) => Some((*desk_id, hash.clone())),
+                    _ => None,
+                })
+                .collect();
+            self.store.note_sent_updates(module, &sent).await?;
             let results = round.client.update_many(object, &body, false).await?;
+            answered = sent.into_iter().map(|(desk_id, _)| desk_id).collect();
             for ((i, _, _), result) in updates.into_iter().zip(results) {
                 let gone = result
                     .errors
@@ -310,6 +323,7 @@ impl SyncEngine {
         let open_failures = self.store.has_open_failures(module).await?;
         let mut batch = self.store.begin_sync().await?;
         batch.settle_pending_creates(module, &noted).await?;
+        batch.clear_sent(module, &answered).await?;
         let mut counts = Counts::default();
         for (i, (desk_id, plan)) in plans.into_iter().enumerate() {
             let upto = upto.get(&desk_id).copied();

@@ -1948,6 +1948,49 @@ async fn round_failing_its_create(app: &TestApp, sim: &SimHandle, fault: fn(&Sim
 }
 
 #[tokio::test]
+async fn an_update_made_though_its_answer_was_lost_is_not_read_back_as_a_salesforce_edit() {
+    let (app, sim) = connected().await;
+    let sf_id = sim
+        .insert(
+            "Contact",
+            json!({ "LastName": "Noether", "Title": "Lecturer" }),
+        )
+        .unwrap();
+    app.sync_now().await;
+    let desk_id = by_last_name(&contacts(&app).await, "Noether")[0]["id"].clone();
+    // Salesforce's clock runs a minute ahead: what it stamps is later than the desk's edits.
+    sim.advance_clock(60);
+    update_contact(&app, &desk_id, json!({ "title": "Professor" })).await;
+    let update = sim.hold_next("PATCH", "/composite/sobjects");
+    let engine = app.engine.clone();
+    let round = tokio::spawn(async move { engine.run_once().await });
+    update.arrived().await;
+    // The desk edits again while its first edit is on its way, whose answer is then lost.
+    update_contact(&app, &desk_id, json!({ "title": "Chair" })).await;
+    // Each of its four attempts is made, and each answer lost: the round gives up.
+    sim.lose_next_answers(4);
+    update.release();
+    assert!(
+        round.await.unwrap().is_err(),
+        "the round reports the lost answers"
+    );
+    assert_eq!(sim.get("Contact", &sf_id).unwrap()["Title"], "Professor");
+
+    app.sync_now().await;
+    let desk = contacts(&app).await;
+    assert_eq!(
+        by_last_name(&desk, "Noether")[0]["title"],
+        "Chair",
+        "the desk's later edit is not undone by the sync's own write read back"
+    );
+    assert_eq!(sim.get("Contact", &sf_id).unwrap()["Title"], "Chair");
+    let mark = sim.request_count();
+    let report = app.sync_now().await;
+    assert_eq!(writes_since(&sim, mark), Vec::<String>::new(), "no echo");
+    assert_eq!((report.pulled, report.pushed), Default::default());
+}
+
+#[tokio::test]
 async fn creates_whose_answer_was_lost_are_found_in_salesforce_not_made_twice() {
     let (app, sim) = connected_without_external_id(without_desk_id_fields).await;
     app.sync_now().await;
