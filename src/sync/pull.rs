@@ -396,6 +396,19 @@ impl SyncEngine {
         } else {
             HashSet::new()
         };
+        if module == Module::Contacts {
+            // Which of these contacts' desk accounts Salesforce knows (linked ones and those
+            // meeting their twin alike): one it does not know stays on the contact when
+            // Salesforce shows no account.
+            let desk_accounts: Vec<i64> = desk
+                .values()
+                .filter_map(|d| d.values().get("accountId").and_then(Value::as_i64))
+                .collect();
+            accounts.to_salesforce = self
+                .store
+                .salesforce_ids_by_desk(Module::Accounts, &desk_accounts)
+                .await?;
+        }
         let mut own: HashMap<i64, DeskRecord> = refs
             .iter()
             .filter_map(|r| desk.remove(r).map(|d| (*r, d)))
@@ -405,18 +418,6 @@ impl SyncEngine {
                 // Purged meanwhile, the candidate is gone: the Salesforce record is new.
                 *found = desk.remove(&found[0].id()).into_iter().collect();
             }
-        }
-        if module == Module::Contacts {
-            // Which of these contacts' desk accounts Salesforce knows: one it does not know
-            // stays on the contact when Salesforce shows no account.
-            let desk_accounts: Vec<i64> = desk
-                .values()
-                .filter_map(|d| d.values().get("accountId").and_then(Value::as_i64))
-                .collect();
-            accounts.to_salesforce = self
-                .store
-                .salesforce_ids_by_desk(Module::Accounts, &desk_accounts)
-                .await?;
         }
 
         let mut counts = Counts::default();

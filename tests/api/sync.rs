@@ -55,6 +55,46 @@ async fn salesforce_id_of(app: &TestApp, desk_id: &Value) -> String {
 }
 
 #[tokio::test]
+async fn a_contact_met_by_email_leaves_the_account_salesforce_took_it_out_of() {
+    let (app, sim) = connected().await;
+    let desk_acme = app.create_account("Acme").await;
+    let desk_ada = app
+        .create_contact(
+            json!({ "lastName": "Lovelace", "email": "ada@example.com", "accountId": desk_acme["id"] }),
+        )
+        .await;
+    // Salesforce has both, Ada in no account, and changed them last.
+    sim.advance_clock(60);
+    sim.insert("Account", json!({ "Name": "Acme" })).unwrap();
+    let sf_ada = sim
+        .insert(
+            "Contact",
+            json!({ "LastName": "Lovelace", "Email": "ada@example.com" }),
+        )
+        .unwrap();
+    app.sync_now().await;
+    assert_eq!(salesforce_id_of(&app, &desk_ada["id"]).await, sf_ada);
+    let ada = by_last_name(&contacts(&app).await, "Lovelace")[0].clone();
+    assert_eq!(
+        ada["account"],
+        Value::Null,
+        "Salesforce's newer record, in no account, wins: {ada}"
+    );
+    // Nor does a later desk edit put her back in Acme in Salesforce.
+    update_contact(
+        &app,
+        &desk_ada["id"],
+        json!({ "phone": "+44 20 7946 0000" }),
+    )
+    .await;
+    app.sync_now().await;
+    assert_eq!(
+        sim.get("Contact", &sf_ada).unwrap()["AccountId"],
+        Value::Null
+    );
+}
+
+#[tokio::test]
 async fn the_first_sync_imports_exports_and_matches_by_email_and_name() {
     let (app, sim) = connected().await;
     let desk_acme = app.create_account("ACME").await;
