@@ -114,7 +114,10 @@ fn accounts(models: Vec<account::Model>) -> HashMap<i64, DeskRecord> {
         .collect()
 }
 
-/// Desk records with no Salesforce link whose match key is one of `keys`, by key.
+/// Desk records with no Salesforce link whose match key is one of `keys`, by key. Those in
+/// the recycle bin count only where no live record has the key: a binned duplicate leaves
+/// the match to the others, and a Salesforce record that meets only a binned one brings it
+/// back rather than arriving as a second record.
 pub(super) async fn unlinked_by_match_key(
     store: &Store,
     module: Module,
@@ -138,6 +141,11 @@ pub(super) async fn unlinked_by_match_key(
     for record in records {
         if let Some(key) = DeskRecord::match_key(module, &record.values()) {
             grouped.entry(key).or_default().push(record);
+        }
+    }
+    for found in grouped.values_mut() {
+        if found.iter().any(|r| !r.deleted()) {
+            found.retain(|r| !r.deleted());
         }
     }
     Ok(grouped)

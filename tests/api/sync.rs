@@ -1105,6 +1105,43 @@ async fn a_desk_contact_moved_to_the_bin_leaves_the_match_to_the_other() {
 }
 
 #[tokio::test]
+async fn one_way_a_desk_contact_moved_to_the_bin_leaves_the_match_to_the_other() {
+    let (app, sim) = connected().await;
+    app.gql_ok(
+        "mutation { setSyncType(syncType: SALESFORCE_TO_DESK) { syncType } }",
+        json!({}),
+    )
+    .await;
+    let sf = sim
+        .insert(
+            "Contact",
+            json!({ "LastName": "Sol", "Email": "pair@example.com" }),
+        )
+        .unwrap();
+    let one = app
+        .create_contact(json!({ "lastName": "One", "email": "pair@example.com" }))
+        .await;
+    let two = app
+        .create_contact(json!({ "lastName": "Two", "email": "pair@example.com" }))
+        .await;
+    app.sync_now().await;
+    assert_eq!(waiting_on_a_match(&app).await.len(), 1, "Sol waits");
+
+    app.gql_ok(
+        "mutation($id: ID!) { deleteContact(id: $id) { id } }",
+        json!({ "id": two["id"] }),
+    )
+    .await;
+    app.gql_ok(
+        "mutation { retrySyncFailures(reason: MULTIPLE_MATCHES) }",
+        json!({}),
+    )
+    .await;
+    assert_eq!(waiting_on_a_match(&app).await, vec![]);
+    assert_eq!(salesforce_id_of(&app, &one["id"]).await, sf);
+}
+
+#[tokio::test]
 async fn desk_contacts_told_apart_in_the_desk_meet_salesforce_on_their_own() {
     let (app, sim) = connected().await;
     let (sf, one, two) = two_desk_contacts_one_salesforce(&app, &sim).await;
