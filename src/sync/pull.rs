@@ -208,23 +208,11 @@ impl SyncEngine {
         let id = ident("Id")?;
         let mut select = select_all(round, module).await?;
         if let Some(at) = cursor.as_ref().and_then(|c| c.modstamp) {
-            select = match cursor.as_ref().and_then(|c| c.salesforce_id.clone()) {
-                // Resuming a first sync: continue exactly after the last record written.
-                Some(last) if round.first_sync => select.filter(Condition::Or(vec![
-                    Condition::gt(&stamp, at),
-                    Condition::And(vec![
-                        Condition::eq(&stamp, at),
-                        Condition::gt(&id, Literal::Text(last)),
-                    ]),
-                ])),
-                // Polling: re-read a window for transactions that committed late; hashes
-                // make the re-read records no-ops.
-                _ => {
-                    let since =
-                        at - chrono::Duration::from_std(self.settings.overlap).unwrap_or_default();
-                    select.filter(Condition::gte(&stamp, since))
-                }
-            };
+            // Polling, or resuming a first sync that stopped: a window before the cursor is
+            // read again for transactions that committed after the last read yet were stamped
+            // before its last record; hashes make the re-read records no-ops.
+            let since = at - chrono::Duration::from_std(self.settings.overlap).unwrap_or_default();
+            select = select.filter(Condition::gte(&stamp, since));
         }
         let soql = select.order_by(&stamp, true).order_by(&id, true).build();
         // The next page is fetched and read on a task of its own while this one is written:

@@ -783,6 +783,72 @@ async fn a_pause_stops_a_running_first_sync_at_its_next_batch() {
 }
 
 #[tokio::test]
+async fn a_first_sync_resumed_after_a_stop_reads_what_committed_late_before_its_cursor() {
+    let (app, sim) = connected().await;
+    for n in 0..2_100 {
+        sim.insert("Contact", json!({ "LastName": format!("Early{n}") }))
+            .unwrap();
+    }
+    // The import writes its first page of 2,000; every attempt at the next is cut off, and
+    // the first sync stops there.
+    let next_page = sim.hold_next("GET", "-2000");
+    let engine = app.engine.clone();
+    let round = tokio::spawn(async move { engine.run_once().await });
+    next_page.arrived().await;
+    sim.drop_next(4);
+    next_page.release();
+    assert!(
+        round.await.unwrap().is_err(),
+        "the round reports the lost page"
+    );
+    assert_eq!(
+        app.store
+            .link_count(tandem::domain::Module::Contacts)
+            .await
+            .unwrap(),
+        2_000
+    );
+    // A Salesforce transaction stamped before the last record read commits only now, and
+    // later records follow well past the window each poll reads again.
+    sim.insert_committed_late("Contact", json!({ "LastName": "Late" }), 30)
+        .unwrap();
+    sim.advance_clock(300);
+    sim.insert("Contact", json!({ "LastName": "After" }))
+        .unwrap();
+    app.sync_now().await;
+    app.sync_now().await;
+    let desk = contacts_named(&app, &["Late", "After", "Early2099"]).await;
+    assert_eq!(desk, ["After", "Early2099", "Late"]);
+    assert_eq!(
+        app.store
+            .link_count(tandem::domain::Module::Contacts)
+            .await
+            .unwrap(),
+        2_102
+    );
+}
+
+/// Which of these last names desk contacts have, sorted.
+async fn contacts_named(app: &TestApp, names: &[&str]) -> Vec<String> {
+    let mut found = Vec::new();
+    for name in names {
+        let data = app
+            .gql_ok(
+                "query($q: String!) { contacts(first: 5, filter: { name: $q }) { nodes { lastName } } }",
+                json!({ "q": name }),
+            )
+            .await;
+        for node in data["contacts"]["nodes"].as_array().unwrap() {
+            if node["lastName"] == *name {
+                found.push(name.to_string());
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+#[tokio::test]
 async fn ambiguous_matches_are_logged_not_guessed() {
     let (app, sim) = connected().await;
     sim.insert(

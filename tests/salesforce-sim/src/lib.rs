@@ -232,6 +232,31 @@ impl SimHandle {
 
     /// Creates a record through the same validation as the REST API; returns its 18-character id.
     pub fn insert(&self, sobject: &str, fields: Json) -> Result<String, ApiError> {
+        self.insert_with(sobject, fields, |store, obj, changes| {
+            store.insert(obj, changes)
+        })
+    }
+
+    /// Creates a record stamped `secs` before the org's clock: a transaction that began then
+    /// and commits only now, which a reader following `SystemModstamp` may already be past.
+    pub fn insert_committed_late(
+        &self,
+        sobject: &str,
+        fields: Json,
+        secs: i64,
+    ) -> Result<String, ApiError> {
+        self.insert_with(sobject, fields, |store, obj, changes| {
+            let at = store.clock.now() - secs;
+            store.insert_at(obj, at, changes)
+        })
+    }
+
+    fn insert_with(
+        &self,
+        sobject: &str,
+        fields: Json,
+        insert: impl FnOnce(&mut Store, schema::ObjIdx, Vec<store::Change>) -> usize,
+    ) -> Result<String, ApiError> {
         let obj = rest_object(sobject)?;
         let Json::Object(map) = fields else {
             return Err(ApiError::bad_request(
@@ -241,7 +266,7 @@ impl SimHandle {
         };
         let mut store = lock(&self.sim.store);
         let changes = parse_body(&store, obj, &map, Write::Create)?;
-        let row = store.insert(obj, changes);
+        let row = insert(&mut store, obj, changes);
         Ok(Store::id_of(obj, row))
     }
 
