@@ -30,6 +30,33 @@ async fn retry(app: &TestApp, id: &Value) -> Value {
     app.gql_ok(RETRY, json!({ "id": id })).await["retrySyncFailure"].clone()
 }
 
+/// A Salesforce contact with this name and title, synced: its Salesforce and desk ids.
+async fn synced_contact(
+    app: &TestApp,
+    sim: &SimHandle,
+    name: &str,
+    title: &str,
+) -> (String, Value) {
+    let sf_id = sim
+        .insert("Contact", json!({ "LastName": name, "Title": title }))
+        .unwrap();
+    app.sync_now().await;
+    let desk = app
+        .gql_ok(
+            "{ contacts(first: 100) { nodes { id lastName } } }",
+            json!({}),
+        )
+        .await;
+    let desk_id = desk["contacts"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["lastName"] == name)
+        .unwrap()["id"]
+        .clone();
+    (sf_id, desk_id)
+}
+
 /// Contacts in the org with this last name.
 fn in_org(sim: &SimHandle, last_name: &str) -> usize {
     sim.records("Contact")
@@ -329,26 +356,7 @@ async fn a_salesforce_value_too_long_for_the_desk_is_logged_and_retried_once_fix
 #[tokio::test]
 async fn a_refused_desk_edit_is_not_undone_by_an_older_salesforce_record_read_again() {
     let (app, sim) = synced(|_| {}).await;
-    let sf_id = sim
-        .insert(
-            "Contact",
-            json!({ "LastName": "Franklin", "Title": "Chemist" }),
-        )
-        .unwrap();
-    app.sync_now().await;
-    let desk = app
-        .gql_ok(
-            "{ contacts(first: 100) { nodes { id lastName } } }",
-            json!({}),
-        )
-        .await;
-    let desk_id = desk["contacts"]["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["lastName"] == "Franklin")
-        .unwrap()["id"]
-        .clone();
+    let (sf_id, desk_id) = synced_contact(&app, &sim, "Franklin", "Chemist").await;
     sim.update("Contact", &sf_id, json!({ "Title": "Crystallographer" }))
         .unwrap();
     // Salesforce stamps whole seconds: the desk edit comes after Salesforce's.
@@ -387,26 +395,7 @@ async fn a_refused_desk_edit_is_not_undone_by_an_older_salesforce_record_read_ag
 #[tokio::test]
 async fn a_retried_desk_edit_does_not_overwrite_a_newer_salesforce_edit_not_read_yet() {
     let (app, sim) = synced(|_| {}).await;
-    let sf_id = sim
-        .insert(
-            "Contact",
-            json!({ "LastName": "Meitner", "Title": "Physicist" }),
-        )
-        .unwrap();
-    app.sync_now().await;
-    let desk = app
-        .gql_ok(
-            "{ contacts(first: 100) { nodes { id lastName } } }",
-            json!({}),
-        )
-        .await;
-    let desk_id = desk["contacts"]["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["lastName"] == "Meitner")
-        .unwrap()["id"]
-        .clone();
+    let (sf_id, desk_id) = synced_contact(&app, &sim, "Meitner", "Physicist").await;
     app.gql_ok(
         "mutation($id: ID!) { updateContact(id: $id, patch: { title: \"Fission pioneer\" }) { id } }",
         json!({ "id": desk_id }),

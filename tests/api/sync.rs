@@ -1096,18 +1096,7 @@ async fn two_desk_contacts_one_salesforce(
     app: &TestApp,
     sim: &SimHandle,
 ) -> (String, Value, Value) {
-    let sf = sim
-        .insert(
-            "Contact",
-            json!({ "LastName": "Sol", "Email": "pair@example.com" }),
-        )
-        .unwrap();
-    let one = app
-        .create_contact(json!({ "lastName": "One", "email": "pair@example.com" }))
-        .await;
-    let two = app
-        .create_contact(json!({ "lastName": "Two", "email": "PAIR@example.com" }))
-        .await;
+    let (sf, one, two) = sol_one_and_two(app, sim).await;
     app.sync_now().await;
     assert_eq!(
         waiting_on_a_match(app).await.len(),
@@ -1148,6 +1137,23 @@ async fn an_edit_to_one_of_two_desk_contacts_sharing_an_email_settles_nothing() 
     );
 }
 
+/// Salesforce contact Sol and desk contacts One and Two, all with one email, not synced yet.
+async fn sol_one_and_two(app: &TestApp, sim: &SimHandle) -> (String, Value, Value) {
+    let sf = sim
+        .insert(
+            "Contact",
+            json!({ "LastName": "Sol", "Email": "pair@example.com" }),
+        )
+        .unwrap();
+    let one = app
+        .create_contact(json!({ "lastName": "One", "email": "pair@example.com" }))
+        .await;
+    let two = app
+        .create_contact(json!({ "lastName": "Two", "email": "PAIR@example.com" }))
+        .await;
+    (sf, one, two)
+}
+
 #[tokio::test]
 async fn a_desk_contact_moved_to_the_bin_leaves_the_match_to_the_other() {
     let (app, sim) = connected().await;
@@ -1178,18 +1184,7 @@ async fn one_way_a_desk_contact_moved_to_the_bin_leaves_the_match_to_the_other()
         json!({}),
     )
     .await;
-    let sf = sim
-        .insert(
-            "Contact",
-            json!({ "LastName": "Sol", "Email": "pair@example.com" }),
-        )
-        .unwrap();
-    let one = app
-        .create_contact(json!({ "lastName": "One", "email": "pair@example.com" }))
-        .await;
-    let two = app
-        .create_contact(json!({ "lastName": "Two", "email": "pair@example.com" }))
-        .await;
+    let (sf, one, two) = sol_one_and_two(&app, &sim).await;
     app.sync_now().await;
     assert_eq!(waiting_on_a_match(&app).await.len(), 1, "Sol waits");
 
