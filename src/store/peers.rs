@@ -129,7 +129,7 @@ impl Bridge {
                         Err(e) => {
                             tracing::warn!(error = %e, "lost the connection that hears other replicas");
                             tokio::time::sleep(Duration::from_secs(1)).await;
-                            // The next `try_recv` connects again if it must; this says when.
+                            // Listening afresh, it knows from when on it hears again.
                             if let Ok(fresh) = hearing.listen().await {
                                 listener = fresh;
                                 hearing.missed();
