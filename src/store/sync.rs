@@ -972,8 +972,8 @@ impl SyncBatch<'_> {
         Ok(created)
     }
 
-    /// Forgets the updates noted as sent to these desk records' twins: answered, refused or
-    /// not, each is known now.
+    /// Forgets the updates noted as sent to these desk records' twins, which Salesforce
+    /// answered without making them (a made one's note goes with its new link).
     pub async fn clear_sent(&mut self, module: Module, desk_ids: &[i64]) -> StoreResult<()> {
         if desk_ids.is_empty() {
             return Ok(());

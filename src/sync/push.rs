@@ -190,23 +190,25 @@ impl SyncEngine {
         self.match_in_salesforce(round, module, &records, &mut plans)
             .await?;
 
-        let updates: Vec<(usize, SalesforceId, Record)> = plans
-            .iter()
-            .enumerate()
-            .filter_map(|(i, (_, plan))| match plan {
-                Plan::Update {
-                    salesforce_id,
-                    values,
-                    ..
-                } => SalesforceId::parse(salesforce_id)
-                    .ok()
-                    .map(|id| (i, id, values.clone())),
-                _ => None,
-            })
-            .collect();
+        // Each update, with the desk record and hash it is noted as sent under.
+        let mut updates: Vec<(usize, SalesforceId, Record)> = Vec::new();
+        let mut sent: Vec<(i64, String)> = Vec::new();
+        for (i, (desk_id, plan)) in plans.iter().enumerate() {
+            if let Plan::Update {
+                salesforce_id,
+                values,
+                hash,
+                ..
+            } = plan
+                && let Ok(id) = SalesforceId::parse(salesforce_id)
+            {
+                updates.push((i, id, values.clone()));
+                sent.push((*desk_id, hash.clone()));
+            }
+        }
         let mut outcomes: HashMap<usize, RecordResult> = HashMap::new();
-        // Updates noted as sent, to forget once answered.
-        let mut answered: Vec<i64> = Vec::new();
+        // Updates refused (or re-created): their note goes now; a made one's goes with its link.
+        let mut unmade: Vec<i64> = Vec::new();
         if !updates.is_empty() {
             let body: Vec<(SalesforceId, Record)> = updates
                 .iter()
@@ -214,17 +216,12 @@ impl SyncEngine {
                 .collect();
             // Made but unanswered (every answer lost, or a crash), an update read back must
             // not pass for a Salesforce edit newer than the desk's: noted first.
-            let sent: Vec<(i64, String)> = updates
-                .iter()
-                .filter_map(|(i, _, _)| match &plans[*i] {
-                    (desk_id, Plan::Update { hash, .. }) => Some((*desk_id, hash.clone())),
-                    _ => None,
-                })
-                .collect();
             self.store.note_sent_updates(module, &sent).await?;
             let results = round.client.update_many(object, &body, false).await?;
-            answered = sent.into_iter().map(|(desk_id, _)| desk_id).collect();
             for ((i, _, _), result) in updates.into_iter().zip(results) {
+                if !result.success {
+                    unmade.push(plans[i].0);
+                }
                 let gone = result
                     .errors
                     .iter()
@@ -323,7 +320,7 @@ impl SyncEngine {
         let open_failures = self.store.has_open_failures(module).await?;
         let mut batch = self.store.begin_sync().await?;
         batch.settle_pending_creates(module, &noted).await?;
-        batch.clear_sent(module, &answered).await?;
+        batch.clear_sent(module, &unmade).await?;
         let mut counts = Counts::default();
         for (i, (desk_id, plan)) in plans.into_iter().enumerate() {
             let upto = upto.get(&desk_id).copied();
