@@ -699,6 +699,9 @@ impl Integrations {
         mappings: Vec<Mapping>,
     ) -> Result<Vec<Mapping>, SyncError> {
         let client = self.client().await?;
+        // Read afresh: an admin may have added the field, or made one mandatory or read-only,
+        // since the org was last described.
+        client.forget_describe(module.salesforce_object());
         let describe = client.describe(module.salesforce_object()).await?;
         let checked = mapping::validate(module, &mappings, &describe)?;
         let same = |before: &[Mapping]| {

@@ -227,6 +227,18 @@ pub fn validate(
             ));
         }
     }
+    // Without it the first sync meets no record on both sides: each would be created again
+    // on the other.
+    let key = super::desk::match_field(module);
+    if !seen_desk.contains(key) {
+        return Err(Invalid::new(
+            "mappings",
+            format!(
+                "'{key}' must be mapped: the sync finds the Salesforce twin of a desk {} by it, and without it would create every record already on both sides a second time",
+                object.to_lowercase()
+            ),
+        ));
+    }
     for field in describe.fields.iter().filter(|f| f.required_on_create()) {
         if !seen_salesforce.contains(&field.name.to_ascii_lowercase()) {
             return Err(Invalid::new(

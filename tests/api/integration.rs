@@ -257,6 +257,13 @@ async fn mappings_that_would_fail_in_salesforce_are_refused_up_front() {
             "mappings",
             "mandatory",
         ),
+        // Contacts meet by email: without it each would be created again on the other side.
+        (
+            "CONTACTS",
+            vec![("lastName", "LastName"), ("firstName", "FirstName")],
+            "mappings",
+            "'email' must be mapped",
+        ),
         // Accounts meet by name: a long text area cannot be looked up by it.
         (
             "ACCOUNTS",
@@ -288,6 +295,47 @@ async fn mappings_that_would_fail_in_salesforce_are_refused_up_front() {
     assert!(
         unchanged["fieldMappings"].as_array().unwrap().len() >= 13,
         "refused mappings change nothing"
+    );
+}
+
+#[tokio::test]
+async fn a_field_created_in_salesforce_after_connecting_can_be_mapped() {
+    let app = spawn_app().await;
+    let sim = salesforce_sim::start(SimConfig::default()).await;
+    sim.remove_field("Account", "Subscription_Type__c").unwrap();
+    connect(&app, &sim, "tandem").await;
+    let mut maps = app
+        .gql_ok(
+            "{ fieldMappings(module: ACCOUNTS) { deskField salesforceField } }",
+            json!({}),
+        )
+        .await["fieldMappings"]
+        .as_array()
+        .unwrap()
+        .clone();
+    for map in &mut maps {
+        if map["deskField"] == "accountType" {
+            map["salesforceField"] = json!("Subscription_Type__c");
+        }
+    }
+    let missing = app
+        .gql(UPDATE, json!({ "m": "ACCOUNTS", "maps": maps }))
+        .await;
+    assert_eq!(codes(&missing), ["BAD_USER_INPUT"], "{missing}");
+
+    sim.create_field("Account", "Subscription_Type__c").unwrap();
+    let saved = app
+        .gql(UPDATE, json!({ "m": "ACCOUNTS", "maps": maps }))
+        .await;
+    assert!(saved.get("errors").is_none(), "{saved}");
+    assert!(
+        saved["data"]["updateFieldMappings"]
+            .as_array()
+            .unwrap()
+            .contains(
+                &json!({ "deskField": "accountType", "salesforceField": "Subscription_Type__c" })
+            ),
+        "{saved}"
     );
 }
 

@@ -182,6 +182,14 @@ impl SimHandle {
         Ok(())
     }
 
+    /// Creates a custom field removed with `remove_field`, as an admin adding it to the org
+    /// after the integration connected.
+    pub fn create_field(&self, sobject: &str, field: &str) -> Result<(), ApiError> {
+        let (obj, index) = custom_field(sobject, field)?;
+        lock(&self.sim.store).add_field(obj, index);
+        Ok(())
+    }
+
     /// The next REST calls fail with these statuses (500, 503, 400 row lock, 403 limit), in order.
     pub fn fail_next(&self, statuses: &[u16]) {
         lock(&self.sim.faults).queued.extend(statuses);

@@ -311,6 +311,11 @@ impl Store {
         self.absent.push((obj, field));
     }
 
+    /// Adds back a field removed from the org.
+    pub fn add_field(&mut self, obj: ObjIdx, field: usize) {
+        self.absent.retain(|f| *f != (obj, field));
+    }
+
     /// Whether this org has field `field` of `obj`.
     pub fn has_field(&self, obj: ObjIdx, field: usize) -> bool {
         !self.absent.contains(&(obj, field))
