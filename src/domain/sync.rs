@@ -120,10 +120,11 @@ impl FailureReason {
             | "INVALID_CROSS_REFERENCE_KEY"
             | "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST"
             | "FIELD_INTEGRITY_EXCEPTION" => FailureReason::InvalidParameter,
-            "REQUEST_LIMIT_EXCEEDED" => FailureReason::RateLimited,
+            "REQUEST_LIMIT_EXCEEDED" | "HTTP_420" | "HTTP_429" => FailureReason::RateLimited,
             "UNABLE_TO_LOCK_ROW" | "SERVER_UNAVAILABLE" | "UNKNOWN_EXCEPTION" => {
                 FailureReason::UpstreamUnavailable
             }
+            "HTTP_408" => FailureReason::UpstreamUnavailable,
             code if code.starts_with("HTTP_5") => FailureReason::UpstreamUnavailable,
             _ => FailureReason::Rejected,
         }

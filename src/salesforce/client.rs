@@ -294,7 +294,7 @@ impl SalesforceClient {
                 session = self.session.renew(session.generation).await?;
                 continue;
             }
-            if status.is_server_error() && may_retry {
+            if super::error::busy(status.as_u16()) && may_retry {
                 self.backoff(attempt).await;
                 continue;
             }

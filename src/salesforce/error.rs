@@ -32,7 +32,7 @@ impl SalesforceError {
             SalesforceError::Api {
                 status, error_code, ..
             } => {
-                *status >= 500
+                busy(*status)
                     || error_code == "UNABLE_TO_LOCK_ROW"
                     || error_code == "SERVER_UNAVAILABLE"
             }
@@ -48,6 +48,13 @@ impl SalesforceError {
             _ => None,
         }
     }
+}
+
+/// Whether an HTTP status says the server, or an edge before it, could not take the request
+/// now (a timeout, throttling, a failure of its own) rather than refusing it: asked again
+/// later, it may be answered.
+pub(super) fn busy(status: u16) -> bool {
+    status >= 500 || matches!(status, 408 | 420 | 429)
 }
 
 #[derive(Deserialize)]

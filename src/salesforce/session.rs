@@ -309,11 +309,12 @@ impl SessionOwner {
             return serde_json::from_slice(&body)
                 .map_err(|e| SalesforceError::Decode(format!("token response: {e}")));
         }
-        if status.is_server_error() {
+        if super::error::busy(status.as_u16()) {
+            // Not a refusal of the credentials: a sign-in that waits a little succeeds.
             return Err(SalesforceError::Api {
                 status: status.as_u16(),
                 error_code: format!("HTTP_{}", status.as_u16()),
-                message: "the token endpoint failed".into(),
+                message: "the token endpoint could not answer now".into(),
                 fields: Vec::new(),
             });
         }

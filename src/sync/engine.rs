@@ -235,7 +235,17 @@ impl SyncEngine {
         if current.first_sync == FirstSync::NotStarted.as_str() {
             return Ok(idle("the first sync has not been started"));
         }
-        let client = self.integrations.client_of(&current).await?;
+        let client = match self.integrations.client_of(&current).await {
+            Ok(client) => client,
+            Err(e) => {
+                // Nothing can be sent or read; say why where the admin looks.
+                let reason = format!(
+                    "the saved Salesforce credentials cannot be used ({e}): set the encryption key they were saved with (`sync.encryption_key`), or reconnect"
+                );
+                self.integrations.explain(Some(reason)).await?;
+                return Err(e);
+            }
+        };
         let mut result = self.round(&current, &client, generation).await;
         if matches!(result, Err(SyncError::Stopped))
             || (result.is_err() && self.integrations.generation() != generation)

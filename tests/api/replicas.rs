@@ -26,6 +26,38 @@ pub(crate) async fn second_process(app: &TestApp) -> Services {
     Services::open(&settings).await.unwrap()
 }
 
+#[tokio::test]
+async fn a_process_holding_another_encryption_key_says_why_it_cannot_sync() {
+    let (app, _sim) = started(|_| {}).await;
+    let mut settings = Settings {
+        data_dir: app.data_dir.clone(),
+        database_url: Some(DatabaseUrl::new(app.database_url.clone())),
+        ..Default::default()
+    };
+    settings.sync.worker = false;
+    settings.sync.encryption_key = Some(SecretString::from("ab".repeat(32)));
+    let other = Services::open(&settings).await.unwrap();
+    assert!(other.engine.run_once().await.is_err());
+    let state = app
+        .gql_ok("{ integration { status statusReason } }", json!({}))
+        .await;
+    let reason = state["integration"]["statusReason"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(reason.contains("sync.encryption_key"), "{state}");
+    assert_eq!(state["integration"]["status"], "ACTIVE", "{state}");
+
+    // The process holding the right key gets through, and the reason goes.
+    app.sync_now().await;
+    let state = app
+        .gql_ok("{ integration { statusReason } }", json!({}))
+        .await;
+    assert_eq!(
+        state["integration"]["statusReason"],
+        serde_json::Value::Null
+    );
+}
+
 /// An org of `records` contacts, connected from the app and synced once.
 async fn synced_org(app: &TestApp, records: usize) -> SimHandle {
     let sim = salesforce_sim::start(SimConfig {

@@ -1755,6 +1755,37 @@ async fn revoked_credentials_put_the_integration_in_error_until_reconnected() {
 }
 
 #[tokio::test]
+async fn a_sign_in_the_edge_throttles_is_tried_again_not_taken_for_refused_credentials() {
+    let (app, sim) = connected().await;
+    sim.expire_tokens();
+    sim.throttle_sign_ins(1);
+    let id = sim
+        .insert("Contact", json!({ "LastName": "Patient" }))
+        .unwrap();
+    assert!(app.engine.run_once().await.is_err());
+    let state = app
+        .gql_ok("{ integration { status statusReason } }", json!({}))
+        .await;
+    assert_eq!(state["integration"]["status"], "ACTIVE", "{state}");
+    assert!(
+        state["integration"]["statusReason"]
+            .as_str()
+            .unwrap()
+            .contains("retried"),
+        "{state}"
+    );
+
+    let report = app.sync_now().await;
+    assert!(report.idle.is_none(), "{report:?}");
+    assert_eq!(by_last_name(&contacts(&app).await, "Patient").len(), 1);
+    let state = app
+        .gql_ok("{ integration { status statusReason } }", json!({}))
+        .await;
+    assert_eq!(state["integration"]["statusReason"], Value::Null, "{state}");
+    assert!(sim.get("Contact", &id).is_some());
+}
+
+#[tokio::test]
 async fn accounts_with_numbers_go_out_and_come_back_unchanged() {
     let (app, sim) = connected().await;
     let account = app

@@ -31,6 +31,9 @@ pub struct Faults {
     pub api_used: u64,
     pub token_max_requests: Option<u64>,
     pub token_ttl_secs: Option<i64>,
+    /// The next this many sign-ins are turned away by the edge with 429, before Salesforce
+    /// reads them.
+    pub throttled_sign_ins: u32,
     /// Requests to stop before they are answered, until a test lets them go.
     pub holds: Vec<Hold>,
 }
@@ -97,6 +100,7 @@ impl Faults {
             daily_limit: config.daily_api_limit,
             api_used: 0,
             token_max_requests: config.token_max_requests,
+            throttled_sign_ins: 0,
             token_ttl_secs: config.token_ttl_secs,
             holds: Vec::new(),
         }

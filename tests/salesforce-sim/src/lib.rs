@@ -147,6 +147,12 @@ impl SimHandle {
         lock(&self.sim.faults).drop_rate = rate;
     }
 
+    /// Turns away the next `n` sign-ins at the token endpoint with 429 and an HTML page, as
+    /// an edge throttling them does.
+    pub fn throttle_sign_ins(&self, n: u32) {
+        lock(&self.sim.faults).throttled_sign_ins += n;
+    }
+
     /// Cuts the connection of the next `n` REST calls mid-answer.
     pub fn drop_next(&self, n: u32) {
         lock(&self.sim.faults).drops += n;

@@ -120,6 +120,17 @@ fn route(
     let trimmed = path.strip_suffix('/').unwrap_or(path);
     match trimmed {
         "/services/oauth2/token" if method == Method::POST => {
+            {
+                let mut faults = lock(&sim.faults);
+                if faults.throttled_sign_ins > 0 {
+                    faults.throttled_sign_ins -= 1;
+                    return reply_response(
+                        429,
+                        Some(b"<html><body>Too Many Requests</body></html>".to_vec()),
+                        Some("text/html"),
+                    );
+                }
+            }
             let mut form: HashMap<String, String> = params.iter().cloned().collect();
             form.extend(form_urlencoded::parse(body).into_owned());
             let (status, body) = oauth::token(sim, &form, basic_auth(req));
