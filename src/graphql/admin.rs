@@ -140,6 +140,32 @@ impl From<PermissionsInput> for Permissions {
     }
 }
 
+/// The permissions to change; one left out keeps its value.
+#[derive(InputObject)]
+pub struct PermissionsPatchInput {
+    pub visible: Option<bool>,
+    pub panel: Option<SalesforcePanel>,
+    pub information: Option<bool>,
+    pub opportunities: Option<bool>,
+    pub notes: Option<bool>,
+    pub events: Option<bool>,
+    pub tasks: Option<bool>,
+}
+
+impl PermissionsPatchInput {
+    fn apply(self, p: Permissions) -> Permissions {
+        Permissions {
+            visible: self.visible.unwrap_or(p.visible),
+            panel: self.panel.map_or(p.panel, Into::into),
+            information: self.information.unwrap_or(p.information),
+            opportunities: self.opportunities.unwrap_or(p.opportunities),
+            notes: self.notes.unwrap_or(p.notes),
+            events: self.events.unwrap_or(p.events),
+            tasks: self.tasks.unwrap_or(p.tasks),
+        }
+    }
+}
+
 #[derive(InputObject)]
 pub struct CreateProfileInput {
     pub name: String,
@@ -191,18 +217,19 @@ impl AdminMutation {
         Ok(ctx.store().create_profile(new).await?.into())
     }
 
-    /// Replaces a profile's Salesforce permissions. Administrators only.
+    /// Changes the Salesforce permissions given; the others keep their values.
+    /// Administrators only.
     async fn update_profile_permissions(
         &self,
         ctx: &Context<'_>,
         id: ID,
-        permissions: PermissionsInput,
+        permissions: PermissionsPatchInput,
     ) -> ApiResult<Profile> {
         ctx.admin()?;
         let id = parse_id("id", &id, ProfileId)?;
         Ok(ctx
             .store()
-            .update_profile_permissions(id, permissions.into())
+            .update_profile_permissions(id, |current| permissions.apply(current))
             .await?
             .into())
     }

@@ -6,7 +6,7 @@ use chrono::Utc;
 use entity::profile::{self, Column, Entity as Profiles};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder,
+    QueryOrder, QuerySelect,
 };
 
 use super::{Store, StoreError, StoreResult};
@@ -154,13 +154,15 @@ impl Store {
     pub async fn update_profile_permissions(
         &self,
         id: ProfileId,
-        permissions: Permissions,
+        change: impl FnOnce(Permissions) -> Permissions,
     ) -> StoreResult<profile::Model> {
         let txn = self.write().await?;
         let current = Profiles::find_by_id(id)
+            .lock_exclusive()
             .one(&*txn)
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("profile {id}")))?;
+        let permissions = change(permissions_of(&current));
         let mut active: profile::ActiveModel = current.into();
         set_permissions(&mut active, permissions);
         active.updated_at = Set(Utc::now());

@@ -54,15 +54,27 @@ async fn administrators_create_profiles_and_change_permissions() {
         .await;
     assert_eq!(codes(&duplicate), ["CONFLICT"]);
 
+    // A change names what it changes: what it leaves out stays as it was, so hiding the
+    // panel does not grant the notes the profile was refused.
     let updated = app
         .gql_ok(
-            "mutation($id: ID!) { updateProfilePermissions(id: $id, permissions: { visible: false }) { permissions { visible notes accessLevel } } }",
+            "mutation($id: ID!) { updateProfilePermissions(id: $id, permissions: { visible: false }) { permissions { visible panel notes accessLevel } } }",
             json!({ "id": profile["id"] }),
         )
         .await;
     assert_eq!(
         updated["updateProfilePermissions"]["permissions"],
-        json!({ "visible": false, "notes": true, "accessLevel": "FULL" })
+        json!({ "visible": false, "panel": "CONTACTS", "notes": false, "accessLevel": "RESTRICTED" })
+    );
+    let granted = app
+        .gql_ok(
+            "mutation($id: ID!) { updateProfilePermissions(id: $id, permissions: { notes: true, panel: BOTH }) { permissions { visible panel notes accessLevel } } }",
+            json!({ "id": profile["id"] }),
+        )
+        .await;
+    assert_eq!(
+        granted["updateProfilePermissions"]["permissions"],
+        json!({ "visible": false, "panel": "BOTH", "notes": true, "accessLevel": "FULL" })
     );
 
     let token_body = app
