@@ -40,14 +40,17 @@ fn input_of(model: &ticket::Model) -> StoreResult<TicketInput> {
     })
 }
 
-/// Checks the references a write gives a ticket and, when no account is given, takes the
-/// contact's (unless it is in the recycle bin). References the write leaves as they were are
-/// not checked again: a ticket keeps a contact or account moved to the recycle bin, and can
-/// still be edited.
+/// Checks the references a write gives a ticket and, when it sets the contact without
+/// naming the account, makes the ticket's account the contact's (none when the contact has
+/// none or its account is in the recycle bin): a ticket follows its requester's company
+/// unless told otherwise, and an account given, or cleared with `null`, stands. References
+/// the write leaves as they were are not checked again: a ticket keeps a contact or account
+/// moved to the recycle bin, and can still be edited.
 async fn resolve_links(
     db: &impl ConnectionTrait,
     mut fields: TicketFields,
     before: Option<&ticket::Model>,
+    account_named: bool,
 ) -> StoreResult<TicketFields> {
     let contact_changed = before.is_none_or(|t| t.contact_id != fields.contact_id);
     if let Some(contact_id) = fields.contact_id
@@ -66,8 +69,11 @@ async fn resolve_links(
                 .into(),
                 other => other,
             })?;
-        if fields.account_id.is_none() && check_account(db, contact.account_id).await.is_ok() {
+        if !account_named {
             fields.account_id = contact.account_id;
+            if check_account(db, fields.account_id).await.is_err() {
+                fields.account_id = None;
+            }
         }
     }
     check_account_change(db, before.and_then(|t| t.account_id), fields.account_id).await?;
@@ -140,7 +146,7 @@ impl Store {
     pub async fn create_ticket(&self, input: &TicketInput) -> StoreResult<ticket::Model> {
         let fields = input.validate()?;
         let txn = self.write().await?;
-        let fields = resolve_links(&*txn, fields, None).await?;
+        let fields = resolve_links(&*txn, fields, None, input.account_id.is_some()).await?;
         let now = Utc::now();
         let mut active = ticket::ActiveModel {
             created_at: Set(now),
@@ -167,7 +173,8 @@ impl Store {
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("ticket {id}")))?;
         let fields = patch.apply(input_of(&current)?).validate()?;
-        let fields = resolve_links(&*txn, fields, Some(&current)).await?;
+        let fields =
+            resolve_links(&*txn, fields, Some(&current), patch.account_id.is_some()).await?;
         let mut active: ticket::ActiveModel = current.into();
         set_fields(&mut active, fields);
         active.updated_at = Set(Utc::now());

@@ -46,6 +46,51 @@ async fn a_ticket_takes_its_contacts_account_and_shows_both() {
 }
 
 #[tokio::test]
+async fn a_ticket_handed_to_another_contact_follows_its_account_unless_told_otherwise() {
+    let app = spawn_app().await;
+    let zylker = app.create_account("Zylker").await;
+    let acme = app.create_account("Acme").await;
+    let ada = app
+        .create_contact(json!({ "lastName": "Lovelace", "accountId": zylker["id"] }))
+        .await;
+    let bob = app
+        .create_contact(json!({ "lastName": "Builder", "accountId": acme["id"] }))
+        .await;
+    let loner = app.create_contact(json!({ "lastName": "Loner" })).await;
+    let ticket = app
+        .gql_ok(
+            "mutation($c: ID!) { createTicket(input: { subject: \"Refund\", contactId: $c }) { id } }",
+            json!({ "c": ada["id"] }),
+        )
+        .await["createTicket"]["id"]
+        .clone();
+    const UPDATE: &str = "mutation($id: ID!, $p: TicketPatchInput!) { updateTicket(id: $id, patch: $p) { contact { lastName } account { name } } }";
+    let update = |patch| app.gql_ok(UPDATE, json!({ "id": ticket, "p": patch }));
+
+    let handed = update(json!({ "contactId": bob["id"] })).await;
+    assert_eq!(
+        handed["updateTicket"],
+        json!({ "contact": { "lastName": "Builder" }, "account": { "name": "Acme" } })
+    );
+    let cleared = update(json!({ "contactId": ada["id"], "accountId": null })).await;
+    assert_eq!(
+        cleared["updateTicket"],
+        json!({ "contact": { "lastName": "Lovelace" }, "account": null }),
+        "null clears the account, as the patch says"
+    );
+    let named = update(json!({ "contactId": bob["id"], "accountId": zylker["id"] })).await;
+    assert_eq!(named["updateTicket"]["account"]["name"], "Zylker");
+    let alone = update(json!({ "contactId": loner["id"] })).await;
+    assert_eq!(alone["updateTicket"]["account"], serde_json::Value::Null);
+    update(json!({ "accountId": acme["id"] })).await;
+    let kept = update(json!({ "subject": "Refund due" })).await;
+    assert_eq!(
+        kept["updateTicket"]["account"]["name"], "Acme",
+        "an edit leaving the contact alone keeps the account"
+    );
+}
+
+#[tokio::test]
 async fn a_ticket_must_name_a_live_contact_and_a_subject() {
     let app = spawn_app().await;
     let missing = app
