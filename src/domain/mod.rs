@@ -42,6 +42,12 @@ impl Invalid {
         }
     }
 
+    /// Names the record the message is about, where a write covers several.
+    pub fn about(mut self, record: impl std::fmt::Display) -> Self {
+        self.message = format!("{record}: {}", self.message);
+        self
+    }
+
     /// Prefixes the field with its position, e.g. `input.email` or `contacts[3].email`.
     pub fn within(mut self, parent: &str) -> Self {
         self.field = format!("{parent}.{}", self.field);

@@ -149,7 +149,16 @@ impl Store {
         let mut out = Vec::with_capacity(ids.len());
         for &id in ids {
             let current = live_account(&*txn, id).await?;
-            let fields = patch.apply(account_input(&current)).validate()?;
+            let fields = patch
+                .apply(account_input(&current))
+                .validate()
+                .map_err(|e| {
+                    if ids.len() > 1 {
+                        e.about(format_args!("account {id}"))
+                    } else {
+                        e
+                    }
+                })?;
             let mut active: account::ActiveModel = current.into();
             set_fields(&mut active, fields);
             active.updated_at = Set(now);
@@ -157,6 +166,8 @@ impl Store {
             enqueue(&*txn, Module::Accounts, model.id.0).await?;
             out.push(model);
         }
+        let edited: Vec<i64> = ids.iter().map(|id| id.0).collect();
+        super::sync::wake_pushes(&*txn, Module::Accounts, &edited).await?;
         txn.commit().await?;
         for model in &out {
             self.publish(DeskEntity::Account, DeskAction::Updated, model.id.0);

@@ -184,7 +184,16 @@ impl Store {
         let mut out = Vec::with_capacity(ids.len());
         for &id in ids {
             let current = live_contact(&*txn, id).await?;
-            let fields = patch.apply(contact_input(&current)).validate()?;
+            let fields = patch
+                .apply(contact_input(&current))
+                .validate()
+                .map_err(|e| {
+                    if ids.len() > 1 {
+                        e.about(format_args!("contact {id}"))
+                    } else {
+                        e
+                    }
+                })?;
             if current.account_id != fields.account_id {
                 check_account(&*txn, fields.account_id).await?;
             }
@@ -200,6 +209,8 @@ impl Store {
             enqueue(&*txn, Module::Contacts, model.id.0).await?;
             out.push(model);
         }
+        let edited: Vec<i64> = ids.iter().map(|id| id.0).collect();
+        super::sync::wake_pushes(&*txn, Module::Contacts, &edited).await?;
         txn.commit().await?;
         for model in &out {
             self.publish(DeskEntity::Contact, DeskAction::Updated, model.id.0);

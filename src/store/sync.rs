@@ -73,6 +73,25 @@ pub(crate) async fn enqueue(
     Ok(())
 }
 
+/// Makes the next attempt at sending these desk records due now, where one waits after a
+/// transient failure: an edit may be what the record needed (a contact moved off an account
+/// Salesforce does not have), and it goes out with the next push as every edit does.
+pub(crate) async fn wake_pushes(
+    db: &impl ConnectionTrait,
+    module: Module,
+    desk_ids: &[i64],
+) -> StoreResult<()> {
+    let now = Utc::now();
+    sync_failure::Entity::update_many()
+        .col_expr(sync_failure::Column::NextAttemptAt, Expr::value(now))
+        .filter(open_failures(module, Direction::DeskToSalesforce))
+        .filter(sync_failure::Column::DeskId.is_in(desk_ids.iter().copied()))
+        .filter(sync_failure::Column::NextAttemptAt.gt(now))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
 /// Marks resolved the open failures of sending this desk record to Salesforce: it was sent,
 /// or (moved to the recycle bin, until a restore queues it again) has nothing left to send.
 pub(crate) async fn settle_pushes(

@@ -594,7 +594,7 @@ impl SyncEngine {
                             Err((
                                 FailureReason::MultipleMatches,
                                 format!(
-                                    "Salesforce {} {} matches several desk records ({}); merge them in the desk or make the {} unique, and the next round tries again",
+                                    "Salesforce {} {} matches several desk records ({}); move all but one to the desk's recycle bin or make the {} unique, and the next round tries again",
                                     module.salesforce_object(),
                                     inc.id,
                                     ids.join(", "),

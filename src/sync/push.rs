@@ -146,7 +146,7 @@ impl SyncEngine {
                             return (*id, Plan::Fail(
                                 FailureReason::AccountNotSynced,
                                 format!(
-                                    "desk {object} {id} belongs to desk account {account}, which is not in Salesforce yet; the contact follows once the account is synced (retried automatically for a while, then with retrySyncFailures once the account's own failure is fixed)"
+                                    "desk {object} {id} belongs to desk account {account}, which is not in Salesforce yet; the contact follows once the account is synced (retried automatically for a while, then with retrySyncFailures once the account's own failure is fixed). An account in the recycle bin is never synced: restore it, or give the contact another account or none, and the edit goes out at once"
                                 ),
                             ));
                         }
@@ -556,7 +556,7 @@ impl SyncEngine {
                     *plan = Plan::Fail(
                         FailureReason::CrmIdAlreadyMapped,
                         format!(
-                            "desk {object} {desk_id} looks like a duplicate: Salesforce {object} {sf} has the same {key_name} and is already linked to desk {object} {other}; merge the two in the desk or change the {key_name}, then retry",
+                            "desk {object} {desk_id} looks like a duplicate: Salesforce {object} {sf} has the same {key_name} and is already linked to desk {object} {other}; if the two are one, move this one to the recycle bin, else change its {key_name}; then retry",
                             object = module.salesforce_object(),
                             key_name = desk::match_field(module),
                         ),
@@ -568,7 +568,7 @@ impl SyncEngine {
                     *plan = Plan::Fail(
                         FailureReason::MultipleMatches,
                         format!(
-                            "desk {} records {} all match Salesforce {one}; merge them in the desk or change the {key_name} of all but one, and the next round tries the rest again",
+                            "desk {} records {} all match Salesforce {one}; move all but one to the recycle bin or change their {key_name}, and the next round tries the rest again",
                             module.salesforce_object(),
                             desks.join(", "),
                             key_name = desk::match_field(module),

@@ -152,7 +152,12 @@ async fn mass_updating_accounts_validates_every_record() {
         json!([{ "accountType": "Customer" }, { "accountType": "Customer" }])
     );
     let bad = app
-        .gql("mutation($ids: [ID!]!) { massUpdateAccounts(ids: $ids, patch: { name: \"\" }) { id } }", json!({ "ids": [a["id"]] }))
+        .gql("mutation($ids: [ID!]!) { massUpdateAccounts(ids: $ids, patch: { name: \"\" }) { id } }", json!({ "ids": [a["id"], b["id"]] }))
         .await;
     assert_eq!(codes(&bad), ["BAD_USER_INPUT"]);
+    let message = bad["errors"][0]["message"].as_str().unwrap();
+    assert!(
+        message.contains(&format!("account {}", a["id"].as_str().unwrap())),
+        "the record that fails is named: {message}"
+    );
 }

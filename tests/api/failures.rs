@@ -209,6 +209,33 @@ async fn transient_refusals_are_retried_by_the_sync_itself() {
 }
 
 #[tokio::test]
+async fn a_desk_edit_to_a_record_waiting_to_be_retried_goes_out_at_once() {
+    let (app, sim) = synced(|s| s.sync.retry_backoff_secs = 3600).await;
+    let contact = app.create_contact(json!({ "lastName": "Busy" })).await;
+    sim.reject_next_records(&[(
+        "UNABLE_TO_LOCK_ROW",
+        "unable to obtain exclusive access to this record",
+    )]);
+    app.sync_now().await;
+    assert_eq!(open_failures(&app, None).await.len(), 1);
+
+    app.gql_ok(
+        "mutation($id: ID!) { updateContact(id: $id, patch: { title: \"Fixed\" }) { id } }",
+        json!({ "id": contact["id"] }),
+    )
+    .await;
+    app.sync_now().await;
+    assert_eq!(open_failures(&app, None).await, Vec::<Value>::new());
+    let sent: Vec<Value> = sim
+        .records("Contact")
+        .into_iter()
+        .filter(|c| c["LastName"] == "Busy")
+        .collect();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0]["Title"], "Fixed");
+}
+
+#[tokio::test]
 async fn transient_retries_back_off_and_stop_at_the_bound() {
     let (app, sim) = synced(|s| {
         s.sync.retry_backoff_secs = 3600;

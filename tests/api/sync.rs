@@ -875,7 +875,9 @@ async fn ambiguous_matches_are_logged_not_guessed() {
         .unwrap();
     assert!(failures.iter().all(|f| f.reason == "MULTIPLE_MATCHES"));
     assert!(
-        failures.iter().all(|f| f.message.contains("merge them")),
+        failures
+            .iter()
+            .all(|f| f.message.contains("move all but one to the")),
         "{failures:?}"
     );
     assert_eq!(
