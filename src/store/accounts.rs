@@ -90,7 +90,12 @@ impl Store {
             select = select.filter(Column::NameKey.like(like_pattern(name)));
         }
         if let Some(since) = filter.updated_since {
-            select = select.filter(Column::UpdatedAt.gte(since));
+            // Moving to the recycle bin changes a record too.
+            select = select.filter(
+                sea_orm::Condition::any()
+                    .add(Column::UpdatedAt.gte(since))
+                    .add(Column::DeletedAt.gte(since)),
+            );
         }
         let items = paginate(select, Column::Id, page)
             .all(self.connection())

@@ -124,7 +124,12 @@ impl Store {
             select = select.filter(Column::AccountId.eq(account));
         }
         if let Some(since) = filter.updated_since {
-            select = select.filter(Column::UpdatedAt.gte(since));
+            // Moving to the recycle bin changes a record too.
+            select = select.filter(
+                sea_orm::Condition::any()
+                    .add(Column::UpdatedAt.gte(since))
+                    .add(Column::DeletedAt.gte(since)),
+            );
         }
         let items = paginate(select, Column::Id, page)
             .all(self.connection())

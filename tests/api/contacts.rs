@@ -103,6 +103,42 @@ async fn a_timestamp_that_does_not_parse_is_the_clients_to_fix() {
 }
 
 #[tokio::test]
+async fn a_record_moved_to_the_bin_counts_as_changed_then() {
+    let app = spawn_app().await;
+    let binned = app.create_contact(json!({ "lastName": "Binned" })).await;
+    let account = app.create_account("Binned Inc").await;
+    app.create_contact(json!({ "lastName": "Kept" })).await;
+    let since = chrono::Utc::now();
+    app.gql_ok(
+        "mutation($c: ID!, $a: ID!) { deleteContact(id: $c) { id } deleteAccount(id: $a) { id } }",
+        json!({ "c": binned["id"], "a": account["id"] }),
+    )
+    .await;
+    let changed = app
+        .gql_ok(
+            "query($t: DateTime) { contacts(filter: { deleted: true, updatedSince: $t }) { nodes { id } }
+                                  accounts(filter: { deleted: true, updatedSince: $t }) { nodes { id } } }",
+            json!({ "t": since.to_rfc3339() }),
+        )
+        .await;
+    assert_eq!(
+        changed["contacts"]["nodes"],
+        json!([{ "id": binned["id"] }])
+    );
+    assert_eq!(
+        changed["accounts"]["nodes"],
+        json!([{ "id": account["id"] }])
+    );
+    let live = app
+        .gql_ok(
+            "query($t: DateTime) { contacts(filter: { updatedSince: $t }) { nodes { id } } }",
+            json!({ "t": since.to_rfc3339() }),
+        )
+        .await;
+    assert_eq!(live["contacts"]["nodes"], json!([]), "nothing live changed");
+}
+
+#[tokio::test]
 async fn an_update_changes_only_the_fields_it_names() {
     let app = spawn_app().await;
     let c = app
