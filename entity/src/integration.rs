@@ -23,6 +23,9 @@ pub struct Model {
     pub api_max: Option<i64>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    /// Changes whenever the connection is replaced, removed or remapped: a round started
+    /// under another stops at its next batch.
+    pub epoch: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

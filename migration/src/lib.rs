@@ -16,6 +16,7 @@ mod m20261130_000011_unused_indexes;
 mod m20261202_000012_pending_creates;
 mod m20261204_000013_failure_match_keys;
 mod m20261204_000014_sent_hashes;
+mod m20261205_000015_integration_epochs;
 
 pub struct Migrator;
 
@@ -37,6 +38,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000012_pending_creates::Migration),
             Box::new(m20261204_000013_failure_match_keys::Migration),
             Box::new(m20261204_000014_sent_hashes::Migration),
+            Box::new(m20261205_000015_integration_epochs::Migration),
         ]
     }
 }

@@ -172,6 +172,7 @@ impl Store {
             api_max: Set(None),
             created_at: Set(now),
             updated_at: Set(now),
+            epoch: Set(previous.as_ref().map_or(0, |p| p.epoch) + 1),
         }
         .insert(&*txn)
         .await?;
@@ -246,6 +247,25 @@ impl Store {
     }
 
     /// Forgets the connection and everything kept for syncing; desk records stay.
+    /// Tells rounds running under the saved connection, in any process, that it is about to
+    /// change: each stops at its next batch.
+    pub async fn announce_integration_change(&self) -> StoreResult<()> {
+        let txn = self.write().await?;
+        integration::Entity::update_many()
+            .col_expr(
+                integration::Column::Epoch,
+                sea_orm::sea_query::ExprTrait::add(
+                    sea_orm::sea_query::Expr::col(integration::Column::Epoch),
+                    1,
+                ),
+            )
+            .filter(integration::Column::Id.eq(ROW))
+            .exec(&*txn)
+            .await?;
+        txn.commit().await?;
+        Ok(())
+    }
+
     pub async fn delete_integration(&self) -> StoreResult<()> {
         let txn = self.write().await?;
         integration::Entity::delete_by_id(ROW).exec(&*txn).await?;

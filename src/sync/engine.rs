@@ -86,6 +86,8 @@ pub(super) struct Round {
     pub client: Arc<SalesforceClient>,
     /// The connection generation the round started under.
     pub generation: u64,
+    /// The saved connection's epoch the round started under.
+    pub epoch: i64,
     pub sync_type: SyncType,
     pub first_sync: bool,
     pub contacts: Vec<Mapping>,
@@ -94,7 +96,8 @@ pub(super) struct Round {
 
 impl Round {
     /// Stops the round when the sync was paused or retyped — in this process or another on
-    /// the database — or the connection it started under was replaced or removed.
+    /// the database — or the connection it started under was replaced, removed or remapped,
+    /// or is about to be.
     pub async fn still_current(&self, integrations: &Integrations) -> Result<(), SyncError> {
         if integrations.generation() != self.generation {
             return Err(SyncError::Stopped);
@@ -103,7 +106,8 @@ impl Round {
         match saved {
             Some(m)
                 if m.status == IntegrationStatus::Active.as_str()
-                    && m.sync_type == self.sync_type.as_str() =>
+                    && m.sync_type == self.sync_type.as_str()
+                    && m.epoch == self.epoch =>
             {
                 Ok(())
             }
@@ -302,6 +306,7 @@ impl SyncEngine {
         Ok(Round {
             client: client.clone(),
             generation,
+            epoch: current.epoch,
             sync_type: current.sync_type.parse().map_err(SyncError::WrongState)?,
             first_sync: current.first_sync == FirstSync::Running.as_str(),
             contacts: self.integrations.mappings(Module::Contacts).await?,

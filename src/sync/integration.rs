@@ -276,10 +276,12 @@ impl Integrations {
         self.generation.load(std::sync::atomic::Ordering::SeqCst)
     }
 
-    /// Tells a running round to stop, then waits until it has.
+    /// Tells a running round to stop, here or in another process on the database, then waits
+    /// until it has.
     async fn replacing(&self) -> Result<RoundGuard<'_>, SyncError> {
         self.generation
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.store.announce_integration_change().await?;
         self.hold_rounds().await
     }
 

@@ -431,3 +431,50 @@ async fn a_pause_made_in_another_process_stops_a_running_round_at_its_next_batch
         "the export resumes where it stopped"
     );
 }
+
+#[tokio::test]
+async fn a_delete_or_remapping_in_another_process_stops_a_running_round_at_its_next_batch() {
+    for change in ["remap", "delete"] {
+        let (app, sim) = started(|s| s.sync.batch_size = 1).await;
+        for name in ["Noether", "Curie", "Meitner"] {
+            app.create_contact(json!({ "lastName": name })).await;
+        }
+        let other = second_process(&app).await;
+        let first = sim.hold_next("PATCH", "/composite/sobjects/Contact");
+        let engine = app.engine.clone();
+        let round = tokio::spawn(async move { engine.run_once().await });
+        first.arrived().await;
+        let changing = tokio::spawn({
+            let integrations = other.integrations.clone();
+            async move {
+                if change == "delete" {
+                    integrations.delete().await
+                } else {
+                    let mut mappings = integrations.mappings(Module::Contacts).await?;
+                    mappings.retain(|m| m.desk_field != "title");
+                    integrations
+                        .update_mappings(Module::Contacts, mappings)
+                        .await
+                        .map(drop)
+                }
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(!changing.is_finished(), "{change}: it waits for the round");
+        first.release();
+        tokio::time::timeout(Duration::from_secs(10), changing)
+            .await
+            .expect("the change does not wait for the whole round")
+            .unwrap()
+            .unwrap();
+        assert!(
+            round.await.unwrap().unwrap().idle.is_some(),
+            "{change}: the round stopped early"
+        );
+        assert_eq!(
+            sim.count("Contact"),
+            1,
+            "{change}: the batch in flight lands, no other"
+        );
+    }
+}
