@@ -130,6 +130,8 @@ pub struct ConnectSalesforceInput {
     /// The password, followed by the security token when the org requires one.
     pub password: Option<String>,
     pub client_id: String,
+    /// The connected app's consumer secret: required for the password flow, sent with the
+    /// refresh-token flow when given (an app may not require it there).
     pub client_secret: Option<String>,
     /// PEM private key for the JWT bearer flow.
     pub private_key: Option<String>,
@@ -164,7 +166,8 @@ impl ConnectSalesforceInput {
             SalesforceAuth::RefreshToken => ConnectAuth::RefreshToken {
                 refresh_token: secret("refreshToken", self.refresh_token)?,
                 client_id: self.client_id,
-                client_secret: secret("clientSecret", self.client_secret)?,
+                // Sent only when given: a connected app may not require it for refreshing.
+                client_secret: SecretString::from(self.client_secret.unwrap_or_default()),
             },
         };
         Ok(Connect {

@@ -238,13 +238,8 @@ impl SessionOwner {
                 client_id,
                 client_secret,
             } => {
-                self.token(&[
-                    ("grant_type", "refresh_token"),
-                    ("refresh_token", refresh_token.expose_secret()),
-                    ("client_id", client_id),
-                    ("client_secret", client_secret.expose_secret()),
-                ])
-                .await
+                self.refresh_with(refresh_token, client_id, client_secret.expose_secret())
+                    .await
             }
             Credentials::JwtBearer {
                 username,
@@ -283,13 +278,26 @@ impl SessionOwner {
             } => (client_id.as_str(), client_secret.expose_secret()),
             _ => return self.grant().await,
         };
-        self.token(&[
+        self.refresh_with(refresh_token, client_id, client_secret)
+            .await
+    }
+
+    async fn refresh_with(
+        &self,
+        refresh_token: &SecretString,
+        client_id: &str,
+        client_secret: &str,
+    ) -> Result<TokenResponse, SalesforceError> {
+        let mut form = vec![
             ("grant_type", "refresh_token"),
             ("refresh_token", refresh_token.expose_secret()),
             ("client_id", client_id),
-            ("client_secret", client_secret),
-        ])
-        .await
+        ];
+        // A connected app that does not require its secret for this flow is given none.
+        if !client_secret.is_empty() {
+            form.push(("client_secret", client_secret));
+        }
+        self.token(&form).await
     }
 
     async fn token(&self, form: &[(&str, &str)]) -> Result<TokenResponse, SalesforceError> {

@@ -174,6 +174,53 @@ async fn sync_can_be_paused_resumed_retyped_and_deleted() {
     );
 }
 
+#[tokio::test]
+async fn a_refresh_token_connects_without_a_client_secret_the_app_does_not_require() {
+    let app = spawn_app().await;
+    let sim = salesforce_sim::start(SimConfig::default()).await;
+    const CONNECT: &str =
+        "mutation($i: ConnectSalesforceInput!) { connectSalesforce(input: $i) { status } }";
+    let input = |secret: Option<&str>| {
+        let mut i = json!({ "loginUrl": sim.base_url(), "auth": "REFRESH_TOKEN",
+                            "refreshToken": sim.refresh_token(), "clientId": sim.config().client_id });
+        if let Some(secret) = secret {
+            i["clientSecret"] = json!(secret);
+        }
+        json!({ "i": i })
+    };
+    let wrong = app.gql(CONNECT, input(Some("not-the-secret"))).await;
+    assert_eq!(
+        codes(&wrong),
+        ["BAD_USER_INPUT"],
+        "a secret given is checked: {wrong}"
+    );
+
+    let connected = app.gql(CONNECT, input(None)).await;
+    assert_eq!(
+        connected["data"]["connectSalesforce"]["status"], "ACTIVE",
+        "{connected}"
+    );
+    app.gql_ok("mutation { startSync { firstSync } }", json!({}))
+        .await;
+    app.sync_now().await;
+    // The session is renewed with the refresh token alone.
+    sim.expire_tokens();
+    let id = sim
+        .insert("Contact", json!({ "LastName": "Secretless" }))
+        .unwrap();
+    app.sync_now().await;
+    let found = app
+        .gql_ok(
+            "{ contacts(filter: { name: \"Secretless\" }) { nodes { salesforce { id } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        found["contacts"]["nodes"][0]["salesforce"]["id"],
+        id.as_str()
+    );
+}
+
 const UPDATE: &str = "mutation($m: SyncModule!, $maps: [FieldMappingInput!]!) { updateFieldMappings(module: $m, mappings: $maps) { deskField salesforceField } }";
 
 fn pairs(list: &[(&str, &str)]) -> Value {
