@@ -168,17 +168,39 @@ pub type Outcome = Result<Fetched, Arc<str>>;
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct LiveKey(pub Live, pub String);
 
-type CacheKey = (i64, Live, String);
+/// Whose lists an entry holds: what one profile may read, in one org. Reconnected to another
+/// org (a sandbox copied from production has its record ids), nothing read from the first is
+/// served, fresh or stale.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Reader {
+    profile: i64,
+    org: u64,
+}
+
+impl Reader {
+    pub fn new(profile: i64, instance_url: &str) -> Self {
+        use std::hash::{Hash, Hasher};
+        let mut org = std::collections::hash_map::DefaultHasher::new();
+        instance_url.hash(&mut org);
+        Self {
+            profile,
+            org: org.finish(),
+        }
+    }
+}
+
+type CacheKey = (Reader, Live, String);
 type Entry = (DateTime<Utc>, Arc<Vec<Record>>);
 
-/// Live lists by profile, kind and parent, fresh for `ttl`; older entries are kept to be
+/// Live lists by reader, kind and parent, fresh for `ttl`; older entries are kept to be
 /// served stale while Salesforce is unreachable.
 pub struct LiveCache {
     ttl: Duration,
     entries: Mutex<HashMap<CacheKey, Entry>>,
 }
 
-/// Entries kept at most; beyond it, those older than a day go first, then all but the fresh.
+/// Entries kept at most; beyond it, those older than a day go first, then all but the fresh,
+/// then the oldest of those until a tenth of the room is free.
 const CACHE_ENTRIES: usize = 100_000;
 
 impl LiveCache {
@@ -208,6 +230,12 @@ impl LiveCache {
             let fresh_since = Utc::now() - chrono::Duration::from_std(self.ttl).unwrap_or_default();
             entries.retain(|_, (at, _)| *at > fresh_since);
         }
+        if entries.len() >= CACHE_ENTRIES {
+            // More read within the time to live than the cache holds: the oldest go.
+            let mut ages: Vec<DateTime<Utc>> = entries.values().map(|(at, _)| *at).collect();
+            let (_, &mut cutoff, _) = ages.select_nth_unstable(CACHE_ENTRIES / 10);
+            entries.retain(|_, (at, _)| *at > cutoff);
+        }
         entries.insert(key, (at, records));
     }
 
@@ -216,8 +244,8 @@ impl LiveCache {
     }
 
     /// A cached list still within its time to live.
-    pub fn fresh_entry(&self, profile: i64, key: &LiveKey) -> Option<Fetched> {
-        let (at, records) = self.get(&(profile, key.0, key.1.clone()))?;
+    pub fn fresh_entry(&self, reader: Reader, key: &LiveKey) -> Option<Fetched> {
+        let (at, records) = self.get(&(reader, key.0, key.1.clone()))?;
         self.fresh(at).then_some(Fetched {
             records,
             fetched_at: at,
@@ -230,7 +258,7 @@ impl LiveCache {
 pub struct LiveLoader {
     pub integrations: Arc<Integrations>,
     pub cache: Arc<LiveCache>,
-    pub profile: i64,
+    pub reader: Reader,
 }
 
 impl LiveLoader {
@@ -519,7 +547,7 @@ impl Loader<LiveKey> for LiveLoader {
         let mut out = HashMap::new();
         let mut wanted: HashMap<Live, Vec<String>> = HashMap::new();
         for LiveKey(kind, parent) in keys {
-            let cached = self.cache.get(&(self.profile, *kind, parent.clone()));
+            let cached = self.cache.get(&(self.reader, *kind, parent.clone()));
             match cached {
                 Some((at, records)) if self.cache.fresh(at) => {
                     out.insert(
@@ -540,19 +568,10 @@ impl Loader<LiveKey> for LiveLoader {
             let now = Utc::now();
             match answer {
                 Ok(records) => {
-                    let mut by_parent: HashMap<&str, Vec<Record>> =
-                        parents.iter().map(|p| (p.as_str(), Vec::new())).collect();
-                    for record in &records {
-                        for parent in kind.parents(record) {
-                            if let Some(list) = by_parent.get_mut(parent) {
-                                list.push(record.clone());
-                            }
-                        }
-                    }
-                    for (parent, list) in by_parent {
+                    for (parent, list) in by_parent(kind, &parents, &records) {
                         let list = Arc::new(list);
                         self.cache
-                            .put((self.profile, kind, parent.to_owned()), now, list.clone());
+                            .put((self.reader, kind, parent.to_owned()), now, list.clone());
                         out.insert(
                             LiveKey(kind, parent.to_owned()),
                             Ok(Fetched {
@@ -566,7 +585,7 @@ impl Loader<LiveKey> for LiveLoader {
                 Err(error) => {
                     tracing::warn!(%error, ?kind, "Salesforce could not answer a panel query");
                     for parent in parents {
-                        let key = (self.profile, kind, parent.clone());
+                        let key = (self.reader, kind, parent.clone());
                         let outcome = match self.cache.get(&key) {
                             Some((at, records)) => Ok(Fetched {
                                 records,
@@ -586,9 +605,79 @@ impl Loader<LiveKey> for LiveLoader {
     }
 }
 
+/// Each parent's records. An event or task names two parents (`WhoId`, `WhatId`), so with
+/// the parents asked in several queries it may come back from two of them: it is listed once
+/// for each. (An enhanced note comes once for each record it is linked to.)
+fn by_parent<'p>(
+    kind: Live,
+    parents: &'p [String],
+    records: &[Record],
+) -> HashMap<&'p str, Vec<Record>> {
+    let mut lists: HashMap<&str, Vec<Record>> =
+        parents.iter().map(|p| (p.as_str(), Vec::new())).collect();
+    let mut seen = std::collections::HashSet::new();
+    for record in records {
+        let id = record.get("Id").and_then(Value::as_str);
+        for parent in kind.parents(record) {
+            if id.is_some_and(|id| !seen.insert((parent, id))) {
+                continue;
+            }
+            if let Some(list) = lists.get_mut(parent) {
+                list.push(record.clone());
+            }
+        }
+    }
+    lists
+}
+
 #[cfg(test)]
 mod tests {
-    use super::note_text;
+    use super::{Live, by_parent, note_text};
+    use crate::salesforce::Record;
+
+    #[test]
+    fn a_cache_filled_within_its_time_to_live_lets_its_oldest_go() {
+        use super::{CACHE_ENTRIES, LiveCache, Reader};
+        use chrono::{Duration, Utc};
+        use std::sync::Arc;
+        let cache = LiveCache::new(std::time::Duration::from_secs(60));
+        let reader = Reader::new(1, "https://example.my.salesforce.com");
+        let start = Utc::now();
+        let list = Arc::new(Vec::new());
+        for n in 0..CACHE_ENTRIES {
+            let at = start + Duration::microseconds(n as i64);
+            cache.put((reader, Live::Tasks, n.to_string()), at, list.clone());
+        }
+        cache.put((reader, Live::Tasks, "newest".into()), Utc::now(), list);
+        let entries = cache.entries.lock().unwrap();
+        assert!(
+            entries.len() <= CACHE_ENTRIES * 9 / 10 + 1,
+            "{}",
+            entries.len()
+        );
+        assert!(entries.contains_key(&(reader, Live::Tasks, "newest".into())));
+        assert!(!entries.contains_key(&(reader, Live::Tasks, "0".into())));
+        assert!(entries.contains_key(&(reader, Live::Tasks, (CACHE_ENTRIES - 1).to_string())));
+    }
+
+    #[test]
+    fn an_activity_read_back_by_both_its_parents_queries_is_listed_once_for_each() {
+        let record = |id: &str, who: &str, what: &str| -> Record {
+            serde_json::from_value(serde_json::json!({ "Id": id, "WhoId": who, "WhatId": what }))
+                .unwrap()
+        };
+        let parents = vec!["003C".to_owned(), "001A".to_owned()];
+        // The chunk holding the contact and the chunk holding the account each return it.
+        let call = record("00U1", "003C", "001A");
+        let lunch = record("00U2", "003C", "001Z");
+        let lists = by_parent(
+            Live::Events,
+            &parents,
+            &[call.clone(), lunch.clone(), call.clone()],
+        );
+        assert_eq!(lists["003C"], vec![call.clone(), lunch]);
+        assert_eq!(lists["001A"], vec![call]);
+    }
 
     #[test]
     fn a_note_reads_as_its_text_a_paragraph_a_line() {

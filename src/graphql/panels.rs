@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 use tokio::sync::OnceCell;
 
-use super::live::{Fetched, Live, LiveCache, LiveKey, LiveLoader};
+use super::live::{Fetched, Live, LiveCache, LiveKey, LiveLoader, Reader};
 use super::loaders::LinkOf;
 use super::{ApiError, ApiResult, Code, ContextExt, Freshness};
 use crate::domain::{self, AccountId, Module, SyncType};
@@ -302,7 +302,7 @@ impl SalesforceNote {
         let key = LiveKey(Live::NoteContent, self.id.0.clone());
         let cached = ctx
             .data_unchecked::<Arc<LiveCache>>()
-            .fresh_entry(ctx.viewer()?.profile.id.0, &key)
+            .fresh_entry(reader(ctx).await?, &key)
             .is_some();
         let request = ctx.data_unchecked::<PanelRequest>();
         if !cached && request.contents_read.fetch_add(1, Ordering::Relaxed) >= CONTENTS_PER_REQUEST
@@ -368,11 +368,17 @@ async fn live(ctx: &Context<'_>, kind: Live, parent: &str) -> ApiResult<Fetched>
     fetched
 }
 
-async fn read_live(ctx: &Context<'_>, kind: Live, parent: &str) -> ApiResult<Fetched> {
+/// Whose live lists this request reads: its profile's, from the connected org.
+async fn reader(ctx: &Context<'_>) -> ApiResult<Reader> {
     let profile = ctx.viewer()?.profile.id.0;
+    Ok(Reader::new(profile, &org(ctx).await?.instance_url))
+}
+
+async fn read_live(ctx: &Context<'_>, kind: Live, parent: &str) -> ApiResult<Fetched> {
+    let reader = reader(ctx).await?;
     let cache = ctx.data_unchecked::<Arc<LiveCache>>();
     let key = LiveKey(kind, parent.to_owned());
-    if let Some(fetched) = cache.fresh_entry(profile, &key) {
+    if let Some(fetched) = cache.fresh_entry(reader, &key) {
         return Ok(fetched);
     }
     let request = ctx.data_unchecked::<PanelRequest>();
@@ -383,7 +389,7 @@ async fn read_live(ctx: &Context<'_>, kind: Live, parent: &str) -> ApiResult<Fet
             LiveLoader {
                 integrations: ctx.data_unchecked::<Arc<Integrations>>().clone(),
                 cache: cache.clone(),
-                profile,
+                reader,
             },
             tokio::spawn,
         )

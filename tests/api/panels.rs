@@ -485,6 +485,56 @@ async fn a_contact_panel_lists_its_opportunities_notes_events_and_tasks() {
     );
 }
 
+#[tokio::test]
+async fn reconnected_to_another_org_a_panel_lists_nothing_read_from_the_first() {
+    let (app, production, contact) = linked().await;
+    production
+        .insert(
+            "Task",
+            json!({ "Subject": "Production task", "WhoId": contact }),
+        )
+        .unwrap();
+    const TASKS: &str =
+        "{ contacts(first: 10) { nodes { lastName salesforce { id tasks { subject } } } } }";
+    let before = app.gql_ok(TASKS, json!({})).await;
+    assert_eq!(
+        by_name(&before, "Paneled")["salesforce"]["tasks"],
+        json!([{ "subject": "Production task" }])
+    );
+
+    // A sandbox copied from production keeps its record ids, with activity of its own.
+    let sandbox = salesforce_sim::start(SimConfig::default()).await;
+    let account = sandbox
+        .insert(
+            "Account",
+            json!({ "Name": "Panel Corp", "Industry": "Energy" }),
+        )
+        .unwrap();
+    let copy = sandbox
+        .insert(
+            "Contact",
+            json!({ "LastName": "Paneled", "Email": "paneled@example.com", "AccountId": account }),
+        )
+        .unwrap();
+    assert_eq!(copy, contact, "the copy has production's id");
+    sandbox
+        .insert("Task", json!({ "Subject": "Sandbox task", "WhoId": copy }))
+        .unwrap();
+    let body = connect(&app, &sandbox, "tandem").await;
+    assert!(body.get("errors").is_none(), "{body}");
+    app.gql("mutation { startSync { firstSync } }", json!({}))
+        .await;
+    app.sync_now().await;
+    let after = app.gql_ok(TASKS, json!({})).await;
+    let panel = &by_name(&after, "Paneled")["salesforce"];
+    assert_eq!(panel["id"], copy.as_str());
+    assert_eq!(
+        panel["tasks"],
+        json!([{ "subject": "Sandbox task" }]),
+        "{after}"
+    );
+}
+
 /// Requests to the org's REST API (not its token endpoint).
 fn api_calls(sim: &SimHandle) -> usize {
     sim.requests()
