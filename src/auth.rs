@@ -18,11 +18,21 @@ pub struct Claims {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     pub exp: i64,
+    /// When it was issued; tokens from identity providers that leave it out are accepted.
+    #[serde(default)]
     pub iat: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iss: Option<String>,
+    /// One audience, or several (RFC 7519 allows either; `auth.audience` must be among them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub aud: Option<String>,
+    pub aud: Option<Audience>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Audience {
+    One(String),
+    Many(Vec<String>),
 }
 
 /// Who is asking: the agent named by a valid token, with its profile as stored now.
@@ -107,6 +117,8 @@ impl Authenticator {
         let mut validation = Validation::new(algorithm);
         validation.algorithms = vec![algorithm];
         validation.leeway = LEEWAY_SECS;
+        // A token is not good before its `nbf`, when it names one.
+        validation.validate_nbf = true;
         let mut required = vec!["exp", "sub"];
         match &issuer {
             Some(iss) => {
@@ -185,7 +197,7 @@ impl Authenticator {
             iat: now,
             exp: now + i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX / 2),
             iss: self.issuer.clone(),
-            aud: self.audience.clone(),
+            aud: self.audience.clone().map(Audience::One),
         };
         encode(&Header::new(*algorithm), &claims, key)
             .map_err(|e| AuthError::Invalid(e.to_string()))

@@ -185,6 +185,43 @@ async fn issuer_and_audience_are_checked_when_configured() {
 }
 
 #[tokio::test]
+async fn tokens_read_as_rfc_7519_writes_them() {
+    let app = spawn_app_with(|s| s.auth.audience = Some("tandem".into())).await;
+    let bearer = |claims: Value| format!("Bearer {}", hs256(&claims, SECRET.as_bytes()));
+    assert_eq!(
+        ask(
+            &app,
+            Some(bearer(claims(json!({ "aud": ["other", "tandem"] }))))
+        )
+        .await
+        .status(),
+        200,
+        "several audiences, ours among them"
+    );
+    assert_rejected(
+        &app,
+        Some(bearer(claims(json!({ "aud": ["other", "another"] })))),
+        "several audiences, ours not among them",
+    )
+    .await;
+    let mut without_iat = claims(json!({ "aud": "tandem" }));
+    without_iat.as_object_mut().unwrap().remove("iat");
+    assert_eq!(
+        ask(&app, Some(bearer(without_iat))).await.status(),
+        200,
+        "iat is optional"
+    );
+    assert_rejected(
+        &app,
+        Some(bearer(claims(
+            json!({ "aud": "tandem", "nbf": now() + 3600 }),
+        ))),
+        "not yet valid",
+    )
+    .await;
+}
+
+#[tokio::test]
 async fn an_rs256_deployment_accepts_its_key_and_refuses_algorithm_confusion() {
     let app = spawn_app_with(|s| s.auth.public_key_file = Some(fixture("rsa-public.pem"))).await;
     let private = std::fs::read(fixture("rsa-private.pem")).unwrap();
