@@ -18,6 +18,8 @@ pub enum Code {
     UpstreamUnavailable,
     /// Salesforce is not connected, so there is nothing to show beside desk records.
     IntegrationUnavailable,
+    /// A subscriber that fell behind the events it follows and missed some.
+    FellBehind,
     Internal,
 }
 
@@ -31,6 +33,7 @@ impl Code {
             Code::Conflict => "CONFLICT",
             Code::UpstreamUnavailable => "UPSTREAM_UNAVAILABLE",
             Code::IntegrationUnavailable => "INTEGRATION_UNAVAILABLE",
+            Code::FellBehind => "FELL_BEHIND",
             Code::Internal => "INTERNAL",
         }
     }

@@ -3,9 +3,10 @@
 use async_graphql::{Context, Enum, ID, SimpleObject, Subscription};
 use chrono::{DateTime, Utc};
 use futures_util::Stream;
+use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::RecvError;
 
-use super::{ApiError, ContextExt};
+use super::{ApiError, Code, ContextExt};
 use crate::domain::{self, DeskEvent};
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
@@ -51,33 +52,97 @@ pub struct EventSubscription;
 
 #[Subscription]
 impl EventSubscription {
-    /// Desk records as they are created, changed, deleted and restored, from now on.
+    /// Desk records as they are created, changed, deleted and restored, from now on. A
+    /// subscriber that falls too far behind (over a thousand changes, say a first sync while
+    /// it was not reading) gets one `FELL_BEHIND` error and the end of the stream: it reads the
+    /// records again (`updatedSince`) and subscribes anew, rather than missing some unawares.
     async fn desk_changes(
         &self,
         ctx: &Context<'_>,
         entities: Option<Vec<DeskEntity>>,
-    ) -> Result<impl Stream<Item = DeskChange> + use<>, ApiError> {
+    ) -> Result<impl Stream<Item = Result<DeskChange, ApiError>> + use<>, ApiError> {
         ctx.viewer()?;
         let wanted: Option<Vec<domain::DeskEntity>> =
             entities.map(|e| e.into_iter().map(Into::into).collect());
-        let receiver = ctx.store().subscribe();
-        Ok(futures_util::stream::unfold(
-            (receiver, wanted),
-            |(mut rx, wanted)| async move {
-                loop {
-                    match rx.recv().await {
-                        Ok(event) if wanted.as_ref().is_none_or(|w| w.contains(&event.entity)) => {
-                            return Some((DeskChange::from(event), (rx, wanted)));
-                        }
-                        Ok(_) => continue,
-                        Err(RecvError::Lagged(missed)) => {
-                            tracing::warn!(missed, "a desk-change subscriber fell behind");
-                            continue;
-                        }
-                        Err(RecvError::Closed) => return None,
-                    }
+        Ok(changes(ctx.store().subscribe(), wanted))
+    }
+}
+
+/// The changes a receiver hears of, of the entities wanted; an error, then the end, once it
+/// has missed some.
+fn changes(
+    receiver: broadcast::Receiver<DeskEvent>,
+    wanted: Option<Vec<domain::DeskEntity>>,
+) -> impl Stream<Item = Result<DeskChange, ApiError>> {
+    futures_util::stream::unfold(Some((receiver, wanted)), |state| async move {
+        let (mut rx, wanted) = state?;
+        loop {
+            match rx.recv().await {
+                Ok(event) if wanted.as_ref().is_none_or(|w| w.contains(&event.entity)) => {
+                    return Some((Ok(DeskChange::from(event)), Some((rx, wanted))));
                 }
-            },
-        ))
+                Ok(_) => continue,
+                Err(RecvError::Lagged(missed)) => {
+                    tracing::warn!(missed, "a desk-change subscriber fell behind");
+                    let error = ApiError::new(
+                        Code::FellBehind,
+                        format!(
+                            "this subscription fell behind and missed {missed} desk changes; read the records changed since its last event (filter updatedSince) and subscribe again"
+                        ),
+                    );
+                    return Some((Err(error), None));
+                }
+                Err(RecvError::Closed) => return None,
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+    use futures_util::StreamExt;
+    use tokio::sync::broadcast;
+
+    use super::changes;
+    use crate::domain::{DeskAction, DeskEntity, DeskEvent};
+
+    fn event(record_id: i64) -> DeskEvent {
+        DeskEvent {
+            entity: DeskEntity::Contact,
+            action: DeskAction::Updated,
+            record_id,
+            at: Utc::now(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_subscriber_that_missed_changes_is_told_and_its_stream_ends() {
+        let (tx, rx) = broadcast::channel(2);
+        let stream = changes(rx, None);
+        for id in 1..=5 {
+            tx.send(event(id)).unwrap();
+        }
+        let items: Vec<_> = stream.take(4).collect().await;
+        assert_eq!(items.len(), 1, "the error, then the end");
+        let error = items[0].as_ref().err().expect("an error");
+        assert_eq!(error.code.as_str(), "FELL_BEHIND");
+        assert!(error.message.contains("missed 3"), "{}", error.message);
+    }
+
+    #[tokio::test]
+    async fn a_subscriber_keeping_up_hears_the_entities_it_wants() {
+        let (tx, rx) = broadcast::channel(8);
+        let stream = changes(rx, Some(vec![DeskEntity::Contact]));
+        tx.send(DeskEvent {
+            entity: DeskEntity::Ticket,
+            ..event(1)
+        })
+        .unwrap();
+        tx.send(event(2)).unwrap();
+        drop(tx);
+        let items: Vec<_> = stream.collect().await;
+        assert_eq!(items.len(), 1);
+        assert_eq!(items[0].as_ref().unwrap().record_id.0, "2");
     }
 }
