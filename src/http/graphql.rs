@@ -245,7 +245,15 @@ pub async fn get(
                 .iter()
                 .find(|(n, _)| n.is_some_and(|n| n.as_str() == name))
                 .map(|(_, op)| op),
-            None => doc.operations.iter().next().map(|(_, op)| op),
+            // Several operations and no name: none is chosen, and running it says so, the
+            // same answer whichever way the document is read.
+            None => {
+                let mut operations = doc.operations.iter();
+                operations
+                    .next()
+                    .filter(|_| operations.next().is_none())
+                    .map(|(_, op)| op)
+            }
         };
         if operation.is_some_and(|op| op.node.ty != OperationType::Query) {
             return HttpResponse::MethodNotAllowed()

@@ -253,6 +253,24 @@ async fn requests_sharing_a_document_each_run_the_operation_they_name() {
         json!({ "data": { "__typename": "Query" } })
     );
     assert_eq!(get("Make").await.unwrap().status(), 405);
+    let unnamed = app
+        .client
+        .get(app.graphql_url())
+        .query(&[("query", text)])
+        .bearer_auth(app.token("Agent"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        unnamed.status(),
+        200,
+        "several operations and no name: asked to name one, whichever comes first"
+    );
+    let unnamed: Value = unnamed.json().await.unwrap();
+    assert_eq!(
+        unnamed["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
+        "{unnamed}"
+    );
     let names = app
         .gql_ok("{ accounts { nodes { name } } }", json!({}))
         .await;
