@@ -4,13 +4,13 @@
 
 use std::time::{Duration, Instant};
 
-use salesforce_sim::{SimConfig, SimHandle};
+use salesforce_sim::{Gate, SimConfig, SimHandle};
 use secrecy::SecretString;
 use serde_json::json;
 use tandem::config::{DatabaseUrl, Settings};
 use tandem::domain::{DeskAction, DeskEntity, Module, SyncType};
 use tandem::startup::Services;
-use tandem::sync::{Connect, ConnectAuth};
+use tandem::sync::{Connect, ConnectAuth, RoundReport, SyncError};
 
 use crate::helpers::{TestApp, spawn_app};
 use crate::integration::started;
@@ -379,18 +379,30 @@ async fn a_refresh_token_salesforce_rotates_is_saved_for_every_process() {
     assert!(state["integration"]["statusReason"].is_null(), "{state}");
 }
 
-#[tokio::test]
-async fn a_pause_made_in_another_process_stops_a_running_round_at_its_next_batch() {
+/// A round in this process exporting three contacts one a batch, its first batch held on its
+/// way to Salesforce; and another process on the same database.
+async fn export_under_way() -> (
+    TestApp,
+    SimHandle,
+    Services,
+    Gate,
+    tokio::task::JoinHandle<Result<RoundReport, SyncError>>,
+) {
     let (app, sim) = started(|s| s.sync.batch_size = 1).await;
     for name in ["Noether", "Curie", "Meitner"] {
         app.create_contact(json!({ "lastName": name })).await;
     }
     let other = second_process(&app).await;
-    // This process's export has its first batch on the way when the other process pauses.
     let first = sim.hold_next("PATCH", "/composite/sobjects/Contact");
     let engine = app.engine.clone();
     let round = tokio::spawn(async move { engine.run_once().await });
     first.arrived().await;
+    (app, sim, other, first, round)
+}
+
+#[tokio::test]
+async fn a_pause_made_in_another_process_stops_a_running_round_at_its_next_batch() {
+    let (app, sim, other, first, round) = export_under_way().await;
     let pausing = tokio::spawn({
         let integrations = other.integrations.clone();
         async move { integrations.pause().await }
@@ -435,15 +447,7 @@ async fn a_pause_made_in_another_process_stops_a_running_round_at_its_next_batch
 #[tokio::test]
 async fn a_delete_or_remapping_in_another_process_stops_a_running_round_at_its_next_batch() {
     for change in ["remap", "delete"] {
-        let (app, sim) = started(|s| s.sync.batch_size = 1).await;
-        for name in ["Noether", "Curie", "Meitner"] {
-            app.create_contact(json!({ "lastName": name })).await;
-        }
-        let other = second_process(&app).await;
-        let first = sim.hold_next("PATCH", "/composite/sobjects/Contact");
-        let engine = app.engine.clone();
-        let round = tokio::spawn(async move { engine.run_once().await });
-        first.arrived().await;
+        let (_app, sim, other, first, round) = export_under_way().await;
         let changing = tokio::spawn({
             let integrations = other.integrations.clone();
             async move {
