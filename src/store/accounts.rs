@@ -171,8 +171,7 @@ impl Store {
             enqueue(&*txn, Module::Accounts, model.id.0).await?;
             out.push(model);
         }
-        let edited: Vec<i64> = ids.iter().map(|id| id.0).collect();
-        super::sync::wake_pushes(&*txn, Module::Accounts, &edited).await?;
+        super::sync::wake_pushes(&*txn, Module::Accounts, ids.iter().map(|id| id.0)).await?;
         txn.commit().await?;
         for model in &out {
             self.publish(DeskEntity::Account, DeskAction::Updated, model.id.0);

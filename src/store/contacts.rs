@@ -214,8 +214,7 @@ impl Store {
             enqueue(&*txn, Module::Contacts, model.id.0).await?;
             out.push(model);
         }
-        let edited: Vec<i64> = ids.iter().map(|id| id.0).collect();
-        super::sync::wake_pushes(&*txn, Module::Contacts, &edited).await?;
+        super::sync::wake_pushes(&*txn, Module::Contacts, ids.iter().map(|id| id.0)).await?;
         txn.commit().await?;
         for model in &out {
             self.publish(DeskEntity::Contact, DeskAction::Updated, model.id.0);

@@ -246,7 +246,6 @@ impl Store {
         Ok(model)
     }
 
-    /// Forgets the connection and everything kept for syncing; desk records stay.
     /// Tells rounds running under the saved connection, in any process, that it is about to
     /// change: each stops at its next batch.
     pub async fn announce_integration_change(&self) -> StoreResult<()> {
@@ -266,6 +265,7 @@ impl Store {
         Ok(())
     }
 
+    /// Forgets the connection and everything kept for syncing; desk records stay.
     pub async fn delete_integration(&self) -> StoreResult<()> {
         let txn = self.write().await?;
         integration::Entity::delete_by_id(ROW).exec(&*txn).await?;

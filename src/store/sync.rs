@@ -79,13 +79,13 @@ pub(crate) async fn enqueue(
 pub(crate) async fn wake_pushes(
     db: &impl ConnectionTrait,
     module: Module,
-    desk_ids: &[i64],
+    desk_ids: impl IntoIterator<Item = i64>,
 ) -> StoreResult<()> {
     let now = Utc::now();
     sync_failure::Entity::update_many()
         .col_expr(sync_failure::Column::NextAttemptAt, Expr::value(now))
         .filter(open_failures(module, Direction::DeskToSalesforce))
-        .filter(sync_failure::Column::DeskId.is_in(desk_ids.iter().copied()))
+        .filter(sync_failure::Column::DeskId.is_in(desk_ids))
         .filter(sync_failure::Column::NextAttemptAt.gt(now))
         .exec(db)
         .await?;

@@ -240,8 +240,7 @@ impl SyncEngine {
             return Ok(idle("the first sync has not been started"));
         }
         let client = match self.integrations.client_of(&current).await {
-            Ok(client) => client,
-            Err(e) => {
+            Err(e @ SyncError::Vault(_)) => {
                 // Nothing can be sent or read; say why where the admin looks.
                 let reason = format!(
                     "the saved Salesforce credentials cannot be used ({e}): set the encryption key they were saved with (`sync.encryption_key`), or reconnect"
@@ -249,6 +248,7 @@ impl SyncEngine {
                 self.integrations.explain(Some(reason)).await?;
                 return Err(e);
             }
+            client => client?,
         };
         let mut result = self.round(&current, &client, generation).await;
         if matches!(result, Err(SyncError::Stopped))
