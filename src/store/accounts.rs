@@ -152,6 +152,7 @@ impl Store {
         }
         let now = Utc::now();
         let mut out = Vec::with_capacity(ids.len());
+        let mut left_keys = Vec::new();
         for &id in ids {
             let current = live_account(&*txn, id).await?;
             let fields = patch
@@ -164,14 +165,17 @@ impl Store {
                         e
                     }
                 })?;
+            let key = current.name_key.clone();
             let mut active: account::ActiveModel = current.into();
             set_fields(&mut active, fields);
             active.updated_at = Set(now);
             let model = active.update(&*txn).await?;
             enqueue(&*txn, Module::Accounts, model.id.0).await?;
+            left_keys.extend(key.filter(|key| model.name_key.as_ref() != Some(key)));
             out.push(model);
         }
         super::sync::wake_pushes(&*txn, Module::Accounts, ids.iter().map(|id| id.0)).await?;
+        super::sync::wake_pulls_keyed(&*txn, Module::Accounts, left_keys).await?;
         txn.commit().await?;
         for model in &out {
             self.publish(DeskEntity::Account, DeskAction::Updated, model.id.0);
@@ -183,10 +187,12 @@ impl Store {
     pub async fn delete_account(&self, id: AccountId) -> StoreResult<account::Model> {
         let txn = self.write().await?;
         let current = live_account(&*txn, id).await?;
+        let key = current.name_key.clone();
         let mut active: account::ActiveModel = current.into();
         active.deleted_at = Set(Some(Utc::now()));
         let model = active.update(&*txn).await?;
         settle_pushes(&*txn, Module::Accounts, id.0).await?;
+        super::sync::wake_pulls_keyed(&*txn, Module::Accounts, key.into_iter().collect()).await?;
         txn.commit().await?;
         self.publish(DeskEntity::Account, DeskAction::Deleted, id.0);
         Ok(model)

@@ -187,6 +187,7 @@ impl Store {
         }
         let now = Utc::now();
         let mut out = Vec::with_capacity(ids.len());
+        let mut left_keys = Vec::new();
         for &id in ids {
             let current = live_contact(&*txn, id).await?;
             let fields = patch
@@ -207,14 +208,17 @@ impl Store {
             if current.account_id != fields.account_id || patch.account_id == Some(None) {
                 super::sync::forget_kept_account(&*txn, id).await?;
             }
+            let key = current.email_key.clone();
             let mut active: contact::ActiveModel = current.into();
             set_fields(&mut active, fields);
             active.updated_at = Set(now);
             let model = active.update(&*txn).await?;
             enqueue(&*txn, Module::Contacts, model.id.0).await?;
+            left_keys.extend(key.filter(|key| model.email_key.as_ref() != Some(key)));
             out.push(model);
         }
         super::sync::wake_pushes(&*txn, Module::Contacts, ids.iter().map(|id| id.0)).await?;
+        super::sync::wake_pulls_keyed(&*txn, Module::Contacts, left_keys).await?;
         txn.commit().await?;
         for model in &out {
             self.publish(DeskEntity::Contact, DeskAction::Updated, model.id.0);
@@ -226,10 +230,12 @@ impl Store {
     pub async fn delete_contact(&self, id: ContactId) -> StoreResult<contact::Model> {
         let txn = self.write().await?;
         let current = live_contact(&*txn, id).await?;
+        let key = current.email_key.clone();
         let mut active: contact::ActiveModel = current.into();
         active.deleted_at = Set(Some(Utc::now()));
         let model = active.update(&*txn).await?;
         settle_pushes(&*txn, Module::Contacts, id.0).await?;
+        super::sync::wake_pulls_keyed(&*txn, Module::Contacts, key.into_iter().collect()).await?;
         txn.commit().await?;
         self.publish(DeskEntity::Contact, DeskAction::Deleted, id.0);
         Ok(model)

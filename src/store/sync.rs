@@ -92,6 +92,27 @@ pub(crate) async fn wake_pushes(
     Ok(())
 }
 
+/// Makes due the Salesforce records waiting because several desk records share their key
+/// (`MULTIPLE_MATCHES` on a pull) once one of those leaves `keys`: moved to the recycle bin
+/// or given another. The next round reads them again, in either sync type.
+pub(crate) async fn wake_pulls_keyed(
+    db: &impl ConnectionTrait,
+    module: Module,
+    keys: Vec<String>,
+) -> StoreResult<()> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    sync_failure::Entity::update_many()
+        .col_expr(sync_failure::Column::NextAttemptAt, Expr::value(Utc::now()))
+        .filter(open_failures(module, Direction::SalesforceToDesk))
+        .filter(sync_failure::Column::Reason.eq(FailureReason::MultipleMatches.as_str()))
+        .filter(sync_failure::Column::MatchKey.is_in(keys))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
 /// Marks resolved the open failures of sending this desk record to Salesforce: it was sent,
 /// or (moved to the recycle bin, until a restore queues it again) has nothing left to send.
 pub(crate) async fn settle_pushes(

@@ -366,7 +366,12 @@ impl SyncEngine {
                 .filter_map(|f| f.salesforce_id.clone())
                 .collect();
             if !salesforce_ids.is_empty() {
+                let asked = Utc::now();
                 self.pull_ids(&round, module, &salesforce_ids).await?;
+                // As in a round: one read again that needed nothing is settled.
+                self.store
+                    .resolve_settled_pulls(module, &salesforce_ids, asked)
+                    .await?;
             }
         }
         self.record_usage(&client).await

@@ -15,7 +15,7 @@ use super::mapping::Mapping;
 use super::push::DESK_ID_FIELD;
 use super::records::{
     AccountLinks, NewRecord, SalesforceValues, apply_to_desk, from_salesforce, hash,
-    mapped_desk_value, reason_for, salesforce_account, unknown_account,
+    mapped_desk_value, reason_for, salesforce_account, to_salesforce, unknown_account,
 };
 use crate::domain::{ContactId, Direction, FailureReason, Invalid, Module, SyncType};
 use crate::salesforce::soql::{Condition, Ident, Literal, Select};
@@ -448,6 +448,11 @@ impl SyncEngine {
                             .is_some_and(|read| inc.modstamp > read)
                             && desk.get(&link.desk_id).is_none_or(DeskRecord::deleted)) =>
                 {
+                    // Back to what was last agreed (a refused edit undone, say): a failure
+                    // its earlier version left has nothing left to wait for.
+                    if open_failures {
+                        batch.resolve_pull(module, &inc.id).await?;
+                    }
                     // A push leaves the version it made unknown: read back, it is learnt, so
                     // that a later Salesforce change to fields not mapped shows.
                     if link.salesforce_fields.as_deref() != Some(&*inc.profile)
@@ -498,6 +503,15 @@ impl SyncEngine {
                             && !d.deleted()
                             && (pending.contains_key(&d.id()) || refused.contains(&d.id()))
                             && d.updated_at() > inc.last_modified
+                            // A save that changed nothing the sync carries (a restore, a
+                            // value typed again) is no edit to win with: Salesforce's stands.
+                            && hash(&to_salesforce(
+                                mappings,
+                                module,
+                                &d.values(),
+                                &accounts,
+                                link.kept_account_id.as_deref(),
+                            )) != link.synced_hash
                     });
                     if desk_newer {
                         // The desk's edit goes out and wins; Salesforce's profile is still news.

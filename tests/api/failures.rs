@@ -611,6 +611,41 @@ async fn a_refused_salesforce_record_read_again_unchanged_is_not_logged_again() 
 }
 
 #[tokio::test]
+async fn a_refused_salesforce_edit_undone_in_salesforce_leaves_nothing_open() {
+    let (app, sim) = synced(|_| {}).await;
+    let id = sim
+        .insert(
+            "Account",
+            json!({ "Name": "Steady Staff", "NumberOfEmployees": 50 }),
+        )
+        .unwrap();
+    app.sync_now().await;
+    let refuse_then_undo = || async {
+        sim.advance_clock(5);
+        sim.update("Account", &id, json!({ "NumberOfEmployees": 500_000_000 }))
+            .unwrap();
+        app.sync_now().await;
+        let open = open_failures(&app, None).await;
+        assert_eq!(open.len(), 1, "{open:?}");
+        sim.advance_clock(5);
+        sim.update("Account", &id, json!({ "NumberOfEmployees": 50 }))
+            .unwrap();
+        open[0]["id"].clone()
+    };
+
+    // The next round reads the record back as last agreed.
+    refuse_then_undo().await;
+    app.sync_now().await;
+    assert!(open_failures(&app, None).await.is_empty());
+
+    // And so does a retry, before any round.
+    let failure = refuse_then_undo().await;
+    let retried = retry(&app, &failure).await;
+    assert!(retried["resolvedAt"].is_string(), "{retried}");
+    assert!(open_failures(&app, None).await.is_empty());
+}
+
+#[tokio::test]
 async fn a_desk_change_cannot_be_retried_while_desk_changes_stay_local() {
     let (app, sim) = synced(|_| {}).await;
     app.create_contact(json!({ "lastName": "Refused", "email": "refused@example.com" }))
