@@ -17,6 +17,7 @@ mod m20261202_000012_pending_creates;
 mod m20261204_000013_failure_match_keys;
 mod m20261204_000014_sent_hashes;
 mod m20261205_000015_integration_epochs;
+mod m20261205_000016_desk_tags;
 
 pub struct Migrator;
 
@@ -39,6 +40,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000013_failure_match_keys::Migration),
             Box::new(m20261204_000014_sent_hashes::Migration),
             Box::new(m20261205_000015_integration_epochs::Migration),
+            Box::new(m20261205_000016_desk_tags::Migration),
         ]
     }
 }

@@ -24,7 +24,7 @@ use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
     ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
     DatabaseTransaction, DbBackend, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    TransactionTrait,
+    Statement, TransactionTrait,
 };
 use tokio::sync::{Mutex, MutexGuard, broadcast, watch};
 
@@ -132,6 +132,8 @@ pub struct Store {
     /// Counts the write transactions this process commits and the changes it hears of from
     /// other processes (see `Store::changes`).
     changes: Arc<AtomicU64>,
+    /// This desk's tag in `Helpdesk_Id__c` (see `Store::desk_tag`), read once.
+    desk_tag: Arc<tokio::sync::OnceCell<Arc<str>>>,
 }
 
 /// A write transaction, holding the SQLite writer slot while it lives.
@@ -283,7 +285,30 @@ impl Store {
             passed_on,
             analysing: Arc::default(),
             changes,
+            desk_tag: Arc::default(),
         })
+    }
+
+    /// The tag drawn for this desk's database when it was made: the push writes it before
+    /// the desk id in `Helpdesk_Id__c`, and a Salesforce record naming a desk record counts
+    /// only with it, so another desk's ids (a sandbox copied from production, a desk started
+    /// afresh on the same org) are never taken for this one's.
+    pub async fn desk_tag(&self) -> StoreResult<Arc<str>> {
+        let tag = self
+            .desk_tag
+            .get_or_try_init(|| async {
+                let row = self
+                    .db
+                    .query_one_raw(Statement::from_string(
+                        self.backend(),
+                        "SELECT tag FROM desk_tag WHERE id = 1",
+                    ))
+                    .await?
+                    .ok_or_else(|| DbErr::RecordNotFound("desk_tag".into()))?;
+                Ok::<_, StoreError>(Arc::from(row.try_get::<String>("", "tag")?))
+            })
+            .await?;
+        Ok(tag.clone())
     }
 
     /// Moves on after every write transaction this process commits, and whenever it hears

@@ -92,6 +92,8 @@ pub(super) struct Round {
     pub first_sync: bool,
     pub contacts: Vec<Mapping>,
     pub accounts: Vec<Mapping>,
+    /// This desk's tag in `Helpdesk_Id__c` (`Store::desk_tag`).
+    pub desk_tag: Arc<str>,
 }
 
 impl Round {
@@ -311,6 +313,7 @@ impl SyncEngine {
             first_sync: current.first_sync == FirstSync::Running.as_str(),
             contacts: self.integrations.mappings(Module::Contacts).await?,
             accounts: self.integrations.mappings(Module::Accounts).await?,
+            desk_tag: self.store.desk_tag().await?,
         })
     }
 

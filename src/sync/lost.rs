@@ -13,7 +13,7 @@ use serde_json::Value;
 use super::SyncError;
 use super::engine::{Counts, Round, SyncEngine, url_sized};
 use super::pull::{Incoming, READ_BY_ID, read_ids};
-use super::push::DESK_ID_FIELD;
+use super::push::{DESK_ID_FIELD, desk_ref};
 use super::records::{SalesforceValues, changed_since, hash};
 use crate::domain::{Direction, Module};
 use crate::salesforce::soql::{Condition, Ident, Literal, Select};
@@ -138,7 +138,10 @@ impl SyncEngine {
             .field(DESK_ID_FIELD)
             .filter(|f| f.filterable)
             .and_then(|f| Ident::parse(&f.name).ok())
-            .map(|field| (field, sent.iter().map(|(id, _)| id.to_string()).collect()));
+            .map(|field| {
+                let refs = sent.iter().map(|(id, _)| desk_ref(&round.desk_tag, *id));
+                (field, refs.collect())
+            });
         let narrowings: Vec<(Ident, Vec<String>)> =
             by_desk_id.into_iter().chain(mandatory).collect();
         let id = Ident::parse("Id")?;

@@ -16,5 +16,5 @@ pub use crate::store::{SyncEvent, SyncEventKind};
 pub use engine::{Counts, EngineSettings, RoundReport, SyncEngine};
 pub use integration::{Connect, ConnectAuth, Integrations, OrgView, SyncError};
 pub use mapping::Mapping;
-pub use push::DESK_ID_FIELD;
+pub use push::{DESK_ID_FIELD, desk_ref};
 pub use vault::{Vault, VaultError};

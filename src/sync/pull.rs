@@ -12,7 +12,7 @@ use super::SyncError;
 use super::desk::{self, DeskRecord};
 use super::engine::{Counts, Round, SyncEngine, statistics_due};
 use super::mapping::Mapping;
-use super::push::DESK_ID_FIELD;
+use super::push::{DESK_ID_FIELD, read_desk_ref};
 use super::records::{
     AccountLinks, NewRecord, SalesforceValues, apply_to_desk, from_salesforce, hash,
     mapped_desk_value, reason_for, salesforce_account, to_salesforce, unknown_account,
@@ -45,6 +45,7 @@ impl Incoming {
     fn read(
         module: Module,
         mappings: &[Mapping],
+        desk_tag: &str,
         records: Vec<Record>,
     ) -> Result<Vec<Incoming>, SyncError> {
         records
@@ -65,11 +66,9 @@ impl Incoming {
                     last_modified: datetime(&r, "LastModifiedDate")?,
                     hash: hash(&values),
                     values,
-                    desk_ref: r.get(DESK_ID_FIELD).and_then(|v| match v {
-                        Value::String(id) => id.trim().parse().ok(),
-                        Value::Number(id) => id.as_i64(),
-                        _ => None,
-                    }),
+                    desk_ref: r
+                        .get(DESK_ID_FIELD)
+                        .and_then(|v| read_desk_ref(desk_tag, v)),
                     profile: profile(r),
                 })
             })
@@ -173,7 +172,7 @@ pub(super) async fn read_ids(
         .order_by(&id, true)
         .build();
     let records: Vec<Record> = round.client.query(&soql).try_collect().await?;
-    Incoming::read(module, round.mappings(module), records)
+    Incoming::read(module, round.mappings(module), &round.desk_tag, records)
 }
 
 /// The fields a panel shows of a record: all that were read but the sync's own bookkeeping,
@@ -221,6 +220,7 @@ impl SyncEngine {
         let (pages, mut arrived) = tokio::sync::mpsc::channel::<Vec<Incoming>>(1);
         let client = round.client.clone();
         let mappings = round.mappings(module).to_vec();
+        let desk_tag = round.desk_tag.clone();
         let mut fetch = Task(tokio::spawn(async move {
             let mut records = std::pin::pin!(client.query(&soql));
             let mut chunk = Vec::with_capacity(batch);
@@ -231,6 +231,7 @@ impl SyncEngine {
                         .send(Incoming::read(
                             module,
                             &mappings,
+                            &desk_tag,
                             std::mem::take(&mut chunk),
                         )?)
                         .await
@@ -240,7 +241,9 @@ impl SyncEngine {
                 }
             }
             if !chunk.is_empty() {
-                let _ = pages.send(Incoming::read(module, &mappings, chunk)?).await;
+                let _ = pages
+                    .send(Incoming::read(module, &mappings, &desk_tag, chunk)?)
+                    .await;
             }
             Ok::<(), SyncError>(())
         }));

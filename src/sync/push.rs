@@ -15,8 +15,25 @@ use crate::domain::{Direction, FailureReason, Module, SalesforceId};
 use crate::salesforce::{Record, RecordResult};
 use crate::store::{NewFailure, SyncBatch};
 
-/// The external id field that makes creates idempotent: it holds the desk id.
+/// The external id field that makes creates idempotent: it names the desk record, as
+/// `desk_ref` writes it.
 pub const DESK_ID_FIELD: &str = "Helpdesk_Id__c";
+
+/// How `Helpdesk_Id__c` names desk record `id` of the desk tagged `tag`: `<tag>-<id>`.
+pub fn desk_ref(tag: &str, id: i64) -> String {
+    format!("{tag}-{id}")
+}
+
+/// The desk record a `Helpdesk_Id__c` value names, when it names one of this desk's; a value
+/// another desk wrote (another tag, or none) names nothing here.
+pub fn read_desk_ref(tag: &str, value: &Value) -> Option<i64> {
+    let id = value
+        .as_str()?
+        .trim()
+        .strip_prefix(tag)?
+        .strip_prefix('-')?;
+    id.parse().ok().filter(|id: &i64| *id > 0)
+}
 
 /// What to do with one desk record.
 enum Plan {
@@ -256,7 +273,10 @@ impl SyncEngine {
             .filter_map(|(i, (desk_id, plan))| match plan {
                 Plan::Create { values, .. } => {
                     let mut values = values.clone();
-                    values.insert(DESK_ID_FIELD.into(), Value::String(desk_id.to_string()));
+                    values.insert(
+                        DESK_ID_FIELD.into(),
+                        Value::String(desk_ref(&round.desk_tag, *desk_id)),
+                    );
                     Some((i, values))
                 }
                 _ => None,

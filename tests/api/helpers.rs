@@ -231,6 +231,12 @@ impl TestApp {
         data["createContact"].clone()
     }
 
+    /// How a push names this desk record (its GraphQL id) in `Helpdesk_Id__c`.
+    pub async fn desk_ref(&self, desk_id: &Value) -> String {
+        let id: i64 = desk_id.as_str().unwrap().parse().unwrap();
+        tandem::sync::desk_ref(&self.store.desk_tag().await.unwrap(), id)
+    }
+
     /// A desk contact written through the store (outbox row included), for tests that need
     /// many of them quickly.
     pub async fn store_contact(&self, last_name: String, email: Option<String>) {

@@ -470,6 +470,48 @@ async fn a_desk_edit_committed_while_a_pull_waits_to_write_is_not_overwritten() 
 }
 
 #[tokio::test]
+async fn a_desk_id_another_desk_wrote_in_salesforce_names_nothing_here() {
+    let (app, sim) = connected().await;
+    // A staging desk on a sandbox copied from production, or a desk started afresh on the
+    // same org: Salesforce records name desk ids this desk gave to other people.
+    let bob = app
+        .create_contact(json!({ "lastName": "Bob", "email": "bob@example.com" }))
+        .await;
+    let bob_id: i64 = bob["id"].as_str().unwrap().parse().unwrap();
+    let mut others = Vec::new();
+    for (last, written) in [
+        ("Alice", format!("0badc0de-{bob_id}")),
+        ("Carol", bob_id.to_string()),
+    ] {
+        let email = format!("{}@example.com", last.to_lowercase());
+        others.push(
+            sim.insert(
+                "Contact",
+                json!({ "LastName": last, "Email": email, "Helpdesk_Id__c": written }),
+            )
+            .unwrap(),
+        );
+    }
+    app.sync_now().await;
+    app.sync_now().await;
+
+    let desk = contacts(&app).await;
+    for last in ["Alice", "Bob", "Carol"] {
+        assert_eq!(by_last_name(&desk, last).len(), 1, "{last}: {desk:?}");
+    }
+    let bobs_twin = salesforce_id_of(&app, &bob["id"]).await;
+    assert!(
+        !others.contains(&bobs_twin),
+        "Bob went out as his own record"
+    );
+    for id in &others {
+        let record = sim.get("Contact", id).unwrap();
+        assert_ne!(record["LastName"], "Bob", "{record}");
+    }
+    assert_eq!(sim.get("Contact", &bobs_twin).unwrap()["LastName"], "Bob");
+}
+
+#[tokio::test]
 async fn a_salesforce_record_a_push_created_before_a_crash_meets_its_desk_record_again() {
     let (app, sim) = connected().await;
     // No email to match on: only the desk id the push wrote says whose record it is.
@@ -477,7 +519,7 @@ async fn a_salesforce_record_a_push_created_before_a_crash_meets_its_desk_record
     let sf_id = sim
         .insert(
             "Contact",
-            json!({ "LastName": "Hamilton", "Helpdesk_Id__c": desk_id }),
+            json!({ "LastName": "Hamilton", "Helpdesk_Id__c": app.desk_ref(&desk_id).await }),
         )
         .unwrap();
     app.sync_now().await;
@@ -641,7 +683,7 @@ async fn a_desk_record_named_by_one_salesforce_record_is_not_matched_to_another_
     let own = sim
         .insert(
             "Contact",
-            json!({ "LastName": "Twin", "Email": "twin@example.com", "Helpdesk_Id__c": desk_id }),
+            json!({ "LastName": "Twin", "Email": "twin@example.com", "Helpdesk_Id__c": app.desk_ref(&desk_id).await }),
         )
         .unwrap();
     let report = app.sync_now().await;
@@ -2278,7 +2320,8 @@ async fn a_plain_helpdesk_id_field_names_a_lost_creates_record_even_once_it_is_e
     round_failing_its_create(&app, &sim, SimHandle::lose_next_answers).await;
     let made = sim.records("Contact")[0].clone();
     assert_eq!(
-        made["Helpdesk_Id__c"], curie["id"],
+        made["Helpdesk_Id__c"],
+        app.desk_ref(&curie["id"]).await,
         "the create wrote the desk id"
     );
     // Edited before the next round, last name and all: it no longer holds what was sent, yet
