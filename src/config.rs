@@ -220,6 +220,9 @@ const ENV_SECTIONS: &[&str] = &[
     "log",
 ];
 
+/// The longest sync history `sync.history_days` may keep.
+const MAX_HISTORY_DAYS: u32 = 36_500;
+
 #[derive(Debug, thiserror::Error)]
 #[error("configuration: {0}")]
 pub struct ConfigError(#[from] Box<figment::Error>);
@@ -247,8 +250,38 @@ impl Settings {
                     .any(|known| known.eq_ignore_ascii_case(section))
             }),
         );
-        let settings = figment.extract().map_err(Box::new)?;
+        let settings: Self = figment.extract().map_err(Box::new)?;
+        settings.check()?;
         Ok((settings, unknown))
+    }
+
+    /// Refuses, naming the key, values the types admit that would break later: a worker
+    /// count of zero, a WebSocket that could never say hello, history kept past the calendar.
+    fn check(&self) -> Result<(), ConfigError> {
+        let refuse = |key: &str, why: &str| {
+            Err(ConfigError(Box::new(figment::Error::from(format!(
+                "{key}: {why}"
+            )))))
+        };
+        if self.http.workers == Some(0) {
+            return refuse(
+                "http.workers",
+                "must be at least 1 (leave it out for one per core)",
+            );
+        }
+        if self.websocket.init_timeout_secs == 0 {
+            return refuse(
+                "websocket.init_timeout_secs",
+                "must be at least 1: a client needs time to send connection_init",
+            );
+        }
+        if self.sync.history_days > MAX_HISTORY_DAYS {
+            return refuse(
+                "sync.history_days",
+                &format!("must be at most {MAX_HISTORY_DAYS} (a hundred years)"),
+            );
+        }
+        Ok(())
     }
 
     pub fn database_url(&self) -> DatabaseUrl {
@@ -330,8 +363,23 @@ impl DatabaseUrl {
         self.0.starts_with("sqlite:")
     }
 
-    /// The URL with any password replaced by `***`.
+    /// The URL with any password replaced by `***`: in its user part, or given as a
+    /// `password=` parameter (`?password=…`, or a keyword connection string).
     pub fn redacted(&self) -> String {
+        let mut text = self.user_part_redacted();
+        let mut from = 0;
+        while let Some(found) = text[from..].to_ascii_lowercase().find("password=") {
+            let start = from + found + "password=".len();
+            let end = text[start..]
+                .find(|c: char| c == '&' || c.is_whitespace())
+                .map_or(text.len(), |n| start + n);
+            text.replace_range(start..end, "***");
+            from = start + 3;
+        }
+        text
+    }
+
+    fn user_part_redacted(&self) -> String {
         match (self.0.find("://"), self.0.rfind('@')) {
             (Some(scheme), Some(at)) if at > scheme => {
                 let auth = &self.0[scheme + 3..at];
@@ -365,6 +413,49 @@ mod tests {
             "DatabaseUrl(postgres://tandem:***@db:5432/tandem)"
         );
         assert!(!url.is_sqlite());
+        for (given, shown) in [
+            (
+                "postgres://tandem@db/tandem?sslmode=require&password=hunter2",
+                "postgres://tandem@db/tandem?sslmode=require&password=***",
+            ),
+            (
+                "host=db user=tandem Password=hunter2 dbname=tandem",
+                "host=db user=tandem Password=*** dbname=tandem",
+            ),
+            (
+                "postgres://tandem:hunter2@db/t?password=hunter2",
+                "postgres://tandem:***@db/t?password=***",
+            ),
+        ] {
+            assert_eq!(DatabaseUrl::new(given).redacted(), shown);
+        }
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail API returns figment::Error
+    fn values_that_would_break_later_are_refused_at_load_naming_the_key() {
+        figment::Jail::expect_with(|jail| {
+            for (var, value, key) in [
+                ("TANDEM_HTTP__WORKERS", "0", "http.workers"),
+                (
+                    "TANDEM_WEBSOCKET__INIT_TIMEOUT_SECS",
+                    "0",
+                    "websocket.init_timeout_secs",
+                ),
+                (
+                    "TANDEM_SYNC__HISTORY_DAYS",
+                    "4294967295",
+                    "sync.history_days",
+                ),
+            ] {
+                jail.set_env(var, value);
+                let message = Settings::load(None).unwrap_err().to_string();
+                assert!(message.contains(key), "{var}: {message}");
+                jail.clear_env();
+            }
+            assert!(Settings::load(None).is_ok());
+            Ok(())
+        });
     }
 
     #[test]

@@ -142,16 +142,23 @@ impl Services {
     }
 }
 
-/// Connects, migrates, and makes sure the default profiles exist.
-pub async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
+/// Connects to the configured database, making the data dir for an SQLite file.
+pub async fn connect_store(settings: &Settings) -> anyhow::Result<Store> {
     let url = settings.database_url();
     if url.is_sqlite() {
         std::fs::create_dir_all(&settings.data_dir)
             .with_context(|| format!("cannot create data dir {}", settings.data_dir.display()))?;
     }
-    let store = Store::connect(&url)
-        .await
-        .with_context(|| format!("cannot open database {}", url.redacted()))?;
+    // sea-orm's own message may quote the whole URL: it is shown redacted.
+    Store::connect(&url).await.map_err(|e| {
+        let reason = e.to_string().replace(url.expose(), &url.redacted());
+        anyhow::anyhow!("cannot open database {}: {reason}", url.redacted())
+    })
+}
+
+/// Connects, migrates, and makes sure the default profiles exist.
+pub async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
+    let store = connect_store(settings).await?;
     store.migrate_up().await.context("migrating the database")?;
     store
         .ensure_default_profiles()

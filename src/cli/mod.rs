@@ -13,7 +13,6 @@ use clap::{Parser, Subcommand};
 use crate::config::Settings;
 use crate::domain::AgentId;
 use crate::startup::{Application, authenticator};
-use crate::store::Store;
 
 #[derive(Parser)]
 #[command(
@@ -33,8 +32,9 @@ pub struct Cli {
 enum Command {
     /// Serve the GraphQL API (applies pending migrations first).
     Serve,
-    /// Serve on the embedded default (SQLite in the data dir) with sample desk data, and print
-    /// the GraphiQL URL and ready-to-paste tokens.
+    /// Serve on a database of its own (SQLite `demo.db` in the data dir, whatever database is
+    /// configured) with sample desk data and a simulated org, and print the GraphiQL URL and
+    /// ready-to-paste tokens.
     Demo {
         /// Port to listen on (default: the configured port).
         #[arg(long)]
@@ -165,6 +165,15 @@ pub async fn run() -> anyhow::Result<()> {
             if let Some(port) = port {
                 settings.http.port = port;
             }
+            // The demo connects its own simulated org, which would replace the connection
+            // (and forget the sync state) of any desk it ran on: it keeps a database of its own.
+            if let Some(configured) = settings.database_url.take() {
+                tracing::warn!(database = %configured.redacted(), "the demo does not use the configured database");
+            }
+            settings.database_url = Some(crate::config::DatabaseUrl::new(format!(
+                "sqlite://{}?mode=rwc",
+                settings.data_dir.join("demo.db").display()
+            )));
             crate::demo::run(settings).await
         }
         Command::Migrate { action } => migrate(&settings, action).await,
@@ -247,24 +256,18 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
 
 async fn migrate(settings: &Settings, action: MigrateAction) -> anyhow::Result<()> {
     use migration::{Migrator, MigratorTrait};
-    let url = settings.database_url();
-    if url.is_sqlite() {
-        std::fs::create_dir_all(&settings.data_dir)?;
-    }
-    let store = Store::connect(&url)
-        .await
-        .with_context(|| format!("cannot open {}", url.redacted()))?;
+    let store = crate::startup::connect_store(settings).await?;
     let db = store.connection();
     match action {
         MigrateAction::Up => {
-            Migrator::up(db, None).await?;
+            store.migrate_up().await?;
             println!("all migrations applied");
         }
         MigrateAction::Down { steps } => {
             if steps == 0 {
                 bail!("--steps must be at least 1");
             }
-            Migrator::down(db, Some(steps)).await?;
+            store.migrate_down(steps).await?;
             println!("reverted {steps} migration(s)");
         }
         MigrateAction::Status => {

@@ -15,6 +15,7 @@ use super::{Store, StoreError, StoreResult};
 const ROUND_KEY: i64 = 0x7461_6e64_656d_0001;
 const WORKER_KEY: i64 = 0x7461_6e64_656d_0002;
 const LOG_KEY: i64 = 0x7461_6e64_656d_0003;
+const MIGRATION_KEY: i64 = 0x7461_6e64_656d_0004;
 
 /// Where a database keeps its cross-process locks.
 #[derive(Clone, Debug)]
@@ -67,6 +68,13 @@ pub struct RoundLock {
     _held: Held,
 }
 
+/// Held while a process applies migrations: replicas starting together after an upgrade
+/// apply them one after the other, the later finding nothing left to do.
+#[must_use]
+pub struct MigrationLock {
+    _held: Held,
+}
+
 /// Held by the one process whose worker runs the rounds; the others stand by.
 #[must_use]
 pub struct WorkerLease {
@@ -101,19 +109,35 @@ impl Store {
     /// Waits until no other process on this database runs a sync round, and keeps others
     /// from starting one until the lock is dropped.
     pub async fn lock_rounds(&self) -> StoreResult<RoundLock> {
-        let held = match &self.locks {
+        Ok(RoundLock {
+            _held: self.exclusive(ROUND_KEY, ".rounds.lock").await?,
+        })
+    }
+
+    /// Waits until no other process on this database applies migrations, and keeps others
+    /// from starting until the lock is dropped.
+    pub async fn lock_migrations(&self) -> StoreResult<MigrationLock> {
+        Ok(MigrationLock {
+            _held: self.exclusive(MIGRATION_KEY, ".migrations.lock").await?,
+        })
+    }
+
+    /// Waits for the lock named by `key` (PostgreSQL) or `suffix` (the file beside an SQLite
+    /// database), and holds it until dropped.
+    async fn exclusive(&self, key: i64, suffix: &str) -> StoreResult<Held> {
+        Ok(match &self.locks {
             LockSpace::Postgres => {
                 let pool = self.db.get_postgres_connection_pool();
                 let mut txn = pool.begin().await.map_err(sqlx_error)?;
                 sqlx::query("SELECT pg_advisory_xact_lock($1)")
-                    .bind(ROUND_KEY)
+                    .bind(key)
                     .execute(&mut *txn)
                     .await
                     .map_err(sqlx_error)?;
                 Held::Transaction(txn)
             }
             LockSpace::File(database) => {
-                let file = lock_file(database, ".rounds.lock").map_err(io)?;
+                let file = lock_file(database, suffix).map_err(io)?;
                 let file = tokio::task::spawn_blocking(move || file.lock().map(|()| file))
                     .await
                     .map_err(|e| StoreError::Db(DbErr::Custom(e.to_string())))?
@@ -121,8 +145,7 @@ impl Store {
                 Held::File(file)
             }
             LockSpace::Process => Held::Nothing,
-        };
-        Ok(RoundLock { _held: held })
+        })
     }
 
     /// Takes the worker lease if no other process holds it.

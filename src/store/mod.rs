@@ -350,8 +350,22 @@ impl Store {
         self.db.get_database_backend()
     }
 
+    /// Applies pending migrations, one process at a time (see `lock_migrations`).
     pub async fn migrate_up(&self) -> Result<(), DbErr> {
+        let _lock = self
+            .lock_migrations()
+            .await
+            .map_err(|e| DbErr::Custom(format!("waiting for another process's migrations: {e}")))?;
         Migrator::up(&self.db, None).await
+    }
+
+    /// Reverts the last `steps` migrations, one process at a time.
+    pub async fn migrate_down(&self, steps: u32) -> Result<(), DbErr> {
+        let _lock = self
+            .lock_migrations()
+            .await
+            .map_err(|e| DbErr::Custom(format!("waiting for another process's migrations: {e}")))?;
+        Migrator::down(&self.db, Some(steps)).await
     }
 
     /// Names of migrations not yet applied.

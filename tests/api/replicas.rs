@@ -27,6 +27,31 @@ pub(crate) async fn second_process(app: &TestApp) -> Services {
 }
 
 #[tokio::test]
+async fn processes_starting_together_after_an_upgrade_apply_its_migration_once() {
+    let app = spawn_app().await;
+    app.store.migrate_down(1).await.unwrap();
+    assert_eq!(app.store.pending_migrations().await.unwrap().len(), 1);
+    let mut settings = Settings {
+        data_dir: app.data_dir.clone(),
+        database_url: Some(DatabaseUrl::new(app.database_url.clone())),
+        ..Default::default()
+    };
+    settings.sync.worker = false;
+    let (one, two, three) = tokio::join!(
+        Services::open(&settings),
+        Services::open(&settings),
+        Services::open(&settings)
+    );
+    for opened in [one, two, three] {
+        opened.expect("each process comes up");
+    }
+    assert_eq!(
+        app.store.pending_migrations().await.unwrap(),
+        Vec::<String>::new()
+    );
+}
+
+#[tokio::test]
 async fn a_process_holding_another_encryption_key_says_why_it_cannot_sync() {
     let (app, _sim) = started(|_| {}).await;
     let mut settings = Settings {

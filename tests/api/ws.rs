@@ -344,8 +344,10 @@ async fn a_subscription_over_the_limit_is_refused_and_the_others_go_on() {
 }
 
 /// A client with a small receive buffer that subscribes to a log of tens of thousands of sync
-/// events, reads nothing for 4 s, then reads on: how many events it got, of how many, and the
-/// close code if the socket ended (0 for an end without a close frame).
+/// events, reads nothing for 8 s (time for the server to fill the socket's buffers, even with
+/// the whole suite running beside it, and to wait out its send timeout), then reads on: how
+/// many events it got, of how many, and the close code if the socket ended (0 for an end
+/// without a close frame).
 async fn stalled_reader(app: &TestApp, protocol: &str, token: &str) -> (usize, usize, Option<u16>) {
     use sea_orm::{ConnectionTrait, Statement};
     let db = app.store.connection();
@@ -393,7 +395,7 @@ async fn stalled_reader(app: &TestApp, protocol: &str, token: &str) -> (usize, u
     };
     ws.send(json!({ "id": "s", "type": start, "payload": { "query": query } }))
         .await;
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    tokio::time::sleep(Duration::from_secs(8)).await;
 
     let mut received = 0;
     let end = loop {
