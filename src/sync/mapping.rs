@@ -198,6 +198,15 @@ pub fn validate(
                 format!("{object}.{} is mapped twice", sf.name),
             ));
         }
+        if sf.name.eq_ignore_ascii_case(super::DESK_ID_FIELD) {
+            return Err(Invalid::new(
+                format!("{at}.salesforceField"),
+                format!(
+                    "{object}.{} is the sync's own: it names the desk record a Salesforce record was created from, so no desk field can be mapped to it",
+                    sf.name
+                ),
+            ));
+        }
         if !sf.createable || !sf.updateable {
             return Err(Invalid::new(
                 format!("{at}.salesforceField"),
@@ -253,6 +262,9 @@ pub fn validate(
     Ok(out)
 }
 
+/// The length of Salesforce's email fields.
+const EMAIL_CHARS: u32 = 80;
+
 fn check_types(desk: &DeskField, sf: &crate::salesforce::FieldDescribe) -> Result<(), String> {
     let object_field = &sf.name;
     let kind = sf.kind.as_str();
@@ -275,6 +287,14 @@ fn check_types(desk: &DeskField, sf: &crate::salesforce::FieldDescribe) -> Resul
             return Err(format!(
                 "type mismatch: '{}' is an email but {object_field} is a {kind} field",
                 desk.name
+            ));
+        }
+        // Salesforce's own email fields hold 80 characters: a text field shorter than that
+        // would refuse addresses an email field takes.
+        DeskKind::Email if kind == "string" && sf.length > 0 && sf.length < EMAIL_CHARS => {
+            return Err(format!(
+                "{object_field} holds at most {} characters but '{}' may hold {EMAIL_CHARS} (as Salesforce's email fields do)",
+                sf.length, desk.name
             ));
         }
         DeskKind::Integer

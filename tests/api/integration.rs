@@ -311,6 +311,24 @@ async fn mappings_that_would_fail_in_salesforce_are_refused_up_front() {
             "mappings",
             "'email' must be mapped",
         ),
+        // The field the sync writes the desk id to is its own.
+        (
+            "CONTACTS",
+            vec![
+                ("lastName", "LastName"),
+                ("email", "Email"),
+                ("title", "Helpdesk_Id__c"),
+            ],
+            "mappings[2].salesforceField",
+            "the sync's own",
+        ),
+        // An address Salesforce's email field takes would not fit.
+        (
+            "CONTACTS",
+            vec![("lastName", "LastName"), ("email", "MailingPostalCode")],
+            "mappings[1].salesforceField",
+            "holds at most 20 characters",
+        ),
         // Accounts meet by name: a long text area cannot be looked up by it.
         (
             "ACCOUNTS",
