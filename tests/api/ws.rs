@@ -343,8 +343,8 @@ async fn a_subscription_over_the_limit_is_refused_and_the_others_go_on() {
     }
 }
 
-/// A client with a small receive buffer that subscribes to a log of tens of thousands of sync
-/// events, reads nothing for 8 s (time for the server to fill the socket's buffers, even with
+/// A client with a small receive buffer that subscribes to a log of tens of megabytes of sync
+/// events, reads nothing for 6 s (time for the server to fill the socket's buffers, even with
 /// the whole suite running beside it, and to wait out its send timeout), then reads on: how
 /// many events it got, of how many, and the close code if the socket ended (0 for an end
 /// without a close frame).
@@ -359,14 +359,31 @@ async fn stalled_reader(app: &TestApp, protocol: &str, token: &str) -> (usize, u
         let row = db.query_one_raw(count).await.unwrap().unwrap();
         usize::try_from(row.try_get::<i64>("", "n").unwrap()).unwrap()
     };
-    // The events of connecting, doubled until there are more than the sockets hold.
-    while logged().await < 50_000 {
+    // The events of connecting, doubled until there are more than the sockets hold; each
+    // status change carries a long reason, so that the server fills the sockets' buffers
+    // within a few thousand events however slowly a loaded machine lets it write them.
+    while logged().await < 20_000 {
         db.execute_unprepared(
             "INSERT INTO sync_event (at, kind, module, payload) SELECT at, kind, module, payload FROM sync_event",
         )
         .await
         .unwrap();
     }
+    let reason = "r".repeat(2_000);
+    db.execute_unprepared(&format!(
+        "UPDATE sync_event SET payload = replace(payload, '\"reason\":null', '\"reason\":\"{reason}\"')"
+    ))
+    .await
+    .unwrap();
+    let long = Statement::from_string(
+        db.get_database_backend(),
+        "SELECT COUNT(*) AS n FROM sync_event WHERE payload LIKE '%rrrrrrrrrr%'",
+    );
+    let long = db.query_one_raw(long).await.unwrap().unwrap();
+    assert!(
+        long.try_get::<i64>("", "n").unwrap() > 1_000,
+        "status events carry the reason"
+    );
     let total = logged().await;
 
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
@@ -387,7 +404,7 @@ async fn stalled_reader(app: &TestApp, protocol: &str, token: &str) -> (usize, u
     ws.send(json!({ "type": "connection_init", "payload": { "Authorization": format!("Bearer {token}") } }))
         .await;
     assert_eq!(ws.recv().await["type"], "connection_ack");
-    let query = "subscription { syncEvents(afterId: \"0\") { id kind module status history { direction module added updated failed } } }";
+    let query = "subscription { syncEvents(afterId: \"0\") { id kind module status statusReason history { direction module added updated failed } } }";
     let start = if protocol == LEGACY {
         "start"
     } else {
@@ -395,7 +412,7 @@ async fn stalled_reader(app: &TestApp, protocol: &str, token: &str) -> (usize, u
     };
     ws.send(json!({ "id": "s", "type": start, "payload": { "query": query } }))
         .await;
-    tokio::time::sleep(Duration::from_secs(8)).await;
+    tokio::time::sleep(Duration::from_secs(6)).await;
 
     let mut received = 0;
     let end = loop {
