@@ -285,12 +285,9 @@ impl Settings {
     }
 
     pub fn database_url(&self) -> DatabaseUrl {
-        self.database_url.clone().unwrap_or_else(|| {
-            DatabaseUrl(format!(
-                "sqlite://{}?mode=rwc",
-                self.data_dir.join("tandem.db").display()
-            ))
-        })
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| DatabaseUrl::sqlite_file(&self.data_dir.join("tandem.db")))
     }
 }
 
@@ -353,6 +350,11 @@ pub struct DatabaseUrl(String);
 impl DatabaseUrl {
     pub fn new(url: impl Into<String>) -> Self {
         Self(url.into())
+    }
+
+    /// An SQLite database in this file, made when it does not exist.
+    pub fn sqlite_file(path: &Path) -> Self {
+        Self(format!("sqlite://{}?mode=rwc", path.display()))
     }
 
     pub fn expose(&self) -> &str {

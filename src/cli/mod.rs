@@ -170,10 +170,9 @@ pub async fn run() -> anyhow::Result<()> {
             if let Some(configured) = settings.database_url.take() {
                 tracing::warn!(database = %configured.redacted(), "the demo does not use the configured database");
             }
-            settings.database_url = Some(crate::config::DatabaseUrl::new(format!(
-                "sqlite://{}?mode=rwc",
-                settings.data_dir.join("demo.db").display()
-            )));
+            settings.database_url = Some(crate::config::DatabaseUrl::sqlite_file(
+                &settings.data_dir.join("demo.db"),
+            ));
             crate::demo::run(settings).await
         }
         Command::Migrate { action } => migrate(&settings, action).await,

@@ -352,20 +352,21 @@ impl Store {
 
     /// Applies pending migrations, one process at a time (see `lock_migrations`).
     pub async fn migrate_up(&self) -> Result<(), DbErr> {
-        let _lock = self
-            .lock_migrations()
-            .await
-            .map_err(|e| DbErr::Custom(format!("waiting for another process's migrations: {e}")))?;
+        let _lock = self.migrations_to_self().await?;
         Migrator::up(&self.db, None).await
     }
 
     /// Reverts the last `steps` migrations, one process at a time.
     pub async fn migrate_down(&self, steps: u32) -> Result<(), DbErr> {
-        let _lock = self
-            .lock_migrations()
-            .await
-            .map_err(|e| DbErr::Custom(format!("waiting for another process's migrations: {e}")))?;
+        let _lock = self.migrations_to_self().await?;
         Migrator::down(&self.db, Some(steps)).await
+    }
+
+    /// The migration lock, its failure said as migrations say theirs.
+    async fn migrations_to_self(&self) -> Result<locks::MigrationLock, DbErr> {
+        self.lock_migrations()
+            .await
+            .map_err(|e| DbErr::Custom(format!("waiting for another process's migrations: {e}")))
     }
 
     /// Names of migrations not yet applied.
