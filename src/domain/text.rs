@@ -34,6 +34,19 @@ impl OptionalText {
     }
 }
 
+/// A search term as given (a filter matches what was typed, so nothing is trimmed), held to
+/// the rules stored text keeps: a term no stored value could hold is refused, not searched.
+pub fn search_term(
+    field: &str,
+    raw: Option<String>,
+    max: usize,
+) -> Result<Option<String>, Invalid> {
+    if let Some(term) = &raw {
+        check_len(field, term, max)?;
+    }
+    Ok(raw)
+}
+
 fn check_len(field: &str, value: &str, max: usize) -> Result<(), Invalid> {
     // PostgreSQL's text cannot hold NUL, and Salesforce refuses control characters: only
     // tabs and line breaks are text.
@@ -76,6 +89,25 @@ mod tests {
         assert!(Name::parse("n", "a\u{0}b", 10).is_err());
         assert!(OptionalText::parse("t", Some("bell\u{7}"), 10).is_err());
         assert!(OptionalText::parse("t", Some("two\nlines\tok"), 20).is_ok());
+    }
+
+    #[test]
+    fn search_terms_are_kept_as_typed_and_held_to_the_rules_of_stored_text() {
+        use super::search_term;
+        assert_eq!(
+            search_term("f", Some(" ada ".into()), 10)
+                .unwrap()
+                .as_deref(),
+            Some(" ada ")
+        );
+        assert_eq!(search_term("f", None, 10).unwrap(), None);
+        assert_eq!(
+            search_term("f", Some("a\u{0}".into()), 10)
+                .unwrap_err()
+                .field,
+            "f"
+        );
+        assert!(search_term("f", Some("x".repeat(11)), 10).is_err());
     }
 
     #[test]

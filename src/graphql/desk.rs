@@ -11,7 +11,7 @@ use super::paging::{IdCursor, connection, connection_complexity, page_request, p
 use super::{ApiError, ApiResult, ContextExt};
 use crate::domain::{
     AccountId, AccountInput, AccountPatch, AgentId, Change, ContactId, ContactInput, ContactPatch,
-    TicketId, TicketInput, TicketPatch,
+    Email, TicketId, TicketInput, TicketPatch, search_term,
 };
 use crate::store::{AccountFilter, ContactFilter, TicketFilter};
 
@@ -298,6 +298,10 @@ pub(super) async fn load_account(
     Ok(model.map(Account::from))
 }
 
+/// The longest name search: no stored name (an account's, or a contact's first and last
+/// names together) is longer.
+const NAME_TERM_CHARS: usize = 255;
+
 #[derive(InputObject, Default)]
 pub struct ContactsFilter {
     /// Exact email, ignoring case.
@@ -355,6 +359,18 @@ fn change<T>(value: MaybeUndefined<T>) -> Change<T> {
         MaybeUndefined::Undefined => None,
         MaybeUndefined::Null => Some(None),
         MaybeUndefined::Value(v) => Some(Some(v)),
+    }
+}
+
+/// A change to a field that always holds a value: `null` is refused rather than read as the
+/// field's default, which would quietly reopen a closed ticket.
+fn change_kept<T>(field: &str, value: MaybeUndefined<T>) -> ApiResult<Change<T>> {
+    match value {
+        MaybeUndefined::Null => Err(ApiError::bad_input(
+            field,
+            "cannot be cleared; leave it out to keep its value, or give another",
+        )),
+        value => Ok(change(value)),
     }
 }
 
@@ -550,7 +566,8 @@ impl CreateTicketInput {
     }
 }
 
-/// Fields to change; a field left out keeps its value, `null` clears it.
+/// Fields to change; a field left out keeps its value, `null` clears it (the subject,
+/// status and priority always hold one).
 #[derive(InputObject)]
 pub struct TicketPatchInput {
     pub subject: MaybeUndefined<String>,
@@ -567,8 +584,8 @@ impl TicketPatchInput {
         Ok(TicketPatch {
             subject: change(self.subject),
             description: change(self.description),
-            status: change(self.status.map_value(Into::into)),
-            priority: change(self.priority.map_value(Into::into)),
+            status: change_kept("status", self.status.map_value(Into::into))?,
+            priority: change_kept("priority", self.priority.map_value(Into::into))?,
             contact_id: change_id("contactId", self.contact_id, ContactId)?,
             account_id: change_id("accountId", self.account_id, AccountId)?,
             assignee_id: change_id("assigneeId", self.assignee_id, AgentId)?,
@@ -603,8 +620,8 @@ impl DeskQuery {
         let f = filter.unwrap_or_default();
         let filter = ContactFilter {
             account_id: optional("filter.accountId", f.account_id.as_ref(), AccountId)?,
-            email: f.email,
-            name: f.name,
+            email: search_term("filter.email", f.email, Email::MAX_LEN)?,
+            name: search_term("filter.name", f.name, NAME_TERM_CHARS)?,
             updated_since: f.updated_since,
             deleted: f.deleted,
         };
@@ -636,7 +653,7 @@ impl DeskQuery {
         ctx.viewer()?;
         let f = filter.unwrap_or_default();
         let filter = AccountFilter {
-            name: f.name,
+            name: search_term("filter.name", f.name, NAME_TERM_CHARS)?,
             updated_since: f.updated_since,
             deleted: f.deleted,
         };

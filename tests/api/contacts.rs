@@ -441,3 +441,39 @@ async fn name_searches_ignore_case_in_every_script() {
     Migrator::up(db, None).await.unwrap();
     check().await;
 }
+
+#[tokio::test]
+async fn a_search_term_no_stored_value_could_hold_is_refused_on_every_database() {
+    let app = spawn_app().await;
+    app.create_contact(json!({ "lastName": "Lovelace", "email": "ada@example.com" }))
+        .await;
+    for (query, field) in [
+        (
+            "query($t: String!) { contacts(filter: { name: $t }) { nodes { id } } }",
+            "filter.name",
+        ),
+        (
+            "query($t: String!) { contacts(filter: { email: $t }) { nodes { id } } }",
+            "filter.email",
+        ),
+        (
+            "query($t: String!) { accounts(filter: { name: $t }) { nodes { id } } }",
+            "filter.name",
+        ),
+    ] {
+        let body = app.gql(query, json!({ "t": "ada\u{0}" })).await;
+        assert_eq!(codes(&body), ["BAD_USER_INPUT"], "{body}");
+        let message = body["errors"][0]["message"].as_str().unwrap_or_default();
+        assert!(message.starts_with(field), "{message}");
+    }
+    let found = app
+        .gql_ok(
+            "{ contacts(filter: { name: \" Love\" }) { nodes { lastName } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        found["contacts"]["nodes"],
+        json!([{ "lastName": "Lovelace" }])
+    );
+}

@@ -46,6 +46,39 @@ async fn a_ticket_takes_its_contacts_account_and_shows_both() {
 }
 
 #[tokio::test]
+async fn a_ticket_status_or_priority_sent_as_null_is_refused_and_the_ticket_kept() {
+    let app = spawn_app().await;
+    let data = app
+        .gql_ok(
+            "mutation { createTicket(input: { subject: \"Refund\", status: CLOSED, priority: URGENT }) { id } }",
+            json!({}),
+        )
+        .await;
+    let id = &data["createTicket"]["id"];
+    for field in ["status", "priority"] {
+        let body = app
+            .gql(
+                &format!("mutation($id: ID!) {{ updateTicket(id: $id, patch: {{ {field}: null, subject: \"Refund due\" }}) {{ id }} }}"),
+                json!({ "id": id }),
+            )
+            .await;
+        assert_eq!(codes(&body), ["BAD_USER_INPUT"], "{body}");
+        let message = body["errors"][0]["message"].as_str().unwrap_or_default();
+        assert!(message.starts_with(field), "{message}");
+    }
+    let kept = app
+        .gql_ok(
+            "query($id: ID!) { ticket(id: $id) { subject status priority } }",
+            json!({ "id": id }),
+        )
+        .await;
+    assert_eq!(
+        kept["ticket"],
+        json!({ "subject": "Refund", "status": "CLOSED", "priority": "URGENT" })
+    );
+}
+
+#[tokio::test]
 async fn a_ticket_handed_to_another_contact_follows_its_account_unless_told_otherwise() {
     let app = spawn_app().await;
     let zylker = app.create_account("Zylker").await;
