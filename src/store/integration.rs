@@ -4,7 +4,7 @@ use entity::{
 };
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
-    QueryOrder,
+    QueryOrder, QuerySelect,
 };
 
 use super::events::{self, SyncEvent, SyncEventKind};
@@ -187,7 +187,10 @@ impl Store {
         change: impl FnOnce(&mut integration::ActiveModel),
     ) -> StoreResult<integration::Model> {
         let txn = self.write().await?;
+        // Locked as read: a status another transaction is changing is read once it has, so
+        // one change is announced once.
         let current = integration::Entity::find_by_id(ROW)
+            .lock_exclusive()
             .one(&*txn)
             .await?
             .ok_or_else(|| StoreError::NotFound("Salesforce integration".into()))?;
@@ -265,10 +268,14 @@ impl Store {
         Ok(())
     }
 
-    /// Forgets the connection and everything kept for syncing; desk records stay.
-    pub async fn delete_integration(&self) -> StoreResult<()> {
+    /// Forgets the connection and everything kept for syncing; desk records stay. `false`,
+    /// changing and announcing nothing, when there was no connection (another delete won).
+    pub async fn delete_integration(&self) -> StoreResult<bool> {
         let txn = self.write().await?;
-        integration::Entity::delete_by_id(ROW).exec(&*txn).await?;
+        let deleted = integration::Entity::delete_by_id(ROW).exec(&*txn).await?;
+        if deleted.rows_affected == 0 {
+            return Ok(false);
+        }
         forget_sync_state(&*txn).await?;
         let event = events::record(
             &*txn,
@@ -279,7 +286,7 @@ impl Store {
         )
         .await?;
         txn.commit_publishing(self, vec![event]).await?;
-        Ok(())
+        Ok(true)
     }
 
     /// The saved mappings of a module; empty when the defaults apply.

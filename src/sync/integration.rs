@@ -670,7 +670,9 @@ impl Integrations {
     pub async fn delete(&self) -> Result<(), SyncError> {
         self.connected().await?;
         let _replacing = self.replacing().await?;
-        self.store.delete_integration().await?;
+        if !self.store.delete_integration().await? {
+            return Err(SyncError::NotConnected);
+        }
         *self.client.write().await = None;
         self.forget_view().await;
         Ok(())

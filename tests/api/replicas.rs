@@ -470,6 +470,57 @@ async fn a_pause_made_in_another_process_stops_a_running_round_at_its_next_batch
 }
 
 #[tokio::test]
+async fn two_deletes_racing_from_two_processes_disconnect_once_and_say_so_once() {
+    let (app, _sim, other, first, round) = export_under_way().await;
+    let delete = |integrations: std::sync::Arc<tandem::sync::Integrations>| {
+        tokio::spawn(async move { integrations.delete().await })
+    };
+    let third = second_process(&app).await;
+    let ours = delete(third.integrations.clone());
+    let theirs = delete(other.integrations.clone());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    first.release();
+    let mut outcomes = Vec::new();
+    for deleting in [ours, theirs] {
+        outcomes.push(
+            tokio::time::timeout(Duration::from_secs(10), deleting)
+                .await
+                .expect("a delete waits for the round's batch, no longer")
+                .unwrap(),
+        );
+    }
+    let _ = round.await.unwrap();
+    assert_eq!(
+        outcomes.iter().filter(|o| o.is_ok()).count(),
+        1,
+        "{outcomes:?}"
+    );
+    assert!(
+        outcomes
+            .iter()
+            .any(|o| matches!(o, Err(SyncError::NotConnected))),
+        "{outcomes:?}"
+    );
+    let disconnected = app
+        .store
+        .sync_events_after(0, 1_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| {
+            matches!(
+                e.kind,
+                tandem::store::SyncEventKind::Status {
+                    status: tandem::domain::IntegrationStatus::NotConnected,
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(disconnected, 1, "one disconnection, one event");
+}
+
+#[tokio::test]
 async fn a_delete_or_remapping_in_another_process_stops_a_running_round_at_its_next_batch() {
     for change in ["remap", "delete"] {
         let (_app, sim, other, first, round) = export_under_way().await;
