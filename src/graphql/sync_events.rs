@@ -2,6 +2,7 @@
 //! from the event log after a given id and then followed live, with no gap and no repeat.
 
 use std::collections::VecDeque;
+use std::time::Duration;
 
 use async_graphql::{Context, Enum, ID, SimpleObject, Subscription};
 use chrono::{DateTime, Utc};
@@ -18,6 +19,11 @@ use crate::store::{Store, SyncEvent, SyncEventKind};
 
 /// Events read from the log per query while catching up.
 const REPLAY_PAGE: u64 = 200;
+
+/// The wait before reading the log again after a read failed, doubled each time it fails
+/// again, up to `RETRY_LONGEST`.
+const RETRY_FIRST: Duration = Duration::from_millis(250);
+const RETRY_LONGEST: Duration = Duration::from_secs(8);
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
 pub enum SyncEventType {
@@ -142,6 +148,8 @@ struct Follow {
     wanted: Option<Vec<Module>>,
     /// Set once the profile may no longer follow: the stream ends after saying why.
     ended: bool,
+    /// Reads of the log that failed in a row.
+    failed_reads: u32,
 }
 
 impl Follow {
@@ -181,13 +189,29 @@ impl Follow {
                 continue;
             }
             if self.catching_up {
+                if self.failed_reads > 0 {
+                    let wait = RETRY_FIRST * 2u32.pow(self.failed_reads.min(6) - 1);
+                    tokio::time::sleep(wait.min(RETRY_LONGEST)).await;
+                }
                 let after = self.last.unwrap_or(0);
-                match self.store.sync_events_page(after, REPLAY_PAGE).await {
+                let read = self.store.sync_events_page(after, REPLAY_PAGE).await;
+                if read.is_ok() {
+                    self.failed_reads = 0;
+                }
+                match read {
                     Ok((_, None)) => self.catching_up = false,
                     // Only rows it cannot read: past them.
                     Ok((page, Some(through))) if page.is_empty() => self.last = Some(through),
                     Ok((page, _)) => self.queue.extend(page),
-                    Err(e) => return Some(Err(e.into())),
+                    Err(e) => {
+                        // Said once, then tried again less and less often until the log
+                        // can be read: a database that is down is not asked in a loop.
+                        self.failed_reads += 1;
+                        if self.failed_reads == 1 {
+                            return Some(Err(e.into()));
+                        }
+                        tracing::warn!(error = %e, "the sync event log cannot be read; trying again");
+                    }
                 }
                 continue;
             }
@@ -273,6 +297,7 @@ impl SyncEventSubscription {
             profile: viewer.profile.name.clone(),
             wanted,
             ended: false,
+            failed_reads: 0,
             store,
             last: Some(last),
             catching_up,

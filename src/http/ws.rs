@@ -261,7 +261,17 @@ impl Connection {
                 message = stream.next() => match message {
                     None => return None,
                     Some(Err(e)) => return Some(Close::bad_message(&format!("Invalid frame: {e}"))),
-                    Some(Ok(AggregatedMessage::Ping(bytes))) => self.session.pong(&bytes).await.ok()?,
+                    Some(Ok(AggregatedMessage::Ping(bytes))) => {
+                        // Bounded as any message is: a client that pings but reads nothing
+                        // is not waited on for good.
+                        let until = deadline(self.send_timeout, self.expires);
+                        let pong = tokio::time::timeout_at(until, self.session.pong(&bytes)).await;
+                        match pong {
+                            Ok(Ok(())) => {}
+                            Ok(Err(_)) => return None,
+                            Err(_) => return Some(self.stalled()),
+                        }
+                    }
                     Some(Ok(AggregatedMessage::Pong(_))) => {}
                     Some(Ok(AggregatedMessage::Close(_))) => return Some(Close::new(1000, "Normal Closure")),
                     Some(Ok(AggregatedMessage::Binary(_))) => {
@@ -291,10 +301,16 @@ impl Connection {
         let until = deadline(self.send_timeout, self.expires);
         deliver(&mut self.session, message.to_string(), until)
             .await
-            .map_err(|_| match self.expires {
-                Some(at) if tokio::time::Instant::now() >= at => expired(),
-                _ => too_slow(self.send_timeout),
-            })
+            .map_err(|_| self.stalled())
+    }
+
+    /// Why a message could not be handed over in time: the token expired, or the client
+    /// reads nothing.
+    fn stalled(&self) -> Close {
+        match self.expires {
+            Some(at) if tokio::time::Instant::now() >= at => expired(),
+            _ => too_slow(self.send_timeout),
+        }
     }
 
     async fn handle(&mut self, protocol: Protocol, text: &str) -> Result<(), Close> {

@@ -389,3 +389,35 @@ async fn a_logged_event_this_version_cannot_read_is_passed_over() {
         .expect("the stream goes on past the row it cannot read");
     assert_eq!(event["status"], "PAUSED");
 }
+
+#[tokio::test]
+async fn a_log_that_cannot_be_read_is_reported_once_and_read_again_once_it_can() {
+    use sea_orm::ConnectionTrait;
+    let (app, _sim) = synced().await;
+    let logged = logged_ids(&app).await;
+    let db = app.store.connection();
+    db.execute_unprepared("ALTER TABLE sync_event RENAME TO sync_event_away")
+        .await
+        .unwrap();
+    let mut ws = subscribe(&app, "Administrator", json!({ "after": "0" })).await;
+    let failed = ws.recv().await;
+    assert_eq!(failed["type"], "next", "{failed}");
+    assert_eq!(
+        failed["payload"]["errors"][0]["extensions"]["code"], "INTERNAL",
+        "{failed}"
+    );
+    let more = tokio::time::timeout(std::time::Duration::from_millis(1_500), ws.recv()).await;
+    assert!(
+        more.is_err(),
+        "the failed read is said once, not again and again: {more:?}"
+    );
+
+    db.execute_unprepared("ALTER TABLE sync_event_away RENAME TO sync_event")
+        .await
+        .unwrap();
+    let mut replayed = Vec::new();
+    for _ in &logged {
+        replayed.push(next_event(&mut ws).await["id"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(replayed, logged, "the whole log once it can be read");
+}
