@@ -150,7 +150,14 @@ impl std::ops::Deref for WriteTxn<'_> {
     }
 }
 
-impl WriteTxn<'_> {
+impl<'a> WriteTxn<'a> {
+    /// Marks the transaction as one that changes a profile's permissions: once it commits
+    /// (or may have), open subscriptions and cached profiles here and on the other replicas
+    /// read them again.
+    pub(crate) fn changes_profiles(&mut self, store: &'a Store) {
+        self.moved.profiles = Some(&store.profiles);
+    }
+
     pub(crate) async fn commit(self) -> Result<(), DbErr> {
         let WriteTxn { txn, mut moved, .. } = self;
         moved.committing = true;
@@ -187,6 +194,8 @@ impl WriteTxn<'_> {
 struct Moved<'a> {
     changes: &'a AtomicU64,
     peers: Option<&'a peers::Peers>,
+    /// Set when the transaction changes permissions: their version moves on too.
+    profiles: Option<&'a watch::Sender<u64>>,
     committing: bool,
 }
 
@@ -196,6 +205,12 @@ impl Drop for Moved<'_> {
             return;
         }
         self.changes.fetch_add(1, Ordering::SeqCst);
+        if let Some(profiles) = self.profiles {
+            if let Some(peers) = self.peers {
+                peers.announce(peers::Notice::Profiles);
+            }
+            profiles.send_modify(|version| *version += 1);
+        }
         if let Some(peers) = self.peers {
             peers.announce(peers::Notice::Changed);
         }
@@ -272,6 +287,7 @@ impl Store {
             passed_on.clone(),
             changes.clone(),
         );
+        profiles::watch_profiles(db.clone(), &profiles);
         Ok(Self {
             db,
             write_lock,
@@ -333,13 +349,6 @@ impl Store {
 
     pub fn profile_changes(&self) -> watch::Receiver<u64> {
         self.profiles.subscribe()
-    }
-
-    fn profiles_changed(&self) {
-        if let Some(peers) = &self.peers {
-            peers.announce(peers::Notice::Profiles);
-        }
-        self.profiles.send_modify(|version| *version += 1);
     }
 
     pub fn connection(&self) -> &DatabaseConnection {
@@ -437,6 +446,7 @@ impl Store {
             moved: Moved {
                 changes: &self.changes,
                 peers: self.peers.as_ref(),
+                profiles: None,
                 committing: false,
             },
         })

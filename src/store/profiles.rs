@@ -21,6 +21,40 @@ const PROFILE_TTL: Duration = Duration::from_secs(1);
 /// Profiles by name, each with the profile-change version and the moment it was read.
 pub(super) type ProfileCache = Arc<Mutex<HashMap<String, (u64, Instant, profile::Model)>>>;
 
+/// Reads the profiles once a second and moves the permissions' version on when they differ
+/// from the last read: a change whose announcement was lost (its replica stopped between
+/// commit and notice, or could not reach the database to send it) or that another process
+/// made on one SQLite file still reaches open subscriptions within a second or so.
+pub(super) fn watch_profiles(
+    db: sea_orm::DatabaseConnection,
+    profiles: &Arc<tokio::sync::watch::Sender<u64>>,
+) {
+    let weak = Arc::downgrade(profiles);
+    tokio::spawn(async move {
+        // The first read is what later ones are compared with: taken as soon as the table
+        // can be read (it comes with the migrations, which run after the store opens),
+        // before the first request is served.
+        let mut seen: Option<Vec<profile::Model>> = None;
+        let mut wait = Duration::from_millis(20);
+        loop {
+            tokio::time::sleep(wait).await;
+            let Some(profiles) = weak.upgrade() else {
+                return;
+            };
+            // Unread (the database is away, or not migrated yet): the next look tries again.
+            let Ok(now) = Profiles::find().order_by_asc(Column::Id).all(&db).await else {
+                wait = (wait * 2).min(Duration::from_secs(1));
+                continue;
+            };
+            if seen.as_ref().is_some_and(|seen| *seen != now) {
+                profiles.send_modify(|version| *version += 1);
+            }
+            seen = Some(now);
+            wait = Duration::from_secs(1);
+        }
+    });
+}
+
 #[derive(Debug, Clone)]
 pub struct NewProfile {
     pub name: String,
@@ -156,7 +190,8 @@ impl Store {
         id: ProfileId,
         change: impl FnOnce(Permissions) -> Permissions,
     ) -> StoreResult<profile::Model> {
-        let txn = self.write().await?;
+        let mut txn = self.write().await?;
+        txn.changes_profiles(self);
         let current = Profiles::find_by_id(id)
             .lock_exclusive()
             .one(&*txn)
@@ -168,7 +203,6 @@ impl Store {
         active.updated_at = Set(Utc::now());
         let model = active.update(&*txn).await?;
         txn.commit().await?;
-        self.profiles_changed();
         Ok(model)
     }
 }

@@ -341,6 +341,12 @@ async fn a_permission_changed_while_the_replica_was_not_listening_holds_once_it_
     .unwrap();
     // Events go on; once the replica listens again, the open stream reads its profile anew
     // and stops at its next event.
+    stops_forbidden(&app, &mut ws).await;
+}
+
+/// Pauses and resumes (the stream was last told PAUSED) until the stream stops with
+/// `FORBIDDEN`, for at most 10 s.
+async fn stops_forbidden(app: &TestApp, ws: &mut Ws) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     let mut paused = true;
     loop {
@@ -364,6 +370,32 @@ async fn a_permission_changed_while_the_replica_was_not_listening_holds_once_it_
         break;
     }
     assert_eq!(ws.recv().await["type"], "complete");
+}
+
+#[tokio::test]
+async fn a_permission_changed_without_a_word_to_anyone_holds_for_open_streams() {
+    use sea_orm::ConnectionTrait;
+    let (app, _sim) = synced().await;
+    app.gql_ok(
+        "mutation { createProfile(input: { name: \"Night Desk\", permissions: {} }) { id } }",
+        json!({}),
+    )
+    .await;
+    let newest = logged_ids(&app).await.pop().unwrap();
+    let mut ws = subscribe(&app, "Night Desk", json!({ "after": newest })).await;
+    app.gql_ok("mutation { pauseSync { status } }", json!({}))
+        .await;
+    assert_eq!(next_event(&mut ws).await["status"], "PAUSED");
+    // Another process revokes the profile's information and its notice never comes: it
+    // stopped between its commit and the notice, or shares this SQLite file.
+    app.store
+        .connection()
+        .execute_unprepared(
+            "UPDATE profile SET grant_information = false WHERE name = 'Night Desk'",
+        )
+        .await
+        .unwrap();
+    stops_forbidden(&app, &mut ws).await;
 }
 
 #[tokio::test]
