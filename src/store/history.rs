@@ -104,17 +104,31 @@ impl Store {
     }
 
     /// Deletes history entries and logged sync events older than `before`; returns how many
-    /// history entries went.
+    /// history entries went. Events go by id, through the newest one older than `before`:
+    /// each process stamps them by its own clock, and a replica whose clock lags would
+    /// otherwise leave holes in the log that a subscriber resuming after a kept id would
+    /// pass unawares.
     pub async fn prune_history(&self, before: DateTime<Utc>) -> StoreResult<u64> {
+        use entity::sync_event;
         let txn = self.write().await?;
         let result = sync_history::Entity::delete_many()
             .filter(sync_history::Column::At.lt(before))
             .exec(&*txn)
             .await?;
-        entity::sync_event::Entity::delete_many()
-            .filter(entity::sync_event::Column::At.lt(before))
-            .exec(&*txn)
-            .await?;
+        let through: Option<i64> = sync_event::Entity::find()
+            .select_only()
+            .column_as(sync_event::Column::Id.max(), "through")
+            .filter(sync_event::Column::At.lt(before))
+            .into_tuple()
+            .one(&*txn)
+            .await?
+            .flatten();
+        if let Some(through) = through {
+            sync_event::Entity::delete_many()
+                .filter(sync_event::Column::Id.lte(through))
+                .exec(&*txn)
+                .await?;
+        }
         txn.commit().await?;
         Ok(result.rows_affected)
     }
