@@ -217,9 +217,18 @@ impl Store {
         let txn = self.write().await?;
         binned_account(&*txn, id).await?;
         super::sync::keep_salesforce_account(&*txn, id).await?;
+        let contacts = super::contacts::unlink_contacts(&*txn, id).await?;
+        let tickets =
+            super::tickets::unlink_tickets(&*txn, entity::ticket::Column::AccountId, id.0).await?;
         Accounts::delete_by_id(id).exec(&*txn).await?;
         txn.commit().await?;
         self.publish(DeskEntity::Account, DeskAction::Purged, id.0);
+        for contact in contacts {
+            self.publish(DeskEntity::Contact, DeskAction::Updated, contact);
+        }
+        for ticket in tickets {
+            self.publish(DeskEntity::Ticket, DeskAction::Updated, ticket);
+        }
         Ok(())
     }
 }

@@ -258,9 +258,14 @@ impl Store {
     pub async fn purge_contact(&self, id: ContactId) -> StoreResult<()> {
         let txn = self.write().await?;
         binned_contact(&*txn, id).await?;
+        let tickets =
+            super::tickets::unlink_tickets(&*txn, entity::ticket::Column::ContactId, id.0).await?;
         Contacts::delete_by_id(id).exec(&*txn).await?;
         txn.commit().await?;
         self.publish(DeskEntity::Contact, DeskAction::Purged, id.0);
+        for ticket in tickets {
+            self.publish(DeskEntity::Ticket, DeskAction::Updated, ticket);
+        }
         Ok(())
     }
 }
@@ -323,4 +328,30 @@ pub(crate) async fn check_account_change(
         return Ok(());
     }
     check_account(db, after).await
+}
+
+/// Clears the account of every contact linked to an account about to be purged, stamping
+/// them changed; returns the contacts changed (see `tickets::unlink_tickets`). Nothing goes
+/// to Salesforce: the contacts' Salesforce account is kept (`sync::keep_salesforce_account`).
+pub(crate) async fn unlink_contacts(
+    db: &impl ConnectionTrait,
+    account: AccountId,
+) -> StoreResult<Vec<i64>> {
+    use sea_orm::sea_query::Expr;
+    let ids: Vec<i64> = Contacts::find()
+        .select_only()
+        .column(Column::Id)
+        .filter(Column::AccountId.eq(account))
+        .into_tuple()
+        .all(db)
+        .await?;
+    if !ids.is_empty() {
+        Contacts::update_many()
+            .col_expr(Column::AccountId, Expr::value(Option::<i64>::None))
+            .col_expr(Column::UpdatedAt, Expr::value(Utc::now()))
+            .filter(Column::AccountId.eq(account))
+            .exec(db)
+            .await?;
+    }
+    Ok(ids)
 }

@@ -184,3 +184,31 @@ impl Store {
         Ok(model)
     }
 }
+
+/// Clears a link to a record about to be purged from every ticket that holds it (`column`
+/// is the ticket's contact or account), stamping them changed; returns the tickets changed.
+/// The database would clear the links itself, but leave `updated_at` as it was, and a
+/// client following `updatedSince` would never hear that the tickets lost their contact.
+pub(crate) async fn unlink_tickets(
+    db: &impl ConnectionTrait,
+    column: Column,
+    record_id: i64,
+) -> StoreResult<Vec<i64>> {
+    use sea_orm::sea_query::Expr;
+    let ids: Vec<i64> = Tickets::find()
+        .select_only()
+        .column(Column::Id)
+        .filter(column.eq(record_id))
+        .into_tuple()
+        .all(db)
+        .await?;
+    if !ids.is_empty() {
+        Tickets::update_many()
+            .col_expr(column, Expr::value(Option::<i64>::None))
+            .col_expr(Column::UpdatedAt, Expr::value(Utc::now()))
+            .filter(column.eq(record_id))
+            .exec(db)
+            .await?;
+    }
+    Ok(ids)
+}

@@ -318,3 +318,73 @@ async fn records_that_point_at_the_recycle_bin_can_still_be_edited() {
     assert_eq!(codes(&moved), ["BAD_USER_INPUT"]);
     assert_eq!(moved["errors"][0]["extensions"]["field"], "accountId");
 }
+
+#[tokio::test]
+async fn records_that_lose_a_purged_contact_or_account_are_stamped_changed() {
+    let app = spawn_app().await;
+    let account = app.create_account("Zylker").await;
+    let ada = app
+        .create_contact(json!({ "lastName": "Lovelace", "accountId": account["id"] }))
+        .await;
+    let bob = app
+        .create_contact(json!({ "lastName": "Builder", "accountId": account["id"] }))
+        .await;
+    let ticket = |contact: &serde_json::Value| {
+        let app = &app;
+        let contact = contact["id"].clone();
+        async move {
+            app.gql_ok(
+                "mutation($c: ID!) { createTicket(input: { subject: \"Refund\", contactId: $c }) { id } }",
+                json!({ "c": contact }),
+            )
+            .await["createTicket"]["id"]
+                .clone()
+        }
+    };
+    let (ada_ticket, bob_ticket) = (ticket(&ada).await, ticket(&bob).await);
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let mark = chrono::Utc::now().to_rfc3339();
+    const CHANGED: &str = "query($t: DateTime) { tickets(filter: { updatedSince: $t }) { nodes { id contact { id } account { id } } }
+        contacts(filter: { updatedSince: $t }) { nodes { id account { id } } } }";
+
+    for step in ["deleteContact", "purgeContact"] {
+        app.gql_ok(
+            &format!("mutation($id: ID!) {{ {step}(id: $id) {{ __typename }} }}").replace(
+                "purgeContact(id: $id) { __typename }",
+                "purgeContact(id: $id)",
+            ),
+            json!({ "id": ada["id"] }),
+        )
+        .await;
+    }
+    let changed = app.gql_ok(CHANGED, json!({ "t": mark })).await;
+    assert_eq!(
+        changed["tickets"]["nodes"],
+        json!([{ "id": ada_ticket, "contact": null, "account": { "id": account["id"] } }]),
+        "the ticket that lost its contact is listed as changed"
+    );
+
+    for step in ["deleteAccount", "purgeAccount"] {
+        app.gql_ok(
+            &format!("mutation($id: ID!) {{ {step}(id: $id) {{ __typename }} }}").replace(
+                "purgeAccount(id: $id) { __typename }",
+                "purgeAccount(id: $id)",
+            ),
+            json!({ "id": account["id"] }),
+        )
+        .await;
+    }
+    let changed = app.gql_ok(CHANGED, json!({ "t": mark })).await;
+    assert_eq!(
+        changed["tickets"]["nodes"],
+        json!([
+            { "id": ada_ticket, "contact": null, "account": null },
+            { "id": bob_ticket, "contact": { "id": bob["id"] }, "account": null },
+        ])
+    );
+    assert_eq!(
+        changed["contacts"]["nodes"],
+        json!([{ "id": bob["id"], "account": null }]),
+        "the contact that lost its account is listed as changed"
+    );
+}
