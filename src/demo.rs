@@ -9,7 +9,7 @@ use crate::domain::{AccountInput, ContactInput, TicketInput, TicketPriority, Tic
 use crate::startup::{Application, authenticator};
 use crate::store::{ContactFilter, PageRequest, Store};
 
-const ACCOUNTS: &[(&str, &str, &str, i32)] = &[
+const ACCOUNTS: &[(&str, &str, &str, i64)] = &[
     ("Zylker Corp", "https://zylker.example", "Technology", 1200),
     (
         "Acme Logistics",

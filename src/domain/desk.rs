@@ -64,7 +64,9 @@ patchable!(
         phone: String,
         industry: String,
         account_type: String,
-        employees: i32,
+        // Wider than the column: a count read from Salesforce beyond an i32 is refused by
+        // `validate` for what it is, naming the field.
+        employees: i64,
         annual_revenue: f64,
         billing_street: String,
         billing_city: String,
@@ -114,7 +116,7 @@ pub struct ContactFields {
 /// The longest contact email: Salesforce's Contact.Email holds 80 characters.
 const CONTACT_EMAIL_LEN: usize = 80;
 /// Salesforce's Account.NumberOfEmployees holds 8 digits.
-const MAX_EMPLOYEES: i32 = 99_999_999;
+const MAX_EMPLOYEES: i64 = 99_999_999;
 /// Salesforce's Account.AnnualRevenue holds 18 digits.
 const MAX_REVENUE: f64 = 1e18;
 
@@ -187,7 +189,8 @@ impl AccountInput {
             phone: text("phone", &self.phone, 40)?,
             industry: text("industry", &self.industry, 255)?,
             account_type: text("accountType", &self.account_type, 255)?,
-            employees: self.employees,
+            // Within 0..=MAX_EMPLOYEES (above), so it fits.
+            employees: self.employees.and_then(|n| i32::try_from(n).ok()),
             annual_revenue: self.annual_revenue,
             billing_street: text("billingStreet", &self.billing_street, 255)?,
             billing_city: text("billingCity", &self.billing_city, 40)?,

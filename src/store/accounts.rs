@@ -29,7 +29,7 @@ pub fn account_input(model: &account::Model) -> AccountInput {
         phone: model.phone.clone(),
         industry: model.industry.clone(),
         account_type: model.account_type.clone(),
-        employees: model.employees,
+        employees: model.employees.map(i64::from),
         annual_revenue: model.annual_revenue,
         billing_street: model.billing_street.clone(),
         billing_city: model.billing_city.clone(),

@@ -683,3 +683,30 @@ async fn a_desk_change_cannot_be_retried_while_desk_changes_stay_local() {
     assert!(retried["resolvedAt"].is_string(), "{retried}");
     assert_eq!(in_org(&sim, "Refused"), 1);
 }
+
+#[tokio::test]
+async fn an_employee_count_the_desk_cannot_hold_is_refused_naming_the_field_however_large() {
+    let (app, sim) = synced(|_| {}).await;
+    for (name, count) in [
+        ("Many Staff", 500_000_000_i64),
+        ("Countless Staff", 3_000_000_000),
+    ] {
+        sim.insert(
+            "Account",
+            json!({ "Name": name, "NumberOfEmployees": count }),
+        )
+        .unwrap();
+    }
+    app.sync_now().await;
+    let mut failures = open_failures(&app, None).await;
+    failures.sort_by_key(|f| f["message"].as_str().map(str::len));
+    assert_eq!(failures.len(), 2, "{failures:?}");
+    for (failure, count) in failures.iter().zip(["500000000", "3000000000"]) {
+        assert_eq!(failure["reason"], "INVALID_PARAMETER", "{failure}");
+        let message = failure["message"].as_str().unwrap();
+        assert!(
+            message.contains("employees") && message.contains(&format!("(got {count})")),
+            "{message}"
+        );
+    }
+}
