@@ -55,6 +55,8 @@ pub struct GraphqlSettings {
     pub max_depth: usize,
     pub max_complexity: usize,
     pub max_aliases: usize,
+    /// Fields an operation selects, each fragment's counted at every place it is spread.
+    pub max_fields: usize,
     pub max_batch: usize,
     /// Largest query document, in bytes.
     pub max_query_bytes: usize,
@@ -163,6 +165,7 @@ impl Default for GraphqlSettings {
             max_depth: 12,
             max_complexity: 5_000,
             max_aliases: 30,
+            max_fields: 1_000,
             max_batch: 10,
             max_query_bytes: 32 * 1024,
             default_page_size: 20,

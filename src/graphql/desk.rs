@@ -7,7 +7,9 @@ use async_graphql::{
 use chrono::{DateTime, Utc};
 use entity::{account, agent, contact, ticket};
 
-use super::paging::{IdCursor, connection, connection_complexity, page_request, parse_id};
+use super::paging::{
+    IdCursor, connection, connection_complexity, list_complexity, page_request, parse_id,
+};
 use super::{ApiError, ApiResult, ContextExt};
 use crate::domain::{
     AccountId, AccountInput, AccountPatch, AgentId, Change, ContactId, ContactInput, ContactPatch,
@@ -761,6 +763,7 @@ impl DeskMutation {
     }
 
     /// Applies the same change to many contacts; all of them change or none does.
+    #[graphql(complexity = "list_complexity(ids.len(), child_complexity)")]
     async fn mass_update_contacts(
         &self,
         ctx: &Context<'_>,
@@ -824,6 +827,7 @@ impl DeskMutation {
     }
 
     /// Applies the same change to many accounts; all of them change or none does.
+    #[graphql(complexity = "list_complexity(ids.len(), child_complexity)")]
     async fn mass_update_accounts(
         &self,
         ctx: &Context<'_>,

@@ -200,6 +200,7 @@ mod tests {
             max_depth: 10,
             max_complexity: 100,
             max_aliases: 1,
+            max_fields: 100,
             max_query_bytes: 1024,
         };
         let documents = Documents::default();

@@ -1,8 +1,8 @@
-//! Request-size limits: query bytes, aliases, depth and complexity. Operations that only
-//! introspect the schema are exempt from depth and complexity, so GraphiQL always works;
-//! their lists may nest three deep (`types`, `fields`, `args`), which is all it asks.
-//! Bytes and aliases are checked here before execution; depth and complexity by
-//! async-graphql's validation, whose refusals `explain` names.
+//! Request-size limits: query bytes, aliases, fields, depth and complexity. Operations that
+//! only introspect the schema are exempt from depth and complexity, so GraphiQL always
+//! works; their lists may nest three deep (`types`, `fields`, `args`), which is all it asks.
+//! Bytes, aliases and fields are checked here before execution, on both schemas; depth and
+//! complexity by async-graphql's validation, whose refusals `explain` names.
 
 use std::collections::HashMap;
 
@@ -17,6 +17,7 @@ pub struct Limits {
     pub max_depth: usize,
     pub max_complexity: usize,
     pub max_aliases: usize,
+    pub max_fields: usize,
     pub max_query_bytes: usize,
 }
 
@@ -26,6 +27,7 @@ impl From<&GraphqlSettings> for Limits {
             max_depth: s.max_depth,
             max_complexity: s.max_complexity,
             max_aliases: s.max_aliases,
+            max_fields: s.max_fields,
             max_query_bytes: s.max_query_bytes,
         }
     }
@@ -80,16 +82,28 @@ impl Limits {
                 "query size in bytes",
             ));
         }
+        let operation = request.operation_name.clone();
         let Some(parsed) = documents.fill(request) else {
             return Ok(Admitted::Limited);
         };
-        let aliases = count_aliases(parsed.doc);
+        let (aliases, fields) = count_selections(parsed.doc, operation.as_deref());
         if aliases > self.max_aliases {
             return Err(limit_error(
                 "maxAliases",
                 self.max_aliases,
                 Some(aliases),
                 "alias count",
+            ));
+        }
+        // Before depth and complexity, which async-graphql works out by walking every
+        // fragment at every spread: fragments spreading others twice would make that walk
+        // (and the execution after it) exponential in a document of a few hundred bytes.
+        if fields > self.max_fields {
+            return Err(limit_error(
+                "maxFields",
+                self.max_fields,
+                Some(fields),
+                "field count (fragments counted at each spread)",
             ));
         }
         let admitted = if is_introspection_only(parsed.doc) {
@@ -113,8 +127,16 @@ impl Limits {
     /// Names the limit in async-graphql's own depth and complexity refusals.
     pub fn explain(&self, mut response: Response) -> Response {
         for error in &mut response.errors {
-            let (limit, max, what) = match error.message.as_str() {
+            let message = error.message.as_str();
+            let (limit, max, what) = match message {
                 "Query is nested too deep." => ("maxDepth", self.max_depth, "query depth"),
+                // Nesting past what async-graphql (32 levels) or its parser (64) will walk
+                // at all: deeper than any depth limit.
+                _ if message.starts_with("The recursion depth of the query cannot be greater")
+                    || message.starts_with("recursion limit exceeded") =>
+                {
+                    ("maxDepth", self.max_depth, "query depth")
+                }
                 "Query is too complex." => {
                     ("maxComplexity", self.max_complexity, "query complexity")
                 }
@@ -149,20 +171,31 @@ pub(super) fn sum_over_fields(doc: &ExecutableDocument, count: impl Fn(&Field) -
     sets.map(|set| walk(set, &count)).sum()
 }
 
-/// Aliases as the operations execute them: a fragment's count for every place it is spread,
-/// so fragments spread many times cannot multiply aliased fields past the limit unseen.
-fn count_aliases(doc: &ExecutableDocument) -> usize {
+/// Aliases and fields as the operation runs them (or every operation of the document, when
+/// none is chosen): a fragment's for every place it is spread, so fragments spread many
+/// times cannot multiply fields past the limits unseen. Each fragment is walked once.
+fn count_selections(doc: &ExecutableDocument, operation: Option<&str>) -> (usize, usize) {
+    #[derive(Clone, Copy, Default)]
+    struct Counts(usize, usize);
+    impl Counts {
+        fn plus(self, other: Counts) -> Counts {
+            Counts(
+                self.0.saturating_add(other.0),
+                self.1.saturating_add(other.1),
+            )
+        }
+    }
     fn in_set<'d>(
         set: &'d SelectionSet,
         doc: &'d ExecutableDocument,
-        known: &mut HashMap<&'d str, usize>,
+        known: &mut HashMap<&'d str, Counts>,
         open: &mut Vec<&'d str>,
-    ) -> usize {
-        set.items.iter().fold(0usize, |sum, item| {
+    ) -> Counts {
+        set.items.iter().fold(Counts::default(), |sum, item| {
             let here =
                 match &item.node {
-                    Selection::Field(f) => usize::from(f.node.alias.is_some())
-                        .saturating_add(in_set(&f.node.selection_set.node, doc, known, open)),
+                    Selection::Field(f) => Counts(usize::from(f.node.alias.is_some()), 1)
+                        .plus(in_set(&f.node.selection_set.node, doc, known, open)),
                     Selection::InlineFragment(f) => {
                         in_set(&f.node.selection_set.node, doc, known, open)
                     }
@@ -174,18 +207,26 @@ fn count_aliases(doc: &ExecutableDocument) -> usize {
                         in_set,
                     ),
                 };
-            sum.saturating_add(here)
+            sum.plus(here)
         })
     }
     let mut known = HashMap::new();
-    doc.operations.iter().fold(0usize, |sum, (_, op)| {
-        sum.saturating_add(in_set(
-            &op.node.selection_set.node,
-            doc,
-            &mut known,
-            &mut Vec::new(),
-        ))
-    })
+    let chosen = |name: Option<&async_graphql::Name>| {
+        operation.is_none_or(|wanted| name.is_some_and(|n| n.as_str() == wanted))
+    };
+    let counts = doc
+        .operations
+        .iter()
+        .filter(|(name, _)| chosen(*name))
+        .fold(Counts::default(), |sum, (_, op)| {
+            sum.plus(in_set(
+                &op.node.selection_set.node,
+                doc,
+                &mut known,
+                &mut Vec::new(),
+            ))
+        });
+    (counts.0, counts.1)
 }
 
 /// Introspection lists nested in one another (`types`, then `fields`, then `args`): what

@@ -114,5 +114,17 @@ pub fn stream_with_page_sizes<T: Send + 'static>(
 pub fn connection_complexity(first: Option<i32>, child: usize) -> usize {
     let sizes = PAGE_SIZES.try_with(|s| *s).unwrap_or_default();
     let first = first.map_or(sizes.default, |n| (n.max(0) as usize).min(sizes.max));
-    1 + first * child
+    list_complexity(first, child)
 }
+
+/// Complexity of a list of `len` items, each costing `child`. Nested lists multiply, so it
+/// saturates, well short of overflowing the sum async-graphql adds it to.
+pub fn list_complexity(len: usize, child: usize) -> usize {
+    len.saturating_mul(child)
+        .saturating_add(1)
+        .min(COMPLEXITY_CEILING)
+}
+
+/// Beyond any limit one would set, and far enough from `usize::MAX` that async-graphql can
+/// add many of them.
+const COMPLEXITY_CEILING: usize = usize::MAX >> 16;

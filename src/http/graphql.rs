@@ -165,14 +165,15 @@ pub async fn post(
         },
         Ok(Value::Array(items)) => {
             if items.is_empty() || items.len() > state.graphql.max_batch {
-                return bad_request(
-                    kind,
-                    &format!(
-                        "a batch holds 1 to {} operations (got {})",
-                        state.graphql.max_batch,
-                        items.len()
-                    ),
+                let limit = crate::graphql::limit_error(
+                    "maxBatch",
+                    state.graphql.max_batch,
+                    Some(items.len()),
+                    "operations in the batch (at least 1)",
                 );
+                return HttpResponse::BadRequest()
+                    .content_type(kind.content_type())
+                    .json(json!({ "errors": [limit] }));
             }
             let mut requests = Vec::with_capacity(items.len());
             for (i, item) in items.iter().enumerate() {

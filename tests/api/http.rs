@@ -295,6 +295,14 @@ async fn a_batch_runs_each_operation_and_is_bounded() {
     let too_many = format!("[{}]", [r#"{"query":"{ __typename }"}"#; 4].join(","));
     let refused = post(&app, Some(GQL), Some(JSON), &too_many).await;
     assert_eq!(refused.status(), 400);
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(codes(&body), ["BAD_USER_INPUT"], "{body}");
+    assert_eq!(
+        body["errors"][0]["extensions"]["limit"], "maxBatch",
+        "{body}"
+    );
+    assert_eq!(body["errors"][0]["extensions"]["max"], 3);
+    assert_eq!(body["errors"][0]["extensions"]["actual"], 4);
 }
 
 #[tokio::test]

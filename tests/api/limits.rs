@@ -209,3 +209,112 @@ async fn page_sizes_are_bounded() {
         assert_eq!(body["errors"][0]["extensions"]["field"], "first");
     }
 }
+
+#[tokio::test]
+async fn fields_count_once_for_every_spread_of_their_fragment_on_either_schema() {
+    let app = spawn_app_with(|s| s.graphql.max_fields = 100).await;
+    // Ten fields written, 2^22 executed: refused before anything walks them.
+    for (operation, on) in [
+        ("{ ...F0 }", "Query"),
+        ("{ me { agentId } ...F0 }", "Query"),
+        ("{ __schema { ...F0 } }", "__Schema"),
+    ] {
+        let leaf = if on == "Query" {
+            "__typename"
+        } else {
+            "description"
+        };
+        let chain = doubling_fragments(operation, on, 22, leaf);
+        let started = std::time::Instant::now();
+        let body = app.gql(&chain, json!({})).await;
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "answered in {:?}",
+            started.elapsed()
+        );
+        assert_eq!(codes(&body), ["BAD_USER_INPUT"], "{body}");
+        assert_eq!(body["errors"][0]["extensions"]["limit"], "maxFields");
+        assert_eq!(body["errors"][0]["extensions"]["max"], 100);
+    }
+    // Copies of one introspection selection, with no fragment at all.
+    let copies = format!(
+        "{{ {} }}",
+        "__schema { types { fields { args { name } } } } ".repeat(30)
+    );
+    let body = app.gql(&copies, json!({})).await;
+    assert_eq!(body["errors"][0]["extensions"]["limit"], "maxFields");
+    assert_eq!(body["errors"][0]["extensions"]["actual"], 150);
+    // GraphiQL's introspection query is well within the default.
+    let app = spawn_app().await;
+    app.gql_ok(INTROSPECTION, json!({})).await;
+}
+
+#[tokio::test]
+async fn only_the_operation_chosen_counts_against_the_limits() {
+    let app = spawn_app_with(|s| s.graphql.max_aliases = 3).await;
+    let document = "query A { a: __typename b: __typename c: __typename }
+        query B { d: __typename e: __typename f: __typename }";
+    let response = app
+        .client
+        .post(format!("{}/graphql", app.address))
+        .bearer_auth(app.token("Administrator"))
+        .json(&json!({ "query": document, "operationName": "B" }))
+        .send()
+        .await
+        .unwrap();
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert!(body.get("errors").is_none(), "{body}");
+    assert_eq!(body["data"]["f"], "Query");
+}
+
+#[tokio::test]
+async fn lists_of_lists_cannot_overflow_the_complexity() {
+    let app = spawn_app_with(|s| s.graphql.max_depth = 40).await;
+    // Ten pages of a hundred within one another: 100^10 nodes, past what a 64-bit count
+    // holds, in 29 levels (within the 32 async-graphql walks).
+    let mut inner = String::from("contacts(first: 100) { nodes { id } }");
+    for _ in 0..8 {
+        inner = format!("contacts(first: 100) {{ nodes {{ account {{ {inner} }} }} }}");
+    }
+    let query = format!("{{ accounts(first: 100) {{ nodes {{ {inner} }} }} }}");
+    let body = app.gql(&query, json!({})).await;
+    assert_eq!(codes(&body), ["BAD_USER_INPUT"], "{body}");
+    assert_eq!(
+        body["errors"][0]["extensions"]["limit"], "maxComplexity",
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn a_mass_update_weighs_what_it_returns_by_the_ids_it_names() {
+    let app = spawn_app_with(|s| s.graphql.max_complexity = 500).await;
+    let ids: Vec<String> = (1..=500).map(|n| n.to_string()).collect();
+    let body = app
+        .gql(
+            "mutation($ids: [ID!]!) { massUpdateContacts(ids: $ids, patch: { title: \"x\" }) { account { contacts(first: 100) { nodes { id } } } } }",
+            json!({ "ids": ids }),
+        )
+        .await;
+    assert_eq!(codes(&body), ["BAD_USER_INPUT"], "{body}");
+    assert_eq!(body["errors"][0]["extensions"]["limit"], "maxComplexity");
+}
+
+#[tokio::test]
+async fn nesting_past_what_can_be_walked_is_refused_as_too_deep() {
+    let app = spawn_app().await;
+    let mut query = String::from("id");
+    for _ in 0..12 {
+        query = format!("contacts {{ nodes {{ account {{ {query} }} }} }}");
+    }
+    let body = app
+        .gql(
+            &format!("{{ accounts {{ nodes {{ {query} }} }} }}"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(codes(&body), ["BAD_USER_INPUT"], "{body}");
+    assert_eq!(
+        body["errors"][0]["extensions"]["limit"], "maxDepth",
+        "{body}"
+    );
+}
