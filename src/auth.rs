@@ -19,13 +19,37 @@ pub struct Claims {
     pub name: Option<String>,
     pub exp: i64,
     /// When it was issued; tokens from identity providers that leave it out are accepted.
-    #[serde(default)]
+    /// RFC 7519's NumericDate may have a fraction, which is dropped.
+    #[serde(default, deserialize_with = "numeric_date")]
     pub iat: i64,
+    /// Not good before; checked by the validation (with the leeway), and read here so that
+    /// a value that is not a date refuses the token rather than being passed over.
+    #[serde(
+        default,
+        deserialize_with = "optional_numeric_date",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub nbf: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iss: Option<String>,
     /// One audience, or several (RFC 7519 allows either; `auth.audience` must be among them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aud: Option<Audience>,
+}
+
+/// A NumericDate (seconds since the epoch, perhaps with a fraction), as whole seconds.
+fn numeric_date<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<i64, D::Error> {
+    let seconds = f64::deserialize(deserializer)?;
+    if !seconds.is_finite() || seconds.abs() > 1e15 {
+        return Err(serde::de::Error::custom("a NumericDate out of range"));
+    }
+    Ok(seconds.floor() as i64)
+}
+
+fn optional_numeric_date<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<i64>, D::Error> {
+    numeric_date(deserializer).map(Some)
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -132,7 +156,9 @@ impl Authenticator {
                 validation.set_audience(&[aud]);
                 required.push("aud");
             }
-            None => validation.validate_aud = false,
+            // RFC 7519: a token naming audiences this gateway is not configured as one
+            // of is not meant for it. Tokens without `aud` are accepted.
+            None => validation.aud = None,
         }
         validation.set_required_spec_claims(&required);
         Ok(Self {
@@ -196,6 +222,7 @@ impl Authenticator {
             name: name.map(str::to_owned),
             iat: now,
             exp: now + i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX / 2),
+            nbf: None,
             iss: self.issuer.clone(),
             aud: self.audience.clone().map(Audience::One),
         };

@@ -288,3 +288,38 @@ fn base64_url_decode(text: &str) -> Vec<u8> {
     }
     out
 }
+
+#[tokio::test]
+async fn claims_are_held_to_rfc_7519_without_an_audience_configured() {
+    let app = spawn_app().await;
+    let bearer = |claims: Value| format!("Bearer {}", hs256(&claims, SECRET.as_bytes()));
+    assert_rejected(
+        &app,
+        Some(bearer(claims(json!({ "aud": "billing-api" })))),
+        "a token meant for another service",
+    )
+    .await;
+    assert_rejected(
+        &app,
+        Some(bearer(claims(json!({ "nbf": "2999-01-01" })))),
+        "a not-before that is not a date",
+    )
+    .await;
+    assert_eq!(
+        ask(
+            &app,
+            Some(bearer(claims(
+                json!({ "iat": now() as f64 + 0.5, "nbf": now() as f64 - 0.5 })
+            )))
+        )
+        .await
+        .status(),
+        200,
+        "NumericDates with a fraction"
+    );
+    assert_eq!(
+        ask(&app, Some(bearer(claims(json!({}))))).await.status(),
+        200,
+        "no audience at all"
+    );
+}
