@@ -125,23 +125,81 @@ impl Generations {
     }
 }
 
-/// The fields of a document and the values of their arguments, each item of a literal list
-/// and each field of a literal object counted: what the parsed document holds.
+/// Every node of a parsed document: each selection (field, fragment spread, inline
+/// fragment), directive, variable definition, and each value of their arguments and
+/// defaults, every item of a literal list and field of a literal object counted. What is
+/// left out could be written many times over at no charge.
 fn nodes(doc: &ExecutableDocument) -> usize {
-    fn values(value: &async_graphql_value::Value) -> usize {
-        1 + match value {
-            async_graphql_value::Value::List(items) => items.iter().map(values).sum(),
-            async_graphql_value::Value::Object(fields) => fields.values().map(values).sum(),
+    use async_graphql::Positioned;
+    use async_graphql::parser::types::{Directive, Selection, SelectionSet};
+    use async_graphql_value::{ConstValue, Value};
+    fn value(v: &Value) -> usize {
+        1 + match v {
+            Value::List(items) => items.iter().map(value).sum(),
+            Value::Object(fields) => fields.values().map(value).sum(),
             _ => 0,
         }
     }
-    super::limits::sum_over_fields(doc, |field| {
-        1 + field
-            .arguments
+    fn constant(v: &ConstValue) -> usize {
+        1 + match v {
+            ConstValue::List(items) => items.iter().map(constant).sum(),
+            ConstValue::Object(fields) => fields.values().map(constant).sum(),
+            _ => 0,
+        }
+    }
+    fn arguments<N>(arguments: &[(N, Positioned<Value>)]) -> usize {
+        arguments.iter().map(|(_, v)| value(&v.node)).sum()
+    }
+    fn directives(directives: &[Positioned<Directive>]) -> usize {
+        directives
             .iter()
-            .map(|(_, value)| values(&value.node))
-            .sum::<usize>()
-    })
+            .map(|d| 1 + arguments(&d.node.arguments))
+            .sum()
+    }
+    fn set(selections: &SelectionSet) -> usize {
+        selections
+            .items
+            .iter()
+            .map(|item| {
+                1 + match &item.node {
+                    Selection::Field(f) => {
+                        arguments(&f.node.arguments)
+                            + directives(&f.node.directives)
+                            + set(&f.node.selection_set.node)
+                    }
+                    Selection::InlineFragment(f) => {
+                        directives(&f.node.directives) + set(&f.node.selection_set.node)
+                    }
+                    Selection::FragmentSpread(f) => directives(&f.node.directives),
+                }
+            })
+            .sum()
+    }
+    let operations: usize = doc
+        .operations
+        .iter()
+        .map(|(_, op)| {
+            let variables: usize = op
+                .node
+                .variable_definitions
+                .iter()
+                .map(|v| {
+                    1 + directives(&v.node.directives)
+                        + v.node
+                            .default_value
+                            .as_ref()
+                            .map_or(0, |d| constant(&d.node))
+                })
+                .sum();
+            1 + variables + directives(&op.node.directives) + set(&op.node.selection_set.node)
+        })
+        .sum();
+    let fragments: usize = doc
+        .fragments
+        .values()
+        .map(|f| 1 + directives(&f.node.directives) + set(&f.node.selection_set.node))
+        .sum();
+    operations + fragments
 }
 
 #[cfg(test)]
@@ -230,8 +288,8 @@ mod tests {
         let documents = Documents::default();
         fill_and_keep(&documents, "{ a b c d(x: 1, y: 2) }");
         let generations = documents.lock();
-        // Four fields and two arguments.
-        assert_eq!(generations.current_bytes, 23 + 6 * NODE_BYTES);
+        // The operation, four fields and two arguments.
+        assert_eq!(generations.current_bytes, 23 + 7 * NODE_BYTES);
     }
 
     #[test]
@@ -240,17 +298,29 @@ mod tests {
         let text = "{ a(ids: [1, 2, 3], where: { x: 1 }) }";
         fill_and_keep(&documents, text);
         let generations = documents.lock();
-        // One field; a list and its three items; an object and its one field.
-        assert_eq!(generations.current_bytes, text.len() + 7 * NODE_BYTES);
+        // The operation and one field; a list and its three items; an object and its field.
+        assert_eq!(generations.current_bytes, text.len() + 8 * NODE_BYTES);
+    }
+
+    #[test]
+    fn directives_defaults_spreads_and_fragments_are_charged_too() {
+        let documents = Documents::default();
+        let text = "query($v: [Int] = [1, 2]) @o { a @d(x: [3, 4, 5]) ...F ... @i { b } } fragment F on Query { c }";
+        fill_and_keep(&documents, text);
+        let generations = documents.lock();
+        // Operation 1, the variable 1 and its default list 3, directive `o` 1. Field `a` 1,
+        // its directive 1 with a list of three 4. The spread 1; the inline fragment 1, its
+        // directive 1 and `b` 1. The fragment 1 and `c` 1.
+        assert_eq!(generations.current_bytes, text.len() + 18 * NODE_BYTES);
     }
 
     #[test]
     fn documents_not_asked_for_during_two_generations_are_dropped_and_those_in_use_stay() {
         let documents = Documents::default();
-        // Each text and its one field come to a sixteenth of a generation.
+        // Each text, its operation and its one field come to a sixteenth of a generation.
         let text = |i: usize| {
             let head = format!("query Q{i} {{ __typename }}");
-            let pad = GENERATION_BYTES / 16 - NODE_BYTES - head.len();
+            let pad = GENERATION_BYTES / 16 - 2 * NODE_BYTES - head.len();
             format!("{head}{}", " ".repeat(pad))
         };
         let fill = |i: usize| {

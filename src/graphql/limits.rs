@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use async_graphql::parser::types::{ExecutableDocument, Field, Selection, SelectionSet};
+use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
 use async_graphql::{ErrorExtensions, Request, Response, ServerError};
 
 use super::documents::Documents;
@@ -148,27 +148,6 @@ impl Limits {
         }
         response
     }
-}
-
-/// The sum of `count` over every field of a document's operations and fragments, each
-/// fragment once.
-pub(super) fn sum_over_fields(doc: &ExecutableDocument, count: impl Fn(&Field) -> usize) -> usize {
-    fn walk(set: &SelectionSet, count: &dyn Fn(&Field) -> usize) -> usize {
-        set.items
-            .iter()
-            .map(|item| match &item.node {
-                Selection::Field(f) => count(&f.node) + walk(&f.node.selection_set.node, count),
-                Selection::InlineFragment(f) => walk(&f.node.selection_set.node, count),
-                Selection::FragmentSpread(_) => 0,
-            })
-            .sum()
-    }
-    let sets = doc
-        .operations
-        .iter()
-        .map(|(_, op)| &op.node.selection_set.node)
-        .chain(doc.fragments.values().map(|f| &f.node.selection_set.node));
-    sets.map(|set| walk(set, &count)).sum()
 }
 
 /// Aliases and fields as the operation runs them (or every operation of the document, when
