@@ -3,8 +3,8 @@
 use async_graphql::{Context, Enum, ID, SimpleObject, Subscription};
 use chrono::{DateTime, Utc};
 use futures_util::Stream;
-use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::{broadcast, watch};
 
 use super::{ApiError, Code, ContextExt};
 use crate::domain::{self, DeskEvent};
@@ -54,8 +54,10 @@ pub struct EventSubscription;
 impl EventSubscription {
     /// Desk records as they are created, changed, deleted and restored, from now on. A
     /// subscriber that falls too far behind (over a thousand changes, say a first sync while
-    /// it was not reading) gets one `FELL_BEHIND` error and the end of the stream: it reads the
-    /// records again (`updatedSince`) and subscribes anew, rather than missing some unawares.
+    /// it was not reading), or whose replica may have missed what other replicas announced
+    /// (its listening connection dropped), gets one `FELL_BEHIND` error and the end of the
+    /// stream: it reads the records again (`updatedSince`) and subscribes anew, rather than
+    /// missing some unawares.
     async fn desk_changes(
         &self,
         ctx: &Context<'_>,
@@ -64,7 +66,8 @@ impl EventSubscription {
         ctx.viewer()?;
         let wanted: Option<Vec<domain::DeskEntity>> =
             entities.map(|e| e.into_iter().map(Into::into).collect());
-        Ok(changes(ctx.store().subscribe(), wanted))
+        let store = ctx.store();
+        Ok(changes(store.subscribe(), store.desk_gaps(), wanted))
     }
 }
 
@@ -72,14 +75,25 @@ impl EventSubscription {
 /// has missed some.
 fn changes(
     receiver: broadcast::Receiver<DeskEvent>,
+    gaps: watch::Receiver<u64>,
     wanted: Option<Vec<domain::DeskEntity>>,
 ) -> impl Stream<Item = Result<DeskChange, ApiError>> {
-    futures_util::stream::unfold(Some((receiver, wanted)), |state| async move {
-        let (mut rx, wanted) = state?;
+    futures_util::stream::unfold(Some((receiver, gaps, wanted)), |state| async move {
+        let (mut rx, mut gaps, wanted) = state?;
         loop {
-            match rx.recv().await {
+            let received = tokio::select! {
+                received = rx.recv() => received,
+                Ok(()) = gaps.changed() => {
+                    let error = ApiError::new(
+                        Code::FellBehind,
+                        "changes made through other replicas while this one was not listening may have been missed; read the records changed since the last event (filter updatedSince) and subscribe again",
+                    );
+                    return Some((Err(error), None));
+                }
+            };
+            match received {
                 Ok(event) if wanted.as_ref().is_none_or(|w| w.contains(&event.entity)) => {
-                    return Some((Ok(DeskChange::from(event)), Some((rx, wanted))));
+                    return Some((Ok(DeskChange::from(event)), Some((rx, gaps, wanted))));
                 }
                 Ok(_) => continue,
                 Err(RecvError::Lagged(missed)) => {
@@ -102,7 +116,7 @@ fn changes(
 mod tests {
     use chrono::Utc;
     use futures_util::StreamExt;
-    use tokio::sync::broadcast;
+    use tokio::sync::{broadcast, watch};
 
     use super::changes;
     use crate::domain::{DeskAction, DeskEntity, DeskEvent};
@@ -119,7 +133,8 @@ mod tests {
     #[tokio::test]
     async fn a_subscriber_that_missed_changes_is_told_and_its_stream_ends() {
         let (tx, rx) = broadcast::channel(2);
-        let stream = changes(rx, None);
+        let (_gaps, gaps) = watch::channel(0);
+        let stream = changes(rx, gaps, None);
         for id in 1..=5 {
             tx.send(event(id)).unwrap();
         }
@@ -133,7 +148,8 @@ mod tests {
     #[tokio::test]
     async fn a_subscriber_keeping_up_hears_the_entities_it_wants() {
         let (tx, rx) = broadcast::channel(8);
-        let stream = changes(rx, Some(vec![DeskEntity::Contact]));
+        let (_gaps, gaps) = watch::channel(0);
+        let stream = changes(rx, gaps, Some(vec![DeskEntity::Contact]));
         tx.send(DeskEvent {
             entity: DeskEntity::Ticket,
             ..event(1)

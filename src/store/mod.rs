@@ -120,6 +120,9 @@ pub struct Store {
     /// Moves on whenever a profile's permissions change, here or on another replica: what a
     /// long-lived subscription checks before it hands out the next event.
     profiles: Arc<watch::Sender<u64>>,
+    /// Moves on when desk changes announced by other replicas may have gone unheard (the
+    /// listening connection dropped): `deskChanges` subscribers are told they fell behind.
+    desk_gaps: Arc<watch::Sender<u64>>,
     /// Profiles read for requests, by name (see `Store::viewer_profile`).
     profile_cache: profiles::ProfileCache,
     /// The newest sync event id this process has published or heard of; -1 until the log
@@ -264,6 +267,7 @@ impl Store {
         let (events, _) = broadcast::channel(1024);
         let (sync_events, _) = broadcast::channel(1024);
         let profiles = Arc::new(watch::Sender::new(0));
+        let desk_gaps = Arc::new(watch::Sender::new(0));
         let newest_event = Arc::new(std::sync::atomic::AtomicI64::new(-1));
         let passed_on = Arc::new(events::PassedOn::default());
         let changes = Arc::new(AtomicU64::new(0));
@@ -273,6 +277,7 @@ impl Store {
                 events.clone(),
                 sync_events.clone(),
                 profiles.clone(),
+                desk_gaps.clone(),
                 newest_event.clone(),
                 passed_on.clone(),
                 changes.clone(),
@@ -296,6 +301,7 @@ impl Store {
             events,
             sync_events,
             profiles,
+            desk_gaps,
             profile_cache: profiles::ProfileCache::default(),
             newest_event,
             passed_on,
@@ -433,6 +439,12 @@ impl Store {
 
     pub fn subscribe(&self) -> broadcast::Receiver<DeskEvent> {
         self.events.subscribe()
+    }
+
+    /// Moves on whenever desk changes made through other replicas may have gone unheard
+    /// since (see `desk_gaps`).
+    pub fn desk_gaps(&self) -> watch::Receiver<u64> {
+        self.desk_gaps.subscribe()
     }
 
     pub(crate) async fn write(&self) -> Result<WriteTxn<'_>, DbErr> {

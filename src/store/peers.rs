@@ -60,6 +60,7 @@ impl Peers {
         desk: broadcast::Sender<DeskEvent>,
         sync: broadcast::Sender<SyncEvent>,
         profiles: Arc<watch::Sender<u64>>,
+        desk_gaps: Arc<watch::Sender<u64>>,
         newest_event: Arc<AtomicI64>,
         passed_on: Arc<PassedOn>,
         changes: Arc<AtomicU64>,
@@ -72,6 +73,7 @@ impl Peers {
             desk,
             sync,
             profiles,
+            desk_gaps,
             newest_event,
             passed_on,
             changes,
@@ -93,6 +95,8 @@ struct Bridge {
     desk: broadcast::Sender<DeskEvent>,
     sync: broadcast::Sender<SyncEvent>,
     profiles: Arc<watch::Sender<u64>>,
+    /// Moved on when desk changes other replicas announced may have gone unheard.
+    desk_gaps: Arc<watch::Sender<u64>>,
     newest_event: Arc<AtomicI64>,
     passed_on: Arc<PassedOn>,
     /// The store's change count, moved on for each envelope heard from another replica.
@@ -203,6 +207,7 @@ impl Bridge {
         tracing::info!("listening for other replicas' changes again");
         self.changes.fetch_add(1, Ordering::SeqCst);
         self.profiles.send_modify(|version| *version += 1);
+        self.desk_gaps.send_modify(|gaps| *gaps += 1);
     }
 
     async fn heard(&self, payload: &str) {

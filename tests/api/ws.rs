@@ -137,6 +137,51 @@ async fn a_subscriber_receives_desk_changes_over_graphql_transport_ws() {
 }
 
 #[tokio::test]
+async fn a_desk_change_subscriber_is_told_when_other_replicas_may_have_gone_unheard() {
+    use sea_orm::ConnectionTrait;
+    let app = spawn_app().await;
+    if !app.database_url.starts_with("postgres") {
+        return;
+    }
+    let mut ws = Ws::connect(&app, Some(TRANSPORT)).await;
+    ws.init(&app, "Agent").await;
+    ws.send(json!({ "id": "1", "type": "subscribe", "payload": { "query": "subscription { deskChanges { entity action } }" } }))
+        .await;
+    // Live once a change of this replica's own arrives.
+    loop {
+        create_contact_over_http(&app, "Live").await;
+        if let Ok(next) = tokio::time::timeout(Duration::from_secs(1), ws.recv()).await {
+            assert_eq!(next["type"], "next", "{next}");
+            break;
+        }
+    }
+    // The connection that hears the other replicas is cut: what they announced meanwhile
+    // is gone, and the subscriber is told so once this replica listens again.
+    app.store
+        .connection()
+        .execute_unprepared(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = current_database() AND query LIKE 'LISTEN%'",
+        )
+        .await
+        .unwrap();
+    let told = loop {
+        let message = tokio::time::timeout(Duration::from_secs(10), ws.recv())
+            .await
+            .expect("told within 10 s");
+        if message["payload"]["data"]["deskChanges"]["entity"] == "CONTACT" {
+            continue;
+        }
+        break message;
+    };
+    assert_eq!(
+        told["payload"]["errors"][0]["extensions"]["code"], "FELL_BEHIND",
+        "{told}"
+    );
+    assert_eq!(ws.recv().await["type"], "complete");
+}
+
+#[tokio::test]
 async fn an_invalid_operation_gets_an_error_message_not_a_close() {
     let app = spawn_app().await;
     let mut ws = Ws::connect(&app, Some(TRANSPORT)).await;
