@@ -274,13 +274,15 @@ impl Store {
         let peers = (!url.is_sqlite()).then(|| {
             peers::Peers::start(
                 db.clone(),
-                events.clone(),
-                sync_events.clone(),
-                profiles.clone(),
-                desk_gaps.clone(),
-                newest_event.clone(),
-                passed_on.clone(),
-                changes.clone(),
+                peers::Followers {
+                    desk: events.clone(),
+                    sync: sync_events.clone(),
+                    profiles: profiles.clone(),
+                    desk_gaps: desk_gaps.clone(),
+                    newest_event: newest_event.clone(),
+                    passed_on: passed_on.clone(),
+                    changes: changes.clone(),
+                },
             )
         });
         let write_lock = url.is_sqlite().then(|| Arc::new(Mutex::new(())));

@@ -47,6 +47,17 @@ struct Envelope {
     notices: Vec<Notice>,
 }
 
+/// What this process's store follows: its broadcasts and counts, moved on by what it hears.
+pub(crate) struct Followers {
+    pub desk: broadcast::Sender<DeskEvent>,
+    pub sync: broadcast::Sender<SyncEvent>,
+    pub profiles: Arc<watch::Sender<u64>>,
+    pub desk_gaps: Arc<watch::Sender<u64>>,
+    pub newest_event: Arc<AtomicI64>,
+    pub passed_on: Arc<PassedOn>,
+    pub changes: Arc<AtomicU64>,
+}
+
 /// This process's side of the conversation: where its notices go out.
 #[derive(Clone)]
 pub(crate) struct Peers {
@@ -55,16 +66,16 @@ pub(crate) struct Peers {
 
 impl Peers {
     /// Starts announcing and listening on the database's pool.
-    pub(crate) fn start(
-        db: DatabaseConnection,
-        desk: broadcast::Sender<DeskEvent>,
-        sync: broadcast::Sender<SyncEvent>,
-        profiles: Arc<watch::Sender<u64>>,
-        desk_gaps: Arc<watch::Sender<u64>>,
-        newest_event: Arc<AtomicI64>,
-        passed_on: Arc<PassedOn>,
-        changes: Arc<AtomicU64>,
-    ) -> Self {
+    pub(crate) fn start(db: DatabaseConnection, followers: Followers) -> Self {
+        let Followers {
+            desk,
+            sync,
+            profiles,
+            desk_gaps,
+            newest_event,
+            passed_on,
+            changes,
+        } = followers;
         let (outgoing, queued) = mpsc::unbounded_channel();
         let bridge = Bridge {
             origin: uuid::Uuid::new_v4().simple().to_string(),
