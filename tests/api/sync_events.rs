@@ -317,16 +317,7 @@ async fn a_permission_changed_while_the_replica_was_not_listening_holds_once_it_
     if !app.database_url.starts_with("postgres") {
         return;
     }
-    app.gql_ok(
-        "mutation { createProfile(input: { name: \"Night Desk\", permissions: {} }) { id } }",
-        json!({}),
-    )
-    .await;
-    let newest = logged_ids(&app).await.pop().unwrap();
-    let mut ws = subscribe(&app, "Night Desk", json!({ "after": newest })).await;
-    app.gql_ok("mutation { pauseSync { status } }", json!({}))
-        .await;
-    assert_eq!(next_event(&mut ws).await["status"], "PAUSED");
+    let mut ws = night_desk_following(&app).await;
     // Another replica revokes the profile's information, and its notice is lost: written
     // straight to the database, while this replica's listening connection is cut.
     let db = app.store.connection();
@@ -376,16 +367,7 @@ async fn stops_forbidden(app: &TestApp, ws: &mut Ws) {
 async fn a_permission_changed_without_a_word_to_anyone_holds_for_open_streams() {
     use sea_orm::ConnectionTrait;
     let (app, _sim) = synced().await;
-    app.gql_ok(
-        "mutation { createProfile(input: { name: \"Night Desk\", permissions: {} }) { id } }",
-        json!({}),
-    )
-    .await;
-    let newest = logged_ids(&app).await.pop().unwrap();
-    let mut ws = subscribe(&app, "Night Desk", json!({ "after": newest })).await;
-    app.gql_ok("mutation { pauseSync { status } }", json!({}))
-        .await;
-    assert_eq!(next_event(&mut ws).await["status"], "PAUSED");
+    let mut ws = night_desk_following(&app).await;
     // Another process revokes the profile's information and its notice never comes: it
     // stopped between its commit and the notice, or shares this SQLite file.
     app.store
@@ -485,4 +467,20 @@ async fn pruning_leaves_the_log_without_holes_whatever_the_clocks_stamped() {
     for id in &kept[1..] {
         assert_eq!(next_event(&mut ws).await["id"].as_str(), Some(id.as_str()));
     }
+}
+
+/// A new profile, "Night Desk", following the log live over a socket, which has just told
+/// it the sync paused.
+async fn night_desk_following(app: &TestApp) -> Ws {
+    app.gql_ok(
+        "mutation { createProfile(input: { name: \"Night Desk\", permissions: {} }) { id } }",
+        json!({}),
+    )
+    .await;
+    let newest = logged_ids(app).await.pop().unwrap();
+    let mut ws = subscribe(app, "Night Desk", json!({ "after": newest })).await;
+    app.gql_ok("mutation { pauseSync { status } }", json!({}))
+        .await;
+    assert_eq!(next_event(&mut ws).await["status"], "PAUSED");
+    ws
 }

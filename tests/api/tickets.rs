@@ -347,16 +347,7 @@ async fn records_that_lose_a_purged_contact_or_account_are_stamped_changed() {
     const CHANGED: &str = "query($t: DateTime) { tickets(filter: { updatedSince: $t }) { nodes { id contact { id } account { id } } }
         contacts(filter: { updatedSince: $t }) { nodes { id account { id } } } }";
 
-    for step in ["deleteContact", "purgeContact"] {
-        app.gql_ok(
-            &format!("mutation($id: ID!) {{ {step}(id: $id) {{ __typename }} }}").replace(
-                "purgeContact(id: $id) { __typename }",
-                "purgeContact(id: $id)",
-            ),
-            json!({ "id": ada["id"] }),
-        )
-        .await;
-    }
+    bin_and_purge(&app, "Contact", &ada["id"]).await;
     let changed = app.gql_ok(CHANGED, json!({ "t": mark })).await;
     assert_eq!(
         changed["tickets"]["nodes"],
@@ -364,16 +355,7 @@ async fn records_that_lose_a_purged_contact_or_account_are_stamped_changed() {
         "the ticket that lost its contact is listed as changed"
     );
 
-    for step in ["deleteAccount", "purgeAccount"] {
-        app.gql_ok(
-            &format!("mutation($id: ID!) {{ {step}(id: $id) {{ __typename }} }}").replace(
-                "purgeAccount(id: $id) { __typename }",
-                "purgeAccount(id: $id)",
-            ),
-            json!({ "id": account["id"] }),
-        )
-        .await;
-    }
+    bin_and_purge(&app, "Account", &account["id"]).await;
     let changed = app.gql_ok(CHANGED, json!({ "t": mark })).await;
     assert_eq!(
         changed["tickets"]["nodes"],
@@ -387,4 +369,14 @@ async fn records_that_lose_a_purged_contact_or_account_are_stamped_changed() {
         json!([{ "id": bob["id"], "account": null }]),
         "the contact that lost its account is listed as changed"
     );
+}
+
+/// Moves a contact or an account to the recycle bin, then purges it.
+async fn bin_and_purge(app: &crate::helpers::TestApp, kind: &str, id: &serde_json::Value) {
+    for mutation in [
+        format!("mutation($id: ID!) {{ delete{kind}(id: $id) {{ id }} }}"),
+        format!("mutation($id: ID!) {{ purge{kind}(id: $id) }}"),
+    ] {
+        app.gql_ok(&mutation, json!({ "id": id })).await;
+    }
 }
