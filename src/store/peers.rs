@@ -52,9 +52,11 @@ pub(crate) struct Followers {
     pub desk: broadcast::Sender<DeskEvent>,
     pub sync: broadcast::Sender<SyncEvent>,
     pub profiles: Arc<watch::Sender<u64>>,
+    /// Moved on when desk changes other replicas announced may have gone unheard.
     pub desk_gaps: Arc<watch::Sender<u64>>,
     pub newest_event: Arc<AtomicI64>,
     pub passed_on: Arc<PassedOn>,
+    /// The store's change count, moved on for each envelope heard from another replica.
     pub changes: Arc<AtomicU64>,
 }
 
@@ -67,27 +69,12 @@ pub(crate) struct Peers {
 impl Peers {
     /// Starts announcing and listening on the database's pool.
     pub(crate) fn start(db: DatabaseConnection, followers: Followers) -> Self {
-        let Followers {
-            desk,
-            sync,
-            profiles,
-            desk_gaps,
-            newest_event,
-            passed_on,
-            changes,
-        } = followers;
         let (outgoing, queued) = mpsc::unbounded_channel();
         let bridge = Bridge {
             origin: uuid::Uuid::new_v4().simple().to_string(),
             pool: db.get_postgres_connection_pool().clone(),
             db,
-            desk,
-            sync,
-            profiles,
-            desk_gaps,
-            newest_event,
-            passed_on,
-            changes,
+            followers,
         };
         tokio::spawn(bridge.run(queued));
         Self { outgoing }
@@ -103,15 +90,7 @@ struct Bridge {
     origin: String,
     pool: PgPool,
     db: DatabaseConnection,
-    desk: broadcast::Sender<DeskEvent>,
-    sync: broadcast::Sender<SyncEvent>,
-    profiles: Arc<watch::Sender<u64>>,
-    /// Moved on when desk changes other replicas announced may have gone unheard.
-    desk_gaps: Arc<watch::Sender<u64>>,
-    newest_event: Arc<AtomicI64>,
-    passed_on: Arc<PassedOn>,
-    /// The store's change count, moved on for each envelope heard from another replica.
-    changes: Arc<AtomicU64>,
+    followers: Followers,
 }
 
 impl Bridge {
@@ -216,9 +195,9 @@ impl Bridge {
     /// among it come from the log (`events::watch_log`).
     fn missed(&self) {
         tracing::info!("listening for other replicas' changes again");
-        self.changes.fetch_add(1, Ordering::SeqCst);
-        self.profiles.send_modify(|version| *version += 1);
-        self.desk_gaps.send_modify(|gaps| *gaps += 1);
+        self.followers.changes.fetch_add(1, Ordering::SeqCst);
+        self.followers.profiles.send_modify(|version| *version += 1);
+        self.followers.desk_gaps.send_modify(|gaps| *gaps += 1);
     }
 
     async fn heard(&self, payload: &str) {
@@ -240,19 +219,23 @@ impl Bridge {
             return;
         }
         // What another replica committed may change any answer read before it.
-        self.changes.fetch_add(1, Ordering::SeqCst);
+        self.followers.changes.fetch_add(1, Ordering::SeqCst);
         for notice in envelope.notices {
             match notice {
                 Notice::Desk(event) => {
-                    let _ = self.desk.send(event);
+                    let _ = self.followers.desk.send(event);
                 }
-                Notice::Profiles => self.profiles.send_modify(|version| *version += 1),
+                Notice::Profiles => self.followers.profiles.send_modify(|version| *version += 1),
                 // The change count has moved for it above.
                 Notice::Changed => {}
                 Notice::Sync(id) => match sync_event_by_id(&self.db, id).await {
                     Ok(Some(event)) => {
-                        self.newest_event.fetch_max(event.id, Ordering::SeqCst);
-                        self.passed_on.pass_on(&self.sync, event);
+                        self.followers
+                            .newest_event
+                            .fetch_max(event.id, Ordering::SeqCst);
+                        self.followers
+                            .passed_on
+                            .pass_on(&self.followers.sync, event);
                     }
                     Ok(None) => {}
                     Err(e) => {
