@@ -29,7 +29,13 @@ pub struct ClientConfig {
     pub credentials: Credentials,
     /// Where refresh tokens Salesforce rotates in are kept.
     pub on_rotation: Option<OnRotation>,
+    /// How long the answer to a quick call may take: signing in, a describe, one record.
     pub timeout: Duration,
+    /// How long the answer to a slow call may take: a query, which Salesforce runs for up to
+    /// two minutes before it gives up with `QUERY_TIMEOUT`, or a collection of 200 writes,
+    /// each running the org's triggers and flows. Cutting one off sooner would only send it
+    /// again, to be cut off again, or leave unknown whether its writes were made.
+    pub slow_timeout: Duration,
     /// Attempts for a call that is safe to repeat, the first included.
     pub max_attempts: u32,
     /// No retry starts once this much time has passed since the first attempt.
@@ -45,6 +51,7 @@ impl ClientConfig {
             credentials,
             on_rotation: None,
             timeout: Duration::from_secs(30),
+            slow_timeout: Duration::from_secs(150),
             max_attempts: 4,
             retry_budget: Duration::from_secs(30),
             backoff_base: Duration::from_millis(200),
@@ -64,11 +71,36 @@ pub struct SalesforceClient {
     calls: AtomicU64,
 }
 
-/// Whether a failed call may be sent again: only when repeating it cannot apply it twice.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Repeat {
-    Safe,
-    Unsafe,
+/// How a call is sent.
+#[derive(Clone, Copy)]
+struct Call {
+    /// Whether a failed call may be sent again: only when repeating it cannot apply it twice.
+    repeat: bool,
+    /// Whether Salesforce may take its time answering ([`ClientConfig::slow_timeout`]).
+    slow: bool,
+}
+
+impl Call {
+    /// A quick call that may be repeated: a describe, a read, an update by id.
+    const QUICK: Self = Self {
+        repeat: true,
+        slow: false,
+    };
+    /// A create, which repeating would make twice.
+    const ONCE: Self = Self {
+        repeat: false,
+        slow: false,
+    };
+    /// A query, a page of one, or a collection of updates, upserts or deletes.
+    const SLOW: Self = Self {
+        repeat: true,
+        slow: true,
+    };
+    /// A collection of creates.
+    const SLOW_ONCE: Self = Self {
+        repeat: false,
+        slow: true,
+    };
 }
 
 #[derive(Deserialize)]
@@ -235,14 +267,14 @@ impl SalesforceClient {
     }
 
     /// Sends one REST call: renews the session once on 401, retries transient failures with
-    /// exponential backoff and jitter when `repeat` allows, and decodes error bodies.
+    /// exponential backoff and jitter when `call` allows, and decodes error bodies.
     async fn call(
         &self,
         method: Method,
         path: &str,
         query: &[(&str, &str)],
         body: Option<&Value>,
-        repeat: Repeat,
+        call: Call,
     ) -> Result<(StatusCode, bytes_body::Body), SalesforceError> {
         let started = Instant::now();
         let mut session = self.session.current().await?;
@@ -256,10 +288,13 @@ impl SalesforceClient {
                 .request(method.clone(), format!("{}{path}", session.instance_url))
                 .bearer_auth(session.access_token.expose_secret())
                 .query(query);
+            if call.slow {
+                request = request.timeout(self.config.slow_timeout);
+            }
             if let Some(body) = body {
                 request = request.json(body);
             }
-            let may_retry = repeat == Repeat::Safe
+            let may_retry = call.repeat
                 && attempt < self.config.max_attempts
                 && started.elapsed() < self.config.retry_budget;
             let response = match request.send().await {
@@ -320,7 +355,7 @@ impl SalesforceClient {
         }
         let path = self.data_path(&format!("sobjects/{object}/describe"));
         let (_, body) = self
-            .call(Method::GET, &path, &[], None, Repeat::Safe)
+            .call(Method::GET, &path, &[], None, Call::QUICK)
             .await?;
         let describe: Arc<Describe> = Arc::new(body.json()?);
         self.describes_lock().insert(key, describe.clone());
@@ -349,7 +384,7 @@ impl SalesforceClient {
         let joined = fields.map(|f| f.join(","));
         let query: Vec<(&str, &str)> = joined.iter().map(|f| ("fields", f.as_str())).collect();
         match self
-            .call(Method::GET, &path, &query, None, Repeat::Safe)
+            .call(Method::GET, &path, &query, None, Call::QUICK)
             .await
         {
             Ok((_, body)) => Ok(Some(body.json()?)),
@@ -368,7 +403,7 @@ impl SalesforceClient {
         field: &str,
     ) -> Result<Option<bytes::Bytes>, SalesforceError> {
         let path = self.data_path(&format!("sobjects/{object}/{id}/{}", url_segment(field)));
-        match self.call(Method::GET, &path, &[], None, Repeat::Safe).await {
+        match self.call(Method::GET, &path, &[], None, Call::QUICK).await {
             Ok((_, body)) => Ok(Some(body.0)),
             Err(SalesforceError::Api { status: 404, .. }) => Ok(None),
             Err(e) => Err(e),
@@ -387,7 +422,7 @@ impl SalesforceClient {
                 &path,
                 &[],
                 Some(&Value::Object(fields.clone())),
-                Repeat::Unsafe,
+                Call::ONCE,
             )
             .await?;
         let result: SaveResult = body.json()?;
@@ -406,7 +441,7 @@ impl SalesforceClient {
             &path,
             &[],
             Some(&Value::Object(fields.clone())),
-            Repeat::Safe,
+            Call::QUICK,
         )
         .await?;
         Ok(())
@@ -428,7 +463,7 @@ impl SalesforceClient {
                 &path,
                 &[],
                 Some(&Value::Object(fields.clone())),
-                Repeat::Safe,
+                Call::QUICK,
             )
             .await?;
         if status == StatusCode::MULTIPLE_CHOICES {
@@ -448,7 +483,7 @@ impl SalesforceClient {
 
     pub async fn delete(&self, object: &str, id: &SalesforceId) -> Result<(), SalesforceError> {
         let path = self.data_path(&format!("sobjects/{object}/{id}"));
-        self.call(Method::DELETE, &path, &[], None, Repeat::Safe)
+        self.call(Method::DELETE, &path, &[], None, Call::QUICK)
             .await?;
         Ok(())
     }
@@ -499,7 +534,7 @@ impl SalesforceClient {
                 };
                 let query: Vec<(&str, &str)> = q.iter().map(|q| ("q", q.as_str())).collect();
                 let (_, body) = self
-                    .call(Method::GET, &path, &query, None, Repeat::Safe)
+                    .call(Method::GET, &path, &query, None, Call::SLOW)
                     .await?;
                 let page: QueryPage = body.json()?;
                 next = page.next()?;
@@ -564,7 +599,7 @@ impl SalesforceClient {
         let body = json!({ "allOrNone": false, "compositeRequest": Value::Array(subrequests) });
         let path = self.data_path("composite");
         let (_, answers) = self
-            .call(Method::POST, &path, &[], Some(&body), Repeat::Safe)
+            .call(Method::POST, &path, &[], Some(&body), Call::SLOW)
             .await?;
         let mut answers: Answers = answers.json()?;
         (0..soqls.len())
@@ -598,7 +633,7 @@ impl SalesforceClient {
         object: &str,
         records: impl ExactSizeIterator<Item = (Option<&'r SalesforceId>, &'r Record)>,
         all_or_none: bool,
-        repeat: Repeat,
+        call: Call,
     ) -> Result<Vec<RecordResult>, SalesforceError> {
         let path = self.data_path(path);
         let records: Vec<_> = records.collect();
@@ -606,7 +641,7 @@ impl SalesforceClient {
         for chunk in records.chunks(COLLECTION_LIMIT) {
             let body = collection_body(object, chunk.iter().copied(), all_or_none);
             let (_, out) = self
-                .call(method.clone(), &path, &[], Some(&body), repeat)
+                .call(method.clone(), &path, &[], Some(&body), call)
                 .await?;
             results.extend(decode_results(out, chunk.len())?);
         }
@@ -627,7 +662,7 @@ impl SalesforceClient {
             object,
             records,
             all_or_none,
-            Repeat::Unsafe,
+            Call::SLOW_ONCE,
         )
         .await
     }
@@ -646,7 +681,7 @@ impl SalesforceClient {
             object,
             records,
             all_or_none,
-            Repeat::Safe,
+            Call::SLOW,
         )
         .await
     }
@@ -668,7 +703,7 @@ impl SalesforceClient {
             object,
             records,
             all_or_none,
-            Repeat::Safe,
+            Call::SLOW,
         )
         .await
     }
@@ -691,7 +726,7 @@ impl SalesforceClient {
                     &path,
                     &[("ids", &joined), ("allOrNone", flag)],
                     None,
-                    Repeat::Safe,
+                    Call::SLOW,
                 )
                 .await?;
             results.extend(decode_results(out, chunk.len())?);
@@ -781,7 +816,7 @@ impl SalesforceClient {
                 &path,
                 &[("start", &start), ("end", &end)],
                 None,
-                Repeat::Safe,
+                Call::QUICK,
             )
             .await?;
         body.json()
@@ -791,7 +826,7 @@ impl SalesforceClient {
     pub async fn limits(&self) -> Result<Value, SalesforceError> {
         let path = self.data_path("limits");
         let (_, body) = self
-            .call(Method::GET, &path, &[], None, Repeat::Safe)
+            .call(Method::GET, &path, &[], None, Call::QUICK)
             .await?;
         body.json()
     }

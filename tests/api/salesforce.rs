@@ -532,3 +532,37 @@ async fn slow_answers_time_out_and_are_retried_within_bounds() {
     sim.set_latency(Duration::ZERO);
     sf.limits().await.unwrap();
 }
+
+#[tokio::test]
+async fn queries_and_collections_are_given_the_time_salesforce_may_take() {
+    let sim = org().await;
+    sim.insert("Account", json!({ "Name": "Acme" })).unwrap();
+    let mut config = ClientConfig::new(sim.base_url(), password(&sim, "tandem"));
+    config.timeout = Duration::from_millis(150);
+    config.slow_timeout = Duration::from_secs(5);
+    config.max_attempts = 1;
+    let sf = SalesforceClient::new(config).unwrap();
+    sf.verify().await.unwrap();
+    sim.set_latency(Duration::from_millis(400));
+
+    let err = sf.limits().await.unwrap_err();
+    assert!(matches!(err, SalesforceError::Transport(_)), "{err:?}");
+    let found: Vec<_> = sf
+        .query("SELECT Id, Name FROM Account")
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 1);
+    let answers = sf.queries(&["SELECT Id FROM Account".to_owned()]).await;
+    assert_eq!(answers[0].as_ref().unwrap().len(), 1);
+    let made = sf
+        .create_many("Account", &[fields(json!({ "Name": "Globex" }))], false)
+        .await
+        .unwrap();
+    assert!(made[0].success, "{made:?}");
+    assert_eq!(
+        requests_to(&sim, "composite/sobjects"),
+        1,
+        "a slow create is waited for, never sent again"
+    );
+}
