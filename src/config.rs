@@ -65,6 +65,9 @@ pub struct GraphqlSettings {
     /// Seconds a Salesforce panel's live lists (opportunities, notes, events, tasks) are
     /// served from the cache before Salesforce is asked again.
     pub panel_cache_secs: u64,
+    /// Milliseconds a request waits for Salesforce to answer its panels' live lists before it
+    /// serves them from the cache, marked stale, or without them.
+    pub panel_timeout_ms: u64,
     /// Milliseconds a whole answer to a query of desk records and their panels is served
     /// again to the same profile while nothing changes; 0 turns it off.
     pub response_cache_ms: u64,
@@ -171,6 +174,7 @@ impl Default for GraphqlSettings {
             default_page_size: 20,
             max_page_size: 100,
             panel_cache_secs: 60,
+            panel_timeout_ms: 5_000,
             response_cache_ms: 1000,
         }
     }
@@ -276,6 +280,12 @@ impl Settings {
             return refuse(
                 "websocket.init_timeout_secs",
                 "must be at least 1: a client needs time to send connection_init",
+            );
+        }
+        if self.graphql.panel_timeout_ms == 0 {
+            return refuse(
+                "graphql.panel_timeout_ms",
+                "must be at least 1: a panel needs time to hear from Salesforce",
             );
         }
         if self.sync.history_days > MAX_HISTORY_DAYS {
@@ -446,6 +456,11 @@ mod tests {
                     "TANDEM_WEBSOCKET__INIT_TIMEOUT_SECS",
                     "0",
                     "websocket.init_timeout_secs",
+                ),
+                (
+                    "TANDEM_GRAPHQL__PANEL_TIMEOUT_MS",
+                    "0",
+                    "graphql.panel_timeout_ms",
                 ),
                 (
                     "TANDEM_SYNC__HISTORY_DAYS",

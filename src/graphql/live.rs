@@ -169,8 +169,8 @@ pub type Outcome = Result<Fetched, Arc<str>>;
 pub struct LiveKey(pub Live, pub String);
 
 /// Whose lists an entry holds: what one profile may read, in one org. Reconnected to another
-/// org (a sandbox copied from production has its record ids), nothing read from the first is
-/// served, fresh or stale.
+/// org (a sandbox copied from production has its record ids, and a refreshed sandbox its URL
+/// too), nothing read from the first is served, fresh or stale.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Reader {
     profile: i64,
@@ -178,13 +178,14 @@ pub struct Reader {
 }
 
 impl Reader {
-    pub fn new(profile: i64, instance_url: &str) -> Self {
+    /// `org` as [`crate::sync::OrgView::org`] names it.
+    pub fn new(profile: i64, org: &str) -> Self {
         use std::hash::{Hash, Hasher};
-        let mut org = std::collections::hash_map::DefaultHasher::new();
-        instance_url.hash(&mut org);
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        org.hash(&mut hasher);
         Self {
             profile,
-            org: org.finish(),
+            org: hasher.finish(),
         }
     }
 }
@@ -254,21 +255,39 @@ impl LiveCache {
     }
 }
 
+/// How long a request waits for Salesforce to answer its panels' live lists before it serves
+/// what the cache holds (`graphql.panel_timeout_ms`).
+#[derive(Clone, Copy)]
+pub struct Patience(pub Duration);
+
 /// Per request: batches the live lists a request asks for into one query per kind.
 pub struct LiveLoader {
     pub integrations: Arc<Integrations>,
     pub cache: Arc<LiveCache>,
     pub reader: Reader,
+    pub patience: Patience,
 }
 
 impl LiveLoader {
     /// The records of each kind for its parents, with one SOQL query per kind (per 200
-    /// parents), sent five to a call, beside the contents of the notes asked for.
+    /// parents), sent five to a call, beside the contents of the notes asked for; an error
+    /// for each when Salesforce has not answered within the request's patience.
     async fn fetch(&self, wanted: &[(Live, Vec<String>)]) -> Vec<Result<Vec<Record>, String>> {
         if wanted.is_empty() {
             // All of it was cached: no client is needed.
             return Vec::new();
         }
+        let Patience(wait) = self.patience;
+        match tokio::time::timeout(wait, self.read(wanted)).await {
+            Ok(results) => results,
+            Err(_) => {
+                let error = format!("Salesforce did not answer within {wait:?}");
+                wanted.iter().map(|_| Err(error.clone())).collect()
+            }
+        }
+    }
+
+    async fn read(&self, wanted: &[(Live, Vec<String>)]) -> Vec<Result<Vec<Record>, String>> {
         let client = match self.integrations.client().await {
             Ok(client) => client,
             Err(e) => return wanted.iter().map(|_| Err(e.to_string())).collect(),

@@ -122,6 +122,9 @@ impl Gateway {
                 .data(integrations.clone())
                 .data(engine.clone())
                 .data(cache.clone())
+                .data(live::Patience(std::time::Duration::from_millis(
+                    settings.panel_timeout_ms,
+                )))
                 .finish()
         };
         Self {

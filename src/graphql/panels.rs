@@ -10,13 +10,13 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
-use async_graphql::dataloader::DataLoader;
+use async_graphql::dataloader::{DataLoader, HashMapCache};
 use async_graphql::{ComplexObject, Context, Enum, Guard, ID, Json, SimpleObject, TypeDirective};
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 use tokio::sync::OnceCell;
 
-use super::live::{Fetched, Live, LiveCache, LiveKey, LiveLoader, Reader};
+use super::live::{Fetched, Live, LiveCache, LiveKey, LiveLoader, Patience, Reader};
 use super::loaders::LinkOf;
 use super::{ApiError, ApiResult, Code, ContextExt, Freshness};
 use crate::domain::{self, AccountId, Module, SyncType};
@@ -73,7 +73,9 @@ impl Guard for Requires {
 pub struct PanelRequest {
     org: OnceCell<Option<Arc<OrgView>>>,
     links: std::sync::Mutex<HashMap<LinkOf, Option<entity::record_link::Model>>>,
-    live: OnceLock<DataLoader<LiveLoader>>,
+    /// Keeps what it read for the rest of the request, failures included: a list asked for
+    /// twice (by `notes` and by `stale`, say) is read once and answers the same.
+    live: OnceLock<DataLoader<LiveLoader, HashMapCache>>,
     /// Enhanced notes whose content this request has asked Salesforce for.
     contents_read: AtomicUsize,
 }
@@ -371,7 +373,7 @@ async fn live(ctx: &Context<'_>, kind: Live, parent: &str) -> ApiResult<Fetched>
 /// Whose live lists this request reads: its profile's, from the connected org.
 async fn reader(ctx: &Context<'_>) -> ApiResult<Reader> {
     let profile = ctx.viewer()?.profile.id.0;
-    Ok(Reader::new(profile, &org(ctx).await?.instance_url))
+    Ok(Reader::new(profile, &org(ctx).await?.org))
 }
 
 async fn read_live(ctx: &Context<'_>, kind: Live, parent: &str) -> ApiResult<Fetched> {
@@ -385,13 +387,15 @@ async fn read_live(ctx: &Context<'_>, kind: Live, parent: &str) -> ApiResult<Fet
     let loader = request.live.get_or_init(|| {
         // Panels reach their lists at slightly different moments; waiting a little gathers
         // them into one query per kind. Cached lists never wait (above).
-        DataLoader::new(
+        DataLoader::with_cache(
             LiveLoader {
                 integrations: ctx.data_unchecked::<Arc<Integrations>>().clone(),
                 cache: cache.clone(),
                 reader,
+                patience: *ctx.data_unchecked::<Patience>(),
             },
             tokio::spawn,
+            HashMapCache::default(),
         )
         .delay(std::time::Duration::from_millis(20))
     });
@@ -414,13 +418,18 @@ async fn freshness(
     synced_at: DateTime<Utc>,
 ) -> ApiResult<(DateTime<Utc>, bool)> {
     let permissions = ctx.viewer()?.permissions();
+    // All at once, so that lists not yet read go to Salesforce in one batch.
+    let read = futures_util::future::join_all(
+        kinds
+            .iter()
+            .filter(|(_, item)| permissions.grants(*item))
+            .map(|(kind, _)| live(ctx, *kind, parent)),
+    )
+    .await;
     let mut oldest: Option<DateTime<Utc>> = None;
     let mut stale = false;
-    for (kind, item) in kinds {
-        if !permissions.grants(*item) {
-            continue;
-        }
-        match live(ctx, *kind, parent).await {
+    for fetched in read {
+        match fetched {
             Ok(fetched) => {
                 stale |= fetched.stale;
                 oldest = Some(oldest.map_or(fetched.fetched_at, |o| o.min(fetched.fetched_at)));

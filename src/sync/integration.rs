@@ -162,6 +162,10 @@ pub struct RoundGuard<'a> {
 /// mappings.
 #[derive(Debug, Clone)]
 pub struct OrgView {
+    /// Which org this is: its id (`00D…`, where the sign-in named it) and its instance URL.
+    /// A sandbox copied from production keeps the records' ids; refreshed, it keeps its URL
+    /// too, but never its org id.
+    pub org: String,
     pub instance_url: String,
     pub sync_type: SyncType,
     pub contacts: Vec<Mapping>,
@@ -299,9 +303,14 @@ impl Integrations {
         let Some(current) = self.current().await? else {
             return Ok(None);
         };
+        let instance_url = current.instance_url.unwrap_or(current.login_url);
         let view = Arc::new(OrgView {
+            org: format!(
+                "{} {instance_url}",
+                current.org_id.as_deref().unwrap_or_default()
+            ),
             sync_type: current.sync_type.parse().unwrap_or(SyncType::TwoWay),
-            instance_url: current.instance_url.unwrap_or(current.login_url),
+            instance_url,
             contacts: self.mappings(Module::Contacts).await?,
             accounts: self.mappings(Module::Accounts).await?,
         });

@@ -1,6 +1,8 @@
 //! The Salesforce panels beside desk contacts and accounts, and the profile permissions that
 //! guard them, whichever way a query reaches them.
 
+use std::time::{Duration, Instant};
+
 use salesforce_sim::{SimConfig, SimHandle};
 use serde_json::{Value, json};
 
@@ -535,6 +537,71 @@ async fn reconnected_to_another_org_a_panel_lists_nothing_read_from_the_first() 
     );
 }
 
+#[tokio::test]
+async fn a_sandbox_refreshed_at_the_same_address_lists_nothing_read_before_the_refresh() {
+    let (app, before, contact) = linked().await;
+    before
+        .insert(
+            "Task",
+            json!({ "Subject": "Before the refresh", "WhoId": contact }),
+        )
+        .unwrap();
+    const TASKS: &str =
+        "{ contacts(first: 10) { nodes { lastName salesforce { id tasks { subject } } } } }";
+    let read = app.gql_ok(TASKS, json!({})).await;
+    assert_eq!(
+        by_name(&read, "Paneled")["salesforce"]["tasks"],
+        json!([{ "subject": "Before the refresh" }])
+    );
+
+    // The refresh: another org (another id) at the same address, holding production's
+    // records under their production ids, with activity of its own.
+    let port = before
+        .base_url()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    before.stop().await;
+    let after = salesforce_sim::start(SimConfig {
+        port,
+        seed: 2,
+        ..SimConfig::default()
+    })
+    .await;
+    let account = after
+        .insert(
+            "Account",
+            json!({ "Name": "Panel Corp", "Industry": "Energy" }),
+        )
+        .unwrap();
+    let copy = after
+        .insert(
+            "Contact",
+            json!({ "LastName": "Paneled", "Email": "paneled@example.com", "AccountId": account }),
+        )
+        .unwrap();
+    assert_eq!(copy, contact, "the copy has production's id");
+    after
+        .insert(
+            "Task",
+            json!({ "Subject": "After the refresh", "WhoId": copy }),
+        )
+        .unwrap();
+    let body = connect(&app, &after, "tandem").await;
+    assert!(body.get("errors").is_none(), "{body}");
+    app.gql("mutation { startSync { firstSync } }", json!({}))
+        .await;
+    app.sync_now().await;
+    let read = app.gql_ok(TASKS, json!({})).await;
+    assert_eq!(
+        by_name(&read, "Paneled")["salesforce"]["tasks"],
+        json!([{ "subject": "After the refresh" }]),
+        "{read}"
+    );
+}
+
 /// Requests to the org's REST API (not its token endpoint).
 fn api_calls(sim: &SimHandle) -> usize {
     sim.requests()
@@ -637,6 +704,46 @@ async fn without_salesforce_cached_lists_are_served_stale_and_only_to_the_same_p
         codes(&other).contains(&"UPSTREAM_UNAVAILABLE".to_owned()),
         "{other}"
     );
+}
+
+#[tokio::test]
+async fn a_salesforce_that_is_slow_to_answer_costs_a_panel_only_its_patience() {
+    let (app, sim, _) = with_activity(|s| {
+        s.graphql.panel_cache_secs = 0;
+        s.graphql.panel_timeout_ms = 1000;
+    })
+    .await;
+    let query = "{ contacts(first: 5) { nodes { salesforce { stale notes { title } } } } }";
+    app.gql_ok(query, json!({})).await;
+
+    sim.set_latency(Duration::from_secs(20));
+    let asked = Instant::now();
+    let slow = app.gql(query, json!({})).await;
+    let waited = asked.elapsed();
+    assert!(slow.get("errors").is_none(), "{slow}");
+    let panel = &slow["data"]["contacts"]["nodes"][0]["salesforce"];
+    assert_eq!(panel["stale"], true, "{slow}");
+    assert_eq!(panel["notes"][0]["title"], "Prefers email");
+    let other = app.gql_as("Agent", query, json!({})).await;
+    assert_eq!(
+        other["data"]["contacts"]["nodes"][0]["salesforce"]["notes"],
+        Value::Null
+    );
+    let message = other["errors"][0]["message"].as_str().unwrap_or_default();
+    assert!(
+        codes(&other).contains(&"UPSTREAM_UNAVAILABLE".to_owned())
+            && message.contains("did not answer within 1s"),
+        "{other}"
+    );
+    // Its lists, and `stale` asking after them again, wait for Salesforce once, together.
+    assert!(
+        waited < Duration::from_secs(3),
+        "the request waited {waited:?}, not its patience"
+    );
+
+    sim.set_latency(Duration::ZERO);
+    let back = app.gql_ok(query, json!({})).await;
+    assert_eq!(back["contacts"]["nodes"][0]["salesforce"]["stale"], false);
 }
 
 /// Lightning's note editor writes a paragraph a line, `<p><br></p>` for an empty one.
