@@ -5,6 +5,7 @@
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use sea_orm::sqlx::{self, Postgres, Row};
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement};
@@ -56,6 +57,11 @@ fn lock_file(database: &Path, suffix: &str) -> std::io::Result<File> {
         .write(true)
         .open(name)
 }
+
+/// How soon a lock file held by another process is tried again, the wait doubling up to
+/// [`LOCK_POLL_MAX`].
+const LOCK_POLL_FIRST: Duration = Duration::from_millis(10);
+const LOCK_POLL_MAX: Duration = Duration::from_millis(200);
 
 fn io(e: std::io::Error) -> StoreError {
     StoreError::Db(DbErr::Custom(format!("lock file: {e}")))
@@ -138,11 +144,20 @@ impl Store {
             }
             LockSpace::File(database) => {
                 let file = lock_file(database, suffix).map_err(io)?;
-                let file = tokio::task::spawn_blocking(move || file.lock().map(|()| file))
-                    .await
-                    .map_err(|e| StoreError::Db(DbErr::Custom(e.to_string())))?
-                    .map_err(io)?;
-                Held::File(file)
+                // Tried again and again rather than waited for on a blocking thread: a process
+                // told to stop while it waits stops, where the thread would hold the runtime's
+                // shutdown until the other process let go.
+                let mut pause = LOCK_POLL_FIRST;
+                loop {
+                    match file.try_lock() {
+                        Ok(()) => break Held::File(file),
+                        Err(TryLockError::WouldBlock) => {
+                            tokio::time::sleep(pause).await;
+                            pause = (pause * 2).min(LOCK_POLL_MAX);
+                        }
+                        Err(TryLockError::Error(e)) => return Err(io(e)),
+                    }
+                }
             }
             LockSpace::Process => Held::Nothing,
         })

@@ -142,6 +142,39 @@ async fn a_round_waits_while_another_process_runs_one() {
 }
 
 #[tokio::test]
+async fn a_process_waiting_for_another_to_finish_its_round_can_still_stop() {
+    let app = spawn_app().await;
+    let running = app.store.lock_rounds().await.unwrap();
+    let settings = Settings {
+        data_dir: app.data_dir.clone(),
+        database_url: Some(DatabaseUrl::new(app.database_url.clone())),
+        ..Default::default()
+    };
+    let (stopped, told) = std::sync::mpsc::channel();
+    // The other process, on a runtime of its own: it waits for the round lock, is told to
+    // stop, and its runtime shuts down.
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let waited = runtime.block_on(async {
+            let services = Services::open(&settings).await.unwrap();
+            tokio::time::timeout(Duration::from_millis(300), services.store.lock_rounds())
+                .await
+                .is_err()
+        });
+        drop(runtime);
+        stopped.send(waited).unwrap();
+    });
+    let waited = told
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the process stops while another holds the lock");
+    assert!(waited, "it waited for the lock");
+    drop(running);
+}
+
+#[tokio::test]
 async fn one_process_at_a_time_runs_the_sync_worker_and_another_takes_over() {
     let app = spawn_app().await;
     let other = second_process(&app).await;
