@@ -186,36 +186,115 @@ pub fn authenticator(settings: &Settings) -> anyhow::Result<Authenticator> {
 
 /// The key that seals Salesforce credentials: configured, or generated once into the data dir.
 pub fn vault(settings: &Settings) -> anyhow::Result<Vault> {
-    let key = match &settings.sync.encryption_key {
-        Some(key) => key.clone(),
-        None => generated_secret(&settings.data_dir, "encryption-key")?,
+    let (key, from) = match &settings.sync.encryption_key {
+        Some(key) => (key.clone(), "sync.encryption_key".to_owned()),
+        None => {
+            let key = generated_secret(&settings.data_dir, "encryption-key")?;
+            let path = settings.data_dir.join("encryption-key");
+            (key, path.display().to_string())
+        }
     };
-    Vault::from_hex(key.expose_secret()).context("sync.encryption_key")
+    Vault::from_hex(key.expose_secret()).with_context(|| from)
 }
 
 /// A random 32-byte secret, hex-encoded, kept in `<data_dir>/<name>` and reused from there.
+/// Processes starting together on a new data dir all end up with the one secret kept.
 fn generated_secret(data_dir: &Path, name: &str) -> anyhow::Result<SecretString> {
     let path = data_dir.join(name);
-    if let Ok(existing) = std::fs::read_to_string(&path) {
-        return Ok(SecretString::from(existing.trim().to_owned()));
+    if let Some(kept) = kept_secret(&path)? {
+        return Ok(kept);
     }
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
-    let secret = Vault::generate_key();
-    write_private(&path, &secret)?;
-    tracing::info!(path = %path.display(), "generated a secret");
-    Ok(SecretString::from(secret))
+    if keep_new(&path, &Vault::generate_key())? {
+        tracing::info!(path = %path.display(), "generated a secret");
+    }
+    // This process's secret or another's, written whole either way.
+    kept_secret(&path)?.with_context(|| format!("{} went away as it was made", path.display()))
 }
 
-fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
+/// The secret kept at `path`, or `None` when there is no such file.
+fn kept_secret(path: &Path) -> anyhow::Result<Option<SecretString>> {
+    match std::fs::read_to_string(path) {
+        Ok(kept) => {
+            let kept = kept.trim();
+            anyhow::ensure!(
+                !kept.is_empty(),
+                "{} is empty; remove it to have a new secret generated",
+                path.display()
+            );
+            Ok(Some(SecretString::from(kept.to_owned())))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
+/// Writes `contents` to `path` unless a file is there already, and says whether it did. The
+/// contents go whole into a draft only the owner may read, which is then linked into place:
+/// no reader ever sees the file half written, and of processes racing, one wins.
+fn keep_new(path: &Path, contents: &str) -> anyhow::Result<bool> {
     use std::io::Write;
+    let mut draft = path.as_os_str().to_owned();
+    draft.push(format!(
+        ".{}-{:08x}.draft",
+        std::process::id(),
+        rand::random::<u32>()
+    ));
+    let draft = std::path::PathBuf::from(draft);
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options
-        .open(path)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    file.write_all(contents.as_bytes())?;
-    Ok(())
+    let written = options.open(&draft).and_then(|mut file| {
+        file.write_all(contents.as_bytes())?;
+        file.sync_all()
+    });
+    let linked = written.and_then(|()| std::fs::hard_link(&draft, path));
+    let _ = std::fs::remove_file(&draft);
+    match linked {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(e).with_context(|| format!("cannot write {}", path.display())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn processes_starting_together_on_a_new_data_dir_keep_one_secret() {
+        for _ in 0..20 {
+            let dir = tempfile::tempdir().unwrap();
+            let secrets: Vec<String> = std::thread::scope(|scope| {
+                let racers: Vec<_> = (0..4)
+                    .map(|_| scope.spawn(|| generated_secret(dir.path(), "encryption-key")))
+                    .collect();
+                racers
+                    .into_iter()
+                    .map(|racer| racer.join().unwrap().unwrap().expose_secret().to_owned())
+                    .collect()
+            });
+            assert_eq!(secrets[0].len(), 64);
+            assert!(secrets.iter().all(|s| *s == secrets[0]), "{secrets:?}");
+            let kept = std::fs::read_to_string(dir.path().join("encryption-key")).unwrap();
+            assert_eq!(kept, secrets[0]);
+            let files = std::fs::read_dir(dir.path()).unwrap().count();
+            assert_eq!(files, 1, "no drafts are left behind");
+        }
+    }
+
+    #[test]
+    fn an_empty_secret_file_is_named_with_what_to_do() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("jwt-secret"), "\n").unwrap();
+        let message = generated_secret(dir.path(), "jwt-secret")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.contains("jwt-secret is empty; remove it"),
+            "{message}"
+        );
+    }
 }
