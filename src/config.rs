@@ -9,6 +9,8 @@ use figment::providers::{Env, Format, Toml};
 use secrecy::SecretString;
 use serde::Deserialize;
 
+use crate::salesforce::COLLECTION_LIMIT;
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Settings {
@@ -98,7 +100,7 @@ pub struct SyncSettings {
     pub worker: bool,
     /// Seconds between polls of Salesforce; desk changes trigger a round sooner.
     pub poll_interval_secs: u64,
-    /// Records per desk transaction and per Salesforce collection call (at most 200).
+    /// Desk changes sent to Salesforce per collection call (1 to 200, Salesforce's most).
     pub batch_size: usize,
     /// Seconds before a record that failed for a transient reason is tried again; the wait
     /// doubles with each attempt (up to an hour).
@@ -282,6 +284,14 @@ impl Settings {
                 "must be at least 1: a client needs time to send connection_init",
             );
         }
+        if !(1..=COLLECTION_LIMIT).contains(&self.sync.batch_size) {
+            return refuse(
+                "sync.batch_size",
+                &format!(
+                    "must be from 1 to {COLLECTION_LIMIT}, the most records Salesforce takes in one collection call"
+                ),
+            );
+        }
         if self.graphql.panel_timeout_ms == 0 {
             return refuse(
                 "graphql.panel_timeout_ms",
@@ -457,6 +467,8 @@ mod tests {
                     "0",
                     "websocket.init_timeout_secs",
                 ),
+                ("TANDEM_SYNC__BATCH_SIZE", "0", "sync.batch_size"),
+                ("TANDEM_SYNC__BATCH_SIZE", "201", "sync.batch_size"),
                 (
                     "TANDEM_GRAPHQL__PANEL_TIMEOUT_MS",
                     "0",

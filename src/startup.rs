@@ -125,7 +125,7 @@ impl Services {
             store.clone(),
             integrations.clone(),
             EngineSettings {
-                batch: settings.sync.batch_size.clamp(1, 200),
+                batch: settings.sync.batch_size,
                 history_retention: chrono::Duration::days(i64::from(settings.sync.history_days)),
                 retry: RetryPolicy {
                     backoff: Duration::from_secs(settings.sync.retry_backoff_secs),

@@ -22,7 +22,8 @@ use crate::store::{Store, SyncEvent};
 
 #[derive(Debug, Clone)]
 pub struct EngineSettings {
-    /// Records per desk transaction and per Salesforce collection call (at most 200).
+    /// Desk changes read from the outbox and sent per Salesforce collection call (at most
+    /// 200).
     pub batch: usize,
     /// Salesforce records applied per desk transaction when pulling.
     pub pull_batch: usize,
@@ -59,7 +60,7 @@ impl Counts {
         self.added == 0 && self.updated == 0 && self.failed == 0
     }
 
-    fn add(&mut self, other: Counts) {
+    pub fn add(&mut self, other: Counts) {
         self.added += other.added;
         self.updated += other.updated;
         self.failed += other.failed;
