@@ -5,53 +5,117 @@ use std::time::Instant;
 
 use anyhow::bail;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
 use crate::config::Settings;
+use crate::domain::Direction;
 use crate::startup::Services;
-use crate::sync::SyncEventKind;
+use crate::store::SyncEvent;
+use crate::sync::{Counts, SyncEventKind};
 
 pub async fn once(settings: &Settings) -> anyhow::Result<()> {
     let services = Services::open(settings).await?;
-    let mut events = services.engine.subscribe();
+    // This round's batches only: a worker syncing the same database logs its own.
+    let mut events = services.store.subscribe_own_sync();
     let engine = services.engine.clone();
     let mut round = tokio::spawn(async move { engine.run_once().await });
-    let bars = MultiProgress::new();
-    let style =
-        ProgressStyle::with_template("{prefix:>34} {pos:>9} records  {per_sec:>14}  {elapsed}")?;
-    let mut phases: HashMap<String, ProgressBar> = HashMap::new();
+    let mut progress = Progress::new()?;
     let started = Instant::now();
     let report = loop {
         tokio::select! {
-            event = events.recv() => {
-                if let Ok(SyncEventKind::History(entry)) = event.map(|e| e.kind) {
-                    let phase = format!("{} {}", entry.module, entry.direction);
-                    let bar = phases.entry(phase.clone()).or_insert_with(|| {
-                        let bar = bars.add(ProgressBar::new_spinner().with_style(style.clone()));
-                        bar.set_prefix(phase);
-                        bar
-                    });
-                    bar.inc((entry.added + entry.updated + entry.failed) as u64);
-                }
-            }
+            biased;
+            event = events.recv() => match event {
+                Ok(event) => progress.saw(event),
+                Err(RecvError::Lagged(_)) => {}
+                Err(RecvError::Closed) => break round.await??,
+            },
             done = &mut round => break done??,
         }
     };
-    for bar in phases.values() {
-        bar.finish();
+    // Batches committed as the round ended are still queued.
+    loop {
+        match events.try_recv() {
+            Ok(event) => progress.saw(event),
+            Err(TryRecvError::Lagged(_)) => {}
+            Err(TryRecvError::Empty | TryRecvError::Closed) => break,
+        }
     }
-    if let Some(why) = report.idle {
-        bail!("nothing synced: {why}");
+    progress.finish();
+    // A round stopped midway (paused, reconnected) keeps what it wrote: its batches say what.
+    let (pulled, pushed) = match report.idle {
+        None => (report.pulled, report.pushed),
+        Some(_) => (progress.pulled, progress.pushed),
+    };
+    let did_something = !(pulled.is_empty() && pushed.is_empty());
+    if report.idle.is_none() || did_something {
+        println!(
+            "Salesforce → desk: {} added, {} updated, {} failed; desk → Salesforce: {} added, {} updated, {} failed ({:.1} s)",
+            pulled.added,
+            pulled.updated,
+            pulled.failed,
+            pushed.added,
+            pushed.updated,
+            pushed.failed,
+            started.elapsed().as_secs_f64()
+        );
     }
-    let (p, q) = (report.pulled, report.pushed);
-    println!(
-        "Salesforce → desk: {} added, {} updated, {} failed; desk → Salesforce: {} added, {} updated, {} failed ({:.1} s)",
-        p.added,
-        p.updated,
-        p.failed,
-        q.added,
-        q.updated,
-        q.failed,
-        started.elapsed().as_secs_f64()
-    );
-    Ok(())
+    match report.idle {
+        Some(why) if did_something => bail!("the round stopped before it was done: {why}"),
+        Some(why) => bail!("nothing synced: {why}"),
+        None => Ok(()),
+    }
+}
+
+/// A bar for each module and direction, and the batches' counts by direction.
+struct Progress {
+    bars: MultiProgress,
+    style: ProgressStyle,
+    phases: HashMap<String, ProgressBar>,
+    pulled: Counts,
+    pushed: Counts,
+}
+
+impl Progress {
+    fn new() -> anyhow::Result<Self> {
+        Ok(Self {
+            bars: MultiProgress::new(),
+            style: ProgressStyle::with_template(
+                "{prefix:>34} {pos:>9} records  {per_sec:>14}  {elapsed}",
+            )?,
+            phases: HashMap::new(),
+            pulled: Counts::default(),
+            pushed: Counts::default(),
+        })
+    }
+
+    fn saw(&mut self, event: SyncEvent) {
+        let SyncEventKind::History(entry) = event.kind else {
+            return;
+        };
+        let counts = Counts {
+            added: entry.added,
+            updated: entry.updated,
+            failed: entry.failed,
+        };
+        match entry.direction.parse() {
+            Ok(Direction::SalesforceToDesk) => self.pulled.add(counts),
+            Ok(Direction::DeskToSalesforce) => self.pushed.add(counts),
+            Err(_) => {}
+        }
+        let phase = format!("{} {}", entry.module, entry.direction);
+        let bar = self.phases.entry(phase.clone()).or_insert_with(|| {
+            let bar = self
+                .bars
+                .add(ProgressBar::new_spinner().with_style(self.style.clone()));
+            bar.set_prefix(phase);
+            bar
+        });
+        bar.inc((entry.added + entry.updated + entry.failed) as u64);
+    }
+
+    fn finish(&self) {
+        for bar in self.phases.values() {
+            bar.finish();
+        }
+    }
 }

@@ -116,8 +116,17 @@ impl Store {
         self.sync_events.subscribe()
     }
 
+    /// Live sync events this process logs itself, from now on: what a `tandem sync --once`
+    /// shows as its own progress, whatever other processes are doing.
+    pub fn subscribe_own_sync(&self) -> tokio::sync::broadcast::Receiver<SyncEvent> {
+        self.own_sync_events.subscribe()
+    }
+
     pub(crate) fn publish_sync(&self, events: impl IntoIterator<Item = SyncEvent>) {
         for event in events {
+            if self.own_sync_events.receiver_count() > 0 {
+                let _ = self.own_sync_events.send(event.clone());
+            }
             if let Some(peers) = &self.peers {
                 peers.announce(Notice::Sync(event.id));
             }

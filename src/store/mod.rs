@@ -117,6 +117,8 @@ pub struct Store {
     peers: Option<peers::Peers>,
     events: broadcast::Sender<DeskEvent>,
     sync_events: broadcast::Sender<SyncEvent>,
+    /// The sync events this process logged itself, without those heard from others.
+    own_sync_events: broadcast::Sender<SyncEvent>,
     /// Moves on whenever a profile's permissions change, here or on another replica: what a
     /// long-lived subscription checks before it hands out the next event.
     profiles: Arc<watch::Sender<u64>>,
@@ -266,6 +268,7 @@ impl Store {
         };
         let (events, _) = broadcast::channel(1024);
         let (sync_events, _) = broadcast::channel(1024);
+        let (own_sync_events, _) = broadcast::channel(1024);
         let profiles = Arc::new(watch::Sender::new(0));
         let desk_gaps = Arc::new(watch::Sender::new(0));
         let newest_event = Arc::new(std::sync::atomic::AtomicI64::new(-1));
@@ -302,6 +305,7 @@ impl Store {
             peers,
             events,
             sync_events,
+            own_sync_events,
             profiles,
             desk_gaps,
             profile_cache: profiles::ProfileCache::default(),

@@ -503,6 +503,49 @@ async fn a_pause_made_in_another_process_stops_a_running_round_at_its_next_batch
 }
 
 #[tokio::test]
+async fn sync_once_paused_midway_says_what_it_sent_before_it_stopped() {
+    let (app, sim) = started(|_| {}).await;
+    for name in ["Noether", "Curie", "Meitner"] {
+        app.create_contact(json!({ "lastName": name })).await;
+    }
+    let first = sim.hold_next("PATCH", "/composite/sobjects/Contact");
+    let run = tokio::process::Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .args(["sync", "--once"])
+        .env("TANDEM_DATA_DIR", &app.data_dir)
+        .env("TANDEM_DATABASE_URL", &app.database_url)
+        .env("TANDEM_SYNC__BATCH_SIZE", "1")
+        .env("TANDEM_LOG__FILTER", "error")
+        .kill_on_drop(true)
+        .output();
+    let run = tokio::spawn(run);
+    first.arrived().await;
+    // The pause waits for the batch in flight.
+    let (paused, ()) = tokio::join!(
+        app.gql_ok("mutation { pauseSync { status } }", json!({})),
+        async {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            first.release();
+        }
+    );
+    assert_eq!(paused["pauseSync"]["status"], "PAUSED");
+    let output = run.await.unwrap().unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+    );
+    assert!(!output.status.success(), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("desk → Salesforce: 1 added, 0 updated, 0 failed"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("the round stopped before it was done"),
+        "{stderr}"
+    );
+    assert_eq!(sim.count("Contact"), 1);
+}
+
+#[tokio::test]
 async fn two_deletes_racing_from_two_processes_disconnect_once_and_say_so_once() {
     let (app, _sim, other, first, round) = export_under_way().await;
     let delete = |integrations: std::sync::Arc<tandem::sync::Integrations>| {
