@@ -102,6 +102,10 @@ pub struct SyncSettings {
     pub poll_interval_secs: u64,
     /// Desk changes sent to Salesforce per collection call (1 to 200, Salesforce's most).
     pub batch_size: usize,
+    /// Seconds a Salesforce transaction may commit after the `SystemModstamp` it stamps: each
+    /// poll reads that far back before the newest change it has seen, until that long has
+    /// passed since it saw it.
+    pub poll_overlap_secs: u64,
     /// Seconds before a record that failed for a transient reason is tried again; the wait
     /// doubles with each attempt (up to an hour).
     pub retry_backoff_secs: u64,
@@ -200,6 +204,7 @@ impl Default for SyncSettings {
             api_version: ApiVersion("62.0".into()),
             worker: true,
             poll_interval_secs: 10,
+            poll_overlap_secs: 120,
             batch_size: 200,
             retry_backoff_secs: 30,
             retry_max_attempts: 8,
@@ -231,6 +236,9 @@ const ENV_SECTIONS: &[&str] = &[
 
 /// The longest sync history `sync.history_days` may keep.
 const MAX_HISTORY_DAYS: u32 = 36_500;
+
+/// The longest a Salesforce transaction may be taken to commit after it stamps its records.
+const MAX_OVERLAP_SECS: u64 = 86_400;
 
 #[derive(Debug, thiserror::Error)]
 #[error("configuration: {0}")]
@@ -290,6 +298,12 @@ impl Settings {
                 &format!(
                     "must be from 1 to {COLLECTION_LIMIT}, the most records Salesforce takes in one collection call"
                 ),
+            );
+        }
+        if self.sync.poll_overlap_secs > MAX_OVERLAP_SECS {
+            return refuse(
+                "sync.poll_overlap_secs",
+                &format!("must be at most {MAX_OVERLAP_SECS} (a day)"),
             );
         }
         if self.graphql.panel_timeout_ms == 0 {
@@ -468,6 +482,11 @@ mod tests {
                     "websocket.init_timeout_secs",
                 ),
                 ("TANDEM_SYNC__BATCH_SIZE", "0", "sync.batch_size"),
+                (
+                    "TANDEM_SYNC__POLL_OVERLAP_SECS",
+                    "86401",
+                    "sync.poll_overlap_secs",
+                ),
                 ("TANDEM_SYNC__BATCH_SIZE", "201", "sync.batch_size"),
                 (
                     "TANDEM_GRAPHQL__PANEL_TIMEOUT_MS",

@@ -127,6 +127,7 @@ impl Services {
             EngineSettings {
                 batch: settings.sync.batch_size,
                 history_retention: chrono::Duration::days(i64::from(settings.sync.history_days)),
+                overlap: Duration::from_secs(settings.sync.poll_overlap_secs),
                 retry: RetryPolicy {
                     backoff: Duration::from_secs(settings.sync.retry_backoff_secs),
                     max_attempts: settings.sync.retry_max_attempts.max(1),

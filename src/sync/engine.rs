@@ -29,7 +29,8 @@ pub struct EngineSettings {
     pub pull_batch: usize,
     /// Sync history older than this is pruned.
     pub history_retention: chrono::Duration,
-    /// How far back each incremental pull re-reads, for transactions that commit late.
+    /// How far back each incremental pull re-reads, for transactions that commit late, until
+    /// the window has had that long to settle.
     pub overlap: Duration,
     /// When records that failed for a transient reason are tried again.
     pub retry: RetryPolicy,
@@ -80,6 +81,7 @@ pub struct SyncEngine {
     pub(super) store: Store,
     pub(super) integrations: Arc<Integrations>,
     pub(super) settings: EngineSettings,
+    pub(super) settled: super::pull::Settled,
 }
 
 /// The state one round works with.
@@ -218,6 +220,7 @@ impl SyncEngine {
             store,
             integrations,
             settings,
+            settled: Default::default(),
         }
     }
 

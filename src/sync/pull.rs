@@ -186,6 +186,70 @@ fn profile(mut record: Record) -> String {
     serde_json::to_string(&record).unwrap_or_else(|_| Value::Object(record).to_string())
 }
 
+/// Where each module's pull stands against late commits, in this process. A transaction may
+/// commit up to the overlap after the `SystemModstamp` it gives its records, so each poll reads
+/// again a window before the cursor. Once a pull begun an overlap after the cursor was reached
+/// has read that window, nothing stamped at or before the cursor can still appear, and polls
+/// read only what is newer: a quiet org costs one query a poll, however many records the last
+/// burst of changes stamped within the overlap.
+#[derive(Default)]
+pub(super) struct Settled(std::sync::Mutex<HashMap<Module, Settling>>);
+
+struct Settling {
+    /// The cursor's `SystemModstamp`.
+    at: DateTime<Utc>,
+    /// When a pull of this process first ended with the cursor there.
+    reached: std::time::Instant,
+    /// Whether a pull begun an overlap after `reached` has read the window again.
+    settled: bool,
+}
+
+impl Settled {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Module, Settling>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether nothing stamped at or before `at` can still appear.
+    fn settled(&self, module: Module, at: DateTime<Utc>) -> bool {
+        self.lock()
+            .get(&module)
+            .is_some_and(|s| s.at == at && s.settled)
+    }
+
+    /// A pull begun at `began` ended with the cursor at `at`.
+    fn pulled(
+        &self,
+        module: Module,
+        at: Option<DateTime<Utc>>,
+        began: std::time::Instant,
+        overlap: std::time::Duration,
+    ) {
+        let mut modules = self.lock();
+        let Some(at) = at else {
+            modules.remove(&module);
+            return;
+        };
+        match modules.get_mut(&module) {
+            Some(settling) if settling.at == at => {
+                settling.settled |= settling
+                    .reached
+                    .checked_add(overlap)
+                    .is_some_and(|settles| began >= settles);
+            }
+            _ => {
+                modules.insert(
+                    module,
+                    Settling {
+                        at,
+                        reached: std::time::Instant::now(),
+                        settled: false,
+                    },
+                );
+            }
+        }
+    }
+}
+
 /// The name of the cursor a module's pull keeps: the `SystemModstamp` (and id) read up to.
 pub(super) fn cursor_of(module: Module) -> String {
     format!("pull:{module}")
@@ -206,12 +270,19 @@ impl SyncEngine {
         let stamp = ident("SystemModstamp")?;
         let id = ident("Id")?;
         let mut select = select_all(round, module).await?;
-        if let Some(at) = cursor.as_ref().and_then(|c| c.modstamp) {
-            // Polling, or resuming a first sync that stopped: a window before the cursor is
-            // read again for transactions that committed after the last read yet were stamped
-            // before its last record; hashes make the re-read records no-ops.
-            let since = at - chrono::Duration::from_std(self.settings.overlap).unwrap_or_default();
-            select = select.filter(Condition::gte(&stamp, since));
+        let began = std::time::Instant::now();
+        match cursor.as_ref().and_then(|c| c.modstamp) {
+            Some(at) if self.settled.settled(module, at) => {
+                select = select.filter(Condition::gt(&stamp, at));
+            }
+            Some(at) => {
+                // Polling, or resuming a first sync that stopped: a window before the cursor
+                // is read again for transactions that committed after the last read yet were
+                // stamped before its last record; hashes make the re-read records no-ops.
+                let overlap = chrono::Duration::from_std(self.settings.overlap).unwrap_or_default();
+                select = select.filter(Condition::gte(&stamp, at - overlap));
+            }
+            None => {}
         }
         let soql = select.order_by(&stamp, true).order_by(&id, true).build();
         // The next page is fetched and read on a task of its own while this one is written:
@@ -282,6 +353,13 @@ impl SyncEngine {
         }
         let total = written?;
         fetched?;
+        let reached = self.store.cursor(&cursor_of(module)).await?;
+        self.settled.pulled(
+            module,
+            reached.and_then(|c| c.modstamp),
+            began,
+            self.settings.overlap,
+        );
         Ok(total)
     }
 

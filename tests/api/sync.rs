@@ -203,6 +203,47 @@ async fn after_quiescence_a_round_writes_nothing_on_either_side() {
 }
 
 #[tokio::test]
+async fn once_its_overlap_has_passed_a_quiet_poll_reads_nothing_again() {
+    use tandem::domain::Module;
+    let (app, sim) = crate::integration::started(|s| s.sync.poll_overlap_secs = 1).await;
+    // A burst of changes within the overlap, more than a query page of them.
+    for n in 0..2_100 {
+        sim.insert("Contact", json!({ "LastName": format!("Burst{n}") }))
+            .unwrap();
+    }
+    app.sync_now().await;
+    assert_eq!(app.store.link_count(Module::Contacts).await.unwrap(), 2_100);
+    let next_pages = || {
+        sim.requests()
+            .iter()
+            .filter(|r| r.path.contains("/query/"))
+            .count()
+    };
+    let before = next_pages();
+    app.sync_now().await;
+    assert!(
+        next_pages() > before,
+        "within the overlap a poll reads the burst again, for commits that come late"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    // Read once more, an overlap after it was seen: nothing stamped within it can still come.
+    app.sync_now().await;
+    let settled = next_pages();
+    app.sync_now().await;
+    app.sync_now().await;
+    assert_eq!(next_pages(), settled, "quiet polls read nothing again");
+
+    sim.insert("Contact", json!({ "LastName": "Later" }))
+        .unwrap();
+    app.sync_now().await;
+    assert_eq!(
+        app.store.link_count(Module::Contacts).await.unwrap(),
+        2_101,
+        "what changes later still arrives"
+    );
+}
+
+#[tokio::test]
 async fn changes_flow_both_ways_after_the_first_sync() {
     let (app, sim) = connected().await;
     let sf_id = sim
