@@ -520,6 +520,21 @@ impl Store {
             .collect())
     }
 
+    /// Why reading this Salesforce record into the desk fails, while it does.
+    pub async fn pull_failure(
+        &self,
+        module: Module,
+        salesforce_id: &str,
+    ) -> StoreResult<Option<FailureReason>> {
+        let failure = sync_failure::Entity::find()
+            .filter(open_failures(module, Direction::SalesforceToDesk))
+            .filter(sync_failure::Column::SalesforceId.eq(salesforce_id))
+            .order_by_desc(sync_failure::Column::Id)
+            .one(self.connection())
+            .await?;
+        Ok(failure.and_then(|f| f.reason.parse().ok()))
+    }
+
     /// Whether any failure of the module is still open; when none is, nothing needs resolving.
     pub async fn has_open_failures(&self, module: Module) -> StoreResult<bool> {
         Ok(sync_failure::Entity::find()

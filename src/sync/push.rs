@@ -500,7 +500,9 @@ impl SyncEngine {
     }
 
     /// Before creating, looks for an unlinked Salesforce twin by email (contacts) or name
-    /// (accounts): one match is updated and linked; several are a failure, not a guess.
+    /// (accounts). One that a pull has not met (made since the round's pull, or one that could
+    /// not come into the desk) meets its desk twin as a pull meets it: linked, the more
+    /// recently changed side's values winning. Several are a failure, not a guess.
     async fn match_in_salesforce(
         &self,
         round: &Round,
@@ -547,8 +549,10 @@ impl SyncEngine {
                 }
             }
         }
-        for (desk_id, plan) in plans.iter_mut() {
-            let Plan::Create { values, hash } = plan else {
+        // Each desk record with one free Salesforce twin, by its place in `plans`.
+        let mut meeting: Vec<(usize, String)> = Vec::new();
+        for (i, (desk_id, plan)) in plans.iter_mut().enumerate() {
+            let Plan::Create { .. } = plan else {
                 continue;
             };
             let Some(key) = records
@@ -595,14 +599,7 @@ impl SyncEngine {
                         ),
                     );
                 }
-                [one] => {
-                    *plan = Plan::Update {
-                        salesforce_id: (*one).clone(),
-                        all: values.clone(),
-                        values: std::mem::take(values),
-                        hash: std::mem::take(hash),
-                    }
-                }
+                [one] => meeting.push((i, (*one).clone())),
                 many => {
                     let ids: Vec<&str> = many.iter().map(|s| s.as_str()).collect();
                     *plan = Plan::Fail(
@@ -613,6 +610,46 @@ impl SyncEngine {
                             ids.join(", ")
                         ),
                     );
+                }
+            }
+        }
+        if meeting.is_empty() {
+            return Ok(());
+        }
+        let twins: Vec<String> = meeting.iter().map(|(_, sf)| sf.clone()).collect();
+        self.pull_ids(round, module, &twins).await?;
+        let desk_ids: Vec<i64> = meeting.iter().map(|(i, _)| plans[*i].0).collect();
+        let met = self.store.links_by_desk(module, &desk_ids).await?;
+        let object = module.salesforce_object();
+        for (i, sf) in meeting {
+            let (desk_id, plan) = &mut plans[i];
+            if met.contains_key(desk_id) {
+                // Linked, and settled as the pull settles a first meeting: a desk side that
+                // won is queued again, and goes out as an update.
+                *plan = Plan::Skip;
+                continue;
+            }
+            match self.store.pull_failure(module, &sf).await? {
+                Some(FailureReason::AccountNotSynced) => {
+                    *plan = Plan::Fail(
+                        FailureReason::AccountNotSynced,
+                        format!(
+                            "desk {object} {desk_id} has the {key_name} of Salesforce {object} {sf}, which waits for its account to come into the desk; the two are linked once it does (retried automatically)",
+                            key_name = desk::match_field(module),
+                        ),
+                    );
+                }
+                // Salesforce's record cannot come into the desk: the desk's values go out
+                // over it, and the two are linked.
+                _ => {
+                    if let Plan::Create { values, hash } = plan {
+                        *plan = Plan::Update {
+                            salesforce_id: sf,
+                            all: values.clone(),
+                            values: std::mem::take(values),
+                            hash: std::mem::take(hash),
+                        };
+                    }
                 }
             }
         }

@@ -650,6 +650,90 @@ async fn a_contact_whose_account_is_not_in_the_desk_yet_waits_for_it() {
 }
 
 #[tokio::test]
+async fn a_desk_contact_whose_salesforce_twin_waits_for_its_account_waits_with_it() {
+    let (app, sim) = crate::integration::started(|s| s.sync.retry_backoff_secs = 0).await;
+    let desk_id = app
+        .create_contact(json!({ "lastName": "Lovelace", "email": "ada@example.com" }))
+        .await["id"]
+        .clone();
+    // The account comes after the round has read accounts, its contact before it reads
+    // contacts: the contact waits for the account, and the desk contact meets it on export.
+    let contacts_read = sim.hold_next("GET", "FROM Contact");
+    let engine = app.engine.clone();
+    let round = tokio::spawn(async move { engine.run_once().await });
+    contacts_read.arrived().await;
+    // Salesforce's side is the newer when the two meet.
+    sim.advance_clock(60);
+    let account = sim
+        .insert("Account", json!({ "Name": "Analytical Engines" }))
+        .unwrap();
+    let sf_id = sim
+        .insert(
+            "Contact",
+            json!({ "LastName": "Lovelace", "Email": "ada@example.com", "Phone": "+44 20 7946 0000", "AccountId": account }),
+        )
+        .unwrap();
+    contacts_read.release();
+    round.await.unwrap().expect("the first sync succeeds");
+    let in_org = sim.get("Contact", &sf_id).unwrap();
+    assert_eq!(in_org["AccountId"], account.as_str(), "its account is kept");
+    assert_eq!(in_org["Phone"], "+44 20 7946 0000");
+    assert_eq!(sim.count("Contact"), 1, "and no twin is made");
+
+    // The next round brings the account, then the two meet.
+    app.sync_now().await;
+    app.sync_now().await;
+    assert_eq!(salesforce_id_of(&app, &desk_id).await, sf_id);
+    let in_org = sim.get("Contact", &sf_id).unwrap();
+    assert_eq!(in_org["AccountId"], account.as_str());
+    let desk = by_last_name(&contacts(&app).await, "Lovelace")[0].clone();
+    assert_eq!(desk["account"]["name"], "Analytical Engines");
+    assert_eq!(sim.count("Contact"), 1);
+    let open = app
+        .gql_ok("{ syncFailures { nodes { reason message } } }", json!({}))
+        .await;
+    assert_eq!(open["syncFailures"]["nodes"], json!([]), "{open}");
+}
+
+#[tokio::test]
+async fn a_salesforce_twin_made_after_the_pull_read_meets_its_desk_record_by_time() {
+    let (app, sim) = connected().await;
+    app.sync_now().await;
+    let desk_id = app
+        .create_contact(
+            json!({ "lastName": "Hopper", "email": "grace@example.com", "title": "Desk title" }),
+        )
+        .await["id"]
+        .clone();
+    // Made in Salesforce after the desk record, once the round's pull has read contacts.
+    sim.advance_clock(60);
+    let contacts_read = sim.hold_answer_next("GET", "FROM Contact");
+    let engine = app.engine.clone();
+    let round = tokio::spawn(async move { engine.run_once().await });
+    contacts_read.arrived().await;
+    let sf_id = sim
+        .insert(
+            "Contact",
+            json!({ "LastName": "Hopper", "Email": "grace@example.com", "Title": "Salesforce title" }),
+        )
+        .unwrap();
+    contacts_read.release();
+    round.await.unwrap().expect("the round succeeds");
+
+    assert_eq!(salesforce_id_of(&app, &desk_id).await, sf_id);
+    assert_eq!(
+        sim.get("Contact", &sf_id).unwrap()["Title"],
+        "Salesforce title",
+        "the newer side wins"
+    );
+    assert_eq!(
+        by_last_name(&contacts(&app).await, "Hopper")[0]["title"],
+        "Salesforce title"
+    );
+    assert_eq!(sim.count("Contact"), 1);
+}
+
+#[tokio::test]
 async fn a_waiting_record_deleted_in_salesforce_stops_being_retried() {
     let (app, sim, _, sf_id, _) = late_account("Short Lived", "Gone Soon").await;
     sim.delete("Contact", &sf_id).unwrap();
