@@ -566,6 +566,31 @@ impl SyncEngine {
                     ))
                 }
                 None if let Some(waiting) = waits_for_account(inc, None) => Err(waiting),
+                // Its desk twin was purged, and a desk record not linked yet has its key: the
+                // two meet as for the first time, rather than the twin coming back beside it.
+                Some(link)
+                    if !desk.contains_key(&link.desk_id)
+                        && inc
+                            .key
+                            .as_ref()
+                            .and_then(|k| candidates.get(k))
+                            .is_some_and(|found| found.len() == 1) =>
+                {
+                    let found = inc.key.as_ref().and_then(|k| candidates.remove(k));
+                    let Some(only) = found.and_then(|found| found.into_iter().next()) else {
+                        continue;
+                    };
+                    if let Some(waiting) = waits_for_account(inc, None) {
+                        Err(waiting)
+                    } else {
+                        let only = Held {
+                            head: pending.get(&only.id()).copied(),
+                            record: only,
+                        };
+                        self.first_match(&mut batch, round, module, inc, only, &accounts)
+                            .await?
+                    }
+                }
                 Some(link) => {
                     let existing = desk.remove(&link.desk_id);
                     // Read again, not changed since it was last read: only the mappings

@@ -526,7 +526,12 @@ impl SyncEngine {
         }
         let found = round.salesforce_by_key(module, &keys).await?;
         let all: Vec<String> = found.values().flatten().cloned().collect();
-        let taken = self.store.desk_ids_by_salesforce(module, &all).await?;
+        let mut taken = self.store.desk_ids_by_salesforce(module, &all).await?;
+        // A link to a desk record since purged keeps its Salesforce record for the record's
+        // return, yet leaves it free to meet a live desk record with its key.
+        let holders: Vec<i64> = taken.values().copied().collect();
+        let present = desk::load(&self.store, module, &holders).await?;
+        taken.retain(|_, holder| present.contains_key(holder));
         let mut sharing: HashMap<String, Vec<i64>> = HashMap::new();
         for (desk_id, plan) in plans.iter() {
             if matches!(plan, Plan::Create { .. })

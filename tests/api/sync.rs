@@ -733,6 +733,83 @@ async fn a_salesforce_twin_made_after_the_pull_read_meets_its_desk_record_by_tim
     assert_eq!(sim.count("Contact"), 1);
 }
 
+/// A desk contact linked to a Salesforce contact, binned and purged: the link stays for the
+/// contact to come back to.
+async fn purged_twin() -> (TestApp, SimHandle, String) {
+    let (app, sim) = connected().await;
+    let sf_id = sim
+        .insert(
+            "Contact",
+            json!({ "LastName": "Curie", "Email": "marie@example.com", "Title": "Physicist" }),
+        )
+        .unwrap();
+    app.sync_now().await;
+    let old = by_last_name(&contacts(&app).await, "Curie")[0]["id"].clone();
+    for mutation in [
+        "mutation($id: ID!) { deleteContact(id: $id) { id } }",
+        "mutation($id: ID!) { purgeContact(id: $id) }",
+    ] {
+        app.gql_ok(mutation, json!({ "id": old })).await;
+    }
+    (app, sim, sf_id)
+}
+
+async fn open_failures(app: &TestApp) -> Value {
+    app.gql_ok("{ syncFailures { nodes { reason message } } }", json!({}))
+        .await["syncFailures"]["nodes"]
+        .clone()
+}
+
+#[tokio::test]
+async fn a_desk_contact_made_again_after_its_twin_was_purged_takes_over_the_salesforce_one() {
+    let (app, sim, sf_id) = purged_twin().await;
+    let again = app
+        .create_contact(
+            json!({ "lastName": "Curie", "email": "marie@example.com", "title": "Chemist" }),
+        )
+        .await["id"]
+        .clone();
+    app.sync_now().await;
+    assert_eq!(open_failures(&app).await, json!([]));
+    assert_eq!(salesforce_id_of(&app, &again).await, sf_id);
+    assert_eq!(sim.get("Contact", &sf_id).unwrap()["Title"], "Chemist");
+
+    // A later Salesforce edit comes to it, not to a contact made beside it.
+    sim.advance_clock(60);
+    sim.update("Contact", &sf_id, json!({ "Title": "Nobel laureate" }))
+        .unwrap();
+    app.sync_now().await;
+    let curies = contacts(&app).await;
+    let curies = by_last_name(&curies, "Curie");
+    assert_eq!(curies.len(), 1, "{curies:?}");
+    assert_eq!(curies[0]["title"], "Nobel laureate");
+    assert_eq!(sim.count("Contact"), 1);
+}
+
+#[tokio::test]
+async fn a_salesforce_edit_to_a_purged_twin_meets_the_desk_contact_made_again() {
+    let (app, sim, sf_id) = purged_twin().await;
+    app.gql_ok("mutation { pauseSync { status } }", json!({}))
+        .await;
+    let again = app
+        .create_contact(json!({ "lastName": "Curie", "email": "marie@example.com" }))
+        .await["id"]
+        .clone();
+    sim.advance_clock(60);
+    sim.update("Contact", &sf_id, json!({ "Title": "Nobel laureate" }))
+        .unwrap();
+    app.gql_ok("mutation { resumeSync { status } }", json!({}))
+        .await;
+    app.sync_now().await;
+    assert_eq!(open_failures(&app).await, json!([]));
+    assert_eq!(salesforce_id_of(&app, &again).await, sf_id);
+    let curies = contacts(&app).await;
+    let curies = by_last_name(&curies, "Curie");
+    assert_eq!(curies.len(), 1, "{curies:?}");
+    assert_eq!(curies[0]["title"], "Nobel laureate", "the newer side wins");
+    assert_eq!(sim.count("Contact"), 1);
+}
+
 #[tokio::test]
 async fn a_waiting_record_deleted_in_salesforce_stops_being_retried() {
     let (app, sim, _, sf_id, _) = late_account("Short Lived", "Gone Soon").await;
