@@ -15,6 +15,9 @@ pub struct FieldDescribe {
     pub kind: String,
     #[serde(default)]
     pub length: u32,
+    /// Digits after the decimal point, for `double`, `currency` and `percent` fields.
+    #[serde(default)]
+    pub scale: u32,
     #[serde(default)]
     pub nillable: bool,
     #[serde(default)]

@@ -305,6 +305,14 @@ fn check_types(desk: &DeskField, sf: &crate::salesforce::FieldDescribe) -> Resul
                 desk.name
             ));
         }
+        // Its fractions would be rounded away in the desk, and the rounded value sent back
+        // over Salesforce's with the record's next desk edit.
+        DeskKind::Integer if sf.scale > 0 => {
+            return Err(format!(
+                "type mismatch: '{}' is an integer but {object_field} is a {kind} field with {} decimal places",
+                desk.name, sf.scale
+            ));
+        }
         DeskKind::Decimal if !matches!(kind, "double" | "currency" | "percent") => {
             return Err(format!(
                 "type mismatch: '{}' is a decimal number but {object_field} is a {kind} field",

@@ -276,6 +276,12 @@ async fn mappings_that_would_fail_in_salesforce_are_refused_up_front() {
         ),
         (
             "ACCOUNTS",
+            vec![("name", "Name"), ("employees", "BillingLatitude")],
+            "mappings[1].salesforceField",
+            "with 15 decimal places",
+        ),
+        (
+            "ACCOUNTS",
             vec![("name", "Name"), ("website", "NoSuchField__c")],
             "mappings[1].salesforceField",
             "has no field",

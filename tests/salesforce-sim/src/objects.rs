@@ -8,6 +8,11 @@ fn f(name: &'static str, label: &'static str, kind: Kind, length: u32) -> Field 
         label,
         kind,
         length,
+        scale: match kind {
+            Kind::Currency => 2,
+            Kind::Double => 15,
+            _ => 0,
+        },
         nillable: kind != Kind::Boolean,
         createable: true,
         updateable: true,
@@ -45,6 +50,9 @@ fn picklist(name: &'static str, label: &'static str, values: &'static [&'static 
 }
 
 impl Field {
+    fn scale(self, scale: u32) -> Self {
+        Field { scale, ..self }
+    }
     fn required(self) -> Self {
         Field {
             nillable: false,
@@ -204,7 +212,7 @@ pub fn all() -> Vec<SObject> {
                 f("Website", "Website", Kind::Url, 255),
                 f("Phone", "Account Phone", Kind::Phone, 40),
                 f("Fax", "Account Fax", Kind::Phone, 40),
-                f("AnnualRevenue", "Annual Revenue", Kind::Currency, 0),
+                f("AnnualRevenue", "Annual Revenue", Kind::Currency, 0).scale(0),
                 f("NumberOfEmployees", "Employees", Kind::Int, 0),
                 text("AccountNumber", "Account Number", 40),
                 text("Site", "Account Site", 80),
@@ -213,6 +221,8 @@ pub fn all() -> Vec<SObject> {
                 text("BillingState", "Billing State/Province", 80),
                 text("BillingPostalCode", "Billing Zip/Postal Code", 20),
                 text("BillingCountry", "Billing Country", 80),
+                f("BillingLatitude", "Billing Latitude", Kind::Double, 0),
+                f("BillingLongitude", "Billing Longitude", Kind::Double, 0),
                 reference("ParentId", "Parent Account ID", &["Account"], "Parent"),
                 f("Description", "Account Description", Kind::Textarea, 32000),
                 picklist(

@@ -81,6 +81,8 @@ pub struct Field {
     pub label: &'static str,
     pub kind: Kind,
     pub length: u32,
+    /// Digits after the decimal point of a `double`, `currency` or `percent` field.
+    pub scale: u32,
     pub nillable: bool,
     pub createable: bool,
     pub updateable: bool,

@@ -78,12 +78,12 @@ pub fn object(obj: ObjIdx, store: &Store, version: &str) -> Json {
 
 fn field(o: &SObject, f: &Field, external_id: bool) -> Json {
     let numeric = matches!(f.kind, Kind::Double | Kind::Currency | Kind::Percent);
-    let (precision, scale) = match f.kind {
-        Kind::Currency => (18, 2),
-        Kind::Percent => (3, 0),
-        Kind::Double => (18, 15),
-        _ => (0, 0),
+    let precision = match f.kind {
+        Kind::Currency | Kind::Double => 18,
+        Kind::Percent => 3,
+        _ => 0,
     };
+    let scale = f.scale;
     let picklist: Vec<Json> = f
         .picklist
         .iter()
