@@ -732,6 +732,7 @@ impl SyncEngine {
             match outcome {
                 Ok(Written::Added) => counts.added += 1,
                 Ok(Written::Updated) => counts.updated += 1,
+                Ok(Written::Linked) => {}
                 Err((reason, message)) => {
                     counts.failed += 1;
                     batch
@@ -929,7 +930,7 @@ impl SyncEngine {
             let desk_id = record.id();
             batch.enqueue(module, desk_id).await?;
             inc.link(batch, module, desk_id).await?;
-            return Ok(Ok(Written::Updated));
+            return Ok(Ok(Written::Linked));
         }
         let mut values = record.values();
         apply_to_desk(
@@ -1043,6 +1044,9 @@ impl<T> Drop for Task<T> {
 enum Written {
     Added,
     Updated,
+    /// Linked, the desk unchanged: the desk's newer values go out with the push, which counts
+    /// them.
+    Linked,
 }
 
 fn add(mut a: Counts, b: Counts) -> Counts {

@@ -374,6 +374,30 @@ async fn in_two_way_mode_the_most_recent_change_wins() {
 }
 
 #[tokio::test]
+async fn a_first_meeting_won_by_the_desk_is_counted_once_as_the_update_sent() {
+    let (app, sim) = connected().await;
+    let sf_id = sim
+        .insert(
+            "Contact",
+            json!({ "LastName": "Hopper", "Email": "grace@example.com", "Title": "Older" }),
+        )
+        .unwrap();
+    // Salesforce stamps whole seconds: the desk record is made a second later.
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    app.create_contact(
+        json!({ "lastName": "Hopper", "email": "grace@example.com", "title": "Newer" }),
+    )
+    .await;
+    let report = app.sync_now().await;
+    assert_eq!(sim.get("Contact", &sf_id).unwrap()["Title"], "Newer");
+    assert_eq!(
+        (report.pulled.updated, report.pushed.updated),
+        (0, 1),
+        "the desk changed nothing but Salesforce's record: {report:?}"
+    );
+}
+
+#[tokio::test]
 async fn a_desk_edit_made_after_the_salesforce_edit_wins() {
     let (app, sim) = connected().await;
     let sf_id = sim
