@@ -139,6 +139,54 @@ async fn an_upsert_by_external_id_creates_then_updates() {
 }
 
 #[tokio::test]
+async fn an_external_id_another_live_record_holds_is_refused_as_a_duplicate() {
+    let sim = org().await;
+    let sf = client(&sim);
+    let first = sf
+        .create(
+            "Contact",
+            &fields(json!({ "LastName": "Hopper", "Helpdesk_Id__c": "desk-7" })),
+        )
+        .await
+        .unwrap();
+    let results = sf
+        .create_many(
+            "Contact",
+            &[
+                fields(json!({ "LastName": "Twin", "Helpdesk_Id__c": "DESK-7" })),
+                fields(json!({ "LastName": "Other", "Helpdesk_Id__c": "desk-8" })),
+            ],
+            false,
+        )
+        .await
+        .unwrap();
+    let (code, message, named) = &results[0].errors[0];
+    assert_eq!(code, "DUPLICATE_VALUE");
+    assert!(message.contains(first.as_str()), "{message}");
+    assert_eq!(named, &["Helpdesk_Id__c"]);
+    assert!(results[1].success, "{results:?}");
+    let other = results[1].id.clone().unwrap();
+    let moved = sf
+        .update(
+            "Contact",
+            &other,
+            &fields(json!({ "Helpdesk_Id__c": "desk-7" })),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(moved.code(), Some("DUPLICATE_VALUE"));
+    // A record in the recycle bin holds its value for nobody.
+    sf.delete("Contact", &first).await.unwrap();
+    sf.update(
+        "Contact",
+        &other,
+        &fields(json!({ "Helpdesk_Id__c": "desk-7" })),
+    )
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
 async fn a_query_streams_every_page_and_query_all_sees_the_recycle_bin() {
     let sim = org().await;
     for n in 0..4_100 {

@@ -179,6 +179,15 @@ impl SimHandle {
         Ok(())
     }
 
+    /// Lets several records share an external-id field's value (`Helpdesk_Id__c`), as in an
+    /// org whose admin did not tick "Unique": describe says `unique: false`, and an upsert by
+    /// a value several records hold answers 300 with their URLs.
+    pub fn share_field(&self, sobject: &str, field: &str) -> Result<(), ApiError> {
+        let (obj, index) = custom_field(sobject, field)?;
+        lock(&self.sim.store).share(obj, index);
+        Ok(())
+    }
+
     /// Removes a custom field (`Helpdesk_Id__c`) from the org, as in one whose admin never
     /// created it: describe leaves it out, and writes and queries naming it are refused with
     /// `INVALID_FIELD`.
@@ -247,7 +256,7 @@ impl SimHandle {
     /// Creates a record through the same validation as the REST API; returns its 18-character id.
     pub fn insert(&self, sobject: &str, fields: Json) -> Result<String, ApiError> {
         self.insert_with(sobject, fields, |store, obj, changes| {
-            store.insert(obj, changes)
+            store.create(obj, changes)
         })
     }
 
@@ -261,7 +270,7 @@ impl SimHandle {
     ) -> Result<String, ApiError> {
         self.insert_with(sobject, fields, |store, obj, changes| {
             let at = store.clock.now() - secs;
-            store.insert_at(obj, at, changes)
+            Ok(store.insert_at(obj, at, changes))
         })
     }
 
@@ -269,7 +278,7 @@ impl SimHandle {
         &self,
         sobject: &str,
         fields: Json,
-        insert: impl FnOnce(&mut Store, schema::ObjIdx, Vec<store::Change>) -> usize,
+        insert: impl FnOnce(&mut Store, schema::ObjIdx, Vec<store::Change>) -> Result<usize, ApiError>,
     ) -> Result<String, ApiError> {
         let obj = rest_object(sobject)?;
         let Json::Object(map) = fields else {
@@ -280,7 +289,7 @@ impl SimHandle {
         };
         let mut store = lock(&self.sim.store);
         let changes = parse_body(&store, obj, &map, Write::Create)?;
-        let row = insert(&mut store, obj, changes);
+        let row = insert(&mut store, obj, changes)?;
         Ok(Store::id_of(obj, row))
     }
 

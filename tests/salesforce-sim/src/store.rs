@@ -115,6 +115,9 @@ pub struct Store {
     /// Fields the schema makes external ids that this org has as plain fields: an admin who
     /// created `Helpdesk_Id__c` without ticking "External ID".
     plain: Vec<(ObjIdx, usize)>,
+    /// External-id fields this org lets several records share: an admin who did not tick
+    /// "Unique".
+    shared: Vec<(ObjIdx, usize)>,
     /// Custom fields of the schema this org does not have.
     absent: Vec<(ObjIdx, usize)>,
 }
@@ -260,6 +263,55 @@ impl Store {
         self.tables[obj].len() - 1
     }
 
+    /// Creates a record through the checks a write to the org passes (the field checks are
+    /// `parse_body`'s).
+    pub fn create(&mut self, obj: ObjIdx, changes: Vec<Change>) -> Result<usize, ApiError> {
+        self.check_unique(obj, None, &changes)?;
+        Ok(self.insert(obj, changes))
+    }
+
+    /// Whether field `field` of `obj` is a unique external id in this org.
+    pub fn unique(&self, obj: ObjIdx, field: usize) -> bool {
+        self.external_id(obj, field) && !self.shared.contains(&(obj, field))
+    }
+
+    /// Lets several records share an external-id field's value: describe says
+    /// `unique: false`, and an upsert by a shared value answers 300.
+    pub fn share(&mut self, obj: ObjIdx, field: usize) {
+        self.shared.push((obj, field));
+    }
+
+    /// Refuses a write that would give a unique field a value another live record of the
+    /// object holds, as Salesforce does; case does not count.
+    fn check_unique(
+        &self,
+        obj: ObjIdx,
+        row: Option<usize>,
+        changes: &[Change],
+    ) -> Result<(), ApiError> {
+        for (field, value) in changes {
+            if !self.unique(obj, *field) {
+                continue;
+            }
+            let Some(text) = value.as_str().filter(|s| !s.is_empty()) else {
+                continue;
+            };
+            if let Some(other) = self
+                .find_by(obj, *field, text)
+                .into_iter()
+                .find(|&r| Some(r) != row)
+            {
+                let name = Schema::get().object(obj).fields[*field].name;
+                let msg = format!(
+                    "duplicate value found: {name} duplicates value on record with id: {}",
+                    Self::id_of(obj, other)
+                );
+                return Err(ApiError::bad_request("DUPLICATE_VALUE", msg).on(name));
+            }
+        }
+        Ok(())
+    }
+
     pub fn update(
         &mut self,
         obj: ObjIdx,
@@ -267,6 +319,7 @@ impl Store {
         changes: Vec<Change>,
     ) -> Result<(), ApiError> {
         let previous = self.live(obj, row)?.modstamp;
+        self.check_unique(obj, Some(row), &changes)?;
         let at = self.clock.stamp_after(previous);
         let rec = &mut self.tables[obj][row];
         for (field, value) in changes {

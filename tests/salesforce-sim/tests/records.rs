@@ -200,6 +200,17 @@ async fn upsert_by_external_id_creates_then_updates_then_reports_ambiguity() {
             json!({ "LastName": "Twin", "Helpdesk_Id__c": "HD-2" }),
         )
         .unwrap();
+    let duplicate = org
+        .sim
+        .insert(
+            "Contact",
+            json!({ "LastName": "Twin", "Helpdesk_Id__c": "hd-2" }),
+        )
+        .unwrap_err();
+    assert_eq!(duplicate.code, "DUPLICATE_VALUE");
+    // An org whose field is not unique lets records share it, and an upsert by it is
+    // ambiguous.
+    org.sim.share_field("Contact", "Helpdesk_Id__c").unwrap();
     org.sim
         .insert(
             "Contact",

@@ -163,7 +163,7 @@ fn commit(
 
 fn apply(store: &mut Store, op: Op) -> Json {
     let outcome = match op {
-        Op::Insert(obj, changes) => Ok((obj, store.insert(obj, changes))),
+        Op::Insert(obj, changes) => store.create(obj, changes).map(|row| (obj, row)),
         Op::Update(obj, row, changes) => store.update(obj, row, changes).map(|()| (obj, row)),
         Op::Delete(obj, row) => store.delete(obj, row).map(|()| (obj, row)),
     };

@@ -45,7 +45,7 @@ pub fn object(obj: ObjIdx, store: &Store, version: &str) -> Json {
         .iter()
         .enumerate()
         .filter(|(i, _)| store.has_field(obj, *i))
-        .map(|(i, f)| field(o, f, store.external_id(obj, i)))
+        .map(|(i, f)| field(o, f, store.external_id(obj, i), store.unique(obj, i)))
         .collect();
     let children: Vec<Json> = Schema::get()
         .objects
@@ -76,7 +76,7 @@ pub fn object(obj: ObjIdx, store: &Store, version: &str) -> Json {
     body
 }
 
-fn field(o: &SObject, f: &Field, external_id: bool) -> Json {
+fn field(o: &SObject, f: &Field, external_id: bool, unique: bool) -> Json {
     let numeric = matches!(f.kind, Kind::Double | Kind::Currency | Kind::Percent);
     let precision = match f.kind {
         Kind::Currency | Kind::Double => 18,
@@ -107,7 +107,7 @@ fn field(o: &SObject, f: &Field, external_id: bool) -> Json {
         "defaultValue": f.default,
         "custom": f.is_custom(),
         "externalId": external_id,
-        "unique": external_id,
+        "unique": unique,
         "caseSensitive": false,
         "idLookup": external_id || f.kind == Kind::Id || f.name == "Email",
         "referenceTo": f.reference_to,

@@ -69,7 +69,7 @@ fn create(sim: &Sim, ctx: &Ctx, obj: ObjIdx, body: &[u8]) -> Result<Reply, ApiEr
     let map = object_body(body)?;
     let mut store = lock(&sim.store);
     let changes = parse_body(&store, obj, &map, Write::Create)?;
-    let row = store.insert(obj, changes);
+    let row = store.create(obj, changes)?;
     Ok(Reply::created(
         saved(&Store::id_of(obj, row)),
         ctx,
@@ -202,7 +202,7 @@ fn by_external(
                 index,
                 parse_value(&store, &object.fields[index], &json!(value))?,
             ));
-            let row = store.insert(obj, changes);
+            let row = store.create(obj, changes)?;
             let mut body = saved(&Store::id_of(obj, row));
             body["created"] = json!(true);
             Ok(Reply::created(body, ctx, object.name))
