@@ -71,7 +71,7 @@ async fn admit(
 }
 
 /// Checks one request's parameters as the GraphQL-over-HTTP spec defines them.
-fn request_from_params(params: &Map<String, Value>) -> Result<Request, String> {
+pub(super) fn request_from_params(params: &Map<String, Value>) -> Result<Request, String> {
     let query = match params.get("query") {
         Some(Value::String(q)) => q.clone(),
         Some(_) => return Err("'query' must be a string".into()),

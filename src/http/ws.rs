@@ -1,7 +1,7 @@
 //! GraphQL over WebSocket: `graphql-transport-ws` and the legacy `graphql-ws`, with the close
 //! codes the protocol defines (4400 bad message, 4401 subscribe before ack, 4403 refused or
 //! expired token, 4406 unknown subprotocol, 4408 init timeout, 4409 duplicate id, 4429 second init),
-//! and 1008 for a client that stopped reading.
+//! and 1013 (try again later) for a client that stopped reading or a store that failed.
 //!
 //! Every message waits at most `websocket.send_timeout_secs` for the client to take it, and
 //! never past the token's expiry: a client that stops reading holds neither the connection
@@ -13,7 +13,6 @@ use std::time::Duration;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use actix_ws::{AggregatedMessage, CloseCode, CloseReason, Session};
-use async_graphql::{Request, Variables};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, watch};
@@ -39,17 +38,19 @@ impl Protocol {
         }
     }
 
+    /// The first protocol the client offers that is spoken here, across every
+    /// `Sec-WebSocket-Protocol` line it sent (RFC 6455 §11.3.4: several lines are one list).
     fn requested(req: &HttpRequest) -> Option<Self> {
-        let offered = req
-            .headers()
-            .get(header::SEC_WEBSOCKET_PROTOCOL)?
-            .to_str()
-            .ok()?;
-        offered.split(',').map(str::trim).find_map(|p| match p {
-            "graphql-transport-ws" => Some(Protocol::Transport),
-            "graphql-ws" => Some(Protocol::Legacy),
-            _ => None,
-        })
+        req.headers()
+            .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+            .filter_map(|line| line.to_str().ok())
+            .flat_map(|line| line.split(','))
+            .map(str::trim)
+            .find_map(|p| match p {
+                "graphql-transport-ws" => Some(Protocol::Transport),
+                "graphql-ws" => Some(Protocol::Legacy),
+                _ => None,
+            })
     }
 }
 
@@ -109,15 +110,18 @@ fn expired() -> Close {
     Close::new(4403, "Forbidden: the token has expired")
 }
 
-/// The stalled-client close.
+/// The stalled-client close: a client that reads again may come back.
 fn too_slow(timeout: Duration) -> Close {
-    Close::new(
-        1008,
-        format!(
-            "Too slow: the client read nothing for {} s",
-            timeout.as_secs()
-        ),
-    )
+    try_again_later(&format!(
+        "Too slow: the client read nothing for {} s",
+        timeout.as_secs()
+    ))
+}
+
+/// 1013, Try Again Later: the trouble is the server's or the moment's, and clients such as
+/// graphql-ws reconnect (they give up on other 1xxx codes).
+fn try_again_later(why: &str) -> Close {
+    Close::new(1013, why)
 }
 
 pub async fn upgrade(
@@ -136,9 +140,11 @@ pub async fn upgrade(
             header::HeaderValue::from_static(protocol.name()),
         );
     }
-    let header_token = req
-        .headers()
-        .get(header::AUTHORIZATION)
+    // Several Authorization headers name nobody: `connection_init` has to.
+    let mut authorizations = req.headers().get_all(header::AUTHORIZATION);
+    let header_token = authorizations
+        .next()
+        .filter(|_| authorizations.next().is_none())
         .and_then(|v| v.to_str().ok())
         .and_then(|v| bearer(Some(v)).ok())
         .map(str::to_owned);
@@ -346,6 +352,11 @@ impl Connection {
         if self.initialised {
             return Err(Close::new(4429, "Too many initialisation requests"));
         }
+        if payload.is_some_and(|p| !matches!(p, Value::Object(_) | Value::Null)) {
+            return Err(Close::bad_message(
+                "Invalid message received: the connection_init payload must be an object or null",
+            ));
+        }
         self.initialised = true;
         let token = payload.and_then(token_in).or(self.header_token.clone());
         // Before the profile is read: a change after the read is then seen by the next one.
@@ -386,12 +397,11 @@ impl Connection {
                 format!("Subscriber for {id} already exists"),
             ));
         }
-        let request = message
-            .get("payload")
-            .and_then(request_from_payload)
-            .ok_or_else(|| {
-                Close::bad_message("Invalid message received: the payload needs a string 'query'")
-            })?;
+        let request = match message.get("payload") {
+            Some(Value::Object(payload)) => super::graphql::request_from_params(payload),
+            _ => Err("the payload must be an object".into()),
+        }
+        .map_err(|why| Close::bad_message(&format!("Invalid message received: {why}")))?;
         if self.subscriptions.len() >= self.state.websocket.max_subscriptions {
             let error = json!([{ "message": format!("at most {} subscriptions per connection", self.state.websocket.max_subscriptions),
                                  "extensions": { "code": "BAD_USER_INPUT" } }]);
@@ -487,7 +497,7 @@ impl Connection {
             Ok(None) => return Err(Close::new(4403, "Forbidden: the profile no longer exists")),
             Err(e) => {
                 tracing::error!(error = %e, "profile lookup failed for a subscription");
-                return Err(Close::new(1011, "the profile cannot be read"));
+                return Err(try_again_later("the profile cannot be read"));
             }
         };
         Ok(())
@@ -524,15 +534,4 @@ fn token_in(payload: &Value) -> Option<String> {
             .map(str::to_owned)
     };
     from(payload).or_else(|| payload.get("headers").and_then(from))
-}
-
-fn request_from_payload(payload: &Value) -> Option<Request> {
-    let mut request = Request::new(payload.get("query")?.as_str()?);
-    if let Some(name) = payload.get("operationName").and_then(Value::as_str) {
-        request = request.operation_name(name);
-    }
-    if let Some(vars @ Value::Object(_)) = payload.get("variables") {
-        request = request.variables(Variables::from_json(vars.clone()));
-    }
-    Some(request)
 }
