@@ -61,6 +61,13 @@ async fn admit(
                          "extensions": { "code": "BAD_USER_INPUT" } }]
         }))
     })?;
+    // RFC 9110 §5.3: Authorization is no list; two would leave unclear who asks.
+    if req.headers().get_all(header::AUTHORIZATION).count() > 1 {
+        return Err(bad_request(
+            kind,
+            "send one Authorization header: this request has several",
+        ));
+    }
     let token =
         bearer(header(req, header::AUTHORIZATION)).map_err(|e| unauthenticated(kind, &e))?;
     let viewer = state

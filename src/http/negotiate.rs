@@ -18,8 +18,8 @@ impl ResponseType {
     }
 }
 
-/// One entry of an `Accept` header: the media range, its quality, and whether its charset is
-/// one we can write.
+/// The entries of an `Accept` header: each media range with its quality, `q=0` (refused)
+/// included; a range asking for a charset other than UTF-8 is left out.
 fn entries(accept: &str) -> impl Iterator<Item = (String, f32)> + '_ {
     accept.split(',').filter_map(|part| {
         let mut params = part.split(';').map(str::trim);
@@ -35,42 +35,44 @@ fn entries(accept: &str) -> impl Iterator<Item = (String, f32)> + '_ {
                 _ => {}
             }
         }
-        (!range.is_empty() && q > 0.0).then_some((range, q))
+        (!range.is_empty()).then_some((range, q))
     })
 }
 
-/// Picks the response type for an `Accept` header; `None` means 406 Not Acceptable.
+/// Picks the response type for an `Accept` header; `None` means 406 Not Acceptable. Each type
+/// takes the quality of the most specific range that names it (RFC 9110 §12.5.1: the type
+/// itself, then `application/*`, then `*/*`), a refusal (`q=0`) included. The higher wins;
+/// on a tie `application/json` does, unless the client named the GraphQL type itself.
 pub fn response_type(accept: Option<&str>) -> Option<ResponseType> {
     let accept = match accept.map(str::trim) {
         None | Some("") => return Some(ResponseType::Json),
         Some(a) => a,
     };
-    let mut best: Option<(ResponseType, f32)> = None;
-    for (range, q) in entries(accept) {
-        let candidate = match range.as_str() {
-            "application/graphql-response+json" => ResponseType::GraphqlResponse,
-            "application/json" | "application/*" | "*/*" => ResponseType::Json,
-            _ => continue,
-        };
-        let better = match best {
-            None => true,
-            Some((current, best_q)) => {
-                q > best_q
-                    || (q == best_q
-                        && candidate == ResponseType::GraphqlResponse
-                        && current != candidate)
-            }
-        };
-        if better {
-            best = Some((candidate, q));
+    let ranges: Vec<(String, f32)> = entries(accept).collect();
+    let quality = |media: &str| -> (f32, bool) {
+        let named = |range: &str| ranges.iter().find(|(r, _)| r == range).map(|(_, q)| *q);
+        match named(media) {
+            Some(q) => (q, true),
+            None => (
+                named("application/*").or(named("*/*")).unwrap_or(0.0),
+                false,
+            ),
         }
+    };
+    let (graphql, named) = quality("application/graphql-response+json");
+    let (json, _) = quality("application/json");
+    if graphql <= 0.0 && json <= 0.0 {
+        None
+    } else if graphql > json || (graphql == json && named) {
+        Some(ResponseType::GraphqlResponse)
+    } else {
+        Some(ResponseType::Json)
     }
-    best.map(|(t, _)| t)
 }
 
 /// Whether a browser asked for a page rather than data.
 pub fn wants_html(accept: Option<&str>) -> bool {
-    accept.is_some_and(|a| entries(a).any(|(range, _)| range == "text/html"))
+    accept.is_some_and(|a| entries(a).any(|(range, q)| range == "text/html" && q > 0.0))
 }
 
 /// Whether a request body's `Content-Type` is JSON in UTF-8.
@@ -122,6 +124,25 @@ mod tests {
         );
         assert_eq!(response_type(Some("text/plain")), None);
         assert_eq!(response_type(Some("application/json;q=0")), None);
+        // A refusal holds against a wildcard, and the most specific range decides.
+        assert_eq!(
+            response_type(Some("application/json;q=0, */*")),
+            Some(GraphqlResponse)
+        );
+        assert_eq!(
+            response_type(Some("application/json;q=0.1, */*;q=0.5")),
+            Some(GraphqlResponse)
+        );
+        assert_eq!(
+            response_type(Some("application/graphql-response+json;q=0, */*")),
+            Some(Json)
+        );
+        assert_eq!(
+            response_type(Some("application/*;q=0.2, */*;q=0.9")),
+            Some(Json)
+        );
+        assert!(!wants_html(Some("text/html;q=0, */*")));
+        assert!(wants_html(Some("text/html, */*;q=0.8")));
     }
 
     #[test]

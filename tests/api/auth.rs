@@ -64,6 +64,27 @@ async fn assert_rejected(app: &crate::helpers::TestApp, authorization: Option<St
 }
 
 #[tokio::test]
+async fn two_authorization_headers_are_refused_whoever_they_name() {
+    let app = spawn_app().await;
+    let response = app
+        .client
+        .post(app.graphql_url())
+        .header("authorization", format!("Bearer {}", app.token("Agent")))
+        .header(
+            "authorization",
+            format!("Bearer {}", app.token("Administrator")),
+        )
+        .json(&json!({ "query": "{ me { agentId } }" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["errors"][0]["extensions"]["code"], "BAD_USER_INPUT");
+    assert!(body.get("data").is_none(), "{body}");
+}
+
+#[tokio::test]
 async fn a_valid_token_is_accepted() {
     let app = spawn_app().await;
     let response = ask(
