@@ -309,7 +309,7 @@ impl SyncEngine {
         client: &Arc<SalesforceClient>,
         generation: u64,
     ) -> Result<Round, SyncError> {
-        Ok(Round {
+        let round = Round {
             client: client.clone(),
             generation,
             epoch: current.epoch,
@@ -318,7 +318,11 @@ impl SyncEngine {
             contacts: self.integrations.mappings(Module::Contacts).await?,
             accounts: self.integrations.mappings(Module::Accounts).await?,
             desk_tag: self.store.desk_tag().await?,
-        })
+        };
+        for module in [Module::Accounts, Module::Contacts] {
+            mapped_fields_seen(&round, module).await?;
+        }
+        Ok(round)
     }
 
     /// Tries failed records again now: desk records are pushed (their Salesforce twins read
@@ -518,6 +522,27 @@ impl SyncEngine {
 /// 10, 20, 40, … — as often as the tables double.
 pub(super) fn statistics_due(batches: u32) -> bool {
     batches.is_multiple_of(10) && (batches / 10).is_power_of_two()
+}
+
+/// Refuses, naming it, a mapped Salesforce field the org does not show the integration user
+/// (hidden from it, or deleted): every query naming it would fail.
+pub(super) async fn mapped_fields_seen(round: &Round, module: Module) -> Result<(), SyncError> {
+    let object = module.salesforce_object();
+    let describe = round.client.describe(object).await?;
+    let Some(unseen) = round
+        .mappings(module)
+        .iter()
+        .find(|m| describe.field(&m.salesforce_field).is_none())
+    else {
+        return Ok(());
+    };
+    // Read afresh next round: access may be granted meanwhile.
+    round.client.forget_describe(object);
+    Err(SyncError::WrongState(format!(
+        "{object}.{field}, mapped from the desk's {desk}, is not a field the integration user can see: give the user access to it in Salesforce, or map {desk} to another field (updateFieldMappings)",
+        field = unseen.salesforce_field,
+        desk = unseen.desk_field,
+    )))
 }
 
 fn idle(why: &str) -> RoundReport {

@@ -348,8 +348,10 @@ impl SyncEngine {
             && error_code == "INVALID_FIELD"
         {
             // A field went away (deleted, or hidden from the integration user) since the
-            // describe was read: the next round reads it again and asks for what exists.
+            // describe was read: the next round reads it again and asks for what exists. A
+            // mapped one is named.
             round.client.forget_describe(module.salesforce_object());
+            super::engine::mapped_fields_seen(round, module).await?;
         }
         let total = written?;
         fetched?;

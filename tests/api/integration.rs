@@ -410,6 +410,41 @@ async fn a_field_created_in_salesforce_after_connecting_can_be_mapped() {
     );
 }
 
+#[tokio::test]
+async fn a_mapped_field_the_org_stops_showing_is_named_until_it_is_back() {
+    let (app, sim) = started(|_| {}).await;
+    let mut maps = app
+        .gql_ok(
+            "{ fieldMappings(module: ACCOUNTS) { deskField salesforceField } }",
+            json!({}),
+        )
+        .await["fieldMappings"]
+        .as_array()
+        .unwrap()
+        .clone();
+    for map in &mut maps {
+        if map["deskField"] == "accountType" {
+            map["salesforceField"] = json!("Subscription_Type__c");
+        }
+    }
+    app.gql_ok(UPDATE, json!({ "m": "ACCOUNTS", "maps": maps }))
+        .await;
+    app.sync_now().await;
+
+    sim.remove_field("Account", "Subscription_Type__c").unwrap();
+    assert!(app.engine.run_once().await.is_err());
+    let state = integration(&app).await;
+    let reason = state["statusReason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("Account.Subscription_Type__c, mapped from the desk's accountType, is not a field the integration user can see"),
+        "{state}"
+    );
+
+    sim.create_field("Account", "Subscription_Type__c").unwrap();
+    app.sync_now().await;
+    assert!(integration(&app).await["statusReason"].is_null());
+}
+
 /// The desk contact with this last name, and its panel's Salesforce id.
 async fn linked_id(app: &TestApp, last_name: &str) -> Option<String> {
     let data = app
