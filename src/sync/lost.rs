@@ -13,7 +13,7 @@ use serde_json::Value;
 use super::SyncError;
 use super::engine::{Counts, Round, SyncEngine, url_sized};
 use super::pull::{Incoming, READ_BY_ID, read_ids};
-use super::push::{DESK_ID_FIELD, desk_ref};
+use super::push::{desk_id_field, desk_ref};
 use super::records::{SalesforceValues, changed_since, hash};
 use crate::domain::{Direction, Module};
 use crate::salesforce::soql::{Condition, Ident, Literal, Select};
@@ -134,8 +134,7 @@ impl SyncEngine {
             });
         // A plain Helpdesk_Id__c finds a record whatever was edited since, its mandatory field
         // included; the mandatory field finds it where there is none.
-        let by_desk_id = describe
-            .field(DESK_ID_FIELD)
+        let by_desk_id = desk_id_field(&describe, &round.desk_tag)
             .filter(|f| f.filterable)
             .and_then(|f| Ident::parse(&f.name).ok())
             .map(|field| {

@@ -12,7 +12,7 @@ use super::records::{
     AccountLinks, account_field, changed_since, hash, to_salesforce, unlinked_account, with_sent,
 };
 use crate::domain::{Direction, FailureReason, Module, SalesforceId};
-use crate::salesforce::{Record, RecordResult};
+use crate::salesforce::{Describe, FieldDescribe, Record, RecordResult};
 use crate::store::{NewFailure, SyncBatch};
 
 /// The external id field that makes creates idempotent: it names the desk record, as
@@ -22,6 +22,16 @@ pub const DESK_ID_FIELD: &str = "Helpdesk_Id__c";
 /// How `Helpdesk_Id__c` names desk record `id` of the desk tagged `tag`: `<tag>-<id>`.
 pub fn desk_ref(tag: &str, id: i64) -> String {
     format!("{tag}-{id}")
+}
+
+/// `Helpdesk_Id__c` as the org has it, when it can hold what [`desk_ref`] writes: a text field
+/// long enough for the tag, a dash and any desk id. One made a number, or too short a text,
+/// would have every create naming it refused: the org is taken to be without it.
+pub(super) fn desk_id_field<'d>(describe: &'d Describe, tag: &str) -> Option<&'d FieldDescribe> {
+    const DESK_ID_DIGITS: usize = 19;
+    describe.field(DESK_ID_FIELD).filter(|f| {
+        f.kind == "string" && f.length as usize >= tag.chars().count() + 1 + DESK_ID_DIGITS
+    })
 }
 
 /// The desk record a `Helpdesk_Id__c` value names, when it names one of this desk's; a value
@@ -290,7 +300,7 @@ impl SyncEngine {
         if !creates.is_empty() {
             let sent = async {
                 let describe = round.client.describe(object).await?;
-                let desk_id_field = describe.field(DESK_ID_FIELD);
+                let desk_id_field = desk_id_field(&describe, &round.desk_tag);
                 let mut body: Vec<Record> = creates.iter().map(|(_, v)| v.clone()).collect();
                 if desk_id_field.is_some_and(|f| f.external_id) {
                     return Ok(round

@@ -835,6 +835,23 @@ async fn a_salesforce_edit_to_a_purged_twin_meets_the_desk_contact_made_again() 
 }
 
 #[tokio::test]
+async fn a_desk_id_field_too_short_for_desk_ids_is_left_alone() {
+    let (app, sim) = connected().await;
+    sim.resize_field("Contact", tandem::sync::DESK_ID_FIELD, 9)
+        .unwrap();
+    let desk_id = app
+        .create_contact(json!({ "lastName": "Noether", "email": "emmy@example.com" }))
+        .await["id"]
+        .clone();
+    app.sync_now().await;
+    assert_eq!(open_failures(&app).await, json!([]));
+    let sf_id = salesforce_id_of(&app, &desk_id).await;
+    let made = sim.get("Contact", &sf_id).unwrap();
+    assert_eq!(made["LastName"], "Noether");
+    assert_eq!(made[tandem::sync::DESK_ID_FIELD], Value::Null);
+}
+
+#[tokio::test]
 async fn a_waiting_record_deleted_in_salesforce_stops_being_retried() {
     let (app, sim, _, sf_id, _) = late_account("Short Lived", "Gone Soon").await;
     sim.delete("Contact", &sf_id).unwrap();

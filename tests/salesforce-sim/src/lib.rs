@@ -179,6 +179,15 @@ impl SimHandle {
         Ok(())
     }
 
+    /// Gives a custom text field (`Helpdesk_Id__c`) another length, as in an org whose admin
+    /// created it shorter: describe says so, and longer values are refused with
+    /// `STRING_TOO_LONG`.
+    pub fn resize_field(&self, sobject: &str, field: &str, length: u32) -> Result<(), ApiError> {
+        let (obj, index) = custom_field(sobject, field)?;
+        lock(&self.sim.store).resize(obj, index, length);
+        Ok(())
+    }
+
     /// Lets several records share an external-id field's value (`Helpdesk_Id__c`), as in an
     /// org whose admin did not tick "Unique": describe says `unique: false`, and an upsert by
     /// a value several records hold answers 300 with their URLs.

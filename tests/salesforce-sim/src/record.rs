@@ -129,7 +129,7 @@ pub fn parse_body(
             let msg = format!("No such column '{key}' on sobject of type {}", object.name);
             return Err(ApiError::bad_request("INVALID_FIELD", msg));
         };
-        let field = &object.fields[index];
+        let field = &store.field(obj, index);
         let writable = if mode == Write::Create {
             field.createable
         } else {

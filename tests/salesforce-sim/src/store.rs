@@ -7,7 +7,7 @@ use chrono::NaiveDate;
 
 use crate::error::ApiError;
 use crate::ids;
-use crate::schema::{ObjIdx, Schema};
+use crate::schema::{Field, ObjIdx, Schema};
 use crate::soql::Cursor;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -118,6 +118,8 @@ pub struct Store {
     /// External-id fields this org lets several records share: an admin who did not tick
     /// "Unique".
     shared: Vec<(ObjIdx, usize)>,
+    /// Text fields this org made shorter (or longer) than the schema's.
+    resized: Vec<((ObjIdx, usize), u32)>,
     /// Custom fields of the schema this org does not have.
     absent: Vec<(ObjIdx, usize)>,
 }
@@ -268,6 +270,21 @@ impl Store {
     pub fn create(&mut self, obj: ObjIdx, changes: Vec<Change>) -> Result<usize, ApiError> {
         self.check_unique(obj, None, &changes)?;
         Ok(self.insert(obj, changes))
+    }
+
+    /// Field `field` of `obj` as this org has it.
+    pub fn field(&self, obj: ObjIdx, field: usize) -> Field {
+        let mut f = Schema::get().object(obj).fields[field].clone();
+        if let Some((_, length)) = self.resized.iter().find(|(at, _)| *at == (obj, field)) {
+            f.length = *length;
+        }
+        f
+    }
+
+    /// Gives a text field another length in this org.
+    pub fn resize(&mut self, obj: ObjIdx, field: usize, length: u32) {
+        self.resized.retain(|(at, _)| *at != (obj, field));
+        self.resized.push(((obj, field), length));
     }
 
     /// Whether field `field` of `obj` is a unique external id in this org.

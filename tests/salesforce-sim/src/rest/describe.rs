@@ -45,7 +45,10 @@ pub fn object(obj: ObjIdx, store: &Store, version: &str) -> Json {
         .iter()
         .enumerate()
         .filter(|(i, _)| store.has_field(obj, *i))
-        .map(|(i, f)| field(o, f, store.external_id(obj, i), store.unique(obj, i)))
+        .map(|(i, _)| {
+            let f = store.field(obj, i);
+            field(o, &f, store.external_id(obj, i), store.unique(obj, i))
+        })
         .collect();
     let children: Vec<Json> = Schema::get()
         .objects
