@@ -133,6 +133,11 @@ async fn soql_errors_match_the_real_api() {
             "MALFORMED_QUERY",
         ),
         ("SELECT Foo FROM Contact", "INVALID_FIELD"),
+        ("SELECT Id, Name, id FROM Contact", "MALFORMED_QUERY"),
+        (
+            "SELECT Account.Name, Contact.account.name FROM Contact",
+            "MALFORMED_QUERY",
+        ),
         ("SELECT Id FROM Widget", "INVALID_TYPE"),
         (
             "SELECT Id FROM Contact WHERE SystemModstamp > '2024-01-01T00:00:00Z'",

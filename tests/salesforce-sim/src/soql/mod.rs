@@ -55,6 +55,15 @@ pub fn run(
         .iter()
         .map(|p| bind::path(soql, obj, p))
         .collect::<Result<_, _>>()?;
+    // A field selected twice, however spelt, is refused as Salesforce refuses it.
+    for (i, bound) in fields.iter().enumerate() {
+        if fields[..i].iter().any(|b| b.names == bound.names) {
+            return Err(ApiError::bad_request(
+                "MALFORMED_QUERY",
+                format!("duplicate field selected: {}", bound.names.join(".")),
+            ));
+        }
+    }
     let filter = q
         .filter
         .as_ref()
@@ -272,7 +281,7 @@ mod tests {
         crate::seed::generate(&mut store, 7, 40);
         for soql in [
             "SELECT Id, Name, FirstName, LastName, Email, Phone, AccountId, Birthdate, \
-             HasOptedOutOfEmail, OwnerId, CreatedById, SystemModstamp, Description, id \
+             HasOptedOutOfEmail, OwnerId, CreatedById, SystemModstamp, Description \
              FROM Contact ORDER BY SystemModstamp, Id",
             "SELECT Id, Name, AnnualRevenue, NumberOfEmployees, Website, LastModifiedDate \
              FROM Account ORDER BY Id",
