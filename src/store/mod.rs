@@ -458,8 +458,17 @@ impl Store {
             Some(lock) => Some(lock.lock().await),
             None => None,
         };
+        // On SQLite, the write lock is taken at BEGIN, where the busy timeout waits for
+        // another process's writer: a transaction begun as a reader and written later fails
+        // at once once another process has committed since it began.
+        let options = sea_orm::TransactionOptions {
+            sqlite_transaction_mode: slot
+                .is_some()
+                .then_some(sea_orm::SqliteTransactionMode::Immediate),
+            ..Default::default()
+        };
         Ok(WriteTxn {
-            txn: self.db.begin().await?,
+            txn: self.db.begin_with_options(options).await?,
             _slot: slot,
             moved: Moved {
                 changes: &self.changes,

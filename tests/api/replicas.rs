@@ -175,6 +175,46 @@ async fn a_process_waiting_for_another_to_finish_its_round_can_still_stop() {
 }
 
 #[tokio::test]
+async fn an_edit_waits_for_another_process_writing_the_same_sqlite_file() {
+    use sea_orm::{ConnectionTrait, TransactionTrait};
+    let app = spawn_app().await;
+    if !app.database_url.starts_with("sqlite") {
+        return;
+    }
+    let id = app.create_contact(json!({ "lastName": "Noether" })).await["id"].clone();
+    // Another process (`tandem sync --once`, say) is in the middle of a write.
+    let other = sea_orm::Database::connect(app.database_url.as_str())
+        .await
+        .unwrap();
+    let writing = other
+        .begin_with_options(sea_orm::TransactionOptions {
+            sqlite_transaction_mode: Some(sea_orm::SqliteTransactionMode::Immediate),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    writing
+        .execute_unprepared("UPDATE contact SET first_name = 'Emmy'")
+        .await
+        .unwrap();
+    let (edited, ()) = tokio::join!(
+        app.gql(
+            "mutation($id: ID!) { updateContact(id: $id, patch: { title: \"Professor\" }) { title firstName } }",
+            json!({ "id": id }),
+        ),
+        async {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            writing.commit().await.unwrap();
+        }
+    );
+    assert!(edited.get("errors").is_none(), "{edited}");
+    assert_eq!(
+        edited["data"]["updateContact"],
+        json!({ "title": "Professor", "firstName": "Emmy" })
+    );
+}
+
+#[tokio::test]
 async fn one_process_at_a_time_runs_the_sync_worker_and_another_takes_over() {
     let app = spawn_app().await;
     let other = second_process(&app).await;
