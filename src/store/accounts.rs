@@ -150,11 +150,14 @@ impl Store {
         if ids.len() > 1 {
             super::lock_in_order::<Accounts>(&*txn, Column::Id, ids.iter().map(|id| id.0)).await?;
         }
-        let now = Utc::now();
+        // Stamped once the first record is locked: an edit that waited for another writer is
+        // not stamped as older than what that writer wrote.
+        let mut now = None;
         let mut out = Vec::with_capacity(ids.len());
         let mut left_keys = Vec::new();
         for &id in ids {
             let current = live_account(&*txn, id).await?;
+            let now = *now.get_or_insert_with(Utc::now);
             let fields = patch
                 .apply(account_input(&current))
                 .validate()

@@ -477,3 +477,56 @@ async fn a_search_term_no_stored_value_could_hold_is_refused_on_every_database()
         json!([{ "lastName": "Lovelace" }])
     );
 }
+
+#[tokio::test]
+async fn an_edit_that_waited_for_another_writer_is_stamped_after_it() {
+    use sea_orm::sea_query::Expr;
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect, TransactionTrait};
+    let app = spawn_app().await;
+    let id = app.create_contact(json!({ "lastName": "Noether" })).await["id"].clone();
+    let desk_id: i64 = id.as_str().unwrap().parse().unwrap();
+    // Another writer (a sync batch, say) holds the contact...
+    let other = sea_orm::Database::connect(app.database_url.as_str())
+        .await
+        .unwrap();
+    let writing = other
+        .begin_with_options(sea_orm::TransactionOptions {
+            sqlite_transaction_mode: Some(sea_orm::SqliteTransactionMode::Immediate),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    entity::contact::Entity::find_by_id(entity::ContactId(desk_id))
+        .lock_exclusive()
+        .one(&writing)
+        .await
+        .unwrap();
+    let (edited, written) = tokio::join!(
+        app.gql_ok(
+            "mutation($id: ID!) { updateContact(id: $id, patch: { title: \"Professor\" }) { updatedAt } }",
+            json!({ "id": id }),
+        ),
+        async {
+            // ...and writes it while the agent's edit waits.
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            let at = chrono::Utc::now();
+            entity::contact::Entity::update_many()
+                .col_expr(entity::contact::Column::UpdatedAt, Expr::value(at))
+                .filter(entity::contact::Column::Id.eq(entity::ContactId(desk_id)))
+                .exec(&writing)
+                .await
+                .unwrap();
+            writing.commit().await.unwrap();
+            at
+        }
+    );
+    let stamped: chrono::DateTime<chrono::Utc> = edited["updateContact"]["updatedAt"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        stamped > written,
+        "the edit committed after the other write is stamped {stamped}, before its {written}"
+    );
+}
