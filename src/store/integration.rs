@@ -186,6 +186,20 @@ impl Store {
         &self,
         change: impl FnOnce(&mut integration::ActiveModel),
     ) -> StoreResult<integration::Model> {
+        self.update_integration_with(|_, active| {
+            change(active);
+            Ok(())
+        })
+        .await
+    }
+
+    /// Changes the integration as `change` decides from the row as it is, read under its
+    /// lock: a status another transaction changed meanwhile is the one judged. An error
+    /// changes nothing.
+    pub async fn update_integration_with(
+        &self,
+        change: impl FnOnce(&integration::Model, &mut integration::ActiveModel) -> StoreResult<()>,
+    ) -> StoreResult<integration::Model> {
         let txn = self.write().await?;
         // Locked as read: a status another transaction is changing is read once it has, so
         // one change is announced once.
@@ -195,8 +209,8 @@ impl Store {
             .await?
             .ok_or_else(|| StoreError::NotFound("Salesforce integration".into()))?;
         let before = current.status.clone();
-        let mut active: integration::ActiveModel = current.into();
-        change(&mut active);
+        let mut active: integration::ActiveModel = current.clone().into();
+        change(&current, &mut active)?;
         active.updated_at = Set(Utc::now());
         let model = active.update(&*txn).await?;
         let mut events = Vec::new();

@@ -586,11 +586,20 @@ impl Integrations {
                 "cannot {action} while the integration is {status}"
             )));
         }
+        // Judged again under the row's lock: a change made since the read above (an error a
+        // round met, a pause from another replica) is not overwritten.
         Ok(self
             .store
-            .update_integration(|m| {
+            .update_integration_with(|now, m| {
+                if !allowed.iter().any(|s| s.as_str() == now.status) {
+                    return Err(StoreError::Conflict(format!(
+                        "cannot {action} while the integration is {}",
+                        now.status
+                    )));
+                }
                 m.status = Set(to.as_str().into());
                 m.status_reason = Set(None);
+                Ok(())
             })
             .await?)
     }
@@ -650,14 +659,22 @@ impl Integrations {
         Ok(started)
     }
 
-    /// Records why the integration stopped; the worker stays idle until it is reconnected.
+    /// Records why the integration stopped; the worker stays idle until it is reconnected. A
+    /// paused integration stays paused, the reason noted (its resume meets the error again);
+    /// a deleted one stays deleted.
     pub async fn fail(&self, reason: &str) -> Result<integration::Model, SyncError> {
         let reason = reason.to_owned();
         Ok(self
             .store
-            .update_integration(|m| {
-                m.status = Set(IntegrationStatus::Error.as_str().into());
+            .update_integration_with(|now, m| {
+                if now.status == IntegrationStatus::NotConnected.as_str() {
+                    return Ok(());
+                }
+                if now.status != IntegrationStatus::Paused.as_str() {
+                    m.status = Set(IntegrationStatus::Error.as_str().into());
+                }
                 m.status_reason = Set(Some(reason));
+                Ok(())
             })
             .await?)
     }

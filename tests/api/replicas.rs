@@ -586,6 +586,31 @@ async fn sync_once_paused_midway_says_what_it_sent_before_it_stopped() {
 }
 
 #[tokio::test]
+async fn a_round_refused_in_another_process_after_a_pause_leaves_the_integration_paused() {
+    let (app, _sim) = started(|_| {}).await;
+    app.sync_now().await;
+    let other = second_process(&app).await;
+    app.gql_ok("mutation { pauseSync { status } }", json!({}))
+        .await;
+    // The other replica's round, under way before the pause, meets revoked credentials.
+    other
+        .integrations
+        .fail("Salesforce refused the saved credentials (invalid_grant: expired access/refresh token); reconnect to resume")
+        .await
+        .unwrap();
+    let state = app
+        .gql_ok("{ integration { status statusReason } }", json!({}))
+        .await;
+    assert_eq!(state["integration"]["status"], "PAUSED", "{state}");
+    assert!(
+        state["integration"]["statusReason"]
+            .as_str()
+            .is_some_and(|r| r.contains("invalid_grant")),
+        "the reason is kept: {state}"
+    );
+}
+
+#[tokio::test]
 async fn two_deletes_racing_from_two_processes_disconnect_once_and_say_so_once() {
     let (app, _sim, other, first, round) = export_under_way().await;
     let delete = |integrations: std::sync::Arc<tandem::sync::Integrations>| {
