@@ -150,6 +150,9 @@ impl Store {
             // org's records and fields; the new org's first sync matches afresh.
             forget_sync_state(&*txn).await?;
         }
+        if same.is_some_and(|previous| opens_two_way(previous, &sync_type)) {
+            queue_made_while_one_way(&*txn).await?;
+        }
         integration::Entity::delete_by_id(ROW).exec(&*txn).await?;
         let model = integration::ActiveModel {
             id: Set(ROW),
@@ -237,7 +240,8 @@ impl Store {
         Ok(replaced.rows_affected == 1)
     }
 
-    /// Sets which side is master. Turning two-way after a one-way first sync queues every
+    /// Sets which side is master (as reconnecting with a sync type does). Turning two-way
+    /// after a one-way first sync queues every
     /// live desk record that has no Salesforce twin: they were made while desk changes stayed
     /// local, and now go out as the first sync would have sent them (matched by email or
     /// name first).
@@ -247,17 +251,13 @@ impl Store {
             .one(&*txn)
             .await?
             .ok_or_else(|| StoreError::NotFound("Salesforce integration".into()))?;
-        let opens_two_way = sync_type == SyncType::TwoWay
-            && current.sync_type == SyncType::SalesforceToDesk.as_str()
-            && current.first_sync == FirstSync::Done.as_str();
+        let opens = opens_two_way(&current, sync_type.as_str());
         let mut active: integration::ActiveModel = current.into();
         active.sync_type = Set(sync_type.as_str().into());
         active.updated_at = Set(Utc::now());
         let model = active.update(&*txn).await?;
-        if opens_two_way {
-            for module in [Module::Accounts, Module::Contacts] {
-                queue_unlinked(&*txn, module).await?;
-            }
+        if opens {
+            queue_made_while_one_way(&*txn).await?;
         }
         txn.commit_publishing(self, Vec::new()).await?;
         Ok(model)
@@ -363,5 +363,22 @@ async fn forget_sync_state(txn: &impl ConnectionTrait) -> StoreResult<()> {
     sync_cursor::Entity::delete_many().exec(txn).await?;
     sync_failure::Entity::delete_many().exec(txn).await?;
     field_mapping::Entity::delete_many().exec(txn).await?;
+    Ok(())
+}
+
+/// Whether `to` turns two-way an integration whose one-way first sync is done: what the desk
+/// made meanwhile stayed local, and has to go out.
+fn opens_two_way(current: &integration::Model, to: &str) -> bool {
+    to == SyncType::TwoWay.as_str()
+        && current.sync_type == SyncType::SalesforceToDesk.as_str()
+        && current.first_sync == FirstSync::Done.as_str()
+}
+
+/// Queues every live desk record with no Salesforce twin, to go out as the first sync would
+/// have sent it (matched by email or name first).
+async fn queue_made_while_one_way(db: &impl ConnectionTrait) -> StoreResult<()> {
+    for module in [Module::Accounts, Module::Contacts] {
+        queue_unlinked(db, module).await?;
+    }
     Ok(())
 }

@@ -449,11 +449,14 @@ impl SyncEngine {
         let now = Utc::now();
         let first_done = round.first_sync;
         self.store
-            .update_integration(|m| {
+            .update_integration_with(|current, m| {
                 m.last_sync_at = Set(Some(now));
-                if first_done {
+                // Turned two-way while a one-way first sync ran, the first sync is not done:
+                // the next round exports what stayed local.
+                if first_done && current.sync_type == sync_type.as_str() {
                     m.first_sync = Set(FirstSync::Done.as_str().into());
                 }
+                Ok(())
             })
             .await?;
         Ok(report)

@@ -605,6 +605,17 @@ async fn signing_in_to_the_same_org_again_keeps_the_pause_and_the_sync_type() {
 
 #[tokio::test]
 async fn turning_two_way_after_a_one_way_first_sync_sends_what_stayed_local() {
+    turned_two_way_sends_what_stayed_local(false).await;
+}
+
+#[tokio::test]
+async fn reconnecting_two_way_after_a_one_way_first_sync_sends_what_stayed_local() {
+    turned_two_way_sends_what_stayed_local(true).await;
+}
+
+/// A one-way first sync, desk records made meanwhile, then two-way: by `setSyncType`, or by
+/// signing in again (new credentials) naming the sync type.
+async fn turned_two_way_sends_what_stayed_local(reconnecting: bool) {
     let app = spawn_app().await;
     let sim = salesforce_sim::start(SimConfig::default()).await;
     let body = connect(&app, &sim, "tandem").await;
@@ -629,11 +640,27 @@ async fn turning_two_way_after_a_one_way_first_sync_sends_what_stayed_local() {
     assert!(named("Contact", "LastName", "Local Only").is_empty());
     let before = sim.count("Contact");
 
-    app.gql_ok(
-        "mutation { setSyncType(syncType: TWO_WAY) { syncType } }",
-        json!({}),
-    )
-    .await;
+    if reconnecting {
+        let config = sim.config();
+        app.gql_ok(
+            "mutation($i: ConnectSalesforceInput!) { connectSalesforce(input: $i) { syncType } }",
+            json!({ "i": {
+                "loginUrl": sim.base_url(),
+                "username": config.username,
+                "password": "tandem",
+                "clientId": config.client_id,
+                "clientSecret": config.client_secret,
+                "syncType": "TWO_WAY",
+            }}),
+        )
+        .await;
+    } else {
+        app.gql_ok(
+            "mutation { setSyncType(syncType: TWO_WAY) { syncType } }",
+            json!({}),
+        )
+        .await;
+    }
     app.sync_now().await;
     app.sync_now().await;
     let accounts = named("Account", "Name", "Local Co");
