@@ -155,14 +155,21 @@ impl Store {
     }
 
     /// Creates the default profiles on a fresh install; leaves an install with profiles alone.
+    /// Replicas starting together on a fresh database may each find none: a name another
+    /// made meanwhile is left as it made it.
     pub async fn ensure_default_profiles(&self) -> StoreResult<()> {
         let txn = self.write().await?;
         if Profiles::find().count(&*txn).await? > 0 {
             return Ok(());
         }
-        for new in default_profiles() {
-            insert(&txn, new).await?;
-        }
+        let profiles = default_profiles()
+            .into_iter()
+            .map(active)
+            .collect::<StoreResult<Vec<_>>>()?;
+        Profiles::insert_many(profiles)
+            .on_conflict_do_nothing_on([Column::Name])
+            .exec(&*txn)
+            .await?;
         txn.commit().await?;
         Ok(())
     }
@@ -170,17 +177,38 @@ impl Store {
     pub async fn create_profile(&self, new: NewProfile) -> StoreResult<profile::Model> {
         let name = Name::parse("name", &new.name, 80)?.into_inner();
         let txn = self.write().await?;
-        if Profiles::find()
-            .filter(Column::Name.eq(name.as_str()))
-            .one(&*txn)
+        // Names told apart only by case or spacing would pass for one another.
+        let key = |name: &str| {
+            name.split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+                .to_lowercase()
+        };
+        let taken = Profiles::find()
+            .all(&*txn)
             .await?
-            .is_some()
-        {
+            .into_iter()
+            .find(|p| key(&p.name) == key(&name));
+        if let Some(taken) = taken {
             return Err(StoreError::Conflict(format!(
-                "a profile named '{name}' already exists"
+                "a profile named '{}' already exists",
+                taken.name
             )));
         }
-        let model = insert(&txn, NewProfile { name, ..new }).await?;
+        let model = match insert(&txn, NewProfile { name, ..new }).await {
+            // Another replica made it since the look above.
+            Err(StoreError::Db(e))
+                if matches!(
+                    e.sql_err(),
+                    Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+                ) =>
+            {
+                return Err(StoreError::Conflict(
+                    "a profile of that name was just created".into(),
+                ));
+            }
+            other => other?,
+        };
         txn.commit().await?;
         Ok(model)
     }
@@ -208,6 +236,10 @@ impl Store {
 }
 
 async fn insert(txn: &super::WriteTxn<'_>, new: NewProfile) -> StoreResult<profile::Model> {
+    Ok(active(new)?.insert(&**txn).await?)
+}
+
+fn active(new: NewProfile) -> StoreResult<profile::ActiveModel> {
     if new.name.trim().is_empty() {
         return Err(Invalid::new("name", "is required").into());
     }
@@ -220,5 +252,5 @@ async fn insert(txn: &super::WriteTxn<'_>, new: NewProfile) -> StoreResult<profi
         ..Default::default()
     };
     set_permissions(&mut active, new.permissions);
-    Ok(active.insert(&**txn).await?)
+    Ok(active)
 }

@@ -53,6 +53,22 @@ async fn administrators_create_profiles_and_change_permissions() {
         )
         .await;
     assert_eq!(codes(&duplicate), ["CONFLICT"]);
+    for twin in ["night shift", "Night  Shift", "NIGHT SHIFT "] {
+        let refused = app
+            .gql(
+                "mutation($n: String!) { createProfile(input: { name: $n, permissions: {} }) { id } }",
+                json!({ "n": twin }),
+            )
+            .await;
+        assert_eq!(codes(&refused), ["CONFLICT"], "{twin}: {refused}");
+        assert!(
+            refused["errors"][0]["message"]
+                .as_str()
+                .unwrap()
+                .contains("'Night Shift' already exists"),
+            "{refused}"
+        );
+    }
 
     // A change names what it changes: what it leaves out stays as it was, so hiding the
     // panel does not grant the notes the profile was refused.

@@ -52,6 +52,68 @@ async fn processes_starting_together_after_an_upgrade_apply_its_migration_once()
 }
 
 #[tokio::test]
+async fn processes_starting_together_on_a_fresh_database_make_the_default_profiles_once() {
+    use sea_orm::{ActiveModelTrait, ConnectionTrait, Set, TransactionTrait};
+    let app = spawn_app().await;
+    app.store
+        .connection()
+        .execute_unprepared("DELETE FROM profile")
+        .await
+        .unwrap();
+    let mut settings = Settings {
+        data_dir: app.data_dir.clone(),
+        database_url: Some(DatabaseUrl::new(app.database_url.clone())),
+        ..Default::default()
+    };
+    settings.sync.worker = false;
+    // One process is making the default profiles, not yet committed, as another starts.
+    let first = sea_orm::Database::connect(app.database_url.as_str())
+        .await
+        .unwrap();
+    let making = first
+        .begin_with_options(sea_orm::TransactionOptions {
+            sqlite_transaction_mode: Some(sea_orm::SqliteTransactionMode::Immediate),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    for name in ["Administrator", "Agent", "Light Agent"] {
+        entity::profile::ActiveModel {
+            name: Set(name.into()),
+            is_admin: Set(name == "Administrator"),
+            salesforce_visible: Set(true),
+            show_contacts: Set(true),
+            show_accounts: Set(true),
+            grant_information: Set(true),
+            grant_opportunities: Set(true),
+            grant_notes: Set(true),
+            grant_events: Set(true),
+            grant_tasks: Set(true),
+            created_at: Set(chrono::Utc::now()),
+            updated_at: Set(chrono::Utc::now()),
+            ..Default::default()
+        }
+        .insert(&making)
+        .await
+        .unwrap();
+    }
+    let (second, ()) = tokio::join!(Services::open(&settings), async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        making.commit().await.unwrap();
+    });
+    second.expect("the second process comes up");
+    let names: Vec<String> = app
+        .store
+        .profiles()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.name)
+        .collect();
+    assert_eq!(names, ["Administrator", "Agent", "Light Agent"]);
+}
+
+#[tokio::test]
 async fn a_process_holding_another_encryption_key_says_why_it_cannot_sync() {
     let (app, _sim) = started(|_| {}).await;
     let mut settings = Settings {
