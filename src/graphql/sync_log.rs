@@ -63,6 +63,8 @@ pub struct SyncHistoryEntry {
 #[derive(SimpleObject)]
 pub struct SyncFailure {
     pub id: ID,
+    /// When the record last failed: a record failing again keeps its entry (and its place
+    /// in the list), its attempts counted.
     pub at: DateTime<Utc>,
     pub direction: SyncDirection,
     pub module: SyncModule,
@@ -160,7 +162,8 @@ impl SyncLogQuery {
         connection(page, |m| m.id)
     }
 
-    /// Records that did not sync, newest first. Administrators only.
+    /// Records that did not sync, the one that first failed last first (a record failing
+    /// again keeps its place; `at` says when it last failed). Administrators only.
     #[graphql(complexity = "connection_complexity(first, child_complexity)")]
     async fn sync_failures(
         &self,
