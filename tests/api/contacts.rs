@@ -481,21 +481,12 @@ async fn a_search_term_no_stored_value_could_hold_is_refused_on_every_database()
 #[tokio::test]
 async fn an_edit_that_waited_for_another_writer_is_stamped_after_it() {
     use sea_orm::sea_query::Expr;
-    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect, TransactionTrait};
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
     let app = spawn_app().await;
     let id = app.create_contact(json!({ "lastName": "Noether" })).await["id"].clone();
     let desk_id: i64 = id.as_str().unwrap().parse().unwrap();
     // Another writer (a sync batch, say) holds the contact...
-    let other = sea_orm::Database::connect(app.database_url.as_str())
-        .await
-        .unwrap();
-    let writing = other
-        .begin_with_options(sea_orm::TransactionOptions {
-            sqlite_transaction_mode: Some(sea_orm::SqliteTransactionMode::Immediate),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let writing = crate::helpers::other_process_writing(&app).await;
     entity::contact::Entity::find_by_id(entity::ContactId(desk_id))
         .lock_exclusive()
         .one(&writing)

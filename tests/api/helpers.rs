@@ -365,3 +365,18 @@ pub fn writes_since(sim: &salesforce_sim::SimHandle, from: usize) -> Vec<String>
         .map(|r| format!("{} {}", r.method, r.path))
         .collect()
 }
+
+/// A transaction of another process on the app's database, begun as a writer (SQLite's
+/// write lock taken at once): what `tandem sync --once` or another replica holds mid-write.
+pub async fn other_process_writing(app: &TestApp) -> sea_orm::DatabaseTransaction {
+    use sea_orm::TransactionTrait;
+    sea_orm::Database::connect(app.database_url.as_str())
+        .await
+        .unwrap()
+        .begin_with_options(sea_orm::TransactionOptions {
+            sqlite_transaction_mode: Some(sea_orm::SqliteTransactionMode::Immediate),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+}

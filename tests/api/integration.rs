@@ -369,12 +369,9 @@ async fn mappings_that_would_fail_in_salesforce_are_refused_up_front() {
     );
 }
 
-#[tokio::test]
-async fn a_field_created_in_salesforce_after_connecting_can_be_mapped() {
-    let app = spawn_app().await;
-    let sim = salesforce_sim::start(SimConfig::default()).await;
-    sim.remove_field("Account", "Subscription_Type__c").unwrap();
-    connect(&app, &sim, "tandem").await;
+/// The accounts' mappings as they are, with the account type mapped to the custom
+/// `Subscription_Type__c`.
+async fn account_type_mapped_to_subscription(app: &TestApp) -> Vec<Value> {
     let mut maps = app
         .gql_ok(
             "{ fieldMappings(module: ACCOUNTS) { deskField salesforceField } }",
@@ -389,6 +386,16 @@ async fn a_field_created_in_salesforce_after_connecting_can_be_mapped() {
             map["salesforceField"] = json!("Subscription_Type__c");
         }
     }
+    maps
+}
+
+#[tokio::test]
+async fn a_field_created_in_salesforce_after_connecting_can_be_mapped() {
+    let app = spawn_app().await;
+    let sim = salesforce_sim::start(SimConfig::default()).await;
+    sim.remove_field("Account", "Subscription_Type__c").unwrap();
+    connect(&app, &sim, "tandem").await;
+    let maps = account_type_mapped_to_subscription(&app).await;
     let missing = app
         .gql(UPDATE, json!({ "m": "ACCOUNTS", "maps": maps }))
         .await;
@@ -413,20 +420,7 @@ async fn a_field_created_in_salesforce_after_connecting_can_be_mapped() {
 #[tokio::test]
 async fn a_mapped_field_the_org_stops_showing_is_named_until_it_is_back() {
     let (app, sim) = started(|_| {}).await;
-    let mut maps = app
-        .gql_ok(
-            "{ fieldMappings(module: ACCOUNTS) { deskField salesforceField } }",
-            json!({}),
-        )
-        .await["fieldMappings"]
-        .as_array()
-        .unwrap()
-        .clone();
-    for map in &mut maps {
-        if map["deskField"] == "accountType" {
-            map["salesforceField"] = json!("Subscription_Type__c");
-        }
-    }
+    let maps = account_type_mapped_to_subscription(&app).await;
     app.gql_ok(UPDATE, json!({ "m": "ACCOUNTS", "maps": maps }))
         .await;
     app.sync_now().await;

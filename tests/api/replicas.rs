@@ -53,7 +53,7 @@ async fn processes_starting_together_after_an_upgrade_apply_its_migration_once()
 
 #[tokio::test]
 async fn processes_starting_together_on_a_fresh_database_make_the_default_profiles_once() {
-    use sea_orm::{ActiveModelTrait, ConnectionTrait, Set, TransactionTrait};
+    use sea_orm::{ActiveModelTrait, ConnectionTrait, Set};
     let app = spawn_app().await;
     app.store
         .connection()
@@ -67,16 +67,7 @@ async fn processes_starting_together_on_a_fresh_database_make_the_default_profil
     };
     settings.sync.worker = false;
     // One process is making the default profiles, not yet committed, as another starts.
-    let first = sea_orm::Database::connect(app.database_url.as_str())
-        .await
-        .unwrap();
-    let making = first
-        .begin_with_options(sea_orm::TransactionOptions {
-            sqlite_transaction_mode: Some(sea_orm::SqliteTransactionMode::Immediate),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let making = crate::helpers::other_process_writing(&app).await;
     for name in ["Administrator", "Agent", "Light Agent"] {
         entity::profile::ActiveModel {
             name: Set(name.into()),
@@ -238,23 +229,14 @@ async fn a_process_waiting_for_another_to_finish_its_round_can_still_stop() {
 
 #[tokio::test]
 async fn an_edit_waits_for_another_process_writing_the_same_sqlite_file() {
-    use sea_orm::{ConnectionTrait, TransactionTrait};
+    use sea_orm::ConnectionTrait;
     let app = spawn_app().await;
     if !app.database_url.starts_with("sqlite") {
         return;
     }
     let id = app.create_contact(json!({ "lastName": "Noether" })).await["id"].clone();
     // Another process (`tandem sync --once`, say) is in the middle of a write.
-    let other = sea_orm::Database::connect(app.database_url.as_str())
-        .await
-        .unwrap();
-    let writing = other
-        .begin_with_options(sea_orm::TransactionOptions {
-            sqlite_transaction_mode: Some(sea_orm::SqliteTransactionMode::Immediate),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let writing = crate::helpers::other_process_writing(&app).await;
     writing
         .execute_unprepared("UPDATE contact SET first_name = 'Emmy'")
         .await
