@@ -86,6 +86,10 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound(what) => Self::new(Code::NotFound, format!("{what} not found")),
             StoreError::Conflict(message) => Self::new(Code::Conflict, message),
             StoreError::Invalid(invalid) => invalid.into(),
+            contention if contention.is_contention() => Self::new(
+                Code::Conflict,
+                "another change to the same records was made at the same moment, and this one was undone: send it again",
+            ),
             StoreError::Db(db) => Self::internal(&db),
         }
     }

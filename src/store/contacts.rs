@@ -3,7 +3,7 @@ use entity::contact::{self, Column, Entity as Contacts};
 use sea_orm::sea_query::LikeExpr;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
-    QuerySelect,
+    QueryOrder, QuerySelect,
 };
 
 use super::page::{into_page, paginate};
@@ -341,10 +341,13 @@ pub(crate) async fn unlink_contacts(
     account: AccountId,
 ) -> StoreResult<Vec<i64>> {
     use sea_orm::sea_query::Expr;
+    // Locked in id order, as every write of several contacts locks them.
     let ids: Vec<i64> = Contacts::find()
         .select_only()
         .column(Column::Id)
         .filter(Column::AccountId.eq(account))
+        .order_by_asc(Column::Id)
+        .lock_exclusive()
         .into_tuple()
         .all(db)
         .await?;

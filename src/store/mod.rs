@@ -105,6 +105,23 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+impl StoreError {
+    /// Whether the database undid the transaction for another running at the same moment
+    /// (a deadlock, or a serialization failure, on PostgreSQL): sent again, it goes through.
+    pub fn is_contention(&self) -> bool {
+        let StoreError::Db(
+            DbErr::Exec(sea_orm::RuntimeErr::SqlxError(e))
+            | DbErr::Query(sea_orm::RuntimeErr::SqlxError(e)),
+        ) = self
+        else {
+            return false;
+        };
+        e.as_database_error()
+            .and_then(|d| d.code())
+            .is_some_and(|code| code == "40P01" || code == "40001")
+    }
+}
+
 #[derive(Clone)]
 pub struct Store {
     db: DatabaseConnection,

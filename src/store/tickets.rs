@@ -2,7 +2,7 @@ use chrono::{DateTime, Utc};
 use entity::ticket::{self, Column, Entity as Tickets};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
-    QuerySelect,
+    QueryOrder, QuerySelect,
 };
 
 use super::contacts::{check_account, check_account_change};
@@ -195,10 +195,13 @@ pub(crate) async fn unlink_tickets(
     record_id: i64,
 ) -> StoreResult<Vec<i64>> {
     use sea_orm::sea_query::Expr;
+    // Locked in id order before they are changed.
     let ids: Vec<i64> = Tickets::find()
         .select_only()
         .column(Column::Id)
         .filter(column.eq(record_id))
+        .order_by_asc(Column::Id)
+        .lock_exclusive()
         .into_tuple()
         .all(db)
         .await?;

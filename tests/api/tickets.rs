@@ -380,3 +380,56 @@ async fn bin_and_purge(app: &crate::helpers::TestApp, kind: &str, id: &serde_jso
         app.gql_ok(&mutation, json!({ "id": id })).await;
     }
 }
+
+#[tokio::test]
+async fn a_purge_undone_by_a_deadlock_is_a_conflict_to_send_again() {
+    use sea_orm::{EntityTrait, QuerySelect};
+    let app = spawn_app().await;
+    if app.database_url.starts_with("sqlite") {
+        // SQLite has one writer at a time, and no row locks to cross.
+        return;
+    }
+    let account = app.create_account("Doomed Ltd").await;
+    let contact = app
+        .create_contact(json!({ "lastName": "Stays", "accountId": account["id"] }))
+        .await;
+    let data = app
+        .gql_ok(
+            "mutation($c: ID!) { createTicket(input: { subject: \"Refund\", contactId: $c }) { id } }",
+            json!({ "c": contact["id"] }),
+        )
+        .await;
+    let id = |v: &serde_json::Value| v.as_str().unwrap().parse::<i64>().unwrap();
+    let ticket = id(&data["createTicket"]["id"]);
+    app.gql_ok(
+        "mutation($id: ID!) { deleteAccount(id: $id) { id } }",
+        json!({ "id": account["id"] }),
+    )
+    .await;
+    // Another writer holds the ticket, and will want the contact the purge takes first.
+    let other = crate::helpers::other_process_writing(&app).await;
+    entity::ticket::Entity::find_by_id(entity::TicketId(ticket))
+        .lock_exclusive()
+        .one(&other)
+        .await
+        .unwrap();
+    let purge = "mutation($id: ID!) { purgeAccount(id: $id) }";
+    let (purged, ()) = tokio::join!(app.gql(purge, json!({ "id": account["id"] })), async {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        entity::contact::Entity::find_by_id(entity::ContactId(id(&contact["id"])))
+            .lock_exclusive()
+            .one(&other)
+            .await
+            .unwrap();
+        other.commit().await.unwrap();
+    });
+    assert_eq!(codes(&purged), ["CONFLICT"], "{purged}");
+    assert!(
+        purged["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("send it again"),
+        "{purged}"
+    );
+    app.gql_ok(purge, json!({ "id": account["id"] })).await;
+}
