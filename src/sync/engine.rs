@@ -224,6 +224,28 @@ impl SyncEngine {
         }
     }
 
+    /// Whether desk changes wait to go to Salesforce now: queued and due, with the sync
+    /// active and two-way. When that cannot be read, a round finds out.
+    pub async fn has_changes_to_send(&self) -> bool {
+        let current = match self.integrations.current().await {
+            Ok(Some(current)) => current,
+            Ok(None) => return false,
+            Err(_) => return true,
+        };
+        if current.status != IntegrationStatus::Active.as_str()
+            || current.sync_type != SyncType::TwoWay.as_str()
+        {
+            return false;
+        }
+        for module in [Module::Accounts, Module::Contacts] {
+            match self.store.outbox(module, 1).await {
+                Ok(rows) if rows.is_empty() => {}
+                _ => return true,
+            }
+        }
+        false
+    }
+
     /// History entries, failures and status changes, as they commit.
     pub fn subscribe(&self) -> broadcast::Receiver<SyncEvent> {
         self.store.subscribe_sync()

@@ -1,5 +1,6 @@
-//! The background loop: a round on every poll interval, and soon after any desk change or a
-//! sync started or resumed here, in the one process that holds the worker lease.
+//! The background loop: a round on every poll interval, and soon after a desk change that
+//! waits to go to Salesforce or a sync started or resumed here, in the one process that holds
+//! the worker lease.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,7 +43,8 @@ pub fn spawn(engine: Arc<SyncEngine>, store: Store, poll_secs: u64) -> tokio::ta
     })
 }
 
-/// Rounds on every poll interval and soon after desk changes, for as long as the lease holds.
+/// Rounds on every poll interval and soon after desk changes to send, for as long as the lease
+/// holds.
 async fn run(engine: &SyncEngine, store: &Store, poll: Duration, mut lease: WorkerLease) {
     let mut desk_changes = store.subscribe();
     let mut failures = 0u32;
@@ -52,15 +54,24 @@ async fn run(engine: &SyncEngine, store: &Store, poll: Duration, mut lease: Work
         } else {
             backoff(failures).min(MAX_BACKOFF)
         };
-        tokio::select! {
-            () = tokio::time::sleep(wait) => {}
-            () = engine.integrations.woken() => {}
-            changed = desk_changes.recv(), if failures == 0 => {
-                if changed.is_err() {
-                    desk_changes = store.subscribe();
+        // Fixed before the wait: desk changes that send nothing do not put the poll off.
+        let due = tokio::time::Instant::now() + wait;
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep_until(due) => break,
+                () = engine.integrations.woken() => break,
+                changed = desk_changes.recv(), if failures == 0 => {
+                    if changed.is_err() {
+                        desk_changes = store.subscribe();
+                    }
+                    tokio::time::sleep(DEBOUNCE).await;
+                    while desk_changes.try_recv().is_ok() {}
+                    // A ticket, the sync's own writes, an edit in one-way mode: a round
+                    // would only read Salesforce again, at the cost of its API calls.
+                    if engine.has_changes_to_send().await {
+                        break;
+                    }
                 }
-                tokio::time::sleep(DEBOUNCE).await;
-                while desk_changes.try_recv().is_ok() {}
             }
         }
         if !lease.held().await {

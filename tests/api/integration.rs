@@ -669,6 +669,58 @@ async fn turned_two_way_sends_what_stayed_local(reconnecting: bool) {
 }
 
 #[tokio::test]
+async fn only_desk_changes_to_send_wake_the_worker() {
+    let (app, sim) = started(|_| {}).await;
+    app.sync_now().await;
+    let contact = app
+        .create_contact(json!({ "lastName": "Hopper", "email": "grace@example.com" }))
+        .await;
+    app.sync_now().await;
+    // An hour between polls: only a desk change can bring a round.
+    let worker = tandem::sync::worker::spawn(app.engine.clone(), app.store.clone(), 3600);
+    let calls = || {
+        sim.requests()
+            .iter()
+            .filter(|r| r.path.contains("/services/data/"))
+            .count()
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let before = calls();
+    for n in 0..5 {
+        app.gql_ok(
+            "mutation($c: ID!, $s: String!) { createTicket(input: { subject: $s, contactId: $c }) { id } }",
+            json!({ "c": contact["id"], "s": format!("Question {n}") }),
+        )
+        .await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(1_000)).await;
+    assert_eq!(
+        calls(),
+        before,
+        "tickets stay in the desk: no round reads Salesforce"
+    );
+
+    app.gql_ok(
+        "mutation($id: ID!) { updateContact(id: $id, patch: { title: \"Rear Admiral\" }) { id } }",
+        json!({ "id": contact["id"] }),
+    )
+    .await;
+    let sent = async {
+        while !sim
+            .records("Contact")
+            .iter()
+            .any(|c| c["Title"] == "Rear Admiral")
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(10), sent)
+        .await
+        .expect("a contact edit goes out long before the next poll");
+    worker.abort();
+}
+
+#[tokio::test]
 async fn starting_the_sync_wakes_the_worker_without_waiting_for_its_interval() {
     let app = spawn_app().await;
     let sim = salesforce_sim::start(SimConfig::default()).await;
