@@ -415,33 +415,45 @@ impl Store {
     }
 
     /// Salesforce ids of links that hold no read of their record (made before records were
-    /// kept, or by a push not yet read back), marking them read as empty so that a record
-    /// Salesforce no longer has is not asked for again.
-    pub async fn take_links_without_fields(
+    /// kept, or by a push not yet read back), oldest first.
+    pub async fn links_without_fields(
         &self,
         module: Module,
         limit: u64,
     ) -> StoreResult<Vec<String>> {
-        let unread = || {
-            record_link::Entity::find()
-                .filter(record_link::Column::Module.eq(module.as_str()))
-                .filter(record_link::Column::SalesforceFields.is_null())
-                .order_by_asc(record_link::Column::Id)
-                .limit(limit)
-        };
-        // Almost always there are none: look before taking the writer's slot.
-        if unread().one(self.connection()).await?.is_none() {
-            return Ok(Vec::new());
+        Ok(record_link::Entity::find()
+            .select_only()
+            .column(record_link::Column::SalesforceId)
+            .filter(record_link::Column::Module.eq(module.as_str()))
+            .filter(record_link::Column::SalesforceFields.is_null())
+            .order_by_asc(record_link::Column::Id)
+            .limit(limit)
+            .into_tuple()
+            .all(self.connection())
+            .await?)
+    }
+
+    /// Marks read as empty the links of these Salesforce records that a read has just left
+    /// without fields (Salesforce no longer has the record), so that they are not asked for
+    /// again.
+    pub async fn settle_unread_links(&self, module: Module, ids: &[String]) -> StoreResult<()> {
+        if ids.is_empty() {
+            return Ok(());
         }
         let txn = self.write().await?;
-        let links = unread().all(&*txn).await?;
         record_link::Entity::update_many()
             .col_expr(record_link::Column::SalesforceFields, Expr::value("{}"))
-            .filter(record_link::Column::Id.is_in(links.iter().map(|l| l.id)))
+            .filter(record_link::Column::Module.eq(module.as_str()))
+            .filter(record_link::Column::SalesforceFields.is_null())
+            .filter(one_of(
+                self.backend(),
+                record_link::Column::SalesforceId,
+                ids.to_vec(),
+            ))
             .exec(&*txn)
             .await?;
         txn.commit().await?;
-        Ok(links.into_iter().map(|l| l.salesforce_id).collect())
+        Ok(())
     }
 
     pub async fn link_count(&self, module: Module) -> StoreResult<u64> {

@@ -451,11 +451,13 @@ impl SyncEngine {
             }
             // Links whose record was never read (kept from before records were) are read a
             // page at a time, so that their panels show the whole record too.
-            let unread = self.store.take_links_without_fields(module, 2_000).await?;
+            let unread = self.store.links_without_fields(module, 2_000).await?;
             if !unread.is_empty() {
                 report
                     .pulled
                     .add(self.pull_ids(&round, module, &unread).await?);
+                // Marked only once read: a read cut short leaves them for the next round.
+                self.store.settle_unread_links(module, &unread).await?;
             }
         }
         for module in [Module::Accounts, Module::Contacts] {

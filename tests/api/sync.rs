@@ -852,6 +852,63 @@ async fn a_desk_id_field_too_short_for_desk_ids_is_left_alone() {
 }
 
 #[tokio::test]
+async fn a_link_never_read_is_read_even_when_its_first_read_is_cut_short() {
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    let (app, sim) = crate::integration::started(|s| s.sync.poll_overlap_secs = 0).await;
+    let sf_id = sim
+        .insert(
+            "Contact",
+            json!({ "LastName": "Hopper", "Email": "grace@example.com" }),
+        )
+        .unwrap();
+    sim.advance_clock(60);
+    sim.insert("Contact", json!({ "LastName": "Later" }))
+        .unwrap();
+    app.sync_now().await;
+    // A link kept from before links kept the record they were read at.
+    entity::record_link::Entity::update_many()
+        .col_expr(
+            entity::record_link::Column::SalesforceFields,
+            sea_orm::sea_query::Expr::value(Option::<String>::None),
+        )
+        .filter(entity::record_link::Column::SalesforceId.eq(sf_id.as_str()))
+        .exec(app.store.connection())
+        .await
+        .unwrap();
+
+    // The next round's read of it is cut short by a pause.
+    let read = sim.hold_next("GET", "Id IN (");
+    let engine = app.engine.clone();
+    let round = tokio::spawn(async move { engine.run_once().await });
+    tokio::time::timeout(std::time::Duration::from_secs(10), read.arrived())
+        .await
+        .expect("the round reads the link's record");
+    let (paused, ()) = tokio::join!(
+        app.gql_ok("mutation { pauseSync { status } }", json!({})),
+        async {
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            read.release();
+        }
+    );
+    assert_eq!(paused["pauseSync"]["status"], "PAUSED");
+    round.await.unwrap().unwrap();
+
+    app.gql_ok("mutation { resumeSync { status } }", json!({}))
+        .await;
+    app.sync_now().await;
+    let panel = app
+        .gql_ok(
+            "{ contacts(first: 5, filter: { name: \"Hopper\" }) { nodes { salesforce { fields } } } }",
+            json!({}),
+        )
+        .await;
+    assert!(
+        panel["contacts"]["nodes"][0]["salesforce"]["fields"]["OwnerId"].is_string(),
+        "read once the sync goes on: {panel}"
+    );
+}
+
+#[tokio::test]
 async fn a_waiting_record_deleted_in_salesforce_stops_being_retried() {
     let (app, sim, _, sf_id, _) = late_account("Short Lived", "Gone Soon").await;
     sim.delete("Contact", &sf_id).unwrap();
