@@ -97,6 +97,8 @@ pub(super) struct Round {
     pub accounts: Vec<Mapping>,
     /// This desk's tag in `Helpdesk_Id__c` (`Store::desk_tag`).
     pub desk_tag: Arc<str>,
+    /// Salesforce records the push read and applied, meeting desk records for the first time.
+    pub pulled_by_push: std::sync::Mutex<Counts>,
 }
 
 impl Round {
@@ -340,6 +342,7 @@ impl SyncEngine {
             contacts: self.integrations.mappings(Module::Contacts).await?,
             accounts: self.integrations.mappings(Module::Accounts).await?,
             desk_tag: self.store.desk_tag().await?,
+            pulled_by_push: Default::default(),
         };
         for module in [Module::Accounts, Module::Contacts] {
             mapped_fields_seen(&round, module).await?;
@@ -470,6 +473,12 @@ impl SyncEngine {
                 self.discard_outbox(&round, module).await?;
             }
         }
+        report.pulled.add(
+            *round
+                .pulled_by_push
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()),
+        );
         let now = Utc::now();
         let first_done = round.first_sync;
         self.store

@@ -632,7 +632,12 @@ impl SyncEngine {
             return Ok(());
         }
         let twins: Vec<String> = meeting.iter().map(|(_, sf)| sf.clone()).collect();
-        self.pull_ids(round, module, &twins).await?;
+        let pulled = self.pull_ids(round, module, &twins).await?;
+        round
+            .pulled_by_push
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .add(pulled);
         let desk_ids: Vec<i64> = meeting.iter().map(|(i, _)| plans[*i].0).collect();
         let met = self.store.links_by_desk(module, &desk_ids).await?;
         let object = module.salesforce_object();

@@ -742,7 +742,12 @@ async fn a_salesforce_twin_made_after_the_pull_read_meets_its_desk_record_by_tim
         )
         .unwrap();
     contacts_read.release();
-    round.await.unwrap().expect("the round succeeds");
+    let report = round.await.unwrap().expect("the round succeeds");
+    assert_eq!(
+        (report.pulled.updated, report.pushed.updated),
+        (1, 0),
+        "the round counts what the meeting brought in: {report:?}"
+    );
 
     assert_eq!(salesforce_id_of(&app, &desk_id).await, sf_id);
     assert_eq!(
