@@ -489,6 +489,18 @@ async fn a_contact_panel_lists_its_opportunities_notes_events_and_tasks() {
 
 #[tokio::test]
 async fn reconnected_to_another_org_a_panel_lists_nothing_read_from_the_first() {
+    reconnected_to_a_copy_of_production(false).await;
+}
+
+#[tokio::test]
+async fn a_sandbox_refreshed_at_the_same_address_lists_nothing_read_before_the_refresh() {
+    reconnected_to_a_copy_of_production(true).await;
+}
+
+/// Panels read from production, then the desk reconnected to a sandbox copied from it: its
+/// record ids are production's, its org id its own, its address another or (refreshed in
+/// place) the same. Only the sandbox's activity is listed.
+async fn reconnected_to_a_copy_of_production(at_the_same_address: bool) {
     let (app, production, contact) = linked().await;
     production
         .insert(
@@ -504,8 +516,25 @@ async fn reconnected_to_another_org_a_panel_lists_nothing_read_from_the_first() 
         json!([{ "subject": "Production task" }])
     );
 
-    // A sandbox copied from production keeps its record ids, with activity of its own.
-    let sandbox = salesforce_sim::start(SimConfig::default()).await;
+    let port = if at_the_same_address {
+        let port = production
+            .base_url()
+            .rsplit(':')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        production.stop().await;
+        port
+    } else {
+        0
+    };
+    let sandbox = salesforce_sim::start(SimConfig {
+        port,
+        seed: 2,
+        ..SimConfig::default()
+    })
+    .await;
     let account = sandbox
         .insert(
             "Account",
@@ -534,71 +563,6 @@ async fn reconnected_to_another_org_a_panel_lists_nothing_read_from_the_first() 
         panel["tasks"],
         json!([{ "subject": "Sandbox task" }]),
         "{after}"
-    );
-}
-
-#[tokio::test]
-async fn a_sandbox_refreshed_at_the_same_address_lists_nothing_read_before_the_refresh() {
-    let (app, before, contact) = linked().await;
-    before
-        .insert(
-            "Task",
-            json!({ "Subject": "Before the refresh", "WhoId": contact }),
-        )
-        .unwrap();
-    const TASKS: &str =
-        "{ contacts(first: 10) { nodes { lastName salesforce { id tasks { subject } } } } }";
-    let read = app.gql_ok(TASKS, json!({})).await;
-    assert_eq!(
-        by_name(&read, "Paneled")["salesforce"]["tasks"],
-        json!([{ "subject": "Before the refresh" }])
-    );
-
-    // The refresh: another org (another id) at the same address, holding production's
-    // records under their production ids, with activity of its own.
-    let port = before
-        .base_url()
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
-    before.stop().await;
-    let after = salesforce_sim::start(SimConfig {
-        port,
-        seed: 2,
-        ..SimConfig::default()
-    })
-    .await;
-    let account = after
-        .insert(
-            "Account",
-            json!({ "Name": "Panel Corp", "Industry": "Energy" }),
-        )
-        .unwrap();
-    let copy = after
-        .insert(
-            "Contact",
-            json!({ "LastName": "Paneled", "Email": "paneled@example.com", "AccountId": account }),
-        )
-        .unwrap();
-    assert_eq!(copy, contact, "the copy has production's id");
-    after
-        .insert(
-            "Task",
-            json!({ "Subject": "After the refresh", "WhoId": copy }),
-        )
-        .unwrap();
-    let body = connect(&app, &after, "tandem").await;
-    assert!(body.get("errors").is_none(), "{body}");
-    app.gql("mutation { startSync { firstSync } }", json!({}))
-        .await;
-    app.sync_now().await;
-    let read = app.gql_ok(TASKS, json!({})).await;
-    assert_eq!(
-        by_name(&read, "Paneled")["salesforce"]["tasks"],
-        json!([{ "subject": "After the refresh" }]),
-        "{read}"
     );
 }
 
