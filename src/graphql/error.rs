@@ -100,9 +100,10 @@ impl From<SyncError> for ApiError {
         match err {
             SyncError::Invalid(invalid) => invalid.into(),
             SyncError::Refused(message) => Self::new(Code::BadUserInput, message),
-            SyncError::NotConnected | SyncError::WrongState(_) | SyncError::Stopped => {
-                Self::new(Code::Conflict, err.to_string())
-            }
+            SyncError::NotConnected
+            | SyncError::WrongState(_)
+            | SyncError::Stopped
+            | SyncError::LockLost => Self::new(Code::Conflict, err.to_string()),
             SyncError::Upstream(e) => Self::new(
                 Code::UpstreamUnavailable,
                 format!("Salesforce could not answer: {e}"),

@@ -67,11 +67,13 @@ fn io(e: std::io::Error) -> StoreError {
     StoreError::Db(DbErr::Custom(format!("lock file: {e}")))
 }
 
-/// Held while a sync round runs in any process on this database; dropping it lets the next
-/// one start.
+/// Held while a sync round runs in any process on this database; dropping the last clone
+/// lets the next one start. The round keeps a clone to ask, before each step, whether it
+/// still holds the lock.
 #[must_use]
+#[derive(Clone)]
 pub struct RoundLock {
-    _held: Held,
+    held: std::sync::Arc<tokio::sync::Mutex<Held>>,
 }
 
 /// Held while a process applies migrations: replicas starting together after an upgrade
@@ -90,7 +92,7 @@ pub struct WorkerLease {
 enum Held {
     /// A transaction holding `pg_advisory_xact_lock`: rolled back (and the lock released)
     /// when dropped.
-    Transaction(#[allow(dead_code)] sqlx::Transaction<'static, Postgres>),
+    Transaction(sqlx::Transaction<'static, Postgres>),
     /// A connection of its own holding a session advisory lock, closed when dropped.
     Session(sqlx::PgConnection),
     /// An open file holding an exclusive lock, released when closed.
@@ -116,7 +118,9 @@ impl Store {
     /// from starting one until the lock is dropped.
     pub async fn lock_rounds(&self) -> StoreResult<RoundLock> {
         Ok(RoundLock {
-            _held: self.exclusive(ROUND_KEY, ".rounds.lock").await?,
+            held: std::sync::Arc::new(tokio::sync::Mutex::new(
+                self.exclusive(ROUND_KEY, ".rounds.lock").await?,
+            )),
         })
     }
 
@@ -194,14 +198,32 @@ impl Store {
     }
 }
 
-impl WorkerLease {
-    /// Whether the lease still stands: a PostgreSQL session that has gone away took its lock
-    /// with it, and another process may hold it now.
-    pub async fn held(&mut self) -> bool {
-        match &mut self.held {
+impl Held {
+    /// Whether the lock still stands: a PostgreSQL connection that has gone away (the server
+    /// restarted or failed over, or ended a transaction idle for longer than
+    /// `idle_in_transaction_session_timeout`) took its lock with it, and another process may
+    /// hold it now. A file lock stands as long as the file is open.
+    async fn stands(&mut self) -> bool {
+        match self {
             Held::Session(conn) => sqlx::query("SELECT 1").execute(&mut *conn).await.is_ok(),
-            _ => true,
+            Held::Transaction(txn) => sqlx::query("SELECT 1").execute(&mut **txn).await.is_ok(),
+            Held::File(_) | Held::Nothing => true,
         }
+    }
+}
+
+impl WorkerLease {
+    /// Whether the lease still stands (see [`Held::stands`]).
+    pub async fn held(&mut self) -> bool {
+        self.held.stands().await
+    }
+}
+
+impl RoundLock {
+    /// Whether the lock still stands (see [`Held::stands`]): a round that lost it stops, as
+    /// another process may be running one beside it.
+    pub async fn held(&self) -> bool {
+        self.held.lock().await.stands().await
     }
 }
 

@@ -18,7 +18,7 @@ use super::{Integrations, SyncError};
 use crate::domain::{Direction, FirstSync, IntegrationStatus, Module, RetryPolicy, SyncType};
 use crate::salesforce::soql::{Condition, Ident, Literal, Select};
 use crate::salesforce::{SalesforceClient, SalesforceError};
-use crate::store::{Store, SyncEvent};
+use crate::store::{RoundLock, Store, SyncEvent};
 
 #[derive(Debug, Clone)]
 pub struct EngineSettings {
@@ -91,6 +91,8 @@ pub(super) struct Round {
     pub generation: u64,
     /// The saved connection's epoch the round started under.
     pub epoch: i64,
+    /// The round lock across processes, asked before each step whether it still holds.
+    pub lock: RoundLock,
     pub sync_type: SyncType,
     pub first_sync: bool,
     pub contacts: Vec<Mapping>,
@@ -104,10 +106,14 @@ pub(super) struct Round {
 impl Round {
     /// Stops the round when the sync was paused or retyped — in this process or another on
     /// the database — or the connection it started under was replaced, removed or remapped,
-    /// or is about to be.
+    /// or is about to be; and when it lost the round lock, which lets another process's round
+    /// begin beside it.
     pub async fn still_current(&self, integrations: &Integrations) -> Result<(), SyncError> {
         if integrations.generation() != self.generation {
             return Err(SyncError::Stopped);
+        }
+        if !self.lock.held().await {
+            return Err(SyncError::LockLost);
         }
         let saved = integrations.current().await?;
         match saved {
@@ -255,7 +261,7 @@ impl SyncEngine {
 
     /// Runs one full round: the first sync while it is running, otherwise incremental.
     pub async fn run_once(&self) -> Result<RoundReport, SyncError> {
-        let (_round, generation) = self.integrations.round().await?;
+        let (held, generation) = self.integrations.round().await?;
         // History ages out whether or not the sync runs: paused, failed or deleted too.
         self.store
             .prune_history(Utc::now() - self.settings.history_retention)
@@ -280,7 +286,9 @@ impl SyncEngine {
             }
             client => client?,
         };
-        let mut result = self.round(&current, &client, generation).await;
+        let mut result = self
+            .round(&current, &client, generation, held.shared())
+            .await;
         if matches!(result, Err(SyncError::Stopped))
             || (result.is_err() && self.integrations.generation() != generation)
         {
@@ -332,11 +340,13 @@ impl SyncEngine {
         current: &integration::Model,
         client: &Arc<SalesforceClient>,
         generation: u64,
+        lock: RoundLock,
     ) -> Result<Round, SyncError> {
         let round = Round {
             client: client.clone(),
             generation,
             epoch: current.epoch,
+            lock,
             sync_type: current.sync_type.parse().map_err(SyncError::WrongState)?,
             first_sync: current.first_sync == FirstSync::Running.as_str(),
             contacts: self.integrations.mappings(Module::Contacts).await?,
@@ -354,7 +364,7 @@ impl SyncEngine {
     /// first), Salesforce records fetched and applied. A record that syncs has its failures
     /// marked resolved.
     pub async fn retry(&self, failures: &[entity::sync_failure::Model]) -> Result<(), SyncError> {
-        let (_round, generation) = self.integrations.round().await?;
+        let (held, generation) = self.integrations.round().await?;
         let current = self
             .integrations
             .current()
@@ -367,7 +377,9 @@ impl SyncEngine {
             )));
         }
         let client = self.integrations.client_of(&current).await?;
-        let round = self.prepare(&current, &client, generation).await?;
+        let round = self
+            .prepare(&current, &client, generation, held.shared())
+            .await?;
         for module in [Module::Accounts, Module::Contacts] {
             self.find_lost_creates(&round, module).await?;
             let open = failures
@@ -418,8 +430,9 @@ impl SyncEngine {
         current: &integration::Model,
         client: &Arc<SalesforceClient>,
         generation: u64,
+        lock: RoundLock,
     ) -> Result<RoundReport, SyncError> {
-        let round = self.prepare(current, client, generation).await?;
+        let round = self.prepare(current, client, generation, lock).await?;
         let sync_type = round.sync_type;
         let mut report = RoundReport::default();
         for module in [Module::Accounts, Module::Contacts] {

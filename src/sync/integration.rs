@@ -55,6 +55,12 @@ pub enum SyncError {
         "the sync was paused, or its Salesforce connection replaced or removed, during the round"
     )]
     Stopped,
+    /// The connection holding the database's round lock went away during the round, so
+    /// another process may have started one beside it.
+    #[error(
+        "the database connection holding the sync round lock closed during the round (a database restart or failover, or an idle_in_transaction_session_timeout shorter than a round); the round stopped where it was, so that no other process's round runs beside it, and the next round carries on"
+    )]
+    LockLost,
     #[error(transparent)]
     Upstream(#[from] SalesforceError),
     #[error(transparent)]
@@ -155,7 +161,14 @@ async fn keep_rotated(
 /// database; dropping it lets the next round (or a replacement of the connection) go ahead.
 pub struct RoundGuard<'a> {
     _local: tokio::sync::MutexGuard<'a, ()>,
-    _shared: RoundLock,
+    shared: RoundLock,
+}
+
+impl RoundGuard<'_> {
+    /// The hold across processes, for the round to ask whether it still has it.
+    pub fn shared(&self) -> RoundLock {
+        self.shared.clone()
+    }
 }
 
 /// What the panels need of the connection: where the org is, which side is master, and the
@@ -270,7 +283,7 @@ impl Integrations {
         let local = self.rounds.lock().await;
         Ok(RoundGuard {
             _local: local,
-            _shared: self.store.lock_rounds().await?,
+            shared: self.store.lock_rounds().await?,
         })
     }
 

@@ -743,3 +743,70 @@ async fn a_delete_or_remapping_in_another_process_stops_a_running_round_at_its_n
         );
     }
 }
+
+#[tokio::test]
+async fn a_round_whose_database_lock_is_lost_stops_before_another_can_run_beside_it() {
+    let (app, sim, other, first, round) = export_under_way().await;
+    if !app.database_url.starts_with("postgres") {
+        // A lock on a file holds for as long as the process keeps the file open.
+        first.release();
+        round.await.unwrap().unwrap();
+        return;
+    }
+    // The server ends the connection holding the round lock, as a restart, a failover or an
+    // idle_in_transaction_session_timeout would.
+    let admin = sea_orm::Database::connect(app.database_url.as_str())
+        .await
+        .unwrap();
+    let ended = sea_orm::ConnectionTrait::query_all_raw(
+        &admin,
+        sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            // The round lock's key, 0x7461_6e64_656d_0001, in its two halves.
+            "SELECT pg_terminate_backend(pid) FROM pg_locks \
+             WHERE locktype = 'advisory' AND granted \
+             AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+             AND classid = 1952542308 AND objid = 1701642241",
+        ),
+    )
+    .await
+    .unwrap();
+    assert_eq!(ended.len(), 1, "one connection held the round lock");
+    // Another process may now run a round; this one must not go on beside it.
+    let taken = tokio::time::timeout(Duration::from_secs(5), other.store.lock_rounds())
+        .await
+        .expect("the lock is free once its connection is gone")
+        .unwrap();
+    drop(taken);
+    first.release();
+    let stopped = round.await.unwrap();
+    assert!(
+        matches!(stopped, Err(SyncError::LockLost)),
+        "the round stops: {stopped:?}"
+    );
+    assert_eq!(
+        sim.count("Contact"),
+        1,
+        "the batch in flight lands, no other"
+    );
+    let state = app
+        .gql_ok("{ integration { status statusReason } }", json!({}))
+        .await;
+    assert_eq!(state["integration"]["status"], "ACTIVE", "{state}");
+    assert!(
+        state["integration"]["statusReason"]
+            .as_str()
+            .is_some_and(|r| r.contains("round lock")),
+        "{state}"
+    );
+
+    let report = app.sync_now().await;
+    assert_eq!(report.pushed.added, 2, "{report:?}");
+    assert_eq!(sim.count("Contact"), 3, "each contact once");
+    assert!(
+        app.gql_ok("{ integration { statusReason } }", json!({}))
+            .await["integration"]["statusReason"]
+            .is_null(),
+        "a round that gets through clears the reason"
+    );
+}
