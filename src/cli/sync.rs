@@ -17,6 +17,11 @@ pub async fn once(settings: &Settings) -> anyhow::Result<()> {
     let services = Services::open(settings).await?;
     // This round's batches only: a worker syncing the same database logs its own.
     let mut events = services.store.subscribe_own_sync();
+    if services.store.round_running().await? {
+        eprintln!(
+            "another process (`tandem serve`'s worker, or another `tandem sync --once`) is running a sync round on this database; this one starts when it is done"
+        );
+    }
     let engine = services.engine.clone();
     let mut round = tokio::spawn(async move { engine.run_once().await });
     let mut progress = Progress::new()?;

@@ -630,6 +630,37 @@ async fn sync_once_paused_midway_says_what_it_sent_before_it_stopped() {
 }
 
 #[tokio::test]
+async fn sync_once_behind_another_processs_round_says_what_it_waits_for() {
+    let (app, sim) = started(|_| {}).await;
+    app.create_contact(json!({ "lastName": "Franklin" })).await;
+    let running = app.store.lock_rounds().await.unwrap();
+    let run = tokio::process::Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .args(["sync", "--once"])
+        .env("TANDEM_DATA_DIR", &app.data_dir)
+        .env("TANDEM_DATABASE_URL", &app.database_url)
+        .env("TANDEM_LOG__FILTER", "error")
+        .kill_on_drop(true)
+        .output();
+    let run = tokio::spawn(run);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(!run.is_finished(), "it waits for the round under way");
+    assert_eq!(sim.count("Contact"), 0);
+    drop(running);
+    let output = tokio::time::timeout(Duration::from_secs(60), run)
+        .await
+        .expect("it runs once the other round is done")
+        .unwrap()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("another process") && stderr.contains("starts when it is done"),
+        "{stderr}"
+    );
+    assert_eq!(sim.count("Contact"), 1);
+}
+
+#[tokio::test]
 async fn a_round_refused_in_another_process_after_a_pause_leaves_the_integration_paused() {
     let (app, _sim) = started(|_| {}).await;
     app.sync_now().await;
