@@ -186,6 +186,21 @@ fn profile(mut record: Record) -> String {
     serde_json::to_string(&record).unwrap_or_else(|_| Value::Object(record).to_string())
 }
 
+/// Whether a record read now (`profile`, as [`profile`] makes it) is the version read before
+/// (`read`): its stamp alone cannot tell, as Salesforce stamps to the second and two saves
+/// within one second share it. Every field read before holds the same value; a field the org
+/// has gained since (made to be mapped, say) is no edit.
+fn same_version(read: &str, profile: &str) -> bool {
+    let (Ok(Value::Object(read)), Ok(Value::Object(now))) = (
+        serde_json::from_str::<Value>(read),
+        serde_json::from_str::<Value>(profile),
+    ) else {
+        return false;
+    };
+    read.iter()
+        .all(|(field, value)| now.get(field).is_none_or(|v| v == value))
+}
+
 /// Where each module's pull stands against late commits, in this process. A transaction may
 /// commit up to the overlap after the `SystemModstamp` it gives its records, so each poll reads
 /// again a window before the cursor. Once a pull begun an overlap after the cursor was reached
@@ -601,7 +616,11 @@ impl SyncEngine {
                     // desk's.
                     let reread = link
                         .salesforce_modstamp
-                        .is_some_and(|read| inc.modstamp <= read);
+                        .is_some_and(|read| inc.modstamp <= read)
+                        && link
+                            .salesforce_fields
+                            .as_deref()
+                            .is_some_and(|read| same_version(read, &inc.profile));
                     if reread && existing.as_ref().is_none_or(DeskRecord::deleted) {
                         inc.link(&mut batch, module, link.desk_id).await?;
                         continue;

@@ -275,6 +275,36 @@ async fn changes_flow_both_ways_after_the_first_sync() {
 }
 
 #[tokio::test]
+async fn a_salesforce_edit_within_the_second_of_the_one_read_before_is_still_an_edit() {
+    let (app, sim) = connected().await;
+    let sf_id = sim
+        .insert(
+            "Contact",
+            json!({ "LastName": "Hopper", "Email": "grace@example.com", "Title": "Rear Admiral" }),
+        )
+        .unwrap();
+    app.sync_now().await;
+    assert_eq!(
+        by_last_name(&contacts(&app).await, "Hopper")[0]["title"],
+        "Rear Admiral"
+    );
+    // Saved again within the same second, the record keeps its SystemModstamp; the next
+    // poll reads it in the overlap window.
+    sim.update_within_the_same_second("Contact", &sf_id, json!({ "Title": null }))
+        .unwrap();
+    let report = app.sync_now().await;
+    assert_eq!(report.pulled.updated, 1, "{report:?}");
+    assert!(
+        by_last_name(&contacts(&app).await, "Hopper")[0]["title"].is_null(),
+        "the title Salesforce cleared is cleared in the desk"
+    );
+    assert!(
+        sim.get("Contact", &sf_id).unwrap()["Title"].is_null(),
+        "and not sent back"
+    );
+}
+
+#[tokio::test]
 async fn a_mass_update_goes_out_in_one_collection_call() {
     let (app, sim) = connected().await;
     let mut ids = Vec::new();

@@ -303,6 +303,35 @@ impl SimHandle {
     }
 
     pub fn update(&self, sobject: &str, id: &str, fields: Json) -> Result<(), ApiError> {
+        self.update_with(sobject, id, fields, Store::update)
+    }
+
+    /// Updates a record as a second save within the second of its last one: Salesforce
+    /// stamps to the second, so the record keeps the `SystemModstamp` it had.
+    pub fn update_within_the_same_second(
+        &self,
+        sobject: &str,
+        id: &str,
+        fields: Json,
+    ) -> Result<(), ApiError> {
+        self.update_with(sobject, id, fields, |store, obj, row, changes| {
+            let at = store.live(obj, row)?.modstamp;
+            store.update_at(obj, row, changes, at)
+        })
+    }
+
+    fn update_with(
+        &self,
+        sobject: &str,
+        id: &str,
+        fields: Json,
+        update: impl FnOnce(
+            &mut Store,
+            schema::ObjIdx,
+            usize,
+            Vec<store::Change>,
+        ) -> Result<(), ApiError>,
+    ) -> Result<(), ApiError> {
         let obj = rest_object(sobject)?;
         let Json::Object(map) = fields else {
             return Err(ApiError::bad_request(
@@ -313,7 +342,7 @@ impl SimHandle {
         let mut store = lock(&self.sim.store);
         let row = store.locate(obj, id).ok_or_else(ApiError::not_found)?;
         let changes = parse_body(&store, obj, &map, Write::Update)?;
-        store.update(obj, row, changes)
+        update(&mut store, obj, row, changes)
     }
 
     pub fn delete(&self, sobject: &str, id: &str) -> Result<(), ApiError> {

@@ -336,8 +336,20 @@ impl Store {
         changes: Vec<Change>,
     ) -> Result<(), ApiError> {
         let previous = self.live(obj, row)?.modstamp;
-        self.check_unique(obj, Some(row), &changes)?;
         let at = self.clock.stamp_after(previous);
+        self.update_at(obj, row, changes, at)
+    }
+
+    /// Updates a record stamping it `at`.
+    pub fn update_at(
+        &mut self,
+        obj: ObjIdx,
+        row: usize,
+        changes: Vec<Change>,
+        at: i64,
+    ) -> Result<(), ApiError> {
+        self.live(obj, row)?;
+        self.check_unique(obj, Some(row), &changes)?;
         let rec = &mut self.tables[obj][row];
         for (field, value) in changes {
             rec.set(field, value);
