@@ -18,6 +18,7 @@ mod m20261204_000013_failure_match_keys;
 mod m20261204_000014_sent_hashes;
 mod m20261205_000015_integration_epochs;
 mod m20261205_000016_desk_tags;
+mod m20261205_000017_pruned_events;
 
 pub struct Migrator;
 
@@ -41,6 +42,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000014_sent_hashes::Migration),
             Box::new(m20261205_000015_integration_epochs::Migration),
             Box::new(m20261205_000016_desk_tags::Migration),
+            Box::new(m20261205_000017_pruned_events::Migration),
         ]
     }
 }

@@ -242,8 +242,8 @@ pub struct SyncEventSubscription;
 #[Subscription]
 impl SyncEventSubscription {
     /// Sync history entries, failures and status changes as they commit. With `afterId`,
-    /// first everything logged after that event (the log keeps as many days as the sync
-    /// history), then live. Administrators see every event; other profiles need Salesforce
+    /// first everything logged after that event, then live; the log keeps as many days as
+    /// the sync history, and an `afterId` older than it is refused with `FELL_BEHIND`. Administrators see every event; other profiles need Salesforce
     /// contact and account information granted, and see the modules their panels show.
     async fn sync_events(
         &self,
@@ -264,18 +264,27 @@ impl SyncEventSubscription {
             })
             .transpose()?;
         let store = ctx.store().clone();
-        if let Some(after) = last
-            && after > store.last_sync_event_id().await?
-        {
-            let newest = store.logged_sync_event_id().await?;
-            // An empty log (pruned after a quiet week) says nothing of the ids it held.
-            if newest > 0 && after > newest {
+        if let Some(after) = last {
+            let pruned = store.sync_events_pruned_through().await?;
+            if after < pruned {
                 return Err(ApiError::new(
-                    Code::BadUserInput,
+                    Code::FellBehind,
                     format!(
-                        "afterId {after} is not an event yet (the newest is {newest}); pass the id of the last event received"
+                        "the events after {after} through {pruned} are no longer kept (the log keeps as many days as the sync history): read syncHistory and syncFailures for what happened meanwhile, then subscribe again without afterId"
                     ),
                 ));
+            }
+            if after > store.last_sync_event_id().await? {
+                // A log pruned empty after a quiet week still knows how far it went.
+                let newest = store.logged_sync_event_id().await?.max(pruned);
+                if after > newest {
+                    return Err(ApiError::new(
+                        Code::BadUserInput,
+                        format!(
+                            "afterId {after} is not an event yet (the newest is {newest}); pass the id of the last event received"
+                        ),
+                    ));
+                }
             }
         }
         // A change since the viewer's profile was read is checked before the first event.

@@ -1,6 +1,7 @@
 use chrono::{DateTime, Utc};
 use entity::{sync_failure, sync_history};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use super::{Page, PageRequest, Store, StoreResult};
 use crate::domain::{Direction, FailureReason, Module};
@@ -104,10 +105,11 @@ impl Store {
     }
 
     /// Deletes history entries and logged sync events older than `before`; returns how many
-    /// history entries went. Events go by id, through the newest one older than `before`:
-    /// each process stamps them by its own clock, and a replica whose clock lags would
-    /// otherwise leave holes in the log that a subscriber resuming after a kept id would
-    /// pass unawares.
+    /// history entries went. Events go from the oldest up to the first stamped at or after
+    /// `before`: each process stamps them by its own clock, and going by stamp alone would
+    /// leave holes in the log that a subscriber resuming after a kept id would pass unawares,
+    /// or take events still inside the window along with one a lagging clock stamped. How
+    /// far the log has gone is kept, so that a subscriber resuming from before it is told.
     pub async fn prune_history(&self, before: DateTime<Utc>) -> StoreResult<u64> {
         use entity::sync_event;
         let txn = self.write().await?;
@@ -115,21 +117,61 @@ impl Store {
             .filter(sync_history::Column::At.lt(before))
             .exec(&*txn)
             .await?;
-        let through: Option<i64> = sync_event::Entity::find()
+        let first_kept: Option<i64> = sync_event::Entity::find()
             .select_only()
-            .column_as(sync_event::Column::Id.max(), "through")
-            .filter(sync_event::Column::At.lt(before))
+            .column_as(sync_event::Column::Id.min(), "first")
+            .filter(sync_event::Column::At.gte(before))
             .into_tuple()
             .one(&*txn)
             .await?
             .flatten();
-        if let Some(through) = through {
+        let through: Option<i64> = match first_kept {
+            Some(first) => Some(first - 1),
+            None => sync_event::Entity::find()
+                .select_only()
+                .column_as(sync_event::Column::Id.max(), "through")
+                .into_tuple()
+                .one(&*txn)
+                .await?
+                .flatten(),
+        };
+        if let Some(through) = through
+            && through > pruned_events_through(&*txn).await?
+        {
             sync_event::Entity::delete_many()
                 .filter(sync_event::Column::Id.lte(through))
                 .exec(&*txn)
                 .await?;
+            let mark = Query::update()
+                .table(PRUNED)
+                .value(Alias::new("through"), through)
+                .and_where(Expr::col(Alias::new("through")).lt(through))
+                .to_owned();
+            txn.execute(&mark).await?;
         }
         txn.commit().await?;
         Ok(result.rows_affected)
+    }
+}
+
+/// The one-row table saying through which id the event log has been pruned.
+const PRUNED: &str = "sync_event_pruned";
+
+/// The id through which the event log has been pruned (0 when nothing has been).
+pub(super) async fn pruned_events_through(db: &impl ConnectionTrait) -> StoreResult<i64> {
+    let read = Query::select()
+        .column(Alias::new("through"))
+        .from(PRUNED)
+        .to_owned();
+    Ok(match db.query_one(&read).await? {
+        Some(row) => row.try_get("", "through")?,
+        None => 0,
+    })
+}
+
+impl Store {
+    /// The id through which the event log has been pruned (0 when nothing has been).
+    pub async fn sync_events_pruned_through(&self) -> StoreResult<i64> {
+        pruned_events_through(self.connection()).await
     }
 }

@@ -249,13 +249,11 @@ async fn an_after_id_beyond_the_log_is_refused() {
         json!({ "after": beyond.to_string() }),
     )
     .await;
-    let refused = ws.recv().await;
-    assert_eq!(refused["payload"]["data"], Value::Null, "{refused}");
-    let error = &refused["payload"]["errors"][0];
-    assert_eq!(error["extensions"]["code"], "BAD_USER_INPUT", "{refused}");
+    let (code, message) = refusal(&mut ws).await;
+    assert_eq!(code, "BAD_USER_INPUT", "{message}");
     assert!(
-        error["message"].as_str().unwrap().contains(&newest),
-        "names the newest event: {refused}"
+        message.contains(&newest),
+        "names the newest event: {message}"
     );
 }
 
@@ -436,37 +434,97 @@ async fn a_log_that_cannot_be_read_is_reported_once_and_read_again_once_it_can()
     assert_eq!(replayed, logged, "the whole log once it can be read");
 }
 
-#[tokio::test]
-async fn pruning_leaves_the_log_without_holes_whatever_the_clocks_stamped() {
+/// Stamps the logged events with these ids as a clock `days` behind would have.
+async fn stamp_days_ago(app: &TestApp, ids: &[String], days: i64) {
     use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
+    let ids: Vec<i64> = ids.iter().map(|id| id.parse().unwrap()).collect();
+    entity::sync_event::Entity::update_many()
+        .col_expr(
+            entity::sync_event::Column::At,
+            Expr::value(chrono::Utc::now() - chrono::Duration::days(days)),
+        )
+        .filter(entity::sync_event::Column::Id.is_in(ids))
+        .exec(app.store.connection())
+        .await
+        .unwrap();
+}
+
+async fn refusal(ws: &mut Ws) -> (String, String) {
+    let refused = ws.recv().await;
+    assert_eq!(refused["payload"]["data"], Value::Null, "{refused}");
+    let error = &refused["payload"]["errors"][0];
+    (
+        error["extensions"]["code"].as_str().unwrap().to_owned(),
+        error["message"].as_str().unwrap().to_owned(),
+    )
+}
+
+#[tokio::test]
+async fn pruning_takes_the_oldest_events_only_whatever_the_clocks_stamped() {
     let (app, _sim) = synced().await;
     let logged = logged_ids(&app).await;
     assert!(logged.len() >= 3, "{logged:?}");
     // The second event was stamped by a replica whose clock was far behind: by its stamp it
-    // is past the seven days kept, while the first is not.
-    let second: i64 = logged[1].parse().unwrap();
-    entity::sync_event::Entity::update_many()
-        .col_expr(
-            entity::sync_event::Column::At,
-            Expr::value(chrono::Utc::now() - chrono::Duration::days(8)),
-        )
-        .filter(entity::sync_event::Column::Id.eq(second))
-        .exec(app.store.connection())
-        .await
-        .unwrap();
+    // is past the seven days kept, while the first is not. Neither goes.
+    stamp_days_ago(&app, &logged[1..2], 8).await;
     app.sync_now().await;
-
     let kept = logged_ids(&app).await;
     assert_eq!(
-        kept[..logged.len() - 2],
-        logged[2..],
-        "the log goes through the pruned event, and keeps all after it"
+        kept[..logged.len()],
+        logged[..],
+        "nothing inside the window goes"
     );
-    // A subscriber resuming after any id the log still holds misses nothing.
-    let mut ws = subscribe(&app, "Administrator", json!({ "after": kept[0] })).await;
-    for id in &kept[1..] {
+
+    // Once the first is past the window too, both go, and the rest stay.
+    stamp_days_ago(&app, &logged[..1], 8).await;
+    app.sync_now().await;
+    let kept = logged_ids(&app).await;
+    assert_eq!(kept[..logged.len() - 2], logged[2..]);
+    // Resuming after the last event pruned misses nothing.
+    let mut ws = subscribe(&app, "Administrator", json!({ "after": logged[1] })).await;
+    for id in &kept {
         assert_eq!(next_event(&mut ws).await["id"].as_str(), Some(id.as_str()));
     }
+    // Resuming from before it would miss what was pruned: the subscriber is told.
+    let mut ws = subscribe(&app, "Administrator", json!({ "after": logged[0] })).await;
+    let (code, message) = refusal(&mut ws).await;
+    assert_eq!(code, "FELL_BEHIND", "{message}");
+    assert!(
+        message.contains(&format!("after {} through {}", logged[0], logged[1])),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn a_log_pruned_empty_still_refuses_an_after_id_it_never_gave_out() {
+    let (app, _sim) = synced().await;
+    let logged = logged_ids(&app).await;
+    stamp_days_ago(&app, &logged, 8).await;
+    app.store
+        .prune_history(chrono::Utc::now() - chrono::Duration::days(7))
+        .await
+        .unwrap();
+    assert!(logged_ids(&app).await.is_empty());
+    let newest: i64 = logged.last().unwrap().parse().unwrap();
+    let mut ws = subscribe(
+        &app,
+        "Administrator",
+        json!({ "after": (newest + 1000).to_string() }),
+    )
+    .await;
+    let (code, message) = refusal(&mut ws).await;
+    assert_eq!(code, "BAD_USER_INPUT", "{message}");
+    assert!(message.contains(&newest.to_string()), "{message}");
+    // Resuming after the newest event, which has gone, is resuming at the head.
+    let mut ws = subscribe(
+        &app,
+        "Administrator",
+        json!({ "after": newest.to_string() }),
+    )
+    .await;
+    app.gql_ok("mutation { pauseSync { status } }", json!({}))
+        .await;
+    assert_eq!(next_event(&mut ws).await["status"], "PAUSED");
 }
 
 /// A new profile, "Night Desk", following the log live over a socket, which has just told
