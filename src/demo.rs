@@ -279,7 +279,7 @@ pub async fn seed(store: &Store) -> anyhow::Result<()> {
             ..Default::default()
         };
         store
-            .create_ticket(&input)
+            .create_ticket(&input, false)
             .await
             .map_err(|e| anyhow!("{e}"))?;
     }

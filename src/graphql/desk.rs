@@ -549,22 +549,25 @@ pub struct CreateTicketInput {
     /// Defaults to `MEDIUM`.
     pub priority: Option<TicketPriority>,
     pub contact_id: Option<ID>,
-    /// Defaults to the contact's account.
-    pub account_id: Option<ID>,
+    /// Left out, the contact's account; `null`, none.
+    pub account_id: MaybeUndefined<ID>,
     pub assignee_id: Option<ID>,
 }
 
 impl CreateTicketInput {
-    fn into_domain(self) -> ApiResult<TicketInput> {
-        Ok(TicketInput {
+    /// The ticket's fields, and whether its account was given (`null` included).
+    fn into_domain(self) -> ApiResult<(TicketInput, bool)> {
+        let account_named = !self.account_id.is_undefined();
+        let input = TicketInput {
             subject: Some(self.subject),
             description: self.description,
             status: self.status.map(Into::into),
             priority: self.priority.map(Into::into),
             contact_id: optional("contactId", self.contact_id.as_ref(), ContactId)?,
-            account_id: optional("accountId", self.account_id.as_ref(), AccountId)?,
+            account_id: optional("accountId", self.account_id.value(), AccountId)?,
             assignee_id: optional("assigneeId", self.assignee_id.as_ref(), AgentId)?,
-        })
+        };
+        Ok((input, account_named))
     }
 }
 
@@ -876,8 +879,11 @@ impl DeskMutation {
         input: CreateTicketInput,
     ) -> ApiResult<Ticket> {
         ctx.viewer()?;
-        let input = input.into_domain()?;
-        ctx.store().create_ticket(&input).await?.try_into()
+        let (input, account_named) = input.into_domain()?;
+        ctx.store()
+            .create_ticket(&input, account_named)
+            .await?
+            .try_into()
     }
 
     async fn update_ticket(

@@ -23,11 +23,13 @@ pub struct TicketFilter {
 }
 
 fn input_of(model: &ticket::Model) -> StoreResult<TicketInput> {
+    // Written only through the enums, so a value they cannot read is the database's fault
+    // (edited by hand, or by a newer version), not the request's.
     let corrupt = |what: &str| {
-        StoreError::Conflict(format!(
+        StoreError::Db(sea_orm::DbErr::Custom(format!(
             "ticket {} has an unknown {what} in storage",
             model.id
-        ))
+        )))
     };
     Ok(TicketInput {
         subject: Some(model.subject.clone()),
@@ -143,10 +145,16 @@ impl Store {
         Ok(into_page(items, page))
     }
 
-    pub async fn create_ticket(&self, input: &TicketInput) -> StoreResult<ticket::Model> {
+    /// Opens a ticket. Unless `account_named` (an account given, or none asked for), it is
+    /// the contact's account's.
+    pub async fn create_ticket(
+        &self,
+        input: &TicketInput,
+        account_named: bool,
+    ) -> StoreResult<ticket::Model> {
         let fields = input.validate()?;
         let txn = self.write().await?;
-        let fields = resolve_links(&*txn, fields, None, input.account_id.is_some()).await?;
+        let fields = resolve_links(&*txn, fields, None, account_named).await?;
         let now = Utc::now();
         let mut active = ticket::ActiveModel {
             created_at: Set(now),

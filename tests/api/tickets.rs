@@ -43,6 +43,14 @@ async fn a_ticket_takes_its_contacts_account_and_shows_both() {
         )
         .await;
     assert_eq!(open["tickets"]["nodes"], json!([]));
+    // Told to have none, it has none.
+    let without = app
+        .gql_ok(
+            "mutation($c: ID!, $a: ID) { createTicket(input: { subject: \"Question\", contactId: $c, accountId: $a }) { account { name } } }",
+            json!({ "c": contact["id"], "a": null }),
+        )
+        .await;
+    assert!(without["createTicket"]["account"].is_null(), "{without}");
 }
 
 #[tokio::test]
