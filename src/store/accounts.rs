@@ -146,6 +146,7 @@ impl Store {
             )
             .into());
         }
+        let ids = &super::distinct(ids)[..];
         let txn = self.write().await?;
         if ids.len() > 1 {
             super::lock_in_order::<Accounts>(&*txn, Column::Id, ids.iter().map(|id| id.0)).await?;
@@ -155,33 +156,39 @@ impl Store {
         let mut now = None;
         let mut out = Vec::with_capacity(ids.len());
         let mut left_keys = Vec::new();
+        let mut changed = Vec::new();
         for &id in ids {
             let current = live_account(&*txn, id).await?;
             let now = *now.get_or_insert_with(Utc::now);
-            let fields = patch
-                .apply(account_input(&current))
-                .validate()
-                .map_err(|e| {
-                    if ids.len() > 1 {
-                        e.about(format_args!("account {id}"))
-                    } else {
-                        e
-                    }
-                })?;
+            let before = account_input(&current);
+            let fields = patch.apply(before.clone()).validate().map_err(|e| {
+                if ids.len() > 1 {
+                    e.about(format_args!("account {id}"))
+                } else {
+                    e
+                }
+            })?;
+            // A save that changes nothing writes nothing: no newer stamp to win a conflict
+            // with, nothing for the sync to send, no change to announce.
+            if before.validate().as_ref() == Ok(&fields) {
+                out.push(current);
+                continue;
+            }
             let key = current.name_key.clone();
             let mut active: account::ActiveModel = current.into();
             set_fields(&mut active, fields);
             active.updated_at = Set(now);
             let model = active.update(&*txn).await?;
             enqueue(&*txn, Module::Accounts, model.id.0).await?;
+            changed.push(model.id.0);
             left_keys.extend(key.filter(|key| model.name_key.as_ref() != Some(key)));
             out.push(model);
         }
-        super::sync::wake_pushes(&*txn, Module::Accounts, ids.iter().map(|id| id.0)).await?;
+        super::sync::wake_pushes(&*txn, Module::Accounts, changed.iter().copied()).await?;
         super::sync::wake_pulls_keyed(&*txn, Module::Accounts, left_keys).await?;
         txn.commit().await?;
-        for model in &out {
-            self.publish(DeskEntity::Account, DeskAction::Updated, model.id.0);
+        for id in changed {
+            self.publish(DeskEntity::Account, DeskAction::Updated, id);
         }
         Ok(out)
     }

@@ -181,6 +181,7 @@ impl Store {
             )
             .into());
         }
+        let ids = &super::distinct(ids)[..];
         let txn = self.write().await?;
         if ids.len() > 1 {
             super::lock_in_order::<Contacts>(&*txn, Column::Id, ids.iter().map(|id| id.0)).await?;
@@ -190,19 +191,24 @@ impl Store {
         let mut now = None;
         let mut out = Vec::with_capacity(ids.len());
         let mut left_keys = Vec::new();
+        let mut changed = Vec::new();
         for &id in ids {
             let current = live_contact(&*txn, id).await?;
             let now = *now.get_or_insert_with(Utc::now);
-            let fields = patch
-                .apply(contact_input(&current))
-                .validate()
-                .map_err(|e| {
-                    if ids.len() > 1 {
-                        e.about(format_args!("contact {id}"))
-                    } else {
-                        e
-                    }
-                })?;
+            let before = contact_input(&current);
+            let fields = patch.apply(before.clone()).validate().map_err(|e| {
+                if ids.len() > 1 {
+                    e.about(format_args!("contact {id}"))
+                } else {
+                    e
+                }
+            })?;
+            // A save that changes nothing writes nothing: no newer stamp to win a conflict
+            // with, nothing for the sync to send, no change to announce.
+            if patch.account_id != Some(None) && before.validate().as_ref() == Ok(&fields) {
+                out.push(current);
+                continue;
+            }
             if current.account_id != fields.account_id {
                 check_account(&*txn, fields.account_id).await?;
             }
@@ -217,14 +223,15 @@ impl Store {
             active.updated_at = Set(now);
             let model = active.update(&*txn).await?;
             enqueue(&*txn, Module::Contacts, model.id.0).await?;
+            changed.push(model.id.0);
             left_keys.extend(key.filter(|key| model.email_key.as_ref() != Some(key)));
             out.push(model);
         }
-        super::sync::wake_pushes(&*txn, Module::Contacts, ids.iter().map(|id| id.0)).await?;
+        super::sync::wake_pushes(&*txn, Module::Contacts, changed.iter().copied()).await?;
         super::sync::wake_pulls_keyed(&*txn, Module::Contacts, left_keys).await?;
         txn.commit().await?;
-        for model in &out {
-            self.publish(DeskEntity::Contact, DeskAction::Updated, model.id.0);
+        for id in changed {
+            self.publish(DeskEntity::Contact, DeskAction::Updated, id);
         }
         Ok(out)
     }

@@ -68,6 +68,13 @@ where
     }
 }
 
+/// The ids, each once, in the order first given: a mass update naming a record twice
+/// changes it once.
+pub(crate) fn distinct<T: Copy + Eq + std::hash::Hash>(ids: &[T]) -> Vec<T> {
+    let mut seen = std::collections::HashSet::with_capacity(ids.len());
+    ids.iter().copied().filter(|id| seen.insert(*id)).collect()
+}
+
 /// Locks these rows for the rest of the transaction, in id order, on PostgreSQL: the order a
 /// sync batch locks them in, so a mass update and a sync batch never wait for each other in
 /// a cycle. (SQLite has one writer at a time, and nothing to lock.)

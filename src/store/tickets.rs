@@ -180,9 +180,14 @@ impl Store {
             .one(&*txn)
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("ticket {id}")))?;
-        let fields = patch.apply(input_of(&current)?).validate()?;
+        let before = input_of(&current)?;
+        let fields = patch.apply(before.clone()).validate()?;
         let fields =
             resolve_links(&*txn, fields, Some(&current), patch.account_id.is_some()).await?;
+        // A save that changes nothing writes nothing, and announces nothing.
+        if before.validate().as_ref() == Ok(&fields) {
+            return Ok(current);
+        }
         let mut active: ticket::ActiveModel = current.into();
         set_fields(&mut active, fields);
         active.updated_at = Set(Utc::now());

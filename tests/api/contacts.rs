@@ -521,3 +521,38 @@ async fn an_edit_that_waited_for_another_writer_is_stamped_after_it() {
         "the edit committed after the other write is stamped {stamped}, before its {written}"
     );
 }
+
+#[tokio::test]
+async fn a_save_that_changes_nothing_writes_nothing() {
+    let app = spawn_app().await;
+    let contact = app
+        .create_contact(json!({ "lastName": "Hamilton", "title": "Director" }))
+        .await;
+    let account = app.create_account("Draper").await;
+    // What deskChanges subscribers and the sync worker hear of.
+    let mut announced = app.store.subscribe();
+    let saved = app
+        .gql_ok(
+            "mutation($id: ID!, $a: ID!) { updateContact(id: $id, patch: { title: \"Director\", lastName: \"Hamilton\" }) { updatedAt } updateAccount(id: $a, patch: { name: \"Draper\" }) { updatedAt } }",
+            json!({ "id": contact["id"], "a": account["id"] }),
+        )
+        .await;
+    assert_eq!(saved["updateContact"]["updatedAt"], contact["updatedAt"]);
+    assert_eq!(saved["updateAccount"]["updatedAt"], account["updatedAt"]);
+    assert!(announced.try_recv().is_err(), "no change is announced");
+
+    // A record named twice in a mass update is changed, and returned, once.
+    let twice = app
+        .gql_ok(
+            "mutation($ids: [ID!]!) { massUpdateContacts(ids: $ids, patch: { title: \"Chief\" }) { id title } }",
+            json!({ "ids": [contact["id"], contact["id"]] }),
+        )
+        .await;
+    assert_eq!(
+        twice["massUpdateContacts"],
+        json!([{ "id": contact["id"], "title": "Chief" }])
+    );
+    let heard = announced.try_recv().unwrap();
+    assert_eq!(heard.record_id.to_string(), contact["id"].as_str().unwrap());
+    assert!(announced.try_recv().is_err(), "one change is announced");
+}

@@ -224,7 +224,7 @@ impl TestApp {
     pub async fn create_contact(&self, input: Value) -> Value {
         let data = self
             .gql_ok(
-                "mutation($input: CreateContactInput!) { createContact(input: $input) { id firstName lastName email account { id name } } }",
+                "mutation($input: CreateContactInput!) { createContact(input: $input) { id firstName lastName email updatedAt account { id name } } }",
                 json!({ "input": input }),
             )
             .await;
@@ -253,7 +253,7 @@ impl TestApp {
     pub async fn create_account(&self, name: &str) -> Value {
         let data = self
             .gql_ok(
-                "mutation($input: CreateAccountInput!) { createAccount(input: $input) { id name } }",
+                "mutation($input: CreateAccountInput!) { createAccount(input: $input) { id name updatedAt } }",
                 json!({ "input": { "name": name } }),
             )
             .await;
