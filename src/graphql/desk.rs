@@ -150,14 +150,16 @@ impl Account {
         first: Option<i32>,
         after: Option<String>,
     ) -> ApiResult<Connection<IdCursor, Contact>> {
-        let filter = ContactFilter {
-            account_id: Some(self.raw_id),
-            ..Default::default()
-        };
+        let page = page_request(ctx.page_sizes(), first, after)?;
         let page = ctx
-            .store()
-            .contacts(&filter, page_request(ctx.page_sizes(), first, after)?)
-            .await?;
+            .loader()
+            .load_one(super::loaders::ContactsOf(self.raw_id, page))
+            .await?
+            .unwrap_or_else(|| crate::store::Page {
+                items: Vec::new(),
+                has_next: false,
+                has_previous: page.after.is_some(),
+            });
         Ok(connection(page, |m| m.id.0, Contact::from))
     }
 

@@ -11,7 +11,7 @@ use tokio::sync::oneshot;
 
 use super::{ApiError, ApiResult};
 use crate::domain::{AccountId, AgentId, ContactId};
-use crate::store::{Store, StoreError};
+use crate::store::{Page, PageRequest, Store, StoreError};
 
 /// Gathers the keys one request's resolvers ask for and loads each kind with one call of
 /// its [`Loader`]. A batch opens with the first key asked for and closes at the first turn
@@ -152,6 +152,40 @@ impl Loader<AgentId> for DeskLoader {
     async fn load(&self, keys: &[AgentId]) -> Result<HashMap<AgentId, Self::Value>, Self::Error> {
         let rows = self.store.agents_by_ids(keys).await.map_err(Arc::new)?;
         Ok(rows.into_iter().map(|m| (m.id, m)).collect())
+    }
+}
+
+/// A page of an account's live contacts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ContactsOf(pub AccountId, pub PageRequest);
+
+impl Loader<ContactsOf> for DeskLoader {
+    type Value = Page<contact::Model>;
+    type Error = Arc<StoreError>;
+
+    /// One query for each page asked for, however many accounts ask for it.
+    async fn load(
+        &self,
+        keys: &[ContactsOf],
+    ) -> Result<HashMap<ContactsOf, Self::Value>, Self::Error> {
+        let mut by_page: HashMap<PageRequest, Vec<AccountId>> = HashMap::new();
+        for &ContactsOf(account, page) in keys {
+            by_page.entry(page).or_default().push(account);
+        }
+        let mut loaded = HashMap::with_capacity(keys.len());
+        for (page, accounts) in by_page {
+            let pages = self
+                .store
+                .contacts_of_accounts(&accounts, page)
+                .await
+                .map_err(Arc::new)?;
+            loaded.extend(
+                pages
+                    .into_iter()
+                    .map(|(account, contacts)| (ContactsOf(account, page), contacts)),
+            );
+        }
+        Ok(loaded)
     }
 }
 

@@ -1,3 +1,5 @@
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use entity::contact::{self, Column, Entity as Contacts};
 use sea_orm::sea_query::LikeExpr;
@@ -135,6 +137,61 @@ impl Store {
             .all(self.connection())
             .await?;
         Ok(into_page(items, page))
+    }
+
+    /// The same page of live contacts of each of these accounts, in one query however many
+    /// accounts: what a list of accounts showing their contacts asks for.
+    pub async fn contacts_of_accounts(
+        &self,
+        accounts: &[AccountId],
+        page: PageRequest,
+    ) -> StoreResult<HashMap<AccountId, Page<contact::Model>>> {
+        use sea_orm::sea_query::{Alias, Asterisk, Expr, ExprTrait, Order, Query};
+        use sea_orm::{FromQueryResult, Iterable};
+        if accounts.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let rank = Alias::new("rank_in_account");
+        let mut ranked = Query::select();
+        ranked
+            .columns(Column::iter())
+            .expr_as(
+                Expr::cust("ROW_NUMBER() OVER (PARTITION BY account_id ORDER BY id)"),
+                rank.clone(),
+            )
+            .from(Contacts)
+            .and_where(Column::DeletedAt.is_null())
+            .and_where(super::one_of(
+                self.backend(),
+                Column::AccountId,
+                accounts.iter().map(|a| a.0),
+            ));
+        if let Some(after) = page.after {
+            ranked.and_where(Column::Id.gt(after));
+        }
+        // One more than the page, to tell whether there is a next.
+        let select = Query::select()
+            .column(Asterisk)
+            .from_subquery(ranked.to_owned(), Alias::new("ranked"))
+            .and_where(Expr::col(rank).lte(page.first as i64 + 1))
+            .order_by(Column::Id, Order::Asc)
+            .to_owned();
+        let rows = contact::Model::find_by_statement(self.backend().build(&select))
+            .all(self.connection())
+            .await?;
+        let mut by_account: HashMap<AccountId, Vec<contact::Model>> = accounts
+            .iter()
+            .map(|&account| (account, Vec::new()))
+            .collect();
+        for row in rows {
+            if let Some(list) = row.account_id.and_then(|a| by_account.get_mut(&a)) {
+                list.push(row);
+            }
+        }
+        Ok(by_account
+            .into_iter()
+            .map(|(account, items)| (account, into_page(items, page)))
+            .collect())
     }
 
     pub async fn create_contact(&self, input: &ContactInput) -> StoreResult<contact::Model> {

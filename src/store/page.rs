@@ -1,13 +1,13 @@
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Select};
 
 /// Keyset pagination over ascending ids: stable under concurrent inserts.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct PageRequest {
     pub after: Option<i64>,
     pub first: usize,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Page<T> {
     pub items: Vec<T>,
     pub has_next: bool,

@@ -161,3 +161,75 @@ async fn mass_updating_accounts_validates_every_record() {
         "the record that fails is named: {message}"
     );
 }
+
+#[tokio::test]
+async fn a_list_of_accounts_pages_each_ones_contacts_on_its_own() {
+    let app = spawn_app().await;
+    let acme = app.create_account("Acme").await;
+    let zylker = app.create_account("Zylker").await;
+    app.create_account("Empty").await;
+    let mut acme_contacts = Vec::new();
+    for name in ["Ada", "Binned", "Cleo", "Dora"] {
+        acme_contacts.push(
+            app.create_contact(json!({ "lastName": name, "accountId": acme["id"] }))
+                .await["id"]
+                .clone(),
+        );
+    }
+    app.gql_ok(
+        "mutation($id: ID!) { deleteContact(id: $id) { id } }",
+        json!({ "id": acme_contacts[1] }),
+    )
+    .await;
+    app.create_contact(json!({ "lastName": "Zed", "accountId": zylker["id"] }))
+        .await;
+    app.create_contact(json!({ "lastName": "Loner" })).await;
+
+    let page = |after: Option<&str>| {
+        let after = after.map_or("null".to_owned(), |a| format!("\"{a}\""));
+        format!(
+            "{{ accounts {{ nodes {{ name contacts(first: 2, after: {after}) {{ nodes {{ lastName }} pageInfo {{ hasNextPage endCursor }} }} }} }} }}"
+        )
+    };
+    let first = app.gql_ok(&page(None), json!({})).await;
+    let lists: Vec<(String, Vec<String>, bool)> = first["accounts"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            let names = a["contacts"]["nodes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["lastName"].as_str().unwrap().to_owned())
+                .collect();
+            (
+                a["name"].as_str().unwrap().to_owned(),
+                names,
+                a["contacts"]["pageInfo"]["hasNextPage"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    let owned = |names: &[&str]| names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>();
+    assert_eq!(
+        lists,
+        [
+            ("Acme".to_owned(), owned(&["Ada", "Cleo"]), true),
+            ("Zylker".to_owned(), owned(&["Zed"]), false),
+            ("Empty".to_owned(), owned(&[]), false),
+        ]
+    );
+    let cursor = first["accounts"]["nodes"][0]["contacts"]["pageInfo"]["endCursor"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let next = app.gql_ok(&page(Some(&cursor)), json!({})).await;
+    assert_eq!(
+        next["accounts"]["nodes"][0]["contacts"]["nodes"],
+        json!([{ "lastName": "Dora" }])
+    );
+    assert_eq!(
+        next["accounts"]["nodes"][0]["contacts"]["pageInfo"]["hasNextPage"],
+        false
+    );
+}
