@@ -51,7 +51,7 @@ impl Incoming {
         records
             .into_iter()
             .map(|r| {
-                let values = from_salesforce(mappings, &r);
+                let values = from_salesforce(mappings, module, &r);
                 Ok(Incoming {
                     new: Some(NewRecord::read(mappings, module, &values)),
                     key: mapped_desk_value(mappings, module, &values, desk::match_field(module))

@@ -47,6 +47,16 @@ fn canonical_text(value: &Value) -> Value {
     }
 }
 
+/// A value of a desk field of this kind as the sync sends and compares it: addresses in
+/// lower case, as Salesforce keeps them in its email fields (sent `Ada@Example.com`, it
+/// answers `ada@example.com` ever after, which must not read as an edit).
+fn canonical(kind: DeskKind, value: &Value) -> Value {
+    match (kind, canonical_text(value)) {
+        (DeskKind::Email, Value::String(s)) => Value::String(s.to_lowercase()),
+        (_, value) => value,
+    }
+}
+
 /// The desk record in Salesforce terms. A link to an account Salesforce does not know yet is
 /// left out rather than cleared, and a contact with no desk account names `kept`, the
 /// Salesforce account it stays in since its desk account was purged.
@@ -71,7 +81,7 @@ pub fn to_salesforce(
                 },
                 None => kept.map_or(Value::Null, |sf| Value::String(sf.to_owned())),
             },
-            _ => canonical_text(&value),
+            kind => canonical(kind, &value),
         };
         out.insert(m.salesforce_field.clone(), value);
     }
@@ -170,10 +180,11 @@ pub fn with_sent(read: Option<&str>, sent: &Record) -> Option<String> {
 }
 
 /// The mapped values of a Salesforce record.
-pub fn from_salesforce(mappings: &[Mapping], record: &Record) -> SalesforceValues {
+pub fn from_salesforce(mappings: &[Mapping], module: Module, record: &Record) -> SalesforceValues {
     mappings
         .iter()
         .map(|m| {
+            let kind = desk_field(module, &m.desk_field).map(|f| f.kind);
             // Field names are case-insensitive; records spell them as the describe does.
             let value = record
                 .get(&m.salesforce_field)
@@ -184,7 +195,11 @@ pub fn from_salesforce(mappings: &[Mapping], record: &Record) -> SalesforceValue
                         .map(|(_, v)| v)
                 })
                 .unwrap_or(&Value::Null);
-            (m.salesforce_field.clone(), canonical_text(value))
+            let value = match kind {
+                Some(kind) => canonical(kind, value),
+                None => canonical_text(value),
+            };
+            (m.salesforce_field.clone(), value)
         })
         .collect()
 }
@@ -396,7 +411,7 @@ mod tests {
             record.insert(k.clone(), v.clone());
         }
         record.insert("attributes".into(), json!({ "type": "Contact" }));
-        let inbound = from_salesforce(&mappings, &record);
+        let inbound = from_salesforce(&mappings, Module::Contacts, &record);
         assert_eq!(hash(&inbound), hash(&outbound), "an echo is recognised");
 
         let mut back = Map::new();
@@ -437,7 +452,7 @@ mod tests {
             salesforce_field: "lastname".into(),
         }];
         let record: Record = serde_json::from_value(json!({ "LastName": "Lovelace" })).unwrap();
-        let values = from_salesforce(&mappings, &record);
+        let values = from_salesforce(&mappings, Module::Contacts, &record);
         assert_eq!(values["lastname"], json!("Lovelace"));
     }
 

@@ -203,6 +203,46 @@ async fn after_quiescence_a_round_writes_nothing_on_either_side() {
 }
 
 #[tokio::test]
+async fn an_address_salesforce_keeps_in_lower_case_is_no_edit_on_either_side() {
+    let (app, sim) = connected().await;
+    let contact = app
+        .create_contact(json!({ "lastName": "Lovelace", "email": "Ada.Lovelace@Example.COM" }))
+        .await;
+    app.sync_now().await;
+    let sf_id = salesforce_id_of(&app, &contact["id"]).await;
+    assert_eq!(
+        sim.get("Contact", &sf_id).unwrap()["Email"],
+        "ada.lovelace@example.com",
+        "Salesforce keeps it in lower case"
+    );
+
+    let mark = sim.request_count();
+    let mut desk_events = app.store.subscribe();
+    let report = app.sync_now().await;
+    assert!(
+        desk_events.try_recv().is_err(),
+        "no desk writes: {report:?}"
+    );
+    assert_eq!(writes_since(&sim, mark), Vec::<String>::new());
+    assert_eq!(
+        by_last_name(&contacts(&app).await, "Lovelace")[0]["email"],
+        "Ada.Lovelace@Example.COM",
+        "the desk keeps the address as typed"
+    );
+
+    // Typed again in another case, it has nothing new to send.
+    update_contact(
+        &app,
+        &contact["id"],
+        json!({ "email": "ada.lovelace@EXAMPLE.com" }),
+    )
+    .await;
+    let mark = sim.request_count();
+    app.sync_now().await;
+    assert_eq!(writes_since(&sim, mark), Vec::<String>::new());
+}
+
+#[tokio::test]
 async fn once_its_overlap_has_passed_a_quiet_poll_reads_nothing_again() {
     use tandem::domain::Module;
     let (app, sim) = crate::integration::started(|s| s.sync.poll_overlap_secs = 1).await;

@@ -230,6 +230,10 @@ pub fn parse_value(store: &Store, field: &Field, json: &Json) -> Result<Value, A
     };
     if let Value::Str(s) = &value {
         check_text(field, s)?;
+        // Email fields keep their addresses in lower case, whatever case was sent.
+        if field.kind == Kind::Email && s.chars().any(char::is_uppercase) {
+            return Ok(Value::str(s.to_lowercase().as_str()));
+        }
     }
     Ok(value)
 }
