@@ -15,13 +15,13 @@ use super::paging::parse_id;
 use super::sync_log::{SyncFailure, SyncHistoryEntry};
 use super::{ApiError, ApiResult, Code, ContextExt};
 use crate::domain::Module;
-use crate::store::{Store, SyncEvent, SyncEventKind};
+use crate::store::{Store, StoreError, SyncEvent, SyncEventKind};
 
 /// Events read from the log per query while catching up.
 const REPLAY_PAGE: u64 = 200;
 
-/// The wait before reading the log again after a read failed, doubled each time it fails
-/// again, up to `RETRY_LONGEST`.
+/// The wait before reading the log (or the subscriber's profile) again after a read failed,
+/// doubled each time it fails again, up to `RETRY_LONGEST`.
 const RETRY_FIRST: Duration = Duration::from_millis(250);
 const RETRY_LONGEST: Duration = Duration::from_secs(8);
 
@@ -148,23 +148,47 @@ struct Follow {
     wanted: Option<Vec<Module>>,
     /// Set once the profile may no longer follow: the stream ends after saying why.
     ended: bool,
-    /// Reads of the log that failed in a row.
+    /// Reads of the log, or of the profile, that failed in a row.
     failed_reads: u32,
 }
 
+/// Why a subscriber's changed profile could not be applied.
+enum Recheck {
+    /// It may no longer follow: the stream ends.
+    Denied(ApiError),
+    /// The profile could not be read: events wait until it can.
+    Unreadable(StoreError),
+}
+
 impl Follow {
-    /// Applies a change of the subscriber's profile to what it is admitted to.
-    async fn recheck_profile(&mut self) -> Result<(), ApiError> {
+    /// Applies a change of the subscriber's profile to what it is admitted to. Read through
+    /// the store's cache, so that the subscribers of one profile read it once per change.
+    async fn recheck_profile(&mut self) -> Result<(), Recheck> {
         self.profiles.mark_unchanged();
-        let profile = self
-            .store
-            .profile_by_name(&self.profile)
-            .await?
-            .ok_or_else(|| {
-                ApiError::forbidden(format!("the profile '{}' no longer exists", self.profile))
-            })?;
-        self.admits.modules = allowed_modules(&profile, self.wanted.as_deref())?;
+        let profile = match self.store.viewer_profile(&self.profile).await {
+            Ok(Some(profile)) => profile,
+            Ok(None) => {
+                return Err(Recheck::Denied(ApiError::forbidden(format!(
+                    "the profile '{}' no longer exists",
+                    self.profile
+                ))));
+            }
+            Err(e) => {
+                self.profiles.mark_changed();
+                return Err(Recheck::Unreadable(e));
+            }
+        };
+        self.admits.modules =
+            allowed_modules(&profile, self.wanted.as_deref()).map_err(Recheck::Denied)?;
         Ok(())
+    }
+
+    /// Waits before reading again what failed to read, longer the more it has failed.
+    async fn pause_after_failures(&self) {
+        if self.failed_reads > 0 {
+            let wait = RETRY_FIRST * 2u32.pow(self.failed_reads.min(6) - 1);
+            tokio::time::sleep(wait.min(RETRY_LONGEST)).await;
+        }
     }
 
     async fn next(&mut self) -> Option<Result<SyncEventNode, ApiError>> {
@@ -176,23 +200,36 @@ impl Follow {
                 if self.last.is_some_and(|l| event.id <= l) {
                     continue;
                 }
-                self.last = Some(event.id);
-                if self.profiles.has_changed().unwrap_or(false)
-                    && let Err(denied) = self.recheck_profile().await
-                {
-                    self.ended = true;
-                    return Some(Err(denied));
+                if self.profiles.has_changed().unwrap_or(false) {
+                    match self.recheck_profile().await {
+                        Ok(()) => self.failed_reads = 0,
+                        Err(Recheck::Denied(denied)) => {
+                            self.ended = true;
+                            return Some(Err(denied));
+                        }
+                        // Nothing is delivered under permissions that may have been taken
+                        // away: the event waits, and the profile is read again, as a log that
+                        // cannot be read is.
+                        Err(Recheck::Unreadable(e)) => {
+                            self.queue.push_front(event);
+                            self.pause_after_failures().await;
+                            self.failed_reads += 1;
+                            if self.failed_reads == 1 {
+                                return Some(Err(e.into()));
+                            }
+                            tracing::warn!(error = %e, "a sync-event subscriber's profile cannot be read; trying again");
+                            continue;
+                        }
+                    }
                 }
+                self.last = Some(event.id);
                 if self.admits.admits(&event) {
                     return Some(SyncEventNode::try_from(event));
                 }
                 continue;
             }
             if self.catching_up {
-                if self.failed_reads > 0 {
-                    let wait = RETRY_FIRST * 2u32.pow(self.failed_reads.min(6) - 1);
-                    tokio::time::sleep(wait.min(RETRY_LONGEST)).await;
-                }
+                self.pause_after_failures().await;
                 let after = self.last.unwrap_or(0);
                 let read = self.store.sync_events_page(after, REPLAY_PAGE).await;
                 if read.is_ok() {

@@ -434,6 +434,48 @@ async fn a_log_that_cannot_be_read_is_reported_once_and_read_again_once_it_can()
     assert_eq!(replayed, logged, "the whole log once it can be read");
 }
 
+#[tokio::test]
+async fn a_profile_that_cannot_be_read_holds_events_back_until_it_can() {
+    use sea_orm::ConnectionTrait;
+    let (app, _sim) = synced().await;
+    let newest = logged_ids(&app).await.last().unwrap().clone();
+    let mut ws = subscribe(&app, "Administrator", json!({ "after": newest })).await;
+    // A profile changes, so the subscriber's is read again before its next event; the
+    // database cannot answer that read.
+    let created = app
+        .gql_ok(
+            "mutation { createProfile(input: { name: \"Night Desk\", permissions: {} }) { id } }",
+            json!({}),
+        )
+        .await;
+    app.gql_ok(
+        "mutation($id: ID!) { updateProfilePermissions(id: $id, permissions: { notes: false }) { id } }",
+        json!({ "id": created["createProfile"]["id"] }),
+    )
+    .await;
+    let other = crate::replicas::second_process(&app).await;
+    let db = app.store.connection();
+    db.execute_unprepared("ALTER TABLE profile RENAME TO profile_away")
+        .await
+        .unwrap();
+    other.integrations.pause().await.unwrap();
+    let failed = ws.recv().await;
+    assert_eq!(
+        failed["payload"]["errors"][0]["extensions"]["code"], "INTERNAL",
+        "{failed}"
+    );
+    let more = tokio::time::timeout(std::time::Duration::from_millis(1_500), ws.recv()).await;
+    assert!(more.is_err(), "said once, and nothing delivered: {more:?}");
+
+    db.execute_unprepared("ALTER TABLE profile_away RENAME TO profile")
+        .await
+        .unwrap();
+    let event = tokio::time::timeout(std::time::Duration::from_secs(10), next_event(&mut ws))
+        .await
+        .expect("the stream goes on once the profile can be read");
+    assert_eq!(event["status"], "PAUSED");
+}
+
 /// Stamps the logged events with these ids as a clock `days` behind would have.
 async fn stamp_days_ago(app: &TestApp, ids: &[String], days: i64) {
     use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
