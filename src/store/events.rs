@@ -245,12 +245,6 @@ impl PassedOn {
             let _ = sync_events.send(event);
         }
     }
-
-    /// The newest event broadcast, -1 before the first.
-    fn newest(&self) -> i64 {
-        let ids = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        ids.last().copied().unwrap_or(-1)
-    }
 }
 
 /// Reads the log every second: on SQLite, where processes sharing the file cannot notify
@@ -261,11 +255,13 @@ impl PassedOn {
 /// way the store's change count moves on when the log has grown. Ends once the store is gone.
 ///
 /// On SQLite it reads the log holding the writer slot, which this process's transactions keep
-/// from before their events are logged until after they are broadcast: every event of this
-/// process it can see has been broadcast already. On PostgreSQL ids commit in the order they
-/// are drawn (`order_event_log`), so the log after the last id read holds all it has not read;
-/// what it reads that a notice or this process's commit has broadcast already, `PassedOn`
-/// keeps from going out twice.
+/// from before their events are logged until after they are broadcast, so it never passes
+/// on an event of this process ahead of the commit's own broadcast. It reads on from the last
+/// id it read, not from the newest this process broadcast: another process's event may come
+/// just before one of this process's. On PostgreSQL ids commit in the order they are drawn
+/// (`order_event_log`), so the log after the last id read holds all it has not read. What it
+/// reads that a notice or this process's commit has broadcast already, `PassedOn` keeps from
+/// going out twice.
 pub(super) fn watch_log(
     db: sea_orm::DatabaseConnection,
     write_lock: Option<std::sync::Arc<tokio::sync::Mutex<()>>>,
@@ -296,8 +292,6 @@ pub(super) fn watch_log(
             let known = newest_event.load(Ordering::SeqCst);
             let from = seen.or((known >= 0).then_some(known));
             let after = match from {
-                // What this process logged, it broadcast itself.
-                Some(from) if subscribed && write_lock.is_some() => from.max(passed_on.newest()),
                 Some(from) if subscribed => from,
                 _ => {
                     match newest_logged(&db).await {
@@ -369,7 +363,6 @@ mod tests {
             out.push(e.id);
         }
         assert_eq!(out, [2, 1, 3]);
-        assert_eq!(passed.newest(), 3);
     }
 
     #[test]

@@ -841,3 +841,34 @@ async fn a_round_whose_database_lock_is_lost_stops_before_another_can_run_beside
         "a round that gets through clears the reason"
     );
 }
+
+#[tokio::test]
+async fn an_event_another_process_logs_just_before_one_of_this_ones_reaches_every_listener() {
+    let (app, _sim) = started(|_| {}).await;
+    let other = second_process(&app).await;
+    let mut heard = app.store.subscribe_sync();
+    // The log has been looked at once (it is, every second).
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    // Between two looks at the log: the other process's event, then this one's.
+    other.integrations.pause().await.unwrap();
+    app.gql_ok("mutation { resumeSync { status } }", json!({}))
+        .await;
+    let mut statuses = Vec::new();
+    while statuses.len() < 2 {
+        let event = tokio::time::timeout(Duration::from_secs(5), heard.recv())
+            .await
+            .unwrap_or_else(|_| panic!("both events arrive; heard {statuses:?}"))
+            .unwrap();
+        if let tandem::sync::SyncEventKind::Status { status, .. } = event.kind {
+            statuses.push((event.id, status));
+        }
+    }
+    statuses.sort_by_key(|(id, _)| *id);
+    assert_eq!(
+        statuses.iter().map(|(_, s)| *s).collect::<Vec<_>>(),
+        [
+            tandem::domain::IntegrationStatus::Paused,
+            tandem::domain::IntegrationStatus::Active
+        ]
+    );
+}
