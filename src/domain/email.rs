@@ -36,6 +36,19 @@ impl Email {
                 "it contains a space, a control character or a second '@'",
             ));
         }
+        // The unquoted form every mail system (Salesforce's email fields included) takes:
+        // dot-separated pieces of letters, digits and a few signs.
+        let piece_ok = |p: &str| {
+            !p.is_empty()
+                && p.chars().all(|c| {
+                    c.is_alphanumeric() || (c.is_ascii() && "!#$%&'*+/=?^_`{|}~-".contains(c))
+                })
+        };
+        if !local.split('.').all(piece_ok) {
+            return Err(invalid(
+                "the part before '@' may hold letters, digits and ! # $ % & ' * + / = ? ^ _ ` { | } ~ -, with single dots between them",
+            ));
+        }
         let labels: Vec<&str> = domain.split('.').collect();
         let label_ok = |l: &&str| {
             !l.is_empty()
@@ -72,6 +85,13 @@ mod tests {
         let email = Email::parse("email", "  Ada.Lovelace+desk@Example.co.uk ").unwrap();
         assert_eq!(email.as_str(), "Ada.Lovelace+desk@Example.co.uk");
         assert_eq!(email.normalized(), "ada.lovelace+desk@example.co.uk");
+        for good in [
+            "o'brien@example.ie",
+            "a!#$%&*/=?^_`{|}~-z@example.com",
+            "zoë@example.com",
+        ] {
+            assert!(Email::parse("email", good).is_ok(), "{good}");
+        }
     }
 
     #[test]
@@ -85,6 +105,14 @@ mod tests {
             "a@-x.com",
             "a@@example.com",
             "a@example..com",
+            "a,b@example.com",
+            "a;b@example.com",
+            "<ada>@example.com",
+            "a\"b@example.com",
+            "a\\b@example.com",
+            ".ada@example.com",
+            "ada.@example.com",
+            "ada..lovelace@example.com",
         ] {
             let err = Email::parse("email", bad).unwrap_err();
             assert_eq!(err.field, "email", "{bad}");

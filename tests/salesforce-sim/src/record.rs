@@ -256,8 +256,12 @@ fn check_text(field: &Field, s: &str) -> Result<(), ApiError> {
 fn valid_email(s: &str) -> bool {
     match s.split_once('@') {
         Some((local, domain)) => {
-            !local.is_empty()
-                && domain.contains('.')
+            local.split('.').all(|p| {
+                !p.is_empty()
+                    && p.chars().all(|c| {
+                        c.is_alphanumeric() || (c.is_ascii() && "!#$%&'*+/=?^_`{|}~-".contains(c))
+                    })
+            }) && domain.contains('.')
                 && !domain.starts_with('.')
                 && !s.contains(' ')
         }
