@@ -196,7 +196,12 @@ impl Store {
     /// Moves an account to the recycle bin. Its contacts stay, still linked to it.
     pub async fn delete_account(&self, id: AccountId) -> StoreResult<account::Model> {
         let txn = self.write().await?;
-        let current = live_account(&*txn, id).await?;
+        let current = find(&*txn, id).await?;
+        if current.deleted_at.is_some() {
+            return Err(StoreError::Conflict(format!(
+                "account {id} is in the recycle bin already; purgeAccount removes it for good"
+            )));
+        }
         let key = current.name_key.clone();
         let mut active: account::ActiveModel = current.into();
         active.deleted_at = Set(Some(Utc::now()));

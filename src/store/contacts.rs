@@ -296,7 +296,12 @@ impl Store {
     /// Moves a contact to the recycle bin.
     pub async fn delete_contact(&self, id: ContactId) -> StoreResult<contact::Model> {
         let txn = self.write().await?;
-        let current = live_contact(&*txn, id).await?;
+        let current = find(&*txn, id).await?;
+        if current.deleted_at.is_some() {
+            return Err(StoreError::Conflict(format!(
+                "contact {id} is in the recycle bin already; purgeContact removes it for good"
+            )));
+        }
         let key = current.email_key.clone();
         let mut active: contact::ActiveModel = current.into();
         active.deleted_at = Set(Some(Utc::now()));

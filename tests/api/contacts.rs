@@ -217,6 +217,18 @@ async fn deleted_contacts_wait_in_the_recycle_bin_until_restored_or_purged() {
         )
         .await;
     assert_eq!(codes(&edit), ["CONFLICT"], "a binned record is not edited");
+    let twice = app
+        .gql(
+            "mutation($id: ID!) { deleteContact(id: $id) { id } }",
+            json!({ "id": bin["id"] }),
+        )
+        .await;
+    assert_eq!(codes(&twice), ["CONFLICT"]);
+    let message = twice["errors"][0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("already") && message.contains("purgeContact"),
+        "{message}"
+    );
 
     let restored = app
         .gql_ok(
