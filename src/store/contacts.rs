@@ -380,7 +380,13 @@ pub(crate) async fn check_account(
     id: Option<AccountId>,
 ) -> StoreResult<()> {
     let Some(id) = id else { return Ok(()) };
-    match entity::account::Entity::find_by_id(id).one(db).await? {
+    // Held until the write commits (on PostgreSQL): an account binned or purged meanwhile
+    // waits for it, or is seen here as it ends up, never between the check and the write.
+    match entity::account::Entity::find_by_id(id)
+        .lock_shared()
+        .one(db)
+        .await?
+    {
         Some(a) if a.deleted_at.is_none() => Ok(()),
         Some(_) => {
             Err(Invalid::new("accountId", format!("account {id} is in the recycle bin")).into())

@@ -233,3 +233,37 @@ async fn a_list_of_accounts_pages_each_ones_contacts_on_its_own() {
         false
     );
 }
+
+#[tokio::test]
+async fn a_contact_made_while_its_account_goes_to_the_recycle_bin_is_refused() {
+    use sea_orm::ConnectionTrait;
+    let app = spawn_app().await;
+    let account = app.create_account("Initech").await;
+    // Another replica is binning the account, and has not committed yet.
+    let binning = crate::helpers::other_process_writing(&app).await;
+    binning
+        .execute_unprepared(&format!(
+            "UPDATE account SET deleted_at = CURRENT_TIMESTAMP WHERE id = {}",
+            account["id"].as_str().unwrap()
+        ))
+        .await
+        .unwrap();
+    let (made, ()) = tokio::join!(
+        app.gql(
+            "mutation($a: ID!) { createContact(input: { lastName: \"Gibbons\", accountId: $a }) { id } }",
+            json!({ "a": account["id"] }),
+        ),
+        async {
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            binning.commit().await.unwrap();
+        }
+    );
+    assert_eq!(codes(&made), ["BAD_USER_INPUT"], "{made}");
+    assert!(
+        made["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("recycle bin"),
+        "{made}"
+    );
+}
