@@ -8,7 +8,7 @@ use entity::{
     account, contact, integration, outbox, pending_create, record_link, sync_cursor, sync_failure,
     sync_history,
 };
-use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait,
     QueryFilter, QueryOrder, QuerySelect,
@@ -1345,6 +1345,33 @@ impl SyncBatch<'_> {
     }
 
     /// Marks resolved the open failures of sending this desk record to Salesforce.
+    /// Makes due now the pushes of desk contacts of these desk accounts that wait for their
+    /// account to reach Salesforce (`ACCOUNT_NOT_SYNCED`): it just has.
+    pub async fn wake_contacts_of(&mut self, accounts: &[i64]) -> StoreResult<()> {
+        if accounts.is_empty() {
+            return Ok(());
+        }
+        let contacts = Query::select()
+            .column(contact::Column::Id)
+            .from(contact::Entity)
+            .and_where(one_of(
+                self.txn.get_database_backend(),
+                contact::Column::AccountId,
+                accounts.iter().copied(),
+            ))
+            .to_owned();
+        let now = Utc::now();
+        sync_failure::Entity::update_many()
+            .col_expr(sync_failure::Column::NextAttemptAt, Expr::value(now))
+            .filter(open_failures(Module::Contacts, Direction::DeskToSalesforce))
+            .filter(sync_failure::Column::Reason.eq(FailureReason::AccountNotSynced.as_str()))
+            .filter(sync_failure::Column::DeskId.in_subquery(contacts))
+            .filter(sync_failure::Column::NextAttemptAt.gt(now))
+            .exec(&*self.txn)
+            .await?;
+        Ok(())
+    }
+
     pub async fn resolve_push(&mut self, module: Module, desk_id: i64) -> StoreResult<()> {
         settle_pushes(&*self.txn, module, desk_id).await
     }

@@ -352,6 +352,8 @@ impl SyncEngine {
         batch.settle_pending_creates(module, &noted).await?;
         batch.clear_sent(module, &unmade).await?;
         let mut counts = Counts::default();
+        // Desk accounts made in Salesforce here, whose contacts may wait for them.
+        let mut made_accounts = Vec::new();
         for (i, (desk_id, plan)) in plans.into_iter().enumerate() {
             let upto = upto.get(&desk_id).copied();
             let (hash, creating, read) = match plan {
@@ -428,6 +430,9 @@ impl SyncEngine {
                     } else {
                         counts.updated += 1;
                     }
+                    if creating && module == Module::Accounts {
+                        made_accounts.push(desk_id);
+                    }
                 }
                 _ => {
                     let (code, message, fields) =
@@ -438,16 +443,34 @@ impl SyncEngine {
                                 Vec::new(),
                             )
                         });
-                    let reason = FailureReason::from_salesforce(&code);
+                    let mut reason = FailureReason::from_salesforce(&code);
                     counts.failed += 1;
                     let field_note = if fields.is_empty() {
                         String::new()
                     } else {
                         format!(" (fields: {})", fields.join(", "))
                     };
-                    let message = format!(
+                    let mut message = format!(
                         "Salesforce refused desk {object} {desk_id}: {code}: {message}{field_note}"
                     );
+                    if let Some((account, salesforce_account)) = gone_account(
+                        round,
+                        module,
+                        &code,
+                        &fields,
+                        records.get(&desk_id),
+                        &accounts,
+                    ) {
+                        // Deleted in Salesforce (an account takes its contacts with it): the
+                        // desk account goes out again, matched by name or made anew, and the
+                        // contact follows it.
+                        batch.unlink(Module::Accounts, account).await?;
+                        batch.enqueue(Module::Accounts, account).await?;
+                        reason = FailureReason::AccountNotSynced;
+                        message = format!(
+                            "desk {object} {desk_id} belongs to desk account {account}, whose Salesforce Account {salesforce_account} was deleted; the account goes to Salesforce again with the next round, and the contact follows it (retried automatically)"
+                        );
+                    }
                     // Its linked twin; not a record it was only matched to by key, which
                     // could sync (and so settle this failure) without it.
                     let twin = links
@@ -464,6 +487,7 @@ impl SyncEngine {
                 }
             }
         }
+        batch.wake_contacts_of(&made_accounts).await?;
         if let Some((name, last)) = cursor
             && unsent.is_none()
         {
@@ -696,4 +720,29 @@ impl SyncEngine {
             .await?;
         Ok(links)
     }
+}
+
+/// The desk account (and the Salesforce account it was linked to) of a desk contact that
+/// Salesforce refused because that account no longer exists there: deleted, and the contact
+/// with it.
+fn gone_account(
+    round: &Round,
+    module: Module,
+    code: &str,
+    fields: &[String],
+    record: Option<&DeskRecord>,
+    accounts: &AccountLinks,
+) -> Option<(i64, String)> {
+    if module != Module::Contacts
+        || !matches!(code, "ENTITY_IS_DELETED" | "INVALID_CROSS_REFERENCE_KEY")
+    {
+        return None;
+    }
+    let field = account_field(round.mappings(module), module)?;
+    if !fields.iter().any(|f| f.eq_ignore_ascii_case(field)) {
+        return None;
+    }
+    let account = record?.values().get("accountId")?.as_i64()?;
+    let salesforce = accounts.to_salesforce.get(&account)?;
+    Some((account, salesforce.clone()))
 }

@@ -1124,6 +1124,47 @@ async fn deletes_are_not_propagated_but_later_updates_bring_records_back() {
 }
 
 #[tokio::test]
+async fn a_desk_edit_of_a_contact_whose_account_salesforce_deleted_brings_both_back() {
+    let (app, sim) = connected().await;
+    let account = sim
+        .insert("Account", json!({ "Name": "Wayne Enterprises" }))
+        .unwrap();
+    let contact = sim
+        .insert(
+            "Contact",
+            json!({ "LastName": "Fox", "Email": "lucius@example.com", "AccountId": account }),
+        )
+        .unwrap();
+    app.sync_now().await;
+    let desk_id = by_last_name(&contacts(&app).await, "Fox")[0]["id"].clone();
+
+    // Deleted in Salesforce, the account takes its contact with it.
+    sim.delete("Account", &account).unwrap();
+    assert!(sim.get("Contact", &contact).unwrap()["IsDeleted"] == true);
+    app.sync_now().await;
+
+    update_contact(&app, &desk_id, json!({ "title": "CEO" })).await;
+    let first = app.sync_now().await;
+    assert_eq!(first.pushed.failed, 1, "{first:?}");
+    let waiting = open_failures(&app).await;
+    assert_eq!(waiting[0]["reason"], "ACCOUNT_NOT_SYNCED", "{waiting}");
+    // The next round makes the account again, then the contact in it.
+    let second = app.sync_now().await;
+    assert_eq!(second.pushed.added, 2, "{second:?}");
+    let relinked = salesforce_id_of(&app, &desk_id).await;
+    assert_ne!(relinked, contact);
+    let made = sim.get("Contact", &relinked).unwrap();
+    assert_eq!(made["Title"], "CEO");
+    let new_account = made["AccountId"].as_str().unwrap().to_owned();
+    assert_ne!(new_account, account);
+    assert_eq!(
+        sim.get("Account", &new_account).unwrap()["Name"],
+        "Wayne Enterprises"
+    );
+    assert!(open_failures(&app).await.as_array().unwrap().is_empty());
+}
+
+#[tokio::test]
 async fn a_purged_desk_record_is_recreated_by_a_salesforce_update() {
     let (app, sim) = connected().await;
     let sf_id = sim

@@ -359,12 +359,38 @@ impl Store {
         Ok(())
     }
 
+    /// Moves a record to the recycle bin. An account takes the records that belong to it
+    /// (its contacts and opportunities) along, as Salesforce does.
     pub fn delete(&mut self, obj: ObjIdx, row: usize) -> Result<(), ApiError> {
         let previous = self.live(obj, row)?.modstamp;
         let at = self.clock.stamp_after(previous);
-        let rec = &mut self.tables[obj][row];
-        rec.deleted = Some(at);
-        rec.modstamp = at;
+        let mut bin = vec![(obj, row)];
+        let schema = Schema::get();
+        if schema.object(obj).name == "Account" {
+            let account = Value::Ref(obj as u8, row as u32 + 1);
+            for (child, object) in schema.objects.iter().enumerate() {
+                let Some(field) = object
+                    .fields
+                    .iter()
+                    .position(|f| f.name == "AccountId" && f.reference_to.contains(&"Account"))
+                else {
+                    continue;
+                };
+                bin.extend(
+                    (0..self.tables[child].len())
+                        .filter(|&r| {
+                            self.tables[child][r].deleted.is_none()
+                                && *self.value(child, r, field) == account
+                        })
+                        .map(|r| (child, r)),
+                );
+            }
+        }
+        for (obj, row) in bin {
+            let rec = &mut self.tables[obj][row];
+            rec.deleted = Some(at);
+            rec.modstamp = at;
+        }
         Ok(())
     }
 
