@@ -31,7 +31,9 @@ pub enum SyncEventType {
     History,
     /// A record failed: its failure log entry.
     Failure,
-    /// The integration was connected, paused, resumed, stopped by an error, or deleted.
+    /// The integration was connected, paused, resumed, stopped by an error, or deleted; or
+    /// the reason shown with its status changed (rounds failing and retried, and the round
+    /// that gets through again).
     Status,
 }
 
@@ -46,9 +48,10 @@ pub struct SyncEventNode {
     pub module: Option<SyncModule>,
     pub history: Option<SyncHistoryEntry>,
     pub failure: Option<SyncFailure>,
-    /// The integration's status after a status change.
+    /// The integration's status, for a `STATUS` event.
     pub status: Option<IntegrationStatus>,
-    /// Why the integration stopped, for a change to `ERROR`.
+    /// The reason shown with it (`integration.statusReason`): why it stopped, or why its
+    /// rounds are failing; `null` when there is none.
     pub status_reason: Option<String>,
 }
 

@@ -217,7 +217,9 @@ impl Store {
         active.updated_at = Set(Utc::now());
         let model = active.update(&*txn).await?;
         let mut events = Vec::new();
-        if model.status != before {
+        // A new reason with the same status (rounds failing, or getting through again) is
+        // news to a dashboard too.
+        if model.status != before || model.status_reason != current.status_reason {
             events.push(status_event(&*txn, &model).await?);
         }
         txn.commit_publishing(self, events).await?;

@@ -8,7 +8,7 @@ use crate::helpers::TestApp;
 use crate::integration::started;
 use crate::ws::{LEGACY, TRANSPORT, Ws};
 
-const EVENTS: &str = "subscription($after: ID, $modules: [SyncModule!], $kinds: [SyncEventType!]) { syncEvents(afterId: $after, modules: $modules, kinds: $kinds) { id kind module status history { direction module added } failure { reason } } }";
+const EVENTS: &str = "subscription($after: ID, $modules: [SyncModule!], $kinds: [SyncEventType!]) { syncEvents(afterId: $after, modules: $modules, kinds: $kinds) { id kind module status statusReason history { direction module added } failure { reason } } }";
 
 /// A connected, synced desk: the log holds the connect, one contact history entry and one
 /// account history entry.
@@ -474,6 +474,35 @@ async fn a_profile_that_cannot_be_read_holds_events_back_until_it_can() {
         .await
         .expect("the stream goes on once the profile can be read");
     assert_eq!(event["status"], "PAUSED");
+}
+
+#[tokio::test]
+async fn rounds_that_start_failing_and_get_through_again_are_status_events() {
+    let (app, sim) = synced().await;
+    let newest = logged_ids(&app).await.last().unwrap().clone();
+    let mut ws = subscribe(
+        &app,
+        "Administrator",
+        json!({ "after": newest, "kinds": ["STATUS"] }),
+    )
+    .await;
+    let used = sim.api_usage();
+    sim.set_daily_api_limit(used);
+    assert!(app.engine.run_once().await.is_err());
+    let failing = next_event(&mut ws).await;
+    assert_eq!(failing["status"], "ACTIVE", "{failing}");
+    assert!(
+        failing["statusReason"]
+            .as_str()
+            .is_some_and(|r| r.contains("last sync round stopped")),
+        "{failing}"
+    );
+
+    sim.set_daily_api_limit(1_000_000);
+    app.sync_now().await;
+    let through = next_event(&mut ws).await;
+    assert_eq!(through["status"], "ACTIVE", "{through}");
+    assert!(through["statusReason"].is_null(), "{through}");
 }
 
 /// Stamps the logged events with these ids as a clock `days` behind would have.
