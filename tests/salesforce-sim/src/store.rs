@@ -82,7 +82,7 @@ impl Record {
 }
 
 /// The org clock in epoch seconds; tests may move it forward.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Clock {
     offset: i64,
     last: i64,
@@ -124,7 +124,20 @@ pub struct Store {
     absent: Vec<(ObjIdx, usize)>,
 }
 
+/// The records and the clock at one moment, to put back when a request that is all or
+/// nothing fails partway.
+pub struct Snapshot(Vec<Vec<Record>>, Clock);
+
 impl Store {
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot(self.tables.clone(), self.clock.clone())
+    }
+
+    pub fn restore(&mut self, Snapshot(tables, clock): Snapshot) {
+        self.tables = tables;
+        self.clock = clock;
+    }
+
     pub fn new() -> Self {
         let tables = Schema::get().objects.iter().map(|_| Vec::new()).collect();
         Store {

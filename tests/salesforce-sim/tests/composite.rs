@@ -30,6 +30,29 @@ async fn all_or_none_rolls_back_every_record() {
 }
 
 #[tokio::test]
+async fn all_or_none_undoes_records_written_before_one_refused_as_it_is_written() {
+    let org = org().await;
+    // Both are valid alone; the second repeats the first's unique external id.
+    let body = json!({ "allOrNone": true, "records": [
+        { "attributes": { "type": "Contact" }, "LastName": "First", "Helpdesk_Id__c": "dup" },
+        { "attributes": { "type": "Contact" }, "LastName": "Second", "Helpdesk_Id__c": "dup" },
+    ]});
+    let (status, results) = org
+        .json(Method::POST, "composite/sobjects", Some(body))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        results[0]["errors"][0]["statusCode"], "ALL_OR_NONE_OPERATION_ROLLED_BACK",
+        "{results}"
+    );
+    assert_eq!(
+        results[1]["errors"][0]["statusCode"], "DUPLICATE_VALUE",
+        "{results}"
+    );
+    assert_eq!(org.sim.count("Contact"), 0);
+}
+
+#[tokio::test]
 async fn partial_success_without_all_or_none() {
     let org = org().await;
     let body = json!({ "allOrNone": false, "records": [

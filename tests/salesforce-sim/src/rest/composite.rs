@@ -140,25 +140,44 @@ fn commit(
     all_or_none: bool,
     upsert: bool,
 ) -> Json {
+    let rolled_back = || {
+        let rolled = ApiError::bad_request(
+            "ALL_OR_NONE_OPERATION_ROLLED_BACK",
+            "Record rolled back because not all records were valid and the request was using AllOrNone header",
+        );
+        json!({ "id": Json::Null, "success": false, "errors": [rolled.record_error()] })
+    };
     let failed = prepared.iter().any(|(p, _)| p.is_err());
-    let results = prepared.into_iter().map(|(p, created)| {
-        let mut result = match p {
-            Err((id, err)) => json!({ "id": id, "success": false, "errors": [err.record_error()] }),
-            Ok(_) if all_or_none && failed => {
-                let rolled = ApiError::bad_request(
-                    "ALL_OR_NONE_OPERATION_ROLLED_BACK",
-                    "Record rolled back because not all records were valid and the request was using AllOrNone header",
-                );
-                json!({ "id": Json::Null, "success": false, "errors": [rolled.record_error()] })
+    // All or nothing, a record refused only as it is written (a duplicate value, say) undoes
+    // those written before it.
+    let before = (all_or_none && !failed).then(|| store.snapshot());
+    let results: Vec<Json> = prepared
+        .into_iter()
+        .map(|(p, created)| {
+            let mut result = match p {
+                Err((id, err)) => {
+                    json!({ "id": id, "success": false, "errors": [err.record_error()] })
+                }
+                Ok(_) if all_or_none && failed => rolled_back(),
+                Ok(op) => apply(store, op),
+            };
+            if upsert && result["success"] == json!(true) {
+                result["created"] = json!(created);
             }
-            Ok(op) => apply(store, op),
-        };
-        if upsert && result["success"] == json!(true) {
-            result["created"] = json!(created);
+            result
+        })
+        .collect();
+    let succeeded = |r: &Json| r["success"] == json!(true);
+    match before {
+        Some(before) if !results.iter().all(succeeded) => {
+            store.restore(before);
+            let undone = results
+                .into_iter()
+                .map(|r| if succeeded(&r) { rolled_back() } else { r });
+            Json::Array(undone.collect())
         }
-        result
-    });
-    Json::Array(results.collect())
+        _ => Json::Array(results),
+    }
 }
 
 fn apply(store: &mut Store, op: Op) -> Json {
