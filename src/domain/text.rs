@@ -62,11 +62,19 @@ fn check_len(field: &str, value: &str, max: usize) -> Result<(), Invalid> {
             ),
         ));
     }
-    let len = value.chars().count();
+    // Counted as Salesforce counts (in UTF-16 units): an emoji or another character beyond
+    // the Basic Multilingual Plane takes two, so a value that fits here fits there too.
+    let len = value.encode_utf16().count();
     if len > max {
+        let astral = value.chars().any(|c| c.len_utf16() == 2);
+        let note = if astral {
+            ", an emoji or other character beyond the Basic Multilingual Plane counting as two"
+        } else {
+            ""
+        };
         return Err(Invalid::new(
             field,
-            format!("must be at most {max} characters (got {len})"),
+            format!("must be at most {max} characters (got {len}{note})"),
         ));
     }
     Ok(())
@@ -82,6 +90,9 @@ mod tests {
         assert_eq!(Name::parse("n", "   ", 10).unwrap_err().field, "n");
         assert!(Name::parse("n", "abcdefghijk", 10).is_err());
         assert!(Name::parse("n", "äöüäöüäöüä", 10).is_ok());
+        assert!(Name::parse("n", &"😀".repeat(5), 10).is_ok());
+        let err = Name::parse("n", &"😀".repeat(6), 10).unwrap_err();
+        assert!(err.message.contains("(got 12, an emoji"), "{}", err.message);
     }
 
     #[test]

@@ -239,7 +239,8 @@ pub fn parse_value(store: &Store, field: &Field, json: &Json) -> Result<Value, A
 }
 
 fn check_text(field: &Field, s: &str) -> Result<(), ApiError> {
-    if s.chars().count() > field.length as usize {
+    // Salesforce counts text in UTF-16 units: an emoji takes two.
+    if s.encode_utf16().count() > field.length as usize {
         let msg = format!(
             "{}: data value too large: {s} (max length={})",
             field.label, field.length
