@@ -65,7 +65,7 @@ pub const COLLECTION_LIMIT: usize = 200;
 pub struct SalesforceClient {
     http: reqwest::Client,
     config: ClientConfig,
-    session: SessionOwner,
+    session: Arc<SessionOwner>,
     describes: Mutex<HashMap<String, Arc<Describe>>>,
     usage: (AtomicU64, AtomicU64),
     calls: AtomicU64,
@@ -170,12 +170,12 @@ impl SalesforceClient {
             .connect_timeout(Duration::from_secs(10))
             .build()
             .map_err(|e| SalesforceError::Transport(e.to_string()))?;
-        let session = SessionOwner::new(
+        let session = Arc::new(SessionOwner::new(
             http.clone(),
             config.login_url.clone(),
             config.credentials.clone(),
             config.on_rotation.clone(),
-        );
+        ));
         Ok(Self {
             http,
             config,
@@ -294,12 +294,16 @@ impl SalesforceClient {
             if let Some(body) = body {
                 request = request.json(body);
             }
-            let may_retry = call.repeat
-                && attempt < self.config.max_attempts
-                && started.elapsed() < self.config.retry_budget;
+            // Judged when the call has failed, not before it was sent: one that ran past the
+            // budget (a slow call cut off at its timeout, say) is not sent again.
+            let may_retry = || {
+                call.repeat
+                    && attempt < self.config.max_attempts
+                    && started.elapsed() < self.config.retry_budget
+            };
             let response = match request.send().await {
                 Ok(response) => response,
-                Err(e) if may_retry && (e.is_timeout() || e.is_connect() || e.is_request()) => {
+                Err(e) if (e.is_timeout() || e.is_connect() || e.is_request()) && may_retry() => {
                     self.backoff(attempt).await;
                     continue;
                 }
@@ -317,19 +321,19 @@ impl SalesforceClient {
             let status = response.status();
             let bytes = match response.bytes().await {
                 Ok(bytes) => bytes,
-                Err(e) if may_retry => {
+                Err(e) if may_retry() => {
                     tracing::debug!(error = %e, "Salesforce response cut off; retrying");
                     self.backoff(attempt).await;
                     continue;
                 }
                 Err(e) => return Err(SalesforceError::Transport(e.to_string())),
             };
-            if status == StatusCode::UNAUTHORIZED && !renewed {
+            if status == StatusCode::UNAUTHORIZED && !renewed && session_expired(&bytes) {
                 renewed = true;
                 session = self.session.renew(session.generation).await?;
                 continue;
             }
-            if super::error::busy(status.as_u16()) && may_retry {
+            if super::error::busy(status.as_u16()) && may_retry() {
                 self.backoff(attempt).await;
                 continue;
             }
@@ -829,6 +833,23 @@ impl SalesforceClient {
             .call(Method::GET, &path, &[], None, Call::QUICK)
             .await?;
         body.json()
+    }
+}
+
+/// Whether a 401's body says the session expired or was revoked (`INVALID_SESSION_ID`),
+/// which signing in again mends; not a page from something between here and Salesforce, nor
+/// an org whose user may not use the REST API, which it would not.
+fn session_expired(body: &[u8]) -> bool {
+    match from_response(401, body) {
+        SalesforceError::Api {
+            error_code,
+            message,
+            ..
+        } => {
+            error_code == "INVALID_SESSION_ID"
+                && !message.contains("not valid for use with the REST API")
+        }
+        _ => false,
     }
 }
 

@@ -141,25 +141,41 @@ impl SessionOwner {
     }
 
     /// The current session, signing in first if there is none.
-    pub async fn current(&self) -> Result<Arc<Session>, SalesforceError> {
-        let mut state = self.state.lock().await;
-        if let Some(session) = &state.session {
+    pub async fn current(self: &Arc<Self>) -> Result<Arc<Session>, SalesforceError> {
+        if let Some(session) = &self.state.lock().await.session {
             return Ok(session.clone());
         }
-        self.sign_in(&mut state).await
+        self.sign_in_detached(None).await
     }
 
     /// Replaces a session Salesforce refused. Callers that saw the same stale session share
     /// one renewal: whoever comes second gets the fresh session without another login.
-    pub async fn renew(&self, stale: u64) -> Result<Arc<Session>, SalesforceError> {
-        let mut state = self.state.lock().await;
-        if let Some(session) = &state.session
-            && session.generation != stale
-        {
-            return Ok(session.clone());
-        }
-        state.session = None;
-        self.sign_in(&mut state).await
+    pub async fn renew(self: &Arc<Self>, stale: u64) -> Result<Arc<Session>, SalesforceError> {
+        self.sign_in_detached(Some(stale)).await
+    }
+
+    /// Signs in on a task of its own (unless a session newer than `stale`, or any session
+    /// when `stale` is `None`, is there by then), so that a caller that gives up halfway (a
+    /// panel past its patience, a request whose client went away) does not stop it halfway:
+    /// a refresh token Salesforce rotated in is kept, and saved, not lost with the caller
+    /// while Salesforce has voided the one before.
+    async fn sign_in_detached(
+        self: &Arc<Self>,
+        stale: Option<u64>,
+    ) -> Result<Arc<Session>, SalesforceError> {
+        let owner = self.clone();
+        tokio::spawn(async move {
+            let mut state = owner.state.lock().await;
+            if let Some(session) = &state.session
+                && stale.is_none_or(|stale| session.generation != stale)
+            {
+                return Ok(session.clone());
+            }
+            state.session = None;
+            owner.sign_in(&mut state).await
+        })
+        .await
+        .map_err(|e| SalesforceError::Transport(format!("signing in to Salesforce stopped: {e}")))?
     }
 
     async fn sign_in(&self, state: &mut State) -> Result<Arc<Session>, SalesforceError> {
@@ -331,9 +347,18 @@ impl SessionOwner {
                 error: e.error,
                 description: e.error_description,
             }),
-            Err(_) => Err(SalesforceError::AuthFailed {
-                error: format!("HTTP_{}", status.as_u16()),
-                description: String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned(),
+            // No OAuth error: not Salesforce refusing the credentials, but something else
+            // answering (a proxy, a firewall, a login URL that is not Salesforce's), which
+            // the credentials are not to be blamed, and voided, for.
+            Err(_) => Err(SalesforceError::Api {
+                status: status.as_u16(),
+                error_code: format!("HTTP_{}", status.as_u16()),
+                message: format!(
+                    "the token endpoint at {} answered without an OAuth error (check the login URL, and any proxy between here and Salesforce): {}",
+                    self.login_url,
+                    String::from_utf8_lossy(&body[..body.len().min(300)])
+                ),
+                fields: Vec::new(),
             }),
         }
     }

@@ -40,6 +40,31 @@ async fn integration(app: &TestApp) -> Value {
 }
 
 #[tokio::test]
+async fn a_login_url_that_is_not_salesforces_is_not_taken_for_refused_credentials() {
+    let app = spawn_app().await;
+    // The gateway itself answers at this address: a page, no OAuth error.
+    let body = app
+        .gql(
+            "mutation($i: ConnectSalesforceInput!) { connectSalesforce(input: $i) { status } }",
+            json!({ "i": {
+                "loginUrl": app.address,
+                "username": "integration@example.com",
+                "password": "secret",
+                "clientId": "client",
+                "clientSecret": "client-secret",
+            }}),
+        )
+        .await;
+    assert_eq!(codes(&body), ["UPSTREAM_UNAVAILABLE"], "{body}");
+    let message = body["errors"][0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("without an OAuth error") && message.contains("login URL"),
+        "{message}"
+    );
+    assert!(!message.contains("refused the credentials"), "{message}");
+}
+
+#[tokio::test]
 async fn connecting_verifies_the_credentials_before_saving_them() {
     let app = spawn_app().await;
     let sim = salesforce_sim::start(SimConfig::default()).await;

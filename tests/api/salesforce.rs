@@ -614,3 +614,69 @@ async fn queries_and_collections_are_given_the_time_salesforce_may_take() {
         "a slow create is waited for, never sent again"
     );
 }
+
+#[tokio::test]
+async fn a_sign_in_its_caller_gave_up_on_still_keeps_the_token_salesforce_rotated_in() {
+    let sim = salesforce_sim::start(SimConfig {
+        rotate_refresh_tokens: true,
+        ..SimConfig::default()
+    })
+    .await;
+    let config = sim.config().clone();
+    let sf = client_with(
+        &sim,
+        Credentials::RefreshToken {
+            refresh_token: SecretString::from(sim.refresh_token()),
+            client_id: config.client_id,
+            client_secret: SecretString::from(config.client_secret),
+        },
+    );
+    sf.limits().await.unwrap();
+    // The session expires; the renewal reaches Salesforce, which rotates the refresh token,
+    // but its answer comes after the caller (a panel out of patience, say) has given up.
+    sim.expire_tokens();
+    let answer = sim.hold_answer_next("POST", "oauth2/token");
+    let gave_up = tokio::time::timeout(Duration::from_millis(300), sf.limits()).await;
+    assert!(gave_up.is_err(), "the caller gave up");
+    answer.release();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    sf.limits()
+        .await
+        .expect("the next call uses the session and token that sign-in brought");
+}
+
+#[tokio::test]
+async fn a_call_cut_off_past_the_retry_budget_is_not_sent_again() {
+    let sim = org().await;
+    let mut config = ClientConfig::new(sim.base_url(), password(&sim, "tandem"));
+    config.timeout = Duration::from_millis(300);
+    config.retry_budget = Duration::from_millis(100);
+    config.backoff_base = Duration::from_millis(2);
+    let sf = SalesforceClient::new(config).unwrap();
+    sf.limits().await.unwrap();
+    let before = sf.calls_made();
+    sim.set_latency(Duration::from_secs(1));
+    let err = sf.limits().await.unwrap_err();
+    assert!(matches!(err, SalesforceError::Transport(_)), "{err:?}");
+    assert_eq!(sf.calls_made() - before, 1, "sent once");
+}
+
+#[tokio::test]
+async fn a_401_that_is_no_expired_session_does_not_sign_in_again() {
+    let sim = org().await;
+    let sf = client(&sim);
+    sf.limits().await.unwrap();
+    let sign_ins = requests_to(&sim, "oauth2/token");
+    // Not Salesforce's INVALID_SESSION_ID: a page from something between here and there.
+    sim.fail_next(&[401]);
+    let err = sf.limits().await.unwrap_err();
+    assert!(
+        matches!(err, SalesforceError::Api { status: 401, .. }),
+        "{err:?}"
+    );
+    assert_eq!(requests_to(&sim, "oauth2/token"), sign_ins);
+    // An expired session is renewed, as ever.
+    sim.expire_tokens();
+    sf.limits().await.unwrap();
+    assert_eq!(requests_to(&sim, "oauth2/token"), sign_ins + 1);
+}
