@@ -84,7 +84,7 @@ pub struct WebSocketSettings {
     pub keepalive_secs: u64,
     pub max_subscriptions: usize,
     /// Seconds a message may wait for a client that has stopped reading before the socket is
-    /// dropped, with close code 1008 when it can still be told.
+    /// dropped, with close code 1013 (try again later) when it can still be told.
     pub send_timeout_secs: u64,
 }
 

@@ -198,17 +198,77 @@ async fn connect(app: &Application, org: &salesforce_sim::SimHandle) -> anyhow::
         .await
         .map_err(|e| anyhow!("cannot start the demo's first sync: {e}"))?;
     let engine = app.engine();
+    let store = app.store().clone();
     tokio::spawn(async move {
         match engine.run_once().await {
-            Ok(report) => println!(
-                "First sync done: {} records in from Salesforce, {} out to it.",
-                report.pulled.added + report.pulled.updated,
-                report.pushed.added + report.pushed.updated
-            ),
+            Ok(report) => {
+                println!(
+                    "First sync done: {} records in from Salesforce, {} out to it.",
+                    report.pulled.added + report.pulled.updated,
+                    report.pushed.added + report.pushed.updated
+                );
+                if let Err(e) = open_customer_tickets(&store).await {
+                    eprintln!("The demo's tickets from Salesforce customers were not opened: {e}");
+                }
+            }
             Err(e) => eprintln!("The demo's first sync stopped: {e}"),
         }
     });
     println!("Connected to the simulator (two-way sync); the first sync is running.\n");
+    Ok(())
+}
+
+/// Tickets from customers the first sync brought in from the org, whose panels show
+/// opportunities and tasks (the seeded desk contacts went out to the org without any).
+#[cfg(feature = "simulator")]
+const CUSTOMER_TICKETS: &[(&str, TicketPriority)] = &[
+    ("Renewal quote is wrong", TicketPriority::High),
+    (
+        "Cannot sign in to the customer portal",
+        TicketPriority::Medium,
+    ),
+];
+
+/// Opens [`CUSTOMER_TICKETS`] for the first contacts imported from the org, once: a desk
+/// holding more than the seeded tickets is left alone.
+#[cfg(feature = "simulator")]
+async fn open_customer_tickets(store: &Store) -> anyhow::Result<()> {
+    let tickets = store
+        .tickets(
+            &crate::store::TicketFilter::default(),
+            PageRequest {
+                after: None,
+                first: TICKETS.len() + 1,
+            },
+        )
+        .await
+        .map_err(|e| anyhow!("{e}"))?;
+    if tickets.items.len() != TICKETS.len() {
+        return Ok(());
+    }
+    let imported = store
+        .contacts(
+            &ContactFilter::default(),
+            PageRequest {
+                after: Some(CONTACTS.len() as i64),
+                first: CUSTOMER_TICKETS.len(),
+            },
+        )
+        .await
+        .map_err(|e| anyhow!("{e}"))?;
+    for ((subject, priority), contact) in CUSTOMER_TICKETS.iter().zip(imported.items) {
+        let input = TicketInput {
+            subject: Some((*subject).into()),
+            status: Some(TicketStatus::Open),
+            priority: Some(*priority),
+            contact_id: Some(contact.id),
+            ..Default::default()
+        };
+        store
+            .create_ticket(&input, false)
+            .await
+            .map_err(|e| anyhow!("{e}"))?;
+    }
     Ok(())
 }
 

@@ -283,7 +283,8 @@ pub struct SyncEventSubscription;
 impl SyncEventSubscription {
     /// Sync history entries, failures and status changes as they commit. With `afterId`,
     /// first everything logged after that event, then live; the log keeps as many days as
-    /// the sync history, and an `afterId` older than it is refused with `FELL_BEHIND`. Administrators see every event; other profiles need Salesforce
+    /// the sync history, and an `afterId` older than it is refused with `FELL_BEHIND` (`0`
+    /// replays all it keeps). Administrators see every event; other profiles need Salesforce
     /// contact and account information granted, and see the modules their panels show.
     async fn sync_events(
         &self,
@@ -306,7 +307,8 @@ impl SyncEventSubscription {
         let store = ctx.store().clone();
         if let Some(after) = last {
             let pruned = store.sync_events_pruned_through().await?;
-            if after < pruned {
+            // `0` has seen nothing, so it misses nothing: it gets all the log keeps.
+            if after > 0 && after < pruned {
                 return Err(ApiError::new(
                     Code::FellBehind,
                     format!(

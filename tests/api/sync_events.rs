@@ -556,6 +556,12 @@ async fn pruning_takes_the_oldest_events_only_whatever_the_clocks_stamped() {
     for id in &kept {
         assert_eq!(next_event(&mut ws).await["id"].as_str(), Some(id.as_str()));
     }
+    // From the start, it gets all the log keeps.
+    let mut ws = subscribe(&app, "Administrator", json!({ "after": "0" })).await;
+    assert_eq!(
+        next_event(&mut ws).await["id"].as_str(),
+        Some(kept[0].as_str())
+    );
     // Resuming from before it would miss what was pruned: the subscriber is told.
     let mut ws = subscribe(&app, "Administrator", json!({ "after": logged[0] })).await;
     let (code, message) = refusal(&mut ws).await;
