@@ -150,9 +150,11 @@ impl Limits {
     }
 }
 
-/// Aliases and fields as the operation runs them (or every operation of the document, when
-/// none is chosen): a fragment's for every place it is spread, so fragments spread many
-/// times cannot multiply fields past the limits unseen. Each fragment is walked once.
+/// Aliases as the chosen operation runs them (every operation's, when none is chosen), and
+/// fields in every operation of the document, chosen or not: async-graphql checks depth and
+/// complexity of them all before it runs one, walking each fragment at every spread. Both
+/// count a fragment's for every place it is spread, so fragments spread many times cannot
+/// multiply fields past the limits unseen. Each fragment is walked once.
 fn count_selections(doc: &ExecutableDocument, operation: Option<&str>) -> (usize, usize) {
     #[derive(Clone, Copy, Default)]
     struct Counts(usize, usize);
@@ -193,19 +195,20 @@ fn count_selections(doc: &ExecutableDocument, operation: Option<&str>) -> (usize
     let chosen = |name: Option<&async_graphql::Name>| {
         operation.is_none_or(|wanted| name.is_some_and(|n| n.as_str() == wanted))
     };
-    let counts = doc
-        .operations
-        .iter()
-        .filter(|(name, _)| chosen(*name))
-        .fold(Counts::default(), |sum, (_, op)| {
-            sum.plus(in_set(
-                &op.node.selection_set.node,
-                doc,
-                &mut known,
-                &mut Vec::new(),
-            ))
-        });
-    (counts.0, counts.1)
+    let (mut aliases, mut fields) = (0usize, 0usize);
+    for (name, op) in doc.operations.iter() {
+        let counts = in_set(
+            &op.node.selection_set.node,
+            doc,
+            &mut known,
+            &mut Vec::new(),
+        );
+        if chosen(name) {
+            aliases = aliases.saturating_add(counts.0);
+        }
+        fields = fields.saturating_add(counts.1);
+    }
+    (aliases, fields)
 }
 
 /// Introspection lists nested in one another (`types`, then `fields`, then `args`): what

@@ -250,7 +250,7 @@ async fn fields_count_once_for_every_spread_of_their_fragment_on_either_schema()
 }
 
 #[tokio::test]
-async fn only_the_operation_chosen_counts_against_the_limits() {
+async fn only_the_operation_chosen_counts_against_the_alias_limit() {
     let app = spawn_app_with(|s| s.graphql.max_aliases = 3).await;
     let document = "query A { a: __typename b: __typename c: __typename }
         query B { d: __typename e: __typename f: __typename }";
@@ -265,6 +265,38 @@ async fn only_the_operation_chosen_counts_against_the_limits() {
     let body: serde_json::Value = response.json().await.unwrap();
     assert!(body.get("errors").is_none(), "{body}");
     assert_eq!(body["data"]["f"], "Query");
+}
+
+#[tokio::test]
+async fn fields_of_an_operation_not_chosen_count_too() {
+    let app = spawn_app().await;
+    // The chosen operation asks for one field; the other spreads 2^30 of them, which the
+    // schema's checks would walk before running either.
+    let document = doubling_fragments(
+        "query A { __typename } query B { ...F0 }",
+        "Query",
+        30,
+        "__typename",
+    );
+    let started = std::time::Instant::now();
+    let response = app
+        .client
+        .post(format!("{}/graphql", app.address))
+        .bearer_auth(app.token("Administrator"))
+        .json(&json!({ "query": document, "operationName": "A" }))
+        .send()
+        .await
+        .unwrap();
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(
+        body["errors"][0]["extensions"]["limit"], "maxFields",
+        "{body}"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "refused in {:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test]
