@@ -483,6 +483,18 @@ fn opportunities(
         .collect()
 }
 
+/// The most note ids one `notes(ids:)` names.
+const MAX_NOTE_IDS: usize = 100;
+
+/// What `notes` costs: the notes it names, when it names them (each one read whole), so
+/// that a long list of ids weighs what it asks for.
+fn note_complexity(ids: Option<&[ID]>, child: usize) -> usize {
+    match ids {
+        Some(ids) => super::paging::list_complexity(ids.len(), child),
+        None => child.saturating_add(1),
+    }
+}
+
 /// A record's notes, classic and enhanced, newest first (only those of `ids`, when given).
 /// Both lists are asked for together, so they are read in the same batch. An enhanced
 /// note's body is its preview (its first 255 characters, without markup).
@@ -491,6 +503,20 @@ async fn notes(
     parent: &str,
     ids: Option<Vec<ID>>,
 ) -> ApiResult<Vec<SalesforceNote>> {
+    if let Some(ids) = &ids
+        && ids.len() > MAX_NOTE_IDS
+    {
+        return Err(crate::domain::Invalid::new(
+            "ids",
+            format!(
+                "at most {MAX_NOTE_IDS} note ids at a time (got {})",
+                ids.len()
+            ),
+        )
+        .into());
+    }
+    let ids: Option<std::collections::HashSet<String>> =
+        ids.map(|ids| ids.into_iter().map(|id| id.0).collect());
     let (classic, enhanced) = tokio::try_join!(
         live(ctx, Live::Notes, parent),
         live(ctx, Live::ContentNotes, parent)
@@ -501,10 +527,7 @@ async fn notes(
         .chain(enhanced)
         .filter_map(|(r, enhanced)| {
             let id = text(r, "Id")?;
-            if ids
-                .as_ref()
-                .is_some_and(|ids| !ids.iter().any(|i| i.0 == id))
-            {
+            if ids.as_ref().is_some_and(|ids| !ids.contains(&id)) {
                 return None;
             }
             let (body, truncated) = if enhanced {
@@ -625,7 +648,8 @@ impl SalesforceContact {
     /// `ids` when given.
     #[graphql(
         guard = "Requires(domain::PermissionItem::Notes)",
-        directive = requiresPermission::apply(PermissionItem::Notes)
+        directive = requiresPermission::apply(PermissionItem::Notes),
+        complexity = "note_complexity(ids.as_deref(), child_complexity)"
     )]
     async fn notes(
         &self,
@@ -689,7 +713,8 @@ impl SalesforceAccount {
     /// `ids` when given.
     #[graphql(
         guard = "Requires(domain::PermissionItem::Notes)",
-        directive = requiresPermission::apply(PermissionItem::Notes)
+        directive = requiresPermission::apply(PermissionItem::Notes),
+        complexity = "note_complexity(ids.as_deref(), child_complexity)"
     )]
     async fn notes(
         &self,

@@ -300,6 +300,25 @@ async fn fields_of_an_operation_not_chosen_count_too() {
 }
 
 #[tokio::test]
+async fn a_long_list_of_note_ids_weighs_what_it_asks_for() {
+    let app = spawn_app().await;
+    let ids: Vec<String> = (0..40_000).map(|n| format!("069{n:015}")).collect();
+    let aliased: String = (0..30)
+        .map(|n| format!("n{n}: notes(ids: $ids) {{ id }} "))
+        .collect();
+    let query = format!(
+        "query($ids: [ID!]) {{ contacts(first: 80) {{ nodes {{ salesforce {{ {aliased} }} }} }} }}"
+    );
+    let started = std::time::Instant::now();
+    let body = app.gql(&query, json!({ "ids": ids })).await;
+    assert_eq!(
+        body["errors"][0]["extensions"]["limit"], "maxComplexity",
+        "{body}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+}
+
+#[tokio::test]
 async fn lists_of_lists_cannot_overflow_the_complexity() {
     let app = spawn_app_with(|s| s.graphql.max_depth = 40).await;
     // Ten pages of a hundred within one another: 100^10 nodes, past what a 64-bit count

@@ -766,6 +766,11 @@ async fn an_enhanced_note_is_read_whole_only_for_the_notes_asked_for() {
         json!([{ "id": renewal["id"], "title": "Renewal", "body": preview, "content": expected }]),
         "only the note asked for, with its whole text, a paragraph a line"
     );
+    let too_many: Vec<String> = (0..101).map(|n| format!("069{n:015}")).collect();
+    let refused = app.gql(open, json!({ "ids": too_many })).await;
+    let error = &refused["errors"][0];
+    assert_eq!(error["extensions"]["code"], "BAD_USER_INPUT", "{refused}");
+    assert_eq!(error["extensions"]["field"], "ids", "{refused}");
 
     let before = api_calls(&sim);
     let every = app
