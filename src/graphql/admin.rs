@@ -185,15 +185,16 @@ impl AdminQuery {
     }
 
     /// Every desk profile. Administrators only.
-    async fn profiles(&self, ctx: &Context<'_>) -> ApiResult<Vec<Profile>> {
+    async fn profiles(&self, ctx: &Context<'_>) -> ApiResult<Option<Vec<Profile>>> {
         ctx.admin()?;
-        Ok(ctx
-            .store()
-            .profiles()
-            .await?
-            .into_iter()
-            .map(Profile::from)
-            .collect())
+        Ok(Some(
+            ctx.store()
+                .profiles()
+                .await?
+                .into_iter()
+                .map(Profile::from)
+                .collect(),
+        ))
     }
 }
 
@@ -207,14 +208,14 @@ impl AdminMutation {
         &self,
         ctx: &Context<'_>,
         input: CreateProfileInput,
-    ) -> ApiResult<Profile> {
+    ) -> ApiResult<Option<Profile>> {
         ctx.admin()?;
         let new = NewProfile {
             name: input.name,
             is_admin: input.is_admin,
             permissions: input.permissions.into(),
         };
-        Ok(ctx.store().create_profile(new).await?.into())
+        Ok(Some(ctx.store().create_profile(new).await?.into()))
     }
 
     /// Changes the Salesforce permissions given; the others keep their values.
@@ -224,13 +225,14 @@ impl AdminMutation {
         ctx: &Context<'_>,
         id: ID,
         permissions: PermissionsPatchInput,
-    ) -> ApiResult<Profile> {
+    ) -> ApiResult<Option<Profile>> {
         ctx.admin()?;
         let id = parse_id("id", &id, ProfileId)?;
-        Ok(ctx
-            .store()
-            .update_profile_permissions(id, |current| permissions.apply(current))
-            .await?
-            .into())
+        Ok(Some(
+            ctx.store()
+                .update_profile_permissions(id, |current| permissions.apply(current))
+                .await?
+                .into(),
+        ))
     }
 }

@@ -4,6 +4,8 @@
 //! nullable field whose resolver failed answers `null` at the error's path, as the spec asks,
 //! rather than being left out of `data`.
 
+use std::collections::HashSet;
+
 use async_graphql::{PathSegment, Response, ServerError, Value};
 
 pub fn code_of(error: &ServerError) -> Option<String> {
@@ -21,8 +23,61 @@ fn is_input_value_error(error: &ServerError) -> bool {
         || error.message.starts_with("Expected input type \"")
 }
 
-/// Gives each error of a response its code, and `null` at its path.
-pub fn tag(mut response: Response) -> Response {
+/// The root fields (`Query.integration`, `Mutation.startSync`, …) whose type is nullable,
+/// read from the schema once.
+#[derive(Default)]
+pub struct NullableRoots(HashSet<String>);
+
+impl NullableRoots {
+    pub fn of(sdl: &str) -> Self {
+        use async_graphql::parser::types::{TypeKind, TypeSystemDefinition};
+        let mut roots = HashSet::new();
+        let Ok(document) = async_graphql::parser::parse_schema(sdl) else {
+            return Self(roots);
+        };
+        for definition in document.definitions {
+            let TypeSystemDefinition::Type(ty) = definition else {
+                continue;
+            };
+            let name = ty.node.name.node.as_str();
+            if !matches!(name, "Query" | "Mutation" | "Subscription") {
+                continue;
+            }
+            if let TypeKind::Object(object) = &ty.node.kind {
+                for field in &object.fields {
+                    if field.node.ty.node.nullable {
+                        roots.insert(format!("{name}.{}", field.node.name.node));
+                    }
+                }
+            }
+        }
+        Self(roots)
+    }
+}
+
+/// Gives each error of a response its code, and `null` at its path. async-graphql leaves a
+/// root field whose resolver failed out of `data`, and `data` null when every one did;
+/// when the operation ran and each failed root field is nullable (`root` names the
+/// operation's type, `fields` gives a response key's field name), they answer `null`
+/// beside the rest, as the spec asks.
+pub fn tag(
+    mut response: Response,
+    roots: &NullableRoots,
+    root: &str,
+    fields: impl Fn(&str) -> Option<String>,
+) -> Response {
+    let ran = !response.errors.is_empty() && response.errors.iter().all(|e| !e.path.is_empty());
+    if ran && response.data == Value::Null {
+        let nullable = response.errors.iter().all(|e| match e.path.first() {
+            Some(PathSegment::Field(key)) => {
+                fields(key).is_some_and(|field| roots.0.contains(&format!("{root}.{field}")))
+            }
+            _ => false,
+        });
+        if nullable {
+            response.data = Value::Object(Default::default());
+        }
+    }
     for error in &response.errors {
         null_at(&mut response.data, &error.path);
     }

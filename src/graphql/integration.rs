@@ -202,11 +202,11 @@ pub struct IntegrationQuery;
 #[Object]
 impl IntegrationQuery {
     /// The Salesforce integration's state. Administrators only.
-    async fn integration(&self, ctx: &Context<'_>) -> ApiResult<Integration> {
+    async fn integration(&self, ctx: &Context<'_>) -> ApiResult<Option<Integration>> {
         ctx.admin()?;
         match ctx.integrations().current().await? {
-            Some(model) => model.try_into(),
-            None => Ok(Integration::disconnected()),
+            Some(model) => model.try_into().map(Some),
+            None => Ok(Some(Integration::disconnected())),
         }
     }
 
@@ -215,10 +215,10 @@ impl IntegrationQuery {
         &self,
         ctx: &Context<'_>,
         module: SyncModule,
-    ) -> ApiResult<Vec<FieldMapping>> {
+    ) -> ApiResult<Option<Vec<FieldMapping>>> {
         ctx.admin()?;
         let mappings = ctx.integrations().mappings(module.into()).await?;
-        Ok(mappings.into_iter().map(FieldMapping::from).collect())
+        Ok(Some(mappings.into_iter().map(FieldMapping::from).collect()))
     }
 }
 
@@ -233,12 +233,13 @@ impl IntegrationMutation {
         &self,
         ctx: &Context<'_>,
         input: ConnectSalesforceInput,
-    ) -> ApiResult<Integration> {
+    ) -> ApiResult<Option<Integration>> {
         ctx.admin()?;
         ctx.integrations()
             .connect(input.into_request()?)
             .await?
             .try_into()
+            .map(Some)
     }
 
     /// Administrators only.
@@ -246,12 +247,13 @@ impl IntegrationMutation {
         &self,
         ctx: &Context<'_>,
         sync_type: SyncType,
-    ) -> ApiResult<Integration> {
+    ) -> ApiResult<Option<Integration>> {
         ctx.admin()?;
         ctx.integrations()
             .set_sync_type(sync_type.into())
             .await?
             .try_into()
+            .map(Some)
     }
 
     /// Replaces a module's field mappings after checking them against the org. Administrators only.
@@ -260,7 +262,7 @@ impl IntegrationMutation {
         ctx: &Context<'_>,
         module: SyncModule,
         mappings: Vec<FieldMapping>,
-    ) -> ApiResult<Vec<FieldMapping>> {
+    ) -> ApiResult<Option<Vec<FieldMapping>>> {
         ctx.admin()?;
         let mappings = mappings
             .into_iter()
@@ -270,33 +272,33 @@ impl IntegrationMutation {
             .integrations()
             .update_mappings(module.into(), mappings)
             .await?;
-        Ok(saved.into_iter().map(FieldMapping::from).collect())
+        Ok(Some(saved.into_iter().map(FieldMapping::from).collect()))
     }
 
     /// Starts the first sync. Administrators only.
-    async fn start_sync(&self, ctx: &Context<'_>) -> ApiResult<Integration> {
+    async fn start_sync(&self, ctx: &Context<'_>) -> ApiResult<Option<Integration>> {
         ctx.admin()?;
-        ctx.integrations().start_sync().await?.try_into()
+        ctx.integrations().start_sync().await?.try_into().map(Some)
     }
 
     /// Stops all data exchange until `resumeSync`; changes wait and nothing is lost.
     /// Administrators only.
-    async fn pause_sync(&self, ctx: &Context<'_>) -> ApiResult<Integration> {
+    async fn pause_sync(&self, ctx: &Context<'_>) -> ApiResult<Option<Integration>> {
         ctx.admin()?;
-        ctx.integrations().pause().await?.try_into()
+        ctx.integrations().pause().await?.try_into().map(Some)
     }
 
     /// Administrators only.
-    async fn resume_sync(&self, ctx: &Context<'_>) -> ApiResult<Integration> {
+    async fn resume_sync(&self, ctx: &Context<'_>) -> ApiResult<Option<Integration>> {
         ctx.admin()?;
-        ctx.integrations().resume().await?.try_into()
+        ctx.integrations().resume().await?.try_into().map(Some)
     }
 
     /// Disconnects Salesforce: no further sync, credentials erased, desk data kept.
     /// Administrators only.
-    async fn delete_integration(&self, ctx: &Context<'_>) -> ApiResult<Integration> {
+    async fn delete_integration(&self, ctx: &Context<'_>) -> ApiResult<Option<Integration>> {
         ctx.admin()?;
         ctx.integrations().delete().await?;
-        Ok(Integration::disconnected())
+        Ok(Some(Integration::disconnected()))
     }
 }

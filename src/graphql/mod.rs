@@ -105,6 +105,7 @@ pub struct Gateway {
     page_sizes: PageSizes,
     documents: Arc<documents::Documents>,
     responses: Arc<responses::Responses>,
+    nullable_roots: Arc<codes::NullableRoots>,
 }
 
 impl Gateway {
@@ -137,6 +138,7 @@ impl Gateway {
             limits: Limits::from(settings),
             page_sizes: PageSizes::from(settings),
             documents: Arc::default(),
+            nullable_roots: Arc::new(codes::NullableRoots::of(&sdl())),
             responses: Arc::new(responses::Responses::new(
                 std::time::Duration::from_millis(settings.response_cache_ms),
                 live_ttl,
@@ -203,13 +205,18 @@ impl Gateway {
                     .is_ok_and(|doc| responses::shareable(doc, operation.as_deref()));
                 let doc = self.documents.kept(&request.query);
                 let executed = paging::with_page_sizes(self.page_sizes, schema.execute(request));
-                let mut response = codes::tag(self.limits.explain(executed.await));
+                let mut response = tag(
+                    self.limits.explain(executed.await),
+                    &self.nullable_roots,
+                    doc.as_deref(),
+                    operation.as_deref(),
+                );
                 if let Some(doc) = doc {
                     order::in_selection_order(&mut response.data, &doc, operation.as_deref());
                 }
                 (response, shareable)
             }
-            Err(refused) => (codes::tag(Response::from_errors(vec![refused])), false),
+            Err(refused) => (refusal(refused), false),
         }
     }
 
@@ -218,11 +225,17 @@ impl Gateway {
         match self.admit(&mut request) {
             Ok(schema) => {
                 let limits = self.limits;
+                let roots = self.nullable_roots.clone();
                 let doc = self.documents.kept(&request.query);
                 let operation = request.operation_name.clone();
                 paging::stream_with_page_sizes(self.page_sizes, schema.execute_stream(request))
                     .map(move |response| {
-                        let mut response = codes::tag(limits.explain(response));
+                        let mut response = tag(
+                            limits.explain(response),
+                            &roots,
+                            doc.as_deref(),
+                            operation.as_deref(),
+                        );
                         if let Some(doc) = &doc {
                             order::in_selection_order(
                                 &mut response.data,
@@ -235,7 +248,7 @@ impl Gateway {
                     .boxed()
             }
             Err(refused) => {
-                let response = codes::tag(Response::from_errors(vec![refused]));
+                let response = refusal(refused);
                 futures_util::stream::once(async { response }).boxed()
             }
         }
@@ -255,6 +268,48 @@ pub fn prepare(request: Request, viewer: Viewer, store: &Store) -> Request {
             store.clone(),
         )))
         .data(panels::PanelRequest::default())
+}
+
+/// Gives a response's errors their codes (`codes::tag`), knowing which root fields of the
+/// operation run may answer `null`.
+fn tag(
+    response: Response,
+    roots: &codes::NullableRoots,
+    doc: Option<&ExecutableDocument>,
+    operation: Option<&str>,
+) -> Response {
+    use async_graphql::parser::types::{OperationType, Selection};
+    let run = doc.and_then(|doc| order::operation(doc, operation));
+    let root = match run.map(|op| op.ty) {
+        Some(OperationType::Mutation) => "Mutation",
+        Some(OperationType::Subscription) => "Subscription",
+        _ => "Query",
+    };
+    // The field a top-level response key names; one reached through a fragment is not
+    // looked for, and so is taken for one that may not be null.
+    let field = |key: &str| {
+        run?.selection_set
+            .node
+            .items
+            .iter()
+            .find_map(|item| match &item.node {
+                Selection::Field(f) if f.node.response_key().node == key => {
+                    Some(f.node.name.node.to_string())
+                }
+                _ => None,
+            })
+    };
+    codes::tag(response, roots, root, field)
+}
+
+/// A request refused before it ran, with its error's code.
+fn refusal(refused: async_graphql::ServerError) -> Response {
+    codes::tag(
+        Response::from_errors(vec![refused]),
+        &codes::NullableRoots::default(),
+        "Query",
+        |_| None,
+    )
 }
 
 /// A request error stopped the operation before execution: no data, and no error at a path.

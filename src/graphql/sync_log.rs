@@ -148,7 +148,7 @@ impl SyncLogQuery {
         since: Option<DateTime<Utc>>,
         module: Option<SyncModule>,
         direction: Option<SyncDirection>,
-    ) -> ApiResult<Connection<IdCursor, SyncHistoryEntry>> {
+    ) -> ApiResult<Option<Connection<IdCursor, SyncHistoryEntry>>> {
         ctx.admin()?;
         let filter = HistoryFilter {
             since,
@@ -159,7 +159,7 @@ impl SyncLogQuery {
             .store()
             .sync_history(&filter, page_request(ctx.page_sizes(), first, after)?)
             .await?;
-        connection(page, |m| m.id)
+        connection(page, |m| m.id).map(Some)
     }
 
     /// Records that did not sync, the one that first failed last first (a record failing
@@ -173,7 +173,7 @@ impl SyncLogQuery {
         reason: Option<FailureReason>,
         module: Option<SyncModule>,
         #[graphql(default)] include_resolved: bool,
-    ) -> ApiResult<Connection<IdCursor, SyncFailure>> {
+    ) -> ApiResult<Option<Connection<IdCursor, SyncFailure>>> {
         ctx.admin()?;
         let filter = FailureFilter {
             reason: reason.map(Into::into),
@@ -184,7 +184,7 @@ impl SyncLogQuery {
             .store()
             .sync_failures(&filter, page_request(ctx.page_sizes(), first, after)?)
             .await?;
-        connection(page, |m| m.id)
+        connection(page, |m| m.id).map(Some)
     }
 }
 
@@ -195,7 +195,11 @@ pub struct SyncLogMutation;
 impl SyncLogMutation {
     /// Tries one failed record again now; returns its failure entry, resolved if it synced.
     /// Administrators only.
-    async fn retry_sync_failure(&self, ctx: &Context<'_>, id: ID) -> ApiResult<SyncFailure> {
+    async fn retry_sync_failure(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+    ) -> ApiResult<Option<SyncFailure>> {
         ctx.admin()?;
         let id = parse_id("id", &id, |n| n)?;
         let failure =
@@ -222,7 +226,7 @@ impl SyncLogMutation {
         }
         ctx.engine().retry(std::slice::from_ref(&failure)).await?;
         let after = ctx.store().sync_failure(id).await?.unwrap_or(failure);
-        after.try_into()
+        after.try_into().map(Some)
     }
 
     /// Tries every open failure with this reason again now; returns how many are still
@@ -232,11 +236,11 @@ impl SyncLogMutation {
         &self,
         ctx: &Context<'_>,
         reason: FailureReason,
-    ) -> ApiResult<i32> {
+    ) -> ApiResult<Option<i32>> {
         ctx.admin()?;
         let failures = ctx.store().open_failures(reason.into()).await?;
         ctx.engine().retry(&failures).await?;
         let left = ctx.store().open_failures(reason.into()).await?;
-        Ok(left.len() as i32)
+        Ok(Some(left.len() as i32))
     }
 }

@@ -163,9 +163,10 @@ async fn every_admin_field_and_mutation_refuses_other_profiles() {
                     ["FORBIDDEN"],
                     "{profile} ran `{operation}`: {body}"
                 );
+                // Null at its own path: whatever else the request asked for stands.
                 assert!(
-                    body["data"].is_null() || body["data"][name].is_null(),
-                    "nothing of {name} reaches {profile}: {body}"
+                    body["data"].is_object() && body["data"][name].is_null(),
+                    "nothing of {name} reaches {profile}, and only it is null: {body}"
                 );
             }
             let as_admin = app.gql(&operation, json!({})).await;
@@ -200,4 +201,23 @@ async fn fields_for_every_agent_still_exist() {
             "{name} is listed but not in the schema"
         );
     }
+}
+
+#[tokio::test]
+async fn an_admin_field_refused_beside_others_leaves_their_answers_standing() {
+    let app = spawn_app().await;
+    let body = app
+        .gql_as(
+            "Agent",
+            "mutation { createContact(input: { lastName: \"Kept\" }) { id } startSync { firstSync } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(codes(&body), ["FORBIDDEN"], "{body}");
+    assert!(body["data"]["startSync"].is_null(), "{body}");
+    let id = body["data"]["createContact"]["id"]
+        .as_str()
+        .expect("the contact made first is answered");
+    let listed = app.gql_ok("{ contacts { nodes { id } } }", json!({})).await;
+    assert_eq!(listed["contacts"]["nodes"], json!([{ "id": id }]));
 }
