@@ -197,19 +197,20 @@ async fn connect(app: &Application, org: &salesforce_sim::SimHandle) -> anyhow::
         .start_sync()
         .await
         .map_err(|e| anyhow!("cannot start the demo's first sync: {e}"))?;
+    let customers = customers_with_open_deals(org);
     let engine = app.engine();
     let store = app.store().clone();
     tokio::spawn(async move {
         match engine.run_once().await {
             Ok(report) => {
+                if let Err(e) = open_customer_tickets(&store, &customers).await {
+                    eprintln!("The demo's tickets from Salesforce customers were not opened: {e}");
+                }
                 println!(
                     "First sync done: {} records in from Salesforce, {} out to it.",
                     report.pulled.added + report.pulled.updated,
                     report.pushed.added + report.pushed.updated
                 );
-                if let Err(e) = open_customer_tickets(&store).await {
-                    eprintln!("The demo's tickets from Salesforce customers were not opened: {e}");
-                }
             }
             Err(e) => eprintln!("The demo's first sync stopped: {e}"),
         }
@@ -229,10 +230,34 @@ const CUSTOMER_TICKETS: &[(&str, TicketPriority)] = &[
     ),
 ];
 
-/// Opens [`CUSTOMER_TICKETS`] for the first contacts imported from the org, once: a desk
-/// holding more than the seeded tickets is left alone.
+/// Salesforce contacts of the sample org in a role on an open opportunity, in the org's
+/// order: the customers whose panels have most to show.
 #[cfg(feature = "simulator")]
-async fn open_customer_tickets(store: &Store) -> anyhow::Result<()> {
+fn customers_with_open_deals(org: &salesforce_sim::SimHandle) -> Vec<String> {
+    let open: std::collections::HashSet<String> = org
+        .records("Opportunity")
+        .iter()
+        .filter(|o| o["IsClosed"] == false)
+        .filter_map(|o| o["Id"].as_str().map(str::to_owned))
+        .collect();
+    let mut customers: Vec<String> = Vec::new();
+    for role in org.records("OpportunityContactRole") {
+        if let (Some(contact), Some(deal)) =
+            (role["ContactId"].as_str(), role["OpportunityId"].as_str())
+            && open.contains(deal)
+            && !customers.iter().any(|c| c == contact)
+        {
+            customers.push(contact.to_owned());
+        }
+    }
+    customers
+}
+
+/// Opens [`CUSTOMER_TICKETS`] for the first of `customers` (Salesforce ids) that the first
+/// sync brought into the desk, once: a desk holding more than the seeded tickets is left
+/// alone.
+#[cfg(feature = "simulator")]
+async fn open_customer_tickets(store: &Store, customers: &[String]) -> anyhow::Result<()> {
     let tickets = store
         .tickets(
             &crate::store::TicketFilter::default(),
@@ -246,22 +271,17 @@ async fn open_customer_tickets(store: &Store) -> anyhow::Result<()> {
     if tickets.items.len() != TICKETS.len() {
         return Ok(());
     }
-    let imported = store
-        .contacts(
-            &ContactFilter::default(),
-            PageRequest {
-                after: Some(CONTACTS.len() as i64),
-                first: CUSTOMER_TICKETS.len(),
-            },
-        )
+    let linked = store
+        .desk_ids_by_salesforce(crate::domain::Module::Contacts, customers)
         .await
         .map_err(|e| anyhow!("{e}"))?;
-    for ((subject, priority), contact) in CUSTOMER_TICKETS.iter().zip(imported.items) {
+    let imported = customers.iter().filter_map(|id| linked.get(id));
+    for ((subject, priority), &contact) in CUSTOMER_TICKETS.iter().zip(imported) {
         let input = TicketInput {
             subject: Some((*subject).into()),
             status: Some(TicketStatus::Open),
             priority: Some(*priority),
-            contact_id: Some(contact.id),
+            contact_id: Some(crate::domain::ContactId(contact)),
             ..Default::default()
         };
         store

@@ -8,6 +8,7 @@ mod accounts;
 mod admin_surface;
 mod auth;
 mod contacts;
+mod demo;
 mod failures;
 mod health;
 mod http;
