@@ -17,6 +17,8 @@ pub struct Claims {
     pub profile: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// RFC 7519's NumericDate may have a fraction, which is dropped.
+    #[serde(deserialize_with = "numeric_date")]
     pub exp: i64,
     /// When it was issued; tokens from identity providers that leave it out are accepted.
     /// RFC 7519's NumericDate may have a fraction, which is dropped.

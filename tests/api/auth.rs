@@ -330,7 +330,7 @@ async fn claims_are_held_to_rfc_7519_without_an_audience_configured() {
         ask(
             &app,
             Some(bearer(claims(
-                json!({ "iat": now() as f64 + 0.5, "nbf": now() as f64 - 0.5 })
+                json!({ "iat": now() as f64 + 0.5, "nbf": now() as f64 - 0.5, "exp": now() as f64 + 600.5 })
             )))
         )
         .await
