@@ -31,6 +31,16 @@ fn client_with(sim: &SimHandle, credentials: Credentials) -> SalesforceClient {
     SalesforceClient::new(config).unwrap()
 }
 
+/// The org's refresh token, with its connected app.
+fn refresh_token(sim: &SimHandle) -> Credentials {
+    let config = sim.config();
+    Credentials::RefreshToken {
+        refresh_token: SecretString::from(sim.refresh_token()),
+        client_id: config.client_id.clone(),
+        client_secret: SecretString::from(config.client_secret.clone()),
+    }
+}
+
 fn client(sim: &SimHandle) -> SalesforceClient {
     client_with(sim, password(sim, &sim.config().password.clone()))
 }
@@ -368,15 +378,7 @@ async fn a_direct_access_token_works_until_it_expires() {
 #[tokio::test]
 async fn the_refresh_token_grant_signs_in() {
     let sim = org().await;
-    let config = sim.config().clone();
-    let sf = client_with(
-        &sim,
-        Credentials::RefreshToken {
-            refresh_token: SecretString::from(sim.refresh_token()),
-            client_id: config.client_id,
-            client_secret: SecretString::from(config.client_secret),
-        },
-    );
+    let sf = client_with(&sim, refresh_token(&sim));
     sf.limits().await.unwrap();
 }
 
@@ -622,15 +624,7 @@ async fn a_sign_in_its_caller_gave_up_on_still_keeps_the_token_salesforce_rotate
         ..SimConfig::default()
     })
     .await;
-    let config = sim.config().clone();
-    let sf = client_with(
-        &sim,
-        Credentials::RefreshToken {
-            refresh_token: SecretString::from(sim.refresh_token()),
-            client_id: config.client_id,
-            client_secret: SecretString::from(config.client_secret),
-        },
-    );
+    let sf = client_with(&sim, refresh_token(&sim));
     sf.limits().await.unwrap();
     // The session expires; the renewal reaches Salesforce, which rotates the refresh token,
     // but its answer comes after the caller (a panel out of patience, say) has given up.
