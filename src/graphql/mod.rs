@@ -128,17 +128,18 @@ impl Gateway {
                 )))
                 .finish()
         };
+        let limited = build(
+            builder(settings)
+                .limit_depth(settings.max_depth)
+                .limit_complexity(settings.max_complexity),
+        );
         Self {
-            limited: build(
-                builder(settings)
-                    .limit_depth(settings.max_depth)
-                    .limit_complexity(settings.max_complexity),
-            ),
+            nullable_roots: Arc::new(codes::NullableRoots::of(&limited.sdl())),
+            limited,
             introspection: build(builder(settings)),
             limits: Limits::from(settings),
             page_sizes: PageSizes::from(settings),
             documents: Arc::default(),
-            nullable_roots: Arc::new(codes::NullableRoots::of(&sdl())),
             responses: Arc::new(responses::Responses::new(
                 std::time::Duration::from_millis(settings.response_cache_ms),
                 live_ttl,

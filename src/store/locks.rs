@@ -63,6 +63,15 @@ fn lock_file(database: &Path, suffix: &str) -> std::io::Result<File> {
 const LOCK_POLL_FIRST: Duration = Duration::from_millis(10);
 const LOCK_POLL_MAX: Duration = Duration::from_millis(200);
 
+/// Takes the file's exclusive lock if no other process holds it; `false` when one does.
+fn try_lock(file: &File) -> StoreResult<bool> {
+    match file.try_lock() {
+        Ok(()) => Ok(true),
+        Err(TryLockError::WouldBlock) => Ok(false),
+        Err(TryLockError::Error(e)) => Err(io(e)),
+    }
+}
+
 fn io(e: std::io::Error) -> StoreError {
     StoreError::Db(DbErr::Custom(format!("lock file: {e}")))
 }
@@ -141,12 +150,7 @@ impl Store {
                 !taken
             }
             LockSpace::File(database) => {
-                let file = lock_file(database, ".rounds.lock").map_err(io)?;
-                match file.try_lock() {
-                    Ok(()) => false,
-                    Err(TryLockError::WouldBlock) => true,
-                    Err(TryLockError::Error(e)) => return Err(io(e)),
-                }
+                !try_lock(&lock_file(database, ".rounds.lock").map_err(io)?)?
             }
             LockSpace::Process => false,
         })
@@ -180,16 +184,11 @@ impl Store {
                 // told to stop while it waits stops, where the thread would hold the runtime's
                 // shutdown until the other process let go.
                 let mut pause = LOCK_POLL_FIRST;
-                loop {
-                    match file.try_lock() {
-                        Ok(()) => break Held::File(file),
-                        Err(TryLockError::WouldBlock) => {
-                            tokio::time::sleep(pause).await;
-                            pause = (pause * 2).min(LOCK_POLL_MAX);
-                        }
-                        Err(TryLockError::Error(e)) => return Err(io(e)),
-                    }
+                while !try_lock(&file)? {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(LOCK_POLL_MAX);
                 }
+                Held::File(file)
             }
             LockSpace::Process => Held::Nothing,
         })
@@ -214,11 +213,10 @@ impl Store {
             }
             LockSpace::File(database) => {
                 let file = lock_file(database, ".worker.lock").map_err(io)?;
-                match file.try_lock() {
-                    Ok(()) => Held::File(file),
-                    Err(TryLockError::WouldBlock) => return Ok(None),
-                    Err(TryLockError::Error(e)) => return Err(io(e)),
+                if !try_lock(&file)? {
+                    return Ok(None);
                 }
+                Held::File(file)
             }
             LockSpace::Process => Held::Nothing,
         };
