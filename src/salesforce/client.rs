@@ -629,7 +629,7 @@ impl SalesforceClient {
             .collect()
     }
 
-    /// Sends records in collections of up to 200 and returns one result per record.
+    /// Sends one collection of up to 200 records and returns one result per record.
     async fn collections<'r>(
         &self,
         method: Method,
@@ -639,20 +639,16 @@ impl SalesforceClient {
         all_or_none: bool,
         call: Call,
     ) -> Result<Vec<RecordResult>, SalesforceError> {
-        let path = self.data_path(path);
-        let records: Vec<_> = records.collect();
-        let mut results = Vec::with_capacity(records.len());
-        for chunk in records.chunks(COLLECTION_LIMIT) {
-            let body = collection_body(object, chunk.iter().copied(), all_or_none);
-            let (_, out) = self
-                .call(method.clone(), &path, &[], Some(&body), call)
-                .await?;
-            results.extend(decode_results(out, chunk.len())?);
-        }
-        Ok(results)
+        let count = records.len();
+        one_collection(count)?;
+        let body = collection_body(object, records, all_or_none);
+        let (_, out) = self
+            .call(method, &self.data_path(path), &[], Some(&body), call)
+            .await?;
+        decode_results(out, count)
     }
 
-    /// Creates records of one object in collections of up to 200, one result per record.
+    /// Creates up to 200 records of one object in one collection, one result per record.
     pub async fn create_many(
         &self,
         object: &str,
@@ -671,7 +667,7 @@ impl SalesforceClient {
         .await
     }
 
-    /// Updates records of one object by id in collections of up to 200.
+    /// Updates up to 200 records of one object by id in one collection.
     pub async fn update_many(
         &self,
         object: &str,
@@ -690,8 +686,8 @@ impl SalesforceClient {
         .await
     }
 
-    /// Creates or updates records of one object by an external id field, in collections of
-    /// up to 200; each record carries its `field` value. Safe to repeat.
+    /// Creates or updates up to 200 records of one object by an external id field, in one
+    /// collection; each record carries its `field` value. Safe to repeat.
     pub async fn upsert_many(
         &self,
         object: &str,
@@ -712,30 +708,27 @@ impl SalesforceClient {
         .await
     }
 
-    /// Deletes records in collections of up to 200.
+    /// Deletes one collection of up to 200 records.
     pub async fn delete_many(
         &self,
         ids: &[SalesforceId],
         all_or_none: bool,
     ) -> Result<Vec<RecordResult>, SalesforceError> {
-        let mut results = Vec::with_capacity(ids.len());
-        for chunk in ids.chunks(COLLECTION_LIMIT) {
-            let joined: Vec<&str> = chunk.iter().map(SalesforceId::as_str).collect();
-            let joined = joined.join(",");
-            let flag = if all_or_none { "true" } else { "false" };
-            let path = self.data_path("composite/sobjects");
-            let (_, out) = self
-                .call(
-                    Method::DELETE,
-                    &path,
-                    &[("ids", &joined), ("allOrNone", flag)],
-                    None,
-                    Call::SLOW,
-                )
-                .await?;
-            results.extend(decode_results(out, chunk.len())?);
-        }
-        Ok(results)
+        one_collection(ids.len())?;
+        let joined: Vec<&str> = ids.iter().map(SalesforceId::as_str).collect();
+        let joined = joined.join(",");
+        let flag = if all_or_none { "true" } else { "false" };
+        let path = self.data_path("composite/sobjects");
+        let (_, out) = self
+            .call(
+                Method::DELETE,
+                &path,
+                &[("ids", &joined), ("allOrNone", flag)],
+                None,
+                Call::SLOW,
+            )
+            .await?;
+        decode_results(out, ids.len())
     }
 
     /// Ids of records changed between `start` and `end` (Salesforce truncates to the minute).
@@ -869,6 +862,24 @@ fn collection_body<'a>(
         })
         .collect();
     json!({ "allOrNone": all_or_none, "records": records })
+}
+
+/// Refuses, as Salesforce would, a collection over 200 records before it is sent. Sent in
+/// several calls, one that failed after another had been made would leave the made records'
+/// answers with no one to take them: a caller sends each collection and keeps its answer.
+fn one_collection(count: usize) -> Result<(), SalesforceError> {
+    if count <= COLLECTION_LIMIT {
+        return Ok(());
+    }
+    Err(SalesforceError::Api {
+        status: 400,
+        error_code: "EXCEEDED_ID_LIMIT".into(),
+        message: format!(
+            "record limit reached. cannot submit more than {COLLECTION_LIMIT} records into this \
+             call ({count} given: send them {COLLECTION_LIMIT} at a time)"
+        ),
+        fields: Vec::new(),
+    })
 }
 
 fn decode_results(

@@ -277,14 +277,30 @@ async fn queries_go_five_to_a_composite_call_and_each_keeps_its_own_answer() {
 }
 
 #[tokio::test]
-async fn collections_chunk_at_200_and_honour_all_or_none() {
+async fn a_collection_holds_up_to_200_records_and_honours_all_or_none() {
     let sim = org().await;
     let sf = client(&sim);
     let records: Vec<_> = (0..450)
         .map(|n| fields(json!({ "LastName": format!("C{n}") })))
         .collect();
     let before = requests_to(&sim, "composite/sobjects");
-    let results = sf.create_many("Contact", &records, false).await.unwrap();
+    let refused = sf
+        .create_many("Contact", &records, false)
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Some("EXCEEDED_ID_LIMIT"), "{refused}");
+    assert!(refused.to_string().contains("450 given"), "{refused}");
+    assert_eq!(
+        requests_to(&sim, "composite/sobjects"),
+        before,
+        "nothing sent"
+    );
+    assert_eq!(sim.count("Contact"), 0);
+
+    let mut results = Vec::new();
+    for chunk in records.chunks(200) {
+        results.extend(sf.create_many("Contact", chunk, false).await.unwrap());
+    }
     assert_eq!(requests_to(&sim, "composite/sobjects") - before, 3);
     assert!(results.iter().all(|r| r.success && r.id.is_some()));
     assert_eq!(sim.count("Contact"), 450);
