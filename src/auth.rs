@@ -102,6 +102,37 @@ pub enum VerifyingKey {
     Rs256(Vec<u8>),
 }
 
+/// The modulus size of a PEM RSA public key (`PUBLIC KEY` or `RSA PUBLIC KEY`). Any other
+/// key, a private one included, is refused here rather than failing every token later.
+fn rsa_public_key_bits(key: &[u8]) -> Result<u64, String> {
+    use simple_asn1::{ASN1Block, from_der};
+    let pem = pem::parse(key).map_err(|e| format!("not a PEM key: {e}"))?;
+    let blocks = |der: &[u8]| from_der(der).map_err(|e| format!("not an RSA public key: {e}"));
+    let pkcs1 = match pem.tag() {
+        "RSA PUBLIC KEY" => pem.contents().to_vec(),
+        // SubjectPublicKeyInfo: the algorithm, then the PKCS#1 key as a bit string.
+        "PUBLIC KEY" => match blocks(pem.contents())?.as_slice() {
+            [ASN1Block::Sequence(_, parts)] => match parts.as_slice() {
+                [_, ASN1Block::BitString(_, _, key)] => key.clone(),
+                _ => return Err("not an RSA public key".into()),
+            },
+            _ => return Err("not an RSA public key".into()),
+        },
+        tag => {
+            return Err(format!(
+                "the file holds a {tag}, not a PUBLIC KEY: give the public half of the pair"
+            ));
+        }
+    };
+    match blocks(&pkcs1)?.as_slice() {
+        [ASN1Block::Sequence(_, parts)] => match parts.as_slice() {
+            [ASN1Block::Integer(_, modulus), ASN1Block::Integer(_, _)] => Ok(modulus.bits()),
+            _ => Err("not an RSA public key (an EC or other key?)".into()),
+        },
+        _ => Err("not an RSA public key".into()),
+    }
+}
+
 /// Seconds a token is still accepted after its `exp`, for clocks that disagree a little.
 pub const LEEWAY_SECS: u64 = 30;
 
@@ -133,12 +164,26 @@ impl Authenticator {
                     Some((EncodingKey::from_secret(bytes), Algorithm::HS256)),
                 )
             }
-            VerifyingKey::Rs256(pem) => (
-                Algorithm::RS256,
-                DecodingKey::from_rsa_pem(&pem)
-                    .map_err(|e| AuthError::Invalid(format!("RS256 public key: {e}")))?,
-                None,
-            ),
+            VerifyingKey::Rs256(pem) => {
+                rsa_public_key_bits(&pem)
+                    .and_then(|bits| {
+                        if (2048..=8192).contains(&bits) {
+                            Ok(())
+                        } else {
+                            Err(format!(
+                                "the key is {bits} bits; RS256 tokens are checked with keys of \
+                                 2048 to 8192 bits"
+                            ))
+                        }
+                    })
+                    .map_err(|e| AuthError::Invalid(format!("RS256 public key: {e}")))?;
+                (
+                    Algorithm::RS256,
+                    DecodingKey::from_rsa_pem(&pem)
+                        .map_err(|e| AuthError::Invalid(format!("RS256 public key: {e}")))?,
+                    None,
+                )
+            }
         };
         let mut validation = Validation::new(algorithm);
         validation.algorithms = vec![algorithm];

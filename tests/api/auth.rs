@@ -276,6 +276,31 @@ async fn an_rs256_deployment_accepts_its_key_and_refuses_algorithm_confusion() {
     .await;
 }
 
+/// The verifier as `tandem serve` builds it from `auth.public_key_file`.
+fn verifier_from(file: &str) -> Result<(), String> {
+    let mut settings = tandem::config::Settings::default();
+    settings.auth.public_key_file = Some(fixture(file));
+    tandem::startup::authenticator(&settings)
+        .map(drop)
+        .map_err(|e| e.to_string())
+}
+
+#[test]
+fn a_key_no_rs256_token_could_be_checked_with_is_refused_at_start() {
+    assert_eq!(verifier_from("rsa-public.pem"), Ok(()));
+    // Accepted, it would refuse every token later: RS256 is checked with 2048 bits or more.
+    let short = verifier_from("rsa-1024-public.pem").unwrap_err();
+    assert!(
+        short.contains("1024 bits") && short.contains("2048"),
+        "{short}"
+    );
+    let private = verifier_from("rsa-private.pem").unwrap_err();
+    assert!(
+        private.contains("PRIVATE KEY") && private.contains("public half"),
+        "{private}"
+    );
+}
+
 fn base64_url_encode(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut out = String::new();
