@@ -112,7 +112,11 @@ impl Store {
     pub async fn save_integration(&self, new: NewIntegration) -> StoreResult<integration::Model> {
         let txn = self.write().await?;
         let now = Utc::now();
-        let previous = integration::Entity::find_by_id(ROW).one(&*txn).await?;
+        // Locked as read: a pause or an error committed meanwhile is judged, not overwritten.
+        let previous = integration::Entity::find_by_id(ROW)
+            .lock_exclusive()
+            .one(&*txn)
+            .await?;
         let before = previous.as_ref().and_then(|p| p.org_id.clone());
         let other_org = match (&before, &new.org_id) {
             (Some(before), Some(now)) => before != now,
@@ -249,7 +253,10 @@ impl Store {
     /// name first).
     pub async fn set_sync_type(&self, sync_type: SyncType) -> StoreResult<integration::Model> {
         let txn = self.write().await?;
+        // Locked as read: a first sync that a round marks done meanwhile is seen done here,
+        // and what stayed local while it ran one-way is queued.
         let current = integration::Entity::find_by_id(ROW)
+            .lock_exclusive()
             .one(&*txn)
             .await?
             .ok_or_else(|| StoreError::NotFound("Salesforce integration".into()))?;

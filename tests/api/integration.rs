@@ -766,3 +766,59 @@ async fn starting_the_sync_wakes_the_worker_without_waiting_for_its_interval() {
         .await
         .expect("the first sync ran long before the next poll");
 }
+
+#[tokio::test]
+async fn turning_two_way_as_a_one_way_first_sync_ends_still_sends_what_stayed_local() {
+    use sea_orm::{ConnectionTrait, DbBackend, Statement, TransactionTrait};
+    let app = spawn_app().await;
+    if !app.database_url.starts_with("postgres") {
+        // SQLite lets one writer at a time in: the two cannot overlap.
+        return;
+    }
+    let sim = salesforce_sim::start(SimConfig::default()).await;
+    assert!(connect(&app, &sim, "tandem").await.get("errors").is_none());
+    app.gql_ok(
+        "mutation { setSyncType(syncType: SALESFORCE_TO_DESK) { syncType } startSync { firstSync } }",
+        json!({}),
+    )
+    .await;
+    app.create_contact(json!({ "lastName": "Local Only" }))
+        .await;
+    app.sync_now().await;
+    let sql = |text: &str| Statement::from_string(DbBackend::Postgres, text.to_owned());
+    // A one-way first sync about to end: a round holds the integration row to mark it done.
+    let other = sea_orm::Database::connect(app.database_url.as_str())
+        .await
+        .unwrap();
+    other
+        .execute_raw(sql("UPDATE integration SET first_sync = 'RUNNING'"))
+        .await
+        .unwrap();
+    let round = other.begin().await.unwrap();
+    round
+        .execute_raw(sql("SELECT id FROM integration FOR UPDATE"))
+        .await
+        .unwrap();
+    let turning = app.gql(
+        "mutation { setSyncType(syncType: TWO_WAY) { syncType } }",
+        json!({}),
+    );
+    let ending = async {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        round
+            .execute_raw(sql("UPDATE integration SET first_sync = 'DONE'"))
+            .await
+            .unwrap();
+        round.commit().await.unwrap();
+    };
+    let (turned, ()) = tokio::join!(turning, ending);
+    assert!(turned.get("errors").is_none(), "{turned}");
+
+    app.sync_now().await;
+    let sent = sim
+        .records("Contact")
+        .into_iter()
+        .filter(|c| c["LastName"] == "Local Only")
+        .count();
+    assert_eq!(sent, 1, "the contact made while one-way goes out once");
+}
