@@ -17,6 +17,7 @@ const ROUND_KEY: i64 = 0x7461_6e64_656d_0001;
 const WORKER_KEY: i64 = 0x7461_6e64_656d_0002;
 const LOG_KEY: i64 = 0x7461_6e64_656d_0003;
 const MIGRATION_KEY: i64 = 0x7461_6e64_656d_0004;
+const PROFILE_NAMES_KEY: i64 = 0x7461_6e64_656d_0005;
 
 /// Where a database keeps its cross-process locks.
 #[derive(Clone, Debug)]
@@ -115,8 +116,20 @@ enum Held {
 /// log then would step past the earlier one for good. SQLite's single writer already orders
 /// them.
 pub(super) async fn order_event_log(db: &impl ConnectionTrait) -> StoreResult<()> {
+    hold_until_commit(db, LOG_KEY).await
+}
+
+/// Lets one transaction at a time judge whether a profile name is taken, from here to its
+/// end: the names it reads are then all the names there are until it commits. SQLite's
+/// single writer already does.
+pub(super) async fn judge_profile_names_alone(db: &impl ConnectionTrait) -> StoreResult<()> {
+    hold_until_commit(db, PROFILE_NAMES_KEY).await
+}
+
+/// On PostgreSQL, takes advisory lock `key` until the caller's transaction ends.
+async fn hold_until_commit(db: &impl ConnectionTrait, key: i64) -> StoreResult<()> {
     if db.get_database_backend() == DbBackend::Postgres {
-        db.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({LOG_KEY})"))
+        db.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({key})"))
             .await?;
     }
     Ok(())

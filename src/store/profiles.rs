@@ -177,6 +177,7 @@ impl Store {
     pub async fn create_profile(&self, new: NewProfile) -> StoreResult<profile::Model> {
         let name = Name::parse("name", &new.name, 80)?.into_inner();
         let txn = self.write().await?;
+        super::locks::judge_profile_names_alone(&*txn).await?;
         // Names told apart only by case or spacing would pass for one another.
         let key = |name: &str| {
             name.split_whitespace()

@@ -164,3 +164,46 @@ async fn a_permission_change_holds_from_the_very_next_request() {
         "{after}"
     );
 }
+
+#[tokio::test]
+async fn names_told_apart_only_by_case_sent_at_once_make_one_profile() {
+    use sea_orm::{ConnectionTrait, DbBackend, Statement, TransactionTrait};
+    let app = spawn_app().await;
+    if !app.database_url.starts_with("postgres") {
+        // SQLite lets one writer at a time in: the two cannot overlap.
+        return;
+    }
+    // Holding back inserts (not reads) lets both administrators look before either writes.
+    let other = sea_orm::Database::connect(app.database_url.as_str())
+        .await
+        .unwrap();
+    let hold = other.begin().await.unwrap();
+    hold.execute_raw(Statement::from_string(
+        DbBackend::Postgres,
+        "LOCK TABLE profile IN SHARE MODE",
+    ))
+    .await
+    .unwrap();
+    let create = |name: &'static str| {
+        app.gql(
+            "mutation($n: String!) { createProfile(input: { name: $n, permissions: {} }) { id } }",
+            json!({ "n": name }),
+        )
+    };
+    let release = async {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        hold.commit().await.unwrap();
+    };
+    let (first, second, ()) = tokio::join!(create("Night Shift"), create("NIGHT SHIFT"), release);
+    let made = [&first, &second]
+        .iter()
+        .filter(|a| a.get("errors").is_none())
+        .count();
+    assert_eq!(made, 1, "{first}\n{second}");
+    let refused = if first.get("errors").is_some() {
+        &first
+    } else {
+        &second
+    };
+    assert_eq!(codes(refused), ["CONFLICT"], "{refused}");
+}
