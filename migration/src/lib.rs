@@ -19,6 +19,7 @@ mod m20261204_000014_sent_hashes;
 mod m20261205_000015_integration_epochs;
 mod m20261205_000016_desk_tags;
 mod m20261205_000017_pruned_events;
+mod m20261205_000018_list_indexes;
 
 pub struct Migrator;
 
@@ -43,6 +44,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000015_integration_epochs::Migration),
             Box::new(m20261205_000016_desk_tags::Migration),
             Box::new(m20261205_000017_pruned_events::Migration),
+            Box::new(m20261205_000018_list_indexes::Migration),
         ]
     }
 }

@@ -90,12 +90,15 @@ impl Store {
             select = select.filter(Column::NameKey.like(like_pattern(name)));
         }
         if let Some(since) = filter.updated_since {
-            // Moving to the recycle bin changes a record too.
-            select = select.filter(
+            // Moving to the recycle bin changes a record too; a live one was changed only by
+            // edits, which its own index finds.
+            select = select.filter(if filter.deleted {
                 sea_orm::Condition::any()
                     .add(Column::UpdatedAt.gte(since))
-                    .add(Column::DeletedAt.gte(since)),
-            );
+                    .add(Column::DeletedAt.gte(since))
+            } else {
+                sea_orm::Condition::all().add(Column::UpdatedAt.gte(since))
+            });
         }
         let items = paginate(select, Column::Id, page)
             .all(self.connection())

@@ -104,8 +104,8 @@ impl Store {
             .await?)
     }
 
-    /// Deletes history entries and logged sync events older than `before`; returns how many
-    /// history entries went. Events go from the oldest up to the first stamped at or after
+    /// Deletes history entries, failures resolved and logged sync events older than
+    /// `before`; returns how many history entries went. Events go from the oldest up to the first stamped at or after
     /// `before`: each process stamps them by its own clock, and going by stamp alone would
     /// leave holes in the log that a subscriber resuming after a kept id would pass unawares,
     /// or take events still inside the window along with one a lagging clock stamped. How
@@ -115,6 +115,11 @@ impl Store {
         let txn = self.write().await?;
         let result = sync_history::Entity::delete_many()
             .filter(sync_history::Column::At.lt(before))
+            .exec(&*txn)
+            .await?;
+        // A failure resolved as long ago is history too; open ones stay, however old.
+        sync_failure::Entity::delete_many()
+            .filter(sync_failure::Column::ResolvedAt.lt(before))
             .exec(&*txn)
             .await?;
         let first_kept: Option<i64> = sync_event::Entity::find()

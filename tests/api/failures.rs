@@ -710,3 +710,47 @@ async fn an_employee_count_the_desk_cannot_hold_is_refused_naming_the_field_howe
         );
     }
 }
+
+#[tokio::test]
+async fn failures_resolved_longer_ago_than_the_history_is_kept_are_pruned_open_ones_stay() {
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
+    let (app, sim) = synced(|_| {}).await;
+    let refusal = ("DUPLICATE_VALUE", "duplicate value found: Email");
+    let mut desk_ids = Vec::new();
+    for name in ["Kept", "Fixed"] {
+        desk_ids.push(app.create_contact(json!({ "lastName": name })).await["id"].clone());
+        sim.reject_next_records(&[refusal]);
+        assert_eq!(app.sync_now().await.pushed.failed, 1);
+    }
+    let open = open_failures(&app, Some("DUPLICATE_VALUE")).await;
+    assert_eq!(open.len(), 2, "{open:?}");
+    let fixed = open.iter().find(|f| f["deskId"] == desk_ids[1]).unwrap();
+    assert!(retry(&app, &fixed["id"]).await["resolvedAt"].is_string());
+
+    // A week and a day later, by the log's stamps.
+    let long_ago = chrono::Utc::now() - chrono::Duration::days(8);
+    for column in [
+        entity::sync_failure::Column::At,
+        entity::sync_failure::Column::ResolvedAt,
+    ] {
+        entity::sync_failure::Entity::update_many()
+            .col_expr(column, Expr::value(long_ago))
+            .filter(column.is_not_null())
+            .exec(app.store.connection())
+            .await
+            .unwrap();
+    }
+    app.sync_now().await;
+
+    let all = app
+        .gql_ok(
+            "{ syncFailures(includeResolved: true) { nodes { deskId resolvedAt } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        all["syncFailures"]["nodes"],
+        json!([{ "deskId": desk_ids[0], "resolvedAt": null }]),
+        "the resolved failure went with the history; the open one waits however old"
+    );
+}
