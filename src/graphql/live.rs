@@ -18,7 +18,7 @@ use serde_json::Value;
 use crate::domain::SalesforceId;
 use crate::salesforce::soql::{Condition, Ident, Literal, Select};
 use crate::salesforce::{Record, SalesforceClient};
-use crate::sync::Integrations;
+use crate::sync::{Integrations, SyncError};
 
 /// What a panel reads live.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -163,29 +163,40 @@ pub struct Fetched {
 }
 
 /// The outcome for one parent: its records, or why there are none to show.
-pub type Outcome = Result<Fetched, Arc<str>>;
+pub type Outcome = Result<Fetched, Unread>;
+
+/// Why a live list has nothing to show.
+#[derive(Debug, Clone)]
+pub enum Unread {
+    /// Salesforce did not answer, or refused: the message says how.
+    Upstream(Arc<str>),
+    /// The gateway could not open its connection to Salesforce (its database or its key
+    /// failed); the server log has the details, which are not for the viewer.
+    Internal,
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct LiveKey(pub Live, pub String);
 
-/// Whose lists an entry holds: what one profile may read, in one org. Reconnected to another
-/// org (a sandbox copied from production has its record ids, and a refreshed sandbox its URL
-/// too), nothing read from the first is served, fresh or stale.
+/// Whose lists an entry holds: what one profile may read, in one org, as one Salesforce user.
+/// Reconnected to another org (a sandbox copied from production has its record ids, and a
+/// refreshed sandbox its URL too), or as another user (who may not see what the first did),
+/// nothing read before is served, fresh or stale.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Reader {
     profile: i64,
-    org: u64,
+    connection: u64,
 }
 
 impl Reader {
-    /// `org` as [`crate::sync::OrgView::org`] names it.
-    pub fn new(profile: i64, org: &str) -> Self {
+    /// `connection` as [`crate::sync::OrgView::connection`] names it.
+    pub fn new(profile: i64, connection: &str) -> Self {
         use std::hash::{Hash, Hasher};
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        org.hash(&mut hasher);
+        connection.hash(&mut hasher);
         Self {
             profile,
-            org: hasher.finish(),
+            connection: hasher.finish(),
         }
     }
 }
@@ -272,25 +283,38 @@ impl LiveLoader {
     /// The records of each kind for its parents, with one SOQL query per kind (per 200
     /// parents), sent five to a call, beside the contents of the notes asked for; an error
     /// for each when Salesforce has not answered within the request's patience.
-    async fn fetch(&self, wanted: &[(Live, Vec<String>)]) -> Vec<Result<Vec<Record>, String>> {
+    async fn fetch(&self, wanted: &[(Live, Vec<String>)]) -> Vec<Result<Vec<Record>, Unread>> {
         if wanted.is_empty() {
             // All of it was cached: no client is needed.
             return Vec::new();
         }
         let Patience(wait) = self.patience;
+        let each = |error: Unread| wanted.iter().map(|_| Err(error.clone())).collect();
         match tokio::time::timeout(wait, self.read(wanted)).await {
-            Ok(results) => results,
-            Err(_) => {
-                let error = format!("Salesforce did not answer within {wait:?}");
-                wanted.iter().map(|_| Err(error.clone())).collect()
-            }
+            Ok(Ok(results)) => results
+                .into_iter()
+                .map(|r| r.map_err(|e| Unread::Upstream(e.into())))
+                .collect(),
+            Ok(Err(unread)) => each(unread),
+            Err(_) => each(Unread::Upstream(
+                format!("Salesforce did not answer within {wait:?}").into(),
+            )),
         }
     }
 
-    async fn read(&self, wanted: &[(Live, Vec<String>)]) -> Vec<Result<Vec<Record>, String>> {
+    async fn read(
+        &self,
+        wanted: &[(Live, Vec<String>)],
+    ) -> Result<Vec<Result<Vec<Record>, String>>, Unread> {
         let client = match self.integrations.client().await {
             Ok(client) => client,
-            Err(e) => return wanted.iter().map(|_| Err(e.to_string())).collect(),
+            Err(e @ (SyncError::Upstream(_) | SyncError::NotConnected)) => {
+                return Err(Unread::Upstream(e.to_string().into()));
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot open the Salesforce connection for panels");
+                return Err(Unread::Internal);
+            }
         };
         let mut results: Vec<Result<Vec<Record>, String>> = vec![Ok(Vec::new()); wanted.len()];
         let contents = wanted
@@ -303,7 +327,7 @@ impl LiveLoader {
         if let (Some(i), Some(read)) = (contents, read) {
             results[i] = read;
         }
-        results
+        Ok(results)
     }
 }
 
@@ -602,7 +626,9 @@ impl Loader<LiveKey> for LiveLoader {
                     }
                 }
                 Err(error) => {
-                    tracing::warn!(%error, ?kind, "Salesforce could not answer a panel query");
+                    if let Unread::Upstream(error) = &error {
+                        tracing::warn!(%error, ?kind, "Salesforce could not answer a panel query");
+                    }
                     for parent in parents {
                         let key = (self.reader, kind, parent.clone());
                         let outcome = match self.cache.get(&key) {
@@ -611,9 +637,12 @@ impl Loader<LiveKey> for LiveLoader {
                                 fetched_at: at,
                                 stale: true,
                             }),
-                            None => Err(Arc::from(format!(
-                                "Salesforce could not answer and nothing is cached: {error}"
-                            ))),
+                            None => Err(match &error {
+                                Unread::Upstream(error) => Unread::Upstream(Arc::from(format!(
+                                    "Salesforce could not answer and nothing is cached: {error}"
+                                ))),
+                                Unread::Internal => Unread::Internal,
+                            }),
                         };
                         out.insert(LiveKey(kind, parent), outcome);
                     }

@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 use tokio::sync::OnceCell;
 
-use super::live::{Fetched, Live, LiveCache, LiveKey, LiveLoader, Patience, Reader};
+use super::live::{Fetched, Live, LiveCache, LiveKey, LiveLoader, Patience, Reader, Unread};
 use super::loaders::LinkOf;
 use super::{ApiError, ApiResult, Code, ContextExt, Freshness};
 use crate::domain::{self, AccountId, Module, SyncType};
@@ -373,7 +373,7 @@ async fn live(ctx: &Context<'_>, kind: Live, parent: &str) -> ApiResult<Fetched>
 /// Whose live lists this request reads: its profile's, from the connected org.
 async fn reader(ctx: &Context<'_>) -> ApiResult<Reader> {
     let profile = ctx.viewer()?.profile.id.0;
-    Ok(Reader::new(profile, &org(ctx).await?.org))
+    Ok(Reader::new(profile, &org(ctx).await?.connection))
 }
 
 async fn read_live(ctx: &Context<'_>, kind: Live, parent: &str) -> ApiResult<Fetched> {
@@ -401,7 +401,13 @@ async fn read_live(ctx: &Context<'_>, kind: Live, parent: &str) -> ApiResult<Fet
     });
     match loader.load_one(key).await {
         Ok(Some(Ok(fetched))) => Ok(fetched),
-        Ok(Some(Err(message))) => Err(ApiError::new(Code::UpstreamUnavailable, &*message)),
+        Ok(Some(Err(Unread::Upstream(message)))) => {
+            Err(ApiError::new(Code::UpstreamUnavailable, &*message))
+        }
+        Ok(Some(Err(Unread::Internal))) => Err(ApiError::new(
+            Code::Internal,
+            "internal error; the server log has details",
+        )),
         Ok(None) | Err(_) => Err(ApiError::new(
             Code::UpstreamUnavailable,
             "Salesforce could not answer",

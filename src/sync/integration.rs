@@ -175,10 +175,11 @@ impl RoundGuard<'_> {
 /// mappings.
 #[derive(Debug, Clone)]
 pub struct OrgView {
-    /// Which org this is: its id (`00D…`, where the sign-in named it) and its instance URL.
-    /// A sandbox copied from production keeps the records' ids; refreshed, it keeps its URL
-    /// too, but never its org id.
-    pub org: String,
+    /// Whose eyes Salesforce is read through: the org's id (`00D…`, where the sign-in named
+    /// it), its instance URL and the user signed in. A sandbox copied from production keeps
+    /// the records' ids; refreshed, it keeps its URL too, but never its org id. Another user
+    /// of the same org may see other records.
+    pub connection: String,
     pub instance_url: String,
     pub sync_type: SyncType,
     pub contacts: Vec<Mapping>,
@@ -318,9 +319,10 @@ impl Integrations {
         };
         let instance_url = current.instance_url.unwrap_or(current.login_url);
         let view = Arc::new(OrgView {
-            org: format!(
-                "{} {instance_url}",
-                current.org_id.as_deref().unwrap_or_default()
+            connection: format!(
+                "{} {instance_url} {}",
+                current.org_id.as_deref().unwrap_or_default(),
+                current.username.as_deref().unwrap_or_default()
             ),
             sync_type: current.sync_type.parse().unwrap_or(SyncType::TwoWay),
             instance_url,

@@ -489,18 +489,32 @@ async fn a_contact_panel_lists_its_opportunities_notes_events_and_tasks() {
 
 #[tokio::test]
 async fn reconnected_to_another_org_a_panel_lists_nothing_read_from_the_first() {
-    reconnected_to_a_copy_of_production(false).await;
+    reconnected_to_a_copy_of_production(Reconnected::ToAnotherOrg).await;
 }
 
 #[tokio::test]
 async fn a_sandbox_refreshed_at_the_same_address_lists_nothing_read_before_the_refresh() {
-    reconnected_to_a_copy_of_production(true).await;
+    reconnected_to_a_copy_of_production(Reconnected::ToARefreshedSandbox).await;
+}
+
+#[tokio::test]
+async fn reconnected_as_another_salesforce_user_a_panel_lists_nothing_the_first_one_read() {
+    reconnected_to_a_copy_of_production(Reconnected::AsAnotherUser).await;
+}
+
+enum Reconnected {
+    ToAnotherOrg,
+    /// The same address, another org id.
+    ToARefreshedSandbox,
+    /// The same org at the same address, signed in as a user who sees other records.
+    AsAnotherUser,
 }
 
 /// Panels read from production, then the desk reconnected to a sandbox copied from it: its
 /// record ids are production's, its org id its own, its address another or (refreshed in
-/// place) the same. Only the sandbox's activity is listed.
-async fn reconnected_to_a_copy_of_production(at_the_same_address: bool) {
+/// place) the same; or reconnected to production as another user, who sees other records.
+/// Only what the new connection sees is listed.
+async fn reconnected_to_a_copy_of_production(how: Reconnected) {
     let (app, production, contact) = linked().await;
     production
         .insert(
@@ -516,7 +530,7 @@ async fn reconnected_to_a_copy_of_production(at_the_same_address: bool) {
         json!([{ "subject": "Production task" }])
     );
 
-    let port = if at_the_same_address {
+    let port = if !matches!(how, Reconnected::ToAnotherOrg) {
         let port = production
             .base_url()
             .rsplit(':')
@@ -529,10 +543,17 @@ async fn reconnected_to_a_copy_of_production(at_the_same_address: bool) {
     } else {
         0
     };
-    let sandbox = salesforce_sim::start(SimConfig {
-        port,
-        seed: 2,
-        ..SimConfig::default()
+    let sandbox = salesforce_sim::start(match how {
+        Reconnected::AsAnotherUser => SimConfig {
+            port,
+            username: "reader@tandem.test".into(),
+            ..SimConfig::default()
+        },
+        _ => SimConfig {
+            port,
+            seed: 2,
+            ..SimConfig::default()
+        },
     })
     .await;
     let account = sandbox
@@ -1007,4 +1028,53 @@ async fn each_default_profile_reads_opportunities_exactly_as_far_as_it_is_grante
             judge(&format!("over {protocol}"), &message["payload"]);
         }
     }
+}
+
+#[tokio::test]
+async fn a_gateway_that_cannot_open_the_connection_says_internal_and_keeps_the_detail_to_its_log() {
+    let (app, sim, contact) = linked().await;
+    sim.insert("Task", json!({ "Subject": "Call back", "WhoId": contact }))
+        .unwrap();
+    // A replica started with another sync.encryption_key than the one that sealed the
+    // credentials, on the same database.
+    let mut settings = tandem::config::Settings {
+        data_dir: app.data_dir.clone(),
+        database_url: Some(tandem::config::DatabaseUrl::new(app.database_url.clone())),
+        ..Default::default()
+    };
+    settings.http.port = 0;
+    settings.http.workers = Some(1);
+    settings.auth.jwt_secret = Some(secrecy::SecretString::from(crate::helpers::SECRET));
+    settings.sync.worker = false;
+    settings.sync.encryption_key = Some(secrecy::SecretString::from("ab".repeat(32)));
+    let replica = tandem::startup::Application::build(&settings)
+        .await
+        .unwrap();
+    let address = format!("http://127.0.0.1:{}", replica.port());
+    tokio::spawn(replica.run_until_stopped());
+
+    let body: Value = app
+        .client
+        .post(format!("{address}/graphql"))
+        .bearer_auth(app.token("Agent"))
+        .json(&json!({ "query": "{ contacts(first: 10) { nodes { lastName salesforce { id tasks { subject } } } } }" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let panel = &by_name(&body["data"], "Paneled")["salesforce"];
+    assert_eq!(
+        panel["id"],
+        contact.as_str(),
+        "the link is the desk's: {body}"
+    );
+    assert_eq!(panel["tasks"], Value::Null, "{body}");
+    assert_eq!(codes(&body), ["INTERNAL"], "{body}");
+    let message = body["errors"][0]["message"].as_str().unwrap();
+    assert!(
+        !message.contains("decrypt") && !message.contains("key"),
+        "the vault's detail stays in the server log: {message}"
+    );
 }
