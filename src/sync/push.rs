@@ -249,10 +249,12 @@ impl SyncEngine {
                 if !result.success {
                     unmade.push(plans[i].0);
                 }
-                let gone = result
-                    .errors
-                    .iter()
-                    .any(|(code, _, _)| code == "ENTITY_IS_DELETED" || code == "NOT_FOUND");
+                let gone = result.errors.iter().any(|(code, _, fields)| {
+                    matches!(code.as_str(), "ENTITY_IS_DELETED" | "NOT_FOUND")
+                        // An id the org does not know (a record purged from its recycle
+                        // bin); naming a field, it is a lookup that is gone instead.
+                        || (code == "INVALID_CROSS_REFERENCE_KEY" && fields.is_empty())
+                });
                 if gone {
                     // Deleted in Salesforce but changed in the desk: re-create it there, out
                     // of the account a purge kept it in (which Salesforce deleted with it).

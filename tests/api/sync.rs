@@ -2968,3 +2968,43 @@ async fn a_first_sync_meeting_many_desk_contacts_looks_their_emails_up_five_quer
     assert_eq!(lookups_alone, 0, "each lookup alone is a call: {calls:?}");
     assert_eq!(composite, 2, "six lookups, five to a call: {calls:?}");
 }
+
+#[tokio::test]
+async fn a_desk_edit_of_a_contact_purged_from_salesforces_recycle_bin_re_creates_it() {
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
+    let (app, sim) = connected().await;
+    sim.insert(
+        "Contact",
+        json!({ "LastName": "Noether", "Email": "emmy@example.com" }),
+    )
+    .unwrap();
+    app.sync_now().await;
+    let desk_id = by_last_name(&contacts(&app).await, "Noether")[0]["id"].clone();
+    let linked = salesforce_id_of(&app, &desk_id).await;
+    // Purged, the record's id is one the org no longer knows: another id of the same shape.
+    let short = &linked[..15];
+    let last = if short.ends_with('9') { '8' } else { '9' };
+    let purged = tandem::domain::SalesforceId::parse(&format!("{}{last}", &short[..14]))
+        .unwrap()
+        .as_str()
+        .to_owned();
+    assert!(sim.get("Contact", &purged).is_none());
+    entity::record_link::Entity::update_many()
+        .col_expr(
+            entity::record_link::Column::SalesforceId,
+            Expr::value(purged.clone()),
+        )
+        .filter(entity::record_link::Column::SalesforceId.eq(linked.clone()))
+        .exec(app.store.connection())
+        .await
+        .unwrap();
+    sim.delete("Contact", &linked).unwrap();
+
+    update_contact(&app, &desk_id, json!({ "title": "Professor" })).await;
+    let report = app.sync_now().await;
+    assert_eq!(report.pushed.failed, 0, "{report:?}");
+    let relinked = salesforce_id_of(&app, &desk_id).await;
+    assert_ne!(relinked, purged);
+    assert_eq!(sim.get("Contact", &relinked).unwrap()["Title"], "Professor");
+    assert_eq!(sim.count("Contact"), 1);
+}
