@@ -1344,9 +1344,9 @@ impl SyncBatch<'_> {
         Ok(())
     }
 
-    /// Marks resolved the open failures of sending this desk record to Salesforce.
     /// Makes due now the pushes of desk contacts of these desk accounts that wait for their
-    /// account to reach Salesforce (`ACCOUNT_NOT_SYNCED`): it just has.
+    /// account to reach Salesforce (`ACCOUNT_NOT_SYNCED`): it just has. One whose automatic
+    /// attempts ran out (its queued change dropped) is queued again.
     pub async fn wake_contacts_of(&mut self, accounts: &[i64]) -> StoreResult<()> {
         if accounts.is_empty() {
             return Ok(());
@@ -1360,18 +1360,34 @@ impl SyncBatch<'_> {
                 accounts.iter().copied(),
             ))
             .to_owned();
+        let waiting = || {
+            sync_failure::Entity::find()
+                .filter(open_failures(Module::Contacts, Direction::DeskToSalesforce))
+                .filter(sync_failure::Column::Reason.eq(FailureReason::AccountNotSynced.as_str()))
+                .filter(sync_failure::Column::DeskId.in_subquery(contacts.clone()))
+        };
+        let given_up: Vec<Option<i64>> = waiting()
+            .filter(sync_failure::Column::NextAttemptAt.is_null())
+            .select_only()
+            .column(sync_failure::Column::DeskId)
+            .into_tuple()
+            .all(&*self.txn)
+            .await?;
+        for desk_id in given_up.into_iter().flatten() {
+            self.enqueue(Module::Contacts, desk_id).await?;
+        }
         let now = Utc::now();
         sync_failure::Entity::update_many()
             .col_expr(sync_failure::Column::NextAttemptAt, Expr::value(now))
             .filter(open_failures(Module::Contacts, Direction::DeskToSalesforce))
             .filter(sync_failure::Column::Reason.eq(FailureReason::AccountNotSynced.as_str()))
             .filter(sync_failure::Column::DeskId.in_subquery(contacts))
-            .filter(sync_failure::Column::NextAttemptAt.gt(now))
             .exec(&*self.txn)
             .await?;
         Ok(())
     }
 
+    /// Marks resolved the open failures of sending this desk record to Salesforce.
     pub async fn resolve_push(&mut self, module: Module, desk_id: i64) -> StoreResult<()> {
         settle_pushes(&*self.txn, module, desk_id).await
     }
@@ -1393,7 +1409,18 @@ impl SyncBatch<'_> {
         };
         let now = Utc::now();
         if let Some(existing) = open.one(&*self.txn).await? {
-            let attempts = existing.attempts + 1;
+            // The bound counts automatic attempts: a record refused for a reason that waits
+            // for a person (a validation rule, eight edits running) and then met by a passing
+            // one (a locked row) is retried as any other would be.
+            let waited_for_a_person = existing
+                .reason
+                .parse::<FailureReason>()
+                .is_ok_and(|reason| !reason.is_transient());
+            let attempts = if waited_for_a_person && new.reason.is_transient() {
+                1
+            } else {
+                existing.attempts + 1
+            };
             let mut active: sync_failure::ActiveModel = existing.into();
             active.at = Set(now);
             active.reason = Set(new.reason.as_str().into());

@@ -754,3 +754,76 @@ async fn failures_resolved_longer_ago_than_the_history_is_kept_are_pruned_open_o
         "the resolved failure went with the history; the open one waits however old"
     );
 }
+
+#[tokio::test]
+async fn a_contact_that_waited_for_its_account_past_its_retries_goes_out_once_the_account_does() {
+    let (app, sim) = synced(|s| s.sync.retry_max_attempts = 1).await;
+    let account = app.create_account("Refused Ltd").await;
+    app.create_contact(json!({ "lastName": "Patient", "accountId": account["id"] }))
+        .await;
+    sim.reject_next_records(&[("DUPLICATE_VALUE", "duplicate value found: Name")]);
+    app.sync_now().await;
+    let waiting = open_failures(&app, Some("ACCOUNT_NOT_SYNCED")).await;
+    assert_eq!(waiting.len(), 1, "{waiting:?}");
+    assert_eq!(
+        waiting[0]["nextAttemptAt"],
+        Value::Null,
+        "its automatic attempts are used up"
+    );
+    app.sync_now().await;
+    assert_eq!(in_org(&sim, "Patient"), 0);
+
+    // A person sees to the account; the contact waiting for it follows.
+    let refused = open_failures(&app, Some("DUPLICATE_VALUE")).await;
+    assert!(retry(&app, &refused[0]["id"]).await["resolvedAt"].is_string());
+    app.sync_now().await;
+    assert_eq!(in_org(&sim, "Patient"), 1);
+    assert_eq!(open_failures(&app, None).await, Vec::<Value>::new());
+}
+
+#[tokio::test]
+async fn a_record_a_person_was_asked_to_see_to_is_retried_automatically_when_it_next_meets_a_passing_refusal()
+ {
+    let (app, sim) = synced(|s| {
+        s.sync.retry_backoff_secs = 0;
+        s.sync.retry_max_attempts = 2;
+    })
+    .await;
+    let contact = app.create_contact(json!({ "lastName": "Ruled" })).await;
+    let rule = ("FIELD_CUSTOM_VALIDATION_EXCEPTION", "Title is required");
+    for n in 0..3 {
+        sim.reject_next_records(&[rule]);
+        app.gql_ok(
+            "mutation($id: ID!, $t: String!) { updateContact(id: $id, patch: { title: $t }) { id } }",
+            json!({ "id": contact["id"], "t": format!("Try {n}") }),
+        )
+        .await;
+        app.sync_now().await;
+    }
+    assert_eq!(open_failures(&app, None).await[0]["attempts"], 3);
+
+    // Fixed at last, the edit then meets a locked row: that passes, and is retried.
+    sim.reject_next_records(&[(
+        "UNABLE_TO_LOCK_ROW",
+        "unable to obtain exclusive access to this record",
+    )]);
+    app.gql_ok(
+        "mutation($id: ID!) { updateContact(id: $id, patch: { title: \"Engineer\" }) { id } }",
+        json!({ "id": contact["id"] }),
+    )
+    .await;
+    app.sync_now().await;
+    let open = open_failures(&app, None).await;
+    assert_eq!(open[0]["reason"], "UPSTREAM_UNAVAILABLE", "{open:?}");
+    assert_eq!(open[0]["attempts"], 1, "{open:?}");
+    assert!(open[0]["nextAttemptAt"].is_string(), "{open:?}");
+    app.sync_now().await;
+    assert_eq!(open_failures(&app, None).await, Vec::<Value>::new());
+    let sent: Vec<Value> = sim
+        .records("Contact")
+        .into_iter()
+        .filter(|c| c["LastName"] == "Ruled")
+        .collect();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0]["Title"], "Engineer");
+}
