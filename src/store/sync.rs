@@ -1182,6 +1182,24 @@ impl SyncBatch<'_> {
         if same_pair.rows_affected > 0 {
             return Ok(());
         }
+        // A contact made again in the desk for a Salesforce one that stayed in the account a
+        // purge kept it in (its desk record purged since) is still kept there, while
+        // Salesforce still has it there.
+        let kept_account_id = match module {
+            Module::Contacts => record_link::Entity::find()
+                .filter(record_link::Column::Module.eq(module.as_str()))
+                .filter(record_link::Column::SalesforceId.eq(salesforce_id))
+                .one(&*self.txn)
+                .await?
+                .and_then(|previous| previous.kept_account_id)
+                .filter(|kept| {
+                    fields.is_none_or(|fields| {
+                        serde_json::from_str::<serde_json::Value>(fields)
+                            .is_ok_and(|record| record["AccountId"] == kept.as_str())
+                    })
+                }),
+            Module::Accounts => None,
+        };
         record_link::Entity::delete_many()
             .filter(record_link::Column::Module.eq(module.as_str()))
             .filter(
@@ -1198,6 +1216,7 @@ impl SyncBatch<'_> {
             synced_hash: Set(hash.to_owned()),
             salesforce_modstamp: Set(modstamp),
             salesforce_fields: Set(fields.map(str::to_owned)),
+            kept_account_id: Set(kept_account_id),
             created_at: Set(now),
             updated_at: Set(now),
             ..Default::default()

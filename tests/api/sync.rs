@@ -3008,3 +3008,40 @@ async fn a_desk_edit_of_a_contact_purged_from_salesforces_recycle_bin_re_creates
     assert_eq!(sim.get("Contact", &relinked).unwrap()["Title"], "Professor");
     assert_eq!(sim.count("Contact"), 1);
 }
+
+#[tokio::test]
+async fn a_contact_of_a_purged_account_purged_too_and_brought_back_by_salesforce_stays_in_its_account()
+ {
+    let (app, sim) = connected().await;
+    let (acme, byron, desk_byron) = purged_acme(&app, &sim, "Byron").await;
+    for mutation in [
+        "mutation($id: ID!) { deleteContact(id: $id) { id } }",
+        "mutation($id: ID!) { purgeContact(id: $id) }",
+    ] {
+        app.gql_ok(mutation, json!({ "id": desk_byron })).await;
+    }
+    // A Salesforce edit brings the contact back into the desk, without the purged account.
+    sim.advance_clock(5);
+    sim.update("Contact", &byron, json!({ "Title": "Poet" }))
+        .unwrap();
+    app.sync_now().await;
+    let back = by_last_name(&contacts(&app).await, "Byron")[0].clone();
+    assert_ne!(back["id"], desk_byron);
+    assert!(back["account"].is_null(), "{back}");
+
+    // An unrelated desk edit does not take it out of its Salesforce account.
+    update_contact(&app, &back["id"], json!({ "phone": "+44 20 7946 0002" })).await;
+    let report = app.sync_now().await;
+    assert_eq!(report.pushed.failed, 0, "{report:?}");
+    let in_org = sim.get("Contact", &byron).unwrap();
+    assert_eq!(in_org["Phone"], "+44 20 7946 0002");
+    assert_eq!(in_org["AccountId"], acme.as_str(), "deletes do not cross");
+
+    // And the account, back from Salesforce, takes it back.
+    sim.advance_clock(5);
+    sim.update("Account", &acme, json!({ "Phone": "+44 20 7946 0001" }))
+        .unwrap();
+    app.sync_now().await;
+    let back = by_last_name(&contacts(&app).await, "Byron")[0].clone();
+    assert_eq!(back["account"]["name"], "Acme", "{back}");
+}
