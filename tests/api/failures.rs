@@ -827,3 +827,43 @@ async fn a_record_a_person_was_asked_to_see_to_is_retried_automatically_when_it_
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0]["Title"], "Engineer");
 }
+
+#[tokio::test]
+async fn a_desk_edit_that_beat_a_salesforce_one_and_was_then_undone_still_brings_both_sides_together()
+ {
+    // Past the overlap window at once: Salesforce's record is not read again by itself.
+    let (app, sim) = synced(|s| s.sync.poll_overlap_secs = 0).await;
+    let (sf_id, desk_id) = synced_contact(&app, &sim, "Curie", "Chemist").await;
+    sim.update("Contact", &sf_id, json!({ "Phone": "+33 1 00 00 00 00" }))
+        .unwrap();
+    // Salesforce stamps whole seconds: the desk edit comes after Salesforce's, and wins.
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    let title = |title: &'static str| {
+        app.gql_ok(
+            "mutation($id: ID!, $t: String!) { updateContact(id: $id, patch: { title: $t }) { id } }",
+            json!({ "id": desk_id, "t": title }),
+        )
+    };
+    title("Physicist").await;
+    sim.reject_next_records(&[("FIELD_CUSTOM_VALIDATION_EXCEPTION", "Title is locked")]);
+    app.sync_now().await;
+    assert_eq!(open_failures(&app, None).await.len(), 1);
+
+    // The agent undoes the edit: the desk holds what was last synced, Salesforce does not.
+    title("Chemist").await;
+    app.sync_now().await;
+    app.sync_now().await;
+    let desk = app
+        .gql_ok(
+            "query($id: ID!) { contact(id: $id) { title phone } }",
+            json!({ "id": desk_id }),
+        )
+        .await;
+    let in_org = sim.get("Contact", &sf_id).unwrap();
+    // Undone, the desk edit is no edit: Salesforce's stands on both sides.
+    assert_eq!(desk["contact"]["title"], "Chemist");
+    assert_eq!(desk["contact"]["phone"], "+33 1 00 00 00 00", "{desk}");
+    assert_eq!(in_org["Title"], "Chemist");
+    assert_eq!(in_org["Phone"], "+33 1 00 00 00 00");
+    assert_eq!(open_failures(&app, None).await, Vec::<Value>::new());
+}
