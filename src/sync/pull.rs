@@ -499,10 +499,18 @@ impl SyncEngine {
             .iter()
             .filter_map(|r| desk.remove(r).map(|d| (*r, d)))
             .collect();
-        for found in candidates.values_mut() {
+        for (key, found) in &mut candidates {
             if found.len() == 1 {
-                // Purged meanwhile, the candidate is gone: the Salesforce record is new.
-                *found = desk.remove(&found[0].id()).into_iter().collect();
+                // Purged meanwhile, the candidate is gone, or given another key: the
+                // Salesforce record is new.
+                *found = desk
+                    .remove(&found[0].id())
+                    .filter(|d| {
+                        !d.deleted()
+                            && DeskRecord::match_key(module, &d.values()).as_ref() == Some(key)
+                    })
+                    .into_iter()
+                    .collect();
             }
         }
 

@@ -3045,3 +3045,59 @@ async fn a_contact_of_a_purged_account_purged_too_and_brought_back_by_salesforce
     let back = by_last_name(&contacts(&app).await, "Byron")[0].clone();
     assert_eq!(back["account"]["name"], "Acme", "{back}");
 }
+
+#[tokio::test]
+async fn a_desk_contact_given_another_email_while_a_pull_waits_to_write_is_not_matched_on_the_old_one()
+ {
+    let (app, sim) = connected().await;
+    app.sync_now().await;
+    let desk = app
+        .create_contact(json!({ "lastName": "Hopper", "email": "grace@example.com" }))
+        .await;
+    let desk_id: i64 = desk["id"].as_str().unwrap().parse().unwrap();
+    let sf_id = sim
+        .insert(
+            "Contact",
+            json!({ "LastName": "Hopper", "Email": "grace@example.com" }),
+        )
+        .unwrap();
+
+    // The desk contact takes another address in a transaction of its own, holding the desk
+    // while the round reads the page (and meets the contact by its old address).
+    let mut edit = app.store.begin_sync().await.unwrap();
+    let current = app
+        .store
+        .contacts_by_ids(&[tandem::domain::ContactId(desk_id)])
+        .await
+        .unwrap()
+        .remove(0);
+    let mut input = tandem::store::contact_input(&current);
+    input.email = Some("g.hopper@example.com".into());
+    edit.write_contact(current, input.validate().unwrap())
+        .await
+        .unwrap();
+    edit.enqueue(tandem::domain::Module::Contacts, desk_id)
+        .await
+        .unwrap();
+    let engine = app.engine.clone();
+    let round = tokio::spawn(async move { engine.run_once().await });
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    edit.commit().await.unwrap();
+    round.await.unwrap().expect("the round succeeds");
+    app.sync_now().await;
+
+    assert_eq!(
+        sim.get("Contact", &sf_id).unwrap()["Email"],
+        "grace@example.com",
+        "the Salesforce contact keeps its address"
+    );
+    let all = contacts(&app).await;
+    let hoppers = by_last_name(&all, "Hopper");
+    let mut emails: Vec<&str> = hoppers
+        .iter()
+        .map(|c| c["email"].as_str().unwrap())
+        .collect();
+    emails.sort_unstable();
+    assert_eq!(emails, ["g.hopper@example.com", "grace@example.com"]);
+    assert_ne!(salesforce_id_of(&app, &desk["id"]).await, sf_id);
+}
