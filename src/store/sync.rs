@@ -1330,6 +1330,23 @@ impl SyncBatch<'_> {
         enqueue(&*self.txn, module, desk_id).await
     }
 
+    /// Queues these desk records for the sync to push, in one statement.
+    pub async fn enqueue_all(&mut self, module: Module, desk_ids: &[i64]) -> StoreResult<()> {
+        if desk_ids.is_empty() {
+            return Ok(());
+        }
+        let now = Utc::now();
+        outbox::Entity::insert_many(desk_ids.iter().map(|&desk_id| outbox::ActiveModel {
+            module: Set(module.as_str().into()),
+            desk_id: Set(desk_id),
+            enqueued_at: Set(now),
+            ..Default::default()
+        }))
+        .exec(&*self.txn)
+        .await?;
+        Ok(())
+    }
+
     pub async fn set_cursor(
         &mut self,
         name: &str,

@@ -20,6 +20,9 @@ use crate::salesforce::soql::{Condition, Ident, Literal, Select};
 use crate::salesforce::{SalesforceClient, SalesforceError};
 use crate::store::{RoundLock, Store, SyncEvent};
 
+/// Failed records a retry queues (or settles) per statement.
+const RETRY_PART: usize = 1000;
+
 #[derive(Debug, Clone)]
 pub struct EngineSettings {
     /// Desk changes read from the outbox and sent per Salesforce collection call (at most
@@ -389,23 +392,25 @@ impl SyncEngine {
                 open.partition(|f| f.direction == Direction::DeskToSalesforce.as_str());
             let desk_ids: Vec<i64> = push.iter().filter_map(|f| f.desk_id).collect();
             if !desk_ids.is_empty() && round.sync_type == SyncType::TwoWay {
-                let mut batch = self.store.begin_sync().await?;
-                for id in &desk_ids {
-                    batch.enqueue(module, *id).await?;
-                }
-                batch.due_now(module, &desk_ids).await?;
-                batch.commit().await?;
-                // Their twins are read first, as a round reads before it sends: a Salesforce
-                // edit newer than the desk's wins, and is not written over.
-                let twins: Vec<String> = self
-                    .store
-                    .links_by_desk(module, &desk_ids)
-                    .await?
-                    .into_values()
-                    .map(|link| link.salesforce_id)
-                    .collect();
-                if !twins.is_empty() {
-                    self.pull_ids(&round, module, &twins).await?;
+                // A part at a time: tens of thousands of records (a validation rule that met
+                // a whole first sync) would bind more values than a statement may hold.
+                for part in desk_ids.chunks(RETRY_PART) {
+                    let mut batch = self.store.begin_sync().await?;
+                    batch.enqueue_all(module, part).await?;
+                    batch.due_now(module, part).await?;
+                    batch.commit().await?;
+                    // Their twins are read first, as a round reads before it sends: a
+                    // Salesforce edit newer than the desk's wins, and is not written over.
+                    let twins: Vec<String> = self
+                        .store
+                        .links_by_desk(module, part)
+                        .await?
+                        .into_values()
+                        .map(|link| link.salesforce_id)
+                        .collect();
+                    if !twins.is_empty() {
+                        self.pull_ids(&round, module, &twins).await?;
+                    }
                 }
                 self.push(&round, module).await?;
             }
@@ -417,9 +422,11 @@ impl SyncEngine {
                 let asked = Utc::now();
                 self.pull_ids(&round, module, &salesforce_ids).await?;
                 // As in a round: one read again that needed nothing is settled.
-                self.store
-                    .resolve_settled_pulls(module, &salesforce_ids, asked)
-                    .await?;
+                for part in salesforce_ids.chunks(RETRY_PART) {
+                    self.store
+                        .resolve_settled_pulls(module, part, asked)
+                        .await?;
+                }
             }
         }
         self.record_usage(&client).await

@@ -867,3 +867,49 @@ async fn a_desk_edit_that_beat_a_salesforce_one_and_was_then_undone_still_brings
     assert_eq!(in_org["Phone"], "+33 1 00 00 00 00");
     assert_eq!(open_failures(&app, None).await, Vec::<Value>::new());
 }
+
+#[tokio::test]
+async fn retrying_more_failures_of_a_reason_than_a_statement_can_name_retries_them_all() {
+    use sea_orm::{ActiveValue::Set, EntityTrait};
+    let (app, _sim) = synced(|_| {}).await;
+    if app.database_url.starts_with("postgres") {
+        // Its limit is twice SQLite's (65,535), and the retry is made of the same parts.
+        return;
+    }
+    // A validation rule that met a whole first sync: more records than SQLite binds values
+    // in one statement (32,766). Desk records since purged: each retry settles at once.
+    const REFUSED: i64 = 33_000;
+    let now = chrono::Utc::now();
+    for part in (1..=REFUSED).collect::<Vec<_>>().chunks(1000) {
+        entity::sync_failure::Entity::insert_many(part.iter().map(|&desk_id| {
+            entity::sync_failure::ActiveModel {
+                at: Set(now),
+                direction: Set("DESK_TO_SALESFORCE".into()),
+                module: Set("CONTACTS".into()),
+                desk_id: Set(Some(1_000_000 + desk_id)),
+                reason: Set("INVALID_PARAMETER".into()),
+                message: Set("Salesforce refused it: FIELD_CUSTOM_VALIDATION_EXCEPTION".into()),
+                attempts: Set(1),
+                ..Default::default()
+            }
+        }))
+        .exec(app.store.connection())
+        .await
+        .unwrap();
+    }
+    let retried = app
+        .gql_ok(
+            "mutation { retrySyncFailures(reason: INVALID_PARAMETER) }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        retried["retrySyncFailures"], 0,
+        "none still failing: {retried}"
+    );
+    assert_eq!(
+        open_failures(&app, Some("INVALID_PARAMETER")).await,
+        Vec::<Value>::new()
+    );
+    assert_eq!(app.store.outbox_len().await.unwrap(), 0);
+}
