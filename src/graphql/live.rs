@@ -279,56 +279,95 @@ pub struct LiveLoader {
     pub patience: Patience,
 }
 
+/// Each parent's list of one kind, as read at one moment.
+type Lists = (DateTime<Utc>, HashMap<String, Arc<Vec<Record>>>);
+
 impl LiveLoader {
-    /// The records of each kind for its parents, with one SOQL query per kind (per 200
+    /// The lists of each kind for its parents, with one SOQL query per kind (per 200
     /// parents), sent five to a call, beside the contents of the notes asked for; an error
-    /// for each when Salesforce has not answered within the request's patience.
-    async fn fetch(&self, wanted: &[(Live, Vec<String>)]) -> Vec<Result<Vec<Record>, Unread>> {
+    /// for each when Salesforce has not answered within the request's patience. The read
+    /// goes on past that on a task of its own and keeps what Salesforce answers: a slow list
+    /// is read once for the requests after, not given up on and asked for again by each.
+    async fn fetch(&self, wanted: &[(Live, Vec<String>)]) -> Vec<Result<Lists, Unread>> {
         if wanted.is_empty() {
             // All of it was cached: no client is needed.
             return Vec::new();
         }
         let Patience(wait) = self.patience;
         let each = |error: Unread| wanted.iter().map(|_| Err(error.clone())).collect();
-        match tokio::time::timeout(wait, self.read(wanted)).await {
-            Ok(Ok(results)) => results
-                .into_iter()
-                .map(|r| r.map_err(|e| Unread::Upstream(e.into())))
-                .collect(),
-            Ok(Err(unread)) => each(unread),
+        let reading = tokio::spawn(read_and_keep(
+            self.integrations.clone(),
+            self.cache.clone(),
+            self.reader,
+            wanted.to_vec(),
+        ));
+        match tokio::time::timeout(wait, reading).await {
+            Ok(Ok(Ok(lists))) => lists,
+            Ok(Ok(Err(unread))) => each(unread),
+            Ok(Err(error)) => {
+                tracing::error!(%error, "a panel's read of Salesforce ended abruptly");
+                each(Unread::Internal)
+            }
             Err(_) => each(Unread::Upstream(
                 format!("Salesforce did not answer within {wait:?}").into(),
             )),
         }
     }
+}
 
-    async fn read(
-        &self,
-        wanted: &[(Live, Vec<String>)],
-    ) -> Result<Vec<Result<Vec<Record>, String>>, Unread> {
-        let client = match self.integrations.client().await {
-            Ok(client) => client,
-            Err(e @ (SyncError::Upstream(_) | SyncError::NotConnected)) => {
-                return Err(Unread::Upstream(e.to_string().into()));
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot open the Salesforce connection for panels");
-                return Err(Unread::Internal);
-            }
-        };
-        let mut results: Vec<Result<Vec<Record>, String>> = vec![Ok(Vec::new()); wanted.len()];
-        let contents = wanted
-            .iter()
-            .position(|(kind, _)| *kind == Live::NoteContent);
-        let (read, ()) = tokio::join!(
-            OptionFuture::from(contents.map(|i| note_contents(&client, &wanted[i].1))),
-            lists(&client, wanted, &mut results)
-        );
-        if let (Some(i), Some(read)) = (contents, read) {
-            results[i] = read;
+/// Reads the lists wanted and keeps each parent's in the cache.
+async fn read_and_keep(
+    integrations: Arc<Integrations>,
+    cache: Arc<LiveCache>,
+    reader: Reader,
+    wanted: Vec<(Live, Vec<String>)>,
+) -> Result<Vec<Result<Lists, Unread>>, Unread> {
+    let results = read(&integrations, &wanted).await?;
+    let now = Utc::now();
+    Ok(wanted
+        .iter()
+        .zip(results)
+        .map(|((kind, parents), records)| {
+            let records = records.map_err(|e| Unread::Upstream(e.into()))?;
+            let lists = by_parent(*kind, parents, &records)
+                .into_iter()
+                .map(|(parent, list)| {
+                    let list = Arc::new(list);
+                    cache.put((reader, *kind, parent.to_owned()), now, list.clone());
+                    (parent.to_owned(), list)
+                })
+                .collect();
+            Ok((now, lists))
+        })
+        .collect())
+}
+
+async fn read(
+    integrations: &Integrations,
+    wanted: &[(Live, Vec<String>)],
+) -> Result<Vec<Result<Vec<Record>, String>>, Unread> {
+    let client = match integrations.client().await {
+        Ok(client) => client,
+        Err(e @ (SyncError::Upstream(_) | SyncError::NotConnected)) => {
+            return Err(Unread::Upstream(e.to_string().into()));
         }
-        Ok(results)
+        Err(e) => {
+            tracing::error!(error = %e, "cannot open the Salesforce connection for panels");
+            return Err(Unread::Internal);
+        }
+    };
+    let mut results: Vec<Result<Vec<Record>, String>> = vec![Ok(Vec::new()); wanted.len()];
+    let contents = wanted
+        .iter()
+        .position(|(kind, _)| *kind == Live::NoteContent);
+    let (read, ()) = tokio::join!(
+        OptionFuture::from(contents.map(|i| note_contents(&client, &wanted[i].1))),
+        lists(&client, wanted, &mut results)
+    );
+    if let (Some(i), Some(read)) = (contents, read) {
+        results[i] = read;
     }
+    Ok(results)
 }
 
 /// Each list kind's records, one SOQL query per kind (per 200 parents), sent five to a call.
@@ -608,18 +647,14 @@ impl Loader<LiveKey> for LiveLoader {
         let wanted: Vec<(Live, Vec<String>)> = wanted.into_iter().collect();
         let answers = self.fetch(&wanted).await;
         for ((kind, parents), answer) in wanted.into_iter().zip(answers) {
-            let now = Utc::now();
             match answer {
-                Ok(records) => {
-                    for (parent, list) in by_parent(kind, &parents, &records) {
-                        let list = Arc::new(list);
-                        self.cache
-                            .put((self.reader, kind, parent.to_owned()), now, list.clone());
+                Ok((at, lists)) => {
+                    for (parent, list) in lists {
                         out.insert(
-                            LiveKey(kind, parent.to_owned()),
+                            LiveKey(kind, parent),
                             Ok(Fetched {
                                 records: list,
-                                fetched_at: now,
+                                fetched_at: at,
                                 stale: false,
                             }),
                         );

@@ -1078,3 +1078,25 @@ async fn a_gateway_that_cannot_open_the_connection_says_internal_and_keeps_the_d
         "the vault's detail stays in the server log: {message}"
     );
 }
+
+#[tokio::test]
+async fn a_list_salesforce_is_slow_to_give_is_read_once_and_served_to_the_requests_after() {
+    let (app, sim, _) = with_activity(|s| s.graphql.panel_timeout_ms = 300).await;
+    let query = "{ contacts(first: 5) { nodes { salesforce { stale notes { title } } } } }";
+    // Notes are two calls: their links, then the enhanced notes they name.
+    sim.set_latency(Duration::from_millis(1000));
+    let calls = api_calls(&sim);
+    let impatient = app.gql(query, json!({})).await;
+    assert!(
+        codes(&impatient).contains(&"UPSTREAM_UNAVAILABLE".to_owned()),
+        "{impatient}"
+    );
+    // Salesforce answers after the request gave up; what it answered is kept.
+    tokio::time::sleep(Duration::from_millis(3000)).await;
+    let read = api_calls(&sim) - calls;
+    let after = app.gql_ok(query, json!({})).await;
+    let panel = &after["contacts"]["nodes"][0]["salesforce"];
+    assert_eq!(panel["stale"], false, "{after}");
+    assert_eq!(panel["notes"][0]["title"], "Prefers email", "{after}");
+    assert_eq!(api_calls(&sim) - calls, read, "nothing read again");
+}
