@@ -41,6 +41,14 @@ pub enum Live {
 /// Ids per query: short enough for a GET request line.
 const IDS_PER_QUERY: usize = 200;
 
+/// The most records a list shows of one parent: its newest.
+pub const PER_PARENT: usize = 100;
+
+/// The most records one query of many parents' lists reads: one page, never more. When it
+/// is full, a parent with fewer than `PER_PARENT` in it may have more, older ones, and is
+/// read again on its own.
+const ROWS_PER_QUERY: u32 = 2000;
+
 impl Live {
     fn select(
         self,
@@ -120,8 +128,32 @@ impl Live {
         }
     }
 
-    /// `SELECT … FROM … WHERE <parent field> IN (ids) [OR …]`.
-    fn soql(self, ids: &[String]) -> Result<String, crate::domain::Invalid> {
+    /// The field a kind's lists are ordered by, newest first; `None` for the links of
+    /// enhanced notes, which hold no date (their notes are read by id).
+    fn newest(self) -> Option<&'static str> {
+        match self {
+            Live::ContactOpportunities => Some("Opportunity.CloseDate"),
+            Live::AccountOpportunities => Some("CloseDate"),
+            Live::Notes => Some("CreatedDate"),
+            Live::Events => Some("StartDateTime"),
+            Live::Tasks => Some("ActivityDate"),
+            Live::ContentNotes | Live::NoteContent => None,
+        }
+    }
+
+    /// A record's value of the field its kind is ordered by (a path such as
+    /// `Opportunity.CloseDate` reaches into the related record).
+    fn date_of(self, record: &Record) -> Option<&str> {
+        let mut path = self.newest()?.split('.');
+        let mut value = record.get(path.next()?)?;
+        for step in path {
+            value = value.get(step)?;
+        }
+        value.as_str()
+    }
+
+    /// `SELECT … FROM … WHERE <parent field> IN (ids) [OR …]`, newest first, at most `rows`.
+    fn soql(self, ids: &[String], rows: u32) -> Result<String, crate::domain::Invalid> {
         let (object, fields, parents) = self.select();
         let literals = || ids.iter().map(|id| Literal::Text(id.clone()));
         let mut conditions = Vec::new();
@@ -140,6 +172,12 @@ impl Live {
                 &Ident::parse("ContentDocument.FileType")?,
                 "SNOTE",
             ));
+        }
+        if let Some(field) = self.newest() {
+            select = select
+                .newest_first(&Ident::parse(field)?)
+                .newest_first(&Ident::parse("Id")?)
+                .limit(rows);
         }
         Ok(select.build())
     }
@@ -389,8 +427,8 @@ async fn lists(
     for i in order {
         let (kind, parents) = &wanted[i];
         for chunk in parents.chunks(IDS_PER_QUERY) {
-            match kind.soql(chunk) {
-                Ok(soql) => queue.push_back((i, Step::List, soql)),
+            match kind.soql(chunk, ROWS_PER_QUERY) {
+                Ok(soql) => queue.push_back((i, Step::List(chunk.to_vec()), soql)),
                 Err(e) => results[i] = Err(e.to_string()),
             }
         }
@@ -409,10 +447,10 @@ async fn lists(
             match (answer, step) {
                 // An org without enhanced notes (or a user who may not read them) has no
                 // such object: there are none to show.
-                (Err(e), Step::List)
+                (Err(e), Step::List(_))
                     if kind == Live::ContentNotes && e.code() == Some("INVALID_TYPE") => {}
                 (Err(e), _) => results[i] = Err(e.to_string()),
-                (Ok(page), Step::List) if kind == Live::ContentNotes => {
+                (Ok(page), Step::List(_)) if kind == Live::ContentNotes => {
                     match note_queries(&page) {
                         Ok(soqls) => {
                             queue.extend(soqls.into_iter().map(|soql| (i, Step::Notes, soql)))
@@ -428,7 +466,28 @@ async fn lists(
                         }
                     }
                 }
-                (Ok(page), Step::List) => {
+                (Ok(page), Step::List(parents)) => {
+                    // A full page may have left out older records of the parents it holds
+                    // few of (another filled it): each of those is read on its own.
+                    if page.len() >= ROWS_PER_QUERY as usize {
+                        for parent in parents {
+                            let held = page
+                                .iter()
+                                .filter(|r| kind.parents(r).any(|p| p == parent))
+                                .count();
+                            if held < PER_PARENT {
+                                match kind.soql(std::slice::from_ref(&parent), PER_PARENT as u32) {
+                                    Ok(soql) => queue.push_back((i, Step::Parent, soql)),
+                                    Err(e) => results[i] = Err(e.to_string()),
+                                }
+                            }
+                        }
+                    }
+                    if let Ok(records) = &mut results[i] {
+                        records.extend(page);
+                    }
+                }
+                (Ok(page), Step::Parent) => {
                     if let Ok(records) = &mut results[i] {
                         records.extend(page);
                     }
@@ -577,9 +636,12 @@ fn decode_references(text: &str) -> std::borrow::Cow<'_, str> {
 
 /// What a query the loader sends reads: a page of a kind's list, or the enhanced notes that
 /// a page of links names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Step {
-    List,
+    /// The lists of these parents.
+    List(Vec<String>),
+    /// One parent's list, read again on its own.
+    Parent,
     Notes,
 }
 
@@ -708,6 +770,16 @@ fn by_parent<'p>(
             if let Some(list) = lists.get_mut(parent) {
                 list.push(record.clone());
             }
+        }
+    }
+    if kind.newest().is_some() {
+        // Read in several queries, a parent's records come in more than one order.
+        for list in lists.values_mut() {
+            list.sort_by(|a, b| match (kind.date_of(a), kind.date_of(b)) {
+                (Some(a), Some(b)) => b.cmp(a),
+                (a, b) => b.is_some().cmp(&a.is_some()),
+            });
+            list.truncate(PER_PARENT);
         }
     }
     lists

@@ -636,7 +636,8 @@ impl SalesforceContact {
         }
     }
 
-    /// Opportunities the contact has a role in (open ones unless asked otherwise).
+    /// Opportunities the contact has a role in (open ones unless asked otherwise), latest
+    /// close date first, of the hundred latest.
     #[graphql(
         guard = "Requires(domain::PermissionItem::Opportunities)",
         directive = requiresPermission::apply(PermissionItem::Opportunities)
@@ -650,8 +651,8 @@ impl SalesforceContact {
         Ok(Some(opportunities(ctx, &fetched, true, status)))
     }
 
-    /// Notes on the contact, classic and enhanced (Lightning), newest first; only those of
-    /// `ids` when given.
+    /// Notes on the contact, classic (the hundred newest) and enhanced (Lightning), newest
+    /// first; only those of `ids` when given.
     #[graphql(
         guard = "Requires(domain::PermissionItem::Notes)",
         directive = requiresPermission::apply(PermissionItem::Notes),
@@ -665,7 +666,7 @@ impl SalesforceContact {
         Ok(Some(notes(ctx, &self.id, ids).await?))
     }
 
-    /// Events with the contact, latest first.
+    /// Events with the contact, latest first: the hundred latest.
     #[graphql(
         guard = "Requires(domain::PermissionItem::Events)",
         directive = requiresPermission::apply(PermissionItem::Events)
@@ -674,7 +675,8 @@ impl SalesforceContact {
         Ok(Some(events(ctx, &live(ctx, Live::Events, &self.id).await?)))
     }
 
-    /// Tasks about the contact, latest due date first.
+    /// Tasks about the contact, latest due date first: the hundred latest (those with none
+    /// last).
     #[graphql(
         guard = "Requires(domain::PermissionItem::Tasks)",
         directive = requiresPermission::apply(PermissionItem::Tasks)
@@ -701,7 +703,8 @@ impl SalesforceContact {
 
 #[ComplexObject]
 impl SalesforceAccount {
-    /// The account's opportunities (open ones unless asked otherwise).
+    /// The account's opportunities (open ones unless asked otherwise), latest close date
+    /// first, of the hundred latest.
     #[graphql(
         guard = "Requires(domain::PermissionItem::Opportunities)",
         directive = requiresPermission::apply(PermissionItem::Opportunities)
@@ -715,8 +718,8 @@ impl SalesforceAccount {
         Ok(Some(opportunities(ctx, &fetched, false, status)))
     }
 
-    /// Notes on the account, classic and enhanced (Lightning), newest first; only those of
-    /// `ids` when given.
+    /// Notes on the account, classic (the hundred newest) and enhanced (Lightning), newest
+    /// first; only those of `ids` when given.
     #[graphql(
         guard = "Requires(domain::PermissionItem::Notes)",
         directive = requiresPermission::apply(PermissionItem::Notes),
@@ -730,7 +733,7 @@ impl SalesforceAccount {
         Ok(Some(notes(ctx, &self.id, ids).await?))
     }
 
-    /// Events about the account, latest first.
+    /// Events about the account, latest first: the hundred latest.
     #[graphql(
         guard = "Requires(domain::PermissionItem::Events)",
         directive = requiresPermission::apply(PermissionItem::Events)
@@ -739,7 +742,8 @@ impl SalesforceAccount {
         Ok(Some(events(ctx, &live(ctx, Live::Events, &self.id).await?)))
     }
 
-    /// Tasks about the account, latest due date first.
+    /// Tasks about the account, latest due date first: the hundred latest (those with none
+    /// last).
     #[graphql(
         guard = "Requires(domain::PermissionItem::Tasks)",
         directive = requiresPermission::apply(PermissionItem::Tasks)

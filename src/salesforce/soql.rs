@@ -194,7 +194,8 @@ pub struct Select {
     object: Ident,
     fields: Vec<Ident>,
     filter: Vec<Condition>,
-    order: Vec<(Ident, bool)>,
+    /// Each field with its direction (`ASC`, `DESC NULLS LAST`, …).
+    order: Vec<(Ident, &'static str)>,
     limit: Option<u32>,
 }
 
@@ -219,7 +220,15 @@ impl Select {
     }
 
     pub fn order_by(mut self, field: &Ident, ascending: bool) -> Self {
-        self.order.push((field.clone(), ascending));
+        let direction = if ascending { "ASC" } else { "DESC" };
+        self.order.push((field.clone(), direction));
+        self
+    }
+
+    /// Orders by `field` from the greatest value down, records without one last (Salesforce
+    /// puts them first unless told).
+    pub fn newest_first(mut self, field: &Ident) -> Self {
+        self.order.push((field.clone(), "DESC NULLS LAST"));
         self
     }
 
@@ -242,7 +251,7 @@ impl Select {
             let parts: Vec<String> = self
                 .order
                 .iter()
-                .map(|(f, asc)| format!("{} {}", f.as_str(), if *asc { "ASC" } else { "DESC" }))
+                .map(|(f, direction)| format!("{} {direction}", f.as_str()))
                 .collect();
             out.push_str(&parts.join(", "));
         }

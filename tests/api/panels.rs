@@ -1100,3 +1100,59 @@ async fn a_list_salesforce_is_slow_to_give_is_read_once_and_served_to_the_reques
     assert_eq!(panel["notes"][0]["title"], "Prefers email", "{after}");
     assert_eq!(api_calls(&sim) - calls, read, "nothing read again");
 }
+
+#[tokio::test]
+async fn a_list_shows_its_newest_hundred_however_many_salesforce_holds() {
+    let (app, sim, contact) = linked().await;
+    let account = sim.get("Contact", &contact).unwrap()["AccountId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // The account's calls fill a page of the query both lists share; the contact's, older,
+    // are not in it.
+    let day = |n: usize| {
+        (chrono::NaiveDate::from_ymd_opt(2024, 1, 1).unwrap() + chrono::Days::new(n as u64))
+            .to_string()
+    };
+    for n in 0..2_100 {
+        sim.insert(
+            "Task",
+            json!({ "Subject": format!("Call {n}"), "ActivityDate": day(n), "WhatId": account }),
+        )
+        .unwrap();
+    }
+    for n in 0..3 {
+        sim.insert(
+            "Task",
+            json!({ "Subject": format!("Old {n}"), "ActivityDate": format!("2020-01-0{}", n + 1), "WhoId": contact }),
+        )
+        .unwrap();
+    }
+    sim.insert("Task", json!({ "Subject": "Someday", "WhatId": account }))
+        .unwrap();
+    let calls = api_calls(&sim);
+    let body = app
+        .gql_ok(
+            "{ contacts(first: 10) { nodes { lastName salesforce { tasks { subject dueDate } account { tasks { subject dueDate } } } } } }",
+            json!({}),
+        )
+        .await;
+    let panel = &by_name(&body, "Paneled")["salesforce"];
+    let subjects = |list: &Value| -> Vec<String> {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["subject"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(subjects(&panel["tasks"]), ["Old 2", "Old 1", "Old 0"]);
+    let account_tasks = subjects(&panel["account"]["tasks"]);
+    assert_eq!(account_tasks.len(), 100, "the newest hundred");
+    assert_eq!(account_tasks[0], "Call 2099");
+    assert_eq!(account_tasks[99], "Call 2000");
+    assert_eq!(
+        api_calls(&sim) - calls,
+        2,
+        "the shared page, then the contact's own list"
+    );
+}
