@@ -59,7 +59,7 @@ impl NullableRoots {
 /// root field whose resolver failed out of `data`, and `data` null when every one did;
 /// when the operation ran and each failed root field is nullable (`root` names the
 /// operation's type, `fields` gives a response key's field name), they answer `null`
-/// beside the rest, as the spec asks.
+/// beside the rest, as the spec asks; when one is not, `data` is null.
 pub fn tag(
     mut response: Response,
     roots: &NullableRoots,
@@ -77,6 +77,24 @@ pub fn tag(
         if nullable {
             response.data = Value::Object(Default::default());
         }
+    }
+    // A non-null root field left out for its failure cannot answer null: its null reaches
+    // `data` itself.
+    let failed_non_null = |data: &Value| {
+        response
+            .errors
+            .iter()
+            .any(|e| match (e.path.first(), data) {
+                (Some(PathSegment::Field(key)), Value::Object(map)) => {
+                    !map.contains_key(key.as_str())
+                        && fields(key)
+                            .is_some_and(|field| !roots.0.contains(&format!("{root}.{field}")))
+                }
+                _ => false,
+            })
+    };
+    if failed_non_null(&response.data) {
+        response.data = Value::Null;
     }
     for error in &response.errors {
         null_at(&mut response.data, &error.path);

@@ -1,4 +1,4 @@
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::helpers::{codes, spawn_app};
 
@@ -100,6 +100,29 @@ async fn a_timestamp_that_does_not_parse_is_the_clients_to_fix() {
             "the message says what did not parse: {body}"
         );
     }
+}
+
+#[tokio::test]
+async fn a_non_null_root_field_that_fails_takes_the_whole_data_with_it() {
+    let app = spawn_app().await;
+    // `contacts` is non-null: failing, it cannot answer null beside `me`.
+    let body = app
+        .gql(
+            r#"{ me { agentId } contacts(filter: { updatedSince: "yesterday" }) { nodes { id } } }"#,
+            json!({}),
+        )
+        .await;
+    assert_eq!(body["data"], Value::Null, "{body}");
+    assert_eq!(codes(&body), ["BAD_USER_INPUT"], "{body}");
+    // A nullable one does answer null beside the rest.
+    let body = app
+        .gql(
+            r#"{ me { agentId } contact(id: "not-a-number") { id } }"#,
+            json!({}),
+        )
+        .await;
+    assert!(body["data"]["me"]["agentId"].is_string(), "{body}");
+    assert_eq!(body["data"]["contact"], Value::Null, "{body}");
 }
 
 #[tokio::test]
