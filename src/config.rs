@@ -234,6 +234,9 @@ const ENV_SECTIONS: &[&str] = &[
     "log",
 ];
 
+/// The longest a token `tandem token` or `tandem demo` makes may live: ten years.
+pub const MAX_TOKEN_TTL_SECS: u64 = 10 * 365 * 86_400;
+
 /// The longest sync history `sync.history_days` may keep.
 const MAX_HISTORY_DAYS: u32 = 36_500;
 
@@ -312,10 +315,35 @@ impl Settings {
                 "must be at least 1: a panel needs time to hear from Salesforce",
             );
         }
-        if self.sync.history_days > MAX_HISTORY_DAYS {
+        if !(1..=MAX_HISTORY_DAYS).contains(&self.sync.history_days) {
             return refuse(
                 "sync.history_days",
-                &format!("must be at most {MAX_HISTORY_DAYS} (a hundred years)"),
+                &format!(
+                    "must be from 1 to {MAX_HISTORY_DAYS} (a hundred years): every round prunes what is older, the event log with it"
+                ),
+            );
+        }
+        if !(1..=MAX_TOKEN_TTL_SECS).contains(&self.auth.token_ttl_secs) {
+            return refuse(
+                "auth.token_ttl_secs",
+                &format!("must be from 1 to {MAX_TOKEN_TTL_SECS} (ten years)"),
+            );
+        }
+        let pages = &self.graphql;
+        if pages.max_page_size == 0 || !(1..=pages.max_page_size).contains(&pages.default_page_size)
+        {
+            return refuse(
+                "graphql.default_page_size",
+                &format!(
+                    "must be from 1 to graphql.max_page_size ({}), itself at least 1",
+                    pages.max_page_size
+                ),
+            );
+        }
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.filter) {
+            return refuse(
+                "log.filter",
+                &format!("'{}' is not a filter: {e}", self.log.filter),
             );
         }
         Ok(())
@@ -498,6 +526,24 @@ mod tests {
                     "4294967295",
                     "sync.history_days",
                 ),
+                ("TANDEM_SYNC__HISTORY_DAYS", "0", "sync.history_days"),
+                ("TANDEM_AUTH__TOKEN_TTL_SECS", "0", "auth.token_ttl_secs"),
+                (
+                    "TANDEM_AUTH__TOKEN_TTL_SECS",
+                    "18446744073709551615",
+                    "auth.token_ttl_secs",
+                ),
+                (
+                    "TANDEM_GRAPHQL__DEFAULT_PAGE_SIZE",
+                    "0",
+                    "graphql.default_page_size",
+                ),
+                (
+                    "TANDEM_GRAPHQL__DEFAULT_PAGE_SIZE",
+                    "101",
+                    "graphql.default_page_size",
+                ),
+                ("TANDEM_LOG__FILTER", "tandem=debg[", "log.filter"),
             ] {
                 jail.set_env(var, value);
                 let message = Settings::load(None).unwrap_err().to_string();

@@ -134,26 +134,65 @@ fn parse_ttl(raw: &str) -> Result<Duration, String> {
     let n: u64 = digits
         .parse()
         .map_err(|_| format!("'{raw}' is not a duration like 3600, 90m, 12h or 7d"))?;
-    let seconds = match unit {
-        "" | "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86_400,
+    let unit_secs: u64 = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
         _ => {
             return Err(format!(
                 "unknown unit '{unit}' in '{raw}'; use s, m, h or d"
             ));
         }
     };
+    let seconds = n.saturating_mul(unit_secs);
     if seconds == 0 {
         return Err("the lifetime must be positive".into());
+    }
+    if seconds > crate::config::MAX_TOKEN_TTL_SECS {
+        return Err(format!("'{raw}' is longer than ten years"));
     }
     Ok(Duration::from_secs(seconds))
 }
 
+async fn bench(what: BenchTarget) -> anyhow::Result<()> {
+    match what {
+        BenchTarget::Sync {
+            contacts,
+            database_url,
+            sim_url,
+            latency_samples,
+        } => {
+            bench::sync(bench::BenchOptions {
+                contacts,
+                database_url,
+                sim_url,
+                latency_samples,
+            })
+            .await
+        }
+        BenchTarget::Graphql {
+            seconds,
+            concurrency,
+            subscribers,
+        } => {
+            bench_graphql::graphql(bench_graphql::GraphqlBenchOptions {
+                seconds,
+                concurrency,
+                subscribers,
+            })
+            .await
+        }
+    }
+}
+
 pub async fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let (settings, unknown) = Settings::load(cli.config.as_deref())?;
+    // The benches measure with settings of their own: no file or variable changes them.
+    let (settings, unknown) = match cli.command {
+        Command::Bench { .. } => (Settings::default(), Vec::new()),
+        _ => Settings::load(cli.config.as_deref())?,
+    };
     crate::telemetry::init(&settings.log);
     for var in unknown {
         tracing::warn!(variable = %var, "environment variable names no Tandem setting; ignored");
@@ -176,38 +215,7 @@ pub async fn run() -> anyhow::Result<()> {
             crate::demo::run(settings).await
         }
         Command::Migrate { action } => migrate(&settings, action).await,
-        Command::Bench {
-            what:
-                BenchTarget::Sync {
-                    contacts,
-                    database_url,
-                    sim_url,
-                    latency_samples,
-                },
-        } => {
-            bench::sync(bench::BenchOptions {
-                contacts,
-                database_url,
-                sim_url,
-                latency_samples,
-            })
-            .await
-        }
-        Command::Bench {
-            what:
-                BenchTarget::Graphql {
-                    seconds,
-                    concurrency,
-                    subscribers,
-                },
-        } => {
-            bench_graphql::graphql(bench_graphql::GraphqlBenchOptions {
-                seconds,
-                concurrency,
-                subscribers,
-            })
-            .await
-        }
+        Command::Bench { what } => bench(what).await,
         Command::Sync { once } => {
             if !once {
                 bail!(
@@ -293,5 +301,7 @@ mod tests {
         assert_eq!(parse_ttl("7d").unwrap(), Duration::from_secs(604_800));
         assert!(parse_ttl("12x").is_err());
         assert!(parse_ttl("0").is_err());
+        assert!(parse_ttl("3651d").is_err(), "over ten years");
+        assert!(parse_ttl("999999999999999999d").is_err(), "no wrap-around");
     }
 }
