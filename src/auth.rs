@@ -245,7 +245,8 @@ impl Authenticator {
             name: claims.name,
             profile,
             profile_version,
-            expires_at: DateTime::from_timestamp(claims.exp, 0).unwrap_or_else(Utc::now),
+            // An expiry past what a date can hold never comes.
+            expires_at: DateTime::from_timestamp(claims.exp, 0).unwrap_or(DateTime::<Utc>::MAX_UTC),
         })
     }
 

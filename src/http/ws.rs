@@ -19,7 +19,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use super::AppState;
-use crate::auth::{Viewer, bearer};
+use crate::auth::{AuthError, Viewer, bearer};
 use crate::graphql::{is_request_error, prepare};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,6 +95,11 @@ async fn deliver(
     text: String,
     until: tokio::time::Instant,
 ) -> Result<(), actix_ws::Closed> {
+    // A send with room to go would be taken before its deadline is looked at: past it (the
+    // token expired while nothing woke the connection), nothing more is said.
+    if tokio::time::Instant::now() >= until {
+        return Err(actix_ws::Closed);
+    }
     tokio::time::timeout_at(until, session.text(text))
         .await
         .unwrap_or(Err(actix_ws::Closed))
@@ -105,6 +110,9 @@ fn deadline(timeout: Duration, expires: Option<tokio::time::Instant>) -> tokio::
     let by = tokio::time::Instant::now() + timeout;
     expires.map_or(by, |at| at.min(by))
 }
+
+/// The longest a socket waits for its token to expire.
+const CENTURY: Duration = Duration::from_secs(100 * 365 * 86_400);
 
 fn expired() -> Close {
     Close::new(4403, "Forbidden: the token has expired")
@@ -291,7 +299,9 @@ impl Connection {
                         if !was_authenticated && let Some(viewer) = &self.viewer {
                             // As long as HTTP would accept the token: its expiry and the leeway.
                             let leeway = chrono::Duration::seconds(crate::auth::LEEWAY_SECS as i64);
-                            let left = (viewer.expires_at + leeway - chrono::Utc::now()).to_std().unwrap_or_default();
+                            let until = viewer.expires_at.checked_add_signed(leeway).unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC);
+                            // A token good for ages keeps its socket for a century at most.
+                            let left = (until - chrono::Utc::now()).to_std().unwrap_or_default().min(CENTURY);
                             let at = tokio::time::Instant::now() + left;
                             self.expires = Some(at);
                             expiry.as_mut().reset(at);
@@ -362,15 +372,22 @@ impl Connection {
         // Before the profile is read: a change after the read is then seen by the next one.
         self.profiles.mark_unchanged();
         let result = match token {
-            Some(token) => self.state.viewer(&token).await.map_err(|e| e.to_string()),
-            None => Err("send a bearer token in the connection_init payload as {\"Authorization\": \"Bearer …\"}".into()),
+            Some(token) => self.state.viewer(&token).await.map_err(|e| match e {
+                // The token may be good: the store could not say. Not a refusal.
+                AuthError::Unavailable => None,
+                refused => Some(refused.to_string()),
+            }),
+            None => Err(Some("send a bearer token in the connection_init payload as {\"Authorization\": \"Bearer …\"}".into())),
         };
         match result {
             Ok(viewer) => {
                 self.viewer = Some(viewer);
                 self.send(json!({ "type": "connection_ack" })).await
             }
-            Err(reason) => {
+            Err(refused) => {
+                let reason = refused.clone().unwrap_or_else(|| {
+                    "the token cannot be checked right now; connect again shortly".into()
+                });
                 if protocol == Protocol::Legacy {
                     let _ = self
                         .send(
@@ -378,7 +395,10 @@ impl Connection {
                         )
                         .await;
                 }
-                Err(Close::new(4403, format!("Forbidden: {reason}")))
+                Err(match refused {
+                    Some(reason) => Close::new(4403, format!("Forbidden: {reason}")),
+                    None => try_again_later(&format!("Try again later: {reason}")),
+                })
             }
         }
     }

@@ -523,3 +523,60 @@ async fn a_client_that_stops_reading_is_dropped_after_the_send_timeout() {
     );
     assert!(received < total, "all {total} events arrived");
 }
+
+#[tokio::test]
+async fn a_store_that_cannot_check_the_token_says_try_again_not_forbidden() {
+    use sea_orm::ConnectionTrait;
+    let app = spawn_app().await;
+    let rename = |from: &str, to: &str| format!("ALTER TABLE {from} RENAME TO {to}");
+    // The profiles cannot be read, as with the database down.
+    app.store
+        .connection()
+        .execute_unprepared(&rename("profile", "profile_away"))
+        .await
+        .unwrap();
+    for protocol in [TRANSPORT, LEGACY] {
+        let mut ws = Ws::connect(&app, Some(protocol)).await;
+        ws.send(json!({ "type": "connection_init", "payload": { "Authorization": format!("Bearer {}", app.token("Agent")) } }))
+            .await;
+        let (code, reason) = ws.closed().await;
+        assert_eq!(code, 1013, "{protocol}: {reason}");
+        assert!(reason.contains("again"), "{reason}");
+    }
+    app.store
+        .connection()
+        .execute_unprepared(&rename("profile_away", "profile"))
+        .await
+        .unwrap();
+    let mut ws = Ws::connect(&app, Some(TRANSPORT)).await;
+    ws.init(&app, "Agent").await;
+}
+
+#[tokio::test]
+async fn a_token_good_until_the_end_of_time_keeps_its_socket() {
+    use jsonwebtoken::{EncodingKey, Header, encode};
+    let app = spawn_app().await;
+    let last = chrono::DateTime::<chrono::Utc>::MAX_UTC.timestamp();
+    for exp in [last - 5, last + 1_000] {
+        let claims = json!({ "sub": "1", "profile": "Agent", "exp": exp });
+        let token = encode(
+            &Header::default(),
+            &claims,
+            &EncodingKey::from_secret(crate::helpers::SECRET.as_bytes()),
+        )
+        .unwrap();
+        let mut ws = Ws::connect(&app, Some(TRANSPORT)).await;
+        ws.send(json!({ "type": "connection_init", "payload": { "Authorization": format!("Bearer {token}") } }))
+            .await;
+        assert_eq!(ws.recv().await["type"], "connection_ack", "exp {exp}");
+        ws.send(
+            json!({ "id": "1", "type": "subscribe", "payload": { "query": "{ me { agentId } }" } }),
+        )
+        .await;
+        let answer = ws.recv().await;
+        assert_eq!(
+            answer["payload"]["data"]["me"]["agentId"], "1",
+            "exp {exp}: {answer}"
+        );
+    }
+}
