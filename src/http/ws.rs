@@ -235,9 +235,14 @@ impl Connection {
         let init_deadline =
             tokio::time::sleep(Duration::from_secs(self.state.websocket.init_timeout_secs));
         tokio::pin!(init_deadline);
-        let mut keepalive = tokio::time::interval(Duration::from_secs(
-            self.state.websocket.keepalive_secs.max(1),
-        ));
+        let every = Duration::from_secs(self.state.websocket.keepalive_secs.max(1));
+        let mut keepalive = tokio::time::interval(every);
+        // Each tick pings the client, which answers (browsers and libraries do it by
+        // themselves); a peer gone without a word (a laptop asleep, a dropped NAT mapping)
+        // answers nothing, and is let go instead of holding its subscriptions until its token
+        // expires.
+        let quiet_for = every * 2 + self.send_timeout;
+        let mut heard = tokio::time::Instant::now();
         let expiry = tokio::time::sleep(Duration::MAX / 4);
         tokio::pin!(expiry);
         loop {
@@ -248,9 +253,23 @@ impl Connection {
                 () = &mut expiry, if self.viewer.is_some() => {
                     return Some(expired());
                 }
-                _ = keepalive.tick(), if protocol == Protocol::Legacy && self.viewer.is_some() => {
-                    if let Err(close) = self.send(json!({ "type": "ka" })).await {
+                _ = keepalive.tick(), if self.viewer.is_some() => {
+                    if heard.elapsed() > quiet_for {
+                        return Some(try_again_later(&format!(
+                            "Gone quiet: nothing heard for {} s",
+                            quiet_for.as_secs()
+                        )));
+                    }
+                    if protocol == Protocol::Legacy
+                        && let Err(close) = self.send(json!({ "type": "ka" })).await
+                    {
                         return Some(close);
+                    }
+                    let until = deadline(self.send_timeout, self.expires);
+                    match tokio::time::timeout_at(until, self.session.ping(b"")).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(_)) => return None,
+                        Err(_) => return Some(self.stalled()),
                     }
                 }
                 Some(out) = self.outgoing.1.recv() => match out {
@@ -272,42 +291,45 @@ impl Connection {
                         }
                     }
                 },
-                message = stream.next() => match message {
-                    None => return None,
-                    Some(Err(e)) => return Some(Close::bad_message(&format!("Invalid frame: {e}"))),
-                    Some(Ok(AggregatedMessage::Ping(bytes))) => {
-                        // Bounded as any message is: a client that pings but reads nothing
-                        // is not waited on for good.
-                        let until = deadline(self.send_timeout, self.expires);
-                        let pong = tokio::time::timeout_at(until, self.session.pong(&bytes)).await;
-                        match pong {
-                            Ok(Ok(())) => {}
-                            Ok(Err(_)) => return None,
-                            Err(_) => return Some(self.stalled()),
+                message = stream.next() => {
+                    heard = tokio::time::Instant::now();
+                    match message {
+                        None => return None,
+                        Some(Err(e)) => return Some(Close::bad_message(&format!("Invalid frame: {e}"))),
+                        Some(Ok(AggregatedMessage::Ping(bytes))) => {
+                            // Bounded as any message is: a client that pings but reads nothing
+                            // is not waited on for good.
+                            let until = deadline(self.send_timeout, self.expires);
+                            let pong = tokio::time::timeout_at(until, self.session.pong(&bytes)).await;
+                            match pong {
+                                Ok(Ok(())) => {}
+                                Ok(Err(_)) => return None,
+                                Err(_) => return Some(self.stalled()),
+                            }
+                        }
+                        Some(Ok(AggregatedMessage::Pong(_))) => {}
+                        Some(Ok(AggregatedMessage::Close(_))) => return Some(Close::new(1000, "Normal Closure")),
+                        Some(Ok(AggregatedMessage::Binary(_))) => {
+                            return Some(Close::bad_message("Binary messages are not supported"));
+                        }
+                        Some(Ok(AggregatedMessage::Text(text))) => {
+                            let was_authenticated = self.viewer.is_some();
+                            if let Err(close) = self.handle(protocol, &text).await {
+                                return Some(close);
+                            }
+                            if !was_authenticated && let Some(viewer) = &self.viewer {
+                                // As long as HTTP would accept the token: its expiry and the leeway.
+                                let leeway = chrono::Duration::seconds(crate::auth::LEEWAY_SECS as i64);
+                                let until = viewer.expires_at.checked_add_signed(leeway).unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC);
+                                // A token good for ages keeps its socket for a century at most.
+                                let left = (until - chrono::Utc::now()).to_std().unwrap_or_default().min(CENTURY);
+                                let at = tokio::time::Instant::now() + left;
+                                self.expires = Some(at);
+                                expiry.as_mut().reset(at);
+                            }
                         }
                     }
-                    Some(Ok(AggregatedMessage::Pong(_))) => {}
-                    Some(Ok(AggregatedMessage::Close(_))) => return Some(Close::new(1000, "Normal Closure")),
-                    Some(Ok(AggregatedMessage::Binary(_))) => {
-                        return Some(Close::bad_message("Binary messages are not supported"));
-                    }
-                    Some(Ok(AggregatedMessage::Text(text))) => {
-                        let was_authenticated = self.viewer.is_some();
-                        if let Err(close) = self.handle(protocol, &text).await {
-                            return Some(close);
-                        }
-                        if !was_authenticated && let Some(viewer) = &self.viewer {
-                            // As long as HTTP would accept the token: its expiry and the leeway.
-                            let leeway = chrono::Duration::seconds(crate::auth::LEEWAY_SECS as i64);
-                            let until = viewer.expires_at.checked_add_signed(leeway).unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC);
-                            // A token good for ages keeps its socket for a century at most.
-                            let left = (until - chrono::Utc::now()).to_std().unwrap_or_default().min(CENTURY);
-                            let at = tokio::time::Instant::now() + left;
-                            self.expires = Some(at);
-                            expiry.as_mut().reset(at);
-                        }
-                    }
-                },
+                }
             }
         }
     }

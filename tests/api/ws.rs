@@ -580,3 +580,70 @@ async fn a_token_good_until_the_end_of_time_keeps_its_socket() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_client_gone_quiet_is_let_go_and_one_that_answers_pings_stays() {
+    let app = crate::helpers::spawn_app_with(|s| {
+        s.websocket.keepalive_secs = 1;
+        s.websocket.send_timeout_secs = 1;
+    })
+    .await;
+    for protocol in [TRANSPORT, LEGACY] {
+        // Reading, the client answers the server's pings (as browsers do by themselves).
+        let mut live = Ws::connect(&app, Some(protocol)).await;
+        live.init(&app, "Agent").await;
+        // Gone without a word: it neither reads nor answers.
+        let mut gone = Ws::connect(&app, Some(protocol)).await;
+        gone.init(&app, "Agent").await;
+
+        let listening = tokio::time::Instant::now() + Duration::from_secs(4);
+        while let Ok(frame) = tokio::time::timeout_at(listening, live.0.next()).await {
+            match frame {
+                Some(Ok(Message::Close(frame))) => panic!("{protocol}: closed {frame:?}"),
+                Some(Ok(_)) => {}
+                other => panic!("{protocol}: {other:?}"),
+            }
+        }
+        // Its first read answers the pings it held, onto a socket the server has closed: the
+        // close frame is there, or the write before it fails.
+        match until_closed(&mut gone).await {
+            Ended::Closed(code, reason) => {
+                assert_eq!(code, 1013, "{protocol}: {reason}");
+                assert!(reason.contains("nothing heard"), "{reason}");
+            }
+            Ended::Dropped => {}
+            Ended::StillOpen => panic!("{protocol}: the quiet client is still served"),
+        }
+
+        let (id, kind) = if protocol == TRANSPORT {
+            ("1", "subscribe")
+        } else {
+            ("1", "start")
+        };
+        live.send(json!({ "id": id, "type": kind, "payload": { "query": "{ me { agentId } }" } }))
+            .await;
+        assert_eq!(live.recv().await["payload"]["data"]["me"]["agentId"], "1");
+    }
+}
+
+enum Ended {
+    Closed(u16, String),
+    /// The socket failed or ended before a close frame could be read.
+    Dropped,
+    StillOpen,
+}
+
+/// How the socket ends within five seconds, if it does.
+async fn until_closed(ws: &mut Ws) -> Ended {
+    let by = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        match tokio::time::timeout_at(by, ws.0.next()).await {
+            Err(_) => return Ended::StillOpen,
+            Ok(Some(Ok(Message::Close(Some(frame))))) => {
+                return Ended::Closed(u16::from(frame.code), frame.reason.to_string());
+            }
+            Ok(Some(Ok(_))) => {}
+            Ok(Some(Err(_)) | None) => return Ended::Dropped,
+        }
+    }
+}
