@@ -664,6 +664,7 @@ impl Integrations {
             )
             .await?;
         let started = if current.first_sync == FirstSync::NotStarted.as_str() {
+            self.check_mappings().await?;
             self.store
                 .update_integration(|m| m.first_sync = Set(FirstSync::Running.as_str().into()))
                 .await?
@@ -672,6 +673,27 @@ impl Integrations {
         };
         self.wake.notify_one();
         Ok(started)
+    }
+
+    /// Checks the mappings in effect, the pre-mapped ones included, against the org's
+    /// describe, as `updateFieldMappings` checks those it is given: a field the org requires,
+    /// left unmapped, would otherwise refuse every record of the first sync.
+    async fn check_mappings(&self) -> Result<(), SyncError> {
+        let client = self.client().await?;
+        for module in [Module::Accounts, Module::Contacts] {
+            // As the round that follows will read it: one describe serves both.
+            let describe = client.describe(module.salesforce_object()).await?;
+            mapping::validate(module, &self.mappings(module).await?, &describe).map_err(|e| {
+                Invalid::new(
+                    format!("fieldMappings({module}).{}", e.field),
+                    format!(
+                        "{}; the {module} field mappings do not fit this org: change them with updateFieldMappings, then start the sync",
+                        e.message
+                    ),
+                )
+            })?;
+        }
+        Ok(())
     }
 
     /// Records why the integration stopped; the worker stays idle until it is reconnected. A

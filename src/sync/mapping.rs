@@ -152,9 +152,9 @@ pub fn default_mappings(module: Module) -> Vec<Mapping> {
     pairs.iter().map(|(d, s)| Mapping::new(d, s)).collect()
 }
 
-const TEXT_TYPES: &[&str] = &[
-    "string", "textarea", "email", "phone", "url", "picklist", "combobox",
-];
+/// Salesforce field types any text goes into. An `email` field checks what it is given, so
+/// only the desk's email goes there.
+const TEXT_TYPES: &[&str] = &["string", "textarea", "phone", "url", "picklist", "combobox"];
 
 /// Checks a whole set of mappings for a module against the org's describe. On success the
 /// Salesforce field names come back in the org's canonical casing.

@@ -342,6 +342,13 @@ async fn mappings_that_would_fail_in_salesforce_are_refused_up_front() {
             "mappings",
             "'email' must be mapped",
         ),
+        // Salesforce checks what its email fields are given: only the desk's email goes there.
+        (
+            "CONTACTS",
+            vec![("lastName", "LastName"), ("title", "Email"), ("email", "Department")],
+            "mappings[1].salesforceField",
+            "type mismatch",
+        ),
         // The field the sync writes the desk id to is its own.
         (
             "CONTACTS",
@@ -821,4 +828,28 @@ async fn turning_two_way_as_a_one_way_first_sync_ends_still_sends_what_stayed_lo
         .filter(|c| c["LastName"] == "Local Only")
         .count();
     assert_eq!(sent, 1, "the contact made while one-way goes out once");
+}
+
+#[tokio::test]
+async fn starting_the_sync_checks_the_pre_mapped_fields_against_the_org_too() {
+    let app = spawn_app().await;
+    let sim = salesforce_sim::start(SimConfig::default()).await;
+    // The org's admin made a custom field of accounts required, which nothing maps.
+    sim.require_field("Account", "Subscription_Type__c")
+        .unwrap();
+    assert!(connect(&app, &sim, "tandem").await.get("errors").is_none());
+    app.create_account("Local Co").await;
+    let refused = app
+        .gql("mutation { startSync { firstSync } }", json!({}))
+        .await;
+    assert_eq!(codes(&refused), ["BAD_USER_INPUT"], "{refused}");
+    let message = refused["errors"][0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("Subscription_Type__c") && message.contains("updateFieldMappings"),
+        "{message}"
+    );
+    let state = app.gql_ok("{ integration { firstSync } }", json!({})).await;
+    assert_eq!(state["integration"]["firstSync"], "NOT_STARTED");
+    app.sync_now().await;
+    assert_eq!(sim.count("Account"), 0, "nothing was sent to be refused");
 }

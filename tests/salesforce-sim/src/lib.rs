@@ -206,6 +206,14 @@ impl SimHandle {
         Ok(())
     }
 
+    /// Makes a custom field required, as an admin may: describe says it is not nillable,
+    /// and a create without it is refused with `REQUIRED_FIELD_MISSING`.
+    pub fn require_field(&self, sobject: &str, field: &str) -> Result<(), ApiError> {
+        let (obj, index) = custom_field(sobject, field)?;
+        lock(&self.sim.store).require(obj, index);
+        Ok(())
+    }
+
     /// Creates a custom field removed with `remove_field`, as an admin adding it to the org
     /// after the integration connected.
     pub fn create_field(&self, sobject: &str, field: &str) -> Result<(), ApiError> {

@@ -155,7 +155,11 @@ pub fn parse_body(
             .fields
             .iter()
             .enumerate()
-            .filter(|(i, f)| f.is_required() && !changes.iter().any(|(c, _)| c == i))
+            .filter(|(i, f)| {
+                store.has_field(obj, *i)
+                    && store.field(obj, *i).is_required()
+                    && !changes.iter().any(|(c, _)| c == i)
+            })
             .map(|(_, f)| f.name)
             .collect();
         if !absent.is_empty() {

@@ -122,6 +122,8 @@ pub struct Store {
     resized: Vec<((ObjIdx, usize), u32)>,
     /// Custom fields of the schema this org does not have.
     absent: Vec<(ObjIdx, usize)>,
+    /// Fields this org's admin made required.
+    required: Vec<(ObjIdx, usize)>,
 }
 
 /// The records and the clock at one moment, to put back when a request that is all or
@@ -291,7 +293,16 @@ impl Store {
         if let Some((_, length)) = self.resized.iter().find(|(at, _)| *at == (obj, field)) {
             f.length = *length;
         }
+        if self.required.contains(&(obj, field)) {
+            f.nillable = false;
+        }
         f
+    }
+
+    /// Makes a field required in this org: describe says it is not nillable, and a create
+    /// without it is refused with `REQUIRED_FIELD_MISSING`.
+    pub fn require(&mut self, obj: ObjIdx, field: usize) {
+        self.required.push((obj, field));
     }
 
     /// Gives a text field another length in this org.
