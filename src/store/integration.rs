@@ -153,6 +153,19 @@ impl Store {
             // Links, cursors, queued changes, failures and mappings all speak of the other
             // org's records and fields; the new org's first sync matches afresh.
             forget_sync_state(&*txn).await?;
+        } else if same.is_some_and(|previous| {
+            !previous
+                .username
+                .as_deref()
+                .unwrap_or_default()
+                .eq_ignore_ascii_case(new.username.as_deref().unwrap_or_default())
+        }) {
+            // Another user of the same org may see records the first could not, changed
+            // before the cursors: everything is read again, as after a mapping change.
+            sync_cursor::Entity::delete_many()
+                .filter(sync_cursor::Column::Name.starts_with(PULL_CURSORS))
+                .exec(&*txn)
+                .await?;
         }
         if same.is_some_and(|previous| opens_two_way(previous, &sync_type)) {
             queue_made_while_one_way(&*txn).await?;
@@ -362,6 +375,9 @@ impl Store {
         Ok(())
     }
 }
+
+/// The prefix of the cursors the pull keeps its place in Salesforce's changes by.
+pub const PULL_CURSORS: &str = "pull:";
 
 /// Drops what the sync keeps about one org: links, queued changes, pending creates, cursors,
 /// failures and mappings. Desk records, history and the event log stay.

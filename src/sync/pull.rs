@@ -267,7 +267,7 @@ impl Settled {
 
 /// The name of the cursor a module's pull keeps: the `SystemModstamp` (and id) read up to.
 pub(super) fn cursor_of(module: Module) -> String {
-    format!("pull:{module}")
+    format!("{}{module}", crate::store::PULL_CURSORS)
 }
 
 fn datetime(record: &Record, field: &str) -> Result<DateTime<Utc>, SyncError> {

@@ -345,7 +345,11 @@ async fn mappings_that_would_fail_in_salesforce_are_refused_up_front() {
         // Salesforce checks what its email fields are given: only the desk's email goes there.
         (
             "CONTACTS",
-            vec![("lastName", "LastName"), ("title", "Email"), ("email", "Department")],
+            vec![
+                ("lastName", "LastName"),
+                ("title", "Email"),
+                ("email", "Department"),
+            ],
             "mappings[1].salesforceField",
             "type mismatch",
         ),
@@ -852,4 +856,71 @@ async fn starting_the_sync_checks_the_pre_mapped_fields_against_the_org_too() {
     assert_eq!(state["integration"]["firstSync"], "NOT_STARTED");
     app.sync_now().await;
     assert_eq!(sim.count("Account"), 0, "nothing was sent to be refused");
+}
+
+#[tokio::test]
+async fn reconnected_as_another_user_of_the_org_the_sync_reads_what_that_user_sees() {
+    let app = spawn_app().await;
+    let first = salesforce_sim::start(SimConfig::default()).await;
+    assert!(
+        connect(&app, &first, "tandem")
+            .await
+            .get("errors")
+            .is_none()
+    );
+    app.gql_ok("mutation { startSync { firstSync } }", json!({}))
+        .await;
+    // The sync's cursor stands an hour after the contact the next user alone sees was last
+    // changed.
+    first.advance_clock(3600);
+    first
+        .insert("Contact", json!({ "LastName": "Seen" }))
+        .unwrap();
+    app.sync_now().await;
+
+    // The same org at the same address, signed in as a user who sees a contact the first
+    // could not.
+    let port: u16 = first
+        .base_url()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    first.stop().await;
+    let second = salesforce_sim::start(SimConfig {
+        port,
+        username: "reader@tandem.test".into(),
+        ..SimConfig::default()
+    })
+    .await;
+    second
+        .insert("Contact", json!({ "LastName": "Seen" }))
+        .unwrap();
+    second
+        .insert("Contact", json!({ "LastName": "Hidden" }))
+        .unwrap();
+    second.advance_clock(3600);
+    assert!(
+        connect(&app, &second, "tandem")
+            .await
+            .get("errors")
+            .is_none()
+    );
+    app.sync_now().await;
+
+    let names: Vec<String> = app
+        .gql_ok("{ contacts(first: 10) { nodes { lastName } } }", json!({}))
+        .await["contacts"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["lastName"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(names.contains(&"Hidden".to_owned()), "{names:?}");
+    assert_eq!(
+        names.iter().filter(|n| *n == "Seen").count(),
+        1,
+        "the one both see is the same record: {names:?}"
+    );
 }

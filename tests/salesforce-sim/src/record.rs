@@ -155,7 +155,7 @@ pub fn parse_body(
             .fields
             .iter()
             .enumerate()
-            .filter(|(i, f)| {
+            .filter(|(i, _)| {
                 store.has_field(obj, *i)
                     && store.field(obj, *i).is_required()
                     && !changes.iter().any(|(c, _)| c == i)
