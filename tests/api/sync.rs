@@ -911,9 +911,13 @@ async fn a_salesforce_edit_to_a_purged_twin_meets_the_desk_contact_made_again() 
 
 #[tokio::test]
 async fn a_desk_id_field_too_short_for_desk_ids_is_left_alone() {
-    let (app, sim) = connected().await;
+    let app = spawn_app().await;
+    let sim = salesforce_sim::start(SimConfig::default()).await;
     sim.resize_field("Contact", tandem::sync::DESK_ID_FIELD, 9)
         .unwrap();
+    assert!(connect(&app, &sim, "tandem").await.get("errors").is_none());
+    app.gql_ok("mutation { startSync { firstSync } }", json!({}))
+        .await;
     let desk_id = app
         .create_contact(json!({ "lastName": "Noether", "email": "emmy@example.com" }))
         .await["id"]
