@@ -36,13 +36,30 @@ impl AppState {
     }
 }
 
+/// One resource a path, so that a method it does not take is answered 405 with `Allow`.
+/// The probes and metrics answer HEAD too (actix sends the headers without the body), as
+/// monitors may ask that way.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/graphql", web::post().to(graphql::post))
-        .route("/graphql", web::get().to(graphql::get))
-        .route("/", web::get().to(graphiql::redirect))
-        .route("/healthz", web::get().to(health::healthz))
-        .route("/readyz", web::get().to(health::readyz))
-        .route("/metrics", web::get().to(metrics::render));
+    cfg.service(
+        web::resource("/graphql")
+            .route(web::post().to(graphql::post))
+            .route(web::get().to(graphql::get)),
+    )
+    .service(web::resource("/").route(web::get().to(graphiql::redirect)))
+    .service(probe("/healthz", health::healthz))
+    .service(probe("/readyz", health::readyz))
+    .service(probe("/metrics", metrics::render));
+}
+
+fn probe<F, Args>(path: &str, handler: F) -> actix_web::Resource
+where
+    F: actix_web::Handler<Args> + Clone,
+    Args: actix_web::FromRequest + 'static,
+    F::Output: actix_web::Responder + 'static,
+{
+    web::resource(path)
+        .route(web::get().to(handler.clone()))
+        .route(web::head().to(handler))
 }
 
 pub use observe::observe;

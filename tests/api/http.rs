@@ -370,3 +370,31 @@ async fn only_a_websocket_upgrade_leaves_http() {
         json!({ "data": { "__typename": "Query" } })
     );
 }
+
+#[tokio::test]
+async fn a_method_a_path_does_not_take_is_405_naming_those_it_does() {
+    let app = spawn_app().await;
+    let ask = |method: reqwest::Method, path: &str| {
+        app.client
+            .request(method, format!("{}{path}", app.address))
+            .send()
+    };
+    let put = ask(reqwest::Method::PUT, "/graphql").await.unwrap();
+    assert_eq!(put.status(), 405);
+    let allow = put.headers()["allow"].to_str().unwrap().to_owned();
+    assert!(allow.contains("GET") && allow.contains("POST"), "{allow}");
+    let delete = ask(reqwest::Method::DELETE, "/healthz").await.unwrap();
+    assert_eq!(delete.status(), 405);
+    // Monitors may ask with HEAD.
+    for path in ["/healthz", "/readyz", "/metrics"] {
+        let head = ask(reqwest::Method::HEAD, path).await.unwrap();
+        assert_eq!(head.status(), 200, "{path}");
+    }
+    assert_eq!(
+        ask(reqwest::Method::GET, "/nowhere")
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+}
