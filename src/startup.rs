@@ -25,7 +25,11 @@ pub struct Application {
     integrations: Arc<Integrations>,
     engine: Arc<SyncEngine>,
     server: Server,
+    worker: Option<tokio::task::JoinHandle<()>>,
 }
+
+/// How long a stopping server waits for the sync round running in it to finish its batch.
+const ROUND_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl Application {
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
@@ -35,13 +39,13 @@ impl Application {
             engine,
         } = Services::open(settings).await?;
         let auth = Arc::new(authenticator(settings)?);
-        if settings.sync.worker {
+        let worker = settings.sync.worker.then(|| {
             worker::spawn(
                 engine.clone(),
                 store.clone(),
                 settings.sync.poll_interval_secs,
-            );
-        }
+            )
+        });
         let state = AppState {
             schema: Gateway::new(
                 store.clone(),
@@ -82,6 +86,7 @@ impl Application {
             integrations,
             engine,
             server,
+            worker,
         })
     }
 
@@ -101,8 +106,26 @@ impl Application {
         self.integrations.clone()
     }
 
+    /// Stops the server from outside, as a signal does.
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until stopped (SIGTERM or SIGINT, or `handle().stop`), then lets the sync
+    /// round running here finish its batch before the worker goes.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let served = self.server.await;
+        if let Some(worker) = self.worker {
+            let quiet = self.integrations.wind_down(ROUND_GRACE).await;
+            if quiet.is_none() {
+                tracing::warn!(
+                    "the sync round running here did not finish its batch within {ROUND_GRACE:?}; it ends with the process, and the next start carries on from its last commit"
+                );
+            }
+            worker.abort();
+            let _ = worker.await;
+        }
+        served
     }
 }
 

@@ -26,6 +26,7 @@ pub async fn once(settings: &Settings) -> anyhow::Result<()> {
     let mut round = tokio::spawn(async move { engine.run_once().await });
     let mut progress = Progress::new()?;
     let started = Instant::now();
+    let mut interrupted = false;
     let report = loop {
         tokio::select! {
             biased;
@@ -35,6 +36,15 @@ pub async fn once(settings: &Settings) -> anyhow::Result<()> {
                 Err(RecvError::Closed) => break round.await??,
             },
             done = &mut round => break done??,
+            // Ctrl-C: the round stops at its next batch, the one in flight committed whole.
+            Ok(()) = tokio::signal::ctrl_c() => {
+                if interrupted {
+                    std::process::exit(130);
+                }
+                interrupted = true;
+                eprintln!("interrupted: the round stops after the batch in flight (Ctrl-C again to quit at once)");
+                services.integrations.stop_here();
+            }
         }
     };
     // Batches committed as the round ended are still queued.

@@ -288,6 +288,24 @@ impl Integrations {
         })
     }
 
+    /// For a process shutting down: a round running here stops at its next batch (each
+    /// batch commits whole), and none starts here while the guard is held. `None` when the
+    /// round did not stop within `within`.
+    pub async fn wind_down(
+        &self,
+        within: std::time::Duration,
+    ) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        self.stop_here();
+        tokio::time::timeout(within, self.rounds.lock()).await.ok()
+    }
+
+    /// Tells a round running in this process to stop at its next batch; rounds in other
+    /// processes go on.
+    pub fn stop_here(&self) {
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+
     /// The connection's generation: it changes when the connection is replaced or removed,
     /// and when the sync is paused.
     pub fn generation(&self) -> u64 {

@@ -872,3 +872,51 @@ async fn an_event_another_process_logs_just_before_one_of_this_ones_reaches_ever
         ]
     );
 }
+
+#[tokio::test]
+async fn a_server_told_to_stop_lets_its_round_finish_the_batch_in_flight_and_starts_no_other() {
+    let (app, sim) = started(|s| s.sync.batch_size = 1).await;
+    for name in ["Noether", "Curie", "Meitner"] {
+        app.create_contact(json!({ "lastName": name })).await;
+    }
+    // A second gateway on the same database, whose worker runs the rounds.
+    let mut settings = Settings {
+        data_dir: app.data_dir.clone(),
+        database_url: Some(DatabaseUrl::new(app.database_url.clone())),
+        ..Default::default()
+    };
+    settings.http.port = 0;
+    settings.http.workers = Some(1);
+    settings.sync.batch_size = 1;
+    settings.sync.poll_interval_secs = 1;
+    let first = sim.hold_next("PATCH", "/composite/sobjects/Contact");
+    let gateway = tandem::startup::Application::build(&settings)
+        .await
+        .unwrap();
+    let handle = gateway.handle();
+    let serving = tokio::spawn(gateway.run_until_stopped());
+    first.arrived().await;
+
+    // Told to stop (as by SIGTERM) while its batch is with Salesforce.
+    let stopping = tokio::spawn(handle.stop(true));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !serving.is_finished(),
+        "the server waits for the batch in flight"
+    );
+    first.release();
+    tokio::time::timeout(Duration::from_secs(20), serving)
+        .await
+        .expect("the server stops once the batch is done")
+        .unwrap()
+        .unwrap();
+    stopping.await.unwrap();
+    assert_eq!(
+        sim.count("Contact"),
+        1,
+        "the batch in flight lands, no other"
+    );
+    // Its answer was kept: the next round sends the rest, and that one not again.
+    app.sync_now().await;
+    assert_eq!(sim.count("Contact"), 3);
+}
