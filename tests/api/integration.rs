@@ -880,13 +880,7 @@ async fn reconnected_as_another_user_of_the_org_the_sync_reads_what_that_user_se
 
     // The same org at the same address, signed in as a user who sees a contact the first
     // could not.
-    let port: u16 = first
-        .base_url()
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let port = first.port();
     first.stop().await;
     let second = salesforce_sim::start(SimConfig {
         port,

@@ -531,13 +531,7 @@ async fn reconnected_to_a_copy_of_production(how: Reconnected) {
     );
 
     let port = if !matches!(how, Reconnected::ToAnotherOrg) {
-        let port = production
-            .base_url()
-            .rsplit(':')
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap();
+        let port = production.port();
         production.stop().await;
         port
     } else {

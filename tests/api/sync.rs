@@ -552,6 +552,36 @@ async fn a_desk_edit_made_while_the_first_export_is_in_flight_is_pushed_after_it
     );
 }
 
+/// A desk edit of a contact in its own transaction, holding the desk (the write lock on
+/// SQLite, the row on PostgreSQL) while a round reads the page and waits to write it; then
+/// the round, done.
+async fn edit_while_a_round_waits(
+    app: &TestApp,
+    desk_id: i64,
+    change: impl FnOnce(&mut tandem::domain::ContactInput),
+) {
+    let mut edit = app.store.begin_sync().await.unwrap();
+    let current = app
+        .store
+        .contacts_by_ids(&[tandem::domain::ContactId(desk_id)])
+        .await
+        .unwrap()
+        .remove(0);
+    let mut input = tandem::store::contact_input(&current);
+    change(&mut input);
+    edit.write_contact(current, input.validate().unwrap())
+        .await
+        .unwrap();
+    edit.enqueue(tandem::domain::Module::Contacts, desk_id)
+        .await
+        .unwrap();
+    let engine = app.engine.clone();
+    let round = tokio::spawn(async move { engine.run_once().await });
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    edit.commit().await.unwrap();
+    round.await.unwrap().expect("the round succeeds");
+}
+
 #[tokio::test]
 async fn a_desk_edit_committed_while_a_pull_waits_to_write_is_not_overwritten() {
     let (app, sim) = connected().await;
@@ -572,28 +602,7 @@ async fn a_desk_edit_committed_while_a_pull_waits_to_write_is_not_overwritten() 
     // Salesforce stamps whole seconds: the desk edit comes after Salesforce's.
     tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
 
-    // A desk edit in its own transaction, holding the desk (the write lock on SQLite, the
-    // row on PostgreSQL) while the next round reads the page and waits to write it.
-    let mut edit = app.store.begin_sync().await.unwrap();
-    let current = app
-        .store
-        .contacts_by_ids(&[tandem::domain::ContactId(desk_id)])
-        .await
-        .unwrap()
-        .remove(0);
-    let mut input = tandem::store::contact_input(&current);
-    input.title = Some("Desk".into());
-    edit.write_contact(current, input.validate().unwrap())
-        .await
-        .unwrap();
-    edit.enqueue(tandem::domain::Module::Contacts, desk_id)
-        .await
-        .unwrap();
-    let engine = app.engine.clone();
-    let round = tokio::spawn(async move { engine.run_once().await });
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    edit.commit().await.unwrap();
-    round.await.unwrap().expect("the round succeeds");
+    edit_while_a_round_waits(&app, desk_id, |c| c.title = Some("Desk".into())).await;
 
     app.sync_now().await;
     assert_eq!(
@@ -3066,28 +3075,12 @@ async fn a_desk_contact_given_another_email_while_a_pull_waits_to_write_is_not_m
         )
         .unwrap();
 
-    // The desk contact takes another address in a transaction of its own, holding the desk
-    // while the round reads the page (and meets the contact by its old address).
-    let mut edit = app.store.begin_sync().await.unwrap();
-    let current = app
-        .store
-        .contacts_by_ids(&[tandem::domain::ContactId(desk_id)])
-        .await
-        .unwrap()
-        .remove(0);
-    let mut input = tandem::store::contact_input(&current);
-    input.email = Some("g.hopper@example.com".into());
-    edit.write_contact(current, input.validate().unwrap())
-        .await
-        .unwrap();
-    edit.enqueue(tandem::domain::Module::Contacts, desk_id)
-        .await
-        .unwrap();
-    let engine = app.engine.clone();
-    let round = tokio::spawn(async move { engine.run_once().await });
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    edit.commit().await.unwrap();
-    round.await.unwrap().expect("the round succeeds");
+    // The desk contact takes another address while the round reads the page (and meets the
+    // contact by its old address).
+    edit_while_a_round_waits(&app, desk_id, |c| {
+        c.email = Some("g.hopper@example.com".into());
+    })
+    .await;
     app.sync_now().await;
 
     assert_eq!(

@@ -84,6 +84,16 @@ impl SimHandle {
         &self.sim.base_url
     }
 
+    /// The port it listens on: another simulator started on it takes its address.
+    pub fn port(&self) -> u16 {
+        self.sim
+            .base_url
+            .rsplit(':')
+            .next()
+            .and_then(|port| port.parse().ok())
+            .unwrap_or_default()
+    }
+
     pub fn token_url(&self) -> String {
         format!("{}/services/oauth2/token", self.sim.base_url)
     }
