@@ -128,16 +128,16 @@ impl Live {
         }
     }
 
-    /// The field a kind's lists are ordered by, newest first; `None` for the links of
-    /// enhanced notes, which hold no date (their notes are read by id).
+    /// The field a kind's lists are ordered by, newest first, a hundred at most; `None` for
+    /// notes, which a reader opens by id (`notes(ids:)`) however old, and the links of
+    /// enhanced notes, which hold no date.
     fn newest(self) -> Option<&'static str> {
         match self {
             Live::ContactOpportunities => Some("Opportunity.CloseDate"),
             Live::AccountOpportunities => Some("CloseDate"),
-            Live::Notes => Some("CreatedDate"),
             Live::Events => Some("StartDateTime"),
             Live::Tasks => Some("ActivityDate"),
-            Live::ContentNotes | Live::NoteContent => None,
+            Live::Notes | Live::ContentNotes | Live::NoteContent => None,
         }
     }
 

@@ -651,8 +651,8 @@ impl SalesforceContact {
         Ok(Some(opportunities(ctx, &fetched, true, status)))
     }
 
-    /// Notes on the contact, classic (the hundred newest) and enhanced (Lightning), newest
-    /// first; only those of `ids` when given.
+    /// Notes on the contact, classic and enhanced (Lightning), newest first; only those of
+    /// `ids` when given.
     #[graphql(
         guard = "Requires(domain::PermissionItem::Notes)",
         directive = requiresPermission::apply(PermissionItem::Notes),
@@ -718,8 +718,8 @@ impl SalesforceAccount {
         Ok(Some(opportunities(ctx, &fetched, false, status)))
     }
 
-    /// Notes on the account, classic (the hundred newest) and enhanced (Lightning), newest
-    /// first; only those of `ids` when given.
+    /// Notes on the account, classic and enhanced (Lightning), newest first; only those of
+    /// `ids` when given.
     #[graphql(
         guard = "Requires(domain::PermissionItem::Notes)",
         directive = requiresPermission::apply(PermissionItem::Notes),

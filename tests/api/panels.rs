@@ -1150,3 +1150,31 @@ async fn a_list_shows_its_newest_hundred_however_many_salesforce_holds() {
         "the shared page, then the contact's own list"
     );
 }
+
+#[tokio::test]
+async fn a_note_however_old_can_be_opened_by_its_id() {
+    let (app, sim, contact) = linked().await;
+    let oldest = sim
+        .insert(
+            "Note",
+            json!({ "Title": "First call", "Body": "Long ago", "ParentId": contact }),
+        )
+        .unwrap();
+    for n in 0..150 {
+        sim.insert(
+            "Note",
+            json!({ "Title": format!("Call {n}"), "Body": "Later", "ParentId": contact }),
+        )
+        .unwrap();
+    }
+    let body = app
+        .gql_ok(
+            "query($ids: [ID!]) { contacts(first: 10) { nodes { lastName salesforce { notes(ids: $ids) { title body } } } } }",
+            json!({ "ids": [oldest] }),
+        )
+        .await;
+    assert_eq!(
+        by_name(&body, "Paneled")["salesforce"]["notes"],
+        json!([{ "title": "First call", "body": "Long ago" }])
+    );
+}
