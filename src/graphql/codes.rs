@@ -66,12 +66,13 @@ pub fn tag(
     root: &str,
     fields: impl Fn(&str) -> Option<String>,
 ) -> Response {
+    // Whether the root field a response key names is nullable; `None` for no root field.
+    let nullable_root =
+        |key: &str| fields(key).map(|field| roots.0.contains(&format!("{root}.{field}")));
     let ran = !response.errors.is_empty() && response.errors.iter().all(|e| !e.path.is_empty());
     if ran && response.data == Value::Null {
         let nullable = response.errors.iter().all(|e| match e.path.first() {
-            Some(PathSegment::Field(key)) => {
-                fields(key).is_some_and(|field| roots.0.contains(&format!("{root}.{field}")))
-            }
+            Some(PathSegment::Field(key)) => nullable_root(key) == Some(true),
             _ => false,
         });
         if nullable {
@@ -86,9 +87,7 @@ pub fn tag(
             .iter()
             .any(|e| match (e.path.first(), data) {
                 (Some(PathSegment::Field(key)), Value::Object(map)) => {
-                    !map.contains_key(key.as_str())
-                        && fields(key)
-                            .is_some_and(|field| !roots.0.contains(&format!("{root}.{field}")))
+                    !map.contains_key(key.as_str()) && nullable_root(key) == Some(false)
                 }
                 _ => false,
             })

@@ -315,8 +315,7 @@ impl Integrations {
     /// Tells a running round to stop, here or in another process on the database, then waits
     /// until it has.
     async fn replacing(&self) -> Result<RoundGuard<'_>, SyncError> {
-        self.generation
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.stop_here();
         self.store.announce_integration_change().await?;
         self.hold_rounds().await
     }
@@ -654,8 +653,7 @@ impl Integrations {
     /// Waits until no round runs, here or in another process on the database: each sees the
     /// change just saved at its next batch and stops there.
     async fn stop_rounds(&self) -> Result<(), SyncError> {
-        self.generation
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.stop_here();
         drop(self.hold_rounds().await?);
         Ok(())
     }
