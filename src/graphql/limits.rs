@@ -103,7 +103,7 @@ impl Limits {
                 "maxFields",
                 self.max_fields,
                 Some(fields),
-                "field count (fragments counted at each spread)",
+                "selection count (fields, fragments and spreads, a fragment's counted at each spread)",
             ));
         }
         let admitted = if is_introspection_only(parsed.doc) {
@@ -151,10 +151,13 @@ impl Limits {
 }
 
 /// Aliases as the chosen operation runs them (every operation's, when none is chosen), and
-/// fields in every operation of the document, chosen or not: async-graphql checks depth and
-/// complexity of them all before it runs one, walking each fragment at every spread. Both
-/// count a fragment's for every place it is spread, so fragments spread many times cannot
-/// multiply fields past the limits unseen. Each fragment is walked once.
+/// selections (fields, fragment spreads and inline fragments) in the whole document: every
+/// operation, chosen or not, and every fragment, spread or not. async-graphql walks them all
+/// before it runs anything, each fragment at every spread, and validates unused fragments
+/// as well. Both counts take a fragment's for every place it is spread, so fragments spread
+/// many times cannot multiply the walk past the limits unseen; a spread counts itself too, so
+/// neither can spreads of fragments that select nothing or do not exist. Each fragment is
+/// measured once.
 fn count_selections(doc: &ExecutableDocument, operation: Option<&str>) -> (usize, usize) {
     #[derive(Clone, Copy, Default)]
     struct Counts(usize, usize);
@@ -178,15 +181,15 @@ fn count_selections(doc: &ExecutableDocument, operation: Option<&str>) -> (usize
                     Selection::Field(f) => Counts(usize::from(f.node.alias.is_some()), 1)
                         .plus(in_set(&f.node.selection_set.node, doc, known, open)),
                     Selection::InlineFragment(f) => {
-                        in_set(&f.node.selection_set.node, doc, known, open)
+                        Counts(0, 1).plus(in_set(&f.node.selection_set.node, doc, known, open))
                     }
-                    Selection::FragmentSpread(spread) => fragment(
+                    Selection::FragmentSpread(spread) => Counts(0, 1).plus(fragment(
                         spread.node.fragment_name.node.as_str(),
                         doc,
                         known,
                         open,
                         in_set,
-                    ),
+                    )),
                 };
             sum.plus(here)
         })
@@ -207,6 +210,13 @@ fn count_selections(doc: &ExecutableDocument, operation: Option<&str>) -> (usize
             aliases = aliases.saturating_add(counts.0);
         }
         fields = fields.saturating_add(counts.1);
+    }
+    // Fragments no operation spreads: validation walks them too before refusing them.
+    for name in doc.fragments.keys() {
+        if !known.contains_key(name.as_str()) {
+            let counts = fragment(name.as_str(), doc, &mut known, &mut Vec::new(), in_set);
+            fields = fields.saturating_add(counts.1);
+        }
     }
     (aliases, fields)
 }

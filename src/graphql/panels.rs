@@ -16,7 +16,9 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 use tokio::sync::OnceCell;
 
-use super::live::{Fetched, Live, LiveCache, LiveKey, LiveLoader, Patience, Reader, Unread};
+use super::live::{
+    Fetched, Live, LiveCache, LiveKey, LiveLoader, PER_PARENT, Patience, Reader, Unread,
+};
 use super::loaders::LinkOf;
 use super::{ApiError, ApiResult, Code, ContextExt, Freshness};
 use crate::domain::{self, AccountId, Module, SyncType};
@@ -451,6 +453,7 @@ fn opportunities(
     fetched: &Fetched,
     nested: bool,
     status: OpportunityStatus,
+    shown: usize,
 ) -> Vec<Opportunity> {
     fetched
         .records
@@ -486,18 +489,44 @@ fn opportunities(
                 role,
             })
         })
+        .take(shown)
         .collect()
 }
 
 /// The most note ids one `notes(ids:)` names.
 const MAX_NOTE_IDS: usize = 100;
 
-/// What `notes` costs: the notes it names, when it names them (each one read whole), so
-/// that a long list of ids weighs what it asks for.
-fn note_complexity(ids: Option<&[ID]>, child: usize) -> usize {
-    match ids {
-        Some(ids) => super::paging::list_complexity(ids.len(), child),
-        None => child.saturating_add(1),
+/// What a panel list shows without `first`: its newest ten.
+const PANEL_PAGE: usize = 10;
+
+/// The records a panel list shows: `first` of them, from none to the hundred newest
+/// Salesforce is read for (`PANEL_PAGE` unless told).
+fn panel_page(first: Option<i32>) -> ApiResult<usize> {
+    match first {
+        None => Ok(PANEL_PAGE),
+        Some(n) if n >= 0 && n as usize <= PER_PARENT => Ok(n as usize),
+        Some(n) => Err(ApiError::bad_input(
+            "first",
+            format!("must be between 0 and {PER_PARENT} (got {n})"),
+        )),
+    }
+}
+
+/// What a panel list costs: the records it shows. A `first` out of range counts as the
+/// most a list shows: its refusal names `first`, not the complexity.
+fn panel_list_complexity(first: Option<i32>, child: usize) -> usize {
+    let shown = first.map_or(PANEL_PAGE, |n| (n.max(0) as usize).min(PER_PARENT));
+    super::paging::list_complexity(shown, child)
+}
+
+/// What `notes` costs: the notes it shows, which with `ids` are at most those it names.
+fn note_complexity(ids: Option<&[ID]>, first: Option<i32>, child: usize) -> usize {
+    match (ids, first) {
+        (Some(ids), None) => super::paging::list_complexity(ids.len().min(PER_PARENT), child),
+        (Some(ids), Some(first)) => {
+            panel_list_complexity(Some(first.min(ids.len().min(PER_PARENT) as i32)), child)
+        }
+        (None, first) => panel_list_complexity(first, child),
     }
 }
 
@@ -508,7 +537,12 @@ async fn notes(
     ctx: &Context<'_>,
     parent: &str,
     ids: Option<Vec<ID>>,
+    first: Option<i32>,
 ) -> ApiResult<Vec<SalesforceNote>> {
+    let shown = match (&ids, first) {
+        (Some(ids), None) => ids.len(),
+        _ => panel_page(first)?,
+    };
     if let Some(ids) = &ids
         && ids.len() > MAX_NOTE_IDS
     {
@@ -557,10 +591,11 @@ async fn notes(
         })
         .collect();
     notes.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+    notes.truncate(shown);
     Ok(notes)
 }
 
-fn events(ctx: &Context<'_>, fetched: &Fetched) -> Vec<SalesforceEvent> {
+fn events(ctx: &Context<'_>, fetched: &Fetched, shown: usize) -> Vec<SalesforceEvent> {
     let mut events: Vec<SalesforceEvent> = fetched
         .records
         .iter()
@@ -577,10 +612,11 @@ fn events(ctx: &Context<'_>, fetched: &Fetched) -> Vec<SalesforceEvent> {
         })
         .collect();
     events.sort_by(|a, b| b.start.cmp(&a.start));
+    events.truncate(shown);
     events
 }
 
-fn tasks(ctx: &Context<'_>, fetched: &Fetched) -> Vec<SalesforceTask> {
+fn tasks(ctx: &Context<'_>, fetched: &Fetched, shown: usize) -> Vec<SalesforceTask> {
     let mut tasks: Vec<SalesforceTask> = fetched
         .records
         .iter()
@@ -597,6 +633,7 @@ fn tasks(ctx: &Context<'_>, fetched: &Fetched) -> Vec<SalesforceTask> {
         })
         .collect();
     tasks.sort_by(|a, b| b.due_date.cmp(&a.due_date));
+    tasks.truncate(shown);
     tasks
 }
 
@@ -637,52 +674,82 @@ impl SalesforceContact {
     }
 
     /// Opportunities the contact has a role in (open ones unless asked otherwise), latest
-    /// close date first, of the hundred latest.
+    /// close date first: `first` (ten unless told) of the hundred latest.
     #[graphql(
         guard = "Requires(domain::PermissionItem::Opportunities)",
-        directive = requiresPermission::apply(PermissionItem::Opportunities)
+        directive = requiresPermission::apply(PermissionItem::Opportunities),
+        complexity = "panel_list_complexity(first, child_complexity)"
     )]
     async fn opportunities(
         &self,
         ctx: &Context<'_>,
         #[graphql(default_with = "OpportunityStatus::Open")] status: OpportunityStatus,
+        #[graphql(desc = "How many to show, newest first: 10 unless told, at most 100.")]
+        first: Option<i32>,
     ) -> ApiResult<Option<Vec<Opportunity>>> {
+        let shown = panel_page(first)?;
         let fetched = live(ctx, Live::ContactOpportunities, &self.id).await?;
-        Ok(Some(opportunities(ctx, &fetched, true, status)))
+        Ok(Some(opportunities(ctx, &fetched, true, status, shown)))
     }
 
-    /// Notes on the contact, classic and enhanced (Lightning), newest first; only those of
-    /// `ids` when given.
+    /// Notes on the contact, classic and enhanced (Lightning), newest first: `first` of them
+    /// (ten unless told), or those of `ids` when given, however old.
     #[graphql(
         guard = "Requires(domain::PermissionItem::Notes)",
         directive = requiresPermission::apply(PermissionItem::Notes),
-        complexity = "note_complexity(ids.as_deref(), child_complexity)"
+        complexity = "note_complexity(ids.as_deref(), first, child_complexity)"
     )]
     async fn notes(
         &self,
         ctx: &Context<'_>,
         ids: Option<Vec<ID>>,
+        #[graphql(
+            desc = "How many to show, newest first: 10 unless told (all those of `ids` when given), at most 100."
+        )]
+        first: Option<i32>,
     ) -> ApiResult<Option<Vec<SalesforceNote>>> {
-        Ok(Some(notes(ctx, &self.id, ids).await?))
+        Ok(Some(notes(ctx, &self.id, ids, first).await?))
     }
 
-    /// Events with the contact, latest first: the hundred latest.
+    /// Events with the contact, latest first: `first` of them (ten unless told).
     #[graphql(
         guard = "Requires(domain::PermissionItem::Events)",
-        directive = requiresPermission::apply(PermissionItem::Events)
+        directive = requiresPermission::apply(PermissionItem::Events),
+        complexity = "panel_list_complexity(first, child_complexity)"
     )]
-    async fn events(&self, ctx: &Context<'_>) -> ApiResult<Option<Vec<SalesforceEvent>>> {
-        Ok(Some(events(ctx, &live(ctx, Live::Events, &self.id).await?)))
+    async fn events(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "How many to show, newest first: 10 unless told, at most 100.")]
+        first: Option<i32>,
+    ) -> ApiResult<Option<Vec<SalesforceEvent>>> {
+        let shown = panel_page(first)?;
+        Ok(Some(events(
+            ctx,
+            &live(ctx, Live::Events, &self.id).await?,
+            shown,
+        )))
     }
 
-    /// Tasks about the contact, latest due date first: the hundred latest (those with none
-    /// last).
+    /// Tasks about the contact, latest due date first (those with none
+    /// last): `first` of them (ten unless told).
     #[graphql(
         guard = "Requires(domain::PermissionItem::Tasks)",
-        directive = requiresPermission::apply(PermissionItem::Tasks)
+        directive = requiresPermission::apply(PermissionItem::Tasks),
+        complexity = "panel_list_complexity(first, child_complexity)"
     )]
-    async fn tasks(&self, ctx: &Context<'_>) -> ApiResult<Option<Vec<SalesforceTask>>> {
-        Ok(Some(tasks(ctx, &live(ctx, Live::Tasks, &self.id).await?)))
+    async fn tasks(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "How many to show, newest first: 10 unless told, at most 100.")]
+        first: Option<i32>,
+    ) -> ApiResult<Option<Vec<SalesforceTask>>> {
+        let shown = panel_page(first)?;
+        Ok(Some(tasks(
+            ctx,
+            &live(ctx, Live::Tasks, &self.id).await?,
+            shown,
+        )))
     }
 
     /// When the panel's data was read from Salesforce: the oldest of the lists the profile
@@ -704,52 +771,82 @@ impl SalesforceContact {
 #[ComplexObject]
 impl SalesforceAccount {
     /// The account's opportunities (open ones unless asked otherwise), latest close date
-    /// first, of the hundred latest.
+    /// first: `first` (ten unless told) of the hundred latest.
     #[graphql(
         guard = "Requires(domain::PermissionItem::Opportunities)",
-        directive = requiresPermission::apply(PermissionItem::Opportunities)
+        directive = requiresPermission::apply(PermissionItem::Opportunities),
+        complexity = "panel_list_complexity(first, child_complexity)"
     )]
     async fn opportunities(
         &self,
         ctx: &Context<'_>,
         #[graphql(default_with = "OpportunityStatus::Open")] status: OpportunityStatus,
+        #[graphql(desc = "How many to show, newest first: 10 unless told, at most 100.")]
+        first: Option<i32>,
     ) -> ApiResult<Option<Vec<Opportunity>>> {
+        let shown = panel_page(first)?;
         let fetched = live(ctx, Live::AccountOpportunities, &self.id).await?;
-        Ok(Some(opportunities(ctx, &fetched, false, status)))
+        Ok(Some(opportunities(ctx, &fetched, false, status, shown)))
     }
 
-    /// Notes on the account, classic and enhanced (Lightning), newest first; only those of
-    /// `ids` when given.
+    /// Notes on the account, classic and enhanced (Lightning), newest first: `first` of them
+    /// (ten unless told), or those of `ids` when given, however old.
     #[graphql(
         guard = "Requires(domain::PermissionItem::Notes)",
         directive = requiresPermission::apply(PermissionItem::Notes),
-        complexity = "note_complexity(ids.as_deref(), child_complexity)"
+        complexity = "note_complexity(ids.as_deref(), first, child_complexity)"
     )]
     async fn notes(
         &self,
         ctx: &Context<'_>,
         ids: Option<Vec<ID>>,
+        #[graphql(
+            desc = "How many to show, newest first: 10 unless told (all those of `ids` when given), at most 100."
+        )]
+        first: Option<i32>,
     ) -> ApiResult<Option<Vec<SalesforceNote>>> {
-        Ok(Some(notes(ctx, &self.id, ids).await?))
+        Ok(Some(notes(ctx, &self.id, ids, first).await?))
     }
 
-    /// Events about the account, latest first: the hundred latest.
+    /// Events about the account, latest first: `first` of them (ten unless told).
     #[graphql(
         guard = "Requires(domain::PermissionItem::Events)",
-        directive = requiresPermission::apply(PermissionItem::Events)
+        directive = requiresPermission::apply(PermissionItem::Events),
+        complexity = "panel_list_complexity(first, child_complexity)"
     )]
-    async fn events(&self, ctx: &Context<'_>) -> ApiResult<Option<Vec<SalesforceEvent>>> {
-        Ok(Some(events(ctx, &live(ctx, Live::Events, &self.id).await?)))
+    async fn events(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "How many to show, newest first: 10 unless told, at most 100.")]
+        first: Option<i32>,
+    ) -> ApiResult<Option<Vec<SalesforceEvent>>> {
+        let shown = panel_page(first)?;
+        Ok(Some(events(
+            ctx,
+            &live(ctx, Live::Events, &self.id).await?,
+            shown,
+        )))
     }
 
-    /// Tasks about the account, latest due date first: the hundred latest (those with none
-    /// last).
+    /// Tasks about the account, latest due date first (those with none
+    /// last): `first` of them (ten unless told).
     #[graphql(
         guard = "Requires(domain::PermissionItem::Tasks)",
-        directive = requiresPermission::apply(PermissionItem::Tasks)
+        directive = requiresPermission::apply(PermissionItem::Tasks),
+        complexity = "panel_list_complexity(first, child_complexity)"
     )]
-    async fn tasks(&self, ctx: &Context<'_>) -> ApiResult<Option<Vec<SalesforceTask>>> {
-        Ok(Some(tasks(ctx, &live(ctx, Live::Tasks, &self.id).await?)))
+    async fn tasks(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "How many to show, newest first: 10 unless told, at most 100.")]
+        first: Option<i32>,
+    ) -> ApiResult<Option<Vec<SalesforceTask>>> {
+        let shown = panel_page(first)?;
+        Ok(Some(tasks(
+            ctx,
+            &live(ctx, Live::Tasks, &self.id).await?,
+            shown,
+        )))
     }
 
     /// When the panel's data was read from Salesforce: the oldest of the lists the profile

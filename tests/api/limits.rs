@@ -73,6 +73,30 @@ async fn complexity_weighs_list_fields_by_their_page_size() {
 }
 
 #[tokio::test]
+async fn panel_lists_weigh_the_records_they_show() {
+    let app = spawn_app_with(|s| s.graphql.max_complexity = 500).await;
+    let lists = |first: &str| {
+        format!(
+            "{{ contacts(first: 5) {{ nodes {{ salesforce {{ opportunities{first} {{ name stage }} notes{first} {{ title body }} events{first} {{ subject start }} tasks{first} {{ subject status }} }} }} }} }}"
+        )
+    };
+    // Five panels of four lists of two fields: 1 + 5 × (2 + 4 × (1 + shown × 2)).
+    for (first, complexity) in [("(first: 2)", 111), ("", 431), ("(first: 100)", 4031)] {
+        let body = app.gql(&lists(first), json!({})).await;
+        let refused = body["errors"][0]["extensions"]["limit"] == "maxComplexity";
+        assert_eq!(refused, complexity > 500, "{first}: {body}");
+    }
+    // A note's ids bound what it shows.
+    let body = app
+        .gql(
+            "query($ids: [ID!]) { contacts(first: 5) { nodes { salesforce { notes(ids: $ids, first: 100) { title body } } } } }",
+            json!({ "ids": ["0020000000000AAAAA"] }),
+        )
+        .await;
+    assert!(body.get("errors").is_none(), "{body}");
+}
+
+#[tokio::test]
 async fn complexity_counts_the_pages_the_gateway_is_configured_to_return() {
     // Without `first`, each connection returns the default page, and is counted at it:
     // 1 + page × (1 + (1 + page × 2)).
@@ -296,6 +320,45 @@ async fn fields_of_an_operation_not_chosen_count_too() {
         started.elapsed() < std::time::Duration::from_secs(5),
         "refused in {:?}",
         started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn spreads_count_even_where_their_fragment_selects_nothing_or_is_missing() {
+    let app = spawn_app().await;
+    // No field anywhere: 2^30 spreads of a fragment that does not exist, which the schema's
+    // checks would walk one by one before reporting it unknown.
+    let missing = doubling_fragments("{ ...F0 }", "Query", 30, "...Missing");
+    let started = std::time::Instant::now();
+    let body = app.gql(&missing, json!({})).await;
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "refused in {:?}",
+        started.elapsed()
+    );
+    assert_eq!(codes(&body), ["BAD_USER_INPUT"], "{body}");
+    assert_eq!(body["errors"][0]["extensions"]["limit"], "maxFields");
+    // A fragment no operation spreads is still validated, so it counts as well.
+    let unused = doubling_fragments("{ __typename }", "Query", 30, "__typename");
+    let started = std::time::Instant::now();
+    let body = app.gql(&unused, json!({})).await;
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "refused in {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        body["errors"][0]["extensions"]["limit"], "maxFields",
+        "{body}"
+    );
+    // Within the limits, a spread of a missing fragment is the schema's to refuse.
+    let body = app.gql("{ ...Missing }", json!({})).await;
+    assert_eq!(codes(&body), ["BAD_USER_INPUT"], "{body}");
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("Missing")),
+        "{body}"
     );
 }
 

@@ -852,7 +852,8 @@ async fn a_request_reads_at_most_twenty_five_notes_whole() {
         )
         .unwrap();
     }
-    let query = "{ contacts(first: 5) { nodes { salesforce { notes { title content } } } } }";
+    let query =
+        "{ contacts(first: 5) { nodes { salesforce { notes(first: 100) { title content } } } } }";
     let before = api_calls(&sim);
     let body = app.gql(query, json!({})).await;
     let notes = body["data"]["contacts"]["nodes"][0]["salesforce"]["notes"]
@@ -1127,7 +1128,7 @@ async fn a_list_shows_its_newest_hundred_however_many_salesforce_holds() {
     let calls = api_calls(&sim);
     let body = app
         .gql_ok(
-            "{ contacts(first: 10) { nodes { lastName salesforce { tasks { subject dueDate } account { tasks { subject dueDate } } } } } }",
+            "{ contacts(first: 10) { nodes { lastName salesforce { tasks { subject dueDate } account { tasks(first: 100) { subject dueDate } } } } } }",
             json!({}),
         )
         .await;
@@ -1149,6 +1150,35 @@ async fn a_list_shows_its_newest_hundred_however_many_salesforce_holds() {
         2,
         "the shared page, then the contact's own list"
     );
+    // Unless told, a list shows its ten newest, from what was read: no call more.
+    let calls = api_calls(&sim);
+    let body = app
+        .gql_ok(
+            "{ contacts(first: 10) { nodes { lastName salesforce { account { tasks { subject } } } } } }",
+            json!({}),
+        )
+        .await;
+    let shown = subjects(&by_name(&body, "Paneled")["salesforce"]["account"]["tasks"]);
+    assert_eq!(shown.len(), 10);
+    assert_eq!(shown[9], "Call 2090");
+    assert_eq!(api_calls(&sim), calls);
+    for first in [-1, 101] {
+        let body = app
+            .gql(
+                "query($n: Int) { contacts(first: 10) { nodes { salesforce { account { tasks(first: $n) { subject } } } } } }",
+                json!({ "n": first }),
+            )
+            .await;
+        let errors = body["errors"].as_array().unwrap();
+        assert!(!errors.is_empty(), "{body}");
+        assert!(
+            errors
+                .iter()
+                .all(|e| e["extensions"]["code"] == "BAD_USER_INPUT"
+                    && e["extensions"]["field"] == "first"),
+            "{body}"
+        );
+    }
 }
 
 #[tokio::test]
