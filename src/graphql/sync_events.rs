@@ -235,6 +235,30 @@ impl Follow {
                 self.pause_after_failures().await;
                 let after = self.last.unwrap_or(0);
                 let read = self.store.sync_events_page(after, REPLAY_PAGE).await;
+                // A hole after the last id seen is ids never committed, or events pruned
+                // while this reader was away: those it is told of, as when it subscribed.
+                let hole = match &read {
+                    Ok((page, through)) => {
+                        after > 0 && page.first().map(|e| e.id).or(*through) != Some(after + 1)
+                    }
+                    Err(_) => false,
+                };
+                if hole {
+                    match self.store.sync_events_pruned_through().await {
+                        Ok(pruned) if after < pruned => {
+                            self.ended = true;
+                            return Some(Err(fell_behind(after, pruned)));
+                        }
+                        Ok(_) => {}
+                        Err(e) => {
+                            self.failed_reads += 1;
+                            if self.failed_reads == 1 {
+                                return Some(Err(e.into()));
+                            }
+                            continue;
+                        }
+                    }
+                }
                 if read.is_ok() {
                     self.failed_reads = 0;
                 }
@@ -276,6 +300,16 @@ impl Follow {
     }
 }
 
+/// The refusal of a reader whose next events the log no longer keeps.
+fn fell_behind(after: i64, pruned: i64) -> ApiError {
+    ApiError::new(
+        Code::FellBehind,
+        format!(
+            "the events after {after} through {pruned} are no longer kept (the log keeps as many days as the sync history): read syncHistory and syncFailures for what happened meanwhile, then subscribe again without afterId"
+        ),
+    )
+}
+
 #[derive(Default)]
 pub struct SyncEventSubscription;
 
@@ -309,12 +343,7 @@ impl SyncEventSubscription {
             let pruned = store.sync_events_pruned_through().await?;
             // `0` has seen nothing, so it misses nothing: it gets all the log keeps.
             if after > 0 && after < pruned {
-                return Err(ApiError::new(
-                    Code::FellBehind,
-                    format!(
-                        "the events after {after} through {pruned} are no longer kept (the log keeps as many days as the sync history): read syncHistory and syncFailures for what happened meanwhile, then subscribe again without afterId"
-                    ),
-                ));
+                return Err(fell_behind(after, pruned));
             }
             if after > store.last_sync_event_id().await? {
                 // A log pruned empty after a quiet week still knows how far it went.

@@ -301,7 +301,14 @@ pub(super) fn watch_log(
                                 changes.fetch_add(1, Ordering::SeqCst);
                             }
                             newest_event.fetch_max(newest, Ordering::SeqCst);
-                            seen = Some(newest);
+                            // A subscriber that came during the read may have started from
+                            // the newest id known before it: what the read found, the next
+                            // look passes on (once, whoever else has).
+                            if sender.receiver_count() == 0 {
+                                seen = Some(newest);
+                            } else if seen.is_none() && known >= 0 {
+                                seen = Some(known);
+                            }
                         }
                         // The store opens before its migrations run: until the log has
                         // been read once, its table may not be there yet.

@@ -122,6 +122,10 @@ impl Store {
             .filter(sync_failure::Column::ResolvedAt.lt(before))
             .exec(&*txn)
             .await?;
+        // No event commits while the log is measured and cut: one committing between the
+        // two reads below would go with the old ones. Taken after the deletes above, so the
+        // log waits on the cut alone.
+        super::locks::order_event_log(&*txn).await?;
         let first_kept: Option<i64> = sync_event::Entity::find()
             .select_only()
             .column_as(sync_event::Column::Id.min(), "first")

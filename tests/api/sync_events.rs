@@ -573,6 +573,73 @@ async fn pruning_takes_the_oldest_events_only_whatever_the_clocks_stamped() {
 }
 
 #[tokio::test]
+async fn a_subscriber_replaying_when_the_log_is_pruned_past_it_is_told() {
+    use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, sea_query::Expr};
+    let (app, _sim) = synced().await;
+    let db = app.store.connection();
+    // A thousand more status events: five pages of the replay.
+    db.execute_unprepared(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000) \
+         INSERT INTO sync_event (at, kind, module, payload) \
+         SELECT e.at, e.kind, e.module, e.payload FROM sync_event e, n \
+         WHERE e.id = (SELECT max(id) FROM sync_event WHERE kind = 'STATUS') ORDER BY n.i",
+    )
+    .await
+    .unwrap();
+    let logged = logged_ids(&app).await;
+    assert!(logged.len() > 1000, "{}", logged.len());
+    let mut ws = subscribe(&app, "Administrator", json!({ "after": logged[0] })).await;
+    let first = next_event(&mut ws).await;
+    assert_eq!(first["id"].as_str(), Some(logged[1].as_str()));
+    // While it replays its first pages, the events up to the 900th age out of the window.
+    let aged: i64 = logged[900].parse().unwrap();
+    entity::sync_event::Entity::update_many()
+        .col_expr(
+            entity::sync_event::Column::At,
+            Expr::value(chrono::Utc::now() - chrono::Duration::days(8)),
+        )
+        .filter(entity::sync_event::Column::Id.lte(aged))
+        .exec(db)
+        .await
+        .unwrap();
+    app.store
+        .prune_history(chrono::Utc::now() - chrono::Duration::days(7))
+        .await
+        .unwrap();
+    // What the first page read arrives; then, rather than a silent jump past the events
+    // pruned, the subscriber is told.
+    let mut delivered = vec![first["id"].as_str().unwrap().to_owned()];
+    let refused = loop {
+        let message = ws.recv().await;
+        assert_eq!(message["type"], "next", "{message}");
+        if message["payload"]["errors"].is_array() {
+            break message;
+        }
+        delivered.push(
+            message["payload"]["data"]["syncEvents"]["id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    };
+    assert_eq!(
+        delivered[..],
+        logged[1..delivered.len() + 1],
+        "in order, none skipped"
+    );
+    assert!(delivered.len() < 900, "{}", delivered.len());
+    let error = &refused["payload"]["errors"][0];
+    assert_eq!(error["extensions"]["code"], "FELL_BEHIND", "{refused}");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("through {aged}")),
+        "{refused}"
+    );
+}
+
+#[tokio::test]
 async fn a_log_pruned_empty_still_refuses_an_after_id_it_never_gave_out() {
     let (app, _sim) = synced().await;
     let logged = logged_ids(&app).await;
