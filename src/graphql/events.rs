@@ -55,7 +55,8 @@ impl EventSubscription {
     /// Desk records as they are created, changed, deleted and restored, from now on. A
     /// subscriber that falls too far behind (over a thousand changes, say a first sync while
     /// it was not reading), or whose replica may have missed what other replicas announced
-    /// (its listening connection dropped), gets one `FELL_BEHIND` error and the end of the
+    /// (its listening connection dropped; on SQLite, where processes cannot announce, another
+    /// process logged a sync round), gets one `FELL_BEHIND` error and the end of the
     /// stream: it reads the records again (`updatedSince`) and subscribes anew, rather than
     /// missing some unawares.
     async fn desk_changes(

@@ -225,12 +225,12 @@ const REMEMBERED: usize = 4096;
 pub(super) struct PassedOn(std::sync::Mutex<std::collections::BTreeSet<i64>>);
 
 impl PassedOn {
-    /// Broadcasts the event unless it has gone out already.
+    /// Broadcasts the event unless it has gone out already; says whether it went out now.
     pub(super) fn pass_on(
         &self,
         sync_events: &tokio::sync::broadcast::Sender<SyncEvent>,
         event: SyncEvent,
-    ) {
+    ) -> bool {
         let first_time = {
             let mut ids = self.0.lock().unwrap_or_else(|p| p.into_inner());
             let forgotten = ids.len() >= REMEMBERED && ids.first().is_some_and(|&o| event.id < o);
@@ -244,6 +244,7 @@ impl PassedOn {
             // No subscriber is not an error.
             let _ = sync_events.send(event);
         }
+        first_time
     }
 }
 
@@ -262,16 +263,22 @@ impl PassedOn {
 /// (`order_event_log`), so the log after the last id read holds all it has not read. What it
 /// reads that a notice or this process's commit has broadcast already, `PassedOn` keeps from
 /// going out twice.
+///
+/// On SQLite, desk changes another process makes reach nobody here: while this process has
+/// desk-change subscribers, an event another process logged (a `tandem sync --once` round,
+/// say) tells them they may have missed some (`desk_gaps`).
 pub(super) fn watch_log(
     db: sea_orm::DatabaseConnection,
     write_lock: Option<std::sync::Arc<tokio::sync::Mutex<()>>>,
-    sync_events: &tokio::sync::broadcast::Sender<SyncEvent>,
-    newest_event: std::sync::Arc<std::sync::atomic::AtomicI64>,
-    passed_on: std::sync::Arc<PassedOn>,
-    changes: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    followers: &super::peers::Followers,
 ) {
     use std::sync::atomic::Ordering;
-    let weak = sync_events.downgrade();
+    let weak = followers.sync.downgrade();
+    let desk = followers.desk.downgrade();
+    let desk_gaps = followers.desk_gaps.clone();
+    let newest_event = followers.newest_event.clone();
+    let passed_on = followers.passed_on.clone();
+    let changes = followers.changes.clone();
     tokio::spawn(async move {
         let second = std::time::Duration::from_secs(1);
         let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + second, second);
@@ -284,9 +291,19 @@ pub(super) fn watch_log(
                 return;
             };
             let subscribed = sender.receiver_count() > 0;
+            // Only SQLite's processes cannot tell each other of desk changes.
+            let desk_followed = write_lock.is_some()
+                && desk.upgrade().is_some_and(|desk| desk.receiver_count() > 0);
             let _slot = match &write_lock {
-                Some(slot) if subscribed => Some(slot.lock().await),
+                Some(slot) if subscribed || desk_followed => Some(slot.lock().await),
                 _ => None,
+            };
+            // Holding the writer slot, every event this process logged has been published:
+            // one newer than those is another process's.
+            let desk_missed = || {
+                if desk_followed {
+                    desk_gaps.send_modify(|gaps| *gaps += 1);
+                }
             };
             // Subscribers that came since the last look started from the newest id known.
             let known = newest_event.load(Ordering::SeqCst);
@@ -300,7 +317,10 @@ pub(super) fn watch_log(
                             if seen.is_some_and(|seen| newest > seen) {
                                 changes.fetch_add(1, Ordering::SeqCst);
                             }
-                            newest_event.fetch_max(newest, Ordering::SeqCst);
+                            let published = newest_event.fetch_max(newest, Ordering::SeqCst);
+                            if published >= 0 && newest > published {
+                                desk_missed();
+                            }
                             // A subscriber that came during the read may have started from
                             // the newest id known before it: what the read found, the next
                             // look passes on (once, whoever else has).
@@ -326,15 +346,19 @@ pub(super) fn watch_log(
                     if !rows.is_empty() {
                         changes.fetch_add(1, Ordering::SeqCst);
                     }
+                    let mut unheard = false;
                     for row in rows {
                         match SyncEvent::try_from(row) {
                             Ok(event) => {
                                 seen = Some(event.id);
                                 newest_event.fetch_max(event.id, Ordering::SeqCst);
-                                passed_on.pass_on(&sender, event);
+                                unheard |= passed_on.pass_on(&sender, event);
                             }
                             Err(e) => tracing::warn!(error = %e, "an unreadable logged sync event"),
                         }
+                    }
+                    if unheard {
+                        desk_missed();
                     }
                 }
                 Err(e) => tracing::warn!(error = %e, "cannot read the sync event log"),

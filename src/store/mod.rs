@@ -298,29 +298,18 @@ impl Store {
         let newest_event = Arc::new(std::sync::atomic::AtomicI64::new(-1));
         let passed_on = Arc::new(events::PassedOn::default());
         let changes = Arc::new(AtomicU64::new(0));
-        let peers = (!url.is_sqlite()).then(|| {
-            peers::Peers::start(
-                db.clone(),
-                peers::Followers {
-                    desk: events.clone(),
-                    sync: sync_events.clone(),
-                    profiles: profiles.clone(),
-                    desk_gaps: desk_gaps.clone(),
-                    newest_event: newest_event.clone(),
-                    passed_on: passed_on.clone(),
-                    changes: changes.clone(),
-                },
-            )
-        });
+        let followers = peers::Followers {
+            desk: events.clone(),
+            sync: sync_events.clone(),
+            profiles: profiles.clone(),
+            desk_gaps: desk_gaps.clone(),
+            newest_event: newest_event.clone(),
+            passed_on: passed_on.clone(),
+            changes: changes.clone(),
+        };
         let write_lock = url.is_sqlite().then(|| Arc::new(Mutex::new(())));
-        events::watch_log(
-            db.clone(),
-            write_lock.clone(),
-            &sync_events,
-            newest_event.clone(),
-            passed_on.clone(),
-            changes.clone(),
-        );
+        events::watch_log(db.clone(), write_lock.clone(), &followers);
+        let peers = (!url.is_sqlite()).then(|| peers::Peers::start(db.clone(), followers));
         profiles::watch_profiles(db.clone(), &profiles);
         Ok(Self {
             db,

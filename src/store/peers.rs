@@ -48,6 +48,7 @@ struct Envelope {
 }
 
 /// What this process's store follows: its broadcasts and counts, moved on by what it hears.
+#[derive(Clone)]
 pub(crate) struct Followers {
     pub desk: broadcast::Sender<DeskEvent>,
     pub sync: broadcast::Sender<SyncEvent>,

@@ -920,3 +920,58 @@ async fn a_server_told_to_stop_lets_its_round_finish_the_batch_in_flight_and_sta
     app.sync_now().await;
     assert_eq!(sim.count("Contact"), 3);
 }
+
+#[tokio::test]
+async fn desk_changes_another_process_makes_reach_subscribers_or_they_are_told_they_missed_some() {
+    use crate::ws::{TRANSPORT, Ws};
+    let (app, sim) = started(|_| {}).await;
+    let mut ws = Ws::connect(&app, Some(TRANSPORT)).await;
+    ws.init(&app, "Administrator").await;
+    ws.send(json!({ "id": "1", "type": "subscribe", "payload": { "query": "subscription { deskChanges(entities: [CONTACT]) { action recordId } }" } }))
+        .await;
+    // Live once a change of this process's own arrives.
+    let mut made = 0;
+    while tokio::time::timeout(Duration::from_secs(1), ws.recv())
+        .await
+        .is_err()
+    {
+        app.create_contact(json!({ "lastName": format!("Here{made}") }))
+            .await;
+        made += 1;
+        assert!(made < 10, "no change arrived");
+    }
+    // Drain what the other tries brought.
+    while tokio::time::timeout(Duration::from_millis(300), ws.recv())
+        .await
+        .is_ok()
+    {}
+    // `tandem sync --once` beside `serve` (or another replica) pulls a contact in.
+    sim.insert("Contact", json!({ "LastName": "Pulled" }))
+        .unwrap();
+    let other = second_process(&app).await;
+    other.engine.run_once().await.unwrap();
+    let pulled = app
+        .gql_ok(
+            "{ contacts(filter: { name: \"Pulled\" }) { nodes { id } } }",
+            json!({}),
+        )
+        .await["contacts"]["nodes"][0]["id"]
+        .clone();
+    let message = tokio::time::timeout(Duration::from_secs(5), ws.recv())
+        .await
+        .expect("the subscriber hears of it within seconds");
+    if app.database_url.starts_with("postgres") {
+        // Replicas tell each other of every change.
+        assert_eq!(
+            message["payload"]["data"]["deskChanges"],
+            json!({ "action": "CREATED", "recordId": pulled }),
+            "{message}"
+        );
+    } else {
+        // Processes on one SQLite file cannot: the subscriber learns it may have missed some.
+        assert_eq!(
+            message["payload"]["errors"][0]["extensions"]["code"], "FELL_BEHIND",
+            "{message}"
+        );
+    }
+}
