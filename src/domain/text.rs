@@ -1,12 +1,37 @@
 use super::Invalid;
 
+/// Characters that show nothing: white space, and the invisible ones a paste brings along
+/// (a byte-order mark from a CSV, zero-width spaces and joiners, a soft hyphen, Hangul
+/// fillers). Trimmed from both ends of stored text; a value of nothing else is blank.
+fn invisible(c: char) -> bool {
+    c.is_whitespace()
+        || matches!(
+            c,
+            '\u{00AD}'
+                | '\u{034F}'
+                | '\u{115F}'
+                | '\u{1160}'
+                | '\u{180E}'
+                | '\u{200B}'..='\u{200F}'
+                | '\u{2060}'..='\u{2064}'
+                | '\u{3164}'
+                | '\u{FEFF}'
+                | '\u{FFA0}'
+        )
+}
+
+/// The value without what shows nothing at either end.
+fn trim(raw: &str) -> &str {
+    raw.trim_matches(invisible)
+}
+
 /// A required name: trimmed, not empty, at most `max` characters.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Name(String);
 
 impl Name {
     pub fn parse(field: &str, raw: &str, max: usize) -> Result<Self, Invalid> {
-        let value = raw.trim();
+        let value = trim(raw);
         if value.is_empty() {
             return Err(Invalid::new(field, "is required and must not be blank"));
         }
@@ -24,7 +49,7 @@ pub struct OptionalText;
 
 impl OptionalText {
     pub fn parse(field: &str, raw: Option<&str>, max: usize) -> Result<Option<String>, Invalid> {
-        match raw.map(str::trim) {
+        match raw.map(trim) {
             None | Some("") => Ok(None),
             Some(value) => {
                 check_len(field, value, max)?;
@@ -58,6 +83,17 @@ fn check_len(field: &str, value: &str, max: usize) -> Result<(), Invalid> {
             field,
             format!(
                 "must not contain control characters (found U+{:04X})",
+                c as u32
+            ),
+        ));
+    }
+    // A bidirectional override shows the text after it in another order than it is stored:
+    // a name could read as something it is not.
+    if let Some(c) = value.chars().find(|c| matches!(c, '\u{202D}' | '\u{202E}')) {
+        return Err(Invalid::new(
+            field,
+            format!(
+                "must not contain a bidirectional override (found U+{:04X}), which shows text in another order than it is stored",
                 c as u32
             ),
         ));
@@ -119,6 +155,24 @@ mod tests {
             "f"
         );
         assert!(search_term("f", Some("x".repeat(11)), 10).is_err());
+    }
+
+    #[test]
+    fn what_shows_nothing_is_trimmed_and_a_value_of_nothing_else_is_blank() {
+        for blank in ["\u{200B}", " \u{FEFF} ", "\u{3164}", "\u{00AD}\u{2060}"] {
+            assert!(Name::parse("n", blank, 10).is_err(), "{blank:?}");
+            assert_eq!(OptionalText::parse("t", Some(blank), 10).unwrap(), None);
+        }
+        assert_eq!(
+            Name::parse("n", "\u{FEFF}Acme\u{200B}", 10)
+                .unwrap()
+                .into_inner(),
+            "Acme"
+        );
+        // Joiners inside a word are text: emoji sequences and Indic scripts need them.
+        let family = "👩\u{200D}👧";
+        assert_eq!(Name::parse("n", family, 10).unwrap().into_inner(), family);
+        assert!(Name::parse("n", "abc\u{202E}fed", 10).is_err());
     }
 
     #[test]

@@ -49,6 +49,10 @@ async fn invalid_input_is_refused_naming_the_field() {
             "email",
         ),
         (json!({ "lastName": "nul\u{0}byte" }), "lastName"),
+        // Nothing a reader could see: a zero-width space, a byte-order mark.
+        (json!({ "lastName": "\u{200B}" }), "lastName"),
+        (json!({ "lastName": "\u{FEFF} " }), "lastName"),
+        (json!({ "lastName": "evil\u{202E}gpj.exe" }), "lastName"),
     ];
     for (input, field) in cases {
         let body = app
