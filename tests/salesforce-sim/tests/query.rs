@@ -71,6 +71,16 @@ async fn where_order_limit_offset_and_parent_fields() {
     assert_eq!(r["records"][0]["Account"]["Name"], "Acme");
     assert_eq!(r["records"][0]["Account"]["attributes"]["type"], "Account");
 
+    // Nulls come first unless told, descending as well as ascending.
+    for direction in ["ASC", "DESC"] {
+        let (_, r) = org
+            .query(&format!(
+                "SELECT Email FROM Contact ORDER BY Email {direction} LIMIT 1"
+            ))
+            .await;
+        assert_eq!(r["records"][0]["Email"], Value::Null, "{direction}: {r}");
+    }
+
     let (_, r) = org.query("SELECT LastName, Account.Name FROM Contact ORDER BY Email NULLS LAST, LastName LIMIT 2 OFFSET 1").await;
     let names: Vec<&str> = r["records"]
         .as_array()
@@ -178,6 +188,17 @@ async fn soql_errors_match_the_real_api() {
     assert!(
         message.contains("field 'Description' can not be filtered in query call")
             && message.contains("ERROR at Row:1:Column:39"),
+        "{message}"
+    );
+    // Nor sorted on, as describe's `sortable` says.
+    let (status, body) = org
+        .query("SELECT Name FROM Account ORDER BY Description")
+        .await;
+    assert_eq!(status, 400);
+    assert_eq!(body[0]["errorCode"], "INVALID_FIELD");
+    let message = body[0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("field 'Description' can not be sorted in a query call"),
         "{message}"
     );
 }

@@ -83,6 +83,16 @@ fn no_column(query: &str, path: &Path, name: &str, object: &str) -> ApiError {
 
 /// The field a condition names, if a WHERE clause may name it.
 fn filtered(query: &str, obj: ObjIdx, path: &Path) -> Result<Bound, ApiError> {
+    searchable(query, obj, path, "filtered in query call")
+}
+
+/// The field an ORDER BY names, if it may be sorted on: the fields that cannot be filtered
+/// (long text areas, blobs) cannot be sorted either, as describe says.
+pub fn sorted(query: &str, obj: ObjIdx, path: &Path) -> Result<Bound, ApiError> {
+    searchable(query, obj, path, "sorted in a query call")
+}
+
+fn searchable(query: &str, obj: ObjIdx, path: &Path, how: &str) -> Result<Bound, ApiError> {
     let bound = self::path(query, obj, path)?;
     if bound.filterable {
         return Ok(bound);
@@ -91,7 +101,7 @@ fn filtered(query: &str, obj: ObjIdx, path: &Path) -> Result<Bound, ApiError> {
     Err(invalid_field(
         query,
         path,
-        format!("field '{name}' can not be filtered in query call"),
+        format!("field '{name}' can not be {how}"),
     ))
 }
 

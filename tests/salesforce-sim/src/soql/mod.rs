@@ -72,7 +72,7 @@ pub fn run(
     let order: Vec<(bind::Bound, bool, bool)> = q
         .order
         .iter()
-        .map(|o| Ok((bind::path(soql, obj, &o.path)?, o.desc, o.nulls_last)))
+        .map(|o| Ok((bind::sorted(soql, obj, &o.path)?, o.desc, o.nulls_last)))
         .collect::<Result<_, ApiError>>()?;
     let named = fields
         .iter()

@@ -234,7 +234,8 @@ impl Parser<'_> {
         if !desc {
             self.eat_kw("ASC");
         }
-        let mut nulls_last = desc;
+        // Salesforce sorts nulls first unless told, descending too.
+        let mut nulls_last = false;
         if self.eat_kw("NULLS") {
             nulls_last = if self.eat_kw("LAST") {
                 true
