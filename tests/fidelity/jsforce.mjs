@@ -345,6 +345,24 @@ async function main() {
     equal(all.records.map((r) => [r.Id, r.IsDeleted]), [[id, true]], 'queryAll records');
   });
 
+  await check('child relationship subquery through include()', async () => {
+    const { id } = await conn.sobject('Account').create({ Name: `${TAG}parent` });
+    for (const last of ['Zed', 'Xu']) {
+      await conn.sobject('Contact').create({ LastName: `${TAG}${last}`, AccountId: id });
+    }
+    const accounts = await conn.sobject('Account')
+      .select('Id, Name')
+      .where({ Id: id })
+      .include('Contacts')
+        .select('Id, LastName')
+        .sort('LastName')
+      .end();
+    equal(accounts.length, 1, 'accounts');
+    const contacts = accounts[0].Contacts;
+    equal(contacts.totalSize, 2, 'Contacts.totalSize');
+    equal(contacts.records.map((c) => c.LastName), [`${TAG}Xu`, `${TAG}Zed`], 'Contacts.records');
+  });
+
   await check('updated and deleted windows', async () => {
     const contacts = conn.sobject('Contact');
     const kept = await contacts.create({ LastName: `${TAG}kept` });

@@ -207,4 +207,67 @@ impl Schema {
     pub fn object(&self, idx: ObjIdx) -> &SObject {
         &self.objects[idx]
     }
+
+    /// The child relationship `name` of `parent`, as a subquery names it in its FROM: the
+    /// child object, the index of its field pointing at the parent, and the name as
+    /// Salesforce spells it.
+    pub fn child_relationship(
+        &self,
+        parent: ObjIdx,
+        name: &str,
+    ) -> Option<(ObjIdx, usize, &'static str)> {
+        let parent = self.object(parent).name;
+        CHILD_RELATIONSHIPS
+            .iter()
+            .filter(|(_, _, relationship)| relationship.eq_ignore_ascii_case(name))
+            .find_map(|&(child, field, relationship)| {
+                let child = self.index(child)?;
+                let index = self.object(child).field_index(field)?;
+                self.object(child).fields[index]
+                    .reference_to
+                    .contains(&parent)
+                    .then_some((child, index, relationship))
+            })
+    }
+}
+
+/// Child relationships by child object and reference field, named as Salesforce names them.
+const CHILD_RELATIONSHIPS: &[(&str, &str, &str)] = &[
+    ("Account", "ParentId", "ChildAccounts"),
+    ("Contact", "AccountId", "Contacts"),
+    ("Opportunity", "AccountId", "Opportunities"),
+    ("Opportunity", "ContactId", "Opportunities"),
+    (
+        "OpportunityContactRole",
+        "OpportunityId",
+        "OpportunityContactRoles",
+    ),
+    (
+        "OpportunityContactRole",
+        "ContactId",
+        "OpportunityContactRoles",
+    ),
+    ("Note", "ParentId", "Notes"),
+    (
+        "ContentDocumentLink",
+        "LinkedEntityId",
+        "ContentDocumentLinks",
+    ),
+    (
+        "ContentDocumentLink",
+        "ContentDocumentId",
+        "ContentDocumentLinks",
+    ),
+    ("Task", "WhoId", "Tasks"),
+    ("Task", "WhatId", "Tasks"),
+    ("Event", "WhoId", "Events"),
+    ("Event", "WhatId", "Events"),
+];
+
+/// The name of the child relationship of `child`'s `field`, if Salesforce names one.
+pub fn child_relationship_name(child: &str, field: &str) -> Option<&'static str> {
+    CHILD_RELATIONSHIPS
+        .iter()
+        .find(|(c, f, _)| *c == child && *f == field)
+        .map(|(_, _, name)| *name)
 }

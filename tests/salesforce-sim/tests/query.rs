@@ -272,3 +272,71 @@ async fn date_constants_follow_the_org_clock() {
         400
     );
 }
+
+#[tokio::test]
+async fn child_relationship_subqueries_nest_each_parents_records() {
+    let org = org().await;
+    let acme = org
+        .sim
+        .insert("Account", json!({ "Name": "Acme Subquery" }))
+        .unwrap();
+    org.sim
+        .insert("Account", json!({ "Name": "Empty Subquery" }))
+        .unwrap();
+    for last in ["Zed", "Young", "Xu"] {
+        org.sim
+            .insert("Contact", json!({ "LastName": last, "AccountId": acme }))
+            .unwrap();
+    }
+    let (status, r) = org
+        .query(
+            "SELECT Name, (SELECT LastName FROM Contacts WHERE LastName != 'Young' ORDER BY LastName LIMIT 5) \
+             FROM Account WHERE Name LIKE '%Subquery' ORDER BY Name",
+        )
+        .await;
+    assert_eq!(status, 200, "{r}");
+    let acme = &r["records"][0];
+    assert_eq!(acme["Name"], "Acme Subquery");
+    assert_eq!(acme["Contacts"]["totalSize"], 2, "{r}");
+    assert_eq!(acme["Contacts"]["done"], true);
+    let names: Vec<&str> = acme["Contacts"]["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["LastName"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Xu", "Zed"]);
+    assert_eq!(
+        acme["Contacts"]["records"][0]["attributes"]["type"],
+        "Contact"
+    );
+    assert_eq!(r["records"][1]["Contacts"], Value::Null, "none: null");
+
+    // Describe names the relationship a subquery selects from.
+    let (_, describe) = org
+        .json(Method::GET, "sobjects/Account/describe", None)
+        .await;
+    assert!(
+        describe["childRelationships"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["childSObject"] == "Contact"
+                && c["field"] == "AccountId"
+                && c["relationshipName"] == "Contacts"),
+        "{}",
+        describe["childRelationships"]
+    );
+
+    let (status, body) = org
+        .query("SELECT Name, (SELECT Id FROM Nonsense) FROM Account")
+        .await;
+    assert_eq!(status, 400);
+    assert_eq!(body[0]["errorCode"], "INVALID_TYPE", "{body}");
+    // One level deep only.
+    let (status, body) = org
+        .query("SELECT Name, (SELECT Id, (SELECT Id FROM Tasks) FROM Contacts) FROM Account")
+        .await;
+    assert_eq!(status, 400);
+    assert_eq!(body[0]["errorCode"], "MALFORMED_QUERY", "{body}");
+}

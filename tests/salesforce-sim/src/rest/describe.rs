@@ -59,7 +59,8 @@ pub fn object(obj: ObjIdx, store: &Store, version: &str) -> Json {
         })
         .map(|(child, f)| {
             json!({
-                "childSObject": child.name, "field": f.name, "relationshipName": Json::Null,
+                "childSObject": child.name, "field": f.name,
+                "relationshipName": crate::schema::child_relationship_name(child.name, f.name),
                 "cascadeDelete": false, "restrictedDelete": false, "deprecatedAndHidden": false,
                 "junctionIdListNames": [], "junctionReferenceTo": [],
             })

@@ -33,23 +33,33 @@ pub struct Cursor {
     obj: ObjIdx,
     rows: Vec<u32>,
     fields: Arc<Vec<bind::Bound>>,
+    children: Arc<Vec<Child>>,
 }
 
-pub fn run(
-    store: &mut Store,
+/// A query's select list, filter and order, bound to the object it reads.
+struct Selection {
+    fields: Vec<bind::Bound>,
+    filter: Option<bind::BCond>,
+    order: Vec<(bind::Bound, bool, bool)>,
+}
+
+/// A child-relationship subquery, bound to the child object.
+struct Child {
+    /// The relationship as Salesforce spells it: the key its records go under.
+    name: &'static str,
+    obj: ObjIdx,
+    /// The child's field pointing at the parent.
+    field: usize,
+    selection: Selection,
+    limit: Option<usize>,
+}
+
+fn select(
+    store: &Store,
     soql: &str,
-    include_deleted: bool,
-    batch: usize,
-    version: &str,
-) -> Result<String, ApiError> {
-    let q = parse(soql)?;
-    let obj = bind::object(soql, &q)?;
-    if Schema::get().object(obj).name == "ContentDocumentLink" && !filters_one_side(&q) {
-        return Err(ApiError::bad_request(
-            "MALFORMED_QUERY",
-            "Implementation restriction: ContentDocumentLink requires a filter by a single Id on ContentDocumentId or LinkedEntityId using the equals operator or multiple Id's using the IN operator.",
-        ));
-    }
+    obj: ObjIdx,
+    q: &parser::Query,
+) -> Result<Selection, ApiError> {
     let fields: Vec<bind::Bound> = q
         .fields
         .iter()
@@ -90,6 +100,99 @@ pub fn run(
             ));
         }
     }
+    Ok(Selection {
+        fields,
+        filter,
+        order,
+    })
+}
+
+/// The records of each parent of `rows` that a subquery selects, by parent row: one pass
+/// over the child table for the page.
+fn children_of(
+    store: &Store,
+    parent: ObjIdx,
+    rows: &[u32],
+    child: &Child,
+) -> std::collections::HashMap<u32, Vec<u32>> {
+    let wanted: std::collections::HashSet<u32> = rows.iter().copied().collect();
+    let mut found: std::collections::HashMap<u32, Vec<u32>> = Default::default();
+    for r in 0..store.table(child.obj).len() {
+        if store.record(child.obj, r).deleted.is_some() {
+            continue;
+        }
+        let Value::Ref(o, c) = *store.value(child.obj, r, child.field) else {
+            continue;
+        };
+        let of = c - 1;
+        if usize::from(o) == parent
+            && wanted.contains(&of)
+            && child
+                .selection
+                .filter
+                .as_ref()
+                .is_none_or(|f| eval::matches(store, child.obj, r, f))
+        {
+            found.entry(of).or_default().push(r as u32);
+        }
+    }
+    for rows in found.values_mut() {
+        if !child.selection.order.is_empty() {
+            sort(store, child.obj, rows, &child.selection.order);
+        }
+        if let Some(limit) = child.limit {
+            rows.truncate(limit);
+        }
+    }
+    found
+}
+
+pub fn run(
+    store: &mut Store,
+    soql: &str,
+    include_deleted: bool,
+    batch: usize,
+    version: &str,
+) -> Result<String, ApiError> {
+    let q = parse(soql)?;
+    let obj = bind::object(soql, &q)?;
+    if Schema::get().object(obj).name == "ContentDocumentLink" && !filters_one_side(&q) {
+        return Err(ApiError::bad_request(
+            "MALFORMED_QUERY",
+            "Implementation restriction: ContentDocumentLink requires a filter by a single Id on ContentDocumentId or LinkedEntityId using the equals operator or multiple Id's using the IN operator.",
+        ));
+    }
+    let Selection {
+        fields,
+        filter,
+        order,
+    } = select(store, soql, obj, &q)?;
+    let children: Vec<Child> = q
+        .children
+        .iter()
+        .map(|child| {
+            let Some((child_obj, field, name)) =
+                Schema::get().child_relationship(obj, &child.object)
+            else {
+                let col = child.object_col;
+                return Err(ApiError::bad_request(
+                    "INVALID_TYPE",
+                    format!(
+                        "\n{soql}\n{}^\nERROR at Row:1:Column:{col}\nDidn't understand relationship '{}' in FROM part of query call. If you are attempting to use a custom relationship, be sure to append the '__r' after the custom relationship name. Please reference your WSDL or the describe call for the appropriate names.",
+                        " ".repeat(col.saturating_sub(1)),
+                        child.object
+                    ),
+                ));
+            };
+            Ok(Child {
+                name,
+                obj: child_obj,
+                field,
+                selection: select(store, soql, child_obj, child)?,
+                limit: child.limit,
+            })
+        })
+        .collect::<Result<_, _>>()?;
     if q.offset.is_some_and(|o| o > 2000) {
         return Err(ApiError::bad_request(
             "NUMBER_OUTSIDE_VALID_RANGE",
@@ -120,6 +223,7 @@ pub fn run(
         obj,
         rows,
         fields: Arc::new(fields),
+        children: Arc::new(children),
     };
     store.next_cursor += 1;
     let key = store.next_cursor;
@@ -194,16 +298,41 @@ fn page(
         );
     }
     out.extend_from_slice(b",\"records\":[");
-    let flat = eval::Flat::of(cursor.obj, &cursor.fields);
-    for (n, &row) in cursor.rows[offset..end].iter().enumerate() {
+    let rows = &cursor.rows[offset..end];
+    let flat = eval::Flat::of(cursor.obj, &cursor.fields).filter(|_| cursor.children.is_empty());
+    let children: Vec<_> = cursor
+        .children
+        .iter()
+        .map(|child| children_of(store, cursor.obj, rows, child))
+        .collect();
+    for (n, &row) in rows.iter().enumerate() {
         if n > 0 {
             out.push(b',');
         }
         match &flat {
             Some(flat) => flat.write(store, row as usize, version, &mut out),
             None => {
-                let record =
+                let mut record =
                     eval::project(store, cursor.obj, row as usize, &cursor.fields, version);
+                // A subquery's records nest as a query result of their own, `null` if none.
+                for (child, found) in cursor.children.iter().zip(&children) {
+                    let nested = found.get(&row).map_or(serde_json::Value::Null, |rows| {
+                        let records: Vec<serde_json::Value> = rows
+                            .iter()
+                            .map(|&r| {
+                                eval::project(
+                                    store,
+                                    child.obj,
+                                    r as usize,
+                                    &child.selection.fields,
+                                    version,
+                                )
+                            })
+                            .collect();
+                        json!({ "totalSize": records.len(), "done": true, "records": records })
+                    });
+                    record[child.name] = nested;
+                }
                 let _ = serde_json::to_writer(&mut out, &record);
             }
         }

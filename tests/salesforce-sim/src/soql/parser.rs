@@ -56,6 +56,9 @@ pub struct Order {
 #[derive(Debug, Clone)]
 pub struct Query {
     pub fields: Vec<Path>,
+    /// Child-relationship subqueries in the select list: `(SELECT … FROM Contacts)`; their
+    /// `object` is the relationship's name.
+    pub children: Vec<Query>,
     pub count: bool,
     pub object: String,
     pub object_col: usize,
@@ -128,8 +131,15 @@ impl Parser<'_> {
     }
 
     fn query(&mut self) -> Result<Query, ApiError> {
+        self.select(None)
+    }
+
+    /// A query, or with `nested` (where its parenthesis opens) a subquery of a select list,
+    /// which holds no subquery of its own: Salesforce allows one level.
+    fn select(&mut self, nested: Option<usize>) -> Result<Query, ApiError> {
         self.expect_kw("SELECT")?;
         let mut fields = Vec::new();
+        let mut children = Vec::new();
         let mut count = false;
         loop {
             if self.is_kw("COUNT")
@@ -142,6 +152,10 @@ impl Parser<'_> {
                 self.expect(Tok::Open)?;
                 self.expect(Tok::Close)?;
                 count = true;
+            } else if self.peek().tok == Tok::Open && nested.is_none() {
+                let open = self.next();
+                children.push(self.select(Some(open.col))?);
+                self.expect(Tok::Close)?;
             } else {
                 fields.push(self.path()?);
             }
@@ -156,6 +170,14 @@ impl Parser<'_> {
                 fields[0].col,
                 &fields[0].parts.join("."),
             ));
+        }
+        if count && !children.is_empty() {
+            return Err(malformed(self.query, children[0].object_col, "SELECT"));
+        }
+        if let Some(col) = nested
+            && count
+        {
+            return Err(malformed(self.query, col, "COUNT"));
         }
         self.expect_kw("FROM")?;
         let from = self.next();
@@ -190,6 +212,7 @@ impl Parser<'_> {
         };
         Ok(Query {
             fields,
+            children,
             count,
             object,
             object_col: from.col,
