@@ -107,6 +107,10 @@ fn ident(name: &str) -> Result<Ident, SyncError> {
     Ok(Ident::parse(name)?)
 }
 
+/// Expired query locators one pull reads on past before it gives up: a locator goes after
+/// about fifteen minutes unused, so more than this is a round that keeps stalling.
+const LOCATORS_LOST: u32 = 3;
+
 /// Fields that change without the record changing (so without a new `SystemModstamp`): kept,
 /// they would make every poll that re-reads a record write its link again.
 const VOLATILE: [&str; 2] = ["LastViewedDate", "LastReferencedDate"];
@@ -280,12 +284,53 @@ fn datetime(record: &Record, field: &str) -> Result<DateTime<Utc>, SyncError> {
 
 impl SyncEngine {
     pub(super) async fn pull(&self, round: &Round, module: Module) -> Result<Counts, SyncError> {
+        let began = std::time::Instant::now();
+        let mut total = Counts::default();
+        let mut expired = 0;
+        loop {
+            let (written, fetched) = self.pull_query(round, module).await?;
+            total = add(total, written);
+            match fetched {
+                // A locator Salesforce let go (left unused for about fifteen minutes while
+                // the round waited) loses nothing: the pages written moved the cursor, and a
+                // query of its own reads on from there.
+                Err(SyncError::Upstream(SalesforceError::Api { error_code, .. }))
+                    if error_code == "INVALID_QUERY_LOCATOR" && expired < LOCATORS_LOST =>
+                {
+                    expired += 1;
+                    tracing::info!(
+                        ?module,
+                        "a query locator expired; reading on from the cursor"
+                    );
+                }
+                fetched => {
+                    fetched?;
+                    break;
+                }
+            }
+        }
+        let reached = self.store.cursor(&cursor_of(module)).await?;
+        self.settled.pulled(
+            module,
+            reached.and_then(|c| c.modstamp),
+            began,
+            self.settings.overlap,
+        );
+        Ok(total)
+    }
+
+    /// One query of what changed after the cursor, its pages written as they come: what
+    /// they counted, and how the reading ended.
+    async fn pull_query(
+        &self,
+        round: &Round,
+        module: Module,
+    ) -> Result<(Counts, Result<(), SyncError>), SyncError> {
         let cursor_name = cursor_of(module);
         let cursor = self.store.cursor(&cursor_name).await?;
         let stamp = ident("SystemModstamp")?;
         let id = ident("Id")?;
         let mut select = select_all(round, module).await?;
-        let began = std::time::Instant::now();
         match cursor.as_ref().and_then(|c| c.modstamp) {
             Some(at) if self.settled.settled(module, at) => {
                 select = select.filter(Condition::gt(&stamp, at));
@@ -368,16 +413,7 @@ impl SyncEngine {
             round.client.forget_describe(module.salesforce_object());
             super::engine::mapped_fields_seen(round, module).await?;
         }
-        let total = written?;
-        fetched?;
-        let reached = self.store.cursor(&cursor_of(module)).await?;
-        self.settled.pulled(
-            module,
-            reached.and_then(|c| c.modstamp),
-            began,
-            self.settings.overlap,
-        );
-        Ok(total)
+        Ok((written?, fetched))
     }
 
     /// Fetches these Salesforce records again and applies them, as a retry does.

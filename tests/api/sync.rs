@@ -3098,3 +3098,35 @@ async fn a_desk_contact_given_another_email_while_a_pull_waits_to_write_is_not_m
     assert_eq!(emails, ["g.hopper@example.com", "grace@example.com"]);
     assert_ne!(salesforce_id_of(&app, &desk["id"]).await, sf_id);
 }
+
+#[tokio::test]
+async fn a_pull_whose_query_locator_expired_while_it_waited_reads_on_from_where_it_got_to() {
+    use sea_orm::{EntityTrait, PaginatorTrait};
+    let (app, sim) = connected().await;
+    app.sync_now().await;
+    for n in 0..2_500 {
+        sim.insert("Contact", json!({ "LastName": format!("Paged{n}") }))
+            .unwrap();
+    }
+    // The second page of the poll is asked for only after the locator has gone: the round
+    // waited on something for over fifteen minutes.
+    let gate = sim.hold_next("GET", "/query/01g");
+    let (report, ()) = tokio::join!(app.engine.run_once(), async {
+        gate.arrived().await;
+        sim.advance_clock(16 * 60);
+        gate.release();
+    });
+    report.expect("the round reads the rest with a query of its own");
+    let desk = entity::contact::Entity::find()
+        .count(app.store.connection())
+        .await
+        .unwrap();
+    assert_eq!(desk as usize, sim.count("Contact"), "every contact, once");
+    let failures = app
+        .gql_ok(
+            "{ syncFailures(first: 10) { nodes { reason } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(failures["syncFailures"]["nodes"], json!([]));
+}

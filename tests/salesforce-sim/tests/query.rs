@@ -340,3 +340,34 @@ async fn child_relationship_subqueries_nest_each_parents_records() {
     assert_eq!(status, 400);
     assert_eq!(body[0]["errorCode"], "MALFORMED_QUERY", "{body}");
 }
+
+#[tokio::test]
+async fn a_query_locator_left_unused_for_fifteen_minutes_expires() {
+    let org = org_with(SimConfig {
+        records: 4_500,
+        ..SimConfig::default()
+    })
+    .await;
+    let (_, first) = org.query("SELECT Id FROM Contact").await;
+    let next = |page: &Value| {
+        page["nextRecordsUrl"]
+            .as_str()
+            .unwrap()
+            .rsplit('/')
+            .next()
+            .unwrap()
+            .to_owned()
+    };
+    // Fourteen minutes idle, then read: it lives on, and its clock starts again.
+    org.sim.advance_clock(14 * 60);
+    let (status, second) = org
+        .json(Method::GET, &format!("query/{}", next(&first)), None)
+        .await;
+    assert_eq!(status, 200, "{second}");
+    org.sim.advance_clock(16 * 60);
+    let (status, body) = org
+        .json(Method::GET, &format!("query/{}", next(&second)), None)
+        .await;
+    assert_eq!(status, 400);
+    assert_eq!(body[0]["errorCode"], "INVALID_QUERY_LOCATOR", "{body}");
+}

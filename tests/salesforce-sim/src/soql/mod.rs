@@ -20,6 +20,11 @@ pub use parser::parse;
 /// Open query locators kept per org; the oldest is dropped first, as Salesforce does.
 const MAX_OPEN_CURSORS: usize = 50;
 
+/// Seconds of org clock a query locator lives unused: Salesforce lets one go after about
+/// fifteen minutes of inactivity, and its `nextRecordsUrl` then answers
+/// `INVALID_QUERY_LOCATOR`.
+const CURSOR_IDLE_SECS: i64 = 15 * 60;
+
 pub fn malformed(query: &str, col: usize, token: &str) -> ApiError {
     let caret = " ".repeat(col.saturating_sub(1));
     ApiError::bad_request(
@@ -34,6 +39,8 @@ pub struct Cursor {
     rows: Vec<u32>,
     fields: Arc<Vec<bind::Bound>>,
     children: Arc<Vec<Child>>,
+    /// When a page of it was last read, by the org clock.
+    used_at: i64,
 }
 
 /// A query's select list, filter and order, bound to the object it reads.
@@ -224,6 +231,7 @@ pub fn run(
         rows,
         fields: Arc::new(fields),
         children: Arc::new(children),
+        used_at: 0,
     };
     store.next_cursor += 1;
     let key = store.next_cursor;
@@ -264,7 +272,7 @@ pub fn more(
         return Err(invalid());
     }
     let cursor = store.cursors.remove(&key).ok_or_else(invalid)?;
-    if offset > cursor.rows.len() {
+    if offset > cursor.rows.len() || store.clock.now() - cursor.used_at > CURSOR_IDLE_SECS {
         return Err(invalid());
     }
     Ok(page(store, key, cursor, offset, batch, version))
@@ -275,7 +283,7 @@ pub fn more(
 fn page(
     store: &mut Store,
     key: u64,
-    cursor: Cursor,
+    mut cursor: Cursor,
     offset: usize,
     batch: usize,
     version: &str,
@@ -343,6 +351,7 @@ fn page(
             let oldest = store.cursors.keys().min().copied();
             oldest.map(|k| store.cursors.remove(&k));
         }
+        cursor.used_at = store.clock.now();
         store.cursors.insert(key, cursor);
     }
     String::from_utf8(out).expect("JSON written from strings is UTF-8")
