@@ -238,10 +238,10 @@ impl Follow {
                 // A hole after the last id seen is ids never committed, or events pruned
                 // while this reader was away: those it is told of, as when it subscribed.
                 let hole = match &read {
-                    Ok((page, through)) => {
-                        after > 0 && page.first().map(|e| e.id).or(*through) != Some(after + 1)
+                    Ok((page, Some(through))) => {
+                        after > 0 && page.first().map_or(*through, |e| e.id) != after + 1
                     }
-                    Err(_) => false,
+                    _ => false,
                 };
                 if hole {
                     match self.store.sync_events_pruned_through().await {

@@ -28,6 +28,13 @@ pub enum SyncEventKind {
 }
 
 impl SyncEventKind {
+    /// Whether the batch it tells of wrote desk records: a pull that added or updated some.
+    pub fn changed_desk(&self) -> bool {
+        matches!(self, SyncEventKind::History(h)
+            if h.direction == crate::domain::Direction::SalesforceToDesk.as_str()
+                && h.added + h.updated > 0)
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
             SyncEventKind::History(_) => "HISTORY",
@@ -265,8 +272,9 @@ impl PassedOn {
 /// going out twice.
 ///
 /// On SQLite, desk changes another process makes reach nobody here: while this process has
-/// desk-change subscribers, an event another process logged (a `tandem sync --once` round,
-/// say) tells them they may have missed some (`desk_gaps`).
+/// desk-change subscribers, a history entry another process logged of a pull that wrote
+/// desk records (a `tandem sync --once` round, say) tells them they missed some
+/// (`desk_gaps`).
 pub(super) fn watch_log(
     db: sea_orm::DatabaseConnection,
     write_lock: Option<std::sync::Arc<tokio::sync::Mutex<()>>>,
@@ -318,8 +326,19 @@ pub(super) fn watch_log(
                                 changes.fetch_add(1, Ordering::SeqCst);
                             }
                             let published = newest_event.fetch_max(newest, Ordering::SeqCst);
-                            if published >= 0 && newest > published {
-                                desk_missed();
+                            if desk_followed && published >= 0 && newest > published {
+                                match logged_after(&db, published, 1000).await {
+                                    Ok(rows) => {
+                                        if rows.into_iter().any(|row| {
+                                            SyncEvent::try_from(row)
+                                                .is_ok_and(|e| e.kind.changed_desk())
+                                        }) {
+                                            desk_missed();
+                                        }
+                                    }
+                                    // Unread, they may have: better told than not.
+                                    Err(_) => desk_missed(),
+                                }
                             }
                             // A subscriber that came during the read may have started from
                             // the newest id known before it: what the read found, the next
@@ -352,7 +371,8 @@ pub(super) fn watch_log(
                             Ok(event) => {
                                 seen = Some(event.id);
                                 newest_event.fetch_max(event.id, Ordering::SeqCst);
-                                unheard |= passed_on.pass_on(&sender, event);
+                                let changed_desk = event.kind.changed_desk();
+                                unheard |= passed_on.pass_on(&sender, event) && changed_desk;
                             }
                             Err(e) => tracing::warn!(error = %e, "an unreadable logged sync event"),
                         }
