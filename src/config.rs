@@ -172,7 +172,7 @@ impl Default for GraphqlSettings {
     fn default() -> Self {
         Self {
             max_depth: 12,
-            max_complexity: 5_000,
+            max_complexity: 20_000,
             max_aliases: 30,
             max_fields: 1_000,
             max_batch: 10,

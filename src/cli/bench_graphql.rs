@@ -26,6 +26,20 @@ const TICKET: &str = "query($id: ID!) { ticket(id: $id) { subject status contact
     notes { title body } events { subject start } tasks { subject status dueDate }
     account { id fields opportunities { name stage } notes { title } events { subject } tasks { subject } } } } } }";
 
+/// A child command that reads none of the caller's settings: what is measured is the
+/// gateway as it ships, on the settings the bench gives it.
+fn own_settings(command: &mut Command) -> &mut Command {
+    for (name, _) in std::env::vars_os() {
+        if name
+            .to_str()
+            .is_some_and(|n| n.starts_with("TANDEM_") || n == "DATABASE_URL")
+        {
+            command.env_remove(name);
+        }
+    }
+    command
+}
+
 /// `tandem serve` on its own port and data dir, as a child process.
 struct Server {
     child: Child,
@@ -58,8 +72,7 @@ async fn start_server(dir: &std::path::Path) -> anyhow::Result<Server> {
         ),
         ("TANDEM_LOG__FILTER".to_owned(), "warn".to_owned()),
     ];
-    let child = Command::new(std::env::current_exe()?)
-        .arg("serve")
+    let child = own_settings(Command::new(std::env::current_exe()?).arg("serve"))
         .envs(env.iter().cloned())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -86,11 +99,16 @@ async fn start_server(dir: &std::path::Path) -> anyhow::Result<Server> {
 }
 
 fn token(server: &Server) -> anyhow::Result<String> {
-    let out = Command::new(std::env::current_exe()?)
-        .args(["token", "--agent", "1", "--profile", "Administrator"])
-        .envs(server.env.iter().cloned())
-        .stderr(Stdio::null())
-        .output()?;
+    let out = own_settings(Command::new(std::env::current_exe()?).args([
+        "token",
+        "--agent",
+        "1",
+        "--profile",
+        "Administrator",
+    ]))
+    .envs(server.env.iter().cloned())
+    .stderr(Stdio::null())
+    .output()?;
     Ok(String::from_utf8(out.stdout)?.trim().to_owned())
 }
 

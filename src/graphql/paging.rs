@@ -109,8 +109,8 @@ pub fn stream_with_page_sizes<T: Send + 'static>(
 }
 
 /// Complexity of a connection field: the page it returns (the default page without `first`,
-/// at most the largest page) times the cost of one node. A `first` beyond the largest page
-/// counts as the largest: its refusal names `first`, not the complexity.
+/// at most the largest page) times the cost of one node. A `first` out of range counts as
+/// the nearest in range: its refusal names `first`, not the complexity.
 pub fn connection_complexity(first: Option<i32>, child: usize) -> usize {
     let sizes = PAGE_SIZES.try_with(|s| *s).unwrap_or_default();
     let first = first.map_or(sizes.default, |n| (n.max(0) as usize).min(sizes.max));

@@ -513,7 +513,7 @@ fn panel_page(first: Option<i32>) -> ApiResult<usize> {
 }
 
 /// What a panel list costs: the records it shows. A `first` out of range counts as the
-/// most a list shows: its refusal names `first`, not the complexity.
+/// nearest in range: its refusal names `first`, not the complexity.
 fn panel_list_complexity(first: Option<i32>, child: usize) -> usize {
     let shown = first.map_or(PANEL_PAGE, |n| (n.max(0) as usize).min(PER_PARENT));
     super::paging::list_complexity(shown, child)

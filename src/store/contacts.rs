@@ -32,8 +32,7 @@ pub struct ContactFilter {
 pub const MASS_UPDATE_LIMIT: usize = 500;
 
 pub(crate) fn like_pattern(needle: &str) -> LikeExpr {
-    let escaped = needle
-        .trim()
+    let escaped = crate::domain::trim_invisible(needle)
         .to_lowercase()
         .replace('\\', "\\\\")
         .replace('%', "\\%")
@@ -44,7 +43,7 @@ pub(crate) fn like_pattern(needle: &str) -> LikeExpr {
 /// A name as searches compare it. Keys are made here rather than by the database's `lower()`,
 /// which SQLite applies to ASCII letters only.
 pub(crate) fn name_key(name: &str) -> String {
-    name.trim().to_lowercase()
+    crate::domain::trim_invisible(name).to_lowercase()
 }
 
 pub fn contact_input(model: &contact::Model) -> ContactInput {

@@ -779,7 +779,7 @@ impl Store {
             .filter(one_of(
                 self.backend(),
                 account::Column::NameKey,
-                names.iter().map(|n| n.trim().to_lowercase()),
+                names.iter().map(|n| super::contacts::name_key(n)),
             ))
             .filter(unlinked(Module::Accounts, account::Column::Id))
             .all(self.connection())

@@ -97,6 +97,30 @@ async fn panel_lists_weigh_the_records_they_show() {
 }
 
 #[tokio::test]
+async fn a_ticket_list_with_both_panels_fits_the_default_limits() {
+    let app = spawn_app().await;
+    let query = |first: &str| {
+        let panel = format!(
+            "viewInSalesforceUrl fetchedAt stale opportunities{first} {{ name stage amount closeDate }} \
+             notes{first} {{ title body createdAt }} events{first} {{ subject start }} \
+             tasks{first} {{ subject status dueDate }}"
+        );
+        format!(
+            "{{ tickets(first: 50) {{ nodes {{ id subject status priority updatedAt \
+               contact {{ name email salesforce {{ {panel} }} }} account {{ name salesforce {{ {panel} }} }} }} }} }}"
+        )
+    };
+    let body = app.gql(&query(""), json!({})).await;
+    assert!(body.get("errors").is_none(), "{body}");
+    // The same with every list at its fullest is past them.
+    let body = app.gql(&query("(first: 100)"), json!({})).await;
+    assert_eq!(
+        body["errors"][0]["extensions"]["limit"], "maxComplexity",
+        "{body}"
+    );
+}
+
+#[tokio::test]
 async fn complexity_counts_the_pages_the_gateway_is_configured_to_return() {
     // Without `first`, each connection returns the default page, and is counted at it:
     // 1 + page × (1 + (1 + page × 2)).

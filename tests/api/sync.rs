@@ -3130,3 +3130,24 @@ async fn a_pull_whose_query_locator_expired_while_it_waited_reads_on_from_where_
         .await;
     assert_eq!(failures["syncFailures"]["nodes"], json!([]));
 }
+
+#[tokio::test]
+async fn a_name_that_differs_only_by_what_shows_nothing_meets_its_twin() {
+    let (app, sim) = connected().await;
+    // Pasted from a spreadsheet that starts with a byte-order mark: the desk keeps the name
+    // without it.
+    let desk = app.create_account("\u{FEFF}Invisible Ltd").await;
+    assert_eq!(desk["name"], "Invisible Ltd");
+    sim.insert("Account", json!({ "Name": "Invisible Ltd\u{200B}" }))
+        .unwrap();
+    app.sync_now().await;
+    let accounts = app
+        .gql_ok("{ accounts(first: 10) { nodes { id name } } }", json!({}))
+        .await;
+    assert_eq!(
+        accounts["accounts"]["nodes"],
+        json!([{ "id": desk["id"], "name": "Invisible Ltd" }]),
+        "met, not doubled"
+    );
+    assert_eq!(sim.count("Account"), 1);
+}
