@@ -83,6 +83,8 @@ pub struct WebSocketSettings {
     /// Seconds between keep-alive messages on the legacy `graphql-ws` protocol.
     pub keepalive_secs: u64,
     pub max_subscriptions: usize,
+    /// Sockets open at once; the next upgrade is answered 503 until one closes.
+    pub max_connections: usize,
     /// Seconds a message may wait for a client that has stopped reading before the socket is
     /// dropped, with close code 1013 (try again later) when it can still be told.
     pub send_timeout_secs: u64,
@@ -192,6 +194,7 @@ impl Default for WebSocketSettings {
             init_timeout_secs: 10,
             keepalive_secs: 15,
             max_subscriptions: 100,
+            max_connections: 10_000,
             send_timeout_secs: 10,
         }
     }
@@ -287,6 +290,12 @@ impl Settings {
             return refuse(
                 "http.workers",
                 "must be at least 1 (leave it out for one per core)",
+            );
+        }
+        if self.websocket.max_connections == 0 {
+            return refuse(
+                "websocket.max_connections",
+                "must be at least 1 (a gateway without sockets has no subscriptions)",
             );
         }
         if self.websocket.init_timeout_secs == 0 {
@@ -508,6 +517,11 @@ mod tests {
                     "TANDEM_WEBSOCKET__INIT_TIMEOUT_SECS",
                     "0",
                     "websocket.init_timeout_secs",
+                ),
+                (
+                    "TANDEM_WEBSOCKET__MAX_CONNECTIONS",
+                    "0",
+                    "websocket.max_connections",
                 ),
                 ("TANDEM_SYNC__BATCH_SIZE", "0", "sync.batch_size"),
                 (

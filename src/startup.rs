@@ -59,6 +59,7 @@ impl Application {
             graphql: settings.graphql.clone(),
             websocket: settings.websocket.clone(),
             body_limit: settings.http.body_limit,
+            sockets: Arc::default(),
         };
         let listener = TcpListener::bind((settings.http.host.as_str(), settings.http.port))
             .with_context(|| {

@@ -60,7 +60,7 @@ fn free_port() -> anyhow::Result<u16> {
         .port())
 }
 
-async fn start_server(dir: &std::path::Path) -> anyhow::Result<Server> {
+async fn start_server(dir: &std::path::Path, sockets: usize) -> anyhow::Result<Server> {
     let port = free_port()?;
     let env = vec![
         ("TANDEM_DATA_DIR".to_owned(), dir.display().to_string()),
@@ -69,6 +69,10 @@ async fn start_server(dir: &std::path::Path) -> anyhow::Result<Server> {
         (
             "TANDEM_WEBSOCKET__MAX_SUBSCRIPTIONS".to_owned(),
             "10".to_owned(),
+        ),
+        (
+            "TANDEM_WEBSOCKET__MAX_CONNECTIONS".to_owned(),
+            sockets.to_string(),
         ),
         ("TANDEM_LOG__FILTER".to_owned(), "warn".to_owned()),
     ];
@@ -211,7 +215,7 @@ async fn measure(
 pub async fn graphql(options: GraphqlBenchOptions) -> anyhow::Result<()> {
     let dir = tempfile_dir()?;
     let sim = start_simulator(2_000)?;
-    let server = start_server(&dir).await?;
+    let server = start_server(&dir, options.subscribers.max(1)).await?;
     let api = Api {
         http: reqwest::Client::new(),
         url: server.url.clone(),

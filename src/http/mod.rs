@@ -28,6 +28,8 @@ pub struct AppState {
     pub websocket: WebSocketSettings,
     /// The largest request body read, in bytes (`http.body_limit`).
     pub body_limit: usize,
+    /// WebSocket connections open now.
+    pub sockets: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl AppState {

@@ -132,11 +132,37 @@ fn try_again_later(why: &str) -> Close {
     Close::new(1013, why)
 }
 
+/// One of the `websocket.max_connections` sockets, given back when the connection ends.
+struct Slot(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl Slot {
+    fn take(state: &AppState) -> Option<Slot> {
+        use std::sync::atomic::Ordering;
+        let open = state.sockets.fetch_add(1, Ordering::SeqCst);
+        let slot = Slot(state.sockets.clone());
+        (open < state.websocket.max_connections).then_some(slot)
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
 pub async fn upgrade(
     req: HttpRequest,
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> HttpResponse {
+    let Some(slot) = Slot::take(&state) else {
+        return HttpResponse::ServiceUnavailable()
+            .insert_header((header::RETRY_AFTER, "5"))
+            .body(format!(
+                "this gateway holds {} WebSocket connections already (websocket.max_connections); try again shortly",
+                state.websocket.max_connections
+            ));
+    };
     let protocol = Protocol::requested(&req);
     let (mut response, session, stream) = match actix_ws::handle(&req, payload) {
         Ok(parts) => parts,
@@ -177,6 +203,7 @@ pub async fn upgrade(
         outgoing: mpsc::unbounded_channel(),
     };
     actix_web::rt::spawn(async move {
+        let _slot = slot;
         let close = match protocol {
             Some(protocol) => connection.run(protocol, stream).await,
             None => Some(Close::new(4406, "Subprotocol not acceptable")),

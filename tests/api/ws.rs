@@ -647,3 +647,36 @@ async fn until_closed(ws: &mut Ws) -> Ended {
         }
     }
 }
+
+#[tokio::test]
+async fn sockets_past_the_configured_number_are_turned_away_until_one_closes() {
+    let app = spawn_app_with(|s| s.websocket.max_connections = 2).await;
+    let mut first = Ws::connect(&app, Some(TRANSPORT)).await;
+    first.init(&app, "Agent").await;
+    let mut second = Ws::connect(&app, Some(TRANSPORT)).await;
+    second.init(&app, "Agent").await;
+    let refused = tokio_tungstenite::connect_async(app.ws_url()).await;
+    match refused {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 503);
+            assert_eq!(response.headers()["retry-after"], "5");
+        }
+        other => panic!("a third socket was not refused: {:?}", other.map(|_| ())),
+    }
+    // Those open go on.
+    second.send(json!({ "type": "ping" })).await;
+    assert_eq!(second.recv().await["type"], "pong");
+    // Once one closes, a socket is taken again.
+    drop(first);
+    let started = std::time::Instant::now();
+    loop {
+        if tokio_tungstenite::connect_async(app.ws_url()).await.is_ok() {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "the closed socket's place was never given back"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
