@@ -28,21 +28,30 @@ impl CursorType for IdCursor {
     }
 }
 
+/// How many a list's `first` asks for: `default` without it, refused outside 0 to `max`.
+pub fn first_within(first: Option<i32>, default: usize, max: usize) -> ApiResult<usize> {
+    match first {
+        None => Ok(default),
+        Some(n) if n >= 0 && (n as usize) <= max => Ok(n as usize),
+        Some(n) => Err(ApiError::bad_input(
+            "first",
+            format!("must be between 0 and {max} (got {n})"),
+        )),
+    }
+}
+
+/// How many a list's `first` counts for in the complexity: as `first_within` reads it, or
+/// the nearest in range when out of it, whose refusal names `first`, not the complexity.
+pub fn first_counted(first: Option<i32>, default: usize, max: usize) -> usize {
+    first.map_or(default, |n| (n.max(0) as usize).min(max))
+}
+
 pub fn page_request(
     sizes: PageSizes,
     first: Option<i32>,
     after: Option<String>,
 ) -> ApiResult<PageRequest> {
-    let first = match first {
-        None => sizes.default,
-        Some(n) if n >= 0 && (n as usize) <= sizes.max => n as usize,
-        Some(n) => {
-            return Err(ApiError::bad_input(
-                "first",
-                format!("must be between 0 and {} (got {n})", sizes.max),
-            ));
-        }
-    };
+    let first = first_within(first, sizes.default, sizes.max)?;
     let after = after
         .map(|c| IdCursor::decode_cursor(&c).map_err(|e| ApiError::bad_input("after", e)))
         .transpose()?
@@ -109,12 +118,10 @@ pub fn stream_with_page_sizes<T: Send + 'static>(
 }
 
 /// Complexity of a connection field: the page it returns (the default page without `first`,
-/// at most the largest page) times the cost of one node. A `first` out of range counts as
-/// the nearest in range: its refusal names `first`, not the complexity.
+/// at most the largest page) times the cost of one node.
 pub fn connection_complexity(first: Option<i32>, child: usize) -> usize {
     let sizes = PAGE_SIZES.try_with(|s| *s).unwrap_or_default();
-    let first = first.map_or(sizes.default, |n| (n.max(0) as usize).min(sizes.max));
-    list_complexity(first, child)
+    list_complexity(first_counted(first, sizes.default, sizes.max), child)
 }
 
 /// Complexity of a list of `len` items, each costing `child`. Nested lists multiply, so it

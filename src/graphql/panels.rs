@@ -502,20 +502,12 @@ const PANEL_PAGE: usize = 10;
 /// The records a panel list shows: `first` of them, from none to the hundred newest
 /// Salesforce is read for (`PANEL_PAGE` unless told).
 fn panel_page(first: Option<i32>) -> ApiResult<usize> {
-    match first {
-        None => Ok(PANEL_PAGE),
-        Some(n) if n >= 0 && n as usize <= PER_PARENT => Ok(n as usize),
-        Some(n) => Err(ApiError::bad_input(
-            "first",
-            format!("must be between 0 and {PER_PARENT} (got {n})"),
-        )),
-    }
+    super::paging::first_within(first, PANEL_PAGE, PER_PARENT)
 }
 
-/// What a panel list costs: the records it shows. A `first` out of range counts as the
-/// nearest in range: its refusal names `first`, not the complexity.
+/// What a panel list costs: the records it shows.
 fn panel_list_complexity(first: Option<i32>, child: usize) -> usize {
-    let shown = first.map_or(PANEL_PAGE, |n| (n.max(0) as usize).min(PER_PARENT));
+    let shown = super::paging::first_counted(first, PANEL_PAGE, PER_PARENT);
     super::paging::list_complexity(shown, child)
 }
 
