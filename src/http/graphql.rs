@@ -10,13 +10,24 @@ use async_graphql::{BatchRequest, BatchResponse, Request, Response, Variables};
 use futures_util::StreamExt;
 use serde_json::{Map, Value, json};
 
-use super::negotiate::{ResponseType, is_json_body, response_type, wants_html};
+use super::negotiate::{ResponseType, accepts_json, is_json_body, response_type, wants_html};
 use super::{AppState, graphiql, ws};
 use crate::auth::{AuthError, Viewer, bearer};
 use crate::graphql::{Freshness, KeptResponse, ResponseKey, code_of, is_request_error, prepare};
 
 fn header(req: &HttpRequest, name: header::HeaderName) -> Option<&str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+/// The `Accept` header with all its field lines, joined as one (RFC 9110 §5.3: a list may
+/// come in several).
+fn accept(req: &HttpRequest) -> Option<String> {
+    let lines: Vec<&str> = req
+        .headers()
+        .get_all(header::ACCEPT)
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    (!lines.is_empty()).then(|| lines.join(", "))
 }
 
 /// A response that carries only errors, each with a code.
@@ -55,7 +66,7 @@ async fn admit(
     req: &HttpRequest,
     state: &AppState,
 ) -> Result<(ResponseType, Viewer), HttpResponse> {
-    let kind = response_type(header(req, header::ACCEPT)).ok_or_else(|| {
+    let kind = response_type(accept(req).as_deref()).ok_or_else(|| {
         HttpResponse::NotAcceptable().content_type("application/json; charset=utf-8").json(json!({
             "errors": [{ "message": "accept application/graphql-response+json or application/json",
                          "extensions": { "code": "BAD_USER_INPUT" } }]
@@ -149,6 +160,26 @@ pub async fn post(
         Ok(admitted) => admitted,
         Err(response) => return response,
     };
+    // The body is read as sent: a compressed one would be taken for JSON that does not parse.
+    let encoded = req.headers().get_all(header::CONTENT_ENCODING).any(|v| {
+        v.to_str().map_or(true, |v| {
+            v.split(',')
+                .any(|c| !c.trim().eq_ignore_ascii_case("identity"))
+        })
+    });
+    if encoded {
+        let mut response = errors(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            kind,
+            "BAD_USER_INPUT",
+            "send the request body uncompressed: this gateway takes no Content-Encoding",
+        );
+        response.headers_mut().insert(
+            header::ACCEPT_ENCODING,
+            header::HeaderValue::from_static("identity"),
+        );
+        return response;
+    }
     let body = match read_body(&req, payload, state.body_limit, kind).await {
         Ok(body) => body,
         Err(response) => return response,
@@ -195,6 +226,14 @@ pub async fn post(
                     }
                 }
             }
+            if !accepts_json(accept(&req).as_deref()) {
+                return errors(
+                    StatusCode::NOT_ACCEPTABLE,
+                    kind,
+                    "BAD_USER_INPUT",
+                    "a batch is answered as application/json (an array of responses), which this request's Accept does not admit",
+                );
+            }
             BatchRequest::Batch(requests)
         }
         Ok(_) => return bad_request(kind, "the body must be a JSON object (or an array of them)"),
@@ -217,8 +256,7 @@ pub async fn get(
     if websocket {
         return ws::upgrade(req, payload, state).await;
     }
-    let accept = header(&req, header::ACCEPT);
-    if req.query_string().is_empty() && wants_html(accept) {
+    if req.query_string().is_empty() && wants_html(accept(&req).as_deref()) {
         return graphiql::page();
     }
     let (kind, viewer) = match admit(&req, &state).await {
@@ -420,8 +458,10 @@ async fn execute(
         BatchResponse::Single(r) => HttpResponse::build(status_of(kind, r))
             .content_type(kind.content_type())
             .json(body_of(state, r)),
+        // An array of responses: application/json, whatever the request preferred, since the
+        // GraphQL response type describes one (and its status, that one's outcome).
         BatchResponse::Batch(rs) => HttpResponse::Ok()
-            .content_type(kind.content_type())
+            .content_type(ResponseType::Json.content_type())
             .json(rs.iter().map(|r| body_of(state, r)).collect::<Vec<_>>()),
     }
 }

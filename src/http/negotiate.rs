@@ -70,6 +70,21 @@ pub fn response_type(accept: Option<&str>) -> Option<ResponseType> {
     }
 }
 
+/// Whether `application/json` is acceptable at all: what a batch, a JSON array that the
+/// GraphQL response type does not describe, is answered in.
+pub fn accepts_json(accept: Option<&str>) -> bool {
+    let accept = match accept.map(str::trim) {
+        None | Some("") => return true,
+        Some(a) => a,
+    };
+    let ranges: Vec<(String, f32)> = entries(accept).collect();
+    let named = |range: &str| ranges.iter().find(|(r, _)| r == range).map(|(_, q)| *q);
+    named("application/json")
+        .or(named("application/*"))
+        .or(named("*/*"))
+        .is_some_and(|q| q > 0.0)
+}
+
 /// Whether a browser asked for a page rather than data.
 pub fn wants_html(accept: Option<&str>) -> bool {
     accept.is_some_and(|a| entries(a).any(|(range, q)| range == "text/html" && q > 0.0))

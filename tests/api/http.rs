@@ -285,8 +285,24 @@ async fn a_batch_runs_each_operation_and_is_bounded() {
     let app = spawn_app_with(|s| s.graphql.max_batch = 3).await;
     let batch =
         r#"[{"query":"{ __typename }"},{"query":"{ me { agentId } }"},{"query":"{ nope }"}]"#;
-    let response = post(&app, Some(GQL), Some(JSON), batch).await;
+    // An array of responses is no GraphQL response: it comes as application/json, and a
+    // client that takes nothing else is told so.
+    let refused = post(&app, Some(GQL), Some(JSON), batch).await;
+    assert_eq!(refused.status(), 406);
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(codes(&body), ["BAD_USER_INPUT"], "{body}");
+    let response = post(
+        &app,
+        Some("application/graphql-response+json, application/json;q=0.9"),
+        Some(JSON),
+        batch,
+    )
+    .await;
     assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/json; charset=utf-8"
+    );
     let body: Value = response.json().await.unwrap();
     assert_eq!(body[0]["data"]["__typename"], "Query");
     assert_eq!(body[1]["data"]["me"]["agentId"], "1");
@@ -348,7 +364,17 @@ async fn browsers_get_graphiql() {
             .unwrap()
             .starts_with("text/html")
     );
-    assert!(page.text().await.unwrap().contains("GraphiQL"));
+    let page = page.text().await.unwrap();
+    assert!(page.contains("GraphiQL"));
+    // Scripts that see tokens come pinned, and only as published.
+    let fetched = page.matches("https://").count();
+    assert_eq!(fetched, 4, "{page}");
+    assert_eq!(
+        page.matches("integrity=\"sha384-").count(),
+        fetched,
+        "{page}"
+    );
+    assert!(!page.contains("@3/") && !page.contains("@18/"), "{page}");
 }
 
 #[tokio::test]
@@ -397,4 +423,63 @@ async fn a_method_a_path_does_not_take_is_405_naming_those_it_does() {
             .status(),
         404
     );
+}
+
+#[tokio::test]
+async fn an_accept_header_sent_as_several_lines_is_read_as_one_list() {
+    let app = spawn_app().await;
+    let response = app
+        .client
+        .get(format!("{}?query=%7B__typename%7D", app.graphql_url()))
+        .bearer_auth(app.token("Agent"))
+        .header("accept", "text/html")
+        .header("accept", GQL)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/graphql-response+json; charset=utf-8"
+    );
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["data"]["__typename"], "Query");
+}
+
+#[tokio::test]
+async fn a_compressed_body_is_refused_as_an_unsupported_encoding() {
+    let app = spawn_app().await;
+    let response = app
+        .client
+        .post(app.graphql_url())
+        .bearer_auth(app.token("Agent"))
+        .header("content-type", JSON)
+        .header("content-encoding", "gzip")
+        .body(vec![0x1f, 0x8b, 0x08, 0x00])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 415);
+    assert_eq!(response.headers()["accept-encoding"], "identity");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(codes(&body), ["BAD_USER_INPUT"], "{body}");
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("uncompressed"),
+        "{body}"
+    );
+
+    let plain = app
+        .client
+        .post(app.graphql_url())
+        .bearer_auth(app.token("Agent"))
+        .header("content-type", JSON)
+        .header("content-encoding", "identity")
+        .body(r#"{"query":"{ __typename }"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(plain.status(), 200);
 }
