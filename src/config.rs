@@ -240,6 +240,9 @@ const ENV_SECTIONS: &[&str] = &[
 /// The longest a token `tandem token` or `tandem demo` makes may live: ten years.
 pub const MAX_TOKEN_TTL_SECS: u64 = 10 * 365 * 86_400;
 
+/// The longest `graphql.response_cache_ms` may keep an answer: an hour.
+pub const MAX_RESPONSE_CACHE_MS: u64 = 3_600_000;
+
 /// The longest sync history `sync.history_days` may keep.
 const MAX_HISTORY_DAYS: u32 = 36_500;
 
@@ -292,16 +295,86 @@ impl Settings {
                 "must be at least 1 (leave it out for one per core)",
             );
         }
-        if self.websocket.max_connections == 0 {
-            return refuse(
+        // Zero would be taken, and then refuse or stall everything that needs the setting.
+        let at_least_one: [(&str, u64, &str); 14] = [
+            (
+                "http.body_limit",
+                self.http.body_limit as u64,
+                "every POST would be refused as too large",
+            ),
+            (
+                "graphql.max_depth",
+                self.graphql.max_depth as u64,
+                "every query would be refused as too deep",
+            ),
+            (
+                "graphql.max_complexity",
+                self.graphql.max_complexity as u64,
+                "every query would be refused as too complex",
+            ),
+            (
+                "graphql.max_fields",
+                self.graphql.max_fields as u64,
+                "every query would be refused for its fields",
+            ),
+            (
+                "graphql.max_batch",
+                self.graphql.max_batch as u64,
+                "every batch would be refused",
+            ),
+            (
+                "graphql.max_query_bytes",
+                self.graphql.max_query_bytes as u64,
+                "every query would be refused as too long",
+            ),
+            (
+                "graphql.panel_timeout_ms",
+                self.graphql.panel_timeout_ms,
+                "a panel needs time to hear from Salesforce",
+            ),
+            (
                 "websocket.max_connections",
-                "must be at least 1 (a gateway without sockets has no subscriptions)",
-            );
-        }
-        if self.websocket.init_timeout_secs == 0 {
-            return refuse(
+                self.websocket.max_connections as u64,
+                "a gateway without sockets has no subscriptions",
+            ),
+            (
+                "websocket.max_subscriptions",
+                self.websocket.max_subscriptions as u64,
+                "a socket that may not subscribe is of no use",
+            ),
+            (
                 "websocket.init_timeout_secs",
-                "must be at least 1: a client needs time to send connection_init",
+                self.websocket.init_timeout_secs,
+                "a client needs time to send connection_init",
+            ),
+            (
+                "websocket.keepalive_secs",
+                self.websocket.keepalive_secs,
+                "a socket cannot be pinged continuously",
+            ),
+            (
+                "websocket.send_timeout_secs",
+                self.websocket.send_timeout_secs,
+                "a message needs time to reach its client",
+            ),
+            (
+                "sync.poll_interval_secs",
+                self.sync.poll_interval_secs,
+                "Salesforce cannot be polled continuously",
+            ),
+            (
+                "sync.retry_max_attempts",
+                u64::from(self.sync.retry_max_attempts),
+                "a failed record is tried at least once",
+            ),
+        ];
+        if let Some((key, _, why)) = at_least_one.iter().find(|(_, value, _)| *value == 0) {
+            return refuse(key, &format!("must be at least 1: {why}"));
+        }
+        if self.graphql.response_cache_ms > MAX_RESPONSE_CACHE_MS {
+            return refuse(
+                "graphql.response_cache_ms",
+                &format!("must be at most {MAX_RESPONSE_CACHE_MS} (an hour); 0 turns it off"),
             );
         }
         if !(1..=COLLECTION_LIMIT).contains(&self.sync.batch_size) {
@@ -316,12 +389,6 @@ impl Settings {
             return refuse(
                 "sync.poll_overlap_secs",
                 &format!("must be at most {MAX_OVERLAP_SECS} (a day)"),
-            );
-        }
-        if self.graphql.panel_timeout_ms == 0 {
-            return refuse(
-                "graphql.panel_timeout_ms",
-                "must be at least 1: a panel needs time to hear from Salesforce",
             );
         }
         if !(1..=MAX_HISTORY_DAYS).contains(&self.sync.history_days) {
@@ -558,6 +625,50 @@ mod tests {
                     "graphql.default_page_size",
                 ),
                 ("TANDEM_LOG__FILTER", "tandem=debg[", "log.filter"),
+                ("TANDEM_HTTP__BODY_LIMIT", "0", "http.body_limit"),
+                ("TANDEM_GRAPHQL__MAX_DEPTH", "0", "graphql.max_depth"),
+                (
+                    "TANDEM_GRAPHQL__MAX_COMPLEXITY",
+                    "0",
+                    "graphql.max_complexity",
+                ),
+                ("TANDEM_GRAPHQL__MAX_FIELDS", "0", "graphql.max_fields"),
+                ("TANDEM_GRAPHQL__MAX_BATCH", "0", "graphql.max_batch"),
+                (
+                    "TANDEM_GRAPHQL__MAX_QUERY_BYTES",
+                    "0",
+                    "graphql.max_query_bytes",
+                ),
+                (
+                    "TANDEM_GRAPHQL__RESPONSE_CACHE_MS",
+                    "3600001",
+                    "graphql.response_cache_ms",
+                ),
+                (
+                    "TANDEM_WEBSOCKET__MAX_SUBSCRIPTIONS",
+                    "0",
+                    "websocket.max_subscriptions",
+                ),
+                (
+                    "TANDEM_WEBSOCKET__KEEPALIVE_SECS",
+                    "0",
+                    "websocket.keepalive_secs",
+                ),
+                (
+                    "TANDEM_WEBSOCKET__SEND_TIMEOUT_SECS",
+                    "0",
+                    "websocket.send_timeout_secs",
+                ),
+                (
+                    "TANDEM_SYNC__POLL_INTERVAL_SECS",
+                    "0",
+                    "sync.poll_interval_secs",
+                ),
+                (
+                    "TANDEM_SYNC__RETRY_MAX_ATTEMPTS",
+                    "0",
+                    "sync.retry_max_attempts",
+                ),
             ] {
                 jail.set_env(var, value);
                 let message = Settings::load(None).unwrap_err().to_string();

@@ -44,7 +44,7 @@ const BUDGET_BYTES: usize = 32 * 1024 * 1024;
 const ENTRY_BYTES: usize = 256;
 
 /// The longest moment an answer is kept, whatever the setting.
-const LONGEST: Duration = Duration::from_secs(3600);
+const LONGEST: Duration = Duration::from_millis(crate::config::MAX_RESPONSE_CACHE_MS);
 
 /// One operation as a viewer of a profile sends it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
