@@ -99,6 +99,26 @@ const AGENTS: &[(&str, &str, &str)] = &[
     ("Lee Light", "light@tandem.test", "Light Agent"),
 ];
 
+/// Removes an earlier start's demo database. The simulated org lives in memory and starts
+/// anew each time; a desk kept from before would stay linked to records of an org that is
+/// gone, and a record with no email to match by would be made twice on each side.
+pub fn forget_database(path: &std::path::Path) -> anyhow::Result<()> {
+    for suffix in ["", "-wal", "-shm"] {
+        let mut file = path.as_os_str().to_owned();
+        file.push(suffix);
+        match std::fs::remove_file(&file) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(anyhow!(
+                    "cannot remove the last demo's database {}: {e}",
+                    std::path::Path::new(&file).display()
+                ));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let app = Application::build(&settings).await?;
     let store = app.store().clone();
@@ -129,7 +149,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         println!("  open   {base}/graphql#token={token}");
         println!("  header Authorization: Bearer {token}\n");
     }
-    app.run_until_stopped().await?;
+    app.run_until_signalled().await?;
     Ok(())
 }
 
@@ -172,8 +192,8 @@ async fn start_simulator() -> anyhow::Result<salesforce_sim::SimHandle> {
     Ok(org)
 }
 
-/// Connects the desk to the simulator (replacing a connection to an earlier run's org) and
-/// runs the first sync in the background; the worker keeps the two in step from then on.
+/// Connects the desk to the simulator and runs the first sync in the background; the worker
+/// keeps the two in step from then on.
 #[cfg(feature = "simulator")]
 async fn connect(app: &Application, org: &salesforce_sim::SimHandle) -> anyhow::Result<()> {
     use crate::domain::SyncType;

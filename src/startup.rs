@@ -76,7 +76,10 @@ impl Application {
                 .wrap(from_fn(observe))
                 .configure(routes)
         })
-        .shutdown_timeout(5);
+        .shutdown_timeout(5)
+        // SIGINT and SIGTERM alike stop it gracefully (`run_until_signalled`); actix's own
+        // handling would drop requests in flight on SIGINT.
+        .disable_signals();
         if let Some(workers) = settings.http.workers {
             server = server.workers(workers);
         }
@@ -112,8 +115,25 @@ impl Application {
         self.server.handle()
     }
 
-    /// Serves until stopped (SIGTERM or SIGINT, or `handle().stop`), then lets the sync
-    /// round running here finish its batch before the worker goes.
+    /// Serves until SIGTERM or SIGINT, as [`Application::run_until_stopped`]: requests in flight
+    /// have 5 s to finish, a sync round its batch. Asked a second time, the process quits at
+    /// once (status 130).
+    pub async fn run_until_signalled(self) -> std::io::Result<()> {
+        let handle = self.server.handle();
+        let _signals = AbortOnDrop(tokio::spawn(async move {
+            stop_signal().await;
+            tracing::info!(
+                "stopping: requests in flight have 5 s to finish, a sync round its batch (signal again to quit at once)"
+            );
+            tokio::spawn(handle.stop(true));
+            stop_signal().await;
+            std::process::exit(130);
+        }));
+        self.run_until_stopped().await
+    }
+
+    /// Serves until `handle().stop`, then lets the sync round running here finish its batch
+    /// before the worker goes.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let served = self.server.await;
         if let Some(worker) = self.worker {
@@ -127,6 +147,37 @@ impl Application {
             let _ = worker.await;
         }
         served
+    }
+}
+
+/// Aborts the task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Resolves at the next SIGTERM or SIGINT.
+async fn stop_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut terminate), Ok(mut interrupt)) => {
+            tokio::select! {
+                _ = terminate.recv() => {}
+                _ = interrupt.recv() => {}
+            }
+        }
+        (Err(e), _) | (_, Err(e)) => {
+            tracing::warn!(
+                "cannot listen for SIGTERM and SIGINT ({e}); stop the process another way"
+            );
+            std::future::pending::<()>().await;
+        }
     }
 }
 

@@ -33,8 +33,8 @@ enum Command {
     /// Serve the GraphQL API (applies pending migrations first).
     Serve,
     /// Serve on a database of its own (SQLite `demo.db` in the data dir, whatever database is
-    /// configured) with sample desk data and a simulated org, and print the GraphiQL URL and
-    /// ready-to-paste tokens.
+    /// configured, made afresh at each start) with sample desk data and a simulated org, and
+    /// print the GraphiQL URL and ready-to-paste tokens.
     Demo {
         /// Port to listen on (default: the configured port).
         #[arg(long)]
@@ -209,9 +209,9 @@ pub async fn run() -> anyhow::Result<()> {
             if let Some(configured) = settings.database_url.take() {
                 tracing::warn!(database = %configured.redacted(), "the demo does not use the configured database");
             }
-            settings.database_url = Some(crate::config::DatabaseUrl::sqlite_file(
-                &settings.data_dir.join("demo.db"),
-            ));
+            let database = settings.data_dir.join("demo.db");
+            crate::demo::forget_database(&database)?;
+            settings.database_url = Some(crate::config::DatabaseUrl::sqlite_file(&database));
             crate::demo::run(settings).await
         }
         Command::Migrate { action } => migrate(&settings, action).await,
@@ -257,7 +257,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         database = %settings.database_url().redacted(),
         "serving"
     );
-    app.run_until_stopped().await?;
+    app.run_until_signalled().await?;
     Ok(())
 }
 

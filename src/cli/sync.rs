@@ -77,6 +77,11 @@ pub async fn once(settings: &Settings) -> anyhow::Result<()> {
     match report.idle {
         Some(why) if did_something => bail!("the round stopped before it was done: {why}"),
         Some(why) => bail!("nothing synced: {why}"),
+        // A script running the round learns that records wait in the failure log.
+        None if pulled.failed + pushed.failed > 0 => bail!(
+            "{} records failed; the failure log (`syncFailures`) says why, and `retrySyncFailure(s)` tries them again",
+            pulled.failed + pushed.failed
+        ),
         None => Ok(()),
     }
 }

@@ -274,10 +274,13 @@ impl Integrations {
     }
 
     /// Waits for the running sync round, if any, and keeps others from starting until the
-    /// guard is dropped; with the connection generation the round runs under.
+    /// guard is dropped; with the connection generation the round runs under. That is the
+    /// generation of the moment it was asked for: a stop, pause or reconnect while it waited
+    /// stops it before its first step, as it would have stopped the round it waited behind.
     pub async fn round(&self) -> Result<(RoundGuard<'_>, u64), SyncError> {
+        let generation = self.generation();
         let guard = self.hold_rounds().await?;
-        Ok((guard, self.generation()))
+        Ok((guard, generation))
     }
 
     async fn hold_rounds(&self) -> Result<RoundGuard<'_>, SyncError> {

@@ -6,23 +6,29 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-#[tokio::test]
-async fn the_demo_serves_sample_tickets_whose_customers_panels_show_their_deals() {
-    let dir = tempfile::tempdir().unwrap();
+/// A running `tandem demo`, its first sync done, and its Agent's token.
+struct Demo {
+    process: tokio::process::Child,
+    port: u16,
+    agent: String,
+}
+
+/// Starts `tandem demo` on `data_dir` and waits for its tokens and its first sync.
+async fn start_demo(data_dir: &std::path::Path) -> Demo {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
-    let mut demo = tokio::process::Command::new(env!("CARGO_BIN_EXE_tandem"))
+    let mut process = tokio::process::Command::new(env!("CARGO_BIN_EXE_tandem"))
         .args(["demo", "--port", &port.to_string()])
-        .env("TANDEM_DATA_DIR", dir.path())
+        .env("TANDEM_DATA_DIR", data_dir)
         .env("TANDEM_LOG__FILTER", "error")
         .stdout(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    let mut lines = BufReader::new(demo.stdout.take().unwrap()).lines();
+    let mut lines = BufReader::new(process.stdout.take().unwrap()).lines();
     let mut agent = None;
     let mut synced = false;
     tokio::time::timeout(Duration::from_secs(60), async {
@@ -42,11 +48,28 @@ async fn the_demo_serves_sample_tickets_whose_customers_panels_show_their_deals(
     })
     .await
     .expect("the demo prints its tokens and finishes its first sync");
+    // Read on: a demo writing to a closed pipe would end.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Demo {
+        process,
+        port,
+        agent: agent.unwrap(),
+    }
+}
+
+#[tokio::test]
+async fn the_demo_serves_sample_tickets_whose_customers_panels_show_their_deals() {
+    let dir = tempfile::tempdir().unwrap();
+    let Demo {
+        process: _running,
+        port,
+        agent,
+    } = start_demo(dir.path()).await;
     let client = reqwest::Client::new();
     let ask = |query: &str| {
         client
             .post(format!("http://127.0.0.1:{port}/graphql"))
-            .bearer_auth(agent.as_deref().unwrap())
+            .bearer_auth(&agent)
             .json(&json!({ "query": query }))
             .send()
     };
@@ -78,4 +101,41 @@ async fn the_demo_serves_sample_tickets_whose_customers_panels_show_their_deals(
         .unwrap();
     assert!(!deals.is_empty(), "{body}");
     assert!(deals.iter().all(|d| d["role"].is_string()), "{body}");
+}
+
+#[tokio::test]
+async fn a_restarted_demo_begins_afresh_with_its_new_org() {
+    let dir = tempfile::tempdir().unwrap();
+    let named = |demo: &Demo| {
+        let ask = reqwest::Client::new()
+            .post(format!("http://127.0.0.1:{}/graphql", demo.port))
+            .bearer_auth(&demo.agent)
+            .json(
+                &json!({ "query": "{ contacts(filter: { name: \"Restart\" }) { nodes { id } } }" }),
+            )
+            .send();
+        async move {
+            let body: Value = ask.await.unwrap().json().await.unwrap();
+            body["data"]["contacts"]["nodes"].as_array().unwrap().len()
+        }
+    };
+    let mut first = start_demo(dir.path()).await;
+    let made: Value = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{}/graphql", first.port))
+        .bearer_auth(&first.agent)
+        .json(&json!({ "query": "mutation { createContact(input: { lastName: \"Restart\" }) { id } }" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(made.get("errors").is_none(), "{made}");
+    assert_eq!(named(&first).await, 1);
+    first.process.kill().await.unwrap();
+
+    // The org the desk was in step with is gone; the desk starts over beside the new one,
+    // rather than staying linked to records that no longer exist.
+    let second = start_demo(dir.path()).await;
+    assert_eq!(named(&second).await, 0);
 }

@@ -2,6 +2,7 @@
 //! `tandem sync --once` on one SQLite file — run one sync round at a time, let one worker
 //! run, and follow each other's connection changes.
 
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use salesforce_sim::{Gate, SimConfig, SimHandle};
@@ -658,6 +659,120 @@ async fn sync_once_behind_another_processs_round_says_what_it_waits_for() {
         "{stderr}"
     );
     assert_eq!(sim.count("Contact"), 1);
+}
+
+#[tokio::test]
+async fn sync_once_interrupted_while_it_waits_for_another_round_syncs_nothing() {
+    let (app, sim) = started(|_| {}).await;
+    app.create_contact(json!({ "lastName": "Hodgkin" })).await;
+    let running = app.store.lock_rounds().await.unwrap();
+    let run = tokio::process::Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .args(["sync", "--once"])
+        .env("TANDEM_DATA_DIR", &app.data_dir)
+        .env("TANDEM_DATABASE_URL", &app.database_url)
+        .env("TANDEM_LOG__FILTER", "error")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    interrupt(&run);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    drop(running);
+    let output = tokio::time::timeout(Duration::from_secs(60), run.wait_with_output())
+        .await
+        .expect("it ends once the other round is done")
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    assert_eq!(
+        sim.count("Contact"),
+        0,
+        "the round asked to stop never began"
+    );
+}
+
+#[tokio::test]
+async fn serve_interrupted_answers_the_request_in_flight_before_it_exits() {
+    let (app, sim) = started(|_| {}).await;
+    app.create_contact(json!({ "lastName": "Lamarr", "email": "hedy@example.com" }))
+        .await;
+    app.sync_now().await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut serve = tokio::process::Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .arg("serve")
+        .env("TANDEM_DATA_DIR", &app.data_dir)
+        .env("TANDEM_DATABASE_URL", &app.database_url)
+        .env("TANDEM_AUTH__JWT_SECRET", crate::helpers::SECRET)
+        .env("TANDEM_HTTP__PORT", port.to_string())
+        .env("TANDEM_SYNC__WORKER", "false")
+        .env("TANDEM_LOG__FILTER", "error")
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let address = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while client
+        .get(format!("{address}/readyz"))
+        .send()
+        .await
+        .is_err()
+    {
+        assert!(Instant::now() < deadline, "`tandem serve` comes up");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The panel's lists are read in one composite call of queries.
+    let read = sim.hold_next("POST", "/composite");
+    let mut asked = tokio::spawn(async move {
+        let answer = client
+            .post(format!("{address}/graphql"))
+            .bearer_auth(app.token("Agent"))
+            .json(&json!({
+                "query": "{ contacts(first: 10) { nodes { salesforce { tasks { subject } } } } }"
+            }))
+            .send()
+            .await?;
+        Ok::<_, reqwest::Error>((answer.status(), answer.json::<serde_json::Value>().await?))
+    });
+    tokio::select! {
+        () = read.arrived() => {}
+        answer = &mut asked => panic!("answered without asking Salesforce: {answer:?}"),
+    }
+    interrupt(&serve);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    read.release();
+    let (status, body) = asked
+        .await
+        .unwrap()
+        .expect("the request in flight is answered, not cut off");
+    assert_eq!(status, 200);
+    assert!(body.get("errors").is_none(), "{body}");
+    assert!(
+        body["data"]["contacts"]["nodes"][0]["salesforce"]["tasks"].is_array(),
+        "{body}"
+    );
+    let exited = tokio::time::timeout(Duration::from_secs(30), serve.wait())
+        .await
+        .expect("`tandem serve` exits once its requests are answered")
+        .unwrap();
+    assert!(exited.success(), "{exited:?}");
+}
+
+/// Sends SIGINT to `child`, as Ctrl-C in its terminal does.
+pub fn interrupt(child: &tokio::process::Child) {
+    let pid = child.id().expect("the child is running").to_string();
+    let sent = std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap();
+    assert!(sent.success());
 }
 
 #[tokio::test]
