@@ -43,6 +43,10 @@ pub use profiles::{NewProfile, default_profiles, permissions_of};
 pub use sync::{NewFailure, NewLink, SyncBatch};
 pub use tickets::TicketFilter;
 
+/// Values a statement given a list of any length binds at a time, a part per statement:
+/// SQLite refuses a statement binding more than 32,766.
+pub const BIND_PART: usize = 1000;
+
 /// `column IN (values)` for the key lookups of a batch. On PostgreSQL it is
 /// `column = ANY($1)` with the values as one array: one statement text for any number of
 /// values, prepared once per connection instead of once per list length. With a list of a

@@ -16,33 +16,36 @@ use sea_orm::{
 
 use super::contacts::{check_account, check_account_change};
 use super::events::{self, SyncEvent, SyncEventKind};
-use super::{Store, StoreResult, WriteTxn, one_of};
+use super::{BIND_PART, Store, StoreResult, WriteTxn, one_of};
 use crate::domain::{
     AccountFields, AccountId, ContactFields, ContactId, DeskAction, DeskEntity, Direction,
     FailureReason, Invalid, Module, RetryPolicy,
 };
 
 /// The newest outbox row of each of these desk records that has one.
-async fn outbox_heads(
+async fn outbox_waiting(
     db: &impl ConnectionTrait,
     backend: sea_orm::DbBackend,
     module: Module,
     ids: &[i64],
-) -> StoreResult<HashMap<i64, i64>> {
+) -> StoreResult<HashMap<i64, Vec<i64>>> {
     if ids.is_empty() {
         return Ok(HashMap::new());
     }
     let rows = outbox::Entity::find()
         .select_only()
         .column(outbox::Column::DeskId)
-        .column_as(outbox::Column::Id.max(), "head")
+        .column(outbox::Column::Id)
         .filter(outbox::Column::Module.eq(module.as_str()))
         .filter(one_of(backend, outbox::Column::DeskId, ids.to_vec()))
-        .group_by(outbox::Column::DeskId)
         .into_tuple::<(i64, i64)>()
         .all(db)
         .await?;
-    Ok(rows.into_iter().collect())
+    let mut waiting: HashMap<i64, Vec<i64>> = HashMap::new();
+    for (desk_id, row) in rows {
+        waiting.entry(desk_id).or_default().push(row);
+    }
+    Ok(waiting)
 }
 
 /// Failures of one module and direction that are still open.
@@ -494,14 +497,14 @@ impl Store {
             .await?)
     }
 
-    /// The newest waiting change of each of these desk records that has one: the outbox row
-    /// up to which their values, read after this, are what a push sends.
-    pub async fn outbox_heads(
+    /// The waiting changes (outbox rows) of each of these desk records that has some: the
+    /// changes their values, read after this, carry to Salesforce.
+    pub async fn outbox_waiting(
         &self,
         module: Module,
         ids: &[i64],
-    ) -> StoreResult<HashMap<i64, i64>> {
-        outbox_heads(self.connection(), self.backend(), module, ids).await
+    ) -> StoreResult<HashMap<i64, Vec<i64>>> {
+        outbox_waiting(self.connection(), self.backend(), module, ids).await
     }
 
     /// The versions of these Salesforce records that failed to pull and still wait, by id.
@@ -650,7 +653,14 @@ impl Store {
         if waiting.is_empty() {
             return Ok(0);
         }
-        let keys: Vec<String> = waiting.iter().filter_map(|f| f.match_key.clone()).collect();
+        // The keys by subquery: tens of thousands would bind more values than SQLite takes.
+        let open_keys = Query::select()
+            .column(sync_failure::Column::MatchKey)
+            .from(sync_failure::Entity)
+            .and_where(Expr::col(sync_failure::Column::Module).eq(module.as_str()))
+            .and_where(Expr::col(sync_failure::Column::Reason).eq(multiple))
+            .and_where(Expr::col(sync_failure::Column::ResolvedAt).is_null())
+            .to_owned();
         let settled: Vec<(Option<String>, Option<DateTime<Utc>>)> = sync_failure::Entity::find()
             .select_only()
             .column(sync_failure::Column::MatchKey)
@@ -661,7 +671,7 @@ impl Store {
             .filter(sync_failure::Column::Module.eq(module.as_str()))
             .filter(sync_failure::Column::Reason.eq(multiple))
             .filter(sync_failure::Column::ResolvedAt.is_not_null())
-            .filter(one_of(self.backend(), sync_failure::Column::MatchKey, keys))
+            .filter(sync_failure::Column::MatchKey.in_subquery(open_keys))
             .group_by(sync_failure::Column::MatchKey)
             .into_tuple()
             .all(self.connection())
@@ -691,11 +701,13 @@ impl Store {
             return Ok(0);
         }
         let txn = self.write().await?;
-        sync_failure::Entity::update_many()
-            .col_expr(sync_failure::Column::NextAttemptAt, Expr::value(Utc::now()))
-            .filter(sync_failure::Column::Id.is_in(due.iter().copied()))
-            .exec(&*txn)
-            .await?;
+        for part in due.chunks(BIND_PART) {
+            sync_failure::Entity::update_many()
+                .col_expr(sync_failure::Column::NextAttemptAt, Expr::value(Utc::now()))
+                .filter(sync_failure::Column::Id.is_in(part.iter().copied()))
+                .exec(&*txn)
+                .await?;
+        }
         for desk_id in &queued {
             enqueue(&*txn, module, *desk_id).await?;
         }
@@ -922,13 +934,13 @@ impl SyncBatch<'_> {
         Ok(rows.into_iter().flatten().collect())
     }
 
-    /// The newest waiting change of each of these desk records, as this transaction sees them.
-    pub async fn outbox_heads(
+    /// The waiting changes of each of these desk records, as this transaction sees them.
+    pub async fn outbox_waiting(
         &self,
         module: Module,
         ids: &[i64],
-    ) -> StoreResult<HashMap<i64, i64>> {
-        outbox_heads(&*self.txn, self.store.backend(), module, ids).await
+    ) -> StoreResult<HashMap<i64, Vec<i64>>> {
+        outbox_waiting(&*self.txn, self.store.backend(), module, ids).await
     }
 
     pub async fn create_contact(&mut self, fields: ContactFields) -> StoreResult<contact::Model> {
@@ -1307,20 +1319,22 @@ impl SyncBatch<'_> {
         Ok(())
     }
 
-    /// Forgets waiting changes of a desk record, up to and including outbox row `upto`: the
-    /// ones its values were read after (`None` when none was waiting then). A change queued
-    /// later stays, to be pushed in turn.
+    /// Forgets these waiting changes (outbox rows) of a desk record: the ones its values
+    /// were read after. Any other stays, to be pushed in turn: one queued later, and one a
+    /// transaction still open then had queued with a lower id, unseen.
     pub async fn drop_outbox(
         &mut self,
         module: Module,
         desk_id: i64,
-        upto: Option<i64>,
+        rows: &[i64],
     ) -> StoreResult<()> {
-        let Some(upto) = upto else { return Ok(()) };
+        if rows.is_empty() {
+            return Ok(());
+        }
         outbox::Entity::delete_many()
             .filter(outbox::Column::Module.eq(module.as_str()))
             .filter(outbox::Column::DeskId.eq(desk_id))
-            .filter(outbox::Column::Id.lte(upto))
+            .filter(outbox::Column::Id.is_in(rows.iter().copied()))
             .exec(&*self.txn)
             .await?;
         Ok(())
@@ -1518,6 +1532,28 @@ impl SyncBatch<'_> {
             ))
             .exec(&*self.txn)
             .await?;
+        Ok(())
+    }
+
+    /// Makes a record's next push due now when a desk change it was not sent with waits in
+    /// the outbox: an edit made while its failed attempt was on its way goes out at once, as
+    /// an edit to a record already waiting does (`wake_pushes`).
+    pub async fn wake_if_edited_since(
+        &mut self,
+        module: Module,
+        desk_id: i64,
+        sent: &[i64],
+    ) -> StoreResult<()> {
+        let edited = outbox::Entity::find()
+            .filter(outbox::Column::Module.eq(module.as_str()))
+            .filter(outbox::Column::DeskId.eq(desk_id))
+            .filter(outbox::Column::Id.is_not_in(sent.iter().copied()))
+            .one(&*self.txn)
+            .await?
+            .is_some();
+        if edited {
+            wake_pushes(&*self.txn, module, [desk_id]).await?;
+        }
         Ok(())
     }
 

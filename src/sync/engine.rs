@@ -18,10 +18,7 @@ use super::{Integrations, SyncError};
 use crate::domain::{Direction, FirstSync, IntegrationStatus, Module, RetryPolicy, SyncType};
 use crate::salesforce::soql::{Condition, Ident, Literal, Select};
 use crate::salesforce::{SalesforceClient, SalesforceError};
-use crate::store::{RoundLock, Store, SyncEvent};
-
-/// Failed records a retry queues (or settles) per statement.
-const RETRY_PART: usize = 1000;
+use crate::store::{BIND_PART, RoundLock, Store, SyncEvent};
 
 #[derive(Debug, Clone)]
 pub struct EngineSettings {
@@ -394,7 +391,7 @@ impl SyncEngine {
             if !desk_ids.is_empty() && round.sync_type == SyncType::TwoWay {
                 // A part at a time: tens of thousands of records (a validation rule that met
                 // a whole first sync) would bind more values than a statement may hold.
-                for part in desk_ids.chunks(RETRY_PART) {
+                for part in desk_ids.chunks(BIND_PART) {
                     let mut batch = self.store.begin_sync().await?;
                     batch.enqueue_all(module, part).await?;
                     batch.due_now(module, part).await?;
@@ -422,7 +419,7 @@ impl SyncEngine {
                 let asked = Utc::now();
                 self.pull_ids(&round, module, &salesforce_ids).await?;
                 // As in a round: one read again that needed nothing is settled.
-                for part in salesforce_ids.chunks(RETRY_PART) {
+                for part in salesforce_ids.chunks(BIND_PART) {
                     self.store
                         .resolve_settled_pulls(module, part, asked)
                         .await?;
@@ -532,7 +529,7 @@ impl SyncEngine {
                 return Err(SyncError::Stopped);
             }
             for row in &rows {
-                batch.drop_outbox(module, row.desk_id, Some(row.id)).await?;
+                batch.drop_outbox(module, row.desk_id, &[row.id]).await?;
             }
             batch.commit().await?;
         }

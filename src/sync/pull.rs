@@ -97,10 +97,10 @@ impl Incoming {
     }
 }
 
-/// A desk record as a batch read it, with the newest of its changes waiting then.
+/// A desk record as a batch read it, with its changes waiting then.
 struct Held {
     record: DeskRecord,
-    head: Option<i64>,
+    waiting: Vec<i64>,
 }
 
 fn ident(name: &str) -> Result<Ident, SyncError> {
@@ -510,7 +510,7 @@ impl SyncEngine {
         );
         rewritten.extend(&refs);
         let mut desk = desk::load_for_update(&batch, module, &rewritten).await?;
-        let pending = batch.outbox_heads(module, &rewritten).await?;
+        let pending = batch.outbox_waiting(module, &rewritten).await?;
         // A desk edit Salesforce refused is still the desk's newer word, though it left the
         // outbox: re-reading an older Salesforce record must not undo it.
         let refused = if open_failures {
@@ -645,7 +645,7 @@ impl SyncEngine {
                         Err(waiting)
                     } else {
                         let only = Held {
-                            head: pending.get(&only.id()).copied(),
+                            waiting: pending.get(&only.id()).cloned().unwrap_or_default(),
                             record: only,
                         };
                         self.first_match(&mut batch, round, module, inc, only, &accounts)
@@ -729,7 +729,7 @@ impl SyncEngine {
                             continue;
                         }
                         let existing = existing.map(|record| Held {
-                            head: pending.get(&record.id()).copied(),
+                            waiting: pending.get(&record.id()).cloned().unwrap_or_default(),
                             record,
                         });
                         let written = self
@@ -767,7 +767,7 @@ impl SyncEngine {
                                 continue;
                             };
                             let only = Held {
-                                head: pending.get(&only.id()).copied(),
+                                waiting: pending.get(&only.id()).cloned().unwrap_or_default(),
                                 record: only,
                             };
                             self.first_match(&mut batch, round, module, inc, only, &accounts)
@@ -954,10 +954,11 @@ impl SyncEngine {
         values: Map<String, Value>,
         added: bool,
     ) -> Result<Result<Written, (FailureReason, String)>, SyncError> {
-        let (existing, head) = existing.map_or((None, None), |held| (Some(held.record), held.head));
+        let (existing, waiting) =
+            existing.map_or((None, Vec::new()), |held| (Some(held.record), held.waiting));
         match desk::save(batch, module, existing, values).await? {
             Ok(desk_id) => {
-                batch.drop_outbox(module, desk_id, head).await?;
+                batch.drop_outbox(module, desk_id, &waiting).await?;
                 inc.link(batch, module, desk_id).await?;
                 Ok(Ok(if added {
                     Written::Added

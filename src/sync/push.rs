@@ -85,14 +85,16 @@ impl SyncEngine {
                 break;
             }
             last_seen = Some(first.id);
-            let mut upto: HashMap<i64, i64> = HashMap::new();
+            let mut read: HashMap<i64, Vec<i64>> = HashMap::new();
             let mut ids = Vec::new();
             for row in &rows {
-                if upto.insert(row.desk_id, row.id).is_none() {
+                let changes = read.entry(row.desk_id).or_default();
+                if changes.is_empty() {
                     ids.push(row.desk_id);
                 }
+                changes.push(row.id);
             }
-            let counts = self.send(round, module, &ids, &upto, None).await?;
+            let counts = self.send(round, module, &ids, &read, None).await?;
             total = Counts {
                 added: total.added + counts.added,
                 updated: total.updated + counts.updated,
@@ -129,9 +131,9 @@ impl SyncEngine {
             }
             // Read before the records are: an edit queued after that is not in what is sent,
             // and waits for the next push.
-            let heads = self.store.outbox_heads(module, &ids).await?;
+            let waiting = self.store.outbox_waiting(module, &ids).await?;
             let counts = self
-                .send(round, module, &ids, &heads, Some((&cursor_name, last)))
+                .send(round, module, &ids, &waiting, Some((&cursor_name, last)))
                 .await?;
             total = Counts {
                 added: total.added + counts.added,
@@ -143,15 +145,15 @@ impl SyncEngine {
         Ok(total)
     }
 
-    /// Sends one batch of desk records and records the outcome in one transaction. `upto`
-    /// holds, for each record, the newest outbox row read before its values were: the
-    /// changes the push settles.
+    /// Sends one batch of desk records and records the outcome in one transaction. `read`
+    /// holds, for each record, the outbox rows read before its values were: the changes the
+    /// push settles.
     async fn send(
         &self,
         round: &Round,
         module: Module,
         ids: &[i64],
-        upto: &HashMap<i64, i64>,
+        read: &HashMap<i64, Vec<i64>>,
         cursor: Option<(&str, i64)>,
     ) -> Result<Counts, SyncError> {
         round.still_current(&self.integrations).await?;
@@ -304,7 +306,9 @@ impl SyncEngine {
                 let describe = round.client.describe(object).await?;
                 let desk_id_field = desk_id_field(&describe, &round.desk_tag);
                 let mut body: Vec<Record> = creates.iter().map(|(_, v)| v.clone()).collect();
-                if desk_id_field.is_some_and(|f| f.external_id) {
+                // An external id the integration user may write makes the create
+                // repeatable; one it may only read would refuse every record.
+                if desk_id_field.is_some_and(|f| f.external_id && f.createable && f.updateable) {
                     return Ok(round
                         .client
                         .upsert_many(object, DESK_ID_FIELD, &body, false)
@@ -357,14 +361,14 @@ impl SyncEngine {
         // Desk accounts made in Salesforce here, whose contacts may wait for them.
         let mut made_accounts = Vec::new();
         for (i, (desk_id, plan)) in plans.into_iter().enumerate() {
-            let upto = upto.get(&desk_id).copied();
+            let settles = read.get(&desk_id).map_or(&[][..], Vec::as_slice);
             let (hash, creating, read) = match plan {
                 Plan::Skip => {
                     // Nothing left to send: a failure to send it earlier is settled.
                     if open_failures {
                         batch.resolve_push(module, desk_id).await?;
                     }
-                    batch.drop_outbox(module, desk_id, upto).await?;
+                    batch.drop_outbox(module, desk_id, settles).await?;
                     continue;
                 }
                 Plan::Fail(reason, message) => {
@@ -376,7 +380,7 @@ impl SyncEngine {
                         .filter(|_| reason == FailureReason::MultipleMatches);
                     self.log_push_failure(
                         &mut batch,
-                        (module, desk_id, twin, upto),
+                        (module, desk_id, twin, settles),
                         (reason, message),
                         key,
                     )
@@ -395,7 +399,7 @@ impl SyncEngine {
                     if open_failures {
                         batch.resolve_push(module, desk_id).await?;
                     }
-                    batch.drop_outbox(module, desk_id, upto).await?;
+                    batch.drop_outbox(module, desk_id, settles).await?;
                     continue;
                 }
                 Plan::Update { hash, values, .. } => {
@@ -426,7 +430,7 @@ impl SyncEngine {
                     batch
                         .resolve(module, Some(desk_id), Some(sf_id.as_str()))
                         .await?;
-                    batch.drop_outbox(module, desk_id, upto).await?;
+                    batch.drop_outbox(module, desk_id, settles).await?;
                     if creating && result.created != Some(false) {
                         counts.added += 1;
                     } else {
@@ -481,7 +485,7 @@ impl SyncEngine {
                         .map(|l| l.salesforce_id.clone());
                     self.log_push_failure(
                         &mut batch,
-                        (module, desk_id, twin, upto),
+                        (module, desk_id, twin, settles),
                         (reason, message),
                         None,
                     )
@@ -512,7 +516,7 @@ impl SyncEngine {
     async fn log_push_failure(
         &self,
         batch: &mut SyncBatch<'_>,
-        (module, desk_id, twin, upto): (Module, i64, Option<String>, Option<i64>),
+        (module, desk_id, twin, settles): (Module, i64, Option<String>, &[i64]),
         (reason, message): (FailureReason, String),
         match_key: Option<String>,
     ) -> Result<(), SyncError> {
@@ -527,10 +531,13 @@ impl SyncEngine {
             match_key,
         };
         let logged = batch.fail(failure, &self.settings.retry).await?;
-        match (logged.next_attempt_at, upto) {
-            (None, _) => batch.drop_outbox(module, desk_id, upto).await?,
-            (Some(_), None) => batch.enqueue(module, desk_id).await?,
-            (Some(_), Some(_)) => {}
+        if logged.next_attempt_at.is_none() {
+            batch.drop_outbox(module, desk_id, settles).await?;
+            return Ok(());
+        }
+        batch.wake_if_edited_since(module, desk_id, settles).await?;
+        if settles.is_empty() {
+            batch.enqueue(module, desk_id).await?;
         }
         Ok(())
     }

@@ -236,6 +236,39 @@ async fn a_desk_edit_to_a_record_waiting_to_be_retried_goes_out_at_once() {
 }
 
 #[tokio::test]
+async fn a_desk_edit_made_while_its_failing_push_is_on_its_way_goes_out_at_once() {
+    let (app, sim) = synced(|s| s.sync.retry_backoff_secs = 3600).await;
+    let contact = app.create_contact(json!({ "lastName": "Busy" })).await;
+    sim.reject_next_records(&[(
+        "UNABLE_TO_LOCK_ROW",
+        "unable to obtain exclusive access to this record",
+    )]);
+    let push = sim.hold_next("PATCH", "/composite/sobjects");
+    let engine = app.engine.clone();
+    let round = tokio::spawn(async move { engine.run_once().await });
+    push.arrived().await;
+    app.gql_ok(
+        "mutation($id: ID!) { updateContact(id: $id, patch: { title: \"Fixed\" }) { id } }",
+        json!({ "id": contact["id"] }),
+    )
+    .await;
+    push.release();
+    round.await.unwrap().unwrap();
+    assert_eq!(open_failures(&app, None).await.len(), 1);
+
+    // Not an hour later: the edit came after what was sent.
+    app.sync_now().await;
+    assert_eq!(open_failures(&app, None).await, Vec::<Value>::new());
+    let sent: Vec<Value> = sim
+        .records("Contact")
+        .into_iter()
+        .filter(|c| c["LastName"] == "Busy")
+        .collect();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0]["Title"], "Fixed");
+}
+
+#[tokio::test]
 async fn transient_retries_back_off_and_stop_at_the_bound() {
     let (app, sim) = synced(|s| {
         s.sync.retry_backoff_secs = 3600;

@@ -2784,6 +2784,29 @@ async fn a_plain_helpdesk_id_field_names_a_lost_creates_record_even_once_it_is_e
 }
 
 #[tokio::test]
+async fn an_external_id_the_integration_user_may_only_read_leaves_creates_to_the_plain_path() {
+    let (app, sim) = connected_without_external_id(|sim| {
+        for object in ["Contact", "Account"] {
+            sim.make_read_only_field(object, tandem::sync::DESK_ID_FIELD)
+                .unwrap();
+        }
+    })
+    .await;
+    app.sync_now().await;
+    let desk = app
+        .create_contact(json!({ "lastName": "Meitner", "title": "Physicist" }))
+        .await;
+    let report = app.sync_now().await;
+    assert_eq!(report.pushed.added, 1, "{report:?}");
+    assert_eq!(report.pushed.failed, 0, "{report:?}");
+    let made = sim
+        .get("Contact", &salesforce_id_of(&app, &desk["id"]).await)
+        .unwrap();
+    assert_eq!(made["LastName"], "Meitner");
+    assert!(made["Helpdesk_Id__c"].is_null(), "{made}");
+}
+
+#[tokio::test]
 async fn a_create_that_never_reached_salesforce_is_sent_again() {
     let (app, sim) = connected_without_external_id(without_desk_id_fields).await;
     app.sync_now().await;
@@ -2799,6 +2822,66 @@ async fn a_create_that_never_reached_salesforce_is_sent_again() {
     let mark = sim.request_count();
     app.sync_now().await;
     assert_eq!(writes_since(&sim, mark), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn a_desk_edit_committing_while_its_record_is_pushed_goes_out_next_though_queued_earlier() {
+    use sea_orm::{ConnectionTrait, DbBackend, Statement, TransactionTrait};
+    let (app, sim) = crate::integration::started(|s| s.sync.poll_overlap_secs = 0).await;
+    if !app.database_url.starts_with("postgres") {
+        // SQLite lets one writer at a time in: the edit cannot be open while others commit.
+        return;
+    }
+    let desk = app.create_contact(json!({ "lastName": "Hopper" })).await;
+    app.sync_now().await;
+    // Reads the record back, then polls past the window: the round below does not read it
+    // again, which would wait for the open edit's row lock.
+    app.sync_now().await;
+    app.sync_now().await;
+    let sf_id = salesforce_id_of(&app, &desk["id"]).await;
+    let id: i64 = desk["id"].as_str().unwrap().parse().unwrap();
+    update_contact(&app, &desk["id"], json!({ "title": "Commander" })).await;
+
+    // An edit (a mass update, say) has queued its change but not committed; something else
+    // queues the record after it, and commits.
+    let sql = |text: String| Statement::from_string(DbBackend::Postgres, text);
+    let other = sea_orm::Database::connect(app.database_url.as_str())
+        .await
+        .unwrap();
+    let edit = other.begin().await.unwrap();
+    edit.execute_raw(sql(format!(
+        "UPDATE contact SET title = 'Rear Admiral' WHERE id = {id}"
+    )))
+    .await
+    .unwrap();
+    edit.execute_raw(sql(format!(
+        "INSERT INTO outbox (module, desk_id, enqueued_at) VALUES ('CONTACTS', {id}, now())"
+    )))
+    .await
+    .unwrap();
+    let mut batch = app.store.begin_sync().await.unwrap();
+    batch
+        .enqueue(tandem::domain::Module::Contacts, id)
+        .await
+        .unwrap();
+    batch.commit().await.unwrap();
+
+    // The push reads the record before the edit commits, and settles after it has.
+    let push = sim.hold_next("PATCH", "/composite/sobjects");
+    let engine = app.engine.clone();
+    let round = tokio::spawn(async move { engine.run_once().await });
+    push.arrived().await;
+    edit.commit().await.unwrap();
+    push.release();
+    round.await.unwrap().unwrap();
+    assert_eq!(sim.get("Contact", &sf_id).unwrap()["Title"], "Commander");
+
+    app.sync_now().await;
+    assert_eq!(
+        sim.get("Contact", &sf_id).unwrap()["Title"],
+        "Rear Admiral",
+        "the edit the push never read is still queued"
+    );
 }
 
 #[tokio::test]

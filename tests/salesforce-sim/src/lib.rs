@@ -224,6 +224,15 @@ impl SimHandle {
         Ok(())
     }
 
+    /// Makes a custom field read-only for the integration user, as field-level security may:
+    /// describe says it is neither createable nor updateable, and a write naming it is
+    /// refused with `INVALID_FIELD_FOR_INSERT_UPDATE`.
+    pub fn make_read_only_field(&self, sobject: &str, field: &str) -> Result<(), ApiError> {
+        let (obj, index) = custom_field(sobject, field)?;
+        lock(&self.sim.store).make_read_only(obj, index);
+        Ok(())
+    }
+
     /// Creates a custom field removed with `remove_field`, as an admin adding it to the org
     /// after the integration connected.
     pub fn create_field(&self, sobject: &str, field: &str) -> Result<(), ApiError> {

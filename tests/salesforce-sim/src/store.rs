@@ -124,6 +124,8 @@ pub struct Store {
     absent: Vec<(ObjIdx, usize)>,
     /// Fields this org's admin made required.
     required: Vec<(ObjIdx, usize)>,
+    /// Fields the integration user may read but not write (field-level security).
+    read_only: Vec<(ObjIdx, usize)>,
 }
 
 /// The records and the clock at one moment, to put back when a request that is all or
@@ -296,7 +298,18 @@ impl Store {
         if self.required.contains(&(obj, field)) {
             f.nillable = false;
         }
+        if self.read_only.contains(&(obj, field)) {
+            f.createable = false;
+            f.updateable = false;
+        }
         f
+    }
+
+    /// Makes a field read-only for the integration user: describe says it is neither
+    /// createable nor updateable, and a write naming it is refused with
+    /// `INVALID_FIELD_FOR_INSERT_UPDATE`.
+    pub fn make_read_only(&mut self, obj: ObjIdx, field: usize) {
+        self.read_only.push((obj, field));
     }
 
     /// Makes a field required in this org: describe says it is not nillable, and a create
