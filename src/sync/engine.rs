@@ -535,6 +535,16 @@ impl SyncEngine {
         }
     }
 
+    /// The org's daily API allocation as the last round saw it: calls used and the most
+    /// allowed, from the `Sforce-Limit-Info` header.
+    pub async fn api_usage(&self) -> Result<Option<(i64, i64)>, SyncError> {
+        Ok(self
+            .integrations
+            .current()
+            .await?
+            .and_then(|m| Some((m.api_used?, m.api_max?))))
+    }
+
     async fn record_usage(&self, client: &SalesforceClient) -> Result<(), SyncError> {
         if let Some(usage) = client.api_usage() {
             let (used, max) = (usage.used as i64, usage.max as i64);

@@ -48,9 +48,26 @@ pub fn spawn(engine: Arc<SyncEngine>, store: Store, poll_secs: u64) -> tokio::ta
 async fn run(engine: &SyncEngine, store: &Store, poll: Duration, mut lease: WorkerLease) {
     let mut desk_changes = store.subscribe();
     let mut failures = 0u32;
+    let mut stretched = 1;
     loop {
+        let stretch = match engine.api_usage().await {
+            Ok(usage) => stretch(usage),
+            Err(_) => stretched,
+        };
+        if stretch != stretched {
+            let state = if stretch > 1 {
+                "runs low"
+            } else {
+                "is no longer low"
+            };
+            tracing::info!(
+                "the org's daily API allocation {state}: Salesforce is polled every {:?}",
+                poll * stretch
+            );
+            stretched = stretch;
+        }
         let wait = if failures == 0 {
-            poll
+            poll * stretch
         } else {
             backoff(failures).min(MAX_BACKOFF)
         };
@@ -97,6 +114,47 @@ async fn run(engine: &SyncEngine, store: &Store, poll: Duration, mut lease: Work
     }
 }
 
+/// How many poll intervals apart polls go as the org's daily API allocation (`used`, `max`)
+/// runs low: from 80 % used, twice the interval, doubling with every further 5 %, sixteen
+/// times from 95 %. Idle polls cost two calls each; the calls left are kept for the changes
+/// themselves and for the panels agents read.
+fn stretch(usage: Option<(i64, i64)>) -> u32 {
+    let Some((used, max)) = usage.filter(|(_, max)| *max > 0) else {
+        return 1;
+    };
+    match used.saturating_mul(100) / max {
+        ..80 => 1,
+        80..85 => 2,
+        85..90 => 4,
+        90..95 => 8,
+        _ => 16,
+    }
+}
+
 fn backoff(failures: u32) -> Duration {
     Duration::from_secs(1 << failures.min(9))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::stretch;
+
+    #[test]
+    fn polls_spread_out_as_the_daily_api_allocation_runs_low() {
+        assert_eq!(stretch(None), 1);
+        assert_eq!(stretch(Some((5, 0))), 1);
+        for (used, times) in [
+            (0, 1),
+            (11_999, 1),
+            (12_000, 2),
+            (12_749, 2),
+            (12_750, 4),
+            (13_500, 8),
+            (14_250, 16),
+            (15_000, 16),
+            (20_000, 16),
+        ] {
+            assert_eq!(stretch(Some((used, 15_000))), times, "{used} of 15,000");
+        }
+    }
 }
