@@ -318,9 +318,17 @@ impl SyncEngine {
             }
             Err(e) => {
                 // Still active, and retried with backoff; what stops it is shown until a
-                // round gets through.
+                // round gets through. A database error's text stays in the log, as it does
+                // for any request (`INTERNAL`).
+                let why = match &e {
+                    SyncError::Store(_) => {
+                        tracing::error!(error = %e, "a sync round stopped on a database error");
+                        "a database error (the gateway's log says which)".to_owned()
+                    }
+                    e => e.to_string(),
+                };
                 let reason = format!(
-                    "the last sync round stopped at {}: {e}; it is retried",
+                    "the last sync round stopped at {}: {why}; it is retried",
                     Utc::now().format("%Y-%m-%d %H:%M:%S UTC")
                 );
                 self.integrations.explain(Some(reason)).await?;

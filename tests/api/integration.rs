@@ -918,3 +918,19 @@ async fn reconnected_as_another_user_of_the_org_the_sync_reads_what_that_user_se
         "the one both see is the same record: {names:?}"
     );
 }
+
+#[tokio::test]
+async fn a_round_stopped_by_a_database_error_says_so_and_leaves_the_details_to_the_log() {
+    use sea_orm::ConnectionTrait;
+    let (app, _sim) = started(|_| {}).await;
+    app.store
+        .connection()
+        .execute_unprepared("DROP TABLE sync_cursor")
+        .await
+        .unwrap();
+    assert!(app.engine.run_once().await.is_err());
+    let reason = integration(&app).await["statusReason"].clone();
+    let reason = reason.as_str().unwrap();
+    assert!(reason.contains("a database error"), "{reason}");
+    assert!(!reason.contains("sync_cursor"), "{reason}");
+}
