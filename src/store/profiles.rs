@@ -87,10 +87,12 @@ pub fn default_profiles() -> [NewProfile; 3] {
 }
 
 pub fn permissions_of(model: &profile::Model) -> Permissions {
+    // A row showing neither panel (written past the API, which cannot say so) shows nothing,
+    // rather than both.
+    let panel = SalesforcePanel::from_flags(model.show_contacts, model.show_accounts);
     Permissions {
-        visible: model.salesforce_visible,
-        panel: SalesforcePanel::from_flags(model.show_contacts, model.show_accounts)
-            .unwrap_or(SalesforcePanel::Both),
+        visible: model.salesforce_visible && panel.is_some(),
+        panel: panel.unwrap_or(SalesforcePanel::Both),
         information: model.grant_information,
         opportunities: model.grant_opportunities,
         notes: model.grant_notes,
@@ -254,4 +256,34 @@ fn active(new: NewProfile) -> StoreResult<profile::ActiveModel> {
     };
     set_permissions(&mut active, new.permissions);
     Ok(active)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_profile_row_showing_neither_panel_shows_no_salesforce_data() {
+        let now = chrono::Utc::now();
+        let mut row = profile::Model {
+            id: entity::ProfileId(1),
+            name: "Provisioned".into(),
+            is_admin: false,
+            salesforce_visible: true,
+            show_contacts: false,
+            show_accounts: false,
+            grant_information: true,
+            grant_opportunities: true,
+            grant_notes: true,
+            grant_events: true,
+            grant_tasks: true,
+            created_at: now,
+            updated_at: now,
+        };
+        assert!(!permissions_of(&row).visible);
+        row.show_accounts = true;
+        let shown = permissions_of(&row);
+        assert!(shown.visible);
+        assert_eq!(shown.panel, SalesforcePanel::Accounts);
+    }
 }
