@@ -78,10 +78,13 @@ pub async fn once(settings: &Settings) -> anyhow::Result<()> {
         Some(why) if did_something => bail!("the round stopped before it was done: {why}"),
         Some(why) => bail!("nothing synced: {why}"),
         // A script running the round learns that records wait in the failure log.
-        None if pulled.failed + pushed.failed > 0 => bail!(
-            "{} records failed; the failure log (`syncFailures`) says why, and `retrySyncFailure(s)` tries them again",
-            pulled.failed + pushed.failed
-        ),
+        None if pulled.failed + pushed.failed > 0 => {
+            let failed = pulled.failed + pushed.failed;
+            let records = if failed == 1 { "record" } else { "records" };
+            bail!(
+                "{failed} {records} failed; the failure log (`syncFailures`) says why, and `retrySyncFailure(s)` tries again"
+            )
+        }
         None => Ok(()),
     }
 }

@@ -662,6 +662,36 @@ async fn sync_once_behind_another_processs_round_says_what_it_waits_for() {
 }
 
 #[tokio::test]
+async fn sync_once_leaving_records_in_the_failure_log_exits_non_zero() {
+    let (app, sim) = started(|_| {}).await;
+    app.sync_now().await;
+    app.create_contact(json!({ "lastName": "Refused" })).await;
+    sim.reject_next_records(&[(
+        "FIELD_CUSTOM_VALIDATION_EXCEPTION",
+        "Every contact needs a title",
+    )]);
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .args(["sync", "--once"])
+        .env("TANDEM_DATA_DIR", &app.data_dir)
+        .env("TANDEM_DATABASE_URL", &app.database_url)
+        .env("TANDEM_LOG__FILTER", "error")
+        .kill_on_drop(true)
+        .output()
+        .await
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+    );
+    assert!(!output.status.success(), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("desk → Salesforce: 0 added, 0 updated, 1 failed"),
+        "{stdout}"
+    );
+    assert!(stderr.contains("1 record failed"), "{stderr}");
+}
+
+#[tokio::test]
 async fn sync_once_interrupted_while_it_waits_for_another_round_syncs_nothing() {
     let (app, sim) = started(|_| {}).await;
     app.create_contact(json!({ "lastName": "Hodgkin" })).await;
