@@ -36,6 +36,10 @@ pub struct ClientConfig {
     /// each running the org's triggers and flows. Cutting one off sooner would only send it
     /// again, to be cut off again, or leave unknown whether its writes were made.
     pub slow_timeout: Duration,
+    /// How long the answer to a create may take: as long as Salesforce runs a call (ten
+    /// minutes). A create cut off sooner may still be made after; the next round, looking for
+    /// it too early, would not find it and send it again.
+    pub once_timeout: Duration,
     /// Attempts for a call that is safe to repeat, the first included.
     pub max_attempts: u32,
     /// No retry starts once this much time has passed since the first attempt.
@@ -52,6 +56,7 @@ impl ClientConfig {
             on_rotation: None,
             timeout: Duration::from_secs(30),
             slow_timeout: Duration::from_secs(150),
+            once_timeout: Duration::from_secs(600),
             max_attempts: 4,
             retry_budget: Duration::from_secs(30),
             backoff_base: Duration::from_millis(200),
@@ -288,7 +293,9 @@ impl SalesforceClient {
                 .request(method.clone(), format!("{}{path}", session.instance_url))
                 .bearer_auth(session.access_token.expose_secret())
                 .query(query);
-            if call.slow {
+            if !call.repeat {
+                request = request.timeout(self.config.once_timeout);
+            } else if call.slow {
                 request = request.timeout(self.config.slow_timeout);
             }
             if let Some(body) = body {

@@ -634,6 +634,30 @@ async fn queries_and_collections_are_given_the_time_salesforce_may_take() {
 }
 
 #[tokio::test]
+async fn a_create_is_waited_for_as_long_as_salesforce_may_run_it() {
+    let sim = org().await;
+    let mut config = ClientConfig::new(sim.base_url(), password(&sim, "tandem"));
+    config.timeout = Duration::from_millis(150);
+    config.slow_timeout = Duration::from_millis(200);
+    config.max_attempts = 1;
+    let sf = SalesforceClient::new(config).unwrap();
+    sf.verify().await.unwrap();
+    sim.set_latency(Duration::from_millis(400));
+
+    // A query may be sent again, so it is cut off; a create cut off might still be made.
+    let err = sf.queries(&["SELECT Id FROM Account".to_owned()]).await;
+    assert!(
+        matches!(err[0], Err(SalesforceError::Transport(_))),
+        "{err:?}"
+    );
+    let made = sf
+        .create_many("Account", &[fields(json!({ "Name": "Initech" }))], false)
+        .await
+        .unwrap();
+    assert!(made[0].success, "{made:?}");
+}
+
+#[tokio::test]
 async fn a_sign_in_its_caller_gave_up_on_still_keeps_the_token_salesforce_rotated_in() {
     let sim = salesforce_sim::start(SimConfig {
         rotate_refresh_tokens: true,
