@@ -48,6 +48,34 @@ async fn outbox_waiting(
     Ok(waiting)
 }
 
+/// `key → value` for the links of a module whose `key` is one of `keys`.
+async fn link_pairs<K, V>(
+    db: &impl ConnectionTrait,
+    backend: sea_orm::DbBackend,
+    module: Module,
+    (key, value): (record_link::Column, record_link::Column),
+    keys: &[K],
+) -> StoreResult<HashMap<K, V>>
+where
+    (K, V): sea_orm::TryGetableMany,
+    K: Eq + std::hash::Hash + Clone + Into<sea_orm::Value>,
+    Vec<K>: Into<sea_orm::Value>,
+{
+    if keys.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows = record_link::Entity::find()
+        .select_only()
+        .column(key)
+        .column(value)
+        .filter(record_link::Column::Module.eq(module.as_str()))
+        .filter(one_of(backend, key, keys.to_vec()))
+        .into_tuple::<(K, V)>()
+        .all(db)
+        .await?;
+    Ok(rows.into_iter().collect())
+}
+
 /// Failures of one module and direction that are still open.
 fn open_failures(module: Module, direction: Direction) -> sea_orm::Condition {
     sea_orm::Condition::all()
@@ -343,7 +371,14 @@ impl Store {
         ids: &[String],
     ) -> StoreResult<HashMap<String, i64>> {
         use record_link::Column::{DeskId, SalesforceId};
-        self.link_pairs(module, SalesforceId, DeskId, ids).await
+        link_pairs(
+            self.connection(),
+            self.backend(),
+            module,
+            (SalesforceId, DeskId),
+            ids,
+        )
+        .await
     }
 
     /// The desk accounts, recycle bin included, linked to these Salesforce accounts. A purged
@@ -386,35 +421,14 @@ impl Store {
         ids: &[i64],
     ) -> StoreResult<HashMap<i64, String>> {
         use record_link::Column::{DeskId, SalesforceId};
-        self.link_pairs(module, DeskId, SalesforceId, ids).await
-    }
-
-    /// `key → value` for the links of a module whose `key` is one of `keys`.
-    async fn link_pairs<K, V>(
-        &self,
-        module: Module,
-        key: record_link::Column,
-        value: record_link::Column,
-        keys: &[K],
-    ) -> StoreResult<HashMap<K, V>>
-    where
-        (K, V): sea_orm::TryGetableMany,
-        K: Eq + std::hash::Hash + Clone + Into<sea_orm::Value>,
-        Vec<K>: Into<sea_orm::Value>,
-    {
-        if keys.is_empty() {
-            return Ok(HashMap::new());
-        }
-        let rows = record_link::Entity::find()
-            .select_only()
-            .column(key)
-            .column(value)
-            .filter(record_link::Column::Module.eq(module.as_str()))
-            .filter(one_of(self.backend(), key, keys.to_vec()))
-            .into_tuple::<(K, V)>()
-            .all(self.connection())
-            .await?;
-        Ok(rows.into_iter().collect())
+        link_pairs(
+            self.connection(),
+            self.backend(),
+            module,
+            (DeskId, SalesforceId),
+            ids,
+        )
+        .await
     }
 
     /// Salesforce ids of links that hold no read of their record (made before records were
@@ -932,6 +946,25 @@ impl SyncBatch<'_> {
             .all(&*self.txn)
             .await?;
         Ok(rows.into_iter().flatten().collect())
+    }
+
+    /// `desk id → Salesforce id` for the linked ones of these desk records, read in the batch:
+    /// a batch holding desk rows locked asks no other connection of the pool, which writers
+    /// waiting on those rows may all hold.
+    pub async fn salesforce_ids_by_desk(
+        &self,
+        module: Module,
+        ids: &[i64],
+    ) -> StoreResult<HashMap<i64, String>> {
+        use record_link::Column::{DeskId, SalesforceId};
+        link_pairs(
+            &*self.txn,
+            self.store.backend(),
+            module,
+            (DeskId, SalesforceId),
+            ids,
+        )
+        .await
     }
 
     /// The waiting changes of each of these desk records, as this transaction sees them.

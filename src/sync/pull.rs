@@ -497,6 +497,14 @@ impl SyncEngine {
             candidates.remove(key);
         }
 
+        // The polling window reads recent records again each round: one whose very version
+        // failed and still waits is left to its failure's retry, not logged once more. Read
+        // before the batch, as every read outside it is: a batch holding desk rows locked
+        // waits for no connection of the pool.
+        let failed = match cursor_name {
+            Some(_) if open_failures => self.store.failed_versions(module, &ids).await?,
+            _ => HashMap::new(),
+        };
         let mut batch = self.store.begin_sync().await?;
         // The desk records the page may write over, read again inside the batch with their
         // waiting changes: a desk edit committed since the lookups above is seen and judged,
@@ -526,8 +534,7 @@ impl SyncEngine {
                 .values()
                 .filter_map(|d| d.values().get("accountId").and_then(Value::as_i64))
                 .collect();
-            accounts.to_salesforce = self
-                .store
+            accounts.to_salesforce = batch
                 .salesforce_ids_by_desk(Module::Accounts, &desk_accounts)
                 .await?;
         }
@@ -568,12 +575,6 @@ impl SyncEngine {
                     ),
                 )
             })
-        };
-        // The polling window reads recent records again each round: one whose very version
-        // failed and still waits is left to its failure's retry, not logged once more.
-        let failed = match cursor_name {
-            Some(_) if open_failures => self.store.failed_versions(module, &ids).await?,
-            _ => HashMap::new(),
         };
         for (idx, inc) in incoming.iter().enumerate() {
             if failed.get(&inc.id) == Some(&inc.modstamp) {
