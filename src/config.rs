@@ -115,6 +115,10 @@ pub struct SyncSettings {
     pub retry_max_attempts: u32,
     /// Days the sync history is kept.
     pub history_days: u32,
+    /// Seconds after a create whose answer was lost (without an external id to repeat it
+    /// by) during which Salesforce may still be making it: until then a record not found is
+    /// in doubt and waits, rather than being sent again and made twice.
+    pub unanswered_create_secs: u64,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
@@ -212,6 +216,7 @@ impl Default for SyncSettings {
             retry_backoff_secs: 30,
             retry_max_attempts: 8,
             history_days: 7,
+            unanswered_create_secs: 600,
         }
     }
 }
@@ -383,6 +388,12 @@ impl Settings {
                 &format!(
                     "must be from 1 to {COLLECTION_LIMIT}, the most records Salesforce takes in one collection call"
                 ),
+            );
+        }
+        if self.sync.unanswered_create_secs > MAX_OVERLAP_SECS {
+            return refuse(
+                "sync.unanswered_create_secs",
+                &format!("must be at most {MAX_OVERLAP_SECS} (a day)"),
             );
         }
         if self.sync.poll_overlap_secs > MAX_OVERLAP_SECS {
@@ -597,6 +608,11 @@ mod tests {
                     "sync.poll_overlap_secs",
                 ),
                 ("TANDEM_SYNC__BATCH_SIZE", "201", "sync.batch_size"),
+                (
+                    "TANDEM_SYNC__UNANSWERED_CREATE_SECS",
+                    "86401",
+                    "sync.unanswered_create_secs",
+                ),
                 (
                     "TANDEM_GRAPHQL__PANEL_TIMEOUT_MS",
                     "0",

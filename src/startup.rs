@@ -207,6 +207,9 @@ impl Services {
                     backoff: Duration::from_secs(settings.sync.retry_backoff_secs),
                     max_attempts: settings.sync.retry_max_attempts.max(1),
                 },
+                unanswered_create: chrono::Duration::seconds(
+                    settings.sync.unanswered_create_secs as i64,
+                ),
                 ..Default::default()
             },
         ));

@@ -34,6 +34,8 @@ pub struct EngineSettings {
     pub overlap: Duration,
     /// When records that failed for a transient reason are tried again.
     pub retry: RetryPolicy,
+    /// How long after a create whose answer was lost Salesforce may still be making it.
+    pub unanswered_create: chrono::Duration,
 }
 
 impl Default for EngineSettings {
@@ -44,6 +46,7 @@ impl Default for EngineSettings {
             history_retention: chrono::Duration::days(7),
             overlap: Duration::from_secs(120),
             retry: RetryPolicy::default(),
+            unanswered_create: chrono::Duration::minutes(10),
         }
     }
 }

@@ -4,8 +4,9 @@
 //! what it made before the record is read or sent again: a Salesforce record the integration
 //! user created since, linked to nothing, that names the desk record in a plain
 //! `Helpdesk_Id__c` or, without the field, holds every value sent. Found, it is linked as the
-//! answer would have linked it; not found, the create never happened and the record is sent
-//! again.
+//! answer would have linked it. Not found, it is in doubt while Salesforce may still be
+//! making it (a call runs up to ten minutes, past a connection cut or a process killed), and
+//! the record waits; after that the create never happened and the record is sent again.
 
 use chrono::{DateTime, Duration, Utc};
 use serde_json::Value;
@@ -55,6 +56,7 @@ impl SyncEngine {
         round.still_current(&self.integrations).await?;
         let mut batch = self.store.begin_sync().await?;
         let mut counts = Counts::default();
+        let mut linked_now = std::collections::HashSet::new();
         // In the order they were sent, each takes the record that names it (a plain
         // Helpdesk_Id__c holds the desk id), else the first, in the order Salesforce made them,
         // that holds all it sent: twins sent with the same values pair up in turn.
@@ -73,6 +75,7 @@ impl SyncEngine {
                 // Linked at what was sent, as the answer would have linked it: an edit made in
                 // Salesforce since is news the next pull brings, not the state of the link.
                 let record = found.remove(at);
+                linked_now.insert(*desk_id);
                 batch
                     .link(module, *desk_id, &record.id, &hash(values), None, None)
                     .await?;
@@ -82,12 +85,20 @@ impl SyncEngine {
                 counts.added += 1;
             }
         }
-        let desk_ids: Vec<i64> = sent.iter().map(|(desk_id, _)| *desk_id).collect();
+        // Found ones are settled by their link; of the others, those sent long enough ago
+        // were never made, and the rest stay in doubt.
+        let made_by = Utc::now() - self.settings.unanswered_create;
+        let desk_ids: Vec<i64> = pending
+            .iter()
+            .filter(|p| p.sent_at <= made_by || linked_now.contains(&p.desk_id))
+            .map(|p| p.desk_id)
+            .collect();
         batch.settle_pending_creates(module, &desk_ids).await?;
         tracing::info!(
             %module,
             pending = sent.len(),
             found = counts.added,
+            in_doubt = sent.len() - desk_ids.len(),
             "creates whose answer was lost were looked for in Salesforce"
         );
         self.finish(batch, Direction::DeskToSalesforce, module, counts)

@@ -1,7 +1,7 @@
 //! Desk → Salesforce: queued desk changes (and, on the first sync, every unlinked desk
 //! record) sent in collections of up to 200, with links and the outbox updated together.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use serde_json::Value;
 
@@ -67,6 +67,9 @@ enum Plan {
         values: Record,
         hash: String,
     },
+    /// A create sent before whose answer was lost, which Salesforce may still be making
+    /// (`find_lost_creates`): not sent again until it is found or past doubt.
+    Wait,
     Fail(FailureReason, String),
 }
 
@@ -160,6 +163,13 @@ impl SyncEngine {
         let object = module.salesforce_object();
         let records = desk::load(&self.store, module, ids).await?;
         let links = self.store.links_by_desk(module, ids).await?;
+        let in_doubt: HashSet<i64> = self
+            .store
+            .pending_creates(module)
+            .await?
+            .into_iter()
+            .map(|p| p.desk_id)
+            .collect();
         let accounts = self.desk_account_links(module, &records).await?;
         let mut plans: Vec<(i64, Plan)> = ids
             .iter()
@@ -206,6 +216,7 @@ impl SyncEngine {
                                     }
                                 }
                             }
+                            None if in_doubt.contains(id) => Plan::Wait,
                             None => Plan::Create {
                                 values: values.into_iter().collect(),
                                 hash: h,
@@ -369,6 +380,14 @@ impl SyncEngine {
                         batch.resolve_push(module, desk_id).await?;
                     }
                     batch.drop_outbox(module, desk_id, settles).await?;
+                    continue;
+                }
+                Plan::Wait => {
+                    // Its queued changes stay; exporting, it is queued, as the cursor
+                    // passes it.
+                    if cursor.is_some() && settles.is_empty() {
+                        batch.enqueue(module, desk_id).await?;
+                    }
                     continue;
                 }
                 Plan::Fail(reason, message) => {

@@ -117,6 +117,7 @@ fn sync_process(app: &TestApp) -> tokio::process::Child {
         .env("TANDEM_DATA_DIR", &app.data_dir)
         .env("TANDEM_DATABASE_URL", &app.database_url)
         .env("TANDEM_SYNC__WORKER", "false")
+        .env("TANDEM_SYNC__UNANSWERED_CREATE_SECS", "0")
         .env("TANDEM_LOG__FILTER", "error")
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -4,7 +4,7 @@ use salesforce_sim::{SimConfig, SimHandle};
 use sea_orm::EntityTrait;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, spawn_app, without_desk_id_fields, writes_since};
+use crate::helpers::{TestApp, spawn_app, spawn_app_with, without_desk_id_fields, writes_since};
 use crate::integration::connect;
 
 /// A desk and an org, connected, with the first sync started but not yet run.
@@ -2804,6 +2804,56 @@ async fn an_external_id_the_integration_user_may_only_read_leaves_creates_to_the
         .unwrap();
     assert_eq!(made["LastName"], "Meitner");
     assert!(made["Helpdesk_Id__c"].is_null(), "{made}");
+}
+
+#[tokio::test]
+async fn a_create_not_found_while_salesforce_may_still_make_it_waits_rather_than_going_twice() {
+    // Queued by a desk edit, and met by the first sync's export.
+    for exported in [false, true] {
+        let app = spawn_app_with(|s| s.sync.unanswered_create_secs = 600).await;
+        if exported {
+            // Made before the connection: no change of it is queued.
+            app.store_contact("Lovelace".into(), None).await;
+        }
+        let sim = salesforce_sim::start(SimConfig::default()).await;
+        without_desk_id_fields(&sim);
+        assert!(connect(&app, &sim, "tandem").await.get("errors").is_none());
+        app.gql_ok("mutation { startSync { firstSync } }", json!({}))
+            .await;
+        if !exported {
+            app.sync_now().await;
+            app.create_contact(json!({ "lastName": "Lovelace" })).await;
+        }
+        // The create's connection is cut: whether Salesforce is making it, nobody knows yet.
+        round_failing_its_create(&app, &sim, SimHandle::drop_next).await;
+
+        let report = app.sync_now().await;
+        assert_eq!(report.pushed, Default::default(), "{exported}: {report:?}");
+        assert_eq!(
+            sim.count("Contact"),
+            0,
+            "{exported}: not sent again in doubt"
+        );
+        assert_eq!(
+            app.store.outbox_len().await.unwrap(),
+            1,
+            "{exported}: queued"
+        );
+
+        // Salesforce commits it late; the next round finds it rather than making a second.
+        let made = sim
+            .insert("Contact", json!({ "LastName": "Lovelace" }))
+            .unwrap();
+        let report = app.sync_now().await;
+        assert_eq!(report.pushed.added, 1, "{exported}: {report:?}");
+        assert_eq!(sim.count("Contact"), 1, "{exported}");
+        let desk = contacts(&app).await;
+        assert_eq!(desk.len(), 1, "{exported}: {desk:?}");
+        assert_eq!(salesforce_id_of(&app, &desk[0]["id"]).await, made);
+        let mark = sim.request_count();
+        app.sync_now().await;
+        assert_eq!(writes_since(&sim, mark), Vec::<String>::new(), "{exported}");
+    }
 }
 
 #[tokio::test]
