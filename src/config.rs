@@ -117,7 +117,8 @@ pub struct SyncSettings {
     pub history_days: u32,
     /// Seconds after a create whose answer was lost (without an external id to repeat it
     /// by) during which Salesforce may still be making it: until then a record not found is
-    /// in doubt and waits, rather than being sent again and made twice.
+    /// in doubt and waits, rather than being sent again and made twice. Ten minutes, the
+    /// longest Salesforce runs a call and Tandem waits for a create, and one to spare.
     pub unanswered_create_secs: u64,
 }
 
@@ -216,7 +217,7 @@ impl Default for SyncSettings {
             retry_backoff_secs: 30,
             retry_max_attempts: 8,
             history_days: 7,
-            unanswered_create_secs: 600,
+            unanswered_create_secs: 660,
         }
     }
 }

@@ -487,9 +487,9 @@ impl Store {
             .await?)
     }
 
-    /// The oldest waiting desk changes of a module.
-    /// Queued desk changes, oldest first, leaving out records that wait for the next attempt
-    /// after a transient failure.
+    /// Queued desk changes, oldest first, leaving out records that wait: for the next attempt
+    /// after a transient failure, or on a create whose answer was lost and which Salesforce
+    /// may still be making (the round's first step settles those once they are past doubt).
     pub async fn outbox(&self, module: Module, limit: u64) -> StoreResult<Vec<outbox::Model>> {
         let waiting = sea_orm::sea_query::Query::select()
             .column(sync_failure::Column::DeskId)
@@ -502,9 +502,15 @@ impl Store {
             .and_where(Expr::col(sync_failure::Column::DeskId).is_not_null())
             .and_where(Expr::col(sync_failure::Column::NextAttemptAt).gt(Utc::now()))
             .to_owned();
+        let in_doubt = Query::select()
+            .column(pending_create::Column::DeskId)
+            .from(pending_create::Entity)
+            .and_where(Expr::col(pending_create::Column::Module).eq(module.as_str()))
+            .to_owned();
         Ok(outbox::Entity::find()
             .filter(outbox::Column::Module.eq(module.as_str()))
             .filter(outbox::Column::DeskId.not_in_subquery(waiting))
+            .filter(outbox::Column::DeskId.not_in_subquery(in_doubt))
             .order_by_asc(outbox::Column::Id)
             .limit(limit)
             .all(self.connection())

@@ -32,7 +32,29 @@ impl SyncEngine {
         round: &Round,
         module: Module,
     ) -> Result<Counts, SyncError> {
-        let pending = self.store.pending_creates(module).await?;
+        // Taken before Salesforce is asked: a note whose window ends during the lookup is
+        // looked for once more rather than given up unseen.
+        let made_by = Utc::now() - self.settings.unanswered_create;
+        let mut pending = self.store.pending_creates(module).await?;
+        if pending.is_empty() {
+            return Ok(Counts::default());
+        }
+        // A record linked meanwhile (a pull met the create's record by email or name) is
+        // settled: looking on could only pair it with another record.
+        let linked_already = self
+            .store
+            .salesforce_ids_by_desk(
+                module,
+                &pending.iter().map(|p| p.desk_id).collect::<Vec<_>>(),
+            )
+            .await?;
+        if !linked_already.is_empty() {
+            let settled: Vec<i64> = linked_already.keys().copied().collect();
+            let mut batch = self.store.begin_sync().await?;
+            batch.settle_pending_creates(module, &settled).await?;
+            batch.commit().await?;
+            pending.retain(|p| !linked_already.contains_key(&p.desk_id));
+        }
         let Some(first) = pending.iter().map(|p| p.sent_at).min() else {
             return Ok(Counts::default());
         };
@@ -87,7 +109,6 @@ impl SyncEngine {
         }
         // Found ones are settled by their link; of the others, those sent long enough ago
         // were never made, and the rest stay in doubt.
-        let made_by = Utc::now() - self.settings.unanswered_create;
         let desk_ids: Vec<i64> = pending
             .iter()
             .filter(|p| p.sent_at <= made_by || linked_now.contains(&p.desk_id))

@@ -88,15 +88,10 @@ impl SyncEngine {
                 break;
             }
             last_seen = Some(first.id);
-            let mut read: HashMap<i64, Vec<i64>> = HashMap::new();
-            let mut ids = Vec::new();
-            for row in &rows {
-                let changes = read.entry(row.desk_id).or_default();
-                if changes.is_empty() {
-                    ids.push(row.desk_id);
-                }
-                changes.push(row.id);
-            }
+            let ids = crate::store::distinct(&rows.iter().map(|r| r.desk_id).collect::<Vec<_>>());
+            // Every change of these records queued so far, this page's and any past it: the
+            // values read next carry them all.
+            let read = self.store.outbox_waiting(module, &ids).await?;
             let counts = self.send(round, module, &ids, &read, None).await?;
             total = Counts {
                 added: total.added + counts.added,

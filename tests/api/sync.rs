@@ -2827,17 +2827,21 @@ async fn a_create_not_found_while_salesforce_may_still_make_it_waits_rather_than
         // The create's connection is cut: whether Salesforce is making it, nobody knows yet.
         round_failing_its_create(&app, &sim, SimHandle::drop_next).await;
 
+        // It waits; the rest of the queue goes on.
+        app.create_contact(json!({ "lastName": "Babbage" })).await;
         let report = app.sync_now().await;
-        assert_eq!(report.pushed, Default::default(), "{exported}: {report:?}");
-        assert_eq!(
-            sim.count("Contact"),
-            0,
-            "{exported}: not sent again in doubt"
-        );
+        assert_eq!(report.pushed.added, 1, "{exported}: {report:?}");
+        let in_org: Vec<Value> = sim.records("Contact");
+        assert_eq!(in_org.len(), 1, "{exported}: not sent again in doubt");
+        assert_eq!(in_org[0]["LastName"], "Babbage", "{exported}");
         assert_eq!(
             app.store.outbox_len().await.unwrap(),
             1,
             "{exported}: queued"
+        );
+        assert!(
+            !app.engine.has_changes_to_send().await,
+            "{exported}: a desk event does not start a round for it"
         );
 
         // Salesforce commits it late; the next round finds it rather than making a second.
@@ -2846,14 +2850,42 @@ async fn a_create_not_found_while_salesforce_may_still_make_it_waits_rather_than
             .unwrap();
         let report = app.sync_now().await;
         assert_eq!(report.pushed.added, 1, "{exported}: {report:?}");
-        assert_eq!(sim.count("Contact"), 1, "{exported}");
+        assert_eq!(sim.count("Contact"), 2, "{exported}");
         let desk = contacts(&app).await;
-        assert_eq!(desk.len(), 1, "{exported}: {desk:?}");
-        assert_eq!(salesforce_id_of(&app, &desk[0]["id"]).await, made);
+        assert_eq!(desk.len(), 2, "{exported}: {desk:?}");
+        let lovelace = by_last_name(&desk, "Lovelace")[0].clone();
+        assert_eq!(salesforce_id_of(&app, &lovelace["id"]).await, made);
         let mark = sim.request_count();
         app.sync_now().await;
         assert_eq!(writes_since(&sim, mark), Vec::<String>::new(), "{exported}");
     }
+}
+
+#[tokio::test]
+async fn a_create_not_found_once_its_doubt_has_passed_is_sent_again_once() {
+    let app = spawn_app_with(|s| s.sync.unanswered_create_secs = 1).await;
+    let sim = salesforce_sim::start(SimConfig::default()).await;
+    without_desk_id_fields(&sim);
+    assert!(connect(&app, &sim, "tandem").await.get("errors").is_none());
+    app.gql_ok("mutation { startSync { firstSync } }", json!({}))
+        .await;
+    app.sync_now().await;
+    let desk = app.create_contact(json!({ "lastName": "Hopper" })).await;
+    round_failing_its_create(&app, &sim, SimHandle::drop_next).await;
+    app.sync_now().await;
+    assert_eq!(sim.count("Contact"), 0, "in doubt");
+
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let report = app.sync_now().await;
+    assert_eq!(report.pushed.added, 1, "{report:?}");
+    assert_eq!(sim.count("Contact"), 1);
+    let made = sim
+        .get("Contact", &salesforce_id_of(&app, &desk["id"]).await)
+        .unwrap();
+    assert_eq!(made["LastName"], "Hopper");
+    let mark = sim.request_count();
+    app.sync_now().await;
+    assert_eq!(writes_since(&sim, mark), Vec::<String>::new());
 }
 
 #[tokio::test]
