@@ -92,6 +92,19 @@ impl TestApp {
             .unwrap()
     }
 
+    /// The `tandem` binary with these arguments, on this app's database and data dir (its
+    /// secrets), logging errors only; killed when dropped.
+    pub fn tandem(&self, args: &[&str]) -> tokio::process::Command {
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_tandem"));
+        command
+            .args(args)
+            .env("TANDEM_DATA_DIR", &self.data_dir)
+            .env("TANDEM_DATABASE_URL", &self.database_url)
+            .env("TANDEM_LOG__FILTER", "error")
+            .kill_on_drop(true);
+        command
+    }
+
     /// Runs one sync round, as the worker would.
     pub async fn sync_now(&self) -> RoundReport {
         self.engine

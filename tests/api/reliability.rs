@@ -112,16 +112,11 @@ async fn desk_names(app: &TestApp) -> (HashMap<String, usize>, HashMap<String, u
 
 /// `tandem sync --once` in a child process on the test app's database.
 fn sync_process(app: &TestApp) -> tokio::process::Child {
-    tokio::process::Command::new(env!("CARGO_BIN_EXE_tandem"))
-        .args(["sync", "--once"])
-        .env("TANDEM_DATA_DIR", &app.data_dir)
-        .env("TANDEM_DATABASE_URL", &app.database_url)
+    app.tandem(&["sync", "--once"])
         .env("TANDEM_SYNC__WORKER", "false")
         .env("TANDEM_SYNC__UNANSWERED_CREATE_SECS", "0")
-        .env("TANDEM_LOG__FILTER", "error")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
-        .kill_on_drop(true)
         .spawn()
         .unwrap()
 }

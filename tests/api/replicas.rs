@@ -594,13 +594,9 @@ async fn sync_once_paused_midway_says_what_it_sent_before_it_stopped() {
         app.create_contact(json!({ "lastName": name })).await;
     }
     let first = sim.hold_next("PATCH", "/composite/sobjects/Contact");
-    let run = tokio::process::Command::new(env!("CARGO_BIN_EXE_tandem"))
-        .args(["sync", "--once"])
-        .env("TANDEM_DATA_DIR", &app.data_dir)
-        .env("TANDEM_DATABASE_URL", &app.database_url)
+    let run = app
+        .tandem(&["sync", "--once"])
         .env("TANDEM_SYNC__BATCH_SIZE", "1")
-        .env("TANDEM_LOG__FILTER", "error")
-        .kill_on_drop(true)
         .output();
     let run = tokio::spawn(run);
     first.arrived().await;
@@ -635,13 +631,7 @@ async fn sync_once_behind_another_processs_round_says_what_it_waits_for() {
     let (app, sim) = started(|_| {}).await;
     app.create_contact(json!({ "lastName": "Franklin" })).await;
     let running = app.store.lock_rounds().await.unwrap();
-    let run = tokio::process::Command::new(env!("CARGO_BIN_EXE_tandem"))
-        .args(["sync", "--once"])
-        .env("TANDEM_DATA_DIR", &app.data_dir)
-        .env("TANDEM_DATABASE_URL", &app.database_url)
-        .env("TANDEM_LOG__FILTER", "error")
-        .kill_on_drop(true)
-        .output();
+    let run = app.tandem(&["sync", "--once"]).output();
     let run = tokio::spawn(run);
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(!run.is_finished(), "it waits for the round under way");
@@ -670,15 +660,7 @@ async fn sync_once_leaving_records_in_the_failure_log_exits_non_zero() {
         "FIELD_CUSTOM_VALIDATION_EXCEPTION",
         "Every contact needs a title",
     )]);
-    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_tandem"))
-        .args(["sync", "--once"])
-        .env("TANDEM_DATA_DIR", &app.data_dir)
-        .env("TANDEM_DATABASE_URL", &app.database_url)
-        .env("TANDEM_LOG__FILTER", "error")
-        .kill_on_drop(true)
-        .output()
-        .await
-        .unwrap();
+    let output = app.tandem(&["sync", "--once"]).output().await.unwrap();
     let (stdout, stderr) = (
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr),
@@ -696,14 +678,10 @@ async fn sync_once_interrupted_while_it_waits_for_another_round_syncs_nothing() 
     let (app, sim) = started(|_| {}).await;
     app.create_contact(json!({ "lastName": "Hodgkin" })).await;
     let running = app.store.lock_rounds().await.unwrap();
-    let run = tokio::process::Command::new(env!("CARGO_BIN_EXE_tandem"))
-        .args(["sync", "--once"])
-        .env("TANDEM_DATA_DIR", &app.data_dir)
-        .env("TANDEM_DATABASE_URL", &app.database_url)
-        .env("TANDEM_LOG__FILTER", "error")
+    let run = app
+        .tandem(&["sync", "--once"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .kill_on_drop(true)
         .spawn()
         .unwrap();
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -735,15 +713,11 @@ async fn serve_interrupted_answers_the_request_in_flight_before_it_exits() {
         .local_addr()
         .unwrap()
         .port();
-    let mut serve = tokio::process::Command::new(env!("CARGO_BIN_EXE_tandem"))
-        .arg("serve")
-        .env("TANDEM_DATA_DIR", &app.data_dir)
-        .env("TANDEM_DATABASE_URL", &app.database_url)
+    let mut serve = app
+        .tandem(&["serve"])
         .env("TANDEM_AUTH__JWT_SECRET", crate::helpers::SECRET)
         .env("TANDEM_HTTP__PORT", port.to_string())
         .env("TANDEM_SYNC__WORKER", "false")
-        .env("TANDEM_LOG__FILTER", "error")
-        .kill_on_drop(true)
         .spawn()
         .unwrap();
     let address = format!("http://127.0.0.1:{port}");
