@@ -61,6 +61,7 @@ impl Live {
             Live::ContactOpportunities => (
                 "OpportunityContactRole",
                 &[
+                    "Id",
                     "ContactId",
                     "Role",
                     "OpportunityId",
@@ -141,19 +142,51 @@ impl Live {
         }
     }
 
+    /// The field telling a closed opportunity from an open one, for the kinds whose lists
+    /// keep their newest hundred of each: a parent with a hundred open opportunities closing
+    /// later than its closed ones still shows those.
+    fn closed_field(self) -> Option<&'static str> {
+        match self {
+            Live::ContactOpportunities => Some("Opportunity.IsClosed"),
+            Live::AccountOpportunities => Some("IsClosed"),
+            _ => None,
+        }
+    }
+
+    /// Which of a kind's groups a record is in: open or closed for opportunities; one group
+    /// for every other kind.
+    fn group_of(self, record: &Record) -> Option<bool> {
+        let field = self.closed_field()?;
+        Some(
+            value_at(record, field)
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+        )
+    }
+
+    /// The groups a parent's list keeps a hundred of each.
+    fn groups(self) -> &'static [Option<bool>] {
+        if self.closed_field().is_some() {
+            &[Some(false), Some(true)]
+        } else {
+            &[None]
+        }
+    }
+
     /// A record's value of the field its kind is ordered by (a path such as
     /// `Opportunity.CloseDate` reaches into the related record).
     fn date_of(self, record: &Record) -> Option<&str> {
-        let mut path = self.newest()?.split('.');
-        let mut value = record.get(path.next()?)?;
-        for step in path {
-            value = value.get(step)?;
-        }
-        value.as_str()
+        value_at(record, self.newest()?)?.as_str()
     }
 
-    /// `SELECT … FROM … WHERE <parent field> IN (ids) [OR …]`, newest first, at most `rows`.
-    fn soql(self, ids: &[String], rows: u32) -> Result<String, crate::domain::Invalid> {
+    /// `SELECT … FROM … WHERE <parent field> IN (ids) [OR …]`, newest first, at most `rows`;
+    /// of one group only when `group` names one.
+    fn soql(
+        self,
+        ids: &[String],
+        rows: u32,
+        group: Option<bool>,
+    ) -> Result<String, crate::domain::Invalid> {
         let (object, fields, parents) = self.select();
         let literals = || ids.iter().map(|id| Literal::Text(id.clone()));
         let mut conditions = Vec::new();
@@ -166,6 +199,9 @@ impl Live {
             Condition::Or(conditions)
         };
         let mut select = Select::new(object, fields)?.filter(condition);
+        if let (Some(field), Some(closed)) = (self.closed_field(), group) {
+            select = select.filter(Condition::eq(&Ident::parse(field)?, Literal::Bool(closed)));
+        }
         if self == Live::ContentNotes {
             // Links attach files of every kind; notes are the documents of type SNOTE.
             select = select.filter(Condition::eq(
@@ -189,6 +225,16 @@ impl Live {
             .iter()
             .filter_map(|field| record.get(*field).and_then(Value::as_str))
     }
+}
+
+/// The value at a path such as `Opportunity.CloseDate`, reaching into related records.
+fn value_at<'r>(record: &'r Record, path: &str) -> Option<&'r Value> {
+    let mut steps = path.split('.');
+    let mut value = record.get(steps.next()?)?;
+    for step in steps {
+        value = value.get(step)?;
+    }
+    Some(value)
 }
 
 /// A live list for one parent record.
@@ -427,7 +473,7 @@ async fn lists(
     for i in order {
         let (kind, parents) = &wanted[i];
         for chunk in parents.chunks(IDS_PER_QUERY) {
-            match kind.soql(chunk, ROWS_PER_QUERY) {
+            match kind.soql(chunk, ROWS_PER_QUERY, None) {
                 Ok(soql) => queue.push_back((i, Step::List(chunk.to_vec()), soql)),
                 Err(e) => results[i] = Err(e.to_string()),
             }
@@ -468,15 +514,22 @@ async fn lists(
                 }
                 (Ok(page), Step::List(parents)) => {
                     // A full page may have left out older records of the parents it holds
-                    // few of (another filled it): each of those is read on its own.
-                    if page.len() >= ROWS_PER_QUERY as usize {
+                    // few of (another filled it): each of those is read on its own, a group
+                    // at a time. (Only lists cut to their newest fill a page that is not the
+                    // whole answer: the others are read to their last page.)
+                    if kind.newest().is_some() && page.len() >= ROWS_PER_QUERY as usize {
                         for parent in parents {
-                            let held = page
-                                .iter()
-                                .filter(|r| kind.parents(r).any(|p| p == parent))
-                                .count();
-                            if held < PER_PARENT {
-                                match kind.soql(std::slice::from_ref(&parent), PER_PARENT as u32) {
+                            for &group in kind.groups() {
+                                let held = page
+                                    .iter()
+                                    .filter(|r| kind.parents(r).any(|p| p == parent))
+                                    .filter(|r| kind.group_of(r) == group)
+                                    .count();
+                                if held >= PER_PARENT {
+                                    continue;
+                                }
+                                let one = std::slice::from_ref(&parent);
+                                match kind.soql(one, PER_PARENT as u32, group) {
                                     Ok(soql) => queue.push_back((i, Step::Parent, soql)),
                                     Err(e) => results[i] = Err(e.to_string()),
                                 }
@@ -773,13 +826,19 @@ fn by_parent<'p>(
         }
     }
     if kind.newest().is_some() {
-        // Read in several queries, a parent's records come in more than one order.
+        // Read in several queries, a parent's records come in more than one order. Each
+        // keeps its newest hundred of each group.
         for list in lists.values_mut() {
             list.sort_by(|a, b| match (kind.date_of(a), kind.date_of(b)) {
                 (Some(a), Some(b)) => b.cmp(a),
                 (a, b) => b.is_some().cmp(&a.is_some()),
             });
-            list.truncate(PER_PARENT);
+            let mut kept: HashMap<Option<bool>, usize> = HashMap::new();
+            list.retain(|record| {
+                let n = kept.entry(kind.group_of(record)).or_default();
+                *n += 1;
+                *n <= PER_PARENT
+            });
         }
     }
     lists

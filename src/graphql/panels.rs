@@ -666,7 +666,7 @@ impl SalesforceContact {
     }
 
     /// Opportunities the contact has a role in (open ones unless asked otherwise), latest
-    /// close date first: `first` (ten unless told) of the hundred latest.
+    /// close date first: `first` (ten unless told) of the hundred latest of that status.
     #[graphql(
         guard = "Requires(domain::PermissionItem::Opportunities)",
         directive = requiresPermission::apply(PermissionItem::Opportunities),
@@ -763,7 +763,7 @@ impl SalesforceContact {
 #[ComplexObject]
 impl SalesforceAccount {
     /// The account's opportunities (open ones unless asked otherwise), latest close date
-    /// first: `first` (ten unless told) of the hundred latest.
+    /// first: `first` (ten unless told) of the hundred latest of that status.
     #[graphql(
         guard = "Requires(domain::PermissionItem::Opportunities)",
         directive = requiresPermission::apply(PermissionItem::Opportunities),

@@ -1182,6 +1182,134 @@ async fn a_list_shows_its_newest_hundred_however_many_salesforce_holds() {
 }
 
 #[tokio::test]
+async fn an_opportunity_read_again_after_a_full_page_is_listed_once() {
+    let (app, sim, contact) = linked().await;
+    // Another contact's roles, older than this one's open opportunity and newer than its
+    // closed one, fill the page of the query both contacts share.
+    let busy = sim
+        .insert(
+            "Contact",
+            json!({ "LastName": "Busy", "Email": "busy@example.com" }),
+        )
+        .unwrap();
+    let big = sim
+        .insert(
+            "Opportunity",
+            json!({ "Name": "Big", "StageName": "Prospecting", "CloseDate": "2027-06-01" }),
+        )
+        .unwrap();
+    for _ in 0..2_000 {
+        sim.insert(
+            "OpportunityContactRole",
+            json!({ "OpportunityId": big, "ContactId": busy }),
+        )
+        .unwrap();
+    }
+    for (name, stage, close) in [
+        ("Fresh", "Prospecting", "2030-01-01"),
+        ("Won", "Closed Won", "2019-01-01"),
+    ] {
+        let opp = sim
+            .insert(
+                "Opportunity",
+                json!({ "Name": name, "StageName": stage, "CloseDate": close }),
+            )
+            .unwrap();
+        sim.insert(
+            "OpportunityContactRole",
+            json!({ "OpportunityId": opp, "ContactId": contact }),
+        )
+        .unwrap();
+    }
+    app.sync_now().await;
+    let body = app
+        .gql_ok(
+            "{ contacts(first: 10) { nodes { lastName salesforce { opportunities(status: ALL) { name } } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        by_name(&body, "Paneled")["salesforce"]["opportunities"],
+        json!([{ "name": "Fresh" }, { "name": "Won" }]),
+        "read in the full page and again on its own, each is listed once"
+    );
+}
+
+#[tokio::test]
+async fn notes_filling_a_page_are_read_whole_and_not_again() {
+    let (app, sim, contact) = linked().await;
+    let account = sim.get("Contact", &contact).unwrap()["AccountId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for n in 0..1_999 {
+        sim.insert(
+            "Note",
+            json!({ "Title": format!("Account note {n}"), "ParentId": account }),
+        )
+        .unwrap();
+    }
+    sim.insert(
+        "Note",
+        json!({ "Title": "Contact note", "ParentId": contact }),
+    )
+    .unwrap();
+    let calls = api_calls(&sim);
+    let body = app
+        .gql_ok(
+            "{ contacts(first: 10) { nodes { lastName salesforce { notes { title } account { notes(first: 100) { title } } } } } }",
+            json!({}),
+        )
+        .await;
+    let panel = &by_name(&body, "Paneled")["salesforce"];
+    assert_eq!(panel["notes"], json!([{ "title": "Contact note" }]));
+    assert_eq!(panel["account"]["notes"].as_array().unwrap().len(), 100);
+    assert_eq!(
+        api_calls(&sim) - calls,
+        1,
+        "a page of notes is the whole answer: no parent is read again"
+    );
+}
+
+#[tokio::test]
+async fn closed_opportunities_show_though_a_hundred_open_ones_close_later() {
+    let (app, sim, contact) = linked().await;
+    let account = sim.get("Contact", &contact).unwrap()["AccountId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for n in 0..120 {
+        sim.insert(
+            "Opportunity",
+            json!({ "Name": format!("Open {n}"), "StageName": "Prospecting", "CloseDate": format!("2030-01-{:02}", n % 28 + 1), "AccountId": account }),
+        )
+        .unwrap();
+    }
+    for (name, close) in [("Won", "2020-03-01"), ("Lost", "2020-02-01")] {
+        sim.insert(
+            "Opportunity",
+            json!({ "Name": name, "StageName": if name == "Won" { "Closed Won" } else { "Closed Lost" }, "CloseDate": close, "AccountId": account }),
+        )
+        .unwrap();
+    }
+    let body = app
+        .gql_ok(
+            "{ contacts(first: 10) { nodes { lastName salesforce { account { closed: opportunities(status: CLOSED) { name } open: opportunities(status: OPEN, first: 100) { name } all: opportunities(status: ALL, first: 100) { closed } } } } } }",
+            json!({}),
+        )
+        .await;
+    let account = &by_name(&body, "Paneled")["salesforce"]["account"];
+    assert_eq!(
+        account["closed"],
+        json!([{ "name": "Won" }, { "name": "Lost" }])
+    );
+    assert_eq!(account["open"].as_array().unwrap().len(), 100);
+    let all = account["all"].as_array().unwrap();
+    assert_eq!(all.len(), 100, "the hundred latest of either status");
+    assert!(all.iter().all(|o| o["closed"] == false), "{all:?}");
+}
+
+#[tokio::test]
 async fn a_note_however_old_can_be_opened_by_its_id() {
     let (app, sim, contact) = linked().await;
     let oldest = sim
