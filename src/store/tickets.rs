@@ -73,8 +73,11 @@ async fn resolve_links(
             })?;
         if !account_named {
             fields.account_id = contact.account_id;
-            if check_account(db, fields.account_id).await.is_err() {
-                fields.account_id = None;
+            // A contact's account in the recycle bin or gone is not taken; a failure to read
+            // it is an error (on PostgreSQL the transaction is aborted by then).
+            match check_account(db, fields.account_id).await {
+                Err(StoreError::Invalid(_)) => fields.account_id = None,
+                checked => checked?,
             }
         }
     }
