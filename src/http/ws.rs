@@ -379,6 +379,13 @@ impl Connection {
     }
 
     async fn handle(&mut self, protocol: Protocol, text: &str) -> Result<(), Close> {
+        // A frame read as the expiry fires (the loop picks either) runs nothing.
+        if self
+            .expires
+            .is_some_and(|at| tokio::time::Instant::now() >= at)
+        {
+            return Err(expired());
+        }
         let message: Value = serde_json::from_str(text)
             .map_err(|_| Close::bad_message("Invalid message received"))?;
         let kind = message

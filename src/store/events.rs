@@ -28,6 +28,9 @@ pub enum SyncEventKind {
 }
 
 impl SyncEventKind {
+    /// The name failures are logged under.
+    pub const FAILURE: &'static str = "FAILURE";
+
     /// Whether the batch it tells of wrote desk records: a pull that added or updated some.
     pub fn changed_desk(&self) -> bool {
         matches!(self, SyncEventKind::History(h)
@@ -38,7 +41,7 @@ impl SyncEventKind {
     pub fn name(&self) -> &'static str {
         match self {
             SyncEventKind::History(_) => "HISTORY",
-            SyncEventKind::Failure(_) => "FAILURE",
+            SyncEventKind::Failure(_) => Self::FAILURE,
             SyncEventKind::Status { .. } => "STATUS",
         }
     }

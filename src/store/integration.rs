@@ -1,6 +1,7 @@
 use chrono::Utc;
 use entity::{
-    field_mapping, integration, outbox, pending_create, record_link, sync_cursor, sync_failure,
+    field_mapping, integration, outbox, pending_create, record_link, sync_cursor, sync_event,
+    sync_failure,
 };
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
@@ -380,13 +381,18 @@ impl Store {
 pub const PULL_CURSORS: &str = "pull:";
 
 /// Drops what the sync keeps about one org: links, queued changes, pending creates, cursors,
-/// failures and mappings. Desk records, history and the event log stay.
+/// failures (their events in the log too: they name the org's records and quote its values)
+/// and mappings. Desk records, history and the log's other events stay.
 async fn forget_sync_state(txn: &impl ConnectionTrait) -> StoreResult<()> {
     record_link::Entity::delete_many().exec(txn).await?;
     outbox::Entity::delete_many().exec(txn).await?;
     pending_create::Entity::delete_many().exec(txn).await?;
     sync_cursor::Entity::delete_many().exec(txn).await?;
     sync_failure::Entity::delete_many().exec(txn).await?;
+    sync_event::Entity::delete_many()
+        .filter(sync_event::Column::Kind.eq(SyncEventKind::FAILURE))
+        .exec(txn)
+        .await?;
     field_mapping::Entity::delete_many().exec(txn).await?;
     Ok(())
 }

@@ -113,6 +113,30 @@ async fn failures_and_filters_reach_subscribers_over_the_legacy_protocol_too() {
 }
 
 #[tokio::test]
+async fn a_deleted_integration_replays_none_of_its_failures() {
+    let (app, sim) = synced().await;
+    app.create_contact(json!({ "lastName": "Refused" })).await;
+    sim.reject_next_records(&[("STRING_TOO_LONG", "Title: data value too large")]);
+    app.sync_now().await;
+    app.gql_ok("mutation { deleteIntegration { status } }", json!({}))
+        .await;
+    let mut ws = subscribe(&app, "Administrator", json!({ "after": "0" })).await;
+    let mut kinds = Vec::new();
+    loop {
+        let event = next_event(&mut ws).await;
+        kinds.push(event["kind"].as_str().unwrap().to_owned());
+        if event["status"] == "NOT_CONNECTED" {
+            break;
+        }
+    }
+    assert!(kinds.contains(&"HISTORY".to_owned()), "{kinds:?}");
+    assert!(
+        !kinds.contains(&"FAILURE".to_owned()),
+        "the org's failures went with it: {kinds:?}"
+    );
+}
+
+#[tokio::test]
 async fn agents_see_only_the_modules_their_profile_shows() {
     let (app, _sim) = synced().await;
     app.gql_ok(
