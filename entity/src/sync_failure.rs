@@ -20,7 +20,8 @@ pub struct Model {
     #[serde(skip)]
     pub salesforce_modstamp: Option<DateTimeUtc>,
     /// For `MULTIPLE_MATCHES`: the key the records share (an email or an account name, as
-    /// they meet by), which ties the failures of one ambiguity together.
+    /// they meet by), which ties the failures of one ambiguity together. For a pulled
+    /// contact's `ACCOUNT_NOT_SYNCED`: the Salesforce account it waits for.
     #[serde(skip)]
     pub match_key: Option<String>,
 }

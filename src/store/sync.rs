@@ -1119,6 +1119,10 @@ impl SyncBatch<'_> {
             return Ok(());
         }
         let now = Utc::now();
+        let accounts: Vec<String> = match module {
+            Module::Accounts => pairs.iter().map(|l| l.salesforce_id.clone()).collect(),
+            Module::Contacts => Vec::new(),
+        };
         let rows = pairs.into_iter().map(|l| record_link::ActiveModel {
             module: Set(module.as_str().into()),
             desk_id: Set(l.desk_id),
@@ -1135,6 +1139,26 @@ impl SyncBatch<'_> {
             let chunk: Vec<_> = rows.by_ref().take(INSERT_ROWS).collect();
             record_link::Entity::insert_many(chunk)
                 .exec_without_returning(&*self.txn)
+                .await?;
+        }
+        if module == Module::Accounts {
+            self.wake_contacts_awaiting(&accounts).await?;
+        }
+        Ok(())
+    }
+
+    /// Makes due at once the Salesforce contacts that wait for these Salesforce accounts to
+    /// reach the desk (`ACCOUNT_NOT_SYNCED`), their automatic retries spent or not: each is
+    /// read again with the next due records, and follows its account.
+    async fn wake_contacts_awaiting(&mut self, accounts: &[String]) -> StoreResult<()> {
+        let now = Utc::now();
+        for part in accounts.chunks(BIND_PART) {
+            sync_failure::Entity::update_many()
+                .col_expr(sync_failure::Column::NextAttemptAt, Expr::value(now))
+                .filter(open_failures(Module::Contacts, Direction::SalesforceToDesk))
+                .filter(sync_failure::Column::Reason.eq(FailureReason::AccountNotSynced.as_str()))
+                .filter(sync_failure::Column::MatchKey.is_in(part.iter().cloned()))
+                .exec(&*self.txn)
                 .await?;
         }
         Ok(())
@@ -1276,6 +1300,8 @@ impl SyncBatch<'_> {
         .await?;
         if module == Module::Accounts {
             self.take_back_contacts(salesforce_id, desk_id).await?;
+            self.wake_contacts_awaiting(&[salesforce_id.to_owned()])
+                .await?;
         }
         Ok(())
     }

@@ -808,10 +808,15 @@ impl SyncEngine {
                                 module,
                                 desk_id: links.get(&inc.id).map(|l| l.desk_id),
                                 salesforce_id: Some(inc.id.clone()),
-                                match_key: inc
-                                    .key
-                                    .clone()
-                                    .filter(|_| reason == FailureReason::MultipleMatches),
+                                match_key: match reason {
+                                    FailureReason::MultipleMatches => inc.key.clone(),
+                                    // The account waited for, whose link wakes it.
+                                    FailureReason::AccountNotSynced => {
+                                        salesforce_account(mappings, module, &inc.values)
+                                            .map(str::to_owned)
+                                    }
+                                    _ => None,
+                                },
                                 reason,
                                 message,
                                 modstamp: Some(inc.modstamp),

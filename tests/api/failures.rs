@@ -815,6 +815,65 @@ async fn a_contact_that_waited_for_its_account_past_its_retries_goes_out_once_th
 }
 
 #[tokio::test]
+async fn a_salesforce_contact_that_waited_for_its_account_past_its_retries_comes_once_the_account_does()
+ {
+    let (app, sim) = synced(|s| s.sync.retry_max_attempts = 1).await;
+    let mut maps: Vec<Value> = app
+        .gql_ok(
+            "{ fieldMappings(module: ACCOUNTS) { deskField salesforceField } }",
+            json!({}),
+        )
+        .await["fieldMappings"]
+        .as_array()
+        .unwrap()
+        .clone();
+    maps.retain(|m| m["deskField"] != "billingPostalCode");
+    maps.push(json!({ "deskField": "billingPostalCode", "salesforceField": "Site" }));
+    app.gql_ok(
+        "mutation($maps: [FieldMappingInput!]!) { updateFieldMappings(module: ACCOUNTS, mappings: $maps) { deskField } }",
+        json!({ "maps": maps }),
+    )
+    .await;
+    let account = sim
+        .insert(
+            "Account",
+            json!({ "Name": "Sprawling Ltd", "Site": "Headquarters, Building 7 and the East Campus" }),
+        )
+        .unwrap();
+    sim.insert(
+        "Contact",
+        json!({ "LastName": "Patient", "AccountId": account }),
+    )
+    .unwrap();
+    app.sync_now().await;
+    assert_eq!(open_failures(&app, Some("STRING_TOO_LONG")).await.len(), 1);
+    let waiting = open_failures(&app, Some("ACCOUNT_NOT_SYNCED")).await;
+    assert_eq!(waiting.len(), 1, "{waiting:?}");
+    assert_eq!(
+        waiting[0]["nextAttemptAt"],
+        Value::Null,
+        "its automatic attempts are used up"
+    );
+    let patient = "{ contacts(filter: { name: \"Patient\" }) { nodes { account { name } } } }";
+    app.sync_now().await;
+    assert_eq!(
+        app.gql_ok(patient, json!({})).await["contacts"]["nodes"],
+        json!([])
+    );
+
+    // A person shortens the site in Salesforce: the account comes, and the contact waiting
+    // for it follows, with no retry asked for.
+    sim.update("Account", &account, json!({ "Site": "HQ" }))
+        .unwrap();
+    app.sync_now().await;
+    assert_eq!(
+        app.gql_ok(patient, json!({})).await["contacts"]["nodes"],
+        json!([{ "account": { "name": "Sprawling Ltd" } }])
+    );
+    assert_eq!(open_failures(&app, None).await, Vec::<Value>::new());
+}
+
+#[tokio::test]
 async fn a_record_a_person_was_asked_to_see_to_is_retried_automatically_when_it_next_meets_a_passing_refusal()
  {
     let (app, sim) = synced(|s| {
