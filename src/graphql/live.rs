@@ -360,6 +360,9 @@ pub struct LiveLoader {
     pub integrations: Arc<Integrations>,
     pub cache: Arc<LiveCache>,
     pub reader: Reader,
+    /// The connection `reader` names ([`crate::sync::OrgView::connection`]): what is read
+    /// is read through it, or not at all.
+    pub connection: Arc<str>,
     pub patience: Patience,
 }
 
@@ -382,7 +385,7 @@ impl LiveLoader {
         let reading = tokio::spawn(read_and_keep(
             self.integrations.clone(),
             self.cache.clone(),
-            self.reader,
+            (self.reader, self.connection.clone()),
             wanted.to_vec(),
         ));
         match tokio::time::timeout(wait, reading).await {
@@ -403,10 +406,10 @@ impl LiveLoader {
 async fn read_and_keep(
     integrations: Arc<Integrations>,
     cache: Arc<LiveCache>,
-    reader: Reader,
+    (reader, connection): (Reader, Arc<str>),
     wanted: Vec<(Live, Vec<String>)>,
 ) -> Result<Vec<Result<Lists, Unread>>, Unread> {
-    let results = read(&integrations, &wanted).await?;
+    let results = read(&integrations, &connection, &wanted).await?;
     let now = Utc::now();
     Ok(wanted
         .iter()
@@ -428,10 +431,17 @@ async fn read_and_keep(
 
 async fn read(
     integrations: &Integrations,
+    connection: &str,
     wanted: &[(Live, Vec<String>)],
 ) -> Result<Vec<Result<Vec<Record>, String>>, Unread> {
-    let client = match integrations.client().await {
-        Ok(client) => client,
+    let client = match integrations.client_reading_as(connection).await {
+        Ok(Some(client)) => client,
+        // Reconnected since the request looked: the new org's lists are not the old one's.
+        Ok(None) => {
+            return Err(Unread::Upstream(
+                "the Salesforce connection changed as this was read; ask again".into(),
+            ));
+        }
         Err(e @ (SyncError::Upstream(_) | SyncError::NotConnected)) => {
             return Err(Unread::Upstream(e.to_string().into()));
         }

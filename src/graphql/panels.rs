@@ -306,7 +306,7 @@ impl SalesforceNote {
         let key = LiveKey(Live::NoteContent, self.id.0.clone());
         let cached = ctx
             .data_unchecked::<Arc<LiveCache>>()
-            .fresh_entry(reader(ctx).await?, &key)
+            .fresh_entry(reader(ctx).await?.0, &key)
             .is_some();
         let request = ctx.data_unchecked::<PanelRequest>();
         if !cached && request.contents_read.fetch_add(1, Ordering::Relaxed) >= CONTENTS_PER_REQUEST
@@ -372,14 +372,19 @@ async fn live(ctx: &Context<'_>, kind: Live, parent: &str) -> ApiResult<Fetched>
     fetched
 }
 
-/// Whose live lists this request reads: its profile's, from the connected org.
-async fn reader(ctx: &Context<'_>) -> ApiResult<Reader> {
+/// Whose live lists this request reads: its profile's, from the connected org; and the
+/// connection it names.
+async fn reader(ctx: &Context<'_>) -> ApiResult<(Reader, Arc<str>)> {
     let profile = ctx.viewer()?.profile.id.0;
-    Ok(Reader::new(profile, &org(ctx).await?.connection))
+    let connection = &org(ctx).await?.connection;
+    Ok((
+        Reader::new(profile, connection),
+        Arc::from(connection.as_str()),
+    ))
 }
 
 async fn read_live(ctx: &Context<'_>, kind: Live, parent: &str) -> ApiResult<Fetched> {
-    let reader = reader(ctx).await?;
+    let (reader, connection) = reader(ctx).await?;
     let cache = ctx.data_unchecked::<Arc<LiveCache>>();
     let key = LiveKey(kind, parent.to_owned());
     if let Some(fetched) = cache.fresh_entry(reader, &key) {
@@ -394,6 +399,7 @@ async fn read_live(ctx: &Context<'_>, kind: Live, parent: &str) -> ApiResult<Fet
                 integrations: ctx.data_unchecked::<Arc<Integrations>>().clone(),
                 cache: cache.clone(),
                 reader,
+                connection,
                 patience: *ctx.data_unchecked::<Patience>(),
             },
             tokio::spawn,

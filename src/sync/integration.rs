@@ -98,6 +98,8 @@ struct CachedClient {
     /// Tells this client's rotations from another's.
     id: u64,
     checked: std::time::Instant,
+    /// Whose eyes the client reads through ([`OrgView::connection`]).
+    connection: String,
     client: Arc<SalesforceClient>,
 }
 
@@ -192,6 +194,16 @@ pub struct OrgView {
 struct KeptView {
     view: Option<(std::time::Instant, Arc<OrgView>)>,
     forgotten: u64,
+}
+
+/// A saved connection's [`OrgView::connection`]: its org, instance and user.
+fn connection_of(model: &integration::Model) -> String {
+    format!(
+        "{} {} {}",
+        model.org_id.as_deref().unwrap_or_default(),
+        model.instance_url.as_deref().unwrap_or(&model.login_url),
+        model.username.as_deref().unwrap_or_default()
+    )
 }
 
 /// How long this process trusts its [`OrgView`]; changes made here forget it at once, this
@@ -337,15 +349,10 @@ impl Integrations {
         let Some(current) = self.current().await? else {
             return Ok(None);
         };
-        let instance_url = current.instance_url.unwrap_or(current.login_url);
         let view = Arc::new(OrgView {
-            connection: format!(
-                "{} {instance_url} {}",
-                current.org_id.as_deref().unwrap_or_default(),
-                current.username.as_deref().unwrap_or_default()
-            ),
+            connection: connection_of(&current),
             sync_type: current.sync_type.parse().unwrap_or(SyncType::TwoWay),
-            instance_url,
+            instance_url: current.instance_url.unwrap_or(current.login_url),
             contacts: self.mappings(Module::Contacts).await?,
             accounts: self.mappings(Module::Accounts).await?,
         });
@@ -496,6 +503,7 @@ impl Integrations {
             basis: basis(&model, &secrets),
             id,
             checked: std::time::Instant::now(),
+            connection: connection_of(&model),
             client: Arc::new(client),
         });
         self.forget_view().await;
@@ -526,6 +534,28 @@ impl Integrations {
         self.client_of(&model).await
     }
 
+    /// The client that reads through `connection`'s eyes ([`OrgView::connection`]), so that
+    /// what it reads is kept under the view that asked; `None` when the saved connection is
+    /// another by now (the view is older than a reconnect). A client kept from another
+    /// connection, as another process's reconnect leaves one for a while, is made anew.
+    pub async fn client_reading_as(
+        &self,
+        connection: &str,
+    ) -> Result<Option<Arc<SalesforceClient>>, SyncError> {
+        if let Some(cached) = self.client.read().await.as_ref()
+            && cached.checked.elapsed() < VIEW_TTL
+            && cached.connection == connection
+        {
+            return Ok(Some(cached.client.clone()));
+        }
+        let model = self.connected().await?;
+        if connection_of(&model) != connection {
+            return Ok(None);
+        }
+        let client = self.client_of(&model).await?;
+        Ok(Some(client))
+    }
+
     /// The client for this saved connection, made anew if the one at hand was made from other
     /// credentials.
     pub async fn client_of(
@@ -539,6 +569,7 @@ impl Integrations {
             && cached.sealed == sealed
         {
             cached.checked = std::time::Instant::now();
+            cached.connection = connection_of(model);
             return Ok(cached.client.clone());
         }
         let secrets: Value = serde_json::from_slice(&self.vault.open(sealed)?)
@@ -554,6 +585,7 @@ impl Integrations {
                 .await;
             cached.sealed = sealed.to_vec();
             cached.checked = std::time::Instant::now();
+            cached.connection = connection_of(model);
             return Ok(cached.client.clone());
         }
         let secret =
@@ -586,6 +618,7 @@ impl Integrations {
             basis,
             id,
             checked: std::time::Instant::now(),
+            connection: connection_of(model),
             client: client.clone(),
         });
         Ok(client)

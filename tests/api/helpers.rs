@@ -17,6 +17,7 @@ pub struct TestApp {
     pub port: u16,
     pub store: Store,
     pub engine: std::sync::Arc<SyncEngine>,
+    pub integrations: std::sync::Arc<tandem::sync::Integrations>,
     pub client: reqwest::Client,
     /// The database and data dir, for running the `tandem` binary against the same desk.
     pub database_url: String,
@@ -54,6 +55,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
     let port = app.port();
     let store = app.store().clone();
     let engine = app.engine();
+    let integrations = app.integrations();
     tokio::spawn(app.run_until_stopped());
     let minter = Authenticator::new(
         VerifyingKey::Hs256(SecretString::from(SECRET)),
@@ -66,6 +68,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
         port,
         store,
         engine,
+        integrations,
         client: reqwest::Client::new(),
         database_url: settings.database_url().expose().to_owned(),
         data_dir: settings.data_dir.clone(),

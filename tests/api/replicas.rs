@@ -345,6 +345,61 @@ async fn a_connection_made_by_another_process_is_the_one_the_next_round_uses() {
 }
 
 #[tokio::test]
+async fn panels_read_through_the_connection_their_view_names_though_another_process_reconnected() {
+    let app = spawn_app().await;
+    let first_org = synced_org(&app, 5).await;
+    let view = || async {
+        let view = app.integrations.org_view().await.unwrap().unwrap();
+        view.connection.clone()
+    };
+    let first = view().await;
+    let client = app.integrations.client_reading_as(&first).await.unwrap();
+    client
+        .expect("the saved connection")
+        .instance_url()
+        .await
+        .unwrap();
+
+    // Another process connects another org; this one still holds the first org's client.
+    let other = second_process(&app).await;
+    let second_org = salesforce_sim::start(SimConfig {
+        seed: 2,
+        records: 5,
+        ..SimConfig::default()
+    })
+    .await;
+    connect_from(&other, &second_org).await;
+    let second = other
+        .integrations
+        .org_view()
+        .await
+        .unwrap()
+        .unwrap()
+        .connection
+        .clone();
+    assert_ne!(first, second);
+
+    // A view read since names the second org, and is read there.
+    let (first_calls, second_calls) = (first_org.request_count(), second_org.request_count());
+    let client = app.integrations.client_reading_as(&second).await.unwrap();
+    client
+        .expect("the saved connection")
+        .instance_url()
+        .await
+        .unwrap();
+    assert_eq!(first_org.request_count(), first_calls);
+    assert!(second_org.request_count() > second_calls);
+    // A view read before names the first: nothing is read for it, from either org.
+    assert!(
+        app.integrations
+            .client_reading_as(&first)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[tokio::test]
 async fn replicas_on_one_postgresql_hear_each_others_changes() {
     let app = spawn_app().await;
     if !app.database_url.starts_with("postgres") {
