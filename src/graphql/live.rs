@@ -289,10 +289,41 @@ type CacheKey = (Reader, Live, String);
 type Entry = (DateTime<Utc>, Arc<Vec<Record>>);
 
 /// Live lists by reader, kind and parent, fresh for `ttl`; older entries are kept to be
-/// served stale while Salesforce is unreachable.
+/// served stale while Salesforce is unreachable. A list being read is not asked for again
+/// while the read is younger than a request's patience: requests wanting it meanwhile wait
+/// for that read (`reading`). A slow Salesforce is asked for a list at most once per
+/// patience, and one that has recovered is asked again within it.
 pub struct LiveCache {
     ttl: Duration,
     entries: Mutex<HashMap<CacheKey, Entry>>,
+    reading: Mutex<Reads>,
+}
+
+/// The reads under way: which lists each is reading, and a way to hear it end.
+#[derive(Default)]
+struct Reads {
+    started: u64,
+    lists: HashMap<CacheKey, (u64, std::time::Instant, tokio::sync::watch::Receiver<()>)>,
+}
+
+/// One read under way, holding its lists in [`LiveCache::reading`] until it ends, however it
+/// ends: those waiting for it then look in the cache.
+struct Reading {
+    cache: Arc<LiveCache>,
+    id: u64,
+    lists: Vec<CacheKey>,
+    _done: tokio::sync::watch::Sender<()>,
+}
+
+impl Drop for Reading {
+    fn drop(&mut self) {
+        let mut reads = self.cache.reading.lock().unwrap_or_else(|p| p.into_inner());
+        for key in &self.lists {
+            if reads.lists.get(key).is_some_and(|(id, ..)| *id == self.id) {
+                reads.lists.remove(key);
+            }
+        }
+    }
 }
 
 /// Entries kept at most; beyond it, those older than a day go first, then all but the fresh,
@@ -304,7 +335,43 @@ impl LiveCache {
         Self {
             ttl,
             entries: Mutex::default(),
+            reading: Mutex::default(),
         }
+    }
+
+    /// Of the lists wanted, those another read started less than `join_within` ago is
+    /// reading, each with a way to hear it end; the rest are this read's from now on, until
+    /// the `Reading` returned is dropped.
+    #[allow(clippy::type_complexity)]
+    fn start_reading(
+        self: &Arc<Self>,
+        wanted: Vec<CacheKey>,
+        join_within: Duration,
+    ) -> (Vec<(CacheKey, tokio::sync::watch::Receiver<()>)>, Reading) {
+        let (done, heard) = tokio::sync::watch::channel(());
+        let mut reads = self.reading.lock().unwrap_or_else(|p| p.into_inner());
+        reads.started += 1;
+        let id = reads.started;
+        let (mut joined, mut lists) = (Vec::new(), Vec::new());
+        let now = std::time::Instant::now();
+        for key in wanted {
+            match reads.lists.get(&key) {
+                Some((_, started, other)) if now.duration_since(*started) < join_within => {
+                    joined.push((key, other.clone()));
+                }
+                _ => {
+                    reads.lists.insert(key.clone(), (id, now, heard.clone()));
+                    lists.push(key);
+                }
+            }
+        }
+        let reading = Reading {
+            cache: self.clone(),
+            id,
+            lists,
+            _done: done,
+        };
+        (joined, reading)
     }
 
     fn get(&self, key: &CacheKey) -> Option<Entry> {
@@ -375,16 +442,20 @@ impl LiveLoader {
     /// for each when Salesforce has not answered within the request's patience. The read
     /// goes on past that on a task of its own and keeps what Salesforce answers: a slow list
     /// is read once for the requests after, not given up on and asked for again by each.
-    async fn fetch(&self, wanted: &[(Live, Vec<String>)]) -> Vec<Result<Lists, Unread>> {
+    async fn fetch(
+        &self,
+        wanted: &[(Live, Vec<String>)],
+        reading: Reading,
+    ) -> Vec<Result<Lists, Unread>> {
         if wanted.is_empty() {
-            // All of it was cached: no client is needed.
+            // All of it was cached, or is being read: no client is needed.
             return Vec::new();
         }
         let Patience(wait) = self.patience;
         let each = |error: Unread| wanted.iter().map(|_| Err(error.clone())).collect();
         let reading = tokio::spawn(read_and_keep(
             self.integrations.clone(),
-            self.cache.clone(),
+            reading,
             (self.reader, self.connection.clone()),
             wanted.to_vec(),
         ));
@@ -402,13 +473,15 @@ impl LiveLoader {
     }
 }
 
-/// Reads the lists wanted and keeps each parent's in the cache.
+/// Reads the lists wanted and keeps each parent's in the cache; those waiting for this read
+/// hear it end once they are kept (or it failed).
 async fn read_and_keep(
     integrations: Arc<Integrations>,
-    cache: Arc<LiveCache>,
+    reading: Reading,
     (reader, connection): (Reader, Arc<str>),
     wanted: Vec<(Live, Vec<String>)>,
 ) -> Result<Vec<Result<Lists, Unread>>, Unread> {
+    let cache = reading.cache.clone();
     let results = read(&integrations, &connection, &wanted).await?;
     let now = Utc::now();
     Ok(wanted
@@ -752,7 +825,7 @@ impl Loader<LiveKey> for LiveLoader {
 
     async fn load(&self, keys: &[LiveKey]) -> Result<HashMap<LiveKey, Outcome>, Self::Error> {
         let mut out = HashMap::new();
-        let mut wanted: HashMap<Live, Vec<String>> = HashMap::new();
+        let mut missing = Vec::new();
         for LiveKey(kind, parent) in keys {
             let cached = self.cache.get(&(self.reader, *kind, parent.clone()));
             match cached {
@@ -766,11 +839,43 @@ impl Loader<LiveKey> for LiveLoader {
                         }),
                     );
                 }
-                _ => wanted.entry(*kind).or_default().push(parent.clone()),
+                _ => missing.push((self.reader, *kind, parent.clone())),
             }
         }
+        let Patience(wait) = self.patience;
+        let (joined, reading) = self.cache.start_reading(missing, wait);
+        let mut wanted: HashMap<Live, Vec<String>> = HashMap::new();
+        for (_, kind, parent) in &reading.lists {
+            wanted.entry(*kind).or_default().push(parent.clone());
+        }
         let wanted: Vec<(Live, Vec<String>)> = wanted.into_iter().collect();
-        let answers = self.fetch(&wanted).await;
+        let waiting = async {
+            let ends = joined.iter().map(|(_, heard)| {
+                let mut heard = heard.clone();
+                // Its sender dropped: the read ended.
+                async move { while heard.changed().await.is_ok() {} }
+            });
+            tokio::time::timeout(wait, futures_util::future::join_all(ends)).await
+        };
+        let (answers, waited) = tokio::join!(self.fetch(&wanted, reading), waiting);
+        // Lists another request was reading: what it kept, or what the cache held before.
+        let unread = match waited {
+            Ok(_) => Unread::Upstream(
+                "Salesforce could not answer the read another request made of it".into(),
+            ),
+            Err(_) => Unread::Upstream(format!("Salesforce did not answer within {wait:?}").into()),
+        };
+        for ((_, kind, parent), _) in joined {
+            let outcome = match self.cache.get(&(self.reader, kind, parent.clone())) {
+                Some((at, records)) if self.cache.fresh(at) => Ok(Fetched {
+                    records,
+                    fetched_at: at,
+                    stale: false,
+                }),
+                _ => self.stale_or(kind, &parent, &unread),
+            };
+            out.insert(LiveKey(kind, parent), outcome);
+        }
         for ((kind, parents), answer) in wanted.into_iter().zip(answers) {
             match answer {
                 Ok((at, lists)) => {
@@ -790,26 +895,33 @@ impl Loader<LiveKey> for LiveLoader {
                         tracing::warn!(%error, ?kind, "Salesforce could not answer a panel query");
                     }
                     for parent in parents {
-                        let key = (self.reader, kind, parent.clone());
-                        let outcome = match self.cache.get(&key) {
-                            Some((at, records)) => Ok(Fetched {
-                                records,
-                                fetched_at: at,
-                                stale: true,
-                            }),
-                            None => Err(match &error {
-                                Unread::Upstream(error) => Unread::Upstream(Arc::from(format!(
-                                    "Salesforce could not answer and nothing is cached: {error}"
-                                ))),
-                                Unread::Internal => Unread::Internal,
-                            }),
-                        };
+                        let outcome = self.stale_or(kind, &parent, &error);
                         out.insert(LiveKey(kind, parent), outcome);
                     }
                 }
             }
         }
         Ok(out)
+    }
+}
+
+impl LiveLoader {
+    /// What the cache holds of a list Salesforce did not give, marked stale; or why there is
+    /// nothing to show.
+    fn stale_or(&self, kind: Live, parent: &str, error: &Unread) -> Outcome {
+        match self.cache.get(&(self.reader, kind, parent.to_owned())) {
+            Some((at, records)) => Ok(Fetched {
+                records,
+                fetched_at: at,
+                stale: true,
+            }),
+            None => Err(match error {
+                Unread::Upstream(error) => Unread::Upstream(Arc::from(format!(
+                    "Salesforce could not answer and nothing is cached: {error}"
+                ))),
+                Unread::Internal => Unread::Internal,
+            }),
+        }
     }
 }
 

@@ -1097,6 +1097,32 @@ async fn a_list_salesforce_is_slow_to_give_is_read_once_and_served_to_the_reques
 }
 
 #[tokio::test]
+async fn requests_wanting_a_list_being_read_wait_for_that_read_rather_than_ask_again() {
+    let (app, sim, _) = with_activity(|s| s.graphql.panel_timeout_ms = 300).await;
+    let query = "{ contacts(first: 5) { nodes { salesforce { notes { title } } } } }";
+    sim.set_latency(Duration::from_millis(1500));
+    let calls = api_calls(&sim);
+    // Three agents open the panel at once.
+    let asked = (0..3).map(|_| app.gql(query, json!({})));
+    for impatient in futures_util::future::join_all(asked).await {
+        assert!(
+            codes(&impatient).contains(&"UPSTREAM_UNAVAILABLE".to_owned()),
+            "{impatient}"
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(4000)).await;
+    assert_eq!(
+        api_calls(&sim) - calls,
+        2,
+        "one read: the notes' links, then the notes they name"
+    );
+    let after = app.gql_ok(query, json!({})).await;
+    let notes = &after["contacts"]["nodes"][0]["salesforce"]["notes"];
+    assert_eq!(notes[0]["title"], "Prefers email", "{after}");
+    assert_eq!(api_calls(&sim) - calls, 2, "what it read is kept");
+}
+
+#[tokio::test]
 async fn a_list_shows_its_newest_hundred_however_many_salesforce_holds() {
     let (app, sim, contact) = linked().await;
     let account = sim.get("Contact", &contact).unwrap()["AccountId"]
