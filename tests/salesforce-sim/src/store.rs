@@ -1,7 +1,7 @@
 //! In-memory org state: one table per object, each record holding only the fields it has set.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chrono::NaiveDate;
 
@@ -396,32 +396,16 @@ impl Store {
         Ok(())
     }
 
-    /// Moves a record to the recycle bin. An account takes the records that belong to it
-    /// (its contacts and opportunities) along, as Salesforce does.
+    /// Moves a record to the recycle bin with the records Salesforce deletes along with it
+    /// ([`CASCADES`]), and theirs in turn.
     pub fn delete(&mut self, obj: ObjIdx, row: usize) -> Result<(), ApiError> {
         let previous = self.live(obj, row)?.modstamp;
         let at = self.clock.stamp_after(previous);
-        let mut bin = vec![(obj, row)];
-        let schema = Schema::get();
-        if schema.object(obj).name == "Account" {
-            let account = Value::Ref(obj as u8, row as u32 + 1);
-            for (child, object) in schema.objects.iter().enumerate() {
-                let Some(field) = object
-                    .fields
-                    .iter()
-                    .position(|f| f.name == "AccountId" && f.reference_to.contains(&"Account"))
-                else {
-                    continue;
-                };
-                bin.extend(
-                    (0..self.tables[child].len())
-                        .filter(|&r| {
-                            self.tables[child][r].deleted.is_none()
-                                && *self.value(child, r, field) == account
-                        })
-                        .map(|r| (child, r)),
-                );
-            }
+        let mut bin = HashSet::from([(obj, row)]);
+        let mut fresh = bin.clone();
+        while !fresh.is_empty() {
+            fresh = self.dependents(&fresh, &bin);
+            bin.extend(fresh.iter().copied());
         }
         for (obj, row) in bin {
             let rec = &mut self.tables[obj][row];
@@ -429,6 +413,62 @@ impl Store {
             rec.modstamp = at;
         }
         Ok(())
+    }
+
+    /// The live records outside `bin` that go with a record of `fresh`, part of `bin`.
+    fn dependents(
+        &self,
+        fresh: &HashSet<(ObjIdx, usize)>,
+        bin: &HashSet<(ObjIdx, usize)>,
+    ) -> HashSet<(ObjIdx, usize)> {
+        let schema = Schema::get();
+        let gone = |&(o, r): &(ObjIdx, usize)| {
+            bin.contains(&(o, r)) || self.tables[o][r].deleted.is_some()
+        };
+        let mut found = HashSet::new();
+        for &(name, cascade, fields) in CASCADES {
+            let Some(child) = schema.index(name) else {
+                continue;
+            };
+            let object = schema.object(child);
+            let fields: Vec<usize> = fields
+                .iter()
+                .filter_map(|f| object.field_index(f))
+                .collect();
+            for r in 0..self.tables[child].len() {
+                if gone(&(child, r)) {
+                    continue;
+                }
+                let parents: Vec<(ObjIdx, usize)> = fields
+                    .iter()
+                    .filter_map(|&f| match *self.value(child, r, f) {
+                        Value::Ref(o, c) => Some((usize::from(o), c as usize - 1)),
+                        _ => None,
+                    })
+                    .collect();
+                let goes = match cascade {
+                    Cascade::AnyParent => true,
+                    Cascade::EveryParent => parents.iter().all(gone),
+                };
+                if goes && parents.iter().any(|p| fresh.contains(p)) {
+                    found.insert((child, r));
+                }
+            }
+        }
+        found
+    }
+
+    /// The record reference field `field` of a record points at, unless that record is in
+    /// the recycle bin: a relationship into a deleted record reads as empty.
+    pub fn follow(&self, obj: ObjIdx, row: usize, field: usize) -> Option<(ObjIdx, usize)> {
+        let Value::Ref(o, c) = *self.value(obj, row, field) else {
+            return None;
+        };
+        let (o, r) = (usize::from(o), c as usize - 1);
+        self.tables[o]
+            .get(r)
+            .is_some_and(|rec| rec.deleted.is_none())
+            .then_some((o, r))
     }
 
     pub fn live(&self, obj: ObjIdx, row: usize) -> Result<&Record, ApiError> {
@@ -481,6 +521,33 @@ impl Store {
             .collect()
     }
 }
+
+/// When a record follows the records it names into the recycle bin: with any one of them,
+/// or (activities) once every one is deleted.
+#[derive(Clone, Copy)]
+enum Cascade {
+    AnyParent,
+    EveryParent,
+}
+
+/// The records Salesforce deletes with a record they name, by object and reference fields.
+const CASCADES: &[(&str, Cascade, &[&str])] = &[
+    ("Contact", Cascade::AnyParent, &["AccountId"]),
+    ("Opportunity", Cascade::AnyParent, &["AccountId"]),
+    (
+        "OpportunityContactRole",
+        Cascade::AnyParent,
+        &["OpportunityId", "ContactId"],
+    ),
+    ("Note", Cascade::AnyParent, &["ParentId"]),
+    (
+        "ContentDocumentLink",
+        Cascade::AnyParent,
+        &["LinkedEntityId", "ContentDocumentId"],
+    ),
+    ("Task", Cascade::EveryParent, &["WhoId", "WhatId"]),
+    ("Event", Cascade::EveryParent, &["WhoId", "WhatId"]),
+];
 
 /// The API version in the blob URLs of base64 fields.
 const BLOB_VERSION: &str = "62.0";

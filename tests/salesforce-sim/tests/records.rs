@@ -512,3 +512,211 @@ async fn an_org_without_a_custom_field_does_not_know_it() {
     let (status, _) = org.query("SELECT Id, Helpdesk_Id__c FROM Contact").await;
     assert_eq!(status, 400);
 }
+
+/// The ids of a query's records.
+fn ids(body: &serde_json::Value) -> Vec<&str> {
+    body["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["Id"].as_str().unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn deleting_an_opportunity_sends_its_contact_roles_to_the_recycle_bin() {
+    let org = org().await;
+    let contact = org
+        .sim
+        .insert("Contact", json!({ "LastName": "Lindqvist" }))
+        .unwrap();
+    let opportunity = |name: &str| {
+        org.sim
+            .insert(
+                "Opportunity",
+                json!({ "Name": name, "StageName": "Prospecting", "CloseDate": "2030-01-31" }),
+            )
+            .unwrap()
+    };
+    let (lost, kept) = (opportunity("Renewal"), opportunity("Upsell"));
+    let role = |opp: &str| {
+        org.sim
+            .insert(
+                "OpportunityContactRole",
+                json!({ "OpportunityId": opp, "ContactId": contact, "Role": "Decision Maker" }),
+            )
+            .unwrap()
+    };
+    let (gone, stays) = (role(&lost), role(&kept));
+
+    let resp = org
+        .call(
+            Method::DELETE,
+            &format!("sobjects/Opportunity/{lost}"),
+            None,
+        )
+        .await;
+    assert_eq!(resp.status(), 204);
+
+    let soql = format!(
+        "SELECT Id, IsDeleted FROM OpportunityContactRole WHERE ContactId = '{contact}' ORDER BY Id"
+    );
+    let (status, live) = org.query(&soql).await;
+    assert_eq!(status, 200, "{live}");
+    assert_eq!(ids(&live), [stays.as_str()]);
+    let (_, all) = org.query_all(&soql).await;
+    assert_eq!(ids(&all), [gone.as_str(), stays.as_str()]);
+    assert_eq!(all["records"][0]["IsDeleted"], true);
+    assert_eq!(org.sim.count("Contact"), 1);
+}
+
+#[tokio::test]
+async fn deleting_a_contact_keeps_only_the_activities_that_name_a_live_record() {
+    let org = org().await;
+    let account = org
+        .sim
+        .insert("Account", json!({ "Name": "Acme" }))
+        .unwrap();
+    let contact = org
+        .sim
+        .insert(
+            "Contact",
+            json!({ "LastName": "Ndiaye", "AccountId": account }),
+        )
+        .unwrap();
+    let related = org
+        .sim
+        .insert(
+            "Task",
+            json!({ "Subject": "Renewal call", "WhoId": contact, "WhatId": account }),
+        )
+        .unwrap();
+    let own = org
+        .sim
+        .insert("Task", json!({ "Subject": "Follow up", "WhoId": contact }))
+        .unwrap();
+    let note = org
+        .sim
+        .insert(
+            "Note",
+            json!({ "Title": "Prefers email", "ParentId": contact }),
+        )
+        .unwrap();
+
+    org.sim.delete("Contact", &contact).unwrap();
+
+    let tasks = format!("SELECT Id FROM Task WHERE Id IN ('{related}', '{own}') ORDER BY Id");
+    assert_eq!(ids(&org.query(&tasks).await.1), [related.as_str()]);
+    assert_eq!(
+        ids(&org.query_all(&tasks).await.1),
+        [related.as_str(), own.as_str()]
+    );
+    assert_eq!(org.sim.get("Note", &note).unwrap()["IsDeleted"], true);
+
+    // With its account gone too, the remaining task has no live record left.
+    org.sim.delete("Account", &account).unwrap();
+    assert_eq!(org.query(&tasks).await.1["totalSize"], 0);
+    assert_eq!(org.sim.get("Task", &related).unwrap()["IsDeleted"], true);
+}
+
+#[tokio::test]
+async fn deleting_an_account_takes_its_records_and_theirs() {
+    let org = org().await;
+    let account = org
+        .sim
+        .insert("Account", json!({ "Name": "Acme" }))
+        .unwrap();
+    let contact = org
+        .sim
+        .insert(
+            "Contact",
+            json!({ "LastName": "Haddad", "AccountId": account }),
+        )
+        .unwrap();
+    let opportunity = org
+        .sim
+        .insert(
+            "Opportunity",
+            json!({ "Name": "Pilot", "StageName": "Prospecting", "CloseDate": "2030-01-31", "AccountId": account }),
+        )
+        .unwrap();
+    org.sim
+        .insert(
+            "OpportunityContactRole",
+            json!({ "OpportunityId": opportunity, "ContactId": contact }),
+        )
+        .unwrap();
+    org.sim
+        .insert(
+            "Note",
+            json!({ "Title": "Budget", "ParentId": opportunity }),
+        )
+        .unwrap();
+    org.sim
+        .insert(
+            "Event",
+            json!({ "Subject": "Demo", "WhoId": contact, "WhatId": opportunity,
+                    "StartDateTime": "2030-01-10T10:00:00Z", "EndDateTime": "2030-01-10T11:00:00Z" }),
+        )
+        .unwrap();
+    let document = org
+        .sim
+        .insert("ContentNote", json!({ "Title": "Minutes" }))
+        .unwrap();
+    org.sim
+        .insert(
+            "ContentDocumentLink",
+            json!({ "ContentDocumentId": document, "LinkedEntityId": contact }),
+        )
+        .unwrap();
+
+    org.sim.delete("Account", &account).unwrap();
+
+    for object in [
+        "Account",
+        "Contact",
+        "Opportunity",
+        "OpportunityContactRole",
+        "Note",
+        "Event",
+        "ContentDocumentLink",
+    ] {
+        assert_eq!(org.sim.count(object), 0, "{object}");
+    }
+    assert_eq!(org.sim.count("ContentNote"), 1);
+}
+
+#[tokio::test]
+async fn a_relationship_into_the_recycle_bin_reads_null() {
+    let org = org().await;
+    let account = org
+        .sim
+        .insert("Account", json!({ "Name": "Acme" }))
+        .unwrap();
+    let contact = org
+        .sim
+        .insert("Contact", json!({ "LastName": "Moreau" }))
+        .unwrap();
+    let task = org
+        .sim
+        .insert(
+            "Task",
+            json!({ "Subject": "Quote", "WhoId": contact, "WhatId": account }),
+        )
+        .unwrap();
+
+    org.sim.delete("Contact", &contact).unwrap();
+
+    let (status, body) = org
+        .query(&format!(
+            "SELECT Id, Who.Name, What.Name FROM Task WHERE Id = '{task}'"
+        ))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["records"][0]["Who"], json!(null));
+    assert_eq!(body["records"][0]["What"]["Name"], "Acme");
+    let (_, body) = org
+        .query("SELECT Id FROM Task WHERE Who.LastName = 'Moreau'")
+        .await;
+    assert_eq!(body["totalSize"], 0);
+}

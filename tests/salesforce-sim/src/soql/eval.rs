@@ -12,7 +12,8 @@ use crate::record::{attributes, to_json, write_json};
 use crate::schema::{ObjIdx, Schema};
 use crate::store::{Store, Value};
 
-/// Follows a path from a record; `None` when a relationship on the way is empty.
+/// Follows a path from a record; null when a relationship on the way is empty or leads into
+/// the recycle bin.
 pub fn resolve<'s>(store: &'s Store, obj: ObjIdx, row: usize, names: &[&str]) -> Cow<'s, Value> {
     let object = Schema::get().object(obj);
     match names {
@@ -27,9 +28,9 @@ pub fn resolve<'s>(store: &'s Store, obj: ObjIdx, row: usize, names: &[&str]) ->
             else {
                 return Cow::Owned(Value::Null);
             };
-            match *store.value(obj, row, index) {
-                Value::Ref(o, c) => resolve(store, o.into(), c as usize - 1, rest),
-                _ => Cow::Owned(Value::Null),
+            match store.follow(obj, row, index) {
+                Some((o, r)) => resolve(store, o, r, rest),
+                None => Cow::Owned(Value::Null),
             }
         }
     }
@@ -249,10 +250,9 @@ fn put(
             let target = object
                 .relationship(rel)
                 .and_then(|f| object.field_index(f.name))
-                .map(|i| store.value(obj, row, i).into_owned());
+                .and_then(|i| store.follow(obj, row, i));
             match target {
-                Some(Value::Ref(o, c)) => {
-                    let (o, r) = (usize::from(o), c as usize - 1);
+                Some((o, r)) => {
                     let entry = map.entry(*rel).or_insert(Json::Null);
                     if !entry.is_object() {
                         let mut nested = Map::new();
@@ -263,7 +263,7 @@ fn put(
                         put(store, o, r, rest, nested, version);
                     }
                 }
-                _ => {
+                None => {
                     map.entry(*rel).or_insert(Json::Null);
                 }
             }

@@ -51,9 +51,18 @@ impl Org {
     }
 
     pub async fn query(&self, soql: &str) -> (u16, Value) {
+        self.query_at("query", soql).await
+    }
+
+    /// A query that also reads the recycle bin.
+    pub async fn query_all(&self, soql: &str) -> (u16, Value) {
+        self.query_at("queryAll", soql).await
+    }
+
+    async fn query_at(&self, resource: &str, soql: &str) -> (u16, Value) {
         let resp = self
             .http
-            .get(self.url("query"))
+            .get(self.url(resource))
             .query(&[("q", soql)])
             .bearer_auth(&self.token)
             .send()
