@@ -7,7 +7,7 @@ use sea_orm::{
 
 use super::contacts::{MASS_UPDATE_LIMIT, like_pattern, name_key};
 use super::page::{into_page, paginate};
-use super::sync::{enqueue, settle_pushes};
+use super::sync::{enqueue, enqueue_all, settle_pushes};
 use super::{Page, PageRequest, Store, StoreError, StoreResult};
 use crate::domain::{
     AccountFields, AccountId, AccountInput, AccountPatch, DeskAction, DeskEntity, Invalid, Module,
@@ -151,18 +151,15 @@ impl Store {
         }
         let ids = &super::distinct(ids)[..];
         let txn = self.write().await?;
-        if ids.len() > 1 {
-            super::lock_in_order::<Accounts>(&*txn, Column::Id, ids.iter().map(|id| id.0)).await?;
-        }
-        // Stamped once the first record is locked: an edit that waited for another writer is
-        // not stamped as older than what that writer wrote.
-        let mut now = None;
+        let accounts = live_accounts(&*txn, ids).await?;
+        // Stamped once the records are locked: an edit that waited for another writer is not
+        // stamped as older than what that writer wrote.
+        let now = Utc::now();
         let mut out = Vec::with_capacity(ids.len());
         let mut left_keys = Vec::new();
         let mut changed = Vec::new();
-        for &id in ids {
-            let current = live_account(&*txn, id).await?;
-            let now = *now.get_or_insert_with(Utc::now);
+        for current in accounts {
+            let id = current.id;
             let before = account_input(&current);
             let fields = patch.apply(before.clone()).validate().map_err(|e| {
                 if ids.len() > 1 {
@@ -182,11 +179,11 @@ impl Store {
             set_fields(&mut active, fields);
             active.updated_at = Set(now);
             let model = active.update(&*txn).await?;
-            enqueue(&*txn, Module::Accounts, model.id.0).await?;
             changed.push(model.id.0);
             left_keys.extend(key.filter(|key| model.name_key.as_ref() != Some(key)));
             out.push(model);
         }
+        enqueue_all(&*txn, Module::Accounts, &changed).await?;
         super::sync::wake_pushes(&*txn, Module::Accounts, changed.iter().copied()).await?;
         super::sync::wake_pulls_keyed(&*txn, Module::Accounts, left_keys).await?;
         txn.commit().await?;
@@ -261,14 +258,23 @@ async fn find(db: &impl ConnectionTrait, id: AccountId) -> StoreResult<account::
         .ok_or_else(|| StoreError::NotFound(format!("account {id}")))
 }
 
-async fn live_account(db: &impl ConnectionTrait, id: AccountId) -> StoreResult<account::Model> {
-    let model = find(db, id).await?;
-    if model.deleted_at.is_some() {
-        return Err(StoreError::Conflict(format!(
-            "account {id} is in the recycle bin; restore it first"
-        )));
+/// These accounts, in the order named, locked for the write (see [`super::live_records`]).
+async fn live_accounts(
+    db: &impl ConnectionTrait,
+    ids: &[AccountId],
+) -> StoreResult<Vec<account::Model>> {
+    let ids: Vec<i64> = ids.iter().map(|id| id.0).collect();
+    super::live_records::<Accounts>(db, Column::Id, &ids, "account").await
+}
+
+impl super::Binnable for account::Model {
+    fn key(&self) -> i64 {
+        self.id.0
     }
-    Ok(model)
+
+    fn binned(&self) -> bool {
+        self.deleted_at.is_some()
+    }
 }
 
 async fn binned_account(db: &impl ConnectionTrait, id: AccountId) -> StoreResult<account::Model> {

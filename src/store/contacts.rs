@@ -9,7 +9,7 @@ use sea_orm::{
 };
 
 use super::page::{into_page, paginate};
-use super::sync::{enqueue, settle_pushes};
+use super::sync::{enqueue, enqueue_all, settle_pushes};
 use super::{Page, PageRequest, Store, StoreError, StoreResult};
 use crate::domain::{
     AccountId, ContactFields, ContactId, ContactInput, ContactPatch, DeskAction, DeskEntity,
@@ -242,18 +242,16 @@ impl Store {
         }
         let ids = &super::distinct(ids)[..];
         let txn = self.write().await?;
-        if ids.len() > 1 {
-            super::lock_in_order::<Contacts>(&*txn, Column::Id, ids.iter().map(|id| id.0)).await?;
-        }
-        // Stamped once the first record is locked: an edit that waited for another writer is
-        // not stamped as older than what that writer wrote.
-        let mut now = None;
+        let contacts = live_contacts(&*txn, ids).await?;
+        // Stamped once the records are locked: an edit that waited for another writer is not
+        // stamped as older than what that writer wrote.
+        let now = Utc::now();
         let mut out = Vec::with_capacity(ids.len());
         let mut left_keys = Vec::new();
         let mut changed = Vec::new();
-        for &id in ids {
-            let current = live_contact(&*txn, id).await?;
-            let now = *now.get_or_insert_with(Utc::now);
+        let (mut moved, mut accounts_checked) = (Vec::new(), Vec::new());
+        for current in contacts {
+            let id = current.id;
             let before = contact_input(&current);
             let fields = patch.apply(before.clone()).validate().map_err(|e| {
                 if ids.len() > 1 {
@@ -268,24 +266,28 @@ impl Store {
                 out.push(current);
                 continue;
             }
-            if current.account_id != fields.account_id {
+            if current.account_id != fields.account_id
+                && !accounts_checked.contains(&fields.account_id)
+            {
                 check_account(&*txn, fields.account_id).await?;
+                accounts_checked.push(fields.account_id);
             }
             // Moved, or told to have no account (though it shows none already, staying in the
             // Salesforce account of a purged desk account), it leaves that account too.
             if current.account_id != fields.account_id || patch.account_id == Some(None) {
-                super::sync::forget_kept_account(&*txn, id).await?;
+                moved.push(id);
             }
             let key = current.email_key.clone();
             let mut active: contact::ActiveModel = current.into();
             set_fields(&mut active, fields);
             active.updated_at = Set(now);
             let model = active.update(&*txn).await?;
-            enqueue(&*txn, Module::Contacts, model.id.0).await?;
             changed.push(model.id.0);
             left_keys.extend(key.filter(|key| model.email_key.as_ref() != Some(key)));
             out.push(model);
         }
+        super::sync::forget_kept_accounts(&*txn, &moved).await?;
+        enqueue_all(&*txn, Module::Contacts, &changed).await?;
         super::sync::wake_pushes(&*txn, Module::Contacts, changed.iter().copied()).await?;
         super::sync::wake_pulls_keyed(&*txn, Module::Contacts, left_keys).await?;
         txn.commit().await?;
@@ -358,13 +360,29 @@ pub(crate) async fn live_contact(
     db: &impl ConnectionTrait,
     id: ContactId,
 ) -> StoreResult<contact::Model> {
-    let model = find(db, id).await?;
-    if model.deleted_at.is_some() {
-        return Err(StoreError::Conflict(format!(
-            "contact {id} is in the recycle bin; restore it first"
-        )));
+    let mut found = live_contacts(db, &[id]).await?;
+    found
+        .pop()
+        .ok_or_else(|| StoreError::NotFound(format!("contact {id}")))
+}
+
+/// These contacts, in the order named, locked for the write (see [`super::live_records`]).
+async fn live_contacts(
+    db: &impl ConnectionTrait,
+    ids: &[ContactId],
+) -> StoreResult<Vec<contact::Model>> {
+    let ids: Vec<i64> = ids.iter().map(|id| id.0).collect();
+    super::live_records::<Contacts>(db, Column::Id, &ids, "contact").await
+}
+
+impl super::Binnable for contact::Model {
+    fn key(&self) -> i64 {
+        self.id.0
     }
-    Ok(model)
+
+    fn binned(&self) -> bool {
+        self.deleted_at.is_some()
+    }
 }
 
 async fn binned_contact(db: &impl ConnectionTrait, id: ContactId) -> StoreResult<contact::Model> {

@@ -14,6 +14,7 @@ mod profiles;
 mod sync;
 mod tickets;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -79,27 +80,48 @@ pub(crate) fn distinct<T: Copy + Eq + std::hash::Hash>(ids: &[T]) -> Vec<T> {
     ids.iter().copied().filter(|id| seen.insert(*id)).collect()
 }
 
-/// Locks these rows for the rest of the transaction, in id order, on PostgreSQL: the order a
-/// sync batch locks them in, so a mass update and a sync batch never wait for each other in
-/// a cycle. (SQLite has one writer at a time, and nothing to lock.)
-pub(crate) async fn lock_in_order<E: EntityTrait>(
+/// A desk record that can be in the recycle bin.
+pub(crate) trait Binnable {
+    fn key(&self) -> i64;
+    fn binned(&self) -> bool;
+}
+
+/// These records of one kind (`noun`), in the order named, locked for the write; the first
+/// one missing or in the recycle bin is an error. On PostgreSQL they are locked in id order,
+/// the order a sync batch locks them in, so that a mass update and a sync batch never wait
+/// for each other in a cycle. (SQLite has one writer at a time, and nothing to lock.)
+pub(crate) async fn live_records<E>(
     db: &impl ConnectionTrait,
     id: E::Column,
-    ids: impl IntoIterator<Item = i64>,
-) -> Result<(), DbErr> {
-    if db.get_database_backend() != DbBackend::Postgres {
-        return Ok(());
-    }
-    E::find()
-        .select_only()
-        .column(id)
-        .filter(one_of(DbBackend::Postgres, id, ids))
+    ids: &[i64],
+    noun: &str,
+) -> StoreResult<Vec<E::Model>>
+where
+    E: EntityTrait,
+    E::Model: Binnable,
+{
+    let mut found: HashMap<i64, E::Model> = E::find()
+        .filter(one_of(db.get_database_backend(), id, ids.iter().copied()))
         .order_by_asc(id)
         .lock_exclusive()
-        .into_tuple::<i64>()
         .all(db)
-        .await?;
-    Ok(())
+        .await?
+        .into_iter()
+        .map(|m| (m.key(), m))
+        .collect();
+    ids.iter()
+        .map(|id| {
+            let model = found
+                .remove(id)
+                .ok_or_else(|| StoreError::NotFound(format!("{noun} {id}")))?;
+            if model.binned() {
+                return Err(StoreError::Conflict(format!(
+                    "{noun} {id} is in the recycle bin; restore it first"
+                )));
+            }
+            Ok(model)
+        })
+        .collect()
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -90,17 +90,38 @@ pub(crate) async fn enqueue(
     module: Module,
     desk_id: i64,
 ) -> StoreResult<()> {
-    if integration::Entity::find_by_id(1).one(db).await?.is_none() {
+    enqueue_all(db, module, &[desk_id]).await
+}
+
+/// [`enqueue`] for many records, with one statement per thousand.
+pub(crate) async fn enqueue_all(
+    db: &impl ConnectionTrait,
+    module: Module,
+    desk_ids: &[i64],
+) -> StoreResult<()> {
+    if desk_ids.is_empty() || integration::Entity::find_by_id(1).one(db).await?.is_none() {
         return Ok(());
     }
-    outbox::ActiveModel {
-        module: Set(module.as_str().into()),
-        desk_id: Set(desk_id),
-        enqueued_at: Set(Utc::now()),
-        ..Default::default()
+    insert_outbox(db, module, desk_ids).await
+}
+
+/// Outbox rows for these desk records, a thousand to a statement.
+async fn insert_outbox(
+    db: &impl ConnectionTrait,
+    module: Module,
+    desk_ids: &[i64],
+) -> StoreResult<()> {
+    let now = Utc::now();
+    for part in desk_ids.chunks(INSERT_ROWS) {
+        outbox::Entity::insert_many(part.iter().map(|&desk_id| outbox::ActiveModel {
+            module: Set(module.as_str().into()),
+            desk_id: Set(desk_id),
+            enqueued_at: Set(now),
+            ..Default::default()
+        }))
+        .exec_without_returning(db)
+        .await?;
     }
-    .insert(db)
-    .await?;
     Ok(())
 }
 
@@ -204,16 +225,26 @@ pub(crate) async fn forget_kept_account(
     db: &impl ConnectionTrait,
     contact: ContactId,
 ) -> StoreResult<()> {
-    record_link::Entity::update_many()
-        .col_expr(
-            record_link::Column::KeptAccountId,
-            Expr::value(Option::<String>::None),
-        )
-        .filter(record_link::Column::Module.eq(Module::Contacts.as_str()))
-        .filter(record_link::Column::DeskId.eq(contact.0))
-        .filter(record_link::Column::KeptAccountId.is_not_null())
-        .exec(db)
-        .await?;
+    forget_kept_accounts(db, &[contact]).await
+}
+
+/// [`forget_kept_account`] for many contacts, with one statement per thousand.
+pub(crate) async fn forget_kept_accounts(
+    db: &impl ConnectionTrait,
+    contacts: &[ContactId],
+) -> StoreResult<()> {
+    for part in contacts.chunks(BIND_PART) {
+        record_link::Entity::update_many()
+            .col_expr(
+                record_link::Column::KeptAccountId,
+                Expr::value(Option::<String>::None),
+            )
+            .filter(record_link::Column::Module.eq(Module::Contacts.as_str()))
+            .filter(record_link::Column::DeskId.is_in(part.iter().map(|c| c.0)))
+            .filter(record_link::Column::KeptAccountId.is_not_null())
+            .exec(db)
+            .await?;
+    }
     Ok(())
 }
 
@@ -1409,21 +1440,9 @@ impl SyncBatch<'_> {
         enqueue(&*self.txn, module, desk_id).await
     }
 
-    /// Queues these desk records for the sync to push, in one statement.
+    /// Queues these desk records for the sync to push, a thousand to a statement.
     pub async fn enqueue_all(&mut self, module: Module, desk_ids: &[i64]) -> StoreResult<()> {
-        if desk_ids.is_empty() {
-            return Ok(());
-        }
-        let now = Utc::now();
-        outbox::Entity::insert_many(desk_ids.iter().map(|&desk_id| outbox::ActiveModel {
-            module: Set(module.as_str().into()),
-            desk_id: Set(desk_id),
-            enqueued_at: Set(now),
-            ..Default::default()
-        }))
-        .exec(&*self.txn)
-        .await?;
-        Ok(())
+        insert_outbox(&*self.txn, module, desk_ids).await
     }
 
     pub async fn set_cursor(
