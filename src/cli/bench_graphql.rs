@@ -308,7 +308,57 @@ pub async fn graphql(options: GraphqlBenchOptions) -> anyhow::Result<()> {
     println!("  ratio computed: {:.2}", computed / base_rate);
 
     fan_out(&api, &server, options.subscribers).await?;
+    mass_update(&api).await?;
     let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+/// The most records one mass update takes.
+const MASS: usize = 500;
+
+/// Times `massUpdateContacts` of 500 synced contacts, five times, each change queued for the
+/// sync in the same transaction (the worker pushes them meanwhile, as it would).
+async fn mass_update(api: &Api) -> anyhow::Result<()> {
+    let mut ids = Vec::new();
+    let mut after = Value::Null;
+    while ids.len() < MASS {
+        let page = api
+            .gql(
+                "query($after: String) { contacts(first: 100, after: $after) { nodes { id } pageInfo { endCursor hasNextPage } } }",
+                json!({ "after": after }),
+            )
+            .await?;
+        let page = &page["contacts"];
+        ids.extend(
+            page["nodes"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|node| node["id"].clone()),
+        );
+        if page["pageInfo"]["hasNextPage"] != true {
+            break;
+        }
+        after = page["pageInfo"]["endCursor"].clone();
+    }
+    ids.truncate(MASS);
+    let mut times = Vec::new();
+    for round in 0..5 {
+        let at = Instant::now();
+        api.gql(
+            "mutation($ids: [ID!]!, $t: String) { massUpdateContacts(ids: $ids, patch: { title: $t }) { id } }",
+            json!({ "ids": ids, "t": format!("Bench {round}") }),
+        )
+        .await?;
+        times.push(at.elapsed());
+    }
+    times.sort();
+    println!(
+        "  a mass update of {} contacts (5 runs): median {:.1} ms, best {:.1} ms",
+        ids.len(),
+        times[times.len() / 2].as_secs_f64() * 1e3,
+        times[0].as_secs_f64() * 1e3
+    );
     Ok(())
 }
 

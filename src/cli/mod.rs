@@ -100,7 +100,8 @@ enum BenchTarget {
     /// A gateway (its own process) with a synced org and a warm panel cache: throughput and
     /// p50/p99 of a ticket with every panel beside `{ __typename }` from the same load loop,
     /// then one sync event fanned out to many `syncEvents` subscribers (arrival times and
-    /// server RSS per subscriber). Needs the release `salesforce-sim` beside `tandem`.
+    /// server RSS per subscriber), and a mass update of 500 contacts. Needs the release
+    /// `salesforce-sim` beside `tandem`.
     Graphql {
         /// Seconds of load per query.
         #[arg(long, default_value_t = 10)]
