@@ -8,6 +8,36 @@ use serde_json::{Value, json};
 use support::{org, org_with};
 
 #[tokio::test]
+async fn an_eleventh_open_query_drops_the_oldest_locator() {
+    let org = org_with(SimConfig {
+        records: 2_100,
+        ..SimConfig::default()
+    })
+    .await;
+    let mut next = Vec::new();
+    for _ in 0..11 {
+        let (_, page) = org.query("SELECT Id FROM Contact").await;
+        next.push(page["nextRecordsUrl"].as_str().unwrap().to_owned());
+    }
+    let follow = |url: String| {
+        let request = org
+            .http
+            .get(format!("{}{url}", org.sim.base_url()))
+            .bearer_auth(&org.token);
+        async move {
+            let resp = request.send().await.unwrap();
+            (resp.status().as_u16(), resp.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, body) = follow(next[0].clone()).await;
+    assert_eq!(status, 400);
+    assert_eq!(body[0]["errorCode"], "INVALID_QUERY_LOCATOR", "{body}");
+    let (status, body) = follow(next[1].clone()).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["done"], true);
+}
+
+#[tokio::test]
 async fn pages_of_two_thousand_follow_next_records_url() {
     let org = org_with(SimConfig {
         records: 2_500,

@@ -166,6 +166,33 @@ async fn missing_records_and_unknown_objects_are_not_found() {
 }
 
 #[tokio::test]
+async fn id_named_as_the_key_creates_and_reaches_a_record_by_its_id() {
+    let org = org().await;
+    let (status, created) = org
+        .json(
+            Method::POST,
+            "sobjects/Contact/Id",
+            Some(json!({ "LastName": "Keyed" })),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().unwrap();
+    let (status, _) = org
+        .json(
+            Method::PATCH,
+            &format!("sobjects/Contact/Id/{id}"),
+            Some(json!({ "Title": "Engineer" })),
+        )
+        .await;
+    assert_eq!(status, 204);
+    let (status, fetched) = org
+        .json(Method::GET, &format!("sobjects/Contact/Id/{id}"), None)
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(fetched["Title"], "Engineer");
+}
+
+#[tokio::test]
 async fn upsert_by_external_id_creates_then_updates_then_reports_ambiguity() {
     let org = org().await;
     let (status, body) = org

@@ -32,6 +32,9 @@ pub fn handle(
         ["updated"] if get => replication::updated(sim, ctx, obj),
         ["deleted"] if get => replication::deleted(sim, ctx, obj),
         [id] if ids::normalize(id).is_some() => by_id(sim, ctx, method, obj, id, body),
+        // `Id` named as the key (API 37.0 and later): a create, or the record by its id.
+        ["Id"] if method == Method::POST => create(sim, ctx, obj, body),
+        ["Id", id] if ids::normalize(id).is_some() => by_id(sim, ctx, method, obj, id, body),
         [id, field] if get && ids::normalize(id).is_some() && object.is_blob(field) => {
             blob(sim, obj, id, field)
         }

@@ -17,8 +17,9 @@ use crate::store::{Store, Value};
 
 pub use parser::parse;
 
-/// Open query locators kept per org; the oldest is dropped first, as Salesforce does.
-const MAX_OPEN_CURSORS: usize = 50;
+/// Open query locators kept per org (its one integration user); the oldest is dropped
+/// first, as Salesforce does past about ten a user.
+const MAX_OPEN_CURSORS: usize = 10;
 
 /// Seconds of org clock a query locator lives unused: Salesforce lets one go after about
 /// fifteen minutes of inactivity, and its `nextRecordsUrl` then answers
