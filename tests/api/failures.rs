@@ -362,22 +362,8 @@ async fn a_desk_duplicate_of_a_linked_contact_is_not_sent_as_a_second_one() {
 #[tokio::test]
 async fn a_salesforce_value_too_long_for_the_desk_is_logged_and_retried_once_fixed() {
     let (app, sim) = synced(|_| {}).await;
-    let mut maps: Vec<Value> = app
-        .gql_ok(
-            "{ fieldMappings(module: CONTACTS) { deskField salesforceField } }",
-            json!({}),
-        )
-        .await["fieldMappings"]
-        .as_array()
-        .unwrap()
-        .clone();
-    maps.retain(|m| m["deskField"] != "mailingPostalCode");
-    maps.push(json!({ "deskField": "mailingPostalCode", "salesforceField": "Department" }));
-    app.gql_ok(
-        "mutation($maps: [FieldMappingInput!]!) { updateFieldMappings(module: CONTACTS, mappings: $maps) { deskField } }",
-        json!({ "maps": maps }),
-    )
-    .await;
+    app.map_field("CONTACTS", "mailingPostalCode", "Department")
+        .await;
     let id = sim
         .insert(
             "Contact",
@@ -818,22 +804,7 @@ async fn a_contact_that_waited_for_its_account_past_its_retries_goes_out_once_th
 async fn a_salesforce_contact_that_waited_for_its_account_past_its_retries_comes_once_the_account_does()
  {
     let (app, sim) = synced(|s| s.sync.retry_max_attempts = 1).await;
-    let mut maps: Vec<Value> = app
-        .gql_ok(
-            "{ fieldMappings(module: ACCOUNTS) { deskField salesforceField } }",
-            json!({}),
-        )
-        .await["fieldMappings"]
-        .as_array()
-        .unwrap()
-        .clone();
-    maps.retain(|m| m["deskField"] != "billingPostalCode");
-    maps.push(json!({ "deskField": "billingPostalCode", "salesforceField": "Site" }));
-    app.gql_ok(
-        "mutation($maps: [FieldMappingInput!]!) { updateFieldMappings(module: ACCOUNTS, mappings: $maps) { deskField } }",
-        json!({ "maps": maps }),
-    )
-    .await;
+    app.map_field("ACCOUNTS", "billingPostalCode", "Site").await;
     let account = sim
         .insert(
             "Account",

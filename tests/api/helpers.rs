@@ -78,6 +78,22 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
 }
 
 impl TestApp {
+    /// Maps a desk field of the module (`CONTACTS` or `ACCOUNTS`) to this Salesforce field,
+    /// the module's other mappings as they are.
+    pub async fn map_field(&self, module: &str, desk_field: &str, salesforce_field: &str) {
+        let read = format!("{{ fieldMappings(module: {module}) {{ deskField salesforceField }} }}");
+        let mut maps = self.gql_ok(&read, json!({})).await["fieldMappings"]
+            .as_array()
+            .unwrap()
+            .clone();
+        maps.retain(|m| m["deskField"] != desk_field);
+        maps.push(json!({ "deskField": desk_field, "salesforceField": salesforce_field }));
+        let save = format!(
+            "mutation($maps: [FieldMappingInput!]!) {{ updateFieldMappings(module: {module}, mappings: $maps) {{ deskField }} }}"
+        );
+        self.gql_ok(&save, json!({ "maps": maps })).await;
+    }
+
     /// A valid token for agent 1 with the named profile.
     pub fn token(&self, profile: &str) -> String {
         self.agent_token(1, profile)
