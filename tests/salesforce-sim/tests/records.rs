@@ -177,14 +177,18 @@ async fn id_named_as_the_key_creates_and_reaches_a_record_by_its_id() {
         .await;
     assert_eq!(status, 201, "{created}");
     let id = created["id"].as_str().unwrap();
-    let (status, _) = org
+    let (status, updated) = org
         .json(
             Method::PATCH,
             &format!("sobjects/Contact/Id/{id}"),
             Some(json!({ "Title": "Engineer" })),
         )
         .await;
-    assert_eq!(status, 204);
+    assert_eq!(status, 200, "an upsert's answer");
+    assert_eq!(
+        updated,
+        json!({ "id": id, "success": true, "errors": [], "created": false })
+    );
     let (status, fetched) = org
         .json(Method::GET, &format!("sobjects/Contact/Id/{id}"), None)
         .await;

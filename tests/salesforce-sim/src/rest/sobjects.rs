@@ -34,7 +34,17 @@ pub fn handle(
         [id] if ids::normalize(id).is_some() => by_id(sim, ctx, method, obj, id, body),
         // `Id` named as the key (API 37.0 and later): a create, or the record by its id.
         ["Id"] if method == Method::POST => create(sim, ctx, obj, body),
-        ["Id", id] if ids::normalize(id).is_some() => by_id(sim, ctx, method, obj, id, body),
+        ["Id", id] if ids::normalize(id).is_some() => {
+            let reply = by_id(sim, ctx, method, obj, id, body)?;
+            // A PATCH there is an upsert, answered as one (API 46.0 and later).
+            let version: f64 = ctx.version.parse().unwrap_or(0.0);
+            if *method == Method::PATCH && version >= 46.0 {
+                let mut body = saved(&ids::to18(&ids::normalize(id).unwrap_or_default()));
+                body["created"] = json!(false);
+                return Ok(Reply::ok(body));
+            }
+            Ok(reply)
+        }
         [id, field] if get && ids::normalize(id).is_some() && object.is_blob(field) => {
             blob(sim, obj, id, field)
         }
