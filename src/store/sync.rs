@@ -759,9 +759,7 @@ impl Store {
                 .exec(&*txn)
                 .await?;
         }
-        for desk_id in &queued {
-            enqueue(&*txn, module, *desk_id).await?;
-        }
+        enqueue_all(&*txn, module, &queued).await?;
         txn.commit().await?;
         Ok(due.len() + queued.len())
     }
@@ -1507,9 +1505,8 @@ impl SyncBatch<'_> {
             .into_tuple()
             .all(&*self.txn)
             .await?;
-        for desk_id in given_up.into_iter().flatten() {
-            self.enqueue(Module::Contacts, desk_id).await?;
-        }
+        let given_up: Vec<i64> = given_up.into_iter().flatten().collect();
+        self.enqueue_all(Module::Contacts, &given_up).await?;
         let now = Utc::now();
         sync_failure::Entity::update_many()
             .col_expr(sync_failure::Column::NextAttemptAt, Expr::value(now))
