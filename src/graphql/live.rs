@@ -173,6 +173,22 @@ impl Live {
         }
     }
 
+    /// The groups of which `page` holds fewer than a hundred of `parent`'s records.
+    fn short_groups(self, page: &[Record], parent: &str) -> Vec<Option<bool>> {
+        self.groups()
+            .iter()
+            .copied()
+            .filter(|&group| {
+                let held = page
+                    .iter()
+                    .filter(|r| self.parents(r).any(|p| p == parent))
+                    .filter(|r| self.group_of(r) == group)
+                    .count();
+                held < PER_PARENT
+            })
+            .collect()
+    }
+
     /// A record's value of the field its kind is ordered by (a path such as
     /// `Opportunity.CloseDate` reaches into the related record).
     fn date_of(self, record: &Record) -> Option<&str> {
@@ -303,8 +319,12 @@ pub struct LiveCache {
 #[derive(Default)]
 struct Reads {
     started: u64,
-    lists: HashMap<CacheKey, (u64, std::time::Instant, tokio::sync::watch::Receiver<()>)>,
+    lists: HashMap<CacheKey, (u64, std::time::Instant, Heard)>,
 }
+
+/// How a read under way ends, heard by those waiting for it: the channel closes, having said
+/// why Salesforce gave none or not all of the lists, if it did not.
+type Heard = tokio::sync::watch::Receiver<Option<Arc<str>>>;
 
 /// One read under way, holding its lists in [`LiveCache::reading`] until it ends, however it
 /// ends: those waiting for it then look in the cache.
@@ -312,7 +332,14 @@ struct Reading {
     cache: Arc<LiveCache>,
     id: u64,
     lists: Vec<CacheKey>,
-    _done: tokio::sync::watch::Sender<()>,
+    done: tokio::sync::watch::Sender<Option<Arc<str>>>,
+}
+
+impl Reading {
+    /// Tells those waiting why Salesforce did not give the lists.
+    fn failed(&self, why: &str) {
+        self.done.send_replace(Some(why.into()));
+    }
 }
 
 impl Drop for Reading {
@@ -347,8 +374,8 @@ impl LiveCache {
         self: &Arc<Self>,
         wanted: Vec<CacheKey>,
         join_within: Duration,
-    ) -> (Vec<(CacheKey, tokio::sync::watch::Receiver<()>)>, Reading) {
-        let (done, heard) = tokio::sync::watch::channel(());
+    ) -> (Vec<(CacheKey, Heard)>, Reading) {
+        let (done, heard) = tokio::sync::watch::channel(None);
         let mut reads = self.reading.lock().unwrap_or_else(|p| p.into_inner());
         reads.started += 1;
         let id = reads.started;
@@ -369,7 +396,7 @@ impl LiveCache {
             cache: self.clone(),
             id,
             lists,
-            _done: done,
+            done,
         };
         (joined, reading)
     }
@@ -482,13 +509,25 @@ async fn read_and_keep(
     wanted: Vec<(Live, Vec<String>)>,
 ) -> Result<Vec<Result<Lists, Unread>>, Unread> {
     let cache = reading.cache.clone();
-    let results = read(&integrations, &connection, &wanted).await?;
+    let results = match read(&integrations, &connection, &wanted).await {
+        Ok(results) => results,
+        Err(unread) => {
+            reading.failed(match &unread {
+                Unread::Upstream(why) => why,
+                Unread::Internal => "the gateway could not open its connection to Salesforce",
+            });
+            return Err(unread);
+        }
+    };
     let now = Utc::now();
     Ok(wanted
         .iter()
         .zip(results)
         .map(|((kind, parents), records)| {
-            let records = records.map_err(|e| Unread::Upstream(e.into()))?;
+            let records = records.map_err(|e| {
+                reading.failed(&e);
+                Unread::Upstream(e.into())
+            })?;
             let lists = by_parent(*kind, parents, &records)
                 .into_iter()
                 .map(|(parent, list)| {
@@ -597,25 +636,18 @@ async fn lists(
                 }
                 (Ok(page), Step::List(parents)) => {
                     // A full page may have left out older records of the parents it holds
-                    // few of (another filled it): each of those is read on its own, a group
-                    // at a time. (Only lists cut to their newest fill a page that is not the
-                    // whole answer: the others are read to their last page.)
+                    // few of (another filled it): each of those is read on its own. (Only
+                    // lists cut to their newest fill a page that is not the whole answer:
+                    // the others are read to their last page.)
                     if kind.newest().is_some() && page.len() >= ROWS_PER_QUERY as usize {
+                        let each = (PER_PARENT * kind.groups().len()) as u32;
                         for parent in parents {
-                            for &group in kind.groups() {
-                                let held = page
-                                    .iter()
-                                    .filter(|r| kind.parents(r).any(|p| p == parent))
-                                    .filter(|r| kind.group_of(r) == group)
-                                    .count();
-                                if held >= PER_PARENT {
-                                    continue;
-                                }
-                                let one = std::slice::from_ref(&parent);
-                                match kind.soql(one, PER_PARENT as u32, group) {
-                                    Ok(soql) => queue.push_back((i, Step::Parent, soql)),
-                                    Err(e) => results[i] = Err(e.to_string()),
-                                }
+                            if kind.short_groups(&page, &parent).is_empty() {
+                                continue;
+                            }
+                            match kind.soql(std::slice::from_ref(&parent), each, None) {
+                                Ok(soql) => queue.push_back((i, Step::Parent(parent), soql)),
+                                Err(e) => results[i] = Err(e.to_string()),
                             }
                         }
                     }
@@ -623,7 +655,25 @@ async fn lists(
                         records.extend(page);
                     }
                 }
-                (Ok(page), Step::Parent) => {
+                // A parent's list, read on its own, that filled its page with one group's
+                // records (a hundred open opportunities, say, hiding the closed): the group it
+                // holds few of is read on its own.
+                (Ok(page), Step::Parent(parent))
+                    if kind.groups().len() > 1
+                        && page.len() >= PER_PARENT * kind.groups().len() =>
+                {
+                    for group in kind.short_groups(&page, &parent) {
+                        let one = std::slice::from_ref(&parent);
+                        match kind.soql(one, PER_PARENT as u32, group) {
+                            Ok(soql) => queue.push_back((i, Step::Group, soql)),
+                            Err(e) => results[i] = Err(e.to_string()),
+                        }
+                    }
+                    if let Ok(records) = &mut results[i] {
+                        records.extend(page);
+                    }
+                }
+                (Ok(page), Step::Parent(_) | Step::Group) => {
                     if let Ok(records) = &mut results[i] {
                         records.extend(page);
                     }
@@ -777,7 +827,9 @@ enum Step {
     /// The lists of these parents.
     List(Vec<String>),
     /// One parent's list, read again on its own.
-    Parent,
+    Parent(String),
+    /// One group of one parent's list, read again on its own.
+    Group,
     Notes,
 }
 
@@ -843,6 +895,7 @@ impl Loader<LiveKey> for LiveLoader {
             }
         }
         let Patience(wait) = self.patience;
+        let joined_at = Utc::now();
         let (joined, reading) = self.cache.start_reading(missing, wait);
         let mut wanted: HashMap<Live, Vec<String>> = HashMap::new();
         for (_, kind, parent) in &reading.lists {
@@ -858,21 +911,23 @@ impl Loader<LiveKey> for LiveLoader {
             tokio::time::timeout(wait, futures_util::future::join_all(ends)).await
         };
         let (answers, waited) = tokio::join!(self.fetch(&wanted, reading), waiting);
-        // Lists another request was reading: what it kept, or what the cache held before.
-        let unread = match waited {
-            Ok(_) => Unread::Upstream(
-                "Salesforce could not answer the read another request made of it".into(),
-            ),
-            Err(_) => Unread::Upstream(format!("Salesforce did not answer within {wait:?}").into()),
-        };
-        for ((_, kind, parent), _) in joined {
+        // Lists another request was reading: what it kept (read after this request looked,
+        // however short the time to live), or what the cache held before.
+        let late = Unread::Upstream(format!("Salesforce did not answer within {wait:?}").into());
+        for ((_, kind, parent), heard) in joined {
             let outcome = match self.cache.get(&(self.reader, kind, parent.clone())) {
-                Some((at, records)) if self.cache.fresh(at) => Ok(Fetched {
+                Some((at, records)) if at >= joined_at || self.cache.fresh(at) => Ok(Fetched {
                     records,
                     fetched_at: at,
                     stale: false,
                 }),
-                _ => self.stale_or(kind, &parent, &unread),
+                _ if waited.is_err() => self.stale_or(kind, &parent, &late),
+                _ => {
+                    let why = heard.borrow().clone().unwrap_or_else(|| {
+                        "the read another request made of it ended without it".into()
+                    });
+                    self.stale_or(kind, &parent, &Unread::Upstream(why))
+                }
             };
             out.insert(LiveKey(kind, parent), outcome);
         }

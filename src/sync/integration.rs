@@ -550,6 +550,9 @@ impl Integrations {
         }
         let model = self.connected().await?;
         if connection_of(&model) != connection {
+            // The view that named it is older than a reconnect (another process's, or it
+            // would have been forgotten then): the next request reads the current one.
+            self.forget_view().await;
             return Ok(None);
         }
         let client = self.client_of(&model).await?;

@@ -1098,7 +1098,7 @@ async fn a_list_salesforce_is_slow_to_give_is_read_once_and_served_to_the_reques
 
 #[tokio::test]
 async fn requests_wanting_a_list_being_read_wait_for_that_read_rather_than_ask_again() {
-    let (app, sim, _) = with_activity(|s| s.graphql.panel_timeout_ms = 300).await;
+    let (app, sim, _) = with_activity(|s| s.graphql.panel_timeout_ms = 1000).await;
     let query = "{ contacts(first: 5) { nodes { salesforce { notes { title } } } } }";
     sim.set_latency(Duration::from_millis(1500));
     let calls = api_calls(&sim);
@@ -1110,7 +1110,7 @@ async fn requests_wanting_a_list_being_read_wait_for_that_read_rather_than_ask_a
             "{impatient}"
         );
     }
-    tokio::time::sleep(Duration::from_millis(4000)).await;
+    tokio::time::sleep(Duration::from_millis(5000)).await;
     assert_eq!(
         api_calls(&sim) - calls,
         2,
@@ -1120,6 +1120,25 @@ async fn requests_wanting_a_list_being_read_wait_for_that_read_rather_than_ask_a
     let notes = &after["contacts"]["nodes"][0]["salesforce"]["notes"];
     assert_eq!(notes[0]["title"], "Prefers email", "{after}");
     assert_eq!(api_calls(&sim) - calls, 2, "what it read is kept");
+}
+
+#[tokio::test]
+async fn requests_that_waited_for_another_ones_read_get_what_it_read_however_short_the_cache() {
+    let (app, sim, _) = with_activity(|s| {
+        s.graphql.panel_cache_secs = 0;
+        s.graphql.panel_timeout_ms = 5000;
+    })
+    .await;
+    let query = "{ contacts(first: 5) { nodes { salesforce { stale notes { title } } } } }";
+    sim.set_latency(Duration::from_millis(500));
+    let calls = api_calls(&sim);
+    let asked = (0..3).map(|_| app.gql(query, json!({})));
+    for answer in futures_util::future::join_all(asked).await {
+        let panel = &answer["data"]["contacts"]["nodes"][0]["salesforce"];
+        assert_eq!(panel["stale"], false, "{answer}");
+        assert_eq!(panel["notes"][0]["title"], "Prefers email", "{answer}");
+    }
+    assert_eq!(api_calls(&sim) - calls, 2, "one read for the three");
 }
 
 #[tokio::test]
@@ -1231,9 +1250,10 @@ async fn an_opportunity_read_again_after_a_full_page_is_listed_once() {
         )
         .unwrap();
     }
-    for (name, stage, close) in [
-        ("Fresh", "Prospecting", "2030-01-01"),
-        ("Won", "Closed Won", "2019-01-01"),
+    for (name, stage, close, whose) in [
+        ("Fresh", "Prospecting", "2030-01-01", &contact),
+        ("Won", "Closed Won", "2019-01-01", &contact),
+        ("Old win", "Closed Won", "2018-01-01", &busy),
     ] {
         let opp = sim
             .insert(
@@ -1243,14 +1263,15 @@ async fn an_opportunity_read_again_after_a_full_page_is_listed_once() {
             .unwrap();
         sim.insert(
             "OpportunityContactRole",
-            json!({ "OpportunityId": opp, "ContactId": contact }),
+            json!({ "OpportunityId": opp, "ContactId": whose }),
         )
         .unwrap();
     }
     app.sync_now().await;
+    let calls = api_calls(&sim);
     let body = app
         .gql_ok(
-            "{ contacts(first: 10) { nodes { lastName salesforce { opportunities(status: ALL) { name } } } } }",
+            "{ contacts(first: 10) { nodes { lastName salesforce { opportunities(status: ALL) { name } closed: opportunities(status: CLOSED) { name } } } } }",
             json!({}),
         )
         .await;
@@ -1258,6 +1279,16 @@ async fn an_opportunity_read_again_after_a_full_page_is_listed_once() {
         by_name(&body, "Paneled")["salesforce"]["opportunities"],
         json!([{ "name": "Fresh" }, { "name": "Won" }]),
         "read in the full page and again on its own, each is listed once"
+    );
+    assert_eq!(
+        by_name(&body, "Busy")["salesforce"]["closed"],
+        json!([{ "name": "Old win" }]),
+        "behind two hundred open ones, read on its own"
+    );
+    assert_eq!(
+        api_calls(&sim) - calls,
+        3,
+        "the shared page; each contact's list on its own; Busy's closed ones"
     );
 }
 

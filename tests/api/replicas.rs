@@ -389,7 +389,9 @@ async fn panels_read_through_the_connection_their_view_names_though_another_proc
         .unwrap();
     assert_eq!(first_org.request_count(), first_calls);
     assert!(second_org.request_count() > second_calls);
-    // A view read before names the first: nothing is read for it, from either org.
+    // A view read before names the first: nothing is read for it, from either org, and the
+    // view is read again.
+    assert_eq!(view().await, first, "this process's view, kept a while");
     assert!(
         app.integrations
             .client_reading_as(&first)
@@ -397,6 +399,7 @@ async fn panels_read_through_the_connection_their_view_names_though_another_proc
             .unwrap()
             .is_none()
     );
+    assert_eq!(view().await, second);
 }
 
 #[tokio::test]
