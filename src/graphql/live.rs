@@ -369,7 +369,6 @@ impl LiveCache {
     /// Of the lists wanted, those another read started less than `join_within` ago is
     /// reading, each with a way to hear it end; the rest are this read's from now on, until
     /// the `Reading` returned is dropped.
-    #[allow(clippy::type_complexity)]
     fn start_reading(
         self: &Arc<Self>,
         wanted: Vec<CacheKey>,
