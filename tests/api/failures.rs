@@ -774,6 +774,17 @@ async fn failures_resolved_longer_ago_than_the_history_is_kept_are_pruned_open_o
     );
 }
 
+/// One contact waits for its account, and its automatic attempts are used up.
+async fn waits_for_its_account_with_attempts_used_up(app: &TestApp) {
+    let waiting = open_failures(app, Some("ACCOUNT_NOT_SYNCED")).await;
+    assert_eq!(waiting.len(), 1, "{waiting:?}");
+    assert_eq!(
+        waiting[0]["nextAttemptAt"],
+        Value::Null,
+        "its automatic attempts are used up"
+    );
+}
+
 #[tokio::test]
 async fn a_contact_that_waited_for_its_account_past_its_retries_goes_out_once_the_account_does() {
     let (app, sim) = synced(|s| s.sync.retry_max_attempts = 1).await;
@@ -782,13 +793,7 @@ async fn a_contact_that_waited_for_its_account_past_its_retries_goes_out_once_th
         .await;
     sim.reject_next_records(&[("DUPLICATE_VALUE", "duplicate value found: Name")]);
     app.sync_now().await;
-    let waiting = open_failures(&app, Some("ACCOUNT_NOT_SYNCED")).await;
-    assert_eq!(waiting.len(), 1, "{waiting:?}");
-    assert_eq!(
-        waiting[0]["nextAttemptAt"],
-        Value::Null,
-        "its automatic attempts are used up"
-    );
+    waits_for_its_account_with_attempts_used_up(&app).await;
     app.sync_now().await;
     assert_eq!(in_org(&sim, "Patient"), 0);
 
@@ -818,13 +823,7 @@ async fn a_salesforce_contact_that_waited_for_its_account_past_its_retries_comes
     .unwrap();
     app.sync_now().await;
     assert_eq!(open_failures(&app, Some("STRING_TOO_LONG")).await.len(), 1);
-    let waiting = open_failures(&app, Some("ACCOUNT_NOT_SYNCED")).await;
-    assert_eq!(waiting.len(), 1, "{waiting:?}");
-    assert_eq!(
-        waiting[0]["nextAttemptAt"],
-        Value::Null,
-        "its automatic attempts are used up"
-    );
+    waits_for_its_account_with_attempts_used_up(&app).await;
     let patient = "{ contacts(filter: { name: \"Patient\" }) { nodes { account { name } } } }";
     app.sync_now().await;
     assert_eq!(

@@ -557,26 +557,19 @@ fn ids(body: &serde_json::Value) -> Vec<&str> {
 #[tokio::test]
 async fn deleting_an_opportunity_sends_its_contact_roles_to_the_recycle_bin() {
     let org = org().await;
-    let contact = org
-        .sim
-        .insert("Contact", json!({ "LastName": "Lindqvist" }))
-        .unwrap();
+    let contact = org.put("Contact", json!({ "LastName": "Lindqvist" }));
     let opportunity = |name: &str| {
-        org.sim
-            .insert(
-                "Opportunity",
-                json!({ "Name": name, "StageName": "Prospecting", "CloseDate": "2030-01-31" }),
-            )
-            .unwrap()
+        org.put(
+            "Opportunity",
+            json!({ "Name": name, "StageName": "Prospecting", "CloseDate": "2030-01-31" }),
+        )
     };
     let (lost, kept) = (opportunity("Renewal"), opportunity("Upsell"));
     let role = |opp: &str| {
-        org.sim
-            .insert(
-                "OpportunityContactRole",
-                json!({ "OpportunityId": opp, "ContactId": contact, "Role": "Decision Maker" }),
-            )
-            .unwrap()
+        org.put(
+            "OpportunityContactRole",
+            json!({ "OpportunityId": opp, "ContactId": contact, "Role": "Decision Maker" }),
+        )
     };
     let (gone, stays) = (role(&lost), role(&kept));
 
@@ -604,35 +597,20 @@ async fn deleting_an_opportunity_sends_its_contact_roles_to_the_recycle_bin() {
 #[tokio::test]
 async fn deleting_a_contact_keeps_only_the_activities_that_name_a_live_record() {
     let org = org().await;
-    let account = org
-        .sim
-        .insert("Account", json!({ "Name": "Acme" }))
-        .unwrap();
-    let contact = org
-        .sim
-        .insert(
-            "Contact",
-            json!({ "LastName": "Ndiaye", "AccountId": account }),
-        )
-        .unwrap();
-    let related = org
-        .sim
-        .insert(
-            "Task",
-            json!({ "Subject": "Renewal call", "WhoId": contact, "WhatId": account }),
-        )
-        .unwrap();
-    let own = org
-        .sim
-        .insert("Task", json!({ "Subject": "Follow up", "WhoId": contact }))
-        .unwrap();
-    let note = org
-        .sim
-        .insert(
-            "Note",
-            json!({ "Title": "Prefers email", "ParentId": contact }),
-        )
-        .unwrap();
+    let account = org.put("Account", json!({ "Name": "Acme" }));
+    let contact = org.put(
+        "Contact",
+        json!({ "LastName": "Ndiaye", "AccountId": account }),
+    );
+    let related = org.put(
+        "Task",
+        json!({ "Subject": "Renewal call", "WhoId": contact, "WhatId": account }),
+    );
+    let own = org.put("Task", json!({ "Subject": "Follow up", "WhoId": contact }));
+    let note = org.put(
+        "Note",
+        json!({ "Title": "Prefers email", "ParentId": contact }),
+    );
 
     org.sim.delete("Contact", &contact).unwrap();
 
@@ -653,53 +631,29 @@ async fn deleting_a_contact_keeps_only_the_activities_that_name_a_live_record() 
 #[tokio::test]
 async fn deleting_an_account_takes_its_records_and_theirs() {
     let org = org().await;
-    let account = org
-        .sim
-        .insert("Account", json!({ "Name": "Acme" }))
-        .unwrap();
-    let contact = org
-        .sim
-        .insert(
-            "Contact",
-            json!({ "LastName": "Haddad", "AccountId": account }),
-        )
-        .unwrap();
-    let opportunity = org
-        .sim
-        .insert(
-            "Opportunity",
-            json!({ "Name": "Pilot", "StageName": "Prospecting", "CloseDate": "2030-01-31", "AccountId": account }),
-        )
-        .unwrap();
-    org.sim
-        .insert(
-            "OpportunityContactRole",
-            json!({ "OpportunityId": opportunity, "ContactId": contact }),
-        )
-        .unwrap();
-    org.sim
-        .insert(
-            "Note",
-            json!({ "Title": "Budget", "ParentId": opportunity }),
-        )
-        .unwrap();
-    org.sim
-        .insert(
-            "Event",
+    let account = org.put("Account", json!({ "Name": "Acme" }));
+    let contact = org.put(
+        "Contact",
+        json!({ "LastName": "Haddad", "AccountId": account }),
+    );
+    let opportunity = org.put("Opportunity",
+            json!({ "Name": "Pilot", "StageName": "Prospecting", "CloseDate": "2030-01-31", "AccountId": account }),);
+    org.put(
+        "OpportunityContactRole",
+        json!({ "OpportunityId": opportunity, "ContactId": contact }),
+    );
+    org.put(
+        "Note",
+        json!({ "Title": "Budget", "ParentId": opportunity }),
+    );
+    org.put("Event",
             json!({ "Subject": "Demo", "WhoId": contact, "WhatId": opportunity,
-                    "StartDateTime": "2030-01-10T10:00:00Z", "EndDateTime": "2030-01-10T11:00:00Z" }),
-        )
-        .unwrap();
-    let document = org
-        .sim
-        .insert("ContentNote", json!({ "Title": "Minutes" }))
-        .unwrap();
-    org.sim
-        .insert(
-            "ContentDocumentLink",
-            json!({ "ContentDocumentId": document, "LinkedEntityId": contact }),
-        )
-        .unwrap();
+                    "StartDateTime": "2030-01-10T10:00:00Z", "EndDateTime": "2030-01-10T11:00:00Z" }),);
+    let document = org.put("ContentNote", json!({ "Title": "Minutes" }));
+    org.put(
+        "ContentDocumentLink",
+        json!({ "ContentDocumentId": document, "LinkedEntityId": contact }),
+    );
 
     org.sim.delete("Account", &account).unwrap();
 
@@ -720,21 +674,12 @@ async fn deleting_an_account_takes_its_records_and_theirs() {
 #[tokio::test]
 async fn a_relationship_into_the_recycle_bin_reads_null() {
     let org = org().await;
-    let account = org
-        .sim
-        .insert("Account", json!({ "Name": "Acme" }))
-        .unwrap();
-    let contact = org
-        .sim
-        .insert("Contact", json!({ "LastName": "Moreau" }))
-        .unwrap();
-    let task = org
-        .sim
-        .insert(
-            "Task",
-            json!({ "Subject": "Quote", "WhoId": contact, "WhatId": account }),
-        )
-        .unwrap();
+    let account = org.put("Account", json!({ "Name": "Acme" }));
+    let contact = org.put("Contact", json!({ "LastName": "Moreau" }));
+    let task = org.put(
+        "Task",
+        json!({ "Subject": "Quote", "WhoId": contact, "WhatId": account }),
+    );
 
     org.sim.delete("Contact", &contact).unwrap();
 

@@ -28,6 +28,13 @@ pub async fn org_with(config: SimConfig) -> Org {
 }
 
 impl Org {
+    /// Inserts a record straight into the org: its id.
+    pub fn put(&self, object: &str, fields: Value) -> String {
+        self.sim
+            .insert(object, fields)
+            .expect("the simulator takes the record")
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{V}/{path}", self.sim.base_url())
     }
