@@ -474,9 +474,17 @@ impl Store {
     pub fn live(&self, obj: ObjIdx, row: usize) -> Result<&Record, ApiError> {
         let rec = &self.tables[obj][row];
         match rec.deleted {
+            Some(at) if self.purged(at) => Err(ApiError::not_found()),
             Some(_) => Err(ApiError::new(404, "ENTITY_IS_DELETED", "entity is deleted")),
             None => Ok(rec),
         }
+    }
+
+    /// Whether a record deleted at `at` has left the recycle bin for good: Salesforce empties
+    /// it of what has been there fifteen days. `queryAll` no longer finds such a record, and
+    /// asked for by id it is not found.
+    pub fn purged(&self, at: i64) -> bool {
+        at < self.clock.now() - RECYCLE_SECS
     }
 
     /// Whether field `field` of `obj` is an external id in this org.
@@ -548,6 +556,9 @@ const CASCADES: &[(&str, Cascade, &[&str])] = &[
     ("Task", Cascade::EveryParent, &["WhoId", "WhatId"]),
     ("Event", Cascade::EveryParent, &["WhoId", "WhatId"]),
 ];
+
+/// How long a deleted record stays in the recycle bin.
+pub const RECYCLE_SECS: i64 = 15 * 86_400;
 
 /// The API version in the blob URLs of base64 fields.
 const BLOB_VERSION: &str = "62.0";

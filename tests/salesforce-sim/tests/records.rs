@@ -672,6 +672,29 @@ async fn deleting_an_account_takes_its_records_and_theirs() {
 }
 
 #[tokio::test]
+async fn a_record_fifteen_days_in_the_recycle_bin_is_gone_for_good() {
+    let mut org = org().await;
+    let contact = org.put("Contact", json!({ "LastName": "Binned" }));
+    org.sim.delete("Contact", &contact).unwrap();
+    let soql = format!("SELECT Id FROM Contact WHERE Id = '{contact}'");
+    assert_eq!(ids(&org.query_all(&soql).await.1), [contact.as_str()]);
+    let path = format!("sobjects/Contact/{contact}");
+    let (status, body) = org.json(Method::GET, &path, None).await;
+    assert_eq!(
+        (status, &body[0]["errorCode"]),
+        (404, &json!("ENTITY_IS_DELETED"))
+    );
+
+    org.sim.advance_clock(16 * 86_400);
+    // Sessions end long before that: sign in again.
+    org.token = org.sim.access_token();
+    let (status, body) = org.query_all(&soql).await;
+    assert_eq!(body["totalSize"], 0, "{status} {body}");
+    let (status, body) = org.json(Method::GET, &path, None).await;
+    assert_eq!((status, &body[0]["errorCode"]), (404, &json!("NOT_FOUND")));
+}
+
+#[tokio::test]
 async fn a_relationship_into_the_recycle_bin_reads_null() {
     let org = org().await;
     let account = org.put("Account", json!({ "Name": "Acme" }));

@@ -81,7 +81,7 @@ pub fn deleted(sim: &Sim, ctx: &Ctx, obj: ObjIdx) -> Result<Reply, ApiError> {
     if records.len() > ID_LIMIT {
         return Err(ApiError::bad_request("EXCEEDED_ID_LIMIT", "too many ids"));
     }
-    let earliest = now - 15 * 86_400;
+    let earliest = now - crate::store::RECYCLE_SECS;
     Ok(Reply::ok(json!({
         "deletedRecords": records,
         "earliestDateAvailable": format_datetime(earliest - earliest.rem_euclid(60)),

@@ -208,7 +208,10 @@ pub fn run(
         ));
     }
     let mut rows: Vec<u32> = (0..store.table(obj).len())
-        .filter(|&r| include_deleted || store.record(obj, r).deleted.is_none())
+        .filter(|&r| match store.record(obj, r).deleted {
+            None => true,
+            Some(at) => include_deleted && !store.purged(at),
+        })
         .filter(|&r| {
             filter
                 .as_ref()
