@@ -59,10 +59,15 @@ async fn synced_contact(
 
 /// Contacts in the org with this last name.
 fn in_org(sim: &SimHandle, last_name: &str) -> usize {
+    contacts_in_org(sim, last_name).len()
+}
+
+/// The org's contacts with this last name.
+fn contacts_in_org(sim: &SimHandle, last_name: &str) -> Vec<Value> {
     sim.records("Contact")
-        .iter()
+        .into_iter()
         .filter(|c| c["LastName"] == last_name)
-        .count()
+        .collect()
 }
 
 #[tokio::test]
@@ -226,11 +231,7 @@ async fn a_desk_edit_to_a_record_waiting_to_be_retried_goes_out_at_once() {
     .await;
     app.sync_now().await;
     assert_eq!(open_failures(&app, None).await, Vec::<Value>::new());
-    let sent: Vec<Value> = sim
-        .records("Contact")
-        .into_iter()
-        .filter(|c| c["LastName"] == "Busy")
-        .collect();
+    let sent: Vec<Value> = contacts_in_org(&sim, "Busy");
     assert_eq!(sent.len(), 1, "{sent:?}");
     assert_eq!(sent[0]["Title"], "Fixed");
 }
@@ -259,11 +260,7 @@ async fn a_desk_edit_made_while_its_failing_push_is_on_its_way_goes_out_at_once(
     // Not an hour later: the edit came after what was sent.
     app.sync_now().await;
     assert_eq!(open_failures(&app, None).await, Vec::<Value>::new());
-    let sent: Vec<Value> = sim
-        .records("Contact")
-        .into_iter()
-        .filter(|c| c["LastName"] == "Busy")
-        .collect();
+    let sent: Vec<Value> = contacts_in_org(&sim, "Busy");
     assert_eq!(sent.len(), 1, "{sent:?}");
     assert_eq!(sent[0]["Title"], "Fixed");
 }
@@ -881,11 +878,7 @@ async fn a_record_a_person_was_asked_to_see_to_is_retried_automatically_when_it_
     assert!(open[0]["nextAttemptAt"].is_string(), "{open:?}");
     app.sync_now().await;
     assert_eq!(open_failures(&app, None).await, Vec::<Value>::new());
-    let sent: Vec<Value> = sim
-        .records("Contact")
-        .into_iter()
-        .filter(|c| c["LastName"] == "Ruled")
-        .collect();
+    let sent: Vec<Value> = contacts_in_org(&sim, "Ruled");
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0]["Title"], "Engineer");
 }
