@@ -81,30 +81,48 @@ pub struct SalesforceClient {
 struct Call {
     /// Whether a failed call may be sent again: only when repeating it cannot apply it twice.
     repeat: bool,
-    /// Whether Salesforce may take its time answering ([`ClientConfig::slow_timeout`]).
-    slow: bool,
+    /// How long Salesforce is given to answer.
+    wait: Wait,
+}
+
+#[derive(Clone, Copy)]
+enum Wait {
+    /// [`ClientConfig::timeout`].
+    Quick,
+    /// [`ClientConfig::slow_timeout`].
+    Slow,
+    /// [`ClientConfig::once_timeout`]: as long as Salesforce runs a call, for one that may
+    /// create records. Cut off sooner, it may go on and create them after the answer was
+    /// given up on, and an attempt sent meanwhile would not see them.
+    Whole,
 }
 
 impl Call {
     /// A quick call that may be repeated: a describe, a read, an update by id.
     const QUICK: Self = Self {
         repeat: true,
-        slow: false,
+        wait: Wait::Quick,
     };
     /// A create, which repeating would make twice.
     const ONCE: Self = Self {
         repeat: false,
-        slow: false,
+        wait: Wait::Whole,
     };
-    /// A query, a page of one, or a collection of updates, upserts or deletes.
+    /// A query, a page of one, or a collection of updates or deletes.
     const SLOW: Self = Self {
         repeat: true,
-        slow: true,
+        wait: Wait::Slow,
     };
     /// A collection of creates.
     const SLOW_ONCE: Self = Self {
         repeat: false,
-        slow: true,
+        wait: Wait::Whole,
+    };
+    /// An upsert by external id: repeating one that was answered makes nothing twice, but
+    /// one sent while an earlier attempt still runs may create what that one creates.
+    const UPSERT: Self = Self {
+        repeat: true,
+        wait: Wait::Whole,
     };
 }
 
@@ -293,11 +311,11 @@ impl SalesforceClient {
                 .request(method.clone(), format!("{}{path}", session.instance_url))
                 .bearer_auth(session.access_token.expose_secret())
                 .query(query);
-            if !call.repeat {
-                request = request.timeout(self.config.once_timeout);
-            } else if call.slow {
-                request = request.timeout(self.config.slow_timeout);
-            }
+            request = request.timeout(match call.wait {
+                Wait::Quick => self.config.timeout,
+                Wait::Slow => self.config.slow_timeout,
+                Wait::Whole => self.config.once_timeout,
+            });
             if let Some(body) = body {
                 request = request.json(body);
             }
@@ -474,7 +492,7 @@ impl SalesforceClient {
                 &path,
                 &[],
                 Some(&Value::Object(fields.clone())),
-                Call::QUICK,
+                Call::UPSERT,
             )
             .await?;
         if status == StatusCode::MULTIPLE_CHOICES {
@@ -710,7 +728,7 @@ impl SalesforceClient {
             object,
             records,
             all_or_none,
-            Call::SLOW,
+            Call::UPSERT,
         )
         .await
     }

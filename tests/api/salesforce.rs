@@ -634,7 +634,7 @@ async fn queries_and_collections_are_given_the_time_salesforce_may_take() {
 }
 
 #[tokio::test]
-async fn a_create_is_waited_for_as_long_as_salesforce_may_run_it() {
+async fn creates_and_upserts_are_waited_for_as_long_as_salesforce_may_run_them() {
     let sim = org().await;
     let mut config = ClientConfig::new(sim.base_url(), password(&sim, "tandem"));
     config.timeout = Duration::from_millis(150);
@@ -655,6 +655,17 @@ async fn a_create_is_waited_for_as_long_as_salesforce_may_run_it() {
         .await
         .unwrap();
     assert!(made[0].success, "{made:?}");
+    // An upsert may create too: an attempt sent while the first still ran would not see it.
+    let upserted = sf
+        .upsert_many(
+            "Account",
+            "Helpdesk_Id__c",
+            &[fields(json!({ "Name": "Umbrella", "Helpdesk_Id__c": "7" }))],
+            false,
+        )
+        .await
+        .unwrap();
+    assert!(upserted[0].success, "{upserted:?}");
 }
 
 #[tokio::test]
