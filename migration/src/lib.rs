@@ -20,6 +20,7 @@ mod m20261205_000015_integration_epochs;
 mod m20261205_000016_desk_tags;
 mod m20261205_000017_pruned_events;
 mod m20261205_000018_list_indexes;
+mod m20261205_000019_resolved_failures;
 
 pub struct Migrator;
 
@@ -45,6 +46,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000016_desk_tags::Migration),
             Box::new(m20261205_000017_pruned_events::Migration),
             Box::new(m20261205_000018_list_indexes::Migration),
+            Box::new(m20261205_000019_resolved_failures::Migration),
         ]
     }
 }

@@ -17,28 +17,20 @@ const ROW: i64 = 1;
 /// Queues every live desk record of the module that has no Salesforce link, in one statement.
 async fn queue_unlinked(db: &impl ConnectionTrait, module: Module) -> StoreResult<()> {
     use entity::{account, contact};
-    use sea_orm::sea_query::{
-        Expr, ExprTrait, IntoColumnRef, IntoTableRef, Query, SelectStatement, TableRef,
-    };
+    use sea_orm::sea_query::{Expr, ExprTrait, IntoTableRef, Query, SelectStatement, TableRef};
 
-    let linked = Query::select()
-        .column(record_link::Column::DeskId)
-        .from(record_link::Entity)
-        .and_where(Expr::col(record_link::Column::Module).eq(module.as_str()))
-        .to_owned();
-    fn live_unlinked<C: IntoColumnRef + Clone>(
+    fn live_unlinked(
         module: Module,
         table: TableRef,
-        (id, deleted_at): (C, C),
-        linked: SelectStatement,
+        (id, deleted_at): (impl ColumnTrait, impl ColumnTrait),
     ) -> SelectStatement {
         Query::select()
             .expr(Expr::val(module.as_str()))
-            .column(id.clone())
+            .column(id)
             .expr(Expr::val(Utc::now()))
             .from(table)
             .and_where(Expr::col(deleted_at).is_null())
-            .and_where(Expr::col(id).not_in_subquery(linked))
+            .and_where(super::sync::unlinked(module, id))
             .to_owned()
     }
     let unlinked = match module {
@@ -46,13 +38,11 @@ async fn queue_unlinked(db: &impl ConnectionTrait, module: Module) -> StoreResul
             module,
             contact::Entity.into_table_ref(),
             (contact::Column::Id, contact::Column::DeletedAt),
-            linked,
         ),
         Module::Accounts => live_unlinked(
             module,
             account::Entity.into_table_ref(),
             (account::Column::Id, account::Column::DeletedAt),
-            linked,
         ),
     };
     let insert = Query::insert()

@@ -289,7 +289,7 @@ where
 
 /// `NOT EXISTS (a link of the module for this desk id)`: probes the link index for each row
 /// the rest of the condition finds, where `NOT IN (links)` would read every link of the module.
-fn unlinked(module: Module, id: impl ColumnTrait) -> Expr {
+pub(super) fn unlinked(module: Module, id: impl ColumnTrait) -> Expr {
     use sea_orm::sea_query::Query;
     Expr::not_exists(
         Query::select()
@@ -771,11 +771,6 @@ impl Store {
 
     /// Live desk records after `after` (by id) that have no Salesforce link yet.
     pub async fn unlinked(&self, module: Module, after: i64, limit: u64) -> StoreResult<Vec<i64>> {
-        let linked = sea_orm::sea_query::Query::select()
-            .column(record_link::Column::DeskId)
-            .from(record_link::Entity)
-            .and_where(Expr::col(record_link::Column::Module).eq(module.as_str()))
-            .to_owned();
         let ids = match module {
             Module::Contacts => {
                 contact::Entity::find()
@@ -783,7 +778,7 @@ impl Store {
                     .column(contact::Column::Id)
                     .filter(contact::Column::Id.gt(after))
                     .filter(contact::Column::DeletedAt.is_null())
-                    .filter(contact::Column::Id.not_in_subquery(linked))
+                    .filter(unlinked(module, contact::Column::Id))
                     .order_by_asc(contact::Column::Id)
                     .limit(limit)
                     .into_tuple::<i64>()
@@ -796,7 +791,7 @@ impl Store {
                     .column(account::Column::Id)
                     .filter(account::Column::Id.gt(after))
                     .filter(account::Column::DeletedAt.is_null())
-                    .filter(account::Column::Id.not_in_subquery(linked))
+                    .filter(unlinked(module, account::Column::Id))
                     .order_by_asc(account::Column::Id)
                     .limit(limit)
                     .into_tuple::<i64>()
@@ -1356,11 +1351,16 @@ impl SyncBatch<'_> {
         contact::Entity::update_many()
             .col_expr(contact::Column::AccountId, Expr::value(account))
             .col_expr(contact::Column::UpdatedAt, Expr::value(Utc::now()))
-            .filter(one_of(
-                self.txn.get_database_backend(),
-                contact::Column::Id,
-                ids.iter().copied(),
-            ))
+            // A subquery, not the ids: an account may hold more contacts than SQLite binds.
+            .filter(
+                contact::Column::Id.in_subquery(
+                    sea_orm::sea_query::Query::select()
+                        .column(record_link::Column::DeskId)
+                        .from(record_link::Entity)
+                        .cond_where(kept())
+                        .to_owned(),
+                ),
+            )
             .filter(contact::Column::AccountId.is_null())
             .exec(&*self.txn)
             .await?;
