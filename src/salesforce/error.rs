@@ -35,6 +35,7 @@ impl SalesforceError {
                 busy(*status)
                     || error_code == "UNABLE_TO_LOCK_ROW"
                     || error_code == "SERVER_UNAVAILABLE"
+                    || error_code == SIGN_IN_BUSY
             }
             SalesforceError::AuthFailed { .. } | SalesforceError::Decode(_) => false,
         }
@@ -49,6 +50,10 @@ impl SalesforceError {
         }
     }
 }
+
+/// The code of a sign-in the token endpoint turned away for a reason that passes (see
+/// `TokenError::passing`), not for the credentials.
+pub const SIGN_IN_BUSY: &str = "SIGN_IN_BUSY";
 
 /// Whether an HTTP status says the server, or an edge before it, could not take the request
 /// now (a timeout, throttling, a failure of its own) rather than refusing it: asked again

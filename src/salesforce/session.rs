@@ -93,10 +93,29 @@ struct TokenError {
     error_description: String,
 }
 
+impl TokenError {
+    /// Whether the error says nothing of the credentials and passes: OAuth's own transient
+    /// codes, Salesforce's "retry your request", its limit on sign-ins, and a refresh token
+    /// already being used to sign in elsewhere (two processes renewing at once).
+    fn passing(&self) -> bool {
+        matches!(
+            self.error.as_str(),
+            "server_error" | "temporarily_unavailable" | "unknown_error" | "rate_limit_exceeded"
+        ) || self
+            .error_description
+            .to_ascii_lowercase()
+            .contains("already being processed")
+    }
+}
+
 struct State {
     session: Option<Arc<Session>>,
     refresh_token: Option<SecretString>,
     generation: u64,
+    /// Why Salesforce refused the credentials, once it has: they are not offered again. Each
+    /// refused password counts toward the org's lockout of the integration user, which
+    /// would then refuse the right password too; a reconnect makes a client of its own.
+    refused: Option<SalesforceError>,
 }
 
 pub(super) struct SessionOwner {
@@ -127,6 +146,7 @@ impl SessionOwner {
                 session: None,
                 refresh_token,
                 generation: 0,
+                refused: None,
             }),
         }
     }
@@ -136,8 +156,12 @@ impl SessionOwner {
         self.state.lock().await.refresh_token.clone()
     }
 
+    /// Takes up a refresh token another process was given, and offers it even if the one
+    /// before was refused.
     pub async fn adopt_refresh_token(&self, token: SecretString) {
-        self.state.lock().await.refresh_token = Some(token);
+        let mut state = self.state.lock().await;
+        state.refresh_token = Some(token);
+        state.refused = None;
     }
 
     /// The current session, signing in first if there is none.
@@ -171,8 +195,15 @@ impl SessionOwner {
             {
                 return Ok(session.clone());
             }
+            if let Some(refused) = &state.refused {
+                return Err(refused.clone());
+            }
             state.session = None;
-            owner.sign_in(&mut state).await
+            let signed_in = owner.sign_in(&mut state).await;
+            if let Err(refused @ SalesforceError::AuthFailed { .. }) = &signed_in {
+                state.refused = Some(refused.clone());
+            }
+            signed_in
         })
         .await
         .map_err(|e| SalesforceError::Transport(format!("signing in to Salesforce stopped: {e}")))?
@@ -343,6 +374,17 @@ impl SessionOwner {
             });
         }
         match serde_json::from_slice::<TokenError>(&body) {
+            // Salesforce busy, or signing in with the same refresh token for another
+            // process at that moment: not the credentials' fault, and asked again later.
+            Ok(e) if e.passing() => Err(SalesforceError::Api {
+                status: status.as_u16(),
+                error_code: super::error::SIGN_IN_BUSY.into(),
+                message: format!(
+                    "the token endpoint could not sign in now ({}: {})",
+                    e.error, e.error_description
+                ),
+                fields: Vec::new(),
+            }),
             Ok(e) => Err(SalesforceError::AuthFailed {
                 error: e.error,
                 description: e.error_description,

@@ -75,6 +75,39 @@ async fn bad_credentials_are_refused_with_the_oauth_error() {
 }
 
 #[tokio::test]
+async fn refused_credentials_are_not_offered_again_by_the_same_client() {
+    let sim = org().await;
+    let sf = client_with(&sim, password(&sim, "wrong"));
+    for _ in 0..3 {
+        let err = sf.verify().await.unwrap_err();
+        assert!(matches!(err, SalesforceError::AuthFailed { .. }), "{err:?}");
+    }
+    // Each refused password counts toward locking the integration user out.
+    assert_eq!(requests_to(&sim, "oauth2/token"), 1);
+}
+
+#[tokio::test]
+async fn a_sign_in_another_process_holds_the_token_for_is_not_taken_for_refused_credentials() {
+    let sim = org().await;
+    let sf = client(&sim);
+    sim.contend_sign_ins(1);
+    let err = sf.verify().await.unwrap_err();
+    match &err {
+        SalesforceError::Api {
+            error_code,
+            message,
+            ..
+        } => {
+            assert_eq!(error_code, "SIGN_IN_BUSY");
+            assert!(message.contains("already being processed"), "{message}");
+        }
+        other => panic!("expected a passing error, got {other:?}"),
+    }
+    assert!(err.is_transient(), "{err:?}");
+    sf.verify().await.unwrap();
+}
+
+#[tokio::test]
 async fn records_are_created_read_updated_and_deleted() {
     let sim = org().await;
     let sf = client(&sim);

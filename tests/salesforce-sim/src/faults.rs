@@ -34,6 +34,8 @@ pub struct Faults {
     /// The next this many sign-ins are turned away by the edge with 429, before Salesforce
     /// reads them.
     pub throttled_sign_ins: u32,
+    /// Sign-ins answered as Salesforce answers a refresh token already signing in elsewhere.
+    pub contended_sign_ins: u32,
     /// Requests to stop before they are answered, until a test lets them go.
     pub holds: Vec<Hold>,
 }
@@ -101,6 +103,7 @@ impl Faults {
             api_used: 0,
             token_max_requests: config.token_max_requests,
             throttled_sign_ins: 0,
+            contended_sign_ins: 0,
             token_ttl_secs: config.token_ttl_secs,
             holds: Vec::new(),
         }

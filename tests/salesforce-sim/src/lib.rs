@@ -163,6 +163,13 @@ impl SimHandle {
         lock(&self.sim.faults).throttled_sign_ins += n;
     }
 
+    /// Answers the next `n` sign-ins at the token endpoint as Salesforce answers one that
+    /// sends a refresh token another sign-in is using at that moment: 400 `invalid_grant`,
+    /// "token request is already being processed".
+    pub fn contend_sign_ins(&self, n: u32) {
+        lock(&self.sim.faults).contended_sign_ins += n;
+    }
+
     /// Cuts the connection of the next `n` REST calls mid-answer.
     pub fn drop_next(&self, n: u32) {
         lock(&self.sim.faults).drops += n;

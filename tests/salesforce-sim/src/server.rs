@@ -130,6 +130,14 @@ fn route(
                         Some("text/html"),
                     );
                 }
+                if faults.contended_sign_ins > 0 {
+                    faults.contended_sign_ins -= 1;
+                    let body = serde_json::json!({
+                        "error": "invalid_grant",
+                        "error_description": "token request is already being processed",
+                    });
+                    return json_response(400, Some(&body));
+                }
             }
             let mut form: HashMap<String, String> = params.iter().cloned().collect();
             form.extend(form_urlencoded::parse(body).into_owned());
