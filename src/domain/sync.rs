@@ -94,13 +94,15 @@ impl RetryPolicy {
 
 impl FailureReason {
     /// Reasons that clear up on their own; the engine retries them with backoff.
+    pub const PASSING: [Self; 3] = [
+        FailureReason::UpstreamUnavailable,
+        FailureReason::RateLimited,
+        FailureReason::AccountNotSynced,
+    ];
+
+    /// Whether the reason clears up on its own ([`FailureReason::PASSING`]).
     pub fn is_transient(self) -> bool {
-        matches!(
-            self,
-            FailureReason::UpstreamUnavailable
-                | FailureReason::RateLimited
-                | FailureReason::AccountNotSynced
-        )
+        Self::PASSING.contains(&self)
     }
 
     /// Maps a Salesforce error code to the failure log's reason.

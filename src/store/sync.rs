@@ -134,14 +134,33 @@ pub(crate) async fn wake_pushes(
     desk_ids: impl IntoIterator<Item = i64>,
 ) -> StoreResult<()> {
     let now = Utc::now();
+    let desk_ids: Vec<i64> = desk_ids.into_iter().collect();
     sync_failure::Entity::update_many()
         .col_expr(sync_failure::Column::NextAttemptAt, Expr::value(now))
         .filter(open_failures(module, Direction::DeskToSalesforce))
-        .filter(sync_failure::Column::DeskId.is_in(desk_ids))
+        .filter(sync_failure::Column::DeskId.is_in(desk_ids.iter().copied()))
         .filter(sync_failure::Column::NextAttemptAt.gt(now))
         .exec(db)
         .await?;
+    // One whose automatic attempts ran out on a passing refusal (an outage) is given them
+    // afresh, as one a person was asked to see to is when it next meets a passing one.
+    sync_failure::Entity::update_many()
+        .col_expr(sync_failure::Column::Attempts, Expr::value(0))
+        .col_expr(sync_failure::Column::NextAttemptAt, Expr::value(now))
+        .filter(open_failures(module, Direction::DeskToSalesforce))
+        .filter(sync_failure::Column::DeskId.is_in(desk_ids))
+        .filter(attempts_ran_out())
+        .exec(db)
+        .await?;
     Ok(())
+}
+
+/// A failure for a passing reason whose automatic attempts are used up.
+fn attempts_ran_out() -> sea_orm::Condition {
+    let passing = FailureReason::PASSING.map(FailureReason::as_str);
+    sea_orm::Condition::all()
+        .add(sync_failure::Column::NextAttemptAt.is_null())
+        .add(sync_failure::Column::Reason.is_in(passing))
 }
 
 /// Makes due the Salesforce records waiting because several desk records share their key
@@ -897,6 +916,7 @@ impl Store {
             txn,
             events: Vec::new(),
             sync_events: Vec::new(),
+            linked_accounts: Vec::new(),
         })
     }
 }
@@ -908,6 +928,9 @@ pub struct SyncBatch<'a> {
     txn: WriteTxn<'a>,
     events: Vec<(DeskEntity, DeskAction, i64)>,
     sync_events: Vec<SyncEvent>,
+    /// Desk accounts linked to a Salesforce one here, however (made there, matched, found
+    /// after a lost answer): their contacts waiting to go out are woken when it commits.
+    linked_accounts: Vec<i64>,
 }
 
 impl SyncBatch<'_> {
@@ -1143,9 +1166,12 @@ impl SyncBatch<'_> {
             return Ok(());
         }
         let now = Utc::now();
-        let accounts: Vec<String> = match module {
-            Module::Accounts => pairs.iter().map(|l| l.salesforce_id.clone()).collect(),
-            Module::Contacts => Vec::new(),
+        let (accounts, desk_ids): (Vec<String>, Vec<i64>) = match module {
+            Module::Accounts => pairs
+                .iter()
+                .map(|l| (l.salesforce_id.clone(), l.desk_id))
+                .unzip(),
+            Module::Contacts => Default::default(),
         };
         let rows = pairs.into_iter().map(|l| record_link::ActiveModel {
             module: Set(module.as_str().into()),
@@ -1167,6 +1193,7 @@ impl SyncBatch<'_> {
         }
         if module == Module::Accounts {
             self.wake_contacts_awaiting(&accounts).await?;
+            self.linked_accounts.extend(desk_ids);
         }
         Ok(())
     }
@@ -1326,6 +1353,7 @@ impl SyncBatch<'_> {
             self.take_back_contacts(salesforce_id, desk_id).await?;
             self.wake_contacts_awaiting(&[salesforce_id.to_owned()])
                 .await?;
+            self.linked_accounts.push(desk_id);
         }
         Ok(())
     }
@@ -1479,7 +1507,7 @@ impl SyncBatch<'_> {
     /// Makes due now the pushes of desk contacts of these desk accounts that wait for their
     /// account to reach Salesforce (`ACCOUNT_NOT_SYNCED`): it just has. One whose automatic
     /// attempts ran out (its queued change dropped) is queued again.
-    pub async fn wake_contacts_of(&mut self, accounts: &[i64]) -> StoreResult<()> {
+    async fn wake_contacts_of(&mut self, accounts: &[i64]) -> StoreResult<()> {
         if accounts.is_empty() {
             return Ok(());
         }
@@ -1508,6 +1536,17 @@ impl SyncBatch<'_> {
         let given_up: Vec<i64> = given_up.into_iter().flatten().collect();
         self.enqueue_all(Module::Contacts, &given_up).await?;
         let now = Utc::now();
+        // Woken, those are given their attempts afresh: one locked row on the way out would
+        // otherwise leave them waiting for a person again.
+        sync_failure::Entity::update_many()
+            .col_expr(sync_failure::Column::Attempts, Expr::value(0))
+            .col_expr(sync_failure::Column::NextAttemptAt, Expr::value(now))
+            .filter(open_failures(Module::Contacts, Direction::DeskToSalesforce))
+            .filter(sync_failure::Column::Reason.eq(FailureReason::AccountNotSynced.as_str()))
+            .filter(sync_failure::Column::DeskId.in_subquery(contacts.clone()))
+            .filter(sync_failure::Column::NextAttemptAt.is_null())
+            .exec(&*self.txn)
+            .await?;
         sync_failure::Entity::update_many()
             .col_expr(sync_failure::Column::NextAttemptAt, Expr::value(now))
             .filter(open_failures(Module::Contacts, Direction::DeskToSalesforce))
@@ -1702,7 +1741,11 @@ impl SyncBatch<'_> {
         Ok(model)
     }
 
-    pub async fn commit(self) -> StoreResult<()> {
+    pub async fn commit(mut self) -> StoreResult<()> {
+        let linked = std::mem::take(&mut self.linked_accounts);
+        for part in linked.chunks(BIND_PART) {
+            self.wake_contacts_of(part).await?;
+        }
         self.txn
             .commit_publishing(self.store, self.sync_events)
             .await?;

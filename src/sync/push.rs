@@ -365,7 +365,6 @@ impl SyncEngine {
         batch.clear_sent(module, &unmade).await?;
         let mut counts = Counts::default();
         // Desk accounts made in Salesforce here, whose contacts may wait for them.
-        let mut made_accounts = Vec::new();
         for (i, (desk_id, plan)) in plans.into_iter().enumerate() {
             let settles = read.get(&desk_id).map_or(&[][..], Vec::as_slice);
             let (hash, creating, read) = match plan {
@@ -450,9 +449,6 @@ impl SyncEngine {
                     } else {
                         counts.updated += 1;
                     }
-                    if creating && module == Module::Accounts {
-                        made_accounts.push(desk_id);
-                    }
                 }
                 _ => {
                     let (code, message, fields) =
@@ -507,7 +503,6 @@ impl SyncEngine {
                 }
             }
         }
-        batch.wake_contacts_of(&made_accounts).await?;
         if let Some((name, last)) = cursor
             && unsent.is_none()
         {

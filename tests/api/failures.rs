@@ -803,6 +803,67 @@ async fn a_contact_that_waited_for_its_account_past_its_retries_goes_out_once_th
 }
 
 #[tokio::test]
+async fn a_contact_that_waited_for_its_account_goes_out_once_the_account_is_matched_in_salesforce()
+{
+    let (app, sim) = synced(|s| s.sync.retry_max_attempts = 1).await;
+    let account = app.create_account("Refused Ltd").await;
+    app.create_contact(json!({ "lastName": "Patient", "accountId": account["id"] }))
+        .await;
+    sim.reject_next_records(&[("DUPLICATE_VALUE", "duplicate value found: Name")]);
+    app.sync_now().await;
+    waits_for_its_account_with_attempts_used_up(&app).await;
+
+    // Someone makes the account in Salesforce: the pull meets the desk one by name and
+    // links them, and the contact waiting for it follows, with no retry asked for.
+    let twin = sim
+        .insert("Account", json!({ "Name": "Refused Ltd" }))
+        .unwrap();
+    app.sync_now().await;
+    app.sync_now().await;
+    let patient = contacts_in_org(&sim, "Patient");
+    assert_eq!(patient.len(), 1, "{patient:?}");
+    assert_eq!(patient[0]["AccountId"], twin.as_str());
+    assert_eq!(
+        open_failures(&app, Some("ACCOUNT_NOT_SYNCED")).await,
+        Vec::<Value>::new()
+    );
+}
+
+#[tokio::test]
+async fn a_woken_contact_that_meets_a_locked_row_is_retried_again_automatically() {
+    let (app, sim) = synced(|s| {
+        s.sync.retry_max_attempts = 2;
+        s.sync.retry_backoff_secs = 0;
+    })
+    .await;
+    let account = app.create_account("Refused Ltd").await;
+    app.create_contact(json!({ "lastName": "Patient", "accountId": account["id"] }))
+        .await;
+    sim.reject_next_records(&[("DUPLICATE_VALUE", "duplicate value found: Name")]);
+    app.sync_now().await;
+    app.sync_now().await;
+    waits_for_its_account_with_attempts_used_up(&app).await;
+
+    let refused = open_failures(&app, Some("DUPLICATE_VALUE")).await;
+    assert!(retry(&app, &refused[0]["id"]).await["resolvedAt"].is_string());
+    // Its first send after the wake meets a locked row: that passes, and is retried as any
+    // first refusal would be, not taken for its attempts being used up again.
+    sim.reject_next_records(&[(
+        "UNABLE_TO_LOCK_ROW",
+        "unable to obtain exclusive access to this record",
+    )]);
+    app.sync_now().await;
+    let open = open_failures(&app, None).await;
+    assert_eq!(open.len(), 1, "{open:?}");
+    assert_eq!(open[0]["reason"], "UPSTREAM_UNAVAILABLE", "{open:?}");
+    assert_eq!(open[0]["attempts"], 1, "{open:?}");
+    assert!(open[0]["nextAttemptAt"].is_string(), "{open:?}");
+    app.sync_now().await;
+    assert_eq!(in_org(&sim, "Patient"), 1);
+    assert_eq!(open_failures(&app, None).await, Vec::<Value>::new());
+}
+
+#[tokio::test]
 async fn a_salesforce_contact_that_waited_for_its_account_past_its_retries_comes_once_the_account_does()
  {
     let (app, sim) = synced(|s| s.sync.retry_max_attempts = 1).await;
