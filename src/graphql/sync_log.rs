@@ -194,7 +194,9 @@ pub struct SyncLogMutation;
 #[Object]
 impl SyncLogMutation {
     /// Tries one failed record again now; returns its failure entry, resolved if it synced.
-    /// Administrators only.
+    /// While a sync round runs (a first sync may take an hour), the record is left to it,
+    /// due at once, and the entry comes back still open, `nextAttemptAt` now. Administrators
+    /// only.
     async fn retry_sync_failure(
         &self,
         ctx: &Context<'_>,
@@ -230,7 +232,7 @@ impl SyncLogMutation {
     }
 
     /// Tries every open failure with this reason again now; returns how many are still
-    /// failing. While the sync is one-way (SALESFORCE_TO_DESK), desk changes are not sent and
+    /// failing (while a sync round runs, all of them: they are left to it, due at once). While the sync is one-way (SALESFORCE_TO_DESK), desk changes are not sent and
     /// their failures stay open among them. Administrators only.
     async fn retry_sync_failures(
         &self,

@@ -921,6 +921,40 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Makes these failed records due now, for the sync round running, or the next, to try:
+    /// desk records are queued to be sent again (when `push`: the sync is two-way), and
+    /// Salesforce records are read again.
+    pub async fn queue_retries(
+        &self,
+        failures: &[sync_failure::Model],
+        push: bool,
+    ) -> StoreResult<()> {
+        let mut batch = self.begin_sync().await?;
+        for module in [Module::Accounts, Module::Contacts] {
+            let (pushes, pulls): (Vec<_>, Vec<_>) = failures
+                .iter()
+                .filter(|f| f.module == module.as_str() && f.resolved_at.is_none())
+                .partition(|f| f.direction == Direction::DeskToSalesforce.as_str());
+            let pushes = if push { pushes } else { Vec::new() };
+            let desk_ids: Vec<i64> = pushes.iter().filter_map(|f| f.desk_id).collect();
+            for part in desk_ids.chunks(BIND_PART) {
+                batch.enqueue_all(module, part).await?;
+            }
+            let due: Vec<i64> = pushes.iter().chain(&pulls).map(|f| f.id).collect();
+            for part in due.chunks(BIND_PART) {
+                sync_failure::Entity::update_many()
+                    .col_expr(sync_failure::Column::NextAttemptAt, Expr::value(Utc::now()))
+                    .filter(sync_failure::Column::Id.is_in(part.iter().copied()))
+                    .filter(sync_failure::Column::ResolvedAt.is_null())
+                    .exec(&*batch.txn)
+                    .await?;
+            }
+        }
+        batch.commit().await
+    }
+}
+
 /// One transaction of sync writes. Desk records written here are not queued for pushing:
 /// they came from Salesforce.
 pub struct SyncBatch<'a> {

@@ -51,6 +51,18 @@ impl Default for EngineSettings {
     }
 }
 
+/// How long a retry a person asked for waits for a sync round already running.
+pub const RETRY_PATIENCE: Duration = Duration::from_secs(3);
+
+/// What became of a retry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retried {
+    /// Tried now: the failures say how it went.
+    Now,
+    /// A sync round was running: the records are due, and it or the next round tries them.
+    Queued,
+}
+
 /// Records moved in one direction and module.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Counts {
@@ -374,19 +386,23 @@ impl SyncEngine {
     /// Tries failed records again now: desk records are pushed (their Salesforce twins read
     /// first), Salesforce records fetched and applied. A record that syncs has its failures
     /// marked resolved.
-    pub async fn retry(&self, failures: &[entity::sync_failure::Model]) -> Result<(), SyncError> {
-        let (held, generation) = self.integrations.round().await?;
-        let current = self
-            .integrations
-            .current()
-            .await?
-            .ok_or(SyncError::NotConnected)?;
-        if current.status != IntegrationStatus::Active.as_str() {
-            return Err(SyncError::WrongState(format!(
-                "cannot retry while the integration is {}",
-                current.status
-            )));
-        }
+    ///
+    /// A round already running (a first sync may run for an hour) is not waited for past
+    /// [`RETRY_PATIENCE`]: the records are made due, for it or the next round to take, and
+    /// the answer is [`Retried::Queued`].
+    pub async fn retry(
+        &self,
+        failures: &[entity::sync_failure::Model],
+    ) -> Result<Retried, SyncError> {
+        let Ok(held) = tokio::time::timeout(RETRY_PATIENCE, self.integrations.round()).await else {
+            let current = self.retriable().await?;
+            let push = current.sync_type == SyncType::TwoWay.as_str();
+            self.store.queue_retries(failures, push).await?;
+            self.integrations.wake();
+            return Ok(Retried::Queued);
+        };
+        let (held, generation) = held?;
+        let current = self.retriable().await?;
         let client = self.integrations.client_of(&current).await?;
         let round = self
             .prepare(&current, &client, generation, held.shared())
@@ -437,7 +453,24 @@ impl SyncEngine {
                 }
             }
         }
-        self.record_usage(&client).await
+        self.record_usage(&client).await?;
+        Ok(Retried::Now)
+    }
+
+    /// The integration, when records may be retried: connected and active.
+    async fn retriable(&self) -> Result<integration::Model, SyncError> {
+        let current = self
+            .integrations
+            .current()
+            .await?
+            .ok_or(SyncError::NotConnected)?;
+        if current.status != IntegrationStatus::Active.as_str() {
+            return Err(SyncError::WrongState(format!(
+                "cannot retry while the integration is {}",
+                current.status
+            )));
+        }
+        Ok(current)
     }
 
     async fn round(

@@ -279,6 +279,11 @@ impl Integrations {
         }
     }
 
+    /// Wakes the worker in this process for a round now.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
     /// Resolves once a sync is started or resumed in this process (at once if one was since
     /// the last wait).
     pub async fn woken(&self) {

@@ -266,6 +266,44 @@ async fn a_desk_edit_made_while_its_failing_push_is_on_its_way_goes_out_at_once(
 }
 
 #[tokio::test]
+async fn a_retry_asked_for_while_a_round_runs_is_left_to_that_round_and_answered_at_once() {
+    let (app, sim) = synced(|s| s.sync.retry_backoff_secs = 3600).await;
+    app.create_contact(json!({ "lastName": "Busy" })).await;
+    sim.reject_next_records(&[(
+        "UNABLE_TO_LOCK_ROW",
+        "unable to obtain exclusive access to this record",
+    )]);
+    app.sync_now().await;
+    let failure = open_failures(&app, None).await[0].clone();
+
+    // A round stuck on Salesforce, as a first sync of an hour is busy.
+    let read = sim.hold_next("GET", "query");
+    let engine = app.engine.clone();
+    let round = tokio::spawn(async move { engine.run_once().await });
+    read.arrived().await;
+    let queued = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        retry(&app, &failure["id"]),
+    )
+    .await
+    .expect("the retry answers without waiting for the round");
+    assert_eq!(queued["resolvedAt"], Value::Null, "{queued}");
+    let due: chrono::DateTime<chrono::Utc> =
+        queued["nextAttemptAt"].as_str().unwrap().parse().unwrap();
+    assert!(
+        due <= chrono::Utc::now(),
+        "due at once, not in an hour: {due}"
+    );
+    assert_eq!(in_org(&sim, "Busy"), 0);
+
+    read.release();
+    round.await.unwrap().unwrap();
+    app.sync_now().await;
+    assert_eq!(open_failures(&app, None).await, Vec::<Value>::new());
+    assert_eq!(in_org(&sim, "Busy"), 1);
+}
+
+#[tokio::test]
 async fn transient_retries_back_off_and_stop_at_the_bound() {
     let (app, sim) = synced(|s| {
         s.sync.retry_backoff_secs = 3600;
