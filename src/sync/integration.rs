@@ -231,6 +231,23 @@ fn org_of(identity: &str) -> Option<String> {
 fn check_login_url(raw: &str) -> Result<String, Invalid> {
     let url = reqwest::Url::parse(raw.trim())
         .map_err(|e| Invalid::new("loginUrl", format!("'{raw}' is not a URL: {e}")))?;
+    // The URL is kept and shown as given: credentials in it would be neither sealed nor
+    // hidden, and a path or query would make the token endpoint's address wrong.
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(Invalid::new(
+            "loginUrl",
+            "give the login URL without a user name or password in it; credentials go in their own fields",
+        ));
+    }
+    if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
+        return Err(Invalid::new(
+            "loginUrl",
+            format!(
+                "give the login URL alone, such as https://login.salesforce.com or https://mydomain.my.salesforce.com, without a path, query or fragment (got '{}')",
+                raw.trim()
+            ),
+        ));
+    }
     let loopback = matches!(url.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
     match url.scheme() {
         "https" => {}
@@ -725,8 +742,22 @@ impl Integrations {
             .await?;
         let started = if current.first_sync == FirstSync::NotStarted.as_str() {
             self.check_mappings().await?;
+            // Only on the connection checked, still waiting and active: a reconnect (to
+            // another org, which an admin may mean to map first) or a pause while the
+            // describes ran is not started behind its back.
             self.store
-                .update_integration(|m| m.first_sync = Set(FirstSync::Running.as_str().into()))
+                .update_integration_with(|now, m| {
+                    let same = now.epoch == current.epoch
+                        && now.first_sync == FirstSync::NotStarted.as_str()
+                        && now.status == IntegrationStatus::Active.as_str();
+                    if !same {
+                        return Err(StoreError::Conflict(
+                            "the integration changed while its mappings were checked (reconnected, paused or started); read it again and start it if still wanted".into(),
+                        ));
+                    }
+                    m.first_sync = Set(FirstSync::Running.as_str().into());
+                    Ok(())
+                })
                 .await?
         } else {
             current

@@ -124,6 +124,14 @@ async fn bad_login_urls_and_missing_secrets_are_refused_by_field() {
             "loginUrl",
         ),
         (
+            json!({ "loginUrl": "https://admin:hunter2@login.salesforce.com", "username": "u", "password": "p", "clientId": "c", "clientSecret": "s" }),
+            "loginUrl",
+        ),
+        (
+            json!({ "loginUrl": "https://login.salesforce.com/services/oauth2/token", "username": "u", "password": "p", "clientId": "c", "clientSecret": "s" }),
+            "loginUrl",
+        ),
+        (
             json!({ "loginUrl": "https://login.salesforce.com", "username": "u", "clientId": "c", "clientSecret": "s" }),
             "password",
         ),
@@ -140,7 +148,40 @@ async fn bad_login_urls_and_missing_secrets_are_refused_by_field() {
             )
             .await;
         assert_eq!(body["errors"][0]["extensions"]["field"], field, "{body}");
+        assert_eq!(
+            body["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
+            "{body}"
+        );
+        assert!(!body.to_string().contains("hunter2"), "{body}");
     }
+}
+
+#[tokio::test]
+async fn a_start_whose_org_was_replaced_while_its_mappings_were_checked_starts_nothing() {
+    let app = spawn_app().await;
+    let first = salesforce_sim::start(SimConfig::default()).await;
+    let second = salesforce_sim::start(SimConfig::default()).await;
+    app.create_contact(json!({ "lastName": "Local" })).await;
+    connect(&app, &first, "tandem").await;
+    let describe = first.hold_next("GET", "/describe");
+    let starting = app.gql("mutation { startSync { firstSync } }", json!({}));
+    let reconnecting = async {
+        describe.arrived().await;
+        // Another admin connects a second org, meaning to map it before starting.
+        let body = connect(&app, &second, "tandem").await;
+        describe.release();
+        body
+    };
+    let (started, reconnected) = tokio::join!(starting, reconnecting);
+    assert_eq!(reconnected["errors"], Value::Null, "{reconnected}");
+    assert_eq!(codes(&started), ["CONFLICT"], "{started}");
+    assert_eq!(integration(&app).await["firstSync"], "NOT_STARTED");
+    app.sync_now().await;
+    assert_eq!(
+        second.count("Contact"),
+        0,
+        "nothing sent to the org nobody started"
+    );
 }
 
 #[tokio::test]
