@@ -231,6 +231,9 @@ impl Store {
     pub async fn purge_account(&self, id: AccountId) -> StoreResult<()> {
         let txn = self.write().await?;
         binned_account(&*txn, id).await?;
+        // Its contacts are locked before their links are written, as a sync batch locks a
+        // contact and then its link: the other order would deadlock against one (PostgreSQL).
+        super::contacts::lock_contacts_of(&*txn, id).await?;
         super::sync::keep_salesforce_account(&*txn, id).await?;
         let contacts = super::contacts::unlink_contacts(&*txn, id).await?;
         let tickets =

@@ -428,6 +428,23 @@ pub(crate) async fn check_account_change(
     check_account(db, after).await
 }
 
+/// Locks the contacts of an account in id order, as every write of several contacts locks
+/// them; returns their ids.
+pub(crate) async fn lock_contacts_of(
+    db: &impl ConnectionTrait,
+    account: AccountId,
+) -> StoreResult<Vec<i64>> {
+    Ok(Contacts::find()
+        .select_only()
+        .column(Column::Id)
+        .filter(Column::AccountId.eq(account))
+        .order_by_asc(Column::Id)
+        .lock_exclusive()
+        .into_tuple()
+        .all(db)
+        .await?)
+}
+
 /// Clears the account of every contact linked to an account about to be purged, stamping
 /// them changed; returns the contacts changed (see `tickets::unlink_tickets`). Nothing goes
 /// to Salesforce: the contacts' Salesforce account is kept (`sync::keep_salesforce_account`).
@@ -436,16 +453,7 @@ pub(crate) async fn unlink_contacts(
     account: AccountId,
 ) -> StoreResult<Vec<i64>> {
     use sea_orm::sea_query::Expr;
-    // Locked in id order, as every write of several contacts locks them.
-    let ids: Vec<i64> = Contacts::find()
-        .select_only()
-        .column(Column::Id)
-        .filter(Column::AccountId.eq(account))
-        .order_by_asc(Column::Id)
-        .lock_exclusive()
-        .into_tuple()
-        .all(db)
-        .await?;
+    let ids = lock_contacts_of(db, account).await?;
     if !ids.is_empty() {
         Contacts::update_many()
             .col_expr(Column::AccountId, Expr::value(Option::<i64>::None))
