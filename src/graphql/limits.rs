@@ -106,16 +106,18 @@ impl Limits {
                 "selection count (fields, fragments and spreads, a fragment's counted at each spread)",
             ));
         }
+        // In every operation, not only one made of introspection alone: a field of the
+        // schema beside it would otherwise let the deep nesting through.
+        let lists = introspection_list_depth(parsed.doc);
+        if lists > INTROSPECTION_LISTS {
+            return Err(limit_error(
+                "introspectionLists",
+                INTROSPECTION_LISTS,
+                Some(lists),
+                "introspection lists nested in one another",
+            ));
+        }
         let admitted = if is_introspection_only(parsed.doc) {
-            let lists = introspection_list_depth(parsed.doc);
-            if lists > INTROSPECTION_LISTS {
-                return Err(limit_error(
-                    "introspectionLists",
-                    INTROSPECTION_LISTS,
-                    Some(lists),
-                    "introspection lists nested in one another",
-                ));
-            }
             Admitted::Introspection
         } else {
             Admitted::Limited
@@ -226,8 +228,9 @@ fn count_selections(doc: &ExecutableDocument, operation: Option<&str>) -> (usize
 /// multiplies the answer by the schema's size at every level, with no alias needed.
 const INTROSPECTION_LISTS: usize = 3;
 
-/// How deep introspection lists nest in an operation made only of introspection. Each
-/// fragment is walked once, however often it is spread.
+/// How deep introspection lists nest under `__schema` or `__type` in the document's
+/// operations. Each fragment is walked once, however often it is spread: its measure is
+/// kept for both places it may be spread in, inside introspection and outside it.
 fn introspection_list_depth(doc: &ExecutableDocument) -> usize {
     const LISTS: [&str; 8] = [
         "types",
@@ -239,18 +242,24 @@ fn introspection_list_depth(doc: &ExecutableDocument) -> usize {
         "inputFields",
         "args",
     ];
+    /// (depth where the set is inside introspection, depth where it is not).
+    type Depths = (usize, usize);
     fn deepest<'d>(
         set: &'d SelectionSet,
         doc: &'d ExecutableDocument,
-        known: &mut HashMap<&'d str, usize>,
+        known: &mut HashMap<&'d str, Depths>,
         open: &mut Vec<&'d str>,
-    ) -> usize {
+    ) -> Depths {
         set.items
             .iter()
             .map(|item| match &item.node {
                 Selection::Field(f) => {
-                    usize::from(LISTS.contains(&f.node.name.node.as_str()))
-                        + deepest(&f.node.selection_set.node, doc, known, open)
+                    let (inside, outside) = deepest(&f.node.selection_set.node, doc, known, open);
+                    match f.node.name.node.as_str() {
+                        "__schema" | "__type" => (inside, inside),
+                        name if LISTS.contains(&name) => (inside + 1, outside),
+                        _ => (inside, outside),
+                    }
                 }
                 Selection::InlineFragment(f) => {
                     deepest(&f.node.selection_set.node, doc, known, open)
@@ -263,8 +272,7 @@ fn introspection_list_depth(doc: &ExecutableDocument) -> usize {
                     deepest,
                 ),
             })
-            .max()
-            .unwrap_or(0)
+            .fold((0, 0), |(a, b), (c, d)| (a.max(c), b.max(d)))
     }
     let mut known = HashMap::new();
     doc.operations
@@ -276,6 +284,7 @@ fn introspection_list_depth(doc: &ExecutableDocument) -> usize {
                 &mut known,
                 &mut Vec::new(),
             )
+            .1
         })
         .max()
         .unwrap_or(0)

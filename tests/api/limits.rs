@@ -225,6 +225,31 @@ async fn introspection_lists_nest_no_deeper_than_graphiql_needs() {
         "introspectionLists"
     );
     assert_eq!(body["errors"][0]["extensions"]["actual"], 4);
+    // Nor with a field of the schema beside it, or through a fragment, or as the one
+    // operation of several a request names.
+    let deep = "__schema { types { fields { type { fields { type { fields { name } } } } } } }";
+    for query in [
+        format!("{{ me {{ agentId }} {deep} }}"),
+        format!("{{ me {{ agentId }} ...D }} fragment D on Query {{ {deep} }}"),
+        format!("query A {{ me {{ agentId }} }} query B {{ {deep} }}"),
+    ] {
+        let mut operation = json!({ "query": query });
+        if query.contains("query B") {
+            operation["operationName"] = json!("B");
+        }
+        let body = app.gql_batch("Administrator", &[operation]).await.remove(0);
+        assert_eq!(
+            body["errors"][0]["extensions"]["limit"], "introspectionLists",
+            "{query}: {body}"
+        );
+    }
+    // Lists of the schema's own (a field named `fields` outside introspection) are not
+    // introspection's.
+    app.gql_ok(
+        "{ me { agentId } __schema { types { fields { args { name } } } } }",
+        json!({}),
+    )
+    .await;
     // Fragments spreading fragments twice over are measured once each, not 2^40 times.
     let chain = doubling_fragments("{ __schema { ...F0 } }", "__Schema", 40, "types { name }");
     let started = std::time::Instant::now();
