@@ -255,6 +255,9 @@ const MAX_HISTORY_DAYS: u32 = 36_500;
 /// The longest a Salesforce transaction may be taken to commit after it stamps its records.
 const MAX_OVERLAP_SECS: u64 = 86_400;
 
+/// The longest any other wait (a timeout, an interval, a cache's life) may be set to: a day.
+const MAX_WAIT_SECS: u64 = 86_400;
+
 #[derive(Debug, thiserror::Error)]
 #[error("configuration: {0}")]
 pub struct ConfigError(#[from] Box<figment::Error>);
@@ -376,6 +379,29 @@ impl Settings {
         ];
         if let Some((key, _, why)) = at_least_one.iter().find(|(_, value, _)| *value == 0) {
             return refuse(key, &format!("must be at least 1: {why}"));
+        }
+        // Waits past a day mean nothing more, and one near the largest number overflows
+        // the clock it is added to.
+        let waits = [
+            ("graphql.panel_cache_secs", self.graphql.panel_cache_secs),
+            (
+                "graphql.panel_timeout_ms",
+                self.graphql.panel_timeout_ms.div_ceil(1000),
+            ),
+            (
+                "websocket.init_timeout_secs",
+                self.websocket.init_timeout_secs,
+            ),
+            ("websocket.keepalive_secs", self.websocket.keepalive_secs),
+            (
+                "websocket.send_timeout_secs",
+                self.websocket.send_timeout_secs,
+            ),
+            ("sync.poll_interval_secs", self.sync.poll_interval_secs),
+            ("sync.retry_backoff_secs", self.sync.retry_backoff_secs),
+        ];
+        if let Some((key, _)) = waits.iter().find(|(_, secs)| *secs > MAX_WAIT_SECS) {
+            return refuse(key, "must be at most a day (86,400 seconds, 86,400,000 ms)");
         }
         if self.graphql.response_cache_ms > MAX_RESPONSE_CACHE_MS {
             return refuse(
@@ -685,6 +711,26 @@ mod tests {
                     "TANDEM_SYNC__RETRY_MAX_ATTEMPTS",
                     "0",
                     "sync.retry_max_attempts",
+                ),
+                (
+                    "TANDEM_SYNC__POLL_INTERVAL_SECS",
+                    "18446744073709551615",
+                    "sync.poll_interval_secs",
+                ),
+                (
+                    "TANDEM_WEBSOCKET__KEEPALIVE_SECS",
+                    "86401",
+                    "websocket.keepalive_secs",
+                ),
+                (
+                    "TANDEM_GRAPHQL__PANEL_TIMEOUT_MS",
+                    "86400001",
+                    "graphql.panel_timeout_ms",
+                ),
+                (
+                    "TANDEM_SYNC__RETRY_BACKOFF_SECS",
+                    "1000000",
+                    "sync.retry_backoff_secs",
                 ),
             ] {
                 jail.set_env(var, value);

@@ -438,16 +438,17 @@ impl Store {
             .collect())
     }
 
-    /// Ready means the database answers and every migration has been applied.
+    /// Ready means the database answers and every migration has been applied. The reason
+    /// is for anyone who asks; the database's own words (hosts, users) go to the log.
     pub async fn readiness(&self) -> Result<(), String> {
-        self.db
-            .ping()
-            .await
-            .map_err(|e| format!("database unreachable: {e}"))?;
-        let pending = self
-            .pending_migrations()
-            .await
-            .map_err(|e| format!("cannot read migration state: {e}"))?;
+        self.db.ping().await.map_err(|e| {
+            tracing::warn!(error = %e, "the database does not answer");
+            "database unreachable (the gateway's log says why)".to_owned()
+        })?;
+        let pending = self.pending_migrations().await.map_err(|e| {
+            tracing::warn!(error = %e, "cannot read the migration state");
+            "cannot read migration state (the gateway's log says why)".to_owned()
+        })?;
         if pending.is_empty() {
             Ok(())
         } else {
