@@ -544,6 +544,20 @@ impl DatabaseUrl {
         self.0.starts_with("sqlite:")
     }
 
+    /// The directory an SQLite URL's file is in, when it names one (not `:memory:`).
+    pub fn sqlite_dir(&self) -> Option<PathBuf> {
+        let rest = self.0.strip_prefix("sqlite:")?;
+        let rest = rest.strip_prefix("//").unwrap_or(rest);
+        let file = rest.split('?').next().unwrap_or_default();
+        if file.is_empty() || file.starts_with(":memory:") {
+            return None;
+        }
+        Path::new(file)
+            .parent()
+            .filter(|dir| !dir.as_os_str().is_empty())
+            .map(Path::to_path_buf)
+    }
+
     /// The URL with any password replaced by `***`: in its user part, or given as a
     /// `password=` parameter (`?password=…`, or a keyword connection string).
     pub fn redacted(&self) -> String {
@@ -775,6 +789,22 @@ mod tests {
             );
             Ok(())
         });
+    }
+
+    #[test]
+    fn an_sqlite_url_names_the_directory_its_file_is_made_in() {
+        let dir = |url: &str| DatabaseUrl(url.into()).sqlite_dir();
+        assert_eq!(
+            dir("sqlite://var/desk.db?mode=rwc"),
+            Some(PathBuf::from("var"))
+        );
+        assert_eq!(
+            dir("sqlite:///opt/tandem/db/desk.db"),
+            Some(PathBuf::from("/opt/tandem/db"))
+        );
+        assert_eq!(dir("sqlite:desk.db"), None);
+        assert_eq!(dir("sqlite::memory:"), None);
+        assert_eq!(dir("postgres://localhost/tandem"), None);
     }
 
     #[test]

@@ -227,11 +227,22 @@ pub async fn connect_store(settings: &Settings) -> anyhow::Result<Store> {
     if url.is_sqlite() {
         std::fs::create_dir_all(&settings.data_dir)
             .with_context(|| format!("cannot create data dir {}", settings.data_dir.display()))?;
+        // A file elsewhere (`sqlite://var/desk.db`) gets its directory too.
+        if let Some(dir) = url.sqlite_dir() {
+            std::fs::create_dir_all(&dir).with_context(|| {
+                format!("cannot create the database's directory {}", dir.display())
+            })?;
+        }
     }
     // sea-orm's own message may quote the whole URL: it is shown redacted.
     Store::connect(&url).await.map_err(|e| {
         let reason = e.to_string().replace(url.expose(), &url.redacted());
-        anyhow::anyhow!("cannot open database {}: {reason}", url.redacted())
+        let hint = if url.is_sqlite() && !url.expose().contains("mode=") {
+            " (an SQLite file is made only when the URL asks for it: add ?mode=rwc)"
+        } else {
+            ""
+        };
+        anyhow::anyhow!("cannot open database {}: {reason}{hint}", url.redacted())
     })
 }
 

@@ -240,6 +240,19 @@ pub async fn run() -> anyhow::Result<()> {
             name,
             ttl,
         } => {
+            let kept = settings.data_dir.join("jwt-secret");
+            let signs_with_kept =
+                settings.auth.public_key_file.is_none() && settings.auth.jwt_secret.is_none();
+            if signs_with_kept && !kept.exists() {
+                // A gateway started elsewhere keeps its secret in its own data dir: this
+                // token would be refused there.
+                let dir = std::path::absolute(&settings.data_dir)
+                    .unwrap_or_else(|_| settings.data_dir.clone());
+                eprintln!(
+                    "No token secret was kept in {} yet: one is made there now, and the token is accepted only by a gateway using that data dir (set data_dir, or run this where the gateway runs).",
+                    dir.display()
+                );
+            }
             let auth = authenticator(&settings)?;
             let ttl = ttl.unwrap_or(Duration::from_secs(settings.auth.token_ttl_secs));
             let token = auth
