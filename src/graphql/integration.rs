@@ -242,6 +242,9 @@ impl IntegrationMutation {
             .map(Some)
     }
 
+    /// Sets the direction of the sync. Syncing both ways writes every mapped field, so a
+    /// switch to TWO_WAY first checks that each can be written and that every field
+    /// Salesforce requires is mapped (BAD_USER_INPUT naming the mapping otherwise).
     /// Administrators only.
     async fn set_sync_type(
         &self,
@@ -256,7 +259,11 @@ impl IntegrationMutation {
             .map(Some)
     }
 
-    /// Replaces a module's field mappings after checking them against the org. Administrators only.
+    /// Replaces a module's field mappings after checking them against the org: known
+    /// fields, types that fit, each field once, the desk's mandatory fields and match key
+    /// mapped; while the sync is two-way, also Salesforce fields that can be written, at
+    /// least as long as the desk's, and every field Salesforce requires mapped (one-way, a
+    /// read-only field such as a formula may be mapped into the desk). Administrators only.
     async fn update_field_mappings(
         &self,
         ctx: &Context<'_>,

@@ -653,7 +653,13 @@ impl Integrations {
         &self,
         sync_type: SyncType,
     ) -> Result<integration::Model, SyncError> {
-        self.connected().await?;
+        let current = self.connected().await?;
+        // Syncing both ways writes every mapped field: one mapped while the sync was one-way
+        // (a formula, say) must be writable first.
+        if sync_type == SyncType::TwoWay && current.sync_type != SyncType::TwoWay.as_str() {
+            self.check_mappings(true, "then set the sync type to TWO_WAY")
+                .await?;
+        }
         // As a pause does: a round running anywhere stops at its next batch, and the next
         // one runs with the new direction.
         let saved = self.store.set_sync_type(sync_type).await?;
@@ -741,7 +747,8 @@ impl Integrations {
             )
             .await?;
         let started = if current.first_sync == FirstSync::NotStarted.as_str() {
-            self.check_mappings().await?;
+            let writes = current.sync_type == SyncType::TwoWay.as_str();
+            self.check_mappings(writes, "then start the sync").await?;
             // Only on the connection checked, still waiting and active: a reconnect (to
             // another org, which an admin may mean to map first) or a pause while the
             // describes ran is not started behind its back.
@@ -769,20 +776,22 @@ impl Integrations {
     /// Checks the mappings in effect, the pre-mapped ones included, against the org's
     /// describe, as `updateFieldMappings` checks those it is given: a field the org requires,
     /// left unmapped, would otherwise refuse every record of the first sync.
-    async fn check_mappings(&self) -> Result<(), SyncError> {
+    async fn check_mappings(&self, writes: bool, then: &str) -> Result<(), SyncError> {
         let client = self.client().await?;
         for module in [Module::Accounts, Module::Contacts] {
             // As the round that follows will read it: one describe serves both.
             let describe = client.describe(module.salesforce_object()).await?;
-            mapping::validate(module, &self.mappings(module).await?, &describe).map_err(|e| {
-                Invalid::new(
-                    format!("fieldMappings({module}).{}", e.field),
-                    format!(
-                        "{}; the {module} field mappings do not fit this org: change them with updateFieldMappings, then start the sync",
-                        e.message
-                    ),
-                )
-            })?;
+            mapping::validate(module, &self.mappings(module).await?, &describe, writes).map_err(
+                |e| {
+                    Invalid::new(
+                        format!("fieldMappings({module}).{}", e.field),
+                        format!(
+                            "{}; the {module} field mappings do not fit this org: change them with updateFieldMappings, {then}",
+                            e.message
+                        ),
+                    )
+                },
+            )?;
         }
         Ok(())
     }
@@ -861,7 +870,8 @@ impl Integrations {
         // since the org was last described.
         client.forget_describe(module.salesforce_object());
         let describe = client.describe(module.salesforce_object()).await?;
-        let checked = mapping::validate(module, &mappings, &describe)?;
+        let writes = self.connected().await?.sync_type == SyncType::TwoWay.as_str();
+        let checked = mapping::validate(module, &mappings, &describe, writes)?;
         let same = |before: &[Mapping]| {
             before.len() == checked.len() && before.iter().all(|m| checked.contains(m))
         };

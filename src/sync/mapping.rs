@@ -157,11 +157,14 @@ pub fn default_mappings(module: Module) -> Vec<Mapping> {
 const TEXT_TYPES: &[&str] = &["string", "textarea", "phone", "url", "picklist", "combobox"];
 
 /// Checks a whole set of mappings for a module against the org's describe. On success the
-/// Salesforce field names come back in the org's canonical casing.
+/// Salesforce field names come back in the org's canonical casing. Only a sync that `writes`
+/// to Salesforce (two-way) needs its fields writable and every field Salesforce requires
+/// mapped: one-way, a formula or other read-only field may be mapped into the desk.
 pub fn validate(
     module: Module,
     mappings: &[Mapping],
     describe: &Describe,
+    writes: bool,
 ) -> Result<Vec<Mapping>, Invalid> {
     let object = module.salesforce_object();
     let mut seen_desk = HashSet::new();
@@ -207,16 +210,17 @@ pub fn validate(
                 ),
             ));
         }
-        if !sf.createable || !sf.updateable {
+        if writes && (!sf.createable || !sf.updateable) {
             return Err(Invalid::new(
                 format!("{at}.salesforceField"),
                 format!(
-                    "{object}.{} cannot be written (it is not createable and updateable)",
+                    "{object}.{} cannot be written (it is not createable and updateable), and a two-way sync writes it",
                     sf.name
                 ),
             ));
         }
-        check_types(desk, sf).map_err(|why| Invalid::new(format!("{at}.salesforceField"), why))?;
+        check_types(desk, sf, writes)
+            .map_err(|why| Invalid::new(format!("{at}.salesforceField"), why))?;
         if desk.name == super::desk::match_field(module) && !sf.filterable {
             return Err(Invalid::new(
                 format!("{at}.salesforceField"),
@@ -248,7 +252,11 @@ pub fn validate(
             ),
         ));
     }
-    for field in describe.fields.iter().filter(|f| f.required_on_create()) {
+    for field in describe
+        .fields
+        .iter()
+        .filter(|f| writes && f.required_on_create())
+    {
         if !seen_salesforce.contains(&field.name.to_ascii_lowercase()) {
             return Err(Invalid::new(
                 "mappings",
@@ -265,7 +273,13 @@ pub fn validate(
 /// The length of Salesforce's email fields.
 const EMAIL_CHARS: u32 = 80;
 
-fn check_types(desk: &DeskField, sf: &crate::salesforce::FieldDescribe) -> Result<(), String> {
+/// Whether the desk field's values fit the Salesforce field, and, when the sync `writes` to
+/// Salesforce, fit it whole: a shorter field would refuse them there.
+fn check_types(
+    desk: &DeskField,
+    sf: &crate::salesforce::FieldDescribe,
+    writes: bool,
+) -> Result<(), String> {
     let object_field = &sf.name;
     let kind = sf.kind.as_str();
     match desk.kind {
@@ -276,7 +290,7 @@ fn check_types(desk: &DeskField, sf: &crate::salesforce::FieldDescribe) -> Resul
                     desk.name
                 ));
             }
-            if sf.length > 0 && sf.length < max {
+            if writes && sf.length > 0 && sf.length < max {
                 return Err(format!(
                     "{object_field} holds at most {} characters but '{}' may hold {max}",
                     sf.length, desk.name
@@ -291,7 +305,9 @@ fn check_types(desk: &DeskField, sf: &crate::salesforce::FieldDescribe) -> Resul
         }
         // Salesforce's own email fields hold 80 characters: a text field shorter than that
         // would refuse addresses an email field takes.
-        DeskKind::Email if kind == "string" && sf.length > 0 && sf.length < EMAIL_CHARS => {
+        DeskKind::Email
+            if writes && kind == "string" && sf.length > 0 && sf.length < EMAIL_CHARS =>
+        {
             return Err(format!(
                 "{object_field} holds at most {} characters but '{}' may hold {EMAIL_CHARS} (as Salesforce's email fields do)",
                 sf.length, desk.name

@@ -185,6 +185,55 @@ async fn a_start_whose_org_was_replaced_while_its_mappings_were_checked_starts_n
 }
 
 #[tokio::test]
+async fn a_one_way_sync_maps_read_only_fields_which_must_be_writable_before_it_goes_two_way() {
+    let (app, sim) = started(|_| {}).await;
+    app.gql_ok(
+        "mutation { setSyncType(syncType: SALESFORCE_TO_DESK) { syncType } }",
+        json!({}),
+    )
+    .await;
+    // Salesforce's own full name, which it makes and nobody writes, shown as the title.
+    app.map_field("CONTACTS", "title", "Name").await;
+    sim.insert(
+        "Contact",
+        json!({ "FirstName": "Grace", "LastName": "Hopper", "Email": "grace@example.com" }),
+    )
+    .unwrap();
+    app.sync_now().await;
+    let title = app
+        .gql_ok(
+            "{ contacts(filter: { name: \"Hopper\" }) { nodes { title } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(title["contacts"]["nodes"][0]["title"], "Grace Hopper");
+
+    let refused = app
+        .gql(
+            "mutation { setSyncType(syncType: TWO_WAY) { syncType } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(codes(&refused), ["BAD_USER_INPUT"], "{refused}");
+    let error = &refused["errors"][0];
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("Contact.Name cannot be written"),
+        "{error}"
+    );
+    assert!(
+        error["extensions"]["field"]
+            .as_str()
+            .unwrap()
+            .starts_with("fieldMappings(CONTACTS).mappings["),
+        "{error}"
+    );
+    assert_eq!(integration(&app).await["syncType"], "SALESFORCE_TO_DESK");
+}
+
+#[tokio::test]
 async fn sync_can_be_paused_resumed_retyped_and_deleted() {
     let app = spawn_app().await;
     let sim = salesforce_sim::start(SimConfig::default()).await;
