@@ -28,8 +28,9 @@ pub struct Application {
     worker: Option<tokio::task::JoinHandle<()>>,
 }
 
-/// How long a stopping server waits for the sync round running in it to finish its batch.
-const ROUND_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
+/// How long a stopping server waits, once its requests have had their 5 s, for the sync
+/// round running in it to finish its batch: told to at the signal, it has 30 s in all.
+const ROUND_GRACE: std::time::Duration = std::time::Duration::from_secs(25);
 
 impl Application {
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
@@ -120,11 +121,15 @@ impl Application {
     /// once (status 130).
     pub async fn run_until_signalled(self) -> std::io::Result<()> {
         let handle = self.server.handle();
+        let integrations = self.integrations.clone();
         let _signals = AbortOnDrop(tokio::spawn(async move {
             stop_signal().await;
             tracing::info!(
                 "stopping: requests in flight have 5 s to finish, a sync round its batch (signal again to quit at once)"
             );
+            // At once, not after the requests: the round (the worker's, or a retry a request
+            // runs) ends at its batch while they finish, and none starts meanwhile.
+            integrations.close_here();
             tokio::spawn(handle.stop(true));
             stop_signal().await;
             std::process::exit(130);

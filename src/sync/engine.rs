@@ -276,7 +276,12 @@ impl SyncEngine {
 
     /// Runs one full round: the first sync while it is running, otherwise incremental.
     pub async fn run_once(&self) -> Result<RoundReport, SyncError> {
-        let (held, generation) = self.integrations.round().await?;
+        let (held, generation) = match self.integrations.round().await {
+            Err(SyncError::Stopped) if self.integrations.closing() => {
+                return Ok(idle("the gateway is stopping"));
+            }
+            held => held?,
+        };
         // History ages out whether or not the sync runs: paused, failed or deleted too.
         self.store
             .prune_history(Utc::now() - self.settings.history_retention)

@@ -84,6 +84,8 @@ pub struct Integrations {
     /// Bumped when the connection is replaced or removed, so that a running round stops at
     /// its next page instead of keeping the replacement waiting.
     generation: std::sync::atomic::AtomicU64,
+    /// Set when this process begins to stop: no round starts here after.
+    closing: std::sync::atomic::AtomicBool,
     /// Wakes this process's worker when there is work it should not wait a poll interval
     /// for: a sync started or resumed here.
     wake: tokio::sync::Notify,
@@ -292,6 +294,7 @@ impl Integrations {
             view: RwLock::new(KeptView::default()),
             rounds: tokio::sync::Mutex::new(()),
             generation: std::sync::atomic::AtomicU64::new(0),
+            closing: std::sync::atomic::AtomicBool::new(false),
             wake: tokio::sync::Notify::new(),
         }
     }
@@ -314,7 +317,23 @@ impl Integrations {
     pub async fn round(&self) -> Result<(RoundGuard<'_>, u64), SyncError> {
         let generation = self.generation();
         let guard = self.hold_rounds().await?;
+        if self.closing() {
+            return Err(SyncError::Stopped);
+        }
         Ok((guard, generation))
+    }
+
+    /// Whether this process is stopping ([`Self::close_here`]).
+    pub fn closing(&self) -> bool {
+        self.closing.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// For a process beginning to stop: the round running here stops at its next batch
+    /// (each commits whole), and none starts here after. Rounds in other processes go on.
+    pub fn close_here(&self) {
+        self.closing
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.stop_here();
     }
 
     async fn hold_rounds(&self) -> Result<RoundGuard<'_>, SyncError> {
@@ -332,7 +351,7 @@ impl Integrations {
         &self,
         within: std::time::Duration,
     ) -> Option<tokio::sync::MutexGuard<'_, ()>> {
-        self.stop_here();
+        self.close_here();
         tokio::time::timeout(within, self.rounds.lock()).await.ok()
     }
 

@@ -1099,6 +1099,17 @@ async fn a_server_told_to_stop_lets_its_round_finish_the_batch_in_flight_and_sta
 }
 
 #[tokio::test]
+async fn a_process_that_began_to_stop_starts_no_round() {
+    let (app, sim) = started(|_| {}).await;
+    app.create_contact(json!({ "lastName": "Late" })).await;
+    let asked = sim.requests().len();
+    app.integrations.close_here();
+    app.engine.run_once().await.unwrap();
+    assert_eq!(sim.count("Contact"), 0, "no round ran");
+    assert_eq!(sim.requests().len(), asked, "nothing asked of Salesforce");
+}
+
+#[tokio::test]
 async fn desk_changes_another_process_makes_reach_subscribers_or_they_are_told_they_missed_some() {
     use crate::ws::{TRANSPORT, Ws};
     let (app, sim) = started(|_| {}).await;
