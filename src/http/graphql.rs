@@ -192,6 +192,13 @@ pub async fn post(
             "send the request body as application/json",
         );
     }
+    // Counted before anything is built: a body of a megabyte of `[0,0,…]` would otherwise
+    // become half a million values before its size is refused.
+    if let Some(len) = batch_len(&body)
+        && (len == 0 || len > state.graphql.max_batch)
+    {
+        return batch_refused(kind, state.graphql.max_batch, len);
+    }
     let batch = match serde_json::from_slice::<Value>(&body) {
         Err(e) => return bad_request(kind, &format!("the body is not valid JSON: {e}")),
         Ok(Value::Object(params)) => match request_from_params(&params) {
@@ -203,15 +210,7 @@ pub async fn post(
         },
         Ok(Value::Array(items)) => {
             if items.is_empty() || items.len() > state.graphql.max_batch {
-                let limit = crate::graphql::limit_error(
-                    "maxBatch",
-                    state.graphql.max_batch,
-                    Some(items.len()),
-                    "operations in the batch (at least 1)",
-                );
-                return HttpResponse::BadRequest()
-                    .content_type(kind.content_type())
-                    .json(json!({ "errors": [limit] }));
+                return batch_refused(kind, state.graphql.max_batch, items.len());
             }
             let mut requests = Vec::with_capacity(items.len());
             for (i, item) in items.iter().enumerate() {
@@ -490,4 +489,44 @@ fn body_of<'a>(state: &AppState, response: &'a Response) -> Body<'a> {
         errors: &response.errors,
         extensions: &response.extensions,
     }
+}
+
+/// How many items a body that is a JSON array holds, counted without building them; `None`
+/// for any other body, or one that does not parse (the parse after says why).
+fn batch_len(body: &[u8]) -> Option<usize> {
+    use serde::de::{Deserializer, IgnoredAny, SeqAccess, Visitor};
+    struct Count;
+    impl<'de> Visitor<'de> for Count {
+        type Value = usize;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a JSON array")
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<usize, A::Error> {
+            let mut items = 0;
+            while seq.next_element::<IgnoredAny>()?.is_some() {
+                items += 1;
+            }
+            Ok(items)
+        }
+    }
+    let first = body.iter().find(|b| !b.is_ascii_whitespace())?;
+    if *first != b'[' {
+        return None;
+    }
+    serde_json::Deserializer::from_slice(body)
+        .deserialize_seq(Count)
+        .ok()
+}
+
+/// A batch of no operations, or of more than `max_batch`.
+fn batch_refused(kind: ResponseType, max_batch: usize, len: usize) -> HttpResponse {
+    let limit = crate::graphql::limit_error(
+        "maxBatch",
+        max_batch,
+        Some(len),
+        "operations in the batch (at least 1)",
+    );
+    HttpResponse::BadRequest()
+        .content_type(kind.content_type())
+        .json(json!({ "errors": [limit] }))
 }
