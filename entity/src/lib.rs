@@ -4,6 +4,7 @@ pub mod account;
 pub mod agent;
 pub mod contact;
 pub mod field_mapping;
+pub mod former_link;
 pub mod ids;
 pub mod integration;
 pub mod outbox;

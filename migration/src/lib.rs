@@ -21,6 +21,7 @@ mod m20261205_000016_desk_tags;
 mod m20261205_000017_pruned_events;
 mod m20261205_000018_list_indexes;
 mod m20261205_000019_resolved_failures;
+mod m20261205_000020_former_links;
 
 pub struct Migrator;
 
@@ -47,6 +48,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000017_pruned_events::Migration),
             Box::new(m20261205_000018_list_indexes::Migration),
             Box::new(m20261205_000019_resolved_failures::Migration),
+            Box::new(m20261205_000020_former_links::Migration),
         ]
     }
 }

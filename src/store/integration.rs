@@ -1,7 +1,7 @@
 use chrono::Utc;
 use entity::{
-    field_mapping, integration, outbox, pending_create, record_link, sync_cursor, sync_event,
-    sync_failure,
+    field_mapping, former_link, integration, outbox, pending_create, record_link, sync_cursor,
+    sync_event, sync_failure,
 };
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
@@ -140,6 +140,12 @@ impl Store {
             .map(|t| t.as_str().to_owned())
             .or_else(|| same.map(|p| p.sync_type.clone()))
             .unwrap_or_else(|| SyncType::TwoWay.as_str().into());
+        // Pairs a deleted integration linked meet again only in the org they were made in.
+        let mut elsewhere = former_link::Entity::delete_many();
+        if let Some(org) = &org_id {
+            elsewhere = elsewhere.filter(former_link::Column::OrgId.ne(org.clone()));
+        }
+        elsewhere.exec(&*txn).await?;
         if other_org {
             // Links, cursors, queued changes, failures and mappings all speak of the other
             // org's records and fields; the new org's first sync matches afresh.
@@ -299,9 +305,16 @@ impl Store {
     /// changing and announcing nothing, when there was no connection (another delete won).
     pub async fn delete_integration(&self) -> StoreResult<bool> {
         let txn = self.write().await?;
-        let deleted = integration::Entity::delete_by_id(ROW).exec(&*txn).await?;
-        if deleted.rows_affected == 0 {
+        let Some(gone) = integration::Entity::find_by_id(ROW)
+            .lock_exclusive()
+            .one(&*txn)
+            .await?
+        else {
             return Ok(false);
+        };
+        integration::Entity::delete_by_id(ROW).exec(&*txn).await?;
+        if let Some(org) = gone.org_id {
+            keep_former_links(&*txn, &org).await?;
         }
         forget_sync_state(&*txn).await?;
         let event = events::record(
@@ -363,6 +376,89 @@ impl Store {
             .await?;
         }
         txn.commit().await?;
+        Ok(())
+    }
+}
+
+/// Keeps the pairs linked in `org` as former links, beside those kept from an earlier
+/// deletion that were not linked again (a first sync cut short).
+async fn keep_former_links(txn: &impl ConnectionTrait, org: &str) -> StoreResult<()> {
+    use sea_orm::sea_query::{Expr, ExprTrait, Query};
+    former_link::Entity::delete_many()
+        .filter(former_link::Column::OrgId.ne(org))
+        .exec(txn)
+        .await?;
+    for module in [Module::Accounts, Module::Contacts] {
+        let linked = Query::select()
+            .column(record_link::Column::SalesforceId)
+            .from(record_link::Entity)
+            .and_where(Expr::col(record_link::Column::Module).eq(module.as_str()))
+            .to_owned();
+        former_link::Entity::delete_many()
+            .filter(former_link::Column::Module.eq(module.as_str()))
+            .filter(former_link::Column::SalesforceId.in_subquery(linked))
+            .exec(txn)
+            .await?;
+    }
+    let links = Query::select()
+        .column(record_link::Column::Module)
+        .column(record_link::Column::SalesforceId)
+        .column(record_link::Column::DeskId)
+        .expr(Expr::val(org))
+        .from(record_link::Entity)
+        .to_owned();
+    let insert = Query::insert()
+        .into_table(former_link::Entity)
+        .columns([
+            former_link::Column::Module,
+            former_link::Column::SalesforceId,
+            former_link::Column::DeskId,
+            former_link::Column::OrgId,
+        ])
+        .select_from(links)
+        .map_err(|e| StoreError::Db(sea_orm::DbErr::Custom(e.to_string())))?
+        .to_owned();
+    txn.execute(&insert).await?;
+    Ok(())
+}
+
+impl Store {
+    /// Whether a deleted integration left pairs for the first sync to meet again.
+    pub async fn has_former_links(&self) -> StoreResult<bool> {
+        Ok(former_link::Entity::find()
+            .one(self.connection())
+            .await?
+            .is_some())
+    }
+
+    /// The desk records these Salesforce records were linked to before the integration was
+    /// deleted (in the org connected now: links of another are dropped when it connects).
+    pub async fn former_links(
+        &self,
+        module: Module,
+        salesforce_ids: &[String],
+    ) -> StoreResult<std::collections::HashMap<String, i64>> {
+        let mut found = std::collections::HashMap::new();
+        for part in salesforce_ids.chunks(super::BIND_PART) {
+            let rows: Vec<(String, i64)> = former_link::Entity::find()
+                .select_only()
+                .column(former_link::Column::SalesforceId)
+                .column(former_link::Column::DeskId)
+                .filter(former_link::Column::Module.eq(module.as_str()))
+                .filter(former_link::Column::SalesforceId.is_in(part.iter().cloned()))
+                .into_tuple()
+                .all(self.connection())
+                .await?;
+            found.extend(rows);
+        }
+        Ok(found)
+    }
+
+    /// Drops the former links: the first sync that could use them is done.
+    pub async fn forget_former_links(&self) -> StoreResult<()> {
+        former_link::Entity::delete_many()
+            .exec(self.connection())
+            .await?;
         Ok(())
     }
 }

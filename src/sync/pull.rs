@@ -471,9 +471,23 @@ impl SyncEngine {
             desk::unlinked_by_match_key(&self.store, module, &keys),
             async { Ok(self.store.has_open_failures(module).await?) },
         )?;
+        // Unlinked records a deleted integration had linked, in this org: each names the desk
+        // record it was linked to, as one a push created names its own.
+        if round.former_links {
+            let unnamed: Vec<String> = incoming
+                .iter()
+                .filter(|i| i.desk_ref.is_none() && !links.contains_key(&i.id))
+                .map(|i| i.id.clone())
+                .collect();
+            let former = self.store.former_links(module, &unnamed).await?;
+            for inc in incoming.iter_mut().filter(|i| i.desk_ref.is_none()) {
+                inc.desk_ref = former.get(&inc.id).copied();
+            }
+        }
         // Records that name the desk record a push created them from, yet have no link: the
-        // push's link was lost (a crash between Salesforce's answer and the commit). They meet
-        // that record, when it is still unlinked, before anything is matched by key.
+        // push's link was lost (a crash between Salesforce's answer and the commit), or the
+        // integration deleted (above). They meet that record, when it is still unlinked,
+        // before anything is matched by key.
         let refs: Vec<i64> = incoming
             .iter()
             .filter(|i| !links.contains_key(&i.id))

@@ -233,6 +233,79 @@ async fn a_one_way_sync_maps_read_only_fields_which_must_be_writable_before_it_g
     assert_eq!(integration(&app).await["syncType"], "SALESFORCE_TO_DESK");
 }
 
+/// The desk's contacts' last names, in id order.
+async fn desk_contacts(app: &TestApp) -> Vec<String> {
+    let body = app
+        .gql_ok("{ contacts(first: 100) { nodes { lastName } } }", json!({}))
+        .await;
+    let mut names: Vec<String> = body["contacts"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["lastName"].as_str().unwrap().to_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// Deletes the integration, then connects this org and runs its first sync.
+async fn reconnect(app: &TestApp, sim: &SimHandle) {
+    app.gql_ok("mutation { deleteIntegration { status } }", json!({}))
+        .await;
+    let body = connect(app, sim, "tandem").await;
+    assert_eq!(body["errors"], Value::Null, "{body}");
+    app.gql_ok("mutation { startSync { firstSync } }", json!({}))
+        .await;
+    app.sync_now().await;
+}
+
+#[tokio::test]
+async fn reconnected_to_the_org_it_was_deleted_from_the_sync_meets_its_pairs_again() {
+    let (app, sim) = started(|_| {}).await;
+    // Nothing to match them by: no email, and Salesforce's names no desk record.
+    sim.insert("Contact", json!({ "LastName": "Unmailed" }))
+        .unwrap();
+    app.sync_now().await;
+    assert_eq!(desk_contacts(&app).await, ["Unmailed"]);
+
+    reconnect(&app, &sim).await;
+    assert_eq!(desk_contacts(&app).await, ["Unmailed"], "not made again");
+    assert_eq!(sim.count("Contact"), 1, "not sent back as a new one");
+    // And linked again: an edit in Salesforce reaches the same desk record.
+    let id = sim.records("Contact")[0]["Id"].as_str().unwrap().to_owned();
+    sim.update("Contact", &id, json!({ "LastName": "Mailed" }))
+        .unwrap();
+    app.sync_now().await;
+    assert_eq!(desk_contacts(&app).await, ["Mailed"]);
+}
+
+#[tokio::test]
+async fn pairs_of_a_deleted_integration_are_not_met_in_another_org() {
+    let (app, first) = started(|_| {}).await;
+    first
+        .insert("Contact", json!({ "LastName": "First" }))
+        .unwrap();
+    app.sync_now().await;
+
+    // Another org, whose first contact has the id the first org gave its own.
+    let second = salesforce_sim::start(SimConfig {
+        seed: SimConfig::default().seed + 1,
+        ..SimConfig::default()
+    })
+    .await;
+    let twin = second
+        .insert("Contact", json!({ "LastName": "Second" }))
+        .unwrap();
+    assert_eq!(twin, first.records("Contact")[0]["Id"].as_str().unwrap());
+    reconnect(&app, &second).await;
+    assert_eq!(desk_contacts(&app).await, ["First", "Second"]);
+    assert_eq!(
+        second.count("Contact"),
+        2,
+        "the first org's contact went out as new"
+    );
+}
+
 #[tokio::test]
 async fn sync_can_be_paused_resumed_retyped_and_deleted() {
     let app = spawn_app().await;
