@@ -22,6 +22,7 @@ mod m20261205_000017_pruned_events;
 mod m20261205_000018_list_indexes;
 mod m20261205_000019_resolved_failures;
 mod m20261205_000020_former_links;
+mod m20261205_000021_email_keys;
 
 pub struct Migrator;
 
@@ -49,6 +50,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000018_list_indexes::Migration),
             Box::new(m20261205_000019_resolved_failures::Migration),
             Box::new(m20261205_000020_former_links::Migration),
+            Box::new(m20261205_000021_email_keys::Migration),
         ]
     }
 }

@@ -37,10 +37,11 @@ impl MigrationTrait for Migration {
         rekey(
             db,
             "contact",
+            "name_key",
             "coalesce(first_name, '') || ' ' || last_name",
         )
         .await?;
-        rekey(db, "account", "name").await
+        rekey(db, "account", "name_key", "name").await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
@@ -55,9 +56,14 @@ impl MigrationTrait for Migration {
     }
 }
 
-/// Sets `name_key` of every row of `table` to `name` (an SQL expression) as the gateway
-/// lower-cases it, a chunk of rows per statement.
-async fn rekey<C: ConnectionTrait>(db: &C, table: &str, name: &str) -> Result<(), DbErr> {
+/// Sets `key` of every row of `table` to `name` (an SQL expression) trimmed and lower-cased
+/// as the gateway does it (NULL stays NULL), a chunk of rows per statement.
+pub(crate) async fn rekey<C: ConnectionTrait>(
+    db: &C,
+    table: &str,
+    key: &str,
+    name: &str,
+) -> Result<(), DbErr> {
     let backend = db.get_database_backend();
     let param = |n: usize| match backend {
         DbBackend::Postgres => format!("${n}"),
@@ -83,9 +89,9 @@ async fn rekey<C: ConnectionTrait>(db: &C, table: &str, name: &str) -> Result<()
         let first: i64 = rows[0].try_get("", "id")?;
         for row in &rows {
             let id: i64 = row.try_get("", "id")?;
-            let name: String = row.try_get("", "name")?;
+            let name: Option<String> = row.try_get("", "name")?;
             values.push(id.into());
-            values.push(name.trim().to_lowercase().into());
+            values.push(name.map(|name| name.trim().to_lowercase()).into());
             cases.push_str(&format!(
                 " WHEN {} THEN {}",
                 param(values.len() - 1),
@@ -98,7 +104,7 @@ async fn rekey<C: ConnectionTrait>(db: &C, table: &str, name: &str) -> Result<()
         db.execute_raw(Statement::from_sql_and_values(
             backend,
             format!(
-                "UPDATE {table} SET name_key = CASE id{cases} END WHERE id BETWEEN {} AND {}",
+                "UPDATE {table} SET {key} = CASE id{cases} END WHERE id BETWEEN {} AND {}",
                 param(values.len() - 1),
                 param(values.len())
             ),

@@ -481,6 +481,40 @@ async fn name_searches_ignore_case_in_every_script() {
 }
 
 #[tokio::test]
+async fn emails_kept_before_their_keys_were_made_by_the_gateway_are_keyed_again() {
+    use migration::{Migrator, MigratorTrait};
+    use sea_orm::ConnectionTrait;
+    let app = spawn_app().await;
+    app.create_contact(json!({ "lastName": "Arzt", "email": "ÄRZTE@Example.com" }))
+        .await;
+    app.create_contact(json!({ "lastName": "Nomail" })).await;
+    let by_email = "{ contacts(filter: { email: \"ärzte@example.com\" }) { nodes { lastName } } }";
+    // As the database's own `lower()` keyed it, folding ASCII letters only.
+    app.store
+        .connection()
+        .execute_unprepared(
+            "UPDATE contact SET email_key = 'Ärzte@example.com' WHERE email IS NOT NULL",
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        app.gql_ok(by_email, json!({})).await["contacts"]["nodes"],
+        json!([])
+    );
+
+    Migrator::down(app.store.connection(), Some(1))
+        .await
+        .unwrap();
+    Migrator::up(app.store.connection(), None).await.unwrap();
+    // Asked anew: the answer above is kept for a second, and no desk change says it aged.
+    let by_email = by_email.replace("lastName", "lastName email");
+    assert_eq!(
+        app.gql_ok(&by_email, json!({})).await["contacts"]["nodes"],
+        json!([{ "lastName": "Arzt", "email": "ÄRZTE@Example.com" }])
+    );
+}
+
+#[tokio::test]
 async fn a_search_term_no_stored_value_could_hold_is_refused_on_every_database() {
     let app = spawn_app().await;
     app.create_contact(json!({ "lastName": "Lovelace", "email": "ada@example.com" }))
