@@ -209,6 +209,61 @@ impl SyncEngine {
 }
 
 /// The user id an identity URL ends with (`…/id/{org}/{user}`).
+/// Of the records a pull is about to make in the desk (`creates`, indices into `incoming`),
+/// those a create in doubt made, each with the desk record it was sent from: created by the
+/// signed-in user since it was sent (less the clock's skew), holding every value it sent,
+/// paired in the order they were sent as [`SyncEngine::find_lost_creates`] pairs them. A
+/// create Salesforce commits after the round looked for it comes to the pull first.
+pub(super) async fn made_by_creates_in_doubt(
+    round: &Round,
+    pending: &[entity::pending_create::Model],
+    incoming: &[Incoming],
+    creates: &[usize],
+) -> Result<Vec<(usize, i64)>, SyncError> {
+    let identity = round.client.identity_url().await?;
+    let user = identity.as_deref().and_then(user_of);
+    let Some(first) = pending.iter().map(|p| p.sent_at).min() else {
+        return Ok(Vec::new());
+    };
+    let since = first - CLOCK_SKEW;
+    let mut candidates: Vec<(usize, &Incoming)> = creates
+        .iter()
+        .map(|&idx| (idx, &incoming[idx]))
+        .filter(|(_, record)| record.desk_ref.is_none())
+        .filter(|(_, record)| {
+            let Ok(read) = serde_json::from_str::<serde_json::Map<String, Value>>(&record.profile)
+            else {
+                return false;
+            };
+            let by_us = match (user, read.get("CreatedById").and_then(Value::as_str)) {
+                (Some(user), Some(by)) => by.get(..15) == user.get(..15),
+                (None, _) => true,
+                (Some(_), None) => false,
+            };
+            let made = read
+                .get("CreatedDate")
+                .and_then(Value::as_str)
+                .and_then(|at| DateTime::parse_from_rfc3339(&at.replace("+0000", "+00:00")).ok());
+            by_us && made.is_some_and(|at| at >= since)
+        })
+        .collect();
+    let mut made = Vec::new();
+    for note in pending {
+        let values: SalesforceValues = serde_json::from_str(&note.sent).unwrap_or_default();
+        if values.is_empty() {
+            continue;
+        }
+        if let Some(at) = candidates
+            .iter()
+            .position(|(_, record)| changed_since(&values, Some(&record.profile)).is_empty())
+        {
+            let (idx, _) = candidates.remove(at);
+            made.push((idx, note.desk_id));
+        }
+    }
+    Ok(made)
+}
+
 fn user_of(identity: &str) -> Option<&str> {
     let user = identity.trim_end_matches('/').rsplit('/').next()?;
     (user.len() >= 15 && user.starts_with("005")).then_some(user)

@@ -126,7 +126,14 @@ const FIELD_LIST_BUDGET: usize = 8_000;
 /// out rather than the query refused.
 async fn select_all(round: &Round, module: Module) -> Result<Select, SyncError> {
     let describe = round.client.describe(module.salesforce_object()).await?;
-    let mut fields = vec!["Id", "SystemModstamp", "LastModifiedDate"];
+    // Who made it and when, for a record that may be a create whose answer was lost.
+    let mut fields = vec![
+        "Id",
+        "SystemModstamp",
+        "LastModifiedDate",
+        "CreatedById",
+        "CreatedDate",
+    ];
     if describe.field(DESK_ID_FIELD).is_some() {
         fields.push(DESK_ID_FIELD);
     }
@@ -519,6 +526,8 @@ impl SyncEngine {
             Some(_) if open_failures => self.store.failed_versions(module, &ids).await?,
             _ => HashMap::new(),
         };
+        // Creates sent whose answer never came, which a record of this page may be.
+        let in_doubt = self.store.pending_creates(module).await?;
         let mut batch = self.store.begin_sync().await?;
         // The desk records the page may write over, read again inside the batch with their
         // waiting changes: a desk edit committed since the lookups above is seen and judged,
@@ -840,6 +849,28 @@ impl SyncEngine {
                         .await?;
                 }
             }
+        }
+        if !in_doubt.is_empty() && !creates.is_empty() {
+            // Made by a create in doubt, committed since this round looked for it: linked to
+            // the desk record it was made from, as the lookup would have, not made again in
+            // the desk (and the desk record sent again once its create is given up).
+            let made = super::lost::made_by_creates_in_doubt(round, &in_doubt, &incoming, &creates)
+                .await?;
+            let desk_ids: Vec<i64> = made.iter().map(|(_, desk_id)| *desk_id).collect();
+            let linked = batch.salesforce_ids_by_desk(module, &desk_ids).await?;
+            let mut answered = Vec::new();
+            for (idx, desk_id) in made {
+                if linked.contains_key(&desk_id) {
+                    continue;
+                }
+                let inc = &incoming[idx];
+                inc.link(&mut batch, module, desk_id).await?;
+                batch.resolve(module, Some(desk_id), Some(&inc.id)).await?;
+                answered.push((idx, desk_id));
+            }
+            let settled: Vec<i64> = answered.iter().map(|(_, desk_id)| *desk_id).collect();
+            batch.settle_pending_creates(module, &settled).await?;
+            creates.retain(|idx| !answered.iter().any(|(taken, _)| taken == idx));
         }
         let refused = self
             .create_in_bulk(

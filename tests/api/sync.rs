@@ -2862,6 +2862,46 @@ async fn a_create_not_found_while_salesforce_may_still_make_it_waits_rather_than
 }
 
 #[tokio::test]
+async fn a_create_salesforce_commits_just_after_the_round_looked_for_it_is_linked_not_made_again() {
+    let app = spawn_app_with(|s| s.sync.unanswered_create_secs = 600).await;
+    let sim = salesforce_sim::start(SimConfig::default()).await;
+    without_desk_id_fields(&sim);
+    assert!(connect(&app, &sim, "tandem").await.get("errors").is_none());
+    app.gql_ok("mutation { startSync { firstSync } }", json!({}))
+        .await;
+    app.sync_now().await;
+    // No email: nothing but the values sent can tell the record it made.
+    app.create_contact(json!({ "lastName": "Lovelace", "title": "Analyst" }))
+        .await;
+    round_failing_its_create(&app, &sim, SimHandle::drop_next).await;
+
+    // The next round looks for it and finds nothing; Salesforce commits it right after, so
+    // the same round's pull is the first to read it.
+    // (Looked for in a composite of queries, the first POST of the round.)
+    let lookup = sim.hold_answer_next("POST", "/composite");
+    let engine = app.engine.clone();
+    let round = tokio::spawn(async move { engine.run_once().await });
+    lookup.arrived().await;
+    let made = sim
+        .insert(
+            "Contact",
+            json!({ "LastName": "Lovelace", "Title": "Analyst" }),
+        )
+        .unwrap();
+    lookup.release();
+    round.await.unwrap().unwrap();
+
+    let desk = contacts(&app).await;
+    assert_eq!(desk.len(), 1, "not made again in the desk: {desk:?}");
+    assert_eq!(salesforce_id_of(&app, &desk[0]["id"]).await, made);
+    assert_eq!(sim.count("Contact"), 1);
+    // Settled: not sent again once its doubt has passed.
+    let mark = sim.request_count();
+    app.sync_now().await;
+    assert_eq!(writes_since(&sim, mark), Vec::<String>::new());
+}
+
+#[tokio::test]
 async fn a_create_not_found_once_its_doubt_has_passed_is_sent_again_once() {
     let app = spawn_app_with(|s| s.sync.unanswered_create_secs = 1).await;
     let sim = salesforce_sim::start(SimConfig::default()).await;
