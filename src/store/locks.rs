@@ -146,6 +146,33 @@ impl Store {
         })
     }
 
+    /// Takes the round lock if no process on this database holds it, without waiting: a
+    /// caller that gives up on a wait never leaves a lock query running on a pooled
+    /// connection (which would keep that connection until the lock came).
+    pub async fn try_lock_rounds(&self) -> StoreResult<Option<RoundLock>> {
+        let held = match &self.locks {
+            LockSpace::Postgres => {
+                let pool = self.db.get_postgres_connection_pool();
+                let mut txn = pool.begin().await.map_err(sqlx_error)?;
+                let taken: bool = sqlx::query("SELECT pg_try_advisory_xact_lock($1)")
+                    .bind(ROUND_KEY)
+                    .fetch_one(&mut *txn)
+                    .await
+                    .and_then(|row| row.try_get(0))
+                    .map_err(sqlx_error)?;
+                taken.then_some(Held::Transaction(txn))
+            }
+            LockSpace::File(database) => {
+                let file = lock_file(database, ".rounds.lock").map_err(io)?;
+                try_lock(&file)?.then_some(Held::File(file))
+            }
+            LockSpace::Process => Some(Held::Nothing),
+        };
+        Ok(held.map(|held| RoundLock {
+            held: std::sync::Arc::new(tokio::sync::Mutex::new(held)),
+        }))
+    }
+
     /// Whether a sync round holds the round lock now, in any process on this database: a
     /// glance, for saying why a round is about to wait; one may start or end the moment after.
     pub async fn round_running(&self) -> StoreResult<bool> {

@@ -404,14 +404,13 @@ impl SyncEngine {
         &self,
         failures: &[entity::sync_failure::Model],
     ) -> Result<Retried, SyncError> {
-        let Ok(held) = tokio::time::timeout(RETRY_PATIENCE, self.integrations.round()).await else {
+        let Some((held, generation)) = self.integrations.try_round(RETRY_PATIENCE).await? else {
             let current = self.retriable().await?;
             let push = current.sync_type == SyncType::TwoWay.as_str();
             self.store.queue_retries(failures, push).await?;
             self.integrations.wake();
             return Ok(Retried::Queued);
         };
-        let (held, generation) = held?;
         let current = self.retriable().await?;
         let client = self.integrations.client_of(&current).await?;
         let round = self

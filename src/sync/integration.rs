@@ -323,6 +323,37 @@ impl Integrations {
         Ok((guard, generation))
     }
 
+    /// As [`Self::round`], but `None` once `patience` has passed with a round running here
+    /// or in another process. The locks are tried, never waited on: a wait cut off on the
+    /// database's lock would keep its pooled connection until that round ended.
+    pub async fn try_round(
+        &self,
+        patience: std::time::Duration,
+    ) -> Result<Option<(RoundGuard<'_>, u64)>, SyncError> {
+        let generation = self.generation();
+        let deadline = tokio::time::Instant::now() + patience;
+        let mut pause = std::time::Duration::from_millis(20);
+        loop {
+            if let Ok(local) = self.rounds.try_lock()
+                && let Some(shared) = self.store.try_lock_rounds().await?
+            {
+                if self.closing() {
+                    return Err(SyncError::Stopped);
+                }
+                let guard = RoundGuard {
+                    _local: local,
+                    shared,
+                };
+                return Ok(Some((guard, generation)));
+            }
+            if tokio::time::Instant::now() + pause > deadline {
+                return Ok(None);
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(std::time::Duration::from_millis(500));
+        }
+    }
+
     /// Whether this process is stopping ([`Self::close_here`]).
     pub fn closing(&self) -> bool {
         self.closing.load(std::sync::atomic::Ordering::SeqCst)

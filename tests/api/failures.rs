@@ -304,6 +304,55 @@ async fn a_retry_asked_for_while_a_round_runs_is_left_to_that_round_and_answered
 }
 
 #[tokio::test]
+async fn retries_asked_for_while_another_process_runs_a_round_leave_no_session_waiting_for_it() {
+    let (app, sim) = synced(|s| s.sync.retry_backoff_secs = 3600).await;
+    app.create_contact(json!({ "lastName": "Busy" })).await;
+    sim.reject_next_records(&[(
+        "UNABLE_TO_LOCK_ROW",
+        "unable to obtain exclusive access to this record",
+    )]);
+    app.sync_now().await;
+    let failure = open_failures(&app, None).await[0].clone();
+
+    // Another process's round holds the database's round lock.
+    let elsewhere = app.store.lock_rounds().await.unwrap();
+    // More retries at once than the pool has connections: each gives up on the round
+    // without leaving a connection waiting for it.
+    let retries = (0..20).map(|_| retry(&app, &failure["id"]));
+    for queued in futures_util::future::join_all(retries).await {
+        assert_eq!(queued["resolvedAt"], Value::Null, "{queued}");
+    }
+    if app.database_url.starts_with("postgres") {
+        // None left waiting on the lock, on this gateway's connections or the server's.
+        use sea_orm::ConnectionTrait;
+        let waiting = app
+            .store
+            .connection()
+            .query_one_raw(sea_orm::Statement::from_string(
+                sea_orm::DbBackend::Postgres,
+                "SELECT count(*) AS n FROM pg_stat_activity \
+                 WHERE datname = current_database() AND wait_event = 'advisory'",
+            ))
+            .await
+            .unwrap()
+            .unwrap()
+            .try_get::<i64>("", "n")
+            .unwrap();
+        assert_eq!(waiting, 0, "sessions left waiting for the round lock");
+    }
+    let started = std::time::Instant::now();
+    app.create_contact(json!({ "lastName": "Meanwhile" })).await;
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "the desk still writes: {:?}",
+        started.elapsed()
+    );
+    drop(elsewhere);
+    app.sync_now().await;
+    assert_eq!(in_org(&sim, "Busy"), 1);
+}
+
+#[tokio::test]
 async fn transient_retries_back_off_and_stop_at_the_bound() {
     let (app, sim) = synced(|s| {
         s.sync.retry_backoff_secs = 3600;
