@@ -38,6 +38,17 @@ impl MigrationTrait for Migration {
                     )
                     .take(),
             )
+            .await?;
+        // The first sync's export holds back the desk records former links name.
+        manager
+            .create_index(
+                Index::create()
+                    .name("idx_former_link_desk")
+                    .table(FormerLink::Table)
+                    .col(FormerLink::Module)
+                    .col(FormerLink::DeskId)
+                    .take(),
+            )
             .await
     }
 

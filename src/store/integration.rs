@@ -454,11 +454,35 @@ impl Store {
         Ok(found)
     }
 
-    /// Drops the former links: the first sync that could use them is done.
-    pub async fn forget_former_links(&self) -> StoreResult<()> {
-        former_link::Entity::delete_many()
-            .exec(self.connection())
-            .await?;
+    /// Drops the former links whose pair is linked again, or whose desk record is linked to
+    /// another: met, they have nothing left to say. Those whose Salesforce record has not
+    /// come (its pull failed, or it was deleted there) stay, for a later read of it.
+    pub async fn forget_met_former_links(&self) -> StoreResult<()> {
+        use sea_orm::sea_query::{Expr, ExprTrait, Query};
+        for module in [Module::Accounts, Module::Contacts] {
+            let linked = |column: record_link::Column| {
+                Query::select()
+                    .column(column)
+                    .from(record_link::Entity)
+                    .and_where(Expr::col(record_link::Column::Module).eq(module.as_str()))
+                    .to_owned()
+            };
+            former_link::Entity::delete_many()
+                .filter(former_link::Column::Module.eq(module.as_str()))
+                .filter(
+                    sea_orm::Condition::any()
+                        .add(
+                            former_link::Column::SalesforceId
+                                .in_subquery(linked(record_link::Column::SalesforceId)),
+                        )
+                        .add(
+                            former_link::Column::DeskId
+                                .in_subquery(linked(record_link::Column::DeskId)),
+                        ),
+                )
+                .exec(self.connection())
+                .await?;
+        }
         Ok(())
     }
 }

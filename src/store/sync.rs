@@ -325,6 +325,25 @@ pub(super) fn unlinked(module: Module, id: impl ColumnTrait) -> Expr {
     )
 }
 
+/// `NOT EXISTS (a former link of the module for this desk id)` (`Store::former_links`).
+fn not_formerly_linked(module: Module, id: impl ColumnTrait) -> Expr {
+    use entity::former_link;
+    use sea_orm::sea_query::Query;
+    Expr::not_exists(
+        Query::select()
+            .expr(Expr::val(1))
+            .from(former_link::Entity)
+            .and_where(
+                Expr::col((former_link::Entity, former_link::Column::Module)).eq(module.as_str()),
+            )
+            .and_where(
+                Expr::col((former_link::Entity, former_link::Column::DeskId))
+                    .equals(id.as_column_ref()),
+            )
+            .to_owned(),
+    )
+}
+
 #[derive(Debug, Clone)]
 pub struct NewFailure {
     pub direction: Direction,
@@ -788,7 +807,9 @@ impl Store {
         Ok(outbox::Entity::find().count(self.connection()).await?)
     }
 
-    /// Live desk records after `after` (by id) that have no Salesforce link yet.
+    /// Live desk records after `after` (by id) that have no Salesforce link yet, and no
+    /// former link: the Salesforce record a deleted integration linked one to has not been
+    /// read again yet (its pull failed, or it was deleted there, as a linked one would stay).
     pub async fn unlinked(&self, module: Module, after: i64, limit: u64) -> StoreResult<Vec<i64>> {
         let ids = match module {
             Module::Contacts => {
@@ -798,6 +819,7 @@ impl Store {
                     .filter(contact::Column::Id.gt(after))
                     .filter(contact::Column::DeletedAt.is_null())
                     .filter(unlinked(module, contact::Column::Id))
+                    .filter(not_formerly_linked(module, contact::Column::Id))
                     .order_by_asc(contact::Column::Id)
                     .limit(limit)
                     .into_tuple::<i64>()
@@ -811,6 +833,7 @@ impl Store {
                     .filter(account::Column::Id.gt(after))
                     .filter(account::Column::DeletedAt.is_null())
                     .filter(unlinked(module, account::Column::Id))
+                    .filter(not_formerly_linked(module, account::Column::Id))
                     .order_by_asc(account::Column::Id)
                     .limit(limit)
                     .into_tuple::<i64>()

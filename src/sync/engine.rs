@@ -116,8 +116,7 @@ pub(super) struct Round {
     pub desk_tag: Arc<str>,
     /// Salesforce records the push read and applied, meeting desk records for the first time.
     pub pulled_by_push: std::sync::Mutex<Counts>,
-    /// Whether a deleted integration left pairs (`Store::former_links`) for this first
-    /// sync to meet again.
+    /// Whether a deleted integration left pairs (`Store::former_links`) not met again yet.
     pub former_links: bool,
 }
 
@@ -384,8 +383,7 @@ impl SyncEngine {
             accounts: self.integrations.mappings(Module::Accounts).await?,
             desk_tag: self.store.desk_tag().await?,
             pulled_by_push: Default::default(),
-            former_links: current.first_sync != FirstSync::Done.as_str()
-                && self.store.has_former_links().await?,
+            former_links: self.store.has_former_links().await?,
         };
         for module in [Module::Accounts, Module::Contacts] {
             mapped_fields_seen(&round, module).await?;
@@ -551,8 +549,7 @@ impl SyncEngine {
         );
         let now = Utc::now();
         let first_done = round.first_sync;
-        let saved = self
-            .store
+        self.store
             .update_integration_with(|current, m| {
                 m.last_sync_at = Set(Some(now));
                 // Turned two-way while a one-way first sync ran, the first sync is not done:
@@ -563,9 +560,8 @@ impl SyncEngine {
                 Ok(())
             })
             .await?;
-        // Every Salesforce record has been read once: the pairs were met again, or are gone.
-        if round.former_links && saved.first_sync == FirstSync::Done.as_str() {
-            self.store.forget_former_links().await?;
+        if round.former_links {
+            self.store.forget_met_former_links().await?;
         }
         Ok(report)
     }

@@ -555,6 +555,17 @@ impl Integrations {
         };
         let instance_url = client.instance_url().await?;
         let org_id = client.identity_url().await?.as_deref().and_then(org_of);
+        // Made two-way over a one-way sync of the same org, whose mappings it keeps: they must
+        // be writable first, as `setSyncType(TWO_WAY)` checks.
+        if request.sync_type == Some(SyncType::TwoWay)
+            && let Some(current) = self.current().await?
+            && current.sync_type != SyncType::TwoWay.as_str()
+            && current.org_id.is_some()
+            && current.org_id == org_id
+        {
+            self.check_mappings_with(&client, true, "then connect with syncType TWO_WAY")
+                .await?;
+        }
         let sealed = self.vault.seal(secrets.to_string().as_bytes());
         let _replacing = self.replacing().await?;
         let model = self
@@ -828,6 +839,16 @@ impl Integrations {
     /// left unmapped, would otherwise refuse every record of the first sync.
     async fn check_mappings(&self, writes: bool, then: &str) -> Result<(), SyncError> {
         let client = self.client().await?;
+        self.check_mappings_with(&client, writes, then).await
+    }
+
+    /// [`Self::check_mappings`] against the org `client` signs in to.
+    async fn check_mappings_with(
+        &self,
+        client: &SalesforceClient,
+        writes: bool,
+        then: &str,
+    ) -> Result<(), SyncError> {
         for module in [Module::Accounts, Module::Contacts] {
             // As the round that follows will read it: one describe serves both.
             let describe = client.describe(module.salesforce_object()).await?;

@@ -364,7 +364,6 @@ impl SyncEngine {
         batch.settle_pending_creates(module, &noted).await?;
         batch.clear_sent(module, &unmade).await?;
         let mut counts = Counts::default();
-        // Desk accounts made in Salesforce here, whose contacts may wait for them.
         for (i, (desk_id, plan)) in plans.into_iter().enumerate() {
             let settles = read.get(&desk_id).map_or(&[][..], Vec::as_slice);
             let (hash, creating, read) = match plan {

@@ -231,6 +231,24 @@ async fn a_one_way_sync_maps_read_only_fields_which_must_be_writable_before_it_g
         "{error}"
     );
     assert_eq!(integration(&app).await["syncType"], "SALESFORCE_TO_DESK");
+
+    // Nor by connecting the same org again, two-way.
+    let config = sim.config();
+    let again = app
+        .gql(
+            "mutation($i: ConnectSalesforceInput!) { connectSalesforce(input: $i) { syncType } }",
+            json!({ "i": {
+                "loginUrl": sim.base_url(),
+                "username": config.username,
+                "password": "tandem",
+                "clientId": config.client_id,
+                "clientSecret": config.client_secret,
+                "syncType": "TWO_WAY",
+            }}),
+        )
+        .await;
+    assert_eq!(codes(&again), ["BAD_USER_INPUT"], "{again}");
+    assert_eq!(integration(&app).await["syncType"], "SALESFORCE_TO_DESK");
 }
 
 /// The desk's contacts' last names, in id order.
@@ -277,6 +295,56 @@ async fn reconnected_to_the_org_it_was_deleted_from_the_sync_meets_its_pairs_aga
         .unwrap();
     app.sync_now().await;
     assert_eq!(desk_contacts(&app).await, ["Mailed"]);
+}
+
+#[tokio::test]
+async fn a_former_pair_whose_salesforce_record_fails_to_come_waits_for_it_rather_than_going_twice()
+{
+    let (app, sim) = started(|_| {}).await;
+    app.map_field("CONTACTS", "mailingPostalCode", "Department")
+        .await;
+    let id = sim
+        .insert("Contact", json!({ "LastName": "Unmailed" }))
+        .unwrap();
+    app.sync_now().await;
+
+    app.gql_ok("mutation { deleteIntegration { status } }", json!({}))
+        .await;
+    // Meanwhile a value the desk cannot hold is entered in Salesforce.
+    sim.update(
+        "Contact",
+        &id,
+        json!({ "Department": "Research and Development" }),
+    )
+    .unwrap();
+    connect(&app, &sim, "tandem").await;
+    app.map_field("CONTACTS", "mailingPostalCode", "Department")
+        .await;
+    app.gql_ok("mutation { startSync { firstSync } }", json!({}))
+        .await;
+    app.sync_now().await;
+    let failed = app
+        .gql_ok("{ syncFailures { nodes { reason } } }", json!({}))
+        .await;
+    assert_eq!(
+        failed["syncFailures"]["nodes"],
+        json!([{ "reason": "STRING_TOO_LONG" }])
+    );
+    assert_eq!(
+        sim.count("Contact"),
+        1,
+        "the desk record is not sent as a new one"
+    );
+
+    sim.update("Contact", &id, json!({ "Department": "R&D" }))
+        .unwrap();
+    app.sync_now().await;
+    assert_eq!(
+        desk_contacts(&app).await,
+        ["Unmailed"],
+        "met, not made again"
+    );
+    assert_eq!(sim.count("Contact"), 1);
 }
 
 #[tokio::test]
