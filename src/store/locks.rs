@@ -176,24 +176,8 @@ impl Store {
     /// Whether a sync round holds the round lock now, in any process on this database: a
     /// glance, for saying why a round is about to wait; one may start or end the moment after.
     pub async fn round_running(&self) -> StoreResult<bool> {
-        Ok(match &self.locks {
-            LockSpace::Postgres => {
-                let pool = self.db.get_postgres_connection_pool();
-                // Taken with the transaction, and let go when it is dropped (rolled back).
-                let mut txn = pool.begin().await.map_err(sqlx_error)?;
-                let taken: bool = sqlx::query("SELECT pg_try_advisory_xact_lock($1)")
-                    .bind(ROUND_KEY)
-                    .fetch_one(&mut *txn)
-                    .await
-                    .and_then(|row| row.try_get(0))
-                    .map_err(sqlx_error)?;
-                !taken
-            }
-            LockSpace::File(database) => {
-                !try_lock(&lock_file(database, ".rounds.lock").map_err(io)?)?
-            }
-            LockSpace::Process => false,
-        })
+        // Taken and let go at once when free.
+        Ok(self.try_lock_rounds().await?.is_none())
     }
 
     /// Waits until no other process on this database applies migrations, and keeps others

@@ -265,8 +265,9 @@ async fn a_desk_edit_made_while_its_failing_push_is_on_its_way_goes_out_at_once(
     assert_eq!(sent[0]["Title"], "Fixed");
 }
 
-#[tokio::test]
-async fn a_retry_asked_for_while_a_round_runs_is_left_to_that_round_and_answered_at_once() {
+/// A desk contact "Busy" whose push met a locked row, its next attempt an hour away: the
+/// app, its org and the failure.
+async fn busy_contact_waiting_an_hour() -> (TestApp, SimHandle, Value) {
     let (app, sim) = synced(|s| s.sync.retry_backoff_secs = 3600).await;
     app.create_contact(json!({ "lastName": "Busy" })).await;
     sim.reject_next_records(&[(
@@ -275,6 +276,12 @@ async fn a_retry_asked_for_while_a_round_runs_is_left_to_that_round_and_answered
     )]);
     app.sync_now().await;
     let failure = open_failures(&app, None).await[0].clone();
+    (app, sim, failure)
+}
+
+#[tokio::test]
+async fn a_retry_asked_for_while_a_round_runs_is_left_to_that_round_and_answered_at_once() {
+    let (app, sim, failure) = busy_contact_waiting_an_hour().await;
 
     // A round stuck on Salesforce, as a first sync of an hour is busy.
     let read = sim.hold_next("GET", "query");
@@ -305,14 +312,7 @@ async fn a_retry_asked_for_while_a_round_runs_is_left_to_that_round_and_answered
 
 #[tokio::test]
 async fn retries_asked_for_while_another_process_runs_a_round_leave_no_session_waiting_for_it() {
-    let (app, sim) = synced(|s| s.sync.retry_backoff_secs = 3600).await;
-    app.create_contact(json!({ "lastName": "Busy" })).await;
-    sim.reject_next_records(&[(
-        "UNABLE_TO_LOCK_ROW",
-        "unable to obtain exclusive access to this record",
-    )]);
-    app.sync_now().await;
-    let failure = open_failures(&app, None).await[0].clone();
+    let (app, sim, failure) = busy_contact_waiting_an_hour().await;
 
     // Another process's round holds the database's round lock.
     let elsewhere = app.store.lock_rounds().await.unwrap();

@@ -21,6 +21,23 @@ pub async fn connect(app: &TestApp, sim: &SimHandle, password: &str) -> Value {
     .await
 }
 
+/// Connects this org again, asking for a two-way sync; the whole answer.
+async fn connect_two_way(app: &TestApp, sim: &SimHandle) -> Value {
+    let config = sim.config();
+    app.gql(
+        "mutation($i: ConnectSalesforceInput!) { connectSalesforce(input: $i) { syncType } }",
+        json!({ "i": {
+            "loginUrl": sim.base_url(),
+            "username": config.username,
+            "password": "tandem",
+            "clientId": config.client_id,
+            "clientSecret": config.client_secret,
+            "syncType": "TWO_WAY",
+        }}),
+    )
+    .await
+}
+
 /// A desk and a fresh org, connected with the given settings, the first sync started but not
 /// yet run.
 pub async fn started(adjust: impl FnOnce(&mut tandem::config::Settings)) -> (TestApp, SimHandle) {
@@ -233,20 +250,7 @@ async fn a_one_way_sync_maps_read_only_fields_which_must_be_writable_before_it_g
     assert_eq!(integration(&app).await["syncType"], "SALESFORCE_TO_DESK");
 
     // Nor by connecting the same org again, two-way.
-    let config = sim.config();
-    let again = app
-        .gql(
-            "mutation($i: ConnectSalesforceInput!) { connectSalesforce(input: $i) { syncType } }",
-            json!({ "i": {
-                "loginUrl": sim.base_url(),
-                "username": config.username,
-                "password": "tandem",
-                "clientId": config.client_id,
-                "clientSecret": config.client_secret,
-                "syncType": "TWO_WAY",
-            }}),
-        )
-        .await;
+    let again = connect_two_way(&app, &sim).await;
     assert_eq!(codes(&again), ["BAD_USER_INPUT"], "{again}");
     assert_eq!(integration(&app).await["syncType"], "SALESFORCE_TO_DESK");
 }
@@ -902,19 +906,8 @@ async fn turned_two_way_sends_what_stayed_local(reconnecting: bool) {
     let before = sim.count("Contact");
 
     if reconnecting {
-        let config = sim.config();
-        app.gql_ok(
-            "mutation($i: ConnectSalesforceInput!) { connectSalesforce(input: $i) { syncType } }",
-            json!({ "i": {
-                "loginUrl": sim.base_url(),
-                "username": config.username,
-                "password": "tandem",
-                "clientId": config.client_id,
-                "clientSecret": config.client_secret,
-                "syncType": "TWO_WAY",
-            }}),
-        )
-        .await;
+        let connected = connect_two_way(&app, &sim).await;
+        assert_eq!(connected["errors"], Value::Null, "{connected}");
     } else {
         app.gql_ok(
             "mutation { setSyncType(syncType: TWO_WAY) { syncType } }",

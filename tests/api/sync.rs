@@ -2861,15 +2861,22 @@ async fn a_create_not_found_while_salesforce_may_still_make_it_waits_rather_than
     }
 }
 
-#[tokio::test]
-async fn a_create_salesforce_commits_just_after_the_round_looked_for_it_is_linked_not_made_again() {
-    let app = spawn_app_with(|s| s.sync.unanswered_create_secs = 600).await;
+/// A desk synced with an org that has no `Helpdesk_Id__c` to repeat creates by, waiting
+/// `unanswered_create_secs` for a create whose answer was lost.
+async fn synced_without_desk_ids(unanswered_create_secs: u64) -> (TestApp, SimHandle) {
+    let app = spawn_app_with(|s| s.sync.unanswered_create_secs = unanswered_create_secs).await;
     let sim = salesforce_sim::start(SimConfig::default()).await;
     without_desk_id_fields(&sim);
     assert!(connect(&app, &sim, "tandem").await.get("errors").is_none());
     app.gql_ok("mutation { startSync { firstSync } }", json!({}))
         .await;
     app.sync_now().await;
+    (app, sim)
+}
+
+#[tokio::test]
+async fn a_create_salesforce_commits_just_after_the_round_looked_for_it_is_linked_not_made_again() {
+    let (app, sim) = synced_without_desk_ids(600).await;
     // No email: nothing but the values sent can tell the record it made.
     app.create_contact(json!({ "lastName": "Lovelace", "title": "Analyst" }))
         .await;
@@ -2903,13 +2910,7 @@ async fn a_create_salesforce_commits_just_after_the_round_looked_for_it_is_linke
 
 #[tokio::test]
 async fn a_create_not_found_once_its_doubt_has_passed_is_sent_again_once() {
-    let app = spawn_app_with(|s| s.sync.unanswered_create_secs = 1).await;
-    let sim = salesforce_sim::start(SimConfig::default()).await;
-    without_desk_id_fields(&sim);
-    assert!(connect(&app, &sim, "tandem").await.get("errors").is_none());
-    app.gql_ok("mutation { startSync { firstSync } }", json!({}))
-        .await;
-    app.sync_now().await;
+    let (app, sim) = synced_without_desk_ids(1).await;
     let desk = app.create_contact(json!({ "lastName": "Hopper" })).await;
     round_failing_its_create(&app, &sim, SimHandle::drop_next).await;
     app.sync_now().await;
