@@ -858,6 +858,18 @@ async fn failures_resolved_longer_ago_than_the_history_is_kept_are_pruned_open_o
     );
 }
 
+/// A desk account Salesforce refused (a duplicate name) and a contact "Patient" of it,
+/// waiting for it after one round: the app and its org.
+async fn waiting_for_a_refused_account(adjust: impl FnOnce(&mut Settings)) -> (TestApp, SimHandle) {
+    let (app, sim) = synced(adjust).await;
+    let account = app.create_account("Refused Ltd").await;
+    app.create_contact(json!({ "lastName": "Patient", "accountId": account["id"] }))
+        .await;
+    sim.reject_next_records(&[("DUPLICATE_VALUE", "duplicate value found: Name")]);
+    app.sync_now().await;
+    (app, sim)
+}
+
 /// One contact waits for its account, and its automatic attempts are used up.
 async fn waits_for_its_account_with_attempts_used_up(app: &TestApp) {
     let waiting = open_failures(app, Some("ACCOUNT_NOT_SYNCED")).await;
@@ -871,12 +883,7 @@ async fn waits_for_its_account_with_attempts_used_up(app: &TestApp) {
 
 #[tokio::test]
 async fn a_contact_that_waited_for_its_account_past_its_retries_goes_out_once_the_account_does() {
-    let (app, sim) = synced(|s| s.sync.retry_max_attempts = 1).await;
-    let account = app.create_account("Refused Ltd").await;
-    app.create_contact(json!({ "lastName": "Patient", "accountId": account["id"] }))
-        .await;
-    sim.reject_next_records(&[("DUPLICATE_VALUE", "duplicate value found: Name")]);
-    app.sync_now().await;
+    let (app, sim) = waiting_for_a_refused_account(|s| s.sync.retry_max_attempts = 1).await;
     waits_for_its_account_with_attempts_used_up(&app).await;
     app.sync_now().await;
     assert_eq!(in_org(&sim, "Patient"), 0);
@@ -892,12 +899,7 @@ async fn a_contact_that_waited_for_its_account_past_its_retries_goes_out_once_th
 #[tokio::test]
 async fn a_contact_that_waited_for_its_account_goes_out_once_the_account_is_matched_in_salesforce()
 {
-    let (app, sim) = synced(|s| s.sync.retry_max_attempts = 1).await;
-    let account = app.create_account("Refused Ltd").await;
-    app.create_contact(json!({ "lastName": "Patient", "accountId": account["id"] }))
-        .await;
-    sim.reject_next_records(&[("DUPLICATE_VALUE", "duplicate value found: Name")]);
-    app.sync_now().await;
+    let (app, sim) = waiting_for_a_refused_account(|s| s.sync.retry_max_attempts = 1).await;
     waits_for_its_account_with_attempts_used_up(&app).await;
 
     // Someone makes the account in Salesforce: the pull meets the desk one by name and
@@ -918,16 +920,11 @@ async fn a_contact_that_waited_for_its_account_goes_out_once_the_account_is_matc
 
 #[tokio::test]
 async fn a_woken_contact_that_meets_a_locked_row_is_retried_again_automatically() {
-    let (app, sim) = synced(|s| {
+    let (app, sim) = waiting_for_a_refused_account(|s| {
         s.sync.retry_max_attempts = 2;
         s.sync.retry_backoff_secs = 0;
     })
     .await;
-    let account = app.create_account("Refused Ltd").await;
-    app.create_contact(json!({ "lastName": "Patient", "accountId": account["id"] }))
-        .await;
-    sim.reject_next_records(&[("DUPLICATE_VALUE", "duplicate value found: Name")]);
-    app.sync_now().await;
     app.sync_now().await;
     waits_for_its_account_with_attempts_used_up(&app).await;
 
