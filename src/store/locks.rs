@@ -59,7 +59,7 @@ fn lock_file(database: &Path, suffix: &str) -> std::io::Result<File> {
         .open(name)
 }
 
-/// How soon a lock file held by another process is tried again, the wait doubling up to
+/// How soon a lock another process holds is tried again, the wait doubling up to
 /// [`LOCK_POLL_MAX`].
 const LOCK_POLL_FIRST: Duration = Duration::from_millis(10);
 const LOCK_POLL_MAX: Duration = Duration::from_millis(200);
@@ -146,31 +146,14 @@ impl Store {
         })
     }
 
-    /// Takes the round lock if no process on this database holds it, without waiting: a
-    /// caller that gives up on a wait never leaves a lock query running on a pooled
-    /// connection (which would keep that connection until the lock came).
+    /// Takes the round lock if no process on this database holds it, without waiting.
     pub async fn try_lock_rounds(&self) -> StoreResult<Option<RoundLock>> {
-        let held = match &self.locks {
-            LockSpace::Postgres => {
-                let pool = self.db.get_postgres_connection_pool();
-                let mut txn = pool.begin().await.map_err(sqlx_error)?;
-                let taken: bool = sqlx::query("SELECT pg_try_advisory_xact_lock($1)")
-                    .bind(ROUND_KEY)
-                    .fetch_one(&mut *txn)
-                    .await
-                    .and_then(|row| row.try_get(0))
-                    .map_err(sqlx_error)?;
-                taken.then_some(Held::Transaction(txn))
-            }
-            LockSpace::File(database) => {
-                let file = lock_file(database, ".rounds.lock").map_err(io)?;
-                try_lock(&file)?.then_some(Held::File(file))
-            }
-            LockSpace::Process => Some(Held::Nothing),
-        };
-        Ok(held.map(|held| RoundLock {
-            held: std::sync::Arc::new(tokio::sync::Mutex::new(held)),
-        }))
+        Ok(self
+            .try_exclusive(ROUND_KEY, ".rounds.lock")
+            .await?
+            .map(|held| RoundLock {
+                held: std::sync::Arc::new(tokio::sync::Mutex::new(held)),
+            }))
     }
 
     /// Whether a sync round holds the round lock now, in any process on this database: a
@@ -189,32 +172,42 @@ impl Store {
     }
 
     /// Waits for the lock named by `key` (PostgreSQL) or `suffix` (the file beside an SQLite
-    /// database), and holds it until dropped.
+    /// database), and holds it until dropped. It is tried again and again rather than waited
+    /// for: a caller that gives up (a request whose client went away, a wait past its
+    /// patience) leaves nothing waiting behind it, where a `pg_advisory_xact_lock` cut off
+    /// would keep its session waiting until the lock came, and a blocking thread would hold
+    /// the runtime's shutdown.
     async fn exclusive(&self, key: i64, suffix: &str) -> StoreResult<Held> {
+        let mut pause = LOCK_POLL_FIRST;
+        loop {
+            if let Some(held) = self.try_exclusive(key, suffix).await? {
+                return Ok(held);
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(LOCK_POLL_MAX);
+        }
+    }
+
+    /// The lock named by `key` or `suffix` if no other process holds it.
+    async fn try_exclusive(&self, key: i64, suffix: &str) -> StoreResult<Option<Held>> {
         Ok(match &self.locks {
             LockSpace::Postgres => {
                 let pool = self.db.get_postgres_connection_pool();
+                // Taken with the transaction; let go when it is dropped (rolled back).
                 let mut txn = pool.begin().await.map_err(sqlx_error)?;
-                sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                let taken: bool = sqlx::query("SELECT pg_try_advisory_xact_lock($1)")
                     .bind(key)
-                    .execute(&mut *txn)
+                    .fetch_one(&mut *txn)
                     .await
+                    .and_then(|row| row.try_get(0))
                     .map_err(sqlx_error)?;
-                Held::Transaction(txn)
+                taken.then_some(Held::Transaction(txn))
             }
             LockSpace::File(database) => {
                 let file = lock_file(database, suffix).map_err(io)?;
-                // Tried again and again rather than waited for on a blocking thread: a process
-                // told to stop while it waits stops, where the thread would hold the runtime's
-                // shutdown until the other process let go.
-                let mut pause = LOCK_POLL_FIRST;
-                while !try_lock(&file)? {
-                    tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(LOCK_POLL_MAX);
-                }
-                Held::File(file)
+                try_lock(&file)?.then_some(Held::File(file))
             }
-            LockSpace::Process => Held::Nothing,
+            LockSpace::Process => Some(Held::Nothing),
         })
     }
 

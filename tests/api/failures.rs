@@ -322,24 +322,11 @@ async fn retries_asked_for_while_another_process_runs_a_round_leave_no_session_w
     for queued in futures_util::future::join_all(retries).await {
         assert_eq!(queued["resolvedAt"], Value::Null, "{queued}");
     }
-    if app.database_url.starts_with("postgres") {
-        // None left waiting on the lock, on this gateway's connections or the server's.
-        use sea_orm::ConnectionTrait;
-        let waiting = app
-            .store
-            .connection()
-            .query_one_raw(sea_orm::Statement::from_string(
-                sea_orm::DbBackend::Postgres,
-                "SELECT count(*) AS n FROM pg_stat_activity \
-                 WHERE datname = current_database() AND wait_event = 'advisory'",
-            ))
-            .await
-            .unwrap()
-            .unwrap()
-            .try_get::<i64>("", "n")
-            .unwrap();
-        assert_eq!(waiting, 0, "sessions left waiting for the round lock");
-    }
+    assert_eq!(
+        app.sessions_waiting_for_a_lock().await,
+        0,
+        "none left waiting for the round lock"
+    );
     let started = std::time::Instant::now();
     app.create_contact(json!({ "lastName": "Meanwhile" })).await;
     assert!(

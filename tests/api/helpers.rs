@@ -94,6 +94,27 @@ impl TestApp {
         self.gql_ok(&save, json!({ "maps": maps })).await;
     }
 
+    /// PostgreSQL sessions on this test's database waiting for an advisory lock (0 on
+    /// SQLite, which has none).
+    pub async fn sessions_waiting_for_a_lock(&self) -> i64 {
+        use sea_orm::ConnectionTrait;
+        if !self.database_url.starts_with("postgres") {
+            return 0;
+        }
+        self.store
+            .connection()
+            .query_one_raw(sea_orm::Statement::from_string(
+                sea_orm::DbBackend::Postgres,
+                "SELECT count(*) AS n FROM pg_stat_activity \
+                 WHERE datname = current_database() AND wait_event = 'advisory'",
+            ))
+            .await
+            .unwrap()
+            .unwrap()
+            .try_get::<i64>("", "n")
+            .unwrap()
+    }
+
     /// A valid token for agent 1 with the named profile.
     pub fn token(&self, profile: &str) -> String {
         self.agent_token(1, profile)

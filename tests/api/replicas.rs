@@ -1099,6 +1099,22 @@ async fn a_server_told_to_stop_lets_its_round_finish_the_batch_in_flight_and_sta
 }
 
 #[tokio::test]
+async fn a_wait_for_the_round_lock_given_up_leaves_nothing_waiting() {
+    let app = spawn_app().await;
+    let elsewhere = app.store.lock_rounds().await.unwrap();
+    // A connect or delete whose client went away, dropped while it waits.
+    let gave_up = tokio::time::timeout(Duration::from_millis(300), app.store.lock_rounds()).await;
+    assert!(gave_up.is_err(), "another process holds it");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(app.sessions_waiting_for_a_lock().await, 0);
+    drop(elsewhere);
+    let _taken = tokio::time::timeout(Duration::from_secs(5), app.store.lock_rounds())
+        .await
+        .expect("taken once let go")
+        .unwrap();
+}
+
+#[tokio::test]
 async fn a_process_that_began_to_stop_starts_no_round() {
     let (app, sim) = started(|_| {}).await;
     app.create_contact(json!({ "lastName": "Late" })).await;
