@@ -309,37 +309,39 @@ where
 /// `NOT EXISTS (a link of the module for this desk id)`: probes the link index for each row
 /// the rest of the condition finds, where `NOT IN (links)` would read every link of the module.
 pub(super) fn unlinked(module: Module, id: impl ColumnTrait) -> Expr {
-    use sea_orm::sea_query::Query;
-    Expr::not_exists(
-        Query::select()
-            .expr(Expr::val(1))
-            .from(record_link::Entity)
-            .and_where(
-                Expr::col((record_link::Entity, record_link::Column::Module)).eq(module.as_str()),
-            )
-            .and_where(
-                Expr::col((record_link::Entity, record_link::Column::DeskId))
-                    .equals(id.as_column_ref()),
-            )
-            .to_owned(),
+    named_by_none(
+        record_link::Entity,
+        (record_link::Column::Module, record_link::Column::DeskId),
+        module,
+        id,
     )
 }
 
 /// `NOT EXISTS (a former link of the module for this desk id)` (`Store::former_links`).
 fn not_formerly_linked(module: Module, id: impl ColumnTrait) -> Expr {
     use entity::former_link;
+    named_by_none(
+        former_link::Entity,
+        (former_link::Column::Module, former_link::Column::DeskId),
+        module,
+        id,
+    )
+}
+
+/// `NOT EXISTS (a row of `table` whose `module` and `desk_id` columns name this record)`.
+fn named_by_none<E: EntityTrait>(
+    table: E,
+    (module_column, desk_column): (E::Column, E::Column),
+    module: Module,
+    id: impl ColumnTrait,
+) -> Expr {
     use sea_orm::sea_query::Query;
     Expr::not_exists(
         Query::select()
             .expr(Expr::val(1))
-            .from(former_link::Entity)
-            .and_where(
-                Expr::col((former_link::Entity, former_link::Column::Module)).eq(module.as_str()),
-            )
-            .and_where(
-                Expr::col((former_link::Entity, former_link::Column::DeskId))
-                    .equals(id.as_column_ref()),
-            )
+            .from(table)
+            .and_where(Expr::col((table, module_column)).eq(module.as_str()))
+            .and_where(Expr::col((table, desk_column)).equals(id.as_column_ref()))
             .to_owned(),
     )
 }

@@ -54,15 +54,6 @@ impl Default for EngineSettings {
 /// How long a retry a person asked for waits for a sync round already running.
 pub const RETRY_PATIENCE: Duration = Duration::from_secs(3);
 
-/// What became of a retry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Retried {
-    /// Tried now: the failures say how it went.
-    Now,
-    /// A sync round was running: the records are due, and it or the next round tries them.
-    Queued,
-}
-
 /// Records moved in one direction and module.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Counts {
@@ -397,17 +388,14 @@ impl SyncEngine {
     ///
     /// A round already running (a first sync may run for an hour) is not waited for past
     /// [`RETRY_PATIENCE`]: the records are made due, for it or the next round to take, and
-    /// the answer is [`Retried::Queued`].
-    pub async fn retry(
-        &self,
-        failures: &[entity::sync_failure::Model],
-    ) -> Result<Retried, SyncError> {
+    /// their failures stay open meanwhile.
+    pub async fn retry(&self, failures: &[entity::sync_failure::Model]) -> Result<(), SyncError> {
         let Some((held, generation)) = self.integrations.try_round(RETRY_PATIENCE).await? else {
             let current = self.retriable().await?;
             let push = current.sync_type == SyncType::TwoWay.as_str();
             self.store.queue_retries(failures, push).await?;
             self.integrations.wake();
-            return Ok(Retried::Queued);
+            return Ok(());
         };
         let current = self.retriable().await?;
         let client = self.integrations.client_of(&current).await?;
@@ -460,8 +448,7 @@ impl SyncEngine {
                 }
             }
         }
-        self.record_usage(&client).await?;
-        Ok(Retried::Now)
+        self.record_usage(&client).await
     }
 
     /// The integration, when records may be retried: connected and active.

@@ -87,11 +87,9 @@ impl SyncEngine {
                 .iter()
                 .position(|record| record.desk_ref == Some(*desk_id))
                 .or_else(|| {
-                    found.iter().position(|record| {
-                        record.desk_ref.is_none()
-                            && !values.is_empty()
-                            && changed_since(values, Some(&record.profile)).is_empty()
-                    })
+                    found
+                        .iter()
+                        .position(|record| holds_all_sent(record, values))
                 });
             if let Some(at) = made {
                 // Linked at what was sent, as the answer would have linked it: an edit made in
@@ -208,7 +206,6 @@ impl SyncEngine {
     }
 }
 
-/// The user id an identity URL ends with (`…/id/{org}/{user}`).
 /// Of the records a pull is about to make in the desk (`creates`, indices into `incoming`),
 /// those a create in doubt made, each with the desk record it was sent from: created by the
 /// signed-in user since it was sent (less the clock's skew), holding every value it sent,
@@ -250,12 +247,9 @@ pub(super) async fn made_by_creates_in_doubt(
     let mut made = Vec::new();
     for note in pending {
         let values: SalesforceValues = serde_json::from_str(&note.sent).unwrap_or_default();
-        if values.is_empty() {
-            continue;
-        }
         if let Some(at) = candidates
             .iter()
-            .position(|(_, record)| changed_since(&values, Some(&record.profile)).is_empty())
+            .position(|(_, record)| holds_all_sent(record, &values))
         {
             let (idx, _) = candidates.remove(at);
             made.push((idx, note.desk_id));
@@ -264,6 +258,15 @@ pub(super) async fn made_by_creates_in_doubt(
     Ok(made)
 }
 
+/// Whether a record naming no desk record holds every value a create sent: the record that
+/// create made, when nothing better tells.
+fn holds_all_sent(record: &Incoming, values: &SalesforceValues) -> bool {
+    record.desk_ref.is_none()
+        && !values.is_empty()
+        && changed_since(values, Some(&record.profile)).is_empty()
+}
+
+/// The user id an identity URL ends with (`…/id/{org}/{user}`).
 fn user_of(identity: &str) -> Option<&str> {
     let user = identity.trim_end_matches('/').rsplit('/').next()?;
     (user.len() >= 15 && user.starts_with("005")).then_some(user)

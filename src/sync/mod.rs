@@ -13,7 +13,7 @@ mod vault;
 pub mod worker;
 
 pub use crate::store::{SyncEvent, SyncEventKind};
-pub use engine::{Counts, EngineSettings, Retried, RoundReport, SyncEngine};
+pub use engine::{Counts, EngineSettings, RoundReport, SyncEngine};
 pub use integration::{Connect, ConnectAuth, Integrations, OrgView, SyncError};
 pub use mapping::Mapping;
 pub use push::{DESK_ID_FIELD, desk_ref};
