@@ -234,6 +234,15 @@ impl Live {
         Ok(select.build())
     }
 
+    /// The field naming what a record lists: the opportunity, for a contact's roles in
+    /// opportunities; the record itself for the rest.
+    fn identity(self) -> &'static str {
+        match self {
+            Live::ContactOpportunities => "OpportunityId",
+            _ => "Id",
+        }
+    }
+
     /// The requested parents a record belongs to.
     fn parents(self, record: &Record) -> impl Iterator<Item = &str> {
         self.select()
@@ -241,6 +250,28 @@ impl Live {
             .iter()
             .filter_map(|field| record.get(*field).and_then(Value::as_str))
     }
+}
+
+/// Adds the role `other` gives a contact in an opportunity to those `kept` lists
+/// (`Decision Maker, Influencer`), unless it names it already.
+fn add_role(kept: &mut Record, other: &Record) {
+    let Some(role) = other
+        .get("Role")
+        .and_then(Value::as_str)
+        .filter(|r| !r.is_empty())
+    else {
+        return;
+    };
+    let roles = kept.get("Role").and_then(Value::as_str).unwrap_or_default();
+    if roles.split(", ").any(|r| r == role) {
+        return;
+    }
+    let joined = if roles.is_empty() {
+        role.to_owned()
+    } else {
+        format!("{roles}, {role}")
+    };
+    kept.insert("Role".into(), Value::String(joined));
 }
 
 /// The value at a path such as `Opportunity.CloseDate`, reaching into related records.
@@ -262,14 +293,42 @@ pub struct Fetched {
     pub stale: bool,
 }
 
+impl Unread {
+    /// Why, in words for those waiting on the same read.
+    fn why(&self) -> &str {
+        match self {
+            Unread::Upstream(why) | Unread::Refused(why) => why,
+            Unread::Internal => "the gateway could not open its connection to Salesforce",
+        }
+    }
+
+    /// What an error Salesforce answered a list's query with means for the list: a refusal
+    /// that asking again will not change (a 4xx with its code, the session aside), or an
+    /// answer that did not come.
+    fn of(error: &crate::salesforce::SalesforceError) -> Self {
+        use crate::salesforce::SalesforceError;
+        match error {
+            SalesforceError::Api { status, .. }
+                if !error.is_transient() && (400..500).contains(status) && *status != 401 =>
+            {
+                Unread::Refused(error.to_string().into())
+            }
+            _ => Unread::Upstream(error.to_string().into()),
+        }
+    }
+}
+
 /// The outcome for one parent: its records, or why there are none to show.
 pub type Outcome = Result<Fetched, Unread>;
 
 /// Why a live list has nothing to show.
 #[derive(Debug, Clone)]
 pub enum Unread {
-    /// Salesforce did not answer, or refused: the message says how.
+    /// Salesforce did not answer: the message says how. What the cache holds is served.
     Upstream(Arc<str>),
+    /// Salesforce refused the query (the integration user may no longer read the object or
+    /// a field of it): nothing is served, not even what was read before.
+    Refused(Arc<str>),
     /// The gateway could not open its connection to Salesforce (its database or its key
     /// failed); the server log has the details, which are not for the viewer.
     Internal,
@@ -302,7 +361,16 @@ impl Reader {
 }
 
 type CacheKey = (Reader, Live, String);
+/// A list and when its read ended.
 type Entry = (DateTime<Utc>, Arc<Vec<Record>>);
+
+/// A list kept, with when its read began: of two reads of one list under way at once, the
+/// one begun later says what Salesforce held later, however late its answer came.
+struct Kept {
+    began: DateTime<Utc>,
+    at: DateTime<Utc>,
+    records: Arc<Vec<Record>>,
+}
 
 /// Live lists by reader, kind and parent, fresh for `ttl`; older entries are kept to be
 /// served stale while Salesforce is unreachable. A list being read is not asked for again
@@ -311,7 +379,7 @@ type Entry = (DateTime<Utc>, Arc<Vec<Record>>);
 /// patience, and one that has recovered is asked again within it.
 pub struct LiveCache {
     ttl: Duration,
-    entries: Mutex<HashMap<CacheKey, Entry>>,
+    entries: Mutex<HashMap<CacheKey, Kept>>,
     reading: Mutex<Reads>,
 }
 
@@ -353,9 +421,13 @@ impl Drop for Reading {
     }
 }
 
-/// Entries kept at most; beyond it, those older than a day go first, then all but the fresh,
-/// then the oldest of those until a tenth of the room is free.
+/// Entries kept at most; beyond it, those too old to be served stale go first, then all but
+/// the fresh, then the oldest of those until a tenth of the room is free.
 const CACHE_ENTRIES: usize = 100_000;
+
+/// The oldest list served stale while Salesforce cannot answer: past a day, a panel says it
+/// cannot be read rather than show what may long since have changed.
+const STALE_AT_MOST: chrono::TimeDelta = chrono::TimeDelta::days(1);
 
 impl LiveCache {
     pub fn new(ttl: Duration) -> Self {
@@ -405,27 +477,44 @@ impl LiveCache {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(key)
-            .cloned()
+            .map(|kept| (kept.at, kept.records.clone()))
     }
 
-    fn put(&self, key: CacheKey, at: DateTime<Utc>, records: Arc<Vec<Record>>) {
+    /// Keeps a list read from `began` to `at`, unless a read begun later kept it already.
+    fn put(
+        &self,
+        key: CacheKey,
+        (began, at): (DateTime<Utc>, DateTime<Utc>),
+        records: Arc<Vec<Record>>,
+    ) {
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if entries.get(&key).is_some_and(|kept| kept.began > began) {
+            return;
+        }
         if entries.len() >= CACHE_ENTRIES {
-            // Keep what may still be served stale; past a day nobody wants it.
-            let day_ago = Utc::now() - chrono::Duration::days(1);
-            entries.retain(|_, (at, _)| *at > day_ago);
+            // Keep what may still be served stale; past that nobody wants it.
+            let served_until = Utc::now() - STALE_AT_MOST;
+            entries.retain(|_, kept| kept.at > served_until);
         }
         if entries.len() >= CACHE_ENTRIES {
             let fresh_since = Utc::now() - chrono::Duration::from_std(self.ttl).unwrap_or_default();
-            entries.retain(|_, (at, _)| *at > fresh_since);
+            entries.retain(|_, kept| kept.at > fresh_since);
         }
         if entries.len() >= CACHE_ENTRIES {
             // More read within the time to live than the cache holds: the oldest go.
-            let mut ages: Vec<DateTime<Utc>> = entries.values().map(|(at, _)| *at).collect();
+            let mut ages: Vec<DateTime<Utc>> = entries.values().map(|kept| kept.at).collect();
             let (_, &mut cutoff, _) = ages.select_nth_unstable(CACHE_ENTRIES / 10);
-            entries.retain(|_, (at, _)| *at > cutoff);
+            entries.retain(|_, kept| kept.at > cutoff);
         }
-        entries.insert(key, (at, records));
+        entries.insert(key, Kept { began, at, records });
+    }
+
+    /// Drops the lists of `parents` Salesforce refused to read: they are not served stale.
+    fn forget(&self, reader: Reader, kind: Live, parents: &[String]) {
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        for parent in parents {
+            entries.remove(&(reader, kind, parent.clone()));
+        }
     }
 
     fn fresh(&self, at: DateTime<Utc>) -> bool {
@@ -508,13 +597,11 @@ async fn read_and_keep(
     wanted: Vec<(Live, Vec<String>)>,
 ) -> Result<Vec<Result<Lists, Unread>>, Unread> {
     let cache = reading.cache.clone();
+    let began = Utc::now();
     let results = match read(&integrations, &connection, &wanted).await {
         Ok(results) => results,
         Err(unread) => {
-            reading.failed(match &unread {
-                Unread::Upstream(why) => why,
-                Unread::Internal => "the gateway could not open its connection to Salesforce",
-            });
+            reading.failed(unread.why());
             return Err(unread);
         }
     };
@@ -523,15 +610,21 @@ async fn read_and_keep(
         .iter()
         .zip(results)
         .map(|((kind, parents), records)| {
-            let records = records.map_err(|e| {
-                reading.failed(&e);
-                Unread::Upstream(e.into())
+            let records = records.inspect_err(|unread| {
+                if let Unread::Refused(_) = unread {
+                    cache.forget(reader, *kind, parents);
+                }
+                reading.failed(unread.why());
             })?;
             let lists = by_parent(*kind, parents, &records)
                 .into_iter()
                 .map(|(parent, list)| {
                     let list = Arc::new(list);
-                    cache.put((reader, *kind, parent.to_owned()), now, list.clone());
+                    cache.put(
+                        (reader, *kind, parent.to_owned()),
+                        (began, now),
+                        list.clone(),
+                    );
                     (parent.to_owned(), list)
                 })
                 .collect();
@@ -544,7 +637,7 @@ async fn read(
     integrations: &Integrations,
     connection: &str,
     wanted: &[(Live, Vec<String>)],
-) -> Result<Vec<Result<Vec<Record>, String>>, Unread> {
+) -> Result<Vec<Result<Vec<Record>, Unread>>, Unread> {
     let client = match integrations.client_reading_as(connection).await {
         Ok(Some(client)) => client,
         // Reconnected since the request looked: the new org's lists are not the old one's.
@@ -561,7 +654,7 @@ async fn read(
             return Err(Unread::Internal);
         }
     };
-    let mut results: Vec<Result<Vec<Record>, String>> = vec![Ok(Vec::new()); wanted.len()];
+    let mut results: Vec<Result<Vec<Record>, Unread>> = vec![Ok(Vec::new()); wanted.len()];
     let contents = wanted
         .iter()
         .position(|(kind, _)| *kind == Live::NoteContent);
@@ -581,7 +674,7 @@ async fn read(
 async fn lists(
     client: &SalesforceClient,
     wanted: &[(Live, Vec<String>)],
-    results: &mut [Result<Vec<Record>, String>],
+    results: &mut [Result<Vec<Record>, Unread>],
 ) {
     // Of enhanced notes, by kind: the links read, and the notes they name.
     let mut links: HashMap<usize, Vec<Record>> = HashMap::new();
@@ -596,7 +689,7 @@ async fn lists(
         for chunk in parents.chunks(IDS_PER_QUERY) {
             match kind.soql(chunk, ROWS_PER_QUERY, None) {
                 Ok(soql) => queue.push_back((i, Step::List(chunk.to_vec()), soql)),
-                Err(e) => results[i] = Err(e.to_string()),
+                Err(e) => results[i] = Err(Unread::Upstream(e.to_string().into())),
             }
         }
     }
@@ -616,13 +709,13 @@ async fn lists(
                 // such object: there are none to show.
                 (Err(e), Step::List(_))
                     if kind == Live::ContentNotes && e.code() == Some("INVALID_TYPE") => {}
-                (Err(e), _) => results[i] = Err(e.to_string()),
+                (Err(e), _) => results[i] = Err(Unread::of(&e)),
                 (Ok(page), Step::List(_)) if kind == Live::ContentNotes => {
                     match note_queries(&page) {
                         Ok(soqls) => {
                             queue.extend(soqls.into_iter().map(|soql| (i, Step::Notes, soql)))
                         }
-                        Err(e) => results[i] = Err(e.to_string()),
+                        Err(e) => results[i] = Err(Unread::Upstream(e.to_string().into())),
                     }
                     links.entry(i).or_default().extend(page);
                 }
@@ -646,7 +739,7 @@ async fn lists(
                             }
                             match kind.soql(std::slice::from_ref(&parent), each, None) {
                                 Ok(soql) => queue.push_back((i, Step::Parent(parent), soql)),
-                                Err(e) => results[i] = Err(e.to_string()),
+                                Err(e) => results[i] = Err(Unread::Upstream(e.to_string().into())),
                             }
                         }
                     }
@@ -665,7 +758,7 @@ async fn lists(
                         let one = std::slice::from_ref(&parent);
                         match kind.soql(one, PER_PARENT as u32, group) {
                             Ok(soql) => queue.push_back((i, Step::Group, soql)),
-                            Err(e) => results[i] = Err(e.to_string()),
+                            Err(e) => results[i] = Err(Unread::Upstream(e.to_string().into())),
                         }
                     }
                     if let Ok(records) = &mut results[i] {
@@ -693,16 +786,17 @@ const CONTENTS_AT_ONCE: usize = 4;
 /// Each named enhanced note's whole content, as text: `{Id, Content}` for a note with
 /// content, nothing for one without or gone. Blobs cannot be read in a composite call, so
 /// each note is a call.
-async fn note_contents(client: &SalesforceClient, ids: &[String]) -> Result<Vec<Record>, String> {
+async fn note_contents(client: &SalesforceClient, ids: &[String]) -> Result<Vec<Record>, Unread> {
     let (object, fields, _) = Live::NoteContent.select();
     let field = fields[1];
     stream::iter(ids.iter().cloned())
         .map(|id: String| async move {
-            let parsed = SalesforceId::parse(&id).map_err(|e| e.to_string())?;
+            let parsed =
+                SalesforceId::parse(&id).map_err(|e| Unread::Upstream(e.to_string().into()))?;
             let blob = client
                 .blob(object, &parsed, field)
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| Unread::of(&e))?;
             Ok(blob.map(|bytes| {
                 let mut record = Record::new();
                 record.insert("Id".into(), Value::String(id));
@@ -945,8 +1039,8 @@ impl Loader<LiveKey> for LiveLoader {
                     }
                 }
                 Err(error) => {
-                    if let Unread::Upstream(error) = &error {
-                        tracing::warn!(%error, ?kind, "Salesforce could not answer a panel query");
+                    if let Unread::Upstream(error) | Unread::Refused(error) = &error {
+                        tracing::warn!(%error, ?kind, "Salesforce did not answer a panel query");
                     }
                     for parent in parents {
                         let outcome = self.stale_or(kind, &parent, &error);
@@ -963,16 +1057,21 @@ impl LiveLoader {
     /// What the cache holds of a list Salesforce did not give, marked stale; or why there is
     /// nothing to show.
     fn stale_or(&self, kind: Live, parent: &str, error: &Unread) -> Outcome {
+        if let Unread::Refused(error) = error {
+            return Err(Unread::Refused(Arc::from(format!(
+                "Salesforce refused to read it: {error}"
+            ))));
+        }
         match self.cache.get(&(self.reader, kind, parent.to_owned())) {
-            Some((at, records)) => Ok(Fetched {
+            Some((at, records)) if Utc::now() - at <= STALE_AT_MOST => Ok(Fetched {
                 records,
                 fetched_at: at,
                 stale: true,
             }),
-            None => Err(match error {
-                Unread::Upstream(error) => Unread::Upstream(Arc::from(format!(
-                    "Salesforce could not answer and nothing is cached: {error}"
-                ))),
+            _ => Err(match error {
+                Unread::Upstream(error) | Unread::Refused(error) => Unread::Upstream(Arc::from(
+                    format!("Salesforce could not answer and nothing recent is cached: {error}"),
+                )),
                 Unread::Internal => Unread::Internal,
             }),
         }
@@ -981,7 +1080,8 @@ impl LiveLoader {
 
 /// Each parent's records. An event or task names two parents (`WhoId`, `WhatId`), so with
 /// the parents asked in several queries it may come back from two of them: it is listed once
-/// for each. (An enhanced note comes once for each record it is linked to.)
+/// for each. (An enhanced note comes once for each record it is linked to.) A contact with
+/// several roles in one opportunity has it listed once, with all its roles.
 fn by_parent<'p>(
     kind: Live,
     parents: &'p [String],
@@ -989,15 +1089,26 @@ fn by_parent<'p>(
 ) -> HashMap<&'p str, Vec<Record>> {
     let mut lists: HashMap<&str, Vec<Record>> =
         parents.iter().map(|p| (p.as_str(), Vec::new())).collect();
-    let mut seen = std::collections::HashSet::new();
+    // Where each parent's list holds each record it has.
+    let mut seen: HashMap<(&str, &str), usize> = HashMap::new();
     for record in records {
-        let id = record.get("Id").and_then(Value::as_str);
+        let id = record.get(kind.identity()).and_then(Value::as_str);
         for parent in kind.parents(record) {
-            if id.is_some_and(|id| !seen.insert((parent, id))) {
+            let Some(list) = lists.get_mut(parent) else {
                 continue;
-            }
-            if let Some(list) = lists.get_mut(parent) {
-                list.push(record.clone());
+            };
+            match id.map(|id| seen.get(&(parent, id))) {
+                Some(Some(&at)) => {
+                    if kind == Live::ContactOpportunities {
+                        add_role(&mut list[at], record);
+                    }
+                }
+                Some(None) | None => {
+                    if let Some(id) = id {
+                        seen.insert((parent, id), list.len());
+                    }
+                    list.push(record.clone());
+                }
             }
         }
     }
@@ -1036,9 +1147,13 @@ mod tests {
         let list = Arc::new(Vec::new());
         for n in 0..CACHE_ENTRIES {
             let at = start + Duration::microseconds(n as i64);
-            cache.put((reader, Live::Tasks, n.to_string()), at, list.clone());
+            cache.put((reader, Live::Tasks, n.to_string()), (at, at), list.clone());
         }
-        cache.put((reader, Live::Tasks, "newest".into()), Utc::now(), list);
+        cache.put(
+            (reader, Live::Tasks, "newest".into()),
+            (start, Utc::now()),
+            list,
+        );
         let entries = cache.entries.lock().unwrap();
         assert!(
             entries.len() <= CACHE_ENTRIES * 9 / 10 + 1,
@@ -1048,6 +1163,66 @@ mod tests {
         assert!(entries.contains_key(&(reader, Live::Tasks, "newest".into())));
         assert!(!entries.contains_key(&(reader, Live::Tasks, "0".into())));
         assert!(entries.contains_key(&(reader, Live::Tasks, (CACHE_ENTRIES - 1).to_string())));
+    }
+
+    #[test]
+    fn a_read_begun_earlier_and_answered_later_does_not_replace_a_later_one() {
+        use super::{LiveCache, Reader};
+        use chrono::{Duration, Utc};
+        use std::sync::Arc;
+        let cache = LiveCache::new(std::time::Duration::from_secs(60));
+        let key = (Reader::new(1, "org"), Live::Tasks, "003A".to_owned());
+        let first = Utc::now();
+        let task: Record = serde_json::from_value(serde_json::json!({ "Id": "00T1" })).unwrap();
+        // The second read sees the task deleted, and answers first.
+        cache.put(
+            key.clone(),
+            (first + Duration::seconds(1), first + Duration::seconds(2)),
+            Arc::new(Vec::new()),
+        );
+        cache.put(
+            key.clone(),
+            (first, first + Duration::seconds(3)),
+            Arc::new(vec![task]),
+        );
+        let (at, records) = cache.get(&key).unwrap();
+        assert!(records.is_empty(), "{records:?}");
+        assert_eq!(at, first + Duration::seconds(2));
+    }
+
+    #[test]
+    fn an_opportunity_a_contact_has_several_roles_in_is_listed_once_with_each_role() {
+        let role = |id: &str, opp: &str, role: &str| -> Record {
+            serde_json::from_value(serde_json::json!({
+                "Id": id, "ContactId": "003C", "OpportunityId": opp, "Role": role,
+                "Opportunity": { "CloseDate": "2026-12-31" }
+            }))
+            .unwrap()
+        };
+        let parents = vec!["003C".to_owned()];
+        let lists = by_parent(
+            Live::ContactOpportunities,
+            &parents,
+            &[
+                role("00K3", "006A", "Influencer"),
+                role("00K2", "006B", "Buyer"),
+                role("00K1", "006A", "Decision Maker"),
+                role("00K0", "006A", "Influencer"),
+            ],
+        );
+        let listed: Vec<(&str, &str)> = lists["003C"]
+            .iter()
+            .map(|r| {
+                (
+                    r["OpportunityId"].as_str().unwrap(),
+                    r["Role"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            listed,
+            vec![("006A", "Influencer, Decision Maker"), ("006B", "Buyer")]
+        );
     }
 
     #[test]

@@ -264,7 +264,8 @@ pub struct Opportunity {
     close_date: Option<String>,
     closed: bool,
     won: bool,
-    /// The contact's role in it, for a contact's opportunities.
+    /// The contact's role in it, for a contact's opportunities; several roles are listed in one
+    /// entry, comma-separated (`Decision Maker, Influencer`).
     role: Option<String>,
     view_in_salesforce_url: String,
 }
@@ -360,7 +361,7 @@ fn record_url(ctx: &Context<'_>, id: &str) -> String {
 }
 
 /// One live list of a panel, or `UPSTREAM_UNAVAILABLE` when Salesforce cannot answer and
-/// nothing is cached.
+/// nothing read within a day is cached, or refuses the query.
 async fn live(ctx: &Context<'_>, kind: Live, parent: &str) -> ApiResult<Fetched> {
     let fetched = read_live(ctx, kind, parent).await;
     if let Some(freshness) = ctx.data_opt::<Arc<Freshness>>() {
@@ -409,7 +410,7 @@ async fn read_live(ctx: &Context<'_>, kind: Live, parent: &str) -> ApiResult<Fet
     });
     match loader.load_one(key).await {
         Ok(Some(Ok(fetched))) => Ok(fetched),
-        Ok(Some(Err(Unread::Upstream(message)))) => {
+        Ok(Some(Err(Unread::Upstream(message) | Unread::Refused(message)))) => {
             Err(ApiError::new(Code::UpstreamUnavailable, &*message))
         }
         Ok(Some(Err(Unread::Internal))) => Err(ApiError::new(

@@ -686,6 +686,46 @@ async fn without_salesforce_cached_lists_are_served_stale_and_only_to_the_same_p
 }
 
 #[tokio::test]
+async fn a_list_salesforce_refuses_to_read_is_not_served_from_the_cache() {
+    let (app, sim, _) = with_activity(|s| s.graphql.panel_cache_secs = 0).await;
+    let query = "{ contacts(first: 5) { nodes { salesforce { stale notes { title } tasks { subject } } } } }";
+    let fresh = app.gql_ok(query, json!({})).await;
+    assert_eq!(
+        fresh["contacts"]["nodes"][0]["salesforce"]["tasks"][0]["subject"],
+        "Send the quote"
+    );
+
+    // An admin of the org hides a field of Task from the integration user.
+    sim.hide_field("Task", "Priority").unwrap();
+    let refused = app.gql(query, json!({})).await;
+    let panel = &refused["data"]["contacts"]["nodes"][0]["salesforce"];
+    assert_eq!(
+        panel["tasks"],
+        Value::Null,
+        "what the user may no longer read is not shown: {refused}"
+    );
+    assert_eq!(
+        panel["notes"][0]["title"], "Prefers email",
+        "the other lists are read as before"
+    );
+    let message = refused["errors"][0]["message"].as_str().unwrap_or_default();
+    assert!(
+        codes(&refused) == ["UPSTREAM_UNAVAILABLE"]
+            && message.contains("Salesforce refused to read it")
+            && message.contains("INVALID_FIELD"),
+        "{refused}"
+    );
+
+    // Out of budget now, the refused list has nothing kept to serve stale.
+    sim.set_daily_api_limit(sim.api_usage());
+    let limited = app.gql(query, json!({})).await;
+    let panel = &limited["data"]["contacts"]["nodes"][0]["salesforce"];
+    assert_eq!(panel["stale"], true, "{limited}");
+    assert_eq!(panel["notes"][0]["title"], "Prefers email");
+    assert_eq!(panel["tasks"], Value::Null, "{limited}");
+}
+
+#[tokio::test]
 async fn a_salesforce_that_is_slow_to_answer_costs_a_panel_only_its_patience() {
     let (app, sim, _) = with_activity(|s| {
         s.graphql.panel_cache_secs = 0;
@@ -1227,6 +1267,46 @@ async fn a_list_shows_its_newest_hundred_however_many_salesforce_holds() {
 }
 
 #[tokio::test]
+async fn a_contact_with_several_roles_in_an_opportunity_sees_it_once_with_each_role() {
+    let (app, sim, contact) = with_activity(|_| {}).await;
+    let renewal = sim
+        .records("Opportunity")
+        .into_iter()
+        .find(|o| o["Name"] == "Renewal")
+        .unwrap()["Id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for role in ["Influencer", "Decision Maker"] {
+        sim.insert(
+            "OpportunityContactRole",
+            json!({ "OpportunityId": renewal, "ContactId": contact, "Role": role }),
+        )
+        .unwrap();
+    }
+    let body = app
+        .gql_ok(
+            "{ contacts(first: 5) { nodes { salesforce { opportunities(status: ALL) { id name role } } } } }",
+            json!({}),
+        )
+        .await;
+    let listed = &body["contacts"]["nodes"][0]["salesforce"]["opportunities"];
+    assert_eq!(
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| (o["name"].as_str().unwrap(), o["role"].as_str().unwrap()))
+            .collect::<Vec<_>>(),
+        vec![
+            ("Renewal", "Decision Maker, Influencer"),
+            ("Pilot", "Decision Maker")
+        ],
+        "{listed}"
+    );
+}
+
+#[tokio::test]
 async fn an_opportunity_read_again_after_a_full_page_is_listed_once() {
     let (app, sim, contact) = linked().await;
     // Another contact's roles, older than this one's open opportunity and newer than its
@@ -1284,6 +1364,11 @@ async fn an_opportunity_read_again_after_a_full_page_is_listed_once() {
         by_name(&body, "Busy")["salesforce"]["closed"],
         json!([{ "name": "Old win" }]),
         "behind two hundred open ones, read on its own"
+    );
+    assert_eq!(
+        by_name(&body, "Busy")["salesforce"]["opportunities"],
+        json!([{ "name": "Big" }, { "name": "Old win" }]),
+        "two thousand roles in one opportunity list it once"
     );
     assert_eq!(
         api_calls(&sim) - calls,

@@ -223,6 +223,24 @@ impl SimHandle {
         Ok(())
     }
 
+    /// Hides a field, standard or custom, from the integration user, as field-level security
+    /// may: describe leaves it out, and queries and writes naming it are refused with
+    /// `INVALID_FIELD`, as for a field the org does not have.
+    pub fn hide_field(&self, sobject: &str, field: &str) -> Result<(), ApiError> {
+        let obj = rest_object(sobject)?;
+        let index = Schema::get()
+            .object(obj)
+            .field_index(field)
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    "INVALID_FIELD",
+                    format!("No such column '{field}' on entity '{sobject}'"),
+                )
+            })?;
+        lock(&self.sim.store).remove_field(obj, index);
+        Ok(())
+    }
+
     /// Makes a custom field required, as an admin may: describe says it is not nillable,
     /// and a create without it is refused with `REQUIRED_FIELD_MISSING`.
     pub fn require_field(&self, sobject: &str, field: &str) -> Result<(), ApiError> {
