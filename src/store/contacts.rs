@@ -250,6 +250,13 @@ impl Store {
         let mut left_keys = Vec::new();
         let mut changed = Vec::new();
         let (mut moved, mut accounts_checked) = (Vec::new(), Vec::new());
+        // Told to have no account, a contact showing none already may still stay in the
+        // Salesforce account of a purged desk account: then it leaves that one.
+        let kept = if patch.account_id == Some(None) {
+            super::sync::with_kept_accounts(&*txn, ids).await?
+        } else {
+            Default::default()
+        };
         for current in contacts {
             let id = current.id;
             let before = contact_input(&current);
@@ -262,7 +269,7 @@ impl Store {
             })?;
             // A save that changes nothing writes nothing: no newer stamp to win a conflict
             // with, nothing for the sync to send, no change to announce.
-            if patch.account_id != Some(None) && before.validate().as_ref() == Ok(&fields) {
+            if !kept.contains(&id) && before.validate().as_ref() == Ok(&fields) {
                 out.push(current);
                 continue;
             }
@@ -272,9 +279,7 @@ impl Store {
                 check_account(&*txn, fields.account_id).await?;
                 accounts_checked.push(fields.account_id);
             }
-            // Moved, or told to have no account (though it shows none already, staying in the
-            // Salesforce account of a purged desk account), it leaves that account too.
-            if current.account_id != fields.account_id || patch.account_id == Some(None) {
+            if current.account_id != fields.account_id || kept.contains(&id) {
                 moved.push(id);
             }
             let key = current.email_key.clone();

@@ -267,6 +267,27 @@ pub(crate) async fn forget_kept_accounts(
     Ok(())
 }
 
+/// Which of `contacts` stay in the Salesforce account of a purged desk account.
+pub(crate) async fn with_kept_accounts(
+    db: &impl ConnectionTrait,
+    contacts: &[ContactId],
+) -> StoreResult<std::collections::HashSet<ContactId>> {
+    let mut kept = std::collections::HashSet::new();
+    for part in contacts.chunks(BIND_PART) {
+        let ids: Vec<i64> = record_link::Entity::find()
+            .select_only()
+            .column(record_link::Column::DeskId)
+            .filter(record_link::Column::Module.eq(Module::Contacts.as_str()))
+            .filter(record_link::Column::DeskId.is_in(part.iter().map(|c| c.0)))
+            .filter(record_link::Column::KeptAccountId.is_not_null())
+            .into_tuple()
+            .all(db)
+            .await?;
+        kept.extend(ids.into_iter().map(ContactId));
+    }
+    Ok(kept)
+}
+
 /// A desk record and its Salesforce twin, about to be linked.
 #[derive(Debug, Clone)]
 pub struct NewLink {

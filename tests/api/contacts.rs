@@ -605,12 +605,23 @@ async fn a_save_that_changes_nothing_writes_nothing() {
     let mut announced = app.store.subscribe();
     let saved = app
         .gql_ok(
-            "mutation($id: ID!, $a: ID!) { updateContact(id: $id, patch: { title: \"Director\", lastName: \"Hamilton\" }) { updatedAt } updateAccount(id: $a, patch: { name: \"Draper\" }) { updatedAt } }",
+            "mutation($id: ID!, $a: ID!) { updateContact(id: $id, patch: { title: \"Director\", lastName: \"Hamilton\", accountId: null }) { updatedAt } updateAccount(id: $a, patch: { name: \"Draper\" }) { updatedAt } }",
             json!({ "id": contact["id"], "a": account["id"] }),
         )
         .await;
     assert_eq!(saved["updateContact"]["updatedAt"], contact["updatedAt"]);
     assert_eq!(saved["updateAccount"]["updatedAt"], account["updatedAt"]);
+    assert!(announced.try_recv().is_err(), "no change is announced");
+    let again = app
+        .gql_ok(
+            "mutation($ids: [ID!]!) { massUpdateContacts(ids: $ids, patch: { accountId: null }) { updatedAt } }",
+            json!({ "ids": [contact["id"]] }),
+        )
+        .await;
+    assert_eq!(
+        again["massUpdateContacts"][0]["updatedAt"], contact["updatedAt"],
+        "a form sending every field, an empty account among them, saves nothing new"
+    );
     assert!(announced.try_recv().is_err(), "no change is announced");
 
     // A record named twice in a mass update is changed, and returned, once.
