@@ -1,7 +1,7 @@
 //! The sync engine: one round pulls Salesforce changes into the desk, then pushes desk
 //! changes to Salesforce. `run_once` is the unit the worker repeats and tests drive.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -141,6 +141,54 @@ impl Round {
             Module::Contacts => &self.contacts,
             Module::Accounts => &self.accounts,
         }
+    }
+
+    /// Of these ids of `object`, those Salesforce holds no live record of (deleted, or never
+    /// there), asked in as few queries as the URLs allow. Salesforce's answer that a write met
+    /// a deleted record does not always say which: the record written, or one a field of it
+    /// names. When the question cannot be asked, none is taken to be missing: a record
+    /// wrongly thought gone would be made a second time.
+    pub async fn missing(&self, object: &str, ids: &[String]) -> HashSet<String> {
+        let mut missing: HashSet<String> = ids.iter().cloned().collect();
+        if missing.is_empty() {
+            return missing;
+        }
+        let soqls = Ident::parse("Id").and_then(|id| {
+            url_sized(ids)
+                .map(|chunk| {
+                    Ok(Select::new(object, &["Id"])?
+                        .filter(Condition::in_list(
+                            &id,
+                            chunk.iter().map(|i| Literal::Text(i.clone())),
+                        ))
+                        .build())
+                })
+                .collect::<Result<Vec<_>, crate::domain::Invalid>>()
+        });
+        let asked = match soqls {
+            Ok(soqls) => self.client.queries(&soqls).await,
+            Err(e) => {
+                tracing::warn!(error = %e, object, "cannot ask Salesforce which records are gone");
+                return HashSet::new();
+            }
+        };
+        for rows in asked {
+            match rows {
+                Ok(rows) => {
+                    for row in rows {
+                        if let Some(id) = row.get("Id").and_then(Value::as_str) {
+                            // Answered with 18 characters, asked with 18 or 15.
+                            missing.retain(|m| !id.starts_with(m.as_str()));
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, object, "cannot ask Salesforce which records are gone");
+                    return HashSet::new();
+                }
+            }
+        }
+        missing
     }
 
     /// The Salesforce records, linked or not, whose match field (the Salesforce field the

@@ -567,12 +567,15 @@ impl SyncEngine {
             .collect();
         for (key, found) in &mut candidates {
             if found.len() == 1 {
-                // Purged meanwhile, the candidate is gone, or given another key: the
-                // Salesforce record is new.
+                // Purged meanwhile, the candidate is gone; moved to the bin, or given
+                // another key, it is no longer the one the lookup chose: the Salesforce
+                // record is new. (One found in the bin, with no live record holding its
+                // key, is brought back.)
+                let binned = found[0].deleted();
                 *found = desk
                     .remove(&found[0].id())
                     .filter(|d| {
-                        !d.deleted()
+                        d.deleted() == binned
                             && DeskRecord::match_key(module, &d.values()).as_ref() == Some(key)
                     })
                     .into_iter()

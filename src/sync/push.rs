@@ -253,17 +253,21 @@ impl SyncEngine {
             // not pass for a Salesforce edit newer than the desk's: noted first.
             self.store.note_sent_updates(module, &sent).await?;
             let results = round.client.update_many(object, &body, false).await?;
-            for ((i, _, _), result) in updates.into_iter().zip(results) {
+            // Told that a deleted record was met, naming no field: the record updated, or
+            // one a field of it names (an account deleted with its contacts)? Salesforce is
+            // asked which of the records updated are gone.
+            let doubtful: Vec<String> = updates
+                .iter()
+                .zip(&results)
+                .filter(|(_, result)| met_deleted(result).is_some_and(|fields| fields.is_empty()))
+                .map(|((_, id, _), _)| id.as_str().to_owned())
+                .collect();
+            let missing = round.missing(object, &doubtful).await;
+            for ((i, id, _), result) in updates.into_iter().zip(results) {
                 if !result.success {
                     unmade.push(plans[i].0);
                 }
-                let gone = result.errors.iter().any(|(code, _, fields)| {
-                    matches!(code.as_str(), "ENTITY_IS_DELETED" | "NOT_FOUND")
-                        // An id the org does not know (a record purged from its recycle
-                        // bin); naming a field, it is a lookup that is gone instead.
-                        || (code == "INVALID_CROSS_REFERENCE_KEY" && fields.is_empty())
-                });
-                if gone {
+                if missing.contains(id.as_str()) {
                     // Deleted in Salesforce but changed in the desk: re-create it there, out
                     // of the account a purge kept it in (which Salesforce deleted with it).
                     let mut values = match &mut plans[i].1 {
@@ -358,6 +362,14 @@ impl SyncEngine {
             }
         }
 
+        let missing_accounts = missing_accounts(
+            round,
+            module,
+            outcomes.iter().map(|(i, result)| (plans[*i].0, result)),
+            &records,
+            &accounts,
+        )
+        .await;
         // Read before the batch: only the worker logs push failures, one round at a time.
         let open_failures = self.store.has_open_failures(module).await?;
         let mut batch = self.store.begin_sync().await?;
@@ -471,10 +483,10 @@ impl SyncEngine {
                     if let Some((account, salesforce_account)) = gone_account(
                         round,
                         module,
+                        (&fields, records.get(&desk_id)),
                         &code,
-                        &fields,
-                        records.get(&desk_id),
                         &accounts,
+                        &missing_accounts,
                     ) {
                         // Deleted in Salesforce (an account takes its contacts with it): the
                         // desk account goes out again, matched by name or made anew, and the
@@ -739,27 +751,65 @@ impl SyncEngine {
     }
 }
 
+/// The fields named by an answer saying a write met a deleted or unknown record (`[]` when
+/// it names none), or `None` for any other answer.
+fn met_deleted(result: &RecordResult) -> Option<&[String]> {
+    result.errors.iter().find_map(|(code, _, fields)| {
+        matches!(
+            code.as_str(),
+            "ENTITY_IS_DELETED" | "NOT_FOUND" | "INVALID_CROSS_REFERENCE_KEY"
+        )
+        .then_some(fields.as_slice())
+    })
+}
+
 /// The desk account (and the Salesforce account it was linked to) of a desk contact that
 /// Salesforce refused because that account no longer exists there: deleted, and the contact
-/// with it.
+/// with it. The answer names the account field, or names none and the account is among
+/// those found `missing`.
 fn gone_account(
     round: &Round,
     module: Module,
+    (fields, record): (&[String], Option<&DeskRecord>),
     code: &str,
-    fields: &[String],
-    record: Option<&DeskRecord>,
     accounts: &AccountLinks,
+    missing: &HashSet<String>,
 ) -> Option<(i64, String)> {
     if module != Module::Contacts
         || !matches!(code, "ENTITY_IS_DELETED" | "INVALID_CROSS_REFERENCE_KEY")
     {
         return None;
     }
-    let field = account_field(round.mappings(module), module)?;
-    if !fields.iter().any(|f| f.eq_ignore_ascii_case(field)) {
-        return None;
-    }
     let account = record?.values().get("accountId")?.as_i64()?;
     let salesforce = accounts.to_salesforce.get(&account)?;
-    Some((account, salesforce.clone()))
+    let field = account_field(round.mappings(module), module)?;
+    let named = fields.iter().any(|f| f.eq_ignore_ascii_case(field));
+    (named || (fields.is_empty() && missing.contains(salesforce)))
+        .then(|| (account, salesforce.clone()))
+}
+
+/// The Salesforce accounts of the desk contacts Salesforce refused for meeting a deleted
+/// record it did not name: which of them are gone, asked of Salesforce.
+async fn missing_accounts(
+    round: &Round,
+    module: Module,
+    refused: impl Iterator<Item = (i64, &RecordResult)>,
+    records: &HashMap<i64, DeskRecord>,
+    accounts: &AccountLinks,
+) -> HashSet<String> {
+    if module != Module::Contacts {
+        return HashSet::new();
+    }
+    let mut asked: Vec<String> = refused
+        .filter(|(_, result)| met_deleted(result).is_some_and(|fields| fields.is_empty()))
+        .filter_map(|(desk_id, _)| {
+            let account = records.get(&desk_id)?.values().get("accountId")?.as_i64()?;
+            accounts.to_salesforce.get(&account).cloned()
+        })
+        .collect();
+    asked.sort();
+    asked.dedup();
+    round
+        .missing(Module::Accounts.salesforce_object(), &asked)
+        .await
 }

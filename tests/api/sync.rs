@@ -1178,6 +1178,57 @@ async fn a_desk_edit_of_a_contact_whose_account_salesforce_deleted_brings_both_b
 }
 
 #[tokio::test]
+async fn a_contact_moved_to_an_account_salesforce_deleted_stays_one_record_there() {
+    let (app, sim) = connected().await;
+    let contact = sim
+        .insert("Contact", json!({ "LastName": "Kent" }))
+        .unwrap();
+    let planet = sim
+        .insert("Account", json!({ "Name": "Daily Planet" }))
+        .unwrap();
+    app.sync_now().await;
+    let desk_id = by_last_name(&contacts(&app).await, "Kent")[0]["id"].clone();
+    let desk_planet = app
+        .gql_ok("{ accounts(first: 10) { nodes { id name } } }", json!({}))
+        .await["accounts"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == "Daily Planet")
+        .unwrap()["id"]
+        .clone();
+
+    // The account goes in Salesforce (no contact of its own goes with it), and the desk
+    // moves the contact there before the next round.
+    sim.delete("Account", &planet).unwrap();
+    update_contact(&app, &desk_id, json!({ "accountId": desk_planet })).await;
+    let mark = sim.request_count();
+    app.sync_now().await;
+    assert_eq!(
+        writes_since(&sim, mark),
+        vec!["PATCH /services/data/v62.0/composite/sobjects".to_owned()],
+        "the refused update alone: the contact is not made again in its place"
+    );
+    app.sync_now().await;
+
+    assert_eq!(
+        salesforce_id_of(&app, &desk_id).await,
+        contact,
+        "the contact Salesforce holds is the one updated, not made again"
+    );
+    assert_eq!(sim.count("Contact"), 1);
+    let moved = sim.get("Contact", &contact).unwrap();
+    let account = moved["AccountId"].as_str().expect("moved into an account");
+    assert_ne!(account, planet);
+    assert_eq!(
+        sim.get("Account", account).unwrap()["Name"],
+        "Daily Planet",
+        "the desk account went out again"
+    );
+    assert!(open_failures(&app).await.as_array().unwrap().is_empty());
+}
+
+#[tokio::test]
 async fn a_purged_desk_record_is_recreated_by_a_salesforce_update() {
     let (app, sim) = connected().await;
     let sf_id = sim
@@ -1679,6 +1730,34 @@ async fn a_desk_contact_moved_to_the_bin_leaves_the_match_to_the_other() {
     app.sync_now().await;
     assert_eq!(salesforce_id_of(&app, &one["id"]).await, sf);
     assert_eq!(waiting_on_a_match(&app).await, vec![]);
+    assert_eq!(sim.count("Contact"), 1);
+}
+
+#[tokio::test]
+async fn a_salesforce_contact_whose_only_desk_match_is_in_the_bin_brings_it_back() {
+    let (app, sim) = connected().await;
+    let binned = app
+        .create_contact(json!({ "lastName": "Lovelace", "email": "ada@example.com" }))
+        .await;
+    app.gql_ok(
+        "mutation($id: ID!) { deleteContact(id: $id) { id } }",
+        json!({ "id": binned["id"] }),
+    )
+    .await;
+    app.sync_now().await;
+    let sf = sim
+        .insert(
+            "Contact",
+            json!({ "LastName": "Lovelace", "FirstName": "Ada", "Email": "ADA@example.com" }),
+        )
+        .unwrap();
+    app.sync_now().await;
+    let live = contacts(&app).await;
+    let found = by_last_name(&live, "Lovelace");
+    assert_eq!(found.len(), 1, "one desk contact, not a second: {live:?}");
+    assert_eq!(found[0]["id"], binned["id"], "the binned one, restored");
+    assert_eq!(found[0]["firstName"], "Ada");
+    assert_eq!(salesforce_id_of(&app, &binned["id"]).await, sf);
     assert_eq!(sim.count("Contact"), 1);
 }
 

@@ -282,12 +282,21 @@ fn parse_reference(store: &Store, field: &Field, s: &str) -> Result<Value, ApiEr
         .by_prefix(&prefix)
         .filter(|&o| field.reference_to.contains(&schema.object(o).name))
         .ok_or_else(bad)?;
+    // As Salesforce often answers a lookup to a record that is not there, naming no field:
+    // whether the record written or the one it names is gone, the answer does not say.
     let row = store
         .locate(obj, s)
-        .filter(|&r| store.record(obj, r).deleted.is_none())
         .ok_or_else(|| {
             ApiError::bad_request("INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id")
-                .on(field.name)
+        })
+        .and_then(|r| {
+            store.live(obj, r).map(|_| r).map_err(|e| match e.code {
+                "ENTITY_IS_DELETED" => ApiError::bad_request(e.code, e.message),
+                _ => ApiError::bad_request(
+                    "INVALID_CROSS_REFERENCE_KEY",
+                    "invalid cross reference id",
+                ),
+            })
         })?;
     Ok(Value::Ref(obj as u8, row as u32 + 1))
 }
