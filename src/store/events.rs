@@ -108,16 +108,26 @@ pub(crate) async fn record(
     })
 }
 
-/// One logged event, if it is still kept.
-pub(crate) async fn sync_event_by_id(
+/// The logged events of these ids still kept, oldest first; one this version cannot read is
+/// passed over with a warning.
+pub(crate) async fn sync_events_by_ids(
     db: &impl ConnectionTrait,
-    id: i64,
-) -> StoreResult<Option<SyncEvent>> {
-    sync_event::Entity::find_by_id(id)
-        .one(db)
-        .await?
-        .map(SyncEvent::try_from)
-        .transpose()
+    ids: &[i64],
+) -> StoreResult<Vec<SyncEvent>> {
+    let mut events = Vec::with_capacity(ids.len());
+    for part in ids.chunks(super::BIND_PART) {
+        let rows = sync_event::Entity::find()
+            .filter(sync_event::Column::Id.is_in(part.iter().copied()))
+            .order_by_asc(sync_event::Column::Id)
+            .all(db)
+            .await?;
+        events.extend(rows.into_iter().filter_map(|row| {
+            SyncEvent::try_from(row)
+                .inspect_err(|e| tracing::warn!(error = %e, "an unreadable logged sync event"))
+                .ok()
+        }));
+    }
+    Ok(events)
 }
 
 impl Store {

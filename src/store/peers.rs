@@ -19,7 +19,7 @@ use sea_orm::sqlx::{self, PgPool, postgres::PgListener};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc, watch};
 
-use super::events::{PassedOn, SyncEvent, sync_event_by_id};
+use super::events::{PassedOn, SyncEvent, sync_events_by_ids};
 use crate::domain::DeskEvent;
 
 const CHANNEL: &str = "tandem_events";
@@ -221,6 +221,7 @@ impl Bridge {
         }
         // What another replica committed may change any answer read before it.
         self.followers.changes.fetch_add(1, Ordering::SeqCst);
+        let mut sync = Vec::new();
         for notice in envelope.notices {
             match notice {
                 Notice::Desk(event) => {
@@ -229,20 +230,37 @@ impl Bridge {
                 Notice::Profiles => self.followers.profiles.send_modify(|version| *version += 1),
                 // The change count has moved for it above.
                 Notice::Changed => {}
-                Notice::Sync(id) => match sync_event_by_id(&self.db, id).await {
-                    Ok(Some(event)) => {
-                        self.followers
-                            .newest_event
-                            .fetch_max(event.id, Ordering::SeqCst);
-                        self.followers
-                            .passed_on
-                            .pass_on(&self.followers.sync, event);
-                    }
-                    Ok(None) => {}
-                    Err(e) => {
-                        tracing::warn!(error = %e, id, "cannot read another replica's sync event")
-                    }
-                },
+                Notice::Sync(id) => sync.push(id),
+            }
+        }
+        self.pass_on_sync(&sync).await;
+    }
+
+    /// Passes on the sync events another replica announced, read from the log together; with
+    /// nobody here subscribed, only notes the newest, where subscribers coming later start.
+    async fn pass_on_sync(&self, ids: &[i64]) {
+        let Some(&newest) = ids.iter().max() else {
+            return;
+        };
+        if self.followers.sync.receiver_count() == 0 {
+            self.followers
+                .newest_event
+                .fetch_max(newest, Ordering::SeqCst);
+            return;
+        }
+        match sync_events_by_ids(&self.db, ids).await {
+            Ok(events) => {
+                for event in events {
+                    self.followers
+                        .newest_event
+                        .fetch_max(event.id, Ordering::SeqCst);
+                    self.followers
+                        .passed_on
+                        .pass_on(&self.followers.sync, event);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, newest, "cannot read another replica's sync events")
             }
         }
     }
