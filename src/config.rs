@@ -106,7 +106,9 @@ pub struct SyncSettings {
     pub batch_size: usize,
     /// Seconds a Salesforce transaction may commit after the `SystemModstamp` it stamps: each
     /// poll reads that far back before the newest change it has seen, until that long has
-    /// passed since it saw it.
+    /// passed since it saw it. Ten minutes by default: an Apex transaction (a trigger, a
+    /// flow, a batch's chunk) may run that long, and its records carry the stamp of their
+    /// write, not of the commit.
     pub poll_overlap_secs: u64,
     /// Seconds before a record that failed for a transient reason is tried again; the wait
     /// doubles with each attempt (up to an hour).
@@ -212,7 +214,7 @@ impl Default for SyncSettings {
             api_version: ApiVersion("62.0".into()),
             worker: true,
             poll_interval_secs: 10,
-            poll_overlap_secs: 120,
+            poll_overlap_secs: 600,
             batch_size: 200,
             retry_backoff_secs: 30,
             retry_max_attempts: 8,

@@ -44,7 +44,7 @@ impl Default for EngineSettings {
             batch: 200,
             pull_batch: 1000,
             history_retention: chrono::Duration::days(7),
-            overlap: Duration::from_secs(120),
+            overlap: Duration::from_secs(600),
             retry: RetryPolicy::default(),
             unanswered_create: chrono::Duration::minutes(11),
         }
