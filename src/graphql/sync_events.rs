@@ -29,7 +29,7 @@ const RETRY_LONGEST: Duration = Duration::from_secs(8);
 pub enum SyncEventType {
     /// A batch moved records: its sync history entry.
     History,
-    /// A record failed: its failure log entry.
+    /// A record failed, or a failure was resolved (`resolvedAt` set): its failure log entry.
     Failure,
     /// The integration was connected, paused, resumed, stopped by an error, or deleted; or
     /// the reason shown with its status changed (rounds failing and retried, and the round

@@ -206,9 +206,9 @@ impl Store {
         let mut active: account::ActiveModel = current.into();
         active.deleted_at = Set(Some(Utc::now()));
         let model = active.update(&*txn).await?;
-        settle_pushes(&*txn, Module::Accounts, id.0).await?;
+        let resolved = settle_pushes(&*txn, Module::Accounts, id.0).await?;
         super::sync::wake_pulls_keyed(&*txn, Module::Accounts, key.into_iter().collect()).await?;
-        txn.commit().await?;
+        txn.commit_publishing(self, resolved).await?;
         self.publish(DeskEntity::Account, DeskAction::Deleted, id.0);
         Ok(model)
     }

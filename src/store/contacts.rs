@@ -315,9 +315,9 @@ impl Store {
         let mut active: contact::ActiveModel = current.into();
         active.deleted_at = Set(Some(Utc::now()));
         let model = active.update(&*txn).await?;
-        settle_pushes(&*txn, Module::Contacts, id.0).await?;
+        let resolved = settle_pushes(&*txn, Module::Contacts, id.0).await?;
         super::sync::wake_pulls_keyed(&*txn, Module::Contacts, key.into_iter().collect()).await?;
-        txn.commit().await?;
+        txn.commit_publishing(self, resolved).await?;
         self.publish(DeskEntity::Contact, DeskAction::Deleted, id.0);
         Ok(model)
     }

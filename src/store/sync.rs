@@ -186,18 +186,51 @@ pub(crate) async fn wake_pulls_keyed(
 
 /// Marks resolved the open failures of sending this desk record to Salesforce: it was sent,
 /// or (moved to the recycle bin, until a restore queues it again) has nothing left to send.
+/// Returns the events that tell of it, to publish once committed.
 pub(crate) async fn settle_pushes(
     db: &impl ConnectionTrait,
     module: Module,
     desk_id: i64,
-) -> StoreResult<()> {
-    sync_failure::Entity::update_many()
-        .col_expr(sync_failure::Column::ResolvedAt, Expr::value(Utc::now()))
-        .filter(open_failures(module, Direction::DeskToSalesforce))
-        .filter(sync_failure::Column::DeskId.eq(desk_id))
-        .exec(db)
+) -> StoreResult<Vec<SyncEvent>> {
+    resolve_failures(
+        db,
+        open_failures(module, Direction::DeskToSalesforce)
+            .add(sync_failure::Column::DeskId.eq(desk_id)),
+    )
+    .await
+}
+
+/// Marks resolved the open failures `which` selects, each logged as an event with its
+/// `resolvedAt`: a dashboard following `syncEvents` sees a failure close as it saw it open.
+/// Returns the events, to publish once committed.
+async fn resolve_failures(
+    db: &impl ConnectionTrait,
+    which: sea_orm::Condition,
+) -> StoreResult<Vec<SyncEvent>> {
+    let open = sync_failure::Entity::find()
+        .filter(which)
+        .filter(sync_failure::Column::ResolvedAt.is_null())
+        .order_by_asc(sync_failure::Column::Id)
+        .all(db)
         .await?;
-    Ok(())
+    if open.is_empty() {
+        return Ok(Vec::new());
+    }
+    let now = Utc::now();
+    let ids: Vec<i64> = open.iter().map(|f| f.id).collect();
+    for part in ids.chunks(BIND_PART) {
+        sync_failure::Entity::update_many()
+            .col_expr(sync_failure::Column::ResolvedAt, Expr::value(now))
+            .filter(sync_failure::Column::Id.is_in(part.iter().copied()))
+            .exec(db)
+            .await?;
+    }
+    let mut logged = Vec::with_capacity(open.len());
+    for mut failure in open {
+        failure.resolved_at = Some(now);
+        logged.push(events::record(db, SyncEventKind::Failure(failure)).await?);
+    }
+    Ok(logged)
 }
 
 /// Deletes do not cross: the linked contacts of an account about to be purged from the desk
@@ -701,18 +734,18 @@ impl Store {
             return Ok(());
         }
         let txn = self.write().await?;
-        sync_failure::Entity::update_many()
-            .col_expr(sync_failure::Column::ResolvedAt, Expr::value(Utc::now()))
-            .filter(open_failures(module, Direction::SalesforceToDesk))
-            .filter(sync_failure::Column::At.lt(since))
-            .filter(one_of(
-                self.backend(),
-                sync_failure::Column::SalesforceId,
-                salesforce_ids.to_vec(),
-            ))
-            .exec(&*txn)
-            .await?;
-        txn.commit().await?;
+        let resolved = resolve_failures(
+            &*txn,
+            open_failures(module, Direction::SalesforceToDesk)
+                .add(sync_failure::Column::At.lt(since))
+                .add(one_of(
+                    self.backend(),
+                    sync_failure::Column::SalesforceId,
+                    salesforce_ids.to_vec(),
+                )),
+        )
+        .await?;
+        txn.commit_publishing(self, resolved).await?;
         Ok(())
     }
 
@@ -1575,12 +1608,13 @@ impl SyncBatch<'_> {
 
     /// Marks resolved the open failures of reading this Salesforce record into the desk.
     pub async fn resolve_pull(&mut self, module: Module, salesforce_id: &str) -> StoreResult<()> {
-        sync_failure::Entity::update_many()
-            .col_expr(sync_failure::Column::ResolvedAt, Expr::value(Utc::now()))
-            .filter(open_failures(module, Direction::SalesforceToDesk))
-            .filter(sync_failure::Column::SalesforceId.eq(salesforce_id))
-            .exec(&*self.txn)
-            .await?;
+        let resolved = resolve_failures(
+            &*self.txn,
+            open_failures(module, Direction::SalesforceToDesk)
+                .add(sync_failure::Column::SalesforceId.eq(salesforce_id)),
+        )
+        .await?;
+        self.sync_events.extend(resolved);
         Ok(())
     }
 
@@ -1639,7 +1673,9 @@ impl SyncBatch<'_> {
 
     /// Marks resolved the open failures of sending this desk record to Salesforce.
     pub async fn resolve_push(&mut self, module: Module, desk_id: i64) -> StoreResult<()> {
-        settle_pushes(&*self.txn, module, desk_id).await
+        let resolved = settle_pushes(&*self.txn, module, desk_id).await?;
+        self.sync_events.extend(resolved);
+        Ok(())
     }
 
     /// Logs a failed record; an open entry for the same record is updated instead. A transient
@@ -1789,13 +1825,14 @@ impl SyncBatch<'_> {
             (None, Some(sf)) => sync_failure::Column::SalesforceId.eq(sf),
             (None, None) => return Ok(()),
         };
-        sync_failure::Entity::update_many()
-            .col_expr(sync_failure::Column::ResolvedAt, Expr::value(Utc::now()))
-            .filter(sync_failure::Column::Module.eq(module.as_str()))
-            .filter(sync_failure::Column::ResolvedAt.is_null())
-            .filter(record)
-            .exec(&*self.txn)
-            .await?;
+        let resolved = resolve_failures(
+            &*self.txn,
+            sea_orm::Condition::all()
+                .add(sync_failure::Column::Module.eq(module.as_str()))
+                .add(record),
+        )
+        .await?;
+        self.sync_events.extend(resolved);
         Ok(())
     }
 

@@ -201,9 +201,28 @@ async fn transient_refusals_are_retried_by_the_sync_itself() {
     assert_eq!(open[0]["reason"], "RATE_LIMITED");
     assert_eq!(open[0]["attempts"], 2);
 
+    let mut live = app.store.subscribe_sync();
     app.sync_now().await;
     assert_eq!(open_failures(&app, None).await, Vec::<Value>::new());
     assert_eq!(in_org(&sim, "Locked"), 1, "created exactly once");
+    // Dashboards following syncEvents see the failure close as they saw it open.
+    let closed = std::iter::from_fn(|| live.try_recv().ok())
+        .find_map(|event| match event.kind {
+            tandem::store::SyncEventKind::Failure(failure) => Some(failure),
+            _ => None,
+        })
+        .expect("the resolution is announced");
+    assert_eq!(closed.id.to_string(), open[0]["id"].as_str().unwrap());
+    assert!(closed.resolved_at.is_some(), "{closed:?}");
+    let logged = app.store.sync_events_after(0, 1000).await.unwrap();
+    assert_eq!(
+        logged
+            .iter()
+            .filter(|e| matches!(&e.kind, tandem::store::SyncEventKind::Failure(f) if f.resolved_at.is_some()))
+            .count(),
+        1,
+        "and the log keeps it for subscribers replaying it"
+    );
     let all = app
         .gql_ok(
             "{ syncFailures(includeResolved: true) { nodes { resolvedAt attempts } } }",
