@@ -2385,7 +2385,7 @@ async fn a_sign_in_the_edge_throttles_is_tried_again_not_taken_for_refused_crede
 }
 
 #[tokio::test]
-async fn accounts_with_numbers_go_out_and_come_back_unchanged() {
+async fn accounts_with_numbers_go_out_and_settle_on_what_salesforce_keeps() {
     let (app, sim) = connected().await;
     let account = app
         .gql_ok(
@@ -2407,11 +2407,34 @@ async fn accounts_with_numbers_go_out_and_come_back_unchanged() {
         .unwrap();
     let sf = sim.get("Account", &links[&id].salesforce_id).unwrap();
     assert_eq!(sf["NumberOfEmployees"], 1200);
-    assert_eq!(sf["AnnualRevenue"], 5000000.5);
+    assert_eq!(
+        sf["AnnualRevenue"], 5000001.0,
+        "Salesforce keeps annual revenue in whole units, rounded"
+    );
 
+    // Read back, Salesforce's rounded value is the desk's too: both sides show one number.
     let log = sim.requests().len();
     app.sync_now().await;
     assert_eq!(writes_since(&sim, log), Vec::<String>::new(), "no echo");
+    let revenue = || async {
+        app.gql_ok(
+            &format!("{{ account(id: \"{id}\") {{ annualRevenue updatedAt }} }}"),
+            json!({}),
+        )
+        .await["account"]
+            .clone()
+    };
+    let desk = revenue().await;
+    assert_eq!(desk["annualRevenue"], 5000001.0, "{desk}");
+    let log = sim.requests().len();
+    let report = app.sync_now().await;
+    assert_eq!(writes_since(&sim, log), Vec::<String>::new(), "no echo");
+    assert_eq!(
+        (report.pulled.updated, report.pushed.updated),
+        (0, 0),
+        "{report:?}"
+    );
+    assert_eq!(revenue().await, desk, "settled");
 }
 
 #[tokio::test]

@@ -192,6 +192,17 @@ fn type_error(kind: &str, json: &Json) -> ApiError {
     )
 }
 
+/// A number as a field of `scale` decimal places saves it: rounded half away from zero, as
+/// Salesforce rounds (5000000.5 in a currency field of no decimals is 5000001).
+fn to_scale(n: f64, scale: u32) -> f64 {
+    // A double keeps what its binary value holds.
+    if scale >= 15 {
+        return n;
+    }
+    let places = 10f64.powi(scale as i32);
+    (n * places).round() / places
+}
+
 pub fn parse_value(store: &Store, field: &Field, json: &Json) -> Result<Value, ApiError> {
     if json.is_null() {
         return Ok(Value::Null);
@@ -204,7 +215,7 @@ pub fn parse_value(store: &Store, field: &Field, json: &Json) -> Result<Value, A
         }
         (Kind::Int, _) => return Err(type_error("int", json)),
         (Kind::Double | Kind::Currency | Kind::Percent, Json::Number(n)) => {
-            Value::Num(n.as_f64().unwrap_or_default())
+            Value::Num(to_scale(n.as_f64().unwrap_or_default(), field.scale))
         }
         (Kind::Double | Kind::Currency | Kind::Percent, _) => {
             return Err(type_error("double", json));
