@@ -276,6 +276,10 @@ impl Settled {
     }
 }
 
+/// Account links a pull keeps between pages at most (a few megabytes); past that it starts
+/// again, looking up what the next pages name.
+const ACCOUNT_LINKS_KEPT: usize = 50_000;
+
 /// The name of the cursor a module's pull keeps: the `SystemModstamp` (and id) read up to.
 pub(super) fn cursor_of(module: Module) -> String {
     format!("{}{module}", crate::store::PULL_CURSORS)
@@ -389,9 +393,13 @@ impl SyncEngine {
         let write = async move {
             let mut total = Counts::default();
             let mut batches = 0u32;
-            // The account links the phase's pages found so far.
+            // The account links the phase's pages found so far, up to a bound: an org of
+            // a million contacts in as many accounts would otherwise hold them all.
             let mut known = HashMap::new();
             while let Some(chunk) = arrived.recv().await {
+                if known.len() > ACCOUNT_LINKS_KEPT {
+                    known.clear();
+                }
                 batches += 1;
                 if statistics_due(batches) {
                     self.store.refresh_statistics();
