@@ -468,10 +468,17 @@ impl Connection {
         };
         let id = message_id(message)?.to_owned();
         if self.subscriptions.contains_key(&id) {
-            return Err(Close::new(
-                4409,
-                format!("Subscriber for {id} already exists"),
-            ));
+            if protocol == Protocol::Transport {
+                return Err(Close::new(
+                    4409,
+                    format!("Subscriber for {id} already exists"),
+                ));
+            }
+            // The legacy protocol has no such close: as its reference server does, the
+            // operation under that id is stopped and the new one takes its place.
+            if let Some((_, task)) = self.subscriptions.remove(&id) {
+                task.abort();
+            }
         }
         let request = match message.get("payload") {
             Some(Value::Object(payload)) => super::graphql::request_from_params(payload),

@@ -369,6 +369,28 @@ async fn the_legacy_graphql_ws_protocol_works_too() {
 }
 
 #[tokio::test]
+async fn a_legacy_start_reusing_an_id_replaces_the_operation_under_it() {
+    let app = spawn_app().await;
+    let mut ws = Ws::connect(&app, Some(LEGACY)).await;
+    ws.init(&app, "Agent").await;
+    let start = |query: &str| json!({ "id": "1", "type": "start", "payload": { "query": query } });
+    ws.send(start("subscription { deskChanges { action } }"))
+        .await;
+    ws.send(start("subscription { deskChanges { entity } }"))
+        .await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    app.create_account("Replaced").await;
+    let data = ws.recv().await;
+    assert_eq!(
+        data,
+        json!({ "id": "1", "type": "data", "payload": { "data": { "deskChanges": { "entity": "ACCOUNT" } } } }),
+        "only the second operation answers, and the socket stays open"
+    );
+    ws.send(json!({ "id": "1", "type": "stop" })).await;
+    assert_eq!(ws.recv().await, json!({ "type": "complete", "id": "1" }));
+}
+
+#[tokio::test]
 async fn legacy_clients_with_a_bad_token_get_connection_error_then_4403() {
     let app = spawn_app().await;
     let mut ws = Ws::connect(&app, Some(LEGACY)).await;
