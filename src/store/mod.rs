@@ -317,7 +317,10 @@ impl Store {
             locks::LockSpace::Postgres
         };
         let (events, _) = broadcast::channel(1024);
-        let (sync_events, _) = broadcast::channel(1024);
+        // Room for a few pages of failures at once (a page that meets a new validation rule
+        // fails every record of it): a subscriber a batch or two behind takes them from here,
+        // not from the log, where every subscriber at once would read them again.
+        let (sync_events, _) = broadcast::channel(8192);
         let (own_sync_events, _) = broadcast::channel(1024);
         let profiles = Arc::new(watch::Sender::new(0));
         let desk_gaps = Arc::new(watch::Sender::new(0));
