@@ -370,6 +370,44 @@ struct Kept {
     began: DateTime<Utc>,
     at: DateTime<Utc>,
     records: Arc<Vec<Record>>,
+    /// About what it holds in memory ([`weight`]).
+    bytes: usize,
+}
+
+/// The lists kept, and about how many bytes they hold.
+#[derive(Default)]
+struct KeptLists {
+    kept: HashMap<CacheKey, Kept>,
+    bytes: usize,
+}
+
+impl KeptLists {
+    /// Keeps only the lists `keep` says to, counting the bytes again.
+    fn retain(&mut self, keep: impl Fn(&Kept) -> bool) {
+        self.kept.retain(|_, kept| keep(kept));
+        self.bytes = self.kept.values().map(|kept| kept.bytes).sum();
+    }
+
+    /// Whether a list of `bytes` more fits within `share` tenths of the cache's room.
+    fn fits(&self, bytes: usize, share: usize, budget: usize) -> bool {
+        self.kept.len() < CACHE_ENTRIES * share / 10 && self.bytes + bytes <= budget * share / 10
+    }
+}
+
+/// About how many bytes a list holds in memory: its text, and a little for each value.
+fn weight(records: &[Record]) -> usize {
+    fn of(value: &Value) -> usize {
+        16 + match value {
+            Value::String(s) => s.len(),
+            Value::Array(items) => items.iter().map(of).sum(),
+            Value::Object(fields) => fields.iter().map(|(k, v)| k.len() + of(v)).sum(),
+            _ => 0,
+        }
+    }
+    records
+        .iter()
+        .map(|record| 64 + record.iter().map(|(k, v)| k.len() + of(v)).sum::<usize>())
+        .sum()
 }
 
 /// Live lists by reader, kind and parent, fresh for `ttl`; older entries are kept to be
@@ -379,7 +417,9 @@ struct Kept {
 /// patience, and one that has recovered is asked again within it.
 pub struct LiveCache {
     ttl: Duration,
-    entries: Mutex<HashMap<CacheKey, Kept>>,
+    /// What the lists may hold in memory, in bytes ([`weight`]).
+    budget: usize,
+    entries: Mutex<KeptLists>,
     reading: Mutex<Reads>,
 }
 
@@ -421,9 +461,14 @@ impl Drop for Reading {
     }
 }
 
-/// Entries kept at most; beyond it, those too old to be served stale go first, then all but
-/// the fresh, then the oldest of those until a tenth of the room is free.
+/// Entries kept at most; beyond it (or beyond the bytes they may hold), those too old to be
+/// served stale go first, then all but the fresh, then the oldest of those until a tenth of
+/// the room is free.
 const CACHE_ENTRIES: usize = 100_000;
+
+/// What the cached lists may hold in memory: long note bodies read for many parents and
+/// profiles fill it before the count of entries does.
+const CACHE_BYTES: usize = 64 * 1024 * 1024;
 
 /// The oldest list served stale while Salesforce cannot answer: past a day, a panel says it
 /// cannot be read rather than show what may long since have changed.
@@ -431,8 +476,14 @@ const STALE_AT_MOST: chrono::TimeDelta = chrono::TimeDelta::days(1);
 
 impl LiveCache {
     pub fn new(ttl: Duration) -> Self {
+        Self::within(ttl, CACHE_BYTES)
+    }
+
+    /// A cache whose lists hold at most `budget` bytes.
+    fn within(ttl: Duration, budget: usize) -> Self {
         Self {
             ttl,
+            budget,
             entries: Mutex::default(),
             reading: Mutex::default(),
         }
@@ -476,6 +527,7 @@ impl LiveCache {
         self.entries
             .lock()
             .unwrap_or_else(|p| p.into_inner())
+            .kept
             .get(key)
             .map(|kept| (kept.at, kept.records.clone()))
     }
@@ -487,33 +539,73 @@ impl LiveCache {
         (began, at): (DateTime<Utc>, DateTime<Utc>),
         records: Arc<Vec<Record>>,
     ) {
+        let bytes = weight(&records) + key.2.len();
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        if entries.get(&key).is_some_and(|kept| kept.began > began) {
+        if entries
+            .kept
+            .get(&key)
+            .is_some_and(|kept| kept.began > began)
+        {
             return;
         }
-        if entries.len() >= CACHE_ENTRIES {
+        if let Some(old) = entries.kept.remove(&key) {
+            entries.bytes -= old.bytes;
+        }
+        // One list that would take much of the room is read each time, not kept.
+        if bytes > self.budget / 16 {
+            return;
+        }
+        if !entries.fits(bytes, 10, self.budget) {
             // Keep what may still be served stale; past that nobody wants it.
             let served_until = Utc::now() - STALE_AT_MOST;
-            entries.retain(|_, kept| kept.at > served_until);
+            entries.retain(|kept| kept.at > served_until);
         }
-        if entries.len() >= CACHE_ENTRIES {
+        if !entries.fits(bytes, 10, self.budget) {
             let fresh_since = Utc::now() - chrono::Duration::from_std(self.ttl).unwrap_or_default();
-            entries.retain(|_, kept| kept.at > fresh_since);
+            entries.retain(|kept| kept.at > fresh_since);
         }
-        if entries.len() >= CACHE_ENTRIES {
-            // More read within the time to live than the cache holds: the oldest go.
-            let mut ages: Vec<DateTime<Utc>> = entries.values().map(|kept| kept.at).collect();
-            let (_, &mut cutoff, _) = ages.select_nth_unstable(CACHE_ENTRIES / 10);
-            entries.retain(|_, kept| kept.at > cutoff);
+        if !entries.fits(bytes, 10, self.budget) {
+            // More read within the time to live than the cache holds: the oldest go, until
+            // a tenth of the room is free.
+            let mut ages: Vec<(DateTime<Utc>, usize)> = entries
+                .kept
+                .values()
+                .map(|kept| (kept.at, kept.bytes))
+                .collect();
+            ages.sort_unstable();
+            let (mut count, mut held) = (entries.kept.len(), entries.bytes);
+            let mut cutoff = None;
+            for (at, size) in ages {
+                if count < CACHE_ENTRIES * 9 / 10 && held + bytes <= self.budget * 9 / 10 {
+                    break;
+                }
+                count -= 1;
+                held -= size;
+                cutoff = Some(at);
+            }
+            if let Some(cutoff) = cutoff {
+                entries.retain(|kept| kept.at > cutoff);
+            }
         }
-        entries.insert(key, Kept { began, at, records });
+        entries.bytes += bytes;
+        entries.kept.insert(
+            key,
+            Kept {
+                began,
+                at,
+                records,
+                bytes,
+            },
+        );
     }
 
     /// Drops the lists of `parents` Salesforce refused to read: they are not served stale.
     fn forget(&self, reader: Reader, kind: Live, parents: &[String]) {
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         for parent in parents {
-            entries.remove(&(reader, kind, parent.clone()));
+            if let Some(old) = entries.kept.remove(&(reader, kind, parent.clone())) {
+                entries.bytes -= old.bytes;
+            }
         }
     }
 
@@ -1154,7 +1246,7 @@ mod tests {
             (start, Utc::now()),
             list,
         );
-        let entries = cache.entries.lock().unwrap();
+        let entries = &cache.entries.lock().unwrap().kept;
         assert!(
             entries.len() <= CACHE_ENTRIES * 9 / 10 + 1,
             "{}",
@@ -1163,6 +1255,51 @@ mod tests {
         assert!(entries.contains_key(&(reader, Live::Tasks, "newest".into())));
         assert!(!entries.contains_key(&(reader, Live::Tasks, "0".into())));
         assert!(entries.contains_key(&(reader, Live::Tasks, (CACHE_ENTRIES - 1).to_string())));
+    }
+
+    #[test]
+    fn lists_beyond_the_bytes_the_cache_may_hold_let_the_oldest_go() {
+        use super::{LiveCache, Reader};
+        use chrono::{Duration, Utc};
+        use std::sync::Arc;
+        let note = |n: usize| -> Record {
+            serde_json::from_value(
+                serde_json::json!({ "Id": n.to_string(), "Body": "x".repeat(30_000) }),
+            )
+            .unwrap()
+        };
+        let budget = 8 * 1024 * 1024;
+        let cache = LiveCache::within(std::time::Duration::from_secs(60), budget);
+        let reader = Reader::new(1, "org");
+        let start = Utc::now();
+        // Sixteen notes a list, about 480 KB: 50 lists are three times the room.
+        for n in 0..50 {
+            let at = start + Duration::milliseconds(n as i64);
+            let list = Arc::new((0..16).map(|i| note(n * 16 + i)).collect());
+            cache.put((reader, Live::Notes, n.to_string()), (at, at), list);
+        }
+        let entries = cache.entries.lock().unwrap();
+        assert!(entries.bytes <= budget, "{} bytes held", entries.bytes);
+        assert_eq!(
+            entries.bytes,
+            entries.kept.values().map(|k| k.bytes).sum::<usize>()
+        );
+        assert!(
+            entries
+                .kept
+                .contains_key(&(reader, Live::Notes, "49".into()))
+        );
+        assert!(
+            !entries
+                .kept
+                .contains_key(&(reader, Live::Notes, "0".into()))
+        );
+        drop(entries);
+
+        // A list that would take much of the room is not kept at all.
+        let huge = Arc::new((0..20).map(note).collect());
+        cache.put((reader, Live::Notes, "huge".into()), (start, start), huge);
+        assert!(cache.get(&(reader, Live::Notes, "huge".into())).is_none());
     }
 
     #[test]
