@@ -261,7 +261,14 @@ impl Store {
     /// live desk record that has no Salesforce twin: they were made while desk changes stayed
     /// local, and now go out as the first sync would have sent them (matched by email or
     /// name first).
-    pub async fn set_sync_type(&self, sync_type: SyncType) -> StoreResult<integration::Model> {
+    ///
+    /// `checked`, when given, is the saved mappings ([`Store::mapping_rows`]) as they were
+    /// checked for the new sync type: changed since, the type is not set.
+    pub async fn set_sync_type(
+        &self,
+        sync_type: SyncType,
+        checked: Option<&[MappingRow]>,
+    ) -> StoreResult<integration::Model> {
         let txn = self.write().await?;
         // Locked as read: a first sync that a round marks done meanwhile is seen done here,
         // and what stayed local while it ran one-way is queued.
@@ -270,6 +277,14 @@ impl Store {
             .one(&*txn)
             .await?
             .ok_or_else(|| StoreError::NotFound("Salesforce integration".into()))?;
+        if let Some(checked) = checked
+            && mapping_rows(&*txn).await? != checked
+        {
+            return Err(StoreError::Conflict(format!(
+                "the field mappings changed while they were checked for {}; read them again and set the sync type again",
+                sync_type.as_str()
+            )));
+        }
         let opens = opens_two_way(&current, sync_type.as_str());
         let mut active: integration::ActiveModel = current.into();
         active.sync_type = Set(sync_type.as_str().into());
@@ -330,6 +345,11 @@ impl Store {
     }
 
     /// The saved mappings of a module; empty when the defaults apply.
+    /// Every saved field mapping, to check for a change at [`Store::set_sync_type`].
+    pub async fn mapping_rows(&self) -> StoreResult<Vec<MappingRow>> {
+        mapping_rows(self.connection()).await
+    }
+
     pub async fn field_mappings(&self, module: Module) -> StoreResult<Vec<field_mapping::Model>> {
         Ok(field_mapping::Entity::find()
             .filter(field_mapping::Column::Module.eq(module.as_str()))
@@ -341,13 +361,29 @@ impl Store {
     /// Saves a module's mappings in place of the old ones, and in the same transaction drops
     /// the cursor named (the module's pull) and makes the module's open pull failures due
     /// now: a Salesforce record the desk refused under the old mappings may pass the new.
+    ///
+    /// Checked only for a one-way sync (`writes` false), they are not saved once the sync has
+    /// turned two-way meanwhile: a field only read then may not be one Salesforce lets the
+    /// sync write.
     pub async fn replace_field_mappings(
         &self,
         module: Module,
         pairs: &[(String, String)],
         cursor: &str,
+        writes: bool,
     ) -> StoreResult<()> {
         let txn = self.write().await?;
+        // Locked, as `set_sync_type` locks it: of the two, the later sees what the other did.
+        let current = integration::Entity::find_by_id(ROW)
+            .lock_exclusive()
+            .one(&*txn)
+            .await?
+            .ok_or_else(|| StoreError::NotFound("Salesforce integration".into()))?;
+        if !writes && current.sync_type == SyncType::TwoWay.as_str() {
+            return Err(StoreError::Conflict(
+                "the sync turned TWO_WAY while these mappings were checked for a one-way sync; send them again to have them checked for writing".into(),
+            ));
+        }
         sync_cursor::Entity::delete_by_id(cursor.to_owned())
             .exec(&*txn)
             .await?;
@@ -378,6 +414,22 @@ impl Store {
         txn.commit().await?;
         Ok(())
     }
+}
+
+/// A saved field mapping: module, desk field, Salesforce field.
+pub type MappingRow = (String, String, String);
+
+/// Every saved field mapping, in the order they were saved.
+async fn mapping_rows(db: &impl ConnectionTrait) -> StoreResult<Vec<MappingRow>> {
+    Ok(field_mapping::Entity::find()
+        .select_only()
+        .column(field_mapping::Column::Module)
+        .column(field_mapping::Column::DeskField)
+        .column(field_mapping::Column::SalesforceField)
+        .order_by_asc(field_mapping::Column::Id)
+        .into_tuple()
+        .all(db)
+        .await?)
 }
 
 /// Keeps the pairs linked in `org` as former links, beside those kept from an earlier

@@ -716,14 +716,23 @@ impl Integrations {
     ) -> Result<integration::Model, SyncError> {
         let current = self.connected().await?;
         // Syncing both ways writes every mapped field: one mapped while the sync was one-way
-        // (a formula, say) must be writable first.
-        if sync_type == SyncType::TwoWay && current.sync_type != SyncType::TwoWay.as_str() {
-            self.check_mappings(true, "then set the sync type to TWO_WAY")
-                .await?;
-        }
+        // (a formula, say) must be writable first; and the mappings checked must be the
+        // ones in force when the type is saved.
+        let checked =
+            if sync_type == SyncType::TwoWay && current.sync_type != SyncType::TwoWay.as_str() {
+                let rows = self.store.mapping_rows().await?;
+                self.check_mappings(true, "then set the sync type to TWO_WAY")
+                    .await?;
+                Some(rows)
+            } else {
+                None
+            };
         // As a pause does: a round running anywhere stops at its next batch, and the next
         // one runs with the new direction.
-        let saved = self.store.set_sync_type(sync_type).await?;
+        let saved = self
+            .store
+            .set_sync_type(sync_type, checked.as_deref())
+            .await?;
         self.forget_view().await;
         self.stop_rounds().await?;
         Ok(saved)
@@ -955,7 +964,7 @@ impl Integrations {
             .map(|m| (m.desk_field.clone(), m.salesforce_field.clone()))
             .collect();
         self.store
-            .replace_field_mappings(module, &pairs, &super::pull::cursor_of(module))
+            .replace_field_mappings(module, &pairs, &super::pull::cursor_of(module), writes)
             .await?;
         self.forget_view().await;
         Ok(checked)

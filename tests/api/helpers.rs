@@ -81,6 +81,19 @@ impl TestApp {
     /// Maps a desk field of the module (`CONTACTS` or `ACCOUNTS`) to this Salesforce field,
     /// the module's other mappings as they are.
     pub async fn map_field(&self, module: &str, desk_field: &str, salesforce_field: &str) {
+        let body = self
+            .try_map_field(module, desk_field, salesforce_field)
+            .await;
+        assert!(body.get("errors").is_none(), "{body}");
+    }
+
+    /// Maps one field beside the module's other mappings; the whole answer.
+    pub async fn try_map_field(
+        &self,
+        module: &str,
+        desk_field: &str,
+        salesforce_field: &str,
+    ) -> Value {
         let read = format!("{{ fieldMappings(module: {module}) {{ deskField salesforceField }} }}");
         let mut maps = self.gql_ok(&read, json!({})).await["fieldMappings"]
             .as_array()
@@ -91,7 +104,7 @@ impl TestApp {
         let save = format!(
             "mutation($maps: [FieldMappingInput!]!) {{ updateFieldMappings(module: {module}, mappings: $maps) {{ deskField }} }}"
         );
-        self.gql_ok(&save, json!({ "maps": maps })).await;
+        self.gql(&save, json!({ "maps": maps })).await
     }
 
     /// PostgreSQL sessions on this test's database waiting for an advisory lock (0 on

@@ -255,6 +255,77 @@ async fn a_one_way_sync_maps_read_only_fields_which_must_be_writable_before_it_g
     assert_eq!(integration(&app).await["syncType"], "SALESFORCE_TO_DESK");
 }
 
+#[tokio::test]
+async fn mappings_checked_for_a_one_way_sync_are_not_saved_once_it_turned_two_way() {
+    let (app, sim) = started(|_| {}).await;
+    app.gql_ok(
+        "mutation { setSyncType(syncType: SALESFORCE_TO_DESK) { syncType } }",
+        json!({}),
+    )
+    .await;
+    // A round is reading Salesforce; a mapping change waits for it to stop.
+    sim.insert("Contact", json!({ "LastName": "Reading" }))
+        .unwrap();
+    let query = sim.hold_next("GET", "/query");
+    let engine = app.engine.clone();
+    let round = tokio::spawn(async move { engine.run_once().await });
+    query.arrived().await;
+    // One admin maps Salesforce's read-only full name, fine for a one-way sync, and the
+    // change waits for the round...
+    let mapping = app.try_map_field("CONTACTS", "title", "Name");
+    // ...while another turns the sync two-way, its mappings all writable so far.
+    let turning = async {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        app.gql(
+            "mutation { setSyncType(syncType: TWO_WAY) { syncType } }",
+            json!({}),
+        )
+        .await
+    };
+    let releasing = async {
+        tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
+        query.release();
+    };
+    let (mapped, turned, ()) = tokio::join!(mapping, turning, releasing);
+    let _ = round.await;
+    assert_eq!(turned["errors"], Value::Null, "{turned}");
+    assert_eq!(codes(&mapped), ["CONFLICT"], "{mapped}");
+    assert_eq!(integration(&app).await["syncType"], "TWO_WAY");
+    let saved = app
+        .gql_ok(
+            "{ fieldMappings(module: CONTACTS) { deskField salesforceField } }",
+            json!({}),
+        )
+        .await;
+    assert!(
+        !saved.to_string().contains("\"Name\""),
+        "a field Salesforce will not let the sync write is not mapped two-way: {saved}"
+    );
+}
+
+#[tokio::test]
+async fn a_sync_type_checked_against_mappings_changed_meanwhile_is_not_set() {
+    let (app, _sim) = started(|_| {}).await;
+    app.gql_ok(
+        "mutation { setSyncType(syncType: SALESFORCE_TO_DESK) { syncType } }",
+        json!({}),
+    )
+    .await;
+    // The mappings as a turn to two-way checked them, before another admin mapped a field
+    // only a one-way sync may.
+    let checked = app.store.mapping_rows().await.unwrap();
+    app.map_field("CONTACTS", "title", "Name").await;
+    let turned = app
+        .store
+        .set_sync_type(tandem::domain::SyncType::TwoWay, Some(&checked))
+        .await;
+    assert!(
+        matches!(turned, Err(tandem::store::StoreError::Conflict(_))),
+        "{turned:?}"
+    );
+    assert_eq!(integration(&app).await["syncType"], "SALESFORCE_TO_DESK");
+}
+
 /// The desk's contacts' last names, in id order.
 async fn desk_contacts(app: &TestApp) -> Vec<String> {
     let body = app

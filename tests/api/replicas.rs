@@ -460,7 +460,7 @@ async fn a_replica_hears_of_a_commit_that_changes_no_desk_record() {
     let before = app.store.changes();
     other
         .store
-        .set_sync_type(SyncType::SalesforceToDesk)
+        .set_sync_type(SyncType::SalesforceToDesk, None)
         .await
         .unwrap();
     let since = Instant::now();
