@@ -859,7 +859,9 @@ impl Integrations {
         then: &str,
     ) -> Result<(), SyncError> {
         for module in [Module::Accounts, Module::Contacts] {
-            // As the round that follows will read it: one describe serves both.
+            // Read afresh (an admin of the org may have changed a field since it was last
+            // described), and kept for the round that follows: one describe serves both.
+            client.forget_describe(module.salesforce_object());
             let describe = client.describe(module.salesforce_object()).await?;
             mapping::validate(module, &self.mappings(module).await?, &describe, writes).map_err(
                 |e| {

@@ -1154,6 +1154,29 @@ async fn starting_the_sync_checks_the_pre_mapped_fields_against_the_org_too() {
 }
 
 #[tokio::test]
+async fn starting_the_sync_reads_the_org_afresh_not_as_it_was_described_before() {
+    let app = spawn_app().await;
+    let sim = salesforce_sim::start(SimConfig::default()).await;
+    assert!(connect(&app, &sim, "tandem").await.get("errors").is_none());
+    // The accounts' mappings saved as they are: the org is described now.
+    app.map_field("ACCOUNTS", "name", "Name").await;
+    // Then the org's admin makes a custom field of accounts required.
+    sim.require_field("Account", "Subscription_Type__c")
+        .unwrap();
+    let refused = app
+        .gql("mutation { startSync { firstSync } }", json!({}))
+        .await;
+    assert_eq!(codes(&refused), ["BAD_USER_INPUT"], "{refused}");
+    assert!(
+        refused["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Subscription_Type__c"),
+        "{refused}"
+    );
+}
+
+#[tokio::test]
 async fn reconnected_as_another_user_of_the_org_the_sync_reads_what_that_user_sees() {
     let app = spawn_app().await;
     let first = salesforce_sim::start(SimConfig::default()).await;
