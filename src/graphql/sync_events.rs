@@ -51,7 +51,8 @@ pub struct SyncEventNode {
     /// The integration's status, for a `STATUS` event.
     pub status: Option<IntegrationStatus>,
     /// The reason shown with it (`integration.statusReason`): why it stopped, or why its
-    /// rounds are failing; `null` when there is none.
+    /// rounds are failing; `null` when there is none, and for any but an administrator,
+    /// as `integration` itself is theirs alone.
     pub status_reason: Option<String>,
 }
 
@@ -117,6 +118,9 @@ fn allowed_modules(
 struct Admits {
     modules: Vec<Module>,
     kinds: Option<Vec<SyncEventType>>,
+    /// Whether the subscriber administers the integration, and may read why its status is
+    /// what it is.
+    admin: bool,
 }
 
 impl Admits {
@@ -183,6 +187,7 @@ impl Follow {
         };
         self.admits.modules =
             allowed_modules(&profile, self.wanted.as_deref()).map_err(Recheck::Denied)?;
+        self.admits.admin = profile.is_admin;
         Ok(())
     }
 
@@ -227,7 +232,13 @@ impl Follow {
                 }
                 self.last = Some(event.id);
                 if self.admits.admits(&event) {
-                    return Some(SyncEventNode::try_from(event));
+                    let admin = self.admits.admin;
+                    return Some(SyncEventNode::try_from(event).map(|mut node| {
+                        if !admin {
+                            node.status_reason = None;
+                        }
+                        node
+                    }));
                 }
                 continue;
             }
@@ -385,6 +396,7 @@ impl SyncEventSubscription {
             admits: Admits {
                 modules: allowed,
                 kinds,
+                admin: viewer.profile.is_admin,
             },
         };
         Ok(futures_util::stream::unfold(

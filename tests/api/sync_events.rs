@@ -510,6 +510,12 @@ async fn rounds_that_start_failing_and_get_through_again_are_status_events() {
         json!({ "after": newest, "kinds": ["STATUS"] }),
     )
     .await;
+    let mut agent = subscribe(
+        &app,
+        "Agent",
+        json!({ "after": newest, "kinds": ["STATUS"] }),
+    )
+    .await;
     let used = sim.api_usage();
     sim.set_daily_api_limit(used);
     assert!(app.engine.run_once().await.is_err());
@@ -520,6 +526,12 @@ async fn rounds_that_start_failing_and_get_through_again_are_status_events() {
             .as_str()
             .is_some_and(|r| r.contains("last sync round stopped")),
         "{failing}"
+    );
+    let told = next_event(&mut agent).await;
+    assert_eq!(
+        (&told["id"], &told["status"], &told["statusReason"]),
+        (&failing["id"], &json!("ACTIVE"), &Value::Null),
+        "an agent sees the status, and why is the administrators' to read: {told}"
     );
 
     sim.set_daily_api_limit(1_000_000);
