@@ -101,7 +101,8 @@ impl Store {
 
     /// Saves a verified connection, replacing any earlier one; sync starts over.
     pub async fn save_integration(&self, new: NewIntegration) -> StoreResult<integration::Model> {
-        let txn = self.write().await?;
+        let mut txn = self.write().await?;
+        txn.changes_integration(self);
         let now = Utc::now();
         // Locked as read: a pause or an error committed meanwhile is judged, not overwritten.
         let previous = integration::Entity::find_by_id(ROW)
@@ -269,7 +270,8 @@ impl Store {
         sync_type: SyncType,
         checked: Option<&[MappingRow]>,
     ) -> StoreResult<integration::Model> {
-        let txn = self.write().await?;
+        let mut txn = self.write().await?;
+        txn.changes_integration(self);
         // Locked as read: a first sync that a round marks done meanwhile is seen done here,
         // and what stayed local while it ran one-way is queued.
         let current = integration::Entity::find_by_id(ROW)
@@ -319,7 +321,8 @@ impl Store {
     /// Forgets the connection and everything kept for syncing; desk records stay. `false`,
     /// changing and announcing nothing, when there was no connection (another delete won).
     pub async fn delete_integration(&self) -> StoreResult<bool> {
-        let txn = self.write().await?;
+        let mut txn = self.write().await?;
+        txn.changes_integration(self);
         let Some(gone) = integration::Entity::find_by_id(ROW)
             .lock_exclusive()
             .one(&*txn)
@@ -372,7 +375,8 @@ impl Store {
         cursor: &str,
         writes: bool,
     ) -> StoreResult<()> {
-        let txn = self.write().await?;
+        let mut txn = self.write().await?;
+        txn.changes_integration(self);
         // Locked, as `set_sync_type` locks it: of the two, the later sees what the other did.
         let current = integration::Entity::find_by_id(ROW)
             .lock_exclusive()

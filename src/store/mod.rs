@@ -187,6 +187,9 @@ pub struct Store {
     /// Counts the write transactions this process commits and the changes it hears of from
     /// other processes (see `Store::changes`).
     changes: Arc<AtomicU64>,
+    /// Counts the changes to the saved connection, its sync type and its mappings, here and
+    /// on the other replicas (see `Store::integration_version`).
+    integration_version: Arc<AtomicU64>,
     /// This desk's tag in `Helpdesk_Id__c` (see `Store::desk_tag`), read once.
     desk_tag: Arc<tokio::sync::OnceCell<Arc<str>>>,
 }
@@ -211,6 +214,13 @@ impl<'a> WriteTxn<'a> {
     /// read them again.
     pub(crate) fn changes_profiles(&mut self, store: &'a Store) {
         self.moved.profiles = Some(&store.profiles);
+    }
+
+    /// Marks the transaction as one that changes what panels see of the org (the saved
+    /// connection, the sync type, the mappings): once it commits (or may have), the view
+    /// kept of it here and on the other replicas is read again.
+    pub(crate) fn changes_integration(&mut self, store: &'a Store) {
+        self.moved.integration = Some(&store.integration_version);
     }
 
     pub(crate) async fn commit(self) -> Result<(), DbErr> {
@@ -251,6 +261,9 @@ struct Moved<'a> {
     peers: Option<&'a peers::Peers>,
     /// Set when the transaction changes permissions: their version moves on too.
     profiles: Option<&'a watch::Sender<u64>>,
+    /// Set when the transaction changes the connection, its sync type or its mappings:
+    /// their version moves on too.
+    integration: Option<&'a AtomicU64>,
     committing: bool,
 }
 
@@ -258,6 +271,14 @@ impl Drop for Moved<'_> {
     fn drop(&mut self) {
         if !self.committing {
             return;
+        }
+        // Before the change count: an answer read from the old view until now is not kept
+        // under the new count.
+        if let Some(integration) = self.integration {
+            if let Some(peers) = self.peers {
+                peers.announce(peers::Notice::Integration);
+            }
+            integration.fetch_add(1, Ordering::SeqCst);
         }
         self.changes.fetch_add(1, Ordering::SeqCst);
         if let Some(profiles) = self.profiles {
@@ -327,6 +348,7 @@ impl Store {
         let newest_event = Arc::new(std::sync::atomic::AtomicI64::new(-1));
         let passed_on = Arc::new(events::PassedOn::default());
         let changes = Arc::new(AtomicU64::new(0));
+        let integration_version = Arc::new(AtomicU64::new(0));
         let followers = peers::Followers {
             desk: events.clone(),
             sync: sync_events.clone(),
@@ -335,6 +357,7 @@ impl Store {
             newest_event: newest_event.clone(),
             passed_on: passed_on.clone(),
             changes: changes.clone(),
+            integration: integration_version.clone(),
         };
         let write_lock = url.is_sqlite().then(|| Arc::new(Mutex::new(())));
         events::watch_log(db.clone(), write_lock.clone(), &followers);
@@ -355,6 +378,7 @@ impl Store {
             passed_on,
             analysing: Arc::default(),
             changes,
+            integration_version,
             desk_tag: Arc::default(),
         })
     }
@@ -387,6 +411,13 @@ impl Store {
     /// one value may be served again while it still does.
     pub fn changes(&self) -> u64 {
         self.changes.load(Ordering::SeqCst)
+    }
+
+    /// Moves on with every change to the saved connection, its sync type or its mappings,
+    /// committed here or announced by another replica (PostgreSQL): a view of the org read
+    /// at another version may be out of date.
+    pub fn integration_version(&self) -> u64 {
+        self.integration_version.load(Ordering::SeqCst)
     }
 
     /// Moves the change count on for a change kept outside the database (the org's view,
@@ -517,6 +548,7 @@ impl Store {
                 changes: &self.changes,
                 peers: self.peers.as_ref(),
                 profiles: None,
+                integration: None,
                 committing: false,
             },
         })

@@ -35,6 +35,8 @@ pub(crate) enum Notice {
     Sync(i64),
     /// A profile's permissions changed.
     Profiles,
+    /// The saved connection, its sync type or its mappings changed.
+    Integration,
     /// A transaction committed: what was read before it may have changed. Sent only in a
     /// batch of notices that holds nothing else, since hearing any notice says as much.
     Changed,
@@ -59,6 +61,8 @@ pub(crate) struct Followers {
     pub passed_on: Arc<PassedOn>,
     /// The store's change count, moved on for each envelope heard from another replica.
     pub changes: Arc<AtomicU64>,
+    /// The integration's version, moved on when another replica changed it.
+    pub integration: Arc<AtomicU64>,
 }
 
 /// This process's side of the conversation: where its notices go out.
@@ -196,6 +200,7 @@ impl Bridge {
     /// among it come from the log (`events::watch_log`).
     fn missed(&self) {
         tracing::info!("listening for other replicas' changes again");
+        self.followers.integration.fetch_add(1, Ordering::SeqCst);
         self.followers.changes.fetch_add(1, Ordering::SeqCst);
         self.followers.profiles.send_modify(|version| *version += 1);
         self.followers.desk_gaps.send_modify(|gaps| *gaps += 1);
@@ -219,7 +224,15 @@ impl Bridge {
         if envelope.origin == self.origin {
             return;
         }
-        // What another replica committed may change any answer read before it.
+        // The view of the org first, then what another replica committed may change any
+        // answer read before it.
+        if envelope
+            .notices
+            .iter()
+            .any(|n| matches!(n, Notice::Integration))
+        {
+            self.followers.integration.fetch_add(1, Ordering::SeqCst);
+        }
         self.followers.changes.fetch_add(1, Ordering::SeqCst);
         let mut sync = Vec::new();
         for notice in envelope.notices {
@@ -228,8 +241,8 @@ impl Bridge {
                     let _ = self.followers.desk.send(event);
                 }
                 Notice::Profiles => self.followers.profiles.send_modify(|version| *version += 1),
-                // The change count has moved for it above.
-                Notice::Changed => {}
+                // The counts have moved for them above.
+                Notice::Changed | Notice::Integration => {}
                 Notice::Sync(id) => sync.push(id),
             }
         }

@@ -190,11 +190,12 @@ pub struct OrgView {
     pub accounts: Vec<Mapping>,
 }
 
-/// The [`OrgView`] this process read last, with when; and how many times it was forgotten,
-/// so that a view read from the database before a change is not kept after it.
+/// The [`OrgView`] this process read last, with when and at which of the store's
+/// integration versions; and how many times it was forgotten, so that a view read from the
+/// database before a change is not kept after it.
 #[derive(Default)]
 struct KeptView {
-    view: Option<(std::time::Instant, Arc<OrgView>)>,
+    view: Option<(std::time::Instant, u64, Arc<OrgView>)>,
     forgotten: u64,
 }
 
@@ -208,8 +209,9 @@ fn connection_of(model: &integration::Model) -> String {
     )
 }
 
-/// How long this process trusts its [`OrgView`]; changes made here forget it at once, this
-/// bounds how long another gateway's changes take to show.
+/// How long this process trusts its [`OrgView`]; changes made here, and those another
+/// replica on PostgreSQL announces, forget it at once; this bounds how long another
+/// process's changes take to show where none is announced (SQLite, a notice lost).
 const VIEW_TTL: std::time::Duration = std::time::Duration::from_secs(30);
 
 fn kind(auth: &ConnectAuth) -> &'static str {
@@ -409,10 +411,13 @@ impl Integrations {
 
     /// The connected org as panels see it, or `None` when Salesforce is not connected.
     pub async fn org_view(&self) -> Result<Option<Arc<OrgView>>, SyncError> {
+        // Read before the row: a change committed meanwhile moves it past the view's.
+        let version = self.store.integration_version();
         let forgotten = {
             let kept = self.view.read().await;
-            if let Some((at, view)) = &kept.view
+            if let Some((at, read_at, view)) = &kept.view
                 && at.elapsed() < VIEW_TTL
+                && *read_at == version
             {
                 return Ok(Some(view.clone()));
             }
@@ -431,7 +436,7 @@ impl Integrations {
         let mut kept = self.view.write().await;
         // A change forgot the view while this one was read: it may be older than the change.
         if kept.forgotten == forgotten {
-            kept.view = Some((std::time::Instant::now(), view.clone()));
+            kept.view = Some((std::time::Instant::now(), version, view.clone()));
         }
         Ok(Some(view))
     }

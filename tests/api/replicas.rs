@@ -474,6 +474,40 @@ async fn a_replica_hears_of_a_commit_that_changes_no_desk_record() {
 }
 
 #[tokio::test]
+async fn panels_of_a_replica_see_another_replica_delete_the_integration_at_once() {
+    let (app, _sim, _) = crate::panels::linked().await;
+    if !app.database_url.starts_with("postgres") {
+        return;
+    }
+    let other = second_process(&app).await;
+    // The listener connects in the background.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let query = "{ contacts(first: 10) { nodes { salesforce { id } } } }";
+    let before = app.gql(query, json!({})).await;
+    assert!(before.get("errors").is_none(), "{before}");
+
+    other.integrations.delete().await.unwrap();
+    // Well within the half minute this replica would otherwise trust its view of the org.
+    let since = Instant::now();
+    loop {
+        let body = app.gql(query, json!({})).await;
+        let codes = crate::helpers::codes(&body);
+        if !codes.is_empty() {
+            assert!(
+                codes.iter().all(|c| c == "INTEGRATION_UNAVAILABLE"),
+                "{body}"
+            );
+            break;
+        }
+        assert!(
+            since.elapsed() < Duration::from_secs(5),
+            "the panel still reads as if linked: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
 async fn a_replica_hears_every_contact_a_first_sync_creates_in_order() {
     let app = spawn_app().await;
     if !app.database_url.starts_with("postgres") {
