@@ -390,8 +390,11 @@ async fn panels_read_through_the_connection_their_view_names_though_another_proc
     assert_eq!(first_org.request_count(), first_calls);
     assert!(second_org.request_count() > second_calls);
     // A view read before names the first: nothing is read for it, from either org, and the
-    // view is read again.
-    assert_eq!(view().await, first, "this process's view, kept a while");
+    // view is read again. (On SQLite this process keeps its view a while; on PostgreSQL
+    // the reconnect is announced, and the view is read again as soon as it is heard.)
+    if !app.database_url.starts_with("postgres") {
+        assert_eq!(view().await, first, "this process's view, kept a while");
+    }
     assert!(
         app.integrations
             .client_reading_as(&first)
