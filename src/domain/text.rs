@@ -62,6 +62,8 @@ impl OptionalText {
 
 /// A search term as given (a filter matches what was typed, so nothing is trimmed), held to
 /// the rules stored text keeps: a term no stored value could hold is refused, not searched.
+/// So is one of nothing but spaces (or characters that show nothing): searched, it would
+/// match every record, as if no filter had been given.
 pub fn search_term(
     field: &str,
     raw: Option<String>,
@@ -69,6 +71,12 @@ pub fn search_term(
 ) -> Result<Option<String>, Invalid> {
     if let Some(term) = &raw {
         check_len(field, term, max)?;
+        if crate::domain::trim_invisible(term).is_empty() {
+            return Err(Invalid::new(
+                field,
+                "is blank: give what to look for, or leave the filter out to list every record",
+            ));
+        }
     }
     Ok(raw)
 }
@@ -138,6 +146,13 @@ mod tests {
             Some(" ada ")
         );
         assert_eq!(search_term("f", None, 10).unwrap(), None);
+        for blank in ["", "  ", "\u{200B}", " \u{FEFF} "] {
+            assert_eq!(
+                search_term("f", Some(blank.into()), 10).unwrap_err().field,
+                "f",
+                "{blank:?}"
+            );
+        }
         assert_eq!(
             search_term("f", Some("a\u{0}".into()), 10)
                 .unwrap_err()

@@ -40,6 +40,11 @@ pub(crate) fn like_pattern(needle: &str) -> LikeExpr {
     LikeExpr::new(format!("%{escaped}%")).escape('\\')
 }
 
+/// An email as contacts are found by it: what the desk stores as its key.
+pub(crate) fn email_key(email: &str) -> String {
+    crate::domain::trim_invisible(email).to_lowercase()
+}
+
 /// A name as searches compare it. Keys are made here rather than by the database's `lower()`,
 /// which SQLite applies to ASCII letters only.
 pub(crate) fn name_key(name: &str) -> String {
@@ -116,7 +121,7 @@ impl Store {
             Column::DeletedAt.is_null()
         });
         if let Some(email) = &filter.email {
-            select = select.filter(Column::EmailKey.eq(email.trim().to_lowercase()));
+            select = select.filter(Column::EmailKey.eq(email_key(email)));
         }
         if let Some(name) = &filter.name {
             select = select.filter(Column::NameKey.like(like_pattern(name)));

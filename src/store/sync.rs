@@ -913,7 +913,7 @@ impl Store {
             .filter(one_of(
                 self.backend(),
                 contact::Column::EmailKey,
-                emails.iter().map(|e| e.trim().to_lowercase()),
+                emails.iter().map(|e| super::contacts::email_key(e)),
             ))
             .filter(unlinked(Module::Contacts, contact::Column::Id))
             .all(self.connection())
