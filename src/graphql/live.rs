@@ -302,18 +302,19 @@ impl Unread {
         }
     }
 
-    /// What an error Salesforce answered a list's query with means for the list: a refusal
-    /// that asking again will not change (a 4xx with its code, the session aside), or an
-    /// answer that did not come.
+    /// What an error Salesforce answered a list's query with means for the list: that the
+    /// integration user may no longer read the object or a field of it (an admin of the org
+    /// took it away), or that no answer came (a query that timed out, a locator let go, an
+    /// outage), when what the cache holds is served.
     fn of(error: &crate::salesforce::SalesforceError) -> Self {
-        use crate::salesforce::SalesforceError;
-        match error {
-            SalesforceError::Api { status, .. }
-                if !error.is_transient() && (400..500).contains(status) && *status != 401 =>
-            {
-                Unread::Refused(error.to_string().into())
-            }
-            _ => Unread::Upstream(error.to_string().into()),
+        let refused = error.code().is_some_and(|code| {
+            matches!(code, "INVALID_FIELD" | "INVALID_TYPE")
+                || code.starts_with("INSUFFICIENT_ACCESS")
+        });
+        if refused {
+            Unread::Refused(error.to_string().into())
+        } else {
+            Unread::Upstream(error.to_string().into())
         }
     }
 }
@@ -462,8 +463,7 @@ impl Drop for Reading {
 }
 
 /// Entries kept at most; beyond it (or beyond the bytes they may hold), those too old to be
-/// served stale go first, then all but the fresh, then the oldest of those until a tenth of
-/// the room is free.
+/// served stale go first, then the oldest until a tenth of the room is free.
 const CACHE_ENTRIES: usize = 100_000;
 
 /// What the cached lists may hold in memory: long note bodies read for many parents and
@@ -551,22 +551,14 @@ impl LiveCache {
         if let Some(old) = entries.kept.remove(&key) {
             entries.bytes -= old.bytes;
         }
-        // One list that would take much of the room is read each time, not kept.
-        if bytes > self.budget / 16 {
-            return;
-        }
         if !entries.fits(bytes, 10, self.budget) {
             // Keep what may still be served stale; past that nobody wants it.
             let served_until = Utc::now() - STALE_AT_MOST;
             entries.retain(|kept| kept.at > served_until);
         }
         if !entries.fits(bytes, 10, self.budget) {
-            let fresh_since = Utc::now() - chrono::Duration::from_std(self.ttl).unwrap_or_default();
-            entries.retain(|kept| kept.at > fresh_since);
-        }
-        if !entries.fits(bytes, 10, self.budget) {
-            // More read within the time to live than the cache holds: the oldest go, until
-            // a tenth of the room is free.
+            // More read than the cache holds: the oldest go, until a tenth of the room is
+            // free (all of them, for a list bigger than that alone).
             let mut ages: Vec<(DateTime<Utc>, usize)> = entries
                 .kept
                 .values()
@@ -1296,10 +1288,17 @@ mod tests {
         );
         drop(entries);
 
-        // A list that would take much of the room is not kept at all.
-        let huge = Arc::new((0..20).map(note).collect());
-        cache.put((reader, Live::Notes, "huge".into()), (start, start), huge);
-        assert!(cache.get(&(reader, Live::Notes, "huge".into())).is_none());
+        // A list bigger than the room is kept alone: those who asked for it are served it.
+        let huge = Arc::new((0..300).map(note).collect());
+        let now = Utc::now();
+        cache.put((reader, Live::Notes, "huge".into()), (now, now), huge);
+        let entries = cache.entries.lock().unwrap();
+        assert_eq!(entries.kept.len(), 1);
+        assert!(
+            entries
+                .kept
+                .contains_key(&(reader, Live::Notes, "huge".into()))
+        );
     }
 
     #[test]
