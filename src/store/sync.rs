@@ -207,10 +207,13 @@ async fn resolve_failures(
     db: &impl ConnectionTrait,
     which: sea_orm::Condition,
 ) -> StoreResult<Vec<SyncEvent>> {
+    // Locked: of two transactions resolving one failure (a desk delete, a push), the second
+    // finds it resolved, and it is announced once.
     let open = sync_failure::Entity::find()
         .filter(which)
         .filter(sync_failure::Column::ResolvedAt.is_null())
         .order_by_asc(sync_failure::Column::Id)
+        .lock_exclusive()
         .all(db)
         .await?;
     if open.is_empty() {
@@ -222,6 +225,7 @@ async fn resolve_failures(
         sync_failure::Entity::update_many()
             .col_expr(sync_failure::Column::ResolvedAt, Expr::value(now))
             .filter(sync_failure::Column::Id.is_in(part.iter().copied()))
+            .filter(sync_failure::Column::ResolvedAt.is_null())
             .exec(db)
             .await?;
     }

@@ -144,14 +144,13 @@ impl Round {
     }
 
     /// Of these ids of `object`, those Salesforce holds no live record of (deleted, or never
-    /// there), asked in as few queries as the URLs allow. Salesforce's answer that a write met
-    /// a deleted record does not always say which: the record written, or one a field of it
-    /// names. When the question cannot be asked, none is taken to be missing: a record
-    /// wrongly thought gone would be made a second time.
-    pub async fn missing(&self, object: &str, ids: &[String]) -> HashSet<String> {
+    /// there), asked in as few queries as the URLs allow; `None` when Salesforce could not be
+    /// asked. Salesforce's answer that a write met a deleted record does not always say
+    /// which: the record written, or one a field of it names.
+    pub async fn missing(&self, object: &str, ids: &[String]) -> Option<HashSet<String>> {
         let mut missing: HashSet<String> = ids.iter().cloned().collect();
         if missing.is_empty() {
-            return missing;
+            return Some(missing);
         }
         let soqls = Ident::parse("Id").and_then(|id| {
             url_sized(ids)
@@ -169,7 +168,7 @@ impl Round {
             Ok(soqls) => self.client.queries(&soqls).await,
             Err(e) => {
                 tracing::warn!(error = %e, object, "cannot ask Salesforce which records are gone");
-                return HashSet::new();
+                return None;
             }
         };
         for rows in asked {
@@ -184,11 +183,11 @@ impl Round {
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, object, "cannot ask Salesforce which records are gone");
-                    return HashSet::new();
+                    return None;
                 }
             }
         }
-        missing
+        Some(missing)
     }
 
     /// The Salesforce records, linked or not, whose match field (the Salesforce field the

@@ -578,12 +578,12 @@ impl SyncEngine {
                 // Purged meanwhile, the candidate is gone; moved to the bin, or given
                 // another key, it is no longer the one the lookup chose: the Salesforce
                 // record is new. (One found in the bin, with no live record holding its
-                // key, is brought back.)
+                // key, is brought back; restored meanwhile, it is met live.)
                 let binned = found[0].deleted();
                 *found = desk
                     .remove(&found[0].id())
                     .filter(|d| {
-                        d.deleted() == binned
+                        (!d.deleted() || binned)
                             && DeskRecord::match_key(module, &d.values()).as_ref() == Some(key)
                     })
                     .into_iter()

@@ -244,6 +244,9 @@ impl SyncEngine {
         let mut outcomes: HashMap<usize, RecordResult> = HashMap::new();
         // Updates refused (or re-created): their note goes now; a made one's goes with its link.
         let mut unmade: Vec<i64> = Vec::new();
+        // Desk records Salesforce refused for meeting a deleted record it did not name, where
+        // which one could not be asked: they are tried again, not left for a person.
+        let mut unverified: HashSet<i64> = HashSet::new();
         if !updates.is_empty() {
             let body: Vec<(SalesforceId, Record)> = updates
                 .iter()
@@ -267,7 +270,10 @@ impl SyncEngine {
                 if !result.success {
                     unmade.push(plans[i].0);
                 }
-                if missing.contains(id.as_str()) {
+                if missing.is_none() && doubtful.iter().any(|d| d == id.as_str()) {
+                    unverified.insert(plans[i].0);
+                }
+                if missing.as_ref().is_some_and(|m| m.contains(id.as_str())) {
                     // Deleted in Salesforce but changed in the desk: re-create it there, out
                     // of the account a purge kept it in (which Salesforce deleted with it).
                     let mut values = match &mut plans[i].1 {
@@ -369,7 +375,11 @@ impl SyncEngine {
             &records,
             &accounts,
         )
-        .await;
+        .await
+        .unwrap_or_else(|asked_for| {
+            unverified.extend(asked_for);
+            HashSet::new()
+        });
         // Read before the batch: only the worker logs push failures, one round at a time.
         let open_failures = self.store.has_open_failures(module).await?;
         let mut batch = self.store.begin_sync().await?;
@@ -496,6 +506,12 @@ impl SyncEngine {
                         reason = FailureReason::AccountNotSynced;
                         message = format!(
                             "desk {object} {desk_id} belongs to desk account {account}, whose Salesforce Account {salesforce_account} was deleted; the account goes to Salesforce again with the next round, and the contact follows it (retried automatically)"
+                        );
+                    }
+                    if unverified.contains(&desk_id) {
+                        reason = FailureReason::UpstreamUnavailable;
+                        message = format!(
+                            "{message}; whether that is this record or one it names could not be asked of Salesforce, so it is tried again"
                         );
                     }
                     // Its linked twin; not a record it was only matched to by key, which
@@ -789,27 +805,29 @@ fn gone_account(
 }
 
 /// The Salesforce accounts of the desk contacts Salesforce refused for meeting a deleted
-/// record it did not name: which of them are gone, asked of Salesforce.
+/// record it did not name: which of them are gone, asked of Salesforce; or, when it could not
+/// be asked, those contacts.
 async fn missing_accounts(
     round: &Round,
     module: Module,
     refused: impl Iterator<Item = (i64, &RecordResult)>,
     records: &HashMap<i64, DeskRecord>,
     accounts: &AccountLinks,
-) -> HashSet<String> {
+) -> Result<HashSet<String>, Vec<i64>> {
     if module != Module::Contacts {
-        return HashSet::new();
+        return Ok(HashSet::new());
     }
-    let mut asked: Vec<String> = refused
+    let (contacts, mut asked): (Vec<i64>, Vec<String>) = refused
         .filter(|(_, result)| met_deleted(result).is_some_and(|fields| fields.is_empty()))
         .filter_map(|(desk_id, _)| {
             let account = records.get(&desk_id)?.values().get("accountId")?.as_i64()?;
-            accounts.to_salesforce.get(&account).cloned()
+            Some((desk_id, accounts.to_salesforce.get(&account)?.clone()))
         })
-        .collect();
+        .unzip();
     asked.sort();
     asked.dedup();
     round
         .missing(Module::Accounts.salesforce_object(), &asked)
         .await
+        .ok_or(contacts)
 }
