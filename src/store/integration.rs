@@ -90,6 +90,10 @@ pub struct NewIntegration {
     pub org_id: Option<String>,
     /// `None` keeps the sync type of the same org signed in again (two-way otherwise).
     pub sync_type: Option<SyncType>,
+    /// The saved mappings as they were checked for writing ([`Store::mapping_rows`]), when
+    /// the same org, synced one way, is connected again two-way: changed since, or the sync
+    /// found one-way without a check, the connection is not saved.
+    pub checked_mappings: Option<Vec<MappingRow>>,
 }
 
 impl Store {
@@ -120,6 +124,7 @@ impl Store {
             // No identity in this sign-in: nothing says the org changed.
             (_, None) => false,
         };
+        let signed_in_org = new.org_id.clone();
         let org_id = new.org_id.or(before);
         // The same org signed in again (after an error, or with new credentials): the sync
         // goes on from where it was. Another org, or none before, starts from the beginning.
@@ -141,6 +146,24 @@ impl Store {
             .map(|t| t.as_str().to_owned())
             .or_else(|| same.map(|p| p.sync_type.clone()))
             .unwrap_or_else(|| SyncType::TwoWay.as_str().into());
+        // Turned two-way by connecting again: the mappings kept must be those checked for it.
+        let turns_two_way = new.sync_type == Some(SyncType::TwoWay)
+            && same.is_some_and(|p| {
+                p.sync_type != SyncType::TwoWay.as_str()
+                    && p.org_id.is_some()
+                    && p.org_id == signed_in_org
+            });
+        if turns_two_way {
+            let unchanged = match &new.checked_mappings {
+                Some(checked) => mapping_rows(&*txn).await? == *checked,
+                None => false,
+            };
+            if !unchanged {
+                return Err(StoreError::Conflict(
+                    "the sync type or the field mappings changed while connecting; connect again to have the mappings checked for a two-way sync".into(),
+                ));
+            }
+        }
         // Pairs a deleted integration linked meet again only in the org they were made in.
         let mut elsewhere = former_link::Entity::delete_many();
         if let Some(org) = &org_id {
@@ -347,12 +370,12 @@ impl Store {
         Ok(true)
     }
 
-    /// The saved mappings of a module; empty when the defaults apply.
     /// Every saved field mapping, to check for a change at [`Store::set_sync_type`].
     pub async fn mapping_rows(&self) -> StoreResult<Vec<MappingRow>> {
         mapping_rows(self.connection()).await
     }
 
+    /// The saved mappings of a module; empty when the defaults apply.
     pub async fn field_mappings(&self, module: Module) -> StoreResult<Vec<field_mapping::Model>> {
         Ok(field_mapping::Entity::find()
             .filter(field_mapping::Column::Module.eq(module.as_str()))

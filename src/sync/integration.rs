@@ -561,15 +561,19 @@ impl Integrations {
         let instance_url = client.instance_url().await?;
         let org_id = client.identity_url().await?.as_deref().and_then(org_of);
         // Made two-way over a one-way sync of the same org, whose mappings it keeps: they must
-        // be writable first, as `setSyncType(TWO_WAY)` checks.
+        // be writable first, as `setSyncType(TWO_WAY)` checks; and still those checked when
+        // the connection is saved.
+        let mut checked_mappings = None;
         if request.sync_type == Some(SyncType::TwoWay)
             && let Some(current) = self.current().await?
             && current.sync_type != SyncType::TwoWay.as_str()
             && current.org_id.is_some()
             && current.org_id == org_id
         {
+            let rows = self.store.mapping_rows().await?;
             self.check_mappings_with(&client, true, "then connect with syncType TWO_WAY")
                 .await?;
+            checked_mappings = Some(rows);
         }
         let sealed = self.vault.seal(secrets.to_string().as_bytes());
         let _replacing = self.replacing().await?;
@@ -584,6 +588,7 @@ impl Integrations {
                 instance_url,
                 org_id,
                 sync_type: request.sync_type,
+                checked_mappings,
             })
             .await?;
         *self.client.write().await = Some(CachedClient {

@@ -271,11 +271,13 @@ async fn mappings_checked_for_a_one_way_sync_are_not_saved_once_it_turned_two_wa
     let round = tokio::spawn(async move { engine.run_once().await });
     query.arrived().await;
     // One admin maps Salesforce's read-only full name, fine for a one-way sync, and the
-    // change waits for the round...
+    // change waits for the round (having told it to stop)...
+    let before = epoch(&app).await;
     let mapping = app.try_map_field("CONTACTS", "title", "Name");
-    // ...while another turns the sync two-way, its mappings all writable so far.
+    // ...while another turns the sync two-way, its mappings all writable so far; that too
+    // is saved, then waits for the round.
     let turning = async {
-        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        until(|| async { epoch(&app).await > before }).await;
         app.gql(
             "mutation { setSyncType(syncType: TWO_WAY) { syncType } }",
             json!({}),
@@ -283,7 +285,7 @@ async fn mappings_checked_for_a_one_way_sync_are_not_saved_once_it_turned_two_wa
         .await
     };
     let releasing = async {
-        tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
+        until(|| async { integration(&app).await["syncType"] == "TWO_WAY" }).await;
         query.release();
     };
     let (mapped, turned, ()) = tokio::join!(mapping, turning, releasing);
@@ -301,6 +303,42 @@ async fn mappings_checked_for_a_one_way_sync_are_not_saved_once_it_turned_two_wa
         !saved.to_string().contains("\"Name\""),
         "a field Salesforce will not let the sync write is not mapped two-way: {saved}"
     );
+}
+
+#[tokio::test]
+async fn connecting_two_way_keeps_no_mapping_saved_for_one_way_while_it_waited() {
+    let (app, sim) = started(|_| {}).await;
+    app.gql_ok(
+        "mutation { setSyncType(syncType: SALESFORCE_TO_DESK) { syncType } }",
+        json!({}),
+    )
+    .await;
+    // A round is reading Salesforce; connecting again waits for it to stop.
+    sim.insert("Contact", json!({ "LastName": "Reading" }))
+        .unwrap();
+    let query = sim.hold_next("GET", "/query");
+    let engine = app.engine.clone();
+    let round = tokio::spawn(async move { engine.run_once().await });
+    query.arrived().await;
+    // One admin maps Salesforce's read-only full name, fine for the one-way sync in force;
+    // the change waits for the round (having told it to stop)...
+    let before = epoch(&app).await;
+    let mapping = app.try_map_field("CONTACTS", "title", "Name");
+    // ...while another connects the same org again, two-way, its mappings (not yet holding
+    // that one) checked for writing, and waits too.
+    let connecting = async {
+        until(|| async { epoch(&app).await > before }).await;
+        connect_two_way(&app, &sim).await
+    };
+    let releasing = async {
+        until(|| async { epoch(&app).await > before + 1 }).await;
+        query.release();
+    };
+    let (mapped, connected, ()) = tokio::join!(mapping, connecting, releasing);
+    let _ = round.await;
+    assert_eq!(mapped["errors"], Value::Null, "{mapped}");
+    assert_eq!(codes(&connected), ["CONFLICT"], "{connected}");
+    assert_eq!(integration(&app).await["syncType"], "SALESFORCE_TO_DESK");
 }
 
 #[tokio::test]
@@ -324,6 +362,23 @@ async fn a_sync_type_checked_against_mappings_changed_meanwhile_is_not_set() {
         "{turned:?}"
     );
     assert_eq!(integration(&app).await["syncType"], "SALESFORCE_TO_DESK");
+}
+
+/// The saved connection's epoch: moved on by every change that stops the rounds.
+async fn epoch(app: &TestApp) -> i64 {
+    app.store.integration().await.unwrap().unwrap().epoch
+}
+
+/// Waits until `done` says so, for ten seconds at most.
+async fn until<F: std::future::Future<Output = bool>>(done: impl Fn() -> F) {
+    let since = std::time::Instant::now();
+    while !done().await {
+        assert!(
+            since.elapsed() < std::time::Duration::from_secs(10),
+            "waited ten seconds"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }
 
 /// The desk's contacts' last names, in id order.
