@@ -144,10 +144,19 @@ impl Bridge {
                 notices.push(more);
             }
             notices.retain(|n| !matches!(n, Notice::Changed));
-            if notices.is_empty() {
+            // In an envelope of its own: a replica of an earlier version, which cannot read
+            // it, drops only that envelope, not the desk changes beside it.
+            let integration = notices.iter().any(|n| matches!(n, Notice::Integration));
+            notices.retain(|n| !matches!(n, Notice::Integration));
+            if integration {
+                bridge.announce(vec![Notice::Integration]).await;
+            }
+            if notices.is_empty() && !integration {
                 notices.push(Notice::Changed);
             }
-            bridge.announce(notices).await;
+            if !notices.is_empty() {
+                bridge.announce(notices).await;
+            }
         }
         let _ = stop.send(());
     }
