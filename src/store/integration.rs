@@ -244,11 +244,7 @@ impl Store {
         let txn = self.write().await?;
         // Locked as read: a status another transaction is changing is read once it has, so
         // one change is announced once.
-        let current = integration::Entity::find_by_id(ROW)
-            .lock_exclusive()
-            .one(&*txn)
-            .await?
-            .ok_or_else(|| StoreError::NotFound("Salesforce integration".into()))?;
+        let current = locked_row(&*txn).await?;
         let before = current.status.clone();
         let mut active: integration::ActiveModel = current.clone().into();
         change(&current, &mut active)?;
@@ -297,11 +293,7 @@ impl Store {
         txn.changes_integration(self);
         // Locked as read: a first sync that a round marks done meanwhile is seen done here,
         // and what stayed local while it ran one-way is queued.
-        let current = integration::Entity::find_by_id(ROW)
-            .lock_exclusive()
-            .one(&*txn)
-            .await?
-            .ok_or_else(|| StoreError::NotFound("Salesforce integration".into()))?;
+        let current = locked_row(&*txn).await?;
         if let Some(checked) = checked
             && mapping_rows(&*txn).await? != checked
         {
@@ -401,11 +393,7 @@ impl Store {
         let mut txn = self.write().await?;
         txn.changes_integration(self);
         // Locked, as `set_sync_type` locks it: of the two, the later sees what the other did.
-        let current = integration::Entity::find_by_id(ROW)
-            .lock_exclusive()
-            .one(&*txn)
-            .await?
-            .ok_or_else(|| StoreError::NotFound("Salesforce integration".into()))?;
+        let current = locked_row(&*txn).await?;
         if !writes && current.sync_type == SyncType::TwoWay.as_str() {
             return Err(StoreError::Conflict(
                 "the sync turned TWO_WAY while these mappings were checked for a one-way sync; send them again to have them checked for writing".into(),
@@ -441,6 +429,16 @@ impl Store {
         txn.commit().await?;
         Ok(())
     }
+}
+
+/// The integration's row, locked for the rest of the transaction; `NOT_FOUND` when there is
+/// none.
+async fn locked_row(txn: &impl ConnectionTrait) -> StoreResult<integration::Model> {
+    integration::Entity::find_by_id(ROW)
+        .lock_exclusive()
+        .one(txn)
+        .await?
+        .ok_or_else(|| StoreError::NotFound("Salesforce integration".into()))
 }
 
 /// A saved field mapping: module, desk field, Salesforce field.

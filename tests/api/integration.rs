@@ -257,19 +257,7 @@ async fn a_one_way_sync_maps_read_only_fields_which_must_be_writable_before_it_g
 
 #[tokio::test]
 async fn mappings_checked_for_a_one_way_sync_are_not_saved_once_it_turned_two_way() {
-    let (app, sim) = started(|_| {}).await;
-    app.gql_ok(
-        "mutation { setSyncType(syncType: SALESFORCE_TO_DESK) { syncType } }",
-        json!({}),
-    )
-    .await;
-    // A round is reading Salesforce; a mapping change waits for it to stop.
-    sim.insert("Contact", json!({ "LastName": "Reading" }))
-        .unwrap();
-    let query = sim.hold_next("GET", "/query");
-    let engine = app.engine.clone();
-    let round = tokio::spawn(async move { engine.run_once().await });
-    query.arrived().await;
+    let (app, _sim, query, round) = one_way_round_reading().await;
     // One admin maps Salesforce's read-only full name, fine for a one-way sync, and the
     // change waits for the round (having told it to stop)...
     let before = epoch(&app).await;
@@ -307,19 +295,7 @@ async fn mappings_checked_for_a_one_way_sync_are_not_saved_once_it_turned_two_wa
 
 #[tokio::test]
 async fn connecting_two_way_keeps_no_mapping_saved_for_one_way_while_it_waited() {
-    let (app, sim) = started(|_| {}).await;
-    app.gql_ok(
-        "mutation { setSyncType(syncType: SALESFORCE_TO_DESK) { syncType } }",
-        json!({}),
-    )
-    .await;
-    // A round is reading Salesforce; connecting again waits for it to stop.
-    sim.insert("Contact", json!({ "LastName": "Reading" }))
-        .unwrap();
-    let query = sim.hold_next("GET", "/query");
-    let engine = app.engine.clone();
-    let round = tokio::spawn(async move { engine.run_once().await });
-    query.arrived().await;
+    let (app, sim, query, round) = one_way_round_reading().await;
     // One admin maps Salesforce's read-only full name, fine for the one-way sync in force;
     // the change waits for the round (having told it to stop)...
     let before = epoch(&app).await;
@@ -362,6 +338,29 @@ async fn a_sync_type_checked_against_mappings_changed_meanwhile_is_not_set() {
         "{turned:?}"
     );
     assert_eq!(integration(&app).await["syncType"], "SALESFORCE_TO_DESK");
+}
+
+/// A one-way sync with a round held reading Salesforce: a change that stops the rounds
+/// (a mapping change, a reconnect) waits for it until the query is released.
+async fn one_way_round_reading() -> (
+    TestApp,
+    SimHandle,
+    salesforce_sim::Gate,
+    tokio::task::JoinHandle<Result<tandem::sync::RoundReport, tandem::sync::SyncError>>,
+) {
+    let (app, sim) = started(|_| {}).await;
+    app.gql_ok(
+        "mutation { setSyncType(syncType: SALESFORCE_TO_DESK) { syncType } }",
+        json!({}),
+    )
+    .await;
+    sim.insert("Contact", json!({ "LastName": "Reading" }))
+        .unwrap();
+    let query = sim.hold_next("GET", "/query");
+    let engine = app.engine.clone();
+    let round = tokio::spawn(async move { engine.run_once().await });
+    query.arrived().await;
+    (app, sim, query, round)
 }
 
 /// The saved connection's epoch: moved on by every change that stops the rounds.
