@@ -335,7 +335,11 @@ impl Connection {
                             }
                         }
                         Some(Ok(AggregatedMessage::Pong(_))) => {}
-                        Some(Ok(AggregatedMessage::Close(_))) => return Some(Close::new(1000, "Normal Closure")),
+                        // Answered with the code the client closed with, as RFC 6455 has it.
+                        Some(Ok(AggregatedMessage::Close(reason))) => {
+                            let code = reason.map_or(1000, |reason| u16::from(reason.code));
+                            return Some(Close::new(code, ""));
+                        }
                         Some(Ok(AggregatedMessage::Binary(_))) => {
                             return Some(Close::bad_message("Binary messages are not supported"));
                         }

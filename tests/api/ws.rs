@@ -244,6 +244,21 @@ async fn a_reused_subscription_id_closes_with_4409() {
 }
 
 #[tokio::test]
+async fn a_client_closing_the_socket_is_answered_with_its_own_code() {
+    use tokio_tungstenite::tungstenite::protocol::{CloseFrame, frame::coding::CloseCode};
+    let app = spawn_app().await;
+    let mut ws = Ws::connect(&app, Some(TRANSPORT)).await;
+    ws.init(&app, "Agent").await;
+    ws.0.close(Some(CloseFrame {
+        code: CloseCode::from(4000),
+        reason: "done".into(),
+    }))
+    .await
+    .unwrap();
+    assert_eq!(ws.closed().await.0, 4000);
+}
+
+#[tokio::test]
 async fn a_second_init_closes_with_4429() {
     let app = spawn_app().await;
     let mut ws = Ws::connect(&app, Some(TRANSPORT)).await;
