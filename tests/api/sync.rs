@@ -1177,9 +1177,13 @@ async fn a_desk_edit_of_a_contact_whose_account_salesforce_deleted_brings_both_b
     assert!(open_failures(&app).await.as_array().unwrap().is_empty());
 }
 
-#[tokio::test]
-async fn a_contact_moved_to_an_account_salesforce_deleted_stays_one_record_there() {
-    let (app, sim) = connected().await;
+/// A synced contact that the desk moves into an account Salesforce has just deleted, the
+/// update not yet pushed: the Salesforce ids of the contact and of the deleted account, and
+/// the contact's desk id.
+async fn contact_moved_into_a_deleted_account(
+    app: &TestApp,
+    sim: &SimHandle,
+) -> (String, String, Value) {
     let contact = sim
         .insert("Contact", json!({ "LastName": "Kent" }))
         .unwrap();
@@ -1187,7 +1191,7 @@ async fn a_contact_moved_to_an_account_salesforce_deleted_stays_one_record_there
         .insert("Account", json!({ "Name": "Daily Planet" }))
         .unwrap();
     app.sync_now().await;
-    let desk_id = by_last_name(&contacts(&app).await, "Kent")[0]["id"].clone();
+    let desk_id = by_last_name(&contacts(app).await, "Kent")[0]["id"].clone();
     let desk_planet = app
         .gql_ok("{ accounts(first: 10) { nodes { id name } } }", json!({}))
         .await["accounts"]["nodes"]
@@ -1197,11 +1201,41 @@ async fn a_contact_moved_to_an_account_salesforce_deleted_stays_one_record_there
         .find(|a| a["name"] == "Daily Planet")
         .unwrap()["id"]
         .clone();
-
     // The account goes in Salesforce (no contact of its own goes with it), and the desk
     // moves the contact there before the next round.
     sim.delete("Account", &planet).unwrap();
-    update_contact(&app, &desk_id, json!({ "accountId": desk_planet })).await;
+    update_contact(app, &desk_id, json!({ "accountId": desk_planet })).await;
+    (contact, planet, desk_id)
+}
+
+/// The contact Salesforce holds is the one the desk updated, now in the desk account sent
+/// again in place of the deleted one, and nothing waits for a person.
+async fn assert_moved_into_the_account_sent_again(
+    app: &TestApp,
+    sim: &SimHandle,
+    (contact, planet, desk_id): (&str, &str, &Value),
+) {
+    assert_eq!(
+        salesforce_id_of(app, desk_id).await,
+        contact,
+        "the contact Salesforce holds is the one updated, not made again"
+    );
+    assert_eq!(sim.count("Contact"), 1);
+    let moved = sim.get("Contact", contact).unwrap();
+    let account = moved["AccountId"].as_str().expect("moved into an account");
+    assert_ne!(account, planet);
+    assert_eq!(
+        sim.get("Account", account).unwrap()["Name"],
+        "Daily Planet",
+        "the desk account went out again"
+    );
+    assert!(open_failures(app).await.as_array().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_contact_moved_to_an_account_salesforce_deleted_stays_one_record_there() {
+    let (app, sim) = connected().await;
+    let (contact, planet, desk_id) = contact_moved_into_a_deleted_account(&app, &sim).await;
     let mark = sim.request_count();
     app.sync_now().await;
     assert_eq!(
@@ -1210,22 +1244,33 @@ async fn a_contact_moved_to_an_account_salesforce_deleted_stays_one_record_there
         "the refused update alone: the contact is not made again in its place"
     );
     app.sync_now().await;
+    assert_moved_into_the_account_sent_again(&app, &sim, (&contact, &planet, &desk_id)).await;
+}
 
+#[tokio::test]
+async fn a_refusal_naming_no_deleted_record_that_cannot_be_looked_into_is_retried() {
+    let (app, sim) = crate::integration::started(|s| s.sync.retry_backoff_secs = 0).await;
+    let (contact, planet, desk_id) = contact_moved_into_a_deleted_account(&app, &sim).await;
+    // Salesforce refuses the update for meeting a deleted record it does not name; asking
+    // which records are gone, the call after it, then fails on every attempt.
+    let update = sim.hold_answer_next("PATCH", "/composite/sobjects");
+    let engine = app.engine.clone();
+    let round = tokio::spawn(async move { engine.run_once().await });
+    update.arrived().await;
+    sim.fail_next(&[503; 4]);
+    update.release();
+    round.await.unwrap().expect("the round ends");
+    let open = open_failures(&app).await;
+    assert_eq!(open.as_array().unwrap().len(), 1, "{open}");
     assert_eq!(
-        salesforce_id_of(&app, &desk_id).await,
-        contact,
-        "the contact Salesforce holds is the one updated, not made again"
+        open[0]["reason"], "UPSTREAM_UNAVAILABLE",
+        "retried by itself, not left for a person: {open}"
     );
-    assert_eq!(sim.count("Contact"), 1);
-    let moved = sim.get("Contact", &contact).unwrap();
-    let account = moved["AccountId"].as_str().expect("moved into an account");
-    assert_ne!(account, planet);
-    assert_eq!(
-        sim.get("Account", account).unwrap()["Name"],
-        "Daily Planet",
-        "the desk account went out again"
-    );
-    assert!(open_failures(&app).await.as_array().unwrap().is_empty());
+    assert_eq!(sim.count("Contact"), 1, "nothing made again while in doubt");
+
+    app.sync_now().await;
+    app.sync_now().await;
+    assert_moved_into_the_account_sent_again(&app, &sim, (&contact, &planet, &desk_id)).await;
 }
 
 #[tokio::test]
