@@ -947,10 +947,15 @@ impl Store {
     /// Notes, before they are sent, creates that cannot be repeated safely: each desk record
     /// with the values sent (a JSON object). Until their answer is recorded (or found again
     /// after it was lost), they stay here.
+    ///
+    /// A record made again in place of one Salesforce deleted loses its link to that one in
+    /// the same transaction: still linked while its create is in doubt, it would pass for
+    /// settled, and a pull meeting what the create made would take it for a new record.
     pub async fn note_pending_creates(
         &self,
         module: Module,
         creates: impl IntoIterator<Item = (i64, String)>,
+        made_again: &[i64],
     ) -> StoreResult<()> {
         let now = Utc::now();
         let rows: Vec<pending_create::ActiveModel> = creates
@@ -970,6 +975,13 @@ impl Store {
         pending_create::Entity::insert_many(rows)
             .exec(&*txn)
             .await?;
+        if !made_again.is_empty() {
+            record_link::Entity::delete_many()
+                .filter(record_link::Column::Module.eq(module.as_str()))
+                .filter(record_link::Column::DeskId.is_in(made_again.iter().copied()))
+                .exec(&*txn)
+                .await?;
+        }
         txn.commit().await?;
         Ok(())
     }

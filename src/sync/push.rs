@@ -349,7 +349,14 @@ impl SyncEngine {
                     })
                     .collect();
                 noted = pending.iter().map(|(desk_id, _)| *desk_id).collect();
-                self.store.note_pending_creates(module, pending).await?;
+                let made_again: Vec<i64> = noted
+                    .iter()
+                    .copied()
+                    .filter(|desk_id| links.contains_key(desk_id))
+                    .collect();
+                self.store
+                    .note_pending_creates(module, pending, &made_again)
+                    .await?;
                 Ok::<_, SyncError>(round.client.create_many(object, &body, false).await?)
             };
             match sent.await {

@@ -2881,6 +2881,39 @@ async fn creates_whose_answer_was_lost_are_found_in_salesforce_not_made_twice() 
 }
 
 #[tokio::test]
+async fn a_record_made_again_whose_answer_was_lost_is_found_not_made_twice() {
+    let (app, sim) = connected_without_external_id(without_desk_id_fields).await;
+    let deleted = sim
+        .insert("Contact", json!({ "LastName": "Lovelace" }))
+        .unwrap();
+    app.sync_now().await;
+    let desk_id = by_last_name(&contacts(&app).await, "Lovelace")[0]["id"].clone();
+    // Deleted in Salesforce, edited in the desk: the push makes it there again, and the
+    // answer to that create is lost.
+    sim.delete("Contact", &deleted).unwrap();
+    update_contact(&app, &desk_id, json!({ "title": "Countess" })).await;
+    round_failing_its_create(&app, &sim, SimHandle::lose_next_answers).await;
+    let made = sim.records("Contact");
+    assert_eq!(made.len(), 1, "Salesforce made it again");
+    let made = made[0]["Id"].as_str().unwrap().to_owned();
+
+    app.sync_now().await;
+    app.sync_now().await;
+    assert_eq!(sim.count("Contact"), 1, "not made a third time");
+    assert_eq!(
+        by_last_name(&contacts(&app).await, "Lovelace").len(),
+        1,
+        "nor brought into the desk as another contact"
+    );
+    assert_eq!(salesforce_id_of(&app, &desk_id).await, made);
+    assert_eq!(sim.get("Contact", &made).unwrap()["Title"], "Countess");
+    assert!(open_failures(&app).await.as_array().unwrap().is_empty());
+    let mark = sim.request_count();
+    app.sync_now().await;
+    assert_eq!(writes_since(&sim, mark), Vec::<String>::new(), "no echo");
+}
+
+#[tokio::test]
 async fn a_plain_helpdesk_id_field_names_a_lost_creates_record_even_once_it_is_edited() {
     let (app, sim) = connected_without_external_id(|sim| {
         for object in ["Contact", "Account"] {
