@@ -141,6 +141,12 @@ fn index(table: impl IntoIden, name: &str, col: impl IntoIden) -> IndexCreateSta
 
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
+    /// All or nothing on SQLite too: a crash part way must not leave the schema changed and
+    /// the migration unrecorded, which the next start would trip over.
+    fn use_transaction(&self) -> Option<bool> {
+        Some(true)
+    }
+
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         manager
             .create_table(
