@@ -585,10 +585,18 @@ impl SyncEngine {
         let first_done = round.first_sync;
         self.store
             .update_integration_with(|current, m| {
+                // A connection saved since (this process's round lock lost on the way) has
+                // its own first sync to run: this round's end is none of its business.
+                if current.epoch != round.epoch {
+                    return Ok(());
+                }
                 m.last_sync_at = Set(Some(now));
                 // Turned two-way while a one-way first sync ran, the first sync is not done:
                 // the next round exports what stayed local.
-                if first_done && current.sync_type == sync_type.as_str() {
+                if first_done
+                    && current.sync_type == sync_type.as_str()
+                    && current.first_sync == FirstSync::Running.as_str()
+                {
                     m.first_sync = Set(FirstSync::Done.as_str().into());
                 }
                 Ok(())
