@@ -230,10 +230,12 @@ impl Store {
     /// in the desk, and its contacts stay in its Salesforce account.
     pub async fn purge_account(&self, id: AccountId) -> StoreResult<()> {
         let txn = self.write().await?;
-        binned_account(&*txn, id).await?;
-        // Its contacts are locked before their links are written, as a sync batch locks a
-        // contact and then its link: the other order would deadlock against one (PostgreSQL).
+        // Its contacts are locked first, then the account, then their links: the order a
+        // ticket written for a contact takes (the contact, then its account) and a sync batch
+        // (a contact, then its link). Another would deadlock against one (PostgreSQL). A
+        // contact cannot join a binned account meanwhile, so none escapes the lock.
         super::contacts::lock_contacts_of(&*txn, id).await?;
+        binned_account(&*txn, id).await?;
         super::sync::keep_salesforce_account(&*txn, id).await?;
         let contacts = super::contacts::unlink_contacts(&*txn, id).await?;
         let tickets =

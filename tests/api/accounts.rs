@@ -267,3 +267,64 @@ async fn a_contact_made_while_its_account_goes_to_the_recycle_bin_is_refused() {
         "{made}"
     );
 }
+
+/// A ticket being written for a contact (its row locked, its account read next) and the
+/// purge of that contact's binned account take their locks in the same order, so neither
+/// waits for the other in a circle (PostgreSQL would end one as a deadlock).
+#[tokio::test]
+async fn purging_an_account_waits_for_a_ticket_being_written_for_its_contact() {
+    use sea_orm::ConnectionTrait;
+    let app = spawn_app().await;
+    let account = app.create_account("Ghost Co").await;
+    let contact = app
+        .create_contact(json!({ "lastName": "Wraith", "accountId": account["id"] }))
+        .await;
+    app.gql_ok(
+        "mutation($id: ID!) { deleteAccount(id: $id) { id } }",
+        json!({ "id": account["id"] }),
+    )
+    .await;
+    let postgres = app.database_url.starts_with("postgres");
+    let lock = |sql: &str| {
+        if postgres {
+            sql.to_owned()
+        } else {
+            // SQLite has no row locks: its writer takes the whole database.
+            sql.split(" FOR ").next().unwrap().to_owned()
+        }
+    };
+
+    let ticket = crate::helpers::other_process_writing(&app).await;
+    let contact_id = contact["id"].as_str().unwrap();
+    let account_id = account["id"].as_str().unwrap();
+    ticket
+        .execute_unprepared(&lock(&format!(
+            "SELECT id FROM contact WHERE id = {contact_id} FOR UPDATE"
+        )))
+        .await
+        .unwrap();
+    let purge = app.gql(
+        "mutation($id: ID!) { purgeAccount(id: $id) }",
+        json!({ "id": account["id"] }),
+    );
+    let meanwhile = async {
+        // The purge is under way, waiting for a lock the ticket holds.
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        ticket
+            .execute_unprepared(&lock(&format!(
+                "SELECT id FROM account WHERE id = {account_id} FOR SHARE"
+            )))
+            .await
+            .expect("the ticket reads its contact's account without a deadlock");
+        ticket.commit().await.unwrap();
+    };
+    let (purged, ()) = tokio::join!(purge, meanwhile);
+    assert!(purged.get("errors").is_none(), "{purged}");
+    let left = app
+        .gql_ok(
+            "query($id: ID!) { contact(id: $id) { account { id } } }",
+            json!({ "id": contact["id"] }),
+        )
+        .await;
+    assert!(left["contact"]["account"].is_null(), "{left}");
+}
