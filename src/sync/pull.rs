@@ -881,6 +881,13 @@ impl SyncEngine {
             }
             let settled: Vec<i64> = answered.iter().map(|(_, desk_id)| *desk_id).collect();
             batch.settle_pending_creates(module, &settled).await?;
+            if !settled.is_empty() {
+                // Made from the desk: counted as the lookup would have counted them.
+                let made = i32::try_from(settled.len()).unwrap_or(i32::MAX);
+                batch
+                    .history(Direction::DeskToSalesforce, module, (made, 0, 0))
+                    .await?;
+            }
             creates.retain(|idx| !answered.iter().any(|(taken, _)| taken == idx));
         }
         let refused = self

@@ -3082,6 +3082,26 @@ async fn a_create_salesforce_commits_just_after_the_round_looked_for_it_is_linke
     assert_eq!(desk.len(), 1, "not made again in the desk: {desk:?}");
     assert_eq!(salesforce_id_of(&app, &desk[0]["id"]).await, made);
     assert_eq!(sim.count("Contact"), 1);
+    let history = app
+        .gql_ok(
+            "{ syncHistory(first: 20) { nodes { direction module added } } }",
+            json!({}),
+        )
+        .await;
+    let added = |direction: &str| -> i64 {
+        history["syncHistory"]["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|h| h["direction"] == direction && h["module"] == "CONTACTS")
+            .map(|h| h["added"].as_i64().unwrap())
+            .sum()
+    };
+    assert_eq!(
+        (added("DESK_TO_SALESFORCE"), added("SALESFORCE_TO_DESK")),
+        (1, 0),
+        "counted as the desk record it was made from: {history}"
+    );
     // Settled: not sent again once its doubt has passed.
     let mark = sim.request_count();
     app.sync_now().await;
