@@ -5,7 +5,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use figment::Figment;
-use figment::providers::{Env, Format, Toml};
+use figment::providers::{Env, Format, Serialized, Toml};
 use secrecy::SecretString;
 use serde::Deserialize;
 
@@ -234,6 +234,18 @@ impl Default for LogSettings {
 }
 
 /// Top-level keys accepted from the environment; other `TANDEM_*` variables are reported.
+/// The settings whose values are text, by their key path.
+const TEXT_SETTINGS: &[&str] = &[
+    "data_dir",
+    "http.host",
+    "auth.jwt_secret",
+    "auth.public_key_file",
+    "auth.issuer",
+    "auth.audience",
+    "sync.encryption_key",
+    "log.filter",
+];
+
 const ENV_SECTIONS: &[&str] = &[
     "data_dir",
     "database_url",
@@ -272,11 +284,20 @@ impl Settings {
         if let Some(file) = file {
             figment = figment.merge(Toml::file_exact(file));
         }
-        let unknown: Vec<String> = std::env::vars()
+        // Variables that are not Unicode name no setting (figment passes over them too).
+        let tandem: Vec<(String, String)> = std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+            .filter(|(k, _)| {
+                k.get(..7)
+                    .is_some_and(|p| p.eq_ignore_ascii_case("TANDEM_"))
+            })
+            .collect();
+        let unknown: Vec<String> = tandem
+            .iter()
             .filter_map(|(k, _)| {
                 let key = k.strip_prefix("TANDEM_")?.to_lowercase();
                 let section = key.split("__").next().unwrap_or_default().to_owned();
-                (!ENV_SECTIONS.contains(&section.as_str())).then_some(k)
+                (!ENV_SECTIONS.contains(&section.as_str())).then(|| k.clone())
             })
             .collect();
         figment = figment.merge(Env::raw().only(&["DATABASE_URL"])).merge(
@@ -287,6 +308,15 @@ impl Settings {
                     .any(|known| known.eq_ignore_ascii_case(section))
             }),
         );
+        // figment reads `1234` or `true` in a variable as a number or a flag; a setting that
+        // is text takes the variable's text as it is (an audience that is a number, a
+        // secret of digits with its leading zeros).
+        for (k, v) in &tandem {
+            let key = k["TANDEM_".len()..].to_lowercase().replace("__", ".");
+            if TEXT_SETTINGS.contains(&key.as_str()) {
+                figment = figment.merge(Serialized::default(&key, v));
+            }
+        }
         let settings: Self = figment.extract().map_err(Box::new)?;
         settings.check()?;
         Ok((settings, unknown))
@@ -601,6 +631,7 @@ impl fmt::Debug for DatabaseUrl {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use secrecy::ExposeSecret;
 
     #[test]
     fn database_url_hides_its_password() {
@@ -825,11 +856,24 @@ mod tests {
             jail.set_env("TANDEM_DATA_DIR", "/var/lib/tandem");
             jail.set_env("DATABASE_URL", "postgres://u:p@db/tandem");
             jail.set_env("TANDEM_NOT_A_SETTING", "x");
+            jail.set_env("TANDEM_AUTH__AUDIENCE", "1234567890");
+            jail.set_env("tandem_auth__issuer", "true");
+            jail.set_env(
+                "TANDEM_AUTH__JWT_SECRET",
+                "000123456789012345678901234567890123",
+            );
             let (settings, unknown) = Settings::load(Some(Path::new("tandem.toml"))).unwrap();
             assert_eq!(settings.http.port, 9100);
             assert_eq!(settings.http.host, "0.0.0.0");
             assert_eq!(settings.data_dir, PathBuf::from("/var/lib/tandem"));
             assert_eq!(settings.database_url().expose(), "postgres://u:p@db/tandem");
+            assert_eq!(settings.auth.audience.as_deref(), Some("1234567890"));
+            assert_eq!(settings.auth.issuer.as_deref(), Some("true"));
+            assert_eq!(
+                settings.auth.jwt_secret.as_ref().map(|s| s.expose_secret()),
+                Some("000123456789012345678901234567890123"),
+                "a secret of digits keeps its leading zeros"
+            );
             assert!(unknown.contains(&"TANDEM_NOT_A_SETTING".to_owned()));
             assert!(
                 !unknown
