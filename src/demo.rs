@@ -99,6 +99,28 @@ const AGENTS: &[(&str, &str, &str)] = &[
     ("Lee Light", "light@tandem.test", "Light Agent"),
 ];
 
+/// Takes `<data_dir>/demo.lock` for as long as the returned file is open (the process's
+/// life): refused while another demo holds it.
+pub fn hold_data_dir(data_dir: &std::path::Path) -> anyhow::Result<std::fs::File> {
+    std::fs::create_dir_all(data_dir)
+        .map_err(|e| anyhow!("cannot create data dir {}: {e}", data_dir.display()))?;
+    let path = data_dir.join("demo.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| anyhow!("cannot open {}: {e}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(anyhow!(
+            "another `tandem demo` is running on data dir {}: stop it first, or give this one a data dir of its own (TANDEM_DATA_DIR)",
+            data_dir.display()
+        )),
+        Err(std::fs::TryLockError::Error(e)) => Err(anyhow!("cannot lock {}: {e}", path.display())),
+    }
+}
+
 /// Removes an earlier start's demo database. The simulated org lives in memory and starts
 /// anew each time; a desk kept from before would stay linked to records of an org that is
 /// gone, and a record with no email to match by would be made twice on each side.

@@ -294,7 +294,7 @@ pub fn vault(settings: &Settings) -> anyhow::Result<Vault> {
 
 /// A random 32-byte secret, hex-encoded, kept in `<data_dir>/<name>` and reused from there.
 /// Processes starting together on a new data dir all end up with the one secret kept.
-fn generated_secret(data_dir: &Path, name: &str) -> anyhow::Result<SecretString> {
+pub fn generated_secret(data_dir: &Path, name: &str) -> anyhow::Result<SecretString> {
     let path = data_dir.join(name);
     if let Some(kept) = kept_secret(&path)? {
         return Ok(kept);

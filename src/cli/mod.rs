@@ -210,9 +210,24 @@ pub async fn run() -> anyhow::Result<()> {
             if let Some(configured) = settings.database_url.take() {
                 tracing::warn!(database = %configured.redacted(), "the demo does not use the configured database");
             }
+            // One demo to a data dir: a second would remove the first one's database under it.
+            let _running = crate::demo::hold_data_dir(&settings.data_dir)?;
             let database = settings.data_dir.join("demo.db");
             crate::demo::forget_database(&database)?;
             settings.database_url = Some(crate::config::DatabaseUrl::sqlite_file(&database));
+            // Its tokens, printed for anyone to copy, are signed with a secret of its own: they
+            // must not open a gateway that shares its configuration or its data dir.
+            let auth = &mut settings.auth;
+            if auth.jwt_secret.is_some() || auth.public_key_file.is_some() {
+                tracing::warn!(
+                    "the demo signs its tokens with a secret of its own, not the configured one"
+                );
+            }
+            auth.jwt_secret = Some(crate::startup::generated_secret(
+                &settings.data_dir,
+                "demo-jwt-secret",
+            )?);
+            (auth.public_key_file, auth.issuer, auth.audience) = (None, None, None);
             crate::demo::run(settings).await
         }
         Command::Migrate { action } => migrate(&settings, action).await,

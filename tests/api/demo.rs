@@ -15,6 +15,11 @@ struct Demo {
 
 /// Starts `tandem demo` on `data_dir` and waits for its tokens and its first sync.
 async fn start_demo(data_dir: &std::path::Path) -> Demo {
+    start_demo_with(data_dir, &[]).await
+}
+
+/// [`start_demo`] with these environment variables set too.
+async fn start_demo_with(data_dir: &std::path::Path, env: &[(&str, &str)]) -> Demo {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -24,6 +29,7 @@ async fn start_demo(data_dir: &std::path::Path) -> Demo {
         .args(["demo", "--port", &port.to_string()])
         .env("TANDEM_DATA_DIR", data_dir)
         .env("TANDEM_LOG__FILTER", "error")
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
@@ -146,4 +152,74 @@ async fn a_restarted_demo_begins_afresh_with_its_new_org() {
     // rather than staying linked to records that no longer exist.
     let second = start_demo(dir.path()).await;
     assert_eq!(named(&second).await, 0);
+}
+
+#[tokio::test]
+async fn a_second_demo_on_the_same_data_dir_is_refused_and_the_first_runs_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = start_demo(dir.path()).await;
+    let second = tokio::process::Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .args(["demo", "--port", "0"])
+        .env("TANDEM_DATA_DIR", dir.path())
+        .env("TANDEM_LOG__FILTER", "error")
+        .output()
+        .await
+        .unwrap();
+    assert!(!second.status.success());
+    let said = String::from_utf8_lossy(&second.stderr);
+    assert!(said.contains("another `tandem demo` is running"), "{said}");
+
+    let body: Value = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{}/graphql", first.port))
+        .bearer_auth(&first.agent)
+        .json(&json!({ "query": "{ tickets(first: 20) { nodes { id } } }" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        body["data"]["tickets"]["nodes"].as_array().unwrap().len(),
+        8,
+        "the first demo's desk is where it was: {body}"
+    );
+}
+
+#[tokio::test]
+async fn the_demo_signs_its_tokens_with_a_secret_of_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let configured = (
+        "TANDEM_AUTH__JWT_SECRET",
+        "a-production-secret-of-at-least-32-bytes",
+    );
+    let demo = start_demo_with(dir.path(), &[configured]).await;
+    let minted = tokio::process::Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .args(["token", "--agent", "2", "--profile", "Agent"])
+        .env("TANDEM_DATA_DIR", dir.path())
+        .env(configured.0, configured.1)
+        .output()
+        .await
+        .unwrap();
+    assert!(minted.status.success());
+    let production = String::from_utf8(minted.stdout).unwrap().trim().to_owned();
+    let status = |token: String| {
+        let port = demo.port;
+        async move {
+            reqwest::Client::new()
+                .post(format!("http://127.0.0.1:{port}/graphql"))
+                .bearer_auth(token)
+                .json(&json!({ "query": "{ me { agentId } }" }))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(status(demo.agent.clone()).await, 200);
+    assert_eq!(
+        status(production).await,
+        401,
+        "a token of the configured secret does not open the demo, nor the demo's another gateway"
+    );
 }
