@@ -187,6 +187,53 @@ pub struct FieldMapping {
     pub salesforce_field: String,
 }
 
+/// What a desk field holds.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+pub enum DeskFieldKind {
+    Text,
+    Email,
+    Integer,
+    Decimal,
+    /// A link to a desk account (a Salesforce reference to Account).
+    Account,
+}
+
+/// A desk field and the Salesforce fields it may be mapped to: what a mapping screen offers.
+#[derive(SimpleObject)]
+pub struct MappableField {
+    /// The desk field, as `FieldMappingInput.deskField` names it.
+    pub desk_field: String,
+    pub kind: DeskFieldKind,
+    /// The most characters it holds, for text.
+    pub max_length: Option<i32>,
+    /// Whether it must be mapped: the desk requires it, or the sync finds a record's
+    /// Salesforce twin by it.
+    pub required: bool,
+    /// The Salesforce field it is mapped to now.
+    pub salesforce_field: Option<String>,
+    /// The org's fields `updateFieldMappings` accepts for it under the current sync type
+    /// (a two-way sync needs them writable and long enough), in the org's order.
+    pub choices: Vec<SalesforceFieldChoice>,
+}
+
+/// A field of the org's Contact or Account object.
+#[derive(SimpleObject)]
+pub struct SalesforceFieldChoice {
+    /// Its API name, as `FieldMappingInput.salesforceField` takes it.
+    pub name: String,
+    /// Its name in Salesforce's UI.
+    pub label: String,
+    /// Salesforce's type for it, such as `string`, `email`, `picklist` or `currency`.
+    pub kind: String,
+    /// The most characters it holds (text types; 0 otherwise).
+    pub length: i32,
+    /// Whether Salesforce requires it on every record made, so that a two-way sync must map
+    /// it.
+    pub required: bool,
+    /// A field an admin of the org added.
+    pub custom: bool,
+}
+
 impl From<Mapping> for FieldMapping {
     fn from(m: Mapping) -> Self {
         Self {
@@ -219,6 +266,55 @@ impl IntegrationQuery {
         ctx.admin()?;
         let mappings = ctx.integrations().mappings(module.into()).await?;
         Ok(Some(mappings.into_iter().map(FieldMapping::from).collect()))
+    }
+
+    /// Every desk field of the module, what it is mapped to, and the org's fields it may be
+    /// mapped to instead, read from Salesforce as it is now. Administrators only.
+    async fn mappable_fields(
+        &self,
+        ctx: &Context<'_>,
+        module: SyncModule,
+    ) -> ApiResult<Option<Vec<MappableField>>> {
+        use crate::sync::mapping::{DeskKind, must_map};
+        ctx.admin()?;
+        let module = module.into();
+        let integrations = ctx.integrations();
+        let choices = integrations.mapping_choices(module).await?;
+        let mapped = integrations.mappings(module).await?;
+        let fields = choices
+            .into_iter()
+            .map(|(desk, fitting)| {
+                let (kind, max_length) = match desk.kind {
+                    DeskKind::Text { max } => (DeskFieldKind::Text, i32::try_from(max).ok()),
+                    DeskKind::Email => (DeskFieldKind::Email, None),
+                    DeskKind::Integer => (DeskFieldKind::Integer, None),
+                    DeskKind::Decimal => (DeskFieldKind::Decimal, None),
+                    DeskKind::AccountRef => (DeskFieldKind::Account, None),
+                };
+                MappableField {
+                    desk_field: desk.name.to_owned(),
+                    kind,
+                    max_length,
+                    required: must_map(module, desk),
+                    salesforce_field: mapped
+                        .iter()
+                        .find(|m| m.desk_field == desk.name)
+                        .map(|m| m.salesforce_field.clone()),
+                    choices: fitting
+                        .into_iter()
+                        .map(|sf| SalesforceFieldChoice {
+                            required: sf.required_on_create(),
+                            length: i32::try_from(sf.length).unwrap_or(i32::MAX),
+                            name: sf.name,
+                            label: sf.label,
+                            kind: sf.kind,
+                            custom: sf.custom,
+                        })
+                        .collect(),
+                }
+            })
+            .collect();
+        Ok(Some(fields))
     }
 }
 

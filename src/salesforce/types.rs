@@ -11,6 +11,9 @@ pub type Record = Map<String, Value>;
 #[serde(rename_all = "camelCase")]
 pub struct FieldDescribe {
     pub name: String,
+    /// The field's name in Salesforce's own UI.
+    #[serde(default)]
+    pub label: String,
     #[serde(rename = "type")]
     pub kind: String,
     #[serde(default)]

@@ -945,6 +945,20 @@ impl Integrations {
             .collect())
     }
 
+    /// The org's fields each desk field of `module` may be mapped to now (the sync type
+    /// decides whether they must be writable), read from a describe made afresh: an admin
+    /// may have added one in Salesforce since the last.
+    pub async fn mapping_choices(&self, module: Module) -> Result<Choices, SyncError> {
+        let client = self.client().await?;
+        client.forget_describe(module.salesforce_object());
+        let describe = client.describe(module.salesforce_object()).await?;
+        let writes = self.connected().await?.sync_type == SyncType::TwoWay.as_str();
+        Ok(mapping::choices(module, &describe, writes)
+            .into_iter()
+            .map(|(desk, fitting)| (desk, fitting.into_iter().cloned().collect()))
+            .collect())
+    }
+
     /// Validates a module's mappings against the org's describe, then replaces them. When
     /// they change, the module's pull starts over: the next round reads every Salesforce
     /// record of it again and applies it under the new mappings (records whose mapped values
@@ -982,6 +996,13 @@ impl Integrations {
         Ok(checked)
     }
 }
+
+/// Each desk field of a module with the org's fields `updateFieldMappings` would accept for
+/// it, as [`Integrations::mapping_choices`] read them.
+pub type Choices = Vec<(
+    &'static mapping::DeskField,
+    Vec<crate::salesforce::FieldDescribe>,
+)>;
 
 #[cfg(test)]
 mod tests {

@@ -201,35 +201,8 @@ pub fn validate(
                 format!("{object}.{} is mapped twice", sf.name),
             ));
         }
-        if sf.name.eq_ignore_ascii_case(super::DESK_ID_FIELD) {
-            return Err(Invalid::new(
-                format!("{at}.salesforceField"),
-                format!(
-                    "{object}.{} is the sync's own: it names the desk record a Salesforce record was created from, so no desk field can be mapped to it",
-                    sf.name
-                ),
-            ));
-        }
-        if writes && (!sf.createable || !sf.updateable) {
-            return Err(Invalid::new(
-                format!("{at}.salesforceField"),
-                format!(
-                    "{object}.{} cannot be written (it is not createable and updateable), and a two-way sync writes it",
-                    sf.name
-                ),
-            ));
-        }
-        check_types(desk, sf, writes)
+        fits(module, desk, sf, writes)
             .map_err(|why| Invalid::new(format!("{at}.salesforceField"), why))?;
-        if desk.name == super::desk::match_field(module) && !sf.filterable {
-            return Err(Invalid::new(
-                format!("{at}.salesforceField"),
-                format!(
-                    "{object}.{} cannot be filtered in a query (a {} field), yet the sync finds the Salesforce twin of a desk record by its '{}' through the field it is mapped to: map '{}' to a filterable field",
-                    sf.name, sf.kind, desk.name, desk.name
-                ),
-            ));
-        }
         out.push(Mapping::new(desk.name, &sf.name));
     }
     for field in desk_fields(module).iter().filter(|f| f.required) {
@@ -268,6 +241,64 @@ pub fn validate(
         }
     }
     Ok(out)
+}
+
+/// Why the Salesforce field `sf` cannot hold the desk field `desk` of `module`, when it
+/// cannot: the sync's own field, one a two-way sync (`writes`) could not write, a type the
+/// desk's values do not fit, or a match key Salesforce cannot be queried by.
+fn fits(
+    module: Module,
+    desk: &DeskField,
+    sf: &crate::salesforce::FieldDescribe,
+    writes: bool,
+) -> Result<(), String> {
+    let object = module.salesforce_object();
+    if sf.name.eq_ignore_ascii_case(super::DESK_ID_FIELD) {
+        return Err(format!(
+            "{object}.{} is the sync's own: it names the desk record a Salesforce record was created from, so no desk field can be mapped to it",
+            sf.name
+        ));
+    }
+    if writes && (!sf.createable || !sf.updateable) {
+        return Err(format!(
+            "{object}.{} cannot be written (it is not createable and updateable), and a two-way sync writes it",
+            sf.name
+        ));
+    }
+    check_types(desk, sf, writes)?;
+    if desk.name == super::desk::match_field(module) && !sf.filterable {
+        return Err(format!(
+            "{object}.{} cannot be filtered in a query (a {} field), yet the sync finds the Salesforce twin of a desk record by its '{}' through the field it is mapped to: map '{}' to a filterable field",
+            sf.name, sf.kind, desk.name, desk.name
+        ));
+    }
+    Ok(())
+}
+
+/// Each desk field of `module` with the org's fields it may be mapped to, as
+/// [`validate`] would accept them, in the describe's order.
+pub fn choices(
+    module: Module,
+    describe: &Describe,
+    writes: bool,
+) -> Vec<(&'static DeskField, Vec<&crate::salesforce::FieldDescribe>)> {
+    desk_fields(module)
+        .iter()
+        .map(|desk| {
+            let fitting = describe
+                .fields
+                .iter()
+                .filter(|sf| fits(module, desk, sf, writes).is_ok())
+                .collect();
+            (desk, fitting)
+        })
+        .collect()
+}
+
+/// Whether a desk field of `module` must be mapped: the desk requires it, or the sync finds
+/// a record's twin by it.
+pub fn must_map(module: Module, desk: &DeskField) -> bool {
+    desk.required || desk.name == super::desk::match_field(module)
 }
 
 /// The length of Salesforce's email fields.

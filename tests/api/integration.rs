@@ -635,6 +635,128 @@ async fn the_standard_mappings_hold_against_the_org() {
     }
 }
 
+const MAPPABLE: &str = "query($m: SyncModule!) { mappableFields(module: $m) { deskField kind maxLength required salesforceField choices { name label kind length required custom } } }";
+
+/// The names of the org fields offered for a desk field.
+fn offered(fields: &Value, desk: &str) -> Vec<String> {
+    fields
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["deskField"] == desk)
+        .unwrap_or_else(|| panic!("{desk} is offered: {fields}"))["choices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_mapping_screen_offers_each_desk_field_the_org_fields_it_may_take() {
+    let app = spawn_app().await;
+    let sim = salesforce_sim::start(SimConfig::default()).await;
+    connect(&app, &sim, "tandem").await;
+    let fields = app.gql_ok(MAPPABLE, json!({ "m": "CONTACTS" })).await["mappableFields"].clone();
+    let field = |desk: &str| {
+        fields
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["deskField"] == desk)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(
+        fields.as_array().unwrap().len(),
+        13,
+        "every desk field: {fields}"
+    );
+    let last_name = field("lastName");
+    assert_eq!(
+        (
+            &last_name["kind"],
+            &last_name["maxLength"],
+            &last_name["required"]
+        ),
+        (&json!("TEXT"), &json!(80), &json!(true))
+    );
+    assert_eq!(last_name["salesforceField"], "LastName");
+    let offered_last = last_name["choices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "LastName")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        offered_last,
+        json!({ "name": "LastName", "label": "Last Name", "kind": "string", "length": 80, "required": true, "custom": false })
+    );
+    assert_eq!(
+        (&field("email")["kind"], &field("email")["required"]),
+        (&json!("EMAIL"), &json!(true)),
+        "contacts meet by email, so it must be mapped"
+    );
+    assert_eq!(offered(&fields, "accountId"), ["AccountId"]);
+    let for_title = offered(&fields, "title");
+    assert!(
+        for_title.contains(&"Salutation".to_owned()),
+        "{for_title:?}"
+    );
+    // Not text, shorter than the desk's title, not writable, or the sync's own.
+    for never in [
+        "Email",
+        "Department",
+        "CreatedDate",
+        "Name",
+        tandem::sync::DESK_ID_FIELD,
+    ] {
+        assert!(
+            !for_title.contains(&never.to_owned()),
+            "{never}: {for_title:?}"
+        );
+    }
+    // Whatever is offered is taken.
+    for choice in &for_title {
+        let maps = [
+            ("lastName", "LastName"),
+            ("email", "Email"),
+            ("title", choice),
+        ];
+        let saved = app
+            .gql(UPDATE, json!({ "m": "CONTACTS", "maps": pairs(&maps) }))
+            .await;
+        assert!(saved.get("errors").is_none(), "{choice}: {saved}");
+    }
+
+    // The org as it is now: a field hidden from the integration user since is not offered.
+    sim.hide_field("Contact", "Salutation").unwrap();
+    let now = app.gql_ok(MAPPABLE, json!({ "m": "CONTACTS" })).await["mappableFields"].clone();
+    assert!(!offered(&now, "title").contains(&"Salutation".to_owned()));
+    // Syncing one way, nothing is written to Salesforce: a read-only field may be read.
+    app.gql_ok(
+        "mutation { setSyncType(syncType: SALESFORCE_TO_DESK) { syncType } }",
+        json!({}),
+    )
+    .await;
+    let one_way = app.gql_ok(MAPPABLE, json!({ "m": "CONTACTS" })).await["mappableFields"].clone();
+    assert!(offered(&one_way, "title").contains(&"Name".to_owned()));
+
+    let accounts = app.gql_ok(MAPPABLE, json!({ "m": "ACCOUNTS" })).await["mappableFields"].clone();
+    let industry = accounts
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["deskField"] == "industry")
+        .unwrap();
+    assert!(
+        industry["choices"].as_array().unwrap().iter().any(|c| c
+            == &json!({ "name": "Subscription_Type__c", "label": "Subscription Type", "kind": "picklist", "length": 255, "required": false, "custom": true })),
+        "{industry}"
+    );
+}
+
 #[tokio::test]
 async fn mappings_that_would_fail_in_salesforce_are_refused_up_front() {
     let app = spawn_app().await;
