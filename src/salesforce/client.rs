@@ -80,9 +80,19 @@ pub struct SalesforceClient {
 #[derive(Clone, Copy)]
 struct Call {
     /// Whether a failed call may be sent again: only when repeating it cannot apply it twice.
-    repeat: bool,
+    repeat: Repeat,
     /// How long Salesforce is given to answer.
     wait: Wait,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Repeat {
+    Never,
+    Always,
+    /// Only once the failed attempt is known to have ended in Salesforce: it never arrived,
+    /// was turned away, failed there, or was answered. Not after a connection cut mid-call or
+    /// an edge that gave up waiting (502, 504), which leave it running.
+    Ended,
 }
 
 #[derive(Clone, Copy)]
@@ -100,28 +110,28 @@ enum Wait {
 impl Call {
     /// A quick call that may be repeated: a describe, a read, an update by id.
     const QUICK: Self = Self {
-        repeat: true,
+        repeat: Repeat::Always,
         wait: Wait::Quick,
     };
     /// A create, which repeating would make twice.
     const ONCE: Self = Self {
-        repeat: false,
+        repeat: Repeat::Never,
         wait: Wait::Whole,
     };
     /// A query, a page of one, or a collection of updates or deletes.
     const SLOW: Self = Self {
-        repeat: true,
+        repeat: Repeat::Always,
         wait: Wait::Slow,
     };
     /// A collection of creates.
     const SLOW_ONCE: Self = Self {
-        repeat: false,
+        repeat: Repeat::Never,
         wait: Wait::Whole,
     };
     /// An upsert by external id: repeating one that was answered makes nothing twice, but
     /// one sent while an earlier attempt still runs may create what that one creates.
     const UPSERT: Self = Self {
-        repeat: true,
+        repeat: Repeat::Ended,
         wait: Wait::Whole,
     };
 }
@@ -321,14 +331,22 @@ impl SalesforceClient {
             }
             // Judged when the call has failed, not before it was sent: one that ran past the
             // budget (a slow call cut off at its timeout, say) is not sent again.
-            let may_retry = || {
-                call.repeat
+            let may_retry = |ended: bool| {
+                let repeatable = match call.repeat {
+                    Repeat::Never => false,
+                    Repeat::Always => true,
+                    Repeat::Ended => ended,
+                };
+                repeatable
                     && attempt < self.config.max_attempts
                     && started.elapsed() < self.config.retry_budget
             };
             let response = match request.send().await {
                 Ok(response) => response,
-                Err(e) if (e.is_timeout() || e.is_connect() || e.is_request()) && may_retry() => {
+                Err(e)
+                    if (e.is_timeout() || e.is_connect() || e.is_request())
+                        && may_retry(e.is_connect()) =>
+                {
                     self.backoff(attempt).await;
                     continue;
                 }
@@ -346,7 +364,8 @@ impl SalesforceClient {
             let status = response.status();
             let bytes = match response.bytes().await {
                 Ok(bytes) => bytes,
-                Err(e) if may_retry() => {
+                // Answered, so ended: only the answer was cut off.
+                Err(e) if may_retry(true) => {
                     tracing::debug!(error = %e, "Salesforce response cut off; retrying");
                     self.backoff(attempt).await;
                     continue;
@@ -358,7 +377,9 @@ impl SalesforceClient {
                 session = self.session.renew(session.generation).await?;
                 continue;
             }
-            if super::error::busy(status.as_u16()) && may_retry() {
+            if super::error::busy(status.as_u16())
+                && may_retry(!matches!(status.as_u16(), 502 | 504))
+            {
                 self.backoff(attempt).await;
                 continue;
             }

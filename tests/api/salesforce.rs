@@ -151,6 +151,42 @@ async fn records_are_created_read_updated_and_deleted() {
 }
 
 #[tokio::test]
+async fn an_upsert_is_sent_again_only_once_its_first_attempt_has_ended() {
+    let sim = org().await;
+    let sf = client(&sim);
+    let upsert = |value: &'static str| {
+        let sf = &sf;
+        async move {
+            sf.upsert(
+                "Contact",
+                "Helpdesk_Id__c",
+                value,
+                &fields(json!({ "LastName": "Hopper" })),
+            )
+            .await
+        }
+    };
+    // Turned away before it ran: sent again.
+    let before = requests_to(&sim, "Helpdesk_Id__c");
+    sim.fail_next(&[503]);
+    assert!(upsert("desk/1").await.unwrap().created);
+    assert_eq!(requests_to(&sim, "Helpdesk_Id__c") - before, 2);
+    // An edge that gave up waiting leaves it running in the org: a second attempt then
+    // could make the record beside it.
+    for status in [502, 504] {
+        let before = requests_to(&sim, "Helpdesk_Id__c");
+        sim.fail_next(&[status]);
+        let err = upsert("desk/2").await.unwrap_err();
+        assert!(err.is_transient(), "{status}: {err:?}");
+        assert_eq!(
+            requests_to(&sim, "Helpdesk_Id__c") - before,
+            1,
+            "{status}: not sent again"
+        );
+    }
+}
+
+#[tokio::test]
 async fn an_upsert_by_external_id_creates_then_updates() {
     let sim = org().await;
     let sf = client(&sim);
