@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use super::SalesforceError;
 use super::error::from_response;
-use super::session::{Credentials, OnRotation, SessionOwner};
+use super::session::{Credentials, OnRotation, Session, SessionOwner};
 use super::types::{
     ApiUsage, Deleted, DeletedRecord, Describe, Record, RecordResult, Updated, UpsertResult,
     parse_datetime,
@@ -310,9 +310,9 @@ impl SalesforceClient {
         call: Call,
     ) -> Result<(StatusCode, bytes_body::Body), SalesforceError> {
         let started = Instant::now();
-        let mut session = self.session.current().await?;
-        let mut renewed = false;
         let mut attempt = 0;
+        let mut session = self.signed_in(None, started, &mut attempt).await?;
+        let mut renewed = false;
         loop {
             attempt += 1;
             self.calls.fetch_add(1, Ordering::Relaxed);
@@ -374,7 +374,9 @@ impl SalesforceClient {
             };
             if status == StatusCode::UNAUTHORIZED && !renewed && session_expired(&bytes) {
                 renewed = true;
-                session = self.session.renew(session.generation).await?;
+                session = self
+                    .signed_in(Some(session.generation), started, &mut attempt)
+                    .await?;
                 continue;
             }
             if super::error::busy(status.as_u16())
@@ -387,6 +389,35 @@ impl SalesforceClient {
                 return Err(from_response(status.as_u16(), &bytes));
             }
             return Ok((status, bytes_body::Body(bytes)));
+        }
+    }
+
+    /// The session to call with: the current one (or, given the `stale` generation Salesforce
+    /// refused, a renewed one). A sign-in the token endpoint could not make now is asked for
+    /// again with backoff, as a busy call is, within the call's attempts and budget.
+    async fn signed_in(
+        &self,
+        stale: Option<u64>,
+        started: Instant,
+        attempt: &mut u32,
+    ) -> Result<Arc<Session>, SalesforceError> {
+        loop {
+            let signed_in = match stale {
+                None => self.session.current().await,
+                Some(stale) => self.session.renew(stale).await,
+            };
+            match signed_in {
+                Err(e)
+                    if !matches!(e, SalesforceError::AuthFailed { .. })
+                        && *attempt + 1 < self.config.max_attempts
+                        && started.elapsed() < self.config.retry_budget =>
+                {
+                    *attempt += 1;
+                    tracing::debug!(error = %e, "Salesforce sign-in not made now; retrying");
+                    self.backoff(*attempt).await;
+                }
+                other => return other,
+            }
         }
     }
 

@@ -1,6 +1,7 @@
 //! The one owner of the access token: logs in, renews once for all concurrent callers.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::Utc;
 use futures_util::future::BoxFuture;
@@ -116,6 +117,9 @@ struct State {
     /// refused password counts toward the org's lockout of the integration user, which
     /// would then refuse the right password too; a reconnect makes a client of its own.
     refused: Option<SalesforceError>,
+    /// Why the last sign-in could not be made now (the token endpoint down, slow or
+    /// throttling), until one is.
+    failed: Option<SalesforceError>,
 }
 
 pub(super) struct SessionOwner {
@@ -124,6 +128,8 @@ pub(super) struct SessionOwner {
     credentials: Credentials,
     on_rotation: Option<OnRotation>,
     state: Mutex<State>,
+    /// Sign-ins finished, whatever their end (read without waiting for one under way).
+    attempts: AtomicU64,
 }
 
 impl SessionOwner {
@@ -147,7 +153,9 @@ impl SessionOwner {
                 refresh_token,
                 generation: 0,
                 refused: None,
+                failed: None,
             }),
+            attempts: AtomicU64::new(0),
         }
     }
 
@@ -183,11 +191,17 @@ impl SessionOwner {
     /// panel past its patience, a request whose client went away) does not stop it halfway:
     /// a refresh token Salesforce rotated in is kept, and saved, not lost with the caller
     /// while Salesforce has voided the one before.
+    ///
+    /// Callers that waited while a sign-in failed for a passing reason share its failure
+    /// rather than each trying again in turn: behind a token endpoint that hangs, the last
+    /// of them would wait for all the others' attempts, and one that throttles would be
+    /// asked again at once by each.
     async fn sign_in_detached(
         self: &Arc<Self>,
         stale: Option<u64>,
     ) -> Result<Arc<Session>, SalesforceError> {
         let owner = self.clone();
+        let asked_after = self.attempts.load(Ordering::Acquire);
         tokio::spawn(async move {
             let mut state = owner.state.lock().await;
             if let Some(session) = &state.session
@@ -198,10 +212,22 @@ impl SessionOwner {
             if let Some(refused) = &state.refused {
                 return Err(refused.clone());
             }
+            // A sign-in that ended since this was asked for failed: its answer is this one's.
+            if let Some(failed) = &state.failed
+                && owner.attempts.load(Ordering::Acquire) > asked_after
+            {
+                return Err(failed.clone());
+            }
             state.session = None;
             let signed_in = owner.sign_in(&mut state).await;
-            if let Err(refused @ SalesforceError::AuthFailed { .. }) = &signed_in {
-                state.refused = Some(refused.clone());
+            owner.attempts.fetch_add(1, Ordering::AcqRel);
+            state.failed = None;
+            match &signed_in {
+                Err(refused @ SalesforceError::AuthFailed { .. }) => {
+                    state.refused = Some(refused.clone());
+                }
+                Err(passing) => state.failed = Some(passing.clone()),
+                Ok(_) => {}
             }
             signed_in
         })

@@ -151,6 +151,49 @@ async fn records_are_created_read_updated_and_deleted() {
 }
 
 #[tokio::test]
+async fn callers_waiting_on_a_sign_in_that_fails_share_its_failure() {
+    let sim = org().await;
+    let sf = std::sync::Arc::new(client(&sim));
+    // The token endpoint answers slowly, then throttles every sign-in.
+    let first = sim.hold_next("POST", "/services/oauth2/token");
+    let callers: Vec<_> = (0..4)
+        .map(|_| {
+            let sf = sf.clone();
+            tokio::spawn(async move { sf.instance_url().await })
+        })
+        .collect();
+    first.arrived().await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    sim.throttle_sign_ins(100);
+    first.release();
+    for caller in callers {
+        let err = caller.await.unwrap().unwrap_err();
+        assert!(err.is_transient(), "{err:?}");
+    }
+    assert_eq!(
+        requests_to(&sim, "/services/oauth2/token"),
+        1,
+        "one sign-in for the four who waited on it, not one after another"
+    );
+}
+
+#[tokio::test]
+async fn a_sign_in_the_token_endpoint_could_not_make_now_is_asked_for_again() {
+    let sim = org().await;
+    let sf = client(&sim);
+    let id = sf
+        .create("Account", &fields(json!({ "Name": "Patient" })))
+        .await
+        .unwrap();
+    sim.expire_tokens();
+    sim.throttle_sign_ins(2);
+    assert_eq!(
+        sf.get("Account", &id, None).await.unwrap().unwrap()["Name"],
+        "Patient"
+    );
+}
+
+#[tokio::test]
 async fn an_upsert_is_sent_again_only_once_its_first_attempt_has_ended() {
     let sim = org().await;
     let sf = client(&sim);

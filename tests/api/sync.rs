@@ -2402,7 +2402,8 @@ async fn revoked_credentials_put_the_integration_in_error_until_reconnected() {
 async fn a_sign_in_the_edge_throttles_is_tried_again_not_taken_for_refused_credentials() {
     let (app, sim) = connected().await;
     sim.expire_tokens();
-    sim.throttle_sign_ins(1);
+    // Each of the four attempts a call makes (one throttled sign-in alone is asked again).
+    sim.throttle_sign_ins(4);
     let id = sim
         .insert("Contact", json!({ "LastName": "Patient" }))
         .unwrap();
