@@ -5,10 +5,11 @@ use async_graphql::{Context, Enum, ID, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 use entity::{sync_failure, sync_history};
 
+use super::desk::{Account, Contact, load_account};
 use super::integration::SyncModule;
 use super::paging::{IdCursor, connection_complexity, page_request, parse_id};
 use super::{ApiError, ApiResult, Code, ContextExt};
-use crate::domain::{Direction, SyncType};
+use crate::domain::{AccountId, ContactId, Direction, SyncType};
 use crate::store::{FailureFilter, HistoryFilter, Page};
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
@@ -61,6 +62,7 @@ pub struct SyncHistoryEntry {
 
 /// A record that did not sync, and why.
 #[derive(SimpleObject)]
+#[graphql(complex)]
 pub struct SyncFailure {
     pub id: ID,
     /// When the record last failed: a record failing again keeps its entry (and its place
@@ -78,6 +80,44 @@ pub struct SyncFailure {
     pub next_attempt_at: Option<DateTime<Utc>>,
     /// When the record finally synced.
     pub resolved_at: Option<DateTime<Utc>>,
+}
+
+#[async_graphql::ComplexObject]
+impl SyncFailure {
+    /// The desk contact that did not sync (in the recycle bin or not), while the desk has it.
+    async fn contact(&self, ctx: &Context<'_>) -> ApiResult<Option<Contact>> {
+        let Some(id) = self.desk_record(SyncModule::Contacts) else {
+            return Ok(None);
+        };
+        Ok(ctx
+            .loader()
+            .load_one(ContactId(id))
+            .await?
+            .map(Contact::from))
+    }
+
+    /// The desk account that did not sync (in the recycle bin or not), while the desk has it.
+    async fn account(&self, ctx: &Context<'_>) -> ApiResult<Option<Account>> {
+        load_account(ctx, self.desk_record(SyncModule::Accounts).map(AccountId)).await
+    }
+
+    /// The Salesforce record in Salesforce's own UI, when the failure names one.
+    async fn view_in_salesforce_url(&self, ctx: &Context<'_>) -> ApiResult<Option<String>> {
+        let Some(salesforce_id) = &self.salesforce_id else {
+            return Ok(None);
+        };
+        let org = ctx.integrations().org_view().await?;
+        Ok(org.map(|org| format!("{}/{salesforce_id}", org.instance_url.trim_end_matches('/'))))
+    }
+}
+
+impl SyncFailure {
+    /// The desk record's id, when the failure is of `module` and names one.
+    fn desk_record(&self, module: SyncModule) -> Option<i64> {
+        (self.module == module)
+            .then(|| self.desk_id.as_ref()?.parse().ok())
+            .flatten()
+    }
 }
 
 fn parse<T: std::str::FromStr<Err = String>>(what: &str, raw: &str) -> ApiResult<T> {

@@ -173,6 +173,23 @@ async fn each_salesforce_refusal_is_logged_under_its_reason_and_waits_for_a_retr
     assert_eq!(open.len(), 1, "{open:?}");
     assert_eq!(open[0]["deskId"], linked);
     assert_eq!(open[0]["salesforceId"], twin);
+
+    // The failure log names the records as a person looks them up.
+    let named = app
+        .gql_ok(
+            "{ syncFailures(reason: STRING_TOO_LONG) { nodes { contact { id lastName } account { id } viewInSalesforceUrl } } }",
+            json!({}),
+        )
+        .await["syncFailures"]["nodes"][0]
+        .clone();
+    assert_eq!(
+        named,
+        json!({
+            "contact": { "id": linked, "lastName": "STRING_TOO_LONG" },
+            "account": null,
+            "viewInSalesforceUrl": format!("{}/{}", sim.base_url(), twin.as_str().unwrap()),
+        })
+    );
 }
 
 #[tokio::test]
