@@ -21,7 +21,7 @@ use super::live::{
 };
 use super::loaders::LinkOf;
 use super::{ApiError, ApiResult, Code, ContextExt, Freshness};
-use crate::domain::{self, AccountId, Module, SyncType};
+use crate::domain::{self, AccountId, Module};
 use crate::salesforce::Record;
 use crate::store::{account_input, contact_input};
 use crate::sync::records::{AccountLinks, desk_values, to_salesforce};
@@ -177,24 +177,25 @@ async fn twin(
         Module::Contacts => &org.contacts,
         Module::Accounts => &org.accounts,
     };
-    // The record as the last pull read it. Two-way, the mapped fields are what the desk holds
-    // now: a desk edit on its way out is what Salesforce is about to say. One-way, desk edits
-    // stay in the desk, so Salesforce's own values stand.
+    // The record as the last sync read it, with what the pushes since wrote over it: what
+    // Salesforce holds. A desk edit not sent yet (on its way, paused, refused, or kept local
+    // by a one-way sync) is not Salesforce's. Never read, the desk's mapped values stand in.
     let read: Option<Map<String, Value>> = link
         .salesforce_fields
         .as_deref()
-        .and_then(|read| serde_json::from_str(read).ok());
-    let desk_wins = org.sync_type == SyncType::TwoWay || read.is_none();
-    let mut fields = read.unwrap_or_default();
-    if desk_wins {
-        fields.extend(to_salesforce(
+        .and_then(|read| serde_json::from_str::<Map<String, Value>>(read).ok())
+        .filter(|read| read.contains_key("Id"));
+    let fields = read.unwrap_or_else(|| {
+        to_salesforce(
             mappings,
             module,
             &values,
             &accounts,
             link.kept_account_id.as_deref(),
-        ));
-    }
+        )
+        .into_iter()
+        .collect()
+    });
     Ok(Some(Twin {
         url: format!(
             "{}/{}",
@@ -214,7 +215,8 @@ pub struct SalesforceContact {
     /// The Salesforce record id.
     id: ID,
     /// Every field of the Salesforce record by its Salesforce name, custom fields included:
-    /// the mapped ones as the desk holds them, the others as the last sync read them.
+    /// as Salesforce holds them when the sync last read or wrote the record (the desk's
+    /// mapped values until it has been read).
     #[graphql(
         guard = "Requires(domain::PermissionItem::Information)",
         directive = requiresPermission::apply(PermissionItem::Information)
@@ -235,7 +237,8 @@ pub struct SalesforceAccount {
     /// The Salesforce record id.
     id: ID,
     /// Every field of the Salesforce record by its Salesforce name, custom fields included:
-    /// the mapped ones as the desk holds them, the others as the last sync read them.
+    /// as Salesforce holds them when the sync last read or wrote the record (the desk's
+    /// mapped values until it has been read).
     #[graphql(
         guard = "Requires(domain::PermissionItem::Information)",
         directive = requiresPermission::apply(PermissionItem::Information)

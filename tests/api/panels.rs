@@ -1478,3 +1478,56 @@ async fn a_note_however_old_can_be_opened_by_its_id() {
         json!([{ "title": "First call", "body": "Long ago" }])
     );
 }
+
+#[tokio::test]
+async fn a_two_way_panel_shows_what_salesforce_holds_not_a_desk_edit_it_has_not_taken() {
+    let (app, sim) = crate::integration::started(|_| {}).await;
+    let contact = sim
+        .insert(
+            "Contact",
+            json!({ "LastName": "Paneled", "Email": "paneled@example.com", "Title": "Buyer" }),
+        )
+        .unwrap();
+    app.sync_now().await;
+    let id = by_name(
+        &app.gql_ok(
+            "{ contacts(first: 10) { nodes { id lastName } } }",
+            json!({}),
+        )
+        .await,
+        "Paneled",
+    )["id"]
+        .clone();
+    let title = || async {
+        let body = app.gql_fresh("Administrator", PANELS, json!({})).await;
+        by_name(&body["data"], "Paneled")["salesforce"]["fields"]["Title"].clone()
+    };
+    let edit = |title: &'static str| {
+        let (app, id) = (&app, id.clone());
+        async move {
+            app.gql_ok(
+                "mutation($id: ID!, $t: String) { updateContact(id: $id, patch: { title: $t }) { id } }",
+                json!({ "id": id, "t": title }),
+            )
+            .await;
+        }
+    };
+
+    // Paused, the edit waits in the desk: Salesforce still says Buyer.
+    app.gql_ok("mutation { pauseSync { status } }", json!({}))
+        .await;
+    edit("Head Buyer").await;
+    assert_eq!(title().await, "Buyer");
+    app.gql_ok("mutation { resumeSync { status } }", json!({}))
+        .await;
+    app.sync_now().await;
+    assert_eq!(sim.get("Contact", &contact).unwrap()["Title"], "Head Buyer");
+    assert_eq!(title().await, "Head Buyer", "sent: Salesforce has it now");
+
+    // Refused by Salesforce, the edit is not what it holds.
+    edit("Chief Buyer").await;
+    sim.reject_next_records(&[("FIELD_CUSTOM_VALIDATION_EXCEPTION", "Title: not allowed")]);
+    app.sync_now().await;
+    assert_eq!(sim.get("Contact", &contact).unwrap()["Title"], "Head Buyer");
+    assert_eq!(title().await, "Head Buyer");
+}
