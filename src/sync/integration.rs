@@ -543,6 +543,25 @@ impl Integrations {
             }
             Err(other) => return Err(other.into()),
         }
+        // Signed in is not yet let in: an org without the REST API (an edition without it, or
+        // a user whose profile lacks "API Enabled") would refuse every call the sync makes.
+        match client.limits().await {
+            Ok(_) => {}
+            Err(SalesforceError::Api {
+                error_code,
+                message,
+                ..
+            }) if matches!(
+                error_code.as_str(),
+                "API_DISABLED_FOR_ORG" | "API_CURRENTLY_DISABLED"
+            ) =>
+            {
+                return Err(SyncError::Refused(format!(
+                    "Salesforce signed the user in but refuses it the REST API ({error_code}: {message}): the org must be on Enterprise, Unlimited, Performance or Developer edition, or Professional with API access, and the integration user's profile must have \"API Enabled\""
+                )));
+            }
+            Err(other) => return Err(other.into()),
+        }
         if secrets.get("refreshToken").is_some()
             && let Some(rotated) = client.refresh_token().await
         {

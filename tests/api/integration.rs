@@ -102,6 +102,18 @@ async fn connecting_verifies_the_credentials_before_saving_them() {
         "nothing saved"
     );
 
+    // Signed in, but without the REST API the sync could make no call.
+    sim.disable_api(true);
+    let refused = connect(&app, &sim, "tandem").await;
+    assert_eq!(codes(&refused), ["BAD_USER_INPUT"]);
+    let message = refused["errors"][0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("API_DISABLED_FOR_ORG") && message.contains("API Enabled"),
+        "{refused}"
+    );
+    assert_eq!(integration(&app).await["status"], "NOT_CONNECTED");
+    sim.disable_api(false);
+
     let connected = connect(&app, &sim, "tandem").await;
     let state = &connected["data"]["connectSalesforce"];
     assert_eq!(state["status"], "ACTIVE", "{connected}");

@@ -38,6 +38,9 @@ pub struct Faults {
     pub contended_sign_ins: u32,
     /// Requests to stop before they are answered, until a test lets them go.
     pub holds: Vec<Hold>,
+    /// The org's REST API is off for the integration user (an edition without it, or a
+    /// profile without "API Enabled"): every REST call is refused.
+    pub api_disabled: bool,
 }
 
 /// One request to hold: the first whose method and path match.
@@ -106,6 +109,7 @@ impl Faults {
             contended_sign_ins: 0,
             token_ttl_secs: config.token_ttl_secs,
             holds: Vec::new(),
+            api_disabled: false,
         }
     }
 

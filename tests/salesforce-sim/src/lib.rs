@@ -266,6 +266,13 @@ impl SimHandle {
         Ok(())
     }
 
+    /// Turns the org's REST API off (or on again) for the integration user, as an edition
+    /// without it or a profile without "API Enabled" has it: sign-ins still work, and every
+    /// REST call is refused with 403 `API_DISABLED_FOR_ORG`.
+    pub fn disable_api(&self, disabled: bool) {
+        lock(&self.sim.faults).api_disabled = disabled;
+    }
+
     /// The next REST calls fail with these statuses (500, 503, 400 row lock, 403 limit), in order.
     pub fn fail_next(&self, statuses: &[u16]) {
         lock(&self.sim.faults).queued.extend(statuses);

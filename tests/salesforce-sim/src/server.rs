@@ -290,6 +290,13 @@ fn serve(
     oauth::authorize(sim, header("authorization"))?;
     {
         let mut faults = lock(&sim.faults);
+        if faults.api_disabled {
+            return Err(ApiError::new(
+                403,
+                "API_DISABLED_FOR_ORG",
+                "The REST API is not enabled for this Organization.",
+            ));
+        }
         faults.spend()?;
         if let Some(err) = faults.injected() {
             return Err(err);
