@@ -90,7 +90,14 @@ impl Live {
             ),
             Live::Notes => (
                 "Note",
-                &["Id", "Title", "Body", "ParentId", "CreatedDate"],
+                &[
+                    "Id",
+                    "Title",
+                    "Body",
+                    "ParentId",
+                    "CreatedDate",
+                    "CreatedBy.Name",
+                ],
                 &["ParentId"],
             ),
             Live::ContentNotes => (
@@ -106,6 +113,8 @@ impl Live {
                     "StartDateTime",
                     "EndDateTime",
                     "Location",
+                    "Description",
+                    "Owner.Name",
                     "WhoId",
                     "WhatId",
                 ],
@@ -119,6 +128,8 @@ impl Live {
                     "Status",
                     "Priority",
                     "ActivityDate",
+                    "Description",
+                    "Owner.Name",
                     "WhoId",
                     "WhatId",
                 ],

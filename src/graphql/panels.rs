@@ -286,6 +286,9 @@ pub struct SalesforceNote {
     /// as long as a preview gets.
     truncated: bool,
     created_at: Option<String>,
+    /// Who wrote it: the name of the Salesforce user who created a classic note (null for an
+    /// enhanced note).
+    author: Option<String>,
     view_in_salesforce_url: String,
     /// An enhanced note, whose content is read apart from the list.
     #[graphql(skip)]
@@ -335,6 +338,10 @@ pub struct SalesforceEvent {
     start: Option<String>,
     end: Option<String>,
     location: Option<String>,
+    /// What it is about, as written in Salesforce.
+    description: Option<String>,
+    /// The name of the user (or queue) it belongs to.
+    owner: Option<String>,
     view_in_salesforce_url: String,
 }
 
@@ -346,11 +353,25 @@ pub struct SalesforceTask {
     status: Option<String>,
     priority: Option<String>,
     due_date: Option<String>,
+    /// What it is about, as written in Salesforce.
+    description: Option<String>,
+    /// The name of the user (or queue) it is assigned to.
+    owner: Option<String>,
     view_in_salesforce_url: String,
 }
 
 fn text(record: &Record, field: &str) -> Option<String> {
     record.get(field).and_then(Value::as_str).map(str::to_owned)
+}
+
+/// A field of a record's parent (`Owner`, `CreatedBy`), as a query of `Owner.Name` nests it;
+/// null when the record has no such parent.
+fn parent_text(record: &Record, parent: &str, field: &str) -> Option<String> {
+    record
+        .get(parent)
+        .and_then(|p| p.get(field))
+        .and_then(Value::as_str)
+        .map(str::to_owned)
 }
 
 fn record_url(ctx: &Context<'_>, id: &str) -> String {
@@ -588,6 +609,7 @@ async fn notes(
                 body,
                 truncated,
                 created_at: text(r, "CreatedDate"),
+                author: parent_text(r, "CreatedBy", "Name"),
                 enhanced,
             })
         })
@@ -610,6 +632,8 @@ fn events(ctx: &Context<'_>, fetched: &Fetched, shown: usize) -> Vec<SalesforceE
                 start: text(r, "StartDateTime"),
                 end: text(r, "EndDateTime"),
                 location: text(r, "Location"),
+                description: text(r, "Description"),
+                owner: parent_text(r, "Owner", "Name"),
             })
         })
         .collect();
@@ -631,6 +655,8 @@ fn tasks(ctx: &Context<'_>, fetched: &Fetched, shown: usize) -> Vec<SalesforceTa
                 status: text(r, "Status"),
                 priority: text(r, "Priority"),
                 due_date: text(r, "ActivityDate"),
+                description: text(r, "Description"),
+                owner: parent_text(r, "Owner", "Name"),
             })
         })
         .collect();

@@ -415,12 +415,12 @@ pub(crate) async fn with_activity(
     .unwrap();
     sim.insert(
         "Event",
-        json!({ "Subject": "Quarterly review", "StartDateTime": "2026-12-01T10:00:00.000+0000", "EndDateTime": "2026-12-01T11:00:00.000+0000", "WhoId": contact }),
+        json!({ "Subject": "Quarterly review", "StartDateTime": "2026-12-01T10:00:00.000+0000", "EndDateTime": "2026-12-01T11:00:00.000+0000", "WhoId": contact, "Description": "Bring the usage report." }),
     )
     .unwrap();
     sim.insert(
         "Task",
-        json!({ "Subject": "Send the quote", "Status": "Not Started", "Priority": "High", "ActivityDate": "2026-12-05", "WhoId": contact }),
+        json!({ "Subject": "Send the quote", "Status": "Not Started", "Priority": "High", "ActivityDate": "2026-12-05", "WhoId": contact, "Description": "Three seats, annual." }),
     )
     .unwrap();
     app.sync_now().await;
@@ -470,6 +470,23 @@ async fn a_contact_panel_lists_its_opportunities_notes_events_and_tasks() {
         panel["account"]["opportunities"],
         json!([{ "name": "Pilot", "won": true }]),
         "an account's opportunities come by account"
+    );
+    // Who wrote a note, whose an activity is, and what it is about.
+    let who = app
+        .gql_ok(
+            "{ contacts(first: 5) { nodes { salesforce { notes { author } events { description owner } tasks { description owner } } } } }",
+            json!({}),
+        )
+        .await;
+    let panel = &who["contacts"]["nodes"][0]["salesforce"];
+    assert_eq!(panel["notes"][0]["author"], "Integration User");
+    assert_eq!(
+        panel["events"],
+        json!([{ "description": "Bring the usage report.", "owner": "Integration User" }])
+    );
+    assert_eq!(
+        panel["tasks"],
+        json!([{ "description": "Three seats, annual.", "owner": "Integration User" }])
     );
 
     let light = app.gql_as("Light Agent", ACTIVITY, json!({})).await;
