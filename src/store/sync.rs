@@ -944,6 +944,18 @@ impl Store {
             .await?)
     }
 
+    /// Forgets the links of these desk records, each in its own right (no note goes with
+    /// them: see [`Self::note_pending_creates`]).
+    pub async fn forget_links(&self, module: Module, desk_ids: &[i64]) -> StoreResult<()> {
+        if desk_ids.is_empty() {
+            return Ok(());
+        }
+        let txn = self.write().await?;
+        forget_links_of(&*txn, module, desk_ids).await?;
+        txn.commit().await?;
+        Ok(())
+    }
+
     /// Notes, before they are sent, creates that cannot be repeated safely: each desk record
     /// with the values sent (a JSON object). Until their answer is recorded (or found again
     /// after it was lost), they stay here.
@@ -975,13 +987,7 @@ impl Store {
         pending_create::Entity::insert_many(rows)
             .exec(&*txn)
             .await?;
-        if !made_again.is_empty() {
-            record_link::Entity::delete_many()
-                .filter(record_link::Column::Module.eq(module.as_str()))
-                .filter(record_link::Column::DeskId.is_in(made_again.iter().copied()))
-                .exec(&*txn)
-                .await?;
-        }
+        forget_links_of(&*txn, module, made_again).await?;
         txn.commit().await?;
         Ok(())
     }
@@ -1887,4 +1893,21 @@ impl SyncBatch<'_> {
         }
         Ok(())
     }
+}
+
+/// Deletes the links of these desk records.
+async fn forget_links_of(
+    db: &impl ConnectionTrait,
+    module: Module,
+    desk_ids: &[i64],
+) -> StoreResult<()> {
+    if desk_ids.is_empty() {
+        return Ok(());
+    }
+    record_link::Entity::delete_many()
+        .filter(record_link::Column::Module.eq(module.as_str()))
+        .filter(record_link::Column::DeskId.is_in(desk_ids.iter().copied()))
+        .exec(db)
+        .await?;
+    Ok(())
 }

@@ -318,6 +318,14 @@ impl SyncEngine {
         // Desk records whose create was noted as pending, to settle with their answers.
         let mut noted = Vec::new();
         if !creates.is_empty() {
+            // Made again in place of records Salesforce deleted: their links to those go
+            // before they are sent, so that what a create whose answer is lost made is
+            // taken for theirs (by a lookup, or a pull meeting the desk id it carries).
+            let made_again: Vec<i64> = creates
+                .iter()
+                .map(|(i, _)| plans[*i].0)
+                .filter(|desk_id| links.contains_key(desk_id))
+                .collect();
             let sent = async {
                 let describe = round.client.describe(object).await?;
                 let desk_id_field = desk_id_field(&describe, &round.desk_tag);
@@ -325,6 +333,7 @@ impl SyncEngine {
                 // An external id the integration user may write makes the create
                 // repeatable; one it may only read would refuse every record.
                 if desk_id_field.is_some_and(|f| f.external_id && f.createable && f.updateable) {
+                    self.store.forget_links(module, &made_again).await?;
                     return Ok(round
                         .client
                         .upsert_many(object, DESK_ID_FIELD, &body, false)
@@ -349,11 +358,6 @@ impl SyncEngine {
                     })
                     .collect();
                 noted = pending.iter().map(|(desk_id, _)| *desk_id).collect();
-                let made_again: Vec<i64> = noted
-                    .iter()
-                    .copied()
-                    .filter(|desk_id| links.contains_key(desk_id))
-                    .collect();
                 self.store
                     .note_pending_creates(module, pending, &made_again)
                     .await?;

@@ -2915,6 +2915,43 @@ async fn a_record_made_again_whose_answer_was_lost_is_found_not_made_twice() {
 }
 
 #[tokio::test]
+async fn a_record_upserted_again_whose_answer_was_lost_is_linked_not_made_twice() {
+    let (app, sim) = connected().await;
+    let deleted = sim
+        .insert("Contact", json!({ "LastName": "Lovelace" }))
+        .unwrap();
+    app.sync_now().await;
+    let desk_id = by_last_name(&contacts(&app).await, "Lovelace")[0]["id"].clone();
+    sim.delete("Contact", &deleted).unwrap();
+    update_contact(&app, &desk_id, json!({ "title": "Countess" })).await;
+    // Made by upsert, every answer to it lost: the round gives up.
+    let upsert = sim.hold_next("PATCH", "/composite/sobjects/Contact/Helpdesk_Id__c");
+    let engine = app.engine.clone();
+    let round = tokio::spawn(async move { engine.run_once().await });
+    upsert.arrived().await;
+    sim.lose_next_answers(4);
+    upsert.release();
+    assert!(
+        round.await.unwrap().is_err(),
+        "the round reports the lost answers"
+    );
+    let made = sim.records("Contact");
+    assert_eq!(made.len(), 1, "Salesforce made it again");
+    let made = made[0]["Id"].as_str().unwrap().to_owned();
+
+    app.sync_now().await;
+    app.sync_now().await;
+    assert_eq!(sim.count("Contact"), 1);
+    assert_eq!(
+        by_last_name(&contacts(&app).await, "Lovelace").len(),
+        1,
+        "not brought into the desk as another contact"
+    );
+    assert_eq!(salesforce_id_of(&app, &desk_id).await, made);
+    assert!(open_failures(&app).await.as_array().unwrap().is_empty());
+}
+
+#[tokio::test]
 async fn a_plain_helpdesk_id_field_names_a_lost_creates_record_even_once_it_is_edited() {
     let (app, sim) = connected_without_external_id(|sim| {
         for object in ["Contact", "Account"] {
