@@ -179,7 +179,7 @@ pub async fn sync(options: BenchOptions) -> anyhow::Result<()> {
             sync_type: Some(SyncType::TwoWay),
         })
         .await?;
-    // Connecting asks for the org's limits once: not the import's.
+    // Connecting asks the REST API once: not the import's.
     let connecting = services.integrations.client().await?.calls_made();
     services.integrations.start_sync().await?;
 

@@ -896,6 +896,22 @@ impl SalesforceClient {
         body.json()
     }
 
+    /// The REST API's resources for the version in use (`GET /services/data/vXX.X`): any
+    /// user the API lets in may ask, so it tells whether it does.
+    pub async fn resources(&self) -> Result<Value, SalesforceError> {
+        let path = self.data_path("");
+        let (_, body) = self
+            .call(
+                Method::GET,
+                path.trim_end_matches('/'),
+                &[],
+                None,
+                Call::QUICK,
+            )
+            .await?;
+        body.json()
+    }
+
     /// The org's limits, as `/limits` reports them.
     pub async fn limits(&self) -> Result<Value, SalesforceError> {
         let path = self.data_path("limits");

@@ -111,6 +111,9 @@ async fn a_sign_in_another_process_holds_the_token_for_is_not_taken_for_refused_
 async fn records_are_created_read_updated_and_deleted() {
     let sim = org().await;
     let sf = client(&sim);
+    // The API's resources, which any user it lets in may read.
+    let resources = sf.resources().await.unwrap();
+    assert!(resources["sobjects"].is_string(), "{resources}");
     let id = sf
         .create(
             "Contact",
