@@ -174,16 +174,19 @@ impl SessionOwner {
 
     /// The current session, signing in first if there is none.
     pub async fn current(self: &Arc<Self>) -> Result<Arc<Session>, SalesforceError> {
+        // Read before waiting for a sign-in under way, whose failure is then this one's too.
+        let asked_after = self.attempts.load(Ordering::Acquire);
         if let Some(session) = &self.state.lock().await.session {
             return Ok(session.clone());
         }
-        self.sign_in_detached(None).await
+        self.sign_in_detached(None, asked_after).await
     }
 
     /// Replaces a session Salesforce refused. Callers that saw the same stale session share
     /// one renewal: whoever comes second gets the fresh session without another login.
     pub async fn renew(self: &Arc<Self>, stale: u64) -> Result<Arc<Session>, SalesforceError> {
-        self.sign_in_detached(Some(stale)).await
+        let asked_after = self.attempts.load(Ordering::Acquire);
+        self.sign_in_detached(Some(stale), asked_after).await
     }
 
     /// Signs in on a task of its own (unless a session newer than `stale`, or any session
@@ -196,12 +199,13 @@ impl SessionOwner {
     /// rather than each trying again in turn: behind a token endpoint that hangs, the last
     /// of them would wait for all the others' attempts, and one that throttles would be
     /// asked again at once by each.
+    /// `asked_after`: the sign-ins finished when the caller asked.
     async fn sign_in_detached(
         self: &Arc<Self>,
         stale: Option<u64>,
+        asked_after: u64,
     ) -> Result<Arc<Session>, SalesforceError> {
         let owner = self.clone();
-        let asked_after = self.attempts.load(Ordering::Acquire);
         tokio::spawn(async move {
             let mut state = owner.state.lock().await;
             if let Some(session) = &state.session

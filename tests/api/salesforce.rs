@@ -157,15 +157,16 @@ async fn records_are_created_read_updated_and_deleted() {
 async fn callers_waiting_on_a_sign_in_that_fails_share_its_failure() {
     let sim = org().await;
     let sf = std::sync::Arc::new(client(&sim));
-    // The token endpoint answers slowly, then throttles every sign-in.
+    // The token endpoint answers slowly, then throttles every sign-in; callers come before
+    // the first sign-in is sent, and while it waits.
     let first = sim.hold_next("POST", "/services/oauth2/token");
-    let callers: Vec<_> = (0..4)
-        .map(|_| {
-            let sf = sf.clone();
-            tokio::spawn(async move { sf.instance_url().await })
-        })
-        .collect();
+    let caller = || {
+        let sf = sf.clone();
+        tokio::spawn(async move { sf.instance_url().await })
+    };
+    let mut callers = vec![caller(), caller()];
     first.arrived().await;
+    callers.extend([caller(), caller()]);
     tokio::time::sleep(Duration::from_millis(50)).await;
     sim.throttle_sign_ins(100);
     first.release();
