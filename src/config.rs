@@ -233,7 +233,6 @@ impl Default for LogSettings {
     }
 }
 
-/// Top-level keys accepted from the environment; other `TANDEM_*` variables are reported.
 /// The settings whose values are text, by their key path.
 const TEXT_SETTINGS: &[&str] = &[
     "data_dir",
@@ -246,6 +245,7 @@ const TEXT_SETTINGS: &[&str] = &[
     "log.filter",
 ];
 
+/// Top-level keys accepted from the environment; other `TANDEM_*` variables are reported.
 const ENV_SECTIONS: &[&str] = &[
     "data_dir",
     "database_url",
