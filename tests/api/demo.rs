@@ -13,6 +13,22 @@ struct Demo {
     agent: String,
 }
 
+impl Demo {
+    /// What the demo answers its Agent's query.
+    async fn ask(&self, query: &str) -> Value {
+        reqwest::Client::new()
+            .post(format!("http://127.0.0.1:{}/graphql", self.port))
+            .bearer_auth(&self.agent)
+            .json(&json!({ "query": query }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+}
+
 /// Starts `tandem demo` on `data_dir` and waits for its tokens and its first sync.
 async fn start_demo(data_dir: &std::path::Path) -> Demo {
     start_demo_with(data_dir, &[]).await
@@ -134,16 +150,9 @@ async fn a_restarted_demo_begins_afresh_with_its_new_org() {
         }
     };
     let mut first = start_demo(dir.path()).await;
-    let made: Value = reqwest::Client::new()
-        .post(format!("http://127.0.0.1:{}/graphql", first.port))
-        .bearer_auth(&first.agent)
-        .json(&json!({ "query": "mutation { createContact(input: { lastName: \"Restart\" }) { id } }" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let made = first
+        .ask("mutation { createContact(input: { lastName: \"Restart\" }) { id } }")
+        .await;
     assert!(made.get("errors").is_none(), "{made}");
     assert_eq!(named(&first).await, 1);
     first.process.kill().await.unwrap();
@@ -169,16 +178,7 @@ async fn a_second_demo_on_the_same_data_dir_is_refused_and_the_first_runs_on() {
     let said = String::from_utf8_lossy(&second.stderr);
     assert!(said.contains("another `tandem demo` is running"), "{said}");
 
-    let body: Value = reqwest::Client::new()
-        .post(format!("http://127.0.0.1:{}/graphql", first.port))
-        .bearer_auth(&first.agent)
-        .json(&json!({ "query": "{ tickets(first: 20) { nodes { id } } }" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let body = first.ask("{ tickets(first: 20) { nodes { id } } }").await;
     assert_eq!(
         body["data"]["tickets"]["nodes"].as_array().unwrap().len(),
         8,
