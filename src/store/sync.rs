@@ -1568,12 +1568,7 @@ impl SyncBatch<'_> {
     }
 
     pub async fn unlink(&mut self, module: Module, desk_id: i64) -> StoreResult<()> {
-        record_link::Entity::delete_many()
-            .filter(record_link::Column::Module.eq(module.as_str()))
-            .filter(record_link::Column::DeskId.eq(desk_id))
-            .exec(&*self.txn)
-            .await?;
-        Ok(())
+        forget_links_of(&*self.txn, module, &[desk_id]).await
     }
 
     /// Forgets these waiting changes (outbox rows) of a desk record: the ones its values
