@@ -66,6 +66,17 @@ pub(crate) fn by_name<'a>(data: &'a Value, last: &str) -> &'a Value {
         .unwrap()
 }
 
+/// The desk id of the contact with this last name.
+async fn desk_id_of(app: &TestApp, last: &str) -> Value {
+    let contacts = app
+        .gql_ok(
+            "{ contacts(first: 10) { nodes { id lastName } } }",
+            json!({}),
+        )
+        .await;
+    by_name(&contacts, last)["id"].clone()
+}
+
 #[tokio::test]
 async fn a_linked_contact_shows_its_salesforce_twin_and_an_unlinked_one_null() {
     let (app, sim, contact) = linked().await;
@@ -128,15 +139,7 @@ async fn a_panel_shows_unmapped_and_custom_fields_and_keeps_up_with_salesforce()
 
     // Salesforce is master here: a desk edit stays in the desk, and the panel says what
     // Salesforce holds.
-    let id = by_name(
-        &app.gql_ok(
-            "{ contacts(first: 10) { nodes { id lastName } } }",
-            json!({}),
-        )
-        .await,
-        "Paneled",
-    )["id"]
-        .clone();
+    let id = desk_id_of(&app, "Paneled").await;
     app.gql_ok(
         "mutation($id: ID!) { updateContact(id: $id, patch: { title: \"Desk-only title\" }) { id } }",
         json!({ "id": id }),
@@ -1506,15 +1509,7 @@ async fn a_two_way_panel_shows_what_salesforce_holds_not_a_desk_edit_it_has_not_
         )
         .unwrap();
     app.sync_now().await;
-    let id = by_name(
-        &app.gql_ok(
-            "{ contacts(first: 10) { nodes { id lastName } } }",
-            json!({}),
-        )
-        .await,
-        "Paneled",
-    )["id"]
-        .clone();
+    let id = desk_id_of(&app, "Paneled").await;
     let title = || async {
         let body = app.gql_fresh("Administrator", PANELS, json!({})).await;
         by_name(&body["data"], "Paneled")["salesforce"]["fields"]["Title"].clone()
