@@ -140,6 +140,49 @@ impl Live {
         }
     }
 
+    /// The fields a list shows when the integration user may read them, and goes without
+    /// when it may not: field-level security can hide each of these from it, and a query
+    /// naming a hidden field is refused whole (`INVALID_FIELD`). The rest are required of
+    /// every record (or name it), and cannot be hidden.
+    fn optional(self) -> &'static [&'static str] {
+        match self {
+            Live::ContactOpportunities => &["Role", "Opportunity.Amount"],
+            Live::AccountOpportunities => &["Amount"],
+            Live::Events => &["Location", "Description"],
+            Live::Tasks => &["Description"],
+            Live::Notes | Live::ContentNotes | Live::NoteContent => &[],
+        }
+    }
+
+    /// The optional field a refusal says the integration user may not read (`No such column
+    /// 'Amount' on entity 'Opportunity'`), unless `without` leaves it out already.
+    fn hidden_by(
+        self,
+        error: &crate::salesforce::SalesforceError,
+        without: &[&str],
+    ) -> Option<&'static str> {
+        let crate::salesforce::SalesforceError::Api {
+            error_code,
+            message,
+            ..
+        } = error
+        else {
+            return None;
+        };
+        if error_code != "INVALID_FIELD" {
+            return None;
+        }
+        let column = message
+            .split("No such column '")
+            .nth(1)?
+            .split('\'')
+            .next()?;
+        self.optional().iter().copied().find(|field| {
+            let name = field.rsplit('.').next().unwrap_or(field);
+            name.eq_ignore_ascii_case(column) && !without.contains(field)
+        })
+    }
+
     /// The field a kind's lists are ordered by, newest first, a hundred at most; `None` for
     /// notes, which a reader opens by id (`notes(ids:)`) however old, and the links of
     /// enhanced notes, which hold no date.
@@ -207,14 +250,20 @@ impl Live {
     }
 
     /// `SELECT … FROM … WHERE <parent field> IN (ids) [OR …]`, newest first, at most `rows`;
-    /// of one group only when `group` names one.
+    /// of one group only when `group` names one; without the fields `hidden` names.
     fn soql(
         self,
         ids: &[String],
         rows: u32,
         group: Option<bool>,
+        hidden: &[&str],
     ) -> Result<String, crate::domain::Invalid> {
         let (object, fields, parents) = self.select();
+        let fields: Vec<&str> = fields
+            .iter()
+            .copied()
+            .filter(|field| !hidden.contains(field))
+            .collect();
         let literals = || ids.iter().map(|id| Literal::Text(id.clone()));
         let mut conditions = Vec::new();
         for parent in parents {
@@ -225,7 +274,7 @@ impl Live {
         } else {
             Condition::Or(conditions)
         };
-        let mut select = Select::new(object, fields)?.filter(condition);
+        let mut select = Select::new(object, &fields)?.filter(condition);
         if let (Some(field), Some(closed)) = (self.closed_field(), group) {
             select = select.filter(Condition::eq(&Ident::parse(field)?, Literal::Bool(closed)));
         }
@@ -433,7 +482,18 @@ pub struct LiveCache {
     budget: usize,
     entries: Mutex<KeptLists>,
     reading: Mutex<Reads>,
+    /// The optional fields each org hides from its integration user, by kind, and since
+    /// when: lists are read without them, and with them again once `HIDDEN_FOR` has passed,
+    /// in case access was granted meanwhile.
+    hidden: Mutex<HashMap<(u64, Live), Hidden>>,
 }
+
+/// The optional fields of a kind an org hides, and since when.
+type Hidden = (Vec<&'static str>, std::time::Instant);
+
+/// How long a field the org hid from the integration user is left out of the lists before
+/// they ask for it again.
+const HIDDEN_FOR: Duration = Duration::from_secs(10 * 60);
 
 /// The reads under way: which lists each is reading, and a way to hear it end.
 #[derive(Default)]
@@ -497,6 +557,33 @@ impl LiveCache {
             budget,
             entries: Mutex::default(),
             reading: Mutex::default(),
+            hidden: Mutex::default(),
+        }
+    }
+
+    /// The optional fields of `kind` the org `reader` reads hides from its integration user.
+    fn hidden(&self, reader: Reader, kind: Live) -> Vec<&'static str> {
+        let mut hidden = self.hidden.lock().unwrap_or_else(|p| p.into_inner());
+        let key = (reader.connection, kind);
+        match hidden.get(&key) {
+            Some((fields, since)) if since.elapsed() < HIDDEN_FOR => fields.clone(),
+            Some(_) => {
+                hidden.remove(&key);
+                Vec::new()
+            }
+            None => Vec::new(),
+        }
+    }
+
+    /// Notes that the org `reader` reads hides `field` of `kind` from its integration user.
+    fn hide(&self, reader: Reader, kind: Live, field: &'static str) {
+        let mut hidden = self.hidden.lock().unwrap_or_else(|p| p.into_inner());
+        let (fields, since) = hidden
+            .entry((reader.connection, kind))
+            .or_insert_with(|| (Vec::new(), std::time::Instant::now()));
+        if !fields.contains(&field) {
+            fields.push(field);
+            *since = std::time::Instant::now();
         }
     }
 
@@ -693,7 +780,7 @@ async fn read_and_keep(
 ) -> Result<Vec<Result<Lists, Unread>>, Unread> {
     let cache = reading.cache.clone();
     let began = Utc::now();
-    let results = match read(&integrations, &connection, &wanted).await {
+    let results = match read(&integrations, (&cache, reader, &connection), &wanted).await {
         Ok(results) => results,
         Err(unread) => {
             reading.failed(unread.why());
@@ -730,7 +817,7 @@ async fn read_and_keep(
 
 async fn read(
     integrations: &Integrations,
-    connection: &str,
+    (cache, reader, connection): (&LiveCache, Reader, &str),
     wanted: &[(Live, Vec<String>)],
 ) -> Result<Vec<Result<Vec<Record>, Unread>>, Unread> {
     let client = match integrations.client_reading_as(connection).await {
@@ -755,7 +842,7 @@ async fn read(
         .position(|(kind, _)| *kind == Live::NoteContent);
     let (read, ()) = tokio::join!(
         OptionFuture::from(contents.map(|i| note_contents(&client, &wanted[i].1))),
-        lists(&client, wanted, &mut results)
+        lists(&client, (cache, reader), wanted, &mut results)
     );
     if let (Some(i), Some(read)) = (contents, read) {
         results[i] = read;
@@ -765,36 +852,56 @@ async fn read(
 
 /// Each list kind's records, one SOQL query per kind (per 200 parents), sent five to a call.
 /// The links of enhanced notes go first, and the notes they name join the queue behind the
-/// rest: six kinds and their notes are two calls.
+/// rest: six kinds and their notes are two calls. A query refused for naming an optional
+/// field the org hides from the integration user is asked again without it, and the lists
+/// of that org go without it from then on (`LiveCache::hide`).
 async fn lists(
     client: &SalesforceClient,
+    (cache, reader): (&LiveCache, Reader),
     wanted: &[(Live, Vec<String>)],
     results: &mut [Result<Vec<Record>, Unread>],
 ) {
     // Of enhanced notes, by kind: the links read, and the notes they name.
     let mut links: HashMap<usize, Vec<Record>> = HashMap::new();
     let mut notes: HashMap<String, Record> = HashMap::new();
-    let mut queue: VecDeque<(usize, Step, String)> = VecDeque::new();
+    let mut queue: VecDeque<Asked> = VecDeque::new();
+    let ask = |queue: &mut VecDeque<Asked>,
+               results: &mut [Result<Vec<Record>, Unread>],
+               (i, step): (usize, Step)| {
+        let kind = wanted[i].0;
+        let without = cache.hidden(reader, kind);
+        match step.soql(kind, &without) {
+            Ok(soql) => queue.push_back(Asked {
+                i,
+                step,
+                soql,
+                without,
+            }),
+            Err(e) => results[i] = Err(Unread::Upstream(e.to_string().into())),
+        }
+    };
     let mut order: Vec<usize> = (0..wanted.len())
         .filter(|&i| wanted[i].0 != Live::NoteContent)
         .collect();
     order.sort_by_key(|&i| wanted[i].0 != Live::ContentNotes);
     for i in order {
-        let (kind, parents) = &wanted[i];
-        for chunk in parents.chunks(IDS_PER_QUERY) {
-            match kind.soql(chunk, ROWS_PER_QUERY, None) {
-                Ok(soql) => queue.push_back((i, Step::List(chunk.to_vec()), soql)),
-                Err(e) => results[i] = Err(Unread::Upstream(e.to_string().into())),
-            }
+        for chunk in wanted[i].1.chunks(IDS_PER_QUERY) {
+            ask(&mut queue, results, (i, Step::List(chunk.to_vec())));
         }
     }
     while !queue.is_empty() {
-        let asked: Vec<(usize, Step, String)> = queue
+        let asked: Vec<Asked> = queue
             .drain(..queue.len().min(crate::salesforce::COMPOSITE_QUERIES))
             .collect();
-        let soqls: Vec<String> = asked.iter().map(|(_, _, soql)| soql.clone()).collect();
+        let soqls: Vec<String> = asked.iter().map(|a| a.soql.clone()).collect();
         let answers = client.queries(&soqls).await;
-        for ((i, step, _), answer) in asked.into_iter().zip(answers) {
+        for (
+            Asked {
+                i, step, without, ..
+            },
+            answer,
+        ) in asked.into_iter().zip(answers)
+        {
             let kind = wanted[i].0;
             if results[i].is_err() {
                 continue;
@@ -804,17 +911,28 @@ async fn lists(
                 // such object: there are none to show.
                 (Err(e), Step::List(_))
                     if kind == Live::ContentNotes && e.code() == Some("INVALID_TYPE") => {}
-                (Err(e), _) => results[i] = Err(Unread::of(&e)),
-                (Ok(page), Step::List(_)) if kind == Live::ContentNotes => {
-                    match note_queries(&page) {
-                        Ok(soqls) => {
-                            queue.extend(soqls.into_iter().map(|soql| (i, Step::Notes, soql)))
+                (Err(e), step) => match kind.hidden_by(&e, &without) {
+                    Some(field) => {
+                        if cache.hidden(reader, kind).is_empty() {
+                            tracing::warn!(
+                                ?kind,
+                                field,
+                                "Salesforce hides a field of a panel's list from the \
+                                 integration user; the list is shown without it"
+                            );
                         }
-                        Err(e) => results[i] = Err(Unread::Upstream(e.to_string().into())),
+                        cache.hide(reader, kind, field);
+                        ask(&mut queue, results, (i, step));
+                    }
+                    None => results[i] = Err(Unread::of(&e)),
+                },
+                (Ok(page), Step::List(_)) if kind == Live::ContentNotes => {
+                    for ids in linked_notes(&page).chunks(IDS_PER_QUERY) {
+                        ask(&mut queue, results, (i, Step::Notes(ids.to_vec())));
                     }
                     links.entry(i).or_default().extend(page);
                 }
-                (Ok(page), Step::Notes) => {
+                (Ok(page), Step::Notes(_)) => {
                     for note in page {
                         if let Some(id) = note.get("Id").and_then(Value::as_str) {
                             notes.insert(id.to_owned(), note.clone());
@@ -827,14 +945,9 @@ async fn lists(
                     // lists cut to their newest fill a page that is not the whole answer:
                     // the others are read to their last page.)
                     if kind.newest().is_some() && page.len() >= ROWS_PER_QUERY as usize {
-                        let each = (PER_PARENT * kind.groups().len()) as u32;
                         for parent in parents {
-                            if kind.short_groups(&page, &parent).is_empty() {
-                                continue;
-                            }
-                            match kind.soql(std::slice::from_ref(&parent), each, None) {
-                                Ok(soql) => queue.push_back((i, Step::Parent(parent), soql)),
-                                Err(e) => results[i] = Err(Unread::Upstream(e.to_string().into())),
+                            if !kind.short_groups(&page, &parent).is_empty() {
+                                ask(&mut queue, results, (i, Step::Parent(parent)));
                             }
                         }
                     }
@@ -850,17 +963,13 @@ async fn lists(
                         && page.len() >= PER_PARENT * kind.groups().len() =>
                 {
                     for group in kind.short_groups(&page, &parent) {
-                        let one = std::slice::from_ref(&parent);
-                        match kind.soql(one, PER_PARENT as u32, group) {
-                            Ok(soql) => queue.push_back((i, Step::Group, soql)),
-                            Err(e) => results[i] = Err(Unread::Upstream(e.to_string().into())),
-                        }
+                        ask(&mut queue, results, (i, Step::Group(parent.clone(), group)));
                     }
                     if let Ok(records) = &mut results[i] {
                         records.extend(page);
                     }
                 }
-                (Ok(page), Step::Parent(_) | Step::Group) => {
+                (Ok(page), Step::Parent(_) | Step::Group(..)) => {
                     if let Ok(records) = &mut results[i] {
                         records.extend(page);
                     }
@@ -873,6 +982,15 @@ async fn lists(
             records.extend(noted(&links, &notes));
         }
     }
+}
+
+/// A query of a list's, sent or waiting to be: for the list `i` of those wanted, at `step`,
+/// leaving out the optional fields `without` names.
+struct Asked {
+    i: usize,
+    step: Step,
+    soql: String,
+    without: Vec<&'static str>,
 }
 
 /// Enhanced notes read this many at a time: each is a call of its own.
@@ -1017,12 +1135,30 @@ enum Step {
     /// One parent's list, read again on its own.
     Parent(String),
     /// One group of one parent's list, read again on its own.
-    Group,
-    Notes,
+    Group(String, Option<bool>),
+    /// These enhanced notes, named by links read.
+    Notes(Vec<String>),
 }
 
-/// The queries for the enhanced notes a page of ContentDocumentLinks names.
-fn note_queries(links: &[Record]) -> Result<Vec<String>, crate::domain::Invalid> {
+impl Step {
+    /// The query reading what this step reads of a `kind`'s lists, without the fields
+    /// `hidden` names.
+    fn soql(&self, kind: Live, hidden: &[&str]) -> Result<String, crate::domain::Invalid> {
+        let one = std::slice::from_ref;
+        match self {
+            Step::List(parents) => kind.soql(parents, ROWS_PER_QUERY, None, hidden),
+            Step::Parent(parent) => {
+                let each = (PER_PARENT * kind.groups().len()) as u32;
+                kind.soql(one(parent), each, None, hidden)
+            }
+            Step::Group(parent, group) => kind.soql(one(parent), PER_PARENT as u32, *group, hidden),
+            Step::Notes(ids) => note_query(ids),
+        }
+    }
+}
+
+/// The enhanced notes a page of ContentDocumentLinks names, each once.
+fn linked_notes(links: &[Record]) -> Vec<String> {
     let mut ids: Vec<String> = links
         .iter()
         .filter_map(|link| link.get("ContentDocumentId").and_then(Value::as_str))
@@ -1030,20 +1166,20 @@ fn note_queries(links: &[Record]) -> Result<Vec<String>, crate::domain::Invalid>
         .collect();
     ids.sort();
     ids.dedup();
-    let id = Ident::parse("Id")?;
-    ids.chunks(IDS_PER_QUERY)
-        .map(|chunk| {
-            Ok(Select::new(
-                "ContentNote",
-                &["Id", "Title", "TextPreview", "CreatedDate"],
-            )?
-            .filter(Condition::in_list(
-                &id,
-                chunk.iter().map(|i| Literal::Text(i.clone())),
-            ))
-            .build())
-        })
-        .collect()
+    ids
+}
+
+/// The query for these enhanced notes.
+fn note_query(ids: &[String]) -> Result<String, crate::domain::Invalid> {
+    Ok(Select::new(
+        "ContentNote",
+        &["Id", "Title", "TextPreview", "CreatedDate"],
+    )?
+    .filter(Condition::in_list(
+        &Ident::parse("Id")?,
+        ids.iter().map(|i| Literal::Text(i.clone())),
+    ))
+    .build())
 }
 
 /// Each link's note, with the record it is linked to (`LinkedEntityId`), so that a note on

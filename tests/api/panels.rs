@@ -746,6 +746,61 @@ async fn a_list_salesforce_refuses_to_read_is_not_served_from_the_cache() {
 }
 
 #[tokio::test]
+async fn a_field_the_org_hides_from_the_integration_user_is_left_out_of_its_lists() {
+    let (app, sim, _) = with_activity(|s| s.graphql.panel_cache_secs = 0).await;
+    let query = "{ contacts(first: 5) { nodes { salesforce { stale
+        opportunities { name amount role } notes { title }
+        events { subject description } tasks { subject priority description }
+        account { opportunities(status: ALL) { name amount } } } } } }";
+    let before = sim.api_usage();
+    let shown = app.gql_ok(query, json!({})).await;
+    let calls = sim.api_usage() - before;
+    let panel = &shown["contacts"]["nodes"][0]["salesforce"];
+    assert_eq!(panel["tasks"][0]["description"], "Three seats, annual.");
+    assert_eq!(panel["opportunities"][0]["amount"], 1200.5);
+
+    // An admin of the org hides optional fields from the integration user: the lists are
+    // shown without them, not refused whole.
+    for (object, field) in [
+        ("Task", "Description"),
+        ("Event", "Description"),
+        ("Opportunity", "Amount"),
+    ] {
+        sim.hide_field(object, field).unwrap();
+    }
+    let body = app.gql(query, json!({})).await;
+    assert!(body.get("errors").is_none(), "{body}");
+    let panel = &body["data"]["contacts"]["nodes"][0]["salesforce"];
+    assert_eq!(panel["stale"], false);
+    assert_eq!(
+        panel["tasks"],
+        json!([{ "subject": "Send the quote", "priority": "High", "description": null }])
+    );
+    assert_eq!(
+        panel["events"],
+        json!([{ "subject": "Quarterly review", "description": null }])
+    );
+    assert_eq!(
+        panel["opportunities"],
+        json!([{ "name": "Renewal", "amount": null, "role": "Decision Maker" }])
+    );
+    let of_account = panel["account"]["opportunities"].as_array().unwrap();
+    assert_eq!(of_account.len(), 2, "{panel}");
+    assert!(of_account.iter().all(|o| o["amount"].is_null()), "{panel}");
+    assert_eq!(panel["notes"][0]["title"], "Prefers email");
+
+    // What was learnt is kept: the next read asks for what may be read at once.
+    let before = sim.api_usage();
+    let again = app.gql_ok(query, json!({})).await;
+    assert_eq!(again["contacts"], body["data"]["contacts"]);
+    assert_eq!(
+        sim.api_usage() - before,
+        calls,
+        "as many calls as before the fields were hidden"
+    );
+}
+
+#[tokio::test]
 async fn a_salesforce_that_is_slow_to_answer_costs_a_panel_only_its_patience() {
     let (app, sim, _) = with_activity(|s| {
         s.graphql.panel_cache_secs = 0;
