@@ -134,16 +134,16 @@ impl Store {
             .one(&*txn)
             .await?
             .flatten();
-        let through: Option<i64> = match first_kept {
-            Some(first) => Some(first - 1),
-            None => sync_event::Entity::find()
-                .select_only()
-                .column_as(sync_event::Column::Id.max(), "through")
-                .into_tuple()
-                .one(&*txn)
-                .await?
-                .flatten(),
-        };
+        // The newest event that goes, not the id before the first kept: ids a rolled-back
+        // transaction drew (or a restart skipped) were never events, and a subscriber that
+        // saw the last one before them has missed nothing.
+        let mut going = sync_event::Entity::find()
+            .select_only()
+            .column_as(sync_event::Column::Id.max(), "through");
+        if let Some(first) = first_kept {
+            going = going.filter(sync_event::Column::Id.lt(first));
+        }
+        let through: Option<i64> = going.into_tuple().one(&*txn).await?.flatten();
         if let Some(through) = through
             && through > pruned_events_through(&*txn).await?
         {

@@ -708,3 +708,33 @@ async fn night_desk_following(app: &TestApp) -> Ws {
     assert_eq!(next_event(&mut ws).await["status"], "PAUSED");
     ws
 }
+
+#[tokio::test]
+async fn the_pruned_mark_is_the_last_event_pruned_not_the_id_before_the_first_kept() {
+    let (app, _sim) = synced().await;
+    let logged = logged_ids(&app).await;
+    assert!(logged.len() >= 3, "{logged:?}");
+    // The second id was drawn by a transaction that rolled back: it never was an event.
+    let missing: i64 = logged[1].parse().unwrap();
+    use sea_orm::EntityTrait;
+    entity::sync_event::Entity::delete_by_id(missing)
+        .exec(app.store.connection())
+        .await
+        .unwrap();
+    stamp_days_ago(&app, &logged[..1], 8).await;
+    app.store
+        .prune_history(chrono::Utc::now() - chrono::Duration::days(7))
+        .await
+        .unwrap();
+    assert_eq!(logged_ids(&app).await[..], logged[2..]);
+
+    // A subscriber that saw the first event missed only the ones kept.
+    let mut ws = subscribe(&app, "Administrator", json!({ "after": logged[0] })).await;
+    let first = ws.recv().await;
+    assert_eq!(first["type"], "next", "{first}");
+    assert_eq!(
+        first["payload"]["data"]["syncEvents"]["id"].as_str(),
+        Some(logged[2].as_str()),
+        "{first}"
+    );
+}
