@@ -264,11 +264,52 @@ pub fn sdl() -> String {
 /// Attaches what one request needs: who is asking, and loaders that live as long as it does.
 pub fn prepare(request: Request, viewer: Viewer, store: &Store) -> Request {
     request
-        .data(viewer)
+        .data(Arc::new(Scope::new(viewer)))
         .data(loaders::Batcher::new(loaders::DeskLoader::new(
             store.clone(),
         )))
-        .data(panels::PanelRequest::default())
+}
+
+/// Who asks, and what the request has read for its panels, as its resolvers see them. A
+/// query or mutation keeps one for its whole life. Every event of a subscription is resolved
+/// in the one environment the operation was given, so its stream renews the scope before it
+/// yields each event (`renew`): the event is resolved with the permissions as they are by
+/// then, and reads afresh what the events before it read.
+pub struct Scope {
+    viewer: std::sync::Mutex<Arc<Viewer>>,
+    panels: std::sync::Mutex<Arc<panels::PanelRequest>>,
+}
+
+impl Scope {
+    fn new(viewer: Viewer) -> Self {
+        Self {
+            viewer: std::sync::Mutex::new(Arc::new(viewer)),
+            panels: std::sync::Mutex::default(),
+        }
+    }
+
+    pub fn viewer(&self) -> Arc<Viewer> {
+        self.viewer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn panels(&self) -> Arc<panels::PanelRequest> {
+        self.panels
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Begins what the next event reads: nothing the events before it read is kept, and
+    /// `viewer`, when given, is who asks from now on (the profile as read again).
+    pub fn renew(&self, viewer: Option<Viewer>) {
+        if let Some(viewer) = viewer {
+            *self.viewer.lock().unwrap_or_else(|p| p.into_inner()) = Arc::new(viewer);
+        }
+        *self.panels.lock().unwrap_or_else(|p| p.into_inner()) = Arc::default();
+    }
 }
 
 /// Gives a response's errors their codes (`codes::tag`), knowing which root fields of the
@@ -321,14 +362,16 @@ pub fn is_request_error(response: &async_graphql::Response) -> bool {
 }
 
 /// Proof that the viewer is an administrator.
-pub struct Admin<'a>(#[allow(dead_code)] &'a Viewer);
+pub struct Admin(#[allow(dead_code)] Arc<Viewer>);
 
 pub(crate) trait ContextExt {
     fn store(&self) -> &Store;
     fn integrations(&self) -> &Integrations;
     fn engine(&self) -> &SyncEngine;
-    fn viewer(&self) -> ApiResult<&Viewer>;
-    fn admin(&self) -> ApiResult<Admin<'_>>;
+    fn viewer(&self) -> ApiResult<Arc<Viewer>>;
+    fn admin(&self) -> ApiResult<Admin>;
+    /// What this request (or this event of a subscription) has read for its panels.
+    fn panels(&self) -> Arc<panels::PanelRequest>;
     fn loader(&self) -> &loaders::Batcher<loaders::DeskLoader>;
     fn page_sizes(&self) -> PageSizes;
 }
@@ -346,12 +389,17 @@ impl ContextExt for Context<'_> {
         self.data_unchecked::<Arc<SyncEngine>>()
     }
 
-    fn viewer(&self) -> ApiResult<&Viewer> {
-        self.data_opt::<Viewer>()
+    fn viewer(&self) -> ApiResult<Arc<Viewer>> {
+        self.data_opt::<Arc<Scope>>()
+            .map(|scope| scope.viewer())
             .ok_or_else(|| ApiError::new(Code::Unauthenticated, "sign in with a bearer token"))
     }
 
-    fn admin(&self) -> ApiResult<Admin<'_>> {
+    fn panels(&self) -> Arc<panels::PanelRequest> {
+        self.data_unchecked::<Arc<Scope>>().panels()
+    }
+
+    fn admin(&self) -> ApiResult<Admin> {
         let viewer = self.viewer()?;
         if viewer.is_admin() {
             Ok(Admin(viewer))

@@ -68,9 +68,9 @@ impl Guard for Requires {
     }
 }
 
-/// What one request keeps for its panels: the org, read on first use, the links it has read
-/// (a contact's panel reads its account's link, and the account's panel needs it again), and
-/// the loader that batches its live lists.
+/// What one request (or one event of a subscription) keeps for its panels: the org, read on
+/// first use, the links it has read (a contact's panel reads its account's link, and the
+/// account's panel needs it again), and the loader that batches its live lists.
 #[derive(Default)]
 pub struct PanelRequest {
     org: OnceCell<Option<Arc<OrgView>>>,
@@ -82,13 +82,13 @@ pub struct PanelRequest {
     contents_read: AtomicUsize,
 }
 
-async fn org<'c>(ctx: &'c Context<'_>) -> ApiResult<&'c OrgView> {
-    let request = ctx.data_unchecked::<PanelRequest>();
+async fn org(ctx: &Context<'_>) -> ApiResult<Arc<OrgView>> {
+    let request = ctx.panels();
     let org = request
         .org
         .get_or_try_init(|| async { Ok::<_, ApiError>(ctx.integrations().org_view().await?) })
         .await?;
-    org.as_deref().ok_or_else(|| {
+    org.clone().ok_or_else(|| {
         ApiError::new(
             Code::IntegrationUnavailable,
             "Salesforce is not connected; an administrator can connect it with connectSalesforce",
@@ -122,7 +122,8 @@ async fn link(
     desk_id: i64,
 ) -> ApiResult<Option<entity::record_link::Model>> {
     let key = LinkOf(module, desk_id);
-    let links = &ctx.data_unchecked::<PanelRequest>().links;
+    let request = ctx.panels();
+    let links = &request.links;
     let known = links
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -315,7 +316,7 @@ impl SalesforceNote {
             .data_unchecked::<Arc<LiveCache>>()
             .fresh_entry(reader(ctx).await?.0, &key)
             .is_some();
-        let request = ctx.data_unchecked::<PanelRequest>();
+        let request = ctx.panels();
         if !cached && request.contents_read.fetch_add(1, Ordering::Relaxed) >= CONTENTS_PER_REQUEST
         {
             return Err(ApiError::new(
@@ -375,8 +376,8 @@ fn parent_text(record: &Record, parent: &str, field: &str) -> Option<String> {
 }
 
 fn record_url(ctx: &Context<'_>, id: &str) -> String {
-    let base = ctx
-        .data_unchecked::<PanelRequest>()
+    let request = ctx.panels();
+    let base = request
         .org
         .get()
         .and_then(Option::as_ref)
@@ -401,7 +402,8 @@ async fn live(ctx: &Context<'_>, kind: Live, parent: &str) -> ApiResult<Fetched>
 /// connection it names.
 async fn reader(ctx: &Context<'_>) -> ApiResult<(Reader, Arc<str>)> {
     let profile = ctx.viewer()?.profile.id.0;
-    let connection = &org(ctx).await?.connection;
+    let org = org(ctx).await?;
+    let connection = &org.connection;
     Ok((
         Reader::new(profile, connection),
         Arc::from(connection.as_str()),
@@ -415,7 +417,7 @@ async fn read_live(ctx: &Context<'_>, kind: Live, parent: &str) -> ApiResult<Fet
     if let Some(fetched) = cache.fresh_entry(reader, &key) {
         return Ok(fetched);
     }
-    let request = ctx.data_unchecked::<PanelRequest>();
+    let request = ctx.panels();
     let loader = request.live.get_or_init(|| {
         // Panels reach their lists at slightly different moments; waiting a little gathers
         // them into one query per kind. Cached lists never wait (above).

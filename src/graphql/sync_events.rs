@@ -2,6 +2,7 @@
 //! from the event log after a given id and then followed live, with no gap and no repeat.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_graphql::{Context, Enum, ID, SimpleObject, Subscription};
@@ -13,7 +14,8 @@ use tokio::sync::watch;
 use super::integration::{IntegrationStatus, SyncModule};
 use super::paging::parse_id;
 use super::sync_log::{SyncFailure, SyncHistoryEntry};
-use super::{ApiError, ApiResult, Code, ContextExt};
+use super::{ApiError, ApiResult, Code, ContextExt, Scope};
+use crate::auth::Viewer;
 use crate::domain::Module;
 use crate::store::{Store, StoreError, SyncEvent, SyncEventKind};
 
@@ -151,6 +153,8 @@ struct Follow {
     admits: Admits,
     /// The subscriber's profile, read again when permissions change.
     profile: String,
+    /// Who the events are resolved for: renewed before each, with the profile read again.
+    scope: Arc<Scope>,
     profiles: watch::Receiver<u64>,
     wanted: Option<Vec<Module>>,
     /// Set once the profile may no longer follow: the stream ends after saying why.
@@ -172,6 +176,7 @@ impl Follow {
     /// the store's cache, so that the subscribers of one profile read it once per change.
     async fn recheck_profile(&mut self) -> Result<(), Recheck> {
         self.profiles.mark_unchanged();
+        let version = *self.profiles.borrow();
         let profile = match self.store.viewer_profile(&self.profile).await {
             Ok(Some(profile)) => profile,
             Ok(None) => {
@@ -188,6 +193,11 @@ impl Follow {
         self.admits.modules =
             allowed_modules(&profile, self.wanted.as_deref()).map_err(Recheck::Denied)?;
         self.admits.admin = profile.is_admin;
+        // The fields of the events from now on are guarded by the profile as it is now.
+        let mut viewer = Viewer::clone(&self.scope.viewer());
+        viewer.profile_version = version;
+        viewer.profile = profile;
+        self.scope.renew(Some(viewer));
         Ok(())
     }
 
@@ -232,6 +242,8 @@ impl Follow {
                 }
                 self.last = Some(event.id);
                 if self.admits.admits(&event) {
+                    // Its fields read Salesforce afresh, not as an earlier event found it.
+                    self.scope.renew(None);
                     let admin = self.admits.admin;
                     return Some(SyncEventNode::try_from(event).map(|mut node| {
                         if !admin {
@@ -386,6 +398,7 @@ impl SyncEventSubscription {
             live,
             profiles,
             profile: viewer.profile.name.clone(),
+            scope: ctx.data_unchecked::<Arc<Scope>>().clone(),
             wanted,
             ended: false,
             failed_reads: 0,

@@ -738,3 +738,116 @@ async fn the_pruned_mark_is_the_last_event_pruned_not_the_id_before_the_first_ke
         "{first}"
     );
 }
+
+/// A contact linked to its Salesforce twin, which has a role in one opportunity; its desk id.
+async fn watched_contact(app: &TestApp, sim: &SimHandle) -> (Value, String, String) {
+    let account = sim
+        .insert("Account", json!({ "Name": "Watched Corp" }))
+        .unwrap();
+    let contact = sim
+        .insert(
+            "Contact",
+            json!({ "LastName": "Watched", "AccountId": account }),
+        )
+        .unwrap();
+    add_opportunity(sim, &account, &contact, "Renewal");
+    app.sync_now().await;
+    let found = app
+        .gql_ok(
+            "{ contacts(filter: { name: \"Watched\" }) { nodes { id } } }",
+            json!({}),
+        )
+        .await;
+    (
+        found["contacts"]["nodes"][0]["id"].clone(),
+        account,
+        contact,
+    )
+}
+
+fn add_opportunity(sim: &SimHandle, account: &str, contact: &str, name: &str) {
+    let opportunity = sim
+        .insert(
+            "Opportunity",
+            json!({ "Name": name, "StageName": "Prospecting", "CloseDate": "2026-12-31", "AccountId": account }),
+        )
+        .unwrap();
+    sim.insert(
+        "OpportunityContactRole",
+        json!({ "OpportunityId": opportunity, "ContactId": contact, "Role": "Decision Maker" }),
+    )
+    .unwrap();
+}
+
+/// Refuses the next push of the contact: one failure event.
+async fn fail_a_push(app: &TestApp, sim: &SimHandle, desk_id: &Value, title: &str) {
+    app.gql_ok(
+        "mutation($id: ID!, $title: String!) { updateContact(id: $id, patch: { title: $title }) { id } }",
+        json!({ "id": desk_id, "title": title }),
+    )
+    .await;
+    sim.reject_next_records(&[("STRING_TOO_LONG", "Title: data value too large")]);
+    app.sync_now().await;
+}
+
+#[tokio::test]
+async fn each_event_reads_salesforce_afresh_with_the_permissions_as_they_are_then() {
+    let (app, sim) = started(|s| s.graphql.panel_cache_secs = 0).await;
+    let (desk_id, account, contact) = watched_contact(&app, &sim).await;
+    let profile = app
+        .gql_ok(
+            "mutation { createProfile(input: { name: \"Night Desk\", permissions: {} }) { id } }",
+            json!({}),
+        )
+        .await["createProfile"]["id"]
+        .clone();
+    let mut ws = Ws::connect(&app, Some(TRANSPORT)).await;
+    ws.init(&app, "Night Desk").await;
+    ws.send(json!({ "id": "s", "type": "subscribe", "payload": { "query":
+        "subscription { syncEvents(kinds: [FAILURE]) { failure { reason contact { salesforce { opportunities { name } } } } } }" } }))
+        .await;
+    let opportunities = |message: &Value| {
+        message["payload"]["data"]["syncEvents"]["failure"]["contact"]["salesforce"]
+            ["opportunities"]
+            .clone()
+    };
+
+    fail_a_push(&app, &sim, &desk_id, "First").await;
+    let first = ws.recv().await;
+    assert_eq!(
+        opportunities(&first),
+        json!([{ "name": "Renewal" }]),
+        "{first}"
+    );
+
+    // A later event shows what Salesforce holds by then, not what the first one read.
+    add_opportunity(&sim, &account, &contact, "Expansion");
+    fail_a_push(&app, &sim, &desk_id, "Second").await;
+    let second = ws.recv().await;
+    let listed = opportunities(&second);
+    let names: Vec<&str> = listed
+        .as_array()
+        .map(|o| o.iter().filter_map(|o| o["name"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(names.len(), 2, "{second}");
+    assert!(names.contains(&"Expansion"), "{second}");
+
+    // Opportunities taken from the profile: the open stream's next event withholds them.
+    app.gql_ok(
+        "mutation($id: ID!) { updateProfilePermissions(id: $id, permissions: { opportunities: false }) { id } }",
+        json!({ "id": profile }),
+    )
+    .await;
+    fail_a_push(&app, &sim, &desk_id, "Third").await;
+    let third = ws.recv().await;
+    assert_eq!(third["type"], "next", "{third}");
+    assert_eq!(
+        third["payload"]["data"]["syncEvents"]["failure"]["reason"], "STRING_TOO_LONG",
+        "{third}"
+    );
+    assert_eq!(opportunities(&third), Value::Null, "{third}");
+    assert_eq!(
+        third["payload"]["errors"][0]["extensions"]["code"], "FORBIDDEN",
+        "{third}"
+    );
+}
