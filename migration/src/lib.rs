@@ -23,6 +23,9 @@ mod m20261205_000018_list_indexes;
 mod m20261205_000019_resolved_failures;
 mod m20261205_000020_former_links;
 mod m20261205_000021_email_keys;
+mod m20261206_000022_folded_keys;
+
+pub mod keys;
 
 pub struct Migrator;
 
@@ -51,6 +54,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000019_resolved_failures::Migration),
             Box::new(m20261205_000020_former_links::Migration),
             Box::new(m20261205_000021_email_keys::Migration),
+            Box::new(m20261206_000022_folded_keys::Migration),
         ]
     }
 }

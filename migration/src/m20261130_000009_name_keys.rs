@@ -36,12 +36,12 @@ impl MigrationTrait for Migration {
         let db = manager.get_connection();
         rekey(
             db,
-            "contact",
-            "name_key",
+            ("contact", "name_key"),
             "coalesce(first_name, '') || ' ' || last_name",
+            lowered,
         )
         .await?;
-        rekey(db, "account", "name_key", "name").await
+        rekey(db, ("account", "name_key"), "name", lowered).await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
@@ -56,13 +56,18 @@ impl MigrationTrait for Migration {
     }
 }
 
-/// Sets `key` of every row of `table` to `name` (an SQL expression) trimmed and lower-cased
-/// as the gateway does it (NULL stays NULL), a chunk of rows per statement.
+/// Keys as this migration made them: trimmed and lower-cased.
+pub(crate) fn lowered(name: &str) -> String {
+    name.trim().to_lowercase()
+}
+
+/// Sets `key` of every row of `table` to `key_of` the value of `name` (an SQL expression),
+/// as the gateway makes it (NULL stays NULL), a chunk of rows per statement.
 pub(crate) async fn rekey<C: ConnectionTrait>(
     db: &C,
-    table: &str,
-    key: &str,
+    (table, key): (&str, &str),
     name: &str,
+    key_of: impl Fn(&str) -> String,
 ) -> Result<(), DbErr> {
     let backend = db.get_database_backend();
     let param = |n: usize| match backend {
@@ -91,7 +96,7 @@ pub(crate) async fn rekey<C: ConnectionTrait>(
             let id: i64 = row.try_get("", "id")?;
             let name: Option<String> = row.try_get("", "name")?;
             values.push(id.into());
-            values.push(name.map(|name| name.trim().to_lowercase()).into());
+            values.push(name.map(|name| key_of(&name)).into());
             cases.push_str(&format!(
                 " WHEN {} THEN {}",
                 param(values.len() - 1),

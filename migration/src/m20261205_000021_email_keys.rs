@@ -1,6 +1,6 @@
 use sea_orm_migration::prelude::*;
 
-use crate::m20261130_000009_name_keys::rekey;
+use crate::m20261130_000009_name_keys::{lowered, rekey};
 
 /// Email keys as the gateway makes them. The first were made by the database's `lower()`,
 /// which on SQLite (and PostgreSQL under the C locale) folds ASCII letters only: a contact
@@ -15,7 +15,13 @@ impl MigrationTrait for Migration {
     }
 
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        rekey(manager.get_connection(), "contact", "email_key", "email").await
+        rekey(
+            manager.get_connection(),
+            ("contact", "email_key"),
+            "email",
+            lowered,
+        )
+        .await
     }
 
     async fn down(&self, _manager: &SchemaManager) -> Result<(), DbErr> {

@@ -68,9 +68,9 @@ impl Email {
         &self.0
     }
 
-    /// The key two addresses are matched on: lower-cased.
+    /// The key two addresses are matched on: composed and lower-cased ([`super::fold`]).
     pub fn normalized(&self) -> String {
-        self.0.to_lowercase()
+        super::fold(&self.0)
     }
 
     pub fn into_inner(self) -> String {

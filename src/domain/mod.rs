@@ -22,7 +22,7 @@ pub use salesforce_id::SalesforceId;
 pub use sync::{
     Direction, FailureReason, FirstSync, IntegrationStatus, Module, RetryPolicy, SyncType,
 };
-pub use text::{Name, OptionalText, search_term, trim as trim_invisible};
+pub use text::{Name, OptionalText, fold, search_term, trim as trim_invisible};
 pub(crate) use text_enum::text_enum;
 pub use ticket::{TicketPriority, TicketStatus};
 

@@ -26,6 +26,13 @@ pub fn trim(raw: &str) -> &str {
     raw.trim_matches(invisible)
 }
 
+/// Text as records are matched and searched by: trimmed of what shows nothing, then composed
+/// and lower-cased ([`migration::keys::folded`], which the migrations rebuilding stored keys
+/// use too).
+pub fn fold(raw: &str) -> String {
+    migration::keys::folded(trim(raw))
+}
+
 /// A required name: trimmed, not empty, at most `max` characters.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Name(String);

@@ -32,8 +32,7 @@ pub struct ContactFilter {
 pub const MASS_UPDATE_LIMIT: usize = 500;
 
 pub(crate) fn like_pattern(needle: &str) -> LikeExpr {
-    let escaped = crate::domain::trim_invisible(needle)
-        .to_lowercase()
+    let escaped = crate::domain::fold(needle)
         .replace('\\', "\\\\")
         .replace('%', "\\%")
         .replace('_', "\\_");
@@ -42,13 +41,13 @@ pub(crate) fn like_pattern(needle: &str) -> LikeExpr {
 
 /// An email as contacts are found by it: what the desk stores as its key.
 pub(crate) fn email_key(email: &str) -> String {
-    crate::domain::trim_invisible(email).to_lowercase()
+    crate::domain::fold(email)
 }
 
 /// A name as searches compare it. Keys are made here rather than by the database's `lower()`,
 /// which SQLite applies to ASCII letters only.
 pub(crate) fn name_key(name: &str) -> String {
-    crate::domain::trim_invisible(name).to_lowercase()
+    crate::domain::fold(name)
 }
 
 pub fn contact_input(model: &contact::Model) -> ContactInput {

@@ -59,12 +59,12 @@ pub(super) fn match_field(module: Module) -> &'static str {
     }
 }
 
-/// A match field's value as a key: trimmed of what shows nothing, as the desk stores it, in
-/// lower case, never empty.
+/// A match field's value as a key: as the desk keys it ([`crate::domain::fold`]), never
+/// empty.
 pub(super) fn key_of(value: &Value) -> Option<String> {
     value
         .as_str()
-        .map(|v| crate::domain::trim_invisible(v).to_lowercase())
+        .map(crate::domain::fold)
         .filter(|v| !v.is_empty())
 }
 
