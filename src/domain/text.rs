@@ -2,7 +2,9 @@ use super::Invalid;
 
 /// Characters that show nothing: white space, and the invisible ones a paste brings along
 /// (a byte-order mark from a CSV, zero-width spaces and joiners, a soft hyphen, Hangul
-/// fillers). Trimmed from both ends of stored text; a value of nothing else is blank.
+/// fillers, the marks that set the direction of text, the blank Braille pattern). Trimmed
+/// from both ends of stored text; a value of nothing else is blank. (Variation selectors and
+/// tags are not among them: at the end of an emoji they are part of what it shows.)
 fn invisible(c: char) -> bool {
     c.is_whitespace()
         || matches!(
@@ -13,7 +15,10 @@ fn invisible(c: char) -> bool {
                 | '\u{1160}'
                 | '\u{180E}'
                 | '\u{200B}'..='\u{200F}'
+                | '\u{202A}'..='\u{202E}'
                 | '\u{2060}'..='\u{2064}'
+                | '\u{2066}'..='\u{2069}'
+                | '\u{2800}'
                 | '\u{3164}'
                 | '\u{FEFF}'
                 | '\u{FFA0}'

@@ -52,6 +52,10 @@ async fn invalid_input_is_refused_naming_the_field() {
         // Nothing a reader could see: a zero-width space, a byte-order mark.
         (json!({ "lastName": "\u{200B}" }), "lastName"),
         (json!({ "lastName": "\u{FEFF} " }), "lastName"),
+        // Marks that only set the direction of text, and the blank Braille pattern.
+        (json!({ "lastName": "\u{2066}\u{2069}" }), "lastName"),
+        (json!({ "lastName": "\u{202E}" }), "lastName"),
+        (json!({ "lastName": "\u{2800}" }), "lastName"),
     ];
     for (input, field) in cases {
         let body = app
