@@ -197,6 +197,19 @@ fn profile(mut record: Record) -> String {
     serde_json::to_string(&record).unwrap_or_else(|_| Value::Object(record).to_string())
 }
 
+/// Whether Salesforce changed a linked record since the sync last read or wrote it. A push
+/// leaves the stamp of the version it made unknown; the link then holds the record as the
+/// push left it, and any other value read now is Salesforce's change.
+fn changed_since_read(link: &entity::record_link::Model, inc: &Incoming) -> bool {
+    match link.salesforce_modstamp {
+        Some(read) => inc.modstamp > read,
+        None => link
+            .salesforce_fields
+            .as_deref()
+            .is_some_and(|left| !same_version(left, &inc.profile)),
+    }
+}
+
 /// Whether a record read now (`profile`, as [`profile`] makes it) is the version read before
 /// (`read`): its stamp alone cannot tell, as Salesforce stamps to the second and two saves
 /// within one second share it. Every field read before holds the same value; a field the org
@@ -620,9 +633,7 @@ impl SyncEngine {
                 // meanwhile, which brings the twin back: an update is an update.
                 Some(link)
                     if link.synced_hash == inc.hash
-                        && !(link
-                            .salesforce_modstamp
-                            .is_some_and(|read| inc.modstamp > read)
+                        && !(changed_since_read(link, inc)
                             && desk.get(&link.desk_id).is_none_or(DeskRecord::deleted)) =>
                 {
                     // Back to what was last agreed (a refused edit undone, say): a failure

@@ -3284,17 +3284,40 @@ async fn a_push_sends_only_what_the_desk_changed_so_a_salesforce_edit_meanwhile_
 
 #[tokio::test]
 async fn a_salesforce_update_to_a_field_not_mapped_brings_a_deleted_desk_record_back_too() {
-    deleted_in_the_desk_then_changed_in_salesforce(false).await;
+    deleted_in_the_desk_then_changed_in_salesforce(Sent::Nothing).await;
 }
 
 #[tokio::test]
 async fn so_it_does_when_the_desk_was_the_last_to_send_the_record() {
-    deleted_in_the_desk_then_changed_in_salesforce(true).await;
+    deleted_in_the_desk_then_changed_in_salesforce(Sent::ReadBack).await;
+}
+
+#[tokio::test]
+async fn so_it_does_when_what_the_desk_sent_was_not_read_back_before_the_delete() {
+    deleted_in_the_desk_then_changed_in_salesforce(Sent::NotReadBack).await;
+}
+
+#[tokio::test]
+async fn so_it_does_when_salesforce_changed_what_the_desk_sent_before_it_was_read_back() {
+    deleted_in_the_desk_then_changed_in_salesforce(Sent::ChangedBeforeReadBack).await;
+}
+
+/// What the desk sent of a record before deleting it.
+#[derive(PartialEq)]
+enum Sent {
+    Nothing,
+    /// An edit went out, and a round after read it back from Salesforce.
+    ReadBack,
+    /// An edit went out, and the record was deleted before any round read it back: the
+    /// version in Salesforce is not known by its stamp.
+    NotReadBack,
+    /// As `NotReadBack`, and Salesforce changed the record before any round read it.
+    ChangedBeforeReadBack,
 }
 
 /// A contact deleted in the desk, then changed in Salesforce in a field not mapped, comes
-/// back; `sent` has the desk's edit go out (and be read back) before the delete.
-async fn deleted_in_the_desk_then_changed_in_salesforce(sent: bool) {
+/// back, whatever the desk sent of it before the delete.
+async fn deleted_in_the_desk_then_changed_in_salesforce(sent: Sent) {
     let (app, sim) = connected().await;
     let sf_id = sim
         .insert(
@@ -3304,21 +3327,26 @@ async fn deleted_in_the_desk_then_changed_in_salesforce(sent: bool) {
         .unwrap();
     app.sync_now().await;
     let desk_id = by_last_name(&contacts(&app).await, "Hopper")[0]["id"].clone();
-    if sent {
+    if sent != Sent::Nothing {
         sim.advance_clock(5);
         update_contact(&app, &desk_id, json!({ "title": "Rear Admiral" })).await;
         app.sync_now().await;
         assert_eq!(sim.get("Contact", &sf_id).unwrap()["Title"], "Rear Admiral");
-        app.sync_now().await;
+        if sent == Sent::ReadBack {
+            app.sync_now().await;
+        }
     }
     app.gql_ok(
         "mutation($id: ID!) { deleteContact(id: $id) { id } }",
         json!({ "id": desk_id }),
     )
     .await;
-    // Read again unchanged (the polling window), the record stays deleted in the desk.
-    app.sync_now().await;
-    assert!(by_last_name(&contacts(&app).await, "Hopper").is_empty());
+    if sent != Sent::ChangedBeforeReadBack {
+        // Read again unchanged (the polling window, or what the desk sent read back), the
+        // record stays deleted in the desk.
+        app.sync_now().await;
+        assert!(by_last_name(&contacts(&app).await, "Hopper").is_empty());
+    }
 
     sim.advance_clock(5);
     sim.update("Contact", &sf_id, json!({ "Department": "Computing" }))
