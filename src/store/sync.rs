@@ -862,6 +862,27 @@ impl Store {
         Ok(due.len() + queued.len())
     }
 
+    /// Keeps one outbox row per desk record of `module`, its oldest: while the sync is
+    /// one-way, desk edits wait there for it to turn two-way, and a record edited a thousand
+    /// times meanwhile waits once.
+    pub async fn compact_outbox(&self, module: Module) -> StoreResult<u64> {
+        let oldest = Query::select()
+            .expr(Expr::col(outbox::Column::Id).min())
+            .from(outbox::Entity)
+            .and_where(Expr::col(outbox::Column::Module).eq(module.as_str()))
+            .group_by_col(outbox::Column::DeskId)
+            .to_owned();
+        let txn = self.write().await?;
+        let dropped = outbox::Entity::delete_many()
+            .filter(outbox::Column::Module.eq(module.as_str()))
+            .filter(outbox::Column::Id.not_in_subquery(oldest))
+            .exec(&*txn)
+            .await?
+            .rows_affected;
+        txn.commit().await?;
+        Ok(dropped)
+    }
+
     pub async fn outbox_len(&self) -> StoreResult<u64> {
         use sea_orm::PaginatorTrait;
         Ok(outbox::Entity::find().count(self.connection()).await?)

@@ -572,7 +572,8 @@ impl SyncEngine {
                 }
                 report.pushed.add(self.push(&round, module).await?);
             } else {
-                self.discard_outbox(&round, module).await?;
+                // Desk edits are not pushed one way: they wait for the sync to turn two-way.
+                self.store.compact_outbox(module).await?;
             }
         }
         report.pulled.add(
@@ -606,29 +607,6 @@ impl SyncEngine {
             self.store.forget_met_former_links().await?;
         }
         Ok(report)
-    }
-
-    /// Desk edits are not pushed in one-way mode: they stay local.
-    async fn discard_outbox(&self, round: &Round, module: Module) -> Result<(), SyncError> {
-        loop {
-            round.still_current(&self.integrations).await?;
-            let rows = self
-                .store
-                .outbox(module, self.settings.batch as u64)
-                .await?;
-            if rows.is_empty() {
-                return Ok(());
-            }
-            let mut batch = self.store.begin_sync().await?;
-            // Turned two-way since the check above, the records it queued must stay queued.
-            if batch.sync_type().await?.as_deref() != Some(SyncType::SalesforceToDesk.as_str()) {
-                return Err(SyncError::Stopped);
-            }
-            for row in &rows {
-                batch.drop_outbox(module, row.desk_id, &[row.id]).await?;
-            }
-            batch.commit().await?;
-        }
     }
 
     /// The org's daily API allocation as the last round saw it: calls used and the most

@@ -375,7 +375,7 @@ async fn a_mass_update_goes_out_in_one_collection_call() {
 }
 
 #[tokio::test]
-async fn in_one_way_mode_salesforce_wins_and_desk_edits_stay_local() {
+async fn in_one_way_mode_salesforce_wins_and_desk_edits_stay_in_the_desk() {
     let (app, sim) = connected().await;
     let sf_id = sim
         .insert(
@@ -416,6 +416,73 @@ async fn in_one_way_mode_salesforce_wins_and_desk_edits_stay_local() {
         by_last_name(&contacts(&app).await, "Knuth")[0]["title"],
         "Author"
     );
+}
+
+#[tokio::test]
+async fn desk_edits_made_one_way_wait_and_go_out_when_the_sync_turns_two_way() {
+    let (app, sim) = connected().await;
+    let knuth = sim
+        .insert(
+            "Contact",
+            json!({ "LastName": "Knuth", "Title": "Professor" }),
+        )
+        .unwrap();
+    let hoare = sim
+        .insert("Contact", json!({ "LastName": "Hoare", "Title": "Sir" }))
+        .unwrap();
+    app.sync_now().await;
+    let desk = contacts(&app).await;
+    let (knuth_desk, hoare_desk) = (
+        by_last_name(&desk, "Knuth")[0]["id"].clone(),
+        by_last_name(&desk, "Hoare")[0]["id"].clone(),
+    );
+    app.gql_ok(
+        "mutation { setSyncType(syncType: SALESFORCE_TO_DESK) { syncType } }",
+        json!({}),
+    )
+    .await;
+    for title in ["Reader", "Emeritus reader", "Emeritus"] {
+        update_contact(&app, &knuth_desk, json!({ "title": title })).await;
+    }
+    update_contact(&app, &hoare_desk, json!({ "title": "Turing Award" })).await;
+    let mark = sim.request_count();
+    app.sync_now().await;
+    assert_eq!(writes_since(&sim, mark), Vec::<String>::new(), "one way");
+    assert_eq!(
+        app.store.outbox_len().await.unwrap(),
+        2,
+        "each record waits once, however often it was edited"
+    );
+    // Salesforce changes Hoare after the desk did: it wins, one way as two.
+    sim.advance_clock(5);
+    sim.update("Contact", &hoare, json!({ "Title": "Professor Emeritus" }))
+        .unwrap();
+    app.sync_now().await;
+    assert_eq!(
+        by_last_name(&contacts(&app).await, "Hoare")[0]["title"],
+        "Professor Emeritus"
+    );
+
+    app.gql_ok(
+        "mutation { setSyncType(syncType: TWO_WAY) { syncType } }",
+        json!({}),
+    )
+    .await;
+    app.sync_now().await;
+    assert_eq!(
+        sim.get("Contact", &knuth).unwrap()["Title"],
+        "Emeritus",
+        "the desk's edit was the newest"
+    );
+    assert_eq!(
+        sim.get("Contact", &hoare).unwrap()["Title"],
+        "Professor Emeritus",
+        "Salesforce's was"
+    );
+    assert_eq!(app.store.outbox_len().await.unwrap(), 0);
+    let mark = sim.request_count();
+    app.sync_now().await;
+    assert_eq!(writes_since(&sim, mark), Vec::<String>::new(), "no echo");
 }
 
 #[tokio::test]
