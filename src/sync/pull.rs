@@ -1058,7 +1058,9 @@ impl SyncEngine {
     }
 
     /// The first time a Salesforce record meets its desk twin: link them; the more recently
-    /// changed side's values win (Salesforce's always, in one-way mode).
+    /// changed side's values win (Salesforce's always, in one-way mode). A desk record newer
+    /// than its twin is most often one a ticket made, holding a name and an email: what it
+    /// leaves blank is no edit, so Salesforce keeps its values there and the desk takes them.
     async fn first_match(
         &self,
         batch: &mut SyncBatch<'_>,
@@ -1074,9 +1076,35 @@ impl SyncEngine {
             && record.updated_at() > inc.last_modified
         {
             let desk_id = record.id();
-            batch.enqueue(module, desk_id).await?;
-            inc.link(batch, module, desk_id).await?;
-            return Ok(Ok(Written::Linked));
+            let mut values = record.values();
+            let mut theirs = values.clone();
+            apply_to_desk(
+                round.mappings(module),
+                module,
+                &inc.values,
+                &mut theirs,
+                accounts,
+            );
+            let blank = |v: &Value| v.is_null() || v.as_str().is_some_and(str::is_empty);
+            let mut filled = false;
+            for (field, value) in theirs {
+                if !blank(&value) && values.get(&field).is_none_or(blank) {
+                    values.insert(field, value);
+                    filled = true;
+                }
+            }
+            let written = if filled {
+                self.write(batch, module, inc, Some(desk_record), values, false)
+                    .await?
+            } else {
+                inc.link(batch, module, desk_id).await?;
+                Ok(Written::Linked)
+            };
+            // What the desk holds that Salesforce does not goes out.
+            if written.is_ok() {
+                batch.enqueue(module, desk_id).await?;
+            }
+            return Ok(written);
         }
         let mut values = record.values();
         apply_to_desk(

@@ -535,6 +535,42 @@ async fn a_first_meeting_won_by_the_desk_is_counted_once_as_the_update_sent() {
 }
 
 #[tokio::test]
+async fn a_first_meeting_won_by_the_desk_blanks_nothing_salesforce_holds() {
+    let (app, sim) = connected().await;
+    let acme = sim.insert("Account", json!({ "Name": "Acme" })).unwrap();
+    app.sync_now().await;
+    let sf_id = sim
+        .insert(
+            "Contact",
+            json!({ "LastName": "Hopper", "Email": "grace@example.com", "Title": "Rear Admiral", "Phone": "+1 555 0100", "AccountId": acme }),
+        )
+        .unwrap();
+    // A contact a ticket made, later: a name, an email and a mobile number.
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    app.create_contact(
+        json!({ "lastName": "Hopper", "email": "GRACE@example.com", "mobile": "+1 555 0199" }),
+    )
+    .await;
+    app.sync_now().await;
+
+    let sf = sim.get("Contact", &sf_id).unwrap();
+    assert_eq!(
+        (&sf["Title"], &sf["Phone"], &sf["AccountId"]),
+        (&json!("Rear Admiral"), &json!("+1 555 0100"), &json!(acme)),
+        "what the desk left blank stays: {sf}"
+    );
+    assert_eq!(sf["MobilePhone"], "+1 555 0199", "what it holds goes out");
+    let desk = contacts(&app).await;
+    let hopper = by_last_name(&desk, "Hopper");
+    assert_eq!(hopper.len(), 1, "{desk:#?}");
+    assert_eq!(hopper[0]["title"], "Rear Admiral", "and the desk takes it");
+    assert_eq!(hopper[0]["account"]["name"], "Acme");
+    let mark = sim.request_count();
+    app.sync_now().await;
+    assert_eq!(writes_since(&sim, mark), Vec::<String>::new(), "no echo");
+}
+
+#[tokio::test]
 async fn a_desk_edit_made_after_the_salesforce_edit_wins() {
     let (app, sim) = connected().await;
     let sf_id = sim
