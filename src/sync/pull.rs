@@ -199,15 +199,50 @@ fn profile(mut record: Record) -> String {
 
 /// Whether Salesforce changed a linked record since the sync last read or wrote it. A push
 /// leaves the stamp of the version it made unknown; the link then holds the record as the
-/// push left it, and any other value read now is Salesforce's change.
-fn changed_since_read(link: &entity::record_link::Model, inc: &Incoming) -> bool {
+/// push left it, and another value read now in a field a person may edit (`editable`) is
+/// Salesforce's change. The rest change with the push itself: who modified the record last,
+/// a name made of the names sent, formulas.
+fn changed_since_read(
+    link: &entity::record_link::Model,
+    inc: &Incoming,
+    editable: &HashSet<String>,
+) -> bool {
     match link.salesforce_modstamp {
         Some(read) => inc.modstamp > read,
         None => link
             .salesforce_fields
             .as_deref()
-            .is_some_and(|left| !same_version(left, &inc.profile)),
+            .is_some_and(|left| !same_values_in(left, &inc.profile, editable)),
     }
+}
+
+/// Whether every field of `editable` held in `left` holds the same value in `profile`
+/// (numbers compared as numbers: `5000000` sent is `5000000.0` read).
+fn same_values_in(left: &str, profile: &str, editable: &HashSet<String>) -> bool {
+    let (Ok(Value::Object(left)), Ok(Value::Object(now))) = (
+        serde_json::from_str::<Value>(left),
+        serde_json::from_str::<Value>(profile),
+    ) else {
+        return false;
+    };
+    left.iter()
+        .filter(|(field, _)| editable.contains(field.as_str()))
+        .all(|(field, value)| match (now.get(field), value) {
+            (None, _) => true,
+            (Some(Value::Number(a)), Value::Number(b)) => a.as_f64() == b.as_f64(),
+            (Some(now), value) => now == value,
+        })
+}
+
+/// The fields of a module's Salesforce object a person may edit, as its describe says.
+async fn editable_fields(round: &Round, module: Module) -> Result<HashSet<String>, SyncError> {
+    let describe = round.client.describe(module.salesforce_object()).await?;
+    Ok(describe
+        .fields
+        .iter()
+        .filter(|f| f.updateable && !f.calculated)
+        .map(|f| f.name.clone())
+        .collect())
 }
 
 /// Whether a record read now (`profile`, as [`profile`] makes it) is the version read before
@@ -487,6 +522,7 @@ impl SyncEngine {
         mut incoming: Vec<Incoming>,
     ) -> Result<Counts, SyncError> {
         let mappings = round.mappings(module);
+        let editable = editable_fields(round, module).await?;
         let ids: Vec<String> = incoming.iter().map(|i| i.id.clone()).collect();
         let keys: Vec<String> = incoming.iter().filter_map(|i| i.key.clone()).collect();
         // What the page needs to know, read side by side with whether the round may still
@@ -633,7 +669,7 @@ impl SyncEngine {
                 // meanwhile, which brings the twin back: an update is an update.
                 Some(link)
                     if link.synced_hash == inc.hash
-                        && !(changed_since_read(link, inc)
+                        && !(changed_since_read(link, inc, &editable)
                             && desk.get(&link.desk_id).is_none_or(DeskRecord::deleted)) =>
                 {
                     // Back to what was last agreed (a refused edit undone, say): a failure

@@ -3419,7 +3419,7 @@ enum Sent {
 }
 
 /// A contact deleted in the desk, then changed in Salesforce in a field not mapped, comes
-/// back, whatever the desk sent of it before the delete.
+/// back, whatever the desk sent of it before the delete; read again unchanged, it does not.
 async fn deleted_in_the_desk_then_changed_in_salesforce(sent: Sent) {
     let (app, sim) = connected().await;
     let sf_id = sim
@@ -3432,9 +3432,19 @@ async fn deleted_in_the_desk_then_changed_in_salesforce(sent: Sent) {
     let desk_id = by_last_name(&contacts(&app).await, "Hopper")[0]["id"].clone();
     if sent != Sent::Nothing {
         sim.advance_clock(5);
-        update_contact(&app, &desk_id, json!({ "title": "Rear Admiral" })).await;
+        // The name sent changes the record's `Name` too, which no one edits.
+        update_contact(
+            &app,
+            &desk_id,
+            json!({ "firstName": "Grace", "title": "Rear Admiral" }),
+        )
+        .await;
         app.sync_now().await;
-        assert_eq!(sim.get("Contact", &sf_id).unwrap()["Title"], "Rear Admiral");
+        let written = sim.get("Contact", &sf_id).unwrap();
+        assert_eq!(
+            (&written["Title"], &written["Name"]),
+            (&json!("Rear Admiral"), &json!("Grace Hopper"))
+        );
         if sent == Sent::ReadBack {
             app.sync_now().await;
         }
