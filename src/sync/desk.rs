@@ -154,6 +154,14 @@ pub(super) async fn unlinked_by_match_key(
 
 /// Creates or overwrites a desk record with these values, in the batch. A value the desk
 /// refuses comes back as `Err(Invalid)` for the failure log.
+/// Whether the desk can hold these values of a record, as [`save`] would check them.
+pub(super) fn valid(module: Module, values: &Map<String, Value>) -> Result<(), Invalid> {
+    match module {
+        Module::Contacts => contact_fields(values.clone()).map(drop),
+        Module::Accounts => account_fields(values.clone()).map(drop),
+    }
+}
+
 pub(super) async fn save(
     batch: &mut SyncBatch<'_>,
     module: Module,

@@ -1122,14 +1122,23 @@ impl SyncEngine {
                 accounts,
             );
             let blank = |v: &Value| v.is_null() || v.as_str().is_some_and(str::is_empty);
-            let mut filled = false;
+            let mut filled: HashSet<String> = HashSet::new();
             for (field, value) in theirs {
                 if !blank(&value) && values.get(&field).is_none_or(blank) {
-                    values.insert(field, value);
-                    filled = true;
+                    values.insert(field.clone(), value);
+                    filled.insert(field);
                 }
             }
-            let written = if filled {
+            // A value of Salesforce's the desk cannot hold (longer than its field, say) is
+            // left to Salesforce alone, rather than failing the meeting.
+            while let Err(invalid) = desk::valid(module, &values) {
+                if !filled.remove(&invalid.field) {
+                    break;
+                }
+                let own = record.values().get(&invalid.field).cloned();
+                values.insert(invalid.field, own.unwrap_or(Value::Null));
+            }
+            let written = if !filled.is_empty() {
                 self.write(batch, module, inc, Some(desk_record), values, false)
                     .await?
             } else {

@@ -571,6 +571,35 @@ async fn a_first_meeting_won_by_the_desk_blanks_nothing_salesforce_holds() {
 }
 
 #[tokio::test]
+async fn a_first_meeting_leaves_to_salesforce_a_value_the_desk_cannot_hold() {
+    let (app, sim) = connected().await;
+    app.map_field("CONTACTS", "mailingCity", "Department").await;
+    app.sync_now().await;
+    // Department holds 80 characters; the desk field it is mapped to, 40.
+    let department = "Research and Development, Southern Hemisphere Operations";
+    sim.insert(
+        "Contact",
+        json!({ "LastName": "Hopper", "Email": "grace@example.com", "Title": "Rear Admiral", "Department": department }),
+    )
+    .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    app.create_contact(json!({ "lastName": "Hopper", "email": "grace@example.com" }))
+        .await;
+    app.sync_now().await;
+    let desk = contacts(&app).await;
+    let hopper = by_last_name(&desk, "Hopper");
+    assert_eq!(hopper.len(), 1, "{desk:#?}");
+    assert_eq!(
+        hopper[0]["title"], "Rear Admiral",
+        "the rest is taken, the meeting not failed"
+    );
+    let failures = app
+        .gql_ok("{ syncFailures { nodes { reason message } } }", json!({}))
+        .await;
+    assert_eq!(failures["syncFailures"]["nodes"], json!([]), "{failures}");
+}
+
+#[tokio::test]
 async fn a_desk_edit_made_after_the_salesforce_edit_wins() {
     let (app, sim) = connected().await;
     let sf_id = sim
