@@ -862,25 +862,18 @@ impl Store {
         Ok(due.len() + queued.len())
     }
 
-    /// Keeps one outbox row per desk record of `module`, its oldest: while the sync is
-    /// one-way, desk edits wait there for it to turn two-way, and a record edited a thousand
-    /// times meanwhile waits once.
-    pub async fn compact_outbox(&self, module: Module) -> StoreResult<u64> {
-        let oldest = Query::select()
-            .expr(Expr::col(outbox::Column::Id).min())
-            .from(outbox::Entity)
-            .and_where(Expr::col(outbox::Column::Module).eq(module.as_str()))
-            .group_by_col(outbox::Column::DeskId)
-            .to_owned();
-        let txn = self.write().await?;
-        let dropped = outbox::Entity::delete_many()
+    /// Whether a desk record of `module` waits in the outbox more than once.
+    pub async fn outbox_repeats(&self, module: Module) -> StoreResult<bool> {
+        let repeated: Option<i64> = outbox::Entity::find()
+            .select_only()
+            .column(outbox::Column::DeskId)
             .filter(outbox::Column::Module.eq(module.as_str()))
-            .filter(outbox::Column::Id.not_in_subquery(oldest))
-            .exec(&*txn)
-            .await?
-            .rows_affected;
-        txn.commit().await?;
-        Ok(dropped)
+            .group_by(outbox::Column::DeskId)
+            .having(Expr::col(outbox::Column::Id).count().gt(1))
+            .into_tuple()
+            .one(self.connection())
+            .await?;
+        Ok(repeated.is_some())
     }
 
     pub async fn outbox_len(&self) -> StoreResult<u64> {
@@ -1595,6 +1588,24 @@ impl SyncBatch<'_> {
     /// Forgets these waiting changes (outbox rows) of a desk record: the ones its values
     /// were read after. Any other stays, to be pushed in turn: one queued later, and one a
     /// transaction still open then had queued with a lower id, unseen.
+    /// Keeps one outbox row per desk record of `module`, its oldest: while the sync is
+    /// one-way, desk edits wait there for it to turn two-way, and a record edited a thousand
+    /// times meanwhile waits once.
+    pub async fn compact_outbox(&mut self, module: Module) -> StoreResult<()> {
+        let oldest = Query::select()
+            .expr(Expr::col(outbox::Column::Id).min())
+            .from(outbox::Entity)
+            .and_where(Expr::col(outbox::Column::Module).eq(module.as_str()))
+            .group_by_col(outbox::Column::DeskId)
+            .to_owned();
+        outbox::Entity::delete_many()
+            .filter(outbox::Column::Module.eq(module.as_str()))
+            .filter(outbox::Column::Id.not_in_subquery(oldest))
+            .exec(&*self.txn)
+            .await?;
+        Ok(())
+    }
+
     pub async fn drop_outbox(
         &mut self,
         module: Module,

@@ -572,8 +572,7 @@ impl SyncEngine {
                 }
                 report.pushed.add(self.push(&round, module).await?);
             } else {
-                // Desk edits are not pushed one way: they wait for the sync to turn two-way.
-                self.store.compact_outbox(module).await?;
+                self.compact_outbox(&round, module).await?;
             }
         }
         report.pulled.add(
@@ -607,6 +606,23 @@ impl SyncEngine {
             self.store.forget_met_former_links().await?;
         }
         Ok(report)
+    }
+
+    /// Desk edits are not pushed one way: they wait for the sync to turn two-way, each
+    /// record once however often it was edited.
+    async fn compact_outbox(&self, round: &Round, module: Module) -> Result<(), SyncError> {
+        if !self.store.outbox_repeats(module).await? {
+            return Ok(());
+        }
+        round.still_current(&self.integrations).await?;
+        let mut batch = self.store.begin_sync().await?;
+        // Turned two-way since, a push may be reading the rows: they are its to settle.
+        if batch.sync_type().await?.as_deref() != Some(SyncType::SalesforceToDesk.as_str()) {
+            return Err(SyncError::Stopped);
+        }
+        batch.compact_outbox(module).await?;
+        batch.commit().await?;
+        Ok(())
     }
 
     /// The org's daily API allocation as the last round saw it: calls used and the most
