@@ -106,6 +106,11 @@ impl Limits {
                 "selection count (fields, fragments and spreads, a fragment's counted at each spread)",
             ));
         }
+        if let Some(why) = subscription_refused(parsed.doc, operation.as_deref()) {
+            return Err(async_graphql::Error::new(why)
+                .extend_with(|_, ext| ext.set("code", "BAD_USER_INPUT"))
+                .into_server_error(Default::default()));
+        }
         // In every operation, not only one made of introspection alone: a field of the
         // schema beside it would otherwise let the deep nesting through.
         let lists = introspection_list_depth(parsed.doc);
@@ -160,6 +165,33 @@ impl Limits {
 /// many times cannot multiply the walk past the limits unseen; a spread counts itself too, so
 /// neither can spreads of fragments that select nothing or do not exist. Each fragment is
 /// measured once.
+/// Why the operation run, when it is a subscription, is not one its events can be
+/// resolved for: the spec allows one root field, and each event is resolved for the first
+/// field written at the root alone (a second would miss what it asks; one spread from a
+/// fragment there is not resolved at all, and the stream ends at once).
+fn subscription_refused(doc: &ExecutableDocument, operation: Option<&str>) -> Option<String> {
+    use async_graphql::parser::types::OperationType;
+    let run = super::order::operation(doc, operation)?;
+    if run.ty != OperationType::Subscription {
+        return None;
+    }
+    let items = &run.selection_set.node.items;
+    if items
+        .iter()
+        .any(|item| !matches!(item.node, Selection::Field(_)))
+    {
+        return Some(
+            "a subscription selects its root field directly, not through a fragment".into(),
+        );
+    }
+    (items.len() != 1).then(|| {
+        format!(
+            "a subscription selects exactly one root field (this one selects {}); subscribe once for each",
+            items.len()
+        )
+    })
+}
+
 fn count_selections(doc: &ExecutableDocument, operation: Option<&str>) -> (usize, usize) {
     #[derive(Clone, Copy, Default)]
     struct Counts(usize, usize);

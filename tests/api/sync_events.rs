@@ -851,3 +851,42 @@ async fn each_event_reads_salesforce_afresh_with_the_permissions_as_they_are_the
         "{third}"
     );
 }
+
+#[tokio::test]
+async fn a_subscription_selects_one_root_field() {
+    let (app, _sim) = synced().await;
+    let mut ws = Ws::connect(&app, Some(TRANSPORT)).await;
+    ws.init(&app, "Administrator").await;
+    for (query, why) in [
+        (
+            "subscription { a: syncEvents { id } b: syncEvents(kinds: [STATUS]) { kind } }",
+            "selects 2",
+        ),
+        // Not resolved at all when spread from a fragment: refused, not ended at once.
+        (
+            "subscription { ...Events } fragment Events on Subscription { syncEvents { id } }",
+            "not through a fragment",
+        ),
+    ] {
+        ws.send(json!({ "id": "s", "type": "subscribe", "payload": { "query": query } }))
+            .await;
+        let refused = ws.recv().await;
+        assert_eq!(refused["type"], "error", "{refused}");
+        let error = &refused["payload"][0];
+        assert_eq!(error["extensions"]["code"], "BAD_USER_INPUT", "{refused}");
+        assert!(
+            error["message"].as_str().is_some_and(|m| m.contains(why)),
+            "{refused}"
+        );
+    }
+    ws.send(
+        json!({ "id": "one", "type": "subscribe", "payload": { "query":
+        "subscription { syncEvents { id kind } }" } }),
+    )
+    .await;
+    app.gql_ok("mutation { pauseSync { status } }", json!({}))
+        .await;
+    let event = ws.recv().await;
+    assert_eq!(event["type"], "next", "{event}");
+    assert_eq!(event["payload"]["data"]["syncEvents"]["kind"], "STATUS");
+}
