@@ -4,6 +4,42 @@
 
 use unicode_normalization::{UnicodeNormalization, is_nfc};
 
+/// Characters that show nothing: white space, and the invisible ones a paste brings along
+/// (a byte-order mark from a CSV, zero-width spaces and joiners, a soft hyphen, Hangul
+/// fillers, the marks that set the direction of text, the blank Braille pattern). Trimmed
+/// from both ends of stored text; a value of nothing else is blank. (Variation selectors and
+/// tags are not among them: at the end of an emoji they are part of what it shows.)
+fn invisible(c: char) -> bool {
+    c.is_whitespace()
+        || matches!(
+            c,
+            '\u{00AD}'
+                | '\u{034F}'
+                | '\u{115F}'
+                | '\u{1160}'
+                | '\u{180E}'
+                | '\u{200B}'..='\u{200F}'
+                | '\u{202A}'..='\u{202E}'
+                | '\u{2060}'..='\u{2064}'
+                | '\u{2066}'..='\u{2069}'
+                | '\u{2800}'
+                | '\u{3164}'
+                | '\u{FEFF}'
+                | '\u{FFA0}'
+        )
+}
+
+/// The value without what shows nothing at either end: as the gateway stores text, and as
+/// records are matched and searched by.
+pub fn trim(raw: &str) -> &str {
+    raw.trim_matches(invisible)
+}
+
+/// The key of a value: trimmed of what shows nothing, then [`folded`].
+pub fn key(raw: &str) -> String {
+    folded(trim(raw))
+}
+
 /// Text composed (NFC: «ü» typed and «u» with a combining diaeresis pasted from elsewhere
 /// are one) and lower-cased, with every Greek sigma the one letter σ: lower-casing makes a
 /// word-final «Σ» «ς», so a search for the first letters of a name ending in «Σ» (whose «σ»

@@ -69,6 +69,17 @@ pub(crate) async fn rekey<C: ConnectionTrait>(
     name: &str,
     key_of: impl Fn(&str) -> String,
 ) -> Result<(), DbErr> {
+    rekey_where(db, (table, key), name, "1 = 1", key_of).await
+}
+
+/// [`rekey`] for the rows `only` (an SQL condition) holds for.
+pub(crate) async fn rekey_where<C: ConnectionTrait>(
+    db: &C,
+    (table, key): (&str, &str),
+    name: &str,
+    only: &str,
+    key_of: impl Fn(&str) -> String,
+) -> Result<(), DbErr> {
     let backend = db.get_database_backend();
     let param = |n: usize| match backend {
         DbBackend::Postgres => format!("${n}"),
@@ -80,7 +91,7 @@ pub(crate) async fn rekey<C: ConnectionTrait>(
             .query_all_raw(Statement::from_sql_and_values(
                 backend,
                 format!(
-                    "SELECT id, {name} AS name FROM {table} WHERE id > {} ORDER BY id LIMIT {CHUNK}",
+                    "SELECT id, {name} AS name FROM {table} WHERE id > {} AND ({only}) ORDER BY id LIMIT {CHUNK}",
                     param(1)
                 ),
                 [after.into()],
@@ -109,7 +120,7 @@ pub(crate) async fn rekey<C: ConnectionTrait>(
         db.execute_raw(Statement::from_sql_and_values(
             backend,
             format!(
-                "UPDATE {table} SET {key} = CASE id{cases} END WHERE id BETWEEN {} AND {}",
+                "UPDATE {table} SET {key} = CASE id{cases} END WHERE id BETWEEN {} AND {} AND ({only})",
                 param(values.len() - 1),
                 param(values.len())
             ),

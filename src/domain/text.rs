@@ -1,41 +1,16 @@
 use super::Invalid;
 
-/// Characters that show nothing: white space, and the invisible ones a paste brings along
-/// (a byte-order mark from a CSV, zero-width spaces and joiners, a soft hyphen, Hangul
-/// fillers, the marks that set the direction of text, the blank Braille pattern). Trimmed
-/// from both ends of stored text; a value of nothing else is blank. (Variation selectors and
-/// tags are not among them: at the end of an emoji they are part of what it shows.)
-fn invisible(c: char) -> bool {
-    c.is_whitespace()
-        || matches!(
-            c,
-            '\u{00AD}'
-                | '\u{034F}'
-                | '\u{115F}'
-                | '\u{1160}'
-                | '\u{180E}'
-                | '\u{200B}'..='\u{200F}'
-                | '\u{202A}'..='\u{202E}'
-                | '\u{2060}'..='\u{2064}'
-                | '\u{2066}'..='\u{2069}'
-                | '\u{2800}'
-                | '\u{3164}'
-                | '\u{FEFF}'
-                | '\u{FFA0}'
-        )
-}
-
 /// The value without what shows nothing at either end: as it is stored, and as records
-/// are matched and searched by.
+/// are matched and searched by ([`migration::keys::trim`]).
 pub fn trim(raw: &str) -> &str {
-    raw.trim_matches(invisible)
+    migration::keys::trim(raw)
 }
 
 /// Text as records are matched and searched by: trimmed of what shows nothing, then composed
-/// and lower-cased ([`migration::keys::folded`], which the migrations rebuilding stored keys
+/// and lower-cased ([`migration::keys::key`], which the migrations rebuilding stored keys
 /// use too).
 pub fn fold(raw: &str) -> String {
-    migration::keys::folded(trim(raw))
+    migration::keys::key(raw)
 }
 
 /// A required name: trimmed, not empty, at most `max` characters.

@@ -537,6 +537,46 @@ async fn emails_kept_before_their_keys_were_made_by_the_gateway_are_keyed_again(
 }
 
 #[tokio::test]
+async fn keys_failures_wait_under_are_made_again_and_salesforce_ids_are_not() {
+    use migration::{Migrator, MigratorTrait};
+    use sea_orm::{ActiveModelTrait, EntityTrait, Set};
+    let app = spawn_app().await;
+    let logged = |reason: &str, key: &str| entity::sync_failure::ActiveModel {
+        at: Set(chrono::Utc::now()),
+        direction: Set("SALESFORCE_TO_DESK".into()),
+        module: Set("ACCOUNTS".into()),
+        reason: Set(reason.into()),
+        message: Set("waiting".into()),
+        attempts: Set(1),
+        match_key: Set(Some(key.into())),
+        ..Default::default()
+    };
+    let db = app.store.connection();
+    // As lower-casing keyed a Greek name before: a final sigma, decomposed accents.
+    let rivals = logged("MULTIPLE_MATCHES", "σοφοκλη\u{301}ς")
+        .insert(db)
+        .await
+        .unwrap();
+    let waiting = logged("ACCOUNT_NOT_SYNCED", "0015g000000000BAAQ")
+        .insert(db)
+        .await
+        .unwrap();
+    Migrator::down(db, Some(1)).await.unwrap();
+    Migrator::up(db, None).await.unwrap();
+    let key = |id| async move {
+        entity::sync_failure::Entity::find_by_id(id)
+            .one(db)
+            .await
+            .unwrap()
+            .unwrap()
+            .match_key
+            .unwrap()
+    };
+    assert_eq!(key(rivals.id).await, "σοφοκλήσ");
+    assert_eq!(key(waiting.id).await, "0015g000000000BAAQ");
+}
+
+#[tokio::test]
 async fn a_search_term_no_stored_value_could_hold_is_refused_on_every_database() {
     let app = spawn_app().await;
     app.create_contact(json!({ "lastName": "Lovelace", "email": "ada@example.com" }))
