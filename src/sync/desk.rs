@@ -154,6 +154,37 @@ pub(super) async fn unlinked_by_match_key(
 
 /// Creates or overwrites a desk record with these values, in the batch. A value the desk
 /// refuses comes back as `Err(Invalid)` for the failure log.
+/// The ways Salesforce may hold a value whose key is `key`, for a lookup that sends keys to
+/// it: Salesforce compares text ignoring case, but neither composes nor decomposes it, nor
+/// takes σ and ς for one letter. The key, the key decomposed, and both with each σ that
+/// ends a word written ς.
+pub(super) fn spellings(key: &str) -> Vec<String> {
+    use unicode_normalization::UnicodeNormalization;
+    if key.is_ascii() {
+        return vec![key.to_owned()];
+    }
+    let chars: Vec<char> = key.chars().collect();
+    let ending = |i: usize| {
+        i > 0
+            && chars[i - 1].is_alphabetic()
+            && !chars.get(i + 1).is_some_and(|next| next.is_alphabetic())
+    };
+    let finals: String = chars
+        .iter()
+        .enumerate()
+        .map(|(i, &c)| if c == 'σ' && ending(i) { 'ς' } else { c })
+        .collect();
+    let mut all = vec![
+        key.nfd().collect::<String>(),
+        finals.nfd().collect(),
+        finals,
+        key.to_owned(),
+    ];
+    all.sort();
+    all.dedup();
+    all
+}
+
 /// Whether the desk can hold these values of a record, as [`save`] would check them.
 pub(super) fn valid(module: Module, values: &Map<String, Value>) -> Result<(), Invalid> {
     match module {
@@ -198,5 +229,22 @@ pub(super) async fn save(
         Ok(id) => Ok(Ok(id)),
         Err(StoreError::Invalid(invalid)) => Ok(Err(invalid)),
         Err(other) => Err(other.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::spellings;
+
+    #[test]
+    fn a_key_goes_to_salesforce_in_every_spelling_it_may_hold() {
+        assert_eq!(spellings("ada@example.com"), ["ada@example.com"]);
+        let greek = spellings("σοφοκλήσ");
+        for spelt in ["σοφοκλήσ", "σοφοκλής", "σοφοκλη\u{301}σ", "σοφοκλη\u{301}ς"]
+        {
+            assert!(greek.contains(&spelt.to_owned()), "{spelt} in {greek:?}");
+        }
+        assert_eq!(greek.len(), 4);
+        assert_eq!(spellings("müller bau"), ["mu\u{308}ller bau", "müller bau"]);
     }
 }

@@ -192,8 +192,9 @@ impl Round {
 
     /// The Salesforce records, linked or not, whose match field (the Salesforce field the
     /// desk's email or account name is mapped to) holds one of these keys, by key. Keys go
-    /// out in as many queries as keep each URL inside Salesforce's limit; nothing is asked
-    /// when there are none, or when the match field is not mapped.
+    /// out, each in every spelling Salesforce may hold it in (`desk::spellings`), in as many
+    /// queries as keep each URL inside Salesforce's limit; nothing is asked when there are
+    /// none, or when the match field is not mapped.
     pub async fn salesforce_by_key(
         &self,
         module: Module,
@@ -208,7 +209,8 @@ impl Round {
             return Ok(found);
         };
         let field = Ident::parse(&mapping.salesforce_field)?;
-        let soqls = url_sized(keys)
+        let spelt: Vec<String> = keys.iter().flat_map(|k| desk::spellings(k)).collect();
+        let soqls = url_sized(&spelt)
             .map(|chunk| {
                 Ok(
                     Select::new(module.salesforce_object(), &["Id", field.as_str()])?
