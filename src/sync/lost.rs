@@ -267,7 +267,7 @@ fn holds_all_sent(record: &Incoming, values: &SalesforceValues) -> bool {
 }
 
 /// The user id an identity URL ends with (`…/id/{org}/{user}`).
-fn user_of(identity: &str) -> Option<&str> {
+pub(super) fn user_of(identity: &str) -> Option<&str> {
     let user = identity.trim_end_matches('/').rsplit('/').next()?;
     (user.len() >= 15 && user.starts_with("005")).then_some(user)
 }

@@ -198,21 +198,30 @@ fn profile(mut record: Record) -> String {
 }
 
 /// Whether Salesforce changed a linked record since the sync last read or wrote it. A push
-/// leaves the stamp of the version it made unknown; the link then holds the record as the
-/// push left it, and another value read now in a field a person may edit (`editable`) is
-/// Salesforce's change. The rest change with the push itself: who modified the record last,
-/// a name made of the names sent, formulas.
+/// leaves the stamp of the version it made unknown. Then the record's last modifier says:
+/// anyone but the integration user (`ours.0`) changed it since. Without one to go by, the
+/// link holds the record as the push left it, and another value read now in a field a
+/// person may edit (`ours.1`) is Salesforce's change; the rest change with the push itself
+/// (a name made of the names sent, formulas).
 fn changed_since_read(
     link: &entity::record_link::Model,
     inc: &Incoming,
-    editable: &HashSet<String>,
+    ours: (Option<&str>, &HashSet<String>),
 ) -> bool {
-    match link.salesforce_modstamp {
-        Some(read) => inc.modstamp > read,
-        None => link
-            .salesforce_fields
-            .as_deref()
-            .is_some_and(|left| !same_values_in(left, &inc.profile, editable)),
+    if let Some(read) = link.salesforce_modstamp {
+        return inc.modstamp > read;
+    }
+    let Some(left) = link.salesforce_fields.as_deref() else {
+        return false;
+    };
+    let (user, editable) = ours;
+    let modifier = serde_json::from_str::<Map<String, Value>>(&inc.profile)
+        .ok()
+        .and_then(|now| Some(now.get("LastModifiedById")?.as_str()?.to_owned()));
+    match (user, modifier) {
+        // Ids of 15 and 18 characters name one user by their first 15.
+        (Some(user), Some(by)) => by.get(..15) != user.get(..15),
+        _ => !same_values_in(left, &inc.profile, editable),
     }
 }
 
@@ -523,6 +532,8 @@ impl SyncEngine {
     ) -> Result<Counts, SyncError> {
         let mappings = round.mappings(module);
         let editable = editable_fields(round, module).await?;
+        let identity = round.client.identity_url().await?;
+        let user = identity.as_deref().and_then(super::lost::user_of);
         let ids: Vec<String> = incoming.iter().map(|i| i.id.clone()).collect();
         let keys: Vec<String> = incoming.iter().filter_map(|i| i.key.clone()).collect();
         // What the page needs to know, read side by side with whether the round may still
@@ -669,7 +680,7 @@ impl SyncEngine {
                 // meanwhile, which brings the twin back: an update is an update.
                 Some(link)
                     if link.synced_hash == inc.hash
-                        && !(changed_since_read(link, inc, &editable)
+                        && !(changed_since_read(link, inc, (user, &editable))
                             && desk.get(&link.desk_id).is_none_or(DeskRecord::deleted)) =>
                 {
                     // Back to what was last agreed (a refused edit undone, say): a failure

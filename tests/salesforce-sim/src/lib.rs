@@ -361,6 +361,8 @@ impl SimHandle {
         Ok(Store::id_of(obj, row))
     }
 
+    /// Updates a record as a person does in Salesforce's own UI: `LastModifiedById` names
+    /// them, not the integration user.
     pub fn update(&self, sobject: &str, id: &str, fields: Json) -> Result<(), ApiError> {
         self.update_with(sobject, id, fields, Store::update)
     }
@@ -401,7 +403,10 @@ impl SimHandle {
         let mut store = lock(&self.sim.store);
         let row = store.locate(obj, id).ok_or_else(ApiError::not_found)?;
         let changes = parse_body(&store, obj, &map, Write::Update)?;
-        update(&mut store, obj, row, changes)
+        update(&mut store, obj, row, changes)?;
+        // An edit made here stands for one a person makes in Salesforce.
+        store.saved_by_a_person(obj, row);
+        Ok(())
     }
 
     pub fn delete(&self, sobject: &str, id: &str) -> Result<(), ApiError> {

@@ -51,6 +51,9 @@ pub struct Record {
     pub modified: i64,
     pub modstamp: i64,
     pub deleted: Option<i64>,
+    /// The User row of whoever saved it last, when not the integration user (a person
+    /// editing it in Salesforce's own UI).
+    pub modified_by: Option<u32>,
     values: Vec<(u16, Value)>,
 }
 
@@ -61,6 +64,7 @@ impl Record {
             modified: at,
             modstamp: at,
             deleted: None,
+            modified_by: None,
             values,
         }
     }
@@ -126,6 +130,8 @@ pub struct Store {
     required: Vec<(ObjIdx, usize)>,
     /// Fields the integration user may read but not write (field-level security).
     read_only: Vec<(ObjIdx, usize)>,
+    /// The User row of the person who edits records in Salesforce's own UI, once one has.
+    person: Option<usize>,
 }
 
 /// The records and the clock at one moment, to put back when a request that is all or
@@ -191,7 +197,11 @@ impl Store {
             (_, "CreatedDate") => stamp(rec.created),
             (_, "LastModifiedDate") => stamp(rec.modified),
             (_, "SystemModstamp") => stamp(rec.modstamp),
-            (_, "CreatedById" | "LastModifiedById") => Cow::Owned(self.integration_user()),
+            (_, "LastModifiedById") => match rec.modified_by {
+                Some(row) => Cow::Owned(Value::Ref(self.user_object(), row + 1)),
+                None => Cow::Owned(self.integration_user()),
+            },
+            (_, "CreatedById") => Cow::Owned(self.integration_user()),
             (_, "OwnerId") => rec
                 .stored(field)
                 .map_or_else(|| Cow::Owned(self.integration_user()), Cow::Borrowed),
@@ -253,10 +263,39 @@ impl Store {
     }
 
     fn integration_user(&self) -> Value {
-        let user = Schema::get()
+        Value::Ref(self.user_object(), 1)
+    }
+
+    fn user_object(&self) -> u8 {
+        Schema::get()
             .index("User")
-            .expect("User is part of the schema");
-        Value::Ref(user as u8, 1)
+            .expect("User is part of the schema") as u8
+    }
+
+    /// Marks a record as saved last by a person in Salesforce's own UI, not the integration
+    /// user (a user of the org made for the purpose the first time).
+    pub fn saved_by_a_person(&mut self, obj: ObjIdx, row: usize) {
+        let person = match self.person {
+            Some(person) => person,
+            None => {
+                let user = usize::from(self.user_object());
+                let object = Schema::get().object(user);
+                let changes = [
+                    ("Username", "sales.rep@example.com"),
+                    ("FirstName", "Sales"),
+                    ("LastName", "Rep"),
+                    ("Email", "sales.rep@example.com"),
+                    ("Alias", "srep"),
+                ]
+                .into_iter()
+                .filter_map(|(n, v)| Some((object.field_index(n)?, Value::str(v))))
+                .collect();
+                let person = self.insert(user, changes);
+                self.person = Some(person);
+                person
+            }
+        };
+        self.tables[obj][row].modified_by = Some(person as u32);
     }
 
     pub fn insert(&mut self, obj: ObjIdx, changes: Vec<Change>) -> usize {
@@ -393,6 +432,7 @@ impl Store {
         }
         rec.modified = at;
         rec.modstamp = at;
+        rec.modified_by = None;
         Ok(())
     }
 
