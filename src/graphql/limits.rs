@@ -157,14 +157,6 @@ impl Limits {
     }
 }
 
-/// Aliases as the chosen operation runs them (every operation's, when none is chosen), and
-/// selections (fields, fragment spreads and inline fragments) in the whole document: every
-/// operation, chosen or not, and every fragment, spread or not. async-graphql walks them all
-/// before it runs anything, each fragment at every spread, and validates unused fragments
-/// as well. Both counts take a fragment's for every place it is spread, so fragments spread
-/// many times cannot multiply the walk past the limits unseen; a spread counts itself too, so
-/// neither can spreads of fragments that select nothing or do not exist. Each fragment is
-/// measured once.
 /// Why the operation run, when it is a subscription, is not one its events can be
 /// resolved for: the spec allows one root field, and each event is resolved for the first
 /// field written at the root alone (a second would miss what it asks; one spread from a
@@ -192,6 +184,14 @@ fn subscription_refused(doc: &ExecutableDocument, operation: Option<&str>) -> Op
     })
 }
 
+/// Aliases as the chosen operation runs them (every operation's, when none is chosen), and
+/// selections (fields, fragment spreads and inline fragments) in the whole document: every
+/// operation, chosen or not, and every fragment, spread or not. async-graphql walks them all
+/// before it runs anything, each fragment at every spread, and validates unused fragments
+/// as well. Both counts take a fragment's for every place it is spread, so fragments spread
+/// many times cannot multiply the walk past the limits unseen; a spread counts itself too, so
+/// neither can spreads of fragments that select nothing or do not exist. Each fragment is
+/// measured once.
 fn count_selections(doc: &ExecutableDocument, operation: Option<&str>) -> (usize, usize) {
     #[derive(Clone, Copy, Default)]
     struct Counts(usize, usize);

@@ -1585,9 +1585,6 @@ impl SyncBatch<'_> {
         forget_links_of(&*self.txn, module, &[desk_id]).await
     }
 
-    /// Forgets these waiting changes (outbox rows) of a desk record: the ones its values
-    /// were read after. Any other stays, to be pushed in turn: one queued later, and one a
-    /// transaction still open then had queued with a lower id, unseen.
     /// Keeps one outbox row per desk record of `module`, its oldest: while the sync is
     /// one-way, desk edits wait there for it to turn two-way, and a record edited a thousand
     /// times meanwhile waits once.
@@ -1606,6 +1603,9 @@ impl SyncBatch<'_> {
         Ok(())
     }
 
+    /// Forgets these waiting changes (outbox rows) of a desk record: the ones its values
+    /// were read after. Any other stays, to be pushed in turn: one queued later, and one a
+    /// transaction still open then had queued with a lower id, unseen.
     pub async fn drop_outbox(
         &mut self,
         module: Module,

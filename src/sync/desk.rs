@@ -152,8 +152,6 @@ pub(super) async fn unlinked_by_match_key(
     Ok(grouped)
 }
 
-/// Creates or overwrites a desk record with these values, in the batch. A value the desk
-/// refuses comes back as `Err(Invalid)` for the failure log.
 /// The ways Salesforce may hold a value whose key is `key`, for a lookup that sends keys to
 /// it: Salesforce compares text ignoring case, but neither composes nor decomposes it, nor
 /// takes σ and ς for one letter. The key, the key decomposed, and both with each σ that
@@ -193,6 +191,8 @@ pub(super) fn valid(module: Module, values: &Map<String, Value>) -> Result<(), I
     }
 }
 
+/// Creates or overwrites a desk record with these values, in the batch. A value the desk
+/// refuses comes back as `Err(Invalid)` for the failure log.
 pub(super) async fn save(
     batch: &mut SyncBatch<'_>,
     module: Module,
