@@ -9,8 +9,7 @@ use super::SyncError;
 use super::desk::{self, DeskRecord};
 use super::engine::{Counts, Round, SyncEngine, statistics_due};
 use super::records::{
-    AccountLinks, account_field, changed_since, hash, keep_what_the_desk_cannot_hold,
-    to_salesforce, unlinked_account, with_sent,
+    AccountLinks, account_field, changed_since, hash, to_salesforce, unlinked_account, with_sent,
 };
 use crate::domain::{Direction, FailureReason, Module, SalesforceId};
 use crate::salesforce::{Describe, FieldDescribe, Record, RecordResult};
@@ -199,13 +198,7 @@ impl SyncEngine {
                                 // Only what changed: an edit made in Salesforce since the last
                                 // read, to another field, is not overwritten, and the next pull
                                 // brings it to the desk.
-                                let mut changed = changed_since(&values, link.salesforce_fields.as_deref());
-                                keep_what_the_desk_cannot_hold(
-                                    &mut changed,
-                                    round.mappings(module),
-                                    module,
-                                    link.salesforce_fields.as_deref(),
-                                );
+                                let changed = changed_since(&values, link.salesforce_fields.as_deref());
                                 let salesforce_id = link.salesforce_id.clone();
                                 if changed.is_empty() {
                                     Plan::Settle { salesforce_id, hash: h }

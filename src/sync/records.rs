@@ -160,53 +160,6 @@ pub fn changed_since(values: &SalesforceValues, read: Option<&str>) -> Salesforc
         .collect()
 }
 
-/// Leaves out of `changed` the blanks that would clear a value Salesforce's record (as last
-/// read, `read`) holds but the desk cannot (longer than the desk field, say): the desk never
-/// had it, so its blank is no edit, and the value stays Salesforce's.
-pub fn keep_what_the_desk_cannot_hold(
-    changed: &mut SalesforceValues,
-    mappings: &[Mapping],
-    module: Module,
-    read: Option<&str>,
-) {
-    if !changed.values().any(Value::is_null) {
-        return;
-    }
-    let Some(Ok(read)) = read.map(serde_json::from_str::<Map<String, Value>>) else {
-        return;
-    };
-    changed.retain(|field, value| {
-        if !value.is_null() {
-            return true;
-        }
-        let Some(held) = read
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(field))
-            .map(|(_, v)| v)
-        else {
-            return true;
-        };
-        let desk = mappings
-            .iter()
-            .find(|m| m.salesforce_field.eq_ignore_ascii_case(field))
-            .and_then(|m| desk_field(module, &m.desk_field));
-        desk.is_none_or(|desk| holds(desk.kind, held))
-    });
-}
-
-/// Whether a desk field of this kind can hold a Salesforce value.
-fn holds(kind: DeskKind, value: &Value) -> bool {
-    match (kind, value) {
-        (_, Value::Null) => true,
-        (DeskKind::Text { max }, Value::String(s)) => s.encode_utf16().count() <= max as usize,
-        (DeskKind::Email, Value::String(s)) => crate::domain::Email::parse("email", s).is_ok(),
-        (DeskKind::Integer, v) => v
-            .as_f64()
-            .is_some_and(|n| n.fract() == 0.0 && n.abs() <= i64::MAX as f64),
-        _ => true,
-    }
-}
-
 /// A record as last read (`read`, a JSON object) with the values a push just wrote over it;
 /// `None` when it was never read (the next pull reads it whole).
 pub fn with_sent(read: Option<&str>, sent: &Record) -> Option<String> {

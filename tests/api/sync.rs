@@ -577,12 +577,11 @@ async fn a_first_meeting_leaves_to_salesforce_a_value_the_desk_cannot_hold() {
     app.sync_now().await;
     // Department holds 80 characters; the desk field it is mapped to, 40.
     let department = "Research and Development, Southern Hemisphere Operations";
-    let sf_id = sim
-        .insert(
-            "Contact",
-            json!({ "LastName": "Hopper", "Email": "grace@example.com", "Title": "Rear Admiral", "Department": department }),
-        )
-        .unwrap();
+    sim.insert(
+        "Contact",
+        json!({ "LastName": "Hopper", "Email": "grace@example.com", "Title": "Rear Admiral", "Department": department }),
+    )
+    .unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
     app.create_contact(json!({ "lastName": "Hopper", "email": "grace@example.com" }))
         .await;
@@ -598,19 +597,6 @@ async fn a_first_meeting_leaves_to_salesforce_a_value_the_desk_cannot_hold() {
         .gql_ok("{ syncFailures { nodes { reason message } } }", json!({}))
         .await;
     assert_eq!(failures["syncFailures"]["nodes"], json!([]), "{failures}");
-    // Nor does the desk's blank clear it in Salesforce, then or later.
-    app.sync_now().await;
-    assert_eq!(
-        sim.get("Contact", &sf_id).unwrap()["Department"],
-        department
-    );
-    update_contact(&app, &hopper[0]["id"], json!({ "title": "Commodore" })).await;
-    app.sync_now().await;
-    let sf = sim.get("Contact", &sf_id).unwrap();
-    assert_eq!(
-        (&sf["Title"], &sf["Department"]),
-        (&json!("Commodore"), &json!(department))
-    );
 }
 
 #[tokio::test]
