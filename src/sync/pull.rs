@@ -133,6 +133,8 @@ async fn select_all(round: &Round, module: Module) -> Result<Select, SyncError> 
         "LastModifiedDate",
         "CreatedById",
         "CreatedDate",
+        // Who saved it last: a record the sync pushed is told from one a person changed since.
+        "LastModifiedById",
     ];
     if describe.field(DESK_ID_FIELD).is_some() {
         fields.push(DESK_ID_FIELD);
