@@ -207,23 +207,23 @@ fn profile(mut record: Record) -> String {
 /// (a name made of the names sent, formulas).
 fn changed_since_read(
     link: &entity::record_link::Model,
-    inc: &Incoming,
+    (modstamp, profile): (DateTime<Utc>, &str),
     ours: (Option<&str>, &HashSet<String>),
 ) -> bool {
     if let Some(read) = link.salesforce_modstamp {
-        return inc.modstamp > read;
+        return modstamp > read;
     }
     let Some(left) = link.salesforce_fields.as_deref() else {
         return false;
     };
     let (user, editable) = ours;
-    let modifier = serde_json::from_str::<Map<String, Value>>(&inc.profile)
+    let modifier = serde_json::from_str::<Map<String, Value>>(profile)
         .ok()
         .and_then(|now| Some(now.get("LastModifiedById")?.as_str()?.to_owned()));
     match (user, modifier) {
         // Ids of 15 and 18 characters name one user by their first 15.
         (Some(user), Some(by)) => by.get(..15) != user.get(..15),
-        _ => !same_values_in(left, &inc.profile, editable),
+        _ => !same_values_in(left, profile, editable),
     }
 }
 
@@ -682,8 +682,11 @@ impl SyncEngine {
                 // meanwhile, which brings the twin back: an update is an update.
                 Some(link)
                     if link.synced_hash == inc.hash
-                        && !(changed_since_read(link, inc, (user, &editable))
-                            && desk.get(&link.desk_id).is_none_or(DeskRecord::deleted)) =>
+                        && !(changed_since_read(
+                            link,
+                            (inc.modstamp, &inc.profile),
+                            (user, &editable),
+                        ) && desk.get(&link.desk_id).is_none_or(DeskRecord::deleted)) =>
                 {
                     // Back to what was last agreed (a refused edit undone, say): a failure
                     // its earlier version left has nothing left to wait for.
@@ -1286,4 +1289,91 @@ fn add(mut a: Counts, b: Counts) -> Counts {
     a.updated += b.updated;
     a.failed += b.failed;
     a
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use chrono::{TimeZone, Utc};
+    use serde_json::json;
+
+    use super::changed_since_read;
+
+    /// A link to a record the sync pushed and has not read back since: its stamp unknown,
+    /// its fields as the push left them.
+    fn pushed(fields: serde_json::Value) -> entity::record_link::Model {
+        let at = Utc.with_ymd_and_hms(2026, 12, 6, 9, 0, 0).unwrap();
+        entity::record_link::Model {
+            id: 1,
+            module: "CONTACTS".into(),
+            desk_id: 1,
+            salesforce_id: "0035g0000000001AAA".into(),
+            synced_hash: String::new(),
+            sent_hash: None,
+            salesforce_modstamp: None,
+            salesforce_fields: Some(fields.to_string()),
+            kept_account_id: None,
+            created_at: at,
+            updated_at: at,
+        }
+    }
+
+    #[test]
+    fn a_record_pushed_and_not_read_back_is_judged_by_its_last_modifier_or_its_editable_fields() {
+        let at = Utc.with_ymd_and_hms(2026, 12, 6, 9, 0, 5).unwrap();
+        let link = pushed(
+            json!({ "Id": "0035g0000000001AAA", "Name": "Hopper", "FirstName": null, "Department": "Navy", "AnnualCount__c": 5000000 }),
+        );
+        let editable: HashSet<String> = ["FirstName", "Department", "AnnualCount__c"]
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        let read = |fields: serde_json::Value| fields.to_string();
+        let ours = "0055g0000000001AAA";
+
+        // Saved last by the integration user (an 18-character id against 15): the push
+        // itself, whatever a trigger stamped with it.
+        let by_us = read(
+            json!({ "Id": "0035g0000000001AAA", "Name": "Grace Hopper", "Department": "Stamped", "LastModifiedById": ours }),
+        );
+        assert!(!changed_since_read(
+            &link,
+            (at, &by_us),
+            (Some("0055g0000000001"), &editable)
+        ));
+        // Saved last by someone else: changed, whichever fields.
+        let by_a_person = read(
+            json!({ "Id": "0035g0000000001AAA", "Name": "Hopper", "Department": "Navy", "LastModifiedById": "0055g0000000002AAA" }),
+        );
+        assert!(changed_since_read(
+            &link,
+            (at, &by_a_person),
+            (Some(ours), &editable)
+        ));
+
+        // With no modifier to go by, a field a person may edit says.
+        let no_user = (None, &editable);
+        let derived_only = read(
+            json!({ "Id": "0035g0000000001AAA", "Name": "Grace Hopper", "FirstName": null, "Department": "Navy", "AnnualCount__c": 5000000.0 }),
+        );
+        assert!(
+            !changed_since_read(&link, (at, &derived_only), no_user),
+            "a name made of the names sent, and a number read back as a float, are no edit"
+        );
+        let edited = read(
+            json!({ "Id": "0035g0000000001AAA", "Name": "Hopper", "FirstName": null, "Department": "Computing", "AnnualCount__c": 5000000 }),
+        );
+        assert!(changed_since_read(&link, (at, &edited), no_user));
+
+        // A link that knows the stamp it read goes by the stamp.
+        let mut read_back = link.clone();
+        read_back.salesforce_modstamp = Some(at);
+        assert!(!changed_since_read(&read_back, (at, &edited), no_user));
+        assert!(changed_since_read(
+            &read_back,
+            (at + chrono::TimeDelta::seconds(1), &derived_only),
+            no_user
+        ));
+    }
 }
