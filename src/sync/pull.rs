@@ -682,11 +682,12 @@ impl SyncEngine {
                 // meanwhile, which brings the twin back: an update is an update.
                 Some(link)
                     if link.synced_hash == inc.hash
-                        && !(changed_since_read(
-                            link,
-                            (inc.modstamp, &inc.profile),
-                            (user, &editable),
-                        ) && desk.get(&link.desk_id).is_none_or(DeskRecord::deleted)) =>
+                        && !(desk.get(&link.desk_id).is_none_or(DeskRecord::deleted)
+                            && changed_since_read(
+                                link,
+                                (inc.modstamp, &inc.profile),
+                                (user, &editable),
+                            )) =>
                 {
                     // Back to what was last agreed (a refused edit undone, say): a failure
                     // its earlier version left has nothing left to wait for.
@@ -1128,8 +1129,9 @@ impl SyncEngine {
             && record.updated_at() > inc.last_modified
         {
             let desk_id = record.id();
-            let mut values = record.values();
-            let mut theirs = values.clone();
+            let own = record.values();
+            let mut values = own.clone();
+            let mut theirs = own.clone();
             apply_to_desk(
                 round.mappings(module),
                 module,
@@ -1145,14 +1147,14 @@ impl SyncEngine {
                     filled.insert(field);
                 }
             }
-            // A value of Salesforce's the desk cannot hold (longer than its field, say) is
-            // left to Salesforce alone, rather than failing the meeting.
+            // A value of Salesforce's the desk cannot hold (longer than its field, say) is not
+            // taken, rather than failing the meeting: the desk keeps its own.
             while let Err(invalid) = desk::valid(module, &values) {
                 if !filled.remove(&invalid.field) {
                     break;
                 }
-                let own = record.values().get(&invalid.field).cloned();
-                values.insert(invalid.field, own.unwrap_or(Value::Null));
+                let kept = own.get(&invalid.field).cloned().unwrap_or(Value::Null);
+                values.insert(invalid.field, kept);
             }
             let written = if !filled.is_empty() {
                 self.write(batch, module, inc, Some(desk_record), values, false)
