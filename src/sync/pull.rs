@@ -217,14 +217,20 @@ fn changed_since_read(
         return false;
     };
     let (user, editable) = ours;
-    let modifier = serde_json::from_str::<Map<String, Value>>(profile)
-        .ok()
-        .and_then(|now| Some(now.get("LastModifiedById")?.as_str()?.to_owned()));
-    match (user, modifier) {
-        // Ids of 15 and 18 characters name one user by their first 15.
-        (Some(user), Some(by)) => by.get(..15) != user.get(..15),
-        _ => !same_values_in(left, profile, editable),
+    match by_another(user, profile) {
+        Some(another) => another,
+        None => !same_values_in(left, profile, editable),
     }
+}
+
+/// Whether someone other than the integration `user` last modified the record read as
+/// `profile` (its `LastModifiedById`); `None` when either is unknown.
+fn by_another(user: Option<&str>, profile: &str) -> Option<bool> {
+    let user = user?;
+    let now = serde_json::from_str::<Map<String, Value>>(profile).ok()?;
+    let by = now.get("LastModifiedById")?.as_str()?;
+    // Ids of 15 and 18 characters name one user by their first 15.
+    Some(by.get(..15) != user.get(..15))
 }
 
 /// Whether every field of `editable` held in `left` holds the same value in `profile`
@@ -706,8 +712,12 @@ impl SyncEngine {
                     continue;
                 }
                 // The sync's own update, made though its answer never came: linked at it.
-                // Desk changes made since still wait in the outbox and go out next.
-                Some(link) if link.sent_hash.as_deref() == Some(inc.hash.as_str()) => {
+                // Desk changes made since still wait in the outbox and go out next. The same
+                // values saved by a person are that person's edit, the note notwithstanding.
+                Some(link)
+                    if link.sent_hash.as_deref() == Some(inc.hash.as_str())
+                        && by_another(user, &inc.profile) != Some(true) =>
+                {
                     inc.link(&mut batch, module, link.desk_id).await?;
                     continue;
                 }

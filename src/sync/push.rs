@@ -395,6 +395,11 @@ impl SyncEngine {
         let open_failures = self.store.has_open_failures(module).await?;
         let mut batch = self.store.begin_sync().await?;
         batch.settle_pending_creates(module, &noted).await?;
+        // Nothing to send, an update noted as sent and never made is no longer coming.
+        unmade.extend(plans.iter().filter_map(|(id, plan)| {
+            let noted = links.get(id).is_some_and(|l| l.sent_hash.is_some());
+            (matches!(plan, Plan::Skip) && noted).then_some(*id)
+        }));
         batch.clear_sent(module, &unmade).await?;
         let mut counts = Counts::default();
         for (i, (desk_id, plan)) in plans.into_iter().enumerate() {

@@ -2899,6 +2899,49 @@ async fn updates_sent_before_a_failed_create_are_recorded_and_not_read_back_as_n
     assert_eq!(sim.count("Contact"), 2);
 }
 
+#[tokio::test]
+async fn an_update_that_never_went_out_does_not_hide_a_person_making_the_same_edit_later() {
+    let (app, sim) = connected().await;
+    let byron = app
+        .create_contact(
+            json!({ "lastName": "Byron", "email": "byron@example.com", "title": "Lord" }),
+        )
+        .await;
+    app.sync_now().await;
+    let sf_byron = salesforce_id_of(&app, &byron["id"]).await;
+
+    // The update is noted as sent, and every attempt at it fails before Salesforce makes it.
+    update_contact(&app, &byron["id"], json!({ "title": "Poet" })).await;
+    let update = sim.hold_next("PATCH", "composite/sobjects");
+    let engine = app.engine.clone();
+    let round = tokio::spawn(async move { engine.run_once().await });
+    update.arrived().await;
+    sim.fail_next(&[503, 503, 503, 503]);
+    update.release();
+    assert!(
+        round.await.unwrap().is_err(),
+        "the round reports the outage"
+    );
+    assert_eq!(sim.get("Contact", &sf_byron).unwrap()["Title"], "Lord");
+    // The agent takes the edit back: nothing is left to send.
+    update_contact(&app, &byron["id"], json!({ "title": "Lord" })).await;
+    app.sync_now().await;
+
+    // Days later a person in Salesforce makes the very edit that never went out.
+    sim.advance_clock(3600);
+    sim.update("Contact", &sf_byron, json!({ "Title": "Poet" }))
+        .unwrap();
+    let report = app.sync_now().await;
+    assert_eq!(report.pulled.updated, 1, "{report:?}");
+    let desk = app
+        .gql_ok(
+            "query($id: ID!) { contact(id: $id) { title } }",
+            json!({ "id": byron["id"] }),
+        )
+        .await;
+    assert_eq!(desk["contact"]["title"], "Poet");
+}
+
 /// Connected to an org without `Helpdesk_Id__c` (`prepare`: `without_desk_id_fields`), or
 /// with it as a plain field, not an external id: creates cannot be upserts there.
 async fn connected_without_external_id(prepare: impl FnOnce(&SimHandle)) -> (TestApp, SimHandle) {
