@@ -1737,11 +1737,28 @@ impl SyncBatch<'_> {
     ) -> StoreResult<sync_failure::Model> {
         let mut open =
             sync_failure::Entity::find().filter(open_failures(new.module, new.direction));
-        open = match (&new.desk_id, &new.salesforce_id) {
-            (Some(desk), _) => open.filter(sync_failure::Column::DeskId.eq(*desk)),
-            (None, Some(sf)) => open.filter(sync_failure::Column::SalesforceId.eq(sf.clone())),
-            (None, None) => open.filter(sync_failure::Column::Id.eq(-1)),
+        // The record is known by the side it is read from: a Salesforce record failing to
+        // come in by its id (a link made or lost since changes only its desk id), a desk
+        // record failing to go out by its own.
+        let key = match new.direction {
+            Direction::SalesforceToDesk => new
+                .salesforce_id
+                .clone()
+                .map(|sf| sync_failure::Column::SalesforceId.eq(sf))
+                .or(new
+                    .desk_id
+                    .map(|desk| sync_failure::Column::DeskId.eq(desk))),
+            Direction::DeskToSalesforce => new
+                .desk_id
+                .map(|desk| sync_failure::Column::DeskId.eq(desk))
+                .or(new
+                    .salesforce_id
+                    .clone()
+                    .map(|sf| sync_failure::Column::SalesforceId.eq(sf))),
         };
+        open = open
+            .filter(key.unwrap_or_else(|| sync_failure::Column::Id.eq(-1)))
+            .order_by_desc(sync_failure::Column::Id);
         let now = Utc::now();
         if let Some(existing) = open.one(&*self.txn).await? {
             // The bound counts automatic attempts: a record refused for a reason that waits
