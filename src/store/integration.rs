@@ -191,7 +191,6 @@ impl Store {
         if same.is_some_and(|previous| opens_two_way(previous, &sync_type)) {
             queue_made_while_one_way(&*txn).await?;
         }
-        integration::Entity::delete_by_id(ROW).exec(&*txn).await?;
         let model = integration::ActiveModel {
             id: Set(ROW),
             status: Set(status.as_str().into()),
@@ -214,9 +213,14 @@ impl Store {
             created_at: Set(now),
             updated_at: Set(now),
             epoch: Set(previous.as_ref().map_or(0, |p| p.epoch) + 1),
-        }
-        .insert(&*txn)
-        .await?;
+        };
+        // Replaced in place: a pause or a change of sync type waiting on the row's lock then
+        // finds the new connection, where a row deleted and made again would be gone to it.
+        let model = if previous.is_some() {
+            model.update(&*txn).await?
+        } else {
+            model.insert(&*txn).await?
+        };
         let event = status_event(&*txn, &model).await?;
         txn.commit_publishing(self, vec![event]).await?;
         Ok(model)
