@@ -85,13 +85,24 @@ pub(crate) async fn rekey_where<C: ConnectionTrait>(
         DbBackend::Postgres => format!("${n}"),
         _ => "?".to_owned(),
     };
+    // Rows read are locked until the migration commits, so a gateway still running an older
+    // version cannot change a name between its read and its key's write. On SQLite a write
+    // comes first: a transaction that has read cannot wait for the write lock, only fail.
+    let lock = match backend {
+        DbBackend::Postgres => " FOR UPDATE",
+        _ => {
+            db.execute_unprepared(&format!("UPDATE {table} SET {key} = {key} WHERE 1 = 0"))
+                .await?;
+            ""
+        }
+    };
     let mut after = 0i64;
     loop {
         let rows = db
             .query_all_raw(Statement::from_sql_and_values(
                 backend,
                 format!(
-                    "SELECT id, {name} AS name FROM {table} WHERE id > {} AND ({only}) ORDER BY id LIMIT {CHUNK}",
+                    "SELECT id, {name} AS name FROM {table} WHERE id > {} AND ({only}) ORDER BY id LIMIT {CHUNK}{lock}",
                     param(1)
                 ),
                 [after.into()],
@@ -120,7 +131,7 @@ pub(crate) async fn rekey_where<C: ConnectionTrait>(
         db.execute_raw(Statement::from_sql_and_values(
             backend,
             format!(
-                "UPDATE {table} SET {key} = CASE id{cases} END WHERE id BETWEEN {} AND {} AND ({only})",
+                "UPDATE {table} SET {key} = CASE id{cases} ELSE {key} END WHERE id BETWEEN {} AND {} AND ({only})",
                 param(values.len() - 1),
                 param(values.len())
             ),
