@@ -75,6 +75,9 @@ pub async fn once(settings: &Settings) -> anyhow::Result<()> {
         );
     }
     match report.idle {
+        Some(_) if interrupted => bail!(
+            "interrupted: the round stopped before it was done; what it committed stays, and the next round does the rest"
+        ),
         Some(why) if did_something => bail!("the round stopped before it was done: {why}"),
         Some(why) => bail!("nothing synced: {why}"),
         // A script running the round learns that records wait in the failure log.

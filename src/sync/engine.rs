@@ -322,6 +322,7 @@ impl SyncEngine {
             Err(SyncError::Stopped) if self.integrations.closing() => {
                 return Ok(idle("the gateway is stopping"));
             }
+            Err(SyncError::Stopped) => return Ok(idle(&SyncError::Stopped.to_string())),
             held => held?,
         };
         // History ages out whether or not the sync runs: paused, failed or deleted too.
@@ -329,13 +330,27 @@ impl SyncEngine {
             .prune_history(Utc::now() - self.settings.history_retention)
             .await?;
         let Some(current) = self.integrations.current().await? else {
-            return Ok(idle("Salesforce is not connected"));
+            return Ok(idle(
+                "Salesforce is not connected (an administrator connects it with connectSalesforce)",
+            ));
         };
         if current.status != IntegrationStatus::Active.as_str() {
-            return Ok(idle(&format!("the integration is {}", current.status)));
+            let next = match current.status_reason.as_deref() {
+                _ if current.status == IntegrationStatus::Paused.as_str() => {
+                    " (resumeSync resumes it)".to_owned()
+                }
+                Some(reason) => format!(": {reason}"),
+                None => String::new(),
+            };
+            return Ok(idle(&format!(
+                "the integration is {}{next}",
+                current.status
+            )));
         }
         if current.first_sync == FirstSync::NotStarted.as_str() {
-            return Ok(idle("the first sync has not been started"));
+            return Ok(idle(
+                "the first sync has not been started (an administrator starts it with startSync)",
+            ));
         }
         let client = match self.integrations.client_of(&current).await {
             Err(e @ SyncError::Vault(_)) => {
@@ -397,7 +412,8 @@ impl SyncEngine {
                 Err(e)
             }
             Ok(report) => {
-                if current.status_reason.is_some() {
+                // Only a round that got through clears what stopped the last one.
+                if current.status_reason.is_some() && report.idle.is_none() {
                     self.integrations.explain(None).await?;
                 }
                 Ok(report)

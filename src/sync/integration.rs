@@ -316,13 +316,25 @@ impl Integrations {
     /// guard is dropped; with the connection generation the round runs under. That is the
     /// generation of the moment it was asked for: a stop, pause or reconnect while it waited
     /// stops it before its first step, as it would have stopped the round it waited behind.
+    /// The wait itself ends at such a stop (Ctrl-C, a shutdown): a round another process
+    /// runs can take an hour.
     pub async fn round(&self) -> Result<(RoundGuard<'_>, u64), SyncError> {
         let generation = self.generation();
-        let guard = self.hold_rounds().await?;
-        if self.closing() {
+        let guard = tokio::select! {
+            held = self.hold_rounds() => held?,
+            () = self.stopped_since(generation) => return Err(SyncError::Stopped),
+        };
+        if self.closing() || self.generation() != generation {
             return Err(SyncError::Stopped);
         }
         Ok((guard, generation))
+    }
+
+    /// Resolves once the generation is no longer `generation`.
+    async fn stopped_since(&self, generation: u64) {
+        while self.generation() == generation {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
     }
 
     /// As [`Self::round`], but `None` once `patience` has passed with a round running here

@@ -747,6 +747,66 @@ async fn sync_once_behind_another_processs_round_says_what_it_waits_for() {
 }
 
 #[tokio::test]
+async fn a_round_told_to_stop_while_it_waits_for_another_ends_at_once_and_keeps_the_reason_shown() {
+    let (app, _sim) = started(|_| {}).await;
+    let shown = "the last sync round stopped: Salesforce was unavailable".to_owned();
+    app.integrations.explain(Some(shown.clone())).await.unwrap();
+    let running = app.store.lock_rounds().await.unwrap();
+    let engine = app.engine.clone();
+    let waiting = tokio::spawn(async move { engine.run_once().await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!waiting.is_finished(), "it waits for the round under way");
+    app.integrations.stop_here();
+    let report = tokio::time::timeout(Duration::from_secs(2), waiting)
+        .await
+        .expect("the wait ends when the round is stopped, not when the other round does")
+        .unwrap()
+        .unwrap();
+    assert!(report.idle.is_some(), "{report:?}");
+    let reason = app
+        .integrations
+        .current()
+        .await
+        .unwrap()
+        .unwrap()
+        .status_reason;
+    assert_eq!(reason, Some(shown), "nothing got through: the reason stays");
+    drop(running);
+}
+
+#[tokio::test]
+async fn sync_once_interrupted_while_it_waits_for_another_process_stops_and_says_so() {
+    let (app, _sim) = started(|_| {}).await;
+    let running = app.store.lock_rounds().await.unwrap();
+    let child = app
+        .tandem(&["sync", "--once"])
+        .stderr(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let pid = child.id().unwrap().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let output = tokio::time::timeout(Duration::from_secs(10), child.wait_with_output())
+        .await
+        .expect("Ctrl-C ends the wait")
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("interrupted: the round stopped"),
+        "{stderr}"
+    );
+    drop(running);
+}
+
+#[tokio::test]
 async fn sync_once_leaving_records_in_the_failure_log_exits_non_zero() {
     let (app, sim) = started(|_| {}).await;
     app.sync_now().await;
