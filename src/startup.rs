@@ -196,9 +196,18 @@ pub struct Services {
 impl Services {
     pub async fn open(settings: &Settings) -> anyhow::Result<Self> {
         let store = open_store(settings).await?;
+        let vault = vault(settings)?;
+        // Said at the start, where whoever runs the process looks, not first at a round.
+        if let Some(sealed) = store.integration().await?.and_then(|m| m.secrets)
+            && let Err(e) = vault.open(&sealed)
+        {
+            tracing::warn!(
+                "{e}; the sync cannot run until this process has the key they were saved with, or Salesforce is connected again"
+            );
+        }
         let integrations = Arc::new(Integrations::new(
             store.clone(),
-            vault(settings)?,
+            vault,
             settings.sync.api_version.as_str().to_owned(),
         ));
         let engine = Arc::new(SyncEngine::new(
@@ -281,31 +290,53 @@ pub fn authenticator(settings: &Settings) -> anyhow::Result<Authenticator> {
 
 /// The key that seals Salesforce credentials: configured, or generated once into the data dir.
 pub fn vault(settings: &Settings) -> anyhow::Result<Vault> {
-    let (key, from) = match &settings.sync.encryption_key {
-        Some(key) => (key.clone(), "sync.encryption_key".to_owned()),
+    let (key, from, source) = match &settings.sync.encryption_key {
+        Some(key) => (
+            key.clone(),
+            "sync.encryption_key".to_owned(),
+            "the key set in sync.encryption_key".to_owned(),
+        ),
         None => {
-            let key = generated_secret(&settings.data_dir, "encryption-key")?;
             let path = settings.data_dir.join("encryption-key");
-            (key, path.display().to_string())
+            let (key, made) = secret_kept_or_made(&settings.data_dir, "encryption-key")?;
+            let source = if made {
+                format!(
+                    "the key generated just now in {} (sync.encryption_key is not set, and the data dir held no key): set sync.encryption_key, or give the data dir the encryption-key file they were saved with",
+                    path.display()
+                )
+            } else {
+                format!("the key in {}", path.display())
+            };
+            (key, path.display().to_string(), source)
         }
     };
-    Vault::from_hex(key.expose_secret()).with_context(|| from)
+    Ok(Vault::from_hex(key.expose_secret())
+        .with_context(|| from)?
+        .from_source(&source))
 }
 
 /// A random 32-byte secret, hex-encoded, kept in `<data_dir>/<name>` and reused from there.
 /// Processes starting together on a new data dir all end up with the one secret kept.
 pub fn generated_secret(data_dir: &Path, name: &str) -> anyhow::Result<SecretString> {
+    Ok(secret_kept_or_made(data_dir, name)?.0)
+}
+
+/// [`generated_secret`], and whether this process made it.
+fn secret_kept_or_made(data_dir: &Path, name: &str) -> anyhow::Result<(SecretString, bool)> {
     let path = data_dir.join(name);
     if let Some(kept) = kept_secret(&path)? {
-        return Ok(kept);
+        return Ok((kept, false));
     }
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
-    if keep_new(&path, &Vault::generate_key())? {
+    let made = keep_new(&path, &Vault::generate_key())?;
+    if made {
         tracing::info!(path = %path.display(), "generated a secret");
     }
     // This process's secret or another's, written whole either way.
-    kept_secret(&path)?.with_context(|| format!("{} went away as it was made", path.display()))
+    let kept = kept_secret(&path)?
+        .with_context(|| format!("{} went away as it was made", path.display()))?;
+    Ok((kept, made))
 }
 
 /// The secret kept at `path`, or `None` when there is no such file.

@@ -356,7 +356,7 @@ impl SyncEngine {
             Err(e @ SyncError::Vault(_)) => {
                 // Nothing can be sent or read; say why where the admin looks.
                 let reason = format!(
-                    "the saved Salesforce credentials cannot be used ({e}): set the encryption key they were saved with (`sync.encryption_key`), or reconnect"
+                    "{e}; give this process the key they were saved with (`sync.encryption_key`), or connect Salesforce again to save them under this one"
                 );
                 self.integrations.explain(Some(reason)).await?;
                 return Err(e);

@@ -142,8 +142,7 @@ async fn keep_rotated(
     let Some(sealed) = store.integration().await?.and_then(|m| m.secrets) else {
         return Ok(());
     };
-    let mut secrets: Value =
-        serde_json::from_slice(&vault.open(&sealed)?).map_err(|_| VaultError::Undecryptable)?;
+    let mut secrets: Value = vault.open_json(&sealed)?;
     if secrets["refreshToken"].as_str() != Some(old.expose_secret()) {
         return Ok(());
     }
@@ -699,8 +698,7 @@ impl Integrations {
             cached.connection = connection_of(model);
             return Ok(cached.client.clone());
         }
-        let secrets: Value = serde_json::from_slice(&self.vault.open(sealed)?)
-            .map_err(|_| VaultError::Undecryptable)?;
+        let secrets: Value = self.vault.open_json(sealed)?;
         let basis = basis(model, &secrets);
         if let Some(cached) = cache.as_mut()
             && cached.basis == basis

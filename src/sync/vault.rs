@@ -9,13 +9,15 @@ const NONCE_LEN: usize = 12;
 pub enum VaultError {
     #[error("the encryption key must be 64 hex characters (32 bytes)")]
     BadKey,
-    #[error("stored secrets cannot be decrypted with the configured key")]
-    Undecryptable,
+    #[error("the saved Salesforce credentials cannot be decrypted with {0}")]
+    Undecryptable(std::sync::Arc<str>),
 }
 
 #[derive(Clone)]
 pub struct Vault {
     cipher: Aes256Gcm,
+    /// Where the key came from, for a person told it is the wrong one.
+    source: std::sync::Arc<str>,
 }
 
 impl Vault {
@@ -32,7 +34,17 @@ impl Vault {
         }
         Ok(Self {
             cipher: Aes256Gcm::new(&Key::<Aes256Gcm>::from(key)),
+            source: "the configured key".into(),
         })
+    }
+
+    /// The vault, its key said to come from `source` ("the key in …").
+    #[must_use]
+    pub fn from_source(self, source: &str) -> Self {
+        Self {
+            source: source.into(),
+            ..self
+        }
     }
 
     /// A new random key, hex-encoded.
@@ -51,14 +63,24 @@ impl Vault {
     }
 
     pub fn open(&self, sealed: &[u8]) -> Result<Vec<u8>, VaultError> {
+        let undecryptable = || VaultError::Undecryptable(self.source.clone());
         if sealed.len() < NONCE_LEN {
-            return Err(VaultError::Undecryptable);
+            return Err(undecryptable());
         }
         let (nonce, body) = sealed.split_at(NONCE_LEN);
-        let nonce: [u8; NONCE_LEN] = nonce.try_into().map_err(|_| VaultError::Undecryptable)?;
+        let nonce: [u8; NONCE_LEN] = nonce.try_into().map_err(|_| undecryptable())?;
         self.cipher
             .decrypt(&Nonce::from(nonce), body)
-            .map_err(|_| VaultError::Undecryptable)
+            .map_err(|_| undecryptable())
+    }
+
+    /// [`Self::open`], the plaintext read as JSON.
+    pub fn open_json<T: serde::de::DeserializeOwned>(
+        &self,
+        sealed: &[u8],
+    ) -> Result<T, VaultError> {
+        serde_json::from_slice(&self.open(sealed)?)
+            .map_err(|_| VaultError::Undecryptable(self.source.clone()))
     }
 }
 

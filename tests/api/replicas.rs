@@ -137,6 +137,26 @@ async fn a_process_holding_another_encryption_key_says_why_it_cannot_sync() {
     );
 }
 
+#[tokio::test]
+async fn a_process_on_a_data_dir_without_the_key_says_it_generated_one_and_where() {
+    let (app, _sim) = started(|_| {}).await;
+    let elsewhere = tempfile::tempdir().unwrap();
+    let mut settings = Settings {
+        data_dir: elsewhere.path().to_path_buf(),
+        database_url: Some(DatabaseUrl::new(app.database_url.clone())),
+        ..Default::default()
+    };
+    settings.sync.worker = false;
+    let other = Services::open(&settings).await.unwrap();
+    let error = other.engine.run_once().await.unwrap_err().to_string();
+    let key_file = elsewhere.path().join("encryption-key");
+    assert!(
+        error.contains("generated just now") && error.contains(&*key_file.to_string_lossy()),
+        "{error}"
+    );
+    assert!(error.contains("sync.encryption_key"), "{error}");
+}
+
 /// An org of `records` contacts, connected from the app and synced once.
 async fn synced_org(app: &TestApp, records: usize) -> SimHandle {
     let sim = salesforce_sim::start(SimConfig {
