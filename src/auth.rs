@@ -89,6 +89,9 @@ pub enum AuthError {
     Missing,
     #[error("invalid token: {0}")]
     Invalid(String),
+    /// The key tokens are checked or signed with cannot serve.
+    #[error("{0}")]
+    Key(String),
     #[error("token names profile '{0}', which does not exist")]
     UnknownProfile(String),
     #[error("cannot check the token's profile right now")]
@@ -154,7 +157,7 @@ impl Authenticator {
             VerifyingKey::Hs256(secret) => {
                 let bytes = secret.expose_secret().as_bytes();
                 if bytes.len() < 32 {
-                    return Err(AuthError::Invalid(
+                    return Err(AuthError::Key(
                         "the HS256 secret must be at least 32 bytes".into(),
                     ));
                 }
@@ -176,11 +179,11 @@ impl Authenticator {
                             ))
                         }
                     })
-                    .map_err(|e| AuthError::Invalid(format!("RS256 public key: {e}")))?;
+                    .map_err(|e| AuthError::Key(format!("RS256 public key: {e}")))?;
                 (
                     Algorithm::RS256,
                     DecodingKey::from_rsa_pem(&pem)
-                        .map_err(|e| AuthError::Invalid(format!("RS256 public key: {e}")))?,
+                        .map_err(|e| AuthError::Key(format!("RS256 public key: {e}")))?,
                     None,
                 )
             }
@@ -259,8 +262,8 @@ impl Authenticator {
         ttl: std::time::Duration,
     ) -> Result<String, AuthError> {
         let (key, algorithm) = self.signing.as_ref().ok_or_else(|| {
-            AuthError::Invalid(
-                "only an HS256 secret can mint tokens; an RS256 public key cannot sign".into(),
+            AuthError::Key(
+                "only an HS256 secret can mint tokens; an RS256 public key (auth.public_key_file) cannot sign: mint them where the private key is".into(),
             )
         })?;
         let now = Utc::now().timestamp();

@@ -275,17 +275,23 @@ pub async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
 /// secret generated once and kept in the data dir.
 pub fn authenticator(settings: &Settings) -> anyhow::Result<Authenticator> {
     let auth = &settings.auth;
-    let key = if let Some(path) = &auth.public_key_file {
+    let (key, source) = if let Some(path) = &auth.public_key_file {
         let pem = std::fs::read(path)
             .with_context(|| format!("cannot read auth.public_key_file {}", path.display()))?;
-        VerifyingKey::Rs256(pem)
+        let source = format!("auth.public_key_file {}", path.display());
+        (VerifyingKey::Rs256(pem), source)
     } else if let Some(secret) = &auth.jwt_secret {
-        VerifyingKey::Hs256(secret.clone())
+        (
+            VerifyingKey::Hs256(secret.clone()),
+            "auth.jwt_secret".into(),
+        )
     } else {
-        VerifyingKey::Hs256(generated_secret(&settings.data_dir, "jwt-secret")?)
+        let kept = generated_secret(&settings.data_dir, "jwt-secret")?;
+        let path = settings.data_dir.join("jwt-secret");
+        (VerifyingKey::Hs256(kept), path.display().to_string())
     };
     Authenticator::new(key, auth.issuer.clone(), auth.audience.clone())
-        .map_err(|e| anyhow::anyhow!("{e}"))
+        .map_err(|e| anyhow::anyhow!("{source}: {e}"))
 }
 
 /// The key that seals Salesforce credentials: configured, or generated once into the data dir.

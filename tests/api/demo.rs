@@ -223,3 +223,26 @@ async fn the_demo_signs_its_tokens_with_a_secret_of_its_own() {
         "a token of the configured secret does not open the demo, nor the demo's another gateway"
     );
 }
+
+#[tokio::test]
+async fn a_secret_too_short_to_sign_with_is_refused_naming_the_setting_not_a_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let minted = tokio::process::Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .args(["token", "--agent", "2", "--profile", "Agent"])
+        .env("TANDEM_DATA_DIR", dir.path())
+        .env("TANDEM_AUTH__JWT_SECRET", "hunter2-hunter2")
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&minted.stderr);
+    assert!(!minted.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("auth.jwt_secret: the HS256 secret must be at least 32 bytes"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("invalid token"), "{stderr}");
+    assert!(
+        !stderr.contains("hunter2"),
+        "the secret stays unsaid: {stderr}"
+    );
+}
