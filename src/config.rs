@@ -276,6 +276,59 @@ const MAX_WAIT_SECS: u64 = 86_400;
 #[error("configuration: {0}")]
 pub struct ConfigError(#[from] Box<figment::Error>);
 
+/// The error, saying where and why a value was refused, without the value: it may be a
+/// secret (an unquoted key, a password in a URL), and the error goes to logs and terminals.
+fn unquoted(error: figment::Error) -> Box<figment::Error> {
+    let text = error
+        .into_iter()
+        .map(|e| {
+            let text = e.to_string();
+            // The TOML parser quotes the line it stopped at: `4 | key = value`.
+            let kept: Vec<&str> = text
+                .lines()
+                .filter(|line| {
+                    let numbered = line
+                        .trim_start()
+                        .trim_start_matches(|c: char| c.is_ascii_digit());
+                    !numbered.trim_start().starts_with('|')
+                })
+                .collect();
+            without_found_values(&kept.join("\n"))
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    Box::new(figment::Error::from(text))
+}
+
+/// `found string "…"` (serde's word for a value of the wrong type) without the value.
+fn without_found_values(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("found ") {
+        out.push_str(&rest[..at]);
+        let after = &rest[at..];
+        // The value follows its kind, quoted or in backticks, before the comma that goes on
+        // to what was expected: `found string "x", expected …`.
+        let kind = after.find(',').unwrap_or(after.len());
+        match after[..kind].find(['"', '`']) {
+            Some(open) => {
+                let quote = &after[open..=open];
+                let close = after[open + 1..]
+                    .find(quote)
+                    .map_or(after.len(), |n| open + 2 + n);
+                out.push_str(after[..open].trim_end());
+                rest = &after[close..];
+            }
+            None => {
+                out.push_str(&after[..kind]);
+                rest = &after[kind..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 impl Settings {
     /// Loads settings from defaults, the optional file, and the process environment.
     /// Returns the `TANDEM_*` variables that name no setting, for the caller to report.
@@ -317,7 +370,7 @@ impl Settings {
                 figment = figment.merge(Serialized::default(&key, v));
             }
         }
-        let settings: Self = figment.extract().map_err(Box::new)?;
+        let settings: Self = figment.extract().map_err(unquoted)?;
         settings.check()?;
         Ok((settings, unknown))
     }
@@ -595,11 +648,21 @@ impl DatabaseUrl {
     pub fn redacted(&self) -> String {
         let mut text = self.user_part_redacted();
         let mut from = 0;
-        while let Some(found) = text[from..].to_ascii_lowercase().find("password=") {
-            let start = from + found + "password=".len();
-            let end = text[start..]
-                .find(|c: char| c == '&' || c.is_whitespace())
-                .map_or(text.len(), |n| start + n);
+        while let Some(found) = text[from..].to_ascii_lowercase().find("password") {
+            let after_key = from + found + "password".len();
+            // `password=x`, or in a keyword string `password = x` and `password = 'x y'`.
+            let rest = &text[after_key..];
+            let Some(value) = rest.trim_start().strip_prefix('=') else {
+                from = after_key;
+                continue;
+            };
+            let start = text.len() - value.trim_start().len();
+            let end = match text[start..].strip_prefix('\'') {
+                Some(quoted) => quoted.find('\'').map_or(text.len(), |n| start + n + 2),
+                None => text[start..]
+                    .find(|c: char| c == '&' || c.is_whitespace())
+                    .map_or(text.len(), |n| start + n),
+            };
             text.replace_range(start..end, "***");
             from = start + 3;
         }
@@ -654,6 +717,15 @@ mod tests {
                 "postgres://tandem:hunter2@db/t?password=hunter2",
                 "postgres://tandem:***@db/t?password=***",
             ),
+            (
+                "host=db password = hunter2 dbname=tandem",
+                "host=db password = *** dbname=tandem",
+            ),
+            (
+                "host=db password='hunter 2' dbname=tandem",
+                "host=db password=*** dbname=tandem",
+            ),
+            ("host=db passwordless=true", "host=db passwordless=true"),
         ] {
             assert_eq!(DatabaseUrl::new(given).redacted(), shown);
         }
@@ -845,6 +917,31 @@ mod tests {
         let mut settings = Settings::default();
         settings.auth.jwt_secret = Some(SecretString::from("very-secret-value"));
         assert!(!format!("{settings:?}").contains("very-secret-value"));
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail API returns figment::Error
+    fn a_file_that_cannot_be_read_as_settings_does_not_print_its_secrets() {
+        let secret = "3f9a0c1d2e3f40516273849a0b1c2d3e4f5061728394a5b6c7d8e9f0a1b2c3d4";
+        let files = [
+            format!("[http]\nport = 9000\n[sync]\nencryption_key = {secret}\n"),
+            format!("[sync]\nencryption_key = \"{secret}\"\n[auth]\njwt_secret = 0{secret}\n"),
+            format!("database_url = postgres://tandem:{secret}@db/tandem\n"),
+            format!("[sync]\nencryption_key = [\"{secret}\"]\n"),
+            format!("[auth]\njwt_secret = {{ value = \"{secret}\" }}\n"),
+            format!("[http]\nport = \"{secret}\"\n"),
+        ];
+        for file in files {
+            figment::Jail::expect_with(|jail| {
+                jail.create_file("tandem.toml", &file)?;
+                let error = Settings::load(Some(Path::new("tandem.toml")))
+                    .unwrap_err()
+                    .to_string();
+                assert!(!error.contains(&secret[..16]), "{file}: {error}");
+                assert!(error.contains("tandem.toml"), "{error}");
+                Ok(())
+            });
+        }
     }
 
     #[test]
