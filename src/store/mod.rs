@@ -310,9 +310,11 @@ impl Store {
             .connect_timeout(Duration::from_secs(10))
             .acquire_timeout(Duration::from_secs(10));
         if url.is_sqlite() {
-            // Every pooled connection gets these settings, not only the first: WAL with
-            // NORMAL sync (a commit is durable once the WAL is checkpointed, and never
-            // corrupt), and a page cache large enough that index pages stay in memory.
+            // Every pooled connection gets these settings, not only the first: WAL with FULL
+            // sync (a commit is on disk before it is answered, so an edit acknowledged, or a
+            // create noted before it is sent, outlives a power cut as it does a killed
+            // process: NORMAL would lose the last commits), and a page cache large enough
+            // that index pages stay in memory.
             options
                 .max_connections(8)
                 .min_connections(1)
@@ -321,7 +323,7 @@ impl Store {
                 .test_before_acquire(false)
                 .map_sqlx_sqlite_opts(|o| {
                     o.journal_mode(SqliteJournalMode::Wal)
-                        .synchronous(SqliteSynchronous::Normal)
+                        .synchronous(SqliteSynchronous::Full)
                         .busy_timeout(Duration::from_secs(10))
                         .pragma("cache_size", format!("-{}", SQLITE_CACHE_KIB))
                         .pragma("temp_store", "memory")
