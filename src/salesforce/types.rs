@@ -31,6 +31,9 @@ pub struct FieldDescribe {
     pub defaulted_on_create: bool,
     #[serde(default)]
     pub external_id: bool,
+    /// No two records may hold one value (case-insensitive unless said otherwise).
+    #[serde(default)]
+    pub unique: bool,
     #[serde(default)]
     pub custom: bool,
     /// A formula or roll-up: computed when read, so it can change without the record changing.

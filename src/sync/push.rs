@@ -330,9 +330,13 @@ impl SyncEngine {
                 let describe = round.client.describe(object).await?;
                 let desk_id_field = desk_id_field(&describe, &round.desk_tag);
                 let mut body: Vec<Record> = creates.iter().map(|(_, v)| v.clone()).collect();
-                // An external id the integration user may write makes the create
-                // repeatable; one it may only read would refuse every record.
-                if desk_id_field.is_some_and(|f| f.external_id && f.createable && f.updateable) {
+                // A unique external id the integration user may write makes the create
+                // repeatable; one it may only read would refuse every record. One that is not
+                // unique would not keep an upsert repeated while the first still runs (after
+                // a restart) from making a second record: it is written as a plain field.
+                if desk_id_field
+                    .is_some_and(|f| f.external_id && f.unique && f.createable && f.updateable)
+                {
                     self.store.forget_links(module, &made_again).await?;
                     return Ok(round
                         .client

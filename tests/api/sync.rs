@@ -2960,7 +2960,9 @@ async fn round_failing_its_create(app: &TestApp, sim: &SimHandle, fault: fn(&Sim
     let create = sim.hold_next("POST", "/composite/sobjects");
     let engine = app.engine.clone();
     let round = tokio::spawn(async move { engine.run_once().await });
-    create.arrived().await;
+    tokio::time::timeout(std::time::Duration::from_secs(30), create.arrived())
+        .await
+        .expect("the round sends a create");
     fault(sim, 1);
     create.release();
     assert!(
@@ -3125,6 +3127,33 @@ async fn a_record_upserted_again_whose_answer_was_lost_is_linked_not_made_twice(
         "the round reports the lost answers"
     );
     made_again_once(&app, &sim, &desk_id).await;
+}
+
+#[tokio::test]
+async fn an_external_id_not_marked_unique_is_written_by_a_create_noted_first_not_by_an_upsert() {
+    let (app, sim) = connected_without_external_id(|sim| {
+        for object in ["Contact", "Account"] {
+            sim.share_field(object, tandem::sync::DESK_ID_FIELD)
+                .unwrap();
+        }
+    })
+    .await;
+    app.sync_now().await;
+    let curie = app.create_contact(json!({ "lastName": "Curie" })).await;
+    // An upsert repeated while the first still runs could make two records by one value
+    // such a field does not refuse; a create noted first is looked for before it is repeated.
+    round_failing_its_create(&app, &sim, SimHandle::lose_next_answers).await;
+    let upserts = sim
+        .requests()
+        .iter()
+        .filter(|r| r.path.contains(tandem::sync::DESK_ID_FIELD))
+        .count();
+    assert_eq!(upserts, 0);
+    app.sync_now().await;
+    let made = sim.records("Contact");
+    assert_eq!(made.len(), 1, "{made:?}");
+    assert_eq!(made[0]["Helpdesk_Id__c"], app.desk_ref(&curie["id"]).await);
+    assert_eq!(salesforce_id_of(&app, &curie["id"]).await, made[0]["Id"]);
 }
 
 #[tokio::test]
