@@ -482,7 +482,10 @@ async fn a_contact_panel_lists_its_opportunities_notes_events_and_tasks() {
         )
         .await;
     let panel = &who["contacts"]["nodes"][0]["salesforce"];
-    assert_eq!(panel["notes"][0]["author"], "Integration User");
+    assert_eq!(
+        panel["notes"][0]["author"], "Sales Rep",
+        "made in Salesforce by a person"
+    );
     assert_eq!(
         panel["events"],
         json!([{ "description": "Bring the usage report.", "owner": "Integration User" }])

@@ -3269,7 +3269,7 @@ async fn a_create_not_found_while_salesforce_may_still_make_it_waits_rather_than
 
         // Salesforce commits it late; the next round finds it rather than making a second.
         let made = sim
-            .insert("Contact", json!({ "LastName": "Lovelace" }))
+            .insert_as_the_integration_user("Contact", json!({ "LastName": "Lovelace" }))
             .unwrap();
         let report = app.sync_now().await;
         assert_eq!(report.pushed.added, 1, "{exported}: {report:?}");
@@ -3313,7 +3313,7 @@ async fn a_create_salesforce_commits_just_after_the_round_looked_for_it_is_linke
     let round = tokio::spawn(async move { engine.run_once().await });
     lookup.arrived().await;
     let made = sim
-        .insert(
+        .insert_as_the_integration_user(
             "Contact",
             json!({ "LastName": "Lovelace", "Title": "Analyst" }),
         )

@@ -321,11 +321,35 @@ impl SimHandle {
         lock(&self.sim.store).clock.advance(secs);
     }
 
-    /// Creates a record through the same validation as the REST API; returns its 18-character id.
+    /// Creates a record through the same validation as the REST API, as a person makes it in
+    /// Salesforce's own UI (`CreatedById` and `LastModifiedById` name them, not the
+    /// integration user); returns its 18-character id.
     pub fn insert(&self, sobject: &str, fields: Json) -> Result<String, ApiError> {
+        let id = self.insert_with(sobject, fields, |store, obj, changes| {
+            store.create(obj, changes)
+        })?;
+        self.made_by_a_person(sobject, &id)?;
+        Ok(id)
+    }
+
+    /// Creates a record as the integration user's own call makes it: a create the sync sent
+    /// that Salesforce commits only now, say.
+    pub fn insert_as_the_integration_user(
+        &self,
+        sobject: &str,
+        fields: Json,
+    ) -> Result<String, ApiError> {
         self.insert_with(sobject, fields, |store, obj, changes| {
             store.create(obj, changes)
         })
+    }
+
+    fn made_by_a_person(&self, sobject: &str, id: &str) -> Result<(), ApiError> {
+        let obj = rest_object(sobject)?;
+        let mut store = lock(&self.sim.store);
+        let row = store.locate(obj, id).ok_or_else(ApiError::not_found)?;
+        store.made_by_a_person(obj, row);
+        Ok(())
     }
 
     /// Creates a record stamped `secs` before the org's clock: a transaction that began then
@@ -336,10 +360,12 @@ impl SimHandle {
         fields: Json,
         secs: i64,
     ) -> Result<String, ApiError> {
-        self.insert_with(sobject, fields, |store, obj, changes| {
+        let id = self.insert_with(sobject, fields, |store, obj, changes| {
             let at = store.clock.now() - secs;
             Ok(store.insert_at(obj, at, changes))
-        })
+        })?;
+        self.made_by_a_person(sobject, &id)?;
+        Ok(id)
     }
 
     fn insert_with(

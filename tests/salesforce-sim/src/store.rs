@@ -54,6 +54,8 @@ pub struct Record {
     /// The User row of whoever saved it last, when not the integration user (a person
     /// editing it in Salesforce's own UI).
     pub modified_by: Option<u32>,
+    /// The User row of whoever made it, when not the integration user.
+    pub created_by: Option<u32>,
     values: Vec<(u16, Value)>,
 }
 
@@ -65,6 +67,7 @@ impl Record {
             modstamp: at,
             deleted: None,
             modified_by: None,
+            created_by: None,
             values,
         }
     }
@@ -201,7 +204,10 @@ impl Store {
                 Some(row) => Cow::Owned(Value::Ref(self.user_object(), row + 1)),
                 None => Cow::Owned(self.integration_user()),
             },
-            (_, "CreatedById") => Cow::Owned(self.integration_user()),
+            (_, "CreatedById") => match rec.created_by {
+                Some(row) => Cow::Owned(Value::Ref(self.user_object(), row + 1)),
+                None => Cow::Owned(self.integration_user()),
+            },
             (_, "OwnerId") => rec
                 .stored(field)
                 .map_or_else(|| Cow::Owned(self.integration_user()), Cow::Borrowed),
@@ -272,9 +278,23 @@ impl Store {
             .expect("User is part of the schema") as u8
     }
 
+    /// Marks a record as made, and saved last, by a person in Salesforce's own UI.
+    pub fn made_by_a_person(&mut self, obj: ObjIdx, row: usize) {
+        let person = self.person();
+        let record = &mut self.tables[obj][row];
+        record.created_by = Some(person);
+        record.modified_by = Some(person);
+    }
+
     /// Marks a record as saved last by a person in Salesforce's own UI, not the integration
-    /// user (a user of the org made for the purpose the first time).
+    /// user.
     pub fn saved_by_a_person(&mut self, obj: ObjIdx, row: usize) {
+        let person = self.person();
+        self.tables[obj][row].modified_by = Some(person);
+    }
+
+    /// The User row of a person using the org (made for the purpose the first time).
+    fn person(&mut self) -> u32 {
         let person = match self.person {
             Some(person) => person,
             None => {
@@ -295,7 +315,7 @@ impl Store {
                 person
             }
         };
-        self.tables[obj][row].modified_by = Some(person as u32);
+        person as u32
     }
 
     pub fn insert(&mut self, obj: ObjIdx, changes: Vec<Change>) -> usize {

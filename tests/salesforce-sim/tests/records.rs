@@ -719,3 +719,31 @@ async fn a_relationship_into_the_recycle_bin_reads_null() {
         .await;
     assert_eq!(body["totalSize"], 0);
 }
+
+#[tokio::test]
+async fn a_record_made_through_the_api_is_the_integration_users_and_one_made_by_hand_a_persons() {
+    let org = org().await;
+    let (_, created) = org
+        .json(
+            Method::POST,
+            "sobjects/Contact/",
+            Some(json!({ "LastName": "Api" })),
+        )
+        .await;
+    let by_api = org
+        .sim
+        .get("Contact", created["id"].as_str().unwrap())
+        .unwrap();
+    let by_hand = org
+        .sim
+        .insert("Contact", json!({ "LastName": "Hand" }))
+        .unwrap();
+    let by_hand = org.sim.get("Contact", &by_hand).unwrap();
+    let integration = by_api["CreatedById"].as_str().unwrap();
+    assert_eq!(by_api["LastModifiedById"], integration);
+    assert!(integration.starts_with("005"));
+    let person = by_hand["CreatedById"].as_str().unwrap();
+    assert!(person.starts_with("005"));
+    assert_ne!(person, integration);
+    assert_eq!(by_hand["LastModifiedById"], person);
+}
