@@ -8,7 +8,8 @@ use chrono::{DateTime, Utc};
 use entity::{account, agent, contact, ticket};
 
 use super::paging::{
-    IdCursor, connection, connection_complexity, list_complexity, page_request, parse_id,
+    IdCursor, Listed, Total, connection, connection_complexity, list_complexity, page_request,
+    parse_id,
 };
 use super::{ApiError, ApiResult, ContextExt};
 use crate::domain::{
@@ -149,7 +150,7 @@ impl Account {
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
-    ) -> ApiResult<Connection<IdCursor, Contact>> {
+    ) -> ApiResult<Listed<Contact>> {
         let page = page_request(ctx.page_sizes(), first, after)?;
         let page = ctx
             .loader()
@@ -160,7 +161,8 @@ impl Account {
                 has_next: false,
                 has_previous: page.after.is_some(),
             });
-        Ok(connection(page, |m| m.id.0, Contact::from))
+        let total = Total::ContactsOf(self.raw_id);
+        Ok(connection(page, total, |m| m.id.0, Contact::from))
     }
 
     /// The linked Salesforce account; `null` when the account is not linked.
@@ -622,7 +624,7 @@ impl DeskQuery {
         first: Option<i32>,
         after: Option<String>,
         filter: Option<ContactsFilter>,
-    ) -> ApiResult<Connection<IdCursor, Contact>> {
+    ) -> ApiResult<Listed<Contact>> {
         ctx.viewer()?;
         let f = filter.unwrap_or_default();
         let filter = ContactFilter {
@@ -636,7 +638,12 @@ impl DeskQuery {
             .store()
             .contacts(&filter, page_request(ctx.page_sizes(), first, after)?)
             .await?;
-        Ok(connection(page, |m| m.id.0, Contact::from))
+        Ok(connection(
+            page,
+            Total::Contacts(filter),
+            |m| m.id.0,
+            Contact::from,
+        ))
     }
 
     /// An account by id, including one in the recycle bin.
@@ -656,7 +663,7 @@ impl DeskQuery {
         first: Option<i32>,
         after: Option<String>,
         filter: Option<AccountsFilter>,
-    ) -> ApiResult<Connection<IdCursor, Account>> {
+    ) -> ApiResult<Listed<Account>> {
         ctx.viewer()?;
         let f = filter.unwrap_or_default();
         let filter = AccountFilter {
@@ -668,7 +675,12 @@ impl DeskQuery {
             .store()
             .accounts(&filter, page_request(ctx.page_sizes(), first, after)?)
             .await?;
-        Ok(connection(page, |m| m.id.0, Account::from))
+        Ok(connection(
+            page,
+            Total::Accounts(filter),
+            |m| m.id.0,
+            Account::from,
+        ))
     }
 
     async fn ticket(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Option<Ticket>> {
@@ -704,7 +716,7 @@ impl DeskQuery {
         first: Option<i32>,
         after: Option<String>,
         filter: Option<TicketsFilter>,
-    ) -> ApiResult<Connection<IdCursor, Ticket>> {
+    ) -> ApiResult<Listed<Ticket>> {
         ctx.viewer()?;
         let f = filter.unwrap_or_default();
         let filter = TicketFilter {
@@ -718,7 +730,11 @@ impl DeskQuery {
             .store()
             .tickets(&filter, page_request(ctx.page_sizes(), first, after)?)
             .await?;
-        let mut conn = Connection::new(page.has_previous, page.has_next);
+        let mut conn = Connection::with_additional_fields(
+            page.has_previous,
+            page.has_next,
+            Total::Tickets(filter),
+        );
         for model in page.items {
             let id = model.id.0;
             conn.edges.push(async_graphql::connection::Edge::new(

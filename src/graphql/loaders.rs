@@ -189,6 +189,32 @@ impl Loader<ContactsOf> for DeskLoader {
     }
 }
 
+/// How many live contacts an account has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ContactCountOf(pub AccountId);
+
+impl Loader<ContactCountOf> for DeskLoader {
+    type Value = u64;
+    type Error = Arc<StoreError>;
+
+    /// One grouped count however many accounts ask.
+    async fn load(
+        &self,
+        keys: &[ContactCountOf],
+    ) -> Result<HashMap<ContactCountOf, Self::Value>, Self::Error> {
+        let accounts: Vec<AccountId> = keys.iter().map(|k| k.0).collect();
+        let counts = self
+            .store
+            .contact_counts_of_accounts(&accounts)
+            .await
+            .map_err(Arc::new)?;
+        Ok(keys
+            .iter()
+            .map(|&key| (key, counts.get(&key.0).copied().unwrap_or(0)))
+            .collect())
+    }
+}
+
 /// The Salesforce link of one desk record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct LinkOf(pub crate::domain::Module, pub i64);

@@ -4,11 +4,14 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use async_graphql::connection::{Connection, CursorType, Edge};
-use async_graphql::{ID, OutputType};
+use async_graphql::{ID, Object, OutputType};
 use futures_util::stream::{BoxStream, Stream, StreamExt};
 
-use super::{ApiError, ApiResult, PageSizes};
-use crate::store::{Page, PageRequest};
+use super::{ApiError, ApiResult, ContextExt, PageSizes};
+use crate::domain::AccountId;
+use crate::store::{
+    AccountFilter, ContactFilter, FailureFilter, HistoryFilter, Page, PageRequest, TicketFilter,
+};
 
 /// An opaque cursor: the record id behind a prefix, so clients do not treat it as an id.
 pub struct IdCursor(pub i64);
@@ -59,12 +62,50 @@ pub fn page_request(
     Ok(PageRequest { after, first })
 }
 
+/// A list of desk records or sync log entries, a page at a time, with what it holds in all.
+pub type Listed<N> = Connection<IdCursor, N, Total>;
+
+/// What a list holds in all, past the page it returns: the filter it was asked with, counted
+/// only when `totalCount` is asked for.
+pub enum Total {
+    Contacts(ContactFilter),
+    /// An account's live contacts.
+    ContactsOf(AccountId),
+    Accounts(AccountFilter),
+    Tickets(TicketFilter),
+    History(HistoryFilter),
+    Failures(FailureFilter),
+}
+
+#[Object]
+impl Total {
+    /// How many the list holds in all, on every page: what "1–20 of 523" shows. Counted
+    /// when asked for, so a list paged through as records change may hold more or fewer.
+    async fn total_count(&self, ctx: &async_graphql::Context<'_>) -> ApiResult<i64> {
+        let store = ctx.store();
+        let counted = match self {
+            Self::Contacts(filter) => store.count_contacts(filter).await?,
+            Self::ContactsOf(account) => ctx
+                .loader()
+                .load_one(super::loaders::ContactCountOf(*account))
+                .await?
+                .unwrap_or(0),
+            Self::Accounts(filter) => store.count_accounts(filter).await?,
+            Self::Tickets(filter) => store.count_tickets(filter).await?,
+            Self::History(filter) => store.count_sync_history(filter).await?,
+            Self::Failures(filter) => store.count_sync_failures(filter).await?,
+        };
+        Ok(i64::try_from(counted).unwrap_or(i64::MAX))
+    }
+}
+
 pub fn connection<M, N: OutputType>(
     page: Page<M>,
+    total: Total,
     id: fn(&M) -> i64,
     node: fn(M) -> N,
-) -> Connection<IdCursor, N> {
-    let mut conn = Connection::new(page.has_previous, page.has_next);
+) -> Listed<N> {
+    let mut conn = Connection::with_additional_fields(page.has_previous, page.has_next, total);
     conn.edges.extend(
         page.items
             .into_iter()

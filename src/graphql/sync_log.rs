@@ -7,7 +7,7 @@ use entity::{sync_failure, sync_history};
 
 use super::desk::{Account, Contact, load_account};
 use super::integration::SyncModule;
-use super::paging::{IdCursor, connection_complexity, page_request, parse_id};
+use super::paging::{IdCursor, Listed, Total, connection_complexity, page_request, parse_id};
 use super::{ApiError, ApiResult, Code, ContextExt};
 use crate::domain::{AccountId, ContactId, Direction, SyncType};
 use crate::store::{FailureFilter, HistoryFilter, Page};
@@ -161,11 +161,11 @@ impl TryFrom<sync_failure::Model> for SyncFailure {
     }
 }
 
-fn connection<M, N>(page: Page<M>, id: fn(&M) -> i64) -> ApiResult<Connection<IdCursor, N>>
+fn connection<M, N>(page: Page<M>, total: Total, id: fn(&M) -> i64) -> ApiResult<Listed<N>>
 where
     N: TryFrom<M, Error = ApiError> + async_graphql::OutputType,
 {
-    let mut conn = Connection::new(page.has_previous, page.has_next);
+    let mut conn = Connection::with_additional_fields(page.has_previous, page.has_next, total);
     for model in page.items {
         let cursor = IdCursor(id(&model));
         conn.edges.push(Edge::new(cursor, N::try_from(model)?));
@@ -188,7 +188,7 @@ impl SyncLogQuery {
         since: Option<DateTime<Utc>>,
         module: Option<SyncModule>,
         direction: Option<SyncDirection>,
-    ) -> ApiResult<Option<Connection<IdCursor, SyncHistoryEntry>>> {
+    ) -> ApiResult<Option<Listed<SyncHistoryEntry>>> {
         ctx.admin()?;
         let filter = HistoryFilter {
             since,
@@ -199,7 +199,7 @@ impl SyncLogQuery {
             .store()
             .sync_history(&filter, page_request(ctx.page_sizes(), first, after)?)
             .await?;
-        connection(page, |m| m.id).map(Some)
+        connection(page, Total::History(filter), |m| m.id).map(Some)
     }
 
     /// Records that did not sync, the one that first failed last first (a record failing
@@ -213,7 +213,7 @@ impl SyncLogQuery {
         reason: Option<FailureReason>,
         module: Option<SyncModule>,
         #[graphql(default)] include_resolved: bool,
-    ) -> ApiResult<Option<Connection<IdCursor, SyncFailure>>> {
+    ) -> ApiResult<Option<Listed<SyncFailure>>> {
         ctx.admin()?;
         let filter = FailureFilter {
             reason: reason.map(Into::into),
@@ -224,7 +224,7 @@ impl SyncLogQuery {
             .store()
             .sync_failures(&filter, page_request(ctx.page_sizes(), first, after)?)
             .await?;
-        connection(page, |m| m.id).map(Some)
+        connection(page, Total::Failures(filter), |m| m.id).map(Some)
     }
 }
 

@@ -81,29 +81,16 @@ impl Store {
         filter: &AccountFilter,
         page: PageRequest,
     ) -> StoreResult<Page<account::Model>> {
-        let mut select = Accounts::find().filter(if filter.deleted {
-            Column::DeletedAt.is_not_null()
-        } else {
-            Column::DeletedAt.is_null()
-        });
-        if let Some(name) = &filter.name {
-            select = select.filter(Column::NameKey.like(like_pattern(name)));
-        }
-        if let Some(since) = filter.updated_since {
-            // Moving to the recycle bin changes a record too; a live one was changed only by
-            // edits, which its own index finds.
-            select = select.filter(if filter.deleted {
-                sea_orm::Condition::any()
-                    .add(Column::UpdatedAt.gte(since))
-                    .add(Column::DeletedAt.gte(since))
-            } else {
-                sea_orm::Condition::all().add(Column::UpdatedAt.gte(since))
-            });
-        }
+        let select = accounts_matching(filter);
         let items = paginate(select, Column::Id, page)
             .all(self.connection())
             .await?;
         Ok(into_page(items, page))
+    }
+
+    /// How many accounts `filter` lists, on every page.
+    pub async fn count_accounts(&self, filter: &AccountFilter) -> StoreResult<u64> {
+        Ok(sea_orm::PaginatorTrait::count(accounts_matching(filter), self.connection()).await?)
     }
 
     pub async fn create_account(&self, input: &AccountInput) -> StoreResult<account::Model> {
@@ -290,4 +277,28 @@ async fn binned_account(db: &impl ConnectionTrait, id: AccountId) -> StoreResult
         )));
     }
     Ok(model)
+}
+
+/// The rows `filter` lists, in no order.
+fn accounts_matching(filter: &AccountFilter) -> sea_orm::Select<Accounts> {
+    let mut select = Accounts::find().filter(if filter.deleted {
+        Column::DeletedAt.is_not_null()
+    } else {
+        Column::DeletedAt.is_null()
+    });
+    if let Some(name) = &filter.name {
+        select = select.filter(Column::NameKey.like(like_pattern(name)));
+    }
+    if let Some(since) = filter.updated_since {
+        // Moving to the recycle bin changes a record too; a live one was changed only by
+        // edits, which its own index finds.
+        select = select.filter(if filter.deleted {
+            sea_orm::Condition::any()
+                .add(Column::UpdatedAt.gte(since))
+                .add(Column::DeletedAt.gte(since))
+        } else {
+            sea_orm::Condition::all().add(Column::UpdatedAt.gte(since))
+        });
+    }
+    select
 }

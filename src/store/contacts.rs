@@ -114,35 +114,44 @@ impl Store {
         filter: &ContactFilter,
         page: PageRequest,
     ) -> StoreResult<Page<contact::Model>> {
-        let mut select = Contacts::find().filter(if filter.deleted {
-            Column::DeletedAt.is_not_null()
-        } else {
-            Column::DeletedAt.is_null()
-        });
-        if let Some(email) = &filter.email {
-            select = select.filter(Column::EmailKey.eq(email_key(email)));
-        }
-        if let Some(name) = &filter.name {
-            select = select.filter(Column::NameKey.like(like_pattern(name)));
-        }
-        if let Some(account) = filter.account_id {
-            select = select.filter(Column::AccountId.eq(account));
-        }
-        if let Some(since) = filter.updated_since {
-            // Moving to the recycle bin changes a record too; a live one was changed only by
-            // edits, which its own index finds.
-            select = select.filter(if filter.deleted {
-                sea_orm::Condition::any()
-                    .add(Column::UpdatedAt.gte(since))
-                    .add(Column::DeletedAt.gte(since))
-            } else {
-                sea_orm::Condition::all().add(Column::UpdatedAt.gte(since))
-            });
-        }
-        let items = paginate(select, Column::Id, page)
+        let items = paginate(contacts_matching(filter), Column::Id, page)
             .all(self.connection())
             .await?;
         Ok(into_page(items, page))
+    }
+
+    /// How many contacts `filter` lists, on every page.
+    pub async fn count_contacts(&self, filter: &ContactFilter) -> StoreResult<u64> {
+        Ok(sea_orm::PaginatorTrait::count(contacts_matching(filter), self.connection()).await?)
+    }
+
+    /// How many live contacts each of these accounts has (none: left out).
+    pub async fn contact_counts_of_accounts(
+        &self,
+        accounts: &[AccountId],
+    ) -> StoreResult<HashMap<AccountId, u64>> {
+        use sea_orm::sea_query::{Expr, ExprTrait};
+        if accounts.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let counts: Vec<(i64, i64)> = Contacts::find()
+            .select_only()
+            .column(Column::AccountId)
+            .expr(Expr::col(Column::Id).count())
+            .filter(Column::DeletedAt.is_null())
+            .filter(super::one_of(
+                self.backend(),
+                Column::AccountId,
+                accounts.iter().map(|a| a.0),
+            ))
+            .group_by(Column::AccountId)
+            .into_tuple()
+            .all(self.connection())
+            .await?;
+        Ok(counts
+            .into_iter()
+            .map(|(account, n)| (AccountId(account), u64::try_from(n).unwrap_or(0)))
+            .collect())
     }
 
     /// The same page of live contacts of each of these accounts, in one query however many
@@ -357,6 +366,36 @@ impl Store {
 
 /// Reads a contact to change it: on PostgreSQL its row stays locked until the transaction
 /// ends, so a sync batch writing the same contact waits for this one, or this for it.
+/// The contacts `filter` lists, in no order.
+fn contacts_matching(filter: &ContactFilter) -> sea_orm::Select<Contacts> {
+    let mut select = Contacts::find().filter(if filter.deleted {
+        Column::DeletedAt.is_not_null()
+    } else {
+        Column::DeletedAt.is_null()
+    });
+    if let Some(email) = &filter.email {
+        select = select.filter(Column::EmailKey.eq(email_key(email)));
+    }
+    if let Some(name) = &filter.name {
+        select = select.filter(Column::NameKey.like(like_pattern(name)));
+    }
+    if let Some(account) = filter.account_id {
+        select = select.filter(Column::AccountId.eq(account));
+    }
+    if let Some(since) = filter.updated_since {
+        // Moving to the recycle bin changes a record too; a live one was changed only by
+        // edits, which its own index finds.
+        select = select.filter(if filter.deleted {
+            sea_orm::Condition::any()
+                .add(Column::UpdatedAt.gte(since))
+                .add(Column::DeletedAt.gte(since))
+        } else {
+            sea_orm::Condition::all().add(Column::UpdatedAt.gte(since))
+        });
+    }
+    select
+}
+
 async fn find(db: &impl ConnectionTrait, id: ContactId) -> StoreResult<contact::Model> {
     Contacts::find_by_id(id)
         .lock_exclusive()

@@ -38,16 +38,7 @@ impl Store {
         filter: &HistoryFilter,
         page: PageRequest,
     ) -> StoreResult<Page<sync_history::Model>> {
-        let mut select = sync_history::Entity::find();
-        if let Some(since) = filter.since {
-            select = select.filter(sync_history::Column::At.gte(since));
-        }
-        if let Some(module) = filter.module {
-            select = select.filter(sync_history::Column::Module.eq(module.as_str()));
-        }
-        if let Some(direction) = filter.direction {
-            select = select.filter(sync_history::Column::Direction.eq(direction.as_str()));
-        }
+        let mut select = history_matching(filter);
         if let Some(after) = page.after {
             select = select.filter(sync_history::Column::Id.lt(after));
         }
@@ -59,21 +50,17 @@ impl Store {
         Ok(newest_first(items, page))
     }
 
+    /// How many history entries `filter` lists, on every page.
+    pub async fn count_sync_history(&self, filter: &HistoryFilter) -> StoreResult<u64> {
+        Ok(sea_orm::PaginatorTrait::count(history_matching(filter), self.connection()).await?)
+    }
+
     pub async fn sync_failures(
         &self,
         filter: &FailureFilter,
         page: PageRequest,
     ) -> StoreResult<Page<sync_failure::Model>> {
-        let mut select = sync_failure::Entity::find();
-        if let Some(reason) = filter.reason {
-            select = select.filter(sync_failure::Column::Reason.eq(reason.as_str()));
-        }
-        if let Some(module) = filter.module {
-            select = select.filter(sync_failure::Column::Module.eq(module.as_str()));
-        }
-        if !filter.resolved {
-            select = select.filter(sync_failure::Column::ResolvedAt.is_null());
-        }
+        let mut select = failures_matching(filter);
         if let Some(after) = page.after {
             select = select.filter(sync_failure::Column::Id.lt(after));
         }
@@ -83,6 +70,11 @@ impl Store {
             .all(self.connection())
             .await?;
         Ok(newest_first(items, page))
+    }
+
+    /// How many failures `filter` lists, on every page.
+    pub async fn count_sync_failures(&self, filter: &FailureFilter) -> StoreResult<u64> {
+        Ok(sea_orm::PaginatorTrait::count(failures_matching(filter), self.connection()).await?)
     }
 
     pub async fn sync_failure(&self, id: i64) -> StoreResult<Option<sync_failure::Model>> {
@@ -183,4 +175,34 @@ impl Store {
     pub async fn sync_events_pruned_through(&self) -> StoreResult<i64> {
         pruned_events_through(self.connection()).await
     }
+}
+
+/// The rows `filter` lists, in no order.
+fn history_matching(filter: &HistoryFilter) -> sea_orm::Select<sync_history::Entity> {
+    let mut select = sync_history::Entity::find();
+    if let Some(since) = filter.since {
+        select = select.filter(sync_history::Column::At.gte(since));
+    }
+    if let Some(module) = filter.module {
+        select = select.filter(sync_history::Column::Module.eq(module.as_str()));
+    }
+    if let Some(direction) = filter.direction {
+        select = select.filter(sync_history::Column::Direction.eq(direction.as_str()));
+    }
+    select
+}
+
+/// The rows `filter` lists, in no order.
+fn failures_matching(filter: &FailureFilter) -> sea_orm::Select<sync_failure::Entity> {
+    let mut select = sync_failure::Entity::find();
+    if let Some(reason) = filter.reason {
+        select = select.filter(sync_failure::Column::Reason.eq(reason.as_str()));
+    }
+    if let Some(module) = filter.module {
+        select = select.filter(sync_failure::Column::Module.eq(module.as_str()));
+    }
+    if !filter.resolved {
+        select = select.filter(sync_failure::Column::ResolvedAt.is_null());
+    }
+    select
 }

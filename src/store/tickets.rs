@@ -126,26 +126,16 @@ impl Store {
         filter: &TicketFilter,
         page: PageRequest,
     ) -> StoreResult<Page<ticket::Model>> {
-        let mut select = Tickets::find();
-        if let Some(status) = filter.status {
-            select = select.filter(Column::Status.eq(status.as_str()));
-        }
-        if let Some(contact) = filter.contact_id {
-            select = select.filter(Column::ContactId.eq(contact));
-        }
-        if let Some(account) = filter.account_id {
-            select = select.filter(Column::AccountId.eq(account));
-        }
-        if let Some(agent) = filter.assignee_id {
-            select = select.filter(Column::AssigneeId.eq(agent));
-        }
-        if let Some(since) = filter.updated_since {
-            select = select.filter(Column::UpdatedAt.gte(since));
-        }
+        let select = tickets_matching(filter);
         let items = paginate(select, Column::Id, page)
             .all(self.connection())
             .await?;
         Ok(into_page(items, page))
+    }
+
+    /// How many tickets `filter` lists, on every page.
+    pub async fn count_tickets(&self, filter: &TicketFilter) -> StoreResult<u64> {
+        Ok(sea_orm::PaginatorTrait::count(tickets_matching(filter), self.connection()).await?)
     }
 
     /// Opens a ticket. Unless `account_named` (an account given, or none asked for), it is
@@ -230,4 +220,25 @@ pub(crate) async fn unlink_tickets(
             .await?;
     }
     Ok(ids)
+}
+
+/// The rows `filter` lists, in no order.
+fn tickets_matching(filter: &TicketFilter) -> sea_orm::Select<Tickets> {
+    let mut select = Tickets::find();
+    if let Some(status) = filter.status {
+        select = select.filter(Column::Status.eq(status.as_str()));
+    }
+    if let Some(contact) = filter.contact_id {
+        select = select.filter(Column::ContactId.eq(contact));
+    }
+    if let Some(account) = filter.account_id {
+        select = select.filter(Column::AccountId.eq(account));
+    }
+    if let Some(agent) = filter.assignee_id {
+        select = select.filter(Column::AssigneeId.eq(agent));
+    }
+    if let Some(since) = filter.updated_since {
+        select = select.filter(Column::UpdatedAt.gte(since));
+    }
+    select
 }

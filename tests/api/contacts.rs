@@ -345,6 +345,90 @@ async fn a_mass_update_changes_all_records_or_none() {
 }
 
 #[tokio::test]
+async fn a_list_says_how_many_it_holds_in_all_on_every_page_and_under_its_filter() {
+    let app = spawn_app().await;
+    let acme = app.create_account("Acme").await;
+    app.create_account("Empty").await;
+    let mut ids = Vec::new();
+    for n in 0..5 {
+        let account = if n < 3 {
+            acme["id"].clone()
+        } else {
+            json!(null)
+        };
+        ids.push(
+            app.create_contact(json!({ "lastName": format!("Person{n}"), "accountId": account }))
+                .await["id"]
+                .clone(),
+        );
+    }
+    app.gql_ok(
+        "mutation($id: ID!) { deleteContact(id: $id) { id } }",
+        json!({ "id": ids[0] }),
+    )
+    .await;
+    let total = |query: &'static str, vars: Value| {
+        let app = &app;
+        async move { app.gql_fresh("Agent", query, vars).await }
+    };
+    // Page one and page two both count every live contact; the binned one is counted apart.
+    let first = total(
+        "{ contacts(first: 2) { totalCount nodes { lastName } pageInfo { endCursor } } }",
+        json!({}),
+    )
+    .await;
+    assert_eq!(first["data"]["contacts"]["totalCount"], 4, "{first}");
+    assert_eq!(
+        first["data"]["contacts"]["nodes"].as_array().unwrap().len(),
+        2
+    );
+    let after = first["data"]["contacts"]["pageInfo"]["endCursor"].clone();
+    let second = total(
+        "query($a: String) { contacts(first: 2, after: $a) { totalCount } }",
+        json!({ "a": after }),
+    )
+    .await;
+    assert_eq!(second["data"]["contacts"]["totalCount"], 4, "{second}");
+    let filtered = total(
+        "query($a: ID!) { contacts(filter: { accountId: $a }) { totalCount } binned: contacts(filter: { deleted: true }) { totalCount } }",
+        json!({ "a": acme["id"] }),
+    )
+    .await;
+    assert_eq!(filtered["data"]["contacts"]["totalCount"], 2, "{filtered}");
+    assert_eq!(filtered["data"]["binned"]["totalCount"], 1, "{filtered}");
+    // Each account's own live contacts, however many accounts are listed.
+    let accounts = total(
+        "{ accounts { totalCount nodes { name contacts(first: 1) { totalCount } } } }",
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        accounts["data"]["accounts"],
+        json!({
+            "totalCount": 2,
+            "nodes": [
+                { "name": "Acme", "contacts": { "totalCount": 2 } },
+                { "name": "Empty", "contacts": { "totalCount": 0 } },
+            ],
+        }),
+        "{accounts}"
+    );
+    for subject in ["Help", "More help"] {
+        app.gql_ok(
+            "mutation($c: ID!, $s: String!) { createTicket(input: { subject: $s, contactId: $c }) { id } }",
+            json!({ "c": ids[1], "s": subject }),
+        )
+        .await;
+    }
+    let tickets = total(
+        "query($c: ID!) { tickets(first: 1, filter: { contactId: $c }) { totalCount } }",
+        json!({ "c": ids[1] }),
+    )
+    .await;
+    assert_eq!(tickets["data"]["tickets"]["totalCount"], 2, "{tickets}");
+}
+
+#[tokio::test]
 async fn contacts_page_by_cursor_and_filter_by_email_name_and_account() {
     let app = spawn_app().await;
     let acme = app.create_account("Acme").await;

@@ -482,6 +482,17 @@ async fn a_salesforce_value_too_long_for_the_desk_is_logged_and_retried_once_fix
     let open = open_failures(&app, Some("STRING_TOO_LONG")).await;
     assert_eq!(open.len(), 1, "{open:?}");
     assert_eq!(open[0]["direction"], "SALESFORCE_TO_DESK");
+    let counted = app
+        .gql_ok(
+            "{ syncFailures(first: 0, reason: STRING_TOO_LONG) { totalCount } other: syncFailures(reason: DUPLICATE_VALUE) { totalCount } syncHistory(first: 0, direction: SALESFORCE_TO_DESK) { totalCount } listed: syncHistory(first: 100, direction: SALESFORCE_TO_DESK) { nodes { id } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(counted["syncFailures"]["totalCount"], 1, "{counted}");
+    assert_eq!(counted["other"]["totalCount"], 0, "{counted}");
+    let listed = counted["listed"]["nodes"].as_array().unwrap().len();
+    assert!(listed >= 1, "{counted}");
+    assert_eq!(counted["syncHistory"]["totalCount"], listed, "{counted}");
     assert_eq!(open[0]["salesforceId"], id.as_str());
     assert_eq!(open[0]["deskId"], Value::Null);
     let text = open[0]["message"].as_str().unwrap();
