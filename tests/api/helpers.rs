@@ -107,14 +107,15 @@ impl TestApp {
         self.gql(&save, json!({ "maps": maps })).await
     }
 
-    /// PostgreSQL sessions on this test's database waiting for an advisory lock (0 on
-    /// SQLite, which has none).
-    pub async fn sessions_waiting_for_a_lock(&self) -> i64 {
+    /// PostgreSQL sessions on this test's database waiting for an advisory lock; `None` on
+    /// SQLite, which has no such sessions to count.
+    pub async fn sessions_waiting_for_a_lock(&self) -> Option<i64> {
         use sea_orm::ConnectionTrait;
         if !self.database_url.starts_with("postgres") {
-            return 0;
+            return None;
         }
-        self.store
+        let waiting = self
+            .store
             .connection()
             .query_one_raw(sea_orm::Statement::from_string(
                 sea_orm::DbBackend::Postgres,
@@ -125,7 +126,20 @@ impl TestApp {
             .unwrap()
             .unwrap()
             .try_get::<i64>("", "n")
-            .unwrap()
+            .unwrap();
+        Some(waiting)
+    }
+
+    /// Lets go of `held` (the round lock another process holds) and checks that nobody
+    /// takes it after: no wait given up earlier is still trying for it, on any database.
+    pub async fn let_go_and_find_the_round_lock_free(&self, held: tandem::store::RoundLock) {
+        drop(held);
+        for _ in 0..5 {
+            let free = self.store.try_lock_rounds().await.unwrap();
+            assert!(free.is_some(), "a wait given up still takes the round lock");
+            drop(free);
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
     }
 
     /// A valid token for agent 1 with the named profile.

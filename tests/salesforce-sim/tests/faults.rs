@@ -30,11 +30,17 @@ async fn daily_budget_ends_in_request_limit_exceeded() {
 async fn limits_reports_the_same_counter_as_the_header() {
     let org = org().await;
     org.sim.set_api_usage(41);
-    let (_, limits) = org.json(Method::GET, "limits/", None).await;
-    assert_eq!(
-        limits["DailyApiRequests"],
-        json!({ "Max": 100_000, "Remaining": 100_000 - 42 })
-    );
+    let answer = org.call(Method::GET, "limits/", None).await;
+    let header = answer.headers()["sforce-limit-info"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let limits: serde_json::Value = answer.json().await.unwrap();
+    assert_eq!(header, "api-usage=42/100000");
+    let daily = &limits["DailyApiRequests"];
+    assert_eq!(daily, &json!({ "Max": 100_000, "Remaining": 100_000 - 42 }));
+    let used = daily["Max"].as_i64().unwrap() - daily["Remaining"].as_i64().unwrap();
+    assert_eq!(header, format!("api-usage={used}/{}", daily["Max"]));
 }
 
 #[tokio::test]
@@ -203,7 +209,13 @@ async fn a_held_request_waits_before_or_after_it_is_carried_out() {
     let waiting = create("After");
     after.arrived().await;
     assert_eq!(named("After"), 1, "carried out, its answer held");
-    assert!(!waiting.is_finished());
+    let mut waiting = waiting;
+    assert!(
+        tokio::time::timeout(std::time::Duration::from_millis(300), &mut waiting)
+            .await
+            .is_err(),
+        "its answer waits for the release"
+    );
     after.release();
     assert_eq!(waiting.await.unwrap(), 201);
 }
