@@ -281,24 +281,13 @@ async fn binned_account(db: &impl ConnectionTrait, id: AccountId) -> StoreResult
 
 /// The rows `filter` lists, in no order.
 fn accounts_matching(filter: &AccountFilter) -> sea_orm::Select<Accounts> {
-    let mut select = Accounts::find().filter(if filter.deleted {
-        Column::DeletedAt.is_not_null()
-    } else {
-        Column::DeletedAt.is_null()
-    });
+    let mut select = Accounts::find().filter(super::desk_rows(
+        (Column::UpdatedAt, Column::DeletedAt),
+        filter.deleted,
+        filter.updated_since,
+    ));
     if let Some(name) = &filter.name {
         select = select.filter(Column::NameKey.like(like_pattern(name)));
-    }
-    if let Some(since) = filter.updated_since {
-        // Moving to the recycle bin changes a record too; a live one was changed only by
-        // edits, which its own index finds.
-        select = select.filter(if filter.deleted {
-            sea_orm::Condition::any()
-                .add(Column::UpdatedAt.gte(since))
-                .add(Column::DeletedAt.gte(since))
-        } else {
-            sea_orm::Condition::all().add(Column::UpdatedAt.gte(since))
-        });
     }
     select
 }

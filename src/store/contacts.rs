@@ -368,11 +368,11 @@ impl Store {
 /// ends, so a sync batch writing the same contact waits for this one, or this for it.
 /// The contacts `filter` lists, in no order.
 fn contacts_matching(filter: &ContactFilter) -> sea_orm::Select<Contacts> {
-    let mut select = Contacts::find().filter(if filter.deleted {
-        Column::DeletedAt.is_not_null()
-    } else {
-        Column::DeletedAt.is_null()
-    });
+    let mut select = Contacts::find().filter(super::desk_rows(
+        (Column::UpdatedAt, Column::DeletedAt),
+        filter.deleted,
+        filter.updated_since,
+    ));
     if let Some(email) = &filter.email {
         select = select.filter(Column::EmailKey.eq(email_key(email)));
     }
@@ -381,17 +381,6 @@ fn contacts_matching(filter: &ContactFilter) -> sea_orm::Select<Contacts> {
     }
     if let Some(account) = filter.account_id {
         select = select.filter(Column::AccountId.eq(account));
-    }
-    if let Some(since) = filter.updated_since {
-        // Moving to the recycle bin changes a record too; a live one was changed only by
-        // edits, which its own index finds.
-        select = select.filter(if filter.deleted {
-            sea_orm::Condition::any()
-                .add(Column::UpdatedAt.gte(since))
-                .add(Column::DeletedAt.gte(since))
-        } else {
-            sea_orm::Condition::all().add(Column::UpdatedAt.gte(since))
-        });
     }
     select
 }

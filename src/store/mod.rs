@@ -73,6 +73,31 @@ where
     }
 }
 
+/// A desk list's rows: live ones, or those in the recycle bin (`binned`), and with `since`
+/// only those changed since. Moving to the recycle bin changes a record too; a live one was
+/// changed only by edits, which its own index finds.
+pub(crate) fn desk_rows<C: ColumnTrait>(
+    (updated_at, deleted_at): (C, C),
+    binned: bool,
+    since: Option<chrono::DateTime<Utc>>,
+) -> sea_orm::Condition {
+    let mut rows = sea_orm::Condition::all().add(if binned {
+        deleted_at.is_not_null()
+    } else {
+        deleted_at.is_null()
+    });
+    if let Some(since) = since {
+        rows = rows.add(if binned {
+            sea_orm::Condition::any()
+                .add(updated_at.gte(since))
+                .add(deleted_at.gte(since))
+        } else {
+            sea_orm::Condition::all().add(updated_at.gte(since))
+        });
+    }
+    rows
+}
+
 /// The ids, each once, in the order first given: a mass update naming a record twice
 /// changes it once.
 pub(crate) fn distinct<T: Copy + Eq + std::hash::Hash>(ids: &[T]) -> Vec<T> {
