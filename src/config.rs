@@ -312,10 +312,21 @@ fn without_found_values(text: &str) -> String {
         let kind = after.find(',').unwrap_or(after.len());
         match after[..kind].find(['"', '`']) {
             Some(open) => {
-                let quote = &after[open..=open];
-                let close = after[open + 1..]
-                    .find(quote)
-                    .map_or(after.len(), |n| open + 2 + n);
+                // The closing quote: not one escaped inside the value (`"a\"b"`).
+                let quote = after.as_bytes()[open];
+                let mut close = after.len();
+                let mut escaped = false;
+                for (i, byte) in after.bytes().enumerate().skip(open + 1) {
+                    match byte {
+                        _ if escaped => escaped = false,
+                        b'\\' => escaped = true,
+                        b if b == quote => {
+                            close = i + 1;
+                            break;
+                        }
+                        _ => {}
+                    }
+                }
                 out.push_str(after[..open].trim_end());
                 rest = &after[close..];
             }
@@ -930,6 +941,7 @@ mod tests {
             format!("[sync]\nencryption_key = [\"{secret}\"]\n"),
             format!("[auth]\njwt_secret = {{ value = \"{secret}\" }}\n"),
             format!("[http]\nport = \"{secret}\"\n"),
+            format!("[http]\nport = \"ab\\\"{secret}\"\n"),
         ];
         for file in files {
             figment::Jail::expect_with(|jail| {

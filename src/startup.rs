@@ -307,8 +307,9 @@ pub fn vault(settings: &Settings) -> anyhow::Result<Vault> {
             let (key, made) = secret_kept_or_made(&settings.data_dir, "encryption-key")?;
             let source = if made {
                 format!(
-                    "the key generated just now in {} (sync.encryption_key is not set, and the data dir held no key): set sync.encryption_key, or give the data dir the encryption-key file they were saved with",
-                    path.display()
+                    "the key generated into {} as this process started ({}; sync.encryption_key is not set, and the data dir held no key)",
+                    path.display(),
+                    chrono::Utc::now().format("%Y-%m-%d %H:%M:%S UTC")
                 )
             } else {
                 format!("the key in {}", path.display())

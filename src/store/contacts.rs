@@ -364,8 +364,6 @@ impl Store {
     }
 }
 
-/// Reads a contact to change it: on PostgreSQL its row stays locked until the transaction
-/// ends, so a sync batch writing the same contact waits for this one, or this for it.
 /// The contacts `filter` lists, in no order.
 fn contacts_matching(filter: &ContactFilter) -> sea_orm::Select<Contacts> {
     let mut select = Contacts::find().filter(super::desk_rows(
@@ -385,6 +383,8 @@ fn contacts_matching(filter: &ContactFilter) -> sea_orm::Select<Contacts> {
     select
 }
 
+/// Reads a contact to change it: on PostgreSQL its row stays locked until the transaction
+/// ends, so a sync batch writing the same contact waits for this one, or this for it.
 async fn find(db: &impl ConnectionTrait, id: ContactId) -> StoreResult<contact::Model> {
     Contacts::find_by_id(id)
         .lock_exclusive()

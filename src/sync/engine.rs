@@ -335,10 +335,10 @@ impl SyncEngine {
             ));
         };
         if current.status != IntegrationStatus::Active.as_str() {
+            let paused = current.status == IntegrationStatus::Paused.as_str();
             let next = match current.status_reason.as_deref() {
-                _ if current.status == IntegrationStatus::Paused.as_str() => {
-                    " (resumeSync resumes it)".to_owned()
-                }
+                Some(reason) if paused => format!(" (resumeSync resumes it): {reason}"),
+                None if paused => " (resumeSync resumes it)".to_owned(),
                 Some(reason) => format!(": {reason}"),
                 None => String::new(),
             };

@@ -712,12 +712,11 @@ impl SyncEngine {
                     continue;
                 }
                 // The sync's own update, made though its answer never came: linked at it.
-                // Desk changes made since still wait in the outbox and go out next. The same
-                // values saved by a person are that person's edit, the note notwithstanding.
-                Some(link)
-                    if link.sent_hash.as_deref() == Some(inc.hash.as_str())
-                        && by_another(user, &inc.profile) != Some(true) =>
-                {
+                // Desk changes made since still wait in the outbox and go out next, even
+                // when someone saved the record again since, in fields not mapped (the note
+                // is forgotten once nothing is left to send, so that a person making the
+                // very edit later is not taken for it).
+                Some(link) if link.sent_hash.as_deref() == Some(inc.hash.as_str()) => {
                     inc.link(&mut batch, module, link.desk_id).await?;
                     continue;
                 }
