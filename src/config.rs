@@ -319,7 +319,8 @@ fn without_found_values(text: &str) -> String {
                 for (i, byte) in after.bytes().enumerate().skip(open + 1) {
                     match byte {
                         _ if escaped => escaped = false,
-                        b'\\' => escaped = true,
+                        // Only a string's `"` is escaped; a backtick-quoted value is not.
+                        b'\\' if quote == b'"' => escaped = true,
                         b if b == quote => {
                             close = i + 1;
                             break;

@@ -201,9 +201,7 @@ impl Services {
         if let Some(sealed) = store.integration().await?.and_then(|m| m.secrets)
             && let Err(e) = vault.open(&sealed)
         {
-            tracing::warn!(
-                "{e}; the sync cannot run until this process has the key they were saved with, or Salesforce is connected again"
-            );
+            tracing::warn!("{e}; until then nothing syncs");
         }
         let integrations = Arc::new(Integrations::new(
             store.clone(),
@@ -307,7 +305,7 @@ pub fn vault(settings: &Settings) -> anyhow::Result<Vault> {
             let (key, made) = secret_kept_or_made(&settings.data_dir, "encryption-key")?;
             let source = if made {
                 format!(
-                    "the key generated into {} as this process started ({}; sync.encryption_key is not set, and the data dir held no key)",
+                    "the key generated into {} as this process started ({}; sync.encryption_key is not set, and the data dir held no key file)",
                     path.display(),
                     chrono::Utc::now().format("%Y-%m-%d %H:%M:%S UTC")
                 )

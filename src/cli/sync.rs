@@ -15,6 +15,9 @@ use crate::sync::{Counts, SyncEventKind};
 
 pub async fn once(settings: &Settings) -> anyhow::Result<()> {
     let services = Services::open(settings).await?;
+    // Listening from here on: a Ctrl-C pressed while the loop below handles an event (or
+    // before it first waits) is kept for it, not lost.
+    let mut interrupts = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
     // This round's batches only: a worker syncing the same database logs its own.
     let mut events = services.store.subscribe_own_sync();
     if services.store.round_running().await? {
@@ -37,7 +40,7 @@ pub async fn once(settings: &Settings) -> anyhow::Result<()> {
             },
             done = &mut round => break done??,
             // Ctrl-C: the round stops at its next batch, the one in flight committed whole.
-            Ok(()) = tokio::signal::ctrl_c() => {
+            Some(()) = interrupts.recv() => {
                 if interrupted {
                     std::process::exit(130);
                 }

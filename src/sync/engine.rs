@@ -337,7 +337,9 @@ impl SyncEngine {
         if current.status != IntegrationStatus::Active.as_str() {
             let paused = current.status == IntegrationStatus::Paused.as_str();
             let next = match current.status_reason.as_deref() {
-                Some(reason) if paused => format!(" (resumeSync resumes it): {reason}"),
+                Some(reason) if paused => format!(
+                    ": {reason} (resumeSync resumes it, and meets this again until it is fixed)"
+                ),
                 None if paused => " (resumeSync resumes it)".to_owned(),
                 Some(reason) => format!(": {reason}"),
                 None => String::new(),
@@ -355,9 +357,7 @@ impl SyncEngine {
         let client = match self.integrations.client_of(&current).await {
             Err(e @ SyncError::Vault(_)) => {
                 // Nothing can be sent or read; say why where the admin looks.
-                let reason = format!(
-                    "{e}; give this process the key they were saved with (`sync.encryption_key`), or connect Salesforce again to save them under this one"
-                );
+                let reason = e.to_string();
                 self.integrations.explain(Some(reason)).await?;
                 return Err(e);
             }

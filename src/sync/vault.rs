@@ -9,7 +9,9 @@ const NONCE_LEN: usize = 12;
 pub enum VaultError {
     #[error("the encryption key must be 64 hex characters (32 bytes)")]
     BadKey,
-    #[error("the saved Salesforce credentials cannot be decrypted with {0}")]
+    #[error(
+        "the saved Salesforce credentials cannot be decrypted with {0}: give this process the key they were saved with (sync.encryption_key, or the data dir's encryption-key file), or connect Salesforce again to save them under this one"
+    )]
     Undecryptable(std::sync::Arc<str>),
 }
 

@@ -833,18 +833,21 @@ async fn sync_once_interrupted_while_it_waits_for_another_round_stops_at_once_an
     let mut lines = tokio::io::BufReader::new(run.stderr.take().unwrap()).lines();
     // Told it waits, it is waiting (and listens for Ctrl-C a moment later).
     let mut said = Vec::new();
-    while let Some(line) = lines.next_line().await.unwrap() {
-        let waits = line.contains("another process");
-        said.push(line);
-        if waits {
-            break;
+    tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            let waits = line.contains("another process");
+            said.push(line);
+            if waits {
+                break;
+            }
         }
-    }
+    })
+    .await
+    .expect("it says it waits for another process");
     assert!(
         said.last().is_some_and(|l| l.contains("another process")),
         "{said:?}"
     );
-    tokio::time::sleep(Duration::from_millis(500)).await;
     interrupt(&run);
     // The other round still runs: the wait for it ends, not the round.
     let ended = tokio::time::timeout(Duration::from_secs(10), async {

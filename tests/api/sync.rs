@@ -2912,6 +2912,55 @@ async fn updates_sent_before_a_failed_create_are_recorded_and_not_read_back_as_n
 }
 
 #[tokio::test]
+async fn our_own_update_read_back_after_a_person_saved_other_fields_is_still_ours() {
+    let (app, sim) = connected().await;
+    let byron = app
+        .create_contact(
+            json!({ "lastName": "Byron", "email": "byron@example.com", "title": "Lord" }),
+        )
+        .await;
+    app.sync_now().await;
+    let sf_byron = salesforce_id_of(&app, &byron["id"]).await;
+
+    // The update is made, and every answer to it lost.
+    update_contact(&app, &byron["id"], json!({ "title": "Poet" })).await;
+    let update = sim.hold_answer_next("PATCH", "composite/sobjects");
+    let engine = app.engine.clone();
+    let round = tokio::spawn(async move { engine.run_once().await });
+    update.arrived().await;
+    sim.lose_next_answers(4);
+    update.release();
+    assert!(
+        round.await.unwrap().is_err(),
+        "the round reports the lost answers"
+    );
+    assert_eq!(sim.get("Contact", &sf_byron).unwrap()["Title"], "Poet");
+    // The agent edits again; a person then saves the record in Salesforce, in a field not
+    // mapped, before any round reads it back.
+    update_contact(&app, &byron["id"], json!({ "title": "Peer" })).await;
+    sim.advance_clock(60);
+    sim.update("Contact", &sf_byron, json!({ "Department": "Poetry" }))
+        .unwrap();
+
+    let report = app.sync_now().await;
+    assert_eq!(
+        report.pulled.updated, 0,
+        "our own update is no news: {report:?}"
+    );
+    assert_eq!(sim.get("Contact", &sf_byron).unwrap()["Title"], "Peer");
+    let desk = app
+        .gql_ok(
+            "query($id: ID!) { contact(id: $id) { title } }",
+            json!({ "id": byron["id"] }),
+        )
+        .await;
+    assert_eq!(
+        desk["contact"]["title"], "Peer",
+        "the later desk edit stands"
+    );
+}
+
+#[tokio::test]
 async fn an_update_that_never_went_out_does_not_hide_a_person_making_the_same_edit_later() {
     let (app, sim) = connected().await;
     let byron = app
