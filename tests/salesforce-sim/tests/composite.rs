@@ -121,6 +121,25 @@ async fn collection_upsert_reports_created() {
         .await;
     assert_eq!(second[0]["created"], false);
     assert_eq!(second[0]["id"], first[0]["id"]);
+
+    // An `Id` beside the external id is refused, the record matched or not.
+    for value in ["A", "B"] {
+        let body = json!({ "allOrNone": false, "records": [
+            { "attributes": { "type": "Contact" }, "Id": first[0]["id"], "Helpdesk_Id__c": value, "LastName": "Two" },
+        ]});
+        let (_, answer) = org
+            .json(
+                Method::PATCH,
+                "composite/sobjects/Contact/Helpdesk_Id__c",
+                Some(body),
+            )
+            .await;
+        assert_eq!(answer[0]["success"], false, "{value}: {answer}");
+        assert_eq!(
+            answer[0]["errors"][0]["statusCode"], "INVALID_FIELD_FOR_INSERT_UPDATE",
+            "{value}: {answer}"
+        );
+    }
 }
 
 #[tokio::test]

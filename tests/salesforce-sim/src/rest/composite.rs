@@ -269,6 +269,19 @@ fn prepare_upsert(
         );
     };
     let fail = |e: ApiError| (None, e);
+    // Upserted records carry their external id, never an `Id`: refused whether or not the
+    // value matches a record, as for a single upsert.
+    if let Some(key) = map.keys().find(|k| k.eq_ignore_ascii_case("id")) {
+        let msg = format!(
+            "Unable to create/update fields: {key}. Please check the security settings of this field and verify that it is read/write for your profile or permission set."
+        );
+        return (
+            Err(fail(
+                ApiError::bad_request("INVALID_FIELD_FOR_INSERT_UPDATE", msg).on(key),
+            )),
+            false,
+        );
+    }
     match store.find_by(obj, index, value).as_slice() {
         [] => (
             parse_body(store, obj, map, Write::Create)
