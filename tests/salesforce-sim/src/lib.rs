@@ -325,11 +325,11 @@ impl SimHandle {
     /// Salesforce's own UI (`CreatedById` and `LastModifiedById` name them, not the
     /// integration user); returns its 18-character id.
     pub fn insert(&self, sobject: &str, fields: Json) -> Result<String, ApiError> {
-        let id = self.insert_with(sobject, fields, |store, obj, changes| {
-            store.create(obj, changes)
-        })?;
-        self.made_by_a_person(sobject, &id)?;
-        Ok(id)
+        self.insert_with(sobject, fields, |store, obj, changes| {
+            let row = store.create(obj, changes)?;
+            store.made_by_a_person(obj, row);
+            Ok(row)
+        })
     }
 
     /// Creates a record as the integration user's own call makes it: a create the sync sent
@@ -344,14 +344,6 @@ impl SimHandle {
         })
     }
 
-    fn made_by_a_person(&self, sobject: &str, id: &str) -> Result<(), ApiError> {
-        let obj = rest_object(sobject)?;
-        let mut store = lock(&self.sim.store);
-        let row = store.locate(obj, id).ok_or_else(ApiError::not_found)?;
-        store.made_by_a_person(obj, row);
-        Ok(())
-    }
-
     /// Creates a record stamped `secs` before the org's clock: a transaction that began then
     /// and commits only now, which a reader following `SystemModstamp` may already be past.
     pub fn insert_committed_late(
@@ -360,12 +352,12 @@ impl SimHandle {
         fields: Json,
         secs: i64,
     ) -> Result<String, ApiError> {
-        let id = self.insert_with(sobject, fields, |store, obj, changes| {
+        self.insert_with(sobject, fields, |store, obj, changes| {
             let at = store.clock.now() - secs;
-            Ok(store.insert_at(obj, at, changes))
-        })?;
-        self.made_by_a_person(sobject, &id)?;
-        Ok(id)
+            let row = store.insert_at(obj, at, changes);
+            store.made_by_a_person(obj, row);
+            Ok(row)
+        })
     }
 
     fn insert_with(
