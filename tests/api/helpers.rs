@@ -133,12 +133,21 @@ impl TestApp {
     /// Lets go of `held` (the round lock another process holds) and checks that nobody
     /// takes it after: no wait given up earlier is still trying for it, on any database.
     pub async fn let_go_and_find_the_round_lock_free(&self, held: tandem::store::RoundLock) {
+        use std::time::Duration;
         drop(held);
+        // On PostgreSQL the lock goes with a transaction rolled back once its connection is
+        // back in the pool, a moment after the drop: it is free within a second.
+        tokio::time::timeout(Duration::from_secs(5), async {
+            while self.store.try_lock_rounds().await.unwrap().is_none() {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await
+        .expect("the round lock is free once let go");
         for _ in 0..5 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
             let free = self.store.try_lock_rounds().await.unwrap();
             assert!(free.is_some(), "a wait given up still takes the round lock");
-            drop(free);
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
     }
 
