@@ -40,6 +40,15 @@ impl Application {
             engine,
         } = Services::open(settings).await?;
         let auth = Arc::new(authenticator(settings)?);
+        // Bound before the worker starts: a gateway that cannot listen runs no round.
+        let listener = TcpListener::bind((settings.http.host.as_str(), settings.http.port))
+            .with_context(|| {
+                format!(
+                    "cannot listen on {}:{} (another process may hold the port: choose another with \
+                     `demo --port`, http.port or TANDEM_HTTP__PORT)",
+                    settings.http.host, settings.http.port
+                )
+            })?;
         let worker = settings.sync.worker.then(|| {
             worker::spawn(
                 engine.clone(),
@@ -62,13 +71,6 @@ impl Application {
             body_limit: settings.http.body_limit,
             sockets: Arc::default(),
         };
-        let listener = TcpListener::bind((settings.http.host.as_str(), settings.http.port))
-            .with_context(|| {
-                format!(
-                    "cannot listen on {}:{}",
-                    settings.http.host, settings.http.port
-                )
-            })?;
         let port = listener.local_addr()?.port();
         let data = web::Data::new(state);
         let mut server = HttpServer::new(move || {

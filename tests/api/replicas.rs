@@ -1208,6 +1208,33 @@ async fn a_server_told_to_stop_lets_its_round_finish_the_batch_in_flight_and_sta
 }
 
 #[tokio::test]
+async fn a_gateway_that_cannot_listen_says_how_to_choose_a_port_and_runs_no_round() {
+    let (app, sim) = started(|_| {}).await;
+    app.create_contact(json!({ "lastName": "Waiting" })).await;
+    let asked = sim.requests().len();
+    // A second gateway, with a worker, on the same database and the port the first holds.
+    let mut settings = Settings {
+        data_dir: app.data_dir.clone(),
+        database_url: Some(DatabaseUrl::new(app.database_url.clone())),
+        ..Default::default()
+    };
+    settings.http.port = app.port;
+    settings.sync.poll_interval_secs = 1;
+    let Err(e) = tandem::startup::Application::build(&settings).await else {
+        panic!("a port another process holds cannot be listened on");
+    };
+    let message = format!("{e:#}");
+    assert!(
+        message.contains(&format!("cannot listen on 127.0.0.1:{}", app.port))
+            && message.contains("TANDEM_HTTP__PORT"),
+        "{message}"
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(sim.count("Contact"), 0, "no round ran");
+    assert_eq!(sim.requests().len(), asked, "nothing asked of Salesforce");
+}
+
+#[tokio::test]
 async fn a_wait_for_the_round_lock_given_up_leaves_nothing_waiting() {
     let app = spawn_app().await;
     let elsewhere = app.store.lock_rounds().await.unwrap();
