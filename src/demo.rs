@@ -291,7 +291,7 @@ async fn synced(store: &Store) -> anyhow::Result<(i64, i64)> {
 }
 
 /// Tickets from customers the first sync brought in from the org, whose panels show
-/// opportunities and tasks (the seeded desk contacts went out to the org without any).
+/// opportunities, notes, events and tasks (the seeded desk contacts went out to the org without any).
 #[cfg(feature = "simulator")]
 const CUSTOMER_TICKETS: &[(&str, TicketPriority)] = &[
     ("Renewal quote is wrong", TicketPriority::High),
@@ -301,16 +301,26 @@ const CUSTOMER_TICKETS: &[(&str, TicketPriority)] = &[
     ),
 ];
 
-/// Salesforce contacts of the sample org in a role on an open opportunity, in the org's
-/// order: the customers whose panels have most to show.
+/// Salesforce contacts of the sample org in a role on an open opportunity, those whose
+/// panels show most first (notes, events and tasks of their own), else in the org's order.
 #[cfg(feature = "simulator")]
 fn customers_with_open_deals(org: &salesforce_sim::SimHandle) -> Vec<String> {
-    let open: std::collections::HashSet<String> = org
+    use std::collections::{HashMap, HashSet};
+    let ids = |sobject: &str, field: &str| -> HashSet<String> {
+        org.records(sobject)
+            .iter()
+            .filter_map(|r| r[field].as_str().map(str::to_owned))
+            .collect()
+    };
+    let open: HashSet<String> = org
         .records("Opportunity")
         .iter()
         .filter(|o| o["IsClosed"] == false)
         .filter_map(|o| o["Id"].as_str().map(str::to_owned))
         .collect();
+    let mut noted = ids("Note", "ParentId");
+    noted.extend(ids("ContentDocumentLink", "LinkedEntityId"));
+    let shown = [noted, ids("Event", "WhoId"), ids("Task", "WhoId")];
     let mut customers: Vec<String> = Vec::new();
     for role in org.records("OpportunityContactRole") {
         if let (Some(contact), Some(deal)) =
@@ -321,6 +331,11 @@ fn customers_with_open_deals(org: &salesforce_sim::SimHandle) -> Vec<String> {
             customers.push(contact.to_owned());
         }
     }
+    let shows: HashMap<String, usize> = customers
+        .iter()
+        .map(|c| (c.clone(), shown.iter().filter(|s| s.contains(c)).count()))
+        .collect();
+    customers.sort_by_key(|c| std::cmp::Reverse(shows[c]));
     customers
 }
 

@@ -88,7 +88,7 @@ async fn start_demo_with(data_dir: &std::path::Path, env: &[(&str, &str)]) -> De
 }
 
 #[tokio::test]
-async fn the_demo_serves_sample_tickets_whose_customers_panels_show_their_deals() {
+async fn the_demo_serves_sample_tickets_whose_customers_panels_show_deals_notes_events_and_tasks() {
     let dir = tempfile::tempdir().unwrap();
     let Demo {
         process: _running,
@@ -114,23 +114,31 @@ async fn the_demo_serves_sample_tickets_whose_customers_panels_show_their_deals(
         8,
         "{body}"
     );
-    let body: Value = ask(
-        "{ ticket(id: \"7\") { subject contact { salesforce { opportunities(status: OPEN) { name role } } } } }",
-    )
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
-    assert_eq!(
-        body["data"]["ticket"]["subject"], "Renewal quote is wrong",
-        "{body}"
-    );
-    let deals = body["data"]["ticket"]["contact"]["salesforce"]["opportunities"]
-        .as_array()
+    for (ticket, subject) in [
+        ("7", "Renewal quote is wrong"),
+        ("8", "Cannot sign in to the customer portal"),
+    ] {
+        let body: Value = ask(&format!(
+            "{{ ticket(id: \"{ticket}\") {{ subject contact {{ salesforce {{
+                opportunities(status: OPEN) {{ name role }} notes {{ title }}
+                events {{ subject }} tasks {{ subject }} }} }} }} }}"
+        ))
+        .await
+        .unwrap()
+        .json()
+        .await
         .unwrap();
-    assert!(!deals.is_empty(), "{body}");
-    assert!(deals.iter().all(|d| d["role"].is_string()), "{body}");
+        assert_eq!(body["data"]["ticket"]["subject"], subject, "{body}");
+        let panel = &body["data"]["ticket"]["contact"]["salesforce"];
+        let deals = panel["opportunities"].as_array().unwrap();
+        assert!(deals.iter().all(|d| d["role"].is_string()), "{body}");
+        for list in ["opportunities", "notes", "events", "tasks"] {
+            assert!(
+                !panel[list].as_array().unwrap().is_empty(),
+                "ticket {ticket}'s {list}: {body}"
+            );
+        }
+    }
 }
 
 #[tokio::test]
