@@ -207,6 +207,16 @@ impl Live {
         }
     }
 
+    /// The field marking a record private: kept to its owner (and those above them) in
+    /// Salesforce, and so never shown in a panel, though the integration user may read it.
+    fn private_field(self) -> Option<&'static str> {
+        match self {
+            Live::ContactOpportunities => Some("Opportunity.IsPrivate"),
+            Live::AccountOpportunities | Live::Notes | Live::Events => Some("IsPrivate"),
+            Live::ContentNotes | Live::Tasks | Live::NoteContent => None,
+        }
+    }
+
     /// Which of a kind's groups a record is in: open or closed for opportunities; one group
     /// for every other kind.
     fn group_of(self, record: &Record) -> Option<bool> {
@@ -277,6 +287,9 @@ impl Live {
         let mut select = Select::new(object, &fields)?.filter(condition);
         if let (Some(field), Some(closed)) = (self.closed_field(), group) {
             select = select.filter(Condition::eq(&Ident::parse(field)?, Literal::Bool(closed)));
+        }
+        if let Some(field) = self.private_field() {
+            select = select.filter(Condition::eq(&Ident::parse(field)?, Literal::Bool(false)));
         }
         if self == Live::ContentNotes {
             // Links attach files of every kind; notes are the documents of type SNOTE.

@@ -516,6 +516,73 @@ async fn a_contact_panel_lists_its_opportunities_notes_events_and_tasks() {
 }
 
 #[tokio::test]
+async fn what_salesforce_keeps_private_to_its_owner_is_shown_to_no_profile() {
+    let (app, sim, contact) = with_activity(|_| {}).await;
+    let account = sim
+        .records("Contact")
+        .iter()
+        .find(|c| c["Id"] == contact.as_str())
+        .unwrap()["AccountId"]
+        .clone();
+    let deal = sim
+        .insert(
+            "Opportunity",
+            json!({ "Name": "Secret merger", "StageName": "Prospecting", "CloseDate": "2026-12-31", "AccountId": account, "IsPrivate": true }),
+        )
+        .unwrap();
+    sim.insert(
+        "OpportunityContactRole",
+        json!({ "OpportunityId": deal, "ContactId": contact, "Role": "Decision Maker" }),
+    )
+    .unwrap();
+    sim.insert(
+        "Note",
+        json!({ "Title": "Private", "Body": "Only for me.", "ParentId": contact, "IsPrivate": true }),
+    )
+    .unwrap();
+    sim.insert(
+        "Event",
+        json!({ "Subject": "Dentist", "StartDateTime": "2026-12-02T10:00:00.000+0000", "EndDateTime": "2026-12-02T11:00:00.000+0000", "WhoId": contact, "IsPrivate": true }),
+    )
+    .unwrap();
+    let query = "{ contacts(first: 5) { nodes { salesforce {
+        opportunities(status: ALL) { name } notes { title } events { subject }
+        account { opportunities(status: ALL) { name } notes { title } } } } } }";
+    for profile in ["Administrator", "Agent"] {
+        let body = app.gql_as(profile, query, json!({})).await;
+        assert!(body.get("errors").is_none(), "{body}");
+        let panel = &body["data"]["contacts"]["nodes"][0]["salesforce"];
+        let names = |list: &Value, field: &str| -> Vec<String> {
+            list.as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r[field].as_str().unwrap().to_owned())
+                .collect()
+        };
+        assert_eq!(
+            names(&panel["opportunities"], "name"),
+            ["Pilot", "Renewal"],
+            "{profile}"
+        );
+        assert_eq!(
+            names(&panel["notes"], "title"),
+            ["Prefers email", "Kickoff"],
+            "{profile}"
+        );
+        assert_eq!(
+            names(&panel["events"], "subject"),
+            ["Quarterly review"],
+            "{profile}"
+        );
+        assert_eq!(
+            names(&panel["account"]["opportunities"], "name"),
+            ["Pilot", "Renewal"],
+            "{profile}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn reconnected_to_another_org_a_panel_lists_nothing_read_from_the_first() {
     reconnected_to_a_copy_of_production(Reconnected::ToAnotherOrg).await;
 }

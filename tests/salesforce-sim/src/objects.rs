@@ -298,6 +298,7 @@ pub fn all() -> Vec<SObject> {
                 picklist("LeadSource", "Lead Source", LEAD_SOURCES),
                 text("NextStep", "Next Step", 255),
                 f("Description", "Description", Kind::Textarea, 32000),
+                f("IsPrivate", "Private", Kind::Boolean, 0),
                 text("Helpdesk_Ticket__c", "Helpdesk Ticket", 80),
             ],
         ),
@@ -456,6 +457,7 @@ pub fn all() -> Vec<SObject> {
                 f("IsAllDayEvent", "All-Day Event", Kind::Boolean, 0),
                 text("Location", "Location", 255),
                 picklist("ShowAs", "Show Time As", &["Busy", "OutOfOffice", "Free"]),
+                f("IsPrivate", "Private", Kind::Boolean, 0),
                 reference("WhoId", "Name ID", &["Contact"], "Who"),
                 reference(
                     "WhatId",
