@@ -453,6 +453,9 @@ struct Kept {
 struct KeptLists {
     kept: HashMap<CacheKey, Kept>,
     bytes: usize,
+    /// When Salesforce last refused to read a kind, by connection: a list of it read
+    /// before then is not kept, for any profile.
+    refused: HashMap<(u64, Live), DateTime<Utc>>,
 }
 
 impl KeptLists {
@@ -656,6 +659,10 @@ impl LiveCache {
             .kept
             .get(&key)
             .is_some_and(|kept| kept.began > began)
+            || entries
+                .refused
+                .get(&(key.0.connection, key.1))
+                .is_some_and(|refused| began < *refused)
         {
             return;
         }
@@ -702,14 +709,18 @@ impl LiveCache {
         );
     }
 
-    /// Drops the lists of `parents` Salesforce refused to read: they are not served stale.
-    fn forget(&self, reader: Reader, kind: Live, parents: &[String]) {
+    /// Drops every list of a kind Salesforce refused to read, for every profile reading
+    /// through that connection (the refusal is the integration user's), and any such list
+    /// a read begun before now would keep: none is served stale.
+    fn forget(&self, reader: Reader, kind: Live) {
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        for parent in parents {
-            if let Some(old) = entries.kept.remove(&(reader, kind, parent.clone())) {
-                entries.bytes -= old.bytes;
-            }
-        }
+        entries
+            .refused
+            .insert((reader.connection, kind), Utc::now());
+        entries
+            .kept
+            .retain(|(other, of, _), _| other.connection != reader.connection || *of != kind);
+        entries.bytes = entries.kept.values().map(|kept| kept.bytes).sum();
     }
 
     fn fresh(&self, at: DateTime<Utc>) -> bool {
@@ -807,7 +818,7 @@ async fn read_and_keep(
         .map(|((kind, parents), records)| {
             let records = records.inspect_err(|unread| {
                 if let Unread::Refused(_) = unread {
-                    cache.forget(reader, *kind, parents);
+                    cache.forget(reader, *kind);
                 }
                 reading.failed(unread.why());
             })?;

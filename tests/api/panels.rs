@@ -789,6 +789,13 @@ async fn a_list_salesforce_refuses_to_read_is_not_served_from_the_cache() {
         fresh["contacts"]["nodes"][0]["salesforce"]["tasks"][0]["subject"],
         "Send the quote"
     );
+    // Another profile's lists, kept apart, are read by the same integration user.
+    let agent = app.gql_as("Agent", query, json!({})).await;
+    assert_eq!(
+        agent["data"]["contacts"]["nodes"][0]["salesforce"]["tasks"][0]["subject"],
+        "Send the quote",
+        "{agent}"
+    );
 
     // An admin of the org hides a field of Task from the integration user.
     sim.hide_field("Task", "Priority").unwrap();
@@ -818,6 +825,11 @@ async fn a_list_salesforce_refuses_to_read_is_not_served_from_the_cache() {
     assert_eq!(panel["stale"], true, "{limited}");
     assert_eq!(panel["notes"][0]["title"], "Prefers email");
     assert_eq!(panel["tasks"], Value::Null, "{limited}");
+    // Nor has any other profile: the refusal was the integration user's.
+    let agent = app.gql_as("Agent", query, json!({})).await;
+    let panel = &agent["data"]["contacts"]["nodes"][0]["salesforce"];
+    assert_eq!(panel["notes"][0]["title"], "Prefers email", "{agent}");
+    assert_eq!(panel["tasks"], Value::Null, "{agent}");
 }
 
 #[tokio::test]
