@@ -208,6 +208,8 @@ impl Store {
         active.updated_at = Set(Utc::now());
         let model = active.update(&*txn).await?;
         enqueue(&*txn, Module::Accounts, model.id.0).await?;
+        // A failed push logged as it was binned goes out now, as an edit's would.
+        super::sync::wake_pushes(&*txn, Module::Accounts, [model.id.0]).await?;
         txn.commit().await?;
         self.publish(DeskEntity::Account, DeskAction::Restored, id.0);
         Ok(model)

@@ -700,6 +700,44 @@ async fn a_refused_record_moved_to_the_bin_leaves_nothing_open_and_goes_out_once
 }
 
 #[tokio::test]
+async fn a_record_restored_while_its_failed_push_waits_to_be_tried_again_goes_out_at_once() {
+    use sea_orm::ConnectionTrait;
+    let (app, sim) = synced(|_| {}).await;
+    let contact = app.create_contact(json!({ "lastName": "Returning" })).await;
+    sim.reject_next_records(&[(
+        "UNABLE_TO_LOCK_ROW",
+        "unable to obtain exclusive access to this record",
+    )]);
+    app.sync_now().await;
+    let open = open_failures(&app, Some("UPSTREAM_UNAVAILABLE")).await;
+    assert_eq!(open.len(), 1, "tried again in a while: {open:?}");
+    // Binned by an agent while that push was with Salesforce: its failure was logged after
+    // the delete had settled the record's pushes.
+    let binning = crate::helpers::other_process_writing(&app).await;
+    binning
+        .execute_unprepared(&format!(
+            "UPDATE contact SET deleted_at = CURRENT_TIMESTAMP WHERE id = {}",
+            contact["id"].as_str().unwrap()
+        ))
+        .await
+        .unwrap();
+    binning.commit().await.unwrap();
+
+    app.gql_ok(
+        "mutation($id: ID!) { restoreContact(id: $id) { id } }",
+        json!({ "id": contact["id"] }),
+    )
+    .await;
+    app.sync_now().await;
+    assert_eq!(
+        in_org(&sim, "Returning"),
+        1,
+        "restored, it goes out at once"
+    );
+    assert_eq!(open_failures(&app, None).await, Vec::<Value>::new());
+}
+
+#[tokio::test]
 async fn a_refused_salesforce_record_read_again_unchanged_is_not_logged_again() {
     let (app, sim) = synced(|_| {}).await;
     let id = sim
