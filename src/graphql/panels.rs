@@ -580,8 +580,23 @@ async fn notes(
         )
         .into());
     }
-    let ids: Option<std::collections::HashSet<String>> =
-        ids.map(|ids| ids.into_iter().map(|id| id.0).collect());
+    // Each id in its 18-character form, as Salesforce answers with: one copied from a
+    // Classic URL (15 characters) finds its note too.
+    let ids: Option<std::collections::HashSet<String>> = ids
+        .map(|ids| {
+            ids.iter()
+                .enumerate()
+                .map(|(i, id)| {
+                    crate::domain::SalesforceId::parse(&id.0)
+                        .map(|id| id.as_str().to_owned())
+                        .map_err(|mut e| {
+                            e.field = format!("ids[{i}]");
+                            e
+                        })
+                })
+                .collect::<Result<_, _>>()
+        })
+        .transpose()?;
     let (classic, enhanced) = tokio::try_join!(
         live(ctx, Live::Notes, parent),
         live(ctx, Live::ContentNotes, parent)

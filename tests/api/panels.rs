@@ -1639,6 +1639,21 @@ async fn a_note_however_old_can_be_opened_by_its_id() {
         by_name(&body, "Paneled")["salesforce"]["notes"],
         json!([{ "title": "First call", "body": "Long ago" }])
     );
+    // The 15-character id a Classic URL shows finds it too; what is no id is refused.
+    let query = "query($ids: [ID!]) { contacts(first: 10) { nodes { lastName salesforce { notes(ids: $ids) { title } } } } }";
+    let body = app
+        .gql_ok(query, json!({ "ids": [&oldest.as_str()[..15]] }))
+        .await;
+    assert_eq!(
+        by_name(&body, "Paneled")["salesforce"]["notes"],
+        json!([{ "title": "First call" }])
+    );
+    let body = app
+        .gql(query, json!({ "ids": [&oldest, "not-an-id"] }))
+        .await;
+    let error = &body["errors"][0];
+    assert_eq!(error["extensions"]["code"], "BAD_USER_INPUT", "{body}");
+    assert_eq!(error["extensions"]["field"], "ids[1]", "{body}");
 }
 
 #[tokio::test]
