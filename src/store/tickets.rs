@@ -44,7 +44,7 @@ fn input_of(model: &ticket::Model) -> StoreResult<TicketInput> {
 
 /// Checks the references a write gives a ticket and, when it sets the contact without
 /// naming the account, makes the ticket's account the contact's (none when the contact has
-/// none or its account is in the recycle bin): a ticket follows its requester's company
+/// none or its account is in the recycle bin, unless the ticket has it): a ticket follows its requester's company
 /// unless told otherwise, and an account given, or cleared with `null`, stands. References
 /// the write leaves as they were are not checked again: a ticket keeps a contact or account
 /// moved to the recycle bin, and can still be edited.
@@ -73,11 +73,15 @@ async fn resolve_links(
             })?;
         if !account_named {
             fields.account_id = contact.account_id;
-            // A contact's account in the recycle bin or gone is not taken; a failure to read
-            // it is an error (on PostgreSQL the transaction is aborted by then).
-            match check_account(db, fields.account_id).await {
-                Err(StoreError::Invalid(_)) => fields.account_id = None,
-                checked => checked?,
+            // A contact's account in the recycle bin or gone is not taken, unless the ticket
+            // has it already (another requester of the same company); a failure to read it
+            // is an error (on PostgreSQL the transaction is aborted by then).
+            let kept = before.is_some_and(|t| t.account_id == fields.account_id);
+            if !kept {
+                match check_account(db, fields.account_id).await {
+                    Err(StoreError::Invalid(_)) => fields.account_id = None,
+                    checked => checked?,
+                }
             }
         }
     }

@@ -306,6 +306,17 @@ async fn records_that_point_at_the_recycle_bin_can_still_be_edited() {
     .await;
     let closed = app.gql_ok(update_ticket, json!({ "id": ticket })).await;
     assert_eq!(closed["updateTicket"]["status"], "CLOSED");
+    // Handed to a colleague at the same company, it keeps the company, binned as it is.
+    let handed = app
+        .gql_ok(
+            "mutation($id: ID!, $c: ID!) { updateTicket(id: $id, patch: { contactId: $c }) { account { name } } }",
+            json!({ "id": ticket, "c": colleague["id"] }),
+        )
+        .await;
+    assert_eq!(
+        handed["updateTicket"]["account"],
+        json!({ "name": "Binned Co" })
+    );
 
     // A new ticket does not take an account from the recycle bin.
     let new = app
