@@ -367,14 +367,6 @@ pub struct Fetched {
 }
 
 impl Unread {
-    /// Why, in words for those waiting on the same read.
-    fn why(&self) -> &str {
-        match self {
-            Unread::Upstream(why) | Unread::Refused(why) => why,
-            Unread::Internal => "the gateway could not open its connection to Salesforce",
-        }
-    }
-
     /// What an error Salesforce answered a list's query with means for the list: that the
     /// integration user may no longer read the object or a field of it (an admin of the org
     /// took it away), or that no answer came (a query that timed out, a locator let go, an
@@ -406,6 +398,10 @@ pub enum Unread {
     /// The gateway could not open its connection to Salesforce (its database or its key
     /// failed); the server log has the details, which are not for the viewer.
     Internal,
+    /// Salesforce was connected again (to another org, or as another user), or the
+    /// integration deleted, after the request looked: nothing read through the connection it
+    /// looked at is served, fresh or stale.
+    Reconnected(Arc<str>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -520,7 +516,7 @@ struct Reads {
 
 /// How a read under way ends, heard by those waiting for it: the channel closes, having said
 /// why Salesforce gave none or not all of the lists, if it did not.
-type Heard = tokio::sync::watch::Receiver<Option<Arc<str>>>;
+type Heard = tokio::sync::watch::Receiver<Option<Unread>>;
 
 /// One read under way, holding its lists in [`LiveCache::reading`] until it ends, however it
 /// ends: those waiting for it then look in the cache.
@@ -528,13 +524,13 @@ struct Reading {
     cache: Arc<LiveCache>,
     id: u64,
     lists: Vec<CacheKey>,
-    done: tokio::sync::watch::Sender<Option<Arc<str>>>,
+    done: tokio::sync::watch::Sender<Option<Unread>>,
 }
 
 impl Reading {
     /// Tells those waiting why Salesforce did not give the lists.
-    fn failed(&self, why: &str) {
-        self.done.send_replace(Some(why.into()));
+    fn failed(&self, why: &Unread) {
+        self.done.send_replace(Some(why.clone()));
     }
 }
 
@@ -807,7 +803,7 @@ async fn read_and_keep(
     let results = match read(&integrations, (&cache, reader, &connection), &wanted).await {
         Ok(results) => results,
         Err(unread) => {
-            reading.failed(unread.why());
+            reading.failed(&unread);
             return Err(unread);
         }
     };
@@ -820,7 +816,7 @@ async fn read_and_keep(
                 if let Unread::Refused(_) = unread {
                     cache.forget(reader, *kind);
                 }
-                reading.failed(unread.why());
+                reading.failed(&unread);
             })?;
             let lists = by_parent(*kind, parents, &records)
                 .into_iter()
@@ -848,11 +844,14 @@ async fn read(
         Ok(Some(client)) => client,
         // Reconnected since the request looked: the new org's lists are not the old one's.
         Ok(None) => {
-            return Err(Unread::Upstream(
+            return Err(Unread::Reconnected(
                 "the Salesforce connection changed as this was read; ask again".into(),
             ));
         }
-        Err(e @ (SyncError::Upstream(_) | SyncError::NotConnected)) => {
+        Err(e @ SyncError::NotConnected) => {
+            return Err(Unread::Reconnected(e.to_string().into()));
+        }
+        Err(e @ SyncError::Upstream(_)) => {
             return Err(Unread::Upstream(e.to_string().into()));
         }
         Err(e) => {
@@ -1272,9 +1271,11 @@ impl Loader<LiveKey> for LiveLoader {
                 _ if waited.is_err() => self.stale_or(kind, &parent, &late),
                 _ => {
                     let why = heard.borrow().clone().unwrap_or_else(|| {
-                        "the read another request made of it ended without it".into()
+                        Unread::Upstream(
+                            "the read another request made of it ended without it".into(),
+                        )
                     });
-                    self.stale_or(kind, &parent, &Unread::Upstream(why))
+                    self.stale_or(kind, &parent, &why)
                 }
             };
             out.insert(LiveKey(kind, parent), outcome);
@@ -1312,10 +1313,14 @@ impl LiveLoader {
     /// What the cache holds of a list Salesforce did not give, marked stale; or why there is
     /// nothing to show.
     fn stale_or(&self, kind: Live, parent: &str, error: &Unread) -> Outcome {
-        if let Unread::Refused(error) = error {
-            return Err(Unread::Refused(Arc::from(format!(
-                "Salesforce refused to read it: {error}"
-            ))));
+        match error {
+            Unread::Refused(error) => {
+                return Err(Unread::Refused(Arc::from(format!(
+                    "Salesforce refused to read it: {error}"
+                ))));
+            }
+            Unread::Reconnected(_) => return Err(error.clone()),
+            Unread::Upstream(_) | Unread::Internal => {}
         }
         match self.cache.get(&(self.reader, kind, parent.to_owned())) {
             Some((at, records)) if Utc::now() - at <= STALE_AT_MOST => Ok(Fetched {
@@ -1324,9 +1329,11 @@ impl LiveLoader {
                 stale: true,
             }),
             _ => Err(match error {
-                Unread::Upstream(error) | Unread::Refused(error) => Unread::Upstream(Arc::from(
-                    format!("Salesforce could not answer and nothing recent is cached: {error}"),
-                )),
+                Unread::Upstream(error) | Unread::Refused(error) | Unread::Reconnected(error) => {
+                    Unread::Upstream(Arc::from(format!(
+                        "Salesforce could not answer and nothing recent is cached: {error}"
+                    )))
+                }
                 Unread::Internal => Unread::Internal,
             }),
         }
@@ -1390,6 +1397,40 @@ fn by_parent<'p>(
 mod tests {
     use super::{Live, by_parent, note_text};
     use crate::salesforce::Record;
+
+    #[test]
+    fn a_kind_salesforce_refuses_is_forgotten_for_every_profile_of_the_connection() {
+        use super::{LiveCache, Reader};
+        use chrono::Utc;
+        use std::sync::Arc;
+        let cache = LiveCache::new(std::time::Duration::from_secs(60));
+        let (admin, agent) = (Reader::new(1, "org"), Reader::new(2, "org"));
+        let elsewhere = Reader::new(1, "another org");
+        let list = Arc::new(Vec::new());
+        let began = Utc::now();
+        for key in [
+            (admin, Live::Tasks, "a".to_owned()),
+            (elsewhere, Live::Tasks, "a".to_owned()),
+            (admin, Live::Events, "a".to_owned()),
+        ] {
+            cache.put(key, (began, began), list.clone());
+        }
+        cache.forget(agent, Live::Tasks);
+        assert!(cache.get(&(admin, Live::Tasks, "a".into())).is_none());
+        assert!(cache.get(&(elsewhere, Live::Tasks, "a".into())).is_some());
+        assert!(cache.get(&(admin, Live::Events, "a".into())).is_some());
+        // A read begun before the refusal is not kept, though it ends after; one begun
+        // after is.
+        cache.put(
+            (admin, Live::Tasks, "b".into()),
+            (began, Utc::now()),
+            list.clone(),
+        );
+        assert!(cache.get(&(admin, Live::Tasks, "b".into())).is_none());
+        let later = Utc::now();
+        cache.put((admin, Live::Tasks, "b".into()), (later, later), list);
+        assert!(cache.get(&(admin, Live::Tasks, "b".into())).is_some());
+    }
 
     #[test]
     fn a_cache_filled_within_its_time_to_live_lets_its_oldest_go() {

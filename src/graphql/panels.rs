@@ -436,9 +436,9 @@ async fn read_live(ctx: &Context<'_>, kind: Live, parent: &str) -> ApiResult<Fet
     });
     match loader.load_one(key).await {
         Ok(Some(Ok(fetched))) => Ok(fetched),
-        Ok(Some(Err(Unread::Upstream(message) | Unread::Refused(message)))) => {
-            Err(ApiError::new(Code::UpstreamUnavailable, &*message))
-        }
+        Ok(Some(Err(
+            Unread::Upstream(message) | Unread::Refused(message) | Unread::Reconnected(message),
+        ))) => Err(ApiError::new(Code::UpstreamUnavailable, &*message)),
         Ok(Some(Err(Unread::Internal))) => Err(ApiError::new(
             Code::Internal,
             "internal error; the server log has details",
