@@ -805,7 +805,8 @@ impl SalesforceContact {
             .0)
     }
 
-    /// Whether some of the panel comes from the cache because Salesforce could not answer.
+    /// Whether some of the panel is not read live: a list Salesforce could not answer is
+    /// served from the cache, or is null with its error.
     async fn stale(&self, ctx: &Context<'_>) -> ApiResult<bool> {
         Ok(freshness(ctx, &self.id, &CONTACT_LISTS, self.synced_at)
             .await?
@@ -902,7 +903,8 @@ impl SalesforceAccount {
             .0)
     }
 
-    /// Whether some of the panel comes from the cache because Salesforce could not answer.
+    /// Whether some of the panel is not read live: a list Salesforce could not answer is
+    /// served from the cache, or is null with its error.
     async fn stale(&self, ctx: &Context<'_>) -> ApiResult<bool> {
         Ok(freshness(ctx, &self.id, &ACCOUNT_LISTS, self.synced_at)
             .await?

@@ -810,6 +810,7 @@ async fn a_list_salesforce_refuses_to_read_is_not_served_from_the_cache() {
         panel["notes"][0]["title"], "Prefers email",
         "the other lists are read as before"
     );
+    assert_eq!(panel["stale"], true, "one list is not read live");
     let message = refused["errors"][0]["message"].as_str().unwrap_or_default();
     assert!(
         codes(&refused) == ["UPSTREAM_UNAVAILABLE"]
