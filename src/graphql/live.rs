@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use async_graphql::dataloader::Loader;
 use chrono::{DateTime, Utc};
-use futures_util::future::OptionFuture;
 use futures_util::{StreamExt, TryStreamExt, stream};
 use serde_json::Value;
 
@@ -860,14 +859,20 @@ async fn read(
         }
     };
     let mut results: Vec<Result<Vec<Record>, Unread>> = vec![Ok(Vec::new()); wanted.len()];
-    let contents = wanted
+    let contents: Vec<_> = wanted
         .iter()
-        .position(|(kind, _)| *kind == Live::NoteContent);
+        .enumerate()
+        .filter(|(_, (kind, _))| *kind == Live::NoteContent)
+        .map(|(i, (_, ids))| contents_of(&client, i, ids))
+        .collect();
+    let contents = stream::iter(contents)
+        .buffer_unordered(CONTENTS_AT_ONCE)
+        .collect::<Vec<_>>();
     let (read, ()) = tokio::join!(
-        OptionFuture::from(contents.map(|i| note_contents(&client, &wanted[i].1))),
+        contents,
         lists(&client, (cache, reader), wanted, &mut results)
     );
-    if let (Some(i), Some(read)) = (contents, read) {
+    for (i, read) in read {
         results[i] = read;
     }
     Ok(results)
@@ -1022,6 +1027,15 @@ const CONTENTS_AT_ONCE: usize = 4;
 /// Each named enhanced note's whole content, as text: `{Id, Content}` for a note with
 /// content, nothing for one without or gone. Blobs cannot be read in a composite call, so
 /// each note is a call.
+/// [`note_contents`], with the place of its list among those wanted.
+async fn contents_of(
+    client: &SalesforceClient,
+    i: usize,
+    ids: &[String],
+) -> (usize, Result<Vec<Record>, Unread>) {
+    (i, note_contents(client, ids).await)
+}
+
 async fn note_contents(client: &SalesforceClient, ids: &[String]) -> Result<Vec<Record>, Unread> {
     let (object, fields, _) = Live::NoteContent.select();
     let field = fields[1];
@@ -1245,10 +1259,16 @@ impl Loader<LiveKey> for LiveLoader {
         let joined_at = Utc::now();
         let (joined, reading) = self.cache.start_reading(missing, wait);
         let mut wanted: HashMap<Live, Vec<String>> = HashMap::new();
+        let mut contents = Vec::new();
         for (_, kind, parent) in &reading.lists {
-            wanted.entry(*kind).or_default().push(parent.clone());
+            if *kind == Live::NoteContent {
+                // Each note's content is a call of its own, and fails on its own.
+                contents.push((*kind, vec![parent.clone()]));
+            } else {
+                wanted.entry(*kind).or_default().push(parent.clone());
+            }
         }
-        let wanted: Vec<(Live, Vec<String>)> = wanted.into_iter().collect();
+        let wanted: Vec<(Live, Vec<String>)> = wanted.into_iter().chain(contents).collect();
         let waiting = async {
             let ends = joined.iter().map(|(_, heard)| {
                 let mut heard = heard.clone();

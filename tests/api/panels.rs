@@ -932,6 +932,60 @@ async fn a_salesforce_that_is_slow_to_answer_costs_a_panel_only_its_patience() {
 const LONG_NOTE: &str = "<p>Renewal call with the <b>whole</b> buying committee &amp; legal.</p><p><br></p><ul><li>Wants SSO before signing</li><li>Budget moves to Q3</li></ul><p>";
 
 #[tokio::test]
+async fn a_note_whose_content_salesforce_does_not_give_leaves_the_others_whole() {
+    let (app, sim, contact) = with_activity(|_| {}).await;
+    // "<p>Pilot agreed.</p>", base64-encoded, beside the org's "Kickoff" note.
+    let pilot = sim
+        .insert(
+            "ContentNote",
+            json!({ "Title": "Pilot", "Content": "PHA+UGlsb3QgYWdyZWVkLjwvcD4=" }),
+        )
+        .unwrap();
+    sim.insert(
+        "ContentDocumentLink",
+        json!({ "ContentDocumentId": pilot, "LinkedEntityId": contact }),
+    )
+    .unwrap();
+    let list = "{ contacts(first: 5) { nodes { salesforce { notes { id title } } } } }";
+    let listed = app.gql_ok(list, json!({})).await;
+    let ids: Vec<Value> = listed["contacts"]["nodes"][0]["salesforce"]["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["title"] == "Pilot" || n["title"] == "Kickoff")
+        .map(|n| n["id"].clone())
+        .collect();
+    assert_eq!(ids.len(), 2, "{listed}");
+
+    // The lists are cached; of the two contents, the first asked for is refused.
+    sim.fail_next(&[403]);
+    let open = "query($ids: [ID!]) { contacts(first: 5) { nodes { salesforce {
+        notes(ids: $ids) { title content } } } } }";
+    let body = app.gql(open, json!({ "ids": ids })).await;
+    let notes = body["data"]["contacts"]["nodes"][0]["salesforce"]["notes"]
+        .as_array()
+        .unwrap_or_else(|| panic!("the notes stand: {body}"));
+    let read: Vec<&Value> = notes.iter().filter(|n| !n["content"].is_null()).collect();
+    assert_eq!(read.len(), 1, "one note's content is read: {body}");
+    let expected = if read[0]["title"] == "Pilot" {
+        "Pilot agreed."
+    } else {
+        "Met the whole team."
+    };
+    assert_eq!(read[0]["content"], expected, "{body}");
+    assert_eq!(codes(&body), ["UPSTREAM_UNAVAILABLE"], "{body}");
+    assert_eq!(
+        body["errors"][0]["path"]
+            .as_array()
+            .unwrap()
+            .last()
+            .unwrap(),
+        "content",
+        "{body}"
+    );
+}
+
+#[tokio::test]
 async fn an_enhanced_note_is_read_whole_only_for_the_notes_asked_for() {
     use base64::Engine;
 
