@@ -597,12 +597,25 @@ async fn notes(
                 .collect::<Result<_, _>>()
         })
         .transpose()?;
-    let (classic, enhanced) = tokio::try_join!(
+    let (classic, enhanced) = tokio::join!(
         live(ctx, Live::Notes, parent),
         live(ctx, Live::ContentNotes, parent)
-    )?;
+    );
+    let classic = classic?;
+    // Enhanced notes Salesforce does not give leave the classic ones standing, with an error
+    // at this field's path saying what is missing.
+    let enhanced = enhanced.map_err(|mut error| {
+        if error.code != Code::Internal {
+            error.message = format!("enhanced notes are not shown: {}", error.message);
+        }
+        let error = async_graphql::Error::from(error).into_server_error(ctx.item.pos);
+        ctx.add_error(ctx.set_error_path(error));
+    });
     let classic = classic.records.iter().map(|r| (r, false));
-    let enhanced = enhanced.records.iter().map(|r| (r, true));
+    let enhanced = enhanced
+        .iter()
+        .flat_map(|enhanced| enhanced.records.iter())
+        .map(|r| (r, true));
     let mut notes: Vec<SalesforceNote> = classic
         .chain(enhanced)
         .filter_map(|(r, enhanced)| {

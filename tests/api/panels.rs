@@ -932,6 +932,41 @@ async fn a_salesforce_that_is_slow_to_answer_costs_a_panel_only_its_patience() {
 const LONG_NOTE: &str = "<p>Renewal call with the <b>whole</b> buying committee &amp; legal.</p><p><br></p><ul><li>Wants SSO before signing</li><li>Budget moves to Q3</li></ul><p>";
 
 #[tokio::test]
+async fn enhanced_notes_salesforce_refuses_leave_the_classic_ones_shown() {
+    let (app, sim, _) = with_activity(|_| {}).await;
+    // The org's admin hides the links of files and notes from the integration user.
+    sim.hide_field("ContentDocumentLink", "LinkedEntityId")
+        .unwrap();
+    let body = app
+        .gql(
+            "{ contacts(first: 5) { nodes { salesforce { notes { title } tasks { subject } } } } }",
+            json!({}),
+        )
+        .await;
+    let panel = &body["data"]["contacts"]["nodes"][0]["salesforce"];
+    assert_eq!(
+        panel["notes"],
+        json!([{ "title": "Prefers email" }]),
+        "the classic notes stand: {body}"
+    );
+    assert_eq!(panel["tasks"][0]["subject"], "Send the quote");
+    assert_eq!(codes(&body), ["UPSTREAM_UNAVAILABLE"], "{body}");
+    let error = &body["errors"][0];
+    assert_eq!(
+        error["path"],
+        json!(["contacts", "nodes", 0, "salesforce", "notes"]),
+        "{body}"
+    );
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("enhanced notes are not shown: Salesforce refused to read it"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
 async fn a_note_whose_content_salesforce_does_not_give_leaves_the_others_whole() {
     let (app, sim, contact) = with_activity(|_| {}).await;
     // "<p>Pilot agreed.</p>", base64-encoded, beside the org's "Kickoff" note.
