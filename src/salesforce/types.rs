@@ -44,6 +44,17 @@ pub struct FieldDescribe {
     /// Whether SOQL may filter on the field: long text areas and encrypted fields it may not.
     #[serde(default = "filterable_unless_said")]
     pub filterable: bool,
+    /// A picklist's values (those of a restricted one are the only ones it takes).
+    #[serde(default)]
+    pub picklist_values: Vec<PicklistValue>,
+}
+
+/// One value of a picklist.
+#[derive(Debug, Clone, Deserialize)]
+pub struct PicklistValue {
+    pub value: String,
+    #[serde(default)]
+    pub active: bool,
 }
 
 fn filterable_unless_said() -> bool {

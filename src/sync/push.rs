@@ -510,6 +510,13 @@ impl SyncEngine {
                     let mut message = format!(
                         "Salesforce refused desk {object} {desk_id}: {code}: {message}{field_note}"
                     );
+                    if code == "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST"
+                        && let Ok(describe) = round.client.describe(object).await
+                        && let Some(hint) =
+                            picklist_hint(&describe, round.mappings(module), &fields)
+                    {
+                        message.push_str(&hint);
+                    }
                     if let Some((account, salesforce_account)) = gone_account(
                         round,
                         module,
@@ -850,4 +857,30 @@ async fn missing_accounts(
         .missing(Module::Accounts.salesforce_object(), &asked)
         .await
         .ok_or(contacts)
+}
+
+/// What a person needs to fix a value a restricted picklist refused: the desk field it came
+/// from, and the values the picklist takes.
+fn picklist_hint(
+    describe: &Describe,
+    mappings: &[super::mapping::Mapping],
+    fields: &[String],
+) -> Option<String> {
+    const SHOWN: usize = 25;
+    let field = describe.field(fields.first()?)?;
+    let desk = mappings
+        .iter()
+        .find(|m| m.salesforce_field.eq_ignore_ascii_case(&field.name))?;
+    let values: Vec<&str> = field
+        .picklist_values
+        .iter()
+        .filter(|v| v.active)
+        .map(|v| v.value.as_str())
+        .collect();
+    let more = if values.len() > SHOWN { ", …" } else { "" };
+    let takes = values[..values.len().min(SHOWN)].join(", ");
+    Some(format!(
+        "; the desk's {} holds a value the restricted picklist {} does not have (it takes {takes}{more}): change the value in the desk (the edit goes out at once), or add it to the picklist in Salesforce and retry",
+        desk.desk_field, field.name
+    ))
 }

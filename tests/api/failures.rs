@@ -738,6 +738,53 @@ async fn a_record_restored_while_its_failed_push_waits_to_be_tried_again_goes_ou
 }
 
 #[tokio::test]
+async fn a_value_a_restricted_picklist_lacks_waits_with_the_values_it_takes_and_goes_once_changed()
+{
+    let (app, sim) = synced(|_| {}).await;
+    // The org's admin restricts Industry to its values.
+    sim.restrict_picklist("Account", "Industry").unwrap();
+    let account = app
+        .gql_ok(
+            "mutation { createAccount(input: { name: \"Widget Works\", industry: \"Widgets\" }) { id } }",
+            json!({}),
+        )
+        .await["createAccount"]
+        .clone();
+    app.sync_now().await;
+    let open = open_failures(&app, None).await;
+    assert_eq!(open.len(), 1, "{open:?}");
+    assert_eq!(open[0]["reason"], "INVALID_PARAMETER");
+    assert!(
+        open[0]["nextAttemptAt"].is_null(),
+        "it waits for a person: {open:?}"
+    );
+    let message = open[0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("bad value for restricted picklist field: Widgets")
+            && message.contains(
+                "the desk's industry holds a value the restricted picklist Industry does not have"
+            )
+            && message.contains("it takes Agriculture, Banking, Education"),
+        "{message}"
+    );
+
+    app.gql_ok(
+        "mutation($id: ID!) { updateAccount(id: $id, patch: { industry: \"Technology\" }) { id } }",
+        json!({ "id": account["id"] }),
+    )
+    .await;
+    app.sync_now().await;
+    let made: Vec<_> = sim
+        .records("Account")
+        .into_iter()
+        .filter(|a| a["Name"] == "Widget Works")
+        .collect();
+    assert_eq!(made.len(), 1);
+    assert_eq!(made[0]["Industry"], "Technology");
+    assert_eq!(open_failures(&app, None).await, Vec::<Value>::new());
+}
+
+#[tokio::test]
 async fn a_refused_salesforce_record_read_again_unchanged_is_not_logged_again() {
     let (app, sim) = synced(|_| {}).await;
     let id = sim

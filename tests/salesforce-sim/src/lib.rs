@@ -241,6 +241,25 @@ impl SimHandle {
         Ok(())
     }
 
+    /// Restricts a picklist, standard or custom, to its values, as an admin may: describe says
+    /// `restrictedPicklist: true`, and a write of any other value is refused with
+    /// `INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST`.
+    pub fn restrict_picklist(&self, sobject: &str, field: &str) -> Result<(), ApiError> {
+        let obj = rest_object(sobject)?;
+        let index = Schema::get()
+            .object(obj)
+            .field_index(field)
+            .filter(|&i| Schema::get().object(obj).fields[i].kind == schema::Kind::Picklist)
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    "INVALID_FIELD",
+                    format!("No picklist '{field}' on entity '{sobject}'"),
+                )
+            })?;
+        lock(&self.sim.store).restrict(obj, index);
+        Ok(())
+    }
+
     /// Makes a custom field required, as an admin may: describe says it is not nillable,
     /// and a create without it is refused with `REQUIRED_FIELD_MISSING`.
     pub fn require_field(&self, sobject: &str, field: &str) -> Result<(), ApiError> {

@@ -22,6 +22,7 @@ fn f(name: &'static str, label: &'static str, kind: Kind, length: u32) -> Field 
         reference_to: &[],
         relationship: None,
         picklist: &[],
+        restricted: false,
     }
 }
 

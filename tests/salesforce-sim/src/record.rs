@@ -245,6 +245,16 @@ pub fn parse_value(store: &Store, field: &Field, json: &Json) -> Result<Value, A
     };
     if let Value::Str(s) = &value {
         check_text(field, s)?;
+        if field.restricted && !field.picklist.contains(&s.as_ref()) {
+            let msg = format!(
+                "{}: bad value for restricted picklist field: {s}",
+                field.label
+            );
+            return Err(
+                ApiError::bad_request("INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST", msg)
+                    .on(field.name),
+            );
+        }
         // Email fields keep their addresses in lower case, whatever case was sent.
         if field.kind == Kind::Email && s.chars().any(char::is_uppercase) {
             return Ok(Value::str(s.to_lowercase().as_str()));

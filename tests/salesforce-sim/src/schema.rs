@@ -92,6 +92,8 @@ pub struct Field {
     pub reference_to: &'static [&'static str],
     pub relationship: Option<&'static str>,
     pub picklist: &'static [&'static str],
+    /// A picklist that takes only its values (`restrictedPicklist`), as an admin may make one.
+    pub restricted: bool,
 }
 
 impl Field {

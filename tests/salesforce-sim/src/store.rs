@@ -133,6 +133,8 @@ pub struct Store {
     required: Vec<(ObjIdx, usize)>,
     /// Fields the integration user may read but not write (field-level security).
     read_only: Vec<(ObjIdx, usize)>,
+    /// Picklists this org's admin restricted to their values.
+    restricted: Vec<(ObjIdx, usize)>,
     /// The User row of the person who edits records in Salesforce's own UI, once one has.
     person: Option<usize>,
 }
@@ -361,7 +363,14 @@ impl Store {
             f.createable = false;
             f.updateable = false;
         }
+        f.restricted = self.restricted.contains(&(obj, field));
         f
+    }
+
+    /// Restricts a picklist to its values: describe says `restrictedPicklist`, and a write
+    /// of any other value is refused with `INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST`.
+    pub fn restrict(&mut self, obj: ObjIdx, field: usize) {
+        self.restricted.push((obj, field));
     }
 
     /// Makes a field read-only for the integration user: describe says it is neither

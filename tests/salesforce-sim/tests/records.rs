@@ -376,6 +376,60 @@ async fn updated_and_deleted_windows_list_changes() {
 }
 
 #[tokio::test]
+async fn a_restricted_picklist_says_so_and_takes_only_its_values() {
+    let org = org().await;
+    let (status, _) = org
+        .json(
+            Method::POST,
+            "sobjects/Account",
+            Some(json!({ "Name": "Before", "Industry": "Widgets" })),
+        )
+        .await;
+    assert_eq!(status, 201, "an unrestricted picklist takes any value");
+    org.sim.restrict_picklist("Account", "Industry").unwrap();
+    let (_, describe) = org
+        .json(Method::GET, "sobjects/Account/describe", None)
+        .await;
+    let field = describe["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "Industry")
+        .unwrap();
+    assert_eq!(field["restrictedPicklist"], true);
+    assert_eq!(field["picklistValues"][0]["value"], "Agriculture");
+    let (status, error) = org
+        .json(
+            Method::POST,
+            "sobjects/Account",
+            Some(json!({ "Name": "After", "Industry": "Widgets" })),
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        error[0]["errorCode"],
+        "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST"
+    );
+    assert_eq!(
+        error[0]["message"],
+        "Industry: bad value for restricted picklist field: Widgets"
+    );
+    assert_eq!(error[0]["fields"], json!(["Industry"]));
+    let (status, _) = org
+        .json(
+            Method::POST,
+            "sobjects/Account",
+            Some(json!({ "Name": "After", "Industry": "Banking" })),
+        )
+        .await;
+    assert_eq!(status, 201);
+    assert!(
+        org.sim.restrict_picklist("Account", "Name").is_err(),
+        "not a picklist"
+    );
+}
+
+#[tokio::test]
 async fn a_helpdesk_id_field_without_the_external_id_flag_cannot_be_upserted_by() {
     let org = org().await;
     org.sim

@@ -121,7 +121,7 @@ fn field(o: &SObject, f: &Field, external_id: bool, unique: bool) -> Json {
         "restrictedDelete": false,
         "namePointing": f.reference_to.len() > 1,
         "picklistValues": picklist,
-        "restrictedPicklist": false,
+        "restrictedPicklist": f.restricted,
         "dependentPicklist": false,
         // Formula and roll-up fields only; read-only standard fields such as Contact.Name or
         // Opportunity.IsClosed are not calculated in Salesforce, and no simulated field is.
