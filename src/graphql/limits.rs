@@ -86,6 +86,15 @@ impl Limits {
         let Some(parsed) = documents.fill(request) else {
             return Ok(Admitted::Limited);
         };
+        // A fragment spread within itself is refused by validation, which async-graphql runs
+        // only after a walk such a cycle sends 32 levels deep: said so here, not as depth.
+        if let Some(name) = fragment_in_a_cycle(parsed.doc) {
+            return Err(async_graphql::Error::new(format!(
+                "fragment \"{name}\" is spread within itself (fragments must not form cycles)"
+            ))
+            .extend_with(|_, ext| ext.set("code", "BAD_USER_INPUT"))
+            .into_server_error(Default::default()));
+        }
         let (aliases, fields) = count_selections(parsed.doc, operation.as_deref());
         if aliases > self.max_aliases {
             return Err(limit_error(
@@ -253,6 +262,48 @@ fn count_selections(doc: &ExecutableDocument, operation: Option<&str>) -> (usize
         }
     }
     (aliases, fields)
+}
+
+/// A fragment that spreads itself, directly or through others.
+fn fragment_in_a_cycle(doc: &ExecutableDocument) -> Option<String> {
+    fn spreads<'d>(set: &'d SelectionSet, out: &mut Vec<&'d str>) {
+        for item in &set.items {
+            match &item.node {
+                Selection::Field(f) => spreads(&f.node.selection_set.node, out),
+                Selection::InlineFragment(f) => spreads(&f.node.selection_set.node, out),
+                Selection::FragmentSpread(s) => out.push(s.node.fragment_name.node.as_str()),
+            }
+        }
+    }
+    /// Whether `name` reaches a fragment on `path`; `done` holds those that reach none.
+    fn cycles<'d>(
+        name: &'d str,
+        doc: &'d ExecutableDocument,
+        path: &mut Vec<&'d str>,
+        done: &mut std::collections::HashSet<&'d str>,
+    ) -> Option<&'d str> {
+        if path.contains(&name) {
+            return Some(name);
+        }
+        if done.contains(name) {
+            return None;
+        }
+        let fragment = doc.fragments.get(name)?;
+        let mut next = Vec::new();
+        spreads(&fragment.node.selection_set.node, &mut next);
+        path.push(name);
+        let found = next.into_iter().find_map(|n| cycles(n, doc, path, done));
+        path.pop();
+        if found.is_none() {
+            done.insert(name);
+        }
+        found
+    }
+    let mut done = std::collections::HashSet::new();
+    doc.fragments
+        .keys()
+        .find_map(|name| cycles(name.as_str(), doc, &mut Vec::new(), &mut done))
+        .map(str::to_owned)
 }
 
 /// Introspection lists nested in one another (`types`, then `fields`, then `args`): what

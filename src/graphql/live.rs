@@ -815,7 +815,7 @@ async fn read_and_keep(
                 if let Unread::Refused(_) = unread {
                     cache.forget(reader, *kind);
                 }
-                reading.failed(&unread);
+                reading.failed(unread);
             })?;
             let lists = by_parent(*kind, parents, &records)
                 .into_iter()

@@ -482,3 +482,24 @@ async fn nesting_past_what_can_be_walked_is_refused_as_too_deep() {
         "{body}"
     );
 }
+
+#[tokio::test]
+async fn a_fragment_spread_within_itself_is_refused_as_a_cycle_not_as_depth() {
+    let app = spawn_app().await;
+    for query in [
+        "{ ...A } fragment A on Query { ...A }",
+        "{ contacts { nodes { ...B } } } fragment B on Contact { id account { ...C } } fragment C on Account { contacts { nodes { ...B } } }",
+    ] {
+        let body = app.gql(query, json!({})).await;
+        assert_eq!(codes(&body), ["BAD_USER_INPUT"], "{body}");
+        let message = body["errors"][0]["message"].as_str().unwrap();
+        assert!(
+            message.contains("is spread within itself") && message.contains("cycles"),
+            "{body}"
+        );
+        assert!(
+            body["errors"][0]["extensions"].get("limit").is_none(),
+            "{body}"
+        );
+    }
+}
