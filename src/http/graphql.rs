@@ -520,12 +520,14 @@ fn batch_len(body: &[u8]) -> Option<usize> {
 
 /// A batch of no operations, or of more than `max_batch`.
 fn batch_refused(kind: ResponseType, max_batch: usize, len: usize) -> HttpResponse {
-    let limit = crate::graphql::limit_error(
-        "maxBatch",
-        max_batch,
-        Some(len),
-        "operations in the batch (at least 1)",
-    );
+    if len == 0 {
+        return bad_request(
+            kind,
+            "the batch is empty: a batch (a JSON array) holds at least one operation",
+        );
+    }
+    let limit =
+        crate::graphql::limit_error("maxBatch", max_batch, Some(len), "operations in the batch");
     HttpResponse::BadRequest()
         .content_type(kind.content_type())
         .json(json!({ "errors": [limit] }))
