@@ -115,6 +115,18 @@ impl Limits {
                 "selection count (fields, fragments and spreads, a fragment's counted at each spread)",
             ));
         }
+        // Each alias of an introspection field reads the schema again: within the lists'
+        // nesting one reading is some thousand values, which aliases and a batch would
+        // multiply by hundreds. GraphiQL's query, and every tool's, aliases none.
+        let aliased = introspection_aliases(parsed.doc);
+        if aliased > 0 {
+            return Err(limit_error(
+                "introspectionAliases",
+                0,
+                Some(aliased),
+                "aliases within introspection (`__schema`, `__type`)",
+            ));
+        }
         if let Some(why) = subscription_refused(parsed.doc, operation.as_deref()) {
             return Err(async_graphql::Error::new(why)
                 .extend_with(|_, ext| ext.set("code", "BAD_USER_INPUT"))
@@ -262,6 +274,34 @@ fn count_selections(doc: &ExecutableDocument, operation: Option<&str>) -> (usize
         }
     }
     (aliases, fields)
+}
+
+/// Aliased fields within `__schema` or `__type` (those two included) in the document's
+/// operations, a fragment's counted at each spread. Walked after the document is known to
+/// hold no fragment cycle and at most `maxFields` selections counted that way.
+fn introspection_aliases(doc: &ExecutableDocument) -> usize {
+    fn walk(set: &SelectionSet, doc: &ExecutableDocument, inside: bool) -> usize {
+        set.items
+            .iter()
+            .map(|item| match &item.node {
+                Selection::Field(f) => {
+                    let inside =
+                        inside || matches!(f.node.name.node.as_str(), "__schema" | "__type");
+                    usize::from(inside && f.node.alias.is_some())
+                        + walk(&f.node.selection_set.node, doc, inside)
+                }
+                Selection::InlineFragment(f) => walk(&f.node.selection_set.node, doc, inside),
+                Selection::FragmentSpread(spread) => doc
+                    .fragments
+                    .get(&spread.node.fragment_name.node)
+                    .map_or(0, |f| walk(&f.node.selection_set.node, doc, inside)),
+            })
+            .sum()
+    }
+    doc.operations
+        .iter()
+        .map(|(_, op)| walk(&op.node.selection_set.node, doc, false))
+        .sum()
 }
 
 /// A fragment that spreads itself, directly or through others.

@@ -503,3 +503,27 @@ async fn a_fragment_spread_within_itself_is_refused_as_a_cycle_not_as_depth() {
         );
     }
 }
+
+#[tokio::test]
+async fn introspection_is_read_once_an_operation_not_once_an_alias() {
+    let app = spawn_app().await;
+    for query in [
+        "{ a: __schema { types { name } } b: __schema { types { name } } }",
+        "{ __schema { a: types { fields { name } } } }",
+        "{ t: __type(name: \"Contact\") { name } }",
+        "{ ...S } fragment S on Query { __schema { types { n: name } } }",
+    ] {
+        let body = app.gql(query, json!({})).await;
+        assert_eq!(codes(&body), ["BAD_USER_INPUT"], "{query}: {body}");
+        assert_eq!(
+            body["errors"][0]["extensions"]["limit"], "introspectionAliases",
+            "{body}"
+        );
+    }
+    // Aliases elsewhere, `__typename` among them, are the alias limit's.
+    app.gql_ok(
+        "{ a: __typename b: contacts(first: 1) { n: totalCount } __schema { queryType { name } } }",
+        json!({}),
+    )
+    .await;
+}
