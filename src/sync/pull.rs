@@ -409,7 +409,20 @@ impl SyncEngine {
         let mut select = select_all(round, module).await?;
         match cursor.as_ref().and_then(|c| c.modstamp) {
             Some(at) if self.settled.settled(module, at) => {
-                select = select.filter(Condition::gt(&stamp, at));
+                // After the cursor's record, not only after its second: a read cut off
+                // within a second's records (a re-read after the cursor was reset, say) ends
+                // at a cursor whose second this process may have settled before.
+                let after = match cursor.as_ref().and_then(|c| c.salesforce_id.clone()) {
+                    Some(last) => Condition::Or(vec![
+                        Condition::gt(&stamp, at),
+                        Condition::And(vec![
+                            Condition::eq(&stamp, at),
+                            Condition::gt(&id, Literal::Text(last)),
+                        ]),
+                    ]),
+                    None => Condition::gt(&stamp, at),
+                };
+                select = select.filter(after);
             }
             Some(at) => {
                 // Polling, or resuming a first sync that stopped: a window before the cursor
