@@ -1,7 +1,7 @@
 //! What the sync engine reads and writes. Every batch is one transaction: desk changes,
 //! links, cursor, failures and the history entry commit together or not at all.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use entity::{
@@ -538,6 +538,38 @@ impl Store {
                     .to_owned(),
             ))
             .into_tuple::<(String, i64)>()
+            .all(self.connection())
+            .await?;
+        Ok(rows.into_iter().collect())
+    }
+
+    /// Of these Salesforce accounts, those whose desk account was purged: their links stay
+    /// for the account to come back to, and name no desk account.
+    pub async fn purged_accounts(&self, ids: &[String]) -> StoreResult<HashSet<String>> {
+        use record_link::Column::{DeskId, Module as LinkModule, SalesforceId};
+        use sea_orm::sea_query::Query;
+        if ids.is_empty() {
+            return Ok(HashSet::new());
+        }
+        let rows = record_link::Entity::find()
+            .select_only()
+            .column(SalesforceId)
+            .filter(LinkModule.eq(Module::Accounts.as_str()))
+            .filter(one_of(self.backend(), SalesforceId, ids.to_vec()))
+            .filter(
+                Expr::exists(
+                    Query::select()
+                        .expr(Expr::val(1))
+                        .from(account::Entity)
+                        .and_where(
+                            Expr::col((account::Entity, account::Column::Id))
+                                .equals((record_link::Entity, DeskId)),
+                        )
+                        .to_owned(),
+                )
+                .not(),
+            )
+            .into_tuple::<String>()
             .all(self.connection())
             .await?;
         Ok(rows.into_iter().collect())
@@ -1559,6 +1591,20 @@ impl SyncBatch<'_> {
     /// A contact Salesforce moved out of the account it was kept in follows it there.
     pub async fn forget_kept_account(&mut self, contact: ContactId) -> StoreResult<()> {
         forget_kept_account(&*self.txn, contact).await
+    }
+
+    /// Keeps each of these Salesforce contacts, by its link, in the Salesforce account it is
+    /// in, whose desk account was purged: a desk edit does not take it out.
+    pub async fn keep_accounts(&mut self, kept: &[(String, String)]) -> StoreResult<()> {
+        for (contact, account) in kept {
+            record_link::Entity::update_many()
+                .col_expr(record_link::Column::KeptAccountId, Expr::value(account))
+                .filter(record_link::Column::Module.eq(Module::Contacts.as_str()))
+                .filter(record_link::Column::SalesforceId.eq(contact))
+                .exec(&*self.txn)
+                .await?;
+        }
+        Ok(())
     }
 
     /// Keeps a newer read of a linked Salesforce record, and its version, where the mapped

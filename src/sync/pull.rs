@@ -672,8 +672,18 @@ impl SyncEngine {
             }
         }
 
+        // Salesforce accounts named that the desk purged: a contact in one comes in without
+        // it and stays in it in Salesforce (`kept`), as one linked before the purge does.
+        let named: Vec<String> = incoming
+            .iter()
+            .filter_map(|inc| unknown_account(mappings, module, &inc.values, &accounts))
+            .map(str::to_owned)
+            .collect();
+        let purged = self.store.purged_accounts(&named).await?;
         let mut counts = Counts::default();
         let mut creates: Vec<usize> = Vec::new();
+        // Records written or linked from what Salesforce holds, by position in the page.
+        let mut took: Vec<usize> = Vec::new();
         // Written without its account, a contact would lose it for good: its link would
         // hold Salesforce's values, and its next desk edit would clear the account in
         // Salesforce. It waits for the account instead.
@@ -681,7 +691,9 @@ impl SyncEngine {
         // without waiting for it.
         let waits_for_account = |inc: &Incoming, kept: Option<&str>| {
             let unknown = unknown_account(mappings, module, &inc.values, &accounts);
-            unknown.filter(|a| Some(*a) != kept).map(|account| {
+            unknown
+                .filter(|a| Some(*a) != kept && !purged.contains(*a))
+                .map(|account| {
                 (
                     FailureReason::AccountNotSynced,
                     format!(
@@ -915,6 +927,9 @@ impl SyncEngine {
                     }
                 }
             };
+            if outcome.is_ok() {
+                took.push(idx);
+            }
             match outcome {
                 Ok(Written::Added) => counts.added += 1,
                 Ok(Written::Updated) => counts.updated += 1,
@@ -976,6 +991,7 @@ impl SyncEngine {
             }
             creates.retain(|idx| !answered.iter().any(|(taken, _)| taken == idx));
         }
+        took.extend(creates.iter().copied());
         let refused = self
             .create_in_bulk(
                 &mut batch,
@@ -1003,6 +1019,19 @@ impl SyncEngine {
                     &self.settings.retry,
                 )
                 .await?;
+        }
+        if !purged.is_empty() {
+            let kept: Vec<(String, String)> = took
+                .iter()
+                .map(|&idx| &incoming[idx])
+                .filter_map(|inc| {
+                    let account = salesforce_account(mappings, module, &inc.values)?;
+                    purged
+                        .contains(account)
+                        .then(|| (inc.id.clone(), account.to_owned()))
+                })
+                .collect();
+            batch.keep_accounts(&kept).await?;
         }
         if let (Some(cursor_name), Some(last)) = (cursor_name, incoming.last()) {
             batch

@@ -3802,6 +3802,45 @@ async fn a_contact_of_a_purged_account_purged_too_and_brought_back_by_salesforce
 }
 
 #[tokio::test]
+async fn a_new_salesforce_contact_of_a_purged_account_comes_in_without_it_and_stays_in_it() {
+    let (app, sim) = connected().await;
+    let (acme, _, _) = purged_acme(&app, &sim, "Byron").await;
+    // Made in Salesforce in the account the desk purged, which nothing brings back.
+    sim.advance_clock(5);
+    let shelley = sim
+        .insert(
+            "Contact",
+            json!({ "LastName": "Shelley", "Email": "mary@example.com", "AccountId": acme }),
+        )
+        .unwrap();
+    app.sync_now().await;
+    let failures = app
+        .gql_ok("{ syncFailures { nodes { reason message } } }", json!({}))
+        .await;
+    assert_eq!(failures["syncFailures"]["nodes"], json!([]), "{failures}");
+    let all = contacts(&app).await;
+    let desk = by_last_name(&all, "Shelley");
+    assert_eq!(desk.len(), 1, "it comes in at once");
+    assert!(desk[0]["account"].is_null(), "{}", desk[0]);
+
+    // A desk edit goes out without taking it out of its Salesforce account.
+    update_contact(&app, &desk[0]["id"], json!({ "title": "Author" })).await;
+    let report = app.sync_now().await;
+    assert_eq!(report.pushed.failed, 0, "{report:?}");
+    let in_org = sim.get("Contact", &shelley).unwrap();
+    assert_eq!(in_org["Title"], "Author");
+    assert_eq!(in_org["AccountId"], acme.as_str(), "deletes do not cross");
+
+    // And the account, back from Salesforce, takes it in.
+    sim.advance_clock(5);
+    sim.update("Account", &acme, json!({ "Phone": "+44 20 7946 0001" }))
+        .unwrap();
+    app.sync_now().await;
+    let back = by_last_name(&contacts(&app).await, "Shelley")[0].clone();
+    assert_eq!(back["account"]["name"], "Acme", "{back}");
+}
+
+#[tokio::test]
 async fn a_desk_contact_given_another_email_while_a_pull_waits_to_write_is_not_matched_on_the_old_one()
  {
     let (app, sim) = connected().await;
