@@ -31,8 +31,10 @@ pub fn desk_values<T: serde::Serialize>(input: &T) -> Map<String, Value> {
 
 fn canonical_text(value: &Value) -> Value {
     match value {
-        Value::String(s) if s.trim().is_empty() => Value::Null,
-        Value::String(s) => Value::String(s.trim().to_owned()),
+        // Trimmed as the desk keeps text, of what shows nothing too (a zero-width space, a
+        // byte-order mark): a value differing only there is the same value.
+        Value::String(s) if crate::domain::trim_invisible(s).is_empty() => Value::Null,
+        Value::String(s) => Value::String(crate::domain::trim_invisible(s).to_owned()),
         // 1200 and 1200.0 are one value; whole numbers travel as integers, which integer
         // fields such as NumberOfEmployees require.
         Value::Number(n) => match n.as_f64() {

@@ -3931,4 +3931,13 @@ async fn a_name_that_differs_only_by_what_shows_nothing_meets_its_twin() {
         "met, not doubled"
     );
     assert_eq!(sim.count("Account"), 1);
+    // The two names agree, as the desk keeps names: nothing is written back either way.
+    let mark = sim.request_count();
+    app.sync_now().await;
+    assert_eq!(writes_since(&sim, mark), Vec::<String>::new(), "no echo");
+    let all = sim.records("Account");
+    assert_eq!(
+        all[0]["Name"], "Invisible Ltd\u{200B}",
+        "Salesforce's is its own"
+    );
 }
