@@ -77,6 +77,10 @@ enum Command {
         /// Lifetime such as 3600, 90m, 12h or 7d (default: auth.token_ttl_secs).
         #[arg(long, value_parser = parse_ttl)]
         ttl: Option<Duration>,
+        /// For the `tandem demo` of this data dir: signed with the demo's own secret
+        /// (`<data_dir>/demo-jwt-secret`), as the tokens it prints are.
+        #[arg(long)]
+        demo: bool,
     },
 }
 
@@ -254,19 +258,39 @@ pub async fn run() -> anyhow::Result<()> {
             profile,
             name,
             ttl,
+            demo,
         } => {
-            let kept = settings.data_dir.join("jwt-secret");
-            let signs_with_kept =
-                settings.auth.public_key_file.is_none() && settings.auth.jwt_secret.is_none();
-            if signs_with_kept && !kept.exists() {
-                // A gateway started elsewhere keeps its secret in its own data dir: this
-                // token would be refused there.
-                let dir = std::path::absolute(&settings.data_dir)
-                    .unwrap_or_else(|_| settings.data_dir.clone());
-                eprintln!(
-                    "No token secret was kept in {} yet: one is made there now, and the token is accepted only by a gateway using that data dir (set data_dir, or run this where the gateway runs).",
-                    dir.display()
-                );
+            let mut settings = settings;
+            if demo {
+                // The demo's tokens are signed with a secret of its own (see `Demo` above).
+                if !settings.data_dir.join("demo-jwt-secret").exists() {
+                    let dir = std::path::absolute(&settings.data_dir)
+                        .unwrap_or_else(|_| settings.data_dir.clone());
+                    bail!(
+                        "no `tandem demo` has run with the data dir {} (it keeps no demo-jwt-secret); run this where the demo runs, or set TANDEM_DATA_DIR to its data dir",
+                        dir.display()
+                    );
+                }
+                let auth = &mut settings.auth;
+                auth.jwt_secret = Some(crate::startup::generated_secret(
+                    &settings.data_dir,
+                    "demo-jwt-secret",
+                )?);
+                (auth.public_key_file, auth.issuer, auth.audience) = (None, None, None);
+            } else {
+                let kept = settings.data_dir.join("jwt-secret");
+                let signs_with_kept =
+                    settings.auth.public_key_file.is_none() && settings.auth.jwt_secret.is_none();
+                if signs_with_kept && !kept.exists() {
+                    // A gateway started elsewhere keeps its secret in its own data dir: this
+                    // token would be refused there.
+                    let dir = std::path::absolute(&settings.data_dir)
+                        .unwrap_or_else(|_| settings.data_dir.clone());
+                    eprintln!(
+                        "No token secret was kept in {} yet: one is made there now, and the token is accepted only by a gateway using that data dir (set data_dir, or run this where the gateway runs).",
+                        dir.display()
+                    );
+                }
             }
             let auth = authenticator(&settings)?;
             let ttl = ttl.unwrap_or(Duration::from_secs(settings.auth.token_ttl_secs));

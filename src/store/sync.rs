@@ -1596,13 +1596,19 @@ impl SyncBatch<'_> {
     /// Keeps each of these Salesforce contacts, by its link, in the Salesforce account it is
     /// in, whose desk account was purged: a desk edit does not take it out.
     pub async fn keep_accounts(&mut self, kept: &[(String, String)]) -> StoreResult<()> {
+        let mut by_account: HashMap<&str, Vec<String>> = HashMap::new();
         for (contact, account) in kept {
-            record_link::Entity::update_many()
-                .col_expr(record_link::Column::KeptAccountId, Expr::value(account))
-                .filter(record_link::Column::Module.eq(Module::Contacts.as_str()))
-                .filter(record_link::Column::SalesforceId.eq(contact))
-                .exec(&*self.txn)
-                .await?;
+            by_account.entry(account).or_default().push(contact.clone());
+        }
+        for (account, contacts) in by_account {
+            for part in contacts.chunks(BIND_PART) {
+                record_link::Entity::update_many()
+                    .col_expr(record_link::Column::KeptAccountId, Expr::value(account))
+                    .filter(record_link::Column::Module.eq(Module::Contacts.as_str()))
+                    .filter(record_link::Column::SalesforceId.is_in(part.iter().cloned()))
+                    .exec(&*self.txn)
+                    .await?;
+            }
         }
         Ok(())
     }

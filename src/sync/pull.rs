@@ -672,8 +672,10 @@ impl SyncEngine {
             }
         }
 
-        // Salesforce accounts named that the desk purged: a contact in one comes in without
-        // it and stays in it in Salesforce (`kept`), as one linked before the purge does.
+        // Salesforce accounts named that the desk purged: a contact new to the desk in one
+        // comes in without it and stays in it in Salesforce (`kept`), as one linked before
+        // the purge does. (One the desk has, moved there in Salesforce, waits as for any
+        // account the desk lacks: its desk account would say otherwise.)
         let named: Vec<String> = incoming
             .iter()
             .filter_map(|inc| unknown_account(mappings, module, &inc.values, &accounts))
@@ -682,17 +684,15 @@ impl SyncEngine {
         let purged = self.store.purged_accounts(&named).await?;
         let mut counts = Counts::default();
         let mut creates: Vec<usize> = Vec::new();
-        // Records written or linked from what Salesforce holds, by position in the page.
-        let mut took: Vec<usize> = Vec::new();
         // Written without its account, a contact would lose it for good: its link would
         // hold Salesforce's values, and its next desk edit would clear the account in
         // Salesforce. It waits for the account instead.
         // A contact whose desk account was purged stays in its Salesforce account (`kept`)
-        // without waiting for it.
-        let waits_for_account = |inc: &Incoming, kept: Option<&str>| {
+        // without waiting for it, as does one `new` to the desk in a purged account.
+        let waits_for_account = |inc: &Incoming, kept: Option<&str>, new: bool| {
             let unknown = unknown_account(mappings, module, &inc.values, &accounts);
             unknown
-                .filter(|a| Some(*a) != kept && !purged.contains(*a))
+                .filter(|a| Some(*a) != kept && !(new && purged.contains(*a)))
                 .map(|account| {
                 (
                     FailureReason::AccountNotSynced,
@@ -759,7 +759,20 @@ impl SyncEngine {
                         ),
                     ))
                 }
-                None if let Some(waiting) = waits_for_account(inc, None) => Err(waiting),
+                // New to the desk: neither a record a push made nor one with its key.
+                None if let Some(waiting) = waits_for_account(
+                    inc,
+                    None,
+                    inc.desk_ref.is_none_or(|r| !own.contains_key(&r))
+                        && inc
+                            .key
+                            .as_ref()
+                            .and_then(|k| candidates.get(k))
+                            .is_none_or(Vec::is_empty),
+                ) =>
+                {
+                    Err(waiting)
+                }
                 // Its desk twin was purged, and a desk record not linked yet has its key: the
                 // two meet as for the first time, rather than the twin coming back beside it.
                 Some(link)
@@ -774,7 +787,7 @@ impl SyncEngine {
                     let Some(only) = found.and_then(|found| found.into_iter().next()) else {
                         continue;
                     };
-                    if let Some(waiting) = waits_for_account(inc, None) {
+                    if let Some(waiting) = waits_for_account(inc, None, false) {
                         Err(waiting)
                     } else {
                         let only = Held {
@@ -827,7 +840,7 @@ impl SyncEngine {
                         continue;
                     }
                     let kept = link.kept_account_id.as_deref();
-                    if let Some(waiting) = waits_for_account(inc, kept) {
+                    if let Some(waiting) = waits_for_account(inc, kept, false) {
                         Err(waiting)
                     } else {
                         let added = existing.is_none();
@@ -927,9 +940,6 @@ impl SyncEngine {
                     }
                 }
             };
-            if outcome.is_ok() {
-                took.push(idx);
-            }
             match outcome {
                 Ok(Written::Added) => counts.added += 1,
                 Ok(Written::Updated) => counts.updated += 1,
@@ -991,7 +1001,8 @@ impl SyncEngine {
             }
             creates.retain(|idx| !answered.iter().any(|(taken, _)| taken == idx));
         }
-        took.extend(creates.iter().copied());
+        // Made new in the desk: those in a purged account stay in it in Salesforce.
+        let made: Vec<usize> = creates.clone();
         let refused = self
             .create_in_bulk(
                 &mut batch,
@@ -1021,7 +1032,7 @@ impl SyncEngine {
                 .await?;
         }
         if !purged.is_empty() {
-            let kept: Vec<(String, String)> = took
+            let kept: Vec<(String, String)> = made
                 .iter()
                 .map(|&idx| &incoming[idx])
                 .filter_map(|inc| {
