@@ -230,6 +230,31 @@ async fn the_demo_signs_its_tokens_with_a_secret_of_its_own() {
         401,
         "a token of the configured secret does not open the demo, nor the demo's another gateway"
     );
+    // `token --demo` mints one the demo takes, once its printed ones run out.
+    let minted = tokio::process::Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .args(["token", "--demo", "--agent", "2", "--profile", "Agent"])
+        .env("TANDEM_DATA_DIR", dir.path())
+        .env(configured.0, configured.1)
+        .output()
+        .await
+        .unwrap();
+    assert!(minted.status.success(), "{minted:?}");
+    let for_demo = String::from_utf8(minted.stdout).unwrap().trim().to_owned();
+    assert_eq!(status(for_demo).await, 200);
+    // Where no demo ran, it says so rather than mint a token nothing takes.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let refused = tokio::process::Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .args(["token", "--demo", "--agent", "2", "--profile", "Agent"])
+        .env("TANDEM_DATA_DIR", elsewhere.path())
+        .output()
+        .await
+        .unwrap();
+    assert!(!refused.status.success());
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        said.contains("no `tandem demo` has run with the data dir"),
+        "{said}"
+    );
 }
 
 #[tokio::test]
