@@ -583,6 +583,33 @@ async fn what_salesforce_keeps_private_to_its_owner_is_shown_to_no_profile() {
 }
 
 #[tokio::test]
+async fn a_private_flag_the_org_hides_from_the_integration_user_fails_no_list() {
+    let (app, sim, _) = with_activity(|s| s.graphql.panel_cache_secs = 0).await;
+    sim.hide_field("Event", "IsPrivate").unwrap();
+    sim.hide_field("Opportunity", "IsPrivate").unwrap();
+    let body = app
+        .gql(
+            "{ contacts(first: 5) { nodes { salesforce { events { subject }
+                opportunities(status: ALL) { name } account { opportunities(status: ALL) { name } } } } } }",
+            json!({}),
+        )
+        .await;
+    assert!(body.get("errors").is_none(), "{body}");
+    let panel = &body["data"]["contacts"]["nodes"][0]["salesforce"];
+    assert_eq!(panel["events"], json!([{ "subject": "Quarterly review" }]));
+    assert_eq!(
+        panel["opportunities"].as_array().unwrap().len(),
+        2,
+        "{panel}"
+    );
+    assert_eq!(
+        panel["account"]["opportunities"].as_array().unwrap().len(),
+        2,
+        "{panel}"
+    );
+}
+
+#[tokio::test]
 async fn reconnected_to_another_org_a_panel_lists_nothing_read_from_the_first() {
     reconnected_to_a_copy_of_production(Reconnected::ToAnotherOrg).await;
 }
