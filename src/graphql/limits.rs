@@ -116,13 +116,14 @@ impl Limits {
             ));
         }
         // Each alias of an introspection field reads the schema again: within the lists'
-        // nesting one reading is some thousand values, which aliases and a batch would
-        // multiply by hundreds. GraphiQL's query, and every tool's, aliases none.
-        let aliased = introspection_aliases(parsed.doc);
-        if aliased > 0 {
+        // nesting one reading is some thousand values, which thirty aliases and a batch would
+        // multiply by hundreds. GraphiQL's query aliases none; a front end reading a few
+        // enums' values by `__type` a few.
+        let aliased = introspection_aliases(parsed.doc, operation.as_deref());
+        if aliased > INTROSPECTION_ALIASES {
             return Err(limit_error(
                 "introspectionAliases",
-                0,
+                INTROSPECTION_ALIASES,
                 Some(aliased),
                 "aliases within introspection (`__schema`, `__type`)",
             ));
@@ -276,10 +277,14 @@ fn count_selections(doc: &ExecutableDocument, operation: Option<&str>) -> (usize
     (aliases, fields)
 }
 
-/// Aliased fields within `__schema` or `__type` (those two included) in the document's
-/// operations, a fragment's counted at each spread. Walked after the document is known to
-/// hold no fragment cycle and at most `maxFields` selections counted that way.
-fn introspection_aliases(doc: &ExecutableDocument) -> usize {
+/// Aliases within introspection an operation may have (`__schema` and `__type` included).
+const INTROSPECTION_ALIASES: usize = 5;
+
+/// Aliased fields within `__schema` or `__type` (those two included) in the operation run
+/// (every operation, when none is chosen), a fragment's counted at each spread. Walked after
+/// the document is known to hold no fragment cycle and at most `maxFields` selections
+/// counted that way.
+fn introspection_aliases(doc: &ExecutableDocument, operation: Option<&str>) -> usize {
     fn walk(set: &SelectionSet, doc: &ExecutableDocument, inside: bool) -> usize {
         set.items
             .iter()
@@ -298,8 +303,12 @@ fn introspection_aliases(doc: &ExecutableDocument) -> usize {
             })
             .sum()
     }
+    let chosen = |name: Option<&async_graphql::Name>| {
+        operation.is_none_or(|wanted| name.is_some_and(|n| n.as_str() == wanted))
+    };
     doc.operations
         .iter()
+        .filter(|(name, _)| chosen(*name))
         .map(|(_, op)| walk(&op.node.selection_set.node, doc, false))
         .sum()
 }
