@@ -711,15 +711,21 @@ impl LiveCache {
 
     /// Drops every list of a kind Salesforce refused to read, for every profile reading
     /// through that connection (the refusal is the integration user's), and any such list
-    /// a read begun before now would keep: none is served stale.
-    fn forget(&self, reader: Reader, kind: Live) {
+    /// a read begun before now would keep: none is served stale. A note's content is read on
+    /// its own, and refused on its own: only those of `parents` go.
+    fn forget(&self, reader: Reader, kind: Live, parents: &[String]) {
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        entries
-            .refused
-            .insert((reader.connection, kind), Utc::now());
-        entries
-            .kept
-            .retain(|(other, of, _), _| other.connection != reader.connection || *of != kind);
+        let same = |other: &Reader, of: &Live| other.connection == reader.connection && *of == kind;
+        if kind == Live::NoteContent {
+            entries
+                .kept
+                .retain(|(other, of, parent), _| !(same(other, of) && parents.contains(parent)));
+        } else {
+            entries
+                .refused
+                .insert((reader.connection, kind), Utc::now());
+            entries.kept.retain(|(other, of, _), _| !same(other, of));
+        }
         entries.bytes = entries.kept.values().map(|kept| kept.bytes).sum();
     }
 
@@ -818,7 +824,7 @@ async fn read_and_keep(
         .map(|((kind, parents), records)| {
             let records = records.inspect_err(|unread| {
                 if let Unread::Refused(_) = unread {
-                    cache.forget(reader, *kind);
+                    cache.forget(reader, *kind, parents);
                 }
                 reading.failed(unread);
             })?;
@@ -1029,9 +1035,6 @@ struct Asked {
 /// Enhanced notes read this many at a time: each is a call of its own.
 const CONTENTS_AT_ONCE: usize = 4;
 
-/// Each named enhanced note's whole content, as text: `{Id, Content}` for a note with
-/// content, nothing for one without or gone. Blobs cannot be read in a composite call, so
-/// each note is a call.
 /// [`note_contents`], with the place of its list among those wanted.
 async fn contents_of(
     client: &SalesforceClient,
@@ -1041,6 +1044,9 @@ async fn contents_of(
     (i, note_contents(client, ids).await)
 }
 
+/// Each named enhanced note's whole content, as text: `{Id, Content}` for a note with
+/// content, nothing for one without or gone. Blobs cannot be read in a composite call, so
+/// each note is a call.
 async fn note_contents(client: &SalesforceClient, ids: &[String]) -> Result<Vec<Record>, Unread> {
     let (object, fields, _) = Live::NoteContent.select();
     let field = fields[1];
@@ -1440,7 +1446,7 @@ mod tests {
         ] {
             cache.put(key, (began, began), list.clone());
         }
-        cache.forget(agent, Live::Tasks);
+        cache.forget(agent, Live::Tasks, &[]);
         assert!(cache.get(&(admin, Live::Tasks, "a".into())).is_none());
         assert!(cache.get(&(elsewhere, Live::Tasks, "a".into())).is_some());
         assert!(cache.get(&(admin, Live::Events, "a".into())).is_some());
@@ -1453,8 +1459,41 @@ mod tests {
         );
         assert!(cache.get(&(admin, Live::Tasks, "b".into())).is_none());
         let later = Utc::now();
-        cache.put((admin, Live::Tasks, "b".into()), (later, later), list);
+        cache.put(
+            (admin, Live::Tasks, "b".into()),
+            (later, later),
+            list.clone(),
+        );
         assert!(cache.get(&(admin, Live::Tasks, "b".into())).is_some());
+        // A note's content refused is that note's alone.
+        for note in ["n1", "n2"] {
+            cache.put(
+                (admin, Live::NoteContent, note.into()),
+                (later, later),
+                list.clone(),
+            );
+        }
+        cache.forget(agent, Live::NoteContent, &["n1".to_owned()]);
+        assert!(
+            cache
+                .get(&(admin, Live::NoteContent, "n1".into()))
+                .is_none()
+        );
+        assert!(
+            cache
+                .get(&(admin, Live::NoteContent, "n2".into()))
+                .is_some()
+        );
+        cache.put(
+            (admin, Live::NoteContent, "n3".into()),
+            (began, Utc::now()),
+            list,
+        );
+        assert!(
+            cache
+                .get(&(admin, Live::NoteContent, "n3".into()))
+                .is_some()
+        );
     }
 
     #[test]
