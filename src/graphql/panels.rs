@@ -601,17 +601,19 @@ async fn notes(
         live(ctx, Live::Notes, parent),
         live(ctx, Live::ContentNotes, parent)
     );
-    let classic = classic?;
-    // Enhanced notes Salesforce does not give leave the classic ones standing, with an error
-    // at this field's path saying what is missing.
-    let enhanced = enhanced.map_err(|mut error| {
-        if error.code != Code::Internal {
-            error.message = format!("enhanced notes are not shown: {}", error.message);
-        }
-        let error = async_graphql::Error::from(error).into_server_error(ctx.item.pos);
-        ctx.add_error(ctx.set_error_path(error));
-    });
-    let classic = classic.records.iter().map(|r| (r, false));
+    // Notes of one kind Salesforce does not give leave the other kind standing, with an
+    // error at this field's path saying what is missing; with neither, the list is null.
+    let (classic, enhanced) = match (classic, enhanced) {
+        (Err(error), Err(_)) => return Err(error),
+        (classic, enhanced) => (
+            shown_or_said(ctx, classic, "classic notes"),
+            shown_or_said(ctx, enhanced, "enhanced notes"),
+        ),
+    };
+    let classic = classic
+        .iter()
+        .flat_map(|classic| classic.records.iter())
+        .map(|r| (r, false));
     let enhanced = enhanced
         .iter()
         .flat_map(|enhanced| enhanced.records.iter())
@@ -647,6 +649,19 @@ async fn notes(
     notes.sort_by(|a, b| b.created_at.cmp(&a.created_at));
     notes.truncate(shown);
     Ok(notes)
+}
+
+/// A list of one kind of notes, or `None` with an error at the field's path saying that
+/// `what` is not shown and why.
+fn shown_or_said(ctx: &Context<'_>, read: ApiResult<Fetched>, what: &str) -> Option<Fetched> {
+    read.map_err(|mut error| {
+        if error.code != Code::Internal {
+            error.message = format!("{what} are not shown: {}", error.message);
+        }
+        let error = async_graphql::Error::from(error).into_server_error(ctx.item.pos);
+        ctx.add_error(ctx.set_error_path(error));
+    })
+    .ok()
 }
 
 fn events(ctx: &Context<'_>, fetched: &Fetched, shown: usize) -> Vec<SalesforceEvent> {

@@ -994,6 +994,28 @@ async fn enhanced_notes_salesforce_refuses_leave_the_classic_ones_shown() {
 }
 
 #[tokio::test]
+async fn classic_notes_salesforce_refuses_leave_the_enhanced_ones_shown() {
+    let (app, sim, _) = with_activity(|_| {}).await;
+    sim.hide_field("Note", "Body").unwrap();
+    let body = app
+        .gql(
+            "{ contacts(first: 5) { nodes { salesforce { notes { title } } } } }",
+            json!({}),
+        )
+        .await;
+    let panel = &body["data"]["contacts"]["nodes"][0]["salesforce"];
+    assert_eq!(panel["notes"], json!([{ "title": "Kickoff" }]), "{body}");
+    assert_eq!(codes(&body), ["UPSTREAM_UNAVAILABLE"], "{body}");
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("classic notes are not shown: Salesforce refused to read it"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
 async fn a_note_whose_content_salesforce_does_not_give_leaves_the_others_whole() {
     let (app, sim, contact) = with_activity(|_| {}).await;
     // "<p>Pilot agreed.</p>", base64-encoded, beside the org's "Kickoff" note.
