@@ -40,22 +40,19 @@ impl Application {
             engine,
         } = Services::open(settings).await?;
         let auth = Arc::new(authenticator(settings)?);
-        // Bound before the worker starts: a gateway that cannot listen runs no round.
         let listener = TcpListener::bind((settings.http.host.as_str(), settings.http.port))
-            .with_context(|| {
-                format!(
-                    "cannot listen on {}:{} (another process may hold the port: choose another with \
-                     `demo --port`, http.port or TANDEM_HTTP__PORT)",
+            .map_err(|e| {
+                let hint = if e.kind() == std::io::ErrorKind::AddrInUse {
+                    " (another process holds the port: choose another with `demo --port`, \
+                     http.port or TANDEM_HTTP__PORT)"
+                } else {
+                    ""
+                };
+                anyhow::Error::new(e).context(format!(
+                    "cannot listen on {}:{}{hint}",
                     settings.http.host, settings.http.port
-                )
+                ))
             })?;
-        let worker = settings.sync.worker.then(|| {
-            worker::spawn(
-                engine.clone(),
-                store.clone(),
-                settings.sync.poll_interval_secs,
-            )
-        });
         let state = AppState {
             schema: Gateway::new(
                 store.clone(),
@@ -87,6 +84,14 @@ impl Application {
             server = server.workers(workers);
         }
         let server = server.listen(listener)?.run();
+        // Once the server listens: a gateway that cannot runs no round.
+        let worker = settings.sync.worker.then(|| {
+            worker::spawn(
+                engine.clone(),
+                store.clone(),
+                settings.sync.poll_interval_secs,
+            )
+        });
         Ok(Self {
             port,
             store,

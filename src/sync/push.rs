@@ -877,10 +877,16 @@ fn picklist_hint(
         .filter(|v| v.active)
         .map(|v| v.value.as_str())
         .collect();
-    let more = if values.len() > SHOWN { ", …" } else { "" };
-    let takes = values[..values.len().min(SHOWN)].join(", ");
+    let takes = match values.len() {
+        0 => String::new(),
+        n => format!(
+            " (it takes {}{})",
+            values[..n.min(SHOWN)].join(", "),
+            if n > SHOWN { ", …" } else { "" }
+        ),
+    };
     Some(format!(
-        "; the desk's {} holds a value the restricted picklist {} does not have (it takes {takes}{more}): change the value in the desk (the edit goes out at once), or add it to the picklist in Salesforce and retry",
+        "; the desk's {} holds a value the restricted picklist {} does not have{takes}: change the value in the desk (the edit goes out at once), or add it to the picklist in Salesforce and retry",
         desk.desk_field, field.name
     ))
 }
