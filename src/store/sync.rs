@@ -516,27 +516,12 @@ impl Store {
         &self,
         ids: &[String],
     ) -> StoreResult<HashMap<String, i64>> {
-        use record_link::Column::{DeskId, Module as LinkModule, SalesforceId};
-        use sea_orm::sea_query::Query;
         if ids.is_empty() {
             return Ok(HashMap::new());
         }
-        let rows = record_link::Entity::find()
-            .select_only()
-            .column(SalesforceId)
-            .column(DeskId)
-            .filter(LinkModule.eq(Module::Accounts.as_str()))
-            .filter(one_of(self.backend(), SalesforceId, ids.to_vec()))
-            .filter(Expr::exists(
-                Query::select()
-                    .expr(Expr::val(1))
-                    .from(account::Entity)
-                    .and_where(
-                        Expr::col((account::Entity, account::Column::Id))
-                            .equals((record_link::Entity, DeskId)),
-                    )
-                    .to_owned(),
-            ))
+        let rows = self
+            .account_links(ids, true)
+            .column(record_link::Column::DeskId)
             .into_tuple::<(String, i64)>()
             .all(self.connection())
             .await?;
@@ -546,33 +531,38 @@ impl Store {
     /// Of these Salesforce accounts, those whose desk account was purged: their links stay
     /// for the account to come back to, and name no desk account.
     pub async fn purged_accounts(&self, ids: &[String]) -> StoreResult<HashSet<String>> {
-        use record_link::Column::{DeskId, Module as LinkModule, SalesforceId};
-        use sea_orm::sea_query::Query;
         if ids.is_empty() {
             return Ok(HashSet::new());
         }
-        let rows = record_link::Entity::find()
-            .select_only()
-            .column(SalesforceId)
-            .filter(LinkModule.eq(Module::Accounts.as_str()))
-            .filter(one_of(self.backend(), SalesforceId, ids.to_vec()))
-            .filter(
-                Expr::exists(
-                    Query::select()
-                        .expr(Expr::val(1))
-                        .from(account::Entity)
-                        .and_where(
-                            Expr::col((account::Entity, account::Column::Id))
-                                .equals((record_link::Entity, DeskId)),
-                        )
-                        .to_owned(),
-                )
-                .not(),
-            )
+        let rows = self
+            .account_links(ids, false)
             .into_tuple::<String>()
             .all(self.connection())
             .await?;
         Ok(rows.into_iter().collect())
+    }
+
+    /// The links of these Salesforce accounts whose desk account is there (`present`: in the
+    /// desk or its recycle bin) or is not (purged), selecting their Salesforce ids.
+    fn account_links(&self, ids: &[String], present: bool) -> sea_orm::Select<record_link::Entity> {
+        use record_link::Column::{DeskId, Module as LinkModule, SalesforceId};
+        use sea_orm::sea_query::Query;
+        let there = Expr::exists(
+            Query::select()
+                .expr(Expr::val(1))
+                .from(account::Entity)
+                .and_where(
+                    Expr::col((account::Entity, account::Column::Id))
+                        .equals((record_link::Entity, DeskId)),
+                )
+                .to_owned(),
+        );
+        record_link::Entity::find()
+            .select_only()
+            .column(SalesforceId)
+            .filter(LinkModule.eq(Module::Accounts.as_str()))
+            .filter(one_of(self.backend(), SalesforceId, ids.to_vec()))
+            .filter(if present { there } else { there.not() })
     }
 
     /// The Salesforce ids linked to these desk ids, without the records the links keep.
