@@ -139,19 +139,18 @@ impl Live {
         }
     }
 
-    /// The fields a list shows, or is filtered on (`private_field`), when the integration
-    /// user may read them, and goes without when it may not: field-level security can hide
-    /// each of these from it, and a query naming a hidden field is refused whole
-    /// (`INVALID_FIELD`). The rest are required of every record (or name it), and cannot be
-    /// hidden.
+    /// The fields a list shows when the integration user may read them, and goes without
+    /// when it may not: field-level security can hide each of these from it, and a query
+    /// naming a hidden field is refused whole (`INVALID_FIELD`). The rest are required of
+    /// every record (or name it), and cannot be hidden; the private flag a list is filtered
+    /// on (`private_field`) least of all, for without it no record could be told private.
     fn optional(self) -> &'static [&'static str] {
         match self {
-            Live::ContactOpportunities => &["Role", "Opportunity.Amount", "Opportunity.IsPrivate"],
-            Live::AccountOpportunities => &["Amount", "IsPrivate"],
-            Live::Events => &["Location", "Description", "IsPrivate"],
+            Live::ContactOpportunities => &["Role", "Opportunity.Amount"],
+            Live::AccountOpportunities => &["Amount"],
+            Live::Events => &["Location", "Description"],
             Live::Tasks => &["Description"],
-            Live::Notes => &["IsPrivate"],
-            Live::ContentNotes | Live::NoteContent => &[],
+            Live::Notes | Live::ContentNotes | Live::NoteContent => &[],
         }
     }
 
@@ -209,9 +208,9 @@ impl Live {
     }
 
     /// The field marking a record private: kept to its owner (and those above them) in
-    /// Salesforce, and so never shown in a panel, though the integration user may read it
-    /// (unless field-level security hides the flag from it, when no record can be told
-    /// private).
+    /// Salesforce, and so never shown in a panel, though the integration user may read it.
+    /// Field-level security hiding the flag from that user refuses the list rather than
+    /// show what may be private.
     fn private_field(self) -> Option<&'static str> {
         match self {
             Live::ContactOpportunities => Some("Opportunity.IsPrivate"),
@@ -291,8 +290,7 @@ impl Live {
         if let (Some(field), Some(closed)) = (self.closed_field(), group) {
             select = select.filter(Condition::eq(&Ident::parse(field)?, Literal::Bool(closed)));
         }
-        // Unless the integration user may not read the flag, and so cannot tell either.
-        if let Some(field) = self.private_field().filter(|f| !hidden.contains(f)) {
+        if let Some(field) = self.private_field() {
             select = select.filter(Condition::eq(&Ident::parse(field)?, Literal::Bool(false)));
         }
         if self == Live::ContentNotes {

@@ -583,29 +583,34 @@ async fn what_salesforce_keeps_private_to_its_owner_is_shown_to_no_profile() {
 }
 
 #[tokio::test]
-async fn a_private_flag_the_org_hides_from_the_integration_user_fails_no_list() {
-    let (app, sim, _) = with_activity(|s| s.graphql.panel_cache_secs = 0).await;
+async fn a_private_flag_the_org_hides_from_the_integration_user_refuses_the_list_not_shows_it() {
+    let (app, sim, contact) = with_activity(|s| s.graphql.panel_cache_secs = 0).await;
+    sim.insert(
+        "Event",
+        json!({ "Subject": "Dentist", "StartDateTime": "2026-12-02T10:00:00.000+0000", "EndDateTime": "2026-12-02T11:00:00.000+0000", "WhoId": contact, "IsPrivate": true }),
+    )
+    .unwrap();
     sim.hide_field("Event", "IsPrivate").unwrap();
-    sim.hide_field("Opportunity", "IsPrivate").unwrap();
     let body = app
         .gql(
-            "{ contacts(first: 5) { nodes { salesforce { events { subject }
-                opportunities(status: ALL) { name } account { opportunities(status: ALL) { name } } } } } }",
+            "{ contacts(first: 5) { nodes { salesforce { events { subject } tasks { subject } } } } }",
             json!({}),
         )
         .await;
-    assert!(body.get("errors").is_none(), "{body}");
     let panel = &body["data"]["contacts"]["nodes"][0]["salesforce"];
-    assert_eq!(panel["events"], json!([{ "subject": "Quarterly review" }]));
     assert_eq!(
-        panel["opportunities"].as_array().unwrap().len(),
-        2,
-        "{panel}"
+        panel["events"],
+        Value::Null,
+        "nothing that may be private: {body}"
     );
     assert_eq!(
-        panel["account"]["opportunities"].as_array().unwrap().len(),
-        2,
-        "{panel}"
+        panel["tasks"][0]["subject"], "Send the quote",
+        "the rest stands"
+    );
+    let message = body["errors"][0]["message"].as_str().unwrap_or_default();
+    assert!(
+        codes(&body) == ["UPSTREAM_UNAVAILABLE"] && message.contains("IsPrivate"),
+        "{body}"
     );
 }
 
