@@ -673,8 +673,8 @@ impl SyncEngine {
         }
 
         // Salesforce accounts named that the desk purged: a contact new to the desk in one
-        // comes in without it and stays in it in Salesforce (`kept`), as one linked before
-        // the purge does. (One the desk has, moved there in Salesforce, waits as for any
+        // (or back, its desk record purged too) comes in without it and stays in it in
+        // Salesforce (`kept`), as one linked before the purge does. (One the desk has, moved there in Salesforce, waits as for any
         // account the desk lacks: its desk account would say otherwise.)
         let named: Vec<String> = incoming
             .iter()
@@ -684,6 +684,8 @@ impl SyncEngine {
         let purged = self.store.purged_accounts(&named).await?;
         let mut counts = Counts::default();
         let mut creates: Vec<usize> = Vec::new();
+        // Linked records whose desk twin was purged, brought back by this page.
+        let mut returned: Vec<usize> = Vec::new();
         // Written without its account, a contact would lose it for good: its link would
         // hold Salesforce's values, and its next desk edit would clear the account in
         // Salesforce. It waits for the account instead.
@@ -840,10 +842,12 @@ impl SyncEngine {
                         continue;
                     }
                     let kept = link.kept_account_id.as_deref();
-                    if let Some(waiting) = waits_for_account(inc, kept, false) {
+                    // Its desk record purged, it comes back as new to the desk.
+                    let back = existing.is_none();
+                    if let Some(waiting) = waits_for_account(inc, kept, back) {
                         Err(waiting)
                     } else {
-                        let added = existing.is_none();
+                        let added = back;
                         let before = existing.as_ref().map(DeskRecord::values);
                         let mut values = before.clone().unwrap_or_default();
                         apply_to_desk(mappings, module, &inc.values, &mut values, &accounts);
@@ -890,6 +894,9 @@ impl SyncEngine {
                             && salesforce_account(mappings, module, &inc.values) != kept
                         {
                             batch.forget_kept_account(ContactId(link.desk_id)).await?;
+                        }
+                        if written.is_ok() && back {
+                            returned.push(idx);
                         }
                         written
                     }
@@ -1001,8 +1008,8 @@ impl SyncEngine {
             }
             creates.retain(|idx| !answered.iter().any(|(taken, _)| taken == idx));
         }
-        // Made new in the desk: those in a purged account stay in it in Salesforce.
-        let made: Vec<usize> = creates.clone();
+        // Made new in the desk, or again: those in a purged account stay in it in Salesforce.
+        let made: Vec<usize> = creates.iter().chain(&returned).copied().collect();
         let refused = self
             .create_in_bulk(
                 &mut batch,

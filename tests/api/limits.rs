@@ -532,6 +532,34 @@ async fn introspection_is_read_once_an_operation_not_once_an_alias() {
             "{body}"
         );
     }
+    // Five are admitted, and only the operation run counts.
+    let five = |each: &str| {
+        (0..5)
+            .map(|n| each.replace('#', &n.to_string()))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    app.gql_ok(
+        &format!("{{ {} }}", five("a#: __schema { queryType { name } }")),
+        json!({}),
+    )
+    .await;
+    let document = format!(
+        "query A {{ {} }} query B {{ __typename }}",
+        six("a#: __schema { queryType { name } }")
+    );
+    let body: serde_json::Value = app
+        .client
+        .post(format!("{}/graphql", app.address))
+        .bearer_auth(app.token("Administrator"))
+        .json(&json!({ "query": document, "operationName": "B" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(body.get("errors").is_none(), "{body}");
     // A few are admitted: a front end reading enums' values to fill its lists.
     let body = app
         .gql_ok(

@@ -3841,6 +3841,56 @@ async fn a_new_salesforce_contact_of_a_purged_account_comes_in_without_it_and_st
 }
 
 #[tokio::test]
+async fn a_contact_purged_before_its_account_and_brought_back_by_salesforce_stays_in_the_account() {
+    let (app, sim) = connected().await;
+    let acme = sim.insert("Account", json!({ "Name": "Acme" })).unwrap();
+    let keats = sim
+        .insert(
+            "Contact",
+            json!({ "LastName": "Keats", "Email": "keats@example.com", "AccountId": acme }),
+        )
+        .unwrap();
+    app.sync_now().await;
+    let desk_keats = by_last_name(&contacts(&app).await, "Keats")[0]["id"].clone();
+    let desk_acme = app
+        .gql_ok("{ accounts(first: 10) { nodes { id } } }", json!({}))
+        .await["accounts"]["nodes"][0]["id"]
+        .clone();
+    // The contact goes for good first, then its account.
+    for (mutation, id) in [
+        (
+            "mutation($id: ID!) { deleteContact(id: $id) { id } }",
+            &desk_keats,
+        ),
+        ("mutation($id: ID!) { purgeContact(id: $id) }", &desk_keats),
+        (
+            "mutation($id: ID!) { deleteAccount(id: $id) { id } }",
+            &desk_acme,
+        ),
+        ("mutation($id: ID!) { purgeAccount(id: $id) }", &desk_acme),
+    ] {
+        app.gql_ok(mutation, json!({ "id": id })).await;
+    }
+    sim.advance_clock(5);
+    sim.update("Contact", &keats, json!({ "Title": "Poet" }))
+        .unwrap();
+    app.sync_now().await;
+    let failures = app
+        .gql_ok("{ syncFailures { nodes { reason message } } }", json!({}))
+        .await;
+    assert_eq!(failures["syncFailures"]["nodes"], json!([]), "{failures}");
+    let back = by_last_name(&contacts(&app).await, "Keats")[0].clone();
+    assert!(back["account"].is_null(), "{back}");
+
+    update_contact(&app, &back["id"], json!({ "phone": "+44 20 7946 0003" })).await;
+    let report = app.sync_now().await;
+    assert_eq!(report.pushed.failed, 0, "{report:?}");
+    let in_org = sim.get("Contact", &keats).unwrap();
+    assert_eq!(in_org["Phone"], "+44 20 7946 0003");
+    assert_eq!(in_org["AccountId"], acme.as_str(), "deletes do not cross");
+}
+
+#[tokio::test]
 async fn a_desk_contact_given_another_email_while_a_pull_waits_to_write_is_not_matched_on_the_old_one()
  {
     let (app, sim) = connected().await;
