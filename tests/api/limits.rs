@@ -507,21 +507,22 @@ async fn a_fragment_spread_within_itself_is_refused_as_a_cycle_not_as_depth() {
 #[tokio::test]
 async fn introspection_is_read_once_an_operation_not_once_an_alias() {
     let app = spawn_app().await;
-    let six = |each: &str| {
-        (0..6)
-            .map(|n| each.replace('#', &n.to_string()))
+    // `n` copies of a selection, each `#` numbered.
+    let copies = |n: usize, each: &str| {
+        (0..n)
+            .map(|i| each.replace('#', &i.to_string()))
             .collect::<Vec<_>>()
             .join(" ")
     };
     for query in [
-        format!("{{ {} }}", six("a#: __schema { types { name } }")),
+        format!("{{ {} }}", copies(6, "a#: __schema { types { name } }")),
         format!(
             "{{ __schema {{ {} }} }}",
-            six("a#: types { fields { name } }")
+            copies(6, "a#: types { fields { name } }")
         ),
         format!(
             "{{ ...S }} fragment S on Query {{ __schema {{ types {{ {} }} }} }}",
-            six("n#: name")
+            copies(6, "n#: name")
         ),
     ] {
         let query = query.as_str();
@@ -533,20 +534,14 @@ async fn introspection_is_read_once_an_operation_not_once_an_alias() {
         );
     }
     // Five are admitted, and only the operation run counts.
-    let five = |each: &str| {
-        (0..5)
-            .map(|n| each.replace('#', &n.to_string()))
-            .collect::<Vec<_>>()
-            .join(" ")
-    };
     app.gql_ok(
-        &format!("{{ {} }}", five("a#: __schema { queryType { name } }")),
+        &format!("{{ {} }}", copies(5, "a#: __schema { queryType { name } }")),
         json!({}),
     )
     .await;
     let document = format!(
         "query A {{ {} }} query B {{ __typename }}",
-        six("a#: __schema { queryType { name } }")
+        copies(6, "a#: __schema { queryType { name } }")
     );
     let body: serde_json::Value = app
         .client

@@ -2734,6 +2734,29 @@ async fn purged_acme(app: &TestApp, sim: &SimHandle, last_name: &str) -> (String
     (acme, contact, desk["id"].clone())
 }
 
+/// A contact the desk holds without the account it purged stays in it in Salesforce: a desk
+/// edit goes out without taking it out, and the account, back from Salesforce, takes it in.
+async fn stays_in_its_purged_account(
+    app: &TestApp,
+    sim: &SimHandle,
+    (desk_id, salesforce_id, acme): (&Value, &str, &str),
+    last_name: &str,
+) {
+    update_contact(app, desk_id, json!({ "phone": "+44 20 7946 0002" })).await;
+    let report = app.sync_now().await;
+    assert_eq!(report.pushed.failed, 0, "{report:?}");
+    let in_org = sim.get("Contact", salesforce_id).unwrap();
+    assert_eq!(in_org["Phone"], "+44 20 7946 0002");
+    assert_eq!(in_org["AccountId"], acme, "deletes do not cross");
+
+    sim.advance_clock(5);
+    sim.update("Account", acme, json!({ "Phone": "+44 20 7946 0001" }))
+        .unwrap();
+    app.sync_now().await;
+    let back = by_last_name(&contacts(app).await, last_name)[0].clone();
+    assert_eq!(back["account"]["name"], "Acme", "{back}");
+}
+
 #[tokio::test]
 async fn purging_an_account_leaves_its_contacts_in_their_salesforce_account() {
     let (app, sim) = connected().await;
@@ -3783,22 +3806,7 @@ async fn a_contact_of_a_purged_account_purged_too_and_brought_back_by_salesforce
     let back = by_last_name(&contacts(&app).await, "Byron")[0].clone();
     assert_ne!(back["id"], desk_byron);
     assert!(back["account"].is_null(), "{back}");
-
-    // An unrelated desk edit does not take it out of its Salesforce account.
-    update_contact(&app, &back["id"], json!({ "phone": "+44 20 7946 0002" })).await;
-    let report = app.sync_now().await;
-    assert_eq!(report.pushed.failed, 0, "{report:?}");
-    let in_org = sim.get("Contact", &byron).unwrap();
-    assert_eq!(in_org["Phone"], "+44 20 7946 0002");
-    assert_eq!(in_org["AccountId"], acme.as_str(), "deletes do not cross");
-
-    // And the account, back from Salesforce, takes it back.
-    sim.advance_clock(5);
-    sim.update("Account", &acme, json!({ "Phone": "+44 20 7946 0001" }))
-        .unwrap();
-    app.sync_now().await;
-    let back = by_last_name(&contacts(&app).await, "Byron")[0].clone();
-    assert_eq!(back["account"]["name"], "Acme", "{back}");
+    stays_in_its_purged_account(&app, &sim, (&back["id"], &byron, &acme), "Byron").await;
 }
 
 #[tokio::test]
@@ -3822,22 +3830,7 @@ async fn a_new_salesforce_contact_of_a_purged_account_comes_in_without_it_and_st
     let desk = by_last_name(&all, "Shelley");
     assert_eq!(desk.len(), 1, "it comes in at once");
     assert!(desk[0]["account"].is_null(), "{}", desk[0]);
-
-    // A desk edit goes out without taking it out of its Salesforce account.
-    update_contact(&app, &desk[0]["id"], json!({ "title": "Author" })).await;
-    let report = app.sync_now().await;
-    assert_eq!(report.pushed.failed, 0, "{report:?}");
-    let in_org = sim.get("Contact", &shelley).unwrap();
-    assert_eq!(in_org["Title"], "Author");
-    assert_eq!(in_org["AccountId"], acme.as_str(), "deletes do not cross");
-
-    // And the account, back from Salesforce, takes it in.
-    sim.advance_clock(5);
-    sim.update("Account", &acme, json!({ "Phone": "+44 20 7946 0001" }))
-        .unwrap();
-    app.sync_now().await;
-    let back = by_last_name(&contacts(&app).await, "Shelley")[0].clone();
-    assert_eq!(back["account"]["name"], "Acme", "{back}");
+    stays_in_its_purged_account(&app, &sim, (&desk[0]["id"], &shelley, &acme), "Shelley").await;
 }
 
 #[tokio::test]
@@ -3881,13 +3874,7 @@ async fn a_contact_purged_before_its_account_and_brought_back_by_salesforce_stay
     assert_eq!(failures["syncFailures"]["nodes"], json!([]), "{failures}");
     let back = by_last_name(&contacts(&app).await, "Keats")[0].clone();
     assert!(back["account"].is_null(), "{back}");
-
-    update_contact(&app, &back["id"], json!({ "phone": "+44 20 7946 0003" })).await;
-    let report = app.sync_now().await;
-    assert_eq!(report.pushed.failed, 0, "{report:?}");
-    let in_org = sim.get("Contact", &keats).unwrap();
-    assert_eq!(in_org["Phone"], "+44 20 7946 0003");
-    assert_eq!(in_org["AccountId"], acme.as_str(), "deletes do not cross");
+    stays_in_its_purged_account(&app, &sim, (&back["id"], &keats, &acme), "Keats").await;
 }
 
 #[tokio::test]
