@@ -1603,6 +1603,22 @@ impl SyncBatch<'_> {
         Ok(())
     }
 
+    /// Replaces what the link of this Salesforce record keeps of it.
+    pub async fn set_link_fields_of(
+        &mut self,
+        module: Module,
+        salesforce_id: &str,
+        fields: &str,
+    ) -> StoreResult<()> {
+        record_link::Entity::update_many()
+            .col_expr(record_link::Column::SalesforceFields, Expr::value(fields))
+            .filter(record_link::Column::Module.eq(module.as_str()))
+            .filter(record_link::Column::SalesforceId.eq(salesforce_id))
+            .exec(&*self.txn)
+            .await?;
+        Ok(())
+    }
+
     /// Keeps a newer read of a linked Salesforce record, and its version, where the mapped
     /// values did not change.
     pub async fn set_link_fields(

@@ -1218,12 +1218,14 @@ impl SyncEngine {
             }
             // A value of Salesforce's the desk cannot hold (longer than its field, say) is not
             // taken, rather than failing the meeting: the desk keeps its own.
+            let mut untaken = Vec::new();
             while let Err(invalid) = desk::valid(module, &values) {
                 if !filled.remove(&invalid.field) {
                     break;
                 }
                 let kept = own.get(&invalid.field).cloned().unwrap_or(Value::Null);
-                values.insert(invalid.field, kept);
+                values.insert(invalid.field.clone(), kept);
+                untaken.push(invalid);
             }
             let written = if !filled.is_empty() {
                 self.write(batch, module, inc, Some(desk_record), values, false)
@@ -1232,6 +1234,10 @@ impl SyncEngine {
                 inc.link(batch, module, desk_id).await?;
                 Ok(Written::Linked)
             };
+            if written.is_ok() && !untaken.is_empty() {
+                self.leave_untaken(batch, round, module, inc, desk_id, &untaken)
+                    .await?;
+            }
             // What the desk holds that Salesforce does not goes out.
             if written.is_ok() {
                 batch.enqueue(module, desk_id).await?;
@@ -1248,6 +1254,56 @@ impl SyncEngine {
         );
         self.write(batch, module, inc, Some(desk_record), values, false)
             .await
+    }
+
+    /// Salesforce's values a first meeting could not take into the desk stay Salesforce's:
+    /// the link keeps the desk's blank in their place, so that no push sends it over them,
+    /// and the version read waits in the failure log as a pull the desk refused does, until
+    /// Salesforce's value changes or the mapping does.
+    async fn leave_untaken(
+        &self,
+        batch: &mut SyncBatch<'_>,
+        round: &Round,
+        module: Module,
+        inc: &Incoming,
+        desk_id: i64,
+        untaken: &[Invalid],
+    ) -> Result<(), SyncError> {
+        let mut profile: Map<String, Value> =
+            serde_json::from_str(&inc.profile).unwrap_or_default();
+        let mut fields = Vec::new();
+        for mapping in round.mappings(module) {
+            if untaken.iter().any(|i| i.field == mapping.desk_field) {
+                profile.insert(mapping.salesforce_field.clone(), Value::Null);
+                fields.push(mapping.salesforce_field.as_str());
+            }
+        }
+        batch
+            .set_link_fields_of(module, &inc.id, &Value::Object(profile).to_string())
+            .await?;
+        let why: Vec<String> = untaken.iter().map(ToString::to_string).collect();
+        batch
+            .fail(
+                NewFailure {
+                    direction: Direction::SalesforceToDesk,
+                    module,
+                    desk_id: Some(desk_id),
+                    salesforce_id: Some(inc.id.clone()),
+                    reason: reason_for(&untaken[0]),
+                    message: format!(
+                        "Salesforce {} {} was linked to desk record {desk_id}, but the desk cannot hold its {} ({}); the desk keeps its own value and Salesforce its, until the value is changed in Salesforce to one the desk can hold or the field is mapped to a desk field that can",
+                        module.salesforce_object(),
+                        inc.id,
+                        fields.join(", "),
+                        why.join("; "),
+                    ),
+                    modstamp: Some(inc.modstamp),
+                    match_key: None,
+                },
+                &self.settings.retry,
+            )
+            .await?;
+        Ok(())
     }
 
     /// The keys of this page on which a desk record would meet a Salesforce record for the

@@ -592,20 +592,50 @@ async fn a_first_meeting_is_not_failed_by_a_value_the_desk_cannot_hold() {
         hopper[0]["title"], "Rear Admiral",
         "the rest is taken, the meeting not failed"
     );
-    let failures = app
-        .gql_ok("{ syncFailures { nodes { reason message } } }", json!({}))
-        .await;
-    assert_eq!(failures["syncFailures"]["nodes"], json!([]), "{failures}");
-    // The desk's record, the newer, goes out whole but for what Salesforce held that the
-    // desk could take; after that, the two agree.
+    // The value the desk could not take waits in the log, as a pull the desk refuses does.
+    let waiting = || async {
+        app.gql_ok(
+            "{ syncFailures { nodes { reason direction salesforceId message } } }",
+            json!({}),
+        )
+        .await["syncFailures"]["nodes"]
+            .clone()
+    };
+    let failures = waiting().await;
+    assert_eq!(failures.as_array().unwrap().len(), 1, "{failures}");
+    assert_eq!(failures[0]["reason"], "STRING_TOO_LONG", "{failures}");
+    assert_eq!(failures[0]["direction"], "SALESFORCE_TO_DESK");
+    let message = failures[0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("the desk cannot hold its Department") && message.contains("mailingCity"),
+        "{message}"
+    );
+    // The desk's record, the newer, goes out without blanking what it could not take; after
+    // that, the two agree.
     app.sync_now().await;
     let mark = sim.request_count();
     app.sync_now().await;
     assert_eq!(writes_since(&sim, mark), Vec::<String>::new(), "no echo");
-    let failures = app
-        .gql_ok("{ syncFailures { nodes { reason message } } }", json!({}))
-        .await;
-    assert_eq!(failures["syncFailures"]["nodes"], json!([]), "{failures}");
+    let in_org = &sim.records("Contact")[0];
+    assert_eq!(
+        in_org["Department"], department,
+        "Salesforce keeps its value"
+    );
+    // A later desk edit does not send the blank either.
+    let desk_id = by_last_name(&contacts(&app).await, "Hopper")[0]["id"].clone();
+    update_contact(&app, &desk_id, json!({ "title": "Commodore" })).await;
+    app.sync_now().await;
+    let in_org = &sim.records("Contact")[0];
+    assert_eq!(in_org["Title"], "Commodore");
+    assert_eq!(in_org["Department"], department, "{in_org}");
+    let mark = sim.request_count();
+    app.sync_now().await;
+    app.sync_now().await;
+    assert_eq!(writes_since(&sim, mark), Vec::<String>::new(), "no echo");
+    // Salesforce's value still waits for the desk to hold it.
+    let failures = waiting().await;
+    assert_eq!(failures.as_array().unwrap().len(), 1, "{failures}");
+    assert_eq!(failures[0]["reason"], "STRING_TOO_LONG", "{failures}");
 }
 
 #[tokio::test]
