@@ -199,11 +199,27 @@ impl TestApp {
 
     /// Posts a GraphQL operation as the given profile and returns the JSON body.
     pub async fn gql_as(&self, profile: &str, query: &str, variables: Value) -> Value {
+        self.post_as(profile, json!({ "query": query, "variables": variables }))
+            .await
+    }
+
+    /// Runs the operation `operation` names of a document holding several, as an
+    /// administrator.
+    pub async fn gql_named(&self, document: &str, operation: &str) -> Value {
+        self.post_as(
+            "Administrator",
+            json!({ "query": document, "operationName": operation }),
+        )
+        .await
+    }
+
+    /// Posts a request body as the given profile and returns the JSON body.
+    async fn post_as(&self, profile: &str, body: Value) -> Value {
         let response = self
             .client
             .post(self.graphql_url())
             .bearer_auth(self.token(profile))
-            .json(&json!({ "query": query, "variables": variables }))
+            .json(&body)
             .send()
             .await
             .unwrap();

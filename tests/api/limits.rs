@@ -328,15 +328,7 @@ async fn only_the_operation_chosen_counts_against_the_alias_limit() {
     let app = spawn_app_with(|s| s.graphql.max_aliases = 3).await;
     let document = "query A { a: __typename b: __typename c: __typename }
         query B { d: __typename e: __typename f: __typename }";
-    let response = app
-        .client
-        .post(format!("{}/graphql", app.address))
-        .bearer_auth(app.token("Administrator"))
-        .json(&json!({ "query": document, "operationName": "B" }))
-        .send()
-        .await
-        .unwrap();
-    let body: serde_json::Value = response.json().await.unwrap();
+    let body = app.gql_named(document, "B").await;
     assert!(body.get("errors").is_none(), "{body}");
     assert_eq!(body["data"]["f"], "Query");
 }
@@ -543,17 +535,7 @@ async fn introspection_is_read_once_an_operation_not_once_an_alias() {
         "query A {{ {} }} query B {{ __typename }}",
         copies(6, "a#: __schema { queryType { name } }")
     );
-    let body: serde_json::Value = app
-        .client
-        .post(format!("{}/graphql", app.address))
-        .bearer_auth(app.token("Administrator"))
-        .json(&json!({ "query": document, "operationName": "B" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let body = app.gql_named(&document, "B").await;
     assert!(body.get("errors").is_none(), "{body}");
     // A few are admitted: a front end reading enums' values to fill its lists.
     let body = app
