@@ -674,8 +674,9 @@ impl SyncEngine {
 
         // Salesforce accounts named that the desk purged: a contact new to the desk in one
         // (or back, its desk record purged too) comes in without it and stays in it in
-        // Salesforce (`kept`), as one linked before the purge does. (One the desk has, moved there in Salesforce, waits as for any
-        // account the desk lacks: its desk account would say otherwise.)
+        // Salesforce (`kept`), as one linked before the purge does. One the desk has, moved
+        // there in Salesforce, waits as for any account the desk lacks: its desk account
+        // would say otherwise.
         let named: Vec<String> = incoming
             .iter()
             .filter_map(|inc| unknown_account(mappings, module, &inc.values, &accounts))
@@ -692,18 +693,15 @@ impl SyncEngine {
         // A contact whose desk account was purged stays in its Salesforce account (`kept`)
         // without waiting for it, as does one `new` to the desk in a purged account.
         let waits_for_account = |inc: &Incoming, kept: Option<&str>, new: bool| {
-            let unknown = unknown_account(mappings, module, &inc.values, &accounts);
-            unknown
-                .filter(|a| Some(*a) != kept && !(new && purged.contains(*a)))
-                .map(|account| {
-                (
-                    FailureReason::AccountNotSynced,
-                    format!(
-                        "Salesforce Contact {} belongs to Account {account}, which is not in the desk yet; the contact follows once the account is synced (retried automatically for a while, then with retrySyncFailures once the account's own failure is fixed)",
-                        inc.id
-                    ),
-                )
-            })
+            let account = unknown_account(mappings, module, &inc.values, &accounts)
+                .filter(|a| Some(*a) != kept && !(new && purged.contains(*a)))?;
+            Some((
+                FailureReason::AccountNotSynced,
+                format!(
+                    "Salesforce Contact {} belongs to Account {account}, which is not in the desk yet; the contact follows once the account is synced (retried automatically for a while, then with retrySyncFailures once the account's own failure is fixed)",
+                    inc.id
+                ),
+            ))
         };
         for (idx, inc) in incoming.iter().enumerate() {
             if failed.get(&inc.id) == Some(&inc.modstamp) {
