@@ -251,9 +251,6 @@ fn count_selections(doc: &ExecutableDocument, operation: Option<&str>) -> (usize
         })
     }
     let mut known = HashMap::new();
-    let chosen = |name: Option<&async_graphql::Name>| {
-        operation.is_none_or(|wanted| name.is_some_and(|n| n.as_str() == wanted))
-    };
     let (mut aliases, mut fields) = (0usize, 0usize);
     for (name, op) in doc.operations.iter() {
         let counts = in_set(
@@ -262,7 +259,7 @@ fn count_selections(doc: &ExecutableDocument, operation: Option<&str>) -> (usize
             &mut known,
             &mut Vec::new(),
         );
-        if chosen(name) {
+        if chosen(name, operation) {
             aliases = aliases.saturating_add(counts.0);
         }
         fields = fields.saturating_add(counts.1);
@@ -275,6 +272,12 @@ fn count_selections(doc: &ExecutableDocument, operation: Option<&str>) -> (usize
         }
     }
     (aliases, fields)
+}
+
+/// Whether the operation named `name` is the one run: the one `operation` names, or every
+/// one when it names none.
+fn chosen(name: Option<&async_graphql::Name>, operation: Option<&str>) -> bool {
+    operation.is_none_or(|wanted| name.is_some_and(|n| n.as_str() == wanted))
 }
 
 /// Aliases within introspection an operation may have (`__schema` and `__type` included).
@@ -303,12 +306,9 @@ fn introspection_aliases(doc: &ExecutableDocument, operation: Option<&str>) -> u
             })
             .sum()
     }
-    let chosen = |name: Option<&async_graphql::Name>| {
-        operation.is_none_or(|wanted| name.is_some_and(|n| n.as_str() == wanted))
-    };
     doc.operations
         .iter()
-        .filter(|(name, _)| chosen(*name))
+        .filter(|(name, _)| chosen(*name, operation))
         .map(|(_, op)| walk(&op.node.selection_set.node, doc, false))
         .sum()
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use async_graphql::dataloader::Loader;
 use chrono::{DateTime, Utc};
-use futures_util::{StreamExt, TryStreamExt, stream};
+use futures_util::{StreamExt, stream};
 use serde_json::Value;
 
 use crate::domain::SalesforceId;
@@ -134,7 +134,7 @@ impl Live {
                 ],
                 &["WhoId", "WhatId"],
             ),
-            // Not a query: the blob of each note named (see `note_contents`).
+            // Not a query: the blob of each note named (see `note_content`).
             Live::NoteContent => ("ContentNote", &["Id", "Content"], &["Id"]),
         }
     }
@@ -872,7 +872,8 @@ async fn read(
         .iter()
         .enumerate()
         .filter(|(_, (kind, _))| *kind == Live::NoteContent)
-        .map(|(i, (_, ids))| contents_of(&client, i, ids))
+        // One note each (`Loader::load` asks each on its own).
+        .filter_map(|(i, (_, ids))| Some(note_content(&client, i, ids.first()?)))
         .collect();
     let contents = stream::iter(contents)
         .buffer_unordered(CONTENTS_AT_ONCE)
@@ -1033,43 +1034,36 @@ struct Asked {
 /// Enhanced notes read this many at a time: each is a call of its own.
 const CONTENTS_AT_ONCE: usize = 4;
 
-/// [`note_contents`], with the place of its list among those wanted.
-async fn contents_of(
+/// One enhanced note's whole content, as text, with the place of its list among those
+/// wanted: `{Id, Content}` for a note with content, nothing for one without or gone. Blobs
+/// cannot be read in a composite call, so each note is a call, and fails on its own.
+async fn note_content(
     client: &SalesforceClient,
     i: usize,
-    ids: &[String],
+    id: &str,
 ) -> (usize, Result<Vec<Record>, Unread>) {
-    (i, note_contents(client, ids).await)
-}
-
-/// Each named enhanced note's whole content, as text: `{Id, Content}` for a note with
-/// content, nothing for one without or gone. Blobs cannot be read in a composite call, so
-/// each note is a call.
-async fn note_contents(client: &SalesforceClient, ids: &[String]) -> Result<Vec<Record>, Unread> {
     let (object, fields, _) = Live::NoteContent.select();
     let field = fields[1];
-    stream::iter(ids.iter().cloned())
-        .map(|id: String| async move {
-            let parsed =
-                SalesforceId::parse(&id).map_err(|e| Unread::Upstream(e.to_string().into()))?;
-            let blob = client
-                .blob(object, &parsed, field)
-                .await
-                .map_err(|e| Unread::of(&e))?;
-            Ok(blob.map(|bytes| {
+    let read = async {
+        let parsed = SalesforceId::parse(id).map_err(|e| Unread::Upstream(e.to_string().into()))?;
+        let blob = client
+            .blob(object, &parsed, field)
+            .await
+            .map_err(|e| Unread::of(&e))?;
+        Ok(blob
+            .map(|bytes| {
                 let mut record = Record::new();
-                record.insert("Id".into(), Value::String(id));
+                record.insert("Id".into(), Value::String(id.to_owned()));
                 record.insert(
                     field.into(),
                     Value::String(note_text(&String::from_utf8_lossy(&bytes))),
                 );
                 record
-            }))
-        })
-        .buffer_unordered(CONTENTS_AT_ONCE)
-        .try_filter_map(|record| async move { Ok(record) })
-        .try_collect()
-        .await
+            })
+            .into_iter()
+            .collect())
+    };
+    (i, read.await)
 }
 
 /// A note's content as text. Enhanced notes are HTML (`<p>…</p>`, a paragraph a line): the
