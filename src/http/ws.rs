@@ -579,7 +579,15 @@ impl Connection {
             return Ok(());
         };
         viewer.profile_version = version;
-        viewer.profile = match self.state.store.profile_by_name(&viewer.profile.name).await {
+        // A read the store is slow to answer does not hold the socket past the token's expiry.
+        let read = self.state.store.profile_by_name(&viewer.profile.name);
+        let read = match self.expires {
+            Some(at) => tokio::time::timeout_at(at, read)
+                .await
+                .map_err(|_| expired())?,
+            None => read.await,
+        };
+        viewer.profile = match read {
             Ok(Some(profile)) => profile,
             Ok(None) => return Err(Close::new(4403, "Forbidden: the profile no longer exists")),
             Err(e) => {
