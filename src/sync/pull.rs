@@ -188,6 +188,20 @@ pub(super) async fn read_ids(
     Incoming::read(module, round.mappings(module), &round.desk_tag, records)
 }
 
+/// Fills the blank fields of `values` (null or empty) with what `from` holds there; the
+/// fields filled.
+fn fill_blanks(values: &mut Map<String, Value>, from: Map<String, Value>) -> HashSet<String> {
+    let blank = |v: &Value| v.is_null() || v.as_str().is_some_and(str::is_empty);
+    let mut filled = HashSet::new();
+    for (field, value) in from {
+        if !blank(&value) && values.get(&field).is_none_or(blank) {
+            values.insert(field.clone(), value);
+            filled.insert(field);
+        }
+    }
+    filled
+}
+
 /// The fields a panel shows of a record: all that were read but the sync's own bookkeeping,
 /// which changes with every write and says nothing about the customer.
 fn profile(mut record: Record) -> String {
@@ -707,12 +721,23 @@ impl SyncEngine {
             if failed.get(&inc.id) == Some(&inc.modstamp) {
                 continue;
             }
+            // Its desk twin purged, a desk record not linked yet has its key.
+            let meets_anew = |link: &record_link::Model| {
+                !desk.contains_key(&link.desk_id)
+                    && inc
+                        .key
+                        .as_ref()
+                        .and_then(|k| candidates.get(k))
+                        .is_some_and(|found| found.len() == 1)
+            };
             let outcome = match links.get(&inc.id) {
                 // Nothing mapped changed. Unless Salesforce changed the record since it was
                 // last read (if only in fields not mapped) and the desk deleted its twin
-                // meanwhile, which brings the twin back: an update is an update.
+                // meanwhile, which brings the twin back: an update is an update. Nor when a
+                // desk record is to meet it in its purged twin's place.
                 Some(link)
                     if link.synced_hash == inc.hash
+                        && !meets_anew(link)
                         && !(desk.get(&link.desk_id).is_none_or(DeskRecord::deleted)
                             && changed_since_read(
                                 link,
@@ -775,14 +800,7 @@ impl SyncEngine {
                 }
                 // Its desk twin was purged, and a desk record not linked yet has its key: the
                 // two meet as for the first time, rather than the twin coming back beside it.
-                Some(link)
-                    if !desk.contains_key(&link.desk_id)
-                        && inc
-                            .key
-                            .as_ref()
-                            .and_then(|k| candidates.get(k))
-                            .is_some_and(|found| found.len() == 1) =>
-                {
+                Some(link) if meets_anew(link) => {
                     let found = inc.key.as_ref().and_then(|k| candidates.remove(k));
                     let Some(only) = found.and_then(|found| found.into_iter().next()) else {
                         continue;
@@ -851,17 +869,10 @@ impl SyncEngine {
                         apply_to_desk(mappings, module, &inc.values, &mut values, &accounts);
                         // Newly mapped, an empty Salesforce field takes nothing from the desk;
                         // two-way, the desk's value goes out to fill it.
-                        let mut fills = false;
-                        if reread && let Some(before) = &before {
-                            for (field, value) in values.iter_mut() {
-                                if let Some(kept) = before.get(field).filter(|_| value.is_null())
-                                    && !kept.is_null()
-                                {
-                                    *value = kept.clone();
-                                    fills = true;
-                                }
-                            }
-                        }
+                        let fills = reread
+                            && before.as_ref().is_some_and(|before| {
+                                !fill_blanks(&mut values, before.clone()).is_empty()
+                            });
                         // The desk holds these values already (the mappings changed, say, and
                         // the record is read again): only the link learns them.
                         let settled = kept.is_none()
@@ -1178,9 +1189,11 @@ impl SyncEngine {
     }
 
     /// The first time a Salesforce record meets its desk twin: link them; the more recently
-    /// changed side's values win (Salesforce's always, in one-way mode). A desk record newer
-    /// than its twin is most often one a ticket made, holding a name and an email: what it
-    /// leaves blank is no edit, so Salesforce keeps its values there and the desk takes them.
+    /// changed side's values win (Salesforce's always, in one-way mode). A blank is no edit,
+    /// so neither side's blanks win: a desk record newer than its twin (most often one a
+    /// ticket made, holding a name and an email) takes Salesforce's values where it has
+    /// none, and an older one keeps its values where Salesforce has none. Two-way, what the
+    /// desk holds that Salesforce lacks goes out, so that both hold the same.
     async fn first_match(
         &self,
         batch: &mut SyncBatch<'_>,
@@ -1206,14 +1219,7 @@ impl SyncEngine {
                 &mut theirs,
                 accounts,
             );
-            let blank = |v: &Value| v.is_null() || v.as_str().is_some_and(str::is_empty);
-            let mut filled: HashSet<String> = HashSet::new();
-            for (field, value) in theirs {
-                if !blank(&value) && values.get(&field).is_none_or(blank) {
-                    values.insert(field.clone(), value);
-                    filled.insert(field);
-                }
-            }
+            let mut filled = fill_blanks(&mut values, theirs);
             // A value of Salesforce's the desk cannot hold (longer than its field, say) is not
             // taken, rather than failing the meeting: the desk keeps its own.
             let mut untaken = Vec::new();
@@ -1242,7 +1248,8 @@ impl SyncEngine {
             }
             return Ok(written);
         }
-        let mut values = record.values();
+        let own = record.values();
+        let mut values = own.clone();
         apply_to_desk(
             round.mappings(module),
             module,
@@ -1250,8 +1257,15 @@ impl SyncEngine {
             &mut values,
             accounts,
         );
-        self.write(batch, module, inc, Some(desk_record), values, false)
-            .await
+        let kept = !fill_blanks(&mut values, own).is_empty();
+        let desk_id = record.id();
+        let written = self
+            .write(batch, module, inc, Some(desk_record), values, false)
+            .await?;
+        if written.is_ok() && kept && round.sync_type == SyncType::TwoWay {
+            batch.enqueue(module, desk_id).await?;
+        }
+        Ok(written)
     }
 
     /// Salesforce's values a first meeting could not take into the desk stay Salesforce's:

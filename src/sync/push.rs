@@ -756,12 +756,15 @@ impl SyncEngine {
                     );
                 }
                 // Salesforce's record cannot come into the desk: the desk's values go out
-                // over it, and the two are linked.
+                // over it, and the two are linked. A blank is no edit: where the desk has
+                // none, Salesforce keeps its value, and the desk takes it once it can.
                 _ => {
                     if let Plan::Create { values, hash } = plan {
+                        let all = values.clone();
+                        values.retain(|_, v| !(v.is_null() || v.as_str() == Some("")));
                         *plan = Plan::Update {
                             salesforce_id: sf,
-                            all: values.clone(),
+                            all,
                             values: std::mem::take(values),
                             hash: std::mem::take(hash),
                         };

@@ -55,7 +55,7 @@ async fn salesforce_id_of(app: &TestApp, desk_id: &Value) -> String {
 }
 
 #[tokio::test]
-async fn a_contact_met_by_email_leaves_the_account_salesforce_took_it_out_of() {
+async fn a_contact_met_by_email_keeps_the_desk_account_salesforce_gives_it_none_of() {
     let (app, sim) = connected().await;
     let desk_acme = app.create_account("Acme").await;
     let desk_ada = app
@@ -65,7 +65,7 @@ async fn a_contact_met_by_email_leaves_the_account_salesforce_took_it_out_of() {
         .await;
     // Salesforce has both, Ada in no account, and changed them last.
     sim.advance_clock(60);
-    sim.insert("Account", json!({ "Name": "Acme" })).unwrap();
+    let sf_acme = sim.insert("Account", json!({ "Name": "Acme" })).unwrap();
     let sf_ada = sim
         .insert(
             "Contact",
@@ -76,11 +76,16 @@ async fn a_contact_met_by_email_leaves_the_account_salesforce_took_it_out_of() {
     assert_eq!(salesforce_id_of(&app, &desk_ada["id"]).await, sf_ada);
     let ada = by_last_name(&contacts(&app).await, "Lovelace")[0].clone();
     assert_eq!(
-        ada["account"],
-        Value::Null,
-        "Salesforce's newer record, in no account, wins: {ada}"
+        ada["account"]["name"], "Acme",
+        "no account is no edit: the desk's stays: {ada}"
     );
-    // Nor does a later desk edit put her back in Acme in Salesforce.
+    app.sync_now().await;
+    assert_eq!(
+        sim.get("Contact", &sf_ada).unwrap()["AccountId"],
+        json!(sf_acme),
+        "and Salesforce's contact joins it"
+    );
+    // A later desk edit leaves her there.
     update_contact(
         &app,
         &desk_ada["id"],
@@ -88,9 +93,11 @@ async fn a_contact_met_by_email_leaves_the_account_salesforce_took_it_out_of() {
     )
     .await;
     app.sync_now().await;
+    let sf = sim.get("Contact", &sf_ada).unwrap();
     assert_eq!(
-        sim.get("Contact", &sf_ada).unwrap()["AccountId"],
-        Value::Null
+        (&sf["AccountId"], &sf["Phone"]),
+        (&json!(sf_acme), &json!("+44 20 7946 0000")),
+        "{sf}"
     );
 }
 
@@ -567,6 +574,125 @@ async fn a_first_meeting_won_by_the_desk_blanks_nothing_salesforce_holds() {
     let mark = sim.request_count();
     app.sync_now().await;
     assert_eq!(writes_since(&sim, mark), Vec::<String>::new(), "no echo");
+}
+
+/// A desk contact made with a title, a phone and an account meets a Salesforce twin saved
+/// later, with another title, no phone and no account.
+async fn a_first_meeting_won_by_salesforce(sync_type: &str) -> (TestApp, SimHandle, String) {
+    let (app, sim) = connected().await;
+    app.gql_ok(
+        &format!("mutation {{ setSyncType(syncType: {sync_type}) {{ syncType }} }}"),
+        json!({}),
+    )
+    .await;
+    let acme = app.create_account("Acme").await;
+    app.create_contact(json!({ "lastName": "Hopper", "email": "grace@example.com", "title": "Commodore", "phone": "+1 555 0100", "accountId": acme["id"] }))
+        .await;
+    sim.advance_clock(60);
+    let sf_id = sim
+        .insert(
+            "Contact",
+            json!({ "LastName": "Hopper", "Email": "grace@example.com", "Title": "Rear Admiral" }),
+        )
+        .unwrap();
+    app.sync_now().await;
+    (app, sim, sf_id)
+}
+
+async fn hopper_in_the_desk(app: &TestApp) -> Value {
+    let data = app
+        .gql_ok(
+            r#"{ contacts(filter: { email: "grace@example.com" }) { nodes { title phone account { name } } } }"#,
+            json!({}),
+        )
+        .await;
+    let nodes = data["contacts"]["nodes"].as_array().unwrap().clone();
+    assert_eq!(nodes.len(), 1, "{nodes:#?}");
+    nodes[0].clone()
+}
+
+#[tokio::test]
+async fn a_first_meeting_won_by_salesforce_blanks_nothing_the_desk_holds() {
+    let (app, sim, sf_id) = a_first_meeting_won_by_salesforce("TWO_WAY").await;
+    let desk = hopper_in_the_desk(&app).await;
+    assert_eq!(
+        desk["title"], "Rear Admiral",
+        "Salesforce's newer value wins"
+    );
+    assert_eq!(
+        (&desk["phone"], &desk["account"]["name"]),
+        (&json!("+1 555 0100"), &json!("Acme")),
+        "what Salesforce left blank stays: {desk}"
+    );
+    app.sync_now().await;
+    let sf = sim.get("Contact", &sf_id).unwrap();
+    assert_eq!(
+        (&sf["Title"], &sf["Phone"]),
+        (&json!("Rear Admiral"), &json!("+1 555 0100")),
+        "and goes out: {sf}"
+    );
+    let accounts = sim.records("Account");
+    assert_eq!(accounts.len(), 1, "{accounts:#?}");
+    assert_eq!(sf["AccountId"], accounts[0]["Id"], "{sf}");
+    let mark = sim.request_count();
+    app.sync_now().await;
+    assert_eq!(writes_since(&sim, mark), Vec::<String>::new(), "no echo");
+    assert_eq!(hopper_in_the_desk(&app).await, desk);
+}
+
+#[tokio::test]
+async fn one_way_a_first_meeting_keeps_what_the_desk_holds_and_sends_nothing() {
+    let (app, sim, sf_id) = a_first_meeting_won_by_salesforce("SALESFORCE_TO_DESK").await;
+    let desk = hopper_in_the_desk(&app).await;
+    assert_eq!(
+        (&desk["title"], &desk["phone"], &desk["account"]["name"]),
+        (
+            &json!("Rear Admiral"),
+            &json!("+1 555 0100"),
+            &json!("Acme")
+        ),
+        "{desk}"
+    );
+    let mark = sim.request_count();
+    app.sync_now().await;
+    assert_eq!(writes_since(&sim, mark), Vec::<String>::new());
+    let sf = sim.get("Contact", &sf_id).unwrap();
+    assert_eq!(
+        (&sf["Phone"], &sf["AccountId"]),
+        (&Value::Null, &Value::Null),
+        "{sf}"
+    );
+}
+
+#[tokio::test]
+async fn a_twin_the_desk_cannot_take_in_keeps_what_the_desk_leaves_blank() {
+    let (app, sim) = connected().await;
+    app.map_field("CONTACTS", "mailingCity", "Department").await;
+    app.create_contact(
+        json!({ "lastName": "Hopper", "email": "grace@example.com", "title": "Commodore" }),
+    )
+    .await;
+    // Newer, with a Department longer than the desk field it is mapped to.
+    sim.advance_clock(60);
+    let department = "Research and Development, Southern Hemisphere Operations";
+    let sf_id = sim
+        .insert(
+            "Contact",
+            json!({ "LastName": "Hopper", "Email": "grace@example.com", "Phone": "+1 555 0100", "Department": department }),
+        )
+        .unwrap();
+    app.sync_now().await;
+    let sf = sim.get("Contact", &sf_id).unwrap();
+    assert_eq!(sim.count("Contact"), 1);
+    assert_eq!(
+        (&sf["Title"], &sf["Phone"], &sf["Department"]),
+        (
+            &json!("Commodore"),
+            &json!("+1 555 0100"),
+            &json!(department)
+        ),
+        "the desk's values go out, its blanks do not: {sf}"
+    );
 }
 
 #[tokio::test]
@@ -1063,6 +1189,46 @@ async fn a_desk_contact_made_again_after_its_twin_was_purged_takes_over_the_sale
     assert_eq!(curies.len(), 1, "{curies:?}");
     assert_eq!(curies[0]["title"], "Nobel laureate");
     assert_eq!(sim.count("Contact"), 1);
+}
+
+#[tokio::test]
+async fn a_desk_contact_made_again_after_its_twin_was_purged_blanks_nothing_salesforce_holds() {
+    let (app, sim) = connected().await;
+    let acme = sim.insert("Account", json!({ "Name": "Acme" })).unwrap();
+    let sf_id = sim
+        .insert(
+            "Contact",
+            json!({ "LastName": "Curie", "Email": "marie@example.com", "Phone": "+33 1 00 00 00 00", "AccountId": acme }),
+        )
+        .unwrap();
+    app.sync_now().await;
+    let old = by_last_name(&contacts(&app).await, "Curie")[0]["id"].clone();
+    for mutation in [
+        "mutation($id: ID!) { deleteContact(id: $id) { id } }",
+        "mutation($id: ID!) { purgeContact(id: $id) }",
+    ] {
+        app.gql_ok(mutation, json!({ "id": old })).await;
+    }
+    let again = app
+        .create_contact(
+            json!({ "lastName": "Curie", "email": "marie@example.com", "title": "Chemist" }),
+        )
+        .await["id"]
+        .clone();
+    app.sync_now().await;
+    app.sync_now().await;
+    assert_eq!(open_failures(&app).await, json!([]));
+    assert_eq!(salesforce_id_of(&app, &again).await, sf_id);
+    let sf = sim.get("Contact", &sf_id).unwrap();
+    assert_eq!(
+        (&sf["Title"], &sf["Phone"], &sf["AccountId"]),
+        (&json!("Chemist"), &json!("+33 1 00 00 00 00"), &json!(acme)),
+        "the newer desk record wins what it holds, and blanks nothing: {sf}"
+    );
+    let curies = contacts(&app).await;
+    let curies = by_last_name(&curies, "Curie");
+    assert_eq!(curies.len(), 1, "{curies:?}");
+    assert_eq!(curies[0]["account"]["name"], "Acme", "{curies:?}");
 }
 
 #[tokio::test]
