@@ -271,8 +271,9 @@ impl SyncLogMutation {
         after.try_into().map(Some)
     }
 
-    /// Tries every open failure with this reason again now; returns how many are still
-    /// failing (while a sync round runs, all of them: they are left to it, due at once). While the sync is one-way (SALESFORCE_TO_DESK), desk changes are not sent and
+    /// Tries every open failure with this reason again now; returns how many of them are
+    /// still failing, for this reason or another (while a sync round runs, all of them: they
+    /// are left to it, due at once). While the sync is one-way (SALESFORCE_TO_DESK), desk changes are not sent and
     /// their failures stay open among them. Administrators only.
     async fn retry_sync_failures(
         &self,
@@ -282,7 +283,8 @@ impl SyncLogMutation {
         ctx.admin()?;
         let failures = ctx.store().open_failures(reason.into()).await?;
         ctx.engine().retry(&failures).await?;
-        let left = ctx.store().open_failures(reason.into()).await?;
-        Ok(Some(left.len() as i32))
+        let ids: Vec<i64> = failures.iter().map(|f| f.id).collect();
+        let left = ctx.store().still_open(&ids).await?;
+        Ok(Some(i32::try_from(left).unwrap_or(i32::MAX)))
     }
 }

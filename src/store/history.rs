@@ -96,6 +96,25 @@ impl Store {
             .await?)
     }
 
+    /// How many of these failures are still open, whatever their reason is now (a record
+    /// tried again may fail for another one).
+    pub async fn still_open(&self, ids: &[i64]) -> StoreResult<u64> {
+        use sea_orm::PaginatorTrait;
+        let mut open = 0;
+        for part in ids.chunks(super::BIND_PART) {
+            open += sync_failure::Entity::find()
+                .filter(super::one_of(
+                    self.backend(),
+                    sync_failure::Column::Id,
+                    part.to_vec(),
+                ))
+                .filter(sync_failure::Column::ResolvedAt.is_null())
+                .count(self.connection())
+                .await?;
+        }
+        Ok(open)
+    }
+
     /// Deletes history entries, failures resolved and logged sync events older than
     /// `before`; returns how many history entries went. Events go from the oldest up to the first stamped at or after
     /// `before`: each process stamps them by its own clock, and going by stamp alone would

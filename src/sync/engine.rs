@@ -495,8 +495,14 @@ impl SyncEngine {
                     if !twins.is_empty() {
                         self.pull_ids(&round, module, &twins).await?;
                     }
+                    // Only these go out: another queued record's twin was not read, and a
+                    // newer Salesforce edit of it would be written over. It waits for a
+                    // round, which reads before it sends.
+                    for page in part.chunks(self.settings.batch) {
+                        let read = self.store.outbox_waiting(module, page).await?;
+                        self.send(&round, module, page, &read, None).await?;
+                    }
                 }
-                self.push(&round, module).await?;
             }
             let salesforce_ids: Vec<String> = pull
                 .iter()

@@ -146,7 +146,7 @@ impl SyncEngine {
     /// Sends one batch of desk records and records the outcome in one transaction. `read`
     /// holds, for each record, the outbox rows read before its values were: the changes the
     /// push settles.
-    async fn send(
+    pub(super) async fn send(
         &self,
         round: &Round,
         module: Module,

@@ -596,6 +596,55 @@ async fn a_retried_desk_edit_does_not_overwrite_a_newer_salesforce_edit_not_read
 }
 
 #[tokio::test]
+async fn a_retry_sends_only_what_it_retries_not_desk_edits_whose_twins_it_did_not_read() {
+    let (app, sim) = synced(|_| {}).await;
+    let (_, refused_id) = synced_contact(&app, &sim, "Meitner", "Physicist").await;
+    let (sf_id, desk_id) = synced_contact(&app, &sim, "Noether", "Mathematician").await;
+    app.gql_ok(
+        "mutation($id: ID!) { updateContact(id: $id, patch: { title: \"Fission pioneer\" }) { id } }",
+        json!({ "id": refused_id }),
+    )
+    .await;
+    sim.reject_next_records(&[(
+        "STRING_TOO_LONG",
+        "Title: data value too large (max length=8)",
+    )]);
+    app.sync_now().await;
+    let refused = open_failures(&app, Some("STRING_TOO_LONG")).await;
+    assert_eq!(refused.len(), 1);
+
+    // Another contact is edited in the desk, then in Salesforce; before any round reads
+    // that, the first one's failure is retried.
+    app.gql_ok(
+        "mutation($id: ID!) { updateContact(id: $id, patch: { title: \"Algebraist\" }) { id } }",
+        json!({ "id": desk_id }),
+    )
+    .await;
+    sim.advance_clock(5);
+    sim.update("Contact", &sf_id, json!({ "Title": "Professor" }))
+        .unwrap();
+    let retried = retry(&app, &refused[0]["id"]).await;
+    assert!(retried["resolvedAt"].is_string(), "{retried}");
+    assert_eq!(
+        sim.get("Contact", &sf_id).unwrap()["Title"],
+        "Professor",
+        "the newer Salesforce edit of the other contact stands"
+    );
+    app.sync_now().await;
+    assert_eq!(sim.get("Contact", &sf_id).unwrap()["Title"], "Professor");
+    let contact = app
+        .gql_ok(
+            "query($id: ID!) { contact(id: $id) { title } }",
+            json!({ "id": desk_id }),
+        )
+        .await;
+    assert_eq!(
+        contact["contact"]["title"], "Professor",
+        "and reaches the desk with the next round"
+    );
+}
+
+#[tokio::test]
 async fn a_contact_whose_account_salesforce_refused_waits_and_then_arrives_with_it() {
     let (app, sim) = synced(|s| s.sync.retry_backoff_secs = 0).await;
     let account = app.create_account("Locked Accounts Ltd").await;
@@ -1183,6 +1232,37 @@ async fn a_desk_edit_that_beat_a_salesforce_one_and_was_then_undone_still_brings
     assert_eq!(in_org["Title"], "Chemist");
     assert_eq!(in_org["Phone"], "+33 1 00 00 00 00");
     assert_eq!(open_failures(&app, None).await, Vec::<Value>::new());
+}
+
+#[tokio::test]
+async fn retrying_a_reason_counts_what_still_fails_for_another() {
+    let (app, sim) = synced(|_| {}).await;
+    let (_, desk_id) = synced_contact(&app, &sim, "Meitner", "Physicist").await;
+    app.gql_ok(
+        "mutation($id: ID!) { updateContact(id: $id, patch: { title: \"Fission pioneer\" }) { id } }",
+        json!({ "id": desk_id }),
+    )
+    .await;
+    sim.reject_next_records(&[("INVALID_EMAIL_ADDRESS", "Email: invalid email address")]);
+    app.sync_now().await;
+    assert_eq!(
+        open_failures(&app, Some("INVALID_PARAMETER")).await.len(),
+        1
+    );
+
+    // Fixed, then refused again for another reason.
+    sim.reject_next_records(&[("DUPLICATE_VALUE", "duplicate value found: Title")]);
+    let retried = app
+        .gql_ok(
+            "mutation { retrySyncFailures(reason: INVALID_PARAMETER) }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        retried["retrySyncFailures"], 1,
+        "still failing, as DUPLICATE_VALUE now: {retried}"
+    );
+    assert_eq!(open_failures(&app, Some("DUPLICATE_VALUE")).await.len(), 1);
 }
 
 #[tokio::test]
