@@ -571,6 +571,17 @@ impl Integrations {
                     "Salesforce signed the user in but refuses it the REST API ({error_code}: {message}): the org must be on Enterprise, Unlimited, Performance or Developer edition, or Professional with API access, and the integration user's profile must have \"API Enabled\""
                 )));
             }
+            // A session the connected app was not granted the API for: no renewal helps.
+            Err(SalesforceError::Api {
+                status: 401,
+                error_code,
+                message,
+                ..
+            }) if error_code == "INVALID_SESSION_ID" => {
+                return Err(SyncError::Refused(format!(
+                    "Salesforce signed the user in but its session cannot call the REST API ({error_code}: {message}): give the connected app the OAuth scope \"Manage user data via APIs (api)\" (and \"Perform requests at any time (refresh_token, offline_access)\" for refresh tokens), then connect again"
+                )));
+            }
             Ok(_) | Err(_) => {}
         }
         if secrets.get("refreshToken").is_some()

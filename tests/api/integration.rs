@@ -114,6 +114,18 @@ async fn connecting_verifies_the_credentials_before_saving_them() {
     assert_eq!(integration(&app).await["status"], "NOT_CONNECTED");
     sim.disable_api(false);
 
+    // Signed in through a connected app not granted the API: its session calls nothing.
+    sim.withhold_api_scope(true);
+    let refused = connect(&app, &sim, "tandem").await;
+    assert_eq!(codes(&refused), ["BAD_USER_INPUT"]);
+    let message = refused["errors"][0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("INVALID_SESSION_ID") && message.contains("Manage user data via APIs"),
+        "{refused}"
+    );
+    assert_eq!(integration(&app).await["status"], "NOT_CONNECTED");
+    sim.withhold_api_scope(false);
+
     let connected = connect(&app, &sim, "tandem").await;
     let state = &connected["data"]["connectSalesforce"];
     assert_eq!(state["status"], "ACTIVE", "{connected}");

@@ -41,6 +41,9 @@ pub struct Faults {
     /// The org's REST API is off for the integration user (an edition without it, or a
     /// profile without "API Enabled"): every REST call is refused.
     pub api_disabled: bool,
+    /// Sign-ins give sessions without the `api` OAuth scope (a connected app not granted
+    /// "Manage user data via APIs"): every REST call is refused as such a session is.
+    pub api_scope_withheld: bool,
 }
 
 /// One request to hold: the first whose method and path match.
@@ -110,6 +113,7 @@ impl Faults {
             token_ttl_secs: config.token_ttl_secs,
             holds: Vec::new(),
             api_disabled: false,
+            api_scope_withheld: false,
         }
     }
 

@@ -292,6 +292,14 @@ impl SimHandle {
         lock(&self.sim.faults).api_disabled = disabled;
     }
 
+    /// Gives sessions without the `api` OAuth scope (or with it again), as a connected app
+    /// not granted "Manage user data via APIs" does: sign-ins still work, and every REST
+    /// call is refused with 401 `INVALID_SESSION_ID`, "This session is not valid for use
+    /// with the REST API".
+    pub fn withhold_api_scope(&self, withheld: bool) {
+        lock(&self.sim.faults).api_scope_withheld = withheld;
+    }
+
     /// The next REST calls fail with these statuses (500, 503, 400 row lock, 403 limit), in order.
     pub fn fail_next(&self, statuses: &[u16]) {
         lock(&self.sim.faults).queued.extend(statuses);

@@ -290,6 +290,13 @@ fn serve(
     oauth::authorize(sim, header("authorization"))?;
     {
         let mut faults = lock(&sim.faults);
+        if faults.api_scope_withheld {
+            return Err(ApiError::new(
+                401,
+                "INVALID_SESSION_ID",
+                "This session is not valid for use with the REST API",
+            ));
+        }
         if faults.api_disabled {
             return Err(ApiError::new(
                 403,
