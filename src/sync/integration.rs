@@ -655,15 +655,10 @@ impl Integrations {
             .ok_or(SyncError::NotConnected)
     }
 
-    /// The client for the saved connection, built once from the decrypted credentials.
-    /// The client of the saved connection. This process's own connects replace it at once;
-    /// another process's are noticed within [`VIEW_TTL`] (at once by [`Self::client_of`]).
+    /// The client of the saved connection as it is now, read from the database: a connect
+    /// another process made a moment ago is the one an admin's next request checks its
+    /// mappings against, not the org it replaced.
     pub async fn client(&self) -> Result<Arc<SalesforceClient>, SyncError> {
-        if let Some(cached) = self.client.read().await.as_ref()
-            && cached.checked.elapsed() < VIEW_TTL
-        {
-            return Ok(cached.client.clone());
-        }
         let model = self.connected().await?;
         self.client_of(&model).await
     }
@@ -765,6 +760,10 @@ impl Integrations {
         sync_type: SyncType,
     ) -> Result<integration::Model, SyncError> {
         let current = self.connected().await?;
+        // The type it has already: nothing changes, and a running round goes on.
+        if current.sync_type == sync_type.as_str() {
+            return Ok(current);
+        }
         // Syncing both ways writes every mapped field: one mapped while the sync was one-way
         // (a formula, say) must be writable first; and the mappings checked must be the
         // ones in force when the type is saved.
@@ -816,8 +815,12 @@ impl Integrations {
                         now.status
                     )));
                 }
-                m.status = Set(to.as_str().into());
-                m.status_reason = Set(None);
+                // What stops the rounds of an active sync stays shown when it is started
+                // again; it goes once a round gets through.
+                if now.status != to.as_str() {
+                    m.status = Set(to.as_str().into());
+                    m.status_reason = Set(None);
+                }
                 Ok(())
             })
             .await?)

@@ -975,6 +975,18 @@ async fn a_mapped_field_the_org_stops_showing_is_named_until_it_is_back() {
         reason.contains("Account.Subscription_Type__c, mapped from the desk's accountType, is not a field the integration user can see"),
         "{state}"
     );
+    // Started again, or given the type it has, it still says what stops it.
+    for mutation in [
+        "mutation { startSync { status } }",
+        "mutation { setSyncType(syncType: TWO_WAY) { status } }",
+    ] {
+        app.gql_ok(mutation, json!({})).await;
+        assert_eq!(
+            integration(&app).await["statusReason"],
+            reason,
+            "{mutation}"
+        );
+    }
 
     sim.create_field("Account", "Subscription_Type__c").unwrap();
     app.sync_now().await;

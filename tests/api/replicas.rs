@@ -371,6 +371,46 @@ async fn a_connection_made_by_another_process_is_the_one_the_next_round_uses() {
 }
 
 #[tokio::test]
+async fn mappings_are_offered_from_the_org_another_process_connected_a_moment_ago() {
+    const MAPPABLE: &str =
+        "query { mappableFields(module: CONTACTS) { deskField choices { name } } }";
+    let offered = |fields: &serde_json::Value| -> Vec<String> {
+        let first_name = fields["mappableFields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["deskField"] == "firstName")
+            .unwrap();
+        first_name["choices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let app = spawn_app().await;
+    let first_org = synced_org(&app, 2).await;
+    let second_org = salesforce_sim::start(SimConfig {
+        seed: 2,
+        records: 2,
+        ..SimConfig::default()
+    })
+    .await;
+    // Only the second org lets the integration user see Department.
+    first_org.hide_field("Contact", "Department").unwrap();
+    let before = app.gql_ok(MAPPABLE, json!({})).await;
+    assert!(!offered(&before).contains(&"Department".to_owned()));
+
+    let other = second_process(&app).await;
+    connect_from(&other, &second_org).await;
+    let after = app.gql_ok(MAPPABLE, json!({})).await;
+    assert!(
+        offered(&after).contains(&"Department".to_owned()),
+        "the org connected now is described: {after}"
+    );
+}
+
+#[tokio::test]
 async fn panels_read_through_the_connection_their_view_names_though_another_process_reconnected() {
     let app = spawn_app().await;
     let first_org = synced_org(&app, 5).await;
