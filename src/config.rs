@@ -1,5 +1,6 @@
 //! Settings, loaded once: built-in defaults, then an optional TOML file, then `TANDEM_*`
-//! environment variables (`__` nests, e.g. `TANDEM_HTTP__PORT`; `DATABASE_URL` works too).
+//! environment variables (`__` nests, e.g. `TANDEM_HTTP__PORT`). A bare `DATABASE_URL` works
+//! too, below the file.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -341,11 +342,17 @@ fn without_found_values(text: &str) -> String {
     out
 }
 
+/// The most HTTP worker threads: each is an OS thread with its own runtime, and more than
+/// this would meet a container's thread limit before any request.
+const MAX_WORKERS: usize = 1024;
+
 impl Settings {
     /// Loads settings from defaults, the optional file, and the process environment.
     /// Returns the `TANDEM_*` variables that name no setting, for the caller to report.
     pub fn load(file: Option<&Path>) -> Result<(Self, Vec<String>), ConfigError> {
-        let mut figment = Figment::new();
+        // A bare DATABASE_URL, as other tools read it, comes before the file: the file, or
+        // TANDEM_DATABASE_URL, says which database is Tandem's.
+        let mut figment = Figment::new().merge(Env::raw().only(&["DATABASE_URL"]));
         if let Some(file) = file {
             figment = figment.merge(Toml::file_exact(file));
         }
@@ -365,14 +372,12 @@ impl Settings {
                 (!ENV_SECTIONS.contains(&section.as_str())).then(|| k.clone())
             })
             .collect();
-        figment = figment.merge(Env::raw().only(&["DATABASE_URL"])).merge(
-            Env::prefixed("TANDEM_").split("__").filter(|k| {
-                let section = k.as_str().split('.').next().unwrap_or_default();
-                ENV_SECTIONS
-                    .iter()
-                    .any(|known| known.eq_ignore_ascii_case(section))
-            }),
-        );
+        figment = figment.merge(Env::prefixed("TANDEM_").split("__").filter(|k| {
+            let section = k.as_str().split('.').next().unwrap_or_default();
+            ENV_SECTIONS
+                .iter()
+                .any(|known| known.eq_ignore_ascii_case(section))
+        }));
         // figment reads `1234` or `true` in a variable as a number or a flag; a setting that
         // is text takes the variable's text as it is (an audience that is a number, a
         // secret of digits with its leading zeros).
@@ -395,10 +400,24 @@ impl Settings {
                 "{key}: {why}"
             )))))
         };
-        if self.http.workers == Some(0) {
+        if self
+            .http
+            .workers
+            .is_some_and(|n| !(1..=MAX_WORKERS).contains(&n))
+        {
             return refuse(
                 "http.workers",
-                "must be at least 1 (leave it out for one per core)",
+                &format!("must be from 1 to {MAX_WORKERS} (leave it out for one per core)"),
+            );
+        }
+        if self
+            .database_url
+            .as_ref()
+            .is_some_and(|url| url.expose().trim().is_empty())
+        {
+            return refuse(
+                "database_url",
+                "is empty; leave it out for the SQLite file in data_dir, or name a database",
             );
         }
         // Zero would be taken, and then refuse or stall everything that needs the setting.
@@ -749,6 +768,9 @@ mod tests {
         figment::Jail::expect_with(|jail| {
             for (var, value, key) in [
                 ("TANDEM_HTTP__WORKERS", "0", "http.workers"),
+                ("TANDEM_HTTP__WORKERS", "5000", "http.workers"),
+                ("TANDEM_DATABASE_URL", " ", "database_url"),
+                ("DATABASE_URL", "", "database_url"),
                 (
                     "TANDEM_WEBSOCKET__INIT_TIMEOUT_SECS",
                     "0",
@@ -989,6 +1011,24 @@ mod tests {
                 !unknown
                     .iter()
                     .any(|k| k == "TANDEM_HTTP__PORT" || k == "TANDEM_DATA_DIR")
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail API returns figment::Error
+    fn a_bare_database_url_gives_way_to_the_file_and_to_tandems_own_variable() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("tandem.toml", "database_url = \"postgres://db/tandem\"\n")?;
+            jail.set_env("DATABASE_URL", "postgres://db/another_app");
+            let (settings, _) = Settings::load(Some(Path::new("tandem.toml"))).unwrap();
+            assert_eq!(settings.database_url().expose(), "postgres://db/tandem");
+            jail.set_env("TANDEM_DATABASE_URL", "postgres://db/tandem_staging");
+            let (settings, _) = Settings::load(Some(Path::new("tandem.toml"))).unwrap();
+            assert_eq!(
+                settings.database_url().expose(),
+                "postgres://db/tandem_staging"
             );
             Ok(())
         });

@@ -304,10 +304,11 @@ pub async fn run() -> anyhow::Result<()> {
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
+    // Said before anything is written to it: its migrations run next.
+    tracing::info!(database = %settings.database_url().redacted(), "opening the database");
     let app = Application::build(&settings).await?;
     tracing::info!(
         url = %format!("http://{}:{}/graphql", settings.http.host, app.port()),
-        database = %settings.database_url().redacted(),
         "serving"
     );
     app.run_until_signalled().await?;
