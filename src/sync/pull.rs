@@ -213,19 +213,21 @@ fn profile(mut record: Record) -> String {
     serde_json::to_string(&record).unwrap_or_else(|_| Value::Object(record).to_string())
 }
 
-/// Whether Salesforce changed a linked record since the sync last read or wrote it. A push
-/// leaves the stamp of the version it made unknown. Then the record's last modifier says:
+/// Whether someone saved a linked record in Salesforce since the sync last read or wrote it:
+/// saved after the read, by its `LastModifiedDate` (`SystemModstamp` moves also when the
+/// org's automation touches the record, a roll-up summary recalculated, which no one
+/// saved). A push leaves the stamp of the version it made unknown. Then the record's last modifier says:
 /// anyone but the integration user (`ours.0`) changed it since. Without one to go by, the
 /// link holds the record as the push left it, and another value read now in a field a
 /// person may edit (`ours.1`) is Salesforce's change; the rest change with the push itself
 /// (a name made of the names sent, formulas).
 fn changed_since_read(
     link: &entity::record_link::Model,
-    (modstamp, profile): (DateTime<Utc>, &str),
+    (saved, profile): (DateTime<Utc>, &str),
     ours: (Option<&str>, &HashSet<String>),
 ) -> bool {
     if let Some(read) = link.salesforce_modstamp {
-        return modstamp > read;
+        return saved > read;
     }
     let Some(left) = link.salesforce_fields.as_deref() else {
         return false;
@@ -741,7 +743,7 @@ impl SyncEngine {
                         && !(desk.get(&link.desk_id).is_none_or(DeskRecord::deleted)
                             && changed_since_read(
                                 link,
-                                (inc.modstamp, &inc.profile),
+                                (inc.last_modified, &inc.profile),
                                 (user, &editable),
                             )) =>
                 {

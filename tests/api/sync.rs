@@ -3804,7 +3804,8 @@ enum Sent {
 }
 
 /// A contact deleted in the desk, then changed in Salesforce in a field not mapped, comes
-/// back, whatever the desk sent of it before the delete; read again unchanged, it does not.
+/// back, whatever the desk sent of it before the delete; read again unchanged, or touched
+/// by Salesforce's automation alone, it does not.
 async fn deleted_in_the_desk_then_changed_in_salesforce(sent: Sent) {
     let (app, sim) = connected().await;
     let sf_id = sim
@@ -3844,6 +3845,14 @@ async fn deleted_in_the_desk_then_changed_in_salesforce(sent: Sent) {
         // record stays deleted in the desk.
         app.sync_now().await;
         assert!(by_last_name(&contacts(&app).await, "Hopper").is_empty());
+        // Nor does Salesforce's own touch (a roll-up recalculated) that no one saved.
+        sim.advance_clock(5);
+        sim.touch_by_the_system("Contact", &sf_id).unwrap();
+        app.sync_now().await;
+        assert!(
+            by_last_name(&contacts(&app).await, "Hopper").is_empty(),
+            "no one saved it"
+        );
     }
 
     sim.advance_clock(5);

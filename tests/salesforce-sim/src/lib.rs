@@ -454,6 +454,15 @@ impl SimHandle {
         Ok(())
     }
 
+    /// Moves a record's `SystemModstamp` on without anyone saving it, as a roll-up summary
+    /// recalculated or other automation does: `LastModifiedDate` and the fields stay.
+    pub fn touch_by_the_system(&self, sobject: &str, id: &str) -> Result<(), ApiError> {
+        let obj = rest_object(sobject)?;
+        let mut store = lock(&self.sim.store);
+        let row = store.locate(obj, id).ok_or_else(ApiError::not_found)?;
+        store.touch_by_the_system(obj, row)
+    }
+
     pub fn delete(&self, sobject: &str, id: &str) -> Result<(), ApiError> {
         let obj = rest_object(sobject)?;
         let mut store = lock(&self.sim.store);

@@ -465,6 +465,15 @@ impl Store {
         Ok(())
     }
 
+    /// Moves a record's `SystemModstamp` on, and nothing else: what a roll-up summary or
+    /// other automation does to it, no person or API client having saved it.
+    pub fn touch_by_the_system(&mut self, obj: ObjIdx, row: usize) -> Result<(), ApiError> {
+        let previous = self.live(obj, row)?.modstamp;
+        let at = self.clock.stamp_after(previous);
+        self.tables[obj][row].modstamp = at;
+        Ok(())
+    }
+
     /// Moves a record to the recycle bin with the records Salesforce deletes along with it
     /// ([`CASCADES`]), and theirs in turn.
     pub fn delete(&mut self, obj: ObjIdx, row: usize) -> Result<(), ApiError> {
