@@ -554,94 +554,110 @@ impl Integrations {
             }
             Err(other) => return Err(other.into()),
         }
-        // Signed in is not yet let in: an org without the REST API (an edition without it, or
-        // a user whose profile lacks "API Enabled") would refuse every call the sync makes.
-        // Anything else the question meets is for the sync to meet, not a reason to refuse.
-        match client.resources().await {
-            Err(SalesforceError::Api {
-                error_code,
-                message,
-                ..
-            }) if matches!(
-                error_code.as_str(),
-                "API_DISABLED_FOR_ORG" | "API_CURRENTLY_DISABLED"
-            ) =>
+        // Signing in may have rotated the token given; only the new one works now.
+        let mut rotated = false;
+        if let Some(given) = secrets.get("refreshToken").and_then(Value::as_str)
+            && let Some(now) = client.refresh_token().await
+        {
+            rotated = now.expose_secret() != given;
+            secrets["refreshToken"] = Value::String(now.expose_secret().to_owned());
+        }
+        let connected = async {
+            // Signed in is not yet let in: an org without the REST API (an edition without it, or
+            // a user whose profile lacks "API Enabled") would refuse every call the sync makes.
+            // Anything else the question meets is for the sync to meet, not a reason to refuse.
+            match client.resources().await {
+                Err(SalesforceError::Api {
+                    error_code,
+                    message,
+                    ..
+                }) if matches!(
+                    error_code.as_str(),
+                    "API_DISABLED_FOR_ORG" | "API_CURRENTLY_DISABLED"
+                ) =>
+                {
+                    return Err(SyncError::Refused(format!(
+                        "Salesforce signed the user in but refuses it the REST API ({error_code}: {message}): the org must be on Enterprise, Unlimited, Performance or Developer edition, or Professional with API access, and the integration user's profile must have \"API Enabled\""
+                    )));
+                }
+                // A session the connected app was not granted the API for: no renewal helps.
+                Err(SalesforceError::Api {
+                    status: 401,
+                    error_code,
+                    message,
+                    ..
+                }) if error_code == "INVALID_SESSION_ID" => {
+                    return Err(SyncError::Refused(format!(
+                        "Salesforce signed the user in but its session cannot call the REST API ({error_code}: {message}): give the connected app the OAuth scope \"Manage user data via APIs (api)\" (and \"Perform requests at any time (refresh_token, offline_access)\" for refresh tokens), then connect again"
+                    )));
+                }
+                Ok(_) | Err(_) => {}
+            }
+            let username = match username {
+                Some(username) => Some(username),
+                // A refresh-token login names no user: ask Salesforce who it is, for the status
+                // page. Not knowing does not stop the connection.
+                None => client.username().await.unwrap_or_else(|e| {
+                    tracing::info!(error = %e, "the identity URL did not say who signed in");
+                    None
+                }),
+            };
+            let instance_url = client.instance_url().await?;
+            let org_id = client.identity_url().await?.as_deref().and_then(org_of);
+            // Made two-way over a one-way sync of the same org, whose mappings it keeps: they must
+            // be writable first, as `setSyncType(TWO_WAY)` checks; and still those checked when
+            // the connection is saved.
+            let mut checked_mappings = None;
+            if request.sync_type == Some(SyncType::TwoWay)
+                && let Some(current) = self.current().await?
+                && current.sync_type != SyncType::TwoWay.as_str()
+                && current.org_id.is_some()
+                && current.org_id == org_id
             {
-                return Err(SyncError::Refused(format!(
-                    "Salesforce signed the user in but refuses it the REST API ({error_code}: {message}): the org must be on Enterprise, Unlimited, Performance or Developer edition, or Professional with API access, and the integration user's profile must have \"API Enabled\""
-                )));
+                let rows = self.store.mapping_rows().await?;
+                self.check_mappings_with(&client, true, "then connect with syncType TWO_WAY")
+                    .await?;
+                checked_mappings = Some(rows);
             }
-            // A session the connected app was not granted the API for: no renewal helps.
-            Err(SalesforceError::Api {
-                status: 401,
-                error_code,
-                message,
-                ..
-            }) if error_code == "INVALID_SESSION_ID" => {
-                return Err(SyncError::Refused(format!(
-                    "Salesforce signed the user in but its session cannot call the REST API ({error_code}: {message}): give the connected app the OAuth scope \"Manage user data via APIs (api)\" (and \"Perform requests at any time (refresh_token, offline_access)\" for refresh tokens), then connect again"
-                )));
-            }
-            Ok(_) | Err(_) => {}
-        }
-        if secrets.get("refreshToken").is_some()
-            && let Some(rotated) = client.refresh_token().await
-        {
-            // Signing in may have rotated the token given; only the new one works now.
-            secrets["refreshToken"] = Value::String(rotated.expose_secret().to_owned());
-        }
-        let username = match username {
-            Some(username) => Some(username),
-            // A refresh-token login names no user: ask Salesforce who it is, for the status
-            // page. Not knowing does not stop the connection.
-            None => client.username().await.unwrap_or_else(|e| {
-                tracing::info!(error = %e, "the identity URL did not say who signed in");
-                None
-            }),
-        };
-        let instance_url = client.instance_url().await?;
-        let org_id = client.identity_url().await?.as_deref().and_then(org_of);
-        // Made two-way over a one-way sync of the same org, whose mappings it keeps: they must
-        // be writable first, as `setSyncType(TWO_WAY)` checks; and still those checked when
-        // the connection is saved.
-        let mut checked_mappings = None;
-        if request.sync_type == Some(SyncType::TwoWay)
-            && let Some(current) = self.current().await?
-            && current.sync_type != SyncType::TwoWay.as_str()
-            && current.org_id.is_some()
-            && current.org_id == org_id
-        {
-            let rows = self.store.mapping_rows().await?;
-            self.check_mappings_with(&client, true, "then connect with syncType TWO_WAY")
+            let sealed = self.vault.seal(secrets.to_string().as_bytes());
+            let _replacing = self.replacing().await?;
+            let model = self
+                .store
+                .save_integration(NewIntegration {
+                    login_url,
+                    auth_kind: auth_kind.into(),
+                    username,
+                    client_id: Some(client_id),
+                    sealed_secrets: sealed.clone(),
+                    instance_url,
+                    org_id,
+                    sync_type: request.sync_type,
+                    checked_mappings,
+                })
                 .await?;
-            checked_mappings = Some(rows);
+            *self.client.write().await = Some(CachedClient {
+                sealed,
+                basis: basis(&model, &secrets),
+                id,
+                checked: std::time::Instant::now(),
+                connection: connection_of(&model),
+                client: Arc::new(client),
+            });
+            self.forget_view().await;
+            Ok(model)
         }
-        let sealed = self.vault.seal(secrets.to_string().as_bytes());
-        let _replacing = self.replacing().await?;
-        let model = self
-            .store
-            .save_integration(NewIntegration {
-                login_url,
-                auth_kind: auth_kind.into(),
-                username,
-                client_id: Some(client_id),
-                sealed_secrets: sealed.clone(),
-                instance_url,
-                org_id,
-                sync_type: request.sync_type,
-                checked_mappings,
-            })
-            .await?;
-        *self.client.write().await = Some(CachedClient {
-            sealed,
-            basis: basis(&model, &secrets),
-            id,
-            checked: std::time::Instant::now(),
-            connection: connection_of(&model),
-            client: Arc::new(client),
-        });
-        self.forget_view().await;
-        Ok(model)
+        .await;
+        // Failing now, the connection keeps the token Salesforce rotated in to itself: the
+        // one given works no more, and an admin trying it again would only hear so.
+        connected.map_err(|e| {
+            if rotated {
+                SyncError::Refused(format!(
+                    "{e}. Signing in, Salesforce rotated the refresh token given, which no longer works: authorize the connected app again for a new one, then connect with it"
+                ))
+            } else {
+                e
+            }
+        })
     }
 
     pub async fn current(&self) -> Result<Option<integration::Model>, SyncError> {

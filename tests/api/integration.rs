@@ -584,6 +584,35 @@ async fn sync_can_be_paused_resumed_retyped_and_deleted() {
 }
 
 #[tokio::test]
+async fn a_connection_refused_after_salesforce_rotated_the_token_says_the_token_is_spent() {
+    let app = spawn_app().await;
+    let sim = salesforce_sim::start(SimConfig {
+        rotate_refresh_tokens: true,
+        ..SimConfig::default()
+    })
+    .await;
+    const CONNECT: &str =
+        "mutation($i: ConnectSalesforceInput!) { connectSalesforce(input: $i) { status } }";
+    let input = json!({ "i": { "loginUrl": sim.base_url(), "auth": "REFRESH_TOKEN",
+                               "refreshToken": sim.refresh_token(), "clientId": sim.config().client_id,
+                               "clientSecret": sim.config().client_secret } });
+    sim.disable_api(true);
+    let refused = app.gql(CONNECT, input.clone()).await;
+    assert_eq!(codes(&refused), ["BAD_USER_INPUT"]);
+    let message = refused["errors"][0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("API_DISABLED_FOR_ORG")
+            && message.contains("rotated the refresh token given"),
+        "{refused}"
+    );
+    // As it said: the token given works no more.
+    sim.disable_api(false);
+    let again = app.gql(CONNECT, input).await;
+    assert_eq!(codes(&again), ["BAD_USER_INPUT"], "{again}");
+    assert_eq!(integration(&app).await["status"], "NOT_CONNECTED");
+}
+
+#[tokio::test]
 async fn a_refresh_token_connects_without_a_client_secret_the_app_does_not_require() {
     let app = spawn_app().await;
     let sim = salesforce_sim::start(SimConfig::default()).await;
