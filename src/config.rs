@@ -352,7 +352,11 @@ impl Settings {
     pub fn load(file: Option<&Path>) -> Result<(Self, Vec<String>), ConfigError> {
         // A bare DATABASE_URL, as other tools read it, comes before the file: the file, or
         // TANDEM_DATABASE_URL, says which database is Tandem's.
-        let mut figment = Figment::new().merge(Env::raw().only(&["DATABASE_URL"]));
+        // Set but blank (a compose file's unset interpolation), it says nothing.
+        let mut figment = Figment::new();
+        if std::env::var("DATABASE_URL").is_ok_and(|url| !url.trim().is_empty()) {
+            figment = figment.merge(Env::raw().only(&["DATABASE_URL"]));
+        }
         if let Some(file) = file {
             figment = figment.merge(Toml::file_exact(file));
         }
@@ -770,7 +774,6 @@ mod tests {
                 ("TANDEM_HTTP__WORKERS", "0", "http.workers"),
                 ("TANDEM_HTTP__WORKERS", "5000", "http.workers"),
                 ("TANDEM_DATABASE_URL", " ", "database_url"),
-                ("DATABASE_URL", "", "database_url"),
                 (
                     "TANDEM_WEBSOCKET__INIT_TIMEOUT_SECS",
                     "0",
@@ -1030,6 +1033,11 @@ mod tests {
                 settings.database_url().expose(),
                 "postgres://db/tandem_staging"
             );
+            // Blank, it says nothing, as if it were not set.
+            jail.clear_env();
+            jail.set_env("DATABASE_URL", "");
+            let (settings, _) = Settings::load(None).unwrap();
+            assert!(settings.database_url().is_sqlite());
             Ok(())
         });
     }

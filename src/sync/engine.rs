@@ -519,6 +519,9 @@ impl SyncEngine {
                 }
             }
         }
+        // What the retry made due and did not send (contacts that waited for an account it
+        // linked, say) goes with a round, which reads before it sends: woken now.
+        self.integrations.wake();
         self.record_usage(&client).await
     }
 

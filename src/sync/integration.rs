@@ -586,7 +586,9 @@ impl Integrations {
                     error_code,
                     message,
                     ..
-                }) if error_code == "INVALID_SESSION_ID" => {
+                }) if error_code == "INVALID_SESSION_ID"
+                    && message.contains("not valid for use with the REST API") =>
+                {
                     return Err(SyncError::Refused(format!(
                         "Salesforce signed the user in but its session cannot call the REST API ({error_code}: {message}): give the connected app the OAuth scope \"Manage user data via APIs (api)\" (and \"Perform requests at any time (refresh_token, offline_access)\" for refresh tokens), then connect again"
                     )));

@@ -723,14 +723,28 @@ impl SyncEngine {
             if failed.get(&inc.id) == Some(&inc.modstamp) {
                 continue;
             }
-            // Its desk twin purged, a desk record not linked yet has its key.
+            // Its desk twin purged, the one desk record not linked yet that has its key meets
+            // it: a live one, or one in the bin that an update brings back.
             let meets_anew = |link: &record_link::Model| {
-                !desk.contains_key(&link.desk_id)
-                    && inc
-                        .key
-                        .as_ref()
-                        .and_then(|k| candidates.get(k))
-                        .is_some_and(|found| found.len() == 1)
+                if desk.contains_key(&link.desk_id) {
+                    return false;
+                }
+                match inc
+                    .key
+                    .as_ref()
+                    .and_then(|k| candidates.get(k))
+                    .map(Vec::as_slice)
+                {
+                    Some([only]) => {
+                        !only.deleted()
+                            || changed_since_read(
+                                link,
+                                (inc.last_modified, &inc.profile),
+                                (user, &editable),
+                            )
+                    }
+                    _ => false,
+                }
             };
             let outcome = match links.get(&inc.id) {
                 // Nothing mapped changed. Unless Salesforce changed the record since it was
@@ -807,7 +821,9 @@ impl SyncEngine {
                     let Some(only) = found.and_then(|found| found.into_iter().next()) else {
                         continue;
                     };
-                    if let Some(waiting) = waits_for_account(inc, None, false) {
+                    // The account a purge kept its twin in, it stays in.
+                    let kept = link.kept_account_id.as_deref();
+                    if let Some(waiting) = waits_for_account(inc, kept, false) {
                         Err(waiting)
                     } else {
                         let only = Held {
@@ -1264,7 +1280,8 @@ impl SyncEngine {
         let written = self
             .write(batch, module, inc, Some(desk_record), values, false)
             .await?;
-        if written.is_ok() && kept && round.sync_type == SyncType::TwoWay {
+        // One-way, they wait in the outbox as desk edits do, until the sync turns two-way.
+        if written.is_ok() && kept {
             batch.enqueue(module, desk_id).await?;
         }
         Ok(written)

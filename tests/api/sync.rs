@@ -662,6 +662,27 @@ async fn one_way_a_first_meeting_keeps_what_the_desk_holds_and_sends_nothing() {
         (&Value::Null, &Value::Null),
         "{sf}"
     );
+
+    // Turned two-way, they go out as the desk edits made meanwhile do.
+    app.gql_ok(
+        "mutation { setSyncType(syncType: TWO_WAY) { syncType } }",
+        json!({}),
+    )
+    .await;
+    app.sync_now().await;
+    app.sync_now().await;
+    let sf = sim.get("Contact", &sf_id).unwrap();
+    let accounts = sim.records("Account");
+    assert_eq!(accounts.len(), 1, "{accounts:#?}");
+    assert_eq!(
+        (&sf["Title"], &sf["Phone"], &sf["AccountId"]),
+        (
+            &json!("Rear Admiral"),
+            &json!("+1 555 0100"),
+            &accounts[0]["Id"]
+        ),
+        "{sf}"
+    );
 }
 
 #[tokio::test]
@@ -4012,6 +4033,64 @@ async fn a_contact_of_a_purged_account_purged_too_and_brought_back_by_salesforce
     assert_ne!(back["id"], desk_byron);
     assert!(back["account"].is_null(), "{back}");
     stays_in_its_purged_account(&app, &sim, (&back["id"], &byron, &acme), "Byron").await;
+}
+
+#[tokio::test]
+async fn a_contact_of_a_purged_account_made_again_in_the_desk_meets_its_twin_and_stays_in_the_account()
+ {
+    let (app, sim) = connected().await;
+    let (acme, byron, desk_byron) = purged_acme(&app, &sim, "Byron").await;
+    for mutation in [
+        "mutation($id: ID!) { deleteContact(id: $id) { id } }",
+        "mutation($id: ID!) { purgeContact(id: $id) }",
+    ] {
+        app.gql_ok(mutation, json!({ "id": desk_byron })).await;
+    }
+    let again = app
+        .create_contact(
+            json!({ "lastName": "Byron", "email": "Byron@example.com", "title": "Poet" }),
+        )
+        .await["id"]
+        .clone();
+    app.sync_now().await;
+    let failures = app
+        .gql_ok("{ syncFailures { nodes { reason message } } }", json!({}))
+        .await;
+    assert_eq!(failures["syncFailures"]["nodes"], json!([]), "{failures}");
+    assert_eq!(salesforce_id_of(&app, &again).await, byron);
+    let in_org = sim.get("Contact", &byron).unwrap();
+    assert_eq!(
+        (&in_org["Title"], &in_org["AccountId"]),
+        (&json!("Poet"), &json!(acme)),
+        "{in_org}"
+    );
+    stays_in_its_purged_account(&app, &sim, (&again, &byron, &acme), "Byron").await;
+}
+
+#[tokio::test]
+async fn a_salesforce_contact_read_again_unchanged_leaves_its_binned_desk_match_in_the_bin() {
+    let (app, _sim, _) = purged_twin().await;
+    app.gql_ok("mutation { pauseSync { status } }", json!({}))
+        .await;
+    let binned = app
+        .create_contact(json!({ "lastName": "Curie", "email": "marie@example.com" }))
+        .await["id"]
+        .clone();
+    app.gql_ok(
+        "mutation($id: ID!) { deleteContact(id: $id) { id } }",
+        json!({ "id": binned }),
+    )
+    .await;
+    app.gql_ok("mutation { resumeSync { status } }", json!({}))
+        .await;
+    app.sync_now().await;
+    // A new mapping reads every Salesforce contact again, this one unchanged.
+    app.map_field("CONTACTS", "mailingCity", "Department").await;
+    app.sync_now().await;
+    assert!(
+        by_last_name(&contacts(&app).await, "Curie").is_empty(),
+        "no one updated it in Salesforce"
+    );
 }
 
 #[tokio::test]
