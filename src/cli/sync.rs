@@ -15,9 +15,11 @@ use crate::sync::{Counts, SyncEventKind};
 
 pub async fn once(settings: &Settings) -> anyhow::Result<()> {
     let services = Services::open(settings).await?;
-    // Listening from here on: a Ctrl-C pressed while the loop below handles an event (or
-    // before it first waits) is kept for it, not lost.
-    let mut interrupts = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+    // Listening from here on: a Ctrl-C (or a SIGTERM, from a scheduler or `timeout`) sent
+    // while the loop below handles an event (or before it first waits) is kept for it.
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupts = signal(SignalKind::interrupt())?;
+    let mut terminations = signal(SignalKind::terminate())?;
     // This round's batches only: a worker syncing the same database logs its own.
     let mut events = services.store.subscribe_own_sync();
     if services.store.round_running().await? {
@@ -40,7 +42,12 @@ pub async fn once(settings: &Settings) -> anyhow::Result<()> {
             },
             done = &mut round => break done??,
             // Ctrl-C: the round stops at its next batch, the one in flight committed whole.
-            Some(()) = interrupts.recv() => {
+            Some(()) = async {
+                tokio::select! {
+                    got = interrupts.recv() => got,
+                    got = terminations.recv() => got,
+                }
+            } => {
                 if interrupted {
                     std::process::exit(130);
                 }

@@ -860,6 +860,16 @@ async fn sync_once_leaving_records_in_the_failure_log_exits_non_zero() {
 
 #[tokio::test]
 async fn sync_once_interrupted_while_it_waits_for_another_round_stops_at_once_and_syncs_nothing() {
+    sync_once_stopped_while_it_waits("-INT").await;
+}
+
+#[tokio::test]
+async fn sync_once_terminated_while_it_waits_for_another_round_stops_the_same_way() {
+    sync_once_stopped_while_it_waits("-TERM").await;
+}
+
+/// `tandem sync --once`, waiting for another process's round, sent `signal`.
+async fn sync_once_stopped_while_it_waits(signal: &str) {
     use tokio::io::AsyncBufReadExt;
     let (app, sim) = started(|_| {}).await;
     app.create_contact(json!({ "lastName": "Hodgkin" })).await;
@@ -888,7 +898,7 @@ async fn sync_once_interrupted_while_it_waits_for_another_round_stops_at_once_an
         said.last().is_some_and(|l| l.contains("another process")),
         "{said:?}"
     );
-    interrupt(&run);
+    send(&run, signal);
     // The other round still runs: the wait for it ends, not the round.
     let ended = tokio::time::timeout(Duration::from_secs(10), async {
         while let Some(line) = lines.next_line().await.unwrap() {
@@ -981,9 +991,14 @@ async fn serve_interrupted_answers_the_request_in_flight_before_it_exits() {
 
 /// Sends SIGINT to `child`, as Ctrl-C in its terminal does.
 pub fn interrupt(child: &tokio::process::Child) {
+    send(child, "-INT");
+}
+
+/// Sends `child` a signal, as `kill` names it (`-INT`, `-TERM`).
+fn send(child: &tokio::process::Child, signal: &str) {
     let pid = child.id().expect("the child is running").to_string();
     let sent = std::process::Command::new("kill")
-        .args(["-INT", &pid])
+        .args([signal, &pid])
         .status()
         .unwrap();
     assert!(sent.success());
