@@ -47,8 +47,9 @@ impl OptionalText {
     }
 }
 
-/// A search term as given (a filter matches what was typed, so nothing is trimmed), held to
-/// the rules stored text keeps: a term no stored value could hold is refused, not searched.
+/// A search term as given, held to the rules stored text keeps: a term no stored value could
+/// hold is refused, not searched. It is matched as records are, by its key: folded, and
+/// trimmed of what shows nothing at its ends (`"ada "` finds Adam too).
 /// So is one of nothing but spaces (or characters that show nothing): searched, it would
 /// match every record, as if no filter had been given.
 pub fn search_term(

@@ -1,6 +1,10 @@
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Select};
 
-/// Keyset pagination over ascending ids: stable under concurrent inserts.
+/// Keyset pagination over ascending ids: a walk through the records neither skips nor
+/// repeats one that was there when it began, whatever is inserted or deleted meanwhile. It is
+/// no feed of new records: on PostgreSQL ids are drawn as rows are inserted, not as they
+/// commit, so a record committed late can take an id below a cursor already handed out
+/// (`updatedSince` and `deskChanges` are how new records are followed).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct PageRequest {
     pub after: Option<i64>,
