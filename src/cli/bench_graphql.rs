@@ -377,6 +377,9 @@ async fn mass_update(api: &Api) -> anyhow::Result<()> {
 /// leaves the sync running): each is timed until the last subscriber has it.
 const FAN_OUT_EVENTS: usize = 20;
 
+/// How long an event may take to reach every subscriber before the bench gives up on it.
+const ARRIVAL_PATIENCE: Duration = Duration::from_secs(30);
+
 /// Connects `n` subscribers to `syncEvents`, causes [`FAN_OUT_EVENTS`] status changes one at
 /// a time, and times each one's arrival at every subscriber.
 async fn fan_out(api: &Api, server: &Server, n: usize) -> anyhow::Result<()> {
@@ -396,24 +399,37 @@ async fn fan_out(api: &Api, server: &Server, n: usize) -> anyhow::Result<()> {
         let url = ws_url.clone();
         let token = api.token.clone();
         async move {
-            let mut request = url.into_client_request()?;
-            request.headers_mut().insert(
-                "sec-websocket-protocol",
-                HeaderValue::from_static("graphql-transport-ws"),
-            );
-            let (mut ws, _) = tokio_tungstenite::connect_async(request).await?;
-            ws.send(Message::text(
-                json!({ "type": "connection_init", "payload": { "Authorization": format!("Bearer {token}") } }).to_string(),
-            ))
-            .await?;
-            ws.next()
-                .await
-                .ok_or_else(|| anyhow!("closed before the ack"))??;
-            ws.send(Message::text(
-                json!({ "id": "1", "type": "subscribe", "payload": { "query": "subscription { syncEvents(kinds: [STATUS]) { id status } }" } }).to_string(),
-            ))
-            .await?;
+            // A server out of file descriptors never answers the handshake: not waited for.
+            let mut ws = tokio::time::timeout(ARRIVAL_PATIENCE, async {
+                let mut request = url.into_client_request()?;
+                request.headers_mut().insert(
+                    "sec-websocket-protocol",
+                    HeaderValue::from_static("graphql-transport-ws"),
+                );
+                let (mut ws, _) = tokio_tungstenite::connect_async(request).await?;
+                ws.send(Message::text(
+                    json!({ "type": "connection_init", "payload": { "Authorization": format!("Bearer {token}") } }).to_string(),
+                ))
+                .await?;
+                ws.next()
+                    .await
+                    .ok_or_else(|| anyhow!("closed before the ack"))??;
+                ws.send(Message::text(
+                    json!({ "id": "1", "type": "subscribe", "payload": { "query": "subscription { syncEvents(kinds: [STATUS]) { id status } }" } }).to_string(),
+                ))
+                .await?;
+                Ok::<_, anyhow::Error>(ws)
+            })
+            .await
+            .map_err(|_| {
+                anyhow!(
+                    "the server did not take a subscriber within {} s",
+                    ARRIVAL_PATIENCE.as_secs()
+                )
+            })??;
             let _ = ready.send(()).await;
+            // Let go at once: with every subscriber connected or failed, the count is known.
+            drop(ready);
             let mut event = 0;
             while event < sent.len() {
                 match ws.next().await {
@@ -453,7 +469,18 @@ async fn fan_out(api: &Api, server: &Server, n: usize) -> anyhow::Result<()> {
         ready += 1;
     }
     if ready < n {
-        bail!("only {ready} of {n} subscribers connected");
+        let mut why = String::from("no reason given");
+        for task in &mut tasks {
+            if task.is_finished()
+                && let Ok(Err(e)) = task.await
+            {
+                why = e.to_string();
+                break;
+            }
+        }
+        bail!(
+            "only {ready} of {n} subscribers connected ({why}); each holds a socket, so the open-file limit (ulimit -n) must be above {n} by a few hundred"
+        );
     }
     // The server registers a subscription just after reading its message.
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -472,9 +499,14 @@ async fn fan_out(api: &Api, server: &Server, n: usize) -> anyhow::Result<()> {
             .await?;
         let mut last = Duration::ZERO;
         for _ in 0..n {
-            let (of, took) = arrived_rx
-                .recv()
+            let (of, took) = tokio::time::timeout(ARRIVAL_PATIENCE, arrived_rx.recv())
                 .await
+                .map_err(|_| {
+                    anyhow!(
+                        "event {event} did not reach every subscriber within {} s (a socket closed?)",
+                        ARRIVAL_PATIENCE.as_secs()
+                    )
+                })?
                 .ok_or_else(|| anyhow!("a subscriber stopped before event {event}"))?;
             anyhow::ensure!(of == event, "event {of} came while {event} was awaited");
             last = last.max(took);

@@ -27,7 +27,10 @@ for (const result of results) {
 for (const [level, [ok, failed]] of Object.entries(tally)) {
   console.log(`${level}: ${ok}/${ok + failed} passed`);
 }
-if (tally.MUST[1] > 0) {
-  console.error('a MUST audit failed');
-  process.exit(1);
+// MUST and SHOULD both hold today: either failing is a regression. MAY audits are reported.
+for (const level of ['MUST', 'SHOULD']) {
+  if (tally[level][1] > 0) {
+    console.error(`a ${level} audit failed`);
+    process.exit(1);
+  }
 }

@@ -64,7 +64,10 @@ await check('graphql-ws client receives a desk change', async () => {
   });
   await new Promise((r) => setTimeout(r, 300));
   const created = await gql('mutation { createAccount(input: { name: "Conformance" }) { id } }');
-  const event = await received;
+  const event = await Promise.race([
+    received,
+    new Promise((_, reject) => setTimeout(() => reject(new Error('no desk change within 20 s')), 20000)),
+  ]);
   assert.deepEqual(event.data.deskChanges, { entity: 'ACCOUNT', action: 'CREATED', recordId: created.data.createAccount.id });
   await client.dispose();
 });
