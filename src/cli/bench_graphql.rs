@@ -469,6 +469,8 @@ async fn fan_out(api: &Api, server: &Server, n: usize) -> anyhow::Result<()> {
         ready += 1;
     }
     if ready < n {
+        // A task lets go of its sender a moment before it counts as finished.
+        tokio::time::sleep(Duration::from_millis(200)).await;
         let mut why = String::from("no reason given");
         for task in &mut tasks {
             if task.is_finished()

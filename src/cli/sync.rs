@@ -42,17 +42,18 @@ pub async fn once(settings: &Settings) -> anyhow::Result<()> {
             },
             done = &mut round => break done??,
             // Ctrl-C: the round stops at its next batch, the one in flight committed whole.
-            Some(()) = async {
+            // The exit status of a second is the shell's for the signal: 128 and its number.
+            Some((exit, again)) = async {
                 tokio::select! {
-                    got = interrupts.recv() => got,
-                    got = terminations.recv() => got,
+                    got = interrupts.recv() => got.map(|()| (130, "Ctrl-C")),
+                    got = terminations.recv() => got.map(|()| (143, "SIGTERM")),
                 }
             } => {
                 if interrupted {
-                    std::process::exit(130);
+                    std::process::exit(exit);
                 }
                 interrupted = true;
-                eprintln!("interrupted: the round stops after the batch in flight (Ctrl-C again to quit at once)");
+                eprintln!("interrupted: the round stops after the batch in flight ({again} again to quit at once)");
                 services.integrations.stop_here();
             }
         }

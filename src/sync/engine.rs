@@ -467,6 +467,7 @@ impl SyncEngine {
         let round = self
             .prepare(&current, &client, generation, held.shared())
             .await?;
+        let mut sent = false;
         for module in [Module::Accounts, Module::Contacts] {
             self.find_lost_creates(&round, module).await?;
             let open = failures
@@ -476,6 +477,7 @@ impl SyncEngine {
                 open.partition(|f| f.direction == Direction::DeskToSalesforce.as_str());
             let desk_ids: Vec<i64> = push.iter().filter_map(|f| f.desk_id).collect();
             if !desk_ids.is_empty() && round.sync_type == SyncType::TwoWay {
+                sent = true;
                 // A part at a time: tens of thousands of records (a validation rule that met
                 // a whole first sync) would bind more values than a statement may hold.
                 for part in desk_ids.chunks(BIND_PART) {
@@ -521,7 +523,9 @@ impl SyncEngine {
         }
         // What the retry made due and did not send (contacts that waited for an account it
         // linked, say) goes with a round, which reads before it sends: woken now.
-        self.integrations.wake();
+        if sent {
+            self.integrations.wake();
+        }
         self.record_usage(&client).await
     }
 

@@ -821,8 +821,12 @@ impl SyncEngine {
                     let Some(only) = found.and_then(|found| found.into_iter().next()) else {
                         continue;
                     };
-                    // The account a purge kept its twin in, it stays in.
-                    let kept = link.kept_account_id.as_deref();
+                    // The account a purge kept its twin in, it stays in; one the desk record
+                    // has of its own is no account kept from the desk.
+                    let kept = link
+                        .kept_account_id
+                        .as_deref()
+                        .filter(|_| only.values().get("accountId").is_none_or(Value::is_null));
                     if let Some(waiting) = waits_for_account(inc, kept, false) {
                         Err(waiting)
                     } else {
