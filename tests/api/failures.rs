@@ -554,10 +554,8 @@ async fn a_refused_desk_edit_is_not_undone_by_an_older_salesforce_record_read_ag
     );
 }
 
-#[tokio::test]
-async fn a_retried_desk_edit_does_not_overwrite_a_newer_salesforce_edit_not_read_yet() {
-    let (app, sim) = synced(|_| {}).await;
-    let (sf_id, desk_id) = synced_contact(&app, &sim, "Meitner", "Physicist").await;
+/// A desk edit of this contact's title, which Salesforce refuses as too long: its failure.
+async fn title_edit_refused(app: &TestApp, sim: &SimHandle, desk_id: &Value) -> Vec<Value> {
     app.gql_ok(
         "mutation($id: ID!) { updateContact(id: $id, patch: { title: \"Fission pioneer\" }) { id } }",
         json!({ "id": desk_id }),
@@ -568,8 +566,16 @@ async fn a_retried_desk_edit_does_not_overwrite_a_newer_salesforce_edit_not_read
         "Title: data value too large (max length=8)",
     )]);
     app.sync_now().await;
-    let refused = open_failures(&app, Some("STRING_TOO_LONG")).await;
+    let refused = open_failures(app, Some("STRING_TOO_LONG")).await;
     assert_eq!(refused.len(), 1);
+    refused
+}
+
+#[tokio::test]
+async fn a_retried_desk_edit_does_not_overwrite_a_newer_salesforce_edit_not_read_yet() {
+    let (app, sim) = synced(|_| {}).await;
+    let (sf_id, desk_id) = synced_contact(&app, &sim, "Meitner", "Physicist").await;
+    let refused = title_edit_refused(&app, &sim, &desk_id).await;
 
     // Later, someone changes the title in Salesforce; before any round reads it, the desk's
     // edit is retried.
@@ -600,18 +606,7 @@ async fn a_retry_sends_only_what_it_retries_not_desk_edits_whose_twins_it_did_no
     let (app, sim) = synced(|_| {}).await;
     let (_, refused_id) = synced_contact(&app, &sim, "Meitner", "Physicist").await;
     let (sf_id, desk_id) = synced_contact(&app, &sim, "Noether", "Mathematician").await;
-    app.gql_ok(
-        "mutation($id: ID!) { updateContact(id: $id, patch: { title: \"Fission pioneer\" }) { id } }",
-        json!({ "id": refused_id }),
-    )
-    .await;
-    sim.reject_next_records(&[(
-        "STRING_TOO_LONG",
-        "Title: data value too large (max length=8)",
-    )]);
-    app.sync_now().await;
-    let refused = open_failures(&app, Some("STRING_TOO_LONG")).await;
-    assert_eq!(refused.len(), 1);
+    let refused = title_edit_refused(&app, &sim, &refused_id).await;
 
     // Another contact is edited in the desk, then in Salesforce; before any round reads
     // that, the first one's failure is retried.

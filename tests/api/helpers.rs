@@ -329,6 +329,17 @@ impl TestApp {
         body["data"].clone()
     }
 
+    /// Moves a desk record to the recycle bin, then purges it: `kind` is `Contact` or
+    /// `Account`.
+    pub async fn bin_and_purge(&self, kind: &str, id: &Value) {
+        for mutation in [
+            format!("mutation($id: ID!) {{ delete{kind}(id: $id) {{ id }} }}"),
+            format!("mutation($id: ID!) {{ purge{kind}(id: $id) }}"),
+        ] {
+            self.gql_ok(&mutation, json!({ "id": id })).await;
+        }
+    }
+
     pub async fn create_contact(&self, input: Value) -> Value {
         let data = self
             .gql_ok(

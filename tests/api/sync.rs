@@ -1171,12 +1171,7 @@ async fn purged_twin() -> (TestApp, SimHandle, String) {
         .unwrap();
     app.sync_now().await;
     let old = by_last_name(&contacts(&app).await, "Curie")[0]["id"].clone();
-    for mutation in [
-        "mutation($id: ID!) { deleteContact(id: $id) { id } }",
-        "mutation($id: ID!) { purgeContact(id: $id) }",
-    ] {
-        app.gql_ok(mutation, json!({ "id": old })).await;
-    }
+    app.bin_and_purge("Contact", &old).await;
     (app, sim, sf_id)
 }
 
@@ -1224,12 +1219,7 @@ async fn a_desk_contact_made_again_after_its_twin_was_purged_blanks_nothing_sale
         .unwrap();
     app.sync_now().await;
     let old = by_last_name(&contacts(&app).await, "Curie")[0]["id"].clone();
-    for mutation in [
-        "mutation($id: ID!) { deleteContact(id: $id) { id } }",
-        "mutation($id: ID!) { purgeContact(id: $id) }",
-    ] {
-        app.gql_ok(mutation, json!({ "id": old })).await;
-    }
+    app.bin_and_purge("Contact", &old).await;
     let again = app
         .create_contact(
             json!({ "lastName": "Curie", "email": "marie@example.com", "title": "Chemist" }),
@@ -1640,16 +1630,7 @@ async fn a_purged_desk_record_is_recreated_by_a_salesforce_update() {
         .unwrap();
     app.sync_now().await;
     let desk_id = by_last_name(&contacts(&app).await, "Gone")[0]["id"].clone();
-    app.gql_ok(
-        "mutation($id: ID!) { deleteContact(id: $id) { id } }",
-        json!({ "id": desk_id }),
-    )
-    .await;
-    app.gql_ok(
-        "mutation($id: ID!) { purgeContact(id: $id) }",
-        json!({ "id": desk_id }),
-    )
-    .await;
+    app.bin_and_purge("Contact", &desk_id).await;
     sim.advance_clock(5);
     sim.update("Contact", &sf_id, json!({ "Title": "Returned" }))
         .unwrap();
@@ -2940,12 +2921,7 @@ async fn purged_acme(app: &TestApp, sim: &SimHandle, last_name: &str) -> (String
         .gql_ok("{ accounts(first: 10) { nodes { id } } }", json!({}))
         .await["accounts"]["nodes"][0]["id"]
         .clone();
-    for mutation in [
-        "mutation($id: ID!) { deleteAccount(id: $id) { id } }",
-        "mutation($id: ID!) { purgeAccount(id: $id) }",
-    ] {
-        app.gql_ok(mutation, json!({ "id": desk_acme })).await;
-    }
+    app.bin_and_purge("Account", &desk_acme).await;
     let desk = by_last_name(&contacts(app).await, last_name)[0].clone();
     assert!(desk["account"].is_null(), "{desk}");
     (acme, contact, desk["id"].clone())
@@ -4018,12 +3994,7 @@ async fn a_contact_of_a_purged_account_purged_too_and_brought_back_by_salesforce
  {
     let (app, sim) = connected().await;
     let (acme, byron, desk_byron) = purged_acme(&app, &sim, "Byron").await;
-    for mutation in [
-        "mutation($id: ID!) { deleteContact(id: $id) { id } }",
-        "mutation($id: ID!) { purgeContact(id: $id) }",
-    ] {
-        app.gql_ok(mutation, json!({ "id": desk_byron })).await;
-    }
+    app.bin_and_purge("Contact", &desk_byron).await;
     // A Salesforce edit brings the contact back into the desk, without the purged account.
     sim.advance_clock(5);
     sim.update("Contact", &byron, json!({ "Title": "Poet" }))
@@ -4040,12 +4011,7 @@ async fn a_contact_of_a_purged_account_made_again_in_the_desk_meets_its_twin_and
  {
     let (app, sim) = connected().await;
     let (acme, byron, desk_byron) = purged_acme(&app, &sim, "Byron").await;
-    for mutation in [
-        "mutation($id: ID!) { deleteContact(id: $id) { id } }",
-        "mutation($id: ID!) { purgeContact(id: $id) }",
-    ] {
-        app.gql_ok(mutation, json!({ "id": desk_byron })).await;
-    }
+    app.bin_and_purge("Contact", &desk_byron).await;
     let again = app
         .create_contact(
             json!({ "lastName": "Byron", "email": "Byron@example.com", "title": "Poet" }),

@@ -366,7 +366,7 @@ async fn records_that_lose_a_purged_contact_or_account_are_stamped_changed() {
     const CHANGED: &str = "query($t: DateTime) { tickets(filter: { updatedSince: $t }) { nodes { id contact { id } account { id } } }
         contacts(filter: { updatedSince: $t }) { nodes { id account { id } } } }";
 
-    bin_and_purge(&app, "Contact", &ada["id"]).await;
+    app.bin_and_purge("Contact", &ada["id"]).await;
     let changed = app.gql_ok(CHANGED, json!({ "t": mark })).await;
     assert_eq!(
         changed["tickets"]["nodes"],
@@ -374,7 +374,7 @@ async fn records_that_lose_a_purged_contact_or_account_are_stamped_changed() {
         "the ticket that lost its contact is listed as changed"
     );
 
-    bin_and_purge(&app, "Account", &account["id"]).await;
+    app.bin_and_purge("Account", &account["id"]).await;
     let changed = app.gql_ok(CHANGED, json!({ "t": mark })).await;
     assert_eq!(
         changed["tickets"]["nodes"],
@@ -391,15 +391,6 @@ async fn records_that_lose_a_purged_contact_or_account_are_stamped_changed() {
 }
 
 /// Moves a contact or an account to the recycle bin, then purges it.
-async fn bin_and_purge(app: &crate::helpers::TestApp, kind: &str, id: &serde_json::Value) {
-    for mutation in [
-        format!("mutation($id: ID!) {{ delete{kind}(id: $id) {{ id }} }}"),
-        format!("mutation($id: ID!) {{ purge{kind}(id: $id) }}"),
-    ] {
-        app.gql_ok(&mutation, json!({ "id": id })).await;
-    }
-}
-
 #[ignore = "PostgreSQL only: run with TANDEM_TEST_DATABASE_URL set and -- --include-ignored"]
 #[tokio::test]
 async fn a_purge_undone_by_a_deadlock_is_a_conflict_to_send_again() {
