@@ -273,8 +273,8 @@ impl SyncLogMutation {
 
     /// Tries every open failure with this reason again now; returns how many of them are
     /// still failing, for this reason or another (while a sync round runs, all of them: they
-    /// are left to it, due at once). While the sync is one-way (SALESFORCE_TO_DESK), desk changes are not sent and
-    /// their failures stay open among them. Administrators only.
+    /// are left to it, due at once). While the sync is one-way (SALESFORCE_TO_DESK), desk
+    /// changes are not sent and their failures stay open among them. Administrators only.
     async fn retry_sync_failures(
         &self,
         ctx: &Context<'_>,

@@ -216,11 +216,11 @@ fn profile(mut record: Record) -> String {
 /// Whether someone saved a linked record in Salesforce since the sync last read or wrote it:
 /// saved after the read, by its `LastModifiedDate` (`SystemModstamp` moves also when the
 /// org's automation touches the record, a roll-up summary recalculated, which no one
-/// saved). A push leaves the stamp of the version it made unknown. Then the record's last modifier says:
-/// anyone but the integration user (`ours.0`) changed it since. Without one to go by, the
-/// link holds the record as the push left it, and another value read now in a field a
-/// person may edit (`ours.1`) is Salesforce's change; the rest change with the push itself
-/// (a name made of the names sent, formulas).
+/// saved). A push leaves the stamp of the version it made unknown. Then the record's last
+/// modifier says: anyone but the integration user (`ours.0`) changed it since. Without one
+/// to go by, the link holds the record as the push left it, and another value read now in a
+/// field a person may edit (`ours.1`) is Salesforce's change; the rest change with the push
+/// itself (a name made of the names sent, formulas).
 fn changed_since_read(
     link: &entity::record_link::Model,
     (saved, profile): (DateTime<Utc>, &str),
