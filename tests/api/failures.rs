@@ -921,11 +921,7 @@ async fn a_desk_change_cannot_be_retried_while_desk_changes_stay_local() {
     app.sync_now().await;
     let open = open_failures(&app, Some("STRING_TOO_LONG")).await;
     assert_eq!(open.len(), 1, "{open:?}");
-    app.gql_ok(
-        "mutation { setSyncType(syncType: SALESFORCE_TO_DESK) { syncType } }",
-        json!({}),
-    )
-    .await;
+    app.set_sync_type("SALESFORCE_TO_DESK").await;
 
     let refused = app.gql(RETRY, json!({ "id": open[0]["id"] })).await;
     assert_eq!(crate::helpers::codes(&refused), ["CONFLICT"], "{refused}");
@@ -938,11 +934,7 @@ async fn a_desk_change_cannot_be_retried_while_desk_changes_stay_local() {
     );
     assert_eq!(in_org(&sim, "Refused"), 0);
 
-    app.gql_ok(
-        "mutation { setSyncType(syncType: TWO_WAY) { syncType } }",
-        json!({}),
-    )
-    .await;
+    app.set_sync_type("TWO_WAY").await;
     let retried = retry(&app, &open[0]["id"]).await;
     assert!(retried["resolvedAt"].is_string(), "{retried}");
     assert_eq!(in_org(&sim, "Refused"), 1);

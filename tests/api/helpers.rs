@@ -329,6 +329,15 @@ impl TestApp {
         body["data"].clone()
     }
 
+    /// Sets the sync type (`TWO_WAY` or `SALESFORCE_TO_DESK`), as an administrator.
+    pub async fn set_sync_type(&self, sync_type: &str) {
+        self.gql_ok(
+            &format!("mutation {{ setSyncType(syncType: {sync_type}) {{ syncType }} }}"),
+            json!({}),
+        )
+        .await;
+    }
+
     /// Moves a desk record to the recycle bin, then purges it: `kind` is `Contact` or
     /// `Account`.
     pub async fn bin_and_purge(&self, kind: &str, id: &Value) {

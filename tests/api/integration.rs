@@ -228,11 +228,7 @@ async fn a_start_whose_org_was_replaced_while_its_mappings_were_checked_starts_n
 #[tokio::test]
 async fn a_one_way_sync_maps_read_only_fields_which_must_be_writable_before_it_goes_two_way() {
     let (app, sim) = started(|_| {}).await;
-    app.gql_ok(
-        "mutation { setSyncType(syncType: SALESFORCE_TO_DESK) { syncType } }",
-        json!({}),
-    )
-    .await;
+    app.set_sync_type("SALESFORCE_TO_DESK").await;
     // Salesforce's own full name, which it makes and nobody writes, shown as the title.
     app.map_field("CONTACTS", "title", "Name").await;
     sim.insert(
@@ -344,11 +340,7 @@ async fn connecting_two_way_keeps_no_mapping_saved_for_one_way_while_it_waited()
 #[tokio::test]
 async fn a_sync_type_checked_against_mappings_changed_meanwhile_is_not_set() {
     let (app, _sim) = started(|_| {}).await;
-    app.gql_ok(
-        "mutation { setSyncType(syncType: SALESFORCE_TO_DESK) { syncType } }",
-        json!({}),
-    )
-    .await;
+    app.set_sync_type("SALESFORCE_TO_DESK").await;
     // The mappings as a turn to two-way checked them, before another admin mapped a field
     // only a one-way sync may.
     let checked = app.store.mapping_rows().await.unwrap();
@@ -373,11 +365,7 @@ async fn one_way_round_reading() -> (
     tokio::task::JoinHandle<Result<tandem::sync::RoundReport, tandem::sync::SyncError>>,
 ) {
     let (app, sim) = started(|_| {}).await;
-    app.gql_ok(
-        "mutation { setSyncType(syncType: SALESFORCE_TO_DESK) { syncType } }",
-        json!({}),
-    )
-    .await;
+    app.set_sync_type("SALESFORCE_TO_DESK").await;
     sim.insert("Contact", json!({ "LastName": "Reading" }))
         .unwrap();
     let query = sim.hold_next("GET", "/query");
@@ -788,11 +776,7 @@ async fn a_mapping_screen_offers_each_desk_field_the_org_fields_it_may_take() {
     let now = app.gql_ok(MAPPABLE, json!({ "m": "CONTACTS" })).await["mappableFields"].clone();
     assert!(!offered(&now, "title").contains(&"Salutation".to_owned()));
     // Syncing one way, nothing is written to Salesforce: a read-only field may be read.
-    app.gql_ok(
-        "mutation { setSyncType(syncType: SALESFORCE_TO_DESK) { syncType } }",
-        json!({}),
-    )
-    .await;
+    app.set_sync_type("SALESFORCE_TO_DESK").await;
     let one_way = app.gql_ok(MAPPABLE, json!({ "m": "CONTACTS" })).await["mappableFields"].clone();
     assert!(offered(&one_way, "title").contains(&"Name".to_owned()));
 
@@ -1146,11 +1130,7 @@ async fn a_round_running_when_another_org_is_connected_stops_before_the_switch()
 #[tokio::test]
 async fn signing_in_to_the_same_org_again_keeps_the_pause_and_the_sync_type() {
     let (app, sim) = started(|_| {}).await;
-    app.gql_ok(
-        "mutation { setSyncType(syncType: SALESFORCE_TO_DESK) { syncType } }",
-        json!({}),
-    )
-    .await;
+    app.set_sync_type("SALESFORCE_TO_DESK").await;
     app.gql_ok("mutation { pauseSync { status } }", json!({}))
         .await;
 
@@ -1197,11 +1177,7 @@ async fn turned_two_way_sends_what_stayed_local(reconnecting: bool) {
     let sim = salesforce_sim::start(SimConfig::default()).await;
     let body = connect(&app, &sim, "tandem").await;
     assert!(body.get("errors").is_none(), "{body}");
-    app.gql_ok(
-        "mutation { setSyncType(syncType: SALESFORCE_TO_DESK) { syncType } }",
-        json!({}),
-    )
-    .await;
+    app.set_sync_type("SALESFORCE_TO_DESK").await;
     app.gql_ok("mutation { startSync { firstSync } }", json!({}))
         .await;
     let account = app.create_account("Local Co").await;
@@ -1221,11 +1197,7 @@ async fn turned_two_way_sends_what_stayed_local(reconnecting: bool) {
         let connected = connect_two_way(&app, &sim).await;
         assert_eq!(connected["errors"], Value::Null, "{connected}");
     } else {
-        app.gql_ok(
-            "mutation { setSyncType(syncType: TWO_WAY) { syncType } }",
-            json!({}),
-        )
-        .await;
+        app.set_sync_type("TWO_WAY").await;
     }
     app.sync_now().await;
     app.sync_now().await;

@@ -390,11 +390,7 @@ async fn in_one_way_mode_salesforce_wins_and_desk_edits_stay_in_the_desk() {
             json!({ "LastName": "Knuth", "Title": "Professor" }),
         )
         .unwrap();
-    app.gql_ok(
-        "mutation { setSyncType(syncType: SALESFORCE_TO_DESK) { syncType } }",
-        json!({}),
-    )
-    .await;
+    app.set_sync_type("SALESFORCE_TO_DESK").await;
     app.sync_now().await;
     let desk_id = by_last_name(&contacts(&app).await, "Knuth")[0]["id"].clone();
     app.create_contact(json!({ "lastName": "DeskOnly" })).await;
@@ -442,11 +438,7 @@ async fn desk_edits_made_one_way_wait_and_go_out_when_the_sync_turns_two_way() {
         by_last_name(&desk, "Knuth")[0]["id"].clone(),
         by_last_name(&desk, "Hoare")[0]["id"].clone(),
     );
-    app.gql_ok(
-        "mutation { setSyncType(syncType: SALESFORCE_TO_DESK) { syncType } }",
-        json!({}),
-    )
-    .await;
+    app.set_sync_type("SALESFORCE_TO_DESK").await;
     for title in ["Reader", "Emeritus reader", "Emeritus"] {
         update_contact(&app, &knuth_desk, json!({ "title": title })).await;
     }
@@ -469,11 +461,7 @@ async fn desk_edits_made_one_way_wait_and_go_out_when_the_sync_turns_two_way() {
         "Professor Emeritus"
     );
 
-    app.gql_ok(
-        "mutation { setSyncType(syncType: TWO_WAY) { syncType } }",
-        json!({}),
-    )
-    .await;
+    app.set_sync_type("TWO_WAY").await;
     app.sync_now().await;
     assert_eq!(
         sim.get("Contact", &knuth).unwrap()["Title"],
@@ -580,11 +568,7 @@ async fn a_first_meeting_won_by_the_desk_blanks_nothing_salesforce_holds() {
 /// later, with another title, no phone and no account.
 async fn a_first_meeting_won_by_salesforce(sync_type: &str) -> (TestApp, SimHandle, String) {
     let (app, sim) = connected().await;
-    app.gql_ok(
-        &format!("mutation {{ setSyncType(syncType: {sync_type}) {{ syncType }} }}"),
-        json!({}),
-    )
-    .await;
+    app.set_sync_type(sync_type).await;
     let acme = app.create_account("Acme").await;
     app.create_contact(json!({ "lastName": "Hopper", "email": "grace@example.com", "title": "Commodore", "phone": "+1 555 0100", "accountId": acme["id"] }))
         .await;
@@ -664,11 +648,7 @@ async fn one_way_a_first_meeting_keeps_what_the_desk_holds_and_sends_nothing() {
     );
 
     // Turned two-way, they go out as the desk edits made meanwhile do.
-    app.gql_ok(
-        "mutation { setSyncType(syncType: TWO_WAY) { syncType } }",
-        json!({}),
-    )
-    .await;
+    app.set_sync_type("TWO_WAY").await;
     app.sync_now().await;
     app.sync_now().await;
     let sf = sim.get("Contact", &sf_id).unwrap();
@@ -2168,11 +2148,7 @@ async fn one_way_a_desk_contact_given_another_email_leaves_the_match_to_the_othe
 /// record leaving the key does, and the next round matches Sol without being asked.
 async fn one_way_a_rival_leaves_the_key(leave: &str, mut variables: Value) {
     let (app, sim) = connected().await;
-    app.gql_ok(
-        "mutation { setSyncType(syncType: SALESFORCE_TO_DESK) { syncType } }",
-        json!({}),
-    )
-    .await;
+    app.set_sync_type("SALESFORCE_TO_DESK").await;
     let (sf, one, two) = sol_one_and_two(&app, &sim).await;
     app.sync_now().await;
     assert_eq!(waiting_on_a_match(&app).await.len(), 1, "Sol waits");
