@@ -14,7 +14,7 @@ use super::engine::{Counts, Round, SyncEngine, statistics_due};
 use super::mapping::Mapping;
 use super::push::{DESK_ID_FIELD, read_desk_ref};
 use super::records::{
-    AccountLinks, NewRecord, SalesforceValues, apply_to_desk, from_salesforce, hash,
+    AccountLinks, NewRecord, SalesforceValues, apply_to_desk, blank, from_salesforce, hash,
     mapped_desk_value, reason_for, salesforce_account, to_salesforce, unknown_account,
 };
 use crate::domain::{ContactId, Direction, FailureReason, Invalid, Module, SyncType};
@@ -191,7 +191,6 @@ pub(super) async fn read_ids(
 /// Fills the blank fields of `values` (null or empty) with what `from` holds there; the
 /// fields filled.
 fn fill_blanks(values: &mut Map<String, Value>, from: Map<String, Value>) -> HashSet<String> {
-    let blank = |v: &Value| v.is_null() || v.as_str().is_some_and(str::is_empty);
     let mut filled = HashSet::new();
     for (field, value) in from {
         if !blank(&value) && values.get(&field).is_none_or(blank) {

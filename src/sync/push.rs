@@ -9,7 +9,8 @@ use super::SyncError;
 use super::desk::{self, DeskRecord};
 use super::engine::{Counts, Round, SyncEngine, statistics_due};
 use super::records::{
-    AccountLinks, account_field, changed_since, hash, to_salesforce, unlinked_account, with_sent,
+    AccountLinks, account_field, blank, changed_since, hash, to_salesforce, unlinked_account,
+    with_sent,
 };
 use crate::domain::{Direction, FailureReason, Module, SalesforceId};
 use crate::salesforce::{Describe, FieldDescribe, Record, RecordResult};
@@ -761,7 +762,7 @@ impl SyncEngine {
                 _ => {
                     if let Plan::Create { values, hash } = plan {
                         let all = values.clone();
-                        values.retain(|_, v| !(v.is_null() || v.as_str() == Some("")));
+                        values.retain(|_, v| !blank(v));
                         *plan = Plan::Update {
                             salesforce_id: sf,
                             all,

@@ -206,6 +206,12 @@ pub fn from_salesforce(mappings: &[Mapping], module: Module, record: &Record) ->
         .collect()
 }
 
+/// Whether a value is blank, as either side holds one: none, or empty text. A blank is no
+/// edit where two records first meet.
+pub fn blank(value: &Value) -> bool {
+    value.is_null() || value.as_str().is_some_and(str::is_empty)
+}
+
 /// Writes Salesforce values over a desk record's fields. An account Salesforce links that the
 /// desk does not know leaves the desk's link as it was, and so does no account in Salesforce
 /// when the desk's account is one Salesforce does not know (`accounts.to_salesforce`).
