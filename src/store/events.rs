@@ -83,29 +83,39 @@ impl TryFrom<sync_event::Model> for SyncEvent {
     }
 }
 
-/// Appends an event to the log inside the caller's transaction.
-pub(crate) async fn record(
+/// Appends the events a transaction tells of to the log, as its last writes before it
+/// commits. On PostgreSQL the log's order is taken here (`order_event_log`) and kept until
+/// the commit right after: a transaction holding it has no row left to lock, so one waiting
+/// on a row another holds never holds up the log, and none waits on the log holding a row.
+pub(crate) async fn log(
     db: &impl ConnectionTrait,
-    kind: SyncEventKind,
-) -> StoreResult<SyncEvent> {
-    locks::order_event_log(db).await?;
-    let at = Utc::now();
-    let payload = serde_json::to_string(&kind)
-        .map_err(|e| StoreError::Db(sea_orm::DbErr::Custom(e.to_string())))?;
-    let model = sync_event::ActiveModel {
-        at: Set(at),
-        kind: Set(kind.name().into()),
-        module: Set(kind.module().map(|m| m.as_str().to_owned())),
-        payload: Set(payload),
-        ..Default::default()
+    kinds: Vec<SyncEventKind>,
+) -> StoreResult<Vec<SyncEvent>> {
+    if kinds.is_empty() {
+        return Ok(Vec::new());
     }
-    .insert(db)
-    .await?;
-    Ok(SyncEvent {
-        id: model.id,
-        at,
-        kind,
-    })
+    locks::order_event_log(db).await?;
+    let mut logged = Vec::with_capacity(kinds.len());
+    for kind in kinds {
+        let at = Utc::now();
+        let payload = serde_json::to_string(&kind)
+            .map_err(|e| StoreError::Db(sea_orm::DbErr::Custom(e.to_string())))?;
+        let model = sync_event::ActiveModel {
+            at: Set(at),
+            kind: Set(kind.name().into()),
+            module: Set(kind.module().map(|m| m.as_str().to_owned())),
+            payload: Set(payload),
+            ..Default::default()
+        }
+        .insert(db)
+        .await?;
+        logged.push(SyncEvent {
+            id: model.id,
+            at,
+            kind,
+        });
+    }
+    Ok(logged)
 }
 
 /// The logged events of these ids still kept, oldest first; one this version cannot read is
@@ -375,20 +385,30 @@ pub(super) fn watch_log(
             match logged_after(&db, after, 1000).await {
                 Ok(rows) => {
                     seen = Some(after);
-                    if !rows.is_empty() {
-                        changes.fetch_add(1, Ordering::SeqCst);
-                    }
+                    // What another process logged (this one's own were passed on as they
+                    // committed, and counted then).
+                    let mut news = false;
                     let mut unheard = false;
                     for row in rows {
+                        // Stepped past even when unreadable: it is read once, not every
+                        // second, and a page of them holds up none of those after it.
+                        seen = Some(row.id);
+                        newest_event.fetch_max(row.id, Ordering::SeqCst);
                         match SyncEvent::try_from(row) {
                             Ok(event) => {
-                                seen = Some(event.id);
-                                newest_event.fetch_max(event.id, Ordering::SeqCst);
                                 let changed_desk = event.kind.changed_desk();
-                                unheard |= passed_on.pass_on(&sender, event) && changed_desk;
+                                let new = passed_on.pass_on(&sender, event);
+                                news |= new;
+                                unheard |= new && changed_desk;
                             }
-                            Err(e) => tracing::warn!(error = %e, "an unreadable logged sync event"),
+                            Err(e) => {
+                                news = true;
+                                tracing::warn!(error = %e, "an unreadable logged sync event");
+                            }
                         }
+                    }
+                    if news {
+                        changes.fetch_add(1, Ordering::SeqCst);
                     }
                     if unheard {
                         desk_missed();

@@ -8,7 +8,7 @@ use sea_orm::{
     QueryOrder, QuerySelect,
 };
 
-use super::events::{self, SyncEvent, SyncEventKind};
+use super::events::SyncEventKind;
 use super::{Store, StoreError, StoreResult};
 use crate::domain::{Direction, FirstSync, IntegrationStatus, Module, SyncType};
 
@@ -59,23 +59,16 @@ async fn queue_unlinked(db: &impl ConnectionTrait, module: Module) -> StoreResul
     Ok(())
 }
 
-/// Logs the integration's (new) status.
-async fn status_event(
-    db: &impl ConnectionTrait,
-    model: &integration::Model,
-) -> StoreResult<SyncEvent> {
+/// The event telling of the integration's (new) status.
+fn status_event(model: &integration::Model) -> StoreResult<SyncEventKind> {
     let status = model
         .status
         .parse()
         .map_err(|e: String| StoreError::Db(sea_orm::DbErr::Custom(e)))?;
-    events::record(
-        db,
-        SyncEventKind::Status {
-            status,
-            reason: model.status_reason.clone(),
-        },
-    )
-    .await
+    Ok(SyncEventKind::Status {
+        status,
+        reason: model.status_reason.clone(),
+    })
 }
 
 /// What `connectSalesforce` saves; secrets arrive sealed.
@@ -221,8 +214,8 @@ impl Store {
         } else {
             model.insert(&*txn).await?
         };
-        let event = status_event(&*txn, &model).await?;
-        txn.commit_publishing(self, vec![event]).await?;
+        txn.commit_publishing(self, vec![status_event(&model)?])
+            .await?;
         Ok(model)
     }
 
@@ -258,7 +251,7 @@ impl Store {
         // A new reason with the same status (rounds failing, or getting through again) is
         // news to a dashboard too.
         if model.status != before || model.status_reason != current.status_reason {
-            events.push(status_event(&*txn, &model).await?);
+            events.push(status_event(&model)?);
         }
         txn.commit_publishing(self, events).await?;
         Ok(model)
@@ -354,14 +347,10 @@ impl Store {
             keep_former_links(&*txn, &org).await?;
         }
         forget_sync_state(&*txn).await?;
-        let event = events::record(
-            &*txn,
-            SyncEventKind::Status {
-                status: IntegrationStatus::NotConnected,
-                reason: None,
-            },
-        )
-        .await?;
+        let event = SyncEventKind::Status {
+            status: IntegrationStatus::NotConnected,
+            reason: None,
+        };
         txn.commit_publishing(self, vec![event]).await?;
         Ok(true)
     }

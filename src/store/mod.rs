@@ -254,18 +254,20 @@ impl<'a> WriteTxn<'a> {
         txn.commit().await
     }
 
-    /// Commits, then broadcasts the sync events the transaction logged before giving up the
-    /// writer slot, so that on SQLite they go out in the order of their ids.
+    /// Logs the sync events the transaction tells of and commits, then broadcasts them
+    /// before giving up the writer slot, so that on SQLite they go out in the order of their
+    /// ids.
     pub(crate) async fn commit_publishing(
         self,
         store: &Store,
-        events: Vec<SyncEvent>,
-    ) -> Result<(), DbErr> {
+        events: Vec<SyncEventKind>,
+    ) -> StoreResult<()> {
         let WriteTxn {
             txn,
             _slot: slot,
             mut moved,
         } = self;
+        let events = events::log(&txn, events).await?;
         moved.committing = true;
         {
             let _moved = moved;

@@ -15,7 +15,7 @@ use sea_orm::{
 };
 
 use super::contacts::{check_account, check_account_change};
-use super::events::{self, SyncEvent, SyncEventKind};
+use super::events::SyncEventKind;
 use super::{BIND_PART, Store, StoreResult, WriteTxn, one_of};
 use crate::domain::{
     AccountFields, AccountId, ContactFields, ContactId, DeskAction, DeskEntity, Direction,
@@ -186,12 +186,12 @@ pub(crate) async fn wake_pulls_keyed(
 
 /// Marks resolved the open failures of sending this desk record to Salesforce: it was sent,
 /// or (moved to the recycle bin, until a restore queues it again) has nothing left to send.
-/// Returns the events that tell of it, to publish once committed.
+/// Returns the events that tell of it, to log as the transaction commits.
 pub(crate) async fn settle_pushes(
     db: &impl ConnectionTrait,
     module: Module,
     desk_id: i64,
-) -> StoreResult<Vec<SyncEvent>> {
+) -> StoreResult<Vec<SyncEventKind>> {
     resolve_failures(
         db,
         open_failures(module, Direction::DeskToSalesforce)
@@ -202,11 +202,11 @@ pub(crate) async fn settle_pushes(
 
 /// Marks resolved the open failures `which` selects, each logged as an event with its
 /// `resolvedAt`: a dashboard following `syncEvents` sees a failure close as it saw it open.
-/// Returns the events, to publish once committed.
+/// Returns the events, to log as the transaction commits.
 async fn resolve_failures(
     db: &impl ConnectionTrait,
     which: sea_orm::Condition,
-) -> StoreResult<Vec<SyncEvent>> {
+) -> StoreResult<Vec<SyncEventKind>> {
     // Locked: of two transactions resolving one failure (a desk delete, a push), the second
     // finds it resolved, and it is announced once.
     let open = sync_failure::Entity::find()
@@ -229,12 +229,13 @@ async fn resolve_failures(
             .exec(db)
             .await?;
     }
-    let mut logged = Vec::with_capacity(open.len());
-    for mut failure in open {
-        failure.resolved_at = Some(now);
-        logged.push(events::record(db, SyncEventKind::Failure(failure)).await?);
-    }
-    Ok(logged)
+    Ok(open
+        .into_iter()
+        .map(|mut failure| {
+            failure.resolved_at = Some(now);
+            SyncEventKind::Failure(failure)
+        })
+        .collect())
 }
 
 /// Deletes do not cross: the linked contacts of an account about to be purged from the desk
@@ -1098,7 +1099,8 @@ pub struct SyncBatch<'a> {
     store: &'a Store,
     txn: WriteTxn<'a>,
     events: Vec<(DeskEntity, DeskAction, i64)>,
-    sync_events: Vec<SyncEvent>,
+    /// What the batch tells `syncEvents` of, logged as it commits.
+    sync_events: Vec<SyncEventKind>,
     /// Desk accounts linked to a Salesforce one here, however (made there, matched, found
     /// after a lost answer): their contacts waiting to go out are woken when it commits.
     linked_accounts: Vec<i64>,
@@ -1842,7 +1844,7 @@ impl SyncBatch<'_> {
             active.salesforce_modstamp = Set(new.modstamp);
             active.match_key = Set(new.match_key);
             let model = active.update(&*self.txn).await?;
-            return self.log_failure(model).await;
+            return Ok(self.log_failure(model));
         }
         let model = sync_failure::ActiveModel {
             at: Set(now),
@@ -1861,16 +1863,12 @@ impl SyncBatch<'_> {
         }
         .insert(&*self.txn)
         .await?;
-        self.log_failure(model).await
+        Ok(self.log_failure(model))
     }
 
-    async fn log_failure(
-        &mut self,
-        model: sync_failure::Model,
-    ) -> StoreResult<sync_failure::Model> {
-        let event = events::record(&*self.txn, SyncEventKind::Failure(model.clone())).await?;
-        self.sync_events.push(event);
-        Ok(model)
+    fn log_failure(&mut self, model: sync_failure::Model) -> sync_failure::Model {
+        self.sync_events.push(SyncEventKind::Failure(model.clone()));
+        model
     }
 
     /// Forgets the pending creates of these desk records: their answer is recorded in this
@@ -1977,8 +1975,7 @@ impl SyncBatch<'_> {
         }
         .insert(&*self.txn)
         .await?;
-        let event = events::record(&*self.txn, SyncEventKind::History(model.clone())).await?;
-        self.sync_events.push(event);
+        self.sync_events.push(SyncEventKind::History(model.clone()));
         Ok(model)
     }
 
