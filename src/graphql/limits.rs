@@ -86,6 +86,11 @@ impl Limits {
         let Some(parsed) = documents.fill(request) else {
             return Ok(Admitted::Limited);
         };
+        // First: the walks below follow fragment spreads, and a chain of thousands would
+        // take them deeper than a thread's stack goes.
+        if nested_past(parsed.doc, RECURSION_DEPTH) {
+            return Err(limit_error("maxDepth", self.max_depth, None, "query depth"));
+        }
         // A fragment spread within itself is refused by validation, which async-graphql runs
         // only after a walk such a cycle sends 32 levels deep: said so here, not as depth.
         if let Some(name) = fragment_in_a_cycle(parsed.doc) {
@@ -177,6 +182,96 @@ impl Limits {
         }
         response
     }
+}
+
+/// How deep async-graphql lets selection sets nest before it refuses a document (its
+/// default, which the schemas keep), counting fields, inline fragments and spreads alike.
+const RECURSION_DEPTH: usize = 32;
+
+/// Whether a selection set in some operation sits more than `bound` levels below the
+/// operation's, each field with a selection, inline fragment and fragment spread a level, as
+/// async-graphql measures before it runs a document. Each fragment's nesting is worked out
+/// once, and the walk goes no deeper than `bound`, so a chain of fragments of any length
+/// is measured in a few frames of the stack.
+fn nested_past(doc: &ExecutableDocument, bound: usize) -> bool {
+    /// The levels below `set`, at `depth`; `None` past `bound`.
+    fn below<'d>(
+        set: &'d SelectionSet,
+        doc: &'d ExecutableDocument,
+        depth: usize,
+        bound: usize,
+        known: &mut HashMap<&'d str, usize>,
+        open: &mut Vec<&'d str>,
+    ) -> Option<usize> {
+        if depth > bound {
+            return None;
+        }
+        let mut deepest = 0;
+        for item in &set.items {
+            let levels = match &item.node {
+                Selection::Field(f) if f.node.selection_set.node.items.is_empty() => 0,
+                Selection::Field(f) => {
+                    inner(&f.node.selection_set.node, doc, depth, bound, known, open)?
+                }
+                Selection::InlineFragment(f) => {
+                    inner(&f.node.selection_set.node, doc, depth, bound, known, open)?
+                }
+                Selection::FragmentSpread(spread) => {
+                    let name = spread.node.fragment_name.node.as_str();
+                    let levels = match (known.get(name), doc.fragments.get(name)) {
+                        (Some(&levels), _) => levels,
+                        // Spread within itself: refused as a cycle.
+                        _ if open.contains(&name) => 0,
+                        (None, Some(fragment)) => {
+                            open.push(name);
+                            let levels = below(
+                                &fragment.node.selection_set.node,
+                                doc,
+                                depth + 1,
+                                bound,
+                                known,
+                                open,
+                            )?;
+                            open.pop();
+                            known.insert(name, levels);
+                            levels
+                        }
+                        // Unknown: refused by validation.
+                        (None, None) => continue,
+                    };
+                    if depth + 1 + levels > bound {
+                        return None;
+                    }
+                    1 + levels
+                }
+            };
+            deepest = deepest.max(levels);
+        }
+        Some(deepest)
+    }
+    /// The levels a nested set adds, itself included.
+    fn inner<'d>(
+        set: &'d SelectionSet,
+        doc: &'d ExecutableDocument,
+        depth: usize,
+        bound: usize,
+        known: &mut HashMap<&'d str, usize>,
+        open: &mut Vec<&'d str>,
+    ) -> Option<usize> {
+        Some(1 + below(set, doc, depth + 1, bound, known, open)?)
+    }
+    let mut known = HashMap::new();
+    doc.operations.iter().any(|(_, op)| {
+        below(
+            &op.node.selection_set.node,
+            doc,
+            0,
+            bound,
+            &mut known,
+            &mut Vec::new(),
+        )
+        .is_none()
+    })
 }
 
 /// Why the operation run, when it is a subscription, is not one its events can be

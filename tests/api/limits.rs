@@ -557,3 +557,40 @@ async fn introspection_is_read_once_an_operation_not_once_an_alias() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn deeply_nested_values_are_refused_not_a_crash() {
+    let app = spawn_app().await;
+    let deep = format!("{{ __typename(a: {}) }}", "[".repeat(30_000));
+    let body = app.gql(&deep, json!({})).await;
+    assert_eq!(codes(&body), ["BAD_USER_INPUT"], "{body}");
+    let chain: String = (0..1000)
+        .map(|n| format!("fragment f{n} on Query{{...f{}}}", n + 1))
+        .collect();
+    let chain = format!("{{...f0}}{chain}fragment f1000 on Query{{__typename}}");
+    let body = app.gql(&chain, json!({})).await;
+    assert_eq!(codes(&body), ["BAD_USER_INPUT"], "{body}");
+}
+
+#[tokio::test]
+async fn a_long_chain_of_fragments_is_refused_whatever_the_limits_allow() {
+    let app = spawn_app_with(|s| {
+        s.graphql.max_fields = 1_000_000;
+        s.graphql.max_query_bytes = 1_000_000;
+    })
+    .await;
+    let chain: String = (0..20_000)
+        .map(|n| format!("fragment f{n} on Query{{...f{}}}", n + 1))
+        .collect();
+    let chain = format!("{{...f0}}{chain}fragment f20000 on Query{{__typename}}");
+    let body = app.gql(&chain, json!({})).await;
+    assert_eq!(codes(&body), ["BAD_USER_INPUT"], "{body}");
+    assert_eq!(body["errors"][0]["extensions"]["limit"], "maxDepth");
+    // Thirty-one spreads deep is within what a document may nest.
+    let chain: String = (0..30)
+        .map(|n| format!("fragment f{n} on Query{{...f{}}}", n + 1))
+        .collect();
+    let chain = format!("{{...f0}}{chain}fragment f30 on Query{{__typename}}");
+    let data = app.gql_ok(&chain, json!({})).await;
+    assert_eq!(data["__typename"], "Query");
+}
