@@ -2,7 +2,7 @@
 //! only introspect the schema are exempt from depth and complexity, so GraphiQL always
 //! works; their lists may nest three deep (`types`, `fields`, `args`), which is all it asks.
 //! Bytes, aliases and fields are checked here before execution, on both schemas; depth and
-//! complexity by async-graphql's validation, whose refusals `explain` names.
+//! complexity of the operation run, by async-graphql's validation, whose refusals `explain` names.
 
 use std::collections::HashMap;
 
@@ -149,13 +149,14 @@ impl Limits {
                 "introspection lists nested in one another",
             ));
         }
-        let admitted = if is_introspection_only(parsed.doc) {
+        parsed.keep();
+        run_alone(request);
+        let only_introspection = request.parsed_query().is_ok_and(is_introspection_only);
+        Ok(if only_introspection {
             Admitted::Introspection
         } else {
             Admitted::Limited
-        };
-        parsed.keep();
-        Ok(admitted)
+        })
     }
 
     /// Names the limit in async-graphql's own depth and complexity refusals.
@@ -303,9 +304,8 @@ fn subscription_refused(doc: &ExecutableDocument, operation: Option<&str>) -> Op
 
 /// Aliases as the chosen operation runs them (every operation's, when none is chosen), and
 /// selections (fields, fragment spreads and inline fragments) in the whole document: every
-/// operation, chosen or not, and every fragment, spread or not. async-graphql walks them all
-/// before it runs anything, each fragment at every spread, and validates unused fragments
-/// as well. Both counts take a fragment's for every place it is spread, so fragments spread
+/// operation, chosen or not, and every fragment, spread or not, all of which the checks here
+/// walk before anything runs. Both counts take a fragment's for every place it is spread, so fragments spread
 /// many times cannot multiply the walk past the limits unseen; a spread counts itself too, so
 /// neither can spreads of fragments that select nothing or do not exist. Each fragment is
 /// measured once.
@@ -408,17 +408,65 @@ fn introspection_aliases(doc: &ExecutableDocument, operation: Option<&str>) -> u
         .sum()
 }
 
-/// A fragment that spreads itself, directly or through others.
-fn fragment_in_a_cycle(doc: &ExecutableDocument) -> Option<String> {
-    fn spreads<'d>(set: &'d SelectionSet, out: &mut Vec<&'d str>) {
-        for item in &set.items {
-            match &item.node {
-                Selection::Field(f) => spreads(&f.node.selection_set.node, out),
-                Selection::InlineFragment(f) => spreads(&f.node.selection_set.node, out),
-                Selection::FragmentSpread(s) => out.push(s.node.fragment_name.node.as_str()),
-            }
+/// The fragments `set` spreads, directly (not those they spread).
+fn spreads<'d>(set: &'d SelectionSet, out: &mut Vec<&'d str>) {
+    for item in &set.items {
+        match &item.node {
+            Selection::Field(f) => spreads(&f.node.selection_set.node, out),
+            Selection::InlineFragment(f) => spreads(&f.node.selection_set.node, out),
+            Selection::FragmentSpread(s) => out.push(s.node.fragment_name.node.as_str()),
         }
     }
+}
+
+/// Leaves the request's document the operation it names and the fragments that operation
+/// reaches, when it holds others: async-graphql judges depth and complexity over every
+/// operation in a document (and works out each one's page sizes from the variables, which
+/// name only the run one's), so a query refused or failed for what an operation it does not
+/// run asks. The parse kept for the next request with the same text stays whole.
+fn run_alone(request: &mut Request) {
+    use async_graphql::parser::types::DocumentOperations;
+    let Some(name) = request.operation_name.clone() else {
+        return;
+    };
+    let Ok(doc) = request.parsed_query() else {
+        return;
+    };
+    let DocumentOperations::Multiple(operations) = &doc.operations else {
+        return;
+    };
+    let Some(run) = operations.get(name.as_str()) else {
+        return;
+    };
+    if operations.len() < 2 {
+        return;
+    }
+    let mut reached = std::collections::HashSet::new();
+    let mut next = Vec::new();
+    spreads(&run.node.selection_set.node, &mut next);
+    while let Some(fragment) = next.pop() {
+        if reached.insert(fragment)
+            && let Some(definition) = doc.fragments.get(fragment)
+        {
+            spreads(&definition.node.selection_set.node, &mut next);
+        }
+    }
+    let alone = ExecutableDocument {
+        operations: DocumentOperations::Multiple(
+            [(async_graphql::Name::new(&name), run.clone())].into(),
+        ),
+        fragments: doc
+            .fragments
+            .iter()
+            .filter(|(fragment, _)| reached.contains(fragment.as_str()))
+            .map(|(fragment, definition)| (fragment.clone(), definition.clone()))
+            .collect(),
+    };
+    request.set_parsed_query(alone);
+}
+
+/// A fragment that spreads itself, directly or through others.
+fn fragment_in_a_cycle(doc: &ExecutableDocument) -> Option<String> {
     /// Whether `name` reaches a fragment on `path`; `done` holds those that reach none.
     fn cycles<'d>(
         name: &'d str,

@@ -334,6 +334,33 @@ async fn only_the_operation_chosen_counts_against_the_alias_limit() {
 }
 
 #[tokio::test]
+async fn depth_and_complexity_judge_the_operation_chosen_alone() {
+    let app = spawn_app_with(|s| {
+        s.graphql.max_complexity = 500;
+        s.graphql.max_depth = 6;
+    })
+    .await;
+    let document = "
+        query Small { accounts(first: 5) { nodes { contacts(first: 5) { nodes { ...Named } } } } }
+        query Large { accounts(first: 15) { nodes { contacts(first: 15) { nodes { id } } } } }
+        query Deep { tickets(first: 1) { nodes { contact { account { contacts(first: 1) { nodes { id } } } } } } }
+        query Paged($n: Int!) { contacts(first: $n) { nodes { id } } }
+        fragment Named on Contact { id lastName }";
+    // Each fits alone; together they are over both limits, and `Paged` needs a variable
+    // the others are not sent.
+    for operation in ["Small", "Large"] {
+        let body = app.gql_named(document, operation).await;
+        assert!(body.get("errors").is_none(), "{operation}: {body}");
+        assert!(body["data"]["accounts"]["nodes"].is_array(), "{body}");
+    }
+    let body = app.gql_named(document, "Deep").await;
+    assert_eq!(
+        body["errors"][0]["extensions"]["limit"], "maxDepth",
+        "{body}"
+    );
+}
+
+#[tokio::test]
 async fn fields_of_an_operation_not_chosen_count_too() {
     let app = spawn_app().await;
     // The chosen operation asks for one field; the other spreads 2^30 of them, which the
