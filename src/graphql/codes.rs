@@ -1,11 +1,15 @@
 //! Gives every error an `extensions.code`: errors raised before execution (syntax,
 //! validation) and arguments a scalar cannot parse are the client's to fix; any other
-//! uncoded error during execution is internal. A
-//! nullable field whose resolver failed answers `null` at the error's path, as the spec asks,
-//! rather than being left out of `data`.
+//! uncoded error during execution is internal. A field whose resolver failed answers `null`
+//! at the error's path, as the spec asks, rather than being left out of `data`; one whose type
+//! may not be null takes its nearest parent that may be with it, or `data` itself.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 
+use async_graphql::parser::types::{
+    BaseType, ExecutableDocument, Field, OperationDefinition, OperationType, Selection,
+    SelectionSet, Type,
+};
 use async_graphql::{PathSegment, Response, ServerError, Value};
 
 pub fn code_of(error: &ServerError) -> Option<String> {
@@ -23,80 +27,186 @@ fn is_input_value_error(error: &ServerError) -> bool {
         || error.message.starts_with("Expected input type \"")
 }
 
-/// The root fields (`Query.integration`, `Mutation.startSync`, …) whose type is nullable,
-/// read from the schema once.
+/// The type each field of the schema declares, by `Type.field` (`Query.integration`,
+/// `Account.contacts`, …), read from the schema once: where a failed field's `null` goes.
 #[derive(Default)]
-pub struct NullableRoots(HashSet<String>);
+pub struct FieldTypes(HashMap<String, Type>);
 
-impl NullableRoots {
+impl FieldTypes {
     pub fn of(sdl: &str) -> Self {
         use async_graphql::parser::types::{TypeKind, TypeSystemDefinition};
-        let mut roots = HashSet::new();
+        let mut types = HashMap::new();
         let Ok(document) = async_graphql::parser::parse_schema(sdl) else {
-            return Self(roots);
+            return Self(types);
         };
         for definition in document.definitions {
             let TypeSystemDefinition::Type(ty) = definition else {
                 continue;
             };
             let name = ty.node.name.node.as_str();
-            if !matches!(name, "Query" | "Mutation" | "Subscription") {
-                continue;
-            }
-            if let TypeKind::Object(object) = &ty.node.kind {
-                for field in &object.fields {
-                    if field.node.ty.node.nullable {
-                        roots.insert(format!("{name}.{}", field.node.name.node));
-                    }
-                }
+            let fields = match &ty.node.kind {
+                TypeKind::Object(object) => &object.fields,
+                TypeKind::Interface(interface) => &interface.fields,
+                _ => continue,
+            };
+            for field in fields {
+                types.insert(
+                    format!("{name}.{}", field.node.name.node),
+                    field.node.ty.node.clone(),
+                );
             }
         }
-        Self(roots)
+        Self(types)
+    }
+
+    /// How far up the `null` of a field failed at `path` goes, as the spec has it: to the
+    /// nearest place on the path that may be null, the field itself when it may. Gives the
+    /// number of the path's segments that reach that place; `None` when nothing on the path
+    /// may be null, and `data` itself is. A field the document or the schema does not tell
+    /// of is taken for one that may be null.
+    fn null_reaches(
+        &self,
+        doc: &ExecutableDocument,
+        run: &OperationDefinition,
+        root: &str,
+        path: &[PathSegment],
+    ) -> Option<usize> {
+        let mut sets = vec![(&run.selection_set.node, root.to_owned())];
+        let mut ty: Option<&Type> = None;
+        let mut nullable = Vec::with_capacity(path.len());
+        for segment in path {
+            let here = match segment {
+                PathSegment::Field(key) => {
+                    let mut found = Vec::new();
+                    for (set, on) in &sets {
+                        selected(doc, set, on, key, &mut found, 0);
+                    }
+                    let Some(declared) = found
+                        .first()
+                        .and_then(|(field, on)| self.0.get(&format!("{on}.{}", field.name.node)))
+                    else {
+                        return Some(path.len());
+                    };
+                    let named = named_type(declared).to_owned();
+                    sets = found
+                        .iter()
+                        .map(|(field, _)| (&field.selection_set.node, named.clone()))
+                        .collect();
+                    ty = Some(declared);
+                    declared.nullable
+                }
+                PathSegment::Index(_) => match ty.map(|t| &t.base) {
+                    Some(BaseType::List(item)) => {
+                        ty = Some(item);
+                        item.nullable
+                    }
+                    _ => return Some(path.len()),
+                },
+            };
+            nullable.push(here);
+        }
+        nullable.iter().rposition(|&may| may).map(|at| at + 1)
     }
 }
 
-/// Gives each error of a response its code, and `null` at its path. async-graphql leaves a
-/// root field whose resolver failed out of `data`, and `data` null when every one did;
-/// when the operation ran and each failed root field is nullable (`root` names the
-/// operation's type, `fields` gives a response key's field name), they answer `null`
-/// beside the rest, as the spec asks; when one is not, `data` is null.
-pub fn tag(
-    mut response: Response,
-    roots: &NullableRoots,
-    root: &str,
-    fields: impl Fn(&str) -> Option<String>,
-) -> Response {
-    // Whether the root field a response key names is nullable; `None` for no root field.
-    let nullable_root =
-        |key: &str| fields(key).map(|field| roots.0.contains(&format!("{root}.{field}")));
-    let ran = !response.errors.is_empty() && response.errors.iter().all(|e| !e.path.is_empty());
-    if ran && response.data == Value::Null {
-        let nullable = response.errors.iter().all(|e| match e.path.first() {
-            Some(PathSegment::Field(key)) => nullable_root(key) == Some(true),
-            _ => false,
-        });
-        if nullable {
-            response.data = Value::Object(Default::default());
+/// The name of the type a (list of, non-null) type holds.
+fn named_type(ty: &Type) -> &str {
+    match &ty.base {
+        BaseType::Named(name) => name.as_str(),
+        BaseType::List(item) => named_type(item),
+    }
+}
+
+/// The fields of `set` (selected on type `on`) answering under response key `key`, through
+/// fragments, each with the type it is selected on.
+fn selected<'d>(
+    doc: &'d ExecutableDocument,
+    set: &'d SelectionSet,
+    on: &str,
+    key: &str,
+    found: &mut Vec<(&'d Field, String)>,
+    depth: usize,
+) {
+    // Fragments nest at most 32 deep (`limits`); the bound only keeps a cycle from recursing.
+    if depth > 64 {
+        return;
+    }
+    for item in &set.items {
+        match &item.node {
+            Selection::Field(field) if field.node.response_key().node == key => {
+                found.push((&field.node, on.to_owned()));
+            }
+            Selection::Field(_) => {}
+            Selection::InlineFragment(inline) => {
+                let on = inline
+                    .node
+                    .type_condition
+                    .as_ref()
+                    .map_or(on, |c| c.node.on.node.as_str());
+                selected(
+                    doc,
+                    &inline.node.selection_set.node,
+                    on,
+                    key,
+                    found,
+                    depth + 1,
+                );
+            }
+            Selection::FragmentSpread(spread) => {
+                if let Some(fragment) = doc.fragments.get(&spread.node.fragment_name.node) {
+                    let on = fragment.node.type_condition.node.on.node.as_str();
+                    selected(
+                        doc,
+                        &fragment.node.selection_set.node,
+                        on,
+                        key,
+                        found,
+                        depth + 1,
+                    );
+                }
+            }
         }
     }
-    // A non-null root field left out for its failure cannot answer null: its null reaches
-    // `data` itself.
-    let failed_non_null = |data: &Value| {
-        response
+}
+
+/// Gives each error of a response its code, and `null` where the spec puts it.
+/// async-graphql leaves a field whose resolver failed out of its object (and `data` null
+/// when every root field failed): when the operation `operation` names in `doc` ran, the
+/// failed field answers `null` if its type may be null; if not, the null goes up to the
+/// nearest field or list item that may be, and to `data` when none may.
+pub fn tag(
+    mut response: Response,
+    types: &FieldTypes,
+    doc: Option<&ExecutableDocument>,
+    operation: Option<&str>,
+) -> Response {
+    let run = doc.zip(doc.and_then(|doc| super::order::operation(doc, operation)));
+    let root = match run.map(|(_, op)| op.ty) {
+        Some(OperationType::Mutation) => "Mutation",
+        Some(OperationType::Subscription) => "Subscription",
+        _ => "Query",
+    };
+    let ran = !response.errors.is_empty() && response.errors.iter().all(|e| !e.path.is_empty());
+    if let Some((doc, run)) = run.filter(|_| ran) {
+        // A field answered beside its error (a panel's list showing what it could read)
+        // did not fail: its value stands.
+        let failed: Vec<(&[PathSegment], Option<usize>)> = response
             .errors
             .iter()
-            .any(|e| match (e.path.first(), data) {
-                (Some(PathSegment::Field(key)), Value::Object(map)) => {
-                    !map.contains_key(key.as_str()) && nullable_root(key) == Some(false)
-                }
-                _ => false,
-            })
-    };
-    if failed_non_null(&response.data) {
-        response.data = Value::Null;
-    }
-    for error in &response.errors {
-        null_at(&mut response.data, &error.path);
+            .filter(|e| value_at(&response.data, &e.path).is_none())
+            .map(|e| (&e.path[..], types.null_reaches(doc, run, root, &e.path)))
+            .collect();
+        let mut data = std::mem::take(&mut response.data);
+        if data == Value::Null && failed.iter().all(|(_, reach)| reach.is_some()) {
+            data = Value::Object(Default::default());
+        }
+        for (path, reach) in failed {
+            match reach {
+                Some(segments) => null_at(&mut data, &path[..segments]),
+                None => data = Value::Null,
+            }
+        }
+        response.data = data;
     }
     for error in &mut response.errors {
         if code_of(error).is_none() {
@@ -118,7 +228,18 @@ pub fn tag(
     response
 }
 
-/// Puts `null` at `path` when the field there is missing and its parent was answered.
+/// The value at `path`, when the answer has one there.
+fn value_at<'v>(data: &'v Value, path: &[PathSegment]) -> Option<&'v Value> {
+    path.iter()
+        .try_fold(data, |here, segment| match (segment, here) {
+            (PathSegment::Field(name), Value::Object(map)) => map.get(name.as_str()),
+            (PathSegment::Index(i), Value::List(items)) => items.get(*i),
+            _ => None,
+        })
+}
+
+/// Puts `null` at `path`, in place of what is there or where a failed field was left out,
+/// when its parent was answered.
 fn null_at(data: &mut Value, path: &[PathSegment]) {
     let Some((last, parents)) = path.split_last() else {
         return;
@@ -137,9 +258,16 @@ fn null_at(data: &mut Value, path: &[PathSegment]) {
             _ => return,
         };
     }
-    if let (PathSegment::Field(name), Value::Object(map)) = (last, here) {
-        map.entry(async_graphql::Name::new(name))
-            .or_insert(Value::Null);
+    match (last, here) {
+        (PathSegment::Field(name), Value::Object(map)) => {
+            map.insert(async_graphql::Name::new(name), Value::Null);
+        }
+        (PathSegment::Index(i), Value::List(items)) => {
+            if let Some(item) = items.get_mut(*i) {
+                *item = Value::Null;
+            }
+        }
+        _ => {}
     }
 }
 

@@ -105,7 +105,7 @@ pub struct Gateway {
     page_sizes: PageSizes,
     documents: Arc<documents::Documents>,
     responses: Arc<responses::Responses>,
-    nullable_roots: Arc<codes::NullableRoots>,
+    field_types: Arc<codes::FieldTypes>,
 }
 
 impl Gateway {
@@ -134,7 +134,7 @@ impl Gateway {
                 .limit_complexity(settings.max_complexity),
         );
         Self {
-            nullable_roots: Arc::new(codes::NullableRoots::of(&limited.sdl())),
+            field_types: Arc::new(codes::FieldTypes::of(&limited.sdl())),
             limited,
             introspection: build(builder(settings)),
             limits: Limits::from(settings),
@@ -206,9 +206,9 @@ impl Gateway {
                     .is_ok_and(|doc| responses::shareable(doc, operation.as_deref()));
                 let doc = self.documents.kept(&request.query);
                 let executed = paging::with_page_sizes(self.page_sizes, schema.execute(request));
-                let mut response = tag(
+                let mut response = codes::tag(
                     self.limits.explain(executed.await),
-                    &self.nullable_roots,
+                    &self.field_types,
                     doc.as_deref(),
                     operation.as_deref(),
                 );
@@ -226,14 +226,14 @@ impl Gateway {
         match self.admit(&mut request) {
             Ok(schema) => {
                 let limits = self.limits;
-                let roots = self.nullable_roots.clone();
+                let types = self.field_types.clone();
                 let doc = self.documents.kept(&request.query);
                 let operation = request.operation_name.clone();
                 paging::stream_with_page_sizes(self.page_sizes, schema.execute_stream(request))
                     .map(move |response| {
-                        let mut response = tag(
+                        let mut response = codes::tag(
                             limits.explain(response),
-                            &roots,
+                            &types,
                             doc.as_deref(),
                             operation.as_deref(),
                         );
@@ -312,45 +312,13 @@ impl Scope {
     }
 }
 
-/// Gives a response's errors their codes (`codes::tag`), knowing which root fields of the
-/// operation run may answer `null`.
-fn tag(
-    response: Response,
-    roots: &codes::NullableRoots,
-    doc: Option<&ExecutableDocument>,
-    operation: Option<&str>,
-) -> Response {
-    use async_graphql::parser::types::{OperationType, Selection};
-    let run = doc.and_then(|doc| order::operation(doc, operation));
-    let root = match run.map(|op| op.ty) {
-        Some(OperationType::Mutation) => "Mutation",
-        Some(OperationType::Subscription) => "Subscription",
-        _ => "Query",
-    };
-    // The field a top-level response key names; one reached through a fragment is not
-    // looked for, and so is taken for one that may not be null.
-    let field = |key: &str| {
-        run?.selection_set
-            .node
-            .items
-            .iter()
-            .find_map(|item| match &item.node {
-                Selection::Field(f) if f.node.response_key().node == key => {
-                    Some(f.node.name.node.to_string())
-                }
-                _ => None,
-            })
-    };
-    codes::tag(response, roots, root, field)
-}
-
 /// A request refused before it ran, with its error's code.
 fn refusal(refused: async_graphql::ServerError) -> Response {
     codes::tag(
         Response::from_errors(vec![refused]),
-        &codes::NullableRoots::default(),
-        "Query",
-        |_| None,
+        &codes::FieldTypes::default(),
+        None,
+        None,
     )
 }
 

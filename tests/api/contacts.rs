@@ -133,6 +133,45 @@ async fn a_non_null_root_field_that_fails_takes_the_whole_data_with_it() {
 }
 
 #[tokio::test]
+async fn a_nested_non_null_field_that_fails_takes_its_nearest_nullable_parent_with_it() {
+    let app = spawn_app().await;
+    let account = app.create_account("Nested Ltd").await;
+    let contact = app
+        .create_contact(json!({ "lastName": "Nested", "accountId": account["id"] }))
+        .await;
+    app.gql_ok(
+        "mutation($c: ID!, $a: ID!) { createTicket(input: { subject: \"Nested\", contactId: $c, accountId: $a }) { id } }",
+        json!({ "c": contact["id"], "a": account["id"] }),
+    )
+    .await;
+    // `Account.contacts` may not be null, nor may the account a page lists, nor the page:
+    // the null reaches `data`.
+    let body = app
+        .gql(
+            "{ accounts(first: 1) { nodes { id contacts(first: -1) { nodes { id } } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(body["data"], Value::Null, "{body}");
+    assert_eq!(codes(&body), ["BAD_USER_INPUT"], "{body}");
+    // A ticket's account may be null: the null stops there, beside the rest, through a
+    // fragment and an alias as well.
+    let body = app
+        .gql(
+            "{ tickets(first: 1) { nodes { subject company: account { ...Broken } } } }
+             fragment Broken on Account { name people: contacts(after: \"nope\") { nodes { id } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(codes(&body), ["BAD_USER_INPUT"], "{body}");
+    assert_eq!(
+        body["data"]["tickets"]["nodes"],
+        json!([{ "subject": "Nested", "company": null }]),
+        "{body}"
+    );
+}
+
+#[tokio::test]
 async fn a_record_moved_to_the_bin_counts_as_changed_then() {
     let app = spawn_app().await;
     let binned = app.create_contact(json!({ "lastName": "Binned" })).await;
