@@ -896,6 +896,32 @@ impl SalesforceClient {
         body.json()
     }
 
+    /// The API version this client calls.
+    pub fn api_version(&self) -> &str {
+        &self.config.api_version
+    }
+
+    /// The newest API version the org serves, from its list of versions
+    /// (`GET /services/data/`).
+    pub async fn newest_version(&self) -> Result<Option<String>, SalesforceError> {
+        let (_, body) = self
+            .call(Method::GET, "/services/data", &[], None, Call::QUICK)
+            .await?;
+        let versions: Vec<Value> = body.json()?;
+        Ok(versions
+            .iter()
+            .filter_map(|v| v.get("version")?.as_str())
+            .max_by(|a, b| {
+                let number = |v: &str| {
+                    v.split_once('.').and_then(|(major, minor)| {
+                        Some((major.parse::<u32>().ok()?, minor.parse::<u32>().ok()?))
+                    })
+                };
+                number(a).cmp(&number(b))
+            })
+            .map(str::to_owned))
+    }
+
     /// The REST API's resources for the version in use (`GET /services/data/vXX.X`): any
     /// user the API lets in may ask, so it tells whether it does.
     pub async fn resources(&self) -> Result<Value, SalesforceError> {

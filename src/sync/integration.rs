@@ -593,6 +593,21 @@ impl Integrations {
                         "Salesforce signed the user in but its session cannot call the REST API ({error_code}: {message}): give the connected app the OAuth scope \"Manage user data via APIs (api)\" (and \"Perform requests at any time (refresh_token, offline_access)\" for refresh tokens), then connect again"
                     )));
                 }
+                // Every call the sync makes names the version.
+                Err(SalesforceError::Api {
+                    status: 404 | 410,
+                    error_code,
+                    ..
+                }) => {
+                    let version = client.api_version();
+                    let newest = match client.newest_version().await {
+                        Ok(Some(newest)) => format!("; the newest it serves is {newest}"),
+                        _ => String::new(),
+                    };
+                    return Err(SyncError::Refused(format!(
+                        "Salesforce does not serve REST API version {version} (GET /services/data/v{version} answers {error_code}){newest}: set sync.api_version to a version the org serves, then connect again"
+                    )));
+                }
                 Ok(_) | Err(_) => {}
             }
             let username = match username {

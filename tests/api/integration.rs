@@ -136,6 +136,25 @@ async fn connecting_verifies_the_credentials_before_saving_them() {
 }
 
 #[tokio::test]
+async fn connecting_refuses_an_api_version_the_org_does_not_serve() {
+    let app = crate::helpers::spawn_app_with(|s| {
+        s.sync.api_version = tandem::config::ApiVersion::parse("70.0").unwrap();
+    })
+    .await;
+    let sim = salesforce_sim::start(SimConfig::default()).await;
+    let refused = connect(&app, &sim, "tandem").await;
+    assert_eq!(codes(&refused), ["BAD_USER_INPUT"], "{refused}");
+    let message = refused["errors"][0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("version 70.0")
+            && message.contains("the newest it serves is 68.0")
+            && message.contains("sync.api_version"),
+        "{refused}"
+    );
+    assert_eq!(integration(&app).await["status"], "NOT_CONNECTED");
+}
+
+#[tokio::test]
 async fn credentials_are_encrypted_at_rest() {
     let app = spawn_app().await;
     let sim = salesforce_sim::start(SimConfig::default()).await;
