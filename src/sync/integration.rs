@@ -265,14 +265,31 @@ fn check_login_url(raw: &str) -> Result<String, Invalid> {
     Ok(url.as_str().trim_end_matches('/').to_owned())
 }
 
-/// The `aud` Salesforce expects in a JWT-bearer assertion for this login URL.
+/// The `aud` Salesforce expects in a JWT-bearer assertion for this login URL: the test
+/// login for a sandbox or scratch org (`test.salesforce.com`, a My Domain with a `sandbox`
+/// or `scratch` label, an instance such as `cs42`), the production login for any other
+/// Salesforce host, and the URL itself for an Experience Cloud site or another server.
 fn jwt_audience(login_url: &str) -> String {
-    if login_url.contains("test.salesforce.com") || login_url.contains(".sandbox.") {
-        "https://test.salesforce.com".into()
-    } else if login_url.contains("salesforce.com") {
-        "https://login.salesforce.com".into()
-    } else {
-        login_url.to_owned()
+    let host = reqwest::Url::parse(login_url)
+        .ok()
+        .and_then(|url| url.host_str().map(str::to_ascii_lowercase))
+        .unwrap_or_default();
+    let salesforce = host == "salesforce.com"
+        || host.ends_with(".salesforce.com")
+        || host.ends_with(".force.com");
+    let sandbox = host == "test.salesforce.com"
+        || host.split('.').any(|label| {
+            // `acme--uat.sandbox.my…`, `acme--uat.cs42.my…`, `cs42.salesforce.com`
+            let label = label.rsplit("--").next().unwrap_or(label);
+            matches!(label, "sandbox" | "scratch")
+                || label
+                    .strip_prefix("cs")
+                    .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        });
+    match (salesforce, sandbox) {
+        (true, true) => "https://test.salesforce.com".into(),
+        (true, false) => "https://login.salesforce.com".into(),
+        _ => login_url.to_owned(),
     }
 }
 
@@ -1107,5 +1124,27 @@ mod tests {
             "https://login.salesforce.com"
         );
         assert_eq!(jwt_audience("http://127.0.0.1:9"), "http://127.0.0.1:9");
+        for sandbox in [
+            "https://acme--uat.sandbox.my.salesforce.com",
+            "https://acme--uat.cs42.my.salesforce.com",
+            "https://cs42.salesforce.com",
+            "https://power-dream-1234-dev-ed.scratch.my.salesforce.com",
+        ] {
+            assert_eq!(
+                jwt_audience(sandbox),
+                "https://test.salesforce.com",
+                "{sandbox}"
+            );
+        }
+        // A production host that names a sandbox nowhere but in its path.
+        assert_eq!(
+            jwt_audience("https://acme.my.salesforce.com/sandbox"),
+            "https://login.salesforce.com"
+        );
+        // An Experience Cloud site signs its users in itself.
+        assert_eq!(
+            jwt_audience("https://acme.my.site.com"),
+            "https://acme.my.site.com"
+        );
     }
 }

@@ -155,6 +155,73 @@ async fn connecting_refuses_an_api_version_the_org_does_not_serve() {
 }
 
 #[tokio::test]
+async fn a_jwt_bearer_connection_signs_in_syncs_and_signs_in_again_when_its_session_expires() {
+    let app = spawn_app().await;
+    let sim = salesforce_sim::start(SimConfig {
+        jwt_public_key_pem: Some(
+            include_str!("../salesforce-sim/tests/fixtures/jwt-public.pem").into(),
+        ),
+        ..SimConfig::default()
+    })
+    .await;
+    let config = sim.config();
+    let connect = |key: &'static str| {
+        app.gql(
+            "mutation($i: ConnectSalesforceInput!) { connectSalesforce(input: $i) { status connectedUser } }",
+            json!({ "i": {
+                "loginUrl": sim.base_url(),
+                "auth": "JWT_BEARER",
+                "username": config.username,
+                "clientId": config.client_id,
+                "privateKey": key,
+            }}),
+        )
+    };
+    // A key the org does not know the certificate of is refused before anything is saved.
+    let refused = connect(include_str!("fixtures/unknown-rsa.pem")).await;
+    assert_eq!(codes(&refused), ["BAD_USER_INPUT"], "{refused}");
+    assert_eq!(integration(&app).await["status"], "NOT_CONNECTED");
+
+    let connected = connect(include_str!(
+        "../salesforce-sim/tests/fixtures/jwt-private.pem"
+    ))
+    .await;
+    assert_eq!(
+        connected["data"]["connectSalesforce"]["status"], "ACTIVE",
+        "{connected}"
+    );
+    app.gql_ok("mutation { startSync { status } }", json!({}))
+        .await;
+    sim.insert(
+        "Contact",
+        json!({ "LastName": "Bearer", "Email": "bearer@example.com" }),
+    )
+    .unwrap();
+    app.sync_now().await;
+    sim.expire_tokens();
+    sim.insert(
+        "Contact",
+        json!({ "LastName": "Renewed", "Email": "renewed@example.com" }),
+    )
+    .unwrap();
+    app.sync_now().await;
+    let names = app
+        .gql_ok("{ contacts(first: 10) { nodes { lastName } } }", json!({}))
+        .await;
+    let names: Vec<&str> = names["contacts"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["lastName"].as_str())
+        .collect();
+    assert!(
+        names.contains(&"Bearer") && names.contains(&"Renewed"),
+        "{names:?}"
+    );
+    assert_eq!(integration(&app).await["status"], "ACTIVE");
+}
+
+#[tokio::test]
 async fn credentials_are_encrypted_at_rest() {
     let app = spawn_app().await;
     let sim = salesforce_sim::start(SimConfig::default()).await;
