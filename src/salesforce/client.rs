@@ -240,6 +240,11 @@ impl SalesforceClient {
         Ok(self.session.current().await?.instance_url.clone())
     }
 
+    /// The instance URL of the session signed in now, if any; signs in for none.
+    pub async fn signed_in_instance_url(&self) -> Option<String> {
+        Some(self.session.signed_in().await?.instance_url.clone())
+    }
+
     /// The identity URL of the signed-in user, when the token response carried one.
     pub async fn identity_url(&self) -> Result<Option<String>, SalesforceError> {
         Ok(self.session.current().await?.identity.clone())

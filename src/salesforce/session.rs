@@ -172,6 +172,11 @@ impl SessionOwner {
         state.refused = None;
     }
 
+    /// The current session, if signed in; signs in for none.
+    pub async fn signed_in(&self) -> Option<Arc<Session>> {
+        self.state.lock().await.session.clone()
+    }
+
     /// The current session, signing in first if there is none.
     pub async fn current(self: &Arc<Self>) -> Result<Arc<Session>, SalesforceError> {
         // Read before waiting for a sign-in under way, whose failure is then this one's too.

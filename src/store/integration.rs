@@ -426,6 +426,35 @@ impl Store {
 
 /// The integration's row, locked for the rest of the transaction; `NOT_FOUND` when there is
 /// none.
+impl Store {
+    /// Saves the instance URL the org's sign-ins name now (its My Domain renamed, the org
+    /// moved), so that links into Salesforce follow it; only while the connection saved is
+    /// still the one signed in with (`sealed`, its secrets): a reconnect meanwhile keeps
+    /// its own.
+    pub async fn note_instance_url(&self, sealed: &[u8], url: &str) -> StoreResult<()> {
+        let mut txn = self.write().await?;
+        let Some(current) = integration::Entity::find_by_id(ROW)
+            .lock_exclusive()
+            .one(&*txn)
+            .await?
+        else {
+            return Ok(());
+        };
+        if current.secrets.as_deref() != Some(sealed)
+            || current.instance_url.as_deref() == Some(url)
+        {
+            return Ok(());
+        }
+        txn.changes_integration(self);
+        let mut active: integration::ActiveModel = current.into();
+        active.instance_url = Set(Some(url.to_owned()));
+        active.updated_at = Set(Utc::now());
+        active.update(&*txn).await?;
+        txn.commit().await?;
+        Ok(())
+    }
+}
+
 async fn locked_row(txn: &impl ConnectionTrait) -> StoreResult<integration::Model> {
     integration::Entity::find_by_id(ROW)
         .lock_exclusive()

@@ -373,6 +373,11 @@ impl SyncEngine {
             result = Ok(idle(&SyncError::Stopped.to_string()));
         }
         self.record_usage(&client).await?;
+        // A renewed session may name another instance: links follow it.
+        if let (Some(sealed), Some(url)) = (&current.secrets, client.signed_in_instance_url().await)
+        {
+            self.store.note_instance_url(sealed, &url).await?;
+        }
         match result {
             Err(SyncError::Upstream(SalesforceError::AuthFailed { error, description }))
                 if self.integrations.current().await?.and_then(|m| m.secrets)

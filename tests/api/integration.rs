@@ -222,6 +222,34 @@ async fn a_jwt_bearer_connection_signs_in_syncs_and_signs_in_again_when_its_sess
 }
 
 #[tokio::test]
+async fn links_follow_the_org_to_the_instance_a_renewed_session_names() {
+    let (app, sim) = started(|_| {}).await;
+    let id = sim
+        .insert(
+            "Contact",
+            json!({ "LastName": "Moved", "Email": "moved@example.com" }),
+        )
+        .unwrap();
+    app.sync_now().await;
+    // The same server under another name: the org's new instance.
+    let moved = sim.base_url().replace("127.0.0.1", "localhost");
+    sim.move_instance(&moved);
+    sim.expire_tokens();
+    app.sync_now().await;
+    assert_eq!(integration(&app).await["instanceUrl"], moved.as_str());
+    let panel = app
+        .gql_ok(
+            "{ contacts(first: 1) { nodes { salesforce { viewInSalesforceUrl } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        panel["contacts"]["nodes"][0]["salesforce"]["viewInSalesforceUrl"],
+        format!("{moved}/{id}").as_str()
+    );
+}
+
+#[tokio::test]
 async fn credentials_are_encrypted_at_rest() {
     let app = spawn_app().await;
     let sim = salesforce_sim::start(SimConfig::default()).await;

@@ -44,6 +44,8 @@ pub struct Faults {
     /// Sign-ins give sessions without the `api` OAuth scope (a connected app not granted
     /// "Manage user data via APIs"): every REST call is refused as such a session is.
     pub api_scope_withheld: bool,
+    /// The instance URL sign-ins name, when the org has moved from the one it was made on.
+    pub instance_url: Option<String>,
 }
 
 /// One request to hold: the first whose method and path match.
@@ -114,6 +116,7 @@ impl Faults {
             holds: Vec::new(),
             api_disabled: false,
             api_scope_withheld: false,
+            instance_url: None,
         }
     }
 

@@ -300,6 +300,13 @@ impl SimHandle {
         lock(&self.sim.faults).api_scope_withheld = withheld;
     }
 
+    /// The org moves to another instance (its My Domain renamed, a migration): sign-ins from
+    /// now on name `url` as the instance URL. Calls there reach this simulator only when
+    /// `url` is another name for its address (`localhost` for `127.0.0.1`).
+    pub fn move_instance(&self, url: &str) {
+        lock(&self.sim.faults).instance_url = Some(url.trim_end_matches('/').to_owned());
+    }
+
     /// The next REST calls fail with these statuses (500, 503, 400 row lock, 403 limit), in order.
     pub fn fail_next(&self, statuses: &[u16]) {
         lock(&self.sim.faults).queued.extend(statuses);

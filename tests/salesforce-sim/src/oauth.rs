@@ -205,12 +205,16 @@ pub fn success(sim: &Sim, scope: Option<&str>, refresh_token: Option<String>) ->
         user_id()
     );
     let issued_at = (now * 1000).to_string();
+    let instance_url = lock(&sim.faults)
+        .instance_url
+        .clone()
+        .unwrap_or_else(|| sim.base_url.clone());
     let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, sim.config.client_secret.as_bytes());
     let signature =
         STANDARD.encode(ring::hmac::sign(&key, format!("{id}{issued_at}").as_bytes()).as_ref());
     let mut body = json!({
         "access_token": access,
-        "instance_url": sim.base_url,
+        "instance_url": instance_url,
         "id": id,
         "token_type": "Bearer",
         "issued_at": issued_at,
