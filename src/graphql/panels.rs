@@ -7,7 +7,6 @@
 //! events and tasks are read live (see `live`).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use async_graphql::dataloader::{DataLoader, HashMapCache};
@@ -78,8 +77,9 @@ pub struct PanelRequest {
     /// Keeps what it read for the rest of the request, failures included: a list asked for
     /// twice (by `notes` and by `stale`, say) is read once and answers the same.
     live: OnceLock<DataLoader<LiveLoader, HashMapCache>>,
-    /// Enhanced notes whose content this request has asked Salesforce for.
-    contents_read: AtomicUsize,
+    /// Enhanced notes whose content this request has asked Salesforce for: each once, however
+    /// many times the request shows it (under two tickets, by two aliases).
+    contents_read: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 async fn org(ctx: &Context<'_>) -> ApiResult<Arc<OrgView>> {
@@ -316,9 +316,22 @@ impl SalesforceNote {
             .data_unchecked::<Arc<LiveCache>>()
             .fresh_entry(reader(ctx).await?.0, &key)
             .is_some();
-        let request = ctx.panels();
-        if !cached && request.contents_read.fetch_add(1, Ordering::Relaxed) >= CONTENTS_PER_REQUEST
-        {
+        let over = !cached && {
+            let request = ctx.panels();
+            let mut read = request
+                .contents_read
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if read.contains(&self.id.0) {
+                false
+            } else if read.len() >= CONTENTS_PER_REQUEST {
+                true
+            } else {
+                read.insert(self.id.0.clone());
+                false
+            }
+        };
+        if over {
             return Err(ApiError::new(
                 Code::BadUserInput,
                 format!(

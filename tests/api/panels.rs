@@ -1233,6 +1233,50 @@ async fn a_request_reads_at_most_twenty_five_notes_whole() {
 }
 
 #[tokio::test]
+async fn a_note_read_whole_twice_in_one_request_counts_once_against_the_limit() {
+    use base64::Engine;
+
+    let (app, sim, contact) = with_activity(|_| {}).await;
+    for n in 0..20 {
+        let note = sim
+            .insert(
+                "ContentNote",
+                json!({ "Title": format!("Call {n}"), "Content": base64::engine::general_purpose::STANDARD.encode(format!("<p>Call {n}</p>")) }),
+            )
+            .unwrap();
+        sim.insert(
+            "ContentDocumentLink",
+            json!({ "ContentDocumentId": note, "LinkedEntityId": contact }),
+        )
+        .unwrap();
+    }
+    let before = api_calls(&sim);
+    let body = app
+        .gql(
+            "{ contacts(first: 5) { nodes { salesforce { notes(first: 100) { title text: content again: content } } } } }",
+            json!({}),
+        )
+        .await;
+    assert!(body.get("errors").is_none(), "{body}");
+    let notes = body["data"]["contacts"]["nodes"][0]["salesforce"]["notes"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert!(
+        notes
+            .iter()
+            .all(|n| n["text"].is_string() && n["text"] == n["again"]),
+        "{body}"
+    );
+    // The lists, then a call for each of the twenty-one enhanced notes (one was there).
+    assert_eq!(
+        api_calls(&sim) - before,
+        2 + 21,
+        "a call a note, however often shown"
+    );
+}
+
+#[tokio::test]
 async fn a_panel_answers_its_fields_in_the_order_they_were_asked_for() {
     let (app, _sim, _) = with_activity(|_| {}).await;
     // The live lists wait on Salesforce (or the cache) and `id` does not: resolved side by
