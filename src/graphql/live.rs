@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use async_graphql::dataloader::Loader;
 use chrono::{DateTime, Utc};
-use futures_util::{StreamExt, stream};
+use futures_util::{StreamExt, future, stream};
 use serde_json::Value;
 
 use crate::domain::SalesforceId;
@@ -928,11 +928,26 @@ async fn lists(
         }
     }
     while !queue.is_empty() {
-        let asked: Vec<Asked> = queue
-            .drain(..queue.len().min(crate::salesforce::COMPOSITE_QUERIES))
+        // The full calls the queue holds go together, a few at once (a page another parent
+        // filled sends a query for each parent it holds few records of); what is left over
+        // waits to share a call with the queries their answers add.
+        let per_call = crate::salesforce::COMPOSITE_QUERIES;
+        let full = (queue.len() / per_call).min(CALLS_AT_ONCE);
+        let take = if full == 0 {
+            queue.len()
+        } else {
+            full * per_call
+        };
+        let asked: Vec<Asked> = queue.drain(..take).collect();
+        let calls: Vec<Vec<String>> = asked
+            .chunks(per_call)
+            .map(|chunk| chunk.iter().map(|a| a.soql.clone()).collect())
             .collect();
-        let soqls: Vec<String> = asked.iter().map(|a| a.soql.clone()).collect();
-        let answers = client.queries(&soqls).await;
+        let answers: Vec<_> = future::join_all(calls.iter().map(|soqls| client.queries(soqls)))
+            .await
+            .into_iter()
+            .flatten()
+            .collect();
         for (
             Asked {
                 i, step, without, ..
@@ -1033,6 +1048,9 @@ struct Asked {
 
 /// Enhanced notes read this many at a time: each is a call of its own.
 const CONTENTS_AT_ONCE: usize = 4;
+
+/// Composite calls of a request's list queries sent at once.
+const CALLS_AT_ONCE: usize = 4;
 
 /// One enhanced note's whole content, as text, with the place of its list among those
 /// wanted: `{Id, Content}` for a note with content, nothing for one without or gone. Blobs
@@ -1278,7 +1296,7 @@ impl Loader<LiveKey> for LiveLoader {
                 // Its sender dropped: the read ended.
                 async move { while heard.changed().await.is_ok() {} }
             });
-            tokio::time::timeout(wait, futures_util::future::join_all(ends)).await
+            tokio::time::timeout(wait, future::join_all(ends)).await
         };
         let (answers, waited) = tokio::join!(self.fetch(&wanted, reading), waiting);
         // Lists another request was reading: what it kept (read after this request looked,

@@ -1728,6 +1728,63 @@ async fn an_opportunity_read_again_after_a_full_page_is_listed_once() {
 }
 
 #[tokio::test]
+async fn parents_a_full_page_left_short_are_read_again_together_within_the_patience() {
+    let (app, sim, _) = linked_with(|s| s.graphql.panel_timeout_ms = 1_500).await;
+    let busy = sim
+        .insert(
+            "Contact",
+            json!({ "LastName": "Logger", "Email": "logger@example.com" }),
+        )
+        .unwrap();
+    // Email logging gives one contact more tasks than a page holds, all newer than the
+    // others' one each.
+    for n in 0..2_100 {
+        sim.insert(
+            "Task",
+            json!({ "Subject": format!("Logged {n}"), "ActivityDate": "2026-11-01", "WhoId": busy }),
+        )
+        .unwrap();
+    }
+    for n in 0..30 {
+        let quiet = sim
+            .insert(
+                "Contact",
+                json!({ "LastName": format!("Quiet {n:02}"), "Email": format!("quiet{n}@example.com") }),
+            )
+            .unwrap();
+        sim.insert(
+            "Task",
+            json!({ "Subject": format!("Call {n}"), "ActivityDate": "2025-01-01", "WhoId": quiet }),
+        )
+        .unwrap();
+    }
+    app.sync_now().await;
+    // Each of the thirty is read again on its own, six calls' worth: one after another they
+    // would take 1.8 s, past the patience.
+    sim.set_latency(std::time::Duration::from_millis(300));
+    let body = app
+        .gql(
+            "{ contacts(first: 40) { nodes { lastName salesforce { tasks { subject } } } } }",
+            json!({}),
+        )
+        .await;
+    sim.set_latency(std::time::Duration::ZERO);
+    assert!(body.get("errors").is_none(), "{body}");
+    assert_eq!(
+        by_name(&body["data"], "Quiet 07")["salesforce"]["tasks"],
+        json!([{ "subject": "Call 7" }]),
+        "{body}"
+    );
+    assert_eq!(
+        by_name(&body["data"], "Logger")["salesforce"]["tasks"]
+            .as_array()
+            .map(Vec::len),
+        Some(10),
+        "its newest ten, as a list shows unless asked for more"
+    );
+}
+
+#[tokio::test]
 async fn notes_filling_a_page_are_read_whole_and_not_again() {
     let (app, sim, contact) = linked().await;
     let account = sim.get("Contact", &contact).unwrap()["AccountId"]
