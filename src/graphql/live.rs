@@ -294,11 +294,18 @@ impl Live {
             select = select.filter(Condition::eq(&Ident::parse(field)?, Literal::Bool(false)));
         }
         if self == Live::ContentNotes {
-            // Links attach files of every kind; notes are the documents of type SNOTE.
-            select = select.filter(Condition::eq(
-                &Ident::parse("ContentDocument.FileType")?,
-                "SNOTE",
-            ));
+            // Links attach files of every kind; notes are the documents of type SNOTE, and
+            // one "Private on Records" is its owner's alone, as a private record is (a
+            // refusal to read the flag refuses the list).
+            select = select
+                .filter(Condition::eq(
+                    &Ident::parse("ContentDocument.FileType")?,
+                    "SNOTE",
+                ))
+                .filter(Condition::ne(
+                    &Ident::parse("ContentDocument.SharingPrivacy")?,
+                    "P",
+                ));
         }
         if let Some(field) = self.newest() {
             select = select

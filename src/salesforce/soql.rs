@@ -133,6 +133,10 @@ impl Condition {
         Self::Compare(field.clone(), "=", value.into())
     }
 
+    pub fn ne(field: &Ident, value: impl Into<Literal>) -> Self {
+        Self::Compare(field.clone(), "!=", value.into())
+    }
+
     pub fn gt(field: &Ident, value: impl Into<Literal>) -> Self {
         Self::Compare(field.clone(), ">", value.into())
     }

@@ -545,6 +545,18 @@ async fn what_salesforce_keeps_private_to_its_owner_is_shown_to_no_profile() {
         json!({ "Subject": "Dentist", "StartDateTime": "2026-12-02T10:00:00.000+0000", "EndDateTime": "2026-12-02T11:00:00.000+0000", "WhoId": contact, "IsPrivate": true }),
     )
     .unwrap();
+    // An enhanced note "Private on Records".
+    let note = sim
+        .insert(
+            "ContentNote",
+            json!({ "Title": "Private enhanced", "Content": "PHA+T25seSBmb3IgbWUuPC9wPg==", "SharingPrivacy": "P" }),
+        )
+        .unwrap();
+    sim.insert(
+        "ContentDocumentLink",
+        json!({ "ContentDocumentId": note, "LinkedEntityId": contact }),
+    )
+    .unwrap();
     let query = "{ contacts(first: 5) { nodes { salesforce {
         opportunities(status: ALL) { name } notes { title } events { subject }
         account { opportunities(status: ALL) { name } notes { title } } } } } }";

@@ -374,6 +374,8 @@ pub fn all() -> Vec<SObject> {
                 text("TextPreview", "Text Preview", 255).read_only(),
                 text("FileType", "File Type", 20).read_only(),
                 text("FileExtension", "File Extension", 20).read_only(),
+                // `P`: "Private on Records", seen by its owner alone.
+                picklist("SharingPrivacy", "Sharing Privacy", &["N", "P"]),
             ],
         ),
         object(

@@ -246,6 +246,9 @@ impl Store {
                 )
             }
             ("ContentNote", "FileType") => Cow::Owned(Value::str("SNOTE")),
+            ("ContentNote", "SharingPrivacy") if rec.stored(field).is_none() => {
+                Cow::Owned(Value::str("N"))
+            }
             ("ContentNote", "FileExtension") => Cow::Owned(Value::str("snote")),
             // A file's body is read as the URL of its blob.
             (name, field_name)
