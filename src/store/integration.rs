@@ -370,8 +370,9 @@ impl Store {
     }
 
     /// Saves a module's mappings in place of the old ones, and in the same transaction drops
-    /// the cursor named (the module's pull) and makes the module's open pull failures due
-    /// now: a Salesforce record the desk refused under the old mappings may pass the new.
+    /// the cursor named (the module's pull), makes the module's open pull failures due now,
+    /// and queues again the desk records whose push failed: a record either side refused
+    /// under the old mappings may pass the new.
     ///
     /// Checked only for a one-way sync (`writes` false), they are not saved once the sync has
     /// turned two-way meanwhile: a field only read then may not be one Salesforce lets the
@@ -405,6 +406,24 @@ impl Store {
             .filter(sync_failure::Column::ResolvedAt.is_null())
             .exec(&*txn)
             .await?;
+        // Refused for good, they left the outbox; waiting out a backoff, they go now.
+        let refused: Vec<i64> = sync_failure::Entity::find()
+            .select_only()
+            .column(sync_failure::Column::DeskId)
+            .filter(sync_failure::Column::Module.eq(module.as_str()))
+            .filter(sync_failure::Column::Direction.eq(Direction::DeskToSalesforce.as_str()))
+            .filter(sync_failure::Column::ResolvedAt.is_null())
+            .filter(sync_failure::Column::DeskId.is_not_null())
+            .into_tuple::<Option<i64>>()
+            .all(&*txn)
+            .await?
+            .into_iter()
+            .flatten()
+            .collect();
+        for part in refused.chunks(super::BIND_PART) {
+            super::sync::enqueue_all(&*txn, module, part).await?;
+            super::sync::pushes_due_now(&*txn, module, part).await?;
+        }
         field_mapping::Entity::delete_many()
             .filter(field_mapping::Column::Module.eq(module.as_str()))
             .exec(&*txn)
@@ -424,8 +443,6 @@ impl Store {
     }
 }
 
-/// The integration's row, locked for the rest of the transaction; `NOT_FOUND` when there is
-/// none.
 impl Store {
     /// Saves the instance URL the org's sign-ins name now (its My Domain renamed, the org
     /// moved), so that links into Salesforce follow it; only while the connection saved is
@@ -455,6 +472,8 @@ impl Store {
     }
 }
 
+/// The integration's row, locked for the rest of the transaction; `NOT_FOUND` when there is
+/// none.
 async fn locked_row(txn: &impl ConnectionTrait) -> StoreResult<integration::Model> {
     integration::Entity::find_by_id(ROW)
         .lock_exclusive()

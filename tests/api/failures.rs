@@ -193,6 +193,45 @@ async fn each_salesforce_refusal_is_logged_under_its_reason_and_waits_for_a_retr
 }
 
 #[tokio::test]
+async fn a_desk_record_salesforce_refused_goes_again_once_the_mappings_change() {
+    let (app, sim) = synced(|_| {}).await;
+    app.create_contact(json!({ "lastName": "Refused", "title": "Head of Things" }))
+        .await;
+    sim.reject_next_records(&[(
+        "FIELD_CUSTOM_VALIDATION_EXCEPTION",
+        "Title: pick one of the titles the org uses",
+    )]);
+    app.sync_now().await;
+    assert_eq!(open_failures(&app, Some("REJECTED")).await.len(), 1);
+    // The admin stops sending the title: the refused record is tried again without it.
+    let maps = app
+        .gql_ok(
+            "{ fieldMappings(module: CONTACTS) { deskField salesforceField } }",
+            json!({}),
+        )
+        .await["fieldMappings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["deskField"] != "title")
+        .cloned()
+        .collect::<Vec<_>>();
+    app.gql_ok(
+        "mutation($maps: [FieldMappingInput!]!) { updateFieldMappings(module: CONTACTS, mappings: $maps) { deskField } }",
+        json!({ "maps": maps }),
+    )
+    .await;
+    app.sync_now().await;
+    assert!(open_failures(&app, None).await.is_empty());
+    let twin = sim
+        .records("Contact")
+        .into_iter()
+        .find(|c| c["LastName"] == "Refused")
+        .expect("sent again, and made");
+    assert_eq!(twin["Title"], Value::Null);
+}
+
+#[tokio::test]
 async fn transient_refusals_are_retried_by_the_sync_itself() {
     let (app, sim) = synced(|s| s.sync.retry_backoff_secs = 0).await;
     app.create_contact(json!({ "lastName": "Locked" })).await;
