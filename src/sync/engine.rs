@@ -363,6 +363,7 @@ impl SyncEngine {
             }
             client => client?,
         };
+        let held_instance = client.signed_in_instance_url().await;
         let mut result = self
             .round(&current, &client, generation, held.shared())
             .await;
@@ -373,10 +374,16 @@ impl SyncEngine {
             result = Ok(idle(&SyncError::Stopped.to_string()));
         }
         self.record_usage(&client).await?;
-        // A renewed session may name another instance: links follow it.
-        if let (Some(sealed), Some(url)) = (&current.secrets, client.signed_in_instance_url().await)
+        // A session signed in during the round may name another instance (a My Domain
+        // renamed, the org moved): links follow it. One held throughout tells nothing new,
+        // though it may name the old one for a while yet.
+        let named = client.signed_in_instance_url().await.filter(|url| {
+            held_instance.as_ref() != Some(url) && current.instance_url.as_ref() != Some(url)
+        });
+        if let (Some(sealed), Some(url)) = (&current.secrets, named)
+            && let Err(e) = self.store.note_instance_url(sealed, &url).await
         {
-            self.store.note_instance_url(sealed, &url).await?;
+            tracing::warn!(error = %e, "cannot save the instance URL Salesforce names now");
         }
         match result {
             Err(SyncError::Upstream(SalesforceError::AuthFailed { error, description }))

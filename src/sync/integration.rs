@@ -267,20 +267,20 @@ fn check_login_url(raw: &str) -> Result<String, Invalid> {
 
 /// The `aud` Salesforce expects in a JWT-bearer assertion for this login URL: the test
 /// login for a sandbox or scratch org (`test.salesforce.com`, a My Domain with a `sandbox`
-/// or `scratch` label, an instance such as `cs42`), the production login for any other
-/// Salesforce host, and the URL itself for an Experience Cloud site or another server.
+/// or `scratch` label or a `--` before its sandbox's name, an instance such as `cs42`), the
+/// production login for any other Salesforce host, and the URL itself for an Experience
+/// Cloud site (`*.my.site.com`, `*.force.com`) or another server.
 fn jwt_audience(login_url: &str) -> String {
     let host = reqwest::Url::parse(login_url)
         .ok()
         .and_then(|url| url.host_str().map(str::to_ascii_lowercase))
         .unwrap_or_default();
-    let salesforce = host == "salesforce.com"
-        || host.ends_with(".salesforce.com")
-        || host.ends_with(".force.com");
+    let salesforce = host == "salesforce.com" || host.ends_with(".salesforce.com");
     let sandbox = host == "test.salesforce.com"
+        // A sandbox's My Domain, before enhanced domains: `acme--uat.my.salesforce.com`.
+        || host.contains("--")
         || host.split('.').any(|label| {
             // `acme--uat.sandbox.my…`, `acme--uat.cs42.my…`, `cs42.salesforce.com`
-            let label = label.rsplit("--").next().unwrap_or(label);
             matches!(label, "sandbox" | "scratch")
                 || label
                     .strip_prefix("cs")
@@ -1126,6 +1126,7 @@ mod tests {
         assert_eq!(jwt_audience("http://127.0.0.1:9"), "http://127.0.0.1:9");
         for sandbox in [
             "https://acme--uat.sandbox.my.salesforce.com",
+            "https://acme--uat.my.salesforce.com",
             "https://acme--uat.cs42.my.salesforce.com",
             "https://cs42.salesforce.com",
             "https://power-dream-1234-dev-ed.scratch.my.salesforce.com",
@@ -1142,9 +1143,8 @@ mod tests {
             "https://login.salesforce.com"
         );
         // An Experience Cloud site signs its users in itself.
-        assert_eq!(
-            jwt_audience("https://acme.my.site.com"),
-            "https://acme.my.site.com"
-        );
+        for site in ["https://acme.my.site.com", "https://acme.force.com"] {
+            assert_eq!(jwt_audience(site), site);
+        }
     }
 }
