@@ -197,8 +197,11 @@ pub fn tag(
             .map(|e| (&e.path[..], types.null_reaches(doc, run, root, &e.path)))
             .collect();
         let mut data = std::mem::take(&mut response.data);
-        if data == Value::Null && failed.iter().all(|(_, reach)| reach.is_some()) {
-            data = Value::Object(Default::default());
+        // async-graphql answers an object every selected field of which failed as null (and
+        // `data` so when every root field did): opened again, each of those fields answers
+        // where it stands. An object its resolver gave as null has no failed field below it.
+        for (path, _) in &failed {
+            open_to(&mut data, path);
         }
         for (path, reach) in failed {
             match reach {
@@ -226,6 +229,30 @@ pub fn tag(
         }
     }
     response
+}
+
+/// Makes each null on the way to `path`'s last field an empty object.
+fn open_to(data: &mut Value, path: &[PathSegment]) {
+    let mut here = data;
+    for (at, segment) in path.iter().enumerate() {
+        if *here == Value::Null && matches!(segment, PathSegment::Field(_)) {
+            *here = Value::Object(Default::default());
+        }
+        if at + 1 == path.len() {
+            return;
+        }
+        here = match (segment, here) {
+            (PathSegment::Field(name), Value::Object(map)) => match map.get_mut(name.as_str()) {
+                Some(next) => next,
+                None => return,
+            },
+            (PathSegment::Index(i), Value::List(items)) => match items.get_mut(*i) {
+                Some(next) => next,
+                None => return,
+            },
+            _ => return,
+        };
+    }
 }
 
 /// The value at `path`, when the answer has one there.

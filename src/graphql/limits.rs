@@ -89,7 +89,8 @@ impl Limits {
         // First: the walks below follow fragment spreads, and a chain of thousands would
         // take them deeper than a thread's stack goes.
         if nested_past(parsed.doc, RECURSION_DEPTH) {
-            return Err(limit_error("maxDepth", self.max_depth, None, "query depth"));
+            let max = self.max_depth.min(RECURSION_DEPTH);
+            return Err(limit_error("maxDepth", max, None, "query depth"));
         }
         // A fragment spread within itself is refused by validation, which async-graphql runs
         // only after a walk such a cycle sends 32 levels deep: said so here, not as depth.
@@ -170,7 +171,11 @@ impl Limits {
                 _ if message.starts_with("The recursion depth of the query cannot be greater")
                     || message.starts_with("recursion limit exceeded") =>
                 {
-                    ("maxDepth", self.max_depth, "query depth")
+                    (
+                        "maxDepth",
+                        self.max_depth.min(RECURSION_DEPTH),
+                        "query depth",
+                    )
                 }
                 "Query is too complex." => {
                     ("maxComplexity", self.max_complexity, "query complexity")

@@ -283,7 +283,8 @@ impl PassedOn {
 /// commit and its `NOTIFY`; the listening connection drops and reconnects). While this process
 /// has sync-event subscribers, it passes on what another process logged and nobody told it
 /// of; while it has none, it only notes the newest id, where new subscribers start. Either
-/// way the store's change count moves on when the log has grown. Ends once the store is gone.
+/// way the store's change count moves on when the log holds events from another process
+/// that nobody told this one of. Ends once the store is gone.
 ///
 /// On SQLite it reads the log holding the writer slot, which this process's transactions keep
 /// from before their events are logged until after they are broadcast, so it never passes

@@ -1740,6 +1740,40 @@ async fn an_opportunity_read_again_after_a_full_page_is_listed_once() {
 }
 
 #[tokio::test]
+async fn a_panel_whose_every_field_asked_is_denied_stands_with_each_field_null() {
+    let (app, _sim, _) = linked().await;
+    // The only field asked of the panel is one Light Agent may not read: the panel is still
+    // there (the contact has a twin), its field null with the refusal.
+    let body = app
+        .gql_as(
+            "Light Agent",
+            "{ contacts(first: 1) { nodes { lastName salesforce { opportunities(status: ALL) { name } } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(codes(&body), ["FORBIDDEN"], "{body}");
+    assert_eq!(
+        body["data"]["contacts"]["nodes"][0],
+        json!({ "lastName": "Paneled", "salesforce": { "opportunities": null } }),
+        "{body}"
+    );
+    // Nothing but the panel asked of the contact: the contact stands too, in its non-null
+    // place in the list.
+    let body = app
+        .gql_as(
+            "Light Agent",
+            "{ contacts(first: 1) { nodes { salesforce { opportunities(status: ALL) { name } } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        body["data"]["contacts"]["nodes"][0],
+        json!({ "salesforce": { "opportunities": null } }),
+        "{body}"
+    );
+}
+
+#[tokio::test]
 async fn parents_a_full_page_left_short_are_read_again_together_within_the_patience() {
     let (app, sim, _) = linked_with(|s| s.graphql.panel_timeout_ms = 1_500).await;
     let busy = sim
