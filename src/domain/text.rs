@@ -58,7 +58,8 @@ pub fn search_term(
     max: usize,
 ) -> Result<Option<String>, Invalid> {
     if let Some(term) = &raw {
-        check_len(field, term, max)?;
+        // Measured as it is looked for: a name pasted with a line break after it fits.
+        check_len(field, crate::domain::trim_invisible(term), max)?;
         if crate::domain::trim_invisible(term).is_empty() {
             return Err(Invalid::new(
                 field,

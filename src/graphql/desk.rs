@@ -784,7 +784,10 @@ impl DeskMutation {
     }
 
     /// Applies the same change to many contacts; all of them change or none does.
-    #[graphql(complexity = "list_complexity(ids.len(), child_complexity)")]
+    // A list past the limit is weighed at the limit: refused for its length, it says so.
+    #[graphql(
+        complexity = "list_complexity(ids.len().min(crate::store::MASS_UPDATE_LIMIT), child_complexity)"
+    )]
     async fn mass_update_contacts(
         &self,
         ctx: &Context<'_>,
@@ -823,8 +826,10 @@ impl DeskMutation {
     /// Deletes a contact from the recycle bin for good. Returns its id.
     async fn purge_contact(&self, ctx: &Context<'_>, id: ID) -> ApiResult<ID> {
         ctx.viewer()?;
-        ctx.store().purge_contact(contact_id("id", &id)?).await?;
-        Ok(id)
+        let id = contact_id("id", &id)?;
+        ctx.store().purge_contact(id).await?;
+        // As every other field gives it, however it was written (`007`, `+7`).
+        Ok(ID(id.0.to_string()))
     }
 
     async fn create_account(
@@ -848,7 +853,10 @@ impl DeskMutation {
     }
 
     /// Applies the same change to many accounts; all of them change or none does.
-    #[graphql(complexity = "list_complexity(ids.len(), child_complexity)")]
+    // A list past the limit is weighed at the limit: refused for its length, it says so.
+    #[graphql(
+        complexity = "list_complexity(ids.len().min(crate::store::MASS_UPDATE_LIMIT), child_complexity)"
+    )]
     async fn mass_update_accounts(
         &self,
         ctx: &Context<'_>,
@@ -887,8 +895,10 @@ impl DeskMutation {
     /// Deletes an account from the recycle bin for good. Returns its id.
     async fn purge_account(&self, ctx: &Context<'_>, id: ID) -> ApiResult<ID> {
         ctx.viewer()?;
-        ctx.store().purge_account(account_id("id", &id)?).await?;
-        Ok(id)
+        let id = account_id("id", &id)?;
+        ctx.store().purge_account(id).await?;
+        // As every other field gives it, however it was written (`007`, `+7`).
+        Ok(ID(id.0.to_string()))
     }
 
     async fn create_ticket(

@@ -270,7 +270,7 @@ impl Follow {
                     match self.store.sync_events_pruned_through().await {
                         Ok(pruned) if after < pruned => {
                             self.ended = true;
-                            return Some(Err(fell_behind(after, pruned)));
+                            return Some(Err(fell_behind(after, pruned, self.admits.admin)));
                         }
                         Ok(_) => {}
                         Err(e) => {
@@ -323,12 +323,19 @@ impl Follow {
     }
 }
 
-/// The refusal of a reader whose next events the log no longer keeps.
-fn fell_behind(after: i64, pruned: i64) -> ApiError {
+/// The refusal of a reader whose next events the log no longer keeps; an administrator is
+/// told where else to read what happened meanwhile (the sync history and failure log are
+/// theirs alone).
+fn fell_behind(after: i64, pruned: i64, admin: bool) -> ApiError {
+    let meanwhile = if admin {
+        "read syncHistory and syncFailures for what happened meanwhile, then subscribe again without afterId"
+    } else {
+        "subscribe again without afterId to follow what happens from now on"
+    };
     ApiError::new(
         Code::FellBehind,
         format!(
-            "the events after {after} through {pruned} are no longer kept (the log keeps as many days as the sync history): read syncHistory and syncFailures for what happened meanwhile, then subscribe again without afterId"
+            "the events after {after} through {pruned} are no longer kept (the log keeps as many days as the sync history): {meanwhile}"
         ),
     )
 }
@@ -366,7 +373,7 @@ impl SyncEventSubscription {
             let pruned = store.sync_events_pruned_through().await?;
             // `0` has seen nothing, so it misses nothing: it gets all the log keeps.
             if after > 0 && after < pruned {
-                return Err(fell_behind(after, pruned));
+                return Err(fell_behind(after, pruned, viewer.profile.is_admin));
             }
             if after > store.last_sync_event_id().await? {
                 // A log pruned empty after a quiet week still knows how far it went.

@@ -34,7 +34,7 @@ use crate::domain::{DeskAction, DeskEntity, DeskEvent, Invalid};
 
 pub use accounts::AccountFilter;
 pub use accounts::account_input;
-pub use contacts::{ContactFilter, contact_input};
+pub use contacts::{ContactFilter, MASS_UPDATE_LIMIT, contact_input};
 pub use events::{SyncEvent, SyncEventKind};
 pub use history::{FailureFilter, HistoryFilter};
 pub use integration::{MappingRow, NewIntegration, PULL_CURSORS};

@@ -105,6 +105,16 @@ async fn an_account_lists_its_contacts_and_survives_the_recycle_bin() {
         )
         .await;
     assert_eq!(named["accounts"]["nodes"], json!([{ "name": "Globex" }]));
+    // A whole name as long as a name may be, pasted with a line break after it.
+    let long = "G".repeat(255);
+    app.create_account(&long).await;
+    let pasted = app
+        .gql_ok(
+            "query($n: String!) { accounts(filter: { name: $n }) { nodes { name } } }",
+            json!({ "n": format!("{long}\n") }),
+        )
+        .await;
+    assert_eq!(pasted["accounts"]["nodes"], json!([{ "name": long }]));
 }
 
 #[tokio::test]

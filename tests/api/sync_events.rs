@@ -700,12 +700,22 @@ async fn pruning_takes_the_oldest_events_only_whatever_the_clocks_stamped() {
         next_event(&mut ws).await["id"].as_str(),
         Some(kept[0].as_str())
     );
-    // Resuming from before it would miss what was pruned: the subscriber is told.
+    // Resuming from before it would miss what was pruned: the subscriber is told, and an
+    // administrator where else to read what happened.
     let mut ws = subscribe(&app, "Administrator", json!({ "after": logged[0] })).await;
     let (code, message) = refusal(&mut ws).await;
     assert_eq!(code, "FELL_BEHIND", "{message}");
     assert!(
-        message.contains(&format!("after {} through {}", logged[0], logged[1])),
+        message.contains(&format!("after {} through {}", logged[0], logged[1]))
+            && message.contains("syncHistory"),
+        "{message}"
+    );
+    // An agent is not sent to queries it may not make.
+    let mut ws = subscribe(&app, "Agent", json!({ "after": logged[0] })).await;
+    let (code, message) = refusal(&mut ws).await;
+    assert_eq!(code, "FELL_BEHIND", "{message}");
+    assert!(
+        !message.contains("syncHistory") && message.contains("without afterId"),
         "{message}"
     );
 }
