@@ -74,6 +74,9 @@ pub struct SalesforceClient {
     describes: Mutex<HashMap<String, Arc<Describe>>>,
     usage: (AtomicU64, AtomicU64),
     calls: AtomicU64,
+    /// The generation of the last session whose instance URL was asked for as new
+    /// (`newly_signed_in_instance_url`); `u64::MAX` before any.
+    instance_noted: AtomicU64,
 }
 
 /// How a call is sent.
@@ -216,6 +219,7 @@ impl SalesforceClient {
             describes: Mutex::new(HashMap::new()),
             usage: (AtomicU64::new(0), AtomicU64::new(0)),
             calls: AtomicU64::new(0),
+            instance_noted: AtomicU64::new(u64::MAX),
         })
     }
 
@@ -240,9 +244,15 @@ impl SalesforceClient {
         Ok(self.session.current().await?.instance_url.clone())
     }
 
-    /// The instance URL of the session signed in now, if any; signs in for none.
-    pub async fn signed_in_instance_url(&self) -> Option<String> {
-        Some(self.session.signed_in().await?.instance_url.clone())
+    /// The instance URL of the session signed in now, the first time it is asked of that
+    /// session, whoever signed it in; `None` once asked, or with no session (signs in for
+    /// none).
+    pub async fn newly_signed_in_instance_url(&self) -> Option<String> {
+        let session = self.session.signed_in().await?;
+        let noted = self
+            .instance_noted
+            .swap(session.generation, Ordering::AcqRel);
+        (noted != session.generation).then(|| session.instance_url.clone())
     }
 
     /// The identity URL of the signed-in user, when the token response carried one.

@@ -393,6 +393,26 @@ impl Store {
                 "the sync turned TWO_WAY while these mappings were checked for a one-way sync; send them again to have them checked for writing".into(),
             ));
         }
+        // The desk records whose push failed go out again under the new mappings: one
+        // refused for good had left the outbox, one waiting out a backoff goes now. Before
+        // the pull failures: a desk delete locks a record's push failures, then pull ones.
+        let failed: Vec<i64> = sync_failure::Entity::find()
+            .select_only()
+            .column(sync_failure::Column::DeskId)
+            .filter(sync_failure::Column::Module.eq(module.as_str()))
+            .filter(sync_failure::Column::Direction.eq(Direction::DeskToSalesforce.as_str()))
+            .filter(sync_failure::Column::ResolvedAt.is_null())
+            .filter(sync_failure::Column::DeskId.is_not_null())
+            .into_tuple::<Option<i64>>()
+            .all(&*txn)
+            .await?
+            .into_iter()
+            .flatten()
+            .collect();
+        for part in failed.chunks(super::BIND_PART) {
+            super::sync::enqueue_all(&*txn, module, part).await?;
+            super::sync::wake_pushes(&*txn, module, part.iter().copied()).await?;
+        }
         sync_cursor::Entity::delete_by_id(cursor.to_owned())
             .exec(&*txn)
             .await?;
@@ -406,24 +426,6 @@ impl Store {
             .filter(sync_failure::Column::ResolvedAt.is_null())
             .exec(&*txn)
             .await?;
-        // Refused for good, they left the outbox; waiting out a backoff, they go now.
-        let refused: Vec<i64> = sync_failure::Entity::find()
-            .select_only()
-            .column(sync_failure::Column::DeskId)
-            .filter(sync_failure::Column::Module.eq(module.as_str()))
-            .filter(sync_failure::Column::Direction.eq(Direction::DeskToSalesforce.as_str()))
-            .filter(sync_failure::Column::ResolvedAt.is_null())
-            .filter(sync_failure::Column::DeskId.is_not_null())
-            .into_tuple::<Option<i64>>()
-            .all(&*txn)
-            .await?
-            .into_iter()
-            .flatten()
-            .collect();
-        for part in refused.chunks(super::BIND_PART) {
-            super::sync::enqueue_all(&*txn, module, part).await?;
-            super::sync::pushes_due_now(&*txn, module, part).await?;
-        }
         field_mapping::Entity::delete_many()
             .filter(field_mapping::Column::Module.eq(module.as_str()))
             .exec(&*txn)

@@ -155,25 +155,6 @@ pub(crate) async fn wake_pushes(
     Ok(())
 }
 
-/// Makes the open push failures of these desk records due now, not after their backoff
-/// (their records queued again, they go with the next push).
-pub(crate) async fn pushes_due_now(
-    db: &impl ConnectionTrait,
-    module: Module,
-    desk_ids: &[i64],
-) -> StoreResult<()> {
-    sync_failure::Entity::update_many()
-        .col_expr(
-            sync_failure::Column::NextAttemptAt,
-            Expr::value(Option::<DateTime<Utc>>::None),
-        )
-        .filter(open_failures(module, Direction::DeskToSalesforce))
-        .filter(sync_failure::Column::DeskId.is_in(desk_ids.iter().copied()))
-        .exec(db)
-        .await?;
-    Ok(())
-}
-
 /// A failure for a passing reason whose automatic attempts are used up.
 fn attempts_ran_out() -> sea_orm::Condition {
     let passing = FailureReason::PASSING.map(FailureReason::as_str);
@@ -1937,7 +1918,16 @@ impl SyncBatch<'_> {
     /// Makes these desk records due now: a manual retry of their push does not wait for the
     /// backoff. A failure to pull their Salesforce twin keeps its own next attempt.
     pub async fn due_now(&mut self, module: Module, desk_ids: &[i64]) -> StoreResult<()> {
-        pushes_due_now(&*self.txn, module, desk_ids).await
+        sync_failure::Entity::update_many()
+            .col_expr(
+                sync_failure::Column::NextAttemptAt,
+                Expr::value(Option::<DateTime<Utc>>::None),
+            )
+            .filter(open_failures(module, Direction::DeskToSalesforce))
+            .filter(sync_failure::Column::DeskId.is_in(desk_ids.iter().copied()))
+            .exec(&*self.txn)
+            .await?;
+        Ok(())
     }
 
     /// Marks the open failures of a record resolved: it has now synced.

@@ -363,7 +363,6 @@ impl SyncEngine {
             }
             client => client?,
         };
-        let held_instance = client.signed_in_instance_url().await;
         let mut result = self
             .round(&current, &client, generation, held.shared())
             .await;
@@ -374,12 +373,14 @@ impl SyncEngine {
             result = Ok(idle(&SyncError::Stopped.to_string()));
         }
         self.record_usage(&client).await?;
-        // A session signed in during the round may name another instance (a My Domain
-        // renamed, the org moved): links follow it. One held throughout tells nothing new,
-        // though it may name the old one for a while yet.
-        let named = client.signed_in_instance_url().await.filter(|url| {
-            held_instance.as_ref() != Some(url) && current.instance_url.as_ref() != Some(url)
-        });
+        // A session signed in since the last round (by it, or by a panel's read) may name
+        // another instance (a My Domain renamed, the org moved): links follow it. One looked
+        // at before tells nothing new, though it may name the old one for a while yet, after
+        // another process saved the new.
+        let named = client
+            .newly_signed_in_instance_url()
+            .await
+            .filter(|url| current.instance_url.as_ref() != Some(url));
         if let (Some(sealed), Some(url)) = (&current.secrets, named)
             && let Err(e) = self.store.note_instance_url(sealed, &url).await
         {

@@ -235,6 +235,15 @@ async fn links_follow_the_org_to_the_instance_a_renewed_session_names() {
     let moved = sim.base_url().replace("127.0.0.1", "localhost");
     sim.move_instance(&moved);
     sim.expire_tokens();
+    // A panel's read signs in again first; the round after it notes what that session names.
+    let read = app
+        .gql_fresh(
+            "Administrator",
+            "{ contacts(first: 1) { nodes { salesforce { tasks { subject } } } } }",
+            json!({}),
+        )
+        .await;
+    assert!(read.get("errors").is_none(), "{read}");
     app.sync_now().await;
     assert_eq!(integration(&app).await["instanceUrl"], moved.as_str());
     let panel = app
