@@ -71,6 +71,39 @@ impl FieldTypes {
         root: &str,
         path: &[PathSegment],
     ) -> Option<usize> {
+        match self.walk(doc, run, root, path) {
+            Some((_, nullable)) => nullable.iter().rposition(|&may| may).map(|at| at + 1),
+            None => Some(path.len()),
+        }
+    }
+
+    /// The response keys the operation selects on the object at `path`; `None` where the
+    /// document or the schema does not tell.
+    fn keys_at<'d>(
+        &self,
+        doc: &'d ExecutableDocument,
+        run: &'d OperationDefinition,
+        root: &str,
+        path: &[PathSegment],
+    ) -> Option<Vec<&'d str>> {
+        let (sets, _) = self.walk(doc, run, root, path)?;
+        let mut keys = Vec::new();
+        for (set, _) in sets {
+            response_keys(doc, set, &mut keys, 0);
+        }
+        Some(keys)
+    }
+
+    /// Follows `path` through the operation: the selection sets answering at its end, each
+    /// with the type it is selected on, and whether each place on it may be null; `None`
+    /// where the document or the schema does not tell.
+    fn walk<'d>(
+        &self,
+        doc: &'d ExecutableDocument,
+        run: &'d OperationDefinition,
+        root: &str,
+        path: &[PathSegment],
+    ) -> Option<(Sets<'d>, Vec<bool>)> {
         let mut sets = vec![(&run.selection_set.node, root.to_owned())];
         let mut ty: Option<&Type> = None;
         let mut nullable = Vec::with_capacity(path.len());
@@ -81,12 +114,9 @@ impl FieldTypes {
                     for (set, on) in &sets {
                         selected(doc, set, on, key, &mut found, 0);
                     }
-                    let Some(declared) = found
+                    let declared = found
                         .first()
-                        .and_then(|(field, on)| self.0.get(&format!("{on}.{}", field.name.node)))
-                    else {
-                        return Some(path.len());
-                    };
+                        .and_then(|(field, on)| self.0.get(&format!("{on}.{}", field.name.node)))?;
                     let named = named_type(declared).to_owned();
                     sets = found
                         .iter()
@@ -100,12 +130,46 @@ impl FieldTypes {
                         ty = Some(item);
                         item.nullable
                     }
-                    _ => return Some(path.len()),
+                    _ => return None,
                 },
             };
             nullable.push(here);
         }
-        nullable.iter().rposition(|&may| may).map(|at| at + 1)
+        Some((sets, nullable))
+    }
+}
+
+/// Selection sets answering at one place, each with the type it is selected on.
+type Sets<'d> = Vec<(&'d SelectionSet, String)>;
+
+/// The response keys `set` selects, through fragments.
+fn response_keys<'d>(
+    doc: &'d ExecutableDocument,
+    set: &'d SelectionSet,
+    keys: &mut Vec<&'d str>,
+    depth: usize,
+) {
+    // Fragments nest at most 32 deep (`limits`); the bound only keeps a cycle from recursing.
+    if depth > 64 {
+        return;
+    }
+    for item in &set.items {
+        match &item.node {
+            Selection::Field(field) => {
+                let key = field.node.response_key().node.as_str();
+                if !keys.contains(&key) {
+                    keys.push(key);
+                }
+            }
+            Selection::InlineFragment(inline) => {
+                response_keys(doc, &inline.node.selection_set.node, keys, depth + 1)
+            }
+            Selection::FragmentSpread(spread) => {
+                if let Some(fragment) = doc.fragments.get(&spread.node.fragment_name.node) {
+                    response_keys(doc, &fragment.node.selection_set.node, keys, depth + 1);
+                }
+            }
+        }
     }
 }
 
@@ -199,9 +263,23 @@ pub fn tag(
         let mut data = std::mem::take(&mut response.data);
         // async-graphql answers an object every selected field of which failed as null (and
         // `data` so when every root field did): opened again, each of those fields answers
-        // where it stands. An object its resolver gave as null has no failed field below it.
+        // where it stands. An object its resolver gave as null has no failed field below it;
+        // one selected twice (directly and through a fragment) may have been answered as
+        // null for one selection and dropped the other's fields, and is left null.
+        let all_failed = |at: &[PathSegment]| {
+            types.keys_at(doc, run, root, at).is_some_and(|keys| {
+                !keys.is_empty()
+                    && keys.iter().all(|key| {
+                        failed.iter().any(|(path, _)| {
+                            path.len() == at.len() + 1
+                                && path.starts_with(at)
+                                && matches!(path.last(), Some(PathSegment::Field(k)) if k == key)
+                        })
+                    })
+            })
+        };
         for (path, _) in &failed {
-            open_to(&mut data, path);
+            open_to(&mut data, path, &all_failed);
         }
         for (path, reach) in failed {
             match reach {
@@ -231,11 +309,13 @@ pub fn tag(
     response
 }
 
-/// Makes each null on the way to `path`'s last field an empty object.
-fn open_to(data: &mut Value, path: &[PathSegment]) {
+/// Makes each null on the way to `path`'s last field that `may_open` allows (given the path
+/// to it) an empty object.
+fn open_to(data: &mut Value, path: &[PathSegment], may_open: &impl Fn(&[PathSegment]) -> bool) {
     let mut here = data;
     for (at, segment) in path.iter().enumerate() {
-        if *here == Value::Null && matches!(segment, PathSegment::Field(_)) {
+        if *here == Value::Null && matches!(segment, PathSegment::Field(_)) && may_open(&path[..at])
+        {
             *here = Value::Object(Default::default());
         }
         if at + 1 == path.len() {

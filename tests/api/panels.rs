@@ -1771,6 +1771,16 @@ async fn a_panel_whose_every_field_asked_is_denied_stands_with_each_field_null()
         json!({ "salesforce": { "opportunities": null } }),
         "{body}"
     );
+    // Asked for twice, once through a fragment with only the denied field: whatever stands
+    // for the panel holds every field asked of it that may not be null.
+    for query in [
+        "{ contacts(first: 1) { nodes { ...Denied salesforce { id } } } } fragment Denied on Contact { salesforce { opportunities(status: ALL) { name } } }",
+        "{ contacts(first: 1) { nodes { salesforce { id } ...Denied } } } fragment Denied on Contact { salesforce { opportunities(status: ALL) { name } } }",
+    ] {
+        let body = app.gql_as("Light Agent", query, json!({})).await;
+        let panel = &body["data"]["contacts"]["nodes"][0]["salesforce"];
+        assert!(panel.is_null() || panel["id"].is_string(), "{body}");
+    }
 }
 
 #[tokio::test]
