@@ -312,26 +312,14 @@ pub fn tag(
 /// Makes each null on the way to `path`'s last field that `may_open` allows (given the path
 /// to it) an empty object.
 fn open_to(data: &mut Value, path: &[PathSegment], may_open: &impl Fn(&[PathSegment]) -> bool) {
-    let mut here = data;
     for (at, segment) in path.iter().enumerate() {
-        if *here == Value::Null && matches!(segment, PathSegment::Field(_)) && may_open(&path[..at])
+        if let Some(here) = value_at_mut(data, &path[..at])
+            && *here == Value::Null
+            && matches!(segment, PathSegment::Field(_))
+            && may_open(&path[..at])
         {
             *here = Value::Object(Default::default());
         }
-        if at + 1 == path.len() {
-            return;
-        }
-        here = match (segment, here) {
-            (PathSegment::Field(name), Value::Object(map)) => match map.get_mut(name.as_str()) {
-                Some(next) => next,
-                None => return,
-            },
-            (PathSegment::Index(i), Value::List(items)) => match items.get_mut(*i) {
-                Some(next) => next,
-                None => return,
-            },
-            _ => return,
-        };
     }
 }
 
@@ -345,31 +333,27 @@ fn value_at<'v>(data: &'v Value, path: &[PathSegment]) -> Option<&'v Value> {
         })
 }
 
+/// [`value_at`], to change.
+fn value_at_mut<'v>(data: &'v mut Value, path: &[PathSegment]) -> Option<&'v mut Value> {
+    path.iter()
+        .try_fold(data, |here, segment| match (segment, here) {
+            (PathSegment::Field(name), Value::Object(map)) => map.get_mut(name.as_str()),
+            (PathSegment::Index(i), Value::List(items)) => items.get_mut(*i),
+            _ => None,
+        })
+}
+
 /// Puts `null` at `path`, in place of what is there or where a failed field was left out,
 /// when its parent was answered.
 fn null_at(data: &mut Value, path: &[PathSegment]) {
     let Some((last, parents)) = path.split_last() else {
         return;
     };
-    let mut here = data;
-    for segment in parents {
-        here = match (segment, here) {
-            (PathSegment::Field(name), Value::Object(map)) => match map.get_mut(name.as_str()) {
-                Some(next) => next,
-                None => return,
-            },
-            (PathSegment::Index(i), Value::List(items)) => match items.get_mut(*i) {
-                Some(next) => next,
-                None => return,
-            },
-            _ => return,
-        };
-    }
-    match (last, here) {
-        (PathSegment::Field(name), Value::Object(map)) => {
+    match (last, value_at_mut(data, parents)) {
+        (PathSegment::Field(name), Some(Value::Object(map))) => {
             map.insert(async_graphql::Name::new(name), Value::Null);
         }
-        (PathSegment::Index(i), Value::List(items)) => {
+        (PathSegment::Index(i), Some(Value::List(items))) => {
             if let Some(item) = items.get_mut(*i) {
                 *item = Value::Null;
             }

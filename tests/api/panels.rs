@@ -1192,16 +1192,15 @@ async fn an_enhanced_note_is_read_whole_only_for_the_notes_asked_for() {
     );
 }
 
-#[tokio::test]
-async fn a_request_reads_at_most_twenty_five_notes_whole() {
+/// Enhanced notes `Call 0` … `Call {n-1}` on the contact, each a paragraph.
+fn enhanced_calls(sim: &SimHandle, contact: &str, n: usize) {
     use base64::Engine;
-
-    let (app, sim, contact) = with_activity(|_| {}).await;
-    for n in 0..26 {
+    for n in 0..n {
+        let content = base64::engine::general_purpose::STANDARD.encode(format!("<p>Call {n}</p>"));
         let note = sim
             .insert(
                 "ContentNote",
-                json!({ "Title": format!("Call {n}"), "Content": base64::engine::general_purpose::STANDARD.encode(format!("<p>Call {n}</p>")) }),
+                json!({ "Title": format!("Call {n}"), "Content": content }),
             )
             .unwrap();
         sim.insert(
@@ -1210,6 +1209,12 @@ async fn a_request_reads_at_most_twenty_five_notes_whole() {
         )
         .unwrap();
     }
+}
+
+#[tokio::test]
+async fn a_request_reads_at_most_twenty_five_notes_whole() {
+    let (app, sim, contact) = with_activity(|_| {}).await;
+    enhanced_calls(&sim, &contact, 26);
     let query =
         "{ contacts(first: 5) { nodes { salesforce { notes(first: 100) { title content } } } } }";
     let before = api_calls(&sim);
@@ -1246,22 +1251,8 @@ async fn a_request_reads_at_most_twenty_five_notes_whole() {
 
 #[tokio::test]
 async fn a_note_read_whole_twice_in_one_request_counts_once_against_the_limit() {
-    use base64::Engine;
-
     let (app, sim, contact) = with_activity(|_| {}).await;
-    for n in 0..20 {
-        let note = sim
-            .insert(
-                "ContentNote",
-                json!({ "Title": format!("Call {n}"), "Content": base64::engine::general_purpose::STANDARD.encode(format!("<p>Call {n}</p>")) }),
-            )
-            .unwrap();
-        sim.insert(
-            "ContentDocumentLink",
-            json!({ "ContentDocumentId": note, "LinkedEntityId": contact }),
-        )
-        .unwrap();
-    }
+    enhanced_calls(&sim, &contact, 20);
     let before = api_calls(&sim);
     let body = app
         .gql(
