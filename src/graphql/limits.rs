@@ -217,10 +217,24 @@ fn nested_past(doc: &ExecutableDocument, bound: usize) -> bool {
             let levels = match &item.node {
                 Selection::Field(f) if f.node.selection_set.node.items.is_empty() => 0,
                 Selection::Field(f) => {
-                    inner(&f.node.selection_set.node, doc, depth, bound, known, open)?
+                    1 + below(
+                        &f.node.selection_set.node,
+                        doc,
+                        depth + 1,
+                        bound,
+                        known,
+                        open,
+                    )?
                 }
                 Selection::InlineFragment(f) => {
-                    inner(&f.node.selection_set.node, doc, depth, bound, known, open)?
+                    1 + below(
+                        &f.node.selection_set.node,
+                        doc,
+                        depth + 1,
+                        bound,
+                        known,
+                        open,
+                    )?
                 }
                 Selection::FragmentSpread(spread) => {
                     let name = spread.node.fragment_name.node.as_str();
@@ -254,17 +268,6 @@ fn nested_past(doc: &ExecutableDocument, bound: usize) -> bool {
             deepest = deepest.max(levels);
         }
         Some(deepest)
-    }
-    /// The levels a nested set adds, itself included.
-    fn inner<'d>(
-        set: &'d SelectionSet,
-        doc: &'d ExecutableDocument,
-        depth: usize,
-        bound: usize,
-        known: &mut HashMap<&'d str, usize>,
-        open: &mut Vec<&'d str>,
-    ) -> Option<usize> {
-        Some(1 + below(set, doc, depth + 1, bound, known, open)?)
     }
     let mut known = HashMap::new();
     doc.operations.iter().any(|(_, op)| {
