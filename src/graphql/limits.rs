@@ -214,27 +214,15 @@ fn nested_past(doc: &ExecutableDocument, bound: usize) -> bool {
         }
         let mut deepest = 0;
         for item in &set.items {
+            let nested = match &item.node {
+                Selection::Field(f) => &f.node.selection_set.node,
+                Selection::InlineFragment(f) => &f.node.selection_set.node,
+                Selection::FragmentSpread(_) => set,
+            };
             let levels = match &item.node {
-                Selection::Field(f) if f.node.selection_set.node.items.is_empty() => 0,
-                Selection::Field(f) => {
-                    1 + below(
-                        &f.node.selection_set.node,
-                        doc,
-                        depth + 1,
-                        bound,
-                        known,
-                        open,
-                    )?
-                }
-                Selection::InlineFragment(f) => {
-                    1 + below(
-                        &f.node.selection_set.node,
-                        doc,
-                        depth + 1,
-                        bound,
-                        known,
-                        open,
-                    )?
+                Selection::Field(_) if nested.items.is_empty() => 0,
+                Selection::Field(_) | Selection::InlineFragment(_) => {
+                    1 + below(nested, doc, depth + 1, bound, known, open)?
                 }
                 Selection::FragmentSpread(spread) => {
                     let name = spread.node.fragment_name.node.as_str();

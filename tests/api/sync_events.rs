@@ -33,6 +33,18 @@ async fn logged_ids(app: &TestApp) -> Vec<String> {
         .collect()
 }
 
+/// An administrator's subscription seen to follow live: from the newest id (one from now
+/// on could miss what comes while the server is still setting it up, and nothing says when
+/// it is done), then past a pause this process makes.
+async fn following(app: &TestApp) -> Ws {
+    let newest = logged_ids(app).await.last().unwrap().clone();
+    let mut live = subscribe(app, "Administrator", json!({ "after": newest })).await;
+    app.gql_ok("mutation { pauseSync { status } }", json!({}))
+        .await;
+    assert_eq!(next_event(&mut live).await["status"], "PAUSED");
+    live
+}
+
 async fn subscribe(app: &TestApp, profile: &str, variables: Value) -> Ws {
     let mut ws = Ws::connect(app, Some(TRANSPORT)).await;
     ws.init(app, profile).await;
@@ -344,14 +356,7 @@ async fn an_after_id_beyond_the_log_is_refused() {
 #[tokio::test]
 async fn events_another_process_logs_reach_this_ones_subscribers() {
     let (app, _sim) = synced().await;
-    // From the newest id: a subscription from now on could miss what comes while the
-    // server is still setting it up, and nothing says when it is done.
-    let newest = logged_ids(&app).await.last().unwrap().clone();
-    let mut live = subscribe(&app, "Administrator", json!({ "after": newest })).await;
-    // An event of this process's own shows the subscription is live.
-    app.gql_ok("mutation { pauseSync { status } }", json!({}))
-        .await;
-    assert_eq!(next_event(&mut live).await["status"], "PAUSED");
+    let mut live = following(&app).await;
     app.gql_ok("mutation { resumeSync { status } }", json!({}))
         .await;
     assert_eq!(next_event(&mut live).await["status"], "ACTIVE");
@@ -370,11 +375,7 @@ async fn events_another_process_logs_reach_this_ones_subscribers() {
 async fn an_event_logged_without_a_word_to_anyone_still_reaches_subscribers() {
     use sea_orm::ConnectionTrait;
     let (app, _sim) = synced().await;
-    let newest = logged_ids(&app).await.last().unwrap().clone();
-    let mut live = subscribe(&app, "Administrator", json!({ "after": newest })).await;
-    app.gql_ok("mutation { pauseSync { status } }", json!({}))
-        .await;
-    assert_eq!(next_event(&mut live).await["status"], "PAUSED");
+    let mut live = following(&app).await;
     // A process that commits an event and dies before telling anyone (or whose notice the
     // listening connection, reconnecting, never hears): the log holds it, nobody said so.
     let db = app.store.connection();
@@ -490,10 +491,7 @@ async fn a_page_of_events_this_version_cannot_read_holds_up_none_logged_after_it
     use sea_orm::ConnectionTrait;
     let (app, _sim) = synced().await;
     let newest = logged_ids(&app).await.last().unwrap().clone();
-    let mut live = subscribe(&app, "Administrator", json!({ "after": newest })).await;
-    app.gql_ok("mutation { pauseSync { status } }", json!({}))
-        .await;
-    assert_eq!(next_event(&mut live).await["status"], "PAUSED");
+    let mut live = following(&app).await;
     // A newer replica logs more events of a kind this one does not know than the log is read
     // a page at a time, then one it knows.
     let db = app.store.connection();
