@@ -81,6 +81,16 @@ impl Viewer {
     pub fn permissions(&self) -> Permissions {
         permissions_of(&self.profile)
     }
+
+    /// The first instant a request with this token is refused. The check compares whole
+    /// seconds, `exp + leeway` against the clock's second, so that second is accepted to its
+    /// last instant.
+    pub fn refused_from(&self) -> DateTime<Utc> {
+        let accepted = chrono::Duration::seconds(LEEWAY_SECS as i64 + 1);
+        self.expires_at
+            .checked_add_signed(accepted)
+            .unwrap_or(DateTime::<Utc>::MAX_UTC)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -349,11 +349,9 @@ impl Connection {
                                 return Some(close);
                             }
                             if !was_authenticated && let Some(viewer) = &self.viewer {
-                                // As long as HTTP would accept the token: its expiry and the leeway.
-                                let leeway = chrono::Duration::seconds(crate::auth::LEEWAY_SECS as i64);
-                                let until = viewer.expires_at.checked_add_signed(leeway).unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC);
-                                // A token good for ages keeps its socket for a century at most.
-                                let left = (until - chrono::Utc::now()).to_std().unwrap_or_default().min(CENTURY);
+                                // As long as HTTP would accept the token; a token good for
+                                // ages keeps its socket for a century at most.
+                                let left = (viewer.refused_from() - chrono::Utc::now()).to_std().unwrap_or_default().min(CENTURY);
                                 let at = tokio::time::Instant::now() + left;
                                 self.expires = Some(at);
                                 expiry.as_mut().reset(at);

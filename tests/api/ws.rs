@@ -40,6 +40,13 @@ impl Ws {
 
     /// The next protocol message, skipping keep-alives.
     pub async fn recv(&mut self) -> Value {
+        self.next()
+            .await
+            .unwrap_or_else(|code| panic!("closed unexpectedly: {code}"))
+    }
+
+    /// The next message other than a keep-alive, or the code the server closed with.
+    pub async fn next(&mut self) -> Result<Value, u16> {
         loop {
             let frame = tokio::time::timeout(Duration::from_secs(5), self.0.next())
                 .await
@@ -49,10 +56,10 @@ impl Ws {
             if let Message::Text(text) = frame {
                 let value: Value = serde_json::from_str(&text).unwrap();
                 if value["type"] != "ka" {
-                    return value;
+                    return Ok(value);
                 }
             } else if let Message::Close(frame) = frame {
-                panic!("closed unexpectedly: {frame:?}");
+                return Err(frame.map_or(1005, |f| u16::from(f.code)));
             }
         }
     }
@@ -343,6 +350,39 @@ async fn the_socket_closes_with_4403_when_the_token_expires() {
     let (code, reason) = ws.closed().await;
     assert_eq!(code, 4403);
     assert!(reason.contains("expired"), "{reason}");
+}
+
+#[tokio::test]
+async fn a_socket_serves_through_the_last_second_http_accepts_its_token_in() {
+    let app = spawn_app().await;
+    let me = "{ me { agentId } }";
+    for _ in 0..5 {
+        // Early in a second, so that what follows can run inside it.
+        while chrono::Utc::now().timestamp_subsec_millis() > 200 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let second = chrono::Utc::now().timestamp();
+        // Its expiry and the leeway end with the second now running.
+        let last = token_expiring_in("Agent", 0);
+        let over_http = app.gql_with(&last, None, me, json!({})).await;
+        let mut ws = Ws::connect(&app, Some(TRANSPORT)).await;
+        ws.send(json!({ "type": "connection_init", "payload": { "Authorization": format!("Bearer {last}") } })).await;
+        let mut answer = ws.next().await;
+        if answer.as_ref().is_ok_and(|m| m["type"] == "connection_ack") {
+            ws.send(json!({ "id": "1", "type": "subscribe", "payload": { "query": me } }))
+                .await;
+            answer = ws.next().await;
+        }
+        if chrono::Utc::now().timestamp() != second {
+            continue; // the second ended on the way: too late to tell
+        }
+        assert_eq!(over_http["data"]["me"]["agentId"], "1", "{over_http}");
+        let answer = answer.expect("the socket open while HTTP accepts its token");
+        assert_eq!(answer["payload"]["data"]["me"]["agentId"], "1", "{answer}");
+        assert_eq!(ws.closed().await.0, 4403);
+        return;
+    }
+    panic!("no try ran inside one second");
 }
 
 fn token_expiring_in(profile: &str, seconds: i64) -> String {
