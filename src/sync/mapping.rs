@@ -156,6 +156,23 @@ pub fn default_mappings(module: Module) -> Vec<Mapping> {
 /// only the desk's email goes there.
 const TEXT_TYPES: &[&str] = &["string", "textarea", "phone", "url", "picklist", "combobox"];
 
+/// Salesforce kinds a desk text field may show, written as Salesforce gives them, when the
+/// sync only reads: their values are text, numbers or checkboxes, none of which a desk text
+/// field could send back.
+const SHOWN_AS_TEXT: &[&str] = &[
+    "email",
+    "multipicklist",
+    "int",
+    "long",
+    "double",
+    "currency",
+    "percent",
+    "date",
+    "datetime",
+    "time",
+    "boolean",
+];
+
 /// Checks a whole set of mappings for a module against the org's describe. On success the
 /// Salesforce field names come back in the org's canonical casing. Only a sync that `writes`
 /// to Salesforce (two-way) needs its fields writable and every field Salesforce requires
@@ -265,8 +282,10 @@ fn fits(
             sf.name
         ));
     }
-    check_types(desk, sf, writes)?;
-    if desk.name == super::desk::match_field(module) && !sf.filterable {
+    // A match key is compared as Salesforce holds it, so it stays of a text kind.
+    let key = desk.name == super::desk::match_field(module);
+    check_types(desk, sf, writes, key)?;
+    if key && !sf.filterable {
         return Err(format!(
             "{object}.{} cannot be filtered in a query (a {} field), yet the sync finds the Salesforce twin of a desk record by its '{}' through the field it is mapped to: map '{}' to a filterable field",
             sf.name, sf.kind, desk.name, desk.name
@@ -305,19 +324,27 @@ pub fn must_map(module: Module, desk: &DeskField) -> bool {
 const EMAIL_CHARS: u32 = 80;
 
 /// Whether the desk field's values fit the Salesforce field, and, when the sync `writes` to
-/// Salesforce, fit it whole: a shorter field would refuse them there.
+/// Salesforce, fit it whole: a shorter field would refuse them there. A desk text field that
+/// is not the match `key` may show numbers, dates and checkboxes while the sync only reads.
 fn check_types(
     desk: &DeskField,
     sf: &crate::salesforce::FieldDescribe,
     writes: bool,
+    key: bool,
 ) -> Result<(), String> {
     let object_field = &sf.name;
     let kind = sf.kind.as_str();
     match desk.kind {
         DeskKind::Text { max } => {
-            if !TEXT_TYPES.contains(&kind) {
+            let shown = !key && SHOWN_AS_TEXT.contains(&kind);
+            if !TEXT_TYPES.contains(&kind) && !(shown && !writes) {
+                let one_way = if shown {
+                    "; a one-way sync (SALESFORCE_TO_DESK) may show it as text"
+                } else {
+                    ""
+                };
                 return Err(format!(
-                    "type mismatch: '{}' holds text but {object_field} is a {kind} field (a text value given for a {kind} field fails in Salesforce)",
+                    "type mismatch: '{}' holds text but {object_field} is a {kind} field (a text value given for a {kind} field fails in Salesforce){one_way}",
                     desk.name
                 ));
             }

@@ -258,6 +258,7 @@ fn desk_value(kind: DeskKind, value: Value) -> Value {
             .map_or(Value::Null, |f| Value::from(f.round() as i64)),
         DeskKind::Text { .. } | DeskKind::Email => match value {
             Value::Number(n) => Value::String(n.to_string()),
+            Value::Bool(b) => Value::String(b.to_string()),
             other => other,
         },
         DeskKind::Decimal | DeskKind::AccountRef => value,

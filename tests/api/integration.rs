@@ -399,6 +399,58 @@ async fn a_one_way_sync_maps_read_only_fields_which_must_be_writable_before_it_g
 }
 
 #[tokio::test]
+async fn a_one_way_sync_shows_dates_and_checkboxes_in_desk_text_fields() {
+    let (app, sim) = started(|_| {}).await;
+    // Two-way, the desk's text would be sent back into a date field.
+    let refused = app.try_map_field("CONTACTS", "title", "Birthdate").await;
+    assert_eq!(codes(&refused), ["BAD_USER_INPUT"], "{refused}");
+    let message = refused["errors"][0]["message"].as_str().unwrap();
+    assert!(message.contains("Birthdate is a date field"), "{message}");
+    assert!(message.contains("a one-way sync"), "{message}");
+
+    app.set_sync_type("SALESFORCE_TO_DESK").await;
+    app.map_field("CONTACTS", "title", "Birthdate").await;
+    app.map_field("CONTACTS", "description", "DoNotCall").await;
+    // The account's match key stays of a text kind: it is looked up as Salesforce holds it.
+    let key = app
+        .try_map_field("ACCOUNTS", "name", "NumberOfEmployees")
+        .await;
+    assert_eq!(codes(&key), ["BAD_USER_INPUT"], "{key}");
+    sim.insert(
+        "Contact",
+        json!({ "LastName": "Hopper", "Email": "grace@example.com",
+                "Birthdate": "1906-12-09", "DoNotCall": true }),
+    )
+    .unwrap();
+    app.sync_now().await;
+    let shown = app
+        .gql_ok(
+            "{ contacts(filter: { name: \"Hopper\" }) { nodes { title description } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        shown["contacts"]["nodes"][0],
+        json!({ "title": "1906-12-09", "description": "true" }),
+        "{shown}"
+    );
+    let failures = app
+        .gql_ok("{ syncFailures { totalCount } }", json!({}))
+        .await;
+    assert_eq!(failures["syncFailures"]["totalCount"], 0, "{failures}");
+
+    // Turning two-way would send the text back: refused, the mapping named.
+    let two_way = app
+        .gql(
+            "mutation { setSyncType(syncType: TWO_WAY) { syncType } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(codes(&two_way), ["BAD_USER_INPUT"], "{two_way}");
+    assert_eq!(integration(&app).await["syncType"], "SALESFORCE_TO_DESK");
+}
+
+#[tokio::test]
 async fn mappings_checked_for_a_one_way_sync_are_not_saved_once_it_turned_two_way() {
     let (app, _sim, query, round) = one_way_round_reading().await;
     // One admin maps Salesforce's read-only full name, fine for a one-way sync, and the
