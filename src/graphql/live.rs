@@ -830,6 +830,7 @@ async fn read_and_keep(
             let records = records.inspect_err(|unread| {
                 if let Unread::Refused(_) = unread {
                     cache.forget(reader, *kind, parents);
+                    integrations.forget_answers();
                 }
                 reading.failed(unread);
             })?;

@@ -475,6 +475,13 @@ impl Integrations {
         kept.forgotten += 1;
         drop(kept);
         // Answers kept from the old view go with it.
+        self.forget_answers();
+    }
+
+    /// What was answered before now may not be answered again: something those answers
+    /// hold, kept outside the database, has gone (the org's view, a list Salesforce now
+    /// refuses to read).
+    pub fn forget_answers(&self) {
         self.store.touch();
     }
 

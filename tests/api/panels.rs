@@ -825,6 +825,32 @@ async fn without_salesforce_cached_lists_are_served_stale_and_only_to_the_same_p
 }
 
 #[tokio::test]
+async fn a_list_salesforce_refuses_to_read_takes_the_kept_answers_holding_it_with_it() {
+    let (app, sim, _) = with_activity(|s| s.graphql.response_cache_ms = 60_000).await;
+    let query = "{ contacts(first: 5) { nodes { salesforce { tasks { subject } } } } }";
+    let kept = app.gql_ok(query, json!({})).await;
+    assert_eq!(
+        kept["contacts"]["nodes"][0]["salesforce"]["tasks"][0]["subject"],
+        "Send the quote"
+    );
+    // An admin of the org hides a field of Task from the integration user, and another
+    // profile's read, kept apart, meets the refusal.
+    sim.hide_field("Task", "Priority").unwrap();
+    let agent = app.gql_as("Agent", query, json!({})).await;
+    assert_eq!(
+        agent["data"]["contacts"]["nodes"][0]["salesforce"]["tasks"],
+        Value::Null,
+        "{agent}"
+    );
+    let again = app.gql(query, json!({})).await;
+    assert_eq!(
+        again["data"]["contacts"]["nodes"][0]["salesforce"]["tasks"],
+        Value::Null,
+        "what the integration user may no longer read is not shown again: {again}"
+    );
+}
+
+#[tokio::test]
 async fn a_list_salesforce_refuses_to_read_is_not_served_from_the_cache() {
     let (app, sim, _) = with_activity(|s| s.graphql.panel_cache_secs = 0).await;
     let query = "{ contacts(first: 5) { nodes { salesforce { stale notes { title } tasks { subject } } } } }";
