@@ -425,7 +425,7 @@ impl Settings {
             );
         }
         // Zero would be taken, and then refuse or stall everything that needs the setting.
-        let at_least_one: [(&str, u64, &str); 14] = [
+        let at_least_one: [(&str, u64, &str); 15] = [
             (
                 "http.body_limit",
                 self.http.body_limit as u64,
@@ -495,6 +495,11 @@ impl Settings {
                 "sync.retry_max_attempts",
                 u64::from(self.sync.retry_max_attempts),
                 "a failed record is tried at least once",
+            ),
+            (
+                "sync.retry_backoff_secs",
+                self.sync.retry_backoff_secs,
+                "a record Salesforce turned away for its load would be sent again at once, every round, until its attempts are spent",
             ),
         ];
         if let Some((key, _, why)) = at_least_one.iter().find(|(_, value, _)| *value == 0) {
@@ -833,6 +838,11 @@ mod tests {
                 ),
                 ("TANDEM_GRAPHQL__MAX_FIELDS", "0", "graphql.max_fields"),
                 ("TANDEM_GRAPHQL__MAX_BATCH", "0", "graphql.max_batch"),
+                (
+                    "TANDEM_SYNC__RETRY_BACKOFF_SECS",
+                    "0",
+                    "sync.retry_backoff_secs",
+                ),
                 (
                     "TANDEM_GRAPHQL__MAX_QUERY_BYTES",
                     "0",
