@@ -14,7 +14,7 @@ use super::engine::{Counts, Round, SyncEngine, statistics_due};
 use super::mapping::Mapping;
 use super::push::{DESK_ID_FIELD, read_desk_ref};
 use super::records::{
-    AccountLinks, NewRecord, SalesforceValues, apply_to_desk, blank, from_salesforce, hash,
+    AccountLinks, NewRecord, SalesforceValues, apply_to_desk, blank, field, from_salesforce, hash,
     mapped_desk_value, reason_for, salesforce_account, to_salesforce, unknown_account,
 };
 use crate::domain::{ContactId, Direction, FailureReason, Invalid, Module, SyncType};
@@ -66,9 +66,7 @@ impl Incoming {
                     last_modified: datetime(&r, "LastModifiedDate")?,
                     hash: hash(&values),
                     values,
-                    desk_ref: r
-                        .get(DESK_ID_FIELD)
-                        .and_then(|v| read_desk_ref(desk_tag, v)),
+                    desk_ref: field(&r, DESK_ID_FIELD).and_then(|v| read_desk_ref(desk_tag, v)),
                     profile: profile(r),
                 })
             })
@@ -1459,7 +1457,26 @@ mod tests {
     use chrono::{TimeZone, Utc};
     use serde_json::json;
 
-    use super::changed_since_read;
+    use super::{Incoming, changed_since_read};
+    use crate::domain::Module;
+
+    #[test]
+    fn the_desk_record_a_salesforce_record_names_is_read_whatever_the_org_calls_its_field() {
+        let record = |field: &str| {
+            json!({ "Id": "0035g0000000001AAA", "SystemModstamp": "2026-12-06T09:00:00.000+0000",
+                    "LastModifiedDate": "2026-12-06T09:00:00.000+0000", "LastName": "Hopper",
+                    field: "desk-7" })
+            .as_object()
+            .unwrap()
+            .clone()
+        };
+        let mappings = crate::sync::mapping::default_mappings(Module::Contacts);
+        for field in ["Helpdesk_Id__c", "HelpDesk_ID__c"] {
+            let read =
+                Incoming::read(Module::Contacts, &mappings, "desk", vec![record(field)]).unwrap();
+            assert_eq!(read[0].desk_ref, Some(7), "{field}");
+        }
+    }
 
     /// A link to a record the sync pushed and has not read back since: its stamp unknown,
     /// its fields as the push left them.

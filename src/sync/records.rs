@@ -182,21 +182,23 @@ pub fn with_sent(read: Option<&str>, sent: &Record) -> Option<String> {
 }
 
 /// The mapped values of a Salesforce record.
+/// A field of a record read from Salesforce. Field names are case-insensitive, and records
+/// spell them as the org's describe does, which may not be as they were asked for.
+pub fn field<'r>(record: &'r Record, name: &str) -> Option<&'r Value> {
+    record.get(name).or_else(|| {
+        record
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    })
+}
+
 pub fn from_salesforce(mappings: &[Mapping], module: Module, record: &Record) -> SalesforceValues {
     mappings
         .iter()
         .map(|m| {
             let kind = desk_field(module, &m.desk_field).map(|f| f.kind);
-            // Field names are case-insensitive; records spell them as the describe does.
-            let value = record
-                .get(&m.salesforce_field)
-                .or_else(|| {
-                    record
-                        .iter()
-                        .find(|(k, _)| k.eq_ignore_ascii_case(&m.salesforce_field))
-                        .map(|(_, v)| v)
-                })
-                .unwrap_or(&Value::Null);
+            let value = field(record, &m.salesforce_field).unwrap_or(&Value::Null);
             let value = match kind {
                 Some(kind) => canonical(kind, value),
                 None => canonical_text(value),
