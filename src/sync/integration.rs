@@ -685,6 +685,7 @@ impl Integrations {
                 client: Arc::new(client),
             });
             self.forget_view().await;
+            self.wake();
             Ok(model)
         }
         .await;
@@ -841,6 +842,8 @@ impl Integrations {
             .await?;
         self.forget_view().await;
         self.stop_rounds().await?;
+        // The next round runs now, in the new direction, not at the next poll.
+        self.wake();
         Ok(saved)
     }
 
@@ -1093,6 +1096,8 @@ impl Integrations {
             .replace_field_mappings(module, &pairs, &super::pull::cursor_of(module), writes)
             .await?;
         self.forget_view().await;
+        // The module is read again under the new mappings now, not at the next poll.
+        self.wake();
         Ok(checked)
     }
 }

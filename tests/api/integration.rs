@@ -1461,6 +1461,51 @@ async fn starting_the_sync_wakes_the_worker_without_waiting_for_its_interval() {
         .expect("the first sync ran long before the next poll");
 }
 
+#[tokio::test]
+async fn changing_the_mappings_or_the_sync_type_wakes_the_worker() {
+    let (app, sim) = started(|_| {}).await;
+    app.sync_now().await;
+    // An hour between polls: only the change can bring a round.
+    let worker = tandem::sync::worker::spawn(app.engine.clone(), app.store.clone(), 3600);
+    let arrives = |last_name: &'static str| {
+        let app = &app;
+        async move {
+            let find = format!(
+                "{{ contacts(filter: {{ email: \"{last_name}@example.com\" }}) {{ nodes {{ mailingState }} }} }}"
+            );
+            loop {
+                let found = app.gql_ok(&find, json!({})).await;
+                if let Some(state) = found["contacts"]["nodes"][0].get("mailingState") {
+                    return state.clone();
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    };
+    sim.insert(
+        "Contact",
+        json!({ "LastName": "Lovelace", "Email": "Lovelace@example.com", "Department": "Analysis" }),
+    )
+    .unwrap();
+    app.map_field("CONTACTS", "mailingState", "Department")
+        .await;
+    let state = tokio::time::timeout(std::time::Duration::from_secs(10), arrives("Lovelace"))
+        .await
+        .expect("read under the new mappings long before the next poll");
+    assert_eq!(state, "Analysis");
+
+    sim.insert(
+        "Contact",
+        json!({ "LastName": "Babbage", "Email": "Babbage@example.com" }),
+    )
+    .unwrap();
+    app.set_sync_type("SALESFORCE_TO_DESK").await;
+    tokio::time::timeout(std::time::Duration::from_secs(10), arrives("Babbage"))
+        .await
+        .expect("a round in the new direction long before the next poll");
+    worker.abort();
+}
+
 #[ignore = "PostgreSQL only: run with TANDEM_TEST_DATABASE_URL set and -- --include-ignored"]
 #[tokio::test]
 async fn turning_two_way_as_a_one_way_first_sync_ends_still_sends_what_stayed_local() {
