@@ -337,7 +337,8 @@ fn check_types(
     match desk.kind {
         DeskKind::Text { max } => {
             let shown = !key && SHOWN_AS_TEXT.contains(&kind);
-            if !TEXT_TYPES.contains(&kind) && !(shown && !writes) {
+            let holds_text = TEXT_TYPES.contains(&kind) || (shown && !writes);
+            if !holds_text {
                 let one_way = if shown {
                     "; a one-way sync (SALESFORCE_TO_DESK) may show it as text"
                 } else {
