@@ -17,6 +17,9 @@ pub struct Model {
     pub salesforce_fields: Option<String>,
     /// For a contact whose desk account was purged: the Salesforce account it stays in.
     pub kept_account_id: Option<String>,
+    /// When the desk record, since purged, had been deleted: a Salesforce update saved
+    /// before then does not bring it back.
+    pub desk_deleted_at: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

@@ -24,6 +24,7 @@ mod m20261205_000019_resolved_failures;
 mod m20261205_000020_former_links;
 mod m20261205_000021_email_keys;
 mod m20261206_000022_folded_keys;
+mod m20261206_000023_purged_at;
 
 pub mod keys;
 
@@ -55,6 +56,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000020_former_links::Migration),
             Box::new(m20261205_000021_email_keys::Migration),
             Box::new(m20261206_000022_folded_keys::Migration),
+            Box::new(m20261206_000023_purged_at::Migration),
         ]
     }
 }

@@ -224,7 +224,10 @@ impl Store {
         // (a contact, then its link). Another would deadlock against one (PostgreSQL). A
         // contact cannot join a binned account meanwhile, so none escapes the lock.
         super::contacts::lock_contacts_of(&*txn, id).await?;
-        binned_account(&*txn, id).await?;
+        let binned = binned_account(&*txn, id).await?;
+        if let Some(deleted_at) = binned.deleted_at {
+            super::sync::note_purge(&*txn, Module::Accounts, id.0, deleted_at).await?;
+        }
         super::sync::keep_salesforce_account(&*txn, id).await?;
         let contacts = super::contacts::unlink_contacts(&*txn, id).await?;
         let tickets =

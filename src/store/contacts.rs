@@ -353,7 +353,10 @@ impl Store {
     /// Removes a contact from the recycle bin for good; its tickets keep their history.
     pub async fn purge_contact(&self, id: ContactId) -> StoreResult<()> {
         let txn = self.write().await?;
-        binned_contact(&*txn, id).await?;
+        let binned = binned_contact(&*txn, id).await?;
+        if let Some(deleted_at) = binned.deleted_at {
+            super::sync::note_purge(&*txn, Module::Contacts, id.0, deleted_at).await?;
+        }
         let tickets =
             super::tickets::unlink_tickets(&*txn, entity::ticket::Column::ContactId, id.0).await?;
         Contacts::delete_by_id(id).exec(&*txn).await?;

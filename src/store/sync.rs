@@ -238,6 +238,26 @@ async fn resolve_failures(
         .collect())
 }
 
+/// Notes on the link of a desk record about to be purged when it was deleted: a Salesforce
+/// update saved before then brings it back no more than it would have from the recycle bin.
+pub(crate) async fn note_purge(
+    db: &impl ConnectionTrait,
+    module: Module,
+    desk_id: i64,
+    deleted_at: DateTime<Utc>,
+) -> StoreResult<()> {
+    record_link::Entity::update_many()
+        .col_expr(
+            record_link::Column::DeskDeletedAt,
+            Expr::value(Some(deleted_at)),
+        )
+        .filter(record_link::Column::Module.eq(module.as_str()))
+        .filter(record_link::Column::DeskId.eq(desk_id))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
 /// Deletes do not cross: the linked contacts of an account about to be purged from the desk
 /// stay in its Salesforce account, which their pushes go on naming.
 pub(crate) async fn keep_salesforce_account(
@@ -1388,17 +1408,21 @@ impl SyncBatch<'_> {
         Ok(())
     }
 
-    /// Writes Salesforce's values over a desk contact, bringing it back from the recycle bin.
+    /// Writes Salesforce's values over a desk contact, bringing it back from the recycle bin
+    /// unless it `stays_binned`.
     pub async fn write_contact(
         &mut self,
         current: contact::Model,
         fields: ContactFields,
+        stays_binned: bool,
     ) -> StoreResult<contact::Model> {
         check_account_change(&*self.txn, current.account_id, fields.account_id).await?;
-        let restored = current.deleted_at.is_some();
+        let restored = current.deleted_at.is_some() && !stays_binned;
         let mut active: contact::ActiveModel = current.into();
         super::contacts::set_fields(&mut active, fields);
-        active.deleted_at = Set(None);
+        if !stays_binned {
+            active.deleted_at = Set(None);
+        }
         active.updated_at = Set(Utc::now());
         let model = active.update(&*self.txn).await?;
         let action = if restored {
@@ -1425,15 +1449,20 @@ impl SyncBatch<'_> {
         Ok(model)
     }
 
+    /// Writes Salesforce's values over a desk account, bringing it back from the recycle bin
+    /// unless it `stays_binned`.
     pub async fn write_account(
         &mut self,
         current: account::Model,
         fields: AccountFields,
+        stays_binned: bool,
     ) -> StoreResult<account::Model> {
-        let restored = current.deleted_at.is_some();
+        let restored = current.deleted_at.is_some() && !stays_binned;
         let mut active: account::ActiveModel = current.into();
         super::accounts::set_fields(&mut active, fields);
-        active.deleted_at = Set(None);
+        if !stays_binned {
+            active.deleted_at = Set(None);
+        }
         active.updated_at = Set(Utc::now());
         let model = active.update(&*self.txn).await?;
         let action = if restored {

@@ -32,9 +32,14 @@ impl DeskRecord {
     }
 
     pub fn deleted(&self) -> bool {
+        self.deleted_at().is_some()
+    }
+
+    /// When it went to the recycle bin, while it is there.
+    pub fn deleted_at(&self) -> Option<DateTime<Utc>> {
         match self {
-            DeskRecord::Contact(m) => m.deleted_at.is_some(),
-            DeskRecord::Account(m) => m.deleted_at.is_some(),
+            DeskRecord::Contact(m) => m.deleted_at,
+            DeskRecord::Account(m) => m.deleted_at,
         }
     }
 
@@ -191,13 +196,15 @@ pub(super) fn valid(module: Module, values: &Map<String, Value>) -> Result<(), I
     }
 }
 
-/// Creates or overwrites a desk record with these values, in the batch. A value the desk
-/// refuses comes back as `Err(Invalid)` for the failure log.
+/// Creates or overwrites a desk record with these values, in the batch; one in the recycle
+/// bin comes back from it unless it `stays_binned`. A value the desk refuses comes back as
+/// `Err(Invalid)` for the failure log.
 pub(super) async fn save(
     batch: &mut SyncBatch<'_>,
     module: Module,
     existing: Option<DeskRecord>,
     values: Map<String, Value>,
+    stays_binned: bool,
 ) -> Result<Result<i64, Invalid>, SyncError> {
     let written = match (module, existing) {
         (Module::Contacts, existing) => {
@@ -206,9 +213,10 @@ pub(super) async fn save(
                 Err(invalid) => return Ok(Err(invalid)),
             };
             match existing {
-                Some(DeskRecord::Contact(m)) => {
-                    batch.write_contact(m, fields).await.map(|m| m.id.0)
-                }
+                Some(DeskRecord::Contact(m)) => batch
+                    .write_contact(m, fields, stays_binned)
+                    .await
+                    .map(|m| m.id.0),
                 _ => batch.create_contact(fields).await.map(|m| m.id.0),
             }
         }
@@ -218,9 +226,10 @@ pub(super) async fn save(
                 Err(invalid) => return Ok(Err(invalid)),
             };
             match existing {
-                Some(DeskRecord::Account(m)) => {
-                    batch.write_account(m, fields).await.map(|m| m.id.0)
-                }
+                Some(DeskRecord::Account(m)) => batch
+                    .write_account(m, fields, stays_binned)
+                    .await
+                    .map(|m| m.id.0),
                 _ => batch.create_account(fields).await.map(|m| m.id.0),
             }
         }

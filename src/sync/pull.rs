@@ -99,6 +99,9 @@ impl Incoming {
 struct Held {
     record: DeskRecord,
     waiting: Vec<i64>,
+    /// In the recycle bin since before Salesforce last saved its twin: written, it stays
+    /// there.
+    stays_binned: bool,
 }
 
 fn ident(name: &str) -> Result<Ident, SyncError> {
@@ -830,6 +833,7 @@ impl SyncEngine {
                         let only = Held {
                             waiting: pending.get(&only.id()).cloned().unwrap_or_default(),
                             record: only,
+                            stays_binned: false,
                         };
                         self.first_match(&mut batch, round, module, inc, only, &accounts)
                             .await?
@@ -849,6 +853,19 @@ impl SyncEngine {
                             .as_deref()
                             .is_some_and(|read| same_version(read, &inc.profile));
                     if reread && existing.as_ref().is_none_or(DeskRecord::deleted) {
+                        inc.link(&mut batch, module, link.desk_id).await?;
+                        continue;
+                    }
+                    // Deleted in the desk after Salesforce last saved its twin: that save is
+                    // no later update, and the record stays deleted. In the recycle bin it
+                    // takes the values, as it would have had the save been read before the
+                    // delete; purged, only the link learns them.
+                    let deleted_at = match &existing {
+                        Some(record) => record.deleted_at(),
+                        None => link.desk_deleted_at,
+                    };
+                    let before_delete = deleted_at.is_some_and(|at| inc.last_modified <= at);
+                    if before_delete && existing.is_none() {
                         inc.link(&mut batch, module, link.desk_id).await?;
                         continue;
                     }
@@ -909,6 +926,7 @@ impl SyncEngine {
                         let existing = existing.map(|record| Held {
                             waiting: pending.get(&record.id()).cloned().unwrap_or_default(),
                             record,
+                            stays_binned: before_delete,
                         });
                         let written = self
                             .write(&mut batch, module, inc, existing, values, added)
@@ -950,6 +968,7 @@ impl SyncEngine {
                             let only = Held {
                                 waiting: pending.get(&only.id()).cloned().unwrap_or_default(),
                                 record: only,
+                                stays_binned: false,
                             };
                             self.first_match(&mut batch, round, module, inc, only, &accounts)
                                 .await?
@@ -1184,9 +1203,11 @@ impl SyncEngine {
         values: Map<String, Value>,
         added: bool,
     ) -> Result<Result<Written, (FailureReason, String)>, SyncError> {
-        let (existing, waiting) =
-            existing.map_or((None, Vec::new()), |held| (Some(held.record), held.waiting));
-        match desk::save(batch, module, existing, values).await? {
+        let (existing, waiting, stays_binned) = existing
+            .map_or((None, Vec::new(), false), |held| {
+                (Some(held.record), held.waiting, held.stays_binned)
+            });
+        match desk::save(batch, module, existing, values, stays_binned).await? {
             Ok(desk_id) => {
                 batch.drop_outbox(module, desk_id, &waiting).await?;
                 inc.link(batch, module, desk_id).await?;
@@ -1492,6 +1513,7 @@ mod tests {
             salesforce_modstamp: None,
             salesforce_fields: Some(fields.to_string()),
             kept_account_id: None,
+            desk_deleted_at: None,
             created_at: at,
             updated_at: at,
         }

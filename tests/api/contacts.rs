@@ -628,26 +628,30 @@ async fn name_searches_ignore_case_in_every_script() {
     check().await;
 
     // Rows written before the keys existed get them from the migration.
-    use migration::{Migrator, MigratorTrait};
     use sea_orm::ConnectionTrait;
     let db = app.store.connection();
     db.execute_unprepared("UPDATE account SET name_key = 'stale'")
         .await
         .unwrap();
+    migrate_again_from(db, "name_keys").await;
+    check().await;
+}
+
+/// Rolls the database back to before the migration whose name holds `named`, and up again.
+async fn migrate_again_from(db: &sea_orm::DatabaseConnection, named: &str) {
+    use migration::{Migrator, MigratorTrait};
     let names: Vec<String> = Migrator::migrations()
         .iter()
         .map(|m| m.name().to_owned())
         .collect();
-    let keys = names.iter().position(|n| n.contains("name_keys")).unwrap();
-    let steps = u32::try_from(names.len() - keys).unwrap();
+    let at = names.iter().position(|n| n.contains(named)).unwrap();
+    let steps = u32::try_from(names.len() - at).unwrap();
     Migrator::down(db, Some(steps)).await.unwrap();
     Migrator::up(db, None).await.unwrap();
-    check().await;
 }
 
 #[tokio::test]
 async fn emails_kept_before_their_keys_were_made_by_the_gateway_are_keyed_again() {
-    use migration::{Migrator, MigratorTrait};
     use sea_orm::ConnectionTrait;
     let app = spawn_app().await;
     app.create_contact(json!({ "lastName": "Arzt", "email": "ÄRZTE@Example.com" }))
@@ -667,10 +671,7 @@ async fn emails_kept_before_their_keys_were_made_by_the_gateway_are_keyed_again(
         json!([])
     );
 
-    Migrator::down(app.store.connection(), Some(1))
-        .await
-        .unwrap();
-    Migrator::up(app.store.connection(), None).await.unwrap();
+    migrate_again_from(app.store.connection(), "folded_keys").await;
     // Asked anew: the answer above is kept for a second, and no desk change says it aged.
     let by_email = by_email.replace("lastName", "lastName email");
     assert_eq!(
@@ -681,7 +682,6 @@ async fn emails_kept_before_their_keys_were_made_by_the_gateway_are_keyed_again(
 
 #[tokio::test]
 async fn keys_failures_wait_under_are_made_again_and_salesforce_ids_are_not() {
-    use migration::{Migrator, MigratorTrait};
     use sea_orm::{ActiveModelTrait, EntityTrait, Set};
     let app = spawn_app().await;
     let logged = |reason: &str, key: &str| entity::sync_failure::ActiveModel {
@@ -704,8 +704,7 @@ async fn keys_failures_wait_under_are_made_again_and_salesforce_ids_are_not() {
         .insert(db)
         .await
         .unwrap();
-    Migrator::down(db, Some(1)).await.unwrap();
-    Migrator::up(db, None).await.unwrap();
+    migrate_again_from(db, "folded_keys").await;
     let key = |id| async move {
         entity::sync_failure::Entity::find_by_id(id)
             .one(db)

@@ -867,7 +867,7 @@ async fn edit_while_a_round_waits(
         .remove(0);
     let mut input = tandem::store::contact_input(&current);
     change(&mut input);
-    edit.write_contact(current, input.validate().unwrap())
+    edit.write_contact(current, input.validate().unwrap(), false)
         .await
         .unwrap();
     edit.enqueue(tandem::domain::Module::Contacts, desk_id)
@@ -1600,6 +1600,119 @@ async fn a_refusal_naming_no_deleted_record_that_cannot_be_looked_into_is_retrie
     app.sync_now().await;
     app.sync_now().await;
     assert_moved_into_the_account_sent_again(&app, &sim, (&contact, &planet, &desk_id)).await;
+}
+
+#[tokio::test]
+async fn a_salesforce_edit_saved_before_the_desk_deleted_its_twin_leaves_it_in_the_bin() {
+    let (app, sim) = connected().await;
+    let sf_id = sim
+        .insert(
+            "Contact",
+            json!({ "LastName": "Hamilton", "Email": "margaret@example.com" }),
+        )
+        .unwrap();
+    app.sync_now().await;
+    let desk_id = by_last_name(&contacts(&app).await, "Hamilton")[0]["id"].clone();
+    // Edited in Salesforce, then deleted in the desk before any round read the edit.
+    sim.update("Contact", &sf_id, json!({ "Title": "Director" }))
+        .unwrap();
+    past_its_last_save(&sim, "Contact", &sf_id).await;
+    app.gql_ok(
+        "mutation($id: ID!) { deleteContact(id: $id) { id } }",
+        json!({ "id": desk_id }),
+    )
+    .await;
+    app.sync_now().await;
+    assert!(
+        by_last_name(&contacts(&app).await, "Hamilton").is_empty(),
+        "no Salesforce update came after the delete"
+    );
+    let binned = app
+        .gql_ok(
+            "{ contacts(filter: { deleted: true }) { nodes { id title } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        binned["contacts"]["nodes"],
+        json!([{ "id": desk_id, "title": "Director" }]),
+        "in the bin, it holds what Salesforce held when it was deleted"
+    );
+
+    // Restored by an agent, it holds what Salesforce holds: nothing goes back over it.
+    app.gql_ok(
+        "mutation($id: ID!) { restoreContact(id: $id) { id } }",
+        json!({ "id": desk_id }),
+    )
+    .await;
+    let mark = sim.request_count();
+    app.sync_now().await;
+    assert_eq!(writes_since(&sim, mark), Vec::<String>::new());
+    assert_eq!(sim.get("Contact", &sf_id).unwrap()["Title"], "Director");
+
+    // Deleted again, a Salesforce update saved after the delete brings it back.
+    app.gql_ok(
+        "mutation($id: ID!) { deleteContact(id: $id) { id } }",
+        json!({ "id": desk_id }),
+    )
+    .await;
+    sim.advance_clock(5);
+    sim.update("Contact", &sf_id, json!({ "Title": "Chief" }))
+        .unwrap();
+    app.sync_now().await;
+    let back = contacts(&app).await;
+    let back = by_last_name(&back, "Hamilton");
+    assert_eq!(back.len(), 1);
+    assert_eq!(
+        (&back[0]["id"], &back[0]["title"]),
+        (&desk_id, &json!("Chief"))
+    );
+}
+
+/// Waits until the clock is past the record's `LastModifiedDate`, which the org stamps in
+/// whole seconds, each save at least a second after the one before.
+async fn past_its_last_save(sim: &SimHandle, object: &str, id: &str) {
+    let saved = sim.get(object, id).unwrap()["LastModifiedDate"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let saved = chrono::DateTime::parse_from_str(&saved, "%Y-%m-%dT%H:%M:%S%.3f%z").unwrap();
+    while chrono::Utc::now() <= saved {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_salesforce_edit_saved_before_the_desk_deleted_and_purged_its_twin_brings_nothing_back() {
+    let (app, sim) = connected().await;
+    let sf_id = sim
+        .insert("Account", json!({ "Name": "Analytical Engines" }))
+        .unwrap();
+    app.sync_now().await;
+    let accounts = app
+        .gql_ok("{ accounts { nodes { id name } } }", json!({}))
+        .await;
+    let desk_id = accounts["accounts"]["nodes"][0]["id"].clone();
+    sim.update("Account", &sf_id, json!({ "Industry": "Engineering" }))
+        .unwrap();
+    past_its_last_save(&sim, "Account", &sf_id).await;
+    app.bin_and_purge("Account", &desk_id).await;
+    app.sync_now().await;
+    let none = app.gql_ok("{ accounts { totalCount } }", json!({})).await;
+    assert_eq!(none["accounts"]["totalCount"], 0, "{none}");
+
+    sim.advance_clock(5);
+    sim.update("Account", &sf_id, json!({ "Phone": "+44 20 7946 0000" }))
+        .unwrap();
+    app.sync_now().await;
+    let back = app
+        .gql_ok("{ accounts { nodes { name industry phone } } }", json!({}))
+        .await;
+    assert_eq!(
+        back["accounts"]["nodes"],
+        json!([{ "name": "Analytical Engines", "industry": "Engineering", "phone": "+44 20 7946 0000" }]),
+        "a Salesforce update after the purge brings it back whole"
+    );
 }
 
 #[tokio::test]
