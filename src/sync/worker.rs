@@ -94,7 +94,20 @@ async fn run(engine: &SyncEngine, store: &Store, poll: Duration, mut lease: Work
         if !lease.held().await {
             return;
         }
-        match engine.run_once().await {
+        let round = match unless_it_panics(engine.run_once()).await {
+            Ok(round) => round,
+            Err(panic) => {
+                // Its transaction rolled back and its locks went with it; the worker goes on.
+                failures += 1;
+                tracing::error!(
+                    panic,
+                    failures,
+                    "sync round panicked; retrying with backoff"
+                );
+                continue;
+            }
+        };
+        match round {
             Ok(_) => failures = 0,
             Err(e) => {
                 failures += 1;
@@ -131,13 +144,52 @@ fn stretch(usage: Option<(i64, i64)>) -> u32 {
     }
 }
 
+/// Runs `work`, turning a panic into its message: a round that panics is a round that
+/// failed, not the end of the worker.
+async fn unless_it_panics<T>(work: impl std::future::Future<Output = T>) -> Result<T, String> {
+    use futures_util::FutureExt;
+    std::panic::AssertUnwindSafe(work)
+        .catch_unwind()
+        .await
+        .map_err(|panic| {
+            panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic without a message".to_owned())
+        })
+}
+
 fn backoff(failures: u32) -> Duration {
     Duration::from_secs(1 << failures.min(9))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::stretch;
+    use super::{stretch, unless_it_panics};
+
+    #[tokio::test]
+    async fn a_round_that_panics_is_a_failed_round() {
+        assert_eq!(unless_it_panics(async { 7 }).await, Ok(7));
+        let panicked = unless_it_panics(async {
+            if std::hint::black_box(true) {
+                panic!("a page of records the round could not read");
+            }
+        })
+        .await;
+        assert_eq!(
+            panicked,
+            Err("a page of records the round could not read".to_owned())
+        );
+        let formatted = unless_it_panics(async {
+            let page = std::hint::black_box(3);
+            if page > 0 {
+                panic!("page {page} could not be read");
+            }
+        })
+        .await;
+        assert_eq!(formatted, Err("page 3 could not be read".to_owned()));
+    }
 
     #[test]
     fn polls_spread_out_as_the_daily_api_allocation_runs_low() {
