@@ -364,16 +364,10 @@ impl Integrations {
         let deadline = tokio::time::Instant::now() + patience;
         let mut pause = std::time::Duration::from_millis(20);
         loop {
-            if let Ok(local) = self.rounds.try_lock()
-                && let Some(shared) = self.store.try_lock_rounds().await?
-            {
+            if let Some(guard) = self.try_hold_rounds().await? {
                 if self.closing() {
                     return Err(SyncError::Stopped);
                 }
-                let guard = RoundGuard {
-                    _local: local,
-                    shared,
-                };
                 return Ok(Some((guard, generation)));
             }
             if tokio::time::Instant::now() + pause > deadline {
@@ -382,6 +376,21 @@ impl Integrations {
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(std::time::Duration::from_millis(500));
         }
+    }
+
+    /// The round locks, here and on the database, if no round holds them now.
+    async fn try_hold_rounds(&self) -> Result<Option<RoundGuard<'_>>, SyncError> {
+        let Ok(local) = self.rounds.try_lock() else {
+            return Ok(None);
+        };
+        Ok(self
+            .store
+            .try_lock_rounds()
+            .await?
+            .map(|shared| RoundGuard {
+                _local: local,
+                shared,
+            }))
     }
 
     /// Whether this process is stopping ([`Self::close_here`]).
@@ -430,11 +439,31 @@ impl Integrations {
     }
 
     /// Tells a running round to stop, here or in another process on the database, then waits
-    /// until it has.
+    /// until it has. A round that begins after the word went out (the worker's next, as the
+    /// one told lets go) runs under it, so the word goes out again every few seconds of the
+    /// wait: such a round stops at its first batch too.
     async fn replacing(&self) -> Result<RoundGuard<'_>, SyncError> {
+        const TELL_AGAIN: std::time::Duration = std::time::Duration::from_secs(2);
         self.stop_here();
         self.store.announce_integration_change().await?;
-        self.hold_rounds().await
+        // Rounds and changes of this process take their turns in the order they asked.
+        let local = self.rounds.lock().await;
+        loop {
+            let told = tokio::time::Instant::now();
+            let mut pause = std::time::Duration::from_millis(20);
+            while told.elapsed() < TELL_AGAIN {
+                if let Some(shared) = self.store.try_lock_rounds().await? {
+                    return Ok(RoundGuard {
+                        _local: local,
+                        shared,
+                    });
+                }
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(std::time::Duration::from_millis(500));
+            }
+            self.stop_here();
+            self.store.announce_integration_change().await?;
+        }
     }
 
     /// The connected org as panels see it, or `None` when Salesforce is not connected.

@@ -1119,6 +1119,44 @@ async fn a_delete_or_remapping_in_another_process_stops_a_running_round_at_its_n
     }
 }
 
+/// A round that takes the lock after a remapping told rounds to stop (the next one of the
+/// process that let go) reads the word as its own starting point and would run whole; while
+/// the remapping waits, the word goes out again, and such a round stops at its next batch.
+#[tokio::test]
+async fn a_remapping_waiting_for_the_round_lock_tells_rounds_to_stop_again_and_again() {
+    let (app, _sim) = started(|_| {}).await;
+    let other = second_process(&app).await;
+    // Another process's round holds the lock.
+    let held = other.store.try_lock_rounds().await.unwrap().unwrap();
+    let changing = tokio::spawn({
+        let integrations = app.integrations.clone();
+        async move {
+            let mut mappings = integrations.mappings(Module::Contacts).await?;
+            mappings.retain(|m| m.desk_field != "title");
+            integrations
+                .update_mappings(Module::Contacts, mappings)
+                .await
+                .map(drop)
+        }
+    });
+    let epoch = || async { app.store.integration().await.unwrap().unwrap().epoch };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let told = epoch().await;
+    // What a round beginning now would read as its own.
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    assert!(
+        epoch().await > told,
+        "a round that began under the first word is told again"
+    );
+    assert!(!changing.is_finished(), "it waits for the round");
+    drop(held);
+    tokio::time::timeout(Duration::from_secs(10), changing)
+        .await
+        .expect("the remapping goes ahead once the lock is let go")
+        .unwrap()
+        .unwrap();
+}
+
 #[ignore = "PostgreSQL only: run with TANDEM_TEST_DATABASE_URL set and -- --include-ignored"]
 #[tokio::test]
 async fn a_round_whose_database_lock_is_lost_stops_before_another_can_run_beside_it() {
