@@ -152,12 +152,18 @@ impl Gateway {
         self.responses.enabled()
     }
 
-    /// The answer kept for this operation while the store's change count is `changes`.
-    pub fn kept(&self, key: &ResponseKey, changes: u64) -> Option<KeptResponse> {
+    /// The answer kept for this operation while the store's change count is `changes`, with
+    /// its age, when it is no older than `max_age`.
+    pub fn kept(
+        &self,
+        key: &ResponseKey,
+        changes: u64,
+        max_age: Option<std::time::Duration>,
+    ) -> Option<(KeptResponse, std::time::Duration)> {
         if !self.responses.enabled() {
             return None;
         }
-        self.responses.get(key, changes)
+        self.responses.get(key, changes, max_age)
     }
 
     /// Keeps an answer computed from what the store held at change count `changes`.

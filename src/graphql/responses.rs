@@ -67,6 +67,8 @@ pub struct Kept {
 
 struct Entry {
     changes: u64,
+    /// When the store was read for it: its age runs from then.
+    read_at: Instant,
     expires: Instant,
     kept: Kept,
 }
@@ -103,12 +105,22 @@ impl Responses {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// The answer kept for this operation, if the store has not changed since it was read
-    /// (`changes` is `Store::changes` now) and its moment is not over.
-    pub fn get(&self, key: &Key, changes: u64) -> Option<Kept> {
+    /// The answer kept for this operation, with its age, if the store has not changed since
+    /// it was read (`changes` is `Store::changes` now), its moment is not over, and it is no
+    /// older than the client takes (`max_age`, a request's `Cache-Control: max-age`).
+    pub fn get(
+        &self,
+        key: &Key,
+        changes: u64,
+        max_age: Option<Duration>,
+    ) -> Option<(Kept, Duration)> {
         let entries = self.lock();
         let entry = entries.map.get(key)?;
-        (entry.changes == changes && entry.expires > Instant::now()).then(|| entry.kept.clone())
+        let age = entry.read_at.elapsed();
+        (entry.changes == changes
+            && entry.expires > Instant::now()
+            && max_age.is_none_or(|most| age <= most))
+        .then(|| (entry.kept.clone(), age))
     }
 
     /// Keeps an answer computed from what the store held at change count `changes`, read at
@@ -153,6 +165,7 @@ impl Responses {
         }
         let entry = Entry {
             changes,
+            read_at,
             expires,
             kept,
         };
@@ -316,22 +329,39 @@ mod tests {
             &Freshness::default(),
             kept("A"),
         );
-        assert_eq!(responses.get(&key("a"), 7).unwrap().body, "A");
-        assert!(responses.get(&key("a"), 8).is_none(), "the store changed");
-        assert!(responses.get(&key("b"), 7).is_none(), "other variables");
+        assert_eq!(responses.get(&key("a"), 7, None).unwrap().0.body, "A");
+        assert!(
+            responses.get(&key("a"), 8, None).is_none(),
+            "the store changed"
+        );
+        assert!(
+            responses.get(&key("b"), 7, None).is_none(),
+            "other variables"
+        );
+        assert!(
+            responses.get(&key("a"), 7, Some(Duration::ZERO)).is_none(),
+            "older than the client takes"
+        );
+        let (_, age) = responses
+            .get(&key("a"), 7, Some(Duration::from_secs(1)))
+            .unwrap();
+        assert!(age < Duration::from_millis(200), "{age:?}");
         std::thread::sleep(Duration::from_millis(250));
-        assert!(responses.get(&key("a"), 7).is_none(), "the moment is over");
+        assert!(
+            responses.get(&key("a"), 7, None).is_none(),
+            "the moment is over"
+        );
 
         // The moment runs from when the store was read, not from when the answer was ready.
         let read_at = Instant::now() - Duration::from_millis(100);
         responses.put(key("slow"), (7, read_at), &Freshness::default(), kept("S"));
-        assert!(responses.get(&key("slow"), 7).is_some());
+        assert!(responses.get(&key("slow"), 7, None).is_some());
         std::thread::sleep(Duration::from_millis(150));
-        assert!(responses.get(&key("slow"), 7).is_none());
+        assert!(responses.get(&key("slow"), 7, None).is_none());
         let read_at = Instant::now() - Duration::from_millis(300);
         responses.put(key("late"), (7, read_at), &Freshness::default(), kept("L"));
         assert!(
-            responses.get(&key("late"), 7).is_none(),
+            responses.get(&key("late"), 7, None).is_none(),
             "over before it was ready"
         );
     }
@@ -347,9 +377,12 @@ mod tests {
         failed.saw(&fetched(0, false));
         failed.failed();
         responses.put(key("failed"), (1, Instant::now()), &failed, kept("F"));
-        assert!(responses.get(&key("failed"), 1).is_none(), "a list failed");
         assert!(
-            responses.get(&key("stale"), 1).is_none(),
+            responses.get(&key("failed"), 1, None).is_none(),
+            "a list failed"
+        );
+        assert!(
+            responses.get(&key("stale"), 1, None).is_none(),
             "stale is not kept"
         );
 
@@ -358,7 +391,7 @@ mod tests {
         old.saw(&fetched(61, false));
         responses.put(key("old"), (1, Instant::now()), &old, kept("O"));
         assert!(
-            responses.get(&key("old"), 1).is_none(),
+            responses.get(&key("old"), 1, None).is_none(),
             "past the lists' TTL"
         );
 
@@ -366,10 +399,10 @@ mod tests {
         nearly.saw(&fetched(0, false));
         let responses = Responses::new(Duration::from_secs(5), Duration::from_millis(1200));
         responses.put(key("nearly"), (1, Instant::now()), &nearly, kept("N"));
-        assert!(responses.get(&key("nearly"), 1).is_some());
+        assert!(responses.get(&key("nearly"), 1, None).is_some());
         std::thread::sleep(Duration::from_millis(1300));
         assert!(
-            responses.get(&key("nearly"), 1).is_none(),
+            responses.get(&key("nearly"), 1, None).is_none(),
             "gone when its list would be read again"
         );
     }

@@ -47,6 +47,11 @@ fn unauthenticated(kind: ResponseType, err: &AuthError) -> HttpResponse {
         _ => (StatusCode::UNAUTHORIZED, "UNAUTHENTICATED"),
     };
     let mut response = errors(status, kind, code, &err.to_string());
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
+    }
     if status == StatusCode::UNAUTHORIZED {
         let challenge = match err {
             AuthError::Missing => "Bearer".to_owned(),
@@ -300,6 +305,12 @@ pub async fn get(
                     .map(|(_, op)| op)
             }
         };
+        if operation.is_some_and(|op| op.node.ty == OperationType::Subscription) {
+            return bad_request(
+                kind,
+                "subscriptions are served over a WebSocket at this path (graphql-transport-ws or graphql-ws), not over HTTP",
+            );
+        }
         if operation.is_some_and(|op| op.node.ty != OperationType::Query) {
             return HttpResponse::MethodNotAllowed()
                 .insert_header((header::ALLOW, "POST"))
@@ -314,10 +325,13 @@ pub async fn get(
 }
 
 /// What the client allows of kept answers: `Cache-Control: no-cache` (or `max-age=0`, or
-/// `Pragma: no-cache`) asks for one computed afresh, `no-store` also that it not be kept.
+/// `Pragma: no-cache`) asks for one computed afresh, `no-store` also that it not be kept;
+/// `max-age=N` takes one at most N seconds old (a value that is no number, none at all).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Caching {
-    Allowed,
+    Allowed {
+        max_age: Option<std::time::Duration>,
+    },
     Fresh,
     NoStore,
 }
@@ -332,14 +346,23 @@ fn caching(req: &HttpRequest) -> Caching {
             .collect::<Vec<_>>()
     };
     let control = directives(header::CACHE_CONTROL);
+    // The least of those given; one that is no number allows nothing kept.
+    let max_age = control
+        .iter()
+        .filter_map(|d| d.strip_prefix("max-age="))
+        .map(|secs| secs.trim_matches('"').parse::<u64>().unwrap_or(0))
+        .min();
     if control.iter().any(|d| d == "no-store") {
         Caching::NoStore
-    } else if control.iter().any(|d| d == "no-cache" || d == "max-age=0")
+    } else if control.iter().any(|d| d == "no-cache")
+        || max_age == Some(0)
         || directives(header::PRAGMA).iter().any(|d| d == "no-cache")
     {
         Caching::Fresh
     } else {
-        Caching::Allowed
+        Caching::Allowed {
+            max_age: max_age.map(std::time::Duration::from_secs),
+        }
     }
 }
 
@@ -371,8 +394,8 @@ async fn execute_one(
     let read = (state.store.changes(), std::time::Instant::now());
     // Only answers to shareable operations are kept: one found needs no further look.
     if let Some(key) = &key
-        && caching == Caching::Allowed
-        && let Some(kept) = state.schema.kept(key, read.0)
+        && let Caching::Allowed { max_age } = caching
+        && let Some((kept, age)) = state.schema.kept(key, read.0, max_age)
     {
         for code in kept.codes.iter() {
             state.metrics.graphql_error(code);
@@ -380,6 +403,7 @@ async fn execute_one(
         state.metrics.response_cache(true);
         return HttpResponse::Ok()
             .content_type(kind.content_type())
+            .insert_header((header::AGE, age.as_secs().to_string()))
             .body(kept.body);
     }
     let Some(key) = key.filter(|_| state.schema.keeps_answers()) else {

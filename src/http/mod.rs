@@ -10,6 +10,7 @@ mod ws;
 
 use std::sync::Arc;
 
+use actix_web::http::header;
 use actix_web::web;
 
 use crate::auth::{AuthError, Authenticator, Viewer};
@@ -42,8 +43,14 @@ impl AppState {
 /// The probes and metrics answer HEAD too (actix sends the headers without the body), as
 /// monitors may ask that way.
 pub fn routes(cfg: &mut web::ServiceConfig) {
+    // Answers are the viewer's own, in the media type asked for, and kept (for a moment) by
+    // the gateway alone: no cache between may keep or share them.
+    let answers = actix_web::middleware::DefaultHeaders::new()
+        .add((header::CACHE_CONTROL, "private, no-store"))
+        .add((header::VARY, "Accept, Authorization"));
     cfg.service(
         web::resource("/graphql")
+            .wrap(answers)
             .route(web::post().to(graphql::post))
             .route(web::get().to(graphql::get)),
     )

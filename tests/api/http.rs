@@ -54,6 +54,72 @@ async fn the_response_media_type_follows_accept() {
 }
 
 #[tokio::test]
+async fn answers_are_marked_for_no_cache_between_to_keep_or_share() {
+    let app = spawn_app().await;
+    let posted = post(&app, None, Some(JSON), r#"{"query":"{ __typename }"}"#).await;
+    let got = app
+        .client
+        .get(format!("{}?query=%7B__typename%7D", app.graphql_url()))
+        .bearer_auth(app.token("Agent"))
+        .send()
+        .await
+        .unwrap();
+    let page = app
+        .client
+        .get(app.graphql_url())
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    for response in [posted, got, page] {
+        let headers = response.headers();
+        assert_eq!(headers["cache-control"], "private, no-store", "{headers:?}");
+        assert_eq!(headers["vary"], "Accept, Authorization", "{headers:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_subscription_sent_over_http_is_pointed_to_the_websocket() {
+    let app = spawn_app().await;
+    let response = app
+        .client
+        .get(format!(
+            "{}?query=subscription%7BsyncEvents%7Bid%7D%7D",
+            app.graphql_url()
+        ))
+        .bearer_auth(app.token("Administrator"))
+        .header("accept", GQL)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(codes(&body), ["BAD_USER_INPUT"]);
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("WebSocket"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn a_store_that_cannot_check_the_token_says_when_to_try_again() {
+    use sea_orm::ConnectionTrait;
+    let app = spawn_app().await;
+    // The profiles cannot be read, as with the database down.
+    app.store
+        .connection()
+        .execute_unprepared("ALTER TABLE profile RENAME TO profile_away")
+        .await
+        .unwrap();
+    let response = post(&app, None, Some(JSON), r#"{"query":"{ __typename }"}"#).await;
+    assert_eq!(response.status(), 503);
+    assert_eq!(response.headers()["retry-after"], "5");
+}
+
+#[tokio::test]
 async fn a_response_keeps_the_order_of_its_selection() {
     let app = spawn_app().await;
     let query =

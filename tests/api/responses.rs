@@ -33,6 +33,45 @@ async fn ticket(app: &TestApp) -> Value {
 }
 
 #[tokio::test]
+async fn a_client_asking_for_an_answer_no_older_than_a_second_gets_none_older() {
+    let app = app_keeping_a_minute().await;
+    let id = ticket(&app).await;
+    let token = app.token("Agent");
+    let ask = |control: Option<&'static str>| {
+        let (app, token, id) = (&app, &token, &id);
+        async move {
+            let mut request = app
+                .client
+                .post(app.graphql_url())
+                .bearer_auth(token)
+                .json(&json!({ "query": TICKET, "variables": { "id": id } }));
+            if let Some(control) = control {
+                request = request.header("cache-control", control);
+            }
+            let response = request.send().await.unwrap();
+            let age = response
+                .headers()
+                .get("age")
+                .map(|a| a.to_str().unwrap().parse::<u64>().unwrap());
+            (app.response_cache().await.0, age)
+        }
+    };
+    let (hits, age) = ask(None).await;
+    assert_eq!(age, None, "computed: no age");
+    let (kept, age) = ask(None).await;
+    assert_eq!((kept, age), (hits + 1, Some(0)), "kept, and said to be");
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let (fresh, age) = ask(Some("max-age=1")).await;
+    assert_eq!((fresh, age), (kept, None), "older than a second: computed");
+    let (within, age) = ask(Some("max-age=60")).await;
+    assert_eq!(
+        (within, age),
+        (kept + 1, Some(0)),
+        "the new one is young enough"
+    );
+}
+
+#[tokio::test]
 async fn a_repeated_query_is_answered_from_the_cache_until_the_desk_changes() {
     let app = app_keeping_a_minute().await;
     let id = ticket(&app).await;
