@@ -549,20 +549,6 @@ impl Store {
         Ok(rows.into_iter().collect())
     }
 
-    /// Of these Salesforce accounts, those whose desk account was purged: their links stay
-    /// for the account to come back to, and name no desk account.
-    pub async fn purged_accounts(&self, ids: &[String]) -> StoreResult<HashSet<String>> {
-        if ids.is_empty() {
-            return Ok(HashSet::new());
-        }
-        let rows = self
-            .account_links(ids, false)
-            .into_tuple::<String>()
-            .all(self.connection())
-            .await?;
-        Ok(rows.into_iter().collect())
-    }
-
     /// The links of these Salesforce accounts whose desk account is there (`present`: in the
     /// desk or its recycle bin) or is not (purged), selecting their Salesforce ids.
     fn account_links(&self, ids: &[String], present: bool) -> sea_orm::Select<record_link::Entity> {
@@ -1192,6 +1178,22 @@ impl SyncBatch<'_> {
             .all(&*self.txn)
             .await?;
         Ok(rows.into_iter().flatten().collect())
+    }
+
+    /// Of these Salesforce accounts, those whose desk account was purged, read in the batch
+    /// (see [`Self::salesforce_ids_by_desk`]): their links stay for the account to come back
+    /// to, and name no desk account.
+    pub async fn purged_accounts(&self, ids: &[String]) -> StoreResult<HashSet<String>> {
+        if ids.is_empty() {
+            return Ok(HashSet::new());
+        }
+        let rows = self
+            .store
+            .account_links(ids, false)
+            .into_tuple::<String>()
+            .all(&*self.txn)
+            .await?;
+        Ok(rows.into_iter().collect())
     }
 
     /// `desk id → Salesforce id` for the linked ones of these desk records, read in the batch:

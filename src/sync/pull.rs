@@ -698,7 +698,7 @@ impl SyncEngine {
             .filter_map(|inc| unknown_account(mappings, module, &inc.values, &accounts))
             .map(str::to_owned)
             .collect();
-        let purged = self.store.purged_accounts(&named).await?;
+        let purged = batch.purged_accounts(&named).await?;
         let mut counts = Counts::default();
         let mut creates: Vec<usize> = Vec::new();
         // Linked records whose desk twin was purged, brought back by this page.
