@@ -34,11 +34,8 @@ const ROUND_GRACE: std::time::Duration = std::time::Duration::from_secs(25);
 
 impl Application {
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
-        let Services {
-            store,
-            integrations,
-            engine,
-        } = Services::open(settings).await?;
+        // What cannot serve is found before the database is touched: a gateway refused for
+        // its key or its port applies no migration under replicas still running.
         let auth = Arc::new(authenticator(settings)?);
         let listener = TcpListener::bind((settings.http.host.as_str(), settings.http.port))
             .map_err(|e| {
@@ -53,6 +50,11 @@ impl Application {
                     settings.http.host, settings.http.port
                 ))
             })?;
+        let Services {
+            store,
+            integrations,
+            engine,
+        } = Services::open(settings).await?;
         let state = AppState {
             schema: Gateway::new(
                 store.clone(),

@@ -1328,6 +1328,31 @@ async fn a_gateway_that_cannot_listen_says_how_to_choose_a_port_and_runs_no_roun
 }
 
 #[tokio::test]
+async fn a_gateway_refused_for_its_port_or_its_key_applies_no_migration() {
+    let app = spawn_app().await;
+    app.store.migrate_down(1).await.unwrap();
+    let settings = || Settings {
+        data_dir: app.data_dir.clone(),
+        database_url: Some(DatabaseUrl::new(app.database_url.clone())),
+        ..Default::default()
+    };
+    let mut taken = settings();
+    taken.http.port = app.port;
+    let mut keyless = settings();
+    keyless.http.port = 0;
+    keyless.auth.public_key_file = Some(app.data_dir.join("no-such-key.pem"));
+    for refused in [taken, keyless] {
+        assert!(tandem::startup::Application::build(&refused).await.is_err());
+        assert_eq!(
+            app.store.pending_migrations().await.unwrap().len(),
+            1,
+            "the migration waits for a gateway that can serve"
+        );
+    }
+    app.store.migrate_up().await.unwrap();
+}
+
+#[tokio::test]
 async fn a_wait_for_the_round_lock_given_up_leaves_nothing_waiting() {
     let app = spawn_app().await;
     let elsewhere = app.store.lock_rounds().await.unwrap();
