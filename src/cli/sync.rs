@@ -32,15 +32,15 @@ pub async fn once(settings: &Settings) -> anyhow::Result<()> {
     let mut progress = Progress::new()?;
     let started = Instant::now();
     let mut interrupted = false;
-    let report = loop {
+    let outcome = loop {
         tokio::select! {
             biased;
             event = events.recv() => match event {
                 Ok(event) => progress.saw(event),
                 Err(RecvError::Lagged(_)) => {}
-                Err(RecvError::Closed) => break round.await??,
+                Err(RecvError::Closed) => break round.await?,
             },
-            done = &mut round => break done??,
+            done = &mut round => break done?,
             // Ctrl-C: the round stops at its next batch, the one in flight committed whole.
             // The exit status of a second is the shell's for the signal: 128 and its number.
             Some((exit, again)) = async {
@@ -67,13 +67,7 @@ pub async fn once(settings: &Settings) -> anyhow::Result<()> {
         }
     }
     progress.finish();
-    // A round stopped midway (paused, reconnected) keeps what it wrote: its batches say what.
-    let (pulled, pushed) = match report.idle {
-        None => (report.pulled, report.pushed),
-        Some(_) => (progress.pulled, progress.pushed),
-    };
-    let did_something = !(pulled.is_empty() && pushed.is_empty());
-    if report.idle.is_none() || did_something {
+    let summary = |pulled: &Counts, pushed: &Counts| {
         println!(
             "Salesforce → desk: {} added, {} updated, {} failed; desk → Salesforce: {} added, {} updated, {} failed ({:.1} s)",
             pulled.added,
@@ -84,6 +78,29 @@ pub async fn once(settings: &Settings) -> anyhow::Result<()> {
             pushed.failed,
             started.elapsed().as_secs_f64()
         );
+    };
+    let report = match outcome {
+        Ok(report) => report,
+        // What its batches committed before it failed stays: they say what it was.
+        Err(e) => {
+            let (pulled, pushed) = (&progress.pulled, &progress.pushed);
+            if !(pulled.is_empty() && pushed.is_empty()) {
+                summary(pulled, pushed);
+                bail!(
+                    "the round failed after the batches counted above, which stay; the next round does the rest: {e}"
+                );
+            }
+            return Err(e.into());
+        }
+    };
+    // A round stopped midway (paused, reconnected) keeps what it wrote: its batches say what.
+    let (pulled, pushed) = match report.idle {
+        None => (report.pulled, report.pushed),
+        Some(_) => (progress.pulled, progress.pushed),
+    };
+    let did_something = !(pulled.is_empty() && pushed.is_empty());
+    if report.idle.is_none() || did_something {
+        summary(&pulled, &pushed);
     }
     match report.idle {
         Some(_) if interrupted => bail!(

@@ -784,6 +784,44 @@ async fn sync_once_paused_midway_says_what_it_sent_before_it_stopped() {
 }
 
 #[tokio::test]
+async fn sync_once_failing_midway_says_what_it_sent_before_it_failed() {
+    let (app, sim) = started(|_| {}).await;
+    for name in ["Noether", "Curie", "Meitner"] {
+        app.create_contact(json!({ "lastName": name })).await;
+    }
+    let first = sim.hold_answer_next("PATCH", "/composite/sobjects/Contact");
+    let run = app
+        .tandem(&["sync", "--once"])
+        .env("TANDEM_SYNC__BATCH_SIZE", "1")
+        .output();
+    let run = tokio::spawn(run);
+    first.arrived().await;
+    // The first batch is made; the org turns its API off before the next.
+    sim.disable_api(true);
+    first.release();
+    let output = tokio::time::timeout(Duration::from_secs(60), run)
+        .await
+        .expect("it ends")
+        .unwrap()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+    );
+    assert!(!output.status.success(), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("desk → Salesforce: 1 added, 0 updated, 0 failed"),
+        "{stdout}{stderr}"
+    );
+    assert!(
+        stderr.contains("the round failed after the batches counted above")
+            && stderr.contains("API_DISABLED_FOR_ORG"),
+        "{stderr}"
+    );
+    assert_eq!(sim.count("Contact"), 1);
+}
+
+#[tokio::test]
 async fn sync_once_behind_another_processs_round_says_what_it_waits_for() {
     let (app, sim) = started(|_| {}).await;
     app.create_contact(json!({ "lastName": "Franklin" })).await;
