@@ -372,7 +372,11 @@ impl SyncEngine {
             // What is written stays written; the rest waits for the next round.
             result = Ok(idle(&SyncError::Stopped.to_string()));
         }
-        self.record_usage(&client).await?;
+        // Only a figure shown to admins: its write failing takes nothing from the round's
+        // own outcome, which is judged below.
+        if let Err(e) = self.record_usage(&client).await {
+            tracing::warn!(error = %e, "cannot save the org's API usage");
+        }
         // A session signed in since the last round (by it, or by a panel's read) may name
         // another instance (a My Domain renamed, the org moved): links follow it. One looked
         // at before tells nothing new, though it may name the old one for a while yet, after

@@ -1040,11 +1040,17 @@ impl Integrations {
             .await?)
     }
 
-    /// Says why the active integration's rounds are failing (`None` once one succeeds).
+    /// Says why the active integration's rounds are failing (`None` once one succeeds). One
+    /// paused or stopped meanwhile keeps what it says: its rounds are not retried.
     pub async fn explain(&self, reason: Option<String>) -> Result<(), SyncError> {
         match self
             .store
-            .update_integration(|m| m.status_reason = Set(reason))
+            .update_integration_with(|now, m| {
+                if now.status == IntegrationStatus::Active.as_str() {
+                    m.status_reason = Set(reason);
+                }
+                Ok(())
+            })
             .await
         {
             // Deleted meanwhile: there is nothing left to explain.

@@ -1462,6 +1462,21 @@ async fn starting_the_sync_wakes_the_worker_without_waiting_for_its_interval() {
 }
 
 #[tokio::test]
+async fn a_round_failing_as_the_sync_is_paused_does_not_say_it_is_retried() {
+    let (app, _sim) = started(|_| {}).await;
+    app.gql_ok("mutation { pauseSync { status } }", json!({}))
+        .await;
+    // A round that failed as the pause committed says why, too late.
+    app.integrations
+        .explain(Some("the last sync round stopped: …; it is retried".into()))
+        .await
+        .unwrap();
+    let shown = integration(&app).await;
+    assert_eq!(shown["status"], "PAUSED");
+    assert_eq!(shown["statusReason"], Value::Null, "{shown}");
+}
+
+#[tokio::test]
 async fn changing_the_mappings_or_the_sync_type_wakes_the_worker() {
     let (app, sim) = started(|_| {}).await;
     app.sync_now().await;
