@@ -41,6 +41,18 @@ impl SalesforceError {
         }
     }
 
+    /// Whether the error proves Salesforce ran nothing of the request: it was refused whole
+    /// before it ran (out of budget, signed out, malformed), or never sent (the sign-in was
+    /// refused). A timeout, a dropped connection or a failure of the server's own proves
+    /// nothing.
+    pub fn ran_nothing(&self) -> bool {
+        match self {
+            SalesforceError::RateLimited(_) | SalesforceError::AuthFailed { .. } => true,
+            SalesforceError::Api { status, .. } => (400..500).contains(status) && !busy(*status),
+            SalesforceError::Transport(_) | SalesforceError::Decode(_) => false,
+        }
+    }
+
     /// The Salesforce error code, when there is one.
     pub fn code(&self) -> Option<&str> {
         match self {

@@ -376,9 +376,12 @@ impl SyncEngine {
                 }
                 // The creates keep their queued changes (or, exporting, the cursor stays
                 // before them) and go out with the next round; noted as pending, they are
-                // looked for first.
+                // looked for first, unless Salesforce refused the call whole: then nothing
+                // was made, and the notes go with this batch.
                 Err(e) => {
-                    noted.clear();
+                    if !matches!(&e, SyncError::Upstream(refused) if refused.ran_nothing()) {
+                        noted.clear();
+                    }
                     unsent = Some(e);
                 }
             }

@@ -3333,6 +3333,28 @@ async fn round_failing_its_create(app: &TestApp, sim: &SimHandle, fault: fn(&Sim
 }
 
 #[tokio::test]
+async fn a_create_salesforce_refused_whole_goes_out_with_the_next_round_not_in_doubt() {
+    // Creates whose answer is lost are in doubt for ten minutes.
+    let (app, sim) = synced_without_desk_ids(600).await;
+    app.create_contact(json!({ "lastName": "Pollux" })).await;
+    // The org's daily allocation runs out as the create is sent: refused, nothing made.
+    round_failing_its_create(&app, &sim, |sim, _| {
+        sim.set_daily_api_limit(sim.api_usage());
+    })
+    .await;
+    assert_eq!(sim.count("Contact"), 0);
+
+    sim.set_daily_api_limit(100_000);
+    let report = app.sync_now().await;
+    assert_eq!(report.pushed.added, 1, "{report:?}");
+    assert_eq!(
+        sim.count("Contact"),
+        1,
+        "sent at once, not held as in doubt"
+    );
+}
+
+#[tokio::test]
 async fn an_update_made_though_its_answer_was_lost_is_not_read_back_as_a_salesforce_edit() {
     let (app, sim) = connected().await;
     let sf_id = sim
