@@ -202,6 +202,27 @@ fn fill_blanks(values: &mut Map<String, Value>, from: Map<String, Value>) -> Has
     filled
 }
 
+/// Puts the desk's `own` value back in each field `taken` from Salesforce that the desk
+/// cannot hold (longer than its field, a negative revenue), rather than failing the meeting;
+/// those fields leave `taken`, and come back with why.
+fn keep_own_where_taken_cannot_be_held(
+    module: Module,
+    values: &mut Map<String, Value>,
+    own: &Map<String, Value>,
+    taken: &mut HashSet<String>,
+) -> Vec<Invalid> {
+    let mut untaken = Vec::new();
+    while let Err(invalid) = desk::valid(module, values) {
+        if !taken.remove(&invalid.field) {
+            break;
+        }
+        let kept = own.get(&invalid.field).cloned().unwrap_or(Value::Null);
+        values.insert(invalid.field.clone(), kept);
+        untaken.push(invalid);
+    }
+    untaken
+}
+
 /// The fields a panel shows of a record: all that were read but the sync's own bookkeeping,
 /// which changes with every write and says nothing about the customer.
 fn profile(mut record: Record) -> String {
@@ -1260,17 +1281,8 @@ impl SyncEngine {
                 accounts,
             );
             let mut filled = fill_blanks(&mut values, theirs);
-            // A value of Salesforce's the desk cannot hold (longer than its field, say) is not
-            // taken, rather than failing the meeting: the desk keeps its own.
-            let mut untaken = Vec::new();
-            while let Err(invalid) = desk::valid(module, &values) {
-                if !filled.remove(&invalid.field) {
-                    break;
-                }
-                let kept = own.get(&invalid.field).cloned().unwrap_or(Value::Null);
-                values.insert(invalid.field.clone(), kept);
-                untaken.push(invalid);
-            }
+            let untaken =
+                keep_own_where_taken_cannot_be_held(module, &mut values, &own, &mut filled);
             let written = if !filled.is_empty() {
                 self.write(batch, module, inc, Some(desk_record), values, false)
                     .await?
@@ -1279,7 +1291,7 @@ impl SyncEngine {
                 Ok(Written::Linked)
             };
             if written.is_ok() && !untaken.is_empty() {
-                self.leave_untaken(batch, round, module, inc, desk_id, &untaken)
+                self.leave_untaken(batch, round, (module, inc), (desk_id, &own), &untaken)
                     .await?;
             }
             // What the desk holds that Salesforce does not goes out.
@@ -1297,11 +1309,21 @@ impl SyncEngine {
             &mut values,
             accounts,
         );
-        let kept = !fill_blanks(&mut values, own).is_empty();
+        let mut taken: HashSet<String> = values
+            .iter()
+            .filter(|(field, value)| own.get(*field) != Some(*value))
+            .map(|(field, _)| field.clone())
+            .collect();
+        let kept = !fill_blanks(&mut values, own.clone()).is_empty();
+        let untaken = keep_own_where_taken_cannot_be_held(module, &mut values, &own, &mut taken);
         let desk_id = record.id();
         let written = self
             .write(batch, module, inc, Some(desk_record), values, false)
             .await?;
+        if written.is_ok() && !untaken.is_empty() {
+            self.leave_untaken(batch, round, (module, inc), (desk_id, &own), &untaken)
+                .await?;
+        }
         // One-way, they wait in the outbox as desk edits do, until the sync turns two-way.
         if written.is_ok() && kept {
             batch.enqueue(module, desk_id).await?;
@@ -1310,24 +1332,34 @@ impl SyncEngine {
     }
 
     /// Salesforce's values a first meeting could not take into the desk stay Salesforce's:
-    /// the link keeps the desk's blank in their place, so that no push sends it over them,
-    /// and the version read waits in the failure log as a pull the desk refused does, until
-    /// Salesforce's value changes or the mapping does.
+    /// the link keeps the desk's own value (`own`, as the desk holds it) in their place, so
+    /// that no push sends it over them, and the version read waits in the failure log as a
+    /// pull the desk refused does, until Salesforce's value changes or the mapping does.
     async fn leave_untaken(
         &self,
         batch: &mut SyncBatch<'_>,
         round: &Round,
-        module: Module,
-        inc: &Incoming,
-        desk_id: i64,
+        (module, inc): (Module, &Incoming),
+        (desk_id, own): (i64, &Map<String, Value>),
         untaken: &[Invalid],
     ) -> Result<(), SyncError> {
         let mut profile: Map<String, Value> =
             serde_json::from_str(&inc.profile).unwrap_or_default();
+        let ours = to_salesforce(
+            round.mappings(module),
+            module,
+            own,
+            &AccountLinks::default(),
+            None,
+        );
         let mut fields = Vec::new();
         for mapping in round.mappings(module) {
             if untaken.iter().any(|i| i.field == mapping.desk_field) {
-                profile.insert(mapping.salesforce_field.clone(), Value::Null);
+                let kept = ours
+                    .get(&mapping.salesforce_field)
+                    .cloned()
+                    .unwrap_or(Value::Null);
+                profile.insert(mapping.salesforce_field.clone(), kept);
                 fields.push(mapping.salesforce_field.as_str());
             }
         }

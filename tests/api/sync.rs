@@ -766,6 +766,67 @@ async fn a_first_meeting_is_not_failed_by_a_value_the_desk_cannot_hold() {
 }
 
 #[tokio::test]
+async fn a_newer_salesforce_record_the_desk_cannot_wholly_hold_still_wins_what_it_can() {
+    let (app, sim) = connected().await;
+    app.sync_now().await;
+    // A week-old desk account, then a newer Salesforce one of the same name whose revenue
+    // (negative, as a currency field may be) the desk cannot hold.
+    let desk = app
+        .gql_ok(
+            "mutation { createAccount(input: { name: \"Acme\", phone: \"+1 555 9999\", annualRevenue: 5000 }) { id } }",
+            json!({}),
+        )
+        .await["createAccount"]["id"]
+        .clone();
+    sim.advance_clock(5);
+    let sf_id = sim
+        .insert(
+            "Account",
+            json!({ "Name": "Acme", "Phone": "+1 555 0100", "Industry": "Energy", "AnnualRevenue": -1 }),
+        )
+        .unwrap();
+    app.sync_now().await;
+    let read = "query($id: ID!) { account(id: $id) { phone industry annualRevenue } }";
+    let met = app.gql_ok(read, json!({ "id": desk })).await;
+    assert_eq!(
+        met["account"],
+        json!({ "phone": "+1 555 0100", "industry": "Energy", "annualRevenue": 5000.0 }),
+        "the newer side's values win where the desk can hold them: {met}"
+    );
+    let in_org = sim.get("Account", &sf_id).unwrap();
+    assert_eq!(
+        (&in_org["Phone"], &in_org["AnnualRevenue"]),
+        (&json!("+1 555 0100"), &json!(-1.0)),
+        "the older desk values are not sent over Salesforce's: {in_org}"
+    );
+    let failures = app
+        .gql_ok("{ syncFailures { nodes { reason message } } }", json!({}))
+        .await;
+    let message = failures["syncFailures"]["nodes"][0]["message"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        message.contains("the desk cannot hold its AnnualRevenue"),
+        "{failures}"
+    );
+
+    // A later desk edit sends what it changed, not the revenue the desk kept.
+    app.gql_ok(
+        "mutation($id: ID!) { updateAccount(id: $id, patch: { website: \"acme.example\" }) { id } }",
+        json!({ "id": desk }),
+    )
+    .await;
+    app.sync_now().await;
+    let in_org = sim.get("Account", &sf_id).unwrap();
+    assert_eq!(in_org["Website"], "acme.example");
+    assert_eq!(in_org["AnnualRevenue"], json!(-1.0), "{in_org}");
+    assert_eq!(in_org["Industry"], "Energy");
+    let mark = sim.request_count();
+    app.sync_now().await;
+    assert_eq!(writes_since(&sim, mark), Vec::<String>::new(), "no echo");
+}
+
+#[tokio::test]
 async fn a_desk_edit_made_after_the_salesforce_edit_wins() {
     let (app, sim) = connected().await;
     let sf_id = sim
