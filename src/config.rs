@@ -34,6 +34,8 @@ pub struct HttpSettings {
     pub port: u16,
     /// Largest request body accepted, in bytes.
     pub body_limit: usize,
+    /// How long a request's body may take to arrive once its head has, in seconds.
+    pub body_timeout_secs: u64,
     /// Worker threads; one per core when absent.
     pub workers: Option<usize>,
 }
@@ -161,6 +163,7 @@ impl Default for HttpSettings {
             host: "127.0.0.1".into(),
             port: 8080,
             body_limit: 1024 * 1024,
+            body_timeout_secs: 30,
             workers: None,
         }
     }
@@ -425,11 +428,16 @@ impl Settings {
             );
         }
         // Zero would be taken, and then refuse or stall everything that needs the setting.
-        let at_least_one: [(&str, u64, &str); 15] = [
+        let at_least_one: [(&str, u64, &str); 16] = [
             (
                 "http.body_limit",
                 self.http.body_limit as u64,
                 "every POST would be refused as too large",
+            ),
+            (
+                "http.body_timeout_secs",
+                self.http.body_timeout_secs,
+                "a POST's body needs time to arrive",
             ),
             (
                 "graphql.max_depth",
@@ -508,6 +516,7 @@ impl Settings {
         // Waits past a day mean nothing more, and one near the largest number overflows
         // the clock it is added to.
         let waits = [
+            ("http.body_timeout_secs", self.http.body_timeout_secs),
             ("graphql.panel_cache_secs", self.graphql.panel_cache_secs),
             (
                 "graphql.panel_timeout_ms",
@@ -830,6 +839,11 @@ mod tests {
                 ),
                 ("TANDEM_LOG__FILTER", "tandem=debg[", "log.filter"),
                 ("TANDEM_HTTP__BODY_LIMIT", "0", "http.body_limit"),
+                (
+                    "TANDEM_HTTP__BODY_TIMEOUT_SECS",
+                    "0",
+                    "http.body_timeout_secs",
+                ),
                 ("TANDEM_GRAPHQL__MAX_DEPTH", "0", "graphql.max_depth"),
                 (
                     "TANDEM_GRAPHQL__MAX_COMPLEXITY",

@@ -68,6 +68,7 @@ impl Application {
             graphql: settings.graphql.clone(),
             websocket: settings.websocket.clone(),
             body_limit: settings.http.body_limit,
+            body_timeout: Duration::from_secs(settings.http.body_timeout_secs),
             sockets: Arc::default(),
         };
         let port = listener.local_addr()?.port();

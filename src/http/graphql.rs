@@ -129,7 +129,7 @@ pub(super) fn request_from_params(params: &Map<String, Value>) -> Result<Request
 async fn read_body(
     req: &HttpRequest,
     mut payload: web::Payload,
-    limit: usize,
+    (limit, within): (usize, std::time::Duration),
     kind: ResponseType,
 ) -> Result<web::Bytes, HttpResponse> {
     let too_large = || {
@@ -145,7 +145,21 @@ async fn read_body(
         return Err(too_large());
     }
     let mut body = web::BytesMut::with_capacity(declared.unwrap_or(0));
-    while let Some(chunk) = payload.next().await {
+    // A client that trickles its body holds neither the connection nor its buffer for long.
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let Ok(next) = tokio::time::timeout_at(deadline, payload.next()).await else {
+            return Err(errors(
+                StatusCode::REQUEST_TIMEOUT,
+                kind,
+                "BAD_USER_INPUT",
+                &format!(
+                    "the request body did not arrive within {} s (http.body_timeout_secs)",
+                    within.as_secs()
+                ),
+            ));
+        };
+        let Some(chunk) = next else { break };
         let chunk = chunk
             .map_err(|e| bad_request(kind, &format!("the request body could not be read: {e}")))?;
         if body.len() + chunk.len() > limit {
@@ -185,7 +199,7 @@ pub async fn post(
         );
         return response;
     }
-    let body = match read_body(&req, payload, state.body_limit, kind).await {
+    let body = match read_body(&req, payload, (state.body_limit, state.body_timeout), kind).await {
         Ok(body) => body,
         Err(response) => return response,
     };

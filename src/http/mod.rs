@@ -29,6 +29,8 @@ pub struct AppState {
     pub websocket: WebSocketSettings,
     /// The largest request body read, in bytes (`http.body_limit`).
     pub body_limit: usize,
+    /// How long a body may take to arrive (`http.body_timeout_secs`).
+    pub body_timeout: std::time::Duration,
     /// WebSocket connections open now.
     pub sockets: Arc<std::sync::atomic::AtomicUsize>,
 }

@@ -120,6 +120,31 @@ async fn a_store_that_cannot_check_the_token_says_when_to_try_again() {
 }
 
 #[tokio::test]
+async fn a_body_that_does_not_arrive_in_time_is_refused_with_408() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_app_with(|s| s.http.body_timeout_secs = 1).await;
+    let mut socket = tokio::net::TcpStream::connect(("127.0.0.1", app.port))
+        .await
+        .unwrap();
+    let head = format!(
+        "POST /graphql HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"query\":",
+        app.token("Agent")
+    );
+    socket.write_all(head.as_bytes()).await.unwrap();
+    // The rest never comes.
+    let started = std::time::Instant::now();
+    let mut answer = vec![0u8; 4096];
+    let read = tokio::time::timeout(std::time::Duration::from_secs(10), socket.read(&mut answer))
+        .await
+        .expect("an answer, not a wait for the rest")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer[..read]);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("http.body_timeout_secs"), "{answer}");
+    assert!(started.elapsed() >= std::time::Duration::from_millis(900));
+}
+
+#[tokio::test]
 async fn a_response_keeps_the_order_of_its_selection() {
     let app = spawn_app().await;
     let query =
