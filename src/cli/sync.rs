@@ -14,6 +14,11 @@ use crate::store::SyncEvent;
 use crate::sync::{Counts, SyncEventKind};
 
 pub async fn once(settings: &Settings) -> anyhow::Result<()> {
+    // Which one, where a scheduler runs it from another directory than `serve` runs in.
+    eprintln!(
+        "syncing the database at {}",
+        settings.database_url().redacted()
+    );
     let services = Services::open(settings).await?;
     // Listening from here on: a Ctrl-C (or a SIGTERM, from a scheduler or `timeout`) sent
     // while the loop below handles an event (or before it first waits) is kept for it.

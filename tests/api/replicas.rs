@@ -818,6 +818,10 @@ async fn sync_once_failing_midway_says_what_it_sent_before_it_failed() {
             && stderr.contains("API_DISABLED_FOR_ORG"),
         "{stderr}"
     );
+    assert!(
+        stderr.starts_with("syncing the database at "),
+        "it says which database: {stderr}"
+    );
     assert_eq!(sim.count("Contact"), 1);
 }
 
