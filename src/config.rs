@@ -602,6 +602,17 @@ impl Settings {
             .clone()
             .unwrap_or_else(|| DatabaseUrl::sqlite_file(&self.data_dir.join("tandem.db")))
     }
+
+    /// The gateway's address on `port` as a browser on this machine opens it: a wildcard
+    /// host (`0.0.0.0`, `::`) is reached as `localhost`, an IPv6 address in brackets.
+    pub fn base_url(&self, port: u16) -> String {
+        let host = self.http.host.as_str();
+        match host.parse::<std::net::IpAddr>() {
+            Ok(ip) if ip.is_unspecified() => format!("http://localhost:{port}"),
+            Ok(std::net::IpAddr::V6(ip)) => format!("http://[{ip}]:{port}"),
+            _ => format!("http://{host}:{port}"),
+        }
+    }
 }
 
 /// A Salesforce REST API version Tandem can call: `NN.N`, no older than 46.0, the first
@@ -742,6 +753,20 @@ impl fmt::Debug for DatabaseUrl {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_address_printed_is_one_a_browser_opens() {
+        let at = |host: &str| {
+            let mut settings = super::Settings::default();
+            settings.http.host = host.to_owned();
+            settings.base_url(8080)
+        };
+        assert_eq!(at("127.0.0.1"), "http://127.0.0.1:8080");
+        assert_eq!(at("0.0.0.0"), "http://localhost:8080");
+        assert_eq!(at("::"), "http://localhost:8080");
+        assert_eq!(at("::1"), "http://[::1]:8080");
+        assert_eq!(at("tandem.internal"), "http://tandem.internal:8080");
+    }
+
     use super::*;
     use secrecy::ExposeSecret;
 

@@ -146,7 +146,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let store = app.store().clone();
     seed(&store).await?;
     let auth = authenticator(&settings)?;
-    let base = format!("http://{}:{}", settings.http.host, app.port());
+    let base = settings.base_url(app.port());
     println!(
         "\nTandem demo is running on {}",
         settings.database_url().redacted()

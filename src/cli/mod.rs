@@ -308,7 +308,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     tracing::info!(database = %settings.database_url().redacted(), "opening the database");
     let app = Application::build(&settings).await?;
     tracing::info!(
-        url = %format!("http://{}:{}/graphql", settings.http.host, app.port()),
+        url = %format!("{}/graphql", settings.base_url(app.port())),
         "serving"
     );
     app.run_until_signalled().await?;
