@@ -615,6 +615,30 @@ impl Settings {
     }
 }
 
+/// `%XX` escapes undone, as sqlx reads the file part of an SQLite URL.
+fn percent_decoded(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = (bytes[i] == b'%')
+            .then(|| text.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match escaped {
+            Some(byte) => {
+                out.push(byte);
+                i += 3;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// A Salesforce REST API version Tandem can call: `NN.N`, no older than 46.0, the first
 /// version with the collection upserts the sync sends.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -676,9 +700,16 @@ impl DatabaseUrl {
         Self(url.into())
     }
 
-    /// An SQLite database in this file, made when it does not exist.
+    /// An SQLite database in this file, made when it does not exist. The URL's file part is
+    /// read `%`-decoded and ends at the first `?`: those and `#` are escaped.
     pub fn sqlite_file(path: &Path) -> Self {
-        Self(format!("sqlite://{}?mode=rwc", path.display()))
+        let file = path
+            .display()
+            .to_string()
+            .replace('%', "%25")
+            .replace('?', "%3F")
+            .replace('#', "%23");
+        Self(format!("sqlite://{file}?mode=rwc"))
     }
 
     pub fn expose(&self) -> &str {
@@ -697,7 +728,7 @@ impl DatabaseUrl {
         if file.is_empty() || file.starts_with(":memory:") {
             return None;
         }
-        Path::new(file)
+        Path::new(&percent_decoded(file))
             .parent()
             .filter(|dir| !dir.as_os_str().is_empty())
             .map(Path::to_path_buf)
@@ -753,6 +784,19 @@ impl fmt::Debug for DatabaseUrl {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn an_sqlite_file_in_a_directory_with_url_characters_is_the_file_opened() {
+        use std::str::FromStr;
+        let path = std::path::Path::new("/srv/data?old #2/100% sure/tandem.db");
+        let url = super::DatabaseUrl::sqlite_file(path);
+        let options = sea_orm::sqlx::sqlite::SqliteConnectOptions::from_str(url.expose()).unwrap();
+        assert_eq!(options.get_filename(), path);
+        assert_eq!(
+            url.sqlite_dir().unwrap(),
+            std::path::Path::new("/srv/data?old #2/100% sure")
+        );
+    }
+
     #[test]
     fn the_address_printed_is_one_a_browser_opens() {
         let at = |host: &str| {
