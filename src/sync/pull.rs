@@ -879,20 +879,24 @@ impl SyncEngine {
                     }
                     // Deleted in the desk after Salesforce last saved its twin: that save is
                     // no later update, and the record stays deleted. In the recycle bin it
-                    // takes the values, as it would have had the save been read before the
-                    // delete; purged, only the link learns them.
+                    // takes the values as it would have had the save been read before the
+                    // delete (a newer desk edit winning over them); purged, or with nothing
+                    // mapped changed, only the link learns them. Salesforce stamps whole
+                    // seconds: a save in the second of the delete may have followed it, and
+                    // brings the record back.
                     let deleted_at = match &existing {
                         Some(record) => record.deleted_at(),
                         None => link.desk_deleted_at,
                     };
-                    let before_delete = deleted_at.is_some_and(|at| inc.last_modified <= at);
-                    if before_delete && existing.is_none() {
+                    let before_delete = deleted_at
+                        .is_some_and(|at| inc.last_modified + chrono::Duration::seconds(1) <= at);
+                    if before_delete && (existing.is_none() || link.synced_hash == inc.hash) {
                         inc.link(&mut batch, module, link.desk_id).await?;
                         continue;
                     }
                     let desk_newer = existing.as_ref().is_some_and(|d| {
                         round.sync_type == SyncType::TwoWay
-                            && !d.deleted()
+                            && (!d.deleted() || before_delete)
                             && (pending.contains_key(&d.id()) || refused.contains(&d.id()))
                             && d.updated_at() > inc.last_modified
                             // A save that changed nothing the sync carries (a restore, a

@@ -1730,17 +1730,62 @@ async fn a_salesforce_edit_saved_before_the_desk_deleted_its_twin_leaves_it_in_t
     );
 }
 
-/// Waits until the clock is past the record's `LastModifiedDate`, which the org stamps in
-/// whole seconds, each save at least a second after the one before.
+/// Waits until the clock is past the second of the record's `LastModifiedDate`, which the
+/// org stamps in whole seconds, each save at least a second after the one before: a desk
+/// change made then is known to come after the save.
 async fn past_its_last_save(sim: &SimHandle, object: &str, id: &str) {
     let saved = sim.get(object, id).unwrap()["LastModifiedDate"]
         .as_str()
         .unwrap()
         .to_owned();
     let saved = chrono::DateTime::parse_from_str(&saved, "%Y-%m-%dT%H:%M:%S%.3f%z").unwrap();
-    while chrono::Utc::now() <= saved {
+    while chrono::Utc::now() <= saved + chrono::Duration::seconds(1) {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
+}
+
+#[tokio::test]
+async fn a_desk_edit_newer_than_the_salesforce_save_before_its_delete_survives_in_the_bin() {
+    let (app, sim) = connected().await;
+    let sf_id = sim
+        .insert(
+            "Contact",
+            json!({ "LastName": "Hamilton", "Email": "margaret@example.com", "Title": "Engineer" }),
+        )
+        .unwrap();
+    app.sync_now().await;
+    let desk_id = by_last_name(&contacts(&app).await, "Hamilton")[0]["id"].clone();
+    // Saved in Salesforce, then edited in the desk, then deleted there, before any round.
+    sim.update("Contact", &sf_id, json!({ "Phone": "+1 617 555 0100" }))
+        .unwrap();
+    past_its_last_save(&sim, "Contact", &sf_id).await;
+    update_contact(&app, &desk_id, json!({ "title": "Director" })).await;
+    app.gql_ok(
+        "mutation($id: ID!) { deleteContact(id: $id) { id } }",
+        json!({ "id": desk_id }),
+    )
+    .await;
+    app.sync_now().await;
+    let binned = app
+        .gql_ok(
+            "{ contacts(filter: { deleted: true }) { nodes { title } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        binned["contacts"]["nodes"],
+        json!([{ "title": "Director" }]),
+        "the newer desk edit stands in the bin"
+    );
+    // Restored, the edit goes out: the newer side wins the record, as for one never deleted.
+    app.gql_ok(
+        "mutation($id: ID!) { restoreContact(id: $id) { id } }",
+        json!({ "id": desk_id }),
+    )
+    .await;
+    app.sync_now().await;
+    let in_org = sim.get("Contact", &sf_id).unwrap();
+    assert_eq!(in_org["Title"], "Director", "{in_org}");
 }
 
 #[tokio::test]
