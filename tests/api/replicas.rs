@@ -1182,14 +1182,23 @@ async fn a_remapping_waiting_for_the_round_lock_tells_rounds_to_stop_again_and_a
         }
     });
     let epoch = || async { app.store.integration().await.unwrap().unwrap().epoch };
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let told = epoch().await;
-    // What a round beginning now would read as its own.
-    tokio::time::sleep(Duration::from_millis(2_500)).await;
-    assert!(
-        epoch().await > told,
-        "a round that began under the first word is told again"
-    );
+    let before = epoch().await;
+    let changed_from = |from: i64| async move {
+        loop {
+            let now = epoch().await;
+            if now > from {
+                return now;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    // The first word, which a round beginning now would read as its own.
+    let told = tokio::time::timeout(Duration::from_secs(10), changed_from(before))
+        .await
+        .expect("the remapping tells rounds to stop");
+    tokio::time::timeout(Duration::from_secs(15), changed_from(told))
+        .await
+        .expect("a round that began under the first word is told again");
     assert!(!changing.is_finished(), "it waits for the round");
     drop(held);
     tokio::time::timeout(Duration::from_secs(10), changing)

@@ -356,7 +356,8 @@ async fn the_socket_closes_with_4403_when_the_token_expires() {
 async fn a_socket_serves_through_the_last_second_http_accepts_its_token_in() {
     let app = spawn_app().await;
     let me = "{ me { agentId } }";
-    for _ in 0..5 {
+    // A loaded machine may take more than a second for a try now and then.
+    for _ in 0..20 {
         // Early in a second, so that what follows can run inside it.
         while chrono::Utc::now().timestamp_subsec_millis() > 200 {
             tokio::time::sleep(Duration::from_millis(10)).await;
