@@ -107,17 +107,9 @@ impl Store {
             .one(&*txn)
             .await?;
         let before = previous.as_ref().and_then(|p| p.org_id.clone());
-        let other_org = match (&before, &new.org_id) {
-            (Some(before), Some(now)) => before != now,
-            // A connection saved before orgs were recorded: its instance tells.
-            (None, Some(_)) => previous
-                .as_ref()
-                .and_then(|p| p.instance_url.as_deref())
-                .is_some_and(|url| url != new.instance_url),
-            // No identity in this sign-in: nothing says the org changed.
-            (_, None) => false,
-        };
-        let signed_in_org = new.org_id.clone();
+        let other_org = previous
+            .as_ref()
+            .is_some_and(|p| !same_org(p, new.org_id.as_deref(), &new.instance_url));
         let org_id = new.org_id.or(before);
         // The same org signed in again (after an error, or with new credentials): the sync
         // goes on from where it was. Another org, or none before, starts from the beginning.
@@ -141,11 +133,7 @@ impl Store {
             .unwrap_or_else(|| SyncType::TwoWay.as_str().into());
         // Turned two-way by connecting again: the mappings kept must be those checked for it.
         let turns_two_way = new.sync_type == Some(SyncType::TwoWay)
-            && same.is_some_and(|p| {
-                p.sync_type != SyncType::TwoWay.as_str()
-                    && p.org_id.is_some()
-                    && p.org_id == signed_in_org
-            });
+            && same.is_some_and(|p| p.sync_type != SyncType::TwoWay.as_str());
         if turns_two_way {
             let unchanged = match &new.checked_mappings {
                 Some(checked) => mapping_rows(&*txn).await? == *checked,
@@ -498,6 +486,21 @@ async fn mapping_rows(db: &impl ConnectionTrait) -> StoreResult<Vec<MappingRow>>
         .into_tuple()
         .all(db)
         .await?)
+}
+
+/// Whether a sign-in to the org `org_id` (when its identity says) at `instance_url` is to
+/// the org of the `saved` connection, whose links, cursors and mappings then hold.
+pub fn same_org(saved: &integration::Model, org_id: Option<&str>, instance_url: &str) -> bool {
+    match (saved.org_id.as_deref(), org_id) {
+        (Some(before), Some(now)) => before == now,
+        // A connection saved before orgs were recorded: its instance tells.
+        (None, Some(_)) => saved
+            .instance_url
+            .as_deref()
+            .is_none_or(|url| url == instance_url),
+        // No identity in this sign-in: nothing says the org changed.
+        (_, None) => true,
+    }
 }
 
 /// Keeps the pairs linked in `org` as former links, beside those kept from an earlier

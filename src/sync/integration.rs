@@ -443,7 +443,7 @@ impl Integrations {
     /// one told lets go) runs under it, so the word goes out again every few seconds of the
     /// wait: such a round stops at its first batch too.
     async fn replacing(&self) -> Result<RoundGuard<'_>, SyncError> {
-        const TELL_AGAIN: std::time::Duration = std::time::Duration::from_secs(2);
+        const TELL_AGAIN: std::time::Duration = std::time::Duration::from_secs(5);
         self.stop_here();
         self.store.announce_integration_change().await?;
         // Rounds and changes of this process take their turns in the order they asked.
@@ -681,8 +681,7 @@ impl Integrations {
             if request.sync_type == Some(SyncType::TwoWay)
                 && let Some(current) = self.current().await?
                 && current.sync_type != SyncType::TwoWay.as_str()
-                && current.org_id.is_some()
-                && current.org_id == org_id
+                && crate::store::same_org(&current, org_id.as_deref(), &instance_url)
             {
                 let rows = self.store.mapping_rows().await?;
                 self.check_mappings_with(&client, true, "then connect with syncType TWO_WAY")

@@ -451,6 +451,30 @@ async fn a_one_way_sync_shows_dates_and_checkboxes_in_desk_text_fields() {
 }
 
 #[tokio::test]
+async fn connecting_two_way_checks_the_one_way_mappings_of_a_connection_saved_without_its_org() {
+    use sea_orm::ConnectionTrait;
+    let (app, sim) = started(|_| {}).await;
+    app.set_sync_type("SALESFORCE_TO_DESK").await;
+    app.map_field("CONTACTS", "title", "Birthdate").await;
+    // Saved before orgs were recorded: only its instance says which org it is.
+    app.store
+        .connection()
+        .execute_unprepared("UPDATE integration SET org_id = NULL")
+        .await
+        .unwrap();
+    let again = connect_two_way(&app, &sim).await;
+    assert_eq!(codes(&again), ["BAD_USER_INPUT"], "{again}");
+    assert!(
+        again["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Birthdate is a date field"),
+        "{again}"
+    );
+    assert_eq!(integration(&app).await["syncType"], "SALESFORCE_TO_DESK");
+}
+
+#[tokio::test]
 async fn mappings_checked_for_a_one_way_sync_are_not_saved_once_it_turned_two_way() {
     let (app, _sim, query, round) = one_way_round_reading().await;
     // One admin maps Salesforce's read-only full name, fine for a one-way sync, and the
@@ -1480,19 +1504,24 @@ async fn a_round_failing_as_the_sync_is_paused_does_not_say_it_is_retried() {
 async fn changing_the_mappings_or_the_sync_type_wakes_the_worker() {
     let (app, sim) = started(|_| {}).await;
     app.sync_now().await;
+    // The wakes of connecting and starting, taken here: no round is left owed.
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_millis(100),
+        app.integrations.woken(),
+    )
+    .await;
     // An hour between polls: only the change can bring a round.
     let worker = tandem::sync::worker::spawn(app.engine.clone(), app.store.clone(), 3600);
-    let arrives = |last_name: &'static str| {
+    // Until the contact is in the desk showing `state`.
+    let arrives = |last_name: &'static str, state: Value| {
         let app = &app;
         async move {
             let find = format!(
                 "{{ contacts(filter: {{ email: \"{last_name}@example.com\" }}) {{ nodes {{ mailingState }} }} }}"
             );
-            loop {
-                let found = app.gql_ok(&find, json!({})).await;
-                if let Some(state) = found["contacts"]["nodes"][0].get("mailingState") {
-                    return state.clone();
-                }
+            while app.gql_ok(&find, json!({})).await["contacts"]["nodes"]
+                != json!([{ "mailingState": state }])
+            {
                 tokio::time::sleep(std::time::Duration::from_millis(50)).await;
             }
         }
@@ -1504,10 +1533,12 @@ async fn changing_the_mappings_or_the_sync_type_wakes_the_worker() {
     .unwrap();
     app.map_field("CONTACTS", "mailingState", "Department")
         .await;
-    let state = tokio::time::timeout(std::time::Duration::from_secs(10), arrives("Lovelace"))
-        .await
-        .expect("read under the new mappings long before the next poll");
-    assert_eq!(state, "Analysis");
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        arrives("Lovelace", json!("Analysis")),
+    )
+    .await
+    .expect("read under the new mappings long before the next poll");
 
     sim.insert(
         "Contact",
@@ -1515,9 +1546,12 @@ async fn changing_the_mappings_or_the_sync_type_wakes_the_worker() {
     )
     .unwrap();
     app.set_sync_type("SALESFORCE_TO_DESK").await;
-    tokio::time::timeout(std::time::Duration::from_secs(10), arrives("Babbage"))
-        .await
-        .expect("a round in the new direction long before the next poll");
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        arrives("Babbage", Value::Null),
+    )
+    .await
+    .expect("a round in the new direction long before the next poll");
     worker.abort();
 }
 
