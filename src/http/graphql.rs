@@ -319,9 +319,16 @@ pub async fn get(
                     .map(|(_, op)| op)
             }
         };
+        // A request error, answered as the media type has those (see `status_of`).
         if operation.is_some_and(|op| op.node.ty == OperationType::Subscription) {
-            return bad_request(
+            let status = match kind {
+                ResponseType::GraphqlResponse => StatusCode::BAD_REQUEST,
+                ResponseType::Json => StatusCode::OK,
+            };
+            return errors(
+                status,
                 kind,
+                "BAD_USER_INPUT",
                 "subscriptions are served over a WebSocket at this path (graphql-transport-ws or graphql-ws), not over HTTP",
             );
         }

@@ -102,6 +102,19 @@ async fn a_subscription_sent_over_http_is_pointed_to_the_websocket() {
             .contains("WebSocket"),
         "{body}"
     );
+    // Under plain JSON a request error is answered 200, as every other is.
+    let json = app
+        .client
+        .get(format!(
+            "{}?query=subscription%7BsyncEvents%7Bid%7D%7D",
+            app.graphql_url()
+        ))
+        .bearer_auth(app.token("Administrator"))
+        .header("accept", JSON)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(json.status(), 200);
 }
 
 #[tokio::test]
