@@ -81,17 +81,17 @@ async fn answers_are_marked_for_no_cache_between_to_keep_or_share() {
 #[tokio::test]
 async fn a_subscription_sent_over_http_is_pointed_to_the_websocket() {
     let app = spawn_app().await;
-    let response = app
-        .client
-        .get(format!(
-            "{}?query=subscription%7BsyncEvents%7Bid%7D%7D",
-            app.graphql_url()
-        ))
-        .bearer_auth(app.token("Administrator"))
-        .header("accept", GQL)
-        .send()
-        .await
-        .unwrap();
+    let subscribe = |accept: &'static str| {
+        app.client
+            .get(format!(
+                "{}?query=subscription%7BsyncEvents%7Bid%7D%7D",
+                app.graphql_url()
+            ))
+            .bearer_auth(app.token("Administrator"))
+            .header("accept", accept)
+            .send()
+    };
+    let response = subscribe(GQL).await.unwrap();
     assert_eq!(response.status(), 400);
     let body: Value = response.json().await.unwrap();
     assert_eq!(codes(&body), ["BAD_USER_INPUT"]);
@@ -103,18 +103,7 @@ async fn a_subscription_sent_over_http_is_pointed_to_the_websocket() {
         "{body}"
     );
     // Under plain JSON a request error is answered 200, as every other is.
-    let json = app
-        .client
-        .get(format!(
-            "{}?query=subscription%7BsyncEvents%7Bid%7D%7D",
-            app.graphql_url()
-        ))
-        .bearer_auth(app.token("Administrator"))
-        .header("accept", JSON)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(json.status(), 200);
+    assert_eq!(subscribe(JSON).await.unwrap().status(), 200);
 }
 
 #[tokio::test]
