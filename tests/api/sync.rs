@@ -31,6 +31,15 @@ fn org_contacts(sim: &SimHandle, app_ids: &[String]) -> Vec<Value> {
         .collect()
 }
 
+/// Moves a desk contact to the recycle bin.
+async fn bin_contact(app: &TestApp, id: &Value) {
+    app.gql_ok(
+        "mutation($id: ID!) { deleteContact(id: $id) { id } }",
+        json!({ "id": id }),
+    )
+    .await;
+}
+
 async fn update_contact(app: &TestApp, id: &Value, patch: Value) {
     app.gql_ok(
         "mutation($id: ID!, $p: ContactPatchInput!) { updateContact(id: $id, patch: $p) { id } }",
@@ -1483,11 +1492,7 @@ async fn deletes_are_not_propagated_but_later_updates_bring_records_back() {
     app.sync_now().await;
     let desk_id = by_last_name(&contacts(&app).await, "Hamilton")[0]["id"].clone();
 
-    app.gql_ok(
-        "mutation($id: ID!) { deleteContact(id: $id) { id } }",
-        json!({ "id": desk_id }),
-    )
-    .await;
+    bin_contact(&app, &desk_id).await;
     app.sync_now().await;
     assert_eq!(
         sim.get("Contact", &sf_id).unwrap()["IsDeleted"],
@@ -1678,11 +1683,7 @@ async fn a_salesforce_edit_saved_before_the_desk_deleted_its_twin_leaves_it_in_t
     sim.update("Contact", &sf_id, json!({ "Title": "Director" }))
         .unwrap();
     past_its_last_save(&sim, "Contact", &sf_id).await;
-    app.gql_ok(
-        "mutation($id: ID!) { deleteContact(id: $id) { id } }",
-        json!({ "id": desk_id }),
-    )
-    .await;
+    bin_contact(&app, &desk_id).await;
     app.sync_now().await;
     assert!(
         by_last_name(&contacts(&app).await, "Hamilton").is_empty(),
@@ -1712,11 +1713,7 @@ async fn a_salesforce_edit_saved_before_the_desk_deleted_its_twin_leaves_it_in_t
     assert_eq!(sim.get("Contact", &sf_id).unwrap()["Title"], "Director");
 
     // Deleted again, a Salesforce update saved after the delete brings it back.
-    app.gql_ok(
-        "mutation($id: ID!) { deleteContact(id: $id) { id } }",
-        json!({ "id": desk_id }),
-    )
-    .await;
+    bin_contact(&app, &desk_id).await;
     sim.advance_clock(5);
     sim.update("Contact", &sf_id, json!({ "Title": "Chief" }))
         .unwrap();
@@ -1760,11 +1757,7 @@ async fn a_desk_edit_newer_than_the_salesforce_save_before_its_delete_survives_i
         .unwrap();
     past_its_last_save(&sim, "Contact", &sf_id).await;
     update_contact(&app, &desk_id, json!({ "title": "Director" })).await;
-    app.gql_ok(
-        "mutation($id: ID!) { deleteContact(id: $id) { id } }",
-        json!({ "id": desk_id }),
-    )
-    .await;
+    bin_contact(&app, &desk_id).await;
     app.sync_now().await;
     let binned = app
         .gql_ok(
@@ -2300,11 +2293,7 @@ async fn a_desk_contact_moved_to_the_bin_leaves_the_match_to_the_other() {
     let (app, sim) = connected().await;
     let (sf, one, two) = two_desk_contacts_one_salesforce(&app, &sim).await;
 
-    app.gql_ok(
-        "mutation($id: ID!) { deleteContact(id: $id) { id } }",
-        json!({ "id": two["id"] }),
-    )
-    .await;
+    bin_contact(&app, &two["id"]).await;
     let settled = waiting_on_a_match(&app).await;
     assert_eq!(
         settled.len(),
@@ -2323,11 +2312,7 @@ async fn a_salesforce_contact_whose_only_desk_match_is_in_the_bin_brings_it_back
     let binned = app
         .create_contact(json!({ "lastName": "Lovelace", "email": "ada@example.com" }))
         .await;
-    app.gql_ok(
-        "mutation($id: ID!) { deleteContact(id: $id) { id } }",
-        json!({ "id": binned["id"] }),
-    )
-    .await;
+    bin_contact(&app, &binned["id"]).await;
     app.sync_now().await;
     let sf = sim
         .insert(
@@ -2617,11 +2602,7 @@ async fn a_mapping_change_reads_every_linked_record_again_under_the_new_mapping(
     assert_eq!(sim.get("Contact", &dee).unwrap()["Phone"], "+1 555 0199");
     // Cy goes to the desk's recycle bin; Salesforce keeps it.
     let cy = by_last_name(&contacts(&app).await, "Cy")[0]["id"].clone();
-    app.gql_ok(
-        "mutation($id: ID!) { deleteContact(id: $id) { id } }",
-        json!({ "id": cy }),
-    )
-    .await;
+    bin_contact(&app, &cy).await;
     app.sync_now().await;
     const MAPPINGS: &str = "{ fieldMappings(module: CONTACTS) { deskField salesforceField } }";
     const SAVE: &str = "mutation($maps: [FieldMappingInput!]!) { updateFieldMappings(module: CONTACTS, mappings: $maps) { deskField } }";
@@ -4049,11 +4030,7 @@ async fn deleted_in_the_desk_then_changed_in_salesforce(sent: Sent) {
             app.sync_now().await;
         }
     }
-    app.gql_ok(
-        "mutation($id: ID!) { deleteContact(id: $id) { id } }",
-        json!({ "id": desk_id }),
-    )
-    .await;
+    bin_contact(&app, &desk_id).await;
     if sent != Sent::ChangedBeforeReadBack {
         // Read again unchanged (the polling window, or what the desk sent read back), the
         // record stays deleted in the desk.
@@ -4259,11 +4236,7 @@ async fn a_salesforce_contact_read_again_unchanged_leaves_its_binned_desk_match_
         .create_contact(json!({ "lastName": "Curie", "email": "marie@example.com" }))
         .await["id"]
         .clone();
-    app.gql_ok(
-        "mutation($id: ID!) { deleteContact(id: $id) { id } }",
-        json!({ "id": binned }),
-    )
-    .await;
+    bin_contact(&app, &binned).await;
     app.gql_ok("mutation { resumeSync { status } }", json!({}))
         .await;
     app.sync_now().await;
