@@ -1802,7 +1802,7 @@ async fn a_panel_whose_every_field_asked_is_denied_stands_with_each_field_null()
 
 #[tokio::test]
 async fn parents_a_full_page_left_short_are_read_again_together_within_the_patience() {
-    let (app, sim, _) = linked_with(|s| s.graphql.panel_timeout_ms = 1_500).await;
+    let (app, sim, _) = linked_with(|s| s.graphql.panel_timeout_ms = 3_300).await;
     let busy = sim
         .insert(
             "Contact",
@@ -1833,8 +1833,9 @@ async fn parents_a_full_page_left_short_are_read_again_together_within_the_patie
     }
     app.sync_now().await;
     // Each of the thirty is read again on its own, six calls' worth: one after another they
-    // would take 1.8 s, past the patience.
-    sim.set_latency(std::time::Duration::from_millis(300));
+    // would take 3.6 s, past the patience; four at a time, about half of it, with room for a
+    // loaded machine.
+    sim.set_latency(std::time::Duration::from_millis(600));
     let body = app
         .gql(
             "{ contacts(first: 40) { nodes { lastName salesforce { tasks { subject } } } } }",
