@@ -744,19 +744,34 @@ async fn a_pause_made_in_another_process_stops_a_running_round_at_its_next_batch
     );
 }
 
-#[tokio::test]
-async fn sync_once_paused_midway_says_what_it_sent_before_it_stopped() {
+/// `tandem sync --once` exporting three desk contacts a batch at a time, its first batch
+/// held by `hold` (`SimHandle::hold_next`: before Salesforce makes it; `hold_answer_next`:
+/// made, its answer held).
+async fn sync_once_exporting(
+    hold: fn(&SimHandle, &str, &str) -> Gate,
+) -> (
+    TestApp,
+    SimHandle,
+    Gate,
+    tokio::task::JoinHandle<std::io::Result<std::process::Output>>,
+) {
     let (app, sim) = started(|_| {}).await;
     for name in ["Noether", "Curie", "Meitner"] {
         app.create_contact(json!({ "lastName": name })).await;
     }
-    let first = sim.hold_next("PATCH", "/composite/sobjects/Contact");
+    let first = hold(&sim, "PATCH", "/composite/sobjects/Contact");
     let run = app
         .tandem(&["sync", "--once"])
         .env("TANDEM_SYNC__BATCH_SIZE", "1")
         .output();
     let run = tokio::spawn(run);
     first.arrived().await;
+    (app, sim, first, run)
+}
+
+#[tokio::test]
+async fn sync_once_paused_midway_says_what_it_sent_before_it_stopped() {
+    let (app, sim, first, run) = sync_once_exporting(SimHandle::hold_next).await;
     // The pause waits for the batch in flight.
     let (paused, ()) = tokio::join!(
         app.gql_ok("mutation { pauseSync { status } }", json!({})),
@@ -785,17 +800,7 @@ async fn sync_once_paused_midway_says_what_it_sent_before_it_stopped() {
 
 #[tokio::test]
 async fn sync_once_failing_midway_says_what_it_sent_before_it_failed() {
-    let (app, sim) = started(|_| {}).await;
-    for name in ["Noether", "Curie", "Meitner"] {
-        app.create_contact(json!({ "lastName": name })).await;
-    }
-    let first = sim.hold_answer_next("PATCH", "/composite/sobjects/Contact");
-    let run = app
-        .tandem(&["sync", "--once"])
-        .env("TANDEM_SYNC__BATCH_SIZE", "1")
-        .output();
-    let run = tokio::spawn(run);
-    first.arrived().await;
+    let (_app, sim, first, run) = sync_once_exporting(SimHandle::hold_answer_next).await;
     // The first batch is made; the org turns its API off before the next.
     sim.disable_api(true);
     first.release();
