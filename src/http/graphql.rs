@@ -319,14 +319,9 @@ pub async fn get(
                     .map(|(_, op)| op)
             }
         };
-        // A request error, answered as the media type has those (see `status_of`).
         if operation.is_some_and(|op| op.node.ty == OperationType::Subscription) {
-            let status = match kind {
-                ResponseType::GraphqlResponse => StatusCode::BAD_REQUEST,
-                ResponseType::Json => StatusCode::OK,
-            };
             return errors(
-                status,
+                request_error_status(kind),
                 kind,
                 "BAD_USER_INPUT",
                 "subscriptions are served over a WebSocket at this path (graphql-transport-ws or graphql-ws), not over HTTP",
@@ -470,10 +465,18 @@ async fn execute_one(
 
 /// 400 for a request error under the GraphQL media type, as its spec says; else 200.
 fn status_of(kind: ResponseType, response: &Response) -> StatusCode {
-    if kind == ResponseType::GraphqlResponse && is_request_error(response) {
-        StatusCode::BAD_REQUEST
+    if is_request_error(response) {
+        request_error_status(kind)
     } else {
         StatusCode::OK
+    }
+}
+
+/// A request error's status: 400 under the GraphQL media type, 200 under plain JSON.
+fn request_error_status(kind: ResponseType) -> StatusCode {
+    match kind {
+        ResponseType::GraphqlResponse => StatusCode::BAD_REQUEST,
+        ResponseType::Json => StatusCode::OK,
     }
 }
 
