@@ -615,29 +615,9 @@ impl Settings {
     }
 }
 
-/// `%XX` escapes undone, as sqlx reads the file part of an SQLite URL.
-fn percent_decoded(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let escaped = (bytes[i] == b'%')
-            .then(|| text.get(i + 1..i + 3))
-            .flatten()
-            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
-        match escaped {
-            Some(byte) => {
-                out.push(byte);
-                i += 3;
-            }
-            None => {
-                out.push(bytes[i]);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
+/// What an SQLite URL's file part escapes: sqlx reads it `%`-decoded and up to the first `?`.
+const SQLITE_FILE_ESCAPES: &percent_encoding::AsciiSet =
+    &percent_encoding::CONTROLS.add(b'%').add(b'?').add(b'#');
 
 /// A Salesforce REST API version Tandem can call: `NN.N`, no older than 46.0, the first
 /// version with the collection upserts the sync sends.
@@ -703,12 +683,8 @@ impl DatabaseUrl {
     /// An SQLite database in this file, made when it does not exist. The URL's file part is
     /// read `%`-decoded and ends at the first `?`: those and `#` are escaped.
     pub fn sqlite_file(path: &Path) -> Self {
-        let file = path
-            .display()
-            .to_string()
-            .replace('%', "%25")
-            .replace('?', "%3F")
-            .replace('#', "%23");
+        let file = path.display().to_string();
+        let file = percent_encoding::utf8_percent_encode(&file, SQLITE_FILE_ESCAPES);
         Self(format!("sqlite://{file}?mode=rwc"))
     }
 
@@ -728,7 +704,7 @@ impl DatabaseUrl {
         if file.is_empty() || file.starts_with(":memory:") {
             return None;
         }
-        Path::new(&percent_decoded(file))
+        Path::new(&*percent_encoding::percent_decode_str(file).decode_utf8_lossy())
             .parent()
             .filter(|dir| !dir.as_os_str().is_empty())
             .map(Path::to_path_buf)
