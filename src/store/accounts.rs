@@ -5,7 +5,7 @@ use sea_orm::{
     QuerySelect,
 };
 
-use super::contacts::{MASS_UPDATE_LIMIT, like_pattern, name_key};
+use super::contacts::{check_mass_update, like_pattern, name_key};
 use super::page::{into_page, paginate};
 use super::sync::{enqueue, enqueue_all, settle_pushes};
 use super::{Page, PageRequest, Store, StoreError, StoreResult};
@@ -126,16 +126,7 @@ impl Store {
         ids: &[AccountId],
         patch: &AccountPatch,
     ) -> StoreResult<Vec<account::Model>> {
-        if ids.len() > MASS_UPDATE_LIMIT {
-            return Err(Invalid::new(
-                "ids",
-                format!(
-                    "at most {MASS_UPDATE_LIMIT} records per mass update (got {})",
-                    ids.len()
-                ),
-            )
-            .into());
-        }
+        check_mass_update(ids.len())?;
         let ids = &super::distinct(ids)[..];
         let txn = self.write().await?;
         let accounts = live_accounts(&*txn, ids).await?;
@@ -229,6 +220,9 @@ impl Store {
             super::sync::note_purge(&*txn, Module::Accounts, id.0, deleted_at).await?;
         }
         super::sync::keep_salesforce_account(&*txn, id).await?;
+        // A contact whose push waited for this account goes out now without it, as it
+        // would had a person moved it off the account.
+        super::sync::wake_contacts_of(&*txn, &[id.0]).await?;
         let contacts = super::contacts::unlink_contacts(&*txn, id).await?;
         let tickets =
             super::tickets::unlink_tickets(&*txn, entity::ticket::Column::AccountId, id.0).await?;

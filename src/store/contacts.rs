@@ -31,6 +31,21 @@ pub struct ContactFilter {
 /// The largest number of records one mass update may touch.
 pub const MASS_UPDATE_LIMIT: usize = 500;
 
+/// A mass update names at least one record and at most [`MASS_UPDATE_LIMIT`].
+pub(crate) fn check_mass_update(count: usize) -> StoreResult<()> {
+    if count == 0 {
+        return Err(Invalid::new("ids", "name at least one record to update").into());
+    }
+    if count > MASS_UPDATE_LIMIT {
+        return Err(Invalid::new(
+            "ids",
+            format!("at most {MASS_UPDATE_LIMIT} records per mass update (got {count})"),
+        )
+        .into());
+    }
+    Ok(())
+}
+
 pub(crate) fn like_pattern(needle: &str) -> LikeExpr {
     let escaped = crate::domain::fold(needle)
         .replace('\\', "\\\\")
@@ -243,16 +258,7 @@ impl Store {
         ids: &[ContactId],
         patch: &ContactPatch,
     ) -> StoreResult<Vec<contact::Model>> {
-        if ids.len() > MASS_UPDATE_LIMIT {
-            return Err(Invalid::new(
-                "ids",
-                format!(
-                    "at most {MASS_UPDATE_LIMIT} records per mass update (got {})",
-                    ids.len()
-                ),
-            )
-            .into());
-        }
+        check_mass_update(ids.len())?;
         let ids = &super::distinct(ids)[..];
         let txn = self.write().await?;
         let contacts = live_contacts(&*txn, ids).await?;

@@ -155,6 +155,63 @@ pub(crate) async fn wake_pushes(
     Ok(())
 }
 
+/// Makes due now the pushes of desk contacts of these desk accounts that wait for their
+/// account to reach Salesforce (`ACCOUNT_NOT_SYNCED`): it just has, or it is being purged
+/// and they go without it. One whose automatic attempts ran out (its queued change dropped)
+/// is queued again.
+pub(crate) async fn wake_contacts_of(
+    db: &impl ConnectionTrait,
+    accounts: &[i64],
+) -> StoreResult<()> {
+    if accounts.is_empty() {
+        return Ok(());
+    }
+    let contacts = Query::select()
+        .column(contact::Column::Id)
+        .from(contact::Entity)
+        .and_where(one_of(
+            db.get_database_backend(),
+            contact::Column::AccountId,
+            accounts.iter().copied(),
+        ))
+        .to_owned();
+    let waiting = || {
+        sync_failure::Entity::find()
+            .filter(open_failures(Module::Contacts, Direction::DeskToSalesforce))
+            .filter(sync_failure::Column::Reason.eq(FailureReason::AccountNotSynced.as_str()))
+            .filter(sync_failure::Column::DeskId.in_subquery(contacts.clone()))
+    };
+    let given_up: Vec<Option<i64>> = waiting()
+        .filter(sync_failure::Column::NextAttemptAt.is_null())
+        .select_only()
+        .column(sync_failure::Column::DeskId)
+        .into_tuple()
+        .all(db)
+        .await?;
+    let given_up: Vec<i64> = given_up.into_iter().flatten().collect();
+    insert_outbox(db, Module::Contacts, &given_up).await?;
+    let now = Utc::now();
+    // Woken, those are given their attempts afresh: one locked row on the way out would
+    // otherwise leave them waiting for a person again.
+    sync_failure::Entity::update_many()
+        .col_expr(sync_failure::Column::Attempts, Expr::value(0))
+        .col_expr(sync_failure::Column::NextAttemptAt, Expr::value(now))
+        .filter(open_failures(Module::Contacts, Direction::DeskToSalesforce))
+        .filter(sync_failure::Column::Reason.eq(FailureReason::AccountNotSynced.as_str()))
+        .filter(sync_failure::Column::DeskId.in_subquery(contacts.clone()))
+        .filter(sync_failure::Column::NextAttemptAt.is_null())
+        .exec(db)
+        .await?;
+    sync_failure::Entity::update_many()
+        .col_expr(sync_failure::Column::NextAttemptAt, Expr::value(now))
+        .filter(open_failures(Module::Contacts, Direction::DeskToSalesforce))
+        .filter(sync_failure::Column::Reason.eq(FailureReason::AccountNotSynced.as_str()))
+        .filter(sync_failure::Column::DeskId.in_subquery(contacts))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
 /// A failure for a passing reason whose automatic attempts are used up.
 fn attempts_ran_out() -> sea_orm::Condition {
     let passing = FailureReason::PASSING.map(FailureReason::as_str);
@@ -1758,57 +1815,9 @@ impl SyncBatch<'_> {
         Ok(())
     }
 
-    /// Makes due now the pushes of desk contacts of these desk accounts that wait for their
-    /// account to reach Salesforce (`ACCOUNT_NOT_SYNCED`): it just has. One whose automatic
-    /// attempts ran out (its queued change dropped) is queued again.
+    /// See [`wake_contacts_of`].
     async fn wake_contacts_of(&mut self, accounts: &[i64]) -> StoreResult<()> {
-        if accounts.is_empty() {
-            return Ok(());
-        }
-        let contacts = Query::select()
-            .column(contact::Column::Id)
-            .from(contact::Entity)
-            .and_where(one_of(
-                self.txn.get_database_backend(),
-                contact::Column::AccountId,
-                accounts.iter().copied(),
-            ))
-            .to_owned();
-        let waiting = || {
-            sync_failure::Entity::find()
-                .filter(open_failures(Module::Contacts, Direction::DeskToSalesforce))
-                .filter(sync_failure::Column::Reason.eq(FailureReason::AccountNotSynced.as_str()))
-                .filter(sync_failure::Column::DeskId.in_subquery(contacts.clone()))
-        };
-        let given_up: Vec<Option<i64>> = waiting()
-            .filter(sync_failure::Column::NextAttemptAt.is_null())
-            .select_only()
-            .column(sync_failure::Column::DeskId)
-            .into_tuple()
-            .all(&*self.txn)
-            .await?;
-        let given_up: Vec<i64> = given_up.into_iter().flatten().collect();
-        self.enqueue_all(Module::Contacts, &given_up).await?;
-        let now = Utc::now();
-        // Woken, those are given their attempts afresh: one locked row on the way out would
-        // otherwise leave them waiting for a person again.
-        sync_failure::Entity::update_many()
-            .col_expr(sync_failure::Column::Attempts, Expr::value(0))
-            .col_expr(sync_failure::Column::NextAttemptAt, Expr::value(now))
-            .filter(open_failures(Module::Contacts, Direction::DeskToSalesforce))
-            .filter(sync_failure::Column::Reason.eq(FailureReason::AccountNotSynced.as_str()))
-            .filter(sync_failure::Column::DeskId.in_subquery(contacts.clone()))
-            .filter(sync_failure::Column::NextAttemptAt.is_null())
-            .exec(&*self.txn)
-            .await?;
-        sync_failure::Entity::update_many()
-            .col_expr(sync_failure::Column::NextAttemptAt, Expr::value(now))
-            .filter(open_failures(Module::Contacts, Direction::DeskToSalesforce))
-            .filter(sync_failure::Column::Reason.eq(FailureReason::AccountNotSynced.as_str()))
-            .filter(sync_failure::Column::DeskId.in_subquery(contacts))
-            .exec(&*self.txn)
-            .await?;
-        Ok(())
+        wake_contacts_of(&*self.txn, accounts).await
     }
 
     /// Marks resolved the open failures of sending this desk record to Salesforce.

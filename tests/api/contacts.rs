@@ -376,6 +376,21 @@ async fn a_mass_update_changes_all_records_or_none() {
         )
         .await;
     assert_eq!(codes(&body), ["NOT_FOUND"]);
+    // None named is a mistake too, said so rather than done.
+    let none = app
+        .gql(
+            "mutation { massUpdateContacts(ids: [], patch: { title: \"Lead\" }) { id } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(codes(&none), ["BAD_USER_INPUT"], "{none}");
+    assert!(
+        none["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("name at least one record"),
+        "{none}"
+    );
     // Past the limit, however much each record asks for, the refusal names the limit.
     let many: Vec<String> = (1..=2_000).map(|n| n.to_string()).collect();
     let body = app

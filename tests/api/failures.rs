@@ -1111,6 +1111,36 @@ async fn a_contact_that_waited_for_its_account_goes_out_once_the_account_is_matc
 }
 
 #[tokio::test]
+async fn a_contact_that_waited_for_its_account_past_its_retries_goes_out_once_the_account_is_purged()
+ {
+    let (app, sim) = waiting_for_a_refused_account(|s| s.sync.retry_max_attempts = 1).await;
+    waits_for_its_account_with_attempts_used_up(&app).await;
+
+    // As the failure says: the account goes, and the contact goes out without it.
+    let account = app
+        .gql_ok(
+            "{ accounts(filter: { name: \"Refused Ltd\" }) { nodes { id } } }",
+            json!({}),
+        )
+        .await["accounts"]["nodes"][0]["id"]
+        .clone();
+    for mutation in [
+        "mutation($id: ID!) { deleteAccount(id: $id) { id } }",
+        "mutation($id: ID!) { purgeAccount(id: $id) }",
+    ] {
+        app.gql_ok(mutation, json!({ "id": account })).await;
+    }
+    app.sync_now().await;
+    let patient = contacts_in_org(&sim, "Patient");
+    assert_eq!(patient.len(), 1, "{patient:?}");
+    assert_eq!(patient[0]["AccountId"], Value::Null);
+    assert_eq!(
+        open_failures(&app, Some("ACCOUNT_NOT_SYNCED")).await,
+        Vec::<Value>::new()
+    );
+}
+
+#[tokio::test]
 async fn a_woken_contact_that_meets_a_locked_row_is_retried_again_automatically() {
     let (app, sim) = waiting_for_a_refused_account(|s| {
         s.sync.retry_max_attempts = 2;
