@@ -234,6 +234,11 @@ impl SalesforceClient {
         self.session.adopt_refresh_token(token).await;
     }
 
+    /// Voids the tokens this client signed in with, at Salesforce, and signs in no more.
+    pub async fn revoke(&self) -> Result<(), SalesforceError> {
+        self.session.revoke().await
+    }
+
     /// Signs in now, so bad credentials surface before anything is saved.
     pub async fn verify(&self) -> Result<(), SalesforceError> {
         self.session.current().await.map(|_| ())

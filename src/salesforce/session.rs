@@ -172,6 +172,53 @@ impl SessionOwner {
         state.refused = None;
     }
 
+    /// Asks Salesforce to void the tokens signed in with: the access token of the session in
+    /// use and the refresh token (for a refresh-token connection the one given, which was
+    /// given for this connection). An access token given as the credentials was obtained
+    /// elsewhere and is left to whoever holds it. Nothing is offered from here after,
+    /// whatever Salesforce answers; a token it no longer knows is void already.
+    pub async fn revoke(&self) -> Result<(), SalesforceError> {
+        let (session, refresh) = {
+            let mut state = self.state.lock().await;
+            state.refused = Some(SalesforceError::AuthFailed {
+                error: "invalid_grant".into(),
+                description: "the connection was deleted".into(),
+            });
+            (state.session.take(), state.refresh_token.take())
+        };
+        let access = session
+            .filter(|_| !matches!(self.credentials, Credentials::AccessToken { .. }))
+            .map(|s| s.access_token.clone());
+        let mut outcome = Ok(());
+        for token in access.iter().chain(refresh.iter()) {
+            if let Err(e) = self.revoke_one(token).await {
+                outcome = Err(e);
+            }
+        }
+        outcome
+    }
+
+    async fn revoke_one(&self, token: &SecretString) -> Result<(), SalesforceError> {
+        let response = self
+            .http
+            .post(format!("{}/services/oauth2/revoke", self.login_url))
+            .form(&[("token", token.expose_secret())])
+            .send()
+            .await
+            .map_err(|e| SalesforceError::Transport(e.to_string()))?;
+        let status = response.status().as_u16();
+        // 400 names a token Salesforce does not know: revoked or expired already.
+        if response.status().is_success() || status == 400 {
+            return Ok(());
+        }
+        Err(SalesforceError::Api {
+            status,
+            error_code: format!("HTTP_{status}"),
+            message: "the revoke endpoint could not void the token now".into(),
+            fields: Vec::new(),
+        })
+    }
+
     /// The current session, if signed in; signs in for none.
     pub async fn signed_in(&self) -> Option<Arc<Session>> {
         self.state.lock().await.session.clone()

@@ -213,6 +213,9 @@ fn connection_of(model: &integration::Model) -> String {
 /// process's changes take to show where none is announced (SQLite, a notice lost).
 const VIEW_TTL: std::time::Duration = std::time::Duration::from_secs(30);
 
+/// How long a deleted connection waits for Salesforce to void its tokens.
+const REVOKE_PATIENCE: std::time::Duration = std::time::Duration::from_secs(5);
+
 fn kind(auth: &ConnectAuth) -> &'static str {
     match auth {
         ConnectAuth::Password { .. } => "PASSWORD",
@@ -1058,15 +1061,31 @@ impl Integrations {
         }
     }
 
-    /// Disconnects: no further sync, credentials erased, desk records kept.
+    /// Disconnects: no further sync, credentials erased, desk records kept, and the tokens
+    /// signed in with voided at Salesforce (the connected app's sessions list loses this
+    /// one). Salesforce not answering the revoke does not keep the connection: it is
+    /// logged, and the tokens, erased here, expire there in time.
     pub async fn delete(&self) -> Result<(), SyncError> {
         self.connected().await?;
         let _replacing = self.replacing().await?;
+        // Credentials that cannot be opened (the key changed) are erased all the same.
+        let client = self.client_of(&self.connected().await?).await.ok();
         if !self.store.delete_integration().await? {
             return Err(SyncError::NotConnected);
         }
         *self.client.write().await = None;
         self.forget_view().await;
+        let Some(client) = client else { return Ok(()) };
+        match tokio::time::timeout(REVOKE_PATIENCE, client.revoke()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "Salesforce did not void the deleted connection's tokens");
+            }
+            Err(_) => tracing::warn!(
+                "Salesforce did not void the deleted connection's tokens within {}s",
+                REVOKE_PATIENCE.as_secs()
+            ),
+        }
         Ok(())
     }
 

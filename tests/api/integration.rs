@@ -846,6 +846,46 @@ async fn a_refresh_token_connects_without_a_client_secret_the_app_does_not_requi
     );
 }
 
+#[tokio::test]
+async fn deleting_the_integration_voids_its_tokens_at_salesforce() {
+    let app = spawn_app().await;
+    let sim = salesforce_sim::start(SimConfig::default()).await;
+    let given = sim.refresh_token();
+    app.gql_ok(
+        "mutation($i: ConnectSalesforceInput!) { connectSalesforce(input: $i) { status } }",
+        json!({ "i": { "loginUrl": sim.base_url(), "auth": "REFRESH_TOKEN", "refreshToken": given,
+                       "clientId": sim.config().client_id, "clientSecret": sim.config().client_secret } }),
+    )
+    .await;
+    assert_eq!(sim.live_access_tokens(), 1, "connecting signed in once");
+
+    app.gql_ok("mutation { deleteIntegration { status } }", json!({}))
+        .await;
+    assert!(
+        !sim.honours_refresh_token(&given),
+        "the refresh token given is revoked"
+    );
+    assert_eq!(
+        sim.live_access_tokens(),
+        0,
+        "the session signed in is revoked"
+    );
+}
+
+#[tokio::test]
+async fn an_integration_is_deleted_when_salesforce_cannot_void_its_tokens() {
+    let app = spawn_app().await;
+    let sim = salesforce_sim::start(SimConfig::default()).await;
+    connect_two_way(&app, &sim).await;
+    sim.stop().await;
+
+    let deleted = app
+        .gql_ok("mutation { deleteIntegration { status } }", json!({}))
+        .await;
+    assert_eq!(deleted["deleteIntegration"]["status"], "NOT_CONNECTED");
+    assert_eq!(integration(&app).await["status"], "NOT_CONNECTED");
+}
+
 const UPDATE: &str = "mutation($m: SyncModule!, $maps: [FieldMappingInput!]!) { updateFieldMappings(module: $m, mappings: $maps) { deskField salesforceField } }";
 
 fn pairs(list: &[(&str, &str)]) -> Value {

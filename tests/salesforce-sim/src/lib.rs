@@ -127,6 +127,17 @@ impl SimHandle {
         lock(&self.sim.sessions).issue_refresh()
     }
 
+    /// Access tokens issued and not revoked (one past its lifetime counts until it is next
+    /// offered).
+    pub fn live_access_tokens(&self) -> usize {
+        lock(&self.sim.sessions).live_access()
+    }
+
+    /// Whether `token` is a refresh token the `refresh_token` grant would honour.
+    pub fn honours_refresh_token(&self, token: &str) -> bool {
+        lock(&self.sim.sessions).honours_refresh(token)
+    }
+
     pub fn expire_tokens(&self) {
         lock(&self.sim.sessions).expire_all();
     }

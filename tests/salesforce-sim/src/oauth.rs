@@ -92,6 +92,14 @@ impl Sessions {
         self.access.clear();
     }
 
+    pub fn live_access(&self) -> usize {
+        self.access.len()
+    }
+
+    pub fn honours_refresh(&self, token: &str) -> bool {
+        self.refresh.contains(token)
+    }
+
     pub fn revoke(&mut self, token: &str) -> bool {
         self.access.remove(token).is_some() | self.refresh.remove(token)
     }
