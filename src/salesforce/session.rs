@@ -511,7 +511,9 @@ fn jwt_assertion(
         iss: client_id,
         sub: username,
         aud: audience,
-        exp: Utc::now().timestamp() + 180,
+        // Salesforce takes an assertion good for at most three minutes; two leave a
+        // minute for a clock ahead of Salesforce's.
+        exp: Utc::now().timestamp() + 120,
     };
     jsonwebtoken::encode(&Header::new(Algorithm::RS256), &claims, &key)
         .map_err(|e| SalesforceError::Decode(format!("cannot sign the JWT assertion: {e}")))

@@ -61,6 +61,8 @@ pub fn bearer(sim: &Sim, assertion: &str) -> Result<Json, (u16, Json)> {
     match exp {
         None => return Err(invalid("invalid assertion")),
         Some(exp) if exp <= now => return Err(invalid("expired authorization code")),
+        // An assertion is good for at most three minutes.
+        Some(exp) if exp > now + 180 => return Err(invalid("invalid assertion expiry")),
         Some(_) => {}
     }
     let subject_ok = claims["sub"]

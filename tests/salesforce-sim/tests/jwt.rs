@@ -50,6 +50,10 @@ async fn jwt_bearer_grant_verifies_signature_and_claims() {
             "expired authorization code",
         ),
         (
+            claims("https://login.salesforce.com", json!(soon + 3600)),
+            "invalid assertion expiry",
+        ),
+        (
             json!({ "iss": "tandem-sim", "sub": "someone@else", "aud": "https://login.salesforce.com", "exp": soon }),
             "user hasn't approved this consumer",
         ),
