@@ -16,7 +16,7 @@ use serde_json::Value;
 
 use crate::domain::SalesforceId;
 use crate::salesforce::soql::{Condition, Ident, Literal, Select};
-use crate::salesforce::{Record, SalesforceClient};
+use crate::salesforce::{Record, Rows, SalesforceClient};
 use crate::sync::{Integrations, SyncError};
 
 /// What a panel reads live.
@@ -219,6 +219,16 @@ impl Live {
         }
     }
 
+    /// The rows a kind's lists read: Salesforce archives activities closed more than a year
+    /// ago, which only `queryAll` finds, and a customer's older history is still theirs to
+    /// see; in the recycle bin it is not.
+    fn rows(self) -> Rows {
+        match self {
+            Live::Events | Live::Tasks => Rows::All,
+            _ => Rows::Live,
+        }
+    }
+
     /// Which of a kind's groups a record is in: open or closed for opportunities; one group
     /// for every other kind.
     fn group_of(self, record: &Record) -> Option<bool> {
@@ -292,6 +302,12 @@ impl Live {
         }
         if let Some(field) = self.private_field() {
             select = select.filter(Condition::eq(&Ident::parse(field)?, Literal::Bool(false)));
+        }
+        if self.rows() == Rows::All {
+            select = select.filter(Condition::eq(
+                &Ident::parse("IsDeleted")?,
+                Literal::Bool(false),
+            ));
         }
         if self == Live::ContentNotes {
             // Links attach files of every kind; notes are the documents of type SNOTE, and
@@ -947,15 +963,21 @@ async fn lists(
             full * per_call
         };
         let asked: Vec<Asked> = queue.drain(..take).collect();
-        let calls: Vec<Vec<String>> = asked
+        let calls: Vec<Vec<(Rows, &str)>> = asked
             .chunks(per_call)
-            .map(|chunk| chunk.iter().map(|a| a.soql.clone()).collect())
+            .map(|chunk| {
+                chunk
+                    .iter()
+                    .map(|a| (wanted[a.i].0.rows(), a.soql.as_str()))
+                    .collect()
+            })
             .collect();
-        let answers: Vec<_> = future::join_all(calls.iter().map(|soqls| client.queries(soqls)))
-            .await
-            .into_iter()
-            .flatten()
-            .collect();
+        let answers: Vec<_> =
+            future::join_all(calls.iter().map(|soqls| client.queries_reading(soqls)))
+                .await
+                .into_iter()
+                .flatten()
+                .collect();
         for (
             Asked {
                 i, step, without, ..

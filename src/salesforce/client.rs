@@ -175,6 +175,23 @@ enum Next {
 /// Query subrequests Salesforce takes in one `POST /composite`.
 pub const COMPOSITE_QUERIES: usize = 5;
 
+/// The rows a query reads: the live ones (`query`), or those in the recycle bin and
+/// activities Salesforce archived (closed, and due more than a year ago) too (`queryAll`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rows {
+    Live,
+    All,
+}
+
+impl Rows {
+    fn resource(self) -> &'static str {
+        match self {
+            Rows::Live => "query",
+            Rows::All => "queryAll",
+        }
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct SaveResult {
@@ -594,15 +611,15 @@ impl SalesforceClient {
         &'a self,
         soql: &str,
     ) -> impl Stream<Item = Result<Record, SalesforceError>> + 'a {
-        self.paged("query", soql)
+        self.paged(Rows::Live.resource(), soql)
     }
 
-    /// Like [`Self::query`], but includes records in the recycle bin.
+    /// Like [`Self::query`], but includes records in the recycle bin and archived activities.
     pub fn query_all<'a>(
         &'a self,
         soql: &str,
     ) -> impl Stream<Item = Result<Record, SalesforceError>> + 'a {
-        self.paged("queryAll", soql)
+        self.paged(Rows::All.resource(), soql)
     }
 
     fn paged<'a>(
@@ -648,6 +665,15 @@ impl SalesforceClient {
     /// counts as one call), and gives each query's records or error in the order asked. A
     /// query with more than one page has the rest fetched with the usual follow-up calls.
     pub async fn queries(&self, soqls: &[String]) -> Vec<Result<Vec<Record>, SalesforceError>> {
+        let asked: Vec<(Rows, &str)> = soqls.iter().map(|s| (Rows::Live, s.as_str())).collect();
+        self.queries_reading(&asked).await
+    }
+
+    /// [`Self::queries`], each query reading the rows it names.
+    pub async fn queries_reading(
+        &self,
+        soqls: &[(Rows, &str)],
+    ) -> Vec<Result<Vec<Record>, SalesforceError>> {
         let mut out = Vec::with_capacity(soqls.len());
         for chunk in soqls.chunks(COMPOSITE_QUERIES) {
             match self.composite_queries(chunk).await {
@@ -671,7 +697,7 @@ impl SalesforceClient {
     /// rest is, or the error Salesforce gave for it.
     async fn composite_queries(
         &self,
-        soqls: &[String],
+        soqls: &[(Rows, &str)],
     ) -> Result<Vec<Result<(Vec<Record>, Next), SalesforceError>>, SalesforceError> {
         #[derive(Deserialize)]
         #[serde(rename_all = "camelCase")]
@@ -685,14 +711,13 @@ impl SalesforceClient {
         struct Answers {
             composite_response: Vec<Answer>,
         }
-        let query_path = self.data_path("query");
         let subrequests = soqls
             .iter()
             .enumerate()
-            .map(|(n, soql)| {
+            .map(|(n, (rows, soql))| {
                 json!({
                     "method": "GET",
-                    "url": format!("{query_path}?q={}", url_segment(soql)),
+                    "url": format!("{}?q={}", self.data_path(rows.resource()), url_segment(soql)),
                     "referenceId": format!("q{n}"),
                 })
             })

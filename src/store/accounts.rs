@@ -10,7 +10,7 @@ use super::page::{into_page, paginate};
 use super::sync::{enqueue, enqueue_all, settle_pushes};
 use super::{Page, PageRequest, Store, StoreError, StoreResult};
 use crate::domain::{
-    AccountFields, AccountId, AccountInput, AccountPatch, DeskAction, DeskEntity, Invalid, Module,
+    AccountFields, AccountId, AccountInput, AccountPatch, DeskAction, DeskEntity, Module,
 };
 
 #[derive(Debug, Clone, Default)]

@@ -516,6 +516,47 @@ async fn a_contact_panel_lists_its_opportunities_notes_events_and_tasks() {
 }
 
 #[tokio::test]
+async fn activities_salesforce_archived_stay_in_the_panel_and_deleted_ones_do_not() {
+    let (app, sim, contact) = with_activity(|_| {}).await;
+    // Salesforce archives an event due more than a year ago, and a task closed that was; a
+    // plain query no longer finds them.
+    sim.insert(
+        "Event",
+        json!({ "Subject": "Kickoff visit", "StartDateTime": "2024-03-01T10:00:00.000+0000", "EndDateTime": "2024-03-01T11:00:00.000+0000", "WhoId": contact }),
+    )
+    .unwrap();
+    sim.insert(
+        "Task",
+        json!({ "Subject": "Signed the first order", "Status": "Completed", "ActivityDate": "2024-03-04", "WhoId": contact }),
+    )
+    .unwrap();
+    let binned = sim
+        .insert(
+            "Task",
+            json!({ "Subject": "Entered by mistake", "Status": "Not Started", "WhoId": contact }),
+        )
+        .unwrap();
+    sim.delete("Task", &binned).unwrap();
+
+    let body = app
+        .gql_ok(
+            "{ contacts(first: 5) { nodes { salesforce { events { subject } tasks { subject } } } } }",
+            json!({}),
+        )
+        .await;
+    let panel = &body["contacts"]["nodes"][0]["salesforce"];
+    assert_eq!(
+        panel["events"],
+        json!([{ "subject": "Quarterly review" }, { "subject": "Kickoff visit" }]),
+        "newest first, the archived one after"
+    );
+    assert_eq!(
+        panel["tasks"],
+        json!([{ "subject": "Send the quote" }, { "subject": "Signed the first order" }])
+    );
+}
+
+#[tokio::test]
 async fn what_salesforce_keeps_private_to_its_owner_is_shown_to_no_profile() {
     let (app, sim, contact) = with_activity(|_| {}).await;
     let account = sim

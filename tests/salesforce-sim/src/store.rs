@@ -263,6 +263,24 @@ impl Store {
             ("Task", "IsClosed") => {
                 Cow::Owned(Value::Bool(text("Status").as_str() == Some("Completed")))
             }
+            // Salesforce archives events due more than a year ago, and tasks closed that
+            // were due (or, undated, made) more than a year ago; only `queryAll` reads them.
+            ("Task" | "Event", "IsArchived") => {
+                let year_ago = self.clock.now() - 365 * 86_400;
+                let due =
+                    ["EndDateTime", "ActivityDate"]
+                        .iter()
+                        .find_map(|name| match &*text(name) {
+                            Value::DateTime(at) => Some(*at),
+                            Value::Date(day) => {
+                                Some(day.and_time(chrono::NaiveTime::MIN).and_utc().timestamp())
+                            }
+                            _ => None,
+                        });
+                let closed =
+                    object.name == "Event" || matches!(&*text("IsClosed"), Value::Bool(true));
+                Cow::Owned(Value::Bool(closed && due.unwrap_or(rec.created) < year_ago))
+            }
             _ => match rec.stored(field) {
                 Some(v) => Cow::Borrowed(v),
                 None if object.fields[field].kind == crate::schema::Kind::Boolean => {

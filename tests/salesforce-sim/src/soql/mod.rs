@@ -207,10 +207,15 @@ pub fn run(
             "Maximum SOQL offset allowed is 2000",
         ));
     }
+    // Archived activities are read through `queryAll` alone, as deleted records are.
+    let archived = Schema::get().object(obj).field_index("IsArchived");
     let mut rows: Vec<u32> = (0..store.table(obj).len())
         .filter(|&r| match store.record(obj, r).deleted {
             None => true,
             Some(at) => include_deleted && !store.purged(at),
+        })
+        .filter(|&r| {
+            include_deleted || archived.is_none_or(|f| *store.value(obj, r, f) != Value::Bool(true))
         })
         .filter(|&r| {
             filter
