@@ -1,13 +1,15 @@
 //! The Salesforce connection, its field mappings and sync controls. Administrators only.
 
-use async_graphql::{Context, Enum, InputObject, Object, SimpleObject};
+use std::future::Future;
+
+use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 use entity::integration;
 use secrecy::SecretString;
 
 use super::{ApiError, ApiResult, ContextExt};
 use crate::domain::Invalid;
-use crate::sync::{Connect, ConnectAuth, Mapping};
+use crate::sync::{Connect, ConnectAuth, Mapping, SyncError};
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
 #[graphql(remote = "crate::domain::IntegrationStatus")]
@@ -74,9 +76,27 @@ pub struct Integration {
     pub last_sync_at: Option<DateTime<Utc>>,
     /// Daily API usage as Salesforce last reported it.
     pub api_usage: Option<ApiUsage>,
+    /// The id of the newest sync event logged before this answer was read ("0" when none):
+    /// `syncEvents(afterId:)` given it follows on from this answer with no gap. An event
+    /// after it may repeat what the answer already shows; none it does not show is before.
+    pub last_event_id: ID,
 }
 
 impl Integration {
+    /// The integration as `state` leaves it, with the id of the newest event logged before.
+    async fn read<F>(ctx: &Context<'_>, state: F) -> ApiResult<Option<Integration>>
+    where
+        F: Future<Output = Result<Option<integration::Model>, SyncError>>,
+    {
+        let last_event = ctx.store().logged_sync_event_id().await?;
+        let mut integration = match state.await? {
+            Some(model) => Integration::try_from(model)?,
+            None => Integration::disconnected(),
+        };
+        integration.last_event_id = ID(last_event.to_string());
+        Ok(Some(integration))
+    }
+
     fn disconnected() -> Self {
         Self {
             status: IntegrationStatus::NotConnected,
@@ -88,6 +108,7 @@ impl Integration {
             first_sync: None,
             last_sync_at: None,
             api_usage: None,
+            last_event_id: ID("0".into()),
         }
     }
 }
@@ -116,6 +137,7 @@ impl TryFrom<integration::Model> for Integration {
                 .api_used
                 .zip(m.api_max)
                 .map(|(used, max)| ApiUsage { used, max }),
+            last_event_id: ID("0".into()),
         })
     }
 }
@@ -251,10 +273,7 @@ impl IntegrationQuery {
     /// The Salesforce integration's state. Administrators only.
     async fn integration(&self, ctx: &Context<'_>) -> ApiResult<Option<Integration>> {
         ctx.admin()?;
-        match ctx.integrations().current().await? {
-            Some(model) => model.try_into().map(Some),
-            None => Ok(Some(Integration::disconnected())),
-        }
+        Integration::read(ctx, ctx.integrations().current()).await
     }
 
     /// Which desk field syncs with which Salesforce field. Administrators only.
@@ -331,11 +350,8 @@ impl IntegrationMutation {
         input: ConnectSalesforceInput,
     ) -> ApiResult<Option<Integration>> {
         ctx.admin()?;
-        ctx.integrations()
-            .connect(input.into_request()?)
-            .await?
-            .try_into()
-            .map(Some)
+        let changed = ctx.integrations().connect(input.into_request()?);
+        Integration::read(ctx, async { changed.await.map(Some) }).await
     }
 
     /// Sets the direction of the sync. Syncing both ways writes every mapped field, so a
@@ -348,11 +364,8 @@ impl IntegrationMutation {
         sync_type: SyncType,
     ) -> ApiResult<Option<Integration>> {
         ctx.admin()?;
-        ctx.integrations()
-            .set_sync_type(sync_type.into())
-            .await?
-            .try_into()
-            .map(Some)
+        let changed = ctx.integrations().set_sync_type(sync_type.into());
+        Integration::read(ctx, async { changed.await.map(Some) }).await
     }
 
     /// Replaces a module's field mappings after checking them against the org: known
@@ -381,27 +394,29 @@ impl IntegrationMutation {
     /// Starts the first sync. Administrators only.
     async fn start_sync(&self, ctx: &Context<'_>) -> ApiResult<Option<Integration>> {
         ctx.admin()?;
-        ctx.integrations().start_sync().await?.try_into().map(Some)
+        Integration::read(ctx, async { ctx.integrations().start_sync().await.map(Some) }).await
     }
 
     /// Stops all data exchange until `resumeSync`; changes wait and nothing is lost.
     /// Administrators only.
     async fn pause_sync(&self, ctx: &Context<'_>) -> ApiResult<Option<Integration>> {
         ctx.admin()?;
-        ctx.integrations().pause().await?.try_into().map(Some)
+        Integration::read(ctx, async { ctx.integrations().pause().await.map(Some) }).await
     }
 
     /// Administrators only.
     async fn resume_sync(&self, ctx: &Context<'_>) -> ApiResult<Option<Integration>> {
         ctx.admin()?;
-        ctx.integrations().resume().await?.try_into().map(Some)
+        Integration::read(ctx, async { ctx.integrations().resume().await.map(Some) }).await
     }
 
     /// Disconnects Salesforce: no further sync, credentials erased, desk data kept.
     /// Administrators only.
     async fn delete_integration(&self, ctx: &Context<'_>) -> ApiResult<Option<Integration>> {
         ctx.admin()?;
-        ctx.integrations().delete().await?;
-        Ok(Some(Integration::disconnected()))
+        Integration::read(ctx, async {
+            ctx.integrations().delete().await.map(|()| None)
+        })
+        .await
     }
 }

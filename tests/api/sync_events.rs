@@ -105,6 +105,32 @@ async fn a_subscriber_replays_the_log_after_an_id_then_follows_live_without_gap_
 }
 
 #[tokio::test]
+async fn a_dashboard_follows_on_from_the_integration_it_read_without_a_gap() {
+    let (app, _sim) = synced().await;
+    let read = app
+        .gql_ok("{ integration { status lastEventId } }", json!({}))
+        .await;
+    assert_eq!(read["integration"]["status"], "ACTIVE");
+    let newest = logged_ids(&app).await.last().unwrap().clone();
+    assert_eq!(read["integration"]["lastEventId"], newest.as_str());
+
+    // Paused after the dashboard read it, before it subscribed: the pause still reaches it.
+    let paused = app
+        .gql_ok("mutation { pauseSync { status lastEventId } }", json!({}))
+        .await;
+    let mut dashboard = subscribe(
+        &app,
+        "Administrator",
+        json!({ "after": read["integration"]["lastEventId"] }),
+    )
+    .await;
+    assert_eq!(next_event(&mut dashboard).await["status"], "PAUSED");
+    // A mutation's answer was read after the events before it: following on from it may
+    // repeat the change it made, and misses nothing.
+    assert_eq!(paused["pauseSync"]["lastEventId"], newest.as_str());
+}
+
+#[tokio::test]
 async fn failures_and_filters_reach_subscribers_over_the_legacy_protocol_too() {
     let (app, sim) = synced().await;
     let newest = logged_ids(&app).await.last().unwrap().clone();
