@@ -426,16 +426,22 @@ impl Connection {
             ));
         }
         self.initialised = true;
-        let token = payload.and_then(token_in).or(self.header_token.clone());
+        let token = match payload.map(token_in).transpose() {
+            Ok(named) => Ok(named.flatten().or(self.header_token.clone())),
+            Err(refused) => Err(refused),
+        };
         // Before the profile is read: a change after the read is then seen by the next one.
         self.profiles.mark_unchanged();
         let result = match token {
-            Some(token) => self.state.viewer(&token).await.map_err(|e| match e {
+            // A payload naming a credential that is none is refused, not passed over for
+            // the upgrade request's.
+            Err(refused) => Err(Some(refused)),
+            Ok(Some(token)) => self.state.viewer(&token).await.map_err(|e| match e {
                 // The token may be good: the store could not say. Not a refusal.
                 AuthError::Unavailable => None,
                 refused => Some(refused.to_string()),
             }),
-            None => Err(Some("send a bearer token in the connection_init payload as {\"Authorization\": \"Bearer …\"}".into())),
+            Ok(None) => Err(Some("send a bearer token in the connection_init payload as {\"Authorization\": \"Bearer …\"}".into())),
         };
         match result {
             Ok(viewer) => {
@@ -613,18 +619,28 @@ fn error_message(protocol: Protocol, id: &str, errors: Value) -> Value {
 }
 
 /// Finds a bearer token in a `connection_init` payload: `Authorization`, `authorization`,
-/// `token`, or the same inside `headers`.
-fn token_in(payload: &Value) -> Option<String> {
-    let from = |map: &Value| -> Option<String> {
+/// `token`, or the same inside `headers`; why not, where an `Authorization` there is no
+/// bearer token.
+fn token_in(payload: &Value) -> Result<Option<String>, String> {
+    let from = |map: &Value| -> Result<Option<String>, String> {
         for key in ["Authorization", "authorization"] {
-            if let Some(value) = map.get(key).and_then(Value::as_str) {
-                return bearer(Some(value)).ok().map(str::to_owned);
+            if let Some(value) = map.get(key).filter(|v| !v.is_null()) {
+                return value
+                    .as_str()
+                    .and_then(|value| bearer(Some(value)).ok())
+                    .map(|token| Some(token.to_owned()))
+                    .ok_or_else(|| {
+                        format!("the connection_init {key} is not \"Bearer <token>\"")
+                    });
             }
         }
-        ["token", "authToken"]
+        Ok(["token", "authToken"]
             .iter()
             .find_map(|k| map.get(*k).and_then(Value::as_str))
-            .map(str::to_owned)
+            .map(str::to_owned))
     };
-    from(payload).or_else(|| payload.get("headers").and_then(from))
+    match from(payload)? {
+        Some(token) => Ok(Some(token)),
+        None => payload.get("headers").map_or(Ok(None), from),
+    }
 }

@@ -17,7 +17,22 @@ pub const LEGACY: &str = "graphql-ws";
 
 impl Ws {
     pub async fn connect(app: &TestApp, protocol: Option<&str>) -> Self {
+        Self::connect_authorized(app, protocol, None).await
+    }
+
+    /// [`Self::connect`], the upgrade request carrying this `Authorization` header.
+    pub async fn connect_authorized(
+        app: &TestApp,
+        protocol: Option<&str>,
+        authorization: Option<&str>,
+    ) -> Self {
         let mut request = app.ws_url().into_client_request().unwrap();
+        if let Some(authorization) = authorization {
+            request.headers_mut().insert(
+                "authorization",
+                HeaderValue::from_str(authorization).unwrap(),
+            );
+        }
         if let Some(protocol) = protocol {
             request.headers_mut().insert(
                 "sec-websocket-protocol",
@@ -214,6 +229,25 @@ async fn a_missing_or_bad_token_closes_with_4403() {
     let (code, reason) = ws.closed().await;
     assert_eq!(code, 4403);
     assert!(reason.len() <= 123);
+}
+
+#[tokio::test]
+async fn a_credential_in_connection_init_is_the_one_used_even_beside_a_good_header() {
+    let app = spawn_app().await;
+    let header = format!("Bearer {}", app.token("Administrator"));
+    // With nothing named in the payload, the upgrade request's token signs the socket in.
+    let mut ws = Ws::connect_authorized(&app, Some(TRANSPORT), Some(&header)).await;
+    ws.send(json!({ "type": "connection_init", "payload": {} }))
+        .await;
+    assert_eq!(ws.recv().await["type"], "connection_ack");
+
+    // A payload naming something that is no bearer token is refused, not passed over.
+    let mut ws = Ws::connect_authorized(&app, Some(TRANSPORT), Some(&header)).await;
+    ws.send(json!({ "type": "connection_init", "payload": { "Authorization": "Token abc" } }))
+        .await;
+    let (code, reason) = ws.closed().await;
+    assert_eq!(code, 4403);
+    assert!(reason.contains("Bearer <token>"), "{reason}");
 }
 
 #[tokio::test]
