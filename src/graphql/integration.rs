@@ -394,7 +394,10 @@ impl IntegrationMutation {
     /// Starts the first sync. Administrators only.
     async fn start_sync(&self, ctx: &Context<'_>) -> ApiResult<Option<Integration>> {
         ctx.admin()?;
-        Integration::read(ctx, async { ctx.integrations().start_sync().await.map(Some) }).await
+        Integration::read(ctx, async {
+            ctx.integrations().start_sync().await.map(Some)
+        })
+        .await
     }
 
     /// Stops all data exchange until `resumeSync`; changes wait and nothing is lost.

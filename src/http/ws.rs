@@ -388,8 +388,17 @@ impl Connection {
         {
             return Err(expired());
         }
-        let message: Value = serde_json::from_str(text)
-            .map_err(|_| Close::bad_message("Invalid message received"))?;
+        let message: Value = match serde_json::from_str(text) {
+            Ok(message) => message,
+            // The legacy protocol says so and keeps the socket, as its own server does.
+            Err(e) if protocol == Protocol::Legacy => {
+                let message = format!("Message must be JSON-parseable: {e}");
+                return self
+                    .send(json!({ "type": "connection_error", "payload": { "message": message } }))
+                    .await;
+            }
+            Err(_) => return Err(Close::bad_message("Invalid message received")),
+        };
         let kind = message
             .get("type")
             .and_then(Value::as_str)
@@ -412,7 +421,12 @@ impl Connection {
                 Ok(())
             }
             (Protocol::Legacy, "connection_terminate") => Err(Close::new(1000, "Normal Closure")),
-            _ => Err(Close::bad_message("Invalid message received")),
+            (Protocol::Legacy, _) => {
+                let id = message.get("id").cloned().unwrap_or(Value::Null);
+                self.send(json!({ "type": "error", "id": id, "payload": { "message": "Invalid message type!" } }))
+                    .await
+            }
+            (Protocol::Transport, _) => Err(Close::bad_message("Invalid message received")),
         }
     }
 
@@ -629,9 +643,7 @@ fn token_in(payload: &Value) -> Result<Option<String>, String> {
                     .as_str()
                     .and_then(|value| bearer(Some(value)).ok())
                     .map(|token| Some(token.to_owned()))
-                    .ok_or_else(|| {
-                        format!("the connection_init {key} is not \"Bearer <token>\"")
-                    });
+                    .ok_or_else(|| format!("the connection_init {key} is not \"Bearer <token>\""));
             }
         }
         Ok(["token", "authToken"]

@@ -458,6 +458,30 @@ async fn the_legacy_graphql_ws_protocol_works_too() {
 }
 
 #[tokio::test]
+async fn a_legacy_client_told_of_a_message_it_got_wrong_keeps_its_socket() {
+    let app = spawn_app().await;
+    let mut ws = Ws::connect(&app, Some(LEGACY)).await;
+    ws.init(&app, "Agent").await;
+    ws.0.send(Message::text("not json")).await.unwrap();
+    let said = ws.recv().await;
+    assert_eq!(said["type"], "connection_error", "{said}");
+    ws.send(json!({ "id": "9", "type": "what" })).await;
+    assert_eq!(
+        ws.recv().await,
+        json!({ "type": "error", "id": "9", "payload": { "message": "Invalid message type!" } })
+    );
+
+    ws.send(json!({ "id": "1", "type": "start", "payload": { "query": "subscription { deskChanges { entity } }" } }))
+        .await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    app.create_account("Still here").await;
+    assert_eq!(
+        ws.recv().await["payload"]["data"]["deskChanges"]["entity"],
+        "ACCOUNT"
+    );
+}
+
+#[tokio::test]
 async fn a_legacy_start_reusing_an_id_replaces_the_operation_under_it() {
     let app = spawn_app().await;
     let mut ws = Ws::connect(&app, Some(LEGACY)).await;
