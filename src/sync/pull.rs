@@ -116,9 +116,15 @@ const LOCATORS_LOST: u32 = 3;
 /// they would make every poll that re-reads a record write its link again.
 const VOLATILE: [&str; 2] = ["LastViewedDate", "LastReferencedDate"];
 
-/// How long the field list of a pull may grow, in characters: the query travels in a URL,
+/// How long the field list of a pull may grow, in bytes of URL: the query travels in one,
 /// which Salesforce caps at 16,384 bytes, and `pull_ids` adds its ids.
 const FIELD_LIST_BUDGET: usize = 8_000;
+
+/// What a field costs of [`FIELD_LIST_BUDGET`]: its name, and the `, ` after it as a URL
+/// carries it at its longest (`%2C%20`).
+fn listed(name: &str) -> usize {
+    name.len() + 6
+}
 
 /// `SELECT Id, SystemModstamp, LastModifiedDate, <mapped fields>, <other fields> FROM
 /// <object>`: the mapped fields feed the desk, and the whole record is the profile a panel
@@ -148,18 +154,18 @@ async fn select_all(round: &Round, module: Module) -> Result<Select, SyncError> 
             fields.push(&m.salesforce_field);
         }
     }
-    let mut length: usize = fields.iter().map(|f| f.len() + 1).sum();
+    let mut length: usize = fields.iter().map(|f| listed(f)).sum();
     let others = describe.fields.iter().filter(|f| {
         !f.calculated
             && !matches!(&*f.kind, "address" | "location" | "base64" | "complexvalue")
             && !VOLATILE.contains(&&*f.name)
     });
     for field in others {
-        if length + field.name.len() + 1 > FIELD_LIST_BUDGET {
+        if length + listed(&field.name) > FIELD_LIST_BUDGET {
             break;
         }
         if !fields.iter().any(|f| f.eq_ignore_ascii_case(&field.name)) {
-            length += field.name.len() + 1;
+            length += listed(&field.name);
             fields.push(&field.name);
         }
     }
