@@ -315,9 +315,10 @@ pub struct ContactsFilter {
     /// Part of the name ("Ada", "love", "ada lovelace"), ignoring case in any script.
     pub name: Option<String>,
     pub account_id: Option<ID>,
-    /// Changed, or moved to the recycle bin, at or after this time. A change is stamped as
-    /// it is made, a moment before it commits: poll with a few seconds' overlap, or follow
-    /// `deskChanges`.
+    /// Changed, or moved to the recycle bin, at or after this time (those moved there are
+    /// listed with `deleted: true`; purged ones with neither: `deskChanges` tells of a
+    /// purge). A change is stamped as it is made, a moment before it commits: poll with a
+    /// few seconds' overlap, or follow `deskChanges`.
     pub updated_since: Option<DateTime<Utc>>,
     /// List the recycle bin instead of live contacts.
     #[graphql(default)]
@@ -328,9 +329,10 @@ pub struct ContactsFilter {
 pub struct AccountsFilter {
     /// Part of the account name, ignoring case in any script.
     pub name: Option<String>,
-    /// Changed, or moved to the recycle bin, at or after this time. A change is stamped as
-    /// it is made, a moment before it commits: poll with a few seconds' overlap, or follow
-    /// `deskChanges`.
+    /// Changed, or moved to the recycle bin, at or after this time (those moved there are
+    /// listed with `deleted: true`; purged ones with neither: `deskChanges` tells of a
+    /// purge). A change is stamped as it is made, a moment before it commits: poll with a
+    /// few seconds' overlap, or follow `deskChanges`.
     pub updated_since: Option<DateTime<Utc>>,
     /// List the recycle bin instead of live accounts.
     #[graphql(default)]
