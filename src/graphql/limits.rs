@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
+use async_graphql::parser::types::{ExecutableDocument, Field, Selection, SelectionSet};
 use async_graphql::{ErrorExtensions, Request, Response, ServerError};
 
 use super::documents::Documents;
@@ -131,7 +131,7 @@ impl Limits {
                 "introspectionAliases",
                 INTROSPECTION_ALIASES,
                 Some(aliased),
-                "aliases within introspection (`__schema`, `__type`)",
+                "aliased or repeated fields within introspection (`__schema`, `__type`)",
             ));
         }
         if let Some(why) = subscription_refused(parsed.doc, operation.as_deref()) {
@@ -371,29 +371,44 @@ fn chosen(name: Option<&async_graphql::Name>, operation: Option<&str>) -> bool {
     operation.is_none_or(|wanted| name.is_some_and(|n| n.as_str() == wanted))
 }
 
-/// Aliases within introspection an operation may have (`__schema` and `__type` included).
+/// Readings of the schema an operation may repeat: aliases within introspection
+/// (`__schema` and `__type` included), and fields selected again under the same name.
 const INTROSPECTION_ALIASES: usize = 5;
 
-/// Aliased fields within `__schema` or `__type` (those two included) in the operation run
-/// (every operation, when none is chosen), a fragment's counted at each spread. Walked after
-/// the document is known to hold no fragment cycle and at most `maxFields` selections
-/// counted that way.
+/// Fields within `__schema` or `__type` (those two included) that read the schema again,
+/// in the operation run (every operation, when none is chosen): each aliased one, and each
+/// selected again under a name its selection set already answers (async-graphql resolves
+/// every such selection, then merges the answers), a fragment's counted at each spread.
+/// `__typename` reads nothing and is not counted. Walked after the document is known to
+/// hold no fragment cycle and at most `maxFields` selections counted that way.
 fn introspection_aliases(doc: &ExecutableDocument, operation: Option<&str>) -> usize {
-    fn walk(set: &SelectionSet, doc: &ExecutableDocument, inside: bool) -> usize {
-        set.items
-            .iter()
-            .map(|item| match &item.node {
-                Selection::Field(f) => {
-                    let inside =
-                        inside || matches!(f.node.name.node.as_str(), "__schema" | "__type");
-                    usize::from(inside && f.node.alias.is_some())
-                        + walk(&f.node.selection_set.node, doc, inside)
+    /// The fields of a selection set, those of its fragments included, in order.
+    fn fields<'d>(set: &'d SelectionSet, doc: &'d ExecutableDocument, out: &mut Vec<&'d Field>) {
+        for item in &set.items {
+            match &item.node {
+                Selection::Field(f) => out.push(&f.node),
+                Selection::InlineFragment(f) => fields(&f.node.selection_set.node, doc, out),
+                Selection::FragmentSpread(spread) => {
+                    if let Some(f) = doc.fragments.get(&spread.node.fragment_name.node) {
+                        fields(&f.node.selection_set.node, doc, out);
+                    }
                 }
-                Selection::InlineFragment(f) => walk(&f.node.selection_set.node, doc, inside),
-                Selection::FragmentSpread(spread) => doc
-                    .fragments
-                    .get(&spread.node.fragment_name.node)
-                    .map_or(0, |f| walk(&f.node.selection_set.node, doc, inside)),
+            }
+        }
+    }
+    fn walk(set: &SelectionSet, doc: &ExecutableDocument, inside: bool) -> usize {
+        let mut found = Vec::new();
+        fields(set, doc, &mut found);
+        let mut answered = std::collections::HashSet::new();
+        found
+            .into_iter()
+            .map(|f| {
+                let name = f.name.node.as_str();
+                let inside = inside || matches!(name, "__schema" | "__type");
+                let key = f.alias.as_ref().map_or(name, |a| a.node.as_str());
+                let again = !answered.insert(key);
+                let reads = inside && name != "__typename" && (f.alias.is_some() || again);
+                usize::from(reads) + walk(&f.selection_set.node, doc, inside)
             })
             .sum()
     }

@@ -543,6 +543,14 @@ async fn introspection_is_read_once_an_operation_not_once_an_alias() {
             "{{ ...S }} fragment S on Query {{ __schema {{ types {{ {} }} }} }}",
             copies(6, "n#: name")
         ),
+        // Selected again under its own name (six times after the first), each is resolved
+        // again before the answers are merged.
+        format!(
+            "{{ __schema {{ {} }} }}",
+            copies(7, "types { fields { args { name } } }")
+        ),
+        "{ __schema { ...T ...T ...T ...T ...T ...T ...T } } fragment T on __Schema { types { name } }"
+            .to_owned(),
     ] {
         let query = query.as_str();
         let body = app.gql(query, json!({})).await;
@@ -552,6 +560,15 @@ async fn introspection_is_read_once_an_operation_not_once_an_alias() {
             "{body}"
         );
     }
+    // `__typename` reads no schema, however often.
+    app.gql_ok(
+        &format!(
+            "{{ __schema {{ types {{ {} name }} }} }}",
+            copies(8, "__typename")
+        ),
+        json!({}),
+    )
+    .await;
     // Five are admitted, and only the operation run counts.
     app.gql_ok(
         &format!("{{ {} }}", copies(5, "a#: __schema { queryType { name } }")),
