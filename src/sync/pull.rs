@@ -940,6 +940,26 @@ impl SyncEngine {
                             && before.as_ref().is_some_and(|before| {
                                 !fill_blanks(&mut values, before.clone()).is_empty()
                             });
+                        // A value the desk cannot hold (a negative revenue, a text longer
+                        // than the desk's field) stays the desk's own and waits in the
+                        // failure log, as at a first meeting; the rest of the save is taken.
+                        let untaken = match &before {
+                            Some(own) => {
+                                let mut taken: HashSet<String> = values
+                                    .iter()
+                                    .filter(|(field, value)| own.get(*field) != Some(*value))
+                                    .map(|(field, _)| field.clone())
+                                    .collect();
+                                keep_own_where_taken_cannot_be_held(
+                                    module,
+                                    &mut values,
+                                    own,
+                                    &mut taken,
+                                )
+                            }
+                            None => Vec::new(),
+                        };
+                        let own = before.clone().unwrap_or_default();
                         // The desk holds these values already (the mappings changed, say, and
                         // the record is read again): only the link learns them.
                         let settled = kept.is_none()
@@ -949,6 +969,16 @@ impl SyncEngine {
                         let goes_out = fills && round.sync_type == SyncType::TwoWay;
                         if settled {
                             inc.link(&mut batch, module, link.desk_id).await?;
+                            if !untaken.is_empty() {
+                                self.leave_untaken(
+                                    &mut batch,
+                                    round,
+                                    (module, inc),
+                                    (link.desk_id, &own),
+                                    &untaken,
+                                )
+                                .await?;
+                            }
                             if goes_out {
                                 batch.enqueue(module, link.desk_id).await?;
                             }
@@ -962,6 +992,16 @@ impl SyncEngine {
                         let written = self
                             .write(&mut batch, module, inc, existing, values, added)
                             .await?;
+                        if written.is_ok() && !untaken.is_empty() {
+                            self.leave_untaken(
+                                &mut batch,
+                                round,
+                                (module, inc),
+                                (link.desk_id, &own),
+                                &untaken,
+                            )
+                            .await?;
+                        }
                         if goes_out && written.is_ok() {
                             batch.enqueue(module, link.desk_id).await?;
                         }
@@ -1341,7 +1381,7 @@ impl SyncEngine {
         Ok(written)
     }
 
-    /// Salesforce's values a first meeting could not take into the desk stay Salesforce's:
+    /// Salesforce's values the desk could not take from a save stay Salesforce's:
     /// the link keeps the desk's own value (`own`, as the desk holds it) in their place, so
     /// that no push sends it over them, and the version read waits in the failure log as a
     /// pull the desk refused does, until Salesforce's value changes or the mapping does.
@@ -1386,7 +1426,7 @@ impl SyncEngine {
                     salesforce_id: Some(inc.id.clone()),
                     reason: reason_for(&untaken[0]),
                     message: format!(
-                        "Salesforce {} {} was linked to desk record {desk_id}, but the desk cannot hold its {} ({}); the desk keeps its own value and Salesforce its, until the value is changed in Salesforce to one the desk can hold or the field is mapped to a desk field that can",
+                        "Salesforce {} {} is linked to desk record {desk_id}, but the desk cannot hold its {} ({}); the desk keeps its own value and Salesforce its, until the value is changed in Salesforce to one the desk can hold or the field is mapped to a desk field that can",
                         module.salesforce_object(),
                         inc.id,
                         fields.join(", "),

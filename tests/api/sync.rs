@@ -836,6 +836,80 @@ async fn a_newer_salesforce_record_the_desk_cannot_wholly_hold_still_wins_what_i
 }
 
 #[tokio::test]
+async fn a_salesforce_save_the_desk_cannot_wholly_hold_still_brings_what_it_can() {
+    let (app, sim) = connected().await;
+    let sf_id = sim
+        .insert(
+            "Account",
+            json!({ "Name": "Acme", "Phone": "+1 555 9999", "AnnualRevenue": 5000 }),
+        )
+        .unwrap();
+    app.sync_now().await;
+    let desk = app.gql_ok("{ accounts { nodes { id } } }", json!({})).await["accounts"]["nodes"][0]
+        ["id"]
+        .clone();
+    // One save in Salesforce: a new phone, and a revenue (negative, as a currency field may
+    // be) the desk cannot hold.
+    sim.update(
+        "Account",
+        &sf_id,
+        json!({ "Phone": "+1 555 0100", "AnnualRevenue": -1 }),
+    )
+    .unwrap();
+    app.sync_now().await;
+    let read = "query($id: ID!) { account(id: $id) { phone annualRevenue } }";
+    assert_eq!(
+        app.gql_ok(read, json!({ "id": desk })).await["account"],
+        json!({ "phone": "+1 555 0100", "annualRevenue": 5000.0 }),
+        "the phone comes; the desk keeps its revenue"
+    );
+    let failures = app
+        .gql_ok("{ syncFailures { nodes { reason message } } }", json!({}))
+        .await;
+    assert_eq!(
+        failures["syncFailures"]["nodes"][0]["reason"], "INVALID_PARAMETER",
+        "{failures}"
+    );
+    assert!(
+        failures["syncFailures"]["nodes"][0]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("the desk cannot hold its AnnualRevenue"),
+        "{failures}"
+    );
+
+    // A later desk edit sends what it changed, not the revenue the desk kept.
+    past_its_last_save(&sim, "Account", &sf_id).await;
+    app.gql_ok(
+        "mutation($id: ID!) { updateAccount(id: $id, patch: { website: \"acme.example\" }) { id } }",
+        json!({ "id": desk }),
+    )
+    .await;
+    app.sync_now().await;
+    let in_org = sim.get("Account", &sf_id).unwrap();
+    assert_eq!(in_org["Website"], "acme.example");
+    assert_eq!(in_org["AnnualRevenue"], json!(-1.0), "{in_org}");
+    assert_eq!(in_org["Phone"], "+1 555 0100");
+    let mark = sim.request_count();
+    app.sync_now().await;
+    assert_eq!(writes_since(&sim, mark), Vec::<String>::new(), "no echo");
+
+    // Salesforce's revenue made one the desk can hold, it comes, and the failure settles.
+    sim.update("Account", &sf_id, json!({ "AnnualRevenue": 7000 }))
+        .unwrap();
+    app.sync_now().await;
+    assert_eq!(
+        app.gql_ok(read, json!({ "id": desk })).await["account"]["annualRevenue"],
+        7000.0
+    );
+    assert_eq!(
+        app.gql_ok("{ syncFailures { totalCount } }", json!({}))
+            .await["syncFailures"]["totalCount"],
+        0
+    );
+}
+
+#[tokio::test]
 async fn a_desk_edit_made_after_the_salesforce_edit_wins() {
     let (app, sim) = connected().await;
     let sf_id = sim
