@@ -226,7 +226,8 @@ impl Round {
         for rows in self.client.queries(&soqls).await {
             for row in rows? {
                 let id = row.get("Id").and_then(Value::as_str);
-                let key = row.get(&mapping.salesforce_field).and_then(desk::key_of);
+                let key =
+                    super::records::field(&row, &mapping.salesforce_field).and_then(desk::key_of);
                 if let (Some(id), Some(key)) = (id, key) {
                     found.entry(key).or_default().push(id.to_owned());
                 }

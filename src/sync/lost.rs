@@ -158,7 +158,12 @@ impl SyncEngine {
             .find_map(|f| {
                 let values: Vec<String> = sent
                     .iter()
-                    .map(|(_, v)| v.get(&f.name).and_then(Value::as_str).map(str::to_owned))
+                    .map(|(_, v)| {
+                        v.iter()
+                            .find(|(name, _)| name.eq_ignore_ascii_case(&f.name))
+                            .and_then(|(_, value)| value.as_str())
+                            .map(str::to_owned)
+                    })
                     .collect::<Option<_>>()?;
                 Some((Ident::parse(&f.name).ok()?, values))
             });

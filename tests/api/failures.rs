@@ -465,6 +465,27 @@ async fn transient_retries_back_off_and_stop_at_the_bound() {
 }
 
 #[tokio::test]
+async fn a_salesforce_twin_the_desk_refused_is_met_by_a_push_not_made_again() {
+    let (app, sim) = synced(|_| {}).await;
+    app.map_field("CONTACTS", "mailingPostalCode", "Department")
+        .await;
+    // A Salesforce contact the desk cannot take in stays unlinked...
+    sim.insert(
+        "Contact",
+        json!({ "LastName": "Verbose", "Email": "same@example.com", "Department": "Customer Success and Renewals EMEA" }),
+    )
+    .unwrap();
+    app.sync_now().await;
+    assert_eq!(open_failures(&app, Some("STRING_TOO_LONG")).await.len(), 1);
+
+    // ...and a desk contact of its email meets it when pushed, not made a second time.
+    app.create_contact(json!({ "lastName": "Verbose", "email": "same@example.com" }))
+        .await;
+    app.sync_now().await;
+    assert_eq!(sim.count("Contact"), 1, "no second Salesforce contact");
+}
+
+#[tokio::test]
 async fn a_desk_duplicate_of_a_linked_contact_is_not_sent_as_a_second_one() {
     let (app, sim) = synced(|_| {}).await;
     let original = app
