@@ -245,6 +245,17 @@ pub fn apply_to_desk(
                     _ => Value::Null,
                 },
             },
+            // Salesforce keeps addresses in lower case: the desk's spelling of the same
+            // address stays.
+            DeskKind::Email
+                if desk
+                    .get(field.name)
+                    .and_then(Value::as_str)
+                    .zip(value.as_str())
+                    .is_some_and(|(own, theirs)| own.to_lowercase() == theirs.to_lowercase()) =>
+            {
+                continue;
+            }
             kind => desk_value(kind, value),
         };
         desk.insert(field.name.to_owned(), value);

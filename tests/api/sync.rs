@@ -256,6 +256,25 @@ async fn an_address_salesforce_keeps_in_lower_case_is_no_edit_on_either_side() {
     let mark = sim.request_count();
     app.sync_now().await;
     assert_eq!(writes_since(&sim, mark), Vec::<String>::new());
+
+    // A Salesforce edit of another field brings that field, and leaves the address as the
+    // desk spells it.
+    sim.update("Contact", &sf_id, json!({ "Title": "Countess" }))
+        .unwrap();
+    app.sync_now().await;
+    let read = by_last_name(&contacts(&app).await, "Lovelace")[0].clone();
+    assert_eq!(
+        (&read["title"], &read["email"]),
+        (&json!("Countess"), &json!("ada.lovelace@EXAMPLE.com"))
+    );
+    // A new address in Salesforce is one.
+    sim.update("Contact", &sf_id, json!({ "Email": "ada@example.org" }))
+        .unwrap();
+    app.sync_now().await;
+    assert_eq!(
+        by_last_name(&contacts(&app).await, "Lovelace")[0]["email"],
+        "ada@example.org"
+    );
 }
 
 #[tokio::test]
