@@ -36,9 +36,10 @@ fn canonical_text(value: &Value) -> Value {
         Value::String(s) if crate::domain::trim_invisible(s).is_empty() => Value::Null,
         Value::String(s) => Value::String(crate::domain::trim_invisible(s).to_owned()),
         // 1200 and 1200.0 are one value; whole numbers travel as integers, which integer
-        // fields such as NumberOfEmployees require.
+        // fields such as NumberOfEmployees require. One read as an integer stays exact.
+        Value::Number(n) if n.is_i64() || n.is_u64() => Value::Number(n.clone()),
         Value::Number(n) => match n.as_f64() {
-            Some(f) if f.fract() == 0.0 && f.abs() < 9e15 => Value::from(f as i64),
+            Some(f) if f.fract() == 0.0 && f.abs() < 9.2e18 => Value::from(f as i64),
             Some(f) => serde_json::Number::from_f64(f)
                 .map(Value::Number)
                 .unwrap_or(Value::Null),
@@ -270,7 +271,11 @@ fn desk_value(kind: DeskKind, value: Value) -> Value {
             .as_f64()
             .map_or(Value::Null, |f| Value::from(f.round() as i64)),
         DeskKind::Text { .. } | DeskKind::Email => match value {
-            Value::Number(n) => Value::String(n.to_string()),
+            // Written out in full, as Salesforce shows it, not as `1.2345678901234568e16`.
+            Value::Number(n) => Value::String(match n.as_f64() {
+                Some(f) if !(n.is_i64() || n.is_u64()) => f.to_string(),
+                _ => n.to_string(),
+            }),
             Value::Bool(b) => Value::String(b.to_string()),
             other => other,
         },
@@ -465,6 +470,20 @@ mod tests {
         .into();
         assert_eq!(hash(&values), "276fd734f9819adb");
         assert_eq!(hash(&SalesforceValues::new()), "cbf29ce484222325");
+    }
+
+    #[test]
+    fn numbers_shown_in_desk_text_are_written_out_in_full() {
+        let shown = |n: Value| desk_value(DeskKind::Text { max: 255 }, canonical_text(&n));
+        assert_eq!(shown(json!(1200.0)), json!("1200"));
+        assert_eq!(shown(json!(1e16)), json!("10000000000000000"));
+        assert_eq!(
+            shown(json!(12345678901234567_u64)),
+            json!("12345678901234567")
+        );
+        assert_eq!(shown(json!(0.5)), json!("0.5"));
+        // Past 2^53 a whole float and the integer it is are still one value.
+        assert_eq!(canonical_text(&json!(1e16)), json!(10000000000000000_u64));
     }
 
     #[test]
