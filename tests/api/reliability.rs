@@ -60,54 +60,116 @@ async fn two_populated_sides_with(
     (app, sim)
 }
 
-/// Every name appears exactly once on each side, and both sides hold the same names: those
-/// `two_populated_sides` made, and `later` desk contacts added since.
+/// Every name appears exactly once on each side, both sides hold the same names (those
+/// `two_populated_sides` made, and `later` desk contacts added since), and every record is
+/// linked to its twin of the same name.
 async fn assert_exactly_once(app: &TestApp, sim: &SimHandle, later: usize) {
+    use sea_orm::EntityTrait;
     let expected_contacts = ORG_CONTACTS + DESK_CONTACTS + later;
     let expected_accounts = (ORG_CONTACTS + DESK_CONTACTS) / 10;
-    let desk = desk_names(app).await;
-    assert_eq!(desk.0.len(), expected_contacts, "desk contacts, each once");
-    assert!(desk.0.values().all(|n| *n == 1), "no desk contact twice");
-    assert_eq!(desk.1.len(), expected_accounts, "desk accounts, each once");
-    assert!(desk.1.values().all(|n| *n == 1), "no desk account twice");
+    let (desk_contacts, desk_accounts) = desk_names(app).await;
+    assert_eq!(desk_contacts.len(), expected_contacts, "desk contacts");
+    assert!(
+        desk_contacts.values().all(|ids| ids.len() == 1),
+        "no desk contact twice"
+    );
+    assert_eq!(desk_accounts.len(), expected_accounts, "desk accounts");
+    assert!(
+        desk_accounts.values().all(|ids| ids.len() == 1),
+        "no desk account twice"
+    );
+    let org_contacts = org_names(sim, "Contact", "LastName");
+    let org_accounts = org_names(sim, "Account", "Name");
+    fn names(side: &HashMap<String, Vec<String>>) -> Vec<&String> {
+        let mut names: Vec<&String> = side.keys().collect();
+        names.sort();
+        names
+    }
     assert_eq!(
-        sim.count("Contact"),
-        expected_contacts,
-        "Salesforce contacts, none twice"
+        names(&org_contacts),
+        names(&desk_contacts),
+        "Salesforce holds the desk's contacts"
+    );
+    assert!(
+        org_contacts.values().all(|ids| ids.len() == 1),
+        "no Salesforce contact twice"
     );
     assert_eq!(
-        sim.count("Account"),
-        expected_accounts,
-        "Salesforce accounts, none twice"
+        names(&org_accounts),
+        names(&desk_accounts),
+        "Salesforce holds the desk's accounts"
     );
-    assert_eq!(
-        app.store
-            .link_count(tandem::domain::Module::Contacts)
-            .await
-            .unwrap() as usize,
-        expected_contacts
+    assert!(
+        org_accounts.values().all(|ids| ids.len() == 1),
+        "no Salesforce account twice"
     );
+    // Each link joins the two records of one name, and every record has one.
+    let links = entity::record_link::Entity::find()
+        .all(app.store.connection())
+        .await
+        .unwrap();
+    for (module, desk, org) in [
+        ("CONTACTS", &desk_contacts, &org_contacts),
+        ("ACCOUNTS", &desk_accounts, &org_accounts),
+    ] {
+        let desk_name: HashMap<&str, &str> = desk
+            .iter()
+            .map(|(name, ids)| (ids[0].as_str(), name.as_str()))
+            .collect();
+        let org_name: HashMap<&str, &str> = org
+            .iter()
+            .map(|(name, ids)| (ids[0].as_str(), name.as_str()))
+            .collect();
+        let mut linked = 0;
+        for link in links.iter().filter(|l| l.module == module) {
+            let desk_id = link.desk_id.to_string();
+            assert_eq!(
+                desk_name.get(desk_id.as_str()),
+                org_name.get(link.salesforce_id.as_str()),
+                "{module} link {desk_id} ↔ {} joins twins",
+                link.salesforce_id
+            );
+            linked += 1;
+        }
+        assert_eq!(linked, desk.len(), "every {module} record linked once");
+    }
 }
 
-async fn desk_names(app: &TestApp) -> (HashMap<String, usize>, HashMap<String, usize>) {
+/// The desk's contacts by last name and accounts by name: the ids holding each.
+async fn desk_names(app: &TestApp) -> (HashMap<String, Vec<String>>, HashMap<String, Vec<String>>) {
     use sea_orm::EntityTrait;
-    let mut contacts = HashMap::new();
+    let mut contacts: HashMap<String, Vec<String>> = HashMap::new();
     for c in entity::contact::Entity::find()
         .all(app.store.connection())
         .await
         .unwrap()
     {
-        *contacts.entry(c.last_name).or_insert(0) += 1;
+        contacts
+            .entry(c.last_name)
+            .or_default()
+            .push(c.id.0.to_string());
     }
-    let mut accounts = HashMap::new();
+    let mut accounts: HashMap<String, Vec<String>> = HashMap::new();
     for a in entity::account::Entity::find()
         .all(app.store.connection())
         .await
         .unwrap()
     {
-        *accounts.entry(a.name).or_insert(0) += 1;
+        accounts.entry(a.name).or_default().push(a.id.0.to_string());
     }
     (contacts, accounts)
+}
+
+/// The org's records of an object by the value of `field`: the ids holding each.
+fn org_names(sim: &SimHandle, object: &str, field: &str) -> HashMap<String, Vec<String>> {
+    let mut names: HashMap<String, Vec<String>> = HashMap::new();
+    for record in sim.records(object) {
+        names
+            .entry(record[field].as_str().unwrap_or_default().to_owned())
+            .or_default()
+            .push(record["Id"].as_str().unwrap_or_default().to_owned());
+    }
+    names
 }
 
 /// `tandem sync --once` in a child process on the test app's database.
@@ -129,12 +191,14 @@ const LATER_CONTACTS: usize = 20;
 /// call (`create`: its method and a part of its path), before the answer reaches it: the org
 /// holds records the desk has not linked. Then a run to the end.
 async fn killed_at_several_points(app: &TestApp, sim: &SimHandle, create: (&str, &str)) {
+    // Killed mid-way: after the run had called Salesforce, before it finished.
     let mut killed = 0;
     for ms in [120, 260, 420, 600, 800] {
+        let calls = sim.api_usage();
         let mut child = sync_process(app);
         tokio::time::sleep(Duration::from_millis(ms)).await;
         child.start_kill().unwrap();
-        if !child.wait().await.unwrap().success() {
+        if !child.wait().await.unwrap().success() && sim.api_usage() > calls {
             killed += 1;
         }
     }
