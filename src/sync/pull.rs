@@ -80,18 +80,102 @@ impl Incoming {
         module: Module,
         desk_id: i64,
     ) -> Result<(), SyncError> {
+        self.link_as(batch, module, desk_id, None).await
+    }
+
+    /// [`Self::link`]; where the desk took this version only in `part`, the link holds what
+    /// the two sides agree on, and the failure of the read stays open (`Partial::log`).
+    async fn link_as(
+        &self,
+        batch: &mut SyncBatch<'_>,
+        module: Module,
+        desk_id: i64,
+        part: Option<&Partial>,
+    ) -> Result<(), SyncError> {
+        let (hash, profile) = part.map_or((&self.hash, &self.profile), |p| (&p.hash, &p.profile));
         batch
             .link(
                 module,
                 desk_id,
                 &self.id,
-                &self.hash,
+                hash,
                 Some(self.modstamp),
-                Some(&self.profile),
+                Some(profile),
             )
             .await?;
-        batch.resolve(module, Some(desk_id), Some(&self.id)).await?;
+        if part.is_none() {
+            batch.resolve(module, Some(desk_id), Some(&self.id)).await?;
+        }
         Ok(())
+    }
+}
+
+/// A Salesforce version the desk took only in part: what a link to it holds (the desk's own
+/// values in place of those it could not take, so that no push sends them over
+/// Salesforce's, and a read of the same version again is no agreement), and why the rest
+/// waits in the failure log, as a pull the desk refused does, until Salesforce's value
+/// changes or the mapping does.
+struct Partial {
+    hash: String,
+    profile: String,
+    failure: NewFailure,
+}
+
+impl Partial {
+    /// The part of `inc` the desk record `desk_id` took, `own` holding the values it kept
+    /// where it could not take Salesforce's (`untaken`); `None` when it took all.
+    fn of(
+        round: &Round,
+        (module, inc): (Module, &Incoming),
+        (desk_id, own): (i64, &Map<String, Value>),
+        untaken: &[Invalid],
+    ) -> Option<Partial> {
+        if untaken.is_empty() {
+            return None;
+        }
+        let mut profile: Map<String, Value> =
+            serde_json::from_str(&inc.profile).unwrap_or_default();
+        let mut agreed = inc.values.clone();
+        let ours = to_salesforce(
+            round.mappings(module),
+            module,
+            own,
+            &AccountLinks::default(),
+            None,
+        );
+        let mut fields = Vec::new();
+        for mapping in round.mappings(module) {
+            if untaken.iter().any(|i| i.field == mapping.desk_field) {
+                let kept = ours
+                    .get(&mapping.salesforce_field)
+                    .cloned()
+                    .unwrap_or(Value::Null);
+                profile.insert(mapping.salesforce_field.clone(), kept.clone());
+                agreed.insert(mapping.salesforce_field.clone(), kept);
+                fields.push(mapping.salesforce_field.as_str());
+            }
+        }
+        let why: Vec<String> = untaken.iter().map(ToString::to_string).collect();
+        Some(Partial {
+            hash: hash(&agreed),
+            profile: Value::Object(profile).to_string(),
+            failure: NewFailure {
+                direction: Direction::SalesforceToDesk,
+                module,
+                desk_id: Some(desk_id),
+                salesforce_id: Some(inc.id.clone()),
+                reason: reason_for(&untaken[0]),
+                message: format!(
+                    "Salesforce {} {} is linked to desk record {desk_id}, but the desk cannot hold its {} ({}); the desk keeps its own value and Salesforce its, until the value is changed in Salesforce to one the desk can hold or the field is mapped to a desk field that can",
+                    module.salesforce_object(),
+                    inc.id,
+                    fields.join(", "),
+                    why.join("; "),
+                ),
+                modstamp: Some(inc.modstamp),
+                match_key: None,
+            },
+        })
     }
 }
 
@@ -959,7 +1043,9 @@ impl SyncEngine {
                             }
                             None => Vec::new(),
                         };
-                        let own = before.clone().unwrap_or_default();
+                        let part = before.as_ref().and_then(|own| {
+                            Partial::of(round, (module, inc), (link.desk_id, own), &untaken)
+                        });
                         // The desk holds these values already (the mappings changed, say, and
                         // the record is read again): only the link learns them.
                         let settled = kept.is_none()
@@ -968,17 +1054,9 @@ impl SyncEngine {
                             && before.as_ref() == Some(&values);
                         let goes_out = fills && round.sync_type == SyncType::TwoWay;
                         if settled {
-                            inc.link(&mut batch, module, link.desk_id).await?;
-                            if !untaken.is_empty() {
-                                self.leave_untaken(
-                                    &mut batch,
-                                    round,
-                                    (module, inc),
-                                    (link.desk_id, &own),
-                                    &untaken,
-                                )
+                            inc.link_as(&mut batch, module, link.desk_id, part.as_ref())
                                 .await?;
-                            }
+                            self.log_partial(&mut batch, part).await?;
                             if goes_out {
                                 batch.enqueue(module, link.desk_id).await?;
                             }
@@ -990,17 +1068,17 @@ impl SyncEngine {
                             stays_binned: before_delete,
                         });
                         let written = self
-                            .write(&mut batch, module, inc, existing, values, added)
-                            .await?;
-                        if written.is_ok() && !untaken.is_empty() {
-                            self.leave_untaken(
+                            .write(
                                 &mut batch,
-                                round,
-                                (module, inc),
-                                (link.desk_id, &own),
-                                &untaken,
+                                module,
+                                (inc, part.as_ref()),
+                                existing,
+                                values,
+                                added,
                             )
                             .await?;
+                        if written.is_ok() {
+                            self.log_partial(&mut batch, part).await?;
                         }
                         if goes_out && written.is_ok() {
                             batch.enqueue(module, link.desk_id).await?;
@@ -1269,7 +1347,7 @@ impl SyncEngine {
         &self,
         batch: &mut SyncBatch<'_>,
         module: Module,
-        inc: &Incoming,
+        (inc, part): (&Incoming, Option<&Partial>),
         existing: Option<Held>,
         values: Map<String, Value>,
         added: bool,
@@ -1281,7 +1359,7 @@ impl SyncEngine {
         match desk::save(batch, module, existing, values, stays_binned).await? {
             Ok(desk_id) => {
                 batch.drop_outbox(module, desk_id, &waiting).await?;
-                inc.link(batch, module, desk_id).await?;
+                inc.link_as(batch, module, desk_id, part).await?;
                 Ok(Ok(if added {
                     Written::Added
                 } else {
@@ -1333,16 +1411,23 @@ impl SyncEngine {
             let mut filled = fill_blanks(&mut values, theirs);
             let untaken =
                 keep_own_where_taken_cannot_be_held(module, &mut values, &own, &mut filled);
+            let part = Partial::of(round, (module, inc), (desk_id, &own), &untaken);
             let written = if !filled.is_empty() {
-                self.write(batch, module, inc, Some(desk_record), values, false)
-                    .await?
+                self.write(
+                    batch,
+                    module,
+                    (inc, part.as_ref()),
+                    Some(desk_record),
+                    values,
+                    false,
+                )
+                .await?
             } else {
-                inc.link(batch, module, desk_id).await?;
+                inc.link_as(batch, module, desk_id, part.as_ref()).await?;
                 Ok(Written::Linked)
             };
-            if written.is_ok() && !untaken.is_empty() {
-                self.leave_untaken(batch, round, (module, inc), (desk_id, &own), &untaken)
-                    .await?;
+            if written.is_ok() {
+                self.log_partial(batch, part).await?;
             }
             // What the desk holds that Salesforce does not goes out.
             if written.is_ok() {
@@ -1367,12 +1452,19 @@ impl SyncEngine {
         let kept = !fill_blanks(&mut values, own.clone()).is_empty();
         let untaken = keep_own_where_taken_cannot_be_held(module, &mut values, &own, &mut taken);
         let desk_id = record.id();
+        let part = Partial::of(round, (module, inc), (desk_id, &own), &untaken);
         let written = self
-            .write(batch, module, inc, Some(desk_record), values, false)
+            .write(
+                batch,
+                module,
+                (inc, part.as_ref()),
+                Some(desk_record),
+                values,
+                false,
+            )
             .await?;
-        if written.is_ok() && !untaken.is_empty() {
-            self.leave_untaken(batch, round, (module, inc), (desk_id, &own), &untaken)
-                .await?;
+        if written.is_ok() {
+            self.log_partial(batch, part).await?;
         }
         // One-way, they wait in the outbox as desk edits do, until the sync turns two-way.
         if written.is_ok() && kept {
@@ -1381,63 +1473,15 @@ impl SyncEngine {
         Ok(written)
     }
 
-    /// Salesforce's values the desk could not take from a save stay Salesforce's:
-    /// the link keeps the desk's own value (`own`, as the desk holds it) in their place, so
-    /// that no push sends it over them, and the version read waits in the failure log as a
-    /// pull the desk refused does, until Salesforce's value changes or the mapping does.
-    async fn leave_untaken(
+    /// Logs why the desk took a Salesforce version only in part, once linked to it.
+    async fn log_partial(
         &self,
         batch: &mut SyncBatch<'_>,
-        round: &Round,
-        (module, inc): (Module, &Incoming),
-        (desk_id, own): (i64, &Map<String, Value>),
-        untaken: &[Invalid],
+        part: Option<Partial>,
     ) -> Result<(), SyncError> {
-        let mut profile: Map<String, Value> =
-            serde_json::from_str(&inc.profile).unwrap_or_default();
-        let ours = to_salesforce(
-            round.mappings(module),
-            module,
-            own,
-            &AccountLinks::default(),
-            None,
-        );
-        let mut fields = Vec::new();
-        for mapping in round.mappings(module) {
-            if untaken.iter().any(|i| i.field == mapping.desk_field) {
-                let kept = ours
-                    .get(&mapping.salesforce_field)
-                    .cloned()
-                    .unwrap_or(Value::Null);
-                profile.insert(mapping.salesforce_field.clone(), kept);
-                fields.push(mapping.salesforce_field.as_str());
-            }
+        if let Some(part) = part {
+            batch.fail(part.failure, &self.settings.retry).await?;
         }
-        batch
-            .set_link_fields_of(module, &inc.id, &Value::Object(profile).to_string())
-            .await?;
-        let why: Vec<String> = untaken.iter().map(ToString::to_string).collect();
-        batch
-            .fail(
-                NewFailure {
-                    direction: Direction::SalesforceToDesk,
-                    module,
-                    desk_id: Some(desk_id),
-                    salesforce_id: Some(inc.id.clone()),
-                    reason: reason_for(&untaken[0]),
-                    message: format!(
-                        "Salesforce {} {} is linked to desk record {desk_id}, but the desk cannot hold its {} ({}); the desk keeps its own value and Salesforce its, until the value is changed in Salesforce to one the desk can hold or the field is mapped to a desk field that can",
-                        module.salesforce_object(),
-                        inc.id,
-                        fields.join(", "),
-                        why.join("; "),
-                    ),
-                    modstamp: Some(inc.modstamp),
-                    match_key: None,
-                },
-                &self.settings.retry,
-            )
-            .await?;
         Ok(())
     }
 

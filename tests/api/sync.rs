@@ -883,7 +883,10 @@ async fn a_salesforce_save_the_desk_cannot_wholly_hold_still_brings_what_it_can(
         "the phone comes; the desk keeps its revenue"
     );
     let failures = app
-        .gql_ok("{ syncFailures { nodes { reason message } } }", json!({}))
+        .gql_ok(
+            "{ syncFailures { nodes { id reason message } } }",
+            json!({}),
+        )
         .await;
     assert_eq!(
         failures["syncFailures"]["nodes"][0]["reason"], "INVALID_PARAMETER",
@@ -896,6 +899,26 @@ async fn a_salesforce_save_the_desk_cannot_wholly_hold_still_brings_what_it_can(
             .contains("the desk cannot hold its AnnualRevenue"),
         "{failures}"
     );
+    // Tried again with nothing changed, it is still refused: the entry stays open.
+    let id = failures["syncFailures"]["nodes"][0]["id"].clone();
+    let retried = app
+        .gql_ok(
+            "mutation($id: ID!) { retrySyncFailure(id: $id) { id resolvedAt } }",
+            json!({ "id": id }),
+        )
+        .await;
+    assert_eq!(
+        retried["retrySyncFailure"],
+        json!({ "id": id, "resolvedAt": null })
+    );
+    // Another Salesforce save leaves it open too, the one entry.
+    sim.update("Account", &sf_id, json!({ "Industry": "Energy" }))
+        .unwrap();
+    app.sync_now().await;
+    let open = app
+        .gql_ok("{ syncFailures { nodes { id } } }", json!({}))
+        .await;
+    assert_eq!(open["syncFailures"]["nodes"], json!([{ "id": id }]));
 
     // A later desk edit sends what it changed, not the revenue the desk kept.
     past_its_last_save(&sim, "Account", &sf_id).await;
@@ -909,6 +932,7 @@ async fn a_salesforce_save_the_desk_cannot_wholly_hold_still_brings_what_it_can(
     assert_eq!(in_org["Website"], "acme.example");
     assert_eq!(in_org["AnnualRevenue"], json!(-1.0), "{in_org}");
     assert_eq!(in_org["Phone"], "+1 555 0100");
+    assert_eq!(in_org["Industry"], "Energy");
     let mark = sim.request_count();
     app.sync_now().await;
     assert_eq!(writes_since(&sim, mark), Vec::<String>::new(), "no echo");
