@@ -485,9 +485,10 @@ impl SyncEngine {
                             read.as_deref(),
                         )
                         .await?;
-                    batch
-                        .resolve(module, Some(desk_id), Some(sf_id.as_str()))
-                        .await?;
+                    // Its failures of going out, not those of coming in: a Salesforce
+                    // version the desk refused still is, until the next read of the record
+                    // (this push's, which the pull learns) says otherwise.
+                    batch.resolve_push(module, desk_id).await?;
                     batch.drop_outbox(module, desk_id, settles).await?;
                     if creating && result.created != Some(false) {
                         counts.added += 1;

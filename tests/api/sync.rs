@@ -937,6 +937,15 @@ async fn a_salesforce_save_the_desk_cannot_wholly_hold_still_brings_what_it_can(
     app.sync_now().await;
     assert_eq!(writes_since(&sim, mark), Vec::<String>::new(), "no echo");
 
+    let open = app
+        .gql_ok("{ syncFailures { nodes { id } } }", json!({}))
+        .await;
+    assert_eq!(
+        open["syncFailures"]["nodes"],
+        json!([{ "id": id }]),
+        "the desk's push settles none of Salesforce's revenue"
+    );
+
     // Salesforce's revenue made one the desk can hold, it comes, and the failure settles.
     sim.update("Account", &sf_id, json!({ "AnnualRevenue": 7000 }))
         .unwrap();
