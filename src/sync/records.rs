@@ -357,13 +357,15 @@ pub fn account_fields(desk: Map<String, Value>) -> Result<AccountFields, Invalid
     input.validate()
 }
 
-/// The failure-log reason for a value the desk refuses.
+/// The failure-log reason for a value the desk refuses, told by how its message begins
+/// (a message may go on to quote the value, whatever it holds).
 pub fn reason_for(invalid: &Invalid) -> FailureReason {
-    if invalid.message.contains("required") {
+    let message = invalid.message.as_str();
+    if message.starts_with("is required") {
         FailureReason::MandatoryFieldMissing
-    } else if invalid.message.contains("at most") {
+    } else if message.starts_with("must be at most") {
         FailureReason::StringTooLong
-    } else if invalid.message.contains("cannot read") {
+    } else if message.starts_with("cannot read") {
         FailureReason::TypeMismatch
     } else {
         FailureReason::InvalidParameter
@@ -470,6 +472,27 @@ mod tests {
         .into();
         assert_eq!(hash(&values), "276fd734f9819adb");
         assert_eq!(hash(&SalesforceValues::new()), "cbf29ce484222325");
+    }
+
+    #[test]
+    fn a_refusal_is_told_by_its_kind_not_by_the_value_it_quotes() {
+        let reason = |message: &str| reason_for(&Invalid::new("email", message));
+        assert_eq!(
+            reason("'required.example.com' is not an email address"),
+            FailureReason::InvalidParameter
+        );
+        assert_eq!(
+            reason("'at most' is not an email address"),
+            FailureReason::InvalidParameter
+        );
+        assert_eq!(
+            reason("is required and must not be blank"),
+            FailureReason::MandatoryFieldMissing
+        );
+        assert_eq!(
+            reason("must be at most 80 characters (got 81)"),
+            FailureReason::StringTooLong
+        );
     }
 
     #[test]
