@@ -105,9 +105,15 @@ impl FailureReason {
         Self::PASSING.contains(&self)
     }
 
-    /// Maps a Salesforce error code to the failure log's reason.
-    pub fn from_salesforce(code: &str) -> Self {
+    /// Maps a Salesforce error (its code, and its message) to the failure log's reason.
+    pub fn from_salesforce(code: &str, message: &str) -> Self {
         match code {
+            // A trigger or flow that could not lock a row it writes: a busy moment, as a
+            // locked row of the record's own is.
+            "CANNOT_INSERT_UPDATE_ACTIVATE_ENTITY" if message.contains("UNABLE_TO_LOCK_ROW") => {
+                FailureReason::UpstreamUnavailable
+            }
+            "REQUEST_RUNNING_TOO_LONG" => FailureReason::UpstreamUnavailable,
             "REQUIRED_FIELD_MISSING" => FailureReason::MandatoryFieldMissing,
             "MISSING_ARGUMENT" => FailureReason::MissingParameter,
             "STRING_TOO_LONG" => FailureReason::StringTooLong,
@@ -137,6 +143,29 @@ impl FailureReason {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn a_trigger_that_met_a_locked_row_is_a_busy_moment_and_its_other_refusals_are_not() {
+        let locked = "Contact_After: execution of AfterUpdate caused by: System.DmlException: Update failed. First exception on row 0; first error: UNABLE_TO_LOCK_ROW, unable to obtain exclusive access to this record";
+        assert_eq!(
+            FailureReason::from_salesforce("CANNOT_INSERT_UPDATE_ACTIVATE_ENTITY", locked),
+            FailureReason::UpstreamUnavailable
+        );
+        assert_eq!(
+            FailureReason::from_salesforce(
+                "CANNOT_INSERT_UPDATE_ACTIVATE_ENTITY",
+                "Contact_After: execution of AfterUpdate caused by: System.NullPointerException"
+            ),
+            FailureReason::Rejected
+        );
+        assert_eq!(
+            FailureReason::from_salesforce(
+                "REQUEST_RUNNING_TOO_LONG",
+                "Your request was running for too long"
+            ),
+            FailureReason::UpstreamUnavailable
+        );
+    }
 
     #[test]
     fn transient_failures_back_off_exponentially_up_to_a_bound() {

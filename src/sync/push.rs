@@ -505,7 +505,7 @@ impl SyncEngine {
                                 Vec::new(),
                             )
                         });
-                    let mut reason = FailureReason::from_salesforce(&code);
+                    let mut reason = FailureReason::from_salesforce(&code, &message);
                     counts.failed += 1;
                     let field_note = if fields.is_empty() {
                         String::new()
