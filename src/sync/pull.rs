@@ -103,8 +103,10 @@ impl Incoming {
                 Some(profile),
             )
             .await?;
-        if part.is_none() {
-            batch.resolve(module, Some(desk_id), Some(&self.id)).await?;
+        match part {
+            None => batch.resolve(module, Some(desk_id), Some(&self.id)).await?,
+            // The desk record holds what it took: its failures of going out are over.
+            Some(_) => batch.resolve_push(module, desk_id).await?,
         }
         Ok(())
     }

@@ -489,6 +489,15 @@ impl SyncEngine {
                     // version the desk refused still is, until the next read of the record
                     // (this push's, which the pull learns) says otherwise.
                     batch.resolve_push(module, desk_id).await?;
+                    // Made again in Salesforce, its twin there deleted: what reading that
+                    // one left waiting is over, as it will not be read again.
+                    if let Some(gone) = links
+                        .get(&desk_id)
+                        .map(|l| l.salesforce_id.as_str())
+                        .filter(|old| *old != sf_id.as_str())
+                    {
+                        batch.resolve_pull(module, gone).await?;
+                    }
                     batch.drop_outbox(module, desk_id, settles).await?;
                     if creating && result.created != Some(false) {
                         counts.added += 1;

@@ -962,6 +962,88 @@ async fn a_salesforce_save_the_desk_cannot_wholly_hold_still_brings_what_it_can(
 }
 
 #[tokio::test]
+async fn a_salesforce_save_taken_in_part_ends_the_desk_records_refused_push() {
+    let (app, sim) = connected().await;
+    let sf_id = sim
+        .insert("Account", json!({ "Name": "Acme", "AnnualRevenue": 5000 }))
+        .unwrap();
+    app.sync_now().await;
+    let desk = app.gql_ok("{ accounts { nodes { id } } }", json!({})).await["accounts"]["nodes"][0]
+        ["id"]
+        .clone();
+    // A desk edit Salesforce refuses, waiting for a person...
+    past_its_last_save(&sim, "Account", &sf_id).await;
+    app.gql_ok(
+        "mutation($id: ID!) { updateAccount(id: $id, patch: { phone: \"+1 555 9999\" }) { id } }",
+        json!({ "id": desk }),
+    )
+    .await;
+    sim.reject_next_records(&[(
+        "FIELD_CUSTOM_VALIDATION_EXCEPTION",
+        "Phone numbers are checked by the sales team",
+    )]);
+    app.sync_now().await;
+    let reasons = "{ syncFailures { nodes { direction reason } } }";
+    assert_eq!(
+        app.gql_ok(reasons, json!({})).await["syncFailures"]["nodes"],
+        json!([{ "direction": "DESK_TO_SALESFORCE", "reason": "REJECTED" }])
+    );
+
+    // ...then a newer Salesforce save, taken but for a revenue the desk cannot hold: the
+    // desk holds Salesforce's phone now, and its refused edit is over.
+    sim.advance_clock(5);
+    sim.update(
+        "Account",
+        &sf_id,
+        json!({ "Phone": "+1 555 0100", "AnnualRevenue": -1 }),
+    )
+    .unwrap();
+    app.sync_now().await;
+    assert_eq!(
+        app.gql_ok(reasons, json!({})).await["syncFailures"]["nodes"],
+        json!([{ "direction": "SALESFORCE_TO_DESK", "reason": "INVALID_PARAMETER" }])
+    );
+}
+
+#[tokio::test]
+async fn a_record_made_again_in_salesforce_leaves_nothing_waiting_on_its_deleted_twin() {
+    let (app, sim) = connected().await;
+    let sf_id = sim
+        .insert("Account", json!({ "Name": "Acme", "AnnualRevenue": 5000 }))
+        .unwrap();
+    app.sync_now().await;
+    let desk = app.gql_ok("{ accounts { nodes { id } } }", json!({})).await["accounts"]["nodes"][0]
+        ["id"]
+        .clone();
+    sim.update("Account", &sf_id, json!({ "AnnualRevenue": -1 }))
+        .unwrap();
+    app.sync_now().await;
+    let open = "{ syncFailures { totalCount } }";
+    assert_eq!(
+        app.gql_ok(open, json!({})).await["syncFailures"]["totalCount"],
+        1
+    );
+
+    // Deleted in Salesforce, edited in the desk: made there again, the old twin's failure
+    // is over.
+    past_its_last_save(&sim, "Account", &sf_id).await;
+    sim.delete("Account", &sf_id).unwrap();
+    app.gql_ok(
+        "mutation($id: ID!) { updateAccount(id: $id, patch: { phone: \"+1 555 0100\" }) { id } }",
+        json!({ "id": desk }),
+    )
+    .await;
+    app.sync_now().await;
+    let made = sim.records("Account");
+    assert_eq!(made.len(), 1, "{made:?}");
+    assert_ne!(made[0]["Id"], sf_id.as_str());
+    assert_eq!(
+        app.gql_ok(open, json!({})).await["syncFailures"]["totalCount"],
+        0
+    );
+}
+
+#[tokio::test]
 async fn a_desk_edit_made_after_the_salesforce_edit_wins() {
     let (app, sim) = connected().await;
     let sf_id = sim
