@@ -251,7 +251,7 @@ impl SalesforceClient {
         self.session.adopt_refresh_token(token).await;
     }
 
-    /// Voids the tokens this client signed in with, at Salesforce, and signs in no more.
+    /// Voids the session this client signed in, at Salesforce, and signs in no more.
     pub async fn revoke(&self) -> Result<(), SalesforceError> {
         self.session.revoke().await
     }

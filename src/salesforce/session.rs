@@ -172,30 +172,25 @@ impl SessionOwner {
         state.refused = None;
     }
 
-    /// Asks Salesforce to void the tokens signed in with: the access token of the session in
-    /// use and the refresh token (for a refresh-token connection the one given, which was
-    /// given for this connection). An access token given as the credentials was obtained
-    /// elsewhere and is left to whoever holds it. Nothing is offered from here after,
-    /// whatever Salesforce answers; a token it no longer knows is void already.
+    /// Asks Salesforce to void the session signed in here (its access token), and signs in
+    /// no more. A refresh token is left to whoever gave it, who may give it again; an
+    /// access token given as the credentials was obtained elsewhere, and is left alone too.
+    /// A token Salesforce no longer knows is void already.
     pub async fn revoke(&self) -> Result<(), SalesforceError> {
-        let (session, refresh) = {
+        let session = {
             let mut state = self.state.lock().await;
             state.refused = Some(SalesforceError::AuthFailed {
                 error: "invalid_grant".into(),
                 description: "the connection was deleted".into(),
             });
-            (state.session.take(), state.refresh_token.take())
+            state.session.take()
         };
-        let access = session
-            .filter(|_| !matches!(self.credentials, Credentials::AccessToken { .. }))
-            .map(|s| s.access_token.clone());
-        let mut outcome = Ok(());
-        for token in access.iter().chain(refresh.iter()) {
-            if let Err(e) = self.revoke_one(token).await {
-                outcome = Err(e);
+        match session {
+            Some(session) if !matches!(self.credentials, Credentials::AccessToken { .. }) => {
+                self.revoke_one(&session.access_token).await
             }
+            _ => Ok(()),
         }
-        outcome
     }
 
     async fn revoke_one(&self, token: &SecretString) -> Result<(), SalesforceError> {

@@ -213,7 +213,7 @@ fn connection_of(model: &integration::Model) -> String {
 /// process's changes take to show where none is announced (SQLite, a notice lost).
 const VIEW_TTL: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// How long a deleted connection waits for Salesforce to void its tokens.
+/// How long a deleted connection waits for Salesforce to void its session.
 const REVOKE_PATIENCE: std::time::Duration = std::time::Duration::from_secs(5);
 
 fn kind(auth: &ConnectAuth) -> &'static str {
@@ -1061,10 +1061,10 @@ impl Integrations {
         }
     }
 
-    /// Disconnects: no further sync, credentials erased, desk records kept, and the tokens
-    /// signed in with voided at Salesforce (the connected app's sessions list loses this
-    /// one). Salesforce not answering the revoke does not keep the connection: it is
-    /// logged, and the tokens, erased here, expire there in time.
+    /// Disconnects: no further sync, credentials erased, desk records kept, and the session
+    /// this process signed in voided at Salesforce. Salesforce not answering the revoke
+    /// does not keep the connection: it is logged, and the session, erased here, expires
+    /// there in time.
     pub async fn delete(&self) -> Result<(), SyncError> {
         self.connected().await?;
         let _replacing = self.replacing().await?;
@@ -1079,10 +1079,10 @@ impl Integrations {
         match tokio::time::timeout(REVOKE_PATIENCE, client.revoke()).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
-                tracing::warn!(error = %e, "Salesforce did not void the deleted connection's tokens");
+                tracing::warn!(error = %e, "Salesforce did not void the deleted connection's session");
             }
             Err(_) => tracing::warn!(
-                "Salesforce did not void the deleted connection's tokens within {}s",
+                "Salesforce did not void the deleted connection's session within {}s",
                 REVOKE_PATIENCE.as_secs()
             ),
         }

@@ -847,7 +847,7 @@ async fn a_refresh_token_connects_without_a_client_secret_the_app_does_not_requi
 }
 
 #[tokio::test]
-async fn deleting_the_integration_voids_its_tokens_at_salesforce() {
+async fn deleting_the_integration_voids_its_session_at_salesforce() {
     let app = spawn_app().await;
     let sim = salesforce_sim::start(SimConfig::default()).await;
     let given = sim.refresh_token();
@@ -861,15 +861,21 @@ async fn deleting_the_integration_voids_its_tokens_at_salesforce() {
 
     app.gql_ok("mutation { deleteIntegration { status } }", json!({}))
         .await;
-    assert!(
-        !sim.honours_refresh_token(&given),
-        "the refresh token given is revoked"
-    );
     assert_eq!(
         sim.live_access_tokens(),
         0,
         "the session signed in is revoked"
     );
+    assert!(
+        sim.honours_refresh_token(&given),
+        "the refresh token is its giver's, who may connect with it again"
+    );
+    app.gql_ok(
+        "mutation($i: ConnectSalesforceInput!) { connectSalesforce(input: $i) { status } }",
+        json!({ "i": { "loginUrl": sim.base_url(), "auth": "REFRESH_TOKEN", "refreshToken": given,
+                       "clientId": sim.config().client_id, "clientSecret": sim.config().client_secret } }),
+    )
+    .await;
 }
 
 #[tokio::test]
