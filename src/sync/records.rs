@@ -36,8 +36,8 @@ fn canonical_text(value: &Value) -> Value {
         Value::String(s) if crate::domain::trim_invisible(s).is_empty() => Value::Null,
         Value::String(s) => Value::String(crate::domain::trim_invisible(s).to_owned()),
         // 1200 and 1200.0 are one value; whole numbers travel as integers, which integer
-        // fields such as NumberOfEmployees require. One read as an integer stays exact.
-        Value::Number(n) if n.is_i64() || n.is_u64() => Value::Number(n.clone()),
+        // fields such as NumberOfEmployees require. Past 2^53 a number is the double nearest
+        // it, as the desk keeps its decimals, whether read as an integer or a float.
         Value::Number(n) => match n.as_f64() {
             Some(f) if f.fract() == 0.0 && f.abs() < 9.2e18 => Value::from(f as i64),
             Some(f) => serde_json::Number::from_f64(f)
@@ -273,7 +273,7 @@ fn desk_value(kind: DeskKind, value: Value) -> Value {
         DeskKind::Text { .. } | DeskKind::Email => match value {
             // Written out in full, as Salesforce shows it, not as `1.2345678901234568e16`.
             Value::Number(n) => Value::String(match n.as_f64() {
-                Some(f) if !(n.is_i64() || n.is_u64()) => f.to_string(),
+                Some(f) if !(n.is_i64() || n.is_u64()) && f.abs() < 1e21 => f.to_string(),
                 _ => n.to_string(),
             }),
             Value::Bool(b) => Value::String(b.to_string()),
@@ -502,11 +502,16 @@ mod tests {
         assert_eq!(shown(json!(1e16)), json!("10000000000000000"));
         assert_eq!(
             shown(json!(12345678901234567_u64)),
-            json!("12345678901234567")
+            json!("12345678901234568")
         );
+        assert_eq!(shown(json!(1e300)), json!("1e+300"));
         assert_eq!(shown(json!(0.5)), json!("0.5"));
         // Past 2^53 a whole float and the integer it is are still one value.
         assert_eq!(canonical_text(&json!(1e16)), json!(10000000000000000_u64));
+        assert_eq!(
+            canonical_text(&json!(12345678901234567_u64)),
+            canonical_text(&json!(12345678901234568.0))
+        );
     }
 
     #[test]
