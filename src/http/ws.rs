@@ -638,7 +638,11 @@ fn error_message(protocol: Protocol, id: &str, errors: Value) -> Value {
 fn token_in(payload: &Value) -> Result<Option<String>, String> {
     let from = |map: &Value| -> Result<Option<String>, String> {
         for key in ["Authorization", "authorization"] {
-            if let Some(value) = map.get(key).filter(|v| !v.is_null()) {
+            // Null or blank names none (`token ? "Bearer …" : ""` signed out).
+            let named = map
+                .get(key)
+                .filter(|v| !v.is_null() && v.as_str().is_none_or(|s| !s.trim().is_empty()));
+            if let Some(value) = named {
                 return value
                     .as_str()
                     .and_then(|value| bearer(Some(value)).ok())
