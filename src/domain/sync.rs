@@ -110,7 +110,9 @@ impl FailureReason {
         match code {
             // A trigger or flow that could not lock a row it writes: a busy moment, as a
             // locked row of the record's own is.
-            "CANNOT_INSERT_UPDATE_ACTIVATE_ENTITY" if message.contains("UNABLE_TO_LOCK_ROW") => {
+            "CANNOT_INSERT_UPDATE_ACTIVATE_ENTITY"
+                if message.contains("first error: UNABLE_TO_LOCK_ROW") =>
+            {
                 FailureReason::UpstreamUnavailable
             }
             "REQUEST_RUNNING_TOO_LONG" => FailureReason::UpstreamUnavailable,
