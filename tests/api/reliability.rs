@@ -123,8 +123,13 @@ async fn assert_exactly_once(app: &TestApp, sim: &SimHandle, later: usize) {
         let mut linked = 0;
         for link in links.iter().filter(|l| l.module == module) {
             let desk_id = link.desk_id.to_string();
+            let joined = desk_name.get(desk_id.as_str());
+            assert!(
+                joined.is_some(),
+                "{module} link of a desk record {desk_id} not there"
+            );
             assert_eq!(
-                desk_name.get(desk_id.as_str()),
+                joined,
                 org_name.get(link.salesforce_id.as_str()),
                 "{module} link {desk_id} ↔ {} joins twins",
                 link.salesforce_id
@@ -191,14 +196,23 @@ const LATER_CONTACTS: usize = 20;
 /// call (`create`: its method and a part of its path), before the answer reaches it: the org
 /// holds records the desk has not linked. Then a run to the end.
 async fn killed_at_several_points(app: &TestApp, sim: &SimHandle, create: (&str, &str)) {
-    // Killed mid-way: after the run had called Salesforce, before it finished.
+    // Killed mid-way: a while after the run first called Salesforce, before it finished.
     let mut killed = 0;
-    for ms in [120, 260, 420, 600, 800] {
+    for ms in [0, 80, 200, 360, 560] {
         let calls = sim.api_usage();
         let mut child = sync_process(app);
+        let called = async {
+            while sim.api_usage() == calls {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        };
+        tokio::select! {
+            () = called => {}
+            _ = child.wait() => continue,
+        }
         tokio::time::sleep(Duration::from_millis(ms)).await;
         child.start_kill().unwrap();
-        if !child.wait().await.unwrap().success() && sim.api_usage() > calls {
+        if !child.wait().await.unwrap().success() {
             killed += 1;
         }
     }
