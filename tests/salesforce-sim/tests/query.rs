@@ -401,3 +401,48 @@ async fn a_query_locator_left_unused_for_fifteen_minutes_expires() {
     assert_eq!(status, 400);
     assert_eq!(body[0]["errorCode"], "INVALID_QUERY_LOCATOR", "{body}");
 }
+
+#[tokio::test]
+async fn archived_activities_are_read_through_query_all_alone() {
+    let org = org().await;
+    let who = org.put("Contact", json!({ "LastName": "Longstanding" }));
+    org.put(
+        "Event",
+        json!({ "Subject": "Kickoff", "StartDateTime": "2024-03-01T10:00:00.000+0000", "EndDateTime": "2024-03-01T11:00:00.000+0000", "WhoId": who }),
+    );
+    org.put(
+        "Task",
+        json!({ "Subject": "Signed", "Status": "Completed", "ActivityDate": "2024-03-04", "WhoId": who }),
+    );
+    // An open task is never archived, however old.
+    org.put(
+        "Task",
+        json!({ "Subject": "Still to do", "Status": "Not Started", "ActivityDate": "2024-03-04", "WhoId": who }),
+    );
+    let subjects = |page: &Value| -> Vec<String> {
+        let mut subjects: Vec<String> = page["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["Subject"].as_str().unwrap().to_owned())
+            .collect();
+        subjects.sort();
+        subjects
+    };
+    for object in ["Event", "Task"] {
+        let soql = format!("SELECT Subject, IsArchived FROM {object}");
+        let (_, live) = org.query(&soql).await;
+        let (_, all) = org.query_all(&soql).await;
+        match object {
+            "Event" => {
+                assert_eq!(subjects(&live), Vec::<String>::new());
+                assert_eq!(subjects(&all), ["Kickoff"]);
+                assert_eq!(all["records"][0]["IsArchived"], true);
+            }
+            _ => {
+                assert_eq!(subjects(&live), ["Still to do"]);
+                assert_eq!(subjects(&all), ["Signed", "Still to do"]);
+            }
+        }
+    }
+}
