@@ -785,7 +785,8 @@ impl DeskMutation {
             .into())
     }
 
-    /// Applies the same change to many contacts; all of them change or none does.
+    /// Applies the same change to many contacts (1 to 500 ids); all of them change or none
+    /// does.
     // A list past the limit is weighed at the limit: refused for its length, it says so.
     #[graphql(
         complexity = "list_complexity(ids.len().min(crate::store::MASS_UPDATE_LIMIT), child_complexity)"
@@ -854,7 +855,8 @@ impl DeskMutation {
         Ok(ctx.store().update_account(id, &patch.into()).await?.into())
     }
 
-    /// Applies the same change to many accounts; all of them change or none does.
+    /// Applies the same change to many accounts (1 to 500 ids); all of them change or none
+    /// does.
     // A list past the limit is weighed at the limit: refused for its length, it says so.
     #[graphql(
         complexity = "list_complexity(ids.len().min(crate::store::MASS_UPDATE_LIMIT), child_complexity)"
