@@ -3,7 +3,8 @@
 //! process died, the connection dropped after Salesforce saved it), the next round looks for
 //! what it made before the record is read or sent again: a Salesforce record the integration
 //! user created since, linked to nothing, that names the desk record in a plain
-//! `Helpdesk_Id__c` or, without the field, holds every value sent. Found, it is linked as the
+//! `Helpdesk_Id__c` or, without the field, holds every value sent (or, none doing so, holds
+//! them as the org's automation may have saved them: see `pair`). Found, it is linked as the
 //! answer would have linked it. Not found, it is in doubt while Salesforce may still be
 //! making it (a call runs up to ten minutes, past a connection cut or a process killed), and
 //! the record waits; after that the create never happened and the record is sent again.
@@ -79,31 +80,23 @@ impl SyncEngine {
         let mut batch = self.store.begin_sync().await?;
         let mut counts = Counts::default();
         let mut linked_now = std::collections::HashSet::new();
-        // In the order they were sent, each takes the record that names it (a plain
-        // Helpdesk_Id__c holds the desk id), else the first, in the order Salesforce made them,
-        // that holds all it sent: twins sent with the same values pair up in turn.
-        for (desk_id, values) in &sent {
-            let made = found
-                .iter()
-                .position(|record| record.desk_ref == Some(*desk_id))
-                .or_else(|| {
-                    found
-                        .iter()
-                        .position(|record| holds_all_sent(record, values))
-                });
-            if let Some(at) = made {
-                // Linked at what was sent, as the answer would have linked it: an edit made in
-                // Salesforce since is news the next pull brings, not the state of the link.
-                let record = found.remove(at);
-                linked_now.insert(*desk_id);
-                batch
-                    .link(module, *desk_id, &record.id, &hash(values), None, None)
-                    .await?;
-                batch
-                    .resolve(module, Some(*desk_id), Some(&record.id))
-                    .await?;
-                counts.added += 1;
-            }
+        let read: Vec<(Option<i64>, &str)> = found
+            .iter()
+            .map(|record| (record.desk_ref, record.profile.as_str()))
+            .collect();
+        for (note, at) in pair(&sent, &read) {
+            let (desk_id, values) = &sent[note];
+            // Linked at what was sent, as the answer would have linked it: an edit made in
+            // Salesforce since is news the next pull brings, not the state of the link.
+            let record = &found[at];
+            linked_now.insert(*desk_id);
+            batch
+                .link(module, *desk_id, &record.id, &hash(values), None, None)
+                .await?;
+            batch
+                .resolve(module, Some(*desk_id), Some(&record.id))
+                .await?;
+            counts.added += 1;
         }
         // Found ones are settled by their link; of the others, those sent long enough ago
         // were never made, and the rest stay in doubt.
@@ -228,7 +221,7 @@ pub(super) async fn made_by_creates_in_doubt(
         return Ok(Vec::new());
     };
     let since = first - CLOCK_SKEW;
-    let mut candidates: Vec<(usize, &Incoming)> = creates
+    let candidates: Vec<(usize, &Incoming)> = creates
         .iter()
         .map(|&idx| (idx, &incoming[idx]))
         .filter(|(_, record)| record.desk_ref.is_none())
@@ -249,26 +242,105 @@ pub(super) async fn made_by_creates_in_doubt(
             by_us && made.is_some_and(|at| at >= since)
         })
         .collect();
-    let mut made = Vec::new();
-    for note in pending {
-        let values: SalesforceValues = serde_json::from_str(&note.sent).unwrap_or_default();
-        if let Some(at) = candidates
-            .iter()
-            .position(|(_, record)| holds_all_sent(record, &values))
-        {
-            let (idx, _) = candidates.remove(at);
-            made.push((idx, note.desk_id));
-        }
-    }
-    Ok(made)
+    let sent: Vec<(i64, SalesforceValues)> = pending
+        .iter()
+        .map(|p| (p.desk_id, serde_json::from_str(&p.sent).unwrap_or_default()))
+        .collect();
+    // Named records are not candidates: each waits for the note that named it.
+    let read: Vec<(Option<i64>, &str)> = candidates
+        .iter()
+        .map(|(_, record)| (None, record.profile.as_str()))
+        .collect();
+    Ok(pair(&sent, &read)
+        .into_iter()
+        .map(|(note, at)| (candidates[at].0, sent[note].0))
+        .collect())
 }
 
-/// Whether a record naming no desk record holds every value a create sent: the record that
-/// create made, when nothing better tells.
-fn holds_all_sent(record: &Incoming, values: &SalesforceValues) -> bool {
-    record.desk_ref.is_none()
-        && !values.is_empty()
-        && changed_since(values, Some(&record.profile)).is_empty()
+/// A record a create in doubt may have made: the desk record it names, if any, and every
+/// field read.
+type Read<'a> = (Option<i64>, &'a str);
+
+/// Pairs creates in doubt (each desk id with the values sent, in the order sent) with the
+/// records they may have made (each with the desk record it names, if any, and every field
+/// read): index pairs into the two. In the order sent, each takes the record that names it (a
+/// plain `Helpdesk_Id__c` holds the desk id), else the first, in the order Salesforce made
+/// them, that holds all it sent, so that twins sent with the same values pair up in turn.
+/// Those left then take, in turn, one that holds what they sent as the org's automation may
+/// have saved it (`holds_as_saved`): a trigger that tidied a name must not make it twice.
+fn pair(sent: &[(i64, SalesforceValues)], found: &[Read<'_>]) -> Vec<(usize, usize)> {
+    let mut taken = vec![false; found.len()];
+    let mut pairs = Vec::new();
+    let mut left = Vec::new();
+    let free = |taken: &[bool], test: &dyn Fn(&Read<'_>) -> bool| {
+        (0..found.len()).find(|&at| !taken[at] && test(&found[at]))
+    };
+    for (note, (desk_id, values)) in sent.iter().enumerate() {
+        let at = free(&taken, &|(named, _)| *named == Some(*desk_id)).or_else(|| {
+            free(&taken, &|(named, read)| {
+                named.is_none()
+                    && !values.is_empty()
+                    && changed_since(values, Some(read)).is_empty()
+            })
+        });
+        match at {
+            Some(at) => {
+                taken[at] = true;
+                pairs.push((note, at));
+            }
+            None => left.push(note),
+        }
+    }
+    for note in left {
+        let values = &sent[note].1;
+        if let Some(at) = free(&taken, &|(named, read)| {
+            named.is_none() && holds_as_saved(read, values)
+        }) {
+            taken[at] = true;
+            pairs.push((note, at));
+        }
+    }
+    pairs
+}
+
+/// Whether a record read (`read`, every field) holds the values a create sent as the org's
+/// automation may have saved them: text in another case or spacing, a number rounded to its
+/// field's scale, a default filled where nothing was sent. At least one value must have
+/// been sent.
+fn holds_as_saved(read: &str, values: &SalesforceValues) -> bool {
+    let Ok(read) = serde_json::from_str::<serde_json::Map<String, Value>>(read) else {
+        return false;
+    };
+    let mut sent = values
+        .iter()
+        .filter(|(_, value)| !value.is_null())
+        .peekable();
+    sent.peek().is_some()
+        && sent.all(|(field, value)| {
+            let saved = read
+                .iter()
+                .find(|(name, _)| name.eq_ignore_ascii_case(field))
+                .map(|(_, saved)| saved);
+            match (value, saved) {
+                (Value::String(sent), Some(Value::String(saved))) => {
+                    sent.split_whitespace()
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                        .to_lowercase()
+                        == saved
+                            .split_whitespace()
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                            .to_lowercase()
+                }
+                (Value::Number(sent), Some(Value::Number(saved))) => sent
+                    .as_f64()
+                    .zip(saved.as_f64())
+                    .is_some_and(|(sent, saved)| (sent - saved).abs() < 1.0),
+                (sent, Some(saved)) => sent == saved,
+                (_, None) => false,
+            }
+        })
 }
 
 /// The user id an identity URL ends with (`…/id/{org}/{user}`).
@@ -280,6 +352,56 @@ pub(super) fn user_of(identity: &str) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn values(pairs: &[(&str, Value)]) -> SalesforceValues {
+        pairs
+            .iter()
+            .map(|(field, value)| ((*field).to_owned(), value.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn creates_pair_with_what_they_made_exactly_first_then_as_automation_saved_it() {
+        use serde_json::json;
+        let sent = vec![
+            (
+                1,
+                values(&[("LastName", json!("smith")), ("Title", Value::Null)]),
+            ),
+            (
+                2,
+                values(&[("LastName", json!("Smith")), ("Title", json!("CFO"))]),
+            ),
+            (
+                3,
+                values(&[
+                    ("LastName", json!("o'brien  lee")),
+                    ("AnnualRevenue", json!(10.5)),
+                ]),
+            ),
+        ];
+        let read = [
+            // A trigger capitalised the name and filled the title with its default.
+            r#"{"Id":"003A","LastName":"Smith","Title":"Customer"}"#,
+            r#"{"Id":"003B","LastName":"Smith","Title":"CFO"}"#,
+            r#"{"Id":"003C","LastName":"O'Brien Lee","AnnualRevenue":11}"#,
+        ];
+        let found: Vec<(Option<i64>, &str)> = read.iter().map(|r| (None, *r)).collect();
+        let mut pairs = pair(&sent, &found);
+        pairs.sort();
+        // The exact pairing goes first, so the second create keeps its own record even
+        // though the first, read loosely, would hold it too.
+        assert_eq!(pairs, [(0, 0), (1, 1), (2, 2)]);
+
+        // A record that names another desk record, or holds another value, is no one's.
+        let found = [
+            (Some(9), read[1]),
+            (None, r#"{"Id":"003D","LastName":"Jones"}"#),
+        ];
+        assert_eq!(pair(&sent[1..2], &found), []);
+        // Nothing sent but blanks pairs with nothing.
+        assert!(!holds_as_saved(read[0], &values(&[("Title", Value::Null)])));
+    }
 
     #[test]
     fn the_user_is_the_identity_urls_last_part() {
