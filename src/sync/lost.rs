@@ -3,7 +3,7 @@
 //! process died, the connection dropped after Salesforce saved it), the next round looks for
 //! what it made before the record is read or sent again: a Salesforce record the integration
 //! user created since, linked to nothing, that names the desk record in a plain
-//! `Helpdesk_Id__c` or, without the field, holds every value sent (or, none doing so, holds
+//! `Helpdesk_Id__c` or, without the field, holds every value sent (or, beyond doubt, holds
 //! them as the org's automation may have saved them: see `pair`). Found, it is linked as the
 //! answer would have linked it. Not found, it is in doubt while Salesforce may still be
 //! making it (a call runs up to ten minutes, past a connection cut or a process killed), and
@@ -84,7 +84,7 @@ impl SyncEngine {
             .iter()
             .map(|record| (record.desk_ref, record.profile.as_str()))
             .collect();
-        for (note, at) in pair(&sent, &read) {
+        for (note, at) in pair(&sent, &read, true) {
             let (desk_id, values) = &sent[note];
             // Linked at what was sent, as the answer would have linked it: an edit made in
             // Salesforce since is news the next pull brings, not the state of the link.
@@ -251,7 +251,9 @@ pub(super) async fn made_by_creates_in_doubt(
         .iter()
         .map(|(_, record)| (None, record.profile.as_str()))
         .collect();
-    Ok(pair(&sent, &read)
+    // Exactly only: linked here at what Salesforce holds, a record taken as saved would have
+    // the desk's queued values sent back over what the org's automation saved.
+    Ok(pair(&sent, &read, false)
         .into_iter()
         .map(|(note, at)| (candidates[at].0, sent[note].0))
         .collect())
@@ -266,9 +268,15 @@ type Read<'a> = (Option<i64>, &'a str);
 /// read): index pairs into the two. In the order sent, each takes the record that names it (a
 /// plain `Helpdesk_Id__c` holds the desk id), else the first, in the order Salesforce made
 /// them, that holds all it sent, so that twins sent with the same values pair up in turn.
-/// Those left then take, in turn, one that holds what they sent as the org's automation may
-/// have saved it (`holds_as_saved`): a trigger that tidied a name must not make it twice.
-fn pair(sent: &[(i64, SalesforceValues)], found: &[Read<'_>]) -> Vec<(usize, usize)> {
+/// With `as_saved`, those left then take a record that holds what they sent as the org's
+/// automation may have saved it (`holds_as_saved`: a trigger that tidied a name must not
+/// make it twice), where that is beyond doubt: the one record it holds so, held so by no
+/// other create left.
+fn pair(
+    sent: &[(i64, SalesforceValues)],
+    found: &[Read<'_>],
+    as_saved: bool,
+) -> Vec<(usize, usize)> {
     let mut taken = vec![false; found.len()];
     let mut pairs = Vec::new();
     let mut left = Vec::new();
@@ -291,12 +299,17 @@ fn pair(sent: &[(i64, SalesforceValues)], found: &[Read<'_>]) -> Vec<(usize, usi
             None => left.push(note),
         }
     }
-    for note in left {
-        let values = &sent[note].1;
-        if let Some(at) = free(&taken, &|(named, read)| {
-            named.is_none() && holds_as_saved(read, values)
-        }) {
-            taken[at] = true;
+    if !as_saved {
+        return pairs;
+    }
+    let holds = |note: usize, at: usize| {
+        !taken[at] && found[at].0.is_none() && holds_as_saved(found[at].1, &sent[note].1)
+    };
+    for &note in &left {
+        let mut held = (0..found.len()).filter(|&at| holds(note, at));
+        if let (Some(at), None) = (held.next(), held.next())
+            && left.iter().filter(|&&other| holds(other, at)).count() == 1
+        {
             pairs.push((note, at));
         }
     }
@@ -304,9 +317,8 @@ fn pair(sent: &[(i64, SalesforceValues)], found: &[Read<'_>]) -> Vec<(usize, usi
 }
 
 /// Whether a record read (`read`, every field) holds the values a create sent as the org's
-/// automation may have saved them: text in another case or spacing, a number rounded to its
-/// field's scale, a default filled where nothing was sent. At least one value must have
-/// been sent.
+/// automation may have saved them: text in another case, a number rounded to a whole one,
+/// a default filled where nothing was sent. At least one value must have been sent.
 fn holds_as_saved(read: &str, values: &SalesforceValues) -> bool {
     let Ok(read) = serde_json::from_str::<serde_json::Map<String, Value>>(read) else {
         return false;
@@ -323,20 +335,12 @@ fn holds_as_saved(read: &str, values: &SalesforceValues) -> bool {
                 .map(|(_, saved)| saved);
             match (value, saved) {
                 (Value::String(sent), Some(Value::String(saved))) => {
-                    sent.split_whitespace()
-                        .collect::<Vec<_>>()
-                        .join(" ")
-                        .to_lowercase()
-                        == saved
-                            .split_whitespace()
-                            .collect::<Vec<_>>()
-                            .join(" ")
-                            .to_lowercase()
+                    sent.trim().to_lowercase() == saved.trim().to_lowercase()
                 }
                 (Value::Number(sent), Some(Value::Number(saved))) => sent
                     .as_f64()
                     .zip(saved.as_f64())
-                    .is_some_and(|(sent, saved)| (sent - saved).abs() < 1.0),
+                    .is_some_and(|(sent, saved)| (sent - saved).abs() <= 0.5),
                 (sent, Some(saved)) => sent == saved,
                 (_, None) => false,
             }
@@ -375,7 +379,7 @@ mod tests {
             (
                 3,
                 values(&[
-                    ("LastName", json!("o'brien  lee")),
+                    ("LastName", json!("o'brien")),
                     ("AnnualRevenue", json!(10.5)),
                 ]),
             ),
@@ -384,23 +388,44 @@ mod tests {
             // A trigger capitalised the name and filled the title with its default.
             r#"{"Id":"003A","LastName":"Smith","Title":"Customer"}"#,
             r#"{"Id":"003B","LastName":"Smith","Title":"CFO"}"#,
-            r#"{"Id":"003C","LastName":"O'Brien Lee","AnnualRevenue":11}"#,
+            r#"{"Id":"003C","LastName":"O'Brien","AnnualRevenue":11}"#,
         ];
         let found: Vec<(Option<i64>, &str)> = read.iter().map(|r| (None, *r)).collect();
-        let mut pairs = pair(&sent, &found);
+        let mut pairs = pair(&sent, &found, true);
         pairs.sort();
         // The exact pairing goes first, so the second create keeps its own record even
-        // though the first, read loosely, would hold it too.
+        // though the first, read as saved, would hold it too.
         assert_eq!(pairs, [(0, 0), (1, 1), (2, 2)]);
+        assert_eq!(pair(&sent, &found, false), [(1, 1)], "exactly only");
+
+        // One record two creates left would both hold as saved is neither's.
+        let twins = vec![
+            (
+                1,
+                values(&[("LastName", json!("smith")), ("Title", Value::Null)]),
+            ),
+            (
+                2,
+                values(&[("LastName", json!("smith")), ("Phone", json!("111"))]),
+            ),
+        ];
+        let one = [(None, r#"{"Id":"003B","LastName":"Smith","Phone":"111"}"#)];
+        assert_eq!(pair(&twins, &one, true), []);
 
         // A record that names another desk record, or holds another value, is no one's.
         let found = [
             (Some(9), read[1]),
             (None, r#"{"Id":"003D","LastName":"Jones"}"#),
         ];
-        assert_eq!(pair(&sent[1..2], &found), []);
+        assert_eq!(pair(&sent[1..2], &found, true), []);
         // Nothing sent but blanks pairs with nothing.
         assert!(!holds_as_saved(read[0], &values(&[("Title", Value::Null)])));
+        // A number is held as saved rounded to a whole one, not further.
+        let saved = r#"{"Id":"003E","LastName":"Ng","AnnualRevenue":1.1}"#;
+        assert!(!holds_as_saved(
+            saved,
+            &values(&[("AnnualRevenue", json!(0.2))])
+        ));
     }
 
     #[test]
