@@ -110,9 +110,7 @@ impl FailureReason {
         match code {
             // A trigger or flow that could not lock a row it writes: a busy moment, as a
             // locked row of the record's own is.
-            "CANNOT_INSERT_UPDATE_ACTIVATE_ENTITY"
-                if message.contains("first error: UNABLE_TO_LOCK_ROW") =>
-            {
+            "CANNOT_INSERT_UPDATE_ACTIVATE_ENTITY" if message.contains(": UNABLE_TO_LOCK_ROW") => {
                 FailureReason::UpstreamUnavailable
             }
             "REQUEST_RUNNING_TOO_LONG" => FailureReason::UpstreamUnavailable,
@@ -151,6 +149,11 @@ mod tests {
         let locked = "Contact_After: execution of AfterUpdate caused by: System.DmlException: Update failed. First exception on row 0; first error: UNABLE_TO_LOCK_ROW, unable to obtain exclusive access to this record";
         assert_eq!(
             FailureReason::from_salesforce("CANNOT_INSERT_UPDATE_ACTIVATE_ENTITY", locked),
+            FailureReason::UpstreamUnavailable
+        );
+        let flow = "We can't save this record because the “Update Account” process failed. This error occurred when the flow tried to update records: UNABLE_TO_LOCK_ROW: unable to obtain exclusive access to this record or 1 records.";
+        assert_eq!(
+            FailureReason::from_salesforce("CANNOT_INSERT_UPDATE_ACTIVATE_ENTITY", flow),
             FailureReason::UpstreamUnavailable
         );
         assert_eq!(
