@@ -172,25 +172,35 @@ impl SessionOwner {
         state.refused = None;
     }
 
-    /// Asks Salesforce to void the session signed in here (its access token), and signs in
-    /// no more. A refresh token is left to whoever gave it, who may give it again; an
-    /// access token given as the credentials was obtained elsewhere, and is left alone too.
-    /// A token Salesforce no longer knows is void already.
+    /// Asks Salesforce to void the session signed in here (its access token) and a refresh
+    /// token it issued here (rotated in for the one given), and signs in no more. The
+    /// refresh token given is left to whoever gave it, who may give it again, and an access
+    /// token given as the credentials, obtained elsewhere, is left alone too. A token
+    /// Salesforce no longer knows is void already.
     pub async fn revoke(&self) -> Result<(), SalesforceError> {
-        let session = {
+        let (session, refresh) = {
             let mut state = self.state.lock().await;
             state.refused = Some(SalesforceError::AuthFailed {
                 error: "invalid_grant".into(),
                 description: "the connection was deleted".into(),
             });
-            state.session.take()
+            (state.session.take(), state.refresh_token.take())
         };
-        match session {
-            Some(session) if !matches!(self.credentials, Credentials::AccessToken { .. }) => {
-                self.revoke_one(&session.access_token).await
+        let given = match &self.credentials {
+            Credentials::RefreshToken { refresh_token, .. } => Some(refresh_token.expose_secret()),
+            _ => None,
+        };
+        let access = session
+            .filter(|_| !matches!(self.credentials, Credentials::AccessToken { .. }))
+            .map(|s| s.access_token.clone());
+        let issued = refresh.filter(|r| Some(r.expose_secret()) != given);
+        let mut outcome = Ok(());
+        for token in access.iter().chain(issued.iter()) {
+            if let Err(e) = self.revoke_one(token).await {
+                outcome = Err(e);
             }
-            _ => Ok(()),
         }
+        outcome
     }
 
     async fn revoke_one(&self, token: &SecretString) -> Result<(), SalesforceError> {

@@ -879,6 +879,38 @@ async fn deleting_the_integration_voids_its_session_at_salesforce() {
 }
 
 #[tokio::test]
+async fn deleting_the_integration_voids_a_refresh_token_salesforce_rotated_in() {
+    let app = spawn_app().await;
+    let sim = salesforce_sim::start(SimConfig {
+        rotate_refresh_tokens: true,
+        ..SimConfig::default()
+    })
+    .await;
+    let given = sim.refresh_token();
+    app.gql_ok(
+        "mutation($i: ConnectSalesforceInput!) { connectSalesforce(input: $i) { status } }",
+        json!({ "i": { "loginUrl": sim.base_url(), "auth": "REFRESH_TOKEN", "refreshToken": given,
+                       "clientId": sim.config().client_id, "clientSecret": sim.config().client_secret } }),
+    )
+    .await;
+    assert!(!sim.honours_refresh_token(&given), "rotated out");
+    assert_eq!(
+        sim.live_refresh_tokens(),
+        1,
+        "the one issued to the connection"
+    );
+
+    app.gql_ok("mutation { deleteIntegration { status } }", json!({}))
+        .await;
+    assert_eq!(
+        sim.live_refresh_tokens(),
+        0,
+        "issued to the connection alone, it goes with it"
+    );
+    assert_eq!(sim.live_access_tokens(), 0);
+}
+
+#[tokio::test]
 async fn an_integration_is_deleted_when_salesforce_cannot_void_its_tokens() {
     let app = spawn_app().await;
     let sim = salesforce_sim::start(SimConfig::default()).await;

@@ -133,6 +133,11 @@ impl SimHandle {
         lock(&self.sim.sessions).live_access()
     }
 
+    /// Refresh tokens the `refresh_token` grant would honour.
+    pub fn live_refresh_tokens(&self) -> usize {
+        lock(&self.sim.sessions).live_refresh()
+    }
+
     /// Whether `token` is a refresh token the `refresh_token` grant would honour.
     pub fn honours_refresh_token(&self, token: &str) -> bool {
         lock(&self.sim.sessions).honours_refresh(token)

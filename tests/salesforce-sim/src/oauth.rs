@@ -96,6 +96,10 @@ impl Sessions {
         self.access.len()
     }
 
+    pub fn live_refresh(&self) -> usize {
+        self.refresh.len()
+    }
+
     pub fn honours_refresh(&self, token: &str) -> bool {
         self.refresh.contains(token)
     }
