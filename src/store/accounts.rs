@@ -199,8 +199,10 @@ impl Store {
         active.updated_at = Set(Utc::now());
         let model = active.update(&*txn).await?;
         enqueue(&*txn, Module::Accounts, model.id.0).await?;
-        // A failed push logged as it was binned goes out now, as an edit's would.
+        // A failed push logged as it was binned goes out now, as an edit's would, and the
+        // Salesforce contacts that waited for it to come out of the bin come in.
         super::sync::wake_pushes(&*txn, Module::Accounts, [model.id.0]).await?;
+        super::sync::wake_contacts_awaiting_restored(&*txn, id).await?;
         txn.commit().await?;
         self.publish(DeskEntity::Account, DeskAction::Restored, id.0);
         Ok(model)

@@ -212,6 +212,43 @@ pub(crate) async fn wake_contacts_of(
     Ok(())
 }
 
+/// Makes due at once the Salesforce contacts that wait for these Salesforce accounts to
+/// reach the desk, or to come out of its recycle bin (`ACCOUNT_NOT_SYNCED`), their automatic
+/// retries spent or not: each is read again with the next due records, and follows its
+/// account.
+async fn wake_contacts_awaiting(db: &impl ConnectionTrait, accounts: &[String]) -> StoreResult<()> {
+    let now = Utc::now();
+    for part in accounts.chunks(BIND_PART) {
+        sync_failure::Entity::update_many()
+            .col_expr(sync_failure::Column::NextAttemptAt, Expr::value(now))
+            .filter(open_failures(Module::Contacts, Direction::SalesforceToDesk))
+            .filter(sync_failure::Column::Reason.eq(FailureReason::AccountNotSynced.as_str()))
+            .filter(sync_failure::Column::MatchKey.is_in(part.iter().cloned()))
+            .exec(db)
+            .await?;
+    }
+    Ok(())
+}
+
+/// [`wake_contacts_awaiting`] the Salesforce twin of this desk account, restored.
+pub(crate) async fn wake_contacts_awaiting_restored(
+    db: &impl ConnectionTrait,
+    account: AccountId,
+) -> StoreResult<()> {
+    let twin: Option<String> = record_link::Entity::find()
+        .select_only()
+        .column(record_link::Column::SalesforceId)
+        .filter(record_link::Column::Module.eq(Module::Accounts.as_str()))
+        .filter(record_link::Column::DeskId.eq(account.0))
+        .into_tuple()
+        .one(db)
+        .await?;
+    match twin {
+        Some(twin) => wake_contacts_awaiting(db, &[twin]).await,
+        None => Ok(()),
+    }
+}
+
 /// A failure for a passing reason whose automatic attempts are used up.
 fn attempts_ran_out() -> sea_orm::Condition {
     let passing = FailureReason::PASSING.map(FailureReason::as_str);
@@ -1450,21 +1487,9 @@ impl SyncBatch<'_> {
         Ok(())
     }
 
-    /// Makes due at once the Salesforce contacts that wait for these Salesforce accounts to
-    /// reach the desk (`ACCOUNT_NOT_SYNCED`), their automatic retries spent or not: each is
-    /// read again with the next due records, and follows its account.
+    /// See [`wake_contacts_awaiting`].
     async fn wake_contacts_awaiting(&mut self, accounts: &[String]) -> StoreResult<()> {
-        let now = Utc::now();
-        for part in accounts.chunks(BIND_PART) {
-            sync_failure::Entity::update_many()
-                .col_expr(sync_failure::Column::NextAttemptAt, Expr::value(now))
-                .filter(open_failures(Module::Contacts, Direction::SalesforceToDesk))
-                .filter(sync_failure::Column::Reason.eq(FailureReason::AccountNotSynced.as_str()))
-                .filter(sync_failure::Column::MatchKey.is_in(part.iter().cloned()))
-                .exec(&*self.txn)
-                .await?;
-        }
-        Ok(())
+        wake_contacts_awaiting(&*self.txn, accounts).await
     }
 
     /// Writes Salesforce's values over a desk contact, bringing it back from the recycle bin

@@ -1227,7 +1227,11 @@ impl SyncEngine {
                         module,
                         desk_id: None,
                         salesforce_id: Some(incoming[idx].id.clone()),
-                        match_key: None,
+                        // The account waited for, whose restore wakes it.
+                        match_key: (reason == FailureReason::AccountNotSynced)
+                            .then(|| salesforce_account(mappings, module, &incoming[idx].values))
+                            .flatten()
+                            .map(str::to_owned),
                         reason,
                         message,
                         modstamp: Some(incoming[idx].modstamp),

@@ -361,7 +361,10 @@ pub fn account_fields(desk: Map<String, Value>) -> Result<AccountFields, Invalid
 /// (a message may go on to quote the value, whatever it holds).
 pub fn reason_for(invalid: &Invalid) -> FailureReason {
     let message = invalid.message.as_str();
-    if message.starts_with("is required") {
+    // A contact of an account the desk holds in its recycle bin waits for it to come out.
+    if invalid.field == "accountId" && message.ends_with("in the recycle bin") {
+        FailureReason::AccountNotSynced
+    } else if message.starts_with("is required") {
         FailureReason::MandatoryFieldMissing
     } else if message.starts_with("must be at most") {
         FailureReason::StringTooLong

@@ -2639,7 +2639,7 @@ async fn a_salesforce_contact_meets_only_desk_contacts_not_linked_yet() {
 }
 
 #[tokio::test]
-async fn a_new_salesforce_contact_of_an_account_in_the_recycle_bin_waits_until_it_is_restored() {
+async fn a_new_salesforce_contact_of_an_account_in_the_recycle_bin_comes_once_it_is_restored() {
     let (app, sim) = connected().await;
     let acme = sim.insert("Account", json!({ "Name": "Acme" })).unwrap();
     sim.insert(
@@ -2677,21 +2677,36 @@ async fn a_new_salesforce_contact_of_an_account_in_the_recycle_bin_waits_until_i
         "{}",
         failures[0].message
     );
+    assert_eq!(
+        failures[0].reason, "ACCOUNT_NOT_SYNCED",
+        "it waits for the account"
+    );
 
+    // Restored, the account brings the contact that waited for it with the next round,
+    // however long it waited.
+    entity::sync_failure::Entity::update_many()
+        .col_expr(
+            entity::sync_failure::Column::NextAttemptAt,
+            sea_orm::sea_query::Expr::value(Option::<chrono::DateTime<chrono::Utc>>::None),
+        )
+        .exec(app.store.connection())
+        .await
+        .unwrap();
     app.gql_ok(
         "mutation($id: ID!) { restoreAccount(id: $id) { id } }",
         json!({ "id": desk_acme }),
     )
     .await;
-    app.gql_ok(
-        "mutation($id: ID!) { retrySyncFailure(id: $id) { resolvedAt } }",
-        json!({ "id": failures[0].id.to_string() }),
-    )
-    .await;
+    app.sync_now().await;
     let late = contacts(&app).await;
     let late = by_last_name(&late, "Late");
     assert_eq!(late.len(), 1, "created once its account is back");
     assert_eq!(late[0]["account"]["name"], "Acme");
+    assert_eq!(
+        app.gql_ok("{ syncFailures { totalCount } }", json!({}))
+            .await["syncFailures"]["totalCount"],
+        0
+    );
 }
 
 #[tokio::test]
