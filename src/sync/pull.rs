@@ -294,6 +294,15 @@ fn fill_blanks(values: &mut Map<String, Value>, from: Map<String, Value>) -> Has
     filled
 }
 
+/// The fields whose value `values` takes over the desk record's `own`.
+fn taken_over(values: &Map<String, Value>, own: &Map<String, Value>) -> HashSet<String> {
+    values
+        .iter()
+        .filter(|(field, value)| own.get(*field) != Some(*value))
+        .map(|(field, _)| field.clone())
+        .collect()
+}
+
 /// Puts the desk's `own` value back in each field `taken` from Salesforce that the desk
 /// cannot hold (longer than its field, a negative revenue), rather than failing the meeting;
 /// those fields leave `taken`, and come back with why.
@@ -1031,11 +1040,7 @@ impl SyncEngine {
                         // failure log, as at a first meeting; the rest of the save is taken.
                         let untaken = match &before {
                             Some(own) => {
-                                let mut taken: HashSet<String> = values
-                                    .iter()
-                                    .filter(|(field, value)| own.get(*field) != Some(*value))
-                                    .map(|(field, _)| field.clone())
-                                    .collect();
+                                let mut taken = taken_over(&values, own);
                                 keep_own_where_taken_cannot_be_held(
                                     module,
                                     &mut values,
@@ -1450,11 +1455,7 @@ impl SyncEngine {
             &mut values,
             accounts,
         );
-        let mut taken: HashSet<String> = values
-            .iter()
-            .filter(|(field, value)| own.get(*field) != Some(*value))
-            .map(|(field, _)| field.clone())
-            .collect();
+        let mut taken = taken_over(&values, &own);
         let kept = !fill_blanks(&mut values, own.clone()).is_empty();
         let untaken = keep_own_where_taken_cannot_be_held(module, &mut values, &own, &mut taken);
         let desk_id = record.id();
