@@ -841,6 +841,27 @@ async fn a_newer_salesforce_record_the_desk_cannot_wholly_hold_still_wins_what_i
     sends_its_website_and_not_the_revenue_it_kept(&app, &sim, &desk, &sf_id).await;
 }
 
+/// An account "Acme" made in Salesforce with these fields too, and synced: its Salesforce
+/// and desk ids.
+async fn acme_synced(app: &TestApp, sim: &SimHandle, fields: Value) -> (String, Value) {
+    let mut fields = fields;
+    fields["Name"] = json!("Acme");
+    let sf_id = sim.insert("Account", fields).unwrap();
+    app.sync_now().await;
+    let desk = app.gql_ok("{ accounts { nodes { id } } }", json!({})).await["accounts"]["nodes"][0]
+        ["id"]
+        .clone();
+    (sf_id, desk)
+}
+
+/// How many failures are open.
+async fn open_failure_count(app: &TestApp) -> u64 {
+    app.gql_ok("{ syncFailures { totalCount } }", json!({}))
+        .await["syncFailures"]["totalCount"]
+        .as_u64()
+        .unwrap()
+}
+
 /// A desk edit of an account whose Salesforce revenue (-1) the desk could not take, and
 /// Salesforce's industry Energy: the website goes out, the revenue the desk kept does not,
 /// and nothing echoes; the account in Salesforce after.
@@ -869,16 +890,12 @@ async fn sends_its_website_and_not_the_revenue_it_kept(
 #[tokio::test]
 async fn a_salesforce_save_the_desk_cannot_wholly_hold_still_brings_what_it_can() {
     let (app, sim) = connected().await;
-    let sf_id = sim
-        .insert(
-            "Account",
-            json!({ "Name": "Acme", "Phone": "+1 555 9999", "AnnualRevenue": 5000 }),
-        )
-        .unwrap();
-    app.sync_now().await;
-    let desk = app.gql_ok("{ accounts { nodes { id } } }", json!({})).await["accounts"]["nodes"][0]
-        ["id"]
-        .clone();
+    let (sf_id, desk) = acme_synced(
+        &app,
+        &sim,
+        json!({ "Phone": "+1 555 9999", "AnnualRevenue": 5000 }),
+    )
+    .await;
     // One save in Salesforce: a new phone, and a revenue (negative, as a currency field may
     // be) the desk cannot hold.
     sim.update(
@@ -954,23 +971,13 @@ async fn a_salesforce_save_the_desk_cannot_wholly_hold_still_brings_what_it_can(
         app.gql_ok(read, json!({ "id": desk })).await["account"]["annualRevenue"],
         7000.0
     );
-    assert_eq!(
-        app.gql_ok("{ syncFailures { totalCount } }", json!({}))
-            .await["syncFailures"]["totalCount"],
-        0
-    );
+    assert_eq!(open_failure_count(&app).await, 0);
 }
 
 #[tokio::test]
 async fn a_salesforce_save_taken_in_part_ends_the_desk_records_refused_push() {
     let (app, sim) = connected().await;
-    let sf_id = sim
-        .insert("Account", json!({ "Name": "Acme", "AnnualRevenue": 5000 }))
-        .unwrap();
-    app.sync_now().await;
-    let desk = app.gql_ok("{ accounts { nodes { id } } }", json!({})).await["accounts"]["nodes"][0]
-        ["id"]
-        .clone();
+    let (sf_id, desk) = acme_synced(&app, &sim, json!({ "AnnualRevenue": 5000 })).await;
     // A desk edit Salesforce refuses, waiting for a person...
     past_its_last_save(&sim, "Account", &sf_id).await;
     app.gql_ok(
@@ -1008,21 +1015,11 @@ async fn a_salesforce_save_taken_in_part_ends_the_desk_records_refused_push() {
 #[tokio::test]
 async fn a_record_made_again_in_salesforce_leaves_nothing_waiting_on_its_deleted_twin() {
     let (app, sim) = connected().await;
-    let sf_id = sim
-        .insert("Account", json!({ "Name": "Acme", "AnnualRevenue": 5000 }))
-        .unwrap();
-    app.sync_now().await;
-    let desk = app.gql_ok("{ accounts { nodes { id } } }", json!({})).await["accounts"]["nodes"][0]
-        ["id"]
-        .clone();
+    let (sf_id, desk) = acme_synced(&app, &sim, json!({ "AnnualRevenue": 5000 })).await;
     sim.update("Account", &sf_id, json!({ "AnnualRevenue": -1 }))
         .unwrap();
     app.sync_now().await;
-    let open = "{ syncFailures { totalCount } }";
-    assert_eq!(
-        app.gql_ok(open, json!({})).await["syncFailures"]["totalCount"],
-        1
-    );
+    assert_eq!(open_failure_count(&app).await, 1);
 
     // Deleted in Salesforce, edited in the desk: made there again, the old twin's failure
     // is over.
@@ -1037,10 +1034,7 @@ async fn a_record_made_again_in_salesforce_leaves_nothing_waiting_on_its_deleted
     let made = sim.records("Account");
     assert_eq!(made.len(), 1, "{made:?}");
     assert_ne!(made[0]["Id"], sf_id.as_str());
-    assert_eq!(
-        app.gql_ok(open, json!({})).await["syncFailures"]["totalCount"],
-        0
-    );
+    assert_eq!(open_failure_count(&app).await, 0);
 }
 
 #[tokio::test]
@@ -2702,11 +2696,7 @@ async fn a_new_salesforce_contact_of_an_account_in_the_recycle_bin_comes_once_it
     let late = by_last_name(&late, "Late");
     assert_eq!(late.len(), 1, "created once its account is back");
     assert_eq!(late[0]["account"]["name"], "Acme");
-    assert_eq!(
-        app.gql_ok("{ syncFailures { totalCount } }", json!({}))
-            .await["syncFailures"]["totalCount"],
-        0
-    );
+    assert_eq!(open_failure_count(&app).await, 0);
 }
 
 #[tokio::test]
