@@ -21,6 +21,18 @@ pub async fn connect(app: &TestApp, sim: &SimHandle, password: &str) -> Value {
     .await
 }
 
+/// Connects with the refresh-token grant, this token and the org's connected app; the whole
+/// answer.
+pub async fn connect_with_refresh_token(app: &TestApp, sim: &SimHandle, token: &str) -> Value {
+    let config = sim.config();
+    app.gql(
+        "mutation($i: ConnectSalesforceInput!) { connectSalesforce(input: $i) { status } }",
+        json!({ "i": { "loginUrl": sim.base_url(), "auth": "REFRESH_TOKEN", "refreshToken": token,
+                       "clientId": config.client_id, "clientSecret": config.client_secret } }),
+    )
+    .await
+}
+
 /// Connects this org again, asking for a two-way sync; the whole answer.
 async fn connect_two_way(app: &TestApp, sim: &SimHandle) -> Value {
     let config = sim.config();
@@ -851,12 +863,8 @@ async fn deleting_the_integration_voids_its_session_at_salesforce() {
     let app = spawn_app().await;
     let sim = salesforce_sim::start(SimConfig::default()).await;
     let given = sim.refresh_token();
-    app.gql_ok(
-        "mutation($i: ConnectSalesforceInput!) { connectSalesforce(input: $i) { status } }",
-        json!({ "i": { "loginUrl": sim.base_url(), "auth": "REFRESH_TOKEN", "refreshToken": given,
-                       "clientId": sim.config().client_id, "clientSecret": sim.config().client_secret } }),
-    )
-    .await;
+    let connected = connect_with_refresh_token(&app, &sim, &given).await;
+    assert!(connected.get("errors").is_none(), "{connected}");
     assert_eq!(sim.live_access_tokens(), 1, "connecting signed in once");
 
     app.gql_ok("mutation { deleteIntegration { status } }", json!({}))
@@ -870,12 +878,8 @@ async fn deleting_the_integration_voids_its_session_at_salesforce() {
         sim.honours_refresh_token(&given),
         "the refresh token is its giver's, who may connect with it again"
     );
-    app.gql_ok(
-        "mutation($i: ConnectSalesforceInput!) { connectSalesforce(input: $i) { status } }",
-        json!({ "i": { "loginUrl": sim.base_url(), "auth": "REFRESH_TOKEN", "refreshToken": given,
-                       "clientId": sim.config().client_id, "clientSecret": sim.config().client_secret } }),
-    )
-    .await;
+    let connected = connect_with_refresh_token(&app, &sim, &given).await;
+    assert!(connected.get("errors").is_none(), "{connected}");
 }
 
 #[tokio::test]
@@ -887,12 +891,8 @@ async fn deleting_the_integration_voids_a_refresh_token_salesforce_rotated_in() 
     })
     .await;
     let given = sim.refresh_token();
-    app.gql_ok(
-        "mutation($i: ConnectSalesforceInput!) { connectSalesforce(input: $i) { status } }",
-        json!({ "i": { "loginUrl": sim.base_url(), "auth": "REFRESH_TOKEN", "refreshToken": given,
-                       "clientId": sim.config().client_id, "clientSecret": sim.config().client_secret } }),
-    )
-    .await;
+    let connected = connect_with_refresh_token(&app, &sim, &given).await;
+    assert!(connected.get("errors").is_none(), "{connected}");
     assert!(!sim.honours_refresh_token(&given), "rotated out");
     assert_eq!(
         sim.live_refresh_tokens(),

@@ -615,14 +615,7 @@ async fn a_refresh_token_salesforce_rotates_is_saved_for_every_process() {
     })
     .await;
     let given = sim.refresh_token();
-    let config = sim.config().clone();
-    let connected = app
-        .gql(
-            "mutation($i: ConnectSalesforceInput!) { connectSalesforce(input: $i) { status } }",
-            json!({ "i": { "loginUrl": sim.base_url(), "auth": "REFRESH_TOKEN", "refreshToken": given,
-                           "clientId": config.client_id, "clientSecret": config.client_secret } }),
-        )
-        .await;
+    let connected = crate::integration::connect_with_refresh_token(&app, &sim, &given).await;
     assert_eq!(
         connected["data"]["connectSalesforce"]["status"], "ACTIVE",
         "{connected}"

@@ -3073,14 +3073,7 @@ async fn revoked_credentials_put_the_integration_in_error_until_reconnected() {
     let app = spawn_app().await;
     let sim = salesforce_sim::start(SimConfig::default()).await;
     let refresh = sim.refresh_token();
-    let config = sim.config().clone();
-    let connected = app
-        .gql(
-            "mutation($i: ConnectSalesforceInput!) { connectSalesforce(input: $i) { status } }",
-            json!({ "i": { "loginUrl": sim.base_url(), "auth": "REFRESH_TOKEN", "refreshToken": refresh,
-                           "clientId": config.client_id, "clientSecret": config.client_secret } }),
-        )
-        .await;
+    let connected = crate::integration::connect_with_refresh_token(&app, &sim, &refresh).await;
     assert_eq!(
         connected["data"]["connectSalesforce"]["status"], "ACTIVE",
         "{connected}"
@@ -3090,7 +3083,7 @@ async fn revoked_credentials_put_the_integration_in_error_until_reconnected() {
         .await;
     assert_eq!(
         who["integration"]["connectedUser"],
-        config.username.as_str(),
+        sim.config().username.as_str(),
         "the user the refresh token belongs to, as Salesforce names it"
     );
     app.gql_ok("mutation { startSync { firstSync } }", json!({}))
