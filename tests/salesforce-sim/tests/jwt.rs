@@ -29,9 +29,11 @@ async fn jwt_bearer_grant_verifies_signature_and_claims() {
     let grant = "urn:ietf:params:oauth:grant-type:jwt-bearer";
     let soon = chrono::Utc::now().timestamp() + 180;
 
+    // simple-salesforce's form: `exp` a string, its `now + 3 minutes` rounded
+    // to the nearest second, so one second past the bound half the time.
     let string_exp = assertion(claims(
         "https://login.salesforce.com",
-        json!(soon.to_string()),
+        json!((soon + 1).to_string()),
     ));
     let (status, body) = org
         .token_request(&[("grant_type", grant), ("assertion", &string_exp)])
@@ -51,6 +53,10 @@ async fn jwt_bearer_grant_verifies_signature_and_claims() {
         ),
         (
             claims("https://login.salesforce.com", json!(soon + 3600)),
+            "invalid assertion expiry",
+        ),
+        (
+            claims("https://login.salesforce.com", json!(soon + 30)),
             "invalid assertion expiry",
         ),
         (
