@@ -5,6 +5,7 @@
 use async_graphql::ErrorExtensions;
 
 use crate::domain::Invalid;
+use crate::salesforce::SalesforceError;
 use crate::store::StoreError;
 use crate::sync::SyncError;
 
@@ -104,6 +105,13 @@ impl From<SyncError> for ApiError {
             | SyncError::WrongState(_)
             | SyncError::Stopped
             | SyncError::LockLost => Self::new(Code::Conflict, err.to_string()),
+            // Refused credentials are not an outage: asking again cannot help, reconnecting can.
+            SyncError::Upstream(SalesforceError::AuthFailed { error, description }) => Self::new(
+                Code::Conflict,
+                format!(
+                    "Salesforce refused the saved credentials ({error}: {description}); connect Salesforce again with connectSalesforce"
+                ),
+            ),
             SyncError::Upstream(e) => Self::new(
                 Code::UpstreamUnavailable,
                 format!("Salesforce could not answer: {e}"),

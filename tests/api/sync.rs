@@ -3110,6 +3110,24 @@ async fn revoked_credentials_put_the_integration_in_error_until_reconnected() {
             .contains("reconnect"),
         "{state}"
     );
+    // An admin's read of the org meets the same refusal: not an outage to wait out.
+    let fields = app
+        .gql(
+            "{ mappableFields(module: CONTACTS) { deskField } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        fields["errors"][0]["extensions"]["code"], "CONFLICT",
+        "{fields}"
+    );
+    assert!(
+        fields["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("connectSalesforce"),
+        "{fields}"
+    );
     let mark = sim.request_count();
     assert!(
         app.sync_now().await.idle.is_some(),
