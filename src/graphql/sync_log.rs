@@ -282,6 +282,10 @@ impl SyncLogMutation {
     ) -> ApiResult<Option<i32>> {
         ctx.admin()?;
         let failures = ctx.store().open_failures(reason.into()).await?;
+        // Nothing to try: no round, no Salesforce call, whatever state the sync is in.
+        if failures.is_empty() {
+            return Ok(Some(0));
+        }
         ctx.engine().retry(&failures).await?;
         let ids: Vec<i64> = failures.iter().map(|f| f.id).collect();
         let left = ctx.store().still_open(&ids).await?;

@@ -1387,3 +1387,19 @@ async fn retrying_more_failures_of_a_reason_than_a_statement_can_name_retries_th
     );
     assert_eq!(app.store.outbox_len().await.unwrap(), 0);
 }
+
+#[tokio::test]
+async fn retrying_a_reason_nothing_failed_for_answers_none_left_whatever_the_sync_is_doing() {
+    let (app, sim) = synced(|_| {}).await;
+    app.gql_ok("mutation { pauseSync { status } }", json!({}))
+        .await;
+    let mark = sim.request_count();
+    let retried = app
+        .gql_ok(
+            "mutation { retrySyncFailures(reason: RATE_LIMITED) }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(retried["retrySyncFailures"], 0, "{retried}");
+    assert_eq!(sim.request_count(), mark, "nothing asked of Salesforce");
+}
