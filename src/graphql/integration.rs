@@ -70,7 +70,8 @@ pub struct Integration {
     pub sync_type: Option<SyncType>,
     pub login_url: Option<String>,
     pub instance_url: Option<String>,
-    /// The Salesforce user Tandem signs in as.
+    /// The Salesforce user Tandem signs in as; null when Salesforce did not say who that is
+    /// (a refresh-token connection whose identity could not be read).
     pub connected_user: Option<String>,
     pub first_sync: Option<FirstSyncState>,
     pub last_sync_at: Option<DateTime<Utc>>,
@@ -130,7 +131,7 @@ impl TryFrom<integration::Model> for Integration {
             sync_type: Some(sync_type.into()),
             login_url: Some(m.login_url),
             instance_url: m.instance_url,
-            connected_user: m.username.or(m.client_id),
+            connected_user: m.username,
             first_sync: Some(first_sync.into()),
             last_sync_at: m.last_sync_at,
             api_usage: m
