@@ -427,6 +427,16 @@ impl Settings {
                 "is empty; leave it out for the SQLite file in data_dir, or name a database",
             );
         }
+        // Found wrong only once the database is open, it would stop a process that has
+        // already migrated what others share.
+        if self.sync.encryption_key.as_ref().is_some_and(|key| {
+            crate::sync::Vault::from_hex(secrecy::ExposeSecret::expose_secret(key)).is_err()
+        }) {
+            return refuse(
+                "sync.encryption_key",
+                "must be 64 hex characters (32 bytes); leave it out to have one generated into the data dir",
+            );
+        }
         // Zero would be taken, and then refuse or stall everything that needs the setting.
         let at_least_one: [(&str, u64, &str); 16] = [
             (
@@ -696,15 +706,22 @@ impl DatabaseUrl {
         self.0.starts_with("sqlite:")
     }
 
-    /// The directory an SQLite URL's file is in, when it names one (not `:memory:`).
-    pub fn sqlite_dir(&self) -> Option<PathBuf> {
+    /// The file an SQLite URL names, when it names one (not `:memory:`).
+    pub fn sqlite_path(&self) -> Option<PathBuf> {
         let rest = self.0.strip_prefix("sqlite:")?;
         let rest = rest.strip_prefix("//").unwrap_or(rest);
         let file = rest.split('?').next().unwrap_or_default();
         if file.is_empty() || file.starts_with(":memory:") {
             return None;
         }
-        Path::new(&*percent_encoding::percent_decode_str(file).decode_utf8_lossy())
+        Some(PathBuf::from(
+            &*percent_encoding::percent_decode_str(file).decode_utf8_lossy(),
+        ))
+    }
+
+    /// The directory an SQLite URL's file is in, when it names one (not `:memory:`).
+    pub fn sqlite_dir(&self) -> Option<PathBuf> {
+        self.sqlite_path()?
             .parent()
             .filter(|dir| !dir.as_os_str().is_empty())
             .map(Path::to_path_buf)
@@ -844,6 +861,11 @@ mod tests {
                     "websocket.max_connections",
                 ),
                 ("TANDEM_SYNC__BATCH_SIZE", "0", "sync.batch_size"),
+                (
+                    "TANDEM_SYNC__ENCRYPTION_KEY",
+                    "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcde",
+                    "sync.encryption_key",
+                ),
                 (
                     "TANDEM_SYNC__POLL_OVERLAP_SECS",
                     "86401",

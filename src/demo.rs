@@ -102,8 +102,7 @@ const AGENTS: &[(&str, &str, &str)] = &[
 /// Takes `<data_dir>/demo.lock` for as long as the returned file is open (the process's
 /// life): refused while another demo holds it.
 pub fn hold_data_dir(data_dir: &std::path::Path) -> anyhow::Result<std::fs::File> {
-    std::fs::create_dir_all(data_dir)
-        .map_err(|e| anyhow!("cannot create data dir {}: {e}", data_dir.display()))?;
+    crate::startup::make_data_dir(data_dir)?;
     let path = data_dir.join("demo.lock");
     let file = std::fs::OpenOptions::new()
         .create(true)

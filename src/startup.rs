@@ -54,6 +54,7 @@ impl Application {
             store,
             integrations,
             engine,
+            ..
         } = Services::open(settings).await?;
         let state = AppState {
             schema: Gateway::new(
@@ -201,16 +202,23 @@ pub struct Services {
     pub store: Store,
     pub integrations: Arc<Integrations>,
     pub engine: Arc<SyncEngine>,
+    /// Why the saved Salesforce credentials cannot be opened with this process's key, when
+    /// they cannot.
+    pub sealed_away: Option<String>,
 }
 
 impl Services {
     pub async fn open(settings: &Settings) -> anyhow::Result<Self> {
-        let store = open_store(settings).await?;
+        // Before the database is migrated: a process that cannot have its key changes
+        // nothing others share.
         let vault = vault(settings)?;
+        let store = open_store(settings).await?;
+        let sealed_away = match store.integration().await?.and_then(|m| m.secrets) {
+            Some(sealed) => vault.open(&sealed).err().map(|e| e.to_string()),
+            None => None,
+        };
         // Said at the start, where whoever runs the process looks, not first at a round.
-        if let Some(sealed) = store.integration().await?.and_then(|m| m.secrets)
-            && let Err(e) = vault.open(&sealed)
-        {
+        if let Some(e) = &sealed_away {
             tracing::warn!("{e}; until then nothing syncs");
         }
         let integrations = Arc::new(Integrations::new(
@@ -239,6 +247,7 @@ impl Services {
             store,
             integrations,
             engine,
+            sealed_away,
         })
     }
 }
@@ -247,19 +256,22 @@ impl Services {
 pub async fn connect_store(settings: &Settings) -> anyhow::Result<Store> {
     let url = settings.database_url();
     if url.is_sqlite() {
-        std::fs::create_dir_all(&settings.data_dir)
-            .with_context(|| format!("cannot create data dir {}", settings.data_dir.display()))?;
+        make_data_dir(&settings.data_dir)?;
         // A file elsewhere (`sqlite://var/desk.db`) gets its directory too.
         if let Some(dir) = url.sqlite_dir() {
-            std::fs::create_dir_all(&dir).with_context(|| {
-                format!("cannot create the database's directory {}", dir.display())
+            make_private_dir(&dir).with_context(|| {
+                format!(
+                    "cannot create the database's directory {}",
+                    absolute(&dir).display()
+                )
             })?;
         }
     }
     // sea-orm's own message may quote the whole URL: it is shown redacted.
     Store::connect(&url).await.map_err(|e| {
         let reason = e.to_string().replace(url.expose(), &url.redacted());
-        let hint = if url.is_sqlite() && !url.expose().contains("mode=") {
+        let missing = url.sqlite_path().is_some_and(|file| !file.exists());
+        let hint = if missing && !url.expose().contains("mode=") {
             " (an SQLite file is made only when the URL asks for it: add ?mode=rwc)"
         } else {
             ""
@@ -302,6 +314,31 @@ pub fn authenticator(settings: &Settings) -> anyhow::Result<Authenticator> {
         .map_err(|e| anyhow::anyhow!("{source}: {e}"))
 }
 
+/// Makes the data dir where it is not there yet, readable by its owner alone: it holds the
+/// desk's data (an SQLite file), the keys and the credentials they seal. A path relative to
+/// the working directory is named in full, as a service manager runs from elsewhere.
+pub fn make_data_dir(data_dir: &Path) -> anyhow::Result<()> {
+    make_private_dir(data_dir).with_context(|| {
+        format!(
+            "cannot create data dir {} (data_dir is relative to the working directory)",
+            absolute(data_dir).display()
+        )
+    })
+}
+
+fn make_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
+/// `path` in full, or as given where the working directory cannot be read.
+pub fn absolute(path: &Path) -> std::path::PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
 /// The key that seals Salesforce credentials: configured, or generated once into the data dir.
 pub fn vault(settings: &Settings) -> anyhow::Result<Vault> {
     let (key, from, source) = match &settings.sync.encryption_key {
@@ -311,7 +348,7 @@ pub fn vault(settings: &Settings) -> anyhow::Result<Vault> {
             "the key set in sync.encryption_key".to_owned(),
         ),
         None => {
-            let path = settings.data_dir.join("encryption-key");
+            let path = absolute(&settings.data_dir.join("encryption-key"));
             let (key, made) = secret_kept_or_made(&settings.data_dir, "encryption-key")?;
             let source = if made {
                 format!(
@@ -342,8 +379,7 @@ fn secret_kept_or_made(data_dir: &Path, name: &str) -> anyhow::Result<(SecretStr
     if let Some(kept) = kept_secret(&path)? {
         return Ok((kept, false));
     }
-    std::fs::create_dir_all(data_dir)
-        .with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
+    make_data_dir(data_dir)?;
     let made = keep_new(&path, &Vault::generate_key())?;
     if made {
         tracing::info!(path = %path.display(), "generated a secret");
@@ -367,7 +403,7 @@ fn kept_secret(path: &Path) -> anyhow::Result<Option<SecretString>> {
             Ok(Some(SecretString::from(kept.to_owned())))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", absolute(path).display())),
     }
 }
 
@@ -396,13 +432,26 @@ fn keep_new(path: &Path, contents: &str) -> anyhow::Result<bool> {
     match linked {
         Ok(()) => Ok(true),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
-        Err(e) => Err(e).with_context(|| format!("cannot write {}", path.display())),
+        Err(e) => Err(e).with_context(|| format!("cannot write {}", absolute(path).display())),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn a_data_dir_made_here_is_its_owners_alone() {
+        use std::os::unix::fs::PermissionsExt;
+        let parent = tempfile::tempdir().unwrap();
+        let dir = parent.path().join("a").join(".tandem");
+        make_data_dir(&dir).unwrap();
+        for made in [&dir, &parent.path().join("a")] {
+            let mode = std::fs::metadata(made).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o700, "{}", made.display());
+        }
+    }
 
     #[test]
     fn processes_starting_together_on_a_new_data_dir_keep_one_secret() {

@@ -20,6 +20,12 @@ pub async fn once(settings: &Settings) -> anyhow::Result<()> {
         settings.database_url().redacted()
     );
     let services = Services::open(settings).await?;
+    // The gateway's worker says so where admins look; this process, run with another key
+    // (another data dir, another sync.encryption_key), says so to whoever ran it, and
+    // leaves the integration's status alone.
+    if let Some(e) = &services.sealed_away {
+        bail!("{e}");
+    }
     // Listening from here on: a Ctrl-C (or a SIGTERM, from a scheduler or `timeout`) sent
     // while the loop below handles an event (or before it first waits) is kept for it.
     use tokio::signal::unix::{SignalKind, signal};

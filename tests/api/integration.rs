@@ -1811,3 +1811,36 @@ async fn a_round_stopped_by_a_database_error_says_so_and_leaves_the_details_to_t
     assert!(reason.contains("a database error"), "{reason}");
     assert!(!reason.contains("sync_cursor"), "{reason}");
 }
+
+#[tokio::test]
+async fn a_sync_run_with_another_key_than_the_gateways_says_so_and_leaves_the_status_alone() {
+    let (app, sim) = started(|_| {}).await;
+    let elsewhere = tempfile::tempdir().unwrap();
+    let calls = sim.api_usage();
+    let out = app
+        .tandem(&["sync", "--once"])
+        .env("TANDEM_DATA_DIR", elsewhere.path())
+        .env_remove("TANDEM_SYNC__ENCRYPTION_KEY")
+        .env("TANDEM_SYNC__WORKER", "false")
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("cannot be decrypted"), "{said}");
+    assert!(
+        said.contains(
+            &*std::path::absolute(elsewhere.path())
+                .unwrap()
+                .to_string_lossy()
+        ),
+        "naming where its key came from, in full: {said}"
+    );
+    assert_eq!(sim.api_usage(), calls, "nothing asked of Salesforce");
+    let state = integration(&app).await;
+    assert_eq!(
+        (&state["status"], &state["statusReason"]),
+        (&json!("ACTIVE"), &Value::Null),
+        "{state}"
+    );
+}
