@@ -281,7 +281,13 @@ pub async fn run() -> anyhow::Result<()> {
                 let kept = settings.data_dir.join("jwt-secret");
                 let signs_with_kept =
                     settings.auth.public_key_file.is_none() && settings.auth.jwt_secret.is_none();
-                if signs_with_kept && !kept.exists() {
+                if signs_with_kept && settings.data_dir.join("demo-jwt-secret").exists() {
+                    // The demo signs with a secret of its own: this token is for a gateway
+                    // started with `tandem serve` on the data dir, which the demo is not.
+                    eprintln!(
+                        "`tandem demo` has run with this data dir, and its gateway accepts only tokens made with --demo; this one is for `tandem serve`."
+                    );
+                } else if signs_with_kept && !kept.exists() {
                     // A gateway started elsewhere keeps its secret in its own data dir: this
                     // token would be refused there.
                     let dir = std::path::absolute(&settings.data_dir)
