@@ -123,7 +123,8 @@ pub struct SyncSettings {
     /// Seconds after a create whose answer was lost (without an external id to repeat it
     /// by) during which Salesforce may still be making it: until then a record not found is
     /// in doubt and waits, rather than being sent again and made twice. Ten minutes, the
-    /// longest Salesforce runs a call and Tandem waits for a create, and one to spare.
+    /// longest Salesforce runs a call and Tandem waits for a create; two for the sign-ins
+    /// that may come between the note and Salesforce receiving it; and one to spare.
     pub unanswered_create_secs: u64,
 }
 
@@ -223,7 +224,7 @@ impl Default for SyncSettings {
             retry_backoff_secs: 30,
             retry_max_attempts: 8,
             history_days: 7,
-            unanswered_create_secs: 660,
+            unanswered_create_secs: 780,
         }
     }
 }

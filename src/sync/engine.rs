@@ -46,7 +46,7 @@ impl Default for EngineSettings {
             history_retention: chrono::Duration::days(7),
             overlap: Duration::from_secs(600),
             retry: RetryPolicy::default(),
-            unanswered_create: chrono::Duration::minutes(11),
+            unanswered_create: chrono::Duration::minutes(13),
         }
     }
 }
