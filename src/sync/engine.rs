@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use entity::integration;
@@ -241,6 +241,9 @@ impl Round {
 /// query (object, fields, the API path) takes well under the remaining 4 KB of Salesforce's
 /// 16,384.
 const KEYS_PER_QUERY_BUDGET: usize = 12_000;
+
+/// How long a round's read of Salesforce stands for the push that follows it.
+const READ_BEFORE_PUSH: Duration = Duration::from_secs(1);
 
 /// The keys in runs that each fit one query's URL, in order.
 pub(super) fn url_sized(keys: &[String]) -> impl Iterator<Item = &[String]> {
@@ -573,12 +576,14 @@ impl SyncEngine {
         let round = self.prepare(current, client, generation, lock).await?;
         let sync_type = round.sync_type;
         let mut report = RoundReport::default();
+        let mut pulled_at = HashMap::new();
         for module in [Module::Accounts, Module::Contacts] {
             // Before anything is read: a record a lost create made would otherwise come back
             // as a new Salesforce record.
             report
                 .pushed
                 .add(self.find_lost_creates(&round, module).await?);
+            pulled_at.insert(module, Instant::now());
             report.pulled.add(self.pull(&round, module).await?);
             // Records that could not be told apart (`MULTIPLE_MATCHES`) are tried again once
             // one of those sharing their key settles: merged away, re-keyed or linked.
@@ -618,6 +623,16 @@ impl SyncEngine {
             if sync_type == SyncType::TwoWay {
                 if round.first_sync {
                     report.pushed.add(self.export(&round, module).await?);
+                }
+                // A push sends what changed in the desk since Salesforce's record was read:
+                // read long ago (a first sync's export, another module's long push between),
+                // it is read again, so that a Salesforce edit made since, newer than the
+                // desk's, is not overwritten but wins.
+                let stale = pulled_at
+                    .get(&module)
+                    .is_some_and(|at: &Instant| at.elapsed() > READ_BEFORE_PUSH);
+                if stale && !self.store.outbox(module, 1).await?.is_empty() {
+                    report.pulled.add(self.pull(&round, module).await?);
                 }
                 report.pushed.add(self.push(&round, module).await?);
             } else {

@@ -4642,3 +4642,46 @@ async fn a_name_that_differs_only_by_what_shows_nothing_meets_its_twin() {
         "Salesforce's is its own"
     );
 }
+
+#[tokio::test]
+async fn a_salesforce_edit_made_while_the_first_sync_exports_wins_over_an_older_desk_edit() {
+    let (app, sim) = connected().await;
+    let ada = app
+        .create_contact(
+            json!({ "lastName": "Lovelace", "email": "ada@example.com", "title": "Analyst" }),
+        )
+        .await;
+    app.create_contact(json!({ "lastName": "Hopper" })).await;
+    let sf_ada = sim
+        .insert(
+            "Contact",
+            json!({ "LastName": "Lovelace", "Email": "ada@example.com", "Title": "Analyst" }),
+        )
+        .unwrap();
+    // The first round reads Salesforce, links Ada, and stops at the export of Hopper.
+    let export = sim.hold_next("PATCH", "/composite/sobjects");
+    let engine = app.engine.clone();
+    let round = tokio::spawn(async move { engine.run_once().await });
+    export.arrived().await;
+    // Ada is edited in the desk, then, later, in Salesforce, while the export goes on.
+    update_contact(&app, &ada["id"], json!({ "title": "Desk title" })).await;
+    sim.advance_clock(5);
+    sim.update("Contact", &sf_ada, json!({ "Title": "Salesforce title" }))
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    export.release();
+    round.await.unwrap().unwrap();
+
+    assert_eq!(
+        sim.get("Contact", &sf_ada).unwrap()["Title"],
+        "Salesforce title",
+        "the newer edit stands in Salesforce"
+    );
+    app.sync_now().await;
+    let desk = by_last_name(&contacts(&app).await, "Lovelace")[0].clone();
+    assert_eq!(
+        desk["title"], "Salesforce title",
+        "and comes to the desk: {desk}"
+    );
+    assert_eq!(by_last_name(&contacts(&app).await, "Hopper").len(), 1);
+}
