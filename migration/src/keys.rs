@@ -9,7 +9,7 @@ use unicode_normalization::{UnicodeNormalization, is_nfc};
 /// fillers, the marks that set the direction of text, the blank Braille pattern). Trimmed
 /// from both ends of stored text; a value of nothing else is blank. (Variation selectors and
 /// tags are not among them: at the end of an emoji they are part of what it shows.)
-fn invisible(c: char) -> bool {
+pub fn invisible(c: char) -> bool {
     c.is_whitespace()
         || matches!(
             c,

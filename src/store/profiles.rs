@@ -180,12 +180,14 @@ impl Store {
         let name = Name::parse("name", &new.name, 80)?.into_inner();
         let txn = self.write().await?;
         super::locks::judge_profile_names_alone(&*txn).await?;
-        // Names told apart only by case or spacing would pass for one another.
+        // Names told apart only by case, spacing, invisible characters or a letter composed
+        // otherwise would pass for one another.
         let key = |name: &str| {
-            name.split_whitespace()
-                .collect::<Vec<_>>()
-                .join(" ")
-                .to_lowercase()
+            let shown: String = name
+                .chars()
+                .filter(|&c| c.is_whitespace() || !migration::keys::invisible(c))
+                .collect();
+            crate::domain::fold(&shown.split_whitespace().collect::<Vec<_>>().join(" "))
         };
         let taken = Profiles::find()
             .all(&*txn)

@@ -53,7 +53,16 @@ async fn administrators_create_profiles_and_change_permissions() {
         )
         .await;
     assert_eq!(codes(&duplicate), ["CONFLICT"]);
-    for twin in ["night shift", "Night  Shift", "NIGHT SHIFT "] {
+    // Told apart by nothing a reader sees: case, spacing, an invisible character inside, a
+    // letter composed otherwise.
+    for twin in [
+        "night shift",
+        "Night  Shift",
+        "NIGHT SHIFT ",
+        "Night\u{00A0}Shift",
+        "Nig\u{00AD}ht Shift",
+        "Night Shi\u{200B}ft",
+    ] {
         let refused = app
             .gql(
                 "mutation($n: String!) { createProfile(input: { name: $n, permissions: {} }) { id } }",
@@ -69,6 +78,19 @@ async fn administrators_create_profiles_and_change_permissions() {
             "{refused}"
         );
     }
+
+    app.gql_ok(
+        "mutation { createProfile(input: { name: \"Équipe\", permissions: {} }) { id } }",
+        json!({}),
+    )
+    .await;
+    let decomposed = app
+        .gql(
+            "mutation($n: String!) { createProfile(input: { name: $n, permissions: {} }) { id } }",
+            json!({ "n": "E\u{0301}quipe" }),
+        )
+        .await;
+    assert_eq!(codes(&decomposed), ["CONFLICT"], "{decomposed}");
 
     // A change names what it changes: what it leaves out stays as it was, so hiding the
     // panel does not grant the notes the profile was refused.
