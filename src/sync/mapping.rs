@@ -368,7 +368,7 @@ fn check_types(
             if writes && kind == "string" && sf.length > 0 && sf.length < EMAIL_CHARS =>
         {
             return Err(format!(
-                "{object_field} holds at most {} characters but '{}' may hold {EMAIL_CHARS} (as Salesforce's email fields do)",
+                "{object_field} holds at most {} characters but an address in '{}' may have {EMAIL_CHARS}, as Salesforce's own email fields take",
                 sf.length, desk.name
             ));
         }
