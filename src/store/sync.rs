@@ -739,10 +739,16 @@ impl Store {
             .await?)
     }
 
-    /// Queued desk changes, oldest first, leaving out records that wait: for the next attempt
-    /// after a transient failure, or on a create whose answer was lost and which Salesforce
-    /// may still be making (the round's first step settles those once they are past doubt).
-    pub async fn outbox(&self, module: Module, limit: u64) -> StoreResult<Vec<outbox::Model>> {
+    /// Queued desk changes after the row `after`, oldest first, leaving out records that
+    /// wait: for the next attempt after a transient failure, or on a create whose answer was
+    /// lost and which Salesforce may still be making (the round's first step settles those
+    /// once they are past doubt).
+    pub async fn outbox(
+        &self,
+        module: Module,
+        after: i64,
+        limit: u64,
+    ) -> StoreResult<Vec<outbox::Model>> {
         let waiting = sea_orm::sea_query::Query::select()
             .column(sync_failure::Column::DeskId)
             .from(sync_failure::Entity)
@@ -761,6 +767,7 @@ impl Store {
             .to_owned();
         Ok(outbox::Entity::find()
             .filter(outbox::Column::Module.eq(module.as_str()))
+            .filter(outbox::Column::Id.gt(after))
             .filter(outbox::Column::DeskId.not_in_subquery(waiting))
             .filter(outbox::Column::DeskId.not_in_subquery(in_doubt))
             .order_by_asc(outbox::Column::Id)

@@ -307,7 +307,7 @@ impl SyncEngine {
             return false;
         }
         for module in [Module::Accounts, Module::Contacts] {
-            match self.store.outbox(module, 1).await {
+            match self.store.outbox(module, 0, 1).await {
                 Ok(rows) if rows.is_empty() => {}
                 _ => return true,
             }
@@ -631,7 +631,7 @@ impl SyncEngine {
                 let stale = pulled_at
                     .get(&module)
                     .is_some_and(|at: &Instant| at.elapsed() > READ_BEFORE_PUSH);
-                if stale && !self.store.outbox(module, 1).await?.is_empty() {
+                if stale && !self.store.outbox(module, 0, 1).await?.is_empty() {
                     report.pulled.add(self.pull(&round, module).await?);
                 }
                 report.pushed.add(self.push(&round, module).await?);

@@ -78,17 +78,17 @@ impl SyncEngine {
     /// Pushes the module's queued desk changes.
     pub(super) async fn push(&self, round: &Round, module: Module) -> Result<Counts, SyncError> {
         let mut total = Counts::default();
-        let mut last_seen = None;
+        // Each page after the last: a change left queued (its record failing for a passing
+        // reason, and due at once as it was edited meanwhile) waits for the next round
+        // rather than standing before the rest of the queue.
+        let mut after = 0;
         loop {
             let rows = self
                 .store
-                .outbox(module, self.settings.batch as u64)
+                .outbox(module, after, self.settings.batch as u64)
                 .await?;
-            let Some(first) = rows.first() else { break };
-            if last_seen == Some(first.id) {
-                break;
-            }
-            last_seen = Some(first.id);
+            let Some(last) = rows.last() else { break };
+            after = last.id;
             let ids = crate::store::distinct(&rows.iter().map(|r| r.desk_id).collect::<Vec<_>>());
             // Every change of these records queued so far, this page's and any past it: the
             // values read next carry them all.

@@ -1403,3 +1403,33 @@ async fn retrying_a_reason_nothing_failed_for_answers_none_left_whatever_the_syn
     assert_eq!(retried["retrySyncFailures"], 0, "{retried}");
     assert_eq!(sim.request_count(), mark, "nothing asked of Salesforce");
 }
+
+#[tokio::test]
+async fn a_change_left_queued_at_the_head_of_the_queue_does_not_hold_back_the_rest_of_the_round() {
+    let (app, sim) = synced(|s| s.sync.batch_size = 2).await;
+    let first = app.create_contact(json!({ "lastName": "Busy" })).await;
+    app.create_contact(json!({ "lastName": "Second" })).await;
+    app.create_contact(json!({ "lastName": "Third" })).await;
+    // The first page's first record meets a locked row, and is edited while it is on its
+    // way: due again at once, its change stays at the head of the queue.
+    sim.reject_next_records(&[(
+        "UNABLE_TO_LOCK_ROW",
+        "unable to obtain exclusive access to this record",
+    )]);
+    let push = sim.hold_next("PATCH", "/composite/sobjects");
+    let engine = app.engine.clone();
+    let round = tokio::spawn(async move { engine.run_once().await });
+    push.arrived().await;
+    app.gql_ok(
+        "mutation($id: ID!) { updateContact(id: $id, patch: { title: \"Fixed\" }) { id } }",
+        json!({ "id": first["id"] }),
+    )
+    .await;
+    push.release();
+    round.await.unwrap().unwrap();
+    assert_eq!(
+        contacts_in_org(&sim, "Third").len(),
+        1,
+        "the page after it went out in the same round"
+    );
+}
