@@ -823,6 +823,9 @@ impl SyncEngine {
         let purged = batch.purged_accounts(&named).await?;
         let mut counts = Counts::default();
         let mut creates: Vec<usize> = Vec::new();
+        // Records naming a desk record whose create is in doubt: that create's answer,
+        // whenever Salesforce committed it.
+        let mut named_in_doubt: Vec<(usize, i64)> = Vec::new();
         // Linked records whose desk twin was purged, brought back by this page.
         let mut returned: Vec<usize> = Vec::new();
         // Written without its account, a contact would lose it for good: its link would
@@ -1104,6 +1107,17 @@ impl SyncEngine {
                     }
                 }
                 None => {
+                    // Naming a desk record whose create is in doubt, it is that create's
+                    // answer, committed late: linked, not met as a Salesforce edit newer than
+                    // the desk's. It holds what the desk sent; the desk's edits since go out.
+                    if let Some(desk_id) = inc
+                        .desk_ref
+                        .filter(|r| in_doubt.iter().any(|p| p.desk_id == *r))
+                        && own.remove(&desk_id).is_some()
+                    {
+                        named_in_doubt.push((idx, desk_id));
+                        continue;
+                    }
                     let matches: Vec<DeskRecord> = match inc.desk_ref.and_then(|r| own.remove(&r)) {
                         Some(own) => vec![own],
                         None => inc
@@ -1182,12 +1196,22 @@ impl SyncEngine {
                 }
             }
         }
-        if !in_doubt.is_empty() && !creates.is_empty() {
+        if !named_in_doubt.is_empty() || (!in_doubt.is_empty() && !creates.is_empty()) {
             // Made by a create in doubt, committed since this round looked for it: linked to
             // the desk record it was made from, as the lookup would have, not made again in
             // the desk (and the desk record sent again once its create is given up).
-            let made = super::lost::made_by_creates_in_doubt(round, &in_doubt, &incoming, &creates)
-                .await?;
+            let mut made = named_in_doubt;
+            // The creates a named record answered are not looked for among the others.
+            let unanswered: Vec<_> = in_doubt
+                .into_iter()
+                .filter(|p| !made.iter().any(|(_, desk_id)| *desk_id == p.desk_id))
+                .collect();
+            if !creates.is_empty() && !unanswered.is_empty() {
+                made.extend(
+                    super::lost::made_by_creates_in_doubt(round, &unanswered, &incoming, &creates)
+                        .await?,
+                );
+            }
             let desk_ids: Vec<i64> = made.iter().map(|(_, desk_id)| *desk_id).collect();
             let linked = batch.salesforce_ids_by_desk(module, &desk_ids).await?;
             let mut answered = Vec::new();
