@@ -77,6 +77,27 @@ where
 }
 
 /// Failures of one module and direction that are still open.
+/// Which of these desk records have an open failure of going out to Salesforce.
+async fn refused_pushes(
+    db: &impl ConnectionTrait,
+    backend: sea_orm::DbBackend,
+    module: Module,
+    ids: &[i64],
+) -> StoreResult<std::collections::HashSet<i64>> {
+    if ids.is_empty() {
+        return Ok(Default::default());
+    }
+    let rows = sync_failure::Entity::find()
+        .select_only()
+        .column(sync_failure::Column::DeskId)
+        .filter(open_failures(module, Direction::DeskToSalesforce))
+        .filter(one_of(backend, sync_failure::Column::DeskId, ids.to_vec()))
+        .into_tuple::<Option<i64>>()
+        .all(db)
+        .await?;
+    Ok(rows.into_iter().flatten().collect())
+}
+
 fn open_failures(module: Module, direction: Direction) -> sea_orm::Condition {
     sea_orm::Condition::all()
         .add(sync_failure::Column::Module.eq(module.as_str()))
@@ -830,6 +851,16 @@ impl Store {
     }
 
     /// Whether any failure of the module is still open; when none is, nothing needs resolving.
+    /// Which of these desk records have an open failure of going out to Salesforce: each is
+    /// tried again by its retry, or waits for a person.
+    pub async fn failing_pushes(
+        &self,
+        module: Module,
+        ids: &[i64],
+    ) -> StoreResult<std::collections::HashSet<i64>> {
+        refused_pushes(self.connection(), self.backend(), module, ids).await
+    }
+
     pub async fn has_open_failures(&self, module: Module) -> StoreResult<bool> {
         Ok(sync_failure::Entity::find()
             .filter(sync_failure::Column::Module.eq(module.as_str()))
@@ -1263,22 +1294,7 @@ impl SyncBatch<'_> {
         module: Module,
         ids: &[i64],
     ) -> StoreResult<std::collections::HashSet<i64>> {
-        if ids.is_empty() {
-            return Ok(Default::default());
-        }
-        let rows = sync_failure::Entity::find()
-            .select_only()
-            .column(sync_failure::Column::DeskId)
-            .filter(open_failures(module, Direction::DeskToSalesforce))
-            .filter(one_of(
-                self.store.backend(),
-                sync_failure::Column::DeskId,
-                ids.to_vec(),
-            ))
-            .into_tuple::<Option<i64>>()
-            .all(&*self.txn)
-            .await?;
-        Ok(rows.into_iter().flatten().collect())
+        refused_pushes(&*self.txn, self.store.backend(), module, ids).await
     }
 
     /// Of these Salesforce accounts, those whose desk account was purged, read in the batch

@@ -124,6 +124,14 @@ impl SyncEngine {
                 .unlinked(module, after, self.settings.batch as u64)
                 .await?;
             let Some(&last) = ids.last() else { break };
+            // Sent before and failed (a page sent again after its call was refused whole):
+            // each is its retry's, not logged and counted once more.
+            let ids: Vec<i64> = if self.store.has_open_failures(module).await? {
+                let failing = self.store.failing_pushes(module, &ids).await?;
+                ids.into_iter().filter(|id| !failing.contains(id)).collect()
+            } else {
+                ids
+            };
             batches += 1;
             if statistics_due(batches) {
                 self.store.refresh_statistics();

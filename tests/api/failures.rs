@@ -1433,3 +1433,35 @@ async fn a_change_left_queued_at_the_head_of_the_queue_does_not_hold_back_the_re
         "the page after it went out in the same round"
     );
 }
+
+#[tokio::test]
+async fn an_export_page_sent_again_after_its_call_was_refused_logs_no_failure_twice() {
+    let (app, sim) = started(|s| s.sync.retry_backoff_secs = 3600).await;
+    let refused = app.create_account("Refused Co").await;
+    app.create_contact(json!({ "lastName": "Waiting", "accountId": refused["id"] }))
+        .await;
+    app.create_contact(json!({ "lastName": "Plain" })).await;
+    // The account is refused for good, so its contact waits for it; the contacts' call then
+    // meets an exhausted API budget, and nothing of it is made.
+    sim.reject_next_records(&[("FIELD_CUSTOM_VALIDATION_EXCEPTION", "Industry is required")]);
+    let contacts = sim.hold_next("PATCH", "/composite/sobjects/Contact");
+    let engine = app.engine.clone();
+    let round = tokio::spawn(async move { engine.run_once().await });
+    contacts.arrived().await;
+    sim.set_daily_api_limit(sim.api_usage());
+    contacts.release();
+    assert!(round.await.unwrap().is_err());
+    let waiting = open_failures(&app, Some("ACCOUNT_NOT_SYNCED")).await;
+    assert_eq!(waiting.len(), 1, "{waiting:?}");
+    assert_eq!(waiting[0]["attempts"], 1);
+    assert!(contacts_in_org(&sim, "Plain").is_empty());
+
+    // The budget back, the page goes out again: the contact still waiting is not logged
+    // as failing once more.
+    sim.set_daily_api_limit(1_000_000);
+    app.sync_now().await;
+    assert_eq!(contacts_in_org(&sim, "Plain").len(), 1);
+    let waiting = open_failures(&app, Some("ACCOUNT_NOT_SYNCED")).await;
+    assert_eq!(waiting.len(), 1, "{waiting:?}");
+    assert_eq!(waiting[0]["attempts"], 1, "{waiting:?}");
+}
