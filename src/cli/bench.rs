@@ -137,10 +137,15 @@ async fn fresh_database(
             admin
                 .execute_unprepared(&format!("CREATE DATABASE {db_name}"))
                 .await?;
-            let (prefix, _) = url
+            // The database named in its place; the parameters (`?sslmode=…`) kept.
+            let (address, parameters) = match url.split_once('?') {
+                Some((address, parameters)) => (address, format!("?{parameters}")),
+                None => (url.as_str(), String::new()),
+            };
+            let (prefix, _) = address
                 .rsplit_once('/')
                 .ok_or_else(|| anyhow!("a URL like postgres://host/db"))?;
-            Ok(DatabaseUrl::new(format!("{prefix}/{db_name}")))
+            Ok(DatabaseUrl::new(format!("{prefix}/{db_name}{parameters}")))
         }
         _ => Ok(DatabaseUrl::new(format!(
             "sqlite://{}?mode=rwc",
