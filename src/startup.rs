@@ -129,7 +129,7 @@ impl Application {
 
     /// Serves until SIGTERM or SIGINT, as [`Application::run_until_stopped`]: requests in flight
     /// have 5 s to finish, a sync round its batch. Asked a second time, the process quits at
-    /// once (status 130).
+    /// once, with 128 and the signal's number (130 for SIGINT, 143 for SIGTERM).
     pub async fn run_until_signalled(self) -> std::io::Result<()> {
         let handle = self.server.handle();
         let integrations = self.integrations.clone();
@@ -142,8 +142,8 @@ impl Application {
             // runs) ends at its batch while they finish, and none starts meanwhile.
             integrations.close_here();
             tokio::spawn(handle.stop(true));
-            stop_signal().await;
-            std::process::exit(130);
+            let again = stop_signal().await;
+            std::process::exit(128 + again);
         }));
         self.run_until_stopped().await
     }
@@ -176,7 +176,8 @@ impl Drop for AbortOnDrop {
 }
 
 /// Resolves at the next SIGTERM or SIGINT.
-async fn stop_signal() {
+/// Waits for SIGTERM or SIGINT, and says which: its number.
+async fn stop_signal() -> i32 {
     use tokio::signal::unix::{SignalKind, signal};
     match (
         signal(SignalKind::terminate()),
@@ -184,15 +185,15 @@ async fn stop_signal() {
     ) {
         (Ok(mut terminate), Ok(mut interrupt)) => {
             tokio::select! {
-                _ = terminate.recv() => {}
-                _ = interrupt.recv() => {}
+                _ = terminate.recv() => 15,
+                _ = interrupt.recv() => 2,
             }
         }
         (Err(e), _) | (_, Err(e)) => {
             tracing::warn!(
                 "cannot listen for SIGTERM and SIGINT ({e}); stop the process another way"
             );
-            std::future::pending::<()>().await;
+            std::future::pending::<i32>().await
         }
     }
 }
