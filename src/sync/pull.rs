@@ -343,6 +343,12 @@ fn profile(mut record: Record) -> String {
 /// to go by, the link holds the record as the push left it, and another value read now in a
 /// field a person may edit (`ours.1`) is Salesforce's change; the rest change with the push
 /// itself (a name made of the names sent, formulas).
+/// Whether a record read as `profile` holds every value a create sent (`sent`, as noted).
+fn holds_what_was_sent(sent: &str, profile: &str) -> bool {
+    serde_json::from_str::<SalesforceValues>(sent)
+        .is_ok_and(|sent| super::records::changed_since(&sent, Some(profile)).is_empty())
+}
+
 fn changed_since_read(
     link: &entity::record_link::Model,
     (saved, profile): (DateTime<Utc>, &str),
@@ -1107,13 +1113,16 @@ impl SyncEngine {
                     }
                 }
                 None => {
-                    // Naming a desk record whose create is in doubt, it is that create's
-                    // answer, committed late: linked, not met as a Salesforce edit newer than
-                    // the desk's. It holds what the desk sent; the desk's edits since go out.
-                    if let Some(desk_id) = inc
-                        .desk_ref
-                        .filter(|r| in_doubt.iter().any(|p| p.desk_id == *r))
-                        && own.remove(&desk_id).is_some()
+                    // Naming a desk record whose create is in doubt, and holding what that
+                    // create sent, it is the create's answer, committed late: linked, not
+                    // met as a Salesforce edit newer than the desk's, and the desk's edits
+                    // since go out. One changed since (by the org's automation, or a
+                    // person) is met as any record naming its desk record is.
+                    if let Some(desk_id) = inc.desk_ref.filter(|r| {
+                        in_doubt
+                            .iter()
+                            .any(|p| p.desk_id == *r && holds_what_was_sent(&p.sent, &inc.profile))
+                    }) && own.remove(&desk_id).is_some()
                     {
                         named_in_doubt.push((idx, desk_id));
                         continue;
@@ -1200,6 +1209,7 @@ impl SyncEngine {
             // Made by a create in doubt, committed since this round looked for it: linked to
             // the desk record it was made from, as the lookup would have, not made again in
             // the desk (and the desk record sent again once its create is given up).
+            let named: Vec<usize> = named_in_doubt.iter().map(|(idx, _)| *idx).collect();
             let mut made = named_in_doubt;
             // The creates a named record answered are not looked for among the others.
             let unanswered: Vec<_> = in_doubt
@@ -1217,6 +1227,10 @@ impl SyncEngine {
             let mut answered = Vec::new();
             for (idx, desk_id) in made {
                 if linked.contains_key(&desk_id) {
+                    // Linked meanwhile to another: a record new to the desk.
+                    if named.contains(&idx) {
+                        creates.push(idx);
+                    }
                     continue;
                 }
                 let inc = &incoming[idx];

@@ -4689,45 +4689,59 @@ async fn a_salesforce_edit_made_while_the_first_sync_exports_wins_over_an_older_
 #[tokio::test]
 async fn a_lost_create_committed_as_the_pull_reads_is_the_creates_answer_not_a_newer_salesforce_edit()
  {
-    // Creates whose answer is lost are in doubt for ten minutes.
-    let app = spawn_app_with(|s| s.sync.unanswered_create_secs = 600).await;
-    let sim = salesforce_sim::start(SimConfig::default()).await;
-    for object in ["Contact", "Account"] {
-        sim.make_plain_field(object, tandem::sync::DESK_ID_FIELD)
+    // Edited in Salesforce after it committed, or not.
+    for edited in [false, true] {
+        // Creates whose answer is lost are in doubt for ten minutes.
+        let app = spawn_app_with(|s| s.sync.unanswered_create_secs = 600).await;
+        let sim = salesforce_sim::start(SimConfig::default()).await;
+        for object in ["Contact", "Account"] {
+            sim.make_plain_field(object, tandem::sync::DESK_ID_FIELD)
+                .unwrap();
+        }
+        assert!(connect(&app, &sim, "tandem").await.get("errors").is_none());
+        app.gql_ok("mutation { startSync { firstSync } }", json!({}))
+            .await;
+        app.sync_now().await;
+        let curie = app
+            .create_contact(json!({ "lastName": "Curie", "title": "Chemist" }))
+            .await;
+        // The create's connection is cut before Salesforce has it; then the desk edits it.
+        round_failing_its_create(&app, &sim, SimHandle::drop_next).await;
+        assert_eq!(sim.count("Contact"), 0);
+        update_contact(&app, &curie["id"], json!({ "title": "Physicist" })).await;
+
+        // Salesforce commits the create only after the round has looked for it, as the pull
+        // reads: stamped later than the desk's edit.
+        let pull = sim.hold_next("GET", "FROM Contact");
+        let engine = app.engine.clone();
+        let round = tokio::spawn(async move { engine.run_once().await });
+        pull.arrived().await;
+        sim.advance_clock(5);
+        let made = sim
+            .insert_as_the_integration_user(
+                "Contact",
+                json!({ "LastName": "Curie", "Title": "Chemist", "Helpdesk_Id__c": app.desk_ref(&curie["id"]).await }),
+            )
             .unwrap();
+        if edited {
+            sim.advance_clock(5);
+            sim.update("Contact", &made, json!({ "Title": "Laureate" }))
+                .unwrap();
+        }
+        pull.release();
+        round.await.unwrap().unwrap();
+        app.sync_now().await;
+
+        assert_eq!(sim.count("Contact"), 1, "{edited}: not made twice");
+        assert_eq!(salesforce_id_of(&app, &curie["id"]).await, made);
+        // The newer edit stands on both sides.
+        let newer = if edited { "Laureate" } else { "Physicist" };
+        let desk = by_last_name(&contacts(&app).await, "Curie")[0].clone();
+        assert_eq!(desk["title"], newer, "{edited}: {desk}");
+        assert_eq!(
+            sim.get("Contact", &made).unwrap()["Title"],
+            newer,
+            "{edited}"
+        );
     }
-    assert!(connect(&app, &sim, "tandem").await.get("errors").is_none());
-    app.gql_ok("mutation { startSync { firstSync } }", json!({}))
-        .await;
-    app.sync_now().await;
-    let curie = app
-        .create_contact(json!({ "lastName": "Curie", "title": "Chemist" }))
-        .await;
-    // The create's connection is cut before Salesforce has it; then the desk edits it.
-    round_failing_its_create(&app, &sim, SimHandle::drop_next).await;
-    assert_eq!(sim.count("Contact"), 0);
-    update_contact(&app, &curie["id"], json!({ "title": "Physicist" })).await;
-
-    // Salesforce commits the create only after the round has looked for it, as the pull
-    // reads: stamped later than the desk's edit.
-    let pull = sim.hold_next("GET", "FROM Contact");
-    let engine = app.engine.clone();
-    let round = tokio::spawn(async move { engine.run_once().await });
-    pull.arrived().await;
-    sim.advance_clock(5);
-    let made = sim
-        .insert_as_the_integration_user(
-            "Contact",
-            json!({ "LastName": "Curie", "Title": "Chemist", "Helpdesk_Id__c": app.desk_ref(&curie["id"]).await }),
-        )
-        .unwrap();
-    pull.release();
-    round.await.unwrap().unwrap();
-    app.sync_now().await;
-
-    assert_eq!(sim.count("Contact"), 1, "not made twice");
-    assert_eq!(salesforce_id_of(&app, &curie["id"]).await, made);
-    let desk = by_last_name(&contacts(&app).await, "Curie")[0].clone();
-    assert_eq!(desk["title"], "Physicist", "the desk's edit stands: {desk}");
-    assert_eq!(sim.get("Contact", &made).unwrap()["Title"], "Physicist");
 }
