@@ -242,9 +242,6 @@ impl Round {
 /// 16,384.
 const KEYS_PER_QUERY_BUDGET: usize = 12_000;
 
-/// How long a round's read of Salesforce stands for the push that follows it.
-const READ_BEFORE_PUSH: Duration = Duration::from_secs(1);
-
 /// The keys in runs that each fit one query's URL, in order.
 pub(super) fn url_sized(keys: &[String]) -> impl Iterator<Item = &[String]> {
     let mut rest = keys;
@@ -576,15 +573,15 @@ impl SyncEngine {
         let round = self.prepare(current, client, generation, lock).await?;
         let sync_type = round.sync_type;
         let mut report = RoundReport::default();
-        let mut pulled_at = HashMap::new();
+        let mut read_at = HashMap::new();
         for module in [Module::Accounts, Module::Contacts] {
             // Before anything is read: a record a lost create made would otherwise come back
             // as a new Salesforce record.
             report
                 .pushed
                 .add(self.find_lost_creates(&round, module).await?);
-            pulled_at.insert(module, Instant::now());
             report.pulled.add(self.pull(&round, module).await?);
+            read_at.insert(module, Instant::now());
             // Records that could not be told apart (`MULTIPLE_MATCHES`) are tried again once
             // one of those sharing their key settles: merged away, re-keyed or linked.
             let woke = self
@@ -624,17 +621,8 @@ impl SyncEngine {
                 if round.first_sync {
                     report.pushed.add(self.export(&round, module).await?);
                 }
-                // A push sends what changed in the desk since Salesforce's record was read:
-                // read long ago (a first sync's export, another module's long push between),
-                // it is read again, so that a Salesforce edit made since, newer than the
-                // desk's, is not overwritten but wins.
-                let stale = pulled_at
-                    .get(&module)
-                    .is_some_and(|at: &Instant| at.elapsed() > READ_BEFORE_PUSH);
-                if stale && !self.store.outbox(module, 0, 1).await?.is_empty() {
-                    report.pulled.add(self.pull(&round, module).await?);
-                }
-                report.pushed.add(self.push(&round, module).await?);
+                let read = read_at.get(&module).copied().unwrap_or_else(Instant::now);
+                report.pushed.add(self.push(&round, module, read).await?);
             } else {
                 self.compact_outbox(&round, module).await?;
             }

@@ -2,6 +2,7 @@
 //! record) sent in collections of up to 200, with links and the outbox updated together.
 
 use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -19,6 +20,9 @@ use crate::store::{NewFailure, SyncBatch};
 /// The external id field that makes creates idempotent: it names the desk record, as
 /// `desk_ref` writes it.
 pub const DESK_ID_FIELD: &str = "Helpdesk_Id__c";
+
+/// How long a read of Salesforce's records stands for a push over them.
+const READ_BEFORE_PUSH: Duration = Duration::from_secs(1);
 
 /// How `Helpdesk_Id__c` names desk record `id` of the desk tagged `tag`: `<tag>-<id>`.
 pub fn desk_ref(tag: &str, id: i64) -> String {
@@ -75,8 +79,14 @@ enum Plan {
 }
 
 impl SyncEngine {
-    /// Pushes the module's queued desk changes.
-    pub(super) async fn push(&self, round: &Round, module: Module) -> Result<Counts, SyncError> {
+    /// Pushes the module's queued desk changes, Salesforce's records having been read at
+    /// `read_at`.
+    pub(super) async fn push(
+        &self,
+        round: &Round,
+        module: Module,
+        mut read_at: Instant,
+    ) -> Result<Counts, SyncError> {
         let mut total = Counts::default();
         // Each page after the last: a change left queued (its record failing for a passing
         // reason, and due at once as it was edited meanwhile) waits for the next round
@@ -90,6 +100,28 @@ impl SyncEngine {
             let Some(last) = rows.last() else { break };
             after = last.id;
             let ids = crate::store::distinct(&rows.iter().map(|r| r.desk_id).collect::<Vec<_>>());
+            // A push sends what changed in the desk since Salesforce's record was read. Read
+            // a while ago (a first sync's export, or this push's pages before, came between),
+            // the page's records are read again first: a Salesforce edit made meanwhile,
+            // newer than the desk's, wins rather than being overwritten.
+            if read_at.elapsed() > READ_BEFORE_PUSH {
+                let twins: Vec<String> = self
+                    .store
+                    .links_by_desk(module, &ids)
+                    .await?
+                    .into_values()
+                    .map(|link| link.salesforce_id)
+                    .collect();
+                if !twins.is_empty() {
+                    let pulled = self.pull_ids(round, module, &twins).await?;
+                    round
+                        .pulled_by_push
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .add(pulled);
+                }
+                read_at = Instant::now();
+            }
             // Every change of these records queued so far, this page's and any past it: the
             // values read next carry them all.
             let read = self.store.outbox_waiting(module, &ids).await?;
