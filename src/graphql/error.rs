@@ -109,7 +109,7 @@ impl From<SyncError> for ApiError {
             SyncError::Upstream(SalesforceError::AuthFailed { error, description }) => Self::new(
                 Code::Conflict,
                 format!(
-                    "Salesforce refused the saved credentials ({error}: {description}); connect Salesforce again with connectSalesforce"
+                    "Salesforce refused the credentials ({error}: {description}); connect Salesforce again with connectSalesforce"
                 ),
             ),
             SyncError::Upstream(e) => Self::new(
