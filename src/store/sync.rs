@@ -850,7 +850,6 @@ impl Store {
         Ok(failure.and_then(|f| f.reason.parse().ok()))
     }
 
-    /// Whether any failure of the module is still open; when none is, nothing needs resolving.
     /// Which of these desk records have an open failure of going out to Salesforce: each is
     /// tried again by its retry, or waits for a person.
     pub async fn failing_pushes(
@@ -861,6 +860,7 @@ impl Store {
         refused_pushes(self.connection(), self.backend(), module, ids).await
     }
 
+    /// Whether any failure of the module is still open; when none is, nothing needs resolving.
     pub async fn has_open_failures(&self, module: Module) -> StoreResult<bool> {
         Ok(sync_failure::Entity::find()
             .filter(sync_failure::Column::Module.eq(module.as_str()))

@@ -335,6 +335,12 @@ fn profile(mut record: Record) -> String {
     serde_json::to_string(&record).unwrap_or_else(|_| Value::Object(record).to_string())
 }
 
+/// Whether a record read as `profile` holds every value a create sent (`sent`, as noted).
+fn holds_what_was_sent(sent: &str, profile: &str) -> bool {
+    serde_json::from_str::<SalesforceValues>(sent)
+        .is_ok_and(|sent| super::records::changed_since(&sent, Some(profile)).is_empty())
+}
+
 /// Whether someone saved a linked record in Salesforce since the sync last read or wrote it:
 /// saved after the read, by its `LastModifiedDate` (`SystemModstamp` moves also when the
 /// org's automation touches the record, a roll-up summary recalculated, which no one
@@ -343,12 +349,6 @@ fn profile(mut record: Record) -> String {
 /// to go by, the link holds the record as the push left it, and another value read now in a
 /// field a person may edit (`ours.1`) is Salesforce's change; the rest change with the push
 /// itself (a name made of the names sent, formulas).
-/// Whether a record read as `profile` holds every value a create sent (`sent`, as noted).
-fn holds_what_was_sent(sent: &str, profile: &str) -> bool {
-    serde_json::from_str::<SalesforceValues>(sent)
-        .is_ok_and(|sent| super::records::changed_since(&sent, Some(profile)).is_empty())
-}
-
 fn changed_since_read(
     link: &entity::record_link::Model,
     (saved, profile): (DateTime<Utc>, &str),
