@@ -113,12 +113,7 @@ impl SyncEngine {
                     .map(|link| link.salesforce_id)
                     .collect();
                 if !twins.is_empty() {
-                    let pulled = self.pull_ids(round, module, &twins).await?;
-                    round
-                        .pulled_by_push
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .add(pulled);
+                    self.read_again(round, module, &twins).await?;
                 }
                 read_at = Instant::now();
             }
@@ -625,6 +620,22 @@ impl SyncEngine {
         }
     }
 
+    /// Pulls these Salesforce records by id on the push's way, counted with the round's pulls.
+    async fn read_again(
+        &self,
+        round: &Round,
+        module: Module,
+        salesforce_ids: &[String],
+    ) -> Result<(), SyncError> {
+        let pulled = self.pull_ids(round, module, salesforce_ids).await?;
+        round
+            .pulled_by_push
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .add(pulled);
+        Ok(())
+    }
+
     /// Logs a record that could not be sent. A transient failure keeps the record queued for
     /// its next attempt: its waiting change stays, and a record that had none (the first
     /// sync's export sends records no desk change queued) is queued now. Any other failure
@@ -782,12 +793,7 @@ impl SyncEngine {
             return Ok(());
         }
         let twins: Vec<String> = meeting.iter().map(|(_, sf)| sf.clone()).collect();
-        let pulled = self.pull_ids(round, module, &twins).await?;
-        round
-            .pulled_by_push
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .add(pulled);
+        self.read_again(round, module, &twins).await?;
         let desk_ids: Vec<i64> = meeting.iter().map(|(i, _)| plans[*i].0).collect();
         let met = self.store.links_by_desk(module, &desk_ids).await?;
         let object = module.salesforce_object();
