@@ -320,8 +320,7 @@ async fn a_desk_edit_made_while_its_failing_push_is_on_its_way_goes_out_at_once(
         "unable to obtain exclusive access to this record",
     )]);
     let push = sim.hold_next("PATCH", "/composite/sobjects");
-    let engine = app.engine.clone();
-    let round = tokio::spawn(async move { engine.run_once().await });
+    let round = app.round_in_background();
     push.arrived().await;
     app.gql_ok(
         "mutation($id: ID!) { updateContact(id: $id, patch: { title: \"Fixed\" }) { id } }",
@@ -360,8 +359,7 @@ async fn a_retry_asked_for_while_a_round_runs_is_left_to_that_round_and_answered
 
     // A round stuck on Salesforce, as a first sync of an hour is busy.
     let read = sim.hold_next("GET", "query");
-    let engine = app.engine.clone();
-    let round = tokio::spawn(async move { engine.run_once().await });
+    let round = app.round_in_background();
     read.arrived().await;
     let queued = tokio::time::timeout(
         std::time::Duration::from_secs(30),
@@ -1417,8 +1415,7 @@ async fn a_change_left_queued_at_the_head_of_the_queue_does_not_hold_back_the_re
         "unable to obtain exclusive access to this record",
     )]);
     let push = sim.hold_next("PATCH", "/composite/sobjects");
-    let engine = app.engine.clone();
-    let round = tokio::spawn(async move { engine.run_once().await });
+    let round = app.round_in_background();
     push.arrived().await;
     app.gql_ok(
         "mutation($id: ID!) { updateContact(id: $id, patch: { title: \"Fixed\" }) { id } }",
@@ -1445,8 +1442,7 @@ async fn an_export_page_sent_again_after_its_call_was_refused_logs_no_failure_tw
     // meets an exhausted API budget, and nothing of it is made.
     sim.reject_next_records(&[("FIELD_CUSTOM_VALIDATION_EXCEPTION", "Industry is required")]);
     let contacts = sim.hold_next("PATCH", "/composite/sobjects/Contact");
-    let engine = app.engine.clone();
-    let round = tokio::spawn(async move { engine.run_once().await });
+    let round = app.round_in_background();
     contacts.arrived().await;
     sim.set_daily_api_limit(sim.api_usage());
     contacts.release();

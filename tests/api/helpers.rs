@@ -181,6 +181,15 @@ impl TestApp {
         command
     }
 
+    /// Starts one sync round on a task of its own, for a test to act while it runs (a
+    /// request of it held by the simulator, say).
+    pub fn round_in_background(
+        &self,
+    ) -> tokio::task::JoinHandle<Result<RoundReport, tandem::sync::SyncError>> {
+        let engine = self.engine.clone();
+        tokio::spawn(async move { engine.run_once().await })
+    }
+
     /// Runs one sync round, as the worker would.
     pub async fn sync_now(&self) -> RoundReport {
         self.engine

@@ -580,8 +580,7 @@ async fn one_way_round_reading() -> (
     sim.insert("Contact", json!({ "LastName": "Reading" }))
         .unwrap();
     let query = sim.hold_next("GET", "/query");
-    let engine = app.engine.clone();
-    let round = tokio::spawn(async move { engine.run_once().await });
+    let round = app.round_in_background();
     query.arrived().await;
     (app, sim, query, round)
 }
@@ -1375,8 +1374,7 @@ async fn a_round_running_when_another_org_is_connected_stops_before_the_switch()
     connect(&app, &slow, "tandem").await;
     app.gql_ok("mutation { startSync { firstSync } }", json!({}))
         .await;
-    let engine = app.engine.clone();
-    let running = tokio::spawn(async move { engine.run_once().await });
+    let running = app.round_in_background();
     let other = salesforce_sim::start(SimConfig {
         seed: 2,
         ..SimConfig::default()

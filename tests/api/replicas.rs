@@ -687,8 +687,7 @@ async fn export_under_way() -> (
     }
     let other = second_process(&app).await;
     let first = sim.hold_next("PATCH", "/composite/sobjects/Contact");
-    let engine = app.engine.clone();
-    let round = tokio::spawn(async move { engine.run_once().await });
+    let round = app.round_in_background();
     first.arrived().await;
     (app, sim, other, first, round)
 }
@@ -854,8 +853,7 @@ async fn a_round_told_to_stop_while_it_waits_for_another_ends_at_once_and_keeps_
     let shown = "the last sync round stopped: Salesforce was unavailable".to_owned();
     app.integrations.explain(Some(shown.clone())).await.unwrap();
     let running = app.store.lock_rounds().await.unwrap();
-    let engine = app.engine.clone();
-    let waiting = tokio::spawn(async move { engine.run_once().await });
+    let waiting = app.round_in_background();
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(!waiting.is_finished(), "it waits for the round under way");
     app.integrations.stop_here();

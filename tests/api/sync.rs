@@ -1106,8 +1106,7 @@ async fn a_desk_edit_made_while_the_first_export_is_in_flight_is_pushed_after_it
         .clone();
     // The export has read the contact and waits for Salesforce when the agent edits it.
     let export = sim.hold_next("PATCH", "/composite/sobjects/Contact");
-    let engine = app.engine.clone();
-    let round = tokio::spawn(async move { engine.run_once().await });
+    let round = app.round_in_background();
     export.arrived().await;
     update_contact(&app, &desk_id, json!({ "title": "Rear Admiral" })).await;
     export.release();
@@ -1145,8 +1144,7 @@ async fn edit_while_a_round_waits(
     edit.enqueue(tandem::domain::Module::Contacts, desk_id)
         .await
         .unwrap();
-    let engine = app.engine.clone();
-    let round = tokio::spawn(async move { engine.run_once().await });
+    let round = app.round_in_background();
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     edit.commit().await.unwrap();
     round.await.unwrap().expect("the round succeeds");
@@ -1263,8 +1261,7 @@ async fn late_account(
 ) {
     let (app, sim) = crate::integration::started(|s| s.sync.retry_backoff_secs = 0).await;
     let contacts_read = sim.hold_next("GET", "FROM Contact");
-    let engine = app.engine.clone();
-    let round = tokio::spawn(async move { engine.run_once().await });
+    let round = app.round_in_background();
     contacts_read.arrived().await;
     let account = sim.insert("Account", json!({ "Name": account })).unwrap();
     let sf_id = sim
@@ -1332,8 +1329,7 @@ async fn a_desk_contact_whose_salesforce_twin_waits_for_its_account_waits_with_i
     // The account comes after the round has read accounts, its contact before it reads
     // contacts: the contact waits for the account, and the desk contact meets it on export.
     let contacts_read = sim.hold_next("GET", "FROM Contact");
-    let engine = app.engine.clone();
-    let round = tokio::spawn(async move { engine.run_once().await });
+    let round = app.round_in_background();
     contacts_read.arrived().await;
     // Salesforce's side is the newer when the two meet.
     sim.advance_clock(60);
@@ -1381,8 +1377,7 @@ async fn a_salesforce_twin_made_after_the_pull_read_meets_its_desk_record_by_tim
     // Made in Salesforce after the desk record, once the round's pull has read contacts.
     sim.advance_clock(60);
     let contacts_read = sim.hold_answer_next("GET", "FROM Contact");
-    let engine = app.engine.clone();
-    let round = tokio::spawn(async move { engine.run_once().await });
+    let round = app.round_in_background();
     contacts_read.arrived().await;
     let sf_id = sim
         .insert(
@@ -1566,8 +1561,7 @@ async fn a_link_never_read_is_read_even_when_its_first_read_is_cut_short() {
 
     // The next round's read of it is cut short by a pause.
     let read = sim.hold_next("GET", "Id IN (");
-    let engine = app.engine.clone();
-    let round = tokio::spawn(async move { engine.run_once().await });
+    let round = app.round_in_background();
     tokio::time::timeout(std::time::Duration::from_secs(10), read.arrived())
         .await
         .expect("the round reads the link's record");
@@ -1851,8 +1845,7 @@ async fn a_refusal_naming_no_deleted_record_that_cannot_be_looked_into_is_retrie
     // Salesforce refuses the update for meeting a deleted record it does not name; asking
     // which records are gone, the call after it, then fails on every attempt.
     let update = sim.hold_answer_next("PATCH", "/composite/sobjects");
-    let engine = app.engine.clone();
-    let round = tokio::spawn(async move { engine.run_once().await });
+    let round = app.round_in_background();
     update.arrived().await;
     sim.fail_next(&[503; 4]);
     update.release();
@@ -2076,8 +2069,7 @@ async fn a_pause_stops_a_running_first_sync_at_its_next_batch() {
     }
     // The export's first batch is on its way to Salesforce when the admin pauses.
     let first = sim.hold_next("PATCH", "/composite/sobjects/Contact");
-    let engine = app.engine.clone();
-    let round = tokio::spawn(async move { engine.run_once().await });
+    let round = app.round_in_background();
     first.arrived().await;
     // The pause returns once the round has stopped, which needs the held batch answered.
     let (paused, ()) = tokio::join!(
@@ -2126,8 +2118,7 @@ async fn a_first_sync_resumed_after_a_stop_reads_what_committed_late_before_its_
     // The import writes its first page of 2,000; every attempt at the next is cut off, and
     // the first sync stops there.
     let next_page = sim.hold_next("GET", "-2000");
-    let engine = app.engine.clone();
-    let round = tokio::spawn(async move { engine.run_once().await });
+    let round = app.round_in_background();
     next_page.arrived().await;
     sim.drop_next(4);
     next_page.release();
@@ -3499,8 +3490,7 @@ async fn updates_sent_before_a_failed_create_are_recorded_and_not_read_back_as_n
 
     // One batch: the update goes through, the create's call fails every attempt.
     let create = sim.hold_next("PATCH", "Helpdesk_Id__c");
-    let engine = app.engine.clone();
-    let round = tokio::spawn(async move { engine.run_once().await });
+    let round = app.round_in_background();
     create.arrived().await;
     sim.fail_next(&[503, 503, 503, 503]);
     create.release();
@@ -3544,8 +3534,7 @@ async fn an_update_that_fails(app: &TestApp, sim: &SimHandle, made: bool) -> (Va
     } else {
         sim.hold_next("PATCH", "composite/sobjects")
     };
-    let engine = app.engine.clone();
-    let round = tokio::spawn(async move { engine.run_once().await });
+    let round = app.round_in_background();
     update.arrived().await;
     if made {
         sim.lose_next_answers(4);
@@ -3630,8 +3619,7 @@ async fn connected_without_external_id(prepare: impl FnOnce(&SimHandle)) -> (Tes
 /// out, its answer lost; `SimHandle::drop_next`: cut off before it is carried out).
 async fn round_failing_its_create(app: &TestApp, sim: &SimHandle, fault: fn(&SimHandle, u32)) {
     let create = sim.hold_next("POST", "/composite/sobjects");
-    let engine = app.engine.clone();
-    let round = tokio::spawn(async move { engine.run_once().await });
+    let round = app.round_in_background();
     tokio::time::timeout(std::time::Duration::from_secs(30), create.arrived())
         .await
         .expect("the round sends a create");
@@ -3680,8 +3668,7 @@ async fn an_update_made_though_its_answer_was_lost_is_not_read_back_as_a_salesfo
     sim.advance_clock(60);
     update_contact(&app, &desk_id, json!({ "title": "Professor" })).await;
     let update = sim.hold_next("PATCH", "/composite/sobjects");
-    let engine = app.engine.clone();
-    let round = tokio::spawn(async move { engine.run_once().await });
+    let round = app.round_in_background();
     update.arrived().await;
     // The desk edits again while its first edit is on its way, whose answer is then lost.
     update_contact(&app, &desk_id, json!({ "title": "Chair" })).await;
@@ -3811,8 +3798,7 @@ async fn a_record_upserted_again_whose_answer_was_lost_is_linked_not_made_twice(
     let desk_id = deleted_there_and_edited_here(&app, &sim).await;
     // Made by upsert, every answer to it lost: the round gives up.
     let upsert = sim.hold_next("PATCH", "/composite/sobjects/Contact/Helpdesk_Id__c");
-    let engine = app.engine.clone();
-    let round = tokio::spawn(async move { engine.run_once().await });
+    let round = app.round_in_background();
     upsert.arrived().await;
     sim.lose_next_answers(4);
     upsert.release();
@@ -4003,8 +3989,7 @@ async fn a_create_salesforce_commits_just_after_the_round_looked_for_it_is_linke
     // the same round's pull is the first to read it.
     // (Looked for in a composite of queries, the first POST of the round.)
     let lookup = sim.hold_answer_next("POST", "/composite");
-    let engine = app.engine.clone();
-    let round = tokio::spawn(async move { engine.run_once().await });
+    let round = app.round_in_background();
     lookup.arrived().await;
     let made = sim
         .insert_as_the_integration_user(
@@ -4127,8 +4112,7 @@ async fn a_desk_edit_committing_while_its_record_is_pushed_goes_out_next_though_
 
     // The push reads the record before the edit commits, and settles after it has.
     let push = sim.hold_next("PATCH", "/composite/sobjects");
-    let engine = app.engine.clone();
-    let round = tokio::spawn(async move { engine.run_once().await });
+    let round = app.round_in_background();
     push.arrived().await;
     edit.commit().await.unwrap();
     push.release();
@@ -4158,8 +4142,7 @@ async fn a_push_sends_only_what_the_desk_changed_so_a_salesforce_edit_meanwhile_
 
     // The desk's change is on its way when someone edits another field in Salesforce.
     let push = sim.hold_next("PATCH", "/composite/sobjects");
-    let engine = app.engine.clone();
-    let round = tokio::spawn(async move { engine.run_once().await });
+    let round = app.round_in_background();
     push.arrived().await;
     sim.advance_clock(1);
     sim.update("Contact", &sf_id, json!({ "Phone": "+44 20 7946 0199" }))
@@ -4660,8 +4643,7 @@ async fn a_salesforce_edit_made_while_the_first_sync_exports_wins_over_an_older_
         .unwrap();
     // The first round reads Salesforce, links Ada, and stops at the export of Hopper.
     let export = sim.hold_next("PATCH", "/composite/sobjects");
-    let engine = app.engine.clone();
-    let round = tokio::spawn(async move { engine.run_once().await });
+    let round = app.round_in_background();
     export.arrived().await;
     // Ada is edited in the desk, then, later, in Salesforce, while the export goes on.
     update_contact(&app, &ada["id"], json!({ "title": "Desk title" })).await;
@@ -4713,8 +4695,7 @@ async fn a_lost_create_committed_as_the_pull_reads_is_the_creates_answer_not_a_n
         // Salesforce commits the create only after the round has looked for it, as the pull
         // reads: stamped later than the desk's edit.
         let pull = sim.hold_next("GET", "FROM Contact");
-        let engine = app.engine.clone();
-        let round = tokio::spawn(async move { engine.run_once().await });
+        let round = app.round_in_background();
         pull.arrived().await;
         sim.advance_clock(5);
         let made = sim
