@@ -311,10 +311,9 @@ async fn a_desk_edit_to_a_record_waiting_to_be_retried_goes_out_at_once() {
     assert_eq!(sent[0]["Title"], "Fixed");
 }
 
-#[tokio::test]
-async fn a_desk_edit_made_while_its_failing_push_is_on_its_way_goes_out_at_once() {
-    let (app, sim) = synced(|s| s.sync.retry_backoff_secs = 3600).await;
-    let contact = app.create_contact(json!({ "lastName": "Busy" })).await;
+/// Runs a round whose push of desk contact `id` (the first record it sends) meets a locked
+/// row, the contact's title edited to "Fixed" while the push is on its way.
+async fn edited_while_its_push_meets_a_locked_row(app: &TestApp, sim: &SimHandle, id: &Value) {
     sim.reject_next_records(&[(
         "UNABLE_TO_LOCK_ROW",
         "unable to obtain exclusive access to this record",
@@ -324,11 +323,18 @@ async fn a_desk_edit_made_while_its_failing_push_is_on_its_way_goes_out_at_once(
     push.arrived().await;
     app.gql_ok(
         "mutation($id: ID!) { updateContact(id: $id, patch: { title: \"Fixed\" }) { id } }",
-        json!({ "id": contact["id"] }),
+        json!({ "id": id }),
     )
     .await;
     push.release();
     round.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn a_desk_edit_made_while_its_failing_push_is_on_its_way_goes_out_at_once() {
+    let (app, sim) = synced(|s| s.sync.retry_backoff_secs = 3600).await;
+    let contact = app.create_contact(json!({ "lastName": "Busy" })).await;
+    edited_while_its_push_meets_a_locked_row(&app, &sim, &contact["id"]).await;
     assert_eq!(open_failures(&app, None).await.len(), 1);
 
     // Not an hour later: the edit came after what was sent.
@@ -1410,20 +1416,7 @@ async fn a_change_left_queued_at_the_head_of_the_queue_does_not_hold_back_the_re
     app.create_contact(json!({ "lastName": "Third" })).await;
     // The first page's first record meets a locked row, and is edited while it is on its
     // way: due again at once, its change stays at the head of the queue.
-    sim.reject_next_records(&[(
-        "UNABLE_TO_LOCK_ROW",
-        "unable to obtain exclusive access to this record",
-    )]);
-    let push = sim.hold_next("PATCH", "/composite/sobjects");
-    let round = app.round_in_background();
-    push.arrived().await;
-    app.gql_ok(
-        "mutation($id: ID!) { updateContact(id: $id, patch: { title: \"Fixed\" }) { id } }",
-        json!({ "id": first["id"] }),
-    )
-    .await;
-    push.release();
-    round.await.unwrap().unwrap();
+    edited_while_its_push_meets_a_locked_row(&app, &sim, &first["id"]).await;
     assert_eq!(
         contacts_in_org(&sim, "Third").len(),
         1,
