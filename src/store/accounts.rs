@@ -95,7 +95,7 @@ impl Store {
 
     pub async fn create_account(&self, input: &AccountInput) -> StoreResult<account::Model> {
         let fields = input.validate()?;
-        let txn = self.write().await?;
+        let mut txn = self.write().await?;
         let now = Utc::now();
         let mut active = account::ActiveModel {
             created_at: Set(now),
@@ -106,8 +106,8 @@ impl Store {
         set_fields(&mut active, fields);
         let model = active.insert(&*txn).await?;
         enqueue(&*txn, Module::Accounts, model.id.0).await?;
+        txn.tells(DeskEntity::Account, DeskAction::Created, model.id.0);
         txn.commit().await?;
-        self.publish(DeskEntity::Account, DeskAction::Created, model.id.0);
         Ok(model)
     }
 
@@ -128,7 +128,7 @@ impl Store {
     ) -> StoreResult<Vec<account::Model>> {
         check_mass_update(ids.len())?;
         let ids = &super::distinct(ids)[..];
-        let txn = self.write().await?;
+        let mut txn = self.write().await?;
         let accounts = live_accounts(&*txn, ids).await?;
         // Stamped once the records are locked: an edit that waited for another writer is not
         // stamped as older than what that writer wrote.
@@ -164,16 +164,14 @@ impl Store {
         enqueue_all(&*txn, Module::Accounts, &changed).await?;
         super::sync::wake_pushes(&*txn, Module::Accounts, changed.iter().copied()).await?;
         super::sync::wake_pulls_keyed(&*txn, Module::Accounts, left_keys).await?;
+        txn.tells_all(DeskEntity::Account, DeskAction::Updated, changed);
         txn.commit().await?;
-        for id in changed {
-            self.publish(DeskEntity::Account, DeskAction::Updated, id);
-        }
         Ok(out)
     }
 
     /// Moves an account to the recycle bin. Its contacts stay, still linked to it.
     pub async fn delete_account(&self, id: AccountId) -> StoreResult<account::Model> {
-        let txn = self.write().await?;
+        let mut txn = self.write().await?;
         let current = find(&*txn, id).await?;
         if current.deleted_at.is_some() {
             return Err(StoreError::Conflict(format!(
@@ -186,13 +184,13 @@ impl Store {
         let model = active.update(&*txn).await?;
         let resolved = settle_pushes(&*txn, Module::Accounts, id.0).await?;
         super::sync::wake_pulls_keyed(&*txn, Module::Accounts, key.into_iter().collect()).await?;
+        txn.tells(DeskEntity::Account, DeskAction::Deleted, id.0);
         txn.commit_publishing(self, resolved).await?;
-        self.publish(DeskEntity::Account, DeskAction::Deleted, id.0);
         Ok(model)
     }
 
     pub async fn restore_account(&self, id: AccountId) -> StoreResult<account::Model> {
-        let txn = self.write().await?;
+        let mut txn = self.write().await?;
         let current = binned_account(&*txn, id).await?;
         let mut active: account::ActiveModel = current.into();
         active.deleted_at = Set(None);
@@ -203,15 +201,15 @@ impl Store {
         // Salesforce contacts that waited for it to come out of the bin come in.
         super::sync::wake_pushes(&*txn, Module::Accounts, [model.id.0]).await?;
         super::sync::wake_contacts_awaiting_restored(&*txn, id).await?;
+        txn.tells(DeskEntity::Account, DeskAction::Restored, id.0);
         txn.commit().await?;
-        self.publish(DeskEntity::Account, DeskAction::Restored, id.0);
         Ok(model)
     }
 
     /// Removes an account from the recycle bin for good; its contacts and tickets are unlinked
     /// in the desk, and its contacts stay in its Salesforce account.
     pub async fn purge_account(&self, id: AccountId) -> StoreResult<()> {
-        let txn = self.write().await?;
+        let mut txn = self.write().await?;
         // Its contacts are locked first, then the account, then their links: the order a
         // ticket written for a contact takes (the contact, then its account) and a sync batch
         // (a contact, then its link). Another would deadlock against one (PostgreSQL). A
@@ -229,14 +227,10 @@ impl Store {
         let tickets =
             super::tickets::unlink_tickets(&*txn, entity::ticket::Column::AccountId, id.0).await?;
         Accounts::delete_by_id(id).exec(&*txn).await?;
+        txn.tells(DeskEntity::Account, DeskAction::Purged, id.0);
+        txn.tells_all(DeskEntity::Contact, DeskAction::Updated, contacts);
+        txn.tells_all(DeskEntity::Ticket, DeskAction::Updated, tickets);
         txn.commit().await?;
-        self.publish(DeskEntity::Account, DeskAction::Purged, id.0);
-        for contact in contacts {
-            self.publish(DeskEntity::Contact, DeskAction::Updated, contact);
-        }
-        for ticket in tickets {
-            self.publish(DeskEntity::Ticket, DeskAction::Updated, ticket);
-        }
         Ok(())
     }
 }

@@ -226,7 +226,7 @@ impl Store {
 
     pub async fn create_contact(&self, input: &ContactInput) -> StoreResult<contact::Model> {
         let fields = input.validate()?;
-        let txn = self.write().await?;
+        let mut txn = self.write().await?;
         check_account(&*txn, fields.account_id).await?;
         let now = Utc::now();
         let mut active = contact::ActiveModel {
@@ -238,8 +238,8 @@ impl Store {
         set_fields(&mut active, fields);
         let model = active.insert(&*txn).await?;
         enqueue(&*txn, Module::Contacts, model.id.0).await?;
+        txn.tells(DeskEntity::Contact, DeskAction::Created, model.id.0);
         txn.commit().await?;
-        self.publish(DeskEntity::Contact, DeskAction::Created, model.id.0);
         Ok(model)
     }
 
@@ -260,7 +260,7 @@ impl Store {
     ) -> StoreResult<Vec<contact::Model>> {
         check_mass_update(ids.len())?;
         let ids = &super::distinct(ids)[..];
-        let txn = self.write().await?;
+        let mut txn = self.write().await?;
         let contacts = live_contacts(&*txn, ids).await?;
         // Stamped once the records are locked: an edit that waited for another writer is not
         // stamped as older than what that writer wrote.
@@ -314,16 +314,14 @@ impl Store {
         enqueue_all(&*txn, Module::Contacts, &changed).await?;
         super::sync::wake_pushes(&*txn, Module::Contacts, changed.iter().copied()).await?;
         super::sync::wake_pulls_keyed(&*txn, Module::Contacts, left_keys).await?;
+        txn.tells_all(DeskEntity::Contact, DeskAction::Updated, changed);
         txn.commit().await?;
-        for id in changed {
-            self.publish(DeskEntity::Contact, DeskAction::Updated, id);
-        }
         Ok(out)
     }
 
     /// Moves a contact to the recycle bin.
     pub async fn delete_contact(&self, id: ContactId) -> StoreResult<contact::Model> {
-        let txn = self.write().await?;
+        let mut txn = self.write().await?;
         let current = find(&*txn, id).await?;
         if current.deleted_at.is_some() {
             return Err(StoreError::Conflict(format!(
@@ -336,13 +334,13 @@ impl Store {
         let model = active.update(&*txn).await?;
         let resolved = settle_pushes(&*txn, Module::Contacts, id.0).await?;
         super::sync::wake_pulls_keyed(&*txn, Module::Contacts, key.into_iter().collect()).await?;
+        txn.tells(DeskEntity::Contact, DeskAction::Deleted, id.0);
         txn.commit_publishing(self, resolved).await?;
-        self.publish(DeskEntity::Contact, DeskAction::Deleted, id.0);
         Ok(model)
     }
 
     pub async fn restore_contact(&self, id: ContactId) -> StoreResult<contact::Model> {
-        let txn = self.write().await?;
+        let mut txn = self.write().await?;
         let current = binned_contact(&*txn, id).await?;
         let mut active: contact::ActiveModel = current.into();
         active.deleted_at = Set(None);
@@ -351,14 +349,14 @@ impl Store {
         enqueue(&*txn, Module::Contacts, model.id.0).await?;
         // A failed push logged as it was binned goes out now, as an edit's would.
         super::sync::wake_pushes(&*txn, Module::Contacts, [model.id.0]).await?;
+        txn.tells(DeskEntity::Contact, DeskAction::Restored, id.0);
         txn.commit().await?;
-        self.publish(DeskEntity::Contact, DeskAction::Restored, id.0);
         Ok(model)
     }
 
     /// Removes a contact from the recycle bin for good; its tickets keep their history.
     pub async fn purge_contact(&self, id: ContactId) -> StoreResult<()> {
-        let txn = self.write().await?;
+        let mut txn = self.write().await?;
         let binned = binned_contact(&*txn, id).await?;
         if let Some(deleted_at) = binned.deleted_at {
             super::sync::note_purge(&*txn, Module::Contacts, id.0, deleted_at).await?;
@@ -366,11 +364,9 @@ impl Store {
         let tickets =
             super::tickets::unlink_tickets(&*txn, entity::ticket::Column::ContactId, id.0).await?;
         Contacts::delete_by_id(id).exec(&*txn).await?;
+        txn.tells(DeskEntity::Contact, DeskAction::Purged, id.0);
+        txn.tells_all(DeskEntity::Ticket, DeskAction::Updated, tickets);
         txn.commit().await?;
-        self.publish(DeskEntity::Contact, DeskAction::Purged, id.0);
-        for ticket in tickets {
-            self.publish(DeskEntity::Ticket, DeskAction::Updated, ticket);
-        }
         Ok(())
     }
 }

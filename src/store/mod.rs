@@ -248,6 +248,25 @@ impl<'a> WriteTxn<'a> {
         self.moved.integration = Some(&store.integration_version);
     }
 
+    /// Tells `deskChanges` subscribers, here and on the other replicas, of a change the
+    /// transaction makes to a desk record, once it commits (or may have): a mutation whose
+    /// caller goes away as it commits still tells of what it did.
+    pub(crate) fn tells(&mut self, entity: DeskEntity, action: DeskAction, id: i64) {
+        self.moved.desk.push((entity, action, id));
+    }
+
+    /// [`Self::tells`] of each of `ids`.
+    pub(crate) fn tells_all(
+        &mut self,
+        entity: DeskEntity,
+        action: DeskAction,
+        ids: impl IntoIterator<Item = i64>,
+    ) {
+        self.moved
+            .desk
+            .extend(ids.into_iter().map(|id| (entity, action, id)));
+    }
+
     pub(crate) async fn commit(self) -> Result<(), DbErr> {
         let WriteTxn { txn, mut moved, .. } = self;
         moved.committing = true;
@@ -291,6 +310,9 @@ struct Moved<'a> {
     /// Set when the transaction changes the connection, its sync type or its mappings:
     /// their version moves on too.
     integration: Option<&'a AtomicU64>,
+    /// Where changes to desk records are told, and those the transaction makes.
+    events: &'a broadcast::Sender<DeskEvent>,
+    desk: Vec<(DeskEntity, DeskAction, i64)>,
     committing: bool,
 }
 
@@ -316,6 +338,20 @@ impl Drop for Moved<'_> {
         }
         if let Some(peers) = self.peers {
             peers.announce(peers::Notice::Changed);
+        }
+        let at = Utc::now();
+        for (entity, action, record_id) in self.desk.drain(..) {
+            let event = DeskEvent {
+                entity,
+                action,
+                record_id,
+                at,
+            };
+            if let Some(peers) = self.peers {
+                peers.announce(peers::Notice::Desk(event.clone()));
+            }
+            // No subscriber is not an error.
+            let _ = self.events.send(event);
         }
     }
 }
@@ -578,23 +614,11 @@ impl Store {
                 peers: self.peers.as_ref(),
                 profiles: None,
                 integration: None,
+                events: &self.events,
+                desk: Vec::new(),
                 committing: false,
             },
         })
-    }
-
-    fn publish(&self, entity: DeskEntity, action: DeskAction, record_id: i64) {
-        let event = DeskEvent {
-            entity,
-            action,
-            record_id,
-            at: Utc::now(),
-        };
-        if let Some(peers) = &self.peers {
-            peers.announce(peers::Notice::Desk(event.clone()));
-        }
-        // No subscriber is not an error.
-        let _ = self.events.send(event);
     }
 }
 

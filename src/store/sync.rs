@@ -1190,7 +1190,6 @@ impl Store {
         Ok(SyncBatch {
             store: self,
             txn,
-            events: Vec::new(),
             sync_events: Vec::new(),
             linked_accounts: Vec::new(),
         })
@@ -1235,8 +1234,8 @@ impl Store {
 /// they came from Salesforce.
 pub struct SyncBatch<'a> {
     store: &'a Store,
+    /// Tells of the desk records it writes as it commits.
     txn: WriteTxn<'a>,
-    events: Vec<(DeskEntity, DeskAction, i64)>,
     /// What the batch tells `syncEvents` of, logged as it commits.
     sync_events: Vec<SyncEventKind>,
     /// Desk accounts linked to a Salesforce one here, however (made there, matched, found
@@ -1352,8 +1351,8 @@ impl SyncBatch<'_> {
         };
         super::contacts::set_fields(&mut active, fields);
         let model = active.insert(&*self.txn).await?;
-        self.events
-            .push((DeskEntity::Contact, DeskAction::Created, model.id.0));
+        self.txn
+            .tells(DeskEntity::Contact, DeskAction::Created, model.id.0);
         Ok(model)
     }
 
@@ -1416,8 +1415,8 @@ impl SyncBatch<'_> {
         }
         let created = insert_ids(&*self.txn, models).await?;
         for id in &created {
-            self.events
-                .push((DeskEntity::Contact, DeskAction::Created, id.0));
+            self.txn
+                .tells(DeskEntity::Contact, DeskAction::Created, id.0);
         }
         Ok((positions.into_iter().zip(created).collect(), rejected))
     }
@@ -1443,8 +1442,8 @@ impl SyncBatch<'_> {
             .collect();
         let created = insert_ids(&*self.txn, models).await?;
         for id in &created {
-            self.events
-                .push((DeskEntity::Account, DeskAction::Created, id.0));
+            self.txn
+                .tells(DeskEntity::Account, DeskAction::Created, id.0);
         }
         Ok(created)
     }
@@ -1537,7 +1536,7 @@ impl SyncBatch<'_> {
         } else {
             DeskAction::Updated
         };
-        self.events.push((DeskEntity::Contact, action, model.id.0));
+        self.txn.tells(DeskEntity::Contact, action, model.id.0);
         Ok(model)
     }
 
@@ -1551,8 +1550,8 @@ impl SyncBatch<'_> {
         };
         super::accounts::set_fields(&mut active, fields);
         let model = active.insert(&*self.txn).await?;
-        self.events
-            .push((DeskEntity::Account, DeskAction::Created, model.id.0));
+        self.txn
+            .tells(DeskEntity::Account, DeskAction::Created, model.id.0);
         Ok(model)
     }
 
@@ -1577,7 +1576,7 @@ impl SyncBatch<'_> {
         } else {
             DeskAction::Updated
         };
-        self.events.push((DeskEntity::Account, action, model.id.0));
+        self.txn.tells(DeskEntity::Account, action, model.id.0);
         Ok(model)
     }
 
@@ -1710,8 +1709,7 @@ impl SyncBatch<'_> {
             .exec(&*self.txn)
             .await?;
         for id in ids {
-            self.events
-                .push((DeskEntity::Contact, DeskAction::Updated, id));
+            self.txn.tells(DeskEntity::Contact, DeskAction::Updated, id);
         }
         Ok(())
     }
@@ -2072,11 +2070,7 @@ impl SyncBatch<'_> {
         }
         self.txn
             .commit_publishing(self.store, self.sync_events)
-            .await?;
-        for (entity, action, id) in self.events {
-            self.store.publish(entity, action, id);
-        }
-        Ok(())
+            .await
     }
 }
 

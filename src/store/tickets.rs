@@ -150,7 +150,7 @@ impl Store {
         account_named: bool,
     ) -> StoreResult<ticket::Model> {
         let fields = input.validate()?;
-        let txn = self.write().await?;
+        let mut txn = self.write().await?;
         let fields = resolve_links(&*txn, fields, None, account_named).await?;
         let now = Utc::now();
         let mut active = ticket::ActiveModel {
@@ -160,8 +160,8 @@ impl Store {
         };
         set_fields(&mut active, fields);
         let model = active.insert(&*txn).await?;
+        txn.tells(DeskEntity::Ticket, DeskAction::Created, model.id.0);
         txn.commit().await?;
-        self.publish(DeskEntity::Ticket, DeskAction::Created, model.id.0);
         Ok(model)
     }
 
@@ -170,7 +170,7 @@ impl Store {
         id: TicketId,
         patch: &TicketPatch,
     ) -> StoreResult<ticket::Model> {
-        let txn = self.write().await?;
+        let mut txn = self.write().await?;
         // Locked: the write sets every column, so a concurrent one must wait to read after it.
         let current = Tickets::find_by_id(id)
             .lock_exclusive()
@@ -189,8 +189,8 @@ impl Store {
         set_fields(&mut active, fields);
         active.updated_at = Set(Utc::now());
         let model = active.update(&*txn).await?;
+        txn.tells(DeskEntity::Ticket, DeskAction::Updated, model.id.0);
         txn.commit().await?;
-        self.publish(DeskEntity::Ticket, DeskAction::Updated, model.id.0);
         Ok(model)
     }
 }

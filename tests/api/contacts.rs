@@ -829,6 +829,47 @@ async fn an_edit_that_waited_for_another_writer_is_stamped_after_it() {
 }
 
 #[tokio::test]
+async fn a_create_whose_caller_goes_away_as_it_commits_is_still_announced() {
+    use std::future::{Future, poll_fn};
+    use std::task::Poll;
+
+    use tandem::domain::{ContactInput, DeskAction};
+    use tandem::store::ContactFilter;
+
+    let app = spawn_app().await;
+    let mut announced = app.store.subscribe();
+    let all = ContactFilter::default();
+    // The create is polled step by step and dropped as soon as its row is seen committed,
+    // before it returns: a mutation cancelled there (a socket closed, a request dropped).
+    for attempt in 0..100 {
+        let before = app.store.count_contacts(&all).await.unwrap();
+        let input = ContactInput {
+            last_name: Some(format!("Attempt {attempt}")),
+            ..Default::default()
+        };
+        let mut create = Box::pin(app.store.create_contact(&input));
+        loop {
+            if poll_fn(|cx| Poll::Ready(create.as_mut().poll(cx).is_ready())).await {
+                // Returned before it was caught: its announcement is not the one sought.
+                announced
+                    .try_recv()
+                    .expect("a create returned is announced");
+                break;
+            }
+            if app.store.count_contacts(&all).await.unwrap() > before {
+                drop(create);
+                let event = announced
+                    .try_recv()
+                    .expect("a create committed is announced though its caller went away");
+                assert_eq!(event.action, DeskAction::Created);
+                return;
+            }
+        }
+    }
+    panic!("no create was caught between its commit and its return");
+}
+
+#[tokio::test]
 async fn a_save_that_changes_nothing_writes_nothing() {
     let app = spawn_app().await;
     let contact = app
