@@ -229,6 +229,9 @@ pub struct SalesforceContact {
     account: Option<AccountId>,
     #[graphql(skip)]
     synced_at: DateTime<Utc>,
+    /// The live lists the query reads of it (see `selected`).
+    #[graphql(skip)]
+    lists: Vec<Live>,
 }
 
 /// The Salesforce account linked to a desk account.
@@ -249,6 +252,9 @@ pub struct SalesforceAccount {
     view_in_salesforce_url: String,
     #[graphql(skip)]
     synced_at: DateTime<Utc>,
+    /// The live lists the query reads of it (see `selected`).
+    #[graphql(skip)]
+    lists: Vec<Live>,
 }
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
@@ -464,22 +470,16 @@ async fn read_live(ctx: &Context<'_>, kind: Live, parent: &str) -> ApiResult<Fet
 }
 
 /// When the panel's data was read and whether any of it is stale: the oldest of the live
-/// lists the profile may see, or the last sync when it may see none.
+/// lists the query reads of it, or the last sync when it reads none.
 async fn freshness(
     ctx: &Context<'_>,
     parent: &str,
-    kinds: &[(Live, domain::PermissionItem)],
+    lists: &[Live],
     synced_at: DateTime<Utc>,
-) -> ApiResult<(DateTime<Utc>, bool)> {
-    let permissions = ctx.viewer()?.permissions();
+) -> (DateTime<Utc>, bool) {
     // All at once, so that lists not yet read go to Salesforce in one batch.
-    let read = futures_util::future::join_all(
-        kinds
-            .iter()
-            .filter(|(_, item)| permissions.grants(*item))
-            .map(|(kind, _)| live(ctx, *kind, parent)),
-    )
-    .await;
+    let read =
+        futures_util::future::join_all(lists.iter().map(|kind| live(ctx, *kind, parent))).await;
     let mut oldest: Option<DateTime<Utc>> = None;
     let mut stale = false;
     for fetched in read {
@@ -491,7 +491,7 @@ async fn freshness(
             Err(_) => stale = true,
         }
     }
-    Ok((oldest.unwrap_or(synced_at), stale))
+    (oldest.unwrap_or(synced_at), stale)
 }
 
 fn opportunities(
@@ -723,27 +723,45 @@ fn tasks(ctx: &Context<'_>, fetched: &Fetched, shown: usize) -> Vec<SalesforceTa
     tasks
 }
 
-const CONTACT_LISTS: [(Live, domain::PermissionItem); 5] = [
+/// A panel's live lists: each with the field that shows it and the item that guards it.
+type Lists = [(Live, &'static str, domain::PermissionItem)];
+
+const CONTACT_LISTS: &Lists = &[
     (
         Live::ContactOpportunities,
+        "opportunities",
         domain::PermissionItem::Opportunities,
     ),
-    (Live::Notes, domain::PermissionItem::Notes),
-    (Live::ContentNotes, domain::PermissionItem::Notes),
-    (Live::Events, domain::PermissionItem::Events),
-    (Live::Tasks, domain::PermissionItem::Tasks),
+    (Live::Notes, "notes", domain::PermissionItem::Notes),
+    (Live::ContentNotes, "notes", domain::PermissionItem::Notes),
+    (Live::Events, "events", domain::PermissionItem::Events),
+    (Live::Tasks, "tasks", domain::PermissionItem::Tasks),
 ];
 
-const ACCOUNT_LISTS: [(Live, domain::PermissionItem); 5] = [
+const ACCOUNT_LISTS: &Lists = &[
     (
         Live::AccountOpportunities,
+        "opportunities",
         domain::PermissionItem::Opportunities,
     ),
-    (Live::Notes, domain::PermissionItem::Notes),
-    (Live::ContentNotes, domain::PermissionItem::Notes),
-    (Live::Events, domain::PermissionItem::Events),
-    (Live::Tasks, domain::PermissionItem::Tasks),
+    (Live::Notes, "notes", domain::PermissionItem::Notes),
+    (Live::ContentNotes, "notes", domain::PermissionItem::Notes),
+    (Live::Events, "events", domain::PermissionItem::Events),
+    (Live::Tasks, "tasks", domain::PermissionItem::Tasks),
 ];
+
+/// The lists of a panel that the query selects under it (`ctx` resolving the field that
+/// gives the panel), which the profile may see: what its `fetchedAt` and `stale` speak of.
+/// A panel shown for its fields alone costs Salesforce nothing.
+fn selected(ctx: &Context<'_>, lists: &Lists) -> Result<Vec<Live>, ApiError> {
+    let permissions = ctx.viewer()?.permissions();
+    let below = ctx.look_ahead();
+    Ok(lists
+        .iter()
+        .filter(|(_, field, item)| permissions.grants(*item) && below.field(field).exists())
+        .map(|(kind, _, _)| *kind)
+        .collect())
+}
 
 #[ComplexObject]
 impl SalesforceContact {
@@ -838,20 +856,20 @@ impl SalesforceContact {
         )))
     }
 
-    /// When the panel's data was read from Salesforce: the oldest of the lists the profile
-    /// may see, or the contact's last sync.
-    async fn fetched_at(&self, ctx: &Context<'_>) -> ApiResult<DateTime<Utc>> {
-        Ok(freshness(ctx, &self.id, &CONTACT_LISTS, self.synced_at)
-            .await?
-            .0)
+    /// When the panel's data was read from Salesforce: the oldest of the lists the query
+    /// selects of it that the profile may see, or the contact's last sync when it selects none.
+    async fn fetched_at(&self, ctx: &Context<'_>) -> DateTime<Utc> {
+        freshness(ctx, &self.id, &self.lists, self.synced_at)
+            .await
+            .0
     }
 
-    /// Whether some of the panel is not read live: a list Salesforce could not answer is
-    /// served from the cache, or is null with its error.
-    async fn stale(&self, ctx: &Context<'_>) -> ApiResult<bool> {
-        Ok(freshness(ctx, &self.id, &CONTACT_LISTS, self.synced_at)
-            .await?
-            .1)
+    /// Whether some of the panel is not read live: a list the query selects that Salesforce
+    /// could not answer is served from the cache, or is null with its error.
+    async fn stale(&self, ctx: &Context<'_>) -> bool {
+        freshness(ctx, &self.id, &self.lists, self.synced_at)
+            .await
+            .1
     }
 }
 
@@ -936,20 +954,20 @@ impl SalesforceAccount {
         )))
     }
 
-    /// When the panel's data was read from Salesforce: the oldest of the lists the profile
-    /// may see, or the account's last sync.
-    async fn fetched_at(&self, ctx: &Context<'_>) -> ApiResult<DateTime<Utc>> {
-        Ok(freshness(ctx, &self.id, &ACCOUNT_LISTS, self.synced_at)
-            .await?
-            .0)
+    /// When the panel's data was read from Salesforce: the oldest of the lists the query
+    /// selects of it that the profile may see, or the account's last sync when it selects none.
+    async fn fetched_at(&self, ctx: &Context<'_>) -> DateTime<Utc> {
+        freshness(ctx, &self.id, &self.lists, self.synced_at)
+            .await
+            .0
     }
 
-    /// Whether some of the panel is not read live: a list Salesforce could not answer is
-    /// served from the cache, or is null with its error.
-    async fn stale(&self, ctx: &Context<'_>) -> ApiResult<bool> {
-        Ok(freshness(ctx, &self.id, &ACCOUNT_LISTS, self.synced_at)
-            .await?
-            .1)
+    /// Whether some of the panel is not read live: a list the query selects that Salesforce
+    /// could not answer is served from the cache, or is null with its error.
+    async fn stale(&self, ctx: &Context<'_>) -> bool {
+        freshness(ctx, &self.id, &self.lists, self.synced_at)
+            .await
+            .1
     }
 }
 
@@ -959,6 +977,7 @@ pub async fn contact_panel(
 ) -> ApiResult<Option<SalesforceContact>> {
     let account = model.account_id;
     let values = desk_values(&contact_input(model));
+    let lists = selected(ctx, CONTACT_LISTS)?;
     Ok(twin(ctx, Module::Contacts, model.id.0, values, account)
         .await?
         .map(|twin| SalesforceContact {
@@ -967,6 +986,7 @@ pub async fn contact_panel(
             view_in_salesforce_url: twin.url,
             account,
             synced_at: twin.fetched_at,
+            lists,
         }))
 }
 
@@ -975,6 +995,7 @@ pub async fn account_panel(
     model: &entity::account::Model,
 ) -> ApiResult<Option<SalesforceAccount>> {
     let values = desk_values(&account_input(model));
+    let lists = selected(ctx, ACCOUNT_LISTS)?;
     Ok(twin(ctx, Module::Accounts, model.id.0, values, None)
         .await?
         .map(|twin| SalesforceAccount {
@@ -982,5 +1003,6 @@ pub async fn account_panel(
             fields: Some(Json(twin.fields)),
             view_in_salesforce_url: twin.url,
             synced_at: twin.fetched_at,
+            lists,
         }))
 }

@@ -1000,6 +1000,41 @@ async fn a_field_the_org_hides_from_the_integration_user_is_left_out_of_its_list
 }
 
 #[tokio::test]
+async fn a_panel_shown_for_its_fields_reads_no_list_and_its_freshness_speaks_of_what_is_shown() {
+    let (app, sim, _) = with_activity(|s| s.graphql.panel_cache_secs = 0).await;
+    let card = "{ contacts(first: 5) { nodes { salesforce { fields fetchedAt stale } } } }";
+    let before = api_calls(&sim);
+    let shown = app.gql_ok(card, json!({})).await;
+    assert_eq!(
+        api_calls(&sim) - before,
+        0,
+        "a panel's fields and freshness come from the sync: {shown}"
+    );
+    assert_eq!(shown["contacts"]["nodes"][0]["salesforce"]["stale"], false);
+
+    // Out of budget, a list selected through a fragment cannot be read live: the panel
+    // showing it is stale; the card showing none is not.
+    sim.set_daily_api_limit(sim.api_usage());
+    let with_notes = app
+        .gql(
+            "query { contacts(first: 5) { nodes { salesforce { ...Notes stale } } } } \
+             fragment Notes on SalesforceContact { notes { title } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        with_notes["data"]["contacts"]["nodes"][0]["salesforce"]["stale"], true,
+        "{with_notes}"
+    );
+    let card = app.gql(card, json!({})).await;
+    assert!(card.get("errors").is_none(), "{card}");
+    assert_eq!(
+        card["data"]["contacts"]["nodes"][0]["salesforce"]["stale"],
+        false
+    );
+}
+
+#[tokio::test]
 async fn a_salesforce_that_is_slow_to_answer_costs_a_panel_only_its_patience() {
     let (app, sim, _) = with_activity(|s| {
         s.graphql.panel_cache_secs = 0;
