@@ -114,7 +114,7 @@ pub struct ContactFields {
 }
 
 /// The longest contact email: Salesforce's Contact.Email holds 80 characters.
-const CONTACT_EMAIL_LEN: usize = 80;
+pub const CONTACT_EMAIL_LEN: usize = 80;
 /// Salesforce's Account.NumberOfEmployees holds 8 digits.
 const MAX_EMPLOYEES: i64 = 99_999_999;
 /// Salesforce's Account.AnnualRevenue holds 18 digits.

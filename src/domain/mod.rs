@@ -11,8 +11,8 @@ mod text_enum;
 mod ticket;
 
 pub use desk::{
-    AccountFields, AccountInput, AccountPatch, Change, ContactFields, ContactInput, ContactPatch,
-    TicketFields, TicketInput, TicketPatch,
+    AccountFields, AccountInput, AccountPatch, CONTACT_EMAIL_LEN, Change, ContactFields,
+    ContactInput, ContactPatch, TicketFields, TicketInput, TicketPatch,
 };
 pub use email::Email;
 pub use entity::{AccountId, AgentId, ContactId, ProfileId, TicketId};

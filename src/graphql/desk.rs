@@ -13,8 +13,8 @@ use super::paging::{
 };
 use super::{ApiError, ApiResult, ContextExt};
 use crate::domain::{
-    AccountId, AccountInput, AccountPatch, AgentId, Change, ContactId, ContactInput, ContactPatch,
-    Email, TicketId, TicketInput, TicketPatch, search_term,
+    AccountId, AccountInput, AccountPatch, AgentId, CONTACT_EMAIL_LEN, Change, ContactId,
+    ContactInput, ContactPatch, TicketId, TicketInput, TicketPatch, search_term,
 };
 use crate::store::{AccountFilter, ContactFilter, TicketFilter};
 
@@ -631,7 +631,7 @@ impl DeskQuery {
         let f = filter.unwrap_or_default();
         let filter = ContactFilter {
             account_id: optional("filter.accountId", f.account_id.as_ref(), AccountId)?,
-            email: search_term("filter.email", f.email, Email::MAX_LEN)?,
+            email: search_term("filter.email", f.email, CONTACT_EMAIL_LEN)?,
             name: search_term("filter.name", f.name, NAME_TERM_CHARS)?,
             updated_since: f.updated_since,
             deleted: f.deleted,

@@ -761,6 +761,15 @@ async fn a_search_term_no_stored_value_could_hold_is_refused_on_every_database()
             assert!(message.starts_with(field), "{message}");
         }
     }
+    // An address longer than a contact's email can be (80 characters) is no stored one.
+    let long = format!("{}@example.com", "a".repeat(69));
+    let body = app
+        .gql(
+            "query($t: String!) { contacts(filter: { email: $t }) { nodes { id } } }",
+            json!({ "t": long }),
+        )
+        .await;
+    assert_eq!(codes(&body), ["BAD_USER_INPUT"], "{body}");
     // An email filter finds the stored address however the search was pasted.
     let pasted = app
         .gql_ok(
