@@ -211,6 +211,7 @@ impl Gateway {
                     .parsed_query()
                     .is_ok_and(|doc| responses::shareable(doc, operation.as_deref()));
                 let doc = self.documents.kept(&request.query);
+                let variables = request.variables.clone();
                 let executed = paging::with_page_sizes(self.page_sizes, schema.execute(request));
                 let mut response = codes::tag(
                     self.limits.explain(executed.await),
@@ -219,7 +220,12 @@ impl Gateway {
                     operation.as_deref(),
                 );
                 if let Some(doc) = doc {
-                    order::in_selection_order(&mut response.data, &doc, operation.as_deref());
+                    order::in_selection_order(
+                        &mut response.data,
+                        &doc,
+                        operation.as_deref(),
+                        &variables,
+                    );
                 }
                 (response, shareable)
             }
@@ -235,6 +241,7 @@ impl Gateway {
                 let types = self.field_types.clone();
                 let doc = self.documents.kept(&request.query);
                 let operation = request.operation_name.clone();
+                let variables = request.variables.clone();
                 paging::stream_with_page_sizes(self.page_sizes, schema.execute_stream(request))
                     .map(move |response| {
                         let mut response = codes::tag(
@@ -248,6 +255,7 @@ impl Gateway {
                                 &mut response.data,
                                 doc,
                                 operation.as_deref(),
+                                &variables,
                             );
                         }
                         response
