@@ -78,11 +78,13 @@ struct Data<'a> {
 
 enum Outgoing {
     Message(Value),
-    /// A subscription's task ended. `task` tells it from a later subscription that reused
-    /// its id after a `complete`.
+    /// A subscription's task ended, with its last word (the error that ended it) when the
+    /// task could not say it itself: the id is free again once that is sent. `task` tells it
+    /// from a later subscription that reused its id after a `complete`.
     Finished {
         id: String,
         task: u64,
+        last: Option<Value>,
         send_complete: bool,
     },
     /// A subscription's event waited for the client longer than the send timeout.
@@ -306,10 +308,17 @@ impl Connection {
                         }
                     }
                     Outgoing::Stalled => return Some(too_slow(self.send_timeout)),
-                    Outgoing::Finished { id, task, send_complete } => {
+                    Outgoing::Finished { id, task, last, send_complete } => {
                         let current = self.subscriptions.get(&id).is_some_and(|(t, _)| *t == task);
                         if current {
+                            // Freed before its error goes: a client that reuses the id on
+                            // reading it starts a new operation.
                             self.subscriptions.remove(&id);
+                            if let Some(last) = last
+                                && let Err(close) = self.send(last).await
+                            {
+                                return Some(close);
+                            }
                             if send_complete
                                 && let Err(close) = self.send(json!({ "type": "complete", "id": id })).await
                             {
@@ -411,7 +420,10 @@ impl Connection {
                 self.subscribe(protocol, &message).await
             }
             (Protocol::Transport, "complete") | (Protocol::Legacy, "stop") => {
-                let id = message_id(&message)?;
+                let id = match message_id(&message) {
+                    Ok(id) => id,
+                    Err(close) => return self.refuse(protocol, &message, close).await,
+                };
                 if let Some((_, task)) = self.subscriptions.remove(id) {
                     task.abort();
                     if protocol == Protocol::Legacy {
@@ -486,9 +498,14 @@ impl Connection {
             self.refresh_profile().await?;
         }
         let Some(viewer) = self.viewer.clone() else {
-            return Err(Close::new(4401, "Unauthorized"));
+            return self
+                .refuse(protocol, message, Close::new(4401, "Unauthorized"))
+                .await;
         };
-        let id = message_id(message)?.to_owned();
+        let id = match message_id(message) {
+            Ok(id) => id.to_owned(),
+            Err(close) => return self.refuse(protocol, message, close).await,
+        };
         if self.subscriptions.contains_key(&id) {
             if protocol == Protocol::Transport {
                 return Err(Close::new(
@@ -505,8 +522,14 @@ impl Connection {
         let request = match message.get("payload") {
             Some(Value::Object(payload)) => super::graphql::request_from_params(payload),
             _ => Err("the payload must be an object".into()),
-        }
-        .map_err(|why| Close::bad_message(&format!("Invalid message received: {why}")))?;
+        };
+        let request = match request {
+            Ok(request) => request,
+            Err(why) => {
+                let close = Close::bad_message(&format!("Invalid message received: {why}"));
+                return self.refuse(protocol, message, close).await;
+            }
+        };
         if self.subscriptions.len() >= self.state.websocket.max_subscriptions {
             let error = json!([{ "message": format!("at most {} subscriptions per connection", self.state.websocket.max_subscriptions),
                                  "extensions": { "code": "BAD_USER_INPUT" } }]);
@@ -536,8 +559,8 @@ impl Connection {
             while let Some(response) = responses.next().await {
                 if first && is_request_error(&response) {
                     let errors = serde_json::to_value(&response.errors).unwrap_or(Value::Null);
-                    let _ = tx.send(Outgoing::Message(error_message(protocol, &task_id, errors)));
                     let _ = tx.send(Outgoing::Finished {
+                        last: Some(error_message(protocol, &task_id, errors)),
                         id: task_id,
                         task: task_number,
                         send_complete: protocol == Protocol::Legacy,
@@ -575,6 +598,7 @@ impl Connection {
             let _ = tx.send(Outgoing::Finished {
                 id: task_id,
                 task: task_number,
+                last: None,
                 send_complete: true,
             });
         });
@@ -584,6 +608,31 @@ impl Connection {
 }
 
 impl Connection {
+    /// An operation message refused: graphql-transport-ws closes with `close`; the legacy
+    /// protocol, which has no such closes, answers with an `error` to its id and keeps the
+    /// socket, as its reference server does.
+    async fn refuse(
+        &mut self,
+        protocol: Protocol,
+        message: &Value,
+        close: Close,
+    ) -> Result<(), Close> {
+        match protocol {
+            Protocol::Transport => Err(close),
+            Protocol::Legacy => {
+                let id = message.get("id").cloned().unwrap_or(Value::Null);
+                let Close(_, reason) = close;
+                let reason = if self.viewer.is_none() {
+                    format!("{reason}: send connection_init with a bearer token first")
+                } else {
+                    reason
+                };
+                self.send(json!({ "type": "error", "id": id, "payload": { "message": reason } }))
+                    .await
+            }
+        }
+    }
+
     /// Reads the viewer's profile again when some profile's permissions changed since it was
     /// read: each operation runs with the permissions as they are now, not as they were when
     /// the socket opened.

@@ -287,6 +287,35 @@ async fn a_reused_subscription_id_closes_with_4409() {
 }
 
 #[tokio::test]
+async fn an_id_is_free_again_as_soon_as_its_error_is_read() {
+    let app = spawn_app().await;
+    let mut ws = Ws::connect(&app, Some(TRANSPORT)).await;
+    ws.init(&app, "Agent").await;
+    let subscribe =
+        |query: &str| json!({ "id": "again", "type": "subscribe", "payload": { "query": query } });
+    // Refused at once, the id reused the moment the error comes: each time a new operation,
+    // never a 4409.
+    for _ in 0..30 {
+        ws.send(subscribe("subscription { noSuchField }")).await;
+        let refused = ws.recv().await;
+        assert_eq!(refused["type"], "error", "{refused}");
+    }
+    ws.send(subscribe("subscription { deskChanges { entity } }"))
+        .await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    app.create_account("Reused").await;
+    let next = ws.recv().await;
+    assert_eq!(
+        (
+            &next["id"],
+            &next["payload"]["data"]["deskChanges"]["entity"]
+        ),
+        (&json!("again"), &json!("ACCOUNT")),
+        "{next}"
+    );
+}
+
+#[tokio::test]
 async fn a_client_closing_the_socket_is_answered_with_its_own_code() {
     use tokio_tungstenite::tungstenite::protocol::{CloseFrame, frame::coding::CloseCode};
     let app = spawn_app().await;
@@ -481,6 +510,53 @@ async fn a_legacy_client_told_of_a_message_it_got_wrong_keeps_its_socket() {
     assert_eq!(
         ws.recv().await["payload"]["data"]["deskChanges"]["entity"],
         "ACCOUNT"
+    );
+}
+
+#[tokio::test]
+async fn a_legacy_start_refused_is_answered_with_an_error_and_the_socket_stays() {
+    let app = spawn_app().await;
+    let mut ws = Ws::connect(&app, Some(LEGACY)).await;
+    let query = json!({ "query": "subscription { deskChanges { entity } }" });
+    ws.send(json!({ "id": "1", "type": "start", "payload": query }))
+        .await;
+    let early = ws.recv().await;
+    assert_eq!(
+        (&early["type"], &early["id"]),
+        (&json!("error"), &json!("1"))
+    );
+    assert!(
+        early["payload"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("send connection_init")),
+        "{early}"
+    );
+    ws.init(&app, "Agent").await;
+    ws.send(json!({ "type": "start", "payload": query })).await;
+    let no_id = ws.recv().await;
+    assert_eq!(no_id["type"], "error", "{no_id}");
+    ws.send(
+        json!({ "id": "2", "type": "start", "payload": "subscription { deskChanges { entity } }" }),
+    )
+    .await;
+    let bad_payload = ws.recv().await;
+    assert_eq!(
+        (&bad_payload["type"], &bad_payload["id"]),
+        (&json!("error"), &json!("2")),
+        "{bad_payload}"
+    );
+
+    ws.send(json!({ "id": "3", "type": "start", "payload": query }))
+        .await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    app.create_account("Still open").await;
+    let data = ws.recv().await;
+    assert_eq!(
+        (
+            &data["id"],
+            &data["payload"]["data"]["deskChanges"]["entity"]
+        ),
+        (&json!("3"), &json!("ACCOUNT"))
     );
 }
 
