@@ -1024,12 +1024,23 @@ async fn lists(
                 }
                 (Ok(page), Step::List(parents)) => {
                     // A full page may have left out older records of the parents it holds
-                    // few of (another filled it): each of those is read on its own. (Only
-                    // lists cut to their newest fill a page that is not the whole answer:
-                    // the others are read to their last page.)
+                    // few of (another filled it): those are read again, as many together as
+                    // a page holds the lists of, or, from a page of no more than that, each
+                    // on its own. (Only lists cut to their newest fill a page that is not
+                    // the whole answer: the others are read to their last page.)
                     if kind.newest().is_some() && page.len() >= ROWS_PER_QUERY as usize {
-                        for parent in parents {
-                            if !kind.short_groups(&page, &parent).is_empty() {
+                        let together = ROWS_PER_QUERY as usize / (PER_PARENT * kind.groups().len());
+                        let short: Vec<String> = parents
+                            .iter()
+                            .filter(|parent| !kind.short_groups(&page, parent).is_empty())
+                            .cloned()
+                            .collect();
+                        if parents.len() > together {
+                            for chunk in short.chunks(together) {
+                                ask(&mut queue, results, (i, Step::List(chunk.to_vec())));
+                            }
+                        } else {
+                            for parent in short {
                                 ask(&mut queue, results, (i, Step::Parent(parent)));
                             }
                         }
