@@ -236,6 +236,31 @@ impl Loader<LinkOf> for DeskLoader {
     }
 }
 
+/// The desk account, recycle bin included, linked to one Salesforce account.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct AccountLinkedTo(pub String);
+
+impl Loader<AccountLinkedTo> for DeskLoader {
+    type Value = AccountId;
+    type Error = Arc<StoreError>;
+
+    async fn load(
+        &self,
+        keys: &[AccountLinkedTo],
+    ) -> Result<HashMap<AccountLinkedTo, Self::Value>, Self::Error> {
+        let ids: Vec<String> = keys.iter().map(|key| key.0.clone()).collect();
+        let found = self
+            .store
+            .desk_accounts_by_salesforce(&ids)
+            .await
+            .map_err(Arc::new)?;
+        Ok(found
+            .into_iter()
+            .map(|(salesforce, desk)| (AccountLinkedTo(salesforce), AccountId(desk)))
+            .collect())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -765,13 +765,39 @@ fn selected(ctx: &Context<'_>, lists: &Lists) -> Result<Vec<Live>, ApiError> {
 
 #[ComplexObject]
 impl SalesforceContact {
-    /// The contact's Salesforce account, when its desk account is linked.
+    /// The contact's Salesforce account, as its `AccountId` names it, when that account is
+    /// linked to a desk account.
     #[graphql(
         guard = "Requires(domain::PermissionItem::Information)",
         directive = requiresPermission::apply(PermissionItem::Information)
     )]
     async fn account(&self, ctx: &Context<'_>) -> ApiResult<Option<SalesforceAccount>> {
-        match super::desk::load_account(ctx, self.account).await? {
+        // The account Salesforce holds the contact in: a desk move not sent (kept local by a
+        // one-way sync, paused, refused) is not Salesforce's.
+        let Some(named) = self
+            .fields
+            .as_ref()
+            .and_then(|fields| fields.0.get("AccountId"))
+            .and_then(Value::as_str)
+        else {
+            return Ok(None);
+        };
+        // Mostly the desk account's, whose link the panel read already.
+        let desk = match self.account {
+            Some(desk)
+                if link(ctx, Module::Accounts, desk.0)
+                    .await?
+                    .is_some_and(|link| link.salesforce_id == named) =>
+            {
+                Some(desk)
+            }
+            _ => {
+                ctx.loader()
+                    .load_one(super::loaders::AccountLinkedTo(named.to_owned()))
+                    .await?
+            }
+        };
+        match super::desk::load_account(ctx, desk).await? {
             Some(account) => account_panel(ctx, &account.model).await,
             None => Ok(None),
         }

@@ -106,6 +106,38 @@ async fn a_linked_contact_shows_its_salesforce_twin_and_an_unlinked_one_null() {
 }
 
 #[tokio::test]
+async fn a_contacts_salesforce_account_is_the_one_salesforce_holds_it_in() {
+    // One-way from Salesforce: a desk move of the contact stays in the desk.
+    let (app, sim, _) = linked().await;
+    sim.insert("Account", json!({ "Name": "Elsewhere Ltd" }))
+        .unwrap();
+    app.sync_now().await;
+    let desk = app
+        .gql_ok(
+            "{ contacts(first: 10) { nodes { id lastName } } accounts(first: 10) { nodes { id name } } }",
+            json!({}),
+        )
+        .await;
+    let elsewhere = desk["accounts"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == "Elsewhere Ltd")
+        .unwrap()["id"]
+        .clone();
+    app.gql_ok(
+        "mutation($id: ID!, $a: ID!) { updateContact(id: $id, patch: { accountId: $a }) { id } }",
+        json!({ "id": by_name(&desk, "Paneled")["id"], "a": elsewhere }),
+    )
+    .await;
+
+    let body = app.gql_ok(PANELS, json!({})).await;
+    let panel = &by_name(&body, "Paneled")["salesforce"];
+    assert_eq!(panel["account"]["fields"]["Name"], "Panel Corp", "{panel}");
+    assert_eq!(panel["fields"]["AccountId"], panel["account"]["id"]);
+}
+
+#[tokio::test]
 async fn a_panel_shows_unmapped_and_custom_fields_and_keeps_up_with_salesforce() {
     let (app, sim, contact) = linked().await;
     let account = sim.get("Contact", &contact).unwrap()["AccountId"]
