@@ -24,6 +24,13 @@ use crate::domain::DeskEvent;
 
 const CHANNEL: &str = "tandem_events";
 
+/// How long a refused `NOTIFY` waits before each new try.
+const NOTIFY_RETRIES: [Duration; 3] = [
+    Duration::from_millis(200),
+    Duration::from_secs(1),
+    Duration::from_secs(3),
+];
+
 /// PostgreSQL refuses a payload of 8,000 bytes or more; notices are packed below that.
 const PAYLOAD_BUDGET: usize = 7_000;
 
@@ -192,15 +199,27 @@ impl Bridge {
         if payloads.is_empty() {
             return;
         }
-        // `unnest` yields the payloads in order, and they are sent in that order.
-        if let Err(e) =
-            sqlx::query("SELECT pg_notify($1, payload) FROM unnest($2::text[]) AS payload")
-                .bind(CHANNEL)
-                .bind(payloads)
-                .execute(&self.pool)
-                .await
-        {
-            tracing::warn!(error = %e, "cannot tell other replicas of a change");
+        // A notice lost here goes unheard with nothing to tell of the gap (a listener knows
+        // only of its own lost connection): one refused for a moment (the pool busy, a
+        // connection dropped) is sent again, the notices queued behind it waiting.
+        for wait in NOTIFY_RETRIES.iter().map(Some).chain([None]) {
+            // `unnest` yields the payloads in order, and they are sent in that order.
+            let sent =
+                sqlx::query("SELECT pg_notify($1, payload) FROM unnest($2::text[]) AS payload")
+                    .bind(CHANNEL)
+                    .bind(&payloads)
+                    .execute(&self.pool)
+                    .await;
+            match (sent, wait) {
+                (Ok(_), _) => return,
+                (Err(e), Some(wait)) => {
+                    tracing::warn!(error = %e, "cannot tell other replicas of a change; trying again");
+                    tokio::time::sleep(*wait).await;
+                }
+                (Err(e), None) => {
+                    tracing::warn!(error = %e, "cannot tell other replicas of a change; their subscribers miss it");
+                }
+            }
         }
     }
 
