@@ -77,6 +77,8 @@ pub struct SalesforceClient {
     /// The generation of the last session whose instance URL was asked for as new
     /// (`newly_signed_in_instance_url`); `u64::MAX` before any.
     instance_noted: AtomicU64,
+    /// The org's time by the `Date` of the last answer, and when that answer arrived.
+    org_clock: Mutex<Option<(DateTime<Utc>, Instant)>>,
 }
 
 /// How a call is sent.
@@ -237,7 +239,18 @@ impl SalesforceClient {
             usage: (AtomicU64::new(0), AtomicU64::new(0)),
             calls: AtomicU64::new(0),
             instance_noted: AtomicU64::new(u64::MAX),
+            org_clock: Mutex::new(None),
         })
+    }
+
+    /// The org's time at `at` at the latest, by the `Date` of the last answer: never later
+    /// than the org's clock then (the date is cut to the second, and stamped before the
+    /// answer left). `None` before an answer with a date.
+    pub fn org_time_at(&self, at: Instant) -> Option<DateTime<Utc>> {
+        let (date, arrived) = (*self.org_clock.lock().unwrap_or_else(|p| p.into_inner()))?;
+        let since = chrono::Duration::from_std(at.saturating_duration_since(arrived)).ok()?;
+        let before = chrono::Duration::from_std(arrived.saturating_duration_since(at)).ok()?;
+        Some(date + since - before)
     }
 
     /// The refresh token to keep: the one given, or the one Salesforce last rotated in.
@@ -397,6 +410,15 @@ impl SalesforceClient {
             {
                 self.usage.0.store(usage.used, Ordering::Relaxed);
                 self.usage.1.store(usage.max, Ordering::Relaxed);
+            }
+            if let Some(date) = response
+                .headers()
+                .get(reqwest::header::DATE)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| DateTime::parse_from_rfc2822(v).ok())
+            {
+                *self.org_clock.lock().unwrap_or_else(|p| p.into_inner()) =
+                    Some((date.with_timezone(&Utc), Instant::now()));
             }
             let status = response.status();
             let bytes = match response.bytes().await {

@@ -581,6 +581,9 @@ impl SyncEngine {
         // The next page is fetched and read on a task of its own while this one is written:
         // pages pass through a channel of one, so at most three pages are in memory.
         let batch = self.settings.pull_batch;
+        // Before the query is sent: the org's clock then bounds what it stamped before the
+        // query began (see `apply`).
+        let asked = std::time::Instant::now();
         let (pages, mut arrived) = tokio::sync::mpsc::channel::<Vec<Incoming>>(1);
         let client = round.client.clone();
         let mappings = round.mappings(module).to_vec();
@@ -626,8 +629,15 @@ impl SyncEngine {
                 if statistics_due(batches) {
                     self.store.refresh_statistics();
                 }
+                let floor = round.client.org_time_at(asked);
                 let counts = self
-                    .apply(round, module, Some(&cursor_name), &mut known, chunk)
+                    .apply(
+                        round,
+                        module,
+                        Some((&cursor_name, floor)),
+                        &mut known,
+                        chunk,
+                    )
                     .await;
                 total = add(total, counts?);
             }
@@ -686,12 +696,13 @@ impl SyncEngine {
     }
 
     /// Applies one page of Salesforce records in one desk transaction, moving the cursor
-    /// (when given) to the page's last record in the same transaction.
+    /// (when given, with the org's time as the query began at the latest) to the page's last
+    /// record in the query's order in the same transaction.
     async fn apply(
         &self,
         round: &Round,
         module: Module,
-        cursor_name: Option<&str>,
+        cursor: Option<(&str, Option<DateTime<Utc>>)>,
         known: &mut HashMap<String, i64>,
         mut incoming: Vec<Incoming>,
     ) -> Result<Counts, SyncError> {
@@ -755,7 +766,7 @@ impl SyncEngine {
         // failed and still waits is left to its failure's retry, not logged once more. Read
         // before the batch, as every read outside it is: a batch holding desk rows locked
         // waits for no connection of the pool.
-        let failed = match cursor_name {
+        let failed = match cursor {
             Some(_) if open_failures => self.store.failed_versions(module, &ids).await?,
             _ => HashMap::new(),
         };
@@ -1296,7 +1307,19 @@ impl SyncEngine {
                 .collect();
             batch.keep_accounts(&kept).await?;
         }
-        if let (Some(cursor_name), Some(last)) = (cursor_name, incoming.last()) {
+        // A query's pages keep the order its records had as it began, but hold them as they
+        // are when read: one edited since is stamped after every record not read yet, and a
+        // cursor moved to it would pass them by (a round stopped there, or the next poll
+        // after a long first sync, would never read them). The cursor stops at the last
+        // record stamped before the query began; those after it are read again, as no-ops.
+        let last = cursor.and_then(|(name, began)| {
+            let last = incoming
+                .iter()
+                .rev()
+                .find(|i| began.is_none_or(|began| i.modstamp <= began))?;
+            Some((name, last))
+        });
+        if let Some((cursor_name, last)) = last {
             batch
                 .set_cursor(
                     cursor_name,

@@ -1548,6 +1548,9 @@ async fn a_link_never_read_is_read_even_when_its_first_read_is_cut_short() {
     sim.insert("Contact", json!({ "LastName": "Later" }))
         .unwrap();
     app.sync_now().await;
+    // Past the second the first query began in: the cursor moves to the last record.
+    sim.advance_clock(5);
+    app.sync_now().await;
     // A link kept from before links kept the record they were read at.
     entity::record_link::Entity::update_many()
         .col_expr(
@@ -4078,8 +4081,10 @@ async fn a_desk_edit_committing_while_its_record_is_pushed_goes_out_next_though_
     assert!(app.database_url.starts_with("postgres"), "PostgreSQL only");
     let desk = app.create_contact(json!({ "lastName": "Hopper" })).await;
     app.sync_now().await;
-    // Reads the record back, then polls past the window: the round below does not read it
-    // again, which would wait for the open edit's row lock.
+    // Reads the record back, then polls past the window (and past the second it was
+    // stamped in): the round below does not read it again, which would wait for the open
+    // edit's row lock.
+    sim.advance_clock(5);
     app.sync_now().await;
     app.sync_now().await;
     let sf_id = salesforce_id_of(&app, &desk["id"]).await;
@@ -4113,7 +4118,9 @@ async fn a_desk_edit_committing_while_its_record_is_pushed_goes_out_next_though_
     // The push reads the record before the edit commits, and settles after it has.
     let push = sim.hold_next("PATCH", "/composite/sobjects");
     let round = app.round_in_background();
-    push.arrived().await;
+    tokio::time::timeout(std::time::Duration::from_secs(30), push.arrived())
+        .await
+        .expect("the round pushes without reading the record again");
     edit.commit().await.unwrap();
     push.release();
     round.await.unwrap().unwrap();
@@ -4725,4 +4732,44 @@ async fn a_lost_create_committed_as_the_pull_reads_is_the_creates_answer_not_a_n
             "{edited}"
         );
     }
+}
+
+#[tokio::test]
+async fn a_record_edited_after_its_page_was_read_is_read_again_however_late_the_query_ends() {
+    let (app, sim) = connected().await;
+    app.sync_now().await;
+    // Two pages of a poll: the second is read only once Salesforce lets it go.
+    let ids: Vec<String> = (0..2_001)
+        .map(|n| {
+            sim.insert("Contact", json!({ "LastName": format!("Reader {n:04}") }))
+                .unwrap()
+        })
+        .collect();
+    let second = sim.hold_next("GET", "-2000");
+    let round = app.round_in_background();
+    tokio::time::timeout(std::time::Duration::from_secs(30), second.arrived())
+        .await
+        .expect("the round reads the second page");
+    // The first page read, one of its records is edited; more than the polls' overlap later
+    // (and before the query's locator expires), so is the record the second page ends with.
+    sim.update("Contact", &ids[0], json!({ "Title": "Edited early" }))
+        .unwrap();
+    sim.advance_clock(700);
+    sim.update("Contact", &ids[2_000], json!({ "Title": "Edited late" }))
+        .unwrap();
+    second.release();
+    round.await.unwrap().unwrap();
+
+    app.sync_now().await;
+    let titles = app
+        .gql_ok(
+            "{ early: contacts(filter: { name: \"Reader 0000\" }) { nodes { title } } \
+               late: contacts(filter: { name: \"Reader 2000\" }) { nodes { title } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        titles,
+        json!({ "early": { "nodes": [{ "title": "Edited early" }] }, "late": { "nodes": [{ "title": "Edited late" }] } })
+    );
 }

@@ -15,12 +15,28 @@ use crate::rest::{self, Ctx, Reply};
 use crate::state::{LoggedRequest, Sim, lock};
 use crate::{identity, oauth};
 
+/// Answers a request, its `Date` the org's clock as the answer leaves, as an org's is: a
+/// client reads the org's time from it (moved by `SimHandle::advance_clock` with the rest).
 pub async fn dispatch(
     req: HttpRequest,
     body: web::Bytes,
     sim: web::Data<Arc<Sim>>,
 ) -> HttpResponse {
-    let sim: &Sim = sim.get_ref();
+    let mut response = answer(req, body, sim.get_ref()).await;
+    let now = lock(&sim.store).clock.now();
+    if let Some(now) = chrono::DateTime::from_timestamp(now, 0)
+        && let Ok(date) = actix_web::http::header::HeaderValue::from_str(
+            &now.format("%a, %d %b %Y %H:%M:%S GMT").to_string(),
+        )
+    {
+        response
+            .headers_mut()
+            .insert(actix_web::http::header::DATE, date);
+    }
+    response
+}
+
+async fn answer(req: HttpRequest, body: web::Bytes, sim: &Sim) -> HttpResponse {
     let latency = lock(&sim.faults).latency;
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
