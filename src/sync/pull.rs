@@ -935,7 +935,7 @@ impl SyncEngine {
                     Err((
                         FailureReason::MultipleMatches,
                         format!(
-                            "Salesforce {object}s {} share the {key_name} of desk {object} {desk_id}, and none is linked yet, so which is its twin is not clear; merge them in Salesforce or change the {key_name} of all but one, and the next round tries the rest again",
+                            "Salesforce {object}s {} share the {key_name} of desk {object} {desk_id}, and none is linked yet, so which is its twin is not clear; merge them in Salesforce or change the {key_name} of all but one, and the next round tries the rest again (deleting all but one there, retry these failures: retrySyncFailures(reason: MULTIPLE_MATCHES))",
                             rivals.join(", "),
                             object = module.salesforce_object(),
                             key_name = desk::match_field(module),

@@ -2297,6 +2297,10 @@ async fn a_desk_contact_that_several_salesforce_contacts_match_is_not_guessed_ei
             "names both: {message}"
         );
         assert!(message.contains(desk["id"].as_str().unwrap()), "{message}");
+        assert!(
+            message.contains("retrySyncFailures(reason: MULTIPLE_MATCHES)"),
+            "says what settles a delete, which the sync cannot see: {message}"
+        );
     }
     let list = contacts(&app).await;
     assert_eq!(list.len(), 1, "neither became a desk contact: {list:?}");
