@@ -67,6 +67,10 @@ impl ClientConfig {
 /// Collections take at most this many records per call.
 pub const COLLECTION_LIMIT: usize = 200;
 
+/// How far the org's clock, as its answers' `Date` tells it, may be from this host's before it
+/// is taken for no clock at all.
+const ORG_CLOCK_SKEW: chrono::Duration = chrono::Duration::hours(1);
+
 pub struct SalesforceClient {
     http: reqwest::Client,
     config: ClientConfig,
@@ -411,11 +415,13 @@ impl SalesforceClient {
                 self.usage.0.store(usage.used, Ordering::Relaxed);
                 self.usage.1.store(usage.max, Ordering::Relaxed);
             }
+            // One far from this host's clock is no org's (a proxy's, say): not taken.
             if let Some(date) = response
                 .headers()
                 .get(reqwest::header::DATE)
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| DateTime::parse_from_rfc2822(v).ok())
+                .filter(|date| (date.with_timezone(&Utc) - Utc::now()).abs() <= ORG_CLOCK_SKEW)
             {
                 *self.org_clock.lock().unwrap_or_else(|p| p.into_inner()) =
                     Some((date.with_timezone(&Utc), Instant::now()));

@@ -1316,7 +1316,11 @@ impl SyncEngine {
             let last = incoming
                 .iter()
                 .rev()
-                .find(|i| began.is_none_or(|began| i.modstamp <= began))?;
+                // Stamps are cut to the second: one edited just after the query began may
+                // bear the second it began in.
+                .find(|i| {
+                    began.is_none_or(|began| i.modstamp + chrono::Duration::seconds(1) <= began)
+                })?;
             Some((name, last))
         });
         if let Some((cursor_name, last)) = last {
