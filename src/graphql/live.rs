@@ -1035,14 +1035,18 @@ async fn lists(
                             .filter(|parent| !kind.short_groups(&page, parent).is_empty())
                             .cloned()
                             .collect();
-                        if parents.len() > together {
-                            for chunk in short.chunks(together) {
-                                ask(&mut queue, results, (i, Step::List(chunk.to_vec())));
-                            }
-                        } else {
-                            for parent in short {
-                                ask(&mut queue, results, (i, Step::Parent(parent)));
-                            }
+                        for chunk in short.chunks(together) {
+                            let step = match chunk {
+                                [parent] => Step::Parent(parent.clone()),
+                                _ if parents.len() > together => Step::List(chunk.to_vec()),
+                                _ => {
+                                    for parent in chunk {
+                                        ask(&mut queue, results, (i, Step::Parent(parent.clone())));
+                                    }
+                                    continue;
+                                }
+                            };
+                            ask(&mut queue, results, (i, step));
                         }
                     }
                     if let Ok(records) = &mut results[i] {
