@@ -750,9 +750,9 @@ const ACCOUNT_LISTS: &Lists = &[
     (Live::Tasks, "tasks", domain::PermissionItem::Tasks),
 ];
 
-/// The lists of a panel that the query selects under it (`ctx` resolving the field that
-/// gives the panel), which the profile may see: what its `fetchedAt` and `stale` speak of.
-/// A panel shown for its fields alone costs Salesforce nothing.
+/// The lists of a panel selected beside its `fetchedAt` and `stale` (in the selection of the
+/// field that gives the panel, `ctx`'s), which the profile may see: what those speak of. A
+/// panel shown for its fields alone costs Salesforce nothing.
 fn selected(ctx: &Context<'_>, lists: &Lists) -> Result<Vec<Live>, ApiError> {
     let permissions = ctx.viewer()?.permissions();
     let below = ctx.look_ahead();
@@ -882,15 +882,15 @@ impl SalesforceContact {
         )))
     }
 
-    /// When the panel's data was read from Salesforce: the oldest of the lists the query
-    /// selects of it that the profile may see, or the contact's last sync when it selects none.
+    /// When the panel's data was read from Salesforce: the oldest of the lists selected beside
+    /// it that the profile may see, or the contact's last sync when none is.
     async fn fetched_at(&self, ctx: &Context<'_>) -> DateTime<Utc> {
         freshness(ctx, &self.id, &self.lists, self.synced_at)
             .await
             .0
     }
 
-    /// Whether some of the panel is not read live: a list the query selects that Salesforce
+    /// Whether some of the panel is not read live: a list selected beside it that Salesforce
     /// could not answer is served from the cache, or is null with its error.
     async fn stale(&self, ctx: &Context<'_>) -> bool {
         freshness(ctx, &self.id, &self.lists, self.synced_at)
@@ -980,15 +980,15 @@ impl SalesforceAccount {
         )))
     }
 
-    /// When the panel's data was read from Salesforce: the oldest of the lists the query
-    /// selects of it that the profile may see, or the account's last sync when it selects none.
+    /// When the panel's data was read from Salesforce: the oldest of the lists selected beside
+    /// it that the profile may see, or the account's last sync when none is.
     async fn fetched_at(&self, ctx: &Context<'_>) -> DateTime<Utc> {
         freshness(ctx, &self.id, &self.lists, self.synced_at)
             .await
             .0
     }
 
-    /// Whether some of the panel is not read live: a list the query selects that Salesforce
+    /// Whether some of the panel is not read live: a list selected beside it that Salesforce
     /// could not answer is served from the cache, or is null with its error.
     async fn stale(&self, ctx: &Context<'_>) -> bool {
         freshness(ctx, &self.id, &self.lists, self.synced_at)

@@ -1,5 +1,5 @@
 //! Storage: SeaORM queries behind typed methods. Each write runs in one transaction and
-//! publishes its [`DeskEvent`] only after the commit.
+//! publishes its [`DeskEvent`]s once its commit is sent (and may have landed).
 
 mod accounts;
 mod agents;
