@@ -45,7 +45,8 @@ pub const PER_PARENT: usize = 100;
 
 /// The most records one query of many parents' lists reads: one page, never more. When it
 /// is full, a parent with fewer than `PER_PARENT` in it may have more, older ones, and is
-/// read again on its own.
+/// read again with as many others as a page holds the lists of (or, from a page of no more
+/// than that, on its own).
 const ROWS_PER_QUERY: u32 = 2000;
 
 impl Live {
