@@ -1037,17 +1037,13 @@ async fn lists(
                             .cloned()
                             .collect();
                         for chunk in short.chunks(together) {
-                            let step = match chunk {
-                                [parent] => Step::Parent(parent.clone()),
-                                _ if parents.len() > together => Step::List(chunk.to_vec()),
-                                _ => {
-                                    for parent in chunk {
-                                        ask(&mut queue, results, (i, Step::Parent(parent.clone())));
-                                    }
-                                    continue;
+                            if parents.len() > together && chunk.len() > 1 {
+                                ask(&mut queue, results, (i, Step::List(chunk.to_vec())));
+                            } else {
+                                for parent in chunk {
+                                    ask(&mut queue, results, (i, Step::Parent(parent.clone())));
                                 }
-                            };
-                            ask(&mut queue, results, (i, step));
+                            }
                         }
                     }
                     if let Ok(records) = &mut results[i] {
