@@ -555,9 +555,9 @@ impl SyncEngine {
             .await?
             .ok_or(SyncError::NotConnected)?;
         if current.status != IntegrationStatus::Active.as_str() {
-            return Err(SyncError::WrongState(format!(
-                "cannot retry while the integration is {}",
-                current.status
+            return Err(SyncError::WrongState(super::integration::wrong_state(
+                "retry",
+                &current.status,
             )));
         }
         Ok(current)

@@ -224,6 +224,19 @@ fn kind(auth: &ConnectAuth) -> &'static str {
     }
 }
 
+/// Why `action` cannot be done while the integration is `status`, and what would let it.
+pub(crate) fn wrong_state(action: &str, status: &str) -> String {
+    let way = match status.parse() {
+        Ok(IntegrationStatus::Error) => {
+            ": connect it again with connectSalesforce (its statusReason says what stopped it)"
+        }
+        Ok(IntegrationStatus::Paused) => ": resume it with resumeSync first",
+        Ok(IntegrationStatus::Active) => ": it is not paused",
+        _ => "",
+    };
+    format!("cannot {action} while the integration is {status}{way}")
+}
+
 /// The org id in an identity URL (`…/id/{org}/{user}`).
 fn org_of(identity: &str) -> Option<String> {
     let mut parts = identity.trim_end_matches('/').rsplit('/');
@@ -891,9 +904,7 @@ impl Integrations {
             .parse()
             .map_err(|e: String| SyncError::WrongState(e))?;
         if !allowed.contains(&status) {
-            return Err(SyncError::WrongState(format!(
-                "cannot {action} while the integration is {status}"
-            )));
+            return Err(SyncError::WrongState(wrong_state(action, status.as_str())));
         }
         // Judged again under the row's lock: a change made since the read above (an error a
         // round met, a pause from another replica) is not overwritten.
@@ -901,10 +912,7 @@ impl Integrations {
             .store
             .update_integration_with(|now, m| {
                 if !allowed.iter().any(|s| s.as_str() == now.status) {
-                    return Err(StoreError::Conflict(format!(
-                        "cannot {action} while the integration is {}",
-                        now.status
-                    )));
+                    return Err(StoreError::Conflict(wrong_state(action, &now.status)));
                 }
                 // What stops the rounds of an active sync stays shown when it is started
                 // again; it goes once a round gets through.

@@ -3129,6 +3129,16 @@ async fn revoked_credentials_put_the_integration_in_error_until_reconnected() {
             .contains("connectSalesforce"),
         "{fields}"
     );
+    // Resuming or starting cannot get past it either, and each says what would.
+    for mutation in [
+        "mutation { resumeSync { status } }",
+        "mutation { startSync { status } }",
+    ] {
+        let refused = app.gql(mutation, json!({})).await;
+        assert_eq!(crate::helpers::codes(&refused), ["CONFLICT"], "{refused}");
+        let message = refused["errors"][0]["message"].as_str().unwrap();
+        assert!(message.contains("connectSalesforce"), "{refused}");
+    }
     let mark = sim.request_count();
     assert!(
         app.sync_now().await.idle.is_some(),
