@@ -15,7 +15,9 @@ use serde_json::Value;
 use super::desk;
 use super::mapping::Mapping;
 use super::{Integrations, SyncError};
-use crate::domain::{Direction, FirstSync, IntegrationStatus, Module, RetryPolicy, SyncType};
+use crate::domain::{
+    Direction, FailureReason, FirstSync, IntegrationStatus, Module, RetryPolicy, SyncType,
+};
 use crate::salesforce::soql::{Condition, Ident, Literal, Select};
 use crate::salesforce::{SalesforceClient, SalesforceError};
 use crate::store::{BIND_PART, RoundLock, Store, SyncEvent};
@@ -144,13 +146,18 @@ impl Round {
     }
 
     /// Of these ids of `object`, those Salesforce holds no live record of (deleted, or never
-    /// there), asked in as few queries as the URLs allow; `None` when Salesforce could not be
-    /// asked. Salesforce's answer that a write met a deleted record does not always say
-    /// which: the record written, or one a field of it names.
-    pub async fn missing(&self, object: &str, ids: &[String]) -> Option<HashSet<String>> {
+    /// there), asked in as few queries as the URLs allow; when Salesforce could not be asked,
+    /// why, as the reason of the failures left in doubt. Salesforce's answer that a write met
+    /// a deleted record does not always say which: the record written, or one a field of it
+    /// names.
+    pub async fn missing(
+        &self,
+        object: &str,
+        ids: &[String],
+    ) -> Result<HashSet<String>, FailureReason> {
         let mut missing: HashSet<String> = ids.iter().cloned().collect();
         if missing.is_empty() {
-            return Some(missing);
+            return Ok(missing);
         }
         let soqls = Ident::parse("Id").and_then(|id| {
             url_sized(ids)
@@ -168,7 +175,7 @@ impl Round {
             Ok(soqls) => self.client.queries(&soqls).await,
             Err(e) => {
                 tracing::warn!(error = %e, object, "cannot ask Salesforce which records are gone");
-                return None;
+                return Err(FailureReason::UpstreamUnavailable);
             }
         };
         for rows in asked {
@@ -183,11 +190,14 @@ impl Round {
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, object, "cannot ask Salesforce which records are gone");
-                    return None;
+                    return Err(match e {
+                        SalesforceError::RateLimited(_) => FailureReason::RateLimited,
+                        _ => FailureReason::UpstreamUnavailable,
+                    });
                 }
             }
         }
-        Some(missing)
+        Ok(missing)
     }
 
     /// The Salesforce records, linked or not, whose match field (the Salesforce field the

@@ -281,8 +281,8 @@ impl SyncEngine {
         // Updates refused (or re-created): their note goes now; a made one's goes with its link.
         let mut unmade: Vec<i64> = Vec::new();
         // Desk records Salesforce refused for meeting a deleted record it did not name, where
-        // which one could not be asked: they are tried again, not left for a person.
-        let mut unverified: HashSet<i64> = HashSet::new();
+        // which one could not be asked (and why): they are tried again, not left for a person.
+        let mut unverified: HashMap<i64, FailureReason> = HashMap::new();
         if !updates.is_empty() {
             let body: Vec<(SalesforceId, Record)> = updates
                 .iter()
@@ -306,10 +306,12 @@ impl SyncEngine {
                 if !result.success {
                     unmade.push(plans[i].0);
                 }
-                if missing.is_none() && doubtful.iter().any(|d| d == id.as_str()) {
-                    unverified.insert(plans[i].0);
+                if let Err(why) = &missing
+                    && doubtful.iter().any(|d| d == id.as_str())
+                {
+                    unverified.insert(plans[i].0, *why);
                 }
-                if missing.as_ref().is_some_and(|m| m.contains(id.as_str())) {
+                if missing.as_ref().is_ok_and(|m| m.contains(id.as_str())) {
                     // Deleted in Salesforce but changed in the desk: re-create it there, out
                     // of the account a purge kept it in (which Salesforce deleted with it).
                     let mut values = match &mut plans[i].1 {
@@ -430,8 +432,8 @@ impl SyncEngine {
             &accounts,
         )
         .await
-        .unwrap_or_else(|asked_for| {
-            unverified.extend(asked_for);
+        .unwrap_or_else(|(asked_for, why)| {
+            unverified.extend(asked_for.into_iter().map(|desk_id| (desk_id, why)));
             HashSet::new()
         });
         // Read before the batch: only the worker logs push failures, one round at a time.
@@ -584,8 +586,8 @@ impl SyncEngine {
                             "desk {object} {desk_id} belongs to desk account {account}, whose Salesforce Account {salesforce_account} was deleted; the account goes to Salesforce again with the next round, and the contact follows it (retried automatically)"
                         );
                     }
-                    if unverified.contains(&desk_id) {
-                        reason = FailureReason::UpstreamUnavailable;
+                    if let Some(why) = unverified.get(&desk_id) {
+                        reason = *why;
                         message = format!(
                             "{message}; whether that is this record or one it names could not be asked of Salesforce, so it is tried again"
                         );
@@ -896,14 +898,14 @@ fn gone_account(
 
 /// The Salesforce accounts of the desk contacts Salesforce refused for meeting a deleted
 /// record it did not name: which of them are gone, asked of Salesforce; or, when it could not
-/// be asked, those contacts.
+/// be asked, those contacts and why.
 async fn missing_accounts(
     round: &Round,
     module: Module,
     refused: impl Iterator<Item = (i64, &RecordResult)>,
     records: &HashMap<i64, DeskRecord>,
     accounts: &AccountLinks,
-) -> Result<HashSet<String>, Vec<i64>> {
+) -> Result<HashSet<String>, (Vec<i64>, FailureReason)> {
     if module != Module::Contacts {
         return Ok(HashSet::new());
     }
@@ -919,7 +921,7 @@ async fn missing_accounts(
     round
         .missing(Module::Accounts.salesforce_object(), &asked)
         .await
-        .ok_or(contacts)
+        .map_err(|why| (contacts, why))
 }
 
 /// What a person needs to fix a value a restricted picklist refused: the desk field it came

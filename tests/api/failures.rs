@@ -1454,3 +1454,42 @@ async fn an_export_page_sent_again_after_its_call_was_refused_logs_no_failure_tw
     assert_eq!(waiting.len(), 1, "{waiting:?}");
     assert_eq!(waiting[0]["attempts"], 1, "{waiting:?}");
 }
+
+#[tokio::test]
+async fn a_refusal_left_in_doubt_by_a_spent_api_budget_is_logged_as_rate_limited_and_retried() {
+    let (app, sim) = synced(|s| s.sync.retry_backoff_secs = 0).await;
+    let (sf_id, desk_id) = synced_contact(&app, &sim, "Doubtful", "Clerk").await;
+    // Salesforce answers that the update met a deleted record, naming none: the sync asks
+    // which, and the budget is spent before it can.
+    sim.reject_next_records(&[("ENTITY_IS_DELETED", "entity is deleted")]);
+    app.gql_ok(
+        "mutation($id: ID!) { updateContact(id: $id, patch: { title: \"Engineer\" }) { id } }",
+        json!({ "id": desk_id }),
+    )
+    .await;
+    let answered = sim.hold_answer_next("PATCH", "composite/sobjects");
+    tokio::join!(app.sync_now(), async {
+        answered.arrived().await;
+        sim.set_daily_api_limit(0);
+        answered.release();
+    });
+    let open = open_failures(&app, None).await;
+    assert_eq!(open.len(), 1, "{open:?}");
+    assert_eq!(open[0]["reason"], "RATE_LIMITED", "{open:?}");
+    assert!(open[0]["nextAttemptAt"].is_string(), "{open:?}");
+
+    // Retried by hand while paused, it says how to go on.
+    app.gql_ok("mutation { pauseSync { status } }", json!({}))
+        .await;
+    let refused = app.gql(RETRY, json!({ "id": open[0]["id"] })).await;
+    assert_eq!(crate::helpers::codes(&refused), ["CONFLICT"], "{refused}");
+    let message = refused["errors"][0]["message"].as_str().unwrap();
+    assert!(message.contains("resumeSync"), "{refused}");
+    app.gql_ok("mutation { resumeSync { status } }", json!({}))
+        .await;
+
+    sim.set_daily_api_limit(1_000_000);
+    app.sync_now().await;
+    assert_eq!(open_failures(&app, None).await, Vec::<Value>::new());
+    assert_eq!(sim.get("Contact", &sf_id).unwrap()["Title"], "Engineer");
+}
