@@ -438,6 +438,19 @@ impl SyncEngine {
         });
         // Read before the batch: only the worker logs push failures, one round at a time.
         let open_failures = self.store.has_open_failures(module).await?;
+        // What a refused picklist takes, for the failure's message. Asked before the batch,
+        // as every Salesforce call is: a sign-in it may need saves a rotated token through
+        // the desk's writer, which the batch would be holding.
+        let picklists = if outcomes.values().any(|result| {
+            result
+                .errors
+                .iter()
+                .any(|(code, ..)| code == "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST")
+        }) {
+            round.client.describe(object).await.ok()
+        } else {
+            None
+        };
         let mut batch = self.store.begin_sync().await?;
         batch.settle_pending_creates(module, &noted).await?;
         // Nothing to send, an update noted as sent and never made is no longer coming.
@@ -562,9 +575,8 @@ impl SyncEngine {
                         "Salesforce refused desk {object} {desk_id}: {code}: {message}{field_note}"
                     );
                     if code == "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST"
-                        && let Ok(describe) = round.client.describe(object).await
-                        && let Some(hint) =
-                            picklist_hint(&describe, round.mappings(module), &fields)
+                        && let Some(describe) = &picklists
+                        && let Some(hint) = picklist_hint(describe, round.mappings(module), &fields)
                     {
                         message.push_str(&hint);
                     }
