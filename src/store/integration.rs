@@ -436,9 +436,9 @@ impl Store {
 impl Store {
     /// Saves the instance URL the org's sign-ins name now (its My Domain renamed, the org
     /// moved), so that links into Salesforce follow it; only while the connection saved is
-    /// still the one signed in with (`sealed`, its secrets): a reconnect meanwhile keeps
-    /// its own.
-    pub async fn note_instance_url(&self, sealed: &[u8], url: &str) -> StoreResult<()> {
+    /// still the one signed in with (`sealed`, its secrets, and its `epoch`, when the round
+    /// began): a reconnect meanwhile keeps its own.
+    pub async fn note_instance_url(&self, sealed: &[u8], epoch: i64, url: &str) -> StoreResult<()> {
         let mut txn = self.write().await?;
         let Some(current) = integration::Entity::find_by_id(ROW)
             .lock_exclusive()
@@ -447,9 +447,11 @@ impl Store {
         else {
             return Ok(());
         };
-        if current.secrets.as_deref() != Some(sealed)
-            || current.instance_url.as_deref() == Some(url)
-        {
+        // The connection the session was signed in on: its secrets as they were (a remap
+        // since changed the epoch), or its epoch (a rotated refresh token since changed the
+        // secrets). A reconnect changes both.
+        let same = current.secrets.as_deref() == Some(sealed) || current.epoch == epoch;
+        if !same || current.instance_url.as_deref() == Some(url) {
             return Ok(());
         }
         txn.changes_integration(self);

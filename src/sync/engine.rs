@@ -397,7 +397,10 @@ impl SyncEngine {
             .await
             .filter(|url| current.instance_url.as_ref() != Some(url));
         if let (Some(sealed), Some(url)) = (&current.secrets, named)
-            && let Err(e) = self.store.note_instance_url(sealed, &url).await
+            && let Err(e) = self
+                .store
+                .note_instance_url(sealed, current.epoch, &url)
+                .await
         {
             tracing::warn!(error = %e, "cannot save the instance URL Salesforce names now");
         }

@@ -271,6 +271,29 @@ async fn links_follow_the_org_to_the_instance_a_renewed_session_names() {
 }
 
 #[tokio::test]
+async fn a_round_whose_renewed_session_rotated_the_token_still_notes_the_instance_it_names() {
+    let app = spawn_app().await;
+    let sim = salesforce_sim::start(SimConfig {
+        rotate_refresh_tokens: true,
+        ..SimConfig::default()
+    })
+    .await;
+    let connected = connect_with_refresh_token(&app, &sim, &sim.refresh_token()).await;
+    assert!(connected.get("errors").is_none(), "{connected}");
+    app.gql_ok("mutation { startSync { firstSync } }", json!({}))
+        .await;
+    app.sync_now().await;
+    let moved = sim.base_url().replace("127.0.0.1", "localhost");
+    sim.move_instance(&moved);
+    sim.expire_tokens();
+    // The round signs in again itself: Salesforce names the new instance and rotates the
+    // refresh token, which is saved before the round ends.
+    let report = app.sync_now().await;
+    assert!(report.idle.is_none(), "{report:?}");
+    assert_eq!(integration(&app).await["instanceUrl"], moved.as_str());
+}
+
+#[tokio::test]
 async fn credentials_are_encrypted_at_rest() {
     let app = spawn_app().await;
     let sim = salesforce_sim::start(SimConfig::default()).await;
