@@ -217,6 +217,9 @@ pub struct Store {
     integration_version: Arc<AtomicU64>,
     /// This desk's tag in `Helpdesk_Id__c` (see `Store::desk_tag`), read once.
     desk_tag: Arc<tokio::sync::OnceCell<Arc<str>>>,
+    /// Wakes this process's sync worker for a round asked for here or on another replica
+    /// (see `Store::ask_for_round`).
+    round_asked: Arc<tokio::sync::Notify>,
 }
 
 /// A write transaction, holding the SQLite writer slot while it lives.
@@ -414,6 +417,7 @@ impl Store {
         let passed_on = Arc::new(events::PassedOn::default());
         let changes = Arc::new(AtomicU64::new(0));
         let integration_version = Arc::new(AtomicU64::new(0));
+        let round_asked = Arc::new(tokio::sync::Notify::new());
         let followers = peers::Followers {
             desk: events.clone(),
             sync: sync_events.clone(),
@@ -423,6 +427,7 @@ impl Store {
             passed_on: passed_on.clone(),
             changes: changes.clone(),
             integration: integration_version.clone(),
+            round_asked: round_asked.clone(),
         };
         let write_lock = url.is_sqlite().then(|| Arc::new(Mutex::new(())));
         events::watch_log(db.clone(), write_lock.clone(), &followers);
@@ -445,7 +450,22 @@ impl Store {
             changes,
             integration_version,
             desk_tag: Arc::default(),
+            round_asked,
         })
+    }
+
+    /// Asks the sync worker for a round now, not at its next poll: the one in this process,
+    /// and the one another replica runs when this process only stands by.
+    pub fn ask_for_round(&self) {
+        self.round_asked.notify_one();
+        if let Some(peers) = &self.peers {
+            peers.announce(peers::Notice::Round);
+        }
+    }
+
+    /// Resolves once a round is asked for (at once if one was since the last wait).
+    pub async fn round_asked(&self) {
+        self.round_asked.notified().await;
     }
 
     /// The tag drawn for this desk's database when it was made: the push writes it before

@@ -1,6 +1,7 @@
 //! Replicas on one PostgreSQL hear each other. Each process announces the desk changes and
 //! sync events it commits with `NOTIFY`, and publishes what the others announce to its own
-//! subscribers: the sync worker wakes for a desk edit made through any replica, and
+//! subscribers: the sync worker wakes for a desk edit made through any replica, or a sync
+//! started, resumed or retried through any, and
 //! `deskChanges` and `syncEvents` subscribers see every replica's changes live.
 //!
 //! A notice sent after the commit can be lost with its sender (a crash in between) or with a
@@ -44,6 +45,9 @@ pub(crate) enum Notice {
     Profiles,
     /// The saved connection, its sync type or its mappings changed.
     Integration,
+    /// A round is asked for now (a sync started, resumed or retried): the replica that runs
+    /// the worker runs one.
+    Round,
     /// A transaction committed: what was read before it may have changed. Sent only in a
     /// batch of notices that holds nothing else, since hearing any notice says as much.
     Changed,
@@ -70,6 +74,8 @@ pub(crate) struct Followers {
     pub changes: Arc<AtomicU64>,
     /// The integration's version, moved on when another replica changed it.
     pub integration: Arc<AtomicU64>,
+    /// Woken when another replica asks for a round.
+    pub round_asked: Arc<tokio::sync::Notify>,
 }
 
 /// This process's side of the conversation: where its notices go out.
@@ -151,14 +157,19 @@ impl Bridge {
                 notices.push(more);
             }
             notices.retain(|n| !matches!(n, Notice::Changed));
-            // In an envelope of its own: a replica of an earlier version, which cannot read
-            // it, drops only that envelope, not the desk changes beside it.
-            let integration = notices.iter().any(|n| matches!(n, Notice::Integration));
-            notices.retain(|n| !matches!(n, Notice::Integration));
-            if integration {
-                bridge.announce(vec![Notice::Integration]).await;
+            // Each in an envelope of its own: a replica of an earlier version, which cannot
+            // read one, drops only that envelope, not the desk changes beside it.
+            let mut alone = false;
+            for kind in [Notice::Integration, Notice::Round] {
+                let kind_of =
+                    |n: &Notice| std::mem::discriminant(n) == std::mem::discriminant(&kind);
+                if notices.iter().any(kind_of) {
+                    notices.retain(|n| !kind_of(n));
+                    bridge.announce(vec![kind]).await;
+                    alone = true;
+                }
             }
-            if notices.is_empty() && !integration {
+            if notices.is_empty() && !alone {
                 notices.push(Notice::Changed);
             }
             if !notices.is_empty() {
@@ -269,6 +280,7 @@ impl Bridge {
                     let _ = self.followers.desk.send(event);
                 }
                 Notice::Profiles => self.followers.profiles.send_modify(|version| *version += 1),
+                Notice::Round => self.followers.round_asked.notify_one(),
                 // The counts have moved for them above.
                 Notice::Changed | Notice::Integration => {}
                 Notice::Sync(id) => sync.push(id),

@@ -86,9 +86,6 @@ pub struct Integrations {
     generation: std::sync::atomic::AtomicU64,
     /// Set when this process begins to stop: no round starts here after.
     closing: std::sync::atomic::AtomicBool,
-    /// Wakes this process's worker when there is work it should not wait a poll interval
-    /// for: a sync started or resumed here.
-    wake: tokio::sync::Notify,
 }
 
 /// A client, with the sealed credentials it was made from: another process that connects
@@ -329,19 +326,19 @@ impl Integrations {
             rounds: tokio::sync::Mutex::new(()),
             generation: std::sync::atomic::AtomicU64::new(0),
             closing: std::sync::atomic::AtomicBool::new(false),
-            wake: tokio::sync::Notify::new(),
         }
     }
 
-    /// Wakes the worker in this process for a round now.
+    /// Wakes the worker for a round now: the one in this process, or the one another
+    /// replica runs.
     pub fn wake(&self) {
-        self.wake.notify_one();
+        self.store.ask_for_round();
     }
 
-    /// Resolves once a sync is started or resumed in this process (at once if one was since
-    /// the last wait).
+    /// Resolves once a round is asked for: a sync started, resumed or retried here or on
+    /// another replica (at once if one was since the last wait).
     pub async fn woken(&self) {
-        self.wake.notified().await;
+        self.store.round_asked().await;
     }
 
     /// Waits for the running sync round, if any, and keeps others from starting until the
@@ -955,7 +952,7 @@ impl Integrations {
                 "resume",
             )
             .await?;
-        self.wake.notify_one();
+        self.wake();
         Ok(resumed)
     }
 
@@ -991,7 +988,7 @@ impl Integrations {
         } else {
             current
         };
-        self.wake.notify_one();
+        self.wake();
         Ok(started)
     }
 

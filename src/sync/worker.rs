@@ -1,6 +1,6 @@
 //! The background loop: a round on every poll interval, and soon after a desk change that
-//! waits to go to Salesforce or a sync started or resumed here, in the one process that holds
-//! the worker lease.
+//! waits to go to Salesforce or a sync started, resumed or retried through any replica, in
+//! the one process that holds the worker lease.
 
 use std::sync::Arc;
 use std::time::Duration;

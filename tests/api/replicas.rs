@@ -513,6 +513,31 @@ async fn replicas_on_one_postgresql_hear_each_others_changes() {
 
 #[ignore = "PostgreSQL only: run with TANDEM_TEST_DATABASE_URL set and -- --include-ignored"]
 #[tokio::test]
+async fn a_sync_started_through_a_standby_replica_runs_at_once_on_the_one_with_the_worker() {
+    let app = spawn_app().await;
+    assert!(app.database_url.starts_with("postgres"), "PostgreSQL only");
+    let sim = salesforce_sim::start(SimConfig::default()).await;
+    crate::integration::connect(&app, &sim, "tandem").await;
+    // An hour between polls: only the start can bring the first round.
+    let worker = tandem::sync::worker::spawn(app.engine.clone(), app.store.clone(), 3600);
+    let other = second_process(&app).await;
+    // The listener connects in the background.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    other.integrations.start_sync().await.unwrap();
+    let since = Instant::now();
+    while app.store.integration().await.unwrap().unwrap().first_sync != "DONE" {
+        assert!(
+            since.elapsed() < Duration::from_secs(20),
+            "the first sync waits for the worker's next poll"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    worker.abort();
+}
+
+#[ignore = "PostgreSQL only: run with TANDEM_TEST_DATABASE_URL set and -- --include-ignored"]
+#[tokio::test]
 async fn a_replica_hears_of_a_commit_that_changes_no_desk_record() {
     let app = spawn_app().await;
     assert!(app.database_url.starts_with("postgres"), "PostgreSQL only");
