@@ -119,35 +119,36 @@ impl Bridge {
         let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
         let hearing = bridge.clone();
         tokio::spawn(async move {
-            let mut listener = loop {
-                tokio::select! {
-                    _ = &mut stopped => return,
-                    listening = hearing.listen() => match listening {
-                        Ok(listener) => break listener,
-                        Err(e) => {
-                            tracing::warn!(error = %e, "cannot listen for other replicas' changes; retrying");
-                            tokio::time::sleep(Duration::from_secs(1)).await;
-                        }
-                    },
-                }
-            };
+            let mut heard_before = false;
             loop {
+                let Some(mut listener) = hearing.listen_until(&mut stopped).await else {
+                    return;
+                };
+                // Listening afresh after a lost connection, it knows from when on it hears.
+                if heard_before {
+                    hearing.missed();
+                }
+                heard_before = true;
+                loop {
+                    tokio::select! {
+                        _ = &mut stopped => return,
+                        heard = listener.try_recv() => match heard {
+                            Ok(Some(notification)) => hearing.heard(notification.payload()).await,
+                            // The connection was lost, and a new one listens already.
+                            Ok(None) => hearing.missed(),
+                            // Lost, and not listening again yet. The listener is dropped, not
+                            // asked again: it would reconnect by itself and say nothing of
+                            // what was announced meanwhile.
+                            Err(e) => {
+                                tracing::warn!(error = %e, "lost the connection that hears other replicas");
+                                break;
+                            }
+                        },
+                    }
+                }
                 tokio::select! {
                     _ = &mut stopped => return,
-                    heard = listener.try_recv() => match heard {
-                        Ok(Some(notification)) => hearing.heard(notification.payload()).await,
-                        // The connection was lost, and a new one listens already.
-                        Ok(None) => hearing.missed(),
-                        Err(e) => {
-                            tracing::warn!(error = %e, "lost the connection that hears other replicas");
-                            tokio::time::sleep(Duration::from_secs(1)).await;
-                            // Listening afresh, it knows from when on it hears again.
-                            if let Ok(fresh) = hearing.listen().await {
-                                listener = fresh;
-                                hearing.missed();
-                            }
-                        }
-                    },
+                    () = tokio::time::sleep(Duration::from_secs(1)) => {}
                 }
             }
         });
@@ -177,6 +178,28 @@ impl Bridge {
             }
         }
         let _ = stop.send(());
+    }
+
+    /// A listener, asked for once a second until one listens; `None` once `stopped`.
+    async fn listen_until(
+        &self,
+        stopped: &mut tokio::sync::oneshot::Receiver<()>,
+    ) -> Option<PgListener> {
+        loop {
+            tokio::select! {
+                _ = &mut *stopped => return None,
+                listening = self.listen() => match listening {
+                    Ok(listener) => return Some(listener),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot listen for other replicas' changes; retrying");
+                    }
+                },
+            }
+            tokio::select! {
+                _ = &mut *stopped => return None,
+                () = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+        }
     }
 
     async fn listen(&self) -> Result<PgListener, sqlx::Error> {

@@ -202,6 +202,66 @@ async fn a_desk_change_subscriber_is_told_when_other_replicas_may_have_gone_unhe
     assert_eq!(ws.recv().await["type"], "complete");
 }
 
+#[ignore = "PostgreSQL only: run with TANDEM_TEST_DATABASE_URL set and -- --include-ignored"]
+#[tokio::test]
+async fn a_desk_change_subscriber_is_told_of_a_gap_however_long_the_database_refused_connections() {
+    use sea_orm::ConnectionTrait;
+    use sea_orm::sqlx::Connection;
+    let app = spawn_app().await;
+    assert!(app.database_url.starts_with("postgres"), "PostgreSQL only");
+    let mut ws = Ws::connect(&app, Some(TRANSPORT)).await;
+    ws.init(&app, "Agent").await;
+    ws.send(json!({ "id": "1", "type": "subscribe", "payload": { "query": "subscription { deskChanges { entity action } }" } }))
+        .await;
+    loop {
+        create_contact_over_http(&app, "Live").await;
+        if let Ok(next) = tokio::time::timeout(Duration::from_secs(1), ws.recv()).await {
+            assert_eq!(next["type"], "next", "{next}");
+            break;
+        }
+    }
+    // A failover: the database takes no new connection for a while, so the listener cannot
+    // connect again at once, whichever way it tries.
+    // From another database: none may refuse connections to the one it is on.
+    let (server, name) = app.database_url.rsplit_once('/').unwrap();
+    let allow = |allowed: bool| {
+        sea_orm::sqlx::AssertSqlSafe(format!("ALTER DATABASE {name} ALLOW_CONNECTIONS {allowed}"))
+    };
+    let mut admin = sea_orm::sqlx::PgConnection::connect(&format!("{server}/postgres"))
+        .await
+        .unwrap();
+    sea_orm::sqlx::raw_sql(allow(false))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    app.store
+        .connection()
+        .execute_unprepared(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = current_database() AND query LIKE 'LISTEN%'",
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    sea_orm::sqlx::raw_sql(allow(true))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let told = loop {
+        let message = tokio::time::timeout(Duration::from_secs(10), ws.recv())
+            .await
+            .expect("told within 10 s of the database taking connections again");
+        if message["payload"]["data"]["deskChanges"]["entity"] == "CONTACT" {
+            continue;
+        }
+        break message;
+    };
+    assert_eq!(
+        told["payload"]["errors"][0]["extensions"]["code"], "FELL_BEHIND",
+        "{told}"
+    );
+}
+
 #[tokio::test]
 async fn an_invalid_operation_gets_an_error_message_not_a_close() {
     let app = spawn_app().await;
