@@ -375,7 +375,7 @@ impl Settings {
         let unknown: Vec<String> = tandem
             .iter()
             .filter_map(|(k, _)| {
-                let key = k.strip_prefix("TANDEM_")?.to_lowercase();
+                let key = k.get("TANDEM_".len()..)?.to_lowercase();
                 let section = key.split("__").next().unwrap_or_default().to_owned();
                 (!ENV_SECTIONS.contains(&section.as_str())).then(|| k.clone())
             })
@@ -426,6 +426,43 @@ impl Settings {
             return refuse(
                 "database_url",
                 "is empty; leave it out for the SQLite file in data_dir, or name a database",
+            );
+        }
+        // Set but blank, as a compose file's unset interpolation leaves a variable, a text
+        // setting would be taken as given: the data dir the working directory, every
+        // identity provider's token refused for its issuer or audience.
+        let secret = self
+            .auth
+            .jwt_secret
+            .as_ref()
+            .map(secrecy::ExposeSecret::expose_secret);
+        let texts = [
+            ("data_dir", self.data_dir.to_str()),
+            ("http.host", Some(self.http.host.as_str())),
+            ("auth.jwt_secret", secret),
+            (
+                "auth.public_key_file",
+                self.auth.public_key_file.as_ref().and_then(|f| f.to_str()),
+            ),
+            ("auth.issuer", self.auth.issuer.as_deref()),
+            ("auth.audience", self.auth.audience.as_deref()),
+            ("log.filter", Some(self.log.filter.as_str())),
+        ];
+        if let Some((key, _)) = texts
+            .iter()
+            .find(|(_, value)| value.is_some_and(|v| v.trim().is_empty()))
+        {
+            return refuse(
+                key,
+                "is empty; leave it out for its default, or give it a value",
+            );
+        }
+        // A secret file's closing newline, kept, would sign and check tokens with a key
+        // the identity provider does not use.
+        if secret.is_some_and(|s| s.trim() != s) {
+            return refuse(
+                "auth.jwt_secret",
+                "begins or ends with whitespace (a secret file's closing newline?); remove it",
             );
         }
         // Found wrong only once the database is open, it would stop a process that has
@@ -547,6 +584,15 @@ impl Settings {
         ];
         if let Some((key, _)) = waits.iter().find(|(_, secs)| *secs > MAX_WAIT_SECS) {
             return refuse(key, "must be at most a day (86,400 seconds, 86,400,000 ms)");
+        }
+        let longest = crate::domain::RetryPolicy::MAX_WAIT.as_secs();
+        if self.sync.retry_backoff_secs > longest {
+            return refuse(
+                "sync.retry_backoff_secs",
+                &format!(
+                    "must be at most {longest} (an hour): no automatic retry waits longer, however many attempts came before"
+                ),
+            );
         }
         if self.graphql.response_cache_ms > MAX_RESPONSE_CACHE_MS {
             return refuse(
@@ -980,6 +1026,21 @@ mod tests {
                     "1000000",
                     "sync.retry_backoff_secs",
                 ),
+                (
+                    "TANDEM_SYNC__RETRY_BACKOFF_SECS",
+                    "3601",
+                    "sync.retry_backoff_secs",
+                ),
+                ("TANDEM_DATA_DIR", "", "data_dir"),
+                ("TANDEM_AUTH__AUDIENCE", "", "auth.audience"),
+                ("TANDEM_AUTH__ISSUER", " ", "auth.issuer"),
+                ("TANDEM_HTTP__HOST", "", "http.host"),
+                ("TANDEM_LOG__FILTER", "", "log.filter"),
+                (
+                    "TANDEM_AUTH__JWT_SECRET",
+                    "0123456789abcdef0123456789abcdef\n",
+                    "auth.jwt_secret",
+                ),
             ] {
                 jail.set_env(var, value);
                 let message = Settings::load(None).unwrap_err().to_string();
@@ -1083,6 +1144,7 @@ mod tests {
             jail.set_env("TANDEM_DATA_DIR", "/var/lib/tandem");
             jail.set_env("DATABASE_URL", "postgres://u:p@db/tandem");
             jail.set_env("TANDEM_NOT_A_SETTING", "x");
+            jail.set_env("tandem_htp__port", "9200");
             jail.set_env("TANDEM_AUTH__AUDIENCE", "1234567890");
             jail.set_env("tandem_auth__issuer", "true");
             jail.set_env(
@@ -1102,6 +1164,10 @@ mod tests {
                 "a secret of digits keeps its leading zeros"
             );
             assert!(unknown.contains(&"TANDEM_NOT_A_SETTING".to_owned()));
+            assert!(
+                unknown.contains(&"tandem_htp__port".to_owned()),
+                "a misspelt section is reported in any case: {unknown:?}"
+            );
             assert!(
                 !unknown
                     .iter()

@@ -71,7 +71,8 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
-    const MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(3600);
+    /// The longest wait before an automatic retry.
+    pub const MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(3600);
 
     /// The time of the next automatic attempt after `attempts` failed ones, or `None` when the
     /// record waits for a manual retry (a permanent reason, or attempts used up).
