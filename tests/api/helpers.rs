@@ -424,6 +424,25 @@ struct TestDatabase {
     postgres: Option<(String, String)>,
 }
 
+/// The PostgreSQL URL `url` with the database `name` in place of its own, keeping its
+/// parameters (`?sslmode=require`).
+pub fn on_database(url: &str, name: &str) -> String {
+    let (path, query) = url.split_once('?').map_or((url, ""), |(p, q)| (p, q));
+    let (server, _) = path
+        .rsplit_once('/')
+        .expect("a URL like postgres://host/db");
+    match query {
+        "" => format!("{server}/{name}"),
+        query => format!("{server}/{name}?{query}"),
+    }
+}
+
+/// The name of the database a PostgreSQL URL names.
+pub fn database_of(url: &str) -> &str {
+    let path = url.split_once('?').map_or(url, |(path, _)| path);
+    path.rsplit_once('/').map_or(path, |(_, name)| name)
+}
+
 impl TestDatabase {
     async fn create() -> Self {
         let dir = tempfile::tempdir().unwrap();
@@ -438,11 +457,8 @@ impl TestDatabase {
                     .await
                     .unwrap();
                 admin.close().await.ok();
-                let (base, _) = admin_url
-                    .rsplit_once('/')
-                    .expect("a URL like postgres://host/db");
                 Self {
-                    url: DatabaseUrl::new(format!("{base}/{name}")),
+                    url: DatabaseUrl::new(on_database(&admin_url, &name)),
                     dir,
                     postgres: Some((admin_url.clone(), name)),
                 }
@@ -516,4 +532,21 @@ pub async fn other_process_writing(app: &TestApp) -> sea_orm::DatabaseTransactio
         })
         .await
         .unwrap()
+}
+
+#[test]
+fn a_test_database_url_keeps_the_parameters_of_the_server_url() {
+    assert_eq!(
+        on_database("postgres://u:p@db:5432/postgres?sslmode=require", "t1"),
+        "postgres://u:p@db:5432/t1?sslmode=require"
+    );
+    assert_eq!(
+        on_database("postgres://db/postgres?sslrootcert=/etc/ssl/ca.pem", "t1"),
+        "postgres://db/t1?sslrootcert=/etc/ssl/ca.pem"
+    );
+    assert_eq!(
+        on_database("postgres://db/postgres", "t1"),
+        "postgres://db/t1"
+    );
+    assert_eq!(database_of("postgres://db/t1?sslmode=require"), "t1");
 }

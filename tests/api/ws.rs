@@ -223,13 +223,16 @@ async fn a_desk_change_subscriber_is_told_of_a_gap_however_long_the_database_ref
     // A failover: the database takes no new connection for a while, so the listener cannot
     // connect again at once, whichever way it tries.
     // From another database: none may refuse connections to the one it is on.
-    let (server, name) = app.database_url.rsplit_once('/').unwrap();
+    let name = crate::helpers::database_of(&app.database_url);
     let allow = |allowed: bool| {
         sea_orm::sqlx::AssertSqlSafe(format!("ALTER DATABASE {name} ALLOW_CONNECTIONS {allowed}"))
     };
-    let mut admin = sea_orm::sqlx::PgConnection::connect(&format!("{server}/postgres"))
-        .await
-        .unwrap();
+    let mut admin = sea_orm::sqlx::PgConnection::connect(&crate::helpers::on_database(
+        &app.database_url,
+        "postgres",
+    ))
+    .await
+    .unwrap();
     sea_orm::sqlx::raw_sql(allow(false))
         .execute(&mut admin)
         .await
