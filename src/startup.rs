@@ -162,6 +162,7 @@ impl Application {
             worker.abort();
             let _ = worker.await;
         }
+        self.store.flush_announcements().await;
         served
     }
 }

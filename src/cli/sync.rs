@@ -78,6 +78,8 @@ pub async fn once(settings: &Settings) -> anyhow::Result<()> {
         }
     }
     progress.finish();
+    // Replicas serving on the database hear of what the round wrote before this one exits.
+    services.store.flush_announcements().await;
     let summary = |pulled: &Counts, pushed: &Counts| {
         println!(
             "Salesforce → desk: {} added, {} updated, {} failed; desk → Salesforce: {} added, {} updated, {} failed ({:.1} s)",

@@ -463,6 +463,18 @@ impl Store {
         }
     }
 
+    /// Sends the other replicas what this process has queued for them, waiting at most a few
+    /// seconds: a process about to exit would otherwise drop the last changes it made
+    /// unannounced.
+    pub async fn flush_announcements(&self) {
+        const PATIENCE: std::time::Duration = std::time::Duration::from_secs(5);
+        if let Some(peers) = &self.peers
+            && tokio::time::timeout(PATIENCE, peers.flush()).await.is_err()
+        {
+            tracing::warn!("other replicas may not hear of the last changes made here");
+        }
+    }
+
     /// Resolves once a round is asked for (at once if one was since the last wait).
     pub async fn round_asked(&self) {
         self.round_asked.notified().await;

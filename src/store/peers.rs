@@ -78,10 +78,17 @@ pub(crate) struct Followers {
     pub round_asked: Arc<tokio::sync::Notify>,
 }
 
+/// What is queued for the bridge to send.
+enum Outgoing {
+    Notice(Notice),
+    /// Answered once everything queued before it is sent.
+    Flush(tokio::sync::oneshot::Sender<()>),
+}
+
 /// This process's side of the conversation: where its notices go out.
 #[derive(Clone)]
 pub(crate) struct Peers {
-    outgoing: mpsc::UnboundedSender<Notice>,
+    outgoing: mpsc::UnboundedSender<Outgoing>,
 }
 
 impl Peers {
@@ -100,7 +107,15 @@ impl Peers {
 
     pub(crate) fn announce(&self, notice: Notice) {
         // The bridge ends only with the last store, so there is always a receiver.
-        let _ = self.outgoing.send(notice);
+        let _ = self.outgoing.send(Outgoing::Notice(notice));
+    }
+
+    /// Returns once every notice queued before it is sent (or its sending given up).
+    pub(crate) async fn flush(&self) {
+        let (sent, flushed) = tokio::sync::oneshot::channel();
+        if self.outgoing.send(Outgoing::Flush(sent)).is_ok() {
+            let _ = flushed.await;
+        }
     }
 }
 
@@ -114,7 +129,7 @@ struct Bridge {
 impl Bridge {
     /// Announces what this process queues, and hears the others until the last store is
     /// gone. Hearing runs on its own task: a listener must not be interrupted mid-message.
-    async fn run(self, mut queued: mpsc::UnboundedReceiver<Notice>) {
+    async fn run(self, mut queued: mpsc::UnboundedReceiver<Outgoing>) {
         let bridge = std::sync::Arc::new(self);
         let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
         let hearing = bridge.clone();
@@ -153,9 +168,21 @@ impl Bridge {
             }
         });
         while let Some(first) = queued.recv().await {
-            let mut notices = vec![first];
-            while let Ok(more) = queued.try_recv() {
-                notices.push(more);
+            let mut notices = Vec::new();
+            let mut flushes = Vec::new();
+            let mut next = Some(first);
+            while let Some(outgoing) = next {
+                match outgoing {
+                    Outgoing::Notice(notice) => notices.push(notice),
+                    Outgoing::Flush(done) => flushes.push(done),
+                }
+                next = queued.try_recv().ok();
+            }
+            if notices.is_empty() {
+                for done in flushes {
+                    let _ = done.send(());
+                }
+                continue;
             }
             notices.retain(|n| !matches!(n, Notice::Changed));
             // Each in an envelope of its own: a replica of an earlier version, which cannot
@@ -175,6 +202,9 @@ impl Bridge {
             }
             if !notices.is_empty() {
                 bridge.announce(notices).await;
+            }
+            for done in flushes {
+                let _ = done.send(());
             }
         }
         let _ = stop.send(());
