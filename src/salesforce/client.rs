@@ -29,6 +29,9 @@ pub struct ClientConfig {
     pub credentials: Credentials,
     /// Where refresh tokens Salesforce rotates in are kept.
     pub on_rotation: Option<OnRotation>,
+    /// The refresh token in the credentials is one Salesforce rotated in for the connection,
+    /// not one a person gave: [`SalesforceClient::revoke`] voids it too.
+    pub refresh_token_issued: bool,
     /// How long the answer to a quick call may take: signing in, a describe, one record.
     pub timeout: Duration,
     /// How long the answer to a slow call may take: a query, which Salesforce runs for up to
@@ -54,6 +57,7 @@ impl ClientConfig {
             api_version: "62.0".into(),
             credentials,
             on_rotation: None,
+            refresh_token_issued: false,
             timeout: Duration::from_secs(30),
             slow_timeout: Duration::from_secs(150),
             once_timeout: Duration::from_secs(600),
@@ -234,6 +238,7 @@ impl SalesforceClient {
             config.login_url.clone(),
             config.credentials.clone(),
             config.on_rotation.clone(),
+            config.refresh_token_issued,
         ));
         Ok(Self {
             http,

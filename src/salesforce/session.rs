@@ -127,6 +127,8 @@ pub(super) struct SessionOwner {
     login_url: String,
     credentials: Credentials,
     on_rotation: Option<OnRotation>,
+    /// The refresh token of the credentials was rotated in, not given (see `revoke`).
+    given_was_issued: bool,
     state: Mutex<State>,
     /// Sign-ins finished, whatever their end (read without waiting for one under way).
     attempts: AtomicU64,
@@ -138,6 +140,7 @@ impl SessionOwner {
         login_url: String,
         credentials: Credentials,
         on_rotation: Option<OnRotation>,
+        given_was_issued: bool,
     ) -> Self {
         let refresh_token = match &credentials {
             Credentials::RefreshToken { refresh_token, .. } => Some(refresh_token.clone()),
@@ -148,6 +151,7 @@ impl SessionOwner {
             login_url: login_url.trim_end_matches('/').to_owned(),
             credentials,
             on_rotation,
+            given_was_issued,
             state: Mutex::new(State {
                 session: None,
                 refresh_token,
@@ -173,10 +177,10 @@ impl SessionOwner {
     }
 
     /// Asks Salesforce to void the session signed in here (its access token) and a refresh
-    /// token it issued here (rotated in for the one given), and signs in no more. The
-    /// refresh token given is left to whoever gave it, who may give it again, and an access
-    /// token given as the credentials, obtained elsewhere, is left alone too. A token
-    /// Salesforce no longer knows is void already.
+    /// token it issued (rotated in for the one given, here or, as the credentials say, before
+    /// they were saved), and signs in no more. The refresh token a person gave is left to
+    /// them, who may give it again, and an access token given as the credentials, obtained
+    /// elsewhere, is left alone too. A token Salesforce no longer knows is void already.
     pub async fn revoke(&self) -> Result<(), SalesforceError> {
         let (session, refresh) = {
             let mut state = self.state.lock().await;
@@ -187,7 +191,9 @@ impl SessionOwner {
             (state.session.take(), state.refresh_token.take())
         };
         let given = match &self.credentials {
-            Credentials::RefreshToken { refresh_token, .. } => Some(refresh_token.expose_secret()),
+            Credentials::RefreshToken { refresh_token, .. } if !self.given_was_issued => {
+                Some(refresh_token.expose_secret())
+            }
             _ => None,
         };
         let access = session

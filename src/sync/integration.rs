@@ -102,6 +102,10 @@ struct CachedClient {
     client: Arc<SalesforceClient>,
 }
 
+/// In a connection's sealed secrets, set once the refresh token saved is one Salesforce
+/// rotated in, which deleting the connection voids, rather than the one a person gave.
+const ISSUED: &str = "refreshTokenIssued";
+
 /// A fingerprint of a saved connection without its refresh token: when only the token
 /// differs from the client's, another process saved one Salesforce rotated in, and the client
 /// takes it instead of signing in again — which would rotate it once more, and void the one
@@ -111,6 +115,7 @@ fn basis(model: &integration::Model, secrets: &Value) -> u64 {
     let mut rest = secrets.clone();
     if let Some(map) = rest.as_object_mut() {
         map.remove("refreshToken");
+        map.remove(ISSUED);
     }
     let mut h = std::collections::hash_map::DefaultHasher::new();
     (
@@ -144,6 +149,7 @@ async fn keep_rotated(
         return Ok(());
     }
     secrets["refreshToken"] = Value::String(new.expose_secret().to_owned());
+    secrets[ISSUED] = Value::Bool(true);
     let resealed = vault.seal(secrets.to_string().as_bytes());
     // The client runs this holding its session, which `client_of` may be waiting for with
     // the cache locked: when the cache is busy, the next look at it adopts `new` instead.
@@ -528,10 +534,13 @@ impl Integrations {
     }
 
     /// A client for these credentials, with its id.
+    /// A client of `credentials`, whose refresh token Salesforce `issued` (rotated in) rather
+    /// than a person giving it.
     fn client_for(
         &self,
         login_url: &str,
         credentials: Credentials,
+        issued: bool,
     ) -> Result<(u64, SalesforceClient), SyncError> {
         let id = self
             .clients_made
@@ -539,6 +548,7 @@ impl Integrations {
         let rotates = matches!(credentials, Credentials::RefreshToken { .. });
         let mut config = ClientConfig::new(login_url, credentials);
         config.api_version = self.api_version.clone();
+        config.refresh_token_issued = issued;
         if rotates {
             let (store, vault, cache) =
                 (self.store.clone(), self.vault.clone(), self.client.clone());
@@ -610,7 +620,7 @@ impl Integrations {
                 (None, client_id, secrets, credentials)
             }
         };
-        let (id, client) = self.client_for(&login_url, credentials)?;
+        let (id, client) = self.client_for(&login_url, credentials, false)?;
         match client.verify().await {
             Ok(()) => {}
             Err(SalesforceError::AuthFailed { error, description }) => {
@@ -627,6 +637,9 @@ impl Integrations {
         {
             rotated = now.expose_secret() != given;
             secrets["refreshToken"] = Value::String(now.expose_secret().to_owned());
+            if rotated {
+                secrets[ISSUED] = Value::Bool(true);
+            }
         }
         let connected = async {
             // Signed in is not yet let in: an org without the REST API (an edition without it, or
@@ -841,7 +854,8 @@ impl Integrations {
                 client_secret: secret("clientSecret"),
             },
         };
-        let (id, client) = self.client_for(&model.login_url, credentials)?;
+        let issued = secrets[ISSUED] == Value::Bool(true);
+        let (id, client) = self.client_for(&model.login_url, credentials, issued)?;
         let client = Arc::new(client);
         *cache = Some(CachedClient {
             sealed: sealed.to_vec(),

@@ -933,6 +933,37 @@ async fn deleting_the_integration_voids_a_refresh_token_salesforce_rotated_in() 
 }
 
 #[tokio::test]
+async fn a_refresh_token_salesforce_rotated_in_is_voided_by_whichever_process_deletes_the_integration()
+ {
+    let app = spawn_app().await;
+    let sim = salesforce_sim::start(SimConfig {
+        rotate_refresh_tokens: true,
+        ..SimConfig::default()
+    })
+    .await;
+    let connected = connect_with_refresh_token(&app, &sim, &sim.refresh_token()).await;
+    assert!(connected.get("errors").is_none(), "{connected}");
+    app.gql_ok("mutation { startSync { firstSync } }", json!({}))
+        .await;
+    app.sync_now().await;
+    // A round signs in again and Salesforce rotates once more: the token saved is still
+    // one Salesforce issued.
+    sim.expire_tokens();
+    app.sync_now().await;
+    assert_eq!(sim.live_refresh_tokens(), 1);
+
+    // Another process (a replica, or this one restarted) deletes it, knowing the token only
+    // from what was saved.
+    let other = crate::replicas::second_process(&app).await;
+    other.integrations.delete().await.unwrap();
+    assert_eq!(
+        sim.live_refresh_tokens(),
+        0,
+        "issued to the connection alone, it goes with it"
+    );
+}
+
+#[tokio::test]
 async fn an_integration_is_deleted_when_salesforce_cannot_void_its_tokens() {
     let app = spawn_app().await;
     let sim = salesforce_sim::start(SimConfig::default()).await;
