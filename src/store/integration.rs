@@ -464,6 +464,9 @@ impl Store {
     }
 }
 
+/// What a change to the integration finds missing when there is none.
+pub const INTEGRATION: &str = "Salesforce integration";
+
 /// The integration's row, locked for the rest of the transaction; `NOT_FOUND` when there is
 /// none.
 async fn locked_row(txn: &impl ConnectionTrait) -> StoreResult<integration::Model> {
@@ -471,7 +474,7 @@ async fn locked_row(txn: &impl ConnectionTrait) -> StoreResult<integration::Mode
         .lock_exclusive()
         .one(txn)
         .await?
-        .ok_or_else(|| StoreError::NotFound("Salesforce integration".into()))
+        .ok_or_else(|| StoreError::NotFound(INTEGRATION.into()))
 }
 
 /// A saved field mapping: module, desk field, Salesforce field.

@@ -64,9 +64,22 @@ pub enum SyncError {
     #[error(transparent)]
     Upstream(#[from] SalesforceError),
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(StoreError),
     #[error(transparent)]
     Vault(#[from] VaultError),
+}
+
+impl From<StoreError> for SyncError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            // Deleted, by this process or another, since it was last read: as it is to anyone
+            // asking now.
+            StoreError::NotFound(what) if what == crate::store::INTEGRATION => {
+                SyncError::NotConnected
+            }
+            e => SyncError::Store(e),
+        }
+    }
 }
 
 /// The Salesforce connection: saved encrypted, verified before saving, one client shared.

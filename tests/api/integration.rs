@@ -964,6 +964,21 @@ async fn a_refresh_token_salesforce_rotated_in_is_voided_by_whichever_process_de
 }
 
 #[tokio::test]
+async fn a_change_meeting_an_integration_deleted_meanwhile_says_it_is_not_connected() {
+    let app = spawn_app().await;
+    let sim = salesforce_sim::start(SimConfig::default()).await;
+    connect(&app, &sim, "tandem").await;
+    // Deleted by another process between a change's first read and its locked write: the
+    // write finds no row, and says what anyone asking now would hear.
+    assert!(app.store.delete_integration().await.unwrap());
+    let failed = app.integrations.fail("the credentials were refused").await;
+    assert!(
+        matches!(failed, Err(tandem::sync::SyncError::NotConnected)),
+        "{failed:?}"
+    );
+}
+
+#[tokio::test]
 async fn an_integration_is_deleted_when_salesforce_cannot_void_its_tokens() {
     let app = spawn_app().await;
     let sim = salesforce_sim::start(SimConfig::default()).await;
