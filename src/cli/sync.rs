@@ -65,7 +65,9 @@ pub async fn once(settings: &Settings) -> anyhow::Result<()> {
                 }
                 interrupted = true;
                 eprintln!("interrupted: the round stops after the batch in flight ({again} again to quit at once)");
-                services.integrations.stop_here();
+                // Closing, not only stopping: a round that had yet to ask for its turn when
+                // the signal came does not then wait for one.
+                services.integrations.close_here();
             }
         }
     };

@@ -365,7 +365,7 @@ impl Integrations {
     /// generation of the moment it was asked for: a stop, pause or reconnect while it waited
     /// stops it before its first step, as it would have stopped the round it waited behind.
     /// The wait itself ends at such a stop (Ctrl-C, a shutdown): a round another process
-    /// runs can take an hour.
+    /// runs can take an hour. A process closing (even before it asked) runs none.
     pub async fn round(&self) -> Result<(RoundGuard<'_>, u64), SyncError> {
         let generation = self.generation();
         let guard = tokio::select! {
@@ -378,9 +378,9 @@ impl Integrations {
         Ok((guard, generation))
     }
 
-    /// Resolves once the generation is no longer `generation`.
+    /// Resolves once the generation is no longer `generation`, or the process is closing.
     async fn stopped_since(&self, generation: u64) {
-        while self.generation() == generation {
+        while self.generation() == generation && !self.closing() {
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
     }

@@ -931,6 +931,23 @@ async fn sync_once_terminated_while_it_waits_for_another_round_stops_the_same_wa
     sync_once_stopped_while_it_waits("-TERM").await;
 }
 
+#[tokio::test]
+async fn a_process_told_to_stop_before_its_round_asked_for_its_turn_does_not_wait_for_another() {
+    let (app, _sim) = started(|_| {}).await;
+    let other = second_process(&app).await;
+    let running = app.store.lock_rounds().await.unwrap();
+    // The signal comes as the round is being started: before it asks for its turn.
+    other.integrations.close_here();
+    let report = tokio::time::timeout(Duration::from_secs(10), other.engine.run_once())
+        .await
+        .expect("it ends without waiting for the other round");
+    assert!(
+        report.as_ref().is_ok_and(|r| r.idle.is_some()) || report.is_err(),
+        "{report:?}"
+    );
+    drop(running);
+}
+
 /// `tandem sync --once`, waiting for another process's round, sent `signal`.
 async fn sync_once_stopped_while_it_waits(signal: &str) {
     use tokio::io::AsyncBufReadExt;
