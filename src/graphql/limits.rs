@@ -192,7 +192,7 @@ impl Limits {
 
 /// How deep async-graphql lets selection sets nest before it refuses a document (its
 /// default, which the schemas keep), counting fields, inline fragments and spreads alike.
-const RECURSION_DEPTH: usize = 32;
+pub(super) const RECURSION_DEPTH: usize = 32;
 
 /// Whether a selection set in some operation sits more than `bound` levels below the
 /// operation's, each field with a selection, inline fragment and fragment spread a level, as
@@ -258,7 +258,7 @@ fn nested_past(doc: &ExecutableDocument, bound: usize) -> bool {
         Some(deepest)
     }
     let mut known = HashMap::new();
-    doc.operations.iter().any(|(_, op)| {
+    let operation_past = doc.operations.iter().any(|(_, op)| {
         below(
             &op.node.selection_set.node,
             doc,
@@ -268,7 +268,22 @@ fn nested_past(doc: &ExecutableDocument, bound: usize) -> bool {
             &mut Vec::new(),
         )
         .is_none()
-    })
+    });
+    // Fragments no operation spreads are walked too, by the checks after this one and by
+    // validation: one heading a long chain is measured here first, from its own level.
+    operation_past
+        || doc.fragments.iter().any(|(name, fragment)| {
+            !known.contains_key(name.as_str())
+                && below(
+                    &fragment.node.selection_set.node,
+                    doc,
+                    0,
+                    bound,
+                    &mut known,
+                    &mut vec![name.as_str()],
+                )
+                .is_none()
+        })
 }
 
 /// Why the operation run, when it is a subscription, is not one its events can be

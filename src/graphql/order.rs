@@ -125,8 +125,8 @@ fn order(value: &mut Value, request: &Request<'_>, sets: &[&SelectionSet]) {
 
 fn collect<'d>(request: &Request<'d>, set: &'d SelectionSet, keys: &mut Keys<'d>, depth: usize) {
     // Fragments that spread in one another are refused before execution; the bound only
-    // keeps a cycle from recursing here.
-    if depth > 16 {
+    // keeps a cycle from recursing here, and lets through every nesting `limits` admits.
+    if depth > super::limits::RECURSION_DEPTH {
         return;
     }
     for item in &set.items {

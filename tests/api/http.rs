@@ -168,6 +168,24 @@ async fn a_response_keeps_the_order_of_its_selection() {
         text.starts_with(r#"[{"data":{"b":"Query","a":"Query"}},{"errors":[{"message":"#),
         "a request error has no data and its message comes first: {text}"
     );
+    // As deep in fragments as a document may go.
+    let chain: String = (0..24)
+        .map(|n| format!("fragment f{n} on Query {{ ...f{} }} ", n + 1))
+        .collect();
+    let query = format!(
+        "{{ z: __typename ...f0 }} {chain} fragment f24 on Query {{ b: contacts(first: 1) {{ totalCount }} a: __typename }}"
+    );
+    let deep = post(
+        &app,
+        Some(JSON),
+        Some(JSON),
+        &json!({ "query": query }).to_string(),
+    )
+    .await;
+    assert_eq!(
+        deep.text().await.unwrap(),
+        r#"{"data":{"z":"Query","b":{"totalCount":0},"a":"Query"}}"#
+    );
 }
 
 #[tokio::test]

@@ -638,3 +638,21 @@ async fn a_long_chain_of_fragments_is_refused_whatever_the_limits_allow() {
     let data = app.gql_ok(&chain, json!({})).await;
     assert_eq!(data["__typename"], "Query");
 }
+
+#[tokio::test]
+async fn a_long_chain_of_fragments_no_operation_spreads_is_refused_not_a_crash() {
+    let app = spawn_app_with(|s| {
+        s.graphql.max_fields = 1_000_000;
+        s.graphql.max_query_bytes = 1_000_000;
+    })
+    .await;
+    let chain: String = (0..20_000)
+        .map(|n| format!("fragment f{n} on Query{{...f{}}}", n + 1))
+        .collect();
+    let chain = format!("{{__typename}}{chain}fragment f20000 on Query{{__typename}}");
+    let body = app.gql(&chain, json!({})).await;
+    assert_eq!(codes(&body), ["BAD_USER_INPUT"], "{body}");
+    assert_eq!(body["errors"][0]["extensions"]["limit"], "maxDepth");
+    let data = app.gql_ok("{ __typename }", json!({})).await;
+    assert_eq!(data["__typename"], "Query", "the server still answers");
+}
