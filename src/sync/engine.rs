@@ -593,8 +593,9 @@ impl SyncEngine {
             report
                 .pushed
                 .add(self.find_lost_creates(&round, module).await?);
-            report.pulled.add(self.pull(&round, module).await?);
+            // When the pull began: its first page was read then, however long the rest took.
             read_at.insert(module, Instant::now());
+            report.pulled.add(self.pull(&round, module).await?);
             // Records that could not be told apart (`MULTIPLE_MATCHES`) are tried again once
             // one of those sharing their key settles: merged away, re-keyed or linked.
             let woke = self
