@@ -302,6 +302,23 @@ impl SyncEngine {
                 .map(|((_, id, _), _)| id.as_str().to_owned())
                 .collect();
             let missing = round.missing(object, &doubtful).await;
+            // The accounts a purge kept those gone in: a contact made again stays in one
+            // Salesforce still has (deleting a contact leaves its account), and leaves one
+            // deleted with it.
+            let account = account_field(round.mappings(module), module);
+            let kept: Vec<String> = updates
+                .iter()
+                .filter(|(_, id, _)| missing.as_ref().is_ok_and(|m| m.contains(id.as_str())))
+                .filter_map(|(i, ..)| links.get(&plans[*i].0)?.kept_account_id.clone())
+                .collect();
+            let kept_gone = match account {
+                Some(_) if !kept.is_empty() => {
+                    round
+                        .missing(Module::Accounts.salesforce_object(), &kept)
+                        .await
+                }
+                _ => Ok(HashSet::new()),
+            };
             for ((i, id, _), result) in updates.into_iter().zip(results) {
                 if !result.success {
                     unmade.push(plans[i].0);
@@ -313,7 +330,8 @@ impl SyncEngine {
                 }
                 if missing.as_ref().is_ok_and(|m| m.contains(id.as_str())) {
                     // Deleted in Salesforce but changed in the desk: re-create it there, out
-                    // of the account a purge kept it in (which Salesforce deleted with it).
+                    // of the account a purge kept it in if Salesforce deleted that too (or
+                    // could not say).
                     let mut values = match &mut plans[i].1 {
                         Plan::Update { all, .. } => std::mem::take(all),
                         _ => Record::new(),
@@ -321,9 +339,10 @@ impl SyncEngine {
                     let kept = links
                         .get(&plans[i].0)
                         .and_then(|l| l.kept_account_id.as_deref());
-                    if let Some(field) = account_field(round.mappings(module), module)
-                        && kept.is_some()
-                        && values.get(field).and_then(Value::as_str) == kept
+                    if let Some(field) = account
+                        && let Some(kept) = kept
+                        && values.get(field).and_then(Value::as_str) == Some(kept)
+                        && kept_gone.as_ref().map_or(true, |gone| gone.contains(kept))
                     {
                         values.insert(field.to_owned(), Value::Null);
                     }
@@ -462,7 +481,7 @@ impl SyncEngine {
         let mut counts = Counts::default();
         for (i, (desk_id, plan)) in plans.into_iter().enumerate() {
             let settles = read.get(&desk_id).map_or(&[][..], Vec::as_slice);
-            let (hash, creating, read) = match plan {
+            let (hash, creating, read, kept) = match plan {
                 Plan::Skip => {
                     // Nothing left to send: a failure to send it earlier is settled.
                     if open_failures {
@@ -516,9 +535,20 @@ impl SyncEngine {
                     let read = links
                         .get(&desk_id)
                         .and_then(|l| with_sent(l.salesforce_fields.as_deref(), &values));
-                    (hash, false, read)
+                    (hash, false, read, None)
                 }
-                Plan::Create { hash, .. } => (hash, true, None),
+                Plan::Create { hash, values } => {
+                    // Made again in the account a purge kept its twin in: kept there still.
+                    let kept = links
+                        .get(&desk_id)
+                        .and_then(|l| l.kept_account_id.clone())
+                        .filter(|kept| {
+                            account_field(round.mappings(module), module).is_some_and(|field| {
+                                values.get(field).and_then(Value::as_str) == Some(kept.as_str())
+                            })
+                        });
+                    (hash, true, None, kept)
+                }
             };
             let Some(result) = outcomes.remove(&i) else {
                 continue;
@@ -535,6 +565,11 @@ impl SyncEngine {
                             read.as_deref(),
                         )
                         .await?;
+                    if let Some(kept) = kept {
+                        batch
+                            .keep_accounts(&[(sf_id.as_str().to_owned(), kept)])
+                            .await?;
+                    }
                     // Its failures of going out, not those of coming in: a Salesforce
                     // version the desk refused still is, until the next read of the record
                     // (this push's, which the pull learns) says otherwise.

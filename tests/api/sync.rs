@@ -3498,6 +3498,33 @@ async fn a_contact_kept_in_a_purged_account_is_recreated_without_it_once_salesfo
 }
 
 #[tokio::test]
+async fn a_contact_kept_in_a_purged_account_is_recreated_in_it_when_salesforce_deletes_only_the_contact()
+ {
+    let (app, sim) = connected().await;
+    let (acme, keats, desk_keats) = purged_acme(&app, &sim, "Keats").await;
+    sim.delete("Contact", &keats).unwrap();
+
+    update_contact(&app, &desk_keats, json!({ "title": "Poet" })).await;
+    let report = app.sync_now().await;
+    assert_eq!(report.pushed.failed, 0, "{report:?}");
+    let recreated = salesforce_id_of(&app, &desk_keats).await;
+    assert_ne!(recreated, keats);
+    let in_org = sim.get("Contact", &recreated).unwrap();
+    assert_eq!(in_org["Title"], "Poet");
+    assert_eq!(
+        in_org["AccountId"],
+        acme.as_str(),
+        "deleting a contact leaves its account"
+    );
+    let mark = sim.request_count();
+    app.sync_now().await;
+    assert_eq!(writes_since(&sim, mark), Vec::<String>::new(), "no echo");
+    // Still kept there: the next desk edit leaves it in, and the account, back from
+    // Salesforce, takes it in.
+    stays_in_its_purged_account(&app, &sim, (&desk_keats, &recreated, &acme), "Keats").await;
+}
+
+#[tokio::test]
 async fn updates_sent_before_a_failed_create_are_recorded_and_not_read_back_as_news() {
     let (app, sim) = connected().await;
     let byron = app
