@@ -536,6 +536,71 @@ async fn in_two_way_mode_the_most_recent_change_wins() {
 }
 
 #[tokio::test]
+async fn a_newer_salesforce_edit_the_desk_cannot_take_yet_is_not_written_over_by_an_older_desk_edit()
+ {
+    let (app, sim) = connected().await;
+    // The desk refuses this account (a negative head count), so it is never linked.
+    let refused = sim
+        .insert(
+            "Account",
+            json!({ "Name": "Refused", "NumberOfEmployees": -5 }),
+        )
+        .unwrap();
+    let sf_id = sim
+        .insert("Contact", json!({ "LastName": "Liskov", "Title": "Start" }))
+        .unwrap();
+    app.sync_now().await;
+    let desk_id = by_last_name(&contacts(&app).await, "Liskov")[0]["id"].clone();
+
+    update_contact(&app, &desk_id, json!({ "title": "Desk first" })).await;
+    sim.advance_clock(60);
+    // Later, in Salesforce: a new title, and an account the contact must wait for.
+    sim.update(
+        "Contact",
+        &sf_id,
+        json!({ "Title": "Salesforce later", "AccountId": refused }),
+    )
+    .unwrap();
+    app.sync_now().await;
+    assert_eq!(
+        sim.get("Contact", &sf_id).unwrap()["Title"],
+        "Salesforce later",
+        "the older desk edit is not pushed over it"
+    );
+    let waiting = app
+        .gql_ok(
+            "{ syncFailures(reason: ACCOUNT_NOT_SYNCED) { nodes { salesforceId } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        waiting["syncFailures"]["nodes"][0]["salesforceId"],
+        sf_id.as_str()
+    );
+
+    // The account fixed in Salesforce, the contact comes with it, its newer title too.
+    sim.advance_clock(5);
+    sim.update("Account", &refused, json!({ "NumberOfEmployees": 5 }))
+        .unwrap();
+    app.sync_now().await;
+    app.sync_now().await;
+    let desk = by_last_name(&contacts(&app).await, "Liskov")[0].clone();
+    assert_eq!(desk["title"], "Salesforce later", "{desk}");
+    assert_eq!(desk["account"]["name"], "Refused", "{desk}");
+    assert_eq!(
+        sim.get("Contact", &sf_id).unwrap()["Title"],
+        "Salesforce later"
+    );
+    let mark = sim.request_count();
+    app.sync_now().await;
+    assert_eq!(
+        writes_since(&sim, mark),
+        Vec::<String>::new(),
+        "settled, nothing more goes"
+    );
+}
+
+#[tokio::test]
 async fn a_first_meeting_won_by_the_desk_is_counted_once_as_the_update_sent() {
     let (app, sim) = connected().await;
     let sf_id = sim
