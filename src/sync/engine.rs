@@ -190,9 +190,14 @@ impl Round {
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, object, "cannot ask Salesforce which records are gone");
-                    return Err(match e {
-                        SalesforceError::RateLimited(_) => FailureReason::RateLimited,
-                        _ => FailureReason::UpstreamUnavailable,
+                    // Out of budget, or throttled at the edge: as a write refused so is.
+                    let limited = e.code().is_some_and(|code| {
+                        FailureReason::from_salesforce(code, "") == FailureReason::RateLimited
+                    });
+                    return Err(if limited {
+                        FailureReason::RateLimited
+                    } else {
+                        FailureReason::UpstreamUnavailable
                     });
                 }
             }
