@@ -202,18 +202,6 @@ impl SyncEngine {
             .map(|p| p.desk_id)
             .collect();
         let accounts = self.desk_account_links(module, &records).await?;
-        // Read before the batch: only the worker logs failures, one round at a time.
-        let open_failures = self.store.has_open_failures(module).await?;
-        // Salesforce versions of the twins the desk could not take yet (a contact waiting
-        // for its account, a value the desk refuses): what the desk would send is compared
-        // with an older read, and one of them newer than the desk's edit must not be
-        // written over by it.
-        let unread = if open_failures {
-            let twins: Vec<String> = links.values().map(|l| l.salesforce_id.clone()).collect();
-            self.store.failed_versions(module, &twins).await?
-        } else {
-            HashMap::new()
-        };
         let mut plans: Vec<(i64, Plan)> = ids
             .iter()
             .map(|id| {
@@ -242,17 +230,6 @@ impl SyncEngine {
                         let h = hash(&values);
                         match links.get(id) {
                             Some(link) if link.synced_hash == h => Plan::Skip,
-                            // The newer side wins: the edit waits for Salesforce's version,
-                            // newer than it and than the link's read, which settles it once
-                            // the desk can take that.
-                            Some(link)
-                                if unread.get(&link.salesforce_id).is_some_and(|at| {
-                                    *at > record.updated_at()
-                                        && link.salesforce_modstamp.is_none_or(|read| *at > read)
-                                }) =>
-                            {
-                                Plan::Wait
-                            }
                             Some(link) => {
                                 // Only what changed: an edit made in Salesforce since the last
                                 // read, to another field, is not overwritten, and the next pull
@@ -478,6 +455,8 @@ impl SyncEngine {
             unverified.extend(asked_for.into_iter().map(|desk_id| (desk_id, why)));
             HashSet::new()
         });
+        // Read before the batch: only the worker logs push failures, one round at a time.
+        let open_failures = self.store.has_open_failures(module).await?;
         // What a refused picklist takes, for the failure's message. Asked before the batch,
         // as every Salesforce call is: a sign-in it may need saves a rotated token through
         // the desk's writer, which the batch would be holding.
