@@ -242,12 +242,13 @@ fn kind(auth: &ConnectAuth) -> &'static str {
 
 /// Why `action` cannot be done while the integration is `status`, and what would let it.
 pub(crate) fn wrong_state(action: &str, status: &str) -> String {
-    let way = match status.parse() {
-        Ok(IntegrationStatus::Error) => {
+    let way = match (status.parse(), action) {
+        (Ok(IntegrationStatus::Error), _) => {
             ": connect it again with connectSalesforce (its statusReason says what stopped it)"
         }
-        Ok(IntegrationStatus::Paused) => ": resume it with resumeSync first",
-        Ok(IntegrationStatus::Active) => ": it is not paused",
+        (Ok(IntegrationStatus::Paused), "pause") => ": it is paused already",
+        (Ok(IntegrationStatus::Paused), _) => ": resume it with resumeSync first",
+        (Ok(IntegrationStatus::Active), "resume") => ": it is not paused",
         _ => "",
     };
     format!("cannot {action} while the integration is {status}{way}")
@@ -831,8 +832,11 @@ impl Integrations {
         }
         let secrets: Value = self.vault.open_json(sealed)?;
         let basis = basis(model, &secrets);
+        // Only a token Salesforce rotated in: one a person gave (a reconnect with the same
+        // app) makes a client of its own, which leaves it to them when deleted.
         if let Some(cached) = cache.as_mut()
             && cached.basis == basis
+            && secrets[ISSUED] == Value::Bool(true)
             && let Some(token) = secrets["refreshToken"].as_str()
         {
             cached

@@ -771,6 +771,13 @@ async fn sync_can_be_paused_resumed_retyped_and_deleted() {
         .gql("mutation { pauseSync { status } }", json!({}))
         .await;
     assert_eq!(codes(&again), ["CONFLICT"]);
+    assert!(
+        again["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .ends_with("it is paused already"),
+        "{again}"
+    );
     assert_eq!(
         app.gql_ok("mutation { resumeSync { status } }", json!({}))
             .await["resumeSync"]["status"],
