@@ -193,7 +193,12 @@ impl Store {
             api_max: Set(None),
             created_at: Set(now),
             updated_at: Set(now),
-            epoch: Set(previous.as_ref().map_or(0, |p| p.epoch) + 1),
+            // Never one a connection before had, deleted ones included: a round or a
+            // session of an earlier connection is never taken for this one's.
+            epoch: Set(previous
+                .as_ref()
+                .map_or(0, |p| p.epoch + 1)
+                .max(now.timestamp_micros())),
         };
         // Replaced in place: a pause or a change of sync type waiting on the row's lock then
         // finds the new connection, where a row deleted and made again would be gone to it.

@@ -986,6 +986,21 @@ async fn a_change_meeting_an_integration_deleted_meanwhile_says_it_is_not_connec
 }
 
 #[tokio::test]
+async fn a_connection_made_after_a_delete_is_never_taken_for_the_one_deleted() {
+    let app = spawn_app().await;
+    let sim = salesforce_sim::start(SimConfig::default()).await;
+    connect(&app, &sim, "tandem").await;
+    let first = app.store.integration().await.unwrap().unwrap().epoch;
+    app.gql_ok("mutation { deleteIntegration { status } }", json!({}))
+        .await;
+    connect(&app, &sim, "tandem").await;
+    let second = app.store.integration().await.unwrap().unwrap().epoch;
+    // A round or a session of the first, still under way somewhere, stops at its next
+    // check of the epoch.
+    assert_ne!(first, second);
+}
+
+#[tokio::test]
 async fn an_integration_is_deleted_when_salesforce_cannot_void_its_tokens() {
     let app = spawn_app().await;
     let sim = salesforce_sim::start(SimConfig::default()).await;
