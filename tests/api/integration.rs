@@ -272,12 +272,7 @@ async fn links_follow_the_org_to_the_instance_a_renewed_session_names() {
 
 #[tokio::test]
 async fn a_round_whose_renewed_session_rotated_the_token_still_notes_the_instance_it_names() {
-    let app = spawn_app().await;
-    let sim = salesforce_sim::start(SimConfig {
-        rotate_refresh_tokens: true,
-        ..SimConfig::default()
-    })
-    .await;
+    let (app, sim) = (spawn_app().await, rotating_org().await);
     let connected = connect_with_refresh_token(&app, &sim, &sim.refresh_token()).await;
     assert!(connected.get("errors").is_none(), "{connected}");
     app.gql_ok("mutation { startSync { firstSync } }", json!({}))
@@ -291,6 +286,15 @@ async fn a_round_whose_renewed_session_rotated_the_token_still_notes_the_instanc
     let report = app.sync_now().await;
     assert!(report.idle.is_none(), "{report:?}");
     assert_eq!(integration(&app).await["instanceUrl"], moved.as_str());
+}
+
+/// An org that rotates the refresh token at each sign-in with one.
+async fn rotating_org() -> SimHandle {
+    salesforce_sim::start(SimConfig {
+        rotate_refresh_tokens: true,
+        ..SimConfig::default()
+    })
+    .await
 }
 
 #[tokio::test]
@@ -813,12 +817,7 @@ async fn sync_can_be_paused_resumed_retyped_and_deleted() {
 
 #[tokio::test]
 async fn a_connection_refused_after_salesforce_rotated_the_token_says_the_token_is_spent() {
-    let app = spawn_app().await;
-    let sim = salesforce_sim::start(SimConfig {
-        rotate_refresh_tokens: true,
-        ..SimConfig::default()
-    })
-    .await;
+    let (app, sim) = (spawn_app().await, rotating_org().await);
     const CONNECT: &str =
         "mutation($i: ConnectSalesforceInput!) { connectSalesforce(input: $i) { status } }";
     let input = json!({ "i": { "loginUrl": sim.base_url(), "auth": "REFRESH_TOKEN",
@@ -913,12 +912,7 @@ async fn deleting_the_integration_voids_its_session_at_salesforce() {
 
 #[tokio::test]
 async fn deleting_the_integration_voids_a_refresh_token_salesforce_rotated_in() {
-    let app = spawn_app().await;
-    let sim = salesforce_sim::start(SimConfig {
-        rotate_refresh_tokens: true,
-        ..SimConfig::default()
-    })
-    .await;
+    let (app, sim) = (spawn_app().await, rotating_org().await);
     let given = sim.refresh_token();
     let connected = connect_with_refresh_token(&app, &sim, &given).await;
     assert!(connected.get("errors").is_none(), "{connected}");
@@ -942,12 +936,7 @@ async fn deleting_the_integration_voids_a_refresh_token_salesforce_rotated_in() 
 #[tokio::test]
 async fn a_refresh_token_salesforce_rotated_in_is_voided_by_whichever_process_deletes_the_integration()
  {
-    let app = spawn_app().await;
-    let sim = salesforce_sim::start(SimConfig {
-        rotate_refresh_tokens: true,
-        ..SimConfig::default()
-    })
-    .await;
+    let (app, sim) = (spawn_app().await, rotating_org().await);
     let connected = connect_with_refresh_token(&app, &sim, &sim.refresh_token()).await;
     assert!(connected.get("errors").is_none(), "{connected}");
     app.gql_ok("mutation { startSync { firstSync } }", json!({}))

@@ -616,6 +616,15 @@ async fn deeply_nested_values_are_refused_not_a_crash() {
     assert_eq!(codes(&body), ["BAD_USER_INPUT"], "{body}");
 }
 
+/// A document of `operation` and `length` fragments, each spreading the next, the last
+/// selecting `__typename`.
+fn fragment_chain(operation: &str, length: usize) -> String {
+    let chain: String = (0..length)
+        .map(|n| format!("fragment f{n} on Query{{...f{}}}", n + 1))
+        .collect();
+    format!("{operation}{chain}fragment f{length} on Query{{__typename}}")
+}
+
 #[tokio::test]
 async fn a_long_chain_of_fragments_is_refused_whatever_the_limits_allow() {
     let app = spawn_app_with(|s| {
@@ -623,19 +632,11 @@ async fn a_long_chain_of_fragments_is_refused_whatever_the_limits_allow() {
         s.graphql.max_query_bytes = 1_000_000;
     })
     .await;
-    let chain: String = (0..20_000)
-        .map(|n| format!("fragment f{n} on Query{{...f{}}}", n + 1))
-        .collect();
-    let chain = format!("{{...f0}}{chain}fragment f20000 on Query{{__typename}}");
-    let body = app.gql(&chain, json!({})).await;
+    let body = app.gql(&fragment_chain("{...f0}", 20_000), json!({})).await;
     assert_eq!(codes(&body), ["BAD_USER_INPUT"], "{body}");
     assert_eq!(body["errors"][0]["extensions"]["limit"], "maxDepth");
     // Thirty-one spreads deep is within what a document may nest.
-    let chain: String = (0..30)
-        .map(|n| format!("fragment f{n} on Query{{...f{}}}", n + 1))
-        .collect();
-    let chain = format!("{{...f0}}{chain}fragment f30 on Query{{__typename}}");
-    let data = app.gql_ok(&chain, json!({})).await;
+    let data = app.gql_ok(&fragment_chain("{...f0}", 30), json!({})).await;
     assert_eq!(data["__typename"], "Query");
 }
 
@@ -646,11 +647,9 @@ async fn a_long_chain_of_fragments_no_operation_spreads_is_refused_not_a_crash()
         s.graphql.max_query_bytes = 1_000_000;
     })
     .await;
-    let chain: String = (0..20_000)
-        .map(|n| format!("fragment f{n} on Query{{...f{}}}", n + 1))
-        .collect();
-    let chain = format!("{{__typename}}{chain}fragment f20000 on Query{{__typename}}");
-    let body = app.gql(&chain, json!({})).await;
+    let body = app
+        .gql(&fragment_chain("{__typename}", 20_000), json!({}))
+        .await;
     assert_eq!(codes(&body), ["BAD_USER_INPUT"], "{body}");
     assert_eq!(body["errors"][0]["extensions"]["limit"], "maxDepth");
     let data = app.gql_ok("{ __typename }", json!({})).await;
