@@ -98,6 +98,84 @@ async fn refused_pushes(
     Ok(rows.into_iter().flatten().collect())
 }
 
+/// The desk records of `module` edited before a version of their Salesforce twin that
+/// failed to pull and still waits (for its account, or for a person): that version is the
+/// newer, and wins once the desk can take it. Pushed now, the older desk edit would be
+/// written over it. A desk edit made after it goes out as any other.
+fn behind_salesforce(module: Module) -> sea_orm::sea_query::SelectStatement {
+    use sea_orm::sea_query::{Condition, IntoIden, SelectStatement};
+    fn desk_edited_before<C: ColumnTrait>(
+        query: &mut SelectStatement,
+        table: impl IntoIden + Copy + 'static,
+        id: C,
+        updated_at: C,
+    ) {
+        query
+            .inner_join(
+                table,
+                Expr::col((table, id)).equals((record_link::Entity, record_link::Column::DeskId)),
+            )
+            .and_where(
+                Expr::col((
+                    sync_failure::Entity,
+                    sync_failure::Column::SalesforceModstamp,
+                ))
+                .gt(Expr::col((table, updated_at))),
+            );
+    }
+    let mut query = Query::select();
+    query
+        .column((record_link::Entity, record_link::Column::DeskId))
+        .from(sync_failure::Entity)
+        .inner_join(
+            record_link::Entity,
+            Condition::all()
+                .add(
+                    Expr::col((record_link::Entity, record_link::Column::SalesforceId))
+                        .equals((sync_failure::Entity, sync_failure::Column::SalesforceId)),
+                )
+                .add(
+                    Expr::col((record_link::Entity, record_link::Column::Module))
+                        .equals((sync_failure::Entity, sync_failure::Column::Module)),
+                ),
+        )
+        .cond_where(open_failures(module, Direction::SalesforceToDesk))
+        // A version the link has taken already (all but a value the desk cannot hold, or
+        // met by a newer desk edit) holds nothing back.
+        .cond_where(
+            Condition::any()
+                .add(
+                    Expr::col((record_link::Entity, record_link::Column::SalesforceModstamp))
+                        .is_null(),
+                )
+                .add(
+                    Expr::col((
+                        sync_failure::Entity,
+                        sync_failure::Column::SalesforceModstamp,
+                    ))
+                    .gt(Expr::col((
+                        record_link::Entity,
+                        record_link::Column::SalesforceModstamp,
+                    ))),
+                ),
+        );
+    match module {
+        Module::Contacts => desk_edited_before(
+            &mut query,
+            contact::Entity,
+            contact::Column::Id,
+            contact::Column::UpdatedAt,
+        ),
+        Module::Accounts => desk_edited_before(
+            &mut query,
+            account::Entity,
+            account::Column::Id,
+            account::Column::UpdatedAt,
+        ),
+    }
+    query
+}
+
 fn open_failures(module: Module, direction: Direction) -> sea_orm::Condition {
     sea_orm::Condition::all()
         .add(sync_failure::Column::Module.eq(module.as_str()))
@@ -761,9 +839,10 @@ impl Store {
     }
 
     /// Queued desk changes after the row `after`, oldest first, leaving out records that
-    /// wait: for the next attempt after a transient failure, or on a create whose answer was
+    /// wait: for the next attempt after a transient failure, on a create whose answer was
     /// lost and which Salesforce may still be making (the round's first step settles those
-    /// once they are past doubt).
+    /// once they are past doubt), or behind a newer Salesforce version of their twin that
+    /// the desk could not take yet ([`behind_salesforce`]).
     pub async fn outbox(
         &self,
         module: Module,
@@ -791,6 +870,7 @@ impl Store {
             .filter(outbox::Column::Id.gt(after))
             .filter(outbox::Column::DeskId.not_in_subquery(waiting))
             .filter(outbox::Column::DeskId.not_in_subquery(in_doubt))
+            .filter(outbox::Column::DeskId.not_in_subquery(behind_salesforce(module)))
             .order_by_asc(outbox::Column::Id)
             .limit(limit)
             .all(self.connection())

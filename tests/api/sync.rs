@@ -536,6 +536,84 @@ async fn in_two_way_mode_the_most_recent_change_wins() {
 }
 
 #[tokio::test]
+async fn a_newer_salesforce_edit_the_desk_cannot_take_yet_is_not_written_over_by_an_older_desk_edit()
+ {
+    let (app, sim) = connected().await;
+    // The desk refuses this account (a negative head count), so it is never linked.
+    let refused = sim
+        .insert(
+            "Account",
+            json!({ "Name": "Refused", "NumberOfEmployees": -5 }),
+        )
+        .unwrap();
+    let sf_id = sim
+        .insert("Contact", json!({ "LastName": "Liskov", "Title": "Start" }))
+        .unwrap();
+    app.sync_now().await;
+    let desk_id = by_last_name(&contacts(&app).await, "Liskov")[0]["id"].clone();
+
+    update_contact(&app, &desk_id, json!({ "title": "Desk first" })).await;
+    sim.advance_clock(60);
+    // Later, in Salesforce: a new title, and an account the contact must wait for.
+    sim.update(
+        "Contact",
+        &sf_id,
+        json!({ "Title": "Salesforce later", "AccountId": refused }),
+    )
+    .unwrap();
+    app.sync_now().await;
+    assert_eq!(
+        sim.get("Contact", &sf_id).unwrap()["Title"],
+        "Salesforce later",
+        "the older desk edit is not pushed over it"
+    );
+    let waiting = app
+        .gql_ok(
+            "{ syncFailures(reason: ACCOUNT_NOT_SYNCED) { nodes { salesforceId } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        waiting["syncFailures"]["nodes"][0]["salesforceId"],
+        sf_id.as_str()
+    );
+    // Held, the edit neither starts rounds nor spends the pull's retries: another round
+    // sends nothing and leaves the failure at its first attempt.
+    assert!(!app.engine.has_changes_to_send().await);
+    let mark = sim.request_count();
+    app.sync_now().await;
+    assert_eq!(writes_since(&sim, mark), Vec::<String>::new());
+    let attempts = app
+        .gql_ok(
+            "{ syncFailures(reason: ACCOUNT_NOT_SYNCED) { nodes { attempts } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(attempts["syncFailures"]["nodes"][0]["attempts"], 1);
+
+    // The account fixed in Salesforce, the contact comes with it, its newer title too.
+    sim.advance_clock(5);
+    sim.update("Account", &refused, json!({ "NumberOfEmployees": 5 }))
+        .unwrap();
+    app.sync_now().await;
+    app.sync_now().await;
+    let desk = by_last_name(&contacts(&app).await, "Liskov")[0].clone();
+    assert_eq!(desk["title"], "Salesforce later", "{desk}");
+    assert_eq!(desk["account"]["name"], "Refused", "{desk}");
+    assert_eq!(
+        sim.get("Contact", &sf_id).unwrap()["Title"],
+        "Salesforce later"
+    );
+    let mark = sim.request_count();
+    app.sync_now().await;
+    assert_eq!(
+        writes_since(&sim, mark),
+        Vec::<String>::new(),
+        "settled, nothing more goes"
+    );
+}
+
+#[tokio::test]
 async fn a_first_meeting_won_by_the_desk_is_counted_once_as_the_update_sent() {
     let (app, sim) = connected().await;
     let sf_id = sim
@@ -794,6 +872,40 @@ async fn a_first_meeting_is_not_failed_by_a_value_the_desk_cannot_hold() {
     let failures = waiting().await;
     assert_eq!(failures.as_array().unwrap().len(), 1, "{failures}");
     assert_eq!(failures[0]["reason"], "STRING_TOO_LONG", "{failures}");
+}
+
+#[tokio::test]
+async fn a_desk_record_that_won_its_first_meeting_goes_out_though_salesforce_stamped_its_twin_since()
+ {
+    let (app, sim) = connected().await;
+    app.map_field("CONTACTS", "mailingCity", "Department").await;
+    app.sync_now().await;
+    // A value the desk cannot hold (80 characters into 40) leaves the meeting's version
+    // waiting in the log, though the link takes the rest of it.
+    let department = "Research and Development, Southern Hemisphere Operations";
+    let sf_id = sim
+        .insert(
+            "Contact",
+            json!({ "LastName": "Hopper", "Email": "grace@example.com", "Department": department }),
+        )
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    app.create_contact(
+        json!({ "lastName": "Hopper", "email": "grace@example.com", "title": "Rear Admiral" }),
+    )
+    .await;
+    // Salesforce's automation stamps the record after the desk's edit, editing nothing.
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    sim.touch_by_the_system("Contact", &sf_id).unwrap();
+    app.sync_now().await;
+    app.sync_now().await;
+    let in_org = sim.get("Contact", &sf_id).unwrap();
+    assert_eq!(
+        in_org["Title"], "Rear Admiral",
+        "the desk's newer edit goes out: {in_org}"
+    );
+    assert_eq!(in_org["Department"], department, "{in_org}");
+    assert!(!app.engine.has_changes_to_send().await);
 }
 
 #[tokio::test]
