@@ -1652,6 +1652,9 @@ impl SyncBatch<'_> {
         active.updated_at = Set(Utc::now());
         let model = active.update(&*self.txn).await?;
         let action = if restored {
+            // Back from the bin, as `restoreAccount` brings it: the Salesforce contacts that
+            // waited for it come with the next due records.
+            wake_contacts_awaiting_restored(&*self.txn, model.id).await?;
             DeskAction::Restored
         } else {
             DeskAction::Updated

@@ -2747,6 +2747,22 @@ async fn a_salesforce_contact_meets_only_desk_contacts_not_linked_yet() {
 
 #[tokio::test]
 async fn a_new_salesforce_contact_of_an_account_in_the_recycle_bin_comes_once_it_is_restored() {
+    a_contact_waiting_for_a_binned_account_comes_with_it(Restore::InTheDesk).await;
+}
+
+#[tokio::test]
+async fn a_new_salesforce_contact_of_an_account_in_the_recycle_bin_comes_once_salesforce_updates_it()
+ {
+    a_contact_waiting_for_a_binned_account_comes_with_it(Restore::BySalesforceUpdate).await;
+}
+
+enum Restore {
+    InTheDesk,
+    /// A Salesforce update of the account brings it back.
+    BySalesforceUpdate,
+}
+
+async fn a_contact_waiting_for_a_binned_account_comes_with_it(restore: Restore) {
     let (app, sim) = connected().await;
     let acme = sim.insert("Account", json!({ "Name": "Acme" })).unwrap();
     sim.insert(
@@ -2799,11 +2815,20 @@ async fn a_new_salesforce_contact_of_an_account_in_the_recycle_bin_comes_once_it
         .exec(app.store.connection())
         .await
         .unwrap();
-    app.gql_ok(
-        "mutation($id: ID!) { restoreAccount(id: $id) { id } }",
-        json!({ "id": desk_acme }),
-    )
-    .await;
+    match restore {
+        Restore::InTheDesk => {
+            app.gql_ok(
+                "mutation($id: ID!) { restoreAccount(id: $id) { id } }",
+                json!({ "id": desk_acme }),
+            )
+            .await;
+        }
+        Restore::BySalesforceUpdate => {
+            sim.advance_clock(60);
+            sim.update("Account", &acme, json!({ "Phone": "+1 555 0100" }))
+                .unwrap();
+        }
+    }
     app.sync_now().await;
     let late = contacts(&app).await;
     let late = by_last_name(&late, "Late");
