@@ -1015,8 +1015,10 @@ impl SyncEngine {
                         inc.link(&mut batch, module, link.desk_id).await?;
                         continue;
                     }
+                    // One way too, a re-read is no Salesforce update to win with: the
+                    // desk's edit stays, and waits to go out.
                     let desk_newer = existing.as_ref().is_some_and(|d| {
-                        round.sync_type == SyncType::TwoWay
+                        (round.sync_type == SyncType::TwoWay || reread)
                             && (!d.deleted() || before_delete)
                             && (pending.contains_key(&d.id()) || refused.contains(&d.id()))
                             && d.updated_at() > inc.last_modified

@@ -491,6 +491,15 @@ async fn desk_edits_made_one_way_wait_and_go_out_when_the_sync_turns_two_way() {
         by_last_name(&contacts(&app).await, "Hoare")[0]["title"],
         "Professor Emeritus"
     );
+    // A new mapping reads every record again: no Salesforce update, so Knuth's local edit
+    // stays, and still waits.
+    app.map_field("CONTACTS", "mailingCity", "Department").await;
+    app.sync_now().await;
+    assert_eq!(
+        by_last_name(&contacts(&app).await, "Knuth")[0]["title"],
+        "Emeritus"
+    );
+    assert_eq!(app.store.outbox_len().await.unwrap(), 1);
 
     app.set_sync_type("TWO_WAY").await;
     app.sync_now().await;
