@@ -180,12 +180,16 @@ impl Store {
         self.logged_sync_event_id().await
     }
 
-    /// The id of the newest event in the log, read from it now (0 when it is empty).
+    /// The id of the newest event in the log, read from it now (0 when it is empty), or the
+    /// newest this process published, should that not be readable yet. What it reads stays
+    /// out of [`Self::last_sync_event_id`]: the log's watcher tells what this process has
+    /// published from what another logged by it, and finds, on SQLite, the desk changes
+    /// another process made that `deskChanges` subscribers here missed.
     pub async fn logged_sync_event_id(&self) -> StoreResult<i64> {
         let logged = newest_logged(self.connection()).await?;
         Ok(self
             .newest_event
-            .fetch_max(logged, std::sync::atomic::Ordering::SeqCst)
+            .load(std::sync::atomic::Ordering::SeqCst)
             .max(logged))
     }
 
