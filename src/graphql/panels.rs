@@ -10,7 +10,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
 use async_graphql::dataloader::{DataLoader, HashMapCache};
-use async_graphql::{ComplexObject, Context, Enum, Guard, ID, Json, SimpleObject, TypeDirective};
+use async_graphql::parser::types::{Field, FragmentDefinition, Selection, SelectionSet};
+use async_graphql::{
+    ComplexObject, Context, Enum, Guard, ID, Json, Name, Positioned, QueryPathSegment,
+    SimpleObject, TypeDirective,
+};
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 use tokio::sync::OnceCell;
@@ -750,17 +754,86 @@ const ACCOUNT_LISTS: &Lists = &[
     (Live::Tasks, "tasks", domain::PermissionItem::Tasks),
 ];
 
-/// The lists of a panel selected beside its `fetchedAt` and `stale` (in the selection of the
-/// field that gives the panel, `ctx`'s), which the profile may see: what those speak of. A
-/// panel shown for its fields alone costs Salesforce nothing.
+/// The lists of a panel selected beside its `fetchedAt` and `stale` (those `@skip` or
+/// `@include` leaves out are gone from the document as it runs), which the profile may see:
+/// what those speak of. async-graphql resolves each selection of a response key on its own
+/// and merges their answers (`...Header ...Notes`, both selecting `salesforce`), so the lists
+/// are looked for in every selection of the panel's field at its path, not in this one's
+/// alone. A panel shown for its fields alone costs Salesforce nothing.
 fn selected(ctx: &Context<'_>, lists: &Lists) -> Result<Vec<Live>, ApiError> {
     let permissions = ctx.viewer()?.permissions();
-    let below = ctx.look_ahead();
+    let document = Selections(&ctx.query_env.fragments);
+    let panels = match &ctx.path_node {
+        Some(node) => {
+            let mut keys: Vec<&str> = std::iter::once(node)
+                .chain(node.parents())
+                .filter_map(|node| match node.segment {
+                    QueryPathSegment::Name(key) => Some(key),
+                    QueryPathSegment::Index(_) => None,
+                })
+                .collect();
+            keys.reverse();
+            let mut sets = vec![&ctx.query_env.operation.node.selection_set.node];
+            for key in keys {
+                let mut fields = Vec::new();
+                for set in sets {
+                    document.each_field(set, 0, &mut |field| {
+                        if field.response_key().node == key {
+                            fields.push(field);
+                        }
+                    });
+                }
+                sets = fields.iter().map(|f| &f.selection_set.node).collect();
+            }
+            sets
+        }
+        None => Vec::new(),
+    };
     Ok(lists
         .iter()
-        .filter(|(_, field, item)| permissions.grants(*item) && below.field(field).exists())
+        .filter(|(_, name, item)| {
+            permissions.grants(*item)
+                && if panels.is_empty() {
+                    ctx.look_ahead().field(name).exists()
+                } else {
+                    panels.iter().any(|set| {
+                        let mut found = false;
+                        document.each_field(set, 0, &mut |field| found |= field.name.node == *name);
+                        found
+                    })
+                }
+        })
         .map(|(kind, _, _)| *kind)
         .collect())
+}
+
+/// A request's fragments, by name.
+struct Selections<'a>(&'a HashMap<Name, Positioned<FragmentDefinition>>);
+
+impl<'a> Selections<'a> {
+    /// The fields of `set`, those of its fragments included. Fragments nest at most 32 deep
+    /// (`limits`); the bound only keeps a cycle from recursing.
+    fn each_field(&self, set: &'a SelectionSet, depth: usize, each: &mut impl FnMut(&'a Field)) {
+        if depth > 64 {
+            return;
+        }
+        for item in &set.items {
+            let inner = match &item.node {
+                Selection::Field(field) => {
+                    each(&field.node);
+                    continue;
+                }
+                Selection::InlineFragment(inline) => &inline.node.selection_set.node,
+                Selection::FragmentSpread(spread) => {
+                    match self.0.get(&spread.node.fragment_name.node) {
+                        Some(fragment) => &fragment.node.selection_set.node,
+                        None => continue,
+                    }
+                }
+            };
+            self.each_field(inner, depth + 1, each);
+        }
+    }
 }
 
 #[ComplexObject]

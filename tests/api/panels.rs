@@ -1043,6 +1043,19 @@ async fn a_panel_shown_for_its_fields_reads_no_list_and_its_freshness_speaks_of_
         "a panel's fields and freshness come from the sync: {shown}"
     );
     assert_eq!(shown["contacts"]["nodes"][0]["salesforce"]["stale"], false);
+    // A list the request leaves out (`@include`, `@skip`) is not shown, so not read.
+    let folded = app
+        .gql_ok(
+            "query($open: Boolean!) { contacts(first: 5) { nodes { salesforce { fields stale \
+             notes @include(if: $open) { title } tasks @skip(if: true) { subject } } } } }",
+            json!({ "open": false }),
+        )
+        .await;
+    assert_eq!(api_calls(&sim) - before, 0, "{folded}");
+    assert_eq!(
+        folded["contacts"]["nodes"][0]["salesforce"]["notes"],
+        Value::Null
+    );
 
     // Out of budget, a list selected through a fragment cannot be read live: the panel
     // showing it is stale; the card showing none is not.
@@ -1057,6 +1070,20 @@ async fn a_panel_shown_for_its_fields_reads_no_list_and_its_freshness_speaks_of_
     assert_eq!(
         with_notes["data"]["contacts"]["nodes"][0]["salesforce"]["stale"], true,
         "{with_notes}"
+    );
+    // Selected twice, one fragment a component's header and one its notes, the panel is one
+    // answer: its header says the notes beside it are stale.
+    let in_parts = app
+        .gql(
+            "query { contacts(first: 5) { nodes { ...Header ...Notes } } } \
+             fragment Header on Contact { salesforce { stale } } \
+             fragment Notes on Contact { salesforce { notes { title } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        in_parts["data"]["contacts"]["nodes"][0]["salesforce"]["stale"], true,
+        "{in_parts}"
     );
     let card = app.gql(card, json!({})).await;
     assert!(card.get("errors").is_none(), "{card}");
