@@ -78,6 +78,25 @@ impl Viewer {
         self.profile.is_admin
     }
 
+    /// The viewer with its profile as stored now, read again only when a profile changed
+    /// since it was read.
+    pub async fn read_again(mut self, store: &Store) -> Result<Viewer, AuthError> {
+        let version = store.profile_version();
+        if version == self.profile_version {
+            return Ok(self);
+        }
+        self.profile = store
+            .viewer_profile(&self.profile.name)
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "profile lookup failed reading it again");
+                AuthError::Unavailable
+            })?
+            .ok_or_else(|| AuthError::UnknownProfile(self.profile.name.clone()))?;
+        self.profile_version = version;
+        Ok(self)
+    }
+
     pub fn permissions(&self) -> Permissions {
         permissions_of(&self.profile)
     }

@@ -495,8 +495,21 @@ async fn execute(
         BatchRequest::Single(request) => BatchResponse::Single(run(request).await),
         BatchRequest::Batch(requests) => {
             let mut responses = Vec::with_capacity(requests.len());
+            let mut viewer = Ok(viewer.clone());
             for request in requests {
-                responses.push(run(request).await);
+                // A profile changed while the batch runs (by an operation of it, say) holds
+                // from its next operation on, as it would for the next request.
+                viewer = match viewer {
+                    Ok(viewer) => viewer.read_again(&state.store).await,
+                    gone => gone,
+                };
+                responses.push(match &viewer {
+                    Ok(viewer) => {
+                        let request = prepare(request, viewer.clone(), &state.store);
+                        state.schema.execute(request).await
+                    }
+                    Err(e) => unanswered(e),
+                });
             }
             BatchResponse::Batch(responses)
         }
@@ -511,6 +524,19 @@ async fn execute(
             .content_type(ResponseType::Json.content_type())
             .json(rs.iter().map(|r| body_of(state, r)).collect::<Vec<_>>()),
     }
+}
+
+/// An operation of a batch whose viewer could not be read again.
+fn unanswered(err: &AuthError) -> Response {
+    let code = match err {
+        AuthError::Unavailable => "INTERNAL",
+        _ => "UNAUTHENTICATED",
+    };
+    let mut error = async_graphql::ServerError::new(err.to_string(), None);
+    let mut extensions = async_graphql::ErrorExtensionValues::default();
+    extensions.set("code", code);
+    error.extensions = Some(extensions);
+    Response::from_errors(vec![error])
 }
 
 /// One response as sent, with `data` and every object in it in selection order (the spec's

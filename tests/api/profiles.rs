@@ -187,6 +187,34 @@ async fn a_permission_change_holds_from_the_very_next_request() {
     );
 }
 
+#[tokio::test]
+async fn a_permission_change_holds_from_the_next_operation_of_the_same_batch() {
+    let app = spawn_app().await;
+    let mine = "{ me { profile { id } permissions { opportunities } } }";
+    let id = app.gql_ok(mine, json!({})).await["me"]["profile"]["id"].clone();
+    let answers = app
+        .gql_batch(
+            "Administrator",
+            &[
+                json!({ "query": mine }),
+                json!({
+                    "query": "mutation($id: ID!) { updateProfilePermissions(id: $id, permissions: { opportunities: false }) { id } }",
+                    "variables": { "id": id },
+                }),
+                json!({ "query": mine }),
+            ],
+        )
+        .await;
+    assert_eq!(
+        answers[0]["data"]["me"]["permissions"]["opportunities"],
+        true
+    );
+    assert_eq!(
+        answers[2]["data"]["me"]["permissions"]["opportunities"], false,
+        "{answers:?}"
+    );
+}
+
 #[ignore = "PostgreSQL only: run with TANDEM_TEST_DATABASE_URL set and -- --include-ignored"]
 #[tokio::test]
 async fn names_told_apart_only_by_case_sent_at_once_make_one_profile() {
