@@ -73,7 +73,7 @@ pub const COLLECTION_LIMIT: usize = 200;
 
 /// How far the org's clock, as its answers' `Date` tells it, may be from this host's before it
 /// is taken for no clock at all.
-const ORG_CLOCK_SKEW: chrono::Duration = chrono::Duration::hours(1);
+pub const ORG_CLOCK_SKEW: chrono::Duration = chrono::Duration::hours(1);
 
 pub struct SalesforceClient {
     http: reqwest::Client,

@@ -7,7 +7,9 @@ mod session;
 pub mod soql;
 mod types;
 
-pub use client::{COLLECTION_LIMIT, COMPOSITE_QUERIES, ClientConfig, Rows, SalesforceClient};
+pub use client::{
+    COLLECTION_LIMIT, COMPOSITE_QUERIES, ClientConfig, ORG_CLOCK_SKEW, Rows, SalesforceClient,
+};
 pub use error::SalesforceError;
 pub use session::{Credentials, OnRotation};
 pub use types::{

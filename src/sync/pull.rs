@@ -584,6 +584,7 @@ impl SyncEngine {
         // Before the query is sent: the org's clock then bounds what it stamped before the
         // query began (see `apply`).
         let asked = std::time::Instant::now();
+        let asked_here = Utc::now();
         let (pages, mut arrived) = tokio::sync::mpsc::channel::<Vec<Incoming>>(1);
         let client = round.client.clone();
         let mappings = round.mappings(module).to_vec();
@@ -629,12 +630,23 @@ impl SyncEngine {
                 if statistics_due(batches) {
                     self.store.refresh_statistics();
                 }
-                let floor = round.client.org_time_at(asked);
+                // With no clock of the org's to go by (no answer gave a `Date` near this
+                // host's), this host's, as far behind as the org's may be and still be taken:
+                // records stamped since are read again by the next poll, as no-ops.
+                let floor = round.client.org_time_at(asked).unwrap_or_else(|| {
+                    static SAID: std::sync::Once = std::sync::Once::new();
+                    SAID.call_once(|| {
+                        tracing::warn!(
+                            "Salesforce's answers give no time within an hour of this host's clock; polls read the last hour of changes again until they do (check the host's clock)"
+                        );
+                    });
+                    asked_here - crate::salesforce::ORG_CLOCK_SKEW
+                });
                 let counts = self
                     .apply(
                         round,
                         module,
-                        Some((&cursor_name, floor)),
+                        Some((&cursor_name, Some(floor))),
                         &mut known,
                         chunk,
                     )

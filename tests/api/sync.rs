@@ -4928,7 +4928,28 @@ async fn a_lost_create_committed_as_the_pull_reads_is_the_creates_answer_not_a_n
 
 #[tokio::test]
 async fn a_record_edited_after_its_page_was_read_is_read_again_however_late_the_query_ends() {
-    let (app, sim) = connected().await;
+    a_record_edited_after_its_page_was_read_is_read_again(false).await;
+}
+
+#[tokio::test]
+async fn a_record_edited_after_its_page_was_read_is_read_again_with_no_org_clock_to_go_by() {
+    a_record_edited_after_its_page_was_read_is_read_again(true).await;
+}
+
+/// `skewed`: the org's clock two hours from this host's from the start, so that no answer's
+/// `Date` is taken for the org's.
+async fn a_record_edited_after_its_page_was_read_is_read_again(skewed: bool) {
+    let (app, sim) = if skewed {
+        let app = spawn_app().await;
+        let sim = salesforce_sim::start(SimConfig::default()).await;
+        sim.advance_clock(2 * 3600);
+        connect(&app, &sim, "tandem").await;
+        app.gql_ok("mutation { startSync { firstSync } }", json!({}))
+            .await;
+        (app, sim)
+    } else {
+        connected().await
+    };
     app.sync_now().await;
     // Two pages of a poll: the second is read only once Salesforce lets it go.
     let ids: Vec<String> = (0..2_001)
