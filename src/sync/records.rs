@@ -361,8 +361,11 @@ pub fn account_fields(desk: Map<String, Value>) -> Result<AccountFields, Invalid
 /// (a message may go on to quote the value, whatever it holds).
 pub fn reason_for(invalid: &Invalid) -> FailureReason {
     let message = invalid.message.as_str();
-    // A contact of an account the desk holds in its recycle bin waits for it to come out.
-    if invalid.field == "accountId" && message.ends_with("in the recycle bin") {
+    // A contact of an account the desk holds in its recycle bin waits for it to come out;
+    // one of an account purged while the pull read waits for Salesforce's to come back.
+    if invalid.field == "accountId"
+        && (message.ends_with("in the recycle bin") || message.starts_with("no account with id"))
+    {
         FailureReason::AccountNotSynced
     } else if message.starts_with("is required") {
         FailureReason::MandatoryFieldMissing
@@ -496,6 +499,13 @@ mod tests {
             reason("must be at most 80 characters (got 81)"),
             FailureReason::StringTooLong
         );
+        // Gone from the desk, or in its bin, the account is waited for.
+        for message in ["no account with id 7", "account 7 is in the recycle bin"] {
+            assert_eq!(
+                reason_for(&Invalid::new("accountId", message)),
+                FailureReason::AccountNotSynced
+            );
+        }
     }
 
     #[test]
