@@ -519,19 +519,30 @@ async fn desk_edits_made_one_way_wait_and_go_out_when_the_sync_turns_two_way() {
     assert_eq!(writes_since(&sim, mark), Vec::<String>::new(), "no echo");
 }
 
-#[tokio::test]
-async fn in_two_way_mode_the_most_recent_change_wins() {
-    let (app, sim) = connected().await;
+/// Liskov, synced; then edited in the desk ("Desk first"), and a minute later in Salesforce
+/// (`later`). Its Salesforce id.
+async fn edited_in_the_desk_then_in_salesforce(
+    app: &TestApp,
+    sim: &SimHandle,
+    later: Value,
+) -> String {
     let sf_id = sim
         .insert("Contact", json!({ "LastName": "Liskov", "Title": "Start" }))
         .unwrap();
     app.sync_now().await;
-    let desk_id = by_last_name(&contacts(&app).await, "Liskov")[0]["id"].clone();
-
-    update_contact(&app, &desk_id, json!({ "title": "Desk first" })).await;
+    let desk_id = by_last_name(&contacts(app).await, "Liskov")[0]["id"].clone();
+    update_contact(app, &desk_id, json!({ "title": "Desk first" })).await;
     sim.advance_clock(60);
-    sim.update("Contact", &sf_id, json!({ "Title": "Salesforce later" }))
-        .unwrap();
+    sim.update("Contact", &sf_id, later).unwrap();
+    sf_id
+}
+
+#[tokio::test]
+async fn in_two_way_mode_the_most_recent_change_wins() {
+    let (app, sim) = connected().await;
+    let sf_id =
+        edited_in_the_desk_then_in_salesforce(&app, &sim, json!({ "Title": "Salesforce later" }))
+            .await;
     app.sync_now().await;
     assert_eq!(
         by_last_name(&contacts(&app).await, "Liskov")[0]["title"],
@@ -555,21 +566,13 @@ async fn a_newer_salesforce_edit_the_desk_cannot_take_yet_is_not_written_over_by
             json!({ "Name": "Refused", "NumberOfEmployees": -5 }),
         )
         .unwrap();
-    let sf_id = sim
-        .insert("Contact", json!({ "LastName": "Liskov", "Title": "Start" }))
-        .unwrap();
-    app.sync_now().await;
-    let desk_id = by_last_name(&contacts(&app).await, "Liskov")[0]["id"].clone();
-
-    update_contact(&app, &desk_id, json!({ "title": "Desk first" })).await;
-    sim.advance_clock(60);
     // Later, in Salesforce: a new title, and an account the contact must wait for.
-    sim.update(
-        "Contact",
-        &sf_id,
+    let sf_id = edited_in_the_desk_then_in_salesforce(
+        &app,
+        &sim,
         json!({ "Title": "Salesforce later", "AccountId": refused }),
     )
-    .unwrap();
+    .await;
     app.sync_now().await;
     assert_eq!(
         sim.get("Contact", &sf_id).unwrap()["Title"],
