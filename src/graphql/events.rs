@@ -57,8 +57,9 @@ impl EventSubscription {
     /// it was not reading), or whose replica may have missed what other replicas announced
     /// (its listening connection dropped; on SQLite, where processes cannot announce, another
     /// process logged a sync round), gets one `FELL_BEHIND` error and the end of the
-    /// stream: it reads the records again (`updatedSince`) and subscribes anew, rather than
-    /// missing some unawares.
+    /// stream: it subscribes anew and reads the records changed since a minute before the
+    /// last event it had (`updatedSince`: a change is stamped as it is made, and a sync
+    /// batch commits its changes seconds later), rather than missing some unawares.
     async fn desk_changes(
         &self,
         ctx: &Context<'_>,
@@ -87,7 +88,7 @@ fn changes(
                 Ok(()) = gaps.changed() => {
                     let error = ApiError::new(
                         Code::FellBehind,
-                        "changes made through other replicas while this one was not listening may have been missed; read the records changed since the last event (filter updatedSince) and subscribe again",
+                        "changes made through other replicas while this one was not listening may have been missed; subscribe again and read the records changed since a minute before the last event received (filter updatedSince: a change is stamped as it is made, before it commits)",
                     );
                     return Some((Err(error), None));
                 }
@@ -102,7 +103,7 @@ fn changes(
                     let error = ApiError::new(
                         Code::FellBehind,
                         format!(
-                            "this subscription fell behind and missed {missed} desk changes; read the records changed since its last event (filter updatedSince) and subscribe again"
+                            "this subscription fell behind and missed {missed} desk changes; subscribe again and read the records changed since a minute before its last event (filter updatedSince: a change is stamped as it is made, before it commits)"
                         ),
                     );
                     return Some((Err(error), None));

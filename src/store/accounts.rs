@@ -126,8 +126,9 @@ impl Store {
         ids: &[AccountId],
         patch: &AccountPatch,
     ) -> StoreResult<Vec<account::Model>> {
-        check_mass_update(ids.len())?;
+        // A record named twice is one record to update.
         let ids = &super::distinct(ids)[..];
+        check_mass_update(ids.len())?;
         let mut txn = self.write().await?;
         let accounts = live_accounts(&*txn, ids).await?;
         // Stamped once the records are locked: an edit that waited for another writer is not

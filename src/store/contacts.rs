@@ -258,8 +258,9 @@ impl Store {
         ids: &[ContactId],
         patch: &ContactPatch,
     ) -> StoreResult<Vec<contact::Model>> {
-        check_mass_update(ids.len())?;
+        // A record named twice is one record to update.
         let ids = &super::distinct(ids)[..];
+        check_mass_update(ids.len())?;
         let mut txn = self.write().await?;
         let contacts = live_contacts(&*txn, ids).await?;
         // Stamped once the records are locked: an edit that waited for another writer is not
