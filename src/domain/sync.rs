@@ -128,6 +128,7 @@ impl FailureReason {
             | "INVALID_EMAIL_ADDRESS"
             | "INVALID_CROSS_REFERENCE_KEY"
             | "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST"
+            | "NUMBER_OUTSIDE_VALID_RANGE"
             | "FIELD_INTEGRITY_EXCEPTION" => FailureReason::InvalidParameter,
             "REQUEST_LIMIT_EXCEEDED" | "HTTP_420" | "HTTP_429" => FailureReason::RateLimited,
             "UNABLE_TO_LOCK_ROW" | "SERVER_UNAVAILABLE" | "UNKNOWN_EXCEPTION" => {

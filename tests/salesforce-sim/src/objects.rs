@@ -13,6 +13,12 @@ fn f(name: &'static str, label: &'static str, kind: Kind, length: u32) -> Field 
             Kind::Double => 15,
             _ => 0,
         },
+        digits: match kind {
+            Kind::Currency | Kind::Double => 18,
+            Kind::Percent => 3,
+            Kind::Int => 9,
+            _ => 0,
+        },
         nillable: kind != Kind::Boolean,
         createable: true,
         updateable: true,
@@ -53,6 +59,9 @@ fn picklist(name: &'static str, label: &'static str, values: &'static [&'static 
 impl Field {
     fn scale(self, scale: u32) -> Self {
         Field { scale, ..self }
+    }
+    fn digits(self, digits: u32) -> Self {
+        Field { digits, ..self }
     }
     fn required(self) -> Self {
         Field {
@@ -214,7 +223,7 @@ pub fn all() -> Vec<SObject> {
                 f("Phone", "Account Phone", Kind::Phone, 40),
                 f("Fax", "Account Fax", Kind::Phone, 40),
                 f("AnnualRevenue", "Annual Revenue", Kind::Currency, 0).scale(0),
-                f("NumberOfEmployees", "Employees", Kind::Int, 0),
+                f("NumberOfEmployees", "Employees", Kind::Int, 0).digits(8),
                 text("AccountNumber", "Account Number", 40),
                 text("Site", "Account Site", 80),
                 f("BillingStreet", "Billing Street", Kind::Textarea, 255),

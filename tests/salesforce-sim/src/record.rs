@@ -203,6 +203,20 @@ fn to_scale(n: f64, scale: u32) -> f64 {
     (n * places).round() / places
 }
 
+/// Refuses a number with more digits before the point than the field holds: its `digits`
+/// (an int's), or its precision less its scale.
+fn in_range(field: &Field, magnitude: f64, json: &Json) -> Result<(), ApiError> {
+    let whole = field.digits.saturating_sub(field.scale);
+    if field.digits == 0 || magnitude < 10f64.powi(whole as i32) {
+        return Ok(());
+    }
+    let msg = format!(
+        "{}: value outside of valid range on numeric field: {json}",
+        field.label
+    );
+    Err(ApiError::bad_request("NUMBER_OUTSIDE_VALID_RANGE", msg).on(field.name))
+}
+
 pub fn parse_value(store: &Store, field: &Field, json: &Json) -> Result<Value, ApiError> {
     if json.is_null() {
         return Ok(Value::Null);
@@ -211,11 +225,15 @@ pub fn parse_value(store: &Store, field: &Field, json: &Json) -> Result<Value, A
         (Kind::Boolean, Json::Bool(b)) => Value::Bool(*b),
         (Kind::Boolean, _) => return Err(type_error("boolean", json)),
         (Kind::Int, Json::Number(n)) => {
-            Value::Int(n.as_i64().ok_or_else(|| type_error("int", json))?)
+            let n = n.as_i64().ok_or_else(|| type_error("int", json))?;
+            in_range(field, n.unsigned_abs() as f64, json)?;
+            Value::Int(n)
         }
         (Kind::Int, _) => return Err(type_error("int", json)),
         (Kind::Double | Kind::Currency | Kind::Percent, Json::Number(n)) => {
-            Value::Num(to_scale(n.as_f64().unwrap_or_default(), field.scale))
+            let n = to_scale(n.as_f64().unwrap_or_default(), field.scale);
+            in_range(field, n.abs(), json)?;
+            Value::Num(n)
         }
         (Kind::Double | Kind::Currency | Kind::Percent, _) => {
             return Err(type_error("double", json));

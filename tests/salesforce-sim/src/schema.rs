@@ -83,6 +83,9 @@ pub struct Field {
     pub length: u32,
     /// Digits after the decimal point of a `double`, `currency` or `percent` field.
     pub scale: u32,
+    /// Digits in all of a `double`, `currency` or `percent` field (`precision`), or of an
+    /// `int` (`digits`): a value with more before the point is refused.
+    pub digits: u32,
     pub nillable: bool,
     pub createable: bool,
     pub updateable: bool,

@@ -138,6 +138,38 @@ async fn validation_errors_use_salesforce_codes() {
         .json(Method::POST, "sobjects/Contact", Some(json!({})))
         .await;
     assert_eq!(errors[0]["fields"], json!(["LastName"]));
+    // A number with more digits than its field holds: NumberOfEmployees holds 8, as its
+    // describe says.
+    let (status, errors) = org
+        .json(
+            Method::POST,
+            "sobjects/Account",
+            Some(json!({ "Name": "Big", "NumberOfEmployees": 123_456_789 })),
+        )
+        .await;
+    assert_eq!(
+        (status, errors[0]["errorCode"].as_str().unwrap()),
+        (400, "NUMBER_OUTSIDE_VALID_RANGE")
+    );
+    assert_eq!(errors[0]["fields"], json!(["NumberOfEmployees"]));
+    let (status, _) = org
+        .json(
+            Method::POST,
+            "sobjects/Account",
+            Some(json!({ "Name": "Big", "NumberOfEmployees": 99_999_999, "AnnualRevenue": 999_999_999_999_999_000u64 })),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let (_, account) = org
+        .json(Method::GET, "sobjects/Account/describe", None)
+        .await;
+    let employees = account["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "NumberOfEmployees")
+        .unwrap();
+    assert_eq!(employees["digits"], 8);
 }
 
 #[tokio::test]

@@ -82,11 +82,6 @@ pub fn object(obj: ObjIdx, store: &Store, version: &str) -> Json {
 
 fn field(o: &SObject, f: &Field, external_id: bool, unique: bool) -> Json {
     let numeric = matches!(f.kind, Kind::Double | Kind::Currency | Kind::Percent);
-    let precision = match f.kind {
-        Kind::Currency | Kind::Double => 18,
-        Kind::Percent => 3,
-        _ => 0,
-    };
     let scale = f.scale;
     let picklist: Vec<Json> = f
         .picklist
@@ -101,9 +96,9 @@ fn field(o: &SObject, f: &Field, external_id: bool, unique: bool) -> Json {
         "soapType": f.kind.soap_type(),
         "length": if f.kind.is_text() || f.kind == Kind::Id || f.kind == Kind::Reference { f.length } else { 0 },
         "byteLength": if f.kind.is_text() { f.length * 3 } else { 18 },
-        "precision": if numeric { precision } else { 0 },
+        "precision": if numeric { f.digits } else { 0 },
         "scale": if numeric { scale } else { 0 },
-        "digits": if f.kind == Kind::Int { 9 } else { 0 },
+        "digits": if f.kind == Kind::Int { f.digits } else { 0 },
         "nillable": f.nillable,
         "createable": f.createable,
         "updateable": f.updateable,
