@@ -898,7 +898,7 @@ async fn a_refused_salesforce_record_read_again_unchanged_is_not_logged_again() 
     let id = sim
         .insert(
             "Account",
-            json!({ "Name": "Too Many Staff", "NumberOfEmployees": 500_000_000 }),
+            json!({ "Name": "Too Many Staff", "NumberOfEmployees": -5 }),
         )
         .unwrap();
     app.sync_now().await;
@@ -950,7 +950,7 @@ async fn a_refused_salesforce_edit_undone_in_salesforce_leaves_nothing_open() {
     app.sync_now().await;
     let refuse_then_undo = || async {
         sim.advance_clock(5);
-        sim.update("Account", &id, json!({ "NumberOfEmployees": 500_000_000 }))
+        sim.update("Account", &id, json!({ "NumberOfEmployees": -5 }))
             .unwrap();
         app.sync_now().await;
         let open = open_failures(&app, None).await;
@@ -1007,15 +1007,30 @@ async fn a_desk_change_cannot_be_retried_while_desk_changes_stay_local() {
 #[tokio::test]
 async fn an_employee_count_the_desk_cannot_hold_is_refused_naming_the_field_however_large() {
     let (app, sim) = synced(|_| {}).await;
+    // Salesforce's NumberOfEmployees holds the desk's eight digits: a larger count comes from
+    // a wider field mapped in its place (here AnnualRevenue, a whole-number currency).
+    let mut maps = app
+        .gql_ok(
+            "{ fieldMappings(module: ACCOUNTS) { deskField salesforceField } }",
+            json!({}),
+        )
+        .await["fieldMappings"]
+        .as_array()
+        .unwrap()
+        .clone();
+    maps.retain(|m| m["deskField"] != "employees" && m["deskField"] != "annualRevenue");
+    maps.push(json!({ "deskField": "employees", "salesforceField": "AnnualRevenue" }));
+    app.gql_ok(
+        "mutation($maps: [FieldMappingInput!]!) { updateFieldMappings(module: ACCOUNTS, mappings: $maps) { deskField } }",
+        json!({ "maps": maps }),
+    )
+    .await;
     for (name, count) in [
         ("Many Staff", 500_000_000_i64),
         ("Countless Staff", 3_000_000_000),
     ] {
-        sim.insert(
-            "Account",
-            json!({ "Name": name, "NumberOfEmployees": count }),
-        )
-        .unwrap();
+        sim.insert("Account", json!({ "Name": name, "AnnualRevenue": count }))
+            .unwrap();
     }
     app.sync_now().await;
     let mut failures = open_failures(&app, None).await;

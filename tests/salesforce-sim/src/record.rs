@@ -297,17 +297,21 @@ fn check_text(field: &Field, s: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// An address as an org without Email Address Internationalization takes: ASCII letters,
+/// digits and the usual specials before the `@`, and a domain of letters, digits and hyphens
+/// in dotted labels.
 fn valid_email(s: &str) -> bool {
     match s.split_once('@') {
         Some((local, domain)) => {
             local.split('.').all(|p| {
                 !p.is_empty()
-                    && p.chars().all(|c| {
-                        c.is_alphanumeric() || (c.is_ascii() && "!#$%&'*+/=?^_`{|}~-".contains(c))
-                    })
+                    && p.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+/=?^_`{|}~-".contains(c))
             }) && domain.contains('.')
-                && !domain.starts_with('.')
-                && !s.contains(' ')
+                && domain.split('.').all(|label| {
+                    !label.is_empty()
+                        && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                })
         }
         None => false,
     }
