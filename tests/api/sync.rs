@@ -3945,6 +3945,45 @@ async fn creates_whose_answer_was_lost_are_found_in_salesforce_not_made_twice() 
     );
 }
 
+#[tokio::test]
+async fn a_contact_purged_while_its_create_was_in_doubt_comes_back_only_with_a_salesforce_update() {
+    let (app, sim) = connected_without_external_id(without_desk_id_fields).await;
+    app.sync_now().await;
+    let made = app
+        .create_contact(json!({ "lastName": "Pollux", "title": "Boxer" }))
+        .await;
+    round_failing_its_create(&app, &sim, SimHandle::lose_next_answers).await;
+    assert_eq!(sim.count("Contact"), 1, "Salesforce made it");
+    // Deleted and purged in the desk before the create's answer is found.
+    for mutation in ["deleteContact(id: $id) { id }", "purgeContact(id: $id)"] {
+        app.gql_ok(
+            &format!("mutation($id: ID!) {{ {mutation} }}"),
+            json!({ "id": made["id"] }),
+        )
+        .await;
+    }
+    sim.advance_clock(5);
+    app.sync_now().await;
+    app.sync_now().await;
+    assert_eq!(
+        contacts(&app).await,
+        Vec::<Value>::new(),
+        "not made again in the desk"
+    );
+    assert_eq!(sim.count("Contact"), 1, "nor in Salesforce");
+
+    // Updated in Salesforce after the purge, it comes back, as any purged record does.
+    let sf_id = sim.records("Contact")[0]["Id"].as_str().unwrap().to_owned();
+    sim.advance_clock(5);
+    sim.update("Contact", &sf_id, json!({ "Title": "Champion" }))
+        .unwrap();
+    app.sync_now().await;
+    let desk = contacts(&app).await;
+    let back = by_last_name(&desk, "Pollux");
+    assert_eq!(back.len(), 1, "{desk:?}");
+    assert_eq!(back[0]["title"], "Champion");
+}
+
 /// A synced contact deleted in Salesforce, then edited in the desk, which the next push
 /// makes there again: its desk id.
 async fn deleted_there_and_edited_here(app: &TestApp, sim: &SimHandle) -> Value {
