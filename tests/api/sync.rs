@@ -2347,6 +2347,36 @@ async fn ambiguous_matches_are_logged_not_guessed() {
     );
 }
 
+#[tokio::test]
+async fn a_salesforce_record_naming_its_desk_record_is_no_rival_for_another_of_the_same_email() {
+    let (app, sim) = connected().await;
+    // Two desk contacts of one address; in Salesforce, one record names the first (pushed from
+    // it, its link lost), and another has the address alone.
+    let first = app
+        .create_contact(json!({ "lastName": "Named", "email": "pair@example.com" }))
+        .await;
+    let second = app
+        .create_contact(json!({ "lastName": "Other", "email": "pair@example.com" }))
+        .await;
+    let named = sim
+        .insert(
+            "Contact",
+            json!({ "LastName": "Named", "Email": "pair@example.com", "Helpdesk_Id__c": app.desk_ref(&first["id"]).await }),
+        )
+        .unwrap();
+    let other = sim
+        .insert(
+            "Contact",
+            json!({ "LastName": "Other", "Email": "pair@example.com" }),
+        )
+        .unwrap();
+    app.sync_now().await;
+    assert_eq!(waiting_on_a_match(&app).await, Vec::new());
+    assert_eq!(salesforce_id_of(&app, &first["id"]).await, named);
+    assert_eq!(salesforce_id_of(&app, &second["id"]).await, other);
+    assert_eq!(sim.count("Contact"), 2, "nothing made twice");
+}
+
 /// The open `MULTIPLE_MATCHES` failures: (direction, desk id, Salesforce id).
 async fn waiting_on_a_match(app: &TestApp) -> Vec<(String, Value, Value)> {
     let data = app
