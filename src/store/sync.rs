@@ -877,6 +877,32 @@ impl Store {
             .await?)
     }
 
+    /// Of these desk records, those behind a newer Salesforce version of their twin that the
+    /// desk could not take yet ([`behind_salesforce`]): sent now, they would be written over it.
+    pub async fn behind_salesforce(
+        &self,
+        module: Module,
+        ids: &[i64],
+    ) -> StoreResult<HashSet<i64>> {
+        if ids.is_empty() {
+            return Ok(HashSet::new());
+        }
+        let rows: Vec<i64> = record_link::Entity::find()
+            .select_only()
+            .column(record_link::Column::DeskId)
+            .filter(record_link::Column::Module.eq(module.as_str()))
+            .filter(one_of(
+                self.backend(),
+                record_link::Column::DeskId,
+                ids.to_vec(),
+            ))
+            .filter(record_link::Column::DeskId.in_subquery(behind_salesforce(module)))
+            .into_tuple()
+            .all(self.connection())
+            .await?;
+        Ok(rows.into_iter().collect())
+    }
+
     /// The waiting changes (outbox rows) of each of these desk records that has some: the
     /// changes their values, read after this, carry to Salesforce.
     pub async fn outbox_waiting(
@@ -1992,11 +2018,12 @@ impl SyncBatch<'_> {
         if let Some(existing) = open.one(&*self.txn).await? {
             // The bound counts automatic attempts: a record refused for a reason that waits
             // for a person (a validation rule, eight edits running) and then met by a passing
-            // one (a locked row) is retried as any other would be.
+            // one (a locked row) is retried as any other would be; so is one tried again
+            // after its automatic retries ran out (by a person's retry, or an edit).
             let waited_for_a_person = existing
                 .reason
                 .parse::<FailureReason>()
-                .is_ok_and(|reason| !reason.is_transient());
+                .is_ok_and(|reason| !reason.is_transient() || existing.next_attempt_at.is_none());
             let attempts = if waited_for_a_person && new.reason.is_transient() {
                 1
             } else {
@@ -2087,12 +2114,13 @@ impl SyncBatch<'_> {
     /// Makes these desk records due now: a manual retry of their push does not wait for the
     /// backoff. A failure to pull their Salesforce twin keeps its own next attempt.
     pub async fn due_now(&mut self, module: Module, desk_ids: &[i64]) -> StoreResult<()> {
+        // Due now rather than never: a retry cut short (Salesforce down as it read) leaves a
+        // failure that retries by itself still doing so.
+        let now = Utc::now();
         sync_failure::Entity::update_many()
-            .col_expr(
-                sync_failure::Column::NextAttemptAt,
-                Expr::value(Option::<DateTime<Utc>>::None),
-            )
+            .col_expr(sync_failure::Column::NextAttemptAt, Expr::value(Some(now)))
             .filter(open_failures(module, Direction::DeskToSalesforce))
+            .filter(sync_failure::Column::NextAttemptAt.gt(now))
             .filter(sync_failure::Column::DeskId.is_in(desk_ids.iter().copied()))
             .exec(&*self.txn)
             .await?;

@@ -14,6 +14,7 @@ use serde_json::Value;
 
 use super::desk;
 use super::mapping::Mapping;
+use super::pull::FailedVersions;
 use super::{Integrations, SyncError};
 use crate::domain::{
     Direction, FailureReason, FirstSync, IntegrationStatus, Module, RetryPolicy, SyncType,
@@ -313,8 +314,10 @@ impl SyncEngine {
             Ok(None) => return false,
             Err(_) => return true,
         };
+        // Before `startSync` the queue fills, and nothing goes out until the first sync.
         if current.status != IntegrationStatus::Active.as_str()
             || current.sync_type != SyncType::TwoWay.as_str()
+            || current.first_sync == FirstSync::NotStarted.as_str()
         {
             return false;
         }
@@ -531,8 +534,17 @@ impl SyncEngine {
                         .map(|link| link.salesforce_id)
                         .collect();
                     if !twins.is_empty() {
-                        self.pull_ids(&round, module, &twins).await?;
+                        self.pull_ids(&round, module, &twins, FailedVersions::Skip)
+                            .await?;
                     }
+                    // One whose twin's newer version the desk could not take (its account
+                    // is not in the desk yet) waits queued for it, as a round leaves it.
+                    let behind = self.store.behind_salesforce(module, part).await?;
+                    let part: Vec<i64> = part
+                        .iter()
+                        .copied()
+                        .filter(|id| !behind.contains(id))
+                        .collect();
                     // Only these go out: another queued record's twin was not read, and a
                     // newer Salesforce edit of it would be written over. It waits for a
                     // round, which reads before it sends.
@@ -548,7 +560,8 @@ impl SyncEngine {
                 .collect();
             if !salesforce_ids.is_empty() {
                 let asked = Utc::now();
-                self.pull_ids(&round, module, &salesforce_ids).await?;
+                self.pull_ids(&round, module, &salesforce_ids, FailedVersions::TryAgain)
+                    .await?;
                 // As in a round: one read again that needed nothing is settled.
                 for part in salesforce_ids.chunks(BIND_PART) {
                     self.store
@@ -615,9 +628,10 @@ impl SyncEngine {
             let due = self.store.due_pull_retries(module, 2_000).await?;
             if !due.is_empty() {
                 let asked = Utc::now();
-                report
-                    .pulled
-                    .add(self.pull_ids(&round, module, &due).await?);
+                report.pulled.add(
+                    self.pull_ids(&round, module, &due, FailedVersions::TryAgain)
+                        .await?,
+                );
                 // One read again that needed nothing (it agrees with the desk, or the desk's
                 // newer edit stands) has nothing left to wait for.
                 self.store
@@ -628,9 +642,10 @@ impl SyncEngine {
             // page at a time, so that their panels show the whole record too.
             let unread = self.store.links_without_fields(module, 2_000).await?;
             if !unread.is_empty() {
-                report
-                    .pulled
-                    .add(self.pull_ids(&round, module, &unread).await?);
+                report.pulled.add(
+                    self.pull_ids(&round, module, &unread, FailedVersions::TryAgain)
+                        .await?,
+                );
                 // Marked only once read: a read cut short leaves them for the next round.
                 self.store.settle_unread_links(module, &unread).await?;
             }

@@ -212,6 +212,15 @@ fn listed(name: &str) -> usize {
     name.len() + 6
 }
 
+/// What a read does with a record whose very version failed to apply and still waits.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum FailedVersions {
+    /// Leaves it to its failure's retry: a poll, or a push reading the twins it sends over.
+    Skip,
+    /// Applies it again: the record's retry, asked for or due.
+    TryAgain,
+}
+
 /// `SELECT Id, SystemModstamp, LastModifiedDate, <mapped fields>, <other fields> FROM
 /// <object>`: the mapped fields feed the desk, and the whole record is the profile a panel
 /// shows. Compound fields (addresses, geolocations) repeat their parts, binary ones are not
@@ -649,6 +658,7 @@ impl SyncEngine {
                         Some((&cursor_name, Some(floor))),
                         &mut known,
                         chunk,
+                        FailedVersions::Skip,
                     )
                     .await;
                 total = add(total, counts?);
@@ -681,6 +691,7 @@ impl SyncEngine {
         round: &Round,
         module: Module,
         ids: &[String],
+        failed: FailedVersions,
     ) -> Result<Counts, SyncError> {
         let mut total = Counts::default();
         for chunk in ids.chunks(READ_BY_ID) {
@@ -700,7 +711,7 @@ impl SyncEngine {
             }
             total = add(
                 total,
-                self.apply(round, module, None, &mut HashMap::new(), incoming)
+                self.apply(round, module, None, &mut HashMap::new(), incoming, failed)
                     .await?,
             );
         }
@@ -717,6 +728,7 @@ impl SyncEngine {
         cursor: Option<(&str, Option<DateTime<Utc>>)>,
         known: &mut HashMap<String, i64>,
         mut incoming: Vec<Incoming>,
+        failed_versions: FailedVersions,
     ) -> Result<Counts, SyncError> {
         let mappings = round.mappings(module);
         let editable = editable_fields(round, module).await?;
@@ -774,12 +786,14 @@ impl SyncEngine {
             candidates.remove(key);
         }
 
-        // The polling window reads recent records again each round: one whose very version
-        // failed and still waits is left to its failure's retry, not logged once more. Read
-        // before the batch, as every read outside it is: a batch holding desk rows locked
-        // waits for no connection of the pool.
-        let failed = match cursor {
-            Some(_) if open_failures => self.store.failed_versions(module, &ids).await?,
+        // The polling window reads recent records again each round, and a push reads the
+        // twins it sends over: one whose very version failed and still waits is left to its
+        // failure's retry, not logged once more. Read before the batch, as every read outside
+        // it is: a batch holding desk rows locked waits for no connection of the pool.
+        let failed = match failed_versions {
+            FailedVersions::Skip if open_failures => {
+                self.store.failed_versions(module, &ids).await?
+            }
             _ => HashMap::new(),
         };
         // Creates sent whose answer never came, which a record of this page may be.

@@ -9,6 +9,7 @@ use serde_json::Value;
 use super::SyncError;
 use super::desk::{self, DeskRecord};
 use super::engine::{Counts, Round, SyncEngine, statistics_due};
+use super::pull::FailedVersions;
 use super::records::{
     AccountLinks, account_field, blank, changed_since, hash, to_salesforce, unlinked_account,
     with_sent,
@@ -113,7 +114,9 @@ impl SyncEngine {
                     .map(|link| link.salesforce_id)
                     .collect();
                 if !twins.is_empty() {
-                    self.read_again(round, module, &twins).await?;
+                    // A twin whose very version failed to pull waits for its own retry.
+                    self.read_again(round, module, &twins, FailedVersions::Skip)
+                        .await?;
                 }
                 read_at = Instant::now();
             }
@@ -675,8 +678,9 @@ impl SyncEngine {
         round: &Round,
         module: Module,
         salesforce_ids: &[String],
+        failed: FailedVersions,
     ) -> Result<(), SyncError> {
-        let pulled = self.pull_ids(round, module, salesforce_ids).await?;
+        let pulled = self.pull_ids(round, module, salesforce_ids, failed).await?;
         round
             .pulled_by_push
             .lock()
@@ -842,7 +846,9 @@ impl SyncEngine {
             return Ok(());
         }
         let twins: Vec<String> = meeting.iter().map(|(_, sf)| sf.clone()).collect();
-        self.read_again(round, module, &twins).await?;
+        // Each meets its desk record now, whatever failed when it was read alone.
+        self.read_again(round, module, &twins, FailedVersions::TryAgain)
+            .await?;
         let desk_ids: Vec<i64> = meeting.iter().map(|(i, _)| plans[*i].0).collect();
         let met = self.store.links_by_desk(module, &desk_ids).await?;
         let object = module.salesforce_object();

@@ -5,7 +5,7 @@ use salesforce_sim::SimHandle;
 use serde_json::{Value, json};
 use tandem::config::Settings;
 
-use crate::helpers::TestApp;
+use crate::helpers::{TestApp, codes};
 use crate::integration::started;
 
 const FAILURES: &str = "query($r: FailureReason) { syncFailures(reason: $r) { nodes { id reason direction module deskId salesforceId message attempts nextAttemptAt resolvedAt } } }";
@@ -461,11 +461,50 @@ async fn transient_retries_back_off_and_stop_at_the_bound() {
     assert_eq!(exhausted["resolvedAt"], Value::Null);
     assert_eq!(app.store.outbox_len().await.unwrap(), 0);
 
+    // Retried by a person once they ran out, and refused again for a passing reason, it has
+    // its automatic retries afresh.
+    sim.reject_next_records(&[lock]);
+    let afresh = retry(&app, &failure["id"]).await;
+    assert_eq!(afresh["attempts"], 1, "{afresh}");
+    assert!(afresh["nextAttemptAt"].is_string(), "{afresh}");
+
     app.sync_now().await;
     assert_eq!(in_org(&sim, "Busy"), 0);
     let fixed = retry(&app, &failure["id"]).await;
     assert!(fixed["resolvedAt"].is_string(), "{fixed}");
     assert_eq!(in_org(&sim, "Busy"), 1);
+}
+
+#[tokio::test]
+async fn a_retry_cut_short_by_salesforce_leaves_a_passing_failure_retrying_by_itself() {
+    let (app, sim) = synced(|s| s.sync.retry_backoff_secs = 3600).await;
+    let (_, desk_id) = synced_contact(&app, &sim, "Busy", "Clerk").await;
+    app.gql_ok(
+        "mutation($id: ID!) { updateContact(id: $id, patch: { title: \"Head clerk\" }) { id } }",
+        json!({ "id": desk_id }),
+    )
+    .await;
+    sim.reject_next_records(&[(
+        "UNABLE_TO_LOCK_ROW",
+        "unable to obtain exclusive access to this record",
+    )]);
+    app.sync_now().await;
+    let failure = open_failures(&app, None).await[0].clone();
+    assert!(failure["nextAttemptAt"].is_string(), "{failure}");
+
+    // Retried by a person, it meets Salesforce down as its twin is read.
+    let read = sim.hold_next("GET", "/query");
+    let (answer, ()) = tokio::join!(app.gql(RETRY, json!({ "id": failure["id"] })), async {
+        read.arrived().await;
+        sim.fail_next(&[503; 10]);
+        read.release();
+    });
+    assert_eq!(codes(&answer), ["UPSTREAM_UNAVAILABLE"], "{answer}");
+    let after = open_failures(&app, None).await[0].clone();
+    assert!(
+        after["nextAttemptAt"].is_string(),
+        "still retried by itself: {after}"
+    );
 }
 
 #[tokio::test]
@@ -663,6 +702,61 @@ async fn a_retried_desk_edit_does_not_overwrite_a_newer_salesforce_edit_not_read
         contact["contact"]["title"], "Professor",
         "and reaches the desk"
     );
+}
+
+#[tokio::test]
+async fn a_retried_desk_edit_waits_for_a_newer_salesforce_version_the_desk_cannot_take_yet() {
+    let (app, sim) = synced(|_| {}).await;
+    let (sf_id, desk_id) = synced_contact(&app, &sim, "Meitner", "Physicist").await;
+    let refused = title_edit_refused(&app, &sim, &desk_id).await;
+
+    // Later, Salesforce moves the contact to an account the desk has not read yet and gives
+    // it a new title; before any round, the desk's edit is retried.
+    sim.advance_clock(5);
+    let institute = sim
+        .insert("Account", json!({ "Name": "Kaiser Wilhelm Institute" }))
+        .unwrap();
+    sim.update(
+        "Contact",
+        &sf_id,
+        json!({ "Title": "Professor", "AccountId": institute }),
+    )
+    .unwrap();
+    let retried = retry(&app, &refused[0]["id"]).await;
+    assert!(retried["resolvedAt"].is_null(), "it waits: {retried}");
+    assert_eq!(
+        sim.get("Contact", &sf_id).unwrap()["Title"],
+        "Professor",
+        "the newer Salesforce edit is not written over"
+    );
+    assert!(
+        !app.engine.has_changes_to_send().await,
+        "and starts no round of its own"
+    );
+    // Retried again, it still waits; the contact read again as its twin is left to its own
+    // failure's retry, not logged again.
+    retry(&app, &refused[0]["id"]).await;
+    let waiting = app
+        .gql_ok(
+            "{ syncFailures(reason: ACCOUNT_NOT_SYNCED) { nodes { attempts } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(waiting["syncFailures"]["nodes"], json!([{ "attempts": 1 }]));
+
+    // The next round brings the account, then the contact with its newer title.
+    app.sync_now().await;
+    let contact = app
+        .gql_ok(
+            "query($id: ID!) { contact(id: $id) { title account { name } } }",
+            json!({ "id": desk_id }),
+        )
+        .await;
+    assert_eq!(
+        contact["contact"],
+        json!({ "title": "Professor", "account": { "name": "Kaiser Wilhelm Institute" } })
+    );
+    assert_eq!(sim.get("Contact", &sf_id).unwrap()["Title"], "Professor");
 }
 
 #[tokio::test]

@@ -538,6 +538,23 @@ async fn edited_in_the_desk_then_in_salesforce(
 }
 
 #[tokio::test]
+async fn desk_edits_made_before_the_first_sync_start_no_round_until_it_does() {
+    let app = spawn_app().await;
+    let sim = salesforce_sim::start(SimConfig::default()).await;
+    connect(&app, &sim, "tandem").await;
+    app.create_contact(json!({ "lastName": "Early" })).await;
+    assert!(
+        !app.engine.has_changes_to_send().await,
+        "connected, not started: a desk edit wakes nothing"
+    );
+    app.gql_ok("mutation { startSync { firstSync } }", json!({}))
+        .await;
+    assert!(app.engine.has_changes_to_send().await);
+    app.sync_now().await;
+    assert_eq!(sim.records("Contact")[0]["LastName"], "Early");
+}
+
+#[tokio::test]
 async fn in_two_way_mode_the_most_recent_change_wins() {
     let (app, sim) = connected().await;
     let sf_id =
