@@ -5078,6 +5078,18 @@ async fn a_record_edited_after_its_page_was_read_is_read_again(skewed: bool) {
 
 #[tokio::test]
 async fn a_salesforce_edit_made_while_a_long_pull_reads_on_wins_over_an_older_desk_edit() {
+    salesforce_edit_made_while_a_long_pull_reads_on(false).await;
+}
+
+#[tokio::test]
+async fn a_salesforce_edit_the_desk_cannot_take_yet_made_while_a_long_pull_reads_on_is_not_written_over()
+ {
+    salesforce_edit_made_while_a_long_pull_reads_on(true).await;
+}
+
+/// `moved`: the Salesforce edit also moves the contact to an account the round's pull of
+/// accounts has passed, so that the desk cannot take it until the next round.
+async fn salesforce_edit_made_while_a_long_pull_reads_on(moved: bool) {
     let (app, sim) = connected().await;
     let twin = sim
         .insert(
@@ -5109,8 +5121,14 @@ async fn a_salesforce_edit_made_while_a_long_pull_reads_on_wins_over_an_older_de
         .expect("the round reads the second page");
     // While it reads on, Salesforce's user edits the title, later than the desk did.
     sim.advance_clock(5);
-    sim.update("Contact", &twin, json!({ "Title": "Salesforce title" }))
-        .unwrap();
+    let mut edit = json!({ "Title": "Salesforce title" });
+    if moved {
+        edit["AccountId"] = json!(
+            sim.insert("Account", json!({ "Name": "Sorbonne" }))
+                .unwrap()
+        );
+    }
+    sim.update("Contact", &twin, edit).unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
     second.release();
     round.await.unwrap().unwrap();
