@@ -183,6 +183,25 @@ fn open_failures(module: Module, direction: Direction) -> sea_orm::Condition {
         .add(sync_failure::Column::ResolvedAt.is_null())
 }
 
+/// Gives these failures, where a passing reason's automatic attempts ran out, their attempts
+/// afresh: a person's retry counts as the first of a new run.
+async fn restart_spent(db: &impl ConnectionTrait, failures: &[i64]) -> StoreResult<()> {
+    for part in failures.chunks(BIND_PART) {
+        sync_failure::Entity::update_many()
+            .col_expr(sync_failure::Column::Attempts, Expr::value(0))
+            .filter(sync_failure::Column::Id.is_in(part.iter().copied()))
+            .filter(sync_failure::Column::ResolvedAt.is_null())
+            .filter(sync_failure::Column::NextAttemptAt.is_null())
+            .filter(
+                sync_failure::Column::Reason
+                    .is_in(FailureReason::PASSING.iter().map(|r| r.as_str())),
+            )
+            .exec(db)
+            .await?;
+    }
+    Ok(())
+}
+
 /// Records a desk change for the sync to push, when an integration exists.
 pub(crate) async fn enqueue(
     db: &impl ConnectionTrait,
@@ -1306,6 +1325,11 @@ impl Store {
     /// Makes these failed records due now, for the sync round running, or the next, to try:
     /// desk records are queued to be sent again (when `push`: the sync is two-way), and
     /// Salesforce records are read again.
+    /// [`restart_spent`] for these failures, as a person's retry of them begins.
+    pub async fn restart_spent(&self, failures: &[i64]) -> StoreResult<()> {
+        restart_spent(self.connection(), failures).await
+    }
+
     pub async fn queue_retries(
         &self,
         failures: &[sync_failure::Model],
@@ -1323,6 +1347,7 @@ impl Store {
                 batch.enqueue_all(module, part).await?;
             }
             let due: Vec<i64> = pushes.iter().chain(&pulls).map(|f| f.id).collect();
+            restart_spent(&*batch.txn, &due).await?;
             for part in due.chunks(BIND_PART) {
                 sync_failure::Entity::update_many()
                     .col_expr(sync_failure::Column::NextAttemptAt, Expr::value(Utc::now()))
@@ -2018,12 +2043,11 @@ impl SyncBatch<'_> {
         if let Some(existing) = open.one(&*self.txn).await? {
             // The bound counts automatic attempts: a record refused for a reason that waits
             // for a person (a validation rule, eight edits running) and then met by a passing
-            // one (a locked row) is retried as any other would be; so is one tried again
-            // after its automatic retries ran out (by a person's retry, or an edit).
+            // one (a locked row) is retried as any other would be.
             let waited_for_a_person = existing
                 .reason
                 .parse::<FailureReason>()
-                .is_ok_and(|reason| !reason.is_transient() || existing.next_attempt_at.is_none());
+                .is_ok_and(|reason| !reason.is_transient());
             let attempts = if waited_for_a_person && new.reason.is_transient() {
                 1
             } else {

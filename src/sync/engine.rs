@@ -506,6 +506,8 @@ impl SyncEngine {
         let round = self
             .prepare(&current, &client, generation, held.shared())
             .await?;
+        let ids: Vec<i64> = failures.iter().map(|f| f.id).collect();
+        self.store.restart_spent(&ids).await?;
         let mut sent = false;
         for module in [Module::Accounts, Module::Contacts] {
             self.find_lost_creates(&round, module).await?;
