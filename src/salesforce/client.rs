@@ -87,6 +87,16 @@ pub struct SalesforceClient {
     instance_noted: AtomicU64,
     /// The org's time by the `Date` of the last answer, and when that answer arrived.
     org_clock: Mutex<Option<(DateTime<Utc>, Instant)>>,
+    /// The same for the last answer's `Date` however far from this host's clock.
+    any_clock: Mutex<Option<(DateTime<Utc>, Instant)>>,
+}
+
+/// The time a clock read at one instant shows at `at`.
+fn time_at(clock: &Mutex<Option<(DateTime<Utc>, Instant)>>, at: Instant) -> Option<DateTime<Utc>> {
+    let (date, arrived) = (*clock.lock().unwrap_or_else(|p| p.into_inner()))?;
+    let since = chrono::Duration::from_std(at.saturating_duration_since(arrived)).ok()?;
+    let before = chrono::Duration::from_std(arrived.saturating_duration_since(at)).ok()?;
+    Some(date + since - before)
 }
 
 /// How a call is sent.
@@ -249,6 +259,7 @@ impl SalesforceClient {
             calls: AtomicU64::new(0),
             instance_noted: AtomicU64::new(u64::MAX),
             org_clock: Mutex::new(None),
+            any_clock: Mutex::new(None),
         })
     }
 
@@ -256,10 +267,13 @@ impl SalesforceClient {
     /// than the org's clock then (the date is cut to the second, and stamped before the
     /// answer left). `None` before an answer with a date.
     pub fn org_time_at(&self, at: Instant) -> Option<DateTime<Utc>> {
-        let (date, arrived) = (*self.org_clock.lock().unwrap_or_else(|p| p.into_inner()))?;
-        let since = chrono::Duration::from_std(at.saturating_duration_since(arrived)).ok()?;
-        let before = chrono::Duration::from_std(arrived.saturating_duration_since(at)).ok()?;
-        Some(date + since - before)
+        time_at(&self.org_clock, at)
+    }
+
+    /// [`Self::org_time_at`] by the last answer's `Date` even when it is too far from this
+    /// host's clock to be taken for the org's.
+    pub fn stated_time_at(&self, at: Instant) -> Option<DateTime<Utc>> {
+        time_at(&self.any_clock, at)
     }
 
     /// The refresh token to keep: the one given, or the one Salesforce last rotated in.
@@ -426,10 +440,13 @@ impl SalesforceClient {
                 .get(reqwest::header::DATE)
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| DateTime::parse_from_rfc2822(v).ok())
-                .filter(|date| (date.with_timezone(&Utc) - Utc::now()).abs() <= ORG_CLOCK_SKEW)
+                .map(|date| date.with_timezone(&Utc))
             {
-                *self.org_clock.lock().unwrap_or_else(|p| p.into_inner()) =
-                    Some((date.with_timezone(&Utc), Instant::now()));
+                let read = Some((date, Instant::now()));
+                *self.any_clock.lock().unwrap_or_else(|p| p.into_inner()) = read;
+                if (date - Utc::now()).abs() <= ORG_CLOCK_SKEW {
+                    *self.org_clock.lock().unwrap_or_else(|p| p.into_inner()) = read;
+                }
             }
             let status = response.status();
             let bytes = match response.bytes().await {

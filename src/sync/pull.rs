@@ -640,16 +640,21 @@ impl SyncEngine {
                     self.store.refresh_statistics();
                 }
                 // With no clock of the org's to go by (no answer gave a `Date` near this
-                // host's), this host's, as far behind as the org's may be and still be taken:
-                // records stamped since are read again by the next poll, as no-ops.
+                // host's), the earlier of this host's an hour back (as far behind as the
+                // org's may be and still be taken) and the `Date` answers gave: records
+                // stamped since are read again by the next poll, as no-ops.
                 let floor = round.client.org_time_at(asked).unwrap_or_else(|| {
                     static SAID: std::sync::Once = std::sync::Once::new();
                     SAID.call_once(|| {
                         tracing::warn!(
-                            "Salesforce's answers give no time within an hour of this host's clock; polls read the last hour of changes again until they do (check the host's clock)"
+                            "Salesforce's answers give no time within an hour of this host's clock; polls read changes again from an hour or more back until they do (check the host's clock)"
                         );
                     });
-                    asked_here - crate::salesforce::ORG_CLOCK_SKEW
+                    let host = asked_here - crate::salesforce::ORG_CLOCK_SKEW;
+                    round
+                        .client
+                        .stated_time_at(asked)
+                        .map_or(host, |stated| stated.min(host))
                 });
                 let counts = self
                     .apply(

@@ -5017,21 +5017,21 @@ async fn a_lost_create_committed_as_the_pull_reads_is_the_creates_answer_not_a_n
 
 #[tokio::test]
 async fn a_record_edited_after_its_page_was_read_is_read_again_however_late_the_query_ends() {
-    a_record_edited_after_its_page_was_read_is_read_again(false).await;
+    a_record_edited_after_its_page_was_read_is_read_again(0).await;
 }
 
 #[tokio::test]
 async fn a_record_edited_after_its_page_was_read_is_read_again_with_no_org_clock_to_go_by() {
-    a_record_edited_after_its_page_was_read_is_read_again(true).await;
+    a_record_edited_after_its_page_was_read_is_read_again(2 * 3600).await;
 }
 
-/// `skewed`: the org's clock two hours from this host's from the start, so that no answer's
-/// `Date` is taken for the org's.
-async fn a_record_edited_after_its_page_was_read_is_read_again(skewed: bool) {
-    let (app, sim) = if skewed {
+/// `skew`: seconds the org's clock is from this host's from the start; two hours, and no
+/// answer's `Date` is taken for the org's.
+async fn a_record_edited_after_its_page_was_read_is_read_again(skew: i64) {
+    let (app, sim) = if skew != 0 {
         let app = spawn_app().await;
         let sim = salesforce_sim::start(SimConfig::default()).await;
-        sim.advance_clock(2 * 3600);
+        sim.advance_clock(skew);
         connect(&app, &sim, "tandem").await;
         app.gql_ok("mutation { startSync { firstSync } }", json!({}))
             .await;
