@@ -589,9 +589,6 @@ async fn name_searches_ignore_case_in_every_script() {
         .await;
     // Decomposed, as some systems store it: «u» and a combining diaeresis.
     app.create_account("Mu\u{0308}ller Bau").await;
-    // Turkish: a dotted capital «İ», which lower-cases to «i» and a combining dot.
-    app.create_account("İstanbul Lojistik").await;
-    app.create_contact(json!({ "lastName": "İNCE" })).await;
     let found = |query: &'static str| {
         let app = &app;
         async move {
@@ -642,9 +639,6 @@ async fn name_searches_ignore_case_in_every_script() {
             ["Mu\u{0308}ller Bau"],
             "composed or not, one letter"
         );
-        assert_eq!(found("istanbul").await, ["İstanbul Lojistik"]);
-        assert_eq!(found("ince").await, ["İNCE"]);
-        assert_eq!(found("İnce").await, ["İNCE"]);
     };
     check().await;
 
@@ -655,13 +649,6 @@ async fn name_searches_ignore_case_in_every_script() {
         .await
         .unwrap();
     migrate_again_from(db, "name_keys").await;
-    check().await;
-    // Keyed before the dot of «İ» was dropped, a name gets its key again.
-    db.execute_unprepared("UPDATE contact SET name_key = 'i\u{307}nce' WHERE last_name = 'İNCE'")
-        .await
-        .unwrap();
-    assert_eq!(found("ince").await, Vec::<String>::new());
-    migrate_again_from(db, "dotted_i_keys").await;
     check().await;
 }
 
