@@ -789,6 +789,13 @@ fn selected(ctx: &Context<'_>, lists: &Lists) -> Result<Vec<Live>, ApiError> {
         }
         None => Vec::new(),
     };
+    // The names the panel's selections ask for, read once for every list.
+    let mut asked = std::collections::HashSet::new();
+    for set in &panels {
+        document.each_field(set, 0, &mut |field| {
+            asked.insert(field.name.node.as_str());
+        });
+    }
     Ok(lists
         .iter()
         .filter(|(_, name, item)| {
@@ -796,11 +803,7 @@ fn selected(ctx: &Context<'_>, lists: &Lists) -> Result<Vec<Live>, ApiError> {
                 && if panels.is_empty() {
                     ctx.look_ahead().field(name).exists()
                 } else {
-                    panels.iter().any(|set| {
-                        let mut found = false;
-                        document.each_field(set, 0, &mut |field| found |= field.name.node == *name);
-                        found
-                    })
+                    asked.contains(name)
                 }
         })
         .map(|(kind, _, _)| *kind)

@@ -1103,15 +1103,7 @@ async fn an_employee_count_the_desk_cannot_hold_is_refused_naming_the_field_howe
     let (app, sim) = synced(|_| {}).await;
     // Salesforce's NumberOfEmployees holds the desk's eight digits: a larger count comes from
     // a wider field mapped in its place (here AnnualRevenue, a whole-number currency).
-    let mut maps = app
-        .gql_ok(
-            "{ fieldMappings(module: ACCOUNTS) { deskField salesforceField } }",
-            json!({}),
-        )
-        .await["fieldMappings"]
-        .as_array()
-        .unwrap()
-        .clone();
+    let mut maps = app.field_mappings("ACCOUNTS").await;
     maps.retain(|m| m["deskField"] != "employees" && m["deskField"] != "annualRevenue");
     maps.push(json!({ "deskField": "employees", "salesforceField": "AnnualRevenue" }));
     app.gql_ok(

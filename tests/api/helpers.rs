@@ -87,6 +87,15 @@ impl TestApp {
         assert!(body.get("errors").is_none(), "{body}");
     }
 
+    /// The module's mappings as they are: `deskField` and `salesforceField` of each.
+    pub async fn field_mappings(&self, module: &str) -> Vec<Value> {
+        let read = format!("{{ fieldMappings(module: {module}) {{ deskField salesforceField }} }}");
+        self.gql_ok(&read, json!({})).await["fieldMappings"]
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+
     /// Maps one field beside the module's other mappings; the whole answer.
     pub async fn try_map_field(
         &self,
@@ -94,11 +103,7 @@ impl TestApp {
         desk_field: &str,
         salesforce_field: &str,
     ) -> Value {
-        let read = format!("{{ fieldMappings(module: {module}) {{ deskField salesforceField }} }}");
-        let mut maps = self.gql_ok(&read, json!({})).await["fieldMappings"]
-            .as_array()
-            .unwrap()
-            .clone();
+        let mut maps = self.field_mappings(module).await;
         maps.retain(|m| m["deskField"] != desk_field);
         maps.push(json!({ "deskField": desk_field, "salesforceField": salesforce_field }));
         let save = format!(

@@ -1283,15 +1283,7 @@ async fn mappings_that_would_fail_in_salesforce_are_refused_up_front() {
 /// The accounts' mappings as they are, with the account type mapped to the custom
 /// `Subscription_Type__c`.
 async fn account_type_mapped_to_subscription(app: &TestApp) -> Vec<Value> {
-    let mut maps = app
-        .gql_ok(
-            "{ fieldMappings(module: ACCOUNTS) { deskField salesforceField } }",
-            json!({}),
-        )
-        .await["fieldMappings"]
-        .as_array()
-        .unwrap()
-        .clone();
+    let mut maps = app.field_mappings("ACCOUNTS").await;
     for map in &mut maps {
         if map["deskField"] == "accountType" {
             map["salesforceField"] = json!("Subscription_Type__c");
