@@ -8,6 +8,8 @@ pub struct Model {
     pub module: String,
     pub desk_field: String,
     pub salesforce_field: String,
+    /// When it was made; `None` for a mapping made with the integration (a standard one).
+    pub mapped_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

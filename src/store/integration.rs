@@ -1,4 +1,4 @@
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use entity::{
     field_mapping, former_link, integration, outbox, pending_create, record_link, sync_cursor,
     sync_event, sync_failure,
@@ -362,6 +362,20 @@ impl Store {
             .await?)
     }
 
+    /// Each saved mapping made after the integration was (`updateFieldMappings` naming a
+    /// pair not mapped before): module, desk field, and when.
+    pub async fn remapped_fields(&self) -> StoreResult<Vec<(String, String, DateTime<Utc>)>> {
+        Ok(field_mapping::Entity::find()
+            .select_only()
+            .column(field_mapping::Column::Module)
+            .column(field_mapping::Column::DeskField)
+            .column(field_mapping::Column::MappedAt)
+            .filter(field_mapping::Column::MappedAt.is_not_null())
+            .into_tuple()
+            .all(self.connection())
+            .await?)
+    }
+
     /// Saves a module's mappings in place of the old ones, and in the same transaction drops
     /// the cursor named (the module's pull), makes the module's open pull failures due now,
     /// and queues again the desk records whose push failed: a record either side refused
@@ -370,10 +384,14 @@ impl Store {
     /// Checked only for a one-way sync (`writes` false), they are not saved once the sync has
     /// turned two-way meanwhile: a field only read then may not be one Salesforce lets the
     /// sync write.
+    ///
+    /// A pair mapped before keeps when it was mapped; before any were saved, the module's
+    /// `standard` pairs were mapped from the start.
     pub async fn replace_field_mappings(
         &self,
         module: Module,
         pairs: &[(String, String)],
+        standard: &[(String, String)],
         cursor: &str,
         writes: bool,
     ) -> StoreResult<()> {
@@ -419,19 +437,37 @@ impl Store {
             .filter(sync_failure::Column::ResolvedAt.is_null())
             .exec(&*txn)
             .await?;
+        let before = field_mapping::Entity::find()
+            .filter(field_mapping::Column::Module.eq(module.as_str()))
+            .all(&*txn)
+            .await?;
+        let now = Utc::now();
+        let mapped_at = |desk: &str, salesforce: &str| {
+            if before.is_empty() {
+                let from_start = standard.iter().any(|(d, s)| d == desk && s == salesforce);
+                return (!from_start).then_some(now);
+            }
+            before
+                .iter()
+                .find(|m| m.desk_field == desk && m.salesforce_field == salesforce)
+                .map_or(Some(now), |m| m.mapped_at)
+        };
+        let rows: Vec<field_mapping::ActiveModel> = pairs
+            .iter()
+            .map(|(desk, salesforce)| field_mapping::ActiveModel {
+                module: Set(module.as_str().into()),
+                desk_field: Set(desk.clone()),
+                salesforce_field: Set(salesforce.clone()),
+                mapped_at: Set(mapped_at(desk, salesforce)),
+                ..Default::default()
+            })
+            .collect();
         field_mapping::Entity::delete_many()
             .filter(field_mapping::Column::Module.eq(module.as_str()))
             .exec(&*txn)
             .await?;
-        for (desk, salesforce) in pairs {
-            field_mapping::ActiveModel {
-                module: Set(module.as_str().into()),
-                desk_field: Set(desk.clone()),
-                salesforce_field: Set(salesforce.clone()),
-                ..Default::default()
-            }
-            .insert(&*txn)
-            .await?;
+        for row in rows {
+            row.insert(&*txn).await?;
         }
         txn.commit().await?;
         Ok(())

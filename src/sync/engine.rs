@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use entity::integration;
 use sea_orm::ActiveValue::Set;
 use tokio::sync::broadcast;
@@ -106,6 +106,8 @@ pub(super) struct Round {
     pub first_sync: bool,
     pub contacts: Vec<Mapping>,
     pub accounts: Vec<Mapping>,
+    /// Mappings made after the integration was: module, desk field, when.
+    remapped: Vec<(String, String, DateTime<Utc>)>,
     /// This desk's tag in `Helpdesk_Id__c` (`Store::desk_tag`).
     pub desk_tag: Arc<str>,
     /// Salesforce records the push read and applied, meeting desk records for the first time.
@@ -144,6 +146,16 @@ impl Round {
             Module::Contacts => &self.contacts,
             Module::Accounts => &self.accounts,
         }
+    }
+
+    /// The desk fields of `module` mapped to the Salesforce field they now are after `at`:
+    /// a link last agreed at `at` never agreed on them.
+    pub fn mapped_after(&self, module: Module, at: DateTime<Utc>) -> HashSet<String> {
+        self.remapped
+            .iter()
+            .filter(|(m, _, mapped)| m == module.as_str() && *mapped > at)
+            .map(|(_, desk, _)| desk.clone())
+            .collect()
     }
 
     /// Of these ids of `object`, those Salesforce holds no live record of (deleted, or never
@@ -476,6 +488,7 @@ impl SyncEngine {
             first_sync: current.first_sync == FirstSync::Running.as_str(),
             contacts: self.integrations.mappings(Module::Contacts).await?,
             accounts: self.integrations.mappings(Module::Accounts).await?,
+            remapped: self.store.remapped_fields().await?,
             desk_tag: self.store.desk_tag().await?,
             pulled_by_push: Default::default(),
             former_links: self.store.has_former_links().await?,

@@ -1181,8 +1181,18 @@ impl Integrations {
             .iter()
             .map(|m| (m.desk_field.clone(), m.salesforce_field.clone()))
             .collect();
+        let standard: Vec<(String, String)> = mapping::default_mappings(module)
+            .into_iter()
+            .map(|m| (m.desk_field, m.salesforce_field))
+            .collect();
         self.store
-            .replace_field_mappings(module, &pairs, &super::pull::cursor_of(module), writes)
+            .replace_field_mappings(
+                module,
+                &pairs,
+                &standard,
+                &super::pull::cursor_of(module),
+                writes,
+            )
             .await?;
         self.forget_view().await;
         // The module is read again under the new mappings now, not at the next poll.

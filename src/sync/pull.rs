@@ -1013,7 +1013,7 @@ impl SyncEngine {
                     }
                 }
                 Some(link) => {
-                    let existing = desk.remove(&link.desk_id);
+                    let mut existing = desk.remove(&link.desk_id);
                     // Read again, not changed since it was last read: only the mappings
                     // changed. That is no Salesforce update, so a twin the desk deleted
                     // stays deleted, and below a value Salesforce lacks does not blank the
@@ -1063,13 +1063,41 @@ impl SyncEngine {
                                 link.kept_account_id.as_deref(),
                             )) != link.synced_hash
                     });
-                    if desk_newer {
+                    if let Some(record) = existing.take_if(|_| desk_newer) {
                         // The desk's edit goes out and wins; Salesforce's profile is still news.
-                        if link.salesforce_fields.as_deref() != Some(&*inc.profile) {
+                        // A field mapped since the last read holds no desk edit, though: a
+                        // blank there takes Salesforce's value rather than going out over it.
+                        let own = record.values();
+                        let mut values = own.clone();
+                        let mut theirs = own.clone();
+                        apply_to_desk(mappings, module, &inc.values, &mut theirs, &accounts);
+                        let newly = round.mapped_after(module, link.updated_at);
+                        theirs.retain(|field, _| newly.contains(field));
+                        let mut filled = fill_blanks(&mut values, theirs);
+                        let mut untaken = keep_own_where_taken_cannot_be_held(
+                            module,
+                            &mut values,
+                            &own,
+                            &mut filled,
+                        );
+                        if !filled.is_empty()
+                            && let Err(invalid) =
+                                desk::save(&mut batch, module, Some(record), values, before_delete)
+                                    .await?
+                        {
+                            untaken.push(invalid);
+                        }
+                        // One the desk cannot hold stays Salesforce's: the link reads the desk's
+                        // blank there, so the push leaves it be.
+                        let part =
+                            Partial::of(round, (module, inc), (link.desk_id, &own), &untaken);
+                        let profile = part.as_ref().map_or(&inc.profile, |p| &p.profile);
+                        if link.salesforce_fields.as_deref() != Some(profile.as_str()) {
                             batch
-                                .set_link_fields(link.id, &inc.profile, inc.modstamp)
+                                .set_link_fields(link.id, profile, inc.modstamp)
                                 .await?;
                         }
+                        self.log_partial(&mut batch, part).await?;
                         continue;
                     }
                     let kept = link.kept_account_id.as_deref();

@@ -3072,6 +3072,51 @@ async fn a_mapping_change_reads_every_linked_record_again_under_the_new_mapping(
 }
 
 #[tokio::test]
+async fn a_desk_edit_that_outlives_a_mapping_change_does_not_blank_the_newly_mapped_field() {
+    let (app, sim) = connected().await;
+    let ada = sim
+        .insert(
+            "Contact",
+            json!({ "LastName": "Ada", "Department": "Research", "MailingCity": "Paris" }),
+        )
+        .unwrap();
+    app.sync_now().await;
+    let ada_in_desk = by_last_name(&contacts(&app).await, "Ada")[0]["id"].clone();
+    // The desk's edit waits in the outbox as the desk's mailing state comes to be read from
+    // Department: the round reads Ada again, the edit is newer, and the desk's record wins.
+    update_contact(
+        &app,
+        &ada_in_desk,
+        json!({ "phone": "+1 555 0100", "mailingCity": null }),
+    )
+    .await;
+    app.map_field("CONTACTS", "mailingState", "Department")
+        .await;
+    app.sync_now().await;
+
+    let org = sim.get("Contact", &ada).unwrap();
+    assert_eq!(org["Phone"], "+1 555 0100");
+    assert_eq!(
+        org["MailingCity"],
+        Value::Null,
+        "the desk's own clearing goes out"
+    );
+    assert_eq!(
+        org["Department"], "Research",
+        "the desk never held a value there to send over Salesforce's"
+    );
+    let desk = app
+        .gql_ok(
+            "query($id: ID!) { contact(id: $id) { mailingState } }",
+            json!({ "id": ada_in_desk }),
+        )
+        .await;
+    assert_eq!(desk["contact"]["mailingState"], "Research");
+    let report = app.sync_now().await;
+    assert_eq!((report.pulled, report.pushed), Default::default());
+}
+
+#[tokio::test]
 async fn a_fixed_failure_resolves_on_retry() {
     let (app, sim) = connected().await;
     sim.insert(
