@@ -1,7 +1,7 @@
 //! GraphQL over WebSocket: `graphql-transport-ws` and the legacy `graphql-ws`, with the close
 //! codes the protocol defines (4400 bad message, 4401 subscribe before ack, 4403 refused or
-//! expired token, 4406 unknown subprotocol, 4408 init timeout, 4409 duplicate id, 4429 second init),
-//! and 1013 (try again later) for a client that stopped reading or a store that failed.
+//! expired token, 4406 unknown subprotocol, 4408 init timeout, 4409 duplicate id, 4429 second
+//! init; the legacy protocol answers most faults instead), and 1013 (try again later) for a client that stopped reading or a store that failed.
 //!
 //! Every message waits at most `websocket.send_timeout_secs` for the client to take it, and
 //! never past the token's expiry: a client that stops reading holds neither the connection
@@ -77,7 +77,6 @@ struct Data<'a> {
 }
 
 enum Outgoing {
-    Message(Value),
     /// A subscription's task ended, with its last word (the error that ended it) when the
     /// task could not say it itself: the id is free again once that is sent. `task` tells it
     /// from a later subscription that reused its id after a `complete`.
@@ -265,7 +264,10 @@ impl Connection {
             tokio::time::sleep(Duration::from_secs(self.state.websocket.init_timeout_secs));
         tokio::pin!(init_deadline);
         let every = Duration::from_secs(self.state.websocket.keepalive_secs.max(1));
-        let mut keepalive = tokio::time::interval(every);
+        // First a whole period after the connection opens, and never in a burst of ticks
+        // missed while `connection_init` was awaited.
+        let mut keepalive = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // Each tick pings the client, which answers (browsers and libraries do it by
         // themselves); a peer gone without a word (a laptop asleep, a dropped NAT mapping)
         // answers nothing, and is let go instead of holding its subscriptions until its token
@@ -275,7 +277,11 @@ impl Connection {
         let expiry = tokio::time::sleep(Duration::MAX / 4);
         tokio::pin!(expiry);
         loop {
+            // In order: what the connection owes the client (a finished subscription's last
+            // message) goes before the next message is read, so a client that sends faster
+            // than it is answered cannot pile answers up in memory.
             tokio::select! {
+                biased;
                 () = &mut init_deadline, if self.viewer.is_none() => {
                     return Some(Close::new(4408, "Connection initialisation timeout"));
                 }
@@ -302,11 +308,6 @@ impl Connection {
                     }
                 }
                 Some(out) = self.outgoing.1.recv() => match out {
-                    Outgoing::Message(message) => {
-                        if let Err(close) = self.send(message).await {
-                            return Some(close);
-                        }
-                    }
                     Outgoing::Stalled => return Some(too_slow(self.send_timeout)),
                     Outgoing::Finished { id, task, last, send_complete } => {
                         let current = self.subscriptions.get(&id).is_some_and(|(t, _)| *t == task);
@@ -444,6 +445,14 @@ impl Connection {
 
     async fn init(&mut self, protocol: Protocol, payload: Option<&Value>) -> Result<(), Close> {
         if self.initialised {
+            // The legacy protocol has no close code for it: its faults are answered, and the
+            // socket stays open under the first init.
+            if protocol == Protocol::Legacy {
+                let error = json!({ "message": "Too many initialisation requests: the connection is initialised already" });
+                return self
+                    .send(json!({ "type": "connection_error", "payload": error }))
+                    .await;
+            }
             return Err(Close::new(4429, "Too many initialisation requests"));
         }
         if payload.is_some_and(|p| !matches!(p, Value::Object(_) | Value::Null)) {
@@ -533,16 +542,10 @@ impl Connection {
         if self.subscriptions.len() >= self.state.websocket.max_subscriptions {
             let error = json!([{ "message": format!("at most {} subscriptions per connection", self.state.websocket.max_subscriptions),
                                  "extensions": { "code": "BAD_USER_INPUT" } }]);
-            let _ = self
-                .outgoing
-                .0
-                .send(Outgoing::Message(error_message(protocol, &id, error)));
+            self.send(error_message(protocol, &id, error)).await?;
             // The legacy protocol ends every refused operation with `complete`.
             if protocol == Protocol::Legacy {
-                let _ = self
-                    .outgoing
-                    .0
-                    .send(Outgoing::Message(json!({ "type": "complete", "id": id })));
+                self.send(json!({ "type": "complete", "id": id })).await?;
             }
             return Ok(());
         }

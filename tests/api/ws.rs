@@ -546,6 +546,9 @@ async fn a_legacy_client_told_of_a_message_it_got_wrong_keeps_its_socket() {
         ws.recv().await,
         json!({ "type": "error", "id": "9", "payload": { "message": "Invalid message type!" } })
     );
+    ws.send(json!({ "type": "connection_init" })).await;
+    let said = ws.recv().await;
+    assert_eq!(said["type"], "connection_error", "{said}");
 
     ws.send(json!({ "id": "1", "type": "start", "payload": { "query": "subscription { deskChanges { entity } }" } }))
         .await;
