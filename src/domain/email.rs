@@ -1,3 +1,5 @@
+use unicode_normalization::UnicodeNormalization;
+
 use super::Invalid;
 
 /// An email address: trimmed, at most 254 characters, one `@` between a local part and a
@@ -25,7 +27,10 @@ impl Email {
                 format!("must be at most {} characters", Self::MAX_LEN),
             ));
         }
-        let Some((local, domain)) = value.rsplit_once('@') else {
+        // Checked composed: an address pasted with its accents as combining marks (as macOS
+        // gives them) is the same address as one typed with them, and matched as one.
+        let composed: String = value.nfc().collect();
+        let Some((local, domain)) = composed.rsplit_once('@') else {
             return Err(invalid("it has no '@'"));
         };
         if local.is_empty() || local.len() > 64 {
@@ -91,6 +96,8 @@ mod tests {
             "o'brien@example.ie",
             "a!#$%&*/=?^_`{|}~-z@example.com",
             "zoë@example.com",
+            // The same address, its ë written as e and a combining diaeresis.
+            "zoe\u{308}@example.com",
         ] {
             assert!(Email::parse("email", good).is_ok(), "{good}");
         }
