@@ -171,6 +171,21 @@ impl Store {
         patch: &TicketPatch,
     ) -> StoreResult<ticket::Model> {
         let mut txn = self.write().await?;
+        // A contact and an account the patch names are locked before the ticket, in the
+        // order a purge takes them (an account's contacts, the account, then its tickets):
+        // the other order would deadlock against one (PostgreSQL). Checked after.
+        if let Some(Some(contact)) = patch.contact_id {
+            entity::contact::Entity::find_by_id(contact)
+                .lock_exclusive()
+                .one(&*txn)
+                .await?;
+        }
+        if let Some(Some(account)) = patch.account_id {
+            entity::account::Entity::find_by_id(account)
+                .lock_exclusive()
+                .one(&*txn)
+                .await?;
+        }
         // Locked: the write sets every column, so a concurrent one must wait to read after it.
         let current = Tickets::find_by_id(id)
             .lock_exclusive()
