@@ -89,7 +89,7 @@ impl From<StoreError> for ApiError {
             StoreError::Invalid(invalid) => invalid.into(),
             contention if contention.is_contention() => Self::new(
                 Code::Conflict,
-                "another change to the same records was made at the same moment, and this one was undone: send it again",
+                "another change was being made at the same moment, and this one was not made: send it again",
             ),
             StoreError::Db(db) => Self::internal(&db),
         }

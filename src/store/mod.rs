@@ -165,7 +165,9 @@ pub type StoreResult<T> = Result<T, StoreError>;
 
 impl StoreError {
     /// Whether the database undid the transaction for another running at the same moment
-    /// (a deadlock, or a serialization failure, on PostgreSQL): sent again, it goes through.
+    /// (a deadlock, or a serialization failure, on PostgreSQL), or could not begin it while
+    /// another process wrote for longer than the busy timeout (SQLite's BUSY and LOCKED):
+    /// sent again, it goes through.
     pub fn is_contention(&self) -> bool {
         let StoreError::Db(
             DbErr::Exec(sea_orm::RuntimeErr::SqlxError(e))
@@ -174,9 +176,16 @@ impl StoreError {
         else {
             return false;
         };
+        let sqlite_busy = |code: &str| {
+            // SQLite's extended codes keep the primary one in their low byte.
+            code.parse::<i32>()
+                .is_ok_and(|c| matches!(c & 0xff, SQLITE_BUSY | SQLITE_LOCKED))
+        };
+        const SQLITE_BUSY: i32 = 5;
+        const SQLITE_LOCKED: i32 = 6;
         e.as_database_error()
             .and_then(|d| d.code())
-            .is_some_and(|code| code == "40P01" || code == "40001")
+            .is_some_and(|code| code == "40P01" || code == "40001" || sqlite_busy(&code))
     }
 }
 
