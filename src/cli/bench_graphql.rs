@@ -32,7 +32,12 @@ fn own_settings(command: &mut Command) -> &mut Command {
     for (name, _) in std::env::vars_os() {
         if name
             .to_str()
-            .is_some_and(|n| n.starts_with("TANDEM_") || n == "DATABASE_URL")
+            // Read in any case, as the settings read them.
+            .is_some_and(|n| {
+                n.get(..7)
+                    .is_some_and(|p| p.eq_ignore_ascii_case("TANDEM_"))
+                    || n.eq_ignore_ascii_case("DATABASE_URL")
+            })
         {
             command.env_remove(name);
         }

@@ -287,7 +287,8 @@ pub async fn run() -> anyhow::Result<()> {
                     eprintln!(
                         "`tandem demo` has run with this data dir, and its gateway accepts only tokens made with --demo; this one is for `tandem serve`."
                     );
-                } else if signs_with_kept && !kept.exists() {
+                }
+                if signs_with_kept && !kept.exists() {
                     // A gateway started elsewhere keeps its secret in its own data dir: this
                     // token would be refused there.
                     let dir = std::path::absolute(&settings.data_dir)
