@@ -37,19 +37,18 @@ impl Application {
         // What cannot serve is found before the database is touched: a gateway refused for
         // its key or its port applies no migration under replicas still running.
         let auth = Arc::new(authenticator(settings)?);
-        let listener = TcpListener::bind((settings.http.host.as_str(), settings.http.port))
-            .map_err(|e| {
-                let hint = if e.kind() == std::io::ErrorKind::AddrInUse {
-                    " (another process holds the port: choose another with `demo --port`, \
+        let listener = listen(&settings.http.host, settings.http.port).map_err(|e| {
+            let hint = if e.kind() == std::io::ErrorKind::AddrInUse {
+                " (another process holds the port: choose another with `demo --port`, \
                      http.port or TANDEM_HTTP__PORT)"
-                } else {
-                    ""
-                };
-                anyhow::Error::new(e).context(format!(
-                    "cannot listen on {}:{}{hint}",
-                    settings.http.host, settings.http.port
-                ))
-            })?;
+            } else {
+                ""
+            };
+            anyhow::Error::new(e).context(format!(
+                "cannot listen on {}:{}{hint}",
+                settings.http.host, settings.http.port
+            ))
+        })?;
         let Services {
             store,
             integrations,
@@ -452,6 +451,44 @@ fn keep_new(path: &Path, contents: &str) -> anyhow::Result<bool> {
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
         Err(e) => Err(e).with_context(|| format!("cannot write {}", absolute(path).display())),
     }
+}
+
+/// How many connections wait to be accepted, as actix's own listeners allow: thousands of
+/// dashboards reconnecting at once (after a restart) would overflow the 128 `std` asks for,
+/// and their connections be dropped until they try again.
+const BACKLOG: i32 = 2048;
+
+/// A listening socket on the first address `host` resolves to that takes one, as
+/// `TcpListener::bind` chooses, with a backlog of [`BACKLOG`].
+fn listen(host: &str, port: u16) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    use std::net::ToSocketAddrs;
+    let mut last = None;
+    for address in (host, port).to_socket_addrs()? {
+        let opened = Socket::new(
+            Domain::for_address(address),
+            Type::STREAM,
+            Some(Protocol::TCP),
+        )
+        .and_then(|socket| {
+            // As `std` does: a restarted gateway takes its port back at once.
+            #[cfg(unix)]
+            socket.set_reuse_address(true)?;
+            socket.bind(&address.into())?;
+            socket.listen(BACKLOG)?;
+            Ok(socket)
+        });
+        match opened {
+            Ok(socket) => return Ok(socket.into()),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "the host resolves to no address",
+        )
+    }))
 }
 
 #[cfg(test)]
