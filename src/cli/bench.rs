@@ -269,7 +269,7 @@ pub async fn sync(options: BenchOptions) -> anyhow::Result<()> {
         let at = Instant::now();
         services
             .store
-            .update_contact(ContactId(desk.id.0), &patch)
+            .update_contact(ContactId(desk.id.0), &patch, None)
             .await?;
         loop {
             let record = client.get("Contact", &sf_id, Some(&["Title"])).await?;

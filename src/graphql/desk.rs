@@ -770,17 +770,22 @@ impl DeskMutation {
         Ok(ctx.store().create_contact(&input).await?.into())
     }
 
+    /// Applies a patch to a contact: the fields it names change, the rest stay.
     async fn update_contact(
         &self,
         ctx: &Context<'_>,
         id: ID,
         patch: ContactPatchInput,
+        #[graphql(
+            desc = "The `updatedAt` read before the change was made: given, the update is made only if no one (an agent, the sync) changed the record since, and is refused with CONFLICT otherwise."
+        )]
+        expected_updated_at: Option<DateTime<Utc>>,
     ) -> ApiResult<Contact> {
         ctx.viewer()?;
         let id = contact_id("id", &id)?;
         Ok(ctx
             .store()
-            .update_contact(id, &patch.into_domain()?)
+            .update_contact(id, &patch.into_domain()?, expected_updated_at)
             .await?
             .into())
     }
@@ -844,15 +849,24 @@ impl DeskMutation {
         Ok(ctx.store().create_account(&input.into()).await?.into())
     }
 
+    /// Applies a patch to an account: the fields it names change, the rest stay.
     async fn update_account(
         &self,
         ctx: &Context<'_>,
         id: ID,
         patch: AccountPatchInput,
+        #[graphql(
+            desc = "The `updatedAt` read before the change was made: given, the update is made only if no one (an agent, the sync) changed the record since, and is refused with CONFLICT otherwise."
+        )]
+        expected_updated_at: Option<DateTime<Utc>>,
     ) -> ApiResult<Account> {
         ctx.viewer()?;
         let id = account_id("id", &id)?;
-        Ok(ctx.store().update_account(id, &patch.into()).await?.into())
+        Ok(ctx
+            .store()
+            .update_account(id, &patch.into(), expected_updated_at)
+            .await?
+            .into())
     }
 
     /// Applies the same change to many accounts (1 to 500 ids); all of them change or none
@@ -918,16 +932,21 @@ impl DeskMutation {
             .try_into()
     }
 
+    /// Applies a patch to a ticket: the fields it names change, the rest stay.
     async fn update_ticket(
         &self,
         ctx: &Context<'_>,
         id: ID,
         patch: TicketPatchInput,
+        #[graphql(
+            desc = "The `updatedAt` read before the change was made: given, the update is made only if no one (an agent, the sync) changed the record since, and is refused with CONFLICT otherwise."
+        )]
+        expected_updated_at: Option<DateTime<Utc>>,
     ) -> ApiResult<Ticket> {
         ctx.viewer()?;
         let id = parse_id("id", &id, TicketId)?;
         ctx.store()
-            .update_ticket(id, &patch.into_domain()?)
+            .update_ticket(id, &patch.into_domain()?, expected_updated_at)
             .await?
             .try_into()
     }

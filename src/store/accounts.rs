@@ -111,12 +111,15 @@ impl Store {
         Ok(model)
     }
 
+    /// Applies a patch to one account; with `expected` (the `updatedAt` the caller read),
+    /// only if no one changed it since.
     pub async fn update_account(
         &self,
         id: AccountId,
         patch: &AccountPatch,
+        expected: Option<DateTime<Utc>>,
     ) -> StoreResult<account::Model> {
-        let mut updated = self.mass_update_accounts(&[id], patch).await?;
+        let mut updated = self.update_accounts(&[id], patch, expected).await?;
         Ok(updated.remove(0))
     }
 
@@ -125,6 +128,15 @@ impl Store {
         &self,
         ids: &[AccountId],
         patch: &AccountPatch,
+    ) -> StoreResult<Vec<account::Model>> {
+        self.update_accounts(ids, patch, None).await
+    }
+
+    async fn update_accounts(
+        &self,
+        ids: &[AccountId],
+        patch: &AccountPatch,
+        expected: Option<DateTime<Utc>>,
     ) -> StoreResult<Vec<account::Model>> {
         // A record named twice is one record to update.
         let ids = &super::distinct(ids)[..];
@@ -139,6 +151,7 @@ impl Store {
         let mut changed = Vec::new();
         for current in accounts {
             let id = current.id;
+            super::unchanged_since(format_args!("account {id}"), current.updated_at, expected)?;
             let before = account_input(&current);
             let fields = patch.apply(before.clone()).validate().map_err(|e| {
                 if ids.len() > 1 {

@@ -243,12 +243,15 @@ impl Store {
         Ok(model)
     }
 
+    /// Applies a patch to one contact; with `expected` (the `updatedAt` the caller read),
+    /// only if no one changed it since.
     pub async fn update_contact(
         &self,
         id: ContactId,
         patch: &ContactPatch,
+        expected: Option<DateTime<Utc>>,
     ) -> StoreResult<contact::Model> {
-        let mut updated = self.mass_update_contacts(&[id], patch).await?;
+        let mut updated = self.update_contacts(&[id], patch, expected).await?;
         Ok(updated.remove(0))
     }
 
@@ -257,6 +260,15 @@ impl Store {
         &self,
         ids: &[ContactId],
         patch: &ContactPatch,
+    ) -> StoreResult<Vec<contact::Model>> {
+        self.update_contacts(ids, patch, None).await
+    }
+
+    async fn update_contacts(
+        &self,
+        ids: &[ContactId],
+        patch: &ContactPatch,
+        expected: Option<DateTime<Utc>>,
     ) -> StoreResult<Vec<contact::Model>> {
         // A record named twice is one record to update.
         let ids = &super::distinct(ids)[..];
@@ -279,6 +291,7 @@ impl Store {
         };
         for current in contacts {
             let id = current.id;
+            super::unchanged_since(format_args!("contact {id}"), current.updated_at, expected)?;
             let before = contact_input(&current);
             let fields = patch.apply(before.clone()).validate().map_err(|e| {
                 if ids.len() > 1 {

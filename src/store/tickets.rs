@@ -165,10 +165,13 @@ impl Store {
         Ok(model)
     }
 
+    /// Applies a patch to a ticket; with `expected` (the `updatedAt` the caller read), only
+    /// if no one changed it since.
     pub async fn update_ticket(
         &self,
         id: TicketId,
         patch: &TicketPatch,
+        expected: Option<DateTime<Utc>>,
     ) -> StoreResult<ticket::Model> {
         let mut txn = self.write().await?;
         // A contact and an account the patch names are locked before the ticket, in the
@@ -192,6 +195,7 @@ impl Store {
             .one(&*txn)
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("ticket {id}")))?;
+        super::unchanged_since(format_args!("ticket {id}"), current.updated_at, expected)?;
         let before = input_of(&current)?;
         let fields = patch.apply(before.clone()).validate()?;
         let fields =

@@ -238,6 +238,89 @@ async fn an_update_changes_only_the_fields_it_names() {
 }
 
 #[tokio::test]
+async fn an_update_made_on_a_stale_read_is_refused_when_it_says_what_it_read() {
+    let app = spawn_app().await;
+    let c = app
+        .create_contact(json!({ "lastName": "Hopper", "phone": "+1 555 0100" }))
+        .await;
+    const READ: &str = "query($id: ID!) { contact(id: $id) { updatedAt phone title } }";
+    const UPDATE: &str = "mutation($id: ID!, $p: ContactPatchInput!, $at: DateTime) { updateContact(id: $id, patch: $p, expectedUpdatedAt: $at) { updatedAt phone title } }";
+    // Two agents open the contact; the first saves a new phone.
+    let read = app.gql_ok(READ, json!({ "id": c["id"] })).await["contact"]["updatedAt"].clone();
+    let first = app
+        .gql_ok(
+            UPDATE,
+            json!({ "id": c["id"], "p": { "phone": "+1 555 0199" }, "at": read }),
+        )
+        .await;
+    // The second saves its whole form, the old phone in it, on what it read.
+    let stale = app
+        .gql(
+            UPDATE,
+            json!({ "id": c["id"], "p": { "phone": "+1 555 0100", "title": "RADM" }, "at": read }),
+        )
+        .await;
+    assert_eq!(codes(&stale), ["CONFLICT"], "{stale}");
+    let message = stale["errors"][0]["message"].as_str().unwrap();
+    assert!(message.contains("since it was read"), "{message}");
+    let now = app.gql_ok(READ, json!({ "id": c["id"] })).await;
+    assert_eq!(
+        now["contact"]["phone"], "+1 555 0199",
+        "the first save stands"
+    );
+    assert_eq!(now["contact"]["title"], Value::Null);
+    // Read again, the change goes through; without a stamp, the last save wins as before.
+    let at = first["updateContact"]["updatedAt"].clone();
+    assert_eq!(now["contact"]["updatedAt"], at);
+    let saved = app
+        .gql_ok(
+            UPDATE,
+            json!({ "id": c["id"], "p": { "title": "RADM" }, "at": at }),
+        )
+        .await;
+    assert_eq!(saved["updateContact"]["title"], "RADM");
+    let unchecked = app
+        .gql_ok(
+            UPDATE,
+            json!({ "id": c["id"], "p": { "title": "Admiral" }, "at": null }),
+        )
+        .await;
+    assert_eq!(unchecked["updateContact"]["title"], "Admiral");
+
+    // Accounts and tickets alike.
+    let account = app.create_account("Acme").await;
+    let ticket = app
+        .gql_ok(
+            "mutation { createTicket(input: { subject: \"Printer\" }) { id updatedAt } }",
+            json!({}),
+        )
+        .await["createTicket"]
+        .clone();
+    let earlier = "2020-01-01T00:00:00Z";
+    let account_update = app
+        .gql(
+            "mutation($id: ID!, $at: DateTime) { updateAccount(id: $id, patch: { phone: \"1\" }, expectedUpdatedAt: $at) { id } }",
+            json!({ "id": account["id"], "at": earlier }),
+        )
+        .await;
+    assert_eq!(codes(&account_update), ["CONFLICT"], "{account_update}");
+    let ticket_update = app
+        .gql(
+            "mutation($id: ID!, $at: DateTime) { updateTicket(id: $id, patch: { subject: \"Toner\" }, expectedUpdatedAt: $at) { subject } }",
+            json!({ "id": ticket["id"], "at": earlier }),
+        )
+        .await;
+    assert_eq!(codes(&ticket_update), ["CONFLICT"], "{ticket_update}");
+    let ticket_update = app
+        .gql_ok(
+            "mutation($id: ID!, $at: DateTime) { updateTicket(id: $id, patch: { subject: \"Toner\" }, expectedUpdatedAt: $at) { subject } }",
+            json!({ "id": ticket["id"], "at": ticket["updatedAt"] }),
+        )
+        .await;
+    assert_eq!(ticket_update["updateTicket"]["subject"], "Toner");
+}
+
+#[tokio::test]
 async fn unknown_ids_are_not_found() {
     let app = spawn_app().await;
     let body = app

@@ -358,7 +358,7 @@ async fn concurrent_edits_on_both_sides_converge() {
                     ..Default::default()
                 };
                 app.store
-                    .update_contact(tandem::domain::ContactId(link.desk_id), &patch)
+                    .update_contact(tandem::domain::ContactId(link.desk_id), &patch, None)
                     .await
                     .unwrap();
             }

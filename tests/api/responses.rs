@@ -262,6 +262,7 @@ async fn another_process_s_change_shows_within_the_moment() {
                 subject: Some(Some("Changed elsewhere".into())),
                 ..TicketPatch::default()
             },
+            None,
         )
         .await
         .unwrap();
