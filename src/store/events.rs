@@ -280,6 +280,38 @@ impl PassedOn {
         }
         first_time
     }
+
+    /// Whether the event has gone out: this process's own, or one passed on (older than
+    /// all it remembers, it counts as gone out).
+    fn has(&self, id: i64) -> bool {
+        let ids = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        ids.contains(&id) || (ids.len() >= REMEMBERED && ids.first().is_some_and(|&o| id < o))
+    }
+}
+
+/// Whether the log holds, after `after`, a change to desk records this process has not
+/// passed on (so made by another process); read a page at a time, and taken to hold one
+/// past the pages a look may read.
+async fn desk_changed_by_another(
+    db: &sea_orm::DatabaseConnection,
+    mut after: i64,
+    passed_on: &PassedOn,
+) -> StoreResult<bool> {
+    const PAGES: usize = 20;
+    for _ in 0..PAGES {
+        let rows = logged_after(db, after, 1000).await?;
+        let Some(last) = rows.last().map(|r| r.id) else {
+            return Ok(false);
+        };
+        let changed = rows.into_iter().any(|row| {
+            !passed_on.has(row.id) && SyncEvent::try_from(row).is_ok_and(|e| e.kind.changed_desk())
+        });
+        if changed {
+            return Ok(true);
+        }
+        after = last;
+    }
+    Ok(true)
 }
 
 /// Reads the log every second: on SQLite, where processes sharing the file cannot notify
@@ -321,6 +353,8 @@ pub(super) fn watch_log(
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // The newest event in the log or passed on: what is newer, subscribers have not had.
         let mut seen: Option<i64> = None;
+        // The newest event looked at for desk changes another process made.
+        let mut examined: Option<i64> = None;
         loop {
             tick.tick().await;
             let Some(sender) = weak.upgrade() else {
@@ -353,21 +387,19 @@ pub(super) fn watch_log(
                             if seen.is_some_and(|seen| newest > seen) {
                                 changes.fetch_add(1, Ordering::SeqCst);
                             }
-                            let published = newest_event.fetch_max(newest, Ordering::SeqCst);
-                            if desk_followed && published >= 0 && newest > published {
-                                match logged_after(&db, published, 1000).await {
-                                    Ok(rows) => {
-                                        if rows.into_iter().any(|row| {
-                                            SyncEvent::try_from(row)
-                                                .is_ok_and(|e| e.kind.changed_desk())
-                                        }) {
-                                            desk_missed();
-                                        }
-                                    }
+                            newest_event.fetch_max(newest, Ordering::SeqCst);
+                            // From the last id looked at, not the newest this process logged:
+                            // its own may have come after another's.
+                            if desk_followed
+                                && let Some(from) = examined.filter(|&from| newest > from)
+                            {
+                                match desk_changed_by_another(&db, from, &passed_on).await {
+                                    Ok(false) => {}
                                     // Unread, they may have: better told than not.
-                                    Err(_) => desk_missed(),
+                                    Ok(true) | Err(_) => desk_missed(),
                                 }
                             }
+                            examined = Some(newest);
                             // A subscriber that came during the read may have started from
                             // the newest id known before it: what the read found, the next
                             // look passes on (once, whoever else has).
@@ -418,6 +450,7 @@ pub(super) fn watch_log(
                     if unheard {
                         desk_missed();
                     }
+                    examined = seen;
                 }
                 Err(e) => tracing::warn!(error = %e, "cannot read the sync event log"),
             }

@@ -1495,8 +1495,11 @@ async fn desk_changes_another_process_makes_reach_subscribers_or_they_are_told_t
         .unwrap();
     let other = second_process(&app).await;
     other.engine.run_once().await.unwrap();
-    // A dashboard reads where the log stands before this process looks at it.
+    // A dashboard reads where the log stands before this process looks at it, and this
+    // process logs an event of its own after the other's.
     app.gql_ok("{ integration { lastEventId } }", json!({}))
+        .await;
+    app.gql_ok("mutation { pauseSync { status } }", json!({}))
         .await;
     let pulled = app
         .gql_ok(
