@@ -91,7 +91,9 @@ impl TryFrom<SyncEvent> for SyncEventNode {
     }
 }
 
-/// The modules whose events a profile may follow, of those `wanted` (all when `None`).
+/// The modules whose events a profile may follow, of those `wanted` (all when `None`). A
+/// module asked for that the profile's panel does not show is refused, rather than followed
+/// in silence.
 fn allowed_modules(
     profile: &entity::profile::Model,
     wanted: Option<&[Module]>,
@@ -111,6 +113,14 @@ fn allowed_modules(
         });
     }
     if let Some(wanted) = wanted {
+        if let Some(hidden) = wanted.iter().find(|m| !allowed.contains(m)) {
+            return Err(ApiError::forbidden(format!(
+                "the profile '{}' shows no {} panel, so it may not follow {} events",
+                profile.name,
+                hidden.salesforce_object(),
+                hidden.as_str(),
+            )));
+        }
         allowed.retain(|m| wanted.contains(m));
     }
     Ok(allowed)
@@ -260,11 +270,13 @@ impl Follow {
                 let read = self.store.sync_events_page(after, REPLAY_PAGE).await;
                 // A hole after the last id seen is ids never committed, or events pruned
                 // while this reader was away: those it is told of, as when it subscribed.
+                // So may an end of the log: all after the last id seen may have been pruned.
                 let hole = match &read {
                     Ok((page, Some(through))) => {
                         after > 0 && page.first().map_or(*through, |e| e.id) != after + 1
                     }
-                    _ => false,
+                    Ok((_, None)) => after > 0,
+                    Err(_) => false,
                 };
                 if hole {
                     match self.store.sync_events_pruned_through().await {
@@ -349,7 +361,8 @@ impl SyncEventSubscription {
     /// first everything logged after that event, then live; the log keeps as many days as
     /// the sync history, and an `afterId` older than it is refused with `FELL_BEHIND` (`0`
     /// replays all it keeps). Administrators see every event; other profiles need Salesforce
-    /// contact and account information granted, and see the modules their panels show.
+    /// contact and account information granted, and see the modules their panels show (one
+    /// asked for in `modules` that the panel does not show is refused with `FORBIDDEN`).
     async fn sync_events(
         &self,
         ctx: &Context<'_>,
@@ -358,6 +371,19 @@ impl SyncEventSubscription {
         kinds: Option<Vec<SyncEventType>>,
     ) -> Result<impl Stream<Item = Result<SyncEventNode, ApiError>> + use<>, ApiError> {
         let viewer = ctx.viewer()?;
+        // An empty list would follow nothing: it is no way to ask for everything.
+        if modules.as_ref().is_some_and(Vec::is_empty) {
+            return Err(ApiError::bad_input(
+                "modules",
+                "name at least one module, or leave modules out to follow all you may see",
+            ));
+        }
+        if kinds.as_ref().is_some_and(Vec::is_empty) {
+            return Err(ApiError::bad_input(
+                "kinds",
+                "name at least one kind, or leave kinds out to follow all",
+            ));
+        }
         let wanted: Option<Vec<Module>> =
             modules.map(|wanted| wanted.into_iter().map(Into::into).collect());
         let allowed = allowed_modules(&viewer.profile, wanted.as_deref())?;

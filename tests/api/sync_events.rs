@@ -230,6 +230,23 @@ async fn agents_see_only_the_modules_their_profile_shows() {
         "FORBIDDEN"
     );
     assert_eq!(refused.recv().await["type"], "complete");
+
+    // Asking for the module its panel does not show, it is told so, not left waiting.
+    let mut asked = subscribe(
+        &app,
+        "Contacts Desk",
+        json!({ "modules": ["ACCOUNTS"], "kinds": ["FAILURE"] }),
+    )
+    .await;
+    let (code, message) = refusal(&mut asked).await;
+    assert_eq!(code, "FORBIDDEN", "{message}");
+    assert!(message.contains("ACCOUNTS"), "{message}");
+    // An empty list asks for nothing.
+    for empty in [json!({ "modules": [] }), json!({ "kinds": [] })] {
+        let mut asked = subscribe(&app, "Administrator", empty.clone()).await;
+        let (code, message) = refusal(&mut asked).await;
+        assert_eq!(code, "BAD_USER_INPUT", "{empty}: {message}");
+    }
 }
 
 #[tokio::test]
