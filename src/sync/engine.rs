@@ -539,33 +539,34 @@ impl SyncEngine {
                     batch.enqueue_all(module, part).await?;
                     batch.due_now(module, part).await?;
                     batch.commit().await?;
-                    // Their twins are read first, as a round reads before it sends: a
-                    // Salesforce edit newer than the desk's wins, and is not written over.
-                    let twins: Vec<String> = self
-                        .store
-                        .links_by_desk(module, part)
-                        .await?
-                        .into_values()
-                        .map(|link| link.salesforce_id)
-                        .collect();
-                    if !twins.is_empty() {
-                        self.pull_ids(&round, module, &twins, FailedVersions::Skip)
-                            .await?;
-                    }
-                    // One whose twin's newer version the desk could not take (its account
-                    // is not in the desk yet) waits queued for it, as a round leaves it.
-                    let behind = self.store.behind_salesforce(module, part).await?;
-                    let part: Vec<i64> = part
-                        .iter()
-                        .copied()
-                        .filter(|id| !behind.contains(id))
-                        .collect();
-                    // Only these go out: another queued record's twin was not read, and a
-                    // newer Salesforce edit of it would be written over. It waits for a
-                    // round, which reads before it sends.
                     for page in part.chunks(self.settings.batch) {
-                        let read = self.store.outbox_waiting(module, page).await?;
-                        self.send(&round, module, page, &read, None).await?;
+                        // Each page's twins are read just before it is sent, as a round reads
+                        // before it sends: a Salesforce edit newer than the desk's wins, and
+                        // is not written over while the pages before go out.
+                        let twins: Vec<String> = self
+                            .store
+                            .links_by_desk(module, page)
+                            .await?
+                            .into_values()
+                            .map(|link| link.salesforce_id)
+                            .collect();
+                        if !twins.is_empty() {
+                            self.pull_ids(&round, module, &twins, FailedVersions::Skip)
+                                .await?;
+                        }
+                        // One whose twin's newer version the desk could not take (its account
+                        // is not in the desk yet) waits queued for it, as a round leaves it.
+                        let behind = self.store.behind_salesforce(module, page).await?;
+                        let page: Vec<i64> = page
+                            .iter()
+                            .copied()
+                            .filter(|id| !behind.contains(id))
+                            .collect();
+                        // Only these go out: another queued record's twin was not read, and a
+                        // newer Salesforce edit of it would be written over. It waits for a
+                        // round, which reads before it sends.
+                        let read = self.store.outbox_waiting(module, &page).await?;
+                        self.send(&round, module, &page, &read, None).await?;
                     }
                 }
             }

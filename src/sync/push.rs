@@ -86,7 +86,7 @@ impl SyncEngine {
         &self,
         round: &Round,
         module: Module,
-        mut read_at: Instant,
+        read_at: Instant,
     ) -> Result<Counts, SyncError> {
         let mut total = Counts::default();
         // Each page after the last: a change left queued (its record failing for a passing
@@ -104,7 +104,8 @@ impl SyncEngine {
             // A push sends what changed in the desk since Salesforce's record was read. Read
             // a while ago (a first sync's export, or this push's pages before, came between),
             // the page's records are read again first: a Salesforce edit made meanwhile,
-            // newer than the desk's, wins rather than being overwritten.
+            // newer than the desk's, wins rather than being overwritten. Each page's: the
+            // pages before read only their own.
             if read_at.elapsed() > READ_BEFORE_PUSH {
                 let twins: Vec<String> = self
                     .store
@@ -118,7 +119,6 @@ impl SyncEngine {
                     self.read_again(round, module, &twins, FailedVersions::Skip)
                         .await?;
                 }
-                read_at = Instant::now();
             }
             // One whose twin, read since the queue was, holds a newer version the desk could
             // not take waits queued for it, as the queue leaves out those it knew of.

@@ -1550,6 +1550,45 @@ async fn a_salesforce_twin_made_after_the_pull_read_meets_its_desk_record_by_tim
     assert_eq!(sim.count("Contact"), 1);
 }
 
+#[tokio::test]
+async fn each_page_of_a_push_reads_its_own_twins_again_once_the_pull_read_them_a_while_ago() {
+    let (app, sim) = crate::integration::started(|s| s.sync.batch_size = 1).await;
+    let ada = sim
+        .insert("Contact", json!({ "LastName": "Ada", "Title": "Old" }))
+        .unwrap();
+    let bob = sim
+        .insert("Contact", json!({ "LastName": "Bob", "Title": "Old" }))
+        .unwrap();
+    app.sync_now().await;
+    let list = contacts(&app).await;
+    for (name, title) in [("Ada", "Desk A"), ("Bob", "Desk B")] {
+        let id = by_last_name(&list, name)[0]["id"].clone();
+        update_contact(&app, &id, json!({ "title": title })).await;
+    }
+    // Bob is edited in Salesforce after the desk's edits, and after the round's pull read
+    // him; the pull then takes over a second, so the push reads its pages again first.
+    sim.advance_clock(60);
+    let contacts_read = sim.hold_answer_next("GET", "FROM Contact");
+    let round = app.round_in_background();
+    contacts_read.arrived().await;
+    sim.update("Contact", &bob, json!({ "Title": "Salesforce B" }))
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1_200)).await;
+    contacts_read.release();
+    round.await.unwrap().expect("the round succeeds");
+
+    assert_eq!(sim.get("Contact", &ada).unwrap()["Title"], "Desk A");
+    assert_eq!(
+        sim.get("Contact", &bob).unwrap()["Title"],
+        "Salesforce B",
+        "the second page's twin was read again too: the newer Salesforce edit wins"
+    );
+    assert_eq!(
+        by_last_name(&contacts(&app).await, "Bob")[0]["title"],
+        "Salesforce B"
+    );
+}
+
 /// A desk contact linked to a Salesforce contact, binned and purged: the link stays for the
 /// contact to come back to.
 async fn purged_twin() -> (TestApp, SimHandle, String) {
