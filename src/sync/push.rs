@@ -800,12 +800,19 @@ impl SyncEngine {
                 .flatten()
                 .filter(|id| !taken.contains_key(*id))
                 .collect();
+            // A holder whose key the desk has changed since is giving that one up (its
+            // update goes out): no duplicate of the record taking the key over.
             let linked: Vec<(&String, i64)> = found
                 .get(&key)
                 .into_iter()
                 .flatten()
                 .filter_map(|id| taken.get(id).map(|&desk| (id, desk)))
                 .filter(|(_, other)| other != desk_id)
+                .filter(|(_, other)| {
+                    present.get(other).is_none_or(|holder| {
+                        DeskRecord::match_key(module, &holder.values()).as_ref() == Some(&key)
+                    })
+                })
                 .collect();
             match free.as_slice() {
                 [] if !linked.is_empty() => {

@@ -1589,6 +1589,44 @@ async fn each_page_of_a_push_reads_its_own_twins_again_once_the_pull_read_them_a
     );
 }
 
+#[tokio::test]
+async fn a_new_desk_contact_takes_an_email_its_linked_holder_is_giving_up_in_the_same_push() {
+    let (app, sim) = connected().await;
+    let shared = sim
+        .insert(
+            "Contact",
+            json!({ "LastName": "Ada", "Email": "desk@example.com" }),
+        )
+        .unwrap();
+    app.sync_now().await;
+    let ada = by_last_name(&contacts(&app).await, "Ada")[0]["id"].clone();
+    // Ada hands the shared mailbox on to a new colleague, in one go.
+    update_contact(&app, &ada, json!({ "email": "ada@example.com" })).await;
+    let bob = app
+        .create_contact(json!({ "lastName": "Bob", "email": "desk@example.com" }))
+        .await["id"]
+        .clone();
+    app.sync_now().await;
+
+    let open = app
+        .gql_ok("{ syncFailures { nodes { reason message } } }", json!({}))
+        .await;
+    assert_eq!(open["syncFailures"]["nodes"], json!([]), "{open}");
+    assert_eq!(
+        sim.get("Contact", &shared).unwrap()["Email"],
+        "ada@example.com"
+    );
+    let bobs_twin = salesforce_id_of(&app, &bob).await;
+    assert_ne!(bobs_twin, shared);
+    assert_eq!(
+        sim.get("Contact", &bobs_twin).unwrap()["Email"],
+        "desk@example.com"
+    );
+    assert_eq!(sim.count("Contact"), 2);
+    let report = app.sync_now().await;
+    assert_eq!((report.pulled, report.pushed), Default::default());
+}
+
 /// A desk contact linked to a Salesforce contact, binned and purged: the link stays for the
 /// contact to come back to.
 async fn purged_twin() -> (TestApp, SimHandle, String) {
