@@ -109,9 +109,10 @@ pub(crate) async fn log(
         }
         .insert(db)
         .await?;
+        // As stored (PostgreSQL keeps microseconds): live and replayed, an event reads the same.
         logged.push(SyncEvent {
             id: model.id,
-            at,
+            at: model.at,
             kind,
         });
     }

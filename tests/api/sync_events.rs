@@ -8,7 +8,7 @@ use crate::helpers::TestApp;
 use crate::integration::started;
 use crate::ws::{LEGACY, TRANSPORT, Ws};
 
-const EVENTS: &str = "subscription($after: ID, $modules: [SyncModule!], $kinds: [SyncEventType!]) { syncEvents(afterId: $after, modules: $modules, kinds: $kinds) { id kind module status statusReason history { direction module added } failure { reason } } }";
+const EVENTS: &str = "subscription($after: ID, $modules: [SyncModule!], $kinds: [SyncEventType!]) { syncEvents(afterId: $after, modules: $modules, kinds: $kinds) { id at kind module status statusReason history { direction module added } failure { reason } } }";
 
 /// A connected, synced desk: the log holds the connect, one contact history entry and one
 /// account history entry.
@@ -179,6 +179,24 @@ async fn a_deleted_integration_replays_none_of_its_failures() {
         !kinds.contains(&"FAILURE".to_owned()),
         "the org's failures went with it: {kinds:?}"
     );
+}
+
+#[tokio::test]
+async fn an_event_read_live_and_replayed_says_the_same_time() {
+    let (app, _sim) = synced().await;
+    let mut live = following(&app).await;
+    app.gql_ok("mutation { resumeSync { status } }", json!({}))
+        .await;
+    let resumed = next_event(&mut live).await;
+    assert_eq!(resumed["status"], "ACTIVE", "{resumed}");
+    let before: i64 = resumed["id"].as_str().unwrap().parse::<i64>().unwrap() - 1;
+    let mut replay = subscribe(
+        &app,
+        "Administrator",
+        json!({ "after": before.to_string() }),
+    )
+    .await;
+    assert_eq!(next_event(&mut replay).await, resumed);
 }
 
 #[tokio::test]
