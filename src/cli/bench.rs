@@ -142,9 +142,13 @@ async fn fresh_database(
                 Some((address, parameters)) => (address, format!("?{parameters}")),
                 None => (url.as_str(), String::new()),
             };
-            let (prefix, _) = address
-                .rsplit_once('/')
-                .ok_or_else(|| anyhow!("a URL like postgres://host/db"))?;
+            // What comes before the path: `postgres://user@host:port`, with a database named
+            // or not.
+            let authority = address.find("://").map_or(0, |at| at + 3);
+            let prefix = match address[authority..].find('/') {
+                Some(path) => &address[..authority + path],
+                None => address,
+            };
             Ok(DatabaseUrl::new(format!("{prefix}/{db_name}{parameters}")))
         }
         _ => Ok(DatabaseUrl::new(format!(
@@ -156,6 +160,15 @@ async fn fresh_database(
 
 pub async fn sync(options: BenchOptions) -> anyhow::Result<()> {
     let dir = tempfile_dir()?;
+    // Cleaned up however the run ends: a failed run leaves no database of its own behind.
+    let measured = measure_sync(&options, &dir).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    let dropped = drop_databases(&options.database_url, &run_id(&dir)).await;
+    measured.and(dropped)
+}
+
+async fn measure_sync(options: &BenchOptions, dir: &std::path::Path) -> anyhow::Result<()> {
+    let dir = dir.to_path_buf();
     let sim = match &options.sim_url {
         Some(url) => Simulator {
             child: None,
@@ -334,8 +347,7 @@ pub async fn sync(options: BenchOptions) -> anyhow::Result<()> {
         rate / same
     );
     source.close().await?;
-    let _ = std::fs::remove_dir_all(&dir);
-    drop_databases(&options.database_url, &run_id(&dir)).await
+    Ok(())
 }
 
 /// Drops the PostgreSQL databases this run created.
