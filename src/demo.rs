@@ -375,7 +375,7 @@ async fn open_customer_tickets(store: &Store, customers: &[String]) -> anyhow::R
             ..Default::default()
         };
         store
-            .create_ticket(&input, false)
+            .create_ticket(&input, false, None)
             .await
             .map_err(|e| anyhow!("{e}"))?;
     }
@@ -417,7 +417,7 @@ pub async fn seed(store: &Store) -> anyhow::Result<()> {
         };
         accounts.push(
             store
-                .create_account(&input)
+                .create_account(&input, None)
                 .await
                 .map_err(|e| anyhow!("{e}"))?
                 .id,
@@ -434,7 +434,7 @@ pub async fn seed(store: &Store) -> anyhow::Result<()> {
         };
         contacts.push(
             store
-                .create_contact(&input)
+                .create_contact(&input, None)
                 .await
                 .map_err(|e| anyhow!("{e}"))?
                 .id,
@@ -449,7 +449,7 @@ pub async fn seed(store: &Store) -> anyhow::Result<()> {
             ..Default::default()
         };
         store
-            .create_ticket(&input, false)
+            .create_ticket(&input, false, None)
             .await
             .map_err(|e| anyhow!("{e}"))?;
     }

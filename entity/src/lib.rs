@@ -3,6 +3,7 @@
 pub mod account;
 pub mod agent;
 pub mod contact;
+pub mod create_key;
 pub mod field_mapping;
 pub mod former_link;
 pub mod ids;

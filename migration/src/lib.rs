@@ -26,6 +26,7 @@ mod m20261205_000021_email_keys;
 mod m20261206_000022_folded_keys;
 mod m20261206_000023_purged_at;
 mod m20261207_000024_mapped_at;
+mod m20261207_000025_create_keys;
 
 pub mod keys;
 
@@ -59,6 +60,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000022_folded_keys::Migration),
             Box::new(m20261206_000023_purged_at::Migration),
             Box::new(m20261207_000024_mapped_at::Migration),
+            Box::new(m20261207_000025_create_keys::Migration),
         ]
     }
 }

@@ -16,7 +16,7 @@ use crate::domain::{
     AccountId, AccountInput, AccountPatch, AgentId, CONTACT_EMAIL_LEN, Change, ContactId,
     ContactInput, ContactPatch, TicketId, TicketInput, TicketPatch, search_term,
 };
-use crate::store::{AccountFilter, ContactFilter, TicketFilter};
+use crate::store::{AccountFilter, ContactFilter, CreateKey, TicketFilter};
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
 #[graphql(remote = "crate::domain::TicketStatus")]
@@ -394,6 +394,29 @@ fn change_id<T>(
     })
 }
 
+/// The key a create was sent with, checked, and the create it names (`request`).
+fn create_key(
+    ctx: &Context<'_>,
+    key: Option<String>,
+    request: &impl serde::Serialize,
+) -> ApiResult<Option<CreateKey>> {
+    let Some(key) = key else {
+        return Ok(None);
+    };
+    if key.is_empty() || key.chars().count() > 255 || key.chars().any(char::is_control) {
+        return Err(ApiError::bad_input(
+            "idempotencyKey",
+            "must be 1 to 255 characters, none of them control characters",
+        ));
+    }
+    Ok(Some(CreateKey {
+        agent: ctx.viewer()?.agent_id,
+        key,
+        // Inputs are plain data: they always serialize.
+        request: serde_json::to_string(request).unwrap_or_default(),
+    }))
+}
+
 #[derive(InputObject)]
 pub struct CreateContactInput {
     pub first_name: Option<String>,
@@ -764,10 +787,19 @@ impl DeskMutation {
         &self,
         ctx: &Context<'_>,
         input: CreateContactInput,
+        #[graphql(
+            desc = "A key the client makes up for this create (1 to 255 characters; a UUID, say): sent again with the same key and input within a day, by the same agent, the create is not made twice, and the record the first made is returned. For trying a create again whose answer was lost."
+        )]
+        idempotency_key: Option<String>,
     ) -> ApiResult<Contact> {
         ctx.viewer()?;
         let input = input.into_domain()?;
-        Ok(ctx.store().create_contact(&input).await?.into())
+        let key = create_key(ctx, idempotency_key, &input)?;
+        Ok(ctx
+            .store()
+            .create_contact(&input, key.as_ref())
+            .await?
+            .into())
     }
 
     /// Applies a patch to a contact: the fields it names change, the rest stay.
@@ -844,9 +876,19 @@ impl DeskMutation {
         &self,
         ctx: &Context<'_>,
         input: CreateAccountInput,
+        #[graphql(
+            desc = "A key the client makes up for this create (1 to 255 characters; a UUID, say): sent again with the same key and input within a day, by the same agent, the create is not made twice, and the record the first made is returned. For trying a create again whose answer was lost."
+        )]
+        idempotency_key: Option<String>,
     ) -> ApiResult<Account> {
         ctx.viewer()?;
-        Ok(ctx.store().create_account(&input.into()).await?.into())
+        let input = input.into();
+        let key = create_key(ctx, idempotency_key, &input)?;
+        Ok(ctx
+            .store()
+            .create_account(&input, key.as_ref())
+            .await?
+            .into())
     }
 
     /// Applies a patch to an account: the fields it names change, the rest stay.
@@ -923,11 +965,16 @@ impl DeskMutation {
         &self,
         ctx: &Context<'_>,
         input: CreateTicketInput,
+        #[graphql(
+            desc = "A key the client makes up for this create (1 to 255 characters; a UUID, say): sent again with the same key and input within a day, by the same agent, the create is not made twice, and the record the first made is returned. For trying a create again whose answer was lost."
+        )]
+        idempotency_key: Option<String>,
     ) -> ApiResult<Ticket> {
         ctx.viewer()?;
         let (input, account_named) = input.into_domain()?;
+        let key = create_key(ctx, idempotency_key, &(&input, account_named))?;
         ctx.store()
-            .create_ticket(&input, account_named)
+            .create_ticket(&input, account_named, key.as_ref())
             .await?
             .try_into()
     }

@@ -6,6 +6,7 @@ use sea_orm::{
 };
 
 use super::contacts::{check_mass_update, like_pattern, name_key};
+use super::create_keys::{self, CreateKey};
 use super::page::{into_page, paginate};
 use super::sync::{enqueue, enqueue_all, settle_pushes};
 use super::{Page, PageRequest, Store, StoreError, StoreResult};
@@ -93,9 +94,26 @@ impl Store {
         Ok(sea_orm::PaginatorTrait::count(accounts_matching(filter), self.connection()).await?)
     }
 
-    pub async fn create_account(&self, input: &AccountInput) -> StoreResult<account::Model> {
+    /// Makes an account; under a `key` a create made already, the account it made.
+    pub async fn create_account(
+        &self,
+        input: &AccountInput,
+        key: Option<&CreateKey>,
+    ) -> StoreResult<account::Model> {
         let fields = input.validate()?;
         let mut txn = self.write().await?;
+        if let Some(key) = key
+            && let Some(made) = create_keys::made_under(&*txn, key, "account").await?
+        {
+            return Accounts::find_by_id(AccountId(made))
+                .one(&*txn)
+                .await?
+                .ok_or_else(|| {
+                    StoreError::NotFound(format!(
+                        "account {made}, made under this idempotencyKey and purged since,"
+                    ))
+                });
+        }
         let now = Utc::now();
         let mut active = account::ActiveModel {
             created_at: Set(now),
@@ -105,6 +123,9 @@ impl Store {
         };
         set_fields(&mut active, fields);
         let model = active.insert(&*txn).await?;
+        if let Some(key) = key {
+            create_keys::remember(&*txn, key, "account", model.id.0).await?;
+        }
         enqueue(&*txn, Module::Accounts, model.id.0).await?;
         txn.tells(DeskEntity::Account, DeskAction::Created, model.id.0);
         txn.commit().await?;

@@ -8,6 +8,7 @@ use sea_orm::{
     QueryOrder, QuerySelect,
 };
 
+use super::create_keys::{self, CreateKey};
 use super::page::{into_page, paginate};
 use super::sync::{enqueue, enqueue_all, settle_pushes};
 use super::{Page, PageRequest, Store, StoreError, StoreResult};
@@ -224,9 +225,26 @@ impl Store {
             .collect())
     }
 
-    pub async fn create_contact(&self, input: &ContactInput) -> StoreResult<contact::Model> {
+    /// Makes a contact; under a `key` a create made already, the contact it made.
+    pub async fn create_contact(
+        &self,
+        input: &ContactInput,
+        key: Option<&CreateKey>,
+    ) -> StoreResult<contact::Model> {
         let fields = input.validate()?;
         let mut txn = self.write().await?;
+        if let Some(key) = key
+            && let Some(made) = create_keys::made_under(&*txn, key, "contact").await?
+        {
+            return Contacts::find_by_id(ContactId(made))
+                .one(&*txn)
+                .await?
+                .ok_or_else(|| {
+                    StoreError::NotFound(format!(
+                        "contact {made}, made under this idempotencyKey and purged since,"
+                    ))
+                });
+        }
         check_account(&*txn, fields.account_id).await?;
         let now = Utc::now();
         let mut active = contact::ActiveModel {
@@ -237,6 +255,9 @@ impl Store {
         };
         set_fields(&mut active, fields);
         let model = active.insert(&*txn).await?;
+        if let Some(key) = key {
+            create_keys::remember(&*txn, key, "contact", model.id.0).await?;
+        }
         enqueue(&*txn, Module::Contacts, model.id.0).await?;
         txn.tells(DeskEntity::Contact, DeskAction::Created, model.id.0);
         txn.commit().await?;

@@ -4,6 +4,7 @@
 mod accounts;
 mod agents;
 mod contacts;
+mod create_keys;
 mod events;
 mod history;
 mod integration;
@@ -35,6 +36,7 @@ use crate::domain::{DeskAction, DeskEntity, DeskEvent, Invalid};
 pub use accounts::AccountFilter;
 pub use accounts::account_input;
 pub use contacts::{ContactFilter, MASS_UPDATE_LIMIT, contact_input};
+pub use create_keys::CreateKey;
 pub use events::{SyncEvent, SyncEventKind};
 pub use history::{FailureFilter, HistoryFilter};
 pub use integration::{INTEGRATION, MappingRow, NewIntegration, PULL_CURSORS, same_org};

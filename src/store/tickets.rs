@@ -6,6 +6,7 @@ use sea_orm::{
 };
 
 use super::contacts::{check_account, check_account_change};
+use super::create_keys::{self, CreateKey};
 use super::page::{into_page, paginate};
 use super::{Page, PageRequest, Store, StoreError, StoreResult};
 use crate::domain::{
@@ -148,9 +149,22 @@ impl Store {
         &self,
         input: &TicketInput,
         account_named: bool,
+        key: Option<&CreateKey>,
     ) -> StoreResult<ticket::Model> {
         let fields = input.validate()?;
         let mut txn = self.write().await?;
+        if let Some(key) = key
+            && let Some(made) = create_keys::made_under(&*txn, key, "ticket").await?
+        {
+            return Tickets::find_by_id(TicketId(made))
+                .one(&*txn)
+                .await?
+                .ok_or_else(|| {
+                    StoreError::NotFound(format!(
+                        "ticket {made}, made under this idempotencyKey and deleted since,"
+                    ))
+                });
+        }
         let fields = resolve_links(&*txn, fields, None, account_named).await?;
         let now = Utc::now();
         let mut active = ticket::ActiveModel {
@@ -160,6 +174,9 @@ impl Store {
         };
         set_fields(&mut active, fields);
         let model = active.insert(&*txn).await?;
+        if let Some(key) = key {
+            create_keys::remember(&*txn, key, "ticket", model.id.0).await?;
+        }
         txn.tells(DeskEntity::Ticket, DeskAction::Created, model.id.0);
         txn.commit().await?;
         Ok(model)

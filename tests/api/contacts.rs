@@ -321,6 +321,80 @@ async fn an_update_made_on_a_stale_read_is_refused_when_it_says_what_it_read() {
 }
 
 #[tokio::test]
+async fn a_create_sent_again_under_its_key_is_not_made_twice() {
+    let app = spawn_app().await;
+    const CREATE: &str = "mutation($input: CreateContactInput!, $key: String) { createContact(input: $input, idempotencyKey: $key) { id lastName } }";
+    let input = json!({ "lastName": "Hopper", "email": "grace@example.com" });
+    let key = "9b2f6a34-0d51-4c38-9a77-3c1f0e4e5a10";
+    let first = app
+        .gql_ok(CREATE, json!({ "input": input, "key": key }))
+        .await;
+    // Its answer lost, the client sends it again.
+    let again = app
+        .gql_ok(CREATE, json!({ "input": input, "key": key }))
+        .await;
+    assert_eq!(again, first);
+    let listed = app
+        .gql_ok("{ contacts(first: 10) { totalCount } }", json!({}))
+        .await;
+    assert_eq!(listed["contacts"]["totalCount"], 1, "{listed}");
+
+    // The same key with another create is a mistake, said as one.
+    let other = app
+        .gql(
+            CREATE,
+            json!({ "input": { "lastName": "Lovelace" }, "key": key }),
+        )
+        .await;
+    assert_eq!(codes(&other), ["CONFLICT"], "{other}");
+    // Keys are each agent's own: another agent's equal key makes its own record.
+    let body = app
+        .client
+        .post(app.graphql_url())
+        .bearer_auth(app.agent_token(2, "Agent"))
+        .json(&json!({ "query": CREATE, "variables": { "input": input, "key": key } }))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    assert_ne!(
+        body["data"]["createContact"]["id"], first["createContact"]["id"],
+        "{body}"
+    );
+    // Without a key, each create makes a record.
+    app.gql_ok(CREATE, json!({ "input": input })).await;
+    let listed = app
+        .gql_ok("{ contacts(first: 10) { totalCount } }", json!({}))
+        .await;
+    assert_eq!(listed["contacts"]["totalCount"], 3, "{listed}");
+    for bad in ["", &"k".repeat(256), "line\nbreak"] {
+        let refused = app.gql(CREATE, json!({ "input": input, "key": bad })).await;
+        assert_eq!(codes(&refused), ["BAD_USER_INPUT"], "{refused}");
+    }
+
+    // Accounts and tickets alike.
+    for (create, entity) in [
+        (
+            "mutation($key: String) { createAccount(input: { name: \"Acme\" }, idempotencyKey: $key) { id } }",
+            "createAccount",
+        ),
+        (
+            "mutation($key: String) { createTicket(input: { subject: \"Printer\" }, idempotencyKey: $key) { id } }",
+            "createTicket",
+        ),
+    ] {
+        let (once, twice) = (format!("{entity} once"), format!("{entity} twice"));
+        let first = app.gql_ok(create, json!({ "key": once })).await;
+        let again = app.gql_ok(create, json!({ "key": once })).await;
+        assert_eq!(again[entity]["id"], first[entity]["id"], "{entity}");
+        let fresh = app.gql_ok(create, json!({ "key": twice })).await;
+        assert_ne!(fresh[entity]["id"], first[entity]["id"], "{entity}");
+    }
+}
+
+#[tokio::test]
 async fn unknown_ids_are_not_found() {
     let app = spawn_app().await;
     let body = app
@@ -939,7 +1013,7 @@ async fn a_create_whose_caller_goes_away_as_it_commits_is_still_announced() {
             last_name: Some(format!("Attempt {attempt}")),
             ..Default::default()
         };
-        let mut create = Box::pin(app.store.create_contact(&input));
+        let mut create = Box::pin(app.store.create_contact(&input, None));
         loop {
             if poll_fn(|cx| Poll::Ready(create.as_mut().poll(cx).is_ready())).await {
                 // Returned before it was caught: its announcement is not the one sought.

@@ -383,11 +383,14 @@ impl TestApp {
     /// many of them quickly.
     pub async fn store_contact(&self, last_name: String, email: Option<String>) {
         self.store
-            .create_contact(&tandem::domain::ContactInput {
-                last_name: Some(last_name),
-                email,
-                ..Default::default()
-            })
+            .create_contact(
+                &tandem::domain::ContactInput {
+                    last_name: Some(last_name),
+                    email,
+                    ..Default::default()
+                },
+                None,
+            )
             .await
             .unwrap();
     }

@@ -41,10 +41,13 @@ async fn two_populated_sides_with(
     let app = spawn_app_with(adjust).await;
     for n in 0..DESK_CONTACTS / 10 {
         app.store
-            .create_account(&tandem::domain::AccountInput {
-                name: Some(format!("DeskAccount{n}")),
-                ..Default::default()
-            })
+            .create_account(
+                &tandem::domain::AccountInput {
+                    name: Some(format!("DeskAccount{n}")),
+                    ..Default::default()
+                },
+                None,
+            )
             .await
             .unwrap();
     }

@@ -319,8 +319,16 @@ async fn a_batch_that_logged_an_event_and_a_desk_delete_logging_one_both_commit(
         last_name: Some(name.into()),
         ..Default::default()
     };
-    let kept = app.store.create_contact(&contact("Kept")).await.unwrap();
-    let binned = app.store.create_contact(&contact("Binned")).await.unwrap();
+    let kept = app
+        .store
+        .create_contact(&contact("Kept"), None)
+        .await
+        .unwrap();
+    let binned = app
+        .store
+        .create_contact(&contact("Binned"), None)
+        .await
+        .unwrap();
     let refused = |desk_id: i64| NewFailure {
         direction: Direction::DeskToSalesforce,
         module: Module::Contacts,
