@@ -851,24 +851,46 @@ async fn sync_once_failing_midway_says_what_it_sent_before_it_failed() {
 async fn sync_once_behind_another_processs_round_says_what_it_waits_for() {
     let (app, sim) = started(|_| {}).await;
     app.create_contact(json!({ "lastName": "Franklin" })).await;
+    use tokio::io::AsyncBufReadExt;
     let running = app.store.lock_rounds().await.unwrap();
-    let run = app.tandem(&["sync", "--once"]).output();
-    let run = tokio::spawn(run);
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    assert!(!run.is_finished(), "it waits for the round under way");
+    let mut run = app
+        .tandem(&["sync", "--once"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(run.stderr.take().unwrap()).lines();
+    // However long the process takes to start, it says so once it waits.
+    let mut said = Vec::new();
+    tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            let waits = line.contains("another process");
+            said.push(line);
+            if waits {
+                break;
+            }
+        }
+    })
+    .await
+    .expect("it says it waits for another process");
+    let stderr = said.join("\n");
+    assert!(stderr.contains("starts when it is done"), "{stderr}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        run.try_wait().unwrap().is_none(),
+        "it waits for the round under way"
+    );
     assert_eq!(sim.count("Contact"), 0);
     drop(running);
-    let output = tokio::time::timeout(Duration::from_secs(60), run)
-        .await
-        .expect("it runs once the other round is done")
-        .unwrap()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{stderr}");
-    assert!(
-        stderr.contains("another process") && stderr.contains("starts when it is done"),
-        "{stderr}"
-    );
+    let ended = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            said.push(line);
+        }
+        run.wait().await.unwrap()
+    })
+    .await
+    .expect("it runs once the other round is done");
+    assert!(ended.success(), "{}", said.join("\n"));
     assert_eq!(sim.count("Contact"), 1);
 }
 
