@@ -117,6 +117,11 @@ impl From<SyncError> for ApiError {
                 format!("Salesforce could not answer: {e}"),
             ),
             SyncError::Store(e) => e.into(),
+            // Saved under another key (a replica without the shared one, a data dir moved):
+            // the message says where this process's key came from, and what to do.
+            SyncError::Vault(e @ crate::sync::VaultError::Undecryptable(_)) => {
+                Self::new(Code::Conflict, e.to_string())
+            }
             SyncError::Vault(e) => Self::internal(&e),
         }
     }

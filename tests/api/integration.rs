@@ -1897,6 +1897,31 @@ async fn a_round_stopped_by_a_database_error_says_so_and_leaves_the_details_to_t
 }
 
 #[tokio::test]
+async fn credentials_this_gateway_cannot_open_are_named_to_the_admin_not_hidden_as_internal() {
+    use sea_orm::{EntityTrait, sea_query::Expr};
+    let app = spawn_app().await;
+    let sim = salesforce_sim::start(SimConfig::default()).await;
+    let body = connect(&app, &sim, "tandem").await;
+    assert!(body.get("errors").is_none(), "{body}");
+    // Sealed by a replica with another key: these bytes open under no key this one has.
+    entity::integration::Entity::update_many()
+        .col_expr(
+            entity::integration::Column::Secrets,
+            Expr::value(Some(vec![7u8; 60])),
+        )
+        .exec(app.store.connection())
+        .await
+        .unwrap();
+    let refused = app
+        .gql("mutation { startSync { firstSync } }", json!({}))
+        .await;
+    assert_eq!(codes(&refused), ["CONFLICT"], "{refused}");
+    let message = refused["errors"][0]["message"].as_str().unwrap();
+    assert!(message.contains("cannot be decrypted"), "{message}");
+    assert!(message.contains("connect Salesforce again"), "{message}");
+}
+
+#[tokio::test]
 async fn a_sync_run_with_another_key_than_the_gateways_says_so_and_leaves_the_status_alone() {
     let (app, sim) = started(|_| {}).await;
     let elsewhere = tempfile::tempdir().unwrap();
