@@ -159,8 +159,8 @@ pub struct ConnectSalesforceInput {
     /// PEM private key for the JWT bearer flow.
     pub private_key: Option<String>,
     pub refresh_token: Option<String>,
-    /// TWO_WAY when omitted for a new connection; signing in to the same org again keeps the
-    /// sync type it had.
+    /// TWO_WAY when omitted for the first connection; signing in again, to the same org or
+    /// another, keeps the sync type it had.
     pub sync_type: Option<SyncType>,
 }
 

@@ -126,10 +126,12 @@ impl Store {
             }
             _ => IntegrationStatus::Active,
         };
+        // Another org keeps a one-way choice too: a sandbox followed one way, then production
+        // connected, must not have the desk's records written into production unasked.
         let sync_type = new
             .sync_type
             .map(|t| t.as_str().to_owned())
-            .or_else(|| same.map(|p| p.sync_type.clone()))
+            .or_else(|| previous.as_ref().map(|p| p.sync_type.clone()))
             .unwrap_or_else(|| SyncType::TwoWay.as_str().into());
         // Turned two-way by connecting again: the mappings kept must be those checked for it.
         let turns_two_way = new.sync_type == Some(SyncType::TwoWay)

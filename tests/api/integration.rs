@@ -1434,6 +1434,41 @@ async fn connecting_to_another_org_starts_afresh_and_the_same_org_keeps_its_link
 }
 
 #[tokio::test]
+async fn another_org_connected_after_a_one_way_sync_is_followed_one_way_too() {
+    let app = spawn_app().await;
+    let sandbox = salesforce_sim::start(SimConfig::default()).await;
+    connect(&app, &sandbox, "tandem").await;
+    app.gql_ok(
+        "mutation { setSyncType(syncType: SALESFORCE_TO_DESK) { syncType } }",
+        json!({}),
+    )
+    .await;
+    app.create_contact(json!({ "lastName": "DeskOnly", "email": "desk@example.com" }))
+        .await;
+    let production = salesforce_sim::start(SimConfig {
+        seed: 2,
+        ..SimConfig::default()
+    })
+    .await;
+    let before = production.count("Contact");
+    let switched = connect(&app, &production, "tandem").await;
+    assert!(switched.get("errors").is_none(), "{switched}");
+    assert_eq!(
+        integration(&app).await["syncType"],
+        "SALESFORCE_TO_DESK",
+        "the one-way choice stands"
+    );
+    app.gql_ok("mutation { startSync { firstSync } }", json!({}))
+        .await;
+    app.sync_now().await;
+    assert_eq!(
+        production.count("Contact"),
+        before,
+        "nothing of the desk's written into the new org"
+    );
+}
+
+#[tokio::test]
 async fn a_round_running_when_another_org_is_connected_stops_before_the_switch() {
     use tandem::domain::Module;
     let app = spawn_app().await;
