@@ -81,8 +81,10 @@ pub struct NewIntegration {
     pub sealed_secrets: Vec<u8>,
     pub instance_url: String,
     pub org_id: Option<String>,
-    /// `None` keeps the sync type of the same org signed in again (two-way otherwise).
+    /// `None` keeps the sync type of the connection before (two-way for the first).
     pub sync_type: Option<SyncType>,
+    /// The org's daily API calls used and allowed, as connecting's calls were told them.
+    pub api_usage: Option<(i64, i64)>,
     /// The saved mappings as they were checked for writing ([`Store::mapping_rows`]), when
     /// the same org, synced one way, is connected again two-way: changed since, or the sync
     /// found one-way without a check, the connection is not saved.
@@ -191,8 +193,8 @@ impl Store {
                 .as_ref()
                 .filter(|_| !other_org)
                 .and_then(|p| p.last_sync_at)),
-            api_used: Set(None),
-            api_max: Set(None),
+            api_used: Set(new.api_usage.map(|(used, _)| used)),
+            api_max: Set(new.api_usage.map(|(_, max)| max)),
             created_at: Set(now),
             updated_at: Set(now),
             // Never one a connection before had, deleted ones included: a round or a

@@ -742,6 +742,9 @@ impl Integrations {
                     org_id,
                     sync_type: request.sync_type,
                     checked_mappings,
+                    api_usage: client
+                        .api_usage()
+                        .map(|usage| (usage.used as i64, usage.max as i64)),
                 })
                 .await?;
             *self.client.write().await = Some(CachedClient {

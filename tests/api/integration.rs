@@ -145,6 +145,10 @@ async fn connecting_verifies_the_credentials_before_saving_them() {
     assert_eq!(state["firstSync"], "NOT_STARTED");
     assert_eq!(state["connectedUser"], "integration@tandem.test");
     assert_eq!(state["instanceUrl"], sim.base_url());
+    // The org's API budget, as connecting's own calls were told it.
+    let usage = &state["apiUsage"];
+    assert!(usage["used"].as_i64().is_some_and(|n| n >= 1), "{usage}");
+    assert!(usage["max"].as_i64().is_some_and(|n| n > 1), "{usage}");
 }
 
 #[tokio::test]
