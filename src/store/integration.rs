@@ -160,11 +160,15 @@ impl Store {
             // org's records and fields; the new org's first sync matches afresh.
             forget_sync_state(&*txn).await?;
         } else if same.is_some_and(|previous| {
-            !previous
-                .username
-                .as_deref()
-                .unwrap_or_default()
-                .eq_ignore_ascii_case(new.username.as_deref().unwrap_or_default())
+            // A user not told (a refresh-token sign-in whose identity could not be read) is
+            // taken for the one before.
+            new.username.as_deref().is_some_and(|user| {
+                !previous
+                    .username
+                    .as_deref()
+                    .unwrap_or_default()
+                    .eq_ignore_ascii_case(user)
+            })
         }) {
             // Another user of the same org may see records the first could not, changed
             // before the cursors: everything is read again, as after a mapping change.
@@ -183,7 +187,9 @@ impl Store {
             sync_type: Set(sync_type),
             login_url: Set(new.login_url),
             auth_kind: Set(new.auth_kind),
-            username: Set(new.username),
+            username: Set(new
+                .username
+                .or_else(|| same.and_then(|previous| previous.username.clone()))),
             client_id: Set(new.client_id),
             secrets: Set(Some(new.sealed_secrets)),
             instance_url: Set(Some(new.instance_url)),

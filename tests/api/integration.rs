@@ -275,6 +275,46 @@ async fn links_follow_the_org_to_the_instance_a_renewed_session_names() {
 }
 
 #[tokio::test]
+async fn a_sign_in_again_that_cannot_say_who_it_is_keeps_the_user_and_the_place_it_read_to() {
+    use sea_orm::EntityTrait;
+    let app = spawn_app().await;
+    let sim = salesforce_sim::start(SimConfig::default()).await;
+    let token = sim.refresh_token();
+    let connected = connect_with_refresh_token(&app, &sim, &token).await;
+    assert!(connected.get("errors").is_none(), "{connected}");
+    app.gql_ok("mutation { startSync { firstSync } }", json!({}))
+        .await;
+    sim.insert("Contact", json!({ "LastName": "Read" }))
+        .unwrap();
+    // Read a minute later: the cursor moves past it.
+    sim.advance_clock(60);
+    app.sync_now().await;
+    let cursors = || async {
+        entity::sync_cursor::Entity::find()
+            .all(app.store.connection())
+            .await
+            .unwrap()
+    };
+    let read_to = cursors().await;
+    assert!(!read_to.is_empty());
+
+    // Signed in again, its identity unreadable for a moment (a 503 from the identity URL).
+    let resources = sim.hold_answer_next("GET", "/services/data/v");
+    let (again, ()) = tokio::join!(connect_with_refresh_token(&app, &sim, &token), async {
+        resources.arrived().await;
+        sim.fail_next(&[503]);
+        resources.release();
+    });
+    assert!(again.get("errors").is_none(), "{again}");
+    assert_eq!(
+        integration(&app).await["connectedUser"],
+        "integration@tandem.test",
+        "taken for the user before, not for another"
+    );
+    assert_eq!(cursors().await, read_to, "nothing to read again");
+}
+
+#[tokio::test]
 async fn a_round_whose_renewed_session_rotated_the_token_still_notes_the_instance_it_names() {
     let (app, sim) = (spawn_app().await, rotating_org().await);
     let connected = connect_with_refresh_token(&app, &sim, &sim.refresh_token()).await;

@@ -21,6 +21,10 @@ pub fn identity(
     }
     let header = oauth_token.map(|t| format!("Bearer {t}"));
     oauth::authorize(sim, header.as_deref().or(bearer))?;
+    // An outage reaches the identity service as it does the REST API (no API call is spent).
+    if let Some(err) = crate::state::lock(&sim.faults).injected() {
+        return Err(err);
+    }
     let base = &sim.base_url;
     let data = |p: &str| format!("{base}/services/data/v{{version}}/{p}");
     Ok(json!({
