@@ -303,6 +303,46 @@ fn fill_blanks(values: &mut Map<String, Value>, from: Map<String, Value>) -> Has
     filled
 }
 
+/// Fills the blank fields of a linked desk record (`held`: it, and whether it stays in the
+/// recycle bin) that were mapped since its link was last agreed, with Salesforce's values
+/// (`inc`): a field mapped since holds no desk edit, and a blank there would go out over
+/// Salesforce's value. What the desk cannot hold stays Salesforce's, and comes back as the
+/// part taken, whose profile holds the desk's blank there, so that no push sends it.
+async fn fill_newly_mapped(
+    batch: &mut SyncBatch<'_>,
+    round: &Round,
+    (module, inc): (Module, &Incoming),
+    link: &record_link::Model,
+    (record, stays_binned): (DeskRecord, bool),
+    accounts: &AccountLinks,
+) -> Result<Option<Partial>, SyncError> {
+    let own = record.values();
+    let mut values = own.clone();
+    let mut theirs = own.clone();
+    apply_to_desk(
+        round.mappings(module),
+        module,
+        &inc.values,
+        &mut theirs,
+        accounts,
+    );
+    let newly = round.mapped_after(module, link.updated_at);
+    theirs.retain(|field, _| newly.contains(field));
+    let mut filled = fill_blanks(&mut values, theirs);
+    let mut untaken = keep_own_where_taken_cannot_be_held(module, &mut values, &own, &mut filled);
+    if !filled.is_empty()
+        && let Err(invalid) = desk::save(batch, module, Some(record), values, stays_binned).await?
+    {
+        untaken.push(invalid);
+    }
+    Ok(Partial::of(
+        round,
+        (module, inc),
+        (link.desk_id, &own),
+        &untaken,
+    ))
+}
+
 /// The fields whose value `values` takes over the desk record's `own`.
 fn taken_over(values: &Map<String, Value>, own: &Map<String, Value>) -> HashSet<String> {
     values
@@ -1026,7 +1066,27 @@ impl SyncEngine {
                             .as_deref()
                             .is_some_and(|read| same_version(read, &inc.profile));
                     if reread && existing.as_ref().is_none_or(DeskRecord::deleted) {
-                        inc.link(&mut batch, module, link.desk_id).await?;
+                        // Restored later, a record in the recycle bin goes out as it is: it
+                        // takes Salesforce's values in fields mapped since, as one not deleted
+                        // would, rather than sending its blanks over them.
+                        let part = match existing {
+                            Some(record) => {
+                                let held = (record, true);
+                                fill_newly_mapped(
+                                    &mut batch,
+                                    round,
+                                    (module, inc),
+                                    link,
+                                    held,
+                                    &accounts,
+                                )
+                                .await?
+                            }
+                            None => None,
+                        };
+                        inc.link_as(&mut batch, module, link.desk_id, part.as_ref())
+                            .await?;
+                        self.log_partial(&mut batch, part).await?;
                         continue;
                     }
                     // Deleted in the desk after Salesforce last saved its twin: that save is
@@ -1064,33 +1124,18 @@ impl SyncEngine {
                             )) != link.synced_hash
                     });
                     if let Some(record) = existing.take_if(|_| desk_newer) {
-                        // The desk's edit goes out and wins; Salesforce's profile is still news.
-                        // A field mapped since the last read holds no desk edit, though: a
-                        // blank there takes Salesforce's value rather than going out over it.
-                        let own = record.values();
-                        let mut values = own.clone();
-                        let mut theirs = own.clone();
-                        apply_to_desk(mappings, module, &inc.values, &mut theirs, &accounts);
-                        let newly = round.mapped_after(module, link.updated_at);
-                        theirs.retain(|field, _| newly.contains(field));
-                        let mut filled = fill_blanks(&mut values, theirs);
-                        let mut untaken = keep_own_where_taken_cannot_be_held(
-                            module,
-                            &mut values,
-                            &own,
-                            &mut filled,
-                        );
-                        if !filled.is_empty()
-                            && let Err(invalid) =
-                                desk::save(&mut batch, module, Some(record), values, before_delete)
-                                    .await?
-                        {
-                            untaken.push(invalid);
-                        }
-                        // One the desk cannot hold stays Salesforce's: the link reads the desk's
-                        // blank there, so the push leaves it be.
-                        let part =
-                            Partial::of(round, (module, inc), (link.desk_id, &own), &untaken);
+                        // The desk's edit goes out and wins; Salesforce's profile is still news,
+                        // and so are its values in fields mapped since.
+                        let held = (record, before_delete);
+                        let part = fill_newly_mapped(
+                            &mut batch,
+                            round,
+                            (module, inc),
+                            link,
+                            held,
+                            &accounts,
+                        )
+                        .await?;
                         let profile = part.as_ref().map_or(&inc.profile, |p| &p.profile);
                         if link.salesforce_fields.as_deref() != Some(profile.as_str()) {
                             batch

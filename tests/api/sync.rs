@@ -3194,6 +3194,47 @@ async fn a_desk_edit_that_outlives_a_mapping_change_does_not_blank_the_newly_map
 }
 
 #[tokio::test]
+async fn a_record_restored_after_a_mapping_change_keeps_salesforces_value_in_the_newly_mapped_field()
+ {
+    let (app, sim) = connected().await;
+    let ada = sim
+        .insert(
+            "Contact",
+            json!({ "LastName": "Ada", "Department": "Research" }),
+        )
+        .unwrap();
+    app.sync_now().await;
+    let ada_in_desk = by_last_name(&contacts(&app).await, "Ada")[0]["id"].clone();
+    bin_contact(&app, &ada_in_desk).await;
+    app.sync_now().await;
+    // Read again under the new mapping while in the recycle bin, then brought back.
+    app.map_field("CONTACTS", "mailingState", "Department")
+        .await;
+    app.sync_now().await;
+    app.gql_ok(
+        "mutation($id: ID!) { restoreContact(id: $id) { id } }",
+        json!({ "id": ada_in_desk }),
+    )
+    .await;
+    app.sync_now().await;
+
+    assert_eq!(
+        sim.get("Contact", &ada).unwrap()["Department"],
+        "Research",
+        "the restored record had no value there to send over Salesforce's"
+    );
+    let desk = app
+        .gql_ok(
+            "query($id: ID!) { contact(id: $id) { mailingState } }",
+            json!({ "id": ada_in_desk }),
+        )
+        .await;
+    assert_eq!(desk["contact"]["mailingState"], "Research");
+    let report = app.sync_now().await;
+    assert_eq!((report.pulled, report.pushed), Default::default());
+}
+
+#[tokio::test]
 async fn a_fixed_failure_resolves_on_retry() {
     let (app, sim) = connected().await;
     sim.insert(
