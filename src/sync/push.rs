@@ -782,6 +782,12 @@ impl SyncEngine {
                 }
             }
         }
+        // Desk records whose update goes out in this batch, before its creates.
+        let updated: HashSet<i64> = plans
+            .iter()
+            .filter(|(_, plan)| matches!(plan, Plan::Update { .. }))
+            .map(|(desk_id, _)| *desk_id)
+            .collect();
         // Each desk record with one free Salesforce twin, by its place in `plans`.
         let mut meeting: Vec<(usize, String)> = Vec::new();
         for (i, (desk_id, plan)) in plans.iter_mut().enumerate() {
@@ -800,8 +806,8 @@ impl SyncEngine {
                 .flatten()
                 .filter(|id| !taken.contains_key(*id))
                 .collect();
-            // A holder whose key the desk has changed since is giving that one up (its
-            // update goes out): no duplicate of the record taking the key over.
+            // A holder whose key the desk has changed since, its update going out before this
+            // create, is giving that key up: no duplicate of the record taking it over.
             let linked: Vec<(&String, i64)> = found
                 .get(&key)
                 .into_iter()
@@ -809,9 +815,10 @@ impl SyncEngine {
                 .filter_map(|id| taken.get(id).map(|&desk| (id, desk)))
                 .filter(|(_, other)| other != desk_id)
                 .filter(|(_, other)| {
-                    present.get(other).is_none_or(|holder| {
-                        DeskRecord::match_key(module, &holder.values()).as_ref() == Some(&key)
-                    })
+                    !updated.contains(other)
+                        || present.get(other).is_none_or(|holder| {
+                            DeskRecord::match_key(module, &holder.values()).as_ref() == Some(&key)
+                        })
                 })
                 .collect();
             match free.as_slice() {
