@@ -26,6 +26,8 @@ pub struct Model {
     /// Changes whenever the connection is replaced, removed or remapped: a round started
     /// under another stops at its next batch.
     pub epoch: i64,
+    /// The user signed in as (`005…`), from the token's identity URL.
+    pub user_id: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

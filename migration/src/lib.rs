@@ -27,6 +27,7 @@ mod m20261206_000022_folded_keys;
 mod m20261206_000023_purged_at;
 mod m20261207_000024_mapped_at;
 mod m20261207_000025_create_keys;
+mod m20261207_000026_integration_users;
 
 pub mod keys;
 
@@ -61,6 +62,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000023_purged_at::Migration),
             Box::new(m20261207_000024_mapped_at::Migration),
             Box::new(m20261207_000025_create_keys::Migration),
+            Box::new(m20261207_000026_integration_users::Migration),
         ]
     }
 }

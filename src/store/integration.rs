@@ -81,6 +81,8 @@ pub struct NewIntegration {
     pub sealed_secrets: Vec<u8>,
     pub instance_url: String,
     pub org_id: Option<String>,
+    /// The user signed in as (`005…`), when the sign-in's identity URL says.
+    pub user_id: Option<String>,
     /// `None` keeps the sync type of the connection before (two-way for the first).
     pub sync_type: Option<SyncType>,
     /// The org's daily API calls used and allowed, as connecting's calls were told them.
@@ -112,6 +114,9 @@ impl Store {
         let other_org = previous
             .as_ref()
             .is_some_and(|p| !same_org(p, new.org_id.as_deref(), &new.instance_url));
+        let same_user = previous
+            .as_ref()
+            .is_some_and(|p| same_user(p, new.user_id.as_deref(), new.username.as_deref()));
         let org_id = new.org_id.or(before);
         // The same org signed in again (after an error, or with new credentials): the sync
         // goes on from where it was. Another org, or none before, starts from the beginning.
@@ -159,17 +164,7 @@ impl Store {
             // Links, cursors, queued changes, failures and mappings all speak of the other
             // org's records and fields; the new org's first sync matches afresh.
             forget_sync_state(&*txn).await?;
-        } else if same.is_some_and(|previous| {
-            // A user not told (a refresh-token sign-in whose identity could not be read) is
-            // taken for the one before.
-            new.username.as_deref().is_some_and(|user| {
-                !previous
-                    .username
-                    .as_deref()
-                    .unwrap_or_default()
-                    .eq_ignore_ascii_case(user)
-            })
-        }) {
+        } else if same.is_some() && !same_user {
             // Another user of the same org may see records the first could not, changed
             // before the cursors: everything is read again, as after a mapping change.
             sync_cursor::Entity::delete_many()
@@ -187,9 +182,13 @@ impl Store {
             sync_type: Set(sync_type),
             login_url: Set(new.login_url),
             auth_kind: Set(new.auth_kind),
-            username: Set(new
-                .username
-                .or_else(|| same.and_then(|previous| previous.username.clone()))),
+            // A username that could not be read (a refresh-token sign-in's identity lookup
+            // failing for a moment) is the same user's as before.
+            username: Set(new.username.or_else(|| {
+                same.filter(|_| same_user)
+                    .and_then(|previous| previous.username.clone())
+            })),
+            user_id: Set(new.user_id),
             client_id: Set(new.client_id),
             secrets: Set(Some(new.sealed_secrets)),
             instance_url: Set(Some(new.instance_url)),
@@ -526,6 +525,20 @@ async fn locked_row(txn: &impl ConnectionTrait) -> StoreResult<integration::Mode
         .one(txn)
         .await?
         .ok_or_else(|| StoreError::NotFound(INTEGRATION.into()))
+}
+
+/// Whether a sign-in (as `user_id`, `username`, where known) is as the user the connection
+/// before signed in as: by the user ids the sign-ins' identity URLs name, else by username
+/// (one not known is another user's).
+fn same_user(previous: &integration::Model, user_id: Option<&str>, username: Option<&str>) -> bool {
+    match (previous.user_id.as_deref(), user_id) {
+        (Some(was), Some(now)) => was == now,
+        _ => previous
+            .username
+            .as_deref()
+            .zip(username)
+            .is_some_and(|(was, now)| was.eq_ignore_ascii_case(now)),
+    }
 }
 
 /// A saved field mapping: module, desk field, Salesforce field.

@@ -254,12 +254,17 @@ pub(crate) fn wrong_state(action: &str, status: &str) -> String {
     format!("cannot {action} while the integration is {status}{way}")
 }
 
-/// The org id in an identity URL (`…/id/{org}/{user}`).
-fn org_of(identity: &str) -> Option<String> {
+/// The org an identity URL (`…/id/00D…/005…`) names, and the user when it names one.
+fn ids_of(identity: &str) -> Option<(String, Option<String>)> {
     let mut parts = identity.trim_end_matches('/').rsplit('/');
-    let _user = parts.next()?;
+    let user = parts.next()?;
     let org = parts.next()?;
-    (org.starts_with("00D") && parts.next() == Some("id")).then(|| org.to_owned())
+    (org.starts_with("00D") && parts.next() == Some("id")).then(|| {
+        (
+            org.to_owned(),
+            user.starts_with("005").then(|| user.to_owned()),
+        )
+    })
 }
 
 /// Production and sandbox logins must use HTTPS; plain HTTP is allowed only on loopback,
@@ -713,7 +718,8 @@ impl Integrations {
                 }),
             };
             let instance_url = client.instance_url().await?;
-            let org_id = client.identity_url().await?.as_deref().and_then(org_of);
+            let ids = client.identity_url().await?.as_deref().and_then(ids_of);
+            let (org_id, user_id) = ids.map_or((None, None), |(org, user)| (Some(org), user));
             // Made two-way over a one-way sync of the same org, whose mappings it keeps: they must
             // be writable first, as `setSyncType(TWO_WAY)` checks; and still those checked when
             // the connection is saved.
@@ -740,6 +746,7 @@ impl Integrations {
                     sealed_secrets: sealed.clone(),
                     instance_url,
                     org_id,
+                    user_id,
                     sync_type: request.sync_type,
                     checked_mappings,
                     api_usage: client
