@@ -809,7 +809,7 @@ impl DeskMutation {
         id: ID,
         patch: ContactPatchInput,
         #[graphql(
-            desc = "The `updatedAt` read before the change was made: given, the update is made only if no one (an agent, the sync) changed the record since, and is refused with CONFLICT otherwise."
+            desc = "The `updatedAt` read before the change was made (to the millisecond at least): given, the update is made only if no one (an agent, the sync) changed the record since, and is refused with CONFLICT otherwise."
         )]
         expected_updated_at: Option<DateTime<Utc>>,
     ) -> ApiResult<Contact> {
@@ -898,7 +898,7 @@ impl DeskMutation {
         id: ID,
         patch: AccountPatchInput,
         #[graphql(
-            desc = "The `updatedAt` read before the change was made: given, the update is made only if no one (an agent, the sync) changed the record since, and is refused with CONFLICT otherwise."
+            desc = "The `updatedAt` read before the change was made (to the millisecond at least): given, the update is made only if no one (an agent, the sync) changed the record since, and is refused with CONFLICT otherwise."
         )]
         expected_updated_at: Option<DateTime<Utc>>,
     ) -> ApiResult<Account> {
@@ -986,7 +986,7 @@ impl DeskMutation {
         id: ID,
         patch: TicketPatchInput,
         #[graphql(
-            desc = "The `updatedAt` read before the change was made: given, the update is made only if no one (an agent, the sync) changed the record since, and is refused with CONFLICT otherwise."
+            desc = "The `updatedAt` read before the change was made (to the millisecond at least): given, the update is made only if no one (an agent, the sync) changed the record since, and is refused with CONFLICT otherwise."
         )]
         expected_updated_at: Option<DateTime<Utc>>,
     ) -> ApiResult<Ticket> {

@@ -108,18 +108,21 @@ pub(crate) fn distinct<T: Copy + Eq + std::hash::Hash>(ids: &[T]) -> Vec<T> {
 }
 
 /// Refuses a write to a record someone changed since the writer read it: `expected` is the
-/// `updatedAt` the writer read, `updated_at` the locked row's.
+/// `updatedAt` the writer read, `updated_at` the locked row's. Compared to the millisecond,
+/// the most a client's date type may keep (JavaScript's `Date`).
 pub(crate) fn unchanged_since(
     record: std::fmt::Arguments<'_>,
     updated_at: chrono::DateTime<Utc>,
     expected: Option<chrono::DateTime<Utc>>,
 ) -> StoreResult<()> {
     match expected {
-        Some(read) if read != updated_at => Err(StoreError::Conflict(format!(
-            "{record} was changed at {} since it was read (updatedAt {}); read it again and make the change to what it holds now",
-            updated_at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
-            read.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
-        ))),
+        Some(read) if read.timestamp_millis() != updated_at.timestamp_millis() => {
+            Err(StoreError::Conflict(format!(
+                "{record} was changed at {} since it was read (updatedAt {}); read it again and make the change to what it holds now",
+                updated_at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+                read.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+            )))
+        }
         _ => Ok(()),
     }
 }

@@ -269,9 +269,13 @@ async fn an_update_made_on_a_stale_read_is_refused_when_it_says_what_it_read() {
         "the first save stands"
     );
     assert_eq!(now["contact"]["title"], Value::Null);
-    // Read again, the change goes through; without a stamp, the last save wins as before.
+    // Read again, the change goes through, the stamp sent back as a client's date type keeps
+    // it (JavaScript's to the millisecond); without a stamp, the last save wins as before.
     let at = first["updateContact"]["updatedAt"].clone();
     assert_eq!(now["contact"]["updatedAt"], at);
+    let at = chrono::DateTime::parse_from_rfc3339(at.as_str().unwrap())
+        .unwrap()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let saved = app
         .gql_ok(
             UPDATE,
