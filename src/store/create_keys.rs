@@ -21,13 +21,16 @@ pub struct CreateKey {
 }
 
 /// The record a create of `entity` made already under this key, if one did within
-/// [`KEPT_FOR`]; a key sent with another create is refused. Older keys are forgotten.
+/// [`KEPT_FOR`]; a key sent with another create is refused. This key, older, is forgotten
+/// (the rest go with the sync history's pruning, [`prune`]).
 pub(super) async fn made_under(
     db: &impl ConnectionTrait,
     key: &CreateKey,
     entity: &str,
 ) -> StoreResult<Option<i64>> {
     CreateKeys::delete_many()
+        .filter(Column::AgentId.eq(key.agent.0))
+        .filter(Column::Key.eq(key.key.as_str()))
         .filter(Column::CreatedAt.lt(Utc::now() - KEPT_FOR))
         .exec(db)
         .await?;
@@ -83,4 +86,13 @@ pub(super) async fn remember(
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// Forgets every key past [`KEPT_FOR`].
+pub(super) async fn prune(db: &impl ConnectionTrait) -> StoreResult<()> {
+    CreateKeys::delete_many()
+        .filter(Column::CreatedAt.lt(Utc::now() - KEPT_FOR))
+        .exec(db)
+        .await?;
+    Ok(())
 }

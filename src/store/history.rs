@@ -133,6 +133,8 @@ impl Store {
             .filter(sync_failure::Column::ResolvedAt.lt(before))
             .exec(&*txn)
             .await?;
+        // The keys desk creates were sent with, past their day.
+        super::create_keys::prune(&*txn).await?;
         // No event commits while the log is measured and cut: one committing between the
         // two reads below would go with the old ones. Taken after the deletes above, so the
         // log waits on the cut alone.
