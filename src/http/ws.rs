@@ -279,7 +279,8 @@ impl Connection {
         loop {
             // In order: what the connection owes the client (a finished subscription's last
             // message) goes before the next message is read, so a client that sends faster
-            // than it is answered cannot pile answers up in memory.
+            // than it is answered cannot pile answers up in memory; a message waiting is read
+            // before the keepalive judges the client gone quiet.
             tokio::select! {
                 biased;
                 () = &mut init_deadline, if self.viewer.is_none() => {
@@ -287,25 +288,6 @@ impl Connection {
                 }
                 () = &mut expiry, if self.viewer.is_some() => {
                     return Some(expired());
-                }
-                _ = keepalive.tick(), if self.viewer.is_some() => {
-                    if heard.elapsed() > quiet_for {
-                        return Some(try_again_later(&format!(
-                            "Gone quiet: nothing heard for {} s",
-                            quiet_for.as_secs()
-                        )));
-                    }
-                    if protocol == Protocol::Legacy
-                        && let Err(close) = self.send(json!({ "type": "ka" })).await
-                    {
-                        return Some(close);
-                    }
-                    let until = deadline(self.send_timeout, self.expires);
-                    match tokio::time::timeout_at(until, self.session.ping(b"")).await {
-                        Ok(Ok(())) => {}
-                        Ok(Err(_)) => return None,
-                        Err(_) => return Some(self.stalled()),
-                    }
                 }
                 Some(out) = self.outgoing.1.recv() => match out {
                     Outgoing::Stalled => return Some(too_slow(self.send_timeout)),
@@ -367,6 +349,25 @@ impl Connection {
                                 expiry.as_mut().reset(at);
                             }
                         }
+                    }
+                }
+                _ = keepalive.tick(), if self.viewer.is_some() => {
+                    if heard.elapsed() > quiet_for {
+                        return Some(try_again_later(&format!(
+                            "Gone quiet: nothing heard for {} s",
+                            quiet_for.as_secs()
+                        )));
+                    }
+                    if protocol == Protocol::Legacy
+                        && let Err(close) = self.send(json!({ "type": "ka" })).await
+                    {
+                        return Some(close);
+                    }
+                    let until = deadline(self.send_timeout, self.expires);
+                    match tokio::time::timeout_at(until, self.session.ping(b"")).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(_)) => return None,
+                        Err(_) => return Some(self.stalled()),
                     }
                 }
             }
