@@ -292,13 +292,14 @@ impl PassedOn {
 
 /// Whether the log holds, after `after`, a change to desk records this process has not
 /// passed on (so made by another process); read a page at a time, and taken to hold one
-/// past the pages a look may read.
+/// past the pages a look may read (its writer slot held meanwhile, this process's writes
+/// wait for it).
 async fn desk_changed_by_another(
     db: &sea_orm::DatabaseConnection,
     mut after: i64,
     passed_on: &PassedOn,
 ) -> StoreResult<bool> {
-    const PAGES: usize = 20;
+    const PAGES: usize = 3;
     for _ in 0..PAGES {
         let rows = logged_after(db, after, 1000).await?;
         let Some(last) = rows.last().map(|r| r.id) else {
