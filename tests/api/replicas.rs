@@ -12,6 +12,7 @@ use tandem::config::{DatabaseUrl, Settings};
 use tandem::domain::{DeskAction, DeskEntity, Module, SyncType};
 use tandem::startup::Services;
 use tandem::sync::{Connect, ConnectAuth, RoundReport, SyncError};
+use tokio::io::AsyncBufReadExt;
 
 use crate::helpers::{TestApp, spawn_app};
 use crate::integration::started;
@@ -851,28 +852,8 @@ async fn sync_once_failing_midway_says_what_it_sent_before_it_failed() {
 async fn sync_once_behind_another_processs_round_says_what_it_waits_for() {
     let (app, sim) = started(|_| {}).await;
     app.create_contact(json!({ "lastName": "Franklin" })).await;
-    use tokio::io::AsyncBufReadExt;
     let running = app.store.lock_rounds().await.unwrap();
-    let mut run = app
-        .tandem(&["sync", "--once"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = tokio::io::BufReader::new(run.stderr.take().unwrap()).lines();
-    // However long the process takes to start, it says so once it waits.
-    let mut said = Vec::new();
-    tokio::time::timeout(Duration::from_secs(60), async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            let waits = line.contains("another process");
-            said.push(line);
-            if waits {
-                break;
-            }
-        }
-    })
-    .await
-    .expect("it says it waits for another process");
+    let (mut run, mut lines, mut said) = sync_once_waiting(&app).await;
     let stderr = said.join("\n");
     assert!(stderr.contains("starts when it is done"), "{stderr}");
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -971,11 +952,16 @@ async fn a_process_told_to_stop_before_its_round_asked_for_its_turn_does_not_wai
 }
 
 /// `tandem sync --once`, waiting for another process's round, sent `signal`.
-async fn sync_once_stopped_while_it_waits(signal: &str) {
-    use tokio::io::AsyncBufReadExt;
-    let (app, sim) = started(|_| {}).await;
-    app.create_contact(json!({ "lastName": "Hodgkin" })).await;
-    let running = app.store.lock_rounds().await.unwrap();
+/// `tandem sync --once` started behind a round another process holds, once it has said it
+/// waits for that one (however long it took to start): the process, the rest of what it
+/// writes to stderr, and what it wrote so far.
+async fn sync_once_waiting(
+    app: &TestApp,
+) -> (
+    tokio::process::Child,
+    tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStderr>>,
+    Vec<String>,
+) {
     let mut run = app
         .tandem(&["sync", "--once"])
         .stdout(Stdio::null())
@@ -983,7 +969,6 @@ async fn sync_once_stopped_while_it_waits(signal: &str) {
         .spawn()
         .unwrap();
     let mut lines = tokio::io::BufReader::new(run.stderr.take().unwrap()).lines();
-    // Told it waits, it is waiting (and listens for Ctrl-C a moment later).
     let mut said = Vec::new();
     tokio::time::timeout(Duration::from_secs(60), async {
         while let Some(line) = lines.next_line().await.unwrap() {
@@ -996,6 +981,15 @@ async fn sync_once_stopped_while_it_waits(signal: &str) {
     })
     .await
     .expect("it says it waits for another process");
+    (run, lines, said)
+}
+
+async fn sync_once_stopped_while_it_waits(signal: &str) {
+    let (app, sim) = started(|_| {}).await;
+    app.create_contact(json!({ "lastName": "Hodgkin" })).await;
+    let running = app.store.lock_rounds().await.unwrap();
+    // Told it waits, it is waiting (and listens for Ctrl-C a moment later).
+    let (mut run, mut lines, mut said) = sync_once_waiting(&app).await;
     assert!(
         said.last().is_some_and(|l| l.contains("another process")),
         "{said:?}"
