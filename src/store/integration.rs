@@ -529,15 +529,16 @@ async fn locked_row(txn: &impl ConnectionTrait) -> StoreResult<integration::Mode
 
 /// Whether a sign-in (as `user_id`, `username`, where known) is as the user the connection
 /// before signed in as: by the user ids the sign-ins' identity URLs name, else by username
-/// (one not known is another user's).
+/// (a sign-in whose username could not be read is taken for the one before).
 fn same_user(previous: &integration::Model, user_id: Option<&str>, username: Option<&str>) -> bool {
-    match (previous.user_id.as_deref(), user_id) {
-        (Some(was), Some(now)) => was == now,
-        _ => previous
+    match (previous.user_id.as_deref(), user_id, username) {
+        (Some(was), Some(now), _) => was == now,
+        // No id to go by (a connection saved before ids were kept), nor a name: the one before.
+        (_, _, None) => true,
+        (_, _, Some(now)) => previous
             .username
             .as_deref()
-            .zip(username)
-            .is_some_and(|(was, now)| was.eq_ignore_ascii_case(now)),
+            .is_some_and(|was| was.eq_ignore_ascii_case(now)),
     }
 }
 
