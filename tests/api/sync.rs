@@ -40,6 +40,12 @@ async fn bin_contact(app: &TestApp, id: &Value) {
     .await;
 }
 
+/// The desk contact `id`, as these `fields` of it read.
+async fn desk_contact(app: &TestApp, id: &Value, fields: &str) -> Value {
+    let read = format!("query($id: ID!) {{ contact(id: $id) {{ {fields} }} }}");
+    app.gql_ok(&read, json!({ "id": id })).await["contact"].clone()
+}
+
 async fn update_contact(app: &TestApp, id: &Value, patch: Value) {
     app.gql_ok(
         "mutation($id: ID!, $p: ContactPatchInput!) { updateContact(id: $id, patch: $p) { id } }",
@@ -3182,13 +3188,8 @@ async fn a_desk_edit_that_outlives_a_mapping_change_does_not_blank_the_newly_map
         org["Department"], "Research",
         "the desk never held a value there to send over Salesforce's"
     );
-    let desk = app
-        .gql_ok(
-            "query($id: ID!) { contact(id: $id) { mailingState } }",
-            json!({ "id": ada_in_desk }),
-        )
-        .await;
-    assert_eq!(desk["contact"]["mailingState"], "Research");
+    let desk = desk_contact(&app, &ada_in_desk, "mailingState").await;
+    assert_eq!(desk["mailingState"], "Research");
     let report = app.sync_now().await;
     assert_eq!((report.pulled, report.pushed), Default::default());
 }
@@ -3223,13 +3224,8 @@ async fn a_record_restored_after_a_mapping_change_keeps_salesforces_value_in_the
         "Research",
         "the restored record had no value there to send over Salesforce's"
     );
-    let desk = app
-        .gql_ok(
-            "query($id: ID!) { contact(id: $id) { mailingState } }",
-            json!({ "id": ada_in_desk }),
-        )
-        .await;
-    assert_eq!(desk["contact"]["mailingState"], "Research");
+    let desk = desk_contact(&app, &ada_in_desk, "mailingState").await;
+    assert_eq!(desk["mailingState"], "Research");
     let report = app.sync_now().await;
     assert_eq!((report.pulled, report.pushed), Default::default());
 }
@@ -3739,14 +3735,9 @@ async fn purging_an_account_leaves_its_contacts_in_their_salesforce_account() {
         .unwrap();
     let report = app.sync_now().await;
     assert_eq!(report.pulled.failed, 0, "{report:?}");
-    let phone = app
-        .gql_ok(
-            "query($id: ID!) { contact(id: $id) { phone account { name } } }",
-            json!({ "id": desk_ada }),
-        )
-        .await;
-    assert_eq!(phone["contact"]["phone"], "+44 20 7946 0000", "{phone}");
-    assert!(phone["contact"]["account"].is_null(), "{phone}");
+    let phone = desk_contact(&app, &desk_ada, "phone account { name }").await;
+    assert_eq!(phone["phone"], "+44 20 7946 0000", "{phone}");
+    assert!(phone["account"].is_null(), "{phone}");
     let mark = sim.request_count();
     app.sync_now().await;
     assert_eq!(writes_since(&sim, mark), Vec::<String>::new(), "no echo");
@@ -3974,16 +3965,8 @@ async fn our_own_update_read_back_after_a_person_saved_other_fields_is_still_our
         "our own update is no news: {report:?}"
     );
     assert_eq!(sim.get("Contact", &sf_byron).unwrap()["Title"], "Peer");
-    let desk = app
-        .gql_ok(
-            "query($id: ID!) { contact(id: $id) { title } }",
-            json!({ "id": byron }),
-        )
-        .await;
-    assert_eq!(
-        desk["contact"]["title"], "Peer",
-        "the later desk edit stands"
-    );
+    let desk = desk_contact(&app, &byron, "title").await;
+    assert_eq!(desk["title"], "Peer", "the later desk edit stands");
 }
 
 #[tokio::test]
@@ -4000,13 +3983,8 @@ async fn an_update_that_never_went_out_does_not_hide_a_person_making_the_same_ed
         .unwrap();
     let report = app.sync_now().await;
     assert_eq!(report.pulled.updated, 1, "{report:?}");
-    let desk = app
-        .gql_ok(
-            "query($id: ID!) { contact(id: $id) { title } }",
-            json!({ "id": byron }),
-        )
-        .await;
-    assert_eq!(desk["contact"]["title"], "Poet");
+    let desk = desk_contact(&app, &byron, "title").await;
+    assert_eq!(desk["title"], "Poet");
 }
 
 /// Connected to an org without `Helpdesk_Id__c` (`prepare`: `without_desk_id_fields`), or
@@ -4609,14 +4587,8 @@ async fn a_push_sends_only_what_the_desk_changed_so_a_salesforce_edit_meanwhile_
     let mark = sim.request_count();
     app.sync_now().await;
     assert_eq!(writes_since(&sim, mark), Vec::<String>::new());
-    let phone = app
-        .gql_ok(
-            "query($id: ID!) { contact(id: $id) { phone title } }",
-            json!({ "id": desk["id"] }),
-        )
-        .await;
     assert_eq!(
-        phone["contact"],
+        desk_contact(&app, &desk["id"], "phone title").await,
         json!({ "phone": "+44 20 7946 0199", "title": "Crystallographer" })
     );
 }
