@@ -102,17 +102,10 @@ impl Store {
     ) -> StoreResult<account::Model> {
         let fields = input.validate()?;
         let mut txn = self.write().await?;
-        if let Some(key) = key
-            && let Some(made) = create_keys::made_under(&*txn, key, "account").await?
+        if let Some(made) =
+            create_keys::made_before::<Accounts>(&*txn, key, "account", AccountId).await?
         {
-            return Accounts::find_by_id(AccountId(made))
-                .one(&*txn)
-                .await?
-                .ok_or_else(|| {
-                    StoreError::NotFound(format!(
-                        "account {made}, made under this idempotencyKey and purged since,"
-                    ))
-                });
+            return Ok(made);
         }
         let now = Utc::now();
         let mut active = account::ActiveModel {

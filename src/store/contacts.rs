@@ -233,17 +233,10 @@ impl Store {
     ) -> StoreResult<contact::Model> {
         let fields = input.validate()?;
         let mut txn = self.write().await?;
-        if let Some(key) = key
-            && let Some(made) = create_keys::made_under(&*txn, key, "contact").await?
+        if let Some(made) =
+            create_keys::made_before::<Contacts>(&*txn, key, "contact", ContactId).await?
         {
-            return Contacts::find_by_id(ContactId(made))
-                .one(&*txn)
-                .await?
-                .ok_or_else(|| {
-                    StoreError::NotFound(format!(
-                        "contact {made}, made under this idempotencyKey and purged since,"
-                    ))
-                });
+            return Ok(made);
         }
         check_account(&*txn, fields.account_id).await?;
         let now = Utc::now();

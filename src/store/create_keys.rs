@@ -4,7 +4,9 @@
 
 use chrono::{Duration, Utc};
 use entity::create_key::{self, Column, Entity as CreateKeys};
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PrimaryKeyTrait, QueryFilter, Set,
+};
 
 use super::{StoreError, StoreResult};
 use crate::domain::AgentId;
@@ -23,7 +25,7 @@ pub struct CreateKey {
 /// The record a create of `entity` made already under this key, if one did within
 /// [`KEPT_FOR`]; a key sent with another create is refused. This key, older, is forgotten
 /// (the rest go with the sync history's pruning, [`prune`]).
-pub(super) async fn made_under(
+async fn made_under(
     db: &impl ConnectionTrait,
     key: &CreateKey,
     entity: &str,
@@ -49,6 +51,31 @@ pub(super) async fn made_under(
         )));
     }
     Ok(Some(made.record_id))
+}
+
+/// The `entity` record (of `E`, keyed by `id`) a create made already under `key`, if one did
+/// within [`KEPT_FOR`]: a create sent again is answered with it rather than made twice.
+pub(super) async fn made_before<E: EntityTrait>(
+    db: &impl ConnectionTrait,
+    key: Option<&CreateKey>,
+    entity: &str,
+    id: impl FnOnce(i64) -> <E::PrimaryKey as PrimaryKeyTrait>::ValueType,
+) -> StoreResult<Option<E::Model>> {
+    let Some(key) = key else {
+        return Ok(None);
+    };
+    let Some(made) = made_under(db, key, entity).await? else {
+        return Ok(None);
+    };
+    E::find_by_id(id(made))
+        .one(db)
+        .await?
+        .map(Some)
+        .ok_or_else(|| {
+            StoreError::NotFound(format!(
+                "{entity} {made}, made under this idempotencyKey and deleted for good since,"
+            ))
+        })
 }
 
 /// Notes that the create sent under `key` made `record_id`, in the create's transaction.

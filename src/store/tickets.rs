@@ -153,17 +153,10 @@ impl Store {
     ) -> StoreResult<ticket::Model> {
         let fields = input.validate()?;
         let mut txn = self.write().await?;
-        if let Some(key) = key
-            && let Some(made) = create_keys::made_under(&*txn, key, "ticket").await?
+        if let Some(made) =
+            create_keys::made_before::<Tickets>(&*txn, key, "ticket", TicketId).await?
         {
-            return Tickets::find_by_id(TicketId(made))
-                .one(&*txn)
-                .await?
-                .ok_or_else(|| {
-                    StoreError::NotFound(format!(
-                        "ticket {made}, made under this idempotencyKey and deleted since,"
-                    ))
-                });
+            return Ok(made);
         }
         let fields = resolve_links(&*txn, fields, None, account_named).await?;
         let now = Utc::now();
