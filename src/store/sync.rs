@@ -1244,18 +1244,6 @@ impl Store {
             .await?)
     }
 
-    /// Forgets the links of these desk records, each in its own right (no note goes with
-    /// them: see [`Self::note_pending_creates`]).
-    pub async fn forget_links(&self, module: Module, desk_ids: &[i64]) -> StoreResult<()> {
-        if desk_ids.is_empty() {
-            return Ok(());
-        }
-        let txn = self.write().await?;
-        forget_links_of(&*txn, module, desk_ids).await?;
-        txn.commit().await?;
-        Ok(())
-    }
-
     /// Notes, before they are sent, creates that cannot be repeated safely: each desk record
     /// with the values sent (a JSON object). Until their answer is recorded (or found again
     /// after it was lost), they stay here.

@@ -384,7 +384,7 @@ impl SyncEngine {
         if !creates.is_empty() {
             // Made again in place of records Salesforce deleted: their links to those go
             // before they are sent, so that what a create whose answer is lost made is
-            // taken for theirs (by a lookup, or a pull meeting the desk id it carries).
+            // taken for theirs (by a lookup, or a pull meeting what it carries).
             let made_again: Vec<i64> = creates
                 .iter()
                 .map(|(i, _)| plans[*i].0)
@@ -393,48 +393,66 @@ impl SyncEngine {
             let sent = async {
                 let describe = round.client.describe(object).await?;
                 let desk_id_field = desk_id_field(&describe, &round.desk_tag);
-                let mut body: Vec<Record> = creates.iter().map(|(_, v)| v.clone()).collect();
                 // A unique external id the integration user may write makes the create
                 // repeatable; one it may only read would refuse every record. One that is not
                 // unique would not keep an upsert repeated while the first still runs (after
                 // a restart) from making a second record: it is written as a plain field.
-                if desk_id_field
-                    .is_some_and(|f| f.external_id && f.unique && f.createable && f.updateable)
-                {
-                    self.store.forget_links(module, &made_again).await?;
-                    return Ok(round
+                let repeatable = desk_id_field
+                    .is_some_and(|f| f.external_id && f.unique && f.createable && f.updateable);
+                // Made again in place of a record Salesforce deleted, a record cannot take a
+                // unique key: the deleted one keeps it in the recycle bin (fifteen days), where
+                // a unique field's values still count. It goes as a plain insert, without it.
+                let (keyed, plain): (Vec<usize>, Vec<usize>) = (0..creates.len())
+                    .partition(|&k| repeatable && !made_again.contains(&plans[creates[k].0].0));
+                let mut results: Vec<Option<RecordResult>> = vec![None; creates.len()];
+                if !keyed.is_empty() {
+                    let body: Vec<Record> = keyed.iter().map(|&k| creates[k].1.clone()).collect();
+                    let made = round
                         .client
                         .upsert_many(object, DESK_ID_FIELD, &body, false)
-                        .await?);
-                }
-                // A plain Helpdesk_Id__c still carries the desk id, which tells a lost
-                // create's record apart from any other; without the field, the values do.
-                if !desk_id_field.is_some_and(|f| f.createable) {
-                    for record in &mut body {
-                        record.remove(DESK_ID_FIELD);
+                        .await?;
+                    for (&k, result) in keyed.iter().zip(made) {
+                        results[k] = Some(result);
                     }
                 }
-                // A create cannot be repeated safely: noted first, a create whose answer is
-                // lost is looked for in Salesforce before the record is sent again.
-                let pending: Vec<(i64, String)> = creates
-                    .iter()
-                    .zip(&body)
-                    .map(|((i, _), values)| {
-                        let mut sent = values.clone();
-                        sent.remove(DESK_ID_FIELD);
-                        (plans[*i].0, Value::Object(sent).to_string())
-                    })
-                    .collect();
-                noted = pending.iter().map(|(desk_id, _)| *desk_id).collect();
-                self.store
-                    .note_pending_creates(module, pending, &made_again)
-                    .await?;
-                Ok::<_, SyncError>(round.client.create_many(object, &body, false).await?)
+                if !plain.is_empty() {
+                    let mut body: Vec<Record> =
+                        plain.iter().map(|&k| creates[k].1.clone()).collect();
+                    // A plain Helpdesk_Id__c still carries the desk id, which tells a lost
+                    // create's record apart from any other; without the field, the values do.
+                    if repeatable || !desk_id_field.is_some_and(|f| f.createable) {
+                        for record in &mut body {
+                            record.remove(DESK_ID_FIELD);
+                        }
+                    }
+                    // A create cannot be repeated safely: noted first, a create whose answer
+                    // is lost is looked for in Salesforce before the record is sent again.
+                    let pending: Vec<(i64, String)> = plain
+                        .iter()
+                        .zip(&body)
+                        .map(|(&k, values)| {
+                            let mut sent = values.clone();
+                            sent.remove(DESK_ID_FIELD);
+                            (plans[creates[k].0].0, Value::Object(sent).to_string())
+                        })
+                        .collect();
+                    noted = pending.iter().map(|(desk_id, _)| *desk_id).collect();
+                    self.store
+                        .note_pending_creates(module, pending, &made_again)
+                        .await?;
+                    let made = round.client.create_many(object, &body, false).await?;
+                    for (&k, result) in plain.iter().zip(made) {
+                        results[k] = Some(result);
+                    }
+                }
+                Ok::<_, SyncError>(results)
             };
             match sent.await {
                 Ok(results) => {
                     for ((i, _), result) in creates.into_iter().zip(results) {
-                        outcomes.insert(i, result);
+                        if let Some(result) = result {
+                            outcomes.insert(i, result);
+                        }
                     }
                 }
                 // The creates keep their queued changes (or, exporting, the cursor stays

@@ -265,7 +265,7 @@ async fn an_upsert_by_external_id_creates_then_updates() {
 }
 
 #[tokio::test]
-async fn an_external_id_another_live_record_holds_is_refused_as_a_duplicate() {
+async fn an_external_id_another_record_holds_is_refused_as_a_duplicate_until_it_is_purged() {
     let sim = org().await;
     let sf = client(&sim);
     let first = sf
@@ -301,8 +301,19 @@ async fn an_external_id_another_live_record_holds_is_refused_as_a_duplicate() {
         .await
         .unwrap_err();
     assert_eq!(moved.code(), Some("DUPLICATE_VALUE"));
-    // A record in the recycle bin holds its value for nobody.
+    // A record in the recycle bin still holds its value, until it is purged.
     sf.delete("Contact", &first).await.unwrap();
+    let binned = sf
+        .update(
+            "Contact",
+            &other,
+            &fields(json!({ "Helpdesk_Id__c": "desk-7" })),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(binned.code(), Some("DUPLICATE_VALUE"));
+    assert!(binned.to_string().contains(first.as_str()), "{binned}");
+    sim.advance_clock(16 * 24 * 3600);
     sf.update(
         "Contact",
         &other,

@@ -424,8 +424,9 @@ impl Store {
         self.shared.push((obj, field));
     }
 
-    /// Refuses a write that would give a unique field a value another live record of the
-    /// object holds, as Salesforce does; case does not count.
+    /// Refuses a write that would give a unique field a value another record of the object
+    /// holds, as Salesforce does; case does not count, and a record in the recycle bin still
+    /// holds its values until it is purged.
     fn check_unique(
         &self,
         obj: ObjIdx,
@@ -439,11 +440,15 @@ impl Store {
             let Some(text) = value.as_str().filter(|s| !s.is_empty()) else {
                 continue;
             };
-            if let Some(other) = self
-                .find_by(obj, *field, text)
-                .into_iter()
-                .find(|&r| Some(r) != row)
-            {
+            let holder = self.tables[obj].iter().enumerate().find(|(r, rec)| {
+                Some(*r) != row
+                    && rec.deleted.is_none_or(|at| !self.purged(at))
+                    && rec
+                        .stored(*field)
+                        .and_then(Value::as_str)
+                        .is_some_and(|s| s.eq_ignore_ascii_case(text))
+            });
+            if let Some((other, _)) = holder {
                 let name = Schema::get().object(obj).fields[*field].name;
                 let msg = format!(
                     "duplicate value found: {name} duplicates value on record with id: {}",
