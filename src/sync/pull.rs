@@ -1156,7 +1156,8 @@ impl SyncEngine {
                         let mut values = before.clone().unwrap_or_default();
                         apply_to_desk(mappings, module, &inc.values, &mut values, &accounts);
                         // Newly mapped, an empty Salesforce field takes nothing from the desk;
-                        // two-way, the desk's value goes out to fill it.
+                        // the desk's value goes out to fill it (one-way, it waits in the
+                        // outbox for the sync to turn two-way, as a first meeting's does).
                         let fills = reread
                             && before.as_ref().is_some_and(|before| {
                                 !fill_blanks(&mut values, before.clone()).is_empty()
@@ -1185,7 +1186,7 @@ impl SyncEngine {
                             && !pending.contains_key(&link.desk_id)
                             && existing.as_ref().is_some_and(|d| !d.deleted())
                             && before.as_ref() == Some(&values);
-                        let goes_out = fills && round.sync_type == SyncType::TwoWay;
+                        let goes_out = fills;
                         if settled {
                             inc.link_as(&mut batch, module, link.desk_id, part.as_ref())
                                 .await?;

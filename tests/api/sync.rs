@@ -3155,6 +3155,50 @@ async fn a_mapping_change_reads_every_linked_record_again_under_the_new_mapping(
 }
 
 #[tokio::test]
+async fn a_desk_value_a_one_way_mapping_change_kept_goes_out_once_the_sync_turns_two_way() {
+    let (app, sim) = connected().await;
+    app.set_sync_type("SALESFORCE_TO_DESK").await;
+    let dee = sim
+        .insert("Contact", json!({ "LastName": "Dee", "Title": "Manager" }))
+        .unwrap();
+    app.sync_now().await;
+    // The desk's title now comes from Description, which Salesforce holds empty: the desk
+    // keeps "Manager", and one-way sends nothing.
+    let mut maps = app.field_mappings("CONTACTS").await;
+    maps.retain(|m| m["salesforceField"] != "Description" && m["deskField"] != "title");
+    maps.push(json!({ "deskField": "title", "salesforceField": "Description" }));
+    app.gql_ok(
+        "mutation($maps: [FieldMappingInput!]!) { updateFieldMappings(module: CONTACTS, mappings: $maps) { deskField } }",
+        json!({ "maps": maps }),
+    )
+    .await;
+    app.sync_now().await;
+    let dee_in_desk = by_last_name(&contacts(&app).await, "Dee")[0]["id"].clone();
+    assert_eq!(
+        by_last_name(&contacts(&app).await, "Dee")[0]["title"],
+        "Manager"
+    );
+    assert_eq!(sim.get("Contact", &dee).unwrap()["Description"], Value::Null);
+
+    app.set_sync_type("TWO_WAY").await;
+    app.sync_now().await;
+    assert_eq!(
+        sim.get("Contact", &dee).unwrap()["Description"],
+        "Manager",
+        "what the desk kept goes out once desk values may"
+    );
+    // A Salesforce edit made afterwards carries it back, rather than blanking the desk's.
+    sim.advance_clock(60);
+    sim.update("Contact", &dee, json!({ "Phone": "+1 555 0100" }))
+        .unwrap();
+    app.sync_now().await;
+    let list = contacts(&app).await;
+    let read = by_last_name(&list, "Dee");
+    assert_eq!(read[0]["id"], dee_in_desk);
+    assert_eq!(read[0]["title"], "Manager");
+}
+
+#[tokio::test]
 async fn a_desk_edit_that_outlives_a_mapping_change_does_not_blank_the_newly_mapped_field() {
     let (app, sim) = connected().await;
     let ada = sim
