@@ -14,7 +14,8 @@ use crate::domain::{Direction, FirstSync, IntegrationStatus, Module, SyncType};
 
 const ROW: i64 = 1;
 
-/// Queues every live desk record of the module that has no Salesforce link, in one statement.
+/// Queues every live desk record of the module that has no Salesforce link, nor a former
+/// one still to meet (`Store::former_links`), in one statement.
 async fn queue_unlinked(db: &impl ConnectionTrait, module: Module) -> StoreResult<()> {
     use entity::{account, contact};
     use sea_orm::sea_query::{Expr, ExprTrait, IntoTableRef, Query, SelectStatement, TableRef};
@@ -31,6 +32,7 @@ async fn queue_unlinked(db: &impl ConnectionTrait, module: Module) -> StoreResul
             .from(table)
             .and_where(Expr::col(deleted_at).is_null())
             .and_where(super::sync::unlinked(module, id))
+            .and_where(super::sync::not_formerly_linked(module, id))
             .to_owned()
     }
     let unlinked = match module {
@@ -673,6 +675,33 @@ impl Store {
                                 .in_subquery(linked(record_link::Column::DeskId)),
                         ),
                 )
+                .exec(self.connection())
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Drops the former links whose Salesforce record a whole first sync did not bring (it
+    /// was deleted there, or is out of the connected user's sight) and which wait for no
+    /// failed read of it: their desk records are unlinked ones like any other from then on,
+    /// sent as new records with their next edit.
+    pub async fn forget_unreached_former_links(&self) -> StoreResult<()> {
+        use sea_orm::sea_query::{Expr, ExprTrait, Query};
+        for module in [Module::Accounts, Module::Contacts] {
+            let failed = Query::select()
+                .column(sync_failure::Column::SalesforceId)
+                .from(sync_failure::Entity)
+                .and_where(Expr::col(sync_failure::Column::Module).eq(module.as_str()))
+                .and_where(
+                    Expr::col(sync_failure::Column::Direction)
+                        .eq(crate::domain::Direction::SalesforceToDesk.as_str()),
+                )
+                .and_where(Expr::col(sync_failure::Column::ResolvedAt).is_null())
+                .and_where(Expr::col(sync_failure::Column::SalesforceId).is_not_null())
+                .to_owned();
+            former_link::Entity::delete_many()
+                .filter(former_link::Column::Module.eq(module.as_str()))
+                .filter(former_link::Column::SalesforceId.not_in_subquery(failed))
                 .exec(self.connection())
                 .await?;
         }

@@ -609,7 +609,7 @@ pub(super) fn unlinked(module: Module, id: impl ColumnTrait) -> Expr {
 }
 
 /// `NOT EXISTS (a former link of the module for this desk id)` (`Store::former_links`).
-fn not_formerly_linked(module: Module, id: impl ColumnTrait) -> Expr {
+pub(super) fn not_formerly_linked(module: Module, id: impl ColumnTrait) -> Expr {
     use entity::former_link;
     named_by_none(
         former_link::Entity,
@@ -860,8 +860,10 @@ impl Store {
     /// Queued desk changes after the row `after`, oldest first, leaving out records that
     /// wait: for the next attempt after a transient failure, on a create whose answer was
     /// lost and which Salesforce may still be making (the round's first step settles those
-    /// once they are past doubt), or behind a newer Salesforce version of their twin that
-    /// the desk could not take yet ([`behind_salesforce`]).
+    /// once they are past doubt), behind a newer Salesforce version of their twin that
+    /// the desk could not take yet ([`behind_salesforce`]), or for the Salesforce record a
+    /// deleted integration linked them to (`Store::former_links`): sent before it is met,
+    /// they would be made there a second time.
     pub async fn outbox(
         &self,
         module: Module,
@@ -890,6 +892,7 @@ impl Store {
             .filter(outbox::Column::DeskId.not_in_subquery(waiting))
             .filter(outbox::Column::DeskId.not_in_subquery(in_doubt))
             .filter(outbox::Column::DeskId.not_in_subquery(behind_salesforce(module)))
+            .filter(not_formerly_linked(module, outbox::Column::DeskId))
             .order_by_asc(outbox::Column::Id)
             .limit(limit)
             .all(self.connection())

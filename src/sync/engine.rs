@@ -706,6 +706,10 @@ impl SyncEngine {
             .await?;
         if round.former_links {
             self.store.forget_met_former_links().await?;
+            // A round after the first sync: every record Salesforce had was read by then.
+            if !round.first_sync {
+                self.store.forget_unreached_former_links().await?;
+            }
         }
         Ok(report)
     }

@@ -692,6 +692,11 @@ async fn desk_contacts(app: &TestApp) -> Vec<String> {
 async fn reconnect(app: &TestApp, sim: &SimHandle) {
     app.gql_ok("mutation { deleteIntegration { status } }", json!({}))
         .await;
+    reconnect_and_start(app, sim).await;
+}
+
+/// Connects this org again and runs its first sync.
+async fn reconnect_and_start(app: &TestApp, sim: &SimHandle) {
     let body = connect(app, sim, "tandem").await;
     assert_eq!(body["errors"], Value::Null, "{body}");
     app.gql_ok("mutation { startSync { firstSync } }", json!({}))
@@ -766,6 +771,105 @@ async fn a_former_pair_whose_salesforce_record_fails_to_come_waits_for_it_rather
         ["Unmailed"],
         "met, not made again"
     );
+    assert_eq!(sim.count("Contact"), 1);
+}
+
+#[tokio::test]
+async fn a_desk_edit_of_a_former_pair_whose_twin_cannot_come_yet_waits_for_it_rather_than_going_twice()
+ {
+    let (app, sim) = started(|_| {}).await;
+    let twin = sim
+        .insert("Contact", json!({ "LastName": "Unmailed" }))
+        .unwrap();
+    app.sync_now().await;
+    let contact = app
+        .gql_ok("{ contacts(first: 1) { nodes { id } } }", json!({}))
+        .await["contacts"]["nodes"][0]["id"]
+        .clone();
+
+    app.gql_ok("mutation { deleteIntegration { status } }", json!({}))
+        .await;
+    // Meanwhile the twin moves to a new account the desk cannot take (a negative revenue):
+    // it waits for that account, and the pair is not met yet.
+    let account = sim
+        .insert("Account", json!({ "Name": "Acme", "AnnualRevenue": -5 }))
+        .unwrap();
+    sim.update("Contact", &twin, json!({ "AccountId": account }))
+        .unwrap();
+    reconnect_and_start(&app, &sim).await;
+    let failed = app
+        .gql_ok("{ syncFailures { nodes { module reason } } }", json!({}))
+        .await;
+    assert_eq!(
+        failed["syncFailures"]["nodes"],
+        json!([
+            { "module": "CONTACTS", "reason": "ACCOUNT_NOT_SYNCED" },
+            { "module": "ACCOUNTS", "reason": "INVALID_PARAMETER" },
+        ])
+    );
+    // An agent's edit of the desk record is not sent as a new one.
+    app.gql_ok(
+        "mutation($id: ID!) { updateContact(id: $id, patch: { title: \"Curator\" }) { id } }",
+        json!({ "id": contact }),
+    )
+    .await;
+    app.sync_now().await;
+    app.sync_now().await;
+    assert_eq!(
+        sim.count("Contact"),
+        1,
+        "the edit waits for the pair to meet"
+    );
+
+    // The account fixed, it comes, and the contact waiting for it meets its pair.
+    sim.advance_clock(60);
+    sim.update("Account", &account, json!({ "AnnualRevenue": 5 }))
+        .unwrap();
+    app.sync_now().await;
+    app.sync_now().await;
+    assert_eq!(
+        desk_contacts(&app).await,
+        ["Unmailed"],
+        "met, not made again"
+    );
+    assert_eq!(sim.count("Contact"), 1);
+}
+
+#[tokio::test]
+async fn a_former_pair_deleted_in_salesforce_meanwhile_is_made_again_by_the_desk_records_next_edit()
+{
+    let (app, sim) = started(|_| {}).await;
+    let id = sim
+        .insert("Contact", json!({ "LastName": "Unmailed" }))
+        .unwrap();
+    app.sync_now().await;
+    app.gql_ok("mutation { deleteIntegration { status } }", json!({}))
+        .await;
+    sim.delete("Contact", &id).unwrap();
+    reconnect_and_start(&app, &sim).await;
+    app.sync_now().await;
+    assert_eq!(
+        sim.count("Contact"),
+        0,
+        "a delete is not undone by the desk"
+    );
+
+    let desk_id = app
+        .gql_ok("{ contacts(first: 1) { nodes { id } } }", json!({}))
+        .await["contacts"]["nodes"][0]["id"]
+        .clone();
+    app.gql_ok(
+        "mutation($id: ID!) { updateContact(id: $id, patch: { title: \"Curator\" }) { id } }",
+        json!({ "id": desk_id }),
+    )
+    .await;
+    app.sync_now().await;
+    let made = sim.records("Contact");
+    assert_eq!(made.len(), 1, "{made:?}");
+    assert_eq!(made[0]["Title"], "Curator");
+    assert_ne!(made[0]["Id"], id.as_str());
+    app.sync_now().await;
+    assert_eq!(desk_contacts(&app).await, ["Unmailed"]);
     assert_eq!(sim.count("Contact"), 1);
 }
 

@@ -3178,7 +3178,10 @@ async fn a_desk_value_a_one_way_mapping_change_kept_goes_out_once_the_sync_turns
         by_last_name(&contacts(&app).await, "Dee")[0]["title"],
         "Manager"
     );
-    assert_eq!(sim.get("Contact", &dee).unwrap()["Description"], Value::Null);
+    assert_eq!(
+        sim.get("Contact", &dee).unwrap()["Description"],
+        Value::Null
+    );
 
     app.set_sync_type("TWO_WAY").await;
     app.sync_now().await;
@@ -4269,7 +4272,10 @@ async fn a_record_made_again_beside_its_binned_twin_goes_without_the_key_the_twi
     app.sync_now().await;
     let binned = salesforce_id_of(&app, &desk_id).await;
     let key = app.desk_ref(&desk_id).await;
-    assert_eq!(sim.get("Contact", &binned).unwrap()["Helpdesk_Id__c"], key.as_str());
+    assert_eq!(
+        sim.get("Contact", &binned).unwrap()["Helpdesk_Id__c"],
+        key.as_str()
+    );
     sim.delete("Contact", &binned).unwrap();
     update_contact(&app, &desk_id, json!({ "title": "Countess" })).await;
     // Made by a create noted first, every answer to it lost: the round gives up.
@@ -4282,7 +4288,10 @@ async fn a_record_made_again_beside_its_binned_twin_goes_without_the_key_the_twi
     assert_eq!(upserts, 0);
     made_again_once(&app, &sim, &desk_id).await;
     assert_eq!(sim.records("Contact")[0]["Helpdesk_Id__c"], Value::Null);
-    assert_eq!(sim.get("Contact", &binned).unwrap()["Helpdesk_Id__c"], key.as_str());
+    assert_eq!(
+        sim.get("Contact", &binned).unwrap()["Helpdesk_Id__c"],
+        key.as_str()
+    );
 }
 
 #[tokio::test]
