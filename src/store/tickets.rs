@@ -186,12 +186,23 @@ impl Store {
         let mut txn = self.write().await?;
         // A contact and an account the patch names are locked before the ticket, in the
         // order a purge takes them (an account's contacts, the account, then its tickets):
-        // the other order would deadlock against one (PostgreSQL). Checked after.
+        // the other order would deadlock against one (PostgreSQL). Checked after. So is the
+        // contact's account, which the ticket follows when the patch names none: checked
+        // after the ticket is locked, it would wait there for a write holding it that waits
+        // for the ticket.
         if let Some(Some(contact)) = patch.contact_id {
-            entity::contact::Entity::find_by_id(contact)
+            let contact = entity::contact::Entity::find_by_id(contact)
                 .lock_exclusive()
                 .one(&*txn)
                 .await?;
+            if patch.account_id.is_none()
+                && let Some(account) = contact.and_then(|c| c.account_id)
+            {
+                entity::account::Entity::find_by_id(account)
+                    .lock_shared()
+                    .one(&*txn)
+                    .await?;
+            }
         }
         if let Some(Some(account)) = patch.account_id {
             entity::account::Entity::find_by_id(account)

@@ -390,6 +390,53 @@ async fn records_that_lose_a_purged_contact_or_account_are_stamped_changed() {
     );
 }
 
+#[ignore = "PostgreSQL only: run with TANDEM_TEST_DATABASE_URL set and -- --include-ignored"]
+#[tokio::test]
+async fn a_ticket_given_a_requester_waits_for_its_company_before_it_takes_the_ticket() {
+    use sea_orm::{EntityTrait, QuerySelect};
+    let app = spawn_app().await;
+    // SQLite has one writer at a time, and no row locks to cross.
+    assert!(app.database_url.starts_with("postgres"), "PostgreSQL only");
+    let account = app.create_account("Acme").await;
+    let contact = app
+        .create_contact(json!({ "lastName": "Buyer", "accountId": account["id"] }))
+        .await;
+    let data = app
+        .gql_ok(
+            "mutation { createTicket(input: { subject: \"Refund\" }) { id } }",
+            json!({}),
+        )
+        .await;
+    let id = |v: &serde_json::Value| v.as_str().unwrap().parse::<i64>().unwrap();
+    let ticket = id(&data["createTicket"]["id"]);
+    // Another writer holds the account (setting it on the ticket, say), and will want the
+    // ticket next.
+    let other = crate::helpers::other_process_writing(&app).await;
+    entity::account::Entity::find_by_id(entity::AccountId(id(&account["id"])))
+        .lock_exclusive()
+        .one(&other)
+        .await
+        .unwrap();
+    let update = "mutation($t: ID!, $c: ID!) { updateTicket(id: $t, patch: { contactId: $c }) { account { name } } }";
+    let (updated, ()) = tokio::join!(
+        app.gql(
+            update,
+            json!({ "t": ticket.to_string(), "c": contact["id"] })
+        ),
+        async {
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            entity::ticket::Entity::find_by_id(entity::TicketId(ticket))
+                .lock_exclusive()
+                .one(&other)
+                .await
+                .unwrap();
+            other.commit().await.unwrap();
+        }
+    );
+    assert_eq!(updated["errors"], serde_json::Value::Null, "{updated}");
+    assert_eq!(updated["data"]["updateTicket"]["account"]["name"], "Acme");
+}
+
 /// Moves a contact or an account to the recycle bin, then purges it.
 #[ignore = "PostgreSQL only: run with TANDEM_TEST_DATABASE_URL set and -- --include-ignored"]
 #[tokio::test]
