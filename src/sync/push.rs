@@ -51,6 +51,17 @@ pub fn read_desk_ref(tag: &str, value: &Value) -> Option<i64> {
     id.parse().ok().filter(|id: &i64| *id > 0)
 }
 
+/// Whether Salesforce refused an upsert because another record holds its `Helpdesk_Id__c`:
+/// one no upsert can match, a deleted record in the recycle bin.
+fn key_held_elsewhere(result: &RecordResult) -> bool {
+    !result.success
+        && result.errors.iter().any(|(code, message, fields)| {
+            code == "DUPLICATE_VALUE"
+                && (fields.iter().any(|f| f.eq_ignore_ascii_case(DESK_ID_FIELD))
+                    || message.contains(DESK_ID_FIELD))
+        })
+}
+
 /// What to do with one desk record.
 enum Plan {
     /// Nothing to send: deleted, or Salesforce already has these values.
@@ -401,8 +412,10 @@ impl SyncEngine {
                     .is_some_and(|f| f.external_id && f.unique && f.createable && f.updateable);
                 // Made again in place of a record Salesforce deleted, a record cannot take a
                 // unique key: the deleted one keeps it in the recycle bin (fifteen days), where
-                // a unique field's values still count. It goes as a plain insert, without it.
-                let (keyed, plain): (Vec<usize>, Vec<usize>) = (0..creates.len())
+                // a unique field's values still count. It goes as a plain insert, without it;
+                // so does one an upsert was refused for that reason (made again, its first
+                // attempt not through, or its twin deleted while the integration was).
+                let (keyed, mut plain): (Vec<usize>, Vec<usize>) = (0..creates.len())
                     .partition(|&k| repeatable && !made_again.contains(&plans[creates[k].0].0));
                 let mut results: Vec<Option<RecordResult>> = vec![None; creates.len()];
                 if !keyed.is_empty() {
@@ -412,7 +425,11 @@ impl SyncEngine {
                         .upsert_many(object, DESK_ID_FIELD, &body, false)
                         .await?;
                     for (&k, result) in keyed.iter().zip(made) {
-                        results[k] = Some(result);
+                        if key_held_elsewhere(&result) {
+                            plain.push(k);
+                        } else {
+                            results[k] = Some(result);
+                        }
                     }
                 }
                 if !plain.is_empty() {
@@ -420,7 +437,8 @@ impl SyncEngine {
                         plain.iter().map(|&k| creates[k].1.clone()).collect();
                     // A plain Helpdesk_Id__c still carries the desk id, which tells a lost
                     // create's record apart from any other; without the field, the values do.
-                    if repeatable || !desk_id_field.is_some_and(|f| f.createable) {
+                    // A unique one is left out: a deleted record may hold the value.
+                    if !desk_id_field.is_some_and(|f| f.createable && !f.unique) {
                         for record in &mut body {
                             record.remove(DESK_ID_FIELD);
                         }

@@ -96,7 +96,7 @@ async fn each_salesforce_refusal_is_logged_under_its_reason_and_waits_for_a_retr
         ),
         (
             "DUPLICATE_VALUE",
-            "duplicate value found: Helpdesk_Id__c duplicates value on record with id: 003000000000001AAA",
+            "duplicate value found: Badge_Number__c duplicates value on record with id: 003000000000001AAA",
             "DUPLICATE_VALUE",
         ),
         (

@@ -4295,6 +4295,40 @@ async fn a_record_made_again_beside_its_binned_twin_goes_without_the_key_the_twi
 }
 
 #[tokio::test]
+async fn a_record_whose_key_a_binned_record_holds_goes_again_without_it_after_a_first_try_failed() {
+    let (app, sim) = connected().await;
+    app.sync_now().await;
+    let desk_id = app.create_contact(json!({ "lastName": "Lovelace" })).await["id"].clone();
+    app.sync_now().await;
+    let binned = salesforce_id_of(&app, &desk_id).await;
+    sim.delete("Contact", &binned).unwrap();
+    update_contact(&app, &desk_id, json!({ "title": "Countess" })).await;
+    // Its first making again is refused whole (the org's daily allocation runs out): its
+    // link to the deleted twin is gone, and the next try is a create like any other.
+    round_failing_its_create(&app, &sim, |sim, _| {
+        sim.set_daily_api_limit(sim.api_usage());
+    })
+    .await;
+    assert_eq!(sim.count("Contact"), 0);
+    sim.set_daily_api_limit(100_000);
+    let report = app.sync_now().await;
+    assert_eq!(
+        (report.pushed.added, report.pushed.failed),
+        (1, 0),
+        "refused by key, sent again without it: {report:?}"
+    );
+    let made = sim.records("Contact");
+    assert_eq!(made.len(), 1, "{made:?}");
+    assert_eq!(made[0]["Title"], "Countess");
+    assert_eq!(made[0]["Helpdesk_Id__c"], Value::Null);
+    assert_eq!(salesforce_id_of(&app, &desk_id).await, made[0]["Id"]);
+    assert!(open_failures(&app).await.as_array().unwrap().is_empty());
+    let mark = sim.request_count();
+    app.sync_now().await;
+    assert_eq!(writes_since(&sim, mark), Vec::<String>::new(), "no echo");
+}
+
+#[tokio::test]
 async fn an_external_id_not_marked_unique_is_written_by_a_create_noted_first_not_by_an_upsert() {
     let (app, sim) = connected_without_external_id(|sim| {
         for object in ["Contact", "Account"] {
