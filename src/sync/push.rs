@@ -455,34 +455,44 @@ impl SyncEngine {
                         })
                         .collect();
                     noted = pending.iter().map(|(desk_id, _)| *desk_id).collect();
-                    self.store
-                        .note_pending_creates(module, pending, &made_again)
-                        .await?;
-                    let made = round.client.create_many(object, &body, false).await?;
-                    for (&k, result) in plain.iter().zip(made) {
-                        results[k] = Some(result);
+                    // What the upserts made is recorded whatever befalls the inserts.
+                    let made = async {
+                        self.store
+                            .note_pending_creates(module, pending, &made_again)
+                            .await?;
+                        Ok::<_, SyncError>(round.client.create_many(object, &body, false).await?)
+                    };
+                    match made.await {
+                        Ok(made) => {
+                            for (&k, result) in plain.iter().zip(made) {
+                                results[k] = Some(result);
+                            }
+                        }
+                        Err(e) => return Ok((results, Some(e))),
                     }
                 }
-                Ok::<_, SyncError>(results)
+                Ok::<_, SyncError>((results, None))
             };
-            match sent.await {
-                Ok(results) => {
+            let failed = match sent.await {
+                Ok((results, failed)) => {
                     for ((i, _), result) in creates.into_iter().zip(results) {
                         if let Some(result) = result {
                             outcomes.insert(i, result);
                         }
                     }
+                    failed
                 }
-                // The creates keep their queued changes (or, exporting, the cursor stays
-                // before them) and go out with the next round; noted as pending, they are
-                // looked for first, unless Salesforce refused the call whole: then nothing
-                // was made, and the notes go with this batch.
-                Err(e) => {
-                    if !matches!(&e, SyncError::Upstream(refused) if refused.ran_nothing()) {
-                        noted.clear();
-                    }
-                    unsent = Some(e);
+                Err(e) => Some(e),
+            };
+            // The creates unanswered keep their queued changes (or, exporting, the cursor
+            // stays before them) and go out with the next round; noted as pending, they are
+            // looked for first, unless Salesforce refused the call whole: then nothing was
+            // made, and the notes go with this batch.
+            if let Some(e) = failed {
+                if !matches!(&e, SyncError::Upstream(refused) if refused.ran_nothing()) {
+                    noted.clear();
                 }
+                unsent = Some(e);
             }
         }
 

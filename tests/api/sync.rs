@@ -4329,6 +4329,32 @@ async fn a_record_whose_key_a_binned_record_holds_goes_again_without_it_after_a_
 }
 
 #[tokio::test]
+async fn records_upserted_beside_an_insert_that_fails_are_linked_in_the_same_round() {
+    let (app, sim) = connected().await;
+    app.sync_now().await;
+    let again = app.create_contact(json!({ "lastName": "Lovelace" })).await["id"].clone();
+    app.sync_now().await;
+    let binned = salesforce_id_of(&app, &again).await;
+    sim.delete("Contact", &binned).unwrap();
+    update_contact(&app, &again, json!({ "title": "Countess" })).await;
+    let fresh = app.create_contact(json!({ "lastName": "Babbage" })).await["id"].clone();
+    // The new one goes by upsert, the one made again by an insert, which Salesforce fails.
+    round_failing_its_create(&app, &sim, |sim, _| sim.fail_next(&[503])).await;
+    let links = app
+        .store
+        .links_by_desk(
+            tandem::domain::Module::Contacts,
+            &[fresh.as_str().unwrap().parse().unwrap()],
+        )
+        .await
+        .unwrap();
+    assert_eq!(links.len(), 1, "the upserted record is linked at once");
+    app.sync_now().await;
+    assert_eq!(sim.count("Contact"), 2);
+    assert!(open_failures(&app).await.as_array().unwrap().is_empty());
+}
+
+#[tokio::test]
 async fn an_external_id_not_marked_unique_is_written_by_a_create_noted_first_not_by_an_upsert() {
     let (app, sim) = connected_without_external_id(|sim| {
         for object in ["Contact", "Account"] {
