@@ -1952,6 +1952,58 @@ impl SyncBatch<'_> {
         insert_outbox(&*self.txn, module, desk_ids).await
     }
 
+    /// Queues those of these desk accounts that nothing would send: live, unlinked, not
+    /// queued, not being made and not failing to go out (one a deleted integration linked
+    /// whose twin Salesforce deleted meanwhile, say). A contact waiting for its account to
+    /// reach Salesforce would otherwise wait for good.
+    pub async fn queue_stranded_accounts(&mut self, accounts: &[i64]) -> StoreResult<()> {
+        if accounts.is_empty() {
+            return Ok(());
+        }
+        let module = Module::Accounts;
+        let stranded: Vec<i64> = account::Entity::find()
+            .select_only()
+            .column(account::Column::Id)
+            .filter(account::Column::Id.is_in(accounts.iter().copied()))
+            .filter(account::Column::DeletedAt.is_null())
+            .filter(unlinked(module, account::Column::Id))
+            .filter(not_formerly_linked(module, account::Column::Id))
+            .filter(named_by_none(
+                outbox::Entity,
+                (outbox::Column::Module, outbox::Column::DeskId),
+                module,
+                account::Column::Id,
+            ))
+            .filter(named_by_none(
+                pending_create::Entity,
+                (
+                    pending_create::Column::Module,
+                    pending_create::Column::DeskId,
+                ),
+                module,
+                account::Column::Id,
+            ))
+            .filter(
+                account::Column::Id.not_in_subquery(
+                    Query::select()
+                        .column(sync_failure::Column::DeskId)
+                        .from(sync_failure::Entity)
+                        .and_where(Expr::col(sync_failure::Column::Module).eq(module.as_str()))
+                        .and_where(
+                            Expr::col(sync_failure::Column::Direction)
+                                .eq(Direction::DeskToSalesforce.as_str()),
+                        )
+                        .and_where(Expr::col(sync_failure::Column::ResolvedAt).is_null())
+                        .and_where(Expr::col(sync_failure::Column::DeskId).is_not_null())
+                        .to_owned(),
+                ),
+            )
+            .into_tuple()
+            .all(&*self.txn)
+            .await?;
+        insert_outbox(&*self.txn, module, &stranded).await
+    }
+
     pub async fn set_cursor(
         &mut self,
         name: &str,

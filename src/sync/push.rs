@@ -553,6 +553,15 @@ impl SyncEngine {
                 }
                 Plan::Fail(reason, message) => {
                     counts.failed += 1;
+                    // Its account is sent when nothing else would send it; the contact
+                    // follows once it is linked.
+                    if reason == FailureReason::AccountNotSynced
+                        && let Some(account) = records.get(&desk_id).and_then(|r| {
+                            unlinked_account(round.mappings(module), module, &r.values(), &accounts)
+                        })
+                    {
+                        batch.queue_stranded_accounts(&[account]).await?;
+                    }
                     let twin = links.get(&desk_id).map(|l| l.salesforce_id.clone());
                     let key = records
                         .get(&desk_id)

@@ -874,6 +874,48 @@ async fn a_former_pair_deleted_in_salesforce_meanwhile_is_made_again_by_the_desk
 }
 
 #[tokio::test]
+async fn a_former_pair_whose_account_salesforce_deleted_meanwhile_goes_out_with_its_contacts_edit()
+{
+    let (app, sim) = started(|_| {}).await;
+    let acme = sim.insert("Account", json!({ "Name": "Acme" })).unwrap();
+    sim.insert("Contact", json!({ "LastName": "Buyer", "AccountId": acme }))
+        .unwrap();
+    app.sync_now().await;
+    app.gql_ok("mutation { deleteIntegration { status } }", json!({}))
+        .await;
+    // The account goes, and its contact with it.
+    sim.delete("Account", &acme).unwrap();
+    reconnect_and_start(&app, &sim).await;
+    app.sync_now().await;
+    assert_eq!((sim.count("Account"), sim.count("Contact")), (0, 0));
+
+    let contact = app
+        .gql_ok("{ contacts(first: 1) { nodes { id } } }", json!({}))
+        .await["contacts"]["nodes"][0]["id"]
+        .clone();
+    app.gql_ok(
+        "mutation($id: ID!) { updateContact(id: $id, patch: { title: \"Curator\" }) { id } }",
+        json!({ "id": contact }),
+    )
+    .await;
+    // The contact waits for its account, which nothing else would send: it goes, and the
+    // contact follows.
+    app.sync_now().await;
+    app.sync_now().await;
+    let accounts = sim.records("Account");
+    assert_eq!(accounts.len(), 1, "{accounts:?}");
+    assert_eq!(accounts[0]["Name"], "Acme");
+    let contacts = sim.records("Contact");
+    assert_eq!(contacts.len(), 1, "{contacts:?}");
+    assert_eq!(contacts[0]["Title"], "Curator");
+    assert_eq!(contacts[0]["AccountId"], accounts[0]["Id"]);
+    let failed = app
+        .gql_ok("{ syncFailures { nodes { reason } } }", json!({}))
+        .await;
+    assert_eq!(failed["syncFailures"]["nodes"], json!([]), "{failed}");
+}
+
+#[tokio::test]
 async fn pairs_of_a_deleted_integration_are_not_met_in_another_org() {
     let (app, first) = started(|_| {}).await;
     first
