@@ -51,8 +51,51 @@ pub fn read_desk_ref(tag: &str, value: &Value) -> Option<i64> {
     id.parse().ok().filter(|id: &i64| *id > 0)
 }
 
+/// Of these `Helpdesk_Id__c` values, those a record in Salesforce's recycle bin holds (in
+/// lower case: the field's values are unique whatever their case). One held by a live record
+/// (an upsert of it an earlier round sent, answered late) is not: its next upsert meets that
+/// record. Not known when Salesforce cannot be asked: none, and the refusals stand.
+async fn held_in_the_recycle_bin(round: &Round, object: &str, keys: &[String]) -> HashSet<String> {
+    use crate::salesforce::soql::{Condition, Ident, Literal, Select};
+    use futures_util::TryStreamExt;
+    if keys.is_empty() {
+        return HashSet::new();
+    }
+    let soql = Ident::parse(DESK_ID_FIELD).and_then(|field| {
+        Ok(Select::new(object, &[DESK_ID_FIELD])?
+            .filter(Condition::in_list(
+                &field,
+                keys.iter().map(|k| Literal::Text(k.clone())),
+            ))
+            .filter(Condition::eq(
+                &Ident::parse("IsDeleted")?,
+                Literal::Bool(true),
+            ))
+            .build())
+    });
+    let read = match soql {
+        Ok(soql) => round.client.query_all(&soql).try_collect::<Vec<_>>().await,
+        Err(e) => {
+            tracing::warn!(error = %e, object, "cannot ask Salesforce which keys deleted records hold");
+            return HashSet::new();
+        }
+    };
+    match read {
+        Ok(rows) => rows
+            .iter()
+            .filter_map(|row| row.get(DESK_ID_FIELD)?.as_str())
+            .map(str::to_lowercase)
+            .collect(),
+        Err(e) => {
+            tracing::warn!(error = %e, object, "cannot ask Salesforce which keys deleted records hold");
+            HashSet::new()
+        }
+    }
+}
+
 /// Whether Salesforce refused an upsert because another record holds its `Helpdesk_Id__c`:
-/// one no upsert can match, a deleted record in the recycle bin.
+/// one no upsert can match, a deleted record in the recycle bin, or a live one an upsert
+/// still running is making.
 fn key_held_elsewhere(result: &RecordResult) -> bool {
     !result.success
         && result.errors.iter().any(|(code, message, fields)| {
@@ -413,8 +456,9 @@ impl SyncEngine {
                 // Made again in place of a record Salesforce deleted, a record cannot take a
                 // unique key: the deleted one keeps it in the recycle bin (fifteen days), where
                 // a unique field's values still count. It goes as a plain insert, without it;
-                // so does one an upsert was refused for that reason (made again, its first
-                // attempt not through, or its twin deleted while the integration was).
+                // so does one whose upsert was refused for a deleted record holding its key
+                // (made again, its first attempt not through; or its twin deleted while the
+                // integration was).
                 let (keyed, mut plain): (Vec<usize>, Vec<usize>) = (0..creates.len())
                     .partition(|&k| repeatable && !made_again.contains(&plans[creates[k].0].0));
                 let mut results: Vec<Option<RecordResult>> = vec![None; creates.len()];
@@ -424,8 +468,19 @@ impl SyncEngine {
                         .client
                         .upsert_many(object, DESK_ID_FIELD, &body, false)
                         .await?;
+                    let refused: Vec<String> = keyed
+                        .iter()
+                        .zip(&made)
+                        .filter(|(_, result)| key_held_elsewhere(result))
+                        .filter_map(|(&k, _)| creates[k].1.get(DESK_ID_FIELD)?.as_str())
+                        .map(str::to_owned)
+                        .collect();
+                    let binned = held_in_the_recycle_bin(round, object, &refused).await;
                     for (&k, result) in keyed.iter().zip(made) {
-                        if key_held_elsewhere(&result) {
+                        let key = creates[k].1.get(DESK_ID_FIELD).and_then(Value::as_str);
+                        if key_held_elsewhere(&result)
+                            && key.is_some_and(|key| binned.contains(&key.to_lowercase()))
+                        {
                             plain.push(k);
                         } else {
                             results[k] = Some(result);

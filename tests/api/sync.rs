@@ -4329,6 +4329,22 @@ async fn a_record_whose_key_a_binned_record_holds_goes_again_without_it_after_a_
 }
 
 #[tokio::test]
+async fn a_key_no_deleted_record_holds_is_not_given_up_for_a_plain_insert() {
+    let (app, sim) = connected().await;
+    app.sync_now().await;
+    app.create_contact(json!({ "lastName": "Lovelace" })).await;
+    // Refused for a record that holds the key and is not in the recycle bin: an upsert an
+    // earlier round sent, still running, say. Inserted without the key, it would be made twice.
+    sim.reject_next_records(&[(
+        "DUPLICATE_VALUE",
+        "duplicate value found: Helpdesk_Id__c duplicates value on record with id: 003000000000009AAA",
+    )]);
+    let report = app.sync_now().await;
+    assert_eq!((report.pushed.added, report.pushed.failed), (0, 1));
+    assert_eq!(sim.count("Contact"), 0);
+}
+
+#[tokio::test]
 async fn records_upserted_beside_an_insert_that_fails_are_linked_in_the_same_round() {
     let (app, sim) = connected().await;
     app.sync_now().await;
