@@ -695,6 +695,22 @@ async fn reconnect(app: &TestApp, sim: &SimHandle) {
     reconnect_and_start(app, sim).await;
 }
 
+/// The desk's one contact's id.
+async fn the_contact(app: &TestApp) -> Value {
+    app.gql_ok("{ contacts(first: 1) { nodes { id } } }", json!({}))
+        .await["contacts"]["nodes"][0]["id"]
+        .clone()
+}
+
+/// An agent's edit of a desk contact's title.
+async fn retitle(app: &TestApp, id: &Value, title: &str) {
+    app.gql_ok(
+        "mutation($id: ID!, $t: String) { updateContact(id: $id, patch: { title: $t }) { id } }",
+        json!({ "id": id, "t": title }),
+    )
+    .await;
+}
+
 /// Connects this org again and runs its first sync.
 async fn reconnect_and_start(app: &TestApp, sim: &SimHandle) {
     let body = connect(app, sim, "tandem").await;
@@ -782,10 +798,7 @@ async fn a_desk_edit_of_a_former_pair_whose_twin_cannot_come_yet_waits_for_it_ra
         .insert("Contact", json!({ "LastName": "Unmailed" }))
         .unwrap();
     app.sync_now().await;
-    let contact = app
-        .gql_ok("{ contacts(first: 1) { nodes { id } } }", json!({}))
-        .await["contacts"]["nodes"][0]["id"]
-        .clone();
+    let contact = the_contact(&app).await;
 
     app.gql_ok("mutation { deleteIntegration { status } }", json!({}))
         .await;
@@ -808,11 +821,7 @@ async fn a_desk_edit_of_a_former_pair_whose_twin_cannot_come_yet_waits_for_it_ra
         ])
     );
     // An agent's edit of the desk record is not sent as a new one.
-    app.gql_ok(
-        "mutation($id: ID!) { updateContact(id: $id, patch: { title: \"Curator\" }) { id } }",
-        json!({ "id": contact }),
-    )
-    .await;
+    retitle(&app, &contact, "Curator").await;
     app.sync_now().await;
     app.sync_now().await;
     assert_eq!(
@@ -854,15 +863,8 @@ async fn a_former_pair_deleted_in_salesforce_meanwhile_is_made_again_by_the_desk
         "a delete is not undone by the desk"
     );
 
-    let desk_id = app
-        .gql_ok("{ contacts(first: 1) { nodes { id } } }", json!({}))
-        .await["contacts"]["nodes"][0]["id"]
-        .clone();
-    app.gql_ok(
-        "mutation($id: ID!) { updateContact(id: $id, patch: { title: \"Curator\" }) { id } }",
-        json!({ "id": desk_id }),
-    )
-    .await;
+    let desk_id = the_contact(&app).await;
+    retitle(&app, &desk_id, "Curator").await;
     app.sync_now().await;
     let made = sim.records("Contact");
     assert_eq!(made.len(), 1, "{made:?}");
@@ -889,15 +891,8 @@ async fn a_former_pair_whose_account_salesforce_deleted_meanwhile_goes_out_with_
     app.sync_now().await;
     assert_eq!((sim.count("Account"), sim.count("Contact")), (0, 0));
 
-    let contact = app
-        .gql_ok("{ contacts(first: 1) { nodes { id } } }", json!({}))
-        .await["contacts"]["nodes"][0]["id"]
-        .clone();
-    app.gql_ok(
-        "mutation($id: ID!) { updateContact(id: $id, patch: { title: \"Curator\" }) { id } }",
-        json!({ "id": contact }),
-    )
-    .await;
+    let contact = the_contact(&app).await;
+    retitle(&app, &contact, "Curator").await;
     // The contact waits for its account, which nothing else would send: it goes, and the
     // contact follows.
     app.sync_now().await;
