@@ -74,11 +74,13 @@ async fn held_in_the_recycle_bin(round: &Round, object: &str, keys: &[String]) -
             .build())
     });
     let read = match soql {
-        Ok(soql) => round.client.query_all(&soql).try_collect::<Vec<_>>().await,
-        Err(e) => {
-            tracing::warn!(error = %e, object, "cannot ask Salesforce which keys deleted records hold");
-            return HashSet::new();
-        }
+        Ok(soql) => round
+            .client
+            .query_all(&soql)
+            .try_collect::<Vec<_>>()
+            .await
+            .map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
     };
     match read {
         Ok(rows) => rows
@@ -86,8 +88,8 @@ async fn held_in_the_recycle_bin(round: &Round, object: &str, keys: &[String]) -
             .filter_map(|row| row.get(DESK_ID_FIELD)?.as_str())
             .map(str::to_lowercase)
             .collect(),
-        Err(e) => {
-            tracing::warn!(error = %e, object, "cannot ask Salesforce which keys deleted records hold");
+        Err(error) => {
+            tracing::warn!(%error, object, "cannot ask Salesforce which keys deleted records hold");
             HashSet::new()
         }
     }
