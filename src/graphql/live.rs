@@ -304,6 +304,14 @@ impl Live {
         if let Some(field) = self.private_field() {
             select = select.filter(Condition::eq(&Ident::parse(field)?, Literal::Bool(false)));
         }
+        if self == Live::Events {
+            // Each invitee's copy of a meeting on their own calendar (a child event) names
+            // its contact and account too: the meeting shows once.
+            select = select.filter(Condition::eq(
+                &Ident::parse("IsChild")?,
+                Literal::Bool(false),
+            ));
+        }
         if self.rows() == Rows::All {
             select = select.filter(Condition::eq(
                 &Ident::parse("IsDeleted")?,

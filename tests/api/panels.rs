@@ -548,6 +548,37 @@ async fn a_contact_panel_lists_its_opportunities_notes_events_and_tasks() {
 }
 
 #[tokio::test]
+async fn a_meeting_with_invitees_shows_once() {
+    let (app, sim, _) = with_activity(|_| {}).await;
+    let meeting = sim
+        .records("Event")
+        .into_iter()
+        .find(|event| event["Subject"] == "Quarterly review")
+        .unwrap();
+    let meeting = meeting["Id"].as_str().unwrap();
+    for _ in 0..2 {
+        sim.invite(meeting).unwrap();
+    }
+    assert_eq!(
+        sim.records("Event").len(),
+        3,
+        "the meeting and its invitees' copies"
+    );
+    let shown = app
+        .gql_ok(
+            "{ contacts(first: 5) { nodes { salesforce { events { id subject } } } } }",
+            json!({}),
+        )
+        .await;
+    let panel = &shown["contacts"]["nodes"][0]["salesforce"];
+    assert_eq!(
+        panel["events"],
+        json!([{ "id": meeting, "subject": "Quarterly review" }]),
+        "{shown}"
+    );
+}
+
+#[tokio::test]
 async fn activities_salesforce_archived_stay_in_the_panel_and_deleted_ones_do_not() {
     let (app, sim, contact) = with_activity(|_| {}).await;
     // Salesforce archives an event due more than a year ago, and a task closed that was; a

@@ -429,6 +429,31 @@ impl SimHandle {
         Ok(Store::id_of(obj, row))
     }
 
+    /// Invites a user to an event, as Salesforce does: the event is copied onto the invitee's
+    /// calendar as a child event (`IsChild`), with its subject, times, who and what.
+    pub fn invite(&self, event: &str) -> Result<String, ApiError> {
+        let obj = rest_object("Event")?;
+        let mut store = lock(&self.sim.store);
+        let Some(row) = store.locate(obj, event) else {
+            return Err(ApiError::bad_request(
+                "INVALID_CROSS_REFERENCE_KEY",
+                "no such event",
+            ));
+        };
+        let object = Schema::get().object(obj);
+        let child = object.field_index("IsChild").expect("events have IsChild");
+        let mut changes: Vec<store::Change> = store
+            .record(obj, row)
+            .values()
+            .filter(|(field, _)| *field != child)
+            .map(|(field, value)| (field, value.clone()))
+            .collect();
+        changes.push((child, store::Value::Bool(true)));
+        let copy = store.create(obj, changes)?;
+        store.made_by_a_person(obj, copy);
+        Ok(Store::id_of(obj, copy))
+    }
+
     /// Updates a record as a person does in Salesforce's own UI: `LastModifiedById` names
     /// them, not the integration user.
     pub fn update(&self, sobject: &str, id: &str, fields: Json) -> Result<(), ApiError> {

@@ -480,6 +480,8 @@ pub fn all() -> Vec<SObject> {
                 ),
                 f("Description", "Description", Kind::Textarea, 32000),
                 f("IsArchived", "Archived", Kind::Boolean, 0).read_only(),
+                // An invitee's copy of an event on their own calendar (`SimHandle::invite`).
+                f("IsChild", "Is Child", Kind::Boolean, 0).read_only(),
                 text("Helpdesk_Ticket_Id__c", "Helpdesk Ticket Id", 40),
             ],
         ),

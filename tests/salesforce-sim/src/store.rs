@@ -72,6 +72,11 @@ impl Record {
         }
     }
 
+    /// The values the record holds, by field.
+    pub fn values(&self) -> impl Iterator<Item = (usize, &Value)> {
+        self.values.iter().map(|(i, v)| (usize::from(*i), v))
+    }
+
     pub fn stored(&self, field: usize) -> Option<&Value> {
         self.values
             .iter()
