@@ -256,12 +256,15 @@ impl Live {
             .iter()
             .copied()
             .filter(|&group| {
-                let held = page
+                // Counted by what is listed: a contact in two roles on an opportunity has
+                // two rows of it.
+                let held: std::collections::HashSet<&str> = page
                     .iter()
                     .filter(|r| self.parents(r).any(|p| p == parent))
                     .filter(|r| self.group_of(r) == group)
-                    .count();
-                held < PER_PARENT
+                    .filter_map(|r| value_at(r, self.identity())?.as_str())
+                    .collect();
+                held.len() < PER_PARENT
             })
             .collect()
     }
@@ -1059,11 +1062,10 @@ async fn lists(
                     }
                 }
                 // A parent's list, read on its own, that filled its page with one group's
-                // records (a hundred open opportunities, say, hiding the closed): the group it
-                // holds few of is read on its own.
+                // records (its open opportunities, say, hiding the closed): the group it holds
+                // few of is read on its own.
                 (Ok(page), Step::Parent(parent))
-                    if kind.groups().len() > 1
-                        && page.len() >= PER_PARENT * kind.groups().len() =>
+                    if kind.groups().len() > 1 && page.len() >= ROWS_PER_QUERY as usize =>
                 {
                     for group in kind.short_groups(&page, &parent) {
                         ask(&mut queue, results, (i, Step::Group(parent.clone(), group)));
@@ -1255,11 +1257,10 @@ impl Step {
         let one = std::slice::from_ref;
         match self {
             Step::List(parents) => kind.soql(parents, ROWS_PER_QUERY, None, hidden),
-            Step::Parent(parent) => {
-                let each = (PER_PARENT * kind.groups().len()) as u32;
-                kind.soql(one(parent), each, None, hidden)
-            }
-            Step::Group(parent, group) => kind.soql(one(parent), PER_PARENT as u32, *group, hidden),
+            // A page's worth, not a hundred: a contact's rows may name an opportunity once
+            // for each of its roles in it.
+            Step::Parent(parent) => kind.soql(one(parent), ROWS_PER_QUERY, None, hidden),
+            Step::Group(parent, group) => kind.soql(one(parent), ROWS_PER_QUERY, *group, hidden),
             Step::Notes(ids) => note_query(ids),
         }
     }

@@ -1923,6 +1923,82 @@ async fn an_opportunity_read_again_after_a_full_page_is_listed_once() {
 }
 
 #[tokio::test]
+async fn a_contact_in_two_roles_on_each_opportunity_still_sees_its_older_ones() {
+    let (app, sim, contact) = linked().await;
+    // Another contact's roles, newer than all of this one's, fill most of the page the
+    // contacts' query shares.
+    let busy = sim
+        .insert(
+            "Contact",
+            json!({ "LastName": "Busy", "Email": "busy@example.com" }),
+        )
+        .unwrap();
+    let big = sim
+        .insert(
+            "Opportunity",
+            json!({ "Name": "Big", "StageName": "Prospecting", "CloseDate": "2027-06-01" }),
+        )
+        .unwrap();
+    for _ in 0..1_760 {
+        sim.insert(
+            "OpportunityContactRole",
+            json!({ "OpportunityId": big, "ContactId": busy }),
+        )
+        .unwrap();
+    }
+    // A hundred and twenty rows of this contact's open opportunities and as many of its
+    // closed ones fill the rest: sixty of each, in two roles each. Its oldest open one is
+    // left off the page.
+    for n in 0..120 {
+        let (stage, month) = if n < 60 {
+            ("Prospecting", 1 + n / 28)
+        } else {
+            ("Closed Won", 7 + (n - 60) / 28)
+        };
+        let deal = sim
+            .insert(
+                "Opportunity",
+                json!({ "Name": format!("Deal {n}"), "StageName": stage, "CloseDate": format!("2026-{month:02}-{:02}", 1 + n % 28) }),
+            )
+            .unwrap();
+        for role in ["Influencer", "Decision Maker"] {
+            sim.insert(
+                "OpportunityContactRole",
+                json!({ "OpportunityId": deal, "ContactId": contact, "Role": role }),
+            )
+            .unwrap();
+        }
+    }
+    let small = sim
+        .insert(
+            "Opportunity",
+            json!({ "Name": "Small", "StageName": "Prospecting", "CloseDate": "2025-01-01" }),
+        )
+        .unwrap();
+    sim.insert(
+        "OpportunityContactRole",
+        json!({ "OpportunityId": small, "ContactId": contact }),
+    )
+    .unwrap();
+    app.sync_now().await;
+    let body = app
+        .gql_ok(
+            "{ contacts(first: 10) { nodes { lastName salesforce { opportunities(first: 100) { name } } } } }",
+            json!({}),
+        )
+        .await;
+    // Open ones only, the newest first.
+    let listed: Vec<&str> = by_name(&body, "Paneled")["salesforce"]["opportunities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed.len(), 61, "{listed:?}");
+    assert_eq!(listed.last(), Some(&"Small"), "{listed:?}");
+}
+
+#[tokio::test]
 async fn a_panel_whose_every_field_asked_is_denied_stands_with_each_field_null() {
     let (app, _sim, _) = linked().await;
     // The only field asked of the panel is one Light Agent may not read: the panel is still
