@@ -456,6 +456,9 @@ async fn read_live(ctx: &Context<'_>, kind: Live, parent: &str) -> ApiResult<Fet
             HashMapCache::default(),
         )
         .delay(std::time::Duration::from_millis(20))
+        // However many lists a request wants (the query limits bound them), one read: it
+        // splits their ids into queries itself.
+        .max_batch_size(usize::MAX)
     });
     match loader.load_one(key).await {
         Ok(Some(Ok(fetched))) => Ok(fetched),
