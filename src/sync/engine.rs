@@ -347,6 +347,15 @@ impl SyncEngine {
         self.store.subscribe_sync()
     }
 
+    /// Says where admins look that a round panicked (the panic's text stays in the log, as a
+    /// database error's does): the worker retries it, as it retries any failed round.
+    pub async fn note_panic(&self) {
+        let reason = stopped("an internal error (the gateway's log says which)");
+        if let Err(e) = self.integrations.explain(Some(reason)).await {
+            tracing::warn!(error = %e, "cannot say that a sync round panicked");
+        }
+    }
+
     /// Runs one full round: the first sync while it is running, otherwise incremental.
     pub async fn run_once(&self) -> Result<RoundReport, SyncError> {
         let (held, generation) = match self.integrations.round().await {
@@ -455,11 +464,7 @@ impl SyncEngine {
                     }
                     e => e.to_string(),
                 };
-                let reason = format!(
-                    "the last sync round stopped at {}: {why}; it is retried",
-                    Utc::now().format("%Y-%m-%d %H:%M:%S UTC")
-                );
-                self.integrations.explain(Some(reason)).await?;
+                self.integrations.explain(Some(stopped(&why))).await?;
                 Err(e)
             }
             Ok(report) => {
@@ -802,6 +807,14 @@ pub(super) async fn mapped_fields_seen(round: &Round, module: Module) -> Result<
         field = unseen.salesforce_field,
         desk = unseen.desk_field,
     )))
+}
+
+/// What the integration's status shows while rounds stop on `why` and are retried.
+fn stopped(why: &str) -> String {
+    format!(
+        "the last sync round stopped at {}: {why}; it is retried",
+        Utc::now().format("%Y-%m-%d %H:%M:%S UTC")
+    )
 }
 
 fn idle(why: &str) -> RoundReport {

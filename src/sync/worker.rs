@@ -12,6 +12,8 @@ use crate::store::{Store, WorkerLease};
 /// How long to wait after a desk change, so that a burst of edits goes out together.
 const DEBOUNCE: Duration = Duration::from_millis(250);
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
+/// After a failed round, how soon a desk change to send may bring the next one.
+const DESK_RETRY: Duration = Duration::from_secs(15);
 
 /// How often a process without the worker lease asks for it again.
 const STANDBY: Duration = Duration::from_secs(5);
@@ -47,8 +49,12 @@ pub fn spawn(engine: Arc<SyncEngine>, store: Store, poll_secs: u64) -> tokio::ta
 /// holds.
 async fn run(engine: &SyncEngine, store: &Store, poll: Duration, mut lease: WorkerLease) {
     let mut desk_changes = store.subscribe();
+    let mut desk_gaps = store.desk_gaps();
     let mut failures = 0u32;
     let mut stretched = 1;
+    // Desk changes a restart, or the process that held the lease before, left unsent go at
+    // once rather than after a whole poll interval.
+    let mut owed = engine.has_changes_to_send().await;
     loop {
         let stretch = match engine.api_usage().await {
             Ok(usage) => stretch(usage),
@@ -66,29 +72,37 @@ async fn run(engine: &SyncEngine, store: &Store, poll: Duration, mut lease: Work
             );
             stretched = stretch;
         }
+        let now = tokio::time::Instant::now();
         let wait = if failures == 0 {
             poll * stretch
         } else {
-            backoff(failures).min(MAX_BACKOFF)
+            backoff(failures)
         };
         // Fixed before the wait: desk changes that send nothing do not put the poll off.
-        let due = tokio::time::Instant::now() + wait;
+        let mut due = now + wait;
+        let desk_due = now + desk_wait(failures);
+        if std::mem::take(&mut owed) {
+            due = now;
+        }
         loop {
             tokio::select! {
+                biased;
                 () = tokio::time::sleep_until(due) => break,
                 () = engine.integrations.woken() => break,
-                changed = desk_changes.recv(), if failures == 0 => {
+                changed = desk_changes.recv() => {
                     if changed.is_err() {
                         desk_changes = store.subscribe();
                     }
-                    tokio::time::sleep(DEBOUNCE).await;
-                    while desk_changes.try_recv().is_ok() {}
-                    // A ticket, the sync's own writes, an edit in one-way mode: a round
-                    // would only read Salesforce again, at the cost of its API calls.
-                    if engine.has_changes_to_send().await {
-                        break;
-                    }
                 }
+                // Changes other replicas made while this one could not hear of them.
+                Ok(()) = desk_gaps.changed() => {}
+            }
+            tokio::time::sleep(DEBOUNCE).await;
+            while desk_changes.try_recv().is_ok() {}
+            // A ticket, the sync's own writes, an edit in one-way mode: a round would only
+            // read Salesforce again, at the cost of its API calls.
+            if engine.has_changes_to_send().await {
+                due = due.min(desk_due);
             }
         }
         if !lease.held().await {
@@ -104,6 +118,7 @@ async fn run(engine: &SyncEngine, store: &Store, poll: Duration, mut lease: Work
                     failures,
                     "sync round panicked; retrying with backoff"
                 );
+                engine.note_panic().await;
                 continue;
             }
         };
@@ -161,12 +176,38 @@ async fn unless_it_panics<T>(work: impl std::future::Future<Output = T>) -> Resu
 }
 
 fn backoff(failures: u32) -> Duration {
-    Duration::from_secs(1 << failures.min(9))
+    Duration::from_secs(1 << failures.min(9)).min(MAX_BACKOFF)
+}
+
+/// How soon after a round a desk change to send may bring the next: at once, or after a
+/// failed one no sooner than `DESK_RETRY` (or its backoff, if shorter), so that edits made
+/// while Salesforce is down do not each cost a round, and do not wait the whole backoff once
+/// it is back.
+fn desk_wait(failures: u32) -> Duration {
+    if failures == 0 {
+        Duration::ZERO
+    } else {
+        backoff(failures).min(DESK_RETRY)
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{stretch, unless_it_panics};
+    use super::{backoff, desk_wait, stretch, unless_it_panics};
+    use std::time::Duration;
+
+    #[test]
+    fn after_failed_rounds_desk_changes_wait_less_than_the_backoff() {
+        assert_eq!(desk_wait(0), Duration::ZERO, "no failure: at once");
+        assert_eq!(desk_wait(1), backoff(1));
+        assert_eq!(backoff(1), Duration::from_secs(2));
+        assert_eq!(desk_wait(3), Duration::from_secs(8));
+        assert_eq!(backoff(9), Duration::from_secs(300), "five minutes at most");
+        assert_eq!(backoff(40), Duration::from_secs(300));
+        for failures in 4..40 {
+            assert_eq!(desk_wait(failures), Duration::from_secs(15), "{failures}");
+        }
+    }
 
     #[tokio::test]
     async fn a_round_that_panics_is_a_failed_round() {

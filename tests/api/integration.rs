@@ -1846,6 +1846,43 @@ async fn only_desk_changes_to_send_wake_the_worker() {
 }
 
 #[tokio::test]
+async fn a_desk_edit_left_unsent_goes_out_as_soon_as_the_worker_starts() {
+    let (app, sim) = started(|_| {}).await;
+    app.sync_now().await;
+    let contact = app
+        .create_contact(json!({ "lastName": "Hopper", "email": "grace@example.com" }))
+        .await;
+    app.sync_now().await;
+    // Made while no worker ran: a gateway stopped before it went, say.
+    app.gql_ok(
+        "mutation($id: ID!) { updateContact(id: $id, patch: { title: \"Rear Admiral\" }) { id } }",
+        json!({ "id": contact["id"] }),
+    )
+    .await;
+    // The wakes of connecting and starting, taken here: no round is left owed.
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_millis(100),
+        app.integrations.woken(),
+    )
+    .await;
+    // An hour between polls, and the edit made before the worker listened for any.
+    let worker = tandem::sync::worker::spawn(app.engine.clone(), app.store.clone(), 3600);
+    let sent = async {
+        while !sim
+            .records("Contact")
+            .iter()
+            .any(|c| c["Title"] == "Rear Admiral")
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(10), sent)
+        .await
+        .expect("the edit goes out with the worker's first round, not an hour later");
+    worker.abort();
+}
+
+#[tokio::test]
 async fn starting_the_sync_wakes_the_worker_without_waiting_for_its_interval() {
     let app = spawn_app().await;
     let sim = salesforce_sim::start(SimConfig::default()).await;
