@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-use anyhow::bail;
+use anyhow::{Context, bail};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
@@ -49,9 +49,9 @@ pub async fn once(settings: &Settings) -> anyhow::Result<()> {
             event = events.recv() => match event {
                 Ok(event) => progress.saw(event),
                 Err(RecvError::Lagged(_)) => {}
-                Err(RecvError::Closed) => break round.await?,
+                Err(RecvError::Closed) => break (&mut round).await,
             },
-            done = &mut round => break done?,
+            done = &mut round => break done,
             // Ctrl-C: the round stops at its next batch, the one in flight committed whole.
             // The exit status of a second is the shell's for the signal: 128 and its number.
             Some((exit, again)) = async {
@@ -80,8 +80,10 @@ pub async fn once(settings: &Settings) -> anyhow::Result<()> {
         }
     }
     progress.finish();
-    // Replicas serving on the database hear of what the round wrote before this one exits.
+    // Replicas serving on the database hear of what the round wrote before this one exits,
+    // even when it panicked after some batches.
     services.store.flush_announcements().await;
+    let outcome = outcome.context("the sync round stopped on an internal error")?;
     let summary = |pulled: &Counts, pushed: &Counts| {
         println!(
             "Salesforce → desk: {} added, {} updated, {} failed; desk → Salesforce: {} added, {} updated, {} failed ({:.1} s)",
