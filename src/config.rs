@@ -83,7 +83,8 @@ pub struct GraphqlSettings {
 pub struct WebSocketSettings {
     /// Seconds a client has to send `connection_init` before the socket closes with 4408.
     pub init_timeout_secs: u64,
-    /// Seconds between keep-alive messages on the legacy `graphql-ws` protocol.
+    /// Seconds between pings on every socket (and `ka` messages on the legacy `graphql-ws`
+    /// protocol).
     pub keepalive_secs: u64,
     pub max_subscriptions: usize,
     /// Sockets open at once; the next upgrade is answered 503 until one closes.

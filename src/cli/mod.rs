@@ -58,7 +58,7 @@ enum Command {
         once: bool,
     },
     /// Measure Tandem: `tandem bench sync` times the first sync of a seeded simulator org;
-    /// `tandem bench graphql` loads a running gateway.
+    /// `tandem bench graphql` loads a gateway it starts, seeded, beside its own simulator.
     Bench {
         #[command(subcommand)]
         what: BenchTarget,

@@ -3,8 +3,8 @@
 //! process died, the connection dropped after Salesforce saved it), the next round looks for
 //! what it made before the record is read or sent again: a Salesforce record the integration
 //! user created since, linked to nothing, that names the desk record in a plain
-//! `Helpdesk_Id__c` or, sent without its value (no such field, a unique one, or a record
-//! made again beside a deleted one holding it), holds every value sent (or, beyond doubt, holds
+//! `Helpdesk_Id__c` or, sent without its value (no such field, a unique one, one the integration
+//! user cannot write, or a record made again beside a deleted one holding it), holds every value sent (or, beyond doubt, holds
 //! them as the org's automation may have saved them: see `pair`). Found, it is linked as the
 //! answer would have linked it. Not found, it is in doubt while Salesforce may still be
 //! making it (a call runs up to ten minutes, past a connection cut or a process killed), and
