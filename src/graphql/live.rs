@@ -230,6 +230,17 @@ impl Live {
         }
     }
 
+    /// The rows a parent's list (one group of it, when `group`) read on its own asks for: a
+    /// hundred records of each group, or, of a contact's opportunities, a page's worth, for a
+    /// contact in several roles on an opportunity has a row for each.
+    fn rows_alone(self, group: bool) -> u32 {
+        if self.identity() != "Id" {
+            return ROWS_PER_QUERY;
+        }
+        let groups = if group { 1 } else { self.groups().len() };
+        (PER_PARENT * groups) as u32
+    }
+
     /// Which of a kind's groups a record is in: open or closed for opportunities; one group
     /// for every other kind.
     fn group_of(self, record: &Record) -> Option<bool> {
@@ -1065,7 +1076,7 @@ async fn lists(
                 // records (its open opportunities, say, hiding the closed): the group it holds
                 // few of is read on its own.
                 (Ok(page), Step::Parent(parent))
-                    if kind.groups().len() > 1 && page.len() >= ROWS_PER_QUERY as usize =>
+                    if kind.groups().len() > 1 && page.len() >= kind.rows_alone(false) as usize =>
                 {
                     for group in kind.short_groups(&page, &parent) {
                         ask(&mut queue, results, (i, Step::Group(parent.clone(), group)));
@@ -1257,10 +1268,10 @@ impl Step {
         let one = std::slice::from_ref;
         match self {
             Step::List(parents) => kind.soql(parents, ROWS_PER_QUERY, None, hidden),
-            // A page's worth, not a hundred: a contact's rows may name an opportunity once
-            // for each of its roles in it.
-            Step::Parent(parent) => kind.soql(one(parent), ROWS_PER_QUERY, None, hidden),
-            Step::Group(parent, group) => kind.soql(one(parent), ROWS_PER_QUERY, *group, hidden),
+            Step::Parent(parent) => kind.soql(one(parent), kind.rows_alone(false), None, hidden),
+            Step::Group(parent, group) => {
+                kind.soql(one(parent), kind.rows_alone(true), *group, hidden)
+            }
             Step::Notes(ids) => note_query(ids),
         }
     }
