@@ -564,7 +564,22 @@ struct Reads {
 
 /// How a read under way ends, heard by those waiting for it: the channel closes, having said
 /// why Salesforce gave none or not all of the lists, if it did not.
-type Heard = tokio::sync::watch::Receiver<Option<Unread>>;
+type Heard = tokio::sync::watch::Receiver<Failures>;
+
+/// Why a read did not give lists: all of them (it could not begin), or those of some kinds,
+/// each for its own reason (a refusal of one kind's query is not an outage of another's).
+#[derive(Debug, Clone, Default)]
+struct Failures {
+    all: Option<Unread>,
+    kinds: HashMap<Live, Unread>,
+}
+
+impl Failures {
+    /// Why the read did not give the lists of `kind`, if it did not.
+    fn of(&self, kind: Live) -> Option<Unread> {
+        self.kinds.get(&kind).or(self.all.as_ref()).cloned()
+    }
+}
 
 /// One read under way, holding its lists in [`LiveCache::reading`] until it ends, however it
 /// ends: those waiting for it then look in the cache.
@@ -572,13 +587,19 @@ struct Reading {
     cache: Arc<LiveCache>,
     id: u64,
     lists: Vec<CacheKey>,
-    done: tokio::sync::watch::Sender<Option<Unread>>,
+    done: tokio::sync::watch::Sender<Failures>,
 }
 
 impl Reading {
-    /// Tells those waiting why Salesforce did not give the lists.
-    fn failed(&self, why: &Unread) {
-        self.done.send_replace(Some(why.clone()));
+    /// Tells those waiting why Salesforce did not give the lists of `kind`, or any when
+    /// `kind` is `None`.
+    fn failed(&self, kind: Option<Live>, why: &Unread) {
+        self.done.send_modify(|failures| match kind {
+            Some(kind) => {
+                failures.kinds.insert(kind, why.clone());
+            }
+            None => failures.all = Some(why.clone()),
+        });
     }
 }
 
@@ -655,7 +676,7 @@ impl LiveCache {
         wanted: Vec<CacheKey>,
         join_within: Duration,
     ) -> (Vec<(CacheKey, Heard)>, Reading) {
-        let (done, heard) = tokio::sync::watch::channel(None);
+        let (done, heard) = tokio::sync::watch::channel(Failures::default());
         let mut reads = self.reading.lock().unwrap_or_else(|p| p.into_inner());
         reads.started += 1;
         let id = reads.started;
@@ -857,7 +878,7 @@ async fn read_and_keep(
     let results = match read(&integrations, (&cache, reader, &connection), &wanted).await {
         Ok(results) => results,
         Err(unread) => {
-            reading.failed(&unread);
+            reading.failed(None, &unread);
             return Err(unread);
         }
     };
@@ -871,7 +892,7 @@ async fn read_and_keep(
                     cache.forget(reader, *kind, parents);
                     integrations.forget_answers();
                 }
-                reading.failed(unread);
+                reading.failed(Some(*kind), unread);
             })?;
             let lists = by_parent(*kind, parents, &records)
                 .into_iter()
@@ -1373,7 +1394,7 @@ impl Loader<LiveKey> for LiveLoader {
                 }),
                 _ if waited.is_err() => self.stale_or(kind, &parent, &late),
                 _ => {
-                    let why = heard.borrow().clone().unwrap_or_else(|| {
+                    let why = heard.borrow().of(kind).unwrap_or_else(|| {
                         Unread::Upstream(
                             "the read another request made of it ended without it".into(),
                         )
