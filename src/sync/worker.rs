@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{SyncEngine, SyncError};
+use crate::domain::DeskEntity;
 use crate::salesforce::SalesforceError;
 use crate::store::{Store, WorkerLease};
 
@@ -85,24 +86,30 @@ async fn run(engine: &SyncEngine, store: &Store, poll: Duration, mut lease: Work
             due = now;
         }
         loop {
-            tokio::select! {
+            let heard = tokio::select! {
                 biased;
                 () = tokio::time::sleep_until(due) => break,
                 () = engine.integrations.woken() => break,
-                changed = desk_changes.recv() => {
-                    if changed.is_err() {
+                changed = desk_changes.recv() => match changed {
+                    // Only contacts and accounts go to Salesforce: a ticket brings no round.
+                    Ok(event) => matches!(event.entity, DeskEntity::Contact | DeskEntity::Account),
+                    Err(_) => {
                         desk_changes = store.subscribe();
+                        true
                     }
-                }
+                },
                 // Changes other replicas made while this one could not hear of them.
-                Ok(()) = desk_gaps.changed() => {}
+                Ok(()) = desk_gaps.changed() => true,
+            };
+            if !heard || due <= desk_due {
+                continue;
             }
             tokio::time::sleep(DEBOUNCE).await;
             while desk_changes.try_recv().is_ok() {}
-            // A ticket, the sync's own writes, an edit in one-way mode: a round would only
-            // read Salesforce again, at the cost of its API calls.
+            // The sync's own writes, an edit in one-way mode: a round would only read
+            // Salesforce again, at the cost of its API calls.
             if engine.has_changes_to_send().await {
-                due = due.min(desk_due);
+                due = desk_due;
             }
         }
         if !lease.held().await {
