@@ -1779,6 +1779,20 @@ async fn turned_two_way_sends_what_stayed_local(reconnecting: bool) {
     );
 }
 
+/// Waits up to ten seconds for a Salesforce contact titled `title`: long before a worker
+/// polling hourly would poll.
+async fn reaches_salesforce(
+    sim: &SimHandle,
+    title: &str,
+) -> Result<(), tokio::time::error::Elapsed> {
+    let sent = async {
+        while !sim.records("Contact").iter().any(|c| c["Title"] == title) {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(10), sent).await
+}
+
 #[tokio::test]
 async fn only_desk_changes_to_send_wake_the_worker() {
     let (app, sim) = started(|_| {}).await;
@@ -1830,16 +1844,7 @@ async fn only_desk_changes_to_send_wake_the_worker() {
         json!({ "id": contact["id"] }),
     )
     .await;
-    let sent = async {
-        while !sim
-            .records("Contact")
-            .iter()
-            .any(|c| c["Title"] == "Rear Admiral")
-        {
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
-    };
-    tokio::time::timeout(std::time::Duration::from_secs(10), sent)
+    reaches_salesforce(&sim, "Rear Admiral")
         .await
         .expect("a contact edit goes out long before the next poll");
     worker.abort();
@@ -1867,16 +1872,7 @@ async fn a_desk_edit_left_unsent_goes_out_as_soon_as_the_worker_starts() {
     .await;
     // An hour between polls, and the edit made before the worker listened for any.
     let worker = tandem::sync::worker::spawn(app.engine.clone(), app.store.clone(), 3600);
-    let sent = async {
-        while !sim
-            .records("Contact")
-            .iter()
-            .any(|c| c["Title"] == "Rear Admiral")
-        {
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
-    };
-    tokio::time::timeout(std::time::Duration::from_secs(10), sent)
+    reaches_salesforce(&sim, "Rear Admiral")
         .await
         .expect("the edit goes out with the worker's first round, not an hour later");
     worker.abort();

@@ -1851,11 +1851,9 @@ async fn a_contact_with_several_roles_in_an_opportunity_sees_it_once_with_each_r
     );
 }
 
-#[tokio::test]
-async fn an_opportunity_read_again_after_a_full_page_is_listed_once() {
-    let (app, sim, contact) = linked().await;
-    // Another contact's roles, older than this one's open opportunity and newer than its
-    // closed one, fill the page of the query both contacts share.
+/// A contact "Busy" with `rows` roles on one open opportunity, "Big", closing in 2027:
+/// rows that fill the page of a query other contacts share. Its id.
+fn busy_on_big(sim: &SimHandle, rows: usize) -> String {
     let busy = sim
         .insert(
             "Contact",
@@ -1868,13 +1866,22 @@ async fn an_opportunity_read_again_after_a_full_page_is_listed_once() {
             json!({ "Name": "Big", "StageName": "Prospecting", "CloseDate": "2027-06-01" }),
         )
         .unwrap();
-    for _ in 0..2_000 {
+    for _ in 0..rows {
         sim.insert(
             "OpportunityContactRole",
             json!({ "OpportunityId": big, "ContactId": busy }),
         )
         .unwrap();
     }
+    busy
+}
+
+#[tokio::test]
+async fn an_opportunity_read_again_after_a_full_page_is_listed_once() {
+    let (app, sim, contact) = linked().await;
+    // Another contact's roles, older than this one's open opportunity and newer than its
+    // closed one, fill the page of the query both contacts share.
+    let busy = busy_on_big(&sim, 2_000);
     for (name, stage, close, whose) in [
         ("Fresh", "Prospecting", "2030-01-01", &contact),
         ("Won", "Closed Won", "2019-01-01", &contact),
@@ -1927,25 +1934,7 @@ async fn a_contact_in_two_roles_on_each_opportunity_still_sees_its_older_ones() 
     let (app, sim, contact) = linked().await;
     // Another contact's roles, newer than all of this one's, fill most of the page the
     // contacts' query shares.
-    let busy = sim
-        .insert(
-            "Contact",
-            json!({ "LastName": "Busy", "Email": "busy@example.com" }),
-        )
-        .unwrap();
-    let big = sim
-        .insert(
-            "Opportunity",
-            json!({ "Name": "Big", "StageName": "Prospecting", "CloseDate": "2027-06-01" }),
-        )
-        .unwrap();
-    for _ in 0..1_760 {
-        sim.insert(
-            "OpportunityContactRole",
-            json!({ "OpportunityId": big, "ContactId": busy }),
-        )
-        .unwrap();
-    }
+    busy_on_big(&sim, 1_760);
     // A hundred and twenty rows of this contact's open opportunities and as many of its
     // closed ones fill the rest: sixty of each, in two roles each. Its oldest open one is
     // left off the page.
