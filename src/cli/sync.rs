@@ -110,6 +110,7 @@ pub async fn once(settings: &Settings) -> anyhow::Result<()> {
             return Err(e.into());
         }
     };
+    let stopped = report.stopped_reason();
     // A round stopped midway (paused, reconnected) keeps what it wrote: its batches say what.
     let (pulled, pushed) = match report.idle {
         None => (report.pulled, report.pushed),
@@ -125,7 +126,9 @@ pub async fn once(settings: &Settings) -> anyhow::Result<()> {
         ),
         Some(why) if did_something => bail!("the round stopped before it was done: {why}"),
         Some(why) => bail!("nothing synced: {why}"),
-        // A script running the round learns that records wait in the failure log.
+        // A script running the round learns that a module did not sync, or that records
+        // wait in the failure log.
+        None if let Some(why) = stopped => bail!("{why}; the rest synced"),
         None if pulled.failed + pushed.failed > 0 => {
             let failed = pulled.failed + pushed.failed;
             let records = if failed == 1 { "record" } else { "records" };

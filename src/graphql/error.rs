@@ -103,6 +103,7 @@ impl From<SyncError> for ApiError {
             SyncError::Refused(message) => Self::new(Code::BadUserInput, message),
             SyncError::NotConnected
             | SyncError::WrongState(_)
+            | SyncError::FieldGone(_)
             | SyncError::Stopped
             | SyncError::LockLost => Self::new(Code::Conflict, err.to_string()),
             // Refused credentials are not an outage: asking again cannot help, reconnecting can.

@@ -84,6 +84,23 @@ pub struct RoundReport {
     pub idle: Option<String>,
     pub pulled: Counts,
     pub pushed: Counts,
+    /// The modules that stopped, each with why: the round did the rest.
+    pub stopped: Vec<(Module, String)>,
+}
+
+impl RoundReport {
+    /// What the integration's status says of the modules that stopped, if any did.
+    pub fn stopped_reason(&self) -> Option<String> {
+        if self.stopped.is_empty() {
+            return None;
+        }
+        let each: Vec<String> = self
+            .stopped
+            .iter()
+            .map(|(module, why)| format!("{}s did not sync: {why}", module.salesforce_object()))
+            .collect();
+        Some(each.join("; "))
+    }
 }
 
 pub struct SyncEngine {
@@ -468,8 +485,13 @@ impl SyncEngine {
                 Err(e)
             }
             Ok(report) => {
-                // Only a round that got through clears what stopped the last one.
-                if current.status_reason.is_some() && report.idle.is_none() {
+                if let Some(why) = report.stopped_reason() {
+                    // Said the same way every round while it lasts: one status change, not one
+                    // a poll.
+                    let reason = format!("{why}; the rest syncs, and it is tried again each round");
+                    self.integrations.explain(Some(reason)).await?;
+                } else if current.status_reason.is_some() && report.idle.is_none() {
+                    // Only a round that got through clears what stopped the last one.
                     self.integrations.explain(None).await?;
                 }
                 Ok(report)
@@ -498,9 +520,6 @@ impl SyncEngine {
             pulled_by_push: Default::default(),
             former_links: self.store.has_former_links().await?,
         };
-        for module in [Module::Accounts, Module::Contacts] {
-            mapped_fields_seen(&round, module).await?;
-        }
         Ok(round)
     }
 
@@ -524,6 +543,11 @@ impl SyncEngine {
         let round = self
             .prepare(&current, &client, generation, held.shared())
             .await?;
+        for module in [Module::Accounts, Module::Contacts] {
+            if failures.iter().any(|f| f.module == module.as_str()) {
+                mapped_fields_seen(&round, module).await?;
+            }
+        }
         let ids: Vec<i64> = failures.iter().map(|f| f.id).collect();
         self.store.restart_spent(&ids).await?;
         let mut sent = false;
@@ -626,52 +650,25 @@ impl SyncEngine {
         let sync_type = round.sync_type;
         let mut report = RoundReport::default();
         let mut read_at = HashMap::new();
+        // A module whose mapped field Salesforce no longer shows stops, and says why; the
+        // other goes on (a contact whose account cannot come waits for it, as it would).
+        let mut stopped: Vec<(Module, String)> = Vec::new();
         for module in [Module::Accounts, Module::Contacts] {
-            // Before anything is read: a record a lost create made would otherwise come back
-            // as a new Salesforce record.
-            report
-                .pushed
-                .add(self.find_lost_creates(&round, module).await?);
-            // When the pull began: its first page was read then, however long the rest took.
-            read_at.insert(module, Instant::now());
-            report.pulled.add(self.pull(&round, module).await?);
-            // Records that could not be told apart (`MULTIPLE_MATCHES`) are tried again once
-            // one of those sharing their key settles: merged away, re-keyed or linked.
-            let woke = self
-                .store
-                .wake_rivals(module, sync_type == SyncType::TwoWay)
-                .await?;
-            if woke > 0 {
-                tracing::info!(%module, woke, "records that shared a key with a settled one are tried again");
-            }
-            // Records that failed for a reason that clears up (a contact waiting for its
-            // account) are read again once their next attempt is due.
-            let due = self.store.due_pull_retries(module, 2_000).await?;
-            if !due.is_empty() {
-                let asked = Utc::now();
-                report.pulled.add(
-                    self.pull_ids(&round, module, &due, FailedVersions::TryAgain)
-                        .await?,
-                );
-                // One read again that needed nothing (it agrees with the desk, or the desk's
-                // newer edit stands) has nothing left to wait for.
-                self.store
-                    .resolve_settled_pulls(module, &due, asked)
-                    .await?;
-            }
-            // Links whose record was never read (kept from before records were) are read a
-            // page at a time, so that their panels show the whole record too.
-            let unread = self.store.links_without_fields(module, 2_000).await?;
-            if !unread.is_empty() {
-                report.pulled.add(
-                    self.pull_ids(&round, module, &unread, FailedVersions::TryAgain)
-                        .await?,
-                );
-                // Marked only once read: a read cut short leaves them for the next round.
-                self.store.settle_unread_links(module, &unread).await?;
+            match self
+                .pull_module(&round, module, &mut report, &mut read_at)
+                .await
+            {
+                Err(SyncError::FieldGone(why)) => {
+                    tracing::warn!(%module, why, "a module stopped: a mapped field is gone");
+                    stopped.push((module, why));
+                }
+                done => done?,
             }
         }
         for module in [Module::Accounts, Module::Contacts] {
+            if stopped.iter().any(|(m, _)| *m == module) {
+                continue;
+            }
             if sync_type == SyncType::TwoWay {
                 if round.first_sync {
                     report.pushed.add(self.export(&round, module).await?);
@@ -689,7 +686,8 @@ impl SyncEngine {
                 .unwrap_or_else(|p| p.into_inner()),
         );
         let now = Utc::now();
-        let first_done = round.first_sync;
+        // A module that stopped has its share of the first sync still to do.
+        let first_done = round.first_sync && stopped.is_empty();
         self.store
             .update_integration_with(|current, m| {
                 // A connection saved since (this process's round lock lost on the way) has
@@ -711,12 +709,70 @@ impl SyncEngine {
             .await?;
         if round.former_links {
             self.store.forget_met_former_links().await?;
-            // A round after the first sync: every record Salesforce had was read by then.
-            if !round.first_sync {
+            // A round after the first sync, of both modules: every record Salesforce had
+            // was read by then.
+            if !round.first_sync && stopped.is_empty() {
                 self.store.forget_unreached_former_links().await?;
             }
         }
+        report.stopped = stopped;
         Ok(report)
+    }
+
+    /// One module's part of a round before anything is sent: lost creates found, Salesforce's
+    /// changes read, and records waiting to be read again read.
+    async fn pull_module(
+        &self,
+        round: &Round,
+        module: Module,
+        report: &mut RoundReport,
+        read_at: &mut HashMap<Module, Instant>,
+    ) -> Result<(), SyncError> {
+        mapped_fields_seen(round, module).await?;
+        // Before anything is read: a record a lost create made would otherwise come back as a
+        // new Salesforce record.
+        report
+            .pushed
+            .add(self.find_lost_creates(round, module).await?);
+        // When the pull began: its first page was read then, however long the rest took.
+        read_at.insert(module, Instant::now());
+        report.pulled.add(self.pull(round, module).await?);
+        // Records that could not be told apart (`MULTIPLE_MATCHES`) are tried again once one
+        // of those sharing their key settles: merged away, re-keyed or linked.
+        let woke = self
+            .store
+            .wake_rivals(module, round.sync_type == SyncType::TwoWay)
+            .await?;
+        if woke > 0 {
+            tracing::info!(%module, woke, "records that shared a key with a settled one are tried again");
+        }
+        // Records that failed for a reason that clears up (a contact waiting for its account)
+        // are read again once their next attempt is due.
+        let due = self.store.due_pull_retries(module, 2_000).await?;
+        if !due.is_empty() {
+            let asked = Utc::now();
+            report.pulled.add(
+                self.pull_ids(round, module, &due, FailedVersions::TryAgain)
+                    .await?,
+            );
+            // One read again that needed nothing (it agrees with the desk, or the desk's newer
+            // edit stands) has nothing left to wait for.
+            self.store
+                .resolve_settled_pulls(module, &due, asked)
+                .await?;
+        }
+        // Links whose record was never read (kept from before records were) are read a page
+        // at a time, so that their panels show the whole record too.
+        let unread = self.store.links_without_fields(module, 2_000).await?;
+        if !unread.is_empty() {
+            report.pulled.add(
+                self.pull_ids(round, module, &unread, FailedVersions::TryAgain)
+                    .await?,
+            );
+            // Marked only once read: a read cut short leaves them for the next round.
+            self.store.settle_unread_links(module, &unread).await?;
+        }
+        Ok(())
     }
 
     /// Desk edits are not pushed one way: they wait for the sync to turn two-way, each
@@ -802,7 +858,7 @@ pub(super) async fn mapped_fields_seen(round: &Round, module: Module) -> Result<
     };
     // Read afresh next round: access may be granted meanwhile.
     round.client.forget_describe(object);
-    Err(SyncError::WrongState(format!(
+    Err(SyncError::FieldGone(format!(
         "{object}.{field}, mapped from the desk's {desk}, is not a field the integration user can see: give the user access to it in Salesforce, or map {desk} to another field (updateFieldMappings)",
         field = unseen.salesforce_field,
         desk = unseen.desk_field,

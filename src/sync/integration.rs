@@ -49,6 +49,10 @@ pub enum SyncError {
     NotConnected,
     #[error("{0}")]
     WrongState(String),
+    /// A field a module's mappings name that Salesforce no longer shows the integration
+    /// user: that module stops until it is back or mapped elsewhere; the other goes on.
+    #[error("{0}")]
+    FieldGone(String),
     /// A round ended early, without failing: the sync was paused or retyped, or its
     /// connection replaced or removed, while it ran.
     #[error(

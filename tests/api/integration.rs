@@ -1506,20 +1506,60 @@ async fn a_field_created_in_salesforce_after_connecting_can_be_mapped() {
 }
 
 #[tokio::test]
-async fn a_mapped_field_the_org_stops_showing_is_named_until_it_is_back() {
+async fn a_mapped_field_the_org_stops_showing_stops_its_module_and_is_named_until_it_is_back() {
     let (app, sim) = started(|_| {}).await;
     let maps = account_type_mapped_to_subscription(&app).await;
     app.gql_ok(UPDATE, json!({ "m": "ACCOUNTS", "maps": maps }))
         .await;
+    let steady = sim
+        .insert(
+            "Account",
+            json!({ "Name": "Steady Co", "Industry": "Energy" }),
+        )
+        .unwrap();
     app.sync_now().await;
+    async fn industry(app: &TestApp) -> Option<Value> {
+        app.gql_ok(
+            "{ accounts(first: 10) { nodes { name industry } } }",
+            json!({}),
+        )
+        .await["accounts"]["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["name"] == "Steady Co")
+            .map(|a| a["industry"].clone())
+    }
+    assert_eq!(industry(&app).await, Some(json!("Energy")));
 
     sim.remove_field("Account", "Subscription_Type__c").unwrap();
-    assert!(app.engine.run_once().await.is_err());
+    sim.update("Account", &steady, json!({ "Industry": "Banking" }))
+        .unwrap();
+    sim.insert(
+        "Contact",
+        json!({ "LastName": "Onward", "Email": "onward@example.com" }),
+    )
+    .unwrap();
+    // Accounts stop; contacts go on.
+    let report = app.sync_now().await;
+    assert_eq!(report.stopped.len(), 1, "{report:?}");
+    assert!(
+        linked_id(&app, "Onward").await.is_some(),
+        "contacts still sync"
+    );
+    assert_eq!(industry(&app).await, Some(json!("Energy")), "accounts wait");
     let state = integration(&app).await;
     let reason = state["statusReason"].as_str().unwrap_or_default();
     assert!(
-        reason.contains("Account.Subscription_Type__c, mapped from the desk's accountType, is not a field the integration user can see"),
+        reason.contains("Accounts did not sync: Account.Subscription_Type__c, mapped from the desk's accountType, is not a field the integration user can see"),
         "{state}"
+    );
+    assert_eq!(state["status"], "ACTIVE", "{state}");
+    app.sync_now().await;
+    assert_eq!(
+        integration(&app).await["statusReason"],
+        state["statusReason"],
+        "said the same way every round: one status change, not one a poll"
     );
     // Started again, or given the type it has, it still says what stops it.
     for mutation in [
@@ -1535,8 +1575,13 @@ async fn a_mapped_field_the_org_stops_showing_is_named_until_it_is_back() {
     }
 
     sim.create_field("Account", "Subscription_Type__c").unwrap();
-    app.sync_now().await;
+    assert!(app.sync_now().await.stopped.is_empty());
     assert!(integration(&app).await["statusReason"].is_null());
+    assert_eq!(
+        industry(&app).await,
+        Some(json!("Banking")),
+        "what waited comes"
+    );
 }
 
 /// The desk contact with this last name, and its panel's Salesforce id.

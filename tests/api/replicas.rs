@@ -925,6 +925,33 @@ async fn sync_once_leaving_records_in_the_failure_log_exits_non_zero() {
 }
 
 #[tokio::test]
+async fn sync_once_with_a_module_stopped_says_which_and_exits_non_zero() {
+    let (app, sim) = started(|_| {}).await;
+    app.sync_now().await;
+    sim.hide_field("Account", "Industry").unwrap();
+    sim.insert(
+        "Contact",
+        json!({ "LastName": "Onward", "Email": "onward@example.com" }),
+    )
+    .unwrap();
+    let output = app.tandem(&["sync", "--once"]).output().await.unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+    );
+    assert!(!output.status.success(), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("Salesforce → desk: 1 added, 0 updated, 0 failed"),
+        "the contact came: {stdout}"
+    );
+    assert!(
+        stderr.contains("Accounts did not sync: Account.Industry, mapped from the desk's industry, is not a field the integration user can see")
+            && stderr.contains("the rest synced"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
 async fn sync_once_interrupted_while_it_waits_for_another_round_stops_at_once_and_syncs_nothing() {
     sync_once_stopped_while_it_waits("-INT").await;
 }
