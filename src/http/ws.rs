@@ -65,6 +65,27 @@ impl Close {
     fn bad_message(why: &str) -> Self {
         Self::new(4400, why)
     }
+
+    /// A frame the stream refused: past the size a message may have (1009, Message Too Big,
+    /// naming the limit), or one the protocol does not allow (4400).
+    fn refused_frame(error: &actix_ws::ProtocolError, max_message: usize) -> Self {
+        let too_big = match error {
+            actix_ws::ProtocolError::Overflow => true,
+            // A message in several frames past the limit, as the stream words it.
+            actix_ws::ProtocolError::Io(e) => e.to_string().contains("continuation size"),
+            _ => false,
+        };
+        if too_big {
+            Self::new(
+                1009,
+                format!(
+                    "Message too big: at most {max_message} bytes (graphql.max_query_bytes and 64 KiB for variables)"
+                ),
+            )
+        } else {
+            Self::bad_message(&format!("Invalid frame: {error}"))
+        }
+    }
 }
 
 /// A subscription's `next` (or legacy `data`) message.
@@ -192,6 +213,7 @@ pub async fn upgrade(
     let send_timeout = Duration::from_secs(state.websocket.send_timeout_secs.max(1));
     let connection = Connection {
         send_timeout,
+        max_message: max_frame,
         expires: None,
         state: state.into_inner().as_ref().clone(),
         session: session.clone(),
@@ -228,6 +250,8 @@ struct Connection {
     state: AppState,
     session: Session,
     send_timeout: Duration,
+    /// The most bytes a message may have.
+    max_message: usize,
     /// When the token expires (its leeway included), once `connection_init` accepted it.
     expires: Option<tokio::time::Instant>,
     header_token: Option<String>,
@@ -314,7 +338,7 @@ impl Connection {
                     heard = tokio::time::Instant::now();
                     match message {
                         None => return None,
-                        Some(Err(e)) => return Some(Close::bad_message(&format!("Invalid frame: {e}"))),
+                        Some(Err(e)) => return Some(Close::refused_frame(&e, self.max_message)),
                         Some(Ok(AggregatedMessage::Ping(bytes))) => {
                             // Bounded as any message is: a client that pings but reads nothing
                             // is not waited on for good.

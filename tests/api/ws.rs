@@ -431,6 +431,24 @@ async fn malformed_messages_close_with_4400() {
 }
 
 #[tokio::test]
+async fn a_message_past_the_size_limit_closes_with_1009_naming_it() {
+    let app = spawn_app().await;
+    let limit = 32 * 1024 + 64 * 1024;
+    let padding = "x".repeat(limit);
+    let huge = json!({ "type": "subscribe", "id": "1", "payload": {
+        "query": "subscription { syncEvents { id } }", "variables": { "padding": padding } } });
+    let mut ws = Ws::connect(&app, Some(TRANSPORT)).await;
+    ws.init(&app, "Administrator").await;
+    ws.0.send(Message::text(huge.to_string())).await.unwrap();
+    let (code, reason) = ws.closed().await;
+    assert_eq!(code, 1009, "{reason}");
+    assert!(
+        reason.contains(&format!("at most {limit} bytes")),
+        "{reason}"
+    );
+}
+
+#[tokio::test]
 async fn subprotocols_offered_over_several_header_lines_are_one_list() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let app = spawn_app().await;
