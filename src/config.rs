@@ -38,6 +38,11 @@ pub struct HttpSettings {
     pub body_timeout_secs: u64,
     /// Worker threads; one per core when absent.
     pub workers: Option<usize>,
+    /// Origins (`https://desk.example.com`) whose pages may call `/graphql` from a browser
+    /// (CORS), or `*` for any; none by default, so only the gateway's own pages may. A list,
+    /// or one text of them separated by commas (as an environment variable gives it).
+    #[serde(deserialize_with = "one_or_many")]
+    pub allowed_origins: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -159,6 +164,51 @@ impl Default for Settings {
     }
 }
 
+/// A list of texts, given as a list or as one text of them separated by commas.
+fn one_or_many<'de, D: serde::Deserializer<'de>>(from: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Given {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match Given::deserialize(from)? {
+        Given::One(text) => text
+            .split(',')
+            .map(str::trim)
+            .filter(|part| !part.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        Given::Many(list) => list,
+    })
+}
+
+/// Why a list of allowed origins cannot be taken, if it cannot: each must be an origin as a
+/// browser sends it (`https://desk.example.com`, `http://localhost:3000`: scheme, host and
+/// port only, in lower case), or `*` alone.
+fn origins_refused(origins: &[String]) -> Option<String> {
+    if origins.iter().any(|o| o == "*") {
+        return (origins.len() > 1)
+            .then(|| "`*` allows every origin: give it alone, or list the origins".to_owned());
+    }
+    origins.iter().find_map(|origin| {
+        let host = origin
+            .strip_prefix("https://")
+            .or_else(|| origin.strip_prefix("http://"));
+        let well_formed = host.is_some_and(|host| {
+            !host.is_empty()
+                && host.chars().all(|c| {
+                    c.is_ascii_lowercase() || c.is_ascii_digit() || "-.:[]".contains(c)
+                })
+        });
+        (!well_formed).then(|| {
+            format!(
+                "{origin:?} is not an origin as a browser sends it: give the scheme (http or https), host and port only, in lower case, such as \"https://desk.example.com\""
+            )
+        })
+    })
+}
+
 impl Default for HttpSettings {
     fn default() -> Self {
         Self {
@@ -167,6 +217,7 @@ impl Default for HttpSettings {
             body_limit: 1024 * 1024,
             body_timeout_secs: 30,
             workers: None,
+            allowed_origins: Vec::new(),
         }
     }
 }
@@ -418,6 +469,9 @@ impl Settings {
                 "http.workers",
                 &format!("must be from 1 to {MAX_WORKERS} (leave it out for one per core)"),
             );
+        }
+        if let Some(why) = origins_refused(&self.http.allowed_origins) {
+            return refuse("http.allowed_origins", &why);
         }
         if self
             .database_url
@@ -955,6 +1009,16 @@ mod tests {
                 ("TANDEM_LOG__FILTER", "tandem=debg[", "log.filter"),
                 ("TANDEM_HTTP__BODY_LIMIT", "0", "http.body_limit"),
                 (
+                    "TANDEM_HTTP__ALLOWED_ORIGINS",
+                    "[\"https://desk.example.com/\"]",
+                    "http.allowed_origins",
+                ),
+                (
+                    "TANDEM_HTTP__ALLOWED_ORIGINS",
+                    "[\"*\", \"https://desk.example.com\"]",
+                    "http.allowed_origins",
+                ),
+                (
                     "TANDEM_HTTP__BODY_TIMEOUT_SECS",
                     "0",
                     "http.body_timeout_secs",
@@ -1054,6 +1118,38 @@ mod tests {
     }
 
     #[test]
+    fn allowed_origins_are_origins_as_browsers_send_them() {
+        let refused = |origins: &[&str]| {
+            super::origins_refused(&origins.iter().map(|o| (*o).to_owned()).collect::<Vec<_>>())
+        };
+        for good in [
+            &[][..],
+            &["*"],
+            &["https://desk.example.com", "http://localhost:3000"],
+            &["http://[::1]:8080", "https://127.0.0.1"],
+        ] {
+            assert_eq!(refused(good), None, "{good:?}");
+        }
+        for bad in [
+            "https://desk.example.com/",
+            "https://desk.example.com/app",
+            "desk.example.com",
+            "ftp://desk.example.com",
+            "https://Desk.example.com",
+            "https://",
+            "https://desk.example.com?x",
+            " https://desk.example.com",
+        ] {
+            let why = refused(&[bad]).unwrap_or_default();
+            assert!(
+                why.contains("not an origin as a browser sends it"),
+                "{bad}: {why}"
+            );
+        }
+        assert!(refused(&["*", "https://desk.example.com"]).is_some());
+    }
+
+    #[test]
     fn an_api_version_tandem_cannot_use_is_refused_with_the_reason() {
         assert_eq!(ApiVersion::parse("62.0").unwrap().as_str(), "62.0");
         assert_eq!(ApiVersion::parse("46.0").unwrap().as_str(), "46.0");
@@ -1083,6 +1179,27 @@ mod tests {
                 message.to_lowercase().contains("sync.api_version"),
                 "{message}"
             );
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail API returns figment::Error
+    fn allowed_origins_come_as_a_list_or_as_one_text_of_them() {
+        figment::Jail::expect_with(|jail| {
+            let both = ["https://desk.example.com", "http://localhost:3000"];
+            jail.create_file(
+                "tandem.toml",
+                "[http]\nallowed_origins = [\"https://desk.example.com\", \"http://localhost:3000\"]\n",
+            )?;
+            let (settings, _) = Settings::load(Some(Path::new("tandem.toml"))).unwrap();
+            assert_eq!(settings.http.allowed_origins, both);
+            jail.set_env(
+                "TANDEM_HTTP__ALLOWED_ORIGINS",
+                "https://desk.example.com, http://localhost:3000",
+            );
+            let (settings, _) = Settings::load(None).unwrap();
+            assert_eq!(settings.http.allowed_origins, both);
             Ok(())
         });
     }

@@ -73,11 +73,13 @@ impl Application {
         };
         let port = listener.local_addr()?.port();
         let data = web::Data::new(state);
+        let origins: Arc<[String]> = settings.http.allowed_origins.clone().into();
         let mut server = HttpServer::new(move || {
+            let origins = origins.clone();
             App::new()
                 .app_data(data.clone())
                 .wrap(from_fn(observe))
-                .configure(routes)
+                .configure(move |cfg| routes(cfg, &origins))
         })
         .shutdown_timeout(5)
         // SIGINT and SIGTERM alike stop it gracefully (`run_until_signalled`); actix's own

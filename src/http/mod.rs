@@ -44,7 +44,8 @@ impl AppState {
 /// One resource a path, so that a method it does not take is answered 405 with `Allow`.
 /// The probes and metrics answer HEAD too (actix sends the headers without the body), as
 /// monitors may ask that way.
-pub fn routes(cfg: &mut web::ServiceConfig) {
+/// Pages of `allowed_origins` (`http.allowed_origins`) may call `/graphql` from a browser.
+pub fn routes(cfg: &mut web::ServiceConfig, allowed_origins: &[String]) {
     // Answers are the viewer's own, in the media type asked for, and kept (for a moment) by
     // the gateway alone: no cache between may keep or share them.
     let answers = actix_web::middleware::DefaultHeaders::new()
@@ -53,6 +54,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/graphql")
             .wrap(answers)
+            // Outside the headers above, so that its `Vary: Origin` joins theirs.
+            .wrap(actix_web::middleware::Condition::new(
+                !allowed_origins.is_empty(),
+                cors(allowed_origins),
+            ))
             .route(web::post().to(graphql::post))
             .route(web::get().to(graphql::get)),
     )
@@ -60,6 +66,23 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .service(probe("/healthz", health::healthz))
     .service(probe("/readyz", health::readyz))
     .service(probe("/metrics", metrics::render));
+}
+
+/// Cross-origin calls from the pages of these origins (`*`: any), preflights answered: GET
+/// and POST, with the headers a GraphQL client sends. Credentials are a bearer token, never a
+/// cookie, so none are allowed to ride along.
+fn cors(origins: &[String]) -> actix_cors::Cors {
+    let cors = actix_cors::Cors::default()
+        .allowed_methods(["GET", "POST"])
+        .allowed_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::ACCEPT])
+        .max_age(3600);
+    if origins.iter().any(|origin| origin == "*") {
+        cors.allow_any_origin().send_wildcard()
+    } else {
+        origins
+            .iter()
+            .fold(cors, |cors, origin| cors.allowed_origin(origin))
+    }
 }
 
 fn probe<F, Args>(path: &str, handler: F) -> actix_web::Resource

@@ -620,3 +620,104 @@ async fn a_compressed_body_is_refused_as_an_unsupported_encoding() {
         .unwrap();
     assert_eq!(plain.status(), 200);
 }
+
+/// A browser's preflight of a POST from a page of `origin`.
+async fn preflight(app: &TestApp, origin: &str) -> reqwest::Response {
+    app.client
+        .request(reqwest::Method::OPTIONS, app.graphql_url())
+        .header("origin", origin)
+        .header("access-control-request-method", "POST")
+        .header(
+            "access-control-request-headers",
+            "authorization, content-type",
+        )
+        .send()
+        .await
+        .unwrap()
+}
+
+/// A POST from a page of `origin`, as a browser sends it after the preflight.
+async fn posted_from(app: &TestApp, origin: &str) -> reqwest::Response {
+    app.client
+        .post(app.graphql_url())
+        .bearer_auth(app.token("Agent"))
+        .header("origin", origin)
+        .header("content-type", JSON)
+        .body(r#"{"query":"{ __typename }"}"#)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn pages_of_an_allowed_origin_may_call_the_api_from_a_browser_and_others_may_not() {
+    let desk = "https://desk.example.com";
+    let app = spawn_app_with(|s| s.http.allowed_origins = vec![desk.to_owned()]).await;
+    let allowed = preflight(&app, desk).await;
+    assert!(allowed.status().is_success(), "{}", allowed.status());
+    let headers = allowed.headers();
+    assert_eq!(headers["access-control-allow-origin"], desk, "{headers:?}");
+    let methods = headers["access-control-allow-methods"].to_str().unwrap();
+    assert!(
+        methods.contains("POST") && methods.contains("GET"),
+        "{methods}"
+    );
+    let asked = headers["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .to_ascii_lowercase();
+    assert!(
+        asked.contains("authorization") && asked.contains("content-type"),
+        "{asked}"
+    );
+    assert!(
+        headers.get("access-control-allow-credentials").is_none(),
+        "a bearer token, not a cookie: {headers:?}"
+    );
+
+    let answered = posted_from(&app, desk).await;
+    assert_eq!(answered.status(), 200);
+    let headers = answered.headers();
+    assert_eq!(headers["access-control-allow-origin"], desk, "{headers:?}");
+    let vary = headers["vary"].to_str().unwrap();
+    assert!(
+        vary.contains("Accept, Authorization") && vary.contains("Origin"),
+        "an answer for one origin is not kept for another: {vary}"
+    );
+
+    let stranger = "https://elsewhere.example.com";
+    let refused = preflight(&app, stranger).await;
+    assert!(!refused.status().is_success(), "{}", refused.status());
+    assert!(
+        refused
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
+    let unmarked = posted_from(&app, stranger).await;
+    assert!(
+        unmarked
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none(),
+        "the browser keeps the answer from the page"
+    );
+}
+
+#[tokio::test]
+async fn without_allowed_origins_only_the_gateways_own_pages_may_call_it() {
+    let app = spawn_app().await;
+    assert_eq!(
+        preflight(&app, "https://desk.example.com").await.status(),
+        405
+    );
+    // A same-origin POST carries an Origin too, and is answered as any other.
+    let answered = posted_from(&app, &app.address).await;
+    assert_eq!(answered.status(), 200);
+    assert!(
+        answered
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
+}
