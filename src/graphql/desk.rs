@@ -8,8 +8,8 @@ use chrono::{DateTime, Utc};
 use entity::{account, agent, contact, ticket};
 
 use super::paging::{
-    IdCursor, Listed, Total, connection, connection_complexity, list_complexity, page_request,
-    parse_id,
+    IdCursor, List, Listed, Total, connection, connection_complexity, list_complexity,
+    page_request, parse_id,
 };
 use super::{ApiError, ApiResult, ContextExt};
 use crate::domain::{
@@ -151,7 +151,7 @@ impl Account {
         first: Option<i32>,
         after: Option<String>,
     ) -> ApiResult<Listed<Contact>> {
-        let page = page_request(ctx.page_sizes(), first, after)?;
+        let page = page_request(ctx.page_sizes(), List::ContactsOf, first, after)?;
         let page = ctx
             .loader()
             .load_one(super::loaders::ContactsOf(self.raw_id, page))
@@ -661,7 +661,10 @@ impl DeskQuery {
         };
         let page = ctx
             .store()
-            .contacts(&filter, page_request(ctx.page_sizes(), first, after)?)
+            .contacts(
+                &filter,
+                page_request(ctx.page_sizes(), List::Contacts, first, after)?,
+            )
             .await?;
         Ok(connection(
             page,
@@ -698,7 +701,10 @@ impl DeskQuery {
         };
         let page = ctx
             .store()
-            .accounts(&filter, page_request(ctx.page_sizes(), first, after)?)
+            .accounts(
+                &filter,
+                page_request(ctx.page_sizes(), List::Accounts, first, after)?,
+            )
             .await?;
         Ok(connection(
             page,
@@ -753,7 +759,10 @@ impl DeskQuery {
         };
         let page = ctx
             .store()
-            .tickets(&filter, page_request(ctx.page_sizes(), first, after)?)
+            .tickets(
+                &filter,
+                page_request(ctx.page_sizes(), List::Tickets, first, after)?,
+            )
             .await?;
         let mut conn = Connection::with_additional_fields(
             page.has_previous,
@@ -763,7 +772,7 @@ impl DeskQuery {
         for model in page.items {
             let id = model.id.0;
             conn.edges.push(async_graphql::connection::Edge::new(
-                IdCursor(id),
+                IdCursor(List::Tickets, id),
                 Ticket::try_from(model)?,
             ));
         }

@@ -13,21 +13,73 @@ use crate::store::{
     AccountFilter, ContactFilter, FailureFilter, HistoryFilter, Page, PageRequest, TicketFilter,
 };
 
-/// An opaque cursor: the record id behind a prefix, so clients do not treat it as an id.
-pub struct IdCursor(pub i64);
+/// Which list a cursor was read from: a cursor given to another list is refused rather than
+/// taken for a place in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum List {
+    Contacts,
+    /// An account's contacts.
+    ContactsOf,
+    Accounts,
+    Tickets,
+    History,
+    Failures,
+}
+
+impl List {
+    const ALL: [List; 6] = [
+        List::Contacts,
+        List::ContactsOf,
+        List::Accounts,
+        List::Tickets,
+        List::History,
+        List::Failures,
+    ];
+
+    /// The cursor's prefix.
+    fn tag(self) -> &'static str {
+        match self {
+            List::Contacts => "ct",
+            List::ContactsOf => "co",
+            List::Accounts => "ac",
+            List::Tickets => "tk",
+            List::History => "sh",
+            List::Failures => "sf",
+        }
+    }
+
+    /// How the list is asked for, in a refusal.
+    fn name(self) -> &'static str {
+        match self {
+            List::Contacts => "contacts",
+            List::ContactsOf => "an account's contacts",
+            List::Accounts => "accounts",
+            List::Tickets => "tickets",
+            List::History => "syncHistory",
+            List::Failures => "syncFailures",
+        }
+    }
+}
+
+/// An opaque cursor: the list it was read from and the record id, so clients do not treat it
+/// as an id, nor give it to another list.
+pub struct IdCursor(pub List, pub i64);
 
 impl CursorType for IdCursor {
     type Error = String;
 
     fn decode_cursor(s: &str) -> Result<Self, Self::Error> {
-        s.strip_prefix("c_")
-            .and_then(|hex| i64::from_str_radix(hex, 16).ok())
-            .map(IdCursor)
+        let (tag, hex) = s.split_once('_').unwrap_or_default();
+        List::ALL
+            .into_iter()
+            .find(|list| list.tag() == tag)
+            .zip(i64::from_str_radix(hex, 16).ok())
+            .map(|(list, id)| IdCursor(list, id))
             .ok_or_else(|| format!("'{s}' is not a cursor from this API"))
     }
 
     fn encode_cursor(&self) -> String {
-        format!("c_{:x}", self.0)
+        format!("{}_{:x}", self.0.tag(), self.1)
     }
 }
 
@@ -49,16 +101,29 @@ pub fn first_counted(first: Option<i32>, default: usize, max: usize) -> usize {
     first.map_or(default, |n| (n.max(0) as usize).min(max))
 }
 
+/// The page of `list` asked for: `first` of them, after the cursor `after` read from it.
 pub fn page_request(
     sizes: PageSizes,
+    list: List,
     first: Option<i32>,
     after: Option<String>,
 ) -> ApiResult<PageRequest> {
     let first = first_within(first, sizes.default, sizes.max)?;
-    let after = after
-        .map(|c| IdCursor::decode_cursor(&c).map_err(|e| ApiError::bad_input("after", e)))
-        .transpose()?
-        .map(|c| c.0);
+    let after = match after.map(|c| IdCursor::decode_cursor(&c).map(|read| (c, read))) {
+        None => None,
+        Some(Err(e)) => return Err(ApiError::bad_input("after", e)),
+        Some(Ok((_, IdCursor(from, id)))) if from == list => Some(id),
+        Some(Ok((cursor, IdCursor(from, _)))) => {
+            return Err(ApiError::bad_input(
+                "after",
+                format!(
+                    "'{cursor}' is a cursor of {}, not of {}: give this list one of its own endCursors, or none for its first page",
+                    from.name(),
+                    list.name()
+                ),
+            ));
+        }
+    };
     Ok(PageRequest { after, first })
 }
 
@@ -75,6 +140,20 @@ pub enum Total {
     Tickets(TicketFilter),
     History(HistoryFilter),
     Failures(FailureFilter),
+}
+
+impl Total {
+    /// The list it counts.
+    pub fn list(&self) -> List {
+        match self {
+            Self::Contacts(_) => List::Contacts,
+            Self::ContactsOf(_) => List::ContactsOf,
+            Self::Accounts(_) => List::Accounts,
+            Self::Tickets(_) => List::Tickets,
+            Self::History(_) => List::History,
+            Self::Failures(_) => List::Failures,
+        }
+    }
 }
 
 #[Object]
@@ -105,11 +184,12 @@ pub fn connection<M, N: OutputType>(
     id: fn(&M) -> i64,
     node: fn(M) -> N,
 ) -> Listed<N> {
+    let list = total.list();
     let mut conn = Connection::with_additional_fields(page.has_previous, page.has_next, total);
     conn.edges.extend(
         page.items
             .into_iter()
-            .map(|m| Edge::new(IdCursor(id(&m)), node(m))),
+            .map(|m| Edge::new(IdCursor(list, id(&m)), node(m))),
     );
     conn
 }

@@ -7,7 +7,7 @@ use entity::{sync_failure, sync_history};
 
 use super::desk::{Account, Contact, load_account};
 use super::integration::SyncModule;
-use super::paging::{IdCursor, Listed, Total, connection_complexity, page_request, parse_id};
+use super::paging::{IdCursor, List, Listed, Total, connection_complexity, page_request, parse_id};
 use super::{ApiError, ApiResult, Code, ContextExt};
 use crate::domain::{AccountId, ContactId, Direction, SyncType};
 use crate::store::{FailureFilter, HistoryFilter, Page};
@@ -165,9 +165,10 @@ fn connection<M, N>(page: Page<M>, total: Total, id: fn(&M) -> i64) -> ApiResult
 where
     N: TryFrom<M, Error = ApiError> + async_graphql::OutputType,
 {
+    let list = total.list();
     let mut conn = Connection::with_additional_fields(page.has_previous, page.has_next, total);
     for model in page.items {
-        let cursor = IdCursor(id(&model));
+        let cursor = IdCursor(list, id(&model));
         conn.edges.push(Edge::new(cursor, N::try_from(model)?));
     }
     Ok(conn)
@@ -197,7 +198,10 @@ impl SyncLogQuery {
         };
         let page = ctx
             .store()
-            .sync_history(&filter, page_request(ctx.page_sizes(), first, after)?)
+            .sync_history(
+                &filter,
+                page_request(ctx.page_sizes(), List::History, first, after)?,
+            )
             .await?;
         connection(page, Total::History(filter), |m| m.id).map(Some)
     }
@@ -222,7 +226,10 @@ impl SyncLogQuery {
         };
         let page = ctx
             .store()
-            .sync_failures(&filter, page_request(ctx.page_sizes(), first, after)?)
+            .sync_failures(
+                &filter,
+                page_request(ctx.page_sizes(), List::Failures, first, after)?,
+            )
             .await?;
         connection(page, Total::Failures(filter), |m| m.id).map(Some)
     }

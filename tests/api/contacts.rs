@@ -694,6 +694,41 @@ async fn contacts_page_by_cursor_and_filter_by_email_name_and_account() {
         seen,
         (0..7).map(|n| format!("Person{n}")).collect::<Vec<_>>()
     );
+    // A cursor is its own list's: another list refuses it rather than start at its id.
+    let contacts_cursor = app
+        .gql_ok(
+            "{ contacts(first: 1) { pageInfo { endCursor } } }",
+            json!({}),
+        )
+        .await["contacts"]["pageInfo"]["endCursor"]
+        .clone();
+    for query in [
+        "query($a: String) { accounts(after: $a) { nodes { name } } }",
+        "query($a: String) { tickets(after: $a) { nodes { subject } } }",
+        "query($a: String) { accounts { nodes { contacts(after: $a) { nodes { lastName } } } } }",
+    ] {
+        let refused = app.gql(query, json!({ "a": contacts_cursor })).await;
+        let refusals = codes(&refused);
+        assert!(
+            !refusals.is_empty() && refusals.iter().all(|code| code == "BAD_USER_INPUT"),
+            "{query}: {refused}"
+        );
+        let message = refused["errors"][0]["message"].as_str().unwrap();
+        assert!(message.contains("is a cursor of contacts"), "{message}");
+        assert_eq!(
+            refused["errors"][0]["extensions"]["field"], "after",
+            "{refused}"
+        );
+    }
+    for forged in ["c_1", "ct_zz", "ct_", "1f"] {
+        let refused = app
+            .gql(
+                "query($a: String) { contacts(after: $a) { nodes { lastName } } }",
+                json!({ "a": forged }),
+            )
+            .await;
+        assert_eq!(codes(&refused), ["BAD_USER_INPUT"], "{forged}: {refused}");
+    }
 
     let by_email = app
         .gql_ok(
