@@ -116,9 +116,9 @@ impl Live {
                     "Description",
                     "Owner.Name",
                     "WhoId",
-                    "AccountId",
+                    "WhatId",
                 ],
-                &["WhoId", "AccountId"],
+                &["WhoId", "WhatId"],
             ),
             Live::Tasks => (
                 "Task",
@@ -131,9 +131,9 @@ impl Live {
                     "Description",
                     "Owner.Name",
                     "WhoId",
-                    "AccountId",
+                    "WhatId",
                 ],
-                &["WhoId", "AccountId"],
+                &["WhoId", "WhatId"],
             ),
             // Not a query: the blob of each note named (see `note_content`).
             Live::NoteContent => ("ContentNote", &["Id", "Content"], &["Id"]),
@@ -1464,7 +1464,7 @@ impl LiveLoader {
     }
 }
 
-/// Each parent's records. An event or task names two parents (`WhoId`, `AccountId`), so with
+/// Each parent's records. An event or task names two parents (`WhoId`, `WhatId`), so with
 /// the parents asked in several queries it may come back from two of them: it is listed once
 /// for each. (An enhanced note comes once for each record it is linked to.) A contact with
 /// several roles in one opportunity has it listed once, with all its roles.
@@ -1733,7 +1733,7 @@ mod tests {
     #[test]
     fn an_activity_read_back_by_both_its_parents_queries_is_listed_once_for_each() {
         let record = |id: &str, who: &str, what: &str| -> Record {
-            serde_json::from_value(serde_json::json!({ "Id": id, "WhoId": who, "AccountId": what }))
+            serde_json::from_value(serde_json::json!({ "Id": id, "WhoId": who, "WhatId": what }))
                 .unwrap()
         };
         let parents = vec!["003C".to_owned(), "001A".to_owned()];
