@@ -110,7 +110,14 @@ pub async fn once(settings: &Settings) -> anyhow::Result<()> {
             return Err(e.into());
         }
     };
-    let stopped = report.stopped_reason();
+    let stopped = report.stopped_reason().map(|why| {
+        let rest = if report.stopped.len() > 1 {
+            "nothing else synced"
+        } else {
+            "the rest synced"
+        };
+        format!("{why}; {rest}")
+    });
     // A round stopped midway (paused, reconnected) keeps what it wrote: its batches say what.
     let (pulled, pushed) = match report.idle {
         None => (report.pulled, report.pushed),
@@ -126,18 +133,21 @@ pub async fn once(settings: &Settings) -> anyhow::Result<()> {
         ),
         Some(why) if did_something => bail!("the round stopped before it was done: {why}"),
         Some(why) => bail!("nothing synced: {why}"),
-        // A script running the round learns that a module did not sync, or that records
-        // wait in the failure log.
-        None if let Some(why) = stopped => bail!("{why}; the rest synced"),
-        None if pulled.failed + pushed.failed > 0 => {
-            let failed = pulled.failed + pushed.failed;
-            let records = if failed == 1 { "record" } else { "records" };
-            bail!(
-                "{failed} {records} failed; the failure log (`syncFailures`) says why, and `retrySyncFailure(s)` tries again"
-            )
-        }
-        None => Ok(()),
+        None => {}
     }
+    // A script running the round learns that a module did not sync, or that records wait
+    // in the failure log.
+    if let Some(why) = stopped {
+        bail!("{why}");
+    }
+    let failed = pulled.failed + pushed.failed;
+    if failed > 0 {
+        let records = if failed == 1 { "record" } else { "records" };
+        bail!(
+            "{failed} {records} failed; the failure log (`syncFailures`) says why, and `retrySyncFailure(s)` tries again"
+        )
+    }
+    Ok(())
 }
 
 /// A bar for each module and direction, and the batches' counts by direction.

@@ -488,7 +488,12 @@ impl SyncEngine {
                 if let Some(why) = report.stopped_reason() {
                     // Said the same way every round while it lasts: one status change, not one
                     // a poll.
-                    let reason = format!("{why}; the rest syncs, and it is tried again each round");
+                    let rest = if report.stopped.len() > 1 {
+                        "nothing else syncs"
+                    } else {
+                        "the rest syncs"
+                    };
+                    let reason = format!("{why}; {rest}, and it is tried again each round");
                     self.integrations.explain(Some(reason)).await?;
                 } else if current.status_reason.is_some() && report.idle.is_none() {
                     // Only a round that got through clears what stopped the last one.
@@ -543,15 +548,32 @@ impl SyncEngine {
         let round = self
             .prepare(&current, &client, generation, held.shared())
             .await?;
+        // The modules of the failures, each while Salesforce shows its mapped fields: one
+        // that stopped keeps its failures open, as rounds leave it, and says why when it is
+        // all there was to retry.
+        let mut modules = Vec::new();
+        let mut gone = None;
         for module in [Module::Accounts, Module::Contacts] {
-            if failures.iter().any(|f| f.module == module.as_str()) {
-                mapped_fields_seen(&round, module).await?;
+            if !failures.iter().any(|f| f.module == module.as_str()) {
+                continue;
+            }
+            match mapped_fields_seen(&round, module).await {
+                Ok(()) => modules.push(module),
+                Err(e @ SyncError::FieldGone(_)) => gone = Some(e),
+                Err(e) => return Err(e),
             }
         }
-        let ids: Vec<i64> = failures.iter().map(|f| f.id).collect();
+        if let (true, Some(gone)) = (modules.is_empty(), gone) {
+            return Err(gone);
+        }
+        let ids: Vec<i64> = failures
+            .iter()
+            .filter(|f| modules.iter().any(|m| f.module == m.as_str()))
+            .map(|f| f.id)
+            .collect();
         self.store.restart_spent(&ids).await?;
         let mut sent = false;
-        for module in [Module::Accounts, Module::Contacts] {
+        for module in modules {
             self.find_lost_creates(&round, module).await?;
             let open = failures
                 .iter()

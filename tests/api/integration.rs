@@ -1584,6 +1584,49 @@ async fn a_mapped_field_the_org_stops_showing_stops_its_module_and_is_named_unti
     );
 }
 
+#[tokio::test]
+async fn a_retry_retries_the_modules_still_syncing_and_leaves_a_stopped_ones_failures_open() {
+    let (app, sim) = started(|_| {}).await;
+    let maps = account_type_mapped_to_subscription(&app).await;
+    app.gql_ok(UPDATE, json!({ "m": "ACCOUNTS", "maps": maps }))
+        .await;
+    app.sync_now().await;
+    let refused = ("INVALID_EMAIL_ADDRESS", "Email: invalid email address");
+    app.create_account("Refused Co").await;
+    sim.reject_next_records(&[refused]);
+    app.sync_now().await;
+    sim.remove_field("Account", "Subscription_Type__c").unwrap();
+    app.create_contact(json!({ "lastName": "Refused", "email": "refused@example.com" }))
+        .await;
+    sim.reject_next_records(&[refused]);
+    app.sync_now().await;
+    let open = "{ syncFailures(reason: INVALID_PARAMETER) { nodes { module } } }";
+    assert_eq!(
+        app.gql_ok(open, json!({})).await["syncFailures"]["nodes"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+
+    app.gql_ok(
+        "mutation { retrySyncFailures(reason: INVALID_PARAMETER) }",
+        json!({}),
+    )
+    .await;
+    assert!(
+        sim.records("Contact")
+            .iter()
+            .any(|c| c["LastName"] == "Refused"),
+        "the contact went"
+    );
+    assert_eq!(
+        app.gql_ok(open, json!({})).await["syncFailures"]["nodes"],
+        json!([{ "module": "ACCOUNTS" }]),
+        "the account waits for its field"
+    );
+}
+
 /// The desk contact with this last name, and its panel's Salesforce id.
 async fn linked_id(app: &TestApp, last_name: &str) -> Option<String> {
     let data = app
