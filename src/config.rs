@@ -192,21 +192,59 @@ fn origins_refused(origins: &[String]) -> Option<String> {
             .then(|| "`*` allows every origin: give it alone, or list the origins".to_owned());
     }
     origins.iter().find_map(|origin| {
-        let host = origin
-            .strip_prefix("https://")
-            .or_else(|| origin.strip_prefix("http://"));
-        let well_formed = host.is_some_and(|host| {
-            !host.is_empty()
-                && host.chars().all(|c| {
-                    c.is_ascii_lowercase() || c.is_ascii_digit() || "-.:[]".contains(c)
-                })
-        });
-        (!well_formed).then(|| {
+        (!is_origin(origin)).then(|| {
             format!(
-                "{origin:?} is not an origin as a browser sends it: give the scheme (http or https), host and port only, in lower case, such as \"https://desk.example.com\""
+                "{origin:?} is not an origin as a browser sends it: give the scheme (http or https), host and port only (none for the scheme's own), in lower case, such as \"https://desk.example.com\""
             )
         })
     })
+}
+
+/// Whether `origin` is written as a browser sends it in `Origin`: `http` or `https`, a host
+/// in lower case (an IPv6 address in brackets, in its shortest form), and a port only when
+/// it is not the scheme's own.
+fn is_origin(origin: &str) -> bool {
+    let Some((scheme, rest)) = origin.split_once("://") else {
+        return false;
+    };
+    let own_port = match scheme {
+        "https" => "443",
+        "http" => "80",
+        _ => return false,
+    };
+    let (host_ok, port) = match rest.strip_prefix('[') {
+        Some(bracketed) => {
+            let Some((address, after)) = bracketed.split_once(']') else {
+                return false;
+            };
+            let shortest = address
+                .parse::<std::net::Ipv6Addr>()
+                .is_ok_and(|parsed| parsed.to_string() == address);
+            let port = match after {
+                "" => None,
+                after => match after.strip_prefix(':') {
+                    Some(port) => Some(port),
+                    None => return false,
+                },
+            };
+            (shortest, port)
+        }
+        None => {
+            let (host, port) = match rest.split_once(':') {
+                Some((host, port)) => (host, Some(port)),
+                None => (rest, None),
+            };
+            let named = !host.is_empty()
+                && host
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-.".contains(c));
+            (named, port)
+        }
+    };
+    let port_ok = port.is_none_or(|port| {
+        !port.starts_with('0') && port.parse::<u16>().is_ok_and(|n| n > 0) && port != own_port
+    });
+    host_ok && port_ok
 }
 
 impl Default for HttpSettings {
@@ -1126,7 +1164,11 @@ mod tests {
             &[][..],
             &["*"],
             &["https://desk.example.com", "http://localhost:3000"],
-            &["http://[::1]:8080", "https://127.0.0.1"],
+            &[
+                "http://[::1]:8080",
+                "https://127.0.0.1",
+                "https://[2001:db8::1]",
+            ],
         ] {
             assert_eq!(refused(good), None, "{good:?}");
         }
@@ -1139,6 +1181,16 @@ mod tests {
             "https://",
             "https://desk.example.com?x",
             " https://desk.example.com",
+            "https://a:b:c",
+            "https://[::1",
+            "https://[::1]x",
+            "https://[0:0::1]",
+            "https://desk.example.com:443",
+            "http://desk.example.com:80",
+            "https://desk.example.com:",
+            "https://desk.example.com:65536",
+            "https://desk.example.com:08080",
+            "https://bücher.example",
         ] {
             let why = refused(&[bad]).unwrap_or_default();
             assert!(

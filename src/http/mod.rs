@@ -69,12 +69,22 @@ pub fn routes(cfg: &mut web::ServiceConfig, allowed_origins: &[String]) {
 }
 
 /// Cross-origin calls from the pages of these origins (`*`: any), preflights answered: GET
-/// and POST, with the headers a GraphQL client sends. Credentials are a bearer token, never a
-/// cookie, so none are allowed to ride along.
+/// and POST, with the headers a GraphQL client sends and those the gateway reads (a request
+/// id to trace, how fresh an answer must be), and the pages may read the request id and a
+/// kept answer's age. Credentials are a bearer token, never a cookie, so none are allowed to
+/// ride along.
 fn cors(origins: &[String]) -> actix_cors::Cors {
     let cors = actix_cors::Cors::default()
         .allowed_methods(["GET", "POST"])
-        .allowed_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::ACCEPT])
+        .allowed_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::ACCEPT,
+            header::CACHE_CONTROL,
+            header::PRAGMA,
+            observe::REQUEST_ID,
+        ])
+        .expose_headers([header::AGE, observe::REQUEST_ID])
         .max_age(3600);
     if origins.iter().any(|origin| origin == "*") {
         cors.allow_any_origin().send_wildcard()

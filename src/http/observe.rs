@@ -12,7 +12,7 @@ use tracing::Instrument;
 
 use super::AppState;
 
-const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+pub(super) const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Takes the caller's `X-Request-Id` when it is short and printable, otherwise makes one.
 fn request_id(req: &ServiceRequest) -> HeaderValue {

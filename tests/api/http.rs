@@ -629,7 +629,7 @@ async fn preflight(app: &TestApp, origin: &str) -> reqwest::Response {
         .header("access-control-request-method", "POST")
         .header(
             "access-control-request-headers",
-            "authorization, content-type",
+            "authorization, content-type, cache-control, x-request-id",
         )
         .send()
         .await
@@ -666,10 +666,14 @@ async fn pages_of_an_allowed_origin_may_call_the_api_from_a_browser_and_others_m
         .to_str()
         .unwrap()
         .to_ascii_lowercase();
-    assert!(
-        asked.contains("authorization") && asked.contains("content-type"),
-        "{asked}"
-    );
+    for header in [
+        "authorization",
+        "content-type",
+        "cache-control",
+        "x-request-id",
+    ] {
+        assert!(asked.contains(header), "{header}: {asked}");
+    }
     assert!(
         headers.get("access-control-allow-credentials").is_none(),
         "a bearer token, not a cookie: {headers:?}"
@@ -679,6 +683,14 @@ async fn pages_of_an_allowed_origin_may_call_the_api_from_a_browser_and_others_m
     assert_eq!(answered.status(), 200);
     let headers = answered.headers();
     assert_eq!(headers["access-control-allow-origin"], desk, "{headers:?}");
+    let exposed = headers["access-control-expose-headers"]
+        .to_str()
+        .unwrap()
+        .to_ascii_lowercase();
+    assert!(
+        exposed.contains("x-request-id") && exposed.contains("age"),
+        "a page may read them: {exposed}"
+    );
     let vary = headers["vary"].to_str().unwrap();
     assert!(
         vary.contains("Accept, Authorization") && vary.contains("Origin"),
