@@ -1477,6 +1477,15 @@ async fn account_type_mapped_to_subscription(app: &TestApp) -> Vec<Value> {
     maps
 }
 
+/// A started sync whose accounts' type goes to `Subscription_Type__c`.
+async fn started_with_account_type_mapped_to_subscription() -> (TestApp, SimHandle) {
+    let (app, sim) = started(|_| {}).await;
+    let maps = account_type_mapped_to_subscription(&app).await;
+    app.gql_ok(UPDATE, json!({ "m": "ACCOUNTS", "maps": maps }))
+        .await;
+    (app, sim)
+}
+
 #[tokio::test]
 async fn a_field_created_in_salesforce_after_connecting_can_be_mapped() {
     let app = spawn_app().await;
@@ -1507,10 +1516,7 @@ async fn a_field_created_in_salesforce_after_connecting_can_be_mapped() {
 
 #[tokio::test]
 async fn a_mapped_field_the_org_stops_showing_stops_its_module_and_is_named_until_it_is_back() {
-    let (app, sim) = started(|_| {}).await;
-    let maps = account_type_mapped_to_subscription(&app).await;
-    app.gql_ok(UPDATE, json!({ "m": "ACCOUNTS", "maps": maps }))
-        .await;
+    let (app, sim) = started_with_account_type_mapped_to_subscription().await;
     let steady = sim
         .insert(
             "Account",
@@ -1586,10 +1592,7 @@ async fn a_mapped_field_the_org_stops_showing_stops_its_module_and_is_named_unti
 
 #[tokio::test]
 async fn a_retry_retries_the_modules_still_syncing_and_leaves_a_stopped_ones_failures_open() {
-    let (app, sim) = started(|_| {}).await;
-    let maps = account_type_mapped_to_subscription(&app).await;
-    app.gql_ok(UPDATE, json!({ "m": "ACCOUNTS", "maps": maps }))
-        .await;
+    let (app, sim) = started_with_account_type_mapped_to_subscription().await;
     app.sync_now().await;
     let refused = ("INVALID_EMAIL_ADDRESS", "Email: invalid email address");
     app.create_account("Refused Co").await;

@@ -800,11 +800,7 @@ async fn sync_once_paused_midway_says_what_it_sent_before_it_stopped() {
     );
     assert_eq!(paused["pauseSync"]["status"], "PAUSED");
     let output = run.await.unwrap().unwrap();
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr),
-    );
-    assert!(!output.status.success(), "{stdout}{stderr}");
+    let (stdout, stderr) = failed(&output);
     assert!(
         stdout.contains("desk → Salesforce: 1 added, 0 updated, 0 failed"),
         "{stdout}"
@@ -827,11 +823,7 @@ async fn sync_once_failing_midway_says_what_it_sent_before_it_failed() {
         .expect("it ends")
         .unwrap()
         .unwrap();
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr),
-    );
-    assert!(!output.status.success(), "{stdout}{stderr}");
+    let (stdout, stderr) = failed(&output);
     assert!(
         stdout.contains("desk → Salesforce: 1 added, 0 updated, 0 failed"),
         "{stdout}{stderr}"
@@ -902,6 +894,16 @@ async fn a_round_told_to_stop_while_it_waits_for_another_ends_at_once_and_keeps_
     drop(running);
 }
 
+/// What a `tandem sync --once` that exited non-zero wrote: its stdout and its stderr.
+fn failed(output: &std::process::Output) -> (String, String) {
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    );
+    assert!(!output.status.success(), "{stdout}{stderr}");
+    (stdout, stderr)
+}
+
 #[tokio::test]
 async fn sync_once_leaving_records_in_the_failure_log_exits_non_zero() {
     let (app, sim) = started(|_| {}).await;
@@ -912,11 +914,7 @@ async fn sync_once_leaving_records_in_the_failure_log_exits_non_zero() {
         "Every contact needs a title",
     )]);
     let output = app.tandem(&["sync", "--once"]).output().await.unwrap();
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr),
-    );
-    assert!(!output.status.success(), "{stdout}{stderr}");
+    let (stdout, stderr) = failed(&output);
     assert!(
         stdout.contains("desk → Salesforce: 0 added, 0 updated, 1 failed"),
         "{stdout}"
@@ -935,11 +933,7 @@ async fn sync_once_with_a_module_stopped_says_which_and_exits_non_zero() {
     )
     .unwrap();
     let output = app.tandem(&["sync", "--once"]).output().await.unwrap();
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr),
-    );
-    assert!(!output.status.success(), "{stdout}{stderr}");
+    let (stdout, stderr) = failed(&output);
     assert!(
         stdout.contains("Salesforce → desk: 1 added, 0 updated, 0 failed"),
         "the contact came: {stdout}"
