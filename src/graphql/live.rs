@@ -1,11 +1,12 @@
 //! Opportunities, notes, events and tasks, read live from Salesforce for the panels: one SOQL
 //! query per kind per request, whatever the number of panels, sent five to a composite call,
 //! behind a short cache kept per profile. Enhanced notes take one more query, for the notes
-//! their links name, and a note's whole content one call of its own, asked for only by a
-//! reader who opens it. When Salesforce cannot answer, what the cache holds is served marked
+//! their links name, events and tasks one more, for which of the opportunities they are
+//! related to are private, and a note's whole content one call of its own, asked for only by
+//! a reader who opens it. When Salesforce cannot answer, what the cache holds is served marked
 //! stale.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -117,8 +118,9 @@ impl Live {
                     "Owner.Name",
                     "WhoId",
                     "WhatId",
+                    "AccountId",
                 ],
-                &["WhoId", "WhatId"],
+                &["WhoId", "AccountId"],
             ),
             Live::Tasks => (
                 "Task",
@@ -132,8 +134,9 @@ impl Live {
                     "Owner.Name",
                     "WhoId",
                     "WhatId",
+                    "AccountId",
                 ],
-                &["WhoId", "WhatId"],
+                &["WhoId", "AccountId"],
             ),
             // Not a query: the blob of each note named (see `note_content`).
             Live::NoteContent => ("ContentNote", &["Id", "Content"], &["Id"]),
@@ -218,6 +221,19 @@ impl Live {
             Live::AccountOpportunities | Live::Notes | Live::Events => Some("IsPrivate"),
             Live::ContentNotes | Live::Tasks | Live::NoteContent => None,
         }
+    }
+
+    /// Whether a kind's records may be related to an opportunity (`WhatId`): a task or event
+    /// on one Salesforce keeps private to its owner is kept to them too, whoever else it
+    /// names, and is left out of every list.
+    fn names_opportunities(self) -> bool {
+        matches!(self, Live::Events | Live::Tasks)
+    }
+
+    /// Whether a kind's answers ask more (the notes links name, which opportunities are
+    /// private): its queries go first, so that what they ask joins the rest's.
+    fn reads_on(self) -> bool {
+        self == Live::ContentNotes || self.names_opportunities()
     }
 
     /// The rows a kind's lists read: Salesforce archives activities closed more than a year
@@ -958,7 +974,8 @@ async fn read(
 
 /// Each list kind's records, one SOQL query per kind (per 200 parents), sent five to a call.
 /// The links of enhanced notes go first, and the notes they name join the queue behind the
-/// rest: six kinds and their notes are two calls. A query refused for naming an optional
+/// rest: six kinds and their notes are two calls. So do events and tasks, and the question
+/// which opportunities they are related to are private (those activities are left out). A query refused for naming an optional
 /// field the org hides from the integration user is asked again without it, and the lists
 /// of that org go without it from then on (`LiveCache::hide`).
 async fn lists(
@@ -970,6 +987,10 @@ async fn lists(
     // Of enhanced notes, by kind: the links read, and the notes they name.
     let mut links: HashMap<usize, Vec<Record>> = HashMap::new();
     let mut notes: HashMap<String, Record> = HashMap::new();
+    // Of events and tasks, by kind: the opportunities they are related to, asked about; and
+    // of all those, the private ones.
+    let mut related: HashMap<usize, HashSet<String>> = HashMap::new();
+    let mut private: HashSet<String> = HashSet::new();
     let mut queue: VecDeque<Asked> = VecDeque::new();
     let ask = |queue: &mut VecDeque<Asked>,
                results: &mut [Result<Vec<Record>, Unread>],
@@ -989,7 +1010,7 @@ async fn lists(
     let mut order: Vec<usize> = (0..wanted.len())
         .filter(|&i| wanted[i].0 != Live::NoteContent)
         .collect();
-    order.sort_by_key(|&i| wanted[i].0 != Live::ContentNotes);
+    order.sort_by_key(|&i| !wanted[i].0.reads_on());
     for i in order {
         for chunk in wanted[i].1.chunks(IDS_PER_QUERY) {
             ask(&mut queue, results, (i, Step::List(chunk.to_vec())));
@@ -1012,7 +1033,7 @@ async fn lists(
             .map(|chunk| {
                 chunk
                     .iter()
-                    .map(|a| (wanted[a.i].0.rows(), a.soql.as_str()))
+                    .map(|a| (a.step.rows(wanted[a.i].0), a.soql.as_str()))
                     .collect()
             })
             .collect();
@@ -1033,11 +1054,28 @@ async fn lists(
             if results[i].is_err() {
                 continue;
             }
+            if let (Ok(page), Step::List(_) | Step::Parent(_) | Step::Group(..)) = (&answer, &step)
+                && kind.names_opportunities()
+            {
+                // Each asked about once (a list a kind's records are read again for names
+                // them again), and by each kind itself: a kind's list is shown only when
+                // every answer about its opportunities came.
+                let asked = related.entry(i).or_default();
+                let new: Vec<String> = opportunities_of(page)
+                    .filter(|id| asked.insert(id.clone()))
+                    .collect();
+                for ids in new.chunks(IDS_PER_QUERY) {
+                    ask(&mut queue, results, (i, Step::Private(ids.to_vec())));
+                }
+            }
             match (answer, step) {
                 // An org without enhanced notes (or a user who may not read them) has no
                 // such object: there are none to show.
                 (Err(e), Step::List(_))
                     if kind == Live::ContentNotes && e.code() == Some("INVALID_TYPE") => {}
+                // Not knowing which opportunities are private, the list is not shown (as
+                // when the integration user may not read a private flag).
+                (Err(e), Step::Private(_)) => results[i] = Err(Unread::of(&e)),
                 (Err(e), step) => match kind.hidden_by(&e, &without) {
                     Some(field) => {
                         if cache.hidden(reader, kind).is_empty() {
@@ -1058,6 +1096,13 @@ async fn lists(
                         ask(&mut queue, results, (i, Step::Notes(ids.to_vec())));
                     }
                     links.entry(i).or_default().extend(page);
+                }
+                (Ok(page), Step::Private(_)) => {
+                    private.extend(
+                        page.iter()
+                            .filter_map(|o| o.get("Id").and_then(Value::as_str))
+                            .map(str::to_owned),
+                    );
                 }
                 (Ok(page), Step::Notes(_)) => {
                     for note in page {
@@ -1117,6 +1162,14 @@ async fn lists(
     for (i, links) in links {
         if let Ok(records) = &mut results[i] {
             records.extend(noted(&links, &notes));
+        }
+    }
+    for i in related.into_keys() {
+        if let Ok(records) = &mut results[i] {
+            records.retain(|record| {
+                let what = record.get("WhatId").and_then(Value::as_str);
+                !what.is_some_and(|id| private.contains(id))
+            });
         }
     }
 }
@@ -1280,6 +1333,8 @@ enum Step {
     Group(String, Option<bool>),
     /// These enhanced notes, named by links read.
     Notes(Vec<String>),
+    /// Which of these opportunities, that events or tasks read are related to, are private.
+    Private(Vec<String>),
 }
 
 impl Step {
@@ -1294,9 +1349,41 @@ impl Step {
                 kind.soql(one(parent), kind.rows_alone(true), *group, hidden)
             }
             Step::Notes(ids) => note_query(ids),
+            Step::Private(ids) => Ok(Select::new("Opportunity", &["Id"])?
+                .filter(Condition::in_list(
+                    &Ident::parse("Id")?,
+                    ids.iter().map(|i| Literal::Text(i.clone())),
+                ))
+                .filter(Condition::eq(
+                    &Ident::parse("IsPrivate")?,
+                    Literal::Bool(true),
+                ))
+                .build()),
+        }
+    }
+
+    /// The rows this step reads: a kind's own, for its lists (archived activities too); the
+    /// live records, for what its lists name.
+    fn rows(&self, kind: Live) -> Rows {
+        match self {
+            Step::Notes(_) | Step::Private(_) => Rows::Live,
+            Step::List(_) | Step::Parent(_) | Step::Group(..) => kind.rows(),
         }
     }
 }
+
+/// The opportunities a page of events or tasks is related to (by `WhatId`), each once.
+fn opportunities_of(page: &[Record]) -> impl Iterator<Item = String> {
+    let ids: std::collections::BTreeSet<&str> = page
+        .iter()
+        .filter_map(|record| record.get("WhatId")?.as_str())
+        .filter(|id| SalesforceId::parse(id).is_ok_and(|id| id.key_prefix() == OPPORTUNITY))
+        .collect();
+    ids.into_iter().map(str::to_owned)
+}
+
+/// The key prefix of opportunity ids.
+const OPPORTUNITY: &str = "006";
 
 /// The enhanced notes a page of ContentDocumentLinks names, each once.
 fn linked_notes(links: &[Record]) -> Vec<String> {
@@ -1464,7 +1551,7 @@ impl LiveLoader {
     }
 }
 
-/// Each parent's records. An event or task names two parents (`WhoId`, `WhatId`), so with
+/// Each parent's records. An event or task names two parents (`WhoId`, `AccountId`), so with
 /// the parents asked in several queries it may come back from two of them: it is listed once
 /// for each. (An enhanced note comes once for each record it is linked to.) A contact with
 /// several roles in one opportunity has it listed once, with all its roles.
@@ -1733,7 +1820,7 @@ mod tests {
     #[test]
     fn an_activity_read_back_by_both_its_parents_queries_is_listed_once_for_each() {
         let record = |id: &str, who: &str, what: &str| -> Record {
-            serde_json::from_value(serde_json::json!({ "Id": id, "WhoId": who, "WhatId": what }))
+            serde_json::from_value(serde_json::json!({ "Id": id, "WhoId": who, "AccountId": what }))
                 .unwrap()
         };
         let parents = vec!["003C".to_owned(), "001A".to_owned()];

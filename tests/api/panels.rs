@@ -548,6 +548,58 @@ async fn a_contact_panel_lists_its_opportunities_notes_events_and_tasks() {
 }
 
 #[tokio::test]
+async fn an_account_panel_shows_the_activities_of_its_contacts_and_opportunities_too() {
+    let (app, sim, _) = with_activity(|_| {}).await;
+    let renewal = sim
+        .records("Opportunity")
+        .into_iter()
+        .find(|o| o["Name"] == "Renewal")
+        .unwrap()["Id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    sim.insert(
+        "Task",
+        json!({ "Subject": "Price the renewal", "Status": "Not Started", "ActivityDate": "2026-12-04", "WhatId": renewal }),
+    )
+    .unwrap();
+    // Another account's contact's meeting stays off this account's panel.
+    let other = sim
+        .insert("Account", json!({ "Name": "Other Corp" }))
+        .unwrap();
+    let stranger = sim
+        .insert(
+            "Contact",
+            json!({ "LastName": "Stranger", "AccountId": other }),
+        )
+        .unwrap();
+    sim.insert(
+        "Event",
+        json!({ "Subject": "Someone else's lunch", "StartDateTime": "2026-12-02T12:00:00.000+0000", "EndDateTime": "2026-12-02T13:00:00.000+0000", "WhoId": stranger }),
+    )
+    .unwrap();
+    let shown = app
+        .gql_ok(
+            "{ contacts(first: 5) { nodes { salesforce { account { events { subject } tasks { subject } } } } } }",
+            json!({}),
+        )
+        .await;
+    let account = &shown["contacts"]["nodes"][0]["salesforce"]["account"];
+    // As Salesforce's own account page lists them: logged against the account, one of its
+    // opportunities, or one of its contacts.
+    assert_eq!(
+        account["events"],
+        json!([{ "subject": "Quarterly review" }]),
+        "{shown}"
+    );
+    assert_eq!(
+        account["tasks"],
+        json!([{ "subject": "Send the quote" }, { "subject": "Price the renewal" }]),
+        "{shown}"
+    );
+}
+
+#[tokio::test]
 async fn a_meeting_with_invitees_shows_once() {
     let (app, sim, _) = with_activity(|_| {}).await;
     let meeting = sim
@@ -649,6 +701,17 @@ async fn what_salesforce_keeps_private_to_its_owner_is_shown_to_no_profile() {
         json!({ "Subject": "Dentist", "StartDateTime": "2026-12-02T10:00:00.000+0000", "EndDateTime": "2026-12-02T11:00:00.000+0000", "WhoId": contact, "IsPrivate": true }),
     )
     .unwrap();
+    // A private opportunity's activities are its owner's too, though they name the contact.
+    sim.insert(
+        "Event",
+        json!({ "Subject": "Merger talks", "StartDateTime": "2026-12-03T10:00:00.000+0000", "EndDateTime": "2026-12-03T11:00:00.000+0000", "WhoId": contact, "WhatId": deal }),
+    )
+    .unwrap();
+    sim.insert(
+        "Task",
+        json!({ "Subject": "Draft the merger terms", "Status": "Not Started", "ActivityDate": "2026-12-06", "WhoId": contact, "WhatId": deal }),
+    )
+    .unwrap();
     // An enhanced note "Private on Records".
     let note = sim
         .insert(
@@ -662,8 +725,9 @@ async fn what_salesforce_keeps_private_to_its_owner_is_shown_to_no_profile() {
     )
     .unwrap();
     let query = "{ contacts(first: 5) { nodes { salesforce {
-        opportunities(status: ALL) { name } notes { title } events { subject }
-        account { opportunities(status: ALL) { name } notes { title } } } } } }";
+        opportunities(status: ALL) { name } notes { title } events { subject } tasks { subject }
+        account { opportunities(status: ALL) { name } notes { title } events { subject }
+        tasks { subject } } } } } }";
     for profile in ["Administrator", "Agent"] {
         let body = app.gql_as(profile, query, json!({})).await;
         assert!(body.get("errors").is_none(), "{body}");
@@ -686,15 +750,22 @@ async fn what_salesforce_keeps_private_to_its_owner_is_shown_to_no_profile() {
             "{profile}"
         );
         assert_eq!(
-            names(&panel["events"], "subject"),
-            ["Quarterly review"],
-            "{profile}"
-        );
-        assert_eq!(
             names(&panel["account"]["opportunities"], "name"),
             ["Pilot", "Renewal"],
             "{profile}"
         );
+        for panel in [panel, &panel["account"]] {
+            assert_eq!(
+                names(&panel["events"], "subject"),
+                ["Quarterly review"],
+                "{profile}"
+            );
+            assert_eq!(
+                names(&panel["tasks"], "subject"),
+                ["Send the quote"],
+                "{profile}"
+            );
+        }
     }
 }
 
@@ -852,6 +923,25 @@ async fn fifty_tickets_with_every_contact_and_account_panel_cost_two_calls_cold_
         )
         .await;
     }
+    // Activities related to opportunities, each asked about: still no more calls.
+    for (subject, opportunity) in [("Price the renewal", "Renewal"), ("Pilot review", "Pilot")] {
+        let opportunity = sim
+            .records("Opportunity")
+            .into_iter()
+            .find(|o| o["Name"] == opportunity)
+            .unwrap()["Id"]
+            .clone();
+        sim.insert(
+            "Task",
+            json!({ "Subject": subject, "Status": "Not Started", "ActivityDate": "2026-12-04", "WhatId": opportunity }),
+        )
+        .unwrap();
+        sim.insert(
+            "Event",
+            json!({ "Subject": subject, "StartDateTime": "2026-12-04T10:00:00.000+0000", "EndDateTime": "2026-12-04T11:00:00.000+0000", "WhatId": opportunity }),
+        )
+        .unwrap();
+    }
     let lists = "opportunities { name } notes { title } events { subject } tasks { subject }";
     let query = format!(
         "{{ tickets(first: 50) {{ nodes {{ contact {{ salesforce {{ fetchedAt stale {lists} }} }} account {{ salesforce {{ {lists} }} }} }} }} }}"
@@ -882,11 +972,18 @@ async fn fifty_tickets_with_every_contact_and_account_panel_cost_two_calls_cold_
             .any(|n| n["account"]["salesforce"]["notes"][0]["title"] == "Kickoff"),
         "an enhanced note shows on each record it is linked to: {cold}"
     );
+    assert!(
+        nodes.iter().any(|n| n["account"]["salesforce"]["tasks"]
+            .as_array()
+            .is_some_and(|tasks| tasks.iter().any(|t| t["subject"] == "Price the renewal"))),
+        "an account lists its opportunities' tasks: {cold}"
+    );
     let cold_calls = api_calls(&sim) - before;
     assert_eq!(
         cold_calls, 2,
         "one query per kind for all hundred panels, five to a composite call: the links of \
-         enhanced notes in the first, the notes they name in the second with the rest"
+         enhanced notes and the activities in the first, the notes and opportunities they \
+         name in the second with the rest"
     );
 
     let before = api_calls(&sim);

@@ -448,6 +448,8 @@ pub fn all() -> Vec<SObject> {
                     &["Account", "Opportunity"],
                     "What",
                 ),
+                // Derived: the account of what it is related to, else of its contact.
+                reference("AccountId", "Account ID", &["Account"], "Account").read_only(),
                 f("Description", "Description", Kind::Textarea, 32000),
                 f("IsClosed", "Closed", Kind::Boolean, 0).read_only(),
                 f("IsArchived", "Archived", Kind::Boolean, 0).read_only(),
@@ -478,6 +480,7 @@ pub fn all() -> Vec<SObject> {
                     &["Account", "Opportunity"],
                     "What",
                 ),
+                reference("AccountId", "Account ID", &["Account"], "Account").read_only(),
                 f("Description", "Description", Kind::Textarea, 32000),
                 f("IsArchived", "Archived", Kind::Boolean, 0).read_only(),
                 // An invitee's copy of an event on their own calendar (`SimHandle::invite`).

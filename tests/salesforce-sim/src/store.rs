@@ -265,6 +265,9 @@ impl Store {
                     Store::id_of(obj, row)
                 )))
             }
+            ("Task" | "Event", "AccountId") => {
+                Cow::Owned(self.activity_account(&text("WhatId"), &text("WhoId")))
+            }
             ("Task", "IsClosed") => {
                 Cow::Owned(Value::Bool(text("Status").as_str() == Some("Completed")))
             }
@@ -294,6 +297,31 @@ impl Store {
                 None => Cow::Owned(Value::Null),
             },
         }
+    }
+
+    /// The account an activity comes under, as Salesforce derives it: the account it is
+    /// related to, or that opportunity's; else, its contact's; else none.
+    fn activity_account(&self, what: &Value, who: &Value) -> Value {
+        let account_of = |named: &Value, objects: &[&str]| {
+            let Value::Ref(obj, counter) = named else {
+                return None;
+            };
+            let object = Schema::get().object(usize::from(*obj));
+            if !objects.contains(&object.name) {
+                return None;
+            }
+            if object.name == "Account" {
+                return Some(named.clone());
+            }
+            let field = object.field_index("AccountId")?;
+            Some(
+                self.value(usize::from(*obj), *counter as usize - 1, field)
+                    .into_owned(),
+            )
+        };
+        account_of(what, &["Account", "Opportunity"])
+            .or_else(|| account_of(who, &["Contact"]))
+            .unwrap_or(Value::Null)
     }
 
     fn integration_user(&self) -> Value {
