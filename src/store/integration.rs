@@ -218,8 +218,20 @@ impl Store {
         } else {
             model.insert(&*txn).await?
         };
-        txn.commit_publishing(self, vec![status_event(&model)?])
-            .await?;
+        let mut events = Vec::new();
+        if other_org {
+            // The former connection ended, as a deleted one does: a dashboard keeping the
+            // open failures from the stream lets them go on it, live or replaying.
+            events.push(SyncEventKind::Status {
+                status: IntegrationStatus::NotConnected,
+                reason: Some(
+                    "connected to another Salesforce org; the former org's failures are forgotten"
+                        .into(),
+                ),
+            });
+        }
+        events.push(status_event(&model)?);
+        txn.commit_publishing(self, events).await?;
         Ok(model)
     }
 

@@ -182,6 +182,55 @@ async fn a_deleted_integration_replays_none_of_its_failures() {
 }
 
 #[tokio::test]
+async fn connecting_another_org_ends_the_former_connection_and_its_failures_on_the_stream() {
+    let (app, sim) = synced().await;
+    let before = logged_ids(&app).await.last().unwrap().clone();
+    app.create_contact(json!({ "lastName": "Refused" })).await;
+    sim.reject_next_records(&[("STRING_TOO_LONG", "Title: data value too large")]);
+    app.sync_now().await;
+    let mut live = following(&app).await;
+
+    let other = salesforce_sim::start(salesforce_sim::SimConfig {
+        seed: 2,
+        ..salesforce_sim::SimConfig::default()
+    })
+    .await;
+    let switched = crate::integration::connect(&app, &other, "tandem").await;
+    assert!(switched.get("errors").is_none(), "{switched}");
+    let failures = app
+        .gql_ok("{ syncFailures { totalCount } }", json!({}))
+        .await;
+    assert_eq!(failures["syncFailures"]["totalCount"], 0, "forgotten");
+
+    // A dashboard that kept the open failure from the stream is told it is gone, live and
+    // replaying alike, as when an integration is deleted.
+    let ended = next_event(&mut live).await;
+    assert_eq!(ended["status"], "NOT_CONNECTED", "{ended}");
+    assert!(
+        ended["statusReason"]
+            .as_str()
+            .is_some_and(|r| r.contains("another Salesforce org")),
+        "{ended}"
+    );
+    let now = next_event(&mut live).await;
+    assert_eq!(now["kind"], "STATUS");
+    assert_ne!(now["status"], "NOT_CONNECTED", "{now}");
+    let mut replay = subscribe(&app, "Administrator", json!({ "after": before })).await;
+    let mut kinds = Vec::new();
+    loop {
+        let event = next_event(&mut replay).await;
+        if event["status"] == "NOT_CONNECTED" {
+            break;
+        }
+        kinds.push(event["kind"].as_str().unwrap().to_owned());
+    }
+    assert!(
+        !kinds.contains(&"FAILURE".to_owned()),
+        "the former org's failures went with it: {kinds:?}"
+    );
+}
+
+#[tokio::test]
 async fn an_event_read_live_and_replayed_says_the_same_time() {
     let (app, _sim) = synced().await;
     let mut live = following(&app).await;
