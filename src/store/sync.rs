@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use entity::{
     account, contact, integration, outbox, pending_create, record_link, sync_cursor, sync_failure,
     sync_history,
@@ -431,7 +431,8 @@ async fn resolve_failures(
     if open.is_empty() {
         return Ok(Vec::new());
     }
-    let now = Utc::now();
+    // As stored (PostgreSQL keeps microseconds): the events say what the log reads.
+    let now = Utc::now().trunc_subsecs(6);
     let ids: Vec<i64> = open.iter().map(|f| f.id).collect();
     for part in ids.chunks(BIND_PART) {
         sync_failure::Entity::update_many()

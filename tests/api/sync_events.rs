@@ -8,7 +8,7 @@ use crate::helpers::TestApp;
 use crate::integration::started;
 use crate::ws::{LEGACY, TRANSPORT, Ws};
 
-const EVENTS: &str = "subscription($after: ID, $modules: [SyncModule!], $kinds: [SyncEventType!]) { syncEvents(afterId: $after, modules: $modules, kinds: $kinds) { id at kind module status statusReason history { direction module added } failure { reason } } }";
+const EVENTS: &str = "subscription($after: ID, $modules: [SyncModule!], $kinds: [SyncEventType!]) { syncEvents(afterId: $after, modules: $modules, kinds: $kinds) { id at kind module status statusReason history { direction module added } failure { reason resolvedAt } } }";
 
 /// A connected, synced desk: the log holds the connect, one contact history entry and one
 /// account history entry.
@@ -227,6 +227,37 @@ async fn connecting_another_org_ends_the_former_connection_and_its_failures_on_t
     assert!(
         !kinds.contains(&"FAILURE".to_owned()),
         "the former org's failures went with it: {kinds:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_resolved_failure_says_when_as_the_failure_log_does() {
+    let (app, sim) = synced().await;
+    app.create_contact(json!({ "lastName": "Refused" })).await;
+    sim.reject_next_records(&[("STRING_TOO_LONG", "Title: data value too large")]);
+    app.sync_now().await;
+    let newest = logged_ids(&app).await.last().unwrap().clone();
+    let mut ws = subscribe(
+        &app,
+        "Administrator",
+        json!({ "after": newest, "kinds": ["FAILURE"] }),
+    )
+    .await;
+    let failures = "{ syncFailures(includeResolved: true) { nodes { id resolvedAt } } }";
+    let id = app.gql_ok(failures, json!({})).await["syncFailures"]["nodes"][0]["id"].clone();
+    app.gql_ok(
+        "mutation($id: ID!) { retrySyncFailure(id: $id) { id } }",
+        json!({ "id": id }),
+    )
+    .await;
+    app.sync_now().await;
+    let logged = app.gql_ok(failures, json!({})).await;
+    let resolved = &logged["syncFailures"]["nodes"][0]["resolvedAt"];
+    assert!(resolved.is_string(), "{logged}");
+    // To the digit the database keeps (PostgreSQL, microseconds).
+    assert_eq!(
+        next_event(&mut ws).await["failure"]["resolvedAt"],
+        *resolved
     );
 }
 
