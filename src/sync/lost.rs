@@ -210,16 +210,18 @@ impl SyncEngine {
 /// signed-in user since it was sent (less the clock's skew), holding every value it sent,
 /// paired in the order they were sent as [`SyncEngine::find_lost_creates`] pairs them. A
 /// create Salesforce commits after the round looked for it comes to the pull first.
-pub(super) async fn made_by_creates_in_doubt(
-    round: &Round,
+///
+/// Called inside the pull's batch, it asks Salesforce nothing: the signed-in `user` was
+/// read before the batch, for a sign-in that call may need saves a rotated token through the
+/// desk's writer, which the batch holds.
+pub(super) fn made_by_creates_in_doubt(
+    user: Option<&str>,
     pending: &[entity::pending_create::Model],
     incoming: &[Incoming],
     creates: &[usize],
-) -> Result<Vec<(usize, i64)>, SyncError> {
-    let identity = round.client.identity_url().await?;
-    let user = identity.as_deref().and_then(user_of);
+) -> Vec<(usize, i64)> {
     let Some(first) = pending.iter().map(|p| p.sent_at).min() else {
-        return Ok(Vec::new());
+        return Vec::new();
     };
     let since = first - CLOCK_SKEW;
     let candidates: Vec<(usize, &Incoming)> = creates
@@ -254,10 +256,10 @@ pub(super) async fn made_by_creates_in_doubt(
         .collect();
     // Exactly only: linked here at what Salesforce holds, a record taken as saved would have
     // the desk's queued values sent back over what the org's automation saved.
-    Ok(pair(&sent, &read, false)
+    pair(&sent, &read, false)
         .into_iter()
         .map(|(note, at)| (candidates[at].0, sent[note].0))
-        .collect())
+        .collect()
 }
 
 /// A record a create in doubt may have made: the desk record it names, if any, and every

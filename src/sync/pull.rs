@@ -1335,10 +1335,12 @@ impl SyncEngine {
                 .filter(|p| !made.iter().any(|(_, desk_id)| *desk_id == p.desk_id))
                 .collect();
             if !creates.is_empty() && !unanswered.is_empty() {
-                made.extend(
-                    super::lost::made_by_creates_in_doubt(round, &unanswered, &incoming, &creates)
-                        .await?,
-                );
+                made.extend(super::lost::made_by_creates_in_doubt(
+                    user,
+                    &unanswered,
+                    &incoming,
+                    &creates,
+                ));
             }
             let desk_ids: Vec<i64> = made.iter().map(|(_, desk_id)| *desk_id).collect();
             let linked = batch.salesforce_ids_by_desk(module, &desk_ids).await?;
