@@ -161,6 +161,13 @@ impl Total {
     /// How many the list holds in all, on every page: what "1–20 of 523" shows. Counted
     /// when asked for, so a list paged through as records change may hold more or fewer.
     async fn total_count(&self, ctx: &async_graphql::Context<'_>) -> ApiResult<i64> {
+        self.count(ctx).await
+    }
+}
+
+impl Total {
+    /// [`Total::total_count`], for the lists that say more of themselves.
+    pub(crate) async fn count(&self, ctx: &async_graphql::Context<'_>) -> ApiResult<i64> {
         let store = ctx.store();
         let counted = match self {
             Self::Contacts(filter) => store.count_contacts(filter).await?,

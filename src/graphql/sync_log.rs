@@ -7,7 +7,7 @@ use entity::{sync_failure, sync_history};
 
 use super::desk::{Account, Contact, load_account};
 use super::integration::SyncModule;
-use super::paging::{IdCursor, List, Listed, Total, connection_complexity, page_request, parse_id};
+use super::paging::{IdCursor, List, Total, connection_complexity, page_request, parse_id};
 use super::{ApiError, ApiResult, Code, ContextExt};
 use crate::domain::{AccountId, ContactId, Direction, SyncType};
 use crate::store::{FailureFilter, HistoryFilter, Page};
@@ -161,11 +161,38 @@ impl TryFrom<sync_failure::Model> for SyncFailure {
     }
 }
 
-fn connection<M, N>(page: Page<M>, total: Total, id: fn(&M) -> i64) -> ApiResult<Listed<N>>
+/// A page of the sync history or the failure log.
+pub type Logged<N> = Connection<IdCursor, N, LogTotal>;
+
+/// What a list of the sync log holds in all, and where in the event log it was read.
+pub struct LogTotal {
+    total: Total,
+    last_event: i64,
+}
+
+#[Object]
+impl LogTotal {
+    /// How many the list holds in all, on every page: what "1–20 of 523" shows. Counted
+    /// when asked for, so a list paged through as records change may hold more or fewer.
+    async fn total_count(&self, ctx: &Context<'_>) -> ApiResult<i64> {
+        self.total.count(ctx).await
+    }
+
+    /// The id of the newest sync event logged before this list was read ("0" when none):
+    /// `syncEvents(afterId:)` given it follows on from this page with no gap. An event after
+    /// it may repeat what the page already shows; none it does not show is before. Read
+    /// beside `integration` (fields of one query are read side by side), a dashboard follows
+    /// on from the least of their ids.
+    async fn last_event_id(&self) -> ID {
+        ID(self.last_event.to_string())
+    }
+}
+
+fn connection<M, N>(page: Page<M>, total: LogTotal, id: fn(&M) -> i64) -> ApiResult<Logged<N>>
 where
     N: TryFrom<M, Error = ApiError> + async_graphql::OutputType,
 {
-    let list = total.list();
+    let list = total.total.list();
     let mut conn = Connection::with_additional_fields(page.has_previous, page.has_next, total);
     for model in page.items {
         let cursor = IdCursor(list, id(&model));
@@ -189,8 +216,9 @@ impl SyncLogQuery {
         since: Option<DateTime<Utc>>,
         module: Option<SyncModule>,
         direction: Option<SyncDirection>,
-    ) -> ApiResult<Option<Listed<SyncHistoryEntry>>> {
+    ) -> ApiResult<Option<Logged<SyncHistoryEntry>>> {
         ctx.admin()?;
+        let last_event = ctx.store().logged_sync_event_id().await?;
         let filter = HistoryFilter {
             since,
             module: module.map(Into::into),
@@ -203,7 +231,11 @@ impl SyncLogQuery {
                 page_request(ctx.page_sizes(), List::History, first, after)?,
             )
             .await?;
-        connection(page, Total::History(filter), |m| m.id).map(Some)
+        let total = LogTotal {
+            total: Total::History(filter),
+            last_event,
+        };
+        connection(page, total, |m| m.id).map(Some)
     }
 
     /// Records that did not sync, the one that first failed last first (a record failing
@@ -217,8 +249,9 @@ impl SyncLogQuery {
         reason: Option<FailureReason>,
         module: Option<SyncModule>,
         #[graphql(default)] include_resolved: bool,
-    ) -> ApiResult<Option<Listed<SyncFailure>>> {
+    ) -> ApiResult<Option<Logged<SyncFailure>>> {
         ctx.admin()?;
+        let last_event = ctx.store().logged_sync_event_id().await?;
         let filter = FailureFilter {
             reason: reason.map(Into::into),
             module: module.map(Into::into),
@@ -231,7 +264,11 @@ impl SyncLogQuery {
                 page_request(ctx.page_sizes(), List::Failures, first, after)?,
             )
             .await?;
-        connection(page, Total::Failures(filter), |m| m.id).map(Some)
+        let total = LogTotal {
+            total: Total::Failures(filter),
+            last_event,
+        };
+        connection(page, total, |m| m.id).map(Some)
     }
 }
 

@@ -131,6 +131,44 @@ async fn a_dashboard_follows_on_from_the_integration_it_read_without_a_gap() {
 }
 
 #[tokio::test]
+async fn a_dashboard_follows_on_from_the_sync_log_lists_it_read() {
+    let (app, sim) = synced().await;
+    let read = app
+        .gql_ok(
+            "{ syncHistory(first: 50) { lastEventId totalCount } syncFailures { lastEventId totalCount } }",
+            json!({}),
+        )
+        .await;
+    let newest = logged_ids(&app).await.last().unwrap().clone();
+    assert_eq!(
+        read["syncHistory"]["lastEventId"],
+        newest.as_str(),
+        "{read}"
+    );
+    assert_eq!(
+        read["syncFailures"]["lastEventId"],
+        newest.as_str(),
+        "{read}"
+    );
+    assert_eq!(read["syncFailures"]["totalCount"], 0);
+
+    // A failure logged after the lists were read reaches the dashboard following on.
+    app.create_contact(json!({ "lastName": "Refused" })).await;
+    sim.reject_next_records(&[("STRING_TOO_LONG", "Title: data value too large")]);
+    app.sync_now().await;
+    let mut dashboard = subscribe(
+        &app,
+        "Administrator",
+        json!({ "after": read["syncFailures"]["lastEventId"], "kinds": ["FAILURE"] }),
+    )
+    .await;
+    assert_eq!(
+        next_event(&mut dashboard).await["failure"]["reason"],
+        "STRING_TOO_LONG"
+    );
+}
+
+#[tokio::test]
 async fn failures_and_filters_reach_subscribers_over_the_legacy_protocol_too() {
     let (app, sim) = synced().await;
     let newest = logged_ids(&app).await.last().unwrap().clone();
