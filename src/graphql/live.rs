@@ -1073,9 +1073,17 @@ async fn lists(
                 // such object: there are none to show.
                 (Err(e), Step::List(_))
                     if kind == Live::ContentNotes && e.code() == Some("INVALID_TYPE") => {}
-                // Not knowing which opportunities are private, the list is not shown (as
-                // when the integration user may not read a private flag).
-                (Err(e), Step::Private(_)) => results[i] = Err(Unread::of(&e)),
+                // Not knowing whether these opportunities are private, their activities are
+                // left out as if they were; the rest of the list stands.
+                (Err(e), Step::Private(ids)) => {
+                    tracing::warn!(
+                        ?kind,
+                        error = %e,
+                        "Salesforce did not say which opportunities are private; the \
+                         activities related to them are left out of the panels"
+                    );
+                    private.extend(ids);
+                }
                 (Err(e), step) => match kind.hidden_by(&e, &without) {
                     Some(field) => {
                         if cache.hidden(reader, kind).is_empty() {

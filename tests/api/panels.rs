@@ -802,6 +802,36 @@ async fn a_private_flag_the_org_hides_from_the_integration_user_refuses_the_list
 }
 
 #[tokio::test]
+async fn an_opportunitys_private_flag_hidden_leaves_its_activities_out_and_shows_the_rest() {
+    let (app, sim, contact) = with_activity(|s| s.graphql.panel_cache_secs = 0).await;
+    let renewal = sim
+        .records("Opportunity")
+        .into_iter()
+        .find(|o| o["Name"] == "Renewal")
+        .unwrap()["Id"]
+        .clone();
+    sim.insert(
+        "Task",
+        json!({ "Subject": "Price the renewal", "Status": "Not Started", "ActivityDate": "2026-12-04", "WhoId": contact, "WhatId": renewal }),
+    )
+    .unwrap();
+    let query = "{ contacts(first: 5) { nodes { salesforce { tasks { subject } } } } }";
+    let shown = app.gql_ok(query, json!({})).await;
+    assert_eq!(
+        shown["contacts"]["nodes"][0]["salesforce"]["tasks"],
+        json!([{ "subject": "Send the quote" }, { "subject": "Price the renewal" }])
+    );
+    // Whether the opportunity is private cannot be read: its task is left out as if it
+    // were; the rest of the list stands.
+    sim.hide_field("Opportunity", "IsPrivate").unwrap();
+    let shown = app.gql_ok(query, json!({})).await;
+    assert_eq!(
+        shown["contacts"]["nodes"][0]["salesforce"]["tasks"],
+        json!([{ "subject": "Send the quote" }])
+    );
+}
+
+#[tokio::test]
 async fn reconnected_to_another_org_a_panel_lists_nothing_read_from_the_first() {
     reconnected_to_a_copy_of_production(Reconnected::ToAnotherOrg).await;
 }
