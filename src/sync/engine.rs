@@ -20,7 +20,7 @@ use crate::domain::{
     Direction, FailureReason, FirstSync, IntegrationStatus, Module, RetryPolicy, SyncType,
 };
 use crate::salesforce::soql::{Condition, Ident, Literal, Select};
-use crate::salesforce::{SalesforceClient, SalesforceError};
+use crate::salesforce::{Rows, SalesforceClient, SalesforceError};
 use crate::store::{BIND_PART, RoundLock, Store, SyncEvent};
 
 #[derive(Debug, Clone)]
@@ -233,6 +233,69 @@ impl Round {
             }
         }
         Ok(missing)
+    }
+
+    /// Of these ids of `object`, records Salesforce holds no live record of, those a merge
+    /// deleted, each with the record it was merged into (`MasterRecordId`, which Salesforce
+    /// keeps on the records a merge left in the recycle bin); when Salesforce could not be
+    /// asked, why.
+    pub async fn merged_into(
+        &self,
+        object: &str,
+        ids: &[String],
+    ) -> Result<HashMap<String, String>, FailureReason> {
+        let mut merged = HashMap::new();
+        if ids.is_empty() {
+            return Ok(merged);
+        }
+        let soqls = Ident::parse("Id").and_then(|id| {
+            url_sized(ids)
+                .map(|chunk| {
+                    Ok(Select::new(object, &["Id", "MasterRecordId"])?
+                        .filter(Condition::in_list(
+                            &id,
+                            chunk.iter().map(|i| Literal::Text(i.clone())),
+                        ))
+                        .filter(Condition::eq(
+                            &Ident::parse("IsDeleted")?,
+                            Literal::Bool(true),
+                        ))
+                        .build())
+                })
+                .collect::<Result<Vec<_>, crate::domain::Invalid>>()
+        });
+        let soqls = match soqls {
+            Ok(soqls) => soqls,
+            Err(e) => {
+                tracing::warn!(error = %e, object, "cannot ask Salesforce which records were merged");
+                return Err(FailureReason::UpstreamUnavailable);
+            }
+        };
+        let asked: Vec<(Rows, &str)> = soqls.iter().map(|s| (Rows::All, s.as_str())).collect();
+        for rows in self.client.queries_reading(&asked).await {
+            let rows = rows.map_err(|e| {
+                tracing::warn!(error = %e, object, "cannot ask Salesforce which records were merged");
+                let limited = e.code().is_some_and(|code| {
+                    FailureReason::from_salesforce(code, "") == FailureReason::RateLimited
+                });
+                if limited {
+                    FailureReason::RateLimited
+                } else {
+                    FailureReason::UpstreamUnavailable
+                }
+            })?;
+            for row in rows {
+                let id = row.get("Id").and_then(Value::as_str);
+                let master = row.get("MasterRecordId").and_then(Value::as_str);
+                if let (Some(id), Some(master)) = (id, master) {
+                    // Answered with 18 characters, asked with 18 or 15.
+                    for asked in ids.iter().filter(|asked| id.starts_with(asked.as_str())) {
+                        merged.insert(asked.clone(), master.to_owned());
+                    }
+                }
+            }
+        }
+        Ok(merged)
     }
 
     /// The Salesforce records, linked or not, whose match field (the Salesforce field the

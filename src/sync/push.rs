@@ -346,6 +346,9 @@ impl SyncEngine {
         // Desk records Salesforce refused for meeting a deleted record it did not name, where
         // which one could not be asked (and why): they are tried again, not left for a person.
         let mut unverified: HashMap<i64, FailureReason> = HashMap::new();
+        // Desk records whose Salesforce twin is gone, where whether a merge deleted it could
+        // not be asked (and why): tried again, not made again.
+        let mut merge_unasked: HashMap<i64, FailureReason> = HashMap::new();
         if !updates.is_empty() {
             let body: Vec<(SalesforceId, Record)> = updates
                 .iter()
@@ -365,6 +368,18 @@ impl SyncEngine {
                 .map(|((_, id, _), _)| id.as_str().to_owned())
                 .collect();
             let missing = round.missing(object, &doubtful).await;
+            // Of those gone, the ones a merge deleted: made again, they would undo the merge.
+            let gone: Vec<String> = doubtful
+                .iter()
+                .filter(|id| missing.as_ref().is_ok_and(|m| m.contains(id.as_str())))
+                .cloned()
+                .collect();
+            let merged = round.merged_into(object, &gone).await;
+            let masters: Vec<String> = merged
+                .as_ref()
+                .map(|m| m.values().cloned().collect())
+                .unwrap_or_default();
+            let masters = self.store.links_by_salesforce(module, &masters).await?;
             // The accounts a purge kept those gone in: a contact made again stays in one
             // Salesforce still has (deleting a contact leaves its account), and leaves one
             // deleted with it.
@@ -391,7 +406,31 @@ impl SyncEngine {
                 {
                     unverified.insert(plans[i].0, *why);
                 }
-                if missing.as_ref().is_ok_and(|m| m.contains(id.as_str())) {
+                let gone = missing.as_ref().is_ok_and(|m| m.contains(id.as_str()));
+                if gone && let Err(why) = &merged {
+                    // Merged away or deleted: which, could not be asked. Tried again.
+                    merge_unasked.insert(plans[i].0, *why);
+                    outcomes.insert(i, result);
+                } else if gone
+                    && let Ok(merged) = &merged
+                    && let Some(master) = merged.get(id.as_str())
+                {
+                    // Merged into another record in Salesforce: the desk record is a
+                    // duplicate now, for a person to see to (made again, it would undo the
+                    // merge).
+                    let linked = match masters.get(master) {
+                        Some(link) => format!(", the twin of desk {object} {}", link.desk_id),
+                        None => format!(", which no desk {object} is linked to yet"),
+                    };
+                    plans[i].1 = Plan::Fail(
+                        FailureReason::CrmIdAlreadyMapped,
+                        format!(
+                            "Salesforce {object} {id}, the twin of desk {object} {desk_id}, was merged into {object} {master}{linked}; it is not made again, which would undo the merge: if the desk records are one, move this one to the recycle bin, which settles this",
+                            id = id.as_str(),
+                            desk_id = plans[i].0,
+                        ),
+                    );
+                } else if gone {
                     // Deleted in Salesforce but changed in the desk: re-create it there, out
                     // of the account a purge kept it in if Salesforce deleted that too (or
                     // could not say).
@@ -565,6 +604,38 @@ impl SyncEngine {
             unverified.extend(asked_for.into_iter().map(|desk_id| (desk_id, why)));
             HashSet::new()
         });
+        // Of the accounts gone that refused contacts name, those a merge deleted: sent again,
+        // they would undo the merge.
+        let mut gone: Vec<String> = outcomes
+            .iter()
+            .filter(|(_, result)| !result.success)
+            .filter_map(|(i, result)| {
+                let (code, _, fields) = result.errors.first()?;
+                let record = records.get(&plans[*i].0);
+                gone_account(
+                    round,
+                    module,
+                    (fields, record),
+                    code,
+                    &accounts,
+                    &missing_accounts,
+                )
+            })
+            .map(|(_, salesforce)| salesforce)
+            .collect();
+        gone.sort();
+        gone.dedup();
+        let merged_accounts = round
+            .merged_into(Module::Accounts.salesforce_object(), &gone)
+            .await;
+        let masters: Vec<String> = merged_accounts
+            .as_ref()
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default();
+        let master_accounts = self
+            .store
+            .links_by_salesforce(Module::Accounts, &masters)
+            .await?;
         // Read before the batch: only the worker logs push failures, one round at a time.
         let open_failures = self.store.has_open_failures(module).await?;
         // What a refused picklist takes, for the failure's message. Asked before the batch,
@@ -742,20 +813,51 @@ impl SyncEngine {
                         &accounts,
                         &missing_accounts,
                     ) {
-                        // Deleted in Salesforce (an account takes its contacts with it): the
-                        // desk account goes out again, matched by name or made anew, and the
-                        // contact follows it.
-                        batch.unlink(Module::Accounts, account).await?;
-                        batch.enqueue(Module::Accounts, account).await?;
-                        reason = FailureReason::AccountNotSynced;
-                        message = format!(
-                            "desk {object} {desk_id} belongs to desk account {account}, whose Salesforce Account {salesforce_account} was deleted; the account goes to Salesforce again with the next round, and the contact follows it (retried automatically)"
-                        );
+                        match merged_accounts.as_ref().map(|m| m.get(&salesforce_account)) {
+                            // Merged into another: the desk account is a duplicate now (its
+                            // own next push says so), and the contact waits for a person to
+                            // move it.
+                            Ok(Some(master)) => {
+                                let linked = match master_accounts.get(master) {
+                                    Some(link) => {
+                                        format!(", the twin of desk account {}", link.desk_id)
+                                    }
+                                    None => ", which no desk account is linked to yet".to_owned(),
+                                };
+                                reason = FailureReason::AccountNotSynced;
+                                message = format!(
+                                    "desk {object} {desk_id} belongs to desk account {account}, whose Salesforce Account {salesforce_account} was merged into Account {master}{linked}; it is not made again, which would undo the merge: move the contact to the account it was merged into, and it goes out"
+                                );
+                            }
+                            Err(why) => {
+                                reason = *why;
+                                message = format!(
+                                    "{message}; whether a merge deleted its account, Salesforce Account {salesforce_account}, could not be asked, so it is tried again"
+                                );
+                            }
+                            // Deleted in Salesforce (an account takes its contacts with it):
+                            // the desk account goes out again, matched by name or made anew,
+                            // and the contact follows it.
+                            Ok(None) => {
+                                batch.unlink(Module::Accounts, account).await?;
+                                batch.enqueue(Module::Accounts, account).await?;
+                                reason = FailureReason::AccountNotSynced;
+                                message = format!(
+                                    "desk {object} {desk_id} belongs to desk account {account}, whose Salesforce Account {salesforce_account} was deleted; the account goes to Salesforce again with the next round, and the contact follows it (retried automatically)"
+                                );
+                            }
+                        }
                     }
                     if let Some(why) = unverified.get(&desk_id) {
                         reason = *why;
                         message = format!(
                             "{message}; whether that is this record or one it names could not be asked of Salesforce, so it is tried again"
+                        );
+                    }
+                    if let Some(why) = merge_unasked.get(&desk_id) {
+                        reason = *why;
+                        message = format!(
+                            "{message}; whether a merge deleted it could not be asked of Salesforce, so it is tried again"
                         );
                     }
                     // Its linked twin; not a record it was only matched to by key, which

@@ -1188,6 +1188,121 @@ async fn a_record_made_again_in_salesforce_leaves_nothing_waiting_on_its_deleted
 }
 
 #[tokio::test]
+async fn a_desk_edit_of_a_record_merged_away_in_salesforce_does_not_undo_the_merge() {
+    let (app, sim) = connected().await;
+    let kept = sim
+        .insert(
+            "Contact",
+            json!({ "LastName": "Lovelace", "Email": "ada@example.com" }),
+        )
+        .unwrap();
+    let merged = sim
+        .insert(
+            "Contact",
+            json!({ "LastName": "King", "Email": "ada.king@example.com" }),
+        )
+        .unwrap();
+    app.sync_now().await;
+    let kept_desk = by_last_name(&contacts(&app).await, "Lovelace")[0]["id"].clone();
+    let merged_desk = by_last_name(&contacts(&app).await, "King")[0]["id"].clone();
+
+    // One person twice: a rep merges the two in Salesforce, then an agent edits the twin
+    // of the one merged away.
+    sim.merge("Contact", &kept, &merged).unwrap();
+    update_contact(&app, &merged_desk, json!({ "title": "Countess" })).await;
+    app.sync_now().await;
+    assert_eq!(sim.count("Contact"), 1, "not made again");
+    let failures = app
+        .gql_ok(
+            "{ syncFailures { nodes { reason deskId message } } }",
+            json!({}),
+        )
+        .await;
+    let nodes = failures["syncFailures"]["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 1, "{failures}");
+    assert_eq!(nodes[0]["reason"], "CRM_ID_ALREADY_MAPPED");
+    assert_eq!(nodes[0]["deskId"], merged_desk);
+    let message = nodes[0]["message"].as_str().unwrap();
+    assert!(
+        message.contains(&format!(
+            "was merged into Contact {kept}, the twin of desk Contact {}",
+            kept_desk.as_str().unwrap()
+        )),
+        "{message}"
+    );
+
+    // Tried again, it stays as it is; the duplicate moved to the recycle bin settles it.
+    app.sync_now().await;
+    assert_eq!(sim.count("Contact"), 1);
+    app.gql_ok(
+        "mutation($id: ID!) { deleteContact(id: $id) { id } }",
+        json!({ "id": merged_desk }),
+    )
+    .await;
+    app.sync_now().await;
+    assert_eq!(open_failure_count(&app).await, 0);
+    assert_eq!(sim.count("Contact"), 1);
+}
+
+#[tokio::test]
+async fn a_desk_contact_of_an_account_merged_away_in_salesforce_does_not_bring_it_back() {
+    let (app, sim) = connected().await;
+    let kept = sim
+        .insert("Account", json!({ "Name": "Acme Corp" }))
+        .unwrap();
+    let merged = sim.insert("Account", json!({ "Name": "Acme" })).unwrap();
+    app.sync_now().await;
+    let desks = app
+        .gql_ok("{ accounts(first: 10) { nodes { id name } } }", json!({}))
+        .await;
+    let desk = |name: &str| {
+        desks["accounts"]["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["name"] == name)
+            .unwrap()["id"]
+            .clone()
+    };
+    let (kept_desk, merged_desk) = (desk("Acme Corp"), desk("Acme"));
+
+    sim.merge("Account", &kept, &merged).unwrap();
+    let contact = app
+        .create_contact(json!({ "lastName": "Lovelace", "accountId": merged_desk }))
+        .await;
+    app.sync_now().await;
+    assert_eq!(sim.count("Account"), 1, "not made again");
+    assert_eq!(sim.count("Contact"), 0);
+    let failures = app
+        .gql_ok(
+            "{ syncFailures { nodes { reason deskId message } } }",
+            json!({}),
+        )
+        .await;
+    let nodes = failures["syncFailures"]["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 1, "{failures}");
+    assert_eq!(nodes[0]["reason"], "ACCOUNT_NOT_SYNCED");
+    assert_eq!(nodes[0]["deskId"], contact["id"]);
+    let message = nodes[0]["message"].as_str().unwrap();
+    assert!(
+        message.contains(&format!(
+            "was merged into Account {kept}, the twin of desk account {}",
+            kept_desk.as_str().unwrap()
+        )),
+        "{message}"
+    );
+
+    // Moved to the account it was merged into, the contact goes out there.
+    update_contact(&app, &contact["id"], json!({ "accountId": kept_desk })).await;
+    app.sync_now().await;
+    let made = sim.records("Contact");
+    assert_eq!(made.len(), 1, "{made:?}");
+    assert_eq!(made[0]["AccountId"], kept.as_str());
+    assert_eq!(sim.count("Account"), 1);
+    assert_eq!(open_failure_count(&app).await, 0);
+}
+
+#[tokio::test]
 async fn a_desk_edit_made_after_the_salesforce_edit_wins() {
     let (app, sim) = connected().await;
     let sf_id = sim

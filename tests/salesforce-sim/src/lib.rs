@@ -511,6 +511,28 @@ impl SimHandle {
         store.touch_by_the_system(obj, row)
     }
 
+    /// Merges `loser` into `master` as a person does in Salesforce: the master is saved, and
+    /// the loser goes to the recycle bin naming it in `MasterRecordId`.
+    pub fn merge(&self, sobject: &str, master: &str, loser: &str) -> Result<(), ApiError> {
+        let obj = rest_object(sobject)?;
+        let mut store = lock(&self.sim.store);
+        let kept = store.locate(obj, master).ok_or_else(ApiError::not_found)?;
+        let gone = store.locate(obj, loser).ok_or_else(ApiError::not_found)?;
+        let field = Schema::get()
+            .object(obj)
+            .field_index("MasterRecordId")
+            .ok_or_else(|| {
+                ApiError::bad_request("INVALID_TYPE", "records of this type do not merge")
+            })?;
+        let master_ref = store::Value::Ref(obj as u8, kept as u32 + 1);
+        let at = store.live(obj, gone)?.modstamp;
+        store.update_at(obj, gone, vec![(field, master_ref)], at)?;
+        store.delete(obj, gone)?;
+        store.update(obj, kept, Vec::new())?;
+        store.saved_by_a_person(obj, kept);
+        Ok(())
+    }
+
     pub fn delete(&self, sobject: &str, id: &str) -> Result<(), ApiError> {
         let obj = rest_object(sobject)?;
         let mut store = lock(&self.sim.store);

@@ -191,6 +191,13 @@ pub fn all() -> Vec<SObject> {
             true,
             vec![
                 text("Name", "Account Name", 255).required(),
+                reference(
+                    "MasterRecordId",
+                    "Master Record ID",
+                    &["Account"],
+                    "MasterRecord",
+                )
+                .read_only(),
                 picklist(
                     "Type",
                     "Account Type",
@@ -265,6 +272,14 @@ pub fn all() -> Vec<SObject> {
                 text("Department", "Department", 80),
                 reference("AccountId", "Account ID", &["Account"], "Account"),
                 reference("ReportsToId", "Reports To ID", &["Contact"], "ReportsTo"),
+                // Set on the records a merge deleted: the one they were merged into.
+                reference(
+                    "MasterRecordId",
+                    "Master Record ID",
+                    &["Contact"],
+                    "MasterRecord",
+                )
+                .read_only(),
                 f("MailingStreet", "Mailing Street", Kind::Textarea, 255),
                 text("MailingCity", "Mailing City", 40),
                 text("MailingState", "Mailing State/Province", 80),
