@@ -1212,14 +1212,8 @@ async fn a_desk_edit_of_a_record_merged_away_in_salesforce_does_not_undo_the_mer
     update_contact(&app, &merged_desk, json!({ "title": "Countess" })).await;
     app.sync_now().await;
     assert_eq!(sim.count("Contact"), 1, "not made again");
-    let failures = app
-        .gql_ok(
-            "{ syncFailures { nodes { reason deskId message } } }",
-            json!({}),
-        )
-        .await;
-    let nodes = failures["syncFailures"]["nodes"].as_array().unwrap();
-    assert_eq!(nodes.len(), 1, "{failures}");
+    let nodes = open_failures(&app).await;
+    assert_eq!(nodes.as_array().unwrap().len(), 1, "{nodes}");
     assert_eq!(nodes[0]["reason"], "CRM_ID_ALREADY_MAPPED");
     assert_eq!(nodes[0]["deskId"], merged_desk);
     let message = nodes[0]["message"].as_str().unwrap();
@@ -1273,14 +1267,8 @@ async fn a_desk_contact_of_an_account_merged_away_in_salesforce_does_not_bring_i
     app.sync_now().await;
     assert_eq!(sim.count("Account"), 1, "not made again");
     assert_eq!(sim.count("Contact"), 0);
-    let failures = app
-        .gql_ok(
-            "{ syncFailures { nodes { reason deskId message } } }",
-            json!({}),
-        )
-        .await;
-    let nodes = failures["syncFailures"]["nodes"].as_array().unwrap();
-    assert_eq!(nodes.len(), 1, "{failures}");
+    let nodes = open_failures(&app).await;
+    assert_eq!(nodes.as_array().unwrap().len(), 1, "{nodes}");
     assert_eq!(nodes[0]["reason"], "ACCOUNT_NOT_SYNCED");
     assert_eq!(nodes[0]["deskId"], contact["id"]);
     let message = nodes[0]["message"].as_str().unwrap();
@@ -1765,8 +1753,11 @@ async fn purged_twin() -> (TestApp, SimHandle, String) {
 }
 
 async fn open_failures(app: &TestApp) -> Value {
-    app.gql_ok("{ syncFailures { nodes { reason message } } }", json!({}))
-        .await["syncFailures"]["nodes"]
+    app.gql_ok(
+        "{ syncFailures { nodes { reason deskId message } } }",
+        json!({}),
+    )
+    .await["syncFailures"]["nodes"]
         .clone()
 }
 
