@@ -189,47 +189,10 @@ impl Round {
         if missing.is_empty() {
             return Ok(missing);
         }
-        let soqls = Ident::parse("Id").and_then(|id| {
-            url_sized(ids)
-                .map(|chunk| {
-                    Ok(Select::new(object, &["Id"])?
-                        .filter(Condition::in_list(
-                            &id,
-                            chunk.iter().map(|i| Literal::Text(i.clone())),
-                        ))
-                        .build())
-                })
-                .collect::<Result<Vec<_>, crate::domain::Invalid>>()
-        });
-        let asked = match soqls {
-            Ok(soqls) => self.client.queries(&soqls).await,
-            Err(e) => {
-                tracing::warn!(error = %e, object, "cannot ask Salesforce which records are gone");
-                return Err(FailureReason::UpstreamUnavailable);
-            }
-        };
-        for rows in asked {
-            match rows {
-                Ok(rows) => {
-                    for row in rows {
-                        if let Some(id) = row.get("Id").and_then(Value::as_str) {
-                            // Answered with 18 characters, asked with 18 or 15.
-                            missing.retain(|m| !id.starts_with(m.as_str()));
-                        }
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, object, "cannot ask Salesforce which records are gone");
-                    // Out of budget, or throttled at the edge: as a write refused so is.
-                    let limited = e.code().is_some_and(|code| {
-                        FailureReason::from_salesforce(code, "") == FailureReason::RateLimited
-                    });
-                    return Err(if limited {
-                        FailureReason::RateLimited
-                    } else {
-                        FailureReason::UpstreamUnavailable
-                    });
-                }
+        for row in self.by_id(object, &["Id"], ids, Rows::Live).await? {
+            if let Some(id) = row.get("Id").and_then(Value::as_str) {
+                // Answered with 18 characters, asked with 18 or 15.
+                missing.retain(|m| !id.starts_with(m.as_str()));
             }
         }
         Ok(missing)
@@ -248,33 +211,59 @@ impl Round {
         if ids.is_empty() {
             return Ok(merged);
         }
+        let fields = ["Id", "MasterRecordId"];
+        for row in self.by_id(object, &fields, ids, Rows::All).await? {
+            let id = row.get("Id").and_then(Value::as_str);
+            let master = row.get("MasterRecordId").and_then(Value::as_str);
+            if let (Some(id), Some(master)) = (id, master) {
+                // Answered with 18 characters, asked with 18 or 15.
+                for asked in ids.iter().filter(|asked| id.starts_with(asked.as_str())) {
+                    merged.insert(asked.clone(), master.to_owned());
+                }
+            }
+        }
+        Ok(merged)
+    }
+
+    /// The `fields` of the records of `object` these ids name: the live ones, or (`Rows::All`)
+    /// the deleted ones, in the recycle bin; asked in as few queries as the URLs allow. When
+    /// Salesforce could not be asked, why, as the reason of the failures left in doubt.
+    async fn by_id(
+        &self,
+        object: &str,
+        fields: &[&str],
+        ids: &[String],
+        rows: Rows,
+    ) -> Result<Vec<crate::salesforce::Record>, FailureReason> {
         let soqls = Ident::parse("Id").and_then(|id| {
             url_sized(ids)
                 .map(|chunk| {
-                    Ok(Select::new(object, &["Id", "MasterRecordId"])?
-                        .filter(Condition::in_list(
-                            &id,
-                            chunk.iter().map(|i| Literal::Text(i.clone())),
-                        ))
-                        .filter(Condition::eq(
+                    let ids = chunk.iter().map(|i| Literal::Text(i.clone()));
+                    let mut select =
+                        Select::new(object, fields)?.filter(Condition::in_list(&id, ids));
+                    if rows == Rows::All {
+                        select = select.filter(Condition::eq(
                             &Ident::parse("IsDeleted")?,
                             Literal::Bool(true),
-                        ))
-                        .build())
+                        ));
+                    }
+                    Ok(select.build())
                 })
                 .collect::<Result<Vec<_>, crate::domain::Invalid>>()
         });
-        let soqls = match soqls {
-            Ok(soqls) => soqls,
-            Err(e) => {
-                tracing::warn!(error = %e, object, "cannot ask Salesforce which records were merged");
-                return Err(FailureReason::UpstreamUnavailable);
-            }
+        let unasked = |e: &dyn std::fmt::Display| {
+            tracing::warn!(error = %e, object, "cannot ask Salesforce which records are gone");
         };
-        let asked: Vec<(Rows, &str)> = soqls.iter().map(|s| (Rows::All, s.as_str())).collect();
-        for rows in self.client.queries_reading(&asked).await {
-            let rows = rows.map_err(|e| {
-                tracing::warn!(error = %e, object, "cannot ask Salesforce which records were merged");
+        let soqls = soqls.map_err(|e| {
+            unasked(&e);
+            FailureReason::UpstreamUnavailable
+        })?;
+        let asked: Vec<(Rows, &str)> = soqls.iter().map(|s| (rows, s.as_str())).collect();
+        let mut records = Vec::new();
+        for answer in self.client.queries_reading(&asked).await {
+            records.extend(answer.map_err(|e| {
+                unasked(&e);
+                // Out of budget, or throttled at the edge: as a write refused so is.
                 let limited = e.code().is_some_and(|code| {
                     FailureReason::from_salesforce(code, "") == FailureReason::RateLimited
                 });
@@ -283,19 +272,9 @@ impl Round {
                 } else {
                     FailureReason::UpstreamUnavailable
                 }
-            })?;
-            for row in rows {
-                let id = row.get("Id").and_then(Value::as_str);
-                let master = row.get("MasterRecordId").and_then(Value::as_str);
-                if let (Some(id), Some(master)) = (id, master) {
-                    // Answered with 18 characters, asked with 18 or 15.
-                    for asked in ids.iter().filter(|asked| id.starts_with(asked.as_str())) {
-                        merged.insert(asked.clone(), master.to_owned());
-                    }
-                }
-            }
+            })?);
         }
-        Ok(merged)
+        Ok(records)
     }
 
     /// The Salesforce records, linked or not, whose match field (the Salesforce field the
