@@ -467,6 +467,16 @@ pub(crate) async fn with_activity(
     (app, sim, contact)
 }
 
+/// The id of the opportunity of this name (`with_activity` makes Renewal and Pilot).
+fn opportunity_named(sim: &SimHandle, name: &str) -> String {
+    let opportunities = sim.records("Opportunity");
+    let named = opportunities.iter().find(|o| o["Name"] == name);
+    named.expect("the opportunity is there")["Id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
 pub(crate) const ACTIVITY: &str = "{ contacts(first: 5) { nodes { salesforce { id stale
     open: opportunities { name stage amount closed role viewInSalesforceUrl }
     all: opportunities(status: ALL) { name closed won }
@@ -550,14 +560,7 @@ async fn a_contact_panel_lists_its_opportunities_notes_events_and_tasks() {
 #[tokio::test]
 async fn an_account_panel_shows_the_activities_of_its_contacts_and_opportunities_too() {
     let (app, sim, _) = with_activity(|_| {}).await;
-    let renewal = sim
-        .records("Opportunity")
-        .into_iter()
-        .find(|o| o["Name"] == "Renewal")
-        .unwrap()["Id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let renewal = opportunity_named(&sim, "Renewal");
     sim.insert(
         "Task",
         json!({ "Subject": "Price the renewal", "Status": "Not Started", "ActivityDate": "2026-12-04", "WhatId": renewal }),
@@ -804,12 +807,7 @@ async fn a_private_flag_the_org_hides_from_the_integration_user_refuses_the_list
 #[tokio::test]
 async fn an_opportunitys_private_flag_hidden_leaves_its_activities_out_and_shows_the_rest() {
     let (app, sim, contact) = with_activity(|s| s.graphql.panel_cache_secs = 0).await;
-    let renewal = sim
-        .records("Opportunity")
-        .into_iter()
-        .find(|o| o["Name"] == "Renewal")
-        .unwrap()["Id"]
-        .clone();
+    let renewal = opportunity_named(&sim, "Renewal");
     sim.insert(
         "Task",
         json!({ "Subject": "Price the renewal", "Status": "Not Started", "ActivityDate": "2026-12-04", "WhoId": contact, "WhatId": renewal }),
@@ -955,12 +953,7 @@ async fn fifty_tickets_with_every_contact_and_account_panel_cost_two_calls_cold_
     }
     // Activities related to opportunities, each asked about: still no more calls.
     for (subject, opportunity) in [("Price the renewal", "Renewal"), ("Pilot review", "Pilot")] {
-        let opportunity = sim
-            .records("Opportunity")
-            .into_iter()
-            .find(|o| o["Name"] == opportunity)
-            .unwrap()["Id"]
-            .clone();
+        let opportunity = opportunity_named(&sim, opportunity);
         sim.insert(
             "Task",
             json!({ "Subject": subject, "Status": "Not Started", "ActivityDate": "2026-12-04", "WhatId": opportunity }),
@@ -1941,14 +1934,7 @@ async fn a_list_shows_its_newest_hundred_however_many_salesforce_holds() {
 #[tokio::test]
 async fn a_contact_with_several_roles_in_an_opportunity_sees_it_once_with_each_role() {
     let (app, sim, contact) = with_activity(|_| {}).await;
-    let renewal = sim
-        .records("Opportunity")
-        .into_iter()
-        .find(|o| o["Name"] == "Renewal")
-        .unwrap()["Id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let renewal = opportunity_named(&sim, "Renewal");
     for role in ["Influencer", "Decision Maker"] {
         sim.insert(
             "OpportunityContactRole",
