@@ -1884,14 +1884,20 @@ async fn reaches_salesforce(
     tokio::time::timeout(std::time::Duration::from_secs(10), sent).await
 }
 
-#[tokio::test]
-async fn only_desk_changes_to_send_wake_the_worker() {
+/// A started sync, its first round done, and a desk contact (Hopper) sent in the next.
+async fn started_with_a_synced_contact() -> (TestApp, SimHandle, Value) {
     let (app, sim) = started(|_| {}).await;
     app.sync_now().await;
     let contact = app
         .create_contact(json!({ "lastName": "Hopper", "email": "grace@example.com" }))
         .await;
     app.sync_now().await;
+    (app, sim, contact)
+}
+
+#[tokio::test]
+async fn only_desk_changes_to_send_wake_the_worker() {
+    let (app, sim, contact) = started_with_a_synced_contact().await;
     // The wakes of connecting and starting, taken here: no round is left owed.
     let _ = tokio::time::timeout(
         std::time::Duration::from_millis(100),
@@ -1943,12 +1949,7 @@ async fn only_desk_changes_to_send_wake_the_worker() {
 
 #[tokio::test]
 async fn a_desk_edit_left_unsent_goes_out_as_soon_as_the_worker_starts() {
-    let (app, sim) = started(|_| {}).await;
-    app.sync_now().await;
-    let contact = app
-        .create_contact(json!({ "lastName": "Hopper", "email": "grace@example.com" }))
-        .await;
-    app.sync_now().await;
+    let (app, sim, contact) = started_with_a_synced_contact().await;
     // Made while no worker ran: a gateway stopped before it went, say.
     app.gql_ok(
         "mutation($id: ID!) { updateContact(id: $id, patch: { title: \"Rear Admiral\" }) { id } }",

@@ -22,6 +22,14 @@ async fn synced() -> (TestApp, SimHandle) {
     (app, sim)
 }
 
+/// A desk contact Salesforce refuses (`STRING_TOO_LONG`) as a round sends it: one open
+/// failure.
+async fn refused_push(app: &TestApp, sim: &SimHandle) {
+    app.create_contact(json!({ "lastName": "Refused" })).await;
+    sim.reject_next_records(&[("STRING_TOO_LONG", "Title: data value too large")]);
+    app.sync_now().await;
+}
+
 /// Every id in the log, oldest first.
 async fn logged_ids(app: &TestApp) -> Vec<String> {
     app.store
@@ -153,9 +161,7 @@ async fn a_dashboard_follows_on_from_the_sync_log_lists_it_read() {
     assert_eq!(read["syncFailures"]["totalCount"], 0);
 
     // A failure logged after the lists were read reaches the dashboard following on.
-    app.create_contact(json!({ "lastName": "Refused" })).await;
-    sim.reject_next_records(&[("STRING_TOO_LONG", "Title: data value too large")]);
-    app.sync_now().await;
+    refused_push(&app, &sim).await;
     let mut dashboard = subscribe(
         &app,
         "Administrator",
@@ -176,9 +182,7 @@ async fn failures_and_filters_reach_subscribers_over_the_legacy_protocol_too() {
     ws.init(&app, "Administrator").await;
     ws.send(json!({ "id": "f", "type": "start", "payload": { "query": EVENTS, "variables": { "after": newest, "kinds": ["FAILURE"] } } }))
         .await;
-    app.create_contact(json!({ "lastName": "Refused" })).await;
-    sim.reject_next_records(&[("STRING_TOO_LONG", "Title: data value too large")]);
-    app.sync_now().await;
+    refused_push(&app, &sim).await;
 
     let message = ws.recv().await;
     assert_eq!(message["type"], "data", "{message}");
@@ -191,9 +195,7 @@ async fn failures_and_filters_reach_subscribers_over_the_legacy_protocol_too() {
 #[tokio::test]
 async fn a_deleted_integration_replays_none_of_its_failures() {
     let (app, sim) = synced().await;
-    app.create_contact(json!({ "lastName": "Refused" })).await;
-    sim.reject_next_records(&[("STRING_TOO_LONG", "Title: data value too large")]);
-    app.sync_now().await;
+    refused_push(&app, &sim).await;
     let failed = app
         .gql_ok("{ syncFailures { totalCount } }", json!({}))
         .await;
@@ -223,9 +225,7 @@ async fn a_deleted_integration_replays_none_of_its_failures() {
 async fn connecting_another_org_ends_the_former_connection_and_its_failures_on_the_stream() {
     let (app, sim) = synced().await;
     let before = logged_ids(&app).await.last().unwrap().clone();
-    app.create_contact(json!({ "lastName": "Refused" })).await;
-    sim.reject_next_records(&[("STRING_TOO_LONG", "Title: data value too large")]);
-    app.sync_now().await;
+    refused_push(&app, &sim).await;
     let mut live = following(&app).await;
 
     let other = salesforce_sim::start(salesforce_sim::SimConfig {
@@ -271,9 +271,7 @@ async fn connecting_another_org_ends_the_former_connection_and_its_failures_on_t
 #[tokio::test]
 async fn a_resolved_failure_says_when_as_the_failure_log_does() {
     let (app, sim) = synced().await;
-    app.create_contact(json!({ "lastName": "Refused" })).await;
-    sim.reject_next_records(&[("STRING_TOO_LONG", "Title: data value too large")]);
-    app.sync_now().await;
+    refused_push(&app, &sim).await;
     let newest = logged_ids(&app).await.last().unwrap().clone();
     let mut ws = subscribe(
         &app,
