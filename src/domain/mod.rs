@@ -54,3 +54,23 @@ impl Invalid {
         self
     }
 }
+
+/// A time to list from, held to the years both databases store and compare alike (1 to
+/// 9999): PostgreSQL refuses a time before 4713 BC, and SQLite, comparing times as text,
+/// would take a five-digit year for one before every stored time.
+pub fn since(
+    field: &str,
+    at: Option<chrono::DateTime<chrono::Utc>>,
+) -> Result<Option<chrono::DateTime<chrono::Utc>>, Invalid> {
+    use chrono::Datelike;
+    match at {
+        Some(at) if !(1..=9999).contains(&at.year()) => Err(Invalid::new(
+            field,
+            format!(
+                "{} is out of range: give a time in the years 1 to 9999",
+                at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+            ),
+        )),
+        _ => Ok(at),
+    }
+}

@@ -14,7 +14,7 @@ use super::paging::{
 use super::{ApiError, ApiResult, ContextExt};
 use crate::domain::{
     AccountId, AccountInput, AccountPatch, AgentId, CONTACT_EMAIL_LEN, Change, ContactId,
-    ContactInput, ContactPatch, TicketId, TicketInput, TicketPatch, search_term,
+    ContactInput, ContactPatch, TicketId, TicketInput, TicketPatch, search_term, since,
 };
 use crate::store::{AccountFilter, ContactFilter, CreateKey, TicketFilter};
 
@@ -656,7 +656,7 @@ impl DeskQuery {
             account_id: optional("filter.accountId", f.account_id.as_ref(), AccountId)?,
             email: search_term("filter.email", f.email, CONTACT_EMAIL_LEN)?,
             name: search_term("filter.name", f.name, NAME_TERM_CHARS)?,
-            updated_since: f.updated_since,
+            updated_since: since("filter.updatedSince", f.updated_since)?,
             deleted: f.deleted,
         };
         let page = ctx
@@ -696,7 +696,7 @@ impl DeskQuery {
         let f = filter.unwrap_or_default();
         let filter = AccountFilter {
             name: search_term("filter.name", f.name, NAME_TERM_CHARS)?,
-            updated_since: f.updated_since,
+            updated_since: since("filter.updatedSince", f.updated_since)?,
             deleted: f.deleted,
         };
         let page = ctx
@@ -755,7 +755,7 @@ impl DeskQuery {
             contact_id: optional("filter.contactId", f.contact_id.as_ref(), ContactId)?,
             account_id: optional("filter.accountId", f.account_id.as_ref(), AccountId)?,
             assignee_id: optional("filter.assigneeId", f.assignee_id.as_ref(), AgentId)?,
-            updated_since: f.updated_since,
+            updated_since: since("filter.updatedSince", f.updated_since)?,
         };
         let page = ctx
             .store()

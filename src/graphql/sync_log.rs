@@ -220,7 +220,7 @@ impl SyncLogQuery {
         ctx.admin()?;
         let last_event = ctx.store().logged_sync_event_id().await?;
         let filter = HistoryFilter {
-            since,
+            since: crate::domain::since("since", since)?,
             module: module.map(Into::into),
             direction: direction.map(Into::into),
         };

@@ -110,6 +110,49 @@ async fn a_timestamp_that_does_not_parse_is_the_clients_to_fix() {
 }
 
 #[tokio::test]
+async fn a_time_past_the_years_stored_is_refused_not_searched() {
+    let app = spawn_app().await;
+    app.create_contact(json!({ "lastName": "Kept" })).await;
+    for list in ["contacts", "accounts", "tickets"] {
+        for far in ["+10000-01-01T00:00:00Z", "-5000-01-01T00:00:00Z"] {
+            let body = app
+                .gql(
+                    &format!(
+                        "query($t: DateTime) {{ {list}(filter: {{ updatedSince: $t }}) {{ totalCount }} }}"
+                    ),
+                    json!({ "t": far }),
+                )
+                .await;
+            // Five-digit years sort before every stored time as text: a filter that should
+            // find nothing found everything on SQLite, and PostgreSQL failed on the other.
+            assert_eq!(codes(&body), ["BAD_USER_INPUT"], "{list} {far}: {body}");
+            let error = &body["errors"][0];
+            assert_eq!(error["extensions"]["field"], "filter.updatedSince");
+            assert!(
+                error["message"].as_str().unwrap().contains("1 to 9999"),
+                "{body}"
+            );
+        }
+    }
+    let body = app
+        .gql(
+            "query($t: DateTime) { syncHistory(since: $t) { totalCount } }",
+            json!({ "t": "+10000-01-01T00:00:00Z" }),
+        )
+        .await;
+    assert_eq!(codes(&body), ["BAD_USER_INPUT"], "{body}");
+    assert_eq!(body["errors"][0]["extensions"]["field"], "since");
+    // The edges of the range are times like any other.
+    let body = app
+        .gql_ok(
+            "query($t: DateTime) { contacts(filter: { updatedSince: $t }) { totalCount } }",
+            json!({ "t": "0001-01-01T00:00:00Z" }),
+        )
+        .await;
+    assert_eq!(body["contacts"]["totalCount"], 1);
+}
+
+#[tokio::test]
 async fn a_non_null_root_field_that_fails_takes_the_whole_data_with_it() {
     let app = spawn_app().await;
     // `contacts` is non-null: failing, it cannot answer null beside `me`.
