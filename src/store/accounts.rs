@@ -229,6 +229,9 @@ impl Store {
         // Salesforce contacts that waited for it to come out of the bin come in.
         super::sync::wake_pushes(&*txn, Module::Accounts, [model.id.0]).await?;
         super::sync::wake_contacts_awaiting_restored(&*txn, id).await?;
+        // A Salesforce account that met it among others in the bin may meet it alone now.
+        let key = model.name_key.clone();
+        super::sync::wake_pulls_keyed(&*txn, Module::Accounts, key.into_iter().collect()).await?;
         txn.tells(DeskEntity::Account, DeskAction::Restored, id.0);
         txn.commit().await?;
         Ok(model)
@@ -255,6 +258,13 @@ impl Store {
         let tickets =
             super::tickets::unlink_tickets(&*txn, entity::ticket::Column::AccountId, id.0).await?;
         Accounts::delete_by_id(id).exec(&*txn).await?;
+        // A Salesforce account that met it among others in the bin may meet one alone now.
+        super::sync::wake_pulls_keyed(
+            &*txn,
+            Module::Accounts,
+            binned.name_key.into_iter().collect(),
+        )
+        .await?;
         txn.tells(DeskEntity::Account, DeskAction::Purged, id.0);
         txn.tells_all(DeskEntity::Contact, DeskAction::Updated, contacts);
         txn.tells_all(DeskEntity::Ticket, DeskAction::Updated, tickets);

@@ -375,8 +375,11 @@ impl Store {
         active.updated_at = Set(Utc::now());
         let model = active.update(&*txn).await?;
         enqueue(&*txn, Module::Contacts, model.id.0).await?;
-        // A failed push logged as it was binned goes out now, as an edit's would.
+        // A failed push logged as it was binned goes out now, as an edit's would; and a
+        // Salesforce contact that met it among others in the bin may meet it alone now.
         super::sync::wake_pushes(&*txn, Module::Contacts, [model.id.0]).await?;
+        let key = model.email_key.clone();
+        super::sync::wake_pulls_keyed(&*txn, Module::Contacts, key.into_iter().collect()).await?;
         txn.tells(DeskEntity::Contact, DeskAction::Restored, id.0);
         txn.commit().await?;
         Ok(model)
@@ -392,6 +395,13 @@ impl Store {
         let tickets =
             super::tickets::unlink_tickets(&*txn, entity::ticket::Column::ContactId, id.0).await?;
         Contacts::delete_by_id(id).exec(&*txn).await?;
+        // A Salesforce contact that met it among others in the bin may meet one alone now.
+        super::sync::wake_pulls_keyed(
+            &*txn,
+            Module::Contacts,
+            binned.email_key.into_iter().collect(),
+        )
+        .await?;
         txn.tells(DeskEntity::Contact, DeskAction::Purged, id.0);
         txn.tells_all(DeskEntity::Ticket, DeskAction::Updated, tickets);
         txn.commit().await?;

@@ -2930,6 +2930,45 @@ async fn one_way_a_rival_leaves_the_key(leave: &str, mut variables: Value) {
 }
 
 #[tokio::test]
+async fn one_way_purging_one_of_two_binned_matches_leaves_the_match_to_the_other() {
+    one_way_binned_rivals_settled_by("purgeContact(id: $id)", false).await;
+}
+
+#[tokio::test]
+async fn one_way_restoring_one_of_two_binned_matches_leaves_the_match_to_it() {
+    one_way_binned_rivals_settled_by("restoreContact(id: $id) { id }", true).await;
+}
+
+/// One and Two, both in the bin, are Sol's rival matches; `settle` (given Two, or One when
+/// `restores`) leaves a single one, which the next round matches without being asked: the
+/// bin cannot be edited, so this is the only way a person settles it in the desk.
+async fn one_way_binned_rivals_settled_by(settle: &str, restores: bool) {
+    let (app, sim) = connected().await;
+    app.set_sync_type("SALESFORCE_TO_DESK").await;
+    let (sf, one, two) = sol_one_and_two(&app, &sim).await;
+    bin_contact(&app, &one["id"]).await;
+    bin_contact(&app, &two["id"]).await;
+    app.sync_now().await;
+    app.sync_now().await;
+    assert_eq!(waiting_on_a_match(&app).await.len(), 1, "Sol waits");
+
+    let settled = if restores { &one } else { &two };
+    app.gql_ok(
+        &format!("mutation($id: ID!) {{ {settle} }}"),
+        json!({ "id": settled["id"] }),
+    )
+    .await;
+    app.sync_now().await;
+    assert_eq!(waiting_on_a_match(&app).await, vec![]);
+    assert_eq!(salesforce_id_of(&app, &one["id"]).await, sf);
+    let live = contacts(&app).await;
+    assert!(
+        live.iter().any(|c| c["id"] == one["id"]),
+        "One is out of the bin: {live:?}"
+    );
+}
+
+#[tokio::test]
 async fn desk_contacts_told_apart_in_the_desk_meet_salesforce_on_their_own() {
     let (app, sim) = connected().await;
     let (sf, one, two) = two_desk_contacts_one_salesforce(&app, &sim).await;
