@@ -307,8 +307,8 @@ impl IntegrationQuery {
                 let (kind, max_length) = match desk.kind {
                     DeskKind::Text { max } => (DeskFieldKind::Text, i32::try_from(max).ok()),
                     DeskKind::Email => (DeskFieldKind::Email, None),
-                    DeskKind::Integer => (DeskFieldKind::Integer, None),
-                    DeskKind::Decimal => (DeskFieldKind::Decimal, None),
+                    DeskKind::Integer { .. } => (DeskFieldKind::Integer, None),
+                    DeskKind::Decimal { .. } => (DeskFieldKind::Decimal, None),
                     DeskKind::AccountRef => (DeskFieldKind::Account, None),
                 };
                 MappableField {

@@ -21,6 +21,12 @@ pub struct FieldDescribe {
     /// Digits after the decimal point, for `double`, `currency` and `percent` fields.
     #[serde(default)]
     pub scale: u32,
+    /// Digits in all, for `double`, `currency` and `percent` fields.
+    #[serde(default)]
+    pub precision: u32,
+    /// Digits in all, for `int` fields.
+    #[serde(default)]
+    pub digits: u32,
     #[serde(default)]
     pub nillable: bool,
     #[serde(default)]
@@ -62,6 +68,19 @@ fn filterable_unless_said() -> bool {
 }
 
 impl FieldDescribe {
+    /// The digits a number field holds before the decimal point: Salesforce refuses a value
+    /// with more. `None` for other fields, and where the describe does not say.
+    pub fn whole_digits(&self) -> Option<u32> {
+        let (all, whole) = match self.kind.as_str() {
+            "int" => (self.digits, self.digits),
+            "double" | "currency" | "percent" => {
+                (self.precision, self.precision.saturating_sub(self.scale))
+            }
+            _ => return None,
+        };
+        (all > 0).then_some(whole)
+    }
+
     /// Salesforce requires a value on create for a field that is not nillable, is createable,
     /// and has no platform default.
     pub fn required_on_create(&self) -> bool {

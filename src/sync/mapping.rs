@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use crate::domain::{Invalid, Module};
+use crate::domain::{EMPLOYEES_DIGITS, Invalid, Module, REVENUE_DIGITS};
 use crate::salesforce::Describe;
 
 /// The kind of value a desk field holds.
@@ -13,8 +13,14 @@ pub enum DeskKind {
         max: u32,
     },
     Email,
-    Integer,
-    Decimal,
+    /// A whole number of at most `digits` digits.
+    Integer {
+        digits: u32,
+    },
+    /// A number of at most `digits` digits before the point.
+    Decimal {
+        digits: u32,
+    },
     /// A link to the desk account, synced as a Salesforce `AccountId`.
     AccountRef,
 }
@@ -72,12 +78,16 @@ const ACCOUNT_FIELDS: &[DeskField] = &[
     text("accountType", 255),
     DeskField {
         name: "employees",
-        kind: DeskKind::Integer,
+        kind: DeskKind::Integer {
+            digits: EMPLOYEES_DIGITS,
+        },
         required: false,
     },
     DeskField {
         name: "annualRevenue",
-        kind: DeskKind::Decimal,
+        kind: DeskKind::Decimal {
+            digits: REVENUE_DIGITS,
+        },
         required: false,
     },
     text("billingStreet", 255),
@@ -154,7 +164,15 @@ pub fn default_mappings(module: Module) -> Vec<Mapping> {
 
 /// Salesforce field types any text goes into. An `email` field checks what it is given, so
 /// only the desk's email goes there.
-const TEXT_TYPES: &[&str] = &["string", "textarea", "phone", "url", "picklist", "combobox"];
+const TEXT_TYPES: &[&str] = &[
+    "string",
+    "textarea",
+    "phone",
+    "url",
+    "picklist",
+    "combobox",
+    "encryptedstring",
+];
 
 /// Salesforce kinds a desk text field may show, written as Salesforce gives them, when the
 /// sync only reads: their values are text, numbers or checkboxes, none of which a desk text
@@ -334,6 +352,7 @@ fn check_types(
 ) -> Result<(), String> {
     let object_field = &sf.name;
     let kind = sf.kind.as_str();
+    let whole = sf.whole_digits();
     match desk.kind {
         DeskKind::Text { max } => {
             let shown = !key && SHOWN_AS_TEXT.contains(&kind);
@@ -372,7 +391,7 @@ fn check_types(
                 sf.length, desk.name
             ));
         }
-        DeskKind::Integer
+        DeskKind::Integer { .. }
             if !matches!(kind, "int" | "long" | "double" | "currency" | "percent") =>
         {
             return Err(format!(
@@ -382,15 +401,26 @@ fn check_types(
         }
         // Its fractions would be rounded away in the desk, and the rounded value sent back
         // over Salesforce's with the record's next desk edit.
-        DeskKind::Integer if sf.scale > 0 => {
+        DeskKind::Integer { .. } if sf.scale > 0 => {
             return Err(format!(
                 "type mismatch: '{}' is an integer but {object_field} is a {kind} field with {} decimal places",
                 desk.name, sf.scale
             ));
         }
-        DeskKind::Decimal if !matches!(kind, "double" | "currency" | "percent") => {
+        DeskKind::Decimal { .. } if !matches!(kind, "double" | "currency" | "percent") => {
             return Err(format!(
                 "type mismatch: '{}' is a decimal number but {object_field} is a {kind} field",
+                desk.name
+            ));
+        }
+        // A shorter number field would refuse the larger values, as a shorter text field
+        // the longer ones.
+        DeskKind::Integer { digits } | DeskKind::Decimal { digits }
+            if writes && whole.is_some_and(|whole| whole < digits) =>
+        {
+            return Err(format!(
+                "{object_field} holds numbers of at most {} digits before the point but '{}' may have {digits}",
+                whole.unwrap_or(digits),
                 desk.name
             ));
         }
@@ -405,4 +435,59 @@ fn check_types(
         _ => {}
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn field(describe: serde_json::Value) -> crate::salesforce::FieldDescribe {
+        serde_json::from_value(describe).expect("a field describe")
+    }
+
+    #[test]
+    fn a_classic_encrypted_text_field_takes_text_but_is_no_match_key() {
+        let secret = field(serde_json::json!({
+            "name": "Secret__c", "type": "encryptedstring", "length": 175,
+            "createable": true, "updateable": true, "filterable": false,
+        }));
+        let phone = desk_field(Module::Contacts, "phone").unwrap();
+        assert_eq!(fits(Module::Contacts, phone, &secret, true), Ok(()));
+        let name = desk_field(Module::Accounts, "name").unwrap();
+        let refused = fits(Module::Accounts, name, &secret, false).unwrap_err();
+        assert!(refused.contains("cannot be filtered"), "{refused}");
+    }
+
+    #[test]
+    fn a_number_field_must_hold_as_many_whole_digits_as_the_desk_field_when_written() {
+        let int = |digits: u32| {
+            field(serde_json::json!({
+                "name": "Staff__c", "type": "int", "digits": digits,
+                "createable": true, "updateable": true,
+            }))
+        };
+        let employees = desk_field(Module::Accounts, "employees").unwrap();
+        let refused = fits(Module::Accounts, employees, &int(5), true).unwrap_err();
+        assert!(
+            refused.contains("at most 5 digits before the point but 'employees' may have 8"),
+            "{refused}"
+        );
+        assert_eq!(fits(Module::Accounts, employees, &int(8), true), Ok(()));
+        // Read only, its values all fit the desk's.
+        assert_eq!(fits(Module::Accounts, employees, &int(5), false), Ok(()));
+        // A describe that gives no size is not held to one.
+        assert_eq!(fits(Module::Accounts, employees, &int(0), true), Ok(()));
+        let revenue = desk_field(Module::Accounts, "annualRevenue").unwrap();
+        let currency = |precision: u32, scale: u32| {
+            field(serde_json::json!({
+                "name": "Revenue__c", "type": "currency", "precision": precision,
+                "scale": scale, "createable": true, "updateable": true,
+            }))
+        };
+        assert_eq!(
+            fits(Module::Accounts, revenue, &currency(18, 0), true),
+            Ok(())
+        );
+        assert!(fits(Module::Accounts, revenue, &currency(18, 2), true).is_err());
+    }
 }

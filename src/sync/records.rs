@@ -267,7 +267,7 @@ pub fn apply_to_desk(
 /// translated through the links instead.
 fn desk_value(kind: DeskKind, value: Value) -> Value {
     match kind {
-        DeskKind::Integer => value
+        DeskKind::Integer { .. } => value
             .as_f64()
             .map_or(Value::Null, |f| Value::from(f.round() as i64)),
         DeskKind::Text { .. } | DeskKind::Email => match value {
@@ -279,7 +279,7 @@ fn desk_value(kind: DeskKind, value: Value) -> Value {
             Value::Bool(b) => Value::String(b.to_string()),
             other => other,
         },
-        DeskKind::Decimal | DeskKind::AccountRef => value,
+        DeskKind::Decimal { .. } | DeskKind::AccountRef => value,
     }
 }
 

@@ -1365,6 +1365,13 @@ async fn mappings_that_would_fail_in_salesforce_are_refused_up_front() {
             "mappings[1].salesforceField",
             "with 15 decimal places",
         ),
+        // Three digits before the point (a latitude): most revenues would be refused there.
+        (
+            "ACCOUNTS",
+            vec![("name", "Name"), ("annualRevenue", "BillingLatitude")],
+            "mappings[1].salesforceField",
+            "at most 3 digits before the point but 'annualRevenue' may have 18",
+        ),
         (
             "ACCOUNTS",
             vec![("name", "Name"), ("website", "NoSuchField__c")],
