@@ -17,15 +17,17 @@ pub struct Claims {
     pub profile: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    /// RFC 7519's NumericDate may have a fraction, which is dropped.
+    /// RFC 7519's NumericDate may have a fraction, rounded as the validation rounds it, so
+    /// that a socket closes as HTTP stops taking the token.
     #[serde(deserialize_with = "numeric_date")]
     pub exp: i64,
-    /// When it was issued; tokens from identity providers that leave it out are accepted.
-    /// RFC 7519's NumericDate may have a fraction, which is dropped.
-    #[serde(default, deserialize_with = "numeric_date")]
+    /// When it was issued; tokens from identity providers that leave it out (or give it as
+    /// `null`) are accepted.
+    #[serde(default, deserialize_with = "zero_if_null")]
     pub iat: i64,
     /// Not good before; checked by the validation (with the leeway), and read here so that
-    /// a value that is not a date refuses the token rather than being passed over.
+    /// a value that is not a date refuses the token rather than being passed over. `null`
+    /// is none, as the validation takes it.
     #[serde(
         default,
         deserialize_with = "optional_numeric_date",
@@ -42,16 +44,26 @@ pub struct Claims {
 /// A NumericDate (seconds since the epoch, perhaps with a fraction), as whole seconds.
 fn numeric_date<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<i64, D::Error> {
     let seconds = f64::deserialize(deserializer)?;
+    whole_seconds(seconds)
+}
+
+fn whole_seconds<E: serde::de::Error>(seconds: f64) -> Result<i64, E> {
     if !seconds.is_finite() || seconds.abs() > 1e15 {
-        return Err(serde::de::Error::custom("a NumericDate out of range"));
+        return Err(E::custom("a NumericDate out of range"));
     }
-    Ok(seconds.floor() as i64)
+    Ok(seconds.round() as i64)
 }
 
 fn optional_numeric_date<'de, D: serde::Deserializer<'de>>(
     deserializer: D,
 ) -> Result<Option<i64>, D::Error> {
-    numeric_date(deserializer).map(Some)
+    Option::<f64>::deserialize(deserializer)?
+        .map(whole_seconds)
+        .transpose()
+}
+
+fn zero_if_null<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<i64, D::Error> {
+    optional_numeric_date(deserializer).map(Option::unwrap_or_default)
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -319,4 +331,35 @@ pub fn bearer(header: Option<&str>) -> Result<&str, AuthError> {
         return Err(AuthError::Missing);
     }
     Ok(token.trim())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Claims;
+
+    fn claims(dates: serde_json::Value) -> Claims {
+        let mut claims = serde_json::json!({ "sub": "1", "profile": "Agent" });
+        claims
+            .as_object_mut()
+            .unwrap()
+            .extend(dates.as_object().unwrap().clone());
+        serde_json::from_value(claims).unwrap()
+    }
+
+    #[test]
+    fn numeric_dates_are_rounded_as_the_validation_rounds_them() {
+        // The validation takes 1000.5 for 1001: the socket's deadline must not fall a second
+        // before HTTP stops taking the token.
+        assert_eq!(claims(serde_json::json!({ "exp": 1000.5 })).exp, 1001);
+        assert_eq!(claims(serde_json::json!({ "exp": 1000.4 })).exp, 1000);
+        let nulls = claims(serde_json::json!({ "exp": 1000, "iat": null, "nbf": null }));
+        assert_eq!((nulls.iat, nulls.nbf), (0, None));
+        assert!(
+            serde_json::from_value::<Claims>(
+                serde_json::json!({ "sub": "1", "profile": "Agent", "exp": null })
+            )
+            .is_err(),
+            "a token must say when it expires"
+        );
+    }
 }

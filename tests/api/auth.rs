@@ -368,4 +368,14 @@ async fn claims_are_held_to_rfc_7519_without_an_audience_configured() {
         200,
         "no audience at all"
     );
+    assert_eq!(
+        ask(
+            &app,
+            Some(bearer(claims(json!({ "iat": null, "nbf": null }))))
+        )
+        .await
+        .status(),
+        200,
+        "dates given as null, as some identity providers write the ones they leave out"
+    );
 }
