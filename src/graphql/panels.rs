@@ -217,7 +217,8 @@ async fn twin(
 #[derive(SimpleObject)]
 #[graphql(complex)]
 pub struct SalesforceContact {
-    /// The Salesforce record id.
+    /// The Salesforce record id. It comes with the panel, as `viewInSalesforceUrl` does:
+    /// the profile's panel setting guards them, not one of its items.
     id: ID,
     /// Every field of the Salesforce record by its Salesforce name, custom fields included:
     /// as Salesforce holds them when the sync last read or wrote the record (the desk's
@@ -227,7 +228,7 @@ pub struct SalesforceContact {
         directive = requiresPermission::apply(PermissionItem::Information)
     )]
     fields: Option<Json<Map<String, Value>>>,
-    /// The record in Salesforce's own UI.
+    /// The record in Salesforce's own UI, a link every panel carries.
     view_in_salesforce_url: String,
     #[graphql(skip)]
     account: Option<AccountId>,
@@ -242,7 +243,8 @@ pub struct SalesforceContact {
 #[derive(SimpleObject)]
 #[graphql(complex)]
 pub struct SalesforceAccount {
-    /// The Salesforce record id.
+    /// The Salesforce record id. It comes with the panel, as `viewInSalesforceUrl` does:
+    /// the profile's panel setting guards them, not one of its items.
     id: ID,
     /// Every field of the Salesforce record by its Salesforce name, custom fields included:
     /// as Salesforce holds them when the sync last read or wrote the record (the desk's
@@ -252,7 +254,7 @@ pub struct SalesforceAccount {
         directive = requiresPermission::apply(PermissionItem::Information)
     )]
     fields: Option<Json<Map<String, Value>>>,
-    /// The record in Salesforce's own UI.
+    /// The record in Salesforce's own UI, a link every panel carries.
     view_in_salesforce_url: String,
     #[graphql(skip)]
     synced_at: DateTime<Utc>,
