@@ -28,7 +28,15 @@ fn entries(accept: &str) -> impl Iterator<Item = (String, f32)> + '_ {
         // A parameter without a value (`application/json;`) says nothing; it is skipped.
         for (key, value) in params.filter_map(|p| p.split_once('=')) {
             match key.trim().to_ascii_lowercase().as_str() {
-                "q" => q = value.trim().parse().ok()?,
+                // A quality is 0 to 1 (RFC 9110 §12.4.2): `NaN`, `inf` or `-1` name none, and
+                // the range is left out as one that does not parse.
+                "q" => {
+                    q = value
+                        .trim()
+                        .parse()
+                        .ok()
+                        .filter(|q| (0.0..=1.0).contains(q))?
+                }
                 "charset" if !value.trim().trim_matches('"').eq_ignore_ascii_case("utf-8") => {
                     return None;
                 }
@@ -157,6 +165,12 @@ mod tests {
             Some(Json)
         );
         assert!(!wants_html(Some("text/html;q=0, */*")));
+        // A quality out of range is no quality: a single request and a batch agree on it.
+        for odd in ["NaN", "inf", "-1", "2"] {
+            let accept = format!("application/json;q={odd}");
+            assert_eq!(response_type(Some(&accept)), None, "{accept}");
+            assert!(!accepts_json(Some(&accept)), "{accept}");
+        }
         assert!(wants_html(Some("text/html, */*;q=0.8")));
     }
 
