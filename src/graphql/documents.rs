@@ -120,7 +120,10 @@ impl Generations {
             self.current_bytes = 0;
         }
         self.current_bytes += kept.bytes;
-        self.current.insert(query, kept);
+        // Requests that parsed one new text together each keep it: it is charged once.
+        if let Some(replaced) = self.current.insert(query, kept) {
+            self.current_bytes -= replaced.bytes;
+        }
         dropped
     }
 }
@@ -290,6 +293,20 @@ mod tests {
         let generations = documents.lock();
         // The operation, four fields and two arguments.
         assert_eq!(generations.current_bytes, 23 + 7 * NODE_BYTES);
+    }
+
+    #[test]
+    fn a_text_parsed_by_requests_together_is_charged_once() {
+        let documents = Documents::default();
+        let text = "{ a b }";
+        let (mut first, mut second) = (Request::new(text), Request::new(text));
+        let (one, two) = (
+            documents.fill(&mut first).unwrap(),
+            documents.fill(&mut second).unwrap(),
+        );
+        one.keep();
+        two.keep();
+        assert_eq!(documents.lock().current_bytes, 7 + 3 * NODE_BYTES);
     }
 
     #[test]
