@@ -91,6 +91,41 @@ pub struct SalesforceClient {
     any_clock: Mutex<Option<(DateTime<Utc>, Instant)>>,
 }
 
+/// Whether a URL names this host: `localhost` or a loopback address.
+fn on_this_host(url: &str) -> bool {
+    let Ok(url) = reqwest::Url::parse(url) else {
+        return false;
+    };
+    let host = url.host_str().unwrap_or_default();
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+#[cfg(test)]
+#[test]
+fn an_org_on_this_host_is_told_from_one_out_there() {
+    for here in [
+        "http://127.0.0.1:8081",
+        "http://localhost:9000/",
+        "http://[::1]:8081",
+        "http://127.0.0.2",
+    ] {
+        assert!(on_this_host(here), "{here}");
+    }
+    for there in [
+        "https://login.salesforce.com",
+        "https://acme.my.salesforce.com",
+        "http://10.0.0.1",
+        "not a url",
+    ] {
+        assert!(!on_this_host(there), "{there}");
+    }
+}
+
 /// The time a clock read at one instant shows at `at`.
 fn time_at(clock: &Mutex<Option<(DateTime<Utc>, Instant)>>, at: Instant) -> Option<DateTime<Utc>> {
     let (date, arrived) = (*clock.lock().unwrap_or_else(|p| p.into_inner()))?;
@@ -238,9 +273,15 @@ struct SaveError {
 
 impl SalesforceClient {
     pub fn new(config: ClientConfig) -> Result<Self, SalesforceError> {
-        let http = reqwest::Client::builder()
+        let mut http = reqwest::Client::builder()
             .timeout(config.timeout)
-            .connect_timeout(Duration::from_secs(10))
+            .connect_timeout(Duration::from_secs(10));
+        // A proxy the environment names (`HTTPS_PROXY`) is the way out to Salesforce: an org
+        // on this host, such as the built-in simulator, is reached directly.
+        if on_this_host(&config.login_url) {
+            http = http.no_proxy();
+        }
+        let http = http
             .build()
             .map_err(|e| SalesforceError::Transport(e.to_string()))?;
         let session = Arc::new(SessionOwner::new(
