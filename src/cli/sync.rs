@@ -14,11 +14,16 @@ use crate::store::SyncEvent;
 use crate::sync::{Counts, SyncEventKind};
 
 pub async fn once(settings: &Settings) -> anyhow::Result<()> {
-    // Which one, where a scheduler runs it from another directory than `serve` runs in.
-    eprintln!(
-        "syncing the database at {}",
-        settings.database_url().redacted()
-    );
+    // Which one, where a scheduler runs it from another directory than `serve` runs in: an
+    // SQLite file by its whole path, since a relative one names another file elsewhere.
+    let url = settings.database_url();
+    match url.sqlite_path() {
+        Some(file) => eprintln!(
+            "syncing the database at {}",
+            crate::startup::absolute(&file).display()
+        ),
+        None => eprintln!("syncing the database at {}", url.redacted()),
+    }
     let services = Services::open(settings).await?;
     // The gateway's worker says so where admins look; this process, run with another key
     // (another data dir, another sync.encryption_key), says so to whoever ran it, and

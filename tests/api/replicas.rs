@@ -841,6 +841,27 @@ async fn sync_once_failing_midway_says_what_it_sent_before_it_failed() {
 }
 
 #[tokio::test]
+async fn sync_once_names_the_sqlite_file_it_opens_by_its_whole_path() {
+    // Run by a scheduler from another directory than `serve`, the default file is another
+    // one: the path it names must show that.
+    let dir = tempfile::tempdir().unwrap();
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .args(["sync", "--once"])
+        .current_dir(dir.path())
+        .env_remove("DATABASE_URL")
+        .output()
+        .await
+        .unwrap();
+    let (_, stderr) = failed(&output);
+    let file = dir.path().canonicalize().unwrap().join(".tandem/tandem.db");
+    assert!(
+        stderr.starts_with(&format!("syncing the database at {}\n", file.display())),
+        "{stderr}"
+    );
+    assert!(stderr.contains("not connected"), "{stderr}");
+}
+
+#[tokio::test]
 async fn sync_once_behind_another_processs_round_says_what_it_waits_for() {
     let (app, sim) = started(|_| {}).await;
     app.create_contact(json!({ "lastName": "Franklin" })).await;
