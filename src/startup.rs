@@ -28,8 +28,8 @@ pub struct Application {
     worker: Option<tokio::task::JoinHandle<()>>,
 }
 
-/// How long a stopping server waits, once its requests have had their 5 s, for the sync
-/// round running in it to finish its batch: told to at the signal, it has 30 s in all.
+/// How long a stopping server waits, once its requests are done (5 s at most), for the sync
+/// round running in it to finish its batch: told to at the signal, it has 25 to 30 s.
 const ROUND_GRACE: std::time::Duration = std::time::Duration::from_secs(25);
 
 impl Application {
