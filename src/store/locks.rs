@@ -216,17 +216,23 @@ impl Store {
         let held = match &self.locks {
             LockSpace::Postgres => {
                 let pool = self.db.get_postgres_connection_pool();
-                let mut conn = pool.acquire().await.map_err(sqlx_error)?.detach();
-                let taken: bool = sqlx::query("SELECT pg_try_advisory_lock($1)")
+                let mut conn = pool.acquire().await.map_err(sqlx_error)?;
+                let taken: Result<bool, _> = sqlx::query("SELECT pg_try_advisory_lock($1)")
                     .bind(WORKER_KEY)
-                    .fetch_one(&mut conn)
+                    .fetch_one(&mut *conn)
                     .await
-                    .and_then(|row| row.try_get(0))
-                    .map_err(sqlx_error)?;
-                if !taken {
-                    return Ok(None);
+                    .and_then(|row| row.try_get(0));
+                match taken {
+                    // Out of the pool for as long as it holds the lease.
+                    Ok(true) => Held::Session(conn.detach()),
+                    // Back to the pool holding nothing: a standby asks every few seconds.
+                    Ok(false) => return Ok(None),
+                    // Whether it took the lock is not known: closed, not pooled.
+                    Err(e) => {
+                        drop(conn.detach());
+                        return Err(sqlx_error(e));
+                    }
                 }
-                Held::Session(conn)
             }
             LockSpace::File(database) => {
                 let file = lock_file(database, ".worker.lock").map_err(io)?;
