@@ -230,8 +230,18 @@ async fn measure(
 
 pub async fn graphql(options: GraphqlBenchOptions) -> anyhow::Result<()> {
     let dir = tempfile_dir()?;
+    // Cleaned up however the run ends, as `bench sync` is.
+    let measured = measure_graphql(&options, &dir).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    measured
+}
+
+async fn measure_graphql(
+    options: &GraphqlBenchOptions,
+    dir: &std::path::Path,
+) -> anyhow::Result<()> {
     let sim = start_simulator(2_000)?;
-    let server = start_server(&dir, options.subscribers.max(1)).await?;
+    let server = start_server(dir, options.subscribers.max(1)).await?;
     let api = Api {
         http: reqwest::Client::new(),
         url: server.url.clone(),
@@ -295,7 +305,7 @@ pub async fn graphql(options: GraphqlBenchOptions) -> anyhow::Result<()> {
         &api,
         &server,
         "{ __typename }",
-        &options,
+        options,
         Answers::Kept,
         |_| json!({ "query": "{ __typename }" }),
     )
@@ -306,7 +316,7 @@ pub async fn graphql(options: GraphqlBenchOptions) -> anyhow::Result<()> {
         &api,
         &server,
         "ticket with every panel, answers kept for a second",
-        &options,
+        options,
         Answers::Kept,
         ticket,
     )
@@ -316,7 +326,7 @@ pub async fn graphql(options: GraphqlBenchOptions) -> anyhow::Result<()> {
         &api,
         &server,
         "ticket with every panel, each computed (Cache-Control: no-cache)",
-        &options,
+        options,
         Answers::Computed,
         ticket,
     )
@@ -325,7 +335,6 @@ pub async fn graphql(options: GraphqlBenchOptions) -> anyhow::Result<()> {
 
     fan_out(&api, &server, options.subscribers).await?;
     mass_update(&api).await?;
-    let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }
 
