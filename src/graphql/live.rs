@@ -1073,17 +1073,22 @@ async fn lists(
                 // such object: there are none to show.
                 (Err(e), Step::List(_))
                     if kind == Live::ContentNotes && e.code() == Some("INVALID_TYPE") => {}
-                // Not knowing whether these opportunities are private, their activities are
-                // left out as if they were; the rest of the list stands.
-                (Err(e), Step::Private(ids)) => {
-                    tracing::warn!(
-                        ?kind,
-                        error = %e,
-                        "Salesforce did not say which opportunities are private; the \
-                         activities related to them are left out of the panels"
-                    );
-                    private.extend(ids);
-                }
+                // Refused the answer (the integration user may not read the opportunities or
+                // their flag), their activities are left out as if they were private, and the
+                // rest of the list stands. Unanswered, the list is not read: what the cache
+                // holds of it is served, stale, rather than a fresh one cut short.
+                (Err(e), Step::Private(ids)) => match Unread::of(&e) {
+                    Unread::Refused(_) => {
+                        tracing::warn!(
+                            ?kind,
+                            error = %e,
+                            "Salesforce would not say which opportunities are private; the \
+                             activities related to them are left out of the panels"
+                        );
+                        private.extend(ids);
+                    }
+                    unread => results[i] = Err(unread),
+                },
                 (Err(e), step) => match kind.hidden_by(&e, &without) {
                     Some(field) => {
                         if cache.hidden(reader, kind).is_empty() {

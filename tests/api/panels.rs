@@ -830,6 +830,29 @@ async fn an_opportunitys_private_flag_hidden_leaves_its_activities_out_and_shows
 }
 
 #[tokio::test]
+async fn activities_whose_opportunities_go_unasked_for_the_budget_are_served_stale_not_cut() {
+    let (app, sim, contact) = with_activity(|s| s.graphql.panel_cache_secs = 0).await;
+    let renewal = opportunity_named(&sim, "Renewal");
+    sim.insert(
+        "Task",
+        json!({ "Subject": "Price the renewal", "Status": "Not Started", "ActivityDate": "2026-12-04", "WhoId": contact, "WhatId": renewal }),
+    )
+    .unwrap();
+    let query = "{ contacts(first: 5) { nodes { salesforce { stale tasks { subject } } } } }";
+    let both = json!([{ "subject": "Send the quote" }, { "subject": "Price the renewal" }]);
+    let fresh = app.gql_ok(query, json!({})).await;
+    assert_eq!(fresh["contacts"]["nodes"][0]["salesforce"]["tasks"], both);
+    // The budget holds one more call: the tasks are read, whether the opportunity is private
+    // is not. The list read is not shown cut short as fresh; the one kept is shown, stale.
+    sim.set_daily_api_limit(sim.api_usage() + 1);
+    let body = app.gql(query, json!({})).await;
+    assert!(body.get("errors").is_none(), "{body}");
+    let panel = &body["data"]["contacts"]["nodes"][0]["salesforce"];
+    assert_eq!(panel["tasks"], both, "{body}");
+    assert_eq!(panel["stale"], true, "{body}");
+}
+
+#[tokio::test]
 async fn reconnected_to_another_org_a_panel_lists_nothing_read_from_the_first() {
     reconnected_to_a_copy_of_production(Reconnected::ToAnotherOrg).await;
 }
