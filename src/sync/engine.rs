@@ -189,7 +189,10 @@ impl Round {
         if missing.is_empty() {
             return Ok(missing);
         }
-        for row in self.by_id(object, &["Id"], ids, Rows::Live).await? {
+        for row in self
+            .by_field(object, "Id", &["Id"], ids, Rows::Live)
+            .await?
+        {
             if let Some(id) = row.get("Id").and_then(Value::as_str) {
                 // Answered with 18 characters, asked with 18 or 15.
                 missing.retain(|m| !id.starts_with(m.as_str()));
@@ -212,7 +215,7 @@ impl Round {
             return Ok(merged);
         }
         let fields = ["Id", "MasterRecordId"];
-        for row in self.by_id(object, &fields, ids, Rows::All).await? {
+        for row in self.by_field(object, "Id", &fields, ids, Rows::All).await? {
             let id = row.get("Id").and_then(Value::as_str);
             let master = row.get("MasterRecordId").and_then(Value::as_str);
             if let (Some(id), Some(master)) = (id, master) {
@@ -225,22 +228,24 @@ impl Round {
         Ok(merged)
     }
 
-    /// The `fields` of the records of `object` these ids name: the live ones, or (`Rows::All`)
-    /// the deleted ones, in the recycle bin; asked in as few queries as the URLs allow. When
-    /// Salesforce could not be asked, why, as the reason of the failures left in doubt.
-    async fn by_id(
+    /// The `fields` of the records of `object` whose `key` holds one of `values` (whose `Id`
+    /// is one of these ids, say): the live ones, or (`Rows::All`) the deleted ones, in the
+    /// recycle bin; asked in as few queries as the URLs allow. When Salesforce could not be
+    /// asked, why, as the reason of the failures left in doubt.
+    pub(super) async fn by_field(
         &self,
         object: &str,
+        key: &str,
         fields: &[&str],
-        ids: &[String],
+        values: &[String],
         rows: Rows,
     ) -> Result<Vec<crate::salesforce::Record>, FailureReason> {
-        let soqls = Ident::parse("Id").and_then(|id| {
-            url_sized(ids)
+        let soqls = Ident::parse(key).and_then(|key| {
+            url_sized(values)
                 .map(|chunk| {
-                    let ids = chunk.iter().map(|i| Literal::Text(i.clone()));
+                    let values = chunk.iter().map(|i| Literal::Text(i.clone()));
                     let mut select =
-                        Select::new(object, fields)?.filter(Condition::in_list(&id, ids));
+                        Select::new(object, fields)?.filter(Condition::in_list(&key, values));
                     if rows == Rows::All {
                         select = select.filter(Condition::eq(
                             &Ident::parse("IsDeleted")?,
@@ -252,7 +257,7 @@ impl Round {
                 .collect::<Result<Vec<_>, crate::domain::Invalid>>()
         });
         let unasked = |e: &dyn std::fmt::Display| {
-            tracing::warn!(error = %e, object, "cannot ask Salesforce which records are gone");
+            tracing::warn!(error = %e, object, key, "cannot ask Salesforce for records by a field");
         };
         let soqls = soqls.map_err(|e| {
             unasked(&e);

@@ -15,7 +15,7 @@ use super::records::{
     with_sent,
 };
 use crate::domain::{Direction, FailureReason, Module, SalesforceId};
-use crate::salesforce::{Describe, FieldDescribe, Record, RecordResult};
+use crate::salesforce::{Describe, FieldDescribe, Record, RecordResult, Rows};
 use crate::store::{NewFailure, SyncBatch};
 
 /// The external id field that makes creates idempotent: it names the desk record, as
@@ -54,45 +54,23 @@ pub fn read_desk_ref(tag: &str, value: &Value) -> Option<i64> {
 /// Of these `Helpdesk_Id__c` values, those a record in Salesforce's recycle bin holds (in
 /// lower case: the field's values are unique whatever their case). One held by a live record
 /// (an upsert of it an earlier round sent, answered late) is not: its next upsert meets that
-/// record. Not known when Salesforce cannot be asked: none, and the refusals stand.
-async fn held_in_the_recycle_bin(round: &Round, object: &str, keys: &[String]) -> HashSet<String> {
-    use crate::salesforce::soql::{Condition, Ident, Literal, Select};
-    use futures_util::TryStreamExt;
+/// record. When Salesforce could not be asked, why.
+async fn held_in_the_recycle_bin(
+    round: &Round,
+    object: &str,
+    keys: &[String],
+) -> Result<HashSet<String>, FailureReason> {
     if keys.is_empty() {
-        return HashSet::new();
+        return Ok(HashSet::new());
     }
-    let soql = Ident::parse(DESK_ID_FIELD).and_then(|field| {
-        Ok(Select::new(object, &[DESK_ID_FIELD])?
-            .filter(Condition::in_list(
-                &field,
-                keys.iter().map(|k| Literal::Text(k.clone())),
-            ))
-            .filter(Condition::eq(
-                &Ident::parse("IsDeleted")?,
-                Literal::Bool(true),
-            ))
-            .build())
-    });
-    let read = match soql {
-        Ok(soql) => round
-            .client
-            .query_all(&soql)
-            .try_collect::<Vec<_>>()
-            .await
-            .map_err(|e| e.to_string()),
-        Err(e) => Err(e.to_string()),
-    };
-    match read {
-        Ok(rows) => rows
-            .iter()
-            .filter_map(|row| row.get(DESK_ID_FIELD)?.as_str())
-            .map(str::to_lowercase)
-            .collect(),
-        Err(error) => {
-            tracing::warn!(%error, object, "cannot ask Salesforce which keys deleted records hold");
-            HashSet::new()
-        }
-    }
+    let rows = round
+        .by_field(object, DESK_ID_FIELD, &[DESK_ID_FIELD], keys, Rows::All)
+        .await?;
+    Ok(rows
+        .iter()
+        .filter_map(|row| row.get(DESK_ID_FIELD)?.as_str())
+        .map(str::to_lowercase)
+        .collect())
 }
 
 /// Whether Salesforce refused an upsert because another record holds its `Helpdesk_Id__c`:
@@ -349,6 +327,9 @@ impl SyncEngine {
         // Desk records whose Salesforce twin is gone, where whether a merge deleted it could
         // not be asked (and why): tried again, not made again.
         let mut merge_unasked: HashMap<i64, FailureReason> = HashMap::new();
+        // Creates refused for a key another record holds, where whether that one is deleted
+        // could not be asked: why.
+        let mut bin_unasked: HashMap<i64, FailureReason> = HashMap::new();
         if !updates.is_empty() {
             let body: Vec<(SalesforceId, Record)> = updates
                 .iter()
@@ -519,13 +500,25 @@ impl SyncEngine {
                     let binned = held_in_the_recycle_bin(round, object, &refused).await;
                     for (&k, result) in keyed.iter().zip(made) {
                         let key = creates[k].1.get(DESK_ID_FIELD).and_then(Value::as_str);
-                        if key_held_elsewhere(&result)
-                            && key.is_some_and(|key| binned.contains(&key.to_lowercase()))
-                        {
-                            plain.push(k);
-                        } else {
-                            results[k] = Some(result);
+                        let held = key_held_elsewhere(&result);
+                        match &binned {
+                            Ok(binned)
+                                if held
+                                    && key.is_some_and(|key| {
+                                        binned.contains(&key.to_lowercase())
+                                    }) =>
+                            {
+                                plain.push(k);
+                                continue;
+                            }
+                            // Whether a deleted record holds the key could not be asked: the
+                            // refusal may be one a plain insert would get past.
+                            Err(why) if held => {
+                                bin_unasked.insert(plans[creates[k].0].0, *why);
+                            }
+                            _ => {}
                         }
+                        results[k] = Some(result);
                     }
                 }
                 if !plain.is_empty() {
@@ -858,6 +851,12 @@ impl SyncEngine {
                         reason = *why;
                         message = format!(
                             "{message}; whether a merge deleted it could not be asked of Salesforce, so it is tried again"
+                        );
+                    }
+                    if let Some(why) = bin_unasked.get(&desk_id) {
+                        reason = *why;
+                        message = format!(
+                            "{message}; whether the record holding it is in Salesforce's recycle bin could not be asked, so it is tried again"
                         );
                     }
                     // Its linked twin; not a record it was only matched to by key, which

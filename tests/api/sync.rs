@@ -4490,6 +4490,43 @@ async fn a_key_no_deleted_record_holds_is_not_given_up_for_a_plain_insert() {
 }
 
 #[tokio::test]
+async fn a_key_refusal_whose_recycle_bin_could_not_be_asked_is_tried_again_not_given_up() {
+    let (app, sim) = connected().await;
+    app.sync_now().await;
+    app.create_contact(json!({ "lastName": "Lovelace" })).await;
+    sim.reject_next_records(&[(
+        "DUPLICATE_VALUE",
+        "duplicate value found: Helpdesk_Id__c duplicates value on record with id: 003000000000009AAA",
+    )]);
+    // The budget runs out as the upsert is answered: whether the record holding the key is
+    // in the recycle bin (and a plain insert would get past it) cannot be asked.
+    let upsert = sim.hold_answer_next("PATCH", tandem::sync::DESK_ID_FIELD);
+    let round = app.round_in_background();
+    upsert.arrived().await;
+    sim.set_daily_api_limit(sim.api_usage());
+    upsert.release();
+    let _ = round.await.unwrap();
+    let failures = open_failures(&app).await;
+    assert_eq!(failures[0]["reason"], "RATE_LIMITED", "{failures}");
+    assert!(
+        failures[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("recycle bin could not be asked, so it is tried again"),
+        "{failures}"
+    );
+
+    sim.set_daily_api_limit(100_000);
+    app.gql_ok(
+        "mutation { retrySyncFailures(reason: RATE_LIMITED) }",
+        json!({}),
+    )
+    .await;
+    assert_eq!(sim.count("Contact"), 1);
+    assert!(open_failures(&app).await.as_array().unwrap().is_empty());
+}
+
+#[tokio::test]
 async fn records_upserted_beside_an_insert_that_fails_are_linked_in_the_same_round() {
     let (app, sim) = connected().await;
     app.sync_now().await;
