@@ -228,7 +228,7 @@ impl Store {
         // A failed push logged as it was binned goes out now, as an edit's would, and the
         // Salesforce contacts that waited for it to come out of the bin come in.
         super::sync::wake_pushes(&*txn, Module::Accounts, [model.id.0]).await?;
-        super::sync::wake_contacts_awaiting_restored(&*txn, id).await?;
+        super::sync::wake_contacts_awaiting_twin_of(&*txn, id).await?;
         // A Salesforce account that met it among others in the bin may meet it alone now.
         let key = model.name_key.clone();
         super::sync::wake_pulls_keyed(&*txn, Module::Accounts, key.into_iter().collect()).await?;
@@ -252,8 +252,10 @@ impl Store {
         }
         super::sync::keep_salesforce_account(&*txn, id).await?;
         // A contact whose push waited for this account goes out now without it, as it
-        // would had a person moved it off the account.
+        // would had a person moved it off the account; and a Salesforce contact that waited
+        // for it in the bin comes in without it.
         super::sync::wake_contacts_of(&*txn, &[id.0]).await?;
+        super::sync::wake_contacts_awaiting_twin_of(&*txn, id).await?;
         let contacts = super::contacts::unlink_contacts(&*txn, id).await?;
         let tickets =
             super::tickets::unlink_tickets(&*txn, entity::ticket::Column::AccountId, id.0).await?;

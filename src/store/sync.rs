@@ -348,8 +348,9 @@ async fn wake_contacts_awaiting(db: &impl ConnectionTrait, accounts: &[String]) 
     Ok(())
 }
 
-/// [`wake_contacts_awaiting`] the Salesforce twin of this desk account, restored.
-pub(crate) async fn wake_contacts_awaiting_restored(
+/// [`wake_contacts_awaiting`] the Salesforce twin of this desk account, restored from the
+/// recycle bin or purged from it: a contact of it comes in with it or without it.
+pub(crate) async fn wake_contacts_awaiting_twin_of(
     db: &impl ConnectionTrait,
     account: AccountId,
 ) -> StoreResult<()> {
@@ -1697,7 +1698,7 @@ impl SyncBatch<'_> {
         let action = if restored {
             // Back from the bin, as `restoreAccount` brings it: the Salesforce contacts that
             // waited for it come with the next due records.
-            wake_contacts_awaiting_restored(&*self.txn, model.id).await?;
+            wake_contacts_awaiting_twin_of(&*self.txn, model.id).await?;
             DeskAction::Restored
         } else {
             DeskAction::Updated

@@ -3043,10 +3043,18 @@ async fn a_new_salesforce_contact_of_an_account_in_the_recycle_bin_comes_once_sa
     a_contact_waiting_for_a_binned_account_comes_with_it(Restore::BySalesforceUpdate).await;
 }
 
+#[tokio::test]
+async fn a_new_salesforce_contact_of_an_account_in_the_recycle_bin_comes_without_it_once_it_is_purged()
+ {
+    a_contact_waiting_for_a_binned_account_comes_with_it(Restore::Purged).await;
+}
+
 enum Restore {
     InTheDesk,
     /// A Salesforce update of the account brings it back.
     BySalesforceUpdate,
+    /// Not restored: purged from the bin, and the contact comes without it.
+    Purged,
 }
 
 async fn a_contact_waiting_for_a_binned_account_comes_with_it(restore: Restore) {
@@ -3115,12 +3123,23 @@ async fn a_contact_waiting_for_a_binned_account_comes_with_it(restore: Restore) 
             sim.update("Account", &acme, json!({ "Phone": "+1 555 0100" }))
                 .unwrap();
         }
+        Restore::Purged => {
+            app.gql_ok(
+                "mutation($id: ID!) { purgeAccount(id: $id) }",
+                json!({ "id": desk_acme }),
+            )
+            .await;
+        }
     }
     app.sync_now().await;
     let late = contacts(&app).await;
     let late = by_last_name(&late, "Late");
-    assert_eq!(late.len(), 1, "created once its account is back");
-    assert_eq!(late[0]["account"]["name"], "Acme");
+    assert_eq!(late.len(), 1, "created once its account is back or gone");
+    let account = match restore {
+        Restore::Purged => Value::Null,
+        _ => json!("Acme"),
+    };
+    assert_eq!(late[0]["account"]["name"], account, "{}", late[0]);
     assert_eq!(open_failure_count(&app).await, 0);
 }
 
