@@ -1634,8 +1634,16 @@ impl SyncEngine {
         let untaken = keep_own_where_taken_cannot_be_held(module, &mut values, &own, &mut taken);
         let desk_id = record.id();
         let part = Partial::of(round, (module, inc), (desk_id, &own), &untaken);
-        let written = self
-            .write(
+        // Alike already (a desk that mirrors the org): linked, the desk record neither stamped
+        // changed nor told of, and counted as no update.
+        let written = if !record.deleted() && values == own {
+            batch
+                .drop_outbox(module, desk_id, &desk_record.waiting)
+                .await?;
+            inc.link_as(batch, module, desk_id, part.as_ref()).await?;
+            Ok(Written::Linked)
+        } else {
+            self.write(
                 batch,
                 module,
                 (inc, part.as_ref()),
@@ -1643,7 +1651,8 @@ impl SyncEngine {
                 values,
                 false,
             )
-            .await?;
+            .await?
+        };
         if written.is_ok() {
             self.log_partial(batch, part).await?;
         }

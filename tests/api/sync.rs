@@ -1291,6 +1291,37 @@ async fn a_desk_contact_of_an_account_merged_away_in_salesforce_does_not_bring_i
 }
 
 #[tokio::test]
+async fn a_first_meeting_of_records_already_alike_changes_nothing_in_the_desk() {
+    let (app, sim) = connected().await;
+    let desk = app
+        .create_contact(json!({ "lastName": "Same", "email": "same@example.com", "title": "Twin" }))
+        .await;
+    let before = desk_contact(&app, &desk["id"], "updatedAt").await;
+    // Salesforce's is the newer: its values win, and they are the desk's already.
+    sim.advance_clock(60);
+    let sf_id = sim
+        .insert(
+            "Contact",
+            json!({ "LastName": "Same", "Email": "SAME@example.com", "Title": "Twin" }),
+        )
+        .unwrap();
+    let mark = sim.request_count();
+    let report = app.sync_now().await;
+    assert_eq!(salesforce_id_of(&app, &desk["id"]).await, sf_id);
+    assert_eq!(
+        (report.pulled.added, report.pulled.updated),
+        (0, 0),
+        "a link, no update: {report:?}"
+    );
+    assert_eq!(
+        desk_contact(&app, &desk["id"], "updatedAt").await,
+        before,
+        "not stamped changed"
+    );
+    assert_eq!(writes_since(&sim, mark), Vec::<String>::new());
+}
+
+#[tokio::test]
 async fn a_desk_edit_made_after_the_salesforce_edit_wins() {
     let (app, sim) = connected().await;
     let sf_id = sim
