@@ -804,8 +804,9 @@ async fn a_private_flag_the_org_hides_from_the_integration_user_refuses_the_list
     );
 }
 
-#[tokio::test]
-async fn an_opportunitys_private_flag_hidden_leaves_its_activities_out_and_shows_the_rest() {
+/// The activity panels' contact with a second task, on its Renewal opportunity; lists kept
+/// no longer than a request.
+async fn with_a_task_on_the_renewal() -> (TestApp, SimHandle) {
     let (app, sim, contact) = with_activity(|s| s.graphql.panel_cache_secs = 0).await;
     let renewal = opportunity_named(&sim, "Renewal");
     sim.insert(
@@ -813,11 +814,22 @@ async fn an_opportunitys_private_flag_hidden_leaves_its_activities_out_and_shows
         json!({ "Subject": "Price the renewal", "Status": "Not Started", "ActivityDate": "2026-12-04", "WhoId": contact, "WhatId": renewal }),
     )
     .unwrap();
+    (app, sim)
+}
+
+/// The contact's tasks as [`with_a_task_on_the_renewal`] leaves them.
+fn both_tasks() -> Value {
+    json!([{ "subject": "Send the quote" }, { "subject": "Price the renewal" }])
+}
+
+#[tokio::test]
+async fn an_opportunitys_private_flag_hidden_leaves_its_activities_out_and_shows_the_rest() {
+    let (app, sim) = with_a_task_on_the_renewal().await;
     let query = "{ contacts(first: 5) { nodes { salesforce { tasks { subject } } } } }";
     let shown = app.gql_ok(query, json!({})).await;
     assert_eq!(
         shown["contacts"]["nodes"][0]["salesforce"]["tasks"],
-        json!([{ "subject": "Send the quote" }, { "subject": "Price the renewal" }])
+        both_tasks()
     );
     // Whether the opportunity is private cannot be read: its task is left out as if it
     // were; the rest of the list stands.
@@ -831,15 +843,9 @@ async fn an_opportunitys_private_flag_hidden_leaves_its_activities_out_and_shows
 
 #[tokio::test]
 async fn activities_whose_opportunities_go_unasked_for_the_budget_are_served_stale_not_cut() {
-    let (app, sim, contact) = with_activity(|s| s.graphql.panel_cache_secs = 0).await;
-    let renewal = opportunity_named(&sim, "Renewal");
-    sim.insert(
-        "Task",
-        json!({ "Subject": "Price the renewal", "Status": "Not Started", "ActivityDate": "2026-12-04", "WhoId": contact, "WhatId": renewal }),
-    )
-    .unwrap();
+    let (app, sim) = with_a_task_on_the_renewal().await;
     let query = "{ contacts(first: 5) { nodes { salesforce { stale tasks { subject } } } } }";
-    let both = json!([{ "subject": "Send the quote" }, { "subject": "Price the renewal" }]);
+    let both = both_tasks();
     let fresh = app.gql_ok(query, json!({})).await;
     assert_eq!(fresh["contacts"]["nodes"][0]["salesforce"]["tasks"], both);
     // The budget holds one more call: the tasks are read, whether the opportunity is private

@@ -4523,17 +4523,24 @@ async fn a_record_whose_key_a_binned_record_holds_goes_again_without_it_after_a_
     assert_eq!(writes_since(&sim, mark), Vec::<String>::new(), "no echo");
 }
 
-#[tokio::test]
-async fn a_key_no_deleted_record_holds_is_not_given_up_for_a_plain_insert() {
+/// A desk contact not sent yet, whose upsert Salesforce will refuse: another record holds
+/// its `Helpdesk_Id__c`.
+async fn a_desk_contact_whose_upsert_meets_its_key_held() -> (TestApp, SimHandle) {
     let (app, sim) = connected().await;
     app.sync_now().await;
     app.create_contact(json!({ "lastName": "Lovelace" })).await;
-    // Refused for a record that holds the key and is not in the recycle bin: an upsert an
-    // earlier round sent, still running, say. Inserted without the key, it would be made twice.
     sim.reject_next_records(&[(
         "DUPLICATE_VALUE",
         "duplicate value found: Helpdesk_Id__c duplicates value on record with id: 003000000000009AAA",
     )]);
+    (app, sim)
+}
+
+#[tokio::test]
+async fn a_key_no_deleted_record_holds_is_not_given_up_for_a_plain_insert() {
+    // Refused for a record that holds the key and is not in the recycle bin: an upsert an
+    // earlier round sent, still running, say. Inserted without the key, it would be made twice.
+    let (app, sim) = a_desk_contact_whose_upsert_meets_its_key_held().await;
     let report = app.sync_now().await;
     assert_eq!((report.pushed.added, report.pushed.failed), (0, 1));
     assert_eq!(sim.count("Contact"), 0);
@@ -4541,13 +4548,7 @@ async fn a_key_no_deleted_record_holds_is_not_given_up_for_a_plain_insert() {
 
 #[tokio::test]
 async fn a_key_refusal_whose_recycle_bin_could_not_be_asked_is_tried_again_not_given_up() {
-    let (app, sim) = connected().await;
-    app.sync_now().await;
-    app.create_contact(json!({ "lastName": "Lovelace" })).await;
-    sim.reject_next_records(&[(
-        "DUPLICATE_VALUE",
-        "duplicate value found: Helpdesk_Id__c duplicates value on record with id: 003000000000009AAA",
-    )]);
+    let (app, sim) = a_desk_contact_whose_upsert_meets_its_key_held().await;
     // The budget runs out as the upsert is answered: whether the record holding the key is
     // in the recycle bin (and a plain insert would get past it) cannot be asked.
     let upsert = sim.hold_answer_next("PATCH", tandem::sync::DESK_ID_FIELD);
