@@ -12,6 +12,9 @@ pub struct Model {
     pub desk_id: i64,
     pub sent: String,
     pub sent_at: DateTimeUtc,
+    /// Sent as an upsert by desk id: it may be sent again, and its record names the desk
+    /// record it was made from.
+    pub upsert: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -28,6 +28,7 @@ mod m20261206_000023_purged_at;
 mod m20261207_000024_mapped_at;
 mod m20261207_000025_create_keys;
 mod m20261207_000026_integration_users;
+mod m20261207_000027_pending_upserts;
 
 pub mod keys;
 
@@ -63,6 +64,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000024_mapped_at::Migration),
             Box::new(m20261207_000025_create_keys::Migration),
             Box::new(m20261207_000026_integration_users::Migration),
+            Box::new(m20261207_000027_pending_upserts::Migration),
         ]
     }
 }

@@ -883,10 +883,12 @@ impl Store {
             .and_where(Expr::col(sync_failure::Column::DeskId).is_not_null())
             .and_where(Expr::col(sync_failure::Column::NextAttemptAt).gt(Utc::now()))
             .to_owned();
+        // An upsert in doubt is sent again: made, it meets the record it made.
         let in_doubt = Query::select()
             .column(pending_create::Column::DeskId)
             .from(pending_create::Entity)
             .and_where(Expr::col(pending_create::Column::Module).eq(module.as_str()))
+            .and_where(Expr::col(pending_create::Column::Upsert).eq(false))
             .to_owned();
         Ok(outbox::Entity::find()
             .filter(outbox::Column::Module.eq(module.as_str()))
@@ -1261,6 +1263,7 @@ impl Store {
         module: Module,
         creates: impl IntoIterator<Item = (i64, String)>,
         made_again: &[i64],
+        upsert: bool,
     ) -> StoreResult<()> {
         let now = Utc::now();
         let rows: Vec<pending_create::ActiveModel> = creates
@@ -1270,6 +1273,7 @@ impl Store {
                 desk_id: Set(desk_id),
                 sent: Set(sent),
                 sent_at: Set(now),
+                upsert: Set(upsert),
                 ..Default::default()
             })
             .collect();

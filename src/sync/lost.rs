@@ -85,7 +85,9 @@ impl SyncEngine {
             .iter()
             .map(|record| (record.desk_ref, record.profile.as_str()))
             .collect();
-        for (note, at) in pair(&sent, &read, true) {
+        // An upsert's record names its desk record: only that one is its answer.
+        let named_only: Vec<bool> = pending.iter().map(|p| p.upsert).collect();
+        for (note, at) in pair(&sent, &read, true, &named_only) {
             let (desk_id, values) = &sent[note];
             // Linked at what was sent, as the answer would have linked it: an edit made in
             // Salesforce since is news the next pull brings, not the state of the link.
@@ -220,6 +222,9 @@ pub(super) fn made_by_creates_in_doubt(
     incoming: &[Incoming],
     creates: &[usize],
 ) -> Vec<(usize, i64)> {
+    // An upsert's record names its desk record: it is no unnamed record's create.
+    let pending: Vec<&entity::pending_create::Model> =
+        pending.iter().filter(|p| !p.upsert).collect();
     let Some(first) = pending.iter().map(|p| p.sent_at).min() else {
         return Vec::new();
     };
@@ -256,7 +261,7 @@ pub(super) fn made_by_creates_in_doubt(
         .collect();
     // Exactly only: linked here at what Salesforce holds, a record taken as saved would have
     // the desk's queued values sent back over what the org's automation saved.
-    pair(&sent, &read, false)
+    pair(&sent, &read, false, &[])
         .into_iter()
         .map(|(note, at)| (candidates[at].0, sent[note].0))
         .collect()
@@ -274,12 +279,14 @@ type Read<'a> = (Option<i64>, &'a str);
 /// With `as_saved`, those left then take a record that holds what they sent as the org's
 /// automation may have saved it (`holds_as_saved`: a trigger that tidied a name must not
 /// make it twice), where that is beyond doubt: the one record it holds so, held so by no
-/// other create left.
+/// other create left. A note `named_only` marks (an upsert's) takes only a record naming it.
 fn pair(
     sent: &[(i64, SalesforceValues)],
     found: &[Read<'_>],
     as_saved: bool,
+    named_only: &[bool],
 ) -> Vec<(usize, usize)> {
+    let named_only = |note: usize| named_only.get(note).copied().unwrap_or(false);
     let mut taken = vec![false; found.len()];
     let mut pairs = Vec::new();
     let mut left = Vec::new();
@@ -290,6 +297,7 @@ fn pair(
         let at = free(&taken, &|(named, _)| *named == Some(*desk_id)).or_else(|| {
             free(&taken, &|(named, read)| {
                 named.is_none()
+                    && !named_only(note)
                     && !values.is_empty()
                     && changed_since(values, Some(read)).is_empty()
             })
@@ -308,10 +316,14 @@ fn pair(
     let holds = |note: usize, at: usize| {
         !taken[at] && found[at].0.is_none() && holds_as_saved(found[at].1, &sent[note].1)
     };
-    for &note in &left {
+    for &note in left.iter().filter(|&&note| !named_only(note)) {
         let mut held = (0..found.len()).filter(|&at| holds(note, at));
         if let (Some(at), None) = (held.next(), held.next())
-            && left.iter().filter(|&&other| holds(other, at)).count() == 1
+            && left
+                .iter()
+                .filter(|&&other| !named_only(other) && holds(other, at))
+                .count()
+                == 1
         {
             pairs.push((note, at));
         }
@@ -394,12 +406,12 @@ mod tests {
             r#"{"Id":"003C","LastName":"O'Brien","AnnualRevenue":11}"#,
         ];
         let found: Vec<(Option<i64>, &str)> = read.iter().map(|r| (None, *r)).collect();
-        let mut pairs = pair(&sent, &found, true);
+        let mut pairs = pair(&sent, &found, true, &[]);
         pairs.sort();
         // The exact pairing goes first, so the second create keeps its own record even
         // though the first, read as saved, would hold it too.
         assert_eq!(pairs, [(0, 0), (1, 1), (2, 2)]);
-        assert_eq!(pair(&sent, &found, false), [(1, 1)], "exactly only");
+        assert_eq!(pair(&sent, &found, false, &[]), [(1, 1)], "exactly only");
 
         // One record two creates left would both hold as saved is neither's.
         let twins = vec![
@@ -413,14 +425,18 @@ mod tests {
             ),
         ];
         let one = [(None, r#"{"Id":"003B","LastName":"Smith","Phone":"111"}"#)];
-        assert_eq!(pair(&twins, &one, true), []);
+        assert_eq!(pair(&twins, &one, true, &[]), []);
+        // But an upsert's note takes only a record naming its desk record: it is no rival
+        // for one that names none, nor does it take one.
+        assert_eq!(pair(&twins, &one, true, &[true, false]), [(1, 0)]);
+        assert_eq!(pair(&twins[..1], &one, true, &[true]), []);
 
         // A record that names another desk record, or holds another value, is no one's.
         let found = [
             (Some(9), read[1]),
             (None, r#"{"Id":"003D","LastName":"Jones"}"#),
         ];
-        assert_eq!(pair(&sent[1..2], &found, true), []);
+        assert_eq!(pair(&sent[1..2], &found, true, &[]), []);
         // Nothing sent but blanks pairs with nothing.
         assert!(!holds_as_saved(read[0], &values(&[("Title", Value::Null)])));
         // A number is held as saved rounded to a whole one, not further.

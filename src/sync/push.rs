@@ -235,13 +235,16 @@ impl SyncEngine {
         let object = module.salesforce_object();
         let records = desk::load(&self.store, module, ids).await?;
         let links = self.store.links_by_desk(module, ids).await?;
-        let in_doubt: HashSet<i64> = self
-            .store
-            .pending_creates(module)
-            .await?
-            .into_iter()
-            .map(|p| p.desk_id)
-            .collect();
+        // Creates in doubt wait to be looked for, but an upsert's: sent again, it meets the
+        // record it made, if it made one.
+        let (upserts_in_doubt, in_doubt): (HashSet<i64>, HashSet<i64>) = {
+            let notes = self.store.pending_creates(module).await?;
+            let (upserts, plain): (Vec<_>, Vec<_>) = notes.into_iter().partition(|p| p.upsert);
+            (
+                upserts.into_iter().map(|p| p.desk_id).collect(),
+                plain.into_iter().map(|p| p.desk_id).collect(),
+            )
+        };
         let accounts = self.desk_account_links(module, &records).await?;
         let mut plans: Vec<(i64, Plan)> = ids
             .iter()
@@ -455,8 +458,13 @@ impl SyncEngine {
         // Updates already made are recorded even when the creates cannot be sent: read back
         // unrecorded, they would look like Salesforce edits newer than the desk's.
         let mut unsent = None;
-        // Desk records whose create was noted as pending, to settle with their answers.
+        // Desk records whose create was noted as pending, to settle with their answers; and
+        // of them, those of the call on its way when the sending stopped.
         let mut noted = Vec::new();
+        let mut in_flight = Vec::new();
+        // Upserts refused for a key a live record holds while an earlier upsert of theirs is
+        // in doubt: that one, still running, is making the record. In doubt still.
+        let mut still_running = Vec::new();
         if !creates.is_empty() {
             // Made again in place of records Salesforce deleted: their links to those go
             // before they are sent, so that what a create whose answer is lost made is
@@ -484,12 +492,30 @@ impl SyncEngine {
                 let (keyed, mut plain): (Vec<usize>, Vec<usize>) = (0..creates.len())
                     .partition(|&k| repeatable && !made_again.contains(&plans[creates[k].0].0));
                 let mut results: Vec<Option<RecordResult>> = vec![None; creates.len()];
+                // What was sent, for a lost answer to be found again by.
+                let sent_values = |k: usize| {
+                    let mut sent = creates[k].1.clone();
+                    sent.remove(DESK_ID_FIELD);
+                    (plans[creates[k].0].0, Value::Object(sent).to_string())
+                };
                 if !keyed.is_empty() {
                     let body: Vec<Record> = keyed.iter().map(|&k| creates[k].1.clone()).collect();
+                    // Noted too: a record one made, its answer lost, is the create's answer
+                    // (linked at what was sent), not a Salesforce record newer than the desk's
+                    // (which would undo a desk edit made meanwhile, or bring a desk record
+                    // binned meanwhile back). Not waited on: it may be sent again.
+                    let pending: Vec<(i64, String)> =
+                        keyed.iter().map(|&k| sent_values(k)).collect();
+                    in_flight = pending.iter().map(|(desk_id, _)| *desk_id).collect();
+                    noted.extend(&in_flight);
+                    self.store
+                        .note_pending_creates(module, pending, &[], true)
+                        .await?;
                     let made = round
                         .client
                         .upsert_many(object, DESK_ID_FIELD, &body, false)
                         .await?;
+                    in_flight.clear();
                     let refused: Vec<String> = keyed
                         .iter()
                         .zip(&made)
@@ -509,6 +535,10 @@ impl SyncEngine {
                                     }) =>
                             {
                                 plain.push(k);
+                                continue;
+                            }
+                            Ok(_) if held && upserts_in_doubt.contains(&plans[creates[k].0].0) => {
+                                still_running.push(plans[creates[k].0].0);
                                 continue;
                             }
                             // Whether a deleted record holds the key could not be asked: the
@@ -534,25 +564,20 @@ impl SyncEngine {
                     }
                     // A create cannot be repeated safely: noted first, a create whose answer
                     // is lost is looked for in Salesforce before the record is sent again.
-                    let pending: Vec<(i64, String)> = plain
-                        .iter()
-                        .zip(&body)
-                        .map(|(&k, values)| {
-                            let mut sent = values.clone();
-                            sent.remove(DESK_ID_FIELD);
-                            (plans[creates[k].0].0, Value::Object(sent).to_string())
-                        })
-                        .collect();
-                    noted = pending.iter().map(|(desk_id, _)| *desk_id).collect();
+                    let pending: Vec<(i64, String)> =
+                        plain.iter().map(|&k| sent_values(k)).collect();
+                    in_flight = pending.iter().map(|(desk_id, _)| *desk_id).collect();
+                    noted.extend(&in_flight);
                     // What the upserts made is recorded whatever befalls the inserts.
                     let made = async {
                         self.store
-                            .note_pending_creates(module, pending, &made_again)
+                            .note_pending_creates(module, pending, &made_again, false)
                             .await?;
                         Ok::<_, SyncError>(round.client.create_many(object, &body, false).await?)
                     };
                     match made.await {
                         Ok(made) => {
+                            in_flight.clear();
                             for (&k, result) in plain.iter().zip(made) {
                                 results[k] = Some(result);
                             }
@@ -576,13 +601,14 @@ impl SyncEngine {
             // The creates unanswered keep their queued changes (or, exporting, the cursor
             // stays before them) and go out with the next round; noted as pending, they are
             // looked for first, unless Salesforce refused the call whole: then nothing was
-            // made, and the notes go with this batch.
+            // made, and the notes go with this batch, as those of a call answered do.
             if let Some(e) = failed {
                 if !matches!(&e, SyncError::Upstream(refused) if refused.ran_nothing()) {
-                    noted.clear();
+                    noted.retain(|desk_id| !in_flight.contains(desk_id));
                 }
                 unsent = Some(e);
             }
+            noted.retain(|desk_id| !still_running.contains(desk_id));
         }
 
         let missing_accounts = missing_accounts(
@@ -734,6 +760,15 @@ impl SyncEngine {
                 }
             };
             let Some(result) = outcomes.remove(&i) else {
+                // Still being made: its queued changes stay; exporting, it is queued, as the
+                // cursor passes it.
+                if creating
+                    && still_running.contains(&desk_id)
+                    && cursor.is_some()
+                    && settles.is_empty()
+                {
+                    batch.enqueue(module, desk_id).await?;
+                }
                 continue;
             };
             match (result.success, result.id) {

@@ -4322,6 +4322,136 @@ async fn an_update_made_though_its_answer_was_lost_is_not_read_back_as_a_salesfo
 }
 
 #[tokio::test]
+async fn a_desk_edit_made_while_its_upserted_create_is_on_its_way_outlives_the_lost_answer() {
+    let (app, sim) = connected().await;
+    let desk = app
+        .create_contact(json!({ "lastName": "Hypatia", "title": "Teacher" }))
+        .await;
+    // Salesforce's clock runs a minute ahead: what it stamps is later than the desk's edits.
+    sim.advance_clock(60);
+    let create = sim.hold_next("PATCH", "/composite/sobjects");
+    let round = app.round_in_background();
+    create.arrived().await;
+    // The desk edits it while its create (an upsert by desk id) is on its way, whose answer
+    // is then lost.
+    update_contact(&app, &desk["id"], json!({ "title": "Philosopher" })).await;
+    sim.lose_next_answers(1);
+    create.release();
+    assert!(
+        round.await.unwrap().is_err(),
+        "the round reports the lost answer"
+    );
+    assert_eq!(sim.records("Contact")[0]["Title"], "Teacher");
+
+    app.sync_now().await;
+    assert_eq!(
+        desk_contact(&app, &desk["id"], "title").await["title"],
+        "Philosopher",
+        "the desk's later edit is not undone by the sync's own create read back"
+    );
+    assert_eq!(sim.count("Contact"), 1, "made once");
+    assert_eq!(sim.records("Contact")[0]["Title"], "Philosopher");
+    let mark = sim.request_count();
+    app.sync_now().await;
+    assert_eq!(writes_since(&sim, mark), Vec::<String>::new(), "no echo");
+}
+
+#[tokio::test]
+async fn a_desk_record_binned_while_its_upserted_create_is_on_its_way_stays_binned() {
+    let (app, sim) = connected().await;
+    let desk = app
+        .create_contact(json!({ "lastName": "Hypatia", "title": "Teacher" }))
+        .await;
+    sim.advance_clock(60);
+    let create = sim.hold_next("PATCH", "/composite/sobjects");
+    let round = app.round_in_background();
+    create.arrived().await;
+    bin_contact(&app, &desk["id"]).await;
+    sim.lose_next_answers(1);
+    create.release();
+    assert!(round.await.unwrap().is_err());
+
+    app.sync_now().await;
+    assert_eq!(
+        contacts(&app).await,
+        Vec::<Value>::new(),
+        "still in the bin"
+    );
+    let sf_id = sim.records("Contact")[0]["Id"].as_str().unwrap().to_owned();
+    assert_eq!(salesforce_id_of(&app, &desk["id"]).await, sf_id, "linked");
+}
+
+#[tokio::test]
+async fn an_upsert_sent_again_while_the_first_still_runs_waits_for_it_rather_than_failing() {
+    let app = spawn_app_with(|s| s.sync.unanswered_create_secs = 600).await;
+    let sim = salesforce_sim::start(SimConfig::default()).await;
+    assert!(connect(&app, &sim, "tandem").await.get("errors").is_none());
+    app.gql_ok("mutation { startSync { firstSync } }", json!({}))
+        .await;
+    app.sync_now().await;
+    let desk = app
+        .create_contact(json!({ "lastName": "Hypatia", "title": "Teacher" }))
+        .await;
+    let key = app.desk_ref(&desk["id"]).await;
+    // Its upsert's connection is cut; Salesforce, slow today, goes on making it.
+    let create = sim.hold_next("PATCH", "/composite/sobjects");
+    let round = app.round_in_background();
+    create.arrived().await;
+    sim.drop_next(1);
+    create.release();
+    assert!(round.await.unwrap().is_err());
+    // Edited meanwhile, it is sent again, and refused: the first, still running, holds its key.
+    update_contact(&app, &desk["id"], json!({ "title": "Philosopher" })).await;
+    sim.reject_next_records(&[(
+        "DUPLICATE_VALUE",
+        "duplicate value found: Helpdesk_Id__c duplicates value on record with id: 003000000000009AAA",
+    )]);
+    let report = app.sync_now().await;
+    assert_eq!(report.pushed.failed, 0, "in doubt, not failed: {report:?}");
+    assert!(open_failures(&app).await.as_array().unwrap().is_empty());
+
+    // The first commits at last, a minute on by Salesforce's clock.
+    sim.advance_clock(60);
+    sim.insert(
+        "Contact",
+        json!({ "LastName": "Hypatia", "Title": "Teacher", "Helpdesk_Id__c": key }),
+    )
+    .unwrap();
+    app.sync_now().await;
+    assert_eq!(
+        desk_contact(&app, &desk["id"], "title").await["title"],
+        "Philosopher",
+        "the desk's edit is not undone by the first sending's record"
+    );
+    assert_eq!(sim.count("Contact"), 1);
+    assert_eq!(sim.records("Contact")[0]["Title"], "Philosopher");
+    assert!(open_failures(&app).await.as_array().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_plain_create_in_doubt_waits_where_other_creates_go_by_upsert() {
+    let app = spawn_app_with(|s| s.sync.unanswered_create_secs = 600).await;
+    let sim = salesforce_sim::start(SimConfig::default()).await;
+    assert!(connect(&app, &sim, "tandem").await.get("errors").is_none());
+    app.gql_ok("mutation { startSync { firstSync } }", json!({}))
+        .await;
+    let desk_id = deleted_there_and_edited_here(&app, &sim).await;
+    // Made again beside its deleted twin, which holds its key: a plain insert, whose
+    // connection is cut. Whether Salesforce is making it, nobody knows yet.
+    round_failing_its_create(&app, &sim, SimHandle::drop_next).await;
+    // Edited again, it still waits.
+    update_contact(&app, &desk_id, json!({ "title": "Enchantress" })).await;
+    let mark = sim.request_count();
+    app.sync_now().await;
+    assert_eq!(
+        writes_since(&sim, mark),
+        Vec::<String>::new(),
+        "not sent again (by upsert or otherwise) while in doubt"
+    );
+    assert_eq!(sim.count("Contact"), 0);
+}
+
+#[tokio::test]
 async fn creates_whose_answer_was_lost_are_found_in_salesforce_not_made_twice() {
     let (app, sim) = connected_without_external_id(without_desk_id_fields).await;
     app.sync_now().await;
