@@ -118,10 +118,7 @@ pub const CONTACT_EMAIL_LEN: usize = 80;
 /// The digits of an account's head count: Salesforce's Account.NumberOfEmployees holds 8.
 pub const EMPLOYEES_DIGITS: u32 = 8;
 const MAX_EMPLOYEES: i64 = 10_i64.pow(EMPLOYEES_DIGITS) - 1;
-/// The digits of an account's annual revenue before the point: Salesforce's
-/// Account.AnnualRevenue holds 18.
-pub const REVENUE_DIGITS: u32 = 18;
-/// 10 to the power of [`REVENUE_DIGITS`].
+/// Salesforce's Account.AnnualRevenue holds 18 digits.
 const MAX_REVENUE: f64 = 1e18;
 
 impl ContactInput {

@@ -12,8 +12,7 @@ mod ticket;
 
 pub use desk::{
     AccountFields, AccountInput, AccountPatch, CONTACT_EMAIL_LEN, Change, ContactFields,
-    ContactInput, ContactPatch, EMPLOYEES_DIGITS, REVENUE_DIGITS, TicketFields, TicketInput,
-    TicketPatch,
+    ContactInput, ContactPatch, EMPLOYEES_DIGITS, TicketFields, TicketInput, TicketPatch,
 };
 pub use email::Email;
 pub use entity::{AccountId, AgentId, ContactId, ProfileId, TicketId};

@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use crate::domain::{EMPLOYEES_DIGITS, Invalid, Module, REVENUE_DIGITS};
+use crate::domain::{EMPLOYEES_DIGITS, Invalid, Module};
 use crate::salesforce::Describe;
 
 /// The kind of value a desk field holds.
@@ -67,6 +67,12 @@ const CONTACT_FIELDS: &[DeskField] = &[
     text("description", 32_000),
 ];
 
+/// The digits before the point a field the annual revenue is written to must hold: 16, as
+/// Salesforce's default currency field (Currency(16, 2)) does, which holds any revenue there
+/// is. The desk takes up to 18, as AnnualRevenue does; one past 16 is refused for its record
+/// alone.
+const REVENUE_WRITTEN_DIGITS: u32 = 16;
+
 const ACCOUNT_FIELDS: &[DeskField] = &[
     DeskField {
         required: true,
@@ -86,7 +92,7 @@ const ACCOUNT_FIELDS: &[DeskField] = &[
     DeskField {
         name: "annualRevenue",
         kind: DeskKind::Decimal {
-            digits: REVENUE_DIGITS,
+            digits: REVENUE_WRITTEN_DIGITS,
         },
         required: false,
     },
@@ -419,7 +425,7 @@ fn check_types(
             if writes && whole.is_some_and(|whole| whole < digits) =>
         {
             return Err(format!(
-                "{object_field} holds numbers of at most {} digits before the point but '{}' may have {digits}",
+                "{object_field} holds numbers of at most {} digits before the point and '{}' needs {digits}",
                 whole.unwrap_or(digits),
                 desk.name
             ));
@@ -459,7 +465,7 @@ mod tests {
     }
 
     #[test]
-    fn a_number_field_must_hold_as_many_whole_digits_as_the_desk_field_when_written() {
+    fn a_number_field_written_to_must_hold_the_whole_digits_the_desk_field_needs() {
         let int = |digits: u32| {
             field(serde_json::json!({
                 "name": "Staff__c", "type": "int", "digits": digits,
@@ -469,7 +475,7 @@ mod tests {
         let employees = desk_field(Module::Accounts, "employees").unwrap();
         let refused = fits(Module::Accounts, employees, &int(5), true).unwrap_err();
         assert!(
-            refused.contains("at most 5 digits before the point but 'employees' may have 8"),
+            refused.contains("at most 5 digits before the point and 'employees' needs 8"),
             "{refused}"
         );
         assert_eq!(fits(Module::Accounts, employees, &int(8), true), Ok(()));
@@ -488,6 +494,11 @@ mod tests {
             fits(Module::Accounts, revenue, &currency(18, 0), true),
             Ok(())
         );
-        assert!(fits(Module::Accounts, revenue, &currency(18, 2), true).is_err());
+        // Salesforce's default currency field, sixteen digits and two decimal places.
+        assert_eq!(
+            fits(Module::Accounts, revenue, &currency(18, 2), true),
+            Ok(())
+        );
+        assert!(fits(Module::Accounts, revenue, &currency(16, 2), true).is_err());
     }
 }

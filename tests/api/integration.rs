@@ -1370,7 +1370,7 @@ async fn mappings_that_would_fail_in_salesforce_are_refused_up_front() {
             "ACCOUNTS",
             vec![("name", "Name"), ("annualRevenue", "BillingLatitude")],
             "mappings[1].salesforceField",
-            "at most 3 digits before the point but 'annualRevenue' may have 18",
+            "at most 3 digits before the point and 'annualRevenue' needs 16",
         ),
         (
             "ACCOUNTS",
