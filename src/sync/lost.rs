@@ -101,19 +101,29 @@ impl SyncEngine {
                 .await?;
             counts.added += 1;
         }
-        // Found ones are settled by their link; of the others, those sent long enough ago
-        // were never made, and the rest stay in doubt.
-        let desk_ids: Vec<i64> = pending
-            .iter()
-            .filter(|p| p.sent_at <= made_by || linked_now.contains(&p.desk_id))
-            .map(|p| p.desk_id)
+        // Found ones are settled by their link; of the others, those whose every sending
+        // (an upsert may have gone more than once) was long enough ago were never made, and
+        // the rest stay in doubt.
+        let mut last_sent: std::collections::HashMap<i64, DateTime<Utc>> = Default::default();
+        for p in &pending {
+            let at = last_sent.entry(p.desk_id).or_insert(p.sent_at);
+            *at = (*at).max(p.sent_at);
+        }
+        let desk_ids: Vec<i64> = last_sent
+            .into_iter()
+            .filter(|(desk_id, at)| *at <= made_by || linked_now.contains(desk_id))
+            .map(|(desk_id, _)| desk_id)
             .collect();
         batch.settle_pending_creates(module, &desk_ids).await?;
+        let settled = pending
+            .iter()
+            .filter(|p| desk_ids.contains(&p.desk_id))
+            .count();
         tracing::info!(
             %module,
             pending = sent.len(),
             found = counts.added,
-            in_doubt = sent.len() - desk_ids.len(),
+            in_doubt = sent.len() - settled,
             "creates whose answer was lost were looked for in Salesforce"
         );
         self.finish(batch, Direction::DeskToSalesforce, module, counts)
@@ -293,10 +303,19 @@ fn pair(
     let free = |taken: &[bool], test: &dyn Fn(&Read<'_>) -> bool| {
         (0..found.len()).find(|&at| !taken[at] && test(&found[at]))
     };
-    for (note, (desk_id, values)) in sent.iter().enumerate() {
-        let at = free(&taken, &|(named, _)| *named == Some(*desk_id)).or_else(|| {
-            free(&taken, &|(named, read)| {
-                named.is_none()
+    // A record naming its desk record is its latest sending's (an upsert may have gone more
+    // than once, each later one meeting what the first made).
+    let mut named = vec![None; sent.len()];
+    for (note, (desk_id, _)) in sent.iter().enumerate().rev() {
+        if let Some(at) = free(&taken, &|(names, _)| *names == Some(*desk_id)) {
+            taken[at] = true;
+            named[note] = Some(at);
+        }
+    }
+    for (note, (_, values)) in sent.iter().enumerate() {
+        let at = named[note].or_else(|| {
+            free(&taken, &|(names, read)| {
+                names.is_none()
                     && !named_only(note)
                     && !values.is_empty()
                     && changed_since(values, Some(read)).is_empty()

@@ -537,7 +537,7 @@ impl SyncEngine {
                                 plain.push(k);
                                 continue;
                             }
-                            Ok(_) if held && upserts_in_doubt.contains(&plans[creates[k].0].0) => {
+                            _ if held && upserts_in_doubt.contains(&plans[creates[k].0].0) => {
                                 still_running.push(plans[creates[k].0].0);
                                 continue;
                             }
@@ -608,7 +608,15 @@ impl SyncEngine {
                 }
                 unsent = Some(e);
             }
-            noted.retain(|desk_id| !still_running.contains(desk_id));
+            // A sending that made or met the record settles every note of it; one that did
+            // not (refused, or refused whole) leaves those of an earlier upsert, which may
+            // still be making it.
+            let made: HashSet<i64> = outcomes
+                .iter()
+                .filter(|(_, result)| result.success)
+                .map(|(i, _)| plans[*i].0)
+                .collect();
+            noted.retain(|desk_id| made.contains(desk_id) || !upserts_in_doubt.contains(desk_id));
         }
 
         let missing_accounts = missing_accounts(

@@ -4383,6 +4383,26 @@ async fn a_desk_record_binned_while_its_upserted_create_is_on_its_way_stays_binn
 
 #[tokio::test]
 async fn an_upsert_sent_again_while_the_first_still_runs_waits_for_it_rather_than_failing() {
+    an_upsert_in_doubt_outlives_a_later_sending(Later::RefusedForItsKey).await;
+}
+
+#[tokio::test]
+async fn an_upsert_in_doubt_outlives_a_later_sending_refused_whole() {
+    an_upsert_in_doubt_outlives_a_later_sending(Later::RefusedWhole).await;
+}
+
+/// What befalls the sending after the first, whose answer was lost.
+enum Later {
+    /// Refused: the first, still running, holds its key.
+    RefusedForItsKey,
+    /// Refused whole: the org's daily allocation ran out.
+    RefusedWhole,
+}
+
+/// A desk contact's upsert whose connection is cut while Salesforce goes on making it, then
+/// an edit of it, sent again and refused (`later`); the first commits at last. The desk's
+/// edit stands and goes out, and nothing is made twice or left failed.
+async fn an_upsert_in_doubt_outlives_a_later_sending(later: Later) {
     let app = spawn_app_with(|s| s.sync.unanswered_create_secs = 600).await;
     let sim = salesforce_sim::start(SimConfig::default()).await;
     assert!(connect(&app, &sim, "tandem").await.get("errors").is_none());
@@ -4393,21 +4413,32 @@ async fn an_upsert_sent_again_while_the_first_still_runs_waits_for_it_rather_tha
         .create_contact(json!({ "lastName": "Hypatia", "title": "Teacher" }))
         .await;
     let key = app.desk_ref(&desk["id"]).await;
-    // Its upsert's connection is cut; Salesforce, slow today, goes on making it.
     let create = sim.hold_next("PATCH", "/composite/sobjects");
     let round = app.round_in_background();
     create.arrived().await;
     sim.drop_next(1);
     create.release();
     assert!(round.await.unwrap().is_err());
-    // Edited meanwhile, it is sent again, and refused: the first, still running, holds its key.
     update_contact(&app, &desk["id"], json!({ "title": "Philosopher" })).await;
-    sim.reject_next_records(&[(
-        "DUPLICATE_VALUE",
-        "duplicate value found: Helpdesk_Id__c duplicates value on record with id: 003000000000009AAA",
-    )]);
-    let report = app.sync_now().await;
-    assert_eq!(report.pushed.failed, 0, "in doubt, not failed: {report:?}");
+    match later {
+        Later::RefusedForItsKey => {
+            sim.reject_next_records(&[(
+                "DUPLICATE_VALUE",
+                "duplicate value found: Helpdesk_Id__c duplicates value on record with id: 003000000000009AAA",
+            )]);
+            let report = app.sync_now().await;
+            assert_eq!(report.pushed.failed, 0, "in doubt, not failed: {report:?}");
+        }
+        Later::RefusedWhole => {
+            let again = sim.hold_next("PATCH", "/composite/sobjects");
+            let round = app.round_in_background();
+            again.arrived().await;
+            sim.set_daily_api_limit(sim.api_usage());
+            again.release();
+            let _ = round.await.unwrap();
+            sim.set_daily_api_limit(100_000);
+        }
+    }
     assert!(open_failures(&app).await.as_array().unwrap().is_empty());
 
     // The first commits at last, a minute on by Salesforce's clock.
