@@ -4321,26 +4321,36 @@ async fn an_update_made_though_its_answer_was_lost_is_not_read_back_as_a_salesfo
     assert_eq!((report.pulled, report.pushed), Default::default());
 }
 
-#[tokio::test]
-async fn a_desk_edit_made_while_its_upserted_create_is_on_its_way_outlives_the_lost_answer() {
+/// Hypatia, a desk contact, whose create (an upsert by desk id) is made in Salesforce while
+/// the desk does `meanwhile`, and whose answer is then lost. Salesforce's clock runs a
+/// minute ahead: what it stamps is later than the desk's edits.
+async fn hypatia_upserted_her_answer_lost(
+    meanwhile: impl AsyncFnOnce(&TestApp, &Value),
+) -> (TestApp, SimHandle, Value) {
     let (app, sim) = connected().await;
     let desk = app
         .create_contact(json!({ "lastName": "Hypatia", "title": "Teacher" }))
         .await;
-    // Salesforce's clock runs a minute ahead: what it stamps is later than the desk's edits.
     sim.advance_clock(60);
     let create = sim.hold_next("PATCH", "/composite/sobjects");
     let round = app.round_in_background();
     create.arrived().await;
-    // The desk edits it while its create (an upsert by desk id) is on its way, whose answer
-    // is then lost.
-    update_contact(&app, &desk["id"], json!({ "title": "Philosopher" })).await;
+    meanwhile(&app, &desk).await;
     sim.lose_next_answers(1);
     create.release();
     assert!(
         round.await.unwrap().is_err(),
         "the round reports the lost answer"
     );
+    (app, sim, desk)
+}
+
+#[tokio::test]
+async fn a_desk_edit_made_while_its_upserted_create_is_on_its_way_outlives_the_lost_answer() {
+    let (app, sim, desk) = hypatia_upserted_her_answer_lost(async |app, desk| {
+        update_contact(app, &desk["id"], json!({ "title": "Philosopher" })).await;
+    })
+    .await;
     assert_eq!(sim.records("Contact")[0]["Title"], "Teacher");
 
     app.sync_now().await;
@@ -4358,18 +4368,10 @@ async fn a_desk_edit_made_while_its_upserted_create_is_on_its_way_outlives_the_l
 
 #[tokio::test]
 async fn a_desk_record_binned_while_its_upserted_create_is_on_its_way_stays_binned() {
-    let (app, sim) = connected().await;
-    let desk = app
-        .create_contact(json!({ "lastName": "Hypatia", "title": "Teacher" }))
-        .await;
-    sim.advance_clock(60);
-    let create = sim.hold_next("PATCH", "/composite/sobjects");
-    let round = app.round_in_background();
-    create.arrived().await;
-    bin_contact(&app, &desk["id"]).await;
-    sim.lose_next_answers(1);
-    create.release();
-    assert!(round.await.unwrap().is_err());
+    let (app, sim, desk) = hypatia_upserted_her_answer_lost(async |app, desk| {
+        bin_contact(app, &desk["id"]).await;
+    })
+    .await;
 
     app.sync_now().await;
     assert_eq!(
