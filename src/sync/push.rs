@@ -40,6 +40,13 @@ pub(super) fn desk_id_field<'d>(describe: &'d Describe, tag: &str) -> Option<&'d
     })
 }
 
+/// What Salesforce could not be asked about a refused record, for its failure's message.
+const WHICH_UNASKED: &str =
+    "whether that is this record or one it names could not be asked of Salesforce";
+const MERGE_UNASKED: &str = "whether a merge deleted it could not be asked of Salesforce";
+const BIN_UNASKED: &str =
+    "whether the record holding it is in Salesforce's recycle bin could not be asked";
+
 /// The desk record a `Helpdesk_Id__c` value names, when it names one of this desk's; a value
 /// another desk wrote (another tag, or none) names nothing here.
 pub fn read_desk_ref(tag: &str, value: &Value) -> Option<i64> {
@@ -324,15 +331,12 @@ impl SyncEngine {
         let mut outcomes: HashMap<usize, RecordResult> = HashMap::new();
         // Updates refused (or re-created): their note goes now; a made one's goes with its link.
         let mut unmade: Vec<i64> = Vec::new();
-        // Desk records Salesforce refused for meeting a deleted record it did not name, where
-        // which one could not be asked (and why): they are tried again, not left for a person.
-        let mut unverified: HashMap<i64, FailureReason> = HashMap::new();
-        // Desk records whose Salesforce twin is gone, where whether a merge deleted it could
-        // not be asked (and why): tried again, not made again.
-        let mut merge_unasked: HashMap<i64, FailureReason> = HashMap::new();
-        // Creates refused for a key another record holds, where whether that one is deleted
-        // could not be asked: why.
-        let mut bin_unasked: HashMap<i64, FailureReason> = HashMap::new();
+        // Desk records whose refusal Salesforce could not be asked about (why, and what): they
+        // are tried again, not left for a person — one refused for meeting a deleted record it
+        // did not name ([`WHICH_UNASKED`]), one whose twin is gone ([`MERGE_UNASKED`]: not
+        // made again either), a create refused for a key another record holds
+        // ([`BIN_UNASKED`]).
+        let mut unasked: HashMap<i64, (FailureReason, &str)> = HashMap::new();
         if !updates.is_empty() {
             let body: Vec<(SalesforceId, Record)> = updates
                 .iter()
@@ -388,12 +392,12 @@ impl SyncEngine {
                 if let Err(why) = &missing
                     && doubtful.iter().any(|d| d == id.as_str())
                 {
-                    unverified.insert(plans[i].0, *why);
+                    unasked.insert(plans[i].0, (*why, WHICH_UNASKED));
                 }
                 let gone = missing.as_ref().is_ok_and(|m| m.contains(id.as_str()));
                 if gone && let Err(why) = &merged {
                     // Merged away or deleted: which, could not be asked. Tried again.
-                    merge_unasked.insert(plans[i].0, *why);
+                    unasked.insert(plans[i].0, (*why, MERGE_UNASKED));
                     outcomes.insert(i, result);
                 } else if gone
                     && let Ok(merged) = &merged
@@ -544,7 +548,7 @@ impl SyncEngine {
                             // Whether a deleted record holds the key could not be asked: the
                             // refusal may be one a plain insert would get past.
                             Err(why) if held => {
-                                bin_unasked.insert(plans[creates[k].0].0, *why);
+                                unasked.insert(plans[creates[k].0].0, (*why, BIN_UNASKED));
                             }
                             _ => {}
                         }
@@ -628,7 +632,11 @@ impl SyncEngine {
         )
         .await
         .unwrap_or_else(|(asked_for, why)| {
-            unverified.extend(asked_for.into_iter().map(|desk_id| (desk_id, why)));
+            unasked.extend(
+                asked_for
+                    .into_iter()
+                    .map(|desk_id| (desk_id, (why, WHICH_UNASKED))),
+            );
             HashSet::new()
         });
         // Of the accounts gone that refused contacts name, those a merge deleted: sent again,
@@ -884,23 +892,9 @@ impl SyncEngine {
                             }
                         }
                     }
-                    if let Some(why) = unverified.get(&desk_id) {
+                    if let Some((why, what)) = unasked.get(&desk_id) {
                         reason = *why;
-                        message = format!(
-                            "{message}; whether that is this record or one it names could not be asked of Salesforce, so it is tried again"
-                        );
-                    }
-                    if let Some(why) = merge_unasked.get(&desk_id) {
-                        reason = *why;
-                        message = format!(
-                            "{message}; whether a merge deleted it could not be asked of Salesforce, so it is tried again"
-                        );
-                    }
-                    if let Some(why) = bin_unasked.get(&desk_id) {
-                        reason = *why;
-                        message = format!(
-                            "{message}; whether the record holding it is in Salesforce's recycle bin could not be asked, so it is tried again"
-                        );
+                        message = format!("{message}; {what}, so it is tried again");
                     }
                     // Its linked twin; not a record it was only matched to by key, which
                     // could sync (and so settle this failure) without it.
