@@ -124,6 +124,11 @@ impl From<SyncError> for ApiError {
                 Self::new(Code::Conflict, e.to_string())
             }
             SyncError::Vault(e) => Self::internal(&e),
+            SyncError::Noted { error, note } => {
+                let mut api = Self::from(*error);
+                api.message = format!("{}. {note}", api.message);
+                api
+            }
         }
     }
 }

@@ -71,6 +71,13 @@ pub enum SyncError {
     Store(StoreError),
     #[error(transparent)]
     Vault(#[from] VaultError),
+    /// An error with what else a person must know of it: it answers as the error does, with
+    /// the note after its message.
+    #[error("{error}. {note}")]
+    Noted {
+        error: Box<SyncError>,
+        note: &'static str,
+    },
 }
 
 impl From<StoreError> for SyncError {
@@ -772,14 +779,16 @@ impl Integrations {
         }
         .await;
         // Failing now, the connection keeps the token Salesforce rotated in to itself: the
-        // one given works no more, and an admin trying it again would only hear so.
-        connected.map_err(|e| {
+        // one given works no more, and an admin trying it again would only hear so. The error
+        // stays what it is (a conflict, an outage, a field refused), with that said after it.
+        connected.map_err(|error| {
             if rotated {
-                SyncError::Refused(format!(
-                    "{e}. Signing in, Salesforce rotated the refresh token given, which no longer works: authorize the connected app again for a new one, then connect with it"
-                ))
+                SyncError::Noted {
+                    error: Box::new(error),
+                    note: "Signing in, Salesforce rotated the refresh token given, which no longer works: authorize the connected app again for a new one, then connect with it",
+                }
             } else {
-                e
+                error
             }
         })
     }

@@ -1025,6 +1025,41 @@ async fn a_connection_refused_after_salesforce_rotated_the_token_says_the_token_
 }
 
 #[tokio::test]
+async fn a_connection_refused_after_salesforce_rotated_the_token_keeps_the_refusals_code_and_field()
+{
+    let (app, sim) = (spawn_app().await, rotating_org().await);
+    let body = connect_with_refresh_token(&app, &sim, &sim.refresh_token()).await;
+    assert!(body.get("errors").is_none(), "{body}");
+    app.set_sync_type("SALESFORCE_TO_DESK").await;
+    // Salesforce's own full name, which nobody writes, shown as the title.
+    app.map_field("CONTACTS", "title", "Name").await;
+    let config = sim.config();
+    let refused = app
+        .gql(
+            "mutation($i: ConnectSalesforceInput!) { connectSalesforce(input: $i) { status } }",
+            json!({ "i": { "loginUrl": sim.base_url(), "auth": "REFRESH_TOKEN",
+                           "refreshToken": sim.refresh_token(), "clientId": config.client_id,
+                           "clientSecret": config.client_secret, "syncType": "TWO_WAY" } }),
+        )
+        .await;
+    assert_eq!(codes(&refused), ["BAD_USER_INPUT"], "{refused}");
+    let error = &refused["errors"][0];
+    assert!(
+        error["extensions"]["field"]
+            .as_str()
+            .is_some_and(|field| field.starts_with("fieldMappings(CONTACTS).mappings[")),
+        "the mapping refused is named as without a rotation: {error}"
+    );
+    let message = error["message"].as_str().unwrap();
+    assert!(
+        message.contains("Contact.Name cannot be written")
+            && message.contains("rotated the refresh token given"),
+        "{error}"
+    );
+    assert_eq!(integration(&app).await["syncType"], "SALESFORCE_TO_DESK");
+}
+
+#[tokio::test]
 async fn a_refresh_token_connects_without_a_client_secret_the_app_does_not_require() {
     let app = spawn_app().await;
     let sim = salesforce_sim::start(SimConfig::default()).await;
