@@ -154,6 +154,20 @@ fn basis(model: &integration::Model, secrets: &Value) -> u64 {
     h.finish()
 }
 
+/// Takes into `secrets` the refresh token `client` holds, when Salesforce rotated in another
+/// for the one they name: `true` when it did.
+async fn take_rotated(client: &SalesforceClient, secrets: &mut Value) -> bool {
+    if let Some(named) = secrets.get("refreshToken").and_then(Value::as_str)
+        && let Some(now) = client.refresh_token().await
+        && now.expose_secret() != named
+    {
+        secrets["refreshToken"] = Value::String(now.expose_secret().to_owned());
+        secrets[ISSUED] = Value::Bool(true);
+        return true;
+    }
+    false
+}
+
 /// Saves the refresh token client `id` was given in rotation (`new`) in place of the one it
 /// replaces, the saved connection still being the one that used `old`; that client, already
 /// using `new`, stays cached.
@@ -661,16 +675,7 @@ impl Integrations {
             Err(other) => return Err(other.into()),
         }
         // Signing in may have rotated the token given; only the new one works now.
-        let mut rotated = false;
-        if let Some(given) = secrets.get("refreshToken").and_then(Value::as_str)
-            && let Some(now) = client.refresh_token().await
-        {
-            rotated = now.expose_secret() != given;
-            secrets["refreshToken"] = Value::String(now.expose_secret().to_owned());
-            if rotated {
-                secrets[ISSUED] = Value::Bool(true);
-            }
-        }
+        let mut rotated = take_rotated(&client, &mut secrets).await;
         let connected = async {
             // Signed in is not yet let in: an org without the REST API (an edition without it, or
             // a user whose profile lacks "API Enabled") would refuse every call the sync makes.
@@ -745,6 +750,9 @@ impl Integrations {
                     .await?;
                 checked_mappings = Some(rows);
             }
+            // A session renewed since signing in may have rotated it again; nothing else uses
+            // this client until it is cached, after the save, for its rotations to be saved.
+            rotated |= take_rotated(&client, &mut secrets).await;
             let sealed = self.vault.seal(secrets.to_string().as_bytes());
             let _replacing = self.replacing().await?;
             let model = self

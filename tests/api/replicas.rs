@@ -633,6 +633,50 @@ async fn a_replica_hears_every_contact_a_first_sync_creates_in_order() {
 }
 
 #[tokio::test]
+async fn a_token_salesforce_rotates_again_while_connecting_is_the_one_saved() {
+    let app = spawn_app().await;
+    let sim = salesforce_sim::start(SimConfig {
+        rotate_refresh_tokens: true,
+        ..SimConfig::default()
+    })
+    .await;
+    // Signed in (the token given rotated once), the session expires at the connection's
+    // first call to the API: renewed, the token rotates again.
+    let given = sim.refresh_token();
+    let first_call = sim.hold_next("GET", "/services/data/v");
+    let (connected, ()) = tokio::join!(
+        crate::integration::connect_with_refresh_token(&app, &sim, &given),
+        async {
+            first_call.arrived().await;
+            sim.expire_tokens();
+            first_call.release();
+        }
+    );
+    assert_eq!(
+        connected["data"]["connectSalesforce"]["status"], "ACTIVE",
+        "{connected}"
+    );
+    let renewals = sim
+        .requests()
+        .iter()
+        .filter(|r| r.path.contains("oauth2/token"))
+        .count();
+    assert_eq!(renewals, 2, "signed in, then renewed");
+
+    // Another process, or this one restarted, signs in with what was saved.
+    let other = second_process(&app).await;
+    sim.insert("Contact", json!({ "LastName": "Restarted" }))
+        .unwrap();
+    other.integrations.start_sync().await.unwrap();
+    let report = other.engine.run_once().await.unwrap();
+    assert_eq!(report.pulled.added, 1, "{report:?}");
+    let state = app
+        .gql_ok("{ integration { status statusReason } }", json!({}))
+        .await;
+    assert_eq!(state["integration"]["status"], "ACTIVE", "{state}");
+}
+
+#[tokio::test]
 async fn a_refresh_token_salesforce_rotates_is_saved_for_every_process() {
     let app = spawn_app().await;
     let sim = salesforce_sim::start(SimConfig {
