@@ -300,15 +300,18 @@ impl Store {
     pub async fn set_sync_type(
         &self,
         sync_type: SyncType,
-        checked: Option<&[MappingRow]>,
+        checked: Option<(Checked, &[MappingRow])>,
     ) -> StoreResult<integration::Model> {
         let mut txn = self.write().await?;
         txn.changes_integration(self);
         // Locked as read: a first sync that a round marks done meanwhile is seen done here,
         // and what stayed local while it ran one-way is queued.
         let current = locked_row(&*txn).await?;
-        if let Some(checked) = checked
-            && mapping_rows(&*txn).await? != checked
+        if let Some((checked, _)) = &checked {
+            checked.still(&current, "set the sync type again")?;
+        }
+        if let Some((_, rows)) = checked
+            && mapping_rows(&*txn).await? != rows
         {
             return Err(StoreError::Conflict(format!(
                 "the field mappings changed while they were checked for {}; read them again and set the sync type again",
@@ -416,12 +419,14 @@ impl Store {
         pairs: &[(String, String)],
         standard: &[(String, String)],
         cursor: &str,
-        writes: bool,
+        checked: Checked,
     ) -> StoreResult<()> {
         let mut txn = self.write().await?;
         txn.changes_integration(self);
         // Locked, as `set_sync_type` locks it: of the two, the later sees what the other did.
         let current = locked_row(&*txn).await?;
+        checked.still(&current, "send them again")?;
+        let writes = checked.writes;
         if !writes && current.sync_type == SyncType::TwoWay.as_str() {
             return Err(StoreError::Conflict(
                 "the sync turned TWO_WAY while these mappings were checked for a one-way sync; send them again to have them checked for writing".into(),
@@ -584,6 +589,26 @@ pub fn same_org(saved: &integration::Model, org_id: Option<&str>, instance_url: 
             .is_none_or(|url| url == instance_url),
         // No identity in this sign-in: nothing says the org changed.
         (_, None) => true,
+    }
+}
+
+/// What mappings were checked against: the connection made at `connected_at`, for a sync
+/// that `writes` or only reads. Saved onto another connection (Salesforce connected again
+/// meanwhile, to another org perhaps), the check would stand for an org it never read.
+#[derive(Clone, Copy)]
+pub struct Checked {
+    pub connected_at: DateTime<Utc>,
+    pub writes: bool,
+}
+
+impl Checked {
+    fn still(&self, now: &integration::Model, then: &str) -> StoreResult<()> {
+        if now.created_at != self.connected_at {
+            return Err(StoreError::Conflict(format!(
+                "Salesforce was connected again while the field mappings were checked against the connection before; {then}"
+            )));
+        }
+        Ok(())
     }
 }
 

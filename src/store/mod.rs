@@ -39,7 +39,7 @@ pub use contacts::{ContactFilter, MASS_UPDATE_LIMIT, contact_input};
 pub use create_keys::CreateKey;
 pub use events::{SyncEvent, SyncEventKind};
 pub use history::{FailureFilter, HistoryFilter};
-pub use integration::{INTEGRATION, MappingRow, NewIntegration, PULL_CURSORS, same_org};
+pub use integration::{Checked, INTEGRATION, MappingRow, NewIntegration, PULL_CURSORS, same_org};
 pub use locks::{RoundLock, WorkerLease};
 pub use page::{Page, PageRequest};
 pub use profiles::{NewProfile, default_profiles, permissions_of};

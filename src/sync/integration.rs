@@ -10,7 +10,7 @@ use super::mapping::{self, Mapping};
 use super::{Vault, VaultError};
 use crate::domain::{FirstSync, IntegrationStatus, Invalid, Module, SyncType};
 use crate::salesforce::{ClientConfig, Credentials, OnRotation, SalesforceClient, SalesforceError};
-use crate::store::{NewIntegration, RoundLock, Store, StoreError};
+use crate::store::{Checked, NewIntegration, RoundLock, Store, StoreError};
 
 /// How an administrator signs Tandem in to Salesforce.
 pub enum ConnectAuth {
@@ -933,7 +933,11 @@ impl Integrations {
                 let rows = self.store.mapping_rows().await?;
                 self.check_mappings(true, "then set the sync type to TWO_WAY")
                     .await?;
-                Some(rows)
+                let checked = Checked {
+                    connected_at: current.created_at,
+                    writes: true,
+                };
+                Some((checked, rows))
             } else {
                 None
             };
@@ -941,7 +945,10 @@ impl Integrations {
         // one runs with the new direction.
         let saved = self
             .store
-            .set_sync_type(sync_type, checked.as_deref())
+            .set_sync_type(
+                sync_type,
+                checked.as_ref().map(|(c, rows)| (*c, rows.as_slice())),
+            )
             .await?;
         self.forget_view().await;
         self.stop_rounds().await?;
@@ -1194,12 +1201,13 @@ impl Integrations {
         module: Module,
         mappings: Vec<Mapping>,
     ) -> Result<Vec<Mapping>, SyncError> {
+        let current = self.connected().await?;
         let client = self.client().await?;
         // Read afresh: an admin may have added the field, or made one mandatory or read-only,
         // since the org was last described.
         client.forget_describe(module.salesforce_object());
         let describe = client.describe(module.salesforce_object()).await?;
-        let writes = self.connected().await?.sync_type == SyncType::TwoWay.as_str();
+        let writes = current.sync_type == SyncType::TwoWay.as_str();
         let checked = mapping::validate(module, &mappings, &describe, writes)?;
         let same = |before: &[Mapping]| {
             before.len() == checked.len() && before.iter().all(|m| checked.contains(m))
@@ -1222,7 +1230,10 @@ impl Integrations {
                 &pairs,
                 &standard,
                 &super::pull::cursor_of(module),
-                writes,
+                Checked {
+                    connected_at: current.created_at,
+                    writes,
+                },
             )
             .await?;
         self.forget_view().await;

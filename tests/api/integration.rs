@@ -432,6 +432,62 @@ async fn a_start_whose_org_was_replaced_while_its_mappings_were_checked_starts_n
 }
 
 #[tokio::test]
+async fn a_sync_type_checked_against_an_org_replaced_meanwhile_is_not_saved_for_the_new_one() {
+    let app = spawn_app().await;
+    let first = salesforce_sim::start(SimConfig::default()).await;
+    let second = salesforce_sim::start(SimConfig::default()).await;
+    connect(&app, &first, "tandem").await;
+    app.set_sync_type("SALESFORCE_TO_DESK").await;
+    let describe = first.hold_next("GET", "/describe");
+    let turning = app.gql(
+        "mutation { setSyncType(syncType: TWO_WAY) { syncType } }",
+        json!({}),
+    );
+    let reconnecting = async {
+        describe.arrived().await;
+        // Another admin connects a second org, which stays one-way.
+        let body = connect(&app, &second, "tandem").await;
+        describe.release();
+        body
+    };
+    let (turned, reconnected) = tokio::join!(turning, reconnecting);
+    assert_eq!(reconnected["errors"], Value::Null, "{reconnected}");
+    assert_eq!(codes(&turned), ["CONFLICT"], "{turned}");
+    assert_eq!(integration(&app).await["syncType"], "SALESFORCE_TO_DESK");
+}
+
+#[tokio::test]
+async fn mappings_checked_against_an_org_replaced_meanwhile_are_not_saved_for_the_new_one() {
+    let app = spawn_app().await;
+    let first = salesforce_sim::start(SimConfig::default()).await;
+    let second = salesforce_sim::start(SimConfig::default()).await;
+    connect(&app, &first, "tandem").await;
+    // A field the first org shows the integration user and the second does not.
+    second.hide_field("Contact", "Department").unwrap();
+    let describe = first.hold_next("GET", "/describe");
+    let mapping = app.try_map_field("CONTACTS", "mailingCountry", "Department");
+    let reconnecting = async {
+        describe.arrived().await;
+        let body = connect(&app, &second, "tandem").await;
+        describe.release();
+        body
+    };
+    let (mapped, reconnected) = tokio::join!(mapping, reconnecting);
+    assert_eq!(reconnected["errors"], Value::Null, "{reconnected}");
+    assert_eq!(codes(&mapped), ["CONFLICT"], "{mapped}");
+    let saved = app
+        .gql_ok(
+            "{ fieldMappings(module: CONTACTS) { deskField salesforceField } }",
+            json!({}),
+        )
+        .await;
+    assert!(
+        !saved.to_string().contains("Department"),
+        "the second org shows no such field: {saved}"
+    );
+}
+
+#[tokio::test]
 async fn a_one_way_sync_maps_read_only_fields_which_must_be_writable_before_it_goes_two_way() {
     let (app, sim) = started(|_| {}).await;
     app.set_sync_type("SALESFORCE_TO_DESK").await;
@@ -626,10 +682,17 @@ async fn a_sync_type_checked_against_mappings_changed_meanwhile_is_not_set() {
     // The mappings as a turn to two-way checked them, before another admin mapped a field
     // only a one-way sync may.
     let checked = app.store.mapping_rows().await.unwrap();
+    let connection = tandem::store::Checked {
+        connected_at: app.store.integration().await.unwrap().unwrap().created_at,
+        writes: true,
+    };
     app.map_field("CONTACTS", "title", "Name").await;
     let turned = app
         .store
-        .set_sync_type(tandem::domain::SyncType::TwoWay, Some(&checked))
+        .set_sync_type(
+            tandem::domain::SyncType::TwoWay,
+            Some((connection, &checked)),
+        )
         .await;
     assert!(
         matches!(turned, Err(tandem::store::StoreError::Conflict(_))),
