@@ -591,12 +591,19 @@ impl Store {
             .map_err(|e| DbErr::Custom(format!("waiting for another process's migrations: {e}")))
     }
 
-    /// Names of migrations not yet applied.
+    /// Names of this build's migrations not yet applied. Migrations a newer build applied
+    /// (one replica upgraded before the others) are not this build's to know: they are left
+    /// out, not an error, so a process running on goes on being ready.
     pub async fn pending_migrations(&self) -> Result<Vec<String>, DbErr> {
-        Ok(Migrator::get_pending_migrations(&self.db)
+        let applied: std::collections::HashSet<String> = Migrator::get_migration_models(&self.db)
             .await?
+            .into_iter()
+            .map(|m| m.version)
+            .collect();
+        Ok(Migrator::migrations()
             .iter()
             .map(|m| m.name().to_owned())
+            .filter(|name| !applied.contains(name))
             .collect())
     }
 

@@ -52,6 +52,27 @@ async fn readiness_fails_while_a_migration_is_pending() {
 }
 
 #[tokio::test]
+async fn a_process_stays_ready_once_a_newer_build_has_migrated_the_database() {
+    use sea_orm::ConnectionTrait;
+    let app = spawn_app().await;
+    // A replica of the next version started and applied a migration this build has not.
+    app.store
+        .connection()
+        .execute_unprepared(
+            "INSERT INTO seaql_migrations (version, applied_at) VALUES ('m20991231_000001_of_a_newer_build', 4102444800)",
+        )
+        .await
+        .unwrap();
+    let ready = app
+        .client
+        .get(format!("{}/readyz", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200, "{:?}", ready.text().await);
+}
+
+#[tokio::test]
 async fn metrics_count_requests_latency_and_error_codes() {
     let app = spawn_app().await;
     app.gql_ok("{ me { agentId } }", json!({})).await;
