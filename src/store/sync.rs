@@ -2109,6 +2109,7 @@ impl SyncBatch<'_> {
             active.attempts = Set(attempts);
             active.next_attempt_at =
                 Set(retry.next_attempt(new.reason, u32::try_from(attempts).unwrap_or(1), now));
+            active.desk_id = Set(new.desk_id);
             active.salesforce_id = Set(new.salesforce_id);
             active.salesforce_modstamp = Set(new.modstamp);
             active.match_key = Set(new.match_key);

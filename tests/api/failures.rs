@@ -619,6 +619,49 @@ async fn a_salesforce_value_too_long_for_the_desk_is_logged_and_retried_once_fix
 }
 
 #[tokio::test]
+async fn a_pull_failure_logged_again_once_its_record_met_a_desk_twin_names_that_twin() {
+    let (app, sim) = synced(|_| {}).await;
+    app.set_sync_type("SALESFORCE_TO_DESK").await;
+    app.map_field("CONTACTS", "mailingPostalCode", "Department")
+        .await;
+    let id = sim
+        .insert(
+            "Contact",
+            json!({ "LastName": "Verbose", "Email": "verbose@example.com",
+                    "Department": "Customer Success and Renewals EMEA" }),
+        )
+        .unwrap();
+    app.sync_now().await;
+    let open = open_failures(&app, Some("STRING_TOO_LONG")).await;
+    assert_eq!(open.len(), 1, "{open:?}");
+    assert_eq!(
+        open[0]["deskId"],
+        Value::Null,
+        "nothing in the desk to name"
+    );
+
+    // An agent makes the contact in the desk; then it changes in Salesforce, and the pull
+    // meets the desk contact by its email, taking in all it can.
+    let desk = app
+        .create_contact(json!({ "lastName": "Verbose", "email": "verbose@example.com" }))
+        .await;
+    sim.advance_clock(5);
+    sim.update("Contact", &id, json!({ "Title": "Renewals" }))
+        .unwrap();
+    app.sync_now().await;
+    let open = open_failures(&app, Some("STRING_TOO_LONG")).await;
+    assert_eq!(open.len(), 1, "{open:?}");
+    assert_eq!(open[0]["deskId"], desk["id"], "{open:?}");
+    assert!(
+        open[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("is linked to desk record"),
+        "{open:?}"
+    );
+}
+
+#[tokio::test]
 async fn a_refused_desk_edit_is_not_undone_by_an_older_salesforce_record_read_again() {
     let (app, sim) = synced(|_| {}).await;
     let (sf_id, desk_id) = synced_contact(&app, &sim, "Franklin", "Chemist").await;
