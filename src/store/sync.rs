@@ -2185,6 +2185,34 @@ impl SyncBatch<'_> {
         Ok(())
     }
 
+    /// Whether this desk record is out of the recycle bin, its row held until the batch ends:
+    /// a move to the bin committing meanwhile waits, and then settles what the batch logged.
+    pub async fn desk_record_live(&mut self, module: Module, desk_id: i64) -> StoreResult<bool> {
+        let deleted_at: Option<Option<DateTime<Utc>>> = match module {
+            Module::Contacts => {
+                contact::Entity::find()
+                    .select_only()
+                    .column(contact::Column::DeletedAt)
+                    .filter(contact::Column::Id.eq(desk_id))
+                    .lock_exclusive()
+                    .into_tuple()
+                    .one(&*self.txn)
+                    .await?
+            }
+            Module::Accounts => {
+                account::Entity::find()
+                    .select_only()
+                    .column(account::Column::DeletedAt)
+                    .filter(account::Column::Id.eq(desk_id))
+                    .lock_exclusive()
+                    .into_tuple()
+                    .one(&*self.txn)
+                    .await?
+            }
+        };
+        Ok(deleted_at.is_some_and(|at| at.is_none()))
+    }
+
     /// Makes these desk records due now: a manual retry of their push does not wait for the
     /// backoff. A failure to pull their Salesforce twin keeps its own next attempt.
     pub async fn due_now(&mut self, module: Module, desk_ids: &[i64]) -> StoreResult<()> {

@@ -715,7 +715,6 @@ impl SyncEngine {
                     continue;
                 }
                 Plan::Fail(reason, message) => {
-                    counts.failed += 1;
                     // Its account is sent when nothing else would send it; the contact
                     // follows once it is linked.
                     if reason == FailureReason::AccountNotSynced
@@ -730,13 +729,15 @@ impl SyncEngine {
                         .get(&desk_id)
                         .and_then(|r| DeskRecord::match_key(module, &r.values()))
                         .filter(|_| reason == FailureReason::MultipleMatches);
-                    self.log_push_failure(
-                        &mut batch,
-                        (module, desk_id, twin, settles),
-                        (reason, message),
-                        key,
-                    )
-                    .await?;
+                    let logged = self
+                        .log_push_failure(
+                            &mut batch,
+                            (module, desk_id, twin, settles),
+                            (reason, message),
+                            key,
+                        )
+                        .await?;
+                    counts.failed += i32::from(logged);
                     continue;
                 }
                 Plan::Settle {
@@ -834,7 +835,6 @@ impl SyncEngine {
                             )
                         });
                     let mut reason = FailureReason::from_salesforce(&code, &message);
-                    counts.failed += 1;
                     let field_note = if fields.is_empty() {
                         String::new()
                     } else {
@@ -902,13 +902,15 @@ impl SyncEngine {
                         .get(&desk_id)
                         .filter(|_| !creating)
                         .map(|l| l.salesforce_id.clone());
-                    self.log_push_failure(
-                        &mut batch,
-                        (module, desk_id, twin, settles),
-                        (reason, message),
-                        None,
-                    )
-                    .await?;
+                    let logged = self
+                        .log_push_failure(
+                            &mut batch,
+                            (module, desk_id, twin, settles),
+                            (reason, message),
+                            None,
+                        )
+                        .await?;
+                    counts.failed += i32::from(logged);
                 }
             }
         }
@@ -948,13 +950,21 @@ impl SyncEngine {
     /// sync's export sends records no desk change queued) is queued now. Any other failure
     /// waits in the log for a person, and its change leaves the queue. `match_key` is the key
     /// a `MULTIPLE_MATCHES` record shares with the records it could not be told apart from.
+    ///
+    /// A record moved to the recycle bin (or purged) while it was on its way is not sent
+    /// again, and its move settled the failures it found: nothing is logged after it, and
+    /// `false` says so.
     async fn log_push_failure(
         &self,
         batch: &mut SyncBatch<'_>,
         (module, desk_id, twin, settles): (Module, i64, Option<String>, &[i64]),
         (reason, message): (FailureReason, String),
         match_key: Option<String>,
-    ) -> Result<(), SyncError> {
+    ) -> Result<bool, SyncError> {
+        if !batch.desk_record_live(module, desk_id).await? {
+            batch.drop_outbox(module, desk_id, settles).await?;
+            return Ok(false);
+        }
         let failure = NewFailure {
             direction: Direction::DeskToSalesforce,
             module,
@@ -968,13 +978,13 @@ impl SyncEngine {
         let logged = batch.fail(failure, &self.settings.retry).await?;
         if logged.next_attempt_at.is_none() {
             batch.drop_outbox(module, desk_id, settles).await?;
-            return Ok(());
+            return Ok(true);
         }
         batch.wake_if_edited_since(module, desk_id, settles).await?;
         if settles.is_empty() {
             batch.enqueue(module, desk_id).await?;
         }
-        Ok(())
+        Ok(true)
     }
 
     /// Before creating, looks for an unlinked Salesforce twin by email (contacts) or name

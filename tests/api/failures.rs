@@ -345,6 +345,37 @@ async fn a_desk_edit_made_while_its_failing_push_is_on_its_way_goes_out_at_once(
     assert_eq!(sent[0]["Title"], "Fixed");
 }
 
+#[tokio::test]
+async fn a_contact_binned_while_its_refused_edit_is_on_its_way_leaves_no_failure_open() {
+    let (app, sim) = synced(|_| {}).await;
+    let (_, desk_id) = synced_contact(&app, &sim, "Franklin", "Chemist").await;
+    app.gql_ok(
+        "mutation($id: ID!) { updateContact(id: $id, patch: { title: \"X-ray pioneer\" }) { id } }",
+        json!({ "id": desk_id }),
+    )
+    .await;
+    sim.reject_next_records(&[(
+        "STRING_TOO_LONG",
+        "Title: data value too large (max length=8)",
+    )]);
+    let push = sim.hold_next("PATCH", "/composite/sobjects");
+    let round = app.round_in_background();
+    push.arrived().await;
+    app.gql_ok(
+        "mutation($id: ID!) { deleteContact(id: $id) { id } }",
+        json!({ "id": desk_id }),
+    )
+    .await;
+    push.release();
+    let report = round.await.unwrap().unwrap();
+    assert_eq!(report.pushed.failed, 0, "{report:?}");
+    assert_eq!(
+        open_failures(&app, None).await,
+        Vec::<Value>::new(),
+        "a contact in the recycle bin is not sent, and waits for nobody"
+    );
+}
+
 /// A desk contact "Busy" whose push met a locked row, its next attempt an hour away: the
 /// app, its org and the failure.
 async fn busy_contact_waiting_an_hour() -> (TestApp, SimHandle, Value) {
