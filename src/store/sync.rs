@@ -1319,14 +1319,14 @@ impl Store {
 }
 
 impl Store {
-    /// Makes these failed records due now, for the sync round running, or the next, to try:
-    /// desk records are queued to be sent again (when `push`: the sync is two-way), and
-    /// Salesforce records are read again.
     /// [`restart_spent`] for these failures, as a person's retry of them begins.
     pub async fn restart_spent(&self, failures: &[i64]) -> StoreResult<()> {
         restart_spent(self.connection(), failures).await
     }
 
+    /// Makes these failed records due now, for the sync round running, or the next, to try:
+    /// desk records are queued to be sent again (when `push`: the sync is two-way), and
+    /// Salesforce records are read again.
     pub async fn queue_retries(
         &self,
         failures: &[sync_failure::Model],
