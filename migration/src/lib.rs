@@ -29,6 +29,7 @@ mod m20261207_000024_mapped_at;
 mod m20261207_000025_create_keys;
 mod m20261207_000026_integration_users;
 mod m20261207_000027_pending_upserts;
+mod m20261207_000028_pruned_events_by_kind;
 
 pub mod keys;
 
@@ -65,6 +66,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000025_create_keys::Migration),
             Box::new(m20261207_000026_integration_users::Migration),
             Box::new(m20261207_000027_pending_upserts::Migration),
+            Box::new(m20261207_000028_pruned_events_by_kind::Migration),
         ]
     }
 }

@@ -136,6 +136,25 @@ struct Admits {
 }
 
 impl Admits {
+    /// Through which id the log has been pruned of events this subscriber would be given:
+    /// one resuming after an id below it has missed some; above it, none, however far the
+    /// log went of the kinds and modules it does not follow.
+    async fn pruned_through(&self, store: &Store) -> Result<i64, crate::store::StoreError> {
+        let kinds: Option<Vec<&str>> = self.kinds.as_ref().map(|kinds| {
+            kinds
+                .iter()
+                .map(|kind| match kind {
+                    SyncEventType::History => SyncEventKind::HISTORY,
+                    SyncEventType::Failure => SyncEventKind::FAILURE,
+                    SyncEventType::Status => SyncEventKind::STATUS,
+                })
+                .collect()
+        });
+        store
+            .sync_events_pruned_through_of(kinds.as_deref(), &self.modules)
+            .await
+    }
+
     fn admits(&self, event: &SyncEvent) -> bool {
         let kind = match event.kind {
             SyncEventKind::History(_) => SyncEventType::History,
@@ -279,7 +298,7 @@ impl Follow {
                     Err(_) => false,
                 };
                 if hole {
-                    match self.store.sync_events_pruned_through().await {
+                    match self.admits.pruned_through(&self.store).await {
                         Ok(pruned) if after < pruned => {
                             self.ended = true;
                             return Some(Err(fell_behind(after, pruned, self.admits.admin)));
@@ -395,15 +414,23 @@ impl SyncEventSubscription {
             })
             .transpose()?;
         let store = ctx.store().clone();
+        let admits = Admits {
+            modules: allowed,
+            kinds,
+            admin: viewer.profile.is_admin,
+        };
         if let Some(after) = last {
-            let pruned = store.sync_events_pruned_through().await?;
+            let pruned = admits.pruned_through(&store).await?;
             // `0` has seen nothing, so it misses nothing: it gets all the log keeps.
             if after > 0 && after < pruned {
                 return Err(fell_behind(after, pruned, viewer.profile.is_admin));
             }
             if after > store.last_sync_event_id().await? {
                 // A log pruned empty after a quiet week still knows how far it went.
-                let newest = store.logged_sync_event_id().await?.max(pruned);
+                let newest = store
+                    .logged_sync_event_id()
+                    .await?
+                    .max(store.sync_events_pruned_through().await?);
                 if after > newest {
                     return Err(ApiError::new(
                         Code::BadUserInput,
@@ -439,11 +466,7 @@ impl SyncEventSubscription {
             last: Some(last),
             catching_up,
             queue: VecDeque::new(),
-            admits: Admits {
-                modules: allowed,
-                kinds,
-                admin: viewer.profile.is_admin,
-            },
+            admits,
         };
         Ok(futures_util::stream::unfold(
             follow,

@@ -28,8 +28,10 @@ pub enum SyncEventKind {
 }
 
 impl SyncEventKind {
-    /// The name failures are logged under.
+    /// The names each kind is logged under.
+    pub const HISTORY: &'static str = "HISTORY";
     pub const FAILURE: &'static str = "FAILURE";
+    pub const STATUS: &'static str = "STATUS";
 
     /// Whether the batch it tells of wrote desk records: a pull that added or updated some.
     pub fn changed_desk(&self) -> bool {
@@ -40,9 +42,9 @@ impl SyncEventKind {
 
     pub fn name(&self) -> &'static str {
         match self {
-            SyncEventKind::History(_) => "HISTORY",
+            SyncEventKind::History(_) => Self::HISTORY,
             SyncEventKind::Failure(_) => Self::FAILURE,
-            SyncEventKind::Status { .. } => "STATUS",
+            SyncEventKind::Status { .. } => Self::STATUS,
         }
     }
 

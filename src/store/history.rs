@@ -1,6 +1,6 @@
 use chrono::{DateTime, Utc};
 use entity::{sync_failure, sync_history};
-use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query};
+use sea_orm::sea_query::{Alias, Condition, Expr, ExprTrait, OnConflict, Query};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use super::{Page, PageRequest, Store, StoreResult};
@@ -160,6 +160,39 @@ impl Store {
         if let Some(through) = through
             && through > pruned_events_through(&*txn).await?
         {
+            // How far each kind and module goes, for subscribers following only some.
+            let going: Vec<(String, Option<String>, i64)> = sync_event::Entity::find()
+                .select_only()
+                .column(sync_event::Column::Kind)
+                .column(sync_event::Column::Module)
+                .column_as(sync_event::Column::Id.max(), "through")
+                .filter(sync_event::Column::Id.lte(through))
+                .group_by(sync_event::Column::Kind)
+                .group_by(sync_event::Column::Module)
+                .into_tuple()
+                .all(&*txn)
+                .await?;
+            for (kind, module, through) in going {
+                let [kind_col, module_col, through_col] =
+                    ["kind", "module", "through"].map(Alias::new);
+                let mark = Query::insert()
+                    .into_table(Alias::new(PRUNED_KIND))
+                    .columns([kind_col.clone(), module_col.clone(), through_col.clone()])
+                    .values([
+                        kind.into(),
+                        module.unwrap_or_default().into(),
+                        through.into(),
+                    ])
+                    .map_err(|e| sea_orm::DbErr::Custom(e.to_string()))?
+                    // Ids only grow: what goes now is past what went before.
+                    .on_conflict(
+                        OnConflict::columns([kind_col, module_col])
+                            .update_column(through_col)
+                            .to_owned(),
+                    )
+                    .to_owned();
+                txn.execute(&mark).await?;
+            }
             sync_event::Entity::delete_many()
                 .filter(sync_event::Column::Id.lte(through))
                 .exec(&*txn)
@@ -179,6 +212,10 @@ impl Store {
 /// The one-row table saying through which id the event log has been pruned.
 const PRUNED: &str = "sync_event_pruned";
 
+/// Through which id the event log has been pruned of each kind of event and module (`''`
+/// for none); `('*', '*')` for what went before these were kept.
+const PRUNED_KIND: &str = "sync_event_pruned_kind";
+
 /// The id through which the event log has been pruned (0 when nothing has been).
 pub(super) async fn pruned_events_through(db: &impl ConnectionTrait) -> StoreResult<i64> {
     let read = Query::select()
@@ -195,6 +232,37 @@ impl Store {
     /// The id through which the event log has been pruned (0 when nothing has been).
     pub async fn sync_events_pruned_through(&self) -> StoreResult<i64> {
         pruned_events_through(self.connection()).await
+    }
+
+    /// The id through which the event log has been pruned of the events a subscriber
+    /// following these kinds (every kind, when `None`) and modules is given: status changes,
+    /// which belong to no module, whichever modules (0 when none has gone).
+    pub async fn sync_events_pruned_through_of(
+        &self,
+        kinds: Option<&[&str]>,
+        modules: &[Module],
+    ) -> StoreResult<i64> {
+        let (kind, module) = (Alias::new("kind"), Alias::new("module"));
+        let mut followed = Condition::all().add(
+            Condition::any()
+                .add(Expr::col(module.clone()).eq(""))
+                .add(Expr::col(module).is_in(modules.iter().map(|m| m.as_str()))),
+        );
+        if let Some(kinds) = kinds {
+            followed = followed.add(Expr::col(kind.clone()).is_in(kinds.iter().copied()));
+        }
+        let read = Query::select()
+            .expr_as(
+                Expr::col(Alias::new("through")).max(),
+                Alias::new("through"),
+            )
+            .from(Alias::new(PRUNED_KIND))
+            .cond_where(Condition::any().add(followed).add(Expr::col(kind).eq("*")))
+            .to_owned();
+        Ok(match self.connection().query_one(&read).await? {
+            Some(row) => row.try_get::<Option<i64>>("", "through")?.unwrap_or(0),
+            None => 0,
+        })
     }
 }
 

@@ -54,9 +54,14 @@ async fn following(app: &TestApp) -> Ws {
 }
 
 async fn subscribe(app: &TestApp, profile: &str, variables: Value) -> Ws {
+    subscribe_with(app, profile, EVENTS, variables).await
+}
+
+/// [`subscribe`] with a query of its own.
+async fn subscribe_with(app: &TestApp, profile: &str, query: &str, variables: Value) -> Ws {
     let mut ws = Ws::connect(app, Some(TRANSPORT)).await;
     ws.init(app, profile).await;
-    ws.send(json!({ "id": "s", "type": "subscribe", "payload": { "query": EVENTS, "variables": variables } }))
+    ws.send(json!({ "id": "s", "type": "subscribe", "payload": { "query": query, "variables": variables } }))
         .await;
     ws
 }
@@ -904,6 +909,61 @@ async fn pruning_takes_the_oldest_events_only_whatever_the_clocks_stamped() {
 }
 
 #[tokio::test]
+async fn a_subscriber_following_some_kinds_resumes_past_others_pruned_without_falling_behind() {
+    let (app, _sim) = synced().await;
+    // A status widget's last event: the sync paused and resumed, then a week of batches.
+    app.gql_ok("mutation { pauseSync { status } }", json!({}))
+        .await;
+    app.gql_ok("mutation { resumeSync { status } }", json!({}))
+        .await;
+    let statuses = logged_ids(&app).await;
+    let seen = statuses.last().unwrap().clone();
+    let contact = app.create_contact(json!({ "lastName": "Later" })).await;
+    assert!(contact["id"].is_string());
+    app.sync_now().await;
+    let logged = logged_ids(&app).await;
+    let batches = &logged[statuses.len()..];
+    assert!(!batches.is_empty(), "the push was logged: {logged:?}");
+    // All of it ages out of the log.
+    stamp_days_ago(&app, &logged, 8).await;
+    app.store
+        .prune_history(chrono::Utc::now() - chrono::Duration::days(7))
+        .await
+        .unwrap();
+    assert!(logged_ids(&app).await.is_empty());
+
+    // Following status changes only, it missed none: it resumes, and is given the next.
+    let mut ws = subscribe_with(
+        &app,
+        "Administrator",
+        "subscription($after: ID) { syncEvents(afterId: $after, kinds: [STATUS]) { id status } }",
+        json!({ "after": seen }),
+    )
+    .await;
+    app.gql_ok("mutation { pauseSync { status } }", json!({}))
+        .await;
+    let next = ws.recv().await;
+    assert_eq!(
+        next["payload"]["data"]["syncEvents"]["status"], "PAUSED",
+        "{next}"
+    );
+    // Following history too, it missed the batches, and is told.
+    let mut ws = subscribe_with(
+        &app,
+        "Administrator",
+        "subscription($after: ID) { syncEvents(afterId: $after, kinds: [STATUS, HISTORY]) { id } }",
+        json!({ "after": seen }),
+    )
+    .await;
+    let (code, message) = refusal(&mut ws).await;
+    assert_eq!(code, "FELL_BEHIND", "{message}");
+    assert!(
+        message.contains(&format!("after {seen} through {}", batches.last().unwrap())),
+        "{message}"
+    );
+}
+
+#[tokio::test]
 async fn a_subscriber_reading_the_log_past_events_pruned_meanwhile_is_told() {
     use sea_orm::{ConnectionTrait, TransactionTrait};
     let (app, _sim) = synced().await;
@@ -941,6 +1001,11 @@ async fn a_subscriber_reading_the_log_past_events_pruned_meanwhile_is_told() {
     txn.execute_unprepared(&format!("UPDATE sync_event_pruned SET through = {through}"))
         .await
         .unwrap();
+    txn.execute_unprepared(&format!(
+        "UPDATE sync_event_pruned_kind SET through = {through} WHERE kind = '*'"
+    ))
+    .await
+    .unwrap();
     txn.commit().await.unwrap();
     // The next event shows the subscriber a gap; the log no longer holds what was in it.
     app.gql_ok("mutation { resumeSync { status } }", json!({}))
