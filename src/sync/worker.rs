@@ -19,6 +19,12 @@ const DESK_RETRY: Duration = Duration::from_secs(15);
 /// How often a process without the worker lease asks for it again.
 const STANDBY: Duration = Duration::from_secs(5);
 
+/// How often the lease's connection is used while the worker waits or a round runs: a
+/// connection left idle for long (a first sync of an hour, a poll interval stretched to
+/// hours) may be dropped by a firewall or load balancer on the way, unknown to PostgreSQL,
+/// which would then keep the lease held for a process that no longer has it.
+const LEASE_KEEPALIVE: Duration = Duration::from_secs(60);
+
 /// Runs the worker in the background once this process holds the worker lease: among the
 /// processes on one database, one runs the rounds and the others stand by, taking over when
 /// it stops. Aborting the task stops the worker.
@@ -85,11 +91,20 @@ async fn run(engine: &SyncEngine, store: &Store, poll: Duration, mut lease: Work
         if std::mem::take(&mut owed) {
             due = now;
         }
+        let mut keepalive = tokio::time::interval(LEASE_KEEPALIVE);
+        keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        keepalive.reset();
         loop {
             let heard = tokio::select! {
                 biased;
                 () = tokio::time::sleep_until(due) => break,
                 () = engine.integrations.woken() => break,
+                _ = keepalive.tick() => {
+                    if !lease.held().await {
+                        return;
+                    }
+                    false
+                }
                 changed = desk_changes.recv() => match changed {
                     // Only contacts and accounts go to Salesforce: a ticket brings no round.
                     Ok(event) => matches!(event.entity, DeskEntity::Contact | DeskEntity::Account),
@@ -115,7 +130,19 @@ async fn run(engine: &SyncEngine, store: &Store, poll: Duration, mut lease: Work
         if !lease.held().await {
             return;
         }
-        let round = match unless_it_panics(engine.run_once()).await {
+        let running = unless_it_panics(engine.run_once());
+        tokio::pin!(running);
+        let outcome = loop {
+            tokio::select! {
+                outcome = &mut running => break outcome,
+                // A lease lost meanwhile is seen once the round ends: the round has the
+                // round lock to itself until then.
+                _ = keepalive.tick() => {
+                    lease.held().await;
+                }
+            }
+        };
+        let round = match outcome {
             Ok(round) => round,
             Err(panic) => {
                 // Its transaction rolled back and its locks went with it; the worker goes on.
