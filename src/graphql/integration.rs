@@ -153,8 +153,8 @@ pub struct ConnectSalesforceInput {
     /// The password, followed by the security token when the org requires one.
     pub password: Option<String>,
     pub client_id: String,
-    /// The connected app's consumer secret: required for the password flow, sent with the
-    /// refresh-token flow when given (an app may not require it there).
+    /// The connected app's consumer secret, sent with the password and refresh-token flows
+    /// when given (an app may not require it there; one that does refuses the sign-in).
     pub client_secret: Option<String>,
     /// PEM private key for the JWT bearer flow.
     pub private_key: Option<String>,
@@ -179,7 +179,8 @@ impl ConnectSalesforceInput {
                 username: username(),
                 password: secret("password", self.password)?,
                 client_id: self.client_id,
-                client_secret: secret("clientSecret", self.client_secret)?,
+                // Sent only when given: a connected app may not require it.
+                client_secret: SecretString::from(self.client_secret.unwrap_or_default()),
             },
             SalesforceAuth::JwtBearer => ConnectAuth::JwtBearer {
                 username: username(),

@@ -364,14 +364,18 @@ impl SessionOwner {
                 client_id,
                 client_secret,
             } => {
-                self.token(&[
+                let mut form = vec![
                     ("grant_type", "password"),
                     ("client_id", client_id),
-                    ("client_secret", client_secret.expose_secret()),
                     ("username", username),
                     ("password", password.expose_secret()),
-                ])
-                .await
+                ];
+                // A connected app that does not require its secret for this flow is given
+                // none: an empty one would be a wrong one.
+                if !client_secret.expose_secret().is_empty() {
+                    form.push(("client_secret", client_secret.expose_secret()));
+                }
+                self.token(&form).await
             }
             Credentials::RefreshToken {
                 refresh_token,

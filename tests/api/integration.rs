@@ -1125,7 +1125,11 @@ async fn a_connection_refused_after_salesforce_rotated_the_token_keeps_the_refus
 #[tokio::test]
 async fn a_refresh_token_connects_without_a_client_secret_the_app_does_not_require() {
     let app = spawn_app().await;
-    let sim = salesforce_sim::start(SimConfig::default()).await;
+    let sim = salesforce_sim::start(SimConfig {
+        secret_optional: true,
+        ..SimConfig::default()
+    })
+    .await;
     const CONNECT: &str =
         "mutation($i: ConnectSalesforceInput!) { connectSalesforce(input: $i) { status } }";
     let input = |secret: Option<&str>| {
@@ -1166,6 +1170,39 @@ async fn a_refresh_token_connects_without_a_client_secret_the_app_does_not_requi
     assert_eq!(
         found["contacts"]["nodes"][0]["salesforce"]["id"],
         id.as_str()
+    );
+}
+
+#[tokio::test]
+async fn a_password_connects_without_a_client_secret_only_where_the_app_does_not_require_one() {
+    let app = spawn_app().await;
+    const CONNECT: &str =
+        "mutation($i: ConnectSalesforceInput!) { connectSalesforce(input: $i) { status } }";
+    let input = |sim: &SimHandle| {
+        let config = sim.config();
+        json!({ "i": { "loginUrl": sim.base_url(), "username": config.username,
+                       "password": config.password, "clientId": config.client_id } })
+    };
+    let requiring = salesforce_sim::start(SimConfig::default()).await;
+    let refused = app.gql(CONNECT, input(&requiring)).await;
+    assert_eq!(codes(&refused), ["BAD_USER_INPUT"], "{refused}");
+    assert!(
+        refused["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("invalid_client"),
+        "{refused}"
+    );
+
+    let not_requiring = salesforce_sim::start(SimConfig {
+        secret_optional: true,
+        ..SimConfig::default()
+    })
+    .await;
+    let connected = app.gql(CONNECT, input(&not_requiring)).await;
+    assert_eq!(
+        connected["data"]["connectSalesforce"]["status"], "ACTIVE",
+        "{connected}"
     );
 }
 

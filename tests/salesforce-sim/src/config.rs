@@ -24,6 +24,9 @@ pub struct SimConfig {
     /// Refresh-token rotation, as a connected app may enable it: each refresh answers a new
     /// refresh token and the one used stops working.
     pub rotate_refresh_tokens: bool,
+    /// The connected app does not require its secret for the password and refresh-token
+    /// flows: a sign-in without one is let in (a wrong one is still refused).
+    pub secret_optional: bool,
 }
 
 impl Default for SimConfig {
@@ -44,6 +47,7 @@ impl Default for SimConfig {
             drop_rate: 0.0,
             latency_ms: 0,
             rotate_refresh_tokens: false,
+            secret_optional: false,
         }
     }
 }

@@ -42,6 +42,9 @@ struct Args {
     /// Each refresh answers a new refresh token; the one used stops working.
     #[arg(long)]
     rotate_refresh_tokens: bool,
+    /// The connected app does not require its secret: sign-ins without one are let in.
+    #[arg(long)]
+    secret_optional: bool,
 }
 
 #[tokio::main]
@@ -67,6 +70,7 @@ async fn main() -> std::io::Result<()> {
         drop_rate: args.drop_rate,
         latency_ms: args.latency_ms,
         rotate_refresh_tokens: args.rotate_refresh_tokens,
+        secret_optional: args.secret_optional,
     };
     let sim = start(config).await;
     let c = sim.config();

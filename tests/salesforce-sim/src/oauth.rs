@@ -144,13 +144,26 @@ pub fn token(
     }
 }
 
-fn client(sim: &Sim, id: Option<&str>, secret: Option<&str>) -> Result<(), (u16, Json)> {
+/// Checks the connected app's credentials: its id, and its secret, which a flow that must
+/// have it (`required`), or an app that requires it, is refused without.
+fn client(
+    sim: &Sim,
+    id: Option<&str>,
+    secret: Option<&str>,
+    required: bool,
+) -> Result<(), (u16, Json)> {
     if id != Some(sim.config.client_id.as_str()) {
         return Err(oauth_error(
             "invalid_client_id",
             "client identifier invalid",
         ));
     }
+    let required = required || !sim.config.secret_optional;
+    let secret = if required {
+        Some(secret.unwrap_or_default())
+    } else {
+        secret
+    };
     if secret.is_some_and(|s| s != sim.config.client_secret) {
         return Err(oauth_error("invalid_client", "invalid client credentials"));
     }
@@ -159,11 +172,7 @@ fn client(sim: &Sim, id: Option<&str>, secret: Option<&str>) -> Result<(), (u16,
 
 fn password(sim: &Sim, form: &HashMap<String, String>) -> Outcome {
     let param = |k: &str| form.get(k).map(String::as_str);
-    client(
-        sim,
-        param("client_id"),
-        Some(param("client_secret").unwrap_or_default()),
-    )?;
+    client(sim, param("client_id"), param("client_secret"), false)?;
     let user_ok = param("username").is_some_and(|u| u.eq_ignore_ascii_case(&sim.config.username));
     if !user_ok || param("password") != Some(sim.config.password.as_str()) {
         return Err(oauth_error("invalid_grant", "authentication failure"));
@@ -173,7 +182,7 @@ fn password(sim: &Sim, form: &HashMap<String, String>) -> Outcome {
 
 fn refresh(sim: &Sim, form: &HashMap<String, String>) -> Outcome {
     let param = |k: &str| form.get(k).map(String::as_str);
-    client(sim, param("client_id"), param("client_secret"))?;
+    client(sim, param("client_id"), param("client_secret"), false)?;
     let mut sessions = lock(&sim.sessions);
     let Some(used) = param("refresh_token").filter(|t| sessions.refresh.contains(*t)) else {
         return Err(oauth_error("invalid_grant", "expired access/refresh token"));
@@ -198,11 +207,7 @@ fn client_credentials(
             form.get("client_secret").cloned(),
         ),
     };
-    client(
-        sim,
-        id.as_deref(),
-        Some(secret.as_deref().unwrap_or_default()),
-    )?;
+    client(sim, id.as_deref(), secret.as_deref(), true)?;
     Ok(success(sim, Some("api"), None))
 }
 

@@ -84,10 +84,21 @@ async fn token_errors_match_salesforce() {
             vec![
                 ("grant_type", "refresh_token"),
                 ("client_id", "tandem-sim"),
+                ("client_secret", "tandem-sim-secret"),
                 ("refresh_token", "stale"),
             ],
             "invalid_grant",
             "expired access/refresh token",
+        ),
+        // The app requires its secret: a sign-in without one is refused as with a wrong one.
+        (
+            vec![
+                ("grant_type", "refresh_token"),
+                ("client_id", "tandem-sim"),
+                ("refresh_token", "stale"),
+            ],
+            "invalid_client",
+            "invalid client credentials",
         ),
     ];
     for (form, error, description) in cases {
