@@ -687,6 +687,20 @@ impl SyncEngine {
             None
         };
         let mut batch = self.store.begin_sync().await?;
+        // The records that may log a failure, first: one moved to the recycle bin while it
+        // was on its way is not logged after the move settled its failures.
+        let failing: Vec<i64> = plans
+            .iter()
+            .enumerate()
+            .filter(|(i, (_, plan))| {
+                matches!(plan, Plan::Fail(..))
+                    || outcomes
+                        .get(i)
+                        .is_some_and(|result| !(result.success && result.id.is_some()))
+            })
+            .map(|(_, (desk_id, _))| *desk_id)
+            .collect();
+        let live = batch.live_desk_records(module, &failing).await?;
         batch.settle_pending_creates(module, &noted).await?;
         // Nothing to send, an update noted as sent and never made is no longer coming.
         unmade.extend(plans.iter().filter_map(|(id, plan)| {
@@ -735,6 +749,7 @@ impl SyncEngine {
                             (module, desk_id, twin, settles),
                             (reason, message),
                             key,
+                            &live,
                         )
                         .await?;
                     counts.failed += i32::from(logged);
@@ -908,6 +923,7 @@ impl SyncEngine {
                             (module, desk_id, twin, settles),
                             (reason, message),
                             None,
+                            &live,
                         )
                         .await?;
                     counts.failed += i32::from(logged);
@@ -951,17 +967,18 @@ impl SyncEngine {
     /// waits in the log for a person, and its change leaves the queue. `match_key` is the key
     /// a `MULTIPLE_MATCHES` record shares with the records it could not be told apart from.
     ///
-    /// A record moved to the recycle bin (or purged) while it was on its way is not sent
-    /// again, and its move settled the failures it found: nothing is logged after it, and
-    /// `false` says so.
+    /// A record moved to the recycle bin (or purged) while it was on its way, not among the
+    /// `live` the batch holds, is not sent again, and its move settled the failures it found:
+    /// nothing is logged after it, and `false` says so.
     async fn log_push_failure(
         &self,
         batch: &mut SyncBatch<'_>,
         (module, desk_id, twin, settles): (Module, i64, Option<String>, &[i64]),
         (reason, message): (FailureReason, String),
         match_key: Option<String>,
+        live: &HashSet<i64>,
     ) -> Result<bool, SyncError> {
-        if !batch.desk_record_live(module, desk_id).await? {
+        if !live.contains(&desk_id) {
             batch.drop_outbox(module, desk_id, settles).await?;
             return Ok(false);
         }
