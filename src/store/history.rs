@@ -251,18 +251,30 @@ impl Store {
         if let Some(kinds) = kinds {
             followed = followed.add(Expr::col(kind.clone()).is_in(kinds.iter().copied()));
         }
+        let through = Alias::new("through");
         let read = Query::select()
-            .expr_as(
-                Expr::col(Alias::new("through")).max(),
-                Alias::new("through"),
-            )
+            .expr_as(Expr::col(through.clone()).max(), Alias::new("followed"))
             .from(Alias::new(PRUNED_KIND))
             .cond_where(Condition::any().add(followed).add(Expr::col(kind).eq("*")))
             .to_owned();
-        Ok(match self.connection().query_one(&read).await? {
-            Some(row) => row.try_get::<Option<i64>>("", "through")?.unwrap_or(0),
-            None => 0,
-        })
+        let every = Query::select()
+            .expr_as(Expr::col(through).max(), Alias::new("every"))
+            .from(Alias::new(PRUNED_KIND))
+            .to_owned();
+        let db = self.connection();
+        let max = |row: Option<sea_orm::QueryResult>, column: &str| -> StoreResult<i64> {
+            Ok(match row {
+                Some(row) => row.try_get::<Option<i64>>("", column)?.unwrap_or(0),
+                None => 0,
+            })
+        };
+        let followed = max(db.query_one(&read).await?, "followed")?;
+        let every = max(db.query_one(&every).await?, "every")?;
+        // Each prune marks, beside the log's own mark, how far each kind went, the newest of
+        // those being the log's: a log's mark past them all was made by a build that kept no
+        // marks of kinds (a replica not yet upgraded), and stands for every kind.
+        let all = pruned_events_through(db).await?;
+        Ok(if all > every { all } else { followed })
     }
 }
 
