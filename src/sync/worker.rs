@@ -19,6 +19,10 @@ const DESK_RETRY: Duration = Duration::from_secs(15);
 /// How often a process without the worker lease asks for it again.
 const STANDBY: Duration = Duration::from_secs(5);
 
+/// How long the lease's connection has to answer: one silent for longer (its path to the
+/// server cut) is taken for lost, and does not hold up a round that is running.
+const LEASE_PATIENCE: Duration = Duration::from_secs(5);
+
 /// How often the lease's connection is used while the worker waits or a round runs: a
 /// connection left idle for long (a first sync of an hour, a poll interval stretched to
 /// hours) may be dropped by a firewall or load balancer on the way, unknown to PostgreSQL,
@@ -100,7 +104,7 @@ async fn run(engine: &SyncEngine, store: &Store, poll: Duration, mut lease: Work
                 () = tokio::time::sleep_until(due) => break,
                 () = engine.integrations.woken() => break,
                 _ = keepalive.tick() => {
-                    if !lease.held().await {
+                    if !lease_stands(&mut lease).await {
                         return;
                     }
                     false
@@ -127,7 +131,7 @@ async fn run(engine: &SyncEngine, store: &Store, poll: Duration, mut lease: Work
                 due = desk_due;
             }
         }
-        if !lease.held().await {
+        if !lease_stands(&mut lease).await {
             return;
         }
         let running = unless_it_panics(engine.run_once());
@@ -138,7 +142,7 @@ async fn run(engine: &SyncEngine, store: &Store, poll: Duration, mut lease: Work
                 // A lease lost meanwhile is seen once the round ends: the round has the
                 // round lock to itself until then.
                 _ = keepalive.tick() => {
-                    lease.held().await;
+                    lease_stands(&mut lease).await;
                 }
             }
         };
@@ -174,6 +178,13 @@ async fn run(engine: &SyncEngine, store: &Store, poll: Duration, mut lease: Work
             }
         }
     }
+}
+
+/// Whether the lease still stands, as its connection answers within [`LEASE_PATIENCE`].
+async fn lease_stands(lease: &mut WorkerLease) -> bool {
+    tokio::time::timeout(LEASE_PATIENCE, lease.held())
+        .await
+        .unwrap_or(false)
 }
 
 /// How many poll intervals apart polls go as the org's daily API allocation (`used`, `max`)
