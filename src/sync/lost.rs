@@ -284,7 +284,8 @@ type Read<'a> = (Option<i64>, &'a str);
 /// Pairs creates in doubt (each desk id with the values sent, in the order sent) with the
 /// records they may have made (each with the desk record it names, if any, and every field
 /// read): index pairs into the two. In the order sent, each takes the record that names it (a
-/// plain `Helpdesk_Id__c` holds the desk id), else the first, in the order Salesforce made
+/// plain `Helpdesk_Id__c` holds the desk id; of several sendings of one desk record, the one
+/// whose values it holds), else the first, in the order Salesforce made
 /// them, that holds all it sent, so that twins sent with the same values pair up in turn.
 /// With `as_saved`, those left then take a record that holds what they sent as the org's
 /// automation may have saved it (`holds_as_saved`: a trigger that tidied a name must not
@@ -303,13 +304,24 @@ fn pair(
     let free = |taken: &[bool], test: &dyn Fn(&Read<'_>) -> bool| {
         (0..found.len()).find(|&at| !taken[at] && test(&found[at]))
     };
-    // A record naming its desk record is its latest sending's (an upsert may have gone more
-    // than once, each later one meeting what the first made).
+    // A record naming its desk record is the sending's whose values it holds, the latest
+    // such; holding none's (edited in Salesforce since), the latest sending's. An upsert may
+    // have gone more than once, a later one refused while the first still ran, and a
+    // record linked at values it never held would have them taken for Salesforce's.
     let mut named = vec![None; sent.len()];
-    for (note, (desk_id, _)) in sent.iter().enumerate().rev() {
-        if let Some(at) = free(&taken, &|(names, _)| *names == Some(*desk_id)) {
-            taken[at] = true;
-            named[note] = Some(at);
+    for holding in [true, false] {
+        for (note, (desk_id, values)) in sent.iter().enumerate().rev() {
+            if named[note].is_some() {
+                continue;
+            }
+            let found = free(&taken, &|(names, read)| {
+                *names == Some(*desk_id)
+                    && (!holding || changed_since(values, Some(read)).is_empty())
+            });
+            if let Some(at) = found {
+                taken[at] = true;
+                named[note] = Some(at);
+            }
         }
     }
     for (note, (_, values)) in sent.iter().enumerate() {
@@ -464,6 +476,42 @@ mod tests {
             saved,
             &values(&[("AnnualRevenue", json!(0.2))])
         ));
+    }
+
+    #[test]
+    fn a_record_naming_its_desk_record_is_the_sending_s_whose_values_it_holds() {
+        use serde_json::json;
+        let sendings = vec![
+            (
+                7,
+                values(&[("LastName", json!("Hypatia")), ("Title", json!("Teacher"))]),
+            ),
+            (
+                7,
+                values(&[
+                    ("LastName", json!("Hypatia")),
+                    ("Title", json!("Philosopher")),
+                ]),
+            ),
+        ];
+        let upserts = [true, true];
+        // The first made it; the second, refused while the first still ran, did not.
+        let first = [(
+            Some(7),
+            r#"{"Id":"003A","LastName":"Hypatia","Title":"Teacher"}"#,
+        )];
+        assert_eq!(pair(&sendings, &first, true, &upserts), [(0, 0)]);
+        let second = [(
+            Some(7),
+            r#"{"Id":"003A","LastName":"Hypatia","Title":"Philosopher"}"#,
+        )];
+        assert_eq!(pair(&sendings, &second, true, &upserts), [(1, 0)]);
+        // Edited in Salesforce since, it holds neither's: the latest sending's.
+        let edited = [(
+            Some(7),
+            r#"{"Id":"003A","LastName":"Hypatia","Title":"Sage"}"#,
+        )];
+        assert_eq!(pair(&sendings, &edited, true, &upserts), [(1, 0)]);
     }
 
     #[test]

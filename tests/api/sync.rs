@@ -4443,9 +4443,10 @@ async fn an_upsert_in_doubt_outlives_a_later_sending(later: Later) {
     }
     assert!(open_failures(&app).await.as_array().unwrap().is_empty());
 
-    // The first commits at last, a minute on by Salesforce's clock.
+    // The first commits at last, a minute on by Salesforce's clock, made by the integration
+    // user as the sync's upserts are.
     sim.advance_clock(60);
-    sim.insert(
+    sim.insert_as_the_integration_user(
         "Contact",
         json!({ "LastName": "Hypatia", "Title": "Teacher", "Helpdesk_Id__c": key }),
     )
