@@ -279,7 +279,12 @@ fn desk_value(kind: DeskKind, value: Value) -> Value {
             Value::Bool(b) => Value::String(b.to_string()),
             other => other,
         },
-        DeskKind::Decimal { .. } | DeskKind::AccountRef => value,
+        // As the desk holds it, a float: 5000 read is the desk's 5000.0, not a change.
+        DeskKind::Decimal { .. } => match value.as_f64() {
+            Some(f) if value.is_number() => Value::from(f),
+            _ => value,
+        },
+        DeskKind::AccountRef => value,
     }
 }
 

@@ -1322,6 +1322,44 @@ async fn a_first_meeting_of_records_already_alike_changes_nothing_in_the_desk() 
 }
 
 #[tokio::test]
+async fn a_first_meeting_of_accounts_already_alike_changes_nothing_whole_revenue_included() {
+    let (app, sim) = connected().await;
+    let made = app
+        .gql_ok(
+            "mutation($input: CreateAccountInput!) { createAccount(input: $input) { id updatedAt } }",
+            json!({ "input": { "name": "Same Co", "employees": 12, "annualRevenue": 5000 } }),
+        )
+        .await;
+    let desk = &made["createAccount"];
+    // Salesforce's is the newer: its values win, and they are the desk's already.
+    sim.advance_clock(60);
+    sim.insert(
+        "Account",
+        json!({ "Name": "Same Co", "NumberOfEmployees": 12, "AnnualRevenue": 5000.0 }),
+    )
+    .unwrap();
+    let mark = sim.request_count();
+    let report = app.sync_now().await;
+    assert_eq!(
+        (report.pulled.added, report.pulled.updated),
+        (0, 0),
+        "a link, no update: {report:?}"
+    );
+    let after = app
+        .gql_ok(
+            "query($id: ID!) { account(id: $id) { updatedAt salesforce { id } } }",
+            json!({ "id": desk["id"] }),
+        )
+        .await;
+    assert!(after["account"]["salesforce"]["id"].is_string(), "{after}");
+    assert_eq!(
+        after["account"]["updatedAt"], desk["updatedAt"],
+        "not stamped changed"
+    );
+    assert_eq!(writes_since(&sim, mark), Vec::<String>::new());
+}
+
+#[tokio::test]
 async fn a_desk_edit_made_after_the_salesforce_edit_wins() {
     let (app, sim) = connected().await;
     let sf_id = sim
