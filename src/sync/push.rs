@@ -1150,9 +1150,11 @@ impl SyncEngine {
         for (i, sf) in meeting {
             let (desk_id, plan) = &mut plans[i];
             if met.contains_key(desk_id) {
-                // Linked, and settled as the pull settles a first meeting: a desk side that
-                // won is queued again, and goes out as an update.
-                *plan = Plan::Skip;
+                // Linked, as the pull links a first meeting (a desk side that won is queued
+                // again) or the record a create in doubt made (linked at what it holds, a desk
+                // edit since still waiting): its queued changes stay, and the next push sends
+                // what the link does not hold, or drops them when it holds all.
+                *plan = Plan::Wait;
                 continue;
             }
             match self.store.pull_failure(module, &sf).await? {

@@ -4501,6 +4501,58 @@ async fn an_upsert_in_doubt_outlives_a_later_sending(later: Later) {
 }
 
 #[tokio::test]
+async fn a_desk_edit_behind_an_upsert_in_doubt_goes_out_when_the_push_meets_its_record() {
+    let app = spawn_app_with(|s| s.sync.unanswered_create_secs = 600).await;
+    let sim = salesforce_sim::start(SimConfig::default()).await;
+    assert!(connect(&app, &sim, "tandem").await.get("errors").is_none());
+    app.gql_ok("mutation { startSync { firstSync } }", json!({}))
+        .await;
+    app.sync_now().await;
+    let desk = app
+        .create_contact(
+            json!({ "lastName": "Hypatia", "email": "hypatia@example.com", "title": "Teacher" }),
+        )
+        .await;
+    let key = app.desk_ref(&desk["id"]).await;
+    let create = sim.hold_next("PATCH", "/composite/sobjects");
+    let round = app.round_in_background();
+    create.arrived().await;
+    sim.drop_next(1);
+    create.release();
+    assert!(round.await.unwrap().is_err());
+    update_contact(&app, &desk["id"], json!({ "title": "Philosopher" })).await;
+
+    // The first sending commits as the next round's push looks for the contact by email,
+    // after the pull looked for it in vain (each in one call of queries).
+    let lookup = sim.hold_next("POST", "/composite");
+    let matching = sim.hold_next("POST", "/composite");
+    let round = app.round_in_background();
+    lookup.arrived().await;
+    lookup.release();
+    matching.arrived().await;
+    sim.advance_clock(60);
+    sim.insert_as_the_integration_user(
+        "Contact",
+        json!({ "LastName": "Hypatia", "Email": "hypatia@example.com", "Title": "Teacher",
+                "Helpdesk_Id__c": key }),
+    )
+    .unwrap();
+    matching.release();
+    let _ = round.await.unwrap();
+    app.sync_now().await;
+    assert_eq!(sim.count("Contact"), 1);
+    assert_eq!(
+        sim.records("Contact")[0]["Title"],
+        "Philosopher",
+        "the desk's edit goes out"
+    );
+    assert_eq!(
+        desk_contact(&app, &desk["id"], "title").await["title"],
+        "Philosopher"
+    );
+}
+
+#[tokio::test]
 async fn a_plain_create_in_doubt_waits_where_other_creates_go_by_upsert() {
     let app = spawn_app_with(|s| s.sync.unanswered_create_secs = 600).await;
     let sim = salesforce_sim::start(SimConfig::default()).await;
