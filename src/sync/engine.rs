@@ -129,6 +129,8 @@ pub(super) struct Round {
     pub desk_tag: Arc<str>,
     /// Salesforce records the push read and applied, meeting desk records for the first time.
     pub pulled_by_push: std::sync::Mutex<Counts>,
+    /// Records desk creates in doubt made, which a pull met and linked.
+    pub pushed_by_pull: std::sync::Mutex<Counts>,
     /// Whether a deleted integration left pairs (`Store::former_links`) not met again yet.
     pub former_links: bool,
 }
@@ -570,6 +572,7 @@ impl SyncEngine {
             remapped: self.store.remapped_fields().await?,
             desk_tag: self.store.desk_tag().await?,
             pulled_by_push: Default::default(),
+            pushed_by_pull: Default::default(),
             former_links: self.store.has_former_links().await?,
         };
         Ok(round)
@@ -751,6 +754,12 @@ impl SyncEngine {
         report.pulled.add(
             *round
                 .pulled_by_push
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()),
+        );
+        report.pushed.add(
+            *round
+                .pushed_by_pull
                 .lock()
                 .unwrap_or_else(|p| p.into_inner()),
         );

@@ -1323,6 +1323,7 @@ impl SyncEngine {
                 }
             }
         }
+        let mut made_from_desk = 0;
         if !named_in_doubt.is_empty() || (!in_doubt.is_empty() && !creates.is_empty()) {
             // Made by a create in doubt, committed since this round looked for it: linked to
             // the desk record it was made from, as the lookup would have, not made again in
@@ -1366,6 +1367,7 @@ impl SyncEngine {
                 batch
                     .history(Direction::DeskToSalesforce, module, (made, 0, 0))
                     .await?;
+                made_from_desk = made;
             }
             creates.retain(|idx| !answered.iter().any(|(taken, _)| taken == idx));
         }
@@ -1442,8 +1444,16 @@ impl SyncEngine {
                 )
                 .await?;
         }
-        self.finish(batch, Direction::SalesforceToDesk, module, counts)
-            .await
+        let counts = self
+            .finish(batch, Direction::SalesforceToDesk, module, counts)
+            .await?;
+        // Committed: the round reports them beside what its push made.
+        round
+            .pushed_by_pull
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .added += made_from_desk;
+        Ok(counts)
     }
 
     /// Creates the page's new desk records with one insert and links them with another.

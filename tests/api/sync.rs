@@ -4538,7 +4538,11 @@ async fn a_desk_edit_behind_an_upsert_in_doubt_goes_out_when_the_push_meets_its_
     )
     .unwrap();
     matching.release();
-    let _ = round.await.unwrap();
+    let report = round.await.unwrap().unwrap();
+    assert_eq!(
+        report.pushed.added, 1,
+        "the create found is the round's: {report:?}"
+    );
     app.sync_now().await;
     assert_eq!(sim.count("Contact"), 1);
     assert_eq!(
