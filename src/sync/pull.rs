@@ -459,15 +459,21 @@ async fn editable_fields(round: &Round, module: Module) -> Result<HashSet<String
 /// (`read`): its stamp alone cannot tell, as Salesforce stamps to the second and two saves
 /// within one second share it. Every field read before holds the same value; a field the org
 /// has gained since (made to be mapped, say) is no edit.
-fn same_version(read: &str, profile: &str) -> bool {
+///
+/// A version the desk took only in part is linked holding the desk's own values in place of
+/// those it could not take (see [`Partial`]): `kept`, the desk's values as Salesforce fields,
+/// says which a field read before may hold instead of Salesforce's.
+fn same_version(read: &str, profile: &str, kept: Option<&SalesforceValues>) -> bool {
     let (Ok(Value::Object(read)), Ok(Value::Object(now))) = (
         serde_json::from_str::<Value>(read),
         serde_json::from_str::<Value>(profile),
     ) else {
         return false;
     };
-    read.iter()
-        .all(|(field, value)| now.get(field).is_none_or(|v| v == value))
+    read.iter().all(|(field, value)| {
+        now.get(field).is_none_or(|v| v == value)
+            || kept.is_some_and(|kept| kept.get(field) == Some(value))
+    })
 }
 
 /// Where each module's pull stands against late commits, in this process. A transaction may
@@ -835,11 +841,14 @@ impl SyncEngine {
         // twins it sends over: one whose very version failed and still waits is left to its
         // failure's retry, not logged once more. Read before the batch, as every read outside
         // it is: a batch holding desk rows locked waits for no connection of the pool.
+        let failing = if open_failures {
+            self.store.failed_versions(module, &ids).await?
+        } else {
+            HashMap::new()
+        };
         let failed = match failed_versions {
-            FailedVersions::Skip if open_failures => {
-                self.store.failed_versions(module, &ids).await?
-            }
-            _ => HashMap::new(),
+            FailedVersions::Skip => failing.clone(),
+            FailedVersions::TryAgain => HashMap::new(),
         };
         // Creates sent whose answer never came, which a record of this page may be.
         let in_doubt = self.store.pending_creates(module).await?;
@@ -1058,13 +1067,25 @@ impl SyncEngine {
                     // changed. That is no Salesforce update, so a twin the desk deleted
                     // stays deleted, and below a value Salesforce lacks does not blank the
                     // desk's.
-                    let reread = link
-                        .salesforce_modstamp
-                        .is_some_and(|read| inc.modstamp <= read)
-                        && link
-                            .salesforce_fields
-                            .as_deref()
-                            .is_some_and(|read| same_version(read, &inc.profile));
+                    // A version the desk took in part still waits in the failure log.
+                    let kept = (failing.get(&inc.id) == Some(&inc.modstamp))
+                        .then(|| existing.as_ref())
+                        .flatten()
+                        .map(|d| {
+                            to_salesforce(
+                                mappings,
+                                module,
+                                &d.values(),
+                                &accounts,
+                                link.kept_account_id.as_deref(),
+                            )
+                        });
+                    let reread =
+                        link.salesforce_modstamp
+                            .is_some_and(|read| inc.modstamp <= read)
+                            && link.salesforce_fields.as_deref().is_some_and(|read| {
+                                same_version(read, &inc.profile, kept.as_ref())
+                            });
                     if reread && existing.as_ref().is_none_or(DeskRecord::deleted) {
                         // Restored later, a record in the recycle bin goes out as it is: it
                         // takes Salesforce's values in fields mapped since, as one not deleted

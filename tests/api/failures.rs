@@ -693,6 +693,41 @@ async fn a_pull_failure_logged_again_once_its_record_met_a_desk_twin_names_that_
 }
 
 #[tokio::test]
+async fn one_way_a_retried_partial_read_is_no_salesforce_update_over_a_desk_edit() {
+    let (app, sim) = synced(|_| {}).await;
+    app.set_sync_type("SALESFORCE_TO_DESK").await;
+    let sf = sim
+        .insert("Account", json!({ "Name": "Partial Co", "Phone": "111" }))
+        .unwrap();
+    app.sync_now().await;
+    // A revenue the desk cannot hold: the rest of the save is taken, and the read waits in
+    // the failure log.
+    sim.update("Account", &sf, json!({ "AnnualRevenue": -1 }))
+        .unwrap();
+    app.sync_now().await;
+    let open = open_failures(&app, None).await;
+    assert_eq!(open.len(), 1, "{open:?}");
+    let desk_id = open[0]["deskId"].clone();
+    assert!(desk_id.is_string(), "{open:?}");
+    // An agent edits the account; one way, the edit stays in the desk.
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    app.gql_ok(
+        "mutation($id: ID!) { updateAccount(id: $id, patch: { phone: \"222\" }) { id } }",
+        json!({ "id": desk_id }),
+    )
+    .await;
+    // Retried, the same Salesforce version is read again: no Salesforce update to win with.
+    retry(&app, &open[0]["id"]).await;
+    let account = app
+        .gql_ok(
+            "query($id: ID!) { account(id: $id) { phone } }",
+            json!({ "id": desk_id }),
+        )
+        .await;
+    assert_eq!(account["account"]["phone"], "222", "the desk's edit stays");
+}
+
+#[tokio::test]
 async fn a_refused_desk_edit_is_not_undone_by_an_older_salesforce_record_read_again() {
     let (app, sim) = synced(|_| {}).await;
     let (sf_id, desk_id) = synced_contact(&app, &sim, "Franklin", "Chemist").await;
