@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use migration::{Migrator, MigratorTrait};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
@@ -570,6 +570,24 @@ impl Store {
 
     pub fn backend(&self) -> DbBackend {
         self.db.get_database_backend()
+    }
+
+    /// The time by the database's clock on PostgreSQL, which every replica shares, and by
+    /// this host's on SQLite, whose processes are all on one host: what one process stamps
+    /// and another measures a wait from must be read off one clock.
+    pub async fn shared_now(&self) -> StoreResult<DateTime<Utc>> {
+        if self.backend() != DbBackend::Postgres {
+            return Ok(Utc::now());
+        }
+        let row = self
+            .db
+            .query_one_raw(Statement::from_string(
+                self.backend(),
+                "SELECT clock_timestamp() AS now",
+            ))
+            .await?
+            .ok_or_else(|| DbErr::RecordNotFound("clock_timestamp()".into()))?;
+        Ok(row.try_get::<DateTime<Utc>>("", "now")?)
     }
 
     /// Applies pending migrations, one process at a time (see `lock_migrations`).

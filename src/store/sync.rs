@@ -1265,7 +1265,8 @@ impl Store {
         made_again: &[i64],
         upsert: bool,
     ) -> StoreResult<()> {
-        let now = Utc::now();
+        // The replica that looks for them, should this one die, measures the wait from this.
+        let now = self.shared_now().await?;
         let rows: Vec<pending_create::ActiveModel> = creates
             .into_iter()
             .map(|(desk_id, sent)| pending_create::ActiveModel {

@@ -34,13 +34,14 @@ impl SyncEngine {
         round: &Round,
         module: Module,
     ) -> Result<Counts, SyncError> {
-        // Taken before Salesforce is asked: a note whose window ends during the lookup is
-        // looked for once more rather than given up unseen.
-        let made_by = Utc::now() - self.settings.unanswered_create;
         let mut pending = self.store.pending_creates(module).await?;
         if pending.is_empty() {
             return Ok(Counts::default());
         }
+        // Taken before Salesforce is asked: a note whose window ends during the lookup is
+        // looked for once more rather than given up unseen. By the clock the notes were
+        // stamped with, which the process that sent them (dead now, perhaps) shares.
+        let made_by = self.store.shared_now().await? - self.settings.unanswered_create;
         // A record linked meanwhile (a pull met the create's record by email or name) is
         // settled: looking on could only pair it with another record.
         let linked_already = self
