@@ -461,9 +461,9 @@ async fn editable_fields(round: &Round, module: Module) -> Result<HashSet<String
 /// has gained since (made to be mapped, say) is no edit.
 ///
 /// A version the desk took only in part is linked holding the desk's own values in place of
-/// those it could not take (see [`Partial`]): `kept`, the desk's values as Salesforce fields,
-/// says which a field read before may hold instead of Salesforce's.
-fn same_version(read: &str, profile: &str, kept: Option<&SalesforceValues>) -> bool {
+/// those it could not take (see [`Partial`]): those fields (`untaken`, as Salesforce names
+/// them) say nothing of the version.
+fn same_version(read: &str, profile: &str, untaken: &[String]) -> bool {
     let (Ok(Value::Object(read)), Ok(Value::Object(now))) = (
         serde_json::from_str::<Value>(read),
         serde_json::from_str::<Value>(profile),
@@ -471,9 +471,27 @@ fn same_version(read: &str, profile: &str, kept: Option<&SalesforceValues>) -> b
         return false;
     };
     read.iter().all(|(field, value)| {
-        now.get(field).is_none_or(|v| v == value)
-            || kept.is_some_and(|kept| kept.get(field) == Some(value))
+        now.get(field).is_none_or(|v| v == value) || untaken.iter().any(|u| u == field)
     })
+}
+
+/// The Salesforce fields of `inc` the desk record holding `own` cannot take, as a read of it
+/// finds them (see [`keep_own_where_taken_cannot_be_held`]).
+fn untaken_fields(
+    mappings: &[Mapping],
+    (module, inc): (Module, &Incoming),
+    own: &Map<String, Value>,
+    accounts: &AccountLinks,
+) -> Vec<String> {
+    let mut values = own.clone();
+    apply_to_desk(mappings, module, &inc.values, &mut values, accounts);
+    let mut taken = taken_over(&values, own);
+    let untaken = keep_own_where_taken_cannot_be_held(module, &mut values, own, &mut taken);
+    mappings
+        .iter()
+        .filter(|m| untaken.iter().any(|i| i.field == m.desk_field))
+        .map(|m| m.salesforce_field.clone())
+        .collect()
 }
 
 /// Where each module's pull stands against late commits, in this process. A transaction may
@@ -1067,25 +1085,21 @@ impl SyncEngine {
                     // changed. That is no Salesforce update, so a twin the desk deleted
                     // stays deleted, and below a value Salesforce lacks does not blank the
                     // desk's.
-                    // A version the desk took in part still waits in the failure log.
-                    let kept = (failing.get(&inc.id) == Some(&inc.modstamp))
-                        .then(|| existing.as_ref())
-                        .flatten()
-                        .map(|d| {
-                            to_salesforce(
-                                mappings,
-                                module,
-                                &d.values(),
-                                &accounts,
-                                link.kept_account_id.as_deref(),
-                            )
-                        });
-                    let reread =
-                        link.salesforce_modstamp
-                            .is_some_and(|read| inc.modstamp <= read)
-                            && link.salesforce_fields.as_deref().is_some_and(|read| {
-                                same_version(read, &inc.profile, kept.as_ref())
-                            });
+                    // A version the desk took in part still waits in the failure log, and
+                    // its link holds the desk's own values where the desk could not take it.
+                    let untaken = match &existing {
+                        Some(d) if failing.get(&inc.id) == Some(&inc.modstamp) => {
+                            untaken_fields(mappings, (module, inc), &d.values(), &accounts)
+                        }
+                        _ => Vec::new(),
+                    };
+                    let reread = link
+                        .salesforce_modstamp
+                        .is_some_and(|read| inc.modstamp <= read)
+                        && link
+                            .salesforce_fields
+                            .as_deref()
+                            .is_some_and(|read| same_version(read, &inc.profile, &untaken));
                     if reread && existing.as_ref().is_none_or(DeskRecord::deleted) {
                         // Restored later, a record in the recycle bin goes out as it is: it
                         // takes Salesforce's values in fields mapped since, as one not deleted

@@ -709,10 +709,11 @@ async fn one_way_a_retried_partial_read_is_no_salesforce_update_over_a_desk_edit
     assert_eq!(open.len(), 1, "{open:?}");
     let desk_id = open[0]["deskId"].clone();
     assert!(desk_id.is_string(), "{open:?}");
-    // An agent edits the account; one way, the edit stays in the desk.
+    // An agent edits the account, the revenue the failure names included; one way, the
+    // edit stays in the desk.
     tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
     app.gql_ok(
-        "mutation($id: ID!) { updateAccount(id: $id, patch: { phone: \"222\" }) { id } }",
+        "mutation($id: ID!) { updateAccount(id: $id, patch: { phone: \"222\", annualRevenue: 200 }) { id } }",
         json!({ "id": desk_id }),
     )
     .await;
@@ -725,6 +726,35 @@ async fn one_way_a_retried_partial_read_is_no_salesforce_update_over_a_desk_edit
         )
         .await;
     assert_eq!(account["account"]["phone"], "222", "the desk's edit stays");
+}
+
+#[tokio::test]
+async fn a_second_save_in_the_second_of_a_partial_read_is_a_salesforce_update() {
+    let (app, sim) = synced(|_| {}).await;
+    let sf = sim
+        .insert("Account", json!({ "Name": "Partial Co", "Phone": "111" }))
+        .unwrap();
+    app.sync_now().await;
+    sim.update("Account", &sf, json!({ "AnnualRevenue": -1 }))
+        .unwrap();
+    app.sync_now().await;
+    let open = open_failures(&app, None).await;
+    assert_eq!(open.len(), 1, "{open:?}");
+    // Saved again within the same second: the stamp is the same, the version is not.
+    sim.update_within_the_same_second("Account", &sf, json!({ "Phone": null }))
+        .unwrap();
+    retry(&app, &open[0]["id"]).await;
+    let account = app
+        .gql_ok(
+            "query($id: ID!) { account(id: $id) { phone } }",
+            json!({ "id": open[0]["deskId"] }),
+        )
+        .await;
+    assert_eq!(
+        account["account"]["phone"],
+        Value::Null,
+        "Salesforce's clearing is taken, not filled again from the desk"
+    );
 }
 
 #[tokio::test]
