@@ -15,6 +15,8 @@ pub struct Model {
     /// Sent as an upsert by desk id: it may be sent again, and its record names the desk
     /// record it was made from.
     pub upsert: bool,
+    /// The org it was sent to (`00D…`), where the sign-in named it.
+    pub org_id: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -30,6 +30,7 @@ mod m20261207_000025_create_keys;
 mod m20261207_000026_integration_users;
 mod m20261207_000027_pending_upserts;
 mod m20261207_000028_pruned_events_by_kind;
+mod m20261207_000029_pending_create_orgs;
 
 pub mod keys;
 
@@ -67,6 +68,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000026_integration_users::Migration),
             Box::new(m20261207_000027_pending_upserts::Migration),
             Box::new(m20261207_000028_pruned_events_by_kind::Migration),
+            Box::new(m20261207_000029_pending_create_orgs::Migration),
         ]
     }
 }

@@ -12,7 +12,7 @@ use super::events::SyncEventKind;
 use super::{Store, StoreError, StoreResult};
 use crate::domain::{Direction, FirstSync, IntegrationStatus, Module, SyncType};
 
-const ROW: i64 = 1;
+pub(super) const ROW: i64 = 1;
 
 /// Queues every live desk record of the module that has no Salesforce link, nor a former
 /// one still to meet (`Store::former_links`), in one statement.
@@ -156,12 +156,20 @@ impl Store {
                 ));
             }
         }
-        // Pairs a deleted integration linked meet again only in the org they were made in.
+        // Pairs a deleted integration linked meet again only in the org they were made in;
+        // so are creates in doubt found, which a deleted integration sent.
         let mut elsewhere = former_link::Entity::delete_many();
+        let mut sent_elsewhere = pending_create::Entity::delete_many();
         if let Some(org) = &org_id {
             elsewhere = elsewhere.filter(former_link::Column::OrgId.ne(org.clone()));
+            sent_elsewhere = sent_elsewhere.filter(
+                sea_orm::Condition::any()
+                    .add(pending_create::Column::OrgId.ne(org.clone()))
+                    .add(pending_create::Column::OrgId.is_null()),
+            );
         }
         elsewhere.exec(&*txn).await?;
+        sent_elsewhere.exec(&*txn).await?;
         if other_org {
             // Links, cursors, queued changes, failures and mappings all speak of the other
             // org's records and fields; the new org's first sync matches afresh.
@@ -749,13 +757,14 @@ impl Store {
 /// The prefix of the cursors the pull keeps its place in Salesforce's changes by.
 pub const PULL_CURSORS: &str = "pull:";
 
-/// Drops what the sync keeps about one org: links, queued changes, pending creates, cursors,
-/// failures (their events in the log too: they name the org's records and quote its values)
-/// and mappings. Desk records, history and the log's other events stay.
+/// Drops what the sync keeps about one org: links, queued changes, cursors, failures (their
+/// events in the log too: they name the org's records and quote its values) and mappings.
+/// Desk records, history and the log's other events stay; so do creates in doubt, whose
+/// records the org may hold whatever becomes of the connection: noted with the org they went
+/// to, they go once another org connects.
 async fn forget_sync_state(txn: &impl ConnectionTrait) -> StoreResult<()> {
     record_link::Entity::delete_many().exec(txn).await?;
     outbox::Entity::delete_many().exec(txn).await?;
-    pending_create::Entity::delete_many().exec(txn).await?;
     sync_cursor::Entity::delete_many().exec(txn).await?;
     sync_failure::Entity::delete_many().exec(txn).await?;
     sync_event::Entity::delete_many()

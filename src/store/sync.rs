@@ -1267,6 +1267,11 @@ impl Store {
     ) -> StoreResult<()> {
         // The replica that looks for them, should this one die, measures the wait from this.
         let now = self.shared_now().await?;
+        let txn = self.write().await?;
+        let org_id = integration::Entity::find_by_id(super::integration::ROW)
+            .one(&*txn)
+            .await?
+            .and_then(|i| i.org_id);
         let rows: Vec<pending_create::ActiveModel> = creates
             .into_iter()
             .map(|(desk_id, sent)| pending_create::ActiveModel {
@@ -1275,13 +1280,13 @@ impl Store {
                 sent: Set(sent),
                 sent_at: Set(now),
                 upsert: Set(upsert),
+                org_id: Set(org_id.clone()),
                 ..Default::default()
             })
             .collect();
         if rows.is_empty() {
             return Ok(());
         }
-        let txn = self.write().await?;
         pending_create::Entity::insert_many(rows)
             .exec(&*txn)
             .await?;

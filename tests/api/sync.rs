@@ -4634,6 +4634,63 @@ async fn creates_whose_answer_was_lost_are_found_in_salesforce_not_made_twice() 
 }
 
 #[tokio::test]
+async fn a_create_in_doubt_outlives_the_integration_deleted_and_connected_again() {
+    let (app, sim) = connected_without_external_id(without_desk_id_fields).await;
+    app.sync_now().await;
+    // No email to match on.
+    let made = app
+        .create_contact(json!({ "lastName": "Pollux", "title": "Boxer" }))
+        .await;
+    round_failing_its_create(&app, &sim, SimHandle::lose_next_answers).await;
+    assert_eq!(sim.count("Contact"), 1, "Salesforce made it");
+
+    // An admin deletes the integration and connects the same org again at once.
+    app.gql_ok("mutation { deleteIntegration { status } }", json!({}))
+        .await;
+    assert!(connect(&app, &sim, "tandem").await.get("errors").is_none());
+    app.gql_ok("mutation { startSync { firstSync } }", json!({}))
+        .await;
+    app.sync_now().await;
+    assert_eq!(sim.count("Contact"), 1, "not made twice");
+    assert_eq!(contacts(&app).await.len(), 1, "nor imported back");
+    let linked = salesforce_id_of(&app, &made["id"]).await;
+    assert_eq!(sim.get("Contact", &linked).unwrap()["Title"], "Boxer");
+}
+
+#[tokio::test]
+async fn a_create_in_doubt_in_one_org_holds_nothing_back_from_another_connected() {
+    let app = spawn_app_with(|s| s.sync.unanswered_create_secs = 600).await;
+    let sim = salesforce_sim::start(SimConfig::default()).await;
+    without_desk_id_fields(&sim);
+    assert!(connect(&app, &sim, "tandem").await.get("errors").is_none());
+    app.gql_ok("mutation { startSync { firstSync } }", json!({}))
+        .await;
+    app.sync_now().await;
+    app.create_contact(json!({ "lastName": "Pollux", "title": "Boxer" }))
+        .await;
+    round_failing_its_create(&app, &sim, SimHandle::drop_next).await;
+    app.gql_ok("mutation { deleteIntegration { status } }", json!({}))
+        .await;
+    // Another org: what the first may have made is none of its business.
+    let other = salesforce_sim::start(SimConfig {
+        seed: 2,
+        ..SimConfig::default()
+    })
+    .await;
+    without_desk_id_fields(&other);
+    assert!(
+        connect(&app, &other, "tandem")
+            .await
+            .get("errors")
+            .is_none()
+    );
+    app.gql_ok("mutation { startSync { firstSync } }", json!({}))
+        .await;
+    app.sync_now().await;
+    assert_eq!(other.count("Contact"), 1, "sent at once, not held back");
+}
+
+#[tokio::test]
 async fn a_contact_purged_while_its_create_was_in_doubt_comes_back_only_with_a_salesforce_update() {
     let (app, sim) = connected_without_external_id(without_desk_id_fields).await;
     app.sync_now().await;
