@@ -156,20 +156,13 @@ impl Store {
                 ));
             }
         }
-        // Pairs a deleted integration linked meet again only in the org they were made in;
-        // so are creates in doubt found, which a deleted integration sent.
+        // Pairs a deleted integration linked meet again only in the org they were made in.
         let mut elsewhere = former_link::Entity::delete_many();
-        let mut sent_elsewhere = pending_create::Entity::delete_many();
         if let Some(org) = &org_id {
             elsewhere = elsewhere.filter(former_link::Column::OrgId.ne(org.clone()));
-            sent_elsewhere = sent_elsewhere.filter(
-                sea_orm::Condition::any()
-                    .add(pending_create::Column::OrgId.ne(org.clone()))
-                    .add(pending_create::Column::OrgId.is_null()),
-            );
         }
         elsewhere.exec(&*txn).await?;
-        sent_elsewhere.exec(&*txn).await?;
+        keep_creates_in_doubt_of(&*txn, org_id.as_deref(), same.is_some()).await?;
         if other_org {
             // Links, cursors, queued changes, failures and mappings all speak of the other
             // org's records and fields; the new org's first sync matches afresh.
@@ -618,6 +611,49 @@ impl Checked {
         }
         Ok(())
     }
+}
+
+/// Keeps the creates in doubt sent to `org`, the org connected now, and drops the others:
+/// what another org may have made is no business of this one. A note that does not say its
+/// org (sent while the connection's identity was unknown) is this one's when the connection
+/// replaced is of the same org (`same`), and is stamped with it; after a deleted integration
+/// nothing says where it went. Nor, the org unknown now, does anything say a note is not
+/// this org's, but for a connection replaced by one of another.
+async fn keep_creates_in_doubt_of(
+    txn: &impl ConnectionTrait,
+    org: Option<&str>,
+    same: bool,
+) -> StoreResult<()> {
+    use sea_orm::{Condition, sea_query::Expr};
+    let notes = pending_create::Entity::delete_many();
+    match (org, same) {
+        (Some(org), true) => {
+            notes
+                .filter(pending_create::Column::OrgId.ne(org))
+                .exec(txn)
+                .await?;
+            pending_create::Entity::update_many()
+                .col_expr(pending_create::Column::OrgId, Expr::value(org))
+                .filter(pending_create::Column::OrgId.is_null())
+                .exec(txn)
+                .await?;
+        }
+        (Some(org), false) => {
+            notes
+                .filter(
+                    Condition::any()
+                        .add(pending_create::Column::OrgId.ne(org))
+                        .add(pending_create::Column::OrgId.is_null()),
+                )
+                .exec(txn)
+                .await?;
+        }
+        (None, true) => {}
+        (None, false) => {
+            notes.exec(txn).await?;
+        }
+    }
+    Ok(())
 }
 
 /// Keeps the pairs linked in `org` as former links, beside those kept from an earlier

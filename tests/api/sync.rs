@@ -4658,6 +4658,35 @@ async fn a_create_in_doubt_outlives_the_integration_deleted_and_connected_again(
 }
 
 #[tokio::test]
+async fn a_create_in_doubt_noted_without_its_org_outlives_the_same_org_connected_again() {
+    use sea_orm::ConnectionTrait;
+    let app = spawn_app_with(|s| s.sync.unanswered_create_secs = 600).await;
+    let sim = salesforce_sim::start(SimConfig::default()).await;
+    without_desk_id_fields(&sim);
+    assert!(connect(&app, &sim, "tandem").await.get("errors").is_none());
+    app.gql_ok("mutation { startSync { firstSync } }", json!({}))
+        .await;
+    app.sync_now().await;
+    let made = app
+        .create_contact(json!({ "lastName": "Pollux", "title": "Boxer" }))
+        .await;
+    round_failing_its_create(&app, &sim, SimHandle::lose_next_answers).await;
+    // Noted while the sign-in did not say which org it was (or by a version before notes
+    // said it).
+    app.store
+        .connection()
+        .execute_unprepared("UPDATE pending_create SET org_id = NULL")
+        .await
+        .unwrap();
+    // The same org signed in to again, as an admin does after a token error.
+    assert!(connect(&app, &sim, "tandem").await.get("errors").is_none());
+    app.sync_now().await;
+    assert_eq!(sim.count("Contact"), 1, "not made twice");
+    let linked = salesforce_id_of(&app, &made["id"]).await;
+    assert_eq!(sim.get("Contact", &linked).unwrap()["Title"], "Boxer");
+}
+
+#[tokio::test]
 async fn a_create_in_doubt_in_one_org_holds_nothing_back_from_another_connected() {
     let app = spawn_app_with(|s| s.sync.unanswered_create_secs = 600).await;
     let sim = salesforce_sim::start(SimConfig::default()).await;
