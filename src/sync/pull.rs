@@ -475,18 +475,22 @@ fn same_version(read: &str, profile: &str, untaken: &[String]) -> bool {
     })
 }
 
-/// The Salesforce fields of `inc` the desk record holding `own` cannot take, as a read of it
-/// finds them (see [`keep_own_where_taken_cannot_be_held`]).
-fn untaken_fields(
+/// Why the desk record holding `own` cannot take each of the fields of `inc` it cannot, as
+/// a read of it finds them (see [`keep_own_where_taken_cannot_be_held`]).
+fn untaken(
     mappings: &[Mapping],
     (module, inc): (Module, &Incoming),
     own: &Map<String, Value>,
     accounts: &AccountLinks,
-) -> Vec<String> {
+) -> Vec<Invalid> {
     let mut values = own.clone();
     apply_to_desk(mappings, module, &inc.values, &mut values, accounts);
     let mut taken = taken_over(&values, own);
-    let untaken = keep_own_where_taken_cannot_be_held(module, &mut values, own, &mut taken);
+    keep_own_where_taken_cannot_be_held(module, &mut values, own, &mut taken)
+}
+
+/// The Salesforce fields mapped to the desk fields `untaken` names.
+fn salesforce_fields_of(mappings: &[Mapping], untaken: &[Invalid]) -> Vec<String> {
     mappings
         .iter()
         .filter(|m| untaken.iter().any(|i| i.field == m.desk_field))
@@ -1087,19 +1091,20 @@ impl SyncEngine {
                     // desk's.
                     // A version the desk took in part still waits in the failure log, and
                     // its link holds the desk's own values where the desk could not take it.
-                    let untaken = match &existing {
+                    let untaken_before = match &existing {
                         Some(d) if failing.get(&inc.id) == Some(&inc.modstamp) => {
-                            untaken_fields(mappings, (module, inc), &d.values(), &accounts)
+                            untaken(mappings, (module, inc), &d.values(), &accounts)
                         }
                         _ => Vec::new(),
                     };
+                    let set_aside = salesforce_fields_of(mappings, &untaken_before);
                     let reread = link
                         .salesforce_modstamp
                         .is_some_and(|read| inc.modstamp <= read)
                         && link
                             .salesforce_fields
                             .as_deref()
-                            .is_some_and(|read| same_version(read, &inc.profile, &untaken));
+                            .is_some_and(|read| same_version(read, &inc.profile, &set_aside));
                     if reread && existing.as_ref().is_none_or(DeskRecord::deleted) {
                         // Restored later, a record in the recycle bin goes out as it is: it
                         // takes Salesforce's values in fields mapped since, as one not deleted
@@ -1161,6 +1166,7 @@ impl SyncEngine {
                     if let Some(record) = existing.take_if(|_| desk_newer) {
                         // The desk's edit goes out and wins; Salesforce's profile is still news,
                         // and so are its values in fields mapped since.
+                        let own = record.values();
                         let held = (record, before_delete);
                         let part = fill_newly_mapped(
                             &mut batch,
@@ -1171,6 +1177,21 @@ impl SyncEngine {
                             &accounts,
                         )
                         .await?;
+                        // Read again, a version taken in part stays so: the link holds the
+                        // desk's own values where it could not take Salesforce's, which the
+                        // edit going out does not send over them, and the failure waits on.
+                        let part = part.or_else(|| {
+                            (reread && !untaken_before.is_empty())
+                                .then(|| {
+                                    Partial::of(
+                                        round,
+                                        (module, inc),
+                                        (link.desk_id, &own),
+                                        &untaken_before,
+                                    )
+                                })
+                                .flatten()
+                        });
                         let profile = part.as_ref().map_or(&inc.profile, |p| &p.profile);
                         if link.salesforce_fields.as_deref() != Some(profile.as_str()) {
                             batch

@@ -729,6 +729,45 @@ async fn one_way_a_retried_partial_read_is_no_salesforce_update_over_a_desk_edit
 }
 
 #[tokio::test]
+async fn a_retried_partial_read_with_a_newer_desk_edit_sends_the_edit_not_the_value_kept() {
+    let (app, sim) = synced(|_| {}).await;
+    let sf = sim
+        .insert(
+            "Account",
+            json!({ "Name": "Partial Co", "Phone": "111", "AnnualRevenue": 5000 }),
+        )
+        .unwrap();
+    app.sync_now().await;
+    sim.update("Account", &sf, json!({ "AnnualRevenue": -1 }))
+        .unwrap();
+    app.sync_now().await;
+    let open = open_failures(&app, None).await;
+    assert_eq!(open.len(), 1, "{open:?}");
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    app.gql_ok(
+        "mutation($id: ID!) { updateAccount(id: $id, patch: { phone: \"222\" }) { id } }",
+        json!({ "id": open[0]["deskId"] }),
+    )
+    .await;
+    // Read again before the edit goes out: the same version, the revenue still the desk's
+    // own and Salesforce's its.
+    retry(&app, &open[0]["id"]).await;
+    app.sync_now().await;
+    let account = sim.get("Account", &sf).unwrap();
+    assert_eq!(account["Phone"], "222", "the desk's edit goes out");
+    assert_eq!(
+        account["AnnualRevenue"].as_f64(),
+        Some(-1.0),
+        "not the revenue the desk kept for its own"
+    );
+    assert_eq!(
+        open_failures(&app, None).await.len(),
+        1,
+        "and the revenue still waits in the log"
+    );
+}
+
+#[tokio::test]
 async fn a_second_save_in_the_second_of_a_partial_read_is_a_salesforce_update() {
     let (app, sim) = synced(|_| {}).await;
     let sf = sim
