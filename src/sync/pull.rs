@@ -489,6 +489,40 @@ fn untaken(
     keep_own_where_taken_cannot_be_held(module, &mut values, own, &mut taken)
 }
 
+/// Of the desk fields `untaken`, those whose value the link holds in Salesforce's place as
+/// the desk holds it now (`own`): unchanged since the version was taken in part.
+fn unchanged_since_kept(
+    mappings: &[Mapping],
+    (module, own, accounts): (Module, &Map<String, Value>, &AccountLinks),
+    link: &record_link::Model,
+    untaken: Vec<Invalid>,
+) -> Vec<Invalid> {
+    let held: Map<String, Value> = link
+        .salesforce_fields
+        .as_deref()
+        .and_then(|read| serde_json::from_str(read).ok())
+        .unwrap_or_default();
+    let ours = to_salesforce(
+        mappings,
+        module,
+        own,
+        accounts,
+        link.kept_account_id.as_deref(),
+    );
+    untaken
+        .into_iter()
+        .filter(|invalid| {
+            mappings
+                .iter()
+                .filter(|m| m.desk_field == invalid.field)
+                .all(|m| {
+                    let ours = ours.get(&m.salesforce_field).unwrap_or(&Value::Null);
+                    held.get(&m.salesforce_field).unwrap_or(&Value::Null) == ours
+                })
+        })
+        .collect()
+}
+
 /// The Salesforce fields mapped to the desk fields `untaken` names.
 fn salesforce_fields_of(mappings: &[Mapping], untaken: &[Invalid]) -> Vec<String> {
     mappings
@@ -1180,15 +1214,17 @@ impl SyncEngine {
                         // Read again, a version taken in part stays so: the link holds the
                         // desk's own values where it could not take Salesforce's, which the
                         // edit going out does not send over them, and the failure waits on.
+                        // A field the desk has since changed itself is its edit to send.
                         let part = part.or_else(|| {
-                            (reread && !untaken_before.is_empty())
+                            let still = unchanged_since_kept(
+                                mappings,
+                                (module, &own, &accounts),
+                                link,
+                                untaken_before,
+                            );
+                            (reread && !still.is_empty())
                                 .then(|| {
-                                    Partial::of(
-                                        round,
-                                        (module, inc),
-                                        (link.desk_id, &own),
-                                        &untaken_before,
-                                    )
+                                    Partial::of(round, (module, inc), (link.desk_id, &own), &still)
                                 })
                                 .flatten()
                         });

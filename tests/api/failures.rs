@@ -768,6 +768,38 @@ async fn a_retried_partial_read_with_a_newer_desk_edit_sends_the_edit_not_the_va
 }
 
 #[tokio::test]
+async fn a_desk_edit_of_the_value_a_partial_read_left_it_goes_out_after_a_retry() {
+    let (app, sim) = synced(|_| {}).await;
+    let sf = sim
+        .insert(
+            "Account",
+            json!({ "Name": "Partial Co", "AnnualRevenue": 5000 }),
+        )
+        .unwrap();
+    app.sync_now().await;
+    sim.update("Account", &sf, json!({ "AnnualRevenue": -1 }))
+        .unwrap();
+    app.sync_now().await;
+    let open = open_failures(&app, None).await;
+    assert_eq!(open.len(), 1, "{open:?}");
+    // Told the revenue waits, an agent sets it in the desk; the same version is read again
+    // before the edit goes out.
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    app.gql_ok(
+        "mutation($id: ID!) { updateAccount(id: $id, patch: { annualRevenue: 6000 }) { id } }",
+        json!({ "id": open[0]["deskId"] }),
+    )
+    .await;
+    retry(&app, &open[0]["id"]).await;
+    app.sync_now().await;
+    assert_eq!(
+        sim.get("Account", &sf).unwrap()["AnnualRevenue"].as_f64(),
+        Some(6000.0),
+        "the desk's edit goes out"
+    );
+}
+
+#[tokio::test]
 async fn a_second_save_in_the_second_of_a_partial_read_is_a_salesforce_update() {
     let (app, sim) = synced(|_| {}).await;
     let sf = sim
