@@ -692,45 +692,14 @@ async fn a_pull_failure_logged_again_once_its_record_met_a_desk_twin_names_that_
     );
 }
 
-#[tokio::test]
-async fn one_way_a_retried_partial_read_is_no_salesforce_update_over_a_desk_edit() {
+/// A synced account, "Partial Co" (phone 111, revenue 5000), that Salesforce then saved with
+/// a revenue the desk cannot hold: read in part, the rest of the save taken and the revenue
+/// waiting in the failure log. The app, the org, the account's Salesforce id and the failure.
+async fn read_in_part(one_way: bool) -> (TestApp, SimHandle, String, Value) {
     let (app, sim) = synced(|_| {}).await;
-    app.set_sync_type("SALESFORCE_TO_DESK").await;
-    let sf = sim
-        .insert("Account", json!({ "Name": "Partial Co", "Phone": "111" }))
-        .unwrap();
-    app.sync_now().await;
-    // A revenue the desk cannot hold: the rest of the save is taken, and the read waits in
-    // the failure log.
-    sim.update("Account", &sf, json!({ "AnnualRevenue": -1 }))
-        .unwrap();
-    app.sync_now().await;
-    let open = open_failures(&app, None).await;
-    assert_eq!(open.len(), 1, "{open:?}");
-    let desk_id = open[0]["deskId"].clone();
-    assert!(desk_id.is_string(), "{open:?}");
-    // An agent edits the account, the revenue the failure names included; one way, the
-    // edit stays in the desk.
-    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
-    app.gql_ok(
-        "mutation($id: ID!) { updateAccount(id: $id, patch: { phone: \"222\", annualRevenue: 200 }) { id } }",
-        json!({ "id": desk_id }),
-    )
-    .await;
-    // Retried, the same Salesforce version is read again: no Salesforce update to win with.
-    retry(&app, &open[0]["id"]).await;
-    let account = app
-        .gql_ok(
-            "query($id: ID!) { account(id: $id) { phone } }",
-            json!({ "id": desk_id }),
-        )
-        .await;
-    assert_eq!(account["account"]["phone"], "222", "the desk's edit stays");
-}
-
-#[tokio::test]
-async fn a_retried_partial_read_with_a_newer_desk_edit_sends_the_edit_not_the_value_kept() {
-    let (app, sim) = synced(|_| {}).await;
+    if one_way {
+        app.set_sync_type("SALESFORCE_TO_DESK").await;
+    }
     let sf = sim
         .insert(
             "Account",
@@ -743,15 +712,55 @@ async fn a_retried_partial_read_with_a_newer_desk_edit_sends_the_edit_not_the_va
     app.sync_now().await;
     let open = open_failures(&app, None).await;
     assert_eq!(open.len(), 1, "{open:?}");
+    assert!(open[0]["deskId"].is_string(), "{open:?}");
+    (app, sim, sf, open[0].clone())
+}
+
+/// An agent's edit of the desk account `failure` names, made after Salesforce's save.
+async fn edit_read_in_part(app: &TestApp, failure: &Value, patch: Value) {
     tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
     app.gql_ok(
-        "mutation($id: ID!) { updateAccount(id: $id, patch: { phone: \"222\" }) { id } }",
-        json!({ "id": open[0]["deskId"] }),
+        "mutation($id: ID!, $p: AccountPatchInput!) { updateAccount(id: $id, patch: $p) { id } }",
+        json!({ "id": failure["deskId"], "p": patch }),
     )
     .await;
+}
+
+async fn desk_phone(app: &TestApp, failure: &Value) -> Value {
+    app.gql_ok(
+        "query($id: ID!) { account(id: $id) { phone } }",
+        json!({ "id": failure["deskId"] }),
+    )
+    .await["account"]["phone"]
+        .clone()
+}
+
+#[tokio::test]
+async fn one_way_a_retried_partial_read_is_no_salesforce_update_over_a_desk_edit() {
+    let (app, _sim, _, failure) = read_in_part(true).await;
+    // The revenue the failure names included; one way, the edit stays in the desk.
+    edit_read_in_part(
+        &app,
+        &failure,
+        json!({ "phone": "222", "annualRevenue": 200 }),
+    )
+    .await;
+    // Retried, the same Salesforce version is read again: no Salesforce update to win with.
+    retry(&app, &failure["id"]).await;
+    assert_eq!(
+        desk_phone(&app, &failure).await,
+        "222",
+        "the desk's edit stays"
+    );
+}
+
+#[tokio::test]
+async fn a_retried_partial_read_with_a_newer_desk_edit_sends_the_edit_not_the_value_kept() {
+    let (app, sim, sf, failure) = read_in_part(false).await;
+    edit_read_in_part(&app, &failure, json!({ "phone": "222" })).await;
     // Read again before the edit goes out: the same version, the revenue still the desk's
     // own and Salesforce's its.
-    retry(&app, &open[0]["id"]).await;
+    retry(&app, &failure["id"]).await;
     app.sync_now().await;
     let account = sim.get("Account", &sf).unwrap();
     assert_eq!(account["Phone"], "222", "the desk's edit goes out");
@@ -769,28 +778,11 @@ async fn a_retried_partial_read_with_a_newer_desk_edit_sends_the_edit_not_the_va
 
 #[tokio::test]
 async fn a_desk_edit_of_the_value_a_partial_read_left_it_goes_out_after_a_retry() {
-    let (app, sim) = synced(|_| {}).await;
-    let sf = sim
-        .insert(
-            "Account",
-            json!({ "Name": "Partial Co", "AnnualRevenue": 5000 }),
-        )
-        .unwrap();
-    app.sync_now().await;
-    sim.update("Account", &sf, json!({ "AnnualRevenue": -1 }))
-        .unwrap();
-    app.sync_now().await;
-    let open = open_failures(&app, None).await;
-    assert_eq!(open.len(), 1, "{open:?}");
+    let (app, sim, sf, failure) = read_in_part(false).await;
     // Told the revenue waits, an agent sets it in the desk; the same version is read again
     // before the edit goes out.
-    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
-    app.gql_ok(
-        "mutation($id: ID!) { updateAccount(id: $id, patch: { annualRevenue: 6000 }) { id } }",
-        json!({ "id": open[0]["deskId"] }),
-    )
-    .await;
-    retry(&app, &open[0]["id"]).await;
+    edit_read_in_part(&app, &failure, json!({ "annualRevenue": 6000 })).await;
+    retry(&app, &failure["id"]).await;
     app.sync_now().await;
     assert_eq!(
         sim.get("Account", &sf).unwrap()["AnnualRevenue"].as_f64(),
@@ -801,28 +793,13 @@ async fn a_desk_edit_of_the_value_a_partial_read_left_it_goes_out_after_a_retry(
 
 #[tokio::test]
 async fn a_second_save_in_the_second_of_a_partial_read_is_a_salesforce_update() {
-    let (app, sim) = synced(|_| {}).await;
-    let sf = sim
-        .insert("Account", json!({ "Name": "Partial Co", "Phone": "111" }))
-        .unwrap();
-    app.sync_now().await;
-    sim.update("Account", &sf, json!({ "AnnualRevenue": -1 }))
-        .unwrap();
-    app.sync_now().await;
-    let open = open_failures(&app, None).await;
-    assert_eq!(open.len(), 1, "{open:?}");
+    let (app, sim, sf, failure) = read_in_part(false).await;
     // Saved again within the same second: the stamp is the same, the version is not.
     sim.update_within_the_same_second("Account", &sf, json!({ "Phone": null }))
         .unwrap();
-    retry(&app, &open[0]["id"]).await;
-    let account = app
-        .gql_ok(
-            "query($id: ID!) { account(id: $id) { phone } }",
-            json!({ "id": open[0]["deskId"] }),
-        )
-        .await;
+    retry(&app, &failure["id"]).await;
     assert_eq!(
-        account["account"]["phone"],
+        desk_phone(&app, &failure).await,
         Value::Null,
         "Salesforce's clearing is taken, not filled again from the desk"
     );
