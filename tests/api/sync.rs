@@ -4633,15 +4633,27 @@ async fn creates_whose_answer_was_lost_are_found_in_salesforce_not_made_twice() 
     );
 }
 
-#[tokio::test]
-async fn a_create_in_doubt_outlives_the_integration_deleted_and_connected_again() {
-    let (app, sim) = connected_without_external_id(without_desk_id_fields).await;
+/// An org without `Helpdesk_Id__c`, where desk contact Pollux (no email to match on) was
+/// sent as a plain insert whose call met `fault`: in doubt for ten minutes. The app, the org
+/// and the desk contact.
+async fn pollux_in_doubt(fault: fn(&SimHandle, u32)) -> (TestApp, SimHandle, Value) {
+    let app = spawn_app_with(|s| s.sync.unanswered_create_secs = 600).await;
+    let sim = salesforce_sim::start(SimConfig::default()).await;
+    without_desk_id_fields(&sim);
+    assert!(connect(&app, &sim, "tandem").await.get("errors").is_none());
+    app.gql_ok("mutation { startSync { firstSync } }", json!({}))
+        .await;
     app.sync_now().await;
-    // No email to match on.
     let made = app
         .create_contact(json!({ "lastName": "Pollux", "title": "Boxer" }))
         .await;
-    round_failing_its_create(&app, &sim, SimHandle::lose_next_answers).await;
+    round_failing_its_create(&app, &sim, fault).await;
+    (app, sim, made)
+}
+
+#[tokio::test]
+async fn a_create_in_doubt_outlives_the_integration_deleted_and_connected_again() {
+    let (app, sim, made) = pollux_in_doubt(SimHandle::lose_next_answers).await;
     assert_eq!(sim.count("Contact"), 1, "Salesforce made it");
 
     // An admin deletes the integration and connects the same org again at once.
@@ -4660,17 +4672,7 @@ async fn a_create_in_doubt_outlives_the_integration_deleted_and_connected_again(
 #[tokio::test]
 async fn a_create_in_doubt_noted_without_its_org_outlives_the_same_org_connected_again() {
     use sea_orm::ConnectionTrait;
-    let app = spawn_app_with(|s| s.sync.unanswered_create_secs = 600).await;
-    let sim = salesforce_sim::start(SimConfig::default()).await;
-    without_desk_id_fields(&sim);
-    assert!(connect(&app, &sim, "tandem").await.get("errors").is_none());
-    app.gql_ok("mutation { startSync { firstSync } }", json!({}))
-        .await;
-    app.sync_now().await;
-    let made = app
-        .create_contact(json!({ "lastName": "Pollux", "title": "Boxer" }))
-        .await;
-    round_failing_its_create(&app, &sim, SimHandle::lose_next_answers).await;
+    let (app, sim, made) = pollux_in_doubt(SimHandle::lose_next_answers).await;
     // Noted while the sign-in did not say which org it was (or by a version before notes
     // said it).
     app.store
@@ -4688,16 +4690,7 @@ async fn a_create_in_doubt_noted_without_its_org_outlives_the_same_org_connected
 
 #[tokio::test]
 async fn a_create_in_doubt_in_one_org_holds_nothing_back_from_another_connected() {
-    let app = spawn_app_with(|s| s.sync.unanswered_create_secs = 600).await;
-    let sim = salesforce_sim::start(SimConfig::default()).await;
-    without_desk_id_fields(&sim);
-    assert!(connect(&app, &sim, "tandem").await.get("errors").is_none());
-    app.gql_ok("mutation { startSync { firstSync } }", json!({}))
-        .await;
-    app.sync_now().await;
-    app.create_contact(json!({ "lastName": "Pollux", "title": "Boxer" }))
-        .await;
-    round_failing_its_create(&app, &sim, SimHandle::drop_next).await;
+    let (app, _sim, _) = pollux_in_doubt(SimHandle::drop_next).await;
     app.gql_ok("mutation { deleteIntegration { status } }", json!({}))
         .await;
     // Another org: what the first may have made is none of its business.
@@ -4707,12 +4700,8 @@ async fn a_create_in_doubt_in_one_org_holds_nothing_back_from_another_connected(
     })
     .await;
     without_desk_id_fields(&other);
-    assert!(
-        connect(&app, &other, "tandem")
-            .await
-            .get("errors")
-            .is_none()
-    );
+    let connected = connect(&app, &other, "tandem").await;
+    assert!(connected.get("errors").is_none(), "{connected}");
     app.gql_ok("mutation { startSync { firstSync } }", json!({}))
         .await;
     app.sync_now().await;
