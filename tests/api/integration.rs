@@ -403,6 +403,25 @@ async fn bad_login_urls_and_missing_secrets_are_refused_by_field() {
     }
 }
 
+/// Runs `request`, which describes `first`, the org connected, while another admin connects
+/// `second` in its place (the describe held until they have): the request's answer.
+async fn while_another_org_connects(
+    app: &TestApp,
+    (first, second): (&SimHandle, &SimHandle),
+    request: impl std::future::Future<Output = Value>,
+) -> Value {
+    let describe = first.hold_next("GET", "/describe");
+    let reconnecting = async {
+        describe.arrived().await;
+        let body = connect(app, second, "tandem").await;
+        describe.release();
+        body
+    };
+    let (answer, reconnected) = tokio::join!(request, reconnecting);
+    assert_eq!(reconnected["errors"], Value::Null, "{reconnected}");
+    answer
+}
+
 #[tokio::test]
 async fn a_start_whose_org_was_replaced_while_its_mappings_were_checked_starts_nothing() {
     let app = spawn_app().await;
@@ -410,17 +429,9 @@ async fn a_start_whose_org_was_replaced_while_its_mappings_were_checked_starts_n
     let second = salesforce_sim::start(SimConfig::default()).await;
     app.create_contact(json!({ "lastName": "Local" })).await;
     connect(&app, &first, "tandem").await;
-    let describe = first.hold_next("GET", "/describe");
+    // The other admin means to map the second org before starting it.
     let starting = app.gql("mutation { startSync { firstSync } }", json!({}));
-    let reconnecting = async {
-        describe.arrived().await;
-        // Another admin connects a second org, meaning to map it before starting.
-        let body = connect(&app, &second, "tandem").await;
-        describe.release();
-        body
-    };
-    let (started, reconnected) = tokio::join!(starting, reconnecting);
-    assert_eq!(reconnected["errors"], Value::Null, "{reconnected}");
+    let started = while_another_org_connects(&app, (&first, &second), starting).await;
     assert_eq!(codes(&started), ["CONFLICT"], "{started}");
     assert_eq!(integration(&app).await["firstSync"], "NOT_STARTED");
     app.sync_now().await;
@@ -438,20 +449,12 @@ async fn a_sync_type_checked_against_an_org_replaced_meanwhile_is_not_saved_for_
     let second = salesforce_sim::start(SimConfig::default()).await;
     connect(&app, &first, "tandem").await;
     app.set_sync_type("SALESFORCE_TO_DESK").await;
-    let describe = first.hold_next("GET", "/describe");
+    // The second org, connected without a sync type, stays one-way.
     let turning = app.gql(
         "mutation { setSyncType(syncType: TWO_WAY) { syncType } }",
         json!({}),
     );
-    let reconnecting = async {
-        describe.arrived().await;
-        // Another admin connects a second org, which stays one-way.
-        let body = connect(&app, &second, "tandem").await;
-        describe.release();
-        body
-    };
-    let (turned, reconnected) = tokio::join!(turning, reconnecting);
-    assert_eq!(reconnected["errors"], Value::Null, "{reconnected}");
+    let turned = while_another_org_connects(&app, (&first, &second), turning).await;
     assert_eq!(codes(&turned), ["CONFLICT"], "{turned}");
     assert_eq!(integration(&app).await["syncType"], "SALESFORCE_TO_DESK");
 }
@@ -464,16 +467,8 @@ async fn mappings_checked_against_an_org_replaced_meanwhile_are_not_saved_for_th
     connect(&app, &first, "tandem").await;
     // A field the first org shows the integration user and the second does not.
     second.hide_field("Contact", "Department").unwrap();
-    let describe = first.hold_next("GET", "/describe");
     let mapping = app.try_map_field("CONTACTS", "mailingCountry", "Department");
-    let reconnecting = async {
-        describe.arrived().await;
-        let body = connect(&app, &second, "tandem").await;
-        describe.release();
-        body
-    };
-    let (mapped, reconnected) = tokio::join!(mapping, reconnecting);
-    assert_eq!(reconnected["errors"], Value::Null, "{reconnected}");
+    let mapped = while_another_org_connects(&app, (&first, &second), mapping).await;
     assert_eq!(codes(&mapped), ["CONFLICT"], "{mapped}");
     let saved = app
         .gql_ok(
