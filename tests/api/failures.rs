@@ -314,20 +314,35 @@ async fn a_desk_edit_to_a_record_waiting_to_be_retried_goes_out_at_once() {
 /// Runs a round whose push of desk contact `id` (the first record it sends) meets a locked
 /// row, the contact's title edited to "Fixed" while the push is on its way.
 async fn edited_while_its_push_meets_a_locked_row(app: &TestApp, sim: &SimHandle, id: &Value) {
-    sim.reject_next_records(&[(
+    let locked = (
         "UNABLE_TO_LOCK_ROW",
         "unable to obtain exclusive access to this record",
-    )]);
+    );
+    refused_with_this_meanwhile(app, sim, locked, async {
+        app.gql_ok(
+            "mutation($id: ID!) { updateContact(id: $id, patch: { title: \"Fixed\" }) { id } }",
+            json!({ "id": id }),
+        )
+        .await;
+    })
+    .await;
+}
+
+/// Runs a round whose update of the first record it sends Salesforce refuses (`refusal`:
+/// code and message), `meanwhile` done while the call is on its way: the round's report.
+async fn refused_with_this_meanwhile(
+    app: &TestApp,
+    sim: &SimHandle,
+    refusal: (&'static str, &str),
+    meanwhile: impl std::future::Future<Output = ()>,
+) -> tandem::sync::RoundReport {
+    sim.reject_next_records(&[refusal]);
     let push = sim.hold_next("PATCH", "/composite/sobjects");
     let round = app.round_in_background();
     push.arrived().await;
-    app.gql_ok(
-        "mutation($id: ID!) { updateContact(id: $id, patch: { title: \"Fixed\" }) { id } }",
-        json!({ "id": id }),
-    )
-    .await;
+    meanwhile.await;
     push.release();
-    round.await.unwrap().unwrap();
+    round.await.unwrap().unwrap()
 }
 
 #[tokio::test]
@@ -354,20 +369,18 @@ async fn a_contact_binned_while_its_refused_edit_is_on_its_way_leaves_no_failure
         json!({ "id": desk_id }),
     )
     .await;
-    sim.reject_next_records(&[(
+    let too_long = (
         "STRING_TOO_LONG",
         "Title: data value too large (max length=8)",
-    )]);
-    let push = sim.hold_next("PATCH", "/composite/sobjects");
-    let round = app.round_in_background();
-    push.arrived().await;
-    app.gql_ok(
-        "mutation($id: ID!) { deleteContact(id: $id) { id } }",
-        json!({ "id": desk_id }),
-    )
+    );
+    let report = refused_with_this_meanwhile(&app, &sim, too_long, async {
+        app.gql_ok(
+            "mutation($id: ID!) { deleteContact(id: $id) { id } }",
+            json!({ "id": desk_id }),
+        )
+        .await;
+    })
     .await;
-    push.release();
-    let report = round.await.unwrap().unwrap();
     assert_eq!(report.pushed.failed, 0, "{report:?}");
     assert_eq!(
         open_failures(&app, None).await,

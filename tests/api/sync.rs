@@ -4439,10 +4439,10 @@ enum Later {
     RefusedWhole,
 }
 
-/// A desk contact's upsert whose connection is cut while Salesforce goes on making it, then
-/// an edit of it, sent again and refused (`later`); the first commits at last. The desk's
-/// edit stands and goes out, and nothing is made twice or left failed.
-async fn an_upsert_in_doubt_outlives_a_later_sending(later: Later) {
+/// Desk contact Hypatia, a teacher (with this email, if any), whose upsert's connection is
+/// cut while Salesforce goes on making it, edited since to a philosopher: the app, the org,
+/// the desk contact and the key the upsert sent.
+async fn hypatia_cut_off_then_edited(email: Option<&str>) -> (TestApp, SimHandle, Value, String) {
     let app = spawn_app_with(|s| s.sync.unanswered_create_secs = 600).await;
     let sim = salesforce_sim::start(SimConfig::default()).await;
     assert!(connect(&app, &sim, "tandem").await.get("errors").is_none());
@@ -4450,7 +4450,7 @@ async fn an_upsert_in_doubt_outlives_a_later_sending(later: Later) {
         .await;
     app.sync_now().await;
     let desk = app
-        .create_contact(json!({ "lastName": "Hypatia", "title": "Teacher" }))
+        .create_contact(json!({ "lastName": "Hypatia", "email": email, "title": "Teacher" }))
         .await;
     let key = app.desk_ref(&desk["id"]).await;
     let create = sim.hold_next("PATCH", "/composite/sobjects");
@@ -4460,6 +4460,14 @@ async fn an_upsert_in_doubt_outlives_a_later_sending(later: Later) {
     create.release();
     assert!(round.await.unwrap().is_err());
     update_contact(&app, &desk["id"], json!({ "title": "Philosopher" })).await;
+    (app, sim, desk, key)
+}
+
+/// A desk contact's upsert whose connection is cut while Salesforce goes on making it, then
+/// an edit of it, sent again and refused (`later`); the first commits at last. The desk's
+/// edit stands and goes out, and nothing is made twice or left failed.
+async fn an_upsert_in_doubt_outlives_a_later_sending(later: Later) {
+    let (app, sim, desk, key) = hypatia_cut_off_then_edited(None).await;
     match later {
         Later::RefusedForItsKey => {
             sim.reject_next_records(&[(
@@ -4502,25 +4510,7 @@ async fn an_upsert_in_doubt_outlives_a_later_sending(later: Later) {
 
 #[tokio::test]
 async fn a_desk_edit_behind_an_upsert_in_doubt_goes_out_when_the_push_meets_its_record() {
-    let app = spawn_app_with(|s| s.sync.unanswered_create_secs = 600).await;
-    let sim = salesforce_sim::start(SimConfig::default()).await;
-    assert!(connect(&app, &sim, "tandem").await.get("errors").is_none());
-    app.gql_ok("mutation { startSync { firstSync } }", json!({}))
-        .await;
-    app.sync_now().await;
-    let desk = app
-        .create_contact(
-            json!({ "lastName": "Hypatia", "email": "hypatia@example.com", "title": "Teacher" }),
-        )
-        .await;
-    let key = app.desk_ref(&desk["id"]).await;
-    let create = sim.hold_next("PATCH", "/composite/sobjects");
-    let round = app.round_in_background();
-    create.arrived().await;
-    sim.drop_next(1);
-    create.release();
-    assert!(round.await.unwrap().is_err());
-    update_contact(&app, &desk["id"], json!({ "title": "Philosopher" })).await;
+    let (app, sim, desk, key) = hypatia_cut_off_then_edited(Some("hypatia@example.com")).await;
 
     // The first sending commits as the next round's push looks for the contact by email,
     // after the pull looked for it in vain (each in one call of queries).
