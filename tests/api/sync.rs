@@ -1290,35 +1290,44 @@ async fn a_desk_contact_of_an_account_merged_away_in_salesforce_does_not_bring_i
     assert_eq!(open_failure_count(&app).await, 0);
 }
 
+/// Salesforce makes `record` (an object and its fields), newer than its desk twin and holding
+/// its values already; asserts the next round links them and changes nothing on either side
+/// (`updated_at` reads the desk twin's `updatedAt`). The Salesforce record's id.
+async fn a_newer_twin_alike_changes_nothing(
+    app: &TestApp,
+    sim: &SimHandle,
+    (object, fields): (&str, Value),
+    updated_at: impl AsyncFn() -> Value,
+) -> String {
+    let before = updated_at().await;
+    // Salesforce's is the newer: its values win, and they are the desk's already.
+    sim.advance_clock(60);
+    let sf_id = sim.insert(object, fields).unwrap();
+    let mark = sim.request_count();
+    let report = app.sync_now().await;
+    assert_eq!(
+        (report.pulled.added, report.pulled.updated),
+        (0, 0),
+        "a link, no update: {report:?}"
+    );
+    assert_eq!(updated_at().await, before, "not stamped changed");
+    assert_eq!(writes_since(sim, mark), Vec::<String>::new());
+    sf_id
+}
+
 #[tokio::test]
 async fn a_first_meeting_of_records_already_alike_changes_nothing_in_the_desk() {
     let (app, sim) = connected().await;
     let desk = app
         .create_contact(json!({ "lastName": "Same", "email": "same@example.com", "title": "Twin" }))
         .await;
-    let before = desk_contact(&app, &desk["id"], "updatedAt").await;
-    // Salesforce's is the newer: its values win, and they are the desk's already.
-    sim.advance_clock(60);
-    let sf_id = sim
-        .insert(
-            "Contact",
-            json!({ "LastName": "Same", "Email": "SAME@example.com", "Title": "Twin" }),
-        )
-        .unwrap();
-    let mark = sim.request_count();
-    let report = app.sync_now().await;
+    let salesforce = json!({ "LastName": "Same", "Email": "SAME@example.com", "Title": "Twin" });
+    let sf_id =
+        a_newer_twin_alike_changes_nothing(&app, &sim, ("Contact", salesforce), async || {
+            desk_contact(&app, &desk["id"], "updatedAt").await
+        })
+        .await;
     assert_eq!(salesforce_id_of(&app, &desk["id"]).await, sf_id);
-    assert_eq!(
-        (report.pulled.added, report.pulled.updated),
-        (0, 0),
-        "a link, no update: {report:?}"
-    );
-    assert_eq!(
-        desk_contact(&app, &desk["id"], "updatedAt").await,
-        before,
-        "not stamped changed"
-    );
-    assert_eq!(writes_since(&sim, mark), Vec::<String>::new());
 }
 
 #[tokio::test]
@@ -1326,37 +1335,26 @@ async fn a_first_meeting_of_accounts_already_alike_changes_nothing_whole_revenue
     let (app, sim) = connected().await;
     let made = app
         .gql_ok(
-            "mutation($input: CreateAccountInput!) { createAccount(input: $input) { id updatedAt } }",
+            "mutation($input: CreateAccountInput!) { createAccount(input: $input) { id } }",
             json!({ "input": { "name": "Same Co", "employees": 12, "annualRevenue": 5000 } }),
         )
         .await;
-    let desk = &made["createAccount"];
-    // Salesforce's is the newer: its values win, and they are the desk's already.
-    sim.advance_clock(60);
-    sim.insert(
-        "Account",
-        json!({ "Name": "Same Co", "NumberOfEmployees": 12, "AnnualRevenue": 5000.0 }),
-    )
-    .unwrap();
-    let mark = sim.request_count();
-    let report = app.sync_now().await;
-    assert_eq!(
-        (report.pulled.added, report.pulled.updated),
-        (0, 0),
-        "a link, no update: {report:?}"
-    );
-    let after = app
-        .gql_ok(
+    let id = made["createAccount"]["id"].clone();
+    let read = async |field: &str| {
+        app.gql_ok(
             "query($id: ID!) { account(id: $id) { updatedAt salesforce { id } } }",
-            json!({ "id": desk["id"] }),
+            json!({ "id": id }),
         )
+        .await["account"][field]
+            .clone()
+    };
+    let salesforce = json!({ "Name": "Same Co", "NumberOfEmployees": 12, "AnnualRevenue": 5000.0 });
+    let sf_id =
+        a_newer_twin_alike_changes_nothing(&app, &sim, ("Account", salesforce), async || {
+            read("updatedAt").await
+        })
         .await;
-    assert!(after["account"]["salesforce"]["id"].is_string(), "{after}");
-    assert_eq!(
-        after["account"]["updatedAt"], desk["updatedAt"],
-        "not stamped changed"
-    );
-    assert_eq!(writes_since(&sim, mark), Vec::<String>::new());
+    assert_eq!(read("salesforce").await["id"], sf_id.as_str());
 }
 
 #[tokio::test]
