@@ -893,18 +893,15 @@ impl SyncEngine {
             candidates.remove(key);
         }
 
-        // The polling window reads recent records again each round, and a push reads the
-        // twins it sends over: one whose very version failed and still waits is left to its
-        // failure's retry, not logged once more. Read before the batch, as every read outside
-        // it is: a batch holding desk rows locked waits for no connection of the pool.
+        // The versions that failed and still wait: the polling window reads recent records
+        // again each round, and a push reads the twins it sends over, and such a version is
+        // left to its failure's retry, not logged once more (`FailedVersions::Skip`); read
+        // again, one taken in part is known by it. Read before the batch, as every read
+        // outside it is: a batch holding desk rows locked waits for no connection of the pool.
         let failing = if open_failures {
             self.store.failed_versions(module, &ids).await?
         } else {
             HashMap::new()
-        };
-        let failed = match failed_versions {
-            FailedVersions::Skip => failing.clone(),
-            FailedVersions::TryAgain => HashMap::new(),
         };
         // Creates sent whose answer never came, which a record of this page may be.
         let in_doubt = self.store.pending_creates(module).await?;
@@ -998,7 +995,9 @@ impl SyncEngine {
             ))
         };
         for (idx, inc) in incoming.iter().enumerate() {
-            if failed.get(&inc.id) == Some(&inc.modstamp) {
+            if failed_versions == FailedVersions::Skip
+                && failing.get(&inc.id) == Some(&inc.modstamp)
+            {
                 continue;
             }
             // Its desk twin purged, the one desk record not linked yet that has its key meets
